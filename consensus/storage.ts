@@ -1,0 +1,39 @@
+import type { Entry, HardState, Snapshot } from './core/types.js';
+
+/** What a node finds on its disk at start. */
+export interface PersistedState {
+  hardState: HardState;
+  /** The latest snapshot, if the log was ever compacted or a snapshot installed. */
+  snapshot?: Snapshot;
+  /** Every entry after the snapshot's index (or from index 1), in order, without gaps. */
+  entries: Entry[];
+}
+
+/** One atomic write, the storage half of a Ready. */
+export interface StorageWrite {
+  hardState?: HardState;
+  /** Entries to append; an entry at index i replaces every stored entry at index >= i. */
+  entries: Entry[];
+  /** A snapshot installed from the leader: every stored entry at or below its index is dropped. */
+  snapshot?: Snapshot;
+}
+
+/**
+ * Durable storage of one node's Raft state.
+ *
+ * Ownership: the driver is the only caller, and calls one method at a time
+ * (it awaits each call before the next). Any error rejects the promise and
+ * makes the node inoperable: the driver stops, it never retries or continues.
+ */
+export interface RaftStorage {
+  /** Reads everything back; on a fresh directory, a zero hard state and no entries. */
+  load(): Promise<PersistedState>;
+  /** Writes `write` atomically; when `sync` is true, it is on disk (fsync) before the promise resolves. */
+  persist(write: StorageWrite, sync: boolean): Promise<void>;
+  /**
+   * Records an application snapshot and drops every entry at or below its
+   * index, atomically and synced. Entries above the index stay.
+   */
+  compact(snapshot: Snapshot): Promise<void>;
+  close(): Promise<void>;
+}

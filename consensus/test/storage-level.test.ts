@@ -1,0 +1,273 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Level } from 'level';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { AssertionError } from '../core/assert.js';
+import { EntryType } from '../core/types.js';
+import type { Entry, HardState, Snapshot } from '../core/types.js';
+import { LevelStorage, StorageCorruptError } from '../storage-level.js';
+import type { PersistedState } from '../storage.js';
+import { entryPayload } from './fixtures/storage-writer.js';
+
+const directories: string[] = [];
+
+function tempDirectory(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'hivemind-storage-level-'));
+  directories.push(directory);
+  return directory;
+}
+
+test.after(() => {
+  for (const directory of directories) rmSync(directory, { recursive: true, force: true });
+});
+
+function entry(index: number, term: number, text = `${term}/${index}`): Entry {
+  return { term, index, type: EntryType.Normal, data: new TextEncoder().encode(text) };
+}
+
+function entries(first: number, last: number, term: number): Entry[] {
+  const made: Entry[] = [];
+  for (let index = first; index <= last; index++) made.push(entry(index, term));
+  return made;
+}
+
+function snapshot(index: number, term: number): Snapshot {
+  return {
+    meta: { index, term, config: { voters: ['a', 'b', 'c'], learners: ['d'] } },
+    data: new TextEncoder().encode(`state as of ${index}`),
+  };
+}
+
+function indexes(state: PersistedState): number[] {
+  return state.entries.map((stored) => stored.index);
+}
+
+/** Opens `directory`, loads it, closes it, and returns what was loaded. */
+async function reload(directory: string): Promise<PersistedState> {
+  const storage = new LevelStorage({ directory });
+  const state = await storage.load();
+  await storage.close();
+  return state;
+}
+
+async function opened(directory: string): Promise<LevelStorage> {
+  const storage = new LevelStorage({ directory });
+  await storage.load();
+  return storage;
+}
+
+async function rejectsWith(promise: Promise<unknown>, kind: new (...args: never[]) => Error): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.instance(error, kind);
+    return error as Error;
+  }
+  assert.unreachable(`expected a ${kind.name}`);
+  throw new Error('unreachable');
+}
+
+test('a fresh directory loads as a zero hard state and an empty log', async () => {
+  const state = await reload(tempDirectory());
+  assert.equal(state, { hardState: { term: 0, vote: '', commit: 0 }, entries: [] });
+});
+
+test('entries, hard state and snapshot round trip, byte fields as plain Uint8Array', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  const config: Entry = { term: 2, index: 3, type: EntryType.Config, data: new Uint8Array(), config: { voters: ['a'], learners: [] } };
+  const hardState: HardState = { term: 2, vote: 'a', commit: 2 };
+  await storage.persist({ entries: [entry(1, 1), entry(2, 2), config], hardState }, true);
+  await storage.close();
+
+  const state = await reload(directory);
+  assert.equal(state, { hardState, entries: [entry(1, 1), entry(2, 2), config] });
+  assert.is(state.entries[0]!.data.constructor, Uint8Array);
+
+  const again = await opened(directory);
+  await again.persist({ snapshot: snapshot(9, 3), entries: [entry(10, 3)], hardState: { term: 3, vote: 'b', commit: 9 } }, false);
+  await again.close();
+  const restored = await reload(directory);
+  assert.equal(restored, { hardState: { term: 3, vote: 'b', commit: 9 }, snapshot: snapshot(9, 3), entries: [entry(10, 3)] });
+  assert.is(restored.snapshot!.data.constructor, Uint8Array);
+});
+
+test('a conflicting append truncates the stored log at its first index', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 6, 1) }, true);
+  await storage.persist({ entries: [entry(3, 2), entry(4, 2)] }, true);
+  // The in-memory last index followed the truncation: 5 now appends after 4.
+  await storage.persist({ entries: [entry(5, 2)] }, true);
+  await storage.close();
+
+  const state = await reload(directory);
+  assert.equal(state.entries, [entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2), entry(5, 2)]);
+});
+
+test('a longer conflicting append overwrites and extends the log', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 3, 1) }, true);
+  await storage.persist({ entries: entries(2, 5, 2) }, true);
+  await storage.close();
+  assert.equal((await reload(directory)).entries, [entry(1, 1), ...entries(2, 5, 2)]);
+});
+
+test('a snapshot from the leader replaces the whole log, even entries above its index', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 10, 1) }, true);
+  await storage.persist({ snapshot: snapshot(7, 3), entries: [] }, true);
+  assert.equal(indexes(await reloadAfterClose(storage, directory)), []);
+
+  const next = await opened(directory);
+  await next.persist({ entries: [entry(8, 3)] }, true);
+  await next.persist({ snapshot: snapshot(20, 4), entries: [] }, true);
+  await next.persist({ entries: [entry(21, 4)] }, true);
+  const state = await reloadAfterClose(next, directory);
+  assert.equal(state.snapshot, snapshot(20, 4));
+  assert.equal(indexes(state), [21]);
+});
+
+async function reloadAfterClose(storage: LevelStorage, directory: string): Promise<PersistedState> {
+  await storage.close();
+  return reload(directory);
+}
+
+test('compaction drops entries at or below the snapshot index and keeps the rest', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 10, 1) }, true);
+  await storage.compact(snapshot(6, 1));
+  await storage.persist({ entries: [entry(11, 1)] }, true);
+  await storage.compact(snapshot(8, 1));
+  const state = await reloadAfterClose(storage, directory);
+  assert.equal(state.snapshot, snapshot(8, 1));
+  assert.equal(state.entries, entries(9, 11, 1));
+
+  // Compacting the whole log leaves only the snapshot; appends continue after it.
+  const next = await opened(directory);
+  await next.compact(snapshot(11, 1));
+  await next.persist({ entries: [entry(12, 2)] }, true);
+  assert.equal(indexes(await reloadAfterClose(next, directory)), [12]);
+});
+
+test('reopening after close gives back the same state', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 30, 1), hardState: { term: 1, vote: 'c', commit: 12 } }, true);
+  await storage.compact(snapshot(12, 1));
+  await storage.persist({ entries: entries(25, 27, 2), hardState: { term: 2, vote: 'a', commit: 20 } }, false);
+  const first = await reloadAfterClose(storage, directory);
+  const second = await reload(directory);
+  assert.equal(second, first);
+  assert.equal(first.hardState, { term: 2, vote: 'a', commit: 20 });
+  assert.equal(indexes(first), [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27]);
+});
+
+test('writes that would leave a gap or reach below the snapshot fail an assertion and change nothing', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 5, 1) }, true);
+  await storage.compact(snapshot(3, 1));
+  await rejectsWith(storage.persist({ entries: [entry(7, 1)] }, true), AssertionError);
+  await rejectsWith(storage.persist({ entries: [entry(3, 2)] }, true), AssertionError);
+  await rejectsWith(storage.persist({ entries: [entry(6, 1), entry(8, 1)] }, true), AssertionError);
+  await rejectsWith(storage.compact(snapshot(6, 1)), AssertionError);
+  await rejectsWith(storage.compact(snapshot(2, 1)), AssertionError);
+  await rejectsWith(storage.persist({ snapshot: snapshot(2, 1), entries: [] }, true), AssertionError);
+  await rejectsWith(storage.persist({ snapshot: snapshot(9, 2), entries: [entry(11, 2)] }, true), AssertionError);
+  const state = await reloadAfterClose(storage, directory);
+  assert.equal(state.snapshot, snapshot(3, 1));
+  assert.equal(state.entries, entries(4, 5, 1));
+});
+
+test('calls before load, after close, or overlapping another call fail an assertion', async () => {
+  const directory = tempDirectory();
+  const storage = new LevelStorage({ directory });
+  await rejectsWith(storage.persist({ entries: [entry(1, 1)] }, true), AssertionError);
+  await storage.load();
+  const running = storage.persist({ entries: [entry(1, 1)] }, true);
+  await rejectsWith(storage.persist({ entries: [entry(2, 1)] }, true), AssertionError);
+  await running;
+  await storage.close();
+  await rejectsWith(storage.compact(snapshot(1, 1)), AssertionError);
+});
+
+test('a LevelDB error rejects: a second storage on a locked directory cannot load', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  const error = await rejectsWith(new LevelStorage({ directory }).load(), Error);
+  assert.is((error as Error & { code?: string }).code, 'LEVEL_DATABASE_NOT_OPEN');
+  await storage.close();
+});
+
+test('stored data that does not decode, or decodes to the wrong shape, is reported as corrupt', async () => {
+  const cases: Array<[string, Uint8Array]> = [
+    ['h', Uint8Array.of(0x92, 0x01)], // an array cut short
+    ['s', Uint8Array.of(0x01)], // a number where a snapshot should be
+    ['e0000000000000001', Uint8Array.of(0x81, 0xa1, 0x78, 0x01)], // { x: 1 }
+  ];
+  for (const [key, value] of cases) {
+    const directory = tempDirectory();
+    const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+    await db.put(key, value);
+    await db.close();
+    const error = await rejectsWith(reload(directory), StorageCorruptError);
+    assert.match(error.message, directory);
+    assert.is((error as StorageCorruptError).code, 'STORAGE_CORRUPT');
+  }
+});
+
+/** Acknowledgements to wait for before the kill; the writer compacts every 40 entries. */
+const CRASH_ACKS_MIN = 300;
+const CRASH_TIMEOUT_MS = 4000;
+
+/** Runs the writer until it has acknowledged `CRASH_ACKS_MIN` batches, then SIGKILLs it. */
+function runWriterUntilKilled(directory: string): Promise<number[]> {
+  const script = fileURLToPath(new URL('./fixtures/storage-writer.js', import.meta.url));
+  const child = spawn(process.execPath, [script, directory], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const acknowledged: number[] = [];
+  let pending = '';
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), CRASH_TIMEOUT_MS);
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) acknowledged.push(Number(line));
+      if (acknowledged.length >= CRASH_ACKS_MIN) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (signal === 'SIGKILL' && acknowledged.length >= CRASH_ACKS_MIN) resolve(acknowledged);
+      else reject(new Error(`writer ended with code ${code}, signal ${signal}, after ${acknowledged.length} acks: ${stderr}`));
+    });
+  });
+}
+
+test('after a SIGKILL mid-write, every acknowledged entry is on disk and the log has no gaps', async () => {
+  const directory = tempDirectory();
+  for (let round = 0; round < 2; round++) {
+    const acknowledged = await runWriterUntilKilled(directory);
+    // load() itself asserts that entries follow the snapshot without a gap.
+    const state = await reload(directory);
+    const snapshotIndex = state.snapshot?.meta.index ?? 0;
+    const lastIndex = snapshotIndex + state.entries.length;
+    const lastAcknowledged = acknowledged.at(-1)!;
+    assert.ok(lastIndex >= lastAcknowledged, `acknowledged ${lastAcknowledged}, but the log ends at ${lastIndex}`);
+    assert.ok(snapshotIndex > 0, 'the writer compacted at least once');
+    for (const stored of state.entries) assert.equal(stored.data, entryPayload(stored.index));
+    assert.equal(state.snapshot!.data, entryPayload(snapshotIndex));
+    assert.is(state.hardState.vote, 'writer');
+  }
+});
+
+test.run();
