@@ -81,6 +81,8 @@ export class Raft {
   private readsBeforeCommit: { context: string; from: NodeId }[] = [];
   /** Leader only: reads waiting for a quorum's heartbeat acknowledgements, in arrival order. */
   private pendingReads: PendingRead[] = [];
+  /** Follower only: contexts of reads forwarded to the leader and not yet answered. */
+  private forwardedReads: string[] = [];
   /** Leader only: a broadcast of new entries is owed (batched until the next Ready). */
   broadcastPending = false;
   private stepRole: (message: Message) => void = (message) => this.stepFollower(message);
@@ -149,6 +151,8 @@ export class Raft {
     for (const read of [...this.readsBeforeCommit, ...this.pendingReads]) {
       if (read.from === this.id) this.readStates.push({ index: 0, context: read.context, refused: true });
     }
+    for (const context of this.forwardedReads) this.readStates.push({ index: 0, context, refused: true });
+    this.forwardedReads = [];
   }
 
   becomeFollower(term: number, leader: NodeId): void {
@@ -403,9 +407,13 @@ export class Raft {
         this.trace(`told by ${message.from} to campaign now`);
         this.hup(true);
         return;
-      case MessageType.ReadIndexResponse:
+      case MessageType.ReadIndexResponse: {
+        const position = this.forwardedReads.indexOf(message.context);
+        if (position < 0) return; // Already refused, or a duplicate.
+        this.forwardedReads.splice(position, 1);
         this.readStates.push({ index: message.index, context: message.context, refused: message.reject });
         return;
+      }
       case MessageType.ReadIndex:
         this.send({ type: MessageType.ReadIndexResponse, to: message.from, context: message.context, reject: true });
         return;
@@ -540,6 +548,7 @@ export class Raft {
       }
       return;
     }
+    const wasPaused = progress.isPaused();
     if (!progress.maybeUpdate(message.index)) return;
     if (progress.state === ProgressState.Probe) progress.becomeReplicate();
     else if (progress.state === ProgressState.Snapshot && progress.match >= progress.pendingSnapshot) {
@@ -547,7 +556,8 @@ export class Raft {
       progress.becomeReplicate();
     } else if (progress.state === ProgressState.Replicate) progress.inflights.freeLE(message.index);
 
-    this.maybeCommit();
+    // A follower that was paused missed any commit broadcast meanwhile: tell it now.
+    if (!this.maybeCommit() && wasPaused) this.sendAppend(message.from, true);
     while (this.role === Role.Leader && this.sendAppend(message.from, false)) {
       // Fill the in-flight window.
     }
@@ -756,13 +766,18 @@ export class Raft {
   }
 
   readIndex(context: string): Result<void> {
+    const max = this.options.pendingReadsMax;
     if (this.role === Role.Leader) {
+      const queued = this.log.term(this.log.commit) !== this.term ? this.readsBeforeCommit : this.pendingReads;
+      if (queued.length >= max) return { ok: false, refusal: { code: 'read-queue-full', max } };
       this.handleReadIndexRequest(context, this.id);
       return { ok: true, value: undefined };
     }
     if (this.leader === NO_NODE || this.role !== Role.Follower) {
       return { ok: false, refusal: { code: 'not-leader', leader: NO_NODE } };
     }
+    if (this.forwardedReads.length >= max) return { ok: false, refusal: { code: 'read-queue-full', max } };
+    this.forwardedReads.push(context);
     this.send({ type: MessageType.ReadIndex, to: this.leader, context });
     return { ok: true, value: undefined };
   }

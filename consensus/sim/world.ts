@@ -39,6 +39,11 @@ export interface WorldSettings {
   checkQuorum: boolean;
   compactEveryEntries: number;
   nemesisIntervalMs: number;
+  /**
+   * Test only: the disk ignores fsync, so synced hard state can be lost in a
+   * crash. Used to show that the checkers catch a broken node.
+   */
+  brokenDisk?: boolean;
 }
 
 /** What one node's disk holds: written only when a simulated write completes. */
@@ -312,7 +317,8 @@ export class World {
       disk.entries.push(...ready.entries);
     }
     // A write that needs no sync (only the commit index moved) may be lost in a crash; model the worst case.
-    if (ready.hardState && (ready.mustSync || this.random.chance(0.5))) disk.hardState = { ...ready.hardState };
+    const keep = this.settings.brokenDisk ? this.random.chance(0.1) : ready.mustSync || this.random.chance(0.5);
+    if (ready.hardState && keep) disk.hardState = { ...ready.hardState };
   }
 
   private apply(node: SimNode, entry: Entry): void {
@@ -669,8 +675,8 @@ function decodeRegister(data: Uint8Array): string {
 }
 
 /** Runs one seed to the end and reports what it found. */
-export function runSeed(seed: number): RunResult {
-  return new World(settingsForSeed(seed)).run();
+export function runSeed(seed: number, overrides: Partial<WorldSettings> = {}): RunResult {
+  return new World({ ...settingsForSeed(seed), ...overrides }).run();
 }
 
 export { entryKey };

@@ -1,0 +1,8 @@
+/**
+ * Seeds that once failed, kept so the bug they found stays fixed. Each line
+ * says what it caught.
+ */
+export const REGRESSION_SEEDS: readonly { seed: number; caught: string }[] = [
+  { seed: 2210, caught: 'a Snapshot message to a down node was never reported, leaving the follower paused forever' },
+  { seed: 3020, caught: 'same as 2210, with a removal in flight' },
+];

@@ -1,0 +1,57 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { REGRESSION_SEEDS } from '../sim/regressions.js';
+import { runSeed, settingsForSeed } from '../sim/world.js';
+
+/** Seeds run by `npm test`; `npm run sim -- --seeds 1000` runs more. */
+const SEEDS_IN_TEST = Number(process.env.HIVEMIND_SIM_SEEDS ?? 300);
+
+function describe(seed: number): string {
+  const result = runSeed(seed);
+  if (result.violations.length === 0) return '';
+  return `seed ${seed}: ${result.violations.join('; ')}\n${result.trace.slice(-40).join('\n')}\nreplay: npm run sim -- --seed ${seed} --trace`;
+}
+
+test('regression seeds stay fixed', () => {
+  for (const { seed } of REGRESSION_SEEDS) {
+    const failure = describe(seed);
+    assert.is(failure, '', failure);
+  }
+});
+
+test(`${SEEDS_IN_TEST} seeded simulations find no violation`, () => {
+  for (let seed = 1; seed <= SEEDS_IN_TEST; seed++) {
+    const failure = describe(seed);
+    assert.is(failure, '', failure);
+  }
+});
+
+test('a seed replays exactly', () => {
+  const first = runSeed(77);
+  const second = runSeed(77);
+  assert.equal(first.trace, second.trace);
+  assert.equal(first.stats, second.stats);
+});
+
+test('seeds cover 3- and 5-node clusters and every fault', () => {
+  const sizes = new Set<number>();
+  const totals: Record<string, number> = {};
+  for (let seed = 1; seed <= 40; seed++) {
+    sizes.add(settingsForSeed(seed).voters);
+    for (const [name, value] of Object.entries(runSeed(seed).stats)) totals[name] = (totals[name] ?? 0) + value;
+  }
+  assert.equal([...sizes].sort(), [3, 5]);
+  for (const name of ['acknowledged', 'readsServed', 'crashes', 'partitions', 'configChanges', 'transfers', 'snapshotsSent']) {
+    assert.ok(totals[name]! > 0, `no ${name} in 40 seeds`);
+  }
+});
+
+test('the checkers catch a node whose disk ignores fsync', () => {
+  let caught = 0;
+  for (let seed = 1; seed <= 300 && caught === 0; seed++) {
+    if (runSeed(seed, { brokenDisk: true }).violations.length > 0) caught++;
+  }
+  assert.ok(caught > 0, 'a disk that loses votes and terms went unnoticed in 300 seeds');
+});
+
+test.run();
