@@ -71,6 +71,18 @@ export interface GrpcTransportOptions {
   reconnectDelayMsMax?: number;
   /** Receives one line per notable event (failures are rate-limited). */
   logger?: (line: string) => void;
+  /**
+   * Further gRPC services to serve on the same port, beside RaftTransport
+   * (the agent's cluster service). Added before the server binds; the
+   * transport neither inspects nor wraps them.
+   */
+  services?: GrpcExtraService[];
+}
+
+/** A gRPC service to serve on the transport's port. */
+export interface GrpcExtraService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
 }
 
 /** Counters since start; for metrics and tests. */
@@ -481,7 +493,8 @@ interface Peer {
 export class GrpcTransport implements Transport {
   private readonly id: NodeId;
   private readonly listen: string;
-  private readonly settings: Required<Omit<GrpcTransportOptions, 'id' | 'listen' | 'logger'>>;
+  private readonly settings: Required<Omit<GrpcTransportOptions, 'id' | 'listen' | 'logger' | 'services'>>;
+  private readonly extraServices: GrpcExtraService[];
   private readonly log: RateLimitedLog;
   private readonly logger: ((line: string) => void) | undefined;
   private readonly peers = new Map<NodeId, Peer>();
@@ -518,6 +531,7 @@ export class GrpcTransport implements Transport {
     assert(s.reconnectDelayMsMin > 0 && s.reconnectDelayMsMin <= s.reconnectDelayMsMax, 'reconnect delays must satisfy 0 < min <= max');
     this.logger = options.logger;
     this.log = new RateLimitedLog(options.logger);
+    this.extraServices = [...(options.services ?? [])];
   }
 
   /** `host:port` actually bound (the real port when `listen` named port 0). Only after `start`. */
@@ -542,6 +556,7 @@ export class GrpcTransport implements Transport {
       InstallSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
         this.handleInstallSnapshot(call, callback),
     });
+    for (const extra of this.extraServices) server.addService(extra.definition, extra.implementation);
     this.server = server;
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(this.listen, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {

@@ -81,8 +81,14 @@ export class Raft {
   private readsBeforeCommit: { context: string; from: NodeId }[] = [];
   /** Leader only: reads waiting for a quorum's heartbeat acknowledgements, in arrival order. */
   private pendingReads: PendingRead[] = [];
-  /** Follower only: contexts of reads forwarded to the leader and not yet answered. */
-  private forwardedReads: string[] = [];
+  /**
+   * Follower only: reads forwarded to the leader and not yet answered, with
+   * the tick they were sent at. One unanswered for an election timeout was
+   * lost on the way and is refused, so its caller can retry.
+   */
+  private forwardedReads: { context: string; sentTick: number }[] = [];
+  /** Ticks since this node started; only ages forwarded reads. */
+  private ticks = 0;
   /** Leader only: a broadcast of new entries is owed (batched until the next Ready). */
   broadcastPending = false;
   private stepRole: (message: Message) => void = (message) => this.stepFollower(message);
@@ -151,7 +157,7 @@ export class Raft {
     for (const read of [...this.readsBeforeCommit, ...this.pendingReads]) {
       if (read.from === this.id) this.readStates.push({ index: 0, context: read.context, refused: true });
     }
-    for (const context of this.forwardedReads) this.readStates.push({ index: 0, context, refused: true });
+    for (const read of this.forwardedReads) this.readStates.push({ index: 0, context: read.context, refused: true });
     this.forwardedReads = [];
   }
 
@@ -224,8 +230,18 @@ export class Raft {
   // Time
 
   tick(): void {
+    this.ticks++;
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
+    this.expireForwardedReads();
+  }
+
+  private expireForwardedReads(): void {
+    const oldest = this.forwardedReads[0];
+    if (oldest === undefined || this.ticks - oldest.sentTick < this.options.electionTimeoutTicks) return;
+    const expired = this.forwardedReads.filter((read) => this.ticks - read.sentTick >= this.options.electionTimeoutTicks);
+    this.forwardedReads = this.forwardedReads.filter((read) => this.ticks - read.sentTick < this.options.electionTimeoutTicks);
+    for (const read of expired) this.readStates.push({ index: 0, context: read.context, refused: true });
   }
 
   private tickElection(): void {
@@ -408,7 +424,7 @@ export class Raft {
         this.hup(true);
         return;
       case MessageType.ReadIndexResponse: {
-        const position = this.forwardedReads.indexOf(message.context);
+        const position = this.forwardedReads.findIndex((read) => read.context === message.context);
         if (position < 0) return; // Already refused, or a duplicate.
         this.forwardedReads.splice(position, 1);
         this.readStates.push({ index: message.index, context: message.context, refused: message.reject });
@@ -777,7 +793,7 @@ export class Raft {
       return { ok: false, refusal: { code: 'not-leader', leader: NO_NODE } };
     }
     if (this.forwardedReads.length >= max) return { ok: false, refusal: { code: 'read-queue-full', max } };
-    this.forwardedReads.push(context);
+    this.forwardedReads.push({ context, sentTick: this.ticks });
     this.send({ type: MessageType.ReadIndex, to: this.leader, context });
     return { ok: true, value: undefined };
   }

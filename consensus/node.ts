@@ -1,0 +1,788 @@
+/**
+ * The driver: one Raft node made of a `RawNode`, its `RaftStorage`, a
+ * `Transport` and the application's `StateMachine`, with the event loop,
+ * the clock, proposal and read bookkeeping, and log compaction.
+ *
+ * The event loop is single-flight. Everything that reaches the node (peer
+ * messages, ticks, proposals, reads, membership changes) waits in a bounded
+ * inbox and is stepped into the `RawNode` only while no Ready is being
+ * handled; the RawNode rule (nothing between `ready()` and `advance()`) holds
+ * by construction. Group commit follows: whatever arrives during one fsync
+ * goes out in the next Ready's single write.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import { assert } from './core/assert.js';
+import { RawNode, bootstrapState } from './core/raw-node.js';
+import { SeededRandom } from './core/random.js';
+import { DEFAULT_OPTIONS, EntryType } from './core/types.js';
+import type {
+  ClusterConfig,
+  ConfigChange,
+  Entry,
+  Message,
+  NodeId,
+  RaftOptions,
+  ReadState,
+  Ready,
+  Snapshot,
+  SoftState,
+  Status,
+} from './core/types.js';
+import {
+  AbortedError,
+  OutcomeUnknownError,
+  OverloadedError,
+  ProposalLostError,
+  ReadRefusedError,
+  StoppedError,
+  TimeoutError,
+  refusalError,
+} from './errors.js';
+import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
+import type { Transport, TransportHandlers } from './transport.js';
+
+/**
+ * The replicated application. Every method runs on the driver's loop, one at
+ * a time, and must be deterministic (no clock, randomness, disk or network):
+ * every node applies the same entries in the same order and must reach the
+ * same state. A method that throws stops the node, like a storage error.
+ */
+export interface StateMachine {
+  /**
+   * Applies one committed Normal entry with non-empty `data`, in log order
+   * (configuration entries and the leaders' empty no-ops never come here).
+   * The return value is handed to the proposer of the entry, if it proposed
+   * it through this node.
+   */
+  apply(entry: Entry): unknown;
+  /** The whole state as of the last applied entry. The node owns the returned bytes. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with one `snapshot()` produced (here or on another node). */
+  restore(data: Uint8Array): void;
+}
+
+/** The Raft settings a node may override; identity, randomness and applied index belong to the driver. */
+export type RaftOverrides = Partial<Omit<RaftOptions, 'id' | 'random' | 'applied' | 'logger'>>;
+
+/** How to build a `RaftNode`. */
+export interface RaftNodeOptions {
+  id: NodeId;
+  /** Owned by the node from `start()` on; `stop()` closes it. */
+  storage: RaftStorage;
+  /** Owned by the node from `start()` on; `stop()` stops it. */
+  transport: Transport;
+  stateMachine: StateMachine;
+  /** Peer addresses (`host:port`) by node id; this node's own entry is ignored. See `setPeers`. */
+  peers?: Record<NodeId, string>;
+  /** Wall-clock length of one Raft tick. Default 50 ms. */
+  tickMs?: number;
+  /** Overrides of `DEFAULT_OPTIONS`. */
+  raft?: RaftOverrides;
+  /** Seed of the election-timeout generator. Default: a random one. */
+  seed?: number;
+  /** Snapshot and compact the log after this many entries applied since the last snapshot. Default 10 000. */
+  snapshotEveryEntries?: number;
+  /** Time limit of a request that gives none. Default 10 000 ms. */
+  requestTimeoutMs?: number;
+  /** Largest number of items waiting in the inbox. Default 65 536. */
+  inboxMax?: number;
+  /** Receives one line per notable event (role changes, snapshots, failures). */
+  logger?: (line: string) => void;
+  /**
+   * Called once if the node stops itself after a fatal error (storage, state
+   * machine, broken invariant). The node is then stopped; the process should
+   * exit and be restarted from disk.
+   */
+  onFatal?: (error: Error) => void;
+}
+
+/** Per-request limits. */
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Default: the node's `requestTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** An applied proposal: where it is in the log, and what `StateMachine.apply` returned. */
+export interface Proposed {
+  index: number;
+  term: number;
+  result: unknown;
+}
+
+/** Where a membership change sits in the log; it is committed when the promise resolves. */
+export interface Committed {
+  index: number;
+  term: number;
+}
+
+const TICK_MS_DEFAULT = 50;
+const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 10_000;
+const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
+const INBOX_MAX_DEFAULT = 65_536;
+
+type Lifecycle = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** What the driver needs of any request to settle it by refusal or stop. */
+interface Rejectable {
+  readonly settled: boolean;
+  reject(error: Error): void;
+}
+
+/**
+ * A request in flight: settles once, by result, refusal, time limit, abort
+ * or stop. `release` drops it from whatever table holds it.
+ */
+class PendingRequest<T> implements Rejectable {
+  readonly promise: Promise<T>;
+  settled = false;
+  /** Set by whichever table holds the request; called once when it settles. */
+  release: () => void = () => {};
+  private resolvePromise: (value: T) => void = () => {};
+  private rejectPromise: (error: Error) => void = () => {};
+  private readonly timer: ReturnType<typeof setTimeout>;
+  private readonly signal: AbortSignal | undefined;
+  private readonly onSettled: () => void;
+  private readonly onAbort: () => void;
+
+  constructor(what: string, options: { timeoutMs: number; signal: AbortSignal | undefined; timeoutHint: string; onSettled: () => void }) {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolvePromise = resolve;
+      this.rejectPromise = reject;
+    });
+    const { timeoutMs, timeoutHint } = options;
+    this.onSettled = options.onSettled;
+    this.timer = setTimeout(
+      () => this.reject(new TimeoutError(`${what} did not finish within ${timeoutMs} ms${timeoutHint}`)),
+      timeoutMs,
+    );
+    this.onAbort = () => this.reject(new AbortedError(`${what} was aborted by the caller${timeoutHint}`));
+    this.signal = options.signal;
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Rejects at once if the signal fired before the request was made (no 'abort' event follows then). */
+  checkAborted(): void {
+    if (this.signal?.aborted) this.onAbort();
+  }
+
+  resolve(value: T): void {
+    if (this.settle()) this.resolvePromise(value);
+  }
+
+  reject(error: Error): void {
+    if (this.settle()) this.rejectPromise(error);
+  }
+
+  /** Marks the request settled and drops every reference to it; false if it already was. */
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.release();
+    this.onSettled();
+    return true;
+  }
+}
+
+/** A proposal (or membership change) this node appended, waiting for its entry to apply. */
+interface ProposalWaiter {
+  term: number;
+  pending: PendingRequest<Proposed>;
+}
+
+/**
+ * One Raft node with its event loop. Lifecycle: `start()` once, then any of
+ * the requests, then `stop()`. Requests never throw; they reject with the
+ * `RaftError`s of `./errors.js`. Callers may issue requests concurrently.
+ */
+export class RaftNode {
+  readonly id: NodeId;
+  private readonly storage: RaftStorage;
+  private readonly transport: Transport;
+  private readonly stateMachine: StateMachine;
+  private readonly tickMs: number;
+  private readonly raftOverrides: RaftOverrides;
+  private readonly seed: number;
+  private readonly snapshotEveryEntries: number;
+  private readonly requestTimeoutMs: number;
+  private readonly inboxMax: number;
+  private readonly logger: (line: string) => void;
+  private readonly onFatal: ((error: Error) => void) | undefined;
+
+  private lifecycle: Lifecycle = 'new';
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private raw: RawNode | undefined;
+  private peers: Record<NodeId, string>;
+  private tickTimer: ReturnType<typeof setInterval> | undefined;
+
+  /** Items stepped into the RawNode at the next turn of the loop; at most `inboxMax`. */
+  private inbox: (() => void)[] = [];
+  /** Ticks owed to the RawNode; capped below one election timeout (see `startUp`). */
+  private ticksPending = 0;
+  private ticksPendingMax = 0;
+  private inboxDropped = 0;
+  /** True from the moment a loop turn is scheduled until the loop has nothing left to do. */
+  private loopActive = false;
+  private loopIdleWaiters: (() => void)[] = [];
+
+  /** Index and term of the last entry handed to the state machine (or of the snapshot it restored). */
+  private applied = 0;
+  private appliedTerm = 0;
+  /** Highest applied term for which overtaken proposals were already rejected. */
+  private overtakenCheckedTerm = 0;
+  private snapshotIndex = 0;
+  private cachedStatus: Status | undefined;
+
+  /** Every request not yet settled, so that a stop can reject them all. */
+  private readonly requests = new Set<Rejectable>();
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  /** Reads that arrived in this turn of the loop: they share one ReadIndex round (see `startReadRound`). */
+  private readsUnstarted: PendingRequest<number>[] = [];
+  /** Reads by the ReadIndex round they wait for. */
+  private readonly readsByContext = new Map<string, PendingRequest<number>[]>();
+  /** Reads whose index is known, waiting for `applied` to reach it. */
+  private readsWaitingApply: { index: number; pending: PendingRequest<number> }[] = [];
+  private transfers: { to: NodeId; pending: PendingRequest<void> }[] = [];
+  /** Unique per process start: a context must never match a ReadIndex answer meant for an earlier life. */
+  private readonly readContextPrefix = randomUUID();
+  private readCounter = 0;
+
+  constructor(options: RaftNodeOptions) {
+    assert(options.id !== '', 'RaftNode: the node id must not be empty');
+    this.id = options.id;
+    this.storage = options.storage;
+    this.transport = options.transport;
+    this.stateMachine = options.stateMachine;
+    this.peers = { ...(options.peers ?? {}) };
+    this.tickMs = options.tickMs ?? TICK_MS_DEFAULT;
+    this.raftOverrides = options.raft ?? {};
+    this.seed = options.seed ?? randomInt(0, 2 ** 32);
+    this.snapshotEveryEntries = options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+    this.inboxMax = options.inboxMax ?? INBOX_MAX_DEFAULT;
+    this.logger = options.logger ?? (() => {});
+    this.onFatal = options.onFatal;
+    assert(this.tickMs > 0, `RaftNode: tickMs must be positive, not ${this.tickMs}`);
+    assert(this.snapshotEveryEntries > 0, 'RaftNode: snapshotEveryEntries must be positive');
+    assert(this.inboxMax > 0, 'RaftNode: inboxMax must be positive');
+  }
+
+  // ---------------------------------------------------------------------------
+  // Lifecycle
+
+  /**
+   * Loads the storage and starts the node. With `bootstrap`, a node whose
+   * storage is empty first persists the founding state of a new cluster with
+   * those members; a node with data ignores `bootstrap` (its disk wins). A node
+   * with empty storage and no `bootstrap` waits to be added by a leader.
+   * Rejects (and leaves the node stopped) on a storage or transport error.
+   */
+  start(init: { bootstrap?: ClusterConfig } = {}): Promise<void> {
+    assert(this.lifecycle === 'new', `RaftNode ${this.id}: start() called twice`);
+    this.lifecycle = 'starting';
+    this.startPromise = this.startUp(init.bootstrap).catch(async (error: unknown) => {
+      this.lifecycle = 'stopped';
+      await this.closeQuietly();
+      throw error;
+    });
+    return this.startPromise;
+  }
+
+  private async startUp(bootstrap: ClusterConfig | undefined): Promise<void> {
+    let persisted: PersistedState = await this.storage.load();
+    const empty = persisted.hardState.term === 0 && persisted.entries.length === 0 && persisted.snapshot === undefined;
+    if (empty && bootstrap) {
+      const founding = bootstrapState(bootstrap);
+      await this.storage.persist({ hardState: founding.hardState, entries: founding.entries }, true);
+      persisted = founding;
+      this.logger(`${this.id}: bootstrapped a new cluster, voters=[${bootstrap.voters}] learners=[${bootstrap.learners}]`);
+    } else if (!empty && bootstrap) {
+      this.logger(`${this.id}: storage holds data (term ${persisted.hardState.term}): starting from it, not bootstrapping`);
+    }
+    const snapshot = persisted.snapshot;
+    if (snapshot) {
+      this.stateMachine.restore(snapshot.data);
+      this.applied = snapshot.meta.index;
+      this.appliedTerm = snapshot.meta.term;
+      this.snapshotIndex = snapshot.meta.index;
+    }
+    const options: RaftOptions = {
+      ...DEFAULT_OPTIONS,
+      ...this.raftOverrides,
+      id: this.id,
+      random: new SeededRandom(this.seed),
+      applied: this.applied,
+      logger: (line) => this.logger(line),
+    };
+    // Below one election timeout: a backlog of ticks after a stall must not, by itself, start an election.
+    this.ticksPendingMax = Math.max(1, options.electionTimeoutTicks - 1);
+    this.raw = new RawNode(options, persisted);
+    await this.transport.start(this.transportHandlers());
+    this.transport.setPeers(this.peersOtherThanSelf());
+    this.lifecycle = 'running';
+    this.refreshStatus();
+    const config = this.cachedStatus!.config;
+    this.logger(
+      `${this.id}: started at term ${persisted.hardState.term}, commit ${persisted.hardState.commit}, ` +
+        `snapshot ${this.snapshotIndex}, ${persisted.entries.length} entries, election seed ${this.seed}`,
+    );
+    if (config.voters.length === 1 && config.voters[0] === this.id) {
+      // Alone: no need to wait an election timeout.
+      this.enqueue(() => this.raw!.campaign());
+    }
+    this.tickTimer = setInterval(() => this.onTick(), this.tickMs);
+    this.tickTimer.unref();
+    this.schedule();
+  }
+
+  /**
+   * Stops ticking, lets the Ready in progress finish, stops the transport,
+   * closes the storage, and rejects every pending request with `StoppedError`.
+   * Idempotent; also safe after the node stopped itself.
+   */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutDown(new StoppedError(`node ${this.id} was stopped`));
+    return this.stopPromise;
+  }
+
+  private async shutDown(reason: StoppedError): Promise<void> {
+    if (this.lifecycle === 'new') {
+      this.lifecycle = 'stopped';
+      return;
+    }
+    if (this.lifecycle === 'starting') await this.startPromise?.catch(() => {});
+    if (this.lifecycle === 'stopped') return;
+    this.lifecycle = 'stopping';
+    clearInterval(this.tickTimer);
+    this.tickTimer = undefined;
+    await this.loopIdle();
+    for (const request of [...this.requests]) request.reject(reason);
+    this.inbox = [];
+    await this.closeQuietly();
+    this.lifecycle = 'stopped';
+    this.logger(`${this.id}: stopped`);
+  }
+
+  private async closeQuietly(): Promise<void> {
+    try {
+      await this.transport.stop();
+    } catch (error) {
+      this.logger(`${this.id}: stopping the transport failed: ${describe(error)}`);
+    }
+    try {
+      await this.storage.close();
+    } catch (error) {
+      this.logger(`${this.id}: closing the storage failed: ${describe(error)}`);
+    }
+  }
+
+  /** A storage, state machine or invariant failure: never continue past it. */
+  private fail(error: unknown): void {
+    const cause = error instanceof Error ? error : new Error(String(error));
+    this.logger(`${this.id}: fatal error, stopping the node: ${describe(cause)}`);
+    if (this.stopPromise) return; // Already stopping: the stop completes as asked.
+    const reason = new StoppedError(`node ${this.id} stopped after a fatal error: ${cause.message}`, { cause });
+    this.stopPromise = this.shutDown(reason).then(() => this.onFatal?.(cause));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Requests
+
+  /**
+   * Proposes `data` (non-empty; owned by the node from now on). Resolves once
+   * the entry is applied on this node, with the state machine's result.
+   * Rejects with NotLeaderError, LeadershipTransferError, EntryTooLargeError or
+   * OverloadedError when refused (nothing was appended); with ProposalLostError
+   * when it certainly will not apply; with OutcomeUnknownError, TimeoutError or
+   * AbortedError when it may still apply; with StoppedError on stop.
+   */
+  propose(data: Uint8Array, options: RequestOptions = {}): Promise<Proposed> {
+    assert(data.length > 0, 'RaftNode.propose: empty data is reserved for the leaders\' no-op entries');
+    const pending = this.request<Proposed>('the proposal', options, '; it may still commit');
+    this.submit(pending, () => {
+      const result = this.raw!.propose(data);
+      if (!result.ok) pending.reject(refusalError(result.refusal));
+      else this.awaitEntry(result.value.index, result.value.term, pending);
+    });
+    return pending.promise;
+  }
+
+  /**
+   * A linearizable read barrier (ReadIndex): resolves with an index once this
+   * node has applied at least that far, such that every write acknowledged
+   * before the call started is applied. Reading the state machine right after
+   * the promise resolves is linearizable. Works on followers (the leader
+   * confirms the index). Rejects with NotLeaderError (no leader known),
+   * ReadRefusedError (leadership changed; retry), OverloadedError,
+   * TimeoutError, AbortedError or StoppedError.
+   */
+  read(options: RequestOptions = {}): Promise<number> {
+    const pending = this.request<number>('the linearizable read', options, '');
+    this.submit(pending, () => this.readsUnstarted.push(pending));
+    return pending.promise;
+  }
+
+  /**
+   * Starts one ReadIndex round for every read that arrived in this turn of
+   * the loop: they all began before the round, so its index serves them all,
+   * and a burst of reads costs one heartbeat round instead of one each.
+   */
+  private startReadRound(): void {
+    const reads = this.readsUnstarted.filter((pending) => !pending.settled);
+    this.readsUnstarted = [];
+    if (reads.length === 0) return;
+    const context = `${this.readContextPrefix}:${++this.readCounter}`;
+    const result = this.raw!.readIndex(context);
+    if (!result.ok) {
+      const error = refusalError(result.refusal);
+      for (const pending of reads) pending.reject(error);
+      return;
+    }
+    this.readsByContext.set(context, reads);
+    // The round's entry goes once every read in it settled, even if its answer never comes
+    // (the core may never answer a forwarded read whose message was lost).
+    let unsettled = reads.length;
+    for (const pending of reads) {
+      pending.release = () => {
+        if (--unsettled === 0) this.readsByContext.delete(context);
+      };
+    }
+  }
+
+  /**
+   * Adds `id` as a learner (it receives the log, does not vote), reachable at
+   * `address`. Leader only. Resolves once the change is committed. Other nodes
+   * learn the address only through `setPeers`: replicating addresses is the
+   * application's job.
+   */
+  addLearner(id: NodeId, address: string, options: RequestOptions = {}): Promise<Committed> {
+    this.setPeers({ ...this.peers, [id]: address });
+    return this.changeMembership({ type: 'add-learner', node: id }, options);
+  }
+
+  /** Promotes learner `id` (or adds a known peer) to voter. Leader only; resolves once committed. */
+  addVoter(id: NodeId, options: RequestOptions = {}): Promise<Committed> {
+    return this.changeMembership({ type: 'add-voter', node: id }, options);
+  }
+
+  /** Removes voter or learner `id`. Leader only; resolves once committed. */
+  removeNode(id: NodeId, options: RequestOptions = {}): Promise<Committed> {
+    return this.changeMembership({ type: 'remove', node: id }, options);
+  }
+
+  private changeMembership(change: ConfigChange, options: RequestOptions): Promise<Committed> {
+    const pending = this.request<Proposed>(`the change ${change.type} ${change.node}`, options, '; it may still commit');
+    this.submit(pending, () => {
+      const result = this.raw!.proposeConfigChange(change);
+      if (!result.ok) pending.reject(refusalError(result.refusal));
+      else this.awaitEntry(result.value.index, result.value.term, pending);
+    });
+    return pending.promise.then(({ index, term }) => ({ index, term }));
+  }
+
+  /**
+   * Hands leadership to voter `to`. Leader only. Resolves once this node sees
+   * `to` as the leader; rejects with TimeoutError if that does not happen in
+   * time (the core abandons a transfer after one election timeout).
+   */
+  transferLeadership(to: NodeId, options: RequestOptions = {}): Promise<void> {
+    const pending = this.request<void>(`the leadership transfer to ${to}`, options, '');
+    this.submit(pending, () => {
+      const result = this.raw!.transferLeadership(to);
+      if (!result.ok) {
+        pending.reject(refusalError(result.refusal));
+        return;
+      }
+      if (this.raw!.leader === to) {
+        pending.resolve();
+        return;
+      }
+      this.transfers.push({ to, pending });
+      pending.release = () => {
+        this.transfers = this.transfers.filter((transfer) => transfer.pending !== pending);
+      };
+    });
+    return pending.promise;
+  }
+
+  /**
+   * This node's Raft status as of the end of the last Ready handled (it is
+   * never read from the RawNode while a Ready is in progress).
+   */
+  status(): Status {
+    assert(this.cachedStatus !== undefined, `RaftNode ${this.id}: status() before start()`);
+    return this.cachedStatus;
+  }
+
+  /**
+   * Sets the address (`host:port`) of every peer, replacing the previous set;
+   * this node's own entry is ignored. Peers not named get no messages.
+   */
+  setPeers(addresses: Record<NodeId, string>): void {
+    this.peers = { ...addresses };
+    if (this.lifecycle === 'running') this.transport.setPeers(this.peersOtherThanSelf());
+  }
+
+  /** The peer addresses last set. */
+  peerAddresses(): Record<NodeId, string> {
+    return { ...this.peers };
+  }
+
+  private peersOtherThanSelf(): Record<NodeId, string> {
+    const peers = { ...this.peers };
+    delete peers[this.id];
+    return peers;
+  }
+
+  /** A tracked request; already rejected when the node does not run. */
+  private request<T>(what: string, options: RequestOptions, timeoutHint: string): PendingRequest<T> {
+    const pending: PendingRequest<T> = new PendingRequest<T>(what, {
+      timeoutMs: options.timeoutMs ?? this.requestTimeoutMs,
+      signal: options.signal,
+      timeoutHint,
+      onSettled: () => this.requests.delete(pending),
+    });
+    this.requests.add(pending);
+    pending.checkAborted();
+    if (this.lifecycle !== 'running') {
+      pending.reject(new StoppedError(`node ${this.id} is not running (${this.lifecycle})`));
+    }
+    return pending;
+  }
+
+  /** Queues `action` for the loop unless the request is settled by then. */
+  private submit(pending: Rejectable, action: () => void): void {
+    if (pending.settled) return;
+    const queued = this.enqueue(() => {
+      if (!pending.settled) action();
+    });
+    if (!queued) pending.reject(new OverloadedError(`node ${this.id}: ${this.inboxMax} requests and messages are queued; retry after a back-off`));
+  }
+
+  /** Registers the proposer of the entry at (`index`, `term`). */
+  private awaitEntry(index: number, term: number, pending: PendingRequest<Proposed>): void {
+    const previous = this.proposals.get(index);
+    // This node, leading again, appended over an entry it proposed earlier: that one was never committed.
+    if (previous) previous.pending.reject(new ProposalLostError(index, previous.term));
+    this.proposals.set(index, { term, pending });
+    pending.release = () => {
+      if (this.proposals.get(index)?.pending === pending) this.proposals.delete(index);
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // The loop
+
+  private transportHandlers(): TransportHandlers {
+    return {
+      onMessage: (message: Message) => {
+        if (!this.enqueue(() => this.raw!.step(message))) this.dropped('a peer message');
+      },
+      // Reports bypass the inbox limit: a lost snapshot report would leave the leader
+      // waiting on that follower, and there is at most one per snapshot or stream failure.
+      onSnapshotStatus: (to: NodeId, ok: boolean) => {
+        this.enqueue(() => this.raw!.reportSnapshot(to, ok), { overLimit: true });
+      },
+      onUnreachable: (to: NodeId) => {
+        this.enqueue(() => this.raw!.reportUnreachable(to), { overLimit: true });
+      },
+    };
+  }
+
+  private dropped(what: string): void {
+    // Raft tolerates lost messages: the sender retries on its next heartbeat or probe.
+    this.inboxDropped++;
+    if (this.inboxDropped % 1000 === 1) {
+      this.logger(`${this.id}: inbox full (${this.inboxMax} items): dropped ${what} (${this.inboxDropped} dropped so far)`);
+    }
+  }
+
+  private onTick(): void {
+    if (this.ticksPending < this.ticksPendingMax) this.ticksPending++;
+    this.schedule();
+  }
+
+  /** Adds `action` to the inbox; false when the inbox is full (unless `overLimit`) or the node does not run. */
+  private enqueue(action: () => void, options: { overLimit?: boolean } = {}): boolean {
+    if (this.lifecycle !== 'running') return false;
+    if (this.inbox.length >= this.inboxMax && options.overLimit !== true) return false;
+    this.inbox.push(action);
+    this.schedule();
+    return true;
+  }
+
+  private schedule(): void {
+    if (this.loopActive || this.lifecycle !== 'running') return;
+    this.loopActive = true;
+    // setImmediate, not a microtask: every request that arrived in this I/O phase joins the same Ready.
+    setImmediate(() => void this.runLoop());
+  }
+
+  private async runLoop(): Promise<void> {
+    let fatal: unknown;
+    try {
+      while (this.lifecycle === 'running') {
+        this.drainInbox();
+        const raw = this.raw!;
+        if (!raw.hasReady()) break;
+        await this.handleReady(raw.ready());
+        await this.maybeSnapshot();
+      }
+      if (this.lifecycle === 'running') this.refreshStatus();
+    } catch (error) {
+      fatal = error;
+    } finally {
+      this.loopActive = false;
+      const waiters = this.loopIdleWaiters;
+      this.loopIdleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    if (fatal !== undefined) this.fail(fatal);
+  }
+
+  private loopIdle(): Promise<void> {
+    if (!this.loopActive) return Promise.resolve();
+    return new Promise((resolve) => this.loopIdleWaiters.push(resolve));
+  }
+
+  /**
+   * Messages and requests first, then the ticks owed: what peers said during
+   * a slow write counts before time does, so a leader that stalled is not
+   * deposed by its own check-quorum, nor a follower made to campaign.
+   */
+  private drainInbox(): void {
+    const raw = this.raw!;
+    const items = this.inbox;
+    this.inbox = [];
+    for (const item of items) item();
+    this.startReadRound();
+    const ticks = this.ticksPending;
+    this.ticksPending = 0;
+    for (let tick = 0; tick < ticks; tick++) raw.tick();
+  }
+
+  /** Handles one Ready in the order `Ready` prescribes, then advances. */
+  private async handleReady(ready: Ready): Promise<void> {
+    const raw = this.raw!;
+    if (ready.softState) this.softStateChanged(ready.softState);
+    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
+    if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
+      const write: StorageWrite = { entries: ready.entries };
+      if (ready.hardState !== undefined) write.hardState = ready.hardState;
+      if (ready.snapshot !== undefined) write.snapshot = ready.snapshot;
+      await this.storage.persist(write, ready.mustSync);
+    }
+    if (ready.messages.length > 0) this.transport.send(ready.messages);
+    if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
+    this.applyEntries(ready.committedEntries);
+    for (const read of ready.readStates) this.readStateArrived(read);
+    raw.advance(ready);
+    this.releaseReads();
+    this.refreshStatus();
+    this.settleTransfers();
+  }
+
+  private softStateChanged(softState: SoftState): void {
+    this.logger(`${this.id}: now ${softState.role}, leader ${softState.leader || 'unknown'}`);
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    const { index, term } = snapshot.meta;
+    assert(index > this.applied, `RaftNode ${this.id}: snapshot at ${index} is not beyond applied index ${this.applied}`);
+    this.stateMachine.restore(snapshot.data);
+    this.applied = index;
+    this.appliedTerm = term;
+    this.snapshotIndex = index;
+    this.logger(`${this.id}: installed a snapshot from the leader at index ${index}, term ${term}`);
+    for (const [proposalIndex, waiter] of [...this.proposals]) {
+      if (proposalIndex <= index) waiter.pending.reject(new OutcomeUnknownError(proposalIndex, waiter.term));
+    }
+    this.rejectOvertakenProposals();
+  }
+
+  private applyEntries(entries: Entry[]): void {
+    for (const entry of entries) {
+      assert(
+        entry.index === this.applied + 1,
+        `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
+      );
+      let result: unknown;
+      if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
+      this.applied = entry.index;
+      this.appliedTerm = entry.term;
+      const waiter = this.proposals.get(entry.index);
+      if (waiter === undefined) continue;
+      this.proposals.delete(entry.index);
+      if (waiter.term === entry.term) waiter.pending.resolve({ index: entry.index, term: entry.term, result });
+      else waiter.pending.reject(new ProposalLostError(entry.index, waiter.term));
+    }
+    if (entries.length > 0) this.rejectOvertakenProposals();
+  }
+
+  /**
+   * Terms never decrease along the log, so once an entry of term T is applied,
+   * no later index can hold an entry of an earlier term: those proposals are lost.
+   */
+  private rejectOvertakenProposals(): void {
+    if (this.appliedTerm <= this.overtakenCheckedTerm) return;
+    this.overtakenCheckedTerm = this.appliedTerm;
+    for (const [index, waiter] of [...this.proposals]) {
+      if (waiter.term < this.appliedTerm) waiter.pending.reject(new ProposalLostError(index, waiter.term));
+    }
+  }
+
+  private readStateArrived(read: ReadState): void {
+    const reads = this.readsByContext.get(read.context);
+    if (reads === undefined) return;
+    this.readsByContext.delete(read.context);
+    for (const pending of reads) {
+      if (pending.settled) continue;
+      pending.release = () => {};
+      if (read.refused) pending.reject(new ReadRefusedError());
+      else this.readsWaitingApply.push({ index: read.index, pending });
+    }
+  }
+
+  private releaseReads(): void {
+    if (this.readsWaitingApply.length === 0) return;
+    const waiting: { index: number; pending: PendingRequest<number> }[] = [];
+    for (const read of this.readsWaitingApply) {
+      if (read.pending.settled) continue;
+      if (read.index <= this.applied) read.pending.resolve(read.index);
+      else waiting.push(read);
+    }
+    this.readsWaitingApply = waiting;
+  }
+
+  private settleTransfers(): void {
+    if (this.transfers.length === 0) return;
+    const leader = this.cachedStatus!.leader;
+    for (const transfer of [...this.transfers]) {
+      if (transfer.to === leader) transfer.pending.resolve();
+    }
+  }
+
+  private refreshStatus(): void {
+    this.cachedStatus = this.raw!.status();
+  }
+
+  /** Runs between Readies: every entry handed out so far is durable, so `applied` may be compacted. */
+  private async maybeSnapshot(): Promise<void> {
+    if (this.applied - this.snapshotIndex < this.snapshotEveryEntries) return;
+    const raw = this.raw!;
+    const snapshot = raw.snapshotAt(this.applied, this.stateMachine.snapshot());
+    await this.storage.compact(snapshot);
+    raw.compact(snapshot);
+    this.snapshotIndex = snapshot.meta.index;
+    this.logger(`${this.id}: snapshot at index ${snapshot.meta.index} (${snapshot.data.length} bytes); log compacted`);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return String(error);
+}
+

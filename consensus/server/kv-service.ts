@@ -1,0 +1,285 @@
+/**
+ * The gRPC face of the key-value server: proto/kv.proto's `KV` service over a
+ * `RaftNode` and its `KvStateMachine`. Validates every request, turns the
+ * node's typed errors into gRPC statuses with clear messages, and forwards a
+ * Put that reaches a follower to the leader (one hop).
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { Role, type NodeId } from '../core/types.js';
+import {
+  AbortedError,
+  ConfigChangeError,
+  EntryTooLargeError,
+  LeadershipTransferError,
+  NotLeaderError,
+  OutcomeUnknownError,
+  OverloadedError,
+  ProposalLostError,
+  RaftError,
+  ReadRefusedError,
+  StoppedError,
+  TimeoutError,
+} from '../errors.js';
+import type { RaftNode, RequestOptions } from '../node.js';
+import {
+  encodePut,
+  KEY_BYTES_MAX,
+  REQUEST_ID_CHARS_MAX,
+  VALUE_BYTES_MAX,
+  type KvStateMachine,
+  type PutResult,
+} from './kv-state-machine.js';
+
+/** proto/kv.proto, resolved from the compiled file (dist/consensus/server/) or the source. */
+export const KV_PROTO_PATH = fileURLToPath(new URL('../../../proto/kv.proto', import.meta.url));
+
+/** Metadata a forwarded Put carries (the forwarding node's id), so it is never forwarded twice. */
+export const FORWARDED_BY_HEADER = 'x-hivemind-forwarded-by';
+
+/** Largest page of `Dump`. */
+export const DUMP_PAGE_MAX = 10_000;
+
+/** Time limit of a request whose client set no deadline. */
+const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
+
+/** Requests and responses as proto-loader decodes them (keepCase, longs as numbers, defaults on). */
+interface PutRequest {
+  key: Uint8Array;
+  value: Uint8Array;
+  request_id: string;
+}
+interface PutResponse {
+  index: number;
+  term: number;
+}
+interface GetRequest {
+  key: Uint8Array;
+  stale: boolean;
+}
+interface DumpRequest {
+  after_index: number;
+  limit: number;
+}
+
+const loaderOptions: protoLoader.Options = { keepCase: true, longs: Number, defaults: true };
+
+/** The KV service definition and its client constructor, loaded once. */
+export function kvServiceDefinition(): grpc.ServiceClientConstructor {
+  const definition = protoLoader.loadSync(KV_PROTO_PATH, loaderOptions);
+  const root = grpc.loadPackageDefinition(definition) as unknown as { hivemind: { kv: { KV: grpc.ServiceClientConstructor } } };
+  return root.hivemind.kv.KV;
+}
+
+/** A gRPC status to answer with. */
+class StatusError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What the service needs from the server. */
+export interface KvServiceInit {
+  node: RaftNode;
+  stateMachine: KvStateMachine;
+  /** Client addresses (`host:port`) of the members, by node id, for forwarding Puts to the leader. */
+  clientAddresses: Record<NodeId, string>;
+  logger: (line: string) => void;
+}
+
+/** The handlers of `KV`, plus the clients it forwards through. */
+export class KvService {
+  private readonly Client = kvServiceDefinition();
+  private readonly forwardClients = new Map<string, grpc.Client>();
+
+  constructor(private readonly init: KvServiceInit) {}
+
+  /** The service definition to register on a `grpc.Server`. */
+  get definition(): grpc.ServiceDefinition {
+    return this.Client.service;
+  }
+
+  /** The implementation to register on a `grpc.Server`. */
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      Put: this.unary((call) => this.put(call as grpc.ServerUnaryCall<PutRequest, PutResponse>)),
+      Get: this.unary((call) => this.get(call as grpc.ServerUnaryCall<GetRequest, unknown>)),
+      Status: this.unary(async () => this.status()),
+      Dump: this.unary(async (call) => this.dump((call as grpc.ServerUnaryCall<DumpRequest, unknown>).request)),
+    };
+  }
+
+  /** Closes the forwarding clients. */
+  close(): void {
+    for (const client of this.forwardClients.values()) client.close();
+    this.forwardClients.clear();
+  }
+
+  private unary(
+    body: (call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<unknown>,
+  ): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      body(call).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(this.toStatus(error)),
+      );
+    };
+  }
+
+  private async put(call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> {
+    const { key, value, request_id: requestId } = call.request;
+    checkKey(key);
+    if (value.length > VALUE_BYTES_MAX) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `field "value" is ${value.length} bytes, over the limit of ${VALUE_BYTES_MAX} bytes (1 MiB); store a smaller value`,
+      );
+    }
+    if (requestId.length > REQUEST_ID_CHARS_MAX) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `field "request_id" is ${requestId.length} characters, over the limit of ${REQUEST_ID_CHARS_MAX}`,
+      );
+    }
+    const forwardedBy = call.metadata.get(FORWARDED_BY_HEADER)[0];
+    const node = this.init.node;
+    const status = node.status();
+    if (forwardedBy === undefined && status.role !== Role.Leader && status.leader !== '' && status.leader !== node.id) {
+      return this.forward(status.leader, call);
+    }
+    try {
+      const proposed = await node.propose(encodePut({ key, value, requestId }), requestOptions(call));
+      const result = proposed.result as PutResult;
+      return { index: result.index, term: result.term };
+    } catch (error) {
+      if (error instanceof NotLeaderError && error.leader !== '' && forwardedBy === undefined) {
+        return this.forward(error.leader, call);
+      }
+      if (error instanceof NotLeaderError && forwardedBy !== undefined) {
+        throw new StatusError(
+          grpc.status.UNAVAILABLE,
+          `node "${node.id}" got a Put forwarded by "${String(forwardedBy)}" but is not the leader ` +
+            `(leader: ${error.leader === '' ? 'unknown' : `"${error.leader}"`}); leadership changed meanwhile, retry`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Sends the Put to `leader`'s client address, once; its answer or error becomes ours. */
+  private forward(leader: NodeId, call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> {
+    const address = this.init.clientAddresses[leader];
+    if (address === undefined) {
+      throw new StatusError(
+        grpc.status.UNAVAILABLE,
+        `this node is not the leader, and the leader "${leader}" has no known client address; send the Put to the leader`,
+      );
+    }
+    const client = this.forwardClient(address) as unknown as {
+      Put(request: PutRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<PutResponse>): grpc.ClientUnaryCall;
+    };
+    const metadata = new grpc.Metadata();
+    metadata.set(FORWARDED_BY_HEADER, this.init.node.id);
+    const deadline = call.getDeadline();
+    const options: grpc.CallOptions = {
+      deadline: Number.isFinite(Number(deadline)) ? deadline : Date.now() + REQUEST_TIMEOUT_MS_DEFAULT,
+    };
+    return new Promise((resolve, reject) => {
+      const forwarded = client.Put(call.request, metadata, options, (error, response) => {
+        call.off('cancelled', cancel);
+        if (error) reject(new StatusError(error.code, `forwarded to the leader "${leader}" at ${address}: ${error.details}`));
+        else resolve(response!);
+      });
+      const cancel = (): void => forwarded.cancel();
+      call.once('cancelled', cancel);
+    });
+  }
+
+  private forwardClient(address: string): grpc.Client {
+    let client = this.forwardClients.get(address);
+    if (client === undefined) {
+      client = new this.Client(address, grpc.credentials.createInsecure());
+      this.forwardClients.set(address, client);
+    }
+    return client;
+  }
+
+  private async get(call: grpc.ServerUnaryCall<GetRequest, unknown>): Promise<unknown> {
+    const { key, stale } = call.request;
+    checkKey(key);
+    const node = this.init.node;
+    const index = stale ? node.status().applied : await node.read(requestOptions(call));
+    const value = this.init.stateMachine.get(key);
+    return { found: value !== undefined, value: value ?? new Uint8Array(0), index };
+  }
+
+  private status(): unknown {
+    const status = this.init.node.status();
+    return {
+      id: status.id,
+      term: status.term,
+      leader: status.leader,
+      role: status.role,
+      commit: status.commit,
+      applied: status.applied,
+      voters: status.config.voters,
+      learners: status.config.learners,
+    };
+  }
+
+  private dump(request: DumpRequest): unknown {
+    const limit = request.limit === 0 || request.limit > DUMP_PAGE_MAX ? DUMP_PAGE_MAX : request.limit;
+    const page = this.init.stateMachine.dump(request.after_index, limit);
+    return {
+      puts: page.puts.map((put) => ({ index: put.index, key: put.key, value_hash: put.valueHash, request_id: put.requestId })),
+      forgotten: page.forgotten,
+      applied: this.init.node.status().applied,
+      more: page.more,
+    };
+  }
+
+  private toStatus(error: unknown): Partial<grpc.StatusObject> {
+    if (error instanceof StatusError) return { code: error.code, details: error.message };
+    if (error instanceof RaftError) return { code: grpcCode(error), details: `${error.code}: ${error.message}` };
+    this.init.logger(`internal error serving a request: ${error instanceof Error ? error.stack : String(error)}`);
+    return { code: grpc.status.INTERNAL, details: `internal error: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
+
+function checkKey(key: Uint8Array): void {
+  if (key.length === 0) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'field "key" is missing or empty; give a key of 1 to 4096 bytes');
+  if (key.length > KEY_BYTES_MAX) {
+    throw new StatusError(
+      grpc.status.INVALID_ARGUMENT,
+      `field "key" is ${key.length} bytes, over the limit of ${KEY_BYTES_MAX} bytes; use a shorter key`,
+    );
+  }
+}
+
+/** The node-side limits of a call: its deadline, and cancellation by the client. */
+function requestOptions(call: grpc.ServerUnaryCall<unknown, unknown>): RequestOptions {
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort());
+  const deadline = Number(call.getDeadline());
+  const timeoutMs = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : REQUEST_TIMEOUT_MS_DEFAULT;
+  return { signal: controller.signal, timeoutMs };
+}
+
+function grpcCode(error: RaftError): grpc.status {
+  if (error instanceof NotLeaderError) return grpc.status.UNAVAILABLE;
+  if (error instanceof LeadershipTransferError) return grpc.status.UNAVAILABLE;
+  if (error instanceof ReadRefusedError) return grpc.status.UNAVAILABLE;
+  if (error instanceof StoppedError) return grpc.status.UNAVAILABLE;
+  if (error instanceof ProposalLostError) return grpc.status.ABORTED;
+  if (error instanceof OutcomeUnknownError) return grpc.status.UNKNOWN;
+  if (error instanceof TimeoutError) return grpc.status.DEADLINE_EXCEEDED;
+  if (error instanceof AbortedError) return grpc.status.CANCELLED;
+  if (error instanceof OverloadedError) return grpc.status.RESOURCE_EXHAUSTED;
+  if (error instanceof EntryTooLargeError) return grpc.status.INVALID_ARGUMENT;
+  if (error instanceof ConfigChangeError) return grpc.status.FAILED_PRECONDITION;
+  return grpc.status.INTERNAL;
+}

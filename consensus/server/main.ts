@@ -1,0 +1,140 @@
+/**
+ * The standalone replicated key-value server: one Raft node (LevelDB storage
+ * under --data-dir, gRPC peer transport on --peer-listen) serving
+ * proto/kv.proto's KV service on --client-listen. Used by the tests, the
+ * benchmark and the chaos harness; see `USAGE` in ./command-line.ts.
+ *
+ * Output: one JSON line on stdout once both ports listen,
+ *   {"event":"ready","id":"a","peer":"127.0.0.1:7001","client":"127.0.0.1:7101"}
+ * and log lines on stderr. SIGTERM or SIGINT stops it gracefully (exit 0);
+ * bad flags exit 2; a fatal error (storage, a broken invariant) exits 1, and
+ * the supervisor restarts the process from its disk.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { RaftNode } from '../node.js';
+import { LevelStorage } from '../storage-level.js';
+import { GrpcTransport } from '../transport-grpc.js';
+import { parseCommandLine, USAGE, type ServerSettings } from './command-line.js';
+import { KvService } from './kv-service.js';
+import { KEY_BYTES_MAX, KvStateMachine, VALUE_BYTES_MAX } from './kv-state-machine.js';
+
+/** Room in one entry beside the key and value, for the command's framing. */
+const COMMAND_OVERHEAD_BYTES = 1024;
+/** How long a graceful stop waits for calls in flight before closing their connections. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+function log(id: string, line: string): void {
+  process.stderr.write(`${new Date().toISOString()} [${id}] ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const parsed = parseCommandLine(process.argv.slice(2));
+  if (!parsed.ok) {
+    process.stderr.write(`hivemind kv server: ${parsed.error}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const settings = parsed.settings;
+  const logLine = (line: string): void => log(settings.id, line);
+  process.on('uncaughtException', (error) => {
+    logLine(`uncaught exception, exiting: ${error.stack ?? error.message}`);
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (error) => {
+    logLine(`unhandled rejection, exiting: ${error instanceof Error ? error.stack : String(error)}`);
+    process.exit(1);
+  });
+
+  const { node, stateMachine, transport } = await startNode(settings, logLine);
+  const service = new KvService({
+    node,
+    stateMachine,
+    clientAddresses: Object.fromEntries(settings.cluster.map((member) => [member.id, member.clientAddress])),
+    logger: logLine,
+  });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': VALUE_BYTES_MAX + KEY_BYTES_MAX + 64 * 1024 });
+  server.addService(service.definition, service.handlers());
+  const clientAddress = await bind(server, settings.clientListen);
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logLine(`${signal}: stopping`);
+    // The node first: requests waiting on it are answered (UNAVAILABLE), so the server drains quickly.
+    await node.stop();
+    service.close();
+    await shutDownServer(server);
+    logLine('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  const ready = { event: 'ready', id: settings.id, peer: transport.address, client: clientAddress };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+async function startNode(
+  settings: ServerSettings,
+  logLine: (line: string) => void,
+): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport }> {
+  mkdirSync(settings.dataDirectory, { recursive: true });
+  const storage = new LevelStorage({ directory: join(settings.dataDirectory, 'raft') });
+  const transport = new GrpcTransport({ id: settings.id, listen: settings.peerListen, logger: logLine });
+  const stateMachine = new KvStateMachine();
+  const node = new RaftNode({
+    id: settings.id,
+    storage,
+    transport,
+    stateMachine,
+    peers: Object.fromEntries(settings.cluster.map((member) => [member.id, member.peerAddress])),
+    tickMs: settings.tickMs,
+    raft: {
+      electionTimeoutTicks: settings.electionTicks,
+      heartbeatIntervalTicks: settings.heartbeatTicks,
+      entryBytesMax: VALUE_BYTES_MAX + KEY_BYTES_MAX + COMMAND_OVERHEAD_BYTES,
+    },
+    snapshotEveryEntries: settings.snapshotEveryEntries,
+    logger: logLine,
+    onFatal: (error) => {
+      logLine(`exiting after a fatal error: ${error.message}`);
+      process.exit(1);
+    },
+  });
+  try {
+    await node.start({ bootstrap: { voters: settings.cluster.map((member) => member.id), learners: [] } });
+  } catch (error) {
+    logLine(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+  return { node, stateMachine, transport };
+}
+
+function bind(server: grpc.Server, address: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error) reject(new Error(`cannot listen for clients on "${address}": ${error.message}`));
+      else resolve(`${address.slice(0, address.lastIndexOf(':'))}:${port}`);
+    });
+  });
+}
+
+function shutDownServer(server: grpc.Server): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, SHUTDOWN_GRACE_MS);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`hivemind kv server: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

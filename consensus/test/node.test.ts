@@ -1,0 +1,270 @@
+/**
+ * RaftNode, in process, with its real parts: LevelStorage in a temporary
+ * directory and GrpcTransport on 127.0.0.1 (a free port). A single-voter
+ * cluster, so the driver's own paths are what is under test: bootstrap,
+ * proposals, ReadIndex, restart from disk, snapshot and compaction, group
+ * commit, refusals and the stop on a storage error.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Entry, Snapshot } from '../core/types.js';
+import { AbortedError, ConfigChangeError, NotLeaderError, StoppedError } from '../errors.js';
+import { RaftNode, type RaftNodeOptions, type StateMachine } from '../node.js';
+import { LevelStorage } from '../storage-level.js';
+import type { PersistedState, RaftStorage, StorageWrite } from '../storage.js';
+import { GrpcTransport } from '../transport-grpc.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const directories: string[] = [];
+const nodes: RaftNode[] = [];
+
+function tempDirectory(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'hivemind-node-'));
+  directories.push(directory);
+  return directory;
+}
+
+test.after.each(async () => {
+  await Promise.all(nodes.splice(0).map((node) => node.stop()));
+});
+
+test.after(() => {
+  for (const directory of directories) rmSync(directory, { recursive: true, force: true });
+});
+
+/** Applies text entries to a list; its snapshot is the list in JSON. */
+class ListMachine implements StateMachine {
+  items: string[] = [];
+  restores = 0;
+
+  apply(entry: Entry): unknown {
+    this.items.push(decoder.decode(entry.data));
+    return this.items.length;
+  }
+
+  snapshot(): Uint8Array {
+    return encoder.encode(JSON.stringify(this.items));
+  }
+
+  restore(data: Uint8Array): void {
+    this.items = JSON.parse(decoder.decode(data)) as string[];
+    this.restores++;
+  }
+}
+
+/** LevelStorage that counts its writes and fails them on demand. */
+class InstrumentedStorage implements RaftStorage {
+  persists = 0;
+  compactions = 0;
+  failNextPersist = false;
+
+  constructor(readonly inner: LevelStorage) {}
+
+  load(): Promise<PersistedState> {
+    return this.inner.load();
+  }
+
+  persist(write: StorageWrite, sync: boolean): Promise<void> {
+    this.persists++;
+    if (this.failNextPersist) return Promise.reject(new Error('injected disk failure'));
+    return this.inner.persist(write, sync);
+  }
+
+  compact(snapshot: Snapshot): Promise<void> {
+    this.compactions++;
+    return this.inner.compact(snapshot);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+interface Started {
+  node: RaftNode;
+  machine: ListMachine;
+  storage: InstrumentedStorage;
+}
+
+async function startNode(
+  directory: string,
+  options: { bootstrap?: boolean } & Partial<RaftNodeOptions> = {},
+): Promise<Started> {
+  const machine = new ListMachine();
+  const storage = new InstrumentedStorage(new LevelStorage({ directory }));
+  const { bootstrap = true, ...overrides } = options;
+  const node = new RaftNode({
+    id: 'a',
+    storage,
+    transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }),
+    stateMachine: machine,
+    tickMs: 10,
+    seed: 1,
+    ...overrides,
+  });
+  nodes.push(node);
+  await node.start(bootstrap ? { bootstrap: { voters: ['a'], learners: [] } } : {});
+  return { node, machine, storage };
+}
+
+async function stopNode(node: RaftNode): Promise<void> {
+  await node.stop();
+  nodes.splice(nodes.indexOf(node), 1);
+}
+
+async function eventually(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function proposeAll(node: RaftNode, texts: string[]): Promise<void> {
+  for (const text of texts) await node.propose(encoder.encode(text));
+}
+
+function texts(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `${prefix}${index}`);
+}
+
+test('a lone bootstrapped node leads at once, applies proposals in order and serves reads', async () => {
+  const { node, machine } = await startNode(tempDirectory());
+  await eventually('leadership', () => node.status().role === 'leader');
+  const first = await node.propose(encoder.encode('one'));
+  const second = await node.propose(encoder.encode('two'));
+  assert.is(first.result, 1);
+  assert.is(second.result, 2);
+  assert.is(second.index, first.index + 1);
+  assert.is(second.term, first.term);
+  const readIndex = await node.read();
+  assert.ok(readIndex >= second.index, `read index ${readIndex} is below the last write ${second.index}`);
+  assert.equal(machine.items, ['one', 'two']);
+  const status = node.status();
+  assert.equal(status.config, { voters: ['a'], learners: [] });
+  assert.is(status.applied, second.index);
+});
+
+test('concurrent proposals share writes (group commit)', async () => {
+  const { node, storage, machine } = await startNode(tempDirectory());
+  await eventually('leadership', () => node.status().role === 'leader');
+  const before = storage.persists;
+  const results = await Promise.all(texts('p', 200).map((text) => node.propose(encoder.encode(text))));
+  const writes = storage.persists - before;
+  assert.is(machine.items.length, 200);
+  assert.equal(new Set(results.map((result) => result.index)).size, 200);
+  assert.ok(writes < 50, `200 concurrent proposals took ${writes} storage writes`);
+});
+
+test('a restart from the same directory replays the log, and the disk wins over bootstrap', async () => {
+  const directory = tempDirectory();
+  const first = await startNode(directory);
+  await eventually('leadership', () => first.node.status().role === 'leader');
+  await proposeAll(first.node, texts('r', 5));
+  const termBefore = first.node.status().term;
+  await stopNode(first.node);
+
+  const second = await startNode(directory, { bootstrap: true });
+  await eventually('leadership', () => second.node.status().role === 'leader');
+  await second.node.read();
+  assert.equal(second.machine.items, texts('r', 5));
+  assert.is(second.machine.restores, 0);
+  assert.ok(second.node.status().term > termBefore, 'a restarted node campaigns in a new term');
+  await second.node.propose(encoder.encode('after'));
+  assert.equal(second.machine.items, [...texts('r', 5), 'after']);
+});
+
+test('snapshots compact the log, and a restart restores from the snapshot', async () => {
+  const directory = tempDirectory();
+  const first = await startNode(directory, { snapshotEveryEntries: 10 });
+  await eventually('leadership', () => first.node.status().role === 'leader');
+  await proposeAll(first.node, texts('s', 35));
+  assert.ok(first.storage.compactions >= 3, `${first.storage.compactions} compactions after 35 entries`);
+  assert.ok(first.node.status().firstIndex > 30, `first index ${first.node.status().firstIndex} after compaction`);
+  await stopNode(first.node);
+
+  const onDisk = new LevelStorage({ directory });
+  const persisted = await onDisk.load();
+  await onDisk.close();
+  assert.ok(persisted.snapshot !== undefined, 'a snapshot is stored');
+  const snapshotIndex = persisted.snapshot.meta.index;
+  assert.ok(snapshotIndex >= 30, `snapshot index ${snapshotIndex}`);
+  assert.is(persisted.entries[0]?.index ?? snapshotIndex + 1, snapshotIndex + 1);
+  assert.equal(persisted.snapshot.meta.config, { voters: ['a'], learners: [] });
+
+  const second = await startNode(directory, { snapshotEveryEntries: 10 });
+  assert.is(second.machine.restores, 1);
+  await eventually('leadership', () => second.node.status().role === 'leader');
+  await second.node.read();
+  assert.equal(second.machine.items, texts('s', 35));
+  await proposeAll(second.node, ['t']);
+  assert.equal(second.machine.items, [...texts('s', 35), 't']);
+});
+
+test('membership changes commit and show in the status; refusals are typed', async () => {
+  const { node } = await startNode(tempDirectory());
+  await eventually('leadership', () => node.status().role === 'leader');
+  const added = await node.addLearner('b', '127.0.0.1:1');
+  assert.ok(added.index > 0);
+  assert.equal(node.status().config, { voters: ['a'], learners: ['b'] });
+  assert.equal(node.peerAddresses(), { b: '127.0.0.1:1' });
+  const refused = await rejection(node.transferLeadership('b'));
+  assert.instance(refused, ConfigChangeError);
+  assert.is((refused as ConfigChangeError).code, 'CONFIG_CHANGE_REFUSED');
+  await node.removeNode('b');
+  assert.equal(node.status().config, { voters: ['a'], learners: [] });
+  await node.transferLeadership('a');
+});
+
+test('a node without a cluster refuses proposals and reads with NotLeaderError', async () => {
+  const { node } = await startNode(tempDirectory(), { bootstrap: false });
+  const proposal = await rejection(node.propose(encoder.encode('x')));
+  assert.instance(proposal, NotLeaderError);
+  assert.is((proposal as NotLeaderError).code, 'NOT_LEADER');
+  assert.is((proposal as NotLeaderError).leader, '');
+  assert.instance(await rejection(node.read()), NotLeaderError);
+});
+
+test('an aborted request is rejected with AbortedError; a stopped node with StoppedError', async () => {
+  const { node } = await startNode(tempDirectory());
+  await eventually('leadership', () => node.status().role === 'leader');
+  const controller = new AbortController();
+  controller.abort();
+  assert.instance(await rejection(node.propose(encoder.encode('x'), { signal: controller.signal })), AbortedError);
+  await stopNode(node);
+  const stopped = await rejection(node.propose(encoder.encode('y')));
+  assert.instance(stopped, StoppedError);
+  assert.is((stopped as StoppedError).code, 'STOPPED');
+  await node.stop(); // idempotent
+});
+
+test('a storage error stops the node: waiters rejected, onFatal called, nothing more accepted', async () => {
+  const fatal: Error[] = [];
+  const { node, storage } = await startNode(tempDirectory(), { onFatal: (error) => fatal.push(error) });
+  await eventually('leadership', () => node.status().role === 'leader');
+  await node.propose(encoder.encode('ok'));
+  storage.failNextPersist = true;
+  const failed = await rejection(node.propose(encoder.encode('doomed')));
+  assert.instance(failed, StoppedError);
+  assert.match((failed as Error).message, /injected disk failure/);
+  await eventually('onFatal', () => fatal.length === 1);
+  assert.match(fatal[0]!.message, /injected disk failure/);
+  const persistsAfter = storage.persists;
+  assert.instance(await rejection(node.propose(encoder.encode('later'))), StoppedError);
+  assert.is(storage.persists, persistsAfter);
+});
+
+test.run();

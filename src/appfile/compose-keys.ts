@@ -1,0 +1,306 @@
+/**
+ * Which Compose keys Hivemind reads, which it ignores with a warning, and
+ * which it refuses, for every mapping of the app file. No key is ever
+ * dropped in silence: `checkKeys` reports each one that is not read. Keys
+ * that Compose does not know at all are "unknown" (most often a typo, so the
+ * message suggests the nearest known key). `x-*` keys are Compose extension
+ * fields, free for YAML anchors, and skipped. Pure.
+ */
+import type { FieldPath, Problems } from './problems.js';
+
+/** What happens to one key. */
+export type KeyRule =
+  | { kind: 'read' }
+  /** Accepted and ignored; the reason is shown as a warning. */
+  | { kind: 'ignored'; reason: string }
+  /** A Compose key Hivemind cannot honour: an error, with what to do instead when there is something. */
+  | { kind: 'unsupported'; reason?: string };
+
+/** The rules of one mapping, by key. */
+export type KeyRules = Readonly<Record<string, KeyRule>>;
+
+const read: KeyRule = { kind: 'read' };
+
+function ignored(reason: string): KeyRule {
+  return { kind: 'ignored', reason };
+}
+
+function unsupported(reason?: string): KeyRule {
+  return reason === undefined ? { kind: 'unsupported' } : { kind: 'unsupported', reason };
+}
+
+const hivemindDns = 'apps reach each other by name through DNS: <service>.<tenant>.hivemind';
+const useDeployResources = 'use deploy.resources.limits.cpus';
+const ownNamespaces = 'each instance gets its own namespaces on its tenant\'s network';
+
+/** The top level of an app file. */
+export const topLevelKeys: KeyRules = {
+  version: read,
+  name: read,
+  services: read,
+  volumes: read,
+  secrets: read,
+  networks: read,
+  'x-hivemind': read,
+  configs: unsupported('mount a secret instead: secrets: or x-hivemind.secrets'),
+  include: unsupported('list every service in one app file'),
+  models: unsupported(),
+};
+
+/** One service. */
+export const serviceKeys: KeyRules = {
+  image: read,
+  command: read,
+  entrypoint: read,
+  environment: read,
+  ports: read,
+  healthcheck: read,
+  volumes: read,
+  deploy: read,
+  labels: read,
+  working_dir: read,
+  user: read,
+  read_only: read,
+  stop_grace_period: read,
+  stop_signal: read,
+  restart: read,
+  secrets: read,
+  scale: read,
+  cpus: read,
+  mem_limit: read,
+  mem_reservation: read,
+  'x-hivemind': read,
+  depends_on: ignored('Hivemind starts every app at once; an app should retry until the apps it needs are healthy'),
+  networks: ignored("Hivemind gives each tenant one network, and every app of the tenant is on it"),
+  links: ignored(hivemindDns),
+  expose: ignored("every port of an instance is open to the other apps on its tenant's network"),
+  annotations: unsupported('use labels:'),
+  attach: unsupported(),
+  blkio_config: unsupported(),
+  build: unsupported('build images elsewhere and use image:'),
+  cap_add: unsupported('instances run with the default capabilities'),
+  cap_drop: unsupported('instances run with the default capabilities'),
+  cgroup: unsupported(),
+  cgroup_parent: unsupported(),
+  container_name: unsupported(`instances of an app cannot share one name; Hivemind names them, and ${hivemindDns}`),
+  cpu_count: unsupported(useDeployResources),
+  cpu_percent: unsupported(useDeployResources),
+  cpu_period: unsupported(useDeployResources),
+  cpu_quota: unsupported(useDeployResources),
+  cpu_rt_period: unsupported(useDeployResources),
+  cpu_rt_runtime: unsupported(useDeployResources),
+  cpu_shares: unsupported('use deploy.resources.reservations.cpus'),
+  cpuset: unsupported(useDeployResources),
+  credential_spec: unsupported(),
+  develop: unsupported(),
+  device_cgroup_rules: unsupported(),
+  devices: unsupported(),
+  dns: unsupported(hivemindDns),
+  dns_opt: unsupported(hivemindDns),
+  dns_search: unsupported(hivemindDns),
+  domainname: unsupported(hivemindDns),
+  env_file: unsupported('list the variables under environment:'),
+  extends: unsupported('share settings with YAML anchors: x-base: &base ..., then <<: *base'),
+  external_links: unsupported(hivemindDns),
+  extra_hosts: unsupported(hivemindDns),
+  gpus: unsupported(),
+  group_add: unsupported(),
+  hostname: unsupported(hivemindDns),
+  init: unsupported(),
+  ipc: unsupported(ownNamespaces),
+  isolation: unsupported(),
+  label_file: unsupported('list the labels under labels:'),
+  logging: unsupported(),
+  mac_address: unsupported(),
+  mem_swappiness: unsupported(),
+  memswap_limit: unsupported(),
+  models: unsupported(),
+  network_mode: unsupported(ownNamespaces),
+  oom_kill_disable: unsupported(),
+  oom_score_adj: unsupported(),
+  pid: unsupported(ownNamespaces),
+  pids_limit: unsupported(),
+  platform: unsupported(),
+  post_start: unsupported(),
+  pre_stop: unsupported(),
+  privileged: unsupported('instances never run privileged'),
+  profiles: unsupported('put optional services in an app file of their own'),
+  provider: unsupported(),
+  pull_policy: unsupported(),
+  runtime: unsupported(),
+  security_opt: unsupported(),
+  shm_size: unsupported(),
+  stdin_open: unsupported('instances run without a terminal'),
+  storage_opt: unsupported(),
+  sysctls: unsupported(),
+  tmpfs: unsupported(),
+  tty: unsupported('instances run without a terminal'),
+  ulimits: unsupported(),
+  use_api_socket: unsupported(),
+  userns_mode: unsupported(ownNamespaces),
+  uts: unsupported(ownNamespaces),
+  volumes_from: unsupported('mount the same named volume in both services'),
+};
+
+export const deployKeys: KeyRules = {
+  mode: read,
+  replicas: read,
+  resources: read,
+  restart_policy: read,
+  update_config: read,
+  placement: read,
+  labels: read,
+  endpoint_mode: ignored("Hivemind's DNS and proxy decide how clients reach the instances"),
+  rollback_config: unsupported("a rollback redeploys the earlier version with update_config's settings"),
+};
+
+export const resourcesKeys: KeyRules = { limits: read, reservations: read };
+
+export const limitsKeys: KeyRules = { cpus: read, memory: read, pids: unsupported() };
+
+export const reservationsKeys: KeyRules = {
+  cpus: read,
+  memory: read,
+  devices: unsupported(),
+  generic_resources: unsupported(),
+};
+
+export const updateConfigKeys: KeyRules = {
+  parallelism: read,
+  delay: read,
+  failure_action: read,
+  monitor: read,
+  order: read,
+  max_failure_ratio: unsupported('an update stops at the first instance that fails'),
+};
+
+export const restartPolicyKeys: KeyRules = { condition: read, delay: read, max_attempts: read, window: read };
+
+export const placementKeys: KeyRules = {
+  constraints: read,
+  max_replicas_per_node: read,
+  preferences: unsupported('Hivemind spreads the instances across nodes by itself'),
+};
+
+export const healthcheckKeys: KeyRules = {
+  test: read,
+  interval: read,
+  timeout: read,
+  retries: read,
+  start_period: read,
+  disable: read,
+  start_interval: unsupported(),
+};
+
+export const portKeys: KeyRules = {
+  target: read,
+  published: read,
+  protocol: read,
+  mode: read,
+  host_ip: unsupported('a port is published on every address of the node'),
+  name: unsupported(),
+  app_protocol: unsupported(),
+};
+
+export const volumeMountKeys: KeyRules = {
+  type: read,
+  source: read,
+  target: read,
+  read_only: read,
+  bind: unsupported(),
+  volume: unsupported(),
+  tmpfs: unsupported(),
+  image: unsupported(),
+  consistency: unsupported(),
+};
+
+export const serviceSecretKeys: KeyRules = {
+  source: read,
+  target: read,
+  uid: unsupported(),
+  gid: unsupported(),
+  mode: unsupported(),
+};
+
+export const topLevelVolumeKeys: KeyRules = {
+  external: read,
+  name: unsupported('the key is the volume\'s name'),
+  driver: unsupported('Hivemind keeps volumes on the node'),
+  driver_opts: unsupported('Hivemind keeps volumes on the node'),
+  labels: unsupported(),
+};
+
+export const topLevelSecretKeys: KeyRules = {
+  external: read,
+  file: read,
+  environment: read,
+  content: read,
+  name: unsupported("the key is the secret's name"),
+  driver: unsupported(),
+  driver_opts: unsupported(),
+  labels: unsupported(),
+  template_driver: unsupported(),
+};
+
+/** Hivemind's own keys at the top level. */
+export const fileExtensionKeys: KeyRules = { tenant: read };
+
+/** Hivemind's own keys in a service. */
+export const serviceExtensionKeys: KeyRules = {
+  tenant: read,
+  canary: read,
+  strategy: read,
+  priority: read,
+  policies: read,
+  secrets: read,
+  max_per_node: read,
+};
+
+export const canaryKeys: KeyRules = { instances: read, weight: read };
+
+/**
+ * Reports every key of `mapping` that the caller will not read: unsupported
+ * and unknown keys as errors, ignored keys as warnings. `x-*` keys are
+ * skipped, except `x-hivemind` where it has no meaning.
+ */
+export function checkKeys(mapping: Record<string, unknown>, path: FieldPath, problems: Problems, rules: KeyRules): void {
+  for (const key of Object.keys(mapping)) {
+    const rule = Object.hasOwn(rules, key) ? rules[key] : undefined;
+    if (rule === undefined) {
+      if (key === 'x-hivemind') problems.error([...path, key], 'belongs at the top level of the file or in a service');
+      else if (!key.startsWith('x-')) problems.error([...path, key], `is an unknown key${didYouMean(key, Object.keys(rules))}`);
+    } else if (rule.kind === 'ignored') {
+      problems.warn([...path, key], `is ignored: ${rule.reason}`);
+    } else if (rule.kind === 'unsupported') {
+      problems.error([...path, key], `is not supported by Hivemind${rule.reason ? ` (${rule.reason})` : ''}`);
+    }
+  }
+}
+
+function didYouMean(key: string, known: string[]): string {
+  if (key.length > 64) return '';
+  let best: string | undefined;
+  let bestDistance = Math.min(2, Math.floor(key.length / 2));
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate);
+    if (distance <= bestDistance && (best === undefined || distance < bestDistance)) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best === undefined ? '' : `; did you mean "${best}"?`;
+}
+
+/** Levenshtein distance; keys are short, so the quadratic table is fine. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}

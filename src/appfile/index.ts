@@ -1,0 +1,7 @@
+// The app file: Compose-style YAML in, normalized AppSpecs (or every error) out. Pure.
+export { parseAppFile, APP_FILE_BYTES_MAX, SERVICES_MAX } from './parse.js';
+export type { ParseAppFileOptions, ParseAppFileResult } from './parse.js';
+export { AppFileError, formatAppFileProblem, APP_FILE_ERROR_CODE } from './errors.js';
+export type { AppFileProblem } from './errors.js';
+export { ERRORS_MAX } from './problems.js';
+export { parseDurationMs, parseMemoryBytes, parseCpuMillis } from './units.js';

@@ -1,0 +1,59 @@
+/**
+ * Finds a field of the parsed data back in the YAML document: its line and
+ * column for messages, and the source text of numbers. Paths that run
+ * through a merge key (`<<: *base`) stop at the nearest field that is
+ * written in place. Pure (works on the `yaml` package's document).
+ */
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter } from 'yaml';
+import type { FieldPath, Locate } from './problems.js';
+
+interface Found {
+  /** The node of the value at the deepest segment found. */
+  node: unknown;
+  /** The key's node, when the deepest segment is a mapping key. */
+  key: unknown;
+  /** Whether every segment was found. */
+  exact: boolean;
+}
+
+function hasRange(node: unknown): node is { range: [number, number, number] } {
+  return typeof node === 'object' && node !== null && Array.isArray((node as { range?: unknown }).range);
+}
+
+function find(document: Document, path: FieldPath): Found {
+  let node: unknown = document.contents;
+  let key: unknown;
+  for (const segment of path) {
+    if (isAlias(node)) node = node.resolve(document);
+    let next: { node: unknown; key: unknown } | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment));
+      if (pair !== undefined) next = { node: pair.value, key: pair.key };
+    } else if (isSeq(node) && typeof segment === 'number') {
+      if (segment < node.items.length) next = { node: node.items[segment], key: undefined };
+    }
+    if (next === undefined) return { node: key ?? node, key: undefined, exact: false };
+    ({ node, key } = next);
+  }
+  return { node, key, exact: true };
+}
+
+/** Line and column (1-based) of the field at a path: its key when it has one, else its value. */
+export function locator(document: Document, lineCounter: LineCounter): Locate {
+  return (path) => {
+    const found = find(document, path);
+    const target = found.key ?? found.node;
+    if (!hasRange(target)) return undefined;
+    const { line, col } = lineCounter.linePos(target.range[0]);
+    return { line, column: col };
+  };
+}
+
+/** The source text of the number at a path, as written (`1.10`), when it is written in place. */
+export function numberSourceFinder(document: Document): (path: FieldPath) => string | undefined {
+  return (path) => {
+    const found = find(document, path);
+    if (!found.exact || !isScalar(found.node) || typeof found.node.value !== 'number') return undefined;
+    return found.node.source;
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * One Compose service to one `AppSpec`: every key read, checked, defaulted
+ * and reported. A service with any error gives no spec (its errors are in
+ * `Problems`), so a file deploys all of its apps or none. Pure.
+ */
+import type { AppSpec, HivemindSpec, Resources, RestartSpec } from '../state/types.js';
+import { checkKeys, serviceKeys } from './compose-keys.js';
+import { readArgv } from './command.js';
+import type { FileContext } from './context.js';
+import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type DeployParts } from './deploy.js';
+import { readEnvironment, readLabels } from './environment.js';
+import { readServiceExtension } from './extension.js';
+import { readHealthcheck } from './healthcheck.js';
+import { readPorts } from './ports.js';
+import type { FieldPath, Problems } from './problems.js';
+import { checkName, readAbsolutePath, readBoolean, readCpuMillis, readDurationMs, readMapping, readMemoryBytes, readText, readWholeNumber, setOwn } from './read.js';
+import { LIMITS } from '../state/validate.js';
+import { readServiceSecrets, readVolumeMounts } from './volumes.js';
+
+/** Reads service `name` of the file; `tenant` is the file's (from x-hivemind or the caller). */
+export function readService(name: string, value: unknown, tenant: string, context: FileContext): AppSpec | undefined {
+  const { problems } = context;
+  const path: FieldPath = ['services', name];
+  const before = problems.errorCount;
+  checkName(name, path, problems, 'service name');
+  const mapping = readMapping(value, path, problems);
+  if (mapping === undefined) return undefined;
+  checkKeys(mapping, path, problems, serviceKeys);
+  // An empty value (`command:`) counts as left out, as Compose reads it in override files.
+  const given = (key: string): boolean => mapping[key] !== undefined && mapping[key] !== null;
+  const at = (key: string): FieldPath => [...path, key];
+
+  const program = readProgram(mapping, path, problems);
+  const environment = given('environment') ? readEnvironment(mapping.environment, at('environment'), context) : {};
+  const ports = given('ports') ? readPorts(mapping.ports, at('ports'), problems) : [];
+  const volumes = given('volumes') ? readVolumeMounts(mapping.volumes, at('volumes'), context) : [];
+  const healthcheck = given('healthcheck') ? readHealthcheck(mapping.healthcheck, at('healthcheck'), problems) : undefined;
+  const workingDir = given('working_dir') ? readAbsolutePath(mapping.working_dir, at('working_dir'), problems) : undefined;
+  const user = given('user') ? readText(mapping.user, at('user'), problems, { scalars: true, nonEmpty: true, what: 'a user name or id, like "1000" or "app"' }) : undefined;
+  const readOnly = given('read_only') ? readBoolean(mapping.read_only, at('read_only'), problems) : false;
+  const stopGraceMs = given('stop_grace_period') ? readDurationMs(mapping.stop_grace_period, at('stop_grace_period'), problems) : undefined;
+  const stopSignal = given('stop_signal')
+    ? readText(mapping.stop_signal, at('stop_signal'), problems, { nonEmpty: true, noSpaces: true, what: 'a signal name like "SIGTERM"' })
+    : undefined;
+  const labels = given('labels') ? readLabels(mapping.labels, at('labels'), context) : {};
+  // With an error in deploy or x-hivemind, read on with the defaults, so the checks below still report their own errors.
+  const noDeploy: DeployParts = { limits: {}, reservations: {}, update: { ...UPDATE_DEFAULTS }, constraints: [], labels: {} };
+  const deploy = (given('deploy') ? readDeploy(mapping.deploy, at('deploy'), context) : undefined) ?? noDeploy;
+  const serviceSecrets = given('secrets') ? readServiceSecrets(mapping.secrets, at('secrets'), context) : [];
+  const extension = (given('x-hivemind') ? readServiceExtension(mapping['x-hivemind'], at('x-hivemind'), problems) : undefined) ?? { hivemind: {} };
+
+  const replicas = readReplicas(mapping, deploy, path, problems);
+  const restart = readRestart(mapping, deploy, path, problems);
+  const limits = mergeResources(deploy.limits, readPlainResources(mapping, path, problems, { cpus: 'cpus', memory: 'mem_limit' }), [...path, 'deploy', 'resources', 'limits'], problems);
+  const reservations = mergeResources(deploy.reservations, readPlainResources(mapping, path, problems, { memory: 'mem_reservation' }), [...path, 'deploy', 'resources', 'reservations'], problems);
+  checkReservationsFit(limits, reservations, [...path, 'deploy', 'resources'], problems);
+  const hivemind = mergeHivemind(extension.hivemind, deploy, serviceSecrets ?? [], path, problems);
+  const allLabels = mergeLabels(labels ?? {}, deploy.labels, at('labels'), problems);
+
+  if (problems.errorCount !== before) return undefined;
+  if (program === undefined || environment === undefined || ports === undefined || volumes === undefined) return undefined;
+  if (readOnly === undefined || replicas === undefined || restart === undefined) return undefined;
+  const spec: AppSpec = {
+    name,
+    tenant: extension.tenant ?? tenant,
+    ...program,
+    readOnly,
+    replicas,
+    environment,
+    ports,
+    volumes,
+    limits,
+    reservations,
+    update: deploy.update,
+    restart,
+    constraints: deploy.constraints,
+    labels: allLabels,
+    hivemind,
+  };
+  if (workingDir !== undefined) spec.workingDir = workingDir;
+  if (user !== undefined) spec.user = user;
+  if (healthcheck !== undefined) spec.healthcheck = healthcheck;
+  if (stopGraceMs !== undefined) spec.stopGraceMs = stopGraceMs;
+  if (stopSignal !== undefined) spec.stopSignal = stopSignal.toUpperCase();
+  return spec;
+}
+
+type Program = Pick<AppSpec, 'image' | 'command' | 'entrypoint'>;
+
+/**
+ * `image`, `command` and `entrypoint`. An app is an image, or a command
+ * that Hivemind runs as a plain process (no containerd needed).
+ */
+function readProgram(mapping: Record<string, unknown>, path: FieldPath, problems: Problems): Program | undefined {
+  const given = (key: string): boolean => mapping[key] !== undefined && mapping[key] !== null;
+  const before = problems.errorCount;
+  const image = given('image')
+    ? readText(mapping.image, [...path, 'image'], problems, { nonEmpty: true, noSpaces: true, what: 'an image reference like "nginx:1.25"' })
+    : undefined;
+  const command = given('command') ? readArgv(mapping.command, [...path, 'command'], problems, { allowEmpty: false }) : undefined;
+  const entrypoint = given('entrypoint') ? readArgv(mapping.entrypoint, [...path, 'entrypoint'], problems, { allowEmpty: true }) : undefined;
+  if (problems.errorCount !== before) return undefined;
+  if (!given('image') && !given('command')) {
+    problems.error(path, 'must have image: (a container image to run) or command: (a program Hivemind runs as a process, without containerd)');
+    return undefined;
+  }
+  if (!given('image') && given('entrypoint')) {
+    problems.error([...path, 'entrypoint'], 'applies only to an image; for a process app, put the whole argument list in command:');
+    return undefined;
+  }
+  const program: Program = {};
+  if (image !== undefined) program.image = image;
+  if (command !== undefined) program.command = command;
+  if (entrypoint !== undefined) program.entrypoint = entrypoint;
+  return program;
+}
+
+/** `deploy.replicas`, or plain Compose's `scale`; 1 when neither is set. */
+function readReplicas(mapping: Record<string, unknown>, deploy: DeployParts, path: FieldPath, problems: Problems): number | undefined {
+  if (mapping.scale === undefined || mapping.scale === null) return deploy.replicas ?? 1;
+  const scale = readWholeNumber(mapping.scale, [...path, 'scale'], problems, { min: 0, max: LIMITS.replicasMax });
+  if (scale !== undefined && deploy.replicas !== undefined && scale !== deploy.replicas) {
+    problems.error([...path, 'scale'], `is ${scale} but deploy.replicas is ${deploy.replicas}; set one of them`);
+    return undefined;
+  }
+  return scale;
+}
+
+/** `deploy.restart_policy` wins over the service's `restart` (as in Compose); with neither, Swarm's default policy. */
+function readRestart(mapping: Record<string, unknown>, deploy: DeployParts, path: FieldPath, problems: Problems): RestartSpec | undefined {
+  if (mapping.restart === undefined || mapping.restart === null) return deploy.restart ?? { ...RESTART_DEFAULTS };
+  const restart = readServiceRestart(mapping.restart, [...path, 'restart'], problems);
+  if (deploy.restart === undefined) return restart;
+  if (restart !== undefined) problems.warn([...path, 'restart'], 'is ignored because deploy.restart_policy is set, which takes precedence');
+  return deploy.restart;
+}
+
+/** Plain Compose's `cpus`, `mem_limit`, `mem_reservation`, read as Resources. */
+function readPlainResources(
+  mapping: Record<string, unknown>,
+  path: FieldPath,
+  problems: Problems,
+  keys: { cpus?: string; memory: string },
+): { resources: Resources; keys: { cpus?: string; memory: string } } {
+  const resources: Resources = {};
+  if (keys.cpus !== undefined && mapping[keys.cpus] !== undefined && mapping[keys.cpus] !== null) {
+    const cpuMillis = readCpuMillis(mapping[keys.cpus], [...path, keys.cpus], problems);
+    if (cpuMillis !== undefined) resources.cpuMillis = cpuMillis;
+  }
+  if (mapping[keys.memory] !== undefined && mapping[keys.memory] !== null) {
+    const memoryBytes = readMemoryBytes(mapping[keys.memory], [...path, keys.memory], problems);
+    if (memoryBytes !== undefined) resources.memoryBytes = memoryBytes;
+  }
+  return { resources, keys };
+}
+
+/** The deploy.resources amounts, with plain Compose's keys filling in; both set to different amounts is an error. */
+function mergeResources(
+  deploy: Resources,
+  plain: { resources: Resources; keys: { cpus?: string; memory: string } },
+  deployPath: FieldPath,
+  problems: Problems,
+): Resources {
+  const merged: Resources = { ...deploy };
+  const pairs = [
+    ['cpuMillis', 'cpus', plain.keys.cpus],
+    ['memoryBytes', 'memory', plain.keys.memory],
+  ] as const;
+  for (const [field, deployKey, plainKey] of pairs) {
+    const plainAmount = plain.resources[field];
+    if (plainAmount === undefined || plainKey === undefined) continue;
+    const deployAmount = deploy[field];
+    if (deployAmount !== undefined && deployAmount !== plainAmount) {
+      problems.error([...deployPath, deployKey], `differs from ${plainKey} (${deployAmount} and ${plainAmount} ${field === 'cpuMillis' ? 'thousandths of a CPU' : 'bytes'}); set one of them`);
+    }
+    merged[field] = plainAmount;
+  }
+  return merged;
+}
+
+function checkReservationsFit(limits: Resources, reservations: Resources, path: FieldPath, problems: Problems): void {
+  if (limits.cpuMillis !== undefined && reservations.cpuMillis !== undefined && reservations.cpuMillis > limits.cpuMillis) {
+    problems.error([...path, 'reservations', 'cpus'], `reserves ${reservations.cpuMillis / 1000} CPUs, more than the limit of ${limits.cpuMillis / 1000}`);
+  }
+  if (limits.memoryBytes !== undefined && reservations.memoryBytes !== undefined && reservations.memoryBytes > limits.memoryBytes) {
+    problems.error([...path, 'reservations', 'memory'], `reserves ${reservations.memoryBytes} bytes, more than the limit of ${limits.memoryBytes} bytes`);
+  }
+}
+
+/** x-hivemind, with the service's Compose secrets and deploy.placement.max_replicas_per_node folded in. */
+function mergeHivemind(extension: HivemindSpec, deploy: DeployParts, serviceSecrets: string[], path: FieldPath, problems: Problems): HivemindSpec {
+  const hivemind: HivemindSpec = { ...extension };
+  const secrets = [...serviceSecrets, ...(extension.secrets ?? []).filter((name) => !serviceSecrets.includes(name))];
+  if (secrets.length > 0) hivemind.secrets = secrets;
+  if (deploy.maxPerNode !== undefined) {
+    if (extension.maxPerNode !== undefined && extension.maxPerNode !== deploy.maxPerNode) {
+      problems.error([...path, 'x-hivemind', 'max_per_node'], `is ${extension.maxPerNode} but deploy.placement.max_replicas_per_node is ${deploy.maxPerNode}; set one of them`);
+    }
+    hivemind.maxPerNode = deploy.maxPerNode;
+  }
+  return hivemind;
+}
+
+/** `labels` and `deploy.labels` in one set (Hivemind has one kind of label); a key set to two values is an error. */
+function mergeLabels(labels: Record<string, string>, deployLabels: Record<string, string>, path: FieldPath, problems: Problems): Record<string, string> {
+  const merged: Record<string, string> = { ...labels };
+  for (const [key, value] of Object.entries(deployLabels)) {
+    if (Object.hasOwn(labels, key) && labels[key] !== value) {
+      problems.error([...path, key], `is ${JSON.stringify(labels[key])} here but ${JSON.stringify(value)} in deploy.labels; Hivemind keeps one set of labels`);
+    }
+    setOwn(merged, key, value);
+  }
+  return merged;
+}

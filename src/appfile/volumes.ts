@@ -1,0 +1,138 @@
+/**
+ * A service's `volumes:` (short `"data:/var/lib/data:ro"` and long syntax)
+ * and `secrets:` (names, or `{ source }`). Named volumes and secrets must be
+ * declared at the top level, as Compose requires. Pure.
+ */
+import type { VolumeMount } from '../state/types.js';
+import { LIMITS } from '../state/validate.js';
+import { checkKeys, serviceSecretKeys, volumeMountKeys } from './compose-keys.js';
+import type { FileContext } from './context.js';
+import type { FieldPath } from './problems.js';
+import { checkName, describe, isMapping, readAbsolutePath, readBoolean, readChoice, readList, readText } from './read.js';
+
+const mountForms = '"data:/var/lib/data", "/host/path:/path:ro"';
+
+/** The mounts of a service; each target once. */
+export function readVolumeMounts(value: unknown, path: FieldPath, context: FileContext): VolumeMount[] | undefined {
+  const { problems } = context;
+  const items = readList(value, path, problems);
+  if (items === undefined) return undefined;
+  const before = problems.errorCount;
+  const mounts: VolumeMount[] = [];
+  for (const [position, item] of items.entries()) {
+    const itemPath = [...path, position];
+    const mount = isMapping(item) ? readLongMount(item, itemPath, context) : readShortMount(item, itemPath, context);
+    if (mount === undefined) continue;
+    if (mounts.some((other) => other.target === mount.target)) problems.error(itemPath, `mounts ${mount.target} a second time; mount each path once`);
+    mounts.push(mount);
+  }
+  if (mounts.length > LIMITS.volumesMax) problems.error(path, `has ${mounts.length} mounts; at most ${LIMITS.volumesMax} are allowed`);
+  return problems.errorCount === before ? mounts : undefined;
+}
+
+function readShortMount(item: unknown, path: FieldPath, context: FileContext): VolumeMount | undefined {
+  const { problems } = context;
+  if (typeof item !== 'string') {
+    problems.error(path, `must be a mount like ${mountForms}, or a mapping with source: and target:, got ${describe(item)}`);
+    return undefined;
+  }
+  const parts = item.split(':');
+  if (parts.length === 1) {
+    problems.error(path, `is an anonymous volume, which Hivemind does not support; name it, like "data:${item}", and declare data under the top-level volumes:`);
+    return undefined;
+  }
+  if (parts.length > 3) {
+    problems.error(path, `must be a mount like ${mountForms}, got ${describe(item)}`);
+    return undefined;
+  }
+  const [source = '', target = '', options] = parts;
+  const before = problems.errorCount;
+  checkSource(source, path, context);
+  if (!target.startsWith('/')) problems.error(path, `must mount at an absolute path inside the instance, like ${mountForms}, got ${describe(item)}`);
+  let readOnly = false;
+  for (const option of options === undefined ? [] : options.split(',')) {
+    if (option === 'ro' || option === 'rw') readOnly = option === 'ro';
+    else problems.error(path, `has mount option ${JSON.stringify(option)}, which Hivemind does not support; use "ro" or "rw"`);
+  }
+  return problems.errorCount === before ? { source, target, readOnly } : undefined;
+}
+
+function readLongMount(item: Record<string, unknown>, path: FieldPath, context: FileContext): VolumeMount | undefined {
+  const { problems } = context;
+  const before = problems.errorCount;
+  checkKeys(item, path, problems, volumeMountKeys);
+  const type = item.type === undefined ? 'volume' : readChoice(item.type, [...path, 'type'], problems, ['volume', 'bind', 'tmpfs', 'npipe', 'cluster', 'image']);
+  if (type !== undefined && type !== 'volume' && type !== 'bind') {
+    problems.error([...path, 'type'], `"${type}" is not supported by Hivemind; use "volume" or "bind"`);
+    return undefined;
+  }
+  let source: string | undefined;
+  if (item.source === undefined || item.source === null) {
+    problems.error([...path, 'source'], `is required: a named volume${type === 'bind' ? '' : ' (Hivemind has no anonymous volumes)'} or an absolute host path`);
+  } else {
+    source = readText(item.source, [...path, 'source'], problems, { nonEmpty: true });
+    if (source === undefined) {
+      // Reported by readText.
+    } else if (type === 'bind' && !source.startsWith('/')) {
+      problems.error([...path, 'source'], `must be an absolute host path for a bind mount, got ${describe(source)}`);
+    } else if (type === 'volume' && source.startsWith('/')) {
+      problems.error([...path, 'source'], 'must be a volume name for type "volume"; use type "bind" for a host path');
+    } else {
+      checkSource(source, [...path, 'source'], context);
+    }
+  }
+  const targetPath = [...path, 'target'];
+  let target: string | undefined;
+  if (item.target === undefined || item.target === null) problems.error(targetPath, 'is required: the path inside the instance');
+  else target = readAbsolutePath(item.target, targetPath, problems);
+  const readOnly = item.read_only === undefined ? false : readBoolean(item.read_only, [...path, 'read_only'], problems);
+  if (problems.errorCount !== before || source === undefined || target === undefined || readOnly === undefined) return undefined;
+  return { source, target, readOnly };
+}
+
+/** A mount source: an absolute host path, or a declared named volume. */
+function checkSource(source: string, path: FieldPath, context: FileContext): void {
+  const { problems } = context;
+  if (source.startsWith('/')) return;
+  if (source.startsWith('.') || source.startsWith('~')) {
+    problems.error(path, `mounts host path ${JSON.stringify(source)}, which is relative; Hivemind runs the app on other machines, so use an absolute path or a named volume`);
+    return;
+  }
+  if (!checkName(source, path, problems, 'volume')) return;
+  if (!context.declaredVolumes.has(source)) problems.error(path, `uses volume "${source}", which is not declared; add it under the top-level volumes:`);
+}
+
+/** A service's `secrets:`, mounted at /run/secrets/NAME; each must be declared at the top level. */
+export function readServiceSecrets(value: unknown, path: FieldPath, context: FileContext): string[] | undefined {
+  const { problems } = context;
+  const items = readList(value, path, problems);
+  if (items === undefined) return undefined;
+  const before = problems.errorCount;
+  const names: string[] = [];
+  for (const [position, item] of items.entries()) {
+    const itemPath = [...path, position];
+    const name = isMapping(item) ? readLongSecret(item, itemPath, context) : readText(item, itemPath, problems, { what: 'a secret name or a mapping with source:' });
+    if (name === undefined) continue;
+    const namePath = isMapping(item) ? [...itemPath, 'source'] : itemPath;
+    if (!checkName(name, namePath, problems, 'secret')) continue;
+    if (!context.declaredSecrets.has(name)) problems.error(namePath, `uses secret "${name}", which is not declared; add it under the top-level secrets:`);
+    else if (names.includes(name)) problems.error(namePath, `names secret "${name}" twice; list each once`);
+    else names.push(name);
+  }
+  return problems.errorCount === before ? names : undefined;
+}
+
+function readLongSecret(item: Record<string, unknown>, path: FieldPath, context: FileContext): string | undefined {
+  const { problems } = context;
+  checkKeys(item, path, problems, serviceSecretKeys);
+  if (item.source === undefined) {
+    problems.error([...path, 'source'], "is required: the secret's name");
+    return undefined;
+  }
+  const source = readText(item.source, [...path, 'source'], problems, { nonEmpty: true });
+  if (source !== undefined && item.target !== undefined && item.target !== source && item.target !== `/run/secrets/${source}`) {
+    problems.error([...path, 'target'], `must be "${source}" or left out: Hivemind mounts each secret at /run/secrets/${source}`);
+    return undefined;
+  }
+  return source;
+}

@@ -1,0 +1,206 @@
+/**
+ * Apply handlers for nodes and for the instance facts written by the
+ * scheduler (placement) and the executors (status). Pure: they read the state
+ * and the command only.
+ *
+ * A node that has left stays listed with status 'left'; it cannot change
+ * status or heartbeat until it registers again. Heartbeats and instance
+ * status reports are observed state, not changes anyone made: they are kept
+ * out of history, which would otherwise hold nothing else.
+ */
+import { ErrorCode, type StateError } from './errors.js';
+import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import type { Command, Instance, NodeRecord } from './types.js';
+
+type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+/** How many ignored instance ids an instance.status result names. */
+export const IGNORED_IDS_SHOWN_MAX = 100;
+
+function findNode(state: ClusterState, id: string, action: string, field = 'id'): { ok: true; node: NodeRecord } | { ok: false; error: StateError } {
+  const node = state.nodes.get(id);
+  if (node) return { ok: true, node };
+  return { ok: false, error: { code: ErrorCode.notFound, message: `${action}: node "${id}" is not registered`, field } };
+}
+
+function hasLeft(node: NodeRecord, action: string): Plan | undefined {
+  if (node.status !== 'left') return undefined;
+  return refuse(ErrorCode.conflict, `${action}: node "${node.id}" has left the cluster; it must register again`, 'id');
+}
+
+/** node.register: creates the node, or updates its addresses, labels and resources; either way it is 'up'. */
+export function planNodeRegister(state: ClusterState, command: CommandOf<'node.register'>, context: ApplyContext): Plan {
+  const existing = state.nodes.get(command.id);
+  if (!existing) {
+    const limit = limitProblem('nodes', state.nodes.size, `cannot register node "${command.id}"`);
+    if (limit) return { ok: false, error: limit };
+  }
+  return {
+    ok: true,
+    commit: () => {
+      const node: NodeRecord = {
+        id: command.id,
+        addresses: command.addresses,
+        labels: command.labels,
+        resources: command.resources,
+        status: 'up',
+        role: existing?.role ?? 'none',
+        joinedIndex: existing?.joinedIndex ?? context.index,
+        lastSeenAt: context.time,
+        updatedIndex: context.index,
+      };
+      state.nodes.set(command.id, node);
+      const summary = `${existing ? 're-registered' : 'registered'} (api ${command.addresses.api})`;
+      return { value: { id: command.id }, history: { target: `node ${command.id}`, summary } };
+    },
+  };
+}
+
+/** node.status: membership's verdict. A node that has left changes status only by registering again. */
+export function planNodeStatus(state: ClusterState, command: CommandOf<'node.status'>, context: ApplyContext): Plan {
+  const action = `cannot mark node "${command.id}" ${command.status}`;
+  const found = findNode(state, command.id, action);
+  if (!found.ok) return found;
+  const { node } = found;
+  if (command.status !== 'left') {
+    const left = hasLeft(node, action);
+    if (left) return left;
+  }
+  return {
+    ok: true,
+    commit: () => {
+      const from = node.status;
+      node.status = command.status;
+      node.updatedIndex = context.index;
+      return { value: { id: node.id, status: node.status }, history: { target: `node ${node.id}`, summary: `status ${from} → ${node.status}` } };
+    },
+  };
+}
+
+/** node.role: the Raft role the leader recorded. */
+export function planNodeRole(state: ClusterState, command: CommandOf<'node.role'>, context: ApplyContext): Plan {
+  const found = findNode(state, command.id, `cannot set the role of node "${command.id}"`);
+  if (!found.ok) return found;
+  const { node } = found;
+  return {
+    ok: true,
+    commit: () => {
+      const from = node.role;
+      node.role = command.role;
+      node.updatedIndex = context.index;
+      return { value: { id: node.id, role: node.role }, history: { target: `node ${node.id}`, summary: `role ${from} → ${node.role}` } };
+    },
+  };
+}
+
+/** node.heartbeat: `lastSeenAt` becomes the envelope's time. Not recorded in history. */
+export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.heartbeat'>, context: ApplyContext): Plan {
+  const action = `cannot record a heartbeat of node "${command.id}"`;
+  const found = findNode(state, command.id, action);
+  if (!found.ok) return found;
+  const { node } = found;
+  const left = hasLeft(node, action);
+  if (left) return left;
+  return {
+    ok: true,
+    commit: () => {
+      node.lastSeenAt = context.time;
+      return { value: { id: node.id } };
+    },
+  };
+}
+
+/** node.remove: the node is kept with status 'left'; its instances keep their placement for the scheduler to move. */
+export function planNodeRemove(state: ClusterState, command: CommandOf<'node.remove'>, context: ApplyContext): Plan {
+  const found = findNode(state, command.id, `cannot remove node "${command.id}"`);
+  if (!found.ok) return found;
+  const { node } = found;
+  return {
+    ok: true,
+    commit: () => {
+      node.status = 'left';
+      node.updatedIndex = context.index;
+      return { value: { id: node.id }, history: { target: `node ${node.id}`, summary: 'removed (left the cluster)' } };
+    },
+  };
+}
+
+/**
+ * instance.place: all or nothing. Every instance must exist; every node must
+ * be registered and 'up' (`null` unplaces). An instance that moves to another
+ * node is reset to 'pending'.
+ */
+export function planInstancePlace(state: ClusterState, command: CommandOf<'instance.place'>, context: ApplyContext): Plan {
+  const moves: { instance: Instance; node: string | null }[] = [];
+  for (const [position, placement] of command.placements.entries()) {
+    const action = `cannot place instance "${placement.id}"`;
+    const instance = state.instances.get(placement.id);
+    if (!instance) return refuse(ErrorCode.notFound, `${action}: it does not exist (its app may have been scaled down or deleted)`, `placements[${position}].id`);
+    if (placement.node !== null) {
+      const problem = placementNodeProblem(state, placement.node, action, `placements[${position}].node`);
+      if (problem) return { ok: false, error: problem };
+    }
+    moves.push({ instance, node: placement.node });
+  }
+  return {
+    ok: true,
+    commit: () => {
+      for (const move of moves) moveInstance(move.instance, move.node, context);
+      return { value: { placed: moves.length }, history: { target: 'instances', summary: describePlacements(moves) } };
+    },
+  };
+}
+
+function placementNodeProblem(state: ClusterState, id: string, action: string, field: string): StateError | undefined {
+  const found = findNode(state, id, action, field);
+  if (!found.ok) return found.error;
+  if (found.node.status === 'up') return undefined;
+  return { code: ErrorCode.conflict, message: `${action}: node "${id}" is ${found.node.status}, not up; choose another node`, field };
+}
+
+function moveInstance(instance: Instance, node: string | null, context: ApplyContext): void {
+  if ((instance.node ?? null) === node) return;
+  if (node === null) delete instance.node;
+  else instance.node = node;
+  instance.status = { state: 'pending', reportedAt: context.time, updatedIndex: context.index };
+}
+
+function describePlacements(moves: { instance: Instance; node: string | null }[]): string {
+  const shown = moves.slice(0, 5).map(({ instance, node }) => (node === null ? `unplaced ${instance.id}` : `${instance.id} on ${node}`));
+  const more = moves.length > shown.length ? ` and ${moves.length - shown.length} more` : '';
+  return `placed ${shown.join(', ')}${more}`;
+}
+
+/**
+ * instance.status: records each reported status. Updates for instances that
+ * no longer exist, or that name a version other than the instance's current
+ * one, are ignored (a report can race with a scale-down, a delete or a new
+ * deploy); the result's value counts them and names the first
+ * IGNORED_IDS_SHOWN_MAX (results are remembered, so they stay small).
+ * Never refused; not in history.
+ */
+export function planInstanceStatus(state: ClusterState, command: CommandOf<'instance.status'>, context: ApplyContext): Plan {
+  return {
+    ok: true,
+    commit: () => {
+      const ignored: string[] = [];
+      for (const update of command.updates) {
+        const instance = state.instances.get(update.id);
+        if (!instance || (update.version !== undefined && update.version !== instance.version)) {
+          ignored.push(update.id);
+          continue;
+        }
+        instance.status = {
+          state: update.state,
+          ...(update.exitCode !== undefined ? { exitCode: update.exitCode } : {}),
+          ...(update.message !== undefined ? { message: update.message } : {}),
+          reportedBy: update.reportedBy,
+          reportedAt: update.reportedAt,
+          updatedIndex: context.index,
+        };
+      }
+      const applied = command.updates.length - ignored.length;
+      return { value: { applied, ignoredCount: ignored.length, ignored: ignored.slice(0, IGNORED_IDS_SHOWN_MAX) } };
+    },
+  };
+}

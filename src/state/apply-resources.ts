@@ -1,0 +1,156 @@
+/**
+ * Apply handlers for a tenant's network policies, volumes and secrets. Pure:
+ * they read the state and the command only.
+ *
+ * An app's current version must find every volume, secret and policy it
+ * names, so deleting one is refused while a current spec uses it. Earlier
+ * versions are not checked: rolling back to one that names a deleted item is
+ * refused then, naming it.
+ */
+import { ErrorCode, formatBytes } from './errors.js';
+import { quotaProblem, tenantUsage } from './quota.js';
+import { adoptTenant, currentSpec, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import type { App, AppSpec, Command } from './types.js';
+
+type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+/** The first app of `tenant` whose current spec satisfies `uses`, with the field that names the item. */
+function userOf(state: ClusterState, tenant: string, uses: (spec: AppSpec) => string | undefined): { app: App; field: string } | undefined {
+  for (const app of state.apps.values()) {
+    if (app.tenant !== tenant) continue;
+    const field = uses(currentSpec(app));
+    if (field !== undefined) return { app, field };
+  }
+  return undefined;
+}
+
+function inUse(action: string, user: { app: App; field: string }): Plan {
+  const message = `${action}: app "${user.app.name}" uses it (${user.field}); deploy the app without it, or delete the app, first`;
+  return refuse(ErrorCode.conflict, message, 'name');
+}
+
+/** policy.put: creates or replaces a network policy. The apps and tenants it names need not exist yet. */
+export function planPolicyPut(state: ClusterState, command: CommandOf<'policy.put'>, context: ApplyContext): Plan {
+  const action = `cannot set network policy "${command.name}"`;
+  const found = lookupTenant(state, command.tenant, { field: 'tenant', action, context });
+  if (!found.ok) return found;
+  const key = tenantKey(command.tenant, command.name);
+  const existing = state.policies.get(key);
+  const limit = existing ? undefined : limitProblem('policies', state.policies.size, action);
+  if (limit) return { ok: false, error: limit };
+  return {
+    ok: true,
+    commit: () => {
+      adoptTenant(state, found.tenant);
+      state.policies.set(key, {
+        tenant: command.tenant,
+        name: command.name,
+        apps: command.apps,
+        ingress: command.ingress,
+        createdIndex: existing?.createdIndex ?? context.index,
+        updatedIndex: context.index,
+      });
+      const summary = `${existing ? 'replaced' : 'created'} (${command.ingress.length} ingress rule${command.ingress.length === 1 ? '' : 's'})`;
+      return { value: { tenant: command.tenant, name: command.name }, history: { target: `policy ${key}`, summary } };
+    },
+  };
+}
+
+/** policy.delete: refused while an app's current spec lists it. */
+export function planPolicyDelete(state: ClusterState, command: CommandOf<'policy.delete'>): Plan {
+  const action = `cannot delete network policy "${command.name}"`;
+  const key = tenantKey(command.tenant, command.name);
+  if (!state.policies.has(key)) return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no such policy`, 'name');
+  const user = userOf(state, command.tenant, (spec) => fieldOfName(spec.hivemind.policies, command.name, 'hivemind.policies'));
+  if (user) return inUse(action, user);
+  return deletion(() => state.policies.delete(key), { tenant: command.tenant, name: command.name }, `policy ${key}`);
+}
+
+function fieldOfName(names: string[] | undefined, name: string, path: string): string | undefined {
+  const position = (names ?? []).indexOf(name);
+  return position < 0 ? undefined : `${path}[${position}]`;
+}
+
+function deletion(remove: () => void, value: { tenant: string; name: string }, target: string): Plan {
+  return {
+    ok: true,
+    commit: () => {
+      remove();
+      return { value, history: { target, summary: 'deleted' } };
+    },
+  };
+}
+
+/** volume.create: a named volume of a fixed size; counts against the volumes and storage quotas. */
+export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume.create'>, context: ApplyContext): Plan {
+  const action = `cannot create volume "${command.name}"`;
+  const found = lookupTenant(state, command.tenant, { field: 'tenant', action, context });
+  if (!found.ok) return found;
+  const key = tenantKey(command.tenant, command.name);
+  if (state.volumes.has(key)) return refuse(ErrorCode.alreadyExists, `${action}: tenant "${command.tenant}" already has it`, 'name');
+  const before = tenantUsage(state, command.tenant);
+  const after = { ...before, volumes: before.volumes + 1, storageBytes: before.storageBytes + command.sizeBytes };
+  const problem =
+    limitProblem('volumes', state.volumes.size, action) ??
+    quotaProblem({ tenant: found.tenant, before, after, action, fields: { volumes: 'name', storageBytes: 'sizeBytes' } });
+  if (problem) return { ok: false, error: problem };
+  return {
+    ok: true,
+    commit: () => {
+      adoptTenant(state, found.tenant);
+      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index });
+      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)})` } };
+    },
+  };
+}
+
+/** volume.delete: refused while an app's current spec mounts it. */
+export function planVolumeDelete(state: ClusterState, command: CommandOf<'volume.delete'>): Plan {
+  const action = `cannot delete volume "${command.name}"`;
+  const key = tenantKey(command.tenant, command.name);
+  if (!state.volumes.has(key)) return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no such volume`, 'name');
+  const user = userOf(state, command.tenant, (spec) => {
+    const position = spec.volumes.findIndex((mount) => mount.source === command.name);
+    return position < 0 ? undefined : `volumes[${position}].source`;
+  });
+  if (user) return inUse(action, user);
+  return deletion(() => state.volumes.delete(key), { tenant: command.tenant, name: command.name }, `volume ${key}`);
+}
+
+/** secret.put: creates the secret (version 1) or replaces its value (version + 1). Only ciphertext is stored. */
+export function planSecretPut(state: ClusterState, command: CommandOf<'secret.put'>, context: ApplyContext): Plan {
+  const action = `cannot set secret "${command.name}"`;
+  const found = lookupTenant(state, command.tenant, { field: 'tenant', action, context });
+  if (!found.ok) return found;
+  const key = tenantKey(command.tenant, command.name);
+  const existing = state.secrets.get(key);
+  const limit = existing ? undefined : limitProblem('secrets', state.secrets.size, action);
+  if (limit) return { ok: false, error: limit };
+  return {
+    ok: true,
+    commit: () => {
+      adoptTenant(state, found.tenant);
+      const version = (existing?.version ?? 0) + 1;
+      state.secrets.set(key, {
+        tenant: command.tenant,
+        name: command.name,
+        version,
+        ciphertext: command.ciphertext,
+        nonce: command.nonce,
+        createdIndex: existing?.createdIndex ?? context.index,
+        updatedIndex: context.index,
+      });
+      return { value: { tenant: command.tenant, name: command.name, version }, history: { target: `secret ${key}`, summary: `set (version ${version})` } };
+    },
+  };
+}
+
+/** secret.delete: refused while an app's current spec mounts it. */
+export function planSecretDelete(state: ClusterState, command: CommandOf<'secret.delete'>): Plan {
+  const action = `cannot delete secret "${command.name}"`;
+  const key = tenantKey(command.tenant, command.name);
+  if (!state.secrets.has(key)) return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no such secret`, 'name');
+  const user = userOf(state, command.tenant, (spec) => fieldOfName(spec.hivemind.secrets, command.name, 'hivemind.secrets'));
+  if (user) return inUse(action, user);
+  return deletion(() => state.secrets.delete(key), { tenant: command.tenant, name: command.name }, `secret ${key}`);
+}

@@ -1,0 +1,101 @@
+/**
+ * Apply handlers for tenants. Pure: they read the state and the command only.
+ *
+ * The `default` tenant exists implicitly: any command naming it works before
+ * it has a record, and the first successful one stores it with no quota.
+ * `tenant.create default` is allowed while it has no record (to give it a
+ * quota at once); `tenant.update default` works at any time; it cannot be
+ * deleted.
+ */
+import { ErrorCode, formatBytes, formatCpu } from './errors.js';
+import { overQuota, tenantUsage } from './quota.js';
+import { adoptTenant, limitProblem, lookupTenant, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import { DEFAULT_TENANT, type Command, type Quota } from './types.js';
+
+type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+/** "memory 4 GiB, apps 3", or "no quota". */
+export function describeQuota(quota: Quota): string {
+  const parts: string[] = [];
+  if (quota.cpuMillis !== undefined) parts.push(`CPU ${formatCpu(quota.cpuMillis)}`);
+  if (quota.memoryBytes !== undefined) parts.push(`memory ${formatBytes(quota.memoryBytes)}`);
+  if (quota.instances !== undefined) parts.push(`instances ${quota.instances}`);
+  if (quota.apps !== undefined) parts.push(`apps ${quota.apps}`);
+  if (quota.volumes !== undefined) parts.push(`volumes ${quota.volumes}`);
+  if (quota.storageBytes !== undefined) parts.push(`storage ${formatBytes(quota.storageBytes)}`);
+  return parts.length > 0 ? parts.join(', ') : 'no quota';
+}
+
+/** tenant.create: a new tenant; 'already-exists' if it has a record. */
+export function planTenantCreate(state: ClusterState, command: CommandOf<'tenant.create'>, context: ApplyContext): Plan {
+  const action = `cannot create tenant "${command.name}"`;
+  if (state.tenants.has(command.name)) {
+    return refuse(ErrorCode.alreadyExists, `${action}: it already exists; change its quota with tenant.update`, 'name');
+  }
+  const limit = limitProblem('tenants', state.tenants.size, action);
+  if (limit) return { ok: false, error: limit };
+  return {
+    ok: true,
+    commit: () => {
+      state.tenants.set(command.name, { name: command.name, quota: command.quota, createdIndex: context.index, createdAt: context.time });
+      return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary: `created (${describeQuota(command.quota)})` } };
+    },
+  };
+}
+
+/**
+ * tenant.update: replaces the whole quota (an absent field is unlimited). A
+ * quota below current usage is allowed; the result's value lists the
+ * resources over it (`overQuota`), and the tenant cannot grow them further.
+ */
+export function planTenantUpdate(state: ClusterState, command: CommandOf<'tenant.update'>, context: ApplyContext): Plan {
+  const found = lookupTenant(state, command.name, { field: 'name', action: `cannot update tenant "${command.name}"`, context });
+  if (!found.ok) return found;
+  const tenant = found.tenant;
+  return {
+    ok: true,
+    commit: () => {
+      adoptTenant(state, tenant);
+      tenant.quota = command.quota;
+      const over = overQuota(command.quota, tenantUsage(state, command.name));
+      return {
+        value: { name: command.name, overQuota: over },
+        history: { target: `tenant ${command.name}`, summary: `quota set (${describeQuota(command.quota)})` },
+      };
+    },
+  };
+}
+
+/** tenant.delete: refused while the tenant has apps, volumes or secrets; its network policies go with it. */
+export function planTenantDelete(state: ClusterState, command: CommandOf<'tenant.delete'>): Plan {
+  const action = `cannot delete tenant "${command.name}"`;
+  if (command.name === DEFAULT_TENANT) {
+    return refuse(ErrorCode.conflict, `${action}: it always exists; change its quota with tenant.update instead`, 'name');
+  }
+  if (!state.tenants.has(command.name)) return refuse(ErrorCode.notFound, `${action}: it does not exist`, 'name');
+  const owned = ownedCounts(state, command.name);
+  if (owned.length > 0) return refuse(ErrorCode.conflict, `${action}: it still has ${owned.join(', ')}; delete them first`, 'name');
+  return {
+    ok: true,
+    commit: () => {
+      state.tenants.delete(command.name);
+      for (const [key, policy] of state.policies) if (policy.tenant === command.name) state.policies.delete(key);
+      return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary: 'deleted' } };
+    },
+  };
+}
+
+function ownedCounts(state: ClusterState, tenant: string): string[] {
+  const counts: [string, number][] = [
+    ['app', countOf(state.apps.values(), tenant)],
+    ['volume', countOf(state.volumes.values(), tenant)],
+    ['secret', countOf(state.secrets.values(), tenant)],
+  ];
+  return counts.filter(([, found]) => found > 0).map(([kind, found]) => `${found} ${kind}${found === 1 ? '' : 's'}`);
+}
+
+function countOf(values: Iterable<{ tenant: string }>, tenant: string): number {
+  let found = 0;
+  for (const value of values) if (value.tenant === tenant) found++;
+  return found;
+}

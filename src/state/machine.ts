@@ -1,0 +1,332 @@
+/**
+ * The replicated state machine: applies committed envelopes in log order,
+ * answers reads, and makes and restores snapshots.
+ *
+ * Apply is deterministic: it reads only the state, the index and the
+ * envelope (no clock, no randomness, no I/O), so every node that applies the
+ * same log holds byte-identical state. A bad command, whether malformed or
+ * refused by the state, is never an exception: it becomes an error result,
+ * identical on every node. Only a broken internal invariant asserts.
+ *
+ * Exactly once: the result of each request id is remembered (the newest
+ * REQUESTS_REMEMBERED_MAX, evicted oldest index first); applying an envelope
+ * with a remembered id changes nothing and returns the first result, with
+ * the first index. Envelopes too malformed to carry a valid request id are
+ * refused and not remembered.
+ *
+ * History: each successful command adds an entry (index, time, actor,
+ * command, target, summary), at most HISTORY_MAX, oldest dropped. Refused
+ * commands, node heartbeats and instance status reports are not recorded.
+ */
+import { assert } from '../../consensus/core/assert.js';
+import { planAppDelete, planAppDeploy, planAppRollback, planAppScale } from './apply-apps.js';
+import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
+import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
+import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
+import { planTenantCreate, planTenantDelete, planTenantUpdate } from './apply-tenants.js';
+import type { StateError } from './errors.js';
+import { tenantUsage, type Usage } from './quota.js';
+import { decodeState, encodeState } from './snapshot.js';
+import { emptyState, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import {
+  DEFAULT_TENANT,
+  HISTORY_MAX,
+  REQUESTS_REMEMBERED_MAX,
+  type App,
+  type Command,
+  type CommandResult,
+  type CommandType,
+  type HistoryEntry,
+  type Instance,
+  type KvEntry,
+  type NetworkPolicy,
+  type NodeRecord,
+  type Secret,
+  type Tenant,
+  type TokenRecord,
+  type Volume,
+} from './types.js';
+import { validateCommand, validateEnvelopeHeader, type EnvelopeHeader } from './validate.js';
+
+type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
+
+const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T>, context: ApplyContext) => Plan } = {
+  'tenant.create': planTenantCreate,
+  'tenant.update': planTenantUpdate,
+  'tenant.delete': planTenantDelete,
+  'app.deploy': planAppDeploy,
+  'app.scale': planAppScale,
+  'app.rollback': planAppRollback,
+  'app.delete': planAppDelete,
+  'instance.place': planInstancePlace,
+  'instance.status': planInstanceStatus,
+  'node.register': planNodeRegister,
+  'node.status': planNodeStatus,
+  'node.role': planNodeRole,
+  'node.heartbeat': planNodeHeartbeat,
+  'node.remove': planNodeRemove,
+  'policy.put': planPolicyPut,
+  'policy.delete': planPolicyDelete,
+  'volume.create': planVolumeCreate,
+  'volume.delete': planVolumeDelete,
+  'secret.put': planSecretPut,
+  'secret.delete': planSecretDelete,
+  'kv.put': planKvPut,
+  'kv.delete': planKvDelete,
+  'token.set': planTokenSet,
+};
+
+function planCommand(state: ClusterState, command: Command, context: ApplyContext): Plan {
+  const planner = planners[command.type] as (state: ClusterState, command: Command, context: ApplyContext) => Plan;
+  return planner(state, command, context);
+}
+
+/** A secret without its value: what reads outside the executor may see. */
+export type SecretMetadata = Omit<Secret, 'ciphertext' | 'nonce'>;
+
+/** Which instances `instances()` returns; every given field must match. */
+export interface InstanceFilter {
+  tenant?: string;
+  app?: string;
+  node?: string;
+}
+
+/** The dry-run context of `check`; stamped like a proposal would be. */
+export interface CheckOptions {
+  time?: number;
+  actor?: string;
+}
+
+/** The cluster's replicated state. Not thread-safe; one owner applies in log order. */
+export class ClusterStateMachine {
+  #state: ClusterState = emptyState();
+
+  /** A machine restored from a snapshot made by `snapshot()`. Asserts on a corrupt snapshot. */
+  static restore(data: Uint8Array): ClusterStateMachine {
+    const machine = new ClusterStateMachine();
+    machine.restore(data);
+    return machine;
+  }
+
+  /** The index of the last entry applied (or restored); 0 for a new machine. */
+  get appliedIndex(): number {
+    return this.#state.appliedIndex;
+  }
+
+  /**
+   * Applies the committed entry at `index`. Indexes must grow (entries that
+   * carry no command, like Raft's no-ops, may be skipped); a smaller or equal
+   * index asserts. `envelope` is untrusted decoded data: anything malformed
+   * is refused with 'invalid-argument'. The returned result is frozen.
+   */
+  apply(index: number, envelope: unknown): CommandResult {
+    assert(Number.isSafeInteger(index) && index > this.#state.appliedIndex, `apply at index ${index} after ${this.#state.appliedIndex}`);
+    this.#state.appliedIndex = index;
+    const header = validateEnvelopeHeader(envelope);
+    if (!header.ok) return deepFreeze({ ok: false, index, error: header.error });
+    const remembered = this.#state.requests.get(header.header.requestId);
+    if (remembered) return remembered;
+    const result = deepFreeze(this.#decide(index, header.header, (envelope as { command: unknown }).command));
+    this.#remember(header.header.requestId, result);
+    return result;
+  }
+
+  #decide(index: number, header: EnvelopeHeader, rawCommand: unknown): CommandResult {
+    const validated = validateCommand(rawCommand);
+    if (!validated.ok) return { ok: false, index, error: validated.error };
+    const context: ApplyContext = { index, time: header.time, actor: header.actor };
+    const plan = planCommand(this.#state, validated.command, context);
+    if (!plan.ok) return { ok: false, index, error: plan.error };
+    const outcome = plan.commit();
+    if (outcome.history) this.#record({ index, time: header.time, actor: header.actor, command: validated.command.type, ...outcome.history });
+    return outcome.value === undefined ? { ok: true, index } : { ok: true, index, value: outcome.value };
+  }
+
+  #remember(requestId: string, result: CommandResult): void {
+    const requests = this.#state.requests;
+    requests.set(requestId, result);
+    while (requests.size > REQUESTS_REMEMBERED_MAX) {
+      const oldest = requests.keys().next();
+      assert(!oldest.done, 'remembered requests cannot be empty while over their maximum');
+      requests.delete(oldest.value);
+    }
+  }
+
+  #record(entry: HistoryEntry): void {
+    this.#state.history.push(entry);
+    if (this.#state.history.length > HISTORY_MAX) this.#state.history.splice(0, this.#state.history.length - HISTORY_MAX);
+  }
+
+  /**
+   * Runs every check `apply` would make for `command` against the current
+   * state (structure, existence, references, quotas, compare-and-set) and
+   * changes nothing. The API calls it before proposing, so a refusal is a
+   * clear 4xx and nothing enters the log. The state may change before the
+   * command applies; apply checks again.
+   */
+  check(command: unknown, options: CheckOptions = {}): { ok: true; command: Command } | { ok: false; error: StateError } {
+    const validated = validateCommand(command);
+    if (!validated.ok) return validated;
+    const context: ApplyContext = { index: this.#state.appliedIndex + 1, time: options.time ?? 0, actor: options.actor ?? '' };
+    const plan = planCommand(this.#state, validated.command, context);
+    return plan.ok ? { ok: true, command: validated.command } : { ok: false, error: plan.error };
+  }
+
+  /** The whole state as bytes, for log compaction. Equal states give equal bytes. */
+  snapshot(): Uint8Array {
+    return encodeState(this.#state);
+  }
+
+  /** Replaces the whole state with a snapshot's (remembered requests and history included). Asserts on a corrupt snapshot. */
+  restore(data: Uint8Array): void {
+    const state = decodeState(data);
+    for (const result of state.requests.values()) deepFreeze(result);
+    this.#state = state;
+  }
+
+  /** The result remembered for `requestId`, if it is among the newest REQUESTS_REMEMBERED_MAX. */
+  rememberedResult(requestId: string): CommandResult | undefined {
+    return this.#state.requests.get(requestId);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Reads. Each returns a copy the caller owns; lists are sorted by name.
+
+  /** All tenants by name. The `default` tenant is always listed (createdIndex 0 until it has a record). */
+  tenants(): Tenant[] {
+    const tenants = [...this.#state.tenants.values()];
+    if (!this.#state.tenants.has(DEFAULT_TENANT)) tenants.push(implicitDefaultTenant());
+    return copy(tenants.sort((left, right) => compare(left.name, right.name)));
+  }
+
+  /** One tenant; `default` always exists. */
+  tenant(name: string): Tenant | undefined {
+    const tenant = this.#state.tenants.get(name) ?? (name === DEFAULT_TENANT ? implicitDefaultTenant() : undefined);
+    return tenant && copy(tenant);
+  }
+
+  /** What the tenant uses of each quota resource (zero for an unknown tenant). */
+  usage(tenant: string): Usage {
+    return tenantUsage(this.#state, tenant);
+  }
+
+  /** Apps, of one tenant or all, sorted by tenant then name. */
+  apps(tenant?: string): App[] {
+    return copy(byTenantAndName(filterTenant(this.#state.apps.values(), tenant)));
+  }
+
+  app(tenant: string, name: string): App | undefined {
+    return copyOrUndefined(this.#state.apps.get(tenantKey(tenant, name)));
+  }
+
+  /** Instances matching `filter`, sorted by tenant, app, slot. */
+  instances(filter: InstanceFilter = {}): Instance[] {
+    const found = [...this.#state.instances.values()].filter(
+      (instance) =>
+        (filter.tenant === undefined || instance.tenant === filter.tenant) &&
+        (filter.app === undefined || instance.app === filter.app) &&
+        (filter.node === undefined || instance.node === filter.node),
+    );
+    found.sort((left, right) => compare(left.tenant, right.tenant) || compare(left.app, right.app) || left.slot - right.slot);
+    return copy(found);
+  }
+
+  instance(id: string): Instance | undefined {
+    return copyOrUndefined(this.#state.instances.get(id));
+  }
+
+  nodes(): NodeRecord[] {
+    return copy([...this.#state.nodes.values()].sort((left, right) => compare(left.id, right.id)));
+  }
+
+  node(id: string): NodeRecord | undefined {
+    return copyOrUndefined(this.#state.nodes.get(id));
+  }
+
+  policies(tenant?: string): NetworkPolicy[] {
+    return copy(byTenantAndName(filterTenant(this.#state.policies.values(), tenant)));
+  }
+
+  policy(tenant: string, name: string): NetworkPolicy | undefined {
+    return copyOrUndefined(this.#state.policies.get(tenantKey(tenant, name)));
+  }
+
+  volumes(tenant?: string): Volume[] {
+    return copy(byTenantAndName(filterTenant(this.#state.volumes.values(), tenant)));
+  }
+
+  volume(tenant: string, name: string): Volume | undefined {
+    return copyOrUndefined(this.#state.volumes.get(tenantKey(tenant, name)));
+  }
+
+  /** Secrets without their values. */
+  secrets(tenant?: string): SecretMetadata[] {
+    return byTenantAndName(filterTenant(this.#state.secrets.values(), tenant)).map(secretMetadata);
+  }
+
+  /** A secret's sealed value, for the executor that mounts it (it holds the cluster key). */
+  secretCiphertext(tenant: string, name: string): { ciphertext: Uint8Array; nonce: Uint8Array; version: number } | undefined {
+    const secret = this.#state.secrets.get(tenantKey(tenant, name));
+    return secret && { ciphertext: new Uint8Array(secret.ciphertext), nonce: new Uint8Array(secret.nonce), version: secret.version };
+  }
+
+  kvGet(key: string): KvEntry | undefined {
+    return copyOrUndefined(this.#state.kv.get(key));
+  }
+
+  /** Entries whose key starts with `prefix`, sorted by key (UTF-16 order), at most `limit`. */
+  kvList(prefix = '', limit = Number.MAX_SAFE_INTEGER): KvEntry[] {
+    const found = [...this.#state.kv.values()].filter((entry) => entry.key.startsWith(prefix));
+    return copy(found.sort((left, right) => compare(left.key, right.key)).slice(0, limit));
+  }
+
+  /** Recent changes, newest first: at most `limit`, only those with an index below `before` when given. */
+  history(limit: number = HISTORY_MAX, before?: number): HistoryEntry[] {
+    const found: HistoryEntry[] = [];
+    for (let position = this.#state.history.length - 1; position >= 0 && found.length < limit; position--) {
+      const entry = this.#state.history[position];
+      assert(entry !== undefined, 'history has no holes');
+      if (before === undefined || entry.index < before) found.push({ ...entry });
+    }
+    return found;
+  }
+
+  /** The join token's record, if one was set. */
+  token(): TokenRecord | undefined {
+    return copyOrUndefined(this.#state.token);
+  }
+}
+
+function implicitDefaultTenant(): Tenant {
+  return { name: DEFAULT_TENANT, quota: {}, createdIndex: 0, createdAt: 0 };
+}
+
+function compare(left: string, right: string): number {
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
+function filterTenant<T extends { tenant: string }>(values: Iterable<T>, tenant: string | undefined): T[] {
+  return [...values].filter((value) => tenant === undefined || value.tenant === tenant);
+}
+
+function byTenantAndName<T extends { tenant: string; name: string }>(values: T[]): T[] {
+  return values.sort((left, right) => compare(left.tenant, right.tenant) || compare(left.name, right.name));
+}
+
+function secretMetadata({ ciphertext: _ciphertext, nonce: _nonce, ...metadata }: Secret): SecretMetadata {
+  return metadata;
+}
+
+function copy<T>(value: T): T {
+  return structuredClone(value);
+}
+
+function copyOrUndefined<T>(value: T | undefined): T | undefined {
+  return value === undefined ? undefined : structuredClone(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value) || ArrayBuffer.isView(value)) return value;
+  for (const inner of Object.values(value)) deepFreeze(inner);
+  return Object.freeze(value);
+}

@@ -1,0 +1,138 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appSpec, Driver, registerNode } from './fixtures.js';
+
+test('node.register creates an up node; registering again updates it and keeps join index and role', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  const first = driver.machine.node('n1');
+  assert.equal(first, {
+    id: 'n1',
+    addresses: { api: 'n1:7070', peer: 'n1:7071', gossip: 'n1:7072' },
+    labels: { zone: 'a' },
+    resources: { cpuMillis: 4000, memoryBytes: 8 * 1024 ** 3 },
+    status: 'up',
+    role: 'none',
+    joinedIndex: 1,
+    lastSeenAt: driver.time,
+    updatedIndex: 1,
+  });
+  driver.ok({ type: 'node.role', id: 'n1', role: 'voter' });
+  driver.ok({ type: 'node.status', id: 'n1', status: 'down' });
+  driver.ok({ type: 'node.register', id: 'n1', addresses: { api: 'x:1', peer: 'x:2', gossip: 'x:3' }, labels: {}, resources: {} });
+  const again = driver.machine.node('n1');
+  assert.is(again?.status, 'up');
+  assert.is(again?.role, 'voter');
+  assert.is(again?.joinedIndex, 1);
+  assert.is(again?.addresses.api, 'x:1');
+  assert.equal(again?.labels, {});
+});
+
+test('node.status, node.role, node.heartbeat, node.remove and their refusals', () => {
+  const driver = new Driver();
+  for (const command of [
+    { type: 'node.status', id: 'n9', status: 'up' },
+    { type: 'node.role', id: 'n9', role: 'voter' },
+    { type: 'node.heartbeat', id: 'n9' },
+    { type: 'node.remove', id: 'n9' },
+  ]) {
+    const error = driver.refused(command);
+    assert.is(error.code, 'not-found');
+    assert.is(error.field, 'id');
+    assert.ok(error.message.endsWith('node "n9" is not registered'), error.message);
+  }
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'node.status', id: 'n1', status: 'suspect' });
+  assert.is(driver.machine.node('n1')?.status, 'suspect');
+  driver.ok({ type: 'node.role', id: 'n1', role: 'learner' });
+  assert.is(driver.machine.node('n1')?.role, 'learner');
+  driver.ok({ type: 'node.heartbeat', id: 'n1' });
+  assert.is(driver.machine.node('n1')?.lastSeenAt, driver.time);
+  driver.ok({ type: 'node.remove', id: 'n1' });
+  assert.is(driver.machine.node('n1')?.status, 'left');
+  const heartbeat = driver.refused({ type: 'node.heartbeat', id: 'n1' });
+  assert.equal(heartbeat, {
+    code: 'conflict',
+    message: 'cannot record a heartbeat of node "n1": node "n1" has left the cluster; it must register again',
+    field: 'id',
+  });
+  assert.is(driver.refused({ type: 'node.status', id: 'n1', status: 'up' }).code, 'conflict');
+  driver.ok({ type: 'node.remove', id: 'n1' });
+  driver.ok(registerNode('n1'));
+  assert.is(driver.machine.node('n1')?.status, 'up');
+});
+
+test('instance.place: node must exist and be up, instance must exist; all or nothing', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok(registerNode('n2'));
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 2 }) });
+  const unknownInstance = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }, { id: 'default.web.7', node: 'n1' }] });
+  assert.equal(unknownInstance, {
+    code: 'not-found',
+    message: 'cannot place instance "default.web.7": it does not exist (its app may have been scaled down or deleted)',
+    field: 'placements[1].id',
+  });
+  assert.is(driver.machine.instance('default.web.0')?.node, undefined, 'nothing applied');
+  const unknownNode = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n5' }] });
+  assert.equal(unknownNode, { code: 'not-found', message: 'cannot place instance "default.web.0": node "n5" is not registered', field: 'placements[0].node' });
+  driver.ok({ type: 'node.status', id: 'n2', status: 'down' });
+  const down = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.1', node: 'n2' }] });
+  assert.equal(down, { code: 'conflict', message: 'cannot place instance "default.web.1": node "n2" is down, not up; choose another node', field: 'placements[0].node' });
+  const placed = driver.ok({
+    type: 'instance.place',
+    placements: [
+      { id: 'default.web.0', node: 'n1' },
+      { id: 'default.web.1', node: 'n1' },
+    ],
+  });
+  assert.equal(placed.value, { placed: 2 });
+  assert.equal(driver.machine.instances({ node: 'n1' }).map((instance) => instance.id), ['default.web.0', 'default.web.1']);
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.1', node: null }] });
+  assert.is(driver.machine.instance('default.web.1')?.node, undefined);
+  assert.not.ok('node' in (driver.machine.instance('default.web.1') ?? {}), 'unplacing removes the field');
+});
+
+test('instance.status records reports and ignores unknown instances and stale versions', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }] });
+  const result = driver.ok({
+    type: 'instance.status',
+    updates: [
+      { id: 'default.web.0', state: 'exited', exitCode: 137, message: 'killed', reportedBy: 'n1', reportedAt: 42, version: 1 },
+      { id: 'default.gone.0', state: 'running', reportedBy: 'n1', reportedAt: 42 },
+    ],
+  });
+  assert.equal(result.value, { applied: 1, ignoredCount: 1, ignored: ['default.gone.0'] });
+  assert.equal(driver.machine.instance('default.web.0')?.status, {
+    state: 'exited',
+    exitCode: 137,
+    message: 'killed',
+    reportedBy: 'n1',
+    reportedAt: 42,
+    updatedIndex: driver.index,
+  });
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1, image: 'v2' }) });
+  const stale = driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0', state: 'running', reportedBy: 'n1', reportedAt: 50, version: 1 }] });
+  assert.equal(stale.value, { applied: 0, ignoredCount: 1, ignored: ['default.web.0'] });
+  assert.is(driver.machine.instance('default.web.0')?.status.state, 'pending');
+  assert.is(driver.machine.instance('default.web.0')?.node, 'n1');
+});
+
+test('heartbeats and status reports stay out of history; placements are in it', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
+  driver.ok({ type: 'node.heartbeat', id: 'n1' });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }] });
+  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0', state: 'running', reportedBy: 'n1', reportedAt: 1 }] });
+  assert.equal(driver.machine.history().map((entry) => [entry.index, entry.command, entry.target, entry.summary]), [
+    [4, 'instance.place', 'instances', 'placed default.web.0 on n1'],
+    [2, 'app.deploy', 'app default/web', 'deployed version 1 (image nginx:1.25, 1 replica)'],
+    [1, 'node.register', 'node n1', 'registered (api n1:7070)'],
+  ]);
+});
+
+test.run();

@@ -1,0 +1,321 @@
+/**
+ * The replicated cluster state: its entities and the commands that change it.
+ *
+ * Everything here is plain data, encoded with msgpackr into Raft entries and
+ * snapshots. Applying a command is deterministic: it reads nothing but the
+ * state and the command (the proposer stamps `time` and `requestId`).
+ */
+
+/** Names of tenants, apps, volumes, secrets, policies: DNS labels. */
+export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The tenant that owns anything deployed without `x-hivemind.tenant`. */
+export const DEFAULT_TENANT = 'default';
+
+/** Resource amounts. CPU in thousandths of a core, memory and storage in bytes. */
+export interface Resources {
+  cpuMillis?: number;
+  memoryBytes?: number;
+}
+
+/** A tenant's limits; an absent field means unlimited. */
+export interface Quota {
+  cpuMillis?: number;
+  memoryBytes?: number;
+  instances?: number;
+  apps?: number;
+  volumes?: number;
+  storageBytes?: number;
+}
+
+export interface Tenant {
+  name: string;
+  quota: Quota;
+  createdIndex: number;
+  createdAt: number;
+}
+
+export interface PortSpec {
+  /** Port inside the instance. */
+  target: number;
+  /** Port published on the node, if any. */
+  published?: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** Compose's healthcheck, in milliseconds. `test` is Compose's form: ["CMD", ...], ["CMD-SHELL", "..."], or ["NONE"]. */
+export interface HealthcheckSpec {
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface VolumeMount {
+  /** A named volume of the tenant, or an absolute host path. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface UpdateSpec {
+  parallelism: number;
+  delayMs: number;
+  failureAction: 'pause' | 'rollback' | 'continue';
+  order: 'stop-first' | 'start-first';
+  /** How long an updated instance must stay healthy to count (Compose's `monitor`). */
+  monitorMs: number;
+}
+
+export interface RestartSpec {
+  condition: 'none' | 'on-failure' | 'any';
+  delayMs: number;
+  /** Absent: unlimited. */
+  maxAttempts?: number;
+  windowMs: number;
+}
+
+/** Hivemind's own keys, under `x-hivemind` in the app file. */
+export interface HivemindSpec {
+  /** Canary: how many instances of a new version run beside the old, or a traffic weight in percent. */
+  canary?: { instances?: number; weightPercent?: number };
+  strategy?: 'rolling' | 'blue-green' | 'canary';
+  priority?: number;
+  /** Names of network policies that apply to this app. */
+  policies?: string[];
+  /** Names of secrets mounted into the instances under /run/secrets/NAME. */
+  secrets?: string[];
+  maxPerNode?: number;
+}
+
+/** One app, normalized from one Compose service. Exactly one of `image` and `command` is set. */
+export interface AppSpec {
+  name: string;
+  tenant: string;
+  image?: string;
+  /** For process apps (no image): argv. With an image: overrides the image's command. */
+  command?: string[];
+  entrypoint?: string[];
+  workingDir?: string;
+  user?: string;
+  readOnly: boolean;
+  replicas: number;
+  environment: Record<string, string>;
+  ports: PortSpec[];
+  healthcheck?: HealthcheckSpec;
+  volumes: VolumeMount[];
+  limits: Resources;
+  reservations: Resources;
+  update: UpdateSpec;
+  restart: RestartSpec;
+  /** How long a stopping instance gets after `stopSignal` before it is killed (Compose's `stop_grace_period`; default 10 s). */
+  stopGraceMs?: number;
+  /** The signal that asks an instance to stop (Compose's `stop_signal`; default SIGTERM). */
+  stopSignal?: string;
+  /** Placement constraints as written: `node.labels.zone == a`, `node.hostname != n2`. */
+  constraints: string[];
+  labels: Record<string, string>;
+  hivemind: HivemindSpec;
+}
+
+export interface AppVersion {
+  version: number;
+  spec: AppSpec;
+  deployedIndex: number;
+  deployedAt: number;
+}
+
+export interface App {
+  tenant: string;
+  name: string;
+  /** The current version's number; versions start at 1. */
+  version: number;
+  /** Desired instance count now (scale changes it without a new version). */
+  replicas: number;
+  /** Newest last, at most APP_VERSIONS_MAX kept. */
+  versions: AppVersion[];
+  createdIndex: number;
+  updatedIndex: number;
+}
+
+export const APP_VERSIONS_MAX = 20;
+
+export type InstanceState =
+  | 'pending'
+  | 'starting'
+  | 'running'
+  | 'healthy'
+  | 'unhealthy'
+  | 'exited'
+  | 'oom-killed'
+  | 'failed'
+  | 'stopped';
+
+export interface InstanceStatus {
+  state: InstanceState;
+  exitCode?: number;
+  message?: string;
+  /** Which node reported it, and when (the reporter's clock, in ms). */
+  reportedBy?: string;
+  reportedAt: number;
+  updatedIndex: number;
+}
+
+/** One copy of an app. `node` is set by the scheduler's placement. */
+export interface Instance {
+  id: string;
+  tenant: string;
+  app: string;
+  version: number;
+  /** Stable slot number within the app: 0..replicas-1. */
+  slot: number;
+  node?: string;
+  desired: 'running' | 'stopped';
+  status: InstanceStatus;
+  createdIndex: number;
+}
+
+export type NodeStatus = 'up' | 'suspect' | 'down' | 'left';
+
+export interface NodeAddresses {
+  api: string;
+  peer: string;
+  gossip: string;
+}
+
+export interface NodeRecord {
+  id: string;
+  addresses: NodeAddresses;
+  labels: Record<string, string>;
+  resources: Resources;
+  status: NodeStatus;
+  /** Raft role as last recorded by the leader. */
+  role: 'voter' | 'learner' | 'none';
+  joinedIndex: number;
+  /** Last heartbeat the node sent through the API (its leader-stamped time, ms). */
+  lastSeenAt: number;
+  updatedIndex: number;
+}
+
+export interface PolicyRule {
+  /** Allowed sources: apps of this tenant by name, or whole tenants. */
+  fromApps?: string[];
+  fromTenants?: string[];
+  ports?: number[];
+}
+
+export interface NetworkPolicy {
+  tenant: string;
+  name: string;
+  /** Apps the policy protects (all the tenant's apps when empty). */
+  apps: string[];
+  ingress: PolicyRule[];
+  createdIndex: number;
+  updatedIndex: number;
+}
+
+export interface Volume {
+  tenant: string;
+  name: string;
+  sizeBytes: number;
+  createdIndex: number;
+}
+
+/** A secret: its value only as AES-256-GCM ciphertext under the cluster key. */
+export interface Secret {
+  tenant: string;
+  name: string;
+  version: number;
+  ciphertext: Uint8Array;
+  nonce: Uint8Array;
+  createdIndex: number;
+  updatedIndex: number;
+}
+
+/** One key of the config store. `version` is the Raft index that last wrote it (Consul's ModifyIndex). */
+export interface KvEntry {
+  key: string;
+  value: string;
+  version: number;
+  createIndex: number;
+}
+
+export interface HistoryEntry {
+  index: number;
+  time: number;
+  actor: string;
+  command: string;
+  target: string;
+  summary: string;
+}
+
+export const HISTORY_MAX = 1000;
+export const REQUESTS_REMEMBERED_MAX = 10_000;
+
+/** The join token, never in clear: its hash to check, and its value sealed under the cluster key. */
+export interface TokenRecord {
+  hash: string;
+  sealed: Uint8Array;
+  nonce: Uint8Array;
+  rotatedIndex: number;
+}
+
+// -----------------------------------------------------------------------------
+// Commands
+
+export type Command =
+  | { type: 'tenant.create'; name: string; quota: Quota }
+  | { type: 'tenant.update'; name: string; quota: Quota }
+  | { type: 'tenant.delete'; name: string }
+  | { type: 'app.deploy'; spec: AppSpec }
+  | { type: 'app.scale'; tenant: string; name: string; replicas: number }
+  | { type: 'app.rollback'; tenant: string; name: string; toVersion?: number }
+  | { type: 'app.delete'; tenant: string; name: string }
+  | { type: 'instance.place'; placements: { id: string; node: string | null }[] }
+  | {
+      type: 'instance.status';
+      /** `version`, when given, must be the instance's current version, else the update is ignored (a late report of a replaced version). */
+      updates: {
+        id: string;
+        state: InstanceState;
+        exitCode?: number;
+        message?: string;
+        reportedBy: string;
+        reportedAt: number;
+        version?: number;
+      }[];
+    }
+  | { type: 'node.register'; id: string; addresses: NodeAddresses; labels: Record<string, string>; resources: Resources }
+  | { type: 'node.status'; id: string; status: NodeStatus }
+  | { type: 'node.role'; id: string; role: 'voter' | 'learner' | 'none' }
+  | { type: 'node.heartbeat'; id: string }
+  | { type: 'node.remove'; id: string }
+  | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
+  | { type: 'policy.delete'; tenant: string; name: string }
+  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }
+  | { type: 'volume.delete'; tenant: string; name: string }
+  | { type: 'secret.put'; tenant: string; name: string; ciphertext: Uint8Array; nonce: Uint8Array }
+  | { type: 'secret.delete'; tenant: string; name: string }
+  | { type: 'kv.put'; key: string; value: string; expectVersion?: number }
+  | { type: 'kv.delete'; key: string; expectVersion?: number }
+  | { type: 'token.set'; hash: string; sealed: Uint8Array; nonce: Uint8Array };
+
+export type CommandType = Command['type'];
+
+/**
+ * A command as it travels through the log. The proposer stamps `requestId`
+ * (from the client, or a fresh one), `time` (its clock, ms since the epoch)
+ * and `actor` (who asked: a token id, a node id, "scheduler").
+ */
+export interface Envelope {
+  requestId: string;
+  time: number;
+  actor: string;
+  command: Command;
+}
+
+/** A command's outcome, decided at apply and identical on every node. */
+export type CommandResult =
+  | { ok: true; index: number; value?: unknown }
+  | { ok: false; index: number; error: { code: string; message: string; field?: string } };

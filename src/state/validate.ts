@@ -1,0 +1,418 @@
+/**
+ * Structural validation of commands and envelopes: types, known fields,
+ * names, ranges and sizes. The API runs it before proposing (a 400 with the
+ * field, nothing proposed); apply runs it again on what comes out of the log,
+ * so a malformed entry is refused deterministically and never crashes a node.
+ *
+ * Checks against the state (does the tenant exist, is there quota) are not
+ * here: they are in the apply handlers, and `ClusterStateMachine.check` runs
+ * them without changing anything. Pure: no Node API.
+ */
+import type { StateError } from './errors.js';
+import {
+  boolean,
+  bytes,
+  either,
+  integer,
+  isPlainObject,
+  list,
+  nullable,
+  object,
+  oneOf,
+  optional,
+  problem,
+  record,
+  refine,
+  text,
+  type Parser,
+} from './schema.js';
+import {
+  NAME_PATTERN,
+  type AppSpec,
+  type Command,
+  type CommandType,
+  type Envelope,
+  type HealthcheckSpec,
+  type HivemindSpec,
+  type PolicyRule,
+  type PortSpec,
+  type Quota,
+  type Resources,
+  type RestartSpec,
+  type UpdateSpec,
+  type VolumeMount,
+} from './types.js';
+
+/** Limits on the sizes of command fields. Each is enforced by `validateCommand`. */
+export const LIMITS = {
+  /** A config entry's value, in UTF-8 bytes. */
+  kvValueBytesMax: 512 * 1024,
+  /** A config key, in UTF-8 bytes. */
+  kvKeyBytesMax: 512,
+  /** A secret's ciphertext, GCM tag included. */
+  secretCiphertextBytesMax: 64 * 1024,
+  /** The GCM tag that ends every ciphertext. */
+  sealTagBytes: 16,
+  /** The GCM nonce. */
+  sealNonceBytes: 12,
+  /** The sealed join token, tag included. */
+  tokenSealedBytesMax: 1024,
+  replicasMax: 10_000,
+  /** Instance placements or status updates in one command. */
+  batchItemsMax: 10_000,
+  /** An instance or node id, a request id. */
+  identifierBytesMax: 256,
+  /** Free text fields: image, user, working directory, paths, constraints, status messages. */
+  textBytesMax: 4096,
+  /** One argv item, one environment value. */
+  argumentBytesMax: 32 * 1024,
+  argumentsMax: 1024,
+  environmentKeysMax: 1024,
+  labelsMax: 256,
+  labelBytesMax: 1024,
+  portsMax: 256,
+  volumesMax: 256,
+  constraintsMax: 256,
+  /** Names listed by a policy or an app (apps, tenants, secrets, policies). */
+  namesMax: 1024,
+  policyRulesMax: 256,
+  /** Any duration, in milliseconds: a year. */
+  durationMsMax: 365 * 24 * 3600 * 1000,
+} as const;
+
+/** Node and instance ids: printable, no spaces or slashes. */
+export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
+
+const name = text({ bytesMin: 1, bytesMax: 63, pattern: NAME_PATTERN, patternHint: 'a DNS label (a-z, 0-9 and -, at most 63, not starting or ending with -)' });
+const identifier = text({
+  bytesMin: 1,
+  bytesMax: LIMITS.identifierBytesMax,
+  pattern: IDENTIFIER_PATTERN,
+  patternHint: 'an identifier (letters, digits, and . _ : @ -)',
+});
+const freeText = text({ bytesMax: LIMITS.textBytesMax });
+const nonEmptyText = text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax });
+const argument = text({ bytesMax: LIMITS.argumentBytesMax, multiline: true });
+const count = integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const amount = count;
+const duration = integer({ min: 0, max: LIMITS.durationMsMax });
+const port = integer({ min: 1, max: 65535 });
+const absolutePath = text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax, pattern: /^\//, patternHint: 'an absolute path (starting with /)' });
+const names = list(name, { max: LIMITS.namesMax, unique: true });
+const argv = list(argument, { max: LIMITS.argumentsMax });
+const labels = record(text({ bytesMax: LIMITS.labelBytesMax }), {
+  key: text({ bytesMin: 1, bytesMax: LIMITS.labelBytesMax, pattern: /^\S+$/, patternHint: 'a key without spaces' }),
+  keysMax: LIMITS.labelsMax,
+});
+
+const resources = object<Resources>({ cpuMillis: optional(amount), memoryBytes: optional(amount) });
+
+const quota = object<Quota>({
+  cpuMillis: optional(amount),
+  memoryBytes: optional(amount),
+  instances: optional(count),
+  apps: optional(count),
+  volumes: optional(count),
+  storageBytes: optional(amount),
+});
+
+const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
+
+const healthcheck = refine(
+  object<HealthcheckSpec>({
+    test: list(argument, { min: 1, max: LIMITS.argumentsMax }),
+    intervalMs: duration,
+    timeoutMs: duration,
+    retries: integer({ min: 0, max: 1000 }),
+    startPeriodMs: duration,
+  }),
+  (value, path) => {
+    const [kind] = value.test;
+    if (kind !== 'CMD' && kind !== 'CMD-SHELL' && kind !== 'NONE') {
+      return { field: `${path}.test[0]`, text: 'must be "CMD", "CMD-SHELL" or "NONE" (Compose healthcheck form)' };
+    }
+    if (kind !== 'NONE' && value.test.length < 2) return { field: `${path}.test`, text: `must name a command after "${kind}"` };
+    return undefined;
+  },
+);
+
+const volumeSource = either<string>((input) => typeof input === 'string' && input.startsWith('/'), absolutePath, name);
+const volumeMount = object<VolumeMount>({ source: volumeSource, target: absolutePath, readOnly: boolean() });
+
+const updateSpec = object<UpdateSpec>({
+  parallelism: integer({ min: 0, max: LIMITS.replicasMax }),
+  delayMs: duration,
+  failureAction: oneOf(['pause', 'rollback', 'continue']),
+  order: oneOf(['stop-first', 'start-first']),
+  monitorMs: duration,
+});
+
+const restartSpec = object<RestartSpec>({
+  condition: oneOf(['none', 'on-failure', 'any']),
+  delayMs: duration,
+  maxAttempts: optional(count),
+  windowMs: duration,
+});
+
+const hivemindSpec = object<HivemindSpec>({
+  canary: optional(
+    object<NonNullable<HivemindSpec['canary']>>({
+      instances: optional(integer({ min: 0, max: LIMITS.replicasMax })),
+      weightPercent: optional(integer({ min: 0, max: 100 })),
+    }),
+  ),
+  strategy: optional(oneOf(['rolling', 'blue-green', 'canary'])),
+  priority: optional(integer({ min: -1_000_000, max: 1_000_000 })),
+  policies: optional(names),
+  secrets: optional(names),
+  maxPerNode: optional(integer({ min: 1, max: LIMITS.replicasMax })),
+});
+
+const appSpecShape = object<AppSpec>({
+  name,
+  tenant: name,
+  image: optional(text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax, pattern: /^\S+$/, patternHint: 'an image reference without spaces' })),
+  command: optional(argv),
+  entrypoint: optional(argv),
+  workingDir: optional(absolutePath),
+  user: optional(nonEmptyText),
+  readOnly: boolean(),
+  replicas: integer({ min: 0, max: LIMITS.replicasMax }),
+  environment: record(argument, {
+    key: text({ bytesMin: 1, bytesMax: LIMITS.labelBytesMax, pattern: /^[^=\s]+$/, patternHint: 'a variable name without = or spaces' }),
+    keysMax: LIMITS.environmentKeysMax,
+  }),
+  ports: list(portSpec, { max: LIMITS.portsMax }),
+  healthcheck: optional(healthcheck),
+  volumes: list(volumeMount, { max: LIMITS.volumesMax }),
+  limits: resources,
+  reservations: resources,
+  update: updateSpec,
+  restart: restartSpec,
+  stopGraceMs: optional(duration),
+  stopSignal: optional(text({ bytesMin: 1, bytesMax: 16, pattern: /^(SIG)?[A-Z0-9+-]+$/, patternHint: 'a signal name like "SIGTERM"' })),
+  constraints: list(nonEmptyText, { max: LIMITS.constraintsMax }),
+  labels,
+  hivemind: hivemindSpec,
+});
+
+/** Cross-field rules of an app spec, after each field is valid. */
+function appSpecProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  if (spec.image === undefined && spec.command === undefined) {
+    return { field: `${path}.image`, text: 'or command: one must be set (an image to run, or a command for a process app)' };
+  }
+  if (spec.command !== undefined && spec.command.length === 0) return { field: `${path}.command`, text: 'must not be empty' };
+  for (const resource of ['cpuMillis', 'memoryBytes'] as const) {
+    const reserved = spec.reservations[resource];
+    const limit = spec.limits[resource];
+    if (reserved !== undefined && limit !== undefined && reserved > limit) {
+      return { field: `${path}.reservations.${resource}`, text: `must not exceed limits.${resource} (${reserved} > ${limit})` };
+    }
+  }
+  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path);
+}
+
+function duplicatePortProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  const published = new Set<string>();
+  for (const [position, portSpec] of spec.ports.entries()) {
+    if (portSpec.published === undefined) continue;
+    const key = `${portSpec.published}/${portSpec.protocol}`;
+    if (published.has(key)) return { field: `${path}.ports[${position}].published`, text: `publishes ${key} twice; publish each port once` };
+    published.add(key);
+  }
+  return undefined;
+}
+
+function duplicateTargetProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  const targets = new Set<string>();
+  for (const [position, mount] of spec.volumes.entries()) {
+    if (targets.has(mount.target)) return { field: `${path}.volumes[${position}].target`, text: `mounts ${mount.target} twice; mount each path once` };
+    targets.add(mount.target);
+  }
+  return undefined;
+}
+
+const appSpec = refine(appSpecShape, appSpecProblem);
+
+const policyRule = object<PolicyRule>({
+  fromApps: optional(names),
+  fromTenants: optional(names),
+  ports: optional(list(port, { max: LIMITS.portsMax, unique: true })),
+});
+
+const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
+const nonce = bytes({ bytesMin: LIMITS.sealNonceBytes, bytesMax: LIMITS.sealNonceBytes });
+
+const instanceState = oneOf(['pending', 'starting', 'running', 'healthy', 'unhealthy', 'exited', 'oom-killed', 'failed', 'stopped']);
+
+type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
+
+/** The first repeated id in `items` (a batch names each instance once). */
+function repeatedId(items: { id: string }[], key: string): { field: string; text: string } | undefined {
+  const seen = new Set<string>();
+  for (const [position, item] of items.entries()) {
+    if (seen.has(item.id)) return { field: `${key}[${position}].id`, text: `repeats instance "${item.id}"; list each instance once` };
+    seen.add(item.id);
+  }
+  return undefined;
+}
+
+/** One parser per command type; each also checks the `type` field itself. */
+const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
+  'tenant.create': object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota }),
+  'tenant.update': object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota }),
+  'tenant.delete': object<CommandOf<'tenant.delete'>>({ type: oneOf(['tenant.delete']), name }),
+  'app.deploy': object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
+  'app.scale': object<CommandOf<'app.scale'>>({
+    type: oneOf(['app.scale']),
+    tenant: name,
+    name,
+    replicas: integer({ min: 0, max: LIMITS.replicasMax }),
+  }),
+  'app.rollback': object<CommandOf<'app.rollback'>>({
+    type: oneOf(['app.rollback']),
+    tenant: name,
+    name,
+    toVersion: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+  }),
+  'app.delete': object<CommandOf<'app.delete'>>({ type: oneOf(['app.delete']), tenant: name, name }),
+  'instance.place': refine(
+    object<CommandOf<'instance.place'>>({
+      type: oneOf(['instance.place']),
+      placements: list(object<CommandOf<'instance.place'>['placements'][number]>({ id: identifier, node: nullable(identifier) }), {
+        min: 1,
+        max: LIMITS.batchItemsMax,
+      }),
+    }),
+    (value) => repeatedId(value.placements, 'placements'),
+  ),
+  'instance.status': refine(
+    object<CommandOf<'instance.status'>>({
+      type: oneOf(['instance.status']),
+      updates: list(
+        object<CommandOf<'instance.status'>['updates'][number]>({
+          id: identifier,
+          state: instanceState,
+          exitCode: optional(integer({ min: -2147483648, max: 2147483647 })),
+          message: optional(freeText),
+          reportedBy: identifier,
+          reportedAt: count,
+          version: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+        }),
+        { min: 1, max: LIMITS.batchItemsMax },
+      ),
+    }),
+    (value) => repeatedId(value.updates, 'updates'),
+  ),
+  'node.register': object<CommandOf<'node.register'>>({
+    type: oneOf(['node.register']),
+    id: identifier,
+    addresses: object<CommandOf<'node.register'>['addresses']>({ api: nonEmptyAddress(), peer: nonEmptyAddress(), gossip: nonEmptyAddress() }),
+    labels,
+    resources,
+  }),
+  'node.status': object<CommandOf<'node.status'>>({ type: oneOf(['node.status']), id: identifier, status: oneOf(['up', 'suspect', 'down', 'left']) }),
+  'node.role': object<CommandOf<'node.role'>>({ type: oneOf(['node.role']), id: identifier, role: oneOf(['voter', 'learner', 'none']) }),
+  'node.heartbeat': object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
+  'node.remove': object<CommandOf<'node.remove'>>({ type: oneOf(['node.remove']), id: identifier }),
+  'policy.put': object<CommandOf<'policy.put'>>({
+    type: oneOf(['policy.put']),
+    tenant: name,
+    name,
+    apps: names,
+    ingress: list(policyRule, { max: LIMITS.policyRulesMax }),
+  }),
+  'policy.delete': object<CommandOf<'policy.delete'>>({ type: oneOf(['policy.delete']), tenant: name, name }),
+  'volume.create': object<CommandOf<'volume.create'>>({
+    type: oneOf(['volume.create']),
+    tenant: name,
+    name,
+    sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+  }),
+  'volume.delete': object<CommandOf<'volume.delete'>>({ type: oneOf(['volume.delete']), tenant: name, name }),
+  'secret.put': object<CommandOf<'secret.put'>>({
+    type: oneOf(['secret.put']),
+    tenant: name,
+    name,
+    ciphertext: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.secretCiphertextBytesMax }),
+    nonce,
+  }),
+  'secret.delete': object<CommandOf<'secret.delete'>>({ type: oneOf(['secret.delete']), tenant: name, name }),
+  'kv.put': object<CommandOf<'kv.put'>>({
+    type: oneOf(['kv.put']),
+    key: kvKey,
+    value: text({ bytesMax: LIMITS.kvValueBytesMax, printable: false }),
+    expectVersion: optional(count),
+  }),
+  'kv.delete': object<CommandOf<'kv.delete'>>({ type: oneOf(['kv.delete']), key: kvKey, expectVersion: optional(count) }),
+  'token.set': object<CommandOf<'token.set'>>({
+    type: oneOf(['token.set']),
+    hash: text({ bytesMin: 64, bytesMax: 64, pattern: /^[0-9a-f]{64}$/, patternHint: 'a SHA-256 hash in lowercase hex' }),
+    sealed: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.tokenSealedBytesMax }),
+    nonce,
+  }),
+};
+
+function nonEmptyAddress(): Parser<string> {
+  return text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax, pattern: /^\S+$/, patternHint: 'an address without spaces' });
+}
+
+/** The outcome of validation: the owned, cleaned copy, or the first problem. */
+export type Validated<T> = { ok: true; command: T } | { ok: false; error: StateError };
+
+/** Whether `type` names a command. */
+export function isCommandType(type: unknown): type is CommandType {
+  return typeof type === 'string' && Object.hasOwn(commandParsers, type);
+}
+
+/**
+ * Checks a command's structure. On success returns a fresh copy holding only
+ * known fields (bytes as plain `Uint8Array`), safe to store. On failure the
+ * error has code 'invalid-argument' and `field` names the path relative to
+ * the command (`spec.replicas`). Never throws on plain data.
+ */
+export function validateCommand(command: unknown): Validated<Command> {
+  if (!isPlainObject(command)) return problem('', 'invalid command: it must be an object with a "type" field');
+  const type = command.type;
+  if (!isCommandType(type)) {
+    const shown = typeof type === 'string' ? `"${type.slice(0, 64)}"` : 'missing';
+    return problem('type', `is ${shown}, not a known command type; use one of ${Object.keys(commandParsers).join(', ')}`);
+  }
+  const parsed = (commandParsers[type] as Parser<Command>)(command, '');
+  if (!parsed.ok) {
+    return { ok: false, error: { ...parsed.error, message: `invalid ${type} command: ${parsed.error.message}` } };
+  }
+  return { ok: true, command: parsed.value };
+}
+
+/** The envelope's own fields, without the command. */
+export type EnvelopeHeader = Omit<Envelope, 'command'>;
+
+const envelopeHeader = object<EnvelopeHeader>({
+  requestId: text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax }),
+  time: count,
+  actor: text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax }),
+});
+
+/** Checks the envelope's `requestId`, `time` and `actor` (the command is checked apart). */
+export function validateEnvelopeHeader(envelope: unknown): { ok: true; header: EnvelopeHeader } | { ok: false; error: StateError } {
+  if (!isPlainObject(envelope)) return problem('', 'invalid envelope: it must be an object with requestId, time, actor and command');
+  const { command: _command, ...header } = envelope;
+  const parsed = envelopeHeader(header, '');
+  if (!parsed.ok) return { ok: false, error: { ...parsed.error, message: `invalid envelope: ${parsed.error.message}` } };
+  if (!('command' in envelope)) return problem('command', 'is required');
+  return { ok: true, header: parsed.value };
+}
+
+/**
+ * Checks a whole envelope. Fields inside the command are named relative to
+ * the command, as `validateCommand` names them, so a refusal reads the same
+ * at the API and at apply.
+ */
+export function validateEnvelope(envelope: unknown): { ok: true; envelope: Envelope } | { ok: false; error: StateError } {
+  const header = validateEnvelopeHeader(envelope);
+  if (!header.ok) return header;
+  const command = validateCommand((envelope as { command: unknown }).command);
+  if (!command.ok) return command;
+  return { ok: true, envelope: { ...header.header, command: command.command } };
+}
