@@ -1,0 +1,171 @@
+import type { ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type * as grpc from '@grpc/grpc-js';
+import type { BenchCluster, MemberStatus } from './cluster.js';
+import { freePorts, killAndWait, logTail, type Resources } from './processes.js';
+import { makeClient, repositoryRoot, unaryCall, type ServiceSpec } from './rpc.js';
+
+/** Hivemind's client service (proto/kv.proto). */
+const kvService: ServiceSpec = { protoPath: 'proto/kv.proto', service: 'hivemind.kv.KV' };
+/** The compiled server `npx tsc -b` builds from consensus/server/main.ts. */
+export const defaultServerPath = `${repositoryRoot}dist/consensus/server/main.js`;
+const readyTimeoutMs = 20_000;
+
+interface Member {
+  id: string;
+  dataDirectory: string;
+  logPath: string;
+  peerAddress: string;
+  clientAddress: string;
+  process: ChildProcess | undefined;
+  statusClient: grpc.Client | undefined;
+}
+
+/** The Status answer of proto/kv.proto, as proto-loader decodes it (uint64 as strings). */
+interface StatusResponse {
+  id: string;
+  term: string;
+  leader: string;
+  role: string;
+  commit: string;
+}
+
+/**
+ * A 3-member Hivemind cluster of real `consensus/server/main.js` processes on
+ * loopback, each with its own data dir under `workDirectory` (fsync on, as
+ * the server always does).
+ */
+export class HivemindCluster implements BenchCluster {
+  readonly system = 'hivemind';
+  readonly memberIds = ['a', 'b', 'c'] as const;
+  readonly putService = kvService;
+  readonly timingSettings: string;
+  private readonly members = new Map<string, Member>();
+
+  constructor(
+    private readonly options: {
+      resources: Resources;
+      workDirectory: string;
+      /** The server's entry script, run with this Node binary. */
+      serverPath: string;
+      tickMs: number;
+      electionTicks: number;
+      heartbeatTicks: number;
+    },
+  ) {
+    const { tickMs, electionTicks, heartbeatTicks } = options;
+    this.timingSettings =
+      `tick ${tickMs} ms, heartbeat ${heartbeatTicks} tick (${heartbeatTicks * tickMs} ms), ` +
+      `election timeout ${electionTicks}-${2 * electionTicks} ticks (${electionTicks * tickMs}-${2 * electionTicks * tickMs} ms), ` +
+      'pre-vote, check-quorum, snapshot every 10000 entries (server default)';
+  }
+
+  async start(): Promise<void> {
+    const ports = await freePorts(2 * this.memberIds.length);
+    this.memberIds.forEach((id, index) => {
+      const dataDirectory = `${this.options.workDirectory}/${id}`;
+      mkdirSync(dataDirectory, { recursive: true });
+      this.members.set(id, {
+        id,
+        dataDirectory,
+        logPath: `${this.options.workDirectory}/${id}.log`,
+        peerAddress: `127.0.0.1:${ports[2 * index]}`,
+        clientAddress: `127.0.0.1:${ports[2 * index + 1]}`,
+        process: undefined,
+        statusClient: undefined,
+      });
+    });
+    await Promise.all(this.memberIds.map((id) => this.launch(this.member(id))));
+  }
+
+  clientAddress(id: string): string {
+    return this.member(id).clientAddress;
+  }
+
+  pid(id: string): number | undefined {
+    return this.member(id).process?.pid;
+  }
+
+  async status(id: string, deadlineMs: number): Promise<MemberStatus> {
+    const member = this.member(id);
+    if (!member.statusClient) throw new Error(`${id} is not running`);
+    const response = await unaryCall<StatusResponse>({ client: member.statusClient, method: 'Status', request: {}, deadlineMs });
+    const isLeader = response.role.toLowerCase() === 'leader';
+    return { id, leader: response.leader || undefined, isLeader, term: Number(response.term), index: Number(response.commit) };
+  }
+
+  async kill(id: string): Promise<void> {
+    const member = this.member(id);
+    const child = member.process;
+    member.process = undefined;
+    member.statusClient?.close();
+    member.statusClient = undefined;
+    if (child) await killAndWait(child);
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.kill(id);
+    await this.launch(this.member(id));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.memberIds.map((id) => this.kill(id)));
+  }
+
+  private member(id: string): Member {
+    const member = this.members.get(id);
+    if (!member) throw new Error(`hivemind: no member ${id}`);
+    return member;
+  }
+
+  /** Starts `member`'s process and resolves once it prints its ready line. */
+  private async launch(member: Member): Promise<void> {
+    const cluster = [...this.members.values()].map((peer) => `${peer.id}=${peer.peerAddress}/${peer.clientAddress}`).join(',');
+    const args = [
+      this.options.serverPath,
+      ...['--id', member.id, '--data-dir', member.dataDirectory],
+      ...['--peer-listen', member.peerAddress, '--client-listen', member.clientAddress],
+      ...['--cluster', cluster, '--tick-ms', String(this.options.tickMs)],
+      ...['--election-ticks', String(this.options.electionTicks), '--heartbeat-ticks', String(this.options.heartbeatTicks)],
+    ];
+    const child = this.options.resources.spawn({ command: process.execPath, args, logPath: member.logPath, pipeStdout: true });
+    member.process = child;
+    await waitForReadyLine({ child, logPath: member.logPath, timeoutMs: readyTimeoutMs, name: `hivemind ${member.id}` });
+    member.statusClient = makeClient(kvService, member.clientAddress);
+  }
+}
+
+/**
+ * Resolves when `child` prints `{"event":"ready",...}` on stdout. Every stdout
+ * line is also appended to `logPath`. Rejects with the log's tail if the
+ * process exits first or `timeoutMs` passes.
+ */
+function waitForReadyLine(options: { child: ChildProcess; logPath: string; timeoutMs: number; name: string }): Promise<void> {
+  const { child, logPath, timeoutMs, name } = options;
+  return new Promise((resolve, reject) => {
+    const failure = (why: string): Error => new Error(`${name} ${why}; last lines of ${logPath}:\n${logTail(logPath)}`);
+    const timer = setTimeout(() => reject(failure(`printed no ready line within ${timeoutMs} ms`)), timeoutMs);
+    const onExit = (code: number | null, signal: string | null): void => {
+      clearTimeout(timer);
+      reject(failure(`exited (code ${code}, signal ${signal}) before it was ready`));
+    };
+    child.once('exit', onExit);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      appendFileSync(logPath, `${line}\n`);
+      if (isReadyLine(line)) {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve();
+      }
+    });
+  });
+}
+
+function isReadyLine(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { event?: unknown }).event === 'ready';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,165 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Everything a benchmark run owns outside its own process: child processes and
+ * temporary directories. `cleanup()` kills every child still running (SIGKILL)
+ * and removes every directory; it is synchronous so that it also runs from the
+ * `exit` event, and it is installed for Ctrl-C, SIGTERM and uncaught errors.
+ * Only processes spawned through `spawn` here are ever killed.
+ */
+export class Resources {
+  private readonly children = new Set<ChildProcess>();
+  private readonly directories: string[] = [];
+  private cleanedUp = false;
+
+  constructor() {
+    process.once('exit', () => this.cleanup());
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(signal, () => {
+        process.stderr.write(`\nbench: ${signal}: stopping every process it started\n`);
+        this.cleanup();
+        process.exit(130);
+      });
+    }
+  }
+
+  /** A fresh directory under the OS temp dir (real disk), removed by `cleanup`. */
+  makeTempDirectory(prefix: string): string {
+    const directory = mkdtempSync(join(tmpdir(), prefix));
+    this.directories.push(directory);
+    return directory;
+  }
+
+  /**
+   * Removes `directory` now (it must come from makeTempDirectory) and flushes
+   * the page cache to disk (`sync`), so that the next system's fsyncs do not
+   * queue behind this one's write-back.
+   */
+  removeTempDirectory(directory: string): void {
+    const index = this.directories.indexOf(directory);
+    if (index < 0) throw new Error(`${directory} is not a temp dir of this run`);
+    this.directories.splice(index, 1);
+    rmSync(directory, { recursive: true, force: true });
+    flushDisk();
+  }
+
+  /**
+   * Starts `command` with stderr (and stdout unless `pipeStdout`) appended to
+   * `logPath`. The child is tracked until it exits.
+   */
+  spawn(options: { command: string; args: string[]; logPath: string; pipeStdout?: boolean }): ChildProcess {
+    const log = openSync(options.logPath, 'a');
+    const child = spawn(options.command, options.args, {
+      stdio: ['ignore', options.pipeStdout ? 'pipe' : log, log],
+    });
+    closeSync(log);
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Tracks a child started elsewhere (the load processes) so cleanup kills it. */
+  track(child: ChildProcess): void {
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+  }
+
+  /** Kills every tracked child (SIGKILL) and removes every temp dir. Idempotent. */
+  cleanup(): void {
+    if (this.cleanedUp) return;
+    this.cleanedUp = true;
+    for (const child of this.children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    this.children.clear();
+    for (const directory of this.directories) rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes every dirty page to disk (`sync`), so the next measurement starts on
+ * a quiet disk. Best effort: without a `sync` binary the run goes on.
+ */
+export function flushDisk(): void {
+  try {
+    execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // Only the quality of the next figures depends on it.
+  }
+}
+
+/** Sends SIGKILL to `child` and resolves once it has exited. */
+export async function killAndWait(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * `count` distinct loopback ports that were free a moment ago. The kernel may
+ * hand one out again before the caller binds it; on loopback with nothing else
+ * running that race is rare, and a server that fails to bind says so in its log.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () =>
+      new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+        const server = createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve(server));
+      }),
+    ),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('cannot read a free port');
+    return address.port;
+  });
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/** Resident set size of `pid` in bytes (VmRSS in /proc/PID/status), or NaN once it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+    return match ? Number(match[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time (user + system) `pid` has used so far, in milliseconds, or NaN once it is gone. */
+export function cpuTimeMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const userTicks = Number(fields[11]);
+    const systemTicks = Number(fields[12]);
+    const ticksPerSecond = 100; // USER_HZ; 100 on every Linux this runs on.
+    return ((userTicks + systemTicks) * 1000) / ticksPerSecond;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The last `lineCount` lines of a log file, for error messages. */
+export function logTail(path: string, lineCount = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lineCount).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

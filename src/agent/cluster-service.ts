@@ -1,0 +1,173 @@
+/**
+ * The `hivemind.cluster.Cluster` gRPC service (proto/cluster.proto): its
+ * definition for the server on the peer port, the client a joining node
+ * uses, and the conversion between wire messages and `JoinClaim`s.
+ *
+ * The server side only adapts: what a Join does is the `JoinHandler` the
+ * agent provides. Every failure reaches the caller as a gRPC status with a
+ * message meant for an operator; nothing a caller sends can crash the server.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { JoinClaim } from './join-proof.js';
+
+const PROTO_URL = new URL('../../../proto/cluster.proto', import.meta.url);
+/** Largest Join request or answer. */
+const MESSAGE_BYTES_MAX = 1024 * 1024;
+
+/** A JoinRequest as proto-loader presents it (uint64 as numbers). */
+export interface JoinRequestWire {
+  node_id: string;
+  api_address: string;
+  peer_address: string;
+  gossip_address: string;
+  labels: Record<string, string>;
+  cpu_millis: number;
+  memory_bytes: number;
+  timestamp_ms: number;
+  nonce: Uint8Array;
+  proof: Uint8Array;
+  rejoin: boolean;
+  forwarded: boolean;
+}
+
+/** A JoinResponse as proto-loader presents it. */
+export interface JoinResponseWire {
+  cluster_key_sealed: Uint8Array;
+  cluster_key_nonce: Uint8Array;
+  peers: Record<string, string>;
+  leader_id: string;
+  already_member: boolean;
+}
+
+/** A refusal: the gRPC status and the message the joiner shows. */
+export interface JoinRefusal {
+  status: grpc.status;
+  message: string;
+}
+
+/** What a `JoinHandler` answers: the response, or a refusal. */
+export type JoinOutcome = { ok: true; response: JoinResponseWire } | { ok: false; refusal: JoinRefusal };
+
+/** What the agent does with a Join. Must not throw; an exception becomes INTERNAL. */
+export type JoinHandler = (request: JoinRequestWire) => Promise<JoinOutcome>;
+
+interface ClusterClient extends grpc.Client {
+  Join(request: JoinRequestWire, options: grpc.CallOptions, callback: grpc.requestCallback<JoinResponseWire>): grpc.ClientUnaryCall;
+}
+
+interface ClusterClientConstructor {
+  new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): ClusterClient;
+  service: grpc.ServiceDefinition;
+}
+
+let loaded: ClusterClientConstructor | undefined;
+
+function clusterService(): ClusterClientConstructor {
+  if (loaded !== undefined) return loaded;
+  const definition = protoLoader.loadSync(fileURLToPath(PROTO_URL), { keepCase: true, longs: Number, defaults: true });
+  const root = grpc.loadPackageDefinition(definition) as unknown as { hivemind: { cluster: { Cluster: ClusterClientConstructor } } };
+  loaded = root.hivemind.cluster.Cluster;
+  return loaded;
+}
+
+/** The service to add to the peer port's gRPC server, answering with `handler`. */
+export function clusterServiceForServer(handler: JoinHandler, log: (line: string) => void): {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+} {
+  const implementation: grpc.UntypedServiceImplementation = {
+    Join: (call: grpc.ServerUnaryCall<JoinRequestWire, JoinResponseWire>, callback: grpc.sendUnaryData<JoinResponseWire>) => {
+      handler(call.request).then(
+        (outcome) => {
+          if (outcome.ok) callback(null, outcome.response);
+          else callback({ code: outcome.refusal.status, details: outcome.refusal.message });
+        },
+        (error: unknown) => {
+          log(`join from ${call.getPeer()} failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+          callback({ code: grpc.status.INTERNAL, details: 'the join failed on the member (a bug; its log says more); retry' });
+        },
+      );
+    },
+  };
+  return { definition: clusterService().service, implementation };
+}
+
+/** The outcome of a Join call; `unreachable` covers every transport failure. */
+export type JoinCallResult = { ok: true; response: JoinResponseWire } | { ok: false; status: grpc.status; message: string };
+
+/** Clients of the Cluster service, one channel per address, closed together. */
+export class ClusterClients {
+  private readonly clients = new Map<string, ClusterClient>();
+
+  /** Sends one Join to `address` (`host:port`). Never rejects. */
+  join(address: string, request: JoinRequestWire, timeoutMs: number): Promise<JoinCallResult> {
+    const client = this.client(address);
+    return new Promise((resolve) => {
+      client.Join(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
+        else if (response === undefined) resolve({ ok: false, status: grpc.status.INTERNAL, message: 'empty answer' });
+        else resolve({ ok: true, response });
+      });
+    });
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): ClusterClient {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      const Constructor = clusterService();
+      client = new Constructor(address, grpc.credentials.createInsecure(), {
+        'grpc.max_send_message_length': MESSAGE_BYTES_MAX,
+        'grpc.max_receive_message_length': MESSAGE_BYTES_MAX,
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      });
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+}
+
+/** The wire form of a claim with its proof. */
+export function claimToWire(claim: JoinClaim, proof: Uint8Array): JoinRequestWire {
+  return {
+    node_id: claim.nodeId,
+    api_address: claim.addresses.api,
+    peer_address: claim.addresses.peer,
+    gossip_address: claim.addresses.gossip,
+    labels: claim.labels,
+    cpu_millis: claim.resources.cpuMillis ?? 0,
+    memory_bytes: claim.resources.memoryBytes ?? 0,
+    timestamp_ms: claim.timestampMs,
+    nonce: claim.nonce,
+    proof,
+    rejoin: claim.rejoin,
+    forwarded: false,
+  };
+}
+
+/** The claim a wire request makes (fields unchecked: validate with `joinClaimProblem`). */
+export function claimFromWire(request: JoinRequestWire): JoinClaim {
+  const resources: JoinClaim['resources'] = {};
+  if (request.cpu_millis > 0) resources.cpuMillis = request.cpu_millis;
+  if (request.memory_bytes > 0) resources.memoryBytes = request.memory_bytes;
+  return {
+    nodeId: request.node_id,
+    addresses: { api: request.api_address, peer: request.peer_address, gossip: request.gossip_address },
+    labels: { ...request.labels },
+    resources,
+    timestampMs: request.timestamp_ms,
+    nonce: new Uint8Array(request.nonce),
+    rejoin: request.rejoin,
+  };
+}
+
+/** grpc-js itself, for its status codes. */
+export { grpc };

@@ -1,0 +1,311 @@
+/**
+ * The agent's settings: flags and environment variables resolved into one
+ * validated `AgentConfig`. Every flag has an environment variable
+ * (`--data-dir` / `HIVEMIND_DATA_DIR`); a flag wins over its variable, and a
+ * variable over the default. Invalid values are reported all at once, each
+ * naming the flag (or the variable it came from) and what it must be.
+ *
+ * `resolveConfig` is pure: the host's name, network interfaces and working
+ * directory come in as `AgentSystem` (`currentSystem()` reads the real ones),
+ * so resolution is testable without the machine.
+ */
+import { isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { IDENTIFIER_PATTERN } from '../state/validate.js';
+
+/** Default ports (docs/api.md, DESIGN.md). */
+export const DEFAULT_PORTS = { api: 7070, peer: 7071, gossip: 7072, dns: 7053, proxy: 7080 } as const;
+/** The data directory when none is given, relative to where the agent starts. */
+export const DEFAULT_DATA_DIR = '.hivemind';
+/** Listen on every interface by default; peers reach the node at `advertise`. */
+export const DEFAULT_BIND = '0.0.0.0';
+/** How long a voter may be unreachable before the leader replaces it. */
+export const DEFAULT_VOTER_GRACE_MS = 30_000;
+/** One Raft tick. The election timeout is 10 ticks (randomized up to 20). */
+export const DEFAULT_TICK_MS = 50;
+/** Log entries applied between snapshots (log compaction). */
+export const DEFAULT_SNAPSHOT_EVERY_ENTRIES = 10_000;
+
+const NAME_BYTES_MAX = 63;
+const TOKEN_CHARS_MIN = 16;
+const TOKEN_CHARS_MAX = 256;
+const VOTER_GRACE_MS_MIN = 1000;
+const VOTER_GRACE_MS_MAX = 24 * 3600 * 1000;
+const TICK_MS_MIN = 5;
+const TICK_MS_MAX = 1000;
+const SNAPSHOT_EVERY_MIN = 10;
+const SNAPSHOT_EVERY_MAX = 10_000_000;
+
+/** The flags as a CLI parser (commander) hands them over: strings, or numbers when pre-parsed. */
+export interface AgentFlags {
+  name?: string;
+  dataDir?: string;
+  bind?: string;
+  advertise?: string;
+  apiPort?: string | number;
+  peerPort?: string | number;
+  gossipPort?: string | number;
+  dnsPort?: string | number;
+  proxyPort?: string | number;
+  token?: string;
+  /** A duration (`30s`, `500ms`, `2m`); a number is milliseconds. */
+  voterGrace?: string | number;
+  tickMs?: string | number;
+  snapshotEvery?: string | number;
+}
+
+/** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
+export interface AgentConfig {
+  /** The node's id in the cluster: stable, unique, an identifier of at most 63 characters. */
+  name: string;
+  /** Absolute path. */
+  dataDir: string;
+  /** Address to listen on (an IP address). */
+  bind: string;
+  /** Host or IP address peers and clients use to reach this node. */
+  advertise: string;
+  ports: { api: number; peer: number; gossip: number; dns: number; proxy: number };
+  /** The join token: required to join, optional to bootstrap (a fresh one is made if absent). */
+  token?: string;
+  voterGraceMs: number;
+  tickMs: number;
+  snapshotEveryEntries: number;
+}
+
+/** One invalid setting. */
+export interface ConfigProblem {
+  /** The flag, such as `--api-port`. */
+  flag: string;
+  /** Its environment variable. */
+  env: string;
+  /** Names the flag or variable the value came from, what it must be, and what it got. */
+  message: string;
+}
+
+/** `resolveConfig`'s outcome: the config, or every problem found. */
+export type ResolvedConfig = { ok: true; config: AgentConfig } | { ok: false; problems: ConfigProblem[] };
+
+/** What resolution reads of the machine. */
+export interface AgentSystem {
+  hostname: string;
+  /** Non-internal IPv4 addresses of the host, in interface order. */
+  externalIpv4: string[];
+  cwd: string;
+}
+
+interface Setting {
+  key: keyof AgentFlags;
+  flag: string;
+  env: string;
+}
+
+function setting(key: keyof AgentFlags, env: string): Setting {
+  return { key, flag: `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`, env };
+}
+
+/** Every flag and its environment variable. */
+export const SETTINGS = {
+  name: setting('name', 'HIVEMIND_NAME'),
+  dataDir: setting('dataDir', 'HIVEMIND_DATA_DIR'),
+  bind: setting('bind', 'HIVEMIND_BIND'),
+  advertise: setting('advertise', 'HIVEMIND_ADVERTISE'),
+  apiPort: setting('apiPort', 'HIVEMIND_API_PORT'),
+  peerPort: setting('peerPort', 'HIVEMIND_PEER_PORT'),
+  gossipPort: setting('gossipPort', 'HIVEMIND_GOSSIP_PORT'),
+  dnsPort: setting('dnsPort', 'HIVEMIND_DNS_PORT'),
+  proxyPort: setting('proxyPort', 'HIVEMIND_PROXY_PORT'),
+  token: setting('token', 'HIVEMIND_TOKEN'),
+  voterGrace: setting('voterGrace', 'HIVEMIND_VOTER_GRACE'),
+  tickMs: setting('tickMs', 'HIVEMIND_TICK_MS'),
+  snapshotEvery: setting('snapshotEvery', 'HIVEMIND_SNAPSHOT_EVERY'),
+} as const satisfies Record<keyof AgentFlags, Setting>;
+
+/** A raw value and where it came from, for messages. */
+interface Raw {
+  value: string | number;
+  source: string;
+}
+
+class Resolver {
+  readonly problems: ConfigProblem[] = [];
+
+  constructor(
+    private readonly flags: AgentFlags,
+    private readonly env: Readonly<Record<string, string | undefined>>,
+  ) {}
+
+  raw(which: Setting): Raw | undefined {
+    const flagValue = this.flags[which.key];
+    if (flagValue !== undefined && flagValue !== '') return { value: flagValue, source: which.flag };
+    const envValue = this.env[which.env];
+    if (envValue !== undefined && envValue !== '') return { value: envValue, source: which.env };
+    return undefined;
+  }
+
+  problem(which: Setting, raw: Raw, text: string): void {
+    this.problems.push({ flag: which.flag, env: which.env, message: `${raw.source} ${text}, got ${JSON.stringify(String(raw.value))}` });
+  }
+
+  text(which: Setting, fallback: string, check: (value: string) => string | undefined): string {
+    const raw = this.raw(which);
+    if (raw === undefined) return fallback;
+    const value = String(raw.value).trim();
+    const problem = check(value);
+    if (problem !== undefined) {
+      this.problem(which, raw, problem);
+      return fallback;
+    }
+    return value;
+  }
+
+  integer(which: Setting, fallback: number, range: { min: number; max: number; what: string }): number {
+    const raw = this.raw(which);
+    if (raw === undefined) return fallback;
+    const value = typeof raw.value === 'number' ? raw.value : /^\d+$/.test(raw.value.trim()) ? Number(raw.value.trim()) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
+      this.problem(which, raw, `must be ${range.what} (a whole number from ${range.min} to ${range.max})`);
+      return fallback;
+    }
+    return value;
+  }
+
+  duration(which: Setting, fallback: number, range: { min: number; max: number }): number {
+    const raw = this.raw(which);
+    if (raw === undefined) return fallback;
+    const value = typeof raw.value === 'number' ? raw.value : parseDurationMs(raw.value.trim());
+    if (value === undefined || !Number.isSafeInteger(value) || value < range.min || value > range.max) {
+      this.problem(which, raw, `must be a duration such as 30s, 500ms or 2m, from ${formatDuration(range.min)} to ${formatDuration(range.max)}`);
+      return fallback;
+    }
+    return value;
+  }
+}
+
+/**
+ * Resolves flags, then environment variables, then defaults. Never throws;
+ * on any invalid setting returns every problem found.
+ */
+export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, string | undefined>>, system: AgentSystem): ResolvedConfig {
+  const resolver = new Resolver(flags, env);
+  const name = resolver.text(SETTINGS.name, defaultName(system.hostname), nameProblem);
+  const dataDirText = resolver.text(SETTINGS.dataDir, DEFAULT_DATA_DIR, (value) => (value.includes('\0') ? 'must be a path' : undefined));
+  const bind = resolver.text(SETTINGS.bind, DEFAULT_BIND, (value) => (isIP(value) === 0 ? 'must be an IP address to listen on, such as 0.0.0.0 or 127.0.0.1' : undefined));
+  const advertise = resolver.text(SETTINGS.advertise, defaultAdvertise(bind, system.externalIpv4), hostProblem);
+  const port = (which: Setting, fallback: number): number => resolver.integer(which, fallback, { min: 0, max: 65535, what: 'a port number (0 picks a free one)' });
+  const ports = {
+    api: port(SETTINGS.apiPort, DEFAULT_PORTS.api),
+    peer: port(SETTINGS.peerPort, DEFAULT_PORTS.peer),
+    gossip: port(SETTINGS.gossipPort, DEFAULT_PORTS.gossip),
+    dns: port(SETTINGS.dnsPort, DEFAULT_PORTS.dns),
+    proxy: port(SETTINGS.proxyPort, DEFAULT_PORTS.proxy),
+  };
+  const token = resolver.text(SETTINGS.token, '', tokenProblem);
+  const voterGraceMs = resolver.duration(SETTINGS.voterGrace, DEFAULT_VOTER_GRACE_MS, { min: VOTER_GRACE_MS_MIN, max: VOTER_GRACE_MS_MAX });
+  const tickMs = resolver.integer(SETTINGS.tickMs, DEFAULT_TICK_MS, { min: TICK_MS_MIN, max: TICK_MS_MAX, what: 'the length of a Raft tick in milliseconds' });
+  const snapshotEveryEntries = resolver.integer(SETTINGS.snapshotEvery, DEFAULT_SNAPSHOT_EVERY_ENTRIES, {
+    min: SNAPSHOT_EVERY_MIN,
+    max: SNAPSHOT_EVERY_MAX,
+    what: 'the number of applied entries between snapshots',
+  });
+  duplicatePortProblems(resolver, ports);
+  if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
+  const config: AgentConfig = {
+    name,
+    dataDir: isAbsolute(dataDirText) ? dataDirText : resolve(system.cwd, dataDirText),
+    bind,
+    advertise,
+    ports,
+    voterGraceMs,
+    tickMs,
+    snapshotEveryEntries,
+  };
+  if (token !== '') config.token = token;
+  return { ok: true, config };
+}
+
+/** The machine as `resolveConfig` sees it. */
+export function currentSystem(): AgentSystem {
+  const externalIpv4: string[] = [];
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === 'IPv4' && !address.internal) externalIpv4.push(address.address);
+    }
+  }
+  return { hostname: hostname(), externalIpv4, cwd: process.cwd() };
+}
+
+/** Formats every problem, one per line. */
+export function formatConfigProblems(problems: ConfigProblem[]): string {
+  return problems.map((problem) => `invalid setting: ${problem.message}`).join('\n');
+}
+
+/** The host name cut to a valid node name (the part before the first dot, if that helps). */
+function defaultName(hostname: string): string {
+  const short = hostname.split('.')[0] ?? hostname;
+  return nameProblem(hostname) === undefined ? hostname : nameProblem(short) === undefined ? short : 'node';
+}
+
+function nameProblem(value: string): string | undefined {
+  if (Buffer.byteLength(value, 'utf8') > NAME_BYTES_MAX || !IDENTIFIER_PATTERN.test(value)) {
+    return `must be a node name of 1 to ${NAME_BYTES_MAX} letters, digits and . _ : @ - (starting with a letter or digit)`;
+  }
+  return undefined;
+}
+
+function hostProblem(value: string): string | undefined {
+  if (isIP(value) !== 0) return undefined;
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(value)) {
+    return 'must be a host name or IP address peers can reach this node at, without a port';
+  }
+  return undefined;
+}
+
+function tokenProblem(value: string): string | undefined {
+  if (value.length < TOKEN_CHARS_MIN || value.length > TOKEN_CHARS_MAX || !/^[\x21-\x7e]+$/.test(value)) {
+    return `must be a join token of ${TOKEN_CHARS_MIN} to ${TOKEN_CHARS_MAX} printable characters without spaces (the first node prints it; \`hivemind token\` shows it)`;
+  }
+  return undefined;
+}
+
+/** A specific bind address is also where peers reach the node; a wildcard one is not. */
+function defaultAdvertise(bind: string, externalIpv4: string[]): string {
+  if (bind !== '0.0.0.0' && bind !== '::') return bind;
+  return externalIpv4[0] ?? '127.0.0.1';
+}
+
+function duplicatePortProblems(resolver: Resolver, ports: AgentConfig['ports']): void {
+  const seen = new Map<number, string>();
+  const tcp: [keyof typeof ports, Setting][] = [
+    ['api', SETTINGS.apiPort],
+    ['peer', SETTINGS.peerPort],
+    ['proxy', SETTINGS.proxyPort],
+  ];
+  for (const [key, which] of tcp) {
+    const value = ports[key];
+    if (value === 0) continue;
+    const other = seen.get(value);
+    if (other !== undefined) {
+      resolver.problems.push({ flag: which.flag, env: which.env, message: `${which.flag} must differ from ${other} (both are ${value})` });
+    }
+    seen.set(value, which.flag);
+  }
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; undefined for anything else. */
+export function parseDurationMs(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!match) return undefined;
+  const value = Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+  return Number.isFinite(value) ? Math.round(value) : undefined;
+}
+
+/** `1500` → `1.5s`, `60000` → `1m`. */
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

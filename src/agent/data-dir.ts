@@ -1,0 +1,170 @@
+/**
+ * The agent's data directory:
+ *
+ *   raft/         the Raft log, hard state and snapshots (LevelDB, consensus/storage-level.ts)
+ *   cluster.key   the cluster key: 32 raw bytes, mode 0600; seals secrets and the join token
+ *   node.json     this node's identity: name, how it entered the cluster, whether it left,
+ *                 and the last known peer addresses (a fallback until the log is applied)
+ *   token         the current join token in clear, mode 0600, rewritten when it rotates,
+ *                 so that `hivemind token` on a member can show it (`readLocalToken`)
+ *
+ * Files are replaced atomically (write a temporary file, fsync, rename). A
+ * file that exists but cannot be read as expected is a `DataDirError`: the
+ * agent refuses to start rather than guess.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, chmodSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLUSTER_KEY_BYTES } from '../state/secrets.js';
+
+/** The data directory cannot be used; the message says which file and what to do. */
+export class DataDirError extends Error {
+  readonly code = 'DATA_DIR_INVALID';
+}
+
+/** How this node entered its cluster. */
+export type NodeOrigin = 'bootstrap' | 'join';
+
+/** The content of node.json. */
+export interface NodeIdentity {
+  format: 1;
+  name: string;
+  origin: NodeOrigin;
+  /** ISO time the node first started in this data directory. */
+  createdAt: string;
+  /** Set once the node has left the cluster (or was removed); it must join again to serve. */
+  left?: boolean;
+  /** Peer addresses (`host:port`) by node id, as last known. */
+  peers: Record<string, string>;
+}
+
+const IDENTITY_FILE = 'node.json';
+const CLUSTER_KEY_FILE = 'cluster.key';
+const TOKEN_FILE = 'token';
+const RAFT_DIRECTORY = 'raft';
+const PRIVATE_FILE_MODE = 0o600;
+
+/** Paths inside one data directory. */
+export class DataDir {
+  constructor(readonly path: string) {}
+
+  get raftPath(): string {
+    return join(this.path, RAFT_DIRECTORY);
+  }
+
+  /** Creates the directory (mode 0700) if it does not exist. */
+  ensure(): void {
+    mkdirSync(this.path, { recursive: true, mode: 0o700 });
+  }
+
+  /** Whether the Raft directory holds any file (an earlier start wrote to it). */
+  hasRaftData(): boolean {
+    return existsSync(this.raftPath) && readdirSync(this.raftPath).length > 0;
+  }
+
+  /** Removes the Raft directory, cluster key and token (a node that left and joins again starts empty). */
+  resetMembership(): void {
+    rmSync(this.raftPath, { recursive: true, force: true });
+    rmSync(join(this.path, CLUSTER_KEY_FILE), { force: true });
+    rmSync(join(this.path, TOKEN_FILE), { force: true });
+  }
+
+  readIdentity(): NodeIdentity | undefined {
+    const text = this.readOptional(IDENTITY_FILE);
+    if (text === undefined) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(text.toString('utf8'));
+    } catch (error) {
+      throw this.corrupt(IDENTITY_FILE, `it is not JSON (${(error as Error).message})`);
+    }
+    if (!isIdentity(value)) throw this.corrupt(IDENTITY_FILE, 'it does not have the fields of a node identity');
+    return value;
+  }
+
+  writeIdentity(identity: NodeIdentity): void {
+    this.writeAtomic(IDENTITY_FILE, Buffer.from(`${JSON.stringify(identity, null, 2)}\n`, 'utf8'), 0o644);
+  }
+
+  readClusterKey(): Uint8Array | undefined {
+    const bytes = this.readOptional(CLUSTER_KEY_FILE);
+    if (bytes === undefined) return undefined;
+    if (bytes.length !== CLUSTER_KEY_BYTES) throw this.corrupt(CLUSTER_KEY_FILE, `it holds ${bytes.length} bytes, not ${CLUSTER_KEY_BYTES}`);
+    return new Uint8Array(bytes);
+  }
+
+  writeClusterKey(key: Uint8Array): void {
+    this.writeAtomic(CLUSTER_KEY_FILE, Buffer.from(key), PRIVATE_FILE_MODE);
+  }
+
+  writeToken(token: string): void {
+    this.writeAtomic(TOKEN_FILE, Buffer.from(`${token}\n`, 'utf8'), PRIVATE_FILE_MODE);
+  }
+
+  readToken(): string | undefined {
+    const bytes = this.readOptional(TOKEN_FILE);
+    const token = bytes?.toString('utf8').trim();
+    return token === undefined || token === '' ? undefined : token;
+  }
+
+  private readOptional(file: string): Buffer | undefined {
+    try {
+      return readFileSync(join(this.path, file));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new DataDirError(`cannot read ${join(this.path, file)}: ${(error as Error).message}`);
+    }
+  }
+
+  private writeAtomic(file: string, data: Buffer, mode: number): void {
+    this.ensure();
+    const target = join(this.path, file);
+    const temporary = `${target}.tmp-${process.pid}`;
+    const descriptor = openSync(temporary, 'w', mode);
+    try {
+      writeSync(descriptor, data);
+      fsyncSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
+    chmodSync(temporary, mode);
+    renameSync(temporary, target);
+    const directory = openSync(this.path, 'r');
+    try {
+      fsyncSync(directory);
+    } finally {
+      closeSync(directory);
+    }
+  }
+
+  private corrupt(file: string, problem: string): DataDirError {
+    return new DataDirError(
+      `cannot use the data directory ${this.path}: ${file} is unreadable: ${problem}; ` +
+        'restore it from a backup, or start with an empty data directory and join the cluster again',
+    );
+  }
+}
+
+/**
+ * The join token a running or stopped member keeps in its data directory
+ * (what `hivemind token` shows without being given one). Undefined when the
+ * directory holds none yet.
+ */
+export function readLocalToken(dataDir: string): string | undefined {
+  return new DataDir(dataDir).readToken();
+}
+
+function isIdentity(value: unknown): value is NodeIdentity {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  const peers = record.peers;
+  return (
+    record.format === 1 &&
+    typeof record.name === 'string' &&
+    (record.origin === 'bootstrap' || record.origin === 'join') &&
+    typeof record.createdAt === 'string' &&
+    (record.left === undefined || typeof record.left === 'boolean') &&
+    typeof peers === 'object' &&
+    peers !== null &&
+    Object.values(peers).every((address) => typeof address === 'string')
+  );
+}

@@ -1,0 +1,202 @@
+/**
+ * The leader's membership decisions, as a pure planner: given the Raft
+ * status (configuration, and each member's progress), the node records and
+ * the time, it returns the one change to make next, or nothing.
+ *
+ * What it keeps healthy:
+ * - a member the leader has not heard from (`recentActive` false) for longer
+ *   than the grace is marked `down`; a down voter is then removed from the
+ *   Raft configuration, so the quorum is counted over live voters only;
+ * - while there are fewer voters than the target (3, or 5 once 5 or more
+ *   nodes are up), the most caught-up healthy learner is promoted;
+ * - a member heard from again is marked `up`; a member whose record says
+ *   `left` is removed; each record's `role` follows the configuration.
+ *
+ * One change per call, most urgent first: the core takes one membership
+ * change at a time, and the caller plans again after each. Pure: no clock
+ * (`now` comes in), no I/O; `plan` only updates the planner's own record of
+ * when each member was last seen.
+ */
+import type { NodeRecord, NodeStatus } from '../state/types.js';
+
+/** How many voters the cluster aims for with fewer than FIVE_VOTERS_FROM_NODES nodes up. */
+export const VOTERS_TARGET_SMALL = 3;
+/** How many voters it aims for with more nodes up. */
+export const VOTERS_TARGET_LARGE = 5;
+/** From this many nodes up, the target is VOTERS_TARGET_LARGE. */
+export const FIVE_VOTERS_FROM_NODES = 5;
+/** A learner this many entries or fewer behind the leader's last index counts as caught up. */
+export const CATCH_UP_LAG_ENTRIES_MAX = 100;
+
+/** What the planner needs of the leader's Raft status. */
+export interface MembershipView {
+  self: string;
+  isLeader: boolean;
+  voters: string[];
+  learners: string[];
+  /** The leader's view of each member (the leader's own entry included). */
+  progress: Record<string, { match: number; recentActive: boolean }>;
+  lastIndex: number;
+  records: Pick<NodeRecord, 'id' | 'status' | 'role'>[];
+  /** Milliseconds, any monotonic origin. */
+  now: number;
+}
+
+/** One change. `reason` is for the log line. */
+export type MembershipAction =
+  | { type: 'set-status'; id: string; status: NodeStatus; reason: string }
+  | { type: 'set-role'; id: string; role: 'voter' | 'learner' | 'none'; reason: string }
+  | { type: 'remove'; id: string; reason: string }
+  | { type: 'promote'; id: string; reason: string };
+
+/** The planner's settings. */
+export interface MembershipPlannerOptions {
+  /** How long a member may go unheard before it is marked down (and, if a voter, replaced). */
+  graceMs: number;
+  catchUpLagEntriesMax?: number;
+}
+
+/** The voter count the cluster aims for with `upNodes` nodes up. */
+export function votersTarget(upNodes: number): number {
+  return upNodes >= FIVE_VOTERS_FROM_NODES ? VOTERS_TARGET_LARGE : VOTERS_TARGET_SMALL;
+}
+
+/** Decides membership changes on the leader. Not thread-safe; one caller. */
+export class MembershipPlanner {
+  private readonly graceMs: number;
+  private readonly catchUpLagEntriesMax: number;
+  /** Node id → when it was first seen unreachable, in the current run of unreachability. */
+  private readonly unreachableSince = new Map<string, number>();
+
+  constructor(options: MembershipPlannerOptions) {
+    this.graceMs = options.graceMs;
+    this.catchUpLagEntriesMax = options.catchUpLagEntriesMax ?? CATCH_UP_LAG_ENTRIES_MAX;
+  }
+
+  /** Since when `id` has been unreachable without a break, if it is. */
+  unreachableFor(id: string, now: number): number {
+    const since = this.unreachableSince.get(id);
+    return since === undefined ? 0 : now - since;
+  }
+
+  /** The next change to make, or undefined when all is as it should be (or this node does not lead). */
+  plan(view: MembershipView): MembershipAction | undefined {
+    if (!view.isLeader) {
+      // A new leader starts its own count: it cannot know how long others went unheard.
+      this.unreachableSince.clear();
+      return undefined;
+    }
+    this.observe(view);
+    return (
+      this.removeLeft(view) ??
+      this.markDown(view) ??
+      this.removeDownVoter(view) ??
+      this.markUp(view) ??
+      this.promote(view) ??
+      this.recordRoles(view)
+    );
+  }
+
+  private observe(view: MembershipView): void {
+    const members = new Set([...view.voters, ...view.learners]);
+    const tracked = new Set<string>();
+    for (const record of view.records) {
+      if (record.id === view.self || record.status === 'left') continue;
+      tracked.add(record.id);
+      const active = members.has(record.id) && view.progress[record.id]?.recentActive === true;
+      if (active) this.unreachableSince.delete(record.id);
+      else if (!this.unreachableSince.has(record.id)) this.unreachableSince.set(record.id, view.now);
+    }
+    for (const id of members) {
+      if (id === view.self || tracked.has(id)) continue;
+      tracked.add(id);
+      if (view.progress[id]?.recentActive === true) this.unreachableSince.delete(id);
+      else if (!this.unreachableSince.has(id)) this.unreachableSince.set(id, view.now);
+    }
+    for (const id of [...this.unreachableSince.keys()]) if (!tracked.has(id)) this.unreachableSince.delete(id);
+  }
+
+  private isGone(id: string, now: number): boolean {
+    return this.unreachableSince.has(id) && this.unreachableFor(id, now) >= this.graceMs;
+  }
+
+  private removeLeft(view: MembershipView): MembershipAction | undefined {
+    for (const id of [...view.voters, ...view.learners]) {
+      if (id === view.self) continue;
+      if (recordOf(view, id)?.status === 'left') return { type: 'remove', id, reason: 'it has left the cluster' };
+    }
+    return undefined;
+  }
+
+  private markDown(view: MembershipView): MembershipAction | undefined {
+    for (const record of sortedRecords(view)) {
+      if (record.id === view.self || record.status === 'down' || record.status === 'left') continue;
+      if (this.isGone(record.id, view.now)) {
+        const seconds = Math.round(this.unreachableFor(record.id, view.now) / 1000);
+        return { type: 'set-status', id: record.id, status: 'down', reason: `unreachable for ${seconds}s (grace ${this.graceMs / 1000}s)` };
+      }
+    }
+    return undefined;
+  }
+
+  private removeDownVoter(view: MembershipView): MembershipAction | undefined {
+    if (view.voters.length <= 1) return undefined;
+    for (const id of view.voters) {
+      if (id === view.self) continue;
+      if (recordOf(view, id)?.status === 'down' && this.isGone(id, view.now)) {
+        return { type: 'remove', id, reason: 'the voter is down past its grace; a healthy learner takes its place' };
+      }
+    }
+    return undefined;
+  }
+
+  private markUp(view: MembershipView): MembershipAction | undefined {
+    for (const id of [...view.voters, ...view.learners]) {
+      const record = recordOf(view, id);
+      if (record === undefined || (record.status !== 'down' && record.status !== 'suspect')) continue;
+      const reachable = id === view.self || view.progress[id]?.recentActive === true;
+      if (reachable) return { type: 'set-status', id, status: 'up', reason: 'reachable again' };
+    }
+    return undefined;
+  }
+
+  private promote(view: MembershipView): MembershipAction | undefined {
+    const members = new Set([...view.voters, ...view.learners]);
+    const upNodes = view.records.filter((record) => record.status === 'up' && members.has(record.id)).length;
+    const target = votersTarget(upNodes);
+    if (view.voters.length >= target) return undefined;
+    const candidates = view.learners
+      .filter((id) => recordOf(view, id)?.status === 'up')
+      .map((id) => ({ id, progress: view.progress[id] }))
+      .filter(
+        (candidate) =>
+          candidate.progress !== undefined &&
+          candidate.progress.recentActive &&
+          view.lastIndex - candidate.progress.match <= this.catchUpLagEntriesMax,
+      )
+      .sort((left, right) => right.progress!.match - left.progress!.match || compare(left.id, right.id));
+    const best = candidates[0];
+    if (best === undefined) return undefined;
+    return { type: 'promote', id: best.id, reason: `${view.voters.length} voters, target ${target}; it is caught up (match ${best.progress!.match} of ${view.lastIndex})` };
+  }
+
+  private recordRoles(view: MembershipView): MembershipAction | undefined {
+    for (const record of sortedRecords(view)) {
+      const role = view.voters.includes(record.id) ? 'voter' : view.learners.includes(record.id) ? 'learner' : 'none';
+      if (record.role !== role) return { type: 'set-role', id: record.id, role, reason: 'the Raft configuration changed' };
+    }
+    return undefined;
+  }
+}
+
+function recordOf(view: MembershipView, id: string): MembershipView['records'][number] | undefined {
+  return view.records.find((record) => record.id === id);
+}
+
+function sortedRecords(view: MembershipView): MembershipView['records'] {
+  return [...view.records].sort((left, right) => compare(left.id, right.id));
+}
+
+function compare(left: string, right: string): number {
+  return left < right ? -1 : left > right ? 1 : 0;
+}

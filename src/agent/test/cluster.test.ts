@@ -1,0 +1,144 @@
+// Three real node processes on loopback: bootstrap one, join two, deploy an
+// app file and read it from every node; a retried request applies once; a
+// bad token is refused; kill -9 the leader, keep writing through the others,
+// restart it, and all agree; a node joining a cluster whose log was compacted
+// catches up by snapshot.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { TestCluster, eventually, type TestNode } from './harness.js';
+
+const cluster = new TestCluster(50, ['--snapshot-every', '20']);
+const HELLO = readFileSync(fileURLToPath(new URL('../../../../examples/hello.yaml', import.meta.url)), 'utf8');
+
+test.after(async () => {
+  await cluster.cleanup();
+});
+
+function withLogs<T>(body: () => Promise<T>): () => Promise<T> {
+  return async () => {
+    try {
+      return await body();
+    } catch (error) {
+      console.error(cluster.logs());
+      throw error;
+    }
+  };
+}
+
+test('bootstrap one node, join two: three voters', withLogs(async () => {
+  const n1 = await cluster.bootstrap('n1');
+  assert.match(cluster.token, /^hm1\./);
+  assert.ok(n1.stdout.some((line) => line.includes(`hivemind join ${n1.peerAddress} --token ${cluster.token}`)), 'the first node prints how to join');
+  await cluster.join('n2', n1);
+  await cluster.join('n3', n1);
+  await eventually('three voters', async () => {
+    const status = await n1.status();
+    return status.voters.length === 3 && status.learners.length === 0;
+  });
+  const nodes = await n1.request('GET', '/v1/nodes');
+  assert.equal(nodes.body.nodes.map((node: { id: string }) => node.id), ['n1', 'n2', 'n3']);
+  assert.ok(nodes.body.nodes.every((node: { status: string; role: string }) => node.status === 'up' && node.role === 'voter'));
+}));
+
+test('an app file deployed through a follower reads back the same from every node', withLogs(async () => {
+  const leader = await cluster.leader();
+  const follower = cluster.running().find((node) => node !== leader)!;
+  const deployed = await follower.request('POST', '/v1/deploy', { fileName: 'hello.yaml', content: HELLO });
+  assert.is(deployed.status, 200, JSON.stringify(deployed.body));
+  assert.equal(deployed.body.apps, [{ tenant: 'default', name: 'hello', version: 1, replicas: 2 }]);
+  for (const node of cluster.running()) {
+    const app = await node.request('GET', '/v1/apps/default/hello');
+    assert.is(app.status, 200, `${node.name}: ${JSON.stringify(app.body)}`);
+    assert.is(app.body.version, 1);
+    assert.is(app.body.spec.replicas, 2);
+    assert.equal(app.body.spec.command.slice(0, 2), ['node', '-e']);
+    assert.is(app.body.instances.length, 2);
+    assert.ok(app.index >= deployed.index, 'a linearizable read reflects the write');
+  }
+}));
+
+test('a retried request with the same Idempotency-Key is applied once', withLogs(async () => {
+  const [a, b] = cluster.running();
+  const headers = { 'idempotency-key': 'retry-test-1' };
+  const first = await a!.request('PUT', '/v1/kv/retried', { value: 'one' }, { headers });
+  const second = await b!.request('PUT', '/v1/kv/retried', { value: 'one' }, { headers });
+  assert.is(first.status, 200);
+  assert.is(second.status, 200);
+  assert.equal(second.body, first.body, 'the retry gets the first answer');
+  const history = await a!.request('GET', '/v1/history?limit=1000');
+  const writes = history.body.history.filter((entry: { target: string }) => entry.target === 'kv retried');
+  assert.is(writes.length, 1, 'one write in the history');
+}));
+
+test('a wrong join token is refused with a clear error, and the API refuses a wrong token', withLogs(async () => {
+  const n1 = cluster.node('n1');
+  const intruder = await cluster.add('intruder');
+  intruder.start(['join', n1.peerAddress, '--token', 'hm1.this-is-not-the-token']);
+  const code = await intruder.exited;
+  assert.is(code, 1);
+  assert.ok(
+    intruder.stderr.some((line) => line.includes(`cannot join via ${n1.peerAddress}: the join token was refused (check --token; \`hivemind token\` on a member shows it)`)),
+    intruder.stderr.join('\n'),
+  );
+  const nodes = await n1.request('GET', '/v1/nodes');
+  assert.not.ok(nodes.body.nodes.some((node: { id: string }) => node.id === 'intruder'), 'nothing registered');
+  const refused = await n1.request('GET', '/v1/apps', undefined, { token: 'hm1.this-is-not-the-token' });
+  assert.is(refused.status, 401);
+  assert.is(refused.body.error.code, 'unauthenticated');
+  // The refused attempt left nothing behind: the right token joins from the same data directory, and a learner leaves.
+  intruder.start(['join', n1.peerAddress, '--token', cluster.token]);
+  await intruder.waitHealthy();
+  await eventually('the fourth node a learner', async () => (await n1.status()).learners.includes('intruder'));
+  const left = await n1.request('POST', '/v1/nodes/intruder/leave');
+  assert.is(left.status, 200, JSON.stringify(left.body));
+  assert.is(await intruder.exited, 0);
+  await eventually('the learner out of the configuration', async () => !(await n1.status()).learners.includes('intruder'));
+}));
+
+test('kill -9 the leader, keep writing through the others, restart it: all agree', withLogs(async () => {
+  const leader = await cluster.leader();
+  await leader.kill9();
+  const survivors = cluster.running();
+  assert.is(survivors.length, 2);
+  for (let position = 0; position < 6; position++) {
+    const node = survivors[position % 2]!;
+    const answer = await node.request('PUT', `/v1/kv/after-crash/${position}`, { value: `v${position}` }, { headers: { 'idempotency-key': `after-crash-${position}` } });
+    assert.is(answer.status, 200, `write ${position} through ${node.name}: ${JSON.stringify(answer.body)}`);
+  }
+  const newLeader = await cluster.leader(survivors);
+  assert.is.not(newLeader.name, leader.name);
+  leader.start(['agent']);
+  await leader.waitHealthy();
+  const all: TestNode[] = cluster.running();
+  assert.is(all.length, 3);
+  await eventually('every node to hold the same state', async () => {
+    const answers = await Promise.all(all.map((node) => node.request('GET', '/v1/kv?prefix=after-crash/&stale=true')));
+    const bodies = answers.map((answer) => JSON.stringify(answer.body));
+    const indexes = answers.map((answer) => answer.index);
+    return answers[0]!.body.entries?.length === 6 && bodies.every((body) => body === bodies[0]) && indexes.every((index) => index === indexes[0]);
+  });
+  const restarted = await leader.request('GET', '/v1/kv/after-crash/5');
+  assert.is(restarted.body.value, 'v5');
+  await eventually('three voters again', async () => (await newLeader.status()).voters.length === 3);
+}));
+
+test('a node joining far behind catches up by snapshot and is promoted while voters are below 3', withLogs(async () => {
+  const [first] = cluster.running();
+  for (let position = 0; position < 30; position++) {
+    const answer = await first!.request('PUT', `/v1/kv/bulk/${position}`, { value: String(position) });
+    assert.is(answer.status, 200);
+  }
+  const leader = await cluster.leader();
+  await eventually('the leader to compact its log', () => leader.stderr.some((line) => line.includes('log compacted')));
+  const late = await cluster.join('late', first!);
+  await eventually('the late node to install a snapshot', () => late.stderr.some((line) => line.includes('installed a snapshot from the leader')));
+  const read = await late.request('GET', '/v1/kv/bulk/29');
+  assert.is(read.body.value, '29');
+  const status = await late.status();
+  assert.is(status.voters.length, 3, 'three voters already: the fourth node stays a learner');
+  assert.equal(status.learners, ['late']);
+}));
+
+test.run();

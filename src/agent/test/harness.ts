@@ -1,0 +1,239 @@
+/**
+ * Real agent processes for tests: each node is `node dist/src/agent/main.js`
+ * on loopback with free ports and its own data directory under one temporary
+ * folder. `cleanup()` kills whatever still runs (by pid) and removes the folder.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+const LOG_LINES_MAX = 400;
+
+/** Free TCP ports on 127.0.0.1 (bound, read, released: good enough for tests on one machine). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as { port: number }).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    await sleep(intervalMs);
+  }
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: any;
+  index: number;
+  headers: Headers;
+}
+
+/** One node: its ports, directory, and process (when running). */
+export class TestNode {
+  process: ChildProcess | undefined;
+  exited: Promise<number | null> = Promise.resolve(null);
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+
+  constructor(
+    readonly cluster: TestCluster,
+    readonly name: string,
+    readonly apiPort: number,
+    readonly peerPort: number,
+    readonly dataDir: string,
+  ) {}
+
+  get peerAddress(): string {
+    return `127.0.0.1:${this.peerPort}`;
+  }
+
+  get running(): boolean {
+    return this.process !== undefined && this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** Starts `main.js <command...>` with this node's flags. */
+  start(command: string[], extraFlags: string[] = []): void {
+    if (this.running) throw new Error(`${this.name} already runs`);
+    const child = spawn(
+      process.execPath,
+      [MAIN, ...command, '--name', this.name, '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
+        '--api-port', String(this.apiPort), '--peer-port', String(this.peerPort), '--tick-ms', String(this.cluster.tickMs), ...this.cluster.extraFlags, ...extraFlags],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVEMIND_TOKEN: '' } },
+    );
+    this.process = child;
+    collect(child.stdout!, this.stdout);
+    collect(child.stderr!, this.stderr);
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Runs `main.js <command...>` to completion (recover); resolves with its exit code and output. */
+  async runOnce(command: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = spawn(process.execPath, [MAIN, ...command, '--data-dir', this.dataDir, '--name', this.name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    collect(child.stdout, stdout);
+    collect(child.stderr, stderr);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
+  }
+
+  async kill9(): Promise<void> {
+    if (!this.running) return;
+    this.process!.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGTERM, then SIGKILL if it lingers. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.process!.kill('SIGTERM');
+    const stopped = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
+    if (!stopped) await this.kill9();
+  }
+
+  /** Waits until the API answers /v1/health with 200. */
+  async waitHealthy(timeoutMs = 20_000): Promise<void> {
+    await eventually(`${this.name} to serve`, async () => {
+      if (!this.running) throw new Error(`${this.name} exited: ${this.stderr.slice(-5).join(' | ')}`);
+      const answer = await this.request('GET', '/v1/health', undefined, { token: null });
+      return answer.status === 200;
+    }, timeoutMs);
+  }
+
+  /** One HTTP request to this node's API, with the cluster token unless `token` says otherwise. */
+  async request(method: string, path: string, body?: unknown, options: { token?: string | null; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+    const token = options.token === undefined ? this.cluster.token : options.token;
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Not JSON (metrics): keep the text.
+    }
+    return { status: response.status, body: parsed, index: Number(response.headers.get('x-hivemind-index') ?? -1), headers: response.headers };
+  }
+
+  async status(): Promise<any> {
+    const answer = await this.request('GET', '/v1/status?stale=true');
+    if (answer.status !== 200) throw new Error(`status of ${this.name}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    return answer.body;
+  }
+
+  logTail(lines = 40): string {
+    return [...this.stderr.slice(-lines), ...this.stdout.slice(-5)].map((line) => `    [${this.name}] ${line}`).join('\n');
+  }
+}
+
+function collect(stream: NodeJS.ReadableStream, into: string[]): void {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    into.push(...lines);
+    if (into.length > LOG_LINES_MAX) into.splice(0, into.length - LOG_LINES_MAX);
+  });
+}
+
+/** A set of nodes sharing one temporary folder and one token. */
+export class TestCluster {
+  readonly root = mkdtempSync(join(tmpdir(), 'hivemind-cluster-'));
+  readonly nodes = new Map<string, TestNode>();
+  token = '';
+
+  constructor(
+    readonly tickMs = 50,
+    readonly extraFlags: string[] = [],
+  ) {}
+
+  async add(name: string): Promise<TestNode> {
+    const [apiPort, peerPort] = await freePorts(2);
+    const node = new TestNode(this, name, apiPort!, peerPort!, join(this.root, name));
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  node(name: string): TestNode {
+    const node = this.nodes.get(name);
+    if (node === undefined) throw new Error(`no node ${name}`);
+    return node;
+  }
+
+  /** Starts the first node and reads the join token it prints. */
+  async bootstrap(name: string): Promise<TestNode> {
+    const node = await this.add(name);
+    node.start(['agent']);
+    this.token = await eventually(`${name} to print its join token`, () => {
+      if (!node.running) throw new Error(`${name} exited: ${node.stderr.slice(-5).join(' | ')}`);
+      const line = node.stdout.find((text) => text.startsWith('join token: '));
+      return line?.slice('join token: '.length).trim();
+    }, 20_000, 50);
+    await node.waitHealthy();
+    return node;
+  }
+
+  async join(name: string, seed: TestNode, extraFlags: string[] = []): Promise<TestNode> {
+    const node = await this.add(name);
+    node.start(['join', seed.peerAddress, '--token', this.token], extraFlags);
+    await node.waitHealthy();
+    return node;
+  }
+
+  running(): TestNode[] {
+    return [...this.nodes.values()].filter((node) => node.running);
+  }
+
+  /** The node every running node agrees leads, once they do. */
+  async leader(among: TestNode[] = this.running()): Promise<TestNode> {
+    return eventually('a leader all agree on', async () => {
+      const statuses = await Promise.all(among.map((node) => node.status()));
+      const leader = statuses[0]?.leader;
+      if (!leader || !statuses.every((status) => status.leader === leader)) return undefined;
+      return this.nodes.get(leader);
+    }, 20_000);
+  }
+
+  logs(): string {
+    return [...this.nodes.values()].map((node) => node.logTail()).join('\n');
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((node) => node.kill9()));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}

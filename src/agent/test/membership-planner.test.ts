@@ -1,0 +1,129 @@
+// The leader's membership decisions: status, records and time in, one action out.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MembershipPlanner, votersTarget, type MembershipView } from '../membership.js';
+import type { NodeStatus } from '../../state/types.js';
+
+type Role = 'voter' | 'learner' | 'none';
+
+/** A view with `a` leading; `members` maps id → [raft role, recentActive, match]; records follow the members unless given. */
+function view(
+  members: Record<string, [Role, boolean, number]>,
+  options: { now?: number; records?: Record<string, [NodeStatus, Role]>; lastIndex?: number; isLeader?: boolean } = {},
+): MembershipView {
+  const voters = Object.keys(members).filter((id) => members[id]![0] === 'voter').sort();
+  const learners = Object.keys(members).filter((id) => members[id]![0] === 'learner').sort();
+  const progress: MembershipView['progress'] = {};
+  for (const [id, [, recentActive, match]] of Object.entries(members)) progress[id] = { recentActive, match };
+  const records = options.records
+    ? Object.entries(options.records).map(([id, [status, role]]) => ({ id, status, role }))
+    : Object.entries(members).map(([id, [role]]) => ({ id, status: 'up' as NodeStatus, role }));
+  return { self: 'a', isLeader: options.isLeader ?? true, voters, learners, progress, lastIndex: options.lastIndex ?? 100, records, now: options.now ?? 0 };
+}
+
+const GRACE = 2000;
+
+test('voter targets: 3 below five nodes up, 5 from five', () => {
+  assert.is(votersTarget(1), 3);
+  assert.is(votersTarget(4), 3);
+  assert.is(votersTarget(5), 5);
+  assert.is(votersTarget(9), 5);
+});
+
+test('a follower plans nothing', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  assert.is(planner.plan(view({ a: ['voter', true, 100], b: ['learner', true, 100] }, { isLeader: false })), undefined);
+});
+
+test('promotes the most caught-up healthy learner while voters are below 3', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const action = planner.plan(view({ a: ['voter', true, 100], b: ['learner', true, 90], c: ['learner', true, 99], d: ['learner', false, 100], e: ['learner', true, 1] }));
+  assert.equal(action?.type, 'promote');
+  assert.is(action?.id, 'c');
+});
+
+test('does not promote a learner that lags, is unreachable, or is not up', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const lagging = view({ a: ['voter', true, 1000], b: ['learner', true, 800] }, { lastIndex: 1000, records: { a: ['up', 'voter'], b: ['up', 'learner'] } });
+  assert.is(planner.plan(lagging), undefined);
+  const down = view({ a: ['voter', true, 100], b: ['learner', true, 100] }, { records: { a: ['up', 'voter'], b: ['down', 'learner'] } });
+  assert.equal(planner.plan(down), { type: 'set-status', id: 'b', status: 'up', reason: 'reachable again' }, 'marked up first');
+});
+
+test('three voters and a fourth node: the fourth stays a learner; five up: promoted', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  assert.is(planner.plan(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100], d: ['learner', true, 100] })), undefined);
+  const five = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100], d: ['learner', true, 100], e: ['learner', true, 100] });
+  assert.equal(planner.plan(five)?.type, 'promote');
+});
+
+test('a voter unreachable past the grace is marked down, removed, and a learner promoted', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100], b: ['voter', false, 50], c: ['voter', true, 100], d: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
+  assert.is(planner.plan(view(members, { now: 0 })), undefined, 'first seen unreachable');
+  assert.is(planner.plan(view(members, { now: GRACE - 1 })), undefined, 'within the grace');
+  const markDown = planner.plan(view(members, { now: GRACE }));
+  assert.equal(markDown && { type: markDown.type, id: markDown.id }, { type: 'set-status', id: 'b' });
+  assert.is((markDown as { status: string }).status, 'down');
+  const records: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['down', 'voter'], c: ['up', 'voter'], d: ['up', 'learner'] };
+  const remove = planner.plan(view(members, { now: GRACE + 100, records }));
+  assert.equal(remove && { type: remove.type, id: remove.id }, { type: 'remove', id: 'b' });
+  const afterRemoval = { a: ['voter', true, 100], c: ['voter', true, 100], d: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
+  const promote = planner.plan(view(afterRemoval, { now: GRACE + 200, records }));
+  assert.equal(promote && { type: promote.type, id: promote.id }, { type: 'promote', id: 'd' });
+  const afterPromotion = { a: ['voter', true, 100], c: ['voter', true, 100], d: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  const role = planner.plan(view(afterPromotion, { now: GRACE + 300, records }));
+  assert.equal(role && { type: role.type, id: role.id }, { type: 'set-role', id: 'b' }, 'b is no longer a voter');
+  assert.is((role as { role: string }).role, 'none');
+});
+
+test('a single reachable moment restarts the grace', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const unreachable = { a: ['voter', true, 100], b: ['voter', false, 100], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  const reachable = { ...unreachable, b: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  planner.plan(view(unreachable, { now: 0 }));
+  planner.plan(view(reachable, { now: 1500 }));
+  planner.plan(view(unreachable, { now: 1600 }));
+  assert.is(planner.plan(view(unreachable, { now: 3000 })), undefined);
+  assert.is(planner.plan(view(unreachable, { now: 3600 }))?.type, 'set-status');
+});
+
+test('a new leader starts its own count', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100], b: ['voter', false, 100], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  planner.plan(view(members, { now: 0 }));
+  planner.plan(view(members, { now: 1000, isLeader: false }));
+  assert.is(planner.plan(view(members, { now: 2500 })), undefined);
+  assert.is(planner.plan(view(members, { now: 4500 }))?.type, 'set-status');
+});
+
+test('members whose record says left are removed; the leader never acts on itself', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100], b: ['voter', true, 100], c: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
+  const records: Record<string, [NodeStatus, Role]> = { a: ['left', 'voter'], b: ['up', 'voter'], c: ['left', 'learner'] };
+  const action = planner.plan(view(members, { records }));
+  assert.equal(action && { type: action.type, id: action.id }, { type: 'remove', id: 'c' });
+});
+
+test('a record outside the configuration (after a recovery) is marked down after the grace, never re-added', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  const records: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['up', 'voter'] };
+  const first = planner.plan(view(members, { now: 0, records }));
+  assert.equal(first && { type: first.type, id: first.id }, { type: 'set-role', id: 'b' });
+  const later = planner.plan(view(members, { now: GRACE, records }));
+  assert.equal(later && { type: later.type, id: later.id }, { type: 'set-status', id: 'b' });
+  const settled: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['down', 'none'], c: ['down', 'none'] };
+  assert.is(planner.plan(view(members, { now: GRACE * 2, records: settled })), undefined);
+});
+
+test('a down member heard from again is marked up', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100], b: ['voter', true, 100], c: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
+  const records: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['down', 'learner'] };
+  const action = planner.plan(view(members, { records }));
+  assert.equal(action && { type: action.type, id: action.id }, { type: 'set-status', id: 'c' });
+  assert.is((action as { status: string }).status, 'up');
+});
+
+test.run();

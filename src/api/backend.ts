@@ -1,0 +1,43 @@
+/**
+ * What the API needs of the node it serves. The agent implements it; the API
+ * never reaches past it into Raft storage, transport or the data directory.
+ */
+import type { RaftNode } from '../../consensus/node.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import type { CommandResult, Envelope } from '../state/types.js';
+import type { Metrics } from './metrics.js';
+
+/** The outcome of a leave on the leader. */
+export type LeaveOutcome =
+  /** Done: the result of the `node.remove` command. */
+  | { type: 'done'; result: CommandResult }
+  /** The leaving node was the leader; leadership moved to `leader`, where the request must go now. */
+  | { type: 'moved'; leader: string };
+
+/** The node as the API sees it. Every method may be called concurrently from requests. */
+export interface ApiBackend {
+  readonly nodeId: string;
+  /** Hivemind's version, for `/v1/status`. */
+  readonly version: string;
+  /** Read between applies only (one thread: any synchronous read is consistent). */
+  readonly machine: ClusterStateMachine;
+  readonly raft: Pick<RaftNode, 'status' | 'read'>;
+  readonly metrics: Metrics;
+  /** The cluster key, to seal secrets and the join token. */
+  clusterKey(): Uint8Array;
+  /**
+   * Leader only: proposes the envelope and resolves with its result once it
+   * is applied here. Rejects with the RaftErrors of `RaftNode.propose`.
+   */
+  propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult>;
+  /** See `ReplicatedState.waitBeyond`. */
+  waitBeyond(index: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> | undefined;
+  /**
+   * Leader only: removes node `id` from the cluster (moving leadership away
+   * first if it is this node). Rejects with RaftErrors, or an ApiError.
+   */
+  leave(id: string, options: { requestId: string; actor: string; timeoutMs: number }): Promise<LeaveOutcome>;
+  /** The join token in clear, if the cluster has one. */
+  currentToken(): string | undefined;
+  log(line: string): void;
+}

@@ -1,0 +1,98 @@
+/**
+ * The node's Prometheus metrics (`GET /metrics`), in a registry of its own
+ * (never prom-client's global one, so several agents in one process, as in
+ * tests, do not collide).
+ *
+ * Raft gauges are read from the node's status when scraped; counters and
+ * histograms are updated where things happen (proposals and HTTP requests by
+ * the API, applies by the replicated state, leader changes by the agent).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the Raft gauges read at scrape time. */
+export interface RaftGaugeSource {
+  term: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  isLeader: boolean;
+  voters: number;
+  learners: number;
+}
+
+/** The outcome label of a proposal. */
+export type ProposalOutcome = 'applied' | 'refused' | 'lost' | 'timeout' | 'not-leader' | 'error';
+
+/** The node's metrics, registered in their own Registry. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly proposals: Counter<'outcome'>;
+  readonly proposalSeconds: Histogram;
+  readonly applySeconds: Histogram;
+  readonly leaderChanges: Counter;
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
+  readonly forwardedRequests: Counter<'outcome'>;
+
+  constructor(options: { nodeId: string; raft: () => RaftGaugeSource | undefined; defaultMetrics?: boolean }) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: options.nodeId });
+    const gauge = (name: string, help: string, read: (source: RaftGaugeSource) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const source = options.raft();
+          if (source !== undefined) this.set(read(source));
+        },
+      });
+    };
+    gauge('hivemind_raft_term', 'Current Raft term of this node.', (source) => source.term);
+    gauge('hivemind_raft_commit_index', 'Highest log index known committed.', (source) => source.commit);
+    gauge('hivemind_raft_applied_index', 'Highest log index applied to the state machine on this node.', (source) => source.applied);
+    gauge('hivemind_raft_last_index', 'Index of the last entry in this node\'s log.', (source) => source.lastIndex);
+    gauge('hivemind_raft_is_leader', '1 if this node leads, else 0.', (source) => (source.isLeader ? 1 : 0));
+    gauge('hivemind_raft_voters', 'Voters in the Raft configuration.', (source) => source.voters);
+    gauge('hivemind_raft_learners', 'Learners in the Raft configuration.', (source) => source.learners);
+    this.proposals = new Counter({ name: 'hivemind_raft_proposals_total', help: 'Proposals made through this node, by outcome.', labelNames: ['outcome'], registers });
+    this.proposalSeconds = new Histogram({
+      name: 'hivemind_raft_proposal_duration_seconds',
+      help: 'From proposal to applied on this node (commit on a quorum, fsync included).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.applySeconds = new Histogram({
+      name: 'hivemind_raft_apply_duration_seconds',
+      help: 'Time the state machine takes to apply one entry.',
+      buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1],
+      registers,
+    });
+    this.leaderChanges = new Counter({ name: 'hivemind_raft_leader_changes_total', help: 'Times this node saw the leader change.', registers });
+    this.httpRequests = new Counter({
+      name: 'hivemind_http_requests_total',
+      help: 'HTTP API requests, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpRequestSeconds = new Histogram({
+      name: 'hivemind_http_request_duration_seconds',
+      help: 'HTTP API request latency, by method, route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.forwardedRequests = new Counter({
+      name: 'hivemind_http_forwarded_total',
+      help: 'Requests this node forwarded to the leader, by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hivemind_' });
+  }
+
+  /** The text exposition format. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

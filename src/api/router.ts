@@ -1,0 +1,137 @@
+/**
+ * Routes and how a path finds one. A route's path is a template:
+ * `/v1/apps/:tenant/:name` (one segment per parameter) or `/v1/kv/*key` (the
+ * rest of the path, slashes included). The template is also the `route`
+ * label of the HTTP metrics, so labels stay few whatever clients send.
+ */
+import type { Command, CommandResult } from '../state/types.js';
+import type { ApiBackend } from './backend.js';
+import { invalidArgument } from './errors.js';
+import type { BodyFields } from './input.js';
+
+/** What a handler answers. `json` is serialized; `text` is sent as it is. */
+export interface Answer {
+  status: number;
+  json?: unknown;
+  text?: string | Uint8Array;
+  contentType?: string;
+  headers?: Record<string, string>;
+  /** The `X-Hivemind-Index` header; the node's applied index when absent. */
+  index?: number;
+}
+
+/** What a handler gets. */
+export interface RouteContext {
+  backend: ApiBackend;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The parsed JSON body; undefined when the request had none. */
+  body: unknown;
+  /** The request id writes are proposed under (from `Idempotency-Key`, or fresh). */
+  requestId: string;
+  /** Who asks: `token:<first 8 hex of the token's hash>`. */
+  actor: string;
+  /** Whether the node has finished starting (health answers 503 until then). */
+  serving: boolean;
+  /**
+   * Checks and proposes `commands` on the leader (forwarding the request
+   * there when this node does not lead) and answers with `present(results)`,
+   * or with the first refusal.
+   */
+  commit(commands: Command[], present?: (results: CommandResult[]) => unknown): Promise<Answer>;
+  /** Runs `action` on the leader: here if this node leads, else the request is forwarded. */
+  onLeader(action: (remainingMs: number) => Promise<Answer>, options?: { mayForwardAgain?: boolean }): Promise<Answer>;
+}
+
+interface RouteBase {
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
+  path: string;
+  /** Query parameters besides the read ones (`stale`, `index`, `wait`). */
+  query?: readonly string[];
+}
+
+/** A read: the node confirms its read index (unless `?stale`), waits for `?index` if asked, then `read` answers from the state. */
+export interface ReadRoute extends RouteBase {
+  kind: 'read';
+  read(context: RouteContext): unknown;
+}
+
+/** A write: authenticated; `body` lists the fields the JSON body may have (absent: no body). */
+export interface WriteRoute extends RouteBase {
+  kind: 'write';
+  body?: BodyFields;
+  write(context: RouteContext): Promise<Answer>;
+}
+
+/** A route without authentication or read barrier (health, metrics). */
+export interface OpenRoute extends RouteBase {
+  kind: 'open';
+  handle(context: RouteContext): Promise<Answer>;
+}
+
+/** Any route. */
+export type Route = ReadRoute | WriteRoute | OpenRoute;
+
+/** What `Router.match` found: a route and its parameters, a path that takes other methods, or nothing. */
+export type RouteMatch = { type: 'found'; route: Route; params: Record<string, string> } | { type: 'wrong-method'; allowed: string[]; path: string } | { type: 'none' };
+
+interface CompiledRoute {
+  route: Route;
+  segments: string[];
+}
+
+/** A route table, matched segment by segment. */
+export class Router {
+  private readonly routes: CompiledRoute[];
+
+  constructor(routes: Route[]) {
+    this.routes = routes.map((route) => ({ route, segments: route.path.split('/').slice(1) }));
+  }
+
+  /** Finds the route for `method` and `pathname` (still percent-encoded). Throws ApiError 400 for a malformed escape. */
+  match(method: string, pathname: string): RouteMatch {
+    const parts = pathname.split('/').slice(1);
+    const allowed: string[] = [];
+    let path = '';
+    for (const compiled of this.routes) {
+      const params = matchSegments(compiled.segments, parts);
+      if (params === undefined) continue;
+      if (compiled.route.method === method || (method === 'HEAD' && compiled.route.method === 'GET')) {
+        return { type: 'found', route: compiled.route, params };
+      }
+      allowed.push(compiled.route.method);
+      path ||= compiled.route.path;
+    }
+    return allowed.length > 0 ? { type: 'wrong-method', allowed: [...new Set(allowed)], path } : { type: 'none' };
+  }
+}
+
+function matchSegments(template: string[], parts: string[]): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  for (let position = 0; position < template.length; position++) {
+    const segment = template[position]!;
+    if (segment.startsWith('*')) {
+      const rest = parts.slice(position);
+      if (rest.length === 0) return undefined;
+      params[segment.slice(1)] = decode(rest.join('/'), segment.slice(1));
+      return params;
+    }
+    const part = parts[position];
+    if (part === undefined) return undefined;
+    if (segment.startsWith(':')) {
+      if (part === '') return undefined;
+      params[segment.slice(1)] = decode(part, segment.slice(1));
+    } else if (segment !== part) {
+      return undefined;
+    }
+  }
+  return parts.length === template.length ? params : undefined;
+}
+
+function decode(text: string, field: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw invalidArgument(field, `${field} in the path is not valid percent-encoding`);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Cluster routes: health, status, nodes (and leaving), the join token, metrics.
+ */
+import { NotLeaderError } from '../../consensus/errors.js';
+import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../state/secrets.js';
+import type { NodeRecord } from '../state/types.js';
+import { ApiCode, ApiError, fromStateError } from './errors.js';
+import { checkNodeId } from './input.js';
+import type { Route, RouteContext } from './router.js';
+
+function nodeView(context: RouteContext, record: NodeRecord): NodeRecord & { leader: boolean } {
+  const status = context.backend.raft.status();
+  const role = status.config.voters.includes(record.id) ? 'voter' : status.config.learners.includes(record.id) ? 'learner' : 'none';
+  return { ...record, role, leader: status.leader === record.id };
+}
+
+/** Health, status, nodes, leave, token, metrics. */
+export const clusterRoutes: Route[] = [
+  {
+    method: 'GET',
+    path: '/v1/health',
+    kind: 'open',
+    async handle(context) {
+      if (!context.serving) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} is starting`);
+      return { status: 200, json: { ok: true, node: context.backend.nodeId } };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/metrics',
+    kind: 'open',
+    async handle(context) {
+      const { contentType, body } = await context.backend.metrics.render();
+      return { status: 200, text: body, contentType };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/status',
+    kind: 'read',
+    read(context) {
+      const { backend } = context;
+      const status = backend.raft.status();
+      return {
+        node: backend.nodeId,
+        leader: status.leader,
+        role: status.role,
+        term: status.term,
+        commit: status.commit,
+        applied: status.applied,
+        index: backend.machine.appliedIndex,
+        voters: status.config.voters,
+        learners: status.config.learners,
+        version: backend.version,
+      };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/nodes',
+    kind: 'read',
+    read(context) {
+      return { nodes: context.backend.machine.nodes().map((record) => nodeView(context, record)) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/nodes/:id',
+    kind: 'read',
+    read(context) {
+      const id = checkNodeId(context.params.id!, 'id');
+      const record = context.backend.machine.node(id);
+      if (record === undefined) throw new ApiError(404, ApiCode.notFound, `node "${id}" is not registered in this cluster`, 'id');
+      return nodeView(context, record);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/nodes/:id/leave',
+    kind: 'write',
+    async write(context) {
+      const id = checkNodeId(context.params.id!, 'id');
+      return context.onLeader(
+        async (remainingMs) => {
+          const outcome = await context.backend.leave(id, { requestId: context.requestId, actor: context.actor, timeoutMs: remainingMs });
+          // Leadership moved away first: the request goes on to the new leader.
+          if (outcome.type === 'moved') throw new NotLeaderError(outcome.leader);
+          if (!outcome.result.ok) throw fromStateError(outcome.result.error);
+          return { status: 200, json: { id, status: 'left' }, index: outcome.result.index };
+        },
+        { mayForwardAgain: true },
+      );
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/token',
+    kind: 'read',
+    read(context) {
+      const token = context.backend.currentToken();
+      if (token === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no join token yet; retry shortly');
+      return { token };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/token/rotate',
+    kind: 'write',
+    async write(context) {
+      const token = generateToken();
+      const sealed = sealSecret(context.backend.clusterKey(), token, TOKEN_ASSOCIATED_DATA);
+      const command = { type: 'token.set' as const, hash: hashToken(token), sealed: sealed.ciphertext, nonce: sealed.nonce };
+      // The answer reads the token back from the state: a retry gets the token the first attempt stored.
+      return context.commit([command], () => ({ token: context.backend.currentToken() }));
+    },
+  },
+];

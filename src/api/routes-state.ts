@@ -1,0 +1,348 @@
+/**
+ * Routes over the replicated state: tenants, apps and instances, network
+ * policies, volumes, secrets, the config store and history.
+ *
+ * Bodies map field for field onto commands, so a field the state's
+ * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
+ */
+import { APP_FILE_ERROR_CODE, parseAppFile } from '../appfile/index.js';
+import { LIMITS, validateCommand } from '../state/validate.js';
+import { secretAssociatedData, sealSecret } from '../state/secrets.js';
+import type { Command } from '../state/types.js';
+import { ApiError, ApiCode, fromStateError, invalidArgument } from './errors.js';
+import { checkName, queryInteger, queryName, queryNodeId } from './input.js';
+import type { Route, RouteContext } from './router.js';
+
+/** The largest secret value: the sealed form (value + 16-byte tag) must fit the state's limit. */
+export const SECRET_VALUE_BYTES_MAX = LIMITS.secretCiphertextBytesMax - LIMITS.sealTagBytes;
+const FILE_NAME_CHARS_MAX = 255;
+const KV_LIST_LIMIT_MAX = 10_000;
+const KV_LIST_LIMIT_DEFAULT = 1000;
+const HISTORY_LIMIT_MAX = 1000;
+const HISTORY_LIMIT_DEFAULT = 50;
+
+function tenantAndName(context: RouteContext): { tenant: string; name: string } {
+  return { tenant: checkName(context.params.tenant!, 'tenant'), name: checkName(context.params.name!, 'name') };
+}
+
+function notFound(message: string, field: string): ApiError {
+  return new ApiError(404, ApiCode.notFound, message, field);
+}
+
+/** Copies the body fields that are present (absent ones stay absent, so optional command fields validate). */
+function present<T extends Record<string, unknown>>(body: unknown, keys: string[]): Partial<T> {
+  const object = (body ?? {}) as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const key of keys) if (object[key] !== undefined) copy[key] = object[key];
+  return copy as Partial<T>;
+}
+
+function body(context: RouteContext): Record<string, unknown> {
+  return (context.body ?? {}) as Record<string, unknown>;
+}
+
+const tenantRoutes: Route[] = [
+  {
+    method: 'GET',
+    path: '/v1/tenants',
+    kind: 'read',
+    read({ backend: { machine } }) {
+      return { tenants: machine.tenants().map((tenant) => ({ ...tenant, usage: machine.usage(tenant.name) })) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/tenants/:name',
+    kind: 'read',
+    read(context) {
+      const name = checkName(context.params.name!, 'name');
+      const tenant = context.backend.machine.tenant(name);
+      if (tenant === undefined) throw notFound(`tenant "${name}" does not exist`, 'name');
+      return { ...tenant, usage: context.backend.machine.usage(name) };
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/tenants/:name',
+    kind: 'write',
+    body: { quota: 'optional' },
+    async write(context) {
+      const name = checkName(context.params.name!, 'name');
+      const quota = body(context).quota ?? {};
+      // Decided where the command is checked: on the leader (a follower forwards the request).
+      const exists = context.backend.machine.tenants().some((tenant) => tenant.name === name && tenant.createdIndex > 0);
+      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota } as Command;
+      return context.commit([command]);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/tenants/:name',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'tenant.delete', name: checkName(context.params.name!, 'name') }]);
+    },
+  },
+];
+
+const appRoutes: Route[] = [
+  {
+    method: 'POST',
+    path: '/v1/deploy',
+    kind: 'write',
+    body: { fileName: 'required', content: 'required', tenant: 'optional' },
+    async write(context) {
+      const { fileName, content, tenant } = body(context);
+      if (typeof fileName !== 'string' || fileName.length === 0 || fileName.length > FILE_NAME_CHARS_MAX) {
+        throw invalidArgument('fileName', `fileName must be a file name of 1 to ${FILE_NAME_CHARS_MAX} characters`);
+      }
+      if (typeof content !== 'string') throw invalidArgument('content', 'content must be the app file\'s text (a string)');
+      if (tenant !== undefined && typeof tenant !== 'string') throw invalidArgument('tenant', 'tenant must be a tenant name (a string)');
+      const defaultTenant = tenant === undefined ? undefined : checkName(tenant, 'tenant');
+      const parsed = parseAppFile(content, fileName, defaultTenant === undefined ? {} : { defaultTenant });
+      if (!parsed.ok) {
+        const errors = parsed.errors.map((error) => ({ file: error.file, path: error.path, message: error.message }));
+        const first = errors[0];
+        const summary = first ? `${first.file}: ${first.path ? `${first.path}: ` : ''}${first.message}` : 'it has errors';
+        const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+        throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${fileName}: ${summary}${more}`, undefined, { errors, warnings: parsed.warnings });
+      }
+      if (parsed.apps.length === 0) {
+        throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${fileName}: it defines no services`, undefined, {
+          errors: [{ file: fileName, path: 'services', message: 'must define at least one service' }],
+          warnings: parsed.warnings,
+        });
+      }
+      const commands: Command[] = parsed.apps.map((spec) => ({ type: 'app.deploy', spec }));
+      return context.commit(commands, (results) => ({
+        apps: results.map((result) => (result.ok ? result.value : undefined)),
+        warnings: parsed.warnings,
+      }));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps',
+    kind: 'read',
+    query: ['tenant'],
+    read(context) {
+      return { apps: context.backend.machine.apps(queryName(context.query, 'tenant')) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/:tenant/:name',
+    kind: 'read',
+    read(context) {
+      const { tenant, name } = tenantAndName(context);
+      const app = context.backend.machine.app(tenant, name);
+      if (app === undefined) throw notFound(`tenant "${tenant}" has no app "${name}"`, 'name');
+      const current = app.versions[app.versions.length - 1];
+      return { ...app, spec: current?.spec, instances: context.backend.machine.instances({ tenant, app: name }) };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps/:tenant/:name/scale',
+    kind: 'write',
+    body: { replicas: 'required' },
+    async write(context) {
+      return context.commit([{ type: 'app.scale', ...tenantAndName(context), replicas: body(context).replicas } as Command]);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps/:tenant/:name/rollback',
+    kind: 'write',
+    body: { toVersion: 'optional' },
+    async write(context) {
+      return context.commit([{ type: 'app.rollback', ...tenantAndName(context), ...present(context.body, ['toVersion']) } as Command]);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/apps/:tenant/:name',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'app.delete', ...tenantAndName(context) }]);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/instances',
+    kind: 'read',
+    query: ['tenant', 'app', 'node'],
+    read(context) {
+      const filter: { tenant?: string; app?: string; node?: string } = {};
+      const tenant = queryName(context.query, 'tenant');
+      const app = queryName(context.query, 'app');
+      const node = queryNodeId(context.query, 'node');
+      if (tenant !== undefined) filter.tenant = tenant;
+      if (app !== undefined) filter.app = app;
+      if (node !== undefined) filter.node = node;
+      return { instances: context.backend.machine.instances(filter) };
+    },
+  },
+];
+
+const resourceRoutes: Route[] = [
+  {
+    method: 'GET',
+    path: '/v1/policies',
+    kind: 'read',
+    query: ['tenant'],
+    read(context) {
+      return { policies: context.backend.machine.policies(queryName(context.query, 'tenant')) };
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/policies/:tenant/:name',
+    kind: 'write',
+    body: { apps: 'optional', ingress: 'optional' },
+    async write(context) {
+      const { apps = [], ingress = [] } = body(context);
+      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress } as Command]);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/policies/:tenant/:name',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'policy.delete', ...tenantAndName(context) }]);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/volumes',
+    kind: 'read',
+    query: ['tenant'],
+    read(context) {
+      return { volumes: context.backend.machine.volumes(queryName(context.query, 'tenant')) };
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/volumes/:tenant/:name',
+    kind: 'write',
+    body: { sizeBytes: 'required' },
+    async write(context) {
+      return context.commit([{ type: 'volume.create', ...tenantAndName(context), sizeBytes: body(context).sizeBytes } as Command]);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/volumes/:tenant/:name',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'volume.delete', ...tenantAndName(context) }]);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/secrets',
+    kind: 'read',
+    query: ['tenant'],
+    read(context) {
+      return { secrets: context.backend.machine.secrets(queryName(context.query, 'tenant')) };
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/secrets/:tenant/:name',
+    kind: 'write',
+    body: { value: 'required' },
+    async write(context) {
+      const { tenant, name } = tenantAndName(context);
+      const value = body(context).value;
+      if (typeof value !== 'string') throw invalidArgument('value', 'value must be a string (the secret\'s value)');
+      if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_BYTES_MAX) {
+        throw invalidArgument('value', `value must be at most ${SECRET_VALUE_BYTES_MAX} bytes, got ${Buffer.byteLength(value, 'utf8')}`);
+      }
+      // Sealed here: the plaintext never enters the log.
+      const sealed = sealSecret(context.backend.clusterKey(), value, secretAssociatedData(tenant, name));
+      return context.commit([{ type: 'secret.put', tenant, name, ciphertext: sealed.ciphertext, nonce: sealed.nonce }]);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/secrets/:tenant/:name',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'secret.delete', ...tenantAndName(context) }]);
+    },
+  },
+];
+
+/** The key from the path, checked as the state checks keys. */
+function kvKey(context: RouteContext): string {
+  const key = context.params.key ?? '';
+  const checked = validateCommand({ type: 'kv.delete', key });
+  if (!checked.ok) throw fromStateError(checked.error);
+  return key;
+}
+
+function expectVersionQuery(context: RouteContext): { expectVersion?: number } {
+  const expectVersion = queryInteger(context.query, 'expectVersion', { min: 0, max: Number.MAX_SAFE_INTEGER });
+  return expectVersion === undefined ? {} : { expectVersion };
+}
+
+const kvRoutes: Route[] = [
+  {
+    method: 'GET',
+    path: '/v1/kv',
+    kind: 'read',
+    query: ['prefix', 'limit'],
+    read(context) {
+      const prefix = context.query.get('prefix') ?? '';
+      if (Buffer.byteLength(prefix, 'utf8') > LIMITS.kvKeyBytesMax) throw invalidArgument('prefix', `prefix must be at most ${LIMITS.kvKeyBytesMax} bytes`);
+      const limit = queryInteger(context.query, 'limit', { min: 1, max: KV_LIST_LIMIT_MAX }) ?? KV_LIST_LIMIT_DEFAULT;
+      return { entries: context.backend.machine.kvList(prefix, limit) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/kv/*key',
+    kind: 'read',
+    read(context) {
+      const key = kvKey(context);
+      const entry = context.backend.machine.kvGet(key);
+      if (entry === undefined) throw notFound(`key ${JSON.stringify(key)} does not exist`, 'key');
+      return entry;
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/kv/*key',
+    kind: 'write',
+    body: { value: 'required', expectVersion: 'optional' },
+    async write(context) {
+      const key = kvKey(context);
+      return context.commit([{ type: 'kv.put', key, ...present(context.body, ['value', 'expectVersion']) } as Command]);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/kv/*key',
+    kind: 'write',
+    query: ['expectVersion'],
+    async write(context) {
+      return context.commit([{ type: 'kv.delete', key: kvKey(context), ...expectVersionQuery(context) }]);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/history',
+    kind: 'read',
+    query: ['limit', 'before'],
+    read(context) {
+      const limit = queryInteger(context.query, 'limit', { min: 1, max: HISTORY_LIMIT_MAX }) ?? HISTORY_LIMIT_DEFAULT;
+      const before = queryInteger(context.query, 'before', { min: 1, max: Number.MAX_SAFE_INTEGER });
+      return { history: context.backend.machine.history(limit, before) };
+    },
+  },
+];
+
+/** Tenants, apps, instances, policies, volumes, secrets, kv, history. */
+export const stateRoutes: Route[] = [...tenantRoutes, ...appRoutes, ...resourceRoutes, ...kvRoutes];

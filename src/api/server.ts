@@ -1,0 +1,502 @@
+/**
+ * The HTTP/JSON API server (docs/api.md), on every node.
+ *
+ * A request goes: route (404 / 405) → token (401) → body: size (413), media
+ * type (415), JSON (400) → handler. Reads confirm the read index with the
+ * leader unless `?stale=true`, then wait for `?index` if asked. Writes are
+ * checked against the state and proposed on the leader; a follower forwards
+ * the request to the leader's API once (a forwarded request is never
+ * forwarded again, except after the leader handed leadership away for a
+ * leave). While no leader is known, a write waits for one up to the request
+ * deadline, retrying under the same request id, so a retry applies once.
+ *
+ * Nothing a client sends can stop the node: every handler error becomes a
+ * JSON error; an unexpected one is a 500 `internal` and a log line (the stack
+ * stays in the log).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent as HttpAgent, request as httpRequest } from 'undici';
+import { hashToken, tokenMatches } from '../state/secrets.js';
+import type { Command, CommandResult, Envelope } from '../state/types.js';
+import { validateCommand } from '../state/validate.js';
+import type { ApiBackend } from './backend.js';
+import { ApiCode, ApiError, fromRaftError, fromStateError, invalidArgument, isRetryable } from './errors.js';
+import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryInteger } from './input.js';
+import { routes } from './routes.js';
+import { Router, type Answer, type Route, type RouteContext } from './router.js';
+
+/** Largest request body. */
+export const BODY_BYTES_MAX = 4 * 1024 * 1024;
+/** A body larger than this is not even drained: the connection is closed. */
+const DRAIN_BYTES_MAX = 64 * 1024 * 1024;
+/** Time a write or a linearizable read may take, forwarding and waiting for a leader included. */
+export const REQUEST_DEADLINE_MS_DEFAULT = 10_000;
+/** Blocking queries wait at most this long. */
+export const WAIT_MS_MAX = 5 * 60 * 1000;
+/** A blocking query's wait when `wait` is not given. */
+export const WAIT_MS_DEFAULT = 30_000;
+const RETRY_DELAY_MS = 50;
+const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7e]{1,128}$/;
+
+/** Between nodes: how many times the request was forwarded. */
+export const FORWARDED_HEADER = 'x-hivemind-forwarded';
+/** Between nodes: the request id the first node gave a write. */
+export const REQUEST_ID_HEADER = 'x-hivemind-request-id';
+/** On every answer: the state index it reflects. */
+export const INDEX_HEADER = 'X-Hivemind-Index';
+
+/** Where the server listens and what it serves. */
+export interface ApiServerOptions {
+  backend: ApiBackend;
+  host: string;
+  /** 0 picks a free port (read `address` after `start`). */
+  port: number;
+  requestDeadlineMs?: number;
+}
+
+/** A request in progress, as the pipeline sees it. */
+interface RequestState {
+  request: IncomingMessage;
+  method: string;
+  url: URL;
+  headers: IncomingMessage['headers'];
+  rawBody: Buffer;
+  forwardedHops: number;
+  requestId: string;
+  signal: AbortSignal;
+}
+
+/** The HTTP server. `start` once, `stop` once; `ready` opens it to requests. */
+export class ApiServer {
+  private readonly backend: ApiBackend;
+  private readonly router = new Router(routes);
+  private readonly requestDeadlineMs: number;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly dispatcher = new HttpAgent({ keepAliveTimeout: 10_000, connections: 64 });
+  private boundAddress: string | undefined;
+  /** Until set, every route but health and metrics answers 503 (the node is starting). */
+  ready = false;
+
+  constructor(private readonly options: ApiServerOptions) {
+    this.backend = options.backend;
+    this.requestDeadlineMs = options.requestDeadlineMs ?? REQUEST_DEADLINE_MS_DEFAULT;
+    this.server = createServer({ requestTimeout: 6 * 60 * 1000, headersTimeout: 30_000, keepAliveTimeout: 5000 }, (request, response) => {
+      void this.handle(request, response);
+    });
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    // Requests too broken to route (bad request line, headers over Node's limit): a bare 4xx, the connection closed.
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      else socket.destroy(error);
+    });
+  }
+
+  /** `host:port` actually bound. */
+  get address(): string {
+    if (this.boundAddress === undefined) throw new Error('ApiServer.address read before start()');
+    return this.boundAddress;
+  }
+
+  /** Listens. Rejects when the address cannot be bound. */
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(new Error(`cannot listen for the HTTP API on ${formatHostPort(this.options.host, this.options.port)}: ${error.message}`));
+      this.server.once('error', onError);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    this.boundAddress = formatHostPort(this.options.host, address.port);
+  }
+
+  /** Stops listening and closes every connection, waiting requests included. */
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+    await this.dispatcher.close().catch(() => {});
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const method = request.method ?? 'GET';
+    let routeLabel = 'unmatched';
+    const abort = new AbortController();
+    response.on('close', () => abort.abort());
+    let answer: Answer;
+    try {
+      const url = parseTarget(request.url);
+      const match = this.router.match(method, url.pathname);
+      if (match.type === 'none') throw new ApiError(404, ApiCode.notFound, `no such route: ${method} ${shownPath(url.pathname)} (see docs/api.md)`);
+      if (match.type === 'wrong-method') {
+        routeLabel = match.path;
+        throw new ApiError(405, ApiCode.methodNotAllowed, `${shownPath(url.pathname)} does not take ${method}; it takes ${match.allowed.join(', ')}`, undefined, {}, { Allow: match.allowed.join(', ') });
+      }
+      routeLabel = match.route.path;
+      answer = await this.dispatch(request, url, match.route, match.params, abort.signal);
+    } catch (error) {
+      answer = this.errorAnswer(error, method, request.url);
+    }
+    this.send(response, method, answer);
+    const status = String(answer.status);
+    const labels = { method, route: routeLabel, status };
+    this.backend.metrics.httpRequests.inc(labels);
+    this.backend.metrics.httpRequestSeconds.observe(labels, (performance.now() - started) / 1000);
+  }
+
+  private async dispatch(request: IncomingMessage, url: URL, route: Route, params: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+    if (route.kind !== 'open' && !this.ready) {
+      throw new ApiError(503, ApiCode.unavailable, `node ${this.backend.nodeId} is starting; retry shortly`);
+    }
+    const actor = route.kind === 'open' ? 'anonymous' : this.authenticate(request);
+    const rawBody = await this.readBody(request, route);
+    const forwardedHops = Number(request.headers[FORWARDED_HEADER] ?? 0) || 0;
+    const state: RequestState = {
+      request,
+      method: request.method ?? 'GET',
+      url,
+      headers: request.headers,
+      rawBody,
+      forwardedHops,
+      requestId: route.kind === 'write' ? this.requestId(request, forwardedHops) : '',
+      signal,
+    };
+    const body = this.parseBody(rawBody, request);
+    checkQuery(url.searchParams, route.kind === 'read' ? [...READ_QUERY, ...(route.query ?? [])] : (route.query ?? []));
+    const context = this.context(state, params, body, actor);
+    switch (route.kind) {
+      case 'open':
+        return route.handle(context);
+      case 'read':
+        return this.read(state, route, context);
+      case 'write':
+        if (route.body !== undefined) bodyObject(body, route.body);
+        return route.write(context);
+    }
+  }
+
+  private context(state: RequestState, params: Record<string, string>, body: unknown, actor: string): RouteContext {
+    return {
+      backend: this.backend,
+      params,
+      query: state.url.searchParams,
+      body,
+      requestId: state.requestId,
+      actor,
+      serving: this.ready,
+      commit: (commands, present) => this.commit(state, actor, commands, present),
+      onLeader: (action, options) => this.onLeader(state, action, options?.mayForwardAgain === true),
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Authentication and the body
+
+  private authenticate(request: IncomingMessage): string {
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+    if (token === undefined || token === '') {
+      throw new ApiError(401, ApiCode.unauthenticated, 'this request needs the cluster token: send "Authorization: Bearer <token>" (`hivemind token` on a member shows it)', undefined, {}, { 'WWW-Authenticate': 'Bearer' });
+    }
+    const record = this.backend.machine.token();
+    if (record === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no join token yet (it is being bootstrapped); retry shortly');
+    if (!tokenMatches(token, record.hash)) {
+      throw new ApiError(401, ApiCode.unauthenticated, 'the token was refused: it is not the cluster\'s current token (it may have been rotated; `hivemind token` on a member shows it)', undefined, {}, { 'WWW-Authenticate': 'Bearer' });
+    }
+    return `token:${hashToken(token).slice(0, 8)}`;
+  }
+
+  private async readBody(request: IncomingMessage, route: Route): Promise<Buffer> {
+    const declared = Number(request.headers['content-length'] ?? 0);
+    const tooLarge = (): ApiError => new ApiError(413, ApiCode.payloadTooLarge, `the request body is over the limit of ${BODY_BYTES_MAX} bytes (4 MiB)`, undefined, {}, { Connection: 'close' });
+    if (declared > BODY_BYTES_MAX) {
+      this.discard(request, declared);
+      throw tooLarge();
+    }
+    if (route.kind !== 'write' || route.body === undefined) {
+      // Routes without a body ignore one: drain what came, within the limit.
+      this.discard(request, declared);
+      return Buffer.alloc(0);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // Read to the end even past the limit (up to DRAIN_BYTES_MAX), so the 413 reaches the client.
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size <= BODY_BYTES_MAX) chunks.push(chunk);
+      else if (size > DRAIN_BYTES_MAX) throw tooLarge();
+    }
+    if (size > BODY_BYTES_MAX) throw tooLarge();
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Drains a body we will not read, up to DRAIN_BYTES_MAX, so the answer
+   * reaches the client; a larger one is left unread and the connection
+   * closes after the answer (413 answers carry `Connection: close`).
+   */
+  private discard(request: IncomingMessage, declared: number): void {
+    if (declared > DRAIN_BYTES_MAX) return;
+    let drained = 0;
+    request.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > DRAIN_BYTES_MAX) request.socket.destroy();
+    });
+    request.resume();
+  }
+
+  private parseBody(rawBody: Buffer, request: IncomingMessage): unknown {
+    if (rawBody.length === 0) return undefined;
+    const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (mediaType !== 'application/json') {
+      throw new ApiError(415, ApiCode.unsupportedMediaType, `the request body must be JSON with "Content-Type: application/json", not ${JSON.stringify(mediaType || 'none')}`);
+    }
+    try {
+      return JSON.parse(rawBody.toString('utf8'));
+    } catch (error) {
+      throw invalidArgument(undefined, `the request body is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+
+  private requestId(request: IncomingMessage, forwardedHops: number): string {
+    const forwardedId = request.headers[REQUEST_ID_HEADER];
+    if (forwardedHops > 0 && typeof forwardedId === 'string' && forwardedId.length > 0 && forwardedId.length <= 256) return forwardedId;
+    const key = request.headers['idempotency-key'];
+    if (key === undefined) return `req:${randomUUID()}`;
+    if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      throw invalidArgument('Idempotency-Key', 'the Idempotency-Key header must be 1 to 128 printable ASCII characters');
+    }
+    return `key:${key}`;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Reads
+
+  private async read(state: RequestState, route: Route & { kind: 'read' }, context: RouteContext): Promise<Answer> {
+    const query = state.url.searchParams;
+    const stale = queryBoolean(query, 'stale');
+    const index = queryInteger(query, 'index', { min: 0, max: Number.MAX_SAFE_INTEGER });
+    const waitMs = queryDuration(query, 'wait', WAIT_MS_MAX) ?? WAIT_MS_DEFAULT;
+    if (!stale) {
+      await this.readBarrier(state);
+      // The token may have rotated in the entries the barrier waited for: the old one stops working at once.
+      this.authenticate(state.request);
+    }
+    if (index !== undefined) {
+      const waiting = this.backend.waitBeyond(index, waitMs, state.signal);
+      if (waiting === undefined) throw new ApiError(503, ApiCode.overloaded, 'too many blocking queries wait on this node; retry later or use another node');
+      await waiting;
+    }
+    return { status: 200, json: route.read(context), index: this.backend.machine.appliedIndex };
+  }
+
+  /** ReadIndex, retried while no leader is known, until the deadline. */
+  private async readBarrier(state: RequestState): Promise<void> {
+    const deadline = Date.now() + this.requestDeadlineMs;
+    for (;;) {
+      try {
+        await this.backend.raft.read({ timeoutMs: Math.max(1, deadline - Date.now()), signal: state.signal });
+        return;
+      } catch (error) {
+        if (!isRetryable(error) || Date.now() + RETRY_DELAY_MS >= deadline || state.signal.aborted) throw this.raftAnswerError(error, 'read');
+      }
+      await sleep(RETRY_DELAY_MS);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Writes
+
+  private async commit(state: RequestState, actor: string, commands: Command[], present?: (results: CommandResult[]) => unknown): Promise<Answer> {
+    for (const command of commands) {
+      const validated = validateCommand(command);
+      if (!validated.ok) throw fromStateError(validated.error);
+    }
+    const requestIds = commands.map((_, position) => (commands.length === 1 ? state.requestId : `${state.requestId}#${position}`));
+    return this.onLeader(state, async (remainingMs) => {
+      const machine = this.backend.machine;
+      const time = Date.now();
+      // All checks before any proposal: a refusal proposes nothing.
+      commands.forEach((command, position) => {
+        if (machine.rememberedResult(requestIds[position]!) !== undefined) return;
+        const checked = machine.check(command, { time, actor });
+        if (!checked.ok) throw fromStateError(checked.error);
+      });
+      const results: CommandResult[] = [];
+      for (const [position, command] of commands.entries()) {
+        const requestId = requestIds[position]!;
+        const envelope: Envelope = { requestId, time, actor, command };
+        const result = machine.rememberedResult(requestId) ?? (await this.backend.propose(envelope, remainingMs));
+        results.push(result);
+        if (!result.ok) {
+          const applied = results.length - 1;
+          const error = fromStateError(result.error);
+          if (applied === 0) throw error;
+          throw new ApiError(error.status, error.code, `${error.message} (the ${applied} command${applied === 1 ? '' : 's'} before it were applied)`, error.field);
+        }
+      }
+      const last = results[results.length - 1];
+      const json = present ? present(results) : (last?.ok ? (last.value ?? {}) : {});
+      return { status: 200, json, index: last?.index ?? machine.appliedIndex };
+    }, false);
+  }
+
+  /**
+   * Runs `action` where the leader is: here if this node leads, else forwards
+   * the request. Retries while no leader is known, and on Raft errors that
+   * leave the write safe to repeat, until the deadline.
+   */
+  private async onLeader(state: RequestState, action: (remainingMs: number) => Promise<Answer>, mayForwardAgain: boolean): Promise<Answer> {
+    const deadline = Date.now() + this.requestDeadlineMs;
+    let lastError: unknown;
+    for (;;) {
+      const status = this.backend.raft.status();
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0 || state.signal.aborted) break;
+      if (status.role === 'leader') {
+        try {
+          return await action(remainingMs);
+        } catch (error) {
+          if (error instanceof ApiError || !isRetryable(error)) throw error instanceof ApiError ? error : this.raftAnswerError(error, 'write');
+          lastError = error;
+        }
+      } else if (state.forwardedHops === 0 || (mayForwardAgain && state.forwardedHops < 2)) {
+        const address = status.leader === '' ? undefined : this.backend.machine.node(status.leader)?.addresses.api;
+        if (address !== undefined) {
+          const answer = await this.forward(state, address, remainingMs);
+          if (answer !== undefined && !isNoLeaderAnswer(answer)) return answer;
+        }
+      } else {
+        throw new ApiError(503, ApiCode.noLeader, `node ${this.backend.nodeId} received a forwarded request but does not lead (leader: ${status.leader || 'unknown'}); retry`);
+      }
+      await sleep(RETRY_DELAY_MS);
+    }
+    if (lastError !== undefined) throw this.raftAnswerError(lastError, 'write');
+    throw new ApiError(503, ApiCode.noLeader, `no leader became available within ${this.requestDeadlineMs / 1000}s (an election is under way, or the cluster lost its quorum); retry with the same Idempotency-Key`);
+  }
+
+  /** Sends the request on to the leader's API; undefined when the leader could not be reached. */
+  private async forward(state: RequestState, address: string, remainingMs: number): Promise<Answer | undefined> {
+    const headers: Record<string, string> = {
+      [FORWARDED_HEADER]: String(state.forwardedHops + 1),
+      [REQUEST_ID_HEADER]: state.requestId,
+    };
+    for (const name of ['authorization', 'content-type', 'idempotency-key']) {
+      const value = state.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    try {
+      const response = await httpRequest(`http://${address}${state.url.pathname}${state.url.search}`, {
+        method: state.method as 'GET',
+        headers,
+        body: state.rawBody.length > 0 ? state.rawBody : null,
+        dispatcher: this.dispatcher,
+        headersTimeout: remainingMs,
+        bodyTimeout: remainingMs,
+        signal: state.signal,
+      });
+      const text = Buffer.from(await response.body.arrayBuffer());
+      this.backend.metrics.forwardedRequests.inc({ outcome: String(response.statusCode) });
+      const answerHeaders: Record<string, string> = {};
+      const indexHeader = response.headers[INDEX_HEADER.toLowerCase()];
+      const allow = response.headers.allow;
+      if (typeof allow === 'string') answerHeaders.Allow = allow;
+      const contentType = response.headers['content-type'];
+      return {
+        status: response.statusCode,
+        text,
+        contentType: typeof contentType === 'string' ? contentType : 'application/json',
+        headers: answerHeaders,
+        ...(typeof indexHeader === 'string' && /^\d+$/.test(indexHeader) ? { index: Number(indexHeader) } : {}),
+      };
+    } catch (error) {
+      this.backend.metrics.forwardedRequests.inc({ outcome: 'unreachable' });
+      this.backend.log(`forwarding ${state.method} ${state.url.pathname} to the leader at ${address} failed: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private raftAnswerError(error: unknown, what: 'read' | 'write'): Error {
+    if (error instanceof ApiError) return error;
+    return fromRaftError(error, what) ?? (error instanceof Error ? error : new Error(String(error)));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Answers
+
+  private errorAnswer(error: unknown, method: string, url: string | undefined): Answer {
+    if (error instanceof ApiError) return { status: error.status, json: error.toJSON(), headers: error.headers };
+    const mapped = fromRaftError(error, method === 'GET' ? 'read' : 'write');
+    if (mapped) return { status: mapped.status, json: mapped.toJSON(), headers: mapped.headers };
+    this.backend.log(`internal error on ${method} ${url ?? ''}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    const internal = new ApiError(500, ApiCode.internal, `an internal error occurred on node ${this.backend.nodeId} (a bug: its log has the details); the request may be retried`);
+    return { status: 500, json: internal.toJSON() };
+  }
+
+  private send(response: ServerResponse, method: string, answer: Answer): void {
+    if (response.headersSent || response.destroyed) return;
+    let body: Buffer;
+    let contentType: string;
+    if (answer.text !== undefined) {
+      body = Buffer.from(answer.text);
+      contentType = answer.contentType ?? 'text/plain; charset=utf-8';
+    } else {
+      body = Buffer.from(`${JSON.stringify(answer.json ?? {}, jsonReplacer)}\n`, 'utf8');
+      contentType = 'application/json; charset=utf-8';
+    }
+    response.statusCode = answer.status;
+    response.setHeader('Content-Type', contentType);
+    response.setHeader('Content-Length', body.length);
+    response.setHeader(INDEX_HEADER, String(answer.index ?? this.backend.machine.appliedIndex));
+    response.setHeader('Cache-Control', 'no-store');
+    for (const [name, value] of Object.entries(answer.headers ?? {})) response.setHeader(name, value);
+    response.end(method === 'HEAD' ? undefined : body);
+  }
+}
+
+/** The request target as a URL; a target that is not a path is a 400. */
+function parseTarget(target: string | undefined): URL {
+  const path = target ?? '/';
+  if (!path.startsWith('/') || path.startsWith('//')) throw invalidArgument(undefined, 'the request target must be a path such as /v1/status');
+  try {
+    return new URL(path, 'http://api.invalid');
+  } catch {
+    throw invalidArgument(undefined, 'the request target is not a valid path');
+  }
+}
+
+function isNoLeaderAnswer(answer: Answer): boolean {
+  if (answer.status !== 503 || answer.text === undefined) return false;
+  try {
+    const parsed = JSON.parse(Buffer.from(answer.text).toString('utf8')) as { error?: { code?: string } };
+    return parsed.error?.code === ApiCode.noLeader || parsed.error?.code === ApiCode.unavailable;
+  } catch {
+    return false;
+  }
+}
+
+/** Bytes in answers (they should not occur; secrets never leave sealed) become base64. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  return value;
+}
+
+function shownPath(pathname: string): string {
+  return pathname.length > 100 ? `${pathname.slice(0, 97)}...` : pathname;
+}
+
+/** `host:port`, brackets around an IPv6 host. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

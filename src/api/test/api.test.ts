@@ -1,0 +1,197 @@
+// The API's endpoints doing their job on one in-process node: tenants, apps,
+// policies, volumes, secrets (never a value), kv with compare-and-set,
+// history, blocking queries, token rotation, metrics.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startAgent, type Agent } from '../../agent/agent.js';
+import { resolveConfig } from '../../agent/config.js';
+import { readLocalToken } from '../../agent/data-dir.js';
+
+const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-'));
+const HELLO = readFileSync(fileURLToPath(new URL('../../../../examples/hello.yaml', import.meta.url)), 'utf8');
+let agent: Agent;
+let base = '';
+let token = '';
+const printed: string[] = [];
+
+async function call(method: string, path: string, json?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; index: number }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: json === undefined ? undefined : JSON.stringify(json),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // metrics
+  }
+  return { status: response.status, body, index: Number(response.headers.get('x-hivemind-index')) };
+}
+
+test.before(async () => {
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
+  agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });
+  base = `http://${agent.apiAddress}`;
+  token = printed.find((line) => line.startsWith('join token: '))!.slice('join token: '.length);
+});
+
+test.after(async () => {
+  await agent?.stop();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+test('the first node prints a fresh token and keeps it in its data directory', () => {
+  assert.match(token, /^hm1\.[A-Za-z0-9_-]{43}$/);
+  assert.is(readLocalToken(join(directory, 'solo')), token);
+  assert.ok(printed.some((line) => line.startsWith(`to add a node: hivemind join ${agent.peerAddress} --token hm1.`)));
+});
+
+test('status and nodes', async () => {
+  const status = await call('GET', '/v1/status');
+  assert.is(status.status, 200);
+  assert.is(status.body.node, 'solo');
+  assert.is(status.body.leader, 'solo');
+  assert.is(status.body.role, 'leader');
+  assert.equal(status.body.voters, ['solo']);
+  assert.is(status.body.version, '0.1.0');
+  const nodes = await call('GET', '/v1/nodes');
+  assert.is(nodes.body.nodes[0].addresses.api, agent.apiAddress);
+  assert.is(nodes.body.nodes[0].leader, true);
+});
+
+test('tenants: create, update, read with usage, delete', async () => {
+  const created = await call('PUT', '/v1/tenants/acme', { quota: { apps: 2, memoryBytes: 1073741824 } });
+  assert.is(created.status, 200, JSON.stringify(created.body));
+  const updated = await call('PUT', '/v1/tenants/acme', { quota: { apps: 5 } });
+  assert.is(updated.status, 200);
+  const read = await call('GET', '/v1/tenants/acme');
+  assert.equal(read.body.quota, { apps: 5 });
+  assert.is(read.body.usage.apps, 0);
+  const list = await call('GET', '/v1/tenants');
+  assert.equal(list.body.tenants.map((tenant: { name: string }) => tenant.name), ['acme', 'default']);
+  const deleted = await call('DELETE', '/v1/tenants/acme');
+  assert.is(deleted.status, 200);
+  assert.is((await call('GET', '/v1/tenants/acme')).status, 404);
+});
+
+test('apps: deploy, scale, rollback, instances, delete', async () => {
+  const deployed = await call('POST', '/v1/deploy', { fileName: 'hello.yaml', content: HELLO });
+  assert.is(deployed.status, 200, JSON.stringify(deployed.body));
+  assert.equal(deployed.body.apps, [{ tenant: 'default', name: 'hello', version: 1, replicas: 2 }]);
+  assert.ok(Array.isArray(deployed.body.warnings));
+  const again = await call('POST', '/v1/deploy', { fileName: 'hello.yaml', content: HELLO.replace('GREETING: hello', 'GREETING: hi') });
+  assert.is(again.body.apps[0].version, 2);
+  const scaled = await call('POST', '/v1/apps/default/hello/scale', { replicas: 3 });
+  assert.is(scaled.status, 200);
+  assert.is(scaled.body.replicas, 3);
+  const instances = await call('GET', '/v1/instances?app=hello');
+  assert.is(instances.body.instances.length, 3);
+  const rolledBack = await call('POST', '/v1/apps/default/hello/rollback', {});
+  assert.is(rolledBack.status, 200, JSON.stringify(rolledBack.body));
+  assert.is(rolledBack.body.version, 3);
+  const app = await call('GET', '/v1/apps/default/hello');
+  assert.is(app.body.spec.environment.GREETING, 'hello');
+  assert.is(app.body.versions.length, 3);
+  const apps = await call('GET', '/v1/apps?tenant=default');
+  assert.is(apps.body.apps.length, 1);
+  assert.is((await call('DELETE', '/v1/apps/default/hello')).status, 200);
+  assert.is((await call('GET', '/v1/instances')).body.instances.length, 0);
+});
+
+test('policies, volumes, secrets: a secret list never shows a value', async () => {
+  assert.is((await call('PUT', '/v1/policies/default/web-in', { apps: ['web'], ingress: [{ fromApps: ['api'], ports: [80] }] })).status, 200);
+  assert.equal((await call('GET', '/v1/policies')).body.policies.map((policy: { name: string }) => policy.name), ['web-in']);
+  assert.is((await call('DELETE', '/v1/policies/default/web-in')).status, 200);
+  assert.is((await call('PUT', '/v1/volumes/default/data', { sizeBytes: 1048576 })).status, 200);
+  const duplicate = await call('PUT', '/v1/volumes/default/data', { sizeBytes: 1048576 });
+  assert.is(duplicate.status, 409);
+  assert.is(duplicate.body.error.code, 'already-exists');
+  assert.is((await call('DELETE', '/v1/volumes/default/data')).status, 200);
+  const secret = await call('PUT', '/v1/secrets/default/db-password', { value: 'hunter2-very-secret' });
+  assert.is(secret.status, 200, JSON.stringify(secret.body));
+  assert.is(secret.body.version, 1);
+  const list = await call('GET', '/v1/secrets');
+  assert.is(list.body.secrets.length, 1);
+  const text = JSON.stringify(list.body);
+  assert.not.match(text, 'hunter2');
+  assert.not.ok('ciphertext' in list.body.secrets[0]);
+  const history = await call('GET', '/v1/history?limit=5');
+  assert.not.match(JSON.stringify(history.body), 'hunter2');
+});
+
+test('kv: put, compare-and-set, list, delete', async () => {
+  const first = await call('PUT', '/v1/kv/config/db/url', { value: 'postgres://a' });
+  assert.is(first.status, 200);
+  assert.is(first.body.version, first.index);
+  const mismatch = await call('PUT', '/v1/kv/config/db/url', { value: 'postgres://b', expectVersion: first.body.version - 1 });
+  assert.is(mismatch.status, 409);
+  assert.is(mismatch.body.error.code, 'version-mismatch');
+  const swapped = await call('PUT', '/v1/kv/config/db/url', { value: 'postgres://b', expectVersion: first.body.version });
+  assert.is(swapped.status, 200);
+  const absentOnly = await call('PUT', '/v1/kv/config/db/user', { value: 'app', expectVersion: 0 });
+  assert.is(absentOnly.status, 200);
+  const listed = await call('GET', '/v1/kv?prefix=config/db/');
+  assert.equal(listed.body.entries.map((entry: { key: string }) => entry.key), ['config/db/url', 'config/db/user']);
+  const read = await call('GET', `/v1/kv/${encodeURIComponent('config/db/url')}`);
+  assert.is(read.body.value, 'postgres://b');
+  const deleted = await call('DELETE', `/v1/kv/config/db/url?expectVersion=${swapped.body.version}`);
+  assert.is(deleted.status, 200);
+  assert.equal(deleted.body, { key: 'config/db/url', deleted: true });
+});
+
+test('a blocking query answers once the state passes its index', async () => {
+  const current = await call('GET', '/v1/kv/config/db/user');
+  const started = Date.now();
+  const waiting = call('GET', `/v1/kv?prefix=watch/&index=${current.index}&wait=10s`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const write = await call('PUT', '/v1/kv/watch/me', { value: 'now' });
+  const answered = await waiting;
+  assert.ok(Date.now() - started < 5000, 'woken by the write, not the wait');
+  assert.is(answered.index, write.index);
+  assert.is(answered.body.entries[0].value, 'now');
+  const timedOut = await call('GET', `/v1/kv?index=${write.index}&wait=200ms&stale=true`);
+  assert.is(timedOut.status, 200);
+  assert.is(timedOut.index, write.index);
+});
+
+test('history lists changes newest first with the actor', async () => {
+  const history = await call('GET', '/v1/history?limit=3');
+  assert.is(history.body.history.length, 3);
+  assert.is(history.body.history[0].target, 'kv watch/me');
+  assert.match(history.body.history[0].actor, /^token:[0-9a-f]{8}$/);
+  const older = await call('GET', `/v1/history?limit=1&before=${history.body.history[0].index}`);
+  assert.ok(older.body.history[0].index < history.body.history[0].index);
+});
+
+test('token rotation: the old token stops working at once, the new one works', async () => {
+  const old = token;
+  const rotated = await call('POST', '/v1/token/rotate');
+  assert.is(rotated.status, 200, JSON.stringify(rotated.body));
+  assert.match(rotated.body.token, /^hm1\./);
+  assert.is.not(rotated.body.token, old);
+  assert.is((await call('GET', '/v1/apps')).status, 401, 'the old token is refused');
+  token = rotated.body.token;
+  assert.equal((await call('GET', '/v1/token')).body, { token });
+  const deadline = Date.now() + 3000;
+  while (readLocalToken(join(directory, 'solo')) !== token && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.is(readLocalToken(join(directory, 'solo')), token, 'the token file follows');
+});
+
+test('metrics in Prometheus format', async () => {
+  const metrics = await call('GET', '/metrics');
+  for (const name of ['hivemind_raft_term', 'hivemind_raft_commit_index', 'hivemind_raft_applied_index', 'hivemind_raft_proposals_total', 'hivemind_raft_apply_duration_seconds_bucket', 'hivemind_raft_leader_changes_total', 'hivemind_http_request_duration_seconds_bucket']) {
+    assert.match(metrics.body, name);
+  }
+  assert.match(metrics.body, /hivemind_http_requests_total\{method="PUT",route="\/v1\/kv\/\*key",status="200",node="solo"\} \d+/);
+  assert.match(metrics.body, /hivemind_raft_proposals_total\{outcome="applied",node="solo"\} \d+/);
+});
+
+test.run();

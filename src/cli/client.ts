@@ -1,0 +1,220 @@
+/**
+ * The CLI's HTTP client for one node's API (docs/api.md): JSON in and out,
+ * the bearer token, blocking queries, and a bounded retry while the cluster
+ * has no leader. Every failure becomes a `CliError` with one clear message.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Agent, Dispatcher, request as undiciRequest } from 'undici';
+import { formatAppFileProblem, type AppFileProblem } from '../appfile/errors.js';
+import { ApiError, ConnectionError, describeNetworkError } from './errors.js';
+
+/** Attempts of one request while the answer is retryable (an election, a slow quorum, a node starting). */
+export const REQUEST_ATTEMPTS_MAX = 4;
+/** Pause before the first retry; it doubles each time up to `RETRY_DELAY_MS_MAX`. */
+export const RETRY_DELAY_MS_FIRST = 250;
+/** Longest pause between two attempts. */
+export const RETRY_DELAY_MS_MAX = 2000;
+/** How long a plain request may take to answer; the node's own write timeout is shorter. */
+export const REQUEST_TIMEOUT_MS = 60_000;
+/** How long to wait for a TCP connection before calling the node unreachable. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** Extra time a blocking query is given beyond its `wait`, for the answer to travel. */
+const BLOCKING_GRACE_MS = 15_000;
+/** Longest blocking wait the API accepts (docs/api.md: at most 5m). */
+export const BLOCKING_WAIT_MS_MAX = 5 * 60_000;
+
+// `unavailable`: the node is starting (or stopping); `overloaded`: its queue is full. Both pass.
+const retryableCodes = new Set(['no-leader', 'timeout', 'unavailable', 'overloaded']);
+
+/** What a client needs: where the node is and how to prove the right to ask. */
+export interface ClientOptions {
+  /** Base URL, normalized (`http://127.0.0.1:7070`). */
+  address: string;
+  /** Bearer token, or `undefined` to send none. */
+  token: string | undefined;
+  /** Says where the token came from (or that none was found), for the `unauthenticated` message. */
+  tokenSource: string;
+}
+
+/** A successful answer: the parsed body and the index it reflects (`X-Hivemind-Index`). */
+export interface ApiResponse<T> {
+  body: T;
+  index: number | undefined;
+}
+
+/** Query parameters; `undefined` values are left out. */
+export type Query = Record<string, string | number | boolean | undefined>;
+
+/** A blocking read: answer once the state passed `index`, or after `waitMs`. */
+export interface Blocking {
+  index: number;
+  waitMs: number;
+}
+
+type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+
+/** undici, once loaded: the client's connection pool and its request function. */
+interface Connection {
+  agent: Agent;
+  request: typeof undiciRequest;
+}
+
+/** One node's API. Owns its connection pool: call `close()` when done. */
+export class ApiClient {
+  readonly address: string;
+  private readonly token: string | undefined;
+  private readonly tokenSource: string;
+  /** Made at the first request: loading undici takes longer than most commands, so --help and completion skip it. */
+  private undici: Promise<Connection> | undefined;
+
+  constructor(options: ClientOptions) {
+    this.address = options.address;
+    this.token = options.token;
+    this.tokenSource = options.tokenSource;
+  }
+
+  private connection(): Promise<Connection> {
+    this.undici ??= import('undici').then(({ Agent, request }) => ({ agent: new Agent({ connect: { timeout: CONNECT_TIMEOUT_MS } }), request }));
+    return this.undici;
+  }
+
+  /** A read. With `blocking`, the node holds the answer until the state passes `blocking.index`. */
+  get<T>(path: string, query: Query = {}, blocking?: Blocking): Promise<ApiResponse<T>> {
+    const waitMs = blocking ? Math.min(blocking.waitMs, BLOCKING_WAIT_MS_MAX) : 0;
+    const fullQuery = blocking ? { ...query, index: blocking.index, wait: `${Math.ceil(waitMs / 1000)}s` } : query;
+    return this.send<T>('GET', path, fullQuery, undefined, REQUEST_TIMEOUT_MS + waitMs + (blocking ? BLOCKING_GRACE_MS : 0));
+  }
+
+  put<T>(path: string, body: unknown, query: Query = {}): Promise<ApiResponse<T>> {
+    return this.send<T>('PUT', path, query, body, REQUEST_TIMEOUT_MS);
+  }
+
+  post<T>(path: string, body: unknown, query: Query = {}): Promise<ApiResponse<T>> {
+    return this.send<T>('POST', path, query, body, REQUEST_TIMEOUT_MS);
+  }
+
+  delete<T>(path: string, query: Query = {}): Promise<ApiResponse<T>> {
+    return this.send<T>('DELETE', path, query, undefined, REQUEST_TIMEOUT_MS);
+  }
+
+  /** Closes the connection pool, so the process can end. */
+  async close(): Promise<void> {
+    if (this.undici !== undefined) await (await this.undici).agent.close();
+  }
+
+  /**
+   * Sends one request, retrying (with the same `Idempotency-Key`, so a write
+   * applies once) while the node answers `no-leader`, `timeout`, `unavailable` or `overloaded`.
+   */
+  private async send<T>(method: Method, path: string, query: Query, body: unknown, timeoutMs: number): Promise<ApiResponse<T>> {
+    const idempotencyKey = method === 'GET' ? undefined : randomUUID();
+    let delayMs = RETRY_DELAY_MS_FIRST;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.sendOnce<T>({ method, path, query, body, timeoutMs, idempotencyKey });
+      } catch (error) {
+        const retryable = error instanceof ApiError && retryableCodes.has(error.code);
+        if (!retryable || attempt >= REQUEST_ATTEMPTS_MAX) throw error;
+      }
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS_MAX);
+    }
+  }
+
+  private async sendOnce<T>(init: {
+    method: Method;
+    path: string;
+    query: Query;
+    body: unknown;
+    timeoutMs: number;
+    idempotencyKey: string | undefined;
+  }): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    if (init.idempotencyKey !== undefined) headers['idempotency-key'] = init.idempotencyKey;
+    const { agent, request } = await this.connection();
+    let response: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      response = await request(this.address + init.path + queryString(init.query), {
+        method: init.method,
+        headers,
+        body: init.body === undefined ? null : JSON.stringify(init.body),
+        dispatcher: agent,
+        headersTimeout: init.timeoutMs,
+        bodyTimeout: init.timeoutMs,
+      });
+      text = await response.body.text();
+    } catch (error) {
+      const { reason, code } = describeNetworkError(error);
+      throw new ConnectionError(this.address, reason, code);
+    }
+    const index = parseIndex(response.headers['x-hivemind-index']);
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      return { body: parseBody(text) as T, index };
+    }
+    throw this.errorOf(response.statusCode, text, index);
+  }
+
+  private errorOf(status: number, text: string, index: number | undefined): ApiError {
+    const parsed = parseBody(text) as { error?: { code?: unknown; message?: unknown; field?: unknown; errors?: unknown } } | undefined;
+    const error = parsed?.error;
+    if (typeof error !== 'object' || error === null || typeof error.code !== 'string') {
+      const snippet = text.trim().slice(0, 200);
+      return new ApiError({ status, code: `http-${status}`, message: `the node answered ${status}${snippet ? `: ${snippet}` : ''}`, ...(index === undefined ? {} : { index }) });
+    }
+    const code = error.code;
+    let message = typeof error.message === 'string' ? error.message : code;
+    const field = typeof error.field === 'string' && error.field !== '' ? error.field : undefined;
+    const problems = Array.isArray(error.errors) ? error.errors.filter(isAppFileProblem) : [];
+    const details = problems.map(formatAppFileProblem);
+    // The API's message repeats the first problem; the lines that follow list them all, so the headline only counts them.
+    const first = problems[0];
+    if (code === 'invalid-app-file' && first !== undefined) {
+      message = `cannot deploy ${first.file}: ${problems.length} error${problems.length === 1 ? '' : 's'} in the file; nothing was deployed`;
+    }
+    if (code === 'unauthenticated') message = `${message} (${this.tokenSource}; pass --token or set HIVEMIND_TOKEN)`;
+    return new ApiError({ status, code, message, ...(field === undefined ? {} : { field }), ...(index === undefined ? {} : { index }), details });
+  }
+}
+
+/** `/v1/apps/acme/web`: joins path segments, each percent-encoded. */
+export function apiPath(...segments: (string | number)[]): string {
+  return `/${segments.map((segment) => encodeURIComponent(String(segment))).join('/')}`;
+}
+
+function queryString(query: Query): string {
+  const parameters = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) parameters.set(key, String(value));
+  }
+  const text = parameters.toString();
+  return text ? `?${text}` : '';
+}
+
+function parseIndex(header: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(header) ? header[0] : header;
+  if (text === undefined || !/^\d+$/.test(text)) return undefined;
+  const index = Number(text);
+  return Number.isSafeInteger(index) ? index : undefined;
+}
+
+function parseBody(text: string): unknown {
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAppFileProblem(value: unknown): value is AppFileProblem {
+  if (typeof value !== 'object' || value === null) return false;
+  const problem = value as Record<string, unknown>;
+  return typeof problem.file === 'string' && typeof problem.path === 'string' && typeof problem.message === 'string';
+}
+
+function sleep(durationMs: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, durationMs));
+}

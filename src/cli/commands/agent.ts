@@ -1,0 +1,216 @@
+/**
+ * `agent`, `join`, `recover`: run a node, or repair one. The flags are
+ * handed to src/agent's `resolveConfig` as typed (it validates them and
+ * names the flag or variable at fault); only flags given on the command line
+ * are passed as flags, so a value from HIVEMIND_* is reported under its
+ * variable's name. The agent's modules load only when one of these commands
+ * runs, so every other command starts fast.
+ */
+import { Option, type Command } from 'commander';
+import type { StartMode } from '../../agent/agent.js';
+import type { AgentConfig, AgentFlags } from '../../agent/config.js';
+import { CliError, ExitCode, ExitRequest, UsageError } from '../errors.js';
+import { rootOf } from './shared.js';
+
+/** The agent's own flags: commander attribute, flag, value name, environment variable, help. */
+const agentFlags: [keyof AgentFlags, string, string][] = [
+  ['name', '--name <name>', "the node's name in the cluster (default: the host name)"],
+  ['bind', '--bind <ip>', 'the address to listen on (default: 0.0.0.0)'],
+  ['advertise', '--advertise <host>', 'the address other nodes reach this one at (default: the bind address, else the first external IPv4)'],
+  ['apiPort', '--api-port <port>', 'HTTP API port (default: 7070; 0 picks a free one)'],
+  ['peerPort', '--peer-port <port>', 'peer gRPC port, Raft and joins (default: 7071)'],
+  ['gossipPort', '--gossip-port <port>', 'gossip UDP port (default: 7072)'],
+  ['dnsPort', '--dns-port <port>', 'DNS UDP port (default: 7053)'],
+  ['proxyPort', '--proxy-port <port>', 'HTTP proxy port (default: 7080)'],
+  ['voterGrace', '--voter-grace <duration>', 'how long a voter may be unreachable before another node replaces it (default: 30s)'],
+  ['tickMs', '--tick-ms <ms>', 'the length of a Raft tick; elections time out after 10 to 20 ticks (default: 50)'],
+  ['snapshotEvery', '--snapshot-every <entries>', 'applied log entries between snapshots (default: 10000)'],
+];
+
+function environmentName(flag: string): string {
+  const long = flag.split(' ')[0] ?? flag;
+  return `HIVEMIND_${long.slice(2).replace(/-/g, '_').toUpperCase()}`;
+}
+
+function addAgentFlags(command: Command): Command {
+  for (const [, flags, description] of agentFlags) {
+    const option = new Option(flags, description).env(environmentName(flags));
+    if (flags.startsWith('--voter-grace') || flags.startsWith('--tick-ms') || flags.startsWith('--snapshot-every')) option.helpGroup('Tuning:');
+    command.addOption(option);
+  }
+  return command.addHelpText(
+    'after',
+    '\nThe data directory (--data-dir, HIVEMIND_DATA_DIR, default ./.hivemind) and the join token (--token, HIVEMIND_TOKEN) are global flags.',
+  );
+}
+
+/**
+ * The flags typed on the command line, for `resolveConfig`. Values commander
+ * took from the environment are left out: `resolveConfig` reads the
+ * environment itself and names the variable when its value is wrong.
+ */
+function typedFlags(command: Command): AgentFlags {
+  const flags: AgentFlags = {};
+  const own = command.opts<Record<string, string | undefined>>();
+  for (const [key] of agentFlags) {
+    const value = own[key];
+    if (value !== undefined && command.getOptionValueSource(key) === 'cli') flags[key] = value;
+  }
+  const root = rootOf(command);
+  const global = root.opts<{ dataDir?: string; token?: string }>();
+  if (global.dataDir !== undefined && root.getOptionValueSource('dataDir') === 'cli') flags.dataDir = global.dataDir;
+  if (global.token !== undefined && root.getOptionValueSource('token') === 'cli') flags.token = global.token;
+  return flags;
+}
+
+/** Resolves the configuration, or throws a usage error listing every invalid setting. */
+async function resolve(command: Command): Promise<AgentConfig> {
+  const { resolveConfig, currentSystem } = await import('../../agent/config.js');
+  const resolved = resolveConfig(typedFlags(command), process.env, currentSystem());
+  if (resolved.ok) return resolved.config;
+  const [first, ...rest] = resolved.problems.map((problem) => `invalid setting: ${problem.message}`);
+  throw new CliError(first ?? 'invalid settings', { exitCode: ExitCode.usage, details: rest.map((line) => `hivemind: ${line}`) });
+}
+
+/** Adds `agent`, `join` and `recover` to `program`. */
+export function registerAgentCommands(program: Command): void {
+  addAgentFlags(
+    program
+      .command('agent')
+      .description('start a node: a new cluster of one on first start, or the node it was before on a restart'),
+  )
+    .option('--deploy <file>', 'once the node serves, deploy this app file (as `hivemind deploy -f FILE` would)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  hivemind agent                                # a new cluster; prints the join token',
+        '  hivemind agent --deploy examples/hello.yaml   # and deploy an app file once it serves',
+        '  hivemind agent --data-dir /var/lib/hivemind --advertise 10.0.0.1',
+        '  HIVEMIND_API_PORT=8070 hivemind agent',
+      ].join('\n'),
+    )
+    .action(async (options: { deploy?: string }, command: Command) => {
+      const config = await resolve(command);
+      if (options.deploy !== undefined && config.ports.api === 0) {
+        throw new UsageError('--deploy needs a fixed --api-port (not 0)');
+      }
+      const running = runNode(config, 'bootstrap-or-restart');
+      if (options.deploy !== undefined) void deployWhenServing(config, options.deploy);
+      await running;
+    });
+
+  addAgentFlags(
+    program
+      .command('join')
+      .description('start a node that joins an existing cluster through one of its members')
+      .argument('<seed>', "a member's address, host:port (its peer port, default 7071)"),
+  )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The token is the cluster\'s join token: `hivemind token` on a member prints it.',
+        '',
+        'Examples:',
+        '  hivemind join 10.0.0.1:7071 --token hm1.abc...',
+        '  HIVEMIND_TOKEN=hm1.abc... hivemind join 10.0.0.1 --advertise 10.0.0.2',
+      ].join('\n'),
+    )
+    .action(async (seed: string, _options: unknown, command: Command) => {
+      const config = await resolve(command);
+      if (config.token === undefined) throw new UsageError('joining needs the join token: pass --token or set HIVEMIND_TOKEN (`hivemind token` on a member prints it)');
+      await runNode(config, { join: seed });
+    });
+
+  program
+    .command('recover')
+    .description("make this stopped node a cluster of one, keeping its state, after the cluster lost its quorum for good")
+    .option('--force-new-cluster', 'required: confirms that the other nodes are gone and must rejoin with empty data directories')
+    .option('--name <name>', "this node's name, as a check (default: the name in the data directory)")
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Run it on one surviving node while its agent is stopped, then start the agent again.',
+        'Entries this node had but the cluster never committed become committed; entries it never',
+        'received are lost. Wipe the other nodes\' data directories and `hivemind join` them again.',
+        '',
+        'Example:',
+        '  hivemind recover --force-new-cluster --data-dir /var/lib/hivemind',
+      ].join('\n'),
+    )
+    .action(async (options: { forceNewCluster?: boolean; name?: string }, command: Command) => {
+      if (!options.forceNewCluster) {
+        throw new UsageError('recover rewrites this node\'s log to make it a cluster of one; pass --force-new-cluster to confirm (see `hivemind recover --help`)');
+      }
+      const dataDir = rootOf(command).opts<{ dataDir: string }>().dataDir;
+      const { recover } = await import('../../agent/recover.js');
+      const { DataDirError } = await import('../../agent/data-dir.js');
+      let outcome: Awaited<ReturnType<typeof recover>>;
+      try {
+        outcome = await recover({ dataDir, ...(options.name === undefined ? {} : { name: options.name }) });
+      } catch (error) {
+        if (error instanceof DataDirError) throw new CliError(error.message);
+        throw error;
+      }
+      const others = outcome.previousMembers.filter((member) => member !== outcome.name);
+      process.stdout.write(
+        [
+          `node ${outcome.name} is now a cluster of one (configuration at index ${outcome.index}, term ${outcome.term})`,
+          `${outcome.entriesNewlyCommitted} entries that were not known committed now are`,
+          others.length === 0 ? '' : `the other former members (${others.join(', ')}) must be wiped and joined again: hivemind join <this node> --token ...`,
+          'start the agent on this node now: hivemind agent',
+        ]
+          .filter((line) => line !== '')
+          .join('\n') + '\n',
+      );
+    });
+}
+
+/** How long `agent --deploy` waits for the new node to serve. */
+const DEPLOY_AFTER_START_WAIT_MS = 60_000;
+
+/**
+ * `agent --deploy FILE`: once the node answers on its API port, runs this
+ * CLI's own `deploy -f FILE` against it (with the token from the data
+ * directory), so the deploy prints and fails exactly as a typed one would.
+ * A failed deploy is reported; the node keeps running.
+ */
+async function deployWhenServing(config: AgentConfig, file: string): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const { setTimeout: sleep } = await import('node:timers/promises');
+  const address = `http://127.0.0.1:${config.ports.api}`;
+  const deadline = Date.now() + DEPLOY_AFTER_START_WAIT_MS;
+  for (;;) {
+    try {
+      const answer = await fetch(`${address}/v1/health`, { signal: AbortSignal.timeout(1000) });
+      if (answer.ok) break;
+    } catch {
+      // Not serving yet.
+    }
+    if (Date.now() > deadline) {
+      process.stderr.write(`hivemind: not deploying ${file}: the node did not serve at ${address} within a minute\n`);
+      return;
+    }
+    await sleep(200);
+  }
+  const cli = new URL('../../../../bin/hivemind.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [cli, '--addr', address, '--data-dir', config.dataDir, 'deploy', '-f', file], { stdio: 'inherit' });
+  child.on('exit', (code) => {
+    if (code !== 0) process.stderr.write(`hivemind: deploying ${file} failed (see above); the node keeps running\n`);
+  });
+}
+
+/**
+ * Runs the node in the foreground until it stops (SIGINT or SIGTERM, a
+ * leave, a fatal error). src/agent's `runAgent` handles the signals and
+ * reports its own failures as `hivemind: ...` lines; only its exit code is
+ * left to pass on.
+ */
+async function runNode(config: AgentConfig, mode: StartMode): Promise<void> {
+  const { runAgent } = await import('../../agent/run.js');
+  const exitCode = await runAgent(config, { mode });
+  if (exitCode !== ExitCode.ok) throw new ExitRequest(exitCode);
+}

@@ -1,0 +1,126 @@
+/**
+ * `status`, `nodes`, `leave`, `token`: the cluster and its members.
+ */
+import type { Command } from 'commander';
+import type { NodeRecord } from '../../state/types.js';
+import { formatBytes, formatCpu } from '../../state/errors.js';
+import { listIn, objectOf } from '../answers.js';
+import { apiPath, type Blocking } from '../client.js';
+import { contextOf, withClient, type CliContext } from '../context.js';
+import { ago, labelsText, printJson, printLine, renderFields, renderTable } from '../output.js';
+import { showOnce, watch } from '../watch.js';
+
+/** `GET /v1/status`. */
+export interface StatusAnswer {
+  node: string;
+  leader: string | null;
+  role: string;
+  term: number;
+  commit: number;
+  applied: number;
+  voters: string[];
+  learners: string[];
+  version: string;
+}
+
+/** Adds `status`, `nodes`, `leave` and `token` to `program`. */
+export function registerClusterCommands(program: Command): void {
+  program
+    .command('status')
+    .description('show this node and the cluster: leader, term, commit and applied index, voters and learners')
+    .option('-w, --watch', 'show again at every change')
+    .addHelpText('after', '\nExamples:\n  hivemind status\n  hivemind --addr 10.0.0.2:7070 status --json')
+    .action(async (options: { watch?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, (client) => {
+        const view = {
+          title: `status of ${context.address}`,
+          read: (blocking: Blocking | undefined) => client.get<StatusAnswer>('/v1/status', {}, blocking),
+          render: (body: StatusAnswer) => renderStatus(context, objectOf<StatusAnswer>(body, 'a status')),
+        };
+        return options.watch ? watch(context, view) : showOnce(context, view);
+      });
+    });
+
+  program
+    .command('nodes')
+    .description('list the nodes of the cluster with their status, Raft role, addresses and resources')
+    .option('-w, --watch', 'show again at every change')
+    .addHelpText('after', '\nExamples:\n  hivemind nodes\n  hivemind nodes --watch')
+    .action(async (options: { watch?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, (client) => {
+        const view = {
+          title: 'nodes',
+          read: (blocking: Blocking | undefined) => client.get<unknown>('/v1/nodes', {}, blocking),
+          render: (body: unknown) => renderNodes(context, listIn<NodeRecord>(body, 'nodes')),
+        };
+        return options.watch ? watch(context, view) : showOnce(context, view);
+      });
+    });
+
+  program
+    .command('leave')
+    .description('remove a node from the cluster (default: the node --addr points at); leadership moves away first')
+    .argument('[node]', 'the id of the node to remove')
+    .addHelpText('after', '\nExamples:\n  hivemind leave          # the node at --addr leaves\n  hivemind leave n3')
+    .action(async (node: string | undefined, _options: unknown, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const id = node ?? objectOf<StatusAnswer>((await client.get<unknown>('/v1/status')).body, 'a status').node;
+        const { body } = await client.post<unknown>(apiPath('v1', 'nodes', id, 'leave'), {});
+        if (context.json) printJson(context, body);
+        else printLine(context, `node ${id} left the cluster`);
+      });
+    });
+
+  program
+    .command('token')
+    .description("print the cluster's join token (needed by `hivemind join` and for API calls)")
+    .option('--rotate', 'make a new token; the old one stops working at once, for joins and for the API')
+    .addHelpText('after', '\nExamples:\n  hivemind token\n  hivemind token --rotate')
+    .action(async (options: { rotate?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = options.rotate ? await client.post<unknown>('/v1/token/rotate', {}) : await client.get<unknown>('/v1/token');
+        if (context.json) return printJson(context, body);
+        printLine(context, objectOf<{ token: string }>(body, 'a token').token);
+        if (options.rotate) {
+          context.stderr.write('the old token no longer works: give the new one to `hivemind join --token` and to HIVEMIND_TOKEN where it is set\n');
+        }
+      });
+    });
+}
+
+function idList(ids: string[] | undefined): string {
+  return ids === undefined || ids.length === 0 ? '-' : ids.join(', ');
+}
+
+function renderStatus(context: CliContext, status: StatusAnswer): string {
+  return renderFields([
+    ['node', status.node],
+    ['address', context.address],
+    ['role', status.role],
+    ['leader', status.leader ?? '(none known)'],
+    ['term', status.term],
+    ['commit', status.commit],
+    ['applied', status.applied],
+    ['voters', idList(status.voters)],
+    ['learners', idList(status.learners)],
+    ['version', status.version],
+  ]);
+}
+
+function renderNodes(context: CliContext, nodes: NodeRecord[]): string {
+  const rows = nodes.map((node) => [
+    node.id,
+    node.status,
+    node.role,
+    node.addresses?.api ?? '-',
+    node.resources?.cpuMillis === undefined ? '-' : formatCpu(node.resources.cpuMillis),
+    node.resources?.memoryBytes === undefined ? '-' : formatBytes(node.resources.memoryBytes),
+    labelsText(node.labels),
+    ago(node.lastSeenAt),
+  ]);
+  return renderTable(context, ['id', 'status', 'role', 'api', 'cpu', 'memory', 'labels', 'last seen'], rows, 'no nodes');
+}

@@ -1,0 +1,177 @@
+/**
+ * `policies`: list, apply from a YAML/JSON file, delete. A policy file holds
+ * one policy, a list of them, or `policies:` with a list; each policy is
+ * `{ name, tenant?, apps?, ingress? }` as in docs/api.md.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import type { NetworkPolicy, PolicyRule } from '../../state/types.js';
+import { NAME_PATTERN } from '../../state/types.js';
+import { listIn } from '../answers.js';
+import { apiPath } from '../client.js';
+import { contextOf, withClient, type CliContext } from '../context.js';
+import { ApiError, CliError, UsageError } from '../errors.js';
+import { printJson, printLine, printTable } from '../output.js';
+import { tenantAndName } from '../parse.js';
+import { TENANT_FILTER, TENANT_OF_ONE, tenantOption, writeAndReport } from './shared.js';
+
+/** A policy file larger than this is refused before it is parsed. */
+export const POLICY_FILE_BYTES_MAX = 1024 * 1024;
+
+/** One policy as written in a policy file. */
+interface PolicyDocument {
+  name: string;
+  tenant?: string;
+  apps: unknown;
+  ingress: unknown;
+}
+
+/** Adds `policies` (list, apply, delete) to `program`. */
+export function registerPolicyCommands(program: Command): void {
+  const policies = program
+    .command('policies')
+    .description("list and manage network policies (which apps may reach a tenant's apps)")
+    .addHelpText(
+      'after',
+      [
+        '',
+        'A policy file (YAML or JSON) holds one policy, a list, or `policies:` with a list:',
+        '  name: web-from-api',
+        '  tenant: acme          # optional: --tenant, else default',
+        '  apps: [web]           # the apps it protects; empty: all the tenant\'s apps',
+        '  ingress:',
+        '    - fromApps: [api]',
+        '      fromTenants: []',
+        '      ports: [80]',
+        '',
+        'Examples:',
+        '  hivemind policies',
+        '  hivemind policies apply -f policy.yaml',
+        '  hivemind policies delete web-from-api --tenant acme',
+      ].join('\n'),
+    );
+
+  policies
+    .command('list', { isDefault: true })
+    .description('list the network policies (the default)')
+    .addOption(tenantOption(TENANT_FILTER))
+    .action(async (options: { tenant?: string }, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.get<unknown>('/v1/policies', { tenant: options.tenant });
+        if (context.json) return printJson(context, body);
+        printPolicies(context, listIn<NetworkPolicy>(body, 'policies'));
+      });
+    });
+
+  policies
+    .command('apply')
+    .description('create or replace the policies in a YAML or JSON file')
+    .requiredOption('-f, --file <file>', 'the policy file')
+    .addOption(tenantOption('the tenant of policies that name none (default: default)'))
+    .action(async (options: { file: string; tenant?: string }, command: Command) => {
+      const documents = await readPolicyFile(options.file);
+      const context = contextOf(command);
+      const fileName = basename(options.file);
+      await withClient(context, async (client) => {
+        const applied: string[] = [];
+        const answers: unknown[] = [];
+        for (const [position, policy] of documents.entries()) {
+          const where = `${fileName}: policy ${documents.length > 1 ? `[${position}] ` : ''}"${policy.name}"`;
+          if (policy.tenant !== undefined && options.tenant !== undefined && policy.tenant !== options.tenant) {
+            throw new UsageError(`${where} names tenant "${policy.tenant}" but --tenant is "${options.tenant}"`);
+          }
+          const { tenant, name } = tenantAndName(policy.name, policy.tenant ?? options.tenant, 'policy');
+          const body = { apps: policy.apps ?? [], ingress: policy.ingress ?? [] };
+          try {
+            answers.push((await client.put<unknown>(apiPath('v1', 'policies', tenant, name), body)).body);
+          } catch (error) {
+            if (!(error instanceof ApiError)) throw error;
+            const done = applied.length === 0 ? '' : ` (already applied: ${applied.join(', ')})`;
+            throw new CliError(`${where}: ${error.message}${done}`, { details: error.details });
+          }
+          applied.push(`${tenant}/${name}`);
+        }
+        if (context.json) return printJson(context, answers);
+        for (const name of applied) printLine(context, `policy ${name} applied`);
+      });
+    });
+
+  policies
+    .command('delete')
+    .description('delete a network policy')
+    .argument('<name>', 'the policy, as NAME or TENANT/NAME')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'policy');
+      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'policies', tenant, name)), `policy ${tenant}/${name} deleted`);
+    });
+}
+
+/** Reads and parses a policy file; every problem names the file and the place in it. */
+async function readPolicyFile(file: string): Promise<PolicyDocument[]> {
+  const fileName = basename(file);
+  let text: string;
+  try {
+    const bytes = await readFile(file);
+    if (bytes.length > POLICY_FILE_BYTES_MAX) throw new UsageError(`${file} is ${bytes.length} bytes; a policy file may have at most ${POLICY_FILE_BYTES_MAX}`);
+    text = bytes.toString('utf8');
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const code = (error as { code?: unknown }).code;
+    throw new UsageError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  const { parseAllDocuments } = await import('yaml');
+  const values: unknown[] = [];
+  for (const document of parseAllDocuments(text)) {
+    const problem = document.errors[0];
+    if (problem !== undefined) {
+      const place = problem.linePos?.[0];
+      throw new CliError(`${fileName}:${place ? `${place.line}:${place.col}:` : ''} not valid YAML or JSON: ${problem.message.split('\n')[0]}`);
+    }
+    const value = document.toJS() as unknown;
+    if (value !== null && value !== undefined) values.push(value);
+  }
+  const found = values.flatMap((value): unknown[] => {
+    if (Array.isArray(value)) return value;
+    if (isRecord(value) && Array.isArray(value.policies)) return value.policies as unknown[];
+    return [value];
+  });
+  if (found.length === 0) throw new CliError(`${fileName}: has no policies`);
+  return found.map((value, position) => checkPolicy(value, `${fileName}: policies[${position}]`));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const policyKeys = new Set(['name', 'tenant', 'apps', 'ingress']);
+
+function checkPolicy(value: unknown, where: string): PolicyDocument {
+  if (!isRecord(value)) throw new CliError(`${where}: must be a mapping with name, apps and ingress`);
+  for (const key of Object.keys(value)) {
+    if (!policyKeys.has(key)) throw new CliError(`${where}.${key}: unknown key; a policy has name, tenant, apps and ingress`);
+  }
+  if (typeof value.name !== 'string' || !NAME_PATTERN.test(value.name)) throw new CliError(`${where}.name: must be a name (lowercase letters, digits and -, at most 63)`);
+  if (value.tenant !== undefined && (typeof value.tenant !== 'string' || !NAME_PATTERN.test(value.tenant))) {
+    throw new CliError(`${where}.tenant: must be a tenant name`);
+  }
+  return { name: value.name, ...(value.tenant === undefined ? {} : { tenant: value.tenant as string }), apps: value.apps, ingress: value.ingress };
+}
+
+function ruleText(rule: PolicyRule): string {
+  const from = [...(rule.fromApps ?? []).map((app) => `app ${app}`), ...(rule.fromTenants ?? []).map((tenant) => `tenant ${tenant}`)];
+  const ports = rule.ports?.length ? ` on ${rule.ports.join(', ')}` : '';
+  return `${from.length === 0 ? 'nothing' : from.join(', ')}${ports}`;
+}
+
+function printPolicies(context: CliContext, policies: NetworkPolicy[]): void {
+  const rows = policies.map((policy) => [
+    policy.tenant,
+    policy.name,
+    policy.apps.length === 0 ? '(all apps)' : policy.apps.join(', '),
+    policy.ingress.length === 0 ? '(nothing)' : policy.ingress.map(ruleText).join('; '),
+  ]);
+  printTable(context, ['tenant', 'name', 'protects', 'allows from'], rows, 'no policies');
+}

@@ -1,0 +1,299 @@
+/**
+ * The CLI end to end against a real node that the CLI itself started
+ * (`hivemind agent`): every command a user runs on a fresh cluster, checked
+ * through `--json`, plus the human output where it matters (app file errors,
+ * progress, refusals). Commands get the token the new cluster printed; one
+ * test checks that the token file in the data directory serves as well.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startAgent, type AgentProcess } from './agent-process.js';
+import { BIN, ROOT, cleanEnv, hasStackTrace, runCli, type CliResult, type RunOptions } from './run-cli.js';
+
+let agent: AgentProcess;
+const scratch = mkdtempSync(join(tmpdir(), 'hivemind-cli-e2e-'));
+
+test.before(async () => {
+  agent = await startAgent();
+});
+
+test.after(async () => {
+  await agent?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Runs the CLI against the node, with the token it printed. */
+function hm(args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return runCli(['--addr', agent.address, '--token', agent.token, ...args], options);
+}
+
+/** Runs the CLI with `--json`, expects exit 0, and parses stdout. */
+async function hmJson<T>(args: string[], options: RunOptions = {}): Promise<T> {
+  const result = await hm([...args, '--json'], options);
+  assert.is(result.status, 0, `hivemind ${args.join(' ')} --json exited ${result.status}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+function file(name: string, text: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** No node has the label, so no scheduler can place these instances: they stay `pending`, whatever else runs. */
+const goodApp = `services:
+  web:
+    command: ["sleep", "1000"]
+    deploy:
+      replicas: 2
+      resources:
+        limits: { cpus: "0.5", memory: 128M }
+      placement:
+        constraints: ["node.labels.zone == nowhere"]
+`;
+
+test('status and nodes show the one node, leading', async () => {
+  const status = await hmJson<{ node: string; role: string; leader: string; voters: string[] }>(['status']);
+  assert.is(status.node, agent.name);
+  assert.is(status.leader, agent.name);
+  assert.equal(status.voters, [agent.name]);
+  const people = await hm(['status']);
+  assert.is(people.status, 0);
+  assert.match(people.stdout, new RegExp(`^node:\\s+${agent.name}$`, 'm'));
+  const nodes = await hmJson<{ nodes: { id: string; status: string }[] }>(['nodes']);
+  assert.equal(nodes.nodes.map((node) => node.id), [agent.name]);
+  const table = await hm(['nodes']);
+  assert.match(table.stdout, /^ID\s+STATUS\s+ROLE/m);
+});
+
+test('token: read from the data directory; a wrong token is refused in one line', async () => {
+  const token = await runCli(['--addr', agent.address, '--data-dir', agent.dataDir, 'token']);
+  assert.is(token.status, 0, token.stderr);
+  assert.is(token.stdout, `${agent.token}\n`);
+  const viaEnv = await runCli(['status', '--json'], { env: { HIVEMIND_ADDR: agent.address, HIVEMIND_TOKEN: agent.token } });
+  assert.is(viaEnv.status, 0, viaEnv.stderr);
+  const wrong = await runCli(['--addr', agent.address, '--token', 'hm1.wrong-wrong-wrong', 'status']);
+  assert.is(wrong.status, 1);
+  assert.match(wrong.stderr, /^hivemind: .*\(the token came from --token or HIVEMIND_TOKEN; pass --token or set HIVEMIND_TOKEN\)\n$/);
+  const none = await runCli(['--addr', agent.address, '--data-dir', join(scratch, 'no-such-dir'), 'apps']);
+  assert.is(none.status, 1);
+  assert.match(none.stderr, /none found at .*no-such-dir\/token/);
+});
+
+test('tenants: create with quota, refuse a second create, update one limit, list', async () => {
+  const created = await hm(['tenants', 'create', 'acme', '--cpu', '2', '--memory', '4G', '--instances', '10']);
+  assert.is(created.status, 0, created.stderr);
+  const again = await hm(['tenants', 'create', 'acme']);
+  assert.is(again.status, 1);
+  assert.match(again.stderr, /^hivemind: tenant "acme" already exists/);
+  const updated = await hm(['tenants', 'update', 'acme', '--memory', '8G', '--instances', 'unlimited']);
+  assert.is(updated.status, 0, updated.stderr);
+  const list = await hmJson<{ tenants: { name: string; quota: Record<string, number> }[] }>(['tenants']);
+  const acme = list.tenants.find((tenant) => tenant.name === 'acme');
+  assert.equal(acme?.quota, { cpuMillis: 2000, memoryBytes: 8 * 1024 ** 3 });
+  const table = await hm(['tenants']);
+  assert.match(table.stdout, /^acme\s+0 \/ -\s+0 \/ -\s+0 cores \/ 2 cores\s+0 B \/ 8 GiB/m);
+});
+
+test('deploy, apps, app, scale, rollback, delete', async () => {
+  const appFile = file('app.yaml', goodApp);
+  const deployed = await hmJson<{ apps: { tenant: string; name: string; version: number; replicas: number }[] }>(['deploy', '-f', appFile, '--tenant', 'acme']);
+  assert.equal(deployed.apps, [{ tenant: 'acme', name: 'web', version: 1, replicas: 2 }]);
+
+  const table = await hm(['deploy', '-f', appFile, '--tenant', 'acme']);
+  assert.is(table.status, 0, table.stderr);
+  assert.match(table.stdout, /^web\s+acme\s+2\s+2$/m);
+
+  const apps = await hmJson<{ apps: { name: string; version: number }[] }>(['apps', '--tenant', 'acme']);
+  assert.equal(apps.apps.map((app) => [app.name, app.version]), [['web', 2]]);
+  const appsTable = await hm(['apps']);
+  assert.match(appsTable.stdout, /^web\s+acme\s+2\s+0\/2\s+sleep 1000$/m);
+
+  const app = await hmJson<{ name: string; version: number; versions: unknown[]; instances: { id: string }[] }>(['app', 'acme/web']);
+  assert.is(app.version, 2);
+  assert.is(app.versions.length, 2);
+  assert.equal(app.instances.map((instance) => instance.id).sort(), ['acme.web.0', 'acme.web.1']);
+  const shown = await hm(['app', 'web', '--tenant', 'acme']);
+  assert.is(shown.status, 0, shown.stderr);
+  assert.match(shown.stdout, /^app:\s+acme\/web$/m);
+  assert.match(shown.stdout, /^acme\.web\.1\s+2\s+\(not placed\)\s+pending/m);
+
+  const scaled = await hmJson<{ replicas: number }>(['scale', 'acme/web', '3']);
+  assert.is(scaled.replicas, 3);
+  const overQuota = await hm(['scale', 'acme/web', '5']);
+  assert.is(overQuota.status, 1);
+  assert.match(overQuota.stderr, /^hivemind: (replicas: )?cannot .*"web".*cpu.*\n$/i);
+
+  const rolledBack = await hmJson<{ version: number }>(['rollback', 'acme/web', '--to', '1']);
+  assert.is(rolledBack.version, 3);
+  const missing = await hm(['app', 'nope', '--tenant', 'acme']);
+  assert.is(missing.status, 1);
+  assert.match(missing.stderr, /^hivemind: name: tenant "acme" has no app "nope"\n$/);
+
+  const deleted = await hm(['delete', 'acme/web']);
+  assert.is(deleted.status, 0, deleted.stderr);
+  assert.is(deleted.stdout, 'app acme/web deleted\n');
+});
+
+test('deploy --wait shows progress and gives up at --timeout while the instances cannot be placed', async () => {
+  const appFile = file('wait.yaml', goodApp.replace('web:', 'worker:'));
+  const result = await hm(['deploy', '-f', appFile, '--wait', '--timeout', '2s']);
+  assert.is(result.status, 1);
+  assert.match(result.stderr, /^worker: 0\/2 running \(2 not placed\)$/m);
+  assert.match(result.stderr, /^hivemind: gave up waiting after 2s: worker: 0\/2 running \(2 not placed\)\. The deploy itself is committed\./m);
+  const detached = await hm(['deploy', '-f', appFile, '--detach']);
+  assert.is(detached.status, 0, detached.stderr);
+});
+
+test('a bad app file: every error on its own line as file: path: message, nothing deployed', async () => {
+  const bad = file('bad.yaml', 'services:\n  web:\n    command: ["true"]\n    deploy:\n      replicas: three\n    ports: ["http"]\n');
+  const result = await hm(['deploy', '-f', bad]);
+  assert.is(result.status, 1);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.match(lines[0]!, /^hivemind: cannot deploy bad\.yaml: 2 errors in the file; nothing was deployed$/);
+  assert.match(lines[1]!, /^bad\.yaml: services\.web\.deploy\.replicas: /);
+  assert.match(lines[2]!, /^bad\.yaml: services\.web\.ports\[0\]: /);
+  assert.is(lines.length, 3);
+  const apps = await hmJson<{ apps: unknown[] }>(['apps', '--tenant', 'default']);
+  assert.not.ok(JSON.stringify(apps).includes('"bad'));
+});
+
+test('kv: put, get, compare-and-set, list, delete', async () => {
+  const put = await hmJson<{ key: string; version: number }>(['kv', 'put', 'app/web/color', 'blue']);
+  assert.is(put.key, 'app/web/color');
+  const get = await hm(['kv', 'get', 'app/web/color']);
+  assert.is(get.stdout, 'blue\n');
+  const stale = await hm(['kv', 'put', 'app/web/color', 'green', '--cas', String(put.version - 1)]);
+  assert.is(stale.status, 1);
+  assert.match(stale.stderr, /^hivemind: .*version/);
+  const cas = await hmJson<{ version: number }>(['kv', 'put', 'app/web/color', 'green', '--cas', String(put.version)]);
+  assert.ok(cas.version > put.version);
+  const fromStdin = await hm(['kv', 'put', 'app/web/motd'], { input: 'hello\nworld' });
+  assert.is(fromStdin.status, 0, fromStdin.stderr);
+  const list = await hmJson<{ entries: { key: string; value: string }[] }>(['kv', 'list', 'app/web/']);
+  assert.equal(list.entries.map((entry) => [entry.key, entry.value]), [['app/web/color', 'green'], ['app/web/motd', 'hello\nworld']]);
+  const deleted = await hm(['kv', 'delete', 'app/web/color']);
+  assert.is(deleted.status, 0, deleted.stderr);
+  const gone = await hm(['kv', 'get', 'app/web/color']);
+  assert.is(gone.status, 1);
+  assert.match(gone.stderr, /^hivemind: key: key "app\/web\/color" does not exist\n$/);
+});
+
+test('secrets: set from stdin and --value, list names without values, delete', async () => {
+  const fromStdin = await hm(['secrets', 'set', 'acme/db-password'], { input: 's3cret' });
+  assert.is(fromStdin.status, 0, fromStdin.stderr);
+  assert.match(fromStdin.stdout, /^secret acme\/db-password set \(version 1\)\n$/);
+  const replaced = await hmJson<{ version: number }>(['secrets', 'set', 'db-password', '--tenant', 'acme', '--value', 'other']);
+  assert.is(replaced.version, 2);
+  const list = await hm(['secrets', '--tenant', 'acme', '--json']);
+  assert.is(list.status, 0, list.stderr);
+  assert.not.ok(list.stdout.includes('s3cret') || list.stdout.includes('other'));
+  const parsed = JSON.parse(list.stdout) as { secrets: { name: string; version: number }[] };
+  assert.equal(parsed.secrets.map((secret) => [secret.name, secret.version]), [['db-password', 2]]);
+  const deleted = await hm(['secrets', 'delete', 'acme/db-password']);
+  assert.is(deleted.status, 0, deleted.stderr);
+});
+
+test('volumes and policies', async () => {
+  const volume = await hm(['volumes', 'create', 'acme/data', '--size', '1G']);
+  assert.is(volume.status, 0, volume.stderr);
+  const volumes = await hmJson<{ volumes: { name: string; sizeBytes: number }[] }>(['volumes', '--tenant', 'acme']);
+  assert.equal(volumes.volumes.map((each) => [each.name, each.sizeBytes]), [['data', 1024 ** 3]]);
+  const policyFile = file('policy.yaml', 'name: web-from-api\ntenant: acme\napps: [web]\ningress:\n  - fromApps: [api]\n    ports: [80]\n');
+  const applied = await hm(['policies', 'apply', '-f', policyFile]);
+  assert.is(applied.status, 0, applied.stderr);
+  assert.is(applied.stdout, 'policy acme/web-from-api applied\n');
+  const policies = await hmJson<{ policies: { name: string; apps: string[] }[] }>(['policies', '--tenant', 'acme']);
+  assert.equal(policies.policies.map((policy) => [policy.name, policy.apps]), [['web-from-api', ['web']]]);
+  const badPolicy = file('bad-policy.yaml', 'name: Bad\n');
+  const refused = await hm(['policies', 'apply', '-f', badPolicy]);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /^hivemind: bad-policy\.yaml: policies\[0\]\.name: must be a name/);
+  assert.is((await hm(['policies', 'delete', 'acme/web-from-api'])).status, 0);
+  assert.is((await hm(['volumes', 'delete', 'acme/data'])).status, 0);
+});
+
+test('history lists the changes, newest first', async () => {
+  const history = await hmJson<{ history: { index: number; command: string; target: string; actor: string }[] }>(['history', '--limit', '100']);
+  const commands = history.history.map((entry) => entry.command);
+  assert.ok(commands.includes('tenant.create'), commands.join(' '));
+  assert.ok(commands.includes('app.deploy'));
+  assert.ok(commands.includes('kv.put'));
+  const indexes = history.history.map((entry) => entry.index);
+  assert.equal(indexes, [...indexes].sort((a, b) => b - a));
+  const short = await hmJson<{ history: unknown[] }>(['history', '-n', '2']);
+  assert.is(short.history.length, 2);
+  const table = await hm(['history', '--limit', '3']);
+  assert.match(table.stdout, /^INDEX\s+TIME\s+ACTOR\s+COMMAND\s+TARGET\s+SUMMARY$/m);
+});
+
+test('--watch --json prints a line per change, woken by a blocking query', async () => {
+  const child = spawn(process.execPath, [BIN, '--addr', agent.address, '--token', agent.token, 'kv', 'get', 'watched', '--watch', '--json'], {
+    cwd: ROOT,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  try {
+    assert.is((await hm(['kv', 'put', 'watched', 'one'])).status, 0);
+    // The watcher may have started before or after the first write; wait for it to show 'one', then change it.
+    await until(() => stdout.includes('"one"'));
+    const started = Date.now();
+    assert.is((await hm(['kv', 'put', 'watched', 'two'])).status, 0);
+    await until(() => stdout.includes('"two"'));
+    assert.ok(Date.now() - started < 5000, 'the change arrived through the blocking query, not a poll');
+    // One line per change; `null` first if the watcher started before the key existed.
+    const values = stdout.trim().split('\n').map((line) => (JSON.parse(line) as { value: string } | null)?.value ?? null);
+    assert.equal(values.filter((value) => value !== null), ['one', 'two']);
+    assert.ok(values.length <= 3, values.join(' '));
+  } finally {
+    child.kill('SIGINT');
+    await exited;
+  }
+});
+
+test('no stack trace reaches the user on any refusal', async () => {
+  for (const args of [['app', 'ghost'], ['tenants', 'delete', 'default'], ['kv', 'get', 'ghost'], ['leave', 'ghost']]) {
+    const result = await hm(args);
+    assert.is(result.status, 1, `${args.join(' ')}: ${result.stderr}`);
+    assert.is(result.stderr.trimEnd().split('\n').length, 1, result.stderr);
+    assert.not.ok(hasStackTrace(result.stderr), result.stderr);
+  }
+});
+
+test('token --rotate: the old token stops working, the new one and the token file work', async () => {
+  const rotated = await runCli(['--addr', agent.address, '--data-dir', agent.dataDir, 'token', '--rotate']);
+  assert.is(rotated.status, 0, rotated.stderr);
+  const fresh = rotated.stdout.trim();
+  assert.match(fresh, /^hm1\.\S+$/);
+  assert.is.not(fresh, agent.token);
+  assert.match(rotated.stderr, /the old token no longer works/);
+  const old = await hm(['status']);
+  assert.is(old.status, 1);
+  assert.match(old.stderr, /^hivemind: .*token/);
+  agent = { ...agent, token: fresh };
+  assert.is((await hm(['status'])).status, 0);
+  // The agent rewrites its token file shortly after the rotation applies.
+  let viaFile = await runCli(['--addr', agent.address, '--data-dir', agent.dataDir, 'status']);
+  for (let attempt = 0; viaFile.status !== 0 && attempt < 50; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    viaFile = await runCli(['--addr', agent.address, '--data-dir', agent.dataDir, 'status']);
+  }
+  assert.is(viaFile.status, 0, viaFile.stderr);
+});
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test.run();

@@ -1,0 +1,174 @@
+/**
+ * The CLI as a user meets it, without a node: help on every command, usage
+ * errors (one line, exit 2), completion scripts, the message when no node is
+ * reachable (exit 1), and no stack trace anywhere.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Command } from 'commander';
+import { buildProgram } from '../program.js';
+import { BIN, closedPort, hasStackTrace, runCli } from './run-cli.js';
+
+/** Every command path of the tree: `[]`, `['tenants']`, `['tenants', 'create']`, ... */
+function commandPaths(command: Command, prefix: string[] = []): string[][] {
+  return [prefix, ...command.commands.flatMap((child) => commandPaths(child, [...prefix, child.name()]))];
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'hivemind-cli-test-'));
+/** A data directory with no token in it, so no test reads a real ./.hivemind. */
+const emptyDataDir = join(scratch, 'data');
+const env = { HIVEMIND_DATA_DIR: emptyDataDir };
+
+test.after(() => rmSync(scratch, { recursive: true, force: true }));
+
+test('--help works on every command, exits 0, and shows usage and the global flags', async () => {
+  const paths = commandPaths(buildProgram());
+  assert.ok(paths.length > 30, `expected the whole tree, got ${paths.length} commands`);
+  const results = await Promise.all(paths.map(async (path) => ({ path, result: await runCli([...path, '--help'], { env }) })));
+  for (const { path, result } of results) {
+    const name = ['hivemind', ...path].join(' ');
+    assert.is(result.status, 0, `${name} --help exited ${result.status}: ${result.stderr}`);
+    assert.ok(result.stdout.startsWith(`Usage: ${name}`), `${name} --help: ${result.stdout.slice(0, 80)}`);
+    assert.is(result.stderr, '', `${name} --help wrote to stderr`);
+    if (path.length > 0) assert.match(result.stdout, /--addr <address>/, `${name} --help lists the global flags`);
+  }
+});
+
+test('--version prints the package version', async () => {
+  const result = await runCli(['--version'], { env });
+  assert.is(result.status, 0);
+  assert.match(result.stdout, /^\d+\.\d+\.\d+/);
+});
+
+const usageCases: [string[], RegExp][] = [
+  [['bogus'], /^hivemind: unknown command 'bogus'/],
+  [['stauts'], /Did you mean status\?/],
+  [['app'], /^hivemind: missing required argument 'name' \(see `hivemind app --help`\)$/],
+  [['scale', 'web', 'three'], /^hivemind: .*'three' is invalid.*whole number/],
+  [['tenants', 'create', 'acme', '--memory', 'lots'], /^hivemind: .*--memory.*'lots' is invalid.*size/],
+  [['tenants', 'update', 'acme'], /^hivemind: give at least one limit/],
+  [['app', 'Bad_Name'], /^hivemind: app "Bad_Name" is not a valid name/],
+  [['app', 'acme/web', '--tenant', 'other'], /names tenant "acme" but --tenant is "other"/],
+  [['deploy'], /^hivemind: required option '-f, --file <file>' not specified/],
+  [['deploy', '-f', '/nonexistent/app.yaml'], /^hivemind: cannot read \/nonexistent\/app.yaml: no such file$/],
+  [['deploy', '-f', 'x.yaml', '--wait', '--detach'], /cannot be used with option '--wait'/],
+  [['status', '--addr', 'ftp://example'], /^hivemind: --addr: "ftp:\/\/example" must be http:\/\/ or https:\/\//],
+  [['volumes', 'create', 'data'], /required option '--size <size>' not specified/],
+  [['kv', 'put', 'k', 'v', '--cas', '-1'], /^hivemind: /],
+  [['completion', 'powershell'], /'powershell' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish/],
+  [['status', 'extra'], /too many arguments/],
+  [['recover'], /--force-new-cluster/],
+];
+
+test('usage errors are one line on stderr and exit 2', async () => {
+  const results = await Promise.all(usageCases.map(async ([args, pattern]) => ({ args, pattern, result: await runCli(args, { env }) })));
+  for (const { args, pattern, result } of results) {
+    const name = args.join(' ');
+    assert.is(result.status, 2, `hivemind ${name} exited ${result.status}: ${result.stderr}`);
+    assert.is(result.stdout, '', `hivemind ${name} wrote to stdout`);
+    const lines = result.stderr.trimEnd().split('\n');
+    assert.is(lines.length, 1, `hivemind ${name}: ${result.stderr}`);
+    assert.match(result.stderr.trimEnd(), pattern, `hivemind ${name}: ${result.stderr}`);
+  }
+});
+
+test('a command group without a subcommand shows its help and exits 2 (kv), or lists (tenants)', async () => {
+  const kv = await runCli(['kv'], { env });
+  assert.is(kv.status, 2);
+  assert.match(kv.stderr, /Usage: hivemind kv/);
+});
+
+test('no node at the address: one line naming the address and what to do, exit 1', async () => {
+  const port = await closedPort();
+  for (const args of [['status'], ['tenants'], ['apps', '--json'], ['kv', 'get', 'a/b'], ['history', '--watch']]) {
+    const result = await runCli(['--addr', `127.0.0.1:${port}`, ...args], { env });
+    assert.is(result.status, 1, `${args.join(' ')}: ${result.stderr}`);
+    assert.is(result.stdout, '');
+    assert.is(
+      result.stderr,
+      `hivemind: cannot reach the node at http://127.0.0.1:${port} (connection refused); is \`hivemind agent\` running? (set --addr or HIVEMIND_ADDR)\n`,
+    );
+  }
+  const viaEnv = await runCli(['nodes'], { env: { ...env, HIVEMIND_ADDR: `http://127.0.0.1:${port}` } });
+  assert.is(viaEnv.status, 1);
+  assert.match(viaEnv.stderr, new RegExp(`node at http://127\\.0\\.0\\.1:${port} \\(connection refused\\)`));
+  assert.not.ok(hasStackTrace(viaEnv.stderr));
+});
+
+test('the default address is the local node on 7070', async () => {
+  const result = await runCli(['status'], { env });
+  // Nothing may listen on 7070 where the tests run; if something does, the request fails differently.
+  if (result.status === 1 && /connection refused/.test(result.stderr)) {
+    assert.match(result.stderr, /node at http:\/\/127\.0\.0\.1:7070 /);
+  }
+  assert.not.ok(hasStackTrace(result.stderr));
+});
+
+test('completion: bash completes commands, subcommands and flags from the tree', async () => {
+  const script = await runCli(['completion', 'bash'], { env });
+  assert.is(script.status, 0);
+  const file = join(scratch, 'hivemind.bash');
+  writeFileSync(file, script.stdout);
+  const syntax = spawnSync('bash', ['-n', file], { encoding: 'utf8' });
+  assert.is(syntax.status, 0, syntax.stderr);
+  const complete = (line: string): string[] => {
+    const words = line.split(' ');
+    const program = [
+      `source ${file}`,
+      `COMP_WORDS=(${words.map((word) => `'${word}'`).join(' ')})`,
+      `COMP_CWORD=${words.length - 1}`,
+      '_hivemind',
+      'printf "%s\\n" "${COMPREPLY[@]}"',
+    ].join('\n');
+    const run = spawnSync('bash', ['-c', program], { encoding: 'utf8' });
+    assert.is(run.status, 0, run.stderr);
+    return run.stdout.split('\n').filter((word) => word !== '');
+  };
+  assert.equal(complete('hivemind ten'), ['tenants']);
+  assert.ok(complete('hivemind ').includes('deploy'));
+  assert.equal(complete('hivemind tenants cr'), ['create']);
+  assert.ok(complete('hivemind tenants create acme --').includes('--memory'));
+  assert.ok(complete('hivemind deploy --').includes('--wait'));
+  assert.ok(complete('hivemind --addr 10.0.0.1:7070 kv ').includes('put'));
+  assert.equal(complete('hivemind deploy -f '), [], 'after -f the shell completes file names');
+});
+
+test('completion: zsh and fish scripts name every command; syntax checked where the shell is installed', async () => {
+  const paths = commandPaths(buildProgram()).filter((path) => path.length > 0);
+  for (const shell of ['zsh', 'fish']) {
+    const script = await runCli(['completion', shell], { env });
+    assert.is(script.status, 0);
+    for (const path of paths) assert.ok(script.stdout.includes(`hivemind ${path.join(' ')}`), `${shell} script lacks ${path.join(' ')}`);
+    const file = join(scratch, `hivemind.${shell}`);
+    writeFileSync(file, script.stdout);
+    const check = spawnSync(shell, ['-n', file], { encoding: 'utf8' });
+    if (check.error === undefined) assert.is(check.status, 0, `${shell} -n: ${check.stderr}`);
+  }
+  const zsh = await runCli(['completion', 'zsh'], { env });
+  assert.match(zsh.stdout, /^#compdef hivemind/);
+  const fish = await runCli(['completion', 'fish'], { env });
+  assert.match(fish.stdout, /^complete -c hivemind -n '__hivemind_at "hivemind deploy"' -l file -s f -r -F /m);
+});
+
+test('bin/hivemind.js says how to build when dist is missing', () => {
+  const copy = join(scratch, 'unbuilt');
+  mkdirSync(join(copy, 'bin'), { recursive: true });
+  copyFileSync(BIN, join(copy, 'bin', 'hivemind.js'));
+  writeFileSync(join(copy, 'package.json'), '{"type":"module"}');
+  const run = spawnSync(process.execPath, [join(copy, 'bin', 'hivemind.js'), 'status'], { encoding: 'utf8' });
+  assert.is(run.status, 1);
+  assert.is(run.stderr, 'hivemind is not built: run `npm run build` first\n');
+});
+
+test('secrets set refuses an over-long value before sending anything', async () => {
+  const port = await closedPort();
+  const result = await runCli(['--addr', `127.0.0.1:${port}`, 'secrets', 'set', 'big'], { env, input: 'x'.repeat(70 * 1024) });
+  assert.is(result.status, 2);
+  assert.match(result.stderr, /^hivemind: the value of secret default\/big on stdin is more than 65536 bytes\n$/);
+});
+
+test.run();
