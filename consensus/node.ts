@@ -669,15 +669,24 @@ export class RaftNode {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
     if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
+    let written: Promise<void> | undefined;
     if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
       const write: StorageWrite = { entries: ready.entries };
       if (ready.hardState !== undefined) write.hardState = ready.hardState;
       if (ready.snapshot !== undefined) write.snapshot = ready.snapshot;
-      await this.storage.persist(write, ready.mustSync);
+      written = this.storage.persist(write, ready.mustSync);
+      // Awaited below; a rejection is handled there, not reported as unhandled meanwhile.
+      written.catch(() => undefined);
     }
+    // Committed entries are already on a quorum's disks: apply them while this
+    // node's own write is in flight (as etcd does), so a proposer hears its
+    // answer one fsync sooner. A snapshot from the leader must be installed first.
+    const applyEarly = ready.snapshot === undefined;
+    if (applyEarly) this.applyEntries(ready.committedEntries);
+    if (written !== undefined) await written;
     if (ready.messages.length > 0) this.transport.send(ready.messages);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
-    this.applyEntries(ready.committedEntries);
+    if (!applyEarly) this.applyEntries(ready.committedEntries);
     for (const read of ready.readStates) this.readStateArrived(read);
     raw.advance(ready);
     this.releaseReads();

@@ -154,8 +154,10 @@ export interface ReadState {
  *    replaces every stored entry at index >= i), then `hardState` (if any), as
  *    one atomic write, synced to disk when `mustSync` is true.
  * 3. Only after that write is durable, send `messages`.
- * 4. If `snapshot` is set, restore the state machine from it. Then apply
- *    `committedEntries` in order.
+ * 4. If `snapshot` is set, restore the state machine from it (after step 2).
+ *    Apply `committedEntries` in order. They are committed, so already on a
+ *    quorum's disks: without a snapshot they may be applied while step 2 is
+ *    still in flight.
  * 5. Serve reads in `readStates` once the applied index reaches their index.
  */
 export interface Ready {

@@ -270,6 +270,8 @@ export class World {
     const ready = raw.ready();
     this.observeReady(node, ready);
     this.sendAll(ready.messagesEarly);
+    // Like the real driver: committed entries are applied while the write is in flight.
+    if (!ready.snapshot) for (const entry of ready.committedEntries) this.apply(node, entry);
     node.busy = true;
     const generation = node.generation;
     const latency = this.random.chance(0.05) ? 5 + this.random.below(20) : 1 + this.random.below(2);
@@ -295,7 +297,7 @@ export class World {
       node.register = decodeRegister(ready.snapshot.data);
       node.appliedIndex = ready.snapshot.meta.index;
     }
-    for (const entry of ready.committedEntries) this.apply(node, entry);
+    if (ready.snapshot) for (const entry of ready.committedEntries) this.apply(node, entry);
     for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
     node.raw!.advance(ready);
     node.busy = false;
