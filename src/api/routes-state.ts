@@ -113,9 +113,10 @@ const appRoutes: Route[] = [
           warnings: parsed.warnings,
         });
       }
-      const commands: Command[] = parsed.apps.map((spec) => ({ type: 'app.deploy', spec }));
+      // One command for the whole file: every app deploys, or none does.
+      const commands: Command[] = [{ type: 'app.deploy-many', specs: parsed.apps }];
       return context.commit(commands, (results) => ({
-        apps: results.map((result) => (result.ok ? result.value : undefined)),
+        apps: results.flatMap((result) => (result.ok ? (result.value as { apps: unknown[] }).apps : [])),
         warnings: parsed.warnings,
       }));
     },

@@ -17,13 +17,15 @@
  * earlier spec comes back whole, replicas included).
  */
 import { assert } from '../../consensus/core/assert.js';
-import { ErrorCode, type StateError } from './errors.js';
+import { ErrorCode, stateError, type StateError } from './errors.js';
+import { decodeState, encodeState } from './snapshot.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
 import {
   adoptTenant,
   currentSpec,
   limitProblem,
   lookupTenant,
+  refuse,
   tenantKey,
   type ApplyContext,
   type ClusterState,
@@ -55,6 +57,48 @@ export function planAppDeploy(state: ClusterState, command: CommandOf<'app.deplo
     field: (path) => `spec.${path}`,
     summary: (version) => `deployed version ${version} (${describeSpec(spec)})`,
   });
+}
+
+/**
+ * All the apps of one file, or none. Each deploy is planned and committed on a
+ * scratch copy of the state, in order, so later apps see the quota the earlier
+ * ones use; only if every one passes are they committed to the real state
+ * (the same steps again, so the same outcome).
+ */
+export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.deploy-many'>, context: ApplyContext): Plan {
+  const names = new Set<string>();
+  for (const [position, spec] of command.specs.entries()) {
+    const key = tenantKey(spec.tenant, spec.name);
+    if (names.has(key)) return refuse('invalid-argument', `app "${spec.name}" of tenant "${spec.tenant}" appears twice`, `specs[${position}].name`);
+    names.add(key);
+  }
+  const scratch = decodeState(encodeState(state));
+  for (const [position, spec] of command.specs.entries()) {
+    const plan = planAppDeploy(scratch, { type: 'app.deploy', spec }, context);
+    if (!plan.ok) {
+      const field = plan.error.field === undefined ? `specs[${position}]` : `specs[${position}].${plan.error.field.replace(/^spec\./, '')}`;
+      const others = command.specs.length - 1;
+      const message = others > 0 ? `${plan.error.message}; none of the ${command.specs.length} apps was deployed` : plan.error.message;
+      return { ok: false, error: stateError(plan.error.code, message, field) };
+    }
+    plan.commit();
+  }
+  return {
+    ok: true,
+    commit: () => {
+      const deployed: unknown[] = [];
+      const summaries: string[] = [];
+      for (const spec of command.specs) {
+        const plan = planAppDeploy(state, { type: 'app.deploy', spec }, context);
+        assert(plan.ok, `deploy of ${spec.name} passed on the scratch state but not on the real one`);
+        const outcome = plan.commit();
+        deployed.push(outcome.value);
+        if (outcome.history) summaries.push(`${outcome.history.target}: ${outcome.history.summary}`);
+      }
+      const targets = command.specs.map((spec) => `${spec.tenant}/${spec.name}`);
+      return { value: { apps: deployed }, history: { target: `apps ${targets.join(', ')}`, summary: summaries.join('; ') } };
+    },
+  };
 }
 
 function describeSpec(spec: AppSpec): string {

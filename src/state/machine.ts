@@ -19,7 +19,7 @@
  * commands, node heartbeats and instance status reports are not recorded.
  */
 import { assert } from '../../consensus/core/assert.js';
-import { planAppDelete, planAppDeploy, planAppRollback, planAppScale } from './apply-apps.js';
+import { planAppDelete, planAppDeploy, planAppDeployMany, planAppRollback, planAppScale } from './apply-apps.js';
 import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
 import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
@@ -55,6 +55,7 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'tenant.update': planTenantUpdate,
   'tenant.delete': planTenantDelete,
   'app.deploy': planAppDeploy,
+  'app.deploy-many': planAppDeployMany,
   'app.scale': planAppScale,
   'app.rollback': planAppRollback,
   'app.delete': planAppDelete,

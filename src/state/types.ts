@@ -269,6 +269,8 @@ export type Command =
   | { type: 'tenant.update'; name: string; quota: Quota }
   | { type: 'tenant.delete'; name: string }
   | { type: 'app.deploy'; spec: AppSpec }
+  /** Deploys every app of one app file, all or none: one refusal refuses them all. */
+  | { type: 'app.deploy-many'; specs: AppSpec[] }
   | { type: 'app.scale'; tenant: string; name: string; replicas: number }
   | { type: 'app.rollback'; tenant: string; name: string; toVersion?: number }
   | { type: 'app.delete'; tenant: string; name: string }

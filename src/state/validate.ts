@@ -58,6 +58,8 @@ export const LIMITS = {
   /** The sealed join token, tag included. */
   tokenSealedBytesMax: 1024,
   replicasMax: 10_000,
+  /** Apps in one app file's atomic deploy. */
+  appsPerDeployMax: 100,
   /** Instance placements or status updates in one command. */
   batchItemsMax: 10_000,
   /** An instance or node id, a request id. */
@@ -263,6 +265,10 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
   'tenant.update': object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota }),
   'tenant.delete': object<CommandOf<'tenant.delete'>>({ type: oneOf(['tenant.delete']), name }),
   'app.deploy': object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
+  'app.deploy-many': object<CommandOf<'app.deploy-many'>>({
+    type: oneOf(['app.deploy-many']),
+    specs: list(appSpec, { min: 1, max: LIMITS.appsPerDeployMax }),
+  }),
   'app.scale': object<CommandOf<'app.scale'>>({
     type: oneOf(['app.scale']),
     tenant: name,

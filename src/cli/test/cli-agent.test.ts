@@ -221,7 +221,7 @@ test('history lists the changes, newest first', async () => {
   const history = await hmJson<{ history: { index: number; command: string; target: string; actor: string }[] }>(['history', '--limit', '100']);
   const commands = history.history.map((entry) => entry.command);
   assert.ok(commands.includes('tenant.create'), commands.join(' '));
-  assert.ok(commands.includes('app.deploy'));
+  assert.ok(commands.includes('app.deploy-many'), commands.join(' '));
   assert.ok(commands.includes('kv.put'));
   const indexes = history.history.map((entry) => entry.index);
   assert.equal(indexes, [...indexes].sort((a, b) => b - a));

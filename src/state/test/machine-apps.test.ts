@@ -260,4 +260,30 @@ test('check runs the same checks as apply and changes nothing', () => {
   );
 });
 
+test('app.deploy-many deploys every app of a file, or none', () => {
+  const driver = new Driver();
+  // Two apps of 2 replicas x 256 MiB reserved: 1 GiB in all; the quota allows 768 MiB.
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: { memoryBytes: 768 * MiB } });
+  const web = appSpec({ tenant: 'acme', name: 'web' });
+  const api = appSpec({ tenant: 'acme', name: 'api', ports: [] });
+  const refused = driver.refused({ type: 'app.deploy-many', specs: [web, api] });
+  assert.is(refused.code, 'quota-exceeded');
+  assert.is(refused.field, 'specs[1].reservations.memoryBytes');
+  assert.ok(refused.message.includes('none of the 2 apps was deployed'), refused.message);
+  assert.equal(driver.machine.apps('acme'), []);
+  assert.equal(driver.machine.instances({ tenant: 'acme' }), []);
+
+  driver.ok({ type: 'tenant.update', name: 'acme', quota: { memoryBytes: GiB } });
+  const deployed = driver.ok({ type: 'app.deploy-many', specs: [web, api] });
+  assert.equal(deployed.value, {
+    apps: [
+      { tenant: 'acme', name: 'web', version: 1, replicas: 2 },
+      { tenant: 'acme', name: 'api', version: 1, replicas: 2 },
+    ],
+  });
+  assert.is(driver.machine.instances({ tenant: 'acme' }).length, 4);
+  const twice = driver.refused({ type: 'app.deploy-many', specs: [web, web] });
+  assert.equal([twice.code, twice.field], ['invalid-argument', 'specs[1].name']);
+});
+
 test.run();
