@@ -6,6 +6,9 @@ import type { BenchCluster, MemberStatus } from './cluster.js';
 import { freePorts, killAndWait, logTail, type Resources } from './processes.js';
 import { makeClient, repositoryRoot, unaryCall, type ServiceSpec } from './rpc.js';
 
+/** Log entries between snapshots: etcd 3.4's default snapshot count, for a like-for-like run. */
+const SNAPSHOT_EVERY_ENTRIES = 100_000;
+
 /** Hivemind's client service (proto/kv.proto). */
 const kvService: ServiceSpec = { protoPath: 'proto/kv.proto', service: 'hivemind.kv.KV' };
 /** The compiled server `npx tsc -b` builds from consensus/server/main.ts. */
@@ -58,7 +61,7 @@ export class HivemindCluster implements BenchCluster {
     this.timingSettings =
       `tick ${tickMs} ms, heartbeat ${heartbeatTicks} tick (${heartbeatTicks * tickMs} ms), ` +
       `election timeout ${electionTicks}-${2 * electionTicks} ticks (${electionTicks * tickMs}-${2 * electionTicks * tickMs} ms), ` +
-      'pre-vote, check-quorum, snapshot every 10000 entries (server default)';
+      `pre-vote, check-quorum, snapshot every ${SNAPSHOT_EVERY_ENTRIES} entries (as etcd's default)`;
   }
 
   async start(): Promise<void> {
@@ -128,6 +131,8 @@ export class HivemindCluster implements BenchCluster {
       ...['--peer-listen', member.peerAddress, '--client-listen', member.clientAddress],
       ...['--cluster', cluster, '--tick-ms', String(this.options.tickMs)],
       ...['--election-ticks', String(this.options.electionTicks), '--heartbeat-ticks', String(this.options.heartbeatTicks)],
+      // The same snapshot interval as etcd's default (--snapshot-count 100000), so both pay alike.
+      ...['--snapshot-every', String(SNAPSHOT_EVERY_ENTRIES)],
     ];
     const child = this.options.resources.spawn({ command: process.execPath, args, logPath: member.logPath, pipeStdout: true });
     member.process = child;
