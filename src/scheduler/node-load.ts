@@ -1,0 +1,214 @@
+/**
+ * What each node carries, and whether one more instance fits on it: the
+ * bookkeeping shared by placement and preemption. Pure: no Node API.
+ *
+ * An instance counts against its node while it may still hold resources: it
+ * is meant to run, or it has not yet reported a terminal state. An instance
+ * on a node that is not `up` (or that no longer exists) counts nowhere: the
+ * scheduler places it again.
+ */
+import { assert } from '../../consensus/core/assert.js';
+import { instanceResources } from '../state/quota.js';
+import type { App, AppSpec, Instance, InstanceState, NodeRecord } from '../state/types.js';
+import { brokenConstraint, type Constraint } from './constraints.js';
+
+/** The cluster as the scheduler reads it; the caller owns the arrays, which are never changed. */
+export interface ClusterView {
+  nodes: readonly NodeRecord[];
+  instances: readonly Instance[];
+  /** Apps with their versions; an instance's spec is its version's, else the app's newest. */
+  apps: readonly App[];
+}
+
+/** One instance as it weighs on a node. Ports are `PORT/PROTOCOL`, published ports only. */
+export interface Resident {
+  id: string;
+  /** `tenant/app`. */
+  appKey: string;
+  priority: number;
+  cpuMillis: number;
+  memoryBytes: number;
+  ports: string[];
+}
+
+/** What an instance to place asks of a node. */
+export interface Demand extends Resident {
+  app: string;
+  tenant: string;
+  constraints: Constraint[];
+  /** Absent: no limit. */
+  maxPerNode?: number;
+}
+
+/** One node's load. Invariant: the sums and maps equal the fold of `residents`. */
+export interface NodeLoad {
+  node: NodeRecord;
+  cpuMillis: number;
+  memoryBytes: number;
+  /** `PORT/PROTOCOL` → id of the resident that publishes it. */
+  ports: Map<string, string>;
+  /** `tenant/app` → how many of its instances are here. */
+  appCounts: Map<string, number>;
+  residents: Resident[];
+}
+
+/** Why a node cannot take an instance; placement aggregates these into reasons. */
+export type Misfit =
+  | { kind: 'status'; status: NodeRecord['status'] }
+  | { kind: 'constraint'; text: string }
+  | { kind: 'max-per-node'; app: string; max: number }
+  | { kind: 'port'; port: string }
+  | { kind: 'memory'; needsBytes: number; freeBytes: number }
+  | { kind: 'cpu'; needsMillis: number; freeMillis: number };
+
+const terminalStates: ReadonlySet<InstanceState> = new Set(['exited', 'oom-killed', 'failed', 'stopped']);
+
+/** `tenant/app`, the key apps and instances are matched by. */
+export function appKey(tenant: string, app: string): string {
+  return `${tenant}/${app}`;
+}
+
+/** The apps of `view` by `appKey`. */
+export function appsByKey(apps: readonly App[]): Map<string, App> {
+  return new Map(apps.map((app) => [appKey(app.tenant, app.name), app]));
+}
+
+/** The spec `instance` runs: its own version's when still kept, else the app's newest; undefined without an app. */
+export function specOf(instance: Instance, apps: Map<string, App>): AppSpec | undefined {
+  const app = apps.get(appKey(instance.tenant, instance.app));
+  if (app === undefined) return undefined;
+  const own = app.versions.find((version) => version.version === instance.version);
+  return (own ?? app.versions[app.versions.length - 1])?.spec;
+}
+
+/** An app's priority; 0 when unset. */
+export function priorityOf(spec: AppSpec): number {
+  return spec.hivemind.priority ?? 0;
+}
+
+/** What `instance` of `spec` weighs on a node. */
+export function residentOf(instance: Instance, spec: AppSpec): Resident {
+  const resources = instanceResources(spec);
+  const ports = spec.ports.filter((port) => port.published !== undefined).map((port) => `${port.published}/${port.protocol}`);
+  return { id: instance.id, appKey: appKey(instance.tenant, instance.app), priority: priorityOf(spec), ...resources, ports };
+}
+
+/** What placing `instance` of `spec` asks; `constraints` are already parsed. */
+export function demandOf(instance: Instance, spec: AppSpec, constraints: Constraint[]): Demand {
+  const demand: Demand = { ...residentOf(instance, spec), app: instance.app, tenant: instance.tenant, constraints };
+  if (spec.hivemind.maxPerNode !== undefined && spec.hivemind.maxPerNode > 0) demand.maxPerNode = spec.hivemind.maxPerNode;
+  return demand;
+}
+
+/** Whether `instance` still holds resources on its node. */
+export function holdsResources(instance: Instance): boolean {
+  return instance.desired === 'running' || !terminalStates.has(instance.status.state);
+}
+
+/** An empty load for `node`. */
+export function emptyLoad(node: NodeRecord): NodeLoad {
+  return { node, cpuMillis: 0, memoryBytes: 0, ports: new Map(), appCounts: new Map(), residents: [] };
+}
+
+/** Adds `resident` to `load`, in place. */
+export function addResident(load: NodeLoad, resident: Resident): void {
+  load.cpuMillis += resident.cpuMillis;
+  load.memoryBytes += resident.memoryBytes;
+  // Two residents publishing one port is a state the scheduler never makes; keep the first owner.
+  for (const port of resident.ports) if (!load.ports.has(port)) load.ports.set(port, resident.id);
+  load.appCounts.set(resident.appKey, (load.appCounts.get(resident.appKey) ?? 0) + 1);
+  load.residents.push(resident);
+}
+
+/**
+ * The load of every node by id (nodes in any status), from the instances
+ * that hold resources on an `up` node. Node ids must be unique.
+ */
+export function buildLoads(view: ClusterView, apps: Map<string, App>): Map<string, NodeLoad> {
+  const loads = new Map<string, NodeLoad>();
+  for (const node of view.nodes) {
+    assert(!loads.has(node.id), `node ${JSON.stringify(node.id)} is listed twice`);
+    loads.set(node.id, emptyLoad(node));
+  }
+  for (const instance of view.instances) {
+    if (instance.node === undefined || !holdsResources(instance)) continue;
+    const load = loads.get(instance.node);
+    if (load === undefined || load.node.status !== 'up') continue;
+    const spec = specOf(instance, apps);
+    if (spec === undefined) continue;
+    addResident(load, residentOf(instance, spec));
+  }
+  return loads;
+}
+
+/** Free CPU (thousandths of a core) on `load`'s node; Infinity when it declares none. */
+export function freeCpuMillis(load: NodeLoad): number {
+  const capacity = load.node.resources.cpuMillis;
+  return capacity === undefined ? Infinity : capacity - load.cpuMillis;
+}
+
+/** Free memory (bytes) on `load`'s node; Infinity when it declares none. */
+export function freeMemoryBytes(load: NodeLoad): number {
+  const capacity = load.node.resources.memoryBytes;
+  return capacity === undefined ? Infinity : capacity - load.memoryBytes;
+}
+
+/**
+ * The first reason `load`'s node cannot take `demand`, or undefined when it
+ * fits. Checks run cheapest and most telling first: status, constraints,
+ * maxPerNode, ports, memory, CPU.
+ */
+export function misfit(load: NodeLoad, demand: Demand): Misfit | undefined {
+  if (load.node.status !== 'up') return { kind: 'status', status: load.node.status };
+  const broken = brokenConstraint(demand.constraints, load.node);
+  if (broken !== undefined) return { kind: 'constraint', text: broken.text };
+  if (demand.maxPerNode !== undefined && (load.appCounts.get(demand.appKey) ?? 0) >= demand.maxPerNode) {
+    return { kind: 'max-per-node', app: demand.app, max: demand.maxPerNode };
+  }
+  const taken = demand.ports.find((port) => load.ports.has(port));
+  if (taken !== undefined) return { kind: 'port', port: taken };
+  const freeBytes = freeMemoryBytes(load);
+  if (demand.memoryBytes > freeBytes) return { kind: 'memory', needsBytes: demand.memoryBytes, freeBytes: Math.max(0, freeBytes) };
+  const freeMillis = freeCpuMillis(load);
+  if (demand.cpuMillis > freeMillis) return { kind: 'cpu', needsMillis: demand.cpuMillis, freeMillis: Math.max(0, freeMillis) };
+  return undefined;
+}
+
+/**
+ * How full `load`'s node would be with `extra` added, in millionths, summed
+ * over the resources it declares (0..2,000,000). An integer, so that equal
+ * loads compare equal on every platform.
+ */
+export function fullnessPpm(load: NodeLoad, extra: { cpuMillis: number; memoryBytes: number }): number {
+  let total = 0;
+  const { cpuMillis, memoryBytes } = load.node.resources;
+  if (cpuMillis !== undefined && cpuMillis > 0) total += Math.round(((load.cpuMillis + extra.cpuMillis) / cpuMillis) * 1e6);
+  if (memoryBytes !== undefined && memoryBytes > 0) total += Math.round(((load.memoryBytes + extra.memoryBytes) / memoryBytes) * 1e6);
+  return total;
+}
+
+/** A 32-bit hash of `seed` and `parts`: FNV-1a, then a SplitMix finalizer. Ties between nodes break on it. */
+export function tieHash(seed: number, ...parts: string[]): number {
+  let hash = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;
+  for (const part of parts) {
+    for (let index = 0; index < part.length; index++) hash = Math.imul(hash ^ part.charCodeAt(index), 0x01000193) >>> 0;
+    hash = Math.imul(hash ^ 0xff, 0x01000193) >>> 0;
+  }
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b) >>> 0;
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35) >>> 0;
+  return (hash ^ (hash >>> 16)) >>> 0;
+}
+
+/** Compares strings by code unit, independent of locale. */
+export function compareText(left: string, right: string): number {
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
+/** Compares score tuples element by element; lower is better. */
+export function compareScores(left: readonly number[], right: readonly number[]): number {
+  for (let index = 0; index < left.length; index++) {
+    const difference = (left[index] ?? 0) - (right[index] ?? 0);
+    if (difference !== 0) return difference;
+  }
+  return 0;
+}

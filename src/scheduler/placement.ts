@@ -1,0 +1,212 @@
+/**
+ * Placement: which node each unplaced instance goes to. Deterministic and
+ * pure (no clock, no randomness, no I/O): the same input gives the same plan,
+ * and the seed only changes how ties between equally good nodes break. The
+ * leader's scheduler turns the plan into an `instance.place` command.
+ *
+ * Every node is filtered (status, constraints, maxPerNode, host ports,
+ * memory, CPU), counting what this round has already placed, then the nodes
+ * that fit are scored:
+ * - `spread`: fewest instances of the same app first, then the emptiest node;
+ * - `binpack`: the fullest node after placement first (Nomad's best fit).
+ * Instances are placed highest priority first, then by tenant, app, slot, id.
+ */
+import { formatBytes, formatCpu } from '../state/errors.js';
+import type { App, Instance, NodeRecord } from '../state/types.js';
+import { parseConstraints } from './constraints.js';
+import {
+  addResident,
+  appsByKey,
+  buildLoads,
+  compareScores,
+  compareText,
+  demandOf,
+  fullnessPpm,
+  misfit,
+  priorityOf,
+  specOf,
+  tieHash,
+  type Demand,
+  type Misfit,
+  type NodeLoad,
+} from './node-load.js';
+
+/** How nodes that fit are ranked. */
+export type PlacementStrategy = 'spread' | 'binpack';
+
+export interface PlacementInput {
+  nodes: readonly NodeRecord[];
+  instances: readonly Instance[];
+  apps: readonly App[];
+  strategy: PlacementStrategy;
+  /** Breaks ties between equally scored nodes; any 32-bit integer. */
+  seed: number;
+}
+
+/** One reason nodes refused an instance, and on how many nodes. */
+export interface UnplaceableReason {
+  count: number;
+  /** Without the count: "not enough memory (needs 512 MiB, 256 MiB free at most)". */
+  reason: string;
+}
+
+export interface Unplaceable {
+  id: string;
+  app: string;
+  tenant: string;
+  /** Most nodes first, then by text. The counts sum to the number of nodes (one reason per node). */
+  reasons: UnplaceableReason[];
+}
+
+export interface PlacementPlan {
+  /** In the order they were decided. */
+  placements: { id: string; node: string }[];
+  unplaceable: Unplaceable[];
+}
+
+/**
+ * Plans a node for every instance that is meant to run and has no node, or
+ * sits on a node that is not `up` (or no longer exists). Instances placed
+ * earlier in the plan count against their node for the later ones.
+ */
+export function planPlacements(input: PlacementInput): PlacementPlan {
+  const apps = appsByKey(input.apps);
+  const loads = buildLoads(input, apps);
+  const nodeLoads = [...loads.values()].sort((left, right) => compareText(left.node.id, right.node.id));
+  const plan: PlacementPlan = { placements: [], unplaceable: [] };
+  for (const pending of pendingInstances(input.instances, loads, apps)) {
+    const identity = { id: pending.instance.id, app: pending.instance.app, tenant: pending.instance.tenant };
+    if (pending.spec === undefined) {
+      plan.unplaceable.push({ ...identity, reasons: [{ count: 0, reason: `app "${pending.instance.app}" of tenant "${pending.instance.tenant}" does not exist` }] });
+      continue;
+    }
+    const parsed = parseConstraints(pending.spec.constraints);
+    if (!parsed.ok) {
+      plan.unplaceable.push({ ...identity, reasons: [{ count: nodeLoads.length, reason: parsed.error.message }] });
+      continue;
+    }
+    const demand = demandOf(pending.instance, pending.spec, parsed.constraints);
+    const chosen = chooseNode(nodeLoads, demand, input);
+    if (chosen.ok) {
+      addResident(chosen.load, demand);
+      plan.placements.push({ id: demand.id, node: chosen.load.node.id });
+    } else {
+      plan.unplaceable.push({ ...identity, reasons: chosen.reasons });
+    }
+  }
+  return plan;
+}
+
+/** Formats reasons as lines like "3 nodes: not enough memory (...)". */
+export function formatReasons(reasons: readonly UnplaceableReason[]): string[] {
+  return reasons.map((reason) => `${reason.count} ${reason.count === 1 ? 'node' : 'nodes'}: ${reason.reason}`);
+}
+
+interface Pending {
+  instance: Instance;
+  spec: ReturnType<typeof specOf>;
+  priority: number;
+}
+
+function pendingInstances(instances: readonly Instance[], loads: Map<string, NodeLoad>, apps: Map<string, App>): Pending[] {
+  const pending: Pending[] = [];
+  for (const instance of instances) {
+    if (instance.desired !== 'running') continue;
+    if (instance.node !== undefined && loads.get(instance.node)?.node.status === 'up') continue;
+    const spec = specOf(instance, apps);
+    pending.push({ instance, spec, priority: spec === undefined ? 0 : priorityOf(spec) });
+  }
+  return pending.sort(
+    (left, right) =>
+      right.priority - left.priority ||
+      compareText(left.instance.tenant, right.instance.tenant) ||
+      compareText(left.instance.app, right.instance.app) ||
+      left.instance.slot - right.instance.slot ||
+      compareText(left.instance.id, right.instance.id),
+  );
+}
+
+type Choice = { ok: true; load: NodeLoad } | { ok: false; reasons: UnplaceableReason[] };
+
+function chooseNode(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput): Choice {
+  let best: { load: NodeLoad; score: number[] } | undefined;
+  const misfits: Misfit[] = [];
+  for (const load of loads) {
+    const refused = misfit(load, demand);
+    if (refused !== undefined) {
+      misfits.push(refused);
+      continue;
+    }
+    const score = scoreNode(load, demand, input);
+    if (best === undefined || compareScores(score, best.score) < 0) best = { load, score };
+  }
+  if (best !== undefined) return { ok: true, load: best.load };
+  return { ok: false, reasons: aggregate(misfits, loads.length) };
+}
+
+/** Lower is better, compared element by element; the last element is the tie hash. */
+function scoreNode(load: NodeLoad, demand: Demand, input: PlacementInput): number[] {
+  const tie = tieHash(input.seed, demand.id, load.node.id);
+  const fullness = fullnessPpm(load, demand);
+  if (input.strategy === 'binpack') return [-fullness, tie];
+  return [load.appCounts.get(demand.appKey) ?? 0, fullness, tie];
+}
+
+
+interface Bucket {
+  count: number;
+  misfit: Misfit;
+  /** For memory and CPU: the most free on any node of the bucket. */
+  mostFree: number;
+}
+
+function aggregate(misfits: readonly Misfit[], nodeCount: number): UnplaceableReason[] {
+  if (nodeCount === 0) return [{ count: 0, reason: 'no nodes in the cluster' }];
+  const buckets = new Map<string, Bucket>();
+  for (const refused of misfits) {
+    const key = bucketKey(refused);
+    const free = refused.kind === 'memory' ? refused.freeBytes : refused.kind === 'cpu' ? refused.freeMillis : 0;
+    const bucket = buckets.get(key);
+    if (bucket === undefined) buckets.set(key, { count: 1, misfit: refused, mostFree: free });
+    else {
+      bucket.count++;
+      bucket.mostFree = Math.max(bucket.mostFree, free);
+    }
+  }
+  return [...buckets.values()]
+    .map((bucket) => ({ count: bucket.count, reason: describe(bucket) }))
+    .sort((left, right) => right.count - left.count || compareText(left.reason, right.reason));
+}
+
+function bucketKey(refused: Misfit): string {
+  switch (refused.kind) {
+    case 'status':
+      return `status ${refused.status}`;
+    case 'constraint':
+      return `constraint ${refused.text}`;
+    case 'port':
+      return `port ${refused.port}`;
+    case 'max-per-node':
+    case 'memory':
+    case 'cpu':
+      return refused.kind;
+  }
+}
+
+function describe(bucket: Bucket): string {
+  const refused = bucket.misfit;
+  switch (refused.kind) {
+    case 'status':
+      return refused.status === 'left' ? 'left the cluster' : refused.status;
+    case 'constraint':
+      return `constraint ${refused.text}`;
+    case 'port':
+      return `host port ${refused.port} already published`;
+    case 'max-per-node':
+      return `already ${refused.max} ${refused.max === 1 ? 'instance' : 'instances'} of "${refused.app}" (max ${refused.max} per node)`;
+    case 'memory':
+      return `not enough memory (needs ${formatBytes(refused.needsBytes)}, ${formatBytes(bucket.mostFree)} free at most)`;
+    case 'cpu':
+      return `not enough CPU (needs ${formatCpu(refused.needsMillis)}, ${formatCpu(bucket.mostFree)} free at most)`;
+  }
+}

@@ -1,0 +1,53 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { constraintHolds, parseConstraint } from '../constraints.js';
+import { node } from './fixtures.js';
+
+function parsed(text: string) {
+  const result = parseConstraint(text);
+  if (!result.ok) throw new Error(result.error.message);
+  return result.constraint;
+}
+
+test('labels: == and != against present and missing labels', () => {
+  const zoneA = node('n1', { labels: { zone: 'a' } });
+  const bare = node('n2');
+  assert.ok(constraintHolds(parsed('node.labels.zone == a'), zoneA));
+  assert.not.ok(constraintHolds(parsed('node.labels.zone == b'), zoneA));
+  assert.not.ok(constraintHolds(parsed('node.labels.zone == a'), bare));
+  assert.ok(constraintHolds(parsed('node.labels.zone != b'), zoneA));
+  assert.ok(constraintHolds(parsed('node.labels.zone != a'), bare));
+});
+
+test('node.id, node.hostname and node.role', () => {
+  const n1 = node('n1', { role: 'learner' });
+  assert.ok(constraintHolds(parsed('node.id == n1'), n1));
+  assert.ok(constraintHolds(parsed('node.hostname != n2'), n1));
+  assert.not.ok(constraintHolds(parsed('node.hostname == n2'), n1));
+  assert.ok(constraintHolds(parsed('node.role == learner'), n1));
+});
+
+test('whitespace is normalized and values may hold spaces', () => {
+  const constraint = parsed('  node.labels.rack==r 1 ');
+  assert.is(constraint.text, 'node.labels.rack == r 1');
+  assert.ok(constraintHolds(constraint, node('n1', { labels: { rack: 'r 1' } })));
+});
+
+test('malformed constraints get clear errors', () => {
+  for (const [text, fragment] of [
+    ['node.labels.zone = a', 'is malformed'],
+    ['node.labels.zone ==', 'is malformed'],
+    ['', 'is malformed'],
+    ['engine.labels.os == linux', 'does not know; use node.id'],
+    ['node.labels. == a', 'does not know'],
+  ] as const) {
+    const result = parseConstraint(text);
+    assert.not.ok(result.ok, text);
+    if (!result.ok) {
+      assert.is(result.error.code, 'invalid-constraint');
+      assert.ok(result.error.message.includes(fragment), `${text}: ${result.error.message}`);
+    }
+  }
+});
+
+test.run();
