@@ -75,6 +75,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from within the current election timeout (check-quorum). */
   recentActive = false;
+  /** A learner's copy never counts toward a quorum. */
+  learner: boolean;
   readonly inflights: Inflights;
 
   constructor(options: { next: number; learner: boolean; inflightMessagesMax: number; inflightBytesMax: number }) {
@@ -82,8 +84,6 @@ export class Progress {
     this.learner = options.learner;
     this.inflights = new Inflights(options.inflightMessagesMax, options.inflightBytesMax);
   }
-
-  learner: boolean;
 
   becomeProbe(): void {
     if (this.state === ProgressState.Snapshot) {

@@ -1,5 +1,5 @@
 import { assert } from './assert.js';
-import { applyChange, isMember, isVoter, members, quorumIndex, quorumSize, tallyVotes, VoteOutcome } from './config.js';
+import { applyChange, isVoter, members, quorumIndex, quorumSize, tallyVotes, VoteOutcome } from './config.js';
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
 import {
@@ -859,10 +859,6 @@ export class Raft {
   /** The configuration at `index`, for building snapshot metadata. */
   configAt(index: number): ClusterConfig {
     return this.log.configAt(index).config;
-  }
-
-  isMember(id: NodeId): boolean {
-    return isMember(this.config, id);
   }
 
   status(): Status {

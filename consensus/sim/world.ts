@@ -14,7 +14,7 @@ import {
   type Ready,
   type Snapshot,
 } from '../core/types.js';
-import { SafetyChecker, entryKey } from './checker.js';
+import { SafetyChecker } from './checker.js';
 import { EventQueue } from './event-queue.js';
 
 const encoder = new TextEncoder();
@@ -681,4 +681,3 @@ export function runSeed(seed: number, overrides: Partial<WorldSettings> = {}): R
   return new World({ ...settingsForSeed(seed), ...overrides }).run();
 }
 
-export { entryKey };

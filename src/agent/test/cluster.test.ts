@@ -16,16 +16,7 @@ test.after(async () => {
   await cluster.cleanup();
 });
 
-function withLogs<T>(body: () => Promise<T>): () => Promise<T> {
-  return async () => {
-    try {
-      return await body();
-    } catch (error) {
-      console.error(cluster.logs());
-      throw error;
-    }
-  };
-}
+const withLogs = cluster.withLogs.bind(cluster);
 
 test('bootstrap one node, join two: three voters', withLogs(async () => {
   const n1 = await cluster.bootstrap('n1');

@@ -232,6 +232,18 @@ export class TestCluster {
     return [...this.nodes.values()].map((node) => node.logTail()).join('\n');
   }
 
+  /** Wraps a test body so that a failure prints every node's recent log first. */
+  withLogs<T>(body: () => Promise<T>): () => Promise<T> {
+    return async () => {
+      try {
+        return await body();
+      } catch (error) {
+        console.error(this.logs());
+        throw error;
+      }
+    };
+  }
+
   async cleanup(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((node) => node.kill9()));
     rmSync(this.root, { recursive: true, force: true });

@@ -11,16 +11,7 @@ test.after(async () => {
   await cluster.cleanup();
 });
 
-function withLogs<T>(body: () => Promise<T>): () => Promise<T> {
-  return async () => {
-    try {
-      return await body();
-    } catch (error) {
-      console.error(cluster.logs());
-      throw error;
-    }
-  };
-}
+const withLogs = cluster.withLogs.bind(cluster);
 
 test('a lone survivor is brought back by recover --force-new-cluster', withLogs(async () => {
   const n1 = await cluster.bootstrap('n1');
