@@ -35,7 +35,10 @@ import type { AgentConfig } from './config.js';
 import { DataDir, type NodeIdentity } from './data-dir.js';
 import { JoinService, describeJoinFailure, joinCluster, sendJoin, type JoinerIdentity } from './joining.js';
 import { MembershipPlanner, type MembershipAction } from './membership.js';
-import { ReplicatedState, encodeEnvelope, type StateEvent } from './replicated-state.js';
+import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue, type StateEvent } from './replicated-state.js';
+import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
+import { COMPONENT_FACTORIES } from './components.js';
+import type { NodeComponent, NodeServices } from './services.js';
 
 /** How the agent starts. */
 export type StartMode = 'bootstrap-or-restart' | { join: string };
@@ -129,6 +132,9 @@ class HivemindAgent implements Agent, ApiBackend {
   private transportInstance: GrpcTransport | undefined;
   private raftInstance: RaftNode | undefined;
   private apiInstance: ApiServer | undefined;
+  private readonly componentList: NodeComponent[] = [];
+  private componentsStarted: NodeComponent[] = [];
+  private boundPorts: { gossip?: number } = {};
   private raftStarted = false;
   private identity: NodeIdentity | undefined;
   private key: Uint8Array | undefined;
@@ -229,6 +235,10 @@ class HivemindAgent implements Agent, ApiBackend {
   private async shutDown(reason: AgentStopReason): Promise<void> {
     this.stopController.abort();
     clearInterval(this.watchTimer);
+    for (const component of [...this.componentsStarted].reverse()) {
+      await component.stop().catch((error: unknown) => this.log(component.name, `stopping failed: ${(error as Error).message}`));
+    }
+    this.componentsStarted = [];
     if (this.apiInstance) this.apiInstance.ready = false;
     await this.apiInstance?.stop().catch((error: unknown) => this.log('api', `stopping the API failed: ${(error as Error).message}`));
     await this.raftInstance?.stop().catch((error: unknown) => this.log('raft', `stopping Raft failed: ${(error as Error).message}`));
@@ -245,6 +255,9 @@ class HivemindAgent implements Agent, ApiBackend {
     this.log('agent', `starting (${plan}) with data directory ${this.config.dataDir}`);
     this.buildComponents();
     await this.apiInstance!.start();
+    for (const component of this.componentList) {
+      if (component.bind) this.boundPorts = { ...this.boundPorts, ...(await component.bind()) };
+    }
     if (plan === 'bootstrap') {
       this.dataDir.writeClusterKey(this.key!);
       this.dataDir.writeIdentity(this.identity!);
@@ -265,6 +278,10 @@ class HivemindAgent implements Agent, ApiBackend {
     if (plan === 'join') await this.waitUntil(() => this.machine.node(this.name) !== undefined, 'this node to catch up with the cluster', false);
     this.apiInstance!.ready = true;
     this.syncTokenFile();
+    for (const component of this.componentList) {
+      await component.start();
+      this.componentsStarted.push(component);
+    }
     this.log('agent', `serving: API on ${this.apiAddress}, peers on ${this.peerAddress}`);
   }
 
@@ -312,7 +329,13 @@ class HivemindAgent implements Agent, ApiBackend {
       id: this.name,
       listen: formatHostPort(config.bind, config.ports.peer),
       logger: (line) => this.log('transport', line),
-      services: [clusterServiceForServer((request) => this.joinService.handle(request), (line) => this.log('join', line))],
+      services: [
+        clusterServiceForServer(
+          (request) => this.joinService.handle(request),
+          (line) => this.log('join', line),
+          (request) => this.handleSubmit(request),
+        ),
+      ],
     });
     this.raftInstance = new RaftNode({
       id: this.name,
@@ -326,6 +349,34 @@ class HivemindAgent implements Agent, ApiBackend {
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
     this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api });
+    const services = this.services();
+    for (const factory of COMPONENT_FACTORIES) this.componentList.push(factory(services));
+  }
+
+  /** What components get of this node (see services.ts). */
+  private services(): NodeServices {
+    const agent = this;
+    return {
+      nodeId: this.name,
+      config: this.config,
+      dataDir: this.config.dataDir,
+      machine: this.replicated.machine,
+      listen: (listener) => this.replicated.listen(listener),
+      raftStatus: () => this.raft.status(),
+      isLeader: () => this.raftStarted && this.raft.status().role === 'leader',
+      submit: (command, options) => this.submit(command, options?.timeoutMs ?? INTERNAL_PROPOSAL_TIMEOUT_MS),
+      addresses: () => this.advertisedAddresses(),
+      log: (component, line) => this.log(component, line),
+      get registry() {
+        return agent.metrics.registry;
+      },
+      signal: this.stopController.signal,
+    };
+  }
+
+  /** A component by name (for the API's routes into it). */
+  component(name: string): NodeComponent | undefined {
+    return this.componentList.find((component) => component.name === name);
   }
 
   private computeAdvertised(): NodeAddresses {
@@ -334,7 +385,7 @@ class HivemindAgent implements Agent, ApiBackend {
     return {
       api: formatHostPort(host, port(this.apiInstance!.address)),
       peer: formatHostPort(host, port(this.transportInstance!.address)),
-      gossip: formatHostPort(host, this.config.ports.gossip),
+      gossip: formatHostPort(host, this.boundPorts.gossip ?? this.config.ports.gossip),
     };
   }
 
@@ -687,6 +738,58 @@ class HivemindAgent implements Agent, ApiBackend {
         if (!retryable || Date.now() + CONFIG_RETRY_DELAY_MS >= deadline) throw error;
       }
       await new Promise((resolve) => setTimeout(resolve, CONFIG_RETRY_DELAY_MS));
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Commands from members (services.submit, Cluster.Submit)
+
+  /** Proposes `command` as this node: here on the leader, else through the leader's Submit. */
+  private async submit(command: Command, timeoutMs: number): Promise<CommandResult> {
+    const envelope: Envelope = { requestId: `node:${this.name}:${randomUUID()}`, time: Date.now(), actor: this.name, command };
+    if (!this.raftStarted) throw new NotLeaderError('');
+    const status = this.raft.status();
+    if (status.role === 'leader') return this.propose(envelope, timeoutMs);
+    const address = status.leader === '' ? undefined : this.peerMap()[status.leader];
+    if (address === undefined) throw new NotLeaderError(status.leader);
+    const request = signSubmit(this.clusterKey(), this.name, encodeEnvelope(envelope));
+    const answer = await this.clients.submit(address, request, timeoutMs);
+    if (!answer.ok) throw new Error(`leader ${status.leader} (${address}) did not take ${command.type}: ${answer.message}`);
+    const result = decodeEnvelope(answer.result) as CommandResult | undefined;
+    if (typeof result !== 'object' || result === null || typeof (result as { ok?: unknown }).ok !== 'boolean') {
+      throw new Error(`leader ${status.leader} answered ${command.type} with something that is not a result`);
+    }
+    return result;
+  }
+
+  /** The leader's side of Cluster.Submit. Never throws. */
+  private async handleSubmit(request: SubmitRequestWire): Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: { status: grpc.status; message: string } }> {
+    const refuse = (status: grpc.status, message: string) => ({ ok: false as const, refusal: { status, message } });
+    if (this.key === undefined || !this.raftStarted) return refuse(grpc.status.UNAVAILABLE, `node ${this.name} is not ready`);
+    const problem = submitAuthProblem(this.key, request);
+    if (problem !== undefined) {
+      this.logOnce(`submit-auth:${request.node_id}`, 'agent', `refused a submit claiming node "${String(request.node_id).slice(0, 64)}": ${problem}`);
+      return refuse(grpc.status.PERMISSION_DENIED, problem);
+    }
+    const status = this.raft.status();
+    if (status.role !== 'leader') return refuse(grpc.status.FAILED_PRECONDITION, `not the leader (leader: ${status.leader || 'unknown'})`);
+    const envelope = decodeEnvelope(request.envelope) as Partial<Envelope> | undefined;
+    const command = envelope?.command as Partial<Command> | undefined;
+    if (typeof envelope !== 'object' || envelope === null || typeof command !== 'object' || command === null) {
+      return refuse(grpc.status.INVALID_ARGUMENT, 'envelope: does not decode to an envelope with a command');
+    }
+    if (envelope.actor !== request.node_id) return refuse(grpc.status.INVALID_ARGUMENT, `envelope.actor: must be the submitting node "${request.node_id}"`);
+    if (typeof command.type !== 'string' || !MEMBER_COMMANDS.has(command.type as Command['type'])) {
+      return refuse(grpc.status.INVALID_ARGUMENT, `envelope.command.type: members may submit only ${[...MEMBER_COMMANDS].join(', ')}`);
+    }
+    const record = this.machine.node(request.node_id);
+    if (record === undefined || record.status === 'left') return refuse(grpc.status.PERMISSION_DENIED, `node "${request.node_id}" is not a member`);
+    if (typeof envelope.requestId !== 'string') return refuse(grpc.status.INVALID_ARGUMENT, 'envelope.requestId: must be a string');
+    try {
+      const result = this.machine.rememberedResult(envelope.requestId) ?? (await this.propose({ ...(envelope as Envelope), time: Date.now() }, INTERNAL_PROPOSAL_TIMEOUT_MS));
+      return { ok: true, result: encodeValue(result) };
+    } catch (error) {
+      return refuse(grpc.status.UNAVAILABLE, `not committed: ${(error as Error).message}`);
     }
   }
 

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { JoinClaim } from './join-proof.js';
+import type { SubmitRequestWire } from './submit.js';
 
 const PROTO_URL = new URL('../../../proto/cluster.proto', import.meta.url);
 /** Largest Join request or answer. */
@@ -53,8 +54,12 @@ export type JoinOutcome = { ok: true; response: JoinResponseWire } | { ok: false
 /** What the agent does with a Join. Must not throw; an exception becomes INTERNAL. */
 export type JoinHandler = (request: JoinRequestWire) => Promise<JoinOutcome>;
 
+/** What the agent does with a Submit: the encoded result, or a refusal. Must not throw. */
+export type SubmitHandler = (request: SubmitRequestWire) => Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: JoinRefusal }>;
+
 interface ClusterClient extends grpc.Client {
   Join(request: JoinRequestWire, options: grpc.CallOptions, callback: grpc.requestCallback<JoinResponseWire>): grpc.ClientUnaryCall;
+  Submit(request: SubmitRequestWire, options: grpc.CallOptions, callback: grpc.requestCallback<{ result: Uint8Array }>): grpc.ClientUnaryCall;
 }
 
 interface ClusterClientConstructor {
@@ -73,7 +78,7 @@ function clusterService(): ClusterClientConstructor {
 }
 
 /** The service to add to the peer port's gRPC server, answering with `handler`. */
-export function clusterServiceForServer(handler: JoinHandler, log: (line: string) => void): {
+export function clusterServiceForServer(handler: JoinHandler, log: (line: string) => void, submit: SubmitHandler): {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
 } {
@@ -87,6 +92,18 @@ export function clusterServiceForServer(handler: JoinHandler, log: (line: string
         (error: unknown) => {
           log(`join from ${call.getPeer()} failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
           callback({ code: grpc.status.INTERNAL, details: 'the join failed on the member (a bug; its log says more); retry' });
+        },
+      );
+    },
+    Submit: (call: grpc.ServerUnaryCall<SubmitRequestWire, { result: Uint8Array }>, callback: grpc.sendUnaryData<{ result: Uint8Array }>) => {
+      submit(call.request).then(
+        (outcome) => {
+          if (outcome.ok) callback(null, { result: outcome.result });
+          else callback({ code: outcome.refusal.status, details: outcome.refusal.message });
+        },
+        (error: unknown) => {
+          log(`submit from ${call.getPeer()} failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+          callback({ code: grpc.status.INTERNAL, details: 'the submit failed on the leader (a bug; its log says more); retry' });
         },
       );
     },
@@ -109,6 +126,18 @@ export class ClusterClients {
         if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
         else if (response === undefined) resolve({ ok: false, status: grpc.status.INTERNAL, message: 'empty answer' });
         else resolve({ ok: true, response });
+      });
+    });
+  }
+
+  /** Sends one Submit to `address`. Never rejects. */
+  submit(address: string, request: SubmitRequestWire, timeoutMs: number): Promise<{ ok: true; result: Uint8Array } | { ok: false; status: grpc.status; message: string }> {
+    const client = this.client(address);
+    return new Promise((resolve) => {
+      client.Submit(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
+        else if (response === undefined) resolve({ ok: false, status: grpc.status.INTERNAL, message: 'empty answer' });
+        else resolve({ ok: true, result: new Uint8Array(response.result) });
       });
     });
   }

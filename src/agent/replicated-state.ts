@@ -25,6 +25,11 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return new Uint8Array(packr.pack(envelope));
 }
 
+/** Encodes any plain value the same way (a command result for Cluster.Submit). */
+export function encodeValue(value: unknown): Uint8Array {
+  return new Uint8Array(packr.pack(value));
+}
+
 /** Decodes an entry's data; `undefined` when it is not msgpack. */
 export function decodeEnvelope(data: Uint8Array): unknown {
   try {

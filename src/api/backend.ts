@@ -6,6 +6,7 @@ import type { RaftNode } from '../../consensus/node.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { CommandResult, Envelope } from '../state/types.js';
 import type { Metrics } from './metrics.js';
+import type { NodeComponent } from '../agent/services.js';
 
 /** The outcome of a leave on the leader. */
 export type LeaveOutcome =
@@ -40,4 +41,6 @@ export interface ApiBackend {
   /** The join token in clear, if the cluster has one. */
   currentToken(): string | undefined;
   log(line: string): void;
+  /** A component of the node by name (`executor`, `gossip`, ...), for routes that reach into it. */
+  component(name: string): NodeComponent | undefined;
 }

@@ -1,0 +1,63 @@
+/**
+ * What the agent hands to the components that run beside Raft on every node
+ * (the executor, the scheduler, gossip): the local replica to read, a way to
+ * propose commands from any node, logging, metrics and the stop signal.
+ *
+ * A component is built by a `ComponentFactory` listed in `components.ts`,
+ * bound (sockets) before the node registers its addresses, started once the
+ * node serves, and stopped, in reverse order, before Raft stops.
+ */
+import type { Registry } from 'prom-client';
+import type { Status } from '../../consensus/core/types.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import type { Command, CommandResult } from '../state/types.js';
+import type { AgentConfig } from './config.js';
+import type { StateListener } from './replicated-state.js';
+
+export interface NodeServices {
+  readonly nodeId: string;
+  readonly config: AgentConfig;
+  /** The agent's data directory; a component keeps its files under a folder of its own there. */
+  readonly dataDir: string;
+  /** The local replica. Read it between applies only (one thread: a synchronous read is consistent). */
+  readonly machine: ClusterStateMachine;
+  /** Hears every apply and restore, on the Raft loop: be quick, never throw. Returns the remover. */
+  listen(listener: StateListener): () => void;
+  /** This node's Raft view (role, leader, term, configuration). */
+  raftStatus(): Status;
+  isLeader(): boolean;
+  /**
+   * Proposes a command as this node (actor = node id): directly on the
+   * leader, else through the leader's cluster service, authenticated with the
+   * cluster key. Resolves with the result once applied on the leader; rejects
+   * (NotLeaderError, TimeoutError, ProposalLostError, or an Error saying why)
+   * when it could not be proposed: the caller retries later.
+   */
+  submit(command: Command, options?: { timeoutMs?: number }): Promise<CommandResult>;
+  /** The advertised addresses of this node (api, peer, gossip). */
+  addresses(): { api: string; peer: string; gossip: string };
+  /** Logs a line as `component: line`. */
+  log(component: string, line: string): void;
+  /** The registry behind `GET /metrics`; name metrics `hivemind_<component>_...`. */
+  readonly registry: Registry;
+  /** Aborted when the agent stops. */
+  readonly signal: AbortSignal;
+}
+
+/** Something that runs beside Raft on every node. */
+export interface NodeComponent {
+  /** Short and unique: `executor`, `scheduler`, `gossip`. The API finds components by it. */
+  readonly name: string;
+  /**
+   * Optional: binds sockets before the node computes and registers its
+   * addresses. Returns the ports it bound (a configured port of 0 becomes the
+   * real one, which is advertised).
+   */
+  bind?(): Promise<{ gossip?: number }>;
+  /** Called once the node serves its API. */
+  start(): Promise<void>;
+  /** Idempotent; must not throw. */
+  stop(): Promise<void>;
+}
+
+export type ComponentFactory = (services: NodeServices) => NodeComponent;
