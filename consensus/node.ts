@@ -3,12 +3,18 @@
  * `Transport` and the application's `StateMachine`, with the event loop,
  * the clock, proposal and read bookkeeping, and log compaction.
  *
- * The event loop is single-flight. Everything that reaches the node (peer
- * messages, ticks, proposals, reads, membership changes) waits in a bounded
- * inbox and is stepped into the `RawNode` only while no Ready is being
- * handled; the RawNode rule (nothing between `ready()` and `advance()`) holds
- * by construction. Group commit follows: whatever arrives during one fsync
- * goes out in the next Ready's single write.
+ * Everything that reaches the node (peer messages, ticks, proposals, reads,
+ * membership changes) waits in a bounded inbox and is stepped into the
+ * `RawNode` by the loop. Storage writes are asynchronous (after etcd-io/raft's
+ * asynchronous storage writes): the loop hands each Ready's write to a writer
+ * and goes on stepping messages and taking Readys while it is being synced.
+ * The writer runs one `persist` at a time; every Ready handed to it meanwhile
+ * is merged into the next batch (group commit across Readys). When a batch is
+ * durable the writer sends the `messages` of its Readys (acks, votes) and
+ * reports them `persisted`, in order; only then does a leader count its own
+ * copy of their entries. A Ready holding a snapshot is the exception: the
+ * loop waits for the writer to drain, then handles it in full.
+ * See docs/internals/raft.md for why this is safe.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
@@ -120,6 +126,8 @@ const TICK_MS_DEFAULT = 50;
 const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 10_000;
 const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
 const INBOX_MAX_DEFAULT = 65_536;
+/** Readys waiting for the writer; past this the loop takes no new Ready until a write completes. */
+const WRITE_QUEUE_READYS_MAX = 1024;
 
 type Lifecycle = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -227,6 +235,11 @@ export class RaftNode {
   /** True from the moment a loop turn is scheduled until the loop has nothing left to do. */
   private loopActive = false;
   private loopIdleWaiters: (() => void)[] = [];
+  /** Readys handed out and not yet persisted by the writer, in order (the one being written excluded). */
+  private writeQueue: Ready[] = [];
+  /** True while the writer runs a batch. */
+  private writerActive = false;
+  private writerIdleWaiters: (() => void)[] = [];
 
   /** Index and term of the last entry handed to the state machine (or of the snapshot it restored). */
   private applied = 0;
@@ -359,6 +372,7 @@ export class RaftNode {
     clearInterval(this.tickTimer);
     this.tickTimer = undefined;
     await this.loopIdle();
+    await this.writerIdle();
     for (const request of [...this.requests]) request.reject(reason);
     this.inbox = [];
     await this.closeQuietly();
@@ -625,11 +639,15 @@ export class RaftNode {
     let fatal: unknown;
     try {
       while (this.lifecycle === 'running') {
+        // Back-pressure: a write completion schedules the loop again.
+        if (this.writeQueue.length >= WRITE_QUEUE_READYS_MAX) break;
         this.drainInbox();
         const raw = this.raw!;
         if (!raw.hasReady()) break;
-        await this.handleReady(raw.ready());
-        await this.maybeSnapshot();
+        const ready = raw.ready();
+        if (ready.snapshot !== undefined) await this.handleSnapshotReady(ready);
+        else this.handleReady(ready);
+        if (this.snapshotDue()) await this.maybeSnapshot();
       }
       if (this.lifecycle === 'running') this.refreshStatus();
     } catch (error) {
@@ -664,31 +682,97 @@ export class RaftNode {
     for (let tick = 0; tick < ticks; tick++) raw.tick();
   }
 
-  /** Handles one Ready in the order `Ready` prescribes, then advances. */
-  private async handleReady(ready: Ready): Promise<void> {
+  /**
+   * Handles a Ready without a snapshot: sends the early messages, applies the
+   * committed entries and takes the read states now, and hands the write (with
+   * the messages that must follow it) to the writer. Committed entries are
+   * durable on a quorum already, so they need not wait for this node's write.
+   */
+  private handleReady(ready: Ready): void {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
     if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
-    let written: Promise<void> | undefined;
-    if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
-      const write: StorageWrite = { entries: ready.entries };
-      if (ready.hardState !== undefined) write.hardState = ready.hardState;
-      if (ready.snapshot !== undefined) write.snapshot = ready.snapshot;
-      written = this.storage.persist(write, ready.mustSync);
-      // Awaited below; a rejection is handled there, not reported as unhandled meanwhile.
-      written.catch(() => undefined);
-    }
-    // Committed entries are already on a quorum's disks: apply them while this
-    // node's own write is in flight (as etcd does), so a proposer hears its
-    // answer one fsync sooner. A snapshot from the leader must be installed first.
-    const applyEarly = ready.snapshot === undefined;
-    if (applyEarly) this.applyEntries(ready.committedEntries);
-    if (written !== undefined) await written;
-    if (ready.messages.length > 0) this.transport.send(ready.messages);
-    if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
-    if (!applyEarly) this.applyEntries(ready.committedEntries);
+    this.applyEntries(ready.committedEntries);
     for (const read of ready.readStates) this.readStateArrived(read);
-    raw.advance(ready);
+    raw.applied(ready);
+    this.releaseReads();
+    this.refreshStatus();
+    this.settleTransfers();
+    const writes = ready.hardState !== undefined || ready.entries.length > 0;
+    if (!writes && ready.messages.length === 0 && this.writerIdleNow()) {
+      // Nothing to write and nothing before it in flight: done at once.
+      raw.persisted(ready);
+      return;
+    }
+    // Even without a write of its own, a Ready's messages wait for the writes handed out before it.
+    this.writeQueue.push(ready);
+    if (!this.writerActive) void this.runWriter();
+  }
+
+  private writerIdleNow(): boolean {
+    return !this.writerActive && this.writeQueue.length === 0;
+  }
+
+  /**
+   * Writes the queued Readys, all that are queued at a time as one batch,
+   * until none is left. After each batch is durable: sends their messages,
+   * reports them persisted (in order), and wakes the loop, since the leader
+   * may now commit.
+   */
+  private async runWriter(): Promise<void> {
+    assert(!this.writerActive, `RaftNode ${this.id}: two writers`);
+    this.writerActive = true;
+    let fatal: unknown;
+    try {
+      while (this.writeQueue.length > 0 && this.lifecycle !== 'stopped') {
+        const batch = this.writeQueue;
+        this.writeQueue = [];
+        const merged = mergeWrites(batch);
+        if (merged !== undefined) await this.storage.persist(merged.write, merged.sync);
+        const raw = this.raw!;
+        for (const ready of batch) {
+          if (ready.messages.length > 0) this.transport.send(ready.messages);
+          raw.persisted(ready);
+        }
+        this.schedule();
+      }
+    } catch (error) {
+      fatal = error;
+      this.writeQueue = [];
+    } finally {
+      this.writerActive = false;
+      const waiters = this.writerIdleWaiters;
+      this.writerIdleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    if (fatal !== undefined) this.fail(fatal);
+  }
+
+  /** Resolves once every Ready handed to the writer is persisted (or the writer failed). */
+  private writerIdle(): Promise<void> {
+    if (this.writerIdleNow()) return Promise.resolve();
+    return new Promise((resolve) => this.writerIdleWaiters.push(resolve));
+  }
+
+  /**
+   * A snapshot from the leader replaces the state machine: every earlier write
+   * completes first, then this one, then the restore, as with a synchronous driver.
+   */
+  private async handleSnapshotReady(ready: Ready): Promise<void> {
+    const raw = this.raw!;
+    if (ready.softState) this.softStateChanged(ready.softState);
+    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
+    await this.writerIdle();
+    if (this.lifecycle !== 'running') return;
+    const write: StorageWrite = { entries: ready.entries, snapshot: ready.snapshot! };
+    if (ready.hardState !== undefined) write.hardState = ready.hardState;
+    await this.storage.persist(write, true);
+    raw.persisted(ready);
+    if (ready.messages.length > 0) this.transport.send(ready.messages);
+    this.installSnapshot(ready.snapshot!);
+    this.applyEntries(ready.committedEntries);
+    for (const read of ready.readStates) this.readStateArrived(read);
+    raw.applied(ready);
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
@@ -716,7 +800,7 @@ export class RaftNode {
     for (const entry of entries) {
       assert(
         entry.index === this.applied + 1,
-        `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
+        () => `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
       );
       let result: unknown;
       if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
@@ -778,16 +862,62 @@ export class RaftNode {
     this.cachedStatus = this.raw!.status();
   }
 
-  /** Runs between Readies: every entry handed out so far is durable, so `applied` may be compacted. */
+  /**
+   * Runs between Readys. The writer drains first: storage takes one call at a
+   * time, and only durable entries may be compacted. Applied entries can be
+   * ahead of this node's disk (they are durable on a quorum); then the
+   * snapshot waits for a later turn.
+   */
+  private snapshotDue(): boolean {
+    return this.applied - this.snapshotIndex >= this.snapshotEveryEntries;
+  }
+
   private async maybeSnapshot(): Promise<void> {
-    if (this.applied - this.snapshotIndex < this.snapshotEveryEntries) return;
+    if (!this.snapshotDue()) return;
+    await this.writerIdle();
     const raw = this.raw!;
+    if (this.lifecycle !== 'running' || this.applied > raw.stableIndex) return;
     const snapshot = raw.snapshotAt(this.applied, this.stateMachine.snapshot());
     await this.storage.compact(snapshot);
     raw.compact(snapshot);
     this.snapshotIndex = snapshot.meta.index;
     this.logger(`${this.id}: snapshot at index ${snapshot.meta.index} (${snapshot.data.length} bytes); log compacted`);
   }
+}
+
+/**
+ * One storage write for a run of Readys, in order: later entries replace
+ * earlier ones from their first index on (as the storage would), the last
+ * hard state wins, and the batch is synced if any of them must be.
+ * Undefined when none of them writes anything. Never holds a snapshot.
+ */
+function mergeWrites(readys: Ready[]): { write: StorageWrite; sync: boolean } | undefined {
+  let entries: Entry[] = [];
+  /** Whether `entries` is a copy of ours (not a Ready's array, which must not change). */
+  let copied = false;
+  let hardState: StorageWrite['hardState'];
+  let sync = false;
+  for (const ready of readys) {
+    assert(ready.snapshot === undefined, 'a Ready with a snapshot is never merged');
+    if (ready.hardState !== undefined) hardState = ready.hardState;
+    if (ready.mustSync) sync = true;
+    if (ready.entries.length === 0) continue;
+    if (entries.length === 0) {
+      entries = ready.entries;
+      copied = false;
+      continue;
+    }
+    const keep = Math.max(0, ready.entries[0]!.index - entries[0]!.index);
+    assert(keep <= entries.length, 'merged writes must not leave a gap');
+    entries = copied ? entries : entries.slice();
+    copied = true;
+    entries.length = keep;
+    for (const entry of ready.entries) entries.push(entry);
+  }
+  if (entries.length === 0 && hardState === undefined) return undefined;
+  const write: StorageWrite = { entries };
+  if (hardState !== undefined) write.hardState = hardState;
+  return { write, sync };
 }
 
 function describe(error: unknown): string {

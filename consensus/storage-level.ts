@@ -163,9 +163,9 @@ export class LevelStorage implements RaftStorage {
       `LevelStorage.persist: entries starting at ${firstNew} do not join the stored log (${snapshotIndex}, ${lastIndex}]`,
     );
     entries.forEach((entry, offset) => {
-      assert(entry.index === firstNew + offset, `LevelStorage.persist: entry ${entry.index} follows ${firstNew + offset - 1}`);
+      assert(entry.index === firstNew + offset, () => `LevelStorage.persist: entry ${entry.index} follows ${firstNew + offset - 1}`);
       // Checked on the way in too, so that a malformed entry fails here and not at the next start.
-      assert(isEntry(entry), `LevelStorage.persist: entry ${entry.index} is not a well-formed entry`);
+      assert(isEntry(entry), () => `LevelStorage.persist: entry ${entry.index} is not a well-formed entry`);
       plan.operations.push({ type: 'put', key: entryKey(entry.index), value: this.packr.pack(entry) });
     });
     const lastNew = firstNew + entries.length - 1;
@@ -241,13 +241,13 @@ export class LevelStorage implements RaftStorage {
   }
 
   private requireRange(operation: string): LogRange {
-    assert(this.range !== undefined, `LevelStorage.${operation}: called before load() or after close()`);
+    assert(this.range !== undefined, () => `LevelStorage.${operation}: called before load() or after close()`);
     return this.range;
   }
 
   /** The in-memory range is only right if calls do not overlap. */
   private async exclusive<T>(operation: string, body: () => Promise<T>): Promise<T> {
-    assert(!this.busy, `LevelStorage.${operation}: called while another call is running; await each call first`);
+    assert(!this.busy, () => `LevelStorage.${operation}: called while another call is running; await each call first`);
     this.busy = true;
     try {
       return await body();
@@ -258,7 +258,7 @@ export class LevelStorage implements RaftStorage {
 }
 
 function entryKey(index: number): string {
-  assert(Number.isSafeInteger(index) && index >= 0, `LevelStorage: invalid entry index ${index}`);
+  assert(Number.isSafeInteger(index) && index >= 0, () => `LevelStorage: invalid entry index ${index}`);
   return ENTRY_KEY_PREFIX + index.toString(16).padStart(ENTRY_KEY_INDEX_DIGITS, '0');
 }
 

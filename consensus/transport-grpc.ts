@@ -591,7 +591,7 @@ export class GrpcTransport implements Transport {
       return;
     }
     for (const message of messages) {
-      assert(message.from === this.id, `sending a message from "${message.from}" through the transport of "${this.id}"`);
+      assert(message.from === this.id, () => `sending a message from "${message.from}" through the transport of "${this.id}"`);
       const peer = this.peers.get(message.to);
       if (peer === undefined) {
         this.counters.messagesDropped++;

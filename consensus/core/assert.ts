@@ -7,7 +7,11 @@ export class AssertionError extends Error {
   readonly code = 'ASSERTION_FAILED';
 }
 
-/** Throws `AssertionError` with `message` when `condition` is false. */
-export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new AssertionError(message);
+/**
+ * Throws `AssertionError` with `message` when `condition` is false. On paths
+ * taken per entry or per message, pass the message as a function, so that it
+ * is only built when the assertion fails.
+ */
+export function assert(condition: unknown, message: string | (() => string)): asserts condition {
+  if (!condition) throw new AssertionError(typeof message === 'string' ? message : message());
 }

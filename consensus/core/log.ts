@@ -6,8 +6,11 @@ import { EntryType, type ClusterConfig, type Entry, type Snapshot, type Snapshot
  * with the indexes that say how far they are durable, committed and applied.
  *
  * Invariants (asserted where they change):
- *   snapshotMeta.index <= applied <= commit <= lastIndex()
- *   snapshotMeta.index <= stableIndex <= lastIndex()
+ *   snapshotMeta.index <= applied <= applyingIndex <= commit <= lastIndex()
+ *   snapshotMeta.index <= stableIndex <= writingIndex <= lastIndex()
+ * Entries in (stableIndex, writingIndex] were handed to the driver in a Ready
+ * and are being written; entries above writingIndex go out in the next Ready.
+ * Committed entries in (applied, applyingIndex] were handed out to apply.
  *   entries[k].index === snapshotMeta.index + 1 + k
  * The whole unsnapshotted log lives in memory (as with etcd-io/raft's
  * MemoryStorage); compaction keeps it bounded.
@@ -22,10 +25,14 @@ export class RaftLog {
   private entries: Entry[];
   /** Indexes of the configuration entries in `entries`, ascending. */
   private configIndexes: number[] = [];
-  /** Highest index on disk. Entries above it go out in the next Ready. */
+  /** Highest index known durable (and still in this log). */
   stableIndex: number;
+  /** Highest index handed to the driver for writing; at least `stableIndex`. */
+  writingIndex: number;
   commit: number;
   applied: number;
+  /** Highest committed index handed to the driver for applying; at least `applied`. */
+  applyingIndex: number;
 
   constructor(options: { snapshot?: Snapshot; entries: Entry[]; commit: number; applied: number }) {
     const initial: SnapshotMeta = { index: 0, term: 0, config: { voters: [], learners: [] } };
@@ -39,10 +46,12 @@ export class RaftLog {
       if (entry.type === EntryType.Config) this.configIndexes.push(entry.index);
     }
     this.stableIndex = this.lastIndex();
+    this.writingIndex = this.stableIndex;
     this.commit = Math.max(options.commit, this.snapshotMeta.index);
     assert(this.commit <= this.lastIndex(), `commit ${this.commit} beyond last index ${this.lastIndex()}`);
     this.applied = Math.max(options.applied, this.snapshotMeta.index);
     assert(this.applied <= this.commit, `applied ${this.applied} beyond commit ${this.commit}`);
+    this.applyingIndex = this.applied;
   }
 
   firstIndex(): number {
@@ -71,7 +80,7 @@ export class RaftLog {
   /** The entry at `index`; the caller guarantees it is in memory. */
   entry(index: number): Entry {
     const entry = this.entries[index - this.snapshotMeta.index - 1];
-    assert(entry !== undefined && entry.index === index, `entry ${index} not in memory`);
+    assert(entry !== undefined && entry.index === index, () => `entry ${index} not in memory`);
     return entry;
   }
 
@@ -112,17 +121,19 @@ export class RaftLog {
   append(entries: Entry[]): void {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
-    assert(first > this.commit, `append at ${first} would overwrite committed entries up to ${this.commit}`);
-    assert(first <= this.lastIndex() + 1, `append at ${first} leaves a gap after ${this.lastIndex()}`);
+    assert(first > this.commit, () => `append at ${first} would overwrite committed entries up to ${this.commit}`);
+    assert(first <= this.lastIndex() + 1, () => `append at ${first} leaves a gap after ${this.lastIndex()}`);
     this.entries.length = first - this.snapshotMeta.index - 1;
     while (this.configIndexes.length > 0 && this.configIndexes[this.configIndexes.length - 1]! >= first) {
       this.configIndexes.pop();
     }
     for (const entry of entries) {
-      assert(entry.index === this.lastIndex() + 1, `entries not contiguous at ${entry.index}`);
+      assert(entry.index === this.lastIndex() + 1, () => `entries not contiguous at ${entry.index}`);
       this.entries.push(entry);
       if (entry.type === EntryType.Config) this.configIndexes.push(entry.index);
     }
+    // Entries being written from `first` on are replaced: their write no longer makes them stable.
+    if (first <= this.writingIndex) this.writingIndex = first - 1;
     if (first <= this.stableIndex) this.stableIndex = first - 1;
   }
 
@@ -136,7 +147,7 @@ export class RaftLog {
     const lastNew = prevIndex + entries.length;
     for (let k = 0; k < entries.length; k++) {
       const entry = entries[k]!;
-      assert(entry.index === prevIndex + 1 + k, `append entries not contiguous at ${entry.index}`);
+      assert(entry.index === prevIndex + 1 + k, () => `append entries not contiguous at ${entry.index}`);
       if (this.term(entry.index) !== entry.term) {
         this.append(entries.slice(k));
         break;
@@ -147,29 +158,62 @@ export class RaftLog {
 
   commitTo(index: number): boolean {
     if (index <= this.commit) return false;
-    assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
+    assert(index <= this.lastIndex(), () => `commit ${index} beyond last index ${this.lastIndex()}`);
     this.commit = index;
     return true;
   }
 
-  /** Entries committed but not yet applied, at most `bytesMax` of payload. */
+  /** Entries committed and not yet handed out to apply, at most `bytesMax` of payload. */
   nextCommitted(bytesMax: number): Entry[] {
-    const from = Math.max(this.applied, this.snapshotMeta.index) + 1;
+    const from = Math.max(this.applyingIndex, this.snapshotMeta.index) + 1;
     if (from > this.commit) return [];
     return this.slice(from, bytesMax, this.commit) ?? [];
   }
 
+  /** Whether committed entries wait to be handed out. */
+  hasNextCommitted(): boolean {
+    return this.commit > Math.max(this.applyingIndex, this.snapshotMeta.index);
+  }
+
+  /** Committed entries up to `index` were handed out to apply. */
+  applyingTo(index: number): void {
+    assert(index <= this.commit, () => `applying ${index} beyond commit ${this.commit}`);
+    if (index > this.applyingIndex) this.applyingIndex = index;
+  }
+
   appliedTo(index: number): void {
-    assert(index <= this.commit, `applied ${index} beyond commit ${this.commit}`);
+    assert(index <= this.commit, () => `applied ${index} beyond commit ${this.commit}`);
     if (index > this.applied) this.applied = index;
+    if (index > this.applyingIndex) this.applyingIndex = index;
   }
 
-  unstableEntries(): Entry[] {
-    return this.entries.slice(this.stableIndex - this.snapshotMeta.index);
+  /** Entries not yet handed out for writing. */
+  unwrittenEntries(): Entry[] {
+    return this.entries.slice(this.writingIndex - this.snapshotMeta.index);
   }
 
-  stableTo(index: number): void {
-    if (index > this.stableIndex) this.stableIndex = Math.min(index, this.lastIndex());
+  /** Whether entries wait to be handed out for writing. */
+  hasUnwrittenEntries(): boolean {
+    return this.writingIndex < this.lastIndex();
+  }
+
+  /** Entries up to `index` were handed out for writing. */
+  writingTo(index: number): void {
+    assert(index <= this.lastIndex(), () => `writing ${index} beyond last index ${this.lastIndex()}`);
+    if (index > this.writingIndex) this.writingIndex = index;
+  }
+
+  /**
+   * A write holding entries up to (`index`, `term`) is durable. When this log
+   * no longer has `term` at `index` (a later append replaced it while the
+   * write was in flight), the write says nothing about the entries here now,
+   * and they stay unstable until the write that carries them completes. By
+   * log matching, the same (index, term) means the same entries up to it.
+   */
+  stableTo(index: number, term: number): void {
+    if (index <= this.stableIndex || this.term(index) !== term) return;
+    this.stableIndex = index;
+    if (index > this.writingIndex) this.writingIndex = index;
   }
 
   /** Replaces the whole log with a snapshot from the leader (not yet on disk). */
@@ -181,13 +225,19 @@ export class RaftLog {
     this.snapshot = snapshot;
     this.unstableSnapshot = snapshot;
     this.stableIndex = snapshot.meta.index;
+    this.writingIndex = snapshot.meta.index;
     this.commit = snapshot.meta.index;
   }
 
-  /** The snapshot from the leader is on disk and installed in the state machine. */
-  snapshotInstalled(index: number): void {
+  /** The snapshot from the leader is on disk. */
+  snapshotPersisted(index: number): void {
     if (this.unstableSnapshot?.meta.index === index) this.unstableSnapshot = undefined;
+  }
+
+  /** The snapshot from the leader is installed in the state machine. */
+  snapshotInstalled(index: number): void {
     if (index > this.applied) this.applied = index;
+    if (index > this.applyingIndex) this.applyingIndex = index;
   }
 
   /**

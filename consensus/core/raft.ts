@@ -829,9 +829,12 @@ export class Raft {
     this.broadcastPending = true;
   }
 
-  /** The driver made entries up to `index` durable; the leader counts its own copy now. */
-  stableTo(index: number): void {
-    this.log.stableTo(index);
+  /**
+   * The driver made entries up to (`index`, `term`) durable; the leader counts
+   * its own copy now. Ignored when the log no longer holds that entry.
+   */
+  stableTo(index: number, term: number): void {
+    this.log.stableTo(index, term);
     if (this.role !== Role.Leader) return;
     const self = this.progress.get(this.id);
     if (self && self.maybeUpdate(this.log.stableIndex)) this.maybeCommit();

@@ -43,43 +43,59 @@ export function bootstrapState(config: ClusterConfig): RestoredState {
 
 /**
  * The thread-unsafe, synchronous face of the Raft core: `tick`, `step`,
- * `propose`, `readIndex` in; `ready()` out; `advance()` back.
+ * `propose`, `readIndex` in; `ready()` out; `persisted()` and `applied()`
+ * (or both at once, `advance()`) back.
  *
- * Protocol: after `ready()` and until `advance(ready)`, the driver calls no
- * other method (it queues whatever arrives meanwhile). This keeps the
- * unstable part of the log exactly what the Ready handed out.
+ * Protocol: `ready()` hands work out and marks it handed, so the next Ready
+ * holds only what is new; the driver may go on calling every method (step,
+ * propose, tick, ready) while earlier Readys are being written. It reports
+ * each Ready's write with `persisted(ready)` in the order the Readys were
+ * handed out (writes complete in order), and the entries it applied with
+ * `applied(ready)`. Until `persisted`, the leader does not count its own copy
+ * of the Ready's entries toward a quorum and the Ready's `messages` must not
+ * leave. A Ready holding a snapshot is the exception: the driver finishes it
+ * (persists, restores, `advance`) before it calls anything else.
  */
 export class RawNode {
   private readonly raft: Raft;
+  /** The hard state last handed out in a Ready (written or being written). */
   private previousHardState: HardState;
+  /** Term and vote known durable: early messages wait while the current ones are not. */
+  private durableTerm: number;
+  private durableVote: NodeId;
   private previousSoftState: SoftState;
-  private inReady = false;
+  /** Readys handed out and not yet `persisted`, oldest first. */
+  private readonly unpersisted: Ready[] = [];
+  /** A Ready holding a snapshot is out: nothing else until its `advance`. */
+  private snapshotReadyOut: Ready | undefined;
 
   constructor(options: RaftOptions, restored: RestoredState) {
     this.raft = new Raft(options, restored);
     this.previousHardState = this.raft.hardState();
+    this.durableTerm = this.previousHardState.term;
+    this.durableVote = this.previousHardState.vote;
     this.previousSoftState = { leader: this.raft.leader, role: this.raft.role };
   }
 
-  private checkNotInReady(): void {
-    assert(!this.inReady, 'RawNode called between ready() and advance()');
+  private checkNoSnapshotReady(): void {
+    assert(this.snapshotReadyOut === undefined, 'RawNode called while a Ready with a snapshot is being handled');
   }
 
   /** Advances logical time by one tick. */
   tick(): void {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.raft.tick();
   }
 
   /** Hands in a message from a peer (already validated by the transport). */
   step(message: Message): void {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.raft.step(message);
   }
 
   /** Starts an election now (used to speed up a single-node bootstrap and in tests). */
   campaign(): void {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.raft.hup(false);
   }
 
@@ -89,13 +105,13 @@ export class RawNode {
    * proposal was lost and may be retried.
    */
   propose(data: Uint8Array): Result<{ index: number; term: number }> {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     return this.raft.propose(data);
   }
 
   /** Proposes a single-server membership change (leader only). */
   proposeConfigChange(change: ConfigChange): Result<{ index: number; term: number }> {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     return this.raft.proposeConfigChange(change);
   }
 
@@ -104,23 +120,23 @@ export class RawNode {
    * comes as a `ReadState` in a later Ready, possibly `refused`.
    */
   readIndex(context: string): Result<void> {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     return this.raft.readIndex(context);
   }
 
   /** Hands leadership to voter `to` once it is caught up; proposals are refused meanwhile. */
   transferLeadership(to: NodeId): Result<void> {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     return this.raft.transferLeadership(to);
   }
 
   reportUnreachable(id: NodeId): void {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.raft.reportUnreachable(id);
   }
 
   reportSnapshot(id: NodeId, ok: boolean): void {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.raft.reportSnapshot(id, ok);
   }
 
@@ -134,10 +150,23 @@ export class RawNode {
     return { meta: { index, term, config: this.raft.configAt(index) }, data };
   }
 
-  /** The snapshot is durable (`RaftStorage.compact`): drop the entries it covers. */
+  /**
+   * The snapshot is durable (`RaftStorage.compact`): drop the entries it
+   * covers. Its index must be applied and durable (at most `stableIndex`).
+   */
   compact(snapshot: Snapshot): void {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.raft.compact(snapshot);
+  }
+
+  /** Highest log index known durable on this node. */
+  get stableIndex(): number {
+    return this.raft.log.stableIndex;
+  }
+
+  /** Number of Readys handed out whose write is not yet reported `persisted`. */
+  get writesInFlight(): number {
+    return this.unpersisted.length;
   }
 
   private flushBroadcast(): void {
@@ -145,6 +174,7 @@ export class RawNode {
   }
 
   hasReady(): boolean {
+    if (this.snapshotReadyOut !== undefined) return false;
     this.flushBroadcast();
     const raft = this.raft;
     const log = raft.log;
@@ -153,17 +183,21 @@ export class RawNode {
       raft.messagesEarly.length > 0 ||
       raft.readStates.length > 0 ||
       log.unstableSnapshot !== undefined ||
-      log.stableIndex < log.lastIndex() ||
-      log.commit > log.applied ||
+      log.hasUnwrittenEntries() ||
+      log.hasNextCommitted() ||
       !sameHardState(raft.hardState(), this.previousHardState) ||
       raft.leader !== this.previousSoftState.leader ||
       raft.role !== this.previousSoftState.role
     );
   }
 
-  /** The work to do now. Call `advance(ready)` once it is done. */
+  /**
+   * The work to do now, marked handed out: the next Ready holds only what is
+   * new. Report its write with `persisted(ready)` and its entries with
+   * `applied(ready)`, or both with `advance(ready)`.
+   */
   ready(): Ready {
-    this.checkNotInReady();
+    this.checkNoSnapshotReady();
     this.flushBroadcast();
     const raft = this.raft;
     const log = raft.log;
@@ -171,13 +205,14 @@ export class RawNode {
     const hardStateChanged = !sameHardState(hardState, this.previousHardState);
     const termOrVoteChanged =
       hardState.term !== this.previousHardState.term || hardState.vote !== this.previousHardState.vote;
-    const entries = log.unstableEntries();
+    const termOrVoteUndurable = hardState.term !== this.durableTerm || hardState.vote !== this.durableVote;
+    const entries = log.unwrittenEntries();
     const snapshot = log.unstableSnapshot;
     let messagesEarly = raft.messagesEarly;
     let messages = raft.messages;
-    if (termOrVoteChanged && messagesEarly.length > 0) {
-      // A leader whose term is not yet durable must not speak before it is.
-      messages = [...messagesEarly, ...messages];
+    if (termOrVoteUndurable && messagesEarly.length > 0) {
+      // A leader whose term is not yet durable (in this write or one still in flight) must not speak before it is.
+      messages = messagesEarly.concat(messages);
       messagesEarly = [];
     }
     const ready: Ready = {
@@ -197,21 +232,55 @@ export class RawNode {
     raft.messages = [];
     raft.messagesEarly = [];
     raft.readStates = [];
-    this.inReady = true;
+    // Handed out: the next Ready starts after these.
+    this.previousHardState = hardState;
+    const lastEntry = entries[entries.length - 1];
+    if (lastEntry) log.writingTo(lastEntry.index);
+    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastCommitted) log.applyingTo(lastCommitted.index);
+    this.unpersisted.push(ready);
+    if (snapshot) this.snapshotReadyOut = ready;
     return ready;
+  }
+
+  /**
+   * The write of `ready` (its snapshot, entries and hard state) is durable.
+   * Readys are reported in the order they were handed out. The leader now
+   * counts its own copy of the entries toward a quorum.
+   */
+  persisted(ready: Ready): void {
+    assert(this.unpersisted[0] === ready, 'RawNode.persisted: Readys must be reported once each, in the order handed out');
+    this.unpersisted.shift();
+    const raft = this.raft;
+    if (ready.hardState) {
+      this.durableTerm = ready.hardState.term;
+      this.durableVote = ready.hardState.vote;
+    }
+    if (ready.snapshot) raft.log.snapshotPersisted(ready.snapshot.meta.index);
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry) raft.stableTo(lastEntry.index, lastEntry.term);
+  }
+
+  /**
+   * The driver applied `ready.committedEntries` (and restored the state
+   * machine from `ready.snapshot`, if any, after `persisted(ready)`).
+   */
+  applied(ready: Ready): void {
+    const raft = this.raft;
+    if (ready.snapshot) {
+      assert(this.snapshotReadyOut === ready, 'RawNode.applied: not the Ready holding the snapshot');
+      assert(!this.unpersisted.includes(ready), 'RawNode.applied: a snapshot is restored only once it is persisted');
+      raft.log.snapshotInstalled(ready.snapshot.meta.index);
+      this.snapshotReadyOut = undefined;
+    }
+    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastCommitted) raft.log.appliedTo(lastCommitted.index);
   }
 
   /** The Ready was handled in full: its writes are durable and its entries applied. */
   advance(ready: Ready): void {
-    assert(this.inReady, 'advance() without a pending ready()');
-    this.inReady = false;
-    const raft = this.raft;
-    if (ready.hardState) this.previousHardState = ready.hardState;
-    if (ready.snapshot) raft.log.snapshotInstalled(ready.snapshot.meta.index);
-    const lastEntry = ready.entries[ready.entries.length - 1];
-    if (lastEntry) raft.stableTo(lastEntry.index);
-    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
-    if (lastCommitted) raft.log.appliedTo(lastCommitted.index);
+    this.persisted(ready);
+    this.applied(ready);
   }
 
   status(): Status {

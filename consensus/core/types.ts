@@ -146,18 +146,21 @@ export interface ReadState {
 }
 
 /**
- * Work the core hands to its driver. The driver must handle a Ready in this
- * order, then call `advance(ready)`:
+ * Work the core hands to its driver. `RawNode.ready()` marks it handed out;
+ * the driver may take further Readys before this one is written. For each:
  *
- * 1. Send `messagesEarly` at once; they may overlap with step 2.
+ * 1. Send `messagesEarly` at once; they do not depend on any write.
  * 2. Persist `snapshot` (if any), then `entries` (if any; an entry at index i
  *    replaces every stored entry at index >= i), then `hardState` (if any), as
- *    one atomic write, synced to disk when `mustSync` is true.
- * 3. Only after that write is durable, send `messages`.
- * 4. If `snapshot` is set, restore the state machine from it (after step 2).
- *    Apply `committedEntries` in order. They are committed, so already on a
- *    quorum's disks: without a snapshot they may be applied while step 2 is
- *    still in flight.
+ *    one atomic write, synced to disk when `mustSync` is true. Writes of
+ *    successive Readys complete in the order handed out (they may be merged
+ *    into one batch); then call `RawNode.persisted(ready)`.
+ * 3. Only after that write, and every earlier one, is durable, send `messages`.
+ * 4. Apply `committedEntries` in order and call `RawNode.applied(ready)`.
+ *    They are committed, so already on a quorum's disks: they may be applied
+ *    before this node's own writes complete. A Ready with a `snapshot` is
+ *    handled alone: every earlier write completes, then its write, then the
+ *    state machine is restored from it, then `advance(ready)`.
  * 5. Serve reads in `readStates` once the applied index reaches their index.
  */
 export interface Ready {
@@ -167,7 +170,7 @@ export interface Ready {
   snapshot?: Snapshot;
   /** Messages that do not depend on this Ready's write (the leader's appends). */
   messagesEarly: Message[];
-  /** Messages that must wait until this Ready's write is durable (votes, acks). */
+  /** Messages that must wait until this Ready's write, and every earlier one, is durable (votes, acks). */
   messages: Message[];
   committedEntries: Entry[];
   readStates: ReadState[];

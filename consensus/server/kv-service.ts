@@ -152,7 +152,7 @@ export class KvService {
       return this.forward(status.leader, call);
     }
     try {
-      const proposed = await node.propose(encodePut({ key, value, requestId }), requestOptions(call));
+      const proposed = await withRequestOptions(call, (options) => node.propose(encodePut({ key, value, requestId }), options));
       const result = proposed.result as PutResult;
       return { index: result.index, term: result.term };
     } catch (error) {
@@ -212,7 +212,7 @@ export class KvService {
     const { key, stale } = call.request;
     checkKey(key);
     const node = this.init.node;
-    const index = stale ? node.status().applied : await node.read(requestOptions(call));
+    const index = stale ? node.status().applied : await withRequestOptions(call, (options) => node.read(options));
     const value = this.init.stateMachine.get(key);
     return { found: value !== undefined, value: value ?? new Uint8Array(0), index };
   }
@@ -261,12 +261,26 @@ function checkKey(key: Uint8Array): void {
 }
 
 /** The node-side limits of a call: its deadline, and cancellation by the client. */
-function requestOptions(call: grpc.ServerUnaryCall<unknown, unknown>): RequestOptions {
+/**
+ * Runs `body` with the call's deadline and an abort signal that fires if the
+ * client cancels meanwhile. The listener is removed once `body` settles:
+ * grpc-js also reports 'cancelled' when a finished call's stream closes, and
+ * aborting then would only cost an exception object per call.
+ */
+async function withRequestOptions<T>(
+  call: grpc.ServerUnaryCall<unknown, unknown>,
+  body: (options: RequestOptions) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
-  call.once('cancelled', () => controller.abort());
+  const onCancelled = (): void => controller.abort();
+  call.once('cancelled', onCancelled);
   const deadline = Number(call.getDeadline());
   const timeoutMs = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : REQUEST_TIMEOUT_MS_DEFAULT;
-  return { signal: controller.signal, timeoutMs };
+  try {
+    return await body({ signal: controller.signal, timeoutMs });
+  } finally {
+    call.off('cancelled', onCancelled);
+  }
 }
 
 function grpcCode(error: RaftError): grpc.status {

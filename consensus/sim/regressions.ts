@@ -5,4 +5,6 @@
 export const REGRESSION_SEEDS: readonly { seed: number; caught: string }[] = [
   { seed: 2210, caught: 'a Snapshot message to a down node was never reported, leaving the follower paused forever' },
   { seed: 3020, caught: 'same as 2210, with a removal in flight' },
+  { seed: 539, caught: 'simulator: a crash-during-write scheduled before the heal struck after it, leaving a member down' },
+  { seed: 619, caught: 'same as 539' },
 ];

@@ -22,6 +22,19 @@ const decoder = new TextDecoder();
 
 /** Simulated milliseconds per Raft tick. */
 const TICK_MS = 10;
+/**
+ * Chance that a node crashes while a write is in flight, just before it
+ * completes (buggify): the crash that loses an unsynced batch, with the
+ * leader's messages already out and entries applied ahead of its own disk.
+ */
+const CRASH_DURING_WRITE_CHANCE = 0.003;
+/**
+ * Chance that a node which just applied an entry its own disk does not hold
+ * yet crashes at once and restarts soon after (buggify). Safe only if the
+ * entry is durable on a quorum of the others: a restarted node without it may
+ * then vote for a candidate without it.
+ */
+const CRASH_AFTER_APPLY_AHEAD_CHANCE = 0.05;
 /** Lines of trace kept for a failure report. */
 const TRACE_LINES_MAX = 3000;
 
@@ -39,6 +52,11 @@ export interface WorldSettings {
   checkQuorum: boolean;
   compactEveryEntries: number;
   nemesisIntervalMs: number;
+  /**
+   * The driver hands out new Readys while earlier writes are in flight (as
+   * the real driver does); false: one Ready at a time (a synchronous driver).
+   */
+  asyncWrites: boolean;
   /**
    * Test only: the disk ignores fsync, so synced hard state can be lost in a
    * crash. Used to show that the checkers catch a broken node.
@@ -61,7 +79,12 @@ class SimNode {
   removed = false;
   /** Bumped at each crash, so that writes in flight at the crash are dropped. */
   generation = 0;
-  busy = false;
+  /** Readys whose write waits for the one in flight, oldest first. */
+  writeQueue: Ready[] = [];
+  /** The batch being written (one atomic write of one or more Readys); undefined when idle. */
+  writing: Ready[] | undefined;
+  /** A Ready holding a snapshot: nothing else runs on the node until it is finished. */
+  snapshotReady: Ready | undefined;
   inbox: (() => void)[] = [];
   appliedIndex = 0;
   register = '';
@@ -99,6 +122,7 @@ export function settingsForSeed(seed: number): WorldSettings {
     checkQuorum: random.chance(0.85),
     compactEveryEntries: [20, 50, 200][random.below(3)]!,
     nemesisIntervalMs: 100 + random.below(400),
+    asyncWrites: random.chance(0.75),
   };
 }
 
@@ -227,7 +251,9 @@ export class World {
       disk.snapshot ? { ...restored, snapshot: disk.snapshot } : restored,
     );
     node.up = true;
-    node.busy = false;
+    node.writeQueue = [];
+    node.writing = undefined;
+    node.snapshotReady = undefined;
     node.inbox = [];
     node.appliedIndex = snapshotIndex;
     node.register = disk.snapshot ? decodeRegister(disk.snapshot.data) : '';
@@ -243,7 +269,9 @@ export class World {
     node.up = false;
     node.generation++;
     node.raw = undefined;
-    node.busy = false;
+    node.writeQueue = [];
+    node.writing = undefined;
+    node.snapshotReady = undefined;
     node.inbox = [];
     this.stats.crashes!++;
     this.record(`${node.id} crashed`);
@@ -255,27 +283,69 @@ export class World {
     this.schedule(TICK_MS, () => this.tick(node));
   }
 
-  /** Runs `action` on the node's RawNode as soon as no write is in flight. */
+  /** Runs `action` on the node's RawNode at its next turn. */
   private enqueue(node: SimNode, action: () => void): void {
     if (!node.up) return;
     node.inbox.push(action);
     this.process(node);
   }
 
+  private writesIdle(node: SimNode): boolean {
+    return node.writing === undefined && node.writeQueue.length === 0;
+  }
+
+  /**
+   * One turn of the driver, like the real one: step the inbox, then take
+   * Readys. Early messages leave and committed entries are applied at once;
+   * the write goes to the node's writer, and the Ready's messages leave when
+   * it is durable. A synchronous driver takes no Ready while a write is in flight.
+   */
   private process(node: SimNode): void {
-    if (!node.up || node.busy) return;
+    if (!node.up || node.snapshotReady !== undefined) return;
+    if (!this.settings.asyncWrites && !this.writesIdle(node)) return;
     while (node.inbox.length > 0) node.inbox.shift()!();
     const raw = node.raw!;
-    if (!raw.hasReady()) return;
-    const ready = raw.ready();
-    this.observeReady(node, ready);
-    this.sendAll(ready.messagesEarly);
-    // Like the real driver: committed entries are applied while the write is in flight.
-    if (!ready.snapshot) for (const entry of ready.committedEntries) this.apply(node, entry);
-    node.busy = true;
+    while (raw.hasReady()) {
+      const ready = raw.ready();
+      this.observeReady(node, ready);
+      this.sendAll(ready.messagesEarly);
+      if (ready.snapshot) {
+        node.snapshotReady = ready;
+        this.maybeStartWrite(node);
+        return;
+      }
+      for (const entry of ready.committedEntries) this.apply(node, entry);
+      for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
+      raw.applied(ready);
+      this.serveWaitingReads(node);
+      node.writeQueue.push(ready);
+      this.maybeStartWrite(node);
+      if (!this.settings.asyncWrites) return;
+    }
+  }
+
+  /** Starts the next write: the queued Readys as one batch, or the pending snapshot once the queue drained. */
+  private maybeStartWrite(node: SimNode): void {
+    if (node.writing !== undefined) return;
+    let batch: Ready[];
+    if (node.writeQueue.length > 0) {
+      batch = node.writeQueue;
+      node.writeQueue = [];
+    } else if (node.snapshotReady !== undefined) {
+      batch = [node.snapshotReady];
+    } else return;
+    node.writing = batch;
     const generation = node.generation;
     const latency = this.random.chance(0.05) ? 5 + this.random.below(20) : 1 + this.random.below(2);
-    this.schedule(latency, () => this.finishReady(node, generation, ready));
+    this.schedule(latency, () => this.finishWrite(node, generation, batch));
+    if (!this.healed && this.random.chance(CRASH_DURING_WRITE_CHANCE) && this.mayCrash()) {
+      this.schedule(this.random.below(latency), () => {
+        // Crashes stop at the heal: every member must then stay up.
+        if (node.generation !== generation || !node.up || this.healed) return;
+        this.record(`${node.id} crashes with a write of ${batch.length} Ready(s) in flight`);
+        this.crash(node);
+      });
+    }
   }
 
   private observeReady(node: SimNode, ready: Ready): void {
@@ -288,23 +358,31 @@ export class World {
     }
   }
 
-  /** The simulated write completed: make it durable, then do the rest of the Ready. */
-  private finishReady(node: SimNode, generation: number, ready: Ready): void {
+  /** The simulated write completed: make it durable, then send what waited for it. */
+  private finishWrite(node: SimNode, generation: number, batch: Ready[]): void {
     if (node.generation !== generation || !node.up) return;
-    this.writeDisk(node.disk, ready);
-    this.sendAll(ready.messages);
-    if (ready.snapshot) {
-      node.register = decodeRegister(ready.snapshot.data);
-      node.appliedIndex = ready.snapshot.meta.index;
+    node.writing = undefined;
+    const raw = node.raw!;
+    for (const ready of batch) {
+      this.writeDisk(node.disk, ready);
+      this.sendAll(ready.messages);
+      raw.persisted(ready);
+      if (ready === node.snapshotReady) this.finishSnapshotReady(node, ready);
     }
-    if (ready.snapshot) for (const entry of ready.committedEntries) this.apply(node, entry);
-    for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
-    node.raw!.advance(ready);
-    node.busy = false;
-    this.serveWaitingReads(node);
-    this.maybeCompact(node);
+    this.maybeStartWrite(node);
+    if (this.writesIdle(node)) this.maybeCompact(node);
     this.checkRemovals();
     this.process(node);
+  }
+
+  private finishSnapshotReady(node: SimNode, ready: Ready): void {
+    node.register = decodeRegister(ready.snapshot!.data);
+    node.appliedIndex = ready.snapshot!.meta.index;
+    for (const entry of ready.committedEntries) this.apply(node, entry);
+    for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
+    node.raw!.applied(ready);
+    node.snapshotReady = undefined;
+    this.serveWaitingReads(node);
   }
 
   private writeDisk(disk: SimDisk, ready: Ready): void {
@@ -325,6 +403,7 @@ export class World {
 
   private apply(node: SimNode, entry: Entry): void {
     this.checker.applied(node.id, entry);
+    if (entry.index > node.raw!.stableIndex) this.maybeCrashAfterApplyAhead(node);
     node.appliedIndex = entry.index;
     if (entry.type === EntryType.Normal && entry.data.length > 0) node.register = decoder.decode(entry.data);
     const proposal = node.proposals.get(entry.index);
@@ -338,6 +417,19 @@ export class World {
         this.record(`first write acknowledged after the heal, at index ${entry.index}`);
       }
     }
+  }
+
+  private maybeCrashAfterApplyAhead(node: SimNode): void {
+    if (this.healed || !this.random.chance(CRASH_AFTER_APPLY_AHEAD_CHANCE) || !this.mayCrash()) return;
+    const generation = node.generation;
+    this.schedule(0, () => {
+      if (node.generation !== generation || !node.up || this.healed) return;
+      this.record(`${node.id} crashes having applied entries beyond its disk (${node.raw!.stableIndex})`);
+      this.crash(node);
+      this.schedule(1 + this.random.below(30), () => {
+        if (!node.up && !node.removed && !this.healed) this.startNode(node);
+      });
+    });
   }
 
   private maybeCompact(node: SimNode): void {
@@ -528,10 +620,15 @@ export class World {
     this.record('network healed');
   }
 
+  /** Faults keep at most two members down at once. */
+  private mayCrash(): boolean {
+    const live = this.liveNodes();
+    return live.length > 0 && this.members().length - live.length < 2;
+  }
+
   private crashSomeone(): void {
     const live = this.liveNodes();
-    const downCount = this.members().length - live.length;
-    if (live.length === 0 || downCount >= 2) return;
+    if (!this.mayCrash()) return;
     const target = this.random.chance(0.4) ? this.leader() ?? live[0]! : live[this.random.below(live.length)]!;
     this.crash(target);
   }

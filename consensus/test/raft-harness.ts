@@ -12,8 +12,9 @@
  * (send `messagesEarly`; persist; send `messages`; restore and apply; read
  * states; advance), unless the node is held: then its `messagesEarly` go out,
  * the rest of the Ready waits for `release`, and whatever reaches the node
- * meanwhile waits in its inbox (RawNode takes no calls between ready() and
- * advance()).
+ * meanwhile waits in its inbox. The harness is a synchronous driver (one
+ * Ready at a time); the real driver pipelines Readys, and the simulator
+ * covers that.
  *
  * Everything observable is written as one-line records to the cluster's
  * output (delivered and dropped messages, role and term changes, applied
