@@ -52,6 +52,8 @@ export class HivemindCluster implements BenchCluster {
       workDirectory: string;
       /** The server's entry script, run with this Node binary. */
       serverPath: string;
+      /** Node.js flags placed before the script. With any, `stop()` ends the servers with SIGTERM first. */
+      nodeArgs: string[];
       tickMs: number;
       electionTicks: number;
       heartbeatTicks: number;
@@ -113,7 +115,17 @@ export class HivemindCluster implements BenchCluster {
   }
 
   async stop(): Promise<void> {
+    if (this.options.nodeArgs.length > 0) await Promise.all(this.memberIds.map((id) => this.terminate(id)));
     await Promise.all(this.memberIds.map((id) => this.kill(id)));
+  }
+
+  /** Asks `id` to stop (SIGTERM), so that exit-time output such as a CPU profile is written; waits at most 10 s. */
+  private async terminate(id: string): Promise<void> {
+    const child = this.member(id).process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref())]);
   }
 
   private member(id: string): Member {
@@ -126,6 +138,7 @@ export class HivemindCluster implements BenchCluster {
   private async launch(member: Member): Promise<void> {
     const cluster = [...this.members.values()].map((peer) => `${peer.id}=${peer.peerAddress}/${peer.clientAddress}`).join(',');
     const args = [
+      ...this.options.nodeArgs,
       this.options.serverPath,
       ...['--id', member.id, '--data-dir', member.dataDirectory],
       ...['--peer-listen', member.peerAddress, '--client-listen', member.clientAddress],

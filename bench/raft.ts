@@ -38,6 +38,8 @@ interface CommandLine {
   systems: ('hivemind' | 'etcd')[];
   /** Hivemind's server entry script. */
   serverPath: string;
+  /** Node.js flags for Hivemind's server processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
+  serverNodeArgs: string[];
   json: boolean;
 }
 
@@ -68,6 +70,8 @@ const USAGE = `usage: npm run bench:raft -- [options]   (or: node dist/bench/raf
   --failover-trials 3         leader kills per system (0: none); --failover-clients 16
   --systems hivemind,etcd     which systems, in order (etcd only if installed)
   --server PATH               Hivemind's server script (default dist/consensus/server/main.js)
+  --server-node-args=ARGS     Node.js flags for Hivemind's servers, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
+                              (servers are then stopped with SIGTERM, so profiles get written)
   --json                      end with one JSON line holding every figure`;
 
 /** A bad command line: printed without a stack trace, exit code 2. */
@@ -101,6 +105,7 @@ function readFlags(argv: string[]) {
       'failover-clients': { type: 'string', default: '16' },
       systems: { type: 'string', default: 'hivemind,etcd' },
       server: { type: 'string', default: defaultServerPath },
+      'server-node-args': { type: 'string', default: '' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -132,6 +137,7 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
     heartbeatTicks: wholeNumber(values['heartbeat-ticks'], '--heartbeat-ticks', 1),
     systems: systems as CommandLine['systems'],
     serverPath: values.server,
+    serverNodeArgs: values['server-node-args'].split(' ').filter((part) => part !== ''),
     json: values.json,
   };
 }
@@ -191,6 +197,7 @@ function makeClusters(options: { commandLine: CommandLine; resources: Resources;
           resources,
           workDirectory,
           serverPath: commandLine.serverPath,
+          nodeArgs: commandLine.serverNodeArgs,
           tickMs: commandLine.tickMs,
           electionTicks: commandLine.electionTicks,
           heartbeatTicks: commandLine.heartbeatTicks,

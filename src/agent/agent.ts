@@ -39,6 +39,8 @@ import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue, type Stat
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import type { NodeComponent, NodeServices } from './services.js';
+import { isGossipView, type GossipView } from '../membership/component.js';
+import type { DiscoveryAnnouncer } from '../membership/discovery.js';
 
 /** How the agent starts. */
 export type StartMode = 'bootstrap-or-restart' | { join: string };
@@ -133,8 +135,10 @@ class HivemindAgent implements Agent, ApiBackend {
   private raftInstance: RaftNode | undefined;
   private apiInstance: ApiServer | undefined;
   private readonly componentList: NodeComponent[] = [];
-  private componentsStarted: NodeComponent[] = [];
   private boundPorts: { gossip?: number } = {};
+  private announcer: DiscoveryAnnouncer | undefined;
+  private announcedToken: string | undefined;
+  private discoveryBusy = false;
   private raftStarted = false;
   private identity: NodeIdentity | undefined;
   private key: Uint8Array | undefined;
@@ -235,10 +239,11 @@ class HivemindAgent implements Agent, ApiBackend {
   private async shutDown(reason: AgentStopReason): Promise<void> {
     this.stopController.abort();
     clearInterval(this.watchTimer);
-    for (const component of [...this.componentsStarted].reverse()) {
+    // Every component, started or only bound (a start that failed half way leaves sockets to close).
+    for (const component of [...this.componentList].reverse()) {
       await component.stop().catch((error: unknown) => this.log(component.name, `stopping failed: ${(error as Error).message}`));
     }
-    this.componentsStarted = [];
+    await this.announcer?.stop().catch(() => {});
     if (this.apiInstance) this.apiInstance.ready = false;
     await this.apiInstance?.stop().catch((error: unknown) => this.log('api', `stopping the API failed: ${(error as Error).message}`));
     await this.raftInstance?.stop().catch((error: unknown) => this.log('raft', `stopping Raft failed: ${(error as Error).message}`));
@@ -278,10 +283,7 @@ class HivemindAgent implements Agent, ApiBackend {
     if (plan === 'join') await this.waitUntil(() => this.machine.node(this.name) !== undefined, 'this node to catch up with the cluster', false);
     this.apiInstance!.ready = true;
     this.syncTokenFile();
-    for (const component of this.componentList) {
-      await component.start();
-      this.componentsStarted.push(component);
-    }
+    for (const component of this.componentList) await component.start();
     this.log('agent', `serving: API on ${this.apiAddress}, peers on ${this.peerAddress}`);
   }
 
@@ -536,6 +538,7 @@ class HivemindAgent implements Agent, ApiBackend {
     }
     if (this.nodesDirty) this.refreshPeers();
     this.syncTokenFile();
+    this.discoverySync();
     if (this.checkLeft()) return;
     if (status.role === 'leader' && !this.membershipBusy) void this.membershipStep(status);
     if (!this.ensureBusy && Date.now() - this.lastEnsureAt >= ENSURE_INTERVAL_MS) void this.ensureSelf(status);
@@ -696,6 +699,7 @@ class HivemindAgent implements Agent, ApiBackend {
         lastIndex: status.lastIndex,
         records: this.machine.nodes().map(({ id, status: nodeStatus, role }) => ({ id, status: nodeStatus, role })),
         now: performance.now(),
+        gossip: this.gossipStatuses(),
       });
       if (action === undefined) return;
       await this.perform(action);
@@ -704,6 +708,39 @@ class HivemindAgent implements Agent, ApiBackend {
     } finally {
       this.membershipBusy = false;
     }
+  }
+
+  /** Gossip's view of every member, when the gossip component runs. */
+  private gossipStatuses(): ReturnType<GossipView['statuses']> | undefined {
+    const gossip = this.component('gossip');
+    return isGossipView(gossip) ? gossip.statuses() : undefined;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Discovery (--discoverable on): announce under the token's topic; again when the token rotates.
+
+  private discoverySync(): void {
+    if (!this.config.discoverable || this.discoveryBusy) return;
+    const token = this.currentToken();
+    if (token === undefined || token === this.announcedToken) return;
+    this.discoveryBusy = true;
+    void (async () => {
+      try {
+        await this.announcer?.stop();
+        this.announcer = undefined;
+        const { announceForDiscovery, parseBootstrapList } = await import('../membership/discovery.js');
+        const parsed = parseBootstrapList(process.env.HIVEMIND_DISCOVERY_BOOTSTRAP);
+        if (!parsed.ok) throw new Error(parsed.problem);
+        this.announcer = await announceForDiscovery({ token, seedAddress: this.peerAddress, ...(parsed.nodes === undefined ? {} : { bootstrap: parsed.nodes }) });
+        this.announcedToken = token;
+        if (this.stopController.signal.aborted) await this.announcer.stop();
+        else this.log('discovery', 'announced this node for `hivemind join --discover`');
+      } catch (error) {
+        this.logOnce(`discovery:${(error as Error).message}`, 'discovery', `cannot announce for discovery yet: ${(error as Error).message}`);
+      } finally {
+        this.discoveryBusy = false;
+      }
+    })();
   }
 
   private async perform(action: MembershipAction): Promise<void> {

@@ -3,5 +3,10 @@
  * reverse). See `services.ts` for what they get.
  */
 import type { ComponentFactory } from './services.js';
+import { createGossipComponent } from '../membership/component.js';
+import { schedulerComponent } from '../scheduler/component.js';
+import { createExecutor } from '../executor/executor.js';
+// Registers the containerd runtime with the executor (image apps).
+import '../executor/containerd/register.js';
 
-export const COMPONENT_FACTORIES: readonly ComponentFactory[] = [];
+export const COMPONENT_FACTORIES: readonly ComponentFactory[] = [createGossipComponent, schedulerComponent, createExecutor];

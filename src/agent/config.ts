@@ -24,6 +24,10 @@ export const DEFAULT_BIND = '0.0.0.0';
 export const DEFAULT_VOTER_GRACE_MS = 30_000;
 /** One Raft tick. The election timeout is 10 ticks (randomized up to 20). */
 export const DEFAULT_TICK_MS = 50;
+/** How long the instances of a node marked down stay before the scheduler moves them. */
+export const DEFAULT_RESCHEDULE_GRACE_MS = 30_000;
+/** How long an update may go without progress before its failure action runs. */
+export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
 /** Log entries applied between snapshots (log compaction). */
 export const DEFAULT_SNAPSHOT_EVERY_ENTRIES = 10_000;
 
@@ -53,6 +57,11 @@ export interface AgentFlags {
   voterGrace?: string | number;
   tickMs?: string | number;
   snapshotEvery?: string | number;
+  /** Durations (`30s`, `10m`); a number is milliseconds. */
+  rescheduleGrace?: string | number;
+  progressDeadline?: string | number;
+  /** `on` or `off`: announce for `join --discover` on the hyperswarm DHT. */
+  discoverable?: string;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -71,6 +80,12 @@ export interface AgentConfig {
   voterGraceMs: number;
   tickMs: number;
   snapshotEveryEntries: number;
+  /** The scheduler waits this long after a node is marked down before moving its instances. */
+  rescheduleGraceMs: number;
+  /** An update that makes no progress for this long runs its failure action (pause or rollback). */
+  progressDeadlineMs: number;
+  /** Announce this node for `hivemind join --discover` on the public hyperswarm DHT (opt-in). */
+  discoverable: boolean;
 }
 
 /** One invalid setting. */
@@ -119,6 +134,9 @@ export const SETTINGS = {
   voterGrace: setting('voterGrace', 'HIVEMIND_VOTER_GRACE'),
   tickMs: setting('tickMs', 'HIVEMIND_TICK_MS'),
   snapshotEvery: setting('snapshotEvery', 'HIVEMIND_SNAPSHOT_EVERY'),
+  rescheduleGrace: setting('rescheduleGrace', 'HIVEMIND_RESCHEDULE_GRACE'),
+  progressDeadline: setting('progressDeadline', 'HIVEMIND_PROGRESS_DEADLINE'),
+  discoverable: setting('discoverable', 'HIVEMIND_DISCOVERABLE'),
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -208,6 +226,9 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     max: SNAPSHOT_EVERY_MAX,
     what: 'the number of applied entries between snapshots',
   });
+  const rescheduleGraceMs = resolver.duration(SETTINGS.rescheduleGrace, DEFAULT_RESCHEDULE_GRACE_MS, { min: 500, max: 24 * 3600 * 1000 });
+  const progressDeadlineMs = resolver.duration(SETTINGS.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS, { min: 1000, max: 7 * 24 * 3600 * 1000 });
+  const discoverable = resolver.text(SETTINGS.discoverable, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -219,6 +240,9 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     voterGraceMs,
     tickMs,
     snapshotEveryEntries,
+    rescheduleGraceMs,
+    progressDeadlineMs,
+    discoverable: /^(on|true|1|yes)$/i.test(discoverable),
   };
   if (token !== '') config.token = token;
   return { ok: true, config };

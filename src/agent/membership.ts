@@ -4,12 +4,16 @@
  * the time, it returns the one change to make next, or nothing.
  *
  * What it keeps healthy:
- * - a member the leader has not heard from (`recentActive` false) for longer
- *   than the grace is marked `down`; a down voter is then removed from the
- *   Raft configuration, so the quorum is counted over live voters only;
+ * - a node gossip declares dead (SWIM with Lifeguard, `view.gossip`), and
+ *   that Raft does not hear either, is marked `down` at once; a node gossip
+ *   has no view of, or that Raft has not heard from (`recentActive` false) for
+ *   longer than the grace, is marked `down` then; a down voter is removed
+ *   from the Raft configuration once Raft has not heard it for the grace, so
+ *   the quorum is counted over live voters only;
  * - while there are fewer voters than the target (3, or 5 once 5 or more
  *   nodes are up), the most caught-up healthy learner is promoted;
- * - a member heard from again is marked `up`; a member whose record says
+ * - a member heard from again (by Raft, and not dead to gossip) is marked
+ *   `up`; a member whose record says
  *   `left` is removed; each record's `role` follows the configuration.
  *
  * One change per call, most urgent first: the core takes one membership
@@ -40,7 +44,16 @@ export interface MembershipView {
   records: Pick<NodeRecord, 'id' | 'status' | 'role'>[];
   /** Milliseconds, any monotonic origin. */
   now: number;
+  /**
+   * The leader's gossip view (`statuses()` of the `gossip` component): node
+   * id → SWIM status. Undefined when gossip does not run; a node missing from
+   * it is one gossip has no view of. Either way Raft liveness decides alone.
+   */
+  gossip?: Record<string, GossipStatus>;
 }
+
+/** A node's status in the SWIM member view. */
+export type GossipStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
 /** One change. `reason` is for the log line. */
 export type MembershipAction =
@@ -131,6 +144,13 @@ export class MembershipPlanner {
   private markDown(view: MembershipView): MembershipAction | undefined {
     for (const record of sortedRecords(view)) {
       if (record.id === view.self || record.status === 'down' || record.status === 'left') continue;
+      const gossip = view.gossip?.[record.id];
+      // Raft liveness can veto gossip: a node the leader still hears is not down, whatever UDP says.
+      if ((gossip === 'dead' || gossip === 'left') && !raftActive(view, record.id)) {
+        // A gossip leave is a process that shut down, not a cluster leave: the record's `left` belongs to the leave API.
+        const reason = gossip === 'dead' ? 'gossip declared it dead' : 'it left gossip (stopped)';
+        return { type: 'set-status', id: record.id, status: 'down', reason };
+      }
       if (this.isGone(record.id, view.now)) {
         const seconds = Math.round(this.unreachableFor(record.id, view.now) / 1000);
         return { type: 'set-status', id: record.id, status: 'down', reason: `unreachable for ${seconds}s (grace ${this.graceMs / 1000}s)` };
@@ -154,8 +174,9 @@ export class MembershipPlanner {
     for (const id of [...view.voters, ...view.learners]) {
       const record = recordOf(view, id);
       if (record === undefined || (record.status !== 'down' && record.status !== 'suspect')) continue;
-      const reachable = id === view.self || view.progress[id]?.recentActive === true;
-      if (reachable) return { type: 'set-status', id, status: 'up', reason: 'reachable again' };
+      const gossip = view.gossip?.[id];
+      const reachable = id === view.self || (view.progress[id]?.recentActive === true && gossip !== 'dead' && gossip !== 'left');
+      if (reachable) return { type: 'set-status', id, status: 'up', reason: gossip === undefined ? 'reachable again' : `reachable again (gossip: ${gossip})` };
     }
     return undefined;
   }
@@ -187,6 +208,11 @@ export class MembershipPlanner {
     }
     return undefined;
   }
+}
+
+/** Whether the leader's Raft hears `id` now (a member with `recentActive`). */
+function raftActive(view: MembershipView, id: string): boolean {
+  return (view.voters.includes(id) || view.learners.includes(id)) && view.progress[id]?.recentActive === true;
 }
 
 function recordOf(view: MembershipView, id: string): MembershipView['records'][number] | undefined {

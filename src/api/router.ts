@@ -18,6 +18,8 @@ export interface Answer {
   headers?: Record<string, string>;
   /** The `X-Hivemind-Index` header; the node's applied index when absent. */
   index?: number;
+  /** A body sent as it comes (chunked), instead of `json`/`text`: logs that follow. Ends when the client leaves. */
+  stream?: AsyncIterable<Uint8Array>;
 }
 
 /** What a handler gets. */
@@ -33,6 +35,10 @@ export interface RouteContext {
   actor: string;
   /** Whether the node has finished starting (health answers 503 until then). */
   serving: boolean;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+  /** The request's Authorization header, for routes that pass the request on to another node. */
+  authorization?: string;
   /**
    * Checks and proposes `commands` on the leader (forwarding the request
    * there when this node does not lead) and answers with `present(results)`,
@@ -69,8 +75,14 @@ export interface OpenRoute extends RouteBase {
   handle(context: RouteContext): Promise<Answer>;
 }
 
+/** An authenticated route answered from this node alone, without a read barrier (logs of the instances it runs). */
+export interface LocalRoute extends RouteBase {
+  kind: 'local';
+  handle(context: RouteContext): Promise<Answer>;
+}
+
 /** Any route. */
-export type Route = ReadRoute | WriteRoute | OpenRoute;
+export type Route = ReadRoute | WriteRoute | OpenRoute | LocalRoute;
 
 /** What `Router.match` found: a route and its parameters, a path that takes other methods, or nothing. */
 export type RouteMatch = { type: 'found'; route: Route; params: Record<string, string> } | { type: 'wrong-method'; allowed: string[]; path: string } | { type: 'none' };

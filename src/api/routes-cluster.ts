@@ -6,12 +6,24 @@ import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../
 import type { NodeRecord } from '../state/types.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
 import { checkNodeId } from './input.js';
+import { isGossipView } from '../membership/component.js';
 import type { Route, RouteContext } from './router.js';
 
-function nodeView(context: RouteContext, record: NodeRecord): NodeRecord & { leader: boolean } {
+/** This node's gossip view of one node, if gossip runs here and knows it. */
+type GossipOfNode = { status: 'alive' | 'suspect' | 'dead' | 'left'; incarnation: number };
+
+function nodeView(context: RouteContext, record: NodeRecord, gossip = gossipViews(context)): NodeRecord & { leader: boolean; gossip?: GossipOfNode } {
   const status = context.backend.raft.status();
   const role = status.config.voters.includes(record.id) ? 'voter' : status.config.learners.includes(record.id) ? 'learner' : 'none';
-  return { ...record, role, leader: status.leader === record.id };
+  const seen = gossip.get(record.id);
+  return { ...record, role, leader: status.leader === record.id, ...(seen === undefined ? {} : { gossip: seen }) };
+}
+
+/** The answering node's SWIM view (an added `gossip` field per node: older clients ignore it). */
+function gossipViews(context: RouteContext): Map<string, GossipOfNode> {
+  const component = context.backend.component('gossip');
+  if (!isGossipView(component)) return new Map();
+  return new Map(component.members().map((member) => [member.id, { status: member.status, incarnation: member.incarnation }]));
 }
 
 /** Health, status, nodes, leave, token, metrics. */
@@ -60,7 +72,8 @@ export const clusterRoutes: Route[] = [
     path: '/v1/nodes',
     kind: 'read',
     read(context) {
-      return { nodes: context.backend.machine.nodes().map((record) => nodeView(context, record)) };
+      const gossip = gossipViews(context);
+      return { nodes: context.backend.machine.nodes().map((record) => nodeView(context, record, gossip)) };
     },
   },
   {

@@ -289,6 +289,29 @@ function expectVersionQuery(context: RouteContext): { expectVersion?: number } {
   return expectVersion === undefined ? {} : { expectVersion };
 }
 
+/**
+ * A deliberately broken build, for the chaos harness's proof that its checker
+ * catches stale reads (chaos/test/broken-build.test.ts): with
+ * HIVEMIND_TEST_UNSAFE_LOCAL_READS=1 in the agent's environment, `GET
+ * /v1/kv/{key}` skips ReadIndex and answers from the local replica, which a
+ * partitioned node serves stale. Test-only: never set it anywhere else.
+ */
+const UNSAFE_LOCAL_KV_READS = process.env['HIVEMIND_TEST_UNSAFE_LOCAL_READS'] === '1';
+
+function kvGet(context: RouteContext): unknown {
+  const key = kvKey(context);
+  const entry = context.backend.machine.kvGet(key);
+  if (entry === undefined) throw notFound(`key ${JSON.stringify(key)} does not exist`, 'key');
+  return entry;
+}
+
+function kvGetRoute(): Route {
+  if (UNSAFE_LOCAL_KV_READS) {
+    return { method: 'GET', path: '/v1/kv/*key', kind: 'open', handle: async (context) => ({ status: 200, json: kvGet(context) }) };
+  }
+  return { method: 'GET', path: '/v1/kv/*key', kind: 'read', read: kvGet };
+}
+
 const kvRoutes: Route[] = [
   {
     method: 'GET',
@@ -302,17 +325,7 @@ const kvRoutes: Route[] = [
       return { entries: context.backend.machine.kvList(prefix, limit) };
     },
   },
-  {
-    method: 'GET',
-    path: '/v1/kv/*key',
-    kind: 'read',
-    read(context) {
-      const key = kvKey(context);
-      const entry = context.backend.machine.kvGet(key);
-      if (entry === undefined) throw notFound(`key ${JSON.stringify(key)} does not exist`, 'key');
-      return entry;
-    },
-  },
+  kvGetRoute(),
   {
     method: 'PUT',
     path: '/v1/kv/*key',

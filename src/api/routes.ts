@@ -1,7 +1,10 @@
 /** Every route of the API, in the order docs/api.md lists them. */
 import { clusterRoutes } from './routes-cluster.js';
+import { imageRoutes } from './routes-images.js';
+import { logRoutes } from './routes-logs.js';
 import { stateRoutes } from './routes-state.js';
+import { rolloutRoutes } from './routes-rollouts.js';
 import type { Route } from './router.js';
 
 /** The route table the server matches against. */
-export const routes: Route[] = [...clusterRoutes, ...stateRoutes];
+export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...rolloutRoutes, ...imageRoutes];

@@ -177,6 +177,7 @@ export class ApiServer {
     const context = this.context(state, params, body, actor);
     switch (route.kind) {
       case 'open':
+      case 'local':
         return route.handle(context);
       case 'read':
         return this.read(state, route, context);
@@ -195,6 +196,8 @@ export class ApiServer {
       requestId: state.requestId,
       actor,
       serving: this.ready,
+      signal: state.signal,
+      ...(typeof state.headers.authorization === 'string' ? { authorization: state.headers.authorization } : {}),
       commit: (commands, present) => this.commit(state, actor, commands, present),
       onLeader: (action, options) => this.onLeader(state, action, options?.mayForwardAgain === true),
     };
@@ -446,6 +449,7 @@ export class ApiServer {
 
   private send(response: ServerResponse, method: string, answer: Answer): void {
     if (response.headersSent || response.destroyed) return;
+    if (answer.stream !== undefined) return this.sendStream(response, method, answer, answer.stream);
     let body: Buffer;
     let contentType: string;
     if (answer.text !== undefined) {
@@ -463,6 +467,33 @@ export class ApiServer {
     for (const [name, value] of Object.entries(answer.headers ?? {})) response.setHeader(name, value);
     response.end(method === 'HEAD' ? undefined : body);
   }
+
+  private sendStream(response: ServerResponse, method: string, answer: Answer, stream: AsyncIterable<Uint8Array>): void {
+    response.statusCode = answer.status;
+    response.setHeader('Content-Type', answer.contentType ?? 'text/plain; charset=utf-8');
+    response.setHeader(INDEX_HEADER, String(answer.index ?? this.backend.machine.appliedIndex));
+    response.setHeader('Cache-Control', 'no-store');
+    for (const [name, value] of Object.entries(answer.headers ?? {})) response.setHeader(name, value);
+    if (method === 'HEAD') {
+      response.end();
+      return;
+    }
+    response.flushHeaders();
+    void pipeStream(response, stream);
+  }
+}
+
+/** Answers with a chunked body from `stream`; a failure mid-way ends the response (the status is already sent). */
+async function pipeStream(response: ServerResponse, stream: AsyncIterable<Uint8Array>): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      if (response.destroyed) break;
+      if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve).once('close', resolve));
+    }
+  } catch {
+    // The stream's source failed (a file removed under it): end what was sent.
+  }
+  if (!response.destroyed) response.end();
 }
 
 /** The request target as a URL; a target that is not a path is a 400. */

@@ -1,6 +1,9 @@
 /**
  * `healthcheck:` as Compose writes it: `test` as a string (run by a shell:
- * CMD-SHELL) or a list starting with CMD, CMD-SHELL or NONE; durations like
+ * CMD-SHELL) or a list starting with CMD, CMD-SHELL or NONE; and Hivemind's
+ * own forms, checked by the agent without running anything in the instance:
+ * `["HTTP", "http://127.0.0.1:PORT/path"]` (a 2xx or 3xx answer passes) and
+ * `["TCP", "127.0.0.1:PORT"]` (an accepted connection passes); durations like
  * `30s`; `disable: true` (the same as test ["NONE"]). Docker's defaults fill
  * the rest. Pure.
  */
@@ -65,16 +68,47 @@ function readTest(value: unknown, path: FieldPath, problems: Problems): string[]
     return undefined;
   }
   const [kind] = test;
-  if (kind !== 'CMD' && kind !== 'CMD-SHELL' && kind !== 'NONE') {
-    problems.error([...path, 0], `must be "CMD", "CMD-SHELL" or "NONE", got ${describe(kind)}`);
+  if (kind !== 'CMD' && kind !== 'CMD-SHELL' && kind !== 'NONE' && kind !== 'HTTP' && kind !== 'TCP') {
+    problems.error([...path, 0], `must be "CMD", "CMD-SHELL", "NONE", "HTTP" or "TCP", got ${describe(kind)}`);
     return undefined;
   }
+  if (kind === 'HTTP' || kind === 'TCP') return readNetworkTest(kind, test, path, problems);
   if (kind !== 'NONE' && test.length < 2) {
     problems.error(path, `must name a command after "${kind}"`);
     return undefined;
   }
   if (kind === 'NONE' && test.length > 1) {
     problems.error(path, 'must be just ["NONE"] to turn the healthcheck off');
+    return undefined;
+  }
+  return test;
+}
+
+/** `["HTTP", URL]` or `["TCP", HOST:PORT]`: exactly one target, well formed. */
+function readNetworkTest(kind: 'HTTP' | 'TCP', test: string[], path: FieldPath, problems: Problems): string[] | undefined {
+  const example = kind === 'HTTP' ? '["HTTP", "http://127.0.0.1:8080/healthz"]' : '["TCP", "127.0.0.1:5432"]';
+  if (test.length !== 2) {
+    problems.error(path, `must be ${example}: "${kind}" and one target`);
+    return undefined;
+  }
+  const target = test[1]!;
+  if (kind === 'HTTP') {
+    let url: URL | undefined;
+    try {
+      url = new URL(target);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      problems.error([...path, 1], `must be an http:// or https:// URL like "http://127.0.0.1:8080/healthz", got ${describe(target)}`);
+      return undefined;
+    }
+    return test;
+  }
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(target);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    problems.error([...path, 1], `must be HOST:PORT like "127.0.0.1:5432" (port 1 to 65535), got ${describe(target)}`);
     return undefined;
   }
   return test;

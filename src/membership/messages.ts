@@ -60,12 +60,12 @@ export type Message =
   | { readonly type: 'sync'; readonly from: string; readonly reply: boolean; readonly members: readonly MemberSnapshot[]; readonly piggyback: readonly Update[] };
 
 /**
- * A deterministic estimate of a value's encoded size in bytes, close to a
- * compact binary encoding: strings cost their UTF-16 length plus a prefix,
+ * A deterministic upper estimate of a value's encoded size in bytes with
+ * MessagePack (wire.ts): strings cost their UTF-8 length plus a prefix,
  * numbers a fixed 5, and each field its key's length plus one.
  */
 export function estimateBytes(value: unknown): number {
-  if (typeof value === 'string') return value.length + 2;
+  if (typeof value === 'string') return utf8Length(value) + 3;
   if (typeof value === 'number') return 5;
   if (typeof value === 'boolean' || value === null || value === undefined) return 1;
   if (Array.isArray(value)) {
@@ -82,4 +82,19 @@ export function estimateBytes(value: unknown): number {
     return total;
   }
   return 8;
+}
+
+/** The UTF-8 length of `text` in bytes (lone surrogates count as the 3-byte replacement). */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
 }

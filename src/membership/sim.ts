@@ -8,7 +8,7 @@
 import { SeededRandom } from '../../consensus/core/random.js';
 import { EventQueue } from '../../consensus/sim/event-queue.js';
 import type { Message } from './messages.js';
-import { Swim, type SwimEvent, type SwimOptions } from './swim.js';
+import { defaultSwimOptions, Swim, type SwimEvent, type SwimOptions } from './swim.js';
 
 export interface SimulationOptions {
   seed: number;
@@ -76,6 +76,23 @@ export class Simulation {
   /** Splits the network: `groups[i]` is member i's side. Undefined heals it. */
   partition(groups: number[] | undefined): void {
     this.groups = groups;
+  }
+
+  /**
+   * Every live member asks the members it holds dead for a full-state
+   * exchange, as the gossip component does from the node records: after a
+   * partition heals, neither side probes the other's dead, so this is what
+   * merges them again.
+   */
+  recontactDead(): void {
+    for (let i = 0; i < this.members.length; i++) {
+      if (this.crashedAtMs.has(i)) continue;
+      const swim = this.members[i]!;
+      const dead = swim.snapshot().filter((m) => m.state === 'dead').map((m) => m.address);
+      if (dead.length === 0) continue;
+      swim.join(dead);
+      this.flush(i);
+    }
   }
 
   isCrashed(member: number): boolean {
@@ -146,12 +163,21 @@ export class Simulation {
    */
   detectionTimesMs(): (number | undefined)[] {
     const times: (number | undefined)[] = [];
+    // observer + subject → dead declarations, oldest first (an index: n² events at 1,000 members).
+    const deaths = new Map<string, ObservedEvent[]>();
+    for (const o of this.observed) {
+      if (o.event.type !== 'dead') continue;
+      const key = `${o.observer} ${o.event.id}`;
+      const list = deaths.get(key) ?? [];
+      list.push(o);
+      deaths.set(key, list);
+    }
     for (const [crashed, atMs] of this.crashedAtMs) {
       let latest = atMs;
       let complete = true;
       for (let i = 0; i < this.members.length; i++) {
         if (i === crashed || this.crashedAtMs.has(i)) continue;
-        const seen = this.observed.find((o) => o.observer === this.ids[i] && o.event.id === this.ids[crashed] && o.event.type === 'dead' && o.event.atMs >= atMs);
+        const seen = deaths.get(`${this.ids[i]} ${this.ids[crashed]}`)?.find((o) => o.event.atMs >= atMs);
         if (seen === undefined) complete = false;
         else latest = Math.max(latest, seen.event.atMs);
       }
@@ -164,10 +190,25 @@ export class Simulation {
   falsePositives(): ObservedEvent[] {
     return this.observed.filter((o) => {
       if (o.event.type !== 'dead') return false;
-      const crashedAt = this.crashedAtMs.get(this.ids.indexOf(o.event.id));
+      const crashedAt = this.crashedAtMs.get(Number(o.event.id.slice(1)));
       return crashedAt === undefined || crashedAt > o.event.atMs;
     });
   }
+}
+
+/**
+ * The slowest a crash may take to reach every live member, from the
+ * parameters: the first probe of the crashed member (at most one probe
+ * round, bounded here by n periods, though with n probers it is nearly
+ * always within the first), one period for the probe to fail, the maximum
+ * suspicion timeout (Lifeguard starts there), and two periods for the
+ * verdict to spread.
+ */
+export function detectionBoundMs(memberCount: number, swim: Partial<SwimOptions> = {}): number {
+  const o = { ...defaultSwimOptions, ...swim };
+  const minMs = o.suspicionMultiplier * Math.max(1, Math.log10(memberCount)) * o.probeIntervalMs;
+  const maxMs = o.lifeguard ? minMs * o.suspicionMaxMultiplier : minMs;
+  return memberCount * o.probeIntervalMs + o.probeIntervalMs + maxMs + 2 * o.probeIntervalMs;
 }
 
 /** The value at quantile `q` (0..1) of `values`, nearest-rank. */

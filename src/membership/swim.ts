@@ -37,21 +37,37 @@ export interface SwimOptions {
   packetBytesMax: number;
   /** False gives classic SWIM (fixed suspicion timeout, no nacks, no awareness, no buddy). */
   lifeguard: boolean;
+  /**
+   * Full-state exchange (`sync`, over a stream) with one random live member
+   * this often, to heal what gossip missed; 0 turns it off.
+   */
+  pushPullIntervalMs: number;
 }
 
+/**
+ * Hivemind's LAN profile. Against memberlist's LAN profile (1 s probes, 500 ms
+ * probe timeout, suspicion 4 × log10 n periods) it probes twice as often and
+ * waits 300 ms for an ack: a loopback or LAN round trip is well under 1 ms, so
+ * 300 ms leaves room for a busy event loop, and Lifeguard's local health
+ * stretches both when this member is the slow one. The suspicion minimum is
+ * 3 × max(1, log10 n) periods = 1.5 s for up to 10 members (memberlist: 4 s),
+ * and starts 6 times longer until two other members confirm it. `packetBytesMax` leaves room for
+ * the 30 bytes of the encrypted envelope (see crypto.ts) within 1400.
+ */
 export const defaultSwimOptions: Readonly<SwimOptions> = {
-  probeIntervalMs: 1000,
-  probeTimeoutMs: 500,
+  probeIntervalMs: 500,
+  probeTimeoutMs: 300,
   indirectChecks: 3,
-  suspicionMultiplier: 4,
+  suspicionMultiplier: 3,
   suspicionMaxMultiplier: 6,
   suspicionConfirmationsExpected: 2,
   retransmitMultiplier: 4,
   awarenessMax: 8,
   gossipIntervalMs: 200,
   gossipNodes: 3,
-  packetBytesMax: 1400,
+  packetBytesMax: 1300,
   lifeguard: true,
+  pushPullIntervalMs: 30_000,
 };
 
 /** A state change observed by this member, about another member. */
@@ -72,11 +88,18 @@ export interface Outgoing {
 
 export interface SwimInit {
   self: MemberInfo;
+  /**
+   * The incarnation to start at (default 0). A restarted member that starts
+   * above its previous life's (the driver uses wall-clock seconds) is alive
+   * again at once, without waiting to refute its own death notice.
+   */
+  incarnation?: number;
   random: { below(n: number): number };
   options?: Partial<SwimOptions>;
 }
 
 interface Member extends MemberInfo {
+  meta: MemberInfo['meta'];
   incarnation: number;
   state: MemberState;
 }
@@ -95,6 +118,7 @@ interface Suspicion {
 interface Probe {
   readonly target: string;
   readonly sequence: number;
+  readonly startMs: number;
   readonly indirectAtMs: number;
   readonly endMs: number;
   indirectSent: boolean;
@@ -122,6 +146,7 @@ interface Broadcast {
 const relaysMax = 1024;
 const eventsMax = 65536;
 const outboxMax = 65536;
+const roundTripsMax = 1024;
 
 export class Swim {
   readonly options: Readonly<SwimOptions>;
@@ -138,6 +163,9 @@ export class Swim {
   private probe: Probe | undefined;
   private nextProbeMs: number | undefined;
   private nextGossipMs: number | undefined;
+  private nextPushPullMs: number | undefined;
+  /** Round-trip times of our own acknowledged direct probes, drained by the caller. */
+  private probeRoundTripsMs: number[] = [];
   private sequence = 0;
   private broadcastOrder = 0;
   private incarnation = 0;
@@ -153,9 +181,13 @@ export class Swim {
     assert(o.probeIntervalMs > 0 && o.probeTimeoutMs > 0 && o.probeTimeoutMs <= o.probeIntervalMs, 'swim: probe timeout must be in (0, probe interval]');
     assert(o.awarenessMax >= 1 && o.suspicionMaxMultiplier >= 1 && o.indirectChecks >= 0, 'swim: bad multipliers');
     assert(o.packetBytesMax >= 256, 'swim: packetBytesMax below 256 bytes leaves no room for gossip');
+    assert(o.pushPullIntervalMs >= 0, 'swim: pushPullIntervalMs must not be negative');
+    const incarnation = init.incarnation ?? 0;
+    assert(Number.isInteger(incarnation) && incarnation >= 0 && incarnation < 2 ** 32, 'swim: the incarnation must be a 32-bit unsigned integer');
     this.self = init.self;
     this.random = init.random;
-    this.members.set(this.self.id, { ...this.self, incarnation: 0, state: 'alive' });
+    this.incarnation = incarnation;
+    this.members.set(this.self.id, { ...this.self, incarnation, state: 'alive' });
   }
 
   // ---------------------------------------------------------------- inputs
@@ -193,6 +225,11 @@ export class Swim {
     if (this.leaving || !this.joined) return;
     this.nextProbeMs ??= nowMs;
     this.nextGossipMs ??= nowMs;
+    if (this.options.pushPullIntervalMs > 0) {
+      // The first exchange comes after a random part of the interval, so members that start together spread out.
+      this.nextPushPullMs ??= nowMs + this.random.below(this.options.pushPullIntervalMs) + 1;
+      if (nowMs >= this.nextPushPullMs) this.pushPull(nowMs);
+    }
     if (nowMs >= this.nextGossipMs) this.gossip(nowMs);
     const probe = this.probe;
     if (probe !== undefined && !probe.indirectSent && nowMs >= probe.indirectAtMs) this.sendIndirectProbes(probe);
@@ -219,7 +256,7 @@ export class Swim {
         this.handlePingRequest(fromAddress, message, nowMs);
         return;
       case 'ack':
-        this.handleAck(message.sequence);
+        this.handleAck(message.sequence, nowMs);
         return;
       case 'nack':
         if (this.probe !== undefined && this.probe.sequence === message.sequence) this.probe.nacksReceived += 1;
@@ -259,10 +296,31 @@ export class Swim {
       consider(this.nextProbeMs ?? 0);
       if (this.broadcasts.size > 0) consider(this.nextGossipMs ?? 0);
       if (this.probe !== undefined) consider(this.probe.indirectSent ? this.probe.endMs : this.probe.indirectAtMs);
+      consider(this.nextPushPullMs);
     }
     for (const [id, suspicion] of this.suspicions) consider(suspicion.startMs + this.suspicionTimeoutMs(id)!);
     for (const relay of this.relays.values()) consider(relay.nackSent ? relay.expiresAtMs : relay.nackAtMs);
     return earliest;
+  }
+
+  /**
+   * Changes this member's metadata: a new incarnation carries it to the
+   * others (the only way a member's `alive` can change).
+   */
+  updateMeta(meta: MemberInfo['meta']): void {
+    if (this.leaving) return;
+    const self = this.selfMember();
+    self.meta = meta;
+    this.incarnation += 1;
+    self.incarnation = this.incarnation;
+    this.enqueue({ type: 'alive', id: self.id, address: self.address, meta, incarnation: this.incarnation });
+  }
+
+  /** Round-trip times (ms) of acknowledged direct probes since the last call. */
+  drainProbeRoundTrips(): number[] {
+    const out = this.probeRoundTripsMs;
+    this.probeRoundTripsMs = [];
+    return out;
   }
 
   /** This member's current incarnation. */
@@ -313,6 +371,7 @@ export class Swim {
     this.probe = {
       target: target.id,
       sequence,
+      startMs: nowMs,
       indirectAtMs: nowMs + this.options.probeTimeoutMs * multiplier,
       endMs: nowMs + this.options.probeIntervalMs * multiplier,
       indirectSent: false,
@@ -350,8 +409,9 @@ export class Swim {
     probe.nacksExpected = this.options.lifeguard ? helpers.length : 0;
   }
 
-  private handleAck(sequence: number): void {
+  private handleAck(sequence: number, nowMs: number): void {
     if (this.probe !== undefined && this.probe.sequence === sequence) {
+      if (this.probeRoundTripsMs.length < roundTripsMax) this.probeRoundTripsMs.push(nowMs - this.probe.startMs);
       this.probe = undefined;
       this.adjustAwareness(-1);
       return;
@@ -395,6 +455,14 @@ export class Swim {
       }
       if (nowMs >= relay.expiresAtMs) this.relays.delete(sequence);
     }
+  }
+
+  /** Starts a full-state exchange with one random live member (it answers with its own). */
+  private pushPull(nowMs: number): void {
+    this.nextPushPullMs = nowMs + this.options.pushPullIntervalMs;
+    const [id] = this.pickRandom(1, new Set([this.self.id]), true);
+    if (id === undefined) return;
+    this.send(this.member(id).address, { type: 'sync', from: this.self.id, reply: true, members: this.snapshot(), piggyback: [] });
   }
 
   /**

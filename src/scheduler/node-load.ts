@@ -38,6 +38,8 @@ export interface Demand extends Resident {
   constraints: Constraint[];
   /** Absent: no limit. */
   maxPerNode?: number;
+  /** The node the instance last failed on (placed there only when nothing else fits). */
+  avoidNode?: string;
 }
 
 /** One node's load. Invariant: the sums and maps equal the fold of `residents`. */
@@ -86,17 +88,40 @@ export function priorityOf(spec: AppSpec): number {
   return spec.hivemind.priority ?? 0;
 }
 
+/** What every instance of one spec weighs, computed once per spec (specs are never changed once stored). */
+interface SpecWeight {
+  appKey: string;
+  priority: number;
+  cpuMillis: number;
+  memoryBytes: number;
+  /** Shared by every resident of the spec: never changed. */
+  ports: string[];
+}
+
+const specWeights = new WeakMap<AppSpec, SpecWeight>();
+
+function weightOf(spec: AppSpec): SpecWeight {
+  let weight = specWeights.get(spec);
+  if (weight === undefined) {
+    const ports = spec.ports.filter((port) => port.published !== undefined).map((port) => `${port.published}/${port.protocol}`);
+    weight = { appKey: appKey(spec.tenant, spec.name), priority: priorityOf(spec), ...instanceResources(spec), ports };
+    specWeights.set(spec, weight);
+  }
+  return weight;
+}
+
 /** What `instance` of `spec` weighs on a node. */
 export function residentOf(instance: Instance, spec: AppSpec): Resident {
-  const resources = instanceResources(spec);
-  const ports = spec.ports.filter((port) => port.published !== undefined).map((port) => `${port.published}/${port.protocol}`);
-  return { id: instance.id, appKey: appKey(instance.tenant, instance.app), priority: priorityOf(spec), ...resources, ports };
+  const weight = weightOf(spec);
+  const key = spec.tenant === instance.tenant && spec.name === instance.app ? weight.appKey : appKey(instance.tenant, instance.app);
+  return { id: instance.id, appKey: key, priority: weight.priority, cpuMillis: weight.cpuMillis, memoryBytes: weight.memoryBytes, ports: weight.ports };
 }
 
 /** What placing `instance` of `spec` asks; `constraints` are already parsed. */
 export function demandOf(instance: Instance, spec: AppSpec, constraints: Constraint[]): Demand {
   const demand: Demand = { ...residentOf(instance, spec), app: instance.app, tenant: instance.tenant, constraints };
   if (spec.hivemind.maxPerNode !== undefined && spec.hivemind.maxPerNode > 0) demand.maxPerNode = spec.hivemind.maxPerNode;
+  if (instance.avoidNode !== undefined) demand.avoidNode = instance.avoidNode;
   return demand;
 }
 

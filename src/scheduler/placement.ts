@@ -12,7 +12,7 @@
  * Instances are placed highest priority first, then by tenant, app, slot, id.
  */
 import { formatBytes, formatCpu } from '../state/errors.js';
-import type { App, Instance, NodeRecord } from '../state/types.js';
+import type { App, AppSpec, Instance, NodeRecord } from '../state/types.js';
 import { parseConstraints } from './constraints.js';
 import {
   addResident,
@@ -41,6 +41,17 @@ export interface PlacementInput {
   strategy: PlacementStrategy;
   /** Breaks ties between equally scored nodes; any 32-bit integer. */
   seed: number;
+  /** Which pending instances may be placed now (healing grace, failure backoff); absent: all. */
+  mayPlace?: (instance: Instance) => boolean;
+  /**
+   * Large clusters: score at most this many nodes that fit, visited from a
+   * seeded offset per instance (Nomad's limited candidate scan), instead of
+   * every node. Absent: every node. A full scan still runs before an
+   * instance is declared unplaceable, so the reasons cover every node.
+   */
+  candidatesMax?: number;
+  /** At most this many placements; the rest wait for the next round. Absent: no limit. */
+  placementsMax?: number;
 }
 
 /** One reason nodes refused an instance, and on how many nodes. */
@@ -75,12 +86,14 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
   const nodeLoads = [...loads.values()].sort((left, right) => compareText(left.node.id, right.node.id));
   const plan: PlacementPlan = { placements: [], unplaceable: [] };
   for (const pending of pendingInstances(input.instances, loads, apps)) {
+    if (input.mayPlace !== undefined && !input.mayPlace(pending.instance)) continue;
+    if (input.placementsMax !== undefined && plan.placements.length >= input.placementsMax) break;
     const identity = { id: pending.instance.id, app: pending.instance.app, tenant: pending.instance.tenant };
     if (pending.spec === undefined) {
       plan.unplaceable.push({ ...identity, reasons: [{ count: 0, reason: `app "${pending.instance.app}" of tenant "${pending.instance.tenant}" does not exist` }] });
       continue;
     }
-    const parsed = parseConstraints(pending.spec.constraints);
+    const parsed = constraintsOf(pending.spec);
     if (!parsed.ok) {
       plan.unplaceable.push({ ...identity, reasons: [{ count: nodeLoads.length, reason: parsed.error.message }] });
       continue;
@@ -95,6 +108,18 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
     }
   }
   return plan;
+}
+
+const parsedConstraints = new WeakMap<AppSpec, ReturnType<typeof parseConstraints>>();
+
+/** A spec's constraints, parsed once per spec (specs are never changed once stored). */
+function constraintsOf(spec: AppSpec): ReturnType<typeof parseConstraints> {
+  let parsed = parsedConstraints.get(spec);
+  if (parsed === undefined) {
+    parsed = parseConstraints(spec.constraints);
+    parsedConstraints.set(spec, parsed);
+  }
+  return parsed;
 }
 
 /** Formats reasons as lines like "3 nodes: not enough memory (...)". */
@@ -129,6 +154,11 @@ function pendingInstances(instances: readonly Instance[], loads: Map<string, Nod
 type Choice = { ok: true; load: NodeLoad } | { ok: false; reasons: UnplaceableReason[] };
 
 function chooseNode(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput): Choice {
+  const limit = input.candidatesMax;
+  if (limit !== undefined && limit < loads.length) {
+    const sampled = chooseAmongSome(loads, demand, input, limit);
+    if (sampled !== undefined) return { ok: true, load: sampled };
+  }
   let best: { load: NodeLoad; score: number[] } | undefined;
   const misfits: Misfit[] = [];
   for (const load of loads) {
@@ -144,12 +174,48 @@ function chooseNode(loads: readonly NodeLoad[], demand: Demand, input: Placement
   return { ok: false, reasons: aggregate(misfits, loads.length) };
 }
 
-/** Lower is better, compared element by element; the last element is the tie hash. */
+/**
+ * The best of the first `limit` nodes that fit, visiting from a seeded
+ * offset; undefined when none of the nodes fit. Scores as `scoreNode` does,
+ * without allocating, and breaks ties by visiting order instead of the tie
+ * hash (the seeded offset already spreads them; this loop runs for every
+ * placement in a large cluster).
+ */
+function chooseAmongSome(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput, limit: number): NodeLoad | undefined {
+  const start = tieHash(input.seed, demand.id) % loads.length;
+  const binpack = input.strategy === 'binpack';
+  let best: NodeLoad | undefined;
+  let bestAvoided = 0;
+  let bestPrimary = 0;
+  let bestFullness = 0;
+  let fitting = 0;
+  for (let step = 0; step < loads.length && fitting < limit; step++) {
+    const load = loads[(start + step) % loads.length]!;
+    if (misfit(load, demand) !== undefined) continue;
+    fitting++;
+    const avoided = demand.avoidNode === load.node.id ? 1 : 0;
+    const fullness = fullnessPpm(load, demand);
+    // Spread: fewest of the app, then emptiest; binpack: fullest.
+    const primary = binpack ? -fullness : (load.appCounts.get(demand.appKey) ?? 0);
+    const secondary = binpack ? 0 : fullness;
+    // Ties go to the node visited first: the visit starts at a seeded offset per instance, so that is the tie break.
+    if (best === undefined || (avoided - bestAvoided || primary - bestPrimary || secondary - bestFullness) < 0) {
+      best = load;
+      bestAvoided = avoided;
+      bestPrimary = primary;
+      bestFullness = secondary;
+    }
+  }
+  return best;
+}
+
+/** Lower is better, compared element by element; the last element is the tie hash. A node the instance last failed on comes last. */
 function scoreNode(load: NodeLoad, demand: Demand, input: PlacementInput): number[] {
   const tie = tieHash(input.seed, demand.id, load.node.id);
   const fullness = fullnessPpm(load, demand);
-  if (input.strategy === 'binpack') return [-fullness, tie];
-  return [load.appCounts.get(demand.appKey) ?? 0, fullness, tie];
+  const avoided = demand.avoidNode === load.node.id ? 1 : 0;
+  if (input.strategy === 'binpack') return [avoided, -fullness, tie];
+  return [avoided, load.appCounts.get(demand.appKey) ?? 0, fullness, tie];
 }
 
 

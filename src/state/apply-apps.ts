@@ -2,19 +2,22 @@
  * Apply handlers for apps: deploy, scale, rollback, delete, and the instance
  * records they keep. Pure: they read the state and the command only.
  *
- * Instance records. An app of `replicas` R has exactly the instances of slots
- * 0..R-1, with ids `${tenant}.${app}.${slot}` (names are DNS labels, so the
- * id is unique and stable across versions). Every instance's `desired` is
- * 'running'; an instance that is no longer wanted is removed, and the
- * executor stops whatever runs for an id that is gone.
- * - deploy and rollback make a new version: every instance takes the new
- *   version and is reset to 'pending', keeping its node (the scheduler of a
- *   later issue drives rolling updates from there); slots beyond the new
- *   replica count are removed, new slots are added unplaced.
- * - scale adds unplaced slots or removes the highest ones; no new version.
+ * Instance records. An app of `replicas` R wants slots 0..R-1 running at
+ * `app.version`. Ids are `${tenant}.${app}.${slot}.${serial}` (names are DNS
+ * labels, so ids are unique; the serial grows per app), so an old and a new
+ * copy of one slot can coexist while the scheduler replaces one by the other.
+ * - the first deploy (or any deploy when nothing runs) makes one instance per
+ *   slot at the new version, unplaced;
+ * - a later deploy or rollback makes a new version and a rollout record
+ *   (`app.rollout`); it creates no instance: the leader's scheduler steps the
+ *   rollout (`rollout.step`, apply-rollouts.ts), adding new-version instances
+ *   and retiring old ones as the strategy and update_config say;
+ * - scale adds instances for empty slots at `app.version` and retires the
+ *   instances of slots beyond the new count;
  * - delete removes the app and all its instances.
- * A deploy sets the replica count to the spec's; so does a rollback (the
- * earlier spec comes back whole, replicas included).
+ * Retiring sets `desired: 'stopped'`: the executor stops the instance and the
+ * scheduler removes the record once it stopped; an unplaced instance is
+ * removed at once.
  */
 import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
@@ -31,13 +34,53 @@ import {
   type ClusterState,
   type Plan,
 } from './state.js';
-import { APP_VERSIONS_MAX, type App, type AppSpec, type Command, type Instance, type Quota, type Tenant } from './types.js';
+import { APP_VERSIONS_MAX, type App, type AppSpec, type Command, type Instance, type Quota, type Rollout, type Tenant } from './types.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
-/** The id of an app's instance in `slot`. */
-export function instanceId(tenant: string, app: string, slot: number): string {
-  return `${tenant}.${app}.${slot}`;
+/** The id of an app's instance in `slot` with `serial` (see the file comment). */
+export function instanceId(tenant: string, app: string, slot: number, serial: number): string {
+  return `${tenant}.${app}.${slot}.${serial}`;
+}
+
+/** Makes a new instance of `app` in `slot` at `version` (unplaced unless `node`), with the app's next serial. */
+export function addInstance(state: ClusterState, app: App, { slot, version, node }: { slot: number; version: number; node?: string }, context: ApplyContext): Instance {
+  const serial = (app.instanceSerial ?? 0) + 1;
+  app.instanceSerial = serial;
+  const id = instanceId(app.tenant, app.name, slot, serial);
+  assert(!state.instances.has(id), `instance ${id} exists already`);
+  const instance: Instance = {
+    id,
+    tenant: app.tenant,
+    app: app.name,
+    version,
+    slot,
+    desired: 'running',
+    status: pendingStatus(context),
+    createdIndex: context.index,
+  };
+  if (node !== undefined) instance.node = node;
+  state.instances.set(id, instance);
+  return instance;
+}
+
+/** Retires `instance`: desired 'stopped' (the executor stops it), or removed at once when it was never placed. */
+export function retireInstance(state: ClusterState, instance: Instance, reason: string, context: ApplyContext): void {
+  if (instance.node === undefined) {
+    state.instances.delete(instance.id);
+    return;
+  }
+  if (instance.desired === 'stopped') return;
+  instance.desired = 'stopped';
+  instance.retiredAt = context.time;
+  instance.retiredReason = reason;
+}
+
+/** The app's instances, in state order. A scan: apps are few next to instances only in tests; the scheduler reads its own view. */
+export function instancesOf(state: ClusterState, app: { tenant: string; name: string }): Instance[] {
+  const found: Instance[] = [];
+  for (const instance of state.instances.values()) if (instance.tenant === app.tenant && instance.app === app.name) found.push(instance);
+  return found;
 }
 
 /** How a deploy names itself and its fields in refusals. */
@@ -47,6 +90,8 @@ interface DeployHow {
   /** The command field to blame for a problem at `path` of the spec. */
   field: (path: string) => string;
   summary: (version: number) => string;
+  /** A rollback's rollout says so. */
+  kind?: Rollout['kind'];
 }
 
 /** app.deploy: creates the app or makes its next version. */
@@ -122,10 +167,12 @@ function planDeploy(state: ClusterState, spec: AppSpec, context: ApplyContext, h
     ok: true,
     commit: () => {
       adoptTenant(state, tenant);
+      const from = existing?.version;
       const app = commitVersion(state, { spec, existing, context });
-      syncInstances(state, app, context, { resetVersion: true });
+      const rollout = startRollout(state, app, { from, kind: how.kind ?? 'update' }, context);
+      syncInstances(state, app, context);
       return {
-        value: { tenant: app.tenant, name: app.name, version: app.version, replicas: app.replicas },
+        value: { tenant: app.tenant, name: app.name, version: app.version, replicas: app.replicas, ...(rollout ? { rollout: rollout.id } : {}) },
         history: { target: `app ${app.tenant}/${app.name}`, summary: how.summary(app.version) },
       };
     },
@@ -176,7 +223,8 @@ function deployQuotaProblem(
 }
 
 function commitVersion(state: ClusterState, { spec, existing, context }: { spec: AppSpec; existing: App | undefined; context: ApplyContext }): App {
-  const version = (existing?.version ?? 0) + 1;
+  // After a rollback `version` is not the newest: the next number follows the newest kept.
+  const version = Math.max(existing?.version ?? 0, ...(existing?.versions.map((entry) => entry.version) ?? [0])) + 1;
   const entry = { version, spec, deployedIndex: context.index, deployedAt: context.time };
   if (!existing) {
     const app: App = {
@@ -200,31 +248,76 @@ function commitVersion(state: ClusterState, { spec, existing, context }: { spec:
 }
 
 function pendingStatus(context: ApplyContext): Instance['status'] {
-  return { state: 'pending', reportedAt: context.time, updatedIndex: context.index };
+  return { state: 'pending', reportedAt: context.time, updatedIndex: context.index, since: context.time };
 }
 
-/** Makes the app's instances exactly slots 0..replicas-1 (see the file comment). */
-function syncInstances(state: ClusterState, app: App, context: ApplyContext, { resetVersion }: { resetVersion: boolean }): void {
-  for (let slot = 0; slot < app.replicas; slot++) {
-    const id = instanceId(app.tenant, app.name, slot);
-    const instance = state.instances.get(id);
-    if (!instance) {
-      state.instances.set(id, {
-        id,
-        tenant: app.tenant,
-        app: app.name,
-        version: app.version,
-        slot,
-        desired: 'running',
-        status: pendingStatus(context),
-        createdIndex: context.index,
-      });
-    } else if (resetVersion) {
-      instance.version = app.version;
-      instance.status = pendingStatus(context);
-    }
+/**
+ * Starts a rollout when the app has instances meant to run at another
+ * version; a rollout still active is superseded (the new one starts from its
+ * target). Returns the new rollout, or undefined when none is needed.
+ */
+function startRollout(state: ClusterState, app: App, { from, kind }: { from: number | undefined; kind: Rollout['kind'] }, context: ApplyContext): Rollout | undefined {
+  const previous = app.rollout;
+  const others = from === undefined ? [] : instancesOf(state, app).filter((instance) => instance.desired === 'running' && instance.version !== app.version);
+  if (from === undefined || others.length === 0) {
+    if (previous && isActive(previous)) app.rollout = { ...previous, state: 'superseded', message: `superseded by version ${app.version}`, updatedAt: context.time };
+    return undefined;
   }
-  for (let slot = app.replicas; state.instances.delete(instanceId(app.tenant, app.name, slot)); slot++);
+  const spec = currentSpec(app);
+  const strategy = kind === 'rollback' ? 'rolling' : (spec.hivemind.strategy ?? 'rolling');
+  const rollout: Rollout = {
+    id: context.index,
+    kind,
+    strategy,
+    fromVersion: from,
+    toVersion: app.version,
+    state: 'running',
+    message: `starting: ${strategy} update from version ${from} to ${app.version}`,
+    startedAt: context.time,
+    updatedAt: context.time,
+    batch: [],
+    done: 0,
+    total: app.replicas,
+  };
+  if (strategy === 'canary') {
+    const canary = canarySize(spec.hivemind.canary, app.replicas);
+    rollout.canaryInstances = canary.instances;
+    rollout.weights = [
+      { version: from, percent: 100 - canary.percent },
+      { version: app.version, percent: canary.percent },
+    ];
+    rollout.total = canary.instances;
+  }
+  app.rollout = rollout;
+  return rollout;
+}
+
+/** A canary's size: `instances`, else `weightPercent` of the replicas (at least 1); its weight: `weightPercent`, else its share of all instances. */
+export function canarySize(canary: { instances?: number; weightPercent?: number } | undefined, replicas: number): { instances: number; percent: number } {
+  const byWeight = canary?.weightPercent !== undefined ? Math.ceil((replicas * canary.weightPercent) / 100) : 1;
+  const instances = Math.max(1, Math.min(Math.max(replicas, 1), canary?.instances ?? byWeight));
+  const percent = canary?.weightPercent ?? Math.round((100 * instances) / (replicas + instances));
+  return { instances, percent };
+}
+
+/** Whether a rollout still needs the scheduler or the user. */
+export function isActive(rollout: Rollout): boolean {
+  return rollout.state === 'running' || rollout.state === 'paused' || rollout.state === 'awaiting-promotion';
+}
+
+/**
+ * Keeps slots 0..replicas-1 occupied and nothing beyond: a slot with no
+ * instance meant to run gets one at `app.version`; instances of slots beyond
+ * the count are retired.
+ */
+function syncInstances(state: ClusterState, app: App, context: ApplyContext): void {
+  const occupied = new Set<number>();
+  for (const instance of instancesOf(state, app)) {
+    if (instance.desired !== 'running') continue;
+    if (instance.slot >= app.replicas) retireInstance(state, instance, `scaled to ${app.replicas}`, context);
+    else occupied.add(instance.slot);
+  }
+  for (let slot = 0; slot < app.replicas; slot++) if (!occupied.has(slot)) addInstance(state, app, { slot, version: app.version }, context);
 }
 
 function findApp(state: ClusterState, command: { tenant: string; name: string }, action: string): { ok: true; app: App } | { ok: false; error: StateError } {
@@ -254,7 +347,7 @@ export function planAppScale(state: ClusterState, command: CommandOf<'app.scale'
       const from = app.replicas;
       app.replicas = command.replicas;
       app.updatedIndex = context.index;
-      syncInstances(state, app, context, { resetVersion: false });
+      syncInstances(state, app, context);
       return {
         value: { tenant: app.tenant, name: app.name, version: app.version, replicas: app.replicas },
         history: { target: `app ${app.tenant}/${app.name}`, summary: `scaled from ${from} to ${app.replicas} replicas` },
@@ -276,6 +369,7 @@ export function planAppRollback(state: ClusterState, command: CommandOf<'app.rol
   if (!target.ok) return target;
   const { version, spec } = target.entry;
   return planDeploy(state, spec, context, {
+    kind: 'rollback',
     action: `${action} to version ${version}`,
     field: () => 'toVersion',
     summary: (made) => `rolled back to version ${version} as version ${made} (${describeSpec(spec)})`,
@@ -288,7 +382,9 @@ function rollbackTarget(
   action: string,
 ): { ok: true; entry: App['versions'][number] } | { ok: false; error: StateError } {
   if (toVersion === undefined) {
-    const previous = app.versions[app.versions.length - 2];
+    // The kept version before the current one (after an automatic rollback the current is not the newest).
+    const position = app.versions.findIndex((candidate) => candidate.version === app.version);
+    const previous = position > 0 ? app.versions[position - 1] : undefined;
     if (previous) return { ok: true, entry: previous };
     return { ok: false, error: { code: ErrorCode.conflict, message: `${action}: it has no earlier version kept (current is version ${app.version})` } };
   }
@@ -312,7 +408,7 @@ export function planAppDelete(state: ClusterState, command: CommandOf<'app.delet
     ok: true,
     commit: () => {
       state.apps.delete(tenantKey(app.tenant, app.name));
-      for (let slot = 0; slot < app.replicas; slot++) state.instances.delete(instanceId(app.tenant, app.name, slot));
+      for (const instance of instancesOf(state, app)) state.instances.delete(instance.id);
       return {
         value: { tenant: app.tenant, name: app.name },
         history: { target: `app ${app.tenant}/${app.name}`, summary: `deleted (was version ${app.version}, ${app.replicas} replicas)` },

@@ -14,6 +14,8 @@ import type { Command, Instance, NodeRecord } from './types.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
+const failureStates: ReadonlySet<string> = new Set(['unhealthy', 'exited', 'oom-killed', 'failed']);
+
 /** How many ignored instance ids an instance.status result names. */
 export const IGNORED_IDS_SHOWN_MAX = 100;
 
@@ -47,6 +49,7 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
         role: existing?.role ?? 'none',
         joinedIndex: existing?.joinedIndex ?? context.index,
         lastSeenAt: context.time,
+        statusSince: existing?.status === 'up' ? (existing.statusSince ?? context.time) : context.time,
         updatedIndex: context.index,
       };
       state.nodes.set(command.id, node);
@@ -70,6 +73,7 @@ export function planNodeStatus(state: ClusterState, command: CommandOf<'node.sta
     ok: true,
     commit: () => {
       const from = node.status;
+      if (from !== command.status) node.statusSince = context.time;
       node.status = command.status;
       node.updatedIndex = context.index;
       return { value: { id: node.id, status: node.status }, history: { target: `node ${node.id}`, summary: `status ${from} → ${node.status}` } };
@@ -118,6 +122,7 @@ export function planNodeRemove(state: ClusterState, command: CommandOf<'node.rem
   return {
     ok: true,
     commit: () => {
+      if (node.status !== 'left') node.statusSince = context.time;
       node.status = 'left';
       node.updatedIndex = context.index;
       return { value: { id: node.id }, history: { target: `node ${node.id}`, summary: 'removed (left the cluster)' } };
@@ -162,7 +167,7 @@ function moveInstance(instance: Instance, node: string | null, context: ApplyCon
   if ((instance.node ?? null) === node) return;
   if (node === null) delete instance.node;
   else instance.node = node;
-  instance.status = { state: 'pending', reportedAt: context.time, updatedIndex: context.index };
+  instance.status = { state: 'pending', reportedAt: context.time, updatedIndex: context.index, since: context.time };
 }
 
 function describePlacements(moves: { instance: Instance; node: string | null }[]): string {
@@ -190,8 +195,11 @@ export function planInstanceStatus(state: ClusterState, command: CommandOf<'inst
           ignored.push(update.id);
           continue;
         }
+        const since = instance.status.state === update.state ? (instance.status.since ?? context.time) : context.time;
+        if (failureStates.has(update.state) && instance.status.state !== update.state) instance.failures = (instance.failures ?? 0) + 1;
         instance.status = {
           state: update.state,
+          since,
           ...(update.exitCode !== undefined ? { exitCode: update.exitCode } : {}),
           ...(update.message !== undefined ? { message: update.message } : {}),
           reportedBy: update.reportedBy,

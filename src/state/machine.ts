@@ -20,6 +20,16 @@
  */
 import { assert } from '../../consensus/core/assert.js';
 import { planAppDelete, planAppDeploy, planAppDeployMany, planAppRollback, planAppScale } from './apply-apps.js';
+import {
+  planAppAbort,
+  planAppPromote,
+  planAppRebalance,
+  planAppUnplaceable,
+  planInstancePreempt,
+  planInstanceRemove,
+  planInstanceReschedule,
+  planRolloutStep,
+} from './apply-rollouts.js';
 import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
 import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
@@ -61,6 +71,14 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'app.delete': planAppDelete,
   'instance.place': planInstancePlace,
   'instance.status': planInstanceStatus,
+  'rollout.step': planRolloutStep,
+  'instance.reschedule': planInstanceReschedule,
+  'instance.remove': planInstanceRemove,
+  'instance.preempt': planInstancePreempt,
+  'app.unplaceable': planAppUnplaceable,
+  'app.promote': planAppPromote,
+  'app.abort': planAppAbort,
+  'app.rebalance': planAppRebalance,
   'node.register': planNodeRegister,
   'node.status': planNodeStatus,
   'node.role': planNodeRole,
@@ -290,6 +308,21 @@ export class ClusterStateMachine {
       if (before === undefined || entry.index < before) found.push({ ...entry });
     }
     return found;
+  }
+
+  /**
+   * The scheduler's read: the live records, not copies (copying a hundred
+   * thousand instances every round would cost more than planning). The
+   * caller must not change them, and must not keep them past the next apply:
+   * apply changes them in place.
+   */
+  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; appliedIndex: number } {
+    return {
+      nodes: [...this.#state.nodes.values()],
+      instances: [...this.#state.instances.values()],
+      apps: [...this.#state.apps.values()],
+      appliedIndex: this.#state.appliedIndex,
+    };
   }
 
   /** The join token's record, if one was set. */

@@ -5,7 +5,7 @@
  * Pure: no Node API.
  */
 import { ErrorCode, formatBytes, formatCpu, stateError, type StateError } from './errors.js';
-import type { ClusterState } from './state.js';
+import { currentSpec, type ClusterState } from './state.js';
 import type { AppSpec, Quota, Tenant } from './types.js';
 
 /** What a tenant uses of each quota resource. CPU in thousandths of a core, sizes in bytes. */
@@ -42,8 +42,8 @@ export function tenantUsage(state: ClusterState, tenant: string): Usage {
   const usage = zeroUsage();
   for (const app of state.apps.values()) {
     if (app.tenant !== tenant) continue;
-    const newest = app.versions[app.versions.length - 1];
-    if (newest) addApp(usage, newest.spec, app.replicas, 1);
+    // The desired size at the target version: a rollout's surge (old and new side by side) is not counted.
+    addApp(usage, currentSpec(app), app.replicas, 1);
   }
   for (const volume of state.volumes.values()) {
     if (volume.tenant !== tenant) continue;

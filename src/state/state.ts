@@ -143,9 +143,9 @@ export function appsOfTenant(state: ClusterState, tenant: string): App[] {
   return [...state.apps.values()].filter((app) => app.tenant === tenant);
 }
 
-/** The current spec of an app: its newest version. */
+/** The current spec of an app: the version its instances should run (`app.version`; the newest after a rollback is not current). */
 export function currentSpec(app: App): App['versions'][number]['spec'] {
-  const newest = app.versions[app.versions.length - 1];
-  assert(newest !== undefined, `app ${app.tenant}/${app.name} has no versions`);
-  return newest.spec;
+  const current = app.versions.find((entry) => entry.version === app.version) ?? app.versions[app.versions.length - 1];
+  assert(current !== undefined, `app ${app.tenant}/${app.name} has no versions`);
+  return current.spec;
 }

@@ -126,10 +126,60 @@ export interface AppVersion {
   deployedAt: number;
 }
 
+/** How an update replaces one version's instances with another's. */
+export type RolloutStrategy = 'rolling' | 'blue-green' | 'canary';
+
+/**
+ * Where a rollout is. `running` and `paused` and `awaiting-promotion` are
+ * active (the scheduler steps a running one); the others are final and stay
+ * on the app, for `hivemind app`, until the next rollout replaces the record.
+ */
+export type RolloutState = 'running' | 'paused' | 'awaiting-promotion' | 'succeeded' | 'rolled-back' | 'superseded';
+
+/**
+ * One update of an app from `fromVersion` to `toVersion`, stepped by the
+ * leader's scheduler through `rollout.step` commands, so a new leader
+ * continues it. A rollback (automatic, or `app.abort`) is a rollout of kind
+ * 'rollback' whose `toVersion` is the version restored.
+ */
+export interface Rollout {
+  /** The Raft index of the command that started it: `rollout.step` names it, so a step planned for an older rollout is refused. */
+  id: number;
+  kind: 'update' | 'rollback';
+  strategy: RolloutStrategy;
+  fromVersion: number;
+  toVersion: number;
+  state: RolloutState;
+  /** Why it is in its state: "waiting for 2 instances to be healthy", "paused: instance ... failed". */
+  message: string;
+  startedAt: number;
+  updatedAt: number;
+  /** Slots of the batch in flight (rolling); empty between batches. */
+  batch: number[];
+  /** When the batch in flight started (the progress deadline counts from it). */
+  batchStartedAt?: number;
+  /** No new batch before this time (update_config delay). */
+  nextBatchAt?: number;
+  /** Slots whose new-version instance is ready, of `total`. */
+  done: number;
+  total: number;
+  /** Canary: new-version instances beside the old, and the traffic weights in percent by version (the proxy routes by them). */
+  canaryInstances?: number;
+  weights?: { version: number; percent: number }[];
+}
+
+/** Why some of an app's instances cannot be placed, as the scheduler last found it. */
+export interface UnplaceableRecord {
+  count: number;
+  /** Per node class: "3 nodes: not enough memory (...)". */
+  reasons: string[];
+  updatedAt: number;
+}
+
 export interface App {
   tenant: string;
   name: string;
-  /** The current version's number; versions start at 1. */
+  /** The version instances should run (the rollout's target); versions start at 1. A rollback moves it back to an earlier number. */
   version: number;
   /** Desired instance count now (scale changes it without a new version). */
   replicas: number;
@@ -137,6 +187,14 @@ export interface App {
   versions: AppVersion[];
   createdIndex: number;
   updatedIndex: number;
+  /** The serial of the app's newest instance record; instance ids end with it. Absent: none made yet. */
+  instanceSerial?: number;
+  /** The current or last rollout; absent before the first update. */
+  rollout?: Rollout;
+  /** Set while some instance of the app cannot be placed. */
+  unplaceable?: UnplaceableRecord;
+  /** Set by `hivemind rebalance` until the app's instances are spread evenly. */
+  rebalance?: { requestedAt: number; moves: number };
 }
 
 export const APP_VERSIONS_MAX = 20;
@@ -160,9 +218,17 @@ export interface InstanceStatus {
   reportedBy?: string;
   reportedAt: number;
   updatedIndex: number;
+  /** When the instance entered `state` (the proposer's clock, ms); a repeated report of the same state keeps it. */
+  since?: number;
 }
 
-/** One copy of an app. `node` is set by the scheduler's placement. */
+/**
+ * One copy of an app. `node` is set by the scheduler's placement. Ids are
+ * `${tenant}.${app}.${slot}.${serial}`: an old and a new copy of one slot
+ * coexist during a start-first update, blue-green, canary and rebalance.
+ * `desired: 'stopped'` means retired: the executor stops it, and the
+ * scheduler removes the record once it has stopped.
+ */
 export interface Instance {
   id: string;
   tenant: string;
@@ -174,6 +240,21 @@ export interface Instance {
   desired: 'running' | 'stopped';
   status: InstanceStatus;
   createdIndex: number;
+  /** When it was retired (desired became 'stopped'), and why. */
+  retiredAt?: number;
+  retiredReason?: string;
+  /** How many times it was rescheduled after failing; absent: never. */
+  attempt?: number;
+  /** Backoff: not placed before this time (ms, the leader's clock). */
+  notBefore?: number;
+  /** The node it last failed on: placed elsewhere when another node fits. */
+  avoidNode?: string;
+  /**
+   * How many times it was reported unhealthy, exited, oom-killed or failed
+   * (each change into one of those states counts once). The executor
+   * restarts an instance in place, so a rollout reads its failures here.
+   */
+  failures?: number;
 }
 
 export type NodeStatus = 'up' | 'suspect' | 'down' | 'left';
@@ -195,6 +276,8 @@ export interface NodeRecord {
   joinedIndex: number;
   /** Last heartbeat the node sent through the API (its leader-stamped time, ms). */
   lastSeenAt: number;
+  /** When `status` last changed (the proposer's clock, ms); the reschedule grace counts from it. */
+  statusSince?: number;
   updatedIndex: number;
 }
 
@@ -288,6 +371,36 @@ export type Command =
         version?: number;
       }[];
     }
+  /** A step of the app's rollout, rebalance or scale, planned by the scheduler. See apply-rollouts.ts. */
+  | {
+      type: 'rollout.step';
+      tenant: string;
+      name: string;
+      /** The rollout the step was planned for (its id); 0 when it needs none. Refused when another rollout is current. */
+      rollout: number;
+      add: { slot: number; version: number; node?: string }[];
+      retire: { id: string; reason: string }[];
+      /** Changes to the rollout record. */
+      set?: RolloutPatch;
+      /** Ends the rollout in failure and starts a rollback to its `fromVersion`, saying why. */
+      rollbackBecause?: string;
+      /** The rebalance made one more move (`true`), or is finished (`'done'`). */
+      rebalance?: 'moved' | 'done';
+    }
+  /** Puts instances that failed back to be placed later, elsewhere (backoff). */
+  | { type: 'instance.reschedule'; updates: { id: string; notBefore: number; avoidNode?: string }[] }
+  /** Removes retired instances (desired 'stopped') once they stopped. */
+  | { type: 'instance.remove'; ids: string[] }
+  /** Makes room for `id` on `node` by unplacing lower-priority instances; recorded in history with the reasons. */
+  | { type: 'instance.preempt'; id: string; node: string; evictions: { id: string; reason: string }[] }
+  /** The scheduler's view of what it cannot place, per app (count 0 clears). */
+  | { type: 'app.unplaceable'; updates: { tenant: string; name: string; count: number; reasons: string[] }[] }
+  /** Blue-green and canary: switch to the new version; a paused rolling update: resume. */
+  | { type: 'app.promote'; tenant: string; name: string }
+  /** Stops the active rollout and restores the version it started from. */
+  | { type: 'app.abort'; tenant: string; name: string }
+  /** Asks the scheduler to even out the app's instances over nodes (every app of the tenant without `name`; every app without `tenant`). */
+  | { type: 'app.rebalance'; tenant?: string; name?: string }
   | { type: 'node.register'; id: string; addresses: NodeAddresses; labels: Record<string, string>; resources: Resources }
   | { type: 'node.status'; id: string; status: NodeStatus }
   | { type: 'node.role'; id: string; role: 'voter' | 'learner' | 'none' }
@@ -304,6 +417,16 @@ export type Command =
   | { type: 'token.set'; hash: string; sealed: Uint8Array; nonce: Uint8Array };
 
 export type CommandType = Command['type'];
+
+/** The fields of a rollout a `rollout.step` may change. */
+export interface RolloutPatch {
+  state?: RolloutState;
+  message?: string;
+  batch?: number[];
+  batchStartedAt?: number;
+  nextBatchAt?: number;
+  done?: number;
+}
 
 /**
  * A command as it travels through the log. The proposer stamps `requestId`

@@ -39,6 +39,7 @@ import {
   type Quota,
   type Resources,
   type RestartSpec,
+  type RolloutPatch,
   type UpdateSpec,
   type VolumeMount,
 } from './types.js';
@@ -130,8 +131,15 @@ const healthcheck = refine(
   }),
   (value, path) => {
     const [kind] = value.test;
-    if (kind !== 'CMD' && kind !== 'CMD-SHELL' && kind !== 'NONE') {
-      return { field: `${path}.test[0]`, text: 'must be "CMD", "CMD-SHELL" or "NONE" (Compose healthcheck form)' };
+    if (kind !== 'CMD' && kind !== 'CMD-SHELL' && kind !== 'NONE' && kind !== 'HTTP' && kind !== 'TCP') {
+      return { field: `${path}.test[0]`, text: 'must be "CMD", "CMD-SHELL", "NONE" (Compose healthcheck forms), "HTTP" or "TCP"' };
+    }
+    if (kind === 'HTTP' || kind === 'TCP') {
+      if (value.test.length !== 2) return { field: `${path}.test`, text: `must be ["${kind}", ${kind === 'HTTP' ? '"http://HOST:PORT/PATH"' : '"HOST:PORT"'}]` };
+      const target = value.test[1]!;
+      if (kind === 'HTTP' && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(target)) return { field: `${path}.test[1]`, text: `must be an http:// or https:// URL, got "${target}"` };
+      if (kind === 'TCP' && !/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(target)) return { field: `${path}.test[1]`, text: `must be HOST:PORT, got "${target}"` };
+      return undefined;
     }
     if (kind !== 'NONE' && value.test.length < 2) return { field: `${path}.test`, text: `must name a command after "${kind}"` };
     return undefined;
@@ -310,6 +318,77 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     }),
     (value) => repeatedId(value.updates, 'updates'),
   ),
+  'rollout.step': object<CommandOf<'rollout.step'>>({
+    type: oneOf(['rollout.step']),
+    tenant: name,
+    name,
+    rollout: count,
+    add: list(
+      object<CommandOf<'rollout.step'>['add'][number]>({
+        slot: integer({ min: 0, max: LIMITS.replicasMax - 1 }),
+        version: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        node: optional(identifier),
+      }),
+      { max: LIMITS.replicasMax },
+    ),
+    retire: refine(
+      list(object<CommandOf<'rollout.step'>['retire'][number]>({ id: identifier, reason: freeText }), { max: LIMITS.batchItemsMax }),
+      (value, path) => {
+        const found = repeatedId(value, path);
+        return found;
+      },
+    ),
+    set: optional(
+      object<RolloutPatch>({
+        state: optional(oneOf(['running', 'paused', 'awaiting-promotion', 'succeeded', 'rolled-back', 'superseded'])),
+        message: optional(freeText),
+        batch: optional(list(integer({ min: 0, max: LIMITS.replicasMax - 1 }), { max: LIMITS.replicasMax, unique: true })),
+        batchStartedAt: optional(count),
+        nextBatchAt: optional(count),
+        done: optional(integer({ min: 0, max: LIMITS.replicasMax })),
+      }),
+    ),
+    rollbackBecause: optional(nonEmptyText),
+    rebalance: optional(oneOf(['moved', 'done'])),
+  }),
+  'instance.reschedule': refine(
+    object<CommandOf<'instance.reschedule'>>({
+      type: oneOf(['instance.reschedule']),
+      updates: list(
+        object<CommandOf<'instance.reschedule'>['updates'][number]>({ id: identifier, notBefore: count, avoidNode: optional(identifier) }),
+        { min: 1, max: LIMITS.batchItemsMax },
+      ),
+    }),
+    (value) => repeatedId(value.updates, 'updates'),
+  ),
+  'instance.remove': object<CommandOf<'instance.remove'>>({
+    type: oneOf(['instance.remove']),
+    ids: list(identifier, { min: 1, max: LIMITS.batchItemsMax, unique: true }),
+  }),
+  'instance.preempt': refine(
+    object<CommandOf<'instance.preempt'>>({
+      type: oneOf(['instance.preempt']),
+      id: identifier,
+      node: identifier,
+      evictions: list(object<CommandOf<'instance.preempt'>['evictions'][number]>({ id: identifier, reason: freeText }), { min: 1, max: LIMITS.batchItemsMax }),
+    }),
+    (value) => repeatedId(value.evictions, 'evictions') ?? (value.evictions.some((eviction) => eviction.id === value.id) ? { field: 'evictions', text: `must not evict the instance it makes room for ("${value.id}")` } : undefined),
+  ),
+  'app.unplaceable': object<CommandOf<'app.unplaceable'>>({
+    type: oneOf(['app.unplaceable']),
+    updates: list(
+      object<CommandOf<'app.unplaceable'>['updates'][number]>({
+        tenant: name,
+        name,
+        count: integer({ min: 0, max: LIMITS.batchItemsMax * 100 }),
+        reasons: list(freeText, { max: 32 }),
+      }),
+      { min: 1, max: LIMITS.batchItemsMax },
+    ),
+  }),
+  'app.promote': object<CommandOf<'app.promote'>>({ type: oneOf(['app.promote']), tenant: name, name }),
+  'app.abort': object<CommandOf<'app.abort'>>({ type: oneOf(['app.abort']), tenant: name, name }),
+  'app.rebalance': object<CommandOf<'app.rebalance'>>({ type: oneOf(['app.rebalance']), tenant: optional(name), name: optional(name) }),
   'node.register': object<CommandOf<'node.register'>>({
     type: oneOf(['node.register']),
     id: identifier,

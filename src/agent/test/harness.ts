@@ -4,13 +4,15 @@
  * folder. `cleanup()` kills whatever still runs (by pid) and removes the folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+/** The product's CLI, for what only it does (`join --discover`). */
+export const CLI = fileURLToPath(new URL('../../../../bin/hivemind.js', import.meta.url));
 const LOG_LINES_MAX = 400;
 
 /** Free TCP ports on 127.0.0.1 (bound, read, released: good enough for tests on one machine). */
@@ -78,12 +80,12 @@ export class TestNode {
   }
 
   /** Starts `main.js <command...>` with this node's flags. */
-  start(command: string[], extraFlags: string[] = []): void {
+  start(command: string[], extraFlags: string[] = [], entry: string = MAIN): void {
     if (this.running) throw new Error(`${this.name} already runs`);
     const child = spawn(
       process.execPath,
-      [MAIN, ...command, '--name', this.name, '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
-        '--api-port', String(this.apiPort), '--peer-port', String(this.peerPort), '--tick-ms', String(this.cluster.tickMs), ...this.cluster.extraFlags, ...extraFlags],
+      [entry, ...command, '--name', this.name, '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
+        '--api-port', String(this.apiPort), '--peer-port', String(this.peerPort), '--gossip-port', '0', '--tick-ms', String(this.cluster.tickMs), ...this.cluster.extraFlags, ...extraFlags],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVEMIND_TOKEN: '' } },
     );
     this.process = child;
@@ -246,6 +248,29 @@ export class TestCluster {
 
   async cleanup(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((node) => node.kill9()));
+    killWorkloadsUnder(this.root);
     rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Kills what the nodes' executors started and left running (workloads outlive
+ * their agent by design): every process group whose leader's command line
+ * names `root` (the process runtime's wrapper names its exit file there).
+ */
+export function killWorkloadsUnder(root: string): void {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(root)) continue;
+      process.kill(-Number(entry), 'SIGKILL');
+    } catch {
+      // Gone in between, or not a group leader.
+      try {
+        process.kill(Number(entry), 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
   }
 }

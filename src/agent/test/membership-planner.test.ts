@@ -126,4 +126,58 @@ test('a down member heard from again is marked up', () => {
   assert.is((action as { status: string }).status, 'up');
 });
 
+
+// ---- gossip as the primary signal (view.gossip)
+
+const withGossip = (base: MembershipView, gossip: MembershipView['gossip']): MembershipView => ({ ...base, gossip });
+
+test('gossip: a node declared dead, that Raft does not hear either, is marked down at once (no grace)', () => {
+  const planner = new MembershipPlanner({ graceMs: 60_000 });
+  const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { now: 10 });
+  assert.equal(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'dead' })), { type: 'set-status', id: 'c', status: 'down', reason: 'gossip declared it dead' });
+  // Suspect is not enough, however long Raft has been quiet below the grace.
+  assert.is(new MembershipPlanner({ graceMs: 60_000 }).plan(withGossip(base, { a: 'alive', b: 'alive', c: 'suspect' })), undefined);
+});
+
+test('gossip: Raft liveness vetoes a dead verdict (a node the leader hears is not down)', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100] });
+  assert.is(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'dead' })), undefined);
+});
+
+test('gossip: a node that left gossip (stopped) is marked down, not left', () => {
+  const planner = new MembershipPlanner({ graceMs: 60_000 });
+  const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['learner', false, 100] });
+  const action = planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'left' }));
+  assert.equal(action, { type: 'set-status', id: 'c', status: 'down', reason: 'it left gossip (stopped)' });
+});
+
+test('gossip: a down node is marked up only once Raft hears it and gossip no longer holds it dead', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const records = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['down', 'voter'] } as Record<string, [NodeStatus, Role]>;
+  const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100] }, { records });
+  assert.is(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'dead' })), undefined, 'Raft hears it but gossip still holds it dead: wait');
+  assert.equal(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'alive' })), { type: 'set-status', id: 'c', status: 'up', reason: 'reachable again (gossip: alive)' });
+  const silent = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { records });
+  assert.is(new MembershipPlanner({ graceMs: GRACE }).plan(withGossip(silent, { a: 'alive', b: 'alive', c: 'alive' })), undefined, 'gossip alone does not mark it up');
+});
+
+test('gossip: no view of a node (or no gossip at all) falls back to Raft liveness and the grace', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const at = (now: number): MembershipView => withGossip(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { now }), { a: 'alive', b: 'alive' });
+  assert.is(planner.plan(at(0)), undefined);
+  assert.is(planner.plan(at(GRACE - 1)), undefined);
+  assert.equal(planner.plan(at(GRACE))?.type, 'set-status');
+  assert.is(planner.plan(at(GRACE))?.id, 'c');
+});
+
+test('gossip: the voter marked down by gossip is replaced once Raft has not heard it for the grace', () => {
+  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const records = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['down', 'voter'], d: ['up', 'learner'] } as Record<string, [NodeStatus, Role]>;
+  const at = (now: number): MembershipView =>
+    withGossip(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100], d: ['learner', true, 100] }, { now, records }), { a: 'alive', b: 'alive', c: 'dead', d: 'alive' });
+  assert.is(planner.plan(at(0)), undefined);
+  assert.equal(planner.plan(at(GRACE))?.type, 'remove');
+});
+
 test.run();

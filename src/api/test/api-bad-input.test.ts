@@ -9,6 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { resolveConfig } from '../../agent/config.js';
+import { killWorkloadsUnder } from '../../agent/test/harness.js';
 
 const TOKEN = 'hm1.bad-input-test-token-0123456789';
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-bad-input-'));
@@ -87,6 +88,7 @@ test.before(async () => {
 
 test.after(async () => {
   await agent?.stop();
+  killWorkloadsUnder(directory);
   rmSync(directory, { recursive: true, force: true });
 });
 

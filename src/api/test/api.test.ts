@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { resolveConfig } from '../../agent/config.js';
 import { readLocalToken } from '../../agent/data-dir.js';
+import { killWorkloadsUnder } from '../../agent/test/harness.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-'));
 const HELLO = readFileSync(fileURLToPath(new URL('../../../../examples/hello.yaml', import.meta.url)), 'utf8');
@@ -45,6 +46,7 @@ test.before(async () => {
 
 test.after(async () => {
   await agent?.stop();
+  killWorkloadsUnder(directory);
   rmSync(directory, { recursive: true, force: true });
 });
 
@@ -93,7 +95,9 @@ test('apps: deploy, scale, rollback, instances, delete', async () => {
   assert.is(scaled.status, 200);
   assert.is(scaled.body.replicas, 3);
   const instances = await call('GET', '/v1/instances?app=hello');
-  assert.is(instances.body.instances.length, 3);
+  // The scheduler may already be rolling version 2 out beside version 1: count slots, not records.
+  const running = instances.body.instances.filter((instance: { desired: string }) => instance.desired === 'running');
+  assert.is(new Set(running.map((instance: { slot: number }) => instance.slot)).size, 3);
   const rolledBack = await call('POST', '/v1/apps/default/hello/rollback', {});
   assert.is(rolledBack.status, 200, JSON.stringify(rolledBack.body));
   assert.is(rolledBack.body.version, 3);
@@ -153,13 +157,15 @@ test('a blocking query answers once the state passes its index', async () => {
   const waiting = call('GET', `/v1/kv?prefix=watch/&index=${current.index}&wait=10s`);
   await new Promise((resolve) => setTimeout(resolve, 200));
   const write = await call('PUT', '/v1/kv/watch/me', { value: 'now' });
-  const answered = await waiting;
+  let answered = await waiting;
+  // Background writers (the scheduler, executors) may wake the query first: follow the index until the write shows.
+  while (answered.index < write.index) answered = await call('GET', `/v1/kv?prefix=watch/&index=${answered.index}&wait=10s`);
   assert.ok(Date.now() - started < 5000, 'woken by the write, not the wait');
-  assert.is(answered.index, write.index);
+  assert.ok(answered.index >= write.index);
   assert.is(answered.body.entries[0].value, 'now');
   const timedOut = await call('GET', `/v1/kv?index=${write.index}&wait=200ms&stale=true`);
   assert.is(timedOut.status, 200);
-  assert.is(timedOut.index, write.index);
+  assert.ok(timedOut.index >= write.index);
 });
 
 test('history lists changes newest first with the actor', async () => {

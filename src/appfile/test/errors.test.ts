@@ -156,6 +156,19 @@ test('environment and labels: bad items, repeats, bad keys', () => {
   assert.equal(errorsOf(oneService('image: app\nenvironment: { A: [1, 2] }')), ['app.yaml: services.web.environment.A: must be a string, a number or a boolean, got a list']);
 });
 
+// The well-formed HTTP and TCP forms also need the state's validation (src/state/validate.ts) to accept them.
+test('healthcheck HTTP and TCP forms: clear errors when malformed', () => {
+  assert.equal(errorsOf(oneService('image: app\nhealthcheck: { test: ["HTTP", "ftp://x/"] }')), [
+    'app.yaml: services.web.healthcheck.test[1]: must be an http:// or https:// URL like "http://127.0.0.1:8080/healthz", got "ftp://x/"',
+  ]);
+  assert.equal(errorsOf(oneService('image: app\nhealthcheck: { test: ["TCP", "127.0.0.1:99999"] }')), [
+    'app.yaml: services.web.healthcheck.test[1]: must be HOST:PORT like "127.0.0.1:5432" (port 1 to 65535), got "127.0.0.1:99999"',
+  ]);
+  assert.equal(errorsOf(oneService('image: app\nhealthcheck: { test: ["TCP"] }')), [
+    'app.yaml: services.web.healthcheck.test: must be ["TCP", "127.0.0.1:5432"]: "TCP" and one target',
+  ]);
+});
+
 test('healthcheck, deploy and x-hivemind value errors', () => {
   const errors = errorsOf(
     oneService(`
@@ -172,7 +185,7 @@ test('healthcheck, deploy and x-hivemind value errors', () => {
     `),
   );
   assert.equal(errors, [
-    'app.yaml: services.web.healthcheck.test[0]: must be "CMD", "CMD-SHELL" or "NONE", got "CURL"',
+    'app.yaml: services.web.healthcheck.test[0]: must be "CMD", "CMD-SHELL", "NONE", "HTTP" or "TCP", got "CURL"',
     'app.yaml: services.web.healthcheck.retries: must be a whole number >= 0, got -1',
     'app.yaml: services.web.read_only: must be true or false, got "maybe"',
     'app.yaml: services.web.working_dir: must be an absolute path like "/app", got "relative"',

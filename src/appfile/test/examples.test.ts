@@ -26,7 +26,8 @@ test('hello.yaml: a process app (no containerd), 2 replicas, healthcheck, rollin
   assert.is(hello.image, undefined);
   assert.equal(hello.command?.slice(0, 2), ['node', '-e']);
   assert.is(hello.replicas, 2);
-  assert.is(hello.environment.PORT, '8080');
+  assert.is(hello.environment.PORT, undefined, 'the node gives each instance its port in PORT');
+  assert.is(hello.environment.GREETING, 'hello');
   assert.equal(hello.ports, [{ target: 8080, protocol: 'tcp' }]);
   assert.is(hello.healthcheck?.test[0], 'CMD');
   assert.equal(hello.update, { parallelism: 1, delayMs: 2000, failureAction: 'rollback', order: 'start-first', monitorMs: 10_000 });

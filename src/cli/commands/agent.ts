@@ -25,6 +25,9 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['voterGrace', '--voter-grace <duration>', 'how long a voter may be unreachable before another node replaces it (default: 30s)'],
   ['tickMs', '--tick-ms <ms>', 'the length of a Raft tick; elections time out after 10 to 20 ticks (default: 50)'],
   ['snapshotEvery', '--snapshot-every <entries>', 'applied log entries between snapshots (default: 10000)'],
+  ['rescheduleGrace', '--reschedule-grace <duration>', 'how long the instances of a node marked down wait before they are moved (default: 30s)'],
+  ['progressDeadline', '--progress-deadline <duration>', 'how long an update may go without progress before its failure action runs (default: 10m)'],
+  ['discoverable', '--discoverable <on|off>', 'announce this node on the public hyperswarm DHT under a topic derived from the join token, so `hivemind join --discover` finds it (default: off)'],
 ];
 
 function environmentName(flag: string): string {
@@ -35,7 +38,7 @@ function environmentName(flag: string): string {
 function addAgentFlags(command: Command): Command {
   for (const [, flags, description] of agentFlags) {
     const option = new Option(flags, description).env(environmentName(flags));
-    if (flags.startsWith('--voter-grace') || flags.startsWith('--tick-ms') || flags.startsWith('--snapshot-every')) option.helpGroup('Tuning:');
+    if (/^--(voter-grace|tick-ms|snapshot-every|reschedule-grace|progress-deadline)/.test(flags)) option.helpGroup('Tuning:');
     command.addOption(option);
   }
   return command.addHelpText(
@@ -72,6 +75,23 @@ async function resolve(command: Command): Promise<AgentConfig> {
   throw new CliError(first ?? 'invalid settings', { exitCode: ExitCode.usage, details: rest.map((line) => `hivemind: ${line}`) });
 }
 
+/** Finds a seed through hyperswarm by the join token (`join --discover`). */
+async function discover(token: string): Promise<string> {
+  const { discoverSeed, DiscoveryError, parseBootstrapList } = await import('../../membership/discovery.js');
+  const parsed = parseBootstrapList(process.env.HIVEMIND_DISCOVERY_BOOTSTRAP);
+  if (!parsed.ok) throw new UsageError(parsed.problem);
+  const bootstrap = parsed.nodes;
+  process.stderr.write('looking for a member of the cluster by its join token (hyperswarm)...\n');
+  try {
+    const seed = await discoverSeed({ token, ...(bootstrap === undefined ? {} : { bootstrap }) });
+    process.stderr.write(`found a member at ${seed}\n`);
+    return seed;
+  } catch (error) {
+    if (error instanceof DiscoveryError) throw new CliError(`cannot join by discovery: ${error.message}`);
+    throw error;
+  }
+}
+
 /** Adds `agent`, `join` and `recover` to `program`. */
 export function registerAgentCommands(program: Command): void {
   addAgentFlags(
@@ -105,7 +125,8 @@ export function registerAgentCommands(program: Command): void {
     program
       .command('join')
       .description('start a node that joins an existing cluster through one of its members')
-      .argument('<seed>', "a member's address, host:port (its peer port, default 7071)"),
+      .argument('[seed]', "a member's address, host:port (its peer port, default 7071); leave out with --discover")
+      .option('--discover', 'find a member by the join token over hyperswarm (for a node that knows no seed address)'),
   )
     .addHelpText(
       'after',
@@ -116,11 +137,18 @@ export function registerAgentCommands(program: Command): void {
         'Examples:',
         '  hivemind join 10.0.0.1:7071 --token hm1.abc...',
         '  HIVEMIND_TOKEN=hm1.abc... hivemind join 10.0.0.1 --advertise 10.0.0.2',
+        '  hivemind join --discover --token hm1.abc...     # finds a member by the token (hyperswarm)',
+        '',
+        'With --discover, HIVEMIND_DISCOVERY_BOOTSTRAP=host:port[,host:port] names the DHT bootstrap nodes',
+        '(default: hyperswarm\'s public ones).',
       ].join('\n'),
     )
-    .action(async (seed: string, _options: unknown, command: Command) => {
+    .action(async (seedArgument: string | undefined, options: { discover?: boolean }, command: Command) => {
       const config = await resolve(command);
       if (config.token === undefined) throw new UsageError('joining needs the join token: pass --token or set HIVEMIND_TOKEN (`hivemind token` on a member prints it)');
+      if (options.discover && seedArgument !== undefined) throw new UsageError('give a seed address or --discover, not both');
+      if (!options.discover && seedArgument === undefined) throw new UsageError('joining needs a seed address (a member\'s host:port) or --discover');
+      const seed = seedArgument ?? (await discover(config.token));
       await runNode(config, { join: seed });
     });
 

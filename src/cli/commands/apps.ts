@@ -4,7 +4,7 @@
  * else `default`) or `acme/web`.
  */
 import { Option, type Command } from 'commander';
-import type { App, AppSpec, Instance } from '../../state/types.js';
+import type { App, AppSpec, Instance, Rollout } from '../../state/types.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import { listIn, objectOf } from '../answers.js';
 import { apiPath, type ApiResponse, type Blocking } from '../client.js';
@@ -128,7 +128,19 @@ function runsText(spec: AppSpec | undefined): string {
 }
 
 function isUp(instance: Instance): boolean {
-  return instance.status?.state === 'running' || instance.status?.state === 'healthy';
+  return instance.desired !== 'stopped' && (instance.status?.state === 'running' || instance.status?.state === 'healthy');
+}
+
+/** The rollout as lines for `hivemind app`: state, progress, message, weights. */
+export function rolloutLines(rollout: Rollout | undefined): [string, string | number | undefined][] {
+  if (rollout === undefined) return [];
+  const what = `${rollout.kind === 'rollback' ? 'rollback' : `${rollout.strategy} update`} from version ${rollout.fromVersion} to ${rollout.toVersion}`;
+  const weights = rollout.weights?.map((weight) => `version ${weight.version}: ${weight.percent}%`).join(', ');
+  return [
+    ['rollout', `${what}: ${rollout.state} (${rollout.done} of ${rollout.total} done)`],
+    ['progress', rollout.message],
+    ['weights', weights],
+  ];
 }
 
 function renderApps(context: CliContext, { apps, instances }: { apps: App[]; instances: Instance[] }): string {
@@ -148,7 +160,8 @@ function resourcesText(resources: { cpuMillis?: number; memoryBytes?: number } |
 
 function renderApp(context: CliContext, app: AppAnswer): string {
   const instances = app.instances;
-  const spec = app.spec ?? currentSpec(app);
+  // The current version's spec: after a rollback it is not the newest, which the answer's `spec` is.
+  const spec = currentSpec(app) ?? app.spec;
   const ports = (spec?.ports ?? []).map((port) => `${port.published === undefined ? '' : `${port.published}->`}${port.target}/${port.protocol}`);
   const summary = renderFields([
     ['app', `${app.tenant}/${app.name}`],
@@ -162,6 +175,9 @@ function renderApp(context: CliContext, app: AppAnswer): string {
     ['constraints', spec?.constraints?.length ? spec.constraints.join(', ') : undefined],
     ['secrets', spec?.hivemind?.secrets?.length ? spec.hivemind.secrets.join(', ') : undefined],
     ['policies', spec?.hivemind?.policies?.length ? spec.hivemind.policies.join(', ') : undefined],
+    ...rolloutLines(app.rollout),
+    ['unplaceable', app.unplaceable === undefined ? undefined : `${app.unplaceable.count} instance${app.unplaceable.count === 1 ? '' : 's'}: ${app.unplaceable.reasons.join('; ')}`],
+    ['rebalance', app.rebalance === undefined ? undefined : `in progress (${app.rebalance.moves} moves so far)`],
   ]);
   const versions = renderTable(
     context,
@@ -181,7 +197,8 @@ function renderApp(context: CliContext, app: AppAnswer): string {
       instance.id,
       instance.version,
       instance.node ?? '(not placed)',
-      instance.status?.exitCode === undefined ? (instance.status?.state ?? '-') : `${instance.status.state} (exit ${instance.status.exitCode})`,
+      (instance.status?.exitCode === undefined ? (instance.status?.state ?? '-') : `${instance.status.state} (exit ${instance.status.exitCode})`) +
+        (instance.desired === 'stopped' ? ', retired' : ''),
       ago(instance.status?.reportedAt),
       shorten(instance.status?.message ?? '', messageLengthMax),
     ]),

@@ -111,16 +111,17 @@ function renderStatus(context: CliContext, status: StatusAnswer): string {
   ]);
 }
 
-function renderNodes(context: CliContext, nodes: NodeRecord[]): string {
+function renderNodes(context: CliContext, nodes: (NodeRecord & { gossip?: { status?: string } })[]): string {
   const rows = nodes.map((node) => [
     node.id,
     node.status,
     node.role,
+    node.gossip?.status ?? '-',
     node.addresses?.api ?? '-',
     node.resources?.cpuMillis === undefined ? '-' : formatCpu(node.resources.cpuMillis),
     node.resources?.memoryBytes === undefined ? '-' : formatBytes(node.resources.memoryBytes),
     labelsText(node.labels),
     ago(node.lastSeenAt),
   ]);
-  return renderTable(context, ['id', 'status', 'role', 'api', 'cpu', 'memory', 'labels', 'last seen'], rows, 'no nodes');
+  return renderTable(context, ['id', 'status', 'role', 'gossip', 'api', 'cpu', 'memory', 'labels', 'last seen'], rows, 'no nodes');
 }

@@ -1,12 +1,14 @@
 /**
  * `deploy -f FILE`: send a Compose-style file to the node, show what it
- * deployed, and with `--wait` follow the new version's instances with
- * blocking queries until they all run (or `--timeout` passes).
+ * deployed, then (unless `--detach`) follow it with blocking queries: an
+ * update's rollout until it ends (succeeded, rolled back, paused, or waiting
+ * for `hivemind promote`), a first deploy's instances until they all run; it
+ * ends with the result, or gives up at `--timeout`.
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { Instance } from '../../state/types.js';
+import type { Instance, Rollout } from '../../state/types.js';
 import { listIn } from '../answers.js';
 import type { ApiClient } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -30,6 +32,8 @@ export interface DeployedApp {
   name: string;
   version: number;
   replicas: number;
+  /** The id of the rollout the deploy started, when it updated running instances. */
+  rollout?: number;
 }
 
 interface DeployAnswer {
@@ -57,16 +61,17 @@ export function registerDeployCommand(program: Command): void {
     .description('deploy every service of a Compose-style app file (a file with errors deploys nothing)')
     .requiredOption('-f, --file <file>', "the app file ('-' reads it from stdin)")
     .addOption(tenantOption("the tenant to deploy into (default: the file's x-hivemind.tenant, else default)"))
-    .option('--wait', 'wait until every instance of the new versions is running or healthy, showing progress')
-    .addOption(new Option('--detach', 'return once the deploy is committed, without waiting (the default)').conflicts('wait'))
-    .addOption(new Option('--timeout <duration>', 'how long --wait waits, such as 90s or 10m').argParser(parseDurationOption).default(DEPLOY_WAIT_MS_DEFAULT, '5m'))
+    .option('--wait', 'follow the rollout (or the new instances) until it ends, showing progress (the default)')
+    .addOption(new Option('--detach', 'return once the deploy is committed, without following it').conflicts('wait'))
+    .addOption(new Option('--timeout <duration>', 'how long to follow, such as 90s or 10m').argParser(parseDurationOption).default(DEPLOY_WAIT_MS_DEFAULT, '5m'))
     .addHelpText(
       'after',
       [
         '',
         'Examples:',
         '  hivemind deploy -f app.yaml',
-        '  hivemind deploy -f app.yaml --tenant acme --wait --timeout 2m',
+        '  hivemind deploy -f app.yaml --tenant acme --timeout 2m',
+        '  hivemind deploy -f app.yaml --detach',
         '  cat app.yaml | hivemind deploy -f -',
       ].join('\n'),
     )
@@ -80,7 +85,12 @@ export function registerDeployCommand(program: Command): void {
         if (context.json) printJson(context, body);
         else printDeployed(context, apps);
         for (const warning of body?.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
-        if (options.wait && !options.detach) await waitForInstances(context, client, { apps, index: index ?? 0, timeoutMs: options.timeout });
+        // With --json the answer is the output: follow only when --wait asks for it (progress on stderr, outcome lines after the JSON).
+        if (options.detach || apps.length === 0 || (context.json && !options.wait)) return;
+        const withRollout = apps.filter((app) => app.rollout !== undefined);
+        const fresh = apps.filter((app) => app.rollout === undefined);
+        if (fresh.length > 0) await waitForInstances(context, client, { apps: fresh, index: index ?? 0, timeoutMs: options.timeout });
+        if (withRollout.length > 0) await followRollouts(context, client, { apps: withRollout, index: index ?? 0, timeoutMs: options.timeout });
       });
     });
 }
@@ -177,5 +187,89 @@ async function waitForInstances(context: CliContext, client: ApiClient, init: { 
       const failingHint = failing ? ' Some instances stopped or failed: `hivemind app NAME` shows why.' : '';
       throw new CliError(`gave up waiting after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed.${hint}${failingHint}`);
     }
+  }
+}
+
+/** An app as `GET /v1/apps` lists it: what following a rollout reads. */
+interface AppWithRollout {
+  tenant: string;
+  name: string;
+  version: number;
+  rollout?: Rollout;
+}
+
+const rolloutEnds = new Set(['succeeded', 'rolled-back', 'superseded', 'paused', 'awaiting-promotion']);
+
+/** `web: rolling update 1 → 2, running: updating slot 1 (1 of 3 done)`. */
+export function rolloutLine(app: DeployedApp, rollout: Rollout | undefined): string {
+  if (rollout !== undefined && rollout.id !== app.rollout && rollout.kind === 'rollback' && rollout.fromVersion === app.version) {
+    return `${app.name}: version ${app.version} failed; ${rollout.message}`;
+  }
+  if (rollout === undefined || rollout.id !== app.rollout) return `${app.name}: superseded by a later deploy`;
+  const what = rollout.kind === 'rollback' ? 'rollback' : `${rollout.strategy} update`;
+  return `${app.name}: ${what} ${rollout.fromVersion} → ${rollout.toVersion}, ${rollout.state}: ${rollout.message}`;
+}
+
+/**
+ * Follows the rollouts the deploy started (by their ids) until each ends:
+ * succeeded, awaiting promotion (blue-green, canary), paused, or replaced by
+ * a rollback (the update failed). Prints progress on stderr at each change
+ * and the outcome of each on stdout; an update that failed is an error.
+ */
+async function followRollouts(context: CliContext, client: ApiClient, init: { apps: DeployedApp[]; index: number; timeoutMs: number }): Promise<void> {
+  const tenants = new Set(init.apps.map((app) => app.tenant));
+  const query = tenants.size === 1 ? { tenant: [...tenants][0] } : {};
+  const deadline = Date.now() + init.timeoutMs;
+  const inPlace = isTerminal(context.stderr);
+  let index = init.index;
+  let shown = '';
+  for (;;) {
+    const waitMs = Math.max(1000, Math.min(WAIT_POLL_MS, deadline - Date.now()));
+    const response = await client.get<unknown>('/v1/apps', query, { index, waitMs });
+    index = response.index ?? index;
+    const listed = listIn<AppWithRollout>(response.body, 'apps');
+    const states = init.apps.map((app) => {
+      const found = listed.find((candidate) => candidate.tenant === app.tenant && candidate.name === app.name);
+      return { app, rollout: found?.rollout, following: found?.rollout?.id === app.rollout };
+    });
+    const line = states.map(({ app, rollout }) => rolloutLine(app, rollout)).join('; ');
+    if (line !== shown) {
+      context.stderr.write(inPlace ? `\r\x1b[K${line}` : `${line}\n`);
+      shown = line;
+    }
+    // A rollback replaces the record (a new id): the update ended in failure, and the rollback's own progress is not followed.
+    const ended = states.every(({ rollout, following }) => !following || rollout === undefined || rolloutEnds.has(rollout.state));
+    if (ended) {
+      if (inPlace) context.stderr.write('\n');
+      const failures: string[] = [];
+      for (const { app, rollout, following } of states) {
+        const outcome = rolloutOutcome(app, following ? rollout : undefined, rollout);
+        printLine(context, outcome.text);
+        if (!outcome.ok) failures.push(app.name);
+      }
+      if (failures.length > 0) throw new CliError(`the update of ${failures.join(', ')} did not complete; \`hivemind app NAME\` shows why`);
+      return;
+    }
+    if (Date.now() >= deadline) {
+      if (inPlace) context.stderr.write('\n');
+      throw new CliError(`gave up following after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed; \`hivemind app NAME\` shows the rollout.`);
+    }
+  }
+}
+
+function rolloutOutcome(app: DeployedApp, own: Rollout | undefined, current: Rollout | undefined): { ok: boolean; text: string } {
+  if (own === undefined) {
+    if (current?.kind === 'rollback' && current.fromVersion === app.version) return { ok: false, text: `${app.name}: version ${app.version} failed; ${current.message}` };
+    return { ok: true, text: `${app.name}: superseded by a later deploy` };
+  }
+  switch (own.state) {
+    case 'succeeded':
+      return { ok: true, text: `${app.name}: version ${own.toVersion} rolled out (${own.message})` };
+    case 'awaiting-promotion':
+      return { ok: true, text: `${app.name}: ${own.message} (hivemind promote ${app.name} / hivemind abort ${app.name})` };
+    case 'paused':
+      return { ok: false, text: `${app.name}: ${own.message}` };
+    default:
+      return { ok: false, text: `${app.name}: rollout ${own.state}: ${own.message}` };
   }
 }

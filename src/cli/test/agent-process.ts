@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { BIN, ROOT, cleanEnv, closedPort } from './run-cli.js';
+import { killWorkloadsUnder } from '../../agent/test/harness.js';
 
 /** How long the node may take to answer its health check. */
 export const AGENT_READY_MS_MAX = 30_000;
@@ -93,7 +94,10 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
       const timer = setTimeout(() => child.kill('SIGKILL'), AGENT_STOP_MS_MAX);
       const result = await exited;
       clearTimeout(timer);
-      if (!stopOptions.keepDataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (!stopOptions.keepDataDir) {
+        killWorkloadsUnder(dataDir);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
       return result;
     },
   };

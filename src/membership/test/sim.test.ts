@@ -5,34 +5,23 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { quantile, runScenario, Simulation } from '../sim.js';
+import { detectionBoundMs, quantile, runScenario, Simulation } from '../sim.js';
 import { defaultSwimOptions } from '../swim.js';
 
 const intervalMs = defaultSwimOptions.probeIntervalMs;
 
-/**
- * The slowest a crash may take to reach every live member: the first probe of
- * the crashed member (at most one probe round, here bounded by n periods,
- * though with n probers it is nearly always the first), plus one probe
- * period to fail, plus the maximum suspicion timeout (Lifeguard starts
- * there), plus two periods for the suspicion to spread.
- */
-function detectionBoundMs(memberCount: number): number {
-  const minMs = defaultSwimOptions.suspicionMultiplier * Math.max(1, Math.log10(memberCount)) * intervalMs;
-  return memberCount * intervalMs + intervalMs + minMs * defaultSwimOptions.suspicionMaxMultiplier + 2 * intervalMs;
-}
-
-for (const memberCount of [10, 50]) {
+for (const memberCount of [10, 50, 200]) {
   test(`${memberCount} members: a crashed member is declared dead by every live member within the bound`, () => {
     const seed = 1000 + memberCount;
     const sim = new Simulation({ seed, memberCount });
-    sim.runUntil(15_000);
+    const warmupMs = 15_000 + memberCount * 20;
+    sim.runUntil(warmupMs);
     for (let i = 0; i < memberCount; i++) {
       const known = sim.members[i]!.snapshot().filter((m) => m.state === 'alive').length;
       assert.is(known, memberCount, `seed ${seed}: member ${i} knows every member after the join`);
     }
-    sim.crash(memberCount - 1, 15_000);
-    sim.runUntil(15_000 + detectionBoundMs(memberCount));
+    sim.crash(memberCount - 1, warmupMs);
+    sim.runUntil(warmupMs + detectionBoundMs(memberCount));
     const [detectionMs] = sim.detectionTimesMs();
     assert.ok(detectionMs !== undefined, `seed ${seed}: crash not detected by all within ${detectionBoundMs(memberCount)} ms`);
     assert.ok(detectionMs <= detectionBoundMs(memberCount));
@@ -70,6 +59,23 @@ test('a partitioned member is declared dead by the majority side', () => {
   sim.partition([0, 0, 0, 0, 0, 0, 0, 1]);
   sim.runUntil(10_000 + detectionBoundMs(8));
   for (let i = 0; i < 7; i++) assert.is(sim.members[i]!.snapshot().find((m) => m.id === 'm7')?.state, 'dead', `member ${i}`);
+});
+
+test('a partition heals: after re-contact (what the component does from node records) everyone is alive again', () => {
+  const sim = new Simulation({ seed: 11, memberCount: 12, lossRate: 0.05 });
+  sim.runUntil(10_000);
+  const groups = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1];
+  sim.partition(groups);
+  // Each side loses many members at once (probes rotate through all of them): give it several bounds.
+  sim.runUntil(10_000 + 4 * detectionBoundMs(12));
+  for (let i = 0; i < 12; i++) {
+    const others = sim.members[i]!.snapshot().filter((m) => groups[Number(m.id.slice(1))] !== groups[i]);
+    assert.ok(others.every((m) => m.state === 'dead'), `member ${i} buried the other side`);
+  }
+  sim.partition(undefined);
+  sim.recontactDead();
+  sim.runUntil(10_000 + 4 * detectionBoundMs(12) + 10_000);
+  for (let i = 0; i < 12; i++) assert.ok(sim.members[i]!.snapshot().every((m) => m.state === 'alive'), `member ${i} sees all alive`);
 });
 
 test('figures: detection time and false positives, with and without Lifeguard', () => {

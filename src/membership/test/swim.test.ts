@@ -11,9 +11,12 @@ import { Swim, type SwimOptions } from '../swim.js';
 const address = (id: string): string => `${id}.test:7072`;
 const alive = (id: string, incarnation = 0): Update => ({ type: 'alive', id, address: address(id), meta: {}, incarnation });
 
+/** The timings these scripts were written for (memberlist's LAN profile), whatever the defaults become. */
+const scriptTimings: Partial<SwimOptions> = { probeIntervalMs: 1000, probeTimeoutMs: 500, suspicionMultiplier: 4, pushPullIntervalMs: 0 };
+
 /** A member `a` that knows `others` as alive. */
 function member(others: string[], options: Partial<SwimOptions> = {}, id = 'a', probing = true): Swim {
-  const swim = new Swim({ self: { id, address: address(id), meta: {} }, random: new SeededRandom(1), options });
+  const swim = new Swim({ self: { id, address: address(id), meta: {} }, random: new SeededRandom(1), options: { ...scriptTimings, ...options } });
   if (probing) swim.join([]);
   swim.receive(address('x'), { type: 'gossip', from: 'x', piggyback: others.map((o) => alive(o)) }, 0);
   swim.drainEvents();
@@ -236,6 +239,62 @@ test('join exchanges full state with a seed', () => {
   assert.ok(reply !== undefined);
   joiner.receive(address('s'), reply.message, 5);
   assert.equal(joiner.drainEvents().map((e) => e.id).sort(), ['c', 'd', 's']);
+});
+
+test('push-pull: a full-state exchange with one live member every pushPullIntervalMs', () => {
+  const swim = member(['b', 'c'], { pushPullIntervalMs: 10_000, gossipIntervalMs: 1_000_000 });
+  const syncsUntil = (ms: number): string[] => {
+    const targets: string[] = [];
+    for (let t = 0; t <= ms; t += 100) {
+      swim.tick(t);
+      for (const o of swim.drainOutbox()) {
+        if (o.message.type === 'sync' && o.message.reply) targets.push(o.to);
+        // Every live member answers its probes.
+        const target = o.message.type === 'ping' ? o.message.target : undefined;
+        if (o.message.type === 'ping' && state(swim, target!)?.state === 'alive') swim.receive(o.to, { type: 'ack', sequence: o.message.sequence, from: target!, piggyback: [] }, t);
+      }
+    }
+    return targets;
+  };
+  const first = syncsUntil(10_000);
+  assert.is(first.length, 1, 'one exchange within the first interval');
+  assert.ok([address('b'), address('c')].includes(first[0]!));
+  // A member known dead is never the partner.
+  gossip(swim, 10_000, { type: 'dead', id: 'b', incarnation: 0, from: 'c' }, { type: 'dead', id: 'c', incarnation: 0, from: 'b' });
+  assert.equal(syncsUntil(40_000).filter((to) => to !== address('x')), []);
+});
+
+test('updateMeta gossips the new metadata under a new incarnation', () => {
+  const swim = member(['b']);
+  const before = swim.selfIncarnation;
+  swim.updateMeta({ api: '10.0.0.1:7070' });
+  assert.is(swim.selfIncarnation, before + 1);
+  const other = member(['a'], {}, 'b');
+  swim.receive(address('b'), { type: 'ping', sequence: 1, from: 'b', piggyback: [] }, 0);
+  for (const { message } of swim.drainOutbox()) other.receive(address('a'), message, 0);
+  assert.equal(state(other, 'a')?.meta, { api: '10.0.0.1:7070' });
+  assert.is(state(other, 'a')?.incarnation, before + 1);
+});
+
+test('a member restarted at a higher incarnation is alive again at once', () => {
+  const swim = member(['b']);
+  gossip(swim, 0, { type: 'dead', id: 'b', incarnation: 3, from: 'c' });
+  swim.drainEvents();
+  const restarted = new Swim({ self: { id: 'b', address: address('b'), meta: {} }, incarnation: 100, random: new SeededRandom(3) });
+  restarted.join([address('a')]);
+  const [request] = restarted.drainOutbox();
+  swim.receive(address('b'), request!.message, 10);
+  assert.equal(swim.drainEvents().map((e) => [e.type, e.id, e.incarnation]), [['alive-again', 'b', 100]]);
+});
+
+test('acknowledged probes report their round-trip time', () => {
+  const swim = member(['b']);
+  swim.tick(0);
+  const ping = swim.drainOutbox().find((o) => o.message.type === 'ping');
+  assert.ok(ping !== undefined && ping.message.type === 'ping');
+  swim.receive(address('b'), { type: 'ack', sequence: ping.message.sequence, from: 'b', piggyback: [] }, 7);
+  assert.equal(swim.drainProbeRoundTrips(), [7]);
+  assert.equal(swim.drainProbeRoundTrips(), []);
 });
 
 test.run();

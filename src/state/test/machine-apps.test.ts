@@ -55,27 +55,28 @@ test('commands in a tenant that does not exist are refused, naming the field', (
   assert.is(driver.refused({ type: 'volume.create', tenant: 'ghost', name: 'v', sizeBytes: 1 }).field, 'tenant');
 });
 
-test('deploy creates version 1 and its instances; redeploy makes version 2 and keeps placement', () => {
+test('deploy creates version 1 and its instances; redeploy makes version 2 and a rollout, keeping the old instances', () => {
   const driver = new Driver();
   driver.ok({ type: 'node.register', id: 'n1', addresses: { api: 'a', peer: 'b', gossip: 'c' }, labels: {}, resources: {} });
   const first = driver.ok({ type: 'app.deploy', spec: appSpec() });
   assert.equal(first.value, { tenant: 'default', name: 'web', version: 1, replicas: 2 });
   assert.equal(driver.machine.instances().map((instance) => [instance.id, instance.slot, instance.version, instance.status.state]), [
-    ['default.web.0', 0, 1, 'pending'],
-    ['default.web.1', 1, 1, 'pending'],
+    ['default.web.0.1', 0, 1, 'pending'],
+    ['default.web.1.2', 1, 1, 'pending'],
   ]);
-  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }] });
-  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0', state: 'healthy', reportedBy: 'n1', reportedAt: 9 }] });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }] });
+  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.1', state: 'healthy', reportedBy: 'n1', reportedAt: 9 }] });
   const second = driver.ok({ type: 'app.deploy', spec: appSpec({ image: 'nginx:1.26', replicas: 3 }) });
-  assert.equal(second.value, { tenant: 'default', name: 'web', version: 2, replicas: 3 });
+  assert.equal(second.value, { tenant: 'default', name: 'web', version: 2, replicas: 3, rollout: second.index });
   const instances = driver.machine.instances({ app: 'web' });
   assert.equal(instances.map((instance) => [instance.id, instance.version, instance.node, instance.status.state]), [
-    ['default.web.0', 2, 'n1', 'pending'],
-    ['default.web.1', 2, undefined, 'pending'],
-    ['default.web.2', 2, undefined, 'pending'],
-  ]);
+    ['default.web.0.1', 1, 'n1', 'healthy'],
+    ['default.web.1.2', 1, undefined, 'pending'],
+    ['default.web.2.3', 2, undefined, 'pending'],
+  ], 'old instances stay for the rollout to replace; the new slot starts at the new version');
   const app = driver.machine.app('default', 'web');
   assert.is(app?.version, 2);
+  assert.equal(app?.rollout && [app.rollout.fromVersion, app.rollout.toVersion, app.rollout.state, app.rollout.strategy], [1, 2, 'running', 'rolling']);
   assert.equal(app?.versions.map((version) => [version.version, version.spec.image]), [
     [1, 'nginx:1.25'],
     [2, 'nginx:1.26'],
@@ -96,11 +97,11 @@ test('scale adds unplaced slots or removes the highest, without a new version', 
   driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 3 }) });
   const scaled = driver.ok({ type: 'app.scale', tenant: 'default', name: 'web', replicas: 1 });
   assert.equal(scaled.value, { tenant: 'default', name: 'web', version: 1, replicas: 1 });
-  assert.equal(driver.machine.instances().map((instance) => instance.id), ['default.web.0']);
+  assert.equal(driver.machine.instances().map((instance) => instance.id), ['default.web.0.1'], 'unplaced instances of removed slots go at once');
   driver.ok({ type: 'app.scale', tenant: 'default', name: 'web', replicas: 12 });
   const instances = driver.machine.instances();
   assert.is(instances.length, 12);
-  assert.is(instances[11]?.id, 'default.web.11', 'sorted by slot, not by text');
+  assert.is(instances[11]?.id, 'default.web.11.14', 'sorted by slot, not by text; serials keep growing');
   assert.is(driver.machine.app('default', 'web')?.versions.length, 1);
   const error = driver.refused({ type: 'app.scale', tenant: 'default', name: 'api', replicas: 1 });
   assert.equal(error, { code: 'not-found', message: 'cannot scale "api" to 1 replicas: tenant "default" has no app "api"', field: 'name' });
@@ -115,7 +116,8 @@ test('rollback: to the previous version by default, to a named one, and its refu
   driver.ok({ type: 'app.deploy', spec: appSpec({ image: 'app:2', replicas: 4 }) });
   driver.ok({ type: 'app.deploy', spec: appSpec({ image: 'app:3' }) });
   const back = driver.ok({ type: 'app.rollback', tenant: 'default', name: 'web' });
-  assert.equal(back.value, { tenant: 'default', name: 'web', version: 4, replicas: 4 });
+  assert.equal(back.value, { tenant: 'default', name: 'web', version: 4, replicas: 4, rollout: back.index });
+  assert.equal(driver.machine.app('default', 'web')?.rollout?.kind, 'rollback');
   assert.is(driver.machine.app('default', 'web')?.versions.at(-1)?.spec.image, 'app:2');
   assert.is(driver.machine.instances().length, 4, 'the earlier spec comes back whole, replicas included');
   driver.ok({ type: 'app.rollback', tenant: 'default', name: 'web', toVersion: 1 });
@@ -144,7 +146,7 @@ test('delete removes the app and its instances', () => {
   driver.ok({ type: 'app.deploy', spec: appSpec({ name: 'api', replicas: 1 }) });
   driver.ok({ type: 'app.delete', tenant: 'default', name: 'web' });
   assert.equal(driver.machine.apps().map((app) => app.name), ['api']);
-  assert.equal(driver.machine.instances().map((instance) => instance.id), ['default.api.0']);
+  assert.equal(driver.machine.instances().map((instance) => instance.id), ['default.api.0.1']);
   assert.is(driver.refused({ type: 'app.delete', tenant: 'default', name: 'web' }).code, 'not-found');
 });
 

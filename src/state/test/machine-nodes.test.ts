@@ -15,13 +15,16 @@ test('node.register creates an up node; registering again updates it and keeps j
     role: 'none',
     joinedIndex: 1,
     lastSeenAt: driver.time,
+    statusSince: driver.time,
     updatedIndex: 1,
   });
   driver.ok({ type: 'node.role', id: 'n1', role: 'voter' });
   driver.ok({ type: 'node.status', id: 'n1', status: 'down' });
+  assert.is(driver.machine.node('n1')?.statusSince, driver.time, 'the reschedule grace counts from the status change');
   driver.ok({ type: 'node.register', id: 'n1', addresses: { api: 'x:1', peer: 'x:2', gossip: 'x:3' }, labels: {}, resources: {} });
   const again = driver.machine.node('n1');
   assert.is(again?.status, 'up');
+  assert.is(again?.statusSince, driver.time, 'back up: a new status, a new since');
   assert.is(again?.role, 'voter');
   assert.is(again?.joinedIndex, 1);
   assert.is(again?.addresses.api, 'x:1');
@@ -67,58 +70,59 @@ test('instance.place: node must exist and be up, instance must exist; all or not
   driver.ok(registerNode('n1'));
   driver.ok(registerNode('n2'));
   driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 2 }) });
-  const unknownInstance = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }, { id: 'default.web.7', node: 'n1' }] });
+  const unknownInstance = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }, { id: 'default.web.7.9', node: 'n1' }] });
   assert.equal(unknownInstance, {
     code: 'not-found',
-    message: 'cannot place instance "default.web.7": it does not exist (its app may have been scaled down or deleted)',
+    message: 'cannot place instance "default.web.7.9": it does not exist (its app may have been scaled down or deleted)',
     field: 'placements[1].id',
   });
-  assert.is(driver.machine.instance('default.web.0')?.node, undefined, 'nothing applied');
-  const unknownNode = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n5' }] });
-  assert.equal(unknownNode, { code: 'not-found', message: 'cannot place instance "default.web.0": node "n5" is not registered', field: 'placements[0].node' });
+  assert.is(driver.machine.instance('default.web.0.1')?.node, undefined, 'nothing applied');
+  const unknownNode = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n5' }] });
+  assert.equal(unknownNode, { code: 'not-found', message: 'cannot place instance "default.web.0.1": node "n5" is not registered', field: 'placements[0].node' });
   driver.ok({ type: 'node.status', id: 'n2', status: 'down' });
-  const down = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.1', node: 'n2' }] });
-  assert.equal(down, { code: 'conflict', message: 'cannot place instance "default.web.1": node "n2" is down, not up; choose another node', field: 'placements[0].node' });
+  const down = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.1.2', node: 'n2' }] });
+  assert.equal(down, { code: 'conflict', message: 'cannot place instance "default.web.1.2": node "n2" is down, not up; choose another node', field: 'placements[0].node' });
   const placed = driver.ok({
     type: 'instance.place',
     placements: [
-      { id: 'default.web.0', node: 'n1' },
-      { id: 'default.web.1', node: 'n1' },
+      { id: 'default.web.0.1', node: 'n1' },
+      { id: 'default.web.1.2', node: 'n1' },
     ],
   });
   assert.equal(placed.value, { placed: 2 });
-  assert.equal(driver.machine.instances({ node: 'n1' }).map((instance) => instance.id), ['default.web.0', 'default.web.1']);
-  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.1', node: null }] });
-  assert.is(driver.machine.instance('default.web.1')?.node, undefined);
-  assert.not.ok('node' in (driver.machine.instance('default.web.1') ?? {}), 'unplacing removes the field');
+  assert.equal(driver.machine.instances({ node: 'n1' }).map((instance) => instance.id), ['default.web.0.1', 'default.web.1.2']);
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.1.2', node: null }] });
+  assert.is(driver.machine.instance('default.web.1.2')?.node, undefined);
+  assert.not.ok('node' in (driver.machine.instance('default.web.1.2') ?? {}), 'unplacing removes the field');
 });
 
 test('instance.status records reports and ignores unknown instances and stale versions', () => {
   const driver = new Driver();
   driver.ok(registerNode('n1'));
   driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
-  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }] });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }] });
   const result = driver.ok({
     type: 'instance.status',
     updates: [
-      { id: 'default.web.0', state: 'exited', exitCode: 137, message: 'killed', reportedBy: 'n1', reportedAt: 42, version: 1 },
+      { id: 'default.web.0.1', state: 'exited', exitCode: 137, message: 'killed', reportedBy: 'n1', reportedAt: 42, version: 1 },
       { id: 'default.gone.0', state: 'running', reportedBy: 'n1', reportedAt: 42 },
     ],
   });
   assert.equal(result.value, { applied: 1, ignoredCount: 1, ignored: ['default.gone.0'] });
-  assert.equal(driver.machine.instance('default.web.0')?.status, {
+  assert.equal(driver.machine.instance('default.web.0.1')?.status, {
     state: 'exited',
     exitCode: 137,
     message: 'killed',
     reportedBy: 'n1',
     reportedAt: 42,
     updatedIndex: driver.index,
+    since: driver.time,
   });
-  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1, image: 'v2' }) });
-  const stale = driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0', state: 'running', reportedBy: 'n1', reportedAt: 50, version: 1 }] });
-  assert.equal(stale.value, { applied: 0, ignoredCount: 1, ignored: ['default.web.0'] });
-  assert.is(driver.machine.instance('default.web.0')?.status.state, 'pending');
-  assert.is(driver.machine.instance('default.web.0')?.node, 'n1');
+  // An instance keeps its version for life (a new version gets new instances), so a report naming another version is stale.
+  const stale = driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.1', state: 'running', reportedBy: 'n1', reportedAt: 50, version: 2 }] });
+  assert.equal(stale.value, { applied: 0, ignoredCount: 1, ignored: ['default.web.0.1'] });
+  assert.is(driver.machine.instance('default.web.0.1')?.status.state, 'exited');
+  assert.is(driver.machine.instance('default.web.0.1')?.node, 'n1');
 });
 
 test('heartbeats and status reports stay out of history; placements are in it', () => {
@@ -126,10 +130,10 @@ test('heartbeats and status reports stay out of history; placements are in it', 
   driver.ok(registerNode('n1'));
   driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
   driver.ok({ type: 'node.heartbeat', id: 'n1' });
-  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }] });
-  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0', state: 'running', reportedBy: 'n1', reportedAt: 1 }] });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }] });
+  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.1', state: 'running', reportedBy: 'n1', reportedAt: 1 }] });
   assert.equal(driver.machine.history().map((entry) => [entry.index, entry.command, entry.target, entry.summary]), [
-    [4, 'instance.place', 'instances', 'placed default.web.0 on n1'],
+    [4, 'instance.place', 'instances', 'placed default.web.0.1 on n1'],
     [2, 'app.deploy', 'app default/web', 'deployed version 1 (image nginx:1.25, 1 replica)'],
     [1, 'node.register', 'node n1', 'registered (api n1:7070)'],
   ]);

@@ -143,8 +143,13 @@ test('app spec cross-field rules', () => {
   expectRefusal({ type: 'app.deploy', spec: appSpec({ volumes: [mount, { ...mount, source: '/srv' }] }) }, 'spec.volumes[1].target', 'twice');
   expectRefusal({ type: 'app.deploy', spec: appSpec({ volumes: [{ ...mount, target: 'data' }] }) }, 'spec.volumes[0].target', 'absolute path');
   expectRefusal({ type: 'app.deploy', spec: appSpec({ volumes: [{ ...mount, source: 'Bad Name' }] }) }, 'spec.volumes[0].source', 'DNS label');
-  const healthcheck = { test: ['HTTP', 'x'], intervalMs: 1, timeoutMs: 1, retries: 1, startPeriodMs: 0 };
-  expectRefusal({ type: 'app.deploy', spec: appSpec({ healthcheck }) }, 'spec.healthcheck.test[0]', '"CMD", "CMD-SHELL" or "NONE"');
+  const timings = { intervalMs: 1, timeoutMs: 1, retries: 1, startPeriodMs: 0 };
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ healthcheck: { test: ['CURL', 'x'], ...timings } }) }, 'spec.healthcheck.test[0]', '"CMD", "CMD-SHELL", "NONE" (Compose healthcheck forms), "HTTP" or "TCP"');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ healthcheck: { test: ['HTTP', 'x'], ...timings } }) }, 'spec.healthcheck.test[1]', 'http:// or https:// URL');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ healthcheck: { test: ['TCP', 'localhost'], ...timings } }) }, 'spec.healthcheck.test[1]', 'HOST:PORT');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ healthcheck: { test: ['TCP', 'a:1', 'b:2'], ...timings } }) }, 'spec.healthcheck.test', '["TCP", "HOST:PORT"]');
+  assert.ok(validateCommand({ type: 'app.deploy', spec: appSpec({ healthcheck: { test: ['HTTP', 'http://127.0.0.1:8080/healthz'], ...timings } }) }).ok);
+  assert.ok(validateCommand({ type: 'app.deploy', spec: appSpec({ healthcheck: { test: ['TCP', '127.0.0.1:5432'], ...timings } }) }).ok);
   expectRefusal({ type: 'app.deploy', spec: appSpec({ hivemind: { secrets: ['a', 'a'] } }) }, 'spec.hivemind.secrets[1]', 'repeats "a"');
   expectRefusal({ type: 'app.deploy', spec: appSpec({ hivemind: { canary: { weightPercent: 101 } } }) }, 'spec.hivemind.canary.weightPercent', '0 to 100');
 });

@@ -1,0 +1,148 @@
+/**
+ * The chaos harness's command line:
+ *
+ *   npm run chaos -- --nodes 5 --time 60s --nemesis partition,kill,pause,loss,membership \
+ *     --workload register --seed S [--out DIR]
+ *
+ * Needs root (network namespaces, iptables). One run at a time on a machine:
+ * the run holds /tmp/hivemind-chaos.lock (through `flock`) from start to end.
+ * Exit status: 0 valid, 1 a violation (or no recovery), 2 bad arguments or
+ * the harness could not run, 3 undecided (the linearizability search gave up).
+ */
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runChaos } from './run.js';
+import { parseNemesisList, type NemesisSelection } from './schedule.js';
+import { formatSummary } from './summary.js';
+
+const LOCK_FILE = '/tmp/hivemind-chaos.lock';
+const RUNS_DIRECTORY = fileURLToPath(new URL('../../chaos/runs', import.meta.url));
+/** The test-only flag of the broken-build proof, passed on to the agents when set. */
+const UNSAFE_READS_VARIABLE = 'HIVEMIND_TEST_UNSAFE_LOCAL_READS';
+
+const defaults = {
+  nodes: '5',
+  time: '60s',
+  nemesis: 'partition,kill,pause,loss,membership',
+  workload: 'register',
+  'tick-ms': '100',
+  'voter-grace': '30s',
+  'clients-per-node': '2',
+  keys: '3',
+  'recovery-bound': '30s',
+} as const;
+
+const usage = `usage: npm run chaos -- [--nodes N] [--time 60s] [--nemesis partition,kill,pause,loss,membership|none]
+         [--workload register] [--seed S] [--out DIR] [--tick-ms 100] [--voter-grace 30s]
+         [--clients-per-node 2] [--keys 3] [--recovery-bound 30s]
+a nemesis may be narrowed to one variant: --nemesis partition:ring,kill:leader (docs/chaos.md lists them)`;
+
+class UsageError extends Error {}
+
+/** `500ms`, `60s`, `30m`, `1h`, or a bare number of seconds, in milliseconds. */
+function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null) throw new UsageError(`${flag} takes a duration such as 60s, 30m or 500ms, got "${text}"`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(match[1]) * unit);
+}
+
+function wholeNumber(text: string, flag: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, got "${text}"`);
+  return value;
+}
+
+/** Holds the machine-wide lock until the process exits: `flock` keeps it while its `cat` reads our pipe. */
+async function acquireLock(log: (line: string) => void): Promise<void> {
+  const holder = spawn('flock', [LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  holder.unref();
+  (holder.stdin as unknown as { unref?: () => void }).unref?.();
+  (holder.stdout as unknown as { unref?: () => void }).unref?.();
+  const waiting = setTimeout(() => log(`waiting for another chaos run to finish (it holds ${LOCK_FILE})`), 1000);
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once('data', () => resolve());
+    holder.once('error', (error) => reject(new Error(`cannot run flock for ${LOCK_FILE}: ${error.message}`)));
+    holder.once('exit', (code) => reject(new Error(`flock ${LOCK_FILE} exited with ${code}`)));
+  });
+  clearTimeout(waiting);
+}
+
+async function main(): Promise<number> {
+  const log = (line: string) => process.stderr.write(`chaos: ${line}\n`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: Object.fromEntries([...Object.keys(defaults), 'seed', 'out'].map((name) => [name, { type: 'string' as const }])),
+      allowPositionals: false,
+    });
+  } catch (error) {
+    process.stderr.write(`chaos: ${(error as Error).message}\n${usage}\n`);
+    return 2;
+  }
+  const given = parsed.values as Record<string, string | undefined>;
+  const value = (name: keyof typeof defaults) => given[name] ?? defaults[name];
+  let options;
+  try {
+    const nodes = wholeNumber(value('nodes'), '--nodes', 1, 5);
+    const timeMs = parseDuration(value('time'), '--time');
+    const nemesisText = value('nemesis');
+    const selections: NemesisSelection[] | string = nemesisText === 'none' ? [] : parseNemesisList(nemesisText);
+    if (typeof selections === 'string') throw new UsageError(selections);
+    if (nodes < 3 && selections.length > 0) throw new UsageError('faults need at least 3 nodes (--nodes 3), or --nemesis none');
+    const workload = value('workload');
+    if (workload !== 'register') throw new UsageError(`--workload must be register (the deploy workload is not built yet), got "${workload}"`);
+    const seed = given.seed === undefined ? randomInt(1, 2 ** 31) : wholeNumber(given.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
+    const tickMs = wholeNumber(value('tick-ms'), '--tick-ms', 5, 1000);
+    const voterGrace = value('voter-grace');
+    parseDuration(voterGrace, '--voter-grace');
+    const clientsPerNode = wholeNumber(value('clients-per-node'), '--clients-per-node', 1, 10);
+    const keyCount = wholeNumber(value('keys'), '--keys', 1, 20);
+    const recoveryBoundMs = parseDuration(value('recovery-bound'), '--recovery-bound');
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const outDirectory = given.out ?? join(RUNS_DIRECTORY, `${seed}-${stamp}`);
+    const flags = [`--nodes ${nodes}`, `--time ${value('time')}`, `--nemesis ${nemesisText}`, `--workload ${workload}`, `--seed ${seed}`];
+    for (const name of ['tick-ms', 'voter-grace', 'clients-per-node', 'keys', 'recovery-bound'] as const) {
+      if (given[name] !== undefined) flags.push(`--${name} ${given[name]}`);
+    }
+    const unsafe = process.env[UNSAFE_READS_VARIABLE];
+    const agentEnvironment: Record<string, string> = unsafe === undefined || unsafe === '' ? {} : { [UNSAFE_READS_VARIABLE]: unsafe };
+    const command = `${unsafe ? `${UNSAFE_READS_VARIABLE}=${unsafe} ` : ''}npm run chaos -- ${flags.join(' ')}`;
+    options = { nodes, timeMs, selections, workload, seed, outDirectory, tickMs, voterGrace, clientsPerNode, keyCount, recoveryBoundMs, agentEnvironment, command } as const;
+    if (unsafe) log(`${UNSAFE_READS_VARIABLE}=${unsafe}: the agents serve KV reads from their local replica (a deliberately broken build)`);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`chaos: ${error.message}\n${usage}\n`);
+    return 2;
+  }
+  const interrupt = new AbortController();
+  let signals = 0;
+  const onSignal = (name: string) => {
+    signals++;
+    if (signals === 1) log(`${name}: healing, stopping the nodes and removing the test hosts (again to force)`);
+    else {
+      log(`${name} again: exiting now; the next run removes what is left`);
+      process.exit(130);
+    }
+    interrupt.abort();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  try {
+    await acquireLock(log);
+    log(`seed ${options.seed}; output in ${options.outDirectory}`);
+    const summary = await runChaos({ ...options, log, signal: interrupt.signal });
+    process.stdout.write(formatSummary(summary) + '\n');
+    if (interrupt.signal.aborted) return 130;
+    return summary.verdict === 'valid' ? 0 : summary.verdict === 'invalid' ? 1 : 3;
+  } catch (error) {
+    log(`the run could not complete: ${(error as Error).message}`);
+    log(`reproduce: ${options.command}`);
+    return 2;
+  }
+}
+
+process.exit(await main());

@@ -1,0 +1,52 @@
+/**
+ * Records a history as the checker reads it (chaos/history.ts): one event a
+ * line, appended in the order events happen, times in milliseconds since the
+ * start of the run on one monotonic clock.
+ */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import type { OperationFunction } from './history.js';
+
+/** One history event, as written to the file. */
+export interface HistoryEvent {
+  readonly process: number;
+  readonly type: 'invoke' | 'ok' | 'fail' | 'info';
+  readonly f: OperationFunction;
+  readonly key: string;
+  readonly value?: unknown;
+  readonly time: number;
+  /** Why a fail or info happened (an HTTP status and code, or a connection error); the checker ignores it. */
+  readonly error?: string;
+  /** The node the operation was sent to; the checker ignores it. */
+  readonly node?: string;
+}
+
+/** Collects events in memory and appends them to `path` in batches. */
+export class HistoryRecorder {
+  readonly events: HistoryEvent[] = [];
+  private unwritten: string[] = [];
+  private readonly startedAt = performance.now();
+
+  constructor(private readonly path: string) {
+    writeFileSync(path, '');
+  }
+
+  /** Milliseconds since the recorder was made, to 0.01 ms. */
+  now(): number {
+    return Math.round((performance.now() - this.startedAt) * 100) / 100;
+  }
+
+  /** Records an event stamped now and returns it. */
+  record(event: Omit<HistoryEvent, 'time'>): HistoryEvent {
+    const stamped: HistoryEvent = { ...event, time: this.now() };
+    this.events.push(stamped);
+    this.unwritten.push(JSON.stringify(stamped));
+    if (this.unwritten.length >= 200) this.flush();
+    return stamped;
+  }
+
+  flush(): void {
+    if (this.unwritten.length === 0) return;
+    appendFileSync(this.path, this.unwritten.join('\n') + '\n');
+    this.unwritten = [];
+  }
+}

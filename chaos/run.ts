@@ -1,0 +1,235 @@
+/**
+ * One chaos run, start to end: test hosts, a cluster of real agents, the
+ * workload, the faults of the schedule, the heal, the wait for recovery, the
+ * final reads, the checks, and the files (history, summary, HTML report,
+ * node logs). Whatever happens, `runChaos` kills the agents and removes the
+ * hosts before it returns or throws.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatCheckResult } from './check-report.js';
+import { parseHistory } from './history.js';
+import { ApiClient } from './http.js';
+import { findLeader, NemesisRunner } from './nemesis.js';
+import { missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from './network.js';
+import { ChaosNode } from './nodes.js';
+import { HistoryRecorder } from './recorder.js';
+import { renderReport } from './report-html.js';
+import { planSchedule, type NemesisSelection } from './schedule.js';
+import { formatSummary, summarize, type RecoveryResult, type RunSummary } from './summary.js';
+import { readRegister, RegisterWorkload, type WorkloadTarget } from './workload-register.js';
+
+/** Settings of one run (the CLI's flags). */
+export interface RunOptions {
+  readonly nodes: number;
+  readonly timeMs: number;
+  readonly selections: readonly NemesisSelection[];
+  readonly workload: 'register';
+  readonly seed: number;
+  readonly outDirectory: string;
+  readonly tickMs: number;
+  readonly voterGrace: string;
+  readonly clientsPerNode: number;
+  readonly keyCount: number;
+  readonly recoveryBoundMs: number;
+  /** Extra environment for the agents (the broken-build proof sets its test flag here). */
+  readonly agentEnvironment: Readonly<Record<string, string>>;
+  /** The command line that reproduces this run, for the summary. */
+  readonly command: string;
+  readonly log: (line: string) => void;
+  /** Aborting ends the faulty phase early; the run still heals, cleans up and reports. */
+  readonly signal: AbortSignal;
+}
+
+/** The first process number of the final reads (one process per node). */
+const FINAL_PROCESS_BASE = 10_000;
+/** The agents' data directories live in a temporary folder named so. */
+const DATA_FOLDER_PREFIX = 'hmchaos-data-';
+const READY_WAIT_MS = 90_000;
+const SETTLE_AFTER_RECOVERY_MS = 2000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** Voters the membership manager aims at for `count` nodes (docs/internals/agent.md). */
+function expectedVoters(count: number): number {
+  return count <= 3 ? count : count >= 5 ? 5 : 3;
+}
+
+async function startCluster(nodes: readonly ChaosNode[], client: ApiClient, log: (line: string) => void): Promise<void> {
+  const healthy = (node: ChaosNode) =>
+    until(`${node.name} to serve`, READY_WAIT_MS, async () => {
+      if (!node.alive) throw new Error(`${node.name} exited while starting (see logs/${node.host.namespace}.log)`);
+      const answer = await client.call(node.origin, 'GET', '/v1/health', undefined, 1000);
+      return answer.kind === 'answer' && answer.status === 200 ? true : undefined;
+    });
+  const [first, ...rest] = nodes;
+  first!.start('agent');
+  await healthy(first!);
+  for (const node of rest) {
+    node.start({ join: first!.peerAddress });
+    await healthy(node);
+  }
+  const voters = expectedVoters(nodes.length);
+  await until(`${voters} voters and one leader`, READY_WAIT_MS, async () => {
+    const answer = await client.call(first!.origin, 'GET', '/v1/status', undefined, 2000);
+    if (answer.kind !== 'answer' || answer.status !== 200) return undefined;
+    return answer.body.voters?.length === voters && typeof answer.body.leader === 'string' ? true : undefined;
+  });
+  log(`cluster ready: ${nodes.map((node) => `${node.name} at ${node.host.address}`).join(', ')}; leader ${(await findLeader(nodes, client))?.name ?? 'unknown'}`);
+}
+
+/** Waits until every node serves a linearizable read; per node the time it took, null past the bound. */
+async function awaitRecovery(nodes: readonly ChaosNode[], client: ApiClient, key: string, boundMs: number): Promise<RecoveryResult> {
+  const started = Date.now();
+  const byNode: Record<string, number | null> = {};
+  await Promise.all(
+    nodes.map(async (node) => {
+      for (;;) {
+        const elapsed = Date.now() - started;
+        // An agent that exited on its own (not by a fault) cannot recover: that is a finding, not a wait.
+        if (elapsed > boundMs || !node.alive) {
+          byNode[node.name] = null;
+          return;
+        }
+        const answer = await client.call(node.origin, 'GET', `/v1/kv/${encodeURIComponent(key)}`, undefined, Math.max(500, Math.min(3000, boundMs - elapsed)));
+        if (answer.kind === 'answer' && (answer.status === 200 || answer.status === 404)) {
+          byNode[node.name] = Date.now() - started;
+          return;
+        }
+        await sleep(100);
+      }
+    }),
+  );
+  const times = Object.values(byNode);
+  return { boundMs, byNode, ms: times.some((time) => time === null) ? null : Math.max(0, ...(times as number[])) };
+}
+
+/** Runs a chaos run and returns its summary; files are in `options.outDirectory`. */
+export async function runChaos(options: RunOptions): Promise<RunSummary> {
+  const { log } = options;
+  const missing = await missingPrerequisite();
+  if (missing !== null) throw new Error(missing);
+  const leftovers = await removeLeftovers();
+  // Data folders of a harness that was killed outright; the machine-wide lock means no run uses them now.
+  for (const name of readdirSync(tmpdir()).filter((entry) => entry.startsWith(DATA_FOLDER_PREFIX))) {
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    leftovers.push(`folder ${join(tmpdir(), name)}`);
+  }
+  if (leftovers.length > 0) log(`removed leftovers of an earlier run: ${leftovers.join(', ')}`);
+  const inUse = await rangeInUse();
+  if (inUse !== null) throw new Error(`the test range is already in use on this machine: ${inUse}`);
+  mkdirSync(options.outDirectory, { recursive: true });
+  const dataRoot = mkdtempSync(join(tmpdir(), DATA_FOLDER_PREFIX));
+  const token = `hmchaos.${randomBytes(16).toString('hex')}`;
+  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 3000 });
+  let network: TestNetwork | undefined;
+  let nodes: ChaosNode[] = [];
+  try {
+    network = await TestNetwork.create(options.nodes);
+    const settings = { token, tickMs: options.tickMs, voterGrace: options.voterGrace, dataRoot, logDirectory: join(options.outDirectory, 'logs'), environment: options.agentEnvironment };
+    nodes = network.hosts.map((host) => new ChaosNode(host, settings));
+    await startCluster(nodes, client, log);
+    return await exercise(options, network, nodes, client);
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop(3000)));
+    await removeLeftovers();
+    await client.close();
+    rmSync(dataRoot, { recursive: true, force: true });
+  }
+}
+
+async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosNode[], client: ApiClient): Promise<RunSummary> {
+  const { log } = options;
+  const historyPath = join(options.outDirectory, 'history.jsonl');
+  const recorder = new HistoryRecorder(historyPath);
+  const keys = Array.from({ length: options.keyCount }, (_, index) => `chaos/k${index}`);
+  const targets: WorkloadTarget[] = nodes.map((node) => ({ name: () => node.name, origin: node.origin }));
+  const workload = new RegisterWorkload({ seed: options.seed, keys, targets, clientsPerNode: options.clientsPerNode, client, recorder, thinkMsMax: 30, backoffMs: 200 });
+  const schedule = planSchedule({ seed: options.seed, nodeCount: nodes.length, timeMs: options.timeMs, selections: options.selections });
+  log(`schedule: ${schedule.length} fault(s): ${schedule.map((fault) => `#${fault.id} ${fault.nemesis} ${fault.variant} at ${(fault.startMs / 1000).toFixed(1)} s for ${(fault.durationMs / 1000).toFixed(1)} s`).join('; ') || 'none'}`);
+  const nemesis = new NemesisRunner({ network, nodes, client, now: () => recorder.now(), log });
+  const phase = new AbortController();
+  const stopPhase = () => phase.abort();
+  options.signal.addEventListener('abort', stopPhase, { once: true });
+  const timer = setTimeout(stopPhase, options.timeMs);
+  workload.start();
+  const progress = setInterval(() => {
+    recorder.flush();
+    const ok = recorder.events.filter((event) => event.type === 'ok').length;
+    log(`${(recorder.now() / 1000).toFixed(0)} s: ${ok} ok operations`);
+  }, 10_000);
+  try {
+    await nemesis.run(schedule, phase.signal);
+    if (!phase.signal.aborted) await new Promise((resolve) => phase.signal.addEventListener('abort', resolve, { once: true }));
+  } finally {
+    clearTimeout(timer);
+    options.signal.removeEventListener('abort', stopPhase);
+    await nemesis.healEverything();
+  }
+  const healAtMs = recorder.now();
+  log(`healed everything at ${(healAtMs / 1000).toFixed(1)} s; waiting for every node to serve a linearizable read`);
+  const recovery = await awaitRecovery(nodes, client, keys[0]!, options.recoveryBoundMs);
+  log(`recovery: ${recovery.ms === null ? 'not within the bound' : `${(recovery.ms / 1000).toFixed(1)} s`}`);
+  if (!options.signal.aborted) await sleep(SETTLE_AFTER_RECOVERY_MS);
+  await workload.stop();
+  clearInterval(progress);
+  const workloadEndMs = recorder.now();
+  const finalProcesses = new Set<number>();
+  for (const node of nodes) {
+    const process = FINAL_PROCESS_BASE + node.host.index;
+    finalProcesses.add(process);
+    for (const key of keys) {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const read = await readRegister({ client, recorder }, process, { name: () => node.name, origin: node.origin }, key);
+        if (read.outcome.type === 'ok') break;
+        await sleep(500);
+      }
+    }
+  }
+  recorder.flush();
+  const parsed = parseHistory(readFileSync(historyPath, 'utf8'));
+  if (!parsed.ok) throw new Error(`the recorded history is invalid (a harness bug): ${parsed.error.message}`);
+  const counts = { invoked: 0, ok: 0, fail: 0, info: 0 };
+  for (const event of recorder.events) {
+    if (finalProcesses.has(event.process)) continue;
+    if (event.type === 'invoke') counts.invoked++;
+    else counts[event.type]++;
+  }
+  const summary = summarize({
+    seed: options.seed,
+    command: options.command,
+    nodes: nodes.length,
+    timeMs: options.timeMs,
+    nemesis: options.selections.map((selection) => selection.nemesis).join(','),
+    workload: options.workload,
+    outDirectory: options.outDirectory,
+    history: parsed.history,
+    counts,
+    keys,
+    finalProcesses,
+    faults: nemesis.records,
+    workloadEndMs,
+    healAtMs,
+    recovery,
+    other: [],
+    formatCheck: formatCheckResult,
+  });
+  writeFileSync(join(options.outDirectory, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeFileSync(join(options.outDirectory, 'summary.txt'), formatSummary(summary) + '\n');
+  writeFileSync(join(options.outDirectory, 'report.html'), renderReport(summary, recorder.events));
+  return summary;
+}

@@ -1,0 +1,52 @@
+/**
+ * Rollout routes: promote and abort an app's rollout, and ask for a
+ * rebalance. The rollout's progress is part of the app
+ * (`GET /v1/apps/:tenant/:name`, field `rollout`; unplaceable reasons in
+ * `unplaceable`).
+ */
+import type { Command } from '../state/types.js';
+import { invalidArgument } from './errors.js';
+import { checkName } from './input.js';
+import type { Route, RouteContext } from './router.js';
+
+function tenantAndName(context: RouteContext): { tenant: string; name: string } {
+  return { tenant: checkName(context.params.tenant!, 'tenant'), name: checkName(context.params.name!, 'name') };
+}
+
+/** Promote, abort, rebalance. */
+export const rolloutRoutes: Route[] = [
+  {
+    method: 'POST',
+    path: '/v1/apps/:tenant/:name/promote',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'app.promote', ...tenantAndName(context) }]);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps/:tenant/:name/abort',
+    kind: 'write',
+    async write(context) {
+      return context.commit([{ type: 'app.abort', ...tenantAndName(context) }]);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/rebalance',
+    kind: 'write',
+    body: { tenant: 'optional', name: 'optional' },
+    async write(context) {
+      const body = (context.body ?? {}) as Record<string, unknown>;
+      const command: Record<string, unknown> = { type: 'app.rebalance' };
+      for (const key of ['tenant', 'name'] as const) {
+        const value = body[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'string') throw invalidArgument(key, `${key} must be a name (a string)`);
+        command[key] = checkName(value, key);
+      }
+      if (command.name !== undefined && command.tenant === undefined) command.tenant = 'default';
+      return context.commit([command as Command]);
+    },
+  },
+];

@@ -1,0 +1,63 @@
+/**
+ * `ps [APP]`: every instance of the cluster (or of one app, or one tenant):
+ * where it runs, its state and the executor's last word on it (for a
+ * process app, the host port each instance listens on).
+ */
+import type { Command } from 'commander';
+import type { Instance } from '../../state/types.js';
+import { listIn } from '../answers.js';
+import type { ApiResponse, Blocking } from '../client.js';
+import { contextOf, withClient, type CliContext } from '../context.js';
+import { ago, renderTable, shorten } from '../output.js';
+import { tenantAndName } from '../parse.js';
+import { showOnce, watch } from '../watch.js';
+import { TENANT_FILTER, tenantOption } from './shared.js';
+
+const MESSAGE_CHARS_MAX = 60;
+
+/** Adds `ps` to `program`. */
+export function registerPsCommand(program: Command): void {
+  program
+    .command('ps')
+    .description('list instances: where each runs, its state and its last status message')
+    .argument('[app]', 'only this app, as NAME or TENANT/NAME')
+    .addOption(tenantOption(TENANT_FILTER))
+    .option('--node <node>', 'only the instances placed on this node')
+    .option('-w, --watch', 'show again at every change')
+    .addHelpText('after', '\nExamples:\n  hivemind ps\n  hivemind ps hello\n  hivemind ps --node n2 --watch')
+    .action(async (appText: string | undefined, options: { tenant?: string; node?: string; watch?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      const query: Record<string, string | undefined> = { tenant: options.tenant, node: options.node };
+      if (appText !== undefined) {
+        const { tenant, name } = tenantAndName(appText, options.tenant, 'app');
+        query.tenant = tenant;
+        query.app = name;
+      }
+      await withClient(context, (client) => {
+        const view = {
+          title: appText === undefined ? 'instances' : `instances of ${query.tenant}/${query.app}`,
+          read: (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => client.get<unknown>('/v1/instances', query, blocking),
+          render: (body: unknown) => renderInstances(context, listIn<Instance>(body, 'instances')),
+        };
+        return options.watch ? watch(context, view) : showOnce(context, view);
+      });
+    });
+}
+
+function renderInstances(context: CliContext, instances: Instance[]): string {
+  const sorted = [...instances].sort((a, b) => a.tenant.localeCompare(b.tenant) || a.app.localeCompare(b.app) || a.slot - b.slot || a.id.localeCompare(b.id));
+  return renderTable(
+    context,
+    ['instance', 'app', 'version', 'node', 'state', 'since', 'message'],
+    sorted.map((instance) => [
+      instance.id,
+      `${instance.tenant}/${instance.app}`,
+      instance.version,
+      instance.node ?? '(not placed)',
+      (instance.status.exitCode === undefined ? instance.status.state : `${instance.status.state} (exit ${instance.status.exitCode})`) + (instance.desired === 'stopped' ? ', retired' : ''),
+      ago(instance.status.reportedAt),
+      shorten(instance.status.message ?? '', MESSAGE_CHARS_MAX),
+    ]),
+    'no instances; deploy an app with `hivemind deploy -f app.yaml`',
+  );
+}

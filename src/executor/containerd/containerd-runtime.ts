@@ -1,0 +1,558 @@
+/**
+ * `ContainerdRuntime`: the executor's `Runtime` for image apps, over
+ * containerd's gRPC API (see the contract in ../runtime.ts).
+ *
+ * A workload is one containerd container (id = instance id) in the
+ * `hivemind` namespace, labelled with its instance, version and spec hash,
+ * with its own snapshot (key = id) over the image's unpacked layers, its own
+ * network namespace attached through `ContainerNetwork`, its secrets on a
+ * per-instance tmpfs, and its stdout and stderr appended by the shim to the
+ * workload's log file (`file://` stdio), so logs and containers outlive the
+ * agent. Exits and OOM kills come from containerd's event stream; exits
+ * missed while no one listened are found by `list()`.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import type { PortSpec } from '../../state/types.js';
+import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
+import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
+import { ImageError, ImageStore, type ResolvedImage } from './images.js';
+import { CniNetwork, createNetns, deleteNetns, netnsName, type ContainerNetwork } from './network.js';
+import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
+import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
+import { normalizeReference, RegistryClient } from './registry.js';
+import { buildRuntimeSpec, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
+
+const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
+const PROCESS_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
+const RUNC_RUNTIME = 'io.containerd.runc.v2';
+/** Bytes of exec output kept for a health check's status. */
+const EXEC_OUTPUT_BYTES_MAX = 4096;
+/** Size of a workload's secrets tmpfs. */
+const SECRETS_TMPFS_BYTES = 1024 * 1024;
+const RESUBSCRIBE_DELAY_MS = 1_000;
+/** Wait for a task to exit after SIGKILL before giving up. */
+const KILL_WAIT_MS = 30_000;
+
+/** Settings of a ContainerdRuntime. */
+export interface ContainerdRuntimeOptions {
+  /** The agent's data directory: state under `<dataDir>/containerd-runtime/`, own containerd under `<dataDir>/containerd/`, CNI state under `<dataDir>/cni/`. */
+  dataDir: string;
+  log: (line: string) => void;
+  /** containerd's socket; `/run/containerd/containerd.sock` by default (`HIVEMIND_CONTAINERD_SOCKET`). */
+  socketPath?: string;
+  /** Start and supervise an own containerd when none answers (default true). */
+  manageContainerd?: boolean;
+  namespace?: string;
+  /** The network; a CNI bridge `hm0` on 10.88.0.0/16 by default. */
+  network?: ContainerNetwork;
+  /** `overlayfs` (default) or `native`. */
+  snapshotter?: string;
+  /** cgroups v1 parent of every container. */
+  cgroupParent?: string;
+  /** Registries reached over plain HTTP (`host:port`), e.g. a local test registry. */
+  insecureRegistries?: string[];
+}
+
+interface Known {
+  version: number;
+  specHash: string;
+  startedAt: number;
+  address?: string;
+  processSpec?: Record<string, unknown>;
+  memoryLimited: boolean;
+}
+
+interface ProcessWire {
+  container_id: string;
+  id: string;
+  pid: number;
+  status: string;
+  exit_status: number;
+}
+
+interface ContainerWire {
+  id: string;
+  labels: Record<string, string>;
+  image: string;
+  spec?: AnyWire | null;
+  snapshotter: string;
+  snapshot_key: string;
+}
+
+interface EnvelopeWire {
+  namespace: string;
+  topic: string;
+  event?: AnyWire | null;
+}
+
+function signalNumber(name: string): number {
+  const normalized = name.toUpperCase().startsWith('SIG') ? name.toUpperCase() : `SIG${name.toUpperCase()}`;
+  const number = (constants.signals as Record<string, number>)[normalized];
+  if (number === undefined) throw new Error(`unknown signal "${name}"`);
+  return number;
+}
+
+function runCommand(command: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', (error) => resolvePromise({ code: -1, stderr: error.message }));
+    child.on('close', (code) => resolvePromise({ code: code ?? -1, stderr }));
+  });
+}
+
+/** The containerd runtime. Construct, `open()`, use, `close()`. */
+export class ContainerdRuntime implements Runtime {
+  readonly kind = 'containerd';
+  readonly stateDir: string;
+  private readonly options: ContainerdRuntimeOptions;
+  private readonly log: (line: string) => void;
+  private readonly network: ContainerNetwork;
+  private clientOrUndefined: ContainerdClient | undefined;
+  private imagesOrUndefined: ImageStore | undefined;
+  private own: OwnContainerd | undefined;
+  private opening: Promise<void> | undefined;
+  private closed = false;
+  private readonly listeners = new Set<(exit: WorkloadExit) => void>();
+  private readonly known = new Map<string, Known>();
+  /** Ids whose current run's exit was reported (cleared by start). */
+  private readonly reported = new Set<string>();
+  private readonly oomSeen = new Set<string>();
+  private events: ClientReadableStream<EnvelopeWire> | undefined;
+  private resubscribeTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: ContainerdRuntimeOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.stateDir = join(resolve(options.dataDir), 'containerd-runtime');
+    this.network = options.network ?? new CniNetwork({ stateDir: join(resolve(options.dataDir), 'cni') });
+  }
+
+  /** The client (after `open`). */
+  get client(): ContainerdClient {
+    if (this.clientOrUndefined === undefined) throw new Error('the containerd runtime is not open');
+    return this.clientOrUndefined;
+  }
+
+  /** The image store (after `open`): import, pull, list. */
+  get images(): ImageStore {
+    if (this.imagesOrUndefined === undefined) throw new Error('the containerd runtime is not open');
+    return this.imagesOrUndefined;
+  }
+
+  /** The own containerd, when the runtime started one. */
+  get ownContainerd(): OwnContainerd | undefined {
+    return this.own;
+  }
+
+  private socketPath(): string | undefined {
+    return this.options.socketPath ?? process.env.HIVEMIND_CONTAINERD_SOCKET;
+  }
+
+  async available(): Promise<boolean> {
+    if (this.clientOrUndefined !== undefined) return true;
+    if (findExecutable('runc') === undefined) return false;
+    if (await containerdReachable(this.socketPath() ?? '/run/containerd/containerd.sock')) return true;
+    return this.options.manageContainerd !== false && findExecutable('containerd') !== undefined;
+  }
+
+  /** Opened at start only when there may be containers to adopt: a containerd answers, or this node ran its own before. */
+  async openAtStart(): Promise<boolean> {
+    if (existsSync(join(resolve(this.options.dataDir), 'containerd'))) return true;
+    return containerdReachable(this.socketPath() ?? '/run/containerd/containerd.sock');
+  }
+
+  async open(): Promise<void> {
+    this.opening ??= this.openOnce();
+    await this.opening;
+  }
+
+  private async openOnce(): Promise<void> {
+    await mkdir(join(this.stateDir, 'secrets'), { recursive: true, mode: 0o700 });
+    await mkdir(join(this.stateDir, 'exec'), { recursive: true, mode: 0o700 });
+    const socketPath = this.socketPath();
+    let endpoint;
+    if (this.options.manageContainerd === false) {
+      endpoint = { socketPath: socketPath ?? '/run/containerd/containerd.sock' };
+    } else {
+      endpoint = await connectOrStartContainerd({ ...(socketPath !== undefined ? { socketPath } : {}), dataDir: this.options.dataDir, log: this.log });
+      if (endpoint === undefined) throw new Error(`no containerd answers on ${socketPath ?? '/run/containerd/containerd.sock'} and the containerd binary is not installed (apt-get install containerd runc)`);
+    }
+    this.own = endpoint.own;
+    this.clientOrUndefined = new ContainerdClient({ socketPath: endpoint.socketPath, namespace: this.options.namespace ?? NAMESPACE_DEFAULT });
+    await this.client.ensureNamespace();
+    this.imagesOrUndefined = new ImageStore({ client: this.client, ...(this.options.snapshotter !== undefined ? { snapshotter: this.options.snapshotter } : {}) });
+    this.subscribe();
+  }
+
+  // ---- events ----
+
+  private subscribe(): void {
+    if (this.closed) return;
+    const namespace = this.client.namespace;
+    const stream = this.client.serverStream<EnvelopeWire>('events', 'Subscribe', { filters: [`namespace==${namespace},topic=="/tasks/exit"`, `namespace==${namespace},topic=="/tasks/oom"`] });
+    this.events = stream;
+    stream.on('data', (envelope: EnvelopeWire) => this.handleEnvelope(envelope));
+    const retry = (): void => {
+      if (this.events !== stream || this.closed) return;
+      this.events = undefined;
+      this.resubscribeTimer = setTimeout(() => {
+        this.resubscribeTimer = undefined;
+        this.subscribe();
+        // Exits during the gap come from the tasks' state.
+        this.list().catch((error: Error) => this.log(`containerd: cannot list containers after resubscribing: ${error.message}`));
+      }, RESUBSCRIBE_DELAY_MS);
+    };
+    stream.on('error', retry);
+    stream.on('end', retry);
+  }
+
+  private handleEnvelope(envelope: EnvelopeWire): void {
+    if (!envelope.event) return;
+    try {
+      if (envelope.topic === '/tasks/oom') {
+        this.oomSeen.add(decodeTaskOom(envelope.event.value).containerId);
+        return;
+      }
+      if (envelope.topic !== '/tasks/exit') return;
+      const exit = decodeTaskExit(envelope.event.value);
+      // Exec processes (health checks) exit too; only the main process ends the workload.
+      if (exit.id !== exit.containerId) return;
+      this.reportExit(exit.containerId, exit.exitStatus);
+    } catch (error) {
+      this.log(`containerd: cannot decode event ${envelope.topic}: ${(error as Error).message}`);
+    }
+  }
+
+  private async cgroupOomKills(id: string): Promise<number> {
+    const parent = this.options.cgroupParent ?? '/hivemind';
+    try {
+      const text = await readFile(`/sys/fs/cgroup/memory${parent}/${id}/memory.oom_control`, 'utf8');
+      return Number(/oom_kill (\d+)/.exec(text)?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  }
+
+  private reportExit(id: string, exitCode: number): void {
+    const known = this.known.get(id);
+    if (known === undefined || this.reported.has(id)) return;
+    this.reported.add(id);
+    const at = Date.now();
+    void this.cgroupOomKills(id).then((kills) => {
+      const oomKilled = this.oomSeen.has(id) || kills > 0;
+      const exit: WorkloadExit = { id, version: known.version, exitCode, oomKilled, at };
+      for (const listener of this.listeners) listener(exit);
+    });
+  }
+
+  onExit(listener: (exit: WorkloadExit) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- list ----
+
+  async list(): Promise<RunningWorkload[]> {
+    await this.open();
+    const [containers, tasks] = await Promise.all([
+      this.client.unary<{ containers: ContainerWire[] }>('containers', 'List', { filters: [`labels."${Label.instance}"`] }),
+      this.client.unary<{ tasks: ProcessWire[] }>('tasks', 'List', { filter: '' }),
+    ]);
+    // containerd 1.6 lists a task's container id in `id` and leaves `container_id` empty.
+    const taskById = new Map(tasks.tasks.map((task) => [task.container_id || task.id, task]));
+    const workloads: RunningWorkload[] = [];
+    for (const container of containers.containers) {
+      const labels = container.labels;
+      const id = container.id;
+      const task = taskById.get(id);
+      const version = Number(labels[Label.version] ?? 0);
+      const startedAt = Number(labels[Label.startedAt] ?? 0);
+      if (!this.known.has(id)) this.known.set(id, { version, specHash: labels[Label.specHash] ?? '', startedAt, memoryLimited: false, ...(labels[Label.address] ? { address: labels[Label.address] } : {}) });
+      const running = task !== undefined && task.status !== 'STOPPED';
+      const workload: RunningWorkload = { id, version, specHash: labels[Label.specHash] ?? '', state: running ? 'running' : 'exited', startedAt };
+      if (task !== undefined && task.pid > 0) workload.pid = task.pid;
+      if (labels[Label.address]) workload.address = labels[Label.address];
+      if (!running) {
+        // No task at all: the agent died between creating the container and starting it.
+        workload.exitCode = task?.exit_status ?? 255;
+        workload.oomKilled = this.oomSeen.has(id) || (await this.cgroupOomKills(id)) > 0;
+        this.reportExit(id, workload.exitCode);
+      }
+      workloads.push(workload);
+    }
+    return workloads;
+  }
+
+  // ---- start ----
+
+  /** Imports an OCI layout archive into this node's containerd (unpacked). Answers the image names. */
+  async importImage(archivePath: string, options: { name?: string } = {}): Promise<string[]> {
+    await this.open();
+    return this.images.importArchive(archivePath, options.name !== undefined ? { name: normalizeReference(options.name) } : {});
+  }
+
+  /** Pulls `reference` from its registry into this node's containerd (unpacked). Answers the stored name. */
+  async pullImage(reference: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+    await this.open();
+    const registry = new RegistryClient({ images: this.images, insecureRegistries: this.options.insecureRegistries ?? [] });
+    return registry.pull(reference, options);
+  }
+
+  private async imageFor(spec: WorkloadSpec): Promise<ResolvedImage> {
+    if (spec.image === undefined) throw new Error(`instance ${spec.id}: cannot start: the containerd runtime runs images and the app names none`);
+    const name = normalizeReference(spec.image);
+    try {
+      return await this.images.resolve(name);
+    } catch (error) {
+      if (!(error instanceof ImageError) || error.code !== 'image-not-found') throw error;
+    }
+    try {
+      const pulled = await this.pullImage(name);
+      return await this.images.resolve(pulled);
+    } catch (error) {
+      throw new Error(`image "${name}" is not on this node and cannot be pulled: ${(error as Error).message}`);
+    }
+  }
+
+  private async resolveUser(spec: WorkloadSpec, image: ResolvedImage, mounts: Array<{ type: string; source: string; options: string[] }>): Promise<{ uid: number; gid: number }> {
+    const user = spec.user ?? image.config.User;
+    const numeric = parseNumericUser(user);
+    if (numeric !== undefined) return numeric;
+    // A user name: look it up in the image's own /etc/passwd, through a read-only mount of the container's snapshot.
+    const mountPoint = join(this.stateDir, 'exec', `user-${randomBytes(4).toString('hex')}`);
+    await mkdir(mountPoint, { recursive: true });
+    try {
+      const mount = mounts[0];
+      if (mount === undefined) throw new Error('no rootfs mount');
+      const mounted = await runCommand('mount', ['-t', mount.type, '-o', [...mount.options, 'ro'].join(','), mount.source, mountPoint]);
+      if (mounted.code !== 0) throw new Error(mounted.stderr.trim());
+      try {
+        const passwd = await readFile(join(mountPoint, 'etc/passwd'), 'utf8').catch(() => '');
+        const group = await readFile(join(mountPoint, 'etc/group'), 'utf8').catch(() => '');
+        const found = lookupUser(user!, passwd, group);
+        if (found === undefined) throw new Error(`instance ${spec.id}: cannot start: user "${user}" is not in the image's /etc/passwd`);
+        return found;
+      } finally {
+        await runCommand('umount', [mountPoint]);
+      }
+    } finally {
+      await rm(mountPoint, { recursive: true, force: true });
+    }
+  }
+
+  private async writeSecrets(spec: WorkloadSpec, owner: { uid: number; gid: number }): Promise<string | undefined> {
+    if (spec.secrets.length === 0) return undefined;
+    const folder = join(this.stateDir, 'secrets', spec.id);
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    // Memory-backed: the clear values never reach the node's disk.
+    const mounted = await runCommand('mount', ['-t', 'tmpfs', '-o', `size=${SECRETS_TMPFS_BYTES},mode=0750,nosuid,nodev,noexec`, 'tmpfs', folder]);
+    if (mounted.code !== 0) throw new Error(`instance ${spec.id}: cannot mount a tmpfs for its secrets: ${mounted.stderr.trim()}`);
+    await chown(folder, 0, owner.gid);
+    for (const secret of spec.secrets) {
+      const path = join(folder, secret.name);
+      await writeFile(path, secret.value, { mode: 0o440 });
+      await chown(path, owner.uid, owner.gid);
+    }
+    return folder;
+  }
+
+  private async removeSecrets(id: string): Promise<void> {
+    const folder = join(this.stateDir, 'secrets', id);
+    if (!existsSync(folder)) return;
+    await runCommand('umount', [folder]);
+    await rm(folder, { recursive: true, force: true });
+  }
+
+  async start(spec: WorkloadSpec): Promise<RunningWorkload> {
+    await this.open();
+    const id = spec.id;
+    try {
+      await this.client.unary('containers', 'Get', { id });
+      throw new Error(`instance ${id}: cannot start: a container with this id exists; remove it first`);
+    } catch (error) {
+      if (!isContainerdError(error, 'not-found')) throw error;
+    }
+    const startedAt = Date.now();
+    const undo: Array<() => Promise<unknown>> = [];
+    try {
+      const image = await this.imageFor(spec);
+      const netnsPath = await createNetns(id);
+      undo.push(() => deleteNetns(id));
+      const { address } = await this.network.attach(id, netnsPath, spec.ports);
+      undo.push(() => this.network.detach(id, netnsPath, spec.ports));
+      await mkdir(dirname(spec.logPath), { recursive: true });
+      await (await open(spec.logPath, 'a')).close();
+      const workload = await this.client.withLease(async (lease) => {
+        const snapshotter = this.images.snapshotter;
+        const prepared = await this.client.unary<{ mounts: Array<{ type: string; source: string; target: string; options: string[] }> }>('snapshots', 'Prepare', { snapshotter, key: id, parent: image.chainId, labels: {} }, { lease });
+        undo.push(() => this.client.unary('snapshots', 'Remove', { snapshotter, key: id }));
+        const user = await this.resolveUser(spec, image, prepared.mounts);
+        const secretsDir = await this.writeSecrets(spec, user);
+        undo.push(() => this.removeSecrets(id));
+        const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+        const container = {
+          id,
+          labels: containerLabels(spec, { address, startedAt }),
+          image: image.name,
+          runtime: { name: RUNC_RUNTIME },
+          spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
+          snapshotter,
+          snapshot_key: id,
+          extensions: {},
+        };
+        await this.client.unary('containers', 'Create', { container }, { lease });
+        undo.push(() => this.client.unary('containers', 'Delete', { id }));
+        this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
+        this.reported.delete(id);
+        this.oomSeen.delete(id);
+        const stdio = `file://${resolve(spec.logPath)}`;
+        await this.client.unary('tasks', 'Create', { container_id: id, rootfs: prepared.mounts, stdin: '', stdout: stdio, stderr: stdio, terminal: false });
+        undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
+        const started = await this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' });
+        const running: RunningWorkload = { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address };
+        return running;
+      });
+      return workload;
+    } catch (error) {
+      this.known.delete(id);
+      for (const step of undo.reverse()) await step().catch(() => undefined);
+      const message = (error as Error).message;
+      throw new Error(message.startsWith(`instance ${id}`) ? message : `instance ${id}: cannot start: ${message}`);
+    }
+  }
+
+  // ---- stop, remove ----
+
+  private async taskStatus(id: string): Promise<ProcessWire | undefined> {
+    try {
+      return (await this.client.unary<{ process: ProcessWire }>('tasks', 'Get', { container_id: id, exec_id: '' })).process;
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) return undefined;
+      throw error;
+    }
+  }
+
+  async stop(id: string, options: StopOptions): Promise<void> {
+    await this.open();
+    const task = await this.taskStatus(id);
+    if (task === undefined || task.status === 'STOPPED') return;
+    const waiting = this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: '' }, { timeoutMs: options.graceMs + KILL_WAIT_MS });
+    waiting.catch(() => undefined);
+    try {
+      await this.client.unary('tasks', 'Kill', { container_id: id, exec_id: '', signal: signalNumber(options.signal), all: false });
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) return;
+      throw new Error(`instance ${id}: cannot stop: ${(error as Error).message}`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace-over'>((resolvePromise) => (timer = setTimeout(() => resolvePromise('grace-over'), options.graceMs)));
+    const outcome = await Promise.race([waiting.then(() => 'exited' as const, () => 'exited' as const), graceOver]);
+    clearTimeout(timer);
+    if (outcome === 'grace-over') {
+      await this.client.unary('tasks', 'Kill', { container_id: id, exec_id: '', signal: constants.signals.SIGKILL, all: true }).catch(() => undefined);
+      await waiting.catch((error: Error) => {
+        throw new Error(`instance ${id}: did not exit after SIGKILL: ${error.message}`);
+      });
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.open();
+    let ports: PortSpec[] = [];
+    let snapshotter = this.images.snapshotter;
+    try {
+      const { container } = await this.client.unary<{ container: ContainerWire }>('containers', 'Get', { id });
+      ports = JSON.parse(container.labels[Label.ports] ?? '[]') as PortSpec[];
+      snapshotter = container.snapshotter || snapshotter;
+    } catch (error) {
+      if (!isContainerdError(error, 'not-found')) throw error;
+    }
+    const task = await this.taskStatus(id);
+    if (task !== undefined && task.status !== 'STOPPED') await this.stop(id, { signal: 'SIGKILL', graceMs: 0 });
+    const ignoreMissing = (error: unknown): void => {
+      if (!isContainerdError(error, 'not-found')) throw error;
+    };
+    if (task !== undefined) await this.client.unary('tasks', 'Delete', { container_id: id }).catch(ignoreMissing);
+    await this.client.unary('containers', 'Delete', { id }).catch(ignoreMissing);
+    await this.client.unary('snapshots', 'Remove', { snapshotter, key: id }).catch(ignoreMissing);
+    const netnsPath = `/run/netns/${netnsName(id)}`;
+    await this.network.detach(id, netnsPath, ports).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
+    await deleteNetns(id).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
+    await this.removeSecrets(id);
+    this.known.delete(id);
+    this.reported.delete(id);
+    this.oomSeen.delete(id);
+  }
+
+  // ---- exec ----
+
+  private async processSpecOf(id: string): Promise<Record<string, unknown>> {
+    const known = this.known.get(id);
+    if (known?.processSpec !== undefined) return known.processSpec;
+    const { container } = await this.client.unary<{ container: ContainerWire }>('containers', 'Get', { id });
+    const spec = JSON.parse(Buffer.from(container.spec?.value ?? []).toString('utf8')) as { process: Record<string, unknown> };
+    if (known !== undefined) known.processSpec = spec.process;
+    return spec.process;
+  }
+
+  async exec(id: string, argv: string[], options: ExecOptions): Promise<ExecResult> {
+    await this.open();
+    const base = await this.processSpecOf(id);
+    const execId = `exec-${randomBytes(6).toString('hex')}`;
+    const outputPath = join(this.stateDir, 'exec', `${execId}.log`);
+    await writeFile(outputPath, '');
+    const stdio = `file://${outputPath}`;
+    const processSpec = { ...base, args: argv, terminal: false };
+    try {
+      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', stdout: stdio, stderr: stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(JSON.stringify(processSpec)) } });
+      try {
+        await this.client.unary('tasks', 'Start', { container_id: id, exec_id: execId });
+        let timedOut = false;
+        let exitCode: number;
+        // The timeout is ours (a cancel), not a gRPC deadline: containerd reports a passed deadline with varying codes.
+        const cancel = new AbortController();
+        const timer = setTimeout(() => cancel.abort(), options.timeoutMs);
+        const abortFromCaller = (): void => cancel.abort();
+        options.signal?.addEventListener('abort', abortFromCaller, { once: true });
+        try {
+          exitCode = (await this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: execId }, { timeoutMs: options.timeoutMs + KILL_WAIT_MS, signal: cancel.signal })).exit_status;
+        } catch (error) {
+          if (!cancel.signal.aborted) throw error;
+          timedOut = true;
+          await this.client.unary('tasks', 'Kill', { container_id: id, exec_id: execId, signal: constants.signals.SIGKILL, all: false }).catch(() => undefined);
+          exitCode = (await this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: execId }, { timeoutMs: KILL_WAIT_MS }).catch(() => ({ exit_status: 137 }))).exit_status;
+        } finally {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', abortFromCaller);
+        }
+        const output = (await readFile(outputPath)).subarray(0, EXEC_OUTPUT_BYTES_MAX).toString('utf8');
+        return { exitCode, output, timedOut };
+      } finally {
+        await this.client.unary('tasks', 'DeleteProcess', { container_id: id, exec_id: execId }).catch(() => undefined);
+      }
+    } catch (error) {
+      throw new Error(`instance ${id}: cannot run ${JSON.stringify(argv[0] ?? '')} in the container: ${(error as Error).message}`);
+    } finally {
+      await rm(outputPath, { force: true });
+    }
+  }
+
+  /** Closes the connection and event stream; stops the own containerd if this runtime started it. Workloads keep running. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.resubscribeTimer !== undefined) clearTimeout(this.resubscribeTimer);
+    const events = this.events;
+    this.events = undefined;
+    events?.cancel();
+    this.clientOrUndefined?.close();
+    await this.own?.stop();
+  }
+}

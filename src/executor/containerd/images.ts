@@ -1,0 +1,452 @@
+/**
+ * Images in containerd through its API: blobs into the content store,
+ * image records, and layers unpacked into snapshots (one committed snapshot
+ * per layer chain, named by its chain id, so an image is unpacked once per
+ * node and every container of it shares the layers).
+ *
+ * Garbage collection: blobs and snapshots are made under a lease, and
+ * labelled so containerd's collector keeps what an image reaches once the
+ * lease is gone (manifest -> config and layers, config -> top snapshot).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+
+import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
+import { indexTar, type TarIndexEntry } from './tar.js';
+
+/** Bytes per content write message. */
+const WRITE_CHUNK_BYTES = 1024 * 1024;
+/** Largest manifest, index or config read into memory. */
+const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
+/** Nested indexes followed at most when resolving a platform. */
+const INDEX_DEPTH_MAX = 4;
+
+/** A content descriptor. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { architecture?: string; os?: string; variant?: string };
+}
+
+/** What a container needs of its image. */
+export interface ResolvedImage {
+  name: string;
+  /** Digest of the image record's target (manifest or index). */
+  targetDigest: string;
+  manifestDigest: string;
+  /** Chain id of the top layer: the parent of a container's snapshot. */
+  chainId: string;
+  config: {
+    Cmd?: string[];
+    Entrypoint?: string[];
+    Env?: string[];
+    WorkingDir?: string;
+    User?: string;
+  };
+}
+
+/** An image as `hivemind image ls` shows it. */
+export interface ImageSummary {
+  name: string;
+  digest: string;
+  mediaType: string;
+  /** Bytes of the manifest's config and layers (compressed, as stored). */
+  sizeBytes: number;
+  createdAt?: number;
+}
+
+/** A failed image operation; `code` is stable. */
+export class ImageError extends Error {
+  override readonly name = 'ImageError';
+  constructor(
+    readonly code: 'image-not-found' | 'bad-archive' | 'digest-mismatch' | 'no-platform' | 'unsupported-media-type' | 'registry',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Options of an ImageStore. */
+export interface ImageStoreOptions {
+  client: ContainerdClient;
+  /** `overlayfs` (default) or `native`. */
+  snapshotter?: string;
+  /** The platform picked from an index. */
+  platform?: { os: string; architecture: string };
+}
+
+/** Chain ids of layers with `diffIds`, bottom first (OCI image spec). */
+export function chainIds(diffIds: string[]): string[] {
+  const chain: string[] = [];
+  for (const diffId of diffIds) {
+    const previous = chain[chain.length - 1];
+    chain.push(previous === undefined ? diffId : sha256Digest(`${previous} ${diffId}`));
+  }
+  return chain;
+}
+
+function isIndex(mediaType: string): boolean {
+  return mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList;
+}
+
+function isManifest(mediaType: string): boolean {
+  return mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifest;
+}
+
+interface WriteResponseWire {
+  action: string;
+  offset: number;
+  total: number;
+  digest: string;
+}
+
+/** Images in one containerd namespace. */
+export class ImageStore {
+  readonly client: ContainerdClient;
+  readonly snapshotter: string;
+  readonly platform: { os: string; architecture: string };
+  private readonly resolved = new Map<string, ResolvedImage>();
+  /** Unpacks under way by chain id, so concurrent starts of one image unpack it once. */
+  private readonly unpacking = new Map<string, Promise<void>>();
+
+  constructor(options: ImageStoreOptions) {
+    this.client = options.client;
+    this.snapshotter = options.snapshotter ?? 'overlayfs';
+    this.platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
+  }
+
+  /** Whether the content store holds `digest`. */
+  async hasBlob(digest: string): Promise<boolean> {
+    try {
+      await this.client.unary('content', 'Info', { digest });
+      return true;
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Writes a blob to the content store (nothing if it is there already).
+   * `source` yields the bytes in order; they are hashed as they pass and a
+   * blob whose bytes do not match `descriptor.digest` or `size` is refused
+   * (ImageError `digest-mismatch`) and never committed.
+   */
+  async writeBlob(descriptor: Descriptor, source: AsyncIterable<Uint8Array> | Uint8Array, options: { lease: string; labels?: Record<string, string>; what?: string }): Promise<void> {
+    if (await this.hasBlob(descriptor.digest)) return;
+    const what = options.what ?? `blob ${descriptor.digest}`;
+    const ref = `hivemind-${descriptor.digest.replace(':', '-')}-${randomBytes(4).toString('hex')}`;
+    const callOptions: CallOptions = { lease: options.lease };
+    const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', callOptions);
+    const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
+    const exchange = async (request: object): Promise<WriteResponseWire> => {
+      stream.write(request);
+      const next = await responses.next();
+      if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended early`);
+      return next.value;
+    };
+    const hash = createHash('sha256');
+    let offset = 0;
+    try {
+      await exchange({ action: 'STAT', ref, total: descriptor.size, expected: descriptor.digest });
+      const chunks = source instanceof Uint8Array ? [source] : source;
+      for await (const chunk of chunks) {
+        for (let start = 0; start < chunk.length; start += WRITE_CHUNK_BYTES) {
+          const piece = chunk.subarray(start, start + WRITE_CHUNK_BYTES);
+          hash.update(piece);
+          if (offset + piece.length > descriptor.size) throw new ImageError('digest-mismatch', `${what} is larger than its descriptor's ${descriptor.size} bytes`);
+          await exchange({ action: 'WRITE', ref, offset, data: piece });
+          offset += piece.length;
+        }
+      }
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (offset !== descriptor.size) throw new ImageError('digest-mismatch', `${what}: got ${offset} bytes, the descriptor says ${descriptor.size}`);
+      if (actual !== descriptor.digest) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content hashes to ${actual}, expected ${descriptor.digest}; refusing it`);
+      // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
+      await exchange({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: options.labels ?? {} });
+      stream.end();
+    } catch (error) {
+      stream.cancel();
+      await this.client.unary('content', 'Abort', { ref }).catch(() => undefined);
+      if (error instanceof ImageError) throw error;
+      if (isContainerdError(error, 'already-exists') || (error as { code?: number }).code === 6) return;
+      throw mapError(`content write of ${what}`, this.client.socketPath, error);
+    }
+  }
+
+  /** Reads a whole blob (manifests, indexes, configs); refuses blobs over `maxBytes`. */
+  async readBlob(digest: string, maxBytes = DOCUMENT_BYTES_MAX): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const stream = this.client.serverStream<{ offset: number; data: Buffer }>('content', 'Read', { digest, offset: 0, size: 0 });
+    try {
+      for await (const message of stream) {
+        total += message.data.length;
+        if (total > maxBytes) throw new ImageError('bad-archive', `blob ${digest} is larger than ${maxBytes} bytes`);
+        chunks.push(Buffer.from(message.data));
+      }
+    } catch (error) {
+      stream.cancel();
+      if (error instanceof ImageError) throw error;
+      throw mapError(`content read of ${digest}`, this.client.socketPath, error);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  private async readJson<T>(digest: string): Promise<T> {
+    const bytes = await this.readBlob(digest);
+    if (sha256Digest(bytes) !== digest) throw new ImageError('digest-mismatch', `blob ${digest} in the content store does not match its digest`);
+    return JSON.parse(bytes.toString('utf8')) as T;
+  }
+
+  /** Creates or replaces the image record `name` -> `target`. */
+  async putImage(name: string, target: Descriptor, lease?: string): Promise<void> {
+    const image = { name, labels: {}, target: { media_type: target.mediaType, digest: target.digest, size: target.size, annotations: {} } };
+    const options: CallOptions = lease !== undefined ? { lease } : {};
+    try {
+      await this.client.unary('images', 'Create', { image }, options);
+    } catch (error) {
+      if (!isContainerdError(error, 'already-exists')) throw error;
+      await this.client.unary('images', 'Update', { image }, options);
+    }
+    this.resolved.delete(name);
+  }
+
+  /** The image record's target; ImageError `image-not-found` if there is none. */
+  async getImage(name: string): Promise<Descriptor & { createdAt?: number }> {
+    try {
+      const response = await this.client.unary<{ image: { target: { media_type: string; digest: string; size: number } } }>('images', 'Get', { name });
+      return { mediaType: response.image.target.media_type, digest: response.image.target.digest, size: response.image.target.size };
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) throw new ImageError('image-not-found', `image "${name}" is not on this node; import it (hivemind image import) or pull it (hivemind image pull)`);
+      throw error;
+    }
+  }
+
+  /** Every image of the namespace. */
+  async list(): Promise<ImageSummary[]> {
+    const response = await this.client.unary<{ images: Array<{ name: string; target: { media_type: string; digest: string; size: number }; created_at?: { seconds: number } }> }>('images', 'List', { filters: [] });
+    const summaries: ImageSummary[] = [];
+    for (const image of response.images) {
+      let sizeBytes = image.target.size;
+      try {
+        const manifest = await this.manifestFor({ mediaType: image.target.media_type, digest: image.target.digest, size: image.target.size }, 0);
+        sizeBytes = manifest.manifest.config.size + manifest.manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
+      } catch {
+        // A record whose blobs are gone still lists, with its target's size.
+      }
+      const summary: ImageSummary = { name: image.name, digest: image.target.digest, mediaType: image.target.media_type, sizeBytes };
+      if (image.created_at?.seconds) summary.createdAt = image.created_at.seconds * 1000;
+      summaries.push(summary);
+    }
+    return summaries;
+  }
+
+  /** Deletes an image record (its blobs and snapshots go with the next garbage collection). */
+  async remove(name: string): Promise<void> {
+    try {
+      await this.client.unary('images', 'Delete', { name, sync: false });
+    } catch (error) {
+      if (!isContainerdError(error, 'not-found')) throw error;
+    }
+    this.resolved.delete(name);
+  }
+
+  /** Picks this node's platform from an index. */
+  pickPlatform(manifests: Descriptor[], where: string): Descriptor {
+    const candidates = manifests.filter((entry) => isManifest(entry.mediaType) || isIndex(entry.mediaType));
+    const match =
+      candidates.find((entry) => entry.platform?.os === this.platform.os && entry.platform?.architecture === this.platform.architecture) ??
+      (candidates.length === 1 && candidates[0]!.platform === undefined ? candidates[0] : undefined);
+    if (match === undefined) {
+      const offered = candidates.map((entry) => `${entry.platform?.os ?? '?'}/${entry.platform?.architecture ?? '?'}`).join(', ') || 'none';
+      throw new ImageError('no-platform', `${where} has no ${this.platform.os}/${this.platform.architecture} image (offers ${offered})`);
+    }
+    return match;
+  }
+
+  private async manifestFor(target: Descriptor, depth: number): Promise<{ descriptor: Descriptor; manifest: ManifestDocument }> {
+    if (isManifest(target.mediaType)) return { descriptor: target, manifest: await this.readJson<ManifestDocument>(target.digest) };
+    if (!isIndex(target.mediaType)) throw new ImageError('unsupported-media-type', `image target ${target.digest} has media type ${target.mediaType}, which is neither a manifest nor an index`);
+    if (depth >= INDEX_DEPTH_MAX) throw new ImageError('bad-archive', `image index ${target.digest} nests deeper than ${INDEX_DEPTH_MAX}`);
+    const index = await this.readJson<{ manifests: Descriptor[] }>(target.digest);
+    return this.manifestFor(this.pickPlatform(index.manifests ?? [], `index ${target.digest}`), depth + 1);
+  }
+
+  /**
+   * What a container of `name` needs: its config and top chain id, with
+   * the layers unpacked into snapshots (done once per node; concurrent calls
+   * share the work).
+   */
+  async resolve(name: string): Promise<ResolvedImage> {
+    const target = await this.getImage(name);
+    const cached = this.resolved.get(name);
+    if (cached !== undefined && cached.targetDigest === target.digest) return cached;
+    const { descriptor, manifest } = await this.manifestFor(target, 0);
+    const config = await this.readJson<ImageConfigDocument>(manifest.config.digest);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length) throw new ImageError('bad-archive', `image "${name}": its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
+    if (diffIds.length === 0) throw new ImageError('bad-archive', `image "${name}" has no layers`);
+    const chain = chainIds(diffIds);
+    await this.unpack(manifest.layers, chain);
+    const resolved: ResolvedImage = { name, targetDigest: target.digest, manifestDigest: descriptor.digest, chainId: chain[chain.length - 1]!, config: config.config ?? {} };
+    this.resolved.set(name, resolved);
+    return resolved;
+  }
+
+  private async snapshotExists(key: string): Promise<boolean> {
+    try {
+      await this.client.unary('snapshots', 'Stat', { snapshotter: this.snapshotter, key });
+      return true;
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) return false;
+      throw error;
+    }
+  }
+
+  private async unpack(layers: Descriptor[], chain: string[]): Promise<void> {
+    const top = chain[chain.length - 1]!;
+    if (await this.snapshotExists(top)) return;
+    let running = this.unpacking.get(top);
+    if (running === undefined) {
+      running = this.client.withLease((lease) => this.unpackUnder(lease, layers, chain)).finally(() => this.unpacking.delete(top));
+      this.unpacking.set(top, running);
+    }
+    await running;
+  }
+
+  private async unpackUnder(lease: string, layers: Descriptor[], chain: string[]): Promise<void> {
+    for (let index = 0; index < chain.length; index += 1) {
+      const chainId = chain[index]!;
+      if (await this.snapshotExists(chainId)) continue;
+      const layer = layers[index]!;
+      const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
+      const parent = index === 0 ? '' : chain[index - 1]!;
+      const prepared = await this.client.unary<{ mounts: object[] }>('snapshots', 'Prepare', { snapshotter: this.snapshotter, key, parent, labels: {} }, { lease });
+      try {
+        await this.client.unary('diff', 'Apply', { diff: { media_type: layer.mediaType, digest: layer.digest, size: layer.size, annotations: {} }, mounts: prepared.mounts, payloads: {} }, { lease, timeoutMs: 600_000 });
+        await this.client.unary('snapshots', 'Commit', { snapshotter: this.snapshotter, name: chainId, key, labels: {} }, { lease });
+      } catch (error) {
+        await this.client.unary('snapshots', 'Remove', { snapshotter: this.snapshotter, key }, { lease }).catch(() => undefined);
+        if (isContainerdError(error, 'already-exists')) continue;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Imports an OCI image layout archive (a tar file, not compressed):
+   * every blob the archive's index reaches goes to the content store
+   * (digests checked), each manifest becomes an image record named by
+   * `name`, or by its `io.containerd.image.name` / `ref.name` annotation,
+   * and is unpacked. Answers the names made.
+   */
+  async importArchive(path: string, options: { name?: string } = {}): Promise<string[]> {
+    let entries: TarIndexEntry[];
+    try {
+      entries = await indexTar(path);
+    } catch (error) {
+      throw new ImageError('bad-archive', `cannot read the image archive: ${(error as Error).message}`);
+    }
+    const files = new Map(entries.filter((entry) => entry.type === 'file').map((entry) => [entry.name, entry]));
+    const layoutFile = files.get('oci-layout');
+    const indexFile = files.get('index.json');
+    if (layoutFile === undefined || indexFile === undefined) throw new ImageError('bad-archive', 'the archive is not an OCI image layout (no oci-layout or index.json at its root); build one with `docker save` of an OCI exporter, `skopeo copy oci-archive:` or buildah');
+    const readEntry = async (entry: TarIndexEntry): Promise<Buffer> => {
+      if (entry.size > DOCUMENT_BYTES_MAX) throw new ImageError('bad-archive', `${entry.name} is larger than ${DOCUMENT_BYTES_MAX} bytes`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of createReadStream(path, { start: entry.offset, end: entry.offset + entry.size - 1 })) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
+    const index = JSON.parse((await readEntry(indexFile)).toString('utf8')) as { manifests?: Descriptor[] };
+    const blobEntry = (descriptor: Descriptor): TarIndexEntry => {
+      const [algorithm, hex] = descriptor.digest.split(':');
+      const entry = files.get(`blobs/${algorithm}/${hex}`);
+      if (algorithm !== 'sha256' || entry === undefined) throw new ImageError('bad-archive', `the archive lacks blob ${descriptor.digest}`);
+      return entry;
+    };
+    const readDocument = async <T>(descriptor: Descriptor): Promise<{ bytes: Buffer; document: T }> => {
+      const bytes = await readEntry(blobEntry(descriptor));
+      if (sha256Digest(bytes) !== descriptor.digest) throw new ImageError('digest-mismatch', `blob ${descriptor.digest} in the archive does not match its digest`);
+      return { bytes, document: JSON.parse(bytes.toString('utf8')) as T };
+    };
+    const manifests = index.manifests ?? [];
+    if (manifests.length === 0) throw new ImageError('bad-archive', 'the archive index.json lists no images');
+    if (options.name !== undefined && manifests.length > 1) throw new ImageError('bad-archive', `the archive holds ${manifests.length} images; --name names one image only`);
+    const names: string[] = [];
+    await this.client.withLease(async (lease) => {
+      for (const top of manifests) {
+        const name = options.name ?? top.annotations?.[ANNOTATION_IMAGE_NAME] ?? top.annotations?.[ANNOTATION_REF_NAME];
+        if (name === undefined) throw new ImageError('bad-archive', `image ${top.digest} in the archive has no name annotation; give one with --name`);
+        const writeFromArchive = (descriptor: Descriptor, labels: Record<string, string> = {}) =>
+          this.writeBlob(descriptor, createReadStream(path, { start: blobEntry(descriptor).offset, end: blobEntry(descriptor).offset + descriptor.size - 1 }) as AsyncIterable<Buffer>, { lease, labels, what: `blob ${descriptor.digest}` });
+        await this.storeTree(top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
+        await this.putImage(name, top, lease);
+        names.push(name);
+      }
+      for (const name of names) await this.resolve(name);
+    });
+    return names;
+  }
+
+  /**
+   * Stores the tree under `top` (an index or a manifest): layers and config
+   * first, then each manifest and index with the labels that keep what it
+   * reaches. The caller supplies how documents and blobs are fetched.
+   */
+  async storeTree(top: Descriptor, source: TreeSource): Promise<void> {
+    if (isIndex(top.mediaType)) {
+      const { bytes, document } = await source.fetchDocument<{ manifests?: Descriptor[] }>(top);
+      const picked = this.pickPlatform(document.manifests ?? [], `index ${top.digest}`);
+      await this.storeTree(picked, source);
+      await this.writeBlob(top, bytes, { lease: source.lease, labels: { 'containerd.io/gc.ref.content.m.0': picked.digest }, what: `index ${top.digest}` });
+      return;
+    }
+    if (!isManifest(top.mediaType)) throw new ImageError('unsupported-media-type', `${top.digest} has media type ${top.mediaType}, which is neither a manifest nor an index`);
+    const { bytes, document } = await source.fetchDocument<ManifestDocument>(top);
+    const configBytes = await source.fetchDocument<ImageConfigDocument>(document.config);
+    const diffIds = configBytes.document.rootfs?.diff_ids ?? [];
+    const chain = chainIds(diffIds);
+    const configLabels: Record<string, string> = {};
+    if (chain.length > 0) configLabels[`containerd.io/gc.ref.snapshot.${this.snapshotter}`] = chain[chain.length - 1]!;
+    await this.writeBlob(document.config, configBytes.bytes, { lease: source.lease, labels: configLabels, what: `config ${document.config.digest}` });
+    for (const [position, layer] of document.layers.entries()) {
+      const labels: Record<string, string> = {};
+      if (diffIds[position] !== undefined) labels['containerd.io/uncompressed'] = diffIds[position]!;
+      if (!(await this.hasBlob(layer.digest))) await source.fetchBlob(layer, labels);
+    }
+    const manifestLabels: Record<string, string> = { 'containerd.io/gc.ref.content.config': document.config.digest };
+    document.layers.forEach((layer, position) => (manifestLabels[`containerd.io/gc.ref.content.l.${position}`] = layer.digest));
+    await this.writeBlob(top, bytes, { lease: source.lease, labels: manifestLabels, what: `manifest ${top.digest}` });
+  }
+}
+
+/** Where `storeTree` gets an image's pieces (an archive, a registry). */
+export interface TreeSource {
+  lease: string;
+  /** The document's bytes, checked against its digest, and parsed. */
+  fetchDocument<T>(descriptor: Descriptor): Promise<{ bytes: Buffer; document: T }>;
+  /** Writes the blob to the content store with `labels` (through `ImageStore.writeBlob`). */
+  fetchBlob(descriptor: Descriptor, labels: Record<string, string>): Promise<void>;
+}
+
+/** An image manifest (OCI or Docker schema 2). */
+export interface ManifestDocument {
+  schemaVersion: number;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+/** The parts of an image config Hivemind reads. */
+export interface ImageConfigDocument {
+  architecture?: string;
+  os?: string;
+  config?: ResolvedImage['config'];
+  rootfs?: { type: string; diff_ids: string[] };
+}
+
+

@@ -1,0 +1,216 @@
+/**
+ * Container networking behind one interface (`ContainerNetwork`), so the
+ * node bridge of today can give way to the overlay later. The runtime makes
+ * each container's network namespace (`createNetns`: `ip netns add
+ * hm-<hash>`); `CniNetwork` attaches it to a node bridge with the CNI
+ * plugins (bridge + host-local IPAM, portmap for published ports, loopback
+ * for `lo`), and undoes that on detach.
+ *
+ * Published ports answer on the node's addresses, 127.0.0.1 included:
+ * portmap's SNAT mode sets `route_localnet` on the bridge so that DNAT from
+ * loopback works.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PortSpec } from '../../state/types.js';
+
+/** A container's network, once attached. */
+export interface NetworkAttachment {
+  /** The container's IPv4 address on the node network. */
+  address: string;
+}
+
+/** Gives containers a network. Implementations must make `detach` safe to repeat and safe after a failed `attach`. */
+export interface ContainerNetwork {
+  /** Connects the network namespace at `netnsPath`; `ports` with `published` are published on the node. */
+  attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment>;
+  /** Disconnects what `attach` made for `id`. Unknown id, or a namespace already gone, is fine. */
+  detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void>;
+}
+
+/** Settings of the CNI network. */
+export interface CniNetworkOptions {
+  /** Where the network keeps its IPAM leases and per-container results: `<dataDir>/cni`. */
+  stateDir: string;
+  /** Bridge name (at most 15 characters). */
+  bridge?: string;
+  /** IPv4 subnet of the bridge. */
+  subnet?: string;
+  /** Folders with the plugins; Debian's and the usual upstream one by default. */
+  pluginDirs?: string[];
+  /** The CNI network name. */
+  name?: string;
+}
+
+/** A CNI failure; the message names the plugin and its error. */
+export class NetworkError extends Error {
+  override readonly name = 'NetworkError';
+  readonly code = 'network';
+}
+
+const CNI_VERSION = '1.0.0';
+/** How long one plugin may run. */
+const PLUGIN_TIMEOUT_MS = 30_000;
+
+/** The netns name of a container id: short, fixed length, no odd characters. */
+export function netnsName(id: string): string {
+  return `hm-${createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
+}
+
+/** Creates the network namespace of container `id` (if missing); answers its path. */
+export async function createNetns(id: string): Promise<string> {
+  const name = netnsName(id);
+  const path = `/run/netns/${name}`;
+  if (existsSync(path)) return path;
+  const added = await run('ip', ['netns', 'add', name]);
+  if (added.code !== 0) throw new NetworkError(`cannot create network namespace ${name} for ${id}: ${added.stderr.trim()}`);
+  return path;
+}
+
+/** Deletes the network namespace of container `id`; a missing one is fine. */
+export async function deleteNetns(id: string): Promise<void> {
+  const name = netnsName(id);
+  if (!existsSync(`/run/netns/${name}`)) return;
+  const deleted = await run('ip', ['netns', 'delete', name]);
+  if (deleted.code !== 0) throw new NetworkError(`cannot delete network namespace ${name}: ${deleted.stderr.trim()}`);
+}
+
+function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? PLUGIN_TIMEOUT_MS);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    // A program that does not read stdin (ip) closes it early: not an error.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** The node bridge network through the CNI plugins. */
+export class CniNetwork implements ContainerNetwork {
+  readonly bridge: string;
+  readonly subnet: string;
+  readonly name: string;
+  private readonly stateDir: string;
+  private readonly pluginDirs: string[];
+
+  constructor(options: CniNetworkOptions) {
+    this.stateDir = options.stateDir;
+    this.bridge = options.bridge ?? 'hm0';
+    this.subnet = options.subnet ?? '10.88.0.0/16';
+    this.name = options.name ?? 'hivemind';
+    this.pluginDirs = options.pluginDirs ?? ['/usr/lib/cni', '/opt/cni/bin'];
+    if (this.bridge.length > 15) throw new NetworkError(`bridge name "${this.bridge}" is longer than 15 characters`);
+  }
+
+  /** Whether the plugins this network needs are installed. */
+  available(): boolean {
+    return ['bridge', 'host-local', 'portmap', 'loopback'].every((plugin) => this.pluginDirs.some((folder) => existsSync(join(folder, plugin))));
+  }
+
+  private plugins(ports: PortSpec[]): Array<Record<string, unknown>> {
+    const portMappings = ports.filter((port) => port.published !== undefined).map((port) => ({ hostPort: port.published, containerPort: port.target, protocol: port.protocol }));
+    const plugins: Array<Record<string, unknown>> = [
+      {
+        type: 'bridge',
+        bridge: this.bridge,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet: this.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.stateDir, 'ipam') },
+      },
+    ];
+    if (portMappings.length > 0) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true, runtimeConfig: { portMappings } });
+    return plugins;
+  }
+
+  private async invoke(plugin: Record<string, unknown>, command: 'ADD' | 'DEL', id: string, netnsPath: string, ifName: string, prevResult?: unknown): Promise<Record<string, unknown> | undefined> {
+    const type = plugin.type as string;
+    const folder = this.pluginDirs.find((candidate) => existsSync(join(candidate, type)));
+    if (folder === undefined) throw new NetworkError(`CNI plugin "${type}" is not installed in ${this.pluginDirs.join(' or ')} (apt-get install containernetworking-plugins)`);
+    const config = { cniVersion: CNI_VERSION, name: this.name, ...plugin, ...(prevResult !== undefined ? { prevResult } : {}) };
+    const env = {
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: id,
+      CNI_NETNS: netnsPath,
+      CNI_IFNAME: ifName,
+      CNI_PATH: this.pluginDirs.join(':'),
+    };
+    const result = await run(join(folder, type), [], { env, input: JSON.stringify(config) });
+    if (result.code !== 0) {
+      let message = result.stdout.trim() || result.stderr.trim();
+      try {
+        const parsed = JSON.parse(result.stdout) as { msg?: string; details?: string };
+        message = [parsed.msg, parsed.details].filter(Boolean).join(': ');
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new NetworkError(`CNI ${type} ${command} for ${id} failed: ${message || `exit code ${result.code}`}`);
+    }
+    if (command === 'DEL' || result.stdout.trim() === '') return undefined;
+    return JSON.parse(result.stdout) as Record<string, unknown>;
+  }
+
+  private resultPath(id: string): string {
+    return join(this.stateDir, 'results', `${netnsName(id)}.json`);
+  }
+
+  async attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment> {
+    await mkdir(join(this.stateDir, 'results'), { recursive: true });
+    try {
+      await this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
+      let result: Record<string, unknown> | undefined;
+      for (const plugin of this.plugins(ports)) result = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', result)) ?? result;
+      const ips = (result?.ips ?? []) as Array<{ address: string }>;
+      const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
+      if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);
+      await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result }));
+      return { address };
+    } catch (error) {
+      await this.detach(id, netnsPath, ports).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void> {
+    let prevResult: unknown;
+    let savedPorts = ports;
+    try {
+      const saved = JSON.parse(await readFile(this.resultPath(id), 'utf8')) as { result?: unknown; ports?: PortSpec[] };
+      prevResult = saved.result;
+      if (saved.ports) savedPorts = saved.ports;
+    } catch {
+      // no saved result: DEL without prevResult is allowed by the spec
+    }
+    const problems: string[] = [];
+    for (const plugin of this.plugins(savedPorts).reverse()) {
+      try {
+        await this.invoke(plugin, 'DEL', id, existsSync(netnsPath) ? netnsPath : '', 'eth0', prevResult);
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    await rm(this.resultPath(id), { force: true });
+    if (problems.length > 0) throw new NetworkError(problems.join('; '));
+  }
+
+  /** Removes the bridge (tests and uninstall; running containers lose their network). */
+  async removeBridge(): Promise<void> {
+    await run('ip', ['link', 'delete', this.bridge]);
+  }
+}

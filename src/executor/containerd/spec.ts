@@ -1,0 +1,180 @@
+/**
+ * The OCI runtime spec of a container, from a workload spec and its image's
+ * config. Pure: no I/O, the same input gives the same spec.
+ *
+ * Defaults follow containerd's default Linux spec: the same capability set,
+ * mounts (proc, a tmpfs /dev with pts, shm and mqueue, read-only sysfs),
+ * masked and read-only /proc paths, and new pid, ipc, uts and mount
+ * namespaces. The network namespace is the one the network made.
+ */
+import type { WorkloadSpec } from '../runtime.js';
+import type { ResolvedImage } from './images.js';
+
+/** The labels that tie a container to its instance. */
+export const Label = {
+  instance: 'hivemind.instance',
+  version: 'hivemind.version',
+  specHash: 'hivemind.spec-hash',
+  tenant: 'hivemind.tenant',
+  app: 'hivemind.app',
+  address: 'hivemind.address',
+  ports: 'hivemind.ports',
+  logPath: 'hivemind.log-path',
+  startedAt: 'hivemind.started-at',
+} as const;
+
+/** The capabilities containerd gives a container by default. */
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+const MASKED_PATHS = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+const PATH_DEFAULT = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** CFS period; the quota is `cpuMillis` of each period. */
+const CPU_PERIOD_MICROS = 100_000;
+/** Open files per container, as containerd's default. */
+const OPEN_FILES_MAX = 1024;
+
+/** Where the workload's pieces live on the node. */
+export interface SpecContext {
+  image: ResolvedImage;
+  /** The container's network namespace. */
+  netnsPath: string;
+  /** A tmpfs folder on the node holding the secrets' files, bound read-only at /run/secrets. */
+  secretsDir?: string;
+  /** The numeric user, resolved by the caller (`resolveUser`). */
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  /** The cgroup parent (cgroups v1 path), `/hivemind` by default. */
+  cgroupParent?: string;
+  hostname?: string;
+}
+
+/** The process argv: entrypoint and command override the image's as in Compose. */
+export function processArgs(spec: Pick<WorkloadSpec, 'entrypoint' | 'command' | 'id'>, image: ResolvedImage['config']): string[] {
+  const entrypoint = spec.entrypoint ?? image.Entrypoint ?? [];
+  // A new entrypoint drops the image's Cmd, as Docker and Compose do.
+  const command = spec.command ?? (spec.entrypoint !== undefined ? [] : image.Cmd ?? []);
+  const args = [...entrypoint, ...command];
+  if (args.length === 0) throw new Error(`instance ${spec.id}: cannot start: neither the app nor its image names a command`);
+  return args;
+}
+
+/** The environment: the image's, then the app's (the app wins), PATH always set. */
+export function processEnv(environment: Record<string, string>, image: ResolvedImage['config']): string[] {
+  const merged = new Map<string, string>();
+  for (const entry of image.Env ?? [PATH_DEFAULT]) {
+    const cut = entry.indexOf('=');
+    if (cut > 0) merged.set(entry.slice(0, cut), entry.slice(cut + 1));
+  }
+  if (!merged.has('PATH')) merged.set('PATH', PATH_DEFAULT.slice(5));
+  for (const [name, value] of Object.entries(environment)) merged.set(name, value);
+  return [...merged].map(([name, value]) => `${name}=${value}`);
+}
+
+/** Parses a numeric `uid[:gid]`; undefined for a name (the caller looks it up). */
+export function parseNumericUser(user: string | undefined): { uid: number; gid: number } | undefined {
+  if (user === undefined || user === '') return { uid: 0, gid: 0 };
+  const match = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (match === null) return undefined;
+  const uid = Number(match[1]);
+  return { uid, gid: match[2] !== undefined ? Number(match[2]) : uid };
+}
+
+/** Looks `user` (`name[:group]` or `uid[:gid]`) up in an image's /etc/passwd and /etc/group text. */
+export function lookupUser(user: string, passwd: string, group: string): { uid: number; gid: number } | undefined {
+  const [userPart, groupPart] = user.split(':') as [string, string | undefined];
+  const passwdEntry = passwd.split('\n').map((line) => line.split(':')).find((fields) => fields[0] === userPart || fields[2] === userPart);
+  const uid = passwdEntry ? Number(passwdEntry[2]) : /^\d+$/.test(userPart) ? Number(userPart) : undefined;
+  if (uid === undefined || Number.isNaN(uid)) return undefined;
+  let gid = passwdEntry ? Number(passwdEntry[3]) : uid;
+  if (groupPart !== undefined) {
+    const groupEntry = group.split('\n').map((line) => line.split(':')).find((fields) => fields[0] === groupPart || fields[2] === groupPart);
+    const found = groupEntry ? Number(groupEntry[2]) : /^\d+$/.test(groupPart) ? Number(groupPart) : undefined;
+    if (found === undefined || Number.isNaN(found)) return undefined;
+    gid = found;
+  }
+  return { uid, gid };
+}
+
+/** The OCI runtime spec (JSON-ready object) of `workload`. */
+export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): Record<string, unknown> {
+  const image = context.image.config;
+  const cgroupParent = context.cgroupParent ?? '/hivemind';
+  const mounts: Array<Record<string, unknown>> = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+  ];
+  for (const mount of workload.mounts) {
+    mounts.push({ destination: mount.target, type: 'bind', source: mount.source, options: ['rbind', mount.readOnly ? 'ro' : 'rw'] });
+  }
+  if (context.secretsDir !== undefined) {
+    mounts.push({ destination: '/run/secrets', type: 'bind', source: context.secretsDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  }
+  const resources: Record<string, unknown> = { devices: [{ allow: false, access: 'rwm' }] };
+  if (workload.limits.cpuMillis !== undefined) {
+    resources.cpu = { shares: Math.max(2, Math.round((workload.limits.cpuMillis * 1024) / 1000)), quota: Math.round((workload.limits.cpuMillis * CPU_PERIOD_MICROS) / 1000), period: CPU_PERIOD_MICROS };
+  }
+  if (workload.limits.memoryBytes !== undefined) {
+    // No swap beyond the limit: the limit is what the instance gets.
+    resources.memory = { limit: workload.limits.memoryBytes, swap: workload.limits.memoryBytes };
+  }
+  const capabilities = [...DEFAULT_CAPABILITIES];
+  return {
+    ociVersion: '1.0.2-dev',
+    process: {
+      terminal: false,
+      user: { uid: context.user.uid, gid: context.user.gid, ...(context.user.additionalGids ? { additionalGids: context.user.additionalGids } : {}) },
+      args: processArgs(workload, image),
+      env: processEnv(workload.environment, image),
+      cwd: workload.workingDir ?? (image.WorkingDir || '/'),
+      capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: OPEN_FILES_MAX, soft: OPEN_FILES_MAX }],
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: workload.readOnly },
+    hostname: context.hostname ?? workload.id.slice(0, 63),
+    mounts,
+    linux: {
+      resources,
+      cgroupsPath: `${cgroupParent}/${workload.id}`,
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', path: context.netnsPath }],
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}
+
+/** The labels of a workload's container. */
+export function containerLabels(workload: WorkloadSpec, extra: { address: string; startedAt: number }): Record<string, string> {
+  return {
+    ...workload.labels,
+    [Label.instance]: workload.id,
+    [Label.version]: String(workload.version),
+    [Label.specHash]: workload.specHash,
+    [Label.tenant]: workload.tenant,
+    [Label.app]: workload.app,
+    [Label.address]: extra.address,
+    [Label.ports]: JSON.stringify(workload.ports),
+    [Label.logPath]: workload.logPath,
+    [Label.startedAt]: String(extra.startedAt),
+  };
+}

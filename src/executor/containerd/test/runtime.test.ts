@@ -1,0 +1,191 @@
+// The containerd runtime against a real containerd, runc and the CNI
+// plugins: a container prints to its log and its exit code is reported; a
+// published port answers on 127.0.0.1 and on the container's bridge
+// address; stop kills a container that ignores SIGTERM after the grace; an
+// OOM kill is reported; exec runs a health check inside; secrets are files
+// on a tmpfs; a new runtime object adopts what runs; remove cleans up.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { request } from 'undici';
+import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
+import { ContainerdRuntime } from '../containerd-runtime.js';
+import { CniNetwork, netnsName } from '../network.js';
+import { TestContainerd, eventually, skipReason } from './harness.js';
+
+const skip = skipReason();
+const containerd = new TestContainerd();
+let runtime: ContainerdRuntime;
+let network: CniNetwork;
+const exits: WorkloadExit[] = [];
+const IMAGE = 'hivemind.local/busybox:latest';
+
+function workload(id: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
+  return {
+    id,
+    tenant: 'default',
+    app: 'test',
+    version: 1,
+    specHash: `hash-${id}`,
+    image: IMAGE,
+    environment: { GREETING: 'hello' },
+    readOnly: false,
+    ports: [],
+    limits: {},
+    mounts: [],
+    secrets: [],
+    logPath: join(containerd.dataDir, 'logs', `${id}.log`),
+    stopSignal: 'SIGTERM',
+    stopGraceMs: 2_000,
+    labels: {},
+    ...overrides,
+  };
+}
+
+function logOf(id: string): string {
+  const path = join(containerd.dataDir, 'logs', `${id}.log`);
+  return existsSync(path) ? readFileSync(path, 'utf8') : '';
+}
+
+test.before(async () => {
+  if (skip !== undefined) {
+    console.log(`skipping the containerd runtime tests: ${skip}`);
+    return;
+  }
+  await containerd.start();
+  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmt0', subnet: '10.89.0.0/16' });
+  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network });
+  await runtime.open();
+  runtime.onExit((exit) => exits.push(exit));
+  await runtime.importImage(containerd.archivePath);
+});
+
+test.after(async () => {
+  if (skip !== undefined) return;
+  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
+  await runtime.close();
+  await network.removeBridge();
+  await containerd.stop();
+});
+
+test('a container prints to its log; its exit code is reported', async () => {
+  if (skip !== undefined) return;
+  const started = await runtime.start(workload('print-1', { command: ['sh', '-c', 'echo "$GREETING from the container"; echo oops >&2; exit 3'] }));
+  assert.is(started.state, 'running');
+  assert.match(started.address ?? '', /^10\.89\./);
+  await eventually('the exit', () => exits.some((exit) => exit.id === 'print-1'));
+  const exit = exits.find((candidate) => candidate.id === 'print-1')!;
+  assert.is(exit.exitCode, 3);
+  assert.is(exit.oomKilled, false);
+  await eventually('the log', () => logOf('print-1').includes('oops'));
+  assert.match(logOf('print-1'), /hello from the container/);
+  const listed = (await runtime.list()).find((candidate) => candidate.id === 'print-1');
+  assert.is(listed?.state, 'exited');
+  assert.is(listed?.exitCode, 3);
+  await runtime.remove('print-1');
+  assert.not.ok((await runtime.list()).some((candidate) => candidate.id === 'print-1'), 'removed');
+  assert.not.ok(existsSync(`/run/netns/${netnsName('print-1')}`), 'its network namespace is gone');
+});
+
+test('a published port answers on 127.0.0.1 and on the bridge address', async () => {
+  if (skip !== undefined) return;
+  const published = 20_000 + Math.floor(Math.random() * 20_000);
+  const started = await runtime.start(workload('web-1', { command: ['httpd', '-f', '-p', '8080', '-h', '/www'], ports: [{ target: 8080, published, protocol: 'tcp' }] }));
+  const fetchText = async (url: string): Promise<string> => {
+    const response = await request(url, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+    return response.body.text();
+  };
+  let direct = '';
+  await eventually('httpd on the bridge address', async () => {
+    direct = await fetchText(`http://${started.address}:8080/`).catch(() => '');
+    return direct !== '';
+  });
+  assert.match(direct, /hello from hivemind busybox/);
+  let viaLoopback = '';
+  await eventually('httpd on the published port of 127.0.0.1', async () => {
+    viaLoopback = await fetchText(`http://127.0.0.1:${published}/`).catch(() => '');
+    return viaLoopback !== '';
+  }, 5_000);
+  assert.match(viaLoopback, /hello from hivemind busybox/);
+  const check = await runtime.exec('web-1', ['sh', '-c', 'echo checked $GREETING; exit 2'], { timeoutMs: 5_000 });
+  assert.equal(check, { exitCode: 2, output: 'checked hello\n', timedOut: false });
+  const slow = await runtime.exec('web-1', ['sleep', '10'], { timeoutMs: 300 });
+  assert.is(slow.timedOut, true);
+  await runtime.stop('web-1', { signal: 'SIGTERM', graceMs: 2_000 });
+  await runtime.remove('web-1');
+});
+
+test('stop: a container that ignores SIGTERM is killed after the grace', async () => {
+  if (skip !== undefined) return;
+  await runtime.start(workload('stubborn-1', { command: ['sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 1; done'] }));
+  await eventually('ready', () => logOf('stubborn-1').includes('ready'));
+  const began = Date.now();
+  await runtime.stop('stubborn-1', { signal: 'SIGTERM', graceMs: 700 });
+  const tookMs = Date.now() - began;
+  assert.ok(tookMs >= 650, `stop waited the grace (${tookMs} ms)`);
+  await eventually('the exit', () => exits.some((exit) => exit.id === 'stubborn-1'));
+  assert.is(exits.find((exit) => exit.id === 'stubborn-1')!.exitCode, 137);
+  await runtime.remove('stubborn-1');
+});
+
+test('an OOM kill is reported', async () => {
+  if (skip !== undefined) return;
+  await runtime.start(workload('hog-1', { command: ['sh', '-c', 'a=x; while true; do a="$a$a"; done'], limits: { memoryBytes: 16 * 1024 * 1024 } }));
+  await eventually('the exit', () => exits.some((exit) => exit.id === 'hog-1'), 30_000);
+  const exit = exits.find((candidate) => candidate.id === 'hog-1')!;
+  assert.is(exit.oomKilled, true);
+  assert.is(exit.exitCode, 137);
+  await runtime.remove('hog-1');
+});
+
+test('secrets are files on a tmpfs at /run/secrets; env, user and read-only root apply', async () => {
+  if (skip !== undefined) return;
+  const secret = { name: 'api-token', value: new TextEncoder().encode('s3cret-value') };
+  await runtime.start(
+    workload('secret-1', {
+      command: ['sh', '-c', 'cat /run/secrets/api-token; echo; id -u; touch /rootfile 2>/dev/null || echo read-only; sleep 1000'],
+      secrets: [secret],
+      user: '65534:65534',
+      readOnly: true,
+    }),
+  );
+  await eventually('the output', () => logOf('secret-1').includes('read-only'));
+  assert.match(logOf('secret-1'), /s3cret-value\n65534\nread-only/);
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  assert.ok(mounts.split('\n').some((line) => line.startsWith('tmpfs ') && line.includes('/secrets/secret-1')), 'the secrets folder is a tmpfs');
+  await runtime.stop('secret-1', { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove('secret-1');
+  assert.not.ok(readFileSync('/proc/mounts', 'utf8').includes('/secrets/secret-1'), 'the tmpfs is gone');
+});
+
+test('a new runtime object adopts the running container with its labels', async () => {
+  if (skip !== undefined) return;
+  await runtime.start(workload('adopt-1', { version: 7, specHash: 'abc123', command: ['sleep', '1000'] }));
+  const second = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network });
+  const secondExits: WorkloadExit[] = [];
+  second.onExit((exit) => secondExits.push(exit));
+  const listed = (await second.list()).find((candidate) => candidate.id === 'adopt-1');
+  assert.ok(listed, 'listed by the new runtime');
+  assert.is(listed!.state, 'running');
+  assert.is(listed!.version, 7);
+  assert.is(listed!.specHash, 'abc123');
+  assert.ok(listed!.pid! > 0);
+  await second.stop('adopt-1', { signal: 'SIGTERM', graceMs: 2_000 });
+  await eventually('the adopted exit', () => secondExits.some((exit) => exit.id === 'adopt-1'));
+  await second.remove('adopt-1');
+  await second.close();
+});
+
+test('starting an unknown image fails clearly and leaves nothing behind', async () => {
+  if (skip !== undefined) return;
+  try {
+    await runtime.start(workload('bad-1', { image: '127.0.0.1:1/nothing:here' }));
+    assert.unreachable('must fail');
+  } catch (error) {
+    assert.match((error as Error).message, /instance bad-1: cannot start: image "127.0.0.1:1\/nothing:here" is not on this node and cannot be pulled/);
+  }
+  assert.not.ok((await runtime.list()).some((candidate) => candidate.id === 'bad-1'));
+});
+
+test.run();

@@ -1,0 +1,680 @@
+/**
+ * The executor component: on every node, runs the instances placed on it.
+ *
+ * Loop. A pass reads the local replica (instances with `node` = this node
+ * and desired `running`), compares with the workloads it tracks, and runs
+ * the actions of the pure diff in `reconcile.ts`. Passes run after every
+ * apply (debounced), when an operation or a restart hold ends, and every
+ * `reconcileIntervalMs` whatever happens. One pass at a time; an operation
+ * on an instance (start, stop, remove) marks it busy until it ends.
+ *
+ * Exits go through the restart policy (`restart.ts`), which sets a hold:
+ * restart later, stay exited, or give up (`failed`). Exits the executor
+ * caused (stopping what is no longer wanted) bypass the policy. An instance
+ * that turns unhealthy is stopped, and its exit counts as a failure.
+ *
+ * Adoption. `start()` lists what each runtime runs and tracks it as is: an
+ * agent restart restarts nothing. `stop()` leaves every workload running.
+ *
+ * Status is reported through `StatusReporter` (batched `instance.status`
+ * commands) on every change, and again by any pass that finds the replica
+ * disagreeing with what the executor sees (a lost report, a placement that
+ * reset the status to pending).
+ */
+import { join } from 'node:path';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { DataDir } from '../agent/data-dir.js';
+import type { NodeComponent, NodeServices } from '../agent/services.js';
+import type { AppSpec, HealthcheckSpec, Instance, InstanceState } from '../state/types.js';
+import { initialHealth, probeDue, recordProbe, type Health } from './health-state.js';
+import { runProbe } from './health.js';
+import { logPathOf, maybeRotate } from './log-files.js';
+import { ProcessRuntime } from './process-runtime.js';
+import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
+import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
+import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } from './runtime.js';
+import { StatusReporter } from './status-reporter.js';
+import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
+
+/** How often a pass runs even when nothing happened. */
+export const RECONCILE_INTERVAL_MS_DEFAULT = 3000;
+/** How often health checks that are due are looked for. */
+const HEALTH_TICK_MS = 200;
+/** How often log files are checked for rotation. */
+const LOG_ROTATE_INTERVAL_MS = 5000;
+/** Operations (start, stop, remove) under way at once. */
+export const OPERATIONS_MAX = 16;
+/** A status the replica disagrees with is sent again at most this often per instance. */
+const RESEND_AFTER_MS = 2000;
+
+export interface ExecutorOptions {
+  /** Runtimes to use instead of the default ones (the process runtime and every registered factory). */
+  runtimes?: Runtime[];
+  reconcileIntervalMs?: number;
+  statusFlushMs?: number;
+  /** The cluster key, to open secrets (default: read from the data directory when needed). */
+  clusterKey?: () => Uint8Array | undefined;
+}
+
+interface Tracked {
+  id: string;
+  version: number;
+  runtime: Runtime;
+  state: 'running' | 'exited';
+  busy: boolean;
+  startedAtMs: number;
+  address?: string;
+  /** Host port of each target port, where they differ (process apps). */
+  hostPorts?: Record<string, number>;
+  logPath: string;
+  stopSignal: string;
+  stopGraceMs: number;
+  /** The executor is stopping it: its exit is not a failure to restart. */
+  stopRequested: boolean;
+  /** The executor is stopping it for being unhealthy: its exit is a failure. */
+  unhealthyKill: boolean;
+  healthcheck?: HealthcheckSpec;
+  health?: Health;
+  probing: boolean;
+}
+
+/** What the executor sees of an instance, as it reports it. */
+interface Observed {
+  version: number;
+  state: InstanceState;
+  exitCode?: number;
+  message?: string;
+}
+
+/** The executor. See the file header. */
+export class Executor implements NodeComponent {
+  readonly name = 'executor';
+  private readonly services: NodeServices;
+  private readonly runtimes = new RuntimeRegistry();
+  private readonly available = new Set<string>();
+  /** Each runtime's one opening (see openRuntime). */
+  private readonly openings = new Map<string, Promise<boolean>>();
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly holds = new Map<string, Hold>();
+  /** The scheduler's attempt number of each wanted instance, as last seen. */
+  private readonly attempts = new Map<string, number>();
+  private readonly histories = new Map<string, { version: number; history: RestartHistory }>();
+  private readonly observed = new Map<string, Observed>();
+  private readonly lastSentAt = new Map<string, number>();
+  private readonly reporter: StatusReporter;
+  private readonly reconcileIntervalMs: number;
+  private readonly clusterKey: () => Uint8Array | undefined;
+  private readonly executorDir: string;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly cleanups: (() => void)[] = [];
+  private holdTimer: NodeJS.Timeout | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private passRunning = false;
+  private passAgain = false;
+  private operations = 0;
+  private started = false;
+  private stopped = false;
+  private caughtUp = false;
+  private readonly metrics: ExecutorMetrics;
+
+  constructor(services: NodeServices, options: ExecutorOptions = {}) {
+    this.services = services;
+    this.executorDir = join(services.dataDir, 'executor');
+    this.reconcileIntervalMs = options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS_DEFAULT;
+    const log = (line: string): void => services.log('executor', line);
+    const runtimes = options.runtimes ?? [
+      new ProcessRuntime({ stateDir: join(this.executorDir, 'process'), log }),
+      ...[...registeredRuntimes().values()].map((factory) => factory({ dataDir: services.dataDir, log, signal: services.signal })),
+    ];
+    for (const runtime of runtimes) this.runtimes.register(runtime);
+    const dataDir = new DataDir(services.dataDir);
+    this.clusterKey = options.clusterKey ?? (() => dataDir.readClusterKey());
+    this.reporter = new StatusReporter({
+      submit: (command) => services.submit(command),
+      log,
+      ...(options.statusFlushMs !== undefined ? { flushMs: options.statusFlushMs } : {}),
+    });
+    this.metrics = executorMetrics(services.registry, () => this.stateCounts());
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const runtime of this.runtimes.all()) {
+      if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
+      await this.openRuntime(runtime);
+    }
+    this.cleanups.push(this.services.listen(() => this.schedulePass(50)));
+    this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
+    this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));
+    this.timers.push(setInterval(() => this.rotateLogs(), LOG_ROTATE_INTERVAL_MS));
+    for (const timer of this.timers) timer.unref();
+    this.schedulePass(0);
+  }
+
+  /**
+   * Opens a runtime once (at start, or on the first workload that needs it)
+   * and adopts what it runs. Says whether it is available.
+   */
+  private openRuntime(runtime: Runtime): Promise<boolean> {
+    let opening = this.openings.get(runtime.kind);
+    if (opening === undefined) {
+      opening = (async () => {
+        try {
+          if (!(await runtime.available())) {
+            this.log(`the ${runtime.kind} runtime is not available on this node`);
+            return false;
+          }
+          await runtime.open();
+          this.available.add(runtime.kind);
+          this.cleanups.push(runtime.onExit((exit) => this.handleExit(runtime, exit)));
+          for (const workload of await runtime.list()) this.adopt(runtime, workload);
+          return true;
+        } catch (error) {
+          this.log(`the ${runtime.kind} runtime could not start: ${(error as Error).message}`);
+          return false;
+        }
+      })();
+      this.openings.set(runtime.kind, opening);
+    }
+    return opening;
+  }
+
+  /** Stops watching; every workload keeps running for the next executor to adopt. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    for (const cleanup of this.cleanups) cleanup();
+    this.reporter.close();
+    for (const runtime of this.runtimes.all()) await runtime.close().catch(() => {});
+  }
+
+  /** The log file of an instance this node runs or ran, if it has one. */
+  logPath(id: string): string {
+    return this.tracked.get(id)?.logPath ?? logPathOf(this.executorDir, id);
+  }
+
+  /** Whether a workload of `id` is tracked here (running or exited). */
+  runs(id: string): boolean {
+    return this.tracked.has(id);
+  }
+
+  /** What this node sees of its instances, for tests and the API. */
+  view(): { id: string; version: number; state: InstanceState; exitCode?: number; message?: string }[] {
+    return [...this.observed.entries()].map(([id, observed]) => ({ id, ...observed }));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Adoption and exits
+
+  private adopt(runtime: Runtime, workload: Awaited<ReturnType<Runtime['list']>>[number]): void {
+    const instance = this.services.machine.instance(workload.id);
+    const spec = instance && this.specOf(instance.tenant, instance.app, workload.version);
+    const tracked: Tracked = {
+      id: workload.id,
+      version: workload.version,
+      runtime,
+      state: workload.state,
+      busy: false,
+      startedAtMs: workload.startedAt,
+      ...(workload.address ? { address: workload.address } : {}),
+      ...(workload.hostPorts ? { hostPorts: workload.hostPorts } : {}),
+      logPath: logPathOf(this.executorDir, workload.id),
+      stopSignal: spec?.stopSignal ?? STOP_SIGNAL_DEFAULT,
+      stopGraceMs: spec?.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
+      stopRequested: false,
+      unhealthyKill: false,
+      probing: false,
+    };
+    const healthcheck = spec?.healthcheck;
+    if (healthcheck && healthcheck.test[0] !== 'NONE') {
+      tracked.healthcheck = healthcheck;
+      const health = initialHealth(healthcheck, Date.now());
+      // Trust the last report until the first probe: adoption must not flap a healthy instance.
+      const last = instance?.status.state;
+      tracked.health = last === 'healthy' || last === 'unhealthy' ? { ...health, state: last } : health;
+    }
+    this.tracked.set(workload.id, tracked);
+    this.log(`adopted instance ${workload.id} (version ${workload.version}, ${workload.state}) from the ${runtime.kind} runtime`);
+    if (workload.state === 'exited') {
+      this.applyExit(tracked, { id: workload.id, version: workload.version, exitCode: workload.exitCode ?? 137, oomKilled: workload.oomKilled ?? false, at: Date.now() });
+    } else {
+      this.observe(workload.id, { version: workload.version, state: this.runningState(tracked), ...portsMessage(tracked) });
+    }
+  }
+
+  private handleExit(runtime: Runtime, exit: WorkloadExit): void {
+    const tracked = this.tracked.get(exit.id);
+    if (tracked === undefined || tracked.runtime !== runtime || tracked.version !== exit.version || tracked.state === 'exited') return;
+    this.applyExit(tracked, exit);
+    this.schedulePass(0);
+  }
+
+  private applyExit(tracked: Tracked, exit: WorkloadExit): void {
+    tracked.state = 'exited';
+    delete tracked.health;
+    if (tracked.stopRequested) return;
+    const instance = this.services.machine.instance(tracked.id);
+    const spec = instance && this.specOf(instance.tenant, instance.app, tracked.version);
+    const nowMs = Date.now();
+    const state: InstanceState = exit.oomKilled ? 'oom-killed' : 'exited';
+    if (spec === undefined) {
+      this.observe(tracked.id, { version: tracked.version, state, exitCode: exit.exitCode });
+      return;
+    }
+    const facts = { exitCode: exit.exitCode, oomKilled: exit.oomKilled, ranMs: Math.max(0, nowMs - tracked.startedAtMs), unhealthy: tracked.unhealthyKill };
+    const decision = decideRestart(spec.restart, facts, this.historyOf(tracked.id, tracked.version), nowMs);
+    const exitText = `exited with code ${exit.exitCode}${exit.oomKilled ? ' (killed: out of memory)' : ''}${tracked.unhealthyKill ? ' after failing its health check' : ''}`;
+    switch (decision.type) {
+      case 'restart':
+        this.histories.set(tracked.id, { version: tracked.version, history: decision.history });
+        this.holds.set(tracked.id, { version: tracked.version, untilMs: decision.atMs });
+        this.observe(tracked.id, { version: tracked.version, state, exitCode: exit.exitCode, message: `${exitText}; restarting in ${decision.delayMs} ms` });
+        break;
+      case 'stay-exited':
+        this.holds.set(tracked.id, { version: tracked.version });
+        this.observe(tracked.id, { version: tracked.version, state, exitCode: exit.exitCode, message: `${exitText}; not restarted: ${decision.reason}` });
+        break;
+      case 'give-up':
+        this.holds.set(tracked.id, { version: tracked.version });
+        this.observe(tracked.id, { version: tracked.version, state: 'failed', exitCode: exit.exitCode, message: decision.message });
+        break;
+    }
+  }
+
+  private historyOf(id: string, version: number): RestartHistory {
+    const entry = this.histories.get(id);
+    return entry !== undefined && entry.version === version ? entry.history : emptyHistory();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Passes
+
+  private schedulePass(delayMs: number): void {
+    if (this.stopped || !this.started) return;
+    if (delayMs <= 0) {
+      void this.pass();
+      return;
+    }
+    if (this.debounceTimer) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      void this.pass();
+    }, delayMs);
+    this.debounceTimer.unref();
+  }
+
+  private async pass(): Promise<void> {
+    if (this.passRunning) {
+      this.passAgain = true;
+      return;
+    }
+    this.passRunning = true;
+    try {
+      do {
+        this.passAgain = false;
+        this.passOnce();
+      } while (this.passAgain && !this.stopped);
+    } catch (error) {
+      this.log(`reconcile pass failed: ${(error as Error).stack ?? (error as Error).message}`);
+    } finally {
+      this.passRunning = false;
+    }
+  }
+
+  private passOnce(): void {
+    if (this.stopped || !this.replicaCaughtUp()) return;
+    const nowMs = Date.now();
+    const wanted = this.wantedInstances();
+    const wantedById = new Map(wanted.map((instance) => [instance.id, instance]));
+    // A rescheduled instance (its attempt grew: the scheduler placed it again after it failed) is a fresh try here.
+    for (const instance of wanted) {
+      const attempt = instance.attempt ?? 0;
+      if (this.attempts.get(instance.id) !== attempt) {
+        if (this.attempts.has(instance.id)) {
+          this.holds.delete(instance.id);
+          this.histories.delete(instance.id);
+        }
+        this.attempts.set(instance.id, attempt);
+      }
+    }
+    for (const id of this.attempts.keys()) if (!wantedById.has(id)) this.attempts.delete(id);
+    for (const [id, hold] of this.holds) if (wantedById.get(id)?.version !== hold.version) this.holds.delete(id);
+    for (const [id, entry] of this.histories) if (wantedById.get(id)?.version !== entry.version) this.histories.delete(id);
+    for (const id of this.observed.keys()) if (!wantedById.has(id) && !this.tracked.has(id)) this.observed.delete(id);
+    const actual: ActualWorkload[] = [...this.tracked.values()].map((tracked) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
+    const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.holds, nowMs });
+    for (const action of actions) {
+      if (this.operations >= OPERATIONS_MAX) break;
+      this.launch(action, wantedById.get(action.id));
+    }
+    this.resendDisagreements(wanted, nowMs);
+    this.scheduleHoldEnd(nowMs);
+  }
+
+  /**
+   * Whether the local replica has applied what the cluster committed, once:
+   * after an agent restart the replica replays its log after the node
+   * serves, and a pass before that would stop every adopted workload.
+   */
+  private replicaCaughtUp(): boolean {
+    if (this.caughtUp) return true;
+    let status;
+    try {
+      status = this.services.raftStatus();
+    } catch {
+      // No Raft view (an embedding without one): the replica is what there is.
+      this.caughtUp = true;
+      return true;
+    }
+    this.caughtUp = status.leader !== '' && status.commit > 0 && this.services.machine.appliedIndex >= status.commit;
+    if (!this.caughtUp) this.schedulePass(200);
+    return this.caughtUp;
+  }
+
+  private wantedInstances(): Instance[] {
+    return this.services.machine.instances({ node: this.services.nodeId }).filter((instance) => instance.desired === 'running');
+  }
+
+  private scheduleHoldEnd(nowMs: number): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    const endMs = nextHoldEndMs(this.holds, nowMs);
+    if (endMs === undefined) return;
+    this.holdTimer = setTimeout(() => this.schedulePass(0), endMs - nowMs + 5);
+    this.holdTimer.unref();
+  }
+
+  private launch(action: ReconcileAction, instance: Instance | undefined): void {
+    this.operations++;
+    const run = async (): Promise<void> => {
+      switch (action.type) {
+        case 'start':
+          if (instance) await this.startInstance(instance);
+          return;
+        case 'stop':
+          return this.stopWorkload(action.id, action.reason);
+        case 'remove':
+          return this.removeWorkload(action.id);
+      }
+    };
+    run()
+      .catch((error: unknown) => this.log(`${action.type} of instance ${action.id} failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.operations--;
+        this.schedulePass(0);
+      });
+  }
+
+  private async startInstance(instance: Instance): Promise<void> {
+    const fail = (message: string, retry: boolean): void => {
+      const nowMs = Date.now();
+      const spec = this.specOf(instance.tenant, instance.app, instance.version);
+      const decision = retry && spec ? decideRestart(spec.restart, { exitCode: 1, oomKilled: false, ranMs: 0 }, this.historyOf(instance.id, instance.version), nowMs) : undefined;
+      if (decision?.type === 'restart') {
+        this.histories.set(instance.id, { version: instance.version, history: decision.history });
+        this.holds.set(instance.id, { version: instance.version, untilMs: decision.atMs });
+        message = `${message}; retrying in ${decision.delayMs} ms`;
+      } else {
+        this.holds.set(instance.id, { version: instance.version });
+        if (decision?.type === 'give-up') message = `${message}; ${decision.message}`;
+      }
+      this.log(`instance ${instance.id}: ${message}`);
+      this.observe(instance.id, { version: instance.version, state: 'failed', message });
+    };
+    const spec = this.specOf(instance.tenant, instance.app, instance.version);
+    if (spec === undefined) return fail(`version ${instance.version} of app "${instance.app}" is no longer kept in the cluster state`, false);
+    const kind = spec.image !== undefined ? 'containerd' : 'process';
+    const runtime = this.runtimes.get(kind);
+    if (runtime !== undefined && !this.available.has(kind)) await this.openRuntime(runtime);
+    if (this.stopped) return;
+    if (runtime === undefined || !this.available.has(kind)) {
+      const message =
+        kind === 'containerd'
+          ? `app "${instance.app}" runs image "${spec.image}" but node ${this.services.nodeId} has no containerd (install the containerd package, or give the app a command instead of an image)`
+          : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
+      return fail(message, false);
+    }
+    const logPath = logPathOf(this.executorDir, instance.id);
+    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes') });
+    if (!built.ok) return fail(`cannot start: ${built.message}`, false);
+    const tracked: Tracked = {
+      id: instance.id,
+      version: instance.version,
+      runtime,
+      state: 'running',
+      busy: true,
+      startedAtMs: Date.now(),
+      logPath,
+      stopSignal: built.workload.stopSignal,
+      stopGraceMs: built.workload.stopGraceMs,
+      stopRequested: false,
+      unhealthyKill: false,
+      probing: false,
+    };
+    this.tracked.set(instance.id, tracked);
+    try {
+      const started = await runtime.start(built.workload);
+      tracked.startedAtMs = started.startedAt;
+      if (started.address) tracked.address = started.address;
+      if (started.hostPorts) tracked.hostPorts = started.hostPorts;
+    } catch (error) {
+      if (this.tracked.get(instance.id) === tracked) this.tracked.delete(instance.id);
+      return fail((error as Error).message, true);
+    } finally {
+      tracked.busy = false;
+    }
+    const restarted = this.historyOf(instance.id, instance.version).restartsAtMs.length > 0;
+    this.metrics.starts.inc();
+    if (restarted) this.metrics.restarts.inc();
+    const healthcheck = spec.healthcheck;
+    if (healthcheck && healthcheck.test[0] !== 'NONE') {
+      tracked.healthcheck = healthcheck;
+      tracked.health = initialHealth(healthcheck, Date.now());
+    }
+    if (tracked.state === 'running') this.observe(instance.id, { version: instance.version, state: this.runningState(tracked), ...portsMessage(tracked) });
+  }
+
+  private async stopWorkload(id: string, reason: 'not-wanted' | 'replaced'): Promise<void> {
+    const tracked = this.tracked.get(id);
+    if (tracked === undefined) return;
+    tracked.busy = true;
+    tracked.stopRequested = true;
+    this.log(`stopping instance ${id} (version ${tracked.version}): ${reason === 'replaced' ? 'replaced by a new version' : 'no longer placed on this node'}`);
+    try {
+      await tracked.runtime.stop(id, { signal: tracked.stopSignal, graceMs: tracked.stopGraceMs });
+      tracked.state = 'exited';
+      await tracked.runtime.remove(id);
+      this.tracked.delete(id);
+      const instance = this.services.machine.instance(id);
+      if (reason === 'not-wanted' && instance && instance.node === this.services.nodeId && instance.version === tracked.version) {
+        this.observe(id, { version: tracked.version, state: 'stopped' });
+      } else {
+        this.observed.delete(id);
+      }
+    } finally {
+      tracked.busy = false;
+    }
+  }
+
+  private async removeWorkload(id: string): Promise<void> {
+    const tracked = this.tracked.get(id);
+    if (tracked === undefined) return;
+    tracked.busy = true;
+    try {
+      await tracked.runtime.remove(id);
+      this.tracked.delete(id);
+    } finally {
+      tracked.busy = false;
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Health
+
+  private healthTick(): void {
+    const nowMs = Date.now();
+    for (const tracked of this.tracked.values()) {
+      const { healthcheck, health } = tracked;
+      if (!healthcheck || !health || tracked.probing || tracked.busy || tracked.state !== 'running' || !probeDue(health, nowMs)) continue;
+      tracked.probing = true;
+      void runProbe(healthcheck, {
+        id: tracked.id,
+        runtime: tracked.runtime,
+        ...(tracked.address ? { address: tracked.address } : {}),
+        ...(tracked.hostPorts ? { hostPorts: tracked.hostPorts } : {}),
+      })
+        .then((failure) => this.afterProbe(tracked, failure))
+        .catch((error: unknown) => this.log(`health check of ${tracked.id} failed to run: ${(error as Error).message}`))
+        .finally(() => {
+          tracked.probing = false;
+        });
+    }
+  }
+
+  private afterProbe(tracked: Tracked, failure: string | undefined): void {
+    if (this.tracked.get(tracked.id) !== tracked || !tracked.health || !tracked.healthcheck || tracked.state !== 'running') return;
+    const before = tracked.health.state;
+    tracked.health = recordProbe(tracked.healthcheck, tracked.health, Date.now(), failure);
+    if (failure !== undefined) this.metrics.healthFailures.inc();
+    const after = tracked.health.state;
+    if (after === before) return;
+    const message = after === 'unhealthy' ? `health check failed ${tracked.health.failingStreak} times in a row: ${failure}` : undefined;
+    this.observe(tracked.id, { version: tracked.version, state: after, ...(message ? { message } : portsMessage(tracked)) });
+    if (after === 'unhealthy' && !tracked.busy) {
+      tracked.unhealthyKill = true;
+      tracked.busy = true;
+      this.log(`instance ${tracked.id} is unhealthy; stopping it for the restart policy`);
+      tracked.runtime
+        .stop(tracked.id, { signal: tracked.stopSignal, graceMs: tracked.stopGraceMs })
+        .catch((error: unknown) => this.log(`stopping unhealthy instance ${tracked.id} failed: ${(error as Error).message}`))
+        .finally(() => {
+          tracked.busy = false;
+          this.schedulePass(0);
+        });
+    }
+  }
+
+  private runningState(tracked: Tracked): InstanceState {
+    return tracked.health ? tracked.health.state : 'running';
+  }
+
+  // ---------------------------------------------------------------------------
+  // Status
+
+  private observe(id: string, observed: Observed): void {
+    const previous = this.observed.get(id);
+    this.observed.set(id, observed);
+    const same = previous && previous.version === observed.version && previous.state === observed.state && previous.exitCode === observed.exitCode && previous.message === observed.message;
+    if (!same) this.send(id, observed);
+  }
+
+  private send(id: string, observed: Observed): void {
+    const nowMs = Date.now();
+    this.lastSentAt.set(id, nowMs);
+    this.reporter.report({
+      id,
+      state: observed.state,
+      ...(observed.exitCode !== undefined ? { exitCode: observed.exitCode } : {}),
+      ...(observed.message !== undefined ? { message: observed.message } : {}),
+      reportedBy: this.services.nodeId,
+      reportedAt: nowMs,
+      version: observed.version,
+    });
+  }
+
+  /** Sends again what the replica does not show (a lost report, or a reset by a new placement). */
+  private resendDisagreements(wanted: Instance[], nowMs: number): void {
+    for (const instance of wanted) {
+      const observed = this.observed.get(instance.id);
+      if (observed === undefined || observed.version !== instance.version || this.reporter.has(instance.id)) continue;
+      const status = instance.status;
+      const agrees = status.state === observed.state && status.exitCode === observed.exitCode && status.reportedBy === this.services.nodeId;
+      if (agrees || nowMs - (this.lastSentAt.get(instance.id) ?? 0) < RESEND_AFTER_MS) continue;
+      this.send(instance.id, observed);
+    }
+    for (const id of this.lastSentAt.keys()) if (!this.observed.has(id)) this.lastSentAt.delete(id);
+  }
+
+  private stateCounts(): Map<InstanceState, number> {
+    const counts = new Map<InstanceState, number>();
+    for (const [id, observed] of this.observed) if (this.tracked.has(id) || observed.state === 'failed') counts.set(observed.state, (counts.get(observed.state) ?? 0) + 1);
+    return counts;
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private specOf(tenant: string, app: string, version: number): AppSpec | undefined {
+    return this.services.machine.app(tenant, app)?.versions.find((entry) => entry.version === version)?.spec;
+  }
+
+  private safeClusterKey(): Uint8Array | undefined {
+    try {
+      return this.clusterKey();
+    } catch (error) {
+      this.log(`cannot read the cluster key: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private rotateLogs(): void {
+    for (const tracked of this.tracked.values()) {
+      try {
+        maybeRotate(tracked.logPath);
+      } catch (error) {
+        this.log(`rotating the log of ${tracked.id} failed: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private log(line: string): void {
+    this.services.log('executor', line);
+  }
+}
+
+interface ExecutorMetrics {
+  starts: Counter;
+  restarts: Counter;
+  healthFailures: Counter;
+}
+
+const INSTANCE_STATES: InstanceState[] = ['starting', 'running', 'healthy', 'unhealthy', 'exited', 'oom-killed', 'failed', 'stopped'];
+
+function executorMetrics(registry: Registry, counts: () => Map<InstanceState, number>): ExecutorMetrics {
+  const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
+  const gauge = existing<Gauge>('hivemind_executor_instances');
+  if (gauge === undefined) {
+    new Gauge({
+      name: 'hivemind_executor_instances',
+      help: 'Instances this node runs or ran, by the state it reports',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const found = counts();
+        for (const state of INSTANCE_STATES) this.set({ state }, found.get(state) ?? 0);
+      },
+    });
+  }
+  const counter = (name: string, help: string): Counter => existing<Counter>(name) ?? new Counter({ name, help, registers: [registry] });
+  return {
+    starts: counter('hivemind_executor_starts_total', 'Workloads started by this node'),
+    restarts: counter('hivemind_executor_restarts_total', 'Workloads started again by the restart policy'),
+    healthFailures: counter('hivemind_executor_health_check_failures_total', 'Health-check probes that failed'),
+  };
+}
+
+/** The factory listed in the agent's components. */
+export function createExecutor(services: NodeServices): Executor {
+  return new Executor(services);
+}
+
+/** Where a running instance's ports are, when the node gave it host ports of its own (process apps): for `hivemind ps`. */
+function portsMessage(tracked: Tracked): { message?: string } {
+  if (tracked.hostPorts === undefined) return {};
+  const address = tracked.address ?? '127.0.0.1';
+  const shown = Object.entries(tracked.hostPorts).map(([target, port]) => `${target} on ${address}:${port}`);
+  return shown.length > 0 ? { message: `port${shown.length === 1 ? '' : 's'} ${shown.join(', ')}` } : {};
+}

@@ -1,0 +1,483 @@
+/**
+ * The process runtime: apps that name a `command` and no image run as plain
+ * processes on the node, supervised by the executor (see `runtime.ts` for
+ * the contract).
+ *
+ * Surviving the agent. Each workload is a small `/bin/sh` wrapper started
+ * detached, as the leader of its own process group, with stdout and stderr
+ * on the instance's log file (opened O_APPEND; the agent closes its copy at
+ * once). The wrapper runs the command in the foreground and writes its exit
+ * status to `<id>.exit` when it ends, so the status is kept even when no
+ * agent runs at that moment. The wrapper traps the usual stop signals with a
+ * no-op, so a signal to the group stops the command while the wrapper lives
+ * on to record how it ended (a trap set in the shell is reset to the default
+ * in the command it execs, so the command sees the signal normally).
+ *
+ * Records. `<stateDir>/<id>.json` holds the wrapper's pid and its start time
+ * from /proc/PID/stat (a pid alone may be reused), the version and spec
+ * hash. `open()` adopts a record whose pid is alive with the same start
+ * time; a record whose process is gone becomes an exited workload (its code
+ * from the exit file, or 137 when the wrapper itself was killed).
+ *
+ * Exits are noticed by the child's `exit` event for workloads this runtime
+ * started, and by polling /proc every `pollIntervalMs` for every workload
+ * (adopted ones are not our children).
+ *
+ * Not applied to processes: CPU and memory limits, `readOnly`, and mounts (a
+ * spec with volumes is refused with a message saying so). Secrets are files
+ * in a 0700 folder on /dev/shm (or $XDG_RUNTIME_DIR), never on disk, named
+ * by `HIVEMIND_SECRETS_DIR`.
+ */
+import { createServer, type AddressInfo } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { assert } from '../../consensus/core/assert.js';
+import {
+  DEFAULT_PATH,
+  findExecutable,
+  isSameProcessAlive,
+  memoryBackedRoot,
+  processGroupExists,
+  readProcessStat,
+  resolveUser,
+  signalName,
+  signalProcessGroup,
+  type HostUser,
+} from './host.js';
+import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from './runtime.js';
+
+/** Exit status recorded when the wrapper itself was killed (as by SIGKILL: 128 + 9). */
+export const EXIT_CODE_KILLED = 137;
+/** How often exits of adopted workloads are looked for. */
+export const POLL_INTERVAL_MS_DEFAULT = 500;
+/** The most output of an exec kept for its result. */
+export const EXEC_OUTPUT_BYTES_MAX = 4096;
+/** How long after SIGKILL a workload may take to disappear before stop() gives up with an error. */
+const KILL_WAIT_MS_MAX = 10_000;
+const STOP_POLL_MS = 25;
+
+/**
+ * The wrapper: `sh -c WRAPPER hivemind-process EXIT_FILE argv...`. It traps
+ * the stop signals with a no-op (deferred until the foreground command ends),
+ * runs the command, and records its status.
+ */
+const WRAPPER = 'exit_file=$1; shift; trap : TERM INT HUP QUIT USR1 USR2; "$@"; status=$?; echo "$status" > "$exit_file"; exit "$status"';
+
+interface WorkloadRecord {
+  id: string;
+  tenant: string;
+  app: string;
+  version: number;
+  specHash: string;
+  pid: number;
+  startTicks: number;
+  startedAt: number;
+  logPath: string;
+  /** For exec health checks after adoption: the workload's environment, folder and user. */
+  environment: Record<string, string>;
+  workingDir: string;
+  user?: HostUser;
+  secretsDir?: string;
+  /** The app's port targets and the host ports this instance got for them. */
+  hostPorts?: Record<string, number>;
+  state: 'running' | 'exited';
+  exitCode?: number;
+}
+
+export interface ProcessRuntimeOptions {
+  /** Where records and exit files live (`<dataDir>/executor/process`). */
+  stateDir: string;
+  log?: (line: string) => void;
+  pollIntervalMs?: number;
+  /** The environment processes start from, before their own (default: PATH only). */
+  baseEnvironment?: Record<string, string>;
+}
+
+/** Runs command apps as supervised process groups. */
+export class ProcessRuntime implements Runtime {
+  readonly kind = 'process';
+  private readonly stateDir: string;
+  private readonly log: (line: string) => void;
+  private readonly pollIntervalMs: number;
+  private readonly baseEnvironment: Record<string, string>;
+  private readonly records = new Map<string, WorkloadRecord>();
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly listeners = new Set<(exit: WorkloadExit) => void>();
+  private poller: NodeJS.Timeout | undefined;
+  private opened = false;
+
+  constructor(options: ProcessRuntimeOptions) {
+    this.stateDir = options.stateDir;
+    this.log = options.log ?? (() => {});
+    this.pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
+    this.baseEnvironment = options.baseEnvironment ?? { PATH: process.env.PATH || DEFAULT_PATH };
+  }
+
+  async available(): Promise<boolean> {
+    return existsSync('/bin/sh') && existsSync('/proc/self/stat');
+  }
+
+  async open(): Promise<void> {
+    if (this.opened) return;
+    this.opened = true;
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    for (const name of readdirSync(this.stateDir)) {
+      if (!name.endsWith('.json')) continue;
+      const record = this.readRecord(join(this.stateDir, name));
+      if (record === undefined) {
+        this.log(`process runtime: ignoring unreadable record ${name}`);
+        continue;
+      }
+      this.records.set(record.id, record);
+      if (record.state === 'running' && !isSameProcessAlive(record.pid, record.startTicks)) {
+        // It ended while no agent watched: record how, report it through list().
+        this.markExited(record, { notify: false });
+      } else if (record.state === 'running') {
+        this.log(`process runtime: adopted instance ${record.id} (pid ${record.pid})`);
+      }
+    }
+    this.poller = setInterval(() => this.poll(), this.pollIntervalMs);
+    this.poller.unref();
+  }
+
+  async list(): Promise<RunningWorkload[]> {
+    return [...this.records.values()].map((record) => this.view(record));
+  }
+
+  async start(spec: WorkloadSpec): Promise<RunningWorkload> {
+    assert(this.opened, 'ProcessRuntime.start before open');
+    const problem = (text: string): Error => new Error(`instance ${spec.id}: cannot start: ${text}`);
+    if (this.records.has(spec.id)) throw problem('a workload with this id exists; remove it first');
+    if (spec.image !== undefined) throw problem(`the process runtime does not run images (image "${spec.image}")`);
+    const argv = [...(spec.entrypoint ?? []), ...(spec.command ?? [])];
+    if (argv.length === 0) throw problem('the app has no command');
+    if (spec.mounts.length > 0) throw problem('volumes need the containerd runtime; a process app cannot mount them (remove `volumes:` or give the app an image)');
+    const user = spec.user === undefined || spec.user === '' ? undefined : resolveUser(spec.user);
+    if (user && !user.ok) throw problem(`user: ${user.message}`);
+    const hostUser = user?.ok ? user.user : undefined;
+    const workingDir = spec.workingDir || hostUser?.home || '/';
+    if (!isDirectory(workingDir)) throw problem(`working_dir "${workingDir}" is not a folder on this node`);
+    const environment: Record<string, string> = { ...this.baseEnvironment, ...(hostUser?.home ? { HOME: hostUser.home } : {}), ...spec.environment };
+    const hostPorts = await assignHostPorts(spec);
+    for (const [target, port] of Object.entries(hostPorts)) environment[`HIVEMIND_PORT_${target}`] = String(port);
+    const firstPort = spec.ports[0];
+    if (firstPort !== undefined && spec.environment.PORT === undefined) environment.PORT = String(hostPorts[String(firstPort.target)]);
+    const command = argv[0]!;
+    if (findExecutable(command, environment.PATH ?? DEFAULT_PATH, workingDir) === undefined) {
+      throw problem(`command "${command}" is not found${command.includes('/') ? '' : ` in PATH (${environment.PATH ?? DEFAULT_PATH})`} or is not executable`);
+    }
+    const secretsDir = spec.secrets.length > 0 ? this.writeSecrets(spec, hostUser) : undefined;
+    if (secretsDir) environment.HIVEMIND_SECRETS_DIR = secretsDir;
+    const exitPath = this.exitPath(spec.id);
+    rmSync(exitPath, { force: true });
+    mkdirSync(join(spec.logPath, '..'), { recursive: true });
+    const logFd = openSync(spec.logPath, 'a', 0o640);
+    let child: ChildProcess;
+    try {
+      const wrapped = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', '--', ...argv] : argv;
+      child = spawn('/bin/sh', ['-c', WRAPPER, 'hivemind-process', exitPath, ...wrapped], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+        cwd: workingDir,
+        env: environment,
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    const pid = child.pid;
+    if (pid === undefined) {
+      if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
+      const failure = await new Promise<Error>((resolve) => child.once('error', resolve));
+      throw problem(failure.message);
+    }
+    child.on('error', (error) => this.log(`process runtime: instance ${spec.id}: ${error.message}`));
+    const stat = readProcessStat(pid);
+    const record: WorkloadRecord = {
+      id: spec.id,
+      tenant: spec.tenant,
+      app: spec.app,
+      version: spec.version,
+      specHash: spec.specHash,
+      pid,
+      // A wrapper that already ended has no stat: any start time marks it gone for the next poll.
+      startTicks: stat?.startTicks ?? -1,
+      startedAt: Date.now(),
+      logPath: spec.logPath,
+      environment,
+      workingDir,
+      ...(hostUser ? { user: hostUser } : {}),
+      ...(secretsDir ? { secretsDir } : {}),
+      ...(Object.keys(hostPorts).length > 0 ? { hostPorts } : {}),
+      state: 'running',
+    };
+    this.records.set(spec.id, record);
+    this.children.set(spec.id, child);
+    this.writeRecord(record);
+    child.once('exit', () => {
+      this.children.delete(spec.id);
+      const current = this.records.get(spec.id);
+      if (current === record && record.state === 'running') this.markExited(record, { notify: true });
+    });
+    child.unref();
+    return this.view(record);
+  }
+
+  async stop(id: string, options: StopOptions): Promise<void> {
+    const record = this.records.get(id);
+    if (record === undefined || record.state !== 'running') return;
+    const signal = signalName(options.signal) ?? 'SIGTERM';
+    signalProcessGroup(record.pid, signal);
+    const deadline = Date.now() + Math.max(0, options.graceMs);
+    while (record.state === 'running' && this.alive(record) && Date.now() < deadline) await sleep(STOP_POLL_MS);
+    if (record.state === 'running' && this.alive(record)) {
+      this.log(`process runtime: instance ${id} did not stop within ${options.graceMs} ms of ${signal}; killing it`);
+      signalProcessGroup(record.pid, 'SIGKILL');
+      const killDeadline = Date.now() + KILL_WAIT_MS_MAX;
+      while (this.alive(record) && Date.now() < killDeadline) await sleep(STOP_POLL_MS);
+      if (this.alive(record)) throw new Error(`instance ${id}: pid ${record.pid} is still alive ${KILL_WAIT_MS_MAX} ms after SIGKILL`);
+    }
+    if (record.state === 'running') this.markExited(record, { notify: true });
+  }
+
+  async remove(id: string): Promise<void> {
+    const record = this.records.get(id);
+    if (record === undefined) return;
+    if (record.state === 'running' && this.alive(record)) throw new Error(`instance ${id}: cannot remove a running workload; stop it first`);
+    this.records.delete(id);
+    if (record.secretsDir) rmSync(record.secretsDir, { recursive: true, force: true });
+    rmSync(this.exitPath(id), { force: true });
+    rmSync(this.recordPath(id), { force: true });
+  }
+
+  onExit(listener: (exit: WorkloadExit) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Runs `argv` on the host with the workload's environment, folder and user. */
+  async exec(id: string, argv: string[], options: ExecOptions): Promise<ExecResult> {
+    const record = this.records.get(id);
+    if (record === undefined) throw new Error(`instance ${id}: no such workload to run a check in`);
+    if (argv.length === 0) throw new Error(`instance ${id}: the check has no command`);
+    const environment = { ...record.environment, ...(record.secretsDir ? { HIVEMIND_SECRETS_DIR: record.secretsDir } : {}) };
+    return runCommand(argv, { environment, workingDir: record.workingDir, ...(record.user ? { user: record.user } : {}), timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+  }
+
+  async close(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = undefined;
+    this.listeners.clear();
+    // The children keep running: drop our handles without touching them.
+    this.children.clear();
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private view(record: WorkloadRecord): RunningWorkload {
+    return {
+      ...(record.hostPorts ? { hostPorts: record.hostPorts } : {}),
+      id: record.id,
+      version: record.version,
+      specHash: record.specHash,
+      state: record.state,
+      pid: record.pid,
+      startedAt: record.startedAt,
+      address: '127.0.0.1',
+      ...(record.state === 'exited' ? { exitCode: record.exitCode ?? EXIT_CODE_KILLED, oomKilled: false } : {}),
+    };
+  }
+
+  private alive(record: WorkloadRecord): boolean {
+    return isSameProcessAlive(record.pid, record.startTicks);
+  }
+
+  private poll(): void {
+    for (const record of this.records.values()) {
+      if (record.state === 'running' && !this.alive(record)) this.markExited(record, { notify: true });
+    }
+  }
+
+  private markExited(record: WorkloadRecord, { notify }: { notify: boolean }): void {
+    assert(record.state === 'running', `instance ${record.id} marked exited twice`);
+    const exitCode = this.readExitCode(record.id);
+    // The wrapper is gone; whatever it left in its group (the command's own children) goes with it.
+    if (processGroupExists(record.pid)) signalProcessGroup(record.pid, 'SIGKILL');
+    record.state = 'exited';
+    record.exitCode = exitCode ?? EXIT_CODE_KILLED;
+    this.writeRecord(record);
+    if (!notify) return;
+    const exit: WorkloadExit = { id: record.id, version: record.version, exitCode: record.exitCode, oomKilled: false, at: Date.now() };
+    for (const listener of this.listeners) {
+      try {
+        listener(exit);
+      } catch (error) {
+        this.log(`process runtime: an exit listener threw: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private readExitCode(id: string): number | undefined {
+    try {
+      const text = readFileSync(this.exitPath(id), 'utf8').trim();
+      return /^\d+$/.test(text) ? Number(text) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private writeSecrets(spec: WorkloadSpec, user: HostUser | undefined): string {
+    const root = memoryBackedRoot();
+    if (root === undefined) {
+      throw new Error(`instance ${spec.id}: cannot start: secrets need a memory-backed folder (/dev/shm or $XDG_RUNTIME_DIR on tmpfs) and this node has none`);
+    }
+    // One folder per data directory, so two agents on one machine never share secrets.
+    const scope = createHash('sha256').update(this.stateDir).digest('hex').slice(0, 12);
+    const parent = join(root, `hivemind-${scope}`);
+    mkdirSync(parent, { recursive: true, mode: 0o711 });
+    const folder = join(parent, spec.id);
+    rmSync(folder, { recursive: true, force: true });
+    mkdirSync(folder, { mode: 0o700 });
+    for (const secret of spec.secrets) {
+      assert(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(secret.name), `secret name ${JSON.stringify(secret.name)} is a DNS label`);
+      const file = join(folder, secret.name);
+      writeFileSync(file, secret.value, { mode: 0o400 });
+      if (user) chownSync(file, user.uid, user.gid);
+    }
+    if (user) chownSync(folder, user.uid, user.gid);
+    return folder;
+  }
+
+  private recordPath(id: string): string {
+    return join(this.stateDir, `${id}.json`);
+  }
+
+  private exitPath(id: string): string {
+    return join(this.stateDir, `${id}.exit`);
+  }
+
+  private writeRecord(record: WorkloadRecord): void {
+    const path = this.recordPath(record.id);
+    writeFileSync(`${path}.tmp`, JSON.stringify(record), { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+  }
+
+  private readRecord(path: string): WorkloadRecord | undefined {
+    try {
+      const record = JSON.parse(readFileSync(path, 'utf8')) as WorkloadRecord;
+      const valid =
+        typeof record.id === 'string' &&
+        Number.isSafeInteger(record.pid) &&
+        Number.isFinite(record.startTicks) &&
+        Number.isSafeInteger(record.version) &&
+        (record.state === 'running' || record.state === 'exited');
+      return valid ? record : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Runs a short command (a health check) and collects its status and first output bytes. */
+export function runCommand(
+  argv: string[],
+  options: { environment: Record<string, string>; workingDir: string; user?: HostUser; timeoutMs: number; signal?: AbortSignal },
+): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const [command, ...args] = argv;
+    assert(command !== undefined, 'runCommand needs a command');
+    let output = '';
+    let timedOut = false;
+    let settled = false;
+    const child = spawn(command, args, {
+      cwd: options.workingDir,
+      env: options.environment,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
+    });
+    const collect = (chunk: Buffer): void => {
+      if (output.length < EXEC_OUTPUT_BYTES_MAX) output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_BYTES_MAX - output.length);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    const killAll = (): void => {
+      if (child.pid !== undefined) signalProcessGroup(child.pid, 'SIGKILL');
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killAll();
+    }, options.timeoutMs);
+    const onAbort = (): void => killAll();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (result: ExecResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      resolve(result);
+    };
+    child.once('error', (error) => finish({ exitCode: 127, output: error.message, timedOut: false }));
+    child.once('close', (code, signal) => {
+      const exitCode = code ?? (signal ? 128 + (signalNumber(signal) ?? 9) : 1);
+      finish({ exitCode, output, timedOut });
+    });
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number | undefined {
+  return (osConstants.signals as Record<string, number>)[signal];
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Host ports for a process app's ports: a process shares the node's network,
+ * so two instances on one node cannot both listen on the target port. A
+ * published port is used as is (the scheduler keeps two instances that
+ * publish one port off the same node); any other port gets a free port of
+ * the node. The process learns them as HIVEMIND_PORT_<target>, and the first
+ * one as PORT unless the app sets PORT itself.
+ */
+async function assignHostPorts(spec: WorkloadSpec): Promise<Record<string, number>> {
+  const assigned: Record<string, number> = {};
+  for (const port of spec.ports) {
+    assigned[String(port.target)] = port.published ?? (await freeHostPort(port.protocol));
+  }
+  return assigned;
+}
+
+/** A port of the node that nothing listens on now (bound, read, released). */
+async function freeHostPort(protocol: 'tcp' | 'udp'): Promise<number> {
+  if (protocol === 'udp') {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => resolve());
+    });
+    const { port } = socket.address();
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    return port;
+  }
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -1,0 +1,102 @@
+/**
+ * Batches instance status reports into `instance.status` commands: at most
+ * one command in flight, one flush at most every `flushMs`, the newest
+ * update per instance wins (coalescing), and a failed submit keeps its
+ * updates (unless a newer one replaced them) for a retry after a backoff.
+ */
+import type { Command, InstanceState } from '../state/types.js';
+
+/** The most updates one command carries; the rest wait for the next flush. */
+export const STATUS_BATCH_MAX = 500;
+/** Updates waiting at once; beyond it the oldest are dropped (the next reconcile pass reports again). */
+export const STATUS_PENDING_MAX = 10_000;
+const RETRY_DELAY_MS_MIN = 500;
+const RETRY_DELAY_MS_MAX = 10_000;
+
+/** One status update, as `instance.status` carries it. */
+export interface StatusUpdate {
+  id: string;
+  state: InstanceState;
+  exitCode?: number;
+  message?: string;
+  reportedBy: string;
+  reportedAt: number;
+  version: number;
+}
+
+export interface StatusReporterOptions {
+  submit: (command: Command) => Promise<{ ok: boolean; error?: { message: string } }>;
+  log: (line: string) => void;
+  flushMs?: number;
+}
+
+export class StatusReporter {
+  private readonly pending = new Map<string, StatusUpdate>();
+  private readonly flushMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = false;
+  private failures = 0;
+  private closed = false;
+  /** Updates sent and applied, for tests and metrics. */
+  sentCount = 0;
+
+  constructor(private readonly options: StatusReporterOptions) {
+    this.flushMs = options.flushMs ?? 200;
+  }
+
+  /** Queues an update; a newer one for the same instance replaces it. */
+  report(update: StatusUpdate): void {
+    if (this.closed) return;
+    this.pending.delete(update.id);
+    this.pending.set(update.id, update);
+    while (this.pending.size > STATUS_PENDING_MAX) {
+      const oldest = this.pending.keys().next();
+      if (oldest.done) break;
+      this.pending.delete(oldest.value);
+    }
+    this.schedule(this.flushMs);
+  }
+
+  /** Whether an update for `id` waits or is being sent. */
+  has(id: string): boolean {
+    return this.pending.has(id);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer !== undefined || this.inFlight || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.inFlight || this.pending.size === 0 || this.closed) return;
+    const batch = [...this.pending.values()].slice(0, STATUS_BATCH_MAX);
+    for (const update of batch) this.pending.delete(update.id);
+    this.inFlight = true;
+    let delayMs = this.flushMs;
+    try {
+      const result = await this.options.submit({ type: 'instance.status', updates: batch });
+      if (!result.ok) this.options.log(`status report refused: ${result.error?.message ?? 'no reason given'}`);
+      this.sentCount += batch.length;
+      this.failures = 0;
+    } catch (error) {
+      this.failures++;
+      // Put back what no newer update replaced, oldest first, for the retry.
+      for (const update of batch) if (!this.pending.has(update.id)) this.pending.set(update.id, update);
+      delayMs = Math.min(RETRY_DELAY_MS_MAX, RETRY_DELAY_MS_MIN * 2 ** Math.min(10, this.failures - 1));
+      if (this.failures === 1 || this.failures % 10 === 0) this.options.log(`status report failed (${batch.length} updates, will retry): ${(error as Error).message}`);
+    } finally {
+      this.inFlight = false;
+    }
+    if (this.pending.size > 0) this.schedule(delayMs);
+  }
+}

@@ -1,0 +1,174 @@
+// The executor over a real ClusterStateMachine with real processes: three
+// replicas of an HTTP process app placed on this node all answer; one killed
+// comes back; a new executor over the same folder adopts without restarting;
+// scaling to 0 stops them all; status reports land in the state.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { request } from 'undici';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appSpec, registerNode } from '../../state/test/fixtures.js';
+import type { AppSpec } from '../../state/types.js';
+import { Executor } from '../executor.js';
+import { ProcessRuntime } from '../process-runtime.js';
+import { eventually, freePorts } from './helpers.js';
+import { TestCluster } from './services.js';
+
+const root = mkdtempSync(join(tmpdir(), 'hivemind-executor-'));
+const executors: Executor[] = [];
+
+const SERVER = [
+  "const http = require('node:http');",
+  'const port = Number(process.env.BASE_PORT) + Number(process.env.HIVEMIND_SLOT);',
+  "http.createServer((q, s) => s.end(process.env.HIVEMIND_INSTANCE + ' ' + process.pid)).listen(port, '127.0.0.1', () => console.log('listening on ' + port));",
+  "process.on('SIGTERM', () => process.exit(0));",
+].join(' ');
+
+const CHECK = "fetch('http://127.0.0.1:' + (Number(process.env.BASE_PORT) + Number(process.env.HIVEMIND_SLOT))).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))";
+
+function processApp(name: string, basePort: number, overrides: Partial<AppSpec> = {}): AppSpec {
+  return appSpec({
+    name,
+    image: undefined,
+    command: [process.execPath, '-e', SERVER],
+    environment: { BASE_PORT: String(basePort) },
+    ports: [],
+    limits: {},
+    reservations: {},
+    replicas: 3,
+    restart: { condition: 'any', delayMs: 100, windowMs: 0 },
+    healthcheck: { test: ['CMD', process.execPath, '-e', CHECK], intervalMs: 500, timeoutMs: 5000, retries: 3, startPeriodMs: 0 },
+    stopGraceMs: 3000,
+    ...overrides,
+  });
+}
+
+function executor(cluster: TestCluster, dataDir: string, registry = new Registry()): Executor {
+  const made = new Executor(cluster.services('n1', dataDir, registry), {
+    runtimes: [new ProcessRuntime({ stateDir: join(dataDir, 'executor', 'process'), pollIntervalMs: 100 })],
+    reconcileIntervalMs: 500,
+    statusFlushMs: 50,
+  });
+  executors.push(made);
+  return made;
+}
+
+function placeAll(cluster: TestCluster, app: string): void {
+  const ids = cluster.machine.instances({ app }).map((instance) => instance.id);
+  cluster.ok({ type: 'instance.place', placements: ids.map((id) => ({ id, node: 'n1' })) });
+}
+
+async function answer(port: number): Promise<string | undefined> {
+  try {
+    const response = await request(`http://127.0.0.1:${port}/`, { headersTimeout: 2000, bodyTimeout: 2000 });
+    return await response.body.text();
+  } catch {
+    return undefined;
+  }
+}
+
+test.after(async () => {
+  for (const made of executors) await made.stop();
+  // Whatever the tests left running: kill each recorded process group.
+  const runtime = new ProcessRuntime({ stateDir: join(root, 'node', 'executor', 'process') });
+  await runtime.open();
+  for (const workload of await runtime.list()) if (workload.state === 'running') await runtime.stop(workload.id, { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('three replicas run and answer, a killed one comes back, an adopting executor restarts nothing, scale to 0 stops all', async () => {
+  const [basePort] = await freePorts(1);
+  // Three consecutive ports from a free one: good enough on loopback in a test.
+  const ports = [basePort!, basePort! + 1, basePort! + 2];
+  const cluster = new TestCluster();
+  cluster.ok(registerNode('n1'));
+  cluster.ok({ type: 'app.deploy', spec: processApp('web', basePort!) });
+  placeAll(cluster, 'web');
+  const dataDir = join(root, 'node');
+  const registry = new Registry();
+  const first = executor(cluster, dataDir, registry);
+  await first.start();
+
+  const answers = await eventually('all three replicas to answer', async () => {
+    const all = await Promise.all(ports.map(answer));
+    return all.every((text) => text !== undefined) ? (all as string[]) : undefined;
+  }, 30_000);
+  const ids = cluster.machine.instances({ app: 'web' }).map((instance) => instance.id);
+  assert.equal(answers.map((text) => text.split(' ')[0]), ids);
+  await eventually('the state to show three healthy instances', () => cluster.machine.instances({ app: 'web' }).every((instance) => instance.status.state === 'healthy' && instance.status.reportedBy === 'n1'), 30_000);
+  const reports = cluster.submitted.filter((command) => command.type === 'instance.status');
+  assert.ok(reports.length >= 1 && reports.length < 20, `status reports are batched (${reports.length} commands)`);
+  assert.ok(readFileSync(join(dataDir, 'executor', 'logs', `${ids[1]}.log`), 'utf8').includes(`listening on ${ports[1]}`));
+
+  // Kill the server of slot 1 from outside: the restart policy brings it back.
+  const pidBefore = Number(answers[1]!.split(' ')[1]);
+  process.kill(pidBefore, 'SIGKILL');
+  const back = await eventually('slot 1 to come back with a new process', async () => {
+    const text = await answer(ports[1]!);
+    return text !== undefined && Number(text.split(' ')[1]) !== pidBefore ? text : undefined;
+  }, 30_000);
+  assert.ok(back.startsWith(`${ids[1]} `));
+  const metrics = await registry.metrics();
+  assert.match(metrics, /hivemind_executor_starts_total 4/);
+  assert.match(metrics, /hivemind_executor_restarts_total 1/);
+  await eventually('slot 1 healthy again in the state', () => cluster.machine.instance(ids[1]!)?.status.state === 'healthy', 30_000);
+
+  // A simulated agent restart: a new executor over the same data directory adopts the three processes.
+  const pids = (await Promise.all(ports.map(answer))).map((text) => text?.split(' ')[1]);
+  await first.stop();
+  const second = executor(cluster, dataDir);
+  await second.start();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal((await Promise.all(ports.map(answer))).map((text) => text?.split(' ')[1]), pids, 'the same processes answer: nothing restarted');
+  assert.is(second.view().length, 3);
+
+  // Scale to 0: the instances are gone from the state, so every process stops.
+  cluster.ok({ type: 'app.scale', tenant: 'default', name: 'web', replicas: 0 });
+  await eventually('the state to show them stopped', () => cluster.machine.instances({ app: 'web' }).every((instance) => instance.status.state === 'stopped'), 30_000);
+  await eventually('every replica to stop', async () => (await Promise.all(ports.map(answer))).every((text) => text === undefined), 30_000);
+  await eventually('the executor to forget them', () => second.view().length === 0 && !second.runs(ids[0]!), 10_000);
+});
+
+test('exits follow the restart policy: exited without a restart, failed after max attempts', async () => {
+  const cluster = new TestCluster();
+  cluster.ok(registerNode('n1'));
+  cluster.ok({
+    type: 'app.deploy',
+    spec: processApp('once', 0, { command: ['/bin/sh', '-c', 'echo done; exit 3'], replicas: 1, healthcheck: undefined, restart: { condition: 'none', delayMs: 0, windowMs: 0 } }),
+  });
+  cluster.ok({
+    type: 'app.deploy',
+    spec: processApp('crash', 0, { command: ['/bin/sh', '-c', 'exit 5'], replicas: 1, healthcheck: undefined, restart: { condition: 'on-failure', delayMs: 50, maxAttempts: 2, windowMs: 60_000 } }),
+  });
+  cluster.ok({ type: 'app.deploy', spec: appSpec({ name: 'boxed', replicas: 1, limits: {}, reservations: {} }) });
+  placeAll(cluster, 'once');
+  placeAll(cluster, 'crash');
+  placeAll(cluster, 'boxed');
+  const target = executor(cluster, join(root, 'policy'));
+  await target.start();
+  const once = await eventually('the one-shot app to be reported exited', () => {
+    const status = cluster.machine.instances({ app: 'once' })[0]?.status;
+    return status?.state === 'exited' ? status : undefined;
+  }, 20_000);
+  assert.is(once.exitCode, 3);
+  assert.match(once.message ?? '', /not restarted: the restart policy is "none"/);
+  const crash = await eventually('the crashing app to be reported failed', () => {
+    const status = cluster.machine.instances({ app: 'crash' })[0]?.status;
+    return status?.state === 'failed' ? status : undefined;
+  }, 20_000);
+  assert.is(crash.exitCode, 5);
+  assert.match(crash.message ?? '', /gave up after 2 restarts within 60s/);
+  const boxed = await eventually('the image app to be reported failed', () => {
+    const status = cluster.machine.instances({ app: 'boxed' })[0]?.status;
+    return status?.state === 'failed' ? status : undefined;
+  }, 20_000);
+  assert.match(boxed.message ?? '', /runs image "nginx:1.25" but node n1 has no containerd/);
+  // Nothing more happens to them: the one-shot stays exited and is not started again.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.is(readFileSync(join(root, 'policy', 'executor', 'logs', `${cluster.machine.instances({ app: 'once' })[0]!.id}.log`), 'utf8'), 'done\n');
+});
+
+test.run();

@@ -1,0 +1,190 @@
+// The process runtime with real processes: start, logs, exit codes, stop
+// with grace then kill, secrets on tmpfs, adoption by a new runtime over the
+// same folder (a simulated agent restart).
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readProcessStat } from '../host.js';
+import { ProcessRuntime } from '../process-runtime.js';
+import type { WorkloadExit, WorkloadSpec } from '../runtime.js';
+import { eventually } from './helpers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'hivemind-process-runtime-'));
+const runtimes: ProcessRuntime[] = [];
+
+function runtime(folder = 'state'): ProcessRuntime {
+  const made = new ProcessRuntime({ stateDir: join(root, folder), pollIntervalMs: 100 });
+  runtimes.push(made);
+  return made;
+}
+
+function spec(id: string, command: string[], overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
+  return {
+    id,
+    tenant: 'default',
+    app: 'test',
+    version: 1,
+    specHash: 'hash-1',
+    command,
+    environment: {},
+    readOnly: false,
+    ports: [],
+    limits: {},
+    mounts: [],
+    secrets: [],
+    logPath: join(root, 'logs', `${id}.log`),
+    stopSignal: 'SIGTERM',
+    stopGraceMs: 5000,
+    labels: {},
+    ...overrides,
+  };
+}
+
+function exits(target: ProcessRuntime): WorkloadExit[] {
+  const seen: WorkloadExit[] = [];
+  target.onExit((exit) => seen.push(exit));
+  return seen;
+}
+
+test.after(async () => {
+  for (const made of runtimes) {
+    for (const workload of await made.list()) if (workload.state === 'running') await made.stop(workload.id, { signal: 'SIGKILL', graceMs: 0 });
+    await made.close();
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('a process writes its output to the log file and its exit code is recorded', async () => {
+  const target = runtime();
+  await target.open();
+  const seen = exits(target);
+  await target.start(spec('t.out.0', ['/bin/sh', '-c', 'echo "hello $GREETING"; echo oops >&2; exit 3'], { environment: { GREETING: 'there' } }));
+  const exit = await eventually('the exit', () => seen.find((item) => item.id === 't.out.0'));
+  assert.is(exit.exitCode, 3);
+  assert.is(exit.oomKilled, false);
+  assert.is(readFileSync(join(root, 'logs', 't.out.0.log'), 'utf8'), 'hello there\noops\n');
+  const [listed] = (await target.list()).filter((item) => item.id === 't.out.0');
+  assert.is(listed?.state, 'exited');
+  assert.is(listed?.exitCode, 3);
+  await target.remove('t.out.0');
+  assert.is((await target.list()).some((item) => item.id === 't.out.0'), false);
+});
+
+test('a command that does not exist is refused with its name', async () => {
+  const target = runtime();
+  await target.open();
+  try {
+    await target.start(spec('t.missing.0', ['no-such-program-here']));
+    assert.unreachable('start should have failed');
+  } catch (error) {
+    assert.match((error as Error).message, /instance t\.missing\.0: cannot start: command "no-such-program-here" is not found/);
+  }
+  assert.is((await target.list()).some((item) => item.id === 't.missing.0'), false);
+});
+
+test('stop sends the stop signal and the process exits by itself', async () => {
+  const target = runtime();
+  await target.open();
+  const script = "process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); console.log('up'); setInterval(() => {}, 1000);";
+  await target.start(spec('t.graceful.0', [process.execPath, '-e', script]));
+  await eventually('the process to start', () => readFileSync(join(root, 'logs', 't.graceful.0.log'), 'utf8').includes('up'));
+  const started = Date.now();
+  await target.stop('t.graceful.0', { signal: 'SIGTERM', graceMs: 10_000 });
+  assert.ok(Date.now() - started < 5000, 'stopped well before the grace period');
+  const [listed] = await target.list();
+  assert.is(listed?.exitCode, 0);
+  assert.ok(readFileSync(join(root, 'logs', 't.graceful.0.log'), 'utf8').includes('bye'));
+  await target.remove('t.graceful.0');
+});
+
+test('stop kills a process that ignores the signal once the grace period is over', async () => {
+  const target = runtime();
+  await target.open();
+  const script = "process.on('SIGTERM', () => console.log('ignoring')); console.log('up'); setInterval(() => {}, 1000);";
+  await target.start(spec('t.stubborn.0', [process.execPath, '-e', script]));
+  await eventually('the process to start', () => readFileSync(join(root, 'logs', 't.stubborn.0.log'), 'utf8').includes('up'));
+  const started = Date.now();
+  await target.stop('t.stubborn.0', { signal: 'SIGTERM', graceMs: 500 });
+  assert.ok(Date.now() - started >= 450, 'waited for the grace period');
+  const [listed] = await target.list();
+  assert.is(listed?.state, 'exited');
+  assert.is(listed?.exitCode, 137);
+  const stat = readProcessStat(listed!.pid!);
+  assert.ok(stat === undefined || stat.state === 'Z', 'the process is gone');
+  await target.remove('t.stubborn.0');
+});
+
+test('secrets are files in a private memory-backed folder named by HIVEMIND_SECRETS_DIR, removed with the workload', async () => {
+  const target = runtime();
+  await target.open();
+  const seen = exits(target);
+  await target.start(
+    spec('t.secret.0', ['/bin/sh', '-c', 'echo "dir=$HIVEMIND_SECRETS_DIR"; cat "$HIVEMIND_SECRETS_DIR/db-password"; echo; stat -c %a "$HIVEMIND_SECRETS_DIR"'], {
+      secrets: [{ name: 'db-password', value: new TextEncoder().encode('s3cret') }],
+    }),
+  );
+  await eventually('the exit', () => seen.find((item) => item.id === 't.secret.0'));
+  const output = readFileSync(join(root, 'logs', 't.secret.0.log'), 'utf8');
+  const folder = /dir=(\S+)/.exec(output)?.[1];
+  assert.ok(folder?.startsWith('/dev/shm/') || folder?.startsWith(process.env.XDG_RUNTIME_DIR ?? '/nowhere'), `secrets folder ${folder}`);
+  assert.match(output, /s3cret\n700\n/);
+  await target.remove('t.secret.0');
+  assert.is(existsSync(folder!), false);
+});
+
+test('a new runtime over the same folder adopts a running process, and sees its exit', async () => {
+  const first = runtime('adopt');
+  await first.open();
+  const started = await first.start(spec('t.adopt.0', [process.execPath, '-e', "console.log('up'); setInterval(() => {}, 1000);"]));
+  await eventually('the process to start', () => readFileSync(join(root, 'logs', 't.adopt.0.log'), 'utf8').includes('up'));
+  await first.close();
+  const second = runtime('adopt');
+  await second.open();
+  const seen = exits(second);
+  const [adopted] = await second.list();
+  assert.is(adopted?.id, 't.adopt.0');
+  assert.is(adopted?.state, 'running');
+  assert.is(adopted?.pid, started.pid);
+  assert.is(adopted?.startedAt, started.startedAt);
+  // The real command is the wrapper's child: kill it as an outside cause would; the wrapper records how it ended.
+  const children = readFileSync(`/proc/${started.pid}/task/${started.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  assert.is(children.length, 1);
+  process.kill(children[0]!, 'SIGKILL');
+  const exit = await eventually('the exit of the adopted process', () => seen.find((item) => item.id === 't.adopt.0'));
+  assert.is(exit.exitCode, 137);
+  await second.remove('t.adopt.0');
+});
+
+test('an exit while no runtime watched is found by the next one', async () => {
+  const first = runtime('offline');
+  await first.open();
+  await first.start(spec('t.offline.0', ['/bin/sh', '-c', 'sleep 0.3; exit 7']));
+  await first.close();
+  const logPath = join(root, 'logs', 't.offline.0.log');
+  await eventually('the exit file', () => existsSync(join(root, 'offline', 't.offline.0.exit')));
+  const second = runtime('offline');
+  await second.open();
+  const [found] = await second.list();
+  assert.is(found?.state, 'exited');
+  assert.is(found?.exitCode, 7);
+  assert.ok(existsSync(logPath));
+  await second.remove('t.offline.0');
+});
+
+test('exec runs a command with the workload environment and reports its status and output', async () => {
+  const target = runtime();
+  await target.open();
+  await target.start(spec('t.exec.0', [process.execPath, '-e', 'setInterval(() => {}, 1000)'], { environment: { CHECK_WORD: 'fine' } }));
+  const good = await target.exec('t.exec.0', ['/bin/sh', '-c', 'echo "$CHECK_WORD"'], { timeoutMs: 5000 });
+  assert.equal(good, { exitCode: 0, output: 'fine\n', timedOut: false });
+  const bad = await target.exec('t.exec.0', ['/bin/sh', '-c', 'exit 4'], { timeoutMs: 5000 });
+  assert.is(bad.exitCode, 4);
+  const slow = await target.exec('t.exec.0', ['/bin/sh', '-c', 'sleep 5'], { timeoutMs: 200 });
+  assert.is(slow.timedOut, true);
+  await target.stop('t.exec.0', { signal: 'SIGTERM', graceMs: 2000 });
+  await target.remove('t.exec.0');
+});
+
+test.run();

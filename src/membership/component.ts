@@ -1,0 +1,188 @@
+/**
+ * The `gossip` node component: runs this node's SWIM member (runtime.ts) on
+ * the gossip port, joins through the gossip addresses in the node records
+ * (and keeps contacting records it has no live view of), carries this node's
+ * addresses, labels and resources as member metadata, announces a leave on
+ * stop, and exposes the member view (to the API, and to the leader's
+ * membership planner) and its metrics.
+ */
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { NodeComponent, NodeServices } from '../agent/services.js';
+import { DataDir } from '../agent/data-dir.js';
+import type { MemberMeta, MemberState } from './messages.js';
+import { GossipRuntime, type GossipMemberView, type GossipObserver } from './runtime.js';
+import type { SwimOptions } from './swim.js';
+
+/** How often the component compares the node records with its member view. */
+export const REFRESH_INTERVAL_MS = 2000;
+/** A record gossip holds dead (or has never heard of) is contacted again this often, so partitions heal. */
+export const RECONTACT_INTERVAL_MS = 10_000;
+
+/** What the API and the agent read of the gossip component. */
+export interface GossipView {
+  readonly name: 'gossip';
+  /** Every member this node knows, itself included. */
+  members(): GossipMemberView[];
+  /** Member id → gossip status, for the membership planner (`MembershipView.gossip`). */
+  statuses(): Record<string, MemberState>;
+}
+
+/** Whether a component is the gossip component (for `backend.component('gossip')`). */
+export function isGossipView(component: unknown): component is GossipView {
+  return typeof component === 'object' && component !== null && (component as { name?: unknown }).name === 'gossip' &&
+    typeof (component as { members?: unknown }).members === 'function' && typeof (component as { statuses?: unknown }).statuses === 'function';
+}
+
+/** The metadata one node gossips about itself. */
+export function nodeMeta(addresses: { api: string; peer: string }, labels: Record<string, string>, resources: object): MemberMeta {
+  return { api: addresses.api, peer: addresses.peer, labels: JSON.stringify(labels), resources: JSON.stringify(resources) };
+}
+
+/** The registered factory. */
+export function createGossipComponent(services: NodeServices): NodeComponent & GossipView {
+  return new GossipComponent(services);
+}
+
+class GossipComponent implements NodeComponent, GossipView {
+  readonly name = 'gossip' as const;
+  private readonly runtime: GossipRuntime;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly contactedAt = new Map<string, number>();
+  private started = false;
+
+  constructor(private readonly services: NodeServices, swimOptions?: Partial<SwimOptions>) {
+    this.runtime = new GossipRuntime({
+      bindHost: services.config.bind,
+      port: services.config.ports.gossip,
+      ...(swimOptions === undefined ? {} : { swimOptions }),
+      observer: this.observer(),
+    });
+  }
+
+  async bind(): Promise<{ gossip: number }> {
+    return { gossip: await this.runtime.bind() };
+  }
+
+  async start(): Promise<void> {
+    const key = new DataDir(this.services.dataDir).readClusterKey();
+    if (key === undefined) {
+      this.services.log('gossip', 'no cluster key in the data directory: gossip does not start');
+      return;
+    }
+    const addresses = this.services.addresses();
+    this.runtime.start({ id: this.services.nodeId, address: addresses.gossip, meta: this.ownMeta(), clusterKey: key, seeds: this.seeds().map((seed) => seed.address) });
+    this.started = true;
+    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_INTERVAL_MS);
+    this.refreshTimer.unref();
+    this.services.log('gossip', `member on ${addresses.gossip} (UDP, and TCP for push-pull)`);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.refreshTimer);
+    await this.runtime.stop({ announceLeave: this.started }).catch((error: unknown) => this.services.log('gossip', `stopping: ${(error as Error).message}`));
+  }
+
+  members(): GossipMemberView[] {
+    return this.runtime.members();
+  }
+
+  statuses(): Record<string, MemberState> {
+    const out: Record<string, MemberState> = {};
+    for (const member of this.runtime.members()) out[member.id] = member.status;
+    return out;
+  }
+
+  private ownMeta(): MemberMeta {
+    const record = this.services.machine.node(this.services.nodeId);
+    return nodeMeta(this.services.addresses(), record?.labels ?? {}, record?.resources ?? {});
+  }
+
+  /** The gossip addresses of the other nodes whose records are not `left`. */
+  private seeds(): { id: string; address: string }[] {
+    return this.services.machine
+      .nodes()
+      .filter((record) => record.id !== this.services.nodeId && record.status !== 'left' && record.addresses.gossip !== '')
+      .map((record) => ({ id: record.id, address: record.addresses.gossip }));
+  }
+
+  /**
+   * Follows the records: contacts nodes gossip has no live view of (new
+   * records, moved addresses, members it holds dead: a healed partition or a
+   * restart it missed), at most once per RECONTACT_INTERVAL_MS each, and
+   * republishes this node's metadata when its record changed.
+   */
+  private refresh(): void {
+    try {
+      const now = Date.now();
+      const known = new Map(this.runtime.members().map((member) => [member.id, member]));
+      const toContact: string[] = [];
+      for (const seed of this.seeds()) {
+        const member = known.get(seed.id);
+        const live = member !== undefined && member.address === seed.address && (member.status === 'alive' || member.status === 'suspect');
+        if (live) continue;
+        const last = this.contactedAt.get(seed.id) ?? 0;
+        if (now - last < RECONTACT_INTERVAL_MS) continue;
+        this.contactedAt.set(seed.id, now);
+        toContact.push(seed.address);
+      }
+      this.runtime.contact(toContact);
+      const self = known.get(this.services.nodeId);
+      const meta = this.ownMeta();
+      if (self !== undefined && !sameMeta(self.meta, meta)) this.runtime.updateMeta(meta);
+    } catch (error) {
+      this.services.log('gossip', `refreshing from the node records failed: ${(error as Error).message}`);
+    }
+  }
+
+  private observer(): GossipObserver {
+    const registers = [this.services.registry];
+    const packets = new Counter({ name: 'hivemind_gossip_packets_total', help: 'Gossip datagrams (udp) and push-pull frames (tcp) by direction', labelNames: ['direction', 'transport'], registers });
+    const bytes = new Counter({ name: 'hivemind_gossip_bytes_total', help: 'Gossip bytes by direction and transport', labelNames: ['direction', 'transport'], registers });
+    const dropped = new Counter({ name: 'hivemind_gossip_packets_dropped_total', help: 'Gossip packets dropped: failed authentication, did not parse, too large, ...', labelNames: ['reason'], registers });
+    const roundTrips = new Histogram({
+      name: 'hivemind_gossip_probe_rtt_seconds',
+      help: 'Round-trip time of acknowledged direct probes',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    const events = new Counter({ name: 'hivemind_gossip_events_total', help: 'Membership changes this node observed, by type', labelNames: ['type'], registers });
+    const runtime = (): GossipRuntime => this.runtime;
+    new Gauge({
+      name: 'hivemind_gossip_members',
+      help: 'Members this node knows, by gossip status (itself included)',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+        for (const member of runtime().members()) counts[member.status] += 1;
+        for (const [status, count] of Object.entries(counts)) this.set({ status }, count);
+      },
+    });
+    new Gauge({
+      name: 'hivemind_gossip_health_multiplier',
+      help: 'Lifeguard local health: 1 when healthy; probe interval and timeout are stretched by it',
+      registers,
+      collect() {
+        this.set(runtime().healthMultiplier);
+      },
+    });
+    return {
+      packet: (direction, transport, size) => {
+        packets.inc({ direction, transport });
+        bytes.inc({ direction, transport }, size);
+      },
+      dropped: (reason) => dropped.inc({ reason }),
+      probeRoundTrip: (ms) => roundTrips.observe(ms / 1000),
+      event: (event) => {
+        events.inc({ type: event.type });
+        if (event.type !== 'up') this.services.log('gossip', `${event.id} is ${event.type} (incarnation ${event.incarnation})`);
+      },
+      log: (line) => this.services.log('gossip', line),
+    };
+  }
+}
+
+function sameMeta(left: MemberMeta, right: MemberMeta): boolean {
+  const leftKeys = Object.keys(left);
+  return leftKeys.length === Object.keys(right).length && leftKeys.every((key) => left[key] === right[key]);
+}

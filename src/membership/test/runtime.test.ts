@@ -1,0 +1,90 @@
+/**
+ * Real members on loopback (UDP and TCP), in one process: join through a
+ * seed, metadata, a crash detected by the others, a graceful leave, hostile
+ * datagrams dropped and counted, and a member with another key kept out.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { createConnection } from 'node:net';
+import { GossipRuntime, type DropReason } from '../runtime.js';
+import { deriveGossipKey, EnvelopeKind, seal } from '../crypto.js';
+
+const clusterKey = randomBytes(32);
+
+interface Member {
+  id: string;
+  runtime: GossipRuntime;
+  dropped: Map<DropReason, number>;
+}
+
+async function startMember(id: string, seeds: string[], key: Uint8Array = clusterKey): Promise<Member> {
+  const dropped = new Map<DropReason, number>();
+  const runtime = new GossipRuntime({ bindHost: '127.0.0.1', port: 0, observer: { dropped: (reason) => dropped.set(reason, (dropped.get(reason) ?? 0) + 1) } });
+  const port = await runtime.bind();
+  runtime.start({ id, address: `127.0.0.1:${port}`, meta: { api: `127.0.0.1:${port + 1}` }, clusterKey: key, seeds });
+  return { id, runtime, dropped };
+}
+
+async function eventually(what: string, check: () => boolean, detail?: () => string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `: ${detail()}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const statusOf = (member: Member, id: string): string | undefined => member.runtime.members().find((m) => m.id === id)?.status;
+const address = (member: Member): string => `127.0.0.1:${member.runtime.port}`;
+
+test('members join, spread metadata, detect a crash, see a leave, and drop hostile packets', async () => {
+  const a = await startMember('a', []);
+  const b = await startMember('b', [address(a)]);
+  const c = await startMember('c', [address(a)]);
+  const d = await startMember('d', [address(b)]);
+  const all = [a, b, c, d];
+  try {
+    await eventually('every member to know all four as alive', () => all.every((m) => ['a', 'b', 'c', 'd'].every((id) => statusOf(m, id) === 'alive')), () => JSON.stringify(all.map((m) => m.runtime.members().map((x) => `${x.id}:${x.status}`))));
+    assert.is(c.runtime.members().find((m) => m.id === 'd')?.meta.api, `127.0.0.1:${d.runtime.port + 1}`);
+
+    // Hostile input to a: random bytes, a sealed envelope under another key, and well-sealed garbage, by UDP and TCP.
+    const socket = createSocket('udp4');
+    const send = (bytes: Buffer): Promise<void> => new Promise((resolve) => socket.send(bytes, a.runtime.port, '127.0.0.1', () => resolve()));
+    await send(randomBytes(300));
+    await send(seal(deriveGossipKey(randomBytes(32)), EnvelopeKind.datagram, Buffer.from('hello')));
+    await send(seal(deriveGossipKey(clusterKey), EnvelopeKind.datagram, Buffer.from([0xc1, 0xc1])));
+    await send(Buffer.alloc(0));
+    socket.close();
+    const stream = createConnection({ host: '127.0.0.1', port: a.runtime.port });
+    await new Promise((resolve) => stream.once('connect', resolve));
+    stream.end(Buffer.concat([Buffer.from([0, 0, 0, 40]), randomBytes(40)]));
+    await eventually('the hostile packets to be counted', () => (a.dropped.get('auth') ?? 0) >= 1 && (a.dropped.get('malformed') ?? 0) >= 1 && [...a.dropped.values()].reduce((x, y) => x + y, 0) >= 5, () => JSON.stringify([...a.dropped]));
+
+    // Crash: d stops without a word.
+    await d.runtime.stop({ announceLeave: false });
+    await eventually('a, b and c to declare d dead', () => [a, b, c].every((m) => statusOf(m, 'd') === 'dead'));
+    // Graceful leave: others see left, not dead.
+    await c.runtime.stop();
+    await eventually('a and b to see c leave', () => [a, b].every((m) => statusOf(m, 'c') === 'left'));
+    assert.is(statusOf(a, 'b'), 'alive');
+    assert.is(statusOf(b, 'a'), 'alive');
+  } finally {
+    await Promise.all(all.map((m) => m.runtime.stop({ announceLeave: false })));
+  }
+});
+
+test('a member with another cluster key never joins; its packets are refused', async () => {
+  const a = await startMember('a', []);
+  const stranger = await startMember('x', [address(a)], randomBytes(32));
+  try {
+    stranger.runtime.contact([address(a)]);
+    await eventually('a to refuse the stranger\'s push-pull', () => (a.dropped.get('auth') ?? 0) >= 1);
+    assert.equal(a.runtime.members().map((m) => m.id), ['a']);
+    assert.equal(stranger.runtime.members().map((m) => m.id), ['x']);
+  } finally {
+    await Promise.all([a, stranger].map((m) => m.runtime.stop({ announceLeave: false })));
+  }
+});
+
+test.run();

@@ -1,0 +1,72 @@
+/**
+ * Rebalance: evens out an app's instances over the nodes that can take them,
+ * one move at a time, never below the ready count: a copy of one instance
+ * starts on the least loaded node that fits, and the slot rule of
+ * rollout.ts retires the original once the copy is done. Pure.
+ *
+ * Balanced: the most loaded node holds at most one instance more than the
+ * least loaded node that could take one. Moves come from the most loaded
+ * node (highest slot first) to the least loaded fitting node (tie hash).
+ */
+import type { App, Command, Instance, NodeRecord } from '../state/types.js';
+import { parseConstraints } from './constraints.js';
+import { appKey, compareScores, demandOf, misfit, tieHash, type NodeLoad } from './node-load.js';
+import { hasFailed } from './readiness.js';
+import { specOfVersion } from './rollout.js';
+
+type StepCommand = Extract<Command, { type: 'rollout.step' }>;
+
+/** What a rebalance step reads. */
+export interface RebalanceContext {
+  /** The app's instances. */
+  instances: readonly Instance[];
+  nodes: readonly NodeRecord[];
+  /** Every node's load (all apps), by node id. */
+  loads: ReadonlyMap<string, NodeLoad>;
+  seed: number;
+}
+
+/** The next rebalance step of `app` (a move or 'done'), or undefined while a move is in flight or instances are not all placed. */
+export function planRebalanceStep(app: App, context: RebalanceContext): StepCommand | undefined {
+  if (app.rebalance === undefined) return undefined;
+  const running = context.instances.filter((instance) => instance.desired === 'running');
+  const perSlot = new Map<number, number>();
+  for (const instance of running) perSlot.set(instance.slot, (perSlot.get(instance.slot) ?? 0) + 1);
+  const base = { type: 'rollout.step' as const, tenant: app.tenant, name: app.name, rollout: 0, add: [], retire: [] };
+  if ([...perSlot.values()].some((count) => count > 1)) {
+    // A move in flight; a copy that failed is given up (retired) and the rebalance ends.
+    const failedCopy = running.find((instance) => perSlot.get(instance.slot)! > 1 && hasFailed(instance, specOfVersion(app, instance.version)));
+    if (failedCopy === undefined) return undefined;
+    return { ...base, retire: [{ id: failedCopy.id, reason: 'rebalance copy failed' }], rebalance: 'done' };
+  }
+  if (running.some((instance) => instance.node === undefined || context.loads.get(instance.node)?.node.status !== 'up')) return undefined;
+  if (running.length === 0) return { ...base, rebalance: 'done' };
+  const counts = new Map<string, Instance[]>();
+  for (const instance of running) {
+    const list = counts.get(instance.node!);
+    if (list === undefined) counts.set(instance.node!, [instance]);
+    else list.push(instance);
+  }
+  let busiest: { node: string; instances: Instance[] } | undefined;
+  for (const [node, instances] of counts) {
+    if (busiest === undefined || instances.length > busiest.instances.length || (instances.length === busiest.instances.length && node < busiest.node)) busiest = { node, instances };
+  }
+  const mover = [...busiest!.instances].sort((left, right) => right.slot - left.slot)[0]!;
+  const spec = specOfVersion(app, mover.version);
+  const parsed = parseConstraints(spec.constraints);
+  if (!parsed.ok) return { ...base, rebalance: 'done' };
+  const demand = demandOf(mover, spec, parsed.constraints);
+  const key = appKey(app.tenant, app.name);
+  let target: { node: string; score: number[] } | undefined;
+  for (const node of context.nodes) {
+    const load = context.loads.get(node.id);
+    if (load === undefined || node.id === busiest!.node) continue;
+    const here = load.appCounts.get(key) ?? 0;
+    if (here + 1 >= busiest!.instances.length) continue;
+    if (misfit(load, demand) !== undefined) continue;
+    const score = [here, tieHash(context.seed, mover.id, node.id)];
+    if (target === undefined || compareScores(score, target.score) < 0) target = { node: node.id, score };
+  }
+  if (target === undefined) return { ...base, rebalance: 'done' };
+  return { ...base, add: [{ slot: mover.slot, version: mover.version, node: target.node }], rebalance: 'moved' };
+}

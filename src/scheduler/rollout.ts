@@ -1,0 +1,219 @@
+/**
+ * Rollout stepping: from an app, its instances and the time, the one
+ * `rollout.step` command that moves its rollout on (or nothing). Pure and
+ * synchronous; the leader proposes the step and plans again once it applied.
+ *
+ * Per slot (0..replicas-1), the instances meant to run are the slot's
+ * "target" ones (at the rollout's `toVersion`) and its "others". The rules:
+ * - slot rule (rolling, and whenever no rollout is active): once a slot has a
+ *   target instance that is done (ready for monitorMs), the newest such one
+ *   is kept, and the slot's instances of other versions and older target
+ *   instances are retired (newer ones, still starting, stay). Nothing is
+ *   retired before its replacement is ready, except by stop-first.
+ * - rolling: a batch of `parallelism` slots (0 = all) without a target
+ *   instance gets one each (stop-first also retires the slot's others at
+ *   once); the next batch starts `delayMs` after the batch is done.
+ * - blue-green: a target instance for every slot at once, beside the old;
+ *   when all are done the rollout awaits `app.promote`.
+ * - canary: target instances for the first `canaryInstances` slots beside the
+ *   old; when done, it awaits promotion (then it finishes as rolling).
+ * - failure: a target instance in the batch failed, or the batch is not done
+ *   within the progress deadline: `failureAction` rollback starts a rollback
+ *   (a rollback that fails pauses), pause pauses, continue goes on (failed
+ *   instances are then left to healing).
+ */
+import type { App, AppSpec, Command, Instance, NodeRecord, Rollout, RolloutPatch } from '../state/types.js';
+import { describeStatus, hasFailed, isDone } from './readiness.js';
+
+type StepCommand = Extract<Command, { type: 'rollout.step' }>;
+
+/** What stepping needs besides the app. */
+export interface RolloutContext {
+  /** The app's instances (any desired state). */
+  instances: readonly Instance[];
+  nodes: ReadonlyMap<string, NodeRecord>;
+  /** The leader's clock, ms. */
+  now: number;
+  /** How long a batch may take to be done before it counts as failed. */
+  progressDeadlineMs: number;
+}
+
+/** The spec of `version`, else the app's newest. */
+export function specOfVersion(app: App, version: number): AppSpec {
+  const entry = app.versions.find((candidate) => candidate.version === version) ?? app.versions[app.versions.length - 1];
+  if (entry === undefined) throw new Error(`app ${app.tenant}/${app.name} has no versions`);
+  return entry.spec;
+}
+
+interface Slots {
+  /** Per slot: target instances meant to run, newest first. */
+  targets: Map<number, Instance[]>;
+  others: Map<number, Instance[]>;
+}
+
+function groupBySlot(instances: readonly Instance[], targetVersion: number): Slots {
+  const targets = new Map<number, Instance[]>();
+  const others = new Map<number, Instance[]>();
+  for (const instance of instances) {
+    if (instance.desired !== 'running') continue;
+    const into = instance.version === targetVersion ? targets : others;
+    const list = into.get(instance.slot);
+    if (list === undefined) into.set(instance.slot, [instance]);
+    else list.push(instance);
+  }
+  for (const list of targets.values()) list.sort((left, right) => right.createdIndex - left.createdIndex || (left.id < right.id ? 1 : -1));
+  return { targets, others };
+}
+
+/**
+ * The slot rule over all slots: the retirements it makes, and the slots done.
+ * Retires others of done slots and the target duplicates but the newest done.
+ */
+function applySlotRule(app: App, slots: Slots, spec: AppSpec, context: RolloutContext, retire: StepCommand['retire']): Set<number> {
+  const done = new Set<number>();
+  for (const [slot, targets] of slots.targets) {
+    const keeper = targets.find((instance) => isDone(instance, spec, context.nodes, context.now, spec.update.monitorMs));
+    if (keeper === undefined || slot >= app.replicas) continue;
+    done.add(slot);
+    // Newer targets than the keeper are copies still starting (a rebalance move): they stay.
+    const older = targets.filter((instance) => instance.createdIndex < keeper.createdIndex || (instance.createdIndex === keeper.createdIndex && instance.id < keeper.id));
+    for (const instance of [...older, ...(slots.others.get(slot) ?? [])]) retire.push({ id: instance.id, reason: `replaced by ${keeper.id}` });
+  }
+  return done;
+}
+
+function step(app: App, rollout: number, parts: Partial<StepCommand>): StepCommand {
+  return { type: 'rollout.step', tenant: app.tenant, name: app.name, rollout, add: [], retire: [], ...parts };
+}
+
+/**
+ * The step for `app` now, or undefined when there is nothing to do. Without
+ * an active rollout only the slot rule runs (it settles rebalance moves and
+ * leftovers of earlier versions).
+ */
+export function planRolloutStep(app: App, context: RolloutContext): StepCommand | undefined {
+  const rollout = app.rollout;
+  if (rollout === undefined || rollout.state !== 'running') {
+    if (rollout !== undefined && rollout.state !== 'succeeded' && rollout.state !== 'rolled-back' && rollout.state !== 'superseded') return undefined;
+    if (settled(app, context.instances)) return undefined;
+    const retire: StepCommand['retire'] = [];
+    applySlotRule(app, groupBySlot(context.instances, app.version), specOfVersion(app, app.version), context, retire);
+    return retire.length > 0 ? step(app, 0, { retire }) : undefined;
+  }
+  const spec = specOfVersion(app, rollout.toVersion);
+  const slots = groupBySlot(context.instances, rollout.toVersion);
+  if (rollout.strategy === 'rolling') return stepRolling(app, rollout, spec, slots, context);
+  return stepSideBySide(app, rollout, spec, slots, context);
+}
+
+/** Whether the slot rule has nothing to do: at most one instance meant to run per slot, all at the app's version. */
+function settled(app: App, instances: readonly Instance[]): boolean {
+  let running = 0;
+  for (const instance of instances) {
+    if (instance.desired !== 'running') continue;
+    if (instance.version !== app.version) return false;
+    running++;
+  }
+  return running <= app.replicas && new Set(instances.filter((instance) => instance.desired === 'running').map((instance) => instance.slot)).size === running;
+}
+
+/** What to do on a failure, per failureAction. */
+function onFailure(app: App, rollout: Rollout, spec: AppSpec, reason: string, retire: StepCommand['retire']): StepCommand | undefined {
+  const action = spec.update.failureAction;
+  if (action === 'continue') return undefined;
+  if (action === 'rollback' && rollout.kind === 'update') return step(app, rollout.id, { retire, rollbackBecause: reason });
+  const why = rollout.kind === 'rollback' && action === 'rollback' ? `${reason} (while rolling back)` : reason;
+  return step(app, rollout.id, { retire, set: { state: 'paused', message: `paused: ${why}; promote to resume, abort to restore version ${rollout.fromVersion}` } });
+}
+
+function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, context: RolloutContext): StepCommand | undefined {
+  const retire: StepCommand['retire'] = [];
+  const done = applySlotRule(app, slots, spec, context, retire);
+  const continuing = spec.update.failureAction === 'continue';
+  const inflight: Instance[] = [];
+  const failed: Instance[] = [];
+  const pending: number[] = [];
+  for (let slot = 0; slot < app.replicas; slot++) {
+    if (done.has(slot)) continue;
+    const targets = slots.targets.get(slot);
+    if (targets === undefined) {
+      pending.push(slot);
+      continue;
+    }
+    const newest = targets[0]!;
+    if (hasFailed(newest, spec)) failed.push(newest);
+    else inflight.push(newest);
+  }
+  if (failed.length > 0 && !continuing) {
+    const reason = `${failed.length} new instance${failed.length === 1 ? '' : 's'} failed: ${failed.slice(0, 3).map(describeStatus).join('; ')}`;
+    return onFailure(app, rollout, spec, reason, retire);
+  }
+  const set: RolloutPatch = {};
+  if (done.size !== rollout.done) set.done = done.size;
+  if (inflight.length > 0) {
+    const started = rollout.batchStartedAt ?? rollout.startedAt;
+    if (context.now - started > context.progressDeadlineMs) {
+      const reason = `progress deadline exceeded: ${inflight.length} new instance${inflight.length === 1 ? '' : 's'} not ready after ${Math.round((context.now - started) / 1000)} s (${inflight.slice(0, 3).map(describeStatus).join('; ')})`;
+      if (continuing) return step(app, rollout.id, { retire, set: { ...set, batch: [], nextBatchAt: context.now } });
+      return onFailure(app, rollout, spec, reason, retire);
+    }
+    const message = `waiting for ${inflight.length} instance${inflight.length === 1 ? '' : 's'} of version ${rollout.toVersion} to be ready (${done.size} of ${app.replicas} done)`;
+    if (message !== rollout.message) set.message = message;
+    return retire.length > 0 || Object.keys(set).length > 0 ? step(app, rollout.id, { retire, set }) : undefined;
+  }
+  if (rollout.batch.length > 0) {
+    return step(app, rollout.id, { retire, set: { ...set, batch: [], nextBatchAt: context.now + spec.update.delayMs, message: `batch done (${done.size} of ${app.replicas})` } });
+  }
+  if (pending.length === 0) {
+    const failedNote = failed.length > 0 ? `, ${failed.length} failed and left to healing` : '';
+    const message = rollout.kind === 'rollback' ? `rolled back to version ${rollout.toVersion}` : `all ${app.replicas} instances at version ${rollout.toVersion}${failedNote}`;
+    return step(app, rollout.id, { retire, set: { state: rollout.kind === 'rollback' ? 'rolled-back' : 'succeeded', message, done: done.size, batch: [] } });
+  }
+  if (rollout.nextBatchAt !== undefined && context.now < rollout.nextBatchAt) {
+    return retire.length > 0 || Object.keys(set).length > 0 ? step(app, rollout.id, { retire, set }) : undefined;
+  }
+  const size = spec.update.parallelism === 0 ? pending.length : spec.update.parallelism;
+  const batch = pending.slice(0, size);
+  const add = batch.map((slot) => ({ slot, version: rollout.toVersion }));
+  if (spec.update.order === 'stop-first') {
+    for (const slot of batch) for (const instance of slots.others.get(slot) ?? []) retire.push({ id: instance.id, reason: `stop-first update to version ${rollout.toVersion}` });
+  }
+  const message = `updating slot${batch.length === 1 ? '' : 's'} ${batch.join(', ')} (${done.size} of ${app.replicas} done)`;
+  return step(app, rollout.id, { add, retire, set: { ...set, batch, batchStartedAt: context.now, message } });
+}
+
+/** Blue-green and canary: the new version beside the old until promotion. */
+function stepSideBySide(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, context: RolloutContext): StepCommand | undefined {
+  const wanted = rollout.strategy === 'canary' ? Math.min(app.replicas, rollout.canaryInstances ?? 1) : app.replicas;
+  const add: StepCommand['add'] = [];
+  const inflight: Instance[] = [];
+  const failed: Instance[] = [];
+  let done = 0;
+  for (let slot = 0; slot < wanted; slot++) {
+    const newest = slots.targets.get(slot)?.[0];
+    if (newest === undefined) add.push({ slot, version: rollout.toVersion });
+    else if (isDone(newest, spec, context.nodes, context.now, spec.update.monitorMs)) done++;
+    else if (hasFailed(newest, spec)) failed.push(newest);
+    else inflight.push(newest);
+  }
+  const label = rollout.strategy === 'canary' ? 'canary' : 'green';
+  if (add.length > 0) {
+    const message = `starting ${add.length} ${label} instance${add.length === 1 ? '' : 's'} of version ${rollout.toVersion} beside version ${rollout.fromVersion}`;
+    return step(app, rollout.id, { add, set: { batch: add.map((item) => item.slot), batchStartedAt: context.now, message, done } });
+  }
+  if (failed.length > 0 && spec.update.failureAction !== 'continue') {
+    return onFailure(app, rollout, spec, `${failed.length} ${label} instance${failed.length === 1 ? '' : 's'} failed: ${failed.slice(0, 3).map(describeStatus).join('; ')}`, []);
+  }
+  if (inflight.length > 0) {
+    const started = rollout.batchStartedAt ?? rollout.startedAt;
+    if (context.now - started > context.progressDeadlineMs && spec.update.failureAction !== 'continue') {
+      return onFailure(app, rollout, spec, `progress deadline exceeded: ${inflight.length} ${label} instances not ready after ${Math.round((context.now - started) / 1000)} s`, []);
+    }
+    return done !== rollout.done ? step(app, rollout.id, { set: { done } }) : undefined;
+  }
+  const message =
+    rollout.strategy === 'canary'
+      ? `${done} canary instance${done === 1 ? '' : 's'} of version ${rollout.toVersion} ready beside version ${rollout.fromVersion}; promote to roll out, abort to remove them`
+      : `version ${rollout.toVersion} ready at full size beside version ${rollout.fromVersion}; promote to switch, abort to retire it`;
+  return step(app, rollout.id, { set: { state: 'awaiting-promotion', message, done, batch: [] } });
+}

@@ -1,0 +1,190 @@
+/**
+ * One scheduling round: the whole cluster in, the commands the leader should
+ * propose out. Pure and synchronous (the time and the seed come in), so the
+ * same state and time give the same commands, in the simulator as on the
+ * leader.
+ *
+ * Order of the commands: rollout and rebalance steps, reschedules of failed
+ * instances, removals of stopped retired records, placements (batched),
+ * unplacing of unplaceable instances stranded on lost nodes, then either
+ * preemptions (only in a round that placed nothing, so the two
+ * never plan over the same free room) and the unplaceable reports. Every
+ * command stands alone: any may be refused because the state moved on, and
+ * the next round plans again.
+ */
+import { isActive } from '../state/apply-apps.js';
+import type { App, Command, Instance, NodeRecord } from '../state/types.js';
+import { mayPlaceNow, planFailedReschedules, planRetiredRemovals, HEALING_DEFAULTS, type HealingOptions } from './healing.js';
+import { appKey, appsByKey, buildLoads, priorityOf, specOf } from './node-load.js';
+import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable } from './placement.js';
+import { planPreemption } from './preemption.js';
+import { planRebalanceStep } from './rebalance.js';
+import { planRolloutStep } from './rollout.js';
+
+/** The scheduler's settings; every one has a default in `SCHEDULER_DEFAULTS`. */
+export interface SchedulerOptions extends HealingOptions {
+  strategy: PlacementStrategy;
+  /** A rollout batch not done within this long counts as failed. */
+  progressDeadlineMs: number;
+  /** Placements per `instance.place` command (at most the state's batch limit). */
+  placementBatchMax: number;
+  /** Placements planned per round; the rest wait for the next round. */
+  placementsPerRoundMax: number;
+  /** With more nodes than this, placement scores only `candidatesMax` fitting nodes per instance. */
+  candidatesMax: number;
+  /** Preemptions planned per round. */
+  preemptionsPerRoundMax: number;
+  /** Rescheduled or removed instances per command. */
+  healingBatchMax: number;
+}
+
+/** Kubernetes' progress deadline (10 min); batches as large as the state allows. */
+export const SCHEDULER_DEFAULTS: SchedulerOptions = {
+  ...HEALING_DEFAULTS,
+  strategy: 'spread',
+  progressDeadlineMs: 600_000,
+  placementBatchMax: 5_000,
+  placementsPerRoundMax: 50_000,
+  candidatesMax: 8,
+  preemptionsPerRoundMax: 4,
+  healingBatchMax: 5_000,
+};
+
+/** What a round reads. The arrays are the caller's and are never changed. */
+export interface RoundInput {
+  nodes: readonly NodeRecord[];
+  instances: readonly Instance[];
+  apps: readonly App[];
+  /** The leader's clock, ms. */
+  now: number;
+  /** Tie-breaking seed; derive it from the state (the applied index), never from a clock. */
+  seed: number;
+  options: SchedulerOptions;
+}
+
+/** A round's commands, in the order to propose them, and counts for logs and metrics. */
+export interface RoundPlan {
+  commands: Command[];
+  placements: number;
+  unplaceable: number;
+}
+
+/** Plans one round (see the file comment). */
+export function planRound(input: RoundInput): RoundPlan {
+  const { options, now } = input;
+  const nodes = new Map(input.nodes.map((node) => [node.id, node]));
+  const byApp = new Map<string, Instance[]>();
+  for (const instance of input.instances) {
+    const key = appKey(instance.tenant, instance.app);
+    const list = byApp.get(key);
+    if (list === undefined) byApp.set(key, [instance]);
+    else list.push(instance);
+  }
+  const commands: Command[] = [];
+  const rolloutTargets = new Map<string, number>();
+  let loads: ReturnType<typeof buildLoads> | undefined;
+  for (const app of input.apps) {
+    const key = appKey(app.tenant, app.name);
+    const instances = byApp.get(key) ?? [];
+    if (app.rollout !== undefined && app.rollout.state === 'running') rolloutTargets.set(key, app.rollout.toVersion);
+    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs });
+    if (stepped !== undefined) {
+      commands.push(stepped);
+      continue;
+    }
+    if (app.rebalance !== undefined && (app.rollout === undefined || !isActive(app.rollout))) {
+      loads ??= buildLoads(input, appsByKey(input.apps));
+      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed });
+      if (move !== undefined) commands.push(move);
+    }
+  }
+  const skip = (instance: Instance): boolean => rolloutTargets.get(appKey(instance.tenant, instance.app)) === instance.version;
+  const reschedule = planFailedReschedules(input.instances, { nodes, now, options, skip, max: options.healingBatchMax });
+  if (reschedule !== undefined) commands.push(reschedule);
+  const removals = planRetiredRemovals(input.instances, { nodes, now, options, max: options.healingBatchMax });
+  if (removals !== undefined) commands.push(removals);
+
+  const placement = planPlacements({
+    nodes: input.nodes,
+    instances: input.instances,
+    apps: input.apps,
+    strategy: options.strategy,
+    seed: input.seed,
+    mayPlace: (instance) => mayPlaceNow(instance, nodes, now, options),
+    candidatesMax: input.nodes.length > options.candidatesMax ? options.candidatesMax : undefined,
+    placementsMax: options.placementsPerRoundMax,
+  });
+  for (let start = 0; start < placement.placements.length; start += options.placementBatchMax) {
+    commands.push({ type: 'instance.place', placements: placement.placements.slice(start, start + options.placementBatchMax) });
+  }
+  const stranded = strandedOnLostNodes(input.instances, placement.unplaceable, nodes);
+  if (stranded.length > 0) commands.push({ type: 'instance.place', placements: stranded.slice(0, options.placementBatchMax).map((id) => ({ id, node: null })) });
+  if (placement.placements.length === 0) commands.push(...planPreemptions(input, placement.unplaceable));
+  const report = unplaceableReport(input.apps, placement.unplaceable, placement.placements.length > 0);
+  if (report !== undefined) commands.push(report);
+  return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length };
+}
+
+/**
+ * Unplaceable instances still recorded on a node that is not up (past the
+ * grace): unplaced, so that no instance stays assigned to a lost node; they
+ * are placed as soon as room appears.
+ */
+function strandedOnLostNodes(instances: readonly Instance[], unplaceable: readonly Unplaceable[], nodes: ReadonlyMap<string, NodeRecord>): string[] {
+  if (unplaceable.length === 0) return [];
+  const stuck = new Set(unplaceable.map((entry) => entry.id));
+  const ids: string[] = [];
+  for (const instance of instances) {
+    if (!stuck.has(instance.id) || instance.node === undefined) continue;
+    if (nodes.get(instance.node)?.status !== 'up') ids.push(instance.id);
+  }
+  return ids;
+}
+
+function planPreemptions(input: RoundInput, unplaceable: readonly Unplaceable[]): Command[] {
+  if (unplaceable.length === 0) return [];
+  const apps = appsByKey(input.apps);
+  const lowest = Math.min(0, ...input.apps.map((app) => priorityOf(app.versions[app.versions.length - 1]!.spec)));
+  const commands: Command[] = [];
+  const evicted = new Set<string>();
+  const instances = new Map(input.instances.map((instance) => [instance.id, instance]));
+  for (const stuck of unplaceable) {
+    if (commands.length >= input.options.preemptionsPerRoundMax) break;
+    const instance = instances.get(stuck.id);
+    const spec = instance === undefined ? undefined : specOf(instance, apps);
+    if (spec === undefined || priorityOf(spec) <= lowest) continue;
+    const preemption = planPreemption({ nodes: input.nodes, instances: input.instances, apps: input.apps, instance: stuck.id, seed: input.seed });
+    if (preemption === undefined || preemption.evictions.length === 0) continue;
+    if (preemption.evictions.some((eviction) => evicted.has(eviction.id))) continue;
+    for (const eviction of preemption.evictions) evicted.add(eviction.id);
+    commands.push({ type: 'instance.preempt', id: stuck.id, node: preemption.node, evictions: preemption.evictions });
+  }
+  return commands;
+}
+
+/**
+ * The `app.unplaceable` updates that change what the state says: apps with
+ * unplaceable instances (count and the first instance's reasons), and apps
+ * whose record should clear. While a round placed some instances (capped),
+ * apps are not cleared: the rest may simply not have had their turn.
+ */
+function unplaceableReport(apps: readonly App[], unplaceable: readonly Unplaceable[], partial: boolean): Command | undefined {
+  const found = new Map<string, { tenant: string; name: string; count: number; reasons: string[] }>();
+  for (const stuck of unplaceable) {
+    const key = appKey(stuck.tenant, stuck.app);
+    const entry = found.get(key);
+    if (entry !== undefined) entry.count++;
+    else found.set(key, { tenant: stuck.tenant, name: stuck.app, count: 1, reasons: formatReasons(stuck.reasons).slice(0, 32) });
+  }
+  const updates: { tenant: string; name: string; count: number; reasons: string[] }[] = [];
+  for (const app of apps) {
+    const now = found.get(appKey(app.tenant, app.name));
+    const before = app.unplaceable;
+    if (now === undefined) {
+      if (before !== undefined && !partial) updates.push({ tenant: app.tenant, name: app.name, count: 0, reasons: [] });
+      continue;
+    }
+    if (before === undefined || before.count !== now.count || before.reasons.join('\n') !== now.reasons.join('\n')) updates.push(now);
+  }
+  return updates.length > 0 ? { type: 'app.unplaceable', updates: updates.slice(0, 10_000) } : undefined;
+}

@@ -1,0 +1,322 @@
+/**
+ * Apply handlers for the scheduler's commands (rollout steps, reschedules,
+ * removals, preemptions, unplaceable reports) and for the user's rollout
+ * commands (promote, abort, rebalance). Pure: they read the state and the
+ * command only.
+ *
+ * The scheduler plans on the leader and proposes; the state may have moved
+ * on by the time a step applies, so every step names what it was planned for
+ * (the rollout id, instance ids) and is refused when that is gone: the
+ * scheduler plans again from the newer state.
+ */
+import { ErrorCode, type StateError } from './errors.js';
+import { addInstance, isActive, retireInstance } from './apply-apps.js';
+import { limitProblem, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import type { App, Command, Instance, Rollout } from './types.js';
+
+type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+function findApp(state: ClusterState, command: { tenant: string; name: string }, action: string): { ok: true; app: App } | { ok: false; error: StateError } {
+  const app = state.apps.get(tenantKey(command.tenant, command.name));
+  if (app) return { ok: true, app };
+  return { ok: false, error: { code: ErrorCode.notFound, message: `${action}: tenant "${command.tenant}" has no app "${command.name}"`, field: 'name' } };
+}
+
+function nodeProblem(state: ClusterState, id: string, action: string, field: string): StateError | undefined {
+  const node = state.nodes.get(id);
+  if (node === undefined) return { code: ErrorCode.notFound, message: `${action}: node "${id}" is not registered`, field };
+  if (node.status !== 'up') return { code: ErrorCode.conflict, message: `${action}: node "${id}" is ${node.status}, not up; choose another node`, field };
+  return undefined;
+}
+
+/** A rollback rollout that restores `rollout.fromVersion`, started at `context`. */
+function rollbackOf(rollout: Rollout, replicas: number, message: string, context: ApplyContext): Rollout {
+  return {
+    id: context.index,
+    kind: 'rollback',
+    strategy: 'rolling',
+    fromVersion: rollout.toVersion,
+    toVersion: rollout.fromVersion,
+    state: 'running',
+    message,
+    startedAt: context.time,
+    updatedAt: context.time,
+    batch: [],
+    done: 0,
+    total: replicas,
+  };
+}
+
+/**
+ * rollout.step: adds instances, retires instances, changes the rollout
+ * record, or starts a rollback, all at once. `rollout` must name the app's
+ * active rollout (0: the step needs none, as a rebalance move).
+ */
+export function planRolloutStep(state: ClusterState, command: CommandOf<'rollout.step'>, context: ApplyContext): Plan {
+  const action = `cannot step the rollout of "${command.name}"`;
+  const found = findApp(state, command, action);
+  if (!found.ok) return found;
+  const { app } = found;
+  const rollout = app.rollout;
+  if (command.rollout !== 0 && (rollout === undefined || rollout.id !== command.rollout || !isActive(rollout))) {
+    const now = rollout === undefined ? 'it has none' : `its rollout is ${rollout.id} (${rollout.state})`;
+    return refuse(ErrorCode.conflict, `${action}: the step was planned for rollout ${command.rollout}, but ${now}; plan again`, 'rollout');
+  }
+  if ((command.set !== undefined || command.rollbackBecause !== undefined) && command.rollout === 0) {
+    return refuse(ErrorCode.invalidArgument, `${action}: changing a rollout needs its id`, 'rollout');
+  }
+  for (const [position, item] of command.add.entries()) {
+    if (item.slot >= app.replicas) return refuse(ErrorCode.conflict, `${action}: slot ${item.slot} is beyond the app's ${app.replicas} replicas`, `add[${position}].slot`);
+    if (!app.versions.some((entry) => entry.version === item.version)) {
+      return refuse(ErrorCode.notFound, `${action}: version ${item.version} is not kept`, `add[${position}].version`);
+    }
+    if (item.node !== undefined) {
+      const problem = nodeProblem(state, item.node, action, `add[${position}].node`);
+      if (problem) return { ok: false, error: problem };
+    }
+  }
+  if (command.add.length > 0) {
+    const limit = limitProblem('instances', state.instances.size + command.add.length - 1, action);
+    if (limit) return { ok: false, error: limit };
+  }
+  const retired: Instance[] = [];
+  for (const [position, item] of command.retire.entries()) {
+    const instance = state.instances.get(item.id);
+    if (instance === undefined || instance.tenant !== app.tenant || instance.app !== app.name) {
+      return refuse(ErrorCode.notFound, `${action}: instance "${item.id}" is not one of its instances (it may be gone); plan again`, `retire[${position}].id`);
+    }
+    retired.push(instance);
+  }
+  if (command.rebalance !== undefined && app.rebalance === undefined) {
+    return refuse(ErrorCode.conflict, `${action}: no rebalance was asked for`, 'rebalance');
+  }
+  return {
+    ok: true,
+    commit: () => {
+      const summaries: string[] = [];
+      const added = command.add.map((item) => addInstance(state, app, item, context).id);
+      for (const [position, instance] of retired.entries()) retireInstance(state, instance, command.retire[position]!.reason, context);
+      let changedState = false;
+      if (rollout !== undefined && command.set !== undefined) {
+        changedState = command.set.state !== undefined && command.set.state !== rollout.state;
+        Object.assign(rollout, command.set);
+        rollout.updatedAt = context.time;
+        if (changedState) summaries.push(`rollout to version ${rollout.toVersion} ${rollout.state}: ${rollout.message}`);
+      }
+      if (rollout !== undefined && command.rollbackBecause !== undefined) {
+        app.version = rollout.fromVersion;
+        const message = `rolling back to version ${rollout.fromVersion}: ${command.rollbackBecause}`;
+        app.rollout = rollbackOf(rollout, app.replicas, message, context);
+        changedState = true;
+        summaries.push(`update to version ${rollout.toVersion} failed; ${message}`);
+      }
+      if (command.rebalance === 'moved' && app.rebalance) app.rebalance.moves++;
+      if (command.rebalance === 'done' && app.rebalance) {
+        summaries.push(`rebalanced (${app.rebalance.moves} move${app.rebalance.moves === 1 ? '' : 's'})`);
+        delete app.rebalance;
+        changedState = true;
+      }
+      app.updatedIndex = context.index;
+      const value = { added, retired: retired.map((instance) => instance.id) };
+      if (!changedState) return { value };
+      return { value, history: { target: `app ${app.tenant}/${app.name}`, summary: summaries.join('; ') } };
+    },
+  };
+}
+
+/** instance.reschedule: unplaces instances that failed, to be placed again after `notBefore`, elsewhere when possible. */
+export function planInstanceReschedule(state: ClusterState, command: CommandOf<'instance.reschedule'>, context: ApplyContext): Plan {
+  const instances: Instance[] = [];
+  for (const [position, update] of command.updates.entries()) {
+    const instance = state.instances.get(update.id);
+    const action = `cannot reschedule instance "${update.id}"`;
+    if (instance === undefined) return refuse(ErrorCode.notFound, `${action}: it does not exist`, `updates[${position}].id`);
+    if (instance.desired !== 'running') return refuse(ErrorCode.conflict, `${action}: it is retired`, `updates[${position}].id`);
+    instances.push(instance);
+  }
+  return {
+    ok: true,
+    commit: () => {
+      for (const [position, instance] of instances.entries()) {
+        const update = command.updates[position]!;
+        delete instance.node;
+        instance.attempt = (instance.attempt ?? 0) + 1;
+        instance.notBefore = update.notBefore;
+        if (update.avoidNode !== undefined) instance.avoidNode = update.avoidNode;
+        instance.status = { state: 'pending', message: 'rescheduled after failing', reportedAt: context.time, updatedIndex: context.index, since: context.time };
+      }
+      const shown = instances.slice(0, 5).map((instance) => `${instance.id} (attempt ${instance.attempt})`);
+      const more = instances.length > shown.length ? ` and ${instances.length - shown.length} more` : '';
+      return { value: { rescheduled: instances.length }, history: { target: 'instances', summary: `rescheduled after failing: ${shown.join(', ')}${more}` } };
+    },
+  };
+}
+
+/** instance.remove: drops retired instances' records. Ids already gone are skipped; an instance meant to run is refused. Not in history. */
+export function planInstanceRemove(state: ClusterState, command: CommandOf<'instance.remove'>): Plan {
+  for (const [position, id] of command.ids.entries()) {
+    const instance = state.instances.get(id);
+    if (instance !== undefined && instance.desired === 'running') {
+      return refuse(ErrorCode.conflict, `cannot remove instance "${id}": it is meant to run; retire it first`, `ids[${position}]`);
+    }
+  }
+  return {
+    ok: true,
+    commit: () => {
+      let removed = 0;
+      for (const id of command.ids) if (state.instances.delete(id)) removed++;
+      return { value: { removed } };
+    },
+  };
+}
+
+/** instance.preempt: unplaces the lower-priority victims and places `id` on `node`; the reasons go to history. */
+export function planInstancePreempt(state: ClusterState, command: CommandOf<'instance.preempt'>, context: ApplyContext): Plan {
+  const action = `cannot preempt for instance "${command.id}"`;
+  const instance = state.instances.get(command.id);
+  if (instance === undefined || instance.desired !== 'running') return refuse(ErrorCode.notFound, `${action}: it does not exist or is retired`, 'id');
+  const problem = nodeProblem(state, command.node, action, 'node');
+  if (problem) return { ok: false, error: problem };
+  const victims: Instance[] = [];
+  for (const [position, eviction] of command.evictions.entries()) {
+    const victim = state.instances.get(eviction.id);
+    if (victim === undefined || victim.desired !== 'running' || victim.node !== command.node) {
+      return refuse(ErrorCode.conflict, `${action}: instance "${eviction.id}" no longer runs on node "${command.node}"; plan again`, `evictions[${position}].id`);
+    }
+    victims.push(victim);
+  }
+  return {
+    ok: true,
+    commit: () => {
+      for (const victim of victims) {
+        delete victim.node;
+        victim.status = { state: 'pending', message: 'preempted', reportedAt: context.time, updatedIndex: context.index, since: context.time };
+      }
+      instance.node = command.node;
+      instance.status = { state: 'pending', reportedAt: context.time, updatedIndex: context.index, since: context.time };
+      const reasons = command.evictions.map((eviction) => eviction.reason).join('; ');
+      return {
+        value: { placed: instance.id, evicted: victims.map((victim) => victim.id) },
+        history: { target: `instance ${instance.id}`, summary: `placed on ${command.node} by preemption: ${reasons}` },
+      };
+    },
+  };
+}
+
+/** app.unplaceable: records (or clears, count 0) why apps' instances cannot be placed. Apps gone are skipped. Not in history. */
+export function planAppUnplaceable(state: ClusterState, command: CommandOf<'app.unplaceable'>, context: ApplyContext): Plan {
+  return {
+    ok: true,
+    commit: () => {
+      for (const update of command.updates) {
+        const app = state.apps.get(tenantKey(update.tenant, update.name));
+        if (app === undefined) continue;
+        if (update.count === 0) delete app.unplaceable;
+        else app.unplaceable = { count: update.count, reasons: update.reasons, updatedAt: context.time };
+      }
+      return { value: { updated: command.updates.length } };
+    },
+  };
+}
+
+function activeRollout(app: App, action: string): { ok: true; rollout: Rollout } | { ok: false; error: StateError } {
+  const rollout = app.rollout;
+  if (rollout !== undefined && isActive(rollout)) return { ok: true, rollout };
+  const last = rollout === undefined ? 'it was never updated' : `its last rollout ${rollout.state}`;
+  return { ok: false, error: { code: ErrorCode.conflict, message: `${action}: no rollout is in progress (${last})`, field: 'name' } };
+}
+
+/**
+ * app.promote: blue-green awaiting promotion: retire the old version's
+ * instances (the switch). Canary: finish as a rolling update. Paused rolling
+ * update: resume.
+ */
+export function planAppPromote(state: ClusterState, command: CommandOf<'app.promote'>, context: ApplyContext): Plan {
+  const action = `cannot promote "${command.name}"`;
+  const found = findApp(state, command, action);
+  if (!found.ok) return found;
+  const { app } = found;
+  const active = activeRollout(app, action);
+  if (!active.ok) return active;
+  const { rollout } = active;
+  if (rollout.strategy === 'blue-green' && rollout.state !== 'awaiting-promotion') {
+    return refuse(ErrorCode.conflict, `${action}: the new version is not ready yet (${rollout.done} of ${rollout.total} instances ready); wait, or abort`, 'name');
+  }
+  if (rollout.strategy === 'rolling' && rollout.state !== 'paused') {
+    return refuse(ErrorCode.conflict, `${action}: a rolling update runs by itself; only a paused one can be promoted (resumed)`, 'name');
+  }
+  return {
+    ok: true,
+    commit: () => {
+      let summary: string;
+      if (rollout.strategy === 'blue-green') {
+        let retired = 0;
+        for (const instance of [...state.instances.values()]) {
+          if (instance.tenant !== app.tenant || instance.app !== app.name || instance.desired !== 'running' || instance.version === rollout.toVersion) continue;
+          retireInstance(state, instance, `blue-green promoted to version ${rollout.toVersion}`, context);
+          retired++;
+        }
+        Object.assign(rollout, { state: 'succeeded', message: `promoted: version ${rollout.toVersion} serves, ${retired} old instances retired`, done: rollout.total });
+        summary = rollout.message;
+      } else if (rollout.strategy === 'canary') {
+        Object.assign(rollout, {
+          strategy: 'rolling',
+          state: 'running',
+          message: `canary promoted: rolling the rest to version ${rollout.toVersion}`,
+          total: app.replicas,
+          weights: [{ version: rollout.toVersion, percent: 100 }],
+          batch: [],
+        });
+        summary = rollout.message;
+      } else {
+        Object.assign(rollout, { state: 'running', message: 'resumed', batch: [] });
+        delete rollout.batchStartedAt;
+        summary = `rollout to version ${rollout.toVersion} resumed`;
+      }
+      rollout.updatedAt = context.time;
+      app.updatedIndex = context.index;
+      return { value: { rollout: { ...rollout } }, history: { target: `app ${app.tenant}/${app.name}`, summary } };
+    },
+  };
+}
+
+/** app.abort: the active rollout ends; a rollback rollout restores its `fromVersion` (the scheduler retires the new instances). */
+export function planAppAbort(state: ClusterState, command: CommandOf<'app.abort'>, context: ApplyContext): Plan {
+  const action = `cannot abort the rollout of "${command.name}"`;
+  const found = findApp(state, command, action);
+  if (!found.ok) return found;
+  const { app } = found;
+  const active = activeRollout(app, action);
+  if (!active.ok) return active;
+  const { rollout } = active;
+  return {
+    ok: true,
+    commit: () => {
+      app.version = rollout.fromVersion;
+      const message = `aborted by ${context.actor}; restoring version ${rollout.fromVersion}`;
+      app.rollout = rollbackOf(rollout, app.replicas, message, context);
+      app.updatedIndex = context.index;
+      return { value: { rollout: { ...app.rollout } }, history: { target: `app ${app.tenant}/${app.name}`, summary: `rollout to version ${rollout.toVersion} ${message}` } };
+    },
+  };
+}
+
+/** app.rebalance: marks one app, a tenant's apps, or all apps for the scheduler to even out. */
+export function planAppRebalance(state: ClusterState, command: CommandOf<'app.rebalance'>, context: ApplyContext): Plan {
+  const action = 'cannot rebalance';
+  if (command.name !== undefined && command.tenant === undefined) return refuse(ErrorCode.invalidArgument, `${action}: naming an app needs its tenant`, 'tenant');
+  const apps = [...state.apps.values()].filter(
+    (app) => (command.tenant === undefined || app.tenant === command.tenant) && (command.name === undefined || app.name === command.name),
+  );
+  if (command.name !== undefined && apps.length === 0) {
+    return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no app "${command.name}"`, 'name');
+  }
+  return {
+    ok: true,
+    commit: () => {
+      for (const app of apps) app.rebalance = { requestedAt: context.time, moves: 0 };
+      const target = command.name !== undefined ? `app ${command.tenant}/${command.name}` : command.tenant !== undefined ? `tenant ${command.tenant}` : 'apps';
+      return { value: { apps: apps.length }, history: { target, summary: `rebalance asked for ${apps.length} app${apps.length === 1 ? '' : 's'}` } };
+    },
+  };
+}

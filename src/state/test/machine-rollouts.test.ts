@@ -1,0 +1,103 @@
+// The scheduler's and the user's rollout commands: what they change, and what they refuse (with the field).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appSpec, Driver, registerNode } from './fixtures.js';
+
+function withRollout(): { driver: Driver; rollout: number } {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 2 }) });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }, { id: 'default.web.1.2', node: 'n1' }] });
+  const deployed = driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 2, image: 'nginx:2' }) });
+  return { driver, rollout: (deployed.value as { rollout: number }).rollout };
+}
+
+test('rollout.step adds and retires instances and patches the rollout; a placed retired instance is stopped, not removed', () => {
+  const { driver, rollout } = withRollout();
+  const result = driver.ok({
+    type: 'rollout.step',
+    tenant: 'default',
+    name: 'web',
+    rollout,
+    add: [{ slot: 0, version: 2 }],
+    retire: [{ id: 'default.web.0.1', reason: 'stop-first' }],
+    set: { batch: [0], batchStartedAt: driver.time, message: 'updating slot 0' },
+  });
+  assert.equal(result.value, { added: ['default.web.0.3'], retired: ['default.web.0.1'] });
+  const old = driver.machine.instance('default.web.0.1')!;
+  assert.equal([old.desired, old.retiredAt, old.retiredReason], ['stopped', driver.time, 'stop-first']);
+  assert.equal(driver.machine.app('default', 'web')!.rollout!.batch, [0]);
+  const removed = driver.ok({ type: 'instance.remove', ids: ['default.web.0.1', 'default.web.9.9'] });
+  assert.equal(removed.value, { removed: 1 }, 'ids already gone are skipped');
+});
+
+test('rollout.step refusals name the field and change nothing', () => {
+  const { driver, rollout } = withRollout();
+  const before = JSON.stringify([driver.machine.apps(), driver.machine.instances()]);
+  const base = { type: 'rollout.step', tenant: 'default', name: 'web', rollout, add: [], retire: [] };
+  const cases: [Record<string, unknown>, string, string][] = [
+    [{ ...base, rollout: rollout + 1 }, 'conflict', 'rollout'],
+    [{ ...base, add: [{ slot: 2, version: 2 }] }, 'conflict', 'add[0].slot'],
+    [{ ...base, add: [{ slot: 0, version: 7 }] }, 'not-found', 'add[0].version'],
+    [{ ...base, add: [{ slot: 0, version: 2, node: 'n9' }] }, 'not-found', 'add[0].node'],
+    [{ ...base, retire: [{ id: 'default.api.0.1', reason: 'x' }] }, 'not-found', 'retire[0].id'],
+    [{ ...base, rollout: 0, set: { state: 'paused' } }, 'invalid-argument', 'rollout'],
+    [{ ...base, rebalance: 'moved' }, 'conflict', 'rebalance'],
+    [{ ...base, add: [{ slot: -1, version: 2 }] }, 'invalid-argument', 'add[0].slot'],
+    [{ ...base, set: { state: 'exploded' } }, 'invalid-argument', 'set.state'],
+    [{ ...base, retire: [{ id: 'a', reason: 'x' }, { id: 'a', reason: 'y' }] }, 'invalid-argument', 'retire[1].id'],
+    [{ type: 'rollout.step', tenant: 'default', name: 'web', rollout }, 'invalid-argument', 'add'],
+  ];
+  for (const [command, code, field] of cases) {
+    const error = driver.refused(command);
+    assert.equal([error.code, error.field], [code, field], JSON.stringify(command));
+  }
+  assert.is(JSON.stringify([driver.machine.apps(), driver.machine.instances()]), before, 'nothing changed');
+});
+
+test('instance.reschedule, instance.remove, instance.preempt, app.unplaceable: effects and refusals', () => {
+  const { driver } = withRollout();
+  driver.ok({ type: 'instance.reschedule', updates: [{ id: 'default.web.0.1', notBefore: 5_000, avoidNode: 'n1' }] });
+  const moved = driver.machine.instance('default.web.0.1')!;
+  assert.equal([moved.node, moved.attempt, moved.notBefore, moved.avoidNode, moved.status.state], [undefined, 1, 5_000, 'n1', 'pending']);
+  assert.is(driver.refused({ type: 'instance.reschedule', updates: [{ id: 'nope', notBefore: 0 }] }).field, 'updates[0].id');
+  assert.is(driver.refused({ type: 'instance.remove', ids: ['default.web.1.2'] }).field, 'ids[0]', 'an instance meant to run is not removed');
+  assert.is(driver.refused({ type: 'instance.remove', ids: [] }).field, 'ids');
+  const preempt = driver.refused({ type: 'instance.preempt', id: 'default.web.0.1', node: 'n1', evictions: [{ id: 'default.web.0.1', reason: 'x' }] });
+  assert.is(preempt.field, 'evictions');
+  const stale = driver.refused({ type: 'instance.preempt', id: 'default.web.0.1', node: 'n1', evictions: [{ id: 'default.web.9.9', reason: 'x' }] });
+  assert.equal([stale.code, stale.field], ['conflict', 'evictions[0].id']);
+  driver.ok({ type: 'app.unplaceable', updates: [{ tenant: 'default', name: 'web', count: 2, reasons: ['1 node: not enough memory'] }, { tenant: 'default', name: 'gone', count: 1, reasons: [] }] });
+  assert.equal(driver.machine.app('default', 'web')!.unplaceable, { count: 2, reasons: ['1 node: not enough memory'], updatedAt: driver.time });
+  driver.ok({ type: 'app.unplaceable', updates: [{ tenant: 'default', name: 'web', count: 0, reasons: [] }] });
+  assert.is(driver.machine.app('default', 'web')!.unplaceable, undefined);
+  assert.is(driver.refused({ type: 'app.unplaceable', updates: [{ tenant: 'default', name: 'web', count: -1, reasons: [] }] }).field, 'updates[0].count');
+});
+
+test('app.promote, app.abort and app.rebalance refusals', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
+  const promote = driver.refused({ type: 'app.promote', tenant: 'default', name: 'web' });
+  assert.equal(promote, { code: 'conflict', message: 'cannot promote "web": no rollout is in progress (it was never updated)', field: 'name' });
+  assert.is(driver.refused({ type: 'app.abort', tenant: 'default', name: 'web' }).field, 'name');
+  assert.equal(driver.refused({ type: 'app.promote', tenant: 'default', name: 'ghost' }).code, 'not-found');
+  assert.equal(driver.refused({ type: 'app.rebalance', name: 'web' }).field, 'tenant');
+  assert.equal(driver.refused({ type: 'app.rebalance', tenant: 'default', name: 'ghost' }).field, 'name');
+  assert.equal(driver.ok({ type: 'app.rebalance' }).value, { apps: 1 });
+  assert.ok(driver.machine.app('default', 'web')!.rebalance);
+});
+
+test('a rolling update in progress cannot be promoted; abort restores the old version with a rollback rollout', () => {
+  const { driver } = withRollout();
+  assert.match(driver.refused({ type: 'app.promote', tenant: 'default', name: 'web' }).message, /only a paused one can be promoted/);
+  const aborted = driver.ok({ type: 'app.abort', tenant: 'default', name: 'web' });
+  const app = driver.machine.app('default', 'web')!;
+  assert.is(app.version, 1);
+  assert.equal([app.rollout!.kind, app.rollout!.fromVersion, app.rollout!.toVersion, app.rollout!.id], ['rollback', 2, 1, aborted.index]);
+  assert.is(app.rollout!.message, 'aborted by token:admin; restoring version 1');
+  const next = driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 2, image: 'nginx:3' }) });
+  assert.is((next.value as { version: number }).version, 3, 'version numbers keep growing past a rolled-back one');
+  assert.is(driver.machine.app('default', 'web')!.rollout!.fromVersion, 1);
+});
+
+test.run();
