@@ -1,26 +1,46 @@
 /**
- * `npm run bench:executor`: time from start to all instances running for
- * 1, 10 and 100 busybox containers on one node, through Hivemind's
- * containerd runtime (image resolved, network namespace + CNI bridge and
- * port plumbing, container + task), beside the same number of `ctr run -d`
- * calls in the same run (the floor: containerd + runc without Hivemind,
- * and without CNI). Same concurrency for both. Runs its own containerd in a
- * temporary folder and removes every container afterwards.
+ * `npm run bench:executor`: time from deploy to all instances running for
+ * 1, 10 and 100 busybox containers on one node, beside the same number of
+ * `ctr run -d` calls in the same run (the floor for containerd + runc).
  *
- * Flags: --counts 1,10,100  --concurrency 8  --json (last line: one JSON object).
+ * `--mode agent` (default): one real agent (`bin/hivemind.js agent`, temp
+ * data dir, free ports) on a containerd the benchmark starts; the image is
+ * imported once through POST /v1/images/import; each round deploys an app of
+ * N replicas (POST /v1/deploy) and waits, with blocking queries on
+ * GET /v1/instances, until N instances report `running`; then deletes the app
+ * and waits until its containers are gone. Beside it: N `ctr run -d` calls
+ * (namespace `bench`, no network) and N `ctr run -d` calls into a network
+ * namespace attached with the same CNI plugins the agent uses (`ctr+cni`),
+ * so the share of the network is visible.
+ *
+ * `--mode runtime`: Hivemind's containerd runtime called directly in this
+ * process (no agent, no Raft, no scheduler), beside the plain `ctr` floor.
+ *
+ * Flags: --mode agent|runtime  --counts 1,10,100  --concurrency 8
+ *        --json (last line: one JSON object).
  * Run it under `flock /tmp/hivemind-bench.lock` (the npm script does).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ContainerdRuntime } from '../src/executor/containerd/containerd-runtime.js';
-import { CniNetwork } from '../src/executor/containerd/network.js';
+import { CniNetwork, createNetns, deleteNetns, netnsName } from '../src/executor/containerd/network.js';
 import { buildBusyboxImage } from '../src/executor/containerd/oci-layout.js';
 import { findExecutable, OwnContainerd } from '../src/executor/containerd/own-containerd.js';
 import type { WorkloadSpec } from '../src/executor/runtime.js';
+import { freePorts, rssBytes, sleep } from './processes.js';
 
 const IMAGE = 'hivemind.local/busybox:latest';
+/** The namespace of the `ctr` floors (the agent uses `hivemind`). */
+const FLOOR_NAMESPACE = 'bench';
+const CLI = fileURLToPath(new URL('../../bin/hivemind.js', import.meta.url));
+/** Longest wait for one round's instances to run, or to be gone. */
+const ROUND_TIMEOUT_MS = 300_000;
+/** A blocking query's longest wait. */
+const BLOCKING_WAIT = '5s';
 
 function flag(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -32,13 +52,15 @@ function percentile(values: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)] ?? 0;
 }
 
-function run(command: string, args: string[]): Promise<void> {
+function run(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')}: ${stderr.trim()}`))));
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${stderr.trim()}`))));
   });
 }
 
@@ -59,25 +81,261 @@ async function timed(count: number, concurrency: number, task: (index: number) =
   return { totalMs: performance.now() - began, eachMs };
 }
 
-interface Round {
+interface Figures {
+  totalMs: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function figures(result: { totalMs: number; eachMs: number[] }): Figures {
+  return { totalMs: Math.round(result.totalMs), p50Ms: Math.round(percentile(result.eachMs, 0.5)), p99Ms: Math.round(percentile(result.eachMs, 0.99)) };
+}
+
+function describe(name: string, value: Figures): string {
+  return `${name} ${value.totalMs} ms (p50 ${value.p50Ms}, p99 ${value.p99Ms})`;
+}
+
+/** `ctr` against one containerd and namespace. */
+class Ctr {
+  constructor(readonly socketPath: string, readonly namespace: string) {}
+
+  call(args: string[]): Promise<string> {
+    return run('ctr', ['-a', this.socketPath, '-n', this.namespace, ...args]);
+  }
+
+  /** Kills and deletes every container of the namespace. */
+  async removeAll(): Promise<void> {
+    const ids = (await this.call(['containers', 'list', '-q'])).split('\n').map((line) => line.trim()).filter(Boolean);
+    await timed(ids.length, 8, async (index) => {
+      const id = ids[index]!;
+      await this.call(['task', 'kill', '-s', 'SIGKILL', id]).catch(() => undefined);
+      for (let attempt = 0; attempt < 50; attempt += 1) {
+        if (await this.call(['task', 'rm', '-f', id]).then(() => true, (error: Error) => /not found/.test(error.message))) break;
+        await sleep(20);
+      }
+      await this.call(['container', 'rm', id]).catch(() => undefined);
+    });
+  }
+}
+
+/** The floors: N `ctr run -d` (no network), and the same into a namespace attached by the agent's CNI plugins. */
+async function floors(ctr: Ctr, network: CniNetwork, count: number, concurrency: number): Promise<{ ctr: Figures; ctrCni: Figures }> {
+  const plain = await timed(count, concurrency, async (index) => {
+    await ctr.call(['run', '-d', IMAGE, `floor-${count}-${index}`, 'sleep', '100000']);
+  });
+  await ctr.removeAll();
+  const withNetwork = await timed(count, concurrency, async (index) => {
+    const id = `floor-cni-${count}-${index}`;
+    const netnsPath = await createNetns(id);
+    await network.attach(id, netnsPath, []);
+    await ctr.call(['run', '-d', '--with-ns', `network:${netnsPath}`, IMAGE, id, 'sleep', '100000']);
+  });
+  await ctr.removeAll();
+  await timed(count, 8, async (index) => {
+    const id = `floor-cni-${count}-${index}`;
+    await network.detach(id, `/run/netns/${netnsName(id)}`, []).catch(() => undefined);
+    await deleteNetns(id).catch(() => undefined);
+  });
+  return { ctr: figures(plain), ctrCni: figures(withNetwork) };
+}
+
+/** One agent process: `bin/hivemind.js agent` on loopback with free ports and its own data dir. */
+class Agent {
+  private child: ChildProcess | undefined;
+  private readonly output: string[] = [];
+  private token = '';
+  apiPort = 0;
+
+  constructor(readonly dataDir: string, readonly socketPath: string) {}
+
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const [apiPort, peerPort, dnsPort, proxyPort] = await freePorts(4);
+    this.apiPort = apiPort!;
+    const child = spawn(process.execPath, [CLI, 'agent', '--name', 'bench', '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
+      '--api-port', String(apiPort), '--peer-port', String(peerPort), '--gossip-port', '0', '--dns-port', String(dnsPort), '--proxy-port', String(proxyPort)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HIVEMIND_TOKEN: '', HIVEMIND_CONTAINERD_SOCKET: this.socketPath },
+    });
+    this.child = child;
+    for (const stream of [child.stdout!, child.stderr!]) {
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        this.output.push(...chunk.split('\n'));
+        if (this.output.length > 200) this.output.splice(0, this.output.length - 200);
+      });
+    }
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the agent exited: ${this.output.slice(-10).join(' | ')}`);
+      const line = this.output.find((text) => text.startsWith('join token: '));
+      if (line !== undefined) this.token = line.slice('join token: '.length).trim();
+      if (this.token !== '' && (await this.request('GET', '/v1/health').then((answer) => answer.status === 200, () => false))) return;
+      if (Date.now() > deadline) throw new Error(`the agent did not serve within 30 s: ${this.output.slice(-10).join(' | ')}`);
+      await sleep(100);
+    }
+  }
+
+  async request(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; body: any; index: number }> {
+    const headers: Record<string, string> = {};
+    if (this.token !== '') headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: response.status, body: parsed, index: Number(response.headers.get('x-hivemind-index') ?? -1) };
+  }
+
+  async expectOk(method: string, path: string, body?: unknown): Promise<{ body: any; index: number }> {
+    const answer = await this.request(method, path, body);
+    if (answer.status !== 200) throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    return answer;
+  }
+
+  /**
+   * Blocking queries on GET /v1/instances?app=APP until `done(instances)` answers true;
+   * `seen(instances, ms)` gets every answer with the time since `began`.
+   */
+  async watchInstances(app: string, began: number, done: (instances: InstanceWire[]) => boolean, seen: (instances: InstanceWire[], elapsedMs: number) => void = () => undefined): Promise<void> {
+    let index = 0;
+    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    for (;;) {
+      const answer = await this.expectOk('GET', `/v1/instances?app=${app}&index=${index}&wait=${BLOCKING_WAIT}`);
+      const instances = (answer.body.instances ?? []) as InstanceWire[];
+      seen(instances, performance.now() - began);
+      if (done(instances)) return;
+      if (Date.now() > deadline) throw new Error(`app ${app}: timed out; last: ${JSON.stringify(instances.map((instance) => instance.status?.state))}`);
+      index = answer.index;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)])) === false) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+interface InstanceWire {
+  id: string;
+  node?: string;
+  desired?: string;
+  status?: { state?: string };
+}
+
+interface AgentRound {
   instances: number;
-  hivemind: { totalMs: number; p50Ms: number; p99Ms: number };
-  ctr: { totalMs: number; p50Ms: number; p99Ms: number };
+  hivemind: Figures;
+  ctr: Figures;
+  ctrCni: Figures;
+  ratio: number;
+  ratioToCni: number;
+  /** From the deploy request until all N instances were seen placed on the node (scheduler + Raft). */
+  placedMs: number;
+  removeMs: number;
+  agentRssBytes: number;
+}
+
+function appFile(replicas: number): string {
+  return [
+    'services:',
+    '  bench:',
+    `    image: ${IMAGE}`,
+    '    command: ["sleep", "100000"]',
+    // sleep ignores SIGTERM as PID 1: a short grace keeps the (unmeasured) delete short.
+    '    stop_grace_period: 1s',
+    `    deploy: { replicas: ${replicas} }`,
+  ].join('\n');
+}
+
+async function agentMode(options: { counts: number[]; concurrency: number; json: boolean }): Promise<void> {
+  const dataDir = await mkdtemp('/tmp/hmb-');
+  const own = new OwnContainerd({ dataDir: join(dataDir, 'own'), log: () => undefined });
+  const agent = new Agent(join(dataDir, 'agent'), own.socketPath);
+  // The same plugins and plugin config as the agent's network, on another bridge and subnet so the IPAM state stays apart.
+  const network = new CniNetwork({ stateDir: join(dataDir, 'floor-cni'), bridge: 'hmb1', subnet: '10.91.0.0/16' });
+  const ctr = new Ctr(own.socketPath, FLOOR_NAMESPACE);
+  const hivemindCtr = new Ctr(own.socketPath, 'hivemind');
+  const rounds: AgentRound[] = [];
+  // The agent makes the default bridge hm0; remove it at the end only if this run made it.
+  const agentBridgeExisted = existsSync('/sys/class/net/hm0');
+  try {
+    await own.start();
+    const archive = join(dataDir, 'busybox.tar');
+    await buildBusyboxImage({ outputPath: archive });
+    await ctr.call(['images', 'import', archive]);
+    await agent.start();
+    await agent.expectOk('POST', '/v1/images/import', { path: archive });
+    console.log(`executor benchmark (agent): one agent (${CLI}) on containerd 1.6 (own, ${own.socketPath}); busybox image; app: image ${IMAGE}, command sleep 100000, replicas N; floors: ctr run -d in namespace ${FLOOR_NAMESPACE}, concurrency ${options.concurrency}, with and without a CNI network; counts ${options.counts.join(', ')}`);
+    console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
+    for (const count of options.counts) {
+      const firstRunningMs = new Map<string, number>();
+      let placedMs = Number.NaN;
+      const began = performance.now();
+      await agent.expectOk('POST', '/v1/deploy', { fileName: 'bench.yaml', content: appFile(count) });
+      await agent.watchInstances('bench', began, (instances) => instances.length === count && instances.every((instance) => instance.status?.state === 'running'), (instances, elapsedMs) => {
+        if (Number.isNaN(placedMs) && instances.length === count && instances.every((instance) => Boolean(instance.node))) placedMs = Math.round(elapsedMs);
+        for (const instance of instances) if (instance.status?.state === 'running' && !firstRunningMs.has(instance.id)) firstRunningMs.set(instance.id, elapsedMs);
+      });
+      const totalMs = performance.now() - began;
+      const agentRssBytes = rssBytes(agent.pid);
+      const removeBegan = performance.now();
+      await agent.expectOk('DELETE', '/v1/apps/default/bench');
+      await agent.watchInstances('bench', removeBegan, (instances) => instances.length === 0);
+      for (;;) {
+        if ((await hivemindCtr.call(['containers', 'list', '-q'])).trim() === '') break;
+        if (performance.now() - removeBegan > ROUND_TIMEOUT_MS) throw new Error('the agent did not remove its containers');
+        await sleep(100);
+      }
+      const removeMs = Math.round(performance.now() - removeBegan);
+      const floor = await floors(ctr, network, count, options.concurrency);
+      const hivemind = figures({ totalMs, eachMs: [...firstRunningMs.values()] });
+      const round: AgentRound = { instances: count, hivemind, ...floor, ratio: Number((totalMs / floor.ctr.totalMs).toFixed(2)), ratioToCni: Number((totalMs / floor.ctrCni.totalMs).toFixed(2)), placedMs, removeMs, agentRssBytes };
+      rounds.push(round);
+      console.log(`${String(count).padStart(4)} instances: ${describe('hivemind deploy -> running', hivemind)} (all placed at ${placedMs} ms)  ${describe('ctr run -d', floor.ctr)}  ${describe('ctr+cni', floor.ctrCni)}  ratio ${round.ratio}x (${round.ratioToCni}x of ctr+cni)  delete -> gone ${removeMs} ms  agent rss ${(agentRssBytes / 2 ** 20).toFixed(0)} MiB`);
+    }
+    console.log('per-instance p50/p99 for hivemind: time from the deploy request until the instance was first seen running; for ctr: each call. Target ratio <= 1.2x of ctr run -d.');
+    if (options.json) console.log(JSON.stringify({ benchmark: 'executor', mode: 'agent', concurrency: options.concurrency, loadAverage: loadavg()[0], rounds }));
+  } finally {
+    await agent.request('DELETE', '/v1/apps/default/bench').catch(() => undefined);
+    await agent.stop();
+    await ctr.removeAll().catch(() => undefined);
+    await hivemindCtr.removeAll().catch(() => undefined);
+    await own.stop();
+    await network.removeBridge();
+    if (!agentBridgeExisted) await new CniNetwork({ stateDir: join(dataDir, 'agent', 'cni') }).removeBridge();
+    await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+interface RuntimeRound {
+  instances: number;
+  hivemind: Figures;
+  ctr: Figures;
   ratio: number;
 }
 
-async function main(): Promise<void> {
-  const counts = flag('counts', '1,10,100').split(',').map(Number);
-  const concurrency = Number(flag('concurrency', '8'));
-  const json = process.argv.includes('--json');
-  for (const binary of ['containerd', 'runc', 'ctr']) {
-    if (findExecutable(binary) === undefined) throw new Error(`${binary} is not installed (apt-get install containerd runc)`);
-  }
+/** `--mode runtime`: the containerd runtime called in this process, beside the plain `ctr run -d` floor (namespace `hivemind`). */
+async function runtimeMode(options: { counts: number[]; concurrency: number; json: boolean }): Promise<void> {
+  const { counts, concurrency, json } = options;
   const dataDir = await mkdtemp('/tmp/hmb-');
   const own = new OwnContainerd({ dataDir, log: () => undefined });
   const network = new CniNetwork({ stateDir: join(dataDir, 'cni'), bridge: 'hmb0', subnet: '10.90.0.0/16' });
   const runtime = new ContainerdRuntime({ dataDir, log: () => undefined, manageContainerd: false, socketPath: own.socketPath, network });
-  const rounds: Round[] = [];
+  const rounds: RuntimeRound[] = [];
   let rssBytesMax = 0;
   try {
     await own.start();
@@ -85,9 +343,9 @@ async function main(): Promise<void> {
     const archive = join(dataDir, 'busybox.tar');
     await buildBusyboxImage({ outputPath: archive });
     await runtime.importImage(archive);
-    const ctr = (args: string[]): Promise<void> => run('ctr', ['-a', own.socketPath, '-n', 'hivemind', ...args]);
-    console.log(`executor benchmark: containerd 1.6 (own, ${own.socketPath}), busybox image, concurrency ${concurrency}, counts ${counts.join(', ')}`);
-    console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+    const ctr = new Ctr(own.socketPath, 'hivemind');
+    console.log(`executor benchmark (runtime): containerd 1.6 (own, ${own.socketPath}), busybox image, concurrency ${concurrency}, counts ${counts.join(', ')}`);
+    console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
     for (const count of counts) {
       const spec = (index: number): WorkloadSpec => ({
         id: `bench-${count}-${index}`, tenant: 'bench', app: 'bench', version: 1, specHash: 'bench', image: IMAGE,
@@ -98,23 +356,17 @@ async function main(): Promise<void> {
         await runtime.start(spec(index));
       });
       rssBytesMax = Math.max(rssBytesMax, process.memoryUsage().rss);
-      for (const workload of await runtime.list()) await runtime.remove(workload.id);
-      const floor = await timed(count, concurrency, (index) => ctr(['run', '-d', IMAGE, `floor-${count}-${index}`, 'sleep', '100000']));
-      for (let index = 0; index < count; index += 1) {
-        const id = `floor-${count}-${index}`;
-        await ctr(['task', 'kill', '-s', 'SIGKILL', id]).catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        await ctr(['task', 'rm', '-f', id]).catch(() => undefined);
-        await ctr(['container', 'rm', id]).catch(() => undefined);
-      }
-      const figures = (result: { totalMs: number; eachMs: number[] }) => ({ totalMs: Math.round(result.totalMs), p50Ms: Math.round(percentile(result.eachMs, 0.5)), p99Ms: Math.round(percentile(result.eachMs, 0.99)) });
-      const round: Round = { instances: count, hivemind: figures(ours), ctr: figures(floor), ratio: Number((ours.totalMs / floor.totalMs).toFixed(2)) };
+      await timed(count, concurrency, async (index) => runtime.remove(spec(index).id));
+      const floor = await timed(count, concurrency, async (index) => {
+        await ctr.call(['run', '-d', IMAGE, `floor-${count}-${index}`, 'sleep', '100000']);
+      });
+      await ctr.removeAll();
+      const round: RuntimeRound = { instances: count, hivemind: figures(ours), ctr: figures(floor), ratio: Number((ours.totalMs / floor.totalMs).toFixed(2)) };
       rounds.push(round);
-      console.log(`${String(count).padStart(4)} instances: hivemind ${round.hivemind.totalMs} ms (p50 ${round.hivemind.p50Ms}, p99 ${round.hivemind.p99Ms} ms each)  ctr run -d ${round.ctr.totalMs} ms (p50 ${round.ctr.p50Ms}, p99 ${round.ctr.p99Ms})  ratio ${round.ratio}x`);
+      console.log(`${String(count).padStart(4)} instances: ${describe('runtime.start', round.hivemind)}  ${describe('ctr run -d', round.ctr)}  ratio ${round.ratio}x`);
     }
     console.log(`memory: benchmark process (the runtime in it) rss max ${(rssBytesMax / 2 ** 20).toFixed(0)} MiB; target ratio <= 1.2x`);
-    console.log('through a one-node agent (hivemind deploy): not measured here yet');
-    if (json) console.log(JSON.stringify({ benchmark: 'executor', concurrency, rounds, rssBytesMax }));
+    if (json) console.log(JSON.stringify({ benchmark: 'executor', mode: 'runtime', concurrency, rounds, rssBytesMax }));
   } finally {
     for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
     await runtime.close();
@@ -122,6 +374,17 @@ async function main(): Promise<void> {
     await network.removeBridge();
     await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+async function main(): Promise<void> {
+  const mode = flag('mode', 'agent');
+  const options = { counts: flag('counts', '1,10,100').split(',').map(Number), concurrency: Number(flag('concurrency', '8')), json: process.argv.includes('--json') };
+  for (const binary of ['containerd', 'runc', 'ctr']) {
+    if (findExecutable(binary) === undefined) throw new Error(`${binary} is not installed (apt-get install containerd runc)`);
+  }
+  if (mode === 'agent') await agentMode(options);
+  else if (mode === 'runtime') await runtimeMode(options);
+  else throw new Error(`--mode must be agent or runtime, not "${mode}"`);
 }
 
 main().catch((error: Error) => {

@@ -33,11 +33,17 @@ const defaults = {
   'clients-per-node': '2',
   keys: '3',
   'recovery-bound': '30s',
+  'deploy-clients': '3',
+  'converge-bound': '60s',
 } as const;
 
+/** The deploy workload wants moves within a run, so its agents get a short reschedule grace unless one is given. */
+const DEPLOY_RESCHEDULE_GRACE = '3s';
+
 const usage = `usage: npm run chaos -- [--nodes N] [--time 60s] [--nemesis partition,kill,pause,loss,membership|none]
-         [--workload register] [--seed S] [--out DIR] [--tick-ms 100] [--voter-grace 30s]
+         [--workload register|deploy|register,deploy] [--seed S] [--out DIR] [--tick-ms 100] [--voter-grace 30s]
          [--clients-per-node 2] [--keys 3] [--recovery-bound 30s]
+         [--deploy-clients 3] [--converge-bound 60s] [--reschedule-grace 3s (with deploy; else the agents' default)]
 a nemesis may be narrowed to one variant: --nemesis partition:ring,kill:leader (docs/chaos.md lists them)`;
 
 class UsageError extends Error {}
@@ -59,9 +65,6 @@ function wholeNumber(text: string, flag: string, min: number, max: number): numb
 /** Holds the machine-wide lock until the process exits: `flock` keeps it while its `cat` reads our pipe. */
 async function acquireLock(log: (line: string) => void): Promise<void> {
   const holder = spawn('flock', [LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  holder.unref();
-  (holder.stdin as unknown as { unref?: () => void }).unref?.();
-  (holder.stdout as unknown as { unref?: () => void }).unref?.();
   const waiting = setTimeout(() => log(`waiting for another chaos run to finish (it holds ${LOCK_FILE})`), 1000);
   await new Promise<void>((resolve, reject) => {
     holder.stdout!.once('data', () => resolve());
@@ -69,6 +72,10 @@ async function acquireLock(log: (line: string) => void): Promise<void> {
     holder.once('exit', (code) => reject(new Error(`flock ${LOCK_FILE} exited with ${code}`)));
   });
   clearTimeout(waiting);
+  // Only once the lock is ours: while waiting, the holder's pipes are all that keeps this process alive.
+  holder.unref();
+  (holder.stdin as unknown as { unref?: () => void }).unref?.();
+  (holder.stdout as unknown as { unref?: () => void }).unref?.();
 }
 
 async function main(): Promise<number> {
@@ -76,7 +83,7 @@ async function main(): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      options: Object.fromEntries([...Object.keys(defaults), 'seed', 'out'].map((name) => [name, { type: 'string' as const }])),
+      options: Object.fromEntries([...Object.keys(defaults), 'seed', 'out', 'reschedule-grace'].map((name) => [name, { type: 'string' as const }])),
       allowPositionals: false,
     });
   } catch (error) {
@@ -94,7 +101,14 @@ async function main(): Promise<number> {
     if (typeof selections === 'string') throw new UsageError(selections);
     if (nodes < 3 && selections.length > 0) throw new UsageError('faults need at least 3 nodes (--nodes 3), or --nemesis none');
     const workload = value('workload');
-    if (workload !== 'register') throw new UsageError(`--workload must be register (the deploy workload is not built yet), got "${workload}"`);
+    const workloads = new Set(workload.split(','));
+    if (workloads.size === 0 || [...workloads].some((name) => name !== 'register' && name !== 'deploy')) {
+      throw new UsageError(`--workload must be register, deploy, or register,deploy, got "${workload}"`);
+    }
+    const deployClients = wholeNumber(value('deploy-clients'), '--deploy-clients', 1, 10);
+    const convergeBoundMs = parseDuration(value('converge-bound'), '--converge-bound');
+    const rescheduleGrace = given['reschedule-grace'] ?? (workloads.has('deploy') ? DEPLOY_RESCHEDULE_GRACE : undefined);
+    if (rescheduleGrace !== undefined) parseDuration(rescheduleGrace, '--reschedule-grace');
     const seed = given.seed === undefined ? randomInt(1, 2 ** 31) : wholeNumber(given.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
     const tickMs = wholeNumber(value('tick-ms'), '--tick-ms', 5, 1000);
     const voterGrace = value('voter-grace');
@@ -105,13 +119,14 @@ async function main(): Promise<number> {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const outDirectory = given.out ?? join(RUNS_DIRECTORY, `${seed}-${stamp}`);
     const flags = [`--nodes ${nodes}`, `--time ${value('time')}`, `--nemesis ${nemesisText}`, `--workload ${workload}`, `--seed ${seed}`];
-    for (const name of ['tick-ms', 'voter-grace', 'clients-per-node', 'keys', 'recovery-bound'] as const) {
+    for (const name of ['tick-ms', 'voter-grace', 'clients-per-node', 'keys', 'recovery-bound', 'deploy-clients', 'converge-bound', 'reschedule-grace'] as const) {
       if (given[name] !== undefined) flags.push(`--${name} ${given[name]}`);
     }
     const unsafe = process.env[UNSAFE_READS_VARIABLE];
     const agentEnvironment: Record<string, string> = unsafe === undefined || unsafe === '' ? {} : { [UNSAFE_READS_VARIABLE]: unsafe };
     const command = `${unsafe ? `${UNSAFE_READS_VARIABLE}=${unsafe} ` : ''}npm run chaos -- ${flags.join(' ')}`;
-    options = { nodes, timeMs, selections, workload, seed, outDirectory, tickMs, voterGrace, clientsPerNode, keyCount, recoveryBoundMs, agentEnvironment, command } as const;
+    const workloadSelection = { register: workloads.has('register'), deploy: workloads.has('deploy') };
+    options = { nodes, timeMs, selections, workload, workloads: workloadSelection, deployClients, convergeBoundMs, rescheduleGrace, seed, outDirectory, tickMs, voterGrace, clientsPerNode, keyCount, recoveryBoundMs, agentEnvironment, command } as const;
     if (unsafe) log(`${UNSAFE_READS_VARIABLE}=${unsafe}: the agents serve KV reads from their local replica (a deliberately broken build)`);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

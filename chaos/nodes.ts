@@ -21,6 +21,8 @@ export interface AgentSettings {
   readonly token: string;
   readonly tickMs: number;
   readonly voterGrace: string;
+  /** The agents' `--reschedule-grace`, or undefined for their default. */
+  readonly rescheduleGrace?: string;
   /** Each node's data directory is `<dataRoot>/<name>`. */
   readonly dataRoot: string;
   /** One log file per host goes here. */
@@ -79,6 +81,7 @@ export class ChaosNode {
       '--name', this.name, '--data-dir', this.dataDirectory, '--token', this.settings.token,
       '--bind', this.host.address, '--advertise', this.host.address,
       '--tick-ms', String(this.settings.tickMs), '--voter-grace', this.settings.voterGrace,
+      ...(this.settings.rescheduleGrace === undefined ? [] : ['--reschedule-grace', this.settings.rescheduleGrace]),
     ];
     const child = spawn('ip', args, { stdio: ['ignore', log, log], env: { ...process.env, ...this.settings.environment } });
     closeSync(log);

@@ -6,11 +6,15 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import type { OperationFunction } from './history.js';
 
+/** The deploy workload's operations (chaos/workload-deploy.ts); they go to their own file, never to a register history. */
+export type AppOperationFunction = 'deploy' | 'scale' | 'delete';
+
 /** One history event, as written to the file. */
 export interface HistoryEvent {
   readonly process: number;
   readonly type: 'invoke' | 'ok' | 'fail' | 'info';
-  readonly f: OperationFunction;
+  /** A register operation, or (in the deploy history, where `key` is the app's name and `value` its replica count) an app operation. */
+  readonly f: OperationFunction | AppOperationFunction;
   readonly key: string;
   readonly value?: unknown;
   readonly time: number;
@@ -24,9 +28,14 @@ export interface HistoryEvent {
 export class HistoryRecorder {
   readonly events: HistoryEvent[] = [];
   private unwritten: string[] = [];
-  private readonly startedAt = performance.now();
-
-  constructor(private readonly path: string) {
+  /**
+   * `startedAt` (a `performance.now()` reading) is the clock's zero; recorders
+   * of one run share it so their times compare.
+   */
+  constructor(
+    private readonly path: string,
+    private readonly startedAt: number = performance.now(),
+  ) {
     writeFileSync(path, '');
   }
 

@@ -15,10 +15,12 @@ import { ApiClient } from './http.js';
 import { findLeader, NemesisRunner } from './nemesis.js';
 import { missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from './network.js';
 import { ChaosNode } from './nodes.js';
-import { HistoryRecorder } from './recorder.js';
+import { HistoryRecorder, type HistoryEvent } from './recorder.js';
 import { renderReport } from './report-html.js';
 import { planSchedule, type NemesisSelection } from './schedule.js';
-import { formatSummary, summarize, type RecoveryResult, type RunSummary } from './summary.js';
+import { formatSummary, summarize, type DeploySummary, type RecoveryResult, type RunSummary } from './summary.js';
+import { awaitConvergence, DeployWorkload } from './workload-deploy.js';
+import { killWorkloadsUnder } from './workload-processes.js';
 import { readRegister, RegisterWorkload, type WorkloadTarget } from './workload-register.js';
 
 /** Settings of one run (the CLI's flags). */
@@ -26,7 +28,15 @@ export interface RunOptions {
   readonly nodes: number;
   readonly timeMs: number;
   readonly selections: readonly NemesisSelection[];
-  readonly workload: 'register';
+  /** The workload flag as given (`register`, `deploy`, `register,deploy`), for the summary. */
+  readonly workload: string;
+  readonly workloads: { readonly register: boolean; readonly deploy: boolean };
+  /** Clients of the deploy workload. */
+  readonly deployClients: number;
+  /** How long after the recovery the deploy workload's apps may take to converge. */
+  readonly convergeBoundMs: number;
+  /** The agents' `--reschedule-grace`, or undefined for their default. */
+  readonly rescheduleGrace: string | undefined;
   readonly seed: number;
   readonly outDirectory: string;
   readonly tickMs: number;
@@ -49,6 +59,7 @@ const FINAL_PROCESS_BASE = 10_000;
 const DATA_FOLDER_PREFIX = 'hmchaos-data-';
 const READY_WAIT_MS = 90_000;
 const SETTLE_AFTER_RECOVERY_MS = 2000;
+const CONVERGENCE_LOOK_INTERVAL_MS = 1000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -125,6 +136,8 @@ export async function runChaos(options: RunOptions): Promise<RunSummary> {
   if (missing !== null) throw new Error(missing);
   const leftovers = await removeLeftovers();
   // Data folders of a harness that was killed outright; the machine-wide lock means no run uses them now.
+  const strays = killWorkloadsUnder(join(tmpdir(), DATA_FOLDER_PREFIX));
+  if (strays > 0) leftovers.push(`${strays} workload process group(s)`);
   for (const name of readdirSync(tmpdir()).filter((entry) => entry.startsWith(DATA_FOLDER_PREFIX))) {
     rmSync(join(tmpdir(), name), { recursive: true, force: true });
     leftovers.push(`folder ${join(tmpdir(), name)}`);
@@ -140,25 +153,36 @@ export async function runChaos(options: RunOptions): Promise<RunSummary> {
   let nodes: ChaosNode[] = [];
   try {
     network = await TestNetwork.create(options.nodes);
-    const settings = { token, tickMs: options.tickMs, voterGrace: options.voterGrace, dataRoot, logDirectory: join(options.outDirectory, 'logs'), environment: options.agentEnvironment };
+    const settings = { token, tickMs: options.tickMs, voterGrace: options.voterGrace, rescheduleGrace: options.rescheduleGrace, dataRoot, logDirectory: join(options.outDirectory, 'logs'), environment: options.agentEnvironment };
     nodes = network.hosts.map((host) => new ChaosNode(host, settings));
     await startCluster(nodes, client, log);
-    return await exercise(options, network, nodes, client);
+    return await exercise(options, network, nodes, client, dataRoot);
   } finally {
     await Promise.all(nodes.map((node) => node.stop(3000)));
+    // Workloads outlive their agent by design (a restarted agent adopts them).
+    killWorkloadsUnder(dataRoot);
     await removeLeftovers();
     await client.close();
     rmSync(dataRoot, { recursive: true, force: true });
   }
 }
 
-async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosNode[], client: ApiClient): Promise<RunSummary> {
+async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosNode[], client: ApiClient, dataRoot: string): Promise<RunSummary> {
   const { log } = options;
   const historyPath = join(options.outDirectory, 'history.jsonl');
-  const recorder = new HistoryRecorder(historyPath);
+  const startedAt = performance.now();
+  const recorder = new HistoryRecorder(historyPath, startedAt);
+  // App operations have their own file: history.jsonl stays a register history that `chaos:check` reads.
+  const deployRecorder = options.workloads.deploy ? new HistoryRecorder(join(options.outDirectory, 'deploy-history.jsonl'), startedAt) : undefined;
   const keys = Array.from({ length: options.keyCount }, (_, index) => `chaos/k${index}`);
   const targets: WorkloadTarget[] = nodes.map((node) => ({ name: () => node.name, origin: node.origin }));
-  const workload = new RegisterWorkload({ seed: options.seed, keys, targets, clientsPerNode: options.clientsPerNode, client, recorder, thinkMsMax: 30, backoffMs: 200 });
+  const workload = options.workloads.register
+    ? new RegisterWorkload({ seed: options.seed, keys, targets, clientsPerNode: options.clientsPerNode, client, recorder, thinkMsMax: 30, backoffMs: 200 })
+    : undefined;
+  const deployWorkload =
+    deployRecorder === undefined
+      ? undefined
+      : new DeployWorkload({ seed: options.seed, clients: options.deployClients, targets, client, recorder: deployRecorder, thinkMsMax: 300, backoffMs: 300 });
   const schedule = planSchedule({ seed: options.seed, nodeCount: nodes.length, timeMs: options.timeMs, selections: options.selections });
   log(`schedule: ${schedule.length} fault(s): ${schedule.map((fault) => `#${fault.id} ${fault.nemesis} ${fault.variant} at ${(fault.startMs / 1000).toFixed(1)} s for ${(fault.durationMs / 1000).toFixed(1)} s`).join('; ') || 'none'}`);
   const nemesis = new NemesisRunner({ network, nodes, client, now: () => recorder.now(), log });
@@ -166,10 +190,12 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
   const stopPhase = () => phase.abort();
   options.signal.addEventListener('abort', stopPhase, { once: true });
   const timer = setTimeout(stopPhase, options.timeMs);
-  workload.start();
+  workload?.start();
+  deployWorkload?.start();
   const progress = setInterval(() => {
     recorder.flush();
-    const ok = recorder.events.filter((event) => event.type === 'ok').length;
+    deployRecorder?.flush();
+    const ok = [...recorder.events, ...(deployRecorder?.events ?? [])].filter((event) => event.type === 'ok').length;
     log(`${(recorder.now() / 1000).toFixed(0)} s: ${ok} ok operations`);
   }, 10_000);
   try {
@@ -185,11 +211,30 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
   const recovery = await awaitRecovery(nodes, client, keys[0]!, options.recoveryBoundMs);
   log(`recovery: ${recovery.ms === null ? 'not within the bound' : `${(recovery.ms / 1000).toFixed(1)} s`}`);
   if (!options.signal.aborted) await sleep(SETTLE_AFTER_RECOVERY_MS);
-  await workload.stop();
+  await Promise.all([workload?.stop(), deployWorkload?.stop()]);
   clearInterval(progress);
   const workloadEndMs = recorder.now();
+  let deploy: DeploySummary | undefined;
+  if (deployRecorder !== undefined) {
+    deployRecorder.flush();
+    log(`waiting for the apps to converge (bound ${(options.convergeBoundMs / 1000).toFixed(0)} s)`);
+    const convergence = await awaitConvergence({
+      nodes: nodes.map((node) => ({ name: node.name, origin: node.origin })),
+      client,
+      dataRoot,
+      events: deployRecorder.events,
+      boundMs: options.convergeBoundMs,
+      intervalMs: CONVERGENCE_LOOK_INTERVAL_MS,
+    });
+    log(`convergence: ${convergence.ms === null ? `not within the bound; ${convergence.violations.length} finding(s)` : `${(convergence.ms / 1000).toFixed(1)} s`}`);
+    const operations = { deploy: { ok: 0, fail: 0, info: 0 }, scale: { ok: 0, fail: 0, info: 0 }, delete: { ok: 0, fail: 0, info: 0 } };
+    for (const event of deployRecorder.events) {
+      if (event.type !== 'invoke' && (event.f === 'deploy' || event.f === 'scale' || event.f === 'delete')) operations[event.f][event.type]++;
+    }
+    deploy = { operations, convergence };
+  }
   const finalProcesses = new Set<number>();
-  for (const node of nodes) {
+  for (const node of options.workloads.register ? nodes : []) {
     const process = FINAL_PROCESS_BASE + node.host.index;
     finalProcesses.add(process);
     for (const key of keys) {
@@ -204,7 +249,7 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
   const parsed = parseHistory(readFileSync(historyPath, 'utf8'));
   if (!parsed.ok) throw new Error(`the recorded history is invalid (a harness bug): ${parsed.error.message}`);
   const counts = { invoked: 0, ok: 0, fail: 0, info: 0 };
-  for (const event of recorder.events) {
+  for (const event of [...recorder.events, ...(deployRecorder?.events ?? [])]) {
     if (finalProcesses.has(event.process)) continue;
     if (event.type === 'invoke') counts.invoked++;
     else counts[event.type]++;
@@ -219,17 +264,30 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
     outDirectory: options.outDirectory,
     history: parsed.history,
     counts,
-    keys,
+    keys: options.workloads.register ? keys : [],
     finalProcesses,
     faults: nemesis.records,
     workloadEndMs,
     healAtMs,
     recovery,
+    ...(deploy === undefined ? {} : { deploy, otherOkOperations: timedOkOperations(deployRecorder!.events) }),
     other: [],
     formatCheck: formatCheckResult,
   });
   writeFileSync(join(options.outDirectory, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   writeFileSync(join(options.outDirectory, 'summary.txt'), formatSummary(summary) + '\n');
-  writeFileSync(join(options.outDirectory, 'report.html'), renderReport(summary, recorder.events));
+  const events = [...recorder.events, ...(deployRecorder?.events ?? [])].sort((a, b) => a.time - b.time);
+  writeFileSync(join(options.outDirectory, 'report.html'), renderReport(summary, events));
   return summary;
+}
+
+/** The `ok` operations of a history (each process does one at a time), with call and return times. */
+function timedOkOperations(events: readonly HistoryEvent[]): { callTime: number; returnTime: number }[] {
+  const calls = new Map<number, number>();
+  const result: { callTime: number; returnTime: number }[] = [];
+  for (const event of events) {
+    if (event.type === 'invoke') calls.set(event.process, event.time);
+    else if (event.type === 'ok' && calls.has(event.process)) result.push({ callTime: calls.get(event.process)!, returnTime: event.time });
+  }
+  return result;
 }

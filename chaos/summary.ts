@@ -6,6 +6,20 @@ import { checkDurability, findUnwrittenReads, longestGapMs, quantile, type Durab
 import type { History } from './history.js';
 import { checkLinearizability, type CheckResult, type Verdict } from './linearizability.js';
 import type { FaultRecord } from './nemesis.js';
+import type { AppOperationFunction } from './recorder.js';
+import type { ConvergenceResult } from './workload-deploy.js';
+
+/** The deploy workload's part of a run: its operations by kind and outcome, and the convergence after the heal. */
+export interface DeploySummary {
+  readonly operations: Readonly<Record<AppOperationFunction, { readonly ok: number; readonly fail: number; readonly info: number }>>;
+  readonly convergence: ConvergenceResult;
+}
+
+/** A completed `ok` operation of a workload other than the register one, for the figures. */
+export interface TimedOperation {
+  readonly callTime: number;
+  readonly returnTime: number;
+}
 
 /** Recovery after the final heal: per node, the time until it served a linearizable read. */
 export interface RecoveryResult {
@@ -36,6 +50,8 @@ export interface RunSummary {
   readonly faults: readonly FaultSummary[];
   readonly healAtMs: number;
   readonly recovery: RecoveryResult;
+  /** Present when the deploy workload ran. */
+  readonly deploy?: DeploySummary;
   readonly checks: {
     readonly linearizability: Verdict;
     readonly linearizabilityReport: string;
@@ -69,6 +85,9 @@ export interface SummaryInput {
   readonly workloadEndMs: number;
   readonly healAtMs: number;
   readonly recovery: RecoveryResult;
+  readonly deploy?: DeploySummary;
+  /** The deploy workload's `ok` operations, counted in throughput, latency and unavailability with the register's. */
+  readonly otherOkOperations?: readonly TimedOperation[];
   readonly other: readonly string[];
   readonly formatCheck: (result: CheckResult) => string;
 }
@@ -80,7 +99,7 @@ export function summarize(input: SummaryInput): RunSummary {
   const linearizability = checkLinearizability(history.operations);
   const checkSeconds = (performance.now() - started) / 1000;
   const workloadOperations = history.operations.filter((operation) => !input.finalProcesses.has(operation.process));
-  const completed = workloadOperations.filter((operation) => operation.outcome === 'ok');
+  const completed: TimedOperation[] = [...workloadOperations.filter((operation) => operation.outcome === 'ok'), ...(input.otherOkOperations ?? [])];
   const okTimes = completed.map((operation) => operation.returnTime);
   const latencies = completed.map((operation) => operation.returnTime - operation.callTime);
   const recoveryEndMs = input.healAtMs + (input.recovery.ms ?? input.recovery.boundMs);
@@ -97,6 +116,7 @@ export function summarize(input: SummaryInput): RunSummary {
     durability.lost.length > 0 ||
     durability.disagreements.length > 0 ||
     !recovered ||
+    (input.deploy !== undefined && input.deploy.convergence.ms === null) ||
     input.other.length > 0;
   const verdict = violation ? 'invalid' : linearizability.verdict === 'unknown' ? 'unknown' : 'valid';
   const activeSeconds = Math.max(0.001, input.workloadEndMs / 1000);
@@ -113,6 +133,7 @@ export function summarize(input: SummaryInput): RunSummary {
     faults,
     healAtMs: input.healAtMs,
     recovery: input.recovery,
+    ...(input.deploy === undefined ? {} : { deploy: input.deploy }),
     checks: { linearizability: linearizability.verdict, linearizabilityReport: input.formatCheck(linearizability), unwrittenReads, durability, recovered, other: input.other },
     verdict,
     checkSeconds: round(checkSeconds),
@@ -155,9 +176,27 @@ export function formatSummary(summary: RunSummary): string {
   lines.push(`  reads of unwritten values: ${checks.unwrittenReads.length === 0 ? 'none' : checks.unwrittenReads.length}`);
   for (const read of checks.unwrittenReads.slice(0, 10)) lines.push(`    key ${read.key}: process ${read.process} read ${JSON.stringify(read.value)} at ${seconds(read.callTime)}`);
   lines.push(`  recovery within the bound: ${checks.recovered ? 'yes' : 'NO'}`);
+  if (summary.deploy !== undefined) lines.push(...formatDeploy(summary.deploy));
   for (const finding of checks.other) lines.push(`  ${finding}`);
   lines.push(`verdict: ${summary.verdict}`);
   lines.push(`output: ${summary.outDirectory}`);
   lines.push(`reproduce: ${summary.command}`);
   return lines.join('\n');
+}
+
+/** The deploy workload's lines of the summary: its operations, then the convergence check with its findings. */
+function formatDeploy(deploy: DeploySummary): string[] {
+  const kinds = (Object.entries(deploy.operations) as [string, { ok: number; fail: number; info: number }][])
+    .map(([f, counts]) => `${f} ${counts.ok}/${counts.fail}/${counts.info}`)
+    .join(', ');
+  const { convergence } = deploy;
+  const apps = convergence.apps;
+  const lines = [
+    `  deploy operations (ok/fail/info): ${kinds}`,
+    `  deploy convergence: ${convergence.ms === null ? `NOT within ${seconds(convergence.boundMs)}` : `${seconds(convergence.ms)} after the recovery (bound ${seconds(convergence.boundMs)})`}; ` +
+      `apps expected present ${apps.present}, deleted ${apps.absent}, either (an unknown outcome) ${apps.either}; ${convergence.instances} instance(s), ${convergence.processes} process(es) at the last of ${convergence.looks} look(s)`,
+  ];
+  for (const violation of convergence.violations.slice(0, 20)) lines.push(`    ${violation}`);
+  if (convergence.violations.length > 20) lines.push(`    ... and ${convergence.violations.length - 20} more (summary.json has them all)`);
+  return lines;
 }

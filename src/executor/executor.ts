@@ -345,6 +345,7 @@ export class Executor implements NodeComponent {
     for (const [id, hold] of this.holds) if (wantedById.get(id)?.version !== hold.version) this.holds.delete(id);
     for (const [id, entry] of this.histories) if (wantedById.get(id)?.version !== entry.version) this.histories.delete(id);
     for (const id of this.observed.keys()) if (!wantedById.has(id) && !this.tracked.has(id)) this.observed.delete(id);
+    this.reportRetiredUnrun();
     const actual: ActualWorkload[] = [...this.tracked.values()].map((tracked) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
     const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.holds, nowMs });
     for (const action of actions) {
@@ -373,6 +374,19 @@ export class Executor implements NodeComponent {
     this.caughtUp = status.leader !== '' && status.commit > 0 && this.services.machine.appliedIndex >= status.commit;
     if (!this.caughtUp) this.schedulePass(200);
     return this.caughtUp;
+  }
+
+  /**
+   * An instance retired on this node that runs nothing here (retired before
+   * it started, or its workload is already gone) is reported stopped, so the
+   * scheduler can let its record go instead of waiting for a report that
+   * would never come.
+   */
+  private reportRetiredUnrun(): void {
+    for (const instance of this.services.machine.instances({ node: this.services.nodeId })) {
+      if (instance.desired !== 'stopped' || this.tracked.has(instance.id) || TERMINAL_STATES.has(instance.status.state)) continue;
+      this.observe(instance.id, { version: instance.version, state: 'stopped', message: 'retired; nothing of it runs on this node' });
+    }
   }
 
   private wantedInstances(): Instance[] {
@@ -670,6 +684,9 @@ function executorMetrics(registry: Registry, counts: () => Map<InstanceState, nu
 export function createExecutor(services: NodeServices): Executor {
   return new Executor(services);
 }
+
+/** States after which a retired instance needs no more reports. */
+const TERMINAL_STATES: ReadonlySet<string> = new Set(['stopped', 'exited', 'failed', 'oom-killed']);
 
 /** Where a running instance's ports are, when the node gave it host ports of its own (process apps): for `hivemind ps`. */
 function portsMessage(tracked: Tracked): { message?: string } {

@@ -1,6 +1,8 @@
 /**
  * Batches instance status reports into `instance.status` commands: at most
- * one command in flight, one flush at most every `flushMs`, the newest
+ * one command in flight, one flush at most every `flushMs` (a report after a
+ * quiet spell goes out at once, with whatever came in the same turn of the
+ * event loop; reports during a busy spell wait for the next slot), the newest
  * update per instance wins (coalescing), and a failed submit keeps its
  * updates (unless a newer one replaced them) for a retry after a backoff.
  */
@@ -37,6 +39,8 @@ export class StatusReporter {
   private inFlight = false;
   private failures = 0;
   private closed = false;
+  /** When the last flush started (ms, this process's clock); -Infinity before the first. */
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
   /** Updates sent and applied, for tests and metrics. */
   sentCount = 0;
 
@@ -54,7 +58,7 @@ export class StatusReporter {
       if (oldest.done) break;
       this.pending.delete(oldest.value);
     }
-    this.schedule(this.flushMs);
+    this.schedule(Math.max(0, this.lastFlushAt + this.flushMs - Date.now()));
   }
 
   /** Whether an update for `id` waits or is being sent. */
@@ -79,6 +83,7 @@ export class StatusReporter {
 
   private async flush(): Promise<void> {
     if (this.inFlight || this.pending.size === 0 || this.closed) return;
+    this.lastFlushAt = Date.now();
     const batch = [...this.pending.values()].slice(0, STATUS_BATCH_MAX);
     for (const update of batch) this.pending.delete(update.id);
     this.inFlight = true;

@@ -371,62 +371,91 @@ export class ContainerdRuntime implements Runtime {
     await rm(folder, { recursive: true, force: true });
   }
 
+  private async assertNoContainer(id: string): Promise<void> {
+    try {
+      await this.client.unary('containers', 'Get', { id });
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) return;
+      throw error;
+    }
+    throw new Error(`instance ${id}: cannot start: a container with this id exists; remove it first`);
+  }
+
+  /**
+   * Start = (image resolve -> snapshot -> user -> secrets, log file) beside
+   * (netns -> CNI attach), then container -> task create -> task start.
+   * The two branches share nothing until the container is created (the
+   * netns path is known up front; the address goes into the labels), so they
+   * run at once: the CNI plugins are the slowest step. Every step that
+   * succeeded registers its undo; a failure in either branch waits for the
+   * other to settle, then undoes everything in reverse.
+   */
   async start(spec: WorkloadSpec): Promise<RunningWorkload> {
     await this.open();
     const id = spec.id;
-    try {
-      await this.client.unary('containers', 'Get', { id });
-      throw new Error(`instance ${id}: cannot start: a container with this id exists; remove it first`);
-    } catch (error) {
-      if (!isContainerdError(error, 'not-found')) throw error;
-    }
+    // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
+    await this.assertNoContainer(id);
     const startedAt = Date.now();
     const undo: Array<() => Promise<unknown>> = [];
+    const snapshotter = this.images.snapshotter;
     try {
-      const image = await this.imageFor(spec);
-      const netnsPath = await createNetns(id);
-      undo.push(() => deleteNetns(id));
-      const { address } = await this.network.attach(id, netnsPath, spec.ports);
-      undo.push(() => this.network.detach(id, netnsPath, spec.ports));
-      await mkdir(dirname(spec.logPath), { recursive: true });
-      await (await open(spec.logPath, 'a')).close();
-      const workload = await this.client.withLease(async (lease) => {
-        const snapshotter = this.images.snapshotter;
-        const prepared = await this.client.unary<{ mounts: Array<{ type: string; source: string; target: string; options: string[] }> }>('snapshots', 'Prepare', { snapshotter, key: id, parent: image.chainId, labels: {} }, { lease });
-        undo.push(() => this.client.unary('snapshots', 'Remove', { snapshotter, key: id }));
-        const user = await this.resolveUser(spec, image, prepared.mounts);
-        const secretsDir = await this.writeSecrets(spec, user);
-        undo.push(() => this.removeSecrets(id));
-        const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
-        const container = {
-          id,
-          labels: containerLabels(spec, { address, startedAt }),
-          image: image.name,
-          runtime: { name: RUNC_RUNTIME },
-          spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
-          snapshotter,
-          snapshot_key: id,
-          extensions: {},
-        };
-        await this.client.unary('containers', 'Create', { container }, { lease });
-        undo.push(() => this.client.unary('containers', 'Delete', { id }));
-        this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
-        this.reported.delete(id);
-        this.oomSeen.delete(id);
-        const stdio = `file://${resolve(spec.logPath)}`;
-        await this.client.unary('tasks', 'Create', { container_id: id, rootfs: prepared.mounts, stdin: '', stdout: stdio, stderr: stdio, terminal: false });
-        undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
-        const started = await this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' });
-        const running: RunningWorkload = { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address };
-        return running;
-      });
-      return workload;
+      return await this.client.withLease((lease) => this.startSteps(spec, { startedAt, snapshotter, lease, undo }));
     } catch (error) {
       this.known.delete(id);
       for (const step of undo.reverse()) await step().catch(() => undefined);
       const message = (error as Error).message;
       throw new Error(message.startsWith(`instance ${id}`) ? message : `instance ${id}: cannot start: ${message}`);
     }
+  }
+
+  /** The steps of `start`, under `lease`; each step that succeeds pushes its undo on `undo`. */
+  private async startSteps(spec: WorkloadSpec, context: { startedAt: number; snapshotter: string; lease: string; undo: Array<() => Promise<unknown>> }): Promise<RunningWorkload> {
+    const { startedAt, snapshotter, lease, undo } = context;
+    const id = spec.id;
+    const networkStep = (async () => {
+      const netnsPath = await createNetns(id);
+      undo.push(() => deleteNetns(id));
+      const { address } = await this.network.attach(id, netnsPath, spec.ports);
+      undo.push(() => this.network.detach(id, netnsPath, spec.ports));
+      return { netnsPath, address };
+    })();
+    const rootfsStep = (async () => {
+      const image = await this.imageFor(spec);
+      const prepared = await this.client.unary<{ mounts: Array<{ type: string; source: string; target: string; options: string[] }> }>('snapshots', 'Prepare', { snapshotter, key: id, parent: image.chainId, labels: {} }, { lease });
+      undo.push(() => this.client.unary('snapshots', 'Remove', { snapshotter, key: id }));
+      const user = await this.resolveUser(spec, image, prepared.mounts);
+      const secretsDir = await this.writeSecrets(spec, user);
+      undo.push(() => this.removeSecrets(id));
+      await mkdir(dirname(spec.logPath), { recursive: true });
+      await (await open(spec.logPath, 'a')).close();
+      return { image, prepared, user, secretsDir };
+    })();
+    const [networkOutcome, rootfsOutcome] = await Promise.allSettled([networkStep, rootfsStep]);
+    if (rootfsOutcome.status === 'rejected') throw rootfsOutcome.reason;
+    if (networkOutcome.status === 'rejected') throw networkOutcome.reason;
+    const { netnsPath, address } = networkOutcome.value;
+    const { image, prepared, user, secretsDir } = rootfsOutcome.value;
+    const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+    const container = {
+      id,
+      labels: containerLabels(spec, { address, startedAt }),
+      image: image.name,
+      runtime: { name: RUNC_RUNTIME },
+      spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
+      snapshotter,
+      snapshot_key: id,
+      extensions: {},
+    };
+    await this.client.unary('containers', 'Create', { container }, { lease });
+    undo.push(() => this.client.unary('containers', 'Delete', { id }));
+    this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
+    this.reported.delete(id);
+    this.oomSeen.delete(id);
+    const stdio = `file://${resolve(spec.logPath)}`;
+    await this.client.unary('tasks', 'Create', { container_id: id, rootfs: prepared.mounts, stdin: '', stdout: stdio, stderr: stdio, terminal: false });
+    undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
+    const started = await this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' });
+    return { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address };
   }
 
   // ---- stop, remove ----

@@ -173,9 +173,17 @@ export class CniNetwork implements ContainerNetwork {
   async attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
     try {
-      await this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
-      let result: Record<string, unknown> | undefined;
-      for (const plugin of this.plugins(ports)) result = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', result)) ?? result;
+      // `lo` and `eth0` are independent interfaces of the namespace: bring them up at once.
+      const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
+      const chain = (async () => {
+        let chained: Record<string, unknown> | undefined;
+        for (const plugin of this.plugins(ports)) chained = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', chained)) ?? chained;
+        return chained;
+      })();
+      const [loopbackOutcome, chainOutcome] = await Promise.allSettled([loopback, chain]);
+      if (loopbackOutcome.status === 'rejected') throw loopbackOutcome.reason;
+      if (chainOutcome.status === 'rejected') throw chainOutcome.reason;
+      const result = chainOutcome.value;
       const ips = (result?.ips ?? []) as Array<{ address: string }>;
       const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
       if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);

@@ -171,4 +171,29 @@ test('exits follow the restart policy: exited without a restart, failed after ma
   assert.is(readFileSync(join(root, 'policy', 'executor', 'logs', `${cluster.machine.instances({ app: 'once' })[0]!.id}.log`), 'utf8'), 'done\n');
 });
 
+
+test('an instance retired on this node before it ever ran is reported stopped', async () => {
+  const cluster = new TestCluster();
+  cluster.ok(registerNode('n1'));
+  cluster.ok({ type: 'app.deploy', spec: processApp('early', 0, { command: ['sleep', '100000'], replicas: 2, healthcheck: undefined }) });
+  placeAll(cluster, 'early');
+  cluster.ok({ type: 'app.scale', tenant: 'default', name: 'early', replicas: 1 });
+  const retired = cluster.machine.instances({ app: 'early' }).find((instance) => instance.desired === 'stopped');
+  assert.ok(retired, 'scaling down retires a placed instance');
+  const target = executor(cluster, join(root, 'retired'));
+  await target.start();
+  await eventually('the retired instance to be reported stopped', () => {
+    const instance = cluster.machine.instance(retired.id);
+    return instance === undefined || instance.status.state === 'stopped';
+  }, 20_000);
+  assert.ok(!target.runs(retired.id), 'nothing was started for it');
+  const kept = cluster.machine.instances({ app: 'early' }).find((instance) => instance.desired === 'running');
+  await eventually('the kept instance to run', () => cluster.machine.instance(kept!.id)?.status.state === 'running', 20_000);
+  await target.stop();
+  const runtime = new ProcessRuntime({ stateDir: join(root, 'retired', 'executor', 'process') });
+  await runtime.open();
+  for (const workload of await runtime.list()) if (workload.state === 'running') await runtime.stop(workload.id, { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.close();
+});
+
 test.run();
