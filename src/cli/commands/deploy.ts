@@ -155,11 +155,18 @@ export function progressLine(progress: Progress[]): string {
 }
 
 /**
- * Follows the instances of the deployed versions with blocking queries,
- * printing a progress line (on stderr) at each change, until every app has
- * its replicas up. Throws when `timeoutMs` passes first.
+ * Follows `path` with blocking queries from `init.index`, printing the line
+ * `read` makes of each answer on stderr when it changes (in place on a
+ * terminal), until `read` says done (its `finish` runs) or `timeoutMs`
+ * passes (`timedOut` makes the error, given the last line).
  */
-async function waitForInstances(context: CliContext, client: ApiClient, init: { apps: DeployedApp[]; index: number; timeoutMs: number }): Promise<void> {
+async function follow<T>(
+  context: CliContext,
+  client: ApiClient,
+  init: { apps: DeployedApp[]; index: number; timeoutMs: number; path: string },
+  read: (body: unknown) => { line: string; done: boolean; state: T },
+  outcome: { finish: (state: T) => void; timedOut: (line: string, state: T) => CliError },
+): Promise<void> {
   const tenants = new Set(init.apps.map((app) => app.tenant));
   const query = tenants.size === 1 ? { tenant: [...tenants][0] } : {};
   const deadline = Date.now() + init.timeoutMs;
@@ -168,26 +175,45 @@ async function waitForInstances(context: CliContext, client: ApiClient, init: { 
   let shown = '';
   for (;;) {
     const waitMs = Math.max(1000, Math.min(WAIT_POLL_MS, deadline - Date.now()));
-    const response = await client.get<unknown>('/v1/instances', query, { index, waitMs });
+    const response = await client.get<unknown>(init.path, query, { index, waitMs });
     index = response.index ?? index;
-    const progress = progressOf(init.apps, listIn<Instance>(response.body, 'instances'));
-    const line = progressLine(progress);
+    const { line, done, state } = read(response.body);
     if (line !== shown) {
       context.stderr.write(inPlace ? `\r\x1b[K${line}` : `${line}\n`);
       shown = line;
     }
-    if (isDone(progress)) {
+    if (done || Date.now() >= deadline) {
       if (inPlace) context.stderr.write('\n');
-      return;
-    }
-    if (Date.now() >= deadline) {
-      if (inPlace) context.stderr.write('\n');
-      const hint = progress.some((each) => each.others.has('not placed')) ? ' Instances that are not placed wait for a node with room (see `hivemind nodes`).' : '';
-      const failing = progress.some((each) => [...each.others.keys()].some((state) => downStates.has(state)));
-      const failingHint = failing ? ' Some instances stopped or failed: `hivemind app NAME` shows why.' : '';
-      throw new CliError(`gave up waiting after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed.${hint}${failingHint}`);
+      if (done) return outcome.finish(state);
+      throw outcome.timedOut(line, state);
     }
   }
+}
+
+/**
+ * Follows the instances of the deployed versions, printing progress at each
+ * change, until every app has its replicas up. Throws when `timeoutMs`
+ * passes first.
+ */
+function waitForInstances(context: CliContext, client: ApiClient, init: { apps: DeployedApp[]; index: number; timeoutMs: number }): Promise<void> {
+  return follow(
+    context,
+    client,
+    { ...init, path: '/v1/instances' },
+    (body) => {
+      const progress = progressOf(init.apps, listIn<Instance>(body, 'instances'));
+      return { line: progressLine(progress), done: isDone(progress), state: progress };
+    },
+    {
+      finish: () => undefined,
+      timedOut: (line, progress) => {
+        const hint = progress.some((each) => each.others.has('not placed')) ? ' Instances that are not placed wait for a node with room (see `hivemind nodes`).' : '';
+        const failing = progress.some((each) => [...each.others.keys()].some((state) => downStates.has(state)));
+        const failingHint = failing ? ' Some instances stopped or failed: `hivemind app NAME` shows why.' : '';
+        return new CliError(`gave up waiting after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed.${hint}${failingHint}`);
+      },
+    },
+  );
 }
 
 /** An app as `GET /v1/apps` lists it: what following a rollout reads. */
@@ -216,45 +242,35 @@ export function rolloutLine(app: DeployedApp, rollout: Rollout | undefined): str
  * a rollback (the update failed). Prints progress on stderr at each change
  * and the outcome of each on stdout; an update that failed is an error.
  */
-async function followRollouts(context: CliContext, client: ApiClient, init: { apps: DeployedApp[]; index: number; timeoutMs: number }): Promise<void> {
-  const tenants = new Set(init.apps.map((app) => app.tenant));
-  const query = tenants.size === 1 ? { tenant: [...tenants][0] } : {};
-  const deadline = Date.now() + init.timeoutMs;
-  const inPlace = isTerminal(context.stderr);
-  let index = init.index;
-  let shown = '';
-  for (;;) {
-    const waitMs = Math.max(1000, Math.min(WAIT_POLL_MS, deadline - Date.now()));
-    const response = await client.get<unknown>('/v1/apps', query, { index, waitMs });
-    index = response.index ?? index;
-    const listed = listIn<AppWithRollout>(response.body, 'apps');
-    const states = init.apps.map((app) => {
-      const found = listed.find((candidate) => candidate.tenant === app.tenant && candidate.name === app.name);
-      return { app, rollout: found?.rollout, following: found?.rollout?.id === app.rollout };
-    });
-    const line = states.map(({ app, rollout }) => rolloutLine(app, rollout)).join('; ');
-    if (line !== shown) {
-      context.stderr.write(inPlace ? `\r\x1b[K${line}` : `${line}\n`);
-      shown = line;
-    }
-    // A rollback replaces the record (a new id): the update ended in failure, and the rollback's own progress is not followed.
-    const ended = states.every(({ rollout, following }) => !following || rollout === undefined || rolloutEnds.has(rollout.state));
-    if (ended) {
-      if (inPlace) context.stderr.write('\n');
-      const failures: string[] = [];
-      for (const { app, rollout, following } of states) {
-        const outcome = rolloutOutcome(app, following ? rollout : undefined, rollout);
-        printLine(context, outcome.text);
-        if (!outcome.ok) failures.push(app.name);
-      }
-      if (failures.length > 0) throw new CliError(`the update of ${failures.join(', ')} did not complete; \`hivemind app NAME\` shows why`);
-      return;
-    }
-    if (Date.now() >= deadline) {
-      if (inPlace) context.stderr.write('\n');
-      throw new CliError(`gave up following after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed; \`hivemind app NAME\` shows the rollout.`);
-    }
-  }
+function followRollouts(context: CliContext, client: ApiClient, init: { apps: DeployedApp[]; index: number; timeoutMs: number }): Promise<void> {
+  return follow(
+    context,
+    client,
+    { ...init, path: '/v1/apps' },
+    (body) => {
+      const listed = listIn<AppWithRollout>(body, 'apps');
+      const states = init.apps.map((app) => {
+        const found = listed.find((candidate) => candidate.tenant === app.tenant && candidate.name === app.name);
+        return { app, rollout: found?.rollout, following: found?.rollout?.id === app.rollout };
+      });
+      // A rollback replaces the record (a new id): the update ended in failure, and the rollback's own progress is not followed.
+      const done = states.every(({ rollout, following }) => !following || rollout === undefined || rolloutEnds.has(rollout.state));
+      return { line: states.map(({ app, rollout }) => rolloutLine(app, rollout)).join('; '), done, state: states };
+    },
+    {
+      finish: (states) => {
+        const failures: string[] = [];
+        for (const { app, rollout, following } of states) {
+          const outcome = rolloutOutcome(app, following ? rollout : undefined, rollout);
+          printLine(context, outcome.text);
+          if (!outcome.ok) failures.push(app.name);
+        }
+        if (failures.length > 0) throw new CliError(`the update of ${failures.join(', ')} did not complete; \`hivemind app NAME\` shows why`);
+      },
+      timedOut: (line) =>
+        new CliError(`gave up following after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed; \`hivemind app NAME\` shows the rollout.`),
+    },
+  );
 }
 
 function rolloutOutcome(app: DeployedApp, own: Rollout | undefined, current: Rollout | undefined): { ok: boolean; text: string } {
