@@ -297,4 +297,28 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
   }
 }
 
+test('deploy follows a rolling update: a version that fails its health check rolls back and the command exits 1', async () => {
+  const app = (exitCode: number) => `services:
+  roll:
+    command: ["sleep", "1000"]
+    healthcheck:
+      test: ["CMD", "sh", "-c", "exit ${exitCode}"]
+      interval: 200ms
+      timeout: 1s
+      retries: 1
+    deploy:
+      replicas: 1
+      update_config: { parallelism: 1, order: start-first, monitor: 500ms, failure_action: rollback }
+`;
+  const first = await hm(['deploy', '-f', file('roll-1.yaml', app(0)), '--timeout', '60s']);
+  assert.is(first.status, 0, first.stderr);
+  assert.match(first.stderr, /roll: 1\/1 running/);
+  const second = await hm(['deploy', '-f', file('roll-2.yaml', app(1)), '--timeout', '90s']);
+  assert.is(second.status, 1, `a failed update exits 1: ${second.stdout} ${second.stderr}`);
+  assert.match(second.stdout, /roll: version 2 failed/);
+  assert.match(second.stderr, /the update of roll did not complete/);
+  const shown = await hmJson<{ version: number }>(['app', 'roll']);
+  assert.is(shown.version, 1, 'the app is back at version 1');
+});
+
 test.run();
