@@ -357,7 +357,6 @@ class HivemindAgent implements Agent, ApiBackend {
 
   /** What components get of this node (see services.ts). */
   private services(): NodeServices {
-    const agent = this;
     return {
       nodeId: this.name,
       config: this.config,
@@ -369,9 +368,7 @@ class HivemindAgent implements Agent, ApiBackend {
       submit: (command, options) => this.submit(command, options?.timeoutMs ?? INTERNAL_PROPOSAL_TIMEOUT_MS),
       addresses: () => this.advertisedAddresses(),
       log: (component, line) => this.log(component, line),
-      get registry() {
-        return agent.metrics.registry;
-      },
+      registry: this.metrics.registry,
       signal: this.stopController.signal,
     };
   }

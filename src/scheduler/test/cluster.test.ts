@@ -1,6 +1,5 @@
 // Real agent processes: the leader's scheduler places a process app across three nodes, and after a node is
 // killed (-9) and marked down, its instances come back on the others once the reschedule grace has passed.
-import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TestCluster, eventually } from '../../agent/test/harness.js';
@@ -8,41 +7,9 @@ import { TestCluster, eventually } from '../../agent/test/harness.js';
 // A short reschedule grace for this test.
 const cluster = new TestCluster(50, ['--voter-grace', '2s', '--reschedule-grace', '2s']);
 
-/** Pids of the processes whose command line names this cluster's folder (the executors' workload wrappers), and their descendants. */
-function workloadsOf(root: string): number[] {
-  const children = new Map<number, number[]>();
-  const matched: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(root)) matched.push(Number(entry));
-    } catch {
-      // Gone in between.
-    }
-  }
-  const found: number[] = [];
-  const visit = (pid: number): void => {
-    for (const child of children.get(pid) ?? []) visit(child);
-    found.push(pid);
-  };
-  for (const pid of matched) visit(pid);
-  return found;
-}
-
 test.after(async () => {
-  // Process workloads outlive their agent by design (a restarted agent adopts them): stop the ones this test started.
-  const workloads = workloadsOf(cluster.root);
+  // Also kills the process workloads, which outlive their agents by design (TestCluster.cleanup).
   await cluster.cleanup();
-  for (const pid of workloads) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
 });
 
 const withLogs = cluster.withLogs.bind(cluster);
