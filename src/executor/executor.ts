@@ -4,8 +4,9 @@
  * Loop. A pass reads the local replica (instances with `node` = this node
  * and desired `running`), compares with the workloads it tracks, and runs
  * the actions of the pure diff in `reconcile.ts`. Passes run after every
- * apply (debounced), when an operation or a restart hold ends, and every
- * `reconcileIntervalMs` whatever happens. One pass at a time; an operation
+ * apply of the local replica (at once after a quiet spell, then at most one
+ * per APPLY_PASS_SPACING_MS), when an operation or a restart hold ends, and
+ * every `reconcileIntervalMs` whatever happens. One pass at a time; an operation
  * on an instance (start, stop, remove) marks it busy until it ends.
  *
  * Exits go through the restart policy (`restart.ts`), which sets a hold:
@@ -44,6 +45,13 @@ const HEALTH_TICK_MS = 200;
 const LOG_ROTATE_INTERVAL_MS = 5000;
 /** Operations (start, stop, remove) under way at once. */
 export const OPERATIONS_MAX = 16;
+/**
+ * Passes caused by applies start at least this far apart. The first apply
+ * after a quiet spell gets its pass at once (next turn of the event loop, so
+ * the applies of one Raft batch share it); applies during a busy spell share
+ * the pass at the end of the spacing.
+ */
+export const APPLY_PASS_SPACING_MS = 20;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
 
@@ -109,6 +117,10 @@ export class Executor implements NodeComponent {
   private readonly cleanups: (() => void)[] = [];
   private holdTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
+  /** The pass an apply asked for, waiting for its turn (see requestPass). */
+  private applyPass: { cancel: () => void } | undefined;
+  /** When the last pass began (ms, this process's clock); -Infinity before the first. */
+  private lastPassAtMs = Number.NEGATIVE_INFINITY;
   private passRunning = false;
   private passAgain = false;
   private operations = 0;
@@ -144,7 +156,10 @@ export class Executor implements NodeComponent {
       if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
       await this.openRuntime(runtime);
     }
-    this.cleanups.push(this.services.listen(() => this.schedulePass(50)));
+    // Straight from the local replica's apply: heartbeats change nothing a pass reads.
+    this.cleanups.push(this.services.listen((event) => {
+      if (event.type === 'restored' || event.commandType !== 'node.heartbeat') this.requestPass();
+    }));
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));
     this.timers.push(setInterval(() => this.rotateLogs(), LOG_ROTATE_INTERVAL_MS));
@@ -187,6 +202,7 @@ export class Executor implements NodeComponent {
     for (const timer of this.timers) clearInterval(timer);
     if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.applyPass?.cancel();
     for (const cleanup of this.cleanups) cleanup();
     this.reporter.close();
     for (const runtime of this.runtimes.all()) await runtime.close().catch(() => {});
@@ -307,6 +323,27 @@ export class Executor implements NodeComponent {
     this.debounceTimer.unref();
   }
 
+  /**
+   * A pass for an apply: leading edge (at once after a quiet spell), then at
+   * most one per APPLY_PASS_SPACING_MS; requests while one waits share it.
+   */
+  private requestPass(): void {
+    if (this.stopped || !this.started || this.applyPass !== undefined) return;
+    const delayMs = Math.max(0, this.lastPassAtMs + APPLY_PASS_SPACING_MS - Date.now());
+    const run = (): void => {
+      this.applyPass = undefined;
+      void this.pass();
+    };
+    if (delayMs === 0) {
+      const immediate = setImmediate(run);
+      this.applyPass = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timer = setTimeout(run, delayMs);
+      timer.unref();
+      this.applyPass = { cancel: () => clearTimeout(timer) };
+    }
+  }
+
   private async pass(): Promise<void> {
     if (this.passRunning) {
       this.passAgain = true;
@@ -316,6 +353,7 @@ export class Executor implements NodeComponent {
     try {
       do {
         this.passAgain = false;
+        this.lastPassAtMs = Date.now();
         this.passOnce();
       } while (this.passAgain && !this.stopped);
     } catch (error) {

@@ -19,6 +19,9 @@ const MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
 /** Default deadline of a unary call. Task create and diff apply can be slow on a busy node. */
 export const CALL_TIMEOUT_MS_DEFAULT = 60_000;
 
+/** How long a lease lives when its holder dies before deleting it. */
+export const LEASE_EXPIRE_MS_DEFAULT = 3_600_000;
+
 /** The namespace Hivemind keeps its images and containers in. */
 export const NAMESPACE_DEFAULT = 'hivemind';
 /** Where containerd listens when nothing else is configured. */
@@ -247,15 +250,33 @@ export class ContainerdClient {
    * process dies before deleting it; the lease is deleted afterwards (what it
    * held stays if something else references it: an image, a snapshot chain).
    */
-  async withLease<T>(action: (lease: string) => Promise<T>, expireMs = 3_600_000): Promise<T> {
-    const id = `hivemind-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    const expire = new Date(Date.now() + expireMs).toISOString();
-    await this.unary('leases', 'Create', { id, labels: { 'containerd.io/gc.expire': expire } });
+  async withLease<T>(action: (lease: string) => Promise<T>, expireMs = LEASE_EXPIRE_MS_DEFAULT): Promise<T> {
+    const id = await this.createLease(expireMs);
     try {
       return await action(id);
     } finally {
       await this.unary('leases', 'Delete', { id, sync: false }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Creates a lease that containerd drops by itself `expireMs` after now if
+   * no one deletes it; answers its id. Pair with `releaseLease`.
+   */
+  async createLease(expireMs = LEASE_EXPIRE_MS_DEFAULT): Promise<string> {
+    const id = `hivemind-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const expire = new Date(Date.now() + expireMs).toISOString();
+    await this.unary('leases', 'Create', { id, labels: { 'containerd.io/gc.expire': expire } });
+    return id;
+  }
+
+  /**
+   * Deletes a lease without waiting for the answer: what it held is
+   * referenced by then (or meant to go), and a lost delete only leaves the
+   * lease to its expiry.
+   */
+  releaseLease(id: string): void {
+    this.unary('leases', 'Delete', { id, sync: false }).catch(() => undefined);
   }
 
   /** Closes every connection. Idempotent. */

@@ -22,7 +22,7 @@ import type { PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
-import { CniNetwork, createNetns, deleteNetns, netnsName, type ContainerNetwork } from './network.js';
+import { CniNetwork, createNetns, deleteNetns, netnsPathOf, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { normalizeReference, RegistryClient } from './registry.js';
@@ -382,45 +382,62 @@ export class ContainerdRuntime implements Runtime {
   }
 
   /**
-   * Start = (image resolve -> snapshot -> user -> secrets, log file) beside
-   * (netns -> CNI attach), then container -> task create -> task start.
-   * The two branches share nothing until the container is created (the
-   * netns path is known up front; the address goes into the labels), so they
-   * run at once: the CNI plugins are the slowest step. Every step that
-   * succeeded registers its undo; a failure in either branch waits for the
-   * other to settle, then undoes everything in reverse.
+   * Start, as a graph of steps rather than a line, since the CNI plugins are
+   * the slowest part and runc needs only the namespace to exist:
+   *
+   *   id free?, image resolve, lease                     (read-only, at once)
+   *   -> netns -> CNI attach ------------------------------+-> address label --+
+   *   -> snapshot Prepare -> user -> secrets, log file     |                   +-> task Start
+   *        -> container Create -+-> task Create (netns) ---+-------------------+
+   *
+   * The netns path is known before the namespace exists, so the container
+   * record (which names it) does not wait for it; the task (runc create,
+   * which joins it) does; the address goes on the container as a label once
+   * CNI gave it, before the task starts. Nothing of the workload runs before
+   * task Start, so the process always sees its network up. Every step that
+   * succeeded registers its undo; a failure anywhere waits for every branch
+   * to settle, then undoes everything in reverse (each undo was pushed after
+   * the undo of what it depends on).
    */
   async start(spec: WorkloadSpec): Promise<RunningWorkload> {
     await this.open();
     const id = spec.id;
-    // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
-    await this.assertNoContainer(id);
     const startedAt = Date.now();
     const undo: Array<() => Promise<unknown>> = [];
     const snapshotter = this.images.snapshotter;
+    // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
+    const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), this.imageFor(spec), this.client.createLease()]);
+    const lease = leaseOutcome.status === 'fulfilled' ? leaseOutcome.value : undefined;
     try {
-      return await this.client.withLease((lease) => this.startSteps(spec, { startedAt, snapshotter, lease, undo }));
+      if (free.status === 'rejected') throw free.reason;
+      if (imageOutcome.status === 'rejected') throw imageOutcome.reason;
+      if (leaseOutcome.status === 'rejected') throw leaseOutcome.reason;
+      return await this.startSteps(spec, { startedAt, snapshotter, lease: leaseOutcome.value, image: imageOutcome.value, undo });
     } catch (error) {
       this.known.delete(id);
       for (const step of undo.reverse()) await step().catch(() => undefined);
       const message = (error as Error).message;
       throw new Error(message.startsWith(`instance ${id}`) ? message : `instance ${id}: cannot start: ${message}`);
+    } finally {
+      if (lease !== undefined) this.client.releaseLease(lease);
     }
   }
 
-  /** The steps of `start`, under `lease`; each step that succeeds pushes its undo on `undo`. */
-  private async startSteps(spec: WorkloadSpec, context: { startedAt: number; snapshotter: string; lease: string; undo: Array<() => Promise<unknown>> }): Promise<RunningWorkload> {
-    const { startedAt, snapshotter, lease, undo } = context;
+  /** The steps of `start` (see there), under `lease`; each step that succeeds pushes its undo on `undo`. */
+  private async startSteps(spec: WorkloadSpec, context: { startedAt: number; snapshotter: string; lease: string; image: ResolvedImage; undo: Array<() => Promise<unknown>> }): Promise<RunningWorkload> {
+    const { startedAt, snapshotter, lease, image, undo } = context;
     const id = spec.id;
-    const networkStep = (async () => {
-      const netnsPath = await createNetns(id);
+    const netnsPath = netnsPathOf(id);
+    const netnsStep = createNetns(id).then((path) => {
       undo.push(() => deleteNetns(id));
-      const { address } = await this.network.attach(id, netnsPath, spec.ports);
-      undo.push(() => this.network.detach(id, netnsPath, spec.ports));
-      return { netnsPath, address };
-    })();
-    const rootfsStep = (async () => {
-      const image = await this.imageFor(spec);
+      return path;
+    });
+    const networkStep = netnsStep.then(async (path) => {
+      const { address } = await this.network.attach(id, path, spec.ports);
+      undo.push(() => this.network.detach(id, path, spec.ports));
+      return address;
+    });
+    const containerStep = (async () => {
       const prepared = await this.client.unary<{ mounts: Array<{ type: string; source: string; target: string; options: string[] }> }>('snapshots', 'Prepare', { snapshotter, key: id, parent: image.chainId, labels: {} }, { lease });
       undo.push(() => this.client.unary('snapshots', 'Remove', { snapshotter, key: id }));
       const user = await this.resolveUser(spec, image, prepared.mounts);
@@ -428,32 +445,38 @@ export class ContainerdRuntime implements Runtime {
       undo.push(() => this.removeSecrets(id));
       await mkdir(dirname(spec.logPath), { recursive: true });
       await (await open(spec.logPath, 'a')).close();
-      return { image, prepared, user, secretsDir };
+      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+      const container = {
+        id,
+        labels: containerLabels(spec, { startedAt }),
+        image: image.name,
+        runtime: { name: RUNC_RUNTIME },
+        spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
+        snapshotter,
+        snapshot_key: id,
+        extensions: {},
+      };
+      await this.client.unary('containers', 'Create', { container }, { lease });
+      undo.push(() => this.client.unary('containers', 'Delete', { id }));
+      return { prepared, runtimeSpec };
     })();
-    const [networkOutcome, rootfsOutcome] = await Promise.allSettled([networkStep, rootfsStep]);
-    if (rootfsOutcome.status === 'rejected') throw rootfsOutcome.reason;
-    if (networkOutcome.status === 'rejected') throw networkOutcome.reason;
-    const { netnsPath, address } = networkOutcome.value;
-    const { image, prepared, user, secretsDir } = rootfsOutcome.value;
-    const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
-    const container = {
-      id,
-      labels: containerLabels(spec, { address, startedAt }),
-      image: image.name,
-      runtime: { name: RUNC_RUNTIME },
-      spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
-      snapshotter,
-      snapshot_key: id,
-      extensions: {},
-    };
-    await this.client.unary('containers', 'Create', { container }, { lease });
-    undo.push(() => this.client.unary('containers', 'Delete', { id }));
+    const taskStep = Promise.all([containerStep, netnsStep]).then(async ([{ prepared }]) => {
+      const stdio = `file://${resolve(spec.logPath)}`;
+      await this.client.unary('tasks', 'Create', { container_id: id, rootfs: prepared.mounts, stdin: '', stdout: stdio, stderr: stdio, terminal: false });
+      undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
+    });
+    // The address is on the container before its task can run: adoption after a crash finds it there.
+    const labelStep = Promise.all([containerStep, networkStep]).then(([, address]) =>
+      this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
+    );
+    const outcomes = await Promise.allSettled([networkStep, containerStep, taskStep, labelStep]);
+    const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const address = await networkStep;
+    const { runtimeSpec } = await containerStep;
     this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
     this.reported.delete(id);
     this.oomSeen.delete(id);
-    const stdio = `file://${resolve(spec.logPath)}`;
-    await this.client.unary('tasks', 'Create', { container_id: id, rootfs: prepared.mounts, stdin: '', stdout: stdio, stderr: stdio, terminal: false });
-    undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
     const started = await this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' });
     return { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address };
   }
@@ -512,7 +535,7 @@ export class ContainerdRuntime implements Runtime {
     if (task !== undefined) await this.client.unary('tasks', 'Delete', { container_id: id }).catch(ignoreMissing);
     await this.client.unary('containers', 'Delete', { id }).catch(ignoreMissing);
     await this.client.unary('snapshots', 'Remove', { snapshotter, key: id }).catch(ignoreMissing);
-    const netnsPath = `/run/netns/${netnsName(id)}`;
+    const netnsPath = netnsPathOf(id);
     await this.network.detach(id, netnsPath, ports).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
     await deleteNetns(id).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
     await this.removeSecrets(id);

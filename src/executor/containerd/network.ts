@@ -60,10 +60,15 @@ export function netnsName(id: string): string {
   return `hm-${createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
 }
 
-/** Creates the network namespace of container `id` (if missing); answers its path. */
+/** Where the network namespace of container `id` is (or will be) mounted. */
+export function netnsPathOf(id: string): string {
+  return `/run/netns/${netnsName(id)}`;
+}
+
+/** Creates the network namespace of container `id` (if missing); answers its path (`netnsPathOf`). */
 export async function createNetns(id: string): Promise<string> {
   const name = netnsName(id);
-  const path = `/run/netns/${name}`;
+  const path = netnsPathOf(id);
   if (existsSync(path)) return path;
   const added = await run('ip', ['netns', 'add', name]);
   if (added.code !== 0) throw new NetworkError(`cannot create network namespace ${name} for ${id}: ${added.stderr.trim()}`);

@@ -163,8 +163,8 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
   };
 }
 
-/** The labels of a workload's container. */
-export function containerLabels(workload: WorkloadSpec, extra: { address: string; startedAt: number }): Record<string, string> {
+/** The labels of a workload's container; the address label comes once the network gave one (`Label.address`). */
+export function containerLabels(workload: WorkloadSpec, extra: { address?: string; startedAt: number }): Record<string, string> {
   return {
     ...workload.labels,
     [Label.instance]: workload.id,
@@ -172,7 +172,7 @@ export function containerLabels(workload: WorkloadSpec, extra: { address: string
     [Label.specHash]: workload.specHash,
     [Label.tenant]: workload.tenant,
     [Label.app]: workload.app,
-    [Label.address]: extra.address,
+    ...(extra.address !== undefined ? { [Label.address]: extra.address } : {}),
     [Label.ports]: JSON.stringify(workload.ports),
     [Label.logPath]: workload.logPath,
     [Label.startedAt]: String(extra.startedAt),
