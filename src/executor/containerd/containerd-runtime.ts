@@ -125,6 +125,8 @@ export class ContainerdRuntime implements Runtime {
   /** Ids whose current run's exit was reported (cleared by start). */
   private readonly reported = new Set<string>();
   private readonly oomSeen = new Set<string>();
+  /** The network release (CNI DEL) of each workload whose task ended, until it is removed or started again. */
+  private readonly networkReleases = new Map<string, Promise<void>>();
   private events: ClientReadableStream<EnvelopeWire> | undefined;
   private resubscribeTimer: NodeJS.Timeout | undefined;
 
@@ -245,6 +247,7 @@ export class ContainerdRuntime implements Runtime {
     const known = this.known.get(id);
     if (known === undefined || this.reported.has(id)) return;
     this.reported.add(id);
+    void this.releaseNetwork(id);
     const at = Date.now();
     void this.cgroupOomKills(id).then((kills) => {
       const oomKilled = this.oomSeen.has(id) || kills > 0;
@@ -256,6 +259,40 @@ export class ContainerdRuntime implements Runtime {
   onExit(listener: (exit: WorkloadExit) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Detaches the network of a workload whose task ended (CNI DEL with the
+   * config and port mappings of its ADD, so portmap and the bridge drop its
+   * rules and its address goes back to the pool), once per run; a stopped
+   * container keeps no published port and no address. Never rejects: a
+   * failure is logged and forgotten, and `remove` detaches again.
+   */
+  private releaseNetwork(id: string): Promise<void> {
+    let release = this.networkReleases.get(id);
+    if (release === undefined) {
+      const netnsPath = netnsPathOf(id);
+      release = this.portsOf(id)
+        .then((ports) => this.network.detach(id, existsSync(netnsPath) ? netnsPath : '', ports))
+        .catch((error: Error) => {
+          this.log(`containerd: ${id}: cannot release its network (remove tries again): ${error.message}`);
+          // Forgotten, so that remove detaches again.
+          if (this.networkReleases.get(id) === release) this.networkReleases.delete(id);
+        });
+      this.networkReleases.set(id, release);
+    }
+    return release;
+  }
+
+  /** The ports of a workload, from its container's labels; none when the container is gone. */
+  private async portsOf(id: string): Promise<PortSpec[]> {
+    try {
+      const { container } = await this.client.unary<{ container: ContainerWire }>('containers', 'Get', { id });
+      return JSON.parse(container.labels[Label.ports] ?? '[]') as PortSpec[];
+    } catch (error) {
+      if (isContainerdError(error, 'not-found')) return [];
+      throw error;
+    }
   }
 
   // ---- list ----
@@ -474,6 +511,7 @@ export class ContainerdRuntime implements Runtime {
     if (failed !== undefined) throw failed.reason;
     const address = await networkStep;
     const { runtimeSpec } = await containerStep;
+    this.networkReleases.delete(id);
     this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
     this.reported.delete(id);
     this.oomSeen.delete(id);
@@ -514,6 +552,8 @@ export class ContainerdRuntime implements Runtime {
         throw new Error(`instance ${id}: did not exit after SIGKILL: ${error.message}`);
       });
     }
+    // The stopped container's rules are gone when stop answers (the exit event may come later).
+    await this.releaseNetwork(id);
   }
 
   async remove(id: string): Promise<void> {
@@ -536,7 +576,11 @@ export class ContainerdRuntime implements Runtime {
     await this.client.unary('containers', 'Delete', { id }).catch(ignoreMissing);
     await this.client.unary('snapshots', 'Remove', { snapshotter, key: id }).catch(ignoreMissing);
     const netnsPath = netnsPathOf(id);
-    await this.network.detach(id, netnsPath, ports).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
+    const released = this.networkReleases.get(id);
+    // Detached at the exit already (released), or never: detach here, with the ports of the ADD.
+    if (released !== undefined) await released;
+    else await this.network.detach(id, existsSync(netnsPath) ? netnsPath : '', ports).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
+    this.networkReleases.delete(id);
     await deleteNetns(id).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
     await this.removeSecrets(id);
     this.known.delete(id);

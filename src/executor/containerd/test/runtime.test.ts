@@ -3,7 +3,9 @@
 // published port answers on 127.0.0.1 and on the container's bridge
 // address; stop kills a container that ignores SIGTERM after the grace; an
 // OOM kill is reported; exec runs a health check inside; secrets are files
-// on a tmpfs; a new runtime object adopts what runs; remove cleans up.
+// on a tmpfs; a new runtime object adopts what runs; remove cleans up; a
+// stopped or exited container leaves no iptables rule (iptables-save).
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -41,6 +43,13 @@ function workload(id: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSp
     labels: {},
     ...overrides,
   };
+}
+
+/** The node's iptables rules, every table. */
+function iptablesSave(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('iptables-save', [], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+  });
 }
 
 function logOf(id: string): string {
@@ -114,6 +123,27 @@ test('a published port answers on 127.0.0.1 and on the bridge address', async ()
   assert.is(slow.timedOut, true);
   await runtime.stop('web-1', { signal: 'SIGTERM', graceMs: 2_000 });
   await runtime.remove('web-1');
+});
+
+test('stop and remove leave no iptables rule of a container with a published port', async () => {
+  if (skip !== undefined) return;
+  const published = 20_000 + Math.floor(Math.random() * 20_000);
+  const id = 'ported-1';
+  const started = await runtime.start(workload(id, { command: ['httpd', '-f', '-p', '8080', '-h', '/www'], ports: [{ target: 8080, published, protocol: 'tcp' }] }));
+  const address = started.address!;
+  const ruleMentions = (rules: string): string[] => rules.split('\n').filter((line) => line.includes(`"${id}"`) || line.includes(`--dport ${published} `) || line.includes(`${address}/32`) || line.includes(`${address}:8080`));
+  assert.ok(ruleMentions(await iptablesSave()).length > 0, 'while it runs, portmap and the bridge have rules for it (the check can fail)');
+  await runtime.stop(id, { signal: 'SIGTERM', graceMs: 1_000 });
+  assert.equal(ruleMentions(await iptablesSave()), [], 'stopped: no rule of it is left');
+  await runtime.remove(id);
+  assert.equal(ruleMentions(await iptablesSave()), [], 'removed: still none');
+  // A container that exits by itself drops its rules too (the exit event releases its network).
+  const exiting = 'ported-2';
+  await runtime.start(workload(exiting, { command: ['sh', '-c', 'sleep 1; exit 1'], ports: [{ target: 8080, published: published + 1, protocol: 'tcp' }] }));
+  const exitingMentions = (rules: string): string[] => rules.split('\n').filter((line) => line.includes(`"${exiting}"`) || line.includes(`--dport ${published + 1} `));
+  assert.ok(exitingMentions(await iptablesSave()).length > 0, 'while it runs it has rules');
+  await eventually('its rules gone after it exits', async () => exitingMentions(await iptablesSave()).length === 0);
+  await runtime.remove(exiting);
 });
 
 test('stop: a container that ignores SIGTERM is killed after the grace', async () => {
