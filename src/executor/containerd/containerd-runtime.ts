@@ -26,7 +26,8 @@ import { CniNetwork, createNetns, deleteNetns, netnsPathOf, type ContainerNetwor
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { normalizeReference, RegistryClient } from './registry.js';
-import { buildRuntimeSpec, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
+import { containerNameFiles, readNodeResolvConfs } from './name-files.js';
+import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
 
 const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 const PROCESS_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
@@ -179,6 +180,7 @@ export class ContainerdRuntime implements Runtime {
   private async openOnce(): Promise<void> {
     await mkdir(join(this.stateDir, 'secrets'), { recursive: true, mode: 0o700 });
     await mkdir(join(this.stateDir, 'exec'), { recursive: true, mode: 0o700 });
+    await mkdir(join(this.stateDir, 'etc'), { recursive: true, mode: 0o755 });
     const socketPath = this.socketPath();
     let endpoint;
     if (this.options.manageContainerd === false) {
@@ -401,6 +403,24 @@ export class ContainerdRuntime implements Runtime {
     return folder;
   }
 
+  private nameFilesDir(id: string): string {
+    return join(this.stateDir, 'etc', id);
+  }
+
+  /**
+   * Writes the container's /etc/hosts and /etc/resolv.conf (`name-files.ts`)
+   * into its folder; again with the address once the network gave one.
+   * Written in place (same inode), so a file runc already bound shows the new text.
+   */
+  private async writeNameFiles(spec: WorkloadSpec, address?: string): Promise<{ hostsPath: string; resolvConfPath: string }> {
+    const folder = this.nameFilesDir(spec.id);
+    await mkdir(folder, { recursive: true, mode: 0o755 });
+    const files = containerNameFiles({ hostname: containerHostname(spec), ...(address !== undefined ? { address } : {}), nodeResolvConfs: await readNodeResolvConfs() });
+    const paths = { hostsPath: join(folder, 'hosts'), resolvConfPath: join(folder, 'resolv.conf') };
+    await Promise.all([writeFile(paths.hostsPath, files.hosts, { mode: 0o644 }), writeFile(paths.resolvConfPath, files.resolvConf, { mode: 0o644 })]);
+    return paths;
+  }
+
   private async removeSecrets(id: string): Promise<void> {
     const folder = join(this.stateDir, 'secrets', id);
     if (!existsSync(folder)) return;
@@ -482,7 +502,9 @@ export class ContainerdRuntime implements Runtime {
       undo.push(() => this.removeSecrets(id));
       await mkdir(dirname(spec.logPath), { recursive: true });
       await (await open(spec.logPath, 'a')).close();
-      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+      const nameFiles = await this.writeNameFiles(spec);
+      undo.push(() => rm(this.nameFilesDir(id), { recursive: true, force: true }));
+      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
       const container = {
         id,
         labels: containerLabels(spec, { startedAt }),
@@ -503,8 +525,12 @@ export class ContainerdRuntime implements Runtime {
       undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
     });
     // The address is on the container before its task can run: adoption after a crash finds it there.
+    // So is the hosts line of its own name (rewritten in place: runc already bound the file).
     const labelStep = Promise.all([containerStep, networkStep]).then(([, address]) =>
-      this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
+      Promise.all([
+        this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
+        this.writeNameFiles(spec, address),
+      ]),
     );
     const outcomes = await Promise.allSettled([networkStep, containerStep, taskStep, labelStep]);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
@@ -583,6 +609,7 @@ export class ContainerdRuntime implements Runtime {
     this.networkReleases.delete(id);
     await deleteNetns(id).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
     await this.removeSecrets(id);
+    await rm(this.nameFilesDir(id), { recursive: true, force: true });
     this.known.delete(id);
     this.reported.delete(id);
     this.oomSeen.delete(id);

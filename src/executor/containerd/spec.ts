@@ -61,6 +61,13 @@ export interface SpecContext {
   /** The cgroup parent (cgroups v1 path), `/hivemind` by default. */
   cgroupParent?: string;
   hostname?: string;
+  /** The container's generated /etc/hosts and /etc/resolv.conf on the node (`name-files.ts`), bound read-only. */
+  nameFiles?: { hostsPath: string; resolvConfPath: string };
+}
+
+/** The hostname of a workload's container: its instance id, cut to the 63 characters a hostname may have. */
+export function containerHostname(workload: Pick<WorkloadSpec, 'id'>): string {
+  return workload.id.slice(0, 63);
 }
 
 /** The process argv: entrypoint and command override the image's as in Compose. */
@@ -126,6 +133,10 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
   for (const mount of workload.mounts) {
     mounts.push({ destination: mount.target, type: 'bind', source: mount.source, options: ['rbind', mount.readOnly ? 'ro' : 'rw'] });
   }
+  if (context.nameFiles !== undefined) {
+    mounts.push({ destination: '/etc/hosts', type: 'bind', source: context.nameFiles.hostsPath, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+    mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: context.nameFiles.resolvConfPath, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  }
   if (context.secretsDir !== undefined) {
     mounts.push({ destination: '/run/secrets', type: 'bind', source: context.secretsDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
   }
@@ -151,7 +162,7 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
       noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: workload.readOnly },
-    hostname: context.hostname ?? workload.id.slice(0, 63),
+    hostname: context.hostname ?? containerHostname(workload),
     mounts,
     linux: {
       resources,

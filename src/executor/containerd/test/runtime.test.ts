@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { request } from 'undici';
 import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
 import { ContainerdRuntime } from '../containerd-runtime.js';
+import { containerNameFiles, readNodeResolvConfs } from '../name-files.js';
 import { CniNetwork, netnsName } from '../network.js';
 import { TestContainerd, eventually, skipReason } from './harness.js';
 
@@ -144,6 +145,23 @@ test('stop and remove leave no iptables rule of a container with a published por
   assert.ok(exitingMentions(await iptablesSave()).length > 0, 'while it runs it has rules');
   await eventually('its rules gone after it exits', async () => exitingMentions(await iptablesSave()).length === 0);
   await runtime.remove(exiting);
+});
+
+test('a container gets its own /etc/hosts and /etc/resolv.conf, read-only', async () => {
+  if (skip !== undefined) return;
+  const id = 'names-1';
+  const started = await runtime.start(workload(id, { command: ['sh', '-c', 'cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; hostname; (echo x >> /etc/hosts) 2>/dev/null && echo writable || echo read-only; echo done'] }));
+  await eventually('the output', () => logOf(id).includes('done'));
+  const [hosts, resolvConf, rest] = logOf(id).split('---\n') as [string, string, string];
+  assert.ok(hosts.split('\n').includes('127.0.0.1\tlocalhost'), hosts);
+  assert.ok(hosts.split('\n').includes(`${started.address}\t${id}`), `its own name on its address: ${hosts}`);
+  const expected = containerNameFiles({ hostname: id, address: started.address!, nodeResolvConfs: await readNodeResolvConfs() }).resolvConf;
+  assert.is(resolvConf, expected);
+  assert.not.match(resolvConf, /nameserver (127\.|::1)/, 'no loopback resolver');
+  assert.match(rest, new RegExp(`^${id.replace('.', '\\.')}\n`), 'hostname is the instance id');
+  assert.match(rest, /read-only/);
+  await runtime.remove(id);
+  assert.not.ok(existsSync(join(containerd.dataDir, 'containerd-runtime', 'etc', id)), 'its files are removed');
 });
 
 test('stop: a container that ignores SIGTERM is killed after the grace', async () => {
