@@ -81,8 +81,23 @@ export interface LocalRoute extends RouteBase {
   handle(context: RouteContext): Promise<Answer>;
 }
 
+/**
+ * An authenticated route answered by this node alone whose body is a raw
+ * stream, not JSON (an image archive). The server checks the
+ * `Content-Type` against `contentTypes` (415) and a declared
+ * `Content-Length` against `bytesMax` (413) before `upload` runs; `body`
+ * yields the bytes and throws a 413 `ApiError` past `bytesMax` when no length
+ * was declared. `upload` must read `body` to its end or throw.
+ */
+export interface UploadRoute extends RouteBase {
+  kind: 'upload';
+  contentTypes: readonly string[];
+  bytesMax: number;
+  upload(context: RouteContext, body: AsyncIterable<Buffer>): Promise<Answer>;
+}
+
 /** Any route. */
-export type Route = ReadRoute | WriteRoute | OpenRoute | LocalRoute;
+export type Route = ReadRoute | WriteRoute | OpenRoute | LocalRoute | UploadRoute;
 
 /** What `Router.match` found: a route and its parameters, a path that takes other methods, or nothing. */
 export type RouteMatch = { type: 'found'; route: Route; params: Record<string, string> } | { type: 'wrong-method'; allowed: string[]; path: string } | { type: 'none' };

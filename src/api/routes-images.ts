@@ -3,12 +3,18 @@
  * Answered by the node that receives them (images are per node), through
  * the executor's containerd runtime.
  *
- * Import takes the path of an OCI image layout archive on the node (the
- * CLI sends an absolute path on the node it runs on). A streamed upload of
- * the archive needs a raw-body route kind in server.ts; until then the
- * archive must be on the node.
+ * An OCI image layout archive comes in two ways: streamed as the body of
+ * POST /v1/images/upload (what the CLI does, so it works against any node),
+ * written to a temporary file under the runtime's state folder, imported,
+ * and removed whatever happens; or, when the archive is already on the node,
+ * by its path in POST /v1/images/import.
  */
-import { isAbsolute } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ImageError } from '../executor/containerd/images.js';
 import { containerdRuntime } from '../executor/containerd/register.js';
 import type { ContainerdRuntime } from '../executor/containerd/containerd-runtime.js';
@@ -16,6 +22,10 @@ import { ApiCode, ApiError, invalidArgument } from './errors.js';
 import type { Route } from './router.js';
 
 const REFERENCE_CHARS_MAX = 512;
+/** The largest image archive POST /v1/images/upload takes. */
+export const IMAGE_ARCHIVE_BYTES_MAX = 4 * 2 ** 30;
+/** Body types of an uploaded archive (a tar, not compressed). */
+export const IMAGE_ARCHIVE_CONTENT_TYPES = ['application/x-tar', 'application/octet-stream'] as const;
 
 async function runtimeOf(nodeId: string): Promise<ContainerdRuntime> {
   const runtime = containerdRuntime();
@@ -41,7 +51,7 @@ function stringField(body: unknown, field: string, required: boolean): string | 
   return value;
 }
 
-/** GET /v1/images, POST /v1/images/pull, POST /v1/images/import. */
+/** GET /v1/images, POST /v1/images/pull, POST /v1/images/upload, POST /v1/images/import. */
 export const imageRoutes: Route[] = [
   {
     method: 'GET',
@@ -62,6 +72,29 @@ export const imageRoutes: Route[] = [
       const runtime = await runtimeOf(context.backend.nodeId);
       const name = await runtime.pullImage(reference).catch(imageAnswer);
       return { status: 200, json: { node: context.backend.nodeId, images: [name] } };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/images/upload',
+    kind: 'upload',
+    query: ['name'],
+    contentTypes: IMAGE_ARCHIVE_CONTENT_TYPES,
+    bytesMax: IMAGE_ARCHIVE_BYTES_MAX,
+    async upload(context, body) {
+      const nameText = context.query.get('name');
+      const name = nameText === null ? undefined : stringField({ name: nameText }, 'name', true);
+      const runtime = await runtimeOf(context.backend.nodeId);
+      const folder = join(runtime.stateDir, 'uploads');
+      await mkdir(folder, { recursive: true, mode: 0o700 });
+      const archivePath = join(folder, `image-${randomBytes(8).toString('hex')}.tar`);
+      try {
+        await pipeline(Readable.from(body), createWriteStream(archivePath, { mode: 0o600 }), { signal: context.signal });
+        const names = await runtime.importImage(archivePath, name !== undefined ? { name } : {}).catch(imageAnswer);
+        return { status: 200, json: { node: context.backend.nodeId, images: names } };
+      } finally {
+        await rm(archivePath, { force: true });
+      }
     },
   },
   {

@@ -27,7 +27,7 @@ import type { ApiBackend } from './backend.js';
 import { ApiCode, ApiError, fromRaftError, fromStateError, invalidArgument, isRetryable } from './errors.js';
 import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryInteger } from './input.js';
 import { routes } from './routes.js';
-import { Router, type Answer, type Route, type RouteContext } from './router.js';
+import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
 
 /** Largest request body. */
 export const BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -160,6 +160,7 @@ export class ApiServer {
       throw new ApiError(503, ApiCode.unavailable, `node ${this.backend.nodeId} is starting; retry shortly`);
     }
     const actor = route.kind === 'open' ? 'anonymous' : this.authenticate(request);
+    if (route.kind === 'upload') return this.upload(request, url, route, params, { actor, signal });
     const rawBody = await this.readBody(request, route);
     const forwardedHops = Number(request.headers[FORWARDED_HEADER] ?? 0) || 0;
     const state: RequestState = {
@@ -185,6 +186,27 @@ export class ApiServer {
         if (route.body !== undefined) bodyObject(body, route.body);
         return route.write(context);
     }
+  }
+
+  /** An upload route: the body goes to the route as a stream, checked for its type and size (see UploadRoute). */
+  private async upload(request: IncomingMessage, url: URL, route: UploadRoute, params: Record<string, string>, caller: { actor: string; signal: AbortSignal }): Promise<Answer> {
+    const declaredText = request.headers['content-length'];
+    const declared = declaredText === undefined ? undefined : Number(declaredText);
+    const bytesText = `${route.bytesMax} bytes${route.bytesMax >= 2 ** 30 ? ` (${(route.bytesMax / 2 ** 30).toFixed(0)} GiB)` : ''}`;
+    const tooLarge = (): ApiError => new ApiError(413, ApiCode.payloadTooLarge, `the upload is over the limit of ${bytesText} of ${route.method} ${route.path}`, undefined, {}, { Connection: 'close' });
+    const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (!route.contentTypes.includes(mediaType)) {
+      this.discard(request, declared ?? 0);
+      throw new ApiError(415, ApiCode.unsupportedMediaType, `${route.method} ${route.path} takes a body of type ${route.contentTypes.map((type) => JSON.stringify(type)).join(' or ')}, not ${JSON.stringify(mediaType || 'none')}`);
+    }
+    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared > route.bytesMax)) {
+      this.discard(request, declared);
+      throw tooLarge();
+    }
+    checkQuery(url.searchParams, route.query ?? []);
+    const state: RequestState = { request, method: request.method ?? 'POST', url, headers: request.headers, rawBody: Buffer.alloc(0), forwardedHops: 0, requestId: '', signal: caller.signal };
+    const context = this.context(state, params, undefined, caller.actor);
+    return route.upload(context, limitedBody(request, route.bytesMax, tooLarge));
   }
 
   private context(state: RequestState, params: Record<string, string>, body: unknown, actor: string): RouteContext {
@@ -530,4 +552,14 @@ function shownPath(pathname: string): string {
 /** `host:port`, brackets around an IPv6 host. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The bytes of `request`, at most `bytesMax` of them: one more throws `tooLarge()`. */
+async function* limitedBody(request: IncomingMessage, bytesMax: number, tooLarge: () => ApiError): AsyncIterable<Buffer> {
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > bytesMax) throw tooLarge();
+    yield chunk;
+  }
 }

@@ -4,6 +4,7 @@
  * has no leader. Every failure becomes a `CliError` with one clear message.
  */
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher, request as undiciRequest } from 'undici';
 import { formatAppFileProblem, type AppFileProblem } from '../appfile/errors.js';
 import { ApiError, ConnectionError, describeNetworkError } from './errors.js';
@@ -97,6 +98,17 @@ export class ApiClient {
     return this.send<T>('DELETE', path, query, undefined, REQUEST_TIMEOUT_MS);
   }
 
+  /**
+   * POSTs a raw body (an upload route, such as an image archive): `open`
+   * gives the bytes, once per attempt (a retry sends them again from the
+   * start), `bytes` is their length (sent as Content-Length, so the node can
+   * refuse an oversized body before it comes). Retries like `post`; no
+   * deadline beyond REQUEST_TIMEOUT_MS between two chunks or for the answer.
+   */
+  upload<T>(path: string, body: RawBody, query: Query = {}): Promise<ApiResponse<T>> {
+    return this.send<T>('POST', path, query, body, REQUEST_TIMEOUT_MS);
+  }
+
   /** Closes the connection pool, so the process can end. */
   async close(): Promise<void> {
     if (this.undici !== undefined) await (await this.undici).agent.close();
@@ -131,7 +143,11 @@ export class ApiClient {
   }): Promise<ApiResponse<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
-    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    const raw = init.body instanceof RawBody ? init.body : undefined;
+    if (raw !== undefined) {
+      headers['content-type'] = raw.contentType;
+      headers['content-length'] = String(raw.bytes);
+    } else if (init.body !== undefined) headers['content-type'] = 'application/json';
     if (init.idempotencyKey !== undefined) headers['idempotency-key'] = init.idempotencyKey;
     const { agent, request } = await this.connection();
     let response: Dispatcher.ResponseData;
@@ -140,7 +156,7 @@ export class ApiClient {
       response = await request(this.address + init.path + queryString(init.query), {
         method: init.method,
         headers,
-        body: init.body === undefined ? null : JSON.stringify(init.body),
+        body: raw !== undefined ? raw.open() : init.body === undefined ? null : JSON.stringify(init.body),
         dispatcher: agent,
         headersTimeout: init.timeoutMs,
         bodyTimeout: init.timeoutMs,
@@ -177,6 +193,15 @@ export class ApiClient {
     if (code === 'unauthenticated') message = `${message} (${this.tokenSource}; pass --token or set HIVEMIND_TOKEN)`;
     return new ApiError({ status, code, message, ...(field === undefined ? {} : { field }), ...(index === undefined ? {} : { index }), details });
   }
+}
+
+/** A body sent as is (not JSON): its type, length in bytes, and a way to read it from the start. */
+export class RawBody {
+  constructor(
+    readonly contentType: string,
+    readonly bytes: number,
+    readonly open: () => Readable,
+  ) {}
 }
 
 /** `/v1/apps/acme/web`: joins path segments, each percent-encoded. */

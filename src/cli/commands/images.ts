@@ -2,10 +2,13 @@
  * `image`: the images in the containerd of the node the CLI talks to:
  * list them, import an OCI image layout archive, pull from a registry.
  */
+import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { ImageSummary } from '../../executor/containerd/images.js';
 import { listIn } from '../answers.js';
+import { RawBody } from '../client.js';
+import { CliError } from '../errors.js';
 import { contextOf, withClient } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
 
@@ -38,13 +41,23 @@ export function registerImageCommands(program: Command): void {
 
   image
     .command('import')
-    .description('import an OCI image layout archive (a tar) into the node; the file must be readable by the node (same machine)')
-    .argument('<file>', 'the archive')
+    .description('import an OCI image layout archive (a tar) into the node the CLI talks to (the file is sent to it)')
+    .argument('<file>', 'the archive, on the machine the CLI runs on')
     .addOption(new Option('--name <ref>', 'the name to give the image (default: the name inside the archive)'))
     .action(async (file: string, options: { name?: string }, command: Command) => {
       const context = contextOf(command);
+      const path = resolve(file);
+      let bytes: number;
+      try {
+        const stat = statSync(path);
+        if (!stat.isFile()) throw new Error('not a regular file');
+        bytes = stat.size;
+      } catch (error) {
+        throw new CliError(`cannot import ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+      }
       await withClient(context, async (client) => {
-        const { body } = await client.post<unknown>('/v1/images/import', { path: resolve(file), ...(options.name !== undefined ? { name: options.name } : {}) });
+        const archive = new RawBody('application/x-tar', bytes, () => createReadStream(path));
+        const { body } = await client.upload<unknown>('/v1/images/upload', archive, options.name !== undefined ? { name: options.name } : {});
         if (context.json) return printJson(context, body);
         for (const name of listIn<string>(body, 'images')) printLine(context, `imported ${name}`);
       });
