@@ -12,6 +12,13 @@ import type { Command, InstanceState } from '../state/types.js';
 export const STATUS_BATCH_MAX = 500;
 /** Updates waiting at once; beyond it the oldest are dropped (the next reconcile pass reports again). */
 export const STATUS_PENDING_MAX = 10_000;
+/**
+ * The shortest spacing of two flushes. Short enough that a burst of starts is
+ * seen running within a few tens of milliseconds of the last one; long
+ * enough that 100 instances starting on one node make a few commands a
+ * second, not one per instance.
+ */
+export const STATUS_FLUSH_MS_DEFAULT = 50;
 const RETRY_DELAY_MS_MIN = 500;
 const RETRY_DELAY_MS_MAX = 10_000;
 
@@ -45,7 +52,7 @@ export class StatusReporter {
   sentCount = 0;
 
   constructor(private readonly options: StatusReporterOptions) {
-    this.flushMs = options.flushMs ?? 200;
+    this.flushMs = options.flushMs ?? STATUS_FLUSH_MS_DEFAULT;
   }
 
   /** Queues an update; a newer one for the same instance replaces it. */
