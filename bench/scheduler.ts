@@ -1,5 +1,5 @@
 /**
- * `npm run bench:scheduler [-- --json] [--nodes 1000,5000] [--instances 10000,100000]`:
+ * `npm run bench:scheduler [-- --json] [--nodes 1000,5000] [--instances 10000,100000] [--node-args ARGS]`:
  * placements per second committed through Raft by the leader's scheduler on
  * a real 3-node cluster (three agent processes on loopback, fsync on), whose
  * state describes many simulated nodes.
@@ -15,9 +15,14 @@
  * `hivemind_scheduler_placements_total`) from the deploy's commit until
  * every instance is placed. Commit latency of placement batches is read from
  * `hivemind_scheduler_proposal_seconds` (histogram buckets, interpolated).
+ * `--node-args ARGS` runs the agents with these Node flags (e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/profiles`, which NODE_OPTIONS refuses) through a
+ * wrapper script standing in for the node binary, and stops them with
+ * SIGTERM at the end, so that profiles are written.
  * Run under `flock /tmp/hivemind-bench.lock`.
  */
-import { loadavg } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryType, type Entry } from '../consensus/core/types.js';
 import { LevelStorage } from '../consensus/storage-level.js';
@@ -212,17 +217,32 @@ async function clusterWith(nodes: number): Promise<{ cluster: TestCluster; membe
   return { cluster, members: [n1, n2, n3] };
 }
 
+/**
+ * The harness starts agents with `process.execPath`; point it at a script
+ * that runs node with `nodeArgs` (this process already runs, so it is not affected).
+ */
+function useNodeArgs(nodeArgs: string): void {
+  const directory = mkdtempSync(join(tmpdir(), 'hivemind-bench-node-'));
+  const wrapper = join(directory, 'node');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${nodeArgs} "$@"\n`, { mode: 0o755 });
+  process.execPath = wrapper;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
   const nodeCounts = listFlag(args, '--nodes', [1000, 5000]);
   const instanceCounts = listFlag(args, '--instances', [10_000, 100_000]);
+  const nodeArgsAt = args.indexOf('--node-args');
+  const nodeArgs = nodeArgsAt === -1 ? undefined : args[nodeArgsAt + 1];
+  if (nodeArgs !== undefined) useNodeArgs(nodeArgs);
   const machine = describeMachine(undefined);
   console.log('scheduler benchmark: placements committed through Raft by the leader\'s scheduler');
   console.log(`  cluster: 3 agent processes on loopback (fsync on), tick 50 ms; simulated nodes: ${nodeCounts.join(', ')}; instances: ${instanceCounts.join(', ')}`);
   console.log('  apps: process apps of at most 10,000 replicas, 0.01 CPU and 16 MiB reserved each, constrained to the simulated nodes; strategy spread');
   console.log(`  machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, disk ${machine.dataDisk}`);
   console.log(`  anchor: ${ANCHOR}; target here: ${TARGET_PLACEMENTS_PER_SECOND.toLocaleString('en')}/s`);
+  if (nodeArgs !== undefined) console.log(`  agents run as: node ${nodeArgs}`);
   console.log(`  load average at start: ${loadavg().map((value) => value.toFixed(2)).join(' ')} (other work on the machine slows every figure)`);
   const rows: Row[] = [];
   for (const nodes of nodeCounts) {
@@ -241,6 +261,8 @@ async function main(): Promise<void> {
       console.error(cluster.logs());
       throw error;
     } finally {
+      // A graceful stop lets Node write what --node-args asked for (profiles).
+      if (nodeArgs !== undefined) await Promise.all(members.map((member) => member.stop()));
       await cluster.cleanup();
     }
   }
