@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/scheduler-plan.js [--nodes 5000] [--instances 100000]`:
+ * `node dist/bench/scheduler-plan.js [--nodes 5000] [--instances 100000] [--round 50000]`:
  * the scheduler's planning and the state machine's apply in one process, no
  * Raft: rounds of `planRound` over the real state machine, each round's
  * `instance.place` commands encoded (msgpackr, as proposals are) and applied,
@@ -21,6 +21,7 @@ function flag(name: string, fallback: number): number {
 
 const nodeCount = flag('--nodes', 5000);
 const instanceCount = flag('--instances', 100_000);
+const options = { ...SCHEDULER_DEFAULTS, placementsPerRoundMax: flag('--round', SCHEDULER_DEFAULTS.placementsPerRoundMax) };
 const machine = new ClusterStateMachine();
 let requests = 0;
 const now = 1_700_000_000_000;
@@ -54,7 +55,7 @@ const started = performance.now();
 for (let round = 1; placed < instanceCount; round++) {
   const planStarted = performance.now();
   const view = machine.schedulerView();
-  const plan = planRound({ ...view, now, seed: view.appliedIndex >>> 0, options: SCHEDULER_DEFAULTS });
+  const plan = planRound({ ...view, now, seed: view.appliedIndex >>> 0, options });
   const planMs = performance.now() - planStarted;
   let encodeMs = 0;
   let applyMs = 0;

@@ -36,13 +36,13 @@ export interface SchedulerComponentOptions extends SchedulerOptions {
 }
 
 /**
- * Rounds of at most 10,000 placements (a round blocks the event loop while
+ * Rounds of at most 20,000 placements (a round blocks the event loop while
  * it plans: bigger rounds delay Raft's heartbeats), up to 4 commands of
  * 5,000 in flight.
  */
 export const SCHEDULER_COMPONENT_DEFAULTS: SchedulerComponentOptions = {
   ...SCHEDULER_DEFAULTS,
-  placementsPerRoundMax: 10_000,
+  placementsPerRoundMax: 20_000,
   debounceMs: 50,
   periodMs: 1_000,
   proposalTimeoutMs: 10_000,

@@ -83,6 +83,33 @@ export function specOf(instance: Instance, apps: Map<string, App>): AppSpec | un
   return (own ?? app.versions[app.versions.length - 1])?.spec;
 }
 
+/**
+ * `specOf` for a pass over many instances: remembers the last answer, since
+ * instances come grouped by app (the state keeps them in creation order), so
+ * most lookups build no key and hash nothing. Valid while `apps` is unchanged.
+ */
+export class SpecLookup {
+  readonly #apps: Map<string, App>;
+  #tenant: string | undefined;
+  #app: string | undefined;
+  #version: number | undefined;
+  #spec: AppSpec | undefined;
+
+  constructor(apps: Map<string, App>) {
+    this.#apps = apps;
+  }
+
+  specOf(instance: Instance): AppSpec | undefined {
+    if (instance.version !== this.#version || instance.app !== this.#app || instance.tenant !== this.#tenant) {
+      this.#spec = specOf(instance, this.#apps);
+      this.#tenant = instance.tenant;
+      this.#app = instance.app;
+      this.#version = instance.version;
+    }
+    return this.#spec;
+  }
+}
+
 /** An app's priority; 0 when unset. */
 export function priorityOf(spec: AppSpec): number {
   return spec.hivemind.priority ?? 0;
@@ -178,10 +205,11 @@ export function buildLoads(view: ClusterView, apps: Map<string, App>, inFlight?:
     loads.set(node.id, emptyLoad(node));
   }
   const overlay = inFlight !== undefined && inFlight.size > 0 ? inFlight : undefined;
+  const specs = new SpecLookup(apps);
   for (const instance of view.instances) {
     const load = chargedLoad(instance, loads, overlay);
     if (load === undefined) continue;
-    const spec = specOf(instance, apps);
+    const spec = specs.specOf(instance);
     if (spec === undefined) continue;
     addResident(load, residentOf(instance, spec));
   }

@@ -26,7 +26,7 @@ import {
   loadMisfit,
   misfit,
   priorityOf,
-  specOf,
+  SpecLookup,
   tieHash,
   type Demand,
   type Misfit,
@@ -170,18 +170,19 @@ export function formatReasons(reasons: readonly UnplaceableReason[]): string[] {
 
 interface Pending {
   instance: Instance;
-  spec: ReturnType<typeof specOf>;
+  spec: AppSpec | undefined;
   priority: number;
 }
 
 function pendingInstances(instances: readonly Instance[], loads: Map<string, NodeLoad>, apps: Map<string, App>, inFlight: ReadonlyMap<string, string> | undefined): Pending[] {
   const pending: Pending[] = [];
   const overlay = inFlight !== undefined && inFlight.size > 0 ? inFlight : undefined;
+  const specs = new SpecLookup(apps);
   for (const instance of instances) {
     if (instance.desired !== 'running') continue;
     if (instance.node !== undefined && loads.get(instance.node)?.node.status === 'up') continue;
     if (overlay?.has(instance.id) === true) continue;
-    const spec = specOf(instance, apps);
+    const spec = specs.specOf(instance);
     pending.push({ instance, spec, priority: spec === undefined ? 0 : priorityOf(spec) });
   }
   return pending.sort(

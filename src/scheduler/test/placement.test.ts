@@ -144,4 +144,30 @@ test('deterministic: same input, same plan; seeds change only ties', () => {
   }
 });
 
+test('placements in flight are not planned again and count on their proposed node', () => {
+  const nodes = [node('n1', { resources: { cpuMillis: 4000, memoryBytes: 1 * GiB } }), node('n2', { resources: { cpuMillis: 4000, memoryBytes: 512 * MiB } })];
+  const apps = [app('db', { reservations: { memoryBytes: 512 * MiB }, replicas: 4 })];
+  const inFlight = new Map([['db-0', 'n1'], ['db-1', 'n1']]);
+  const plan = planPlacements(input({ nodes, apps, instances: instances('db', 4), inFlight }));
+  assert.equal(nodesOf(plan), { 'db-2': 'n2' }, 'n1 is full with the two in flight');
+  assert.equal(plan.unplaceable.map((entry) => entry.id), ['db-3']);
+  assert.equal(formatReasons(plan.unplaceable[0]!.reasons), ['2 nodes: not enough memory (needs 512 MiB, 0 B free at most)']);
+  const applied = planPlacements(input({ nodes, apps, instances: [instance('db', 0, 'n1'), instance('db', 1, 'n1'), ...instances('db', 4).slice(2)], inFlight }));
+  assert.equal(nodesOf(applied), { 'db-2': 'n2' }, 'applied but not yet answered: counted once');
+  const toDown = planPlacements(input({ nodes: [node('n1', { status: 'down' }), nodes[1]!], apps, instances: instances('db', 4), inFlight }));
+  assert.equal(nodesOf(toDown), { 'db-2': 'n2' }, 'in flight to a node gone down: not planned again until answered');
+});
+
+test('large clusters: the sampled scan gives the same plan as before for the same seed, and respects fixed misfits', () => {
+  const nodes = Array.from({ length: 40 }, (_, index) => node(`n${String(index).padStart(2, '0')}`, { labels: { zone: index % 2 === 0 ? 'a' : 'b' }, status: index % 5 === 0 ? 'down' : 'up' }));
+  const apps = [app('web', { constraints: ['node.labels.zone == a'], replicas: 30, reservations: { cpuMillis: 100, memoryBytes: 64 * MiB } })];
+  const plan = planPlacements(input({ nodes, apps, instances: instances('web', 30), candidatesMax: 4, seed: 7 }));
+  assert.is(plan.placements.length, 30);
+  for (const placement of plan.placements) {
+    const index = Number(placement.node.slice(1));
+    assert.ok(index % 2 === 0 && index % 5 !== 0, `${placement.id} on ${placement.node}: zone a and up`);
+  }
+  assert.equal(planPlacements(input({ nodes, apps, instances: instances('web', 30), candidatesMax: 4, seed: 7 })), plan, 'deterministic');
+});
+
 test.run();
