@@ -102,7 +102,7 @@ export function planRound(input: RoundInput): RoundPlan {
     }
     if (app.rebalance !== undefined && (app.rollout === undefined || !isActive(app.rollout))) {
       loads ??= buildLoads(input, appsByKey(input.apps));
-      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed });
+      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed, now, progressDeadlineMs: options.progressDeadlineMs });
       if (move !== undefined) commands.push(move);
     }
   }
