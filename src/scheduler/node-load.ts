@@ -42,7 +42,11 @@ export interface Demand extends Resident {
   avoidNode?: string;
 }
 
-/** One node's load. Invariant: the sums and maps equal the fold of `residents`. */
+/**
+ * One node's load. Invariant: the sums and maps equal the fold of
+ * `residents`, except in loads built without residents (`buildLoads`
+ * option), where `residents` holds only what was added after the build.
+ */
 export interface NodeLoad {
   node: NodeRecord;
   cpuMillis: number;
@@ -197,8 +201,15 @@ export function addResident(load: NodeLoad, resident: Resident): void {
  * `inFlight` (instance id → node id): placements proposed but not yet
  * answered. Such an instance counts on its proposed node (when that node is
  * up) as long as the state does not already count it on an up node.
+ * `residents: false` leaves out the residents lists (see `NodeLoad`), for
+ * callers that read only the sums and maps.
  */
-export function buildLoads(view: ClusterView, apps: Map<string, App>, inFlight?: ReadonlyMap<string, string>): Map<string, NodeLoad> {
+export function buildLoads(
+  view: ClusterView,
+  apps: Map<string, App>,
+  inFlight?: ReadonlyMap<string, string>,
+  options: { residents: boolean } = { residents: true },
+): Map<string, NodeLoad> {
   const loads = new Map<string, NodeLoad>();
   for (const node of view.nodes) {
     assert(!loads.has(node.id), `node ${JSON.stringify(node.id)} is listed twice`);
@@ -211,9 +222,20 @@ export function buildLoads(view: ClusterView, apps: Map<string, App>, inFlight?:
     if (load === undefined) continue;
     const spec = specs.specOf(instance);
     if (spec === undefined) continue;
-    addResident(load, residentOf(instance, spec));
+    if (options.residents) addResident(load, residentOf(instance, spec));
+    else addWeight(load, instance, spec);
   }
   return loads;
+}
+
+/** `addResident` without the resident: the sums and maps only (no allocation; placement reads no residents). */
+function addWeight(load: NodeLoad, instance: Instance, spec: AppSpec): void {
+  const weight = weightOf(spec);
+  const key = instanceAppKey(instance, spec, weight);
+  load.cpuMillis += weight.cpuMillis;
+  load.memoryBytes += weight.memoryBytes;
+  for (const port of weight.ports) if (!load.ports.has(port)) load.ports.set(port, instance.id);
+  load.appCounts.set(key, (load.appCounts.get(key) ?? 0) + 1);
 }
 
 /** The up node `instance` weighs on: its own while it holds resources there, else the one a placement in flight proposed. */

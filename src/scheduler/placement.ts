@@ -89,7 +89,7 @@ export interface PlacementPlan {
  */
 export function planPlacements(input: PlacementInput): PlacementPlan {
   const apps = appsByKey(input.apps);
-  const loads = buildLoads(input, apps, input.inFlight);
+  const loads = buildLoads(input, apps, input.inFlight, { residents: false });
   const nodeLoads = [...loads.values()].sort((left, right) => compareText(left.node.id, right.node.id));
   const fits = new FixedFits(nodeLoads);
   const plan: PlacementPlan = { placements: [], unplaceable: [] };
