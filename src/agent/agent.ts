@@ -98,6 +98,13 @@ const WATCH_INTERVAL_MS = 100;
 const LEAVE_STOP_DELAY_MS = 1000;
 const REJOIN_INTERVAL_MS = 5000;
 const ENSURE_INTERVAL_MS = 1000;
+/**
+ * The membership planner runs at once when the records or the Raft
+ * configuration changed, else at most this often: it reads every node
+ * record, and what time alone changes (graces of seconds or more, gossip's
+ * and Raft's liveness) can wait this long.
+ */
+const MEMBERSHIP_INTERVAL_MS = 500;
 const READY_TIMEOUT_MS = 30_000;
 const INTERNAL_PROPOSAL_TIMEOUT_MS = 10_000;
 const MEMBERSHIP_CHANGE_TIMEOUT_MS = 10_000;
@@ -156,6 +163,8 @@ class HivemindAgent implements Agent, ApiBackend {
   private peerMapCache: { revision: number; identity: NodeIdentity | undefined; advertised: string | undefined; peers: Readonly<Record<string, string>> } | undefined;
   private lastLeader: string | undefined;
   private membershipBusy = false;
+  /** When the membership planner last ran (ms, `performance.now()`), and on what records and configuration. */
+  private membershipLast: { at: number; inputs: string } | undefined;
   private ensureBusy = false;
   private lastEnsureAt = 0;
   private rejoinBusy = false;
@@ -536,7 +545,7 @@ class HivemindAgent implements Agent, ApiBackend {
     this.syncTokenFile();
     this.discoverySync();
     if (this.checkLeft()) return;
-    if (status.role === 'leader' && !this.membershipBusy) void this.membershipStep(status);
+    if (status.role === 'leader' && !this.membershipBusy && this.membershipDue(status)) void this.membershipStep(status);
     if (!this.ensureBusy && Date.now() - this.lastEnsureAt >= ENSURE_INTERVAL_MS) void this.ensureSelf(status);
     this.maybeRejoin(status);
   }
@@ -689,6 +698,16 @@ class HivemindAgent implements Agent, ApiBackend {
 
   // ---------------------------------------------------------------------------
   // Membership manager (leader only)
+
+  /** Whether the membership planner should run now (see MEMBERSHIP_INTERVAL_MS); records that it does. */
+  private membershipDue(status: Status): boolean {
+    const inputs = `${this.machine.nodesRevision}|${status.term}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
+    const now = performance.now();
+    const last = this.membershipLast;
+    if (last !== undefined && last.inputs === inputs && now - last.at < MEMBERSHIP_INTERVAL_MS) return false;
+    this.membershipLast = { at: now, inputs };
+    return true;
+  }
 
   private async membershipStep(status: Status): Promise<void> {
     this.membershipBusy = true;

@@ -298,9 +298,7 @@ export class ClusterStateMachine {
    */
   nodeDirectory(): readonly NodeDirectoryEntry[] {
     if (this.#directory?.revision !== this.#nodesRevision) {
-      const entries = [...this.#state.nodes.values()]
-        .sort((left, right) => compare(left.id, right.id))
-        .map(({ lastSeenAt: _lastSeenAt, ...rest }) => deepFreeze(structuredClone(rest)));
+      const entries = [...this.#state.nodes.values()].sort((left, right) => compare(left.id, right.id)).map(directoryEntry);
       this.#directory = { revision: this.#nodesRevision, entries: Object.freeze(entries) };
     }
     return this.#directory.entries;
@@ -373,6 +371,22 @@ export class ClusterStateMachine {
   token(): TokenRecord | undefined {
     return copyOrUndefined(this.#state.token);
   }
+}
+
+/**
+ * A frozen copy of `record` without `lastSeenAt`. Node records are plain
+ * data two levels deep (fields, and the addresses, labels and resources
+ * objects of strings and numbers), so a two-level copy is a deep one, and
+ * much cheaper than structuredClone for thousands of records.
+ */
+function directoryEntry(record: NodeRecord): NodeDirectoryEntry {
+  const entry: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) {
+    if (key === 'lastSeenAt') continue;
+    assert(Array.isArray(value) === false, `node record field ${key} is a list; the directory copies two levels of plain objects only`);
+    entry[key] = typeof value === 'object' && value !== null ? Object.freeze({ ...value }) : value;
+  }
+  return Object.freeze(entry) as unknown as NodeDirectoryEntry;
 }
 
 function implicitDefaultTenant(): Tenant {
