@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatReasons, planPlacements, type PlacementInput } from '../placement.js';
+import { planRound, SCHEDULER_DEFAULTS } from '../round.js';
 import { app, GiB, instance, instances, MiB, node } from './fixtures.js';
 
 function input(overrides: Partial<PlacementInput>): PlacementInput {
@@ -168,6 +169,21 @@ test('large clusters: the sampled scan gives the same plan as before for the sam
     assert.ok(index % 2 === 0 && index % 5 !== 0, `${placement.id} on ${placement.node}: zone a and up`);
   }
   assert.equal(planPlacements(input({ nodes, apps, instances: instances('web', 30), candidatesMax: 4, seed: 7 })), plan, 'deterministic');
+});
+
+test('planRound with placements in flight plans more placements only, never the same instance twice', () => {
+  const nodes = [node('n1', { resources: { cpuMillis: 4000, memoryBytes: 1 * GiB } }), node('n2', { status: 'down', statusSince: 0 })];
+  const apps = [app('db', { reservations: { memoryBytes: 256 * MiB }, replicas: 6 })];
+  // db-5 sits on a node down past the grace: a full round would also report what cannot be placed.
+  const all = [...instances('db', 5), instance('db', 5, 'n2')];
+  const options = { ...SCHEDULER_DEFAULTS, rescheduleGraceMs: 0 };
+  const full = planRound({ nodes, instances: all, apps, now: 1000, seed: 1, options });
+  assert.equal(full.commands.map((command) => command.type), ['instance.place', 'instance.place', 'app.unplaceable']);
+  const inFlight = new Map([['db-0', 'n1'], ['db-1', 'n1']]);
+  const pipelined = planRound({ nodes, instances: all, apps, now: 1000, seed: 1, options, inFlight });
+  assert.equal(pipelined.commands.map((command) => command.type), ['instance.place']);
+  const placed = pipelined.commands.flatMap((command) => (command.type === 'instance.place' ? command.placements.map((placement) => placement.id) : []));
+  assert.equal(placed, ['db-2', 'db-3'], 'n1 has room for two more; db-0 and db-1 are in flight');
 });
 
 test.run();
