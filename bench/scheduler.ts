@@ -1,5 +1,5 @@
 /**
- * `npm run bench:scheduler [-- --json] [--nodes 1000,5000] [--instances 10000,100000]`:
+ * `npm run bench:scheduler [-- --json] [--nodes 1000,5000] [--instances 10000,100000] [--node-args ARGS]`:
  * placements per second committed through Raft by the leader's scheduler on
  * a real 3-node cluster (three agent processes on loopback, fsync on), whose
  * state describes many simulated nodes.
@@ -15,9 +15,18 @@
  * `hivemind_scheduler_placements_total`) from the deploy's commit until
  * every instance is placed. Commit latency of placement batches is read from
  * `hivemind_scheduler_proposal_seconds` (histogram buckets, interpolated).
+ * Before the rows, on the first cluster: a one-instance deploy into a quiet
+ * cluster, five times: how long from the deploy's proposal to its
+ * placement's proposal (the leader's clock, from the history).
+ *
+ * `--node-args ARGS` runs the agents with these Node flags (e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/profiles`, which NODE_OPTIONS refuses) through a
+ * wrapper script standing in for the node binary, and stops them with
+ * SIGTERM at the end, so that profiles are written.
  * Run under `flock /tmp/hivemind-bench.lock`.
  */
-import { loadavg } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryType, type Entry } from '../consensus/core/types.js';
 import { LevelStorage } from '../consensus/storage-level.js';
@@ -193,6 +202,51 @@ async function runOne(members: TestNode[], nodes: number, instances: number): Pr
   };
 }
 
+/**
+ * A one-instance deploy into a quiet cluster, `samples` times: ms from the
+ * deploy's proposal to its placement's proposal, both stamped by the
+ * leader's clock in the history (so it holds the deploy's commit and the
+ * scheduler's reaction); and ms until the deploy request was answered
+ * (its commit and apply, seen by the client). Medians.
+ */
+async function singleDeployMs(leader: TestNode, samples: number): Promise<{ placementMs: number; deployAnswerMs: number }> {
+  const figures: number[] = [];
+  const answers: number[] = [];
+  for (let sample = 0; sample < samples; sample++) {
+    const name = `quick${sample}`;
+    const content = [
+      'services:',
+      `  ${name}:`,
+      '    command: ["sleep", "1000"]',
+      '    deploy:',
+      '      replicas: 1',
+      '      placement:',
+      '        constraints: ["node.labels.bench == sim"]',
+      '',
+    ].join('\n');
+    // A quiet spell first: the periodic round and the previous sample's applies are over.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const asked = performance.now();
+    const deployed = await leader.request('POST', '/v1/deploy', { fileName: `${name}.yaml`, content }, { timeoutMs: 30_000 });
+    answers.push(performance.now() - asked);
+    if (deployed.status !== 200) throw new Error(`deploy refused: ${deployed.status} ${JSON.stringify(deployed.body).slice(0, 400)}`);
+    let placedId: string | undefined;
+    await eventually(`${name} placed`, async () => {
+      const instances = (await leader.request('GET', `/v1/instances?app=${name}`)).body.instances as { id: string; node?: string }[] | undefined;
+      placedId = instances?.find((instance) => instance.node !== undefined)?.id;
+      return placedId !== undefined;
+    }, 30_000, 5);
+    const history = (await leader.request('GET', '/v1/history?limit=200')).body.history as { time: number; command: string; target: string; summary: string }[];
+    const deploy = history.find((entry) => entry.command.startsWith('app.deploy') && entry.target.endsWith(`/${name}`));
+    const place = history.find((entry) => entry.command === 'instance.place' && entry.summary.includes(placedId!));
+    if (deploy === undefined || place === undefined) throw new Error(`${name}: no deploy or placement in the history`);
+    figures.push(place.time - deploy.time);
+    await leader.request('DELETE', `/v1/apps/default/${name}`, undefined, { timeoutMs: 30_000 });
+  }
+  const median = (values: number[]): number => values.sort((left, right) => left - right)[Math.floor(values.length / 2)]!;
+  return { placementMs: median(figures), deployAnswerMs: Math.round(median(answers)) };
+}
+
 function round(value: number | undefined): number | undefined {
   return value === undefined ? undefined : Math.round(value * 10) / 10;
 }
@@ -212,22 +266,46 @@ async function clusterWith(nodes: number): Promise<{ cluster: TestCluster; membe
   return { cluster, members: [n1, n2, n3] };
 }
 
+/**
+ * The harness starts agents with `process.execPath`; point it at a script
+ * that runs node with `nodeArgs` (this process already runs, so it is not affected).
+ */
+function useNodeArgs(nodeArgs: string): void {
+  const directory = mkdtempSync(join(tmpdir(), 'hivemind-bench-node-'));
+  const wrapper = join(directory, 'node');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${nodeArgs} "$@"\n`, { mode: 0o755 });
+  process.execPath = wrapper;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
   const nodeCounts = listFlag(args, '--nodes', [1000, 5000]);
   const instanceCounts = listFlag(args, '--instances', [10_000, 100_000]);
+  const nodeArgsAt = args.indexOf('--node-args');
+  const nodeArgs = nodeArgsAt === -1 ? undefined : args[nodeArgsAt + 1];
+  if (nodeArgs !== undefined) useNodeArgs(nodeArgs);
   const machine = describeMachine(undefined);
   console.log('scheduler benchmark: placements committed through Raft by the leader\'s scheduler');
   console.log(`  cluster: 3 agent processes on loopback (fsync on), tick 50 ms; simulated nodes: ${nodeCounts.join(', ')}; instances: ${instanceCounts.join(', ')}`);
   console.log('  apps: process apps of at most 10,000 replicas, 0.01 CPU and 16 MiB reserved each, constrained to the simulated nodes; strategy spread');
   console.log(`  machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, disk ${machine.dataDisk}`);
   console.log(`  anchor: ${ANCHOR}; target here: ${TARGET_PLACEMENTS_PER_SECOND.toLocaleString('en')}/s`);
+  if (nodeArgs !== undefined) console.log(`  agents run as: node ${nodeArgs}`);
   console.log(`  load average at start: ${loadavg().map((value) => value.toFixed(2)).join(' ')} (other work on the machine slows every figure)`);
   const rows: Row[] = [];
+  let singleDeploy: { placementMs: number; deployAnswerMs: number } | undefined;
   for (const nodes of nodeCounts) {
     const { cluster, members } = await clusterWith(nodes);
     try {
+      if (nodes === nodeCounts[0]) {
+        const leader = members[0]!.cluster.nodes.get((await members[0]!.status()).leader)!;
+        singleDeploy = await singleDeployMs(leader, 5);
+        console.log(
+          `  one-instance deploy into a quiet cluster (${nodes} nodes): placement proposed ${singleDeploy.placementMs} ms after the deploy was proposed; ` +
+            `the deploy request was answered after ${singleDeploy.deployAnswerMs} ms (medians of 5)`,
+        );
+      }
       for (const instances of instanceCounts) {
         const row = await runOne(members, nodes, instances);
         rows.push(row);
@@ -241,11 +319,13 @@ async function main(): Promise<void> {
       console.error(cluster.logs());
       throw error;
     } finally {
+      // A graceful stop lets Node write what --node-args asked for (profiles).
+      if (nodeArgs !== undefined) await Promise.all(members.map((member) => member.stop()));
       await cluster.cleanup();
     }
   }
   console.log(`  load average at end: ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
-  if (json) console.log(JSON.stringify({ benchmark: 'scheduler', machine, anchor: ANCHOR, targetPlacementsPerSecond: TARGET_PLACEMENTS_PER_SECOND, rows }));
+  if (json) console.log(JSON.stringify({ benchmark: 'scheduler', machine, anchor: ANCHOR, targetPlacementsPerSecond: TARGET_PLACEMENTS_PER_SECOND, singleDeploy, rows }));
 }
 
 main().catch((error: unknown) => {

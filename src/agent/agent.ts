@@ -28,14 +28,14 @@ import { ApiCode, ApiError } from '../api/errors.js';
 import type { ApiBackend, LeaveOutcome } from '../api/backend.js';
 import { Metrics, type ProposalOutcome } from '../api/metrics.js';
 import { TOKEN_ASSOCIATED_DATA, generateClusterKey, generateToken, hashToken, openSecret, sealSecret } from '../state/secrets.js';
-import type { Command, CommandResult, Envelope, NodeAddresses, Resources } from '../state/types.js';
+import type { Command, CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
 import { AgentError } from './agent-error.js';
 import { ClusterClients, clusterServiceForServer, grpc } from './cluster-service.js';
 import type { AgentConfig } from './config.js';
 import { DataDir, type NodeIdentity } from './data-dir.js';
 import { JoinService, describeJoinFailure, joinCluster, sendJoin, type JoinerIdentity } from './joining.js';
 import { MembershipPlanner, type MembershipAction } from './membership.js';
-import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue, type StateEvent } from './replicated-state.js';
+import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from './replicated-state.js';
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import type { NodeComponent, NodeServices } from './services.js';
@@ -98,6 +98,13 @@ const WATCH_INTERVAL_MS = 100;
 const LEAVE_STOP_DELAY_MS = 1000;
 const REJOIN_INTERVAL_MS = 5000;
 const ENSURE_INTERVAL_MS = 1000;
+/**
+ * The membership planner runs at once when the records or the Raft
+ * configuration changed, else at most this often: it reads every node
+ * record, and what time alone changes (graces of seconds or more, gossip's
+ * and Raft's liveness) can wait this long.
+ */
+const MEMBERSHIP_INTERVAL_MS = 500;
 const READY_TIMEOUT_MS = 30_000;
 const INTERNAL_PROPOSAL_TIMEOUT_MS = 10_000;
 const MEMBERSHIP_CHANGE_TIMEOUT_MS = 10_000;
@@ -149,9 +156,15 @@ class HivemindAgent implements Agent, ApiBackend {
   private pendingToken: string | undefined;
   private advertised: NodeAddresses | undefined;
   private watchTimer: ReturnType<typeof setInterval> | undefined;
-  private nodesDirty = true;
+  /** `machine.nodesRevision` when the peers were last refreshed from the records. */
+  private peersRevision: number | undefined;
+  private membershipRecordsCache: { revision: number; records: { id: string; status: NodeRecord['status']; role: NodeRecord['role'] }[] } | undefined;
+  /** `peerMap()`'s last answer and what it was computed from (it runs on every forwarded submit). */
+  private peerMapCache: { revision: number; identity: NodeIdentity | undefined; advertised: string | undefined; peers: Readonly<Record<string, string>> } | undefined;
   private lastLeader: string | undefined;
   private membershipBusy = false;
+  /** When the membership planner last ran (ms, `performance.now()`), and on what records and configuration. */
+  private membershipLast: { at: number; inputs: string } | undefined;
   private ensureBusy = false;
   private lastEnsureAt = 0;
   private rejoinBusy = false;
@@ -177,7 +190,6 @@ class HivemindAgent implements Agent, ApiBackend {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.metrics = new Metrics({ nodeId: this.name, raft: () => this.gaugeSource() });
     this.replicated.onApplyDuration = (seconds) => this.metrics.applySeconds.observe(seconds);
-    this.replicated.listen((event) => this.stateChanged(event));
     const self = this;
     this.joinService = new JoinService({
       name: this.name,
@@ -522,10 +534,6 @@ class HivemindAgent implements Agent, ApiBackend {
   // ---------------------------------------------------------------------------
   // The watch loop
 
-  private stateChanged(event: StateEvent): void {
-    if (event.type === 'restored' || event.commandType?.startsWith('node.')) this.nodesDirty = true;
-  }
-
   private watch(): void {
     if (this.stopController.signal.aborted || !this.raftStarted) return;
     const status = this.raft.status();
@@ -533,33 +541,42 @@ class HivemindAgent implements Agent, ApiBackend {
       if (this.lastLeader !== undefined) this.metrics.leaderChanges.inc();
       this.lastLeader = status.leader;
     }
-    if (this.nodesDirty) this.refreshPeers();
+    if (this.peersRevision !== this.machine.nodesRevision) this.refreshPeers();
     this.syncTokenFile();
     this.discoverySync();
     if (this.checkLeft()) return;
-    if (status.role === 'leader' && !this.membershipBusy) void this.membershipStep(status);
+    if (status.role === 'leader' && !this.membershipBusy && this.membershipDue(status)) void this.membershipStep(status);
     if (!this.ensureBusy && Date.now() - this.lastEnsureAt >= ENSURE_INTERVAL_MS) void this.ensureSelf(status);
     this.maybeRejoin(status);
   }
 
-  /** Peer addresses: the node records (not left) over the last known ones. */
+  /**
+   * Peer addresses: the node records (not left) over the last known ones.
+   * Computed again only when the records, the identity or the advertised
+   * address changed; callers get a fresh object they may change.
+   */
   private peerMap(): Record<string, string> {
+    const revision = this.machine.nodesRevision;
+    const advertised = this.advertised?.peer;
+    const cached = this.peerMapCache;
+    if (cached !== undefined && cached.revision === revision && cached.identity === this.identity && cached.advertised === advertised) return { ...cached.peers };
     const peers: Record<string, string> = { ...(this.identity?.peers ?? {}) };
-    for (const record of this.machine.nodes()) {
+    for (const record of this.machine.nodeDirectory()) {
       if (record.status === 'left') delete peers[record.id];
       else peers[record.id] = record.addresses.peer;
     }
-    if (this.advertised !== undefined) peers[this.name] = this.advertised.peer;
+    if (advertised !== undefined) peers[this.name] = advertised;
+    this.peerMapCache = { revision, identity: this.identity, advertised, peers: Object.freeze({ ...peers }) };
     return peers;
   }
 
   private refreshPeers(): void {
-    this.nodesDirty = false;
+    this.peersRevision = this.machine.nodesRevision;
     const peers = this.peerMap();
     const current = this.raft.peerAddresses();
     // Keep addresses Raft learned beyond the records (a learner being added).
     const merged = { ...current, ...peers };
-    for (const record of this.machine.nodes()) if (record.status === 'left') delete merged[record.id];
+    for (const record of this.machine.nodeDirectory()) if (record.status === 'left') delete merged[record.id];
     if (JSON.stringify(merged) !== JSON.stringify(current)) this.raft.setPeers(merged);
     if (this.identity !== undefined && JSON.stringify(peers) !== JSON.stringify(this.identity.peers)) {
       this.identity = { ...this.identity, peers };
@@ -682,6 +699,16 @@ class HivemindAgent implements Agent, ApiBackend {
   // ---------------------------------------------------------------------------
   // Membership manager (leader only)
 
+  /** Whether the membership planner should run now (see MEMBERSHIP_INTERVAL_MS); records that it does. */
+  private membershipDue(status: Status): boolean {
+    const inputs = `${this.machine.nodesRevision}|${status.term}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
+    const now = performance.now();
+    const last = this.membershipLast;
+    if (last !== undefined && last.inputs === inputs && now - last.at < MEMBERSHIP_INTERVAL_MS) return false;
+    this.membershipLast = { at: now, inputs };
+    return true;
+  }
+
   private async membershipStep(status: Status): Promise<void> {
     this.membershipBusy = true;
     try {
@@ -694,7 +721,7 @@ class HivemindAgent implements Agent, ApiBackend {
         learners: status.config.learners,
         progress,
         lastIndex: status.lastIndex,
-        records: this.machine.nodes().map(({ id, status: nodeStatus, role }) => ({ id, status: nodeStatus, role })),
+        records: this.membershipRecords(),
         now: performance.now(),
         gossip: this.gossipStatuses(),
       });
@@ -705,6 +732,16 @@ class HivemindAgent implements Agent, ApiBackend {
     } finally {
       this.membershipBusy = false;
     }
+  }
+
+  /** The records as the membership planner reads them, shared while `nodesRevision` stays (the planner runs ten times a second). */
+  private membershipRecords(): { id: string; status: NodeRecord['status']; role: NodeRecord['role'] }[] {
+    const revision = this.machine.nodesRevision;
+    if (this.membershipRecordsCache?.revision !== revision) {
+      const records = this.machine.nodeDirectory().map(({ id, status, role }) => ({ id, status, role }));
+      this.membershipRecordsCache = { revision, records };
+    }
+    return this.membershipRecordsCache.records;
   }
 
   /** Gossip's view of every member, when the gossip component runs. */

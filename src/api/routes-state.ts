@@ -9,6 +9,7 @@ import { APP_FILE_ERROR_CODE, parseAppFile } from '../appfile/index.js';
 import { LIMITS, validateCommand } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import type { Command } from '../state/types.js';
+import { currentSpec } from '../state/state.js';
 import { ApiError, ApiCode, fromStateError, invalidArgument } from './errors.js';
 import { checkName, queryInteger, queryName, queryNodeId } from './input.js';
 import type { Route, RouteContext } from './router.js';
@@ -138,8 +139,7 @@ const appRoutes: Route[] = [
       const { tenant, name } = tenantAndName(context);
       const app = context.backend.machine.app(tenant, name);
       if (app === undefined) throw notFound(`tenant "${tenant}" has no app "${name}"`, 'name');
-      const current = app.versions[app.versions.length - 1];
-      return { ...app, spec: current?.spec, instances: context.backend.machine.instances({ tenant, app: name }) };
+      return { ...app, spec: currentSpec(app), instances: context.backend.machine.instances({ tenant, app: name }) };
     },
   },
   {

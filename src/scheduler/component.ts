@@ -1,34 +1,52 @@
 /**
  * The scheduler as a node component: runs on every node, acts only while
- * this node leads. After applies (debounced) and on a period, it plans one
- * round (`planRound`, pure) over the local replica and proposes the
- * commands. This file is the I/O around the pure planner: clock, timers,
- * proposals, logs and metrics.
+ * this node leads. It plans a round (`planRound`, pure) over the local
+ * replica and proposes the commands. This file is the I/O around the pure
+ * planner: clock, timers, proposals, logs and metrics.
  *
- * One round at a time: a round proposes its commands concurrently (each
- * stands alone) and waits for their results before the next round plans, so
- * a round always sees what the previous one did.
+ * When: the first apply after a quiet spell starts a round at once (on the
+ * next turn of the event loop, so one burst of applies makes one round);
+ * what arrives while a round runs or within `debounceMs` of its start is
+ * coalesced into one more round. A round also runs every `periodMs`, for
+ * what time alone changes (grace, backoff, monitor, delays, deadlines).
+ *
+ * Pipelining: placements are proposed without waiting for the previous
+ * ones: the next round plans while they commit, with the placements in
+ * flight given to the planner (which then plans placements only, counting
+ * them as placed), up to `placementCommandsInFlightMax` commands. Any other
+ * command in flight (a rollout step, a reschedule, a report) holds the next
+ * round back until it is answered, so that a round always sees what those
+ * did.
  */
 import { Counter, Histogram } from 'prom-client';
 import type { ComponentFactory, NodeComponent, NodeServices } from '../agent/services.js';
-import type { CommandResult } from '../state/types.js';
+import type { Command, CommandResult } from '../state/types.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
 
 /** How the component runs; the planning settings are `SchedulerOptions`. */
 export interface SchedulerComponentOptions extends SchedulerOptions {
-  /** The wait after an apply before a round (applies come in bursts). */
+  /** Rounds start at most this often; applies in between are coalesced into the next round. */
   debounceMs: number;
   /** A round at least this often, for what time alone changes (grace, backoff, monitor, delays, deadlines). */
   periodMs: number;
   /** A proposal's time limit. */
   proposalTimeoutMs: number;
+  /** `instance.place` commands proposed and not yet answered, at most; the next round waits for room. */
+  placementCommandsInFlightMax: number;
 }
 
+/**
+ * Rounds of at most 20,000 placements (a round blocks the event loop while
+ * it plans: bigger rounds delay Raft's heartbeats), up to 4 commands of
+ * 5,000 in flight.
+ */
 export const SCHEDULER_COMPONENT_DEFAULTS: SchedulerComponentOptions = {
   ...SCHEDULER_DEFAULTS,
+  placementsPerRoundMax: 20_000,
   debounceMs: 50,
   periodMs: 1_000,
   proposalTimeoutMs: 10_000,
+  placementCommandsInFlightMax: 4,
 };
 
 /** The scheduler component (name `scheduler`). */
@@ -38,9 +56,17 @@ export class SchedulerComponent implements NodeComponent {
   readonly #options: SchedulerComponentOptions;
   #stopListening: (() => void) | undefined;
   #period: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
-  #running = false;
-  #again = false;
+  /** The wait for the debounce window to end. */
+  #delay: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  /** Something happened that no round has seen yet. */
+  #pending = false;
+  /** `performance.now()` when the last round started, ms. */
+  #roundStartedAt = -Infinity;
+  /** Placements proposed and not yet answered: instance id → node id. */
+  readonly #inFlight = new Map<string, string>();
+  #placementCommandsInFlight = 0;
+  #otherCommandsInFlight = 0;
   #stopped = false;
   readonly #proposals: Counter<'command' | 'outcome'>;
   readonly #roundSeconds: Histogram;
@@ -69,72 +95,105 @@ export class SchedulerComponent implements NodeComponent {
 
   async start(): Promise<void> {
     this.#stopListening = this.#services.listen((event) => {
-      if (event.type === 'restored' || event.commandType !== 'node.heartbeat') this.#schedule();
+      if (event.type === 'restored' || event.commandType !== 'node.heartbeat') this.#trigger();
     });
-    this.#period = setInterval(() => this.#schedule(), this.#options.periodMs);
+    this.#period = setInterval(() => this.#trigger(), this.#options.periodMs);
     this.#period.unref();
-    this.#schedule();
+    this.#trigger();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopListening?.();
     if (this.#period) clearInterval(this.#period);
-    if (this.#debounce) clearTimeout(this.#debounce);
+    if (this.#delay) clearTimeout(this.#delay);
+    if (this.#immediate) clearImmediate(this.#immediate);
   }
 
-  #schedule(): void {
-    if (this.#stopped || this.#debounce !== undefined || !this.#services.isLeader()) return;
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      void this.#round();
-    }, this.#options.debounceMs);
-    this.#debounce.unref();
+  /** Something changed: a round will see it, at once after a quiet spell. */
+  #trigger(): void {
+    this.#pending = true;
+    this.#wake();
   }
 
-  async #round(): Promise<void> {
-    if (this.#running) {
-      this.#again = true;
+  /** Runs `#maybeRound` on the next turn of the event loop (once, however many call), unless a debounce wait is armed. */
+  #wake(): void {
+    if (this.#stopped || this.#immediate !== undefined || this.#delay !== undefined) return;
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      this.#maybeRound();
+    });
+    this.#immediate.unref();
+  }
+
+  #maybeRound(): void {
+    if (this.#stopped || !this.#pending || !this.#services.isLeader()) return;
+    // Proposals hold the round back; their answers wake it.
+    if (this.#otherCommandsInFlight > 0 || this.#placementCommandsInFlight >= this.#options.placementCommandsInFlightMax) return;
+    const waitMs = this.#roundStartedAt + this.#options.debounceMs - performance.now();
+    if (waitMs > 0) {
+      this.#delay = setTimeout(() => {
+        this.#delay = undefined;
+        this.#maybeRound();
+      }, waitMs);
+      this.#delay.unref();
       return;
     }
-    this.#running = true;
+    this.#round();
+  }
+
+  #round(): void {
+    this.#pending = false;
+    this.#roundStartedAt = performance.now();
+    let commands: Command[];
     try {
-      if (!this.#services.isLeader()) return;
-      const started = performance.now();
       const view = this.#services.machine.schedulerView();
-      const plan = planRound({ ...view, now: Date.now(), seed: view.appliedIndex >>> 0, options: this.#options });
-      this.#roundSeconds.observe((performance.now() - started) / 1000);
-      let applied = 0;
-      await Promise.all(plan.commands.map(async (command) => {
-        let result: CommandResult;
-        const proposed = performance.now();
-        try {
-          result = await this.#services.submit(command, { timeoutMs: this.#options.proposalTimeoutMs });
-          this.#proposalSeconds.observe({ command: command.type }, (performance.now() - proposed) / 1000);
-        } catch (error) {
-          this.#proposals.inc({ command: command.type, outcome: 'error' });
-          this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`);
-          return;
-        }
-        this.#proposals.inc({ command: command.type, outcome: result.ok ? 'ok' : 'refused' });
-        if (result.ok) applied++;
-        if (result.ok && command.type === 'instance.place') this.#placed.inc(command.placements.length);
-        // A refusal means the state moved on since the round planned; the next round plans again.
-        if (!result.ok && result.error.code !== 'conflict' && result.error.code !== 'not-found') {
-          this.#services.log('scheduler', `${command.type} refused: ${result.error.message}`);
-        }
-      }));
-      // Plan again at once after progress; after refusals only, the period retries.
-      if (applied > 0) this.#again = true;
+      commands = planRound({ ...view, now: Date.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight }).commands;
     } catch (error) {
       this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);
+      return;
+    }
+    this.#roundSeconds.observe((performance.now() - this.#roundStartedAt) / 1000);
+    for (const command of commands) void this.#propose(command);
+  }
+
+  /** Proposes one command, keeping the in-flight books; never throws. */
+  async #propose(command: Command): Promise<void> {
+    const placements = command.type === 'instance.place' ? command.placements : undefined;
+    if (placements !== undefined) {
+      this.#placementCommandsInFlight++;
+      for (const placement of placements) if (placement.node !== null) this.#inFlight.set(placement.id, placement.node);
+    } else {
+      this.#otherCommandsInFlight++;
+    }
+    let result: CommandResult | undefined;
+    const proposed = performance.now();
+    try {
+      result = await this.#services.submit(command, { timeoutMs: this.#options.proposalTimeoutMs });
+      this.#proposalSeconds.observe({ command: command.type }, (performance.now() - proposed) / 1000);
+    } catch (error) {
+      this.#proposals.inc({ command: command.type, outcome: 'error' });
+      this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`);
     } finally {
-      this.#running = false;
-      if (this.#again && !this.#stopped) {
-        this.#again = false;
-        this.#schedule();
+      if (placements !== undefined) {
+        this.#placementCommandsInFlight--;
+        // Only this command's entries: a later command may have proposed the same instance again.
+        for (const placement of placements) if (this.#inFlight.get(placement.id) === placement.node) this.#inFlight.delete(placement.id);
+      } else {
+        this.#otherCommandsInFlight--;
       }
     }
+    if (result !== undefined) {
+      this.#proposals.inc({ command: command.type, outcome: result.ok ? 'ok' : 'refused' });
+      if (result.ok && placements !== undefined) this.#placed.inc(placements.length);
+      // A refusal means the state moved on since the round planned; the next round plans again.
+      if (!result.ok && result.error.code !== 'conflict' && result.error.code !== 'not-found') {
+        this.#services.log('scheduler', `${command.type} refused: ${result.error.message}`);
+      }
+    }
+    // Plan again at once after progress; after refusals or errors only, the period retries, unless something else waits.
+    if (result?.ok === true) this.#trigger();
+    else this.#wake();
   }
 }
 

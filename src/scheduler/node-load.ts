@@ -42,7 +42,11 @@ export interface Demand extends Resident {
   avoidNode?: string;
 }
 
-/** One node's load. Invariant: the sums and maps equal the fold of `residents`. */
+/**
+ * One node's load. Invariant: the sums and maps equal the fold of
+ * `residents`, except in loads built without residents (`buildLoads`
+ * option), where `residents` holds only what was added after the build.
+ */
 export interface NodeLoad {
   node: NodeRecord;
   cpuMillis: number;
@@ -83,6 +87,33 @@ export function specOf(instance: Instance, apps: Map<string, App>): AppSpec | un
   return (own ?? app.versions[app.versions.length - 1])?.spec;
 }
 
+/**
+ * `specOf` for a pass over many instances: remembers the last answer, since
+ * instances come grouped by app (the state keeps them in creation order), so
+ * most lookups build no key and hash nothing. Valid while `apps` is unchanged.
+ */
+export class SpecLookup {
+  readonly #apps: Map<string, App>;
+  #tenant: string | undefined;
+  #app: string | undefined;
+  #version: number | undefined;
+  #spec: AppSpec | undefined;
+
+  constructor(apps: Map<string, App>) {
+    this.#apps = apps;
+  }
+
+  specOf(instance: Instance): AppSpec | undefined {
+    if (instance.version !== this.#version || instance.app !== this.#app || instance.tenant !== this.#tenant) {
+      this.#spec = specOf(instance, this.#apps);
+      this.#tenant = instance.tenant;
+      this.#app = instance.app;
+      this.#version = instance.version;
+    }
+    return this.#spec;
+  }
+}
+
 /** An app's priority; 0 when unset. */
 export function priorityOf(spec: AppSpec): number {
   return spec.hivemind.priority ?? 0;
@@ -110,17 +141,35 @@ function weightOf(spec: AppSpec): SpecWeight {
   return weight;
 }
 
+function instanceAppKey(instance: Instance, spec: AppSpec, weight: SpecWeight): string {
+  return spec.tenant === instance.tenant && spec.name === instance.app ? weight.appKey : appKey(instance.tenant, instance.app);
+}
+
 /** What `instance` of `spec` weighs on a node. */
 export function residentOf(instance: Instance, spec: AppSpec): Resident {
   const weight = weightOf(spec);
-  const key = spec.tenant === instance.tenant && spec.name === instance.app ? weight.appKey : appKey(instance.tenant, instance.app);
-  return { id: instance.id, appKey: key, priority: weight.priority, cpuMillis: weight.cpuMillis, memoryBytes: weight.memoryBytes, ports: weight.ports };
+  return { id: instance.id, appKey: instanceAppKey(instance, spec, weight), priority: weight.priority, cpuMillis: weight.cpuMillis, memoryBytes: weight.memoryBytes, ports: weight.ports };
 }
 
-/** What placing `instance` of `spec` asks; `constraints` are already parsed. */
+/**
+ * What placing `instance` of `spec` asks; `constraints` are already parsed.
+ * Built field by field (no spread): placement makes one per instance.
+ */
 export function demandOf(instance: Instance, spec: AppSpec, constraints: Constraint[]): Demand {
-  const demand: Demand = { ...residentOf(instance, spec), app: instance.app, tenant: instance.tenant, constraints };
-  if (spec.hivemind.maxPerNode !== undefined && spec.hivemind.maxPerNode > 0) demand.maxPerNode = spec.hivemind.maxPerNode;
+  const weight = weightOf(spec);
+  const maxPerNode = spec.hivemind.maxPerNode;
+  const demand: Demand = {
+    id: instance.id,
+    appKey: instanceAppKey(instance, spec, weight),
+    priority: weight.priority,
+    cpuMillis: weight.cpuMillis,
+    memoryBytes: weight.memoryBytes,
+    ports: weight.ports,
+    app: instance.app,
+    tenant: instance.tenant,
+    constraints,
+  };
+  if (maxPerNode !== undefined && maxPerNode > 0) demand.maxPerNode = maxPerNode;
   if (instance.avoidNode !== undefined) demand.avoidNode = instance.avoidNode;
   return demand;
 }
@@ -148,22 +197,57 @@ export function addResident(load: NodeLoad, resident: Resident): void {
 /**
  * The load of every node by id (nodes in any status), from the instances
  * that hold resources on an `up` node. Node ids must be unique.
+ *
+ * `inFlight` (instance id → node id): placements proposed but not yet
+ * answered. Such an instance counts on its proposed node (when that node is
+ * up) as long as the state does not already count it on an up node.
+ * `residents: false` leaves out the residents lists (see `NodeLoad`), for
+ * callers that read only the sums and maps.
  */
-export function buildLoads(view: ClusterView, apps: Map<string, App>): Map<string, NodeLoad> {
+export function buildLoads(
+  view: ClusterView,
+  apps: Map<string, App>,
+  inFlight?: ReadonlyMap<string, string>,
+  options: { residents: boolean } = { residents: true },
+): Map<string, NodeLoad> {
   const loads = new Map<string, NodeLoad>();
   for (const node of view.nodes) {
     assert(!loads.has(node.id), `node ${JSON.stringify(node.id)} is listed twice`);
     loads.set(node.id, emptyLoad(node));
   }
+  const overlay = inFlight !== undefined && inFlight.size > 0 ? inFlight : undefined;
+  const specs = new SpecLookup(apps);
   for (const instance of view.instances) {
-    if (instance.node === undefined || !holdsResources(instance)) continue;
-    const load = loads.get(instance.node);
-    if (load === undefined || load.node.status !== 'up') continue;
-    const spec = specOf(instance, apps);
+    const load = chargedLoad(instance, loads, overlay);
+    if (load === undefined) continue;
+    const spec = specs.specOf(instance);
     if (spec === undefined) continue;
-    addResident(load, residentOf(instance, spec));
+    if (options.residents) addResident(load, residentOf(instance, spec));
+    else addWeight(load, instance, spec);
   }
   return loads;
+}
+
+/** `addResident` without the resident: the sums and maps only (no allocation; placement reads no residents). */
+function addWeight(load: NodeLoad, instance: Instance, spec: AppSpec): void {
+  const weight = weightOf(spec);
+  const key = instanceAppKey(instance, spec, weight);
+  load.cpuMillis += weight.cpuMillis;
+  load.memoryBytes += weight.memoryBytes;
+  for (const port of weight.ports) if (!load.ports.has(port)) load.ports.set(port, instance.id);
+  load.appCounts.set(key, (load.appCounts.get(key) ?? 0) + 1);
+}
+
+/** The up node `instance` weighs on: its own while it holds resources there, else the one a placement in flight proposed. */
+function chargedLoad(instance: Instance, loads: ReadonlyMap<string, NodeLoad>, inFlight: ReadonlyMap<string, string> | undefined): NodeLoad | undefined {
+  if (instance.node !== undefined && holdsResources(instance)) {
+    const load = loads.get(instance.node);
+    if (load !== undefined && load.node.status === 'up') return load;
+  }
+  if (inFlight === undefined || instance.desired !== 'running') return undefined;
+  const proposed = inFlight.get(instance.id);
+  const load = proposed === undefined ? undefined : loads.get(proposed);
+  return load?.node.status === 'up' ? load : undefined;
 }
 
 /** Free CPU (thousandths of a core) on `load`'s node; Infinity when it declares none. */
@@ -184,14 +268,23 @@ export function freeMemoryBytes(load: NodeLoad): number {
  * maxPerNode, ports, memory, CPU.
  */
 export function misfit(load: NodeLoad, demand: Demand): Misfit | undefined {
+  return fixedMisfit(load, demand) ?? loadMisfit(load, demand);
+}
+
+/** The part of `misfit` that depends on the node alone (status, constraints), not on what it carries: it holds for a whole round. */
+export function fixedMisfit(load: NodeLoad, demand: Demand): Misfit | undefined {
   if (load.node.status !== 'up') return { kind: 'status', status: load.node.status };
   const broken = brokenConstraint(demand.constraints, load.node);
   if (broken !== undefined) return { kind: 'constraint', text: broken.text };
+  return undefined;
+}
+
+/** The part of `misfit` that depends on what the node carries (maxPerNode, ports, memory, CPU). */
+export function loadMisfit(load: NodeLoad, demand: Demand): Misfit | undefined {
   if (demand.maxPerNode !== undefined && (load.appCounts.get(demand.appKey) ?? 0) >= demand.maxPerNode) {
     return { kind: 'max-per-node', app: demand.app, max: demand.maxPerNode };
   }
-  const taken = demand.ports.find((port) => load.ports.has(port));
-  if (taken !== undefined) return { kind: 'port', port: taken };
+  for (const port of demand.ports) if (load.ports.has(port)) return { kind: 'port', port };
   const freeBytes = freeMemoryBytes(load);
   if (demand.memoryBytes > freeBytes) return { kind: 'memory', needsBytes: demand.memoryBytes, freeBytes: Math.max(0, freeBytes) };
   const freeMillis = freeCpuMillis(load);

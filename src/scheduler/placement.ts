@@ -13,7 +13,7 @@
  */
 import { formatBytes, formatCpu } from '../state/errors.js';
 import type { App, AppSpec, Instance, NodeRecord } from '../state/types.js';
-import { parseConstraints } from './constraints.js';
+import { parseConstraints, type Constraint } from './constraints.js';
 import {
   addResident,
   appsByKey,
@@ -21,10 +21,12 @@ import {
   compareScores,
   compareText,
   demandOf,
+  fixedMisfit,
   fullnessPpm,
+  loadMisfit,
   misfit,
   priorityOf,
-  specOf,
+  SpecLookup,
   tieHash,
   type Demand,
   type Misfit,
@@ -52,6 +54,11 @@ export interface PlacementInput {
   candidatesMax?: number;
   /** At most this many placements; the rest wait for the next round. Absent: no limit. */
   placementsMax?: number;
+  /**
+   * Placements proposed and not yet answered (instance id → node id): those
+   * instances are not placed again, and count on their proposed node.
+   */
+  inFlight?: ReadonlyMap<string, string>;
 }
 
 /** One reason nodes refused an instance, and on how many nodes. */
@@ -82,32 +89,66 @@ export interface PlacementPlan {
  */
 export function planPlacements(input: PlacementInput): PlacementPlan {
   const apps = appsByKey(input.apps);
-  const loads = buildLoads(input, apps);
+  const loads = buildLoads(input, apps, input.inFlight, { residents: false });
   const nodeLoads = [...loads.values()].sort((left, right) => compareText(left.node.id, right.node.id));
+  const fits = new FixedFits(nodeLoads);
   const plan: PlacementPlan = { placements: [], unplaceable: [] };
-  for (const pending of pendingInstances(input.instances, loads, apps)) {
+  for (const pending of pendingInstances(input.instances, loads, apps, input.inFlight)) {
     if (input.mayPlace !== undefined && !input.mayPlace(pending.instance)) continue;
     if (input.placementsMax !== undefined && plan.placements.length >= input.placementsMax) break;
-    const identity = { id: pending.instance.id, app: pending.instance.app, tenant: pending.instance.tenant };
     if (pending.spec === undefined) {
-      plan.unplaceable.push({ ...identity, reasons: [{ count: 0, reason: `app "${pending.instance.app}" of tenant "${pending.instance.tenant}" does not exist` }] });
+      const { id, app, tenant } = pending.instance;
+      plan.unplaceable.push({ id, app, tenant, reasons: [{ count: 0, reason: `app "${app}" of tenant "${tenant}" does not exist` }] });
       continue;
     }
     const parsed = constraintsOf(pending.spec);
     if (!parsed.ok) {
-      plan.unplaceable.push({ ...identity, reasons: [{ count: nodeLoads.length, reason: parsed.error.message }] });
+      const { id, app, tenant } = pending.instance;
+      plan.unplaceable.push({ id, app, tenant, reasons: [{ count: nodeLoads.length, reason: parsed.error.message }] });
       continue;
     }
     const demand = demandOf(pending.instance, pending.spec, parsed.constraints);
-    const chosen = chooseNode(nodeLoads, demand, input);
+    const chosen = chooseNode(nodeLoads, demand, input, fits);
     if (chosen.ok) {
       addResident(chosen.load, demand);
       plan.placements.push({ id: demand.id, node: chosen.load.node.id });
     } else {
-      plan.unplaceable.push({ ...identity, reasons: chosen.reasons });
+      const { id, app, tenant } = pending.instance;
+      plan.unplaceable.push({ id, app, tenant, reasons: chosen.reasons });
     }
   }
   return plan;
+}
+
+/**
+ * Whether each node passes the checks that hold for a whole round (status,
+ * constraints), per constraint list, computed at most once per node and
+ * list: a large cluster visits the same nodes for thousands of instances.
+ * Constraint lists are parsed once per spec, so one list stands for one spec.
+ */
+class FixedFits {
+  readonly #loads: readonly NodeLoad[];
+  /** Per constraint list, per node position: 0 not known yet, 1 fits, 2 does not. */
+  readonly #known = new Map<readonly Constraint[], Uint8Array>();
+
+  constructor(loads: readonly NodeLoad[]) {
+    this.#loads = loads;
+  }
+
+  /** Whether the node at `position` passes `demand`'s status and constraint checks. */
+  fits(position: number, demand: Demand): boolean {
+    let known = this.#known.get(demand.constraints);
+    if (known === undefined) {
+      known = new Uint8Array(this.#loads.length);
+      this.#known.set(demand.constraints, known);
+    }
+    let state = known[position]!;
+    if (state === 0) {
+      state = fixedMisfit(this.#loads[position]!, demand) === undefined ? 1 : 2;
+      known[position] = state;
+    }
+    return state === 1;
+  }
 }
 
 const parsedConstraints = new WeakMap<AppSpec, ReturnType<typeof parseConstraints>>();
@@ -129,16 +170,19 @@ export function formatReasons(reasons: readonly UnplaceableReason[]): string[] {
 
 interface Pending {
   instance: Instance;
-  spec: ReturnType<typeof specOf>;
+  spec: AppSpec | undefined;
   priority: number;
 }
 
-function pendingInstances(instances: readonly Instance[], loads: Map<string, NodeLoad>, apps: Map<string, App>): Pending[] {
+function pendingInstances(instances: readonly Instance[], loads: Map<string, NodeLoad>, apps: Map<string, App>, inFlight: ReadonlyMap<string, string> | undefined): Pending[] {
   const pending: Pending[] = [];
+  const overlay = inFlight !== undefined && inFlight.size > 0 ? inFlight : undefined;
+  const specs = new SpecLookup(apps);
   for (const instance of instances) {
     if (instance.desired !== 'running') continue;
     if (instance.node !== undefined && loads.get(instance.node)?.node.status === 'up') continue;
-    const spec = specOf(instance, apps);
+    if (overlay?.has(instance.id) === true) continue;
+    const spec = specs.specOf(instance);
     pending.push({ instance, spec, priority: spec === undefined ? 0 : priorityOf(spec) });
   }
   return pending.sort(
@@ -153,10 +197,10 @@ function pendingInstances(instances: readonly Instance[], loads: Map<string, Nod
 
 type Choice = { ok: true; load: NodeLoad } | { ok: false; reasons: UnplaceableReason[] };
 
-function chooseNode(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput): Choice {
+function chooseNode(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput, fits: FixedFits): Choice {
   const limit = input.candidatesMax;
   if (limit !== undefined && limit < loads.length) {
-    const sampled = chooseAmongSome(loads, demand, input, limit);
+    const sampled = chooseAmongSome(loads, demand, input, limit, fits);
     if (sampled !== undefined) return { ok: true, load: sampled };
   }
   let best: { load: NodeLoad; score: number[] } | undefined;
@@ -181,7 +225,7 @@ function chooseNode(loads: readonly NodeLoad[], demand: Demand, input: Placement
  * hash (the seeded offset already spreads them; this loop runs for every
  * placement in a large cluster).
  */
-function chooseAmongSome(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput, limit: number): NodeLoad | undefined {
+function chooseAmongSome(loads: readonly NodeLoad[], demand: Demand, input: PlacementInput, limit: number, fits: FixedFits): NodeLoad | undefined {
   const start = tieHash(input.seed, demand.id) % loads.length;
   const binpack = input.strategy === 'binpack';
   let best: NodeLoad | undefined;
@@ -190,8 +234,10 @@ function chooseAmongSome(loads: readonly NodeLoad[], demand: Demand, input: Plac
   let bestFullness = 0;
   let fitting = 0;
   for (let step = 0; step < loads.length && fitting < limit; step++) {
-    const load = loads[(start + step) % loads.length]!;
-    if (misfit(load, demand) !== undefined) continue;
+    const position = (start + step) % loads.length;
+    if (!fits.fits(position, demand)) continue;
+    const load = loads[position]!;
+    if (loadMisfit(load, demand) !== undefined) continue;
     fitting++;
     const avoided = demand.avoidNode === load.node.id ? 1 : 0;
     const fullness = fullnessPpm(load, demand);

@@ -11,6 +11,11 @@
  * never plan over the same free room) and the unplaceable reports. Every
  * command stands alone: any may be refused because the state moved on, and
  * the next round plans again.
+ *
+ * Pipelining: while placements are in flight (proposed, not yet answered:
+ * `RoundInput.inFlight`), a round plans placements only, counting those in
+ * flight as placed; everything else waits for a round with nothing in
+ * flight, so that no other step is planned twice or over stale room.
  */
 import { isActive } from '../state/apply-apps.js';
 import type { App, Command, Instance, NodeRecord } from '../state/types.js';
@@ -60,6 +65,8 @@ export interface RoundInput {
   /** Tie-breaking seed; derive it from the state (the applied index), never from a clock. */
   seed: number;
   options: SchedulerOptions;
+  /** Placements proposed and not yet answered, instance id → node id; absent or empty: none. */
+  inFlight?: ReadonlyMap<string, string>;
 }
 
 /** A round's commands, in the order to propose them, and counts for logs and metrics. */
@@ -71,6 +78,7 @@ export interface RoundPlan {
 
 /** Plans one round (see the file comment). */
 export function planRound(input: RoundInput): RoundPlan {
+  if (input.inFlight !== undefined && input.inFlight.size > 0) return planPlacementsOnly(input, input.inFlight);
   const { options, now } = input;
   const nodes = new Map(input.nodes.map((node) => [node.id, node]));
   const byApp = new Map<string, Instance[]>();
@@ -94,7 +102,7 @@ export function planRound(input: RoundInput): RoundPlan {
     }
     if (app.rebalance !== undefined && (app.rollout === undefined || !isActive(app.rollout))) {
       loads ??= buildLoads(input, appsByKey(input.apps));
-      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed });
+      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed, now, progressDeadlineMs: options.progressDeadlineMs });
       if (move !== undefined) commands.push(move);
     }
   }
@@ -114,15 +122,39 @@ export function planRound(input: RoundInput): RoundPlan {
     candidatesMax: input.nodes.length > options.candidatesMax ? options.candidatesMax : undefined,
     placementsMax: options.placementsPerRoundMax,
   });
-  for (let start = 0; start < placement.placements.length; start += options.placementBatchMax) {
-    commands.push({ type: 'instance.place', placements: placement.placements.slice(start, start + options.placementBatchMax) });
-  }
+  commands.push(...placementCommands(placement.placements, options));
   const stranded = strandedOnLostNodes(input.instances, placement.unplaceable, nodes);
   if (stranded.length > 0) commands.push({ type: 'instance.place', placements: stranded.slice(0, options.placementBatchMax).map((id) => ({ id, node: null })) });
   if (placement.placements.length === 0) commands.push(...planPreemptions(input, placement.unplaceable));
   const report = unplaceableReport(input.apps, placement.unplaceable, placement.placements.length > 0);
   if (report !== undefined) commands.push(report);
   return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length };
+}
+
+/** A round while placements are in flight: more placements, nothing else (see the file comment). */
+function planPlacementsOnly(input: RoundInput, inFlight: ReadonlyMap<string, string>): RoundPlan {
+  const { options, now } = input;
+  const nodes = new Map(input.nodes.map((node) => [node.id, node]));
+  const placement = planPlacements({
+    nodes: input.nodes,
+    instances: input.instances,
+    apps: input.apps,
+    strategy: options.strategy,
+    seed: input.seed,
+    mayPlace: (instance) => mayPlaceNow(instance, nodes, now, options),
+    candidatesMax: input.nodes.length > options.candidatesMax ? options.candidatesMax : undefined,
+    placementsMax: options.placementsPerRoundMax,
+    inFlight,
+  });
+  return { commands: placementCommands(placement.placements, options), placements: placement.placements.length, unplaceable: placement.unplaceable.length };
+}
+
+function placementCommands(placements: readonly { id: string; node: string }[], options: SchedulerOptions): Command[] {
+  const commands: Command[] = [];
+  for (let start = 0; start < placements.length; start += options.placementBatchMax) {
+    commands.push({ type: 'instance.place', placements: placements.slice(start, start + options.placementBatchMax) });
+  }
+  return commands;
 }
 
 /**

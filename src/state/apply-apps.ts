@@ -21,7 +21,6 @@
  */
 import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
-import { decodeState, encodeState } from './snapshot.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
 import {
   adoptTenant,
@@ -108,7 +107,8 @@ export function planAppDeploy(state: ClusterState, command: CommandOf<'app.deplo
  * All the apps of one file, or none. Each deploy is planned and committed on a
  * scratch copy of the state, in order, so later apps see the quota the earlier
  * ones use; only if every one passes are they committed to the real state
- * (the same steps again, so the same outcome).
+ * (the same steps again, so the same outcome). One app needs no scratch:
+ * planning never changes the state.
  */
 export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.deploy-many'>, context: ApplyContext): Plan {
   const names = new Set<string>();
@@ -117,16 +117,16 @@ export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.d
     if (names.has(key)) return refuse('invalid-argument', `app "${spec.name}" of tenant "${spec.tenant}" appears twice`, `specs[${position}].name`);
     names.add(key);
   }
-  const scratch = decodeState(encodeState(state));
+  const scratch = command.specs.length === 1 ? undefined : deployScratch(state, command.specs);
   for (const [position, spec] of command.specs.entries()) {
-    const plan = planAppDeploy(scratch, { type: 'app.deploy', spec }, context);
+    const plan = planAppDeploy(scratch ?? state, { type: 'app.deploy', spec }, context);
     if (!plan.ok) {
       const field = plan.error.field === undefined ? `specs[${position}]` : `specs[${position}].${plan.error.field.replace(/^spec\./, '')}`;
       const others = command.specs.length - 1;
       const message = others > 0 ? `${plan.error.message}; none of the ${command.specs.length} apps was deployed` : plan.error.message;
       return { ok: false, error: stateError(plan.error.code, message, field) };
     }
-    plan.commit();
+    if (scratch !== undefined) plan.commit();
   }
   return {
     ok: true,
@@ -144,6 +144,28 @@ export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.d
       return { value: { apps: deployed }, history: { target: `apps ${targets.join(', ')}`, summary: summaries.join('; ') } };
     },
   };
+}
+
+/**
+ * A scratch state for planning and committing `specs` in turn, without
+ * touching `state`, and without copying all of it (a deep copy of a large
+ * cluster's state costs a second or more, on every node, for every deploy).
+ * A deploy's commit changes only: the tenants, apps and instances maps
+ * (entries set or deleted), the records of the app it deploys, and that
+ * app's instances. So the scratch has its own copies of those three maps,
+ * and its own deep copies of the apps the file names and of their
+ * instances; everything else is shared, read only.
+ */
+function deployScratch(state: ClusterState, specs: readonly AppSpec[]): ClusterState {
+  const named = new Set(specs.map((spec) => tenantKey(spec.tenant, spec.name)));
+  const apps = new Map(state.apps);
+  for (const key of named) {
+    const app = apps.get(key);
+    if (app !== undefined) apps.set(key, structuredClone(app));
+  }
+  const instances = new Map(state.instances);
+  for (const [id, instance] of instances) if (named.has(tenantKey(instance.tenant, instance.app))) instances.set(id, structuredClone(instance));
+  return { ...state, tenants: new Map(state.tenants), apps, instances };
 }
 
 function describeSpec(spec: AppSpec): string {

@@ -110,9 +110,15 @@ export function planRolloutStep(state: ClusterState, command: CommandOf<'rollout
         changedState = true;
         summaries.push(`update to version ${rollout.toVersion} failed; ${message}`);
       }
-      if (command.rebalance === 'moved' && app.rebalance) app.rebalance.moves++;
+      if (command.rebalance === 'moved' && app.rebalance) {
+        app.rebalance.moves++;
+        app.rebalance.moveStartedAt = context.time;
+      }
       if (command.rebalance === 'done' && app.rebalance) {
-        summaries.push(`rebalanced (${app.rebalance.moves} move${app.rebalance.moves === 1 ? '' : 's'})`);
+        const moves = `${app.rebalance.moves} move${app.rebalance.moves === 1 ? '' : 's'}`;
+        // A rebalance that ends by retiring a copy gave that move up: say which and why.
+        const givenUp = command.retire[0];
+        summaries.push(givenUp === undefined ? `rebalanced (${moves})` : `rebalance ended (${moves}); gave up the move of ${givenUp.id}: ${givenUp.reason}`);
         delete app.rebalance;
         changedState = true;
       }

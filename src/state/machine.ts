@@ -116,9 +116,25 @@ export interface CheckOptions {
   actor?: string;
 }
 
+/**
+ * What the agent's loops read of a node record (peer addresses, Raft
+ * membership): everything but `lastSeenAt`, which heartbeats change.
+ */
+export type NodeDirectoryEntry = Readonly<Omit<NodeRecord, 'lastSeenAt' | 'addresses' | 'labels' | 'resources'>> & {
+  readonly addresses: Readonly<NodeRecord['addresses']>;
+  readonly labels: Readonly<NodeRecord['labels']>;
+  readonly resources: Readonly<NodeRecord['resources']>;
+};
+
+/** The commands that change node records other than by `lastSeenAt`: each successful one moves `nodesRevision` on. */
+const NODE_RECORD_COMMANDS: ReadonlySet<CommandType> = new Set(['node.register', 'node.status', 'node.role', 'node.remove']);
+
 /** The cluster's replicated state. Not thread-safe; one owner applies in log order. */
 export class ClusterStateMachine {
   #state: ClusterState = emptyState();
+  /** Local, not replicated: moves on whenever `nodeDirectory()` would change (see NODE_RECORD_COMMANDS) and on restore. */
+  #nodesRevision = 0;
+  #directory: { revision: number; entries: readonly NodeDirectoryEntry[] } | undefined;
 
   /** A machine restored from a snapshot made by `snapshot()`. Asserts on a corrupt snapshot. */
   static restore(data: Uint8Array): ClusterStateMachine {
@@ -157,6 +173,7 @@ export class ClusterStateMachine {
     const plan = planCommand(this.#state, validated.command, context);
     if (!plan.ok) return { ok: false, index, error: plan.error };
     const outcome = plan.commit();
+    if (NODE_RECORD_COMMANDS.has(validated.command.type)) this.#nodesRevision++;
     if (outcome.history) this.#record({ index, time: header.time, actor: header.actor, command: validated.command.type, ...outcome.history });
     return outcome.value === undefined ? { ok: true, index } : { ok: true, index, value: outcome.value };
   }
@@ -201,6 +218,7 @@ export class ClusterStateMachine {
     const state = decodeState(data);
     for (const result of state.requests.values()) deepFreeze(result);
     this.#state = state;
+    this.#nodesRevision++;
   }
 
   /** The result remembered for `requestId`, if it is among the newest REQUESTS_REMEMBERED_MAX. */
@@ -254,12 +272,38 @@ export class ClusterStateMachine {
     return copyOrUndefined(this.#state.instances.get(id));
   }
 
+  /** Every node record, sorted by id; copies the caller owns (`nodeDirectory()` shares one copy instead). */
   nodes(): NodeRecord[] {
-    return copy([...this.#state.nodes.values()].sort((left, right) => compare(left.id, right.id)));
+    return [...this.#state.nodes.values()].sort((left, right) => compare(left.id, right.id)).map(copyNodeRecord);
   }
 
   node(id: string): NodeRecord | undefined {
-    return copyOrUndefined(this.#state.nodes.get(id));
+    const record = this.#state.nodes.get(id);
+    return record === undefined ? undefined : copyNodeRecord(record);
+  }
+
+  /**
+   * A number that changes whenever `nodeDirectory()` would (a node record
+   * registered, or its status, role or addresses changed, or a snapshot
+   * restored), and not on heartbeats. Local to this process: compare it only
+   * with values read from the same machine.
+   */
+  get nodesRevision(): number {
+    return this.#nodesRevision;
+  }
+
+  /**
+   * Every node record but `lastSeenAt`, sorted by id, frozen and shared: one
+   * copy per `nodesRevision`, so loops that run many times a second over
+   * thousands of records cost nothing until a record changes. The caller must
+   * not keep it past a change it cares about (compare `nodesRevision`).
+   */
+  nodeDirectory(): readonly NodeDirectoryEntry[] {
+    if (this.#directory?.revision !== this.#nodesRevision) {
+      const entries = [...this.#state.nodes.values()].sort((left, right) => compare(left.id, right.id)).map(directoryEntry);
+      this.#directory = { revision: this.#nodesRevision, entries: Object.freeze(entries) };
+    }
+    return this.#directory.entries;
   }
 
   policies(tenant?: string): NetworkPolicy[] {
@@ -329,6 +373,37 @@ export class ClusterStateMachine {
   token(): TokenRecord | undefined {
     return copyOrUndefined(this.#state.token);
   }
+}
+
+/**
+ * A copy of a node record. Node records are plain data two levels deep
+ * (fields, and the addresses, labels and resources objects of strings and
+ * numbers), so a two-level copy is a deep one, several times cheaper than
+ * structuredClone for thousands of records (loops read them often).
+ */
+function copyNodeRecord(record: NodeRecord): NodeRecord {
+  return copyTwoLevels(record, false) as unknown as NodeRecord;
+}
+
+/** A frozen copy of `record` without `lastSeenAt` (see `copyNodeRecord`). */
+function directoryEntry(record: NodeRecord): NodeDirectoryEntry {
+  const { lastSeenAt: _lastSeenAt, ...rest } = record;
+  return copyTwoLevels(rest, true) as unknown as NodeDirectoryEntry;
+}
+
+function copyTwoLevels(value: object, freeze: boolean): Record<string, unknown> {
+  const copied: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    if (typeof inner !== 'object' || inner === null) {
+      copied[key] = inner;
+      continue;
+    }
+    assert(!Array.isArray(inner), `node record field ${key} is a list; node records are copied as two levels of plain objects`);
+    const level: Record<string, unknown> = { ...inner };
+    for (const nested of Object.values(level)) assert(typeof nested !== 'object' || nested === null, `node record field ${key} nests deeper than two levels`);
+    copied[key] = freeze ? Object.freeze(level) : level;
+  }
+  return freeze ? Object.freeze(copied) : copied;
 }
 
 function implicitDefaultTenant(): Tenant {

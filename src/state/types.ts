@@ -193,8 +193,13 @@ export interface App {
   rollout?: Rollout;
   /** Set while some instance of the app cannot be placed. */
   unplaceable?: UnplaceableRecord;
-  /** Set by `hivemind rebalance` until the app's instances are spread evenly. */
-  rebalance?: { requestedAt: number; moves: number };
+  /**
+   * Set by `hivemind rebalance` until the app's instances are spread evenly.
+   * `moveStartedAt`: when the latest move's copy was added (the proposer's
+   * clock, ms); absent before the first move, and in states written before
+   * it existed.
+   */
+  rebalance?: { requestedAt: number; moves: number; moveStartedAt?: number };
 }
 
 export const APP_VERSIONS_MAX = 20;

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backoffMs, HEALING_DEFAULTS, mayPlaceNow } from '../healing.js';
 import { simSpec, SimWorld } from '../sim.js';
-import { runningOf, worldWithWeb } from './world.js';
+import { HEALTHCHECK, runningOf, worldWithWeb } from './world.js';
 import { node } from './fixtures.js';
 
 const GiB = 1024 ** 3;
@@ -110,6 +110,29 @@ test('rebalance evens out nodes after new ones join, one move at a time, never b
   const counts = [...perNode.values()].sort();
   assert.ok(Math.max(...counts) - Math.min(...counts) <= 1 && perNode.size === 4, `even: ${JSON.stringify([...perNode])}`);
   assert.ok(world.machine.history().some((entry) => /rebalanced \(\d moves\)/.test(entry.summary)));
+});
+
+test('rebalance: a copy that never gets ready is given up after the progress deadline, the original keeps running, the history says so', () => {
+  const world = worldWithWeb({ nodes: 2, replicas: 4, spec: { healthcheck: HEALTHCHECK }, scheduler: { progressDeadlineMs: 20_000 } });
+  const before = new Set(world.ready('default', 'web').map((instance) => instance.id));
+  world.addNode('n3');
+  // From now on, instances that start stay starting: never healthy, never failed.
+  world.behaviour = () => 'starting';
+  world.ok({ type: 'app.rebalance', tenant: 'default', name: 'web' });
+  let copy: string | undefined;
+  let steps = 0;
+  for (; steps < 60 && world.machine.app('default', 'web')!.rebalance !== undefined; steps++) {
+    world.step();
+    assert.equal(new Set(world.ready('default', 'web').map((instance) => instance.id)), before, 'the ready instances stay, all of them');
+    copy ??= world.machine.instances({ app: 'web' }).find((instance) => !before.has(instance.id))?.id;
+  }
+  assert.ok(copy !== undefined, 'a move started');
+  assert.is(world.machine.app('default', 'web')!.rebalance, undefined, 'the rebalance ended');
+  assert.ok(steps >= 20 && steps < 30, `given up at the deadline, not before and not much after (${steps} s)`);
+  const copyRecord = world.machine.instance(copy);
+  assert.is(copyRecord?.desired ?? 'stopped', 'stopped', 'the copy is retired');
+  const entry = world.machine.history().find((candidate) => candidate.summary.startsWith('rebalance ended'));
+  assert.match(entry?.summary ?? '', new RegExp(`^rebalance ended \\(1 move\\); gave up the move of ${copy.replaceAll('.', '\\.')}: the copy was not ready within the progress deadline \\(20 s; instance \\S+ starting\\)$`));
 });
 
 test('preemption: a higher-priority app takes the room of a lower one, and the history says so', () => {

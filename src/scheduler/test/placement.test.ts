@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatReasons, planPlacements, type PlacementInput } from '../placement.js';
+import { planRound, SCHEDULER_DEFAULTS } from '../round.js';
 import { app, GiB, instance, instances, MiB, node } from './fixtures.js';
 
 function input(overrides: Partial<PlacementInput>): PlacementInput {
@@ -142,6 +143,47 @@ test('deterministic: same input, same plan; seeds change only ties', () => {
     const plan = planPlacements({ ...base, instances: [...loaded, ...instances('web', 2)], strategy: 'binpack', seed });
     assert.equal(plan.placements.map((placement) => placement.node), ['n3', 'n3']);
   }
+});
+
+test('placements in flight are not planned again and count on their proposed node', () => {
+  const nodes = [node('n1', { resources: { cpuMillis: 4000, memoryBytes: 1 * GiB } }), node('n2', { resources: { cpuMillis: 4000, memoryBytes: 512 * MiB } })];
+  const apps = [app('db', { reservations: { memoryBytes: 512 * MiB }, replicas: 4 })];
+  const inFlight = new Map([['db-0', 'n1'], ['db-1', 'n1']]);
+  const plan = planPlacements(input({ nodes, apps, instances: instances('db', 4), inFlight }));
+  assert.equal(nodesOf(plan), { 'db-2': 'n2' }, 'n1 is full with the two in flight');
+  assert.equal(plan.unplaceable.map((entry) => entry.id), ['db-3']);
+  assert.equal(formatReasons(plan.unplaceable[0]!.reasons), ['2 nodes: not enough memory (needs 512 MiB, 0 B free at most)']);
+  const applied = planPlacements(input({ nodes, apps, instances: [instance('db', 0, 'n1'), instance('db', 1, 'n1'), ...instances('db', 4).slice(2)], inFlight }));
+  assert.equal(nodesOf(applied), { 'db-2': 'n2' }, 'applied but not yet answered: counted once');
+  const toDown = planPlacements(input({ nodes: [node('n1', { status: 'down' }), nodes[1]!], apps, instances: instances('db', 4), inFlight }));
+  assert.equal(nodesOf(toDown), { 'db-2': 'n2' }, 'in flight to a node gone down: not planned again until answered');
+});
+
+test('large clusters: the sampled scan gives the same plan as before for the same seed, and respects fixed misfits', () => {
+  const nodes = Array.from({ length: 40 }, (_, index) => node(`n${String(index).padStart(2, '0')}`, { labels: { zone: index % 2 === 0 ? 'a' : 'b' }, status: index % 5 === 0 ? 'down' : 'up' }));
+  const apps = [app('web', { constraints: ['node.labels.zone == a'], replicas: 30, reservations: { cpuMillis: 100, memoryBytes: 64 * MiB } })];
+  const plan = planPlacements(input({ nodes, apps, instances: instances('web', 30), candidatesMax: 4, seed: 7 }));
+  assert.is(plan.placements.length, 30);
+  for (const placement of plan.placements) {
+    const index = Number(placement.node.slice(1));
+    assert.ok(index % 2 === 0 && index % 5 !== 0, `${placement.id} on ${placement.node}: zone a and up`);
+  }
+  assert.equal(planPlacements(input({ nodes, apps, instances: instances('web', 30), candidatesMax: 4, seed: 7 })), plan, 'deterministic');
+});
+
+test('planRound with placements in flight plans more placements only, never the same instance twice', () => {
+  const nodes = [node('n1', { resources: { cpuMillis: 4000, memoryBytes: 1 * GiB } }), node('n2', { status: 'down', statusSince: 0 })];
+  const apps = [app('db', { reservations: { memoryBytes: 256 * MiB }, replicas: 6 })];
+  // db-5 sits on a node down past the grace: a full round would also report what cannot be placed.
+  const all = [...instances('db', 5), instance('db', 5, 'n2')];
+  const options = { ...SCHEDULER_DEFAULTS, rescheduleGraceMs: 0 };
+  const full = planRound({ nodes, instances: all, apps, now: 1000, seed: 1, options });
+  assert.equal(full.commands.map((command) => command.type), ['instance.place', 'instance.place', 'app.unplaceable']);
+  const inFlight = new Map([['db-0', 'n1'], ['db-1', 'n1']]);
+  const pipelined = planRound({ nodes, instances: all, apps, now: 1000, seed: 1, options, inFlight });
+  assert.equal(pipelined.commands.map((command) => command.type), ['instance.place']);
+  const placed = pipelined.commands.flatMap((command) => (command.type === 'instance.place' ? command.placements.map((placement) => placement.id) : []));
+  assert.equal(placed, ['db-2', 'db-3'], 'n1 has room for two more; db-0 and db-1 are in flight');
 });
 
 test.run();

@@ -1,7 +1,19 @@
 // Rollout stepping over the real state machine: the round planner proposes, the simulated executor reports.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { stateRoutes } from '../../api/routes-state.js';
+import type { ReadRoute, RouteContext } from '../../api/router.js';
+import type { ClusterStateMachine } from '../../state/machine.js';
+import type { AppSpec } from '../../state/types.js';
 import { HEALTHCHECK, nextSpec, runningOf, worldWithWeb } from './world.js';
+
+/** `GET /v1/apps/:tenant/:name` as the API answers it, over `machine` (the route's read is pure over the state). */
+function getApp(machine: ClusterStateMachine, tenant: string, name: string): { version: number; spec: AppSpec } {
+  const route = stateRoutes.find((candidate): candidate is ReadRoute => candidate.kind === 'read' && candidate.method === 'GET' && candidate.path === '/v1/apps/:tenant/:name');
+  assert.ok(route, 'the API has the route');
+  const context = { backend: { machine }, params: { tenant, name }, query: new URLSearchParams() } as unknown as RouteContext;
+  return route.read(context) as { version: number; spec: AppSpec };
+}
 
 function rollout(world: ReturnType<typeof worldWithWeb>) {
   return world.machine.app('default', 'web')!.rollout!;
@@ -79,6 +91,18 @@ test('failure_action rollback: a new version failing its health check rolls back
   assert.equal(runningOf(world).map((text) => text.slice(0, 2)), ['v1', 'v1', 'v1']);
   assert.ok(world.ready('default', 'web', 1).length === 3);
   assert.ok(world.machine.history().some((entry) => entry.summary.startsWith('update to version 2 failed; rolling back to version 1')));
+});
+
+test('after an automatic rollback, GET of the app shows the version that runs, not the newest', () => {
+  const world = worldWithWeb({ spec: { update: { parallelism: 1, delayMs: 0, failureAction: 'rollback', order: 'start-first', monitorMs: 0 } } });
+  assert.equal(getApp(world.machine, 'default', 'web').spec.labels, {}, 'version 1 before the update');
+  world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: { 'sim.fail': 'true' } }) });
+  assert.equal(getApp(world.machine, 'default', 'web').spec.labels, { 'sim.fail': 'true' }, 'during the update: the version it rolls to');
+  assert.ok(world.runUntil(() => rollout(world).state === 'rolled-back', 40));
+  const answer = getApp(world.machine, 'default', 'web');
+  assert.is(answer.version, 1);
+  assert.equal(answer.spec.labels, {}, 'version 1 runs again, and its spec is what GET shows');
+  assert.is(world.machine.app('default', 'web')!.versions.length, 2, 'version 2 is still kept');
 });
 
 test('failure_action pause: the rollout stops and says why; promote resumes, abort restores the old version', () => {

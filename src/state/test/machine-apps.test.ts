@@ -288,4 +288,27 @@ test('app.deploy-many deploys every app of a file, or none', () => {
   assert.equal([twice.code, twice.field], ['invalid-argument', 'specs[1].name']);
 });
 
+test('app.deploy-many refused: the apps it would have changed are untouched (the scratch state shares nothing it changes)', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: { memoryBytes: 768 * MiB } });
+  driver.ok({ type: 'app.deploy', spec: appSpec({ tenant: 'acme', name: 'web' }) });
+  const before = { apps: driver.machine.apps('acme'), instances: driver.machine.instances({ tenant: 'acme' }), tenants: driver.machine.tenants() };
+  // web goes to 1 replica and a new image (retiring and adding instances on the scratch state); api then passes the quota.
+  const web = appSpec({ tenant: 'acme', name: 'web', replicas: 1, image: 'nginx:1.27' });
+  const api = appSpec({ tenant: 'acme', name: 'api', ports: [], replicas: 3 });
+  const refused = driver.refused({ type: 'app.deploy-many', specs: [web, api] });
+  assert.is(refused.code, 'quota-exceeded');
+  assert.equal(driver.machine.apps('acme'), before.apps);
+  assert.equal(driver.machine.instances({ tenant: 'acme' }), before.instances);
+  assert.equal(driver.machine.tenants(), before.tenants);
+  const smaller = appSpec({ tenant: 'acme', name: 'api', ports: [], replicas: 2 });
+  const deployed = driver.ok({ type: 'app.deploy-many', specs: [web, smaller] });
+  assert.equal(deployed.value, {
+    apps: [
+      { tenant: 'acme', name: 'web', version: 2, replicas: 1, rollout: driver.index },
+      { tenant: 'acme', name: 'api', version: 1, replicas: 2 },
+    ],
+  });
+});
+
 test.run();

@@ -139,4 +139,29 @@ test('heartbeats and status reports stay out of history; placements are in it', 
   ]);
 });
 
+test('nodeDirectory: shared and frozen, without lastSeenAt; nodesRevision moves on with records, not with heartbeats', () => {
+  const driver = new Driver();
+  const start = driver.machine.nodesRevision;
+  driver.ok(registerNode('n1'));
+  driver.ok(registerNode('n2'));
+  const revision = driver.machine.nodesRevision;
+  assert.ok(revision > start);
+  const directory = driver.machine.nodeDirectory();
+  assert.equal(directory.map((entry) => entry.id), ['n1', 'n2']);
+  assert.ok(Object.isFrozen(directory) && Object.isFrozen(directory[0]) && Object.isFrozen(directory[0]!.addresses));
+  assert.not.ok('lastSeenAt' in directory[0]!);
+  driver.ok({ type: 'node.heartbeat', id: 'n1' });
+  assert.is(driver.machine.nodesRevision, revision, 'a heartbeat changes no directory entry');
+  assert.is(driver.machine.nodeDirectory(), directory, 'the same copy while nothing changed');
+  driver.ok({ type: 'node.status', id: 'n2', status: 'down' });
+  assert.ok(driver.machine.nodesRevision > revision);
+  assert.is(driver.machine.nodeDirectory()[1]!.status, 'down');
+  assert.is(directory[1]!.status, 'up', 'an earlier copy never changes');
+  const refused = driver.machine.nodesRevision;
+  assert.not.ok(driver.run({ type: 'node.status', id: 'n9', status: 'down' }).ok);
+  assert.is(driver.machine.nodesRevision, refused, 'a refused command changes nothing');
+  driver.machine.restore(driver.machine.snapshot());
+  assert.ok(driver.machine.nodesRevision > refused, 'a restore may change anything');
+});
+
 test.run();
