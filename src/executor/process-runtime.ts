@@ -19,6 +19,16 @@
  * time; a record whose process is gone becomes an exited workload (its code
  * from the exit file, or 137 when the wrapper itself was killed).
  *
+ * Starts interrupted by a crash. Between the spawn and the record's rename
+ * the agent may die (kill -9), leaving a workload no record names. So a
+ * start first writes the marker `<id>.starting`, and the wrapper carries
+ * the marker's path in `HIVEMIND_START_MARKER` (unique to this node's
+ * state folder, so agents sharing a host never match each other's); the
+ * marker goes once the record is in place. `open()` treats a marker without
+ * a running record as such a start: it kills the process groups whose
+ * environment carries that path (found in /proc) and forgets the start, which was never reported, so
+ * the executor starts the instance afresh instead of leaving a stray.
+ *
  * Exits are noticed by the child's `exit` event for workloads this runtime
  * started, and by polling /proc every `pollIntervalMs` for every workload
  * (adopted ones are not our children).
@@ -56,6 +66,9 @@ export const EXIT_CODE_KILLED = 137;
 export const POLL_INTERVAL_MS_DEFAULT = 500;
 /** The most output of an exec kept for its result. */
 export const EXEC_OUTPUT_BYTES_MAX = 4096;
+/** Set in every wrapper's environment to its start marker's path (see "Starts interrupted by a crash"). */
+export const START_MARKER_VARIABLE = 'HIVEMIND_START_MARKER';
+const STARTING_SUFFIX = '.starting';
 /** How long after SIGKILL a workload may take to disappear before stop() gives up with an error. */
 const KILL_WAIT_MS_MAX = 10_000;
 const STOP_POLL_MS = 25;
@@ -125,7 +138,8 @@ export class ProcessRuntime implements Runtime {
     if (this.opened) return;
     this.opened = true;
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    for (const name of readdirSync(this.stateDir)) {
+    const names = readdirSync(this.stateDir);
+    for (const name of names) {
       if (!name.endsWith('.json')) continue;
       const record = this.readRecord(join(this.stateDir, name));
       if (record === undefined) {
@@ -139,6 +153,9 @@ export class ProcessRuntime implements Runtime {
       } else if (record.state === 'running') {
         this.log(`process runtime: adopted instance ${record.id} (pid ${record.pid})`);
       }
+    }
+    for (const name of names) {
+      if (name.endsWith(STARTING_SUFFIX)) this.endInterruptedStart(name.slice(0, -STARTING_SUFFIX.length));
     }
     this.poller = setInterval(() => this.poll(), this.pollIntervalMs);
     this.poller.unref();
@@ -172,8 +189,10 @@ export class ProcessRuntime implements Runtime {
     }
     const secretsDir = spec.secrets.length > 0 ? this.writeSecrets(spec, hostUser) : undefined;
     if (secretsDir) environment.HIVEMIND_SECRETS_DIR = secretsDir;
+    environment[START_MARKER_VARIABLE] = this.startingPath(spec.id);
     const exitPath = this.exitPath(spec.id);
     rmSync(exitPath, { force: true });
+    writeFileSync(this.startingPath(spec.id), '', { mode: 0o600 });
     mkdirSync(join(spec.logPath, '..'), { recursive: true });
     const logFd = openSync(spec.logPath, 'a', 0o640);
     let child: ChildProcess;
@@ -190,6 +209,7 @@ export class ProcessRuntime implements Runtime {
     }
     const pid = child.pid;
     if (pid === undefined) {
+      rmSync(this.startingPath(spec.id), { force: true });
       if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
       const failure = await new Promise<Error>((resolve) => child.once('error', resolve));
       throw problem(failure.message);
@@ -217,6 +237,7 @@ export class ProcessRuntime implements Runtime {
     this.records.set(spec.id, record);
     this.children.set(spec.id, child);
     this.writeRecord(record);
+    rmSync(this.startingPath(spec.id), { force: true });
     child.once('exit', () => {
       this.children.delete(spec.id);
       const current = this.records.get(spec.id);
@@ -355,6 +376,25 @@ export class ProcessRuntime implements Runtime {
     return join(this.stateDir, `${id}.json`);
   }
 
+  private startingPath(id: string): string {
+    return join(this.stateDir, `${id}${STARTING_SUFFIX}`);
+  }
+
+  /**
+   * A start the agent did not finish (see the file comment): kills what it
+   * may have spawned, unless a record adopted above names it, and forgets it.
+   */
+  private endInterruptedStart(id: string): void {
+    const record = this.records.get(id);
+    if (record === undefined || record.state !== 'running') {
+      for (const pid of processesCarrying(START_MARKER_VARIABLE, this.startingPath(id))) {
+        this.log(`process runtime: instance ${id}: killing pid ${pid}, started just before the agent stopped and never recorded`);
+        signalProcessGroup(pid, 'SIGKILL');
+      }
+    }
+    rmSync(this.startingPath(id), { force: true });
+  }
+
   private exitPath(id: string): string {
     return join(this.stateDir, `${id}.exit`);
   }
@@ -480,4 +520,26 @@ async function freeHostPort(protocol: 'tcp' | 'udp'): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * The pids of process-group leaders whose environment holds
+ * `variable=value` (a wrapper is its group's leader). Processes that cannot
+ * be read (gone, or another user's) are skipped.
+ */
+function processesCarrying(variable: string, value: string): number[] {
+  const wanted = `${variable}=${value}`;
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(wanted)) continue;
+      if (readProcessStat(pid)?.processGroup !== pid) continue;
+      found.push(pid);
+    } catch {
+      continue;
+    }
+  }
+  return found;
 }

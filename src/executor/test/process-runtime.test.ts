@@ -1,12 +1,12 @@
 // The process runtime with real processes: start, logs, exit codes, stop
 // with grace then kill, secrets on tmpfs, adoption by a new runtime over the
 // same folder (a simulated agent restart).
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readProcessStat } from '../host.js';
+import { processGroupExists, readProcessStat } from '../host.js';
 import { ProcessRuntime } from '../process-runtime.js';
 import type { WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { eventually } from './helpers.js';
@@ -171,6 +171,29 @@ test('an exit while no runtime watched is found by the next one', async () => {
   assert.is(found?.exitCode, 7);
   assert.ok(existsSync(logPath));
   await second.remove('t.offline.0');
+});
+
+test('a start cut short before its record was written leaves no process: the next runtime kills it', async () => {
+  const first = runtime('interrupted');
+  await first.open();
+  const started = await first.start(spec('t.cut.0', [process.execPath, '-e', "console.log('up'); setInterval(() => {}, 1000);"]));
+  await eventually('the process to start', () => readFileSync(join(root, 'logs', 't.cut.0.log'), 'utf8').includes('up'));
+  await first.close();
+  // The state an agent killed between the spawn and the record's rename leaves behind: the marker, no record.
+  const folder = join(root, 'interrupted');
+  rmSync(join(folder, 't.cut.0.json'));
+  writeFileSync(join(folder, 't.cut.0.starting'), '');
+  // A process of another node's runtime with the same instance id is not this node's start, and must live on.
+  const other = runtime('interrupted-other');
+  await other.open();
+  const bystander = await other.start(spec('t.cut.0', [process.execPath, '-e', 'setInterval(() => {}, 1000);']));
+  const second = runtime('interrupted');
+  await second.open();
+  assert.equal(await second.list(), []);
+  await eventually('the stray process group to be gone', () => !processGroupExists(started.pid!));
+  assert.not.ok(existsSync(join(folder, 't.cut.0.starting')));
+  assert.ok(processGroupExists(bystander.pid!));
+  await other.stop('t.cut.0', { signal: 'SIGKILL', graceMs: 0 });
 });
 
 test('exec runs a command with the workload environment and reports its status and output', async () => {
