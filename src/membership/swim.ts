@@ -218,9 +218,11 @@ export class Swim {
   /** Contacts seed addresses with a full-state exchange and starts probing. */
   join(seeds: readonly string[]): void {
     this.joined = true;
+    let members: MemberSnapshot[] | undefined; // one snapshot shared by every seed (never mutated after)
     for (const seed of seeds) {
       if (seed === this.self.address) continue;
-      this.send(seed, { type: 'sync', from: this.self.id, reply: true, members: this.snapshot(), piggyback: [] });
+      members ??= this.snapshot();
+      this.send(seed, { type: 'sync', from: this.self.id, reply: true, members, piggyback: [] });
     }
   }
 
@@ -367,6 +369,12 @@ export class Swim {
   /** What this member holds of member `id` (itself included); undefined when it does not know it (or reaped it). */
   stateOf(id: string): MemberState | undefined {
     return this.members.get(id)?.state;
+  }
+
+  /** A copy of what this member holds of member `id`; undefined when it does not know it (or reaped it). */
+  lookup(id: string): MemberSnapshot | undefined {
+    const m = this.members.get(id);
+    return m && { id: m.id, address: m.address, meta: m.meta, incarnation: m.incarnation, state: m.state };
   }
 
   /** How many members this member knows, itself and the dead and left not yet reaped included. */
