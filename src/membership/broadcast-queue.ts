@@ -1,14 +1,16 @@
 /**
  * The queue of pending gossip for one member: at most one update per member
- * id (a newer one replaces the older), handed out least-sent first and, among
- * equals, newest first, until each has been sent `limit` times.
+ * id (a newer one replaces the older), handed out least-sent first until each
+ * has been sent `limit` times.
  *
- * A binary heap ordered by (transmits, newest first) makes taking a packet's
- * worth cost O(taken × log pending) instead of sorting every pending update
- * for every datagram (at 1,000 members a join queues 1,000 updates). Replaced
- * or deleted updates stay in the heap as stale entries until they surface or
- * the heap is rebuilt, so the heap never holds more than twice the live
- * entries plus a small constant.
+ * One stack per transmission count: among updates sent equally often, the
+ * one most recently queued or sent goes first (at 0 sends, exactly the newest
+ * first, so fresh news overtakes a backlog). Taking a packet's worth costs
+ * O(taken) array pushes and pops instead of a sort of every pending update
+ * per datagram (a 1,000-member join queues 1,000 updates in every member).
+ * Replaced or deleted updates stay in their stack as stale entries until
+ * they surface or the stacks are rebuilt, so they never hold more than twice
+ * the live entries plus a small constant.
  */
 import { assert } from '../../consensus/core/assert.js';
 import { estimateBytes, type Update } from './messages.js';
@@ -27,16 +29,18 @@ interface Entry {
   readonly update: Update;
   /** Its estimated encoded size, computed once. */
   readonly bytes: number;
-  /** Insertion order: larger is newer. */
-  readonly order: number;
   transmits: number;
+  /** Replaced by a newer update about the member, deleted, or done: skipped wherever it lies. */
+  stale: boolean;
 }
 
 export class BroadcastQueue {
-  /** Member id → its current entry; an entry in the heap but not here is stale. */
+  /** Member id → its current entry (never a stale one). */
   private readonly current = new Map<string, Entry>();
-  private heap: Entry[] = [];
-  private nextOrder = 0;
+  /** `stacks[t]`: entries sent t times, the next to go last. */
+  private stacks: Entry[][] = [[]];
+  /** Entries in all stacks, stale ones included. */
+  private stacked = 0;
 
   /** Pending updates (one per member). */
   get size(): number {
@@ -45,10 +49,13 @@ export class BroadcastQueue {
 
   /** Queues `update`, replacing any pending update about the same member; it starts unsent. */
   enqueue(update: Update): void {
-    const entry: Entry = { update, bytes: estimateBytes(update), order: this.nextOrder++, transmits: 0 };
+    const entry: Entry = { update, bytes: estimateBytes(update), transmits: 0, stale: false };
+    const replaced = this.current.get(update.id);
+    if (replaced !== undefined) replaced.stale = true;
     this.current.set(update.id, entry);
-    this.push(entry);
-    if (this.heap.length > 2 * this.current.size + 64) this.rebuild();
+    this.stacks[0]!.push(entry);
+    this.stacked += 1;
+    if (this.stacked > 2 * this.current.size + 64) this.rebuild();
   }
 
   /** The pending update about member `id`, if any. */
@@ -58,6 +65,9 @@ export class BroadcastQueue {
 
   /** Drops the pending update about member `id`, if any. */
   delete(id: string): void {
+    const entry = this.current.get(id);
+    if (entry === undefined) return;
+    entry.stale = true;
     this.current.delete(id);
   }
 
@@ -68,80 +78,50 @@ export class BroadcastQueue {
 
   /**
    * Takes updates for one datagram with `bytesFree` bytes of room (2 of
-   * them for the list's own prefix): least-sent first, newest among equals,
-   * skipping those in `already` and those too large for what is left (at
-   * most BROADCAST_SKIPS_MAX of them). Each taken update counts one
-   * transmission and leaves the queue at its `limit`-th.
+   * them for the list's own prefix): least-sent first, skipping those in
+   * `already` and those too large for what is left (at most
+   * BROADCAST_SKIPS_MAX of them). Each taken update counts one transmission
+   * and leaves the queue at its `limit`-th.
    */
   take(bytesFree: number, limit: number, already: readonly Update[]): Update[] {
     assert(limit >= 1, 'broadcast queue: the retransmit limit must be at least 1');
     const taken: Update[] = [];
-    const putBack: Entry[] = [];
+    const sent: Entry[] = [];
+    const skipped: Entry[] = [];
     let free = bytesFree - 2;
-    let skips = 0;
-    while (this.heap.length > 0 && free >= UPDATE_BYTES_MIN && skips < BROADCAST_SKIPS_MAX) {
-      const entry = this.pop();
-      if (this.current.get(entry.update.id) !== entry) continue; // stale: replaced or deleted
-      putBack.push(entry);
-      if (entry.bytes > free || already.includes(entry.update)) {
-        skips += 1;
-        continue;
-      }
-      free -= entry.bytes;
-      taken.push(entry.update);
-      entry.transmits += 1;
-      if (entry.transmits >= limit) {
-        this.current.delete(entry.update.id);
-        putBack.pop();
+    for (let level = 0; level < this.stacks.length && free >= UPDATE_BYTES_MIN && skipped.length < BROADCAST_SKIPS_MAX; level++) {
+      const stack = this.stacks[level]!;
+      while (stack.length > 0 && free >= UPDATE_BYTES_MIN && skipped.length < BROADCAST_SKIPS_MAX) {
+        const entry = stack.pop()!;
+        this.stacked -= 1;
+        if (entry.stale) continue;
+        if (entry.bytes > free || already.includes(entry.update)) {
+          skipped.push(entry);
+          continue;
+        }
+        free -= entry.bytes;
+        taken.push(entry.update);
+        entry.transmits += 1;
+        if (entry.transmits >= limit) this.delete(entry.update.id);
+        else sent.push(entry);
       }
     }
-    // Put back only after the loop, so no update goes twice into one datagram.
-    for (const entry of putBack) this.push(entry);
+    // Back only after the loop, so no update goes twice into one datagram; the skipped return to where they were.
+    for (let i = skipped.length - 1; i >= 0; i--) this.place(skipped[i]!);
+    for (let i = sent.length - 1; i >= 0; i--) this.place(sent[i]!); // the newest of them on top
     return taken;
   }
 
-  // ---------------------------------------------------------------- heap
-
-  /** Whether `a` goes out before `b`: fewer transmissions, then newer. */
-  private static before(a: Entry, b: Entry): boolean {
-    return a.transmits < b.transmits || (a.transmits === b.transmits && a.order > b.order);
+  private place(entry: Entry): void {
+    while (this.stacks.length <= entry.transmits) this.stacks.push([]);
+    this.stacks[entry.transmits]!.push(entry);
+    this.stacked += 1;
   }
 
+  /** Drops the stale entries; each stack keeps its order. */
   private rebuild(): void {
-    this.heap = [];
-    for (const entry of this.current.values()) this.push(entry);
-  }
-
-  private push(entry: Entry): void {
-    const heap = this.heap;
-    let position = heap.length;
-    heap.push(entry);
-    while (position > 0) {
-      const parent = (position - 1) >> 1;
-      if (!BroadcastQueue.before(entry, heap[parent]!)) break;
-      heap[position] = heap[parent]!;
-      position = parent;
-    }
-    heap[position] = entry;
-  }
-
-  private pop(): Entry {
-    const heap = this.heap;
-    const top = heap[0];
-    assert(top !== undefined, 'broadcast queue: pop from an empty heap');
-    const last = heap.pop()!;
-    if (heap.length === 0) return top;
-    let position = 0;
-    for (;;) {
-      const left = 2 * position + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child = right < heap.length && BroadcastQueue.before(heap[right]!, heap[left]!) ? right : left;
-      if (!BroadcastQueue.before(heap[child]!, last)) break;
-      heap[position] = heap[child]!;
-      position = child;
-    }
-    heap[position] = last;
-    return top;
+    const stacks = this.stacks.map((stack) => stack.filter((entry) => !entry.stale));
+    this.stacks = stacks.length > 0 ? stacks : [[]];
+    this.stacked = stacks.reduce((total, stack) => total + stack.length, 0);
   }
 }

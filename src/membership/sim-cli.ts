@@ -7,7 +7,8 @@
  * (`detectionBoundMs`; each crash's window ends once all have), and no
  * member that did not crash is declared dead, with loss and the slow member
  * m1, over a quiet window of `--healthy-s` simulated seconds and the crashes
- * (Lifeguard on). With `--partition`, 10 % of the members are then cut off
+ * (Lifeguard on; declarations during the join storm that precedes them are
+ * printed apart). With `--partition`, 10 % of the members are then cut off
  * until the majority declares them dead (within the bound); after the heal
  * and a re-contact (as the gossip component does from the node records)
  * every member sees every other alive. A failed check prints the seed and
@@ -81,7 +82,8 @@ for (const lifeguard of modes) {
   console.log(
     `${label}: detection median ${quantile(periods, 0.5).toFixed(1)} p99 ${quantile(periods, 0.99).toFixed(1)} periods of ${intervalMs} ms` +
       ` (bound ${(bound / intervalMs).toFixed(0)}), ${result.undetected} of ${crashes} undetected;` +
-      ` false positives ${result.falsePositives} = ${(result.falsePositives / result.memberHours).toFixed(2)} per member-hour (${result.memberHours.toFixed(1)} member-hours);` +
+      ` false positives ${result.falsePositives} = ${(result.falsePositives / result.memberHours).toFixed(2)} per member-hour (${result.memberHours.toFixed(1)} member-hours after the join;` +
+      ` ${result.warmupFalsePositives} during the join);` +
       `${result.partition === undefined ? '' : ` partition buried ${result.partition.buried}, healed ${result.partition.healed};`}` +
       ` ${(result.simulatedMs / 1000).toFixed(0)} s simulated, ${result.messagesSent} messages; ${((Date.now() - started) / 1000).toFixed(1)} s wall`,
   );

@@ -299,12 +299,18 @@ export interface ScenarioResult {
   /** Crashes not declared dead by every live member within the bound. */
   undetected: number;
   detectionBoundMs: number;
-  /** Dead declarations about members that had not crashed, before any partition. */
+  /** Dead declarations about members that had not crashed, after the warm-up and before any partition. */
   falsePositives: number;
   firstFalsePositive: ObservedEvent | undefined;
   falsePositivesPerMemberHour: number;
-  /** Live member time over which false positives were counted. */
+  /** Live member time over which false positives were counted (from the end of the warm-up). */
   memberHours: number;
+  /**
+   * Dead declarations about healthy members during the warm-up, while every
+   * member joins through m0 in quick succession: reported apart, because a
+   * join storm delays every refutation behind the join's own gossip.
+   */
+  warmupFalsePositives: number;
   messagesSent: number;
   simulatedMs: number;
   /** With `partition`: whether the majority declared the cut-off members dead within the bound, and whether all saw all alive after the heal. */
@@ -331,6 +337,8 @@ export function runScenario(options: ScenarioOptions): ScenarioResult {
   if (!Number.isInteger(options.crashes) || options.crashes < 0 || options.crashes > crashable) {
     throw new Error(`sim: crashes must be an integer in [0, ${crashable}] for ${memberCount} members, got ${options.crashes}`);
   }
+  sim.runUntil(options.warmupMs);
+  const warmupFalsePositives = sim.falsePositives().length;
   sim.runUntil(options.warmupMs + options.healthyMs);
   let undetected = 0;
   for (let c = 0; c < options.crashes; c++) {
@@ -341,9 +349,9 @@ export function runScenario(options: ScenarioOptions): ScenarioResult {
     sim.runUntil(sim.nowMs + options.crashSpacingMs);
   }
   const measuredUntilMs = sim.nowMs;
-  const falsePositives = sim.falsePositives();
+  const falsePositives = sim.falsePositives().filter((f) => f.event.atMs > options.warmupMs);
   let liveMs = 0;
-  for (let i = 0; i < memberCount; i++) liveMs += Math.min(measuredUntilMs, sim.crashedAtMs.get(i) ?? measuredUntilMs);
+  for (let i = 0; i < memberCount; i++) liveMs += Math.min(measuredUntilMs, sim.crashedAtMs.get(i) ?? measuredUntilMs) - options.warmupMs;
   const memberHours = liveMs / 3_600_000;
   const detected = sim.detectionTimesMs().filter((t): t is number => t !== undefined && t <= boundMs);
   const result: ScenarioResult = {
@@ -354,6 +362,7 @@ export function runScenario(options: ScenarioOptions): ScenarioResult {
     firstFalsePositive: falsePositives[0],
     falsePositivesPerMemberHour: falsePositives.length / memberHours,
     memberHours,
+    warmupFalsePositives,
     messagesSent: sim.messagesSent,
     simulatedMs: measuredUntilMs,
   };

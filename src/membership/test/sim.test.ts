@@ -92,6 +92,7 @@ test('figures: detection time and false positives, with and without Lifeguard', 
         falsePositives += result.falsePositives;
         perMemberHour += result.falsePositivesPerMemberHour / seeds.length;
         if (lifeguard) assert.is(result.undetected, 0, `seed ${seed}: every crash detected by all`);
+        if (lifeguard) assert.is(result.falsePositives + result.warmupFalsePositives, 0, `seed ${seed}: no healthy member declared dead`);
       }
       lines.push(
         `n=${memberCount} lifeguard=${lifeguard ? 'on ' : 'off'} detection median ${quantile(detection, 0.5).toFixed(1)} p99 ${quantile(detection, 0.99).toFixed(1)} periods` +
