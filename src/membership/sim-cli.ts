@@ -1,5 +1,5 @@
 /**
- * `npm run sim:membership -- --members 1000 [--seed N] [--loss 0.1] [--slow-ms 800] [--healthy-s 120] [--crashes 10] [--partition] [--lifeguard on|off|both]`
+ * `npm run sim:membership -- --members 1000 [--seed N] [--loss 0.1] [--slow-ms 800] [--healthy-s 60] [--crashes 10] [--partition] [--lifeguard on|off|both]`
  *
  * Seeded SWIM runs at any size (`runScenario` in sim.ts), checking the
  * issue's two properties and printing the figures: every crashed member is
@@ -24,7 +24,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     loss: { type: 'string', default: '0.1' },
     'slow-ms': { type: 'string', default: '800' },
-    'healthy-s': { type: 'string', default: '120' },
+    'healthy-s': { type: 'string', default: '60' },
     crashes: { type: 'string', default: '10' },
     partition: { type: 'boolean', default: false },
     lifeguard: { type: 'string', default: 'both' },
