@@ -1,5 +1,5 @@
 /**
- * `npm run sim:membership -- --members 1000 [--seed N] [--loss 0.1] [--slow-ms 800] [--healthy-s 60] [--crashes 10] [--partition] [--lifeguard on|off|both]`
+ * `npm run sim:membership -- --members 1000 [--seed N] [--loss 0.1] [--slow-ms 800] [--healthy-s 60] [--crashes 10 (at most members / 2)] [--partition] [--lifeguard on|off|both]`
  *
  * Seeded SWIM runs at any size (`runScenario` in sim.ts), checking the
  * issue's two properties and printing the figures: every crashed member is
@@ -25,7 +25,7 @@ const { values } = parseArgs({
     loss: { type: 'string', default: '0.1' },
     'slow-ms': { type: 'string', default: '800' },
     'healthy-s': { type: 'string', default: '60' },
-    crashes: { type: 'string', default: '10' },
+    crashes: { type: 'string' },
     partition: { type: 'boolean', default: false },
     lifeguard: { type: 'string', default: 'both' },
   },
@@ -36,7 +36,7 @@ const seed = Number(values.seed);
 const lossRate = Number(values.loss);
 const slowDelayMs = Number(values['slow-ms']);
 const healthyMs = Number(values['healthy-s']) * 1000;
-const crashes = Number(values.crashes);
+const crashes = values.crashes === undefined ? Math.min(10, Math.floor(memberCount / 2)) : Number(values.crashes);
 if (!Number.isInteger(memberCount) || memberCount < 5 || memberCount > 5000) throw new Error(`--members must be an integer in [5, 5000], got ${values.members}`);
 if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
 if (!(lossRate >= 0 && lossRate < 1)) throw new Error(`--loss must be in [0, 1), got ${values.loss}`);
