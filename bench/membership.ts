@@ -174,7 +174,12 @@ async function runSystem(driver: SystemDriver, size: number, trials: number): Pr
 
   try {
     for (let i = 0; i < size; i++) await launch(i);
-    await until(`${driver.name}: ${size} members to form`, () => members.every((m) => names.every((n) => n === m.name || sees(m, n, 'alive'))), CONVERGE_TIMEOUT_MS);
+    const formedInTime = await until(`${driver.name}: ${size} members to form`, () => members.every((m) => names.every((n) => n === m.name || sees(m, n, 'alive'))), CONVERGE_TIMEOUT_MS);
+    if (!formedInTime) {
+      // Measuring a cluster that never formed would only wait out every trial's timeout.
+      const exited = members.filter((m) => m.child.exitCode !== null || m.child.signalCode !== null).map((m) => m.name);
+      throw new Error(`${driver.name}: ${size} members did not form within ${CONVERGE_TIMEOUT_MS} ms (exited: ${exited.join(', ') || 'none'}; a port taken between choosing and binding?)`);
+    }
     formed = true;
     const probe = members[1]!;
     const cpuStartMs = cpuTimeMs(probe.child.pid!);
