@@ -100,7 +100,8 @@ async function serfDriver(size: number): Promise<SystemDriver> {
     name: 'serf',
     async start(resources, name, index) {
       const args = ['agent', '-node', name, '-bind', `127.0.0.1:${ports[index]}`, '-rpc-addr', `127.0.0.1:${ports[size + index]}`, '-encrypt', encrypt, '-log-level', 'info'];
-      if (index !== 0) args.push('-join', `127.0.0.1:${ports[0]}`);
+      // -join makes the agent exit when the seed is not listening yet (m1 starts right after m0, and lost that race under load).
+      if (index !== 0) args.push('-retry-join', `127.0.0.1:${ports[0]}`, '-retry-interval', '1s');
       return resources.spawn({ command: 'serf', args, logPath: '/dev/null', pipeStdout: true });
     },
     parse(line) {
