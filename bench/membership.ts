@@ -100,7 +100,8 @@ async function serfDriver(size: number): Promise<SystemDriver> {
     name: 'serf',
     async start(resources, name, index) {
       const args = ['agent', '-node', name, '-bind', `127.0.0.1:${ports[index]}`, '-rpc-addr', `127.0.0.1:${ports[size + index]}`, '-encrypt', encrypt, '-log-level', 'info'];
-      if (index !== 0) args.push('-join', `127.0.0.1:${ports[0]}`);
+      // -join makes the agent exit when the seed is not listening yet (m1 starts right after m0, and lost that race under load).
+      if (index !== 0) args.push('-retry-join', `127.0.0.1:${ports[0]}`, '-retry-interval', '1s');
       return resources.spawn({ command: 'serf', args, logPath: '/dev/null', pipeStdout: true });
     },
     parse(line) {
@@ -174,7 +175,12 @@ async function runSystem(driver: SystemDriver, size: number, trials: number): Pr
 
   try {
     for (let i = 0; i < size; i++) await launch(i);
-    await until(`${driver.name}: ${size} members to form`, () => members.every((m) => names.every((n) => n === m.name || sees(m, n, 'alive'))), CONVERGE_TIMEOUT_MS);
+    const formedInTime = await until(`${driver.name}: ${size} members to form`, () => members.every((m) => names.every((n) => n === m.name || sees(m, n, 'alive'))), CONVERGE_TIMEOUT_MS);
+    if (!formedInTime) {
+      // Measuring a cluster that never formed would only wait out every trial's timeout.
+      const exited = members.filter((m) => m.child.exitCode !== null || m.child.signalCode !== null).map((m) => m.name);
+      throw new Error(`${driver.name}: ${size} members did not form within ${CONVERGE_TIMEOUT_MS} ms (exited: ${exited.join(', ') || 'none'}; a port taken between choosing and binding?)`);
+    }
     formed = true;
     const probe = members[1]!;
     const cpuStartMs = cpuTimeMs(probe.child.pid!);

@@ -6,17 +6,37 @@
  * stop, and exposes the member view (to the API, and to the leader's
  * membership planner) and its metrics.
  */
+import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { NodeComponent, NodeServices } from '../agent/services.js';
 import { DataDir } from '../agent/data-dir.js';
 import type { MemberMeta, MemberState } from './messages.js';
+import { RecontactSchedule, type RecontactTarget } from './recontact.js';
 import { GossipRuntime, type GossipMemberView, type GossipObserver } from './runtime.js';
 import type { SwimOptions } from './swim.js';
 
-/** How often the component compares the node records with its member view. */
+/** How often the component hands out due re-contacts and checks its own metadata. */
 export const REFRESH_INTERVAL_MS = 2000;
-/** A record gossip holds dead (or has never heard of) is contacted again this often, so partitions heal. */
+/**
+ * The node records are read again only when the replicated state has
+ * applied something since, and at most this often: a busy cluster applies
+ * entries all the time, and reading thousands of records every refresh
+ * showed on the leader's CPU.
+ */
+export const SEEDS_REREAD_INTERVAL_MS = 10_000;
+/** Below this many records a read is cheap, and the records are read again at every refresh after a change (a joining node's state fills in). */
+export const SEEDS_FEW_RECORDS = 100;
+/**
+ * A record gossip does not hold live (new, moved, dead, left, reaped) is
+ * contacted again after this, then after twice as long for each contact
+ * that brought no answer, up to RECONTACT_BACKOFF_MAX_MS; hearing from it or
+ * a new address in its record starts over. Partitions heal within the first.
+ */
 export const RECONTACT_INTERVAL_MS = 10_000;
+export const RECONTACT_BACKOFF_MAX_MS = 300_000;
+/** Full-state exchanges started per refresh at most, below the runtime's STREAMS_MAX in flight. */
+export const RECONTACTS_PER_REFRESH_MAX = 8;
 
 /** What the API and the agent read of the gossip component. */
 export interface GossipView {
@@ -47,7 +67,15 @@ class GossipComponent implements NodeComponent, GossipView {
   readonly name = 'gossip' as const;
   private readonly runtime: GossipRuntime;
   private refreshTimer: NodeJS.Timeout | undefined;
-  private readonly contactedAt = new Map<string, number>();
+  private readonly recontacts = new RecontactSchedule({
+    intervalMs: RECONTACT_INTERVAL_MS,
+    backoffMaxMs: RECONTACT_BACKOFF_MAX_MS,
+    contactsPerCallMax: RECONTACTS_PER_REFRESH_MAX,
+    random: { below: (n) => (n <= 1 ? 0 : randomInt(Math.min(n, 2 ** 47))) },
+  });
+  /** The state's applied index when the records were last read, and when (monotonic ms). */
+  private seedsIndex = -1;
+  private seedsReadAtMs = Number.NEGATIVE_INFINITY;
   private started = false;
 
   constructor(private readonly services: NodeServices, swimOptions?: Partial<SwimOptions>) {
@@ -70,7 +98,11 @@ class GossipComponent implements NodeComponent, GossipView {
       return;
     }
     const addresses = this.services.addresses();
-    this.runtime.start({ id: this.services.nodeId, address: addresses.gossip, meta: this.ownMeta(), clusterKey: key, seeds: this.seeds().map((seed) => seed.address) });
+    const nowMs = performance.now();
+    this.rereadSeeds(nowMs);
+    // The first seeds (a random few of them in a large cluster) are the join; the rest follow a few per refresh.
+    const seeds = this.recontacts.due(nowMs, () => false);
+    this.runtime.start({ id: this.services.nodeId, address: addresses.gossip, meta: this.ownMeta(), clusterKey: key, seeds });
     this.started = true;
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_INTERVAL_MS);
     this.refreshTimer.unref();
@@ -98,35 +130,40 @@ class GossipComponent implements NodeComponent, GossipView {
   }
 
   /** The gossip addresses of the other nodes whose records are not `left`. */
-  private seeds(): { id: string; address: string }[] {
+  private seeds(): RecontactTarget[] {
     return this.services.machine
       .nodes()
       .filter((record) => record.id !== this.services.nodeId && record.status !== 'left' && record.addresses.gossip !== '')
       .map((record) => ({ id: record.id, address: record.addresses.gossip }));
   }
 
+  /** Reads the node records into the re-contact schedule if the state applied anything since the last read. */
+  private rereadSeeds(nowMs: number): void {
+    const index = this.services.machine.appliedIndex;
+    if (index === this.seedsIndex) return;
+    this.seedsIndex = index;
+    this.seedsReadAtMs = nowMs;
+    this.recontacts.setTargets(this.seeds(), nowMs);
+  }
+
   /**
-   * Follows the records: contacts nodes gossip has no live view of (new
-   * records, moved addresses, members it holds dead: a healed partition or a
-   * restart it missed), at most once per RECONTACT_INTERVAL_MS each, and
-   * republishes this node's metadata when its record changed.
+   * Follows the records: reads them again when the state changed (at most
+   * every SEEDS_REREAD_INTERVAL_MS), contacts the due records gossip has no
+   * live view of (new records, moved addresses, members it holds dead: a
+   * healed partition or a restart it missed) with a per-record backoff, and
+   * republishes this node's metadata when its record changed. The cost of a
+   * refresh follows what changed and what is due, not the number of records.
    */
   private refresh(): void {
     try {
-      const now = Date.now();
-      const known = new Map(this.runtime.members().map((member) => [member.id, member]));
-      const toContact: string[] = [];
-      for (const seed of this.seeds()) {
-        const member = known.get(seed.id);
-        const live = member !== undefined && member.address === seed.address && (member.status === 'alive' || member.status === 'suspect');
-        if (live) continue;
-        const last = this.contactedAt.get(seed.id) ?? 0;
-        if (now - last < RECONTACT_INTERVAL_MS) continue;
-        this.contactedAt.set(seed.id, now);
-        toContact.push(seed.address);
-      }
+      const nowMs = performance.now();
+      if (this.recontacts.size < SEEDS_FEW_RECORDS || nowMs - this.seedsReadAtMs >= SEEDS_REREAD_INTERVAL_MS) this.rereadSeeds(nowMs);
+      const toContact = this.recontacts.due(nowMs, (id, address) => {
+        const member = this.runtime.member(id);
+        return member !== undefined && member.address === address && (member.status === 'alive' || member.status === 'suspect');
+      });
       this.runtime.contact(toContact);
-      const self = known.get(this.services.nodeId);
+      const self = this.runtime.member(this.services.nodeId);
       const meta = this.ownMeta();
       if (self !== undefined && !sameMeta(self.meta, meta)) this.runtime.updateMeta(meta);
     } catch (error) {
@@ -175,6 +212,8 @@ class GossipComponent implements NodeComponent, GossipView {
       probeRoundTrip: (ms) => roundTrips.observe(ms / 1000),
       event: (event) => {
         events.inc({ type: event.type });
+        if (event.type === 'up' || event.type === 'alive-again') this.recontacts.heard(event.id);
+        if (event.type === 'dead' || event.type === 'left') this.recontacts.lost(event.id, performance.now());
         if (event.type !== 'up') this.services.log('gossip', `${event.id} is ${event.type} (incarnation ${event.incarnation})`);
       },
       log: (line) => this.services.log('gossip', line),

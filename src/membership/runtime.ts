@@ -184,6 +184,12 @@ export class GossipRuntime {
     return this.swim.snapshot().map((m) => ({ id: m.id, address: m.address, status: m.state, incarnation: m.incarnation, meta: m.meta }));
   }
 
+  /** One member as this node sees it; undefined when unknown (or reaped), or before start. */
+  member(id: string): GossipMemberView | undefined {
+    const m = this.swim?.lookup(id);
+    return m && { id: m.id, address: m.address, status: m.state, incarnation: m.incarnation, meta: m.meta };
+  }
+
   /** Local health (1 healthy, up to awarenessMax). */
   get healthMultiplier(): number {
     return this.swim?.healthMultiplier ?? 1;

@@ -49,6 +49,10 @@ export class Simulation {
   private readonly indexByAddress = new Map<string, number>();
   /** Group number per member index; members in different groups cannot talk. */
   private groups: number[] | undefined;
+  private readonly indexById = new Map<string, number>();
+  private readonly addresses: string[] = [];
+  /** Crashed member index → the live members that declared it dead after its crash. */
+  private readonly buriedBy = new Map<number, Set<number>>();
 
   constructor(readonly options: SimulationOptions) {
     this.random = new SeededRandom(options.seed);
@@ -56,6 +60,8 @@ export class Simulation {
       const id = `m${i}`;
       const address = `10.0.0.${i}:7072`;
       this.ids.push(id);
+      this.addresses.push(address);
+      this.indexById.set(id, i);
       this.indexByAddress.set(address, i);
       this.members.push(new Swim({ self: { id, address, meta: {} }, random: this.random.fork(), options: options.swim }));
       this.scheduledTickMs.push(undefined);
@@ -112,6 +118,37 @@ export class Simulation {
     this.nowMs = untilMs;
   }
 
+  /**
+   * Runs until `done()` holds, checked every `checkIntervalMs` of simulated
+   * time, or until `untilMs`; returns whether it held. The run stops at the
+   * first check that passes, so a seed still replays exactly.
+   */
+  runUntilDone(untilMs: number, done: () => boolean, checkIntervalMs: number): boolean {
+    if (done()) return true;
+    while (this.nowMs < untilMs) {
+      this.runUntil(Math.min(untilMs, this.nowMs + checkIntervalMs));
+      if (done()) return true;
+    }
+    return false;
+  }
+
+  /** Whether every live member (other than `member`) has declared the crashed `member` dead since its crash. */
+  buriedByAll(member: number): boolean {
+    const buriers = this.buriedBy.get(member);
+    if (buriers === undefined) return false;
+    for (let i = 0; i < this.members.length; i++) {
+      if (i !== member && !this.isCrashed(i) && !buriers.has(i)) return false;
+    }
+    return true;
+  }
+
+  /** Member index of a simulated member id (`m17` → 17). */
+  indexOf(id: string): number {
+    const index = this.indexById.get(id);
+    if (index === undefined) throw new Error(`sim: unknown member id ${JSON.stringify(id)}`);
+    return index;
+  }
+
   private step(event: SimEvent): void {
     if (event.kind === 'crash') {
       this.crashedAtMs.set(event.member, this.nowMs);
@@ -131,8 +168,11 @@ export class Simulation {
 
   private flush(index: number): void {
     const swim = this.members[index]!;
-    const fromAddress = `10.0.0.${index}:7072`;
-    for (const event of swim.drainEvents()) this.observed.push({ observer: this.ids[index]!, event });
+    const fromAddress = this.addresses[index]!;
+    for (const event of swim.drainEvents()) {
+      this.observed.push({ observer: this.ids[index]!, event });
+      if (event.type === 'dead') this.noteBurial(index, event);
+    }
     for (const { to, message } of swim.drainOutbox()) {
       this.messagesSent++;
       const target = this.indexByAddress.get(to);
@@ -153,6 +193,16 @@ export class Simulation {
     if (scheduled !== undefined && scheduled <= at) return;
     this.scheduledTickMs[index] = at;
     this.queue.push(at, { kind: 'tick', member: index });
+  }
+
+  private noteBurial(observer: number, event: SwimEvent): void {
+    const subject = this.indexById.get(event.id);
+    if (subject === undefined) return;
+    const crashedAtMs = this.crashedAtMs.get(subject);
+    if (crashedAtMs === undefined || crashedAtMs > event.atMs) return;
+    let buriers = this.buriedBy.get(subject);
+    if (buriers === undefined) this.buriedBy.set(subject, (buriers = new Set()));
+    buriers.add(observer);
   }
 
   // ---------------------------------------------------------------- measures
@@ -190,7 +240,7 @@ export class Simulation {
   falsePositives(): ObservedEvent[] {
     return this.observed.filter((o) => {
       if (o.event.type !== 'dead') return false;
-      const crashedAt = this.crashedAtMs.get(Number(o.event.id.slice(1)));
+      const crashedAt = this.crashedAtMs.get(this.indexOf(o.event.id));
       return crashedAt === undefined || crashedAt > o.event.atMs;
     });
   }
@@ -223,51 +273,122 @@ export interface ScenarioOptions {
   seed: number;
   memberCount: number;
   lifeguard: boolean;
+  /** Probability that any one datagram is lost (push-pull, over a stream, is never lost). */
   lossRate: number;
+  /** How late the slow member (m1) processes each incoming message. */
   slowDelayMs: number;
-  /** Members crashed one after another, each given `crashGapMs` to be detected. */
-  crashes: number;
-  crashGapMs: number;
+  /** Time for every member to join through m0 before anything is measured. */
   warmupMs: number;
+  /** The false-positive window: the cluster runs with loss and the slow member, and nothing crashes. */
+  healthyMs: number;
+  /**
+   * Members crashed one after another (never m0, m1, or those a partition
+   * cuts off). Each crash's window ends as soon as every live member has
+   * declared it dead, or at the detection bound; the next crash follows
+   * `crashSpacingMs` later.
+   */
+  crashes: number;
+  crashSpacingMs: number;
+  /** Then cut 10 % of the members off for up to the bound, heal, and re-contact the dead as the component does. */
+  partition: boolean;
 }
 
 export interface ScenarioResult {
+  /** Detection time of each crash that every live member declared dead, in probe periods. */
   detectionPeriods: number[];
+  /** Crashes not declared dead by every live member within the bound. */
   undetected: number;
+  detectionBoundMs: number;
+  /** Dead declarations about members that had not crashed, after the warm-up and before any partition. */
   falsePositives: number;
+  firstFalsePositive: ObservedEvent | undefined;
   falsePositivesPerMemberHour: number;
+  /** Live member time over which false positives were counted (from the end of the warm-up). */
+  memberHours: number;
+  /**
+   * Dead declarations about healthy members during the warm-up, while every
+   * member joins through m0 in quick succession: reported apart, because a
+   * join storm delays every refutation behind the join's own gossip.
+   */
+  warmupFalsePositives: number;
   messagesSent: number;
+  simulatedMs: number;
+  /** With `partition`: whether the majority declared the cut-off members dead within the bound, and whether all saw all alive after the heal. */
+  partition?: { buried: boolean; healed: boolean };
 }
 
+/** Re-contact rounds after a partition heals, one every 10 s, as the gossip component does from the node records. */
+const healRounds = 3;
+const healRoundMs = 10_000;
+
 /**
- * The comparison run: after a warm-up, crash members one at a time (never the
- * slow one, member 1), then count detection times and false positives.
+ * The comparison run: join, a quiet window with loss and the slow member
+ * (m1) for false positives, crashes one at a time, each ended once every
+ * live member has declared it dead, and optionally a partition and its heal.
  */
 export function runScenario(options: ScenarioOptions): ScenarioResult {
-  const sim = new Simulation({
-    seed: options.seed,
-    memberCount: options.memberCount,
-    swim: { lifeguard: options.lifeguard },
-    lossRate: options.lossRate,
-    delayMsMin: 1,
-    delayMsMax: 10,
-    slowMember: 1,
-    slowDelayMs: options.slowDelayMs,
-  });
+  const { memberCount } = options;
+  const swim = { lifeguard: options.lifeguard };
+  const sim = new Simulation({ seed: options.seed, memberCount, swim, lossRate: options.lossRate, delayMsMin: 1, delayMsMax: 10, slowMember: 1, slowDelayMs: options.slowDelayMs });
   const intervalMs = sim.members[0]!.options.probeIntervalMs;
-  for (let c = 0; c < options.crashes; c++) sim.crash(options.memberCount - 1 - c, options.warmupMs + c * options.crashGapMs);
-  const endMs = options.warmupMs + Math.max(1, options.crashes) * options.crashGapMs;
-  sim.runUntil(endMs);
-  const times = sim.detectionTimesMs();
-  const detected = times.filter((t): t is number => t !== undefined);
-  const falsePositives = sim.falsePositives().length;
-  const liveMembers = options.memberCount - options.crashes / 2; // crashes spread evenly over the run
-  const memberHours = (liveMembers * endMs) / 3_600_000;
-  return {
+  const boundMs = detectionBoundMs(memberCount, swim);
+  const cut = Math.max(1, Math.floor(memberCount / 10));
+  const crashable = memberCount - 2 - (options.partition ? cut : 0);
+  if (!Number.isInteger(options.crashes) || options.crashes < 0 || options.crashes > crashable) {
+    throw new Error(`sim: crashes must be an integer in [0, ${crashable}] for ${memberCount} members, got ${options.crashes}`);
+  }
+  sim.runUntil(options.warmupMs);
+  const warmupFalsePositives = sim.falsePositives().length;
+  sim.runUntil(options.warmupMs + options.healthyMs);
+  let undetected = 0;
+  for (let c = 0; c < options.crashes; c++) {
+    const member = memberCount - 1 - c;
+    const atMs = sim.nowMs;
+    sim.crash(member, atMs);
+    if (!sim.runUntilDone(atMs + boundMs, () => sim.buriedByAll(member), intervalMs / 5)) undetected += 1;
+    sim.runUntil(sim.nowMs + options.crashSpacingMs);
+  }
+  const measuredUntilMs = sim.nowMs;
+  const falsePositives = sim.falsePositives().filter((f) => f.event.atMs > options.warmupMs);
+  let liveMs = 0;
+  for (let i = 0; i < memberCount; i++) liveMs += Math.min(measuredUntilMs, sim.crashedAtMs.get(i) ?? measuredUntilMs) - options.warmupMs;
+  const memberHours = liveMs / 3_600_000;
+  const detected = sim.detectionTimesMs().filter((t): t is number => t !== undefined && t <= boundMs);
+  const result: ScenarioResult = {
     detectionPeriods: detected.map((t) => t / intervalMs),
-    undetected: times.length - detected.length,
-    falsePositives,
-    falsePositivesPerMemberHour: falsePositives / memberHours,
+    undetected,
+    detectionBoundMs: boundMs,
+    falsePositives: falsePositives.length,
+    firstFalsePositive: falsePositives[0],
+    falsePositivesPerMemberHour: falsePositives.length / memberHours,
+    memberHours,
+    warmupFalsePositives,
     messagesSent: sim.messagesSent,
+    simulatedMs: measuredUntilMs,
   };
+  if (options.partition) result.partition = partitionAndHeal(sim, cut, boundMs, intervalMs);
+  result.messagesSent = sim.messagesSent;
+  result.simulatedMs = sim.nowMs;
+  return result;
+}
+
+/** Cuts members 2 .. 2 + cut off, waits for the majority to bury them, heals, re-contacts the dead, and checks. */
+function partitionAndHeal(sim: Simulation, cut: number, boundMs: number, intervalMs: number): { buried: boolean; healed: boolean } {
+  const memberCount = sim.members.length;
+  const groups = Array.from({ length: memberCount }, (_, i) => (i >= 2 && i < 2 + cut ? 1 : 0));
+  const live = (i: number): boolean => !sim.isCrashed(i);
+  const majority = groups.flatMap((group, i) => (group === 0 && live(i) ? [i] : []));
+  const minority = groups.flatMap((group, i) => (group === 1 ? [i] : []));
+  sim.partition(groups);
+  const buriedAll = (): boolean => majority.every((m) => minority.every((c) => sim.members[m]!.stateOf(sim.ids[c]!) === 'dead'));
+  const buried = sim.runUntilDone(sim.nowMs + boundMs, buriedAll, intervalMs * 2);
+  sim.partition(undefined);
+  sim.runUntil(sim.nowMs + 1000);
+  for (let round = 0; round < healRounds; round++) {
+    sim.recontactDead();
+    sim.runUntil(sim.nowMs + healRoundMs);
+  }
+  // Suspect is a live state (loss causes suspicions that are refuted); dead, left or unknown is not.
+  const healed = sim.members.every((swim, i) => !live(i) || sim.ids.every((id, j) => !live(j) || swim.stateOf(id) === 'alive' || swim.stateOf(id) === 'suspect'));
+  return { buried, healed };
 }

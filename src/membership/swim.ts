@@ -10,6 +10,7 @@
  * and send each message; call `tick(nowMs)` no later than `nextDeadlineMs()`.
  */
 import { assert } from '../../consensus/core/assert.js';
+import { BroadcastQueue } from './broadcast-queue.js';
 import { estimateBytes, type MemberInfo, type MemberSnapshot, type MemberState, type Message, type Update } from './messages.js';
 
 /** Timings and limits; defaults follow memberlist's LAN profile. */
@@ -42,6 +43,14 @@ export interface SwimOptions {
    * this often, to heal what gossip missed; 0 turns it off.
    */
   pushPullIntervalMs: number;
+  /**
+   * A member held dead or left is forgotten (reaped) this long after it
+   * became so, so the view, the full-state exchanges and the probe list do not
+   * grow with churn. A reaped member that comes back is learned again like a
+   * new one. It should be far longer than a detection plus a push-pull
+   * interval, so every member has heard the verdict before anyone forgets it.
+   */
+  reapTimeoutMs: number;
 }
 
 /**
@@ -68,6 +77,7 @@ export const defaultSwimOptions: Readonly<SwimOptions> = {
   packetBytesMax: 1300,
   lifeguard: true,
   pushPullIntervalMs: 30_000,
+  reapTimeoutMs: 600_000,
 };
 
 /** A state change observed by this member, about another member. */
@@ -102,6 +112,8 @@ interface Member extends MemberInfo {
   meta: MemberInfo['meta'];
   incarnation: number;
   state: MemberState;
+  /** When it became dead or left (for reaping); meaningless while alive or suspect. */
+  downSinceMs: number;
 }
 
 interface Suspicion {
@@ -135,11 +147,10 @@ interface Relay {
   nackSent: boolean;
 }
 
-interface Broadcast {
-  readonly update: Update;
-  transmits: number;
-  /** Insertion order; newer broadcasts go first among equals. */
-  readonly order: number;
+/** A member that became dead or left at `atMs`, due for reaping later. */
+interface ReapCandidate {
+  readonly id: string;
+  readonly atMs: number;
 }
 
 /** Limits on the work any one input can cause. */
@@ -147,6 +158,8 @@ const relaysMax = 1024;
 const eventsMax = 65536;
 const outboxMax = 65536;
 const roundTripsMax = 1024;
+/** Random draws `pickRandom` tries before falling back to a full shuffle. */
+const samplingAttemptsPerPick = 8;
 
 export class Swim {
   readonly options: Readonly<SwimOptions>;
@@ -154,7 +167,17 @@ export class Swim {
   private readonly random: { below(n: number): number };
   private readonly members = new Map<string, Member>();
   private readonly suspicions = new Map<string, Suspicion>();
-  private readonly broadcasts = new Map<string, Broadcast>();
+  private readonly broadcasts = new BroadcastQueue();
+  /**
+   * The other members that are alive or suspect, in no useful order, and
+   * each one's position there: random picks and the live count in O(1)
+   * instead of a scan of every member per datagram.
+   */
+  private readonly liveOthers: string[] = [];
+  private readonly liveOthersIndex = new Map<string, number>();
+  /** Dead and left members in the order they became so (times never decrease); stale entries are skipped. */
+  private reapQueue: ReapCandidate[] = [];
+  private reapHead = 0;
   private readonly relays = new Map<number, Relay>();
   private outbox: Outgoing[] = [];
   private events: SwimEvent[] = [];
@@ -167,7 +190,6 @@ export class Swim {
   /** Round-trip times of our own acknowledged direct probes, drained by the caller. */
   private probeRoundTripsMs: number[] = [];
   private sequence = 0;
-  private broadcastOrder = 0;
   private incarnation = 0;
   private awarenessScore = 0;
   private leaving = false;
@@ -182,12 +204,13 @@ export class Swim {
     assert(o.awarenessMax >= 1 && o.suspicionMaxMultiplier >= 1 && o.indirectChecks >= 0, 'swim: bad multipliers');
     assert(o.packetBytesMax >= 256, 'swim: packetBytesMax below 256 bytes leaves no room for gossip');
     assert(o.pushPullIntervalMs >= 0, 'swim: pushPullIntervalMs must not be negative');
+    assert(o.reapTimeoutMs > 0, 'swim: reapTimeoutMs must be positive');
     const incarnation = init.incarnation ?? 0;
     assert(Number.isInteger(incarnation) && incarnation >= 0 && incarnation < 2 ** 32, 'swim: the incarnation must be a 32-bit unsigned integer');
     this.self = init.self;
     this.random = init.random;
     this.incarnation = incarnation;
-    this.members.set(this.self.id, { ...this.self, incarnation, state: 'alive' });
+    this.members.set(this.self.id, { ...this.self, incarnation, state: 'alive', downSinceMs: 0 });
   }
 
   // ---------------------------------------------------------------- inputs
@@ -195,9 +218,11 @@ export class Swim {
   /** Contacts seed addresses with a full-state exchange and starts probing. */
   join(seeds: readonly string[]): void {
     this.joined = true;
+    let members: MemberSnapshot[] | undefined; // one snapshot shared by every seed (never mutated after)
     for (const seed of seeds) {
       if (seed === this.self.address) continue;
-      this.send(seed, { type: 'sync', from: this.self.id, reply: true, members: this.snapshot(), piggyback: [] });
+      members ??= this.snapshot();
+      this.send(seed, { type: 'sync', from: this.self.id, reply: true, members, piggyback: [] });
     }
   }
 
@@ -222,6 +247,7 @@ export class Swim {
   tick(nowMs: number): void {
     this.expireSuspicions(nowMs);
     this.expireRelays(nowMs);
+    this.reap(nowMs);
     if (this.leaving || !this.joined) return;
     this.nextProbeMs ??= nowMs;
     this.nextGossipMs ??= nowMs;
@@ -300,6 +326,8 @@ export class Swim {
     }
     for (const [id, suspicion] of this.suspicions) consider(suspicion.startMs + this.suspicionTimeoutMs(id)!);
     for (const relay of this.relays.values()) consider(relay.nackSent ? relay.expiresAtMs : relay.nackAtMs);
+    const reapable = this.reapQueue[this.reapHead];
+    if (reapable !== undefined) consider(reapable.atMs + this.options.reapTimeoutMs);
     return earliest;
   }
 
@@ -338,6 +366,22 @@ export class Swim {
     return [...this.members.values()].map((m) => ({ id: m.id, address: m.address, meta: m.meta, incarnation: m.incarnation, state: m.state }));
   }
 
+  /** What this member holds of member `id` (itself included); undefined when it does not know it (or reaped it). */
+  stateOf(id: string): MemberState | undefined {
+    return this.members.get(id)?.state;
+  }
+
+  /** A copy of what this member holds of member `id`; undefined when it does not know it (or reaped it). */
+  lookup(id: string): MemberSnapshot | undefined {
+    const m = this.members.get(id);
+    return m && { id: m.id, address: m.address, meta: m.meta, incarnation: m.incarnation, state: m.state };
+  }
+
+  /** How many members this member knows, itself and the dead and left not yet reaped included. */
+  get memberCount(): number {
+    return this.members.size;
+  }
+
   /** The current suspicion timeout of a suspected member, or undefined. */
   suspicionTimeoutMs(id: string): number | undefined {
     const suspicion = this.suspicions.get(id);
@@ -351,7 +395,7 @@ export class Swim {
 
   /** Pending gossip and how often each has been sent (for tests and metrics). */
   pendingBroadcasts(): { update: Update; transmits: number }[] {
-    return [...this.broadcasts.values()].map((b) => ({ update: b.update, transmits: b.transmits }));
+    return this.broadcasts.pending();
   }
 
   /** How many times each update is piggybacked at the current cluster size. */
@@ -392,11 +436,24 @@ export class Swim {
         const member = this.members.get(this.probeOrder[this.probeIndex++]!);
         if (member !== undefined && member.id !== this.self.id && (member.state === 'alive' || member.state === 'suspect')) return member;
       }
-      this.probeOrder = [...this.members.values()].filter((m) => m.id !== this.self.id && (m.state === 'alive' || m.state === 'suspect')).map((m) => m.id);
+      this.probeOrder = [...this.liveOthers];
       this.shuffle(this.probeOrder);
       this.probeIndex = 0;
     }
     return undefined;
+  }
+
+  /**
+   * A new member takes a random place among those not yet probed this pass
+   * (the one there moves to the end), so it is probed within the pass; a
+   * swap rather than a splice keeps this O(1) while 1,000 members join.
+   */
+  private insertIntoProbeOrder(id: string): void {
+    const order = this.probeOrder;
+    order.push(id);
+    const position = this.probeIndex + this.random.below(order.length - this.probeIndex);
+    order[order.length - 1] = order[position]!;
+    order[position] = id;
   }
 
   private sendIndirectProbes(probe: Probe): void {
@@ -504,10 +561,10 @@ export class Swim {
     }
     const known = this.members.get(update.id);
     if (known === undefined) {
-      const member: Member = { id: update.id, address: update.address, meta: update.meta, incarnation: update.incarnation, state: 'alive' };
+      const member: Member = { id: update.id, address: update.address, meta: update.meta, incarnation: update.incarnation, state: 'alive', downSinceMs: 0 };
       this.members.set(member.id, member);
-      // New members join the probe order at a random place, so each is probed within one pass.
-      this.probeOrder.splice(this.probeIndex + this.random.below(this.probeOrder.length - this.probeIndex + 1), 0, member.id);
+      this.addLive(member.id);
+      this.insertIntoProbeOrder(member.id);
       this.enqueue(update);
       this.emit('up', member, nowMs);
       return true;
@@ -515,6 +572,7 @@ export class Swim {
     if (update.incarnation <= known.incarnation) return false;
     const wasState = known.state;
     Object.assign(known, { address: update.address, meta: update.meta, incarnation: update.incarnation, state: 'alive' as const });
+    if (wasState === 'dead' || wasState === 'left') this.addLive(known.id);
     this.suspicions.delete(known.id);
     this.enqueue(update);
     if (wasState !== 'alive') this.emit('alive-again', known, nowMs);
@@ -583,6 +641,9 @@ export class Swim {
     if (known.state === 'dead' || known.state === 'left') return false;
     known.incarnation = update.incarnation;
     known.state = update.from === update.id ? 'left' : 'dead';
+    known.downSinceMs = nowMs;
+    this.removeLive(known.id);
+    this.reapQueue.push({ id: known.id, atMs: nowMs });
     this.suspicions.delete(known.id);
     this.enqueue(update);
     this.emit(known.state === 'left' ? 'left' : 'dead', known, nowMs);
@@ -610,7 +671,7 @@ export class Swim {
   private reassertAlive(): void {
     this.accused = true;
     const pending = this.broadcasts.get(this.self.id);
-    if (pending !== undefined && pending.update.type === 'alive' && pending.update.incarnation === this.incarnation) return;
+    if (pending !== undefined && pending.type === 'alive' && pending.incarnation === this.incarnation) return;
     const self = this.selfMember();
     this.enqueue({ type: 'alive', id: self.id, address: self.address, meta: self.meta, incarnation: this.incarnation });
   }
@@ -631,26 +692,7 @@ export class Swim {
 
   /** Queues gossip about a member; a newer update about the same member replaces the older. */
   private enqueue(update: Update): void {
-    this.broadcasts.set(update.id, { update, transmits: 0, order: this.broadcastOrder++ });
-  }
-
-  /** Least-sent first (newest among equals), as many as fit in `bytesFree`. */
-  private takeBroadcasts(bytesFree: number, already: readonly Update[]): Update[] {
-    if (this.broadcasts.size === 0) return [];
-    const limit = this.retransmitLimit();
-    const ordered = [...this.broadcasts.entries()].sort(([, a], [, b]) => a.transmits - b.transmits || b.order - a.order);
-    const taken: Update[] = [];
-    let free = bytesFree - 2;
-    for (const [key, broadcast] of ordered) {
-      if (already.includes(broadcast.update)) continue;
-      const size = estimateBytes(broadcast.update);
-      if (size > free) continue;
-      free -= size;
-      taken.push(broadcast.update);
-      broadcast.transmits += 1;
-      if (broadcast.transmits >= limit) this.broadcasts.delete(key);
-    }
-    return taken;
+    this.broadcasts.enqueue(update);
   }
 
   private send(to: string, message: Message): void {
@@ -659,7 +701,7 @@ export class Swim {
     if (message.type !== 'sync') {
       const used = estimateBytes(message);
       assert(used <= this.options.packetBytesMax, `swim: a bare ${message.type} message exceeds packetBytesMax`);
-      piggyback = [...piggyback, ...this.takeBroadcasts(this.options.packetBytesMax - used, piggyback)];
+      if (this.broadcasts.size > 0) piggyback = [...piggyback, ...this.broadcasts.take(this.options.packetBytesMax - used, this.retransmitLimit(), piggyback)];
     }
     this.outbox.push({ to, message: { ...message, piggyback } as Message });
   }
@@ -683,16 +725,66 @@ export class Swim {
 
   /** Members not known to be dead or gone, self included. */
   private liveCount(): number {
-    let n = 0;
-    for (const m of this.members.values()) if (m.state === 'alive' || m.state === 'suspect') n++;
-    return n;
+    return this.liveOthers.length + (this.selfMember().state === 'left' ? 0 : 1);
+  }
+
+  private addLive(id: string): void {
+    if (this.liveOthersIndex.has(id)) return;
+    this.liveOthersIndex.set(id, this.liveOthers.length);
+    this.liveOthers.push(id);
+  }
+
+  private removeLive(id: string): void {
+    const position = this.liveOthersIndex.get(id);
+    if (position === undefined) return;
+    const last = this.liveOthers.pop()!;
+    this.liveOthersIndex.delete(id);
+    if (last !== id) {
+      this.liveOthers[position] = last;
+      this.liveOthersIndex.set(last, position);
+    }
+  }
+
+  /**
+   * Forgets the members that have been dead or left for `reapTimeoutMs`: the
+   * view, pending gossip about them and the probe list. One that was revived
+   * (or died again later) since its queue entry is skipped: a newer entry
+   * covers it.
+   */
+  private reap(nowMs: number): void {
+    const timeoutMs = this.options.reapTimeoutMs;
+    while (this.reapHead < this.reapQueue.length) {
+      const candidate = this.reapQueue[this.reapHead]!;
+      if (nowMs < candidate.atMs + timeoutMs) break;
+      this.reapHead += 1;
+      const member = this.members.get(candidate.id);
+      if (member === undefined || member.id === this.self.id) continue;
+      if ((member.state !== 'dead' && member.state !== 'left') || member.downSinceMs !== candidate.atMs) continue;
+      assert(!this.liveOthersIndex.has(member.id) && !this.suspicions.has(member.id), 'swim: a reaped member is neither live nor suspected');
+      this.members.delete(member.id);
+      this.broadcasts.delete(member.id);
+    }
+    if (this.reapHead > 1024 && this.reapHead * 2 > this.reapQueue.length) {
+      this.reapQueue = this.reapQueue.slice(this.reapHead);
+      this.reapHead = 0;
+    }
   }
 
   /** Up to `count` distinct random members, excluding `exclude`; `aliveOnly` skips suspects. */
   private pickRandom(count: number, exclude: Set<string>, aliveOnly = false): string[] {
-    const candidates = [...this.members.values()]
-      .filter((m) => !exclude.has(m.id) && (m.state === 'alive' || (!aliveOnly && m.state === 'suspect')))
-      .map((m) => m.id);
+    const eligible = (id: string): boolean => !exclude.has(id) && (!aliveOnly || this.members.get(id)!.state === 'alive');
+    const pool = this.liveOthers;
+    if (count <= 0) return [];
+    if (pool.length > 4 * count + 8) {
+      // Large view: draw at random instead of shuffling every member for a handful.
+      const chosen: string[] = [];
+      for (let attempts = samplingAttemptsPerPick * count; attempts > 0 && chosen.length < count; attempts--) {
+        const id = pool[this.random.below(pool.length)]!;
+        if (eligible(id) && !chosen.includes(id)) chosen.push(id);
+      }
+      if (chosen.length === count) return chosen;
+    }
+    const candidates = pool.filter(eligible);
     this.shuffle(candidates);
     return candidates.slice(0, count);
   }

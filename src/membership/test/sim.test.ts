@@ -87,11 +87,12 @@ test('figures: detection time and false positives, with and without Lifeguard', 
       let perMemberHour = 0;
       const seeds = memberCount === 10 ? [1, 2, 3] : [1];
       for (const seed of seeds) {
-        const result = runScenario({ seed, memberCount, lifeguard, lossRate: 0.1, slowDelayMs: 800, crashes: 4, crashGapMs: 45_000, warmupMs: 20_000 });
+        const result = runScenario({ seed, memberCount, lifeguard, lossRate: 0.1, slowDelayMs: 800, warmupMs: 20_000, healthyMs: 60_000, crashes: 4, crashSpacingMs: 1000, partition: false });
         detection.push(...result.detectionPeriods);
         falsePositives += result.falsePositives;
         perMemberHour += result.falsePositivesPerMemberHour / seeds.length;
         if (lifeguard) assert.is(result.undetected, 0, `seed ${seed}: every crash detected by all`);
+        if (lifeguard) assert.is(result.falsePositives + result.warmupFalsePositives, 0, `seed ${seed}: no healthy member declared dead`);
       }
       lines.push(
         `n=${memberCount} lifeguard=${lifeguard ? 'on ' : 'off'} detection median ${quantile(detection, 0.5).toFixed(1)} p99 ${quantile(detection, 0.99).toFixed(1)} periods` +

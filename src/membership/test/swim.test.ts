@@ -297,4 +297,68 @@ test('acknowledged probes report their round-trip time', () => {
   assert.equal(swim.drainProbeRoundTrips(), []);
 });
 
+/** Ticks every 100 ms from `fromMs` to `toMs`, acknowledging every ping; returns the probed ids in order. */
+function probedBetween(swim: Swim, fromMs: number, toMs: number): string[] {
+  const probed: string[] = [];
+  for (let t = fromMs; t <= toMs; t += 100) {
+    swim.tick(t);
+    for (const o of swim.drainOutbox()) {
+      if (o.message.type !== 'ping' || o.message.target === undefined) continue;
+      probed.push(o.message.target);
+      swim.receive(o.to, { type: 'ack', sequence: o.message.sequence, from: o.message.target, piggyback: [] }, t);
+    }
+  }
+  return probed;
+}
+
+test('reaping: a dead member is forgotten reapTimeoutMs after its death: view, gossip, probes, full state', () => {
+  const swim = member(['b', 'c', 'd'], { reapTimeoutMs: 60_000, gossipIntervalMs: 1_000_000 });
+  gossip(swim, 1000, { type: 'dead', id: 'b', incarnation: 0, from: 'c' });
+  assert.is(swim.stateOf('b'), 'dead');
+  assert.ok(swim.pendingBroadcasts().some((p) => p.update.id === 'b'), 'the death is being gossiped');
+  assert.is(swim.nextDeadlineMs()! <= 61_000, true, 'the reap is a deadline');
+  swim.tick(60_999);
+  assert.is(swim.stateOf('b'), 'dead', 'not before the timeout');
+  swim.tick(61_000);
+  assert.is(swim.stateOf('b'), undefined);
+  assert.is(swim.memberCount, 3);
+  assert.not.ok(swim.snapshot().some((m) => m.id === 'b'), 'not in the full-state exchange');
+  assert.not.ok(swim.pendingBroadcasts().some((p) => p.update.id === 'b'), 'no gossip about it left');
+  assert.not.ok(probedBetween(swim, 61_000, 70_000).includes('b'));
+  // Old news about a member it forgot does not bring it back.
+  gossip(swim, 70_000, { type: 'dead', id: 'b', incarnation: 0, from: 'c' }, suspect('b', 'd'));
+  swim.receive(address('c'), { type: 'sync', from: 'c', reply: false, members: [{ id: 'b', address: address('b'), meta: {}, incarnation: 0, state: 'dead' }], piggyback: [] }, 70_000);
+  assert.is(swim.stateOf('b'), undefined);
+  assert.equal(swim.drainEvents().filter((e) => e.id === 'b').map((e) => e.type), ['dead']);
+});
+
+test('reaping: a reaped member that comes back is learned again like a new one, with its incarnation', () => {
+  const swim = member(['b', 'c'], { reapTimeoutMs: 10_000 });
+  gossip(swim, 0, { type: 'dead', id: 'b', incarnation: 4, from: 'c' });
+  swim.tick(10_000);
+  assert.is(swim.stateOf('b'), undefined);
+  swim.drainEvents();
+  gossip(swim, 12_000, alive('b', 2)); // even below the incarnation it died at: nothing remembers that
+  assert.equal(swim.drainEvents().map((e) => [e.type, e.id, e.incarnation]), [['up', 'b', 2]]);
+  assert.is(swim.stateOf('b'), 'alive');
+  assert.ok(probedBetween(swim, 12_000, 14_000).includes('b'), 'probed again within a pass');
+});
+
+test('reaping: left members too; one revived before the timeout is kept, and reaped only after its next death', () => {
+  const swim = member(['b', 'c', 'd'], { reapTimeoutMs: 10_000 });
+  gossip(swim, 0, { type: 'dead', id: 'b', incarnation: 0, from: 'b' }, { type: 'dead', id: 'c', incarnation: 0, from: 'd' });
+  assert.is(swim.stateOf('b'), 'left');
+  gossip(swim, 5000, alive('c', 1)); // c refutes
+  swim.tick(10_000);
+  assert.is(swim.stateOf('b'), undefined);
+  assert.is(swim.stateOf('c'), 'alive', 'its older death is no reason to forget it');
+  gossip(swim, 12_000, { type: 'dead', id: 'c', incarnation: 1, from: 'd' });
+  swim.tick(21_999);
+  assert.is(swim.stateOf('c'), 'dead');
+  swim.tick(22_000);
+  assert.is(swim.stateOf('c'), undefined);
+  assert.is(swim.stateOf('a'), 'alive', 'never reaps itself');
+  assert.is(swim.retransmitLimit(), 4 * Math.ceil(Math.log10(2 + 1)), 'the live count is a and d');
+});
+
 test.run();
