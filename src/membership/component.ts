@@ -19,15 +19,6 @@ import type { SwimOptions } from './swim.js';
 /** How often the component hands out due re-contacts and checks its own metadata. */
 export const REFRESH_INTERVAL_MS = 2000;
 /**
- * The node records are read again only when the replicated state has
- * applied something since, and at most this often: a busy cluster applies
- * entries all the time, and reading thousands of records every refresh
- * showed on the leader's CPU.
- */
-export const SEEDS_REREAD_INTERVAL_MS = 10_000;
-/** Below this many records a read is cheap, and the records are read again at every refresh after a change (a joining node's state fills in). */
-export const SEEDS_FEW_RECORDS = 100;
-/**
  * A record gossip does not hold live (new, moved, dead, left, reaped) is
  * contacted again after this, then after twice as long for each contact
  * that brought no answer, up to RECONTACT_BACKOFF_MAX_MS; hearing from it or
@@ -74,8 +65,8 @@ class GossipComponent implements NodeComponent, GossipView {
     random: { below: (n) => (n <= 1 ? 0 : randomInt(Math.min(n, 2 ** 47))) },
   });
   /** The state's applied index when the records were last read, and when (monotonic ms). */
-  private seedsIndex = -1;
-  private seedsReadAtMs = Number.NEGATIVE_INFINITY;
+  /** The state's `nodesRevision` when the records were last read; -1 before the first read. */
+  private seedsRevision = -1;
   private started = false;
 
   constructor(private readonly services: NodeServices, swimOptions?: Partial<SwimOptions>) {
@@ -132,23 +123,22 @@ class GossipComponent implements NodeComponent, GossipView {
   /** The gossip addresses of the other nodes whose records are not `left`. */
   private seeds(): RecontactTarget[] {
     return this.services.machine
-      .nodes()
+      .nodeDirectory()
       .filter((record) => record.id !== this.services.nodeId && record.status !== 'left' && record.addresses.gossip !== '')
       .map((record) => ({ id: record.id, address: record.addresses.gossip }));
   }
 
-  /** Reads the node records into the re-contact schedule if the state applied anything since the last read. */
+  /** Reads the node records into the re-contact schedule if one changed since the last read (heartbeats do not count). */
   private rereadSeeds(nowMs: number): void {
-    const index = this.services.machine.appliedIndex;
-    if (index === this.seedsIndex) return;
-    this.seedsIndex = index;
-    this.seedsReadAtMs = nowMs;
+    const revision = this.services.machine.nodesRevision;
+    if (revision === this.seedsRevision) return;
+    this.seedsRevision = revision;
     this.recontacts.setTargets(this.seeds(), nowMs);
   }
 
   /**
-   * Follows the records: reads them again when the state changed (at most
-   * every SEEDS_REREAD_INTERVAL_MS), contacts the due records gossip has no
+   * Follows the records: reads them again when one changed (the state's
+   * `nodesRevision`), contacts the due records gossip has no
    * live view of (new records, moved addresses, members it holds dead: a
    * healed partition or a restart it missed) with a per-record backoff, and
    * republishes this node's metadata when its record changed. The cost of a
@@ -157,7 +147,7 @@ class GossipComponent implements NodeComponent, GossipView {
   private refresh(): void {
     try {
       const nowMs = performance.now();
-      if (this.recontacts.size < SEEDS_FEW_RECORDS || nowMs - this.seedsReadAtMs >= SEEDS_REREAD_INTERVAL_MS) this.rereadSeeds(nowMs);
+      this.rereadSeeds(nowMs);
       const toContact = this.recontacts.due(nowMs, (id, address) => {
         const member = this.runtime.member(id);
         return member !== undefined && member.address === address && (member.status === 'alive' || member.status === 'suspect');
