@@ -659,14 +659,26 @@ export class GrpcTransport implements Transport {
     peer.client.close();
   }
 
+  /** Writes what is queued for every peer now, instead of at the end of this event-loop turn. */
+  flush(): void {
+    if (this.flushImmediate === null) return;
+    clearImmediate(this.flushImmediate);
+    this.flushImmediate = null;
+    this.flushQueues();
+  }
+
   private scheduleFlush(): void {
     if (this.flushImmediate !== null) return;
     this.flushImmediate = setImmediate(() => {
       this.flushImmediate = null;
-      for (const peer of this.peers.values()) {
-        if (peer.queue.length > 0) this.flushPeer(peer);
-      }
+      this.flushQueues();
     });
+  }
+
+  private flushQueues(): void {
+    for (const peer of this.peers.values()) {
+      if (peer.queue.length > 0) this.flushPeer(peer);
+    }
   }
 
   /** Writes the peer's queue as batches until it is empty or the stream pushes back. */
