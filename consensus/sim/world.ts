@@ -329,6 +329,14 @@ export class World {
       for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
       raw.applied(ready);
       this.serveWaitingReads(node);
+      if (this.settings.asyncWrites && ready.entries.length === 0 && !ready.mustSync && this.writesIdle(node)) {
+        // As the real driver: at most the commit index moved, nothing is in flight, so the
+        // messages leave now and the commit index is not written (as if lost in a crash).
+        if (!this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
+        raw.persisted(ready);
+        this.checkLeaderCountsDurable(node);
+        continue;
+      }
       node.writeQueue.push(ready);
       this.maybeStartWrite(node);
       this.checkLeaderCountsDurable(node);
