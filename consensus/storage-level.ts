@@ -75,10 +75,20 @@ interface LogRange {
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
-/** The operations of one batch and the log range once it is written. */
+/**
+ * The operations of one batch and the log range once it is written. The runs
+ * change only after the write, and without copying the list (it holds one run
+ * per persist since the last compaction): cut `runs` to its first `runsKept`,
+ * end the last kept one at `lastKeptEnd` if set, then add `added`.
+ */
 interface Plan {
   operations: Operation[];
-  range: LogRange;
+  snapshotIndex: number;
+  lastIndex: number;
+  runs: Run[];
+  runsKept: number;
+  lastKeptEnd: number | undefined;
+  added: Run | undefined;
 }
 
 /**
@@ -124,7 +134,16 @@ export class LevelStorage implements RaftStorage {
 
   async persist(write: StorageWrite, sync: boolean): Promise<void> {
     await this.exclusive('persist', async () => {
-      let plan: Plan = { operations: [], range: this.requireRange('persist') };
+      const range = this.requireRange('persist');
+      let plan: Plan = {
+        operations: [],
+        snapshotIndex: range.snapshotIndex,
+        lastIndex: range.lastIndex,
+        runs: range.runs,
+        runsKept: range.runs.length,
+        lastKeptEnd: undefined,
+        added: undefined,
+      };
       if (write.snapshot !== undefined) plan = this.planInstallSnapshot(plan, write.snapshot);
       if (write.entries.length > 0) plan = this.planAppend(plan, write.entries);
       if (write.hardState !== undefined) {
@@ -146,7 +165,10 @@ export class LevelStorage implements RaftStorage {
       const kept = range.runs.filter((run) => run.last > index);
       const operations: Operation[] = deleteRuns(range.runs.filter((run) => run.last <= index));
       operations.push({ type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
-      await this.write({ operations, range: { snapshotIndex: index, lastIndex: range.lastIndex, runs: kept } }, true);
+      await this.write(
+        { operations, snapshotIndex: index, lastIndex: range.lastIndex, runs: kept, runsKept: kept.length, lastKeptEnd: undefined, added: undefined },
+        true,
+      );
     });
   }
 
@@ -164,11 +186,11 @@ export class LevelStorage implements RaftStorage {
   private planInstallSnapshot(plan: Plan, snapshot: Snapshot): Plan {
     const index = snapshot.meta.index;
     assert(
-      index >= plan.range.snapshotIndex,
-      `LevelStorage.persist: snapshot index ${index} is older than the stored snapshot at ${plan.range.snapshotIndex}`,
+      index >= plan.snapshotIndex,
+      `LevelStorage.persist: snapshot index ${index} is older than the stored snapshot at ${plan.snapshotIndex}`,
     );
-    plan.operations.push(...deleteRuns(plan.range.runs), { type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
-    return { operations: plan.operations, range: { snapshotIndex: index, lastIndex: index, runs: [] } };
+    plan.operations.push(...deleteRuns(plan.runs), { type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
+    return { ...plan, snapshotIndex: index, lastIndex: index, runs: [], runsKept: 0, lastKeptEnd: undefined, added: undefined };
   }
 
   /**
@@ -178,7 +200,7 @@ export class LevelStorage implements RaftStorage {
    * range shrinks (see the file comment).
    */
   private planAppend(plan: Plan, entries: Entry[]): Plan {
-    const { snapshotIndex, lastIndex } = plan.range;
+    const { snapshotIndex, lastIndex, runs } = plan;
     const firstNew = entries[0]!.index;
     assert(
       firstNew > snapshotIndex && firstNew <= lastIndex + 1,
@@ -192,24 +214,28 @@ export class LevelStorage implements RaftStorage {
       assert(isEntry(entry), () => `LevelStorage.persist: entry ${entry.index} is not a well-formed entry`);
       tuples[offset] = entryToTuple(entry);
     }
-    const runs = plan.range.runs.slice();
+    assert(plan.added === undefined, 'LevelStorage.persist: one append per write');
+    let kept = plan.runsKept;
     const replaced: Run[] = [];
-    while (runs.length > 0 && runs[runs.length - 1]!.first >= firstNew) replaced.push(runs.pop()!);
-    const straddling = runs[runs.length - 1];
-    if (straddling !== undefined && straddling.last >= firstNew) runs[runs.length - 1] = { ...straddling, last: firstNew - 1 };
+    while (kept > 0 && runs[kept - 1]!.first >= firstNew) replaced.push(runs[--kept]!);
+    const straddling = kept > 0 ? runs[kept - 1]! : undefined;
+    const lastKeptEnd = straddling !== undefined && straddling.last >= firstNew ? firstNew - 1 : undefined;
     const lastNew = firstNew + entries.length - 1;
     const run: Run = { key: indexKey(RUN_KEY_PREFIX, firstNew), first: firstNew, last: lastNew };
-    runs.push(run);
     // A replaced run with the new run's key is overwritten by the put; deleting it after would lose the put.
     plan.operations.push(...deleteRuns(replaced.filter((old) => old.key !== run.key)));
     plan.operations.push({ type: 'put', key: run.key, value: this.packr.pack(tuples) });
-    return { operations: plan.operations, range: { snapshotIndex, lastIndex: lastNew, runs } };
+    return { ...plan, lastIndex: lastNew, runsKept: kept, lastKeptEnd, added: run };
   }
 
   /** Writes the plan as one batch, and only then adopts its range. */
   private async write(plan: Plan, sync: boolean): Promise<void> {
     if (plan.operations.length > 0) await this.requireDb().batch(plan.operations, { sync });
-    this.range = plan.range;
+    const runs = plan.runs;
+    runs.length = plan.runsKept;
+    if (plan.lastKeptEnd !== undefined) runs[runs.length - 1] = { ...runs[runs.length - 1]!, last: plan.lastKeptEnd };
+    if (plan.added !== undefined) runs.push(plan.added);
+    this.range = { snapshotIndex: plan.snapshotIndex, lastIndex: plan.lastIndex, runs };
   }
 
   private async readHardState(): Promise<HardState> {
