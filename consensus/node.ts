@@ -698,11 +698,7 @@ export class RaftNode {
   private handleReady(ready: Ready): void {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
-    if (ready.messagesEarly.length > 0) {
-      this.transport.send(ready.messagesEarly);
-      // On the wire before this node prepares its own write: the followers' fsyncs start sooner.
-      this.transport.flush?.();
-    }
+    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
     this.applyEntries(ready.committedEntries);
     for (const read of ready.readStates) this.readStateArrived(read);
     raw.applied(ready);
@@ -716,10 +712,7 @@ export class RaftNode {
     // thread-pool round trip per commit when the load is light.
     if (ready.entries.length === 0 && !ready.mustSync && this.writerIdleNow()) {
       if (ready.hardState !== undefined) this.unwrittenHardState = ready.hardState;
-      if (ready.messages.length > 0) {
-        this.transport.send(ready.messages);
-        this.transport.flush?.();
-      }
+      if (ready.messages.length > 0) this.transport.send(ready.messages);
       raw.persisted(ready);
       return;
     }
@@ -756,7 +749,6 @@ export class RaftNode {
           if (ready.messages.length > 0) this.transport.send(ready.messages);
           raw.persisted(ready);
         }
-        this.transport.flush?.();
         this.schedule();
       }
     } catch (error) {

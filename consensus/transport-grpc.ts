@@ -663,14 +663,6 @@ export class GrpcTransport implements Transport {
     peer.client.close();
   }
 
-  /** Writes what is queued for every peer now, instead of at the end of this event-loop turn. */
-  flush(): void {
-    if (this.flushImmediate === null) return;
-    clearImmediate(this.flushImmediate);
-    this.flushImmediate = null;
-    this.flushQueues();
-  }
-
   private scheduleFlush(): void {
     if (this.flushImmediate !== null) return;
     this.flushImmediate = setImmediate(() => {

@@ -24,12 +24,5 @@ export interface Transport {
   /** Sets the address (`host:port`) of every peer; peers not named are dropped. */
   setPeers(peers: Record<NodeId, string>): void;
   send(messages: Message[]): void;
-  /**
-   * Optional: puts everything `send` queued on the wire now rather than at the
-   * transport's own next flush. The driver calls it once it has handed over
-   * what one step produced, so that Appends leave before this node's own disk
-   * write is prepared and acknowledgements leave as soon as they may.
-   */
-  flush?(): void;
   stop(): Promise<void>;
 }
