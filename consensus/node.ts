@@ -25,6 +25,7 @@ import type {
   ClusterConfig,
   ConfigChange,
   Entry,
+  HardState,
   Message,
   NodeId,
   RaftOptions,
@@ -239,6 +240,12 @@ export class RaftNode {
   private writeQueue: Ready[] = [];
   /** True while the writer runs a batch. */
   private writerActive = false;
+  /**
+   * The hard state of a Ready that moved only the commit index and was not
+   * written (see `handleReady`); it goes to disk with the next write, unless
+   * that write holds a later hard state. Never holds a term or vote not on disk.
+   */
+  private unwrittenHardState: HardState | undefined;
   private writerIdleWaiters: (() => void)[] = [];
 
   /** Index and term of the last entry handed to the state machine (or of the snapshot it restored). */
@@ -698,9 +705,14 @@ export class RaftNode {
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
-    const writes = ready.hardState !== undefined || ready.entries.length > 0;
-    if (!writes && ready.messages.length === 0 && this.writerIdleNow()) {
-      // Nothing to write and nothing before it in flight: done at once.
+    // No entries, no new term or vote: at most the commit index moved, and a commit index
+    // promises nothing to a peer (Raft may lose it in a crash and learn it again). With no
+    // write in flight, the Ready's messages depend on nothing unwritten: they leave now, and
+    // the commit index goes to disk with the next write. This saves a LevelDB write and a
+    // thread-pool round trip per commit when the load is light.
+    if (ready.entries.length === 0 && !ready.mustSync && this.writerIdleNow()) {
+      if (ready.hardState !== undefined) this.unwrittenHardState = ready.hardState;
+      if (ready.messages.length > 0) this.transport.send(ready.messages);
       raw.persisted(ready);
       return;
     }
@@ -727,8 +739,11 @@ export class RaftNode {
       while (this.writeQueue.length > 0 && this.lifecycle !== 'stopped') {
         const batch = this.writeQueue;
         this.writeQueue = [];
-        const merged = mergeWrites(batch);
-        if (merged !== undefined) await this.storage.persist(merged.write, merged.sync);
+        const merged = mergeWrites(batch, this.unwrittenHardState);
+        if (merged !== undefined) {
+          this.unwrittenHardState = undefined;
+          await this.storage.persist(merged.write, merged.sync);
+        }
         const raw = this.raw!;
         for (const ready of batch) {
           if (ready.messages.length > 0) this.transport.send(ready.messages);
@@ -766,6 +781,8 @@ export class RaftNode {
     if (this.lifecycle !== 'running') return;
     const write: StorageWrite = { entries: ready.entries, snapshot: ready.snapshot! };
     if (ready.hardState !== undefined) write.hardState = ready.hardState;
+    // An older commit index is not needed any more: the snapshot's index is committed.
+    this.unwrittenHardState = undefined;
     await this.storage.persist(write, true);
     raw.persisted(ready);
     if (ready.messages.length > 0) this.transport.send(ready.messages);
@@ -888,14 +905,16 @@ export class RaftNode {
 /**
  * One storage write for a run of Readys, in order: later entries replace
  * earlier ones from their first index on (as the storage would), the last
- * hard state wins, and the batch is synced if any of them must be.
- * Undefined when none of them writes anything. Never holds a snapshot.
+ * hard state wins (starting from `unwrittenHardState`, older than all of
+ * them), and the batch is synced if any of them must be. Undefined when
+ * there is nothing to write. Never holds a snapshot.
  */
-function mergeWrites(readys: Ready[]): { write: StorageWrite; sync: boolean } | undefined {
+function mergeWrites(readys: Ready[], unwrittenHardState: HardState | undefined): { write: StorageWrite; sync: boolean } | undefined {
   let entries: Entry[] = [];
   /** Whether `entries` is a copy of ours (not a Ready's array, which must not change). */
   let copied = false;
-  let hardState: StorageWrite['hardState'];
+  // An earlier Ready's commit index not yet written: any later hard state in the batch replaces it.
+  let hardState: StorageWrite['hardState'] = unwrittenHardState;
   let sync = false;
   for (const ready of readys) {
     assert(ready.snapshot === undefined, 'a Ready with a snapshot is never merged');

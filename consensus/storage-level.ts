@@ -3,10 +3,22 @@
  *
  * Key layout (string keys, so LevelDB's byte order is the order below):
  *
- *   e<16 hex digits>  one log entry, keyed by its index, big-endian and fixed
- *                     width so that key order is index order
+ *   e<16 hex digits>  one log entry, keyed by its index (the layout before
+ *                     runs; read at load, deleted when covered, never written)
  *   h                 the hard state
+ *   r<16 hex digits>  a run: the consecutive entries of one `persist`, keyed
+ *                     by the index of the first, big-endian and fixed width so
+ *                     that key order is index order
  *   s                 the latest snapshot, metadata and data in one value
+ *
+ * A run is one LevelDB value, so a persist of n entries costs one put, not n:
+ * LevelDB's JavaScript layer normalises every operation of a batch, and that
+ * cost per entry was most of a follower's CPU. A run may be cut short by a
+ * later one: when entries from index i replace stored ones, every run starting
+ * at or after i is deleted in the same batch and a run starting before i keeps
+ * its stored tail, which `load` drops because the next run starts at i. So,
+ * read in key order, each run replaces whatever the previous ones held from its
+ * first index on.
  *
  * Every write is one LevelDB batch, so a crash leaves either all of a write or
  * none of it; this is what keeps the stored log free of gaps.
@@ -32,29 +44,51 @@ export class StorageCorruptError extends Error {
   readonly code = 'STORAGE_CORRUPT';
 }
 
-const ENTRY_KEY_PREFIX = 'e';
-const ENTRY_KEY_INDEX_DIGITS = 16;
+const LEGACY_ENTRY_KEY_PREFIX = 'e';
+const RUN_KEY_PREFIX = 'r';
+const KEY_INDEX_DIGITS = 16;
 const HARD_STATE_KEY = 'h';
 const SNAPSHOT_KEY = 's';
-const ENTRY_KEY_FIRST = entryKey(0);
-const ENTRY_KEY_LAST = ENTRY_KEY_PREFIX + 'f'.repeat(ENTRY_KEY_INDEX_DIGITS);
 
 /**
- * Which entries are on disk. Invariant: the stored entries are exactly the
- * indexes in (snapshotIndex, lastIndex], and snapshotIndex <= lastIndex.
- * snapshotIndex is 0 when no snapshot is stored.
+ * A stored value holding entries `first`..`last` as the log has them now. The
+ * stored value may hold more (a tail replaced by the next run); never fewer.
+ */
+interface Run {
+  key: string;
+  first: number;
+  last: number;
+}
+
+/**
+ * Which entries are on disk. Invariant: `runs` are sorted, consecutive
+ * (each `first` is the previous `last` + 1), and together cover exactly the
+ * indexes in (snapshotIndex, lastIndex]; the first run may start at or below
+ * snapshotIndex (its covered entries are skipped at load). snapshotIndex is 0
+ * when no snapshot is stored.
  */
 interface LogRange {
   snapshotIndex: number;
   lastIndex: number;
+  runs: Run[];
 }
 
 type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
-/** The operations of one batch and the log range once it is written. */
+/**
+ * The operations of one batch and the log range once it is written. The runs
+ * change only after the write, and without copying the list (it holds one run
+ * per persist since the last compaction): cut `runs` to its first `runsKept`,
+ * end the last kept one at `lastKeptEnd` if set, then add `added`.
+ */
 interface Plan {
   operations: Operation[];
-  range: LogRange;
+  snapshotIndex: number;
+  lastIndex: number;
+  runs: Run[];
+  runsKept: number;
+  lastKeptEnd: number | undefined;
+  added: Run | undefined;
 }
 
 /**
@@ -92,15 +126,24 @@ export class LevelStorage implements RaftStorage {
       const hardState = await this.readHardState();
       const snapshot = await this.readSnapshot();
       const snapshotIndex = snapshot?.meta.index ?? 0;
-      const entries = await this.readEntries(snapshotIndex);
-      this.range = { snapshotIndex, lastIndex: snapshotIndex + entries.length };
+      const { entries, runs } = await this.readEntries(snapshotIndex);
+      this.range = { snapshotIndex, lastIndex: snapshotIndex + entries.length, runs };
       return snapshot === undefined ? { hardState, entries } : { hardState, snapshot, entries };
     });
   }
 
   async persist(write: StorageWrite, sync: boolean): Promise<void> {
     await this.exclusive('persist', async () => {
-      let plan: Plan = { operations: [], range: this.requireRange('persist') };
+      const range = this.requireRange('persist');
+      let plan: Plan = {
+        operations: [],
+        snapshotIndex: range.snapshotIndex,
+        lastIndex: range.lastIndex,
+        runs: range.runs,
+        runsKept: range.runs.length,
+        lastKeptEnd: undefined,
+        added: undefined,
+      };
       if (write.snapshot !== undefined) plan = this.planInstallSnapshot(plan, write.snapshot);
       if (write.entries.length > 0) plan = this.planAppend(plan, write.entries);
       if (write.hardState !== undefined) {
@@ -118,11 +161,14 @@ export class LevelStorage implements RaftStorage {
         index >= range.snapshotIndex && index <= range.lastIndex,
         `LevelStorage.compact: snapshot index ${index} is outside the stored log (${range.snapshotIndex}, ${range.lastIndex}]`,
       );
-      const operations: Operation[] = [
-        ...deleteEntries(range.snapshotIndex + 1, index),
-        { type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) },
-      ];
-      await this.write({ operations, range: { snapshotIndex: index, lastIndex: range.lastIndex } }, true);
+      // Runs wholly at or below the index go; one that straddles it stays, its covered entries skipped at load.
+      const kept = range.runs.filter((run) => run.last > index);
+      const operations: Operation[] = deleteRuns(range.runs.filter((run) => run.last <= index));
+      operations.push({ type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
+      await this.write(
+        { operations, snapshotIndex: index, lastIndex: range.lastIndex, runs: kept, runsKept: kept.length, lastKeptEnd: undefined, added: undefined },
+        true,
+      );
     });
   }
 
@@ -140,43 +186,56 @@ export class LevelStorage implements RaftStorage {
   private planInstallSnapshot(plan: Plan, snapshot: Snapshot): Plan {
     const index = snapshot.meta.index;
     assert(
-      index >= plan.range.snapshotIndex,
-      `LevelStorage.persist: snapshot index ${index} is older than the stored snapshot at ${plan.range.snapshotIndex}`,
+      index >= plan.snapshotIndex,
+      `LevelStorage.persist: snapshot index ${index} is older than the stored snapshot at ${plan.snapshotIndex}`,
     );
-    plan.operations.push(
-      ...deleteEntries(plan.range.snapshotIndex + 1, plan.range.lastIndex),
-      { type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) },
-    );
-    return { operations: plan.operations, range: { snapshotIndex: index, lastIndex: index } };
+    plan.operations.push(...deleteRuns(plan.runs), { type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
+    return { ...plan, snapshotIndex: index, lastIndex: index, runs: [], runsKept: 0, lastKeptEnd: undefined, added: undefined };
   }
 
   /**
-   * Puts `entries` and deletes any stored entry after the last of them, so an
-   * entry at index i replaces every stored entry at index >= i. Entries up to
-   * the new last index need no delete: the puts overwrite them.
+   * Puts `entries` as one run and deletes every run that starts at or after
+   * the first of them, so an entry at index i replaces every stored entry at
+   * index >= i. A run that starts before i keeps its key; only its covered
+   * range shrinks (see the file comment).
    */
   private planAppend(plan: Plan, entries: Entry[]): Plan {
-    const { snapshotIndex, lastIndex } = plan.range;
+    const { snapshotIndex, lastIndex, runs } = plan;
     const firstNew = entries[0]!.index;
     assert(
       firstNew > snapshotIndex && firstNew <= lastIndex + 1,
       `LevelStorage.persist: entries starting at ${firstNew} do not join the stored log (${snapshotIndex}, ${lastIndex}]`,
     );
-    entries.forEach((entry, offset) => {
+    const tuples: unknown[] = new Array(entries.length);
+    for (let offset = 0; offset < entries.length; offset++) {
+      const entry = entries[offset]!;
       assert(entry.index === firstNew + offset, () => `LevelStorage.persist: entry ${entry.index} follows ${firstNew + offset - 1}`);
       // Checked on the way in too, so that a malformed entry fails here and not at the next start.
       assert(isEntry(entry), () => `LevelStorage.persist: entry ${entry.index} is not a well-formed entry`);
-      plan.operations.push({ type: 'put', key: entryKey(entry.index), value: this.packr.pack(entry) });
-    });
+      tuples[offset] = entryToTuple(entry);
+    }
+    assert(plan.added === undefined, 'LevelStorage.persist: one append per write');
+    let kept = plan.runsKept;
+    const replaced: Run[] = [];
+    while (kept > 0 && runs[kept - 1]!.first >= firstNew) replaced.push(runs[--kept]!);
+    const straddling = kept > 0 ? runs[kept - 1]! : undefined;
+    const lastKeptEnd = straddling !== undefined && straddling.last >= firstNew ? firstNew - 1 : undefined;
     const lastNew = firstNew + entries.length - 1;
-    plan.operations.push(...deleteEntries(lastNew + 1, lastIndex));
-    return { operations: plan.operations, range: { snapshotIndex, lastIndex: lastNew } };
+    const run: Run = { key: indexKey(RUN_KEY_PREFIX, firstNew), first: firstNew, last: lastNew };
+    // A replaced run with the new run's key is overwritten by the put; deleting it after would lose the put.
+    plan.operations.push(...deleteRuns(replaced.filter((old) => old.key !== run.key)));
+    plan.operations.push({ type: 'put', key: run.key, value: this.packr.pack(tuples) });
+    return { ...plan, lastIndex: lastNew, runsKept: kept, lastKeptEnd, added: run };
   }
 
   /** Writes the plan as one batch, and only then adopts its range. */
   private async write(plan: Plan, sync: boolean): Promise<void> {
     if (plan.operations.length > 0) await this.requireDb().batch(plan.operations, { sync });
-    this.range = plan.range;
+    const runs = plan.runs;
+    runs.length = plan.runsKept;
+    if (plan.lastKeptEnd !== undefined) runs[runs.length - 1] = { ...runs[runs.length - 1]!, last: plan.lastKeptEnd };
+    if (plan.added !== undefined) runs.push(plan.added);
+    this.range = { snapshotIndex: plan.snapshotIndex, lastIndex: plan.lastIndex, runs };
   }
 
   private async readHardState(): Promise<HardState> {
@@ -195,24 +254,65 @@ export class LevelStorage implements RaftStorage {
     return value;
   }
 
-  /** Reads every stored entry in index order; they must follow `snapshotIndex` without a gap. */
-  private async readEntries(snapshotIndex: number): Promise<Entry[]> {
+  /**
+   * Reads every stored entry after `snapshotIndex` in index order (legacy
+   * single entries and runs alike), each run replacing what earlier ones held
+   * from its first index on; they must follow `snapshotIndex` without a gap.
+   */
+  private async readEntries(snapshotIndex: number): Promise<{ entries: Entry[]; runs: Run[] }> {
+    const stored = [...(await this.readLegacyEntries()), ...(await this.readRuns())].sort((a, b) => a.run.first - b.run.first);
     const entries: Entry[] = [];
-    const iterator = this.requireDb().iterator({ gte: ENTRY_KEY_FIRST, lte: ENTRY_KEY_LAST });
+    const runs: Run[] = [];
+    for (const { run, entries: held } of stored) {
+      const end = snapshotIndex + entries.length;
+      assert(
+        run.first <= end + 1,
+        `LevelStorage.load: "${this.directory}" has entries from ${run.first} where ${end + 1} should be (a gap in the log)`,
+      );
+      // A later run replaces the tail of the earlier ones.
+      if (run.first <= end) {
+        entries.length = Math.max(0, run.first - snapshotIndex - 1);
+        while (runs.length > 0 && runs[runs.length - 1]!.first >= run.first) runs.pop();
+        if (runs.length > 0) runs[runs.length - 1]!.last = run.first - 1;
+      }
+      for (const entry of held) if (entry.index > snapshotIndex) entries.push(entry);
+      // Kept even when the snapshot covers it wholly: the next compact or snapshot install deletes it.
+      runs.push(run);
+    }
+    return { entries, runs };
+  }
+
+  private async readRuns(): Promise<{ run: Run; entries: Entry[] }[]> {
+    const runs: { run: Run; entries: Entry[] }[] = [];
+    const iterator = this.requireDb().iterator({ gte: indexKey(RUN_KEY_PREFIX, 0), lte: RUN_KEY_PREFIX + 'f'.repeat(KEY_INDEX_DIGITS) });
+    for await (const [key, bytes] of iterator) {
+      const what = `the run of log entries at key "${key}"`;
+      const value = this.decode(bytes, what);
+      const entries = Array.isArray(value) && value.length > 0 ? value.map(entryFromTuple) : [];
+      const first = entries[0]?.index ?? -1;
+      const wellFormed =
+        entries.length > 0 && key === indexKey(RUN_KEY_PREFIX, first) && entries.every((entry, offset) => entry !== undefined && entry.index === first + offset);
+      if (!wellFormed) throw this.corrupt(what, 'it is not a run of consecutive entries starting at the index of its key');
+      runs.push({ run: { key, first, last: first + entries.length - 1 }, entries: entries as Entry[] });
+    }
+    return runs;
+  }
+
+  private async readLegacyEntries(): Promise<{ run: Run; entries: Entry[] }[]> {
+    const runs: { run: Run; entries: Entry[] }[] = [];
+    const iterator = this.requireDb().iterator({
+      gte: indexKey(LEGACY_ENTRY_KEY_PREFIX, 0),
+      lte: LEGACY_ENTRY_KEY_PREFIX + 'f'.repeat(KEY_INDEX_DIGITS),
+    });
     for await (const [key, bytes] of iterator) {
       const what = `the log entry at key "${key}"`;
       const value = this.decode(bytes, what);
-      if (!isEntry(value) || key !== entryKey(value.index)) {
+      if (!isEntry(value) || key !== indexKey(LEGACY_ENTRY_KEY_PREFIX, value.index)) {
         throw this.corrupt(what, 'it does not have the shape of an entry stored under this key');
       }
-      const expected = snapshotIndex + entries.length + 1;
-      assert(
-        value.index === expected,
-        `LevelStorage.load: "${this.directory}" has entry ${value.index} where ${expected} should be (a gap in the log)`,
-      );
-      entries.push(value);
+      runs.push({ run: { key, first: value.index, last: value.index }, entries: [value] });
     }
-    return entries;
+    return runs;
   }
 
   /**
@@ -257,16 +357,32 @@ export class LevelStorage implements RaftStorage {
   }
 }
 
-function entryKey(index: number): string {
+function indexKey(prefix: string, index: number): string {
   assert(Number.isSafeInteger(index) && index >= 0, () => `LevelStorage: invalid entry index ${index}`);
-  return ENTRY_KEY_PREFIX + index.toString(16).padStart(ENTRY_KEY_INDEX_DIGITS, '0');
+  return prefix + index.toString(16).padStart(KEY_INDEX_DIGITS, '0');
 }
 
-/** Deletes of the entries in [from, to]; none when the range is empty. */
-function deleteEntries(from: number, to: number): Operation[] {
-  const operations: Operation[] = [];
-  for (let index = from; index <= to; index++) operations.push({ type: 'del', key: entryKey(index) });
-  return operations;
+/** Deletes of these runs' keys. */
+function deleteRuns(runs: Run[]): Operation[] {
+  return runs.map((run) => ({ type: 'del', key: run.key }));
+}
+
+/** An entry in a run: [term, index, type, data] or, for a Config entry, [term, index, type, data, [voters, learners]]. */
+function entryToTuple(entry: Entry): unknown[] {
+  if (entry.config === undefined) return [entry.term, entry.index, entry.type, entry.data];
+  return [entry.term, entry.index, entry.type, entry.data, [entry.config.voters, entry.config.learners]];
+}
+
+/** The entry of a run's tuple, or undefined when the tuple is not a well-formed entry. */
+function entryFromTuple(tuple: unknown): Entry | undefined {
+  if (!Array.isArray(tuple) || (tuple.length !== 4 && tuple.length !== 5)) return undefined;
+  const [term, index, type, data, config] = tuple as unknown[];
+  const entry: Record<string, unknown> = { term, index, type, data };
+  if (tuple.length === 5) {
+    if (!Array.isArray(config) || config.length !== 2) return undefined;
+    entry.config = { voters: config[0], learners: config[1] };
+  }
+  return isEntry(entry) ? entry : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

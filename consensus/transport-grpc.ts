@@ -549,7 +549,9 @@ export class GrpcTransport implements Transport {
   async start(handlers: TransportHandlers): Promise<void> {
     assert(this.handlers === null && !this.stopped, 'transport started twice or after stop');
     this.handlers = handlers;
-    const server = new grpc.Server(this.channelOptions());
+    // Channelz stays on for the server: grpc-js's forceShutdown only destroys the
+    // sessions channelz tracks, and stop() must close every connection.
+    const server = new grpc.Server({ ...this.channelOptions(), 'grpc.enable_channelz': 1 });
     server.addService(raftService().service, {
       Stream: (call: grpc.ServerReadableStream<BatchWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
         this.handleStream(call, callback),
@@ -634,6 +636,8 @@ export class GrpcTransport implements Transport {
       'grpc.max_reconnect_backoff_ms': s.reconnectDelayMsMax,
       // Own connections per transport, so that stop() really closes them.
       'grpc.use_local_subchannel_pool': 1,
+      // Channelz keeps per-call and per-message counters that nothing here reads (channels only; see start()).
+      'grpc.enable_channelz': 0,
     };
   }
 
@@ -663,10 +667,14 @@ export class GrpcTransport implements Transport {
     if (this.flushImmediate !== null) return;
     this.flushImmediate = setImmediate(() => {
       this.flushImmediate = null;
-      for (const peer of this.peers.values()) {
-        if (peer.queue.length > 0) this.flushPeer(peer);
-      }
+      this.flushQueues();
     });
+  }
+
+  private flushQueues(): void {
+    for (const peer of this.peers.values()) {
+      if (peer.queue.length > 0) this.flushPeer(peer);
+    }
   }
 
   /** Writes the peer's queue as batches until it is empty or the stream pushes back. */

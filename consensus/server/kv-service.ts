@@ -260,27 +260,22 @@ function checkKey(key: Uint8Array): void {
   }
 }
 
-/** The node-side limits of a call: its deadline, and cancellation by the client. */
 /**
- * Runs `body` with the call's deadline and an abort signal that fires if the
- * client cancels meanwhile. The listener is removed once `body` settles:
- * grpc-js also reports 'cancelled' when a finished call's stream closes, and
- * aborting then would only cost an exception object per call.
+ * Runs `body` with the call's deadline as its time limit. A client that
+ * cancels is not passed on: a Put already proposed may still commit whatever
+ * the client does, and the request is settled by its result or its deadline
+ * anyway (grpc-js drops the answer to a cancelled call). Watching for
+ * cancellation cost an AbortController, an EventTarget listener and a stream
+ * listener per call, on the path every client request takes.
  */
-async function withRequestOptions<T>(
+function withRequestOptions<T>(
   call: grpc.ServerUnaryCall<unknown, unknown>,
   body: (options: RequestOptions) => Promise<T>,
 ): Promise<T> {
-  const controller = new AbortController();
-  const onCancelled = (): void => controller.abort();
-  call.once('cancelled', onCancelled);
-  const deadline = Number(call.getDeadline());
-  const timeoutMs = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : REQUEST_TIMEOUT_MS_DEFAULT;
-  try {
-    return await body({ signal: controller.signal, timeoutMs });
-  } finally {
-    call.off('cancelled', onCancelled);
-  }
+  const deadline = call.getDeadline();
+  const deadlineMs = typeof deadline === 'number' ? deadline : Number(deadline);
+  const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(1, deadlineMs - Date.now()) : REQUEST_TIMEOUT_MS_DEFAULT;
+  return body({ timeoutMs });
 }
 
 function grpcCode(error: RaftError): grpc.status {

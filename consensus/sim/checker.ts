@@ -35,6 +35,11 @@ export class SafetyChecker {
   readonly acknowledged: { index: number; key: string }[] = [];
   acknowledgedIndexMax = 0;
 
+  /** A violation seen by the world itself (it knows each node's disk; the checker does not). */
+  recordViolation(sentence: string): void {
+    this.violation(sentence);
+  }
+
   private violation(sentence: string): void {
     if (this.violations.length < 20) this.violations.push(sentence);
   }

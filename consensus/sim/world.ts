@@ -62,6 +62,16 @@ export interface WorldSettings {
    * crash. Used to show that the checkers catch a broken node.
    */
   brokenDisk?: boolean;
+  /**
+   * Test only: a broken driver that sends each Ready's `messages` (acks,
+   * votes) before its write completes. Used to show that the checkers catch it.
+   */
+  messagesBeforeWrite?: boolean;
+  /**
+   * Test only: a broken core whose leader counts its own entries as soon as it
+   * appends them, not once they are durable. Used to show that the checkers catch it.
+   */
+  leaderCountsUnwritten?: boolean;
 }
 
 /** What one node's disk holds: written only when a simulated write completes. */
@@ -309,6 +319,7 @@ export class World {
       const ready = raw.ready();
       this.observeReady(node, ready);
       this.sendAll(ready.messagesEarly);
+      if (this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
       if (ready.snapshot) {
         node.snapshotReady = ready;
         this.maybeStartWrite(node);
@@ -318,10 +329,20 @@ export class World {
       for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
       raw.applied(ready);
       this.serveWaitingReads(node);
+      if (this.settings.asyncWrites && ready.entries.length === 0 && !ready.mustSync && this.writesIdle(node)) {
+        // As the real driver: at most the commit index moved, nothing is in flight, so the
+        // messages leave now and the commit index is not written (as if lost in a crash).
+        if (!this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
+        raw.persisted(ready);
+        this.checkLeaderCountsDurable(node);
+        continue;
+      }
       node.writeQueue.push(ready);
       this.maybeStartWrite(node);
+      this.checkLeaderCountsDurable(node);
       if (!this.settings.asyncWrites) return;
     }
+    this.checkLeaderCountsDurable(node);
   }
 
   /** Starts the next write: the queued Readys as one batch, or the pending snapshot once the queue drained. */
@@ -365,7 +386,7 @@ export class World {
     const raw = node.raw!;
     for (const ready of batch) {
       this.writeDisk(node.disk, ready);
-      this.sendAll(ready.messages);
+      if (!this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
       raw.persisted(ready);
       if (ready === node.snapshotReady) this.finishSnapshotReady(node, ready);
     }
@@ -452,6 +473,7 @@ export class World {
   }
 
   private send(message: Message): void {
+    this.checkPromiseDurable(message);
     this.stats.messages!++;
     const isSnapshot = message.type === MessageType.Snapshot;
     if (isSnapshot) this.stats.snapshotsSent!++;
@@ -463,6 +485,48 @@ export class World {
     this.schedule(delay, () => this.deliver(message));
     if (this.random.chance(this.duplicateRate)) {
       this.schedule(delay + this.random.below(20), () => this.deliver(message));
+    }
+  }
+
+  /**
+   * A message that promises something is on disk (an acknowledgement of
+   * entries, a granted vote) must find it on the sender's simulated disk when
+   * it leaves. This sees a driver or core that sends such a message before
+   * its write completed even when no crash follows to lose the write.
+   */
+  private checkPromiseDurable(message: Message): void {
+    const sender = this.nodes.get(message.from);
+    if (sender === undefined || message.reject) return;
+    const disk = sender.disk;
+    if (message.type === MessageType.AppendResponse) {
+      const durableIndex = (disk.snapshot?.meta.index ?? 0) + disk.entries.length;
+      if (message.index > durableIndex) {
+        this.checker.recordViolation(
+          `${message.from} acknowledged entries up to ${message.index} to ${message.to}, but its disk holds them only up to ${durableIndex}`,
+        );
+      }
+    } else if (message.type === MessageType.VoteResponse && !this.settings.brokenDisk) {
+      if (disk.hardState.term !== message.term || disk.hardState.vote !== message.to) {
+        this.checker.recordViolation(
+          `${message.from} granted its vote in term ${message.term} to ${message.to}, but its disk holds term ${disk.hardState.term}, vote "${disk.hardState.vote}"`,
+        );
+      }
+    }
+  }
+
+  /**
+   * A leader counts itself toward a quorum only for entries on its own disk:
+   * its own match index never passes its durable log.
+   */
+  private checkLeaderCountsDurable(node: SimNode): void {
+    const raw = node.raw;
+    if (!node.up || raw === undefined || raw.role !== Role.Leader) return;
+    const self = raw.raftForInspection.progress.get(node.id);
+    if (this.settings.leaderCountsUnwritten) self?.maybeUpdate(raw.raftForInspection.log.lastIndex());
+    const match = self?.match ?? 0;
+    const durableIndex = (node.disk.snapshot?.meta.index ?? 0) + node.disk.entries.length;
+    if (match > durableIndex) {
+      this.checker.recordViolation(`leader ${node.id} counts itself at index ${match}, but its disk holds entries only up to ${durableIndex}`);
     }
   }
 

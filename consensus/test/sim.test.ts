@@ -54,4 +54,20 @@ test('the checkers catch a node whose disk ignores fsync', () => {
   assert.ok(caught > 0, 'a disk that loses votes and terms went unnoticed in 300 seeds');
 });
 
+test('the checkers catch acks and votes sent before their write is durable', () => {
+  const violations = runSeed(1, { messagesBeforeWrite: true }).violations;
+  assert.ok(
+    violations.some((line) => /acknowledged entries up to|granted its vote/.test(line)),
+    `not caught in seed 1: ${violations.join('; ') || 'no violation'}`,
+  );
+});
+
+test('the checkers catch a leader that counts its own entries before they are durable', () => {
+  const violations = runSeed(1, { leaderCountsUnwritten: true }).violations;
+  assert.ok(
+    violations.some((line) => /counts itself at index/.test(line)),
+    `not caught in seed 1: ${violations.join('; ') || 'no violation'}`,
+  );
+});
+
 test.run();

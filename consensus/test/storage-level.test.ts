@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
+import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AssertionError } from '../core/assert.js';
@@ -207,11 +208,72 @@ test('a LevelDB error rejects: a second storage on a locked directory cannot loa
   await storage.close();
 });
 
+test('random appends, truncations, compactions and reopenings match a model of the log', async () => {
+  // A small seeded generator (mulberry32): the same operations on every run.
+  let seed = 0x5eed;
+  const random = (below: number): number => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let value = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
+    return (((value ^ (value >>> 14)) >>> 0) % below);
+  };
+  const directory = tempDirectory();
+  let storage = await opened(directory);
+  let model: Entry[] = [];
+  let snapshotIndex = 0;
+  let term = 1;
+  for (let step = 0; step < 300; step++) {
+    const lastIndex = snapshotIndex + model.length;
+    const choice = random(10);
+    if (choice < 6) {
+      // Append, sometimes replacing a tail of the log.
+      const first = random(3) === 0 && model.length > 0 ? snapshotIndex + 1 + random(model.length) : lastIndex + 1;
+      if (first <= lastIndex) term++;
+      const added = entries(first, first + random(5), term);
+      await storage.persist({ entries: added }, random(2) === 0);
+      model = [...model.slice(0, first - snapshotIndex - 1), ...added];
+    } else if (choice < 8 && model.length > 0) {
+      const index = snapshotIndex + 1 + random(model.length);
+      await storage.compact(snapshot(index, model[index - snapshotIndex - 1]!.term));
+      model = model.slice(index - snapshotIndex);
+      snapshotIndex = index;
+    } else {
+      await storage.close();
+      const state = await reload(directory);
+      assert.equal(state.entries, model, `step ${step}`);
+      assert.is(state.snapshot?.meta.index ?? 0, snapshotIndex, `step ${step}`);
+      storage = await opened(directory);
+    }
+  }
+  const state = await reloadAfterClose(storage, directory);
+  assert.equal(state.entries, model);
+});
+
+test('entries stored one per key (the layout before runs) load, and later appends replace them', async () => {
+  const directory = tempDirectory();
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const packr = new Packr({ useRecords: false });
+  for (const old of entries(1, 6, 1)) await db.put(`e${old.index.toString(16).padStart(16, '0')}`, packr.pack(old));
+  await db.close();
+  assert.equal((await reload(directory)).entries, entries(1, 6, 1));
+
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(4, 5, 2) }, true);
+  assert.equal((await reloadAfterClose(storage, directory)).entries, [...entries(1, 3, 1), ...entries(4, 5, 2)]);
+  const next = await opened(directory);
+  await next.compact(snapshot(2, 1));
+  await next.persist({ entries: entries(6, 7, 2) }, true);
+  const state = await reloadAfterClose(next, directory);
+  assert.equal(state.entries, [entry(3, 1), ...entries(4, 7, 2)]);
+});
+
 test('stored data that does not decode, or decodes to the wrong shape, is reported as corrupt', async () => {
   const cases: Array<[string, Uint8Array]> = [
     ['h', Uint8Array.of(0x92, 0x01)], // an array cut short
     ['s', Uint8Array.of(0x01)], // a number where a snapshot should be
     ['e0000000000000001', Uint8Array.of(0x81, 0xa1, 0x78, 0x01)], // { x: 1 }
+    ['r0000000000000001', Uint8Array.of(0x91, 0x94, 0x01, 0x02, 0x00, 0xc4, 0x00)], // [[1, 2, 0, bin]]: index 2 under key 1
+    ['r0000000000000001', Uint8Array.of(0x90)], // an empty run
   ];
   for (const [key, value] of cases) {
     const directory = tempDirectory();
