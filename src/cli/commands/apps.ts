@@ -160,7 +160,7 @@ function resourcesText(resources: { cpuMillis?: number; memoryBytes?: number } |
 
 function renderApp(context: CliContext, app: AppAnswer): string {
   const instances = app.instances;
-  // The current version's spec: after a rollback it is not the newest, which the answer's `spec` is.
+  // The current version's spec (after a rollback, not the newest). Nodes of this version answer it as `spec`; older ones answered the newest.
   const spec = currentSpec(app) ?? app.spec;
   const ports = (spec?.ports ?? []).map((port) => `${port.published === undefined ? '' : `${port.published}->`}${port.target}/${port.protocol}`);
   const summary = renderFields([
