@@ -112,16 +112,7 @@ export function planRound(input: RoundInput): RoundPlan {
   const removals = planRetiredRemovals(input.instances, { nodes, now, options, max: options.healingBatchMax });
   if (removals !== undefined) commands.push(removals);
 
-  const placement = planPlacements({
-    nodes: input.nodes,
-    instances: input.instances,
-    apps: input.apps,
-    strategy: options.strategy,
-    seed: input.seed,
-    mayPlace: (instance) => mayPlaceNow(instance, nodes, now, options),
-    candidatesMax: input.nodes.length > options.candidatesMax ? options.candidatesMax : undefined,
-    placementsMax: options.placementsPerRoundMax,
-  });
+  const placement = placeInRound(input, nodes);
   commands.push(...placementCommands(placement.placements, options));
   const stranded = strandedOnLostNodes(input.instances, placement.unplaceable, nodes);
   if (stranded.length > 0) commands.push({ type: 'instance.place', placements: stranded.slice(0, options.placementBatchMax).map((id) => ({ id, node: null })) });
@@ -131,11 +122,10 @@ export function planRound(input: RoundInput): RoundPlan {
   return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length };
 }
 
-/** A round while placements are in flight: more placements, nothing else (see the file comment). */
-function planPlacementsOnly(input: RoundInput, inFlight: ReadonlyMap<string, string>): RoundPlan {
+/** The round's placement step over `nodes` (the same records as `input.nodes`, by id), counting `inFlight` placements as made. */
+function placeInRound(input: RoundInput, nodes: ReadonlyMap<string, RoundInput['nodes'][number]>, inFlight?: ReadonlyMap<string, string>): ReturnType<typeof planPlacements> {
   const { options, now } = input;
-  const nodes = new Map(input.nodes.map((node) => [node.id, node]));
-  const placement = planPlacements({
+  return planPlacements({
     nodes: input.nodes,
     instances: input.instances,
     apps: input.apps,
@@ -144,8 +134,14 @@ function planPlacementsOnly(input: RoundInput, inFlight: ReadonlyMap<string, str
     mayPlace: (instance) => mayPlaceNow(instance, nodes, now, options),
     candidatesMax: input.nodes.length > options.candidatesMax ? options.candidatesMax : undefined,
     placementsMax: options.placementsPerRoundMax,
-    inFlight,
+    ...(inFlight !== undefined ? { inFlight } : {}),
   });
+}
+
+/** A round while placements are in flight: more placements, nothing else (see the file comment). */
+function planPlacementsOnly(input: RoundInput, inFlight: ReadonlyMap<string, string>): RoundPlan {
+  const { options } = input;
+  const placement = placeInRound(input, new Map(input.nodes.map((node) => [node.id, node])), inFlight);
   return { commands: placementCommands(placement.placements, options), placements: placement.placements.length, unplaceable: placement.unplaceable.length };
 }
 
