@@ -465,7 +465,12 @@ interface StreamAttempt {
 interface Peer {
   id: NodeId;
   address: string;
-  client: RaftClient;
+  /**
+   * Made on the first stream or snapshot to this peer, not when the peer is
+   * set: an agent names every node record's address, and most of those
+   * nodes never hear from this one's Raft.
+   */
+  client: RaftClient | null;
   queue: Message[];
   stream: StreamAttempt | null;
   /** The current stream's buffer is full; flushing waits for 'drain'. */
@@ -642,12 +647,17 @@ export class GrpcTransport implements Transport {
   }
 
   private createPeer(id: NodeId, address: string): Peer {
-    const client = new (raftService())(address, grpc.credentials.createInsecure(), this.channelOptions());
     return {
-      id, address, client, queue: [], stream: null, draining: false, reconnectTimer: null,
+      id, address, client: null, queue: [], stream: null, draining: false, reconnectTimer: null,
       reconnectDelayMs: this.settings.reconnectDelayMsMin, unreachableReported: false,
       snapshots: [], snapshotSending: false, snapshotAbort: null, removed: false,
     };
+  }
+
+  private clientOf(peer: Peer): RaftClient {
+    assert(!peer.removed, () => `a call to removed peer ${peer.id}`);
+    peer.client ??= new (raftService())(peer.address, grpc.credentials.createInsecure(), this.channelOptions());
+    return peer.client;
   }
 
   private removePeer(peer: Peer): void {
@@ -660,7 +670,8 @@ export class GrpcTransport implements Transport {
     peer.queue = [];
     peer.snapshots = [];
     peer.snapshotAbort?.abort();
-    peer.client.close();
+    peer.client?.close();
+    peer.client = null;
   }
 
   private scheduleFlush(): void {
@@ -708,7 +719,7 @@ export class GrpcTransport implements Transport {
     const stream: StreamAttempt = { call: null, connectTimer: null, timedOut: false };
     peer.stream = stream;
     peer.draining = false;
-    const call = peer.client.Stream((error) => this.handleStreamEnd(peer, stream, error));
+    const call = this.clientOf(peer).Stream((error) => this.handleStreamEnd(peer, stream, error));
     stream.call = call;
     // Errors arrive through the callback; a listener keeps a stray 'error' event from crashing us.
     call.on('error', () => {});
@@ -810,7 +821,7 @@ export class GrpcTransport implements Transport {
     let settle!: (delivered: boolean) => void;
     const outcome = new Promise<boolean>((resolve) => (settle = resolve));
     const deadline = Date.now() + this.settings.snapshotTimeoutMs;
-    const call = peer.client.InstallSnapshot({ deadline }, (error) => {
+    const call = this.clientOf(peer).InstallSnapshot({ deadline }, (error) => {
       abort.abort();
       if (error !== null) {
         this.log.line(`snapshot:${peer.id}`, `raft transport ${this.id}: snapshot to "${peer.id}" failed (${grpc.status[error.code] ?? error.code}: ${error.details})`);
