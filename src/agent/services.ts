@@ -12,7 +12,16 @@ import type { Status } from '../../consensus/core/types.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { Command, CommandResult } from '../state/types.js';
 import type { AgentConfig } from './config.js';
-import type { StateListener } from './replicated-state.js';
+import type { StateEvent, StateListener } from './replicated-state.js';
+
+/**
+ * Whether `event` is the apply of a heartbeat, which moves only a node
+ * record's `lastSeenAt`: nothing the scheduler plans from or an executor
+ * runs from, so those react to every other event and skip these.
+ */
+export function isHeartbeatApply(event: StateEvent): boolean {
+  return event.type === 'applied' && event.commandType === 'node.heartbeat';
+}
 
 export interface NodeServices {
   readonly nodeId: string;

@@ -25,7 +25,7 @@
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DataDir } from '../agent/data-dir.js';
-import type { NodeComponent, NodeServices } from '../agent/services.js';
+import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../agent/services.js';
 import type { AppSpec, HealthcheckSpec, Instance, InstanceState } from '../state/types.js';
 import { initialHealth, probeDue, recordProbe, type Health } from './health-state.js';
 import { runProbe } from './health.js';
@@ -156,9 +156,9 @@ export class Executor implements NodeComponent {
       if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
       await this.openRuntime(runtime);
     }
-    // Straight from the local replica's apply: heartbeats change nothing a pass reads.
+    // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
-      if (event.type === 'restored' || event.commandType !== 'node.heartbeat') this.requestPass();
+      if (!isHeartbeatApply(event)) this.requestPass();
     }));
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));

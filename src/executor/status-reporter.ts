@@ -6,7 +6,7 @@
  * update per instance wins (coalescing), and a failed submit keeps its
  * updates (unless a newer one replaced them) for a retry after a backoff.
  */
-import type { Command, InstanceState } from '../state/types.js';
+import type { Command } from '../state/types.js';
 
 /** The most updates one command carries; the rest wait for the next flush. */
 export const STATUS_BATCH_MAX = 500;
@@ -22,16 +22,8 @@ export const STATUS_FLUSH_MS_DEFAULT = 50;
 const RETRY_DELAY_MS_MIN = 500;
 const RETRY_DELAY_MS_MAX = 10_000;
 
-/** One status update, as `instance.status` carries it. */
-export interface StatusUpdate {
-  id: string;
-  state: InstanceState;
-  exitCode?: number;
-  message?: string;
-  reportedBy: string;
-  reportedAt: number;
-  version: number;
-}
+/** One status update, as `instance.status` carries it, always with the version it is about. */
+export type StatusUpdate = Extract<Command, { type: 'instance.status' }>['updates'][number] & { version: number };
 
 export interface StatusReporterOptions {
   submit: (command: Command) => Promise<{ ok: boolean; error?: { message: string } }>;

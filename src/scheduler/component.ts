@@ -19,7 +19,7 @@
  * did.
  */
 import { Counter, Histogram } from 'prom-client';
-import type { ComponentFactory, NodeComponent, NodeServices } from '../agent/services.js';
+import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../agent/services.js';
 import type { Command, CommandResult } from '../state/types.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
 
@@ -95,7 +95,7 @@ export class SchedulerComponent implements NodeComponent {
 
   async start(): Promise<void> {
     this.#stopListening = this.#services.listen((event) => {
-      if (event.type === 'restored' || event.commandType !== 'node.heartbeat') this.#trigger();
+      if (!isHeartbeatApply(event)) this.#trigger();
     });
     this.#period = setInterval(() => this.#trigger(), this.#options.periodMs);
     this.#period.unref();
