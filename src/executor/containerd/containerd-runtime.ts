@@ -26,7 +26,7 @@ import { CniNetwork, createNetns, deleteNetns, netnsPathOf, type ContainerNetwor
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { normalizeReference, RegistryClient } from './registry.js';
-import { containerNameFiles, readNodeResolvConfs } from './name-files.js';
+import { containerHostsFile, containerNameFiles, readNodeResolvConfs } from './name-files.js';
 import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
 
 const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -409,16 +409,24 @@ export class ContainerdRuntime implements Runtime {
 
   /**
    * Writes the container's /etc/hosts and /etc/resolv.conf (`name-files.ts`)
-   * into its folder; again with the address once the network gave one.
-   * Written in place (same inode), so a file runc already bound shows the new text.
+   * into its folder, before the network gave an address (see `writeHosts`).
    */
-  private async writeNameFiles(spec: WorkloadSpec, address?: string): Promise<{ hostsPath: string; resolvConfPath: string }> {
+  private async writeNameFiles(spec: WorkloadSpec): Promise<{ hostsPath: string; resolvConfPath: string }> {
     const folder = this.nameFilesDir(spec.id);
     await mkdir(folder, { recursive: true, mode: 0o755 });
-    const files = containerNameFiles({ hostname: containerHostname(spec), ...(address !== undefined ? { address } : {}), nodeResolvConfs: await readNodeResolvConfs() });
+    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs() });
     const paths = { hostsPath: join(folder, 'hosts'), resolvConfPath: join(folder, 'resolv.conf') };
     await Promise.all([writeFile(paths.hostsPath, files.hosts, { mode: 0o644 }), writeFile(paths.resolvConfPath, files.resolvConf, { mode: 0o644 })]);
     return paths;
+  }
+
+  /**
+   * Writes /etc/hosts again with the container's address, the only name file
+   * the address changes. Written in place (same inode), so the file runc
+   * already bound shows the new text.
+   */
+  private async writeHosts(spec: WorkloadSpec, address: string): Promise<void> {
+    await writeFile(join(this.nameFilesDir(spec.id), 'hosts'), containerHostsFile(containerHostname(spec), address), { mode: 0o644 });
   }
 
   private async removeSecrets(id: string): Promise<void> {
@@ -529,7 +537,7 @@ export class ContainerdRuntime implements Runtime {
     const labelStep = Promise.all([containerStep, networkStep]).then(([, address]) =>
       Promise.all([
         this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
-        this.writeNameFiles(spec, address),
+        this.writeHosts(spec, address),
       ]),
     );
     const outcomes = await Promise.allSettled([networkStep, containerStep, taskStep, labelStep]);
