@@ -64,6 +64,8 @@ const USAGE = `usage: npm run bench:raft -- [options]   (or: node dist/bench/raf
   --clients 1,16,64,256       client counts, one row each
   --seconds 5                 measured seconds per row (after the warm-up)
   --warmup-seconds 1          unmeasured seconds before each row
+  --cluster-warmup-seconds 5  unmeasured load (16 clients) once after each cluster starts, before the
+                              first row: Node.js compiles its hot code in the first seconds
   --value-bytes 256           size of every value
   --tick-ms 50                Hivemind's tick; --election-ticks 10, --heartbeat-ticks 1
   --load-processes 1          load processes; --channels 4 connections per load process
@@ -95,6 +97,7 @@ function readFlags(argv: string[]) {
       clients: { type: 'string', default: '1,16,64,256' },
       seconds: { type: 'string', default: '5' },
       'warmup-seconds': { type: 'string', default: '1' },
+      'cluster-warmup-seconds': { type: 'string', default: '5' },
       'value-bytes': { type: 'string', default: '256' },
       'tick-ms': { type: 'string', default: '50' },
       'election-ticks': { type: 'string', default: String(DEFAULT_OPTIONS.electionTimeoutTicks) },
@@ -123,6 +126,7 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
       clientCounts,
       durationMs: seconds(values.seconds, '--seconds', { zeroAllowed: false }) * 1000,
       warmupMs: seconds(values['warmup-seconds'], '--warmup-seconds', { zeroAllowed: true }) * 1000,
+      clusterWarmupMs: seconds(values['cluster-warmup-seconds'], '--cluster-warmup-seconds', { zeroAllowed: true }) * 1000,
       valueBytes: wholeNumber(values['value-bytes'], '--value-bytes', 1),
       putDeadlineMs: 5000,
       shape: {
@@ -149,7 +153,7 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
 function timeBudgetMs(commandLine: CommandLine, systems: number): number {
   const { settings } = commandLine;
   const rowMs = settings.warmupMs + settings.durationMs + settings.putDeadlineMs + 5000;
-  const perSystemMs = 30_000 + settings.clientCounts.length * rowMs + settings.failoverTrials * 40_000;
+  const perSystemMs = 30_000 + settings.clusterWarmupMs + settings.clientCounts.length * rowMs + settings.failoverTrials * 40_000;
   return 30_000 + systems * perSystemMs;
 }
 

@@ -60,7 +60,7 @@ export function formatSettings(options: { settings: BenchSettings; machine: Mach
     'Raft benchmark: Hivemind (consensus/server) vs etcd',
     `  cluster           3 members, one process each, loopback, fsync on, data dirs under ${machine.dataDisk}`,
     `  workload          sequential unary Put of a ${settings.valueBytes}-byte value to distinct keys, sent to the leader`,
-    `  clients           ${settings.clientCounts.join(', ')}; ${settings.warmupMs / 1000} s warm-up then ${settings.durationMs / 1000} s measured per row`,
+    `  clients           ${settings.clientCounts.join(', ')}; ${settings.warmupMs / 1000} s warm-up then ${settings.durationMs / 1000} s measured per row, after ${settings.clusterWarmupMs / 1000} s of unmeasured load at 16 clients once per cluster`,
     `  load              ${settings.shape.processes} load process(es), up to ${settings.shape.channelsPerProcess} gRPC connection(s) each, clients round-robin over them`,
     `  failover          ${settings.failoverClients} clients following the leader, SIGKILL the leader, ${settings.failoverTrials} trial(s)`,
     ...Object.entries(timings).map(([system, timing]) => `  ${`${system} timing`.padEnd(17)} ${timing}`),

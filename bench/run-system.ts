@@ -4,11 +4,16 @@ import { runFleet, type FleetShape } from './load-fleet.js';
 import type { Resources } from './processes.js';
 import { median, quantile } from './stats.js';
 
+/** Clients of the unmeasured load after a cluster starts. */
+const CLUSTER_WARMUP_CLIENTS = 16;
+
 /** What every system is measured with; the same for Hivemind and etcd. */
 export interface BenchSettings {
   clientCounts: number[];
   durationMs: number;
   warmupMs: number;
+  /** Unmeasured load once after the cluster starts, before the first row (JIT warm-up); 0 for none. */
+  clusterWarmupMs: number;
   valueBytes: number;
   /** Deadline of one Put under load; a miss counts as an error. */
   putDeadlineMs: number;
@@ -61,9 +66,13 @@ export async function benchSystem(options: {
   progress(`${cluster.system}: starting 3 members`);
   await cluster.start();
   try {
+    if (settings.clusterWarmupMs > 0) {
+      progress(`${cluster.system}: ${settings.clusterWarmupMs / 1000} s of unmeasured load at ${CLUSTER_WARMUP_CLIENTS} clients`);
+      await runRow({ cluster, settings: { ...settings, warmupMs: settings.clusterWarmupMs, durationMs: 100 }, resources, clients: CLUSTER_WARMUP_CLIENTS, keyTag: 'warmup' });
+    }
     const rows: Row[] = [];
     for (const clients of settings.clientCounts) {
-      const row = await runRow({ cluster, settings, resources, clients });
+      const row = await runRow({ cluster, settings, resources, clients, keyTag: `c${clients}` });
       progress(`${cluster.system}: ${clients} clients: ${row.commitsPerSecond.toFixed(0)} commits/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.errors} errors`);
       rows.push(row);
     }
@@ -93,8 +102,8 @@ export async function benchSystem(options: {
 }
 
 /** One row: `clients` clients against the leader for the window, then each member's RSS. */
-async function runRow(options: { cluster: BenchCluster; settings: BenchSettings; resources: Resources; clients: number }): Promise<Row> {
-  const { cluster, settings, resources, clients } = options;
+async function runRow(options: { cluster: BenchCluster; settings: BenchSettings; resources: Resources; clients: number; keyTag: string }): Promise<Row> {
+  const { cluster, settings, resources, clients, keyTag } = options;
   const leader = await waitHealthy(cluster, { timeoutMs: 30_000 });
   const sample = (): { usage: ReturnType<typeof memberUsage>; atMs: number } => ({ usage: memberUsage(cluster), atMs: performance.now() });
   let atOpen = sample();
@@ -109,7 +118,7 @@ async function runRow(options: { cluster: BenchCluster; settings: BenchSettings;
       warmupMs: settings.warmupMs,
       durationMs: settings.durationMs,
       deadlineMs: settings.putDeadlineMs,
-      keyPrefix: `${cluster.system}/c${clients}`,
+      keyPrefix: `${cluster.system}/${keyTag}`,
     },
     shape: settings.shape,
     resources,

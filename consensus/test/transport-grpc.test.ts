@@ -154,6 +154,49 @@ test('bulk traffic beyond the stream buffer keeps its order', async () => {
   assert.ok(Buffer.from(b.recorder.messages[2999]!.entries[0]!.data).equals(Buffer.from(data)));
 });
 
+test('an Append without entries waits for a later Append that supersedes it; other messages do not', async () => {
+  const a = await startNode('n1', { appendHoldMs: 150 });
+  const b = await startNode('n2');
+  a.transport.setPeers({ n2: b.transport.address });
+  const entry = { term: 1, index: 4, type: EntryType.Normal, data: new Uint8Array([1]) };
+  const commitOnly = (commit: number): Message => message({ type: MessageType.Append, from: 'n1', to: 'n2', term: 1, index: 3, logTerm: 1, commit });
+
+  // Superseded: only the Append with entries (and the newer commit) is delivered.
+  a.transport.send([commitOnly(2)]);
+  a.transport.send([message({ type: MessageType.Append, from: 'n1', to: 'n2', term: 1, index: 3, logTerm: 1, commit: 3, entries: [entry] })]);
+  await waitFor(() => b.recorder.messages.length === 1, 'the append with entries');
+  // A second commit-only Append replaces the first held one.
+  a.transport.send([commitOnly(3)]);
+  a.transport.send([commitOnly(4)]);
+  // A heartbeat does not supersede it, and is not held behind it.
+  a.transport.send([message({ type: MessageType.Heartbeat, from: 'n1', to: 'n2', term: 1, commit: 4 })]);
+  await waitFor(() => b.recorder.messages.length === 3, 'the heartbeat, then the held append once its hold ended');
+  assert.equal(b.recorder.messages.map((m) => [m.type, m.commit, m.entries.length]), [
+    [MessageType.Append, 3, 1],
+    [MessageType.Heartbeat, 4, 0],
+    [MessageType.Append, 4, 0],
+  ]);
+  assert.is(a.transport.stats.appendsSuperseded, 2);
+  assert.is(a.transport.stats.messagesDropped, 0);
+
+  // Held at stop: dropped and counted, and no timer is left behind.
+  a.transport.send([commitOnly(5)]);
+  await a.transport.stop();
+  assert.is(a.transport.stats.messagesDropped, 1);
+  await sleep(200);
+  assert.is(b.recorder.messages.length, 3);
+});
+
+test('with appendHoldMs 0 an Append without entries leaves at once', async () => {
+  const a = await startNode('n1', { appendHoldMs: 0 });
+  const b = await startNode('n2');
+  a.transport.setPeers({ n2: b.transport.address });
+  a.transport.send([message({ type: MessageType.Append, from: 'n1', to: 'n2', term: 1, commit: 1 })]);
+  a.transport.send([message({ type: MessageType.Append, from: 'n1', to: 'n2', term: 1, commit: 2 })]);
+  await waitFor(() => b.recorder.messages.length === 2, 'both appends');
+  assert.is(a.transport.stats.appendsSuperseded, 0);
+});
+
 test('a full queue drops new messages and counts them', async () => {
   const a = await startNode('n1', { queueMessagesMax: 100 });
   const b = await startNode('n2');
