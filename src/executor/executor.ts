@@ -136,7 +136,9 @@ export class Executor implements NodeComponent {
     const log = (line: string): void => services.log('executor', line);
     const runtimes = options.runtimes ?? [
       new ProcessRuntime({ stateDir: join(this.executorDir, 'process'), log }),
-      ...[...registeredRuntimes().values()].map((factory) => factory({ dataDir: services.dataDir, log, signal: services.signal })),
+      ...[...registeredRuntimes().values()].map((factory) =>
+        factory({ dataDir: services.dataDir, log, signal: services.signal, registry: services.registry, ...(services.config.warmNetworks !== undefined ? { warmNetworks: services.config.warmNetworks } : {}) }),
+      ),
     ];
     for (const runtime of runtimes) this.runtimes.register(runtime);
     const dataDir = new DataDir(services.dataDir);
