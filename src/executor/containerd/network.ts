@@ -257,6 +257,11 @@ export class CniNetwork implements ContainerNetwork {
     await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result }));
   }
 
+  /** Whether the node bridge exists (an attach made earlier hangs on it). */
+  attachable(): boolean {
+    return existsSync(`/sys/class/net/${this.bridge}`);
+  }
+
   /** Whether the CNI result of an attach made under `id` is saved (an attach finished and was not detached). */
   hasResult(id: string): boolean {
     return existsSync(this.resultPath(id));

@@ -69,12 +69,14 @@ export interface PoolNetwork extends ContainerNetwork {
   hasResult(id: string): boolean;
   /** The CNI container ids holding an address lease. */
   leasedIds(): Promise<string[]>;
+  /** Whether what the warm attaches hang on (the node bridge) is still there; when not, every free entry is dead. */
+  attachable(): boolean;
 }
 
 /** Whether `network` can back a warm pool. */
 export function isPoolNetwork(network: ContainerNetwork): network is PoolNetwork {
   const candidate = network as Partial<PoolNetwork>;
-  return typeof candidate.publish === 'function' && typeof candidate.hasResult === 'function' && typeof candidate.leasedIds === 'function';
+  return typeof candidate.publish === 'function' && typeof candidate.hasResult === 'function' && typeof candidate.leasedIds === 'function' && typeof candidate.attachable === 'function';
 }
 
 /** A ready entry, handed to one container start for good. */
@@ -193,10 +195,18 @@ export class WarmNetworkPool {
   /**
    * Hands out the oldest ready entry whose namespace still exists, or
    * undefined when none is left (the caller attaches inline). An entry whose
-   * namespace is gone is discarded, never handed out. The caller owns the
-   * entry from here: it detaches and deletes it with its container.
+   * namespace is gone is discarded, never handed out; when the node bridge is
+   * gone, every entry is (their veths hang on nothing; the inline attach
+   * makes the bridge again). The caller owns the entry from here: it
+   * detaches and deletes it with its container.
    */
   take(): WarmNetwork | undefined {
+    if (this.free.length > 0 && !this.network.attachable()) {
+      const dead = this.free.splice(0);
+      this.log(`warm networks: the node bridge is gone; discarding ${dead.map((entry) => entry.name).join(', ')}`);
+      this.discardInBackground(dead.map((entry) => entry.name));
+      return undefined;
+    }
     for (;;) {
       const entry = this.free.shift();
       if (entry === undefined) return undefined;
@@ -206,9 +216,14 @@ export class WarmNetworkPool {
         return entry;
       }
       this.log(`warm networks: ${entry.name}: its namespace is gone; discarded`);
-      const discarding = this.discard(entry.name).finally(() => this.discarding.delete(discarding));
-      this.discarding.add(discarding);
+      this.discardInBackground([entry.name]);
     }
+  }
+
+  /** Discards `names` beside the refill (a taken start must not wait for it); `settled` and `close` wait for them. */
+  private discardInBackground(names: string[]): void {
+    const discarding: Promise<void> = forEachAtOnce(names, DISCARDS_AT_ONCE, (name) => this.discard(name)).finally(() => this.discarding.delete(discarding));
+    this.discarding.add(discarding);
   }
 
   /** A container start begins: no refill runs until every start has ended. */

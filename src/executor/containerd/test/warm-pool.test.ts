@@ -4,7 +4,8 @@
 // published port works through a warm namespace and its portmap rules go
 // when it stops; removing the container deletes the namespace and releases
 // its lease; the pool refills; a warm namespace deleted behind the agent's
-// back is discarded, not handed out; after a crash (a holder process killed
+// back is discarded, not handed out, and so is every one when the node
+// bridge is gone; after a crash (a holder process killed
 // with SIGKILL) a new runtime adopts the free entries, keeps the one a
 // container holds, and removes half-made and leaked ones, without leaking
 // a namespace or a lease; closing drains the pool.
@@ -171,6 +172,30 @@ test('a warm namespace deleted behind the agent\'s back is discarded, not handed
   await runtime.remove(id);
   await pool().settled();
   assert.is(pool().count, POOL_SIZE);
+});
+
+test('when the node bridge is gone, no warm network is handed out: all are discarded and the pool refills', async () => {
+  if (skip !== undefined) return;
+  await pool().settled();
+  const before = pool().names();
+  assert.is(before.length, POOL_SIZE);
+  assert.is(spawnSync('ip', ['link', 'delete', 'hmw0']).status, 0, 'the bridge deleted behind the runtime');
+  const id = 'warm-no-bridge-1';
+  const started = await runtime.start(workload(id, { command: ['httpd', '-f', '-p', '8080', '-h', '/www'] }));
+  assert.is((await labelsOf(id))[Label.networkId], undefined, 'the start made its own network');
+  let body = '';
+  await eventually('httpd at the container address', async () => {
+    body = await fetchText(`http://${started.address}:8080/`).catch(() => '');
+    return body !== '';
+  });
+  assert.match(body, /hello from hivemind busybox/);
+  await runtime.remove(id);
+  await pool().settled();
+  for (const name of before) {
+    assert.not.ok(netnsExists(name), `${name} is deleted`);
+    assert.not.ok((await network.leasedIds()).includes(name), `${name}'s lease is released`);
+  }
+  assert.is(pool().count, POOL_SIZE, 'the pool refilled on the new bridge');
 });
 
 test('after a crash a new runtime adopts the pool, keeps what a container holds, and removes half-made and leaked entries', async () => {
