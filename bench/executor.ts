@@ -18,6 +18,10 @@
  * round starts with the pool full, the steady state of a node: the benchmark
  * waits for the `hivemind_executor_warm_networks` gauge before the deploy,
  * and again before the floors so the pool's refill never runs beside them.
+ * Before the first round one `ctr run -d` container is started and removed,
+ * so that containerd's, the shim's and runc's first-container costs (cold
+ * binaries and caches) land on neither side: without it they fell on the
+ * first Hivemind round, which ran before its floors.
  *
  * `--mode runtime`: Hivemind's containerd runtime called directly in this
  * process (no agent, no Raft, no scheduler), beside the plain `ctr` floor.
@@ -313,7 +317,10 @@ async function agentMode(options: { counts: number[]; concurrency: number; json:
     await ctr.call(['images', 'import', archive]);
     await agent.start();
     await agent.expectOk('POST', '/v1/images/import', { path: archive });
+    await ctr.call(['run', '-d', IMAGE, 'warm-up', 'sleep', '100000']);
+    await ctr.removeAll();
     console.log(`executor benchmark (agent): one agent (${CLI}) on containerd 1.6 (own, ${own.socketPath}); busybox image; app: image ${IMAGE}, command sleep 100000, replicas N; floors: ctr run -d in namespace ${FLOOR_NAMESPACE}, concurrency ${options.concurrency}, with and without a CNI network; counts ${options.counts.join(', ')}; warm networks ${poolSize}${options.warmNetworks === undefined ? ' (the agent\'s default)' : ''}`);
+    console.log('warm-up: one ctr run -d container started and removed before the first round (containerd\'s and runc\'s first-container costs paid by neither side)');
     if (poolSize > 0) console.log(`each round starts with the agent's warm pool full (${poolSize}), the steady state of a node; the floors wait for its refill too, so it never runs beside them`);
     console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
     for (const count of options.counts) {
