@@ -186,7 +186,7 @@ export class WarmNetworkPool {
     }
     if (this.free.length > 0) this.log(`warm networks: adopted ${this.free.length} from the previous run`);
     if (toDiscard.length > 0) this.log(`warm networks: discarding ${toDiscard.length} broken, half-made or surplus: ${toDiscard.join(', ')}`);
-    this.run(async () => {
+    void this.run(async () => {
       await forEachAtOnce(toDiscard, DISCARDS_AT_ONCE, (name) => this.discard(name));
     });
     this.scheduleRefill(0);
