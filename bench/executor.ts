@@ -13,10 +13,21 @@
  * namespace attached with the same CNI plugins the agent uses (`ctr+cni`),
  * so the share of the network is visible.
  *
+ * The agent keeps a warm pool of attached network namespaces
+ * (`--warm-networks N`, the agent's default 16 unless given; 0 = off). Each
+ * round starts with the pool full, the steady state of a node: the benchmark
+ * waits for the `hivemind_executor_warm_networks` gauge before the deploy,
+ * and again before the floors so the pool's refill never runs beside them.
+ * Before the first round one `ctr run -d` container is started and removed,
+ * so that containerd's, the shim's and runc's first-container costs (cold
+ * binaries and caches) land on neither side: without it they fell on the
+ * first Hivemind round, which ran before its floors.
+ *
  * `--mode runtime`: Hivemind's containerd runtime called directly in this
  * process (no agent, no Raft, no scheduler), beside the plain `ctr` floor.
  *
  * Flags: --mode agent|runtime  --counts 1,10,100  --concurrency 8
+ *        --warm-networks N (agent mode; the agent's default when absent)
  *        --json (last line: one JSON object).
  * Run it under `flock /tmp/hivemind-bench.lock` (the npm script does).
  */
@@ -41,6 +52,10 @@ const CLI = fileURLToPath(new URL('../../bin/hivemind.js', import.meta.url));
 const ROUND_TIMEOUT_MS = 300_000;
 /** A blocking query's longest wait. */
 const BLOCKING_WAIT = '5s';
+/** Longest wait for the agent's warm pool to fill. */
+const POOL_FILL_TIMEOUT_MS = 30_000;
+/** The agent's pool size when `--warm-networks` is not given (src/agent/config.ts DEFAULT_WARM_NETWORKS). */
+const WARM_NETWORKS_AGENT_DEFAULT = 16;
 
 function flag(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -146,7 +161,7 @@ class Agent {
   private token = '';
   apiPort = 0;
 
-  constructor(readonly dataDir: string, readonly socketPath: string) {}
+  constructor(readonly dataDir: string, readonly socketPath: string, readonly warmNetworksFlag: number | undefined) {}
 
   get pid(): number {
     return this.child?.pid ?? 0;
@@ -156,7 +171,8 @@ class Agent {
     const [apiPort, peerPort, dnsPort, proxyPort] = await freePorts(4);
     this.apiPort = apiPort!;
     const child = spawn(process.execPath, [CLI, 'agent', '--name', 'bench', '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
-      '--api-port', String(apiPort), '--peer-port', String(peerPort), '--gossip-port', '0', '--dns-port', String(dnsPort), '--proxy-port', String(proxyPort)], {
+      '--api-port', String(apiPort), '--peer-port', String(peerPort), '--gossip-port', '0', '--dns-port', String(dnsPort), '--proxy-port', String(proxyPort),
+      ...(this.warmNetworksFlag !== undefined ? ['--warm-networks', String(this.warmNetworksFlag)] : [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HIVEMIND_TOKEN: '', HIVEMIND_CONTAINERD_SOCKET: this.socketPath },
     });
@@ -217,6 +233,23 @@ class Agent {
     }
   }
 
+  /** The agent's warm pool size now (`hivemind_executor_warm_networks` on GET /metrics). */
+  async warmNetworks(): Promise<number> {
+    const answer = await this.request('GET', '/metrics');
+    const match = /^hivemind_executor_warm_networks(?:\{[^}]*\})? (\d+)/m.exec(String(answer.body));
+    return match ? Number(match[1]) : 0;
+  }
+
+  /** Waits until the warm pool holds `size` networks; answers how long that took. */
+  async waitForPool(size: number): Promise<number> {
+    const began = performance.now();
+    while ((await this.warmNetworks()) < size) {
+      if (performance.now() - began > POOL_FILL_TIMEOUT_MS) throw new Error(`the agent's warm pool did not reach ${size} within ${POOL_FILL_TIMEOUT_MS} ms (at ${await this.warmNetworks()}): ${this.output.slice(-10).join(' | ')}`);
+      await sleep(50);
+    }
+    return Math.round(performance.now() - began);
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -247,6 +280,10 @@ interface AgentRound {
   placedMs: number;
   removeMs: number;
   agentRssBytes: number;
+  /** Warm networks ready when the deploy was sent. */
+  warmNetworksAtDeploy: number;
+  /** Containers of the round that started on a warm network (the rest made their own). */
+  startsOnWarmNetworks: number;
 }
 
 function appFile(replicas: number): string {
@@ -261,10 +298,11 @@ function appFile(replicas: number): string {
   ].join('\n');
 }
 
-async function agentMode(options: { counts: number[]; concurrency: number; json: boolean }): Promise<void> {
+async function agentMode(options: { counts: number[]; concurrency: number; json: boolean; warmNetworks: number | undefined }): Promise<void> {
   const dataDir = await mkdtemp('/tmp/hmb-');
   const own = new OwnContainerd({ dataDir: join(dataDir, 'own'), log: () => undefined });
-  const agent = new Agent(join(dataDir, 'agent'), own.socketPath);
+  const agent = new Agent(join(dataDir, 'agent'), own.socketPath, options.warmNetworks);
+  const poolSize = options.warmNetworks ?? WARM_NETWORKS_AGENT_DEFAULT;
   // The same plugins and plugin config as the agent's network, on another bridge and subnet so the IPAM state stays apart.
   const network = new CniNetwork({ stateDir: join(dataDir, 'floor-cni'), bridge: 'hmb1', subnet: '10.91.0.0/16' });
   const ctr = new Ctr(own.socketPath, FLOOR_NAMESPACE);
@@ -279,11 +317,17 @@ async function agentMode(options: { counts: number[]; concurrency: number; json:
     await ctr.call(['images', 'import', archive]);
     await agent.start();
     await agent.expectOk('POST', '/v1/images/import', { path: archive });
-    console.log(`executor benchmark (agent): one agent (${CLI}) on containerd 1.6 (own, ${own.socketPath}); busybox image; app: image ${IMAGE}, command sleep 100000, replicas N; floors: ctr run -d in namespace ${FLOOR_NAMESPACE}, concurrency ${options.concurrency}, with and without a CNI network; counts ${options.counts.join(', ')}`);
+    await ctr.call(['run', '-d', IMAGE, 'warm-up', 'sleep', '100000']);
+    await ctr.removeAll();
+    console.log(`executor benchmark (agent): one agent (${CLI}) on containerd 1.6 (own, ${own.socketPath}); busybox image; app: image ${IMAGE}, command sleep 100000, replicas N; floors: ctr run -d in namespace ${FLOOR_NAMESPACE}, concurrency ${options.concurrency}, with and without a CNI network; counts ${options.counts.join(', ')}; warm networks ${poolSize}${options.warmNetworks === undefined ? ' (the agent\'s default)' : ''}`);
+    console.log('warm-up: one ctr run -d container started and removed before the first round (containerd\'s and runc\'s first-container costs paid by neither side)');
+    if (poolSize > 0) console.log(`each round starts with the agent's warm pool full (${poolSize}), the steady state of a node; the floors wait for its refill too, so it never runs beside them`);
     console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
     for (const count of options.counts) {
       const firstRunningMs = new Map<string, number>();
       let placedMs = Number.NaN;
+      await agent.waitForPool(poolSize);
+      const warmNetworksAtDeploy = await agent.warmNetworks();
       const began = performance.now();
       await agent.expectOk('POST', '/v1/deploy', { fileName: 'bench.yaml', content: appFile(count) });
       await agent.watchInstances('bench', began, (instances) => instances.length === count && instances.every((instance) => instance.status?.state === 'running'), (instances, elapsedMs) => {
@@ -292,6 +336,7 @@ async function agentMode(options: { counts: number[]; concurrency: number; json:
       });
       const totalMs = performance.now() - began;
       const agentRssBytes = rssBytes(agent.pid);
+      const startsOnWarmNetworks = (await hivemindCtr.call(['containers', 'list', '-q', 'labels."hivemind.network-id"'])).split('\n').filter((line) => line.trim() !== '').length;
       const removeBegan = performance.now();
       await agent.expectOk('DELETE', '/v1/apps/default/bench');
       await agent.watchInstances('bench', removeBegan, (instances) => instances.length === 0);
@@ -301,14 +346,15 @@ async function agentMode(options: { counts: number[]; concurrency: number; json:
         await sleep(100);
       }
       const removeMs = Math.round(performance.now() - removeBegan);
+      await agent.waitForPool(poolSize);
       const floor = await floors(ctr, network, count, options.concurrency);
       const hivemind = figures({ totalMs, eachMs: [...firstRunningMs.values()] });
-      const round: AgentRound = { instances: count, hivemind, ...floor, ratio: Number((totalMs / floor.ctr.totalMs).toFixed(2)), ratioToCni: Number((totalMs / floor.ctrCni.totalMs).toFixed(2)), placedMs, removeMs, agentRssBytes };
+      const round: AgentRound = { instances: count, hivemind, ...floor, ratio: Number((totalMs / floor.ctr.totalMs).toFixed(2)), ratioToCni: Number((totalMs / floor.ctrCni.totalMs).toFixed(2)), placedMs, removeMs, agentRssBytes, warmNetworksAtDeploy, startsOnWarmNetworks };
       rounds.push(round);
-      console.log(`${String(count).padStart(4)} instances: ${describe('hivemind deploy -> running', hivemind)} (all placed at ${placedMs} ms)  ${describe('ctr run -d', floor.ctr)}  ${describe('ctr+cni', floor.ctrCni)}  ratio ${round.ratio}x (${round.ratioToCni}x of ctr+cni)  delete -> gone ${removeMs} ms  agent rss ${(agentRssBytes / 2 ** 20).toFixed(0)} MiB`);
+      console.log(`${String(count).padStart(4)} instances: ${describe('hivemind deploy -> running', hivemind)} (all placed at ${placedMs} ms)  ${describe('ctr run -d', floor.ctr)}  ${describe('ctr+cni', floor.ctrCni)}  ratio ${round.ratio}x (${round.ratioToCni}x of ctr+cni)  delete -> gone ${removeMs} ms  agent rss ${(agentRssBytes / 2 ** 20).toFixed(0)} MiB  warm networks ${warmNetworksAtDeploy} at the deploy, ${startsOnWarmNetworks} of ${count} started on one  load ${loadavg()[0]!.toFixed(2)}`);
     }
     console.log('per-instance p50/p99 for hivemind: time from the deploy request until the instance was first seen running; for ctr: each call. Target ratio <= 1.2x of ctr run -d.');
-    if (options.json) console.log(JSON.stringify({ benchmark: 'executor', mode: 'agent', concurrency: options.concurrency, loadAverage: loadavg()[0], rounds }));
+    if (options.json) console.log(JSON.stringify({ benchmark: 'executor', mode: 'agent', concurrency: options.concurrency, warmNetworks: poolSize, loadAverage: loadavg()[0], rounds }));
   } finally {
     await agent.request('DELETE', '/v1/apps/default/bench').catch(() => undefined);
     await agent.stop();
@@ -378,7 +424,10 @@ async function runtimeMode(options: { counts: number[]; concurrency: number; jso
 
 async function main(): Promise<void> {
   const mode = flag('mode', 'agent');
-  const options = { counts: flag('counts', '1,10,100').split(',').map(Number), concurrency: Number(flag('concurrency', '8')), json: process.argv.includes('--json') };
+  const warmNetworksText = flag('warm-networks', '');
+  const warmNetworks = warmNetworksText === '' ? undefined : Number(warmNetworksText);
+  if (warmNetworks !== undefined && (!Number.isSafeInteger(warmNetworks) || warmNetworks < 0)) throw new Error(`--warm-networks must be a whole number (0 turns the pool off), got "${warmNetworksText}"`);
+  const options = { counts: flag('counts', '1,10,100').split(',').map(Number), concurrency: Number(flag('concurrency', '8')), json: process.argv.includes('--json'), warmNetworks };
   for (const binary of ['containerd', 'runc', 'ctr']) {
     if (findExecutable(binary) === undefined) throw new Error(`${binary} is not installed (apt-get install containerd runc)`);
   }

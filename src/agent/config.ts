@@ -30,6 +30,14 @@ export const DEFAULT_RESCHEDULE_GRACE_MS = 30_000;
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
 /** Log entries applied between snapshots (log compaction). */
 export const DEFAULT_SNAPSHOT_EVERY_ENTRIES = 10_000;
+/**
+ * Network namespaces the containerd runtime keeps attached for starts: the
+ * executor's starts at once (OPERATIONS_MAX, 16), so a deploy of up to 16
+ * containers, or the first wave of a larger one, waits for no network.
+ */
+export const DEFAULT_WARM_NETWORKS = 16;
+/** Each warm network holds an address, a veth pair and a namespace (the pool's own WARM_NETWORKS_MAX, src/executor/containerd/warm-pool.ts). */
+const WARM_NETWORKS_MAX = 256;
 
 const NAME_BYTES_MAX = 63;
 const TOKEN_CHARS_MIN = 16;
@@ -62,6 +70,8 @@ export interface AgentFlags {
   progressDeadline?: string | number;
   /** `on` or `off`: announce for `join --discover` on the hyperswarm DHT. */
   discoverable?: string;
+  /** Network namespaces kept ready for container starts; 0 turns the pool off. */
+  warmNetworks?: string | number;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -86,6 +96,8 @@ export interface AgentConfig {
   progressDeadlineMs: number;
   /** Announce this node for `hivemind join --discover` on the public hyperswarm DHT (opt-in). */
   discoverable: boolean;
+  /** Network namespaces the containerd runtime keeps attached and ready for starts (0: none, each start makes its own). */
+  warmNetworks: number;
 }
 
 /** One invalid setting. */
@@ -137,6 +149,7 @@ export const SETTINGS = {
   rescheduleGrace: setting('rescheduleGrace', 'HIVEMIND_RESCHEDULE_GRACE'),
   progressDeadline: setting('progressDeadline', 'HIVEMIND_PROGRESS_DEADLINE'),
   discoverable: setting('discoverable', 'HIVEMIND_DISCOVERABLE'),
+  warmNetworks: setting('warmNetworks', 'HIVEMIND_WARM_NETWORKS'),
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -229,6 +242,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const rescheduleGraceMs = resolver.duration(SETTINGS.rescheduleGrace, DEFAULT_RESCHEDULE_GRACE_MS, { min: 500, max: 24 * 3600 * 1000 });
   const progressDeadlineMs = resolver.duration(SETTINGS.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS, { min: 1000, max: 7 * 24 * 3600 * 1000 });
   const discoverable = resolver.text(SETTINGS.discoverable, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
+  const warmNetworks = resolver.integer(SETTINGS.warmNetworks, DEFAULT_WARM_NETWORKS, { min: 0, max: WARM_NETWORKS_MAX, what: 'the number of network namespaces kept ready for containers (0 turns the pool off)' });
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -243,6 +257,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     rescheduleGraceMs,
     progressDeadlineMs,
     discoverable: /^(on|true|1|yes)$/i.test(discoverable),
+    warmNetworks,
   };
   if (token !== '') config.token = token;
   return { ok: true, config };

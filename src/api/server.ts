@@ -27,6 +27,7 @@ import type { ApiBackend } from './backend.js';
 import { ApiCode, ApiError, fromRaftError, fromStateError, invalidArgument, isRetryable } from './errors.js';
 import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryInteger } from './input.js';
 import { routes } from './routes.js';
+import { compileAppFileParser } from './routes-state.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
 
 /** Largest request body. */
@@ -118,6 +119,14 @@ export class ApiServer {
     });
     const address = this.server.address() as AddressInfo;
     this.boundAddress = formatHostPort(this.options.host, address.port);
+    // Off any request: the first deploy then finds the app-file parser compiled.
+    setImmediate(() => {
+      try {
+        compileAppFileParser();
+      } catch (error) {
+        this.backend.log(`api: ${(error as Error).message}`);
+      }
+    }).unref();
   }
 
   /** Stops listening and closes every connection, waiting requests included. */

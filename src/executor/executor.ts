@@ -5,7 +5,8 @@
  * and desired `running`), compares with the workloads it tracks, and runs
  * the actions of the pure diff in `reconcile.ts`. Passes run after every
  * apply of the local replica (at once after a quiet spell, then at most one
- * per APPLY_PASS_SPACING_MS), when an operation or a restart hold ends, and
+ * per APPLY_PASS_SPACING_MS, except that a placement's apply gets its pass at
+ * once), when an operation or a restart hold ends, and
  * every `reconcileIntervalMs` whatever happens. One pass at a time; an operation
  * on an instance (start, stop, remove) marks it busy until it ends.
  *
@@ -52,6 +53,13 @@ export const OPERATIONS_MAX = 16;
  * the pass at the end of the spacing.
  */
 export const APPLY_PASS_SPACING_MS = 20;
+/**
+ * Applies whose pass never waits for the spacing: a placement may bring a
+ * start, and the time from the placement to the start is the deploy's
+ * latency. The scheduler batches placements per round, so their rate is its
+ * round rate, not the apply rate.
+ */
+const PASS_AT_ONCE_COMMANDS: ReadonlySet<string> = new Set(['instance.place']);
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
 
@@ -118,7 +126,7 @@ export class Executor implements NodeComponent {
   private holdTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
   /** The pass an apply asked for, waiting for its turn (see requestPass). */
-  private applyPass: { cancel: () => void } | undefined;
+  private applyPass: { cancel: () => void; atOnce: boolean } | undefined;
   /** When the last pass began (ms, this process's clock); -Infinity before the first. */
   private lastPassAtMs = Number.NEGATIVE_INFINITY;
   private passRunning = false;
@@ -136,7 +144,9 @@ export class Executor implements NodeComponent {
     const log = (line: string): void => services.log('executor', line);
     const runtimes = options.runtimes ?? [
       new ProcessRuntime({ stateDir: join(this.executorDir, 'process'), log }),
-      ...[...registeredRuntimes().values()].map((factory) => factory({ dataDir: services.dataDir, log, signal: services.signal })),
+      ...[...registeredRuntimes().values()].map((factory) =>
+        factory({ dataDir: services.dataDir, log, signal: services.signal, registry: services.registry, ...(services.config.warmNetworks !== undefined ? { warmNetworks: services.config.warmNetworks } : {}) }),
+      ),
     ];
     for (const runtime of runtimes) this.runtimes.register(runtime);
     const dataDir = new DataDir(services.dataDir);
@@ -158,7 +168,7 @@ export class Executor implements NodeComponent {
     }
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
-      if (!isHeartbeatApply(event)) this.requestPass();
+      if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
     }));
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));
@@ -327,20 +337,25 @@ export class Executor implements NodeComponent {
    * A pass for an apply: leading edge (at once after a quiet spell), then at
    * most one per APPLY_PASS_SPACING_MS; requests while one waits share it.
    */
-  private requestPass(): void {
-    if (this.stopped || !this.started || this.applyPass !== undefined) return;
-    const delayMs = Math.max(0, this.lastPassAtMs + APPLY_PASS_SPACING_MS - Date.now());
+  private requestPass(atOnce: boolean): void {
+    if (this.stopped || !this.started) return;
+    if (this.applyPass !== undefined) {
+      // A pass waiting for the spacing is brought forward by an apply that must not wait.
+      if (this.applyPass.atOnce || !atOnce) return;
+      this.applyPass.cancel();
+    }
+    const delayMs = atOnce ? 0 : Math.max(0, this.lastPassAtMs + APPLY_PASS_SPACING_MS - Date.now());
     const run = (): void => {
       this.applyPass = undefined;
       void this.pass();
     };
     if (delayMs === 0) {
       const immediate = setImmediate(run);
-      this.applyPass = { cancel: () => clearImmediate(immediate) };
+      this.applyPass = { cancel: () => clearImmediate(immediate), atOnce: true };
     } else {
       const timer = setTimeout(run, delayMs);
       timer.unref();
-      this.applyPass = { cancel: () => clearTimeout(timer) };
+      this.applyPass = { cancel: () => clearTimeout(timer), atOnce: false };
     }
   }
 

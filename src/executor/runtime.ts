@@ -38,6 +38,7 @@
  * address is 127.0.0.1 and ports are the process's own business.
  */
 
+import type { Registry } from 'prom-client';
 import type { PortSpec, Resources } from '../state/types.js';
 
 /** A file the workload sees under its secrets directory (`/run/secrets/NAME` in a container). */
@@ -193,8 +194,19 @@ export class RuntimeRegistry {
   }
 }
 
+/** What a runtime factory gets from the executor. */
+export interface RuntimeFactoryOptions {
+  dataDir: string;
+  log: (line: string) => void;
+  signal: AbortSignal;
+  /** The agent's metrics registry, for a runtime's own gauges (name them `hivemind_executor_...`). */
+  registry?: Registry;
+  /** The agent's `--warm-networks`: network namespaces a container runtime keeps ready (0: none). */
+  warmNetworks?: number;
+}
+
 /** Factories of runtimes that other modules add before the agent starts (the containerd runtime registers itself here). */
-export type RuntimeFactory = (options: { dataDir: string; log: (line: string) => void; signal: AbortSignal }) => Runtime;
+export type RuntimeFactory = (options: RuntimeFactoryOptions) => Runtime;
 
 const runtimeFactories = new Map<string, RuntimeFactory>();
 

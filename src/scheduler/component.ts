@@ -6,9 +6,13 @@
  *
  * When: the first apply after a quiet spell starts a round at once (on the
  * next turn of the event loop, so one burst of applies makes one round);
- * what arrives while a round runs or within `debounceMs` of its start is
- * coalesced into one more round. A round also runs every `periodMs`, for
- * what time alone changes (grace, backoff, monitor, delays, deadlines).
+ * what arrives while a round runs or within `debounceMs` of the start of a
+ * round that saw an apply is coalesced into one more round. A round also
+ * runs every `periodMs`, for what time alone changes (grace, backoff,
+ * monitor, delays, deadlines); such a round, when no apply waited for it,
+ * does not open a debounce window: at one per period it cannot make a
+ * burst, and a deploy committed just after it would otherwise wait up to
+ * `debounceMs` for nothing.
  *
  * Pipelining: placements are proposed without waiting for the previous
  * ones: the next round plans while they commit, with the placements in
@@ -61,8 +65,10 @@ export class SchedulerComponent implements NodeComponent {
   #immediate: NodeJS.Immediate | undefined;
   /** Something happened that no round has seen yet. */
   #pending = false;
-  /** `performance.now()` when the last round started, ms. */
-  #roundStartedAt = -Infinity;
+  /** An apply (or a proposal's answer) happened that no round has seen yet: the next round opens a debounce window. */
+  #appliedPending = false;
+  /** `performance.now()` when the last round that saw an apply started (the debounce window's start), ms. */
+  #debounceStartedAt = -Infinity;
   /** Placements proposed and not yet answered: instance id → node id. */
   readonly #inFlight = new Map<string, string>();
   #placementCommandsInFlight = 0;
@@ -97,7 +103,7 @@ export class SchedulerComponent implements NodeComponent {
     this.#stopListening = this.#services.listen((event) => {
       if (!isHeartbeatApply(event)) this.#trigger();
     });
-    this.#period = setInterval(() => this.#trigger(), this.#options.periodMs);
+    this.#period = setInterval(() => this.#triggerByPeriod(), this.#options.periodMs);
     this.#period.unref();
     this.#trigger();
   }
@@ -112,6 +118,13 @@ export class SchedulerComponent implements NodeComponent {
 
   /** Something changed: a round will see it, at once after a quiet spell. */
   #trigger(): void {
+    this.#pending = true;
+    this.#appliedPending = true;
+    this.#wake();
+  }
+
+  /** The period passed: a round will look at what time alone changes. */
+  #triggerByPeriod(): void {
     this.#pending = true;
     this.#wake();
   }
@@ -130,7 +143,7 @@ export class SchedulerComponent implements NodeComponent {
     if (this.#stopped || !this.#pending || !this.#services.isLeader()) return;
     // Proposals hold the round back; their answers wake it.
     if (this.#otherCommandsInFlight > 0 || this.#placementCommandsInFlight >= this.#options.placementCommandsInFlightMax) return;
-    const waitMs = this.#roundStartedAt + this.#options.debounceMs - performance.now();
+    const waitMs = this.#debounceStartedAt + this.#options.debounceMs - performance.now();
     if (waitMs > 0) {
       this.#delay = setTimeout(() => {
         this.#delay = undefined;
@@ -143,8 +156,10 @@ export class SchedulerComponent implements NodeComponent {
   }
 
   #round(): void {
+    const startedAt = performance.now();
     this.#pending = false;
-    this.#roundStartedAt = performance.now();
+    if (this.#appliedPending) this.#debounceStartedAt = startedAt;
+    this.#appliedPending = false;
     let commands: Command[];
     try {
       const view = this.#services.machine.schedulerView();
@@ -153,7 +168,7 @@ export class SchedulerComponent implements NodeComponent {
       this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);
       return;
     }
-    this.#roundSeconds.observe((performance.now() - this.#roundStartedAt) / 1000);
+    this.#roundSeconds.observe((performance.now() - startedAt) / 1000);
     for (const command of commands) void this.#propose(command);
   }
 

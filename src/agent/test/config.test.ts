@@ -79,6 +79,18 @@ test('each invalid setting is reported, naming its flag or variable', () => {
   assert.is(found.find((problem) => problem.flag === '--peer-port')!.env, 'HIVEMIND_PEER_PORT');
 });
 
+test('--warm-networks: 16 by default, 0 turns the pool off, out of range is refused by name', () => {
+  assert.is(ok({}).warmNetworks, 16);
+  assert.is(ok({ warmNetworks: '0' }).warmNetworks, 0);
+  assert.is(ok({}, { HIVEMIND_WARM_NETWORKS: '32' }).warmNetworks, 32);
+  for (const bad of ['-1', '257', 'many']) {
+    const found = problems({ warmNetworks: bad });
+    assert.is(found.length, 1);
+    assert.match(found[0]!.message, /^--warm-networks must be the number of network namespaces kept ready/);
+  }
+  assert.match(problems({}, { HIVEMIND_WARM_NETWORKS: '1.5' })[0]!.message, /^HIVEMIND_WARM_NETWORKS must be/);
+});
+
 test('out-of-range tuning and clashing ports are refused', () => {
   assert.match(problems({ voterGrace: '100ms' })[0]!.message, 'from 1s to 24h');
   assert.match(problems({ tickMs: '1' })[0]!.message, '--tick-ms must be the length of a Raft tick');

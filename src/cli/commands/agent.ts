@@ -27,6 +27,7 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['snapshotEvery', '--snapshot-every <entries>', 'applied log entries between snapshots (default: 10000)'],
   ['rescheduleGrace', '--reschedule-grace <duration>', 'how long the instances of a node marked down wait before they are moved (default: 30s)'],
   ['progressDeadline', '--progress-deadline <duration>', 'how long an update may go without progress before its failure action runs (default: 10m)'],
+  ['warmNetworks', '--warm-networks <count>', 'network namespaces kept attached and ready for containers, so a start skips making its own (default: 16; 0 turns the pool off)'],
   ['discoverable', '--discoverable <on|off>', 'announce this node on the public hyperswarm DHT under a topic derived from the join token, so `hivemind join --discover` finds it (default: off)'],
 ];
 
@@ -38,7 +39,7 @@ function environmentName(flag: string): string {
 function addAgentFlags(command: Command): Command {
   for (const [, flags, description] of agentFlags) {
     const option = new Option(flags, description).env(environmentName(flags));
-    if (/^--(voter-grace|tick-ms|snapshot-every|reschedule-grace|progress-deadline)/.test(flags)) option.helpGroup('Tuning:');
+    if (/^--(voter-grace|tick-ms|snapshot-every|reschedule-grace|progress-deadline|warm-networks)/.test(flags)) option.helpGroup('Tuning:');
     command.addOption(option);
   }
   return command.addHelpText(

@@ -22,12 +22,13 @@ import type { PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
-import { CniNetwork, createNetns, deleteNetns, netnsPathOf, type ContainerNetwork } from './network.js';
+import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { normalizeReference, RegistryClient } from './registry.js';
 import { containerHostsFile, containerNameFiles, readNodeResolvConfs } from './name-files.js';
 import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
+import { isPoolNetwork, isWarmNetworkName, WarmNetworkPool, type WarmNetwork } from './warm-pool.js';
 
 const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 const PROCESS_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
@@ -58,6 +59,29 @@ export interface ContainerdRuntimeOptions {
   cgroupParent?: string;
   /** Registries reached over plain HTTP (`host:port`), e.g. a local test registry. */
   insecureRegistries?: string[];
+  /**
+   * Network namespaces kept attached and ready for starts (`warm-pool.ts`);
+   * 0 (the default here; the agent's `--warm-networks` sets it) makes none.
+   * Used only with a network that can back a pool (the CNI network).
+   */
+  warmNetworks?: number;
+}
+
+/** Where a container's network is: its CNI container id and its netns. */
+interface NetworkPlace {
+  cniId: string;
+  netnsName: string;
+  netnsPath: string;
+}
+
+/**
+ * The network place of container `id`: the warm network it took
+ * (`Label.networkId`), or, without one, the netns and CNI id derived from
+ * the instance id. A label that is not a warm network's name is ignored.
+ */
+function networkPlaceOf(id: string, networkId: string | undefined): NetworkPlace {
+  if (networkId !== undefined && isWarmNetworkName(networkId)) return { cniId: networkId, netnsName: networkId, netnsPath: netnsPathOfName(networkId) };
+  return { cniId: id, netnsName: netnsName(id), netnsPath: netnsPathOf(id) };
 }
 
 interface Known {
@@ -65,6 +89,8 @@ interface Known {
   specHash: string;
   startedAt: number;
   address?: string;
+  /** The warm network the container took (`Label.networkId`), if any. */
+  networkId?: string;
   processSpec?: Record<string, unknown>;
   memoryLimited: boolean;
 }
@@ -130,6 +156,8 @@ export class ContainerdRuntime implements Runtime {
   private readonly networkReleases = new Map<string, Promise<void>>();
   private events: ClientReadableStream<EnvelopeWire> | undefined;
   private resubscribeTimer: NodeJS.Timeout | undefined;
+  /** The warm pool, once open, when `warmNetworks` > 0 and the network can back one. */
+  private pool: WarmNetworkPool | undefined;
 
   constructor(options: ContainerdRuntimeOptions) {
     this.options = options;
@@ -148,6 +176,16 @@ export class ContainerdRuntime implements Runtime {
   get images(): ImageStore {
     if (this.imagesOrUndefined === undefined) throw new Error('the containerd runtime is not open');
     return this.imagesOrUndefined;
+  }
+
+  /** Ready warm networks now (0 without a pool): the `hivemind_executor_warm_networks` gauge. */
+  warmNetworkCount(): number {
+    return this.pool?.count ?? 0;
+  }
+
+  /** The warm pool, when this runtime keeps one (tests, the benchmark). */
+  get warmPool(): WarmNetworkPool | undefined {
+    return this.pool;
   }
 
   /** The own containerd, when the runtime started one. */
@@ -194,6 +232,27 @@ export class ContainerdRuntime implements Runtime {
     await this.client.ensureNamespace();
     this.imagesOrUndefined = new ImageStore({ client: this.client, ...(this.options.snapshotter !== undefined ? { snapshotter: this.options.snapshotter } : {}) });
     this.subscribe();
+    await this.openPool();
+  }
+
+  /**
+   * Opens the warm pool (see `warm-pool.ts`) with the warm networks that
+   * containers hold, so they are never adopted as free. A pool that cannot
+   * open is logged and left off: starts take the inline path.
+   */
+  private async openPool(): Promise<void> {
+    const size = this.options.warmNetworks ?? 0;
+    if (size === 0 && !existsSync(join(this.stateDir, 'warm-networks'))) return;
+    const network = this.network;
+    if (!isPoolNetwork(network) || (network instanceof CniNetwork && !network.available())) return;
+    const pool = new WarmNetworkPool({ network, folder: join(this.stateDir, 'warm-networks'), size, log: this.log });
+    try {
+      const { containers } = await this.client.unary<{ containers: ContainerWire[] }>('containers', 'List', { filters: [`labels."${Label.networkId}"`] });
+      await pool.open(new Set(containers.map((container) => container.labels[Label.networkId] ?? '')));
+      this.pool = pool;
+    } catch (error) {
+      this.log(`containerd: warm networks are off: cannot open the pool: ${(error as Error).message}`);
+    }
   }
 
   // ---- events ----
@@ -273,9 +332,8 @@ export class ContainerdRuntime implements Runtime {
   private releaseNetwork(id: string): Promise<void> {
     let release = this.networkReleases.get(id);
     if (release === undefined) {
-      const netnsPath = netnsPathOf(id);
-      release = this.portsOf(id)
-        .then((ports) => this.network.detach(id, existsSync(netnsPath) ? netnsPath : '', ports))
+      release = this.networkOf(id)
+        .then(({ ports, place }) => this.network.detach(place.cniId, existsSync(place.netnsPath) ? place.netnsPath : '', ports))
         .catch((error: Error) => {
           this.log(`containerd: ${id}: cannot release its network (remove tries again): ${error.message}`);
           // Forgotten, so that remove detaches again.
@@ -286,13 +344,13 @@ export class ContainerdRuntime implements Runtime {
     return release;
   }
 
-  /** The ports of a workload, from its container's labels; none when the container is gone. */
-  private async portsOf(id: string): Promise<PortSpec[]> {
+  /** The ports and network place of a workload, from its container's labels; when the container is gone, no ports and the place known from its start. */
+  private async networkOf(id: string): Promise<{ ports: PortSpec[]; place: NetworkPlace }> {
     try {
       const { container } = await this.client.unary<{ container: ContainerWire }>('containers', 'Get', { id });
-      return JSON.parse(container.labels[Label.ports] ?? '[]') as PortSpec[];
+      return { ports: JSON.parse(container.labels[Label.ports] ?? '[]') as PortSpec[], place: networkPlaceOf(id, container.labels[Label.networkId]) };
     } catch (error) {
-      if (isContainerdError(error, 'not-found')) return [];
+      if (isContainerdError(error, 'not-found')) return { ports: [], place: networkPlaceOf(id, this.known.get(id)?.networkId) };
       throw error;
     }
   }
@@ -314,7 +372,9 @@ export class ContainerdRuntime implements Runtime {
       const task = taskById.get(id);
       const version = Number(labels[Label.version] ?? 0);
       const startedAt = Number(labels[Label.startedAt] ?? 0);
-      if (!this.known.has(id)) this.known.set(id, { version, specHash: labels[Label.specHash] ?? '', startedAt, memoryLimited: false, ...(labels[Label.address] ? { address: labels[Label.address] } : {}) });
+      if (!this.known.has(id)) {
+        this.known.set(id, { version, specHash: labels[Label.specHash] ?? '', startedAt, memoryLimited: false, ...(labels[Label.address] ? { address: labels[Label.address] } : {}), ...(labels[Label.networkId] ? { networkId: labels[Label.networkId] } : {}) });
+      }
       const running = task !== undefined && task.status !== 'STOPPED';
       const workload: RunningWorkload = { id, version, specHash: labels[Label.specHash] ?? '', state: running ? 'running' : 'exited', startedAt };
       if (task !== undefined && task.pid > 0) workload.pid = task.pid;
@@ -409,12 +469,13 @@ export class ContainerdRuntime implements Runtime {
 
   /**
    * Writes the container's /etc/hosts and /etc/resolv.conf (`name-files.ts`)
-   * into its folder, before the network gave an address (see `writeHosts`).
+   * into its folder: with its address when known already (a warm network),
+   * else before the network gave one (see `writeHosts`).
    */
-  private async writeNameFiles(spec: WorkloadSpec): Promise<{ hostsPath: string; resolvConfPath: string }> {
+  private async writeNameFiles(spec: WorkloadSpec, address?: string): Promise<{ hostsPath: string; resolvConfPath: string }> {
     const folder = this.nameFilesDir(spec.id);
     await mkdir(folder, { recursive: true, mode: 0o755 });
-    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs() });
+    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}) });
     const paths = { hostsPath: join(folder, 'hosts'), resolvConfPath: join(folder, 'resolv.conf') };
     await Promise.all([writeFile(paths.hostsPath, files.hosts, { mode: 0o644 }), writeFile(paths.resolvConfPath, files.resolvConf, { mode: 0o644 })]);
     return paths;
@@ -463,6 +524,13 @@ export class ContainerdRuntime implements Runtime {
    * succeeded registers its undo; a failure anywhere waits for every branch
    * to settle, then undoes everything in reverse (each undo was pushed after
    * the undo of what it depends on).
+   *
+   * With a warm network from the pool (`warm-pool.ts`) the netns and CNI
+   * attach are done already: the container is created with the address and
+   * the network id as labels and its hosts file written with the address, so
+   * neither the label update nor the hosts rewrite runs; published ports are
+   * added (portmap ADD) beside the container create. A failed start discards
+   * the warm network (it is never returned to the pool).
    */
   async start(spec: WorkloadSpec): Promise<RunningWorkload> {
     await this.open();
@@ -470,38 +538,64 @@ export class ContainerdRuntime implements Runtime {
     const startedAt = Date.now();
     const undo: Array<() => Promise<unknown>> = [];
     const snapshotter = this.images.snapshotter;
-    // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
-    const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), this.imageFor(spec), this.client.createLease()]);
-    const lease = leaseOutcome.status === 'fulfilled' ? leaseOutcome.value : undefined;
+    const pool = this.pool;
+    pool?.beginStart();
     try {
-      if (free.status === 'rejected') throw free.reason;
-      if (imageOutcome.status === 'rejected') throw imageOutcome.reason;
-      if (leaseOutcome.status === 'rejected') throw leaseOutcome.reason;
-      return await this.startSteps(spec, { startedAt, snapshotter, lease: leaseOutcome.value, image: imageOutcome.value, undo });
-    } catch (error) {
-      this.known.delete(id);
-      for (const step of undo.reverse()) await step().catch(() => undefined);
-      const message = (error as Error).message;
-      throw new Error(message.startsWith(`instance ${id}`) ? message : `instance ${id}: cannot start: ${message}`);
+      // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
+      const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), this.imageFor(spec), this.client.createLease()]);
+      const lease = leaseOutcome.status === 'fulfilled' ? leaseOutcome.value : undefined;
+      try {
+        if (free.status === 'rejected') throw free.reason;
+        if (imageOutcome.status === 'rejected') throw imageOutcome.reason;
+        if (leaseOutcome.status === 'rejected') throw leaseOutcome.reason;
+        const warm = pool?.take();
+        return await this.startSteps(spec, { startedAt, snapshotter, lease: leaseOutcome.value, image: imageOutcome.value, undo, ...(warm !== undefined ? { warm } : {}) });
+      } catch (error) {
+        this.known.delete(id);
+        for (const step of undo.reverse()) await step().catch(() => undefined);
+        const message = (error as Error).message;
+        throw new Error(message.startsWith(`instance ${id}`) ? message : `instance ${id}: cannot start: ${message}`);
+      } finally {
+        if (lease !== undefined) this.client.releaseLease(lease);
+      }
     } finally {
-      if (lease !== undefined) this.client.releaseLease(lease);
+      pool?.endStart();
     }
   }
 
-  /** The steps of `start` (see there), under `lease`; each step that succeeds pushes its undo on `undo`. */
-  private async startSteps(spec: WorkloadSpec, context: { startedAt: number; snapshotter: string; lease: string; image: ResolvedImage; undo: Array<() => Promise<unknown>> }): Promise<RunningWorkload> {
-    const { startedAt, snapshotter, lease, image, undo } = context;
+  /**
+   * The network branch of a start: the netns (made, or the warm one) and its
+   * attach (CNI ADD, or portmap ADD alone on a warm network). Each step that
+   * succeeds pushes its undo on `undo`.
+   */
+  private networkSteps(spec: WorkloadSpec, place: NetworkPlace, warm: WarmNetwork | undefined, undo: Array<() => Promise<unknown>>): { netnsStep: Promise<string>; networkStep: Promise<string> } {
     const id = spec.id;
-    const netnsPath = netnsPathOf(id);
-    const netnsStep = createNetns(id).then((path) => {
-      undo.push(() => deleteNetns(id));
+    const netnsStep = warm !== undefined ? Promise.resolve(warm.netnsPath) : createNetns(id);
+    const withUndo = netnsStep.then((path) => {
+      undo.push(() => deleteNamedNetns(place.netnsName));
       return path;
     });
-    const networkStep = netnsStep.then(async (path) => {
-      const { address } = await this.network.attach(id, path, spec.ports);
-      undo.push(() => this.network.detach(id, path, spec.ports));
-      return address;
+    const networkStep = withUndo.then(async (path) => {
+      if (warm === undefined) {
+        const { address } = await this.network.attach(id, path, spec.ports);
+        undo.push(() => this.network.detach(id, path, spec.ports));
+        return address;
+      }
+      // The warm attach is this container's now: a failure detaches it (with the ports, should portmap have run).
+      undo.push(() => this.network.detach(place.cniId, path, spec.ports));
+      if (spec.ports.some((port) => port.published !== undefined) && isPoolNetwork(this.network)) await this.network.publish(place.cniId, path, spec.ports);
+      return warm.address;
     });
+    return { netnsStep: withUndo, networkStep };
+  }
+
+  /** The steps of `start` (see there), under `lease`; each step that succeeds pushes its undo on `undo`. */
+  private async startSteps(spec: WorkloadSpec, context: { startedAt: number; snapshotter: string; lease: string; image: ResolvedImage; undo: Array<() => Promise<unknown>>; warm?: WarmNetwork }): Promise<RunningWorkload> {
+    const { startedAt, snapshotter, lease, image, undo, warm } = context;
+    const id = spec.id;
+    const place = networkPlaceOf(id, warm?.name);
+    const netnsPath = place.netnsPath;
+    const { netnsStep, networkStep } = this.networkSteps(spec, place, warm, undo);
     const containerStep = (async () => {
       const prepared = await this.client.unary<{ mounts: Array<{ type: string; source: string; target: string; options: string[] }> }>('snapshots', 'Prepare', { snapshotter, key: id, parent: image.chainId, labels: {} }, { lease });
       undo.push(() => this.client.unary('snapshots', 'Remove', { snapshotter, key: id }));
@@ -510,12 +604,12 @@ export class ContainerdRuntime implements Runtime {
       undo.push(() => this.removeSecrets(id));
       await mkdir(dirname(spec.logPath), { recursive: true });
       await (await open(spec.logPath, 'a')).close();
-      const nameFiles = await this.writeNameFiles(spec);
+      const nameFiles = await this.writeNameFiles(spec, warm?.address);
       undo.push(() => rm(this.nameFilesDir(id), { recursive: true, force: true }));
       const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
       const container = {
         id,
-        labels: containerLabels(spec, { startedAt }),
+        labels: containerLabels(spec, { startedAt, ...(warm !== undefined ? { address: warm.address, networkId: warm.name } : {}) }),
         image: image.name,
         runtime: { name: RUNC_RUNTIME },
         spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
@@ -534,19 +628,22 @@ export class ContainerdRuntime implements Runtime {
     });
     // The address is on the container before its task can run: adoption after a crash finds it there.
     // So is the hosts line of its own name (rewritten in place: runc already bound the file).
-    const labelStep = Promise.all([containerStep, networkStep]).then(([, address]) =>
-      Promise.all([
-        this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
-        this.writeHosts(spec, address),
-      ]),
-    );
+    // A warm network's address was in both from the start.
+    const labelStep = warm !== undefined
+      ? Promise.resolve()
+      : Promise.all([containerStep, networkStep]).then(([, address]) =>
+          Promise.all([
+            this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
+            this.writeHosts(spec, address),
+          ]),
+        );
     const outcomes = await Promise.allSettled([networkStep, containerStep, taskStep, labelStep]);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     const address = await networkStep;
     const { runtimeSpec } = await containerStep;
     this.networkReleases.delete(id);
-    this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
+    this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, ...(warm !== undefined ? { networkId: warm.name } : {}), processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
     this.reported.delete(id);
     this.oomSeen.delete(id);
     const started = await this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' });
@@ -594,9 +691,11 @@ export class ContainerdRuntime implements Runtime {
     await this.open();
     let ports: PortSpec[] = [];
     let snapshotter = this.images.snapshotter;
+    let place = networkPlaceOf(id, this.known.get(id)?.networkId);
     try {
       const { container } = await this.client.unary<{ container: ContainerWire }>('containers', 'Get', { id });
       ports = JSON.parse(container.labels[Label.ports] ?? '[]') as PortSpec[];
+      place = networkPlaceOf(id, container.labels[Label.networkId]);
       snapshotter = container.snapshotter || snapshotter;
     } catch (error) {
       if (!isContainerdError(error, 'not-found')) throw error;
@@ -609,13 +708,12 @@ export class ContainerdRuntime implements Runtime {
     if (task !== undefined) await this.client.unary('tasks', 'Delete', { container_id: id }).catch(ignoreMissing);
     await this.client.unary('containers', 'Delete', { id }).catch(ignoreMissing);
     await this.client.unary('snapshots', 'Remove', { snapshotter, key: id }).catch(ignoreMissing);
-    const netnsPath = netnsPathOf(id);
     const released = this.networkReleases.get(id);
     // Detached at the exit already (released), or never: detach here, with the ports of the ADD.
     if (released !== undefined) await released;
-    else await this.network.detach(id, existsSync(netnsPath) ? netnsPath : '', ports).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
+    else await this.network.detach(place.cniId, existsSync(place.netnsPath) ? place.netnsPath : '', ports).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
     this.networkReleases.delete(id);
-    await deleteNetns(id).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
+    await deleteNamedNetns(place.netnsName).catch((error: Error) => this.log(`containerd: ${id}: ${error.message}`));
     await this.removeSecrets(id);
     await rm(this.nameFilesDir(id), { recursive: true, force: true });
     this.known.delete(id);
@@ -676,9 +774,16 @@ export class ContainerdRuntime implements Runtime {
     }
   }
 
-  /** Closes the connection and event stream; stops the own containerd if this runtime started it. Workloads keep running. */
+  /**
+   * Closes the connection and event stream; stops the own containerd if this
+   * runtime started it. Workloads keep running. The warm pool is drained
+   * (its free networks detached and deleted): a stopped agent holds no
+   * namespace or address no container uses; the next start refills. An
+   * agent that crashes leaves them, and the next open adopts them.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    await this.pool?.drain().catch((error: Error) => this.log(`containerd: cannot drain the warm networks: ${error.message}`));
     if (this.resubscribeTimer !== undefined) clearTimeout(this.resubscribeTimer);
     const events = this.events;
     this.events = undefined;

@@ -13,7 +13,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { PortSpec } from '../../state/types.js';
 
@@ -65,22 +66,35 @@ export function netnsPathOf(id: string): string {
   return `/run/netns/${netnsName(id)}`;
 }
 
-/** Creates the network namespace of container `id` (if missing); answers its path (`netnsPathOf`). */
-export async function createNetns(id: string): Promise<string> {
-  const name = netnsName(id);
-  const path = netnsPathOf(id);
+/** Where the network namespace named `name` (`ip netns` name) is (or will be) mounted. */
+export function netnsPathOfName(name: string): string {
+  return `/run/netns/${name}`;
+}
+
+/** Creates the network namespace named `name` (if missing); answers its path. `what` names its user in the error. */
+export async function createNamedNetns(name: string, what: string = name): Promise<string> {
+  const path = netnsPathOfName(name);
   if (existsSync(path)) return path;
   const added = await run('ip', ['netns', 'add', name]);
-  if (added.code !== 0) throw new NetworkError(`cannot create network namespace ${name} for ${id}: ${added.stderr.trim()}`);
+  if (added.code !== 0) throw new NetworkError(`cannot create network namespace ${name} for ${what}: ${added.stderr.trim()}`);
   return path;
+}
+
+/** Deletes the network namespace named `name`; a missing one is fine. */
+export async function deleteNamedNetns(name: string): Promise<void> {
+  if (!existsSync(netnsPathOfName(name))) return;
+  const deleted = await run('ip', ['netns', 'delete', name]);
+  if (deleted.code !== 0) throw new NetworkError(`cannot delete network namespace ${name}: ${deleted.stderr.trim()}`);
+}
+
+/** Creates the network namespace of container `id` (if missing); answers its path (`netnsPathOf`). */
+export async function createNetns(id: string): Promise<string> {
+  return createNamedNetns(netnsName(id), id);
 }
 
 /** Deletes the network namespace of container `id`; a missing one is fine. */
 export async function deleteNetns(id: string): Promise<void> {
-  const name = netnsName(id);
-  if (!existsSync(`/run/netns/${name}`)) return;
-  const deleted = await run('ip', ['netns', 'delete', name]);
-  if (deleted.code !== 0) throw new NetworkError(`cannot delete network namespace ${name}: ${deleted.stderr.trim()}`);
+  await deleteNamedNetns(netnsName(id));
 }
 
 function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -220,6 +234,57 @@ export class CniNetwork implements ContainerNetwork {
     }
     await rm(this.resultPath(id), { force: true });
     if (problems.length > 0) throw new NetworkError(problems.join('; '));
+  }
+
+  /**
+   * Publishes `ports` (those with `published`) for a namespace attached
+   * earlier under `id` without ports (a warm network): portmap ADD with the
+   * saved bridge result as prevResult. The ports are saved with the result
+   * before the ADD, so `detach(id, ...)` runs portmap DEL even after an ADD
+   * that failed halfway. No published port: does nothing.
+   */
+  async publish(id: string, netnsPath: string, ports: PortSpec[]): Promise<void> {
+    const portmap = this.plugins(ports).find((plugin) => plugin.type === 'portmap');
+    if (portmap === undefined) return;
+    let saved: { result?: Record<string, unknown> };
+    try {
+      saved = JSON.parse(await readFile(this.resultPath(id), 'utf8')) as { result?: Record<string, unknown> };
+    } catch (error) {
+      throw new NetworkError(`cannot publish ports of ${id}: its CNI result is not readable (${(error as Error).message})`);
+    }
+    await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result: saved.result }));
+    const result = (await this.invoke(portmap, 'ADD', id, netnsPath, 'eth0', saved.result)) ?? saved.result;
+    await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result }));
+  }
+
+  /** Whether the node bridge exists (an attach made earlier hangs on it). */
+  attachable(): boolean {
+    return existsSync(`/sys/class/net/${this.bridge}`);
+  }
+
+  /** Whether the CNI result of an attach made under `id` is saved (an attach finished and was not detached). */
+  hasResult(id: string): boolean {
+    return existsSync(this.resultPath(id));
+  }
+
+  /** The CNI container ids that hold an address lease in this network's host-local IPAM store. */
+  async leasedIds(): Promise<string[]> {
+    const folder = join(this.stateDir, 'ipam', this.name);
+    let names: string[];
+    try {
+      names = await readdir(folder);
+    } catch {
+      return [];
+    }
+    const ids: string[] = [];
+    for (const name of names) {
+      // host-local keeps one file per address (named by it) holding "<container id>\r\n<ifname>", plus its own bookkeeping files.
+      if (isIP(name) === 0) continue;
+      const text = await readFile(join(folder, name), 'utf8').catch(() => '');
+      const id = text.split(/\r?\n/)[0]?.trim();
+      if (id) ids.push(id);
+    }
+    return ids;
   }
 
   /** Removes the bridge (tests and uninstall; running containers lose their network). */

@@ -21,6 +21,8 @@ export const Label = {
   ports: 'hivemind.ports',
   logPath: 'hivemind.log-path',
   startedAt: 'hivemind.started-at',
+  /** The warm network (`hm-w-...`: netns name and CNI container id) the container took; absent: both derive from the instance id. */
+  networkId: 'hivemind.network-id',
 } as const;
 
 /** The capabilities containerd gives a container by default. */
@@ -174,8 +176,12 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
   };
 }
 
-/** The labels of a workload's container; the address label comes once the network gave one (`Label.address`). */
-export function containerLabels(workload: WorkloadSpec, extra: { address?: string; startedAt: number }): Record<string, string> {
+/**
+ * The labels of a workload's container; the address label comes once the
+ * network gave one (`Label.address`), the network id only for a container
+ * on a warm network (`Label.networkId`).
+ */
+export function containerLabels(workload: WorkloadSpec, extra: { address?: string; networkId?: string; startedAt: number }): Record<string, string> {
   return {
     ...workload.labels,
     [Label.instance]: workload.id,
@@ -184,6 +190,7 @@ export function containerLabels(workload: WorkloadSpec, extra: { address?: strin
     [Label.tenant]: workload.tenant,
     [Label.app]: workload.app,
     ...(extra.address !== undefined ? { [Label.address]: extra.address } : {}),
+    ...(extra.networkId !== undefined ? { [Label.networkId]: extra.networkId } : {}),
     [Label.ports]: JSON.stringify(workload.ports),
     [Label.logPath]: workload.logPath,
     [Label.startedAt]: String(extra.startedAt),

@@ -51,12 +51,15 @@ test.before(async () => {
   if (skip !== undefined) return;
   await containerd.start();
   process.env.HIVEMIND_CONTAINERD_SOCKET = containerd.own!.socketPath;
+  // No warm networks: the harness ends the agent with SIGKILL and removes its folder, which would leave the pool's namespaces behind.
+  process.env.HIVEMIND_WARM_NETWORKS = '0';
   node = await cluster.bootstrap('u1');
 });
 
 test.after(async () => {
   if (skip !== undefined) return;
   delete process.env.HIVEMIND_CONTAINERD_SOCKET;
+  delete process.env.HIVEMIND_WARM_NETWORKS;
   await cluster.cleanup().catch(() => undefined);
   await containerd.stop();
 });

@@ -1,0 +1,256 @@
+// The warm pool of network namespaces against a real containerd, runc, the
+// CNI plugins and iptables: a start takes a warm network (its label names
+// it, no namespace of its own is made) and answers at its address; a
+// published port works through a warm namespace and its portmap rules go
+// when it stops; removing the container deletes the namespace and releases
+// its lease; the pool refills; a warm namespace deleted behind the agent's
+// back is discarded, not handed out, and so is every one when the node
+// bridge is gone; after a crash (a holder process killed
+// with SIGKILL) a new runtime adopts the free entries, keeps the one a
+// container holds, and removes half-made and leaked ones, without leaking
+// a namespace or a lease; closing drains the pool.
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { request } from 'undici';
+import type { WorkloadSpec } from '../../runtime.js';
+import { ContainerdRuntime } from '../containerd-runtime.js';
+import { CniNetwork, createNamedNetns, netnsName } from '../network.js';
+import { Label } from '../spec.js';
+import type { WarmNetworkPool } from '../warm-pool.js';
+import { TestContainerd, eventually, skipReason } from './harness.js';
+
+const skip = skipReason() ?? (existsSync('/usr/lib/cni/bridge') || existsSync('/opt/cni/bin/bridge') ? undefined : 'the CNI plugins are not installed (apt-get install containernetworking-plugins)');
+const containerd = new TestContainerd();
+let runtime: ContainerdRuntime;
+let network: CniNetwork;
+const IMAGE = 'hivemind.local/busybox:latest';
+const POOL_SIZE = 2;
+const HOLDER = fileURLToPath(new URL('./warm-pool-holder.js', import.meta.url));
+
+function workload(id: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
+  return {
+    id,
+    tenant: 'default',
+    app: 'test',
+    version: 1,
+    specHash: `hash-${id}`,
+    image: IMAGE,
+    environment: {},
+    readOnly: false,
+    ports: [],
+    limits: {},
+    mounts: [],
+    secrets: [],
+    logPath: join(containerd.dataDir, 'logs', `${id}.log`),
+    stopSignal: 'SIGTERM',
+    stopGraceMs: 1_000,
+    labels: {},
+    ...overrides,
+  };
+}
+
+function pool(of: ContainerdRuntime = runtime): WarmNetworkPool {
+  const found = of.warmPool;
+  assert.ok(found, 'the runtime keeps a warm pool');
+  return found!;
+}
+
+async function labelsOf(id: string): Promise<Record<string, string>> {
+  const { container } = await containerd.client!.unary<{ container: { labels: Record<string, string> } }>('containers', 'Get', { id });
+  return container.labels;
+}
+
+async function networkPathOf(id: string): Promise<string | undefined> {
+  const { container } = await containerd.client!.unary<{ container: { spec?: { value: Uint8Array } } }>('containers', 'Get', { id });
+  const spec = JSON.parse(Buffer.from(container.spec?.value ?? []).toString('utf8')) as { linux: { namespaces: Array<{ type: string; path?: string }> } };
+  return spec.linux.namespaces.find((namespace) => namespace.type === 'network')?.path;
+}
+
+function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`);
+}
+
+function iptablesSave(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('iptables-save', [], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+  });
+}
+
+async function fetchText(url: string): Promise<string> {
+  const response = await request(url, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+  return response.body.text();
+}
+
+test.before(async () => {
+  if (skip !== undefined) {
+    console.log(`skipping the warm pool tests: ${skip}`);
+    return;
+  }
+  await containerd.start();
+  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmw0', subnet: '10.93.0.0/16' });
+  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network, warmNetworks: POOL_SIZE });
+  await runtime.open();
+  await runtime.importImage(containerd.archivePath);
+});
+
+test.after(async () => {
+  if (skip !== undefined) return;
+  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
+  await runtime.close();
+  await network.removeBridge();
+  spawnSync('ip', ['link', 'delete', 'hmw1']);
+  await containerd.stop();
+});
+
+test('the pool fills; a start takes a warm network and answers at its address; remove deletes it and releases its lease', async () => {
+  if (skip !== undefined) return;
+  await pool().settled();
+  const ready = pool().entries();
+  assert.is(ready.length, POOL_SIZE, 'the pool is full');
+  for (const entry of ready) assert.ok(netnsExists(entry.name), `${entry.name} exists`);
+  const id = 'warm-web-1';
+  const started = await runtime.start(workload(id, { command: ['httpd', '-f', '-p', '8080', '-h', '/www'] }));
+  const taken = ready[0]!;
+  assert.is((await labelsOf(id))[Label.networkId], taken.name, 'the container names the oldest warm network');
+  assert.is(started.address, taken.address, 'its address is the warm network\'s');
+  assert.is(await networkPathOf(id), `/run/netns/${taken.name}`, 'runc joins the warm namespace');
+  assert.not.ok(netnsExists(netnsName(id)), 'no namespace of its own was made');
+  assert.not.ok(pool().names().includes(taken.name), 'a taken network leaves the pool');
+  let body = '';
+  await eventually('httpd at the container address', async () => {
+    body = await fetchText(`http://${started.address}:8080/`).catch(() => '');
+    return body !== '';
+  });
+  assert.match(body, /hello from hivemind busybox/);
+  await runtime.remove(id);
+  assert.not.ok(netnsExists(taken.name), 'its namespace is deleted');
+  assert.not.ok((await network.leasedIds()).includes(taken.name), 'its lease is released');
+  await pool().settled();
+  assert.is(pool().count, POOL_SIZE, 'the pool refilled');
+  assert.not.ok(pool().names().includes(taken.name), 'a used network never comes back');
+});
+
+test('a published port works through a warm namespace; its rules go when it stops', async () => {
+  if (skip !== undefined) return;
+  await pool().settled();
+  const taken = pool().entries()[0]!;
+  const id = 'warm-port-1';
+  const published = 20_000 + Math.floor(Math.random() * 20_000);
+  const started = await runtime.start(workload(id, { command: ['httpd', '-f', '-p', '8080', '-h', '/www'], ports: [{ target: 8080, published, protocol: 'tcp' }] }));
+  assert.is((await labelsOf(id))[Label.networkId], taken.name, 'on a warm network');
+  let body = '';
+  await eventually('httpd on the published port of 127.0.0.1', async () => {
+    body = await fetchText(`http://127.0.0.1:${published}/`).catch(() => '');
+    return body !== '';
+  });
+  assert.match(body, /hello from hivemind busybox/);
+  const mentions = (rules: string): string[] => rules.split('\n').filter((line) => line.includes(`"${taken.name}"`) || line.includes(`--dport ${published} `) || line.includes(`${started.address}:8080`));
+  assert.ok(mentions(await iptablesSave()).some((line) => line.includes(`--dport ${published} `)), 'portmap has rules for it while it runs');
+  await runtime.stop(id, { signal: 'SIGTERM', graceMs: 1_000 });
+  assert.equal(mentions(await iptablesSave()), [], 'stopped: no rule of it is left');
+  assert.not.ok((await network.leasedIds()).includes(taken.name), 'stopped: its lease is released');
+  await runtime.remove(id);
+  assert.not.ok(netnsExists(taken.name), 'removed: its namespace is deleted');
+  assert.equal(mentions(await iptablesSave()), [], 'removed: still no rule');
+});
+
+test('a warm namespace deleted behind the agent\'s back is discarded, not handed out', async () => {
+  if (skip !== undefined) return;
+  await pool().settled();
+  const [broken, healthy] = pool().names() as [string, string];
+  assert.ok(broken !== undefined && healthy !== undefined, 'two ready entries');
+  assert.is(spawnSync('ip', ['netns', 'delete', broken]).status, 0, 'deleted behind the runtime');
+  const id = 'warm-after-broken-1';
+  await runtime.start(workload(id, { command: ['sleep', '1000'] }));
+  assert.is((await labelsOf(id))[Label.networkId], healthy, 'the start skipped the broken entry');
+  await eventually('the broken entry\'s lease released', async () => !(await network.leasedIds()).includes(broken));
+  await runtime.remove(id);
+  await pool().settled();
+  assert.is(pool().count, POOL_SIZE);
+});
+
+test('when the node bridge is gone, no warm network is handed out: all are discarded and the pool refills', async () => {
+  if (skip !== undefined) return;
+  await pool().settled();
+  const before = pool().names();
+  assert.is(before.length, POOL_SIZE);
+  assert.is(spawnSync('ip', ['link', 'delete', 'hmw0']).status, 0, 'the bridge deleted behind the runtime');
+  const id = 'warm-no-bridge-1';
+  const started = await runtime.start(workload(id, { command: ['httpd', '-f', '-p', '8080', '-h', '/www'] }));
+  assert.is((await labelsOf(id))[Label.networkId], undefined, 'the start made its own network');
+  let body = '';
+  await eventually('httpd at the container address', async () => {
+    body = await fetchText(`http://${started.address}:8080/`).catch(() => '');
+    return body !== '';
+  });
+  assert.match(body, /hello from hivemind busybox/);
+  await runtime.remove(id);
+  await pool().settled();
+  for (const name of before) {
+    assert.not.ok(netnsExists(name), `${name} is deleted`);
+    assert.not.ok((await network.leasedIds()).includes(name), `${name}'s lease is released`);
+  }
+  assert.is(pool().count, POOL_SIZE, 'the pool refilled on the new bridge');
+});
+
+test('after a crash a new runtime adopts the pool, keeps what a container holds, and removes half-made and leaked entries', async () => {
+  if (skip !== undefined) return;
+  const dataDir = join(containerd.dataDir, 'crash');
+  const crashNetwork = new CniNetwork({ stateDir: join(dataDir, 'cni'), bridge: 'hmw1', subnet: '10.94.0.0/16' });
+  const holder = spawn(process.execPath, [HOLDER, dataDir, containerd.own!.socketPath, 'hmw1', '10.94.0.0/16', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let errors = '';
+  holder.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  holder.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+  const exited = new Promise((resolve) => holder.once('exit', resolve));
+  try {
+    await eventually('the holder\'s pool', () => output.includes('\n') || holder.exitCode !== null, 60_000);
+  } finally {
+    // The crash.
+    holder.kill('SIGKILL');
+    await exited;
+  }
+  assert.ok(output.includes('\n'), `the holder ran: ${errors}`);
+  const state = JSON.parse(output.split('\n')[0]!) as { names: string[]; held: string; address: string };
+  assert.is(state.names.length, 3, 'the holder filled its pool');
+  assert.match(state.held, /^hm-w-/, 'its container took a warm network');
+  // What a crash mid-refill leaves: a record of a namespace still being made, and a lease whose record was lost.
+  const halfMade = 'hm-w-00000000000a';
+  await createNamedNetns(halfMade);
+  await writeFile(join(dataDir, 'containerd-runtime', 'warm-networks', `${halfMade}.json`), JSON.stringify({ name: halfMade, state: 'making' }));
+  const leaked = 'hm-w-00000000000b';
+  await crashNetwork.attach(leaked, await createNamedNetns(leaked), []);
+  const everyName = [...state.names, state.held, halfMade, leaked];
+  for (const name of everyName) assert.ok(netnsExists(name), `${name} exists before the restart`);
+  assert.is((await crashNetwork.leasedIds()).length, 5, 'three free, one held, one leaked');
+
+  const second = new ContainerdRuntime({ dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network: crashNetwork, warmNetworks: 3 });
+  try {
+    await second.open();
+    assert.equal([...pool(second).names()].sort(), [...state.names].sort(), 'the free entries are adopted');
+    await pool(second).settled();
+    assert.not.ok(netnsExists(halfMade), 'the half-made namespace is deleted');
+    assert.not.ok(netnsExists(leaked), 'the leaked namespace is deleted');
+    assert.equal((await crashNetwork.leasedIds()).sort(), [...state.names, state.held].sort(), 'leases: the pool\'s and the held one\'s, nothing else');
+    assert.ok(netnsExists(state.held), 'the held namespace is left alone');
+    const adopted = (await second.list()).find((candidate) => candidate.id === 'crash-held-1');
+    assert.is(adopted?.state, 'running');
+    assert.is(adopted?.address, state.address);
+    await second.remove('crash-held-1');
+    assert.not.ok(netnsExists(state.held), 'removing the adopted container deletes its warm namespace');
+    assert.equal((await crashNetwork.leasedIds()).sort(), [...state.names].sort());
+  } finally {
+    // Drains the pool: what the checks below look at.
+    await second.close();
+  }
+  for (const name of everyName) assert.not.ok(netnsExists(name), `closed: ${name} is gone`);
+  assert.equal(await crashNetwork.leasedIds(), [], 'closed: no lease is left');
+  assert.equal(readdirSync(join(dataDir, 'containerd-runtime', 'warm-networks')), [], 'closed: no record is left');
+});
+
+test.run();
