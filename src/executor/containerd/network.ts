@@ -9,6 +9,15 @@
  * Published ports answer on the node's addresses, 127.0.0.1 included:
  * portmap's SNAT mode sets `route_localnet` on the bridge so that DNAT from
  * loopback works.
+ *
+ * Egress: one node-level rule masquerades what leaves the subnet through any
+ * other interface (`-s <subnet> ! -o <bridge> -j MASQUERADE`, as Docker does
+ * per bridge), added once per process. The bridge plugin's own `ipMasq`
+ * would make a chain and rules for every container, several iptables runs
+ * per attach and per detach that grow slower as the table grows; it halved
+ * the bridge plugin's time to leave it off. Attachments saved before this
+ * (no `nodeMasquerade` in the saved result) are detached with `ipMasq` on, so
+ * the plugin still removes their chains.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -119,6 +128,16 @@ function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv
   });
 }
 
+/** What an attach saves under `<stateDir>/results/`, for detach and publish. */
+interface SavedAttach {
+  id: string;
+  netnsPath: string;
+  ports: PortSpec[];
+  result?: Record<string, unknown>;
+  /** Attached without the bridge plugin's per-container masquerade (absent in records made before the node rule). */
+  nodeMasquerade?: boolean;
+}
+
 /** The node bridge network through the CNI plugins. */
 export class CniNetwork implements ContainerNetwork {
   readonly bridge: string;
@@ -126,6 +145,8 @@ export class CniNetwork implements ContainerNetwork {
   readonly name: string;
   private readonly stateDir: string;
   private readonly pluginDirs: string[];
+  /** The node masquerade rule, once it is in place (reset on failure, so the next attach retries). */
+  private masquerade: Promise<void> | undefined;
 
   constructor(options: CniNetworkOptions) {
     this.stateDir = options.stateDir;
@@ -141,14 +162,34 @@ export class CniNetwork implements ContainerNetwork {
     return ['bridge', 'host-local', 'portmap', 'loopback'].every((plugin) => this.pluginDirs.some((folder) => existsSync(join(folder, plugin))));
   }
 
-  private plugins(ports: PortSpec[]): Array<Record<string, unknown>> {
+  /** The node-level masquerade rule's arguments after `-t nat -A|-C|-D`. */
+  private masqueradeRule(): string[] {
+    return ['POSTROUTING', '-s', this.subnet, '!', '-o', this.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${this.bridge}: masquerade`, '-j', 'MASQUERADE'];
+  }
+
+  /** Adds the node masquerade rule unless it is there; once per process. */
+  private ensureMasquerade(): Promise<void> {
+    this.masquerade ??= (async () => {
+      const present = await run('iptables', ['-w', '-t', 'nat', '-C', ...this.masqueradeRule()]).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+      if (present.code === 0) return;
+      const added = await run('iptables', ['-w', '-t', 'nat', '-A', ...this.masqueradeRule()]).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+      if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${this.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
+    })().catch((error: unknown) => {
+      this.masquerade = undefined;
+      throw error;
+    });
+    return this.masquerade;
+  }
+
+  /** The plugin chain; `perContainerMasquerade` only to detach what was attached before the node rule. */
+  private plugins(ports: PortSpec[], perContainerMasquerade = false): Array<Record<string, unknown>> {
     const portMappings = ports.filter((port) => port.published !== undefined).map((port) => ({ hostPort: port.published, containerPort: port.target, protocol: port.protocol }));
     const plugins: Array<Record<string, unknown>> = [
       {
         type: 'bridge',
         bridge: this.bridge,
         isGateway: true,
-        ipMasq: true,
+        ipMasq: perContainerMasquerade,
         hairpinMode: true,
         ipam: { type: 'host-local', ranges: [[{ subnet: this.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.stateDir, 'ipam') },
       },
@@ -199,14 +240,15 @@ export class CniNetwork implements ContainerNetwork {
         for (const plugin of this.plugins(ports)) chained = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', chained)) ?? chained;
         return chained;
       })();
-      const [loopbackOutcome, chainOutcome] = await Promise.allSettled([loopback, chain]);
+      const [loopbackOutcome, chainOutcome, masqueradeOutcome] = await Promise.allSettled([loopback, chain, this.ensureMasquerade()]);
       if (loopbackOutcome.status === 'rejected') throw loopbackOutcome.reason;
       if (chainOutcome.status === 'rejected') throw chainOutcome.reason;
+      if (masqueradeOutcome.status === 'rejected') throw masqueradeOutcome.reason;
       const result = chainOutcome.value;
       const ips = (result?.ips ?? []) as Array<{ address: string }>;
       const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
       if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);
-      await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result }));
+      await this.save({ id, netnsPath, ports, result, nodeMasquerade: true });
       return { address };
     } catch (error) {
       await this.detach(id, netnsPath, ports).catch(() => undefined);
@@ -217,15 +259,16 @@ export class CniNetwork implements ContainerNetwork {
   async detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void> {
     let prevResult: unknown;
     let savedPorts = ports;
-    try {
-      const saved = JSON.parse(await readFile(this.resultPath(id), 'utf8')) as { result?: unknown; ports?: PortSpec[] };
+    let perContainerMasquerade = false;
+    const saved = await this.saved(id);
+    if (saved !== undefined) {
       prevResult = saved.result;
       if (saved.ports) savedPorts = saved.ports;
-    } catch {
-      // no saved result: DEL without prevResult is allowed by the spec
+      perContainerMasquerade = saved.nodeMasquerade !== true;
     }
+    // No saved result: DEL without prevResult is allowed by the spec.
     const problems: string[] = [];
-    for (const plugin of this.plugins(savedPorts).reverse()) {
+    for (const plugin of this.plugins(savedPorts, perContainerMasquerade).reverse()) {
       try {
         await this.invoke(plugin, 'DEL', id, existsSync(netnsPath) ? netnsPath : '', 'eth0', prevResult);
       } catch (error) {
@@ -246,15 +289,24 @@ export class CniNetwork implements ContainerNetwork {
   async publish(id: string, netnsPath: string, ports: PortSpec[]): Promise<void> {
     const portmap = this.plugins(ports).find((plugin) => plugin.type === 'portmap');
     if (portmap === undefined) return;
-    let saved: { result?: Record<string, unknown> };
-    try {
-      saved = JSON.parse(await readFile(this.resultPath(id), 'utf8')) as { result?: Record<string, unknown> };
-    } catch (error) {
-      throw new NetworkError(`cannot publish ports of ${id}: its CNI result is not readable (${(error as Error).message})`);
-    }
-    await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result: saved.result }));
+    const saved = await this.saved(id);
+    if (saved === undefined) throw new NetworkError(`cannot publish ports of ${id}: its CNI result is missing or not readable`);
+    await this.save({ ...saved, netnsPath, ports });
     const result = (await this.invoke(portmap, 'ADD', id, netnsPath, 'eth0', saved.result)) ?? saved.result;
-    await writeFile(this.resultPath(id), JSON.stringify({ id, netnsPath, ports, result }));
+    await this.save({ ...saved, netnsPath, ports, result });
+  }
+
+  /** The saved record of the attach made under `id`; undefined if there is none or it is not readable. */
+  private async saved(id: string): Promise<SavedAttach | undefined> {
+    try {
+      return JSON.parse(await readFile(this.resultPath(id), 'utf8')) as SavedAttach;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private save(record: SavedAttach): Promise<void> {
+    return writeFile(this.resultPath(record.id), JSON.stringify(record));
   }
 
   /** Whether the node bridge exists (an attach made earlier hangs on it). */
@@ -287,8 +339,14 @@ export class CniNetwork implements ContainerNetwork {
     return ids;
   }
 
-  /** Removes the bridge (tests and uninstall; running containers lose their network). */
+  /** Removes the bridge and the node masquerade rule (tests and uninstall; running containers lose their network). */
   async removeBridge(): Promise<void> {
     await run('ip', ['link', 'delete', this.bridge]);
+    // Every copy of the rule (another process of an earlier run may have added one too).
+    for (let copies = 0; copies < 16; copies++) {
+      const deleted = await run('iptables', ['-w', '-t', 'nat', '-D', ...this.masqueradeRule()]).catch(() => ({ code: -1 }));
+      if (deleted.code !== 0) break;
+    }
+    this.masquerade = undefined;
   }
 }

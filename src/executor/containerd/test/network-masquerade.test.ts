@@ -1,0 +1,111 @@
+// The node network's egress masquerade, with the real CNI plugins and
+// iptables: attaches add one node-level rule and no per-container chain, and
+// an attach saved before the node rule (the bridge plugin's own ipMasq) is
+// still detached without leaving its chain behind.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CniNetwork, createNetns, deleteNetns, netnsName } from '../network.js';
+import { skipReason } from './harness.js';
+
+const skip = skipReason();
+const BRIDGE = 'hmtm0';
+const SUBNET = '10.91.0.0/16';
+let stateDir = '';
+let network: CniNetwork;
+
+function natRules(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('iptables-save', ['-t', 'nat'], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+  });
+}
+
+/** How iptables-save shows the bridge plugin's comment on a container's masquerade rules. */
+function chainMarker(id: string): string {
+  return `id: \\"${id}\\"`;
+}
+
+function count(text: string, part: string): number {
+  return text.split(part).length - 1;
+}
+
+/** Runs a CNI plugin as the runtime does, answering its parsed stdout. */
+function plugin(type: string, command: 'ADD' | 'DEL', id: string, netnsPath: string, config: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const folder = ['/usr/lib/cni', '/opt/cni/bin'].find((candidate) => existsSync(join(candidate, type)))!;
+    const child = spawn(join(folder, type), [], {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netnsPath, CNI_IFNAME: 'eth0', CNI_PATH: folder },
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(stdout.trim() === '' ? {} : (JSON.parse(stdout) as Record<string, unknown>)) : reject(new Error(`${type} ${command} exited ${code}: ${stdout}`))));
+    child.stdin.end(JSON.stringify(config));
+  });
+}
+
+test.before(async () => {
+  if (skip !== undefined) return;
+  stateDir = await mkdtemp(join(tmpdir(), 'hm-masq-'));
+  network = new CniNetwork({ stateDir, bridge: BRIDGE, subnet: SUBNET, name: 'hm-masq-test' });
+});
+
+test.after(async () => {
+  if (skip !== undefined) return;
+  await network.removeBridge();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+test('attaches add one node masquerade rule and no chain per container; removeBridge takes the rule away', async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const ids = ['masq-a', 'masq-b', 'masq-c'];
+  const paths = await Promise.all(ids.map((id) => createNetns(id)));
+  try {
+    const attachments = await Promise.all(ids.map((id, index) => network.attach(id, paths[index]!, [])));
+    assert.is(new Set(attachments.map((attachment) => attachment.address)).size, 3);
+    const rules = await natRules();
+    assert.is(count(rules, `-A POSTROUTING -s ${SUBNET} ! -o ${BRIDGE} -m comment --comment "hivemind hm-masq-test ${BRIDGE}: masquerade" -j MASQUERADE`), 1, rules);
+    for (const id of ids) assert.is(count(rules, chainMarker(id)), 0, `a per-container rule for ${id}:\n${rules}`);
+    // A second network object (an agent restarted) finds the rule and does not add another.
+    const again = new CniNetwork({ stateDir, bridge: BRIDGE, subnet: SUBNET, name: 'hm-masq-test' });
+    const path = await createNetns('masq-d');
+    await again.attach('masq-d', path, []);
+    assert.is(count(await natRules(), `--comment "hivemind hm-masq-test ${BRIDGE}: masquerade"`), 1);
+    await again.detach('masq-d', path, []);
+    await deleteNetns('masq-d');
+  } finally {
+    for (const [index, id] of ids.entries()) {
+      await network.detach(id, paths[index]!, []).catch(() => undefined);
+      await deleteNetns(id);
+    }
+  }
+  await network.removeBridge();
+  assert.is(count(await natRules(), `--comment "hivemind hm-masq-test ${BRIDGE}: masquerade"`), 0);
+});
+
+test('an attach saved before the node rule is detached with its own masquerade chain removed', async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const id = 'masq-legacy';
+  const path = await createNetns(id);
+  try {
+    // What an agent of the earlier layout did: the bridge plugin with ipMasq on, and a record without nodeMasquerade.
+    const config = {
+      cniVersion: '1.0.0', name: 'hm-masq-test', type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: SUBNET }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(stateDir, 'ipam') },
+    };
+    const result = await plugin('bridge', 'ADD', id, path, config);
+    await mkdir(join(stateDir, 'results'), { recursive: true });
+    await writeFile(join(stateDir, 'results', `${netnsName(id)}.json`), JSON.stringify({ id, netnsPath: path, ports: [], result }));
+    assert.ok(count(await natRules(), chainMarker(id)) > 0, 'the legacy attach made its chain');
+    await network.detach(id, path, []);
+    assert.is(count(await natRules(), chainMarker(id)), 0, 'the legacy chain is left behind');
+  } finally {
+    await deleteNetns(id);
+  }
+});
+
+test.run();
