@@ -103,7 +103,8 @@ test.after(async () => {
   for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
   await runtime.close();
   await network.removeBridge();
-  spawnSync('ip', ['link', 'delete', 'hmw1']);
+  // The crash test's bridge, and the masquerade rule its holder process added.
+  await new CniNetwork({ stateDir: join(containerd.dataDir, 'cni-hmw1'), bridge: 'hmw1', subnet: '10.94.0.0/16' }).removeBridge();
   await containerd.stop();
 });
 
