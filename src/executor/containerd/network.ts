@@ -162,17 +162,17 @@ export class CniNetwork implements ContainerNetwork {
     return ['bridge', 'host-local', 'portmap', 'loopback'].every((plugin) => this.pluginDirs.some((folder) => existsSync(join(folder, plugin))));
   }
 
-  /** The node-level masquerade rule's arguments after `-t nat -A|-C|-D`. */
-  private masqueradeRule(): string[] {
-    return ['POSTROUTING', '-s', this.subnet, '!', '-o', this.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${this.bridge}: masquerade`, '-j', 'MASQUERADE'];
+  /** Runs `iptables -w -t nat <action>` on the node-level masquerade rule; a missing iptables is exit code -1. */
+  private masqueradeRule(action: '-A' | '-C' | '-D'): Promise<{ code: number; stderr: string }> {
+    const rule = ['POSTROUTING', '-s', this.subnet, '!', '-o', this.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${this.bridge}: masquerade`, '-j', 'MASQUERADE'];
+    return run('iptables', ['-w', '-t', 'nat', action, ...rule]).catch((error: Error) => ({ code: -1, stderr: error.message }));
   }
 
   /** Adds the node masquerade rule unless it is there; once per process. */
   private ensureMasquerade(): Promise<void> {
     this.masquerade ??= (async () => {
-      const present = await run('iptables', ['-w', '-t', 'nat', '-C', ...this.masqueradeRule()]).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
-      if (present.code === 0) return;
-      const added = await run('iptables', ['-w', '-t', 'nat', '-A', ...this.masqueradeRule()]).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+      if ((await this.masqueradeRule('-C')).code === 0) return;
+      const added = await this.masqueradeRule('-A');
       if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${this.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
     })().catch((error: unknown) => {
       this.masquerade = undefined;
@@ -344,8 +344,7 @@ export class CniNetwork implements ContainerNetwork {
     await run('ip', ['link', 'delete', this.bridge]);
     // Every copy of the rule (another process of an earlier run may have added one too).
     for (let copies = 0; copies < 16; copies++) {
-      const deleted = await run('iptables', ['-w', '-t', 'nat', '-D', ...this.masqueradeRule()]).catch(() => ({ code: -1 }));
-      if (deleted.code !== 0) break;
+      if ((await this.masqueradeRule('-D')).code !== 0) break;
     }
     this.masquerade = undefined;
   }

@@ -2,9 +2,11 @@
 // state and socket in a short temporary folder, started through
 // OwnContainerd and stopped at the end), the busybox image built from the
 // node's /bin/busybox, and a reason to skip when containerd or runc is absent.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { WorkloadSpec } from '../../runtime.js';
 import { ContainerdClient } from '../client.js';
 import { buildBusyboxImage, type BuiltLayout } from '../oci-layout.js';
 import { findExecutable, OwnContainerd } from '../own-containerd.js';
@@ -59,4 +61,37 @@ export async function eventually(what: string, check: () => Promise<boolean> | b
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** The busybox image the harness builds, by the name the tests import it under. */
+const BUSYBOX_IMAGE = 'hivemind.local/busybox:latest';
+
+/** A workload of the busybox image with every field at a plain default, logging under `dataDir/logs`. */
+export function busyboxWorkload(dataDir: string, id: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
+  return {
+    id,
+    tenant: 'default',
+    app: 'test',
+    version: 1,
+    specHash: `hash-${id}`,
+    image: BUSYBOX_IMAGE,
+    environment: {},
+    readOnly: false,
+    ports: [],
+    limits: {},
+    mounts: [],
+    secrets: [],
+    logPath: join(dataDir, 'logs', `${id}.log`),
+    stopSignal: 'SIGTERM',
+    stopGraceMs: 1_000,
+    labels: {},
+    ...overrides,
+  };
+}
+
+/** The node's iptables rules, every table (`iptables-save`). */
+export function iptablesSave(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('iptables-save', [], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+  });
 }

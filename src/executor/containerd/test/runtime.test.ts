@@ -5,7 +5,6 @@
 // OOM kill is reported; exec runs a health check inside; secrets are files
 // on a tmpfs; a new runtime object adopts what runs; remove cleans up; a
 // stopped or exited container leaves no iptables rule (iptables-save).
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -15,42 +14,16 @@ import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
 import { ContainerdRuntime } from '../containerd-runtime.js';
 import { containerNameFiles, readNodeResolvConfs } from '../name-files.js';
 import { CniNetwork, netnsName } from '../network.js';
-import { TestContainerd, eventually, skipReason } from './harness.js';
+import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason } from './harness.js';
 
 const skip = skipReason();
 const containerd = new TestContainerd();
 let runtime: ContainerdRuntime;
 let network: CniNetwork;
 const exits: WorkloadExit[] = [];
-const IMAGE = 'hivemind.local/busybox:latest';
 
 function workload(id: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
-  return {
-    id,
-    tenant: 'default',
-    app: 'test',
-    version: 1,
-    specHash: `hash-${id}`,
-    image: IMAGE,
-    environment: { GREETING: 'hello' },
-    readOnly: false,
-    ports: [],
-    limits: {},
-    mounts: [],
-    secrets: [],
-    logPath: join(containerd.dataDir, 'logs', `${id}.log`),
-    stopSignal: 'SIGTERM',
-    stopGraceMs: 2_000,
-    labels: {},
-    ...overrides,
-  };
-}
-
-/** The node's iptables rules, every table. */
-function iptablesSave(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('iptables-save', [], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
-  });
+  return busyboxWorkload(containerd.dataDir, id, { environment: { GREETING: 'hello' }, stopGraceMs: 2_000, ...overrides });
 }
 
 function logOf(id: string): string {

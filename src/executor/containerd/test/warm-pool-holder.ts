@@ -7,17 +7,14 @@
 import { join } from 'node:path';
 import { ContainerdRuntime } from '../containerd-runtime.js';
 import { CniNetwork } from '../network.js';
+import { busyboxWorkload } from './harness.js';
 
 const [dataDir, socketPath, bridge, subnet, sizeText] = process.argv.slice(2) as [string, string, string, string, string];
 const network = new CniNetwork({ stateDir: join(dataDir, 'cni'), bridge, subnet });
 const runtime = new ContainerdRuntime({ dataDir, log: (line) => process.stderr.write(`${line}\n`), socketPath, manageContainerd: false, network, warmNetworks: Number(sizeText) });
 await runtime.open();
 await runtime.warmPool!.settled();
-const held = await runtime.start({
-  id: 'crash-held-1', tenant: 'default', app: 'test', version: 1, specHash: 'held', image: 'hivemind.local/busybox:latest',
-  command: ['sleep', '100000'], environment: {}, readOnly: false, ports: [], limits: {}, mounts: [], secrets: [],
-  logPath: join(dataDir, 'logs', 'crash-held-1.log'), stopSignal: 'SIGTERM', stopGraceMs: 1_000, labels: {},
-});
+const held = await runtime.start(busyboxWorkload(dataDir, 'crash-held-1', { specHash: 'held', command: ['sleep', '100000'] }));
 await runtime.warmPool!.settled();
 const { container } = await runtime.client.unary<{ container: { labels: Record<string, string> } }>('containers', 'Get', { id: 'crash-held-1' });
 process.stdout.write(`${JSON.stringify({ names: runtime.warmPool!.names(), held: container.labels['hivemind.network-id'], address: held.address })}\n`);

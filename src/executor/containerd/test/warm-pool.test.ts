@@ -9,7 +9,7 @@
 // with SIGKILL) a new runtime adopts the free entries, keeps the one a
 // container holds, and removes half-made and leaked ones, without leaking
 // a namespace or a lease; closing drains the pool.
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,37 +22,18 @@ import { ContainerdRuntime } from '../containerd-runtime.js';
 import { CniNetwork, createNamedNetns, netnsName } from '../network.js';
 import { Label } from '../spec.js';
 import type { WarmNetworkPool } from '../warm-pool.js';
-import { TestContainerd, eventually, skipReason } from './harness.js';
+import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason } from './harness.js';
 
 const skip = skipReason() ?? (existsSync('/usr/lib/cni/bridge') || existsSync('/opt/cni/bin/bridge') ? undefined : 'the CNI plugins are not installed (apt-get install containernetworking-plugins)');
 const containerd = new TestContainerd();
 let runtime: ContainerdRuntime;
 let network: CniNetwork;
-const IMAGE = 'hivemind.local/busybox:latest';
-const POOL_SIZE = 2;
-const HOLDER = fileURLToPath(new URL('./warm-pool-holder.js', import.meta.url));
 
 function workload(id: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
-  return {
-    id,
-    tenant: 'default',
-    app: 'test',
-    version: 1,
-    specHash: `hash-${id}`,
-    image: IMAGE,
-    environment: {},
-    readOnly: false,
-    ports: [],
-    limits: {},
-    mounts: [],
-    secrets: [],
-    logPath: join(containerd.dataDir, 'logs', `${id}.log`),
-    stopSignal: 'SIGTERM',
-    stopGraceMs: 1_000,
-    labels: {},
-    ...overrides,
-  };
+  return busyboxWorkload(containerd.dataDir, id, overrides);
 }
+const POOL_SIZE = 2;
+const HOLDER = fileURLToPath(new URL('./warm-pool-holder.js', import.meta.url));
 
 function pool(of: ContainerdRuntime = runtime): WarmNetworkPool {
   const found = of.warmPool;
@@ -75,10 +56,14 @@ function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
 }
 
-function iptablesSave(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('iptables-save', [], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+/** What the container's httpd on port 8080 answers, once it answers. */
+async function httpdAnswer(address: string | undefined): Promise<string> {
+  let body = '';
+  await eventually('httpd at the container address', async () => {
+    body = await fetchText(`http://${address}:8080/`).catch(() => '');
+    return body !== '';
   });
+  return body;
 }
 
 async function fetchText(url: string): Promise<string> {
@@ -122,12 +107,7 @@ test('the pool fills; a start takes a warm network and answers at its address; r
   assert.is(await networkPathOf(id), `/run/netns/${taken.name}`, 'runc joins the warm namespace');
   assert.not.ok(netnsExists(netnsName(id)), 'no namespace of its own was made');
   assert.not.ok(pool().names().includes(taken.name), 'a taken network leaves the pool');
-  let body = '';
-  await eventually('httpd at the container address', async () => {
-    body = await fetchText(`http://${started.address}:8080/`).catch(() => '');
-    return body !== '';
-  });
-  assert.match(body, /hello from hivemind busybox/);
+  assert.match(await httpdAnswer(started.address), /hello from hivemind busybox/);
   await runtime.remove(id);
   assert.not.ok(netnsExists(taken.name), 'its namespace is deleted');
   assert.not.ok((await network.leasedIds()).includes(taken.name), 'its lease is released');
@@ -184,12 +164,7 @@ test('when the node bridge is gone, no warm network is handed out: all are disca
   const id = 'warm-no-bridge-1';
   const started = await runtime.start(workload(id, { command: ['httpd', '-f', '-p', '8080', '-h', '/www'] }));
   assert.is((await labelsOf(id))[Label.networkId], undefined, 'the start made its own network');
-  let body = '';
-  await eventually('httpd at the container address', async () => {
-    body = await fetchText(`http://${started.address}:8080/`).catch(() => '');
-    return body !== '';
-  });
-  assert.match(body, /hello from hivemind busybox/);
+  assert.match(await httpdAnswer(started.address), /hello from hivemind busybox/);
   await runtime.remove(id);
   await pool().settled();
   for (const name of before) {
