@@ -1,8 +1,9 @@
 /**
  * The gRPC face of the key-value server: proto/kv.proto's `KV` service over a
- * `RaftNode` and its `KvStateMachine`. Validates every request, turns the
- * node's typed errors into gRPC statuses with clear messages, and forwards a
- * Put that reaches a follower to the leader (one hop).
+ * `RaftNode` and its `KvStateMachine`, served by `UnaryGrpcServer`. Validates
+ * every request, turns the node's typed errors into gRPC statuses with clear
+ * messages, and forwards a Put that reaches a follower to the leader (one hop,
+ * through a grpc-js client).
  */
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -31,6 +32,7 @@ import {
   type KvStateMachine,
   type PutResult,
 } from './kv-state-machine.js';
+import { GrpcStatusError as StatusError, type UnaryCall, type UnaryMethod } from './grpc-unary-server.js';
 
 /** proto/kv.proto, resolved from the compiled file (dist/consensus/server/) or the source. */
 export const KV_PROTO_PATH = fileURLToPath(new URL('../../../proto/kv.proto', import.meta.url));
@@ -72,16 +74,6 @@ export function kvServiceDefinition(): grpc.ServiceClientConstructor {
   return root.hivemind.kv.KV;
 }
 
-/** A gRPC status to answer with. */
-class StatusError extends Error {
-  constructor(
-    readonly code: grpc.status,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** What the service needs from the server. */
 export interface KvServiceInit {
   node: RaftNode;
@@ -98,19 +90,24 @@ export class KvService {
 
   constructor(private readonly init: KvServiceInit) {}
 
-  /** The service definition to register on a `grpc.Server`. */
-  get definition(): grpc.ServiceDefinition {
-    return this.Client.service;
-  }
-
-  /** The implementation to register on a `grpc.Server`. */
-  handlers(): grpc.UntypedServiceImplementation {
-    return {
-      Put: this.unary((call) => this.put(call as grpc.ServerUnaryCall<PutRequest, PutResponse>)),
-      Get: this.unary((call) => this.get(call as grpc.ServerUnaryCall<GetRequest, unknown>)),
-      Status: this.unary(async () => this.status()),
-      Dump: this.unary(async (call) => this.dump((call as grpc.ServerUnaryCall<DumpRequest, unknown>).request)),
+  /** The methods to serve, with proto/kv.proto's codecs. */
+  methods(): UnaryMethod[] {
+    const handlers: Record<string, (call: UnaryCall<unknown>) => Promise<unknown>> = {
+      Put: (call) => this.put(call as UnaryCall<PutRequest>),
+      Get: (call) => this.get(call as UnaryCall<GetRequest>),
+      Status: async () => this.status(),
+      Dump: async (call) => this.dump((call as UnaryCall<DumpRequest>).request),
     };
+    return Object.entries(this.Client.service).map(([name, method]) => {
+      const handle = handlers[name];
+      if (handle === undefined) throw new Error(`KvService: proto/kv.proto has a method "${name}" with no handler`);
+      return {
+        path: method.path,
+        deserialize: method.requestDeserialize,
+        serialize: method.responseSerialize,
+        handle: (call) => handle(call).catch((error: unknown) => Promise.reject(this.toStatus(error))),
+      };
+    });
   }
 
   /** Closes the forwarding clients. */
@@ -119,18 +116,7 @@ export class KvService {
     this.forwardClients.clear();
   }
 
-  private unary(
-    body: (call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<unknown>,
-  ): grpc.handleUnaryCall<unknown, unknown> {
-    return (call, callback) => {
-      body(call).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(this.toStatus(error)),
-      );
-    };
-  }
-
-  private async put(call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> {
+  private async put(call: UnaryCall<PutRequest>): Promise<PutResponse> {
     const { key, value, request_id: requestId } = call.request;
     checkKey(key);
     if (value.length > VALUE_BYTES_MAX) {
@@ -145,7 +131,7 @@ export class KvService {
         `field "request_id" is ${requestId.length} characters, over the limit of ${REQUEST_ID_CHARS_MAX}`,
       );
     }
-    const forwardedBy = call.metadata.get(FORWARDED_BY_HEADER)[0];
+    const forwardedBy = call.header(FORWARDED_BY_HEADER);
     const node = this.init.node;
     const status = node.status();
     if (forwardedBy === undefined && status.role !== Role.Leader && status.leader !== '' && status.leader !== node.id) {
@@ -171,7 +157,7 @@ export class KvService {
   }
 
   /** Sends the Put to `leader`'s client address, once; its answer or error becomes ours. */
-  private forward(leader: NodeId, call: grpc.ServerUnaryCall<PutRequest, PutResponse>): Promise<PutResponse> {
+  private forward(leader: NodeId, call: UnaryCall<PutRequest>): Promise<PutResponse> {
     const address = this.init.clientAddresses[leader];
     if (address === undefined) {
       throw new StatusError(
@@ -184,18 +170,16 @@ export class KvService {
     };
     const metadata = new grpc.Metadata();
     metadata.set(FORWARDED_BY_HEADER, this.init.node.id);
-    const deadline = call.getDeadline();
     const options: grpc.CallOptions = {
-      deadline: Number.isFinite(Number(deadline)) ? deadline : Date.now() + REQUEST_TIMEOUT_MS_DEFAULT,
+      deadline: Number.isFinite(call.deadlineMs) ? call.deadlineMs : Date.now() + REQUEST_TIMEOUT_MS_DEFAULT,
     };
     return new Promise((resolve, reject) => {
       const forwarded = client.Put(call.request, metadata, options, (error, response) => {
-        call.off('cancelled', cancel);
+        stopWatching();
         if (error) reject(new StatusError(error.code, `forwarded to the leader "${leader}" at ${address}: ${error.details}`));
         else resolve(response!);
       });
-      const cancel = (): void => forwarded.cancel();
-      call.once('cancelled', cancel);
+      const stopWatching = call.onCancel(() => forwarded.cancel());
     });
   }
 
@@ -208,7 +192,7 @@ export class KvService {
     return client;
   }
 
-  private async get(call: grpc.ServerUnaryCall<GetRequest, unknown>): Promise<unknown> {
+  private async get(call: UnaryCall<GetRequest>): Promise<unknown> {
     const { key, stale } = call.request;
     checkKey(key);
     const node = this.init.node;
@@ -242,11 +226,11 @@ export class KvService {
     };
   }
 
-  private toStatus(error: unknown): Partial<grpc.StatusObject> {
-    if (error instanceof StatusError) return { code: error.code, details: error.message };
-    if (error instanceof RaftError) return { code: grpcCode(error), details: `${error.code}: ${error.message}` };
+  private toStatus(error: unknown): StatusError {
+    if (error instanceof StatusError) return error;
+    if (error instanceof RaftError) return new StatusError(grpcCode(error), `${error.code}: ${error.message}`);
     this.init.logger(`internal error serving a request: ${error instanceof Error ? error.stack : String(error)}`);
-    return { code: grpc.status.INTERNAL, details: `internal error: ${error instanceof Error ? error.message : String(error)}` };
+    return new StatusError(grpc.status.INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
@@ -264,17 +248,12 @@ function checkKey(key: Uint8Array): void {
  * Runs `body` with the call's deadline as its time limit. A client that
  * cancels is not passed on: a Put already proposed may still commit whatever
  * the client does, and the request is settled by its result or its deadline
- * anyway (grpc-js drops the answer to a cancelled call). Watching for
+ * anyway (the server drops the answer to a cancelled call). Watching for
  * cancellation cost an AbortController, an EventTarget listener and a stream
  * listener per call, on the path every client request takes.
  */
-function withRequestOptions<T>(
-  call: grpc.ServerUnaryCall<unknown, unknown>,
-  body: (options: RequestOptions) => Promise<T>,
-): Promise<T> {
-  const deadline = call.getDeadline();
-  const deadlineMs = typeof deadline === 'number' ? deadline : Number(deadline);
-  const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(1, deadlineMs - Date.now()) : REQUEST_TIMEOUT_MS_DEFAULT;
+function withRequestOptions<T>(call: UnaryCall<unknown>, body: (options: RequestOptions) => Promise<T>): Promise<T> {
+  const timeoutMs = Number.isFinite(call.deadlineMs) ? Math.max(1, call.deadlineMs - Date.now()) : REQUEST_TIMEOUT_MS_DEFAULT;
   return body({ timeoutMs });
 }
 

@@ -12,11 +12,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { RaftNode } from '../node.js';
 import { LevelStorage } from '../storage-level.js';
 import { GrpcTransport } from '../transport-grpc.js';
 import { parseCommandLine, USAGE, type ServerSettings } from './command-line.js';
+import { UnaryGrpcServer } from './grpc-unary-server.js';
 import { KvService } from './kv-service.js';
 import { KEY_BYTES_MAX, KvStateMachine, VALUE_BYTES_MAX } from './kv-state-machine.js';
 
@@ -53,14 +53,18 @@ async function main(): Promise<void> {
     clientAddresses: Object.fromEntries(settings.cluster.map((member) => [member.id, member.clientAddress])),
     logger: logLine,
   });
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': VALUE_BYTES_MAX + KEY_BYTES_MAX + 64 * 1024,
-    // Channelz keeps per-call counters, closures and timestamps that nothing here reads. Without it
-    // grpc-js's forceShutdown leaves open connections alone; the process exits right after it anyway.
-    'grpc.enable_channelz': 0,
+  const server = new UnaryGrpcServer({
+    methods: service.methods(),
+    requestBytesMax: VALUE_BYTES_MAX + KEY_BYTES_MAX + 64 * 1024,
+    logger: logLine,
   });
-  server.addService(service.definition, service.handlers());
-  const clientAddress = await bind(server, settings.clientListen);
+  let clientAddress: string;
+  try {
+    clientAddress = await server.listen(settings.clientListen);
+  } catch (error) {
+    logLine((error as Error).message);
+    process.exit(1);
+  }
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -70,7 +74,7 @@ async function main(): Promise<void> {
     // The node first: requests waiting on it are answered (UNAVAILABLE), so the server drains quickly.
     await node.stop();
     service.close();
-    await shutDownServer(server);
+    await server.close(SHUTDOWN_GRACE_MS);
     logLine('stopped');
     process.exit(0);
   };
@@ -115,28 +119,6 @@ async function startNode(
     process.exit(1);
   }
   return { node, stateMachine, transport };
-}
-
-function bind(server: grpc.Server, address: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
-      if (error) reject(new Error(`cannot listen for clients on "${address}": ${error.message}`));
-      else resolve(`${address.slice(0, address.lastIndexOf(':'))}:${port}`);
-    });
-  });
-}
-
-function shutDownServer(server: grpc.Server): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, SHUTDOWN_GRACE_MS);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 main().catch((error: unknown) => {
