@@ -83,15 +83,16 @@ export function formatSettings(options: {
   interleaving: string;
 }): string {
   const { settings, machine, timings, interleaving } = options;
+  const idle = Object.keys(timings).length > 1 ? ', the other cluster idle' : '';
   const lines = [
     'Raft benchmark: Hivemind (consensus/server) vs etcd',
     `  cluster           3 members, one process each, loopback, fsync on, data dirs under ${machine.dataDisk}`,
     `  workload          sequential unary Put of a ${settings.valueBytes}-byte value to distinct keys, sent to the leader`,
     `  clients           ${settings.clientCounts.join(', ')}; ${settings.warmupMs / 1000} s warm-up then ${settings.durationMs / 1000} s measured per row, after ${settings.clusterWarmupMs / 1000} s of unmeasured load at 16 clients once per cluster`,
-    `  rounds            ${settings.rounds}; every cluster started before the first row, one under load at a time (the others idle)`,
+    `  rounds            ${settings.rounds}; every cluster started and warmed up before the first row, one under load at a time${idle}`,
     `  interleaving      ${interleaving}`,
     `  load              ${settings.shape.processes} load process(es), up to ${settings.shape.channelsPerProcess} gRPC connection(s) each, clients round-robin over them`,
-    `  failover          ${settings.failoverClients} clients following the leader, SIGKILL the leader, ${settings.failoverTrials} trial(s) per system after all rows, the other cluster idle`,
+    `  failover          ${settings.failoverClients} clients following the leader, SIGKILL the leader, ${settings.failoverTrials} trial(s) per system after all rows${idle}`,
     ...Object.entries(timings).map(([system, timing]) => `  ${`${system} timing`.padEnd(17)} ${timing}`),
     `  machine           ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}`,
     `  software          node ${machine.node}, etcd ${machine.etcd ?? 'not installed (no etcd rows)'}`,
