@@ -1,12 +1,14 @@
 /**
  * The Raft benchmark: Hivemind's replicated key-value server
  * (consensus/server) against etcd, 3 real processes each on loopback, the same
- * load generator for both, one system at a time.
+ * load generator for both. Both clusters run side by side; only one is under
+ * load at a time, and the rows of the two systems alternate in rounds so that
+ * each Hivemind/etcd ratio comes from two rows run back to back.
  *
- *   npm run bench:raft -- [--clients 1,16,64,256] [--seconds 5] [--json] ...   (--help lists all)
+ *   npm run bench:raft -- [--clients 1,16,64,256] [--rounds 3] [--seconds 5] [--json] ...   (--help lists all)
  *
- * Prints the settings and the machine, then the table of rows, the
- * Hivemind/etcd ratios and the failover trials. With --json the last line is
+ * Prints the settings and the machine, then the table of rows, the medians
+ * over rounds, the Hivemind/etcd ratios and the failover trials. With --json the last line is
  * one JSON object holding every figure. Progress goes to stderr. Every
  * process it starts is killed and every temp dir removed when it ends, on
  * Ctrl-C, on an error, and when its time budget runs out.
@@ -20,14 +22,19 @@ import { flushDisk, Resources } from './processes.js';
 import {
   describeMachine,
   formatFailover,
+  formatMedians,
   formatRatios,
   formatRows,
   formatSettings,
-  rowRatios,
+  roundRatios,
+  summarizeRatios,
   type Machine,
-  type RowRatio,
+  type RatioSummary,
+  type RoundRatio,
 } from './report.js';
-import { benchSystem, type BenchSettings, type SystemResult } from './run-system.js';
+import { describeInterleaving, runRounds } from './rounds.js';
+import { rowMedians, runFailoverTrials, startSystem, type BenchSettings, type SystemResult } from './run-system.js';
+import { median } from './stats.js';
 
 interface CommandLine {
   settings: BenchSettings;
@@ -61,7 +68,9 @@ function seconds(text: string, flag: string, options: { zeroAllowed: boolean }):
 }
 
 const USAGE = `usage: npm run bench:raft -- [options]   (or: node dist/bench/raft.js [options])
-  --clients 1,16,64,256       client counts, one row each
+  --clients 1,16,64,256       client counts, one row each per system and round
+  --rounds 3                  rounds: each round runs every client count on each system back to back, the
+                              first system alternating; ratios are per round, then the median over rounds
   --seconds 5                 measured seconds per row (after the warm-up)
   --warmup-seconds 1          unmeasured seconds before each row
   --cluster-warmup-seconds 5  unmeasured load (16 clients) once after each cluster starts, before the
@@ -70,7 +79,7 @@ const USAGE = `usage: npm run bench:raft -- [options]   (or: node dist/bench/raf
   --tick-ms 50                Hivemind's tick; --election-ticks 10, --heartbeat-ticks 1
   --load-processes 1          load processes; --channels 4 connections per load process
   --failover-trials 3         leader kills per system (0: none); --failover-clients 16
-  --systems hivemind,etcd     which systems, in order (etcd only if installed)
+  --systems hivemind,etcd     which systems (etcd only if installed); the first runs first in the first pair
   --server PATH               Hivemind's server script (default dist/consensus/server/main.js)
   --server-node-args=ARGS     Node.js flags for Hivemind's servers, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
                               (servers are then stopped with SIGTERM, so profiles get written)
@@ -95,6 +104,7 @@ function readFlags(argv: string[]) {
     args: argv,
     options: {
       clients: { type: 'string', default: '1,16,64,256' },
+      rounds: { type: 'string', default: '3' },
       seconds: { type: 'string', default: '5' },
       'warmup-seconds': { type: 'string', default: '1' },
       'cluster-warmup-seconds': { type: 'string', default: '5' },
@@ -120,10 +130,12 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
   for (const name of systems) {
     if (name !== 'hivemind' && name !== 'etcd') throw new UsageError(`--systems takes hivemind and/or etcd, not "${name}"`);
   }
+  if (new Set(systems).size !== systems.length) throw new UsageError(`--systems names each system at most once, not "${values.systems}"`);
   const clientCounts = values.clients.split(',').map((part) => wholeNumber(part.trim(), '--clients', 1));
   return {
     settings: {
       clientCounts,
+      rounds: wholeNumber(values.rounds, '--rounds', 1),
       durationMs: seconds(values.seconds, '--seconds', { zeroAllowed: false }) * 1000,
       warmupMs: seconds(values['warmup-seconds'], '--warmup-seconds', { zeroAllowed: true }) * 1000,
       clusterWarmupMs: seconds(values['cluster-warmup-seconds'], '--cluster-warmup-seconds', { zeroAllowed: true }) * 1000,
@@ -147,13 +159,15 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
 }
 
 /**
- * The longest a run may take before it is stopped: start-up, every row
- * (warm-up, window, drain) and every failover trial, per system, with slack.
+ * The longest a run may take before it is stopped: start-up, every row of
+ * every round (warm-up, window, drain, page-cache flush) and every failover
+ * trial, per system, with slack.
  */
 function timeBudgetMs(commandLine: CommandLine, systems: number): number {
   const { settings } = commandLine;
   const rowMs = settings.warmupMs + settings.durationMs + settings.putDeadlineMs + 5000;
-  const perSystemMs = 30_000 + settings.clusterWarmupMs + settings.clientCounts.length * rowMs + settings.failoverTrials * 40_000;
+  const rowsMs = settings.rounds * settings.clientCounts.length * rowMs;
+  const perSystemMs = 30_000 + settings.clusterWarmupMs + rowsMs + settings.failoverTrials * 40_000;
   return 30_000 + systems * perSystemMs;
 }
 
@@ -162,7 +176,7 @@ function jsonSummary(options: {
   commandLine: CommandLine;
   machine: Machine;
   results: SystemResult[];
-  ratios: RowRatio[] | undefined;
+  ratios: { perRound: RoundRatio[]; summary: RatioSummary[] } | undefined;
 }): object {
   const { commandLine, machine, results, ratios } = options;
   return {
@@ -178,38 +192,31 @@ function jsonSummary(options: {
     },
     machine,
     systems: Object.fromEntries(results.map((result) => [result.system, result])),
-    ratiosHivemindOverEtcd: ratios ?? null,
+    interleaving: describeInterleaving(results.map((result) => result.system)),
+    ratiosHivemindOverEtcd: ratios?.summary ?? null,
+    ratiosPerRound: ratios?.perRound ?? null,
   };
 }
 
-/** A cluster to run and the temp dir holding its data dirs and logs. */
-interface PlannedCluster {
-  cluster: BenchCluster;
-  workDirectory: string;
-}
-
-/** The clusters to run, in the order asked; none of them started yet. */
-function makeClusters(options: { commandLine: CommandLine; resources: Resources; etcdInstalled: boolean }): PlannedCluster[] {
+/** The clusters to run, in the order asked, each with its own temp dir; none of them started yet. */
+function makeClusters(options: { commandLine: CommandLine; resources: Resources; etcdInstalled: boolean }): BenchCluster[] {
   const { commandLine, resources, etcdInstalled } = options;
-  const clusters: PlannedCluster[] = [];
+  const clusters: BenchCluster[] = [];
   for (const system of commandLine.systems) {
     if (system === 'hivemind') {
-      const workDirectory = resources.makeTempDirectory('hivemind-bench-raft-');
-      clusters.push({
-        workDirectory,
-        cluster: new HivemindCluster({
+      clusters.push(
+        new HivemindCluster({
           resources,
-          workDirectory,
+          workDirectory: resources.makeTempDirectory('hivemind-bench-raft-'),
           serverPath: commandLine.serverPath,
           nodeArgs: commandLine.serverNodeArgs,
           tickMs: commandLine.tickMs,
           electionTicks: commandLine.electionTicks,
           heartbeatTicks: commandLine.heartbeatTicks,
         }),
-      });
+      );
     } else if (etcdInstalled) {
-      const workDirectory = resources.makeTempDirectory('etcd-bench-raft-');
-      clusters.push({ workDirectory, cluster: new EtcdCluster({ resources, workDirectory }) });
+      clusters.push(new EtcdCluster({ resources, workDirectory: resources.makeTempDirectory('etcd-bench-raft-') }));
     }
   }
   return clusters;
@@ -228,7 +235,7 @@ async function main(resources: Resources): Promise<void> {
   if (commandLine.systems.includes('etcd') && etcd === undefined) {
     progress('no etcd binary on PATH (Debian package etcd-server): printing Hivemind figures only');
   }
-  const timings = Object.fromEntries(clusters.map(({ cluster }) => [cluster.system, cluster.timingSettings]));
+  const timings = Object.fromEntries(clusters.map((cluster) => [cluster.system, cluster.timingSettings]));
   const budgetMs = timeBudgetMs(commandLine, clusters.length);
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running after its budget of ${Math.round(budgetMs / 1000)} s; stopping\n`);
@@ -236,22 +243,59 @@ async function main(resources: Resources): Promise<void> {
     process.exit(1);
   }, budgetMs);
 
-  console.log(formatSettings({ settings: commandLine.settings, machine, timings }));
-  const results: SystemResult[] = [];
-  flushDisk();
-  for (const { cluster, workDirectory } of clusters) {
-    results.push(await benchSystem({ cluster, settings: commandLine.settings, resources, progress }));
-    resources.removeTempDirectory(workDirectory); // one system's write-back must not slow the next
-  }
+  console.log(formatSettings({ settings: commandLine.settings, machine, timings, interleaving: describeInterleaving(clusters.map((cluster) => cluster.system)) }));
+  const results = await benchSystems({ clusters, settings: commandLine.settings, resources, progress });
   clearTimeout(watchdog);
 
-  console.log(`\n${formatRows(results)}`);
-  const hivemindResult = results.find((result) => result.system === 'hivemind');
-  const etcdResult = results.find((result) => result.system === 'etcd');
-  const ratios = hivemindResult && etcdResult ? rowRatios(hivemindResult, etcdResult) : undefined;
-  if (ratios) console.log(`\n${formatRatios(ratios)}`);
+  const allRows = results.flatMap((result) => result.rows);
+  console.log(`\n${formatRows(allRows, results.map((result) => result.system))}`);
+  console.log(`\n${formatMedians(results)}`);
+  const hasBoth = results.some((result) => result.system === 'hivemind') && results.some((result) => result.system === 'etcd');
+  const perRound = roundRatios(allRows);
+  const ratios = hasBoth ? { perRound, summary: summarizeRatios(perRound, commandLine.settings.clientCounts) } : undefined;
+  if (ratios) console.log(`\n${formatRatios(ratios.summary)}`);
   if (commandLine.settings.failoverTrials > 0) console.log(`\n${formatFailover(results)}`);
   if (commandLine.json) console.log(JSON.stringify(jsonSummary({ commandLine, machine, results, ratios })));
+}
+
+/**
+ * Starts and warms up every cluster, runs the rounds, then each system's
+ * failover trials (the other clusters idle), and stops every cluster it
+ * started, also on an error (`resources` kills the processes of one that
+ * failed to start). Returns one result per cluster, in order.
+ */
+async function benchSystems(options: {
+  clusters: BenchCluster[];
+  settings: BenchSettings;
+  resources: Resources;
+  progress: (line: string) => void;
+}): Promise<SystemResult[]> {
+  const { clusters, settings, resources, progress } = options;
+  const started: BenchCluster[] = [];
+  try {
+    flushDisk();
+    for (const cluster of clusters) {
+      await startSystem({ cluster, settings, resources, progress });
+      started.push(cluster);
+    }
+    const rows = await runRounds({ clusters, settings, resources, progress });
+    const results: SystemResult[] = [];
+    for (const cluster of clusters) {
+      const failoverTrials = await runFailoverTrials({ cluster, settings, progress });
+      const own = rows.filter((row) => row.system === cluster.system);
+      results.push({
+        system: cluster.system,
+        timingSettings: cluster.timingSettings,
+        rows: own,
+        medians: rowMedians(own, settings.clientCounts),
+        failoverTrials,
+        failoverMedianMs: median(failoverTrials.map((trial) => trial.unavailableMs)),
+      });
+    }
+    return results;
+  } finally {
+    for (const cluster of started.reverse()) await cluster.stop();
+  }
 }
 
 const resources = new Resources();

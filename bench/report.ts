@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import type { BenchSettings, Row, SystemResult } from './run-system.js';
-import { ratio } from './stats.js';
+import { median, ratio } from './stats.js';
 
 /** The machine a run happened on, printed with every result. */
 export interface Machine {
@@ -18,7 +18,7 @@ export interface Machine {
   loadAverageAtStart: number;
 }
 
-/** Hivemind divided by etcd at one client count. */
+/** Hivemind divided by etcd at one client count (commits/s, p50, p99). */
 export interface RowRatio {
   clients: number;
   throughput: number | undefined;
@@ -26,6 +26,27 @@ export interface RowRatio {
   p99: number | undefined;
 }
 
+/** The ratios of one round: from the two rows of that client count that ran back to back. */
+export interface RoundRatio extends RowRatio {
+  round: number;
+}
+
+/** The smallest and largest per-round ratio. */
+export interface RatioRange {
+  min: number;
+  max: number;
+}
+
+/** Per client count: the median of the per-round ratios (the `RowRatio` fields) and their range. */
+export interface RatioSummary extends RowRatio {
+  /** Rounds with both rows. */
+  rounds: number;
+  throughputRange: RatioRange | undefined;
+  p50Range: RatioRange | undefined;
+  p99Range: RatioRange | undefined;
+}
+
+/** The machine this process runs on; `etcd` is etcd's version, undefined when not installed. */
 export function describeMachine(etcd: string | undefined): Machine {
   const processors = cpus();
   return {
@@ -54,15 +75,24 @@ function filesystemOf(path: string): string {
 }
 
 /** The settings block printed before any figure. */
-export function formatSettings(options: { settings: BenchSettings; machine: Machine; timings: Record<string, string> }): string {
-  const { settings, machine, timings } = options;
+export function formatSettings(options: {
+  settings: BenchSettings;
+  machine: Machine;
+  timings: Record<string, string>;
+  /** How the rows of the systems alternate, one line. */
+  interleaving: string;
+}): string {
+  const { settings, machine, timings, interleaving } = options;
+  const idle = Object.keys(timings).length > 1 ? ', the other cluster idle' : '';
   const lines = [
     'Raft benchmark: Hivemind (consensus/server) vs etcd',
     `  cluster           3 members, one process each, loopback, fsync on, data dirs under ${machine.dataDisk}`,
     `  workload          sequential unary Put of a ${settings.valueBytes}-byte value to distinct keys, sent to the leader`,
     `  clients           ${settings.clientCounts.join(', ')}; ${settings.warmupMs / 1000} s warm-up then ${settings.durationMs / 1000} s measured per row, after ${settings.clusterWarmupMs / 1000} s of unmeasured load at 16 clients once per cluster`,
+    `  rounds            ${settings.rounds}; every cluster started and warmed up before the first row, one under load at a time${idle}`,
+    `  interleaving      ${interleaving}`,
     `  load              ${settings.shape.processes} load process(es), up to ${settings.shape.channelsPerProcess} gRPC connection(s) each, clients round-robin over them`,
-    `  failover          ${settings.failoverClients} clients following the leader, SIGKILL the leader, ${settings.failoverTrials} trial(s)`,
+    `  failover          ${settings.failoverClients} clients following the leader, SIGKILL the leader, ${settings.failoverTrials} trial(s) per system after all rows${idle}`,
     ...Object.entries(timings).map(([system, timing]) => `  ${`${system} timing`.padEnd(17)} ${timing}`),
     `  machine           ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}`,
     `  software          node ${machine.node}, etcd ${machine.etcd ?? 'not installed (no etcd rows)'}`,
@@ -81,22 +111,37 @@ function busyWarning(machine: Machine): string {
 const fixed = (value: number | undefined, digits: number): string =>
   value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
 
-/** The per-row table, both systems. */
-export function formatRows(results: SystemResult[]): string {
+/**
+ * The table of every row, sorted by client count, then round, then system
+ * (in the order of `systems`), so the two rows of a round sit together.
+ */
+export function formatRows(rows: readonly Row[], systems: readonly string[]): string {
   const table = new Table({
-    head: ['system', 'clients', 'procs/conns', 'commits/s', 'p50 ms', 'p99 ms', 'errors', 'CPU % leader/followers', 'load CPU %', 'RSS MiB a/b/c'],
+    head: ['clients', 'round', 'system', 'procs/conns', 'commits/s', 'p50 ms', 'p99 ms', 'errors', 'CPU % leader/followers', 'load CPU %', 'RSS MiB a/b/c'],
     style: { head: [], border: [] },
   });
+  const sorted = [...rows].sort(
+    (left, right) => left.clients - right.clients || left.round - right.round || systems.indexOf(left.system) - systems.indexOf(right.system),
+  );
   const notes: string[] = [];
-  for (const result of results) {
-    for (const row of result.rows) {
-      table.push(formatRow(row));
-      if (row.errors > 0) notes.push(`${row.system}, ${row.clients} clients: ${row.errors} failed Puts, the first: ${row.firstError}`);
-    }
+  for (const row of sorted) {
+    table.push(formatRow(row));
+    if (row.errors > 0) notes.push(`${row.system}, round ${row.round}, ${row.clients} clients: ${row.errors} failed Puts, the first: ${row.firstError}`);
   }
   const legend =
     'CPU %: of one core, during the window, leader first; load CPU %: all load processes; RSS: after the row';
   return [table.toString(), legend, ...notes].join('\n');
+}
+
+/** Per system and client count, the median over rounds of commits/s, p50 and p99. */
+export function formatMedians(results: readonly SystemResult[]): string {
+  const table = new Table({ head: ['system', 'clients', 'rounds', 'commits/s', 'p50 ms', 'p99 ms'], style: { head: [], border: [] } });
+  for (const result of results) {
+    for (const row of result.medians) {
+      table.push([result.system, String(row.clients), String(row.rounds), fixed(row.commitsPerSecond, 0), fixed(row.p50Ms, 2), fixed(row.p99Ms, 2)]);
+    }
+  }
+  return `Median over rounds\n${table.toString()}`;
 }
 
 function formatRow(row: Row): string[] {
@@ -104,8 +149,9 @@ function formatRow(row: Row): string[] {
   const cpu = [row.leader, ...followers].map((id) => fixed(row.serverCpuPercent[id], 0)).join(' / ');
   const rss = Object.values(row.rssMiB).map((value) => fixed(value, 0)).join(' / ');
   return [
-    row.system,
     String(row.clients),
+    String(row.round),
+    row.system,
     `${row.loadProcesses}/${row.channels}`,
     fixed(row.commitsPerSecond, 0),
     fixed(row.p50Ms, 2),
@@ -117,26 +163,77 @@ function formatRow(row: Row): string[] {
   ];
 }
 
-/** Hivemind / etcd per client count (throughput above 1 and latency below 1 favour Hivemind). */
-export function rowRatios(hivemind: SystemResult, etcd: SystemResult): RowRatio[] {
-  return hivemind.rows.map((row) => {
-    const other = etcd.rows.find((candidate) => candidate.clients === row.clients);
-    return {
+/**
+ * Hivemind / etcd per round and client count, from the Hivemind and etcd rows
+ * of that round and client count (throughput above 1 and latency below 1
+ * favour Hivemind). A round without both rows gives no ratio.
+ */
+export function roundRatios(rows: readonly Row[]): RoundRatio[] {
+  const ratios: RoundRatio[] = [];
+  for (const row of rows) {
+    if (row.system !== 'hivemind') continue;
+    const other = rows.find((candidate) => candidate.system === 'etcd' && candidate.round === row.round && candidate.clients === row.clients);
+    if (!other) continue;
+    ratios.push({
+      round: row.round,
       clients: row.clients,
-      throughput: ratio(row.commitsPerSecond, other?.commitsPerSecond),
-      p50: ratio(row.p50Ms, other?.p50Ms),
-      p99: ratio(row.p99Ms, other?.p99Ms),
+      throughput: ratio(row.commitsPerSecond, other.commitsPerSecond),
+      p50: ratio(row.p50Ms, other.p50Ms),
+      p99: ratio(row.p99Ms, other.p99Ms),
+    });
+  }
+  return ratios.sort((left, right) => left.clients - right.clients || left.round - right.round);
+}
+
+/** Per client count (in the order of `clientCounts`), the median and range of the per-round ratios. */
+export function summarizeRatios(ratios: readonly RoundRatio[], clientCounts: readonly number[]): RatioSummary[] {
+  return clientCounts.map((clients) => {
+    const same = ratios.filter((entry) => entry.clients === clients);
+    const pick = (field: 'throughput' | 'p50' | 'p99'): number[] =>
+      same.map((entry) => entry[field]).filter((value): value is number => value !== undefined);
+    const range = (values: number[]): RatioRange | undefined =>
+      values.length === 0 ? undefined : { min: Math.min(...values), max: Math.max(...values) };
+    return {
+      clients,
+      rounds: same.length,
+      throughput: median(pick('throughput')),
+      p50: median(pick('p50')),
+      p99: median(pick('p99')),
+      throughputRange: range(pick('throughput')),
+      p50Range: range(pick('p50')),
+      p99Range: range(pick('p99')),
     };
   });
 }
 
-export function formatRatios(ratios: RowRatio[]): string {
-  const table = new Table({ head: ['clients', 'commits/s H/E', 'p50 H/E', 'p99 H/E'], style: { head: [], border: [] } });
-  for (const row of ratios) table.push([String(row.clients), fixed(row.throughput, 2), fixed(row.p50, 2), fixed(row.p99, 2)]);
-  return `Hivemind / etcd (commits/s above 1 and latency below 1 favour Hivemind)\n${table.toString()}`;
+/** The ratio table: per client count, the median of the per-round ratios, then their min–max. */
+export function formatRatios(ratios: readonly RatioSummary[]): string {
+  const table = new Table({
+    head: ['clients', 'rounds', 'commits/s H/E', '(min–max)', 'p50 H/E', '(min–max)', 'p99 H/E', '(min–max)'],
+    style: { head: [], border: [] },
+  });
+  const span = (range: RatioRange | undefined): string => (range ? `${fixed(range.min, 2)}–${fixed(range.max, 2)}` : '-');
+  for (const row of ratios) {
+    table.push([
+      String(row.clients),
+      String(row.rounds),
+      fixed(row.throughput, 2),
+      span(row.throughputRange),
+      fixed(row.p50, 2),
+      span(row.p50Range),
+      fixed(row.p99, 2),
+      span(row.p99Range),
+    ]);
+  }
+  return [
+    'Hivemind / etcd: per round, from the two rows of a client count run back to back; the median over rounds, then the range',
+    '(commits/s above 1 and latency below 1 favour Hivemind)',
+    table.toString(),
+  ].join('\n');
 }
 
-export function formatFailover(results: SystemResult[]): string {
+/** The failover trials of every system, then each system's median. */
+export function formatFailover(results: readonly SystemResult[]): string {
   const table = new Table({
     head: ['system', 'trial', 'killed', 'new leader', 'no acked write, ms', 'kill to first ack, ms', 'failed Puts'],
     style: { head: [], border: [] },

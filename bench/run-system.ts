@@ -10,6 +10,8 @@ const CLUSTER_WARMUP_CLIENTS = 16;
 /** What every system is measured with; the same for Hivemind and etcd. */
 export interface BenchSettings {
   clientCounts: number[];
+  /** Times every client count is measured on every system; at least 1. */
+  rounds: number;
   durationMs: number;
   warmupMs: number;
   /** Unmeasured load once after the cluster starts, before the first row (JIT warm-up); 0 for none. */
@@ -22,9 +24,11 @@ export interface BenchSettings {
   failoverClients: number;
 }
 
-/** One row of the table: one system at one client count. */
+/** One row of the table: one system at one client count in one round. */
 export interface Row {
   system: string;
+  /** 1-based round the row ran in. */
+  round: number;
   clients: number;
   loadProcesses: number;
   channels: number;
@@ -47,63 +51,106 @@ export interface Row {
 export interface SystemResult {
   system: string;
   timingSettings: string;
+  /** Every row of this system, in the order run (round by round). */
   rows: Row[];
+  /** Per client count, the median over rounds of its rows. */
+  medians: RowMedian[];
   failoverTrials: FailoverTrial[];
   failoverMedianMs: number | undefined;
 }
 
+/** One system at one client count: the median over rounds of each figure. */
+export interface RowMedian {
+  clients: number;
+  rounds: number;
+  commitsPerSecond: number | undefined;
+  p50Ms: number | undefined;
+  p99Ms: number | undefined;
+}
+
 /**
- * Starts `cluster`, runs one row per client count, then the failover trials,
- * then stops it. Progress lines go to `progress` (stderr), figures are returned.
+ * Starts `cluster` and, unless `settings.clusterWarmupMs` is 0, runs the
+ * unmeasured warm-up load on it. The caller owns stopping it (also when this
+ * throws after `start` resolved).
  */
-export async function benchSystem(options: {
+export async function startSystem(options: {
   cluster: BenchCluster;
   settings: BenchSettings;
   resources: Resources;
   progress: (line: string) => void;
-}): Promise<SystemResult> {
+}): Promise<void> {
   const { cluster, settings, resources, progress } = options;
   progress(`${cluster.system}: starting 3 members`);
   await cluster.start();
-  try {
-    if (settings.clusterWarmupMs > 0) {
-      progress(`${cluster.system}: ${settings.clusterWarmupMs / 1000} s of unmeasured load at ${CLUSTER_WARMUP_CLIENTS} clients`);
-      await runRow({ cluster, settings: { ...settings, warmupMs: settings.clusterWarmupMs, durationMs: 100 }, resources, clients: CLUSTER_WARMUP_CLIENTS, keyTag: 'warmup' });
-    }
-    const rows: Row[] = [];
-    for (const clients of settings.clientCounts) {
-      const row = await runRow({ cluster, settings, resources, clients, keyTag: `c${clients}` });
-      progress(`${cluster.system}: ${clients} clients: ${row.commitsPerSecond.toFixed(0)} commits/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.errors} errors`);
-      rows.push(row);
-    }
-    const failoverTrials: FailoverTrial[] = [];
-    for (let trial = 1; trial <= settings.failoverTrials; trial++) {
-      const result = await runFailoverTrial(cluster, {
-        clients: settings.failoverClients,
-        valueBytes: settings.valueBytes,
-        preKillMs: 1000,
-        deadlineMs: 1000,
-        trialTimeoutMs: 20_000,
-        keyPrefix: `${cluster.system}/failover/${trial}`,
-      });
-      progress(`${cluster.system}: failover ${trial}: killed ${result.killed}, ${result.unavailableMs?.toFixed(0) ?? 'no'} ms without acknowledged writes`);
-      failoverTrials.push(result);
-    }
-    return {
-      system: cluster.system,
-      timingSettings: cluster.timingSettings,
-      rows,
-      failoverTrials,
-      failoverMedianMs: median(failoverTrials.map((trial) => trial.unavailableMs)),
-    };
-  } finally {
-    await cluster.stop();
+  if (settings.clusterWarmupMs > 0) {
+    progress(`${cluster.system}: ${settings.clusterWarmupMs / 1000} s of unmeasured load at ${CLUSTER_WARMUP_CLIENTS} clients`);
+    await runRow({
+      cluster,
+      settings: { ...settings, warmupMs: settings.clusterWarmupMs, durationMs: 100 },
+      resources,
+      clients: CLUSTER_WARMUP_CLIENTS,
+      round: 0,
+      keyTag: 'warmup',
+    });
   }
 }
 
-/** One row: `clients` clients against the leader for the window, then each member's RSS. */
-async function runRow(options: { cluster: BenchCluster; settings: BenchSettings; resources: Resources; clients: number; keyTag: string }): Promise<Row> {
-  const { cluster, settings, resources, clients, keyTag } = options;
+/**
+ * Runs `settings.failoverTrials` leader kills on the running `cluster`, one
+ * after the other; each trial leaves the cluster healthy with 3 members.
+ */
+export async function runFailoverTrials(options: {
+  cluster: BenchCluster;
+  settings: BenchSettings;
+  progress: (line: string) => void;
+}): Promise<FailoverTrial[]> {
+  const { cluster, settings, progress } = options;
+  const trials: FailoverTrial[] = [];
+  for (let trial = 1; trial <= settings.failoverTrials; trial++) {
+    const result = await runFailoverTrial(cluster, {
+      clients: settings.failoverClients,
+      valueBytes: settings.valueBytes,
+      preKillMs: 1000,
+      deadlineMs: 1000,
+      trialTimeoutMs: 20_000,
+      keyPrefix: `${cluster.system}/failover/${trial}`,
+    });
+    progress(`${cluster.system}: failover ${trial}: killed ${result.killed}, ${result.unavailableMs?.toFixed(0) ?? 'no'} ms without acknowledged writes`);
+    trials.push(result);
+  }
+  return trials;
+}
+
+/** Per client count (in the order of `clientCounts`), the median over rounds of `rows` (one system's). */
+export function rowMedians(rows: readonly Row[], clientCounts: readonly number[]): RowMedian[] {
+  return clientCounts.map((clients) => {
+    const same = rows.filter((row) => row.clients === clients);
+    const known = (value: number): number | undefined => (Number.isFinite(value) ? value : undefined);
+    return {
+      clients,
+      rounds: same.length,
+      commitsPerSecond: median(same.map((row) => known(row.commitsPerSecond))),
+      p50Ms: median(same.map((row) => known(row.p50Ms))),
+      p99Ms: median(same.map((row) => known(row.p99Ms))),
+    };
+  });
+}
+
+/**
+ * One row: `clients` clients against the leader of the running `cluster` for
+ * the warm-up and the window, then each member's RSS. Keys carry `keyTag`, so
+ * rows given distinct tags write distinct keys.
+ */
+export async function runRow(options: {
+  cluster: BenchCluster;
+  settings: BenchSettings;
+  resources: Resources;
+  clients: number;
+  /** Recorded in the row; 1-based (0 for the cluster warm-up). */
+  round: number;
+  keyTag: string;
+}): Promise<Row> {
+  const { cluster, settings, resources, clients, round, keyTag } = options;
   const leader = await waitHealthy(cluster, { timeoutMs: 30_000 });
   const sample = (): { usage: ReturnType<typeof memberUsage>; atMs: number } => ({ usage: memberUsage(cluster), atMs: performance.now() });
   let atOpen = sample();
@@ -129,6 +176,7 @@ async function runRow(options: { cluster: BenchCluster; settings: BenchSettings;
     Object.fromEntries(cluster.memberIds.map((id) => [id, pick(id)]));
   return {
     system: cluster.system,
+    round,
     clients,
     loadProcesses: result.processes,
     channels: result.channels,
