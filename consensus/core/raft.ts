@@ -906,6 +906,11 @@ export class Raft {
     };
     if (fields.snapshot) message.snapshot = fields.snapshot;
     if (this.role === Role.Leader && EARLY_TYPES.has(message.type)) this.messagesEarly.push(message);
+    // A heartbeat answer promises nothing about this node's log (it carries no index), so it
+    // need not wait for this node's writes: a follower busy writing a large snapshot still
+    // answers, and the leader's check-quorum does not depose a healthy leader. RawNode still
+    // holds it back while this node's term or vote is not durable.
+    else if (message.type === MessageType.HeartbeatResponse) this.messagesEarly.push(message);
     else this.messages.push(message);
   }
 }

@@ -7,4 +7,9 @@ export const REGRESSION_SEEDS: readonly { seed: number; caught: string }[] = [
   { seed: 3020, caught: 'same as 2210, with a removal in flight' },
   { seed: 539, caught: 'simulator: a crash-during-write scheduled before the heal struck after it, leaving a member down' },
   { seed: 619, caught: 'same as 539' },
+  {
+    seed: 242,
+    caught:
+      'checker: a vote granted in one term and superseded, before the write, by a vote in a later term was flagged as not durable; the later term on disk keeps the promise',
+  },
 ];
