@@ -155,6 +155,21 @@ test('every acknowledged put survives a leader crash and full restarts, in one o
   assert.is.not(secondLeader, firstLeader);
 
   phase('200 puts with a leader kill');
+  // Members take turns to snapshot (every 64 entries, shifted by a third of that per member):
+  // no two of them snapshot at about the same index, which would stall their writes together.
+  const snapshotIndexes = cluster.ids.map((id) =>
+    [...cluster.logTail(id, 500).matchAll(/snapshot at index (\d+)/g)].map((match) => Number(match[1])),
+  );
+  assert.ok(snapshotIndexes.every((indexes) => indexes.length > 0), `every member snapshotted: ${JSON.stringify(snapshotIndexes)}`);
+  for (let one = 0; one < snapshotIndexes.length; one++) {
+    for (let other = one + 1; other < snapshotIndexes.length; other++) {
+      for (const index of snapshotIndexes[one]!) {
+        for (const otherIndex of snapshotIndexes[other]!) {
+          assert.ok(Math.abs(index - otherIndex) >= 10, `members snapshotted together: ${JSON.stringify(snapshotIndexes)}`);
+        }
+      }
+    }
+  }
   // Through the survivors only: new keys and overwrites.
   await writeAll([...keys('k', 200, 260, 'v1'), ...keys('k', 0, 50, 'v2')], 8);
 
