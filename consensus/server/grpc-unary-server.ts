@@ -161,12 +161,18 @@ export class UnaryGrpcServer {
       finishWithStatus(stream, GrpcStatus.INVALID_ARGUMENT, `header "grpc-timeout" is "${String(headers['grpc-timeout'])}"; give at most 8 digits and a unit (H, M, S, m, u, n)`);
       return;
     }
+    // From the headers on: a client that never finishes its request is answered at its deadline too.
+    const timer =
+      deadline === Infinity
+        ? undefined
+        : setTimeout(() => finishWithStatus(stream, GrpcStatus.DEADLINE_EXCEEDED, `deadline exceeded while serving ${method.path}`), deadline - Date.now());
     this.readRequest(stream, (error, message) => {
       if (error !== undefined) {
+        clearTimeout(timer);
         finishWithStatus(stream, error.code, error.message);
         return;
       }
-      this.call({ stream, headers, method, deadline, message: message! });
+      this.call({ stream, headers, method, deadline, timer, message: message! });
     });
   }
 
@@ -200,19 +206,18 @@ export class UnaryGrpcServer {
     headers: http2.IncomingHttpHeaders;
     method: UnaryMethod;
     deadline: number;
+    /** Answers DEADLINE_EXCEEDED at the deadline; cleared once the handler answers. */
+    timer: NodeJS.Timeout | undefined;
     message: Buffer;
   }): void {
-    const { stream, headers, method, deadline, message } = context;
+    const { stream, headers, method, deadline, timer, message } = context;
     let request: unknown;
     try {
       request = method.deserialize(message);
     } catch (error) {
+      clearTimeout(timer);
       finishWithStatus(stream, GrpcStatus.INTERNAL, `cannot decode the request of ${method.path}: ${(error as Error).message}`);
       return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    if (deadline !== Infinity) {
-      timer = setTimeout(() => finishWithStatus(stream, GrpcStatus.DEADLINE_EXCEEDED, `deadline exceeded while serving ${method.path}`), deadline - Date.now());
     }
     let answered = false;
     const call: UnaryCall<unknown> = {

@@ -97,7 +97,7 @@ interface RawAnswer {
 }
 
 /** One request over node:http2 with the headers and body given, to send what grpc-js never would. */
-function rawCall(address: string, headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<RawAnswer> {
+function rawCall(address: string, headers: http2.OutgoingHttpHeaders, body: Buffer, options: { endRequest?: boolean } = {}): Promise<RawAnswer> {
   const session = http2.connect(`http://${address}`);
   return new Promise<RawAnswer>((resolve, reject) => {
     session.on('error', reject);
@@ -113,12 +113,16 @@ function rawCall(address: string, headers: http2.OutgoingHttpHeaders, body: Buff
     stream.on('trailers', read);
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('error', () => {});
+    // A server that never answers fails the test instead of hanging it.
+    const guard = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 5000);
     stream.on('close', () => {
+      clearTimeout(guard);
       answer.body = Buffer.concat(chunks);
       resolve(answer);
     });
-    stream.end(body);
-  }).finally(() => session.close());
+    if (options.endRequest === false) stream.write(body);
+    else stream.end(body);
+  }).finally(() => session.destroy());
 }
 
 function framed(message: Buffer, flag = 0): Buffer {
@@ -182,6 +186,16 @@ test('the server answers DEADLINE_EXCEEDED itself when a handler outlives the gr
     const answer = await rawCall(fixture.address, { ':path': '/test.T/Hang', 'grpc-timeout': '50m' }, framed(Buffer.from('slow')));
     assert.is(answer.grpcStatus, String(grpc.status.DEADLINE_EXCEEDED));
     assert.match(answer.grpcMessage ?? '', 'deadline');
+  } finally {
+    await fixture.stop();
+  }
+});
+
+test('a client that never finishes its request is answered at its deadline', async () => {
+  const fixture = await start();
+  try {
+    const answer = await rawCall(fixture.address, { ':path': '/test.T/Echo', 'grpc-timeout': '50m' }, framed(Buffer.from('never ends')).subarray(0, 7), { endRequest: false });
+    assert.is(answer.grpcStatus, String(grpc.status.DEADLINE_EXCEEDED));
   } finally {
     await fixture.stop();
   }
