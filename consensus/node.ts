@@ -914,7 +914,8 @@ export class RaftNode {
   private snapshotDue(): boolean {
     if (this.snapshotInProgress) return false;
     const every = this.snapshotEveryEntries;
-    if (this.applied - this.snapshotIndex < every / 2) return false;
+    // Not again right after one (or after a restart or an install from the leader), whatever the grid says.
+    if (this.applied - this.snapshotIndex < every / 4) return false;
     // Members that snapshot together stall their writes together, and then nothing commits: each
     // one crosses its own grid, shifted by its place among the voters (in a 3-voter cluster a
     // third of the interval apart), so that at most one of them is storing a snapshot at a time.
