@@ -906,10 +906,8 @@ export class RaftNode {
   }
 
   /**
-   * Runs between Readys. The writer drains first: storage takes one call at a
-   * time, and only durable entries may be compacted. Applied entries can be
-   * ahead of this node's disk (they are durable on a quorum); then the
-   * snapshot waits for a later turn.
+   * Whether to start a snapshot now: none in progress, at least a quarter of
+   * the interval since the last one, and this member's turn (see below).
    */
   private snapshotDue(): boolean {
     if (this.snapshotInProgress) return false;
