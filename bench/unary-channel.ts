@@ -1,4 +1,5 @@
 import http2 from 'node:http2';
+import { frameMessage } from '../consensus/server/grpc-unary-server.js';
 
 /** A failed call: `code` is the gRPC status code (4 deadline exceeded, 14 unavailable, ...). */
 export class CallError extends Error {
@@ -62,7 +63,7 @@ export class UnaryChannel {
         return;
       }
       collectResponse({ stream, deadlineMs, resolve, reject });
-      stream.end(frame(request));
+      stream.end(frameMessage(request));
     });
   }
 
@@ -123,15 +124,6 @@ function collectResponse(context: {
     else if (status !== undefined) settle(new CallError(Number(status), statusMessage ?? `gRPC status ${status}`));
     else settle(new CallError(statusUnavailable, `stream closed without a status (HTTP/2 code ${stream.rstCode})`));
   });
-}
-
-/** A gRPC length-prefixed message: flag 0 (not compressed), 4-byte big-endian length, bytes. */
-function frame(message: Uint8Array): Buffer {
-  const framed = Buffer.allocUnsafe(5 + message.length);
-  framed[0] = 0;
-  framed.writeUInt32BE(message.length, 1);
-  framed.set(message, 5);
-  return framed;
 }
 
 function unframe(body: Buffer): Buffer {

@@ -270,10 +270,7 @@ export class UnaryGrpcServer {
       finishWithStatus(stream, GrpcStatus.INTERNAL, `internal error: cannot encode the answer`);
       return;
     }
-    const framed = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + encoded.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(encoded.length, 1);
-    framed.set(encoded, MESSAGE_HEADER_BYTES);
+    const framed = frameMessage(encoded);
     try {
       stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
       stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
@@ -285,6 +282,15 @@ export class UnaryGrpcServer {
 }
 
 function ignore(): void {}
+
+/** A gRPC length-prefixed message: flag 0 (not compressed), 4-byte big-endian length, the bytes. */
+export function frameMessage(message: Uint8Array): Buffer {
+  const framed = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + message.length);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, MESSAGE_HEADER_BYTES);
+  return framed;
+}
 
 /** The absolute deadline for a `grpc-timeout` header: Infinity without one, undefined if malformed. */
 export function parseDeadline(header: string | string[] | undefined): number | undefined {

@@ -237,8 +237,9 @@ export class KvStateMachine implements StateMachine {
       [, values, puts, forgotten, requests] = head as [number, Values, Puts, number, Requests];
     } else {
       assert(head[0] === SNAPSHOT_VERSION_SLICED, `KvStateMachine: snapshot version ${String(head[0])} is not 1 or 2`);
-      const [, valueCount, putCount] = head as [number, number, number, number, Requests];
-      [forgotten, requests] = [head[3] as number, head[4] as Requests];
+      let valueCount: number;
+      let putCount: number;
+      [, valueCount, putCount, forgotten, requests] = head as [number, number, number, number, Requests];
       const slices = items.slice(1) as unknown[][];
       values = [];
       puts = [];

@@ -58,13 +58,7 @@ async function main(): Promise<void> {
     requestBytesMax: VALUE_BYTES_MAX + KEY_BYTES_MAX + 64 * 1024,
     logger: logLine,
   });
-  let clientAddress: string;
-  try {
-    clientAddress = await server.listen(settings.clientListen);
-  } catch (error) {
-    logLine((error as Error).message);
-    process.exit(1);
-  }
+  const clientAddress = await server.listen(settings.clientListen); // a failure exits 1 through main().catch
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

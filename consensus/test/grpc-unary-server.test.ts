@@ -27,6 +27,16 @@ interface Fixture {
   stop(): Promise<void>;
 }
 
+/** Runs `body` against a fresh server (with `extra` methods), and stops the server whatever happens. */
+async function withFixture(body: (fixture: Fixture) => Promise<void>, extra: UnaryMethod[] = []): Promise<void> {
+  const fixture = await start(extra);
+  try {
+    await body(fixture);
+  } finally {
+    await fixture.stop();
+  }
+}
+
 async function start(extra: UnaryMethod[] = []): Promise<Fixture> {
   const logged: string[] = [];
   const cancelled: string[] = [];
@@ -71,23 +81,17 @@ function grpcCall(address: string, name: string, request: Buffer, options: { dea
   }).finally(() => client.close());
 }
 
-async function grpcError(promise: Promise<unknown>): Promise<grpc.ServiceError> {
+/** What `promise` rejected with; fails the test if it resolved. */
+async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
     await promise;
   } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  throw new Error('the call succeeded; it should have failed');
-}
-
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as Error).message;
+    return error as Error;
   }
   throw new Error('it succeeded; it should have failed');
 }
+
+const grpcError = async (promise: Promise<unknown>): Promise<grpc.ServiceError> => (await rejection(promise)) as grpc.ServiceError;
 
 interface RawAnswer {
   httpStatus: number;
@@ -133,29 +137,22 @@ function framed(message: Buffer, flag = 0): Buffer {
 }
 
 test('grpc-js calls a method: request, metadata and deadline reach the handler, the answer comes back', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     assert.is((await grpcCall(fixture.address, 'Echo', Buffer.from('hi'), { tag: 't1', deadlineMs: 5000 })).toString(), 'echo:hi:t1:deadline');
     assert.is((await grpcCall(fixture.address, 'Echo', Buffer.from(''))).toString(), 'echo::-:none');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('a handler status and its message, with non-ASCII text, newlines and %, reach a grpc-js client intact', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const error = await grpcError(grpcCall(fixture.address, 'Fail', Buffer.from('x')));
     assert.is(error.code, grpc.status.FAILED_PRECONDITION);
     assert.is(error.details, 'refused "x": 100% ünicode\nline two');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('an unexpected handler error is INTERNAL and logged; an answer that cannot be encoded is INTERNAL', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const broken = await grpcError(grpcCall(fixture.address, 'Broken', Buffer.from('x')));
     assert.is(broken.code, grpc.status.INTERNAL);
     assert.match(broken.details, 'a bug');
@@ -163,69 +160,57 @@ test('an unexpected handler error is INTERNAL and logged; an answer that cannot 
     const badAnswer = await grpcError(grpcCall(fixture.address, 'BadAnswer', Buffer.from('x')));
     assert.is(badAnswer.code, grpc.status.INTERNAL);
     assert.is((await grpcCall(fixture.address, 'Echo', Buffer.from('still'))).toString(), 'echo:still:-:none');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('an unknown method is UNIMPLEMENTED and names the methods served', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const error = await grpcError(grpcCall(fixture.address, 'Nope', Buffer.from('x')));
     assert.is(error.code, grpc.status.UNIMPLEMENTED);
     assert.match(error.details, '/test.T/Nope');
     assert.match(error.details, '/test.T/Echo');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('the server answers DEADLINE_EXCEEDED itself when a handler outlives the grpc-timeout', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const answer = await rawCall(fixture.address, { ':path': '/test.T/Hang', 'grpc-timeout': '50m' }, framed(Buffer.from('slow')));
     assert.is(answer.grpcStatus, String(grpc.status.DEADLINE_EXCEEDED));
     assert.match(answer.grpcMessage ?? '', 'deadline');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('a client that never finishes its request is answered at its deadline', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const answer = await rawCall(fixture.address, { ':path': '/test.T/Echo', 'grpc-timeout': '50m' }, framed(Buffer.from('never ends')).subarray(0, 7), { endRequest: false });
     assert.is(answer.grpcStatus, String(grpc.status.DEADLINE_EXCEEDED));
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('a handler that watches for it sees a client cancel, and a deadline pass', async () => {
-  const fixture = await start();
-  const client = new grpc.Client(fixture.address, grpc.credentials.createInsecure());
-  try {
-    const cancelled = await grpcError(
-      new Promise((resolve, reject) => {
-        const call = client.makeUnaryRequest('/test.T/Hang', passThrough, passThrough, Buffer.from('gone'), (error, value) => (error ? reject(error) : resolve(value)));
-        setTimeout(() => call.cancel(), 100);
-      }),
-    );
-    assert.is(cancelled.code, grpc.status.CANCELLED);
-    for (let wait = 0; wait < 50 && fixture.cancelled.length === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.equal(fixture.cancelled, ['gone']);
-    const late = await grpcError(grpcCall(fixture.address, 'Hang', Buffer.from('late'), { deadlineMs: 100 }));
-    assert.is(late.code, grpc.status.DEADLINE_EXCEEDED);
-    for (let wait = 0; wait < 50 && fixture.cancelled.length === 1; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.equal(fixture.cancelled, ['gone', 'late']);
-  } finally {
-    client.close();
-    await fixture.stop();
-  }
+  await withFixture(async (fixture) => {
+    const client = new grpc.Client(fixture.address, grpc.credentials.createInsecure());
+    try {
+      const cancelled = await grpcError(
+        new Promise((resolve, reject) => {
+          const call = client.makeUnaryRequest('/test.T/Hang', passThrough, passThrough, Buffer.from('gone'), (error, value) => (error ? reject(error) : resolve(value)));
+          setTimeout(() => call.cancel(), 100);
+        }),
+      );
+      assert.is(cancelled.code, grpc.status.CANCELLED);
+      for (let wait = 0; wait < 50 && fixture.cancelled.length === 0; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(fixture.cancelled, ['gone']);
+      const late = await grpcError(grpcCall(fixture.address, 'Hang', Buffer.from('late'), { deadlineMs: 100 }));
+      assert.is(late.code, grpc.status.DEADLINE_EXCEEDED);
+      for (let wait = 0; wait < 50 && fixture.cancelled.length === 1; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(fixture.cancelled, ['gone', 'late']);
+    } finally {
+      client.close();
+    }
+  });
 });
 
 test('malformed requests get a clear status each, and the server keeps serving', async () => {
-  const fixture = await start();
   const cases: Array<{ what: string; headers: http2.OutgoingHttpHeaders; body: Buffer; status: grpc.status; message: string }> = [
     { what: 'bad grpc-timeout', headers: { 'grpc-timeout': '5 seconds' }, body: framed(Buffer.from('x')), status: grpc.status.INVALID_ARGUMENT, message: 'grpc-timeout' },
     { what: 'too long grpc-timeout', headers: { 'grpc-timeout': '123456789S' }, body: framed(Buffer.from('x')), status: grpc.status.INVALID_ARGUMENT, message: 'grpc-timeout' },
@@ -236,7 +221,7 @@ test('malformed requests get a clear status each, and the server keeps serving',
     { what: 'declared over the limit', headers: {}, body: Buffer.from([0, 0, 1, 0, 0]), status: grpc.status.RESOURCE_EXHAUSTED, message: `${REQUEST_BYTES_MAX} bytes` },
     { what: 'sent over the limit', headers: {}, body: framed(Buffer.alloc(REQUEST_BYTES_MAX * 4)), status: grpc.status.RESOURCE_EXHAUSTED, message: `${REQUEST_BYTES_MAX} bytes` },
   ];
-  try {
+  await withFixture(async (fixture) => {
     for (const each of cases) {
       const answer = await rawCall(fixture.address, { ':path': '/test.T/Echo', ...each.headers }, each.body);
       assert.is(answer.httpStatus, 200, each.what);
@@ -250,9 +235,7 @@ test('malformed requests get a clear status each, and the server keeps serving',
     const good = await rawCall(fixture.address, { ':path': '/test.T/Echo' }, framed(Buffer.from('ok')));
     assert.is(good.grpcStatus, '0');
     assert.is(good.body.subarray(5).toString(), 'echo:ok:-:none');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('a request that cannot be decoded is INTERNAL, naming the method', async () => {
@@ -260,20 +243,16 @@ test('a request that cannot be decoded is INTERNAL, naming the method', async ()
   strict.deserialize = () => {
     throw new Error('wire type 7 is not valid');
   };
-  const fixture = await start([strict]);
-  try {
+  await withFixture(async (fixture) => {
     const error = await grpcError(grpcCall(fixture.address, 'Strict', Buffer.from([0xff])));
     assert.is(error.code, grpc.status.INTERNAL);
     assert.match(error.details, '/test.T/Strict');
     assert.match(error.details, 'wire type 7');
-  } finally {
-    await fixture.stop();
-  }
+  }, [strict]);
 });
 
 test('bytes that are not HTTP/2 close that connection only', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const [host, port] = [fixture.address.split(':')[0]!, Number(fixture.address.split(':')[1])];
     await new Promise<void>((resolve) => {
       const socket = net.connect(port, host, () => socket.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01garbage'));
@@ -282,9 +261,7 @@ test('bytes that are not HTTP/2 close that connection only', async () => {
       socket.resume();
     });
     assert.is((await grpcCall(fixture.address, 'Echo', Buffer.from('after'))).toString(), 'echo:after:-:none');
-  } finally {
-    await fixture.stop();
-  }
+  });
 });
 
 test('close lets a call in flight finish, then refuses new connections', async () => {
@@ -303,14 +280,11 @@ test('close lets a call in flight finish, then refuses new connections', async (
 });
 
 test('listen refuses an address without a port, and a port in use, with a clear error', async () => {
-  const fixture = await start();
-  try {
+  await withFixture(async (fixture) => {
     const other = new UnaryGrpcServer({ methods: [], requestBytesMax: 1, logger: () => {} });
-    assert.match(await failure(other.listen('localhost')), /host:port/);
-    assert.match(await failure(other.listen(fixture.address)), /cannot listen for clients on "127\.0\.0\.1:\d+"/);
-  } finally {
-    await fixture.stop();
-  }
+    assert.match((await rejection(other.listen('localhost'))).message, /host:port/);
+    assert.match((await rejection(other.listen(fixture.address))).message, /cannot listen for clients on "127\.0\.0\.1:\d+"/);
+  });
 });
 
 test.run();
