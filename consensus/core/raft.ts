@@ -877,6 +877,7 @@ export class Raft {
       leader: this.leader,
       config: this.config,
       transferee: this.transferee,
+      silentTicks: this.role === Role.Leader ? 0 : this.electionElapsed,
     };
     if (this.role === Role.Leader) {
       status.progress = {};

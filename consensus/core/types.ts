@@ -233,6 +233,12 @@ export interface Status {
   /** Present on the leader only. */
   progress?: Record<NodeId, ProgressStatus>;
   transferee: NodeId;
+  /**
+   * Ticks since this node last heard from a leader (or granted a vote); 0 on
+   * the leader. A learner never campaigns, so this is how it can tell that
+   * the leader stopped talking to it (it was removed without hearing so).
+   */
+  silentTicks: number;
 }
 
 /** A seeded source of randomness, injected so that a run replays exactly. */

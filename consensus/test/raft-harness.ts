@@ -498,7 +498,8 @@ export class RaftCluster {
       `${id}: ${status.role} term=${status.term} vote=${status.vote || '-'} leader=${status.leader || '-'} ` +
         `commit=${status.commit} applied=${status.applied} log=${status.firstIndex}..${status.lastIndex} ` +
         `voters=${renderIds(status.config.voters)} learners=${renderIds(status.config.learners)}` +
-        (status.transferee ? ` transferee=${status.transferee}` : ''),
+        (status.transferee ? ` transferee=${status.transferee}` : '') +
+        (status.silentTicks > 0 ? ` silent=${status.silentTicks}` : ''),
     ];
     for (const [peer, progress] of Object.entries(status.progress ?? {})) {
       lines.push(

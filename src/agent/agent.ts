@@ -97,6 +97,13 @@ const WATCH_INTERVAL_MS = 100;
 /** After leaving, the node lingers this long so the answer to the leave can get out. */
 const LEAVE_STOP_DELAY_MS = 1000;
 const REJOIN_INTERVAL_MS = 5000;
+/**
+ * A follower or learner that has not heard from its leader for this long
+ * counts as outside the cluster (see maybeRejoin). A voter campaigns long
+ * before; a learner never does, and a learner removed while the message
+ * that said so was lost would otherwise wait for its leader forever.
+ */
+const LEADER_SILENCE_MS = 2000;
 const ENSURE_INTERVAL_MS = 1000;
 /**
  * The membership planner runs at once when the records or the Raft
@@ -157,7 +164,8 @@ class HivemindAgent implements Agent, ApiBackend {
   private advertised: NodeAddresses | undefined;
   private watchTimer: ReturnType<typeof setInterval> | undefined;
   /** `machine.nodesRevision` when the peers were last refreshed from the records. */
-  private peersRevision: number | undefined;
+  /** The node records' revision and the Raft members that the peer addresses were last computed from. */
+  private peersRevision: string | undefined;
   private membershipRecordsCache: { revision: number; records: { id: string; status: NodeRecord['status']; role: NodeRecord['role'] }[] } | undefined;
   /** `peerMap()`'s last answer and what it was computed from (it runs on every forwarded submit). */
   private peerMapCache: { revision: number; identity: NodeIdentity | undefined; advertised: string | undefined; peers: Readonly<Record<string, string>> } | undefined;
@@ -541,7 +549,7 @@ class HivemindAgent implements Agent, ApiBackend {
       if (this.lastLeader !== undefined) this.metrics.leaderChanges.inc();
       this.lastLeader = status.leader;
     }
-    if (this.peersRevision !== this.machine.nodesRevision) this.refreshPeers();
+    if (this.peersRevision !== this.peersKey(status)) this.refreshPeers(status);
     this.syncTokenFile();
     this.discoverySync();
     if (this.checkLeft()) return;
@@ -570,13 +578,27 @@ class HivemindAgent implements Agent, ApiBackend {
     return peers;
   }
 
-  private refreshPeers(): void {
-    this.peersRevision = this.machine.nodesRevision;
+  private peersKey(status: Status): string {
+    return `${this.machine.nodesRevision}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
+  }
+
+  /**
+   * Hands Raft the peer addresses. A node whose record says it left keeps
+   * its address while it is still a Raft member: the leader's next messages
+   * carry the commit index that tells it it left, so it stops on its own.
+   */
+  private refreshPeers(status: Status): void {
+    this.peersRevision = this.peersKey(status);
     const peers = this.peerMap();
     const current = this.raft.peerAddresses();
     // Keep addresses Raft learned beyond the records (a learner being added).
     const merged = { ...current, ...peers };
-    for (const record of this.machine.nodeDirectory()) if (record.status === 'left') delete merged[record.id];
+    const members = new Set([...status.config.voters, ...status.config.learners]);
+    for (const record of this.machine.nodeDirectory()) {
+      if (record.status !== 'left') continue;
+      if (members.has(record.id)) merged[record.id] ??= record.addresses.peer;
+      else delete merged[record.id];
+    }
     if (JSON.stringify(merged) !== JSON.stringify(current)) this.raft.setPeers(merged);
     if (this.identity !== undefined && JSON.stringify(peers) !== JSON.stringify(this.identity.peers)) {
       this.identity = { ...this.identity, peers };
@@ -650,7 +672,8 @@ class HivemindAgent implements Agent, ApiBackend {
   private maybeRejoin(status: Status): void {
     if (this.identity === undefined || this.rejoinBusy || status.role === 'leader') return;
     const member = status.config.voters.includes(this.name) || status.config.learners.includes(this.name);
-    const outside = status.leader === '' || !member;
+    const silent = status.silentTicks * this.config.tickMs >= LEADER_SILENCE_MS;
+    const outside = status.leader === '' || !member || silent;
     if (!outside) {
       this.outsideSince = undefined;
       return;
@@ -659,7 +682,7 @@ class HivemindAgent implements Agent, ApiBackend {
     this.outsideSince ??= now;
     const rejoinAfterMs = Math.max(5000, 100 * this.config.tickMs);
     if (now - this.outsideSince < rejoinAfterMs || now - this.lastRejoinAt < REJOIN_INTERVAL_MS) return;
-    void this.rejoin(true, status.leader === '' ? 'no leader heard' : 'not in the Raft configuration');
+    void this.rejoin(true, status.leader === '' || silent ? 'no leader heard' : 'not in the Raft configuration');
   }
 
   private async rejoin(outside: boolean, why: string): Promise<void> {

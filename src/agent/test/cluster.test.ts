@@ -1,13 +1,15 @@
 // Three real node processes on loopback: bootstrap one, join two, deploy an
 // app file and read it from every node; a retried request applies once; a
-// bad token is refused; kill -9 the leader, keep writing through the others,
+// bad token is refused; a learner removed out of the leader's reach still
+// stops; kill -9 the leader, keep writing through the others,
 // restart it, and all agree; a node joining a cluster whose log was compacted
 // catches up by snapshot.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TestCluster, eventually, type TestNode } from './harness.js';
+import { TestCluster, eventually, sleep, type TestNode } from './harness.js';
 
 const cluster = new TestCluster(50, ['--snapshot-every', '20']);
 const HELLO = readFileSync(fileURLToPath(new URL('../../../../examples/hello.yaml', import.meta.url)), 'utf8');
@@ -67,7 +69,7 @@ test('a wrong join token is refused with a clear error, and the API refuses a wr
   const n1 = cluster.node('n1');
   const intruder = await cluster.add('intruder');
   intruder.start(['join', n1.peerAddress, '--token', 'hm1.this-is-not-the-token']);
-  const code = await intruder.exited;
+  const code = await intruder.waitExit();
   assert.is(code, 1);
   assert.ok(
     intruder.stderr.some((line) => line.includes(`cannot join via ${n1.peerAddress}: the join token was refused (check --token; \`hivemind token\` on a member shows it)`)),
@@ -84,8 +86,26 @@ test('a wrong join token is refused with a clear error, and the API refuses a wr
   await eventually('the fourth node a learner', async () => (await n1.status()).learners.includes('intruder'));
   const left = await n1.request('POST', '/v1/nodes/intruder/leave');
   assert.is(left.status, 200, JSON.stringify(left.body));
-  assert.is(await intruder.exited, 0);
+  assert.is(await intruder.waitExit(), 0, 'the node that left stops');
   await eventually('the learner out of the configuration', async () => !(await n1.status()).learners.includes('intruder'));
+}));
+
+test('a learner removed while the leader could not reach it stops once it can', withLogs(async () => {
+  const n1 = cluster.node('n1');
+  const cutOff = await cluster.join('cut-off', n1);
+  await eventually('the new node a learner', async () => (await n1.status()).learners.includes('cut-off'));
+  // Every message to the learner is refused: it never hears the commit that says it left.
+  const restore = refuseConnections(cutOff.peerPort);
+  try {
+    const left = await n1.request('POST', '/v1/nodes/cut-off/leave');
+    assert.is(left.status, 200, JSON.stringify(left.body));
+    await eventually('the learner out of the configuration', async () => !(await n1.status()).learners.includes('cut-off'));
+    await sleep(1000);
+  } finally {
+    restore();
+  }
+  assert.is(await cutOff.waitExit(), 0, 'the removed learner notices its leader went silent, asks, and stops');
+  assert.ok(cutOff.stderr.some((line) => line.includes('the cluster says this node left')), cutOff.logTail());
 }));
 
 test('kill -9 the leader, keep writing through the others, restart it: all agree', withLogs(async () => {
@@ -131,5 +151,12 @@ test('a node joining far behind catches up by snapshot and is promoted while vot
   assert.is(status.voters.length, 3, 'three voters already: the fourth node stays a learner');
   assert.equal(status.learners, ['late']);
 }));
+
+/** Refuses (with a reset) every TCP connection and packet to a loopback port until the returned function runs. */
+function refuseConnections(port: number): () => void {
+  const rule = ['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', String(port), '-j', 'REJECT', '--reject-with', 'tcp-reset'];
+  execFileSync('iptables', ['-w', '-I', ...rule]);
+  return () => execFileSync('iptables', ['-w', '-D', ...rule]);
+}
 
 test.run();

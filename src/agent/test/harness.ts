@@ -105,6 +105,14 @@ export class TestNode {
     return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
   }
 
+  /** The exit code, once the process exits; throws if it still runs after `timeoutMs`. */
+  async waitExit(timeoutMs = 30_000): Promise<number | null> {
+    const timedOut = Symbol('timed out');
+    const code = await Promise.race([this.exited, sleep(timeoutMs).then(() => timedOut)]);
+    if (code === timedOut) throw new Error(`${this.name} still runs after ${timeoutMs} ms: ${this.stderr.slice(-5).join(' | ')}`);
+    return code as number | null;
+  }
+
   async kill9(): Promise<void> {
     if (!this.running) return;
     this.process!.kill('SIGKILL');
