@@ -107,10 +107,15 @@ export class TestNode {
 
   /** The exit code, once the process exits; throws if it still runs after `timeoutMs`. */
   async waitExit(timeoutMs = 30_000): Promise<number | null> {
-    const timedOut = Symbol('timed out');
-    const code = await Promise.race([this.exited, sleep(timeoutMs).then(() => timedOut)]);
-    if (code === timedOut) throw new Error(`${this.name} still runs after ${timeoutMs} ms: ${this.stderr.slice(-5).join(' | ')}`);
-    return code as number | null;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name} still runs after ${timeoutMs} ms: ${this.stderr.slice(-5).join(' | ')}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async kill9(): Promise<void> {
