@@ -22,6 +22,7 @@ import { LevelStorage } from '../../consensus/storage-level.js';
 import { GrpcTransport } from '../../consensus/transport-grpc.js';
 import { RaftNode } from '../../consensus/node.js';
 import { ConfigChangeError, NotLeaderError, ProposalLostError, TimeoutError } from '../../consensus/errors.js';
+import { isMember, members } from '../../consensus/core/config.js';
 import type { Status } from '../../consensus/core/types.js';
 import { ApiServer, formatHostPort } from '../api/server.js';
 import { ApiCode, ApiError } from '../api/errors.js';
@@ -163,9 +164,8 @@ class HivemindAgent implements Agent, ApiBackend {
   private pendingToken: string | undefined;
   private advertised: NodeAddresses | undefined;
   private watchTimer: ReturnType<typeof setInterval> | undefined;
-  /** `machine.nodesRevision` when the peers were last refreshed from the records. */
-  /** The node records' revision and the Raft members that the peer addresses were last computed from. */
-  private peersRevision: string | undefined;
+  /** The node records' revision and the Raft members that the peer addresses were last computed from (see peersKey). */
+  private peersComputedFrom: string | undefined;
   private membershipRecordsCache: { revision: number; records: { id: string; status: NodeRecord['status']; role: NodeRecord['role'] }[] } | undefined;
   /** `peerMap()`'s last answer and what it was computed from (it runs on every forwarded submit). */
   private peerMapCache: { revision: number; identity: NodeIdentity | undefined; advertised: string | undefined; peers: Readonly<Record<string, string>> } | undefined;
@@ -549,7 +549,7 @@ class HivemindAgent implements Agent, ApiBackend {
       if (this.lastLeader !== undefined) this.metrics.leaderChanges.inc();
       this.lastLeader = status.leader;
     }
-    if (this.peersRevision !== this.peersKey(status)) this.refreshPeers(status);
+    if (this.peersComputedFrom !== this.peersKey(status)) this.refreshPeers(status);
     this.syncTokenFile();
     this.discoverySync();
     if (this.checkLeft()) return;
@@ -579,7 +579,7 @@ class HivemindAgent implements Agent, ApiBackend {
   }
 
   private peersKey(status: Status): string {
-    return `${this.machine.nodesRevision}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
+    return `${this.machine.nodesRevision}|${members(status.config).join(',')}`;
   }
 
   /**
@@ -588,15 +588,14 @@ class HivemindAgent implements Agent, ApiBackend {
    * carry the commit index that tells it it left, so it stops on its own.
    */
   private refreshPeers(status: Status): void {
-    this.peersRevision = this.peersKey(status);
+    this.peersComputedFrom = this.peersKey(status);
     const peers = this.peerMap();
     const current = this.raft.peerAddresses();
     // Keep addresses Raft learned beyond the records (a learner being added).
     const merged = { ...current, ...peers };
-    const members = new Set([...status.config.voters, ...status.config.learners]);
     for (const record of this.machine.nodeDirectory()) {
       if (record.status !== 'left') continue;
-      if (members.has(record.id)) merged[record.id] ??= record.addresses.peer;
+      if (isMember(status.config, record.id)) merged[record.id] ??= record.addresses.peer;
       else delete merged[record.id];
     }
     if (JSON.stringify(merged) !== JSON.stringify(current)) this.raft.setPeers(merged);
@@ -646,7 +645,7 @@ class HivemindAgent implements Agent, ApiBackend {
         if (!registered) await this.proposeInternal({ type: 'node.register', id: this.name, addresses, labels: record?.labels ?? {}, resources: machineResources() });
         return;
       }
-      const member = status.config.voters.includes(this.name) || status.config.learners.includes(this.name);
+      const member = isMember(status.config, this.name);
       const caughtUp = status.applied >= status.commit && status.leader !== '';
       if (!registered && record !== undefined && member && caughtUp) await this.rejoin(false, 'its addresses changed');
     } catch (error) {
@@ -671,7 +670,7 @@ class HivemindAgent implements Agent, ApiBackend {
    */
   private maybeRejoin(status: Status): void {
     if (this.identity === undefined || this.rejoinBusy || status.role === 'leader') return;
-    const member = status.config.voters.includes(this.name) || status.config.learners.includes(this.name);
+    const member = isMember(status.config, this.name);
     const silent = status.silentTicks * this.config.tickMs >= LEADER_SILENCE_MS;
     const outside = status.leader === '' || !member || silent;
     if (!outside) {

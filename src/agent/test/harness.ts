@@ -128,8 +128,7 @@ export class TestNode {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.process!.kill('SIGTERM');
-    const stopped = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
-    if (!stopped) await this.kill9();
+    await this.waitExit(5000).catch(() => this.kill9());
   }
 
   /** Waits until the API answers /v1/health with 200. */
