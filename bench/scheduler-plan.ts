@@ -8,7 +8,7 @@
  * not a test: it asserts nothing but that everything gets placed.
  */
 import { loadavg } from 'node:os';
-import { encodeEnvelope, decodeEnvelope } from '../src/agent/replicated-state.js';
+import { encodeEnvelope, decodeEnvelope } from '../src/node/replicated-state.js';
 import { planRound, SCHEDULER_DEFAULTS } from '../src/scheduler/round.js';
 import { simSpec } from '../src/scheduler/sim.js';
 import { ClusterStateMachine } from '../src/state/machine.js';

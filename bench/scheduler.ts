@@ -30,7 +30,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryType, type Entry } from '../consensus/core/types.js';
 import { LevelStorage } from '../consensus/storage-level.js';
-import { encodeEnvelope } from '../src/agent/replicated-state.js';
+import { encodeEnvelope } from '../src/node/replicated-state.js';
 import { TestCluster, eventually, type TestNode } from '../src/agent/test/harness.js';
 import type { Envelope } from '../src/state/types.js';
 import { describeMachine } from './report.js';

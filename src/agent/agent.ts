@@ -32,14 +32,14 @@ import { TOKEN_ASSOCIATED_DATA, generateClusterKey, generateToken, hashToken, op
 import type { Command, CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
 import { AgentError } from './agent-error.js';
 import { ClusterClients, clusterServiceForServer, grpc } from './cluster-service.js';
-import type { AgentConfig } from './config.js';
-import { DataDir, type NodeIdentity } from './data-dir.js';
+import type { AgentConfig } from '../node/config.js';
+import { DataDir, type NodeIdentity } from '../node/data-dir.js';
 import { JoinService, describeJoinFailure, joinCluster, sendJoin, type JoinerIdentity } from './joining.js';
 import { MembershipPlanner, type MembershipAction } from './membership.js';
-import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from './replicated-state.js';
+import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from '../node/replicated-state.js';
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { COMPONENT_FACTORIES } from './components.js';
-import type { NodeComponent, NodeServices } from './services.js';
+import type { NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
 import type { DiscoveryAnnouncer } from '../membership/discovery.js';
 

@@ -2,7 +2,7 @@
  * The components every agent runs beside Raft, in start order (stopped in
  * reverse). See `services.ts` for what they get.
  */
-import type { ComponentFactory } from './services.js';
+import type { ComponentFactory } from '../node/services.js';
 import { createGossipComponent } from '../membership/component.js';
 import { schedulerComponent } from '../scheduler/component.js';
 import { createExecutor } from '../executor/executor.js';

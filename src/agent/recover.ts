@@ -19,7 +19,7 @@
 import { LevelStorage } from '../../consensus/storage-level.js';
 import { EntryType } from '../../consensus/core/types.js';
 import type { Entry } from '../../consensus/core/types.js';
-import { DataDir, DataDirError } from './data-dir.js';
+import { DataDir, DataDirError } from '../node/data-dir.js';
 
 /** Which node `recover` rewrites. */
 export interface RecoverOptions {

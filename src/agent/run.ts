@@ -7,8 +7,8 @@
 import { parseArgs } from 'node:util';
 import { AgentError } from './agent-error.js';
 import { startAgent, type StartAgentOptions } from './agent.js';
-import { currentSystem, formatConfigProblems, resolveConfig, SETTINGS, type AgentConfig, type AgentFlags } from './config.js';
-import { DataDirError } from './data-dir.js';
+import { currentSystem, formatConfigProblems, resolveConfig, SETTINGS, type AgentConfig, type AgentFlags } from '../node/config.js';
+import { DataDirError } from '../node/data-dir.js';
 import { recover } from './recover.js';
 
 /** Exit code: the node ran and stopped as asked (or left). */

@@ -6,7 +6,7 @@ import type { RaftNode } from '../../consensus/node.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { CommandResult, Envelope } from '../state/types.js';
 import type { Metrics } from './metrics.js';
-import type { NodeComponent } from '../agent/services.js';
+import type { NodeComponent } from '../node/services.js';
 
 /** The outcome of a leave on the leader. */
 export type LeaveOutcome =

@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { request } from 'undici';
-import type { NodeComponent } from '../agent/services.js';
+import type { NodeComponent } from '../node/services.js';
 import { followLog, readTail, TAIL_LINES_MAX } from '../executor/log-files.js';
 import type { Instance } from '../state/types.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';

@@ -5,7 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readLocalToken } from '../agent/data-dir.js';
+import { readLocalToken } from '../node/data-dir.js';
 import { ApiClient } from './client.js';
 import { ADDRESS_DEFAULT, normalizeAddress } from './parse.js';
 

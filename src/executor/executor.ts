@@ -25,8 +25,8 @@
  */
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { DataDir } from '../agent/data-dir.js';
-import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../agent/services.js';
+import { DataDir } from '../node/data-dir.js';
+import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { AppSpec, HealthcheckSpec, Instance, InstanceState } from '../state/types.js';
 import { initialHealth, probeDue, recordProbe, type Health } from './health-state.js';
 import { runProbe } from './health.js';

@@ -9,8 +9,8 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { NodeComponent, NodeServices } from '../agent/services.js';
-import { DataDir } from '../agent/data-dir.js';
+import type { NodeComponent, NodeServices } from '../node/services.js';
+import { DataDir } from '../node/data-dir.js';
 import type { MemberMeta, MemberState } from './messages.js';
 import { RecontactSchedule, type RecontactTarget } from './recontact.js';
 import { GossipRuntime, type GossipMemberView, type GossipObserver } from './runtime.js';

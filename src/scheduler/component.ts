@@ -23,7 +23,7 @@
  * did.
  */
 import { Counter, Histogram } from 'prom-client';
-import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../agent/services.js';
+import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
 

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../agent.js';
 import { ClusterClients, claimToWire, grpc } from '../cluster-service.js';
-import { resolveConfig } from '../config.js';
+import { resolveConfig } from '../../node/config.js';
 import { joinProof, openClusterKeyFromJoin, proofMatches, sealClusterKeyForJoiner, type JoinClaim } from '../join-proof.js';
 import { parseSeed, sendJoin } from '../joining.js';
 

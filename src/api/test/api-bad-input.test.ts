@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../../agent/agent.js';
-import { resolveConfig } from '../../agent/config.js';
+import { resolveConfig } from '../../node/config.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
 
 const TOKEN = 'hm1.bad-input-test-token-0123456789';

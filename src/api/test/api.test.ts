@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../../agent/agent.js';
-import { resolveConfig } from '../../agent/config.js';
-import { readLocalToken } from '../../agent/data-dir.js';
+import { resolveConfig } from '../../node/config.js';
+import { readLocalToken } from '../../node/data-dir.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-'));

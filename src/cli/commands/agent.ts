@@ -8,7 +8,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { StartMode } from '../../agent/agent.js';
-import type { AgentConfig, AgentFlags } from '../../agent/config.js';
+import type { AgentConfig, AgentFlags } from '../../node/config.js';
 import { CliError, ExitCode, ExitRequest, UsageError } from '../errors.js';
 import { rootOf } from './shared.js';
 
@@ -69,7 +69,7 @@ function typedFlags(command: Command): AgentFlags {
 
 /** Resolves the configuration, or throws a usage error listing every invalid setting. */
 async function resolve(command: Command): Promise<AgentConfig> {
-  const { resolveConfig, currentSystem } = await import('../../agent/config.js');
+  const { resolveConfig, currentSystem } = await import('../../node/config.js');
   const resolved = resolveConfig(typedFlags(command), process.env, currentSystem());
   if (resolved.ok) return resolved.config;
   const [first, ...rest] = resolved.problems.map((problem) => `invalid setting: ${problem.message}`);
@@ -176,7 +176,7 @@ export function registerAgentCommands(program: Command): void {
       }
       const dataDir = rootOf(command).opts<{ dataDir: string }>().dataDir;
       const { recover } = await import('../../agent/recover.js');
-      const { DataDirError } = await import('../../agent/data-dir.js');
+      const { DataDirError } = await import('../../node/data-dir.js');
       let outcome: Awaited<ReturnType<typeof recover>>;
       try {
         outcome = await recover({ dataDir, ...(options.name === undefined ? {} : { name: options.name }) });

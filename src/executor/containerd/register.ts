@@ -6,7 +6,7 @@
  * and serves its warm pool's size as the gauge `hivemind_executor_warm_networks`.
  */
 import { Gauge } from 'prom-client';
-import { DEFAULT_WARM_NETWORKS } from '../../agent/config.js';
+import { DEFAULT_WARM_NETWORKS } from '../../node/config.js';
 import { registerRuntime } from '../runtime.js';
 import { ContainerdRuntime } from './containerd-runtime.js';
 

@@ -2,8 +2,8 @@
 // applies the command to the machine at the next index (as the leader would
 // after commit) and listeners hear each apply.
 import { Registry } from 'prom-client';
-import type { NodeServices } from '../../agent/services.js';
-import type { StateListener } from '../../agent/replicated-state.js';
+import type { NodeServices } from '../../node/services.js';
+import type { StateListener } from '../../node/replicated-state.js';
 import { ClusterStateMachine } from '../../state/machine.js';
 import type { Command, CommandResult } from '../../state/types.js';
 

@@ -3,7 +3,7 @@
  * (the executor, the scheduler, gossip): the local replica to read, a way to
  * propose commands from any node, logging, metrics and the stop signal.
  *
- * A component is built by a `ComponentFactory` listed in `components.ts`,
+ * A component is built by a `ComponentFactory` listed in `src/agent/components.ts`,
  * bound (sockets) before the node registers its addresses, started once the
  * node serves, and stopped, in reverse order, before Raft stops.
  */
