@@ -43,8 +43,14 @@
  * non-empty strings. A change to any tuple is a wire-format change: both ends
  * must be upgraded together (there is no version field yet).
  *
- * Security: the server and the channels use insecure credentials. Peers are
- * trusted to be who they say they are; add TLS before exposing the port.
+ * Security: with `security` set (the agent always sets it), the server and
+ * the channels speak mutual TLS, and every Stream and InstallSnapshot call is
+ * authenticated before its first message is read: the call's verified
+ * certificate names a node, and every batch's `from` (and so every message's)
+ * must be that node; a snapshot's sender likewise. A call or batch that fails
+ * is refused whole and counted by reason (`security.onRejected`). Without
+ * `security` the transport is plaintext and trusts the `from` it reads: for
+ * tests of the core and for the KV benchmark server only.
  */
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +99,32 @@ export interface GrpcTransportOptions {
    * transport neither inspects nor wraps them.
    */
   services?: GrpcExtraService[];
+  /** Mutual TLS and peer authentication (see the header). Absent: plaintext, for tests and benchmarks. */
+  security?: GrpcTransportSecurity;
+}
+
+/** What the transport reads of a server call to authenticate it (grpc-js's server calls). */
+export interface PeerCall {
+  getPeer(): string;
+  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: object } | null;
+}
+
+/**
+ * How the transport authenticates its peers. The transport knows nothing of
+ * certificates: it asks `authenticate` who made a call and compares that with
+ * the sender the call's messages name.
+ */
+export interface GrpcTransportSecurity {
+  /** The server's credentials (TLS that requests a client certificate). */
+  serverCredentials(): grpc.ServerCredentials;
+  /** Credentials for the channel to peer `id`: this node's certificate, and only `id`'s accepted. */
+  channelCredentials(id: NodeId): grpc.ChannelCredentials;
+  /** Channel options for every channel (such as a fixed TLS server name). */
+  channelOptions?: grpc.ChannelOptions;
+  /** Who made a server call: the node id its verified certificate names, or why it is refused. */
+  authenticate(call: PeerCall): { ok: true; nodeId: NodeId } | { ok: false; reason: string };
+  /** Hears every refused call, batch or snapshot, by reason (a metric); must not throw. */
+  onRejected?(reason: string): void;
 }
 
 /** A gRPC service to serve on the transport's port. */
@@ -526,8 +558,9 @@ interface Peer {
 export class GrpcTransport implements Transport {
   private readonly id: NodeId;
   private readonly listen: string;
-  private readonly settings: Required<Omit<GrpcTransportOptions, 'id' | 'listen' | 'logger' | 'services'>>;
+  private readonly settings: Required<Omit<GrpcTransportOptions, 'id' | 'listen' | 'logger' | 'services' | 'security'>>;
   private readonly extraServices: GrpcExtraService[];
+  private readonly security: GrpcTransportSecurity | undefined;
   private readonly log: RateLimitedLog;
   private readonly logger: ((line: string) => void) | undefined;
   private readonly peers = new Map<NodeId, Peer>();
@@ -568,6 +601,7 @@ export class GrpcTransport implements Transport {
     this.logger = options.logger;
     this.log = new RateLimitedLog(options.logger);
     this.extraServices = [...(options.services ?? [])];
+    this.security = options.security;
   }
 
   /** `host:port` actually bound (the real port when `listen` named port 0). Only after `start`. */
@@ -597,7 +631,8 @@ export class GrpcTransport implements Transport {
     for (const extra of this.extraServices) server.addService(extra.definition, extra.implementation);
     this.server = server;
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(this.listen, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+      const credentials = this.security?.serverCredentials() ?? grpc.ServerCredentials.createInsecure();
+      server.bindAsync(this.listen, credentials, (error, boundPort) => {
         if (error === null) return resolve(boundPort);
         server.forceShutdown();
         this.server = null;
@@ -725,7 +760,8 @@ export class GrpcTransport implements Transport {
 
   private clientOf(peer: Peer): RaftClient {
     assert(!peer.removed, () => `a call to removed peer ${peer.id}`);
-    peer.client ??= new (raftService())(peer.address, grpc.credentials.createInsecure(), this.channelOptions());
+    const credentials = this.security?.channelCredentials(peer.id) ?? grpc.credentials.createInsecure();
+    peer.client ??= new (raftService())(peer.address, credentials, { ...this.channelOptions(), ...this.security?.channelOptions });
     return peer.client;
   }
 
@@ -924,7 +960,28 @@ export class GrpcTransport implements Transport {
 
   // --- incoming --------------------------------------------------------------
 
+  /**
+   * The peer that made `call`: the authenticated node id, `null` when the
+   * transport runs without security (anyone), or undefined after refusing
+   * the call (answered with UNAUTHENTICATED, counted).
+   */
+  private callerOf(call: PeerCall, refuse: (error: Partial<grpc.StatusObject>) => void): NodeId | null | undefined {
+    if (this.security === undefined) return null;
+    const verdict = this.security.authenticate(call);
+    if (verdict.ok) return verdict.nodeId;
+    this.reject(verdict.reason, `call from ${call.getPeer()} refused: ${verdict.reason}`);
+    refuse({ code: grpc.status.UNAUTHENTICATED, details: `refused: ${verdict.reason} (a member of this cluster presents a certificate of its CA)` });
+    return undefined;
+  }
+
+  private reject(reason: string, line: string): void {
+    this.security?.onRejected?.(reason);
+    this.log.line(`rejected:${reason}`, `raft transport ${this.id}: ${line}`);
+  }
+
   private handleStream(call: grpc.ServerReadableStream<BatchWire, AckWire>, callback: grpc.sendUnaryData<AckWire>): void {
+    const caller = this.callerOf(call, (error) => callback(error));
+    if (caller === undefined) return;
     call.sendMetadata(new grpc.Metadata());
     let finished = false;
     const finish = (error: Partial<grpc.StatusObject> | null): void => {
@@ -934,6 +991,13 @@ export class GrpcTransport implements Transport {
     };
     call.on('data', (batch: BatchWire) => {
       if (finished || this.stopped) return;
+      if (caller !== null && batch.from !== caller) {
+        this.counters.batchesRejected++;
+        const sender = JSON.stringify(String(batch.from).slice(0, NODE_ID_CHARS_MAX));
+        this.reject('sender-mismatch', `batch claiming to be from ${sender} arrived on ${JSON.stringify(caller)}'s connection; dropped`);
+        finish({ code: grpc.status.PERMISSION_DENIED, details: `a batch from ${sender} on the connection of ${JSON.stringify(caller)}` });
+        return;
+      }
       const decoded = decodeBatch(batch, this.id);
       if (!decoded.ok) {
         this.counters.batchesRejected++;
@@ -955,6 +1019,8 @@ export class GrpcTransport implements Transport {
     call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>,
     callback: grpc.sendUnaryData<AckWire>,
   ): void {
+    const caller = this.callerOf(call, (error) => callback(error));
+    if (caller === undefined) return;
     if (this.snapshotsIncoming >= SNAPSHOTS_INCOMING_MAX) {
       this.counters.snapshotsRejected++;
       callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `already receiving ${SNAPSHOTS_INCOMING_MAX} snapshots; retry later` });
@@ -988,6 +1054,10 @@ export class GrpcTransport implements Transport {
       if (answered || this.stopped) return;
       const message = assembly.finish();
       if (!message.ok) return refuse(message.reason);
+      if (caller !== null && message.value.from !== caller) {
+        this.reject('sender-mismatch', `snapshot claiming to be from ${JSON.stringify(message.value.from)} arrived on ${JSON.stringify(caller)}'s connection; dropped`);
+        return refuse(`the snapshot names ${JSON.stringify(message.value.from)} as its sender, not the connection's ${JSON.stringify(caller)}`);
+      }
       abandon();
       this.counters.snapshotsReceived++;
       this.handlers?.onMessage(message.value);

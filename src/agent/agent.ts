@@ -39,6 +39,8 @@ import { MembershipPlanner, type MembershipAction } from './membership.js';
 import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from '../node/replicated-state.js';
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { COMPONENT_FACTORIES } from './components.js';
+import { NodeTrust } from './trust.js';
+import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../security/node-credentials.js';
 import type { NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
 import type { DiscoveryAnnouncer } from '../membership/discovery.js';
@@ -140,7 +142,8 @@ class HivemindAgent implements Agent, ApiBackend {
   readonly metrics: Metrics;
   private readonly dataDir: DataDir;
   private readonly replicated = new ReplicatedState();
-  private readonly clients = new ClusterClients();
+  private readonly trust: NodeTrust;
+  private readonly clients: ClusterClients;
   private readonly planner: MembershipPlanner;
   private readonly print: (line: string) => void;
   private readonly writeLog: (line: string) => void;
@@ -198,6 +201,20 @@ class HivemindAgent implements Agent, ApiBackend {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.metrics = new Metrics({ nodeId: this.name, raft: () => this.gaugeSource() });
     this.replicated.onApplyDuration = (seconds) => this.metrics.applySeconds.observe(seconds);
+    this.trust = new NodeTrust({
+      nodeId: this.name,
+      dataDir: this.dataDir,
+      machine: this.replicated.machine,
+      clusterKey: () => this.key,
+      addresses: () => [config.advertise],
+      log: (line) => this.log('trust', line),
+      now: () => Date.now(),
+    });
+    this.clients = new ClusterClients({
+      memberCredentials: () => this.trust.credentials.channelCredentials(),
+      joinCredentials: unverifiedChannelCredentials,
+      channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
+    });
     const self = this;
     this.joinService = new JoinService({
       name: this.name,
@@ -210,6 +227,7 @@ class HivemindAgent implements Agent, ApiBackend {
       currentToken: () => this.currentToken(),
       propose: (envelope, timeoutMs) => this.propose(envelope, timeoutMs),
       peerMap: () => this.peerMap(),
+      signJoiner: (requestPem, nodeId, addresses) => this.trust.signJoiner(requestPem, nodeId, addresses),
       log: (line) => this.log('join', line),
     });
   }
@@ -285,8 +303,10 @@ class HivemindAgent implements Agent, ApiBackend {
     }
     if (plan === 'bootstrap') {
       this.dataDir.writeClusterKey(this.key!);
+      await this.trust.prepareBootstrap(this.key!);
       this.dataDir.writeIdentity(this.identity!);
     }
+    if (plan === 'restart') this.trust.loadFromDisk();
     await this.raftInstance!.start(this.identity?.origin === 'bootstrap' || plan === 'bootstrap' ? { bootstrap: { voters: [this.name], learners: [] } } : {});
     this.raftStarted = true;
     this.advertised = this.computeAdvertised();
@@ -347,16 +367,31 @@ class HivemindAgent implements Agent, ApiBackend {
 
   private buildComponents(): void {
     const { config } = this;
+    const credentials = this.trust.credentials;
+    const authenticate = (call: { getAuthContext(): object | null }) => {
+      const verdict = credentials.authenticate(call.getAuthContext());
+      return verdict.ok ? { ok: true as const, nodeId: verdict.nodeId } : verdict;
+    };
+    const onRejected = (reason: string) => this.metrics.peerRejected.inc({ reason });
     this.transportInstance = new GrpcTransport({
       id: this.name,
       listen: formatHostPort(config.bind, config.ports.peer),
       logger: (line) => this.log('transport', line),
+      security: {
+        serverCredentials: () => credentials.serverCredentials(),
+        channelCredentials: (id) => credentials.channelCredentials(id),
+        channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
+        authenticate,
+        onRejected,
+      },
       services: [
-        clusterServiceForServer(
-          (request) => this.joinService.handle(request),
-          (line) => this.log('join', line),
-          (request) => this.handleSubmit(request),
-        ),
+        clusterServiceForServer({
+          join: (request) => this.joinService.handle(request),
+          submit: (request, caller) => this.handleSubmit(request, caller),
+          authenticate,
+          onRejected,
+          log: (line) => this.log('join', line),
+        }),
       ],
     });
     this.raftInstance = new RaftNode({
@@ -423,10 +458,12 @@ class HivemindAgent implements Agent, ApiBackend {
       seed,
       token,
       identity: this.joinerIdentity(),
+      certificateRequest: await this.trust.prepareJoin(),
       timeoutMs: this.options.joinTimeoutMs ?? JOIN_TIMEOUT_MS_DEFAULT,
       log: (line) => this.log('join', line),
       signal: this.stopController.signal,
     });
+    this.trust.completeJoin(joined);
     this.key = joined.clusterKey;
     this.dataDir.writeClusterKey(joined.clusterKey);
     this.identity = { ...this.identity!, peers: joined.peers };
@@ -640,19 +677,31 @@ class HivemindAgent implements Agent, ApiBackend {
       const record = this.machine.node(this.name);
       const addresses = this.advertisedAddresses();
       const registered = record !== undefined && record.status !== 'left' && JSON.stringify(record.addresses) === JSON.stringify(addresses);
+      this.trust.maybeSync();
       if (status.role === 'leader') {
+        await this.trust.maybeStoreCa((command) => this.proposeInternal(command));
         if (this.machine.token() === undefined) await this.storeToken(this.pendingToken ?? this.config.token ?? generateToken());
         if (!registered) await this.proposeInternal({ type: 'node.register', id: this.name, addresses, labels: record?.labels ?? {}, resources: machineResources() });
+        else await this.maybeRenewCertificate();
         return;
       }
       const member = isMember(status.config, this.name);
       const caughtUp = status.applied >= status.commit && status.leader !== '';
       if (!registered && record !== undefined && member && caughtUp) await this.rejoin(false, 'its addresses changed');
+      if (registered && caughtUp) await this.maybeRenewCertificate();
     } catch (error) {
       this.logOnce(`ensure:${(error as Error).message}`, 'agent', `cannot update this node's record yet: ${(error as Error).message}`);
     } finally {
       this.ensureBusy = false;
     }
+  }
+
+  /** Renews this node's certificate when due (or records it where the state lacks it), through the leader. */
+  private async maybeRenewCertificate(): Promise<void> {
+    const command = await this.trust.maybeRenew();
+    if (command === undefined) return;
+    const result = await this.submit(command, INTERNAL_PROPOSAL_TIMEOUT_MS);
+    if (!result.ok) this.logOnce(`certificate:${result.error.message}`, 'trust', `cannot record this node's certificate: ${result.error.message}`);
   }
 
   private async storeToken(token: string): Promise<void> {
@@ -697,8 +746,10 @@ class HivemindAgent implements Agent, ApiBackend {
       const leaderAddress = status.leader !== '' ? this.peerMap()[status.leader] : undefined;
       const candidates = leaderAddress !== undefined ? [leaderAddress] : Object.entries(this.peerMap()).filter(([id]) => id !== this.name).map(([, address]) => address);
       for (const address of candidates) {
-        const result = await sendJoin(this.clients, { address, token, identity: this.joinerIdentity(), rejoin: outside, timeoutMs: 5000 });
+        const certificateRequest = await this.trust.prepareJoin();
+        const result = await sendJoin(this.clients, { address, token, identity: this.joinerIdentity(), rejoin: outside, timeoutMs: 5000, certificateRequest });
         if (result.ok) {
+          this.trust.completeJoin(result.joined);
           this.log('join', `${outside ? 'rejoined' : 'refreshed this node\'s record'} through ${address} (${why}); leader ${result.joined.leader}`);
           this.raft.setPeers({ ...this.raft.peerAddresses(), ...result.joined.peers });
           this.outsideSince = undefined;
@@ -856,9 +907,13 @@ class HivemindAgent implements Agent, ApiBackend {
   }
 
   /** The leader's side of Cluster.Submit. Never throws. */
-  private async handleSubmit(request: SubmitRequestWire): Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: { status: grpc.status; message: string } }> {
+  private async handleSubmit(request: SubmitRequestWire, caller: string): Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: { status: grpc.status; message: string } }> {
     const refuse = (status: grpc.status, message: string) => ({ ok: false as const, refusal: { status, message } });
     if (this.key === undefined || !this.raftStarted) return refuse(grpc.status.UNAVAILABLE, `node ${this.name} is not ready`);
+    if (request.node_id !== caller) {
+      this.metrics.peerRejected.inc({ reason: 'sender-mismatch' });
+      return refuse(grpc.status.PERMISSION_DENIED, `node_id ${JSON.stringify(String(request.node_id).slice(0, 64))} is not the node of the connection's certificate (${caller})`);
+    }
     const problem = submitAuthProblem(this.key, request);
     if (problem !== undefined) {
       this.logOnce(`submit-auth:${request.node_id}`, 'agent', `refused a submit claiming node "${String(request.node_id).slice(0, 64)}": ${problem}`);
@@ -874,6 +929,9 @@ class HivemindAgent implements Agent, ApiBackend {
     if (envelope.actor !== request.node_id) return refuse(grpc.status.INVALID_ARGUMENT, `envelope.actor: must be the submitting node "${request.node_id}"`);
     if (typeof command.type !== 'string' || !MEMBER_COMMANDS.has(command.type as Command['type'])) {
       return refuse(grpc.status.INVALID_ARGUMENT, `envelope.command.type: members may submit only ${[...MEMBER_COMMANDS].join(', ')}`);
+    }
+    if ((command.type === 'node.certificate' || command.type === 'node.heartbeat') && (command as { id?: unknown }).id !== request.node_id) {
+      return refuse(grpc.status.PERMISSION_DENIED, `envelope.command.id: a node may submit ${command.type} only for itself ("${request.node_id}")`);
     }
     const record = this.machine.node(request.node_id);
     if (record === undefined || record.status === 'left') return refuse(grpc.status.PERMISSION_DENIED, `node "${request.node_id}" is not a member`);

@@ -31,6 +31,7 @@ export interface JoinRequestWire {
   proof: Uint8Array;
   rejoin: boolean;
   forwarded: boolean;
+  certificate_request: string;
 }
 
 /** A JoinResponse as proto-loader presents it. */
@@ -40,6 +41,8 @@ export interface JoinResponseWire {
   peers: Record<string, string>;
   leader_id: string;
   already_member: boolean;
+  certificate: string;
+  ca_certificates: string[];
 }
 
 /** A refusal: the gRPC status and the message the joiner shows. */
@@ -54,8 +57,14 @@ export type JoinOutcome = { ok: true; response: JoinResponseWire } | { ok: false
 /** What the agent does with a Join. Must not throw; an exception becomes INTERNAL. */
 export type JoinHandler = (request: JoinRequestWire) => Promise<JoinOutcome>;
 
-/** What the agent does with a Submit: the encoded result, or a refusal. Must not throw. */
-export type SubmitHandler = (request: SubmitRequestWire) => Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: JoinRefusal }>;
+/**
+ * What the agent does with a Submit from `caller` (the node the call's
+ * verified certificate names): the encoded result, or a refusal. Must not throw.
+ */
+export type SubmitHandler = (request: SubmitRequestWire, caller: string) => Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: JoinRefusal }>;
+
+/** Who made a server call, from its verified certificate; or why it is refused (see NodeCredentials.authenticate). */
+export type CallAuthenticator = (call: { getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: object } | null }) => { ok: true; nodeId: string } | { ok: false; reason: string };
 
 interface ClusterClient extends grpc.Client {
   Join(request: JoinRequestWire, options: grpc.CallOptions, callback: grpc.requestCallback<JoinResponseWire>): grpc.ClientUnaryCall;
@@ -77,11 +86,23 @@ function clusterService(): ClusterClientConstructor {
   return loaded;
 }
 
-/** The service to add to the peer port's gRPC server, answering with `handler`. */
-export function clusterServiceForServer(handler: JoinHandler, log: (line: string) => void, submit: SubmitHandler): {
+/**
+ * The service to add to the peer port's gRPC server. Join is open to a
+ * caller without a certificate (the token authenticates it); Submit needs a
+ * verified node certificate (`authenticate`), or is refused UNAUTHENTICATED
+ * and reported to `onRejected`.
+ */
+export function clusterServiceForServer(options: {
+  join: JoinHandler;
+  submit: SubmitHandler;
+  authenticate: CallAuthenticator;
+  onRejected: (reason: string) => void;
+  log: (line: string) => void;
+}): {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
 } {
+  const { join: handler, submit, authenticate, onRejected, log } = options;
   const implementation: grpc.UntypedServiceImplementation = {
     Join: (call: grpc.ServerUnaryCall<JoinRequestWire, JoinResponseWire>, callback: grpc.sendUnaryData<JoinResponseWire>) => {
       handler(call.request).then(
@@ -96,7 +117,13 @@ export function clusterServiceForServer(handler: JoinHandler, log: (line: string
       );
     },
     Submit: (call: grpc.ServerUnaryCall<SubmitRequestWire, { result: Uint8Array }>, callback: grpc.sendUnaryData<{ result: Uint8Array }>) => {
-      submit(call.request).then(
+      const caller = authenticate(call);
+      if (!caller.ok) {
+        onRejected(caller.reason);
+        callback({ code: grpc.status.UNAUTHENTICATED, details: `refused: ${caller.reason} (a member of this cluster presents a certificate of its CA)` });
+        return;
+      }
+      submit(call.request, caller.nodeId).then(
         (outcome) => {
           if (outcome.ok) callback(null, { result: outcome.result });
           else callback({ code: outcome.refusal.status, details: outcome.refusal.message });
@@ -114,13 +141,25 @@ export function clusterServiceForServer(handler: JoinHandler, log: (line: string
 /** The outcome of a Join call; `unreachable` covers every transport failure. */
 export type JoinCallResult = { ok: true; response: JoinResponseWire } | { ok: false; status: grpc.status; message: string };
 
-/** Clients of the Cluster service, one channel per address, closed together. */
+/** How ClusterClients reach members. */
+export interface ClusterClientsOptions {
+  /** For Submit: mutual TLS with this node's certificate (undefined: plaintext, tests only). */
+  memberCredentials?: () => grpc.ChannelCredentials;
+  /** For Join: TLS without a client certificate (the token authenticates the answer). */
+  joinCredentials?: () => grpc.ChannelCredentials;
+  /** Options for every channel (a TLS server name). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Clients of the Cluster service, one channel per address and kind, closed together. */
 export class ClusterClients {
   private readonly clients = new Map<string, ClusterClient>();
 
+  constructor(private readonly options: ClusterClientsOptions = {}) {}
+
   /** Sends one Join to `address` (`host:port`). Never rejects. */
   join(address: string, request: JoinRequestWire, timeoutMs: number): Promise<JoinCallResult> {
-    const client = this.client(address);
+    const client = this.client(address, 'join');
     return new Promise((resolve) => {
       client.Join(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
@@ -132,7 +171,7 @@ export class ClusterClients {
 
   /** Sends one Submit to `address`. Never rejects. */
   submit(address: string, request: SubmitRequestWire, timeoutMs: number): Promise<{ ok: true; result: Uint8Array } | { ok: false; status: grpc.status; message: string }> {
-    const client = this.client(address);
+    const client = this.client(address, 'member');
     return new Promise((resolve) => {
       client.Submit(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
@@ -147,18 +186,21 @@ export class ClusterClients {
     this.clients.clear();
   }
 
-  private client(address: string): ClusterClient {
-    let client = this.clients.get(address);
+  private client(address: string, kind: 'join' | 'member'): ClusterClient {
+    const key = `${kind} ${address}`;
+    let client = this.clients.get(key);
     if (client === undefined) {
       const Constructor = clusterService();
-      client = new Constructor(address, grpc.credentials.createInsecure(), {
+      const credentials = (kind === 'join' ? this.options.joinCredentials : this.options.memberCredentials)?.() ?? grpc.credentials.createInsecure();
+      client = new Constructor(address, credentials, {
+        ...this.options.channelOptions,
         'grpc.max_send_message_length': MESSAGE_BYTES_MAX,
         'grpc.max_receive_message_length': MESSAGE_BYTES_MAX,
         'grpc.use_local_subchannel_pool': 1,
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1000,
       });
-      this.clients.set(address, client);
+      this.clients.set(key, client);
     }
     return client;
   }
@@ -179,6 +221,7 @@ export function claimToWire(claim: JoinClaim, proof: Uint8Array): JoinRequestWir
     proof,
     rejoin: claim.rejoin,
     forwarded: false,
+    certificate_request: claim.certificateRequest,
   };
 }
 
@@ -195,6 +238,7 @@ export function claimFromWire(request: JoinRequestWire): JoinClaim {
     timestampMs: request.timestamp_ms,
     nonce: new Uint8Array(request.nonce),
     rejoin: request.rejoin,
+    certificateRequest: request.certificate_request,
   };
 }
 

@@ -7,11 +7,16 @@
  *   Changing any field breaks the proof; the timestamp bounds replays to
  *   JOIN_CLOCK_SKEW_MS either way, and a replay can only re-register the
  *   same node with the same addresses.
+ *   The joiner's certificate request (PKCS#10, PEM) is part of the claim.
  * - The leader answers with the cluster key sealed (AES-256-GCM) under
  *   HKDF-SHA256(token, salt = the request's nonce, info "hivemind/join/cluster-key"),
- *   bound to the node id: only a holder of the token can open it.
+ *   bound to the node id and to the TLS material of the answer (the node's
+ *   new certificate and the CA certificates to trust) as associated data:
+ *   only a holder of the token can open it, and an answer whose certificates
+ *   were swapped on the way does not open. So the join itself needs no
+ *   verified TLS: the token authenticates both ends and the material.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { openSecret, sealSecret, type Sealed } from '../state/secrets.js';
 import type { NodeAddresses, Resources } from '../state/types.js';
 
@@ -31,6 +36,14 @@ export interface JoinClaim {
   nonce: Uint8Array;
   /** Sent by a member that found itself outside the cluster (not by `hivemind join`). */
   rejoin: boolean;
+  /** PKCS#10 request (PEM) for the node's certificate, signed by its key. */
+  certificateRequest: string;
+}
+
+/** The TLS material a join answer carries; sealed together with the cluster key. */
+export interface JoinTlsMaterial {
+  certificatePem: string;
+  caPems: readonly string[];
 }
 
 function derivedKey(token: string, salt: Uint8Array, info: string): Uint8Array {
@@ -41,7 +54,7 @@ function derivedKey(token: string, salt: Uint8Array, info: string): Uint8Array {
 export function canonicalClaim(claim: JoinClaim): string {
   const labels = Object.entries(claim.labels).sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0));
   return JSON.stringify([
-    'hivemind-join-v1',
+    'hivemind-join-v2',
     claim.nodeId,
     claim.addresses.api,
     claim.addresses.peer,
@@ -52,6 +65,7 @@ export function canonicalClaim(claim: JoinClaim): string {
     claim.timestampMs,
     Buffer.from(claim.nonce).toString('hex'),
     claim.rejoin,
+    claim.certificateRequest,
   ]);
 }
 
@@ -67,17 +81,18 @@ export function proofMatches(token: string, claim: JoinClaim, proof: Uint8Array)
   return proof.length === expected.length && timingSafeEqual(proof, expected);
 }
 
-function clusterKeyAssociatedData(nodeId: string): string {
-  return `hivemind/join/cluster-key/${nodeId}`;
+function clusterKeyAssociatedData(nodeId: string, tls: JoinTlsMaterial): string {
+  const digest = createHash('sha256').update(JSON.stringify([tls.certificatePem, ...tls.caPems]), 'utf8').digest('hex');
+  return `hivemind/join/cluster-key/v2/${nodeId}/${digest}`;
 }
 
-/** The cluster key sealed for the joiner of `claim`. */
-export function sealClusterKeyForJoiner(token: string, claim: JoinClaim, clusterKey: Uint8Array): Sealed {
-  return sealSecret(derivedKey(token, claim.nonce, 'hivemind/join/cluster-key'), clusterKey, clusterKeyAssociatedData(claim.nodeId));
+/** The cluster key sealed for the joiner of `claim`, bound to the TLS material of the answer. */
+export function sealClusterKeyForJoiner(token: string, claim: JoinClaim, clusterKey: Uint8Array, tls: JoinTlsMaterial): Sealed {
+  return sealSecret(derivedKey(token, claim.nonce, 'hivemind/join/cluster-key'), clusterKey, clusterKeyAssociatedData(claim.nodeId, tls));
 }
 
-/** Opens the sealed cluster key of a join answer; undefined if it does not open (wrong token or tampered). */
-export function openClusterKeyFromJoin(token: string, claim: JoinClaim, sealed: Sealed): Uint8Array | undefined {
-  const opened = openSecret(derivedKey(token, claim.nonce, 'hivemind/join/cluster-key'), sealed, clusterKeyAssociatedData(claim.nodeId));
+/** Opens the sealed cluster key of a join answer; undefined if it does not open (wrong token, or the key or the TLS material tampered with). */
+export function openClusterKeyFromJoin(token: string, claim: JoinClaim, sealed: Sealed, tls: JoinTlsMaterial): Uint8Array | undefined {
+  const opened = openSecret(derivedKey(token, claim.nonce, 'hivemind/join/cluster-key'), sealed, clusterKeyAssociatedData(claim.nodeId, tls));
   return opened.ok ? opened.plaintext : undefined;
 }

@@ -18,7 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigChangeError } from '../../consensus/errors.js';
 import type { RaftNode } from '../../consensus/node.js';
 import type { ClusterStateMachine } from '../state/machine.js';
-import type { CommandResult, Envelope, NodeAddresses, Resources } from '../state/types.js';
+import type { CertificateRecord, CommandResult, Envelope, NodeAddresses, Resources } from '../state/types.js';
+import { CertificateRequestError, PEM_CHARS_MAX } from '../security/certificates.js';
 import { validateCommand } from '../state/validate.js';
 import { AgentError } from './agent-error.js';
 import { claimFromWire, claimToWire, grpc, type ClusterClients, type JoinOutcome, type JoinRequestWire, type JoinResponseWire } from './cluster-service.js';
@@ -45,6 +46,8 @@ export interface JoinServiceContext {
   propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult>;
   /** Peer addresses of the members (records not left), this node's own included. */
   peerMap(): Record<string, string>;
+  /** Signs a joiner's certificate request (the leader; see NodeTrust.signJoiner). Throws CertificateRequestError for a bad request. */
+  signJoiner(requestPem: string, nodeId: string, addresses: string[]): Promise<{ certificatePem: string; caPems: string[]; record: CertificateRecord }>;
   log(line: string): void;
 }
 
@@ -107,11 +110,18 @@ export class JoinService {
       return refuse(grpc.status.FAILED_PRECONDITION, `node "${claim.nodeId}" has left the cluster; to bring it back, run \`hivemind join\` on it`);
     }
     const deadline = Date.now() + ADMIT_TIMEOUT_MS;
+    let issued;
+    try {
+      issued = await context.signJoiner(claim.certificateRequest, claim.nodeId, hostsOf(claim.addresses));
+    } catch (error) {
+      if (error instanceof CertificateRequestError) return refuse(grpc.status.INVALID_ARGUMENT, `the join request is malformed: ${error.message}`);
+      throw error;
+    }
     const envelope: Envelope = {
       requestId: `join:${claim.nodeId}:${Buffer.from(claim.nonce).toString('hex')}`,
       time: Date.now(),
       actor: claim.nodeId,
-      command: { type: 'node.register', id: claim.nodeId, addresses: claim.addresses, labels: claim.labels, resources: claim.resources },
+      command: { type: 'node.register', id: claim.nodeId, addresses: claim.addresses, labels: claim.labels, resources: claim.resources, certificate: issued.record },
     };
     const result = await context.propose(envelope, ADMIT_TIMEOUT_MS);
     if (!result.ok) {
@@ -123,13 +133,15 @@ export class JoinService {
     if (alreadyMember) context.raft.setPeers({ ...context.raft.peerAddresses(), [claim.nodeId]: claim.addresses.peer });
     else await addLearner(context.raft, claim.nodeId, claim.addresses.peer, deadline);
     context.log(`${alreadyMember ? 're-admitted member' : 'admitted new learner'} ${claim.nodeId} (peer ${claim.addresses.peer}, api ${claim.addresses.api})`);
-    const sealed = sealClusterKeyForJoiner(token, claim, clusterKey);
+    const sealed = sealClusterKeyForJoiner(token, claim, clusterKey, { certificatePem: issued.certificatePem, caPems: issued.caPems });
     const response: JoinResponseWire = {
       cluster_key_sealed: sealed.ciphertext,
       cluster_key_nonce: sealed.nonce,
       peers: context.peerMap(),
       leader_id: context.name,
       already_member: alreadyMember,
+      certificate: issued.certificatePem,
+      ca_certificates: issued.caPems,
     };
     return { ok: true, response };
   }
@@ -155,6 +167,8 @@ function claimProblem(claim: JoinClaim, request: JoinRequestWire): string | unde
   if (claim.nonce.length !== JOIN_NONCE_BYTES) return `nonce must be ${JOIN_NONCE_BYTES} bytes`;
   if (request.proof.length !== 32) return 'proof must be 32 bytes (an HMAC-SHA256)';
   if (claim.nodeId.length > 63) return 'node_id must be at most 63 characters';
+  if (typeof claim.certificateRequest !== 'string' || claim.certificateRequest.length === 0) return 'certificate_request is missing (the joining node runs a Hivemind without peer TLS: upgrade it)';
+  if (claim.certificateRequest.length > PEM_CHARS_MAX) return `certificate_request must be at most ${PEM_CHARS_MAX} characters`;
   const validated = validateCommand({ type: 'node.register', id: claim.nodeId, addresses: claim.addresses, labels: claim.labels, resources: claim.resources });
   return validated.ok ? undefined : validated.error.message;
 }
@@ -186,8 +200,21 @@ export interface JoinerIdentity {
   resources: Resources;
 }
 
+/** The hosts of a node's addresses (`host:port` each), for its certificate's names. */
+function hostsOf(addresses: NodeAddresses): string[] {
+  const hosts = new Set<string>();
+  for (const address of [addresses.api, addresses.peer, addresses.gossip]) {
+    const host = address.startsWith('[') ? address.slice(1, address.indexOf(']')) : address.slice(0, address.lastIndexOf(':'));
+    if (host !== '') hosts.add(host);
+  }
+  return [...hosts];
+}
+
 /** What a successful join brings back. */
 export interface Joined {
+  /** This node's certificate and the CA certificates to trust, authenticated with the token. */
+  certificatePem: string;
+  caPems: string[];
   clusterKey: Uint8Array;
   peers: Record<string, string>;
   leader: string;
@@ -195,21 +222,22 @@ export interface Joined {
 }
 
 /** A fresh claim for one Join call. */
-function makeClaim(identity: JoinerIdentity, rejoin: boolean): JoinClaim {
-  return { ...identity, timestampMs: Date.now(), nonce: new Uint8Array(randomBytes(JOIN_NONCE_BYTES)), rejoin };
+function makeClaim(identity: JoinerIdentity, rejoin: boolean, certificateRequest: string): JoinClaim {
+  return { ...identity, timestampMs: Date.now(), nonce: new Uint8Array(randomBytes(JOIN_NONCE_BYTES)), rejoin, certificateRequest };
 }
 
 /** Sends one Join; the claim is fresh each time. */
 export async function sendJoin(
   clients: ClusterClients,
-  options: { address: string; token: string; identity: JoinerIdentity; rejoin: boolean; timeoutMs: number },
+  options: { address: string; token: string; identity: JoinerIdentity; rejoin: boolean; timeoutMs: number; certificateRequest: string },
 ): Promise<{ ok: true; joined: Joined } | { ok: false; status: grpc.status; message: string }> {
-  const claim = makeClaim(options.identity, options.rejoin);
+  const claim = makeClaim(options.identity, options.rejoin, options.certificateRequest);
   const result = await clients.join(options.address, claimToWire(claim, joinProof(options.token, claim)), options.timeoutMs);
   if (!result.ok) return result;
-  const clusterKey = openClusterKeyFromJoin(options.token, claim, { ciphertext: new Uint8Array(result.response.cluster_key_sealed), nonce: new Uint8Array(result.response.cluster_key_nonce) });
-  if (clusterKey === undefined) return { ok: false, status: grpc.status.PERMISSION_DENIED, message: 'the cluster key in the answer does not open with the join token' };
-  return { ok: true, joined: { clusterKey, peers: { ...result.response.peers }, leader: result.response.leader_id, alreadyMember: result.response.already_member } };
+  const tls = { certificatePem: result.response.certificate, caPems: [...result.response.ca_certificates] };
+  const clusterKey = openClusterKeyFromJoin(options.token, claim, { ciphertext: new Uint8Array(result.response.cluster_key_sealed), nonce: new Uint8Array(result.response.cluster_key_nonce) }, tls);
+  if (clusterKey === undefined) return { ok: false, status: grpc.status.PERMISSION_DENIED, message: 'the cluster key in the answer does not open with the join token (or the answer was tampered with)' };
+  return { ok: true, joined: { ...tls, clusterKey, peers: { ...result.response.peers }, leader: result.response.leader_id, alreadyMember: result.response.already_member } };
 }
 
 /**
@@ -220,7 +248,7 @@ export async function sendJoin(
  */
 export async function joinCluster(
   clients: ClusterClients,
-  options: { seed: string; token: string; identity: JoinerIdentity; timeoutMs: number; log: (line: string) => void; signal?: AbortSignal },
+  options: { seed: string; token: string; identity: JoinerIdentity; timeoutMs: number; certificateRequest: string; log: (line: string) => void; signal?: AbortSignal },
 ): Promise<Joined> {
   const address = parseSeed(options.seed);
   if (address === undefined) throw new AgentError('join-failed', `cannot join via ${JSON.stringify(options.seed)}: the seed must be a member's peer address, host or host:port (the port defaults to ${DEFAULT_SEED_PORT})`);
@@ -229,7 +257,7 @@ export async function joinCluster(
   let attempts = 0;
   while (Date.now() < deadline && !options.signal?.aborted) {
     attempts++;
-    const result = await sendJoin(clients, { address, token: options.token, identity: options.identity, rejoin: false, timeoutMs: Math.min(JOIN_CALL_TIMEOUT_MS, Math.max(1, deadline - Date.now())) });
+    const result = await sendJoin(clients, { address, token: options.token, identity: options.identity, rejoin: false, certificateRequest: options.certificateRequest, timeoutMs: Math.min(JOIN_CALL_TIMEOUT_MS, Math.max(1, deadline - Date.now())) });
     if (result.ok) return result.joined;
     if (result.status === grpc.status.PERMISSION_DENIED) {
       throw new AgentError('join-refused', `cannot join via ${address}: the join token was refused (check --token; \`hivemind token\` on a member shows it)`);

@@ -13,7 +13,7 @@ export const SUBMIT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 const NONCE_BYTES = 16;
 
 /** What a member may propose through the leader. Everything else is the leader's or a client's. */
-export const MEMBER_COMMANDS: ReadonlySet<CommandType> = new Set<CommandType>(['instance.status', 'node.heartbeat', 'node.status']);
+export const MEMBER_COMMANDS: ReadonlySet<CommandType> = new Set<CommandType>(['instance.status', 'node.heartbeat', 'node.status', 'node.certificate']);
 
 export interface SubmitRequestWire {
   node_id: string;

@@ -30,6 +30,7 @@ export class Metrics {
   readonly proposalSeconds: Histogram;
   readonly applySeconds: Histogram;
   readonly leaderChanges: Counter;
+  readonly peerRejected: Counter<'reason'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
   readonly forwardedRequests: Counter<'outcome'>;
@@ -69,6 +70,12 @@ export class Metrics {
       registers,
     });
     this.leaderChanges = new Counter({ name: 'hivemind_raft_leader_changes_total', help: 'Times this node saw the leader change.', registers });
+    this.peerRejected = new Counter({
+      name: 'hivemind_peer_rejected_total',
+      help: 'Calls and messages on the peer port refused, by reason (no-certificate, untrusted-certificate, no-identity, revoked, sender-mismatch).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.httpRequests = new Counter({
       name: 'hivemind_http_requests_total',
       help: 'HTTP API requests, by method, route template and status.',

@@ -13,7 +13,7 @@
  * agent refuses to start rather than guess.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, chmodSync, existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CLUSTER_KEY_BYTES } from '../state/secrets.js';
 
 /** The data directory cannot be used; the message says which file and what to do. */
@@ -41,6 +41,12 @@ const IDENTITY_FILE = 'node.json';
 const CLUSTER_KEY_FILE = 'cluster.key';
 const TOKEN_FILE = 'token';
 const RAFT_DIRECTORY = 'raft';
+const TLS_DIRECTORY = 'tls';
+const NODE_KEY_FILE = 'tls/node.key';
+const NODE_CERTIFICATE_FILE = 'tls/node.crt';
+const CA_BUNDLE_FILE = 'tls/ca.crt';
+const BOOTSTRAP_CA_FILE = 'tls/bootstrap-ca.json';
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g;
 const PRIVATE_FILE_MODE = 0o600;
 
 /** Paths inside one data directory. */
@@ -61,9 +67,10 @@ export class DataDir {
     return existsSync(this.raftPath) && readdirSync(this.raftPath).length > 0;
   }
 
-  /** Removes the Raft directory, cluster key and token (a node that left and joins again starts empty). */
+  /** Removes the Raft directory, cluster key, token and TLS material (a node that left and joins again starts empty). */
   resetMembership(): void {
     rmSync(this.raftPath, { recursive: true, force: true });
+    rmSync(join(this.path, TLS_DIRECTORY), { recursive: true, force: true });
     rmSync(join(this.path, CLUSTER_KEY_FILE), { force: true });
     rmSync(join(this.path, TOKEN_FILE), { force: true });
   }
@@ -106,6 +113,65 @@ export class DataDir {
     return token === undefined || token === '' ? undefined : token;
   }
 
+  /**
+   * This node's TLS material (tls/node.key, tls/node.crt, tls/ca.crt), or
+   * undefined when none of the files exists. A partial set is corrupt.
+   */
+  readTls(): { keyPem: string; certificatePem: string; caPems: string[] } | undefined {
+    const key = this.readOptional(NODE_KEY_FILE);
+    const certificate = this.readOptional(NODE_CERTIFICATE_FILE);
+    const bundle = this.readOptional(CA_BUNDLE_FILE);
+    if (key === undefined && certificate === undefined && bundle === undefined) return undefined;
+    if (key === undefined || certificate === undefined || bundle === undefined) {
+      const missing = [[NODE_KEY_FILE, key], [NODE_CERTIFICATE_FILE, certificate], [CA_BUNDLE_FILE, bundle]].filter(([, value]) => value === undefined).map(([file]) => file);
+      throw this.corrupt(missing.join(', '), 'the file is missing while the other TLS files exist');
+    }
+    const caPems = bundle.toString('utf8').match(PEM_CERTIFICATE) ?? [];
+    if (caPems.length === 0) throw this.corrupt(CA_BUNDLE_FILE, 'it holds no PEM certificate');
+    return { keyPem: key.toString('utf8'), certificatePem: certificate.toString('utf8'), caPems: caPems.map((pem) => pem.trim() + '\n') };
+  }
+
+  /** Writes the TLS material, the key private to the agent's user. */
+  writeTls(material: { keyPem: string; certificatePem: string; caPems: readonly string[] }): void {
+    mkdirSync(join(this.path, TLS_DIRECTORY), { recursive: true, mode: 0o700 });
+    this.writeAtomic(NODE_KEY_FILE, Buffer.from(material.keyPem, 'utf8'), PRIVATE_FILE_MODE);
+    this.writeAtomic(NODE_CERTIFICATE_FILE, Buffer.from(material.certificatePem, 'utf8'), 0o644);
+    this.writeCaBundle(material.caPems);
+  }
+
+  /** Replaces the trusted CA certificates (a rotation seen in the state). */
+  writeCaBundle(caPems: readonly string[]): void {
+    mkdirSync(join(this.path, TLS_DIRECTORY), { recursive: true, mode: 0o700 });
+    this.writeAtomic(CA_BUNDLE_FILE, Buffer.from(caPems.map((pem) => pem.trim() + '\n').join(''), 'utf8'), 0o644);
+  }
+
+  /**
+   * The CA a bootstrap made, kept until the new cluster has it in its state
+   * (its key sealed under the cluster key): a bootstrap interrupted before
+   * that commits proposes it again on restart.
+   */
+  readBootstrapCa(): { certificatePem: string; keySealed: Uint8Array; keyNonce: Uint8Array } | undefined {
+    const text = this.readOptional(BOOTSTRAP_CA_FILE);
+    if (text === undefined) return undefined;
+    try {
+      const value = JSON.parse(text.toString('utf8')) as { certificatePem: string; keySealed: string; keyNonce: string };
+      return { certificatePem: value.certificatePem, keySealed: new Uint8Array(Buffer.from(value.keySealed, 'base64')), keyNonce: new Uint8Array(Buffer.from(value.keyNonce, 'base64')) };
+    } catch (error) {
+      throw this.corrupt(BOOTSTRAP_CA_FILE, `it is not JSON (${(error as Error).message})`);
+    }
+  }
+
+  writeBootstrapCa(ca: { certificatePem: string; keySealed: Uint8Array; keyNonce: Uint8Array }): void {
+    mkdirSync(join(this.path, TLS_DIRECTORY), { recursive: true, mode: 0o700 });
+    const text = JSON.stringify({ certificatePem: ca.certificatePem, keySealed: Buffer.from(ca.keySealed).toString('base64'), keyNonce: Buffer.from(ca.keyNonce).toString('base64') });
+    this.writeAtomic(BOOTSTRAP_CA_FILE, Buffer.from(`${text}\n`, 'utf8'), PRIVATE_FILE_MODE);
+  }
+
+  /** Drops the bootstrap CA file once the state holds the CA. */
+  removeBootstrapCa(): void {
+    rmSync(join(this.path, BOOTSTRAP_CA_FILE), { force: true });
+  }
+
   private readOptional(file: string): Buffer | undefined {
     try {
       return readFileSync(join(this.path, file));
@@ -128,7 +194,7 @@ export class DataDir {
     }
     chmodSync(temporary, mode);
     renameSync(temporary, target);
-    const directory = openSync(this.path, 'r');
+    const directory = openSync(dirname(target), 'r');
     try {
       fsyncSync(directory);
     } finally {

@@ -11,6 +11,7 @@
 import { ErrorCode, type StateError } from './errors.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, Instance, NodeRecord } from './types.js';
+import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -37,6 +38,9 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
     const limit = limitProblem('nodes', state.nodes.size, `cannot register node "${command.id}"`);
     if (limit) return { ok: false, error: limit };
   }
+  if (command.certificate !== undefined && isRevoked(state, command.certificate.serial)) {
+    return refuse(ErrorCode.conflict, `cannot register node "${command.id}": its certificate ${command.certificate.serial} is revoked`, 'certificate.serial');
+  }
   return {
     ok: true,
     commit: () => {
@@ -51,7 +55,10 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
         lastSeenAt: context.time,
         statusSince: existing?.status === 'up' ? (existing.statusSince ?? context.time) : context.time,
         updatedIndex: context.index,
+        // A node that left comes back with none of its old certificates (they are revoked).
+        certificates: existing?.status === 'left' ? [] : [...(existing?.certificates ?? [])],
       };
+      if (command.certificate !== undefined) recordCertificate(node, command.certificate);
       state.nodes.set(command.id, node);
       const summary = `${existing ? 're-registered' : 'registered'} (api ${command.addresses.api})`;
       return { value: { id: command.id }, history: { target: `node ${command.id}`, summary } };
@@ -75,6 +82,7 @@ export function planNodeStatus(state: ClusterState, command: CommandOf<'node.sta
       const from = node.status;
       if (from !== command.status) node.statusSince = context.time;
       node.status = command.status;
+      if (node.status === 'left') revokeNodeCertificates(state, node, context);
       node.updatedIndex = context.index;
       return { value: { id: node.id, status: node.status }, history: { target: `node ${node.id}`, summary: `status ${from} → ${node.status}` } };
     },
@@ -124,6 +132,7 @@ export function planNodeRemove(state: ClusterState, command: CommandOf<'node.rem
     commit: () => {
       if (node.status !== 'left') node.statusSince = context.time;
       node.status = 'left';
+      revokeNodeCertificates(state, node, context);
       node.updatedIndex = context.index;
       return { value: { id: node.id }, history: { target: `node ${node.id}`, summary: 'removed (left the cluster)' } };
     },

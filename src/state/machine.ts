@@ -31,6 +31,7 @@ import {
   planRolloutStep,
 } from './apply-rollouts.js';
 import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
+import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
 import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
 import { planTenantCreate, planTenantDelete, planTenantUpdate } from './apply-tenants.js';
@@ -54,6 +55,7 @@ import {
   type Secret,
   type Tenant,
   type TokenRecord,
+  type CaRecord,
   type Volume,
 } from './types.js';
 import { validateCommand, validateEnvelopeHeader, type EnvelopeHeader } from './validate.js';
@@ -93,6 +95,8 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'kv.put': planKvPut,
   'kv.delete': planKvDelete,
   'token.set': planTokenSet,
+  'ca.set': planCaSet,
+  'node.certificate': planNodeCertificate,
 };
 
 function planCommand(state: ClusterState, command: Command, context: ApplyContext): Plan {
@@ -369,6 +373,16 @@ export class ClusterStateMachine {
     };
   }
 
+  /** The cluster CA's record (without its deny list's copy cost: read it, do not keep it), if one was set. */
+  ca(): Readonly<CaRecord> | undefined {
+    return this.#state.ca;
+  }
+
+  /** Whether a certificate serial (upper-case hex) is revoked. */
+  certificateRevoked(serial: string): boolean {
+    return isRevoked(this.#state, serial);
+  }
+
   /** The join token's record, if one was set. */
   token(): TokenRecord | undefined {
     return copyOrUndefined(this.#state.token);
@@ -398,7 +412,15 @@ function copyTwoLevels(value: object, freeze: boolean): Record<string, unknown> 
       copied[key] = inner;
       continue;
     }
-    assert(!Array.isArray(inner), `node record field ${key} is a list; node records are copied as two levels of plain objects`);
+    if (Array.isArray(inner)) {
+      // A list of flat records (a node's certificates).
+      const items = inner.map((item: unknown) => {
+        assert(typeof item === 'object' && item !== null && Object.values(item).every((nested) => typeof nested !== 'object' || nested === null), `node record field ${key} holds something other than flat records`);
+        return freeze ? Object.freeze({ ...item }) : { ...item };
+      });
+      copied[key] = freeze ? Object.freeze(items) : items;
+      continue;
+    }
     const level: Record<string, unknown> = { ...inner };
     for (const nested of Object.values(level)) assert(typeof nested !== 'object' || nested === null, `node record field ${key} nests deeper than two levels`);
     copied[key] = freeze ? Object.freeze(level) : level;

@@ -11,10 +11,14 @@
 import { Packr } from 'msgpackr';
 import { assert, AssertionError } from '../../consensus/core/assert.js';
 import { emptyState, tenantKey, type ClusterState } from './state.js';
-import type { App, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
+import type { App, CaRecord, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
 
-/** Bumped on any change to `SnapshotData`; restore refuses other formats. */
-export const SNAPSHOT_FORMAT = 1;
+/**
+ * Bumped on any change to `SnapshotData`; restore refuses other formats but
+ * the ones in READABLE_SNAPSHOT_FORMATS (a snapshot of format 1 has no CA).
+ */
+export const SNAPSHOT_FORMAT = 2;
+const READABLE_SNAPSHOT_FORMATS: ReadonlySet<number> = new Set([1, 2]);
 
 /** What a snapshot holds. */
 interface SnapshotData {
@@ -31,6 +35,8 @@ interface SnapshotData {
   history: HistoryEntry[];
   requests: [string, CommandResult][];
   token: TokenRecord | null;
+  /** From format 2. */
+  ca?: CaRecord | null;
 }
 
 // Records (msgpackr's shared structures) are off: the bytes must depend on the data only.
@@ -52,6 +58,7 @@ export function encodeState(state: ClusterState): Uint8Array {
     history: state.history,
     requests: [...state.requests.entries()],
     token: state.token ?? null,
+    ca: state.ca ?? null,
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -66,7 +73,7 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   } catch (error) {
     throw new AssertionError(`a state snapshot does not decode: ${String(error)}`);
   }
-  assert(typeof data === 'object' && data !== null && data.format === SNAPSHOT_FORMAT, `unknown state snapshot format ${String((data as { format?: unknown })?.format)}`);
+  assert(typeof data === 'object' && data !== null && READABLE_SNAPSHOT_FORMATS.has(data.format), `unknown state snapshot format ${String((data as { format?: unknown })?.format)}`);
   const state = emptyState();
   state.appliedIndex = data.appliedIndex;
   for (const tenant of data.tenants) state.tenants.set(tenant.name, tenant);
@@ -80,6 +87,7 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   state.history = data.history;
   for (const [requestId, result] of data.requests) state.requests.set(requestId, result);
   state.token = data.token === null ? undefined : { ...data.token, sealed: plain(data.token.sealed), nonce: plain(data.token.nonce) };
+  state.ca = data.ca === undefined || data.ca === null ? undefined : { ...data.ca, keySealed: plain(data.ca.keySealed), keyNonce: plain(data.ca.keyNonce) };
   assert(Number.isSafeInteger(state.appliedIndex) && state.appliedIndex >= 0, 'a state snapshot must carry its applied index');
   return state;
 }

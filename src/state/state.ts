@@ -19,6 +19,7 @@ import {
   type Secret,
   type Tenant,
   type TokenRecord,
+  type CaRecord,
   type Volume,
 } from './types.js';
 
@@ -44,6 +45,7 @@ export interface ClusterState {
   /** requestId → first result, oldest (lowest index) first, at most REQUESTS_REMEMBERED_MAX. */
   requests: Map<string, CommandResult>;
   token: TokenRecord | undefined;
+  ca: CaRecord | undefined;
 }
 
 /** An empty state, as before the first entry. */
@@ -61,6 +63,7 @@ export function emptyState(): ClusterState {
     history: [],
     requests: new Map(),
     token: undefined,
+    ca: undefined,
   };
 }
 

@@ -284,6 +284,36 @@ export interface NodeRecord {
   /** When `status` last changed (the proposer's clock, ms); the reschedule grace counts from it. */
   statusSince?: number;
   updatedIndex: number;
+  /**
+   * The node certificates issued to it, newest last, at most
+   * NODE_CERTIFICATES_MAX; revoked when the node leaves or is removed.
+   * Absent in records written before certificates existed.
+   */
+  certificates?: CertificateRecord[];
+}
+
+/** One issued certificate, by serial (upper-case hex) and expiry (ms since the epoch). */
+export interface CertificateRecord {
+  serial: string;
+  notAfter: number;
+}
+
+export const NODE_CERTIFICATES_MAX = 4;
+export const REVOKED_CERTIFICATES_MAX = 10_000;
+
+/**
+ * The cluster's certificate authority. `certificates` are the CA certificates
+ * every node trusts (PEM), the signing one first; during a rotation the old
+ * one stays trusted beside it. The signing key is sealed under the cluster
+ * key (AES-256-GCM), so any member can sign and no one without the key can.
+ */
+export interface CaRecord {
+  certificates: string[];
+  keySealed: Uint8Array;
+  keyNonce: Uint8Array;
+  setIndex: number;
+  /** Certificates of nodes that left or were removed, refused until they expire; oldest first, at most REVOKED_CERTIFICATES_MAX. */
+  revoked: (CertificateRecord & { node: string })[];
 }
 
 export interface PolicyRule {
@@ -406,7 +436,10 @@ export type Command =
   | { type: 'app.abort'; tenant: string; name: string }
   /** Asks the scheduler to even out the app's instances over nodes (every app of the tenant without `name`; every app without `tenant`). */
   | { type: 'app.rebalance'; tenant?: string; name?: string }
-  | { type: 'node.register'; id: string; addresses: NodeAddresses; labels: Record<string, string>; resources: Resources }
+  /** `certificate`: the node certificate the leader issued with the registration (absent when none was issued). */
+  | { type: 'node.register'; id: string; addresses: NodeAddresses; labels: Record<string, string>; resources: Resources; certificate?: CertificateRecord }
+  /** Records a certificate a node renewed for itself. */
+  | { type: 'node.certificate'; id: string; certificate: CertificateRecord }
   | { type: 'node.status'; id: string; status: NodeStatus }
   | { type: 'node.role'; id: string; role: 'voter' | 'learner' | 'none' }
   | { type: 'node.heartbeat'; id: string }
@@ -419,7 +452,9 @@ export type Command =
   | { type: 'secret.delete'; tenant: string; name: string }
   | { type: 'kv.put'; key: string; value: string; expectVersion?: number }
   | { type: 'kv.delete'; key: string; expectVersion?: number }
-  | { type: 'token.set'; hash: string; sealed: Uint8Array; nonce: Uint8Array };
+  | { type: 'token.set'; hash: string; sealed: Uint8Array; nonce: Uint8Array }
+  /** Sets the cluster CA (bootstrap, rotation): the trusted certificates, signing one first, and its sealed key. Revocations carry over. */
+  | { type: 'ca.set'; certificates: string[]; keySealed: Uint8Array; keyNonce: Uint8Array };
 
 export type CommandType = Command['type'];
 

@@ -37,6 +37,7 @@ import {
   type PolicyRule,
   type PortSpec,
   type Quota,
+  type CertificateRecord,
   type Resources,
   type RestartSpec,
   type RolloutPatch,
@@ -58,6 +59,12 @@ export const LIMITS = {
   sealNonceBytes: 12,
   /** The sealed join token, tag included. */
   tokenSealedBytesMax: 1024,
+  /** One CA certificate in PEM. */
+  certificatePemBytesMax: 8192,
+  /** CA certificates trusted at once (two during a rotation). */
+  caCertificatesMax: 4,
+  /** The sealed CA key (PKCS#8 PEM of a P-256 key), tag included. */
+  caKeySealedBytesMax: 4096,
   replicasMax: 10_000,
   /** Apps in one app file's atomic deploy. */
   appsPerDeployMax: 100,
@@ -252,6 +259,10 @@ const policyRule = object<PolicyRule>({
 
 const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
 const nonce = bytes({ bytesMin: LIMITS.sealNonceBytes, bytesMax: LIMITS.sealNonceBytes });
+const certificateRecord = object<CertificateRecord>({
+  serial: text({ bytesMin: 1, bytesMax: 64, pattern: /^[0-9A-F]+$/, patternHint: 'a certificate serial in upper-case hex' }),
+  notAfter: integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+});
 
 const instanceState = oneOf(['pending', 'starting', 'running', 'healthy', 'unhealthy', 'exited', 'oom-killed', 'failed', 'stopped']);
 
@@ -395,7 +406,9 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     addresses: object<CommandOf<'node.register'>['addresses']>({ api: nonEmptyAddress(), peer: nonEmptyAddress(), gossip: nonEmptyAddress() }),
     labels,
     resources,
+    certificate: optional(certificateRecord),
   }),
+  'node.certificate': object<CommandOf<'node.certificate'>>({ type: oneOf(['node.certificate']), id: identifier, certificate: certificateRecord }),
   'node.status': object<CommandOf<'node.status'>>({ type: oneOf(['node.status']), id: identifier, status: oneOf(['up', 'suspect', 'down', 'left']) }),
   'node.role': object<CommandOf<'node.role'>>({ type: oneOf(['node.role']), id: identifier, role: oneOf(['voter', 'learner', 'none']) }),
   'node.heartbeat': object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
@@ -435,6 +448,12 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     hash: text({ bytesMin: 64, bytesMax: 64, pattern: /^[0-9a-f]{64}$/, patternHint: 'a SHA-256 hash in lowercase hex' }),
     sealed: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.tokenSealedBytesMax }),
     nonce,
+  }),
+  'ca.set': object<CommandOf<'ca.set'>>({
+    type: oneOf(['ca.set']),
+    certificates: list(text({ bytesMin: 1, bytesMax: LIMITS.certificatePemBytesMax, pattern: /^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/, patternHint: 'one PEM certificate', multiline: true }), { min: 1, max: LIMITS.caCertificatesMax, unique: true }),
+    keySealed: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.caKeySealedBytesMax }),
+    keyNonce: nonce,
   }),
 };
 

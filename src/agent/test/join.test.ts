@@ -12,11 +12,17 @@ import { ClusterClients, claimToWire, grpc } from '../cluster-service.js';
 import { resolveConfig } from '../../node/config.js';
 import { joinProof, openClusterKeyFromJoin, proofMatches, sealClusterKeyForJoiner, type JoinClaim } from '../join-proof.js';
 import { parseSeed, sendJoin } from '../joining.js';
+import { certificateFacts, certificateSignedBy, createCertificateRequest, createNodeKey } from '../../security/certificates.js';
+import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
 
 const TOKEN = 'hm1.join-test-token-0123456789abcdef';
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-join-'));
-const clients = new ClusterClients();
+const clients = new ClusterClients({ joinCredentials: unverifiedChannelCredentials, channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME } });
 let agent: Agent;
+/** A certificate request for "joiner", and one for "thief". */
+let joinerRequest = '';
+let thiefRequest = '';
+const TLS = { certificatePem: 'certificate', caPems: ['ca'] };
 
 function claim(overrides: Partial<JoinClaim> = {}): JoinClaim {
   return {
@@ -27,11 +33,15 @@ function claim(overrides: Partial<JoinClaim> = {}): JoinClaim {
     timestampMs: Date.now(),
     nonce: new Uint8Array(randomBytes(16)),
     rejoin: false,
+    certificateRequest: joinerRequest,
     ...overrides,
   };
 }
 
 test.before(async () => {
+  const { keyPem } = await createNodeKey();
+  joinerRequest = await createCertificateRequest('joiner', keyPem);
+  thiefRequest = await createCertificateRequest('thief', keyPem);
   const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, token: TOKEN, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: () => {}, log: () => {} });
@@ -54,17 +64,21 @@ test('the proof covers every field of the claim', () => {
   assert.not.ok(proofMatches(TOKEN, { ...original, resources: {} }, proof));
   assert.not.ok(proofMatches(TOKEN, { ...original, timestampMs: original.timestampMs + 1 }, proof));
   assert.not.ok(proofMatches(TOKEN, { ...original, rejoin: true }, proof));
+  assert.not.ok(proofMatches(TOKEN, { ...original, certificateRequest: thiefRequest }, proof));
   assert.not.ok(proofMatches(TOKEN, original, proof.subarray(0, 16)));
 });
 
-test('the sealed cluster key opens only with the token, for that node and nonce', () => {
+test('the sealed cluster key opens only with the token, for that node, nonce and TLS material', () => {
   const key = new Uint8Array(randomBytes(32));
   const original = claim();
-  const sealed = sealClusterKeyForJoiner(TOKEN, original, key);
-  assert.equal(openClusterKeyFromJoin(TOKEN, original, sealed), key);
-  assert.is(openClusterKeyFromJoin('hm1.another-token-entirely-000', original, sealed), undefined);
-  assert.is(openClusterKeyFromJoin(TOKEN, { ...original, nodeId: 'thief' }, sealed), undefined);
-  assert.is(openClusterKeyFromJoin(TOKEN, { ...original, nonce: new Uint8Array(16) }, sealed), undefined);
+  const sealed = sealClusterKeyForJoiner(TOKEN, original, key, TLS);
+  assert.equal(openClusterKeyFromJoin(TOKEN, original, sealed, TLS), key);
+  assert.is(openClusterKeyFromJoin('hm1.another-token-entirely-000', original, sealed, TLS), undefined);
+  assert.is(openClusterKeyFromJoin(TOKEN, { ...original, nodeId: 'thief' }, sealed, TLS), undefined);
+  assert.is(openClusterKeyFromJoin(TOKEN, { ...original, nonce: new Uint8Array(16) }, sealed, TLS), undefined);
+  // An answer whose certificate or CA was swapped on the way does not open.
+  assert.is(openClusterKeyFromJoin(TOKEN, original, sealed, { ...TLS, certificatePem: 'forged' }), undefined);
+  assert.is(openClusterKeyFromJoin(TOKEN, original, sealed, { ...TLS, caPems: ['ca', 'forged-ca'] }), undefined);
 });
 
 test('seeds: host, host:port, [v6]:port; the port defaults to 7071', () => {
@@ -98,6 +112,13 @@ test('a member refuses bad Joins with the fitting status, and registers nothing'
   const stale = await send(claim({ timestampMs: Date.now() - 3600_000 }));
   assert.is(stale.ok ? 'ok' : stale.status, grpc.status.FAILED_PRECONDITION);
   assert.match(stale.ok ? '' : stale.message, 'clock');
+  const noRequest = await send(claim({ certificateRequest: '' }));
+  assert.is(noRequest.ok ? 'ok' : noRequest.status, grpc.status.INVALID_ARGUMENT);
+  const otherNodesRequest = await send(claim({ certificateRequest: thiefRequest }));
+  assert.is(otherNodesRequest.ok ? 'ok' : otherNodesRequest.status, grpc.status.INVALID_ARGUMENT);
+  assert.match(otherNodesRequest.ok ? '' : otherNodesRequest.message, 'thief');
+  const garbageRequest = await send(claim({ certificateRequest: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' }));
+  assert.is(garbageRequest.ok ? 'ok' : garbageRequest.status, grpc.status.INVALID_ARGUMENT);
   const sameName = await send(claim({ nodeId: 'solo' }));
   assert.is(sameName.ok ? 'ok' : sameName.status, grpc.status.ALREADY_EXISTS);
   const nodes = await fetch(`http://${agent.apiAddress}/v1/nodes`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((response) => response.json() as Promise<{ nodes: { id: string }[] }>);
@@ -106,15 +127,17 @@ test('a member refuses bad Joins with the fitting status, and registers nothing'
 
 test('a valid Join registers the node, adds it as a learner, and is idempotent', async () => {
   const identity = { nodeId: 'joiner', addresses: { api: '127.0.0.1:1', peer: '127.0.0.1:2', gossip: '127.0.0.1:3' }, labels: {}, resources: {} };
-  const first = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000 });
+  const first = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000, certificateRequest: joinerRequest });
   assert.ok(first.ok, first.ok ? '' : first.message);
   if (!first.ok) return;
+  assert.ok(certificateSignedBy(first.joined.certificatePem, first.joined.caPems, 'joiner'), 'the certificate is the CA\'s, for the joiner');
+  assert.is(certificateFacts(first.joined.certificatePem).nodeId, 'joiner');
   assert.is(first.joined.leader, 'solo');
   assert.is(first.joined.alreadyMember, false);
   assert.is(first.joined.peers.solo, agent.peerAddress);
   assert.is(first.joined.clusterKey.length, 32);
   assert.ok(agent.raftStatus().config.learners.includes('joiner'));
-  const again = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000 });
+  const again = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000, certificateRequest: joinerRequest });
   assert.ok(again.ok && again.joined.alreadyMember);
   assert.equal(again.ok && again.joined.clusterKey, first.joined.clusterKey);
 });
