@@ -72,7 +72,7 @@ export class Metrics {
     this.leaderChanges = new Counter({ name: 'hivemind_raft_leader_changes_total', help: 'Times this node saw the leader change.', registers });
     this.peerRejected = new Counter({
       name: 'hivemind_peer_rejected_total',
-      help: 'Calls and messages on the peer port refused, by reason (no-certificate, untrusted-certificate, no-identity, revoked, sender-mismatch).',
+      help: 'Calls and messages on the peer port refused, by reason (no-verified-certificate, no-identity, revoked, sender-mismatch).',
       labelNames: ['reason'],
       registers,
     });

@@ -26,7 +26,11 @@ export interface TlsMaterial {
 }
 
 /** Why a peer's call or message was refused; the label of `hivemind_peer_rejected_total`. */
-export type PeerRejectReason = 'no-certificate' | 'untrusted-certificate' | 'no-identity' | 'revoked' | 'sender-mismatch';
+/**
+ * `no-verified-certificate`: none presented, or one that does not chain to a
+ * trusted CA or has expired (grpc-js reports both alike).
+ */
+export type PeerRejectReason = 'no-verified-certificate' | 'no-identity' | 'revoked' | 'sender-mismatch';
 
 /** `authenticate`'s answer. */
 export type PeerAuthentication = { ok: true; nodeId: string; serial: string } | { ok: false; reason: PeerRejectReason };
@@ -112,9 +116,7 @@ export class NodeCredentials implements grpc.experimental.CertificateProvider {
    * fills `sslPeerCertificate` only when TLS verified the chain.
    */
   authenticate(authContext: { transportSecurityType?: string; sslPeerCertificate?: VerifiedPeerCertificate } | null | undefined): PeerAuthentication {
-    if (authContext?.transportSecurityType !== 'ssl' || authContext.sslPeerCertificate === undefined) {
-      return { ok: false, reason: authContext?.transportSecurityType === 'ssl' ? 'untrusted-certificate' : 'no-certificate' };
-    }
+    if (authContext?.transportSecurityType !== 'ssl' || authContext.sslPeerCertificate === undefined) return { ok: false, reason: 'no-verified-certificate' };
     return this.judge(authContext.sslPeerCertificate);
   }
 
