@@ -79,8 +79,7 @@ export function checkLogBytes(bytes: Uint8Array): LogVerdict {
       damageReason = reason;
     }
     fragmentStart = -1;
-    // LevelDB drops the rest of the block after a bad record and resynchronises at the next one.
-    offset = (Math.floor(at / BLOCK_BYTES) + 1) * BLOCK_BYTES;
+    offset = resyncOffset(bytes, at);
   };
   while (offset < length) {
     const blockLeft = BLOCK_BYTES - (offset % BLOCK_BYTES);
@@ -144,6 +143,27 @@ export function checkLogBytes(bytes: Uint8Array): LogVerdict {
         return `a record of unknown type ${type}`;
     }
   }
+}
+
+/**
+ * Where to read on after damage at `at`. LevelDB drops the rest of the block
+ * and goes on at the next one, so a write that completed after the damage in
+ * the same block would vanish unseen: look for a record that starts a write
+ * (full or first fragment, its CRC matching) in the rest of the block, at any
+ * offset, since the damage may have hidden where records begin. A match by
+ * chance needs 32 bits of CRC to agree.
+ */
+function resyncOffset(bytes: Uint8Array, at: number): number {
+  const blockEnd = (Math.floor(at / BLOCK_BYTES) + 1) * BLOCK_BYTES;
+  const searchEnd = Math.min(blockEnd, bytes.length) - HEADER_BYTES;
+  for (let offset = at + 1; offset <= searchEnd; offset++) {
+    const type = bytes[offset + 6]!;
+    if (type !== RecordType.Full && type !== RecordType.First) continue;
+    const end = offset + HEADER_BYTES + (bytes[offset + 4]! | (bytes[offset + 5]! << 8));
+    if (end > Math.min(blockEnd, bytes.length)) continue;
+    if (maskLevelDbCrc(crc32c(bytes.subarray(offset + 6, end))) === readUint32(bytes, offset)) return offset;
+  }
+  return blockEnd;
 }
 
 function corrupt(offset: number, problem: string): LogVerdict {

@@ -186,10 +186,16 @@ export class LevelStorage implements RaftStorage {
       await this.open();
       if ((await this.readFormat()) === undefined) await this.addChecksums();
       const hardState = await this.readHardState();
+      await this.checkKeys();
       const snapshot = await this.readSnapshot();
       const snapshotIndex = snapshot?.meta.index ?? 0;
       const { entries, runs } = await this.readEntries(snapshotIndex);
-      this.range = { snapshotIndex, lastIndex: snapshotIndex + entries.length, runs };
+      const lastIndex = snapshotIndex + entries.length;
+      // Writes keep the durable commit index within the durable log; past it, the entries between were lost on the disk.
+      if (hardState.commit > lastIndex) {
+        throw this.corrupt('the log', RUN_KEY_PREFIX, `the hard state's commit index ${hardState.commit} is past its last entry ${lastIndex} (entries lost)`, lastIndex + 1);
+      }
+      this.range = { snapshotIndex, lastIndex, runs };
       return snapshot === undefined ? { hardState, entries } : { hardState, snapshot, entries };
     });
   }
@@ -339,6 +345,18 @@ export class LevelStorage implements RaftStorage {
     if (framed > 0) this.logger(`Raft storage in "${this.directory}": added a CRC32C checksum to each of its ${framed} stored values (format ${FORMAT_CHECKSUMMED})`);
   }
 
+  /**
+   * Every key must be one this storage writes: damage to a key in a LevelDB
+   * table could move its value out of the ranges `load` reads, and the
+   * entries in it would be missing without a checksum ever failing.
+   */
+  private async checkKeys(): Promise<void> {
+    const valid = new RegExp(`^(?:[${HARD_STATE_KEY}${SNAPSHOT_KEY}${FORMAT_KEY}]|[${LEGACY_ENTRY_KEY_PREFIX}${RUN_KEY_PREFIX}][0-9a-f]{${KEY_INDEX_DIGITS}})$`);
+    for await (const key of this.entriesOf(this.requireDb().keys())) {
+      if (!valid.test(key)) throw this.corrupt(`the key ${JSON.stringify(key)}`, key, 'it is not a key this storage writes (a damaged key?)');
+    }
+  }
+
   private async readHardState(): Promise<HardState> {
     const bytes = await this.get(HARD_STATE_KEY);
     if (bytes === undefined) return { term: 0, vote: NO_NODE, commit: 0 };
@@ -368,10 +386,10 @@ export class LevelStorage implements RaftStorage {
     const runs: Run[] = [];
     for (const { run, entries: held } of stored) {
       const end = snapshotIndex + entries.length;
-      assert(
-        run.first <= end + 1,
-        `LevelStorage.load: "${this.directory}" has entries from ${run.first} where ${end + 1} should be (a gap in the log)`,
-      );
+      // Writes never leave a gap (each is one batch), so a gap is a run lost on the disk.
+      if (run.first > end + 1) {
+        throw this.corrupt(`the log before index ${run.first} (key "${run.key}")`, run.key, `entries ${end + 1} to ${run.first - 1} are missing (a gap in the log)`, end + 1);
+      }
       // A later run replaces the tail of the earlier ones.
       if (run.first <= end) {
         entries.length = Math.max(0, run.first - snapshotIndex - 1);
@@ -492,7 +510,7 @@ export class LevelStorage implements RaftStorage {
     }
   }
 
-  private async *entriesOf(iterator: AsyncIterable<[string, Uint8Array]>): AsyncGenerator<[string, Uint8Array]> {
+  private async *entriesOf<T>(iterator: AsyncIterable<T>): AsyncGenerator<T> {
     try {
       yield* iterator;
     } catch (error) {
