@@ -198,9 +198,12 @@ export interface LogFileVerdict {
  * directory has none. File system errors reject unchanged.
  *
  * Run it before LevelDB opens the directory: opening replays the logs into a
- * table and deletes them. It reads without LevelDB's lock, so while another
- * process has the directory open it may see that process's write in flight;
- * that process's lock then fails the open that follows.
+ * table and deletes them. It reads without LevelDB's lock (Node cannot take
+ * an fcntl lock), so while another process has the directory open it may see
+ * that process's write in flight: usually as a torn tail, which the caller
+ * reports only after its own open, and so its lock, succeeded; in the worst
+ * case, a page read half-copied, as corruption. Two processes on one
+ * directory is an operator's mistake either way.
  */
 export async function checkLevelDbLogs(directory: string): Promise<LogFileVerdict[]> {
   let names: string[];
