@@ -193,7 +193,7 @@ export class LevelStorage implements RaftStorage {
       const lastIndex = snapshotIndex + entries.length;
       // Writes keep the durable commit index within the durable log; past it, the entries between were lost on the disk.
       if (hardState.commit > lastIndex) {
-        throw this.corrupt('the log', RUN_KEY_PREFIX, `the hard state's commit index ${hardState.commit} is past its last entry ${lastIndex} (entries lost)`, lastIndex + 1);
+        throw this.corrupt('the log', HARD_STATE_KEY, `the hard state's commit index ${hardState.commit} is past its last entry ${lastIndex} (entries lost)`, lastIndex + 1);
       }
       this.range = { snapshotIndex, lastIndex, runs };
       return snapshot === undefined ? { hardState, entries } : { hardState, snapshot, entries };

@@ -10,6 +10,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
+import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { crc32c, maskLevelDbCrc } from '../crc32c.js';
@@ -145,6 +146,22 @@ test('values written now carry checksums, and an older directory is framed in pl
   await db.close();
 });
 
+test('a directory written before checksums is framed at its first load, and checked from then on', async () => {
+  const directory = tempDirectory();
+  const packr = new Packr({ useRecords: false });
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const tuples = entries(1, 3, 1).map((stored) => [stored.term, stored.index, stored.type, stored.data]);
+  await db.put(runKey(1), packr.pack(tuples));
+  await db.put('h', packr.pack({ term: 1, vote: 'a', commit: 3 }));
+  await db.close();
+  const { state, lines } = await load(directory);
+  assert.equal(state.entries, entries(1, 3, 1));
+  assert.equal(lines, [`Raft storage in "${directory}": added a CRC32C checksum to each of its 2 stored values (format 1)`]);
+  assert.equal((await load(directory)).lines, []);
+  await rewriteValue(directory, runKey(1), flipByte((value) => value.length - 1));
+  assert.is((await loadFails(directory)).index, 1);
+});
+
 test('a flipped byte in the last run stops the load, naming its key and first index', async () => {
   const directory = tempDirectory();
   await writeLog(directory);
@@ -186,6 +203,28 @@ test('a flipped byte in the hard state, the snapshot, a frame header or the form
     await rewriteValue(directory, key, flipByte(at));
     assert.is((await loadFails(directory)).key, key);
   }
+});
+
+test('a run that vanished from the disk stops the load: a gap, or a commit index past the last entry', async () => {
+  const middle = tempDirectory();
+  await writeLog(middle);
+  const db = new Level<string, Uint8Array>(middle, { valueEncoding: 'view' });
+  await db.del(runKey(3));
+  await db.close();
+  const gap = await loadFails(middle);
+  assert.is(gap.key, runKey(7));
+  // The run at 1 still stores 3 and 4 (the replaced tail), so the gap found is 5..6.
+  assert.is(gap.index, 5);
+  assert.match(gap.message, 'gap');
+
+  const last = tempDirectory();
+  await writeLog(last);
+  const lastDb = new Level<string, Uint8Array>(last, { valueEncoding: 'view' });
+  await lastDb.del(runKey(7));
+  await lastDb.close();
+  const lost = await loadFails(last);
+  assert.is(lost.key, 'h');
+  assert.match(lost.message, `commit index ${HARD_STATE.commit} is past its last entry 6`);
 });
 
 test('a value moved under another key fails its checksum: the key is part of it', async () => {
@@ -363,6 +402,20 @@ test('the log check: pure cases on a real log', async () => {
   const crc = maskLevelDbCrc(crc32c(unknown.subarray(first + 6, first + 7 + (unknown[first + 4]! | (unknown[first + 5]! << 8)))));
   new DataView(unknown.buffer).setUint32(first, crc, true);
   assert.is(checkLogBytes(unknown).kind, 'corrupt');
+  // A write larger than a block, in fragments (first, middle, last): intact whole; cut inside, torn from its first fragment.
+  const large = tempDirectory();
+  const storage = new LevelStorage({ directory: large, logger: () => {} });
+  await storage.load();
+  await storage.persist({ entries: [entry(1, 1)] }, true);
+  await storage.persist({ entries: [entry(2, 1, 100_000)] }, true);
+  await storage.close();
+  const fragmented = new Uint8Array(readFileSync(logPath(large)));
+  const fragments = recordOffsets(fragmented);
+  assert.ok(fragments.length >= 5, `${fragments.length} records`);
+  assert.equal(checkLogBytes(fragmented), { kind: 'intact' });
+  const cut = checkLogBytes(fragmented.subarray(0, 40_000));
+  assert.is(cut.kind, 'torn');
+  assert.is(cut.kind === 'torn' && cut.offset, fragments.find((offset) => fragmented[offset + 6] === 2 /* first fragment */));
   // Zeros in the middle, followed by complete records: older damage, not a crash.
   const zeroed = Uint8Array.from(bytes);
   zeroed.fill(0, offsets[1]!, offsets[2]!);
