@@ -10,6 +10,24 @@
  *                     by the index of the first, big-endian and fixed width so
  *                     that key order is index order
  *   s                 the latest snapshot, metadata and data in one value
+ *   v                 the value format: 1, every value framed with a checksum
+ *
+ * Every value is framed (`frameValue`): the byte 0xC1 (which msgpack never
+ * uses, so a value written before checksums, always a msgpack map or array,
+ * cannot be taken for one), a format byte (1), the CRC32C of the key and the
+ * payload (4 bytes, big-endian), then the msgpack payload. The key is in the
+ * checksum so that a value read under another key fails it. A directory
+ * without `v` was written before checksums: `load` frames all of its values
+ * and writes `v` in one synced batch, so an upgraded node is checked like a
+ * new one from then on, and a value without a frame is corruption.
+ *
+ * Integrity on read: a checksum mismatch in any value (the last run
+ * included) is `StorageCorruptError`, never a truncation. LevelDB applies a
+ * batch whole or not at all, so no crash leaves half a run: a bad run was
+ * written whole and synced, and may have been acknowledged. The one place a
+ * crash does tear a write is LevelDB's own write-ahead log, checked before
+ * LevelDB opens it (`storage-level-wal.ts`): a torn last write is dropped and
+ * logged, any other damage is `StorageCorruptError`.
  *
  * A run is one LevelDB value, so a persist of n entries costs one put, not n:
  * LevelDB's JavaScript layer normalises every operation of a batch, and that
@@ -26,6 +44,8 @@
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { assert } from './core/assert.js';
+import { crc32c } from './crc32c.js';
+import { checkLevelDbLogs } from './storage-level-wal.js';
 import { EntryType, NO_NODE } from './core/types.js';
 import type { ClusterConfig, Entry, HardState, Snapshot } from './core/types.js';
 import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
@@ -34,14 +54,30 @@ import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
 export interface LevelStorageInit {
   /** The LevelDB directory; created if missing. One node's storage only: LevelDB locks it. */
   directory: string;
+  /**
+   * Where the storage reports what it repaired or changed on its own (a torn
+   * last write dropped, checksums added to an older directory). Standard
+   * error when not given: these lines must reach the operator.
+   */
+  logger?: (line: string) => void;
 }
 
 /**
- * Stored data that cannot be decoded or does not have the expected shape.
- * The node cannot run on it: the operator restores the directory or rejoins the node.
+ * Stored data that fails its checksum, cannot be decoded, or does not have
+ * the expected shape, or a LevelDB log damaged other than by a crash. The
+ * node cannot run on it: the operator restores the directory or rejoins the
+ * node. `key` names the LevelDB key (or log file) and `index` the first log
+ * index it holds, when known.
  */
 export class StorageCorruptError extends Error {
   readonly code = 'STORAGE_CORRUPT';
+  readonly key: string | undefined;
+  readonly index: number | undefined;
+  constructor(message: string, where: { key?: string; index?: number } = {}) {
+    super(message);
+    this.key = where.key;
+    this.index = where.index;
+  }
 }
 
 const LEGACY_ENTRY_KEY_PREFIX = 'e';
@@ -49,6 +85,14 @@ const RUN_KEY_PREFIX = 'r';
 const KEY_INDEX_DIGITS = 16;
 const HARD_STATE_KEY = 'h';
 const SNAPSHOT_KEY = 's';
+const FORMAT_KEY = 'v';
+/** The format `FORMAT_KEY` holds: every value framed with a CRC32C. */
+const FORMAT_CHECKSUMMED = 1;
+/** Never a msgpack value's first byte ("never used" in the msgpack spec), so a frame is told apart from a bare value. */
+const FRAME_MARK = 0xc1;
+const FRAME_VERSION = 1;
+/** Mark, version, CRC32C. */
+const FRAME_HEADER_BYTES = 6;
 
 /**
  * A stored value holding entries `first`..`last` as the log has them now. The
@@ -102,6 +146,7 @@ interface Plan {
  */
 export class LevelStorage implements RaftStorage {
   private readonly directory: string;
+  private readonly logger: (line: string) => void;
   private readonly packr = new Packr({ useRecords: false });
   private db: Level<string, Uint8Array> | undefined;
   /** Undefined until `load()` has run, and again after `close()`. */
@@ -110,12 +155,28 @@ export class LevelStorage implements RaftStorage {
 
   constructor(init: LevelStorageInit) {
     this.directory = init.directory;
+    this.logger = init.logger ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
-  /** Opens the database, creating the directory if needed. Calling it again does nothing. */
+  /**
+   * Opens the database, creating the directory if needed. Calling it again
+   * does nothing. Checks LevelDB's write-ahead logs first (see
+   * `storage-level-wal.ts`): rejects with `StorageCorruptError` if one is
+   * damaged other than by a crash in its last write.
+   *
+   * LevelDB's `paranoid_checks` would be the natural switch, but
+   * `classic-level` 3.0 does not pass it (nor `verify_checksums` on reads) to
+   * LevelDB: its `db_open` reads only createIfMissing, errorIfExists,
+   * compression, multithreading and the cache and file sizes. Hence the log
+   * check here and a checksum on every value.
+   */
   async open(): Promise<void> {
     if (this.db === undefined) {
-      this.db = new Level<string, Uint8Array>(this.directory, { valueEncoding: 'view' });
+      const torn = await this.checkLogs();
+      const db = new Level<string, Uint8Array>(this.directory, { valueEncoding: 'view' });
+      await db.open();
+      this.db = db;
+      for (const line of torn) this.logger(line);
     }
     await this.db.open();
   }
@@ -123,11 +184,18 @@ export class LevelStorage implements RaftStorage {
   async load(): Promise<PersistedState> {
     return this.exclusive('load', async () => {
       await this.open();
+      if ((await this.readFormat()) === undefined) await this.addChecksums();
       const hardState = await this.readHardState();
+      await this.checkKeys();
       const snapshot = await this.readSnapshot();
       const snapshotIndex = snapshot?.meta.index ?? 0;
       const { entries, runs } = await this.readEntries(snapshotIndex);
-      this.range = { snapshotIndex, lastIndex: snapshotIndex + entries.length, runs };
+      const lastIndex = snapshotIndex + entries.length;
+      // Writes keep the durable commit index within the durable log; past it, the entries between were lost on the disk.
+      if (hardState.commit > lastIndex) {
+        throw this.corrupt('the log', HARD_STATE_KEY, `the hard state's commit index ${hardState.commit} is past its last entry ${lastIndex} (entries lost)`, lastIndex + 1);
+      }
+      this.range = { snapshotIndex, lastIndex, runs };
       return snapshot === undefined ? { hardState, entries } : { hardState, snapshot, entries };
     });
   }
@@ -147,7 +215,7 @@ export class LevelStorage implements RaftStorage {
       if (write.snapshot !== undefined) plan = this.planInstallSnapshot(plan, write.snapshot);
       if (write.entries.length > 0) plan = this.planAppend(plan, write.entries);
       if (write.hardState !== undefined) {
-        plan.operations.push({ type: 'put', key: HARD_STATE_KEY, value: this.packr.pack(write.hardState) });
+        plan.operations.push({ type: 'put', key: HARD_STATE_KEY, value: frameValue(HARD_STATE_KEY, this.packr.pack(write.hardState)) });
       }
       await this.write(plan, sync);
     });
@@ -164,7 +232,7 @@ export class LevelStorage implements RaftStorage {
       // Runs wholly at or below the index go; one that straddles it stays, its covered entries skipped at load.
       const kept = range.runs.filter((run) => run.last > index);
       const operations: Operation[] = deleteRuns(range.runs.filter((run) => run.last <= index));
-      operations.push({ type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
+      operations.push({ type: 'put', key: SNAPSHOT_KEY, value: frameValue(SNAPSHOT_KEY, this.packr.pack(snapshot)) });
       await this.write(
         { operations, snapshotIndex: index, lastIndex: range.lastIndex, runs: kept, runsKept: kept.length, lastKeptEnd: undefined, added: undefined },
         true,
@@ -189,7 +257,7 @@ export class LevelStorage implements RaftStorage {
       index >= plan.snapshotIndex,
       `LevelStorage.persist: snapshot index ${index} is older than the stored snapshot at ${plan.snapshotIndex}`,
     );
-    plan.operations.push(...deleteRuns(plan.runs), { type: 'put', key: SNAPSHOT_KEY, value: this.packr.pack(snapshot) });
+    plan.operations.push(...deleteRuns(plan.runs), { type: 'put', key: SNAPSHOT_KEY, value: frameValue(SNAPSHOT_KEY, this.packr.pack(snapshot)) });
     return { ...plan, snapshotIndex: index, lastIndex: index, runs: [], runsKept: 0, lastKeptEnd: undefined, added: undefined };
   }
 
@@ -224,7 +292,7 @@ export class LevelStorage implements RaftStorage {
     const run: Run = { key: indexKey(RUN_KEY_PREFIX, firstNew), first: firstNew, last: lastNew };
     // A replaced run with the new run's key is overwritten by the put; deleting it after would lose the put.
     plan.operations.push(...deleteRuns(replaced.filter((old) => old.key !== run.key)));
-    plan.operations.push({ type: 'put', key: run.key, value: this.packr.pack(tuples) });
+    plan.operations.push({ type: 'put', key: run.key, value: frameValue(run.key, this.packr.pack(tuples)) });
     return { ...plan, lastIndex: lastNew, runsKept: kept, lastKeptEnd, added: run };
   }
 
@@ -248,19 +316,62 @@ export class LevelStorage implements RaftStorage {
     this.range = { snapshotIndex: plan.snapshotIndex, lastIndex: plan.lastIndex, runs };
   }
 
+  /** The stored format, or undefined for a directory written before checksums (or a new one). */
+  private async readFormat(): Promise<number | undefined> {
+    const bytes = await this.get(FORMAT_KEY);
+    if (bytes === undefined) return undefined;
+    const what = `the format marker (key "${FORMAT_KEY}")`;
+    const format = this.decode(this.unframe(FORMAT_KEY, bytes, what), FORMAT_KEY, what);
+    if (format !== FORMAT_CHECKSUMMED) {
+      throw this.corrupt(what, FORMAT_KEY, `it holds ${JSON.stringify(format)}, not ${FORMAT_CHECKSUMMED} (a newer version of Hivemind wrote it?)`);
+    }
+    return format;
+  }
+
+  /**
+   * Frames every stored value and records the format, in one synced batch: a
+   * directory written before checksums (clusters upgrade in place) or a new
+   * one. What was stored is framed as it is; the load that follows checks it.
+   */
+  private async addChecksums(): Promise<void> {
+    const batch = this.requireDb().batch();
+    let framed = 0;
+    for await (const [key, bytes] of this.entriesOf(this.requireDb().iterator())) {
+      batch.put(key, frameValue(key, bytes));
+      framed++;
+    }
+    batch.put(FORMAT_KEY, frameValue(FORMAT_KEY, this.packr.pack(FORMAT_CHECKSUMMED)));
+    await batch.write({ sync: true });
+    if (framed > 0) this.logger(`Raft storage in "${this.directory}": added a CRC32C checksum to each of its ${framed} stored values (format ${FORMAT_CHECKSUMMED})`);
+  }
+
+  /**
+   * Every key must be one this storage writes: damage to a key in a LevelDB
+   * table could move its value out of the ranges `load` reads, and the
+   * entries in it would be missing without a checksum ever failing.
+   */
+  private async checkKeys(): Promise<void> {
+    const valid = new RegExp(`^(?:[${HARD_STATE_KEY}${SNAPSHOT_KEY}${FORMAT_KEY}]|[${LEGACY_ENTRY_KEY_PREFIX}${RUN_KEY_PREFIX}][0-9a-f]{${KEY_INDEX_DIGITS}})$`);
+    for await (const key of this.entriesOf(this.requireDb().keys())) {
+      if (!valid.test(key)) throw this.corrupt(`the key ${JSON.stringify(key)}`, key, 'it is not a key this storage writes (a damaged key?)');
+    }
+  }
+
   private async readHardState(): Promise<HardState> {
-    const bytes = await this.requireDb().get(HARD_STATE_KEY);
+    const bytes = await this.get(HARD_STATE_KEY);
     if (bytes === undefined) return { term: 0, vote: NO_NODE, commit: 0 };
-    const value = this.decode(bytes, 'the hard state');
-    if (!isHardState(value)) throw this.corrupt('the hard state', 'it does not have the shape of a hard state');
+    const what = 'the hard state';
+    const value = this.decode(this.unframe(HARD_STATE_KEY, bytes, what), HARD_STATE_KEY, what);
+    if (!isHardState(value)) throw this.corrupt(what, HARD_STATE_KEY, 'it does not have the shape of a hard state');
     return value;
   }
 
   private async readSnapshot(): Promise<Snapshot | undefined> {
-    const bytes = await this.requireDb().get(SNAPSHOT_KEY);
+    const bytes = await this.get(SNAPSHOT_KEY);
     if (bytes === undefined) return undefined;
-    const value = this.decode(bytes, 'the snapshot');
-    if (!isSnapshot(value)) throw this.corrupt('the snapshot', 'it does not have the shape of a snapshot');
+    const what = 'the snapshot';
+    const value = this.decode(this.unframe(SNAPSHOT_KEY, bytes, what), SNAPSHOT_KEY, what);
+    if (!isSnapshot(value)) throw this.corrupt(what, SNAPSHOT_KEY, 'it does not have the shape of a snapshot');
     return value;
   }
 
@@ -275,10 +386,10 @@ export class LevelStorage implements RaftStorage {
     const runs: Run[] = [];
     for (const { run, entries: held } of stored) {
       const end = snapshotIndex + entries.length;
-      assert(
-        run.first <= end + 1,
-        `LevelStorage.load: "${this.directory}" has entries from ${run.first} where ${end + 1} should be (a gap in the log)`,
-      );
+      // Writes never leave a gap (each is one batch), so a gap is a run lost on the disk.
+      if (run.first > end + 1) {
+        throw this.corrupt(`the log before index ${run.first} (key "${run.key}")`, run.key, `entries ${end + 1} to ${run.first - 1} are missing (a gap in the log)`, end + 1);
+      }
       // A later run replaces the tail of the earlier ones.
       if (run.first <= end) {
         entries.length = Math.max(0, run.first - snapshotIndex - 1);
@@ -295,14 +406,15 @@ export class LevelStorage implements RaftStorage {
   private async readRuns(): Promise<{ run: Run; entries: Entry[] }[]> {
     const runs: { run: Run; entries: Entry[] }[] = [];
     const iterator = this.requireDb().iterator({ gte: indexKey(RUN_KEY_PREFIX, 0), lte: RUN_KEY_PREFIX + 'f'.repeat(KEY_INDEX_DIGITS) });
-    for await (const [key, bytes] of iterator) {
-      const what = `the run of log entries at key "${key}"`;
-      const value = this.decode(bytes, what);
+    for await (const [key, bytes] of this.entriesOf(iterator)) {
+      const index = indexOfKey(key);
+      const what = `the run of log entries from index ${index} (key "${key}")`;
+      const value = this.decode(this.unframe(key, bytes, what, index), key, what, index);
       const entries = Array.isArray(value) && value.length > 0 ? value.map(entryFromTuple) : [];
       const first = entries[0]?.index ?? -1;
       const wellFormed =
         entries.length > 0 && key === indexKey(RUN_KEY_PREFIX, first) && entries.every((entry, offset) => entry !== undefined && entry.index === first + offset);
-      if (!wellFormed) throw this.corrupt(what, 'it is not a run of consecutive entries starting at the index of its key');
+      if (!wellFormed) throw this.corrupt(what, key, 'it is not a run of consecutive entries starting at the index of its key', index);
       runs.push({ run: { key, first, last: first + entries.length - 1 }, entries: entries as Entry[] });
     }
     return runs;
@@ -314,11 +426,12 @@ export class LevelStorage implements RaftStorage {
       gte: indexKey(LEGACY_ENTRY_KEY_PREFIX, 0),
       lte: LEGACY_ENTRY_KEY_PREFIX + 'f'.repeat(KEY_INDEX_DIGITS),
     });
-    for await (const [key, bytes] of iterator) {
-      const what = `the log entry at key "${key}"`;
-      const value = this.decode(bytes, what);
+    for await (const [key, bytes] of this.entriesOf(iterator)) {
+      const index = indexOfKey(key);
+      const what = `the log entry at index ${index} (key "${key}")`;
+      const value = this.decode(this.unframe(key, bytes, what, index), key, what, index);
       if (!isEntry(value) || key !== indexKey(LEGACY_ENTRY_KEY_PREFIX, value.index)) {
-        throw this.corrupt(what, 'it does not have the shape of an entry stored under this key');
+        throw this.corrupt(what, key, 'it does not have the shape of an entry stored under this key', index);
       }
       runs.push({ run: { key, first: value.index, last: value.index }, entries: [value] });
     }
@@ -329,19 +442,91 @@ export class LevelStorage implements RaftStorage {
    * Decodes from a plain Uint8Array view: msgpackr then returns byte fields as
    * plain Uint8Array, not as Node Buffers, as the core's plain-data types require.
    */
-  private decode(bytes: Uint8Array, what: string): unknown {
+  private decode(bytes: Uint8Array, key: string, what: string, index?: number): unknown {
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     try {
       return this.packr.unpack(view);
     } catch (error) {
-      throw this.corrupt(what, `it does not decode (${error instanceof Error ? error.message : String(error)})`);
+      throw this.corrupt(what, key, `it does not decode (${error instanceof Error ? error.message : String(error)})`, index);
     }
   }
 
-  private corrupt(what: string, problem: string): StorageCorruptError {
+  /** The payload of a framed value, once its checksum matches (see the file comment). */
+  private unframe(key: string, bytes: Uint8Array, what: string, index?: number): Uint8Array {
+    if (bytes.length < FRAME_HEADER_BYTES || bytes[0] !== FRAME_MARK) {
+      throw this.corrupt(what, key, 'it has no checksum frame, which every value in this directory carries', index);
+    }
+    if (bytes[1] !== FRAME_VERSION) throw this.corrupt(what, key, `its frame is of unknown version ${bytes[1]}`, index);
+    const stored = ((bytes[2]! << 24) | (bytes[3]! << 16) | (bytes[4]! << 8) | bytes[5]!) >>> 0;
+    const payload = bytes.subarray(FRAME_HEADER_BYTES);
+    const computed = crc32c(payload, crc32c(keyBytes(key)));
+    if (computed !== stored) {
+      throw this.corrupt(what, key, `its CRC32C checksum does not match (stored ${hex32(stored)}, computed ${hex32(computed)})`, index);
+    }
+    return payload;
+  }
+
+  private corrupt(what: string, key: string, problem: string, index?: number): StorageCorruptError {
     return new StorageCorruptError(
       `cannot load Raft storage from "${this.directory}": ${what} is corrupt: ${problem}; ` +
         'restore the data directory from a backup, or remove this node from the cluster and join it again with an empty one',
+      index === undefined ? { key } : { key, index },
+    );
+  }
+
+  /**
+   * Checks LevelDB's logs before LevelDB replays (and deletes) them. Throws
+   * on damage a crash cannot cause; returns the lines to log for torn last
+   * writes, logged only once LevelDB has opened (and so locked) the directory.
+   */
+  private async checkLogs(): Promise<string[]> {
+    const lines: string[] = [];
+    for (const { file, verdict } of await checkLevelDbLogs(this.directory)) {
+      if (verdict.kind === 'corrupt') {
+        throw new StorageCorruptError(
+          `cannot load Raft storage from "${this.directory}": LevelDB's log ${file} is corrupt at byte ${verdict.offset}: ` +
+            `${verdict.problem}, not at its end, so it is not a write cut short by a crash and may hold acknowledged writes; ` +
+            'restore the data directory from a backup, or remove this node from the cluster and join it again with an empty one',
+          { key: file },
+        );
+      }
+      if (verdict.kind === 'torn') {
+        lines.push(
+          `Raft storage in "${this.directory}": LevelDB's log ${file} ends in a write cut short by a crash ` +
+            `(${verdict.reason}, ${verdict.droppedBytes} bytes from byte ${verdict.offset}); it never finished its fsync, ` +
+            'so nothing in it was acknowledged: dropped',
+        );
+      }
+    }
+    return lines;
+  }
+
+  /** LevelDB reports a damaged table it cannot read as LEVEL_CORRUPTION; that is corruption of this storage too. */
+  private async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await this.requireDb().get(key);
+    } catch (error) {
+      throw this.levelCorruption(error, key);
+    }
+  }
+
+  private async *entriesOf<T>(iterator: AsyncIterable<T>): AsyncGenerator<T> {
+    try {
+      yield* iterator;
+    } catch (error) {
+      throw this.levelCorruption(error, undefined);
+    }
+  }
+
+  private levelCorruption(error: unknown, key: string | undefined): unknown {
+    const code = (error as { code?: string; cause?: { code?: string } }).code;
+    const causeCode = (error as { cause?: { code?: string } }).cause?.code;
+    if (code !== 'LEVEL_CORRUPTION' && causeCode !== 'LEVEL_CORRUPTION') return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new StorageCorruptError(
+      `cannot load Raft storage from "${this.directory}": LevelDB reports its files corrupt${key === undefined ? '' : ` reading key "${key}"`} (${message}); ` +
+        'restore the data directory from a backup, or remove this node from the cluster and join it again with an empty one',
+      key === undefined ? {} : { key },
     );
   }
 
@@ -365,6 +550,37 @@ export class LevelStorage implements RaftStorage {
       this.busy = false;
     }
   }
+}
+
+/** The log index in a run's or legacy entry's key. */
+function indexOfKey(key: string): number {
+  return Number.parseInt(key.slice(1), 16);
+}
+
+/**
+ * A value as stored: `FRAME_MARK`, `FRAME_VERSION`, the CRC32C of the key's
+ * bytes then the payload (big-endian), then the payload.
+ */
+function frameValue(key: string, payload: Uint8Array): Uint8Array {
+  const framed = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  framed[0] = FRAME_MARK;
+  framed[1] = FRAME_VERSION;
+  const crc = crc32c(payload, crc32c(keyBytes(key)));
+  framed[2] = crc >>> 24;
+  framed[3] = (crc >>> 16) & 0xff;
+  framed[4] = (crc >>> 8) & 0xff;
+  framed[5] = crc & 0xff;
+  framed.set(payload, FRAME_HEADER_BYTES);
+  return framed;
+}
+
+/** Keys are ASCII (a letter and hex digits). */
+function keyBytes(key: string): Uint8Array {
+  return Buffer.from(key, 'latin1');
+}
+
+function hex32(value: number): string {
+  return `0x${value.toString(16).padStart(8, '0')}`;
 }
 
 function indexKey(prefix: string, index: number): string {
