@@ -84,7 +84,7 @@ async function startNode(
   logLine: (line: string) => void,
 ): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport }> {
   mkdirSync(settings.dataDirectory, { recursive: true });
-  const storage = new LevelStorage({ directory: join(settings.dataDirectory, 'raft') });
+  const storage = new LevelStorage({ directory: join(settings.dataDirectory, 'raft'), logger: logLine });
   const transport = new GrpcTransport({ id: settings.id, listen: settings.peerListen, logger: logLine });
   const stateMachine = new KvStateMachine();
   const node = new RaftNode({

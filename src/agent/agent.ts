@@ -396,7 +396,7 @@ class HivemindAgent implements Agent, ApiBackend {
     });
     this.raftInstance = new RaftNode({
       id: this.name,
-      storage: new LevelStorage({ directory: this.dataDir.raftPath }),
+      storage: new LevelStorage({ directory: this.dataDir.raftPath, logger: (line) => this.log('storage', line) }),
       transport: this.transportInstance,
       stateMachine: this.replicated,
       peers: this.identity?.peers ?? {},
