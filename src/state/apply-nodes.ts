@@ -55,9 +55,9 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
         lastSeenAt: context.time,
         statusSince: existing?.status === 'up' ? (existing.statusSince ?? context.time) : context.time,
         updatedIndex: context.index,
-        // A node that left comes back with none of its old certificates (they are revoked).
-        certificates: existing?.status === 'left' ? [] : [...(existing?.certificates ?? [])],
       };
+      // A node that left comes back with none of its old certificates (they are revoked).
+      if (existing?.certificates !== undefined) node.certificates = existing.status === 'left' ? [] : [...existing.certificates];
       if (command.certificate !== undefined) recordCertificate(node, command.certificate);
       state.nodes.set(command.id, node);
       const summary = `${existing ? 're-registered' : 'registered'} (api ${command.addresses.api})`;

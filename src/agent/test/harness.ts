@@ -184,6 +184,15 @@ function collect(stream: NodeJS.ReadableStream, into: string[]): void {
   });
 }
 
+/** This node's TLS material, read from its data directory (tests that play a member). */
+export function tlsMaterialOf(node: TestNode): { keyPem: string; certificatePem: string; caPems: string[] } {
+  return {
+    keyPem: readFileSync(join(node.dataDir, 'tls', 'node.key'), 'utf8'),
+    certificatePem: readFileSync(join(node.dataDir, 'tls', 'node.crt'), 'utf8'),
+    caPems: [readFileSync(join(node.dataDir, 'tls', 'ca.crt'), 'utf8')],
+  };
+}
+
 /** A set of nodes sharing one temporary folder and one token. */
 export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'hivemind-cluster-'));

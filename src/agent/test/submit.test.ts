@@ -1,6 +1,7 @@
 // Cluster.Submit: a member proposes a command through the leader, signed
-// with the cluster key. Two real node processes; the test plays a member by
-// signing with the cluster key from a node's data directory, and checks every
+// with the cluster key, over mutual TLS. Two real node processes; the test
+// plays a member with the cluster key and the certificate from a node's data
+// directory, and checks every
 // refusal path (bad MAC, another node's actor, a command members may not
 // submit, a non-member, garbage, a follower asked instead of the leader).
 import { readFileSync } from 'node:fs';
@@ -10,10 +11,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClusterClients, grpc } from '../cluster-service.js';
 import { signSubmit } from '../submit.js';
-import { TestCluster, eventually, type TestNode } from './harness.js';
+import { TestCluster, eventually, tlsMaterialOf, type TestNode } from './harness.js';
+import { NodeCredentials, TLS_SERVER_NAME } from '../../security/node-credentials.js';
 
 const cluster = new TestCluster(50);
-const clients = new ClusterClients();
+const credentials = new NodeCredentials('s2');
+const clients = new ClusterClients({ memberCredentials: () => credentials.channelCredentials(), channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME } });
 const packr = new Packr({ useRecords: false });
 let leader: TestNode;
 let follower: TestNode;
@@ -23,6 +26,7 @@ test.before(async () => {
   leader = await cluster.bootstrap('s1');
   follower = await cluster.join('s2', leader);
   key = new Uint8Array(readFileSync(join(follower.dataDir, 'cluster.key')));
+  credentials.update(tlsMaterialOf(follower));
   await eventually('s2 registered', async () => (await leader.request('GET', '/v1/nodes/s2')).status === 200);
 });
 
@@ -80,11 +84,18 @@ test('every refusal names its reason and changes nothing', withLogs(async () => 
       message: /members may submit only/,
     },
     {
-      what: 'not a member',
+      what: 'another node than the certificate\'s',
       address: leader.peerAddress,
       request: signSubmit(key, 'ghost', envelope('ghost', { type: 'node.heartbeat', id: 'ghost' })),
       status: grpc.status.PERMISSION_DENIED,
-      message: /not a member/,
+      message: /not the node of the connection's certificate \(s2\)/,
+    },
+    {
+      what: 'a heartbeat for another node',
+      address: leader.peerAddress,
+      request: signSubmit(key, 's2', envelope('s2', { type: 'node.heartbeat', id: 's1' })),
+      status: grpc.status.PERMISSION_DENIED,
+      message: /only for itself/,
     },
     {
       what: 'garbage envelope',
