@@ -11,7 +11,7 @@
 import { Packr } from 'msgpackr';
 import { assert, AssertionError } from '../../consensus/core/assert.js';
 import { emptyState, tenantKey, type ClusterState } from './state.js';
-import type { App, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
+import type { App, ClusterNetwork, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
 
 /** Bumped on any change to `SnapshotData`; restore refuses other formats. */
 export const SNAPSHOT_FORMAT = 1;
@@ -31,6 +31,8 @@ interface SnapshotData {
   history: HistoryEntry[];
   requests: [string, CommandResult][];
   token: TokenRecord | null;
+  /** Absent in snapshots written before the cluster network existed, and until it is configured. */
+  network?: ClusterNetwork;
 }
 
 // Records (msgpackr's shared structures) are off: the bytes must depend on the data only.
@@ -52,6 +54,8 @@ export function encodeState(state: ClusterState): Uint8Array {
     history: state.history,
     requests: [...state.requests.entries()],
     token: state.token ?? null,
+    // Left out while unset, so a state without a network encodes as before.
+    ...(state.network !== undefined ? { network: state.network } : {}),
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -80,6 +84,7 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   state.history = data.history;
   for (const [requestId, result] of data.requests) state.requests.set(requestId, result);
   state.token = data.token === null ? undefined : { ...data.token, sealed: plain(data.token.sealed), nonce: plain(data.token.nonce) };
+  state.network = data.network ?? undefined;
   assert(Number.isSafeInteger(state.appliedIndex) && state.appliedIndex >= 0, 'a state snapshot must carry its applied index');
   return state;
 }

@@ -10,6 +10,7 @@ import { ErrorCode, stateError, type StateError } from './errors.js';
 import {
   DEFAULT_TENANT,
   type App,
+  type ClusterNetwork,
   type CommandResult,
   type HistoryEntry,
   type Instance,
@@ -44,6 +45,8 @@ export interface ClusterState {
   /** requestId → first result, oldest (lowest index) first, at most REQUESTS_REMEMBERED_MAX. */
   requests: Map<string, CommandResult>;
   token: TokenRecord | undefined;
+  /** The cluster network; undefined until the first `network.configure` (and in states written before it existed). */
+  network: ClusterNetwork | undefined;
 }
 
 /** An empty state, as before the first entry. */
@@ -61,6 +64,7 @@ export function emptyState(): ClusterState {
     history: [],
     requests: new Map(),
     token: undefined,
+    network: undefined,
   };
 }
 

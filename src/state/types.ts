@@ -284,6 +284,19 @@ export interface NodeRecord {
   /** When `status` last changed (the proposer's clock, ms); the reschedule grace counts from it. */
   statusSince?: number;
   updatedIndex: number;
+  /**
+   * The node's overlay subnet (`10.210.3.0/24`), from the cluster network
+   * (`ipam.ts`): set when the node registers, or by `network.configure` for
+   * nodes registered before the network was; removed when it leaves.
+   */
+  subnet?: string;
+}
+
+/** The cluster network, fixed by the first `network.configure`: the CIDR cut into one subnet per node. */
+export interface ClusterNetwork {
+  cidr: string;
+  nodePrefixLength: number;
+  configuredIndex: number;
 }
 
 export interface PolicyRule {
@@ -411,6 +424,8 @@ export type Command =
   | { type: 'node.role'; id: string; role: 'voter' | 'learner' | 'none' }
   | { type: 'node.heartbeat'; id: string }
   | { type: 'node.remove'; id: string }
+  /** Fixes the cluster network (once; the same values again are accepted) and gives a subnet to every node without one. See apply-network.ts. */
+  | { type: 'network.configure'; cidr: string; nodePrefixLength: number }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
   | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }
