@@ -5,7 +5,7 @@
  * from `overlay-plan.ts`; this file only carries it out.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
 import { BRIDGE_NAME, VXLAN_ID, VXLAN_NAME, type OverlayChanges, type OverlayEntries, type OverlayPlan } from './overlay-plan.js';
@@ -52,8 +52,14 @@ async function json<T>(file: string, args: string[]): Promise<T[]> {
   return text === '' ? [] : (JSON.parse(text) as T[]);
 }
 
-function linkExists(name: string): boolean {
-  return existsSync(`/sys/class/net/${name}`);
+/**
+ * Whether this process's network namespace has a link `name`. Read from
+ * /proc/self/net/dev, which follows the process's namespace, not from
+ * /sys/class/net, which follows the namespace sysfs was mounted in (an agent
+ * entered into a namespace with `nsenter --net` keeps the host's sysfs).
+ */
+export function linkExists(name: string): boolean {
+  return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((line) => line.trimStart().startsWith(`${name}:`));
 }
 
 /** The MTU of the interface holding `address`, or 1500 when none does. */

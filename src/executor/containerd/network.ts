@@ -32,7 +32,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -376,7 +376,13 @@ export class CniNetwork implements ContainerNetwork {
 
   /** Whether the node bridge exists (an attach made earlier hangs on it). */
   attachable(): boolean {
-    return existsSync(`/sys/class/net/${this.bridge}`);
+    // /proc/self/net/dev follows this process's network namespace (sysfs may be the host's, under `nsenter --net`).
+    const bridge = this.bridge;
+    try {
+      return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((line) => line.trimStart().startsWith(`${bridge}:`));
+    } catch {
+      return existsSync(`/sys/class/net/${bridge}`);
+    }
   }
 
   /** Whether the CNI result of an attach made under `id` is saved (an attach finished and was not detached). */
