@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { IDENTIFIER_PATTERN } from '../state/validate.js';
+import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
 
 /** Default ports (docs/api.md, DESIGN.md). */
 export const DEFAULT_PORTS = { api: 7070, peer: 7071, gossip: 7072, dns: 7053, proxy: 7080 } as const;
@@ -72,6 +73,10 @@ export interface AgentFlags {
   discoverable?: string;
   /** Network namespaces kept ready for container starts; 0 turns the pool off. */
   warmNetworks?: string | number;
+  /** The cluster network (IPv4 CIDR), fixed by the first leader (`network.configure`). */
+  clusterCidr?: string;
+  /** The overlay's VXLAN UDP port. */
+  vxlanPort?: string | number;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -98,7 +103,14 @@ export interface AgentConfig {
   discoverable: boolean;
   /** Network namespaces the containerd runtime keeps attached and ready for starts (0: none, each start makes its own). */
   warmNetworks: number;
+  /** The cluster network the first leader configures (later leaders propose the configured one's values; a different one is refused). */
+  clusterCidr: string;
+  /** The overlay's VXLAN UDP port; every node of a cluster must use the same. */
+  vxlanPort: number;
 }
+
+/** The overlay's VXLAN UDP port by default (IANA's). */
+export const DEFAULT_VXLAN_PORT = 4789;
 
 /** One invalid setting. */
 export interface ConfigProblem {
@@ -150,6 +162,8 @@ export const SETTINGS = {
   progressDeadline: setting('progressDeadline', 'HIVEMIND_PROGRESS_DEADLINE'),
   discoverable: setting('discoverable', 'HIVEMIND_DISCOVERABLE'),
   warmNetworks: setting('warmNetworks', 'HIVEMIND_WARM_NETWORKS'),
+  clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
+  vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -243,6 +257,8 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const progressDeadlineMs = resolver.duration(SETTINGS.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS, { min: 1000, max: 7 * 24 * 3600 * 1000 });
   const discoverable = resolver.text(SETTINGS.discoverable, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
   const warmNetworks = resolver.integer(SETTINGS.warmNetworks, DEFAULT_WARM_NETWORKS, { min: 0, max: WARM_NETWORKS_MAX, what: 'the number of network namespaces kept ready for containers (0 turns the pool off)' });
+  const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
+  const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -258,6 +274,8 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     progressDeadlineMs,
     discoverable: /^(on|true|1|yes)$/i.test(discoverable),
     warmNetworks,
+    clusterCidr,
+    vxlanPort,
   };
   if (token !== '') config.token = token;
   return { ok: true, config };

@@ -8,7 +8,9 @@
  * status reports are observed state, not changes anyone made: they are kept
  * out of history, which would otherwise hold nothing else.
  */
+import { releaseSubnet } from './apply-network.js';
 import { ErrorCode, type StateError } from './errors.js';
+import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, Instance, NodeRecord } from './types.js';
 import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
@@ -31,7 +33,13 @@ function hasLeft(node: NodeRecord, action: string): Plan | undefined {
   return refuse(ErrorCode.conflict, `${action}: node "${node.id}" has left the cluster; it must register again`, 'id');
 }
 
-/** node.register: creates the node, or updates its addresses, labels and resources; either way it is 'up'. */
+/**
+ * node.register: creates the node, or updates its addresses, labels and
+ * resources; either way it is 'up'. Once the cluster network is configured,
+ * a node without a subnet gets the lowest free one (refused with
+ * 'limit-reached' when none is free); a node keeps its subnet across
+ * registrations until it leaves.
+ */
 export function planNodeRegister(state: ClusterState, command: CommandOf<'node.register'>, context: ApplyContext): Plan {
   const existing = state.nodes.get(command.id);
   if (!existing) {
@@ -40,6 +48,13 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
   }
   if (command.certificate !== undefined && isRevoked(state, command.certificate.serial)) {
     return refuse(ErrorCode.conflict, `cannot register node "${command.id}": its certificate ${command.certificate.serial} is revoked`, 'certificate.serial');
+  }
+  let subnet = existing?.status === 'left' ? undefined : existing?.subnet;
+  if (subnet === undefined && state.network !== undefined) {
+    subnet = lowestFreeSubnet(state.network, state.nodes.values());
+    if (subnet === undefined) {
+      return refuse(ErrorCode.limitReached, `cannot register node "${command.id}": the cluster network ${state.network.cidr} has no free /${state.network.nodePrefixLength} left; remove nodes that left for good (hivemind node rm)`);
+    }
   }
   return {
     ok: true,
@@ -55,12 +70,13 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
         lastSeenAt: context.time,
         statusSince: existing?.status === 'up' ? (existing.statusSince ?? context.time) : context.time,
         updatedIndex: context.index,
+        ...(subnet !== undefined ? { subnet } : {}),
       };
       // A node that left comes back with none of its old certificates (they are revoked).
       if (existing?.certificates !== undefined) node.certificates = existing.status === 'left' ? [] : [...existing.certificates];
       if (command.certificate !== undefined) recordCertificate(node, command.certificate);
       state.nodes.set(command.id, node);
-      const summary = `${existing ? 're-registered' : 'registered'} (api ${command.addresses.api})`;
+      const summary = `${existing ? 're-registered' : 'registered'} (api ${command.addresses.api}${subnet !== undefined && subnet !== existing?.subnet ? `, subnet ${subnet}` : ''})`;
       return { value: { id: command.id }, history: { target: `node ${command.id}`, summary } };
     },
   };
@@ -83,6 +99,7 @@ export function planNodeStatus(state: ClusterState, command: CommandOf<'node.sta
       if (from !== command.status) node.statusSince = context.time;
       node.status = command.status;
       if (node.status === 'left') revokeNodeCertificates(state, node, context);
+      if (node.status === 'left') releaseSubnet(node);
       node.updatedIndex = context.index;
       return { value: { id: node.id, status: node.status }, history: { target: `node ${node.id}`, summary: `status ${from} → ${node.status}` } };
     },
@@ -122,7 +139,7 @@ export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.
   };
 }
 
-/** node.remove: the node is kept with status 'left'; its instances keep their placement for the scheduler to move. */
+/** node.remove: the node is kept with status 'left' and gives its subnet back; its instances keep their placement for the scheduler to move. */
 export function planNodeRemove(state: ClusterState, command: CommandOf<'node.remove'>, context: ApplyContext): Plan {
   const found = findNode(state, command.id, `cannot remove node "${command.id}"`);
   if (!found.ok) return found;
@@ -133,6 +150,7 @@ export function planNodeRemove(state: ClusterState, command: CommandOf<'node.rem
       if (node.status !== 'left') node.statusSince = context.time;
       node.status = 'left';
       revokeNodeCertificates(state, node, context);
+      releaseSubnet(node);
       node.updatedIndex = context.index;
       return { value: { id: node.id }, history: { target: `node ${node.id}`, summary: 'removed (left the cluster)' } };
     },

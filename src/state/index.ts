@@ -11,3 +11,4 @@ export { tenantUsage, instanceResources, quotaProblem, overQuota } from './quota
 export type { Usage, OverQuota } from './quota.js';
 export { ENTITIES_MAX } from './state.js';
 export { SNAPSHOT_FORMAT } from './snapshot.js';
+export * from './ipam.js';

@@ -30,6 +30,7 @@ import {
   planInstanceReschedule,
   planRolloutStep,
 } from './apply-rollouts.js';
+import { planNetworkConfigure } from './apply-network.js';
 import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
 import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
@@ -44,6 +45,7 @@ import {
   HISTORY_MAX,
   REQUESTS_REMEMBERED_MAX,
   type App,
+  type ClusterNetwork,
   type Command,
   type CommandResult,
   type CommandType,
@@ -86,6 +88,7 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'node.role': planNodeRole,
   'node.heartbeat': planNodeHeartbeat,
   'node.remove': planNodeRemove,
+  'network.configure': planNetworkConfigure,
   'policy.put': planPolicyPut,
   'policy.delete': planPolicyDelete,
   'volume.create': planVolumeCreate,
@@ -131,7 +134,7 @@ export type NodeDirectoryEntry = Readonly<Omit<NodeRecord, 'lastSeenAt' | 'addre
 };
 
 /** The commands that change node records other than by `lastSeenAt`: each successful one moves `nodesRevision` on. */
-const NODE_RECORD_COMMANDS: ReadonlySet<CommandType> = new Set(['node.register', 'node.status', 'node.role', 'node.remove']);
+const NODE_RECORD_COMMANDS: ReadonlySet<CommandType> = new Set(['node.register', 'node.status', 'node.role', 'node.remove', 'network.configure']);
 
 /** The cluster's replicated state. Not thread-safe; one owner applies in log order. */
 export class ClusterStateMachine {
@@ -381,6 +384,11 @@ export class ClusterStateMachine {
   /** Whether a certificate serial (upper-case hex) is revoked. */
   certificateRevoked(serial: string): boolean {
     return isRevoked(this.#state, serial);
+  }
+
+  /** The cluster network, once configured (`network.configure`). */
+  network(): ClusterNetwork | undefined {
+    return copyOrUndefined(this.#state.network);
   }
 
   /** The join token's record, if one was set. */

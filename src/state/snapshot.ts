@@ -11,7 +11,7 @@
 import { Packr } from 'msgpackr';
 import { assert, AssertionError } from '../../consensus/core/assert.js';
 import { emptyState, tenantKey, type ClusterState } from './state.js';
-import type { App, CaRecord, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
+import type { App, CaRecord, ClusterNetwork, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
 
 /**
  * Bumped on any change to `SnapshotData`; restore refuses other formats but
@@ -37,6 +37,8 @@ interface SnapshotData {
   token: TokenRecord | null;
   /** From format 2. */
   ca?: CaRecord | null;
+  /** Absent in snapshots written before the cluster network existed, and until it is configured. */
+  network?: ClusterNetwork;
 }
 
 // Records (msgpackr's shared structures) are off: the bytes must depend on the data only.
@@ -59,6 +61,8 @@ export function encodeState(state: ClusterState): Uint8Array {
     requests: [...state.requests.entries()],
     token: state.token ?? null,
     ca: state.ca ?? null,
+    // Left out while unset, so a state without a network encodes as before.
+    ...(state.network !== undefined ? { network: state.network } : {}),
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -88,6 +92,7 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   for (const [requestId, result] of data.requests) state.requests.set(requestId, result);
   state.token = data.token === null ? undefined : { ...data.token, sealed: plain(data.token.sealed), nonce: plain(data.token.nonce) };
   state.ca = data.ca === undefined || data.ca === null ? undefined : { ...data.ca, keySealed: plain(data.ca.keySealed), keyNonce: plain(data.ca.keyNonce) };
+  state.network = data.network ?? undefined;
   assert(Number.isSafeInteger(state.appliedIndex) && state.appliedIndex >= 0, 'a state snapshot must carry its applied index');
   return state;
 }

@@ -10,6 +10,7 @@ import { ErrorCode, stateError, type StateError } from './errors.js';
 import {
   DEFAULT_TENANT,
   type App,
+  type ClusterNetwork,
   type CommandResult,
   type HistoryEntry,
   type Instance,
@@ -46,6 +47,8 @@ export interface ClusterState {
   requests: Map<string, CommandResult>;
   token: TokenRecord | undefined;
   ca: CaRecord | undefined;
+  /** The cluster network; undefined until the first `network.configure` (and in states written before it existed). */
+  network: ClusterNetwork | undefined;
 }
 
 /** An empty state, as before the first entry. */
@@ -64,6 +67,7 @@ export function emptyState(): ClusterState {
     requests: new Map(),
     token: undefined,
     ca: undefined,
+    network: undefined,
   };
 }
 

@@ -290,6 +290,12 @@ export interface NodeRecord {
    * Absent in records written before certificates existed.
    */
   certificates?: CertificateRecord[];
+  /**
+   * The node's overlay subnet (`10.210.3.0/24`), from the cluster network
+   * (`ipam.ts`): set when the node registers, or by `network.configure` for
+   * nodes registered before the network was; removed when it leaves.
+   */
+  subnet?: string;
 }
 
 /** One issued certificate, by serial (upper-case hex) and expiry (ms since the epoch). */
@@ -314,6 +320,13 @@ export interface CaRecord {
   setIndex: number;
   /** Certificates of nodes that left or were removed, refused until they expire; oldest first, at most REVOKED_CERTIFICATES_MAX. */
   revoked: (CertificateRecord & { node: string })[];
+}
+
+/** The cluster network, fixed by the first `network.configure`: the CIDR cut into one subnet per node. */
+export interface ClusterNetwork {
+  cidr: string;
+  nodePrefixLength: number;
+  configuredIndex: number;
 }
 
 export interface PolicyRule {
@@ -444,6 +457,8 @@ export type Command =
   | { type: 'node.role'; id: string; role: 'voter' | 'learner' | 'none' }
   | { type: 'node.heartbeat'; id: string }
   | { type: 'node.remove'; id: string }
+  /** Fixes the cluster network (once; the same values again are accepted) and gives a subnet to every node without one. See apply-network.ts. */
+  | { type: 'network.configure'; cidr: string; nodePrefixLength: number }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
   | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }

@@ -22,6 +22,7 @@ import type { PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
+import { nodeNetworkPath } from '../../node/node-network.js';
 import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
@@ -163,7 +164,7 @@ export class ContainerdRuntime implements Runtime {
     this.options = options;
     this.log = options.log;
     this.stateDir = join(resolve(options.dataDir), 'containerd-runtime');
-    this.network = options.network ?? new CniNetwork({ stateDir: join(resolve(options.dataDir), 'cni') });
+    this.network = options.network ?? new CniNetwork({ stateDir: join(resolve(options.dataDir), 'cni'), nodeNetworkFile: nodeNetworkPath(resolve(options.dataDir)) });
   }
 
   /** The client (after `open`). */

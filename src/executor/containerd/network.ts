@@ -18,13 +18,26 @@
  * the bridge plugin's time to leave it off. Attachments saved before this
  * (no `nodeMasquerade` in the saved result) are detached with `ipMasq` on, so
  * the plugin still removes their chains.
+ *
+ * The overlay. In an agent that runs the network component, the bridge,
+ * its subnet (this node's slice of the cluster network) and the MTU come
+ * from the node network file (`src/node/node-network.ts`), read before each
+ * attach: the component makes the bridge and the VXLAN device, this file
+ * attaches containers to it. While the file says `pending` (no subnet yet)
+ * an attach fails with a NetworkError saying so. The masquerade rule then
+ * leaves traffic to the cluster network alone (`! -d <cluster CIDR>`), so
+ * containers on other nodes see each other's own addresses. Without the file
+ * (the executor alone, a one-host cluster on loopback), the bridge `hm0` on
+ * 10.88.0.0/16 as before.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { readNodeNetwork } from '../../node/node-network.js';
+import { containsAddress, parseCidr, parseIpv4 } from '../../state/ipam.js';
 import type { PortSpec } from '../../state/types.js';
 
 /** A container's network, once attached. */
@@ -53,6 +66,16 @@ export interface CniNetworkOptions {
   pluginDirs?: string[];
   /** The CNI network name. */
   name?: string;
+  /** The node network file (`src/node/node-network.ts`); when it exists, its bridge, subnet and MTU replace `bridge` and `subnet`. */
+  nodeNetworkFile?: string;
+}
+
+/** What an attach uses: the bridge, its subnet, and with the overlay the cluster CIDR and MTU. */
+interface NetworkSettings {
+  bridge: string;
+  subnet: string;
+  clusterCidr?: string;
+  mtu?: number;
 }
 
 /** A CNI failure; the message names the plugin and its error. */
@@ -140,21 +163,52 @@ interface SavedAttach {
 
 /** The node bridge network through the CNI plugins. */
 export class CniNetwork implements ContainerNetwork {
-  readonly bridge: string;
-  readonly subnet: string;
   readonly name: string;
+  private readonly defaults: NetworkSettings;
+  private readonly nodeNetworkFile: string | undefined;
   private readonly stateDir: string;
   private readonly pluginDirs: string[];
-  /** The node masquerade rule, once it is in place (reset on failure, so the next attach retries). */
-  private masquerade: Promise<void> | undefined;
+  /** The node masquerade rule, once it is in place (reset on failure, so the next attach retries), and the rule it is. */
+  private masquerade: { rule: string; done: Promise<void> } | undefined;
 
   constructor(options: CniNetworkOptions) {
     this.stateDir = options.stateDir;
-    this.bridge = options.bridge ?? 'hm0';
-    this.subnet = options.subnet ?? '10.88.0.0/16';
+    this.defaults = { bridge: options.bridge ?? 'hm0', subnet: options.subnet ?? '10.88.0.0/16' };
+    this.nodeNetworkFile = options.nodeNetworkFile;
     this.name = options.name ?? 'hivemind';
     this.pluginDirs = options.pluginDirs ?? ['/usr/lib/cni', '/opt/cni/bin'];
-    if (this.bridge.length > 15) throw new NetworkError(`bridge name "${this.bridge}" is longer than 15 characters`);
+    if (this.defaults.bridge.length > 15) throw new NetworkError(`bridge name "${this.defaults.bridge}" is longer than 15 characters`);
+  }
+
+  /**
+   * The settings an attach uses now. With a node network file that says
+   * `pending`: a NetworkError when `forAttach`, else the defaults' bridge
+   * (detach needs only the names).
+   */
+  private settings(forAttach = false): NetworkSettings {
+    if (this.nodeNetworkFile === undefined) return this.defaults;
+    const network = readNodeNetwork(this.nodeNetworkFile);
+    if (network === undefined) return this.defaults;
+    if (network.state === 'ready') return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu };
+    if (forAttach) throw new NetworkError(`this node's overlay network is not ready yet (waiting for its subnet from the cluster; see the agent's network log lines)`);
+    return this.defaults;
+  }
+
+  /** The bridge containers attach to now. */
+  get bridge(): string {
+    return this.settings().bridge;
+  }
+
+  /** The subnet container addresses come from now. */
+  get subnet(): string {
+    return this.settings().subnet;
+  }
+
+  /** Whether `address` is in the subnet attaches use now (a warm network made on an older subnet is not). */
+  holds(address: string): boolean {
+    const subnet = parseCidr(this.subnet);
+    const value = parseIpv4(address);
+    return subnet.ok && value !== undefined && containsAddress(subnet.network, value);
   }
 
   /** Whether the plugins this network needs are installed. */
@@ -162,36 +216,46 @@ export class CniNetwork implements ContainerNetwork {
     return ['bridge', 'host-local', 'portmap', 'loopback'].every((plugin) => this.pluginDirs.some((folder) => existsSync(join(folder, plugin))));
   }
 
-  /** Runs `iptables -w -t nat <action>` on the node-level masquerade rule; a missing iptables is exit code -1. */
-  private masqueradeRule(action: '-A' | '-C' | '-D'): Promise<{ code: number; stderr: string }> {
-    const rule = ['POSTROUTING', '-s', this.subnet, '!', '-o', this.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${this.bridge}: masquerade`, '-j', 'MASQUERADE'];
+  /** The node-level masquerade rule of `settings`: what leaves the subnet, not for the cluster network, not back onto the bridge. */
+  private masqueradeRuleOf(settings: NetworkSettings): string[] {
+    const cluster = settings.clusterCidr === undefined ? [] : ['!', '-d', settings.clusterCidr];
+    return ['POSTROUTING', '-s', settings.subnet, ...cluster, '!', '-o', settings.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${settings.bridge}: masquerade`, '-j', 'MASQUERADE'];
+  }
+
+  /** Runs `iptables -w -t nat <action>` on a masquerade rule; a missing iptables is exit code -1. */
+  private masqueradeRule(action: '-A' | '-C' | '-D', rule: string[]): Promise<{ code: number; stderr: string }> {
     return run('iptables', ['-w', '-t', 'nat', action, ...rule]).catch((error: Error) => ({ code: -1, stderr: error.message }));
   }
 
-  /** Adds the node masquerade rule unless it is there; once per process. */
-  private ensureMasquerade(): Promise<void> {
-    this.masquerade ??= (async () => {
-      if ((await this.masqueradeRule('-C')).code === 0) return;
-      const added = await this.masqueradeRule('-A');
-      if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${this.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
+  /** Adds the node masquerade rule of `settings` unless it is there; once per process and rule (a new subnet adds its own). */
+  private ensureMasquerade(settings: NetworkSettings): Promise<void> {
+    const rule = this.masqueradeRuleOf(settings);
+    const key = rule.join(' ');
+    if (this.masquerade?.rule === key) return this.masquerade.done;
+    const done = (async () => {
+      if ((await this.masqueradeRule('-C', rule)).code === 0) return;
+      const added = await this.masqueradeRule('-A', rule);
+      if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${settings.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
     })().catch((error: unknown) => {
-      this.masquerade = undefined;
+      if (this.masquerade?.rule === key) this.masquerade = undefined;
       throw error;
     });
-    return this.masquerade;
+    this.masquerade = { rule: key, done };
+    return done;
   }
 
   /** The plugin chain; `perContainerMasquerade` only to detach what was attached before the node rule. */
-  private plugins(ports: PortSpec[], perContainerMasquerade = false): Array<Record<string, unknown>> {
+  private plugins(ports: PortSpec[], perContainerMasquerade = false, settings: NetworkSettings = this.settings()): Array<Record<string, unknown>> {
     const portMappings = ports.filter((port) => port.published !== undefined).map((port) => ({ hostPort: port.published, containerPort: port.target, protocol: port.protocol }));
     const plugins: Array<Record<string, unknown>> = [
       {
         type: 'bridge',
-        bridge: this.bridge,
+        bridge: settings.bridge,
         isGateway: true,
         ipMasq: perContainerMasquerade,
         hairpinMode: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: this.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.stateDir, 'ipam') },
+        ...(settings.mtu !== undefined ? { mtu: settings.mtu } : {}),
+        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.stateDir, 'ipam') },
       },
     ];
     if (portMappings.length > 0) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true, runtimeConfig: { portMappings } });
@@ -232,15 +296,16 @@ export class CniNetwork implements ContainerNetwork {
 
   async attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
+    const settings = this.settings(true);
     try {
       // `lo` and `eth0` are independent interfaces of the namespace: bring them up at once.
       const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
       const chain = (async () => {
         let chained: Record<string, unknown> | undefined;
-        for (const plugin of this.plugins(ports)) chained = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', chained)) ?? chained;
+        for (const plugin of this.plugins(ports, false, settings)) chained = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', chained)) ?? chained;
         return chained;
       })();
-      const [loopbackOutcome, chainOutcome, masqueradeOutcome] = await Promise.allSettled([loopback, chain, this.ensureMasquerade()]);
+      const [loopbackOutcome, chainOutcome, masqueradeOutcome] = await Promise.allSettled([loopback, chain, this.ensureMasquerade(settings)]);
       if (loopbackOutcome.status === 'rejected') throw loopbackOutcome.reason;
       if (chainOutcome.status === 'rejected') throw chainOutcome.reason;
       if (masqueradeOutcome.status === 'rejected') throw masqueradeOutcome.reason;
@@ -311,7 +376,13 @@ export class CniNetwork implements ContainerNetwork {
 
   /** Whether the node bridge exists (an attach made earlier hangs on it). */
   attachable(): boolean {
-    return existsSync(`/sys/class/net/${this.bridge}`);
+    // /proc/self/net/dev follows this process's network namespace (sysfs may be the host's, under `nsenter --net`).
+    const bridge = this.bridge;
+    try {
+      return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((line) => line.trimStart().startsWith(`${bridge}:`));
+    } catch {
+      return existsSync(`/sys/class/net/${bridge}`);
+    }
   }
 
   /** Whether the CNI result of an attach made under `id` is saved (an attach finished and was not detached). */
@@ -341,10 +412,12 @@ export class CniNetwork implements ContainerNetwork {
 
   /** Removes the bridge and the node masquerade rule (tests and uninstall; running containers lose their network). */
   async removeBridge(): Promise<void> {
-    await run('ip', ['link', 'delete', this.bridge]);
+    const settings = this.settings();
+    await run('ip', ['link', 'delete', settings.bridge]);
     // Every copy of the rule (another process of an earlier run may have added one too).
+    const rule = this.masqueradeRuleOf(settings);
     for (let copies = 0; copies < 16; copies++) {
-      if ((await this.masqueradeRule('-D')).code !== 0) break;
+      if ((await this.masqueradeRule('-D', rule)).code !== 0) break;
     }
     this.masquerade = undefined;
   }

@@ -71,6 +71,8 @@ export interface PoolNetwork extends ContainerNetwork {
   leasedIds(): Promise<string[]>;
   /** Whether what the warm attaches hang on (the node bridge) is still there; when not, every free entry is dead. */
   attachable(): boolean;
+  /** Whether `address` is in the subnet attaches use now; an entry made on an older subnet (the node's overlay subnet changed) is dead. Absent: always. */
+  holds?(address: string): boolean;
 }
 
 /** Whether `network` can back a warm pool. */
@@ -197,7 +199,8 @@ export class WarmNetworkPool {
    * undefined when none is left (the caller attaches inline). An entry whose
    * namespace is gone is discarded, never handed out; when the node bridge is
    * gone, every entry is (their veths hang on nothing; the inline attach
-   * makes the bridge again). The caller owns the entry from here: it
+   * makes the bridge again); so is an entry whose address is not in the
+   * subnet attaches use now (the node's overlay subnet changed). The caller owns the entry from here: it
    * detaches and deletes it with its container.
    */
   take(): WarmNetwork | undefined {
@@ -210,6 +213,11 @@ export class WarmNetworkPool {
     for (;;) {
       const entry = this.free.shift();
       if (entry === undefined) return undefined;
+      if (this.network.holds?.(entry.address) === false) {
+        this.log(`warm networks: ${entry.name}: its address ${entry.address} is not in the node's subnet now; discarded`);
+        this.discardInBackground([entry.name]);
+        continue;
+      }
       if (existsSync(entry.netnsPath)) {
         // The container's label owns it from now; a crash before that label exists leaves the record, and the entry is adopted again.
         void rm(this.recordPath(entry.name), { force: true }).catch(() => undefined);

@@ -1,0 +1,227 @@
+/**
+ * The overlay across hosts: three network namespaces as hosts (the chaos
+ * harness's TestNetwork), each running a real agent that starts its own
+ * containerd. An image app with one container per node is deployed; every
+ * container must reach every other, on the other hosts, by its overlay
+ * address (ICMP from inside its network namespace), and each host's VXLAN
+ * device must carry exactly one forwarding entry per peer. A forwarding
+ * entry deleted by hand must come back (drift repair).
+ *
+ * Teardown, also on failure: the app deleted, agents stopped, then whatever
+ * is left killed and removed: container processes, their network
+ * namespaces and the warm pool's, the hosts' namespaces (their bridges,
+ * VXLAN devices and iptables rules go with them), the data folder. Needs
+ * root, iproute2, iptables, containerd, runc, the CNI plugins and busybox;
+ * skipped otherwise, saying why.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { request } from 'undici';
+import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
+import { skipReason } from '../../src/executor/containerd/test/harness.js';
+import { ApiClient } from '../http.js';
+import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Host } from '../network.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
+
+/**
+ * An agent on a test host, entered with `nsenter --net` rather than `ip netns
+ * exec`: the latter mounts a fresh sysfs, which hides the cgroup mounts runc
+ * needs to start containers.
+ */
+class HostAgent {
+  readonly name: string;
+  private child: ChildProcess | undefined;
+  constructor(
+    readonly host: Host,
+    private readonly settings: { token: string; dataRoot: string; logDirectory: string },
+  ) {
+    this.name = `n${host.index + 1}`;
+  }
+  get origin(): string {
+    return `http://${this.host.address}:7070`;
+  }
+  get peerAddress(): string {
+    return `${this.host.address}:7071`;
+  }
+  start(mode: 'agent' | { join: string }): void {
+    const log = openSync(join(this.settings.logDirectory, `${this.host.namespace}.log`), 'a');
+    const subcommand = mode === 'agent' ? ['agent'] : ['join', mode.join];
+    const args = [`--net=/run/netns/${this.host.namespace}`, process.execPath, BIN, ...subcommand, '--name', this.name, '--data-dir', join(this.settings.dataRoot, this.name), '--token', this.settings.token, '--bind', this.host.address, '--advertise', this.host.address, '--tick-ms', '50'];
+    this.child = spawn('nsenter', args, { stdio: ['ignore', log, log], env: { ...process.env, HIVEMIND_WARM_NETWORKS: '1' } });
+    closeSync(log);
+  }
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+const APP = 'overlay-probe';
+/** The containers' command: unique, so the test finds their processes (and kills strays). */
+const SLEEP_SECONDS = '3617';
+
+const unavailable =
+  (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
+const overlayTest = unavailable === null ? test : test.skip;
+if (unavailable !== null) console.log(`skipping the overlay test: ${unavailable}`);
+
+/** Polls `check` every 250 ms until it answers a value, or fails after `timeoutMs` with the last reason. */
+async function until<T>(what: string, check: () => Promise<T | string>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const outcome = await check();
+    if (typeof outcome !== 'string') return outcome;
+    last = outcome;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${last})`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** Pids of the probe containers' processes (`sleep 3617`). */
+function probePids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8') === `sleep\0${SLEEP_SECONDS}\0`) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/** The named network namespace of `pid` and its eth0 IPv4 address. */
+function containerNetwork(pid: number): { namespace: string; address: string } | undefined {
+  const namespace = execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim();
+  if (namespace === '') return undefined;
+  const links = JSON.parse(execFileSync('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' })) as { addr_info: { local: string }[] }[];
+  const address = links[0]?.addr_info[0]?.local;
+  return address === undefined ? undefined : { namespace, address };
+}
+
+/** Kills what a failed run can leave outside the hosts' namespaces: probe processes and the container and warm-pool namespaces under `dataRoot`. */
+function removeContainerLeftovers(dataRoot: string, namespaces: Set<string>): void {
+  for (const pid of probePids()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  if (existsSync(dataRoot)) {
+    for (const node of readdirSync(dataRoot)) {
+      const folder = join(dataRoot, node, 'containerd-runtime', 'warm-networks');
+      if (existsSync(folder)) for (const file of readdirSync(folder)) if (file.endsWith('.json')) namespaces.add(file.slice(0, -'.json'.length));
+    }
+  }
+  for (const namespace of namespaces) if (existsSync(`/run/netns/${namespace}`)) execFileSync('ip', ['netns', 'delete', namespace], { stdio: 'ignore' });
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '').filter((path) => path.startsWith(dataRoot)).sort().reverse();
+  for (const mount of mounts) execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
+  rmSync(dataRoot, { recursive: true, force: true });
+}
+
+overlayTest('containers on three hosts reach each other by overlay address; a forwarding entry deleted by hand comes back', async () => {
+  await removeLeftovers();
+  const inUse = await rangeInUse();
+  assert.is(inUse, null, `the test range is in use: ${inUse}`);
+  const dataRoot = mkdtempSync(join(tmpdir(), 'hmov-'));
+  // Kept when the test fails, and named then.
+  const logDirectory = mkdtempSync(join(tmpdir(), 'hmov-logs-'));
+  let passed = false;
+  const token = `hmov.${randomBytes(16).toString('hex')}`;
+  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000 });
+  const containerNamespaces = new Set<string>();
+  let network: TestNetwork | undefined;
+  const nodes: HostAgent[] = [];
+  try {
+    network = await TestNetwork.create(3);
+    for (const host of network.hosts) nodes.push(new HostAgent(host, { token, dataRoot, logDirectory }));
+    const [first] = nodes;
+    first!.start('agent');
+    await until('the first agent serves', async () => ((await client.call(first!.origin, 'GET', '/v1/health', undefined, 1000)).kind === 'answer' ? true : 'no answer'), 30_000);
+    for (const node of nodes.slice(1)) node.start({ join: first!.peerAddress });
+    const subnets = await until('every node holds a subnet', async () => {
+      const answer = await client.call(first!.origin, 'GET', '/v1/nodes', undefined, 2000);
+      if (answer.kind !== 'answer' || answer.status !== 200) return JSON.stringify(answer);
+      const records = ((answer.body as { nodes?: { id: string; status: string; subnet?: string }[] }).nodes ?? []).filter((node) => node.status === 'up');
+      if (records.length < 3 || records.some((node) => node.subnet === undefined)) return JSON.stringify(records);
+      return new Map(records.map((node) => [node.id, node.subnet!]));
+    }, 60_000);
+    assert.is(new Set(subnets.values()).size, 3, 'three distinct subnets');
+
+    // The busybox image on every node, then one container per node.
+    const archive = join(dataRoot, 'busybox.tar');
+    const image = await buildBusyboxImage({ outputPath: archive });
+    const bytes = readFileSync(archive);
+    for (const node of nodes) {
+      const answer = await request(`${node.origin}/v1/images/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
+      assert.is(answer.statusCode, 200, `image upload to ${node.name}: ${await answer.body.text()}`);
+      await answer.body.dump();
+    }
+    const content = ['services:', `  ${APP}:`, `    image: ${image.name}`, `    command: ["sleep", "${SLEEP_SECONDS}"]`, '    deploy:', '      replicas: 3', '    x-hivemind: { max_per_node: 1 }', ''].join('\n');
+    const deployed = await client.call(first!.origin, 'POST', '/v1/deploy', { fileName: `${APP}.yaml`, content, tenant: 'default' });
+    assert.ok(deployed.kind === 'answer' && deployed.status < 300, `deploy: ${JSON.stringify(deployed)}`);
+
+    const containers = await until('three containers run, one per subnet', async () => {
+      const found = probePids().map(containerNetwork).filter((entry): entry is { namespace: string; address: string } => entry !== undefined);
+      for (const entry of found) containerNamespaces.add(entry.namespace);
+      const inSubnets = new Set(found.map((entry) => entry.address.split('.').slice(0, 3).join('.')));
+      return found.length === 3 && inSubnets.size === 3 ? found : `${found.length} found: ${found.map((entry) => entry.address).join(', ')}`;
+    }, 120_000);
+    const prefixes = [...subnets.values()].map((subnet) => subnet.split('.').slice(0, 3).join('.'));
+    for (const container of containers) assert.ok(prefixes.includes(container.address.split('.').slice(0, 3).join('.')), `${container.address} is in a node's subnet`);
+
+    // Every container reaches every other, across hosts.
+    for (const from of containers) {
+      for (const to of containers) {
+        if (from === to) continue;
+        await command('ip', ['netns', 'exec', from.namespace, '/bin/busybox', 'ping', '-c', '1', '-W', '2', to.address]).catch((error: Error) => {
+          throw new Error(`${from.address} cannot reach ${to.address}: ${error.message}`);
+        });
+      }
+    }
+
+    // The VXLAN device: no learning, one forwarding entry per peer; a deleted one is repaired.
+    const host = network.hosts[0]!;
+    const details = await command('ip', ['-n', host.namespace, '-d', 'link', 'show', 'hmvx0']);
+    assert.ok(details.includes('nolearning'), details);
+    const forwarding = (): Promise<{ mac: string; dst: string }[]> =>
+      command('ip', ['netns', 'exec', host.namespace, 'bridge', '-j', 'fdb', 'show', 'dev', 'hmvx0']).then((text) => (JSON.parse(text) as { mac: string; dst?: string }[]).filter((entry): entry is { mac: string; dst: string } => entry.dst !== undefined));
+    const entries = await forwarding();
+    assert.equal(entries.map((entry) => entry.dst).sort(), network.hosts.slice(1).map((peer) => peer.address).sort());
+    await command('ip', ['netns', 'exec', host.namespace, 'bridge', 'fdb', 'del', entries[0]!.mac, 'dev', 'hmvx0', 'self']);
+    await until('the deleted forwarding entry comes back', async () => ((await forwarding()).length === 2 ? true : 'still missing'), 15_000);
+
+    const removed = await client.call(first!.origin, 'DELETE', `/v1/apps/default/${APP}`);
+    assert.ok(removed.kind === 'answer' && removed.status < 300, `delete: ${JSON.stringify(removed)}`);
+    await until('the containers stop', async () => (probePids().length === 0 ? true : `${probePids().length} still run`), 60_000);
+    passed = true;
+  } finally {
+    if (passed) rmSync(logDirectory, { recursive: true, force: true });
+    else console.log(`the agents' logs are kept in ${logDirectory}`);
+    for (const node of nodes) await node.stop().catch(() => undefined);
+    await client.close();
+    removeContainerLeftovers(dataRoot, containerNamespaces);
+    await network?.destroy().catch(() => undefined);
+    await removeLeftovers();
+  }
+});
+
+test.run();

@@ -1,0 +1,78 @@
+/**
+ * The cluster network's apply handler, and the subnet bookkeeping that node
+ * registration and departure share. Pure: reads the state and the command.
+ *
+ * The cluster network is fixed once, by the first `network.configure` (the
+ * leader's network component proposes it with the `--cluster-cidr` it was
+ * started with, so in practice the bootstrap node's). States written before
+ * it existed have none: the first configure then gives every node its
+ * subnet, in state order, the same on every node.
+ */
+import { ErrorCode } from './errors.js';
+import { clusterNetworkProblem, lowestFreeSubnet } from './ipam.js';
+import { refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import type { Command, NodeRecord } from './types.js';
+
+type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+/** The nodes given a subnet by one commit, and those left without (the cluster network is full). */
+export interface SubnetAllocation {
+  allocated: { id: string; subnet: string }[];
+  unallocated: string[];
+}
+
+/**
+ * Gives every node that is not 'left' and holds no subnet the lowest free
+ * one, in state order. Call only inside a commit, with a configured network.
+ */
+export function allocateMissingSubnets(state: ClusterState): SubnetAllocation {
+  const outcome: SubnetAllocation = { allocated: [], unallocated: [] };
+  const network = state.network;
+  if (network === undefined) return outcome;
+  for (const node of state.nodes.values()) {
+    if (node.status === 'left' || node.subnet !== undefined) continue;
+    const subnet = lowestFreeSubnet(network, state.nodes.values());
+    if (subnet === undefined) {
+      outcome.unallocated.push(node.id);
+      continue;
+    }
+    node.subnet = subnet;
+    outcome.allocated.push({ id: node.id, subnet });
+  }
+  return outcome;
+}
+
+/** Gives the node's subnet back (a node that left for good). */
+export function releaseSubnet(node: NodeRecord): void {
+  delete node.subnet;
+}
+
+/**
+ * network.configure: sets the cluster network when there is none; the same
+ * values again are accepted (a new leader proposes it too); other values are
+ * refused, since every node's subnet and every address hang on it. Either way
+ * the commit gives a subnet to every node still without one.
+ */
+export function planNetworkConfigure(state: ClusterState, command: CommandOf<'network.configure'>, context: ApplyContext): Plan {
+  const action = `cannot configure the cluster network as ${command.cidr} (/${command.nodePrefixLength} per node)`;
+  const problem = clusterNetworkProblem(command.cidr, command.nodePrefixLength);
+  if (problem) return refuse(ErrorCode.invalidArgument, `${action}: ${problem.field} ${problem.reason}`, problem.field);
+  const current = state.network;
+  if (current !== undefined && (current.cidr !== command.cidr || current.nodePrefixLength !== command.nodePrefixLength)) {
+    return refuse(ErrorCode.conflict, `${action}: the cluster network is ${current.cidr} (/${current.nodePrefixLength} per node) since index ${current.configuredIndex} and cannot change`, 'cidr');
+  }
+  return {
+    ok: true,
+    commit: () => {
+      const configured = current === undefined;
+      if (configured) state.network = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, configuredIndex: context.index };
+      const allocation = allocateMissingSubnets(state);
+      const value = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, ...allocation };
+      if (!configured && allocation.allocated.length === 0) return { value };
+      const parts = [configured ? `cluster network ${command.cidr}, /${command.nodePrefixLength} per node` : ''];
+      if (allocation.allocated.length > 0) parts.push(`subnets ${allocation.allocated.slice(0, 5).map((entry) => `${entry.subnet} to ${entry.id}`).join(', ')}${allocation.allocated.length > 5 ? ` and ${allocation.allocated.length - 5} more` : ''}`);
+      if (allocation.unallocated.length > 0) parts.push(`no free subnet for ${allocation.unallocated.length} nodes`);
+      return { value, history: { target: 'network', summary: parts.filter(Boolean).join('; ') } };
+    },
+  };
+}
