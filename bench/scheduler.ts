@@ -99,7 +99,7 @@ async function seedNodeRecords(dataDir: string, count: number): Promise<void> {
 async function metric(nodes: TestNode[], name: string, match = ''): Promise<number> {
   let total = 0;
   for (const node of nodes) {
-    const answer = await node.request('GET', '/metrics', undefined, { token: null });
+    const answer = await node.request('GET', '/metrics');
     for (const line of String(answer.body).split('\n')) {
       if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
       if (match !== '' && !line.includes(match)) continue;
@@ -113,7 +113,7 @@ async function metric(nodes: TestNode[], name: string, match = ''): Promise<numb
 async function placementBuckets(nodes: TestNode[]): Promise<Map<number, number>> {
   const buckets = new Map<number, number>();
   for (const node of nodes) {
-    const answer = await node.request('GET', '/metrics', undefined, { token: null });
+    const answer = await node.request('GET', '/metrics');
     for (const line of String(answer.body).split('\n')) {
       if (!line.startsWith('hivemind_scheduler_proposal_seconds_bucket{') || !line.includes('command="instance.place"')) continue;
       const bound = /le="([^"]+)"/.exec(line)?.[1];

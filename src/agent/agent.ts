@@ -405,7 +405,7 @@ class HivemindAgent implements Agent, ApiBackend {
       logger: (line) => this.log('raft', line),
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
-    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api });
+    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic });
     const services = this.services();
     for (const factory of COMPONENT_FACTORIES) this.componentList.push(factory(services));
   }

@@ -78,6 +78,8 @@ export interface OpenRoute extends RouteBase {
 /** An authenticated route answered from this node alone, without a read barrier (logs of the instances it runs). */
 export interface LocalRoute extends RouteBase {
   kind: 'local';
+  /** Served without a token when the server's `metricsPublic` is set (GET /metrics). */
+  publicWithMetrics?: boolean;
   handle(context: RouteContext): Promise<Answer>;
 }
 

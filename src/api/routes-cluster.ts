@@ -40,7 +40,8 @@ export const clusterRoutes: Route[] = [
   {
     method: 'GET',
     path: '/metrics',
-    kind: 'open',
+    kind: 'local',
+    publicWithMetrics: true,
     async handle(context) {
       const { contentType, body } = await context.backend.metrics.render();
       return { status: 200, text: body, contentType };

@@ -57,6 +57,8 @@ export interface ApiServerOptions {
   /** 0 picks a free port (read `address` after `start`). */
   port: number;
   requestDeadlineMs?: number;
+  /** Serve GET /metrics without a token (`--metrics-public`). Default false. */
+  metricsPublic?: boolean;
 }
 
 /** A request in progress, as the pipeline sees it. */
@@ -168,7 +170,8 @@ export class ApiServer {
     if (route.kind !== 'open' && !this.ready) {
       throw new ApiError(503, ApiCode.unavailable, `node ${this.backend.nodeId} is starting; retry shortly`);
     }
-    const actor = route.kind === 'open' ? 'anonymous' : this.authenticate(request);
+    const open = route.kind === 'open' || (route.kind === 'local' && route.publicWithMetrics === true && this.options.metricsPublic === true);
+    const actor = open ? 'anonymous' : this.authenticate(request);
     if (route.kind === 'upload') return this.upload(request, url, route, params, { actor, signal });
     const rawBody = await this.readBody(request, route);
     const forwardedHops = Number(request.headers[FORWARDED_HEADER] ?? 0) || 0;

@@ -71,6 +71,8 @@ export interface AgentFlags {
   progressDeadline?: string | number;
   /** `on` or `off`: announce for `join --discover` on the hyperswarm DHT. */
   discoverable?: string;
+  /** `on` or `off`: serve GET /metrics without a token. */
+  metricsPublic?: string;
   /** Network namespaces kept ready for container starts; 0 turns the pool off. */
   warmNetworks?: string | number;
   /** The cluster network (IPv4 CIDR), fixed by the first leader (`network.configure`). */
@@ -101,6 +103,8 @@ export interface AgentConfig {
   progressDeadlineMs: number;
   /** Announce this node for `hivemind join --discover` on the public hyperswarm DHT (opt-in). */
   discoverable: boolean;
+  /** Serve GET /metrics without a token (for a Prometheus without one); off by default, since metrics describe the cluster. */
+  metricsPublic: boolean;
   /** Network namespaces the containerd runtime keeps attached and ready for starts (0: none, each start makes its own). */
   warmNetworks: number;
   /** The cluster network the first leader configures (later leaders propose the configured one's values; a different one is refused). */
@@ -161,6 +165,7 @@ export const SETTINGS = {
   rescheduleGrace: setting('rescheduleGrace', 'HIVEMIND_RESCHEDULE_GRACE'),
   progressDeadline: setting('progressDeadline', 'HIVEMIND_PROGRESS_DEADLINE'),
   discoverable: setting('discoverable', 'HIVEMIND_DISCOVERABLE'),
+  metricsPublic: setting('metricsPublic', 'HIVEMIND_METRICS_PUBLIC'),
   warmNetworks: setting('warmNetworks', 'HIVEMIND_WARM_NETWORKS'),
   clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
@@ -256,6 +261,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const rescheduleGraceMs = resolver.duration(SETTINGS.rescheduleGrace, DEFAULT_RESCHEDULE_GRACE_MS, { min: 500, max: 24 * 3600 * 1000 });
   const progressDeadlineMs = resolver.duration(SETTINGS.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS, { min: 1000, max: 7 * 24 * 3600 * 1000 });
   const discoverable = resolver.text(SETTINGS.discoverable, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
+  const metricsPublic = resolver.text(SETTINGS.metricsPublic, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
   const warmNetworks = resolver.integer(SETTINGS.warmNetworks, DEFAULT_WARM_NETWORKS, { min: 0, max: WARM_NETWORKS_MAX, what: 'the number of network namespaces kept ready for containers (0 turns the pool off)' });
   const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
@@ -273,6 +279,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     rescheduleGraceMs,
     progressDeadlineMs,
     discoverable: /^(on|true|1|yes)$/i.test(discoverable),
+    metricsPublic: /^(on|true|1|yes)$/i.test(metricsPublic),
     warmNetworks,
     clusterCidr,
     vxlanPort,

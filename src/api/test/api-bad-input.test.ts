@@ -109,7 +109,9 @@ test('routes, methods and tokens', async () => {
   const health = await call('GET', '/v1/health', { token: null });
   assert.is(health.status, 200);
   assert.equal(health.body, { ok: true, node: 'solo' });
-  const metrics = await call('GET', '/metrics', { token: null });
+  // Metrics describe the cluster (its term and log index among them): they need a token unless --metrics-public.
+  expectError(await call('GET', '/metrics', { token: null }), 401, 'unauthenticated', null, 'metrics without a token');
+  const metrics = await call('GET', '/metrics');
   assert.is(metrics.status, 200);
   assert.match(metrics.body, /hivemind_raft_term\{node="solo"\} \d+/);
   assert.match(metrics.body, /hivemind_http_requests_total\{[^}]*route="\/v1\/tenants\/:name"[^}]*status="405"/);

@@ -30,6 +30,15 @@ test('defaults', () => {
   assert.is(config.tickMs, 50);
 });
 
+test('metrics need a token unless --metrics-public is on', () => {
+  assert.is(ok({}).metricsPublic, false);
+  assert.is(ok({ metricsPublic: 'on' }).metricsPublic, true);
+  assert.is(ok({}, { HIVEMIND_METRICS_PUBLIC: 'yes' }).metricsPublic, true);
+  const bad = problems({ metricsPublic: 'maybe' });
+  assert.is(bad[0]?.flag, '--metrics-public');
+  assert.match(bad[0]?.message ?? '', 'on or off');
+});
+
 test('advertise falls back to loopback, and follows a specific bind address', () => {
   assert.is(ok({}, {}, { ...system, externalIpv4: [] }).advertise, '127.0.0.1');
   assert.is(ok({ bind: '192.168.1.5' }).advertise, '192.168.1.5');
