@@ -6,7 +6,8 @@ import type { ComponentFactory } from '../node/services.js';
 import { createGossipComponent } from '../membership/component.js';
 import { schedulerComponent } from '../scheduler/component.js';
 import { createExecutor } from '../executor/executor.js';
+import { createDnsComponent } from '../dns/component.js';
 // Registers the containerd runtime with the executor (image apps).
 import '../executor/containerd/register.js';
 
-export const COMPONENT_FACTORIES: readonly ComponentFactory[] = [createGossipComponent, schedulerComponent, createExecutor];
+export const COMPONENT_FACTORIES: readonly ComponentFactory[] = [createGossipComponent, schedulerComponent, createExecutor, createDnsComponent];
