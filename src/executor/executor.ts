@@ -659,7 +659,8 @@ export class Executor implements NodeComponent {
    */
   private dnsInputs(): { dnsAddress?: string } {
     const { bind, ports } = this.services.config;
-    if (ports.dns === 0) return {};
+    // An embedding without the DNS settings (tests' services) gives process apps no HIVEMIND_DNS.
+    if (ports === undefined || bind === undefined || ports.dns === 0) return {};
     const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
     return { dnsAddress: isIP(host) === 6 ? `[${host}]:${ports.dns}` : `${host}:${ports.dns}` };
   }
@@ -784,7 +785,8 @@ export function createExecutor(services: NodeServices): Executor {
  * The node's IP address for endpoints: `advertise` when it is one, else what
  * it resolves to; loopback when it does not resolve (said in the log).
  */
-async function nodeAddressOf(advertise: string, log: (line: string) => void): Promise<string> {
+async function nodeAddressOf(advertise: string | undefined, log: (line: string) => void): Promise<string> {
+  if (advertise === undefined || advertise === '') return '127.0.0.1';
   if (isIP(advertise) !== 0) return advertise;
   try {
     return (await lookup(advertise)).address;
