@@ -23,11 +23,14 @@
  * disagreeing with what the executor sees (a lost report, a placement that
  * reset the status to pending).
  */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DataDir } from '../node/data-dir.js';
 import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../node/services.js';
-import type { AppSpec, HealthcheckSpec, Instance, InstanceState } from '../state/types.js';
+import type { AppSpec, HealthcheckSpec, Instance, InstanceEndpoint, InstanceState } from '../state/types.js';
+import { instanceEndpoint, sameEndpoint } from './endpoint.js';
 import { initialHealth, probeDue, recordProbe, type Health } from './health-state.js';
 import { runProbe } from './health.js';
 import { logPathOf, maybeRotate } from './log-files.js';
@@ -100,6 +103,8 @@ interface Observed {
   state: InstanceState;
   exitCode?: number;
   message?: string;
+  /** Where it is reachable; only while it runs. */
+  endpoint?: InstanceEndpoint;
 }
 
 /** The executor. See the file header. */
@@ -135,6 +140,8 @@ export class Executor implements NodeComponent {
   private started = false;
   private stopped = false;
   private caughtUp = false;
+  /** The node's IP address, at which process apps are reachable (see nodeAddressOf); set by start(). */
+  private nodeAddress = '127.0.0.1';
   private readonly metrics: ExecutorMetrics;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
@@ -162,6 +169,7 @@ export class Executor implements NodeComponent {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.nodeAddress = await nodeAddressOf(this.services.config.advertise, (line) => this.log(line));
     for (const runtime of this.runtimes.all()) {
       if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
       await this.openRuntime(runtime);
@@ -268,7 +276,7 @@ export class Executor implements NodeComponent {
     if (workload.state === 'exited') {
       this.applyExit(tracked, { id: workload.id, version: workload.version, exitCode: workload.exitCode ?? 137, oomKilled: workload.oomKilled ?? false, at: Date.now() });
     } else {
-      this.observe(workload.id, { version: workload.version, state: this.runningState(tracked), ...portsMessage(tracked) });
+      this.observe(workload.id, { version: workload.version, state: this.runningState(tracked), ...portsMessage(tracked), ...this.endpointOf(tracked) });
     }
   }
 
@@ -506,7 +514,7 @@ export class Executor implements NodeComponent {
       return fail(message, false);
     }
     const logPath = logPathOf(this.executorDir, instance.id);
-    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes') });
+    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
     const tracked: Tracked = {
       id: instance.id,
@@ -542,7 +550,7 @@ export class Executor implements NodeComponent {
       tracked.healthcheck = healthcheck;
       tracked.health = initialHealth(healthcheck, Date.now());
     }
-    if (tracked.state === 'running') this.observe(instance.id, { version: instance.version, state: this.runningState(tracked), ...portsMessage(tracked) });
+    if (tracked.state === 'running') this.observe(instance.id, { version: instance.version, state: this.runningState(tracked), ...portsMessage(tracked), ...this.endpointOf(tracked) });
   }
 
   private async stopWorkload(id: string, reason: 'not-wanted' | 'replaced'): Promise<void> {
@@ -610,7 +618,7 @@ export class Executor implements NodeComponent {
     const after = tracked.health.state;
     if (after === before) return;
     const message = after === 'unhealthy' ? `health check failed ${tracked.health.failingStreak} times in a row: ${failure}` : undefined;
-    this.observe(tracked.id, { version: tracked.version, state: after, ...(message ? { message } : portsMessage(tracked)) });
+    this.observe(tracked.id, { version: tracked.version, state: after, ...(message ? { message } : portsMessage(tracked)), ...this.endpointOf(tracked) });
     if (after === 'unhealthy' && !tracked.busy) {
       tracked.unhealthyKill = true;
       tracked.busy = true;
@@ -629,13 +637,47 @@ export class Executor implements NodeComponent {
     return tracked.health ? tracked.health.state : 'running';
   }
 
+  /** Where a running workload is reachable, for its status report. */
+  private endpointOf(tracked: Tracked): { endpoint?: InstanceEndpoint } {
+    const instance = this.services.machine.instance(tracked.id);
+    const spec = instance && this.specOf(instance.tenant, instance.app, tracked.version);
+    const endpoint = instanceEndpoint({
+      runtimeKind: tracked.runtime.kind,
+      ...(tracked.address !== undefined ? { workloadAddress: tracked.address } : {}),
+      ...(tracked.hostPorts !== undefined ? { hostPorts: tracked.hostPorts } : {}),
+      ports: spec?.ports ?? [],
+      nodeAddress: this.nodeAddress,
+    });
+    return endpoint === undefined ? {} : { endpoint };
+  }
+
+  /**
+   * Where a process app reaches this node's DNS server (`HIVEMIND_DNS`):
+   * the bind address, or loopback when the server listens on every
+   * interface. Absent when the DNS port is 0 (a port only the DNS component
+   * knows once bound).
+   */
+  private dnsInputs(): { dnsAddress?: string } {
+    const { bind, ports } = this.services.config;
+    // An embedding without the DNS settings (tests' services) gives process apps no HIVEMIND_DNS.
+    if (ports === undefined || bind === undefined || ports.dns === 0) return {};
+    const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+    return { dnsAddress: isIP(host) === 6 ? `[${host}]:${ports.dns}` : `${host}:${ports.dns}` };
+  }
+
   // ---------------------------------------------------------------------------
   // Status
 
   private observe(id: string, observed: Observed): void {
     const previous = this.observed.get(id);
     this.observed.set(id, observed);
-    const same = previous && previous.version === observed.version && previous.state === observed.state && previous.exitCode === observed.exitCode && previous.message === observed.message;
+    const same =
+      previous &&
+      previous.version === observed.version &&
+      previous.state === observed.state &&
+      previous.exitCode === observed.exitCode &&
+      previous.message === observed.message &&
+      sameEndpoint(previous.endpoint, observed.endpoint);
     if (!same) this.send(id, observed);
   }
 
@@ -647,6 +689,7 @@ export class Executor implements NodeComponent {
       state: observed.state,
       ...(observed.exitCode !== undefined ? { exitCode: observed.exitCode } : {}),
       ...(observed.message !== undefined ? { message: observed.message } : {}),
+      ...(observed.endpoint !== undefined ? { endpoint: observed.endpoint } : {}),
       reportedBy: this.services.nodeId,
       reportedAt: nowMs,
       version: observed.version,
@@ -659,7 +702,7 @@ export class Executor implements NodeComponent {
       const observed = this.observed.get(instance.id);
       if (observed === undefined || observed.version !== instance.version || this.reporter.has(instance.id)) continue;
       const status = instance.status;
-      const agrees = status.state === observed.state && status.exitCode === observed.exitCode && status.reportedBy === this.services.nodeId;
+      const agrees = status.state === observed.state && status.exitCode === observed.exitCode && status.reportedBy === this.services.nodeId && sameEndpoint(status.endpoint, observed.endpoint);
       if (agrees || nowMs - (this.lastSentAt.get(instance.id) ?? 0) < RESEND_AFTER_MS) continue;
       this.send(instance.id, observed);
     }
@@ -736,6 +779,21 @@ function executorMetrics(registry: Registry, counts: () => Map<InstanceState, nu
 /** The factory listed in the agent's components. */
 export function createExecutor(services: NodeServices): Executor {
   return new Executor(services);
+}
+
+/**
+ * The node's IP address for endpoints: `advertise` when it is one, else what
+ * it resolves to; loopback when it does not resolve (said in the log).
+ */
+async function nodeAddressOf(advertise: string | undefined, log: (line: string) => void): Promise<string> {
+  if (advertise === undefined || advertise === '') return '127.0.0.1';
+  if (isIP(advertise) !== 0) return advertise;
+  try {
+    return (await lookup(advertise)).address;
+  } catch (error) {
+    log(`the advertised address "${advertise}" does not resolve (${(error as Error).message}); process apps are reported at 127.0.0.1`);
+    return '127.0.0.1';
+  }
 }
 
 /** States after which a retired instance needs no more reports. */

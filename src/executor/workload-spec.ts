@@ -23,6 +23,8 @@ export interface WorkloadInputs {
   logPath: string;
   /** Where named volumes live on this node (`<dataDir>/volumes`). */
   volumesDir: string;
+  /** `host:port` of this node's DNS server for process apps (`HIVEMIND_DNS`); containers get it in their resolv.conf. */
+  dnsAddress?: string;
 }
 
 /** The workload, or a message saying why the instance cannot run. */
@@ -51,6 +53,7 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
       HIVEMIND_TENANT: instance.tenant,
       HIVEMIND_SLOT: String(instance.slot),
       HIVEMIND_VERSION: String(instance.version),
+      ...(spec.image === undefined && inputs.dnsAddress !== undefined ? { HIVEMIND_DNS: inputs.dnsAddress } : {}),
     },
     ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
     ...(spec.user ? { user: spec.user } : {}),

@@ -232,6 +232,7 @@ export function planInstanceStatus(state: ClusterState, command: CommandOf<'inst
           reportedBy: update.reportedBy,
           reportedAt: update.reportedAt,
           updatedIndex: context.index,
+          ...(update.endpoint !== undefined ? { endpoint: { address: update.endpoint.address, ports: update.endpoint.ports.map((entry) => ({ ...entry })) } } : {}),
         };
       }
       const applied = command.updates.length - ignored.length;

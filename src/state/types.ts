@@ -225,6 +225,29 @@ export interface InstanceStatus {
   updatedIndex: number;
   /** When the instance entered `state` (the proposer's clock, ms); a repeated report of the same state keeps it. */
   since?: number;
+  /**
+   * Where the instance is reachable, as its node last reported it while it
+   * ran; absent when the report carried none (not running, or a report from
+   * before endpoints existed). Each report replaces it.
+   */
+  endpoint?: InstanceEndpoint;
+}
+
+/** One of an instance's ports: the app's `target` port, reachable at `port` on the endpoint's address. */
+export interface EndpointPort {
+  target: number;
+  port: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/**
+ * Where a running instance is reachable: an IP address (the node's for a
+ * process app, which gets host ports of its own; the container's on its
+ * network for an image app, with port = target) and its ports.
+ */
+export interface InstanceEndpoint {
+  address: string;
+  ports: EndpointPort[];
 }
 
 /**
@@ -417,6 +440,8 @@ export type Command =
         reportedBy: string;
         reportedAt: number;
         version?: number;
+        /** Where the instance is reachable while it runs; see InstanceStatus.endpoint. */
+        endpoint?: InstanceEndpoint;
       }[];
     }
   /** A step of the app's rollout, rebalance or scale, planned by the scheduler. See apply-rollouts.ts. */

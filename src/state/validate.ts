@@ -31,7 +31,9 @@ import {
   type AppSpec,
   type Command,
   type CommandType,
+  type EndpointPort,
   type Envelope,
+  type InstanceEndpoint,
   type HealthcheckSpec,
   type HivemindSpec,
   type PolicyRule,
@@ -264,6 +266,44 @@ const certificateRecord = object<CertificateRecord>({
   notAfter: integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
 });
 
+/** An IPv4 address in dotted decimal, or an IPv6 address in text form (no zone). Pure: node:net's isIP is not allowed here. */
+export function isIpAddress(input: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(input);
+  if (v4) return v4.slice(1).every((octet) => Number(octet) <= 255 && (octet === '0' || !octet.startsWith('0')));
+  if (!/^[0-9a-fA-F:.]{2,45}$/.test(input) || !input.includes(':')) return false;
+  const halves = input.split('::');
+  if (halves.length > 2) return false;
+  const groupsOf = (part: string): string[] => (part === '' ? [] : part.split(':'));
+  const groups = halves.flatMap(groupsOf);
+  const last = groups[groups.length - 1] ?? '';
+  const embeddedV4 = last.includes('.');
+  if (embeddedV4 && !isIpAddress(last)) return false;
+  const hexGroups = embeddedV4 ? groups.slice(0, -1) : groups;
+  if (!hexGroups.every((group) => /^[0-9a-fA-F]{1,4}$/.test(group))) return false;
+  const width = hexGroups.length + (embeddedV4 ? 2 : 0);
+  return halves.length === 2 ? width <= 7 : width === 8;
+}
+
+const ipAddress = refine(text({ bytesMin: 2, bytesMax: 45 }), (value, path) =>
+  isIpAddress(value) ? undefined : { field: path, text: `must be an IP address (IPv4 such as 10.0.0.5, or IPv6), got "${value}"` },
+);
+
+const instanceEndpoint = refine(
+  object<InstanceEndpoint>({
+    address: ipAddress,
+    ports: list(object<EndpointPort>({ target: port, port, protocol: oneOf(['tcp', 'udp']) }), { max: LIMITS.portsMax }),
+  }),
+  (value, path) => {
+    const seen = new Set<string>();
+    for (const [index, entry] of value.ports.entries()) {
+      const key = `${entry.target}/${entry.protocol}`;
+      if (seen.has(key)) return { field: `${path}.ports[${index}]`, text: `repeats target port ${key}` };
+      seen.add(key);
+    }
+    return undefined;
+  },
+);
+
 const instanceState = oneOf(['pending', 'starting', 'running', 'healthy', 'unhealthy', 'exited', 'oom-killed', 'failed', 'stopped']);
 
 type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
@@ -323,6 +363,7 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
           reportedBy: identifier,
           reportedAt: count,
           version: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+          endpoint: optional(instanceEndpoint),
         }),
         { min: 1, max: LIMITS.batchItemsMax },
       ),

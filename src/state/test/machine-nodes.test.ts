@@ -125,6 +125,18 @@ test('instance.status records reports and ignores unknown instances and stale ve
   assert.is(driver.machine.instance('default.web.0.1')?.node, 'n1');
 });
 
+test('instance.status records the endpoint a report carries, and a report without one clears it', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }] });
+  const endpoint = { address: '10.0.0.5', ports: [{ target: 80, port: 80, protocol: 'tcp' as const }] };
+  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.1', state: 'running', reportedBy: 'n1', reportedAt: 1, version: 1, endpoint }] });
+  assert.equal(driver.machine.instance('default.web.0.1')?.status.endpoint, endpoint);
+  driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.1', state: 'exited', exitCode: 1, reportedBy: 'n1', reportedAt: 2, version: 1 }] });
+  assert.not.ok('endpoint' in (driver.machine.instance('default.web.0.1')?.status ?? {}), 'an exited instance is reachable nowhere');
+});
+
 test('heartbeats and status reports stay out of history; placements are in it', () => {
   const driver = new Driver();
   driver.ok(registerNode('n1'));

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { validateCommand, validateEnvelope, LIMITS } from '../validate.js';
+import { isIpAddress, validateCommand, validateEnvelope, LIMITS } from '../validate.js';
 import type { Command } from '../types.js';
 import { appSpec, registerNode } from './fixtures.js';
 
@@ -29,6 +29,13 @@ const validCommands: Command[] = [
   { type: 'app.delete', tenant: 'default', name: 'web' },
   { type: 'instance.place', placements: [{ id: 'default.web.0', node: 'n1' }, { id: 'default.web.1', node: null }] },
   { type: 'instance.status', updates: [{ id: 'default.web.0', state: 'running', reportedBy: 'n1', reportedAt: 5, version: 1 }] },
+  {
+    type: 'instance.status',
+    updates: [
+      { id: 'default.web.0', state: 'running', reportedBy: 'n1', reportedAt: 5, endpoint: { address: '10.1.2.3', ports: [{ target: 80, port: 31000, protocol: 'tcp' }] } },
+      { id: 'default.web.1', state: 'running', reportedBy: 'n1', reportedAt: 5, endpoint: { address: 'fd00::1:2', ports: [] } },
+    ],
+  },
   registerNode('n1'),
   { type: 'node.status', id: 'n1', status: 'suspect' },
   { type: 'node.role', id: 'n1', role: 'voter' },
@@ -193,6 +200,25 @@ test('instance batches: non-empty, ids once', () => {
     'must be one of',
   );
   expectRefusal({ type: 'instance.place', placements: [{ id: 'a b', node: 'n1' }] }, 'placements[0].id', 'identifier');
+});
+
+test('instance.status refuses a malformed endpoint, naming the field', () => {
+  const update = (endpoint: unknown): unknown => ({ type: 'instance.status', updates: [{ id: 'x', state: 'running', reportedBy: 'n1', reportedAt: 1, endpoint }] });
+  expectRefusal(update({ address: 'web.local', ports: [] }), 'updates[0].endpoint.address', 'must be an IP address');
+  expectRefusal(update({ address: '10.0.0.256', ports: [] }), 'updates[0].endpoint.address', 'must be an IP address');
+  expectRefusal(update({ address: '1::2::3', ports: [] }), 'updates[0].endpoint.address', 'must be an IP address');
+  expectRefusal(update({ address: '10.0.0.1', ports: [{ target: 0, port: 80, protocol: 'tcp' }] }), 'updates[0].endpoint.ports[0].target', 'whole number');
+  expectRefusal(update({ address: '10.0.0.1', ports: [{ target: 80, port: 80, protocol: 'sctp' }] }), 'updates[0].endpoint.ports[0].protocol', 'must be one of');
+  expectRefusal(
+    update({ address: '10.0.0.1', ports: [{ target: 80, port: 80, protocol: 'tcp' }, { target: 80, port: 81, protocol: 'tcp' }] }),
+    'updates[0].endpoint.ports[1]',
+    'repeats target port 80/tcp',
+  );
+});
+
+test('isIpAddress: IPv4 and IPv6 text forms', () => {
+  for (const good of ['0.0.0.0', '10.0.0.5', '255.255.255.255', '::1', '::', 'fe80::1', '2001:db8:0:0:0:0:2:1', '::ffff:10.0.0.1']) assert.ok(isIpAddress(good), good);
+  for (const bad of ['', '1.2.3', '1.2.3.4.5', '01.2.3.4', '256.1.1.1', 'a.b.c.d', ':::', '1:2:3:4:5:6:7:8:9', '1::2::3', 'localhost', 'fe80::1%eth0']) assert.not.ok(isIpAddress(bad), bad);
 });
 
 test('messages name the command type', () => {

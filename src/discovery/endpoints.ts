@@ -1,0 +1,123 @@
+/**
+ * The endpoints service discovery answers with (DNS today, the proxy next):
+ * which instances of an app serve, and at which address. This file is the
+ * one place that chooses the address of an instance: today the one its node
+ * reports in its status (`InstanceStatus.endpoint`: a container's address on
+ * its node network, or the node's address and host ports for a process
+ * app); once the overlay gives instances cluster addresses and apps VIPs,
+ * only `addressOf` and `directoryOf` change. Pure: reads the state, no I/O.
+ */
+import type { App, EndpointPort, Instance, NodeRecord, NodeStatus } from '../state/types.js';
+
+/** One serving instance of an app, where it is reachable. */
+export interface ServiceEndpoint {
+  /** The instance id (`<tenant>.<app>.<slot>.<serial>`). */
+  instance: string;
+  tenant: string;
+  app: string;
+  slot: number;
+  /** The serial number of the instance within its slot (the id's last part). */
+  serial: string;
+  version: number;
+  address: string;
+  ports: readonly EndpointPort[];
+}
+
+/** What the directory is built from: the live records (`ClusterStateMachine.schedulerView()`); read only, never kept. */
+export interface DiscoveryInput {
+  readonly apps: readonly App[];
+  readonly instances: readonly Instance[];
+  readonly nodes: readonly NodeRecord[];
+}
+
+/** Every app's serving endpoints and who is who by address. Owned by the caller; built anew when the state changes. */
+export interface Directory {
+  /** `tenant/app` of every app that exists (with or without serving instances). */
+  readonly apps: ReadonlySet<string>;
+  /** Tenants that have at least one app. */
+  readonly tenants: ReadonlySet<string>;
+  /** Serving endpoints by `tenant/app`, sorted by slot then instance id. */
+  readonly endpoints: ReadonlyMap<string, readonly ServiceEndpoint[]>;
+  /**
+   * The tenant of a querier known by its source address: addresses of
+   * running instances that only one tenant's instances have and that are no
+   * node's own (process apps share their node's address: they cannot be
+   * told apart by it).
+   */
+  readonly tenantOfAddress: ReadonlyMap<string, string>;
+}
+
+/** States in which an instance takes traffic: healthy, or running without a health check. */
+const SERVING_STATES: ReadonlySet<string> = new Set(['running', 'healthy']);
+/** Node statuses whose instances are believed to run (suspect: not yet declared down). */
+const LIVE_NODE_STATUSES: ReadonlySet<NodeStatus> = new Set(['up', 'suspect']);
+
+/** The key of an app in the directory's maps. */
+export function appKey(tenant: string, app: string): string {
+  return `${tenant}/${app}`;
+}
+
+/**
+ * Whether an instance takes traffic: wanted running, reported running or
+ * healthy with an endpoint, on a node that is up or suspect.
+ */
+export function isServing(instance: Instance, nodeStatus: NodeStatus | undefined): boolean {
+  return instance.desired === 'running' && SERVING_STATES.has(instance.status.state) && instance.status.endpoint !== undefined && nodeStatus !== undefined && LIVE_NODE_STATUSES.has(nodeStatus);
+}
+
+/** The address at which an instance is reached: see the file header. */
+export function addressOf(instance: Instance): { address: string; ports: readonly EndpointPort[] } | undefined {
+  return instance.status.endpoint;
+}
+
+/** The directory of the whole cluster. Deterministic: the same records give the same directory. */
+export function directoryOf(input: DiscoveryInput): Directory {
+  const nodeStatus = new Map<string, NodeStatus>();
+  const nodeHosts = new Set<string>();
+  for (const node of input.nodes) {
+    nodeStatus.set(node.id, node.status);
+    nodeHosts.add(hostOf(node.addresses.api));
+    nodeHosts.add(hostOf(node.addresses.peer));
+  }
+  const apps = new Set<string>();
+  const tenants = new Set<string>();
+  const endpoints = new Map<string, ServiceEndpoint[]>();
+  const addressTenants = new Map<string, string | null>();
+  for (const app of input.apps) {
+    apps.add(appKey(app.tenant, app.name));
+    tenants.add(app.tenant);
+  }
+  for (const instance of input.instances) {
+    const key = appKey(instance.tenant, instance.app);
+    const reachable = addressOf(instance);
+    if (reachable === undefined) continue;
+    if (instance.desired === 'running' && !nodeHosts.has(reachable.address)) {
+      const known = addressTenants.get(reachable.address);
+      addressTenants.set(reachable.address, known === undefined || known === instance.tenant ? instance.tenant : null);
+    }
+    if (!isServing(instance, instance.node === undefined ? undefined : nodeStatus.get(instance.node))) continue;
+    let list = endpoints.get(key);
+    if (list === undefined) endpoints.set(key, (list = []));
+    list.push({
+      instance: instance.id,
+      tenant: instance.tenant,
+      app: instance.app,
+      slot: instance.slot,
+      serial: instance.id.slice(instance.id.lastIndexOf('.') + 1),
+      version: instance.version,
+      address: reachable.address,
+      ports: reachable.ports,
+    });
+  }
+  for (const list of endpoints.values()) list.sort((left, right) => left.slot - right.slot || (left.instance < right.instance ? -1 : left.instance > right.instance ? 1 : 0));
+  const tenantOfAddress = new Map<string, string>();
+  for (const [address, tenant] of addressTenants) if (tenant !== null) tenantOfAddress.set(address, tenant);
+  return { apps, tenants, endpoints, tenantOfAddress };
+}
+
+/** The host of `host:port` or `[v6]:port`. */
+function hostOf(hostPort: string): string {
+  if (hostPort.startsWith('[')) return hostPort.slice(1, hostPort.indexOf(']'));
+  const colon = hostPort.lastIndexOf(':');
+  return colon < 0 ? hostPort : hostPort.slice(0, colon);
+}

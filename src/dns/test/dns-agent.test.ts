@@ -1,0 +1,140 @@
+// The DNS server of a real agent (in process), with real process apps,
+// asked over real UDP and TCP on loopback: app and SRV names, a process app
+// resolving through HIVEMIND_DNS, an exited instance leaving the answers
+// as soon as its status is applied, NXDOMAIN in the zone, forwarding with a
+// cache to an upstream resolver the test runs.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import dns2 from 'dns2';
+import { startAgent, type Agent } from '../../agent/agent.js';
+import { eventually, freePorts, killWorkloadsUnder } from '../../agent/test/harness.js';
+import { resolveConfig } from '../../node/config.js';
+
+const { Packet, UDPClient, TCPClient } = dns2;
+type DnsPacket = InstanceType<typeof Packet>;
+
+const directory = mkdtempSync(join(tmpdir(), 'hivemind-dns-'));
+let agent: Agent;
+let dnsPort = 0;
+let token = '';
+let upstreamQueries = 0;
+let upstream: ReturnType<typeof dns2.createUDPServer>;
+
+async function call(method: string, path: string, json?: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(`http://${agent.apiAddress}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: json === undefined ? undefined : JSON.stringify(json),
+    signal: AbortSignal.timeout(15_000),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+function ask(name: string, type: string, transport: 'udp' | 'tcp' = 'udp'): Promise<DnsPacket> {
+  const client = transport === 'udp' ? UDPClient({ dns: '127.0.0.1', port: dnsPort }) : TCPClient({ dns: '127.0.0.1', port: dnsPort });
+  return client(name, type) as Promise<DnsPacket>;
+}
+
+// web: a process app that waits for its stop file, then exits (and is not restarted);
+// probe: resolves web's SRV name through HIVEMIND_DNS until both instances are in it, and writes what it got.
+const APP = (stopDir: string, resultPath: string): string => `
+services:
+  web:
+    command: ["sh", "-c", "while [ ! -e ${stopDir}/stop-$$HIVEMIND_SLOT ]; do sleep 0.1; done; exit 3"]
+    ports: ["80"]
+    restart: "no"
+    deploy:
+      replicas: 2
+  probe:
+    command:
+      - node
+      - -e
+      - >-
+        const { Resolver } = require('node:dns').promises;
+        const resolver = new Resolver();
+        resolver.setServers([process.env.HIVEMIND_DNS]);
+        const attempt = () => resolver.resolveSrv('_80._tcp.web.default.hivemind').then(
+        (records) => records.length === 2 ? require('node:fs').writeFileSync('${resultPath}', JSON.stringify({ server: process.env.HIVEMIND_DNS, records })) : setTimeout(attempt, 100),
+        () => setTimeout(attempt, 100));
+        attempt();
+        setInterval(() => {}, 1000);
+    restart: "no"
+`;
+
+test.before(async () => {
+  upstream = dns2.createUDPServer((request, send) => {
+    upstreamQueries++;
+    const response = Packet.createResponseFromRequest(request);
+    const question = request.questions[0]!;
+    if (question.name === 'upstream.test') response.answers.push({ name: question.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 300, address: '192.0.2.7' } as never);
+    else response.header.rcode = 3;
+    send(response);
+  });
+  await upstream.listen(0, '127.0.0.1');
+  process.env.HIVEMIND_DNS_UPSTREAMS = `127.0.0.1:${(upstream.address() as { port: number }).port}`;
+  dnsPort = (await freePorts(1))[0]!;
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, dnsPort, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
+  const printed: string[] = [];
+  agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });
+  token = printed.find((line) => line.startsWith('join token: '))!.slice('join token: '.length);
+});
+
+test.after(async () => {
+  await agent?.stop();
+  killWorkloadsUnder(directory);
+  upstream?.close();
+  delete process.env.HIVEMIND_DNS_UPSTREAMS;
+  rmSync(directory, { recursive: true, force: true });
+});
+
+test('app names over UDP and TCP, SRV with host ports, a process app resolving through HIVEMIND_DNS, and an exited instance leaving the answers', async () => {
+  const stopDir = join(directory, 'stops');
+  const resultPath = join(directory, 'probe.json');
+  const deployed = await call('POST', '/v1/deploy', { fileName: 'dns.yaml', content: APP(stopDir, resultPath) });
+  assert.is(deployed.status, 200, JSON.stringify(deployed.body));
+  mkdirSync(stopDir, { recursive: true });
+  const running = await eventually('both web instances running with endpoints', async () => {
+    const instances = (await call('GET', '/v1/instances?tenant=default&app=web')).body.instances as { id: string; slot: number; status: { state: string; endpoint?: { address: string; ports: { port: number }[] } } }[];
+    return instances.length === 2 && instances.every((entry) => entry.status.state === 'running' && entry.status.endpoint !== undefined) ? instances : undefined;
+  });
+  for (const entry of running) assert.is(entry.status.endpoint?.address, '127.0.0.1', 'a process app is at its node address');
+
+  const a = await ask('web.default.hivemind', 'A');
+  assert.is(a.header.aa, 1);
+  assert.equal(a.answers.map((record) => record.address), ['127.0.0.1'], 'two process apps on one node share one address');
+  const srv = await ask('_80._tcp.web.default.hivemind', 'SRV', 'tcp');
+  assert.equal(srv.answers.map((record) => record.port).sort(), running.map((entry) => entry.status.endpoint!.ports[0]!.port).sort());
+  assert.equal(srv.answers.map((record) => record.target).sort(), running.map((entry) => `${entry.slot}-${entry.id.split('.').pop()}.web.default.hivemind`).sort());
+
+  const probe = await eventually('the probe app wrote what it resolved', () => (existsSync(resultPath) ? JSON.parse(readFileSync(resultPath, 'utf8')) : undefined));
+  assert.is(probe.server, `127.0.0.1:${dnsPort}`);
+  assert.is(probe.records?.length, 2, JSON.stringify(probe));
+
+  const victim = running.find((entry) => entry.slot === 1)!;
+  writeFileSync(join(stopDir, 'stop-1'), '');
+  await eventually('slot 1 exited', async () => (await call('GET', `/v1/instances?tenant=default&app=web`)).body.instances.some((entry: { id: string; status: { state: string } }) => entry.id === victim.id && entry.status.state === 'exited'));
+  // The replica that answered the API has applied the status: the DNS answer must already follow it.
+  const after = await ask('_80._tcp.web.default.hivemind', 'SRV');
+  assert.is(after.answers.length, 1);
+  assert.ok(!after.answers[0]?.target?.startsWith('1-'));
+  assert.is((await ask(`1-${victim.id.split('.').pop()}.web.default.hivemind`, 'A')).header.rcode, 3, 'its instance name is gone');
+});
+
+test('NXDOMAIN in the zone; other names are forwarded upstream and cached', async () => {
+  assert.is((await ask('nothing.default.hivemind', 'A')).header.rcode, 3);
+  assert.is((await ask('web.nobody.hivemind', 'A', 'tcp')).header.rcode, 3);
+  const before = upstreamQueries;
+  const first = await ask('upstream.test', 'A');
+  assert.equal(first.answers.map((record) => record.address), ['192.0.2.7']);
+  const second = await ask('UPSTREAM.test', 'A', 'tcp');
+  assert.equal(second.answers.map((record) => record.address), ['192.0.2.7']);
+  assert.ok(second.answers[0]!.ttl <= 300);
+  assert.is(upstreamQueries - before, 1, 'the second answer came from the cache');
+  assert.is((await ask('missing.test', 'A')).header.rcode, 3, 'the upstream NXDOMAIN passes through');
+});
+
+test.run();

@@ -1,0 +1,237 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import dns2 from 'dns2';
+import { directoryOf, type DiscoveryInput } from '../../discovery/endpoints.js';
+import type { App, Instance, InstanceState, NodeRecord } from '../../state/types.js';
+import { encodeZoneReply } from '../encode.js';
+import { ReplyCache } from '../reply-cache.js';
+import { DnsServer } from '../server.js';
+import { errorReply, parseQuery, patchReply, replyLayout, truncateReply, withoutOpt, RCODE, UDP_PAYLOAD_BYTES_CLASSIC } from '../wire.js';
+import { answerQuestion, inZone, QUERY_TYPE } from '../zone.js';
+
+const { Packet } = dns2;
+
+function node(id: string, host: string, status: NodeRecord['status'] = 'up'): NodeRecord {
+  return { id, addresses: { api: `${host}:7070`, peer: `${host}:7071`, gossip: `${host}:7072` }, labels: {}, resources: {}, status, role: 'voter', joinedIndex: 1, lastSeenAt: 0, updatedIndex: 1 };
+}
+
+function app(tenant: string, name: string): App {
+  return { tenant, name, version: 1, replicas: 2, versions: [], createdIndex: 1, updatedIndex: 1 } as unknown as App;
+}
+
+function instance(tenant: string, appName: string, slot: number, serial: number, options: { state?: InstanceState; address?: string; node?: string; desired?: 'running' | 'stopped'; port?: number } = {}): Instance {
+  const address = options.address;
+  return {
+    id: `${tenant}.${appName}.${slot}.${serial}`,
+    tenant,
+    app: appName,
+    version: 1,
+    slot,
+    node: options.node ?? 'n1',
+    desired: options.desired ?? 'running',
+    status: {
+      state: options.state ?? 'running',
+      reportedAt: 0,
+      updatedIndex: 1,
+      ...(address !== undefined ? { endpoint: { address, ports: [{ target: 80, port: options.port ?? 80, protocol: 'tcp' as const }] } } : {}),
+    },
+    createdIndex: 1,
+  };
+}
+
+/** acme/web: two serving containers, one unhealthy, one retired; acme/db: nothing serving; globex/api: one process app on n2. */
+function input(): DiscoveryInput {
+  return {
+    nodes: [node('n1', '192.168.1.1'), node('n2', '192.168.1.2'), node('n3', '192.168.1.3', 'down')],
+    apps: [app('acme', 'web'), app('acme', 'db'), app('globex', 'api')],
+    instances: [
+      instance('acme', 'web', 0, 3, { address: '10.88.0.3' }),
+      instance('acme', 'web', 1, 4, { address: '10.88.0.4', state: 'healthy' }),
+      instance('acme', 'web', 2, 5, { address: '10.88.0.5', state: 'unhealthy' }),
+      instance('acme', 'web', 0, 1, { address: '10.88.0.1', desired: 'stopped' }),
+      instance('acme', 'web', 3, 6, { address: '10.88.0.6', node: 'n3' }),
+      instance('acme', 'db', 0, 1, { state: 'starting' }),
+      instance('globex', 'api', 0, 1, { address: '192.168.1.2', node: 'n2', port: 31000 }),
+    ],
+  };
+}
+
+function addresses(answer: ReturnType<typeof answerQuestion>): string[] {
+  return answer.answers.map((record) => ('address' in record ? record.address : record.type));
+}
+
+test('an app name answers the addresses of its serving instances only', () => {
+  const directory = directoryOf(input());
+  const answer = answerQuestion(directory, { name: 'web.acme.hivemind', type: QUERY_TYPE.A });
+  assert.is(answer.rcode, 'NOERROR');
+  assert.equal(addresses(answer), ['10.88.0.3', '10.88.0.4'], 'not the unhealthy one, the retired one, nor the one on a down node');
+  assert.equal(answer.answers.map((record) => record.ttl), [1, 1]);
+  assert.equal(addresses(answerQuestion(directory, { name: 'WEB.Acme.hivemind.', type: QUERY_TYPE.A })), [], 'the server lowercases; the zone takes names as given');
+});
+
+test('names that exist without serving instances are NODATA; names that do not exist are NXDOMAIN', () => {
+  const directory = directoryOf(input());
+  const cases: [string, number, string, number][] = [
+    ['db.acme.hivemind', QUERY_TYPE.A, 'NOERROR', 0],
+    ['web.acme.hivemind', QUERY_TYPE.AAAA, 'NOERROR', 0],
+    ['web.acme.hivemind', 16, 'NOERROR', 0],
+    ['acme.hivemind', QUERY_TYPE.A, 'NOERROR', 0],
+    ['hivemind', QUERY_TYPE.SOA, 'NOERROR', 1],
+    ['nope.acme.hivemind', QUERY_TYPE.A, 'NXDOMAIN', 0],
+    ['web.nope.hivemind', QUERY_TYPE.A, 'NXDOMAIN', 0],
+    ['nope.hivemind', QUERY_TYPE.A, 'NXDOMAIN', 0],
+    ['2.web.acme.hivemind', QUERY_TYPE.A, 'NXDOMAIN', 0],
+    ['a.b.c.web.acme.hivemind', QUERY_TYPE.A, 'NXDOMAIN', 0],
+  ];
+  for (const [name, type, rcode, answers] of cases) {
+    const answer = answerQuestion(directory, { name, type });
+    assert.is(answer.rcode, rcode, name);
+    assert.is(answer.answers.length, answers, name);
+    if (answers === 0) assert.is(answer.authorities[0]?.type, 'SOA', `${name}: a negative answer carries the SOA`);
+  }
+});
+
+test('slot and instance names, and SRV with ports and the targets addresses', () => {
+  const directory = directoryOf(input());
+  assert.equal(addresses(answerQuestion(directory, { name: '1.web.acme.hivemind', type: QUERY_TYPE.A })), ['10.88.0.4']);
+  assert.equal(addresses(answerQuestion(directory, { name: '0-3.web.acme.hivemind', type: QUERY_TYPE.A })), ['10.88.0.3']);
+  assert.is(answerQuestion(directory, { name: '0-1.web.acme.hivemind', type: QUERY_TYPE.A }).rcode, 'NXDOMAIN', 'a retired instance has no name');
+  const srv = answerQuestion(directory, { name: '_80._tcp.api.globex.hivemind', type: QUERY_TYPE.SRV });
+  assert.equal(srv.answers, [{ name: '_80._tcp.api.globex.hivemind', type: 'SRV', ttl: 1, priority: 0, weight: 10, port: 31000, target: '0-1.api.globex.hivemind' }]);
+  assert.equal(srv.additionals, [{ name: '0-1.api.globex.hivemind', type: 'A', ttl: 1, address: '192.168.1.2' }]);
+  assert.is(answerQuestion(directory, { name: '_81._tcp.api.globex.hivemind', type: QUERY_TYPE.SRV }).answers.length, 0);
+  assert.is(answerQuestion(directory, { name: '_80._udp.api.globex.hivemind', type: QUERY_TYPE.SRV }).answers.length, 0);
+  assert.is(answerQuestion(directory, { name: '_x._tcp.api.globex.hivemind', type: QUERY_TYPE.SRV }).rcode, 'NXDOMAIN');
+});
+
+test('a querier known as a tenant instance sees its own tenant only; process apps cannot be told apart by address', () => {
+  const directory = directoryOf(input());
+  assert.is(directory.tenantOfAddress.get('10.88.0.3'), 'acme');
+  assert.is(directory.tenantOfAddress.get('192.168.1.2'), undefined, 'a node address belongs to no tenant');
+  assert.is(answerQuestion(directory, { name: 'api.globex.hivemind', type: QUERY_TYPE.A }, 'acme').rcode, 'NXDOMAIN');
+  assert.is(answerQuestion(directory, { name: 'globex.hivemind', type: QUERY_TYPE.A }, 'acme').rcode, 'NXDOMAIN');
+  assert.equal(addresses(answerQuestion(directory, { name: 'web.acme.hivemind', type: QUERY_TYPE.A }, 'acme')), ['10.88.0.3', '10.88.0.4']);
+  assert.equal(addresses(answerQuestion(directory, { name: 'api.globex.hivemind', type: QUERY_TYPE.A })), ['192.168.1.2'], 'an unknown querier sees every tenant');
+});
+
+test('an address shared by two tenants belongs to neither', () => {
+  const shared = input();
+  const directory = directoryOf({ ...shared, instances: [...shared.instances, instance('globex', 'api', 1, 2, { address: '10.88.0.3' })] });
+  assert.is(directory.tenantOfAddress.get('10.88.0.3'), undefined);
+});
+
+test('inZone', () => {
+  for (const name of ['hivemind', 'web.acme.hivemind', 'web.acme.hivemind.']) assert.ok(inZone(name), name);
+  for (const name of ['', 'example.com', 'nothivemind', 'hivemind.com']) assert.not.ok(inZone(name), name);
+});
+
+function queryBytes(name: string, type: number, options: { edns?: boolean; id?: number } = {}): Buffer {
+  const packet = new Packet();
+  packet.header = new Packet.Header({ id: options.id ?? 4242, rd: 1 });
+  packet.questions = [new Packet.Question(name, type, Packet.CLASS.IN)];
+  if (options.edns) packet.additionals = [(Packet.Resource.EDNS as unknown as (rdata: object[], opts: object) => InstanceType<typeof Packet.Resource>)([], { udpPayloadSize: 4096 })];
+  return packet.toBuffer();
+}
+
+test('wire: a query is read with its name lowercased, its EDNS offer, and malformed ones are refused', () => {
+  const parsed = parseQuery(queryBytes('Web.ACME.hivemind', QUERY_TYPE.A, { edns: true }));
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  assert.is(parsed.query.name, 'web.acme.hivemind');
+  assert.is(parsed.query.type, 1);
+  assert.is(parsed.query.id, 4242);
+  assert.ok(parsed.query.recursionDesired);
+  assert.equal(parsed.query.edns, { payloadBytes: 4096, dnssecOk: false });
+  assert.equal(parseQuery(Buffer.alloc(5)), { ok: false, drop: true });
+  const cut = queryBytes('web.acme.hivemind', 1).subarray(0, 20);
+  const refused = parseQuery(cut);
+  assert.ok(!refused.ok && !refused.drop && refused.rcode === RCODE.FORMERR);
+  const reply = errorReply(cut, { id: 4242, questionEnd: 12, rcode: RCODE.FORMERR });
+  assert.is(Packet.parse(reply).header.rcode, RCODE.FORMERR);
+});
+
+test('wire: a zone reply is patched with the query id, RD and letter case; too large for UDP, it is truncated', () => {
+  const directory = directoryOf(input());
+  const asked = queryBytes('wEb.AcMe.HiveMind', QUERY_TYPE.A, { id: 7 });
+  const parsed = parseQuery(asked);
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const template = encodeZoneReply(parsed.query, answerQuestion(directory, parsed.query));
+  const reply = Packet.parse(patchReply(template, asked, parsed.query));
+  assert.is(reply.header.id, 7);
+  assert.is(reply.header.aa, 1);
+  assert.is(reply.header.rd, 1);
+  assert.is(reply.questions[0]?.name, 'wEb.AcMe.HiveMind');
+  assert.equal(reply.answers.map((record) => record.address), ['10.88.0.3', '10.88.0.4']);
+  const truncated = truncateReply(patchReply(template, asked, parsed.query), parsed.query);
+  const read = Packet.parse(truncated);
+  assert.is(read.header.tc, 1);
+  assert.is(read.answers.length, 0);
+  assert.is(read.questions[0]?.name, 'wEb.AcMe.HiveMind');
+});
+
+test('server (no sockets): many instances overflow 512 bytes over UDP but not TCP; EDNS raises the limit', () => {
+  const base = input();
+  const many = Array.from({ length: 60 }, (_, slot) => instance('acme', 'web', slot, 100 + slot, { address: `10.88.1.${slot + 1}` }));
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, upstreams: [], read: () => ({ ...base, instances: many }), log: () => {} });
+  const classic = server.reply(queryBytes('web.acme.hivemind', QUERY_TYPE.A), '127.0.0.1', 'udp') as Buffer;
+  assert.ok(classic.length <= UDP_PAYLOAD_BYTES_CLASSIC);
+  assert.is(Packet.parse(classic).header.tc, 1);
+  const overTcp = server.reply(queryBytes('web.acme.hivemind', QUERY_TYPE.A), '127.0.0.1', 'tcp') as Buffer;
+  assert.is(Packet.parse(overTcp).answers.length, 60);
+  const withEdns = Packet.parse(server.reply(queryBytes('web.acme.hivemind', QUERY_TYPE.A, { edns: true }), '127.0.0.1', 'udp') as Buffer);
+  assert.is(withEdns.header.tc, 0);
+  assert.is(withEdns.answers.length, 60);
+  assert.ok(withEdns.additionals.some((record) => record.type === Packet.TYPE.EDNS), 'EDNS in, EDNS out');
+  assert.is(server.counts.truncated, 1);
+});
+
+test('server (no sockets): answers follow invalidate(), and a tenant querier is recognised by its source address', () => {
+  let instances = input().instances;
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, upstreams: [], read: () => ({ ...input(), instances }), log: () => {} });
+  const ask = (name: string, source: string): InstanceType<typeof Packet> => Packet.parse(server.reply(queryBytes(name, QUERY_TYPE.A), source, 'udp') as Buffer);
+  assert.equal(ask('web.acme.hivemind', '127.0.0.1').answers.map((record) => record.address), ['10.88.0.3', '10.88.0.4']);
+  instances = instances.map((entry) => (entry.id === 'acme.web.0.3' ? { ...entry, status: { ...entry.status, state: 'exited' } } : entry));
+  assert.is(ask('web.acme.hivemind', '127.0.0.1').answers.length, 2, 'kept until the state says it changed');
+  server.invalidate();
+  assert.equal(ask('web.acme.hivemind', '127.0.0.1').answers.map((record) => record.address), ['10.88.0.4']);
+  assert.is(ask('api.globex.hivemind', '10.88.0.4').header.rcode, RCODE.NXDOMAIN, 'acme asks for globex');
+  assert.is(ask('api.globex.hivemind', '::ffff:10.88.0.4').header.rcode, RCODE.NXDOMAIN);
+  assert.is(ask('api.globex.hivemind', '127.0.0.1').answers.length, 1);
+});
+
+test('reply cache: kept for the smallest TTL, served with the remaining TTL, negative replies for the SOA minimum', () => {
+  const packet = new Packet();
+  packet.header = new Packet.Header({ id: 1, qr: 1, rd: 1, ra: 1 });
+  packet.questions = [new Packet.Question('example.com', 1, 1)];
+  packet.answers = [new Packet.Resource({ name: 'example.com', type: 1, class: 1, ttl: 30, address: '93.184.216.34' }), new Packet.Resource({ name: 'example.com', type: 1, class: 1, ttl: 60, address: '93.184.216.35' })];
+  const cache = new ReplyCache(2);
+  assert.ok(cache.put('k', packet.toBuffer(), 1000));
+  const later = Packet.parse(cache.get('k', 11_000)!);
+  assert.equal(later.answers.map((record) => record.ttl), [20, 20]);
+  assert.is(cache.get('k', 31_000), undefined, 'expired');
+  const negative = new Packet();
+  negative.header = new Packet.Header({ id: 1, qr: 1, rcode: RCODE.NXDOMAIN });
+  negative.questions = [new Packet.Question('nope.example.com', 1, 1)];
+  negative.authorities = [new Packet.Resource({ name: 'example.com', type: 6, class: 1, ttl: 900, primary: 'ns.example.com', admin: 'h.example.com', serial: 1, refresh: 1, retry: 1, expiration: 1, minimum: 5 })];
+  const negativeBytes = negative.toBuffer();
+  assert.is(replyLayout(negativeBytes)?.soaMinimumSeconds, 5);
+  assert.ok(cache.put('n', negativeBytes, 0));
+  assert.ok(cache.get('n', 4000) !== undefined);
+  assert.is(cache.get('n', 5000), undefined);
+  const failure = new Packet();
+  failure.header = new Packet.Header({ id: 1, qr: 1, rcode: RCODE.SERVFAIL });
+  assert.not.ok(cache.put('f', failure.toBuffer(), 0), 'SERVFAIL is not kept');
+});
+
+test('withoutOpt drops a trailing OPT record', () => {
+  const parsed = parseQuery(queryBytes('web.acme.hivemind', 1, { edns: true }));
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const reply = encodeZoneReply(parsed.query, answerQuestion(directoryOf(input()), parsed.query));
+  const stripped = Packet.parse(withoutOpt(reply));
+  assert.is(stripped.additionals.length, 0);
+  assert.is(stripped.answers.length, 2);
+});
+
+test.run();
