@@ -40,6 +40,8 @@ export interface JoinResponseWire {
   peers: Record<string, string>;
   leader_id: string;
   already_member: boolean;
+  /** See proto/cluster.proto; 0 from a member that does not send it. */
+  joined_index: number;
 }
 
 /** A refusal: the gRPC status and the message the joiner shows. */

@@ -130,6 +130,7 @@ export class JoinService {
       peers: context.peerMap(),
       leader_id: context.name,
       already_member: alreadyMember,
+      joined_index: context.machine.node(claim.nodeId)?.joinedIndex ?? 0,
     };
     return { ok: true, response };
   }
@@ -192,6 +193,8 @@ export interface Joined {
   peers: Record<string, string>;
   leader: string;
   alreadyMember: boolean;
+  /** The record's `joinedIndex` once registered (the membership this join began or refreshed); 0 when the leader did not say. */
+  joinedIndex: number;
 }
 
 /** A fresh claim for one Join call. */
@@ -209,7 +212,7 @@ export async function sendJoin(
   if (!result.ok) return result;
   const clusterKey = openClusterKeyFromJoin(options.token, claim, { ciphertext: new Uint8Array(result.response.cluster_key_sealed), nonce: new Uint8Array(result.response.cluster_key_nonce) });
   if (clusterKey === undefined) return { ok: false, status: grpc.status.PERMISSION_DENIED, message: 'the cluster key in the answer does not open with the join token' };
-  return { ok: true, joined: { clusterKey, peers: { ...result.response.peers }, leader: result.response.leader_id, alreadyMember: result.response.already_member } };
+  return { ok: true, joined: { clusterKey, peers: { ...result.response.peers }, leader: result.response.leader_id, alreadyMember: result.response.already_member, joinedIndex: Number(result.response.joined_index ?? 0) } };
 }
 
 /**

@@ -399,7 +399,7 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
   'node.status': object<CommandOf<'node.status'>>({ type: oneOf(['node.status']), id: identifier, status: oneOf(['up', 'suspect', 'down', 'left']) }),
   'node.role': object<CommandOf<'node.role'>>({ type: oneOf(['node.role']), id: identifier, role: oneOf(['voter', 'learner', 'none']) }),
   'node.heartbeat': object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
-  'node.remove': object<CommandOf<'node.remove'>>({ type: oneOf(['node.remove']), id: identifier }),
+  'node.remove': object<CommandOf<'node.remove'>>({ type: oneOf(['node.remove']), id: identifier, joinedIndex: optional(count) }),
   'policy.put': object<CommandOf<'policy.put'>>({
     type: oneOf(['policy.put']),
     tenant: name,

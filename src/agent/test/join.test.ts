@@ -116,6 +116,8 @@ test('a valid Join registers the node, adds it as a learner, and is idempotent',
   assert.ok(agent.raftStatus().config.learners.includes('joiner'));
   const again = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000 });
   assert.ok(again.ok && again.joined.alreadyMember);
+  assert.ok(first.joined.joinedIndex > 0, 'the answer says which membership the join began');
+  assert.is(again.ok && again.joined.joinedIndex, first.joined.joinedIndex, 'joining again as a member keeps it');
   assert.equal(again.ok && again.joined.clusterKey, first.joined.clusterKey);
 });
 
