@@ -9,10 +9,10 @@
  * 1 not linearizable, 2 unreadable or invalid input (or bad arguments),
  * 3 unknown.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatCheckResult } from './check-report.js';
-import { parseHistory } from './history.js';
+import type { ParseResult } from './history.js';
+import { readHistoryFile } from './history-file.js';
 import { checkLinearizability, defaultStepsMaxPerKey } from './linearizability.js';
 
 const exitCodes = { linearizable: 0, 'not linearizable': 1, invalidInput: 2, unknown: 3 } as const;
@@ -35,13 +35,12 @@ function main(): void {
   if (file === undefined || positionals.length > 1) usageError('expected exactly one history file');
   const stepsMaxPerKey = Number(values['steps-max'] ?? defaultStepsMaxPerKey);
   if (!Number.isSafeInteger(stepsMaxPerKey) || stepsMaxPerKey <= 0) usageError('--steps-max takes a positive whole number');
-  let text: string;
+  let history: ParseResult;
   try {
-    text = readFileSync(file, 'utf8');
+    history = readHistoryFile(file);
   } catch (error) {
     usageError(`cannot read history "${file}": ${(error as Error).message}`);
   }
-  const history = parseHistory(text);
   if (!history.ok) usageError(`invalid history "${file}": ${history.error.message}; fix or remove that line`);
   const started = performance.now();
   const result = checkLinearizability(history.history.operations, { stepsMaxPerKey });

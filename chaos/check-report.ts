@@ -18,7 +18,8 @@ export function formatCheckResult(result: CheckResult): string {
   lines.push(`${result.keys.length} key(s), ${operationCount} operation(s) searched`);
   for (const key of result.keys) {
     if (key.verdict === 'linearizable') continue;
-    lines.push('', ...formatKey(key));
+    lines.push('');
+    for (const line of formatKey(key)) lines.push(line);
   }
   return lines.join('\n');
 }

@@ -109,12 +109,27 @@ export function quantile(values: readonly number[], fraction: number): number {
  * `ok`, given the times (any order) at which operations completed ok.
  */
 export function longestGapMs(okTimes: readonly number[], startMs: number, endMs: number): number {
-  const inside = okTimes.filter((time) => time > startMs && time < endMs).sort((a, b) => a - b);
+  return longestGapInSortedMs([...okTimes].sort((a, b) => a - b), startMs, endMs);
+}
+
+/**
+ * `longestGapMs` over times sorted ascending: a binary search to the window,
+ * then only the times inside it, so a run's many faults each cost their own
+ * window, not the whole history.
+ */
+export function longestGapInSortedMs(sortedOkTimes: readonly number[], startMs: number, endMs: number): number {
+  let low = 0;
+  let high = sortedOkTimes.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sortedOkTimes[middle]! <= startMs) low = middle + 1;
+    else high = middle;
+  }
   let previous = startMs;
   let longest = 0;
-  for (const time of [...inside, endMs]) {
-    longest = Math.max(longest, time - previous);
-    previous = time;
+  for (let position = low; position < sortedOkTimes.length && sortedOkTimes[position]! < endMs; position++) {
+    longest = Math.max(longest, sortedOkTimes[position]! - previous);
+    previous = sortedOkTimes[position]!;
   }
-  return longest;
+  return Math.max(longest, endMs - previous);
 }

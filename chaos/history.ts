@@ -87,16 +87,24 @@ interface Pending {
  * validated; the first problem is returned with its line number.
  */
 export function parseHistory(text: string): ParseResult {
-  const lines = text.split('\n');
+  return parseHistoryLines(text.split('\n'));
+}
+
+/**
+ * `parseHistory` over lines given one at a time (without their "\n"), so a
+ * long history is read from its file without holding its text.
+ */
+export function parseHistoryLines(lines: Iterable<string>): ParseResult {
   const pendingByProcess = new Map<number, Pending>();
   const operations: Operation[] = [];
   let invocationCount = 0;
   let failedCount = 0;
   let unknownCount = 0;
-  for (let index = 0; index < lines.length; index++) {
-    const source = (lines[index] ?? '').trim();
+  let lineNumber = 0;
+  for (const line of lines) {
+    lineNumber++;
+    const source = line.trim();
     if (source === '') continue;
-    const lineNumber = index + 1;
     const parsed = parseEvent(source, lineNumber);
     if (parsed instanceof HistoryError) return { ok: false, error: parsed };
     const event = parsed;

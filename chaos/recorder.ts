@@ -24,10 +24,35 @@ export interface HistoryEvent {
   readonly node?: string;
 }
 
-/** Collects events in memory and appends them to `path` in batches. */
+/** How a recorder keeps what it records besides the file. */
+export interface RecorderOptions {
+  /**
+   * Keep every event in `events` (default true). A register history of a
+   * long run is too large to hold: leave it off and read the file back, or
+   * take each event through `onEvent`.
+   */
+  readonly keepEvents?: boolean;
+  /** Called with every event as it is recorded, in order. */
+  readonly onEvent?: (event: HistoryEvent) => void;
+}
+
+/** Completions by type, and invocations. */
+export interface EventCounts {
+  invoked: number;
+  ok: number;
+  fail: number;
+  info: number;
+}
+
+/** Appends events to `path` in batches; counts them, and keeps them in memory unless told not to. */
 export class HistoryRecorder {
+  /** Every event so far; stays empty with `keepEvents: false`. */
   readonly events: HistoryEvent[] = [];
+  /** Events so far by type: a running count, whatever `keepEvents` says. */
+  readonly counts: EventCounts = { invoked: 0, ok: 0, fail: 0, info: 0 };
   private unwritten: string[] = [];
+  private readonly keepEvents: boolean;
+  private readonly onEvent: ((event: HistoryEvent) => void) | undefined;
   /**
    * `startedAt` (a `performance.now()` reading) is the clock's zero; recorders
    * of one run share it so their times compare.
@@ -35,7 +60,10 @@ export class HistoryRecorder {
   constructor(
     private readonly path: string,
     private readonly startedAt: number = performance.now(),
+    options: RecorderOptions = {},
   ) {
+    this.keepEvents = options.keepEvents ?? true;
+    this.onEvent = options.onEvent;
     writeFileSync(path, '');
   }
 
@@ -47,7 +75,10 @@ export class HistoryRecorder {
   /** Records an event stamped now and returns it. */
   record(event: Omit<HistoryEvent, 'time'>): HistoryEvent {
     const stamped: HistoryEvent = { ...event, time: this.now() };
-    this.events.push(stamped);
+    if (this.keepEvents) this.events.push(stamped);
+    if (stamped.type === 'invoke') this.counts.invoked++;
+    else this.counts[stamped.type]++;
+    this.onEvent?.(stamped);
     this.unwritten.push(JSON.stringify(stamped));
     if (this.unwritten.length >= 200) this.flush();
     return stamped;

@@ -1,13 +1,19 @@
 /**
  * The HTML report of a run: one self-contained file (no scripts, no external
  * resources) with the summary, and a timeline as inline SVG: one lane per
- * client process, each operation a bar from its call to its completion
- * (green ok, red fail, amber info: unknown outcome), and every fault as a
- * shaded band with its number. Hovering a bar or band shows what it was.
- * Pure: summary and events in, text out.
+ * client process, and every fault as a shaded band with its number. A run of
+ * at most BARS_MAX operations shows each operation as a bar from its call to
+ * its completion (green ok, red fail, amber info: unknown outcome); a longer
+ * one shows, per lane, columns of at most COLUMNS_MAX time buckets: green
+ * where operations went ok, with a red mark where any failed and an amber
+ * (grey) one where any had an unknown outcome (no completion), so that none
+ * of those is lost from sight. Hovering shows what each was. The report's
+ * size is bounded whatever the run's length (lanes × columns, or BARS_MAX
+ * bars, plus one band per fault).
+ * Pure: summary and timeline in, text out.
  */
-import type { HistoryEvent } from './recorder.js';
 import { formatSummary, type RunSummary } from './summary.js';
+import { BARS_MAX, OVERFLOW_PROCESS, type BucketCounts, type Lane, type TimelineView } from './timeline.js';
 
 const LANE_HEIGHT = 9;
 const LANE_GAP = 2;
@@ -15,51 +21,21 @@ const LEFT = 110;
 const TOP = 40;
 const WIDTH = 1500;
 const colors = { ok: '#2e9d4f', fail: '#d64541', info: '#f0a830', open: '#999999' } as const;
+/** Columns of a long run's timeline, at most. */
+export const COLUMNS_MAX = 500;
 const faultColors: Record<string, string> = { partition: '#5b8def', kill: '#c0392b', pause: '#8e44ad', loss: '#16a085', membership: '#d35400' };
 
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-interface Bar {
-  readonly process: number;
-  readonly f: string;
-  readonly key: string;
-  readonly value: unknown;
-  readonly node: string | undefined;
-  readonly start: number;
-  readonly end: number;
-  readonly type: 'ok' | 'fail' | 'info' | 'open';
-  readonly error: string | undefined;
-}
-
-function bars(events: readonly HistoryEvent[], endMs: number): Bar[] {
-  const open = new Map<number, HistoryEvent>();
-  const result: Bar[] = [];
-  for (const event of events) {
-    if (event.type === 'invoke') {
-      open.set(event.process, event);
-      continue;
-    }
-    const invoke = open.get(event.process);
-    if (invoke === undefined) continue;
-    open.delete(event.process);
-    result.push({ process: event.process, f: event.f, key: event.key, value: event.value, node: invoke.node, start: invoke.time, end: event.time, type: event.type, error: event.error });
-  }
-  for (const invoke of open.values()) {
-    result.push({ process: invoke.process, f: invoke.f, key: invoke.key, value: invoke.value, node: invoke.node, start: invoke.time, end: endMs, type: 'open', error: 'no completion' });
-  }
-  return result;
-}
-
 /** The report as one HTML document. */
-export function renderReport(summary: RunSummary, events: readonly HistoryEvent[]): string {
-  const endMs = Math.max(1, ...events.map((event) => event.time));
-  const all = bars(events, endMs);
-  const processes = [...new Set(all.map((bar) => bar.process))].sort((a, b) => a - b);
+export function renderReport(summary: RunSummary, timeline: TimelineView): string {
+  const { endMs } = timeline;
+  const processes = timeline.lanes.map((entry) => entry.process);
   const lane = new Map(processes.map((process, position) => [process, position]));
   const nodeOf = new Map<number, string>();
-  for (const bar of all) if (bar.node !== undefined && !nodeOf.has(bar.process)) nodeOf.set(bar.process, bar.node);
+  for (const entry of timeline.lanes) if (entry.node !== undefined) nodeOf.set(entry.process, entry.node);
   const plotWidth = WIDTH - LEFT - 20;
   const x = (ms: number) => LEFT + (ms / endMs) * plotWidth;
   const height = TOP + processes.length * (LANE_HEIGHT + LANE_GAP) + 30;
@@ -78,10 +54,13 @@ export function renderReport(summary: RunSummary, events: readonly HistoryEvent[
   parts.push(`<text x="${(heal + 3).toFixed(1)}" y="${TOP - 22}">heal</text>`);
   for (const process of processes) {
     const y = TOP + lane.get(process)! * (LANE_HEIGHT + LANE_GAP);
-    const label = process >= 10_000 ? `final ${nodeOf.get(process) ?? ''}` : `p${process} ${nodeOf.get(process) ?? ''}`;
+    const label = process === OVERFLOW_PROCESS ? 'other processes' : process >= 10_000 ? `final ${nodeOf.get(process) ?? ''}` : `p${process} ${nodeOf.get(process) ?? ''}`;
     parts.push(`<text x="4" y="${y + LANE_HEIGHT - 1}">${escape(label)}</text>`);
   }
-  for (const bar of all) {
+  if (timeline.bars === undefined) {
+    for (const entry of timeline.lanes) drawColumns(parts, { lane: entry, y: TOP + lane.get(entry.process)! * (LANE_HEIGHT + LANE_GAP), x, timeline });
+  }
+  for (const bar of timeline.bars ?? []) {
     const y = TOP + lane.get(bar.process)! * (LANE_HEIGHT + LANE_GAP);
     const start = x(bar.start);
     const width = Math.max(1, x(bar.end) - start);
@@ -110,6 +89,7 @@ export function renderReport(summary: RunSummary, events: readonly HistoryEvent[
     ...Object.entries(faultColors).map(([name, color]) => `<span><i style="background:${color};opacity:0.5"></i>${name}</span>`),
     '</p>',
     '<p>One lane per client process (named with the node it talks to); the lanes at the bottom are the final reads after recovery. Hover a bar or a fault band for details.</p>',
+    `<p>${escape(describeTimeline(timeline))}</p>`,
     `<div class="timeline">${parts.join('\n')}</div>`,
     '<h2>Summary</h2>',
     `<pre>${escape(formatSummary(summary))}</pre>`,
@@ -117,4 +97,50 @@ export function renderReport(summary: RunSummary, events: readonly HistoryEvent[
     '</body></html>',
     '',
   ].join('\n');
+}
+
+/** The line under the legend: what the timeline shows, and how much. */
+function describeTimeline(timeline: TimelineView): string {
+  const { totals } = timeline;
+  const counted = `${totals.ok + totals.fail + totals.info + totals.open} operations (ok ${totals.ok}, fail ${totals.fail}, info ${totals.info}, no completion ${totals.open})`;
+  if (timeline.bars !== undefined) return `${counted}, one bar each.`;
+  const columnMs = columnWidthMs(timeline);
+  return `${counted}: more than ${BARS_MAX}, so each lane shows columns of ${(columnMs / 1000).toFixed(columnMs < 1000 ? 2 : 0)} s by call time: green where operations went ok, a red mark (top half) where any failed, an amber mark (bottom half) where any had an unknown outcome, grey where any had no completion.`;
+}
+
+/** A long run's column width: a whole number of buckets, at most COLUMNS_MAX columns. */
+function columnWidthMs(timeline: TimelineView): number {
+  const buckets = Math.ceil(timeline.endMs / timeline.bucketMs);
+  return timeline.bucketMs * Math.max(1, Math.ceil(buckets / COLUMNS_MAX));
+}
+
+/** One lane of a long run: a column per non-empty stretch of buckets, marked by its worst outcomes. */
+function drawColumns(parts: string[], options: { lane: Lane; y: number; x: (ms: number) => number; timeline: TimelineView }): void {
+  const { lane, y, x, timeline } = options;
+  const columnMs = columnWidthMs(timeline);
+  const perColumn = columnMs / timeline.bucketMs;
+  const columns = new Map<number, BucketCounts>();
+  lane.buckets.forEach((counts, index) => {
+    if (counts === undefined) return;
+    const column = Math.floor(index / perColumn);
+    const total = columns.get(column) ?? { ok: 0, fail: 0, info: 0, open: 0 };
+    total.ok += counts.ok;
+    total.fail += counts.fail;
+    total.info += counts.info;
+    total.open += counts.open;
+    columns.set(column, total);
+  });
+  const name = lane.process >= 10_000 ? `final ${lane.node ?? ''}` : `p${lane.process} ${lane.node ?? ''}`;
+  for (const [column, counts] of columns) {
+    const startMs = column * columnMs;
+    const start = x(startMs);
+    const width = Math.max(1, x(Math.min(timeline.endMs, startMs + columnMs)) - start).toFixed(1);
+    const title = `${name}, ${(startMs / 1000).toFixed(1)} s to ${((startMs + columnMs) / 1000).toFixed(1)} s: ok ${counts.ok}, fail ${counts.fail}, info ${counts.info}, no completion ${counts.open}`;
+    const half = LANE_HEIGHT / 2;
+    const shapes: string[] = [];
+    if (counts.ok > 0) shapes.push(`<rect x="${start.toFixed(1)}" y="${y}" width="${width}" height="${LANE_HEIGHT}" fill="${colors.ok}"/>`);
+    if (counts.fail > 0) shapes.push(`<rect x="${start.toFixed(1)}" y="${y}" width="${width}" height="${half}" fill="${colors.fail}"/>`);
+    if (counts.info + counts.open > 0) shapes.push(`<rect x="${start.toFixed(1)}" y="${y + half}" width="${width}" height="${half}" fill="${counts.info > 0 ? colors.info : colors.open}"/>`);
+    parts.push(`<g><title>${escape(title)}</title>${shapes.join('')}</g>`);
+  }
 }

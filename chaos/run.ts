@@ -6,17 +6,18 @@
  * hosts before it returns or throws.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatCheckResult } from './check-report.js';
-import { parseHistory } from './history.js';
+import { readHistoryFile } from './history-file.js';
 import { ApiClient } from './http.js';
 import { findLeader, NemesisRunner } from './nemesis.js';
 import { missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from './network.js';
 import { ChaosNode } from './nodes.js';
-import { HistoryRecorder, type HistoryEvent } from './recorder.js';
+import { HistoryRecorder, type EventCounts, type HistoryEvent } from './recorder.js';
 import { renderReport } from './report-html.js';
+import { TimelineBuilder } from './timeline.js';
 import { planSchedule, type NemesisSelection } from './schedule.js';
 import { formatSummary, summarize, type DeploySummary, type RecoveryResult, type RunSummary } from './summary.js';
 import { awaitConvergence, DeployWorkload } from './workload-deploy.js';
@@ -126,7 +127,9 @@ async function awaitRecovery(nodes: readonly ChaosNode[], client: ApiClient, key
     }),
   );
   const times = Object.values(byNode);
-  return { boundMs, byNode, ms: times.some((time) => time === null) ? null : Math.max(0, ...(times as number[])) };
+  let slowestMs = 0;
+  for (const time of times) if (time !== null && time > slowestMs) slowestMs = time;
+  return { boundMs, byNode, ms: times.some((time) => time === null) ? null : slowestMs };
 }
 
 /** Runs a chaos run and returns its summary; files are in `options.outDirectory`. */
@@ -171,9 +174,14 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
   const { log } = options;
   const historyPath = join(options.outDirectory, 'history.jsonl');
   const startedAt = performance.now();
-  const recorder = new HistoryRecorder(historyPath, startedAt);
+  // The register history is not kept in memory (a long run's is millions of events): the timeline takes each event, the checker reads the file back.
+  const timeline = new TimelineBuilder();
+  const recorder = new HistoryRecorder(historyPath, startedAt, { keepEvents: false, onEvent: (event) => timeline.add(event) });
   // App operations have their own file: history.jsonl stays a register history that `chaos:check` reads.
-  const deployRecorder = options.workloads.deploy ? new HistoryRecorder(join(options.outDirectory, 'deploy-history.jsonl'), startedAt) : undefined;
+  // Their events stay in memory for the convergence check (a few per second at most).
+  const deployRecorder = options.workloads.deploy
+    ? new HistoryRecorder(join(options.outDirectory, 'deploy-history.jsonl'), startedAt, { onEvent: (event) => timeline.add(event) })
+    : undefined;
   const keys = Array.from({ length: options.keyCount }, (_, index) => `chaos/k${index}`);
   const targets: WorkloadTarget[] = nodes.map((node) => ({ name: () => node.name, origin: node.origin }));
   const workload = options.workloads.register
@@ -195,7 +203,7 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
   const progress = setInterval(() => {
     recorder.flush();
     deployRecorder?.flush();
-    const ok = [...recorder.events, ...(deployRecorder?.events ?? [])].filter((event) => event.type === 'ok').length;
+    const ok = recorder.counts.ok + (deployRecorder?.counts.ok ?? 0);
     log(`${(recorder.now() / 1000).toFixed(0)} s: ${ok} ok operations`);
   }, 10_000);
   try {
@@ -233,6 +241,9 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
     }
     deploy = { operations, convergence };
   }
+  // The workloads' operations, before the final reads are recorded.
+  const counts: EventCounts = { ...recorder.counts };
+  for (const type of ['invoked', 'ok', 'fail', 'info'] as const) counts[type] += deployRecorder?.counts[type] ?? 0;
   const finalProcesses = new Set<number>();
   for (const node of options.workloads.register ? nodes : []) {
     const process = FINAL_PROCESS_BASE + node.host.index;
@@ -246,14 +257,8 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
     }
   }
   recorder.flush();
-  const parsed = parseHistory(readFileSync(historyPath, 'utf8'));
+  const parsed = readHistoryFile(historyPath);
   if (!parsed.ok) throw new Error(`the recorded history is invalid (a harness bug): ${parsed.error.message}`);
-  const counts = { invoked: 0, ok: 0, fail: 0, info: 0 };
-  for (const event of [...recorder.events, ...(deployRecorder?.events ?? [])]) {
-    if (finalProcesses.has(event.process)) continue;
-    if (event.type === 'invoke') counts.invoked++;
-    else counts[event.type]++;
-  }
   const summary = summarize({
     seed: options.seed,
     command: options.command,
@@ -276,8 +281,7 @@ async function exercise(options: RunOptions, network: TestNetwork, nodes: ChaosN
   });
   writeFileSync(join(options.outDirectory, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   writeFileSync(join(options.outDirectory, 'summary.txt'), formatSummary(summary) + '\n');
-  const events = [...recorder.events, ...(deployRecorder?.events ?? [])].sort((a, b) => a.time - b.time);
-  writeFileSync(join(options.outDirectory, 'report.html'), renderReport(summary, events));
+  writeFileSync(join(options.outDirectory, 'report.html'), renderReport(summary, timeline.view()));
   return summary;
 }
 

@@ -2,7 +2,7 @@
  * The outcome of a run: figures, faults, checker findings and the verdict,
  * as JSON (`summary.json`) and as the text the CLI prints. Pure.
  */
-import { checkDurability, findUnwrittenReads, longestGapMs, quantile, type DurabilityResult, type UnwrittenRead } from './checks.js';
+import { checkDurability, findUnwrittenReads, longestGapInSortedMs, quantile, type DurabilityResult, type UnwrittenRead } from './checks.js';
 import type { History } from './history.js';
 import { checkLinearizability, type CheckResult, type Verdict } from './linearizability.js';
 import type { FaultRecord } from './nemesis.js';
@@ -100,12 +100,12 @@ export function summarize(input: SummaryInput): RunSummary {
   const checkSeconds = (performance.now() - started) / 1000;
   const workloadOperations = history.operations.filter((operation) => !input.finalProcesses.has(operation.process));
   const completed: TimedOperation[] = [...workloadOperations.filter((operation) => operation.outcome === 'ok'), ...(input.otherOkOperations ?? [])];
-  const okTimes = completed.map((operation) => operation.returnTime);
+  const okTimes = completed.map((operation) => operation.returnTime).sort((a, b) => a - b);
   const latencies = completed.map((operation) => operation.returnTime - operation.callTime);
   const recoveryEndMs = input.healAtMs + (input.recovery.ms ?? input.recovery.boundMs);
   const faults = input.faults.map((fault, position): FaultSummary => {
     const windowEnd = input.faults[position + 1]?.startMs ?? Math.max(recoveryEndMs, fault.endMs ?? recoveryEndMs);
-    return { ...fault, unavailableMs: Math.round(longestGapMs(okTimes, fault.startMs, Math.min(windowEnd, input.workloadEndMs))) };
+    return { ...fault, unavailableMs: Math.round(longestGapInSortedMs(okTimes, fault.startMs, Math.min(windowEnd, input.workloadEndMs))) };
   });
   const unwrittenReads = findUnwrittenReads(history.operations);
   const durability = checkDurability(history.operations, input.keys, input.finalProcesses);
@@ -166,7 +166,7 @@ export function formatSummary(summary: RunSummary): string {
   lines.push(`recovery after the heal at ${seconds(summary.healAtMs)}: ${recovery.ms === null ? `NOT within ${seconds(recovery.boundMs)}` : `${seconds(recovery.ms)} (bound ${seconds(recovery.boundMs)})`}; ${perNode}`);
   lines.push('checks:');
   lines.push(`  linearizability: ${checks.linearizability} (checked in ${summary.checkSeconds} s)`);
-  if (checks.linearizability !== 'linearizable') lines.push(...checks.linearizabilityReport.split('\n').map((line) => `    ${line}`));
+  if (checks.linearizability !== 'linearizable') for (const line of checks.linearizabilityReport.split('\n')) lines.push(`    ${line}`);
   lines.push(`  acknowledged writes lost: ${checks.durability.lost.length === 0 ? 'none' : checks.durability.lost.length}`);
   for (const lost of checks.durability.lost.slice(0, 10)) {
     lines.push(`    key ${lost.key}: final value ${JSON.stringify(lost.finalValue)}, but process ${lost.lost.process}'s ${lost.lost.f} of ${JSON.stringify(lost.lost.value)} was acknowledged at ${seconds(lost.lost.returnTime)} (called after the final value's write returned)`);
@@ -176,7 +176,7 @@ export function formatSummary(summary: RunSummary): string {
   lines.push(`  reads of unwritten values: ${checks.unwrittenReads.length === 0 ? 'none' : checks.unwrittenReads.length}`);
   for (const read of checks.unwrittenReads.slice(0, 10)) lines.push(`    key ${read.key}: process ${read.process} read ${JSON.stringify(read.value)} at ${seconds(read.callTime)}`);
   lines.push(`  recovery within the bound: ${checks.recovered ? 'yes' : 'NO'}`);
-  if (summary.deploy !== undefined) lines.push(...formatDeploy(summary.deploy));
+  if (summary.deploy !== undefined) for (const line of formatDeploy(summary.deploy)) lines.push(line);
   for (const finding of checks.other) lines.push(`  ${finding}`);
   lines.push(`verdict: ${summary.verdict}`);
   lines.push(`output: ${summary.outDirectory}`);

@@ -28,6 +28,7 @@ import { ApiServer, formatHostPort } from '../api/server.js';
 import { ApiCode, ApiError } from '../api/errors.js';
 import type { ApiBackend, LeaveOutcome } from '../api/backend.js';
 import { Metrics, type ProposalOutcome } from '../api/metrics.js';
+import { hasLeftMembership } from '../state/apply-nodes.js';
 import { TOKEN_ASSOCIATED_DATA, generateClusterKey, generateToken, hashToken, openSecret, sealSecret } from '../state/secrets.js';
 import type { Command, CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
 import { AgentError } from './agent-error.js';
@@ -320,7 +321,7 @@ class HivemindAgent implements Agent, ApiBackend {
     this.watchTimer.unref();
     if (plan === 'bootstrap') await this.waitUntil(() => this.machine.token() !== undefined && this.machine.node(this.name) !== undefined, 'the new cluster to store its join token', true);
     // A joiner serves once it holds the state up to its own registration (the token included, which the API checks).
-    if (plan === 'join') await this.waitUntil(() => this.machine.node(this.name) !== undefined, 'this node to catch up with the cluster', false);
+    if (plan === 'join') await this.waitUntil(() => this.ownRecord() !== undefined, 'this node to catch up with the cluster', false);
     this.apiInstance!.ready = true;
     this.syncTokenFile();
     for (const component of this.componentList) await component.start();
@@ -466,7 +467,7 @@ class HivemindAgent implements Agent, ApiBackend {
     this.trust.completeJoin(joined);
     this.key = joined.clusterKey;
     this.dataDir.writeClusterKey(joined.clusterKey);
-    this.identity = { ...this.identity!, peers: joined.peers };
+    this.identity = { ...this.identity!, peers: joined.peers, ...(joined.joinedIndex > 0 ? { joinedIndex: joined.joinedIndex } : {}) };
     this.dataDir.writeIdentity(this.identity);
     this.dataDir.writeToken(token);
     this.raft.setPeers(joined.peers);
@@ -555,7 +556,8 @@ class HivemindAgent implements Agent, ApiBackend {
     // The record first: the leaving node sees it is out and stops; then Raft membership.
     let result: CommandResult = { ok: true, index: this.machine.appliedIndex };
     if (record !== undefined) {
-      const envelope: Envelope = { requestId: options.requestId, time: Date.now(), actor: options.actor, command: { type: 'node.remove', id } };
+      // Ends the membership the record is of now: applied after the node left and joined again, it is refused.
+      const envelope: Envelope = { requestId: options.requestId, time: Date.now(), actor: options.actor, command: { type: 'node.remove', id, joinedIndex: record.joinedIndex } };
       result = this.machine.rememberedResult(options.requestId) ?? (await this.propose(envelope, Math.max(1, deadline - Date.now())));
       if (!result.ok) return { type: 'done', result };
     }
@@ -651,11 +653,21 @@ class HivemindAgent implements Agent, ApiBackend {
     this.tokenFileIndex = record.rotatedIndex;
   }
 
-  /** True once this node's own record says it left: it then stops. */
+  /**
+   * This node's record, unless it is of an earlier membership under this
+   * name: a node that left and joined again reads that one (status `left`)
+   * from a snapshot or log taken before its new registration applied.
+   */
+  private ownRecord(): NodeRecord | undefined {
+    const record = this.machine.node(this.name);
+    if (record === undefined || record.joinedIndex < (this.identity?.joinedIndex ?? 0)) return undefined;
+    return record;
+  }
+
+  /** True once this node's own record says its membership ended: it then stops. */
   private checkLeft(): boolean {
     if (this.leaving) return true;
-    const record = this.machine.node(this.name);
-    if (record?.status !== 'left' || this.identity === undefined) return false;
+    if (this.identity === undefined || !hasLeftMembership(this.machine.node(this.name), this.identity.joinedIndex ?? 0)) return false;
     this.leaving = true;
     this.log('agent', `this node has left the cluster; stopping in ${LEAVE_STOP_DELAY_MS} ms`);
     this.identity = { ...this.identity, left: true };
@@ -674,7 +686,7 @@ class HivemindAgent implements Agent, ApiBackend {
     this.ensureBusy = true;
     this.lastEnsureAt = Date.now();
     try {
-      const record = this.machine.node(this.name);
+      const record = this.ownRecord();
       const addresses = this.advertisedAddresses();
       const registered = record !== undefined && record.status !== 'left' && JSON.stringify(record.addresses) === JSON.stringify(addresses);
       this.trust.maybeSync();

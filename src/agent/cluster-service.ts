@@ -43,6 +43,8 @@ export interface JoinResponseWire {
   already_member: boolean;
   certificate: string;
   ca_certificates: string[];
+  /** See proto/cluster.proto; 0 from a member that does not send it. */
+  joined_index: number;
 }
 
 /** A refusal: the gRPC status and the message the joiner shows. */

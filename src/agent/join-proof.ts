@@ -44,6 +44,8 @@ export interface JoinClaim {
 export interface JoinTlsMaterial {
   certificatePem: string;
   caPems: readonly string[];
+  /** The joined index of the node's record (src/state/apply-nodes.ts), sealed alike: it decides which "left" counts. */
+  joinedIndex: number;
 }
 
 function derivedKey(token: string, salt: Uint8Array, info: string): Uint8Array {
@@ -82,7 +84,7 @@ export function proofMatches(token: string, claim: JoinClaim, proof: Uint8Array)
 }
 
 function clusterKeyAssociatedData(nodeId: string, tls: JoinTlsMaterial): string {
-  const digest = createHash('sha256').update(JSON.stringify([tls.certificatePem, ...tls.caPems]), 'utf8').digest('hex');
+  const digest = createHash('sha256').update(JSON.stringify([tls.joinedIndex, tls.certificatePem, ...tls.caPems]), 'utf8').digest('hex');
   return `hivemind/join/cluster-key/v2/${nodeId}/${digest}`;
 }
 

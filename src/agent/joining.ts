@@ -133,7 +133,8 @@ export class JoinService {
     if (alreadyMember) context.raft.setPeers({ ...context.raft.peerAddresses(), [claim.nodeId]: claim.addresses.peer });
     else await addLearner(context.raft, claim.nodeId, claim.addresses.peer, deadline);
     context.log(`${alreadyMember ? 're-admitted member' : 'admitted new learner'} ${claim.nodeId} (peer ${claim.addresses.peer}, api ${claim.addresses.api})`);
-    const sealed = sealClusterKeyForJoiner(token, claim, clusterKey, { certificatePem: issued.certificatePem, caPems: issued.caPems });
+    const joinedIndex = context.machine.node(claim.nodeId)?.joinedIndex ?? 0;
+    const sealed = sealClusterKeyForJoiner(token, claim, clusterKey, { certificatePem: issued.certificatePem, caPems: issued.caPems, joinedIndex });
     const response: JoinResponseWire = {
       cluster_key_sealed: sealed.ciphertext,
       cluster_key_nonce: sealed.nonce,
@@ -142,6 +143,7 @@ export class JoinService {
       already_member: alreadyMember,
       certificate: issued.certificatePem,
       ca_certificates: issued.caPems,
+      joined_index: joinedIndex,
     };
     return { ok: true, response };
   }
@@ -219,6 +221,8 @@ export interface Joined {
   peers: Record<string, string>;
   leader: string;
   alreadyMember: boolean;
+  /** The record's `joinedIndex` once registered (the membership this join began or refreshed); 0 when the leader did not say. */
+  joinedIndex: number;
 }
 
 /** A fresh claim for one Join call. */
@@ -234,10 +238,11 @@ export async function sendJoin(
   const claim = makeClaim(options.identity, options.rejoin, options.certificateRequest);
   const result = await clients.join(options.address, claimToWire(claim, joinProof(options.token, claim)), options.timeoutMs);
   if (!result.ok) return result;
-  const tls = { certificatePem: result.response.certificate, caPems: [...result.response.ca_certificates] };
+  const joinedIndex = Number(result.response.joined_index ?? 0);
+  const tls = { certificatePem: result.response.certificate, caPems: [...result.response.ca_certificates], joinedIndex };
   const clusterKey = openClusterKeyFromJoin(options.token, claim, { ciphertext: new Uint8Array(result.response.cluster_key_sealed), nonce: new Uint8Array(result.response.cluster_key_nonce) }, tls);
   if (clusterKey === undefined) return { ok: false, status: grpc.status.PERMISSION_DENIED, message: 'the cluster key in the answer does not open with the join token (or the answer was tampered with)' };
-  return { ok: true, joined: { ...tls, clusterKey, peers: { ...result.response.peers }, leader: result.response.leader_id, alreadyMember: result.response.already_member } };
+  return { ok: true, joined: { certificatePem: tls.certificatePem, caPems: tls.caPems, clusterKey, peers: { ...result.response.peers }, leader: result.response.leader_id, alreadyMember: result.response.already_member, joinedIndex } };
 }
 
 /**

@@ -3,8 +3,9 @@
  *
  *   raft/         the Raft log, hard state and snapshots (LevelDB, consensus/storage-level.ts)
  *   cluster.key   the cluster key: 32 raw bytes, mode 0600; seals secrets and the join token
- *   node.json     this node's identity: name, how it entered the cluster, whether it left,
- *                 and the last known peer addresses (a fallback until the log is applied)
+ *   node.json     this node's identity: name, how it entered the cluster (and at which
+ *                 record index), whether it left, and the last known peer addresses (a
+ *                 fallback until the log is applied)
  *   token         the current join token in clear, mode 0600, rewritten when it rotates,
  *                 so that `hivemind token` on a member can show it (`readLocalToken`)
  *
@@ -31,6 +32,14 @@ export interface NodeIdentity {
   origin: NodeOrigin;
   /** ISO time the node first started in this data directory. */
   createdAt: string;
+  /**
+   * The `joinedIndex` of the node record this data directory's membership
+   * began with (the Join answer's; absent for a bootstrap, and for a join
+   * before the index was handed out). A record that says `left` with a
+   * smaller `joinedIndex` is of an earlier membership under this name and is
+   * not this node's leave.
+   */
+  joinedIndex?: number;
   /** Set once the node has left the cluster (or was removed); it must join again to serve. */
   left?: boolean;
   /** Peer addresses (`host:port`) by node id, as last known. */
@@ -229,6 +238,7 @@ function isIdentity(value: unknown): value is NodeIdentity {
     (record.origin === 'bootstrap' || record.origin === 'join') &&
     typeof record.createdAt === 'string' &&
     (record.left === undefined || typeof record.left === 'boolean') &&
+    (record.joinedIndex === undefined || (Number.isSafeInteger(record.joinedIndex) && (record.joinedIndex as number) >= 0)) &&
     typeof peers === 'object' &&
     peers !== null &&
     Object.values(peers).every((address) => typeof address === 'string')

@@ -4,7 +4,10 @@
  * and the command only.
  *
  * A node that has left stays listed with status 'left'; it cannot change
- * status or heartbeat until it registers again. Heartbeats and instance
+ * status or heartbeat until it registers again. Registering again after a
+ * leave begins a new membership: `joinedIndex` moves to that registration's
+ * index, so a `left` status always belongs to the membership that began at
+ * the record's `joinedIndex` (see `hasLeftMembership`). Heartbeats and instance
  * status reports are observed state, not changes anyone made: they are kept
  * out of history, which would otherwise hold nothing else.
  */
@@ -34,14 +37,28 @@ function hasLeft(node: NodeRecord, action: string): Plan | undefined {
 }
 
 /**
+ * Whether the record says that the membership which began at `joinedIndex`
+ * (the `joinedIndex` this node was given when it joined) has ended. A record
+ * of an earlier membership under the same name, one whose `left` a rejoined
+ * node can read in a snapshot or log taken before its new registration
+ * applied, says nothing about the current one. 0 stands for "unknown" (a node
+ * that joined before the index was handed out): any `left` counts.
+ */
+export function hasLeftMembership(record: Pick<NodeRecord, 'status' | 'joinedIndex'> | undefined, joinedIndex: number): boolean {
+  return record !== undefined && record.status === 'left' && record.joinedIndex >= joinedIndex;
+}
+
+/**
  * node.register: creates the node, or updates its addresses, labels and
- * resources; either way it is 'up'. Once the cluster network is configured,
- * a node without a subnet gets the lowest free one (refused with
- * 'limit-reached' when none is free); a node keeps its subnet across
- * registrations until it leaves.
+ * resources; either way it is 'up'. A registration of a node that left
+ * begins a new membership: `joinedIndex` becomes this entry's index. Once
+ * the cluster network is configured, a node without a subnet gets the lowest
+ * free one (refused with 'limit-reached' when none is free); a node keeps its
+ * subnet across registrations until it leaves.
  */
 export function planNodeRegister(state: ClusterState, command: CommandOf<'node.register'>, context: ApplyContext): Plan {
   const existing = state.nodes.get(command.id);
+  const renewed = existing === undefined || existing.status === 'left';
   if (!existing) {
     const limit = limitProblem('nodes', state.nodes.size, `cannot register node "${command.id}"`);
     if (limit) return { ok: false, error: limit };
@@ -66,7 +83,7 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
         resources: command.resources,
         status: 'up',
         role: existing?.role ?? 'none',
-        joinedIndex: existing?.joinedIndex ?? context.index,
+        joinedIndex: renewed ? context.index : existing.joinedIndex,
         lastSeenAt: context.time,
         statusSince: existing?.status === 'up' ? (existing.statusSince ?? context.time) : context.time,
         updatedIndex: context.index,
@@ -76,7 +93,8 @@ export function planNodeRegister(state: ClusterState, command: CommandOf<'node.r
       if (existing?.certificates !== undefined) node.certificates = existing.status === 'left' ? [] : [...existing.certificates];
       if (command.certificate !== undefined) recordCertificate(node, command.certificate);
       state.nodes.set(command.id, node);
-      const summary = `${existing ? 're-registered' : 'registered'} (api ${command.addresses.api}${subnet !== undefined && subnet !== existing?.subnet ? `, subnet ${subnet}` : ''})`;
+      const verb = existing === undefined ? 'registered' : renewed ? 'registered again after leaving' : 're-registered';
+      const summary = `${verb} (api ${command.addresses.api}${subnet !== undefined && subnet !== existing?.subnet ? `, subnet ${subnet}` : ''})`;
       return { value: { id: command.id }, history: { target: `node ${command.id}`, summary } };
     },
   };
@@ -139,11 +157,24 @@ export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.
   };
 }
 
-/** node.remove: the node is kept with status 'left' and gives its subnet back; its instances keep their placement for the scheduler to move. */
+/**
+ * node.remove: the node is kept with status 'left' and gives its subnet
+ * back; its instances keep their placement for the scheduler to move. With `joinedIndex`, it ends only that
+ * membership: a remove proposed before the node left and joined again, and
+ * applied after, is refused (conflict) rather than ending the new one.
+ */
 export function planNodeRemove(state: ClusterState, command: CommandOf<'node.remove'>, context: ApplyContext): Plan {
-  const found = findNode(state, command.id, `cannot remove node "${command.id}"`);
+  const action = `cannot remove node "${command.id}"`;
+  const found = findNode(state, command.id, action);
   if (!found.ok) return found;
   const { node } = found;
+  if (command.joinedIndex !== undefined && command.joinedIndex !== node.joinedIndex) {
+    return refuse(
+      ErrorCode.conflict,
+      `${action}: the leave was for its membership that began at index ${command.joinedIndex}, but its record is of the one that began at index ${node.joinedIndex}; ask again for the node to leave`,
+      'joinedIndex',
+    );
+  }
   return {
     ok: true,
     commit: () => {

@@ -301,6 +301,12 @@ export interface NodeRecord {
   status: NodeStatus;
   /** Raft role as last recorded by the leader. */
   role: 'voter' | 'learner' | 'none';
+  /**
+   * Index of the registration that began the node's current membership: its
+   * first, or its first after it left. A `left` status belongs to this
+   * membership; a node that joined again under the same name ignores one
+   * with a smaller index (an earlier membership's).
+   */
   joinedIndex: number;
   /** Last heartbeat the node sent through the API (its leader-stamped time, ms). */
   lastSeenAt: number;
@@ -481,7 +487,8 @@ export type Command =
   | { type: 'node.status'; id: string; status: NodeStatus }
   | { type: 'node.role'; id: string; role: 'voter' | 'learner' | 'none' }
   | { type: 'node.heartbeat'; id: string }
-  | { type: 'node.remove'; id: string }
+  /** `joinedIndex`: the membership to end (the record's `joinedIndex` when the leave was asked); absent ends whichever is current. */
+  | { type: 'node.remove'; id: string; joinedIndex?: number }
   /** Fixes the cluster network (once; the same values again are accepted) and gives a subnet to every node without one. See apply-network.ts. */
   | { type: 'network.configure'; cidr: string; nodePrefixLength: number }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }

@@ -453,7 +453,7 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
   'node.status': object<CommandOf<'node.status'>>({ type: oneOf(['node.status']), id: identifier, status: oneOf(['up', 'suspect', 'down', 'left']) }),
   'node.role': object<CommandOf<'node.role'>>({ type: oneOf(['node.role']), id: identifier, role: oneOf(['voter', 'learner', 'none']) }),
   'node.heartbeat': object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
-  'node.remove': object<CommandOf<'node.remove'>>({ type: oneOf(['node.remove']), id: identifier }),
+  'node.remove': object<CommandOf<'node.remove'>>({ type: oneOf(['node.remove']), id: identifier, joinedIndex: optional(count) }),
   'network.configure': object<CommandOf<'network.configure'>>({
     type: oneOf(['network.configure']),
     cidr: text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.210.0.0/16' }),

@@ -152,6 +152,42 @@ test('a node joining far behind catches up by snapshot and is promoted while vot
   assert.equal(status.learners, ['late']);
 }));
 
+test('a node that left joins again under its name through a snapshot taken after its leave: it stays, and restarts', withLogs(async () => {
+  const late = cluster.node('late');
+  const [first] = cluster.running().filter((node) => node !== late);
+  const leaving = await first!.request('POST', '/v1/nodes/late/leave');
+  assert.is(leaving.status, 200, JSON.stringify(leaving.body));
+  assert.is(await late.waitExit(), 0, late.logTail());
+  // The leader's next snapshot holds the record that says late left; the rejoined node installs it first.
+  const leader = await cluster.leader();
+  const compactions = leader.stderr.filter((line) => line.includes('log compacted')).length;
+  for (let position = 0; position < 30; position++) {
+    const answer = await first!.request('PUT', `/v1/kv/after-leave/${position}`, { value: String(position) });
+    assert.is(answer.status, 200);
+  }
+  await eventually('the leader to compact its log past the leave', () => leader.stderr.filter((line) => line.includes('log compacted')).length > compactions);
+  const installs = late.stderr.filter((line) => line.includes('installed a snapshot from the leader')).length;
+  const leaves = late.stderr.filter((line) => line.includes('this node has left the cluster')).length;
+  late.start(['join', first!.peerAddress, '--token', cluster.token]);
+  await late.waitHealthy();
+  assert.ok(late.stderr.filter((line) => line.includes('installed a snapshot from the leader')).length > installs, 'it caught up by a snapshot');
+  const record = await eventually('its record up again, on itself', async () => {
+    const answer = await late.request('GET', '/v1/nodes/late?stale=true');
+    return answer.body.status === 'up' ? answer.body : undefined;
+  });
+  const identity = JSON.parse(readFileSync(`${late.dataDir}/node.json`, 'utf8'));
+  assert.is(identity.joinedIndex, record.joinedIndex, 'the data directory holds the membership it joined');
+  assert.is(identity.left, undefined, late.logTail());
+  assert.ok(late.running, late.logTail());
+  // A restart replays the installed snapshot (which says it left) before its registration: it must not stop.
+  await late.stop();
+  late.start(['agent']);
+  await late.waitHealthy();
+  const read = await late.request('GET', '/v1/kv/after-leave/29');
+  assert.is(read.body.value, '29');
+  assert.is(late.stderr.filter((line) => line.includes('this node has left the cluster')).length, leaves, late.logTail());
+}));
+
 /** Refuses (with a reset) every TCP connection and packet to a loopback port until the returned function runs. */
 function refuseConnections(port: number): () => void {
   const rule = ['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', String(port), '-j', 'REJECT', '--reject-with', 'tcp-reset'];

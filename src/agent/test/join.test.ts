@@ -22,7 +22,7 @@ let agent: Agent;
 /** A certificate request for "joiner", and one for "thief". */
 let joinerRequest = '';
 let thiefRequest = '';
-const TLS = { certificatePem: 'certificate', caPems: ['ca'] };
+const TLS = { certificatePem: 'certificate', caPems: ['ca'], joinedIndex: 7 };
 
 function claim(overrides: Partial<JoinClaim> = {}): JoinClaim {
   return {
@@ -79,6 +79,7 @@ test('the sealed cluster key opens only with the token, for that node, nonce and
   // An answer whose certificate or CA was swapped on the way does not open.
   assert.is(openClusterKeyFromJoin(TOKEN, original, sealed, { ...TLS, certificatePem: 'forged' }), undefined);
   assert.is(openClusterKeyFromJoin(TOKEN, original, sealed, { ...TLS, caPems: ['ca', 'forged-ca'] }), undefined);
+  assert.is(openClusterKeyFromJoin(TOKEN, original, sealed, { ...TLS, joinedIndex: 8 }), undefined);
 });
 
 test('seeds: host, host:port, [v6]:port; the port defaults to 7071', () => {
@@ -139,6 +140,8 @@ test('a valid Join registers the node, adds it as a learner, and is idempotent',
   assert.ok(agent.raftStatus().config.learners.includes('joiner'));
   const again = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000, certificateRequest: joinerRequest });
   assert.ok(again.ok && again.joined.alreadyMember);
+  assert.ok(first.joined.joinedIndex > 0, 'the answer says which membership the join began');
+  assert.is(again.ok && again.joined.joinedIndex, first.joined.joinedIndex, 'joining again as a member keeps it');
   assert.equal(again.ok && again.joined.clusterKey, first.joined.clusterKey);
 });
 

@@ -1,5 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { hasLeftMembership } from '../apply-nodes.js';
+import { ClusterStateMachine } from '../machine.js';
 import { appSpec, Driver, registerNode } from './fixtures.js';
 
 test('node.register creates an up node; registering again updates it and keeps join index and role', () => {
@@ -63,6 +65,41 @@ test('node.status, node.role, node.heartbeat, node.remove and their refusals', (
   driver.ok({ type: 'node.remove', id: 'n1' });
   driver.ok(registerNode('n1'));
   assert.is(driver.machine.node('n1')?.status, 'up');
+});
+
+test('a node that leaves and registers again begins a new membership; the earlier one\'s left never ends it', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok(registerNode('n3'));
+  const firstJoin = driver.machine.node('n3')!.joinedIndex;
+  assert.is(firstJoin, 2);
+  driver.ok({ type: 'node.remove', id: 'n3', joinedIndex: firstJoin });
+  // What a node joining again can restore first: a snapshot taken between its leave and its new registration.
+  const beforeRejoin = ClusterStateMachine.restore(driver.machine.snapshot());
+  const rejoined = driver.ok(registerNode('n3'));
+  const record = driver.machine.node('n3')!;
+  assert.is(record.status, 'up');
+  assert.is(record.joinedIndex, rejoined.index, 'registering after a leave begins a new membership');
+  assert.is(driver.machine.history(1)[0]?.summary, 'registered again after leaving (api n3:7070)');
+  // The rejoined node holds the new joinedIndex: the restored record's left is of the earlier membership.
+  assert.is(beforeRejoin.node('n3')?.status, 'left');
+  assert.not.ok(hasLeftMembership(beforeRejoin.node('n3'), record.joinedIndex), 'the earlier membership\'s leave is not this one\'s');
+  assert.ok(hasLeftMembership(beforeRejoin.node('n3'), firstJoin), 'it is the earlier one\'s');
+  assert.ok(hasLeftMembership(beforeRejoin.node('n3'), 0), 'a node that does not know its index takes any leave');
+  assert.not.ok(hasLeftMembership(record, record.joinedIndex));
+  assert.not.ok(hasLeftMembership(undefined, 0));
+  // A leave asked before the node joined again, applied after (a late apply), is refused: the new membership goes on.
+  const late = driver.refused({ type: 'node.remove', id: 'n3', joinedIndex: firstJoin });
+  assert.is(late.code, 'conflict');
+  assert.is(late.field, 'joinedIndex');
+  assert.ok(late.message.includes(`began at index ${firstJoin}`), late.message);
+  assert.is(driver.machine.node('n3')?.status, 'up');
+  // Re-registering a member (new addresses) keeps its membership; leaving ends it, and the node sees that leave.
+  driver.ok({ type: 'node.register', id: 'n3', addresses: { api: 'y:1', peer: 'y:2', gossip: 'y:3' }, labels: {}, resources: {} });
+  assert.is(driver.machine.node('n3')?.joinedIndex, record.joinedIndex);
+  driver.ok({ type: 'node.remove', id: 'n3', joinedIndex: record.joinedIndex });
+  assert.ok(hasLeftMembership(driver.machine.node('n3'), record.joinedIndex));
+  assert.is(driver.refused({ type: 'node.remove', id: 'n3', joinedIndex: -1 }).code, 'invalid-argument');
 });
 
 test('instance.place: node must exist and be up, instance must exist; all or nothing', () => {
