@@ -9,16 +9,15 @@
  * Exit status: 0 valid, 1 a violation (or no recovery), 2 bad arguments or
  * the harness could not run, 3 undecided (the linearizability search gave up).
  */
-import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { holdMachineLock } from './machine-lock.js';
 import { runChaos } from './run.js';
 import { parseNemesisList, type NemesisSelection } from './schedule.js';
 import { formatSummary } from './summary.js';
 
-const LOCK_FILE = '/tmp/hivemind-chaos.lock';
 const RUNS_DIRECTORY = fileURLToPath(new URL('../../chaos/runs', import.meta.url));
 /** The test-only flag of the broken-build proof, passed on to the agents when set. */
 const UNSAFE_READS_VARIABLE = 'HIVEMIND_TEST_UNSAFE_LOCAL_READS';
@@ -60,22 +59,6 @@ function wholeNumber(text: string, flag: string, min: number, max: number): numb
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value < min || value > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, got "${text}"`);
   return value;
-}
-
-/** Holds the machine-wide lock until the process exits: `flock` keeps it while its `cat` reads our pipe. */
-async function acquireLock(log: (line: string) => void): Promise<void> {
-  const holder = spawn('flock', [LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const waiting = setTimeout(() => log(`waiting for another chaos run to finish (it holds ${LOCK_FILE})`), 1000);
-  await new Promise<void>((resolve, reject) => {
-    holder.stdout!.once('data', () => resolve());
-    holder.once('error', (error) => reject(new Error(`cannot run flock for ${LOCK_FILE}: ${error.message}`)));
-    holder.once('exit', (code) => reject(new Error(`flock ${LOCK_FILE} exited with ${code}`)));
-  });
-  clearTimeout(waiting);
-  // Only once the lock is ours: while waiting, the holder's pipes are all that keeps this process alive.
-  holder.unref();
-  (holder.stdin as unknown as { unref?: () => void }).unref?.();
-  (holder.stdout as unknown as { unref?: () => void }).unref?.();
 }
 
 async function main(): Promise<number> {
@@ -147,7 +130,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   try {
-    await acquireLock(log);
+    await holdMachineLock(log);
     log(`seed ${options.seed}; output in ${options.outDirectory}`);
     const summary = await runChaos({ ...options, log, signal: interrupt.signal });
     process.stdout.write(formatSummary(summary) + '\n');

@@ -26,6 +26,7 @@ import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
 import { ApiClient } from '../http.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
+import { holdMachineLock } from '../machine-lock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +139,8 @@ function removeContainerLeftovers(dataRoot: string, namespaces: Set<string>): vo
 }
 
 overlayTest('containers on three hosts reach each other by overlay address; a forwarding entry deleted by hand comes back', async () => {
+  // The hosts below are the chaos harness's: wait for any chaos run to end first.
+  const lock = await holdMachineLock((line) => console.log(line));
   await removeLeftovers();
   const inUse = await rangeInUse();
   assert.is(inUse, null, `the test range is in use: ${inUse}`);
@@ -221,6 +224,7 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
     removeContainerLeftovers(dataRoot, containerNamespaces);
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
+    lock.release();
   }
 });
 
