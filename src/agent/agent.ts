@@ -429,6 +429,10 @@ class HivemindAgent implements Agent, ApiBackend {
     };
   }
 
+  caRotation(): ReturnType<ApiBackend['caRotation']> {
+    return this.trust.rotationCommand();
+  }
+
   /** A component by name (for the API's routes into it). */
   component(name: string): NodeComponent | undefined {
     return this.componentList.find((component) => component.name === name);
@@ -692,6 +696,7 @@ class HivemindAgent implements Agent, ApiBackend {
       this.trust.maybeSync();
       if (status.role === 'leader') {
         await this.trust.maybeStoreCa((command) => this.proposeInternal(command));
+        await this.trust.maybeFinishRotation((command) => this.proposeInternal(command));
         if (this.machine.token() === undefined) await this.storeToken(this.pendingToken ?? this.config.token ?? generateToken());
         if (!registered) await this.proposeInternal({ type: 'node.register', id: this.name, addresses, labels: record?.labels ?? {}, resources: machineResources() });
         else await this.maybeRenewCertificate();

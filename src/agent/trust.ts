@@ -22,6 +22,7 @@ import type { CertificateRecord, Command, CommandResult } from '../state/types.j
 import {
   NODE_CERTIFICATE_VALIDITY_MS,
   certificateFacts,
+  certificateFingerprint,
   certificateSignedBy,
   createCertificateRequest,
   createClusterCa,
@@ -119,7 +120,40 @@ export class NodeTrust {
     const ca = this.openCa();
     const certificatePem = await signCertificateRequest(ca.authority, requestPem, { nodeId, now: this.context.now(), addresses });
     const facts = certificateFacts(certificatePem);
-    return { certificatePem, caPems: ca.caPems, record: { serial: facts.serial, notAfter: facts.notAfter } };
+    return { certificatePem, caPems: ca.caPems, record: { serial: facts.serial, notAfter: facts.notAfter, issuer: certificateFingerprint(ca.authority.certificatePem) } };
+  }
+
+  /**
+   * Starts a CA rotation: a new CA that signs from now on, trusted beside the
+   * current one until every live node holds a certificate of it
+   * (`maybeFinishRotation`). Members renew from it on their own
+   * (`maybeRenew`). Returns the `ca.set` to commit, or why not.
+   */
+  async rotationCommand(): Promise<{ ok: true; command: Command } | { ok: false; reason: string }> {
+    const ca = this.context.machine.ca();
+    const clusterKey = this.context.clusterKey();
+    if (ca === undefined || clusterKey === undefined) return { ok: false, reason: 'the cluster has no CA yet' };
+    if (ca.certificates.length > 1) return { ok: false, reason: `a rotation is in progress (${ca.certificates.length} CA certificates trusted); it ends once every live node renewed its certificate` };
+    const authority = await createClusterCa({ now: this.context.now() });
+    const sealed = sealSecret(clusterKey, authority.keyPem, CA_KEY_ASSOCIATED_DATA);
+    return { ok: true, command: { type: 'ca.set', certificates: [authority.certificatePem, ...ca.certificates], keySealed: sealed.ciphertext, keyNonce: sealed.nonce } };
+  }
+
+  /**
+   * The leader: ends a rotation (the old CA no longer trusted) once every
+   * node that is up or suspect holds a certificate of the signing CA. A node
+   * that is down then rejoins with a new certificate when it comes back.
+   * Returns whether it proposed.
+   */
+  async maybeFinishRotation(propose: (command: Command) => Promise<CommandResult>): Promise<boolean> {
+    const ca = this.context.machine.ca();
+    if (ca === undefined || ca.certificates.length < 2) return false;
+    const signing = certificateFingerprint(ca.certificates[0]!);
+    const waiting = this.context.machine.nodeDirectory().filter((node) => (node.status === 'up' || node.status === 'suspect') && node.certificates?.at(-1)?.issuer !== signing);
+    if (waiting.length > 0) return false;
+    const result = await propose({ type: 'ca.set', certificates: [ca.certificates[0]!], keySealed: ca.keySealed, keyNonce: ca.keyNonce });
+    if (result.ok) this.context.log(`CA rotation finished: every live node holds a certificate of the new CA (${signing.slice(0, 16)}…); the old CA is no longer trusted`);
+    return true;
   }
 
   /** The leader: commits the bootstrap CA if the state has none yet. Returns whether it proposed. */
@@ -165,7 +199,8 @@ export class NodeTrust {
     const now = this.context.now();
     const due = now >= facts.notBefore + (facts.notAfter - facts.notBefore) * RENEW_AFTER_SHARE || !certificateSignedBy(material.certificatePem, ca.certificates.slice(0, 1), this.context.nodeId);
     const recorded = record.certificates?.some((known) => known.serial === facts.serial) ?? false;
-    if (!due) return recorded ? undefined : { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: facts.serial, notAfter: facts.notAfter } };
+    const issuer = certificateFingerprint(ca.certificates[0]!);
+    if (!due) return recorded ? undefined : { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: facts.serial, notAfter: facts.notAfter, issuer } };
     this.renewing = true;
     try {
       const authority = this.openCa().authority;
@@ -173,7 +208,7 @@ export class NodeTrust {
       this.install({ ...material, certificatePem, caPems: [...ca.certificates] });
       const renewed = certificateFacts(certificatePem);
       this.context.log(`renewed this node's certificate (serial ${renewed.serial}, valid until ${new Date(renewed.notAfter).toISOString()})`);
-      return { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: renewed.serial, notAfter: renewed.notAfter } };
+      return { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: renewed.serial, notAfter: renewed.notAfter, issuer } };
     } finally {
       this.renewing = false;
     }

@@ -4,7 +4,7 @@
  */
 import type { RaftNode } from '../../consensus/node.js';
 import type { ClusterStateMachine } from '../state/machine.js';
-import type { CommandResult, Envelope } from '../state/types.js';
+import type { Command, CommandResult, Envelope } from '../state/types.js';
 import type { Metrics } from './metrics.js';
 import type { NodeComponent } from '../node/services.js';
 
@@ -38,6 +38,11 @@ export interface ApiBackend {
    * first if it is this node). Rejects with RaftErrors, or an ApiError.
    */
   leave(id: string, options: { requestId: string; actor: string; timeoutMs: number }): Promise<LeaveOutcome>;
+  /**
+   * A `ca.set` that starts a CA rotation (a new CA that signs, trusted beside
+   * the current one), or why there is none (one is in progress).
+   */
+  caRotation(): Promise<{ ok: true; command: Command } | { ok: false; reason: string }>;
   /** The join token in clear, if the cluster has one. */
   currentToken(): string | undefined;
   log(line: string): void;

@@ -4,6 +4,7 @@
 import { NotLeaderError } from '../../consensus/errors.js';
 import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../state/secrets.js';
 import type { NodeRecord } from '../state/types.js';
+import { certificateFingerprint } from '../security/certificates.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
 import { checkNodeId } from './input.js';
 import { isGossipView } from '../membership/component.js';
@@ -26,7 +27,7 @@ function gossipViews(context: RouteContext): Map<string, GossipOfNode> {
   return new Map(component.members().map((member) => [member.id, { status: member.status, incarnation: member.incarnation }]));
 }
 
-/** Health, status, nodes, leave, token, metrics. */
+/** Health, status, nodes, leave, token, metrics, the cluster CA. */
 export const clusterRoutes: Route[] = [
   {
     method: 'GET',
@@ -128,4 +129,40 @@ export const clusterRoutes: Route[] = [
       return context.commit([command], () => ({ token: context.backend.currentToken() }));
     },
   },
+  {
+    method: 'GET',
+    path: '/v1/ca/status',
+    kind: 'read',
+    read(context) {
+      return caStatus(context);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/ca/rotate',
+    kind: 'write',
+    async write(context) {
+      const rotation = await context.backend.caRotation();
+      if (!rotation.ok) throw new ApiError(409, ApiCode.conflict, `cannot rotate the cluster CA: ${rotation.reason}`);
+      return context.commit([rotation.command], () => caStatus(context));
+    },
+  },
 ];
+
+/** The CA's trusted certificates by fingerprint, whether a rotation runs, and which CA each node's newest certificate is from. */
+function caStatus(context: RouteContext): unknown {
+  const ca = context.backend.machine.ca();
+  if (ca === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no CA yet; retry shortly');
+  const fingerprints = ca.certificates.map((pem) => certificateFingerprint(pem));
+  return {
+    signing: fingerprints[0],
+    trusted: fingerprints,
+    rotating: fingerprints.length > 1,
+    setIndex: ca.setIndex,
+    revoked: ca.revoked.length,
+    nodes: context.backend.machine.nodeDirectory().filter((node) => node.status !== 'left').map((node) => {
+      const newest = node.certificates?.at(-1);
+      return { id: node.id, status: node.status, serial: newest?.serial ?? null, notAfter: newest?.notAfter ?? null, issuer: newest?.issuer ?? null };
+    }),
+  };
+}

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { registerAgentCommands } from './commands/agent.js';
 import { registerAppCommands } from './commands/apps.js';
+import { registerCaCommands } from './commands/ca.js';
 import { registerClusterCommands } from './commands/cluster.js';
 import { registerCompletionCommand } from './commands/completion.js';
 import { registerDeployCommand } from './commands/deploy.js';
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
   program.commandsGroup('Nodes and cluster:');
   registerAgentCommands(program);
   registerClusterCommands(program);
+  registerCaCommands(program);
   program.commandsGroup('Apps:');
   registerDeployCommand(program);
   registerAppCommands(program);

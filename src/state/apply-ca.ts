@@ -52,7 +52,7 @@ export function planNodeCertificate(state: ClusterState, command: CommandOf<'nod
 /** Adds `certificate` to the node's list, keeping the newest NODE_CERTIFICATES_MAX. For node.register's commit too. */
 export function recordCertificate(node: NodeRecord, certificate: CertificateRecord): void {
   const kept = (node.certificates ?? []).filter((known) => known.serial !== certificate.serial);
-  kept.push({ serial: certificate.serial, notAfter: certificate.notAfter });
+  kept.push({ serial: certificate.serial, notAfter: certificate.notAfter, ...(certificate.issuer === undefined ? {} : { issuer: certificate.issuer }) });
   node.certificates = kept.slice(-NODE_CERTIFICATES_MAX);
 }
 

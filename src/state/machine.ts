@@ -134,7 +134,7 @@ export type NodeDirectoryEntry = Readonly<Omit<NodeRecord, 'lastSeenAt' | 'addre
 };
 
 /** The commands that change node records other than by `lastSeenAt`: each successful one moves `nodesRevision` on. */
-const NODE_RECORD_COMMANDS: ReadonlySet<CommandType> = new Set(['node.register', 'node.status', 'node.role', 'node.remove', 'network.configure']);
+const NODE_RECORD_COMMANDS: ReadonlySet<CommandType> = new Set(['node.register', 'node.status', 'node.role', 'node.remove', 'node.certificate', 'network.configure']);
 
 /** The cluster's replicated state. Not thread-safe; one owner applies in log order. */
 export class ClusterStateMachine {

@@ -331,6 +331,8 @@ export interface NodeRecord {
 export interface CertificateRecord {
   serial: string;
   notAfter: number;
+  /** SHA-256 (hex) of the CA certificate that signed it: a CA rotation ends once every live node holds one of the new CA's. */
+  issuer?: string;
 }
 
 export const NODE_CERTIFICATES_MAX = 4;

@@ -264,6 +264,7 @@ const nonce = bytes({ bytesMin: LIMITS.sealNonceBytes, bytesMax: LIMITS.sealNonc
 const certificateRecord = object<CertificateRecord>({
   serial: text({ bytesMin: 1, bytesMax: 64, pattern: /^[0-9A-F]+$/, patternHint: 'a certificate serial in upper-case hex' }),
   notAfter: integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  issuer: optional(text({ bytesMin: 64, bytesMax: 64, pattern: /^[0-9a-f]{64}$/, patternHint: 'a SHA-256 fingerprint in lowercase hex' })),
 });
 
 /** An IPv4 address in dotted decimal, or an IPv6 address in text form (no zone). Pure: node:net's isIP is not allowed here. */

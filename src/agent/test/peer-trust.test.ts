@@ -161,6 +161,44 @@ test('callers without a certificate, with another CA\'s, or posing as another me
   assert.ok((leaderCounts['no-verified-certificate'] ?? 0) >= 1 && (leaderCounts['sender-mismatch'] ?? 0) >= 1, JSON.stringify(leaderCounts));
 }));
 
+test('a CA rotation moves every node to a new CA while writes go on; the old CA\'s certificates are refused after', withLogs(async () => {
+  const leader = await cluster.leader();
+  const nodes = cluster.running();
+  const oldMaterial = readMaterial(nodes.find((node) => node !== leader)!);
+  const before = await leader.request('GET', '/v1/ca/status');
+  assert.is(before.status, 200, JSON.stringify(before.body));
+  assert.is(before.body.rotating, false);
+  assert.ok(before.body.nodes.every((node: { issuer: string | null }) => node.issuer === before.body.signing), `every node's certificate is recorded with its issuer: ${JSON.stringify(before.body)}`);
+  const rotated = await leader.request('POST', '/v1/ca/rotate', {});
+  assert.is(rotated.status, 200, JSON.stringify(rotated.body));
+  assert.is(rotated.body.trusted.length, 2);
+  assert.is(rotated.body.trusted[1], before.body.signing, 'the old CA stays trusted during the rotation');
+  const again = await leader.request('POST', '/v1/ca/rotate', {});
+  assert.is(again.status, 409, 'one rotation at a time');
+  // Writes through the whole rotation, each acknowledged.
+  let writes = 0;
+  const finished = await eventually('the rotation to finish', async () => {
+    const write = await nodes[writes % nodes.length]!.request('PUT', `/v1/kv/rotation-${writes}`, { value: String(writes) });
+    assert.is(write.status, 200, `write ${writes} during the rotation: ${JSON.stringify(write.body)}`);
+    writes++;
+    const status = await leader.request('GET', '/v1/ca/status');
+    return status.body.rotating === false ? status.body : undefined;
+  }, 30_000, 200);
+  assert.is(finished.signing, rotated.body.signing);
+  assert.equal(finished.trusted, [rotated.body.signing]);
+  assert.ok(writes >= 1);
+  for (const node of nodes) {
+    const value = await node.request('GET', `/v1/kv/rotation-${writes - 1}`);
+    assert.is(value.status, 200, `${node.name} reads the last write`);
+    await eventually(`${node.name} to trust only the new CA`, () => readMaterial(node).caPems[0]!.match(/BEGIN CERTIFICATE/g)?.length === 1);
+  }
+  // A certificate of the old CA no longer gets in.
+  const client = raftClient(leader.peerAddress, mutualCredentials(oldMaterial));
+  const lastIndex = (await leader.status()).commit as number;
+  assert.is(await sendBatch(client, nodes.find((node) => node !== leader)!.name, forgedMessages('nobody', leader.name, lastIndex)), grpc.status.UNAUTHENTICATED);
+  client.close();
+}));
+
 test('a removed node\'s certificate is refused from then on', withLogs(async () => {
   const leader = await cluster.leader();
   const removed = cluster.running().find((node) => node !== leader)!;
