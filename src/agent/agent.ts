@@ -705,7 +705,8 @@ class HivemindAgent implements Agent, ApiBackend {
       const member = isMember(status.config, this.name);
       const caughtUp = status.applied >= status.commit && status.leader !== '';
       if (!registered && record !== undefined && member && caughtUp) await this.rejoin(false, 'its addresses changed');
-      if (registered && caughtUp) await this.maybeRenewCertificate();
+      // Renewal reads only the CA record and this node's own: a lagging replica renews late, never wrongly.
+      if (registered) await this.maybeRenewCertificate();
     } catch (error) {
       this.logOnce(`ensure:${(error as Error).message}`, 'agent', `cannot update this node's record yet: ${(error as Error).message}`);
     } finally {

@@ -199,6 +199,24 @@ test('a CA rotation moves every node to a new CA while writes go on; the old CA\
   client.close();
 }));
 
+test('a node down through a whole rotation joins again by itself with a certificate of the new CA', withLogs(async () => {
+  const leader = await cluster.leader();
+  const sleeper = cluster.running().find((node) => node !== leader)!;
+  await sleeper.stop();
+  await eventually(`${sleeper.name} to be marked down`, async () => (await leader.request('GET', `/v1/nodes/${sleeper.name}`)).body.status === 'down', 60_000, 250);
+  const rotated = await leader.request('POST', '/v1/ca/rotate', {});
+  assert.is(rotated.status, 200, JSON.stringify(rotated.body));
+  await eventually('the rotation to finish without the down node', async () => (await leader.request('GET', '/v1/ca/status')).body.rotating === false, 30_000, 200);
+  sleeper.start(['agent']);
+  await eventually(`${sleeper.name} to hold a certificate of the new CA`, async () => {
+    const status = await leader.request('GET', '/v1/ca/status');
+    const record = status.body.nodes.find((node: { id: string }) => node.id === sleeper.name);
+    return record?.issuer === rotated.body.signing && record.status === 'up';
+  }, 60_000, 250);
+  const write = await sleeper.request('PUT', '/v1/kv/after-rotation', { value: 'ok' });
+  assert.is(write.status, 200, `a write through the node that came back: ${JSON.stringify(write.body)}`);
+}));
+
 test('a removed node\'s certificate is refused from then on', withLogs(async () => {
   const leader = await cluster.leader();
   const removed = cluster.running().find((node) => node !== leader)!;
