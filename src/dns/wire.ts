@@ -163,14 +163,9 @@ export interface ReplyLayout {
 export function replyLayout(bytes: Uint8Array): ReplyLayout | undefined {
   if (bytes.length < HEADER_BYTES) return undefined;
   const flags = readU16(bytes, 2);
-  const questions = readU16(bytes, 4);
-  const records = readU16(bytes, 6) + readU16(bytes, 8) + readU16(bytes, 10);
-  let offset = HEADER_BYTES;
-  for (let index = 0; index < questions; index++) {
-    const end = skipName(bytes, offset);
-    if (end === undefined) return undefined;
-    offset = end + 4;
-  }
+  const records = recordCount(bytes);
+  let offset = afterQuestions(bytes);
+  if (offset === undefined) return undefined;
   const layout: ReplyLayout = { rcode: flags & 0x0f, truncated: (flags & 0x0200) !== 0, ttlOffsets: [] };
   for (let index = 0; index < records; index++) {
     const record = readRecordHead(bytes, offset);
@@ -281,16 +276,27 @@ export function withoutOpt(reply: Buffer): Buffer {
   return out;
 }
 
-function lastRecord(bytes: Uint8Array): { start: number; type: number } | undefined {
-  if (bytes.length < HEADER_BYTES) return undefined;
-  const questions = readU16(bytes, 4);
-  const records = readU16(bytes, 6) + readU16(bytes, 8) + readU16(bytes, 10);
+/** Answer, authority and additional records together. */
+function recordCount(bytes: Uint8Array): number {
+  return readU16(bytes, 6) + readU16(bytes, 8) + readU16(bytes, 10);
+}
+
+/** The offset just past the question section, or undefined when a name does not parse. */
+function afterQuestions(bytes: Uint8Array): number | undefined {
   let offset = HEADER_BYTES;
-  for (let index = 0; index < questions; index++) {
+  for (let index = readU16(bytes, 4); index > 0; index--) {
     const end = skipName(bytes, offset);
     if (end === undefined) return undefined;
     offset = end + 4;
   }
+  return offset;
+}
+
+function lastRecord(bytes: Uint8Array): { start: number; type: number } | undefined {
+  if (bytes.length < HEADER_BYTES) return undefined;
+  const records = recordCount(bytes);
+  let offset = afterQuestions(bytes);
+  if (offset === undefined) return undefined;
   let last: { start: number; type: number } | undefined;
   for (let index = 0; index < records; index++) {
     const record = readRecordHead(bytes, offset);
