@@ -140,6 +140,8 @@ export class NemesisRunner {
         return this.applyPause(fault);
       case 'membership':
         return this.applyMembership(fault);
+      case 'trust':
+        return this.applyTrust(fault);
     }
   }
 
@@ -228,6 +230,35 @@ export class NemesisRunner {
         node.start({ join: seed.peerAddress });
       },
     };
+  }
+
+  /**
+   * A CA rotation (`POST /v1/ca/rotate` through a random running node), and
+   * with `ca-rotate-node-down` one node killed first and restarted only at
+   * the heal: it sleeps through the whole rotation and must find its own way
+   * back in (its certificate is of a CA no longer trusted).
+   */
+  private async applyTrust(fault: PlannedFault): Promise<ActiveFault> {
+    const { nodes, client } = this.context;
+    const down = fault.variant === 'ca-rotate-node-down' ? nodes[fault.order[0]!]! : undefined;
+    const via = nodes.find((node) => node !== down && node.state === 'running');
+    const record = this.start(fault, down === undefined ? [] : [down], down === undefined ? 'the cluster CA rotates' : `kill -9 ${down.name}, the cluster CA rotates, ${down.name} restarts at the heal`);
+    if (down !== undefined) await down.kill9();
+    const heal = async () => {
+      if (down !== undefined && !down.alive) down.start('agent');
+    };
+    if (via === undefined) {
+      record.notes.push('no running node to ask; nothing rotated');
+      return { record, heal };
+    }
+    const answer = await client.call(via.origin, 'POST', '/v1/ca/rotate', {}, 20_000);
+    if (answer.kind !== 'answer' || answer.status !== 200) {
+      const why = answer.kind === 'answer' ? `${answer.status} ${apiErrorCode(answer.body) ?? ''} ${answer.body?.error?.message ?? ''}`.trim() : answer.message;
+      record.notes.push(`rotation refused or unanswered (${why})`);
+    } else {
+      record.notes.push(`rotating to CA sha256:${String(answer.body?.signing ?? '').slice(0, 16)}`);
+    }
+    return { record, heal };
   }
 
   /** Every node back: network healed, paused nodes resumed, stopped ones restarted, left ones joined again. */

@@ -9,7 +9,7 @@ import { assert } from '../consensus/core/assert.js';
 import { SeededRandom } from './random.js';
 
 /** The nemesis classes, as `--nemesis` names them. */
-export const nemesisClasses = ['partition', 'kill', 'pause', 'loss', 'membership'] as const;
+export const nemesisClasses = ['partition', 'kill', 'pause', 'loss', 'membership', 'trust'] as const;
 export type NemesisClass = (typeof nemesisClasses)[number];
 
 /** Each class's variants (`--nemesis partition:ring` picks one). */
@@ -19,6 +19,7 @@ export const variantsByClass: Readonly<Record<NemesisClass, readonly string[]>> 
   pause: ['random', 'leader'],
   loss: ['all', 'one', 'leader'],
   membership: ['leave-rejoin', 'leave-rejoin-leader', 'replace-fresh'],
+  trust: ['ca-rotate', 'ca-rotate-node-down'],
 };
 
 /** A nemesis class and the variants of it the run may use. */

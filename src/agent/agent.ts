@@ -102,6 +102,13 @@ const WATCH_INTERVAL_MS = 100;
 const LEAVE_STOP_DELAY_MS = 1000;
 const REJOIN_INTERVAL_MS = 5000;
 /**
+ * One rejoin call: the leader registers the node and may add it to Raft as
+ * a learner before it answers, which under faults takes seconds; a call cut
+ * short is admitted all the same but its answer (the node's new certificate)
+ * is lost, and the next try starts over.
+ */
+const REJOIN_CALL_TIMEOUT_MS = 15_000;
+/**
  * A follower or learner that has not heard from its leader for this long
  * counts as outside the cluster (see maybeRejoin). A voter campaigns long
  * before; a learner never does, and a learner removed while the message
@@ -765,7 +772,7 @@ class HivemindAgent implements Agent, ApiBackend {
       const candidates = leaderAddress !== undefined ? [leaderAddress] : Object.entries(this.peerMap()).filter(([id]) => id !== this.name).map(([, address]) => address);
       for (const address of candidates) {
         const certificateRequest = await this.trust.prepareJoin();
-        const result = await sendJoin(this.clients, { address, token, identity: this.joinerIdentity(), rejoin: outside, timeoutMs: 5000, certificateRequest });
+        const result = await sendJoin(this.clients, { address, token, identity: this.joinerIdentity(), rejoin: outside, timeoutMs: REJOIN_CALL_TIMEOUT_MS, certificateRequest });
         if (result.ok) {
           this.trust.completeJoin(result.joined);
           this.log('join', `${outside ? 'rejoined' : 'refreshed this node\'s record'} through ${address} (${why}); leader ${result.joined.leader}`);

@@ -113,6 +113,8 @@ export class NodeTrust {
     }
     this.install({ keyPem, certificatePem: answer.certificatePem, caPems: answer.caPems });
     this.pendingKeyPem = undefined;
+    // The answer is at least as new as this replica's CA record: follow the record only once it changes.
+    this.caSetIndex = Math.max(this.caSetIndex ?? 0, this.context.machine.ca()?.setIndex ?? 0);
   }
 
   /** The leader: a certificate for a joiner's CSR, and its record for node.register. */
@@ -172,11 +174,16 @@ export class NodeTrust {
     return true;
   }
 
-  /** Follows the state's trusted CA certificates into the data directory and the credentials. */
+  /**
+   * Follows the state's trusted CA certificates into the data directory and
+   * the credentials, but never backwards: a replica that lags behind
+   * material fresher than itself (a join answer) is not followed until its
+   * CA record changes again.
+   */
   maybeSync(): void {
     const ca = this.context.machine.ca();
     const material = this.credentials.current;
-    if (ca === undefined || material === undefined || ca.setIndex === this.caSetIndex) return;
+    if (ca === undefined || material === undefined || (this.caSetIndex !== undefined && ca.setIndex <= this.caSetIndex)) return;
     this.caSetIndex = ca.setIndex;
     const caPems = [...ca.certificates];
     if (JSON.stringify(caPems) === JSON.stringify(material.caPems)) return;
@@ -197,9 +204,13 @@ export class NodeTrust {
     if (this.renewing || material === undefined || ca === undefined || record === undefined || record.status === 'left') return undefined;
     const facts = certificateFacts(material.certificatePem);
     const now = this.context.now();
-    const due = now >= facts.notBefore + (facts.notAfter - facts.notBefore) * RENEW_AFTER_SHARE || !certificateSignedBy(material.certificatePem, ca.certificates.slice(0, 1), this.context.nodeId);
+    const signing = ca.certificates[0]!;
+    // Renew to the state's signing CA only if this node trusts it: a replica behind this node's material
+    // (a join answer from a rotated cluster) must not move the certificate back to an older CA.
+    if (!material.caPems.some((pem) => pem.trim() === signing.trim())) return undefined;
+    const due = now >= facts.notBefore + (facts.notAfter - facts.notBefore) * RENEW_AFTER_SHARE || !certificateSignedBy(material.certificatePem, [signing], this.context.nodeId);
     const recorded = record.certificates?.some((known) => known.serial === facts.serial) ?? false;
-    const issuer = certificateFingerprint(ca.certificates[0]!);
+    const issuer = certificateFingerprint(signing);
     if (!due) return recorded ? undefined : { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: facts.serial, notAfter: facts.notAfter, issuer } };
     this.renewing = true;
     try {
