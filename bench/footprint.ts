@@ -57,6 +57,10 @@ function parseOptions(argv: string[]): Options {
       if (next === undefined) throw new Error(`${flag} needs a value`);
       return Number(next);
     };
+    if (flag === '--help') {
+      console.log('usage: node dist/bench/footprint.js [--idle-seconds 20] [--settle-seconds 5] [--apps 100] [--instances 1000] [--place] [--json]');
+      process.exit(0);
+    }
     if (flag === '--json') options.json = true;
     else if (flag === '--idle-seconds') options.idleSeconds = value();
     else if (flag === '--settle-seconds') options.settleSeconds = value();
