@@ -9,7 +9,7 @@ import { readLocalToken } from '../node/data-dir.js';
 import { ApiClient } from './client.js';
 import { ADDRESS_DEFAULT, normalizeAddress } from './parse.js';
 
-/** The data directory when neither `--data-dir` nor `HIVEMIND_DATA_DIR` is set (DESIGN.md, Defaults). */
+/** The data directory when neither `--data-dir` nor `HIVEMIND_DATA_DIR` is set (docs/design.md, Defaults). */
 export const DATA_DIR_DEFAULT = '.hivemind';
 
 /** The file in the data directory where the agent keeps the join token (mode 0600; src/agent/data-dir.ts). */

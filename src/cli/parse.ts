@@ -8,7 +8,7 @@ import { parseCpuMillis, parseDurationMs, parseMemoryBytes } from '../appfile/un
 import { NAME_PATTERN } from '../state/types.js';
 import { UsageError } from './errors.js';
 
-/** The API port a bare host is given (DESIGN.md, Defaults). */
+/** The API port a bare host is given (docs/design.md, Defaults). */
 export const API_PORT_DEFAULT = 7070;
 
 /** Where the CLI looks for a node when neither `--addr` nor `HIVEMIND_ADDR` is set. */

@@ -15,7 +15,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { IDENTIFIER_PATTERN } from '../state/validate.js';
 import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
 
-/** Default ports (docs/api.md, DESIGN.md). */
+/** Default ports (docs/api.md, docs/design.md). */
 export const DEFAULT_PORTS = { api: 7070, peer: 7071, gossip: 7072, dns: 7053, proxy: 7080 } as const;
 /** The data directory when none is given, relative to where the agent starts. */
 export const DEFAULT_DATA_DIR = '.hivemind';

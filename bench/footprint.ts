@@ -1,0 +1,331 @@
+/**
+ * `npm run bench:footprint [-- --idle-seconds 20 --apps 100 --instances 1000 --json]`
+ *
+ * What a Hivemind agent costs when it does nothing, and what holding apps
+ * costs it, measured on real agent processes (`dist/src/agent/main.js`, the
+ * way src/agent/test/harness.ts starts them) from /proc:
+ *
+ * - Start to serving: from spawning `agent` to the first `200` of
+ *   `GET /v1/health`, on a fresh data directory (the node makes its keys, CA
+ *   and Raft log) and again on the same directory after a restart.
+ * - Idle one-node agent: RSS (VmRSS, last and largest sample, once a second)
+ *   and CPU (utime + stime from /proc/PID/stat over the window, in % of one
+ *   core) after a settling pause.
+ * - A 3-node cluster holding N process apps with M instances in all: each
+ *   agent's RSS and CPU empty, then loaded. By default no instance runs: every
+ *   app carries a placement constraint no node satisfies, so the replicated
+ *   state holds the N app records (with their spec) and the M instance
+ *   records, the scheduler sees them all and marks them unplaceable, and no
+ *   process is started. This measures the state's memory cost, not the
+ *   executor's per-instance supervision. `--place` drops the constraint: the
+ *   scheduler places the instances and every one runs `sleep 3600` as a
+ *   supervised process (keep M small: these are real processes).
+ * - etcd (when `etcd` is on PATH; Debian `etcd-server`): one member's start
+ *   to serving (`/health` 200) and its idle RSS and CPU over the same window.
+ *
+ * Run it alone (flock): other processes' CPU shows in the figures.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { cpuTimeMs, freePorts, Resources, rssBytes, sleep } from './processes.js';
+import { TestCluster, type TestNode } from '../src/agent/test/harness.js';
+
+const MIB = 2 ** 20;
+const SERVE_TIMEOUT_MS = 30_000;
+const HEALTH_POLL_MS = 5;
+/** Apps per app file: each file is one atomic replicated command (at most LIMITS.appsPerDeployMax). */
+const APPS_PER_FILE = 50;
+const CONSTRAINT_NOTHING_SATISFIES = 'node.labels.footprint-bench == never';
+
+interface Options {
+  idleSeconds: number;
+  settleSeconds: number;
+  apps: number;
+  instances: number;
+  place: boolean;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { idleSeconds: 20, settleSeconds: 5, apps: 100, instances: 1000, place: false, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = (): number => {
+      const next = argv[++i];
+      if (next === undefined) throw new Error(`${flag} needs a value`);
+      return Number(next);
+    };
+    if (flag === '--help') {
+      console.log('usage: node dist/bench/footprint.js [--idle-seconds 20] [--settle-seconds 5] [--apps 100] [--instances 1000] [--place] [--json]');
+      process.exit(0);
+    }
+    if (flag === '--json') options.json = true;
+    else if (flag === '--idle-seconds') options.idleSeconds = value();
+    else if (flag === '--settle-seconds') options.settleSeconds = value();
+    else if (flag === '--apps') options.apps = value();
+    else if (flag === '--instances') options.instances = value();
+    else if (flag === '--place') options.place = true;
+    else throw new Error(`unknown flag ${flag} (known: --idle-seconds S --settle-seconds S --apps N --instances M --place --json)`);
+  }
+  if (!Number.isInteger(options.idleSeconds) || options.idleSeconds < 1 || options.idleSeconds > 300) throw new Error('--idle-seconds must be in [1, 300]');
+  if (!Number.isInteger(options.settleSeconds) || options.settleSeconds < 0 || options.settleSeconds > 120) throw new Error('--settle-seconds must be in [0, 120]');
+  if (!Number.isInteger(options.apps) || options.apps < 0 || options.apps > 5000) throw new Error('--apps must be in [0, 5000]');
+  if (!Number.isInteger(options.instances) || options.instances < options.apps || options.instances > 50_000) throw new Error('--instances must be in [apps, 50000]: every app has at least one');
+  if (options.place && options.instances > 600) throw new Error('--place starts every instance as a real process: keep --instances at most 600');
+  return options;
+}
+
+/** RSS and CPU of one process over a window. */
+interface Usage {
+  rssMiB: number;
+  rssMiBMax: number;
+  cpuPercent: number;
+}
+
+/** Samples `pids` once a second for `seconds`: last and largest RSS, and CPU over the window. */
+async function measure(pids: number[], seconds: number): Promise<Usage[]> {
+  const cpuStart = pids.map(cpuTimeMs);
+  const wallStartMs = performance.now();
+  const rssMax = pids.map(() => 0);
+  for (let s = 0; s < seconds; s++) {
+    await sleep(1000);
+    pids.forEach((pid, i) => (rssMax[i] = Math.max(rssMax[i]!, rssBytes(pid))));
+  }
+  const wallMs = performance.now() - wallStartMs;
+  return pids.map((pid, i) => ({
+    rssMiB: rssBytes(pid) / MIB,
+    rssMiBMax: rssMax[i]! / MIB,
+    cpuPercent: (100 * (cpuTimeMs(pid) - cpuStart[i]!)) / wallMs,
+  }));
+}
+
+async function waitServing(node: TestNode, startedAtMs: number): Promise<number> {
+  for (;;) {
+    if (!node.running) throw new Error(`${node.name} exited before serving:\n${node.logTail()}`);
+    if (performance.now() - startedAtMs > SERVE_TIMEOUT_MS) throw new Error(`${node.name} did not serve within ${SERVE_TIMEOUT_MS} ms:\n${node.logTail()}`);
+    const status = await node.request('GET', '/v1/health', undefined, { token: null, timeoutMs: 1000 }).then((answer) => answer.status, () => 0);
+    if (status === 200) return performance.now() - startedAtMs;
+    await sleep(HEALTH_POLL_MS);
+  }
+}
+
+function pidOf(node: TestNode): number {
+  const pid = node.process?.pid;
+  if (pid === undefined) throw new Error(`${node.name} has no process`);
+  return pid;
+}
+
+function directoryBytes(path: string): number {
+  let bytes = 0;
+  for (const name of readdirSync(path)) {
+    const entry = join(path, name);
+    const stat = statSync(entry, { throwIfNoEntry: false });
+    if (stat === undefined) continue;
+    bytes += stat.isDirectory() ? directoryBytes(entry) : stat.size;
+  }
+  return bytes;
+}
+
+interface SingleNodeResult {
+  startFreshMs: number;
+  startRestartMs: number;
+  idle: Usage;
+}
+
+async function singleNode(options: Options): Promise<SingleNodeResult> {
+  const cluster = new TestCluster();
+  try {
+    const node = await cluster.add('n1');
+    let startedAtMs = performance.now();
+    node.start(['agent']);
+    const startFreshMs = await waitServing(node, startedAtMs);
+    await node.stop();
+    startedAtMs = performance.now();
+    node.start(['agent']);
+    const startRestartMs = await waitServing(node, startedAtMs);
+    process.stderr.write(`bench: one node serves; settling ${options.settleSeconds} s, then ${options.idleSeconds} s idle\n`);
+    await sleep(options.settleSeconds * 1000);
+    const [idle] = await measure([pidOf(node)], options.idleSeconds);
+    return { startFreshMs, startRestartMs, idle: idle! };
+  } finally {
+    await cluster.cleanup();
+  }
+}
+
+/** One app file of process apps `first..first+count-1`, with `replicas` each. */
+function appFile(first: number, replicasOf: (index: number) => number, count: number, place: boolean): string {
+  const lines = ['services:'];
+  for (let i = first; i < first + count; i++) {
+    lines.push(`  app-${i}:`, '    command: ["sleep", "3600"]', '    deploy:', `      replicas: ${replicasOf(i)}`);
+    if (!place) lines.push('      placement:', `        constraints: ["${CONSTRAINT_NOTHING_SATISFIES}"]`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+interface ClusterResult {
+  empty: Usage[];
+  loaded: Usage[];
+  deploySeconds: number;
+  appsStored: number;
+  instancesStored: number;
+  instancesPlaced: number;
+  dataDirMiB: number[];
+}
+
+async function threeNodes(options: Options): Promise<ClusterResult> {
+  const cluster = new TestCluster();
+  try {
+    const first = await cluster.bootstrap('n1');
+    const nodes = [first, await cluster.join('n2', first), await cluster.join('n3', first)];
+    await cluster.leader(nodes);
+    process.stderr.write(`bench: 3 nodes serve; settling ${options.settleSeconds} s, then ${options.idleSeconds} s empty\n`);
+    await sleep(options.settleSeconds * 1000);
+    const empty = await measure(nodes.map(pidOf), options.idleSeconds);
+
+    // M instances over N apps: the first M mod N apps get one more.
+    const base = Math.floor(options.instances / Math.max(options.apps, 1));
+    const extra = options.instances - base * options.apps;
+    const replicasOf = (index: number): number => base + (index < extra ? 1 : 0);
+    const deployStartMs = performance.now();
+    for (let at = 0; at < options.apps; at += APPS_PER_FILE) {
+      const count = Math.min(APPS_PER_FILE, options.apps - at);
+      const answer = await first.request('POST', '/v1/deploy', { fileName: `footprint-${at}.yaml`, content: appFile(at, replicasOf, count, options.place) }, { timeoutMs: 60_000 });
+      if (answer.status !== 200) throw new Error(`deploy of apps ${at}..${at + count - 1}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 500)}`);
+      process.stderr.write(`bench: deployed ${at + count} of ${options.apps} apps\n`);
+    }
+    const deploySeconds = (performance.now() - deployStartMs) / 1000;
+    // Every node has applied everything, and the scheduler has done its part (placed or marked unplaceable).
+    const { instancesStored, instancesPlaced, appsStored } = await settled(nodes, options);
+    process.stderr.write(`bench: ${appsStored} apps, ${instancesStored} instances stored; settling ${options.settleSeconds} s, then ${options.idleSeconds} s loaded\n`);
+    await sleep(options.settleSeconds * 1000);
+    const loaded = await measure(nodes.map(pidOf), options.idleSeconds);
+    const dataDirMiB = nodes.map((node) => directoryBytes(node.dataDir) / MIB);
+    return { empty, loaded, deploySeconds, appsStored, instancesStored, instancesPlaced, dataDirMiB };
+  } finally {
+    await cluster.cleanup();
+  }
+}
+
+/** Waits until every node's state holds every instance and the scheduler has placed them or marked them unplaceable. */
+async function settled(nodes: TestNode[], options: Options): Promise<{ appsStored: number; instancesStored: number; instancesPlaced: number }> {
+  const deadlineMs = performance.now() + 300_000;
+  for (;;) {
+    const statuses = await Promise.all(nodes.map((node) => node.status()));
+    const instances = (await nodes[0]!.request('GET', '/v1/instances', undefined, { timeoutMs: 60_000 })).body.instances as { node?: string }[];
+    const apps = (await nodes[0]!.request('GET', '/v1/apps', undefined, { timeoutMs: 60_000 })).body.apps as { unplaceable?: unknown }[];
+    const placed = instances.filter((instance) => instance.node !== undefined).length;
+    const sameIndex = statuses.every((status) => status.index === statuses[0].index);
+    const scheduled = options.place ? placed === options.instances : apps.filter((app) => app.unplaceable !== undefined).length === options.apps;
+    if (sameIndex && instances.length === options.instances && scheduled) {
+      return { appsStored: apps.length, instancesStored: instances.length, instancesPlaced: placed };
+    }
+    if (performance.now() > deadlineMs) throw new Error(`the cluster did not settle: ${instances.length} instances, ${placed} placed, indexes ${statuses.map((s) => s.index).join('/')}`);
+    await sleep(500);
+  }
+}
+
+function etcdVersion(): string | undefined {
+  try {
+    return /etcd Version:\s*(\S+)/.exec(execFileSync('etcd', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+interface EtcdResult {
+  startMs: number;
+  idle: Usage;
+}
+
+async function etcdIdle(options: Options): Promise<EtcdResult> {
+  const resources = new Resources();
+  try {
+    const directory = resources.makeTempDirectory('footprint-etcd-');
+    const [clientPort, peerPort] = await freePorts(2);
+    const client = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const startedAtMs = performance.now();
+    const child = resources.spawn({
+      command: 'etcd',
+      args: ['--name', 'e1', '--data-dir', join(directory, 'data'), '--listen-client-urls', client, '--advertise-client-urls', client,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `e1=${peer}`],
+      logPath: join(directory, 'etcd.log'),
+    });
+    let startMs = Number.NaN;
+    while (Number.isNaN(startMs)) {
+      if (child.exitCode !== null) throw new Error('etcd exited before serving');
+      if (performance.now() - startedAtMs > SERVE_TIMEOUT_MS) throw new Error('etcd did not serve in time');
+      const status = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) }).then((response) => response.status, () => 0);
+      if (status === 200) startMs = performance.now() - startedAtMs;
+      else await sleep(HEALTH_POLL_MS);
+    }
+    process.stderr.write(`bench: etcd serves; settling ${options.settleSeconds} s, then ${options.idleSeconds} s idle\n`);
+    await sleep(options.settleSeconds * 1000);
+    const [idle] = await measure([child.pid!], options.idleSeconds);
+    return { startMs, idle: idle! };
+  } finally {
+    resources.cleanup();
+  }
+}
+
+function row(cells: string[], widths: number[]): string {
+  return '  ' + cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
+}
+
+function usageCells(usage: Usage): string[] {
+  return [usage.rssMiB.toFixed(1), usage.rssMiBMax.toFixed(1), usage.cpuPercent.toFixed(2)];
+}
+
+function rounded(usage: Usage): Usage {
+  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)) };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const etcd = etcdVersion();
+  const what = options.place
+    ? `placed and running as \`sleep 3600\` processes`
+    : `stored, none placed (constraint "${CONSTRAINT_NOTHING_SATISFIES}"): the state's cost, no process runs`;
+  console.log('footprint benchmark: real agents on loopback, RSS (VmRSS) and CPU (utime+stime) from /proc');
+  console.log(`  machine   ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; load ${loadavg()[0]!.toFixed(2)} at start; node ${process.version}`);
+  console.log(`  windows   settle ${options.settleSeconds} s, then ${options.idleSeconds} s measured (RSS sampled once a second: last, max); default agent settings (tick 50 ms)`);
+  console.log(`  cluster   3 nodes, ${options.apps} process apps, ${options.instances} instances ${what}`);
+  console.log(`  etcd      ${etcd ?? 'not installed (no etcd row)'}${etcd ? ', one member, defaults' : ''}`);
+  console.log(`  targets   idle RSS <= 60 MiB, idle CPU <= 0.5 % of a core, start to serving <= 1000 ms, <= 150 MiB per agent at 1000 apps / 10000 instances\n`);
+
+  const single = await singleNode(options);
+  const etcdResult = etcd === undefined ? undefined : await etcdIdle(options);
+  const three = await threeNodes(options);
+
+  const widths = [34, 10, 10, 8, 14];
+  console.log(row(['process', 'RSS MiB', 'max MiB', 'CPU %', 'start ms'], widths));
+  console.log(row(['hivemind agent, 1 node, idle', ...usageCells(single.idle), `${single.startFreshMs.toFixed(0)} / ${single.startRestartMs.toFixed(0)}`], widths));
+  if (etcdResult) console.log(row(['etcd, 1 member, idle', ...usageCells(etcdResult.idle), etcdResult.startMs.toFixed(0)], widths));
+  three.empty.forEach((usage, i) => console.log(row([`3 nodes, empty: n${i + 1}`, ...usageCells(usage), ''], widths)));
+  three.loaded.forEach((usage, i) => console.log(row([`3 nodes, ${options.apps} apps/${options.instances} inst: n${i + 1}`, ...usageCells(usage), ''], widths)));
+  console.log(`\n  start ms: fresh data dir / restart on it. Deploy of ${options.apps} apps took ${three.deploySeconds.toFixed(1)} s; stored ${three.appsStored} apps, ${three.instancesStored} instances (${three.instancesPlaced} placed); data dirs ${three.dataDirMiB.map((m) => m.toFixed(2)).join(' / ')} MiB`);
+  const growth = three.loaded.map((usage, i) => usage.rssMiB - three.empty[i]!.rssMiB);
+  console.log(`  RSS growth empty -> loaded: ${growth.map((m) => m.toFixed(1)).join(' / ')} MiB`);
+
+  if (options.json) {
+    console.log(JSON.stringify({
+      benchmark: 'footprint',
+      settings: { idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds, apps: options.apps, instances: options.instances, place: options.place },
+      etcd: etcd ?? null,
+      singleNode: { startFreshMs: Math.round(single.startFreshMs), startRestartMs: Math.round(single.startRestartMs), idle: rounded(single.idle) },
+      etcdIdle: etcdResult ? { startMs: Math.round(etcdResult.startMs), idle: rounded(etcdResult.idle) } : null,
+      threeNodes: {
+        empty: three.empty.map(rounded), loaded: three.loaded.map(rounded), deploySeconds: Number(three.deploySeconds.toFixed(1)),
+        appsStored: three.appsStored, instancesStored: three.instancesStored, instancesPlaced: three.instancesPlaced,
+        dataDirMiB: three.dataDirMiB.map((m) => Number(m.toFixed(2))),
+      },
+    }));
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench: ${(error as Error).message}`);
+  process.exit(1);
+});

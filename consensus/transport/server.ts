@@ -1,0 +1,183 @@
+/**
+ * The incoming side of the gRPC transport: the server, its `Stream` and
+ * `InstallSnapshot` handlers, and any further services on the same port.
+ *
+ * Every batch and snapshot header is decoded and validated field by field
+ * (wire-codec.ts) before anything reaches the Raft node. A batch that fails
+ * is dropped whole, counted, logged (rate-limited), and its stream is ended
+ * with INVALID_ARGUMENT. Nothing a peer sends can crash the process.
+ *
+ * Security: with `security` set (the agent always sets it), the server and
+ * the channels speak mutual TLS, and every Stream and InstallSnapshot call is
+ * authenticated before its first message is read: the call's verified
+ * certificate names a node, and every batch's `from` (and so every message's)
+ * must be that node; a snapshot's sender likewise. A call or batch that fails
+ * is refused whole and counted by reason (`security.onRejected`). Without
+ * `security` the transport is plaintext and trusts the `from` it reads: for
+ * tests of the core and for the KV benchmark server only.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { NodeId } from '../core/types.js';
+import type { TransportContext } from './context.js';
+import type { GrpcExtraService, PeerCall } from './options.js';
+import { channelOptions, raftService, type AckWire } from './raft-service.js';
+import { NODE_ID_CHARS_MAX, SnapshotAssembly, decodeBatch, type BatchWire, type SnapshotChunkWire } from './wire-codec.js';
+
+/** Incoming snapshot streams assembled at once (each may hold up to snapshotBytesMax). */
+const SNAPSHOTS_INCOMING_MAX = 2;
+
+/** The transport could not bind its listening address. */
+export class TransportListenError extends Error {
+  readonly code = 'TRANSPORT_LISTEN_FAILED';
+}
+
+/** The transport's gRPC server. `start` once, `stop` once. */
+export class RaftServer {
+  private server: grpc.Server | null = null;
+  private snapshotsIncoming = 0;
+
+  constructor(
+    private readonly context: TransportContext,
+    private readonly extraServices: GrpcExtraService[],
+  ) {}
+
+  /** Binds `listen`; resolves with the port bound. Rejects with TransportListenError when it cannot. */
+  async start(listen: string): Promise<number> {
+    // Channelz stays on for the server: grpc-js's forceShutdown only destroys the
+    // sessions channelz tracks, and stop() must close every connection.
+    const server = new grpc.Server({ ...channelOptions(this.context.settings), 'grpc.enable_channelz': 1 });
+    server.addService(raftService().service, {
+      Stream: (call: grpc.ServerReadableStream<BatchWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
+        this.handleStream(call, callback),
+      InstallSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
+        this.handleInstallSnapshot(call, callback),
+    });
+    for (const extra of this.extraServices) server.addService(extra.definition, extra.implementation);
+    this.server = server;
+    return new Promise<number>((resolve, reject) => {
+      const credentials = this.context.security?.serverCredentials() ?? grpc.ServerCredentials.createInsecure();
+      server.bindAsync(listen, credentials, (error, boundPort) => {
+        if (error === null) return resolve(boundPort);
+        server.forceShutdown();
+        this.server = null;
+        reject(new TransportListenError(`cannot listen for Raft peers on "${listen}": ${error.message}; choose a free port`));
+      });
+    });
+  }
+
+  /** Closes every connection at once. */
+  stop(): void {
+    this.server?.forceShutdown();
+    this.server = null;
+  }
+
+  /**
+   * The peer that made `call`: the authenticated node id, `null` when the
+   * transport runs without security (anyone), or undefined after refusing
+   * the call (answered with UNAUTHENTICATED, counted).
+   */
+  private callerOf(call: PeerCall, refuse: (error: Partial<grpc.StatusObject>) => void): NodeId | null | undefined {
+    if (this.context.security === undefined) return null;
+    const verdict = this.context.security.authenticate(call);
+    if (verdict.ok) return verdict.nodeId;
+    this.reject(verdict.reason, `call from ${call.getPeer()} refused: ${verdict.reason}`);
+    refuse({ code: grpc.status.UNAUTHENTICATED, details: `refused: ${verdict.reason} (a member of this cluster presents a certificate of its CA)` });
+    return undefined;
+  }
+
+  private reject(reason: string, line: string): void {
+    this.context.security?.onRejected?.(reason);
+    this.context.log.line(`rejected:${reason}`, `raft transport ${this.context.id}: ${line}`);
+  }
+
+  private handleStream(call: grpc.ServerReadableStream<BatchWire, AckWire>, callback: grpc.sendUnaryData<AckWire>): void {
+    const context = this.context;
+    const caller = this.callerOf(call, (error) => callback(error));
+    if (caller === undefined) return;
+    call.sendMetadata(new grpc.Metadata());
+    let finished = false;
+    const finish = (error: Partial<grpc.StatusObject> | null): void => {
+      if (finished) return;
+      finished = true;
+      callback(error, error === null ? {} : undefined);
+    };
+    call.on('data', (batch: BatchWire) => {
+      if (finished || context.stopped) return;
+      if (caller !== null && batch.from !== caller) {
+        context.counters.batchesRejected++;
+        const sender = JSON.stringify(String(batch.from).slice(0, NODE_ID_CHARS_MAX));
+        this.reject('sender-mismatch', `batch claiming to be from ${sender} arrived on ${JSON.stringify(caller)}'s connection; dropped`);
+        finish({ code: grpc.status.PERMISSION_DENIED, details: `a batch from ${sender} on the connection of ${JSON.stringify(caller)}` });
+        return;
+      }
+      const decoded = decodeBatch(batch, context.id);
+      if (!decoded.ok) {
+        context.counters.batchesRejected++;
+        const details = `batch from ${JSON.stringify(String(batch.from).slice(0, NODE_ID_CHARS_MAX))} rejected: ${decoded.reason}`;
+        context.log.line('batch-rejected', `raft transport ${context.id}: ${details}`);
+        finish({ code: grpc.status.INVALID_ARGUMENT, details });
+        return;
+      }
+      context.counters.batchesReceived++;
+      context.counters.messagesReceived += decoded.value.length;
+      for (const message of decoded.value) context.handlers?.onMessage(message);
+    });
+    call.on('end', () => finish(null));
+    call.on('error', () => (finished = true));
+    call.on('cancelled', () => (finished = true));
+  }
+
+  private handleInstallSnapshot(
+    call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>,
+    callback: grpc.sendUnaryData<AckWire>,
+  ): void {
+    const context = this.context;
+    const caller = this.callerOf(call, (error) => callback(error));
+    if (caller === undefined) return;
+    if (this.snapshotsIncoming >= SNAPSHOTS_INCOMING_MAX) {
+      context.counters.snapshotsRejected++;
+      callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `already receiving ${SNAPSHOTS_INCOMING_MAX} snapshots; retry later` });
+      return;
+    }
+    this.snapshotsIncoming++;
+    const assembly = new SnapshotAssembly(context.id, context.settings.snapshotBytesMax);
+    // Two separate facts: whether the call was answered, and whether its slot was given back.
+    let answered = false;
+    let slotHeld = true;
+    const releaseSlot = (): void => {
+      if (slotHeld) this.snapshotsIncoming--;
+      slotHeld = false;
+    };
+    const abandon = (): void => {
+      answered = true;
+      releaseSlot();
+    };
+    const refuse = (reason: string): void => {
+      abandon();
+      context.counters.snapshotsRejected++;
+      context.log.line('snapshot-rejected', `raft transport ${context.id}: snapshot stream rejected: ${reason}`);
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `snapshot rejected: ${reason}` });
+    };
+    call.on('data', (chunk: SnapshotChunkWire) => {
+      if (answered || context.stopped) return;
+      const added = assembly.add(chunk);
+      if (!added.ok) refuse(added.reason);
+    });
+    call.on('end', () => {
+      if (answered || context.stopped) return;
+      const message = assembly.finish();
+      if (!message.ok) return refuse(message.reason);
+      if (caller !== null && message.value.from !== caller) {
+        this.reject('sender-mismatch', `snapshot claiming to be from ${JSON.stringify(message.value.from)} arrived on ${JSON.stringify(caller)}'s connection; dropped`);
+        return refuse(`the snapshot names ${JSON.stringify(message.value.from)} as its sender, not the connection's ${JSON.stringify(caller)}`);
+      }
+      abandon();
+      context.counters.snapshotsReceived++;
+      context.handlers?.onMessage(message.value);
+      callback(null, {});
+    });
+    call.on('error', abandon);
+    call.on('cancelled', abandon);
+    call.on('close', releaseSlot);
+  }
+}
