@@ -14,10 +14,11 @@ import { assert } from '../../consensus/core/assert.js';
  * pay for a storm.
  */
 export class RetryBudget {
-  private balance = RETRY_RESERVE;
+  /** In hundredths of a token: whole numbers, so 10 requests at 20% pay for exactly 2 retries. */
+  private balance = RETRY_RESERVE * 100;
 
   constructor(private percent: number) {
-    assert(percent >= 0 && percent <= 100, 'RetryBudget: percent in [0, 100]');
+    assert(Number.isInteger(percent) && percent >= 0 && percent <= 100, 'RetryBudget: percent in [0, 100]');
   }
 
   configure(percent: number): void {
@@ -26,18 +27,18 @@ export class RetryBudget {
 
   /** A request arrived. */
   deposit(): void {
-    this.balance = Math.min(RETRY_BALANCE_MAX, this.balance + this.percent / 100);
+    this.balance = Math.min(RETRY_BALANCE_MAX * 100, this.balance + this.percent);
   }
 
   /** Takes a token for one retry; false (and nothing taken) when the budget is spent. */
   tryWithdraw(): boolean {
-    if (this.balance < 1) return false;
-    this.balance -= 1;
+    if (this.balance < 100) return false;
+    this.balance -= 100;
     return true;
   }
 
   tokens(): number {
-    return this.balance;
+    return this.balance / 100;
   }
 }
 

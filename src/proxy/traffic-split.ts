@@ -34,6 +34,6 @@ export function trafficSplitOf(app: App, servingVersions: ReadonlySet<number>): 
   const present = wanted.filter((share) => share.percent > 0 && servingVersions.has(share.version));
   const total = present.reduce((sum, share) => sum + share.percent, 0);
   if (total === 0) return undefined;
-  if (present.length === 1 && present[0]!.percent === 100 && servingVersions.size === 1) return undefined;
+  if (present.length === 1 && servingVersions.size === 1) return undefined;
   return present.map((share) => ({ version: share.version, percent: (100 * share.percent) / total }));
 }
