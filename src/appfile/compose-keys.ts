@@ -254,9 +254,33 @@ export const serviceExtensionKeys: KeyRules = {
   policies: read,
   secrets: read,
   max_per_node: read,
+  routes: read,
+  proxy: read,
 };
 
 export const canaryKeys: KeyRules = { instances: read, weight: read };
+
+/** `x-hivemind.routes` entries written as mappings. */
+export const routeKeys: KeyRules = { host: read, path: read };
+
+/** `x-hivemind.proxy`. */
+export const proxyKeys: KeyRules = {
+  balance: read,
+  hash_on: read,
+  timeout: read,
+  connect_timeout: read,
+  retries: read,
+  retry_budget: read,
+  breaker: read,
+  outlier: read,
+  max_concurrent: read,
+};
+
+/** `x-hivemind.proxy.breaker`. */
+export const breakerKeys: KeyRules = { failures: read, open: read };
+
+/** `x-hivemind.proxy.outlier`. */
+export const outlierKeys: KeyRules = { failures: read, ejection: read };
 
 /**
  * Reports every key of `mapping` that the caller will not read: unsupported

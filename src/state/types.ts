@@ -87,6 +87,48 @@ export interface HivemindSpec {
   /** Names of secrets mounted into the instances under /run/secrets/NAME. */
   secrets?: string[];
   maxPerNode?: number;
+  /** Extra host names (and path prefixes) the proxy routes to this app, beside `<app>.<tenant>.hivemind`. */
+  routes?: RouteSpec[];
+  /** How the proxy balances and protects this app's traffic; absent keys take the proxy's defaults. */
+  proxy?: ProxySpec;
+}
+
+/** A host name the proxy routes to an app, optionally only under a path prefix (`/api`). */
+export interface RouteSpec {
+  /** Lower case, without a port. */
+  host: string;
+  /** A path prefix starting with `/`; absent: every path. */
+  path?: string;
+}
+
+/** How the proxy picks an instance for a request. */
+export type ProxyBalance = 'round-robin' | 'least-request' | 'weighted' | 'hash';
+
+/** An app's proxy settings (`x-hivemind.proxy`); the proxy's defaults fill in what is absent. */
+export interface ProxySpec {
+  balance?: ProxyBalance;
+  /** balance "hash": the request header (lower case) whose value picks the instance. */
+  hashHeader?: string;
+  /** balance "hash": the cookie whose value picks the instance. */
+  hashCookie?: string;
+  /** The whole request, from the first attempt to the last response byte of the headers. */
+  timeoutMs?: number;
+  /** Opening a connection to an instance. */
+  connectTimeoutMs?: number;
+  /** Retries of an idempotent request after a failed attempt (0: none). */
+  retries?: number;
+  /** Retries allowed as a percent of requests (the retry budget). */
+  retryBudgetPercent?: number;
+  /** Consecutive failures of one instance that open its circuit breaker. */
+  breakerFailures?: number;
+  /** How long an open breaker stays open before it lets a probe through. */
+  breakerOpenMs?: number;
+  /** Consecutive 5xx responses of one instance that eject it from the balance for a while. */
+  outlierFailures?: number;
+  /** The first ejection's length; each further ejection of the same instance is longer. */
+  outlierEjectionMs?: number;
+  /** Requests in flight to the app through one node's proxy at most (the bulkhead); beyond, 503. */
+  maxConcurrent?: number;
 }
 
 /** One app, normalized from one Compose service. Exactly one of `image` and `command` is set. */

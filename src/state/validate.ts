@@ -36,6 +36,8 @@ import {
   type InstanceEndpoint,
   type HealthcheckSpec,
   type HivemindSpec,
+  type ProxySpec,
+  type RouteSpec,
   type PolicyRule,
   type PortSpec,
   type Quota,
@@ -88,9 +90,14 @@ export const LIMITS = {
   /** Names listed by a policy or an app (apps, tenants, secrets, policies). */
   namesMax: 1024,
   policyRulesMax: 256,
+  /** Host names an app declares for the proxy (`x-hivemind.routes`). */
+  routesMax: 64,
   /** Any duration, in milliseconds: a year. */
   durationMsMax: 365 * 24 * 3600 * 1000,
 } as const;
+
+/** A host name in lower case: dot-separated DNS labels. */
+export const HOST_PATTERN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Node and instance ids: printable, no spaces or slashes. */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
@@ -173,6 +180,33 @@ const restartSpec = object<RestartSpec>({
   windowMs: duration,
 });
 
+const routeSpec = object<RouteSpec>({
+  host: text({ bytesMin: 1, bytesMax: 253, pattern: HOST_PATTERN, patternHint: 'a lower-case host name like "shop.example.com", without a port' }),
+  path: optional(text({ bytesMin: 1, bytesMax: 1024, pattern: /^\/\S*$/, patternHint: 'a path prefix starting with / and without spaces' })),
+});
+
+const proxySpec = refine(
+  object<ProxySpec>({
+    balance: optional(oneOf(['round-robin', 'least-request', 'weighted', 'hash'])),
+    hashHeader: optional(text({ bytesMin: 1, bytesMax: 128, pattern: /^[a-z0-9!#$%&'*+.^_`|~-]+$/, patternHint: 'a lower-case header name' })),
+    hashCookie: optional(text({ bytesMin: 1, bytesMax: 128, pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, patternHint: 'a cookie name' })),
+    timeoutMs: optional(integer({ min: 1, max: LIMITS.durationMsMax })),
+    connectTimeoutMs: optional(integer({ min: 1, max: LIMITS.durationMsMax })),
+    retries: optional(integer({ min: 0, max: 10 })),
+    retryBudgetPercent: optional(integer({ min: 0, max: 100 })),
+    breakerFailures: optional(integer({ min: 1, max: 1000 })),
+    breakerOpenMs: optional(integer({ min: 1, max: LIMITS.durationMsMax })),
+    outlierFailures: optional(integer({ min: 1, max: 1000 })),
+    outlierEjectionMs: optional(integer({ min: 1, max: LIMITS.durationMsMax })),
+    maxConcurrent: optional(integer({ min: 1, max: 1_000_000 })),
+  }),
+  (value, path) => {
+    if (value.hashHeader !== undefined && value.hashCookie !== undefined) return { field: `${path}.hashCookie`, text: 'cannot be set with hashHeader; hash on one of them' };
+    if (value.balance === 'hash' && value.hashHeader === undefined && value.hashCookie === undefined) return { field: `${path}.hashHeader`, text: 'or hashCookie must be set when balance is "hash"' };
+    return undefined;
+  },
+);
+
 const hivemindSpec = object<HivemindSpec>({
   canary: optional(
     object<NonNullable<HivemindSpec['canary']>>({
@@ -185,6 +219,8 @@ const hivemindSpec = object<HivemindSpec>({
   policies: optional(names),
   secrets: optional(names),
   maxPerNode: optional(integer({ min: 1, max: LIMITS.replicasMax })),
+  routes: optional(list(routeSpec, { max: LIMITS.routesMax })),
+  proxy: optional(proxySpec),
 });
 
 const appSpecShape = object<AppSpec>({
