@@ -705,7 +705,10 @@ class HivemindAgent implements Agent, ApiBackend {
         await this.trust.maybeStoreCa((command) => this.proposeInternal(command));
         await this.trust.maybeFinishRotation((command) => this.proposeInternal(command));
         if (this.machine.token() === undefined) await this.storeToken(this.pendingToken ?? this.config.token ?? generateToken());
-        if (!registered) await this.proposeInternal({ type: 'node.register', id: this.name, addresses, labels: record?.labels ?? {}, resources: machineResources() });
+        if (!registered) {
+          const certificate = this.trust.ownCertificateRecord();
+          await this.proposeInternal({ type: 'node.register', id: this.name, addresses, labels: record?.labels ?? {}, resources: machineResources(), ...(certificate === undefined ? {} : { certificate }) });
+        }
         else await this.maybeRenewCertificate();
         return;
       }

@@ -31,6 +31,7 @@ import {
   keyMatchesCertificate,
   signCertificateRequest,
   type CertificateAuthority,
+  type CertificateFacts,
 } from '../security/certificates.js';
 import { NodeCredentials, type TlsMaterial } from '../security/node-credentials.js';
 import { AgentError } from './agent-error.js';
@@ -61,6 +62,7 @@ export class NodeTrust {
   private pendingKeyPem: string | undefined;
   private caSetIndex: number | undefined;
   private renewing = false;
+  private factsCache: { pem: string; facts: CertificateFacts } | undefined;
 
   constructor(private readonly context: TrustContext) {
     this.credentials = new NodeCredentials(context.nodeId, (serial) => context.machine.certificateRevoked(serial));
@@ -158,6 +160,14 @@ export class NodeTrust {
     return true;
   }
 
+  /** This node's certificate as its record names it (for its own node.register), if it has one. */
+  ownCertificateRecord(): CertificateRecord | undefined {
+    const material = this.credentials.current;
+    if (material === undefined) return undefined;
+    const facts = this.factsOf(material.certificatePem);
+    return { serial: facts.serial, notAfter: facts.notAfter, issuer: certificateFingerprint(material.caPems[0]!) };
+  }
+
   /** The leader: commits the bootstrap CA if the state has none yet. Returns whether it proposed. */
   async maybeStoreCa(propose: (command: Command) => Promise<CommandResult>): Promise<boolean> {
     if (this.context.machine.ca() !== undefined) {
@@ -202,7 +212,7 @@ export class NodeTrust {
     const ca = this.context.machine.ca();
     const record = this.context.machine.node(this.context.nodeId);
     if (this.renewing || material === undefined || ca === undefined || record === undefined || record.status === 'left') return undefined;
-    const facts = certificateFacts(material.certificatePem);
+    const facts = this.factsOf(material.certificatePem);
     const now = this.context.now();
     const signing = ca.certificates[0]!;
     // Renew to the state's signing CA only if this node trusts it: a replica behind this node's material
@@ -223,6 +233,12 @@ export class NodeTrust {
     } finally {
       this.renewing = false;
     }
+  }
+
+  /** The facts of this node's certificate, parsed once per certificate (the renewal check runs every second). */
+  private factsOf(certificatePem: string): CertificateFacts {
+    if (this.factsCache?.pem !== certificatePem) this.factsCache = { pem: certificatePem, facts: certificateFacts(certificatePem) };
+    return this.factsCache.facts;
   }
 
   private install(material: TlsMaterial): void {

@@ -85,7 +85,7 @@ export class TestNode {
     const child = spawn(
       process.execPath,
       [entry, ...command, '--name', this.name, '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
-        '--api-port', String(this.apiPort), '--peer-port', String(this.peerPort), '--gossip-port', '0', '--tick-ms', String(this.cluster.tickMs), ...this.cluster.extraFlags, ...extraFlags],
+        '--api-port', String(this.apiPort), '--peer-port', String(this.peerPort), '--gossip-port', '0', '--dns-port', '0', '--proxy-port', '0', '--tick-ms', String(this.cluster.tickMs), ...this.cluster.extraFlags, ...extraFlags],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVEMIND_TOKEN: '' } },
     );
     this.process = child;

@@ -42,7 +42,7 @@ test.before(async () => {
   const { keyPem } = await createNodeKey();
   joinerRequest = await createCertificateRequest('joiner', keyPem);
   thiefRequest = await createCertificateRequest('thief', keyPem);
-  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, token: TOKEN, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token: TOKEN, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: () => {}, log: () => {} });
 });

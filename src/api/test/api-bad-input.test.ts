@@ -67,22 +67,23 @@ let indexBefore = 0;
 
 test.before(async () => {
   const resolved = resolveConfig(
-    { name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, token: TOKEN, tickMs: 20 },
+    { name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token: TOKEN, tickMs: 20 },
     {},
     { hostname: 'test', externalIpv4: [], cwd: directory },
   );
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: () => {}, log: (line) => logs.push(line) });
   base = `http://${agent.apiAddress}`;
-  // Let the start-up writes (token, registration, role) settle before counting.
+  // Let the start-up writes settle before counting: the CA, the token, the
+  // registration with the node's certificate, its subnet and its role.
   const deadline = Date.now() + 10_000;
   for (;;) {
     const nodes = await call('GET', '/v1/nodes');
-    if (nodes.body.nodes?.[0]?.role === 'voter' && nodes.body.nodes[0].status === 'up') break;
-    if (Date.now() > deadline) throw new Error('the node did not settle');
+    const node = nodes.body.nodes?.[0];
+    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined) break;
+    if (Date.now() > deadline) throw new Error(`the node did not settle: ${JSON.stringify(nodes.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  await new Promise((resolve) => setTimeout(resolve, 300));
   indexBefore = await stateIndex();
 });
 

@@ -76,7 +76,7 @@ test.before(async () => {
   await upstream.listen(0, '127.0.0.1');
   process.env.HIVEMIND_DNS_UPSTREAMS = `127.0.0.1:${(upstream.address() as { port: number }).port}`;
   dnsPort = (await freePorts(1))[0]!;
-  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, dnsPort, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort, proxyPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   const printed: string[] = [];
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });

@@ -144,7 +144,7 @@ function count<T>(items: readonly T[], key: (item: T) => string | number): Map<s
 test.before(async () => {
   writeFileSync(backendPath, BACKEND);
   proxyPort = (await freePorts(1))[0]!;
-  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, dnsPort: 0, proxyPort, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   const printed: string[] = [];
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: (line) => logged.push(line) });
