@@ -10,6 +10,9 @@ import { LIMITS, validateCommand } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import type { Command } from '../state/types.js';
 import { currentSpec } from '../state/state.js';
+import { parseIpv4 } from '../state/ipam.js';
+import { decide } from '../network/policy-plan.js';
+import { policyModelOf } from '../network/policy-state.js';
 import { ApiError, ApiCode, fromStateError, invalidArgument } from './errors.js';
 import { checkName, queryInteger, queryName, queryNodeId } from './input.js';
 import type { Route, RouteContext } from './router.js';
@@ -24,6 +27,13 @@ const HISTORY_LIMIT_DEFAULT = 50;
 
 function tenantAndName(context: RouteContext): { tenant: string; name: string } {
   return { tenant: checkName(context.params.tenant!, 'tenant'), name: checkName(context.params.name!, 'name') };
+}
+
+/** `TENANT/APP` from the query `field`. */
+function appReference(text: string, field: string): { tenant: string; app: string } {
+  const [tenant, app, extra] = text.split('/');
+  if (tenant === undefined || app === undefined || extra !== undefined) throw invalidArgument(field, `${field} must be TENANT/APP${field === 'from' ? ' or an IPv4 address' : ''}, got "${text}"`);
+  return { tenant: checkName(tenant, field), app: checkName(app, field) };
 }
 
 function notFound(message: string, field: string): ApiError {
@@ -208,6 +218,21 @@ const resourceRoutes: Route[] = [
     query: ['tenant'],
     read(context) {
       return { policies: context.backend.machine.policies(queryName(context.query, 'tenant')) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/policies/test',
+    kind: 'read',
+    query: ['from', 'to', 'port'],
+    read(context) {
+      const from = context.query.get('from') ?? '';
+      const to = context.query.get('to') ?? '';
+      const port = queryInteger(context.query, 'port', { min: 1, max: 65535 });
+      if (port === undefined) throw invalidArgument('port', 'port is required: a port number from 1 to 65535');
+      const destination = appReference(to, 'to');
+      const source = parseIpv4(from) !== undefined ? { address: from } : appReference(from, 'from');
+      return { from, to, port, ...decide(policyModelOf(context.backend.machine), source, destination, port) };
     },
   },
   {

@@ -12,6 +12,11 @@
  * by hand comes back). One runs at a time; what arrives meanwhile makes one
  * more.
  *
+ * Network policies: with the overlay, the same reconcile keeps Hivemind's
+ * iptables chains (`policy-plan.ts`, `policy-tables.ts`) equal to what the
+ * state says for the instances this node runs; chains changed by hand are
+ * rewritten (drift repair).
+ *
  * The overlay is on only where this node advertises an IPv4 address other
  * nodes can reach (not loopback, not a host name): agents of a one-host
  * cluster on 127.0.0.1 (development, most tests) share the host's network
@@ -24,6 +29,9 @@ import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeS
 import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork } from '../node/node-network.js';
 import { configureProposal } from './configure.js';
 import { applyChanges, ensureDevices, readEntries, underlayMtu } from './overlay-links.js';
+import { planPolicyChains, type PolicyChains } from './policy-plan.js';
+import { policyModelOf } from './policy-state.js';
+import { applyPolicyChains, readPolicyChains } from './policy-tables.js';
 import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan } from './overlay-plan.js';
 
 /** How the component runs. */
@@ -55,6 +63,11 @@ export class NetworkComponent implements NodeComponent {
   #configuring = false;
   readonly #repairs: Counter;
   readonly #peers: Gauge;
+  readonly #policyRules: Gauge;
+  readonly #policyApplies: Counter;
+  readonly #policyRepairs: Counter;
+  /** The chains of the last policy apply, and the `-A` lines the kernel showed right after it: what drift is measured against. */
+  #policyApplied: { desired: string; kernel: string } | undefined;
 
   constructor(services: NodeServices, options: NetworkComponentOptions = NETWORK_COMPONENT_DEFAULTS) {
     this.#services = services;
@@ -71,6 +84,9 @@ export class NetworkComponent implements NodeComponent {
       help: 'Nodes this node has overlay entries for',
       registers: [registry],
     });
+    this.#policyRules = metric(registry, 'hivemind_network_policy_rules', () => new Gauge({ name: 'hivemind_network_policy_rules', help: "Rules in Hivemind's policy chains on this node", registers: [registry] }));
+    this.#policyApplies = metric(registry, 'hivemind_network_policy_applies_total', () => new Counter({ name: 'hivemind_network_policy_applies_total', help: "iptables-restore runs that rewrote Hivemind's policy chains (state changes, restarts and drift repairs)", registers: [registry] }));
+    this.#policyRepairs = metric(registry, 'hivemind_network_policy_repairs_total', () => new Counter({ name: 'hivemind_network_policy_repairs_total', help: "Policy chains rewritten because the kernel's differed from the last apply while the state had not changed (drift: a rule changed by hand)", registers: [registry] }));
   }
 
   /** Before the node registers: with the overlay on, the executor waits for the node network (unless a previous run left it ready). */
@@ -129,6 +145,8 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#services.machine.network()?.cidr ?? this.#services.config.clusterCidr;
+    // Policies first: they depend on the state alone, not on the overlay's devices.
+    await this.#reconcilePolicies(clusterCidr).catch((error: Error) => this.#report(`cannot write the network policy chains: ${error.message}`));
     const mtu = (await underlayMtu(hostOf(this.#services.addresses().peer))) - VXLAN_OVERHEAD_BYTES;
     const devices = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, mtu, clusterCidr });
     const changes = diffEntries(desiredEntries(plan), await readEntries());
@@ -142,6 +160,32 @@ export class NetworkComponent implements NodeComponent {
       this.#services.log('network', `overlay: ${[...devices, count > 0 ? `${count} entries changed (${plan.peers.length} peers)` : ''].filter(Boolean).join(', ')}`);
     }
     this.#lastProblem = undefined;
+  }
+
+  /** The policy chains this node enforces now (for `hivemind network inspect` and tests). */
+  policyChains(clusterCidr = this.#services.machine.network()?.cidr ?? this.#services.config.clusterCidr): PolicyChains {
+    return planPolicyChains(policyModelOf(this.#services.machine, clusterCidr), this.#services.nodeId);
+  }
+
+  /**
+   * Rewrites Hivemind's chains when the desired chains changed, or the
+   * kernel's differ from what the last apply left (drift: counted as a
+   * repair), or the jump from FORWARD is gone. The first reconcile of a run
+   * always rewrites them: a restarted agent rebuilds the same rules.
+   */
+  async #reconcilePolicies(clusterCidr: string): Promise<void> {
+    const desired = this.policyChains(clusterCidr);
+    const desiredText = JSON.stringify([...desired.chains]);
+    const found = await readPolicyChains();
+    const applied = this.#policyApplied;
+    if (applied !== undefined && applied.desired === desiredText && applied.kernel === found.text && found.jumpPresent) return;
+    const drift = applied !== undefined && applied.desired === desiredText;
+    const after = await applyPolicyChains(desired, found);
+    this.#policyApplied = { desired: desiredText, kernel: after.text };
+    this.#policyApplies.inc();
+    if (drift) this.#policyRepairs.inc();
+    this.#policyRules.set(desired.ruleCount);
+    this.#services.log('network', `policies: ${drift ? 'repaired drift in' : 'wrote'} ${desired.chains.size} chains, ${desired.ruleCount} rules, ${desired.destinationCount} local destinations`);
   }
 
   /** On the leader: proposes `network.configure` when needed (one at a time). */
@@ -175,6 +219,11 @@ export class NetworkComponent implements NodeComponent {
     this.#lastProblem = problem;
     this.#services.log('network', problem);
   }
+}
+
+/** The metric `name` of `registry`, made by `make` if no component of this process made it yet (one registry, several agents in tests). */
+function metric<T>(registry: NodeServices['registry'], name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
 /** The component factory for `src/agent/components.ts`. */

@@ -402,10 +402,17 @@ export interface ClusterNetwork {
   configuredIndex: number;
 }
 
+/**
+ * One ingress rule of a network policy: traffic from any of its sources, to
+ * any of `ports` (TCP or UDP; absent or empty: every port and protocol).
+ * A rule with no source allows nothing.
+ */
 export interface PolicyRule {
   /** Allowed sources: apps of this tenant by name, or whole tenants. */
   fromApps?: string[];
   fromTenants?: string[];
+  /** Allowed source addresses: IPv4 CIDRs (`10.0.0.0/8`, `0.0.0.0/0`), inside the cluster network or outside it. */
+  fromCidrs?: string[];
   ports?: number[];
 }
 

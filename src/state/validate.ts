@@ -9,6 +9,7 @@
  * them without changing anything. Pure: no Node API.
  */
 import type { StateError } from './errors.js';
+import { parseCidr } from './ipam.js';
 import {
   boolean,
   bytes,
@@ -289,9 +290,16 @@ function duplicateTargetProblem(spec: AppSpec, path: string): { field: string; t
 
 const appSpec = refine(appSpecShape, appSpecProblem);
 
+/** An IPv4 CIDR whose address has no host bits set (`10.0.0.0/8`, not `10.0.0.1/8`). */
+const cidr = refine(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.0.0.0/8' }), (value, path) => {
+  const parsed = parseCidr(value);
+  return parsed.ok ? undefined : { field: path, text: parsed.reason };
+});
+
 const policyRule = object<PolicyRule>({
   fromApps: optional(names),
   fromTenants: optional(names),
+  fromCidrs: optional(list(cidr, { max: LIMITS.namesMax, unique: true })),
   ports: optional(list(port, { max: LIMITS.portsMax, unique: true })),
 });
 

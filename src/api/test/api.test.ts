@@ -113,6 +113,12 @@ test('apps: deploy, scale, rollback, instances, delete', async () => {
 test('policies, volumes, secrets: a secret list never shows a value', async () => {
   assert.is((await call('PUT', '/v1/policies/default/web-in', { apps: ['web'], ingress: [{ fromApps: ['api'], ports: [80] }] })).status, 200);
   assert.equal((await call('GET', '/v1/policies')).body.policies.map((policy: { name: string }) => policy.name), ['web-in']);
+  const allowed = await call('GET', '/v1/policies/test?from=default/api&to=default/web&port=80');
+  assert.equal([allowed.status, allowed.body.verdict, allowed.body.reason], [200, 'allow', 'policy default/web-in rule 1']);
+  const denied = await call('GET', '/v1/policies/test?from=default/api&to=default/web&port=81');
+  assert.equal([denied.body.verdict, denied.body.selecting], ['deny', ['default/web-in']]);
+  assert.is((await call('GET', '/v1/policies/test?from=203.0.113.9&to=default/db&port=5432')).body.verdict, 'allow', 'from outside the cluster network, no policy');
+  assert.is((await call('GET', '/v1/policies/test?from=web&to=default/db&port=1')).status, 400);
   assert.is((await call('DELETE', '/v1/policies/default/web-in')).status, 200);
   assert.is((await call('PUT', '/v1/volumes/default/data', { sizeBytes: 1048576 })).status, 200);
   const duplicate = await call('PUT', '/v1/volumes/default/data', { sizeBytes: 1048576 });

@@ -19,6 +19,16 @@ import { TENANT_FILTER, TENANT_OF_ONE, tenantOption, writeAndReport } from './sh
 /** A policy file larger than this is refused before it is parsed. */
 export const POLICY_FILE_BYTES_MAX = 1024 * 1024;
 
+/** The answer of `GET /v1/policies/test` (docs/api.md). */
+interface PolicyTestAnswer {
+  from: string;
+  to: string;
+  port: number;
+  verdict: 'allow' | 'deny';
+  reason: string;
+  source: { instance?: string };
+}
+
 /** One policy as written in a policy file. */
 interface PolicyDocument {
   name: string;
@@ -43,12 +53,15 @@ export function registerPolicyCommands(program: Command): void {
         '  ingress:',
         '    - fromApps: [api]',
         '      fromTenants: []',
+        '      fromCidrs: []      # source addresses, e.g. 192.0.2.0/24',
         '      ports: [80]',
         '',
         'Examples:',
         '  hivemind policies',
         '  hivemind policies apply -f policy.yaml',
         '  hivemind policies delete web-from-api --tenant acme',
+        '  hivemind policies test acme/api acme/web 80',
+        '  hivemind policies test 192.0.2.7 acme/web 443',
       ].join('\n'),
     );
 
@@ -95,6 +108,26 @@ export function registerPolicyCommands(program: Command): void {
         }
         if (context.json) return printJson(context, answers);
         for (const name of applied) printLine(context, `policy ${name} applied`);
+      });
+    });
+
+  policies
+    .command('test')
+    .description('say whether a connection would be allowed or denied, and which rule decided')
+    .argument('<from>', 'the source: TENANT/APP, APP (with --tenant), or an IPv4 address')
+    .argument('<to>', 'the destination: TENANT/APP, or APP (with --tenant)')
+    .argument('<port>', 'the destination port')
+    .addOption(tenantOption('the tenant of FROM and TO given as APP (default: default)'))
+    .action(async (from: string, to: string, portText: string, options: { tenant?: string }, command: Command) => {
+      const port = Number(portText);
+      if (!/^[0-9]+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`PORT must be a port number from 1 to 65535, got "${portText}"`);
+      const reference = (text: string): string => (text.includes('/') || /^\d+\.\d+\.\d+\.\d+$/.test(text) ? text : `${options.tenant ?? 'default'}/${text}`);
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.get<PolicyTestAnswer>('/v1/policies/test', { from: reference(from), to: reference(to), port: String(port) });
+        if (context.json) return printJson(context, body);
+        const source = body.source.instance !== undefined ? ` (instance ${body.source.instance})` : '';
+        printLine(context, `${body.verdict}: ${body.from}${source} -> ${body.to} port ${body.port}: ${body.reason}`);
       });
     });
 
@@ -161,7 +194,7 @@ function checkPolicy(value: unknown, where: string): PolicyDocument {
 }
 
 function ruleText(rule: PolicyRule): string {
-  const from = [...(rule.fromApps ?? []).map((app) => `app ${app}`), ...(rule.fromTenants ?? []).map((tenant) => `tenant ${tenant}`)];
+  const from = [...(rule.fromApps ?? []).map((app) => `app ${app}`), ...(rule.fromTenants ?? []).map((tenant) => `tenant ${tenant}`), ...(rule.fromCidrs ?? [])];
   const ports = rule.ports?.length ? ` on ${rule.ports.join(', ')}` : '';
   return `${from.length === 0 ? 'nothing' : from.join(', ')}${ports}`;
 }

@@ -25,6 +25,16 @@ test('policy.put creates and replaces; policy.delete refuses while an app uses i
   assert.is(driver.refused({ type: 'policy.put', tenant: 'ghost', name: 'p', apps: [], ingress: [] }).code, 'not-found');
 });
 
+test('policy rules may name source CIDRs; one with host bits set, or not a CIDR, is refused with its field', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'policy.put', tenant: 'default', name: 'web-in', apps: ['web'], ingress: [{ fromCidrs: ['10.0.0.0/8', '0.0.0.0/0'], ports: [80] }] });
+  assert.equal(driver.machine.policy('default', 'web-in')?.ingress, [{ fromCidrs: ['10.0.0.0/8', '0.0.0.0/0'], ports: [80] }]);
+  const hostBits = driver.refused({ type: 'policy.put', tenant: 'default', name: 'p', apps: [], ingress: [{ fromCidrs: ['10.0.0.1/8'] }] });
+  assert.equal([hostBits.code, hostBits.field], ['invalid-argument', 'ingress[0].fromCidrs[0]']);
+  assert.match(hostBits.message, /host bits set; write the network address \(10\.0\.0\.0\/8\)/);
+  assert.is(driver.refused({ type: 'policy.put', tenant: 'default', name: 'p', apps: [], ingress: [{ fromCidrs: ['web'] }] }).field, 'ingress[0].fromCidrs[0]');
+});
+
 test('volume.create, already-exists, delete refused while mounted', () => {
   const driver = new Driver();
   driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB });

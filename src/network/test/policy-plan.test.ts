@@ -1,0 +1,146 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { NetworkPolicy } from '../../state/types.js';
+import { decide, instanceAddressOf, parseSaved, planPolicyChains, policyModel, restoreInput, shortHash, type PolicyInstance } from '../policy-plan.js';
+
+const CLUSTER = '10.210.0.0/16';
+
+function instance(id: string, node: string, address?: string, updatedIndex = 1): PolicyInstance {
+  const [tenant, app] = id.split('.') as [string, string];
+  return { id, tenant, app, node, ...(address !== undefined ? { address } : {}), updatedIndex };
+}
+
+function policy(tenant: string, name: string, apps: string[], ingress: NetworkPolicy['ingress']): NetworkPolicy {
+  return { tenant, name, apps, ingress, createdIndex: 1, updatedIndex: 1 };
+}
+
+const instances = [
+  instance('acme.web.0.1', 'n1', '10.210.0.2'),
+  instance('acme.api.0.1', 'n2', '10.210.1.2'),
+  instance('acme.db.0.1', 'n1', '10.210.0.3'),
+  instance('evil.probe.0.1', 'n2', '10.210.1.3'),
+  instance('evil.probe.1.1', 'n3'),
+  instance('acme.worker.0.1', 'n1', '192.0.2.10'),
+];
+const webFromApi = policy('acme', 'web-from-api', ['web'], [{ fromApps: ['api'], ports: [80] }, { fromTenants: ['evil'], ports: [8080] }, { fromCidrs: ['192.0.2.0/24'] }]);
+
+function model(policies: NetworkPolicy[] = [webFromApi], apps = [{ tenant: 'acme', name: 'db', policies: [] as string[] }]) {
+  return policyModel({ clusterCidr: CLUSTER, instances, policies, apps });
+}
+
+test('instanceAddressOf: the endpoint address when the status has one', () => {
+  assert.is(instanceAddressOf({ state: 'running', endpoint: { address: '10.210.0.2', ports: [] } }), '10.210.0.2');
+  assert.is(instanceAddressOf({ state: 'running' }), undefined);
+  assert.is(instanceAddressOf({ endpoint: { address: 'fe80::1' } }), undefined);
+  assert.is(instanceAddressOf(undefined), undefined);
+});
+
+test('the default: one tenant reaches itself; other tenants and unknown cluster addresses are denied; outside is allowed', () => {
+  const built = model([]);
+  assert.equal(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow');
+  const other = decide(built, { tenant: 'evil', app: 'probe' }, { tenant: 'acme', app: 'web' }, 80);
+  assert.is(other.verdict, 'deny');
+  assert.match(other.reason, /default: tenant "evil" may not reach tenant "acme"/);
+  assert.is(decide(built, { tenant: 'acme', app: 'web' }, { tenant: 'evil', app: 'probe' }, 80).verdict, 'deny', 'both ways');
+  const byAddress = decide(built, { address: '10.210.1.3' }, { tenant: 'acme', app: 'web' }, 80);
+  assert.equal([byAddress.verdict, byAddress.source.instance], ['deny', 'evil.probe.0.1']);
+  assert.is(decide(built, { address: '10.210.9.9' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'deny');
+  assert.is(decide(built, { address: '198.51.100.1' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow');
+});
+
+test('a selected app accepts only what a rule allows, on its ports; the rule that decided is named', () => {
+  const built = model();
+  const api = decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80);
+  assert.equal([api.verdict, api.policy, api.rule], ['allow', 'acme/web-from-api', 1]);
+  assert.is(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 81).verdict, 'deny', 'another port');
+  const same = decide(built, { tenant: 'acme', app: 'db' }, { tenant: 'acme', app: 'web' }, 80);
+  assert.is(same.verdict, 'deny', 'its own tenant too, once selected');
+  assert.match(same.reason, /no rule of policy acme\/web-from-api allows it/);
+  const evil = decide(built, { address: '10.210.1.3' }, { tenant: 'acme', app: 'web' }, 8080);
+  assert.equal([evil.verdict, evil.rule], ['allow', 2]);
+  assert.equal([decide(built, { address: '192.0.2.77' }, { tenant: 'acme', app: 'web' }, 22).rule], [3], 'a CIDR rule, every port');
+  assert.is(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'db' }, 80).verdict, 'allow', 'db is not selected');
+});
+
+test('selection: a policy with no apps selects all; an app spec may name a policy', () => {
+  const all = policy('acme', 'all', [], [{ fromApps: ['api'] }]);
+  assert.is(decide(model([all]), { tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'db' }, 5432).verdict, 'deny');
+  const named = policy('acme', 'named', ['nothing'], [{ fromApps: ['api'] }]);
+  const built = model([named], [{ tenant: 'acme', name: 'db', policies: ['named'] }]);
+  assert.equal(decide(built, { tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'db' }, 1).selecting, ['acme/named']);
+  assert.is(decide(built, { tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'db' }, 1).verdict, 'deny');
+  assert.is(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'db' }, 1).verdict, 'allow');
+  assert.is(decide(built, { tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'api' }, 1).verdict, 'allow', 'api is not selected');
+});
+
+test('two instances claiming one address: the later report wins; addresses outside the cluster network are left out', () => {
+  const built = policyModel({ clusterCidr: CLUSTER, instances: [instance('acme.old.0.1', 'n1', '10.210.0.9', 5), instance('evil.new.0.1', 'n1', '10.210.0.9', 7)], policies: [], apps: [] });
+  assert.is(built.byAddress.get('10.210.0.9')?.id, 'evil.new.0.1');
+  assert.is(model().byAddress.has('192.0.2.10'), false);
+});
+
+test('chains of n1: its own destinations only, a tenant chain for unselected apps, an app and policy chain for selected ones', () => {
+  const chains = planPolicyChains(model(), 'n1');
+  const tenant = `HM-T-${shortHash('acme')}`;
+  const app = `HM-A-${shortHash('acme/web')}`;
+  const policyChain = `HM-P-${shortHash('acme/web-from-api')}`;
+  assert.equal([...chains.chains.keys()].sort(), ['HIVEMIND-POLICY', app, policyChain, 'HM-ALLOW', tenant].sort());
+  assert.equal(chains.chains.get('HIVEMIND-POLICY'), [
+    '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+    `-d 10.210.0.2/32 -m comment --comment "hivemind: acme/web" -g ${app}`,
+    `-d 10.210.0.3/32 -m comment --comment "hivemind: acme/db" -g ${tenant}`,
+  ]);
+  assert.equal(chains.chains.get(tenant), ['-s 10.210.0.2/32 -j RETURN', '-s 10.210.0.3/32 -j RETURN', '-s 10.210.1.2/32 -j RETURN', '-s 10.210.0.0/16 -m comment --comment "hivemind: tenant acme: other tenants denied" -j DROP']);
+  assert.equal(chains.chains.get(app), ['-j MARK --set-xmark 0x0/0x200000', `-j ${policyChain}`, '-m mark --mark 0x200000/0x200000 -g HM-ALLOW', '-m comment --comment "hivemind: acme/web: no policy allows it" -j DROP']);
+  const mark = '-j MARK --set-xmark 0x200000/0x200000';
+  assert.equal(chains.chains.get(policyChain), [
+    `-s 10.210.1.2/32 -p tcp -m multiport --dports 80 -m comment --comment "hivemind: acme/web-from-api rule 1" ${mark}`,
+    `-s 10.210.1.2/32 -p udp -m multiport --dports 80 -m comment --comment "hivemind: acme/web-from-api rule 1" ${mark}`,
+    `-s 10.210.1.3/32 -p tcp -m multiport --dports 8080 -m comment --comment "hivemind: acme/web-from-api rule 2" ${mark}`,
+    `-s 10.210.1.3/32 -p udp -m multiport --dports 8080 -m comment --comment "hivemind: acme/web-from-api rule 2" ${mark}`,
+    `-s 192.0.2.0/24 -m comment --comment "hivemind: acme/web-from-api rule 3" ${mark}`,
+  ]);
+  assert.is(chains.destinationCount, 2);
+  assert.is(chains.ruleCount, 3 + 4 + 4 + 5 + 1);
+});
+
+test('chains stay linear: a policy chain is shared by every app it selects, a tenant chain by every unselected app', () => {
+  const many: PolicyInstance[] = [];
+  for (let index = 0; index < 200; index++) many.push(instance(`acme.app${index % 20}.${index}.1`, index % 2 === 0 ? 'n1' : 'n2', `10.210.${index % 2}.${10 + Math.floor(index / 2)}`));
+  for (let index = 0; index < 100; index++) many.push(instance(`other.app.${index}.1`, 'n2', `10.210.2.${10 + index}`));
+  const shared = policy('acme', 'from-other', ['app0', 'app2', 'app4', 'app6'], [{ fromTenants: ['other'], ports: [80, 443] }]);
+  const chains = planPolicyChains(policyModel({ clusterCidr: CLUSTER, instances: many, policies: [shared], apps: [] }), 'n1');
+  // 1 + 100 destinations; tenant acme: 200 + 1; 4 app chains of 4; 1 policy chain of 100 x 2 protocols; HM-ALLOW.
+  assert.is(chains.ruleCount, 101 + 201 + 16 + 200 + 1);
+  assert.is(chains.destinationCount, 100);
+});
+
+test('more than 15 ports are split across multiport rules', () => {
+  const ports = Array.from({ length: 20 }, (_, index) => 1000 + index);
+  const chains = planPolicyChains(model([policy('acme', 'wide', ['web'], [{ fromApps: ['api'], ports }])]), 'n1');
+  const rules = chains.chains.get(`HM-P-${shortHash('acme/wide')}`)!;
+  assert.is(rules.length, 4);
+  assert.ok(rules[0]!.includes('--dports 1000,1001,1002,1003,1004,1005,1006,1007,1008,1009,1010,1011,1012,1013,1014 '));
+  assert.ok(rules[1]!.includes('--dports 1015,1016,1017,1018,1019 '));
+});
+
+test('restore input: desired chains declared and filled, stale Hivemind chains flushed and deleted, the jump only when missing', () => {
+  const chains = planPolicyChains(model([]), 'n1');
+  const text = restoreInput(chains, ['HIVEMIND-POLICY', 'HM-A-000000000000', 'DOCKER'], false);
+  const lines = text.split('\n');
+  assert.is(lines[0], '*filter');
+  assert.ok(lines.includes(':HM-A-000000000000 - [0:0]'));
+  assert.ok(lines.includes('-X HM-A-000000000000'));
+  assert.not.ok(text.includes('DOCKER'), 'other chains are not touched');
+  assert.ok(lines.includes('-I FORWARD 1 -m comment --comment "hivemind: network policies" -j HIVEMIND-POLICY'));
+  assert.not.ok(restoreInput(chains, [], true).includes('-I FORWARD'));
+  assert.is(lines.at(-2), 'COMMIT');
+});
+
+test('parseSaved: Hivemind chains and rules, the jump from FORWARD, nothing else', () => {
+  const saved = parseSaved(['*filter', ':FORWARD ACCEPT [0:0]', ':DOCKER - [0:0]', ':HIVEMIND-POLICY - [0:0]', ':HM-ALLOW - [0:0]', '-A FORWARD -m comment --comment "hivemind: network policies" -j HIVEMIND-POLICY', '-A DOCKER -j RETURN', '-A HM-ALLOW -j MARK --set-xmark 0x0/0x200000', 'COMMIT'].join('\n'));
+  assert.equal(saved, { chains: ['HIVEMIND-POLICY', 'HM-ALLOW'], text: '-A HM-ALLOW -j MARK --set-xmark 0x0/0x200000', jumpPresent: true });
+  assert.is(parseSaved(':FORWARD ACCEPT [0:0]\n').jumpPresent, false);
+});
+
+test.run();
