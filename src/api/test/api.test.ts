@@ -42,6 +42,14 @@ test.before(async () => {
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });
   base = `http://${agent.apiAddress}`;
   token = printed.find((line) => line.startsWith('join token: '))!.slice('join token: '.length);
+  // The start-up writes (the registration with its certificate, the subnet, the voter role) land before any test's.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const node = (await call('GET', '/v1/nodes')).body.nodes?.[0];
+    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined) break;
+    if (Date.now() > deadline) throw new Error(`the node did not settle: ${JSON.stringify(node)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 });
 
 test.after(async () => {
