@@ -13,15 +13,29 @@
  * certificate with the CA key it can open from the replicated state
  * (`issueNodeCertificate`).
  */
-import 'reflect-metadata';
 import { X509Certificate as NodeX509Certificate, createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let x509Module: Promise<typeof X509> | undefined;
+
+/**
+ * `@peculiar/x509`, loaded at the first certificate made or signed: it takes
+ * most of a second to load, and a node that restarts with its certificate on
+ * disk, or only checks peers' (node:crypto does that), never needs it.
+ */
+function loadX509(): Promise<typeof X509> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    const loaded = await import('@peculiar/x509');
+    loaded.cryptoProvider.set(webcrypto as unknown as Parameters<typeof loaded.cryptoProvider.set>[0]);
+    return loaded;
+  })();
+  return x509Module;
+}
 
 /** How long a node certificate is valid by default (90 days). */
 export const NODE_CERTIFICATE_VALIDITY_MS = 90 * 24 * 3600 * 1000;
@@ -62,6 +76,7 @@ export class CertificateRequestError extends Error {
 
 /** Makes a new self-signed cluster CA. */
 export async function createClusterCa(options: { now: number; name?: string }): Promise<CertificateAuthority> {
+  const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -87,6 +102,7 @@ export async function createNodeKey(): Promise<{ keyPem: string; keys: CryptoKey
 
 /** A PKCS#10 request for `nodeId`'s certificate, signed with its key. */
 export async function createCertificateRequest(nodeId: string, keyPem: string): Promise<string> {
+  const x509 = await loadX509();
   const keys = await importKeyPair(keyPem);
   const request = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${nodeId}`, keys, signingAlgorithm: ALGORITHM });
   return request.toString('pem');
@@ -102,10 +118,11 @@ export async function signCertificateRequest(
   requestPem: string,
   options: { nodeId: string; now: number; validityMs?: number; addresses?: string[] },
 ): Promise<string> {
+  const x509 = await loadX509();
   if (typeof requestPem !== 'string' || requestPem.length === 0 || requestPem.length > PEM_CHARS_MAX) {
     throw new CertificateRequestError(`certificate_request must be a PEM certificate request of at most ${PEM_CHARS_MAX} characters`);
   }
-  let request: x509.Pkcs10CertificateRequest;
+  let request: X509.Pkcs10CertificateRequest;
   try {
     request = new x509.Pkcs10CertificateRequest(requestPem);
   } catch (error) {
@@ -130,9 +147,10 @@ export async function issueNodeCertificate(
 }
 
 async function issueCertificate(ca: CertificateAuthority, publicKey: CryptoKey, options: { nodeId: string; now: number; validityMs?: number; addresses?: string[] }): Promise<string> {
+  const x509 = await loadX509();
   const caCertificate = new x509.X509Certificate(ca.certificatePem);
   const caKey = await importPrivateKey(ca.keyPem);
-  const names: x509.JsonGeneralName[] = [{ type: 'url', value: `${NODE_URI_PREFIX}${options.nodeId}` }];
+  const names: X509.JsonGeneralName[] = [{ type: 'url', value: `${NODE_URI_PREFIX}${options.nodeId}` }];
   for (const address of options.addresses ?? []) names.push(isIP(address) ? { type: 'ip', value: address } : { type: 'dns', value: address });
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
