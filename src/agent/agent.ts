@@ -40,6 +40,8 @@ import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from '..
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import { NodeTrust } from './trust.js';
+import { certificateFingerprint } from '../security/certificates.js';
+import { pinnedToken } from '../security/pinned-token.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../security/node-credentials.js';
 import type { NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
@@ -295,7 +297,7 @@ class HivemindAgent implements Agent, ApiBackend {
 
   async start(): Promise<void> {
     const plan = this.choosePlan();
-    this.log('agent', `starting (${plan}) with data directory ${this.config.dataDir}`);
+    this.log('agent', `starting (${plan}) with data directory ${this.config.dataDir}${this.plaintextApiNote()}`);
     this.buildComponents();
     await this.apiInstance!.start();
     for (const component of this.componentList) {
@@ -324,7 +326,12 @@ class HivemindAgent implements Agent, ApiBackend {
     this.apiInstance!.ready = true;
     this.syncTokenFile();
     for (const component of this.componentList) await component.start();
-    this.log('agent', `serving: API on ${this.apiAddress}, peers on ${this.peerAddress}`);
+    this.log('agent', `serving: API on ${this.apiInstance!.scheme}://${this.apiAddress}, peers on ${this.peerAddress}${this.plaintextApiNote()}`);
+  }
+
+  /** With --insecure-api, what every line at start says. */
+  private plaintextApiNote(): string {
+    return this.config.insecureApi ? ' [API in PLAIN HTTP (--insecure-api): the token and secrets cross the network in clear]' : '';
   }
 
   private choosePlan(): Plan {
@@ -405,7 +412,7 @@ class HivemindAgent implements Agent, ApiBackend {
       logger: (line) => this.log('raft', line),
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
-    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic });
+    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi });
     const services = this.services();
     for (const factory of COMPONENT_FACTORIES) this.componentList.push(factory(services));
   }
@@ -463,6 +470,10 @@ class HivemindAgent implements Agent, ApiBackend {
       log: (line) => this.log('join', line),
       signal: this.stopController.signal,
     });
+    const pin = this.config.tokenCaFingerprint;
+    if (pin !== undefined && !joined.caPems.some((pem) => certificateFingerprint(pem) === pin)) {
+      throw new AgentError('join-failed', `the cluster's CA (${joined.caPems.map(certificateFingerprint).join(', ')}) is not the one the token pins (${pin}): the token is from another cluster, or its CA was rotated since; copy the token again from \`hivemind token\``);
+    }
     this.trust.completeJoin(joined);
     this.key = joined.clusterKey;
     this.dataDir.writeClusterKey(joined.clusterKey);
@@ -488,8 +499,10 @@ class HivemindAgent implements Agent, ApiBackend {
 
   /** Tells the operator the token of a cluster this node just founded. */
   private printToken(token: string): void {
-    this.print(`join token: ${token}`);
-    this.print(`to add a node: hivemind join ${this.peerAddress} --token ${token}`);
+    const signingCa = this.trust.credentials.current?.caPems[0];
+    const shown = signingCa === undefined ? token : pinnedToken(token, signingCa);
+    this.print(`join token: ${shown}`);
+    this.print(`to add a node: hivemind join ${this.peerAddress} --token ${shown}`);
   }
 
   // ---------------------------------------------------------------------------
