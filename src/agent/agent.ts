@@ -42,7 +42,7 @@ import { COMPONENT_FACTORIES } from './components.js';
 import { NodeTrust } from './trust.js';
 import { certificateFingerprint } from '../security/certificates.js';
 import { pinnedToken } from '../security/pinned-token.js';
-import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../security/node-credentials.js';
+import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } from '../security/node-credentials.js';
 import type { NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
 import type { DiscoveryAnnouncer } from '../membership/discovery.js';
@@ -77,6 +77,8 @@ export interface Agent {
   readonly apiAddress: string;
   /** `host:port` peers reach this node at. */
   readonly peerAddress: string;
+  /** This node's TLS credentials: the material in force (`current`); `update` puts new material in force everywhere, the API included. */
+  readonly credentials: NodeCredentials;
   /** Settles once the agent stopped, saying why (it may stop by itself: left, fatal error). */
   readonly stopped: Promise<AgentStopReason>;
   /** This node's Raft status. */
@@ -250,7 +252,12 @@ class HivemindAgent implements Agent, ApiBackend {
     return this.replicated.machine;
   }
 
-  get apiAddress(): string {
+  /** This node's TLS credentials (its material in force; `update` puts new material in force everywhere, the API included). */
+  get credentials(): NodeCredentials {
+    return this.trust.credentials;
+  }
+
+    get apiAddress(): string {
     return this.advertisedAddresses().api;
   }
 

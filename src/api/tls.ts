@@ -14,6 +14,8 @@
  * node's identity is its id, not the address it was reached at.
  */
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import { nodeIdOfCertificate } from '../security/certificates.js';
@@ -120,4 +122,23 @@ export class PeerApiClient {
     this.agents.clear();
     for (const agent of old) void agent.close().catch(() => {});
   }
+}
+
+const dataDirAgents = new Map<string, { bundle: string; agent: Agent }>();
+
+/**
+ * An Agent trusting the CA bundle in a node's data directory
+ * (`<dataDir>/tls/ca.crt`), for tools on that node's host: the tests, the
+ * chaos harness, the benchmarks. The bundle is read again at every call and
+ * a new Agent made when it changed (a CA rotation). Throws when the node has
+ * no bundle yet (before its bootstrap or join completed).
+ */
+export function dataDirApiAgent(dataDir: string): Agent {
+  const bundle = readFileSync(join(dataDir, 'tls', 'ca.crt'), 'utf8');
+  const cached = dataDirAgents.get(dataDir);
+  if (cached !== undefined && cached.bundle === bundle) return cached.agent;
+  if (cached !== undefined) void cached.agent.close().catch(() => {});
+  const agent = clusterApiAgent(bundle);
+  dataDirAgents.set(dataDir, { bundle, agent });
+  return agent;
 }

@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
+import { fetch } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../agent.js';
 import { ClusterClients, claimToWire, grpc } from '../cluster-service.js';
@@ -121,7 +123,7 @@ test('a member refuses bad Joins with the fitting status, and registers nothing'
   assert.is(garbageRequest.ok ? 'ok' : garbageRequest.status, grpc.status.INVALID_ARGUMENT);
   const sameName = await send(claim({ nodeId: 'solo' }));
   assert.is(sameName.ok ? 'ok' : sameName.status, grpc.status.ALREADY_EXISTS);
-  const nodes = await fetch(`http://${agent.apiAddress}/v1/nodes`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((response) => response.json() as Promise<{ nodes: { id: string }[] }>);
+  const nodes = await fetch(`https://${agent.apiAddress}/v1/nodes`, { dispatcher: dataDirApiAgent(join(directory, 'solo')), headers: { authorization: `Bearer ${TOKEN}` } }).then((response) => response.json() as Promise<{ nodes: { id: string }[] }>);
   assert.equal(nodes.nodes.map((node) => node.id), ['solo']);
 });
 
