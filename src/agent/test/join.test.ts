@@ -2,7 +2,7 @@
 // cluster key opens only with the token, and a member refuses bad Joins with
 // the right status, changing nothing. One in-process node on loopback.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -14,7 +14,8 @@ import { ClusterClients, claimToWire, grpc } from '../cluster-service.js';
 import { resolveConfig } from '../../node/config.js';
 import { joinProof, openClusterKeyFromJoin, proofMatches, sealClusterKeyForJoiner, type JoinClaim } from '../join-proof.js';
 import { parseSeed, sendJoin } from '../joining.js';
-import { certificateFacts, certificateSignedBy, createCertificateRequest, createNodeKey } from '../../security/certificates.js';
+import { certificateFacts, certificateFingerprint, certificateSignedBy, createCertificateRequest, createNodeKey } from '../../security/certificates.js';
+import { pinnedToken } from '../../security/pinned-token.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
 
 const TOKEN = 'hm1.join-test-token-0123456789abcdef';
@@ -44,7 +45,7 @@ test.before(async () => {
   const { keyPem } = await createNodeKey();
   joinerRequest = await createCertificateRequest('joiner', keyPem);
   thiefRequest = await createCertificateRequest('thief', keyPem);
-  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, token: TOKEN, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token: TOKEN, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: () => {}, log: () => {} });
 });
@@ -142,6 +143,33 @@ test('a valid Join registers the node, adds it as a learner, and is idempotent',
   const again = await sendJoin(clients, { address: agent.peerAddress, token: TOKEN, identity, rejoin: false, timeoutMs: 10_000, certificateRequest: joinerRequest });
   assert.ok(again.ok && again.joined.alreadyMember);
   assert.equal(again.ok && again.joined.clusterKey, first.joined.clusterKey);
+});
+
+
+test('a joiner given a pinned token refuses a cluster whose CA is not the pinned one, and accepts its own', async () => {
+  const caPem = readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8');
+  const start = (name: string, token: string) => {
+    const resolved = resolveConfig({ name, dataDir: join(directory, name), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+    if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
+    return startAgent(resolved.config, { mode: { join: agent.peerAddress }, print: () => {}, log: () => {}, joinTimeoutMs: 10_000 });
+  };
+  const wrongPin = `hmca:${'ab'.repeat(32)}::${TOKEN}`;
+  const refused = await start('pinned-wrong', wrongPin).then(
+    async (joined) => {
+      await joined.stop();
+      return 'joined';
+    },
+    (error: Error) => error.message,
+  );
+  assert.match(refused, `is not the one the token pins (${'ab'.repeat(32)})`);
+  assert.match(refused, certificateFingerprint(caPem));
+  const joined = await start('pinned-right', pinnedToken(TOKEN, caPem));
+  try {
+    assert.ok(joined.credentials.current !== undefined, 'it has its certificate');
+    assert.is(readFileSync(join(directory, 'pinned-right', 'token'), 'utf8').trim(), TOKEN, 'the token file keeps the bare token');
+  } finally {
+    await joined.stop();
+  }
 });
 
 test.run();

@@ -70,7 +70,7 @@ let indexBefore = 0;
 
 test.before(async () => {
   const resolved = resolveConfig(
-    { name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, token: TOKEN, tickMs: 20 },
+    { name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token: TOKEN, tickMs: 20 },
     {},
     { hostname: 'test', externalIpv4: [], cwd: directory },
   );

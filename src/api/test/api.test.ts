@@ -47,7 +47,7 @@ async function call(method: string, path: string, json?: unknown, headers: Recor
 }
 
 test.before(async () => {
-  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });
   base = `https://${agent.apiAddress}`;
