@@ -159,7 +159,7 @@ export class ApiServer {
     });
     const address = this.server.address() as AddressInfo;
     this.boundAddress = formatHostPort(this.options.host, address.port);
-    if (this.insecure) this.backend.log(`api: serving PLAIN HTTP on ${this.boundAddress} (--insecure-api): the token and secrets cross the network in clear`);
+    if (this.insecure) this.backend.log(`serving PLAIN HTTP on ${this.boundAddress} (--insecure-api): the token and secrets cross the network in clear`);
     // Off any request: the first deploy then finds the app-file parser compiled.
     setImmediate(() => {
       try {

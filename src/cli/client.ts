@@ -107,10 +107,8 @@ export class ApiClient {
       case 'pin':
         return { agent: clusterApiAgent([await this.pinnedCa(this.trust.fingerprint)], { agent: agentOptions }), request };
       case 'none':
-        throw new TlsError(
-          `cannot verify the node at ${this.address}: no CA certificate to trust. Pass --ca FILE (or HIVEMIND_CA), run the CLI where the node's data directory is (--data-dir; it looked for ${this.trust.searched}), ` +
-            'or give the pinned token `hivemind token` prints (hmca:...)',
-        );
+        // The system's CAs and host name checks (a node behind a proxy with a public certificate); a node's own certificate fails, and the message says what to give.
+        return { agent: new Agent(agentOptions), request };
     }
   }
 
@@ -232,7 +230,15 @@ export class ApiClient {
       text = await response.body.text();
     } catch (error) {
       const { reason, code } = describeNetworkError(error);
-      if (isTlsFailure(error)) throw new TlsError(`cannot trust the node at ${this.address}: ${reason}${this.trustHint()}`);
+      if (isTlsFailure(error)) {
+        if (this.trust.type === 'none') {
+          throw new TlsError(
+            `cannot verify the node at ${this.address} (${reason}): no CA certificate to trust. Pass --ca FILE (or HIVEMIND_CA), run the CLI where the node's data directory is ` +
+              `(--data-dir; it looked for ${this.trust.searched}), or give the pinned token \`hivemind token\` prints (hmca:...)`,
+          );
+        }
+        throw new TlsError(`cannot trust the node at ${this.address}: ${reason}${this.trustHint()}`);
+      }
       throw new ConnectionError(this.address, reason, code);
     }
     const index = parseIndex(response.headers['x-hivemind-index']);

@@ -111,7 +111,7 @@ test('TLS: a pinned token alone is enough; a wrong pin is refused naming both fi
   assert.is(refused.stderr.trimEnd().split('\n').length, 1, refused.stderr);
   const unverifiable = await runCli(['--addr', agent.address, '--data-dir', nowhere, '--token', bare, 'status']);
   assert.is(unverifiable.status, 1);
-  assert.match(unverifiable.stderr, /^hivemind: cannot verify the node at https:\/\/127\.0\.0\.1:\d+: no CA certificate to trust\. Pass --ca FILE/);
+  assert.match(unverifiable.stderr, /^hivemind: cannot verify the node at https:\/\/127\.0\.0\.1:\d+ \(.*\): no CA certificate to trust\. Pass --ca FILE/);
   const otherCa = file('other-ca.crt', (await createClusterCa({ now: Date.now() })).certificatePem);
   const untrusted = await runCli(['--addr', agent.address, '--ca', otherCa, '--token', bare, 'status']);
   assert.is(untrusted.status, 1);
