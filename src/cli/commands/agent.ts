@@ -212,11 +212,15 @@ const DEPLOY_AFTER_START_WAIT_MS = 60_000;
 async function deployWhenServing(config: AgentConfig, file: string): Promise<void> {
   const { spawn } = await import('node:child_process');
   const { setTimeout: sleep } = await import('node:timers/promises');
-  const address = `http://127.0.0.1:${config.ports.api}`;
+  const { fetch } = await import('undici');
+  const { dataDirApiAgent } = await import('../../api/tls.js');
+  const address = `${config.insecureApi ? 'http' : 'https'}://127.0.0.1:${config.ports.api}`;
   const deadline = Date.now() + DEPLOY_AFTER_START_WAIT_MS;
   for (;;) {
     try {
-      const answer = await fetch(`${address}/v1/health`, { signal: AbortSignal.timeout(1000) });
+      // Over HTTPS, trusting the CA in the data directory (absent until the node has it: not serving yet).
+      const dispatcher = config.insecureApi ? undefined : dataDirApiAgent(config.dataDir);
+      const answer = await fetch(`${address}/v1/health`, { signal: AbortSignal.timeout(1000), ...(dispatcher === undefined ? {} : { dispatcher }) });
       if (answer.ok) break;
     } catch {
       // Not serving yet.
