@@ -43,6 +43,8 @@ import { buildBusyboxImage } from '../src/executor/containerd/oci-layout.js';
 import { findExecutable, OwnContainerd } from '../src/executor/containerd/own-containerd.js';
 import type { WorkloadSpec } from '../src/executor/runtime.js';
 import { freePorts, rssBytes, sleep } from './processes.js';
+import { fetch } from 'undici';
+import { dataDirApiAgent } from '../src/api/tls.js';
 
 const IMAGE = 'hivemind.local/busybox:latest';
 /** The namespace of the `ctr` floors (the agent uses `hivemind`). */
@@ -199,7 +201,7 @@ class Agent {
     const headers: Record<string, string> = {};
     if (this.token !== '') headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(`https://127.0.0.1:${this.apiPort}${path}`, { dispatcher: dataDirApiAgent(this.dataDir), method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
     const text = await response.text();
     let parsed: unknown = text;
     try {

@@ -48,9 +48,9 @@ export class ChaosNode {
     this.name = `n${host.index + 1}`;
   }
 
-  /** `http://<address>:7070`. */
+  /** `https://<address>:7070`. */
   get origin(): string {
-    return `http://${this.host.address}:${API_PORT}`;
+    return `https://${this.host.address}:${API_PORT}`;
   }
 
   get peerAddress(): string {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatCheckResult } from './check-report.js';
 import { readHistoryFile } from './history-file.js';
-import { ApiClient } from './http.js';
+import { ApiClient, clusterCaBundle } from './http.js';
 import { findLeader, NemesisRunner } from './nemesis.js';
 import { missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from './network.js';
 import { ChaosNode } from './nodes.js';
@@ -151,9 +151,9 @@ export async function runChaos(options: RunOptions): Promise<RunSummary> {
   mkdirSync(options.outDirectory, { recursive: true });
   const dataRoot = mkdtempSync(join(tmpdir(), DATA_FOLDER_PREFIX));
   const token = `hmchaos.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 3000 });
   let network: TestNetwork | undefined;
   let nodes: ChaosNode[] = [];
+  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 3000, caBundle: () => clusterCaBundle(nodes.map((node) => node.dataDirectory)) });
   try {
     network = await TestNetwork.create(options.nodes);
     const settings = { token, tickMs: options.tickMs, voterGrace: options.voterGrace, rescheduleGrace: options.rescheduleGrace, dataRoot, logDirectory: join(options.outDirectory, 'logs'), environment: options.agentEnvironment };

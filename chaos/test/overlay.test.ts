@@ -24,7 +24,8 @@ import * as assert from 'uvu/assert';
 import { request } from 'undici';
 import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
-import { ApiClient } from '../http.js';
+import { ApiClient, clusterCaBundle } from '../http.js';
+import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,7 +50,7 @@ class HostAgent {
     this.name = `n${host.index + 1}`;
   }
   get origin(): string {
-    return `http://${this.host.address}:7070`;
+    return `https://${this.host.address}:7070`;
   }
   get peerAddress(): string {
     return `${this.host.address}:7071`;
@@ -149,7 +150,7 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
   const logDirectory = mkdtempSync(join(tmpdir(), 'hmov-logs-'));
   let passed = false;
   const token = `hmov.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000 });
+  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
   const containerNamespaces = new Set<string>();
   let network: TestNetwork | undefined;
   const nodes: HostAgent[] = [];
@@ -174,7 +175,7 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
     const image = await buildBusyboxImage({ outputPath: archive });
     const bytes = readFileSync(archive);
     for (const node of nodes) {
-      const answer = await request(`${node.origin}/v1/images/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
+      const answer = await request(`${node.origin}/v1/images/upload`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
       assert.is(answer.statusCode, 200, `image upload to ${node.name}: ${await answer.body.text()}`);
       await answer.body.dump();
     }

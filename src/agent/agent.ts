@@ -41,7 +41,9 @@ import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from '..
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import { NodeTrust } from './trust.js';
-import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../security/node-credentials.js';
+import { certificateFingerprint } from '../security/certificates.js';
+import { pinnedToken } from '../security/pinned-token.js';
+import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } from '../security/node-credentials.js';
 import type { NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
 import type { DiscoveryAnnouncer } from '../membership/discovery.js';
@@ -76,6 +78,8 @@ export interface Agent {
   readonly apiAddress: string;
   /** `host:port` peers reach this node at. */
   readonly peerAddress: string;
+  /** This node's TLS credentials: the material in force (`current`); `update` puts new material in force everywhere, the API included. */
+  readonly credentials: NodeCredentials;
   /** Settles once the agent stopped, saying why (it may stop by itself: left, fatal error). */
   readonly stopped: Promise<AgentStopReason>;
   /** This node's Raft status. */
@@ -256,7 +260,12 @@ class HivemindAgent implements Agent, ApiBackend {
     return this.replicated.machine;
   }
 
-  get apiAddress(): string {
+  /** This node's TLS credentials (its material in force; `update` puts new material in force everywhere, the API included). */
+  get credentials(): NodeCredentials {
+    return this.trust.credentials;
+  }
+
+    get apiAddress(): string {
     return this.advertisedAddresses().api;
   }
 
@@ -303,7 +312,7 @@ class HivemindAgent implements Agent, ApiBackend {
 
   async start(): Promise<void> {
     const plan = this.choosePlan();
-    this.log('agent', `starting (${plan}) with data directory ${this.config.dataDir}`);
+    this.log('agent', `starting (${plan}) with data directory ${this.config.dataDir}${this.plaintextApiNote()}`);
     this.buildComponents();
     await this.apiInstance!.start();
     for (const component of this.componentList) {
@@ -332,7 +341,12 @@ class HivemindAgent implements Agent, ApiBackend {
     this.apiInstance!.ready = true;
     this.syncTokenFile();
     for (const component of this.componentList) await component.start();
-    this.log('agent', `serving: API on ${this.apiAddress}, peers on ${this.peerAddress}`);
+    this.log('agent', `serving: API on ${this.apiInstance!.scheme}://${this.apiAddress}, peers on ${this.peerAddress}${this.plaintextApiNote()}`);
+  }
+
+  /** With --insecure-api, what every line at start says. */
+  private plaintextApiNote(): string {
+    return this.config.insecureApi ? ' [API in PLAIN HTTP (--insecure-api): the token and secrets cross the network in clear]' : '';
   }
 
   private choosePlan(): Plan {
@@ -413,7 +427,7 @@ class HivemindAgent implements Agent, ApiBackend {
       logger: (line) => this.log('raft', line),
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
-    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic });
+    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi });
     const services = this.services();
     for (const factory of COMPONENT_FACTORIES) this.componentList.push(factory(services));
   }
@@ -475,6 +489,10 @@ class HivemindAgent implements Agent, ApiBackend {
       log: (line) => this.log('join', line),
       signal: this.stopController.signal,
     });
+    const pin = this.config.tokenCaFingerprint;
+    if (pin !== undefined && !joined.caPems.some((pem) => certificateFingerprint(pem) === pin)) {
+      throw new AgentError('join-failed', `the cluster's CA (${joined.caPems.map(certificateFingerprint).join(', ')}) is not the one the token pins (${pin}): the token is from another cluster, or its CA was rotated since; copy the token again from \`hivemind token\``);
+    }
     this.trust.completeJoin(joined);
     this.key = joined.clusterKey;
     this.dataDir.writeClusterKey(joined.clusterKey);
@@ -500,8 +518,10 @@ class HivemindAgent implements Agent, ApiBackend {
 
   /** Tells the operator the token of a cluster this node just founded. */
   private printToken(token: string): void {
-    this.print(`join token: ${token}`);
-    this.print(`to add a node: hivemind join ${this.peerAddress} --token ${token}`);
+    const signingCa = this.trust.credentials.current?.caPems[0];
+    const shown = signingCa === undefined ? token : pinnedToken(token, signingCa);
+    this.print(`join token: ${shown}`);
+    this.print(`to add a node: hivemind join ${this.peerAddress} --token ${shown}`);
   }
 
   // ---------------------------------------------------------------------------

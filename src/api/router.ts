@@ -8,6 +8,7 @@ import type { Command, CommandResult } from '../state/types.js';
 import type { ApiBackend } from './backend.js';
 import { invalidArgument } from './errors.js';
 import type { BodyFields } from './input.js';
+import type { PeerApiClient } from './tls.js';
 
 /** What a handler answers. `json` is serialized; `text` is sent as it is. */
 export interface Answer {
@@ -37,6 +38,10 @@ export interface RouteContext {
   serving: boolean;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** Calls to other nodes' APIs (HTTPS to the node meant, or plain HTTP with --insecure-api). */
+  peers: PeerApiClient;
+  /** The CA certificates this node trusts (PEM, signing CA first); empty before it has its TLS material. */
+  trustedCaPems(): readonly string[];
   /** The request's Authorization header, for routes that pass the request on to another node. */
   authorization?: string;
   /**

@@ -3,6 +3,7 @@
  */
 import { NotLeaderError } from '../../consensus/errors.js';
 import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../state/secrets.js';
+import { pinnedToken } from '../security/pinned-token.js';
 import type { NodeRecord } from '../state/types.js';
 import { certificateFingerprint } from '../security/certificates.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
@@ -36,6 +37,17 @@ export const clusterRoutes: Route[] = [
     async handle(context) {
       if (!context.serving) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} is starting`);
       return { status: 200, json: { ok: true, node: context.backend.nodeId } };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/ca',
+    kind: 'open',
+    // Open: a client holding only a pinned token fetches this over unverified TLS and keeps a certificate only if its fingerprint is the pin.
+    async handle(context) {
+      const caPems = context.trustedCaPems();
+      if (caPems.length === 0) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} has no TLS material yet; retry shortly`);
+      return { status: 200, text: caPems.map((pem) => pem.trimEnd()).join('\n') + '\n', contentType: 'application/x-pem-file' };
     },
   },
   {
@@ -114,7 +126,7 @@ export const clusterRoutes: Route[] = [
     read(context) {
       const token = context.backend.currentToken();
       if (token === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no join token yet; retry shortly');
-      return { token };
+      return tokenAnswer(context, token);
     },
   },
   {
@@ -126,7 +138,10 @@ export const clusterRoutes: Route[] = [
       const sealed = sealSecret(context.backend.clusterKey(), token, TOKEN_ASSOCIATED_DATA);
       const command = { type: 'token.set' as const, hash: hashToken(token), sealed: sealed.ciphertext, nonce: sealed.nonce };
       // The answer reads the token back from the state: a retry gets the token the first attempt stored.
-      return context.commit([command], () => ({ token: context.backend.currentToken() }));
+      return context.commit([command], () => {
+        const stored = context.backend.currentToken();
+        return stored === undefined ? {} : tokenAnswer(context, stored);
+      });
     },
   },
   {
@@ -165,4 +180,10 @@ function caStatus(context: RouteContext): unknown {
       return { id: node.id, status: node.status, serial: newest?.serial ?? null, notAfter: newest?.notAfter ?? null, issuer: newest?.issuer ?? null };
     }),
   };
+}
+
+/** `{ token, bareToken }`: the token pinned to the cluster's signing CA (what a user copies), and the bare one. */
+function tokenAnswer(context: RouteContext, token: string): { token: string; bareToken: string } {
+  const signingCa = context.trustedCaPems()[0];
+  return { token: signingCa === undefined ? token : pinnedToken(token, signingCa), bareToken: token };
 }

@@ -8,7 +8,6 @@
  * are written, chunked, until the client leaves.
  */
 import { existsSync } from 'node:fs';
-import { request } from 'undici';
 import type { NodeComponent } from '../node/services.js';
 import { followLog, readTail, TAIL_LINES_MAX } from '../executor/log-files.js';
 import type { Instance } from '../state/types.js';
@@ -53,7 +52,7 @@ function readLogQuery(context: RouteContext): LogQuery {
 }
 
 /** Where an instance's log comes from: this node's file, or the API of its node. */
-function locate(context: RouteContext, id: string, query: LogQuery): { type: 'local'; path: string } | { type: 'remote'; address: string } {
+function locate(context: RouteContext, id: string, query: LogQuery): { type: 'local'; path: string } | { type: 'remote'; node: string; address: string } {
   const source = logSource(context);
   const instance = context.backend.machine.instance(id);
   const path = source?.logPath(id);
@@ -66,7 +65,7 @@ function locate(context: RouteContext, id: string, query: LogQuery): { type: 'lo
   if (instance.node === undefined) throw new ApiError(404, ApiCode.notFound, `instance "${id}" is not placed on any node yet, so it has no log`, 'id');
   const address = context.backend.machine.node(instance.node)?.addresses.api;
   if (address === undefined) throw new ApiError(503, ApiCode.unavailable, `instance "${id}" runs on node ${instance.node}, whose API address is unknown`);
-  return { type: 'remote', address };
+  return { type: 'remote', node: instance.node, address };
 }
 
 /** The log of one instance as a stream of bytes. */
@@ -79,7 +78,7 @@ async function instanceLog(context: RouteContext, id: string, query: LogQuery): 
   const search = new URLSearchParams({ tail: String(query.tail), follow: query.follow ? '1' : '0', forwarded: '1' });
   let response;
   try {
-    response = await request(`http://${where.address}/v1/instances/${encodeURIComponent(id)}/logs?${search}`, {
+    response = await context.peers.request(where.node, where.address, `/v1/instances/${encodeURIComponent(id)}/logs?${search}`, {
       method: 'GET',
       headers: context.authorization ? { authorization: context.authorization } : {},
       signal: context.signal,

@@ -13,13 +13,22 @@
  * Nothing a client sends can stop the node: every handler error becomes a
  * JSON error; an unexpected one is a 500 `internal` and a log line (the stack
  * stays in the log).
+ *
+ * The API speaks HTTPS with the node's certificate (src/api/tls.ts). It
+ * listens before the node has its certificate (a joiner gets one only once
+ * admitted): until then every handshake fails. New material (a join, a
+ * renewal, a CA change) is served from the next handshake on. Plain HTTP
+ * only with `insecure` (`--insecure-api`).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent as HttpAgent, request as httpRequest } from 'undici';
+import { assert } from '../../consensus/core/assert.js';
+import type { NodeCredentials } from '../security/node-credentials.js';
+import { bareToken } from '../security/pinned-token.js';
 import { hashToken, tokenMatches } from '../state/secrets.js';
 import type { Command, CommandResult, Envelope } from '../state/types.js';
 import { validateCommand } from '../state/validate.js';
@@ -29,6 +38,7 @@ import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryI
 import { routes } from './routes.js';
 import { compileAppFileParser } from './routes-state.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
+import { PeerApiClient, serverTlsOptions } from './tls.js';
 
 /** Largest request body. */
 export const BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -59,6 +69,10 @@ export interface ApiServerOptions {
   requestDeadlineMs?: number;
   /** Serve GET /metrics without a token (`--metrics-public`). Default false. */
   metricsPublic?: boolean;
+  /** The node's TLS material, served and followed (required unless `insecure`); also what calls to other nodes' APIs trust. */
+  credentials?: NodeCredentials;
+  /** Serve plain HTTP (`--insecure-api`), and call other nodes' APIs so. Default false. */
+  insecure?: boolean;
 }
 
 /** A request in progress, as the pipeline sees it. */
@@ -78,9 +92,11 @@ export class ApiServer {
   private readonly backend: ApiBackend;
   private readonly router = new Router(routes);
   private readonly requestDeadlineMs: number;
-  private readonly server: Server;
+  private readonly server: Server | HttpsServer;
   private readonly sockets = new Set<Socket>();
-  private readonly dispatcher = new HttpAgent({ keepAliveTimeout: 10_000, connections: 64 });
+  /** Calls to other nodes' APIs (forwarded writes, logs). */
+  private readonly peers: PeerApiClient;
+  private stopFollowingCredentials: (() => void) | undefined;
   private boundAddress: string | undefined;
   /** Until set, every route but health and metrics answers 503 (the node is starting). */
   ready = false;
@@ -88,9 +104,21 @@ export class ApiServer {
   constructor(private readonly options: ApiServerOptions) {
     this.backend = options.backend;
     this.requestDeadlineMs = options.requestDeadlineMs ?? REQUEST_DEADLINE_MS_DEFAULT;
-    this.server = createServer({ requestTimeout: 6 * 60 * 1000, headersTimeout: 30_000, keepAliveTimeout: 5000 }, (request, response) => {
-      void this.handle(request, response);
-    });
+    const insecure = options.insecure === true;
+    assert(insecure || options.credentials !== undefined, 'an HTTPS API needs the node\'s credentials');
+    this.peers = new PeerApiClient({ credentials: options.credentials, insecure, agentOptions: { keepAliveTimeout: 10_000, connections: 64 } });
+    const serverOptions = { requestTimeout: 6 * 60 * 1000, headersTimeout: 30_000, keepAliveTimeout: 5000 };
+    const handler = (request: IncomingMessage, response: ServerResponse): void => void this.handle(request, response);
+    if (insecure) {
+      this.server = createServer(serverOptions, handler);
+    } else {
+      const credentials = options.credentials!;
+      const current = credentials.current;
+      // Without material yet, the server has no certificate: handshakes fail until `update` brings one.
+      const https = createHttpsServer({ ...serverOptions, ...(current === undefined ? {} : serverTlsOptions(current)) }, handler);
+      this.stopFollowingCredentials = credentials.onUpdate((material) => https.setSecureContext(serverTlsOptions(material)));
+      this.server = https;
+    }
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -101,6 +129,16 @@ export class ApiServer {
       if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy(error);
     });
+  }
+
+  /** Whether the API is served over plain HTTP (`--insecure-api`). */
+  get insecure(): boolean {
+    return this.options.insecure === true;
+  }
+
+  /** `https` or `http` (`--insecure-api`). */
+  get scheme(): 'http' | 'https' {
+    return this.peers.scheme;
   }
 
   /** `host:port` actually bound. */
@@ -121,6 +159,7 @@ export class ApiServer {
     });
     const address = this.server.address() as AddressInfo;
     this.boundAddress = formatHostPort(this.options.host, address.port);
+    if (this.insecure) this.backend.log(`serving PLAIN HTTP on ${this.boundAddress} (--insecure-api): the token and secrets cross the network in clear`);
     // Off any request: the first deploy then finds the app-file parser compiled.
     setImmediate(() => {
       try {
@@ -135,8 +174,9 @@ export class ApiServer {
   async stop(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
+    this.stopFollowingCredentials?.();
     await closed;
-    await this.dispatcher.close().catch(() => {});
+    await this.peers.close();
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -231,6 +271,8 @@ export class ApiServer {
       actor,
       serving: this.ready,
       signal: state.signal,
+      peers: this.peers,
+      trustedCaPems: () => this.options.credentials?.current?.caPems ?? [],
       ...(typeof state.headers.authorization === 'string' ? { authorization: state.headers.authorization } : {}),
       commit: (commands, present) => this.commit(state, actor, commands, present),
       onLeader: (action, options) => this.onLeader(state, action, options?.mayForwardAgain === true),
@@ -242,7 +284,9 @@ export class ApiServer {
 
   private authenticate(request: IncomingMessage): string {
     const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+    // Either form of the token: the pinned one's pin is for clients, only the bare token is hashed.
+    const given = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+    const token = given === undefined ? undefined : bareToken(given);
     if (token === undefined || token === '') {
       throw new ApiError(401, ApiCode.unauthenticated, 'this request needs the cluster token: send "Authorization: Bearer <token>" (`hivemind token` on a member shows it)', undefined, {}, { 'WWW-Authenticate': 'Bearer' });
     }
@@ -411,7 +455,7 @@ export class ApiServer {
       } else if (state.forwardedHops === 0 || (mayForwardAgain && state.forwardedHops < 2)) {
         const address = status.leader === '' ? undefined : this.backend.machine.node(status.leader)?.addresses.api;
         if (address !== undefined) {
-          const answer = await this.forward(state, address, remainingMs);
+          const answer = await this.forward(state, status.leader, address, remainingMs);
           if (answer !== undefined && !isNoLeaderAnswer(answer)) return answer;
         }
       } else {
@@ -424,7 +468,7 @@ export class ApiServer {
   }
 
   /** Sends the request on to the leader's API; undefined when the leader could not be reached. */
-  private async forward(state: RequestState, address: string, remainingMs: number): Promise<Answer | undefined> {
+  private async forward(state: RequestState, leader: string, address: string, remainingMs: number): Promise<Answer | undefined> {
     const headers: Record<string, string> = {
       [FORWARDED_HEADER]: String(state.forwardedHops + 1),
       [REQUEST_ID_HEADER]: state.requestId,
@@ -434,11 +478,10 @@ export class ApiServer {
       if (typeof value === 'string') headers[name] = value;
     }
     try {
-      const response = await httpRequest(`http://${address}${state.url.pathname}${state.url.search}`, {
+      const response = await this.peers.request(leader, address, `${state.url.pathname}${state.url.search}`, {
         method: state.method as 'GET',
         headers,
         body: state.rawBody.length > 0 ? state.rawBody : null,
-        dispatcher: this.dispatcher,
         headersTimeout: remainingMs,
         bodyTimeout: remainingMs,
         signal: state.signal,

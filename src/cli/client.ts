@@ -2,12 +2,18 @@
  * The CLI's HTTP client for one node's API (docs/api.md): JSON in and out,
  * the bearer token, blocking queries, and a bounded retry while the cluster
  * has no leader. Every failure becomes a `CliError` with one clear message.
+ *
+ * Over HTTPS the client trusts the cluster's CA (`ApiTrust`) and accepts any
+ * node of the cluster: the identity is the node id in the certificate, not
+ * the host name it was reached at. With only a pinned token, it first
+ * fetches the CA certificates over unverified TLS (GET /v1/ca) and keeps the
+ * one whose fingerprint is the pin.
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher, request as undiciRequest } from 'undici';
 import { formatAppFileProblem, type AppFileProblem } from '../appfile/errors.js';
-import { ApiError, ConnectionError, describeNetworkError } from './errors.js';
+import { ApiError, CliError, ConnectionError, TlsError, describeNetworkError, isTlsFailure } from './errors.js';
 
 /** Attempts of one request while the answer is retryable (an election, a slow quorum, a node starting). */
 export const REQUEST_ATTEMPTS_MAX = 4;
@@ -35,7 +41,16 @@ export interface ClientOptions {
   token: string | undefined;
   /** Says where the token came from (or that none was found), for the `unauthenticated` message. */
   tokenSource: string;
+  /** How to trust the node's certificate (HTTPS only). */
+  trust: ApiTrust;
 }
+
+/**
+ * What the client trusts an HTTPS node by: CA certificates (and where they
+ * came from), a pinned token's CA fingerprint, or nothing found (where the
+ * CLI looked).
+ */
+export type ApiTrust = { type: 'ca'; caPems: readonly string[]; source: string } | { type: 'pin'; fingerprint: string } | { type: 'none'; searched: string };
 
 /** A successful answer: the parsed body and the index it reflects (`X-Hivemind-Index`). */
 export interface ApiResponse<T> {
@@ -65,6 +80,7 @@ export class ApiClient {
   readonly address: string;
   private readonly token: string | undefined;
   private readonly tokenSource: string;
+  private readonly trust: ApiTrust;
   /** Made at the first request: loading undici takes longer than most commands, so --help and completion skip it. */
   private undici: Promise<Connection> | undefined;
 
@@ -72,11 +88,61 @@ export class ApiClient {
     this.address = options.address;
     this.token = options.token;
     this.tokenSource = options.tokenSource;
+    this.trust = options.trust;
   }
 
   private connection(): Promise<Connection> {
-    this.undici ??= import('undici').then(({ Agent, request }) => ({ agent: new Agent({ connect: { timeout: CONNECT_TIMEOUT_MS } }), request }));
+    this.undici ??= this.connect();
     return this.undici;
+  }
+
+  private async connect(): Promise<Connection> {
+    const { Agent, request } = await import('undici');
+    if (this.address.startsWith('http://')) return { agent: new Agent({ connect: { timeout: CONNECT_TIMEOUT_MS } }), request };
+    const { clusterApiAgent } = await import('../api/tls.js');
+    const agentOptions = { connect: { timeout: CONNECT_TIMEOUT_MS } };
+    switch (this.trust.type) {
+      case 'ca':
+        return { agent: clusterApiAgent(this.trust.caPems, { agent: agentOptions }), request };
+      case 'pin':
+        return { agent: clusterApiAgent([await this.pinnedCa(this.trust.fingerprint)], { agent: agentOptions }), request };
+      case 'none':
+        // The system's CAs and host name checks (a node behind a proxy with a public certificate); a node's own certificate fails, and the message says what to give.
+        return { agent: new Agent(agentOptions), request };
+    }
+  }
+
+  /**
+   * The CA certificate the pin names, from the node's GET /v1/ca over TLS
+   * that verifies nothing (the pin does). Only that one is trusted: another
+   * certificate sent beside it could be anyone's.
+   */
+  private async pinnedCa(fingerprint: string): Promise<string> {
+    const { Agent, request } = await import('undici');
+    const { caFingerprint, splitPemBundle } = await import('../security/pinned-token.js');
+    const unverified = new Agent({ connect: { timeout: CONNECT_TIMEOUT_MS, rejectUnauthorized: false } });
+    let text: string;
+    try {
+      const response = await request(`${this.address}/v1/ca`, { method: 'GET', dispatcher: unverified, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+      text = await response.body.text();
+      if (response.statusCode !== 200) throw new CliError(`cannot fetch the cluster's CA from ${this.address}/v1/ca: the node answered ${response.statusCode}${text.trim() === '' ? '' : `: ${text.trim().slice(0, 200)}`}`);
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+      const { reason, code } = describeNetworkError(error);
+      throw new ConnectionError(this.address, reason, code);
+    } finally {
+      await unverified.close().catch(() => {});
+    }
+    const certificates = splitPemBundle(text).map((pem) => ({ pem, fingerprint: safeFingerprint(caFingerprint, pem) }));
+    const pinned = certificates.find((certificate) => certificate.fingerprint === fingerprint);
+    if (pinned === undefined) {
+      const presented = certificates.map((certificate) => certificate.fingerprint ?? 'unreadable').join(', ') || 'none';
+      throw new TlsError(
+        `refusing the node at ${this.address}: its cluster CA (sha256 ${presented}) is not the one the token pins (sha256 ${fingerprint}). ` +
+          'The token is from another cluster, the CA was rotated since it was copied (`hivemind token` on a member shows the current one), or something between you and the node is posing as it',
+      );
+    }
+    return pinned.pem;
   }
 
   /** A read. With `blocking`, the node holds the answer until the state passes `blocking.index`. */
@@ -164,6 +230,15 @@ export class ApiClient {
       text = await response.body.text();
     } catch (error) {
       const { reason, code } = describeNetworkError(error);
+      if (isTlsFailure(error)) {
+        if (this.trust.type === 'none') {
+          throw new TlsError(
+            `cannot verify the node at ${this.address} (${reason}): no CA certificate to trust. Pass --ca FILE (or HIVEMIND_CA), run the CLI where the node's data directory is ` +
+              `(--data-dir; it looked for ${this.trust.searched}), or give the pinned token \`hivemind token\` prints (hmca:...)`,
+          );
+        }
+        throw new TlsError(`cannot trust the node at ${this.address}: ${reason}${this.trustHint()}`);
+      }
       throw new ConnectionError(this.address, reason, code);
     }
     const index = parseIndex(response.headers['x-hivemind-index']);
@@ -171,6 +246,18 @@ export class ApiClient {
       return { body: parseBody(text) as T, index };
     }
     throw this.errorOf(response.statusCode, text, index);
+  }
+
+  /** Where the trust came from, for a TLS failure's message. */
+  private trustHint(): string {
+    switch (this.trust.type) {
+      case 'ca':
+        return ` (the CLI trusted the CA certificates of ${this.trust.source}; give another with --ca FILE or HIVEMIND_CA, or use http:// for a node run with --insecure-api)`;
+      case 'pin':
+        return ` (the CLI trusted the CA the token pins, sha256 ${this.trust.fingerprint})`;
+      case 'none':
+        return '';
+    }
   }
 
   private errorOf(status: number, text: string, index: number | undefined): ApiError {
@@ -242,4 +329,12 @@ function isAppFileProblem(value: unknown): value is AppFileProblem {
 
 function sleep(durationMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, durationMs));
+}
+
+function safeFingerprint(fingerprint: (pem: string) => string, pem: string): string | undefined {
+  try {
+    return fingerprint(pem);
+  } catch {
+    return undefined;
+  }
 }

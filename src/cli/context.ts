@@ -3,10 +3,13 @@
  * token, the output mode. Commands read options through `contextOf(command)`
  * and never look at `process.env` themselves.
  */
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readLocalToken } from '../node/data-dir.js';
-import { ApiClient } from './client.js';
+import { PinnedTokenError, caFingerprint, parseJoinToken, splitPemBundle } from '../security/pinned-token.js';
+import { ApiClient, type ApiTrust } from './client.js';
+import { UsageError } from './errors.js';
 import { ADDRESS_DEFAULT, normalizeAddress } from './parse.js';
 
 /** The data directory when neither `--data-dir` nor `HIVEMIND_DATA_DIR` is set (docs/design.md, Defaults). */
@@ -15,10 +18,14 @@ export const DATA_DIR_DEFAULT = '.hivemind';
 /** The file in the data directory where the agent keeps the join token (mode 0600; src/agent/data-dir.ts). */
 export const TOKEN_FILE_NAME = 'token';
 
+/** The CA bundle in the data directory (the node's trusted CA certificates; src/node/data-dir.ts). */
+export const CA_FILE_NAME = 'tls/ca.crt';
+
 /** The global flags as commander gives them (`optsWithGlobals()`). */
 export interface GlobalOptions {
   addr?: string;
   token?: string;
+  ca?: string;
   dataDir?: string;
   json?: boolean;
 }
@@ -33,6 +40,8 @@ export interface CliContext {
   dataDir: string;
   /** The token given by flag or environment, if any (the file is read only when a request needs it). */
   tokenOption: string | undefined;
+  /** `--ca` / `HIVEMIND_CA`: a PEM file of CA certificates to trust, absolute. */
+  caFile: string | undefined;
   /** Where output goes; tests of the modules replace nothing here, the CLI runs as a process. */
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
@@ -46,6 +55,7 @@ export function contextOf(command: Command): CliContext {
     json: options.json === true,
     dataDir: resolve(options.dataDir ?? DATA_DIR_DEFAULT),
     tokenOption: options.token === '' ? undefined : options.token,
+    caFile: options.ca === undefined || options.ca === '' ? undefined : resolve(options.ca),
     stdout: process.stdout,
     stderr: process.stderr,
   };
@@ -54,10 +64,20 @@ export function contextOf(command: Command): CliContext {
 /**
  * The token for API calls: `--token` / `HIVEMIND_TOKEN`, else the agent's
  * token file in the data directory, else none (the node then answers
- * `unauthenticated`, and the message says where the CLI looked).
+ * `unauthenticated`, and the message says where the CLI looked). Either
+ * form: `token` is the bare token, `caFingerprint` the pin of a pinned one.
  */
-export function resolveToken(context: CliContext): { token: string | undefined; source: string } {
-  if (context.tokenOption !== undefined) return { token: context.tokenOption, source: 'the token came from --token or HIVEMIND_TOKEN' };
+export function resolveToken(context: CliContext): { token: string | undefined; caFingerprint?: string; source: string } {
+  if (context.tokenOption !== undefined) {
+    let parsed;
+    try {
+      parsed = parseJoinToken(context.tokenOption);
+    } catch (error) {
+      if (error instanceof PinnedTokenError) throw new UsageError(`--token: ${error.message}`);
+      throw error;
+    }
+    return { token: parsed.token, ...(parsed.caFingerprint === undefined ? {} : { caFingerprint: parsed.caFingerprint }), source: 'the token came from --token or HIVEMIND_TOKEN' };
+  }
   const path = join(context.dataDir, TOKEN_FILE_NAME);
   let token: string | undefined;
   try {
@@ -67,13 +87,63 @@ export function resolveToken(context: CliContext): { token: string | undefined; 
     return { token: undefined, source: `no token given, and ${error instanceof Error ? error.message : `cannot read ${path}`}` };
   }
   if (token === undefined) return { token: undefined, source: `no token given and none found at ${path}` };
-  return { token, source: `the token came from ${path}` };
+  let parsed;
+  try {
+    parsed = parseJoinToken(token);
+  } catch (error) {
+    return { token: undefined, source: `${path} holds no usable token (${(error as Error).message})` };
+  }
+  return { token: parsed.token, ...(parsed.caFingerprint === undefined ? {} : { caFingerprint: parsed.caFingerprint }), source: `the token came from ${path}` };
 }
 
-/** A client for the context's node, with its token. The caller closes it. */
+/**
+ * What the CLI trusts the node's certificate by: the CA certificates of
+ * `--ca` / `HIVEMIND_CA`, else the data directory's tls/ca.crt (the CLI run
+ * on a node; skipped when it lacks the CA a pinned token names), else the
+ * pinned token's CA fingerprint (checked against GET /v1/ca), else nothing
+ * (an HTTPS request then fails with a message saying what to give).
+ */
+export function resolveTrust(context: CliContext, caFingerprint: string | undefined): ApiTrust {
+  if (context.caFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(context.caFile, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--ca: cannot read ${context.caFile}: ${(error as Error).message}`);
+    }
+    const caPems = splitPemBundle(text);
+    if (caPems.length === 0) throw new UsageError(`--ca: ${context.caFile} holds no PEM certificate`);
+    return { type: 'ca', caPems, source: context.caFile };
+  }
+  const local = join(context.dataDir, CA_FILE_NAME);
+  const localPems = readCaBundle(local);
+  if (localPems.length > 0 && (caFingerprint === undefined || localPems.some((pem) => pemFingerprint(pem) === caFingerprint))) {
+    return { type: 'ca', caPems: localPems, source: local };
+  }
+  if (caFingerprint !== undefined) return { type: 'pin', fingerprint: caFingerprint };
+  return { type: 'none', searched: local };
+}
+
+function readCaBundle(path: string): string[] {
+  try {
+    return splitPemBundle(readFileSync(path, 'utf8'));
+  } catch {
+    return [];
+  }
+}
+
+function pemFingerprint(pem: string): string | undefined {
+  try {
+    return caFingerprint(pem);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A client for the context's node, with its token and trust. The caller closes it. */
 export function clientOf(context: CliContext): ApiClient {
-  const { token, source } = resolveToken(context);
-  return new ApiClient({ address: context.address, token, tokenSource: source });
+  const { token, caFingerprint, source } = resolveToken(context);
+  return new ApiClient({ address: context.address, token, tokenSource: source, trust: resolveTrust(context, caFingerprint) });
 }
 
 /**

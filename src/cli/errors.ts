@@ -70,7 +70,33 @@ export class ConnectionError extends CliError {
   }
 }
 
+/** The node's certificate cannot be trusted, or no CA was found to trust it by. */
+export class TlsError extends CliError {}
+
+/** OpenSSL's verification failures and node:tls's handshake failures, by code. */
+const tlsReasonByCode: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not signed by a trusted CA',
+  UNABLE_TO_GET_ISSUER_CERT: 'its certificate is not signed by a trusted CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its certificate is not signed by a trusted CA',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chains to a CA that is not trusted',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed',
+  CERT_HAS_EXPIRED: 'its certificate has expired',
+  CERT_NOT_YET_VALID: 'its certificate is not valid yet (are the clocks apart?)',
+  CERT_SIGNATURE_FAILURE: 'its certificate\'s signature does not verify',
+  EPROTO: 'the TLS handshake failed (a node that has no certificate yet, or one serving plain HTTP with --insecure-api: then use http://)',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'the TLS handshake failed (a node serving plain HTTP with --insecure-api? then use http://)',
+};
+
+/** Whether `error` (from undici) is a TLS failure: a certificate refused, or a handshake that failed. */
+export function isTlsFailure(error: unknown): boolean {
+  const code = errorCode(error) ?? errorCode((error as { cause?: unknown } | null)?.cause);
+  if (code !== undefined && tlsReasonByCode[code] !== undefined) return true;
+  const message = `${(error as Error | null)?.message ?? ''} ${((error as { cause?: Error } | null)?.cause)?.message ?? ''}`;
+  return /certificate names|names no Hivemind node/.test(message);
+}
+
 const reasonByCode: Record<string, string> = {
+  ...tlsReasonByCode,
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
   ENOTFOUND: 'host not found',

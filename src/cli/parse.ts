@@ -12,22 +12,23 @@ import { UsageError } from './errors.js';
 export const API_PORT_DEFAULT = 7070;
 
 /** Where the CLI looks for a node when neither `--addr` nor `HIVEMIND_ADDR` is set. */
-export const ADDRESS_DEFAULT = `http://127.0.0.1:${API_PORT_DEFAULT}`;
+export const ADDRESS_DEFAULT = `https://127.0.0.1:${API_PORT_DEFAULT}`;
 
 /**
- * Makes a base URL of what people write for a node: `http://host:port`,
- * `https://host`, `host:port`, `host`, `[::1]:7070`. A missing port is 7070;
- * any path is dropped. Throws `UsageError` when it is not an address.
+ * Makes a base URL of what people write for a node: `https://host:port`,
+ * `http://host` (a node run with --insecure-api), `host:port`, `host`,
+ * `[::1]:7070`. Without a scheme it is https; a missing port is 7070; any
+ * path is dropped. Throws `UsageError` when it is not an address.
  */
 export function normalizeAddress(text: string): string {
   const trimmed = text.trim();
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed);
-  const withScheme = hasScheme ? trimmed : `http://${trimmed}`;
+  const withScheme = hasScheme ? trimmed : `https://${trimmed}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw new UsageError(`--addr: ${JSON.stringify(text)} is not an address; write host:port or http://host:port`);
+    throw new UsageError(`--addr: ${JSON.stringify(text)} is not an address; write host:port or https://host:port`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`--addr: ${JSON.stringify(text)} must be http:// or https://`);

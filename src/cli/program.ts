@@ -42,8 +42,9 @@ export function buildProgram(): Command {
     .description('Run and use a Hivemind cluster: replicated apps from a Compose-style file, on every node the same program.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
-    .addOption(new Option('--addr <address>', 'the node to talk to: host:port or http://host:port').env('HIVEMIND_ADDR').default(ADDRESS_DEFAULT))
+    .addOption(new Option('--addr <address>', 'the node to talk to: host:port or https://host:port (http:// for a node run with --insecure-api)').env('HIVEMIND_ADDR').default(ADDRESS_DEFAULT))
     .addOption(new Option('--token <token>', 'the cluster token for API calls (default: read from <data-dir>/token)').env('HIVEMIND_TOKEN'))
+    .addOption(new Option('--ca <file>', "CA certificates (PEM) to trust the node's certificate by (default: <data-dir>/tls/ca.crt, else the CA a pinned token names)").env('HIVEMIND_CA'))
     .addOption(new Option('--data-dir <dir>', "the node's data directory").env('HIVEMIND_DATA_DIR').default('./.hivemind'))
     .addOption(new Option('--json', 'print the JSON answer of the API instead of tables'))
     .configureHelp({ showGlobalOptions: true, visibleGlobalOptions: globalOptionsForHelp })
@@ -55,7 +56,7 @@ export function buildProgram(): Command {
       '',
       'Examples:',
       '  hivemind agent                       start a node (a new cluster)',
-      '  hivemind join 10.0.0.1 --token hm1.xxx   start a node that joins a cluster',
+      '  hivemind join 10.0.0.1 --token hmca:...   start a node that joins a cluster',
       '  hivemind deploy -f app.yaml --wait   deploy and wait for the instances',
       '  hivemind app web --watch             follow one app',
       '',

@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { IDENTIFIER_PATTERN } from '../state/validate.js';
+import { parseJoinToken } from '../security/pinned-token.js';
 import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
 
 /** Default ports (docs/api.md, docs/design.md). */
@@ -73,6 +74,8 @@ export interface AgentFlags {
   discoverable?: string;
   /** `on` or `off`: serve GET /metrics without a token. */
   metricsPublic?: string;
+  /** `on` or `off`: serve the API over plain HTTP instead of HTTPS. */
+  insecureApi?: string;
   /** Network namespaces kept ready for container starts; 0 turns the pool off. */
   warmNetworks?: string | number;
   /** The cluster network (IPv4 CIDR), fixed by the first leader (`network.configure`). */
@@ -92,8 +95,14 @@ export interface AgentConfig {
   /** Host or IP address peers and clients use to reach this node. */
   advertise: string;
   ports: { api: number; peer: number; gossip: number; dns: number; proxy: number };
-  /** The join token: required to join, optional to bootstrap (a fresh one is made if absent). */
+  /**
+   * The join token, bare (`hm1.…`): required to join, optional to bootstrap
+   * (a fresh one is made if absent). A pinned token given (`hmca:<fp>::hm1.…`)
+   * is stripped to this; its pin goes to `tokenCaFingerprint`.
+   */
   token?: string;
+  /** The CA fingerprint (SHA-256 of the DER, lower-case hex) the given token pins, if it was the pinned form. */
+  tokenCaFingerprint?: string;
   voterGraceMs: number;
   tickMs: number;
   snapshotEveryEntries: number;
@@ -105,6 +114,8 @@ export interface AgentConfig {
   discoverable: boolean;
   /** Serve GET /metrics without a token (for a Prometheus without one); off by default, since metrics describe the cluster. */
   metricsPublic: boolean;
+  /** Serve the API over plain HTTP (`--insecure-api`): tokens and secrets then cross the network in clear. Off by default (HTTPS). */
+  insecureApi: boolean;
   /** Network namespaces the containerd runtime keeps attached and ready for starts (0: none, each start makes its own). */
   warmNetworks: number;
   /** The cluster network the first leader configures (later leaders propose the configured one's values; a different one is refused). */
@@ -166,6 +177,7 @@ export const SETTINGS = {
   progressDeadline: setting('progressDeadline', 'HIVEMIND_PROGRESS_DEADLINE'),
   discoverable: setting('discoverable', 'HIVEMIND_DISCOVERABLE'),
   metricsPublic: setting('metricsPublic', 'HIVEMIND_METRICS_PUBLIC'),
+  insecureApi: setting('insecureApi', 'HIVEMIND_INSECURE_API'),
   warmNetworks: setting('warmNetworks', 'HIVEMIND_WARM_NETWORKS'),
   clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
@@ -262,6 +274,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const progressDeadlineMs = resolver.duration(SETTINGS.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS, { min: 1000, max: 7 * 24 * 3600 * 1000 });
   const discoverable = resolver.text(SETTINGS.discoverable, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
   const metricsPublic = resolver.text(SETTINGS.metricsPublic, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
+  const insecureApi = resolver.text(SETTINGS.insecureApi, 'off', (value) => (/^(on|off|true|false|1|0|yes|no)$/i.test(value) ? undefined : 'must be on or off'));
   const warmNetworks = resolver.integer(SETTINGS.warmNetworks, DEFAULT_WARM_NETWORKS, { min: 0, max: WARM_NETWORKS_MAX, what: 'the number of network namespaces kept ready for containers (0 turns the pool off)' });
   const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
@@ -280,11 +293,17 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     progressDeadlineMs,
     discoverable: /^(on|true|1|yes)$/i.test(discoverable),
     metricsPublic: /^(on|true|1|yes)$/i.test(metricsPublic),
+    insecureApi: /^(on|true|1|yes)$/i.test(insecureApi),
     warmNetworks,
     clusterCidr,
     vxlanPort,
   };
-  if (token !== '') config.token = token;
+  if (token !== '') {
+    // tokenProblem accepted it, pinned form included.
+    const parsed = parseJoinToken(token);
+    config.token = parsed.token;
+    if (parsed.caFingerprint !== undefined) config.tokenCaFingerprint = parsed.caFingerprint;
+  }
   return { ok: true, config };
 }
 
@@ -325,7 +344,13 @@ function hostProblem(value: string): string | undefined {
   return undefined;
 }
 
-function tokenProblem(value: string): string | undefined {
+function tokenProblem(text: string): string | undefined {
+  let value: string;
+  try {
+    value = parseJoinToken(text).token;
+  } catch (error) {
+    return (error as Error).message;
+  }
   if (value.length < TOKEN_CHARS_MIN || value.length > TOKEN_CHARS_MAX || !/^[\x21-\x7e]+$/.test(value)) {
     return `must be a join token of ${TOKEN_CHARS_MIN} to ${TOKEN_CHARS_MAX} printable characters without spaces (the first node prints it; \`hivemind token\` shows it)`;
   }

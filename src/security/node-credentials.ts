@@ -50,6 +50,7 @@ export class NodeCredentials implements grpc.experimental.CertificateProvider {
   private material: TlsMaterial | undefined;
   private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
   private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+  private readonly updateListeners = new Set<(material: TlsMaterial) => void>();
   private serverCredentialsInstance: grpc.ServerCredentials | undefined;
   private readonly channelCredentialsByPeer = new Map<string, grpc.ChannelCredentials>();
 
@@ -74,6 +75,18 @@ export class NodeCredentials implements grpc.experimental.CertificateProvider {
     const identity = { certificate: Buffer.from(material.certificatePem), privateKey: Buffer.from(material.keyPem) };
     for (const listener of this.caListeners) listener(ca);
     for (const listener of this.identityListeners) listener(identity);
+    for (const listener of this.updateListeners) listener(this.material);
+  }
+
+  /**
+   * Calls `listener` with the material at every `update` from now on (and
+   * not with the material already in force: read `current` for that).
+   * Returns a function that removes the listener. For servers outside gRPC
+   * (the HTTPS API) that must follow a renewal or a CA change.
+   */
+  onUpdate(listener: (material: TlsMaterial) => void): () => void {
+    this.updateListeners.add(listener);
+    return () => this.updateListeners.delete(listener);
   }
 
   /**

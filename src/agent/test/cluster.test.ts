@@ -22,7 +22,7 @@ const withLogs = cluster.withLogs.bind(cluster);
 
 test('bootstrap one node, join two: three voters', withLogs(async () => {
   const n1 = await cluster.bootstrap('n1');
-  assert.match(cluster.token, /^hm1\./);
+  assert.match(cluster.token, /^hmca:[0-9a-f]{64}::hm1\./, 'the token printed is pinned to the cluster CA');
   assert.ok(n1.stdout.some((line) => line.includes(`hivemind join ${n1.peerAddress} --token ${cluster.token}`)), 'the first node prints how to join');
   await cluster.join('n2', n1);
   await cluster.join('n3', n1);

@@ -9,6 +9,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetch } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 /** The product's CLI, for what only it does (`join --discover`). */
@@ -146,7 +148,8 @@ export class TestNode {
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, {
+    const response = await fetch(`https://127.0.0.1:${this.apiPort}${path}`, {
+      dispatcher: dataDirApiAgent(this.dataDir),
       method,
       headers,
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),

@@ -2,17 +2,20 @@
 // cluster key opens only with the token, and a member refuses bad Joins with
 // the right status, changing nothing. One in-process node on loopback.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
+import { fetch } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 import * as assert from 'uvu/assert';
 import { startAgent, type Agent } from '../agent.js';
 import { ClusterClients, claimToWire, grpc } from '../cluster-service.js';
 import { resolveConfig } from '../../node/config.js';
 import { joinProof, openClusterKeyFromJoin, proofMatches, sealClusterKeyForJoiner, type JoinClaim } from '../join-proof.js';
 import { parseSeed, sendJoin } from '../joining.js';
-import { certificateFacts, certificateSignedBy, createCertificateRequest, createNodeKey } from '../../security/certificates.js';
+import { certificateFacts, certificateFingerprint, certificateSignedBy, createCertificateRequest, createNodeKey } from '../../security/certificates.js';
+import { pinnedToken } from '../../security/pinned-token.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
 
 const TOKEN = 'hm1.join-test-token-0123456789abcdef';
@@ -122,7 +125,7 @@ test('a member refuses bad Joins with the fitting status, and registers nothing'
   assert.is(garbageRequest.ok ? 'ok' : garbageRequest.status, grpc.status.INVALID_ARGUMENT);
   const sameName = await send(claim({ nodeId: 'solo' }));
   assert.is(sameName.ok ? 'ok' : sameName.status, grpc.status.ALREADY_EXISTS);
-  const nodes = await fetch(`http://${agent.apiAddress}/v1/nodes`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((response) => response.json() as Promise<{ nodes: { id: string }[] }>);
+  const nodes = await fetch(`https://${agent.apiAddress}/v1/nodes`, { dispatcher: dataDirApiAgent(join(directory, 'solo')), headers: { authorization: `Bearer ${TOKEN}` } }).then((response) => response.json() as Promise<{ nodes: { id: string }[] }>);
   assert.equal(nodes.nodes.map((node) => node.id), ['solo']);
 });
 
@@ -143,6 +146,33 @@ test('a valid Join registers the node, adds it as a learner, and is idempotent',
   assert.ok(first.joined.joinedIndex > 0, 'the answer says which membership the join began');
   assert.is(again.ok && again.joined.joinedIndex, first.joined.joinedIndex, 'joining again as a member keeps it');
   assert.equal(again.ok && again.joined.clusterKey, first.joined.clusterKey);
+});
+
+
+test('a joiner given a pinned token refuses a cluster whose CA is not the pinned one, and accepts its own', async () => {
+  const caPem = readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8');
+  const start = (name: string, token: string) => {
+    const resolved = resolveConfig({ name, dataDir: join(directory, name), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+    if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
+    return startAgent(resolved.config, { mode: { join: agent.peerAddress }, print: () => {}, log: () => {}, joinTimeoutMs: 10_000 });
+  };
+  const wrongPin = `hmca:${'ab'.repeat(32)}::${TOKEN}`;
+  const refused = await start('pinned-wrong', wrongPin).then(
+    async (joined) => {
+      await joined.stop();
+      return 'joined';
+    },
+    (error: Error) => error.message,
+  );
+  assert.match(refused, `is not the one the token pins (${'ab'.repeat(32)})`);
+  assert.match(refused, certificateFingerprint(caPem));
+  const joined = await start('pinned-right', pinnedToken(TOKEN, caPem));
+  try {
+    assert.ok(joined.credentials.current !== undefined, 'it has its certificate');
+    assert.is(readFileSync(join(directory, 'pinned-right', 'token'), 'utf8').trim(), TOKEN, 'the token file keeps the bare token');
+  } finally {
+    await joined.stop();
+  }
 });
 
 test.run();

@@ -1,12 +1,15 @@
 // Bad input against every endpoint of one in-process node: each case gets
 // its exact status, code and field; afterwards the state's index has not
 // moved and the node still serves.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fetch } from 'undici';
+import { dataDirApiAgent, nodeIdentityCheck } from '../tls.js';
+import { pinnedToken } from '../../security/pinned-token.js';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { resolveConfig } from '../../node/config.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
@@ -34,7 +37,7 @@ async function call(method: string, path: string, options: { body?: string | Uin
   } else if (body !== undefined) {
     headers['content-type'] ??= 'application/json';
   }
-  const response = await fetch(`${base}${path}`, { method, headers, body, signal: AbortSignal.timeout(15_000) });
+  const response = await fetch(`${base}${path}`, { dispatcher: dataDirApiAgent(join(directory, 'solo')), method, headers, body, signal: AbortSignal.timeout(15_000) });
   const text = await response.text();
   let parsed: unknown = text;
   try {
@@ -73,7 +76,7 @@ test.before(async () => {
   );
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: () => {}, log: (line) => logs.push(line) });
-  base = `http://${agent.apiAddress}`;
+  base = `https://${agent.apiAddress}`;
   // Let the start-up writes settle before counting: the CA, the token, the
   // registration with the node's certificate, its subnet and its role.
   const deadline = Date.now() + 10_000;
@@ -107,6 +110,9 @@ test('routes, methods and tokens', async () => {
   expectError(await call('GET', '/v1/apps', { token: 'hm1.wrong-token-wrong-token' }), 401, 'unauthenticated', null, 'wrong token');
   expectError(await call('PUT', '/v1/kv/x', { json: { value: 'x' }, token: 'hm1.wrong-token-wrong-token' }), 401, 'unauthenticated', null, 'wrong token on a write');
   expectError(await call('GET', '/v1/apps', { token: null, headers: { authorization: 'Basic abc' } }), 401, 'unauthenticated', null, 'not a bearer token');
+  expectError(await call('GET', '/v1/apps', { token: `hmca:${'0'.repeat(64)}::hm1.wrong-token-wrong-token` }), 401, 'unauthenticated', null, 'a wrong token in the pinned form');
+  expectError(await call('GET', '/v1/apps', { token: `hmca:not-a-fingerprint::${TOKEN}` }), 401, 'unauthenticated', null, 'a malformed pinned token');
+  assert.is((await call('GET', '/v1/apps', { token: `hmca:${'0'.repeat(64)}::${TOKEN}` })).status, 200, 'the API checks the token, not the pin (the pin is for clients)');
   const health = await call('GET', '/v1/health', { token: null });
   assert.is(health.status, 200);
   assert.equal(health.body, { ok: true, node: 'solo' });
@@ -239,14 +245,15 @@ test('reads: stale, index, wait; writes: Idempotency-Key; nodes and token', asyn
   expectError(await call('POST', '/v1/nodes/solo/leave'), 409, 'conflict', 'id', 'the only voter leaves');
   expectError(await call('GET', '/v1/token?rotate=true'), 400, 'invalid-argument', 'rotate', 'unknown parameter');
   const token = await call('GET', '/v1/token');
-  assert.equal(token.body, { token: TOKEN });
+  assert.equal(token.body, { token: pinnedToken(TOKEN, readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8')), bareToken: TOKEN });
 });
 
-/** Sends raw bytes to the API port and returns the first line of the answer. */
+/** Sends raw bytes to the API port (over TLS) and returns the first line of the answer. */
 function raw(bytes: string): Promise<string> {
   const [host, port] = agent.apiAddress.split(':');
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), host!, () => socket.end(bytes));
+    const ca = readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8');
+    const socket = connect({ port: Number(port), host: host!, ca, checkServerIdentity: nodeIdentityCheck('solo') }, () => socket.end(bytes));
     let answer = '';
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => (answer += chunk));
@@ -269,7 +276,9 @@ test('raw requests: odd targets and broken HTTP get a 4xx', async () => {
 });
 
 test('nothing changed, and the node still serves', async () => {
-  assert.is(await stateIndex(), indexBefore, 'no bad request reached the log');
+  const indexAfter = await stateIndex();
+  const changes = indexAfter === indexBefore ? [] : (await call('GET', '/v1/history?limit=10')).body.history.filter((entry: { index: number }) => entry.index > indexBefore);
+  assert.is(indexAfter, indexBefore, `no bad request reached the log; these did: ${JSON.stringify(changes)}`);
   const blocking = await call('GET', `/v1/kv?index=${indexBefore}&wait=100ms`);
   assert.is(blocking.status, 200);
   const write = await call('PUT', '/v1/tenants/acme', { json: { quota: { apps: 3 } } });

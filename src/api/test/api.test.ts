@@ -1,12 +1,19 @@
 // The API's endpoints doing their job on one in-process node: tenants, apps,
 // policies, volumes, secrets (never a value), kv with compare-and-set,
-// history, blocking queries, token rotation, metrics.
+// history, blocking queries, token rotation, metrics; HTTPS with the node's
+// certificate, GET /v1/ca, and a renewed certificate served without restart.
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fetch } from 'undici';
+import { certificateFacts, certificateFingerprint, createClusterCa, issueNodeCertificate } from '../../security/certificates.js';
+import { parseJoinToken } from '../../security/pinned-token.js';
+import { clusterApiAgent, dataDirApiAgent } from '../tls.js';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { resolveConfig } from '../../node/config.js';
 import { readLocalToken } from '../../node/data-dir.js';
@@ -16,11 +23,14 @@ const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-'));
 const HELLO = readFileSync(fileURLToPath(new URL('../../../../examples/hello.yaml', import.meta.url)), 'utf8');
 let agent: Agent;
 let base = '';
+/** The bare token, and the pinned form the node printed. */
 let token = '';
+let pinned = '';
 const printed: string[] = [];
 
 async function call(method: string, path: string, json?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; index: number }> {
   const response = await fetch(`${base}${path}`, {
+    dispatcher: dataDirApiAgent(join(directory, 'solo')),
     method,
     headers: { authorization: `Bearer ${token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     body: json === undefined ? undefined : JSON.stringify(json),
@@ -40,8 +50,9 @@ test.before(async () => {
   const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });
-  base = `http://${agent.apiAddress}`;
-  token = printed.find((line) => line.startsWith('join token: '))!.slice('join token: '.length);
+  base = `https://${agent.apiAddress}`;
+  pinned = printed.find((line) => line.startsWith('join token: '))!.slice('join token: '.length);
+  token = parseJoinToken(pinned).token;
   // The start-up writes (the registration with its certificate, the subnet, the voter role) land before any test's.
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -58,10 +69,77 @@ test.after(async () => {
   rmSync(directory, { recursive: true, force: true });
 });
 
-test('the first node prints a fresh token and keeps it in its data directory', () => {
+test('the first node prints a fresh token pinned to its CA, and keeps the bare token in its data directory', () => {
   assert.match(token, /^hm1\.[A-Za-z0-9_-]{43}$/);
+  const caPem = readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8');
+  assert.is(pinned, `hmca:${certificateFingerprint(caPem)}::${token}`);
   assert.is(readLocalToken(join(directory, 'solo')), token);
-  assert.ok(printed.some((line) => line.startsWith(`to add a node: hivemind join ${agent.peerAddress} --token hm1.`)));
+  assert.ok(printed.some((line) => line === `to add a node: hivemind join ${agent.peerAddress} --token ${pinned}`));
+});
+
+/** The certificate chain the API presents, read over TLS that verifies nothing. */
+function servedChain(): Promise<PeerCertificate & { issuerCertificate?: PeerCertificate }> {
+  const [host, port] = agent.apiAddress.split(':');
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: host!, port: Number(port), rejectUnauthorized: false }, () => {
+      const chain = socket.getPeerCertificate(true);
+      socket.end();
+      resolve(chain);
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('the API speaks HTTPS with a certificate that names the node and chains to the cluster CA', async () => {
+  const caPem = readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8');
+  const chain = await servedChain();
+  assert.is(chain.subject.CN, 'solo');
+  assert.match(chain.subjectaltname ?? '', 'URI:hivemind://node/solo');
+  assert.is(chain.issuerCertificate?.fingerprint256, new X509Certificate(caPem).fingerprint256, 'the chain sent ends with the CA');
+  assert.ok(new X509Certificate(chain.raw).verify(new X509Certificate(caPem).publicKey), 'signed by the CA');
+  // A client trusting only the CA (no host name checks) is served; one trusting nothing is refused.
+  assert.is((await call('GET', '/v1/status')).status, 200);
+  const untrusting = await fetch(`${base}/v1/health`).then(() => 'served', (error: Error & { cause?: { code?: string } }) => error.cause?.code ?? error.message);
+  assert.is(untrusting, 'SELF_SIGNED_CERT_IN_CHAIN');
+  // Plain HTTP on the HTTPS port gets no answer.
+  const plain = await fetch(`http://${agent.apiAddress}/v1/health`).then((response) => response.status, () => 'refused');
+  assert.is.not(plain, 200);
+});
+
+test('GET /v1/ca answers without a token with the trusted CA certificates, whose fingerprint the token pins', async () => {
+  const answer = await fetch(`${base}/v1/ca`, { dispatcher: dataDirApiAgent(join(directory, 'solo')) });
+  assert.is(answer.status, 200);
+  assert.is(answer.headers.get('content-type'), 'application/x-pem-file');
+  const text = await answer.text();
+  assert.is(text.trim(), readFileSync(join(directory, 'solo', 'tls', 'ca.crt'), 'utf8').trim());
+  assert.is(parseJoinToken(pinned).caFingerprint, certificateFingerprint(text));
+});
+
+test('both token forms open the API: bare and pinned', async () => {
+  assert.is((await call('GET', '/v1/apps', undefined, { authorization: `Bearer ${pinned}` })).status, 200);
+  assert.is((await call('GET', '/v1/apps', undefined, { authorization: `Bearer ${token}` })).status, 200);
+  assert.equal((await call('GET', '/v1/token')).body, { token: pinned, bareToken: token });
+});
+
+test('new material (a renewal, a CA change) is served at the next handshake, without a restart', async () => {
+  const before = await servedChain();
+  const material = agent.credentials.current!;
+  // A certificate for the same key from another CA: what a rotation brings. (Only the cluster can sign with its own CA.)
+  const otherCa = await createClusterCa({ now: Date.now() });
+  const certificatePem = await issueNodeCertificate(otherCa, material.keyPem, { nodeId: 'solo', now: Date.now(), addresses: ['127.0.0.1'] });
+  agent.credentials.update({ ...material, certificatePem, caPems: [otherCa.certificatePem, ...material.caPems] });
+  try {
+    const after = await servedChain();
+    assert.is(after.serialNumber.toUpperCase(), certificateFacts(certificatePem).serial, 'the new certificate is served');
+    assert.is(after.issuerCertificate?.fingerprint256, new X509Certificate(otherCa.certificatePem).fingerprint256, 'with its own issuer in the chain');
+    assert.is.not(after.serialNumber, before.serialNumber);
+    const newTrust = await fetch(`${base}/v1/health`, { dispatcher: clusterApiAgent(otherCa.certificatePem) });
+    assert.is(newTrust.status, 200, 'a client trusting the new CA is served');
+  } finally {
+    agent.credentials.update(material);
+  }
+  assert.is((await servedChain()).serialNumber, before.serialNumber, 'and the old material again once restored');
+  assert.is((await call('GET', '/v1/status')).status, 200);
 });
 
 test('status and nodes', async () => {
@@ -195,11 +273,12 @@ test('token rotation: the old token stops working at once, the new one works', a
   const old = token;
   const rotated = await call('POST', '/v1/token/rotate');
   assert.is(rotated.status, 200, JSON.stringify(rotated.body));
-  assert.match(rotated.body.token, /^hm1\./);
-  assert.is.not(rotated.body.token, old);
+  assert.match(rotated.body.bareToken, /^hm1\./);
+  assert.match(rotated.body.token, /^hmca:[0-9a-f]{64}::hm1\./);
+  assert.is.not(rotated.body.bareToken, old);
   assert.is((await call('GET', '/v1/apps')).status, 401, 'the old token is refused');
-  token = rotated.body.token;
-  assert.equal((await call('GET', '/v1/token')).body, { token });
+  token = rotated.body.bareToken;
+  assert.equal((await call('GET', '/v1/token')).body, { token: rotated.body.token, bareToken: token });
   const deadline = Date.now() + 3000;
   while (readLocalToken(join(directory, 'solo')) !== token && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   assert.is(readLocalToken(join(directory, 'solo')), token, 'the token file follows');

@@ -29,6 +29,7 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['progressDeadline', '--progress-deadline <duration>', 'how long an update may go without progress before its failure action runs (default: 10m)'],
   ['warmNetworks', '--warm-networks <count>', 'network namespaces kept attached and ready for containers, so a start skips making its own (default: 16; 0 turns the pool off)'],
   ['metricsPublic', '--metrics-public <on|off>', 'serve GET /metrics without a token, for a Prometheus that has none (default: off: /metrics needs a token like any read)'],
+  ['insecureApi', '--insecure-api <on|off>', 'serve the API over plain HTTP instead of HTTPS: the token and secrets then cross the network in clear; every node of a cluster must use the same (default: off)'],
   ['discoverable', '--discoverable <on|off>', 'announce this node on the public hyperswarm DHT under a topic derived from the join token, so `hivemind join --discover` finds it (default: off)'],
 ];
 
@@ -211,11 +212,15 @@ const DEPLOY_AFTER_START_WAIT_MS = 60_000;
 async function deployWhenServing(config: AgentConfig, file: string): Promise<void> {
   const { spawn } = await import('node:child_process');
   const { setTimeout: sleep } = await import('node:timers/promises');
-  const address = `http://127.0.0.1:${config.ports.api}`;
+  const { fetch } = await import('undici');
+  const { dataDirApiAgent } = await import('../../api/tls.js');
+  const address = `${config.insecureApi ? 'http' : 'https'}://127.0.0.1:${config.ports.api}`;
   const deadline = Date.now() + DEPLOY_AFTER_START_WAIT_MS;
   for (;;) {
     try {
-      const answer = await fetch(`${address}/v1/health`, { signal: AbortSignal.timeout(1000) });
+      // Over HTTPS, trusting the CA in the data directory (absent until the node has it: not serving yet).
+      const dispatcher = config.insecureApi ? undefined : dataDirApiAgent(config.dataDir);
+      const answer = await fetch(`${address}/v1/health`, { signal: AbortSignal.timeout(1000), ...(dispatcher === undefined ? {} : { dispatcher }) });
       if (answer.ok) break;
     } catch {
       // Not serving yet.

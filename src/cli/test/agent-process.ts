@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { BIN, ROOT, cleanEnv, closedPort } from './run-cli.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
+import { dataDirApiAgent } from '../../api/tls.js';
 
 /** How long the node may take to answer its health check. */
 export const AGENT_READY_MS_MAX = 30_000;
@@ -19,13 +20,13 @@ export const AGENT_READY_MS_MAX = 30_000;
 export const AGENT_STOP_MS_MAX = 10_000;
 
 export interface AgentProcess {
-  /** `http://127.0.0.1:PORT`. */
+  /** `https://127.0.0.1:PORT` (`http://` with `insecureApi`). */
   address: string;
   /** `127.0.0.1:PORT`: where other nodes join through this one. */
   peerAddress: string;
   dataDir: string;
   name: string;
-  /** The join token the new cluster printed (`join token: hm1...`). */
+  /** The join token the new cluster printed (`join token: hmca:...::hm1...`, the pinned form). */
   token: string;
   /** Everything the agent wrote to stdout and stderr so far. */
   output(): string;
@@ -41,6 +42,10 @@ export interface StartOptions {
   join?: { seed: string; token: string };
   /** Restart from this data directory (kept by an earlier `stop`) instead of a fresh one; `token` is the cluster's. */
   restart?: { dataDir: string; token: string };
+  /** The data directory of a new node (default: a fresh temporary one); removed by `stop`. */
+  dataDir?: string;
+  /** Start with `--insecure-api on`: the API in plain HTTP. */
+  insecureApi?: boolean;
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -60,7 +65,7 @@ async function freeUdpPort(): Promise<number> {
  */
 export async function startAgent(options: StartOptions = {}): Promise<AgentProcess> {
   const name = options.name ?? 'n1';
-  const dataDir = options.restart?.dataDir ?? mkdtempSync(join(tmpdir(), 'hivemind-cli-agent-'));
+  const dataDir = options.restart?.dataDir ?? options.dataDir ?? mkdtempSync(join(tmpdir(), 'hivemind-cli-agent-'));
   const apiPort = await closedPort();
   const peerPort = await closedPort();
   const args = [
@@ -74,13 +79,14 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
     '--proxy-port', String(await closedPort()),
     '--gossip-port', String(await freeUdpPort()),
     '--dns-port', String(await freeUdpPort()),
+    ...(options.insecureApi ? ['--insecure-api', 'on'] : []),
   ];
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
   child.stderr?.setEncoding('utf8').on('data', (text: string) => (output += text));
   const exited = new Promise<number | string | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
-  const address = `http://127.0.0.1:${apiPort}`;
+  const address = `${options.insecureApi ? 'http' : 'https'}://127.0.0.1:${apiPort}`;
   const agent: AgentProcess = {
     address,
     peerAddress: `127.0.0.1:${peerPort}`,
@@ -108,7 +114,8 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
       throw new Error(`the agent exited with ${child.exitCode} before serving:\n${output}`);
     }
     try {
-      const response = await request(`${address}/v1/health`);
+      // Before the node has its CA (tls/ca.crt), this throws: not serving yet.
+      const response = await request(`${address}/v1/health`, options.insecureApi ? {} : { dispatcher: dataDirApiAgent(dataDir) });
       await response.body.text();
       // Only a new cluster prints its token; a joiner or a restarted node was given it.
       const token = options.join?.token ?? options.restart?.token ?? /^join token: (\S+)$/m.exec(output)?.[1];

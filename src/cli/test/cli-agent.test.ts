@@ -6,12 +6,14 @@
  * test checks that the token file in the data directory serves as well.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startAgent, type AgentProcess } from './agent-process.js';
+import { certificateFingerprint, createClusterCa } from '../../security/certificates.js';
+import { parseJoinToken } from '../../security/pinned-token.js';
 import { BIN, ROOT, cleanEnv, hasStackTrace, runCli, type CliResult, type RunOptions } from './run-cli.js';
 
 let agent: AgentProcess;
@@ -76,12 +78,45 @@ test('token: read from the data directory; a wrong token is refused in one line'
   assert.is(token.stdout, `${agent.token}\n`);
   const viaEnv = await runCli(['status', '--json'], { env: { HIVEMIND_ADDR: agent.address, HIVEMIND_TOKEN: agent.token } });
   assert.is(viaEnv.status, 0, viaEnv.stderr);
-  const wrong = await runCli(['--addr', agent.address, '--token', 'hm1.wrong-wrong-wrong', 'status']);
+  const ca = join(agent.dataDir, 'tls', 'ca.crt');
+  const wrong = await runCli(['--addr', agent.address, '--ca', ca, '--token', 'hm1.wrong-wrong-wrong', 'status']);
   assert.is(wrong.status, 1);
   assert.match(wrong.stderr, /^hivemind: .*\(the token came from --token or HIVEMIND_TOKEN; pass --token or set HIVEMIND_TOKEN\)\n$/);
-  const none = await runCli(['--addr', agent.address, '--data-dir', join(scratch, 'no-such-dir'), 'apps']);
+  const none = await runCli(['--addr', agent.address, '--ca', ca, '--data-dir', join(scratch, 'no-such-dir'), 'apps']);
   assert.is(none.status, 1);
   assert.match(none.stderr, /none found at .*no-such-dir\/token/);
+});
+
+test('TLS: the CLI on a node needs no flag (token and CA from ./.hivemind)', async () => {
+  // What the README's `npx hivemind ps` does where the agent runs; only the port differs from the default, so HIVEMIND_ADDR says it.
+  const workdir = join(scratch, 'on-the-node');
+  mkdirSync(workdir);
+  symlinkSync(agent.dataDir, join(workdir, '.hivemind'));
+  const result = await runCli(['nodes'], { cwd: workdir, env: { HIVEMIND_ADDR: agent.address.replace('https://', '') } });
+  assert.is(result.status, 0, result.stderr);
+  assert.match(result.stdout, new RegExp(`^${agent.name}\\s`, 'm'));
+});
+
+test('TLS: a pinned token alone is enough; a wrong pin is refused naming both fingerprints; no CA at all says what to give', async () => {
+  const { token: bare, caFingerprint } = parseJoinToken(agent.token);
+  assert.is(caFingerprint, certificateFingerprint(readFileSync(join(agent.dataDir, 'tls', 'ca.crt'), 'utf8')));
+  const nowhere = join(scratch, 'no-data-dir');
+  const pinned = await runCli(['--addr', agent.address, '--data-dir', nowhere, '--token', agent.token, 'status', '--json']);
+  assert.is(pinned.status, 0, pinned.stderr);
+  const wrongPin = `hmca:${'ab'.repeat(32)}::${bare}`;
+  const refused = await runCli(['--addr', agent.address, '--data-dir', nowhere, '--token', wrongPin, 'status']);
+  assert.is(refused.status, 1);
+  assert.is(refused.stdout, '');
+  assert.match(refused.stderr, `its cluster CA (sha256 ${caFingerprint}) is not the one the token pins (sha256 ${'ab'.repeat(32)})`);
+  assert.is(refused.stderr.trimEnd().split('\n').length, 1, refused.stderr);
+  const unverifiable = await runCli(['--addr', agent.address, '--data-dir', nowhere, '--token', bare, 'status']);
+  assert.is(unverifiable.status, 1);
+  assert.match(unverifiable.stderr, /^hivemind: cannot verify the node at https:\/\/127\.0\.0\.1:\d+ \(.*\): no CA certificate to trust\. Pass --ca FILE/);
+  const otherCa = file('other-ca.crt', (await createClusterCa({ now: Date.now() })).certificatePem);
+  const untrusted = await runCli(['--addr', agent.address, '--ca', otherCa, '--token', bare, 'status']);
+  assert.is(untrusted.status, 1);
+  assert.match(untrusted.stderr, /^hivemind: cannot trust the node at https:\/\/127\.0\.0\.1:\d+: .*other-ca\.crt/);
+  assert.not.ok(hasStackTrace(untrusted.stderr), untrusted.stderr);
 });
 
 test('tenants: create with quota, refuse a second create, update one limit, list', async () => {
@@ -272,7 +307,7 @@ test('token --rotate: the old token stops working, the new one and the token fil
   const rotated = await runCli(['--addr', agent.address, '--data-dir', agent.dataDir, 'token', '--rotate']);
   assert.is(rotated.status, 0, rotated.stderr);
   const fresh = rotated.stdout.trim();
-  assert.match(fresh, /^hm1\.\S+$/);
+  assert.match(fresh, /^hmca:[0-9a-f]{64}::hm1\.\S+$/);
   assert.is.not(fresh, agent.token);
   assert.match(rotated.stderr, /the old token no longer works/);
   const old = await hm(['status']);

@@ -65,6 +65,25 @@ test('a second node joins with `hivemind join`, then leaves with `hivemind leave
   await until(() => nodesOf(first), (list) => list.find((node) => node.id === 'n2')?.status === 'left', 'n2 marked left');
 });
 
+test('--insecure-api on: the API in plain HTTP, and every line at start says so', async () => {
+  const agent = await startAgent({ name: 'plain', insecureApi: true });
+  running.push(agent);
+  assert.match(agent.address, /^http:\/\//);
+  const status = await runCli(['--addr', agent.address, '--token', agent.token, 'status', '--json']);
+  assert.is(status.status, 0, status.stderr);
+  const lines = agent.output().split('\n');
+  const starting = lines.find((line) => / starting \(bootstrap\)/.test(line));
+  const serving = lines.find((line) => / serving: API on /.test(line));
+  const api = lines.find((line) => / api: serving PLAIN HTTP/.test(line));
+  for (const line of [starting, serving, api]) assert.match(line ?? '(missing)', /PLAIN HTTP.*\(--insecure-api\)/, agent.output());
+  assert.match(serving!, `API on http://`);
+  // An HTTPS client gets no answer from it.
+  const overTls = await runCli(['--addr', agent.address.replace('http://', 'https://'), '--token', agent.token, 'status']);
+  assert.is(overTls.status, 1);
+  assert.match(overTls.stderr, /^hivemind: cannot (trust|verify|reach) the node at https:/);
+  await agent.stop();
+});
+
 test('recover --force-new-cluster on a stopped node, then it serves again', async () => {
   const first = running[0]!;
   assert.is(await first.stop({ keepDataDir: true }), 0, first.output());

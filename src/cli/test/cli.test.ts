@@ -90,7 +90,7 @@ test('no node at the address: one line naming the address and what to do, exit 1
     assert.is(result.stdout, '');
     assert.is(
       result.stderr,
-      `hivemind: cannot reach the node at http://127.0.0.1:${port} (connection refused); is \`hivemind agent\` running? (set --addr or HIVEMIND_ADDR)\n`,
+      `hivemind: cannot reach the node at https://127.0.0.1:${port} (connection refused); is \`hivemind agent\` running? (set --addr or HIVEMIND_ADDR)\n`,
     );
   }
   const viaEnv = await runCli(['nodes'], { env: { ...env, HIVEMIND_ADDR: `http://127.0.0.1:${port}` } });
@@ -103,7 +103,7 @@ test('the default address is the local node on 7070', async () => {
   const result = await runCli(['status'], { env });
   // Nothing may listen on 7070 where the tests run; if something does, the request fails differently.
   if (result.status === 1 && /connection refused/.test(result.stderr)) {
-    assert.match(result.stderr, /node at http:\/\/127\.0\.0\.1:7070 /);
+    assert.match(result.stderr, /node at https:\/\/127\.0\.0\.1:7070 /);
   }
   assert.not.ok(hasStackTrace(result.stderr));
 });

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import dns2 from 'dns2';
+import { fetch } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { eventually, freePorts, killWorkloadsUnder } from '../../agent/test/harness.js';
 import { resolveConfig } from '../../node/config.js';
@@ -24,7 +26,8 @@ let upstreamQueries = 0;
 let upstream: ReturnType<typeof dns2.createUDPServer>;
 
 async function call(method: string, path: string, json?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`http://${agent.apiAddress}${path}`, {
+  const response = await fetch(`https://${agent.apiAddress}${path}`, {
+    dispatcher: dataDirApiAgent(join(directory, 'solo')),
     method,
     headers: { authorization: `Bearer ${token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
     body: json === undefined ? undefined : JSON.stringify(json),
