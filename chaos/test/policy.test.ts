@@ -31,7 +31,8 @@ import { request } from 'undici';
 import { shortHash } from '../../src/network/policy-plan.js';
 import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
-import { ApiClient } from '../http.js';
+import { ApiClient, clusterCaBundle } from '../http.js';
+import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -56,7 +57,7 @@ class HostAgent {
     this.name = `n${host.index + 1}`;
   }
   get origin(): string {
-    return `http://${this.host.address}:7070`;
+    return `https://${this.host.address}:7070`;
   }
   get peerAddress(): string {
     return `${this.host.address}:7071`;
@@ -180,7 +181,7 @@ policyTest('tenant B reaches tenant A only once a policy allows it, only on its 
   const logDirectory = mkdtempSync(join(tmpdir(), 'hmpol-logs-'));
   let passed = false;
   const token = `hmpol.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000 });
+  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
   const containerNamespaces = new Set<string>();
   let network: TestNetwork | undefined;
   const nodes: HostAgent[] = [];
@@ -207,7 +208,7 @@ policyTest('tenant B reaches tenant A only once a policy allows it, only on its 
     const image = await buildBusyboxImage({ outputPath: archive });
     const bytes = readFileSync(archive);
     for (const node of nodes) {
-      const answer = await request(`${node.origin}/v1/images/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
+      const answer = await request(`${node.origin}/v1/images/upload`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
       assert.is(answer.statusCode, 200, `image upload to ${node.name}: ${await answer.body.text()}`);
       await answer.body.dump();
     }
@@ -265,7 +266,7 @@ policyTest('tenant B reaches tenant A only once a policy allows it, only on its 
       return now.includes(`-A ${policyChain} -s ${probe.address}/32`) && now.includes('-j HIVEMIND-POLICY') ? true : 'not yet';
     }, 15_000);
     assert.is(await reach(probe, web.address, 8080), 'allow', 'after the repair');
-    const metrics = await request(`${first!.origin}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((answer) => answer.body.text());
+    const metrics = await request(`${first!.origin}/metrics`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), headers: { authorization: `Bearer ${token}` } }).then((answer) => answer.body.text());
     const repairs = Number(/^hivemind_network_policy_repairs_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0);
     assert.ok(repairs >= 1, `hivemind_network_policy_repairs_total is ${repairs}: ${metrics.split('\n').filter((line) => line.includes('policy')).join('; ') || metrics.slice(0, 200)}`);
 

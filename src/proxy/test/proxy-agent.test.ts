@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Agent as HttpAgent, request } from 'undici';
+import { Agent as HttpAgent, fetch, request } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { eventually, freePorts, killWorkloadsUnder } from '../../agent/test/harness.js';
 import { resolveConfig } from '../../node/config.js';
@@ -63,7 +64,8 @@ ${extra
 }
 
 async function call(method: string, path: string, json?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`http://${agent.apiAddress}${path}`, {
+  const response = await fetch(`https://${agent.apiAddress}${path}`, {
+    dispatcher: dataDirApiAgent(join(directory, 'solo')),
     method,
     headers: { authorization: `Bearer ${token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
     body: json === undefined ? undefined : JSON.stringify(json),
