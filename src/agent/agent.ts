@@ -39,6 +39,8 @@ import { JoinService, describeJoinFailure, joinCluster, sendJoin, type JoinerIde
 import { MembershipPlanner, type MembershipAction } from './membership.js';
 import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from '../node/replicated-state.js';
 import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
+import { validateEnvelope } from '../state/validate.js';
+import { STATE_VERSION } from '../state/version.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import { NodeTrust } from './trust.js';
 import { certificateFingerprint } from '../security/certificates.js';
@@ -549,7 +551,8 @@ class HivemindAgent implements Agent, ApiBackend {
   async propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult> {
     const started = performance.now();
     try {
-      const proposed = await this.raft.propose(encodeEnvelope(envelope), { timeoutMs });
+      // Stamped with this code's state version, whoever asked (version.ts): a node too old for it stops rather than diverge.
+      const proposed = await this.raft.propose(encodeEnvelope({ ...envelope, version: STATE_VERSION }), { timeoutMs });
       const result = proposed.result as CommandResult;
       this.metrics.proposals.inc({ outcome: result.ok ? 'applied' : 'refused' });
       this.metrics.proposalSeconds.observe((performance.now() - started) / 1000);
@@ -984,6 +987,10 @@ class HivemindAgent implements Agent, ApiBackend {
     const record = this.machine.node(request.node_id);
     if (record === undefined || record.status === 'left') return refuse(grpc.status.PERMISSION_DENIED, `node "${request.node_id}" is not a member`);
     if (typeof envelope.requestId !== 'string') return refuse(grpc.status.INVALID_ARGUMENT, 'envelope.requestId: must be a string');
+    // This leader's code must accept the command as it stands: a newer member's command that it would refuse must not
+    // enter the log stamped with this leader's version, where newer followers would apply it and the others refuse it.
+    const validated = validateEnvelope({ ...envelope, time: Date.now() });
+    if (!validated.ok) return refuse(grpc.status.INVALID_ARGUMENT, `envelope: ${validated.error.message} (is the submitting node newer than the leader?)`);
     try {
       const result = this.machine.rememberedResult(envelope.requestId) ?? (await this.propose({ ...(envelope as Envelope), time: Date.now() }, INTERNAL_PROPOSAL_TIMEOUT_MS));
       return { ok: true, result: encodeValue(result) };

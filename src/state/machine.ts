@@ -61,6 +61,8 @@ import {
   type Volume,
 } from './types.js';
 import { validateCommand, validateEnvelopeHeader, type EnvelopeHeader } from './validate.js';
+import { isPlainObject } from './schema.js';
+import { STATE_VERSION, StateVersionError } from './version.js';
 
 type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
 
@@ -160,9 +162,14 @@ export class ClusterStateMachine {
    * carry no command, like Raft's no-ops, may be skipped); a smaller or equal
    * index asserts. `envelope` is untrusted decoded data: anything malformed
    * is refused with 'invalid-argument'. The returned result is frozen.
+   * Throws StateVersionError, changing nothing, for an entry of a newer
+   * state version than this code's: the node must stop there.
    */
   apply(index: number, envelope: unknown): CommandResult {
     assert(Number.isSafeInteger(index) && index > this.#state.appliedIndex, `apply at index ${index} after ${this.#state.appliedIndex}`);
+    const version = isPlainObject(envelope) ? envelope.version : undefined;
+    // Before anything changes: the node stops here (see version.ts).
+    if (typeof version === 'number' && version > STATE_VERSION) throw new StateVersionError(index, version);
     this.#state.appliedIndex = index;
     const header = validateEnvelopeHeader(envelope);
     if (!header.ok) return deepFreeze({ ok: false, index, error: header.error });

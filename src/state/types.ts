@@ -575,6 +575,8 @@ export interface Envelope {
   requestId: string;
   time: number;
   actor: string;
+  /** The state version of the proposer's code (src/state/version.ts); absent in entries written before the gate: 1. */
+  version?: number;
   command: Command;
 }
 

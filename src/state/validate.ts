@@ -587,6 +587,7 @@ const envelopeHeader = object<EnvelopeHeader>({
   requestId: text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax }),
   time: count,
   actor: text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax }),
+  version: optional(integer({ min: 1, max: 1_000_000 })),
 });
 
 /** Checks the envelope's `requestId`, `time` and `actor` (the command is checked apart). */
