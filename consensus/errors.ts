@@ -59,7 +59,16 @@ export class OverloadedError extends RaftError {
 /** The core refused a membership change or a leadership transfer; `reason` says why. */
 export class ConfigChangeError extends RaftError {
   readonly code = 'CONFIG_CHANGE_REFUSED';
-  constructor(readonly reason: string) {
+  /**
+   * @param retryable the same change may succeed shortly: another change is
+   *   still being committed, or a new leader has not committed in its term yet
+   * @param noChange the configuration already is what the change asks for
+   */
+  constructor(
+    readonly reason: string,
+    readonly retryable = false,
+    readonly noChange = false,
+  ) {
     super(`the membership change was refused: ${reason}`);
   }
 }
@@ -144,10 +153,10 @@ export function refusalError(refusal: Refusal): RaftError {
     case 'read-queue-full':
       return new OverloadedError(`${refusal.max} linearizable reads are already waiting; retry after a back-off`);
     case 'config-change-pending':
-      return new ConfigChangeError(`another membership change (index ${refusal.index}) is not committed yet; retry once it is`);
+      return new ConfigChangeError(`another membership change (index ${refusal.index}) is not committed yet; retry once it is`, true);
     case 'no-commit-in-term':
-      return new ConfigChangeError('the new leader has not committed an entry of its term yet; retry shortly');
+      return new ConfigChangeError('the new leader has not committed an entry of its term yet; retry shortly', true);
     case 'invalid-config-change':
-      return new ConfigChangeError(refusal.reason);
+      return new ConfigChangeError(refusal.reason, false, refusal.noChange === true);
   }
 }

@@ -60,9 +60,9 @@ function sorted(ids: NodeId[]): NodeId[] {
  * configuration overlapping every quorum of the new one (Ongaro, §4.1).
  */
 export function applyChange(config: ClusterConfig, change: ConfigChange): Result<ClusterConfig> {
-  const refuse = (reason: string): Result<ClusterConfig> => ({
+  const refuse = (reason: string, noChange = false): Result<ClusterConfig> => ({
     ok: false,
-    refusal: { code: 'invalid-config-change', reason },
+    refusal: noChange ? { code: 'invalid-config-change', reason, noChange } : { code: 'invalid-config-change', reason },
   });
   if (typeof change.node !== 'string' || change.node === '') return refuse('node id must be a non-empty string');
   const node = change.node;
@@ -71,10 +71,10 @@ export function applyChange(config: ClusterConfig, change: ConfigChange): Result
   switch (change.type) {
     case 'add-learner':
       if (voter) return refuse(`${node} is a voter; remove it before adding it as a learner`);
-      if (learner) return refuse(`${node} is already a learner`);
+      if (learner) return refuse(`${node} is already a learner`, true);
       return { ok: true, value: { voters: config.voters, learners: sorted([...config.learners, node]) } };
     case 'add-voter':
-      if (voter) return refuse(`${node} is already a voter`);
+      if (voter) return refuse(`${node} is already a voter`, true);
       return {
         ok: true,
         value: {
@@ -83,7 +83,7 @@ export function applyChange(config: ClusterConfig, change: ConfigChange): Result
         },
       };
     case 'remove':
-      if (!voter && !learner) return refuse(`${node} is not a member`);
+      if (!voter && !learner) return refuse(`${node} is not a member`, true);
       if (voter && config.voters.length === 1) return refuse(`${node} is the last voter`);
       return {
         ok: true,

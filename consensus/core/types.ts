@@ -185,7 +185,8 @@ export type Refusal =
   | { code: 'uncommitted-limit'; bytes: number; maxBytes: number }
   | { code: 'config-change-pending'; index: number }
   | { code: 'no-commit-in-term' }
-  | { code: 'invalid-config-change'; reason: string }
+  /** `noChange`: the configuration already is what the change asks for (a learner added again, a non-member removed). */
+  | { code: 'invalid-config-change'; reason: string; noChange?: boolean }
   | { code: 'read-queue-full'; max: number };
 
 /** The result of an operation that the core may refuse. */

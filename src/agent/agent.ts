@@ -43,6 +43,7 @@ import { validateEnvelope } from '../state/validate.js';
 import { STATE_VERSION } from '../state/version.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import { NodeTrust } from './trust.js';
+import { retryUntil } from '../node/retry.js';
 import { certificateFingerprint } from '../security/certificates.js';
 import { pinnedToken } from '../security/pinned-token.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } from '../security/node-credentials.js';
@@ -806,7 +807,7 @@ class HivemindAgent implements Agent, ApiBackend {
           this.outsideSince = undefined;
           return;
         }
-        if (result.status === grpc.status.FAILED_PRECONDITION && /has left/.test(result.message)) {
+        if (result.status === grpc.status.FAILED_PRECONDITION && result.reason === 'left') {
           this.log('join', `the cluster says this node left: ${result.message}`);
           if (this.identity !== undefined) this.dataDir.writeIdentity({ ...this.identity, left: true });
           void this.stopWith({ type: 'left' });
@@ -924,16 +925,7 @@ class HivemindAgent implements Agent, ApiBackend {
 
   /** Runs a membership change, waiting out one still in flight. */
   private async changeMembership(change: () => Promise<unknown>, deadline: number): Promise<void> {
-    for (;;) {
-      try {
-        await change();
-        return;
-      } catch (error) {
-        const retryable = error instanceof ConfigChangeError && /not committed yet|has not committed/.test(error.reason);
-        if (!retryable || Date.now() + CONFIG_RETRY_DELAY_MS >= deadline) throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, CONFIG_RETRY_DELAY_MS));
-    }
+    await retryUntil(change, { deadline, delayMs: CONFIG_RETRY_DELAY_MS, retryable: (error) => error instanceof ConfigChangeError && error.retryable, signal: this.stopController.signal });
   }
 
   // ---------------------------------------------------------------------------

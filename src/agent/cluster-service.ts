@@ -51,6 +51,20 @@ export interface JoinResponseWire {
 export interface JoinRefusal {
   status: grpc.status;
   message: string;
+  /** What the joiner acts on without reading the message: `left`, the node has left the cluster (it must `hivemind join` again). */
+  reason?: JoinRefusalReason;
+}
+
+/** Refusals a joiner tells apart; sent in the trailer `hivemind-refusal`. */
+export type JoinRefusalReason = 'left';
+
+const REFUSAL_TRAILER = 'hivemind-refusal';
+
+function refusalStatus(refusal: JoinRefusal): Partial<grpc.StatusObject> {
+  if (refusal.reason === undefined) return { code: refusal.status, details: refusal.message };
+  const metadata = new grpc.Metadata();
+  metadata.set(REFUSAL_TRAILER, refusal.reason);
+  return { code: refusal.status, details: refusal.message, metadata };
 }
 
 /** What a `JoinHandler` answers: the response, or a refusal. */
@@ -110,7 +124,7 @@ export function clusterServiceForServer(options: {
       handler(call.request).then(
         (outcome) => {
           if (outcome.ok) callback(null, outcome.response);
-          else callback({ code: outcome.refusal.status, details: outcome.refusal.message });
+          else callback(refusalStatus(outcome.refusal));
         },
         (error: unknown) => {
           log(`join from ${call.getPeer()} failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -141,7 +155,7 @@ export function clusterServiceForServer(options: {
 }
 
 /** The outcome of a Join call; `unreachable` covers every transport failure. */
-export type JoinCallResult = { ok: true; response: JoinResponseWire } | { ok: false; status: grpc.status; message: string };
+export type JoinCallResult = { ok: true; response: JoinResponseWire } | { ok: false; status: grpc.status; message: string; reason?: JoinRefusalReason };
 
 /** How ClusterClients reach members. */
 export interface ClusterClientsOptions {
@@ -164,7 +178,10 @@ export class ClusterClients {
     const client = this.client(address, 'join');
     return new Promise((resolve) => {
       client.Join(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
-        if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
+        if (error) {
+          const reason = error.metadata?.get(REFUSAL_TRAILER)[0];
+          resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message, ...(reason === 'left' ? { reason } : {}) });
+        }
         else if (response === undefined) resolve({ ok: false, status: grpc.status.INTERNAL, message: 'empty answer' });
         else resolve({ ok: true, response });
       });

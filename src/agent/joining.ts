@@ -22,7 +22,8 @@ import type { CertificateRecord, CommandResult, Envelope, NodeAddresses, Resourc
 import { CertificateRequestError, PEM_CHARS_MAX } from '../security/certificates.js';
 import { validateCommand } from '../state/validate.js';
 import { AgentError } from './agent-error.js';
-import { claimFromWire, claimToWire, grpc, type ClusterClients, type JoinOutcome, type JoinRequestWire, type JoinResponseWire } from './cluster-service.js';
+import { retryUntil } from '../node/retry.js';
+import { claimFromWire, claimToWire, grpc, type ClusterClients, type JoinOutcome, type JoinRefusal, type JoinRefusalReason, type JoinRequestWire, type JoinResponseWire } from './cluster-service.js';
 import { JOIN_CLOCK_SKEW_MS, JOIN_NONCE_BYTES, joinProof, openClusterKeyFromJoin, proofMatches, sealClusterKeyForJoiner, type JoinClaim } from './join-proof.js';
 
 /** The port of a seed given without one. */
@@ -51,8 +52,8 @@ export interface JoinServiceContext {
   log(line: string): void;
 }
 
-function refuse(status: grpc.status, message: string): JoinOutcome {
-  return { ok: false, refusal: { status, message } };
+function refuse(status: grpc.status, message: string, reason?: JoinRefusal['reason']): JoinOutcome {
+  return { ok: false, refusal: reason === undefined ? { status, message } : { status, message, reason } };
 }
 
 /** The member side of Join. */
@@ -76,7 +77,7 @@ export class JoinService {
       if (address === undefined) return refuse(grpc.status.UNAVAILABLE, `node ${context.name} knows no leader right now (an election may be under way); retry`);
       const result = await context.clients.join(address, { ...request, forwarded: true }, JOIN_CALL_TIMEOUT_MS);
       if (result.ok) return result;
-      return refuse(result.status, result.message);
+      return refuse(result.status, result.message, result.reason);
     }
     try {
       return await this.admit(claim, request.proof);
@@ -107,7 +108,7 @@ export class JoinService {
     }
     const existing = context.machine.node(claim.nodeId);
     if (claim.rejoin && existing?.status === 'left') {
-      return refuse(grpc.status.FAILED_PRECONDITION, `node "${claim.nodeId}" has left the cluster; to bring it back, run \`hivemind join\` on it`);
+      return refuse(grpc.status.FAILED_PRECONDITION, `node "${claim.nodeId}" has left the cluster; to bring it back, run \`hivemind join\` on it`, 'left');
     }
     const deadline = Date.now() + ADMIT_TIMEOUT_MS;
     let issued;
@@ -151,16 +152,14 @@ export class JoinService {
 
 /** Adds a learner, waiting out a membership change still in flight; "already a member" counts as done. */
 async function addLearner(raft: RaftNode, id: string, address: string, deadline: number): Promise<void> {
-  for (;;) {
-    try {
-      await raft.addLearner(id, address, { timeoutMs: Math.max(1, deadline - Date.now()) });
-      return;
-    } catch (error) {
-      if (error instanceof ConfigChangeError && /already/.test(error.reason)) return;
-      const retryable = error instanceof ConfigChangeError && /not committed yet|has not committed/.test(error.reason);
-      if (!retryable || Date.now() + CONFIG_RETRY_DELAY_MS >= deadline) throw error;
-    }
-    await sleep(CONFIG_RETRY_DELAY_MS);
+  try {
+    await retryUntil((remainingMs) => raft.addLearner(id, address, { timeoutMs: remainingMs }), {
+      deadline,
+      delayMs: CONFIG_RETRY_DELAY_MS,
+      retryable: (error) => error instanceof ConfigChangeError && error.retryable,
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigChangeError && error.noChange)) throw error;
   }
 }
 
@@ -234,7 +233,7 @@ function makeClaim(identity: JoinerIdentity, rejoin: boolean, certificateRequest
 export async function sendJoin(
   clients: ClusterClients,
   options: { address: string; token: string; identity: JoinerIdentity; rejoin: boolean; timeoutMs: number; certificateRequest: string },
-): Promise<{ ok: true; joined: Joined } | { ok: false; status: grpc.status; message: string }> {
+): Promise<{ ok: true; joined: Joined } | { ok: false; status: grpc.status; message: string; reason?: JoinRefusalReason }> {
   const claim = makeClaim(options.identity, options.rejoin, options.certificateRequest);
   const result = await clients.join(options.address, claimToWire(claim, joinProof(options.token, claim)), options.timeoutMs);
   if (!result.ok) return result;

@@ -72,7 +72,7 @@ export function isRetryable(error: unknown): boolean {
     error instanceof ProposalLostError ||
     error instanceof OutcomeUnknownError ||
     error instanceof ReadRefusedError ||
-    (error instanceof ConfigChangeError && /not committed yet|has not committed/.test(error.reason))
+    (error instanceof ConfigChangeError && error.retryable)
   );
 }
 
