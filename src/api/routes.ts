@@ -2,9 +2,10 @@
 import { clusterRoutes } from './routes-cluster.js';
 import { imageRoutes } from './routes-images.js';
 import { logRoutes } from './routes-logs.js';
+import { networkRoutes } from './routes-network.js';
 import { stateRoutes } from './routes-state.js';
 import { rolloutRoutes } from './routes-rollouts.js';
 import type { Route } from './router.js';
 
 /** The route table the server matches against. */
-export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...rolloutRoutes, ...imageRoutes];
+export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...networkRoutes, ...rolloutRoutes, ...imageRoutes];

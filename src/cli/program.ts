@@ -15,6 +15,7 @@ import { registerHistoryCommand } from './commands/history.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerKvCommands } from './commands/kv.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerNetworkCommands } from './commands/network.js';
 import { registerPolicyCommands } from './commands/policies.js';
 import { registerPsCommand } from './commands/ps.js';
 import { registerRolloutCommands } from './commands/rollouts.js';
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
   program.commandsGroup('Tenants and their resources:');
   registerTenantCommands(program);
   registerPolicyCommands(program);
+  registerNetworkCommands(program);
   registerVolumeCommands(program);
   registerSecretCommands(program);
   program.commandsGroup('Config store and history:');

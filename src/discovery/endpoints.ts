@@ -4,8 +4,9 @@
  * one place that chooses the address of an instance: today the one its node
  * reports in its status (`InstanceStatus.endpoint`: a container's address on
  * its node network, or the node's address and host ports for a process
- * app); once the overlay gives instances cluster addresses and apps VIPs,
- * only `addressOf` and `directoryOf` change. Pure: reads the state, no I/O.
+ * app). An app's own name answers its service VIP (`App.vip`, from the
+ * service range, reached through every node's nat chains) once it holds
+ * one; instance names keep answering instances. Pure: reads the state, no I/O.
  */
 import type { App, EndpointPort, Instance, NodeRecord, NodeStatus } from '../state/types.js';
 
@@ -45,6 +46,8 @@ export interface Directory {
    * told apart by it).
    */
   readonly tenantOfAddress: ReadonlyMap<string, string>;
+  /** The service VIP of each app that holds one (`App.vip`), by `tenant/app`. */
+  readonly vips: ReadonlyMap<string, string>;
 }
 
 /** States in which an instance takes traffic: healthy, or running without a health check. */
@@ -83,9 +86,11 @@ export function directoryOf(input: DiscoveryInput): Directory {
   const tenants = new Set<string>();
   const endpoints = new Map<string, ServiceEndpoint[]>();
   const addressTenants = new Map<string, string | null>();
+  const vips = new Map<string, string>();
   for (const app of input.apps) {
     apps.add(appKey(app.tenant, app.name));
     tenants.add(app.tenant);
+    if (app.vip !== undefined) vips.set(appKey(app.tenant, app.name), app.vip);
   }
   for (const instance of input.instances) {
     const key = appKey(instance.tenant, instance.app);
@@ -112,7 +117,7 @@ export function directoryOf(input: DiscoveryInput): Directory {
   for (const list of endpoints.values()) list.sort((left, right) => left.slot - right.slot || (left.instance < right.instance ? -1 : left.instance > right.instance ? 1 : 0));
   const tenantOfAddress = new Map<string, string>();
   for (const [address, tenant] of addressTenants) if (tenant !== null) tenantOfAddress.set(address, tenant);
-  return { apps, tenants, endpoints, tenantOfAddress };
+  return { apps, tenants, endpoints, tenantOfAddress, vips };
 }
 
 /** The host of `host:port` or `[v6]:port`. */

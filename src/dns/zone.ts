@@ -4,7 +4,8 @@
  * synchronous: a question and a directory in, records out.
  *
  * Names (case-insensitive, a trailing dot or not):
- * - `<app>.<tenant>.hivemind`: A / AAAA of the app's serving instances;
+ * - `<app>.<tenant>.hivemind`: A / AAAA of the app's serving instances, or
+ *   its service VIP (one A record) when it holds one and something serves;
  * - `<slot>.<app>.<tenant>.hivemind`: the serving copies of one slot (two
  *   during a start-first update), and `<slot>-<serial>.<app>.<tenant>.hivemind`
  *   one instance (the last two parts of its id);
@@ -78,7 +79,12 @@ export function answerQuestion(directory: Directory, question: { name: string; t
   if (!directory.apps.has(appKey(tenant, app))) return nxdomain;
   const endpoints = directory.endpoints.get(appKey(tenant, app)) ?? [];
   const name = trimDot(question.name);
-  if (labels.length === 2) return addressAnswer(name, endpoints, question.type) ?? nodata;
+  if (labels.length === 2) {
+    const vip = directory.vips.get(appKey(tenant, app));
+    // The VIP only while something serves: an app with nothing serving stays NODATA, as without VIPs.
+    const addresses = vip !== undefined && endpoints.length > 0 ? [{ address: vip }] : endpoints;
+    return addressAnswer(name, addresses, question.type) ?? nodata;
+  }
   const first = labels[0]!;
   if (labels.length === 3) {
     if (first === '_tcp' || first === '_udp') return nodata;
@@ -105,7 +111,7 @@ function selectInstances(endpoints: readonly ServiceEndpoint[], label: string): 
 }
 
 /** A / AAAA records of the endpoints' addresses (each once), or undefined when the type asks for neither. */
-function addressAnswer(name: string, endpoints: readonly ServiceEndpoint[], type: number): ZoneAnswer | undefined {
+function addressAnswer(name: string, endpoints: readonly Pick<ServiceEndpoint, 'address'>[], type: number): ZoneAnswer | undefined {
   const wantsV4 = type === QUERY_TYPE.A || type === QUERY_TYPE.ANY;
   const wantsV6 = type === QUERY_TYPE.AAAA || type === QUERY_TYPE.ANY;
   if (!wantsV4 && !wantsV6) return undefined;
@@ -113,7 +119,7 @@ function addressAnswer(name: string, endpoints: readonly ServiceEndpoint[], type
   return { rcode: 'NOERROR', answers, authorities: answers.length === 0 ? [zoneSoa()] : [], additionals: [] };
 }
 
-function addressRecords(name: string, endpoints: readonly ServiceEndpoint[], wants: { wantsV4: boolean; wantsV6: boolean }): ZoneRecord[] {
+function addressRecords(name: string, endpoints: readonly Pick<ServiceEndpoint, 'address'>[], wants: { wantsV4: boolean; wantsV6: boolean }): ZoneRecord[] {
   const seen = new Set<string>();
   const records: ZoneRecord[] = [];
   for (const endpoint of endpoints) {

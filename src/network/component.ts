@@ -17,6 +17,12 @@
  * state says for the instances this node runs; chains changed by hand are
  * rewritten (drift repair).
  *
+ * Service VIPs: with the overlay, the same reconcile keeps Hivemind's nat
+ * chains (`service-plan.ts`, `service-tables.ts`) equal to the apps' VIPs and
+ * serving endpoints (the same on every node); drift is repaired alike. The
+ * leader proposes the service range (`--service-cidr`) only with its overlay
+ * on, so a cluster of agents on 127.0.0.1 has no VIPs.
+ *
  * The overlay is on only where this node advertises an IPv4 address other
  * nodes can reach (not loopback, not a host name): agents of a one-host
  * cluster on 127.0.0.1 (development, most tests) share the host's network
@@ -32,6 +38,9 @@ import { applyChanges, ensureDevices, readEntries, underlayMtu } from './overlay
 import { planPolicyChains, type PolicyChains } from './policy-plan.js';
 import { policyModelOf } from './policy-state.js';
 import { applyPolicyChains, readPolicyChains } from './policy-tables.js';
+import { planServiceChains, SERVICE_HOOK_CHAINS, type ServiceChains } from './service-plan.js';
+import { servicesOf } from './service-state.js';
+import { applyServiceChains, readServiceChains } from './service-tables.js';
 import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan } from './overlay-plan.js';
 
 /** How the component runs. */
@@ -68,6 +77,9 @@ export class NetworkComponent implements NodeComponent {
   readonly #policyRepairs: Counter;
   /** The chains of the last policy apply, and the `-A` lines the kernel showed right after it: what drift is measured against. */
   #policyApplied: { desired: string; kernel: string } | undefined;
+  readonly #serviceMetrics: ServiceMetrics;
+  /** The same for the service chains (nat table). */
+  #serviceApplied: { desired: string; kernel: string } | undefined;
 
   constructor(services: NodeServices, options: NetworkComponentOptions = NETWORK_COMPONENT_DEFAULTS) {
     this.#services = services;
@@ -86,6 +98,13 @@ export class NetworkComponent implements NodeComponent {
     });
     this.#policyRules = metric(registry, 'hivemind_network_policy_rules', () => new Gauge({ name: 'hivemind_network_policy_rules', help: "Rules in Hivemind's policy chains on this node", registers: [registry] }));
     this.#policyApplies = metric(registry, 'hivemind_network_policy_applies_total', () => new Counter({ name: 'hivemind_network_policy_applies_total', help: "iptables-restore runs that rewrote Hivemind's policy chains (state changes, restarts and drift repairs)", registers: [registry] }));
+    this.#serviceMetrics = {
+      services: metric(registry, 'hivemind_network_services', () => new Gauge({ name: 'hivemind_network_services', help: "Apps with a VIP programmed in this node's service chains", registers: [registry] })),
+      endpoints: metric(registry, 'hivemind_network_service_endpoints', () => new Gauge({ name: 'hivemind_network_service_endpoints', help: "DNAT targets (serving endpoint and port) in this node's service chains", registers: [registry] })),
+      rules: metric(registry, 'hivemind_network_service_rules', () => new Gauge({ name: 'hivemind_network_service_rules', help: "Rules in Hivemind's service chains (nat table) on this node", registers: [registry] })),
+      applies: metric(registry, 'hivemind_network_service_applies_total', () => new Counter({ name: 'hivemind_network_service_applies_total', help: "iptables-restore runs that rewrote Hivemind's service chains (state changes, restarts and drift repairs)", registers: [registry] })),
+      repairs: metric(registry, 'hivemind_network_service_repairs_total', () => new Counter({ name: 'hivemind_network_service_repairs_total', help: "Service chains rewritten because the kernel's differed from the last apply while the state had not changed (drift)", registers: [registry] })),
+    };
     this.#policyRepairs = metric(registry, 'hivemind_network_policy_repairs_total', () => new Counter({ name: 'hivemind_network_policy_repairs_total', help: "Policy chains rewritten because the kernel's differed from the last apply while the state had not changed (drift: a rule changed by hand)", registers: [registry] }));
   }
 
@@ -147,6 +166,7 @@ export class NetworkComponent implements NodeComponent {
     const clusterCidr = this.#services.machine.network()?.cidr ?? this.#services.config.clusterCidr;
     // Policies first: they depend on the state alone, not on the overlay's devices.
     await this.#reconcilePolicies(clusterCidr).catch((error: Error) => this.#report(`cannot write the network policy chains: ${error.message}`));
+    await this.#reconcileServices().catch((error: Error) => this.#report(`cannot write the service chains: ${error.message}`));
     const mtu = (await underlayMtu(hostOf(this.#services.addresses().peer))) - VXLAN_OVERHEAD_BYTES;
     const devices = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, mtu, clusterCidr });
     const changes = diffEntries(desiredEntries(plan), await readEntries());
@@ -188,11 +208,42 @@ export class NetworkComponent implements NodeComponent {
     this.#services.log('network', `policies: ${drift ? 'repaired drift in' : 'wrote'} ${desired.chains.size} chains, ${desired.ruleCount} rules, ${desired.destinationCount} local destinations`);
   }
 
+  /** The service chains every node programs now (for `hivemind network inspect` and tests). */
+  serviceChains(): ServiceChains {
+    return planServiceChains(servicesOf(this.#services.machine));
+  }
+
+  /** Whether this node carries the overlay (and so the policy and service chains). */
+  overlayEnabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** As `#reconcilePolicies`, for the nat table: rewrites when the desired chains changed, the kernel's drifted, or a jump is gone. */
+  async #reconcileServices(): Promise<void> {
+    const desired = this.serviceChains();
+    const desiredText = JSON.stringify([...desired.chains]);
+    const found = await readServiceChains();
+    const applied = this.#serviceApplied;
+    const hooked = found.hooked.length === SERVICE_HOOK_CHAINS.length;
+    if (applied !== undefined && applied.desired === desiredText && applied.kernel === found.text && hooked) return;
+    const drift = applied !== undefined && applied.desired === desiredText;
+    const after = await applyServiceChains(desired, found);
+    this.#serviceApplied = { desired: desiredText, kernel: after.text };
+    const metrics = this.#serviceMetrics;
+    metrics.applies.inc();
+    if (drift) metrics.repairs.inc();
+    metrics.services.set(desired.serviceCount);
+    metrics.endpoints.set(desired.endpointCount);
+    metrics.rules.set(desired.ruleCount);
+    this.#services.log('network', `services: ${drift ? 'repaired drift in' : 'wrote'} ${desired.serviceCount} VIPs, ${desired.endpointCount} endpoints, ${desired.ruleCount} rules`);
+  }
+
   /** On the leader: proposes `network.configure` when needed (one at a time). */
   #maybeConfigure(): void {
     if (this.#configuring || !this.#services.isLeader()) return;
     const machine = this.#services.machine;
-    const command = configureProposal(machine.network(), machine.nodeDirectory(), this.#services.config.clusterCidr);
+    const serviceCidr = this.#enabled ? this.#services.config.serviceCidr : undefined;
+    const command = configureProposal(machine.network(), machine.nodeDirectory(), this.#services.config.clusterCidr, serviceCidr);
     if (command === undefined) return;
     this.#configuring = true;
     this.#services
@@ -219,6 +270,15 @@ export class NetworkComponent implements NodeComponent {
     this.#lastProblem = problem;
     this.#services.log('network', problem);
   }
+}
+
+/** The service chains' metrics. */
+interface ServiceMetrics {
+  services: Gauge;
+  endpoints: Gauge;
+  rules: Gauge;
+  applies: Counter;
+  repairs: Counter;
 }
 
 /** The metric `name` of `registry`, made by `make` if no component of this process made it yet (one registry, several agents in tests). */

@@ -19,7 +19,8 @@ export class PolicyTablesError extends Error {
 /** How long one iptables run may take. */
 const COMMAND_TIMEOUT_MS = 10_000;
 
-function run(file: string, args: string[], input = ''): Promise<string> {
+/** Runs `file` (iptables-save, iptables-restore) with `input` on stdin; answers its stdout, or rejects with a PolicyTablesError. */
+export function runIptables(file: string, args: string[], input = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -43,12 +44,12 @@ function run(file: string, args: string[], input = ''): Promise<string> {
 
 /** Hivemind's chains as the kernel has them now. */
 export async function readPolicyChains(): Promise<SavedPolicyChains> {
-  return parseSaved(await run('iptables-save', ['-t', 'filter']));
+  return parseSaved(await runIptables('iptables-save', ['-t', 'filter']));
 }
 
 /** Makes Hivemind's chains equal to `desired`, given what `readPolicyChains` found; answers what the kernel has after. */
 export async function applyPolicyChains(desired: PolicyChains, found: SavedPolicyChains): Promise<SavedPolicyChains> {
-  await run('iptables-restore', ['--noflush', '-w', '5'], restoreInput(desired, found.chains, found.jumpPresent));
+  await runIptables('iptables-restore', ['--noflush', '-w', '5'], restoreInput(desired, found.chains, found.jumpPresent));
   return readPolicyChains();
 }
 
@@ -58,5 +59,5 @@ export async function removePolicyChains(): Promise<void> {
   const lines = ['*filter', ...found.chains.map((name) => `:${name} - [0:0]`)];
   if (found.jumpPresent) lines.push(`-D FORWARD -m comment --comment "hivemind: network policies" -j HIVEMIND-POLICY`);
   lines.push(...found.chains.map((name) => `-X ${name}`), 'COMMIT', '');
-  await run('iptables-restore', ['--noflush', '-w', '5'], lines.join('\n'));
+  await runIptables('iptables-restore', ['--noflush', '-w', '5'], lines.join('\n'));
 }

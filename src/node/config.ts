@@ -15,6 +15,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { IDENTIFIER_PATTERN } from '../state/validate.js';
 import { parseJoinToken } from '../security/pinned-token.js';
 import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
+import { DEFAULT_SERVICE_CIDR, serviceCidrProblem } from '../state/vip.js';
 
 /** Default ports (docs/api.md, docs/design.md). */
 export const DEFAULT_PORTS = { api: 7070, peer: 7071, gossip: 7072, dns: 7053, proxy: 7080 } as const;
@@ -82,6 +83,8 @@ export interface AgentFlags {
   clusterCidr?: string;
   /** The overlay's VXLAN UDP port. */
   vxlanPort?: string | number;
+  /** The range of service VIPs (IPv4 CIDR), fixed by the first leader whose overlay is on. */
+  serviceCidr?: string;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -122,6 +125,8 @@ export interface AgentConfig {
   clusterCidr: string;
   /** The overlay's VXLAN UDP port; every node of a cluster must use the same. */
   vxlanPort: number;
+  /** The range of service VIPs the first leader with the overlay configures (later leaders propose the configured one; a different one is refused). */
+  serviceCidr: string;
 }
 
 /** The overlay's VXLAN UDP port by default (IANA's). */
@@ -181,6 +186,7 @@ export const SETTINGS = {
   warmNetworks: setting('warmNetworks', 'HIVEMIND_WARM_NETWORKS'),
   clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
+  serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -278,6 +284,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const warmNetworks = resolver.integer(SETTINGS.warmNetworks, DEFAULT_WARM_NETWORKS, { min: 0, max: WARM_NETWORKS_MAX, what: 'the number of network namespaces kept ready for containers (0 turns the pool off)' });
   const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
+  const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -297,6 +304,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     warmNetworks,
     clusterCidr,
     vxlanPort,
+    serviceCidr,
   };
   if (token !== '') {
     // tokenProblem accepted it, pinned form included.

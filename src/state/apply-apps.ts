@@ -22,6 +22,7 @@
 import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
+import { maybeAllocateVip } from './vip.js';
 import {
   adoptTenant,
   currentSpec,
@@ -191,11 +192,12 @@ function planDeploy(state: ClusterState, spec: AppSpec, context: ApplyContext, h
       adoptTenant(state, tenant);
       const from = existing?.version;
       const app = commitVersion(state, { spec, existing, context });
+      const vip = maybeAllocateVip(state, app);
       const rollout = startRollout(state, app, { from, kind: how.kind ?? 'update' }, context);
       syncInstances(state, app, context);
       return {
-        value: { tenant: app.tenant, name: app.name, version: app.version, replicas: app.replicas, ...(rollout ? { rollout: rollout.id } : {}) },
-        history: { target: `app ${app.tenant}/${app.name}`, summary: how.summary(app.version) },
+        value: { tenant: app.tenant, name: app.name, version: app.version, replicas: app.replicas, ...(rollout ? { rollout: rollout.id } : {}), ...(app.vip !== undefined ? { vip: app.vip } : {}) },
+        history: { target: `app ${app.tenant}/${app.name}`, summary: `${how.summary(app.version)}${vip !== undefined ? `; VIP ${vip}` : ''}` },
       };
     },
   };

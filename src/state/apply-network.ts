@@ -10,6 +10,7 @@
  */
 import { ErrorCode } from './errors.js';
 import { clusterNetworkProblem, lowestFreeSubnet } from './ipam.js';
+import { allocateMissingVips, serviceCidrProblem } from './vip.js';
 import { refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, NodeRecord } from './types.js';
 
@@ -52,24 +53,39 @@ export function releaseSubnet(node: NodeRecord): void {
  * values again are accepted (a new leader proposes it too); other values are
  * refused, since every node's subnet and every address hang on it. Either way
  * the commit gives a subnet to every node still without one.
+ *
+ * The service CIDR is set by the first configure that carries one (with the
+ * cluster network, or later: a state configured before VIPs existed), which
+ * gives a VIP to every app with ports; once set, another is refused, and a
+ * configure without one leaves it as it is.
  */
 export function planNetworkConfigure(state: ClusterState, command: CommandOf<'network.configure'>, context: ApplyContext): Plan {
-  const action = `cannot configure the cluster network as ${command.cidr} (/${command.nodePrefixLength} per node)`;
+  const action = `cannot configure the cluster network as ${command.cidr} (/${command.nodePrefixLength} per node${command.serviceCidr !== undefined ? `, services ${command.serviceCidr}` : ''})`;
   const problem = clusterNetworkProblem(command.cidr, command.nodePrefixLength);
   if (problem) return refuse(ErrorCode.invalidArgument, `${action}: ${problem.field} ${problem.reason}`, problem.field);
+  const serviceProblem = command.serviceCidr === undefined ? undefined : serviceCidrProblem(command.serviceCidr, command.cidr);
+  if (serviceProblem) return refuse(ErrorCode.invalidArgument, `${action}: serviceCidr ${serviceProblem}`, 'serviceCidr');
   const current = state.network;
   if (current !== undefined && (current.cidr !== command.cidr || current.nodePrefixLength !== command.nodePrefixLength)) {
     return refuse(ErrorCode.conflict, `${action}: the cluster network is ${current.cidr} (/${current.nodePrefixLength} per node) since index ${current.configuredIndex} and cannot change`, 'cidr');
+  }
+  if (current?.serviceCidr !== undefined && command.serviceCidr !== undefined && current.serviceCidr !== command.serviceCidr) {
+    return refuse(ErrorCode.conflict, `${action}: the service range is ${current.serviceCidr} and cannot change (apps hold VIPs from it)`, 'serviceCidr');
   }
   return {
     ok: true,
     commit: () => {
       const configured = current === undefined;
       if (configured) state.network = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, configuredIndex: context.index };
+      const network = state.network!;
+      const servicesConfigured = network.serviceCidr === undefined && command.serviceCidr !== undefined;
+      if (servicesConfigured) network.serviceCidr = command.serviceCidr;
       const allocation = allocateMissingSubnets(state);
-      const value = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, ...allocation };
-      if (!configured && allocation.allocated.length === 0) return { value };
+      const vips = servicesConfigured ? allocateMissingVips(state) : { allocated: 0, unallocated: 0 };
+      const value = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, ...(network.serviceCidr !== undefined ? { serviceCidr: network.serviceCidr } : {}), ...allocation, ...(servicesConfigured ? { vips } : {}) };
+      if (!configured && !servicesConfigured && allocation.allocated.length === 0) return { value };
       const parts = [configured ? `cluster network ${command.cidr}, /${command.nodePrefixLength} per node` : ''];
+      if (servicesConfigured) parts.push(`service range ${command.serviceCidr}${vips.allocated > 0 ? `, VIPs to ${vips.allocated} apps` : ''}${vips.unallocated > 0 ? `, no free VIP for ${vips.unallocated} apps` : ''}`);
       if (allocation.allocated.length > 0) parts.push(`subnets ${allocation.allocated.slice(0, 5).map((entry) => `${entry.subnet} to ${entry.id}`).join(', ')}${allocation.allocated.length > 5 ? ` and ${allocation.allocated.length - 5} more` : ''}`);
       if (allocation.unallocated.length > 0) parts.push(`no free subnet for ${allocation.unallocated.length} nodes`);
       return { value, history: { target: 'network', summary: parts.filter(Boolean).join('; ') } };

@@ -242,6 +242,14 @@ export interface App {
    * it existed.
    */
   rebalance?: { requestedAt: number; moves: number; moveStartedAt?: number };
+  /**
+   * The app's service VIP, from the cluster's service CIDR (`vip.ts`): given
+   * by the first deploy with ports once the service CIDR is configured (or by
+   * the `network.configure` that configures it), kept until the app is
+   * deleted. No two apps hold one. Absent: none (no ports, no service CIDR,
+   * the range full, or a state written before VIPs).
+   */
+  vip?: string;
 }
 
 export const APP_VERSIONS_MAX = 20;
@@ -400,6 +408,8 @@ export interface ClusterNetwork {
   cidr: string;
   nodePrefixLength: number;
   configuredIndex: number;
+  /** The range apps' service VIPs come from (`10.211.0.0/16`), set once by the first configure that carries one; absent before (and in states written before VIPs). */
+  serviceCidr?: string;
 }
 
 /**
@@ -541,7 +551,7 @@ export type Command =
   /** `joinedIndex`: the membership to end (the record's `joinedIndex` when the leave was asked); absent ends whichever is current. */
   | { type: 'node.remove'; id: string; joinedIndex?: number }
   /** Fixes the cluster network (once; the same values again are accepted) and gives a subnet to every node without one. See apply-network.ts. */
-  | { type: 'network.configure'; cidr: string; nodePrefixLength: number }
+  | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
   | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }

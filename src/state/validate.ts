@@ -503,6 +503,7 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     type: oneOf(['network.configure']),
     cidr: text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.210.0.0/16' }),
     nodePrefixLength: integer({ min: 1, max: 32 }),
+    serviceCidr: optional(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.211.0.0/16' })),
   }),
   'policy.put': object<CommandOf<'policy.put'>>({
     type: oneOf(['policy.put']),

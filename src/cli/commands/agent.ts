@@ -27,6 +27,7 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['snapshotEvery', '--snapshot-every <entries>', 'applied log entries between snapshots (default: 10000)'],
   ['rescheduleGrace', '--reschedule-grace <duration>', 'how long the instances of a node marked down wait before they are moved (default: 30s)'],
   ['progressDeadline', '--progress-deadline <duration>', 'how long an update may go without progress before its failure action runs (default: 10m)'],
+  ['serviceCidr', '--service-cidr <cidr>', 'the range of service VIPs, fixed by the first leader (default: 10.211.0.0/16; apart from the cluster network)'],
   ['warmNetworks', '--warm-networks <count>', 'network namespaces kept attached and ready for containers, so a start skips making its own (default: 16; 0 turns the pool off)'],
   ['metricsPublic', '--metrics-public <on|off>', 'serve GET /metrics without a token, for a Prometheus that has none (default: off: /metrics needs a token like any read)'],
   ['insecureApi', '--insecure-api <on|off>', 'serve the API over plain HTTP instead of HTTPS: the token and secrets then cross the network in clear; every node of a cluster must use the same (default: off)'],

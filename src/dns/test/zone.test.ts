@@ -69,6 +69,19 @@ test('an app name answers the addresses of its serving instances only', () => {
   assert.equal(addresses(answerQuestion(directory, { name: 'WEB.Acme.hivemind.', type: QUERY_TYPE.A })), [], 'the server lowercases; the zone takes names as given');
 });
 
+test('an app with a VIP answers the VIP once something serves; instance names and SRV keep instance addresses', () => {
+  const base = input();
+  const withVip = { ...base, apps: base.apps.map((entry) => (entry.name === 'web' || entry.name === 'db' ? { ...entry, vip: entry.name === 'web' ? '10.211.0.1' : '10.211.0.2' } : entry)) };
+  const directory = directoryOf(withVip);
+  assert.equal(addresses(answerQuestion(directory, { name: 'web.acme.hivemind', type: QUERY_TYPE.A })), ['10.211.0.1']);
+  assert.equal(addresses(answerQuestion(directory, { name: 'web.acme.hivemind', type: QUERY_TYPE.AAAA })), []);
+  assert.equal(addresses(answerQuestion(directory, { name: 'db.acme.hivemind', type: QUERY_TYPE.A })), [], 'nothing serves: NODATA, as without a VIP');
+  assert.equal(addresses(answerQuestion(directory, { name: '1.web.acme.hivemind', type: QUERY_TYPE.A })), ['10.88.0.4']);
+  const srv = answerQuestion(directory, { name: '_80._tcp.web.acme.hivemind', type: QUERY_TYPE.SRV });
+  assert.equal(srv.additionals.map((record) => ('address' in record ? record.address : '')), ['10.88.0.3', '10.88.0.4']);
+  assert.equal(addresses(answerQuestion(directory, { name: 'api.globex.hivemind', type: QUERY_TYPE.A })), ['192.168.1.2'], 'an app without a VIP: its instances');
+});
+
 test('names that exist without serving instances are NODATA; names that do not exist are NXDOMAIN', () => {
   const directory = directoryOf(input());
   const cases: [string, number, string, number][] = [

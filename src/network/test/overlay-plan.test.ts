@@ -52,4 +52,15 @@ test('the leader configures an unconfigured network, repeats the configured one 
   assert.equal(configureProposal(network, [{ status: 'up' }], '10.99.0.0/16'), { type: 'network.configure', cidr: '10.210.0.0/16', nodePrefixLength: 24 });
 });
 
+test('the service range: proposed with the network, or alone when the network has none; the configured one repeated; none from a leader without the overlay', () => {
+  const done = [{ status: 'up', subnet: '10.210.0.0/24' }];
+  assert.equal(configureProposal(undefined, [], '10.99.0.0/16', '10.98.0.0/16'), { type: 'network.configure', cidr: '10.99.0.0/16', nodePrefixLength: 24, serviceCidr: '10.98.0.0/16' });
+  const network = { cidr: '10.210.0.0/16', nodePrefixLength: 24, configuredIndex: 3 };
+  assert.equal(configureProposal(network, done, '10.99.0.0/16', '10.98.0.0/16'), { type: 'network.configure', cidr: '10.210.0.0/16', nodePrefixLength: 24, serviceCidr: '10.98.0.0/16' });
+  assert.is(configureProposal(network, done, '10.99.0.0/16'), undefined, 'no overlay on the leader: no range');
+  const configured = { ...network, serviceCidr: '10.211.0.0/16' };
+  assert.is(configureProposal(configured, done, '10.99.0.0/16', '10.98.0.0/16'), undefined);
+  assert.equal(configureProposal(configured, [{ status: 'up' }], '10.99.0.0/16'), { type: 'network.configure', cidr: '10.210.0.0/16', nodePrefixLength: 24, serviceCidr: '10.211.0.0/16' });
+});
+
 test.run();

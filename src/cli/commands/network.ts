@@ -1,0 +1,131 @@
+/**
+ * `network`: the cluster network (`ls`: cluster and service ranges, each
+ * node's subnet and overlay, the VIPs) and one node's or one app's view of
+ * it (`inspect`), from `GET /v1/network...` (docs/api.md).
+ */
+import type { Command } from 'commander';
+import { apiPath } from '../client.js';
+import { contextOf, withClient } from '../context.js';
+import { printJson, printLine, printTable, renderFields } from '../output.js';
+import { tenantAndName } from '../parse.js';
+import { tenantOption, TENANT_OF_ONE } from './shared.js';
+
+/** The answer of `GET /v1/network`. */
+interface NetworkAnswer {
+  clusterCidr: string | null;
+  nodePrefixLength: number | null;
+  serviceCidr: string | null;
+  nodes: { id: string; status: string; subnet: string | null; peerAddress: string; overlay: string }[];
+  services: { tenant: string; app: string; vip: string; ports: { target: number; protocol: string }[]; endpoints: number }[];
+}
+
+/** The answer of `GET /v1/network/nodes/:id`. */
+interface NodeAnswer {
+  id: string;
+  status: string;
+  overlay: string;
+  subnet: string | null;
+  gateway: string | null;
+  peers: { id: string; subnet: string; underlay?: string }[];
+  skipped: { id: string; reason: string }[];
+  policy: { destinations: number; chains: number; rules: number } | null;
+  services: { vips: number; endpoints: number; rules: number };
+}
+
+/** The answer of `GET /v1/network/apps/:tenant/:name`. */
+interface AppAnswer {
+  tenant: string;
+  app: string;
+  vip: string | null;
+  ports: { target: number; protocol: string }[];
+  endpoints: { instance: string; address: string; ports: { target: number; port: number; protocol: string }[] }[];
+  policies: { name: string }[];
+  isolation: string;
+  serviceChain: { name: string; rules: string[] } | null;
+}
+
+function portsText(ports: { target: number; protocol: string }[]): string {
+  return ports.length === 0 ? '-' : ports.map((port) => `${port.target}/${port.protocol}`).join(',');
+}
+
+/** Adds `network` (ls, inspect) to `program`. */
+export function registerNetworkCommands(program: Command): void {
+  const network = program
+    .command('network')
+    .description("show the cluster network: ranges, node subnets and overlay, service VIPs")
+    .addHelpText('after', ['', 'Examples:', '  hivemind network ls', '  hivemind network inspect node n2', '  hivemind network inspect app acme/web'].join('\n'));
+
+  network
+    .command('ls', { isDefault: true })
+    .alias('list')
+    .description('the cluster and service ranges, each node with its subnet and overlay, and the VIPs (the default)')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.get<NetworkAnswer>('/v1/network');
+        if (context.json) return printJson(context, body);
+        printLine(context, renderFields([
+          ['cluster network', body.clusterCidr === null ? 'not configured yet' : `${body.clusterCidr} (/${body.nodePrefixLength} per node)`],
+          ['service range', body.serviceCidr ?? 'none (set by a leader with the overlay on)'],
+        ]));
+        printLine(context);
+        printTable(context, ['node', 'status', 'subnet', 'overlay', 'peer address'], body.nodes.map((node) => [node.id, node.status, node.subnet ?? '-', node.overlay, node.peerAddress]), 'no nodes');
+        if (body.services.length > 0) {
+          printLine(context);
+          printTable(context, ['app', 'vip', 'ports', 'endpoints'], body.services.map((service) => [`${service.tenant}/${service.app}`, service.vip, portsText(service.ports), service.endpoints]));
+        }
+      });
+    });
+
+  const inspect = network.command('inspect').description("one node's or one app's view of the network");
+  inspect
+    .command('node')
+    .description("a node's subnet, overlay peers, and the policy and service chains it programs")
+    .argument('<id>', 'the node')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.get<NodeAnswer>(apiPath('v1', 'network', 'nodes', id));
+        if (context.json) return printJson(context, body);
+        printLine(context, renderFields([
+          ['node', `${body.id} (${body.status})`],
+          ['overlay', body.overlay],
+          ['subnet', body.subnet ?? '-'],
+          ['gateway', body.gateway ?? undefined],
+          ['policy chains', body.policy === null ? '-' : `${body.policy.chains} chains, ${body.policy.rules} rules, ${body.policy.destinations} local destinations`],
+          ['service chains', `${body.services.vips} VIPs, ${body.services.endpoints} endpoints, ${body.services.rules} rules`],
+        ]));
+        printLine(context);
+        printTable(context, ['peer', 'subnet', 'underlay'], body.peers.map((peer) => [peer.id, peer.subnet, peer.underlay ?? '-']), 'no overlay peers');
+        for (const skipped of body.skipped) printLine(context, `not a peer: ${skipped.id}: ${skipped.reason}`);
+      });
+    });
+  inspect
+    .command('app')
+    .description("an app's VIP and ports, its serving endpoints, and the policies that cover it")
+    .argument('<app>', 'the app, as APP or TENANT/APP')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'app');
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.get<AppAnswer>(apiPath('v1', 'network', 'apps', tenant, name));
+        if (context.json) return printJson(context, body);
+        printLine(context, renderFields([
+          ['app', `${body.tenant}/${body.app}`],
+          ['vip', body.vip ?? 'none'],
+          ['ports', portsText(body.ports)],
+          ['policies', body.policies.length === 0 ? 'none' : body.policies.map((policy) => policy.name).join(', ')],
+          ['ingress', body.isolation],
+          ['service chain', body.serviceChain === null ? undefined : `${body.serviceChain.name} (${body.serviceChain.rules.length} rules)`],
+        ]));
+        printLine(context);
+        printTable(
+          context,
+          ['instance', 'address', 'ports'],
+          body.endpoints.map((endpoint) => [endpoint.instance, endpoint.address, endpoint.ports.map((port) => (port.port === port.target ? `${port.target}/${port.protocol}` : `${port.target}->${port.port}/${port.protocol}`)).join(',')]),
+          'no serving endpoints',
+        );
+      });
+    });
+}

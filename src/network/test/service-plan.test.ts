@@ -1,0 +1,91 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { shortHash } from '../policy-plan.js';
+import { parseSavedServices, pickProbability, planServiceChains, serviceChainName, serviceRestoreInput, SERVICES_CHAIN, type ServiceInput } from '../service-plan.js';
+
+function endpoint(instance: string, address: string, ports: [number, number][], protocol: 'tcp' | 'udp' = 'tcp'): ServiceInput['endpoints'][number] {
+  return { instance, address, ports: ports.map(([target, port]) => ({ target, port, protocol })) };
+}
+
+const web: ServiceInput = {
+  tenant: 'acme',
+  app: 'web',
+  vip: '10.211.0.2',
+  ports: [{ target: 80, protocol: 'tcp' }, { target: 53, protocol: 'udp' }],
+  endpoints: [endpoint('acme.web.0.1', '10.210.0.2', [[80, 80]]), endpoint('acme.web.1.1', '10.210.1.2', [[80, 80]]), endpoint('acme.web.2.1', '10.210.2.2', [[80, 80]])],
+};
+const api: ServiceInput = { tenant: 'acme', app: 'api', vip: '10.211.0.1', ports: [{ target: 8080, protocol: 'tcp' }], endpoints: [endpoint('acme.api.0.1', '192.0.2.7', [[8080, 31000]])] };
+const idle: ServiceInput = { tenant: 'evil', app: 'idle', vip: '10.211.0.3', ports: [{ target: 80, protocol: 'tcp' }], endpoints: [] };
+
+test('pick probabilities: 1/(n-i), so each of n endpoints is taken with probability 1/n', () => {
+  assert.equal([0, 1, 2].map((index) => pickProbability(index, 3)), ['0.3333333333', '0.5000000000', '1.0000000000']);
+  for (const count of [1, 2, 3, 5, 8]) {
+    // The chance to reach endpoint i: the earlier ones not taken, then this one taken.
+    let left = 1;
+    for (let index = 0; index < count; index++) {
+      const taken = index === count - 1 ? 1 : Number(pickProbability(index, count));
+      assert.ok(Math.abs(left * taken - 1 / count) < 1e-9, `endpoint ${index} of ${count}: ${left * taken}`);
+      left *= 1 - taken;
+    }
+  }
+});
+
+test('one chain per service, VIPs in order; DNAT spread over the serving endpoints of each port; the endpoint port (host port of a process app)', () => {
+  const planned = planServiceChains([web, api, idle]);
+  const webChain = `HM-S-${shortHash('acme/web')}`;
+  const apiChain = serviceChainName('acme', 'api');
+  assert.equal([...planned.chains.keys()], [SERVICES_CHAIN, apiChain, webChain, serviceChainName('evil', 'idle')]);
+  assert.equal(planned.chains.get(SERVICES_CHAIN), [
+    `-d 10.211.0.1/32 -m comment --comment "hivemind: acme/api" -g ${apiChain}`,
+    `-d 10.211.0.2/32 -m comment --comment "hivemind: acme/web" -g ${webChain}`,
+    `-d 10.211.0.3/32 -m comment --comment "hivemind: evil/idle" -g ${serviceChainName('evil', 'idle')}`,
+  ]);
+  assert.equal(planned.chains.get(webChain), [
+    '-p tcp -m tcp --dport 80 -m statistic --mode random --probability 0.3333333333 -j DNAT --to-destination 10.210.0.2:80',
+    '-p tcp -m tcp --dport 80 -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.210.1.2:80',
+    '-p tcp -m tcp --dport 80 -j DNAT --to-destination 10.210.2.2:80',
+  ], 'the UDP port no endpoint has: no rule');
+  assert.equal(planned.chains.get(apiChain), ['-p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.7:31000']);
+  assert.equal(planned.chains.get(serviceChainName('evil', 'idle')), [], 'nothing serving: an empty chain');
+  assert.equal({ services: planned.serviceCount, endpoints: planned.endpointCount, rules: planned.ruleCount }, { services: 3, endpoints: 4, rules: 7 });
+  assert.equal(planServiceChains([idle, api, web]), planned, 'the order of the input does not matter');
+  assert.equal(planServiceChains([]).chains, new Map([[SERVICES_CHAIN, []]]));
+});
+
+test('restore input: chains declared and filled, stale chains deleted, missing jumps inserted; parse reads them back', () => {
+  const planned = planServiceChains([api]);
+  const apiChain = serviceChainName('acme', 'api');
+  const fresh = serviceRestoreInput(planned, { chains: [], text: '', hooked: [] });
+  assert.equal(fresh.split('\n'), [
+    '*nat',
+    `:${SERVICES_CHAIN} - [0:0]`,
+    `:${apiChain} - [0:0]`,
+    `-A ${SERVICES_CHAIN} -d 10.211.0.1/32 -m comment --comment "hivemind: acme/api" -g ${apiChain}`,
+    `-A ${apiChain} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.7:31000`,
+    `-I PREROUTING 1 -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`,
+    `-I OUTPUT 1 -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`,
+    'COMMIT',
+    '',
+  ]);
+  const save = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    `:${SERVICES_CHAIN} - [0:0]`,
+    ':HM-S-000000000000 - [0:0]',
+    ':CNI-abc - [0:0]',
+    `-A PREROUTING -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`,
+    '-A POSTROUTING -s 10.210.0.0/24 ! -d 10.210.0.0/16 -j MASQUERADE',
+    `-A ${SERVICES_CHAIN} -d 10.211.0.9/32 -g HM-S-000000000000`,
+    'COMMIT',
+  ].join('\n');
+  const found = parseSavedServices(save);
+  assert.equal(found, { chains: [SERVICES_CHAIN, 'HM-S-000000000000'], text: `-A ${SERVICES_CHAIN} -d 10.211.0.9/32 -g HM-S-000000000000`, hooked: ['PREROUTING'] });
+  const again = serviceRestoreInput(planned, found).split('\n');
+  assert.ok(again.includes(':HM-S-000000000000 - [0:0]') && again.includes('-X HM-S-000000000000'), 'the stale chain is flushed and deleted');
+  assert.ok(!again.some((line) => line.includes('CNI-abc') || line.includes('POSTROUTING')), 'nothing else is touched');
+  assert.equal(again.filter((line) => line.startsWith('-I ')), [`-I OUTPUT 1 -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`], 'only the missing jump');
+});
+
+test.run();
