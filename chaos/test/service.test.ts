@@ -33,7 +33,8 @@ import dns2 from 'dns2';
 import { serviceChainName, SERVICES_CHAIN } from '../../src/network/service-plan.js';
 import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
-import { ApiClient } from '../http.js';
+import { ApiClient, clusterCaBundle } from '../http.js';
+import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -58,7 +59,7 @@ class HostAgent {
     this.name = `n${host.index + 1}`;
   }
   get origin(): string {
-    return `http://${this.host.address}:7070`;
+    return `https://${this.host.address}:7070`;
   }
   get peerAddress(): string {
     return `${this.host.address}:7071`;
@@ -191,7 +192,7 @@ serviceTest('a connection to VIP:port reaches instances on other hosts, keeps po
   const logDirectory = mkdtempSync(join(tmpdir(), 'hmvip-logs-'));
   let passed = false;
   const token = `hmvip.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000 });
+  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
   const containerNamespaces = new Set<string>();
   let network: TestNetwork | undefined;
   const nodes: HostAgent[] = [];
@@ -218,7 +219,7 @@ serviceTest('a connection to VIP:port reaches instances on other hosts, keeps po
     const image = await buildBusyboxImage({ outputPath: archive });
     const bytes = readFileSync(archive);
     for (const node of nodes) {
-      const answer = await request(`${node.origin}/v1/images/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
+      const answer = await request(`${node.origin}/v1/images/upload`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
       assert.is(answer.statusCode, 200, `image upload to ${node.name}: ${await answer.body.text()}`);
       await answer.body.dump();
     }
@@ -317,7 +318,7 @@ serviceTest('a connection to VIP:port reaches instances on other hosts, keeps po
       return webs.every((web) => save.includes(`--to-destination ${web.address}:8080`)) && save.includes(`-j ${SERVICES_CHAIN}`) ? true : 'not yet';
     }, 15_000);
     assert.is(await reach(acmeClient!, vip, 8080), 'allow', 'after the repair');
-    const metrics = await request(`${first!.origin}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((answer) => answer.body.text());
+    const metrics = await request(`${first!.origin}/metrics`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), headers: { authorization: `Bearer ${token}` } }).then((answer) => answer.body.text());
     assert.ok(metricValue(metrics, 'hivemind_network_service_repairs_total') >= 1, metrics.split('\n').filter((line) => line.includes('service')).join('; '));
     assert.is(metricValue(metrics, 'hivemind_network_services'), 1);
     assert.is(metricValue(metrics, 'hivemind_network_service_endpoints'), 4, 'two instances, two ports');
