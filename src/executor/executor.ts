@@ -107,6 +107,67 @@ interface Observed {
   endpoint?: InstanceEndpoint;
 }
 
+/**
+ * Everything the executor keeps about one instance, in one record (as
+ * swarmkit keeps one controller per task); each part has its own lifetime,
+ * and the record goes once every part is gone.
+ */
+interface Supervision {
+  /** The workload run for it here (running, or exited and not yet removed). */
+  tracked?: Tracked;
+  /** No start before `untilMs` (or none at all): a restart delay, or a final exit. */
+  hold?: Hold;
+  /** The scheduler's attempt number of the wanted instance, as last seen. */
+  attempt?: number;
+  /** Its restarts, for the restart policy, while the version stays. */
+  history?: { version: number; history: RestartHistory };
+  /** What this node last reported of it. */
+  observed?: Observed;
+  /** When its status was last sent (ms). */
+  lastSentAtMs?: number;
+}
+
+/** The records by instance id. */
+class Supervisions {
+  private readonly records = new Map<string, Supervision>();
+
+  get(id: string): Readonly<Supervision> | undefined {
+    return this.records.get(id);
+  }
+
+  put<K extends keyof Supervision>(id: string, part: K, value: NonNullable<Supervision[K]>): void {
+    let record = this.records.get(id);
+    if (record === undefined) {
+      record = {};
+      this.records.set(id, record);
+    }
+    record[part] = value;
+  }
+
+  /** Drops one part; the record goes with its last part. */
+  clear(id: string, part: keyof Supervision): void {
+    const record = this.records.get(id);
+    if (record === undefined) return;
+    delete record[part];
+    if (Object.values(record).every((value) => value === undefined)) this.records.delete(id);
+  }
+
+  /** Every record holding `part`, with it (a snapshot: callers may clear as they go). */
+  each<K extends keyof Supervision>(part: K): [string, NonNullable<Supervision[K]>][] {
+    const found: [string, NonNullable<Supervision[K]>][] = [];
+    for (const [id, record] of this.records) {
+      const value = record[part];
+      if (value !== undefined) found.push([id, value as NonNullable<Supervision[K]>]);
+    }
+    return found;
+  }
+
+  /** The holds by instance id, for the pure reconcile. */
+  holds(): Map<string, Hold> {
+    return new Map(this.each('hold'));
+  }
+}
+
 /** The executor. See the file header. */
 export class Executor implements NodeComponent {
   readonly name = 'executor';
@@ -115,13 +176,8 @@ export class Executor implements NodeComponent {
   private readonly available = new Set<string>();
   /** Each runtime's one opening (see openRuntime). */
   private readonly openings = new Map<string, Promise<boolean>>();
-  private readonly tracked = new Map<string, Tracked>();
-  private readonly holds = new Map<string, Hold>();
-  /** The scheduler's attempt number of each wanted instance, as last seen. */
-  private readonly attempts = new Map<string, number>();
-  private readonly histories = new Map<string, { version: number; history: RestartHistory }>();
-  private readonly observed = new Map<string, Observed>();
-  private readonly lastSentAt = new Map<string, number>();
+  /** One record per instance this node knows of (see Supervision). */
+  private readonly supervisions = new Supervisions();
   private readonly reporter: StatusReporter;
   private readonly reconcileIntervalMs: number;
   private readonly clusterKey: () => Uint8Array | undefined;
@@ -228,17 +284,17 @@ export class Executor implements NodeComponent {
 
   /** The log file of an instance this node runs or ran, if it has one. */
   logPath(id: string): string {
-    return this.tracked.get(id)?.logPath ?? logPathOf(this.executorDir, id);
+    return this.supervisions.get(id)?.tracked?.logPath ?? logPathOf(this.executorDir, id);
   }
 
   /** Whether a workload of `id` is tracked here (running or exited). */
   runs(id: string): boolean {
-    return this.tracked.has(id);
+    return this.supervisions.get(id)?.tracked !== undefined;
   }
 
   /** What this node sees of its instances, for tests and the API. */
   view(): { id: string; version: number; state: InstanceState; exitCode?: number; message?: string }[] {
-    return [...this.observed.entries()].map(([id, observed]) => ({ id, ...observed }));
+    return this.supervisions.each('observed').map(([id, observed]) => ({ id, ...observed }));
   }
 
   // ---------------------------------------------------------------------------
@@ -271,7 +327,7 @@ export class Executor implements NodeComponent {
       const last = instance?.status.state;
       tracked.health = last === 'healthy' || last === 'unhealthy' ? { ...health, state: last } : health;
     }
-    this.tracked.set(workload.id, tracked);
+    this.supervisions.put(workload.id, 'tracked', tracked);
     this.log(`adopted instance ${workload.id} (version ${workload.version}, ${workload.state}) from the ${runtime.kind} runtime`);
     if (workload.state === 'exited') {
       this.applyExit(tracked, { id: workload.id, version: workload.version, exitCode: workload.exitCode ?? 137, oomKilled: workload.oomKilled ?? false, at: Date.now() });
@@ -281,7 +337,7 @@ export class Executor implements NodeComponent {
   }
 
   private handleExit(runtime: Runtime, exit: WorkloadExit): void {
-    const tracked = this.tracked.get(exit.id);
+    const tracked = this.supervisions.get(exit.id)?.tracked;
     if (tracked === undefined || tracked.runtime !== runtime || tracked.version !== exit.version || tracked.state === 'exited') return;
     this.applyExit(tracked, exit);
     this.schedulePass(0);
@@ -304,23 +360,23 @@ export class Executor implements NodeComponent {
     const exitText = `exited with code ${exit.exitCode}${exit.oomKilled ? ' (killed: out of memory)' : ''}${tracked.unhealthyKill ? ' after failing its health check' : ''}`;
     switch (decision.type) {
       case 'restart':
-        this.histories.set(tracked.id, { version: tracked.version, history: decision.history });
-        this.holds.set(tracked.id, { version: tracked.version, untilMs: decision.atMs });
+        this.supervisions.put(tracked.id, 'history', { version: tracked.version, history: decision.history });
+        this.supervisions.put(tracked.id, 'hold', { version: tracked.version, untilMs: decision.atMs });
         this.observe(tracked.id, { version: tracked.version, state, exitCode: exit.exitCode, message: `${exitText}; restarting in ${decision.delayMs} ms` });
         break;
       case 'stay-exited':
-        this.holds.set(tracked.id, { version: tracked.version });
+        this.supervisions.put(tracked.id, 'hold', { version: tracked.version });
         this.observe(tracked.id, { version: tracked.version, state, exitCode: exit.exitCode, message: `${exitText}; not restarted: ${decision.reason}` });
         break;
       case 'give-up':
-        this.holds.set(tracked.id, { version: tracked.version });
+        this.supervisions.put(tracked.id, 'hold', { version: tracked.version });
         this.observe(tracked.id, { version: tracked.version, state: 'failed', exitCode: exit.exitCode, message: decision.message });
         break;
     }
   }
 
   private historyOf(id: string, version: number): RestartHistory {
-    const entry = this.histories.get(id);
+    const entry = this.supervisions.get(id)?.history;
     return entry !== undefined && entry.version === version ? entry.history : emptyHistory();
   }
 
@@ -394,21 +450,21 @@ export class Executor implements NodeComponent {
     // A rescheduled instance (its attempt grew: the scheduler placed it again after it failed) is a fresh try here.
     for (const instance of wanted) {
       const attempt = instance.attempt ?? 0;
-      if (this.attempts.get(instance.id) !== attempt) {
-        if (this.attempts.has(instance.id)) {
-          this.holds.delete(instance.id);
-          this.histories.delete(instance.id);
+      if (this.supervisions.get(instance.id)?.attempt !== attempt) {
+        if ((this.supervisions.get(instance.id)?.attempt !== undefined)) {
+          this.supervisions.clear(instance.id, 'hold');
+          this.supervisions.clear(instance.id, 'history');
         }
-        this.attempts.set(instance.id, attempt);
+        this.supervisions.put(instance.id, 'attempt', attempt);
       }
     }
-    for (const id of this.attempts.keys()) if (!wantedById.has(id)) this.attempts.delete(id);
-    for (const [id, hold] of this.holds) if (wantedById.get(id)?.version !== hold.version) this.holds.delete(id);
-    for (const [id, entry] of this.histories) if (wantedById.get(id)?.version !== entry.version) this.histories.delete(id);
-    for (const id of this.observed.keys()) if (!wantedById.has(id) && !this.tracked.has(id)) this.observed.delete(id);
+    for (const [id] of this.supervisions.each('attempt')) if (!wantedById.has(id)) this.supervisions.clear(id, 'attempt');
+    for (const [id, hold] of this.supervisions.each('hold')) if (wantedById.get(id)?.version !== hold.version) this.supervisions.clear(id, 'hold');
+    for (const [id, entry] of this.supervisions.each('history')) if (wantedById.get(id)?.version !== entry.version) this.supervisions.clear(id, 'history');
+    for (const [id] of this.supervisions.each('observed')) if (!wantedById.has(id) && this.supervisions.get(id)?.tracked === undefined) this.supervisions.clear(id, 'observed');
     this.reportRetiredUnrun();
-    const actual: ActualWorkload[] = [...this.tracked.values()].map((tracked) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
-    const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.holds, nowMs });
+    const actual: ActualWorkload[] = this.supervisions.each('tracked').map(([, tracked]) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
+    const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.supervisions.holds(), nowMs });
     for (const action of actions) {
       if (this.operations >= OPERATIONS_MAX) break;
       this.launch(action, wantedById.get(action.id));
@@ -445,7 +501,7 @@ export class Executor implements NodeComponent {
    */
   private reportRetiredUnrun(): void {
     for (const instance of this.services.machine.instances({ node: this.services.nodeId })) {
-      if (instance.desired !== 'stopped' || this.tracked.has(instance.id) || TERMINAL_STATES.has(instance.status.state)) continue;
+      if (instance.desired !== 'stopped' || (this.supervisions.get(instance.id)?.tracked !== undefined) || TERMINAL_STATES.has(instance.status.state)) continue;
       this.observe(instance.id, { version: instance.version, state: 'stopped', message: 'retired; nothing of it runs on this node' });
     }
   }
@@ -457,7 +513,7 @@ export class Executor implements NodeComponent {
   private scheduleHoldEnd(nowMs: number): void {
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
-    const endMs = nextHoldEndMs(this.holds, nowMs);
+    const endMs = nextHoldEndMs(this.supervisions.holds(), nowMs);
     if (endMs === undefined) return;
     this.holdTimer = setTimeout(() => this.schedulePass(0), endMs - nowMs + 5);
     this.holdTimer.unref();
@@ -490,11 +546,11 @@ export class Executor implements NodeComponent {
       const spec = this.specOf(instance.tenant, instance.app, instance.version);
       const decision = retry && spec ? decideRestart(spec.restart, { exitCode: 1, oomKilled: false, ranMs: 0 }, this.historyOf(instance.id, instance.version), nowMs) : undefined;
       if (decision?.type === 'restart') {
-        this.histories.set(instance.id, { version: instance.version, history: decision.history });
-        this.holds.set(instance.id, { version: instance.version, untilMs: decision.atMs });
+        this.supervisions.put(instance.id, 'history', { version: instance.version, history: decision.history });
+        this.supervisions.put(instance.id, 'hold', { version: instance.version, untilMs: decision.atMs });
         message = `${message}; retrying in ${decision.delayMs} ms`;
       } else {
-        this.holds.set(instance.id, { version: instance.version });
+        this.supervisions.put(instance.id, 'hold', { version: instance.version });
         if (decision?.type === 'give-up') message = `${message}; ${decision.message}`;
       }
       this.log(`instance ${instance.id}: ${message}`);
@@ -530,14 +586,14 @@ export class Executor implements NodeComponent {
       unhealthyKill: false,
       probing: false,
     };
-    this.tracked.set(instance.id, tracked);
+    this.supervisions.put(instance.id, 'tracked', tracked);
     try {
       const started = await runtime.start(built.workload);
       tracked.startedAtMs = started.startedAt;
       if (started.address) tracked.address = started.address;
       if (started.hostPorts) tracked.hostPorts = started.hostPorts;
     } catch (error) {
-      if (this.tracked.get(instance.id) === tracked) this.tracked.delete(instance.id);
+      if (this.supervisions.get(instance.id)?.tracked === tracked) this.supervisions.clear(instance.id, 'tracked');
       return fail((error as Error).message, true);
     } finally {
       tracked.busy = false;
@@ -554,7 +610,7 @@ export class Executor implements NodeComponent {
   }
 
   private async stopWorkload(id: string, reason: 'not-wanted' | 'replaced'): Promise<void> {
-    const tracked = this.tracked.get(id);
+    const tracked = this.supervisions.get(id)?.tracked;
     if (tracked === undefined) return;
     tracked.busy = true;
     tracked.stopRequested = true;
@@ -563,12 +619,12 @@ export class Executor implements NodeComponent {
       await tracked.runtime.stop(id, { signal: tracked.stopSignal, graceMs: tracked.stopGraceMs });
       tracked.state = 'exited';
       await tracked.runtime.remove(id);
-      this.tracked.delete(id);
+      this.supervisions.clear(id, 'tracked');
       const instance = this.services.machine.instance(id);
       if (reason === 'not-wanted' && instance && instance.node === this.services.nodeId && instance.version === tracked.version) {
         this.observe(id, { version: tracked.version, state: 'stopped' });
       } else {
-        this.observed.delete(id);
+        this.supervisions.clear(id, 'observed');
       }
     } finally {
       tracked.busy = false;
@@ -576,12 +632,12 @@ export class Executor implements NodeComponent {
   }
 
   private async removeWorkload(id: string): Promise<void> {
-    const tracked = this.tracked.get(id);
+    const tracked = this.supervisions.get(id)?.tracked;
     if (tracked === undefined) return;
     tracked.busy = true;
     try {
       await tracked.runtime.remove(id);
-      this.tracked.delete(id);
+      this.supervisions.clear(id, 'tracked');
     } finally {
       tracked.busy = false;
     }
@@ -592,7 +648,7 @@ export class Executor implements NodeComponent {
 
   private healthTick(): void {
     const nowMs = Date.now();
-    for (const tracked of this.tracked.values()) {
+    for (const [, tracked] of this.supervisions.each('tracked')) {
       const { healthcheck, health } = tracked;
       if (!healthcheck || !health || tracked.probing || tracked.busy || tracked.state !== 'running' || !probeDue(health, nowMs)) continue;
       tracked.probing = true;
@@ -611,7 +667,7 @@ export class Executor implements NodeComponent {
   }
 
   private afterProbe(tracked: Tracked, failure: string | undefined): void {
-    if (this.tracked.get(tracked.id) !== tracked || !tracked.health || !tracked.healthcheck || tracked.state !== 'running') return;
+    if (this.supervisions.get(tracked.id)?.tracked !== tracked || !tracked.health || !tracked.healthcheck || tracked.state !== 'running') return;
     const before = tracked.health.state;
     tracked.health = recordProbe(tracked.healthcheck, tracked.health, Date.now(), failure);
     if (failure !== undefined) this.metrics.healthFailures.inc();
@@ -669,8 +725,8 @@ export class Executor implements NodeComponent {
   // Status
 
   private observe(id: string, observed: Observed): void {
-    const previous = this.observed.get(id);
-    this.observed.set(id, observed);
+    const previous = this.supervisions.get(id)?.observed;
+    this.supervisions.put(id, 'observed', observed);
     const same =
       previous &&
       previous.version === observed.version &&
@@ -683,7 +739,7 @@ export class Executor implements NodeComponent {
 
   private send(id: string, observed: Observed): void {
     const nowMs = Date.now();
-    this.lastSentAt.set(id, nowMs);
+    this.supervisions.put(id, 'lastSentAtMs', nowMs);
     this.reporter.report({
       id,
       state: observed.state,
@@ -699,19 +755,19 @@ export class Executor implements NodeComponent {
   /** Sends again what the replica does not show (a lost report, or a reset by a new placement). */
   private resendDisagreements(wanted: Instance[], nowMs: number): void {
     for (const instance of wanted) {
-      const observed = this.observed.get(instance.id);
+      const observed = this.supervisions.get(instance.id)?.observed;
       if (observed === undefined || observed.version !== instance.version || this.reporter.has(instance.id)) continue;
       const status = instance.status;
       const agrees = status.state === observed.state && status.exitCode === observed.exitCode && status.reportedBy === this.services.nodeId && sameEndpoint(status.endpoint, observed.endpoint);
-      if (agrees || nowMs - (this.lastSentAt.get(instance.id) ?? 0) < RESEND_AFTER_MS) continue;
+      if (agrees || nowMs - (this.supervisions.get(instance.id)?.lastSentAtMs ?? 0) < RESEND_AFTER_MS) continue;
       this.send(instance.id, observed);
     }
-    for (const id of this.lastSentAt.keys()) if (!this.observed.has(id)) this.lastSentAt.delete(id);
+    for (const [id] of this.supervisions.each('lastSentAtMs')) if (this.supervisions.get(id)?.observed === undefined) this.supervisions.clear(id, 'lastSentAtMs');
   }
 
   private stateCounts(): Map<InstanceState, number> {
     const counts = new Map<InstanceState, number>();
-    for (const [id, observed] of this.observed) if (this.tracked.has(id) || observed.state === 'failed') counts.set(observed.state, (counts.get(observed.state) ?? 0) + 1);
+    for (const [id, observed] of this.supervisions.each('observed')) if (this.supervisions.get(id)?.tracked !== undefined || observed.state === 'failed') counts.set(observed.state, (counts.get(observed.state) ?? 0) + 1);
     return counts;
   }
 
@@ -731,7 +787,7 @@ export class Executor implements NodeComponent {
   }
 
   private rotateLogs(): void {
-    for (const tracked of this.tracked.values()) {
+    for (const [, tracked] of this.supervisions.each('tracked')) {
       try {
         maybeRotate(tracked.logPath);
       } catch (error) {
