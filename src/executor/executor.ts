@@ -451,7 +451,7 @@ export class Executor implements NodeComponent {
     for (const instance of wanted) {
       const attempt = instance.attempt ?? 0;
       if (this.supervisions.get(instance.id)?.attempt !== attempt) {
-        if ((this.supervisions.get(instance.id)?.attempt !== undefined)) {
+        if (this.supervisions.get(instance.id)?.attempt !== undefined) {
           this.supervisions.clear(instance.id, 'hold');
           this.supervisions.clear(instance.id, 'history');
         }
@@ -501,7 +501,7 @@ export class Executor implements NodeComponent {
    */
   private reportRetiredUnrun(): void {
     for (const instance of this.services.machine.instances({ node: this.services.nodeId })) {
-      if (instance.desired !== 'stopped' || (this.supervisions.get(instance.id)?.tracked !== undefined) || TERMINAL_STATES.has(instance.status.state)) continue;
+      if (instance.desired !== 'stopped' || this.supervisions.get(instance.id)?.tracked !== undefined || TERMINAL_STATES.has(instance.status.state)) continue;
       this.observe(instance.id, { version: instance.version, state: 'stopped', message: 'retired; nothing of it runs on this node' });
     }
   }
