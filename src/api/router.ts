@@ -4,6 +4,7 @@
  * rest of the path, slashes included). The template is also the `route`
  * label of the HTTP metrics, so labels stay few whatever clients send.
  */
+import type { ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
 import type { Command, CommandResult } from '../state/types.js';
 import type { ApiBackend } from './backend.js';
 import { invalidArgument } from './errors.js';
@@ -42,6 +43,8 @@ export interface RouteContext {
   peers: PeerApiClient;
   /** The CA certificates this node trusts (PEM, signing CA first); empty before it has its TLS material. */
   trustedCaPems(): readonly string[];
+  /** Parses an app file off the event loop (app-file-worker.ts); rejects with an ApiError when it takes too long. */
+  parseAppFile(text: string, fileName: string, options?: ParseAppFileOptions): Promise<ParseAppFileResult>;
   /** The request's Authorization header, for routes that pass the request on to another node. */
   authorization?: string;
   /**

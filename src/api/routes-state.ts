@@ -5,7 +5,7 @@
  * Bodies map field for field onto commands, so a field the state's
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
-import { APP_FILE_ERROR_CODE, parseAppFile } from '../appfile/index.js';
+import { APP_FILE_ERROR_CODE } from '../appfile/index.js';
 import { LIMITS, validateCommand } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import type { Command } from '../state/types.js';
@@ -96,19 +96,8 @@ const tenantRoutes: Route[] = [
   },
 ];
 
-/** A small app file for `compileAppFileParser`. */
-const WARM_UP_APP_FILE = ['services:', '  warm-up:', '    image: warm-up:latest', '    command: ["true"]', '    stop_grace_period: 1s', '    deploy: { replicas: 1 }', ''].join('\n');
-
-/**
- * Parses a small app file once, answering nothing, so that the lazy
- * compilation of the YAML parser and the app-file checks (about 20 ms on
- * the first parse, 1 ms after) is done before the node's first deploy
- * rather than on its critical path. Throws only on a broken build.
- */
-export function compileAppFileParser(): void {
-  const parsed = parseAppFile(WARM_UP_APP_FILE, 'warm-up.yaml');
-  if (!parsed.ok) throw new Error(`the built-in warm-up app file does not parse: ${JSON.stringify(parsed.errors)}`);
-}
+/** A small app file the API's parser reads once at start (see AppFileParserPool.warmUp). */
+export const WARM_UP_APP_FILE = ['services:', '  warm-up:', '    image: warm-up:latest', '    command: ["true"]', '    stop_grace_period: 1s', '    deploy: { replicas: 1 }', ''].join('\n');
 
 const appRoutes: Route[] = [
   {
@@ -124,7 +113,8 @@ const appRoutes: Route[] = [
       if (typeof content !== 'string') throw invalidArgument('content', 'content must be the app file\'s text (a string)');
       if (tenant !== undefined && typeof tenant !== 'string') throw invalidArgument('tenant', 'tenant must be a tenant name (a string)');
       const defaultTenant = tenant === undefined ? undefined : checkName(tenant, 'tenant');
-      const parsed = parseAppFile(content, fileName, defaultTenant === undefined ? {} : { defaultTenant });
+      // On the parser's worker thread: a hostile file must not stall this node's event loop (Raft ticks run on it).
+      const parsed = await context.parseAppFile(content, fileName, defaultTenant === undefined ? {} : { defaultTenant });
       if (!parsed.ok) {
         const errors = parsed.errors.map((error) => ({ file: error.file, path: error.path, message: error.message }));
         const first = errors[0];

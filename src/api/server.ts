@@ -36,7 +36,8 @@ import type { ApiBackend } from './backend.js';
 import { ApiCode, ApiError, fromRaftError, fromStateError, invalidArgument, isRetryable } from './errors.js';
 import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryInteger } from './input.js';
 import { routes } from './routes.js';
-import { compileAppFileParser } from './routes-state.js';
+import { WARM_UP_APP_FILE } from './routes-state.js';
+import { AppFileParserPool } from './app-file-worker.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
 import { PeerApiClient, serverTlsOptions } from './tls.js';
 
@@ -95,6 +96,8 @@ export class ApiServer {
   private readonly server: Server | HttpsServer;
   private readonly sockets = new Set<Socket>();
   /** Calls to other nodes' APIs (forwarded writes, logs). */
+  /** Reads app files on a worker thread (app-file-worker.ts). */
+  private readonly appFiles = new AppFileParserPool();
   private readonly peers: PeerApiClient;
   private stopFollowingCredentials: (() => void) | undefined;
   private boundAddress: string | undefined;
@@ -160,14 +163,13 @@ export class ApiServer {
     const address = this.server.address() as AddressInfo;
     this.boundAddress = formatHostPort(this.options.host, address.port);
     if (this.insecure) this.backend.log(`serving PLAIN HTTP on ${this.boundAddress} (--insecure-api): the token and secrets cross the network in clear`);
-    // Off any request: the first deploy then finds the app-file parser compiled.
-    setImmediate(() => {
-      try {
-        compileAppFileParser();
-      } catch (error) {
-        this.backend.log(`api: ${(error as Error).message}`);
-      }
-    }).unref();
+    // Off any request: the first deploy then finds the app-file reader started and its parser compiled.
+    this.appFiles.parse(WARM_UP_APP_FILE, 'warm-up.yaml').then(
+      (parsed) => {
+        if (!parsed.ok) this.backend.log(`api: the built-in warm-up app file does not parse (a bug): ${JSON.stringify(parsed.errors)}`);
+      },
+      (error: unknown) => this.backend.log(`api: starting the app file reader failed: ${(error as Error).message}`),
+    );
   }
 
   /** Stops listening and closes every connection, waiting requests included. */
@@ -175,6 +177,7 @@ export class ApiServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     this.stopFollowingCredentials?.();
+    await this.appFiles.close();
     await closed;
     await this.peers.close();
   }
@@ -273,6 +276,7 @@ export class ApiServer {
       signal: state.signal,
       peers: this.peers,
       trustedCaPems: () => this.options.credentials?.current?.caPems ?? [],
+      parseAppFile: (text, fileName, options) => this.appFiles.parse(text, fileName, options),
       ...(typeof state.headers.authorization === 'string' ? { authorization: state.headers.authorization } : {}),
       commit: (commands, present) => this.commit(state, actor, commands, present),
       onLeader: (action, options) => this.onLeader(state, action, options?.mayForwardAgain === true),

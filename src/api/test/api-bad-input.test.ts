@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -171,6 +172,28 @@ test('deploy and the app file', async () => {
   expectError(empty, 400, 'invalid-app-file', null, 'an empty file');
   const tooManyTenants = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'services:\n  web:\n    image: nginx\n', tenant: 'ghost' } });
   expectError(tooManyTenants, 404, 'not-found', 'specs[0].tenant', 'a tenant that does not exist');
+});
+
+test('a hostile app file does not stall the node: it is read off the event loop and refused', async () => {
+  // Each of these took the YAML parser 5 to 7 s on this machine's main thread, stalling Raft's ticks.
+  const hostile = {
+    nested: `services:\n  a:\n    command: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`,
+    flat: `x: [${'1,'.repeat(300_000)}1]\n`,
+  };
+  for (const [what, content] of Object.entries(hostile)) {
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    const answer = await call('POST', '/v1/deploy', { json: { fileName: `${what}.yaml`, content } });
+    delay.disable();
+    assert.is(answer.status, 400, `${what}: ${JSON.stringify(answer.body).slice(0, 300)}`);
+    // The loop kept turning: its longest stall stays far below the parse's seconds (the bound leaves room for a loaded machine).
+    const stallMs = delay.max / 1e6;
+    assert.ok(stallMs < 500, `${what}: the event loop stalled ${stallMs.toFixed(0)} ms`);
+    if (process.env.HIVEMIND_TEST_VERBOSE) console.log(`${what}: ${answer.body.error.message}; longest stall ${stallMs.toFixed(1)} ms`);
+  }
+  // The reader is back for the next file.
+  const fine = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'services:\n  web:\n    image: nginx\n', tenant: 'ghost' } });
+  assert.is(fine.status, 404, 'an ordinary file is read again (and refused for its tenant)');
 });
 
 test('apps and instances', async () => {
