@@ -10,7 +10,7 @@
  * Time comes from an injected clock, randomness from an injected function.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { DiscoveryInput } from '../discovery/endpoints.js';
 import { newBalanceState, pickBackend, cookieValue, type BalanceState, type Candidate } from './balancer.js';
@@ -224,9 +224,7 @@ export class ReverseProxy {
       finish({ ...routed, status: 502, attempts, instance: backend.target.instance, error: 'BAD_UPSTREAM_HEADERS' });
       return;
     }
-    await new Promise<void>((resolve) => {
-      pipeline(upstream.body, response, () => resolve());
-    });
+    await relay(upstream.body, response);
     backend.inFlight--;
     finish({ ...routed, status: upstream.statusCode, attempts, instance: backend.target.instance });
   }
@@ -367,6 +365,33 @@ function failureRefusal(outcome: Extract<AttemptOutcome, { kind: 'failure' }>, a
   const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
   if (outcome.failure === 'timeout') return refusal(504, 'UPSTREAM_TIMEOUT', `hivemind proxy: ${app} did not answer in time after ${tries}${where}: ${outcome.message}; raise x-hivemind.proxy.timeout if it needs longer`);
   return refusal(502, 'UPSTREAM_UNREACHABLE', `hivemind proxy: cannot reach ${app} after ${tries}${where}: ${outcome.message}`);
+}
+
+/**
+ * Streams a backend's body to the client; resolves when the response has
+ * ended or either side has gone (the other is then destroyed). Not
+ * `stream.pipeline`: it makes an AbortController per call and a
+ * DOMException when it finishes, a tenth of the proxy's CPU per request.
+ */
+function relay(body: Readable, response: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      resolve();
+    };
+    body.once('error', () => {
+      response.destroy();
+      settle();
+    });
+    response.once('finish', settle);
+    response.once('close', () => {
+      if (!body.readableEnded) body.destroy();
+      settle();
+    });
+    body.pipe(response);
+  });
 }
 
 function answer(response: ServerResponse, refused: ProxyRefusal): void {
