@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { DiscoveryInput } from '../discovery/endpoints.js';
+import { matchesAbRule } from './ab-rule.js';
 import { newBalanceState, pickBackend, cookieValue, type BalanceState, type Candidate } from './balancer.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
 import { PROXY_ERROR_HEADER, refusal, type ProxyRefusal } from './errors.js';
@@ -170,7 +171,7 @@ export class ReverseProxy {
     const withBody = hasRequestBody(request.headers);
     const idempotent = IDEMPOTENT_METHODS.has(method) && !withBody;
     const headers = upstreamRequestHeaders(request.rawHeaders, { clientAddress: request.socket.remoteAddress ?? '', protocol: 'http' });
-    const hashKey = hashKeyOf(request, settings.hashOn);
+    const steer = steeringOf(request, app.target);
     const deadlineMs = startedMs + settings.timeoutMs;
     const tried = new Set<string>();
     let clientGone = false;
@@ -178,7 +179,7 @@ export class ReverseProxy {
       if (!response.writableFinished) clientGone = true;
     });
     const attempt = async (): Promise<AttemptOutcome> => {
-      const backend = this.choose(app, tried, hashKey);
+      const backend = this.choose(app, tried, steer);
       if (backend === undefined) {
         const none = app.target.backends.length === 0;
         return {
@@ -253,14 +254,27 @@ export class ReverseProxy {
     }
   }
 
-  /** The backend for the next attempt: not tried yet by this request, breaker allowing, not ejected; then split and balancer. */
-  private choose(app: AppRecord, tried: ReadonlySet<string>, hashKey: string | undefined): BackendRecord | undefined {
+  /**
+   * The backend for the next attempt: not tried yet by this request, breaker
+   * allowing, not ejected; then split and balancer. A request the A/B rule
+   * matched chooses among its version's backends, or, none of them
+   * available, among all.
+   */
+  private choose(app: AppRecord, tried: ReadonlySet<string>, steer: Steering): BackendRecord | undefined {
+    if (steer.version !== undefined) {
+      const chosen = this.chooseAmong(app, tried, steer.hashKey, steer.version);
+      if (chosen !== undefined) return chosen;
+    }
+    return this.chooseAmong(app, tried, steer.hashKey, undefined);
+  }
+
+  private chooseAmong(app: AppRecord, tried: ReadonlySet<string>, hashKey: string | undefined, version: number | undefined): BackendRecord | undefined {
     const nowMs = this.options.clock.nowMs();
     const records: BackendRecord[] = [];
     const candidates: Candidate[] = [];
     const consider = (allowEjected: boolean): void => {
       for (const target of app.target.backends) {
-        if (tried.has(target.instance)) continue;
+        if (tried.has(target.instance) || (version !== undefined && target.version !== version)) continue;
         const record = this.backends.get(backendKey(target))!;
         if (!allowEjected && record.outlier.isEjected(nowMs)) continue;
         if (record.breaker.state(nowMs) === 'open') continue;
@@ -272,7 +286,7 @@ export class ReverseProxy {
     // All left are ejected: better an ejected instance than none (Envoy's panic mode).
     if (candidates.length === 0) consider(true);
     while (candidates.length > 0) {
-      const index = pickBackend(candidates, app.balance, { balance: app.target.settings.balance, split: app.target.split, hashKey, random: this.options.random });
+      const index = pickBackend(candidates, app.balance, { balance: app.target.settings.balance, split: version === undefined ? app.target.split : undefined, hashKey, random: this.options.random });
       const record = records[index]!;
       // allow() takes the half-open probe slot; a backend whose probe is out is skipped.
       if (record.breaker.allow(nowMs)) return record;
@@ -341,13 +355,29 @@ export class ReverseProxy {
   }
 
   /** A backend for a request that is not forwarded through a pool (a WebSocket upgrade). */
-  chooseFor(app: AppRecord, hashKey: string | undefined): BackendRecord | undefined {
-    return this.choose(app, new Set(), hashKey);
+  chooseFor(app: AppRecord, request: IncomingMessage): BackendRecord | undefined {
+    return this.choose(app, new Set(), steeringOf(request, app.target));
   }
 }
 
 function backendKey(target: BackendTarget): string {
   return `${target.instance}@${target.authority}`;
+}
+
+/** What of a request steers the choice of its backend. */
+interface Steering {
+  /** The hash key (balance "hash"). */
+  readonly hashKey: string | undefined;
+  /** The version the A/B rule sends it to; undefined: the split decides. */
+  readonly version: number | undefined;
+}
+
+function steeringOf(request: IncomingMessage, target: AppTarget): Steering {
+  const ab = target.settings.ab;
+  return {
+    hashKey: hashKeyOf(request, target.settings.hashOn),
+    version: target.abVersion !== undefined && ab !== undefined && matchesAbRule(request.headers, ab) ? target.abVersion : undefined,
+  };
 }
 
 /** The request's hash key: the header's or cookie's value, as the app's settings say. */

@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PROXY_ERROR_HEADER } from './errors.js';
 import { upstreamRequestHeaders } from './headers.js';
-import { hashKeyOf, type ReverseProxy, type RequestRecord } from './proxy.js';
+import type { ReverseProxy, RequestRecord } from './proxy.js';
 
 export interface ProxyServerOptions {
   host: string;
@@ -70,7 +70,7 @@ export class ProxyServer {
     const app = proxy.appOf(match.target.key)!;
     const routed = { app: match.target.key, route: match.route };
     if (app.inFlight >= app.target.settings.maxConcurrent) return refuse(503, 'OVERLOADED', `hivemind proxy: ${app.target.key} is at its limit of ${app.target.settings.maxConcurrent} requests in flight through this node`, routed);
-    const backend = proxy.chooseFor(app, hashKeyOf(request, app.target.settings.hashOn));
+    const backend = proxy.chooseFor(app, request);
     if (backend === undefined) return refuse(503, 'NO_INSTANCE', `hivemind proxy: ${app.target.key} has no available instance`, routed);
     const headers = upstreamRequestHeaders(request.rawHeaders, { clientAddress: request.socket.remoteAddress ?? '', protocol: 'http' }, true);
     let head0 = `${request.method} ${path} HTTP/1.1\r\n`;

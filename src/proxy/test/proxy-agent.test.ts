@@ -252,6 +252,23 @@ test('blue-green: traffic stays on the old version until promote, then all of it
   assert.equal(failed, [], `${failed.length} of ${total} requests failed`);
 });
 
+test('an A/B rule on a blue-green update: requests with the header go to the new version, the others stay on the old; promote moves all', async () => {
+  const withRule = 'x-hivemind:\n  strategy: blue-green\n  proxy: { ab: "header:x-beta=1" }';
+  await deploy(service('ab', 2, withRule));
+  await servingInstances('ab', 2, 1);
+  await deploy(service('ab', 2, withRule, '2'));
+  await servingInstances('ab', 2, 2);
+  await eventually('awaiting promotion', async () => (await call('GET', '/v1/apps/default/ab')).body.rollout?.state === 'awaiting-promotion');
+  const beta = await Promise.all(Array.from({ length: 20 }, () => ask('ab.default.hivemind', '/', { 'x-beta': '1' })));
+  assert.equal([...count(beta, (answer) => answer.body.version)], [[2, 20]], 'the rule sends x-beta: 1 to version 2');
+  const others = await Promise.all([...Array.from({ length: 10 }, () => ask('ab.default.hivemind')), ...Array.from({ length: 10 }, () => ask('ab.default.hivemind', '/', { 'x-beta': '0' }))]);
+  assert.equal([...count(others, (answer) => answer.body.version)], [[1, 20]], 'everyone else stays on version 1');
+  const promoted = await call('POST', '/v1/apps/default/ab/promote');
+  assert.is(promoted.status, 200, JSON.stringify(promoted.body));
+  const after = await askMany('ab.default.hivemind', 20);
+  assert.ok(after.every((answer) => answer.status === 200 && answer.body.version === 2), 'all traffic on version 2 once promoted');
+});
+
 test('a WebSocket upgrade passes through both ways', async () => {
   const socket = connect(proxyPort, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));

@@ -4,11 +4,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { App, AppSpec, Instance, NodeRecord } from '../../state/types.js';
+import { abVersionOf, matchesAbRule } from '../ab-rule.js';
 import { newBalanceState, pickBackend, cookieValue, type Candidate } from '../balancer.js';
 import { CircuitBreaker } from '../breaker.js';
 import { OutlierDetector } from '../outlier.js';
 import { backoffMs, RetryBudget, RETRY_RESERVE, withRetries } from '../retry.js';
 import { normalizeHost, routeTableOf, underPrefix, type BackendTarget } from '../route-table.js';
+import { settingsOf } from '../settings.js';
 import { trafficSplitOf } from '../traffic-split.js';
 
 /** A seeded generator (mulberry32): the same seed, the same numbers. */
@@ -88,6 +90,33 @@ test('traffic split: canary weights, blue-green holds the old version, rollback 
   const rollback = app('web', {}, { version: 1, rollout: { ...base, kind: 'rollback', strategy: 'rolling', fromVersion: 2, toVersion: 1 } });
   assert.equal(trafficSplitOf(rollback, new Set([1, 2])), [{ version: 1, percent: 100 }]);
   assert.equal(trafficSplitOf(app('web', {}, { rollout: { ...base, strategy: 'rolling' } }), new Set([1, 2])), undefined);
+});
+
+test('A/B rule: header or cookie, a value or any; the route table names the version while two versions serve', () => {
+  const rule = settingsOf(spec('web', { proxy: { abHeader: 'x-beta' } })).ab!;
+  assert.ok(matchesAbRule({ 'x-beta': 'yes' }, rule));
+  assert.ok(!matchesAbRule({ 'x-beta': '' }, rule), 'an empty value does not match');
+  assert.ok(!matchesAbRule({ 'x-other': 'yes' }, rule));
+  const cookie = settingsOf(spec('web', { proxy: { abCookie: 'group', abValue: 'b' } })).ab!;
+  assert.ok(matchesAbRule({ cookie: 'session=1; group=b' }, cookie));
+  assert.ok(!matchesAbRule({ cookie: 'group=a' }, cookie));
+  assert.ok(!matchesAbRule({}, cookie));
+  assert.is(settingsOf(spec('web', { proxy: { retries: 1 } })).ab, undefined);
+  const base = { id: 5, kind: 'update' as const, strategy: 'blue-green' as const, fromVersion: 1, toVersion: 2, state: 'awaiting-promotion' as const, message: '', startedAt: 0, updatedAt: 0, batch: [] as number[], done: 0, total: 2 };
+  const versions = [
+    { version: 1, spec: spec('web'), deployedIndex: 1, deployedAt: 0 },
+    { version: 2, spec: spec('web', { strategy: 'blue-green', proxy: { abHeader: 'x-beta' } }), deployedIndex: 2, deployedAt: 0 },
+  ];
+  const input = (serving: number[]): Parameters<typeof routeTableOf>[0] => ({
+    apps: [app('web', {}, { version: 2, versions, rollout: base })],
+    instances: serving.map((version, slot) => instance('web', slot, 4000 + slot, { version })),
+    nodes: [NODE],
+  });
+  const both = routeTableOf(input([1, 2])).apps.get('acme/web')!;
+  assert.is(both.abVersion, 2);
+  assert.equal(both.split, [{ version: 1, percent: 100 }], 'the others still follow the split: blue until promoted');
+  assert.is(routeTableOf(input([2, 2])).apps.get('acme/web')!.abVersion, undefined, 'one version serves: nothing to choose');
+  assert.is(abVersionOf(undefined, 2, new Set([1, 2])), undefined);
 });
 
 test('round-robin takes turns; a split of 80/20 is exact over every 5 picks', () => {
