@@ -10,6 +10,7 @@
  * Time comes from an injected clock, randomness from an injected function.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { DiscoveryInput } from '../discovery/endpoints.js';
@@ -17,10 +18,15 @@ import { matchesAbRule } from './ab-rule.js';
 import { newBalanceState, pickBackend, cookieValue, type BalanceState, type Candidate } from './balancer.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
 import { PROXY_ERROR_HEADER, refusal, type ProxyRefusal } from './errors.js';
-import { downstreamResponseHeaders, hasRequestBody, IDEMPOTENT_METHODS, upstreamRequestHeaders } from './headers.js';
+import { downstreamResponseHeaders, hasRequestBody, IDEMPOTENT_METHODS, requestHost, upstreamRequestHeaders } from './headers.js';
 import { OutlierDetector } from './outlier.js';
 import { RetryBudget, withRetries, type RetryClock } from './retry.js';
 import { routeTableOf, type AppTarget, type BackendTarget, type RouteTable } from './route-table.js';
+
+/** A client's request: HTTP/1.1, or HTTP/2 through node:http2's compatibility API. */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+/** The response to a `ClientRequest`. */
+export type ClientResponse = ServerResponse | Http2ServerResponse;
 
 /** One backend as the proxy keeps it across table rebuilds. */
 export interface BackendRecord {
@@ -121,9 +127,9 @@ export class ReverseProxy {
   }
 
   /** Handles one request to the end of its response. Never rejects. */
-  async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async handle(request: ClientRequest, response: ClientResponse): Promise<void> {
     const startedMs = this.options.clock.nowMs();
-    const host = request.headers.host;
+    const host = requestHost(request.headers);
     const path = request.url ?? '/';
     const client = request.socket.remoteAddress ?? '';
     const base = { method: request.method ?? 'GET', host: host ?? '', path, client };
@@ -165,10 +171,11 @@ export class ReverseProxy {
     await Promise.all(pools);
   }
 
-  private async forward(request: IncomingMessage, response: ServerResponse, app: AppRecord, startedMs: number, routed: { app: string; route: string }, finish: (extra: Omit<RequestRecord, 'method' | 'host' | 'path' | 'client' | 'durationMs'>) => void): Promise<void> {
+  private async forward(request: ClientRequest, response: ClientResponse, app: AppRecord, startedMs: number, routed: { app: string; route: string }, finish: (extra: Omit<RequestRecord, 'method' | 'host' | 'path' | 'client' | 'durationMs'>) => void): Promise<void> {
     const settings = app.target.settings;
     const method = request.method ?? 'GET';
-    const withBody = hasRequestBody(request.headers);
+    // HTTP/2 says "no body" by ending the stream with the headers, not by a length.
+    const withBody = request instanceof Http2ServerRequest ? !request.stream.endAfterHeaders : hasRequestBody(request.headers);
     const idempotent = IDEMPOTENT_METHODS.has(method) && !withBody;
     const headers = upstreamRequestHeaders(request.rawHeaders, { clientAddress: request.socket.remoteAddress ?? '', protocol: 'http' });
     const steer = steeringOf(request, app.target);
@@ -217,7 +224,8 @@ export class ReverseProxy {
     try {
       response.writeHead(upstream.statusCode, downstreamResponseHeaders(upstream.headers as Record<string, string | string[] | undefined>));
       // A streamed body (no length) may be slow to start: the client gets the headers now, not with the first chunk.
-      if (upstream.headers['content-length'] === undefined) response.flushHeaders();
+      // (HTTP/2's writeHead sends them at once.)
+      if (upstream.headers['content-length'] === undefined && !(response instanceof Http2ServerResponse)) response.flushHeaders();
     } catch (error) {
       upstream.body.destroy();
       backend.inFlight--;
@@ -230,7 +238,7 @@ export class ReverseProxy {
     finish({ ...routed, status: upstream.statusCode, attempts, instance: backend.target.instance });
   }
 
-  private async send(backend: BackendRecord, request: { method: string; path: string; headers: string[]; body: IncomingMessage | null; timeoutMs: number; idleMs: number }): Promise<AttemptOutcome> {
+  private async send(backend: BackendRecord, request: { method: string; path: string; headers: string[]; body: Readable | null; timeoutMs: number; idleMs: number }): Promise<AttemptOutcome> {
     backend.inFlight++;
     try {
       const response = await backend.pool.request({
@@ -372,7 +380,7 @@ interface Steering {
   readonly version: number | undefined;
 }
 
-function steeringOf(request: IncomingMessage, target: AppTarget): Steering {
+function steeringOf(request: ClientRequest, target: AppTarget): Steering {
   const ab = target.settings.ab;
   return {
     hashKey: hashKeyOf(request, target.settings.hashOn),
@@ -381,7 +389,7 @@ function steeringOf(request: IncomingMessage, target: AppTarget): Steering {
 }
 
 /** The request's hash key: the header's or cookie's value, as the app's settings say. */
-export function hashKeyOf(request: IncomingMessage, hashOn: AppTarget['settings']['hashOn']): string | undefined {
+export function hashKeyOf(request: ClientRequest, hashOn: AppTarget['settings']['hashOn']): string | undefined {
   if (hashOn === undefined) return undefined;
   if ('header' in hashOn) {
     const value = request.headers[hashOn.header];
@@ -403,7 +411,7 @@ function failureRefusal(outcome: Extract<AttemptOutcome, { kind: 'failure' }>, a
  * `stream.pipeline`: it makes an AbortController per call and a
  * DOMException when it finishes, a tenth of the proxy's CPU per request.
  */
-function relay(body: Readable, response: ServerResponse): Promise<void> {
+function relay(body: Readable, response: ClientResponse): Promise<void> {
   return new Promise<void>((resolve) => {
     let settled = false;
     const settle = (): void => {
@@ -424,7 +432,7 @@ function relay(body: Readable, response: ServerResponse): Promise<void> {
   });
 }
 
-function answer(response: ServerResponse, refused: ProxyRefusal): void {
+function answer(response: ClientResponse, refused: ProxyRefusal): void {
   if (response.headersSent) {
     response.destroy();
     return;

@@ -8,8 +8,10 @@ import { abVersionOf, matchesAbRule } from '../ab-rule.js';
 import { newBalanceState, pickBackend, cookieValue, type Candidate } from '../balancer.js';
 import { CircuitBreaker } from '../breaker.js';
 import { OutlierDetector } from '../outlier.js';
+import { requestHost, upstreamRequestHeaders } from '../headers.js';
 import { backoffMs, RetryBudget, RETRY_RESERVE, withRetries } from '../retry.js';
 import { normalizeHost, routeTableOf, underPrefix, type BackendTarget } from '../route-table.js';
+import { HTTP2_PREFACE, protocolOf } from '../server.js';
 import { settingsOf } from '../settings.js';
 import { trafficSplitOf } from '../traffic-split.js';
 
@@ -68,6 +70,20 @@ test('route table: app names and declared routes, longest prefix first, serving 
   assert.is(table.lookup('shop.example.com', '/apix')?.target.key, 'acme/api', 'apps claim routes in key order: api before web');
   assert.is(table.lookup('other.example.com', '/'), undefined);
   assert.equal(table.conflicts, [{ route: 'shop.example.com', holder: 'acme/api', loser: 'acme/web' }]);
+});
+
+test('HTTP/2 requests: the preface decides the protocol; pseudo-headers dropped, :authority as Host, cookies joined', () => {
+  assert.is(protocolOf(HTTP2_PREFACE), 'http2');
+  assert.is(protocolOf(Buffer.concat([HTTP2_PREFACE, Buffer.from([0, 0, 0, 4])])), 'http2');
+  assert.is(protocolOf(HTTP2_PREFACE.subarray(0, 10)), undefined, 'a partial preface: wait for more');
+  assert.is(protocolOf(Buffer.from('PRIVATE / HTTP/1.1\r\n')), 'http1');
+  assert.is(protocolOf(Buffer.from('G')), 'http1');
+  const h2 = upstreamRequestHeaders([':method', 'GET', ':path', '/x', ':authority', 'web.acme.hivemind', ':scheme', 'http', 'cookie', 'a=1', 'accept', '*/*', 'cookie', 'b=2', 'te', 'trailers'], { clientAddress: '10.0.0.9', protocol: 'http' });
+  assert.equal(h2, ['accept', '*/*', 'host', 'web.acme.hivemind', 'cookie', 'a=1; b=2', 'x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'web.acme.hivemind']);
+  const h1 = upstreamRequestHeaders(['Host', 'web.acme.hivemind', 'Connection', 'keep-alive'], { clientAddress: '10.0.0.9', protocol: 'http' });
+  assert.equal(h1, ['Host', 'web.acme.hivemind', 'x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'web.acme.hivemind']);
+  assert.is(requestHost({ ':authority': 'web.acme.hivemind' }), 'web.acme.hivemind');
+  assert.is(requestHost({ host: 'a', ':authority': 'b' }), 'a');
 });
 
 test('route table helpers: host normalization and prefix boundaries', () => {
