@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { assert } from '../../consensus/core/assert.js';
 import { PROXY_ERROR_HEADER } from './errors.js';
 import { upstreamRequestHeaders } from './headers.js';
 import type { ReverseProxy, RequestRecord } from './proxy.js';
@@ -64,7 +65,9 @@ export class ProxyServer {
     });
     // The HTTP/1.1 server owns the port (and its connection tracking); its own
     // connection handler runs only for connections that are not HTTP/2.
-    const http1Connection = this.server.listeners('connection')[0] as (socket: Socket) => void;
+    const listeners = this.server.listeners('connection');
+    assert(listeners.length === 1, `the HTTP/1.1 server has ${listeners.length} connection listeners, not its own one`);
+    const http1Connection = listeners[0] as (socket: Socket) => void;
     this.server.removeAllListeners('connection');
     this.server.on('connection', (socket: Socket) => this.dispatch(socket, http1Connection));
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));

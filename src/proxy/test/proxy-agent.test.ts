@@ -51,13 +51,16 @@ setInterval(() => { if (held.length && fs.existsSync(dir + '/release')) for (con
 process.on('SIGTERM', () => process.exit(0));
 `;
 
+// The start period: a probe that finds the port closed before the process has
+// listened once does not count (on a loaded machine node takes over 300 ms to
+// start, and one failure would pause a blue-green or canary rollout).
 function service(name: string, replicas: number, extra = '', version = '1'): string {
   return `
   ${name}:
     command: ["node", "${backendPath}"]
     environment: { RELEASE: "${version}" }
     ports: ["80"]
-    healthcheck: { test: ["TCP", "127.0.0.1:80"], interval: 300ms, retries: 1 }
+    healthcheck: { test: ["TCP", "127.0.0.1:80"], interval: 300ms, retries: 1, start_period: 30s }
     deploy:
       replicas: ${replicas}
       update_config: { parallelism: 1, delay: 0s, order: start-first, monitor: 0s }
