@@ -267,6 +267,7 @@ export const routeKeys: KeyRules = { host: read, path: read };
 export const proxyKeys: KeyRules = {
   balance: read,
   hash_on: read,
+  ab: read,
   timeout: read,
   connect_timeout: read,
   retries: read,

@@ -132,8 +132,10 @@ function readRoutes(value: unknown, path: FieldPath, problems: Problems): RouteS
 }
 
 /**
- * `proxy: { balance, hash_on, timeout, connect_timeout, retries, retry_budget,
+ * `proxy: { balance, hash_on, ab, timeout, connect_timeout, retries, retry_budget,
  * breaker: { failures, open }, outlier: { failures, ejection }, max_concurrent }`.
+ * `ab` (the A/B rule): `header:NAME`, `header:NAME=VALUE`, `cookie:NAME` or
+ * `cookie:NAME=VALUE`.
  */
 function readProxy(value: unknown, path: FieldPath, problems: Problems): ProxySpec | undefined {
   const mapping = readMapping(value, path, problems);
@@ -151,6 +153,16 @@ function readProxy(value: unknown, path: FieldPath, problems: Problems): ProxySp
     if (text !== undefined && match === null) problems.error(at('hash_on'), `must be header:NAME or cookie:NAME, like "header:x-user" or "cookie:session", got ${describe(text)}`);
     else if (match !== null && match[1] === 'header') proxy.hashHeader = match[2]!.toLowerCase();
     else if (match !== null) proxy.hashCookie = match[2]!;
+  }
+  if (mapping.ab !== undefined) {
+    const text = readText(mapping.ab, at('ab'), problems, { what: 'header:NAME[=VALUE] or cookie:NAME[=VALUE]' });
+    const match = text === undefined ? null : /^(header|cookie):([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:=([\x21-\x7e]+))?$/.exec(text.trim());
+    if (text !== undefined && match === null) problems.error(at('ab'), `must be header:NAME, header:NAME=VALUE, cookie:NAME or cookie:NAME=VALUE, like "header:x-beta" or "cookie:group=b", got ${describe(text)}`);
+    else if (match !== null) {
+      if (match[1] === 'header') proxy.abHeader = match[2]!.toLowerCase();
+      else proxy.abCookie = match[2]!;
+      if (match[3] !== undefined) proxy.abValue = match[3];
+    }
   }
   if (proxy.balance === 'hash' && mapping.hash_on === undefined) problems.error(at('hash_on'), 'must be set when balance is "hash" (header:NAME or cookie:NAME)');
   if (mapping.hash_on !== undefined && proxy.balance !== undefined && proxy.balance !== 'hash') problems.error(at('hash_on'), `applies only to balance "hash", but balance is "${proxy.balance}"`);

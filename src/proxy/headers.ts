@@ -2,7 +2,10 @@
  * Header rewriting at the proxy: hop-by-hop headers (RFC 9110 7.6.1, and
  * every header the Connection header names) stay on their hop; the request
  * gains X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
- * Pure.
+ * An HTTP/2 request's headers become HTTP/1.1 ones for the backend: the
+ * pseudo-headers are dropped, `:authority` becomes the Host (when the
+ * request has none), and its Cookie headers are joined into one (RFC 9113
+ * 8.2.3). Pure.
  */
 
 /** Headers that belong to one connection, never forwarded. */
@@ -17,18 +20,30 @@ export interface ForwardedFor {
 
 /**
  * The headers to send upstream, as a flat `[name, value, ...]` list, from a
- * request's raw headers. `keepUpgrade`: keep Connection: upgrade and Upgrade
- * (a WebSocket handshake passed through).
+ * request's raw headers (HTTP/1.1, or HTTP/2 with its pseudo-headers).
+ * `keepUpgrade`: keep Connection: upgrade and Upgrade (a WebSocket handshake
+ * passed through).
  */
 export function upstreamRequestHeaders(rawHeaders: readonly string[], forwarded: ForwardedFor, keepUpgrade = false): string[] {
   const named = connectionTokens(rawHeaders);
   const out: string[] = [];
   let forwardedFor: string | undefined;
   let host: string | undefined;
+  let authority: string | undefined;
+  let cookies: string[] | undefined;
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = rawHeaders[index]!;
     const value = rawHeaders[index + 1]!;
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
     const lower = name.toLowerCase();
+    if (lower === 'cookie') {
+      if (cookies === undefined) cookies = [value];
+      else cookies.push(value);
+      continue;
+    }
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
       continue;
@@ -41,6 +56,8 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], forwarded:
     }
     out.push(name, value);
   }
+  if (host === undefined && authority !== undefined) out.push('host', (host = authority));
+  if (cookies !== undefined) out.push('cookie', cookies.join('; '));
   out.push('x-forwarded-for', forwardedFor === undefined ? forwarded.clientAddress : `${forwardedFor}, ${forwarded.clientAddress}`);
   out.push('x-forwarded-proto', forwarded.protocol);
   if (host !== undefined) out.push('x-forwarded-host', host);
@@ -60,6 +77,12 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
     out[name] = value;
   }
   return out;
+}
+
+/** A request's host: its Host header, or HTTP/2's `:authority`; undefined when it has neither. */
+export function requestHost(headers: Readonly<Record<string, string | string[] | undefined>>): string | undefined {
+  const host = headers.host ?? headers[':authority'];
+  return Array.isArray(host) ? host[0] : host;
 }
 
 /** Whether a request carries a body (a Content-Length above 0, or a Transfer-Encoding). */

@@ -8,6 +8,7 @@
  */
 import { appKey, directoryOf, type DiscoveryInput, type Directory } from '../discovery/endpoints.js';
 import type { App, AppSpec } from '../state/types.js';
+import { abVersionOf } from './ab-rule.js';
 import { settingsOf, type ProxySettings } from './settings.js';
 import { trafficSplitOf, type VersionShare } from './traffic-split.js';
 
@@ -36,6 +37,8 @@ export interface AppTarget {
   readonly backends: readonly BackendTarget[];
   /** The version split in force; undefined: every backend alike. */
   readonly split: VersionShare[] | undefined;
+  /** The version requests matching the app's A/B rule go to; undefined: no rule in force. */
+  readonly abVersion: number | undefined;
 }
 
 /** A match: the app, and the rule that matched (the metrics' `route` label). */
@@ -138,8 +141,10 @@ function targetOf(app: App, directory: Directory): AppTarget {
     backends.push({ instance: endpoint.instance, version: endpoint.version, address: endpoint.address, port: chosen.port, authority });
   }
   backends.sort((left, right) => compare(left.instance, right.instance));
-  const split = trafficSplitOf(app, new Set(backends.map((backend) => backend.version)));
-  return { key, tenant: app.tenant, app: app.name, settings: settingsOf(spec), backends, split };
+  const servingVersions = new Set(backends.map((backend) => backend.version));
+  const split = trafficSplitOf(app, servingVersions);
+  const settings = settingsOf(spec);
+  return { key, tenant: app.tenant, app: app.name, settings, backends, split, abVersion: abVersionOf(settings.ab, app.version, servingVersions) };
 }
 
 /** The spec of the version the app runs now (its rollout's target). */

@@ -3,12 +3,15 @@
  * the proxy's defaults for what it leaves out. Pure.
  */
 import type { AppSpec, ProxyBalance } from '../state/types.js';
+import type { AbRule } from './ab-rule.js';
 
 /** Every setting the proxy uses for one app, resolved. Durations in milliseconds. */
 export interface ProxySettings {
   readonly balance: ProxyBalance;
   /** balance "hash": where the key comes from; absent for other balances. */
   readonly hashOn?: { readonly header: string } | { readonly cookie: string };
+  /** The A/B rule (`ab-rule.ts`); absent when the app declares none. */
+  readonly ab?: AbRule;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly retries: number;
@@ -39,9 +42,11 @@ export function settingsOf(spec: AppSpec | undefined): ProxySettings {
   const given = spec?.hivemind.proxy;
   if (given === undefined) return PROXY_DEFAULTS;
   const hashOn = given.hashHeader !== undefined ? { header: given.hashHeader } : given.hashCookie !== undefined ? { cookie: given.hashCookie } : undefined;
+  const abOn = given.abHeader !== undefined ? { header: given.abHeader } : given.abCookie !== undefined ? { cookie: given.abCookie } : undefined;
   return {
     balance: given.balance ?? (hashOn !== undefined ? 'hash' : PROXY_DEFAULTS.balance),
     ...(hashOn === undefined ? {} : { hashOn }),
+    ...(abOn === undefined ? {} : { ab: given.abValue === undefined ? { on: abOn } : { on: abOn, value: given.abValue } }),
     timeoutMs: given.timeoutMs ?? PROXY_DEFAULTS.timeoutMs,
     connectTimeoutMs: given.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs,
     retries: given.retries ?? PROXY_DEFAULTS.retries,

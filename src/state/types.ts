@@ -111,6 +111,15 @@ export interface ProxySpec {
   hashHeader?: string;
   /** balance "hash": the cookie whose value picks the instance. */
   hashCookie?: string;
+  /**
+   * The A/B rule: during a rollout, requests with this header (lower case)
+   * go to the version this spec belongs to; the others follow the split.
+   */
+  abHeader?: string;
+  /** The A/B rule on a cookie instead of a header. */
+  abCookie?: string;
+  /** The A/B rule's value the header or cookie must have; absent: any value, present and not empty. */
+  abValue?: string;
   /** The whole request, from the first attempt to the last response byte of the headers. */
   timeoutMs?: number;
   /** Opening a connection to an instance. */

@@ -191,6 +191,9 @@ const proxySpec = refine(
     balance: optional(oneOf(['round-robin', 'least-request', 'weighted', 'hash'])),
     hashHeader: optional(text({ bytesMin: 1, bytesMax: 128, pattern: /^[a-z0-9!#$%&'*+.^_`|~-]+$/, patternHint: 'a lower-case header name' })),
     hashCookie: optional(text({ bytesMin: 1, bytesMax: 128, pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, patternHint: 'a cookie name' })),
+    abHeader: optional(text({ bytesMin: 1, bytesMax: 128, pattern: /^[a-z0-9!#$%&'*+.^_`|~-]+$/, patternHint: 'a lower-case header name' })),
+    abCookie: optional(text({ bytesMin: 1, bytesMax: 128, pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, patternHint: 'a cookie name' })),
+    abValue: optional(text({ bytesMin: 1, bytesMax: 256, pattern: /^[\x21-\x7e]+$/, patternHint: 'visible ASCII without spaces' })),
     timeoutMs: optional(integer({ min: 1, max: LIMITS.durationMsMax })),
     connectTimeoutMs: optional(integer({ min: 1, max: LIMITS.durationMsMax })),
     retries: optional(integer({ min: 0, max: 10 })),
@@ -204,6 +207,8 @@ const proxySpec = refine(
   (value, path) => {
     if (value.hashHeader !== undefined && value.hashCookie !== undefined) return { field: `${path}.hashCookie`, text: 'cannot be set with hashHeader; hash on one of them' };
     if (value.balance === 'hash' && value.hashHeader === undefined && value.hashCookie === undefined) return { field: `${path}.hashHeader`, text: 'or hashCookie must be set when balance is "hash"' };
+    if (value.abHeader !== undefined && value.abCookie !== undefined) return { field: `${path}.abCookie`, text: 'cannot be set with abHeader; the A/B rule reads one of them' };
+    if (value.abValue !== undefined && value.abHeader === undefined && value.abCookie === undefined) return { field: `${path}.abValue`, text: 'needs abHeader or abCookie' };
     return undefined;
   },
 );

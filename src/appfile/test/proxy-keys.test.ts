@@ -68,6 +68,22 @@ test('bad routes and proxy settings are errors naming the key', () => {
   assert.equal(errorsOf(oneService('image: app\nx-hivemind: { proxy: { timeout: 0 } }')), ['app.yaml: services.web.x-hivemind.proxy.timeout: must be longer than 0']);
 });
 
+test('the A/B rule: header or cookie, with or without a value; bad rules are errors; the state checks it too', () => {
+  const byHeader = onlyApp(oneService('image: app\nx-hivemind: { strategy: blue-green, proxy: { ab: "header:X-Beta" } }'));
+  assert.equal(byHeader.hivemind.proxy, { abHeader: 'x-beta' });
+  const byCookie = onlyApp(oneService('image: app\nx-hivemind: { proxy: { ab: "cookie:group=b" } }'));
+  assert.equal(byCookie.hivemind.proxy, { abCookie: 'group', abValue: 'b' });
+  assert.ok(validateCommand({ type: 'app.deploy', spec: byCookie }).ok);
+  assert.equal(errorsOf(oneService('image: app\nx-hivemind: { proxy: { ab: "query:beta" } }')), [
+    'app.yaml: services.web.x-hivemind.proxy.ab: must be header:NAME, header:NAME=VALUE, cookie:NAME or cookie:NAME=VALUE, like "header:x-beta" or "cookie:group=b", got "query:beta"',
+  ]);
+  assert.equal(errorsOf(oneService('image: app\nx-hivemind: { proxy: { ab: "header:x-beta=a b" } }')).length, 1);
+  const both = validateCommand({ type: 'app.deploy', spec: { ...byCookie, hivemind: { proxy: { abHeader: 'x', abCookie: 'y' } } } });
+  assert.ok(!both.ok);
+  const valueAlone = validateCommand({ type: 'app.deploy', spec: { ...byCookie, hivemind: { proxy: { abValue: 'b' } } } });
+  assert.ok(!valueAlone.ok);
+});
+
 test('the state refuses a hash balance without a key and both keys at once', () => {
   const app = onlyApp(oneService('image: app'));
   const refused = validateCommand({ type: 'app.deploy', spec: { ...app, hivemind: { proxy: { balance: 'hash' } } } });

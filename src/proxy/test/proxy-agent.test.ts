@@ -4,8 +4,11 @@
 // connections is retried around, its breaker opens and, once it serves
 // again, closes; the bulkhead sheds load; a canary at 20% gets 20% (+-5) of
 // 2,000 requests and abort moves it all back; blue-green promote moves all
-// traffic; no request fails while traffic moves; WebSocket upgrades pass.
+// traffic; no request fails while traffic moves; an A/B rule steers by
+// header; HTTP/2 with prior knowledge on the same port; WebSocket upgrades
+// pass.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +29,8 @@ const logged: string[] = [];
 const client = new HttpAgent({ connections: 32 });
 
 // An HTTP server: answers who it is; resets connections while <dir>/down-<app>-<slot> exists;
-// /hold sends headers and ends when <dir>/release exists; upgrades echo what they get.
+// /hold sends headers and ends when <dir>/release exists; /echo answers with the body it got;
+// upgrades echo what they get.
 const BACKEND = `
 const http = require('node:http'); const fs = require('node:fs');
 const dir = ${JSON.stringify(directory)};
@@ -35,6 +39,7 @@ const held = [];
 const server = http.createServer((req, res) => {
   if (fs.existsSync(dir + '/down-' + app + '-' + slot)) { req.socket.destroy(); return; }
   if (req.url.startsWith('/hold')) { res.writeHead(200, { 'content-type': 'text/plain' }); res.flushHeaders(); held.push(res); return; }
+  if (req.url.startsWith('/echo')) { let body = ''; req.on('data', (chunk) => (body += chunk)); req.on('end', () => res.end(JSON.stringify({ instance: id, received: body, headers: req.headers }))); return; }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ instance: id, slot: Number(slot), version: Number(process.env.HIVEMIND_VERSION), headers: req.headers }));
 });
@@ -47,13 +52,16 @@ setInterval(() => { if (held.length && fs.existsSync(dir + '/release')) for (con
 process.on('SIGTERM', () => process.exit(0));
 `;
 
+// The start period: a probe that finds the port closed before the process has
+// listened once does not count (on a loaded machine node takes over 300 ms to
+// start, and one failure would pause a blue-green or canary rollout).
 function service(name: string, replicas: number, extra = '', version = '1'): string {
   return `
   ${name}:
     command: ["node", "${backendPath}"]
     environment: { RELEASE: "${version}" }
     ports: ["80"]
-    healthcheck: { test: ["TCP", "127.0.0.1:80"], interval: 300ms, retries: 1 }
+    healthcheck: { test: ["TCP", "127.0.0.1:80"], interval: 300ms, retries: 1, start_period: 30s }
     deploy:
       replicas: ${replicas}
       update_config: { parallelism: 1, delay: 0s, order: start-first, monitor: 0s }
@@ -252,6 +260,62 @@ test('blue-green: traffic stays on the old version until promote, then all of it
   await servingInstances('bg', 2);
   const { total, failed } = await load.stop();
   assert.equal(failed, [], `${failed.length} of ${total} requests failed`);
+});
+
+test('an A/B rule on a blue-green update: requests with the header go to the new version, the others stay on the old; promote moves all', async () => {
+  const withRule = 'x-hivemind:\n  strategy: blue-green\n  proxy: { ab: "header:x-beta=1" }';
+  await deploy(service('ab', 2, withRule));
+  await servingInstances('ab', 2, 1);
+  await deploy(service('ab', 2, withRule, '2'));
+  await servingInstances('ab', 2, 2);
+  await eventually('awaiting promotion', async () => (await call('GET', '/v1/apps/default/ab')).body.rollout?.state === 'awaiting-promotion');
+  const beta = await Promise.all(Array.from({ length: 20 }, () => ask('ab.default.hivemind', '/', { 'x-beta': '1' })));
+  assert.equal([...count(beta, (answer) => answer.body.version)], [[2, 20]], 'the rule sends x-beta: 1 to version 2');
+  const others = await Promise.all([...Array.from({ length: 10 }, () => ask('ab.default.hivemind')), ...Array.from({ length: 10 }, () => ask('ab.default.hivemind', '/', { 'x-beta': '0' }))]);
+  assert.equal([...count(others, (answer) => answer.body.version)], [[1, 20]], 'everyone else stays on version 1');
+  const promoted = await call('POST', '/v1/apps/default/ab/promote');
+  assert.is(promoted.status, 200, JSON.stringify(promoted.body));
+  const after = await askMany('ab.default.hivemind', 20);
+  assert.ok(after.every((answer) => answer.status === 200 && answer.body.version === 2), 'all traffic on version 2 once promoted');
+});
+
+test('HTTP/2 with prior knowledge on the same port: streams spread over the instances, bodies pass both ways, HTTP/1.1 still answers', async () => {
+  const session = http2.connect(`http://127.0.0.1:${proxyPort}`);
+  session.on('error', () => {});
+  const exchange = (headers: http2.OutgoingHttpHeaders, body?: string): Promise<{ status: number; body: any; error?: string }> =>
+    new Promise((resolve, reject) => {
+      const stream = session.request(headers, { endStream: body === undefined });
+      let text = '';
+      let status = 0;
+      let error: string | undefined;
+      stream.on('response', (head) => {
+        status = Number(head[':status']);
+        error = head['x-hivemind-proxy-error'] as string | undefined;
+      });
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => (text += chunk));
+      stream.on('end', () => resolve({ status, body: text.startsWith('{') ? JSON.parse(text) : text, ...(error === undefined ? {} : { error }) }));
+      stream.on('error', reject);
+      if (body !== undefined) stream.end(body);
+    });
+  try {
+    const answers = await Promise.all(Array.from({ length: 12 }, () => exchange({ ':path': '/', ':authority': 'web.default.hivemind' })));
+    assert.ok(answers.every((answer) => answer.status === 200), JSON.stringify(answers.find((answer) => answer.status !== 200)));
+    assert.equal([...count(answers, (answer) => answer.body.instance).values()], [4, 4, 4], '12 streams of one connection, round-robin over 3 instances');
+    assert.is(answers[0]!.body.headers.host, 'web.default.hivemind', ':authority becomes the Host');
+    assert.is(answers[0]!.body.headers['x-forwarded-host'], 'web.default.hivemind');
+    assert.ok(Object.keys(answers[0]!.body.headers).every((name) => !name.startsWith(':')), 'no pseudo-header reaches the backend');
+    const posted = await exchange({ ':method': 'POST', ':path': '/echo', ':authority': 'web.default.hivemind', cookie: ['a=1', 'b=2'] }, 'a body over HTTP/2');
+    assert.is(posted.status, 200);
+    assert.is(posted.body.received, 'a body over HTTP/2');
+    assert.is(posted.body.headers.cookie, 'a=1; b=2', 'HTTP/2 cookie fields are joined into one header');
+    const unknown = await exchange({ ':path': '/', ':authority': 'nothing.default.hivemind' });
+    assert.is(unknown.status, 404);
+    assert.is(unknown.error, 'NO_ROUTE');
+  } finally {
+    session.close();
+  }
+  assert.is((await ask('web.default.hivemind')).status, 200, 'HTTP/1.1 on the same port');
 });
 
 test('a WebSocket upgrade passes through both ways', async () => {

@@ -4,11 +4,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { App, AppSpec, Instance, NodeRecord } from '../../state/types.js';
+import { abVersionOf, matchesAbRule } from '../ab-rule.js';
 import { newBalanceState, pickBackend, cookieValue, type Candidate } from '../balancer.js';
 import { CircuitBreaker } from '../breaker.js';
 import { OutlierDetector } from '../outlier.js';
+import { requestHost, upstreamRequestHeaders } from '../headers.js';
 import { backoffMs, RetryBudget, RETRY_RESERVE, withRetries } from '../retry.js';
 import { normalizeHost, routeTableOf, underPrefix, type BackendTarget } from '../route-table.js';
+import { HTTP2_PREFACE, protocolOf } from '../server.js';
+import { settingsOf } from '../settings.js';
 import { trafficSplitOf } from '../traffic-split.js';
 
 /** A seeded generator (mulberry32): the same seed, the same numbers. */
@@ -68,6 +72,20 @@ test('route table: app names and declared routes, longest prefix first, serving 
   assert.equal(table.conflicts, [{ route: 'shop.example.com', holder: 'acme/api', loser: 'acme/web' }]);
 });
 
+test('HTTP/2 requests: the preface decides the protocol; pseudo-headers dropped, :authority as Host, cookies joined', () => {
+  assert.is(protocolOf(HTTP2_PREFACE), 'http2');
+  assert.is(protocolOf(Buffer.concat([HTTP2_PREFACE, Buffer.from([0, 0, 0, 4])])), 'http2');
+  assert.is(protocolOf(HTTP2_PREFACE.subarray(0, 10)), undefined, 'a partial preface: wait for more');
+  assert.is(protocolOf(Buffer.from('PRIVATE / HTTP/1.1\r\n')), 'http1');
+  assert.is(protocolOf(Buffer.from('G')), 'http1');
+  const h2 = upstreamRequestHeaders([':method', 'GET', ':path', '/x', ':authority', 'web.acme.hivemind', ':scheme', 'http', 'cookie', 'a=1', 'accept', '*/*', 'cookie', 'b=2', 'te', 'trailers'], { clientAddress: '10.0.0.9', protocol: 'http' });
+  assert.equal(h2, ['accept', '*/*', 'host', 'web.acme.hivemind', 'cookie', 'a=1; b=2', 'x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'web.acme.hivemind']);
+  const h1 = upstreamRequestHeaders(['Host', 'web.acme.hivemind', 'Connection', 'keep-alive'], { clientAddress: '10.0.0.9', protocol: 'http' });
+  assert.equal(h1, ['Host', 'web.acme.hivemind', 'x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'web.acme.hivemind']);
+  assert.is(requestHost({ ':authority': 'web.acme.hivemind' }), 'web.acme.hivemind');
+  assert.is(requestHost({ host: 'a', ':authority': 'b' }), 'a');
+});
+
 test('route table helpers: host normalization and prefix boundaries', () => {
   assert.is(normalizeHost('Web.Acme.Hivemind.:80'), 'web.acme.hivemind');
   assert.is(normalizeHost('[::1]:80'), '[::1]');
@@ -88,6 +106,33 @@ test('traffic split: canary weights, blue-green holds the old version, rollback 
   const rollback = app('web', {}, { version: 1, rollout: { ...base, kind: 'rollback', strategy: 'rolling', fromVersion: 2, toVersion: 1 } });
   assert.equal(trafficSplitOf(rollback, new Set([1, 2])), [{ version: 1, percent: 100 }]);
   assert.equal(trafficSplitOf(app('web', {}, { rollout: { ...base, strategy: 'rolling' } }), new Set([1, 2])), undefined);
+});
+
+test('A/B rule: header or cookie, a value or any; the route table names the version while two versions serve', () => {
+  const rule = settingsOf(spec('web', { proxy: { abHeader: 'x-beta' } })).ab!;
+  assert.ok(matchesAbRule({ 'x-beta': 'yes' }, rule));
+  assert.ok(!matchesAbRule({ 'x-beta': '' }, rule), 'an empty value does not match');
+  assert.ok(!matchesAbRule({ 'x-other': 'yes' }, rule));
+  const cookie = settingsOf(spec('web', { proxy: { abCookie: 'group', abValue: 'b' } })).ab!;
+  assert.ok(matchesAbRule({ cookie: 'session=1; group=b' }, cookie));
+  assert.ok(!matchesAbRule({ cookie: 'group=a' }, cookie));
+  assert.ok(!matchesAbRule({}, cookie));
+  assert.is(settingsOf(spec('web', { proxy: { retries: 1 } })).ab, undefined);
+  const base = { id: 5, kind: 'update' as const, strategy: 'blue-green' as const, fromVersion: 1, toVersion: 2, state: 'awaiting-promotion' as const, message: '', startedAt: 0, updatedAt: 0, batch: [] as number[], done: 0, total: 2 };
+  const versions = [
+    { version: 1, spec: spec('web'), deployedIndex: 1, deployedAt: 0 },
+    { version: 2, spec: spec('web', { strategy: 'blue-green', proxy: { abHeader: 'x-beta' } }), deployedIndex: 2, deployedAt: 0 },
+  ];
+  const input = (serving: number[]): Parameters<typeof routeTableOf>[0] => ({
+    apps: [app('web', {}, { version: 2, versions, rollout: base })],
+    instances: serving.map((version, slot) => instance('web', slot, 4000 + slot, { version })),
+    nodes: [NODE],
+  });
+  const both = routeTableOf(input([1, 2])).apps.get('acme/web')!;
+  assert.is(both.abVersion, 2);
+  assert.equal(both.split, [{ version: 1, percent: 100 }], 'the others still follow the split: blue until promoted');
+  assert.is(routeTableOf(input([2, 2])).apps.get('acme/web')!.abVersion, undefined, 'one version serves: nothing to choose');
+  assert.is(abVersionOf(undefined, 2, new Set([1, 2])), undefined);
 });
 
 test('round-robin takes turns; a split of 80/20 is exact over every 5 picks', () => {

@@ -1,0 +1,228 @@
+/**
+ * `npm run bench:proxy`: requests per second and latency through Hivemind's
+ * proxy against haproxy, both in front of the same nginx backends, driven by
+ * wrk (Debian packages `wrk haproxy nginx-light`), in the same run, one after
+ * the other, on loopback.
+ *
+ * Hivemind's side is the proxy server fed with a state that names the nginx
+ * backends: `ProxyServer` and `ReverseProxy` (`src/proxy/server.ts`,
+ * `proxy.ts`: route table, bulkhead, balancer, breakers, undici pools,
+ * header rewriting) with the component's metrics and access log, in
+ * `--workers` processes (node:cluster, one listen socket), each holding the
+ * same route table: one app `web.bench.hivemind` of `--backends` instances,
+ * round-robin. No Raft or agent around it, so the figure is the proxy's.
+ * haproxy gets the same backends (`balance roundrobin`, keep-alive to the
+ * backends) with `nbthread` = `--workers`: the same number of cores. nginx
+ * (one process, `--backends` ports) answers a 13-byte body from memory
+ * (`return 200`). A row "nginx direct" is wrk against one backend without a
+ * proxy: the ceiling of this machine.
+ *
+ * Each side gets a 2 s warm-up run, then one measured run; wrk's `--latency`
+ * gives the p99. The CPU each proxy used during its run is read from /proc.
+ *
+ * Flags: --seconds 10  --connections 64  --threads 1 (wrk's)  --workers 1  --backends 2
+ *        --access-log on|off  --json (last line: one JSON object)
+ *        --worker-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof" (Node flags for the proxy workers).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { Registry } from 'prom-client';
+import type { DiscoveryInput } from '../src/discovery/endpoints.js';
+import { AccessLog } from '../src/proxy/access-log.js';
+import { registerProxyMetrics } from '../src/proxy/metrics.js';
+import { ReverseProxy, type RequestRecord } from '../src/proxy/proxy.js';
+import { ProxyServer } from '../src/proxy/server.js';
+import type { App, Instance } from '../src/state/types.js';
+import { cpuTimeMs, freePorts, killAndWait } from './processes.js';
+
+const TENANT = 'bench';
+const APP = 'web';
+const HOST = `${APP}.${TENANT}.hivemind`;
+const BODY = 'hello, proxy\n';
+
+function flag(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1]! : fallback;
+}
+
+/** The replica's records as the proxy would read them: one app whose instances are the nginx ports. */
+function stateNaming(backendPorts: readonly number[]): DiscoveryInput {
+  const apps: App[] = [{ tenant: TENANT, name: APP, version: 1, replicas: backendPorts.length, versions: [], createdIndex: 1, updatedIndex: 1 }];
+  const instances: Instance[] = backendPorts.map((port, slot) => ({
+    id: `${TENANT}.${APP}.${slot}.${slot + 1}`,
+    tenant: TENANT,
+    app: APP,
+    version: 1,
+    slot,
+    node: 'n1',
+    desired: 'running',
+    status: { state: 'running', reportedAt: 0, updatedIndex: 1, endpoint: { address: '127.0.0.1', ports: [{ target: 80, port, protocol: 'tcp' }] } },
+    createdIndex: 1,
+  }));
+  return { apps, instances, nodes: [{ id: 'n1', addresses: { api: '127.0.0.1:7070', peer: '127.0.0.1:7071', gossip: '127.0.0.1:7072' }, labels: {}, resources: {}, status: 'up', role: 'voter', joinedIndex: 1, lastSeenAt: 0, updatedIndex: 1 }] };
+}
+
+/** A cluster worker: one proxy server on the shared port, as the component builds it. */
+async function worker(): Promise<void> {
+  const backendPorts = process.env.BENCH_BACKEND_PORTS!.split(',').map(Number);
+  const input = stateNaming(backendPorts);
+  const registry = new Registry();
+  const proxy: ReverseProxy = new ReverseProxy({
+    read: () => input,
+    clock: { nowMs: () => performance.now(), sleep: (ms) => sleepFor(ms, undefined, { ref: false }) },
+    random: Math.random,
+    onRequest: (record) => onRequest(record),
+    log: (line) => console.error(`hivemind proxy: ${line}`),
+  });
+  const metrics = registerProxyMetrics(registry, () => proxy.breakerStates());
+  const accessLog = process.env.BENCH_ACCESS_LOG === 'off' ? undefined : new AccessLog(join(process.env.BENCH_FOLDER!, `access-${cluster.worker!.id}.log`));
+  const onRequest = (record: RequestRecord): void => {
+    metrics.record(record);
+    accessLog?.write(record, Date.now());
+  };
+  const server = new ProxyServer({ host: '127.0.0.1', port: Number(process.env.BENCH_PROXY_PORT), proxy, onRequest, nowMs: () => performance.now() });
+  await server.listen();
+  // SIGTERM ends the process through exit(), so a --cpu-prof profile is written.
+  process.once('SIGTERM', () => process.exit(0));
+  process.send!('ready');
+}
+
+interface Figures {
+  requestsPerSecond: number;
+  p50LatencyMs: number;
+  p99LatencyMs: number;
+  /** Non-2xx answers and socket errors. */
+  errors: number;
+  /** CPU the proxy used during the measured run, in % of one core (NaN for nginx direct). */
+  proxyCpuPercent: number;
+}
+
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`${command} exited with ${code}: ${Buffer.concat(chunks).toString().slice(-500)}`))));
+  });
+}
+
+/** wrk's latency text (`812.00us`, `1.20ms`, `2.00s`) in milliseconds. */
+function milliseconds(text: string | undefined): number {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text ?? '');
+  if (match === null) return NaN;
+  const scale = { us: 0.001, ms: 1, s: 1000, m: 60_000 }[match[2] as 'us' | 'ms' | 's' | 'm'];
+  return Number(match[1]) * scale;
+}
+
+async function wrk(port: number, pids: readonly number[], options: { seconds: number; connections: number; threads: number }): Promise<Figures> {
+  const args = (seconds: number): string[] => ['-t', String(options.threads), '-c', String(options.connections), '-d', `${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`];
+  await run('wrk', args(2));
+  const cpuBefore = pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+  const startedMs = performance.now();
+  const out = await run('wrk', args(options.seconds));
+  const elapsedMs = performance.now() - startedMs;
+  const cpuAfter = pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    p50LatencyMs: milliseconds(/^\s+50%\s+(\S+)$/m.exec(out)?.[1]),
+    p99LatencyMs: milliseconds(/^\s+99%\s+(\S+)$/m.exec(out)?.[1]),
+    errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, value) => sum + Number(value), 0)),
+    proxyCpuPercent: pids.length === 0 ? NaN : ((cpuAfter - cpuBefore) / elapsedMs) * 100,
+  };
+}
+
+function nginxConfig(folder: string, ports: readonly number[]): string {
+  const servers = ports.map((port) => `  server { listen 127.0.0.1:${port} reuseport; access_log off; location / { return 200 ${JSON.stringify(BODY.trimEnd() + '\n')}; } }`).join('\n');
+  return `daemon off;\nmaster_process off;\nworker_processes 1;\npid ${join(folder, 'nginx.pid')};\nerror_log ${join(folder, 'nginx-error.log')} warn;\nevents { worker_connections 4096; }\nhttp {\n  keepalive_requests 1000000;\n  client_body_temp_path ${folder};\n  proxy_temp_path ${folder};\n  fastcgi_temp_path ${folder};\n  uwsgi_temp_path ${folder};\n  scgi_temp_path ${folder};\n${servers}\n}\n`;
+}
+
+function haproxyConfig(port: number, backendPorts: readonly number[], threads: number): string {
+  const servers = backendPorts.map((backend, index) => `  server b${index} 127.0.0.1:${backend}`).join('\n');
+  return `global\n  nbthread ${threads}\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\nfrontend web\n  bind 127.0.0.1:${port}\n  default_backend nginx\nbackend nginx\n  balance roundrobin\n${servers}\n`;
+}
+
+async function waitForHttp(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const answered = await new Promise<boolean>((resolve) => {
+      get({ host: '127.0.0.1', port, path: '/', headers: { host: HOST } }, (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      }).once('error', () => resolve(false));
+    });
+    if (answered) return;
+    await sleepFor(50);
+  }
+  throw new Error(`nothing answers 200 on 127.0.0.1:${port}`);
+}
+
+async function main(): Promise<void> {
+  const options = { seconds: Number(flag('seconds', '10')), connections: Number(flag('connections', '64')), threads: Number(flag('threads', '1')), workers: Number(flag('workers', '1')), backends: Number(flag('backends', '2')), accessLog: flag('access-log', 'on') };
+  const json = process.argv.includes('--json');
+  const folder = await mkdtemp(join(tmpdir(), 'hivemind-bench-proxy-'));
+  const [hivemindPort, haproxyPort, ...backendPorts] = await freePorts(2 + options.backends);
+  console.log(`settings: wrk ${options.seconds} s (after a 2 s warm-up), ${options.connections} connections, ${options.threads} thread(s), Host ${HOST}; ${options.backends} nginx backends (one nginx worker, a ${BODY.length}-byte body); proxies on ${options.workers} core(s): hivemind ${options.workers} worker process(es) (node:cluster; ProxyServer + ReverseProxy fed a state naming the nginx backends, metrics, access log ${options.accessLog}), haproxy nbthread ${options.workers}; loopback only`);
+  console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
+  await writeFile(join(folder, 'nginx.conf'), nginxConfig(folder, backendPorts));
+  await writeFile(join(folder, 'haproxy.cfg'), haproxyConfig(haproxyPort!, backendPorts, options.workers));
+  const children: ChildProcess[] = [];
+  const workers: ReturnType<typeof cluster.fork>[] = [];
+  try {
+    children.push(spawn('nginx', ['-c', join(folder, 'nginx.conf'), '-p', folder, '-e', join(folder, 'nginx-error.log')], { stdio: 'ignore' }));
+    const haproxy = spawn('haproxy', ['-f', join(folder, 'haproxy.cfg'), '-db'], { stdio: 'ignore' });
+    children.push(haproxy);
+    const workerNodeArgs = flag('worker-node-args', '');
+    cluster.setupPrimary({ silent: false, execArgv: [...process.execArgv, ...(workerNodeArgs === '' ? [] : workerNodeArgs.split(' '))] });
+    for (let index = 0; index < options.workers; index++) {
+      const forked = cluster.fork({ BENCH_BACKEND_PORTS: backendPorts.join(','), BENCH_PROXY_PORT: String(hivemindPort), BENCH_FOLDER: folder, BENCH_ACCESS_LOG: options.accessLog });
+      workers.push(forked);
+      await new Promise<void>((resolve, reject) => {
+        forked.once('message', () => resolve());
+        forked.once('exit', (code) => reject(new Error(`proxy worker exited with ${code}`)));
+      });
+    }
+    await Promise.all([...backendPorts, haproxyPort!, hivemindPort!].map(waitForHttp));
+    const direct = await wrk(backendPorts[0]!, [], options);
+    const hivemind = await wrk(hivemindPort!, workers.map((entry) => entry.process.pid!), options);
+    const reference = await wrk(haproxyPort!, [haproxy.pid!], options);
+    const row = (name: string, figures: Figures): string =>
+      `${name.padEnd(14)} ${figures.requestsPerSecond.toFixed(0).padStart(10)} ${figures.p50LatencyMs.toFixed(2).padStart(8)} ${figures.p99LatencyMs.toFixed(2).padStart(8)} ${String(figures.errors).padStart(7)} ${(Number.isNaN(figures.proxyCpuPercent) ? '' : figures.proxyCpuPercent.toFixed(0)).padStart(12)}`;
+    console.log(`${'through'.padEnd(14)} ${'requests/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'proxy CPU %'.padStart(12)}`);
+    console.log(row('nginx direct', direct));
+    console.log(row('hivemind', hivemind));
+    console.log(row('haproxy', reference));
+    console.log(`ratio: ${(hivemind.requestsPerSecond / reference.requestsPerSecond).toFixed(2)}x haproxy's requests per second (target: at least 1.0x), p99 ${(hivemind.p99LatencyMs / reference.p99LatencyMs).toFixed(2)}x haproxy's (target: at most 1.2x); load average ${loadavg()[0]!.toFixed(2)} at the end`);
+    if (json) console.log(JSON.stringify({ benchmark: 'proxy', settings: options, loadAverage: loadavg()[0], nginxDirect: direct, hivemind, haproxy: reference }));
+  } finally {
+    await Promise.all(
+      workers.map(async (forked) => {
+        const exited = new Promise<void>((resolve) => forked.process.once('exit', () => resolve()));
+        forked.process.kill('SIGTERM');
+        await Promise.race([exited, sleepFor(5_000)]);
+        forked.process.kill('SIGKILL');
+      }),
+    );
+    await Promise.all(children.map(killAndWait));
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+if (cluster.isWorker) {
+  void worker().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else {
+  void main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
