@@ -450,6 +450,7 @@ class HivemindAgent implements Agent, ApiBackend {
       log: (component, line) => this.log(component, line),
       registry: this.metrics.registry,
       signal: this.stopController.signal,
+      peerTls: this.trust.credentials,
     };
   }
 

@@ -75,6 +75,7 @@ class GossipComponent implements NodeComponent, GossipView {
       port: services.config.ports.gossip,
       ...(swimOptions === undefined ? {} : { swimOptions }),
       observer: this.observer(),
+      tls: services.peerTls,
     });
   }
 

@@ -11,6 +11,15 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { PeerTls, PeerTlsMaterial } from '../node/peer-tls.js';
+
+/** The TLS server name sent on push-pull streams (identities are checked by node id, not host). */
+const TLS_SERVER_NAME = 'hivemind.peer';
+
+function secureContextOf(material: PeerTlsMaterial): SecureContextOptions {
+  return { key: material.keyPem, cert: material.certificatePem, ca: material.caPems.join('\n') };
+}
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { assert } from '../../consensus/core/assert.js';
@@ -33,7 +42,7 @@ export const LEAVE_PROPAGATION_MS = 600;
 const BIND_ATTEMPTS_MAX = 8;
 
 /** Why a datagram or frame was dropped: the `reason` label of the dropped-packets metric. */
-export type DropReason = 'short' | 'version' | 'kind' | 'auth' | 'malformed' | 'oversize' | 'not-started' | 'address' | 'stream' | 'busy';
+export type DropReason = 'short' | 'version' | 'kind' | 'auth' | 'malformed' | 'oversize' | 'not-started' | 'address' | 'stream' | 'busy' | 'untrusted' | 'sender-mismatch';
 
 /** What the driver reports as it runs (metrics, logs). Each call is quick and never throws. */
 export interface GossipObserver {
@@ -60,6 +69,14 @@ export interface GossipRuntimeInit {
   port: number;
   swimOptions?: Partial<SwimOptions>;
   observer?: GossipObserver;
+  /**
+   * Mutual TLS for push-pull streams, with the node's certificates of the
+   * cluster CA: a stream from a peer without one, or whose `sync` names
+   * another member than its certificate, is dropped. Absent: plain TCP (the
+   * frames are sealed under the cluster key either way), for tests and the
+   * benchmark.
+   */
+  tls?: PeerTls;
 }
 
 export interface GossipStartOptions {
@@ -98,6 +115,7 @@ export class GossipRuntime {
   private readonly outboundStreams = new Set<Socket>();
   /** While the core handles an inbound push-pull request: the sender's address and the socket to answer on. */
   private answering: { address: string; socket: Socket; answered: boolean } | undefined;
+  private stopFollowingTls: (() => void) | undefined;
   private readonly observer: GossipObserver;
 
   constructor(private readonly init: GossipRuntimeInit) {
@@ -107,6 +125,26 @@ export class GossipRuntime {
   /** The bound port (UDP and TCP). */
   get port(): number {
     return this.boundPort;
+  }
+
+  /** The push-pull listener: TLS that requires a verified client certificate when `init.tls` is set. */
+  private createStreamServer(): Server {
+    const tls = this.init.tls;
+    if (tls === undefined) return createServer((socket) => this.acceptStream(socket, undefined));
+    const material = tls.current;
+    const server = createTlsServer({ requestCert: true, rejectUnauthorized: true, ...(material === undefined ? {} : secureContextOf(material)) }, (socket) => {
+      const verdict = tls.verifyPeer(socket.getPeerCertificate());
+      if (!verdict.ok) {
+        this.drop('untrusted');
+        socket.destroy();
+        return;
+      }
+      this.acceptStream(socket, verdict.nodeId);
+    });
+    // A handshake that fails (no certificate, another CA's, a plain TCP client) never reaches the handler.
+    server.on('tlsClientError', () => this.drop('untrusted'));
+    this.stopFollowingTls = tls.onUpdate((next) => server.setSecureContext(secureContextOf(next)));
+    return server;
   }
 
   /** Binds the UDP socket and the TCP listener on one port number. */
@@ -124,7 +162,7 @@ export class GossipRuntime {
           });
         });
         const port = udp.address().port;
-        const tcp = createServer((socket) => this.acceptStream(socket));
+        const tcp = this.createStreamServer();
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
           tcp.listen(port, this.init.bindHost, () => {
@@ -205,6 +243,7 @@ export class GossipRuntime {
     }
     this.stopped = true;
     clearTimeout(this.timer);
+    this.stopFollowingTls?.();
     for (const socket of [...this.inboundStreams, ...this.outboundStreams]) socket.destroy();
     await Promise.all([
       new Promise<void>((resolve) => (this.udp ? this.udp.close(() => resolve()) : resolve())),
@@ -278,12 +317,13 @@ export class GossipRuntime {
       return;
     }
     if (this.outboundStreams.size >= STREAMS_MAX) return this.drop('busy');
-    const socket = createConnection({ host: target.host, port: target.port });
+    const socket = this.connectStream(target);
+    if (socket === undefined) return this.drop('not-started');
     this.outboundStreams.add(socket);
     socket.setTimeout(STREAM_TIMEOUT_MS, () => socket.destroy());
     socket.on('error', () => undefined); // a refused or reset connection: the member is gone or restarting; probes will tell
     socket.on('close', () => this.outboundStreams.delete(socket));
-    socket.once('connect', () => {
+    socket.once(this.init.tls === undefined ? 'connect' : 'secureConnect', () => {
       if (!this.writeFrame(socket, EnvelopeKind.streamRequest, message)) return;
       if (!message.reply) socket.end();
     });
@@ -297,6 +337,24 @@ export class GossipRuntime {
         this.flush();
       });
     }
+  }
+
+  /** A push-pull connection: TLS presenting this node's certificate and accepting only a member's, when `init.tls` is set. */
+  private connectStream(target: { host: string; port: number }): Socket | undefined {
+    const tls = this.init.tls;
+    if (tls === undefined) return createConnection({ host: target.host, port: target.port });
+    const material = tls.current;
+    if (material === undefined) return undefined;
+    return tlsConnect({
+      host: target.host,
+      port: target.port,
+      servername: TLS_SERVER_NAME,
+      ...secureContextOf(material),
+      checkServerIdentity: (_host, certificate) => {
+        const verdict = tls.verifyPeer(certificate);
+        return verdict.ok ? undefined : new Error(`the member's certificate was refused: ${verdict.reason}`);
+      },
+    });
   }
 
   private writeFrame(socket: Socket, kind: EnvelopeKind, message: Message): boolean {
@@ -332,7 +390,8 @@ export class GossipRuntime {
     return message;
   }
 
-  private acceptStream(socket: Socket): void {
+  /** An inbound stream; `peer` is the node its verified certificate names (undefined without TLS). */
+  private acceptStream(socket: Socket | TLSSocket, peer: string | undefined): void {
     if (this.stopped || this.inboundStreams.size >= STREAMS_MAX) {
       this.drop('busy');
       socket.destroy();
@@ -353,6 +412,11 @@ export class GossipRuntime {
       if (request === undefined || this.swim === undefined || this.stopped) return void socket.destroy();
       if (sender === undefined || parseHostPort(sender.address) === undefined) {
         this.drop('malformed');
+        socket.destroy();
+        return;
+      }
+      if (peer !== undefined && request.from !== peer) {
+        this.drop('sender-mismatch');
         socket.destroy();
         return;
       }

@@ -13,6 +13,7 @@ import type { ClusterStateMachine } from '../state/machine.js';
 import type { Command, CommandResult } from '../state/types.js';
 import type { AgentConfig } from './config.js';
 import type { StateEvent, StateListener } from './replicated-state.js';
+import type { PeerTls } from './peer-tls.js';
 
 /**
  * Whether `event` is the apply of a heartbeat, which moves only a node
@@ -51,6 +52,8 @@ export interface NodeServices {
   readonly registry: Registry;
   /** Aborted when the agent stops. */
   readonly signal: AbortSignal;
+  /** The node's TLS toward its peers (certificates of the cluster CA), for components that open connections of their own. */
+  readonly peerTls: PeerTls;
 }
 
 /** Something that runs beside Raft on every node. */

@@ -17,6 +17,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { nodeIdOfCertificate } from './certificates.js';
+import type { PeerTls } from '../node/peer-tls.js';
 
 /** What a node holds: its key and certificate (PEM), and the CA certificates it trusts, signing CA first. */
 export interface TlsMaterial {
@@ -46,7 +47,7 @@ export interface VerifiedPeerCertificate {
 export const TLS_SERVER_NAME = 'hivemind.peer';
 
 /** A node's credentials; see the file comment. */
-export class NodeCredentials implements grpc.experimental.CertificateProvider {
+export class NodeCredentials implements grpc.experimental.CertificateProvider, PeerTls {
   private material: TlsMaterial | undefined;
   private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
   private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
@@ -131,6 +132,11 @@ export class NodeCredentials implements grpc.experimental.CertificateProvider {
   authenticate(authContext: { transportSecurityType?: string; sslPeerCertificate?: VerifiedPeerCertificate } | null | undefined): PeerAuthentication {
     if (authContext?.transportSecurityType !== 'ssl' || authContext.sslPeerCertificate === undefined) return { ok: false, reason: 'no-verified-certificate' };
     return this.judge(authContext.sslPeerCertificate);
+  }
+
+  /** The verdict on a certificate TLS verified (for peers outside gRPC: gossip's push-pull). */
+  verifyPeer(certificate: VerifiedPeerCertificate): PeerAuthentication {
+    return this.judge(certificate);
   }
 
   private judge(certificate: VerifiedPeerCertificate): PeerAuthentication {

@@ -2,6 +2,7 @@
 // applies the command to the machine at the next index (as the leader would
 // after commit) and listeners hear each apply.
 import { Registry } from 'prom-client';
+import { NodeCredentials } from '../../security/node-credentials.js';
 import type { NodeServices } from '../../node/services.js';
 import type { StateListener } from '../../node/replicated-state.js';
 import { ClusterStateMachine } from '../../state/machine.js';
@@ -45,6 +46,8 @@ export class TestCluster {
         throw new Error('not used by the executor');
       },
       isLeader: () => true,
+      // Real credentials without material: the executor opens no peer connection.
+      peerTls: new NodeCredentials(nodeId),
       submit: async (command) => {
         this.submitted.push(command);
         return this.apply(command, nodeId);
