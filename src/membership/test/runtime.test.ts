@@ -10,6 +10,18 @@ import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { GossipRuntime, type DropReason } from '../runtime.js';
 import { deriveGossipKey, EnvelopeKind, seal } from '../crypto.js';
+import type { PeerTls } from '../../node/peer-tls.js';
+import { createClusterCa, createNodeKey, issueNodeCertificate, type CertificateAuthority } from '../../security/certificates.js';
+import { NodeCredentials } from '../../security/node-credentials.js';
+
+/** Credentials for `id` (the certificate names `certificateName`, by default `id`) from `ca`. */
+async function credentialsOf(ca: CertificateAuthority, id: string, certificateName = id): Promise<NodeCredentials> {
+  const { keyPem } = await createNodeKey();
+  const certificatePem = await issueNodeCertificate(ca, keyPem, { nodeId: certificateName, now: Date.now() });
+  const credentials = new NodeCredentials(id);
+  credentials.update({ keyPem, certificatePem, caPems: [ca.certificatePem] });
+  return credentials;
+}
 
 const clusterKey = randomBytes(32);
 
@@ -19,9 +31,9 @@ interface Member {
   dropped: Map<DropReason, number>;
 }
 
-async function startMember(id: string, seeds: string[], key: Uint8Array = clusterKey): Promise<Member> {
+async function startMember(id: string, seeds: string[], key: Uint8Array = clusterKey, tls?: PeerTls): Promise<Member> {
   const dropped = new Map<DropReason, number>();
-  const runtime = new GossipRuntime({ bindHost: '127.0.0.1', port: 0, observer: { dropped: (reason) => dropped.set(reason, (dropped.get(reason) ?? 0) + 1) } });
+  const runtime = new GossipRuntime({ bindHost: '127.0.0.1', port: 0, observer: { dropped: (reason) => dropped.set(reason, (dropped.get(reason) ?? 0) + 1) }, ...(tls === undefined ? {} : { tls }) });
   const port = await runtime.bind();
   runtime.start({ id, address: `127.0.0.1:${port}`, meta: { api: `127.0.0.1:${port + 1}` }, clusterKey: key, seeds });
   return { id, runtime, dropped };
@@ -84,6 +96,27 @@ test('a member with another cluster key never joins; its packets are refused', a
     assert.equal(stranger.runtime.members().map((m) => m.id), ['x']);
   } finally {
     await Promise.all([a, stranger].map((m) => m.runtime.stop({ announceLeave: false })));
+  }
+});
+
+test('with TLS, push-pull needs a certificate of the cluster CA that names the member who speaks', async () => {
+  const ca = await createClusterCa({ now: Date.now() });
+  const foreignCa = await createClusterCa({ now: Date.now() });
+  const a = await startMember('a', [], clusterKey, await credentialsOf(ca, 'a'));
+  const b = await startMember('b', [address(a)], clusterKey, await credentialsOf(ca, 'b'));
+  // Holds the cluster key (a member that was removed keeps it) but not a certificate of this CA.
+  const outsider = await startMember('o', [], clusterKey, await credentialsOf(foreignCa, 'o'));
+  // A certificate of this CA, for another node than the one it claims to be.
+  const impostor = await startMember('i', [], clusterKey, await credentialsOf(ca, 'i', 'b'));
+  try {
+    await eventually('a and b to know each other over TLS', () => statusOf(a, 'b') === 'alive' && statusOf(b, 'a') === 'alive');
+    outsider.runtime.contact([address(a)]);
+    await eventually('a to refuse the outsider\'s handshake', () => (a.dropped.get('untrusted') ?? 0) >= 1, () => JSON.stringify([...a.dropped]));
+    impostor.runtime.contact([address(a)]);
+    await eventually('a to drop the impostor\'s sync', () => (a.dropped.get('sender-mismatch') ?? 0) >= 1, () => JSON.stringify([...a.dropped]));
+    assert.is(a.runtime.members().some((m) => m.id === 'i'), false, 'the impostor is not taken in through push-pull');
+  } finally {
+    await Promise.all([a, b, outsider, impostor].map((m) => m.runtime.stop({ announceLeave: false })));
   }
 });
 
