@@ -42,7 +42,7 @@ import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire 
 import { COMPONENT_FACTORIES } from './components.js';
 import { NodeTrust } from './trust.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../security/node-credentials.js';
-import type { NodeComponent, NodeServices } from '../node/services.js';
+import type { BoundPorts, NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
 import type { DiscoveryAnnouncer } from '../membership/discovery.js';
 
@@ -161,7 +161,7 @@ class HivemindAgent implements Agent, ApiBackend {
   private raftInstance: RaftNode | undefined;
   private apiInstance: ApiServer | undefined;
   private readonly componentList: NodeComponent[] = [];
-  private boundPorts: { gossip?: number } = {};
+  private boundPorts: BoundPorts = {};
   private announcer: DiscoveryAnnouncer | undefined;
   private announcedToken: string | undefined;
   private discoveryBusy = false;
@@ -430,6 +430,7 @@ class HivemindAgent implements Agent, ApiBackend {
       isLeader: () => this.raftStarted && this.raft.status().role === 'leader',
       submit: (command, options) => this.submit(command, options?.timeoutMs ?? INTERNAL_PROPOSAL_TIMEOUT_MS),
       addresses: () => this.advertisedAddresses(),
+      boundPorts: () => this.boundPorts,
       log: (component, line) => this.log(component, line),
       registry: this.metrics.registry,
       signal: this.stopController.signal,

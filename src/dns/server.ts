@@ -56,8 +56,8 @@ export interface DnsServerOptions {
 }
 
 export class DnsServer {
-  private udp: Socket | undefined;
-  private tcp: Server | undefined;
+  /** UDP socket and TCP server by the host they are bound to. */
+  private readonly listeners = new Map<string, { udp: Socket; tcp: Server }>();
   private readonly connections = new Set<TcpSocket>();
   private readonly forwarder: Forwarder;
   private readonly cache = new ReplyCache();
@@ -71,36 +71,52 @@ export class DnsServer {
     this.nowMs = options.nowMs ?? Date.now;
   }
 
-  /** Binds UDP and TCP on the same port (when the port is 0, TCP takes the one UDP got). Returns the port. */
-  async listen(): Promise<number> {
-    const udp = createSocket({ type: this.options.host.includes(':') ? 'udp6' : 'udp4' });
+  /**
+   * Binds UDP and TCP on the same port at `where` (default: the options'
+   * host and port; when the port is 0, TCP takes the one UDP got), beside
+   * any address already bound. Returns the port. Rejects (and binds
+   * nothing) when either cannot be bound, or when `where.host` is bound
+   * already.
+   */
+  async listen(where: { host: string; port: number } = { host: this.options.host, port: this.options.port }): Promise<number> {
+    if (this.listeners.has(where.host)) throw new Error(`the DNS server listens on ${where.host} already`);
+    const udp = createSocket({ type: where.host.includes(':') ? 'udp6' : 'udp4' });
     udp.on('message', (bytes, source) => this.handleUdp(udp, bytes, source.address, source.port));
-    udp.on('error', (error) => this.options.log(`UDP socket: ${error.message}`));
+    udp.on('error', (error) => this.options.log(`UDP socket on ${where.host}: ${error.message}`));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
-      udp.bind(this.options.port, this.options.host, () => {
+      udp.bind(where.port, where.host, () => {
         udp.off('error', reject);
         resolve();
       });
+    }).catch((error: unknown) => {
+      udp.close();
+      throw error;
     });
-    this.udp = udp;
     const port = udp.address().port;
     const tcp = createServer((socket) => this.handleTcp(socket));
     tcp.maxConnections = TCP_CONNECTIONS_MAX;
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, this.options.host, () => {
+      tcp.listen(port, where.host, () => {
         tcp.off('error', reject);
         resolve();
       });
     }).catch((error: unknown) => {
       udp.close();
-      this.udp = undefined;
       throw error;
     });
-    tcp.on('error', (error) => this.options.log(`TCP server: ${error.message}`));
-    this.tcp = tcp;
+    tcp.on('error', (error) => this.options.log(`TCP server on ${where.host}: ${error.message}`));
+    this.listeners.set(where.host, { udp, tcp });
     return port;
+  }
+
+  /** Stops listening on `host` (a no-op when not listening there); its open TCP connections are left to finish or idle out. */
+  async unlisten(host: string): Promise<void> {
+    const listener = this.listeners.get(host);
+    if (listener === undefined) return;
+    this.listeners.delete(host);
+    await closeListener(listener);
   }
 
   /** The state changed: the directory and the zone's kept replies are stale. Cheap; call on every apply. */
@@ -113,12 +129,9 @@ export class DnsServer {
     this.forwarder.close();
     for (const socket of this.connections) socket.destroy();
     this.connections.clear();
-    const udp = this.udp;
-    const tcp = this.tcp;
-    this.udp = undefined;
-    this.tcp = undefined;
-    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
-    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    const listeners = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all(listeners.map(closeListener));
   }
 
   /**
@@ -185,11 +198,16 @@ export class DnsServer {
     return truncateReply(reply, query);
   }
 
+  private isOpen(socket: Socket): boolean {
+    for (const listener of this.listeners.values()) if (listener.udp === socket) return true;
+    return false;
+  }
+
   private handleUdp(socket: Socket, bytes: Buffer, address: string, port: number): void {
     const reply = this.reply(bytes, address, 'udp');
     if (reply === undefined) return;
     if (!(reply instanceof Promise)) socket.send(reply, port, address);
-    else void reply.then((out) => this.udp === socket && socket.send(out, port, address));
+    else void reply.then((out) => this.isOpen(socket) && socket.send(out, port, address));
   }
 
   /** RFC 7766 framing: a two-byte length before every message; queries may be pipelined, replies go back in any order. */
@@ -213,6 +231,10 @@ export class DnsServer {
       }
     });
   }
+}
+
+async function closeListener(listener: { udp: Socket; tcp: Server }): Promise<void> {
+  await Promise.all([new Promise<void>((resolve) => listener.udp.close(() => resolve())), new Promise<void>((resolve) => listener.tcp.close(() => resolve()))]);
 }
 
 function writeFrame(socket: TcpSocket, message: Buffer): void {
