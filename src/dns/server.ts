@@ -19,11 +19,12 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
-import { directoryOf, type DiscoveryInput, type Directory } from '../discovery/endpoints.js';
+import { appKey, directoryOf, type DiscoveryInput, type Directory } from '../discovery/endpoints.js';
 import { encodeZoneReply } from './encode.js';
+import { appNamesOf, type AppNames } from './names.js';
 import { Forwarder, type Upstream } from './forwarder.js';
 import { ReplyCache } from './reply-cache.js';
-import { CLASS_IN, RCODE, errorReply, parseQuery, patchReply, truncateReply, udpLimitBytes, withoutOpt, type Query } from './wire.js';
+import { CLASS_IN, RCODE, errorReply, parseQuery, patchReply, rotateAddressAnswers, truncateReply, udpLimitBytes, withoutOpt, type Query } from './wire.js';
 import { answerQuestion, inZone } from './zone.js';
 
 /** Zone replies kept at once (questions asked since the last change); past it the kept ones are dropped. */
@@ -61,8 +62,9 @@ export class DnsServer {
   private readonly connections = new Set<TcpSocket>();
   private readonly forwarder: Forwarder;
   private readonly cache = new ReplyCache();
-  private readonly zoneReplies = new Map<string, Buffer>();
-  private directory: Directory | undefined;
+  /** Encoded zone replies, with the rotation the next copy of each gets. */
+  private readonly zoneReplies = new Map<string, { bytes: Buffer; rotation: number }>();
+  private directory: { directory: Directory; names: AppNames } | undefined;
   private readonly nowMs: () => number;
   readonly counts: DnsCounts = { zone: 0, cached: 0, forwarded: 0, failed: 0, refused: 0, truncated: 0 };
 
@@ -154,7 +156,10 @@ export class DnsServer {
         return errorReply(bytes, { id: query.id, questionEnd: query.questionEnd, rcode: RCODE.REFUSED, edns: query.edns !== undefined });
       }
       this.counts.zone++;
-      return this.fit(patchReply(this.zoneReply(query, source), bytes, query), query, transport);
+      const kept = this.zoneReply(query, source);
+      const reply = patchReply(kept.bytes, bytes, query);
+      rotateAddressAnswers(reply, query.questionEnd, kept.rotation++);
+      return this.fit(reply, query, transport);
     }
     const key = `${query.name}|${query.type}|${query.class}|${query.edns?.dnssecOk ? 1 : 0}`;
     const cached = this.cache.get(key, this.nowMs());
@@ -173,18 +178,31 @@ export class DnsServer {
     });
   }
 
-  /** The kept zone reply to the question, as seen from `source`; encoded on first use after a change. */
-  private zoneReply(query: Query, source: string): Buffer {
-    const directory = (this.directory ??= directoryOf(this.options.read()));
-    const tenant = directory.tenantOfAddress.get(source.startsWith('::ffff:') ? source.slice(7) : source);
-    const key = `${tenant ?? ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
-    let reply = this.zoneReplies.get(key);
-    if (reply === undefined) {
+  /**
+   * The kept zone reply to the question, as seen from `source`; encoded on
+   * first use after a change. Kept per querier tenant, and per querier app
+   * for apps with links (their names differ).
+   */
+  private zoneReply(query: Query, source: string): { bytes: Buffer; rotation: number } {
+    const { directory, names } = (this.directory ??= this.build());
+    const address = source.startsWith('::ffff:') ? source.slice(7) : source;
+    const tenant = directory.tenantOfAddress.get(address);
+    const app = tenant === undefined ? undefined : names.appOfAddress.get(address);
+    const linking = app !== undefined && names.links.has(appKey(tenant!, app));
+    const key = `${tenant ?? ''}|${linking ? app : ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
+    let kept = this.zoneReplies.get(key);
+    if (kept === undefined) {
       if (this.zoneReplies.size >= ZONE_REPLIES_MAX) this.zoneReplies.clear();
-      reply = encodeZoneReply(query, answerQuestion(directory, query, tenant));
-      this.zoneReplies.set(key, reply);
+      kept = { bytes: encodeZoneReply(query, answerQuestion(directory, query, tenant, { names, ...(linking ? { querierApp: app } : {}) })), rotation: 0 };
+      this.zoneReplies.set(key, kept);
     }
-    return reply;
+    return kept;
+  }
+
+  private build(): { directory: Directory; names: AppNames } {
+    const input = this.options.read();
+    const directory = directoryOf(input);
+    return { directory, names: appNamesOf(input, directory) };
   }
 
   /** An upstream reply for a querier that sent no EDNS loses its OPT record. */
