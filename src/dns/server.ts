@@ -62,8 +62,15 @@ export class DnsServer {
   private readonly connections = new Set<TcpSocket>();
   private readonly forwarder: Forwarder;
   private readonly cache = new ReplyCache();
-  /** Encoded zone replies, with the rotation the next copy of each gets. */
-  private readonly zoneReplies = new Map<string, { bytes: Buffer; rotation: number }>();
+  /** Encoded zone replies, by querier and question (see `zoneReply`). */
+  private readonly zoneReplies = new Map<string, Buffer>();
+  /**
+   * The rotation the next reply to each kept question gets. Kept across
+   * changes of the state (applies are frequent; starting every question
+   * over at its first address on each would favour that address), dropped
+   * whole past ZONE_REPLIES_MAX questions.
+   */
+  private readonly rotations = new Map<string, number>();
   private directory: { directory: Directory; names: AppNames } | undefined;
   private readonly nowMs: () => number;
   readonly counts: DnsCounts = { zone: 0, cached: 0, forwarded: 0, failed: 0, refused: 0, truncated: 0 };
@@ -158,7 +165,10 @@ export class DnsServer {
       this.counts.zone++;
       const kept = this.zoneReply(query, source);
       const reply = patchReply(kept.bytes, bytes, query);
-      rotateAddressAnswers(reply, query.questionEnd, kept.rotation++);
+      const rotation = this.rotations.get(kept.key) ?? 0;
+      if (rotation === 0 && this.rotations.size >= ZONE_REPLIES_MAX) this.rotations.clear();
+      this.rotations.set(kept.key, rotation + 1);
+      rotateAddressAnswers(reply, query.questionEnd, rotation);
       return this.fit(reply, query, transport);
     }
     const key = `${query.name}|${query.type}|${query.class}|${query.edns?.dnssecOk ? 1 : 0}`;
@@ -183,20 +193,20 @@ export class DnsServer {
    * first use after a change. Kept per querier tenant, and per querier app
    * for apps with links (their names differ).
    */
-  private zoneReply(query: Query, source: string): { bytes: Buffer; rotation: number } {
+  private zoneReply(query: Query, source: string): { bytes: Buffer; key: string } {
     const { directory, names } = (this.directory ??= this.build());
     const address = source.startsWith('::ffff:') ? source.slice(7) : source;
     const tenant = directory.tenantOfAddress.get(address);
     const app = tenant === undefined ? undefined : names.appOfAddress.get(address);
     const linking = app !== undefined && names.links.has(appKey(tenant!, app));
     const key = `${tenant ?? ''}|${linking ? app : ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
-    let kept = this.zoneReplies.get(key);
-    if (kept === undefined) {
+    let bytes = this.zoneReplies.get(key);
+    if (bytes === undefined) {
       if (this.zoneReplies.size >= ZONE_REPLIES_MAX) this.zoneReplies.clear();
-      kept = { bytes: encodeZoneReply(query, answerQuestion(directory, query, tenant, { names, ...(linking ? { querierApp: app } : {}) })), rotation: 0 };
-      this.zoneReplies.set(key, kept);
+      bytes = encodeZoneReply(query, answerQuestion(directory, query, tenant, { names, ...(linking ? { querierApp: app } : {}) }));
+      this.zoneReplies.set(key, bytes);
     }
-    return kept;
+    return { bytes, key };
   }
 
   private build(): { directory: Directory; names: AppNames } {

@@ -172,6 +172,8 @@ test('rotation: successive replies to one question start with successive address
   assert.equal(seen.map((addresses) => addresses[0]), ['10.88.2.1', '10.88.2.2', '10.88.2.3', '10.88.2.4', '10.88.2.1']);
   for (const addresses of seen) assert.equal([...addresses].sort(), ['10.88.2.1', '10.88.2.2', '10.88.2.3', '10.88.2.4'], 'each reply has every address once');
   assert.equal(seen[2], ['10.88.2.3', '10.88.2.4', '10.88.2.1', '10.88.2.2'], 'a rotation keeps the cyclic order');
+  server.invalidate();
+  assert.is(order()[0], '10.88.2.2', 'a change of the state does not start the question over');
   const srv = (): string[] => Packet.parse(server.reply(queryBytes('_80._tcp.web.acme.hivemind', QUERY_TYPE.SRV), '127.0.0.1', 'tcp') as Buffer).answers.map((record) => record.target!);
   assert.equal(srv(), srv(), 'SRV answers (whose targets later names point into) are not moved');
   const parsed = parseQuery(queryBytes('web.acme.hivemind', QUERY_TYPE.A));
