@@ -47,7 +47,7 @@ import { retryUntil } from '../node/retry.js';
 import { certificateFingerprint } from '../security/certificates.js';
 import { pinnedToken } from '../security/pinned-token.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } from '../security/node-credentials.js';
-import type { NodeComponent, NodeServices } from '../node/services.js';
+import type { BoundPorts, NodeComponent, NodeServices } from '../node/services.js';
 import { isGossipView, type GossipView } from '../membership/component.js';
 import type { DiscoveryAnnouncer } from '../membership/discovery.js';
 
@@ -168,7 +168,7 @@ class HivemindAgent implements Agent, ApiBackend {
   private raftInstance: RaftNode | undefined;
   private apiInstance: ApiServer | undefined;
   private readonly componentList: NodeComponent[] = [];
-  private boundPorts: { gossip?: number } = {};
+  private boundPorts: BoundPorts = {};
   private announcer: DiscoveryAnnouncer | undefined;
   private announcedToken: string | undefined;
   private discoveryBusy = false;
@@ -447,6 +447,7 @@ class HivemindAgent implements Agent, ApiBackend {
       isLeader: () => this.raftStarted && this.raft.status().role === 'leader',
       submit: (command, options) => this.submit(command, options?.timeoutMs ?? INTERNAL_PROPOSAL_TIMEOUT_MS),
       addresses: () => this.advertisedAddresses(),
+      boundPorts: () => this.boundPorts,
       log: (component, line) => this.log(component, line),
       registry: this.metrics.registry,
       signal: this.stopController.signal,

@@ -11,6 +11,7 @@ import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type
 import { readEnvironment, readLabels } from './environment.js';
 import { readServiceExtension } from './extension.js';
 import { readHealthcheck } from './healthcheck.js';
+import { readLinks, readNetworkAliases } from './names.js';
 import { readPorts } from './ports.js';
 import type { FieldPath, Problems } from './problems.js';
 import { checkName, readAbsolutePath, readBoolean, readCpuMillis, readDurationMs, readMapping, readMemoryBytes, readText, readWholeNumber, setOwn } from './read.js';
@@ -48,6 +49,8 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const deploy = (given('deploy') ? readDeploy(mapping.deploy, at('deploy'), context) : undefined) ?? noDeploy;
   const serviceSecrets = given('secrets') ? readServiceSecrets(mapping.secrets, at('secrets'), context) : [];
   const extension = (given('x-hivemind') ? readServiceExtension(mapping['x-hivemind'], at('x-hivemind'), problems) : undefined) ?? { hivemind: {} };
+  const aliases = given('networks') ? readNetworkAliases(mapping.networks, at('networks'), problems, name) : [];
+  const links = given('links') ? readLinks(mapping.links, at('links'), problems, name) : [];
 
   const replicas = readReplicas(mapping, deploy, path, problems);
   const restart = readRestart(mapping, deploy, path, problems);
@@ -55,6 +58,8 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const reservations = mergeResources(deploy.reservations, readPlainResources(mapping, path, problems, { memory: 'mem_reservation' }), [...path, 'deploy', 'resources', 'reservations'], problems);
   checkReservationsFit(limits, reservations, [...path, 'deploy', 'resources'], problems);
   const hivemind = mergeHivemind(extension.hivemind, deploy, serviceSecrets ?? [], path, problems);
+  if (aliases !== undefined && aliases.length > 0) hivemind.aliases = aliases;
+  if (links !== undefined && links.length > 0) hivemind.links = links;
   const allLabels = mergeLabels(labels ?? {}, deploy.labels, at('labels'), problems);
 
   if (problems.errorCount !== before) return undefined;

@@ -5,20 +5,40 @@
  * apply but a heartbeat marks the zone stale, so an answer follows the
  * replica as of the query: a status commit changes answers at once.
  *
+ * Containers reach it on their gateway: while the node's overlay network is
+ * ready (`<data-dir>/network/node-network.json`, written by the network
+ * component), the server also listens on the bridge's gateway address, port
+ * 53 (resolv.conf cannot name another port), and the executor's containers
+ * name that address in their resolv.conf. A query there comes from the
+ * container's own address, so tenant isolation by source address holds. The
+ * file is read every GATEWAY_CHECK_MS; a new gateway (a new subnet) moves the
+ * listener.
+ *
  * A DNS port already taken (another agent on the same machine, a test
  * cluster) is logged and leaves this node without DNS: name service is not a
- * reason for a node to stop taking part in the cluster.
+ * reason for a node to stop taking part in the cluster. The same holds for
+ * the gateway's port 53 (another DNS server on the node holding it on every
+ * address, no right to bind it): logged once per gateway and cause, tried
+ * again at every check.
  */
 import { Gauge } from 'prom-client';
-import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../node/services.js';
+import { nodeNetworkPath, readNodeNetwork } from '../node/node-network.js';
+import { isHeartbeatApply, type BoundPorts, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeUpstreams, type Upstream } from './forwarder.js';
 import { DnsServer, type DnsCounts } from './server.js';
+
+/** The port containers ask on their gateway address: resolv.conf has no port, so DNS's own. */
+export const CONTAINER_DNS_PORT = 53;
+/** How often the node network file is read for the gateway to serve containers on. */
+export const GATEWAY_CHECK_MS = 1000;
 
 /** What the API and tests read of the DNS component. */
 export interface DnsView {
   readonly name: 'dns';
   /** The port it serves on, once bound; undefined when it could not bind. */
   port(): number | undefined;
+  /** The gateway address it serves containers on (port CONTAINER_DNS_PORT), when it does. */
+  gateway(): string | undefined;
 }
 
 export interface DnsComponentOptions {
@@ -36,6 +56,13 @@ class DnsComponent implements NodeComponent, DnsView {
   private readonly server: DnsServer;
   private boundPort: number | undefined;
   private removeListener: (() => void) | undefined;
+  /** The gateway address served on, and the last failure to bind one (`address: cause`, logged once). */
+  private gatewayServed: string | undefined;
+  private gatewayFailure: string | undefined;
+  private gatewayTimer: NodeJS.Timeout | undefined;
+  /** The check under way, if any (one at a time; stop waits for it). */
+  private gatewayCheck: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(private readonly services: NodeServices, options: DnsComponentOptions) {
     const upstreams = options.upstreams ?? upstreamsFromEnvironment() ?? nodeUpstreams();
@@ -53,13 +80,17 @@ class DnsComponent implements NodeComponent, DnsView {
     return this.boundPort;
   }
 
-  async bind(): Promise<{ gossip?: number }> {
+  gateway(): string | undefined {
+    return this.gatewayServed;
+  }
+
+  async bind(): Promise<BoundPorts> {
     try {
       this.boundPort = await this.server.listen();
     } catch (error) {
       this.services.log('dns', `cannot serve DNS on ${this.services.config.bind}:${this.services.config.ports.dns} (${(error as Error).message}); this node answers no names (choose a free port with --dns-port)`);
     }
-    return {};
+    return this.boundPort === undefined ? {} : { dns: this.boundPort };
   }
 
   async start(): Promise<void> {
@@ -68,12 +99,56 @@ class DnsComponent implements NodeComponent, DnsView {
     });
     this.server.invalidate();
     if (this.boundPort !== undefined) this.services.log('dns', `serving the hivemind zone on ${this.services.config.bind}:${this.boundPort} (UDP and TCP)`);
+    await this.maybeCheckGateway();
+    this.gatewayTimer = setInterval(() => void this.maybeCheckGateway(), GATEWAY_CHECK_MS);
+    this.gatewayTimer.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.gatewayTimer !== undefined) clearInterval(this.gatewayTimer);
     this.removeListener?.();
     this.removeListener = undefined;
+    await this.gatewayCheck;
     await this.server.close().catch(() => {});
+  }
+
+  /** Starts a gateway check unless one is under way or the component stopped; resolves when the current one ends. */
+  private maybeCheckGateway(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.gatewayCheck ??= this.checkGateway().finally(() => {
+      this.gatewayCheck = undefined;
+    });
+    return this.gatewayCheck;
+  }
+
+  /** Serves containers on the gateway of the node network file when it is ready; moves or stops that listener when the file changes. */
+  private async checkGateway(): Promise<void> {
+    const network = readNodeNetwork(nodeNetworkPath(this.services.dataDir));
+    const wanted = network?.state === 'ready' ? network.gateway : undefined;
+    if (wanted === this.gatewayServed) return;
+    if (this.gatewayServed !== undefined) {
+      await this.server.unlisten(this.gatewayServed);
+      this.services.log('dns', `stopped serving containers on ${this.gatewayServed}:${CONTAINER_DNS_PORT}`);
+      this.gatewayServed = undefined;
+    }
+    if (wanted === undefined || this.stopped) return;
+    // The server's own socket may cover the gateway already (`--dns-port 53` on every address).
+    const bind = this.services.config.bind;
+    if (this.boundPort === CONTAINER_DNS_PORT && (bind === '0.0.0.0' || bind === '::' || bind === wanted)) {
+      this.gatewayServed = wanted;
+      return;
+    }
+    try {
+      await this.server.listen({ host: wanted, port: CONTAINER_DNS_PORT });
+      this.gatewayServed = wanted;
+      this.gatewayFailure = undefined;
+      this.services.log('dns', `serving containers on their gateway ${wanted}:${CONTAINER_DNS_PORT} (UDP and TCP)`);
+    } catch (error) {
+      const failure = `${wanted}: ${(error as Error).message}`;
+      if (failure !== this.gatewayFailure) this.services.log('dns', `cannot serve containers on ${wanted}:${CONTAINER_DNS_PORT} (${(error as Error).message}); their names do not resolve until it can (trying again every ${GATEWAY_CHECK_MS} ms)`);
+      this.gatewayFailure = failure;
+    }
   }
 }
 

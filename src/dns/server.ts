@@ -19,11 +19,12 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
-import { directoryOf, type DiscoveryInput, type Directory } from '../discovery/endpoints.js';
+import { appKey, directoryOf, type DiscoveryInput, type Directory } from '../discovery/endpoints.js';
 import { encodeZoneReply } from './encode.js';
+import { appNamesOf, type AppNames } from './names.js';
 import { Forwarder, type Upstream } from './forwarder.js';
 import { ReplyCache } from './reply-cache.js';
-import { CLASS_IN, RCODE, errorReply, parseQuery, patchReply, truncateReply, udpLimitBytes, withoutOpt, type Query } from './wire.js';
+import { CLASS_IN, RCODE, errorReply, parseQuery, patchReply, rotateAddressAnswers, truncateReply, udpLimitBytes, withoutOpt, type Query } from './wire.js';
 import { answerQuestion, inZone } from './zone.js';
 
 /** Zone replies kept at once (questions asked since the last change); past it the kept ones are dropped. */
@@ -56,13 +57,21 @@ export interface DnsServerOptions {
 }
 
 export class DnsServer {
-  private udp: Socket | undefined;
-  private tcp: Server | undefined;
+  /** UDP socket and TCP server by the host they are bound to. */
+  private readonly listeners = new Map<string, { udp: Socket; tcp: Server }>();
   private readonly connections = new Set<TcpSocket>();
   private readonly forwarder: Forwarder;
   private readonly cache = new ReplyCache();
+  /** Encoded zone replies, by querier and question (see `zoneReply`). */
   private readonly zoneReplies = new Map<string, Buffer>();
-  private directory: Directory | undefined;
+  /**
+   * The rotation the next reply to each kept question gets. Kept across
+   * changes of the state (applies are frequent; starting every question
+   * over at its first address on each would favour that address), dropped
+   * whole past ZONE_REPLIES_MAX questions.
+   */
+  private readonly rotations = new Map<string, number>();
+  private directory: { directory: Directory; names: AppNames } | undefined;
   private readonly nowMs: () => number;
   readonly counts: DnsCounts = { zone: 0, cached: 0, forwarded: 0, failed: 0, refused: 0, truncated: 0 };
 
@@ -71,36 +80,52 @@ export class DnsServer {
     this.nowMs = options.nowMs ?? Date.now;
   }
 
-  /** Binds UDP and TCP on the same port (when the port is 0, TCP takes the one UDP got). Returns the port. */
-  async listen(): Promise<number> {
-    const udp = createSocket({ type: this.options.host.includes(':') ? 'udp6' : 'udp4' });
+  /**
+   * Binds UDP and TCP on the same port at `where` (default: the options'
+   * host and port; when the port is 0, TCP takes the one UDP got), beside
+   * any address already bound. Returns the port. Rejects (and binds
+   * nothing) when either cannot be bound, or when `where.host` is bound
+   * already.
+   */
+  async listen(where: { host: string; port: number } = { host: this.options.host, port: this.options.port }): Promise<number> {
+    if (this.listeners.has(where.host)) throw new Error(`the DNS server listens on ${where.host} already`);
+    const udp = createSocket({ type: where.host.includes(':') ? 'udp6' : 'udp4' });
     udp.on('message', (bytes, source) => this.handleUdp(udp, bytes, source.address, source.port));
-    udp.on('error', (error) => this.options.log(`UDP socket: ${error.message}`));
+    udp.on('error', (error) => this.options.log(`UDP socket on ${where.host}: ${error.message}`));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
-      udp.bind(this.options.port, this.options.host, () => {
+      udp.bind(where.port, where.host, () => {
         udp.off('error', reject);
         resolve();
       });
+    }).catch((error: unknown) => {
+      udp.close();
+      throw error;
     });
-    this.udp = udp;
     const port = udp.address().port;
     const tcp = createServer((socket) => this.handleTcp(socket));
     tcp.maxConnections = TCP_CONNECTIONS_MAX;
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, this.options.host, () => {
+      tcp.listen(port, where.host, () => {
         tcp.off('error', reject);
         resolve();
       });
     }).catch((error: unknown) => {
       udp.close();
-      this.udp = undefined;
       throw error;
     });
-    tcp.on('error', (error) => this.options.log(`TCP server: ${error.message}`));
-    this.tcp = tcp;
+    tcp.on('error', (error) => this.options.log(`TCP server on ${where.host}: ${error.message}`));
+    this.listeners.set(where.host, { udp, tcp });
     return port;
+  }
+
+  /** Stops listening on `host` (a no-op when not listening there); its open TCP connections are left to finish or idle out. */
+  async unlisten(host: string): Promise<void> {
+    const listener = this.listeners.get(host);
+    if (listener === undefined) return;
+    this.listeners.delete(host);
+    await closeListener(listener);
   }
 
   /** The state changed: the directory and the zone's kept replies are stale. Cheap; call on every apply. */
@@ -113,12 +138,9 @@ export class DnsServer {
     this.forwarder.close();
     for (const socket of this.connections) socket.destroy();
     this.connections.clear();
-    const udp = this.udp;
-    const tcp = this.tcp;
-    this.udp = undefined;
-    this.tcp = undefined;
-    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
-    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    const listeners = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all(listeners.map(closeListener));
   }
 
   /**
@@ -141,7 +163,13 @@ export class DnsServer {
         return errorReply(bytes, { id: query.id, questionEnd: query.questionEnd, rcode: RCODE.REFUSED, edns: query.edns !== undefined });
       }
       this.counts.zone++;
-      return this.fit(patchReply(this.zoneReply(query, source), bytes, query), query, transport);
+      const kept = this.zoneReply(query, source);
+      const reply = patchReply(kept.bytes, bytes, query);
+      const rotation = this.rotations.get(kept.key) ?? 0;
+      if (rotation === 0 && this.rotations.size >= ZONE_REPLIES_MAX) this.rotations.clear();
+      this.rotations.set(kept.key, rotation + 1);
+      rotateAddressAnswers(reply, query.questionEnd, rotation);
+      return this.fit(reply, query, transport);
     }
     const key = `${query.name}|${query.type}|${query.class}|${query.edns?.dnssecOk ? 1 : 0}`;
     const cached = this.cache.get(key, this.nowMs());
@@ -160,18 +188,31 @@ export class DnsServer {
     });
   }
 
-  /** The kept zone reply to the question, as seen from `source`; encoded on first use after a change. */
-  private zoneReply(query: Query, source: string): Buffer {
-    const directory = (this.directory ??= directoryOf(this.options.read()));
-    const tenant = directory.tenantOfAddress.get(source.startsWith('::ffff:') ? source.slice(7) : source);
-    const key = `${tenant ?? ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
-    let reply = this.zoneReplies.get(key);
-    if (reply === undefined) {
+  /**
+   * The kept zone reply to the question, as seen from `source`; encoded on
+   * first use after a change. Kept per querier tenant, and per querier app
+   * for apps with links (their names differ).
+   */
+  private zoneReply(query: Query, source: string): { bytes: Buffer; key: string } {
+    const { directory, names } = (this.directory ??= this.build());
+    const address = source.startsWith('::ffff:') ? source.slice(7) : source;
+    const tenant = directory.tenantOfAddress.get(address);
+    const app = tenant === undefined ? undefined : names.appOfAddress.get(address);
+    const linking = app !== undefined && names.links.has(appKey(tenant!, app));
+    const key = `${tenant ?? ''}|${linking ? app : ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
+    let bytes = this.zoneReplies.get(key);
+    if (bytes === undefined) {
       if (this.zoneReplies.size >= ZONE_REPLIES_MAX) this.zoneReplies.clear();
-      reply = encodeZoneReply(query, answerQuestion(directory, query, tenant));
-      this.zoneReplies.set(key, reply);
+      bytes = encodeZoneReply(query, answerQuestion(directory, query, tenant, { names, ...(linking ? { querierApp: app } : {}) }));
+      this.zoneReplies.set(key, bytes);
     }
-    return reply;
+    return { bytes, key };
+  }
+
+  private build(): { directory: Directory; names: AppNames } {
+    const input = this.options.read();
+    const directory = directoryOf(input);
+    return { directory, names: appNamesOf(input, directory) };
   }
 
   /** An upstream reply for a querier that sent no EDNS loses its OPT record. */
@@ -185,11 +226,16 @@ export class DnsServer {
     return truncateReply(reply, query);
   }
 
+  private isOpen(socket: Socket): boolean {
+    for (const listener of this.listeners.values()) if (listener.udp === socket) return true;
+    return false;
+  }
+
   private handleUdp(socket: Socket, bytes: Buffer, address: string, port: number): void {
     const reply = this.reply(bytes, address, 'udp');
     if (reply === undefined) return;
     if (!(reply instanceof Promise)) socket.send(reply, port, address);
-    else void reply.then((out) => this.udp === socket && socket.send(out, port, address));
+    else void reply.then((out) => this.isOpen(socket) && socket.send(out, port, address));
   }
 
   /** RFC 7766 framing: a two-byte length before every message; queries may be pipelined, replies go back in any order. */
@@ -213,6 +259,10 @@ export class DnsServer {
       }
     });
   }
+}
+
+async function closeListener(listener: { udp: Socket; tcp: Server }): Promise<void> {
+  await Promise.all([new Promise<void>((resolve) => listener.udp.close(() => resolve())), new Promise<void>((resolve) => listener.tcp.close(() => resolve()))]);
 }
 
 function writeFrame(socket: TcpSocket, message: Buffer): void {

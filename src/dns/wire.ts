@@ -23,6 +23,8 @@ const NAME_BYTES_MAX = 255;
 const LABEL_BYTES_MAX = 63;
 /** OPT's type (RFC 6891). */
 export const TYPE_OPT = 41;
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
 /** The class of the Internet. */
 export const CLASS_IN = 1;
 
@@ -265,6 +267,32 @@ function readRecordHead(bytes: Uint8Array, offset: number): { type: number; clas
   if (end > bytes.length) return undefined;
   const ttl = bytes[nameEnd + 4]! * 2 ** 24 + readU16(bytes, nameEnd + 5) * 256 + bytes[nameEnd + 7]!;
   return { type: readU16(bytes, nameEnd), class: readU16(bytes, nameEnd + 2), ttl, ttlOffset: nameEnd + 4, dataOffset: nameEnd + 10, end };
+}
+
+/**
+ * Rotates the answer section of `reply` in place by `shift` records, so
+ * successive replies start with successive addresses (round robin, as
+ * BIND's cyclic rrset-order). Only when there are two answers or more and
+ * every one is an A or AAAA record whose name is a compression pointer:
+ * then nothing in the message points into them, and moving them keeps it
+ * valid. `questionEnd`: where the answers start. Returns whether it rotated.
+ */
+export function rotateAddressAnswers(reply: Buffer, questionEnd: number, shift: number): boolean {
+  const count = readU16(reply, 6);
+  if (count < 2 || shift % count === 0) return false;
+  const starts: number[] = [];
+  let offset = questionEnd;
+  for (let index = 0; index < count; index++) {
+    if (offset >= reply.length || (reply[offset]! & 0xc0) !== 0xc0) return false;
+    const record = readRecordHead(reply, offset);
+    if (record === undefined || (record.type !== TYPE_A && record.type !== TYPE_AAAA)) return false;
+    starts.push(offset);
+    offset = record.end;
+  }
+  const split = starts[shift % count]!;
+  const rotated = Buffer.concat([reply.subarray(split, offset), reply.subarray(questionEnd, split)]);
+  reply.set(rotated, questionEnd);
+  return true;
 }
 
 /** `reply` without its OPT record, when that is the last record (where servers put it); else `reply` itself. For a querier that sent no EDNS. */

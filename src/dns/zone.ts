@@ -13,12 +13,16 @@
  *   instance with that target port: its port there and its instance name,
  *   whose address comes along in the additional section;
  * - `hivemind` itself has a SOA (for negative answers' TTL).
+ * Wherever `<app>` stands, a Compose network alias of an app of the tenant
+ * and, for the linking app's own instances, a link alias do too (`names.ts`);
+ * an alias several apps carry answers with all of them.
  * A name of an app that exists but has nothing serving is NODATA (NOERROR,
  * no answer); a name that does not exist is NXDOMAIN. A querier known to be
  * a tenant's instance sees that tenant's names only: another tenant's are
  * NXDOMAIN, as if they did not exist.
  */
 import { appKey, type Directory, type ServiceEndpoint } from '../discovery/endpoints.js';
+import { appsNamed, NO_APP_NAMES, type AppNames } from './names.js';
 
 /** The zone's apex. */
 export const ZONE = 'hivemind';
@@ -64,9 +68,11 @@ export function zoneSoa(): ZoneRecord {
 /**
  * The answer to `type` for `name` (lowercase; must be `inZone`), as seen by
  * a querier of `querierTenant` (undefined: a querier not known as any
- * tenant's, such as the node itself or a process app: it sees every tenant).
+ * tenant's, such as the node itself or a process app: it sees every tenant),
+ * with the apps' aliases and links (`names`) and, for links, the querier's
+ * app (`querierApp`, of `querierTenant`).
  */
-export function answerQuestion(directory: Directory, question: { name: string; type: number }, querierTenant?: string): ZoneAnswer {
+export function answerQuestion(directory: Directory, question: { name: string; type: number }, querierTenant?: string, context: { names: AppNames; querierApp?: string } = { names: NO_APP_NAMES }): ZoneAnswer {
   const labels = trimDot(question.name).split('.');
   labels.pop();
   const nxdomain: ZoneAnswer = { rcode: 'NXDOMAIN', answers: [], authorities: [zoneSoa()], additionals: [] };
@@ -75,14 +81,18 @@ export function answerQuestion(directory: Directory, question: { name: string; t
   const tenant = labels[labels.length - 1]!;
   if (querierTenant !== undefined && querierTenant !== tenant) return nxdomain;
   if (labels.length === 1) return directory.tenants.has(tenant) ? nodata : nxdomain;
-  const app = labels[labels.length - 2]!;
-  if (!directory.apps.has(appKey(tenant, app))) return nxdomain;
-  const endpoints = directory.endpoints.get(appKey(tenant, app)) ?? [];
+  const label = labels[labels.length - 2]!;
+  const apps = appsNamed(directory, context.names, { tenant, label }, querierTenant === tenant ? context.querierApp : undefined);
+  if (apps.length === 0) return nxdomain;
+  const endpoints = apps.length === 1 ? (directory.endpoints.get(appKey(tenant, apps[0]!)) ?? []) : apps.flatMap((app) => directory.endpoints.get(appKey(tenant, app)) ?? []);
   const name = trimDot(question.name);
   if (labels.length === 2) {
-    const vip = directory.vips.get(appKey(tenant, app));
-    // The VIP only while something serves: an app with nothing serving stays NODATA, as without VIPs.
-    const addresses = vip !== undefined && endpoints.length > 0 ? [{ address: vip }] : endpoints;
+    // Each app by its VIP, but only while something serves it: an app with nothing serving stays NODATA, as without VIPs.
+    const addresses = apps.flatMap((app): readonly { address: string }[] => {
+      const own = directory.endpoints.get(appKey(tenant, app)) ?? [];
+      const vip = directory.vips.get(appKey(tenant, app));
+      return vip !== undefined && own.length > 0 ? [{ address: vip }] : own;
+    });
     return addressAnswer(name, addresses, question.type) ?? nodata;
   }
   const first = labels[0]!;
@@ -97,7 +107,7 @@ export function answerQuestion(directory: Directory, question: { name: string; t
     const target = /^_(\d{1,5})$/.exec(first);
     if (protocol === undefined || target === null) return nxdomain;
     if (question.type !== QUERY_TYPE.SRV && question.type !== QUERY_TYPE.ANY) return nodata;
-    return srvAnswer(name, endpoints, { target: Number(target[1]), protocol, appName: `${app}.${tenant}.${ZONE}` });
+    return srvAnswer(name, endpoints, { target: Number(target[1]), protocol });
   }
   return nxdomain;
 }
@@ -132,14 +142,15 @@ function addressRecords(name: string, endpoints: readonly Pick<ServiceEndpoint, 
   return records;
 }
 
-function srvAnswer(name: string, endpoints: readonly ServiceEndpoint[], port: { target: number; protocol: 'tcp' | 'udp'; appName: string }): ZoneAnswer {
+/** SRV records of the endpoints with the port; each target is the instance's own name (under its app's, whatever name was asked). */
+function srvAnswer(name: string, endpoints: readonly ServiceEndpoint[], port: { target: number; protocol: 'tcp' | 'udp' }): ZoneAnswer {
   const answers: ZoneRecord[] = [];
   const additionals: ZoneRecord[] = [];
   for (const endpoint of endpoints) {
     if (answers.length >= ANSWER_RECORDS_MAX) break;
     const found = endpoint.ports.find((entry) => entry.target === port.target && entry.protocol === port.protocol);
     if (found === undefined) continue;
-    const target = `${endpoint.slot}-${endpoint.serial}.${port.appName}`;
+    const target = `${endpoint.slot}-${endpoint.serial}.${endpoint.app}.${endpoint.tenant}.${ZONE}`;
     answers.push({ name, type: 'SRV', ttl: ANSWER_TTL_SECONDS, priority: 0, weight: 10, port: found.port, target });
     additionals.push(...addressRecords(target, [endpoint], { wantsV4: true, wantsV6: true }));
   }

@@ -710,15 +710,16 @@ export class Executor implements NodeComponent {
   /**
    * Where a process app reaches this node's DNS server (`HIVEMIND_DNS`):
    * the bind address, or loopback when the server listens on every
-   * interface. Absent when the DNS port is 0 (a port only the DNS component
-   * knows once bound).
+   * interface, on the port the DNS component bound (the real one when
+   * `--dns-port 0`). Absent when the DNS server could not bind.
    */
   private dnsInputs(): { dnsAddress?: string } {
-    const { bind, ports } = this.services.config;
+    const { bind } = this.services.config;
+    const port = this.services.boundPorts().dns;
     // An embedding without the DNS settings (tests' services) gives process apps no HIVEMIND_DNS.
-    if (ports === undefined || bind === undefined || ports.dns === 0) return {};
+    if (port === undefined || bind === undefined) return {};
     const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
-    return { dnsAddress: isIP(host) === 6 ? `[${host}]:${ports.dns}` : `${host}:${ports.dns}` };
+    return { dnsAddress: isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}` };
   }
 
   // ---------------------------------------------------------------------------

@@ -46,6 +46,12 @@ export interface NodeServices {
   submit(command: Command, options?: { timeoutMs?: number }): Promise<CommandResult>;
   /** The advertised addresses of this node (api, peer, gossip). */
   addresses(): { api: string; peer: string; gossip: string };
+  /**
+   * The ports the components bound (`NodeComponent.bind`), once every
+   * component is bound (before: empty). A port a component could not bind is
+   * absent: the DNS port when another process holds it, say.
+   */
+  boundPorts(): BoundPorts;
   /** Logs a line as `component: line`. */
   log(component: string, line: string): void;
   /** The registry behind `GET /metrics`; name metrics `hivemind_<component>_...`. */
@@ -56,6 +62,14 @@ export interface NodeServices {
   readonly peerTls: PeerTls;
 }
 
+/** Ports bound by components: the real ones when the configured port is 0. */
+export interface BoundPorts {
+  /** Gossip's UDP port (advertised to peers). */
+  gossip?: number;
+  /** The DNS server's port on the bind address (process apps get it in `HIVEMIND_DNS`). */
+  dns?: number;
+}
+
 /** Something that runs beside Raft on every node. */
 export interface NodeComponent {
   /** Short and unique: `executor`, `scheduler`, `gossip`. The API finds components by it. */
@@ -63,9 +77,9 @@ export interface NodeComponent {
   /**
    * Optional: binds sockets before the node computes and registers its
    * addresses. Returns the ports it bound (a configured port of 0 becomes the
-   * real one, which is advertised).
+   * real one, which is advertised or handed to workloads).
    */
-  bind?(): Promise<{ gossip?: number }>;
+  bind?(): Promise<BoundPorts>;
   /** Called once the node serves its API. */
   start(): Promise<void>;
   /** Idempotent; must not throw. */

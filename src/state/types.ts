@@ -91,6 +91,24 @@ export interface HivemindSpec {
   routes?: RouteSpec[];
   /** How the proxy balances and protects this app's traffic; absent keys take the proxy's defaults. */
   proxy?: ProxySpec;
+  /**
+   * More DNS names of this app in its tenant (Compose's network `aliases`):
+   * `<alias>.<tenant>.hivemind`, and the bare alias through the search
+   * domain, seen by every querier that sees the tenant. Absent: none.
+   */
+  aliases?: string[];
+  /**
+   * Compose's `links` (`service:alias`): names that this app's own instances
+   * resolve to another app of the tenant; other queriers do not see them.
+   * Absent: none.
+   */
+  links?: LinkSpec[];
+}
+
+/** One Compose link: `alias` names `app` (of the same tenant) for the linking app's instances. */
+export interface LinkSpec {
+  app: string;
+  alias: string;
 }
 
 /** A host name the proxy routes to an app, optionally only under a path prefix (`/api`). */

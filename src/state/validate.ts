@@ -38,6 +38,7 @@ import {
   type HealthcheckSpec,
   type HivemindSpec,
   type ProxySpec,
+  type LinkSpec,
   type RouteSpec,
   type PolicyRule,
   type PortSpec,
@@ -227,6 +228,8 @@ const hivemindSpec = object<HivemindSpec>({
   maxPerNode: optional(integer({ min: 1, max: LIMITS.replicasMax })),
   routes: optional(list(routeSpec, { max: LIMITS.routesMax })),
   proxy: optional(proxySpec),
+  aliases: optional(names),
+  links: optional(list(object<LinkSpec>({ app: name, alias: name }), { max: LIMITS.namesMax })),
 });
 
 const appSpecShape = object<AppSpec>({

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AppSpec } from '../../state/types.js';
 import { validateCommand } from '../../state/validate.js';
-import { dedent, onlyApp, oneService, parseOk, warningsOf } from './helpers.js';
+import { dedent, errorsOf, onlyApp, oneService, parseOk, warningsOf } from './helpers.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -349,7 +349,7 @@ test('x-hivemind: canary, strategy, priority, policies, max_per_node', () => {
   assert.equal(onlyApp(oneService('image: app\nx-hivemind: { strategy: blue-green }')).hivemind, { strategy: 'blue-green' });
 });
 
-test('depends_on, networks, links and expose are accepted and named in warnings', () => {
+test('depends_on, networks without aliases and expose are accepted and named in warnings; a bare link adds nothing', () => {
   const warnings = warningsOf(
     dedent(`
       services:
@@ -367,10 +367,46 @@ test('depends_on, networks, links and expose are accepted and named in warnings'
   assert.equal(warnings, [
     'app.yaml: networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it',
     'app.yaml: services.web.depends_on: is ignored: Hivemind starts every app at once; an app should retry until the apps it needs are healthy',
-    "app.yaml: services.web.networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it",
-    'app.yaml: services.web.links: is ignored: apps reach each other by name through DNS: <service>.<tenant>.hivemind',
     "app.yaml: services.web.expose: is ignored: every port of an instance is open to the other apps on its tenant's network",
+    "app.yaml: services.web.networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it",
   ]);
+});
+
+test('network aliases and links become DNS names of the app (hivemind.aliases, hivemind.links)', () => {
+  const { apps, warnings } = parseOk(
+    dedent(`
+      services:
+        web:
+          image: app
+          links: [db, "db:database", "cache:kv", "db:database"]
+          networks:
+            front: { aliases: [www, web, site] }
+            back:
+              aliases: [site, internal]
+              ipv4_address: 172.16.0.9
+            other:
+        db: { image: postgres }
+      networks:
+        front: {}
+        back: {}
+        other: {}
+    `),
+  );
+  const web = apps.find((app) => app.name === 'web')!;
+  assert.equal(web.hivemind.aliases, ['www', 'site', 'internal'], "each alias once; the app's own name left out");
+  assert.equal(web.hivemind.links, [{ app: 'db', alias: 'database' }, { app: 'cache', alias: 'kv' }]);
+  assert.is(apps.find((app) => app.name === 'db')!.hivemind.aliases, undefined);
+  assert.ok(warnings.includes('app.yaml: services.web.networks.back.ipv4_address: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it'), warnings.join('\n'));
+  assert.not.ok(warnings.some((line) => line.startsWith('app.yaml: services.web.networks:')), 'no warning for networks that give aliases');
+});
+
+test('bad aliases and links are errors naming the field', () => {
+  assert.equal(errorsOf(oneService('image: app\nnetworks: { default: { aliases: [Bad_Name] } }')), [
+    'app.yaml: services.web.networks.default.aliases[0]: alias "Bad_Name" must be a DNS label: lowercase letters, digits and \"-\", 1 to 63 characters, starting and ending with a letter or digit; try "bad-name"',
+  ]);
+  assert.equal(errorsOf(oneService('image: app\nlinks: ["web:self"]')), ['app.yaml: services.web.links[0]: links service "web" to itself; an app reaches its own instances by its name']);
+  assert.equal(errorsOf(oneService('image: app\nlinks: ["db:x", "cache:x"]')), ['app.yaml: services.web.links[1]: alias "x" names both "db" and "cache"; give each link its own alias']);
+  assert.equal(errorsOf(oneService('image: app\nlinks: ["a:b:c"]')), ['app.yaml: services.web.links[0]: "a:b:c" must be SERVICE or SERVICE:ALIAS']);
 });
 
 test('version is ignored without a warning; name and x-* extension fields are accepted', () => {

@@ -1,9 +1,12 @@
 // The DNS server of a real agent (in process), with real process apps,
 // asked over real UDP and TCP on loopback: app and SRV names, a process app
-// resolving through HIVEMIND_DNS, an exited instance leaving the answers
-// as soon as its status is applied, NXDOMAIN in the zone, forwarding with a
-// cache to an upstream resolver the test runs.
+// resolving through HIVEMIND_DNS (with --dns-port 0: the bound port), an
+// exited instance leaving the answers as soon as its status is applied,
+// NXDOMAIN in the zone, forwarding with a cache to an upstream resolver the
+// test runs, and the containers' listener on the gateway of the node network
+// file (loopback addresses stand in for the bridge's; needs root for port 53).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { getuid } from 'node:process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -12,8 +15,10 @@ import dns2 from 'dns2';
 import { fetch } from 'undici';
 import { dataDirApiAgent } from '../../api/tls.js';
 import { startAgent, type Agent } from '../../agent/agent.js';
-import { eventually, freePorts, killWorkloadsUnder } from '../../agent/test/harness.js';
+import { eventually, killWorkloadsUnder } from '../../agent/test/harness.js';
 import { resolveConfig } from '../../node/config.js';
+import { writeNodeNetwork } from '../../node/node-network.js';
+import { CONTAINER_DNS_PORT } from '../component.js';
 
 const { Packet, UDPClient, TCPClient } = dns2;
 type DnsPacket = InstanceType<typeof Packet>;
@@ -36,8 +41,8 @@ async function call(method: string, path: string, json?: unknown): Promise<{ sta
   return { status: response.status, body: await response.json() };
 }
 
-function ask(name: string, type: string, transport: 'udp' | 'tcp' = 'udp'): Promise<DnsPacket> {
-  const client = transport === 'udp' ? UDPClient({ dns: '127.0.0.1', port: dnsPort }) : TCPClient({ dns: '127.0.0.1', port: dnsPort });
+function ask(name: string, type: string, transport: 'udp' | 'tcp' = 'udp', server = { host: '127.0.0.1', port: dnsPort }): Promise<DnsPacket> {
+  const client = transport === 'udp' ? UDPClient({ dns: server.host, port: server.port }) : TCPClient({ dns: server.host, port: server.port });
   return client(name, type) as Promise<DnsPacket>;
 }
 
@@ -78,12 +83,16 @@ test.before(async () => {
   });
   await upstream.listen(0, '127.0.0.1');
   process.env.HIVEMIND_DNS_UPSTREAMS = `127.0.0.1:${(upstream.address() as { port: number }).port}`;
-  dnsPort = (await freePorts(1))[0]!;
-  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort, proxyPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  // Port 0: the DNS component binds a free port, and process apps must get that one in HIVEMIND_DNS.
+  const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
   const printed: string[] = [];
-  agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: () => {} });
+  const logged: string[] = [];
+  agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: (line) => printed.push(line), log: (line) => logged.push(line) });
   token = printed.find((line) => line.startsWith('join token: '))!.slice('join token: '.length);
+  const serving = logged.map((line) => / serving the hivemind zone on 127\.0\.0\.1:(\d+) /.exec(line)).find((match) => match !== null);
+  dnsPort = Number(serving?.[1]);
+  assert.ok(dnsPort > 0, 'the DNS component bound a port and said which');
 });
 
 test.after(async () => {
@@ -138,6 +147,26 @@ test('NXDOMAIN in the zone; other names are forwarded upstream and cached', asyn
   assert.ok(second.answers[0]!.ttl <= 300);
   assert.is(upstreamQueries - before, 1, 'the second answer came from the cache');
   assert.is((await ask('missing.test', 'A')).header.rcode, 3, 'the upstream NXDOMAIN passes through');
+});
+
+const asRoot = getuid?.() === 0 ? test : test.skip;
+
+asRoot('containers are served on the gateway of the node network file, port 53; a new gateway moves the listener', async () => {
+  const dataDir = join(directory, 'solo');
+  // The network component writes this file with the overlay on; this agent (on loopback) has none, so the test writes it.
+  writeNodeNetwork(dataDir, { state: 'ready', bridge: 'hm0', subnet: '127.0.2.0/24', gateway: '127.0.2.1', clusterCidr: '127.0.0.0/16', mtu: 1450 });
+  const gateway = { host: '127.0.2.1', port: CONTAINER_DNS_PORT };
+  await eventually('the DNS component serves on 127.0.2.1', () => ask('web.default.hivemind', 'A', 'tcp', gateway).then(() => true));
+  assert.is((await ask('web.default.hivemind', 'A', 'udp', gateway)).header.aa, 1);
+  assert.is((await ask('nothing.default.hivemind', 'A', 'tcp', gateway)).header.rcode, 3);
+  writeNodeNetwork(dataDir, { state: 'ready', bridge: 'hm0', subnet: '127.0.3.0/24', gateway: '127.0.3.1', clusterCidr: '127.0.0.0/16', mtu: 1450 });
+  const moved = { host: '127.0.3.1', port: CONTAINER_DNS_PORT };
+  await eventually('the listener moved to 127.0.3.1', () => ask('web.default.hivemind', 'A', 'tcp', moved).then(() => true));
+  assert.is((await ask('web.default.hivemind', 'A', 'udp', moved)).header.aa, 1);
+  const refused = await ask('web.default.hivemind', 'A', 'tcp', gateway).then(() => false, () => true);
+  assert.ok(refused, 'the old gateway is no longer served');
+  writeNodeNetwork(dataDir, { state: 'pending' });
+  await eventually('no gateway served while the network is pending', () => ask('web.default.hivemind', 'A', 'tcp', moved).then(() => false, () => true));
 });
 
 test.run();

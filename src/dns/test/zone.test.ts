@@ -2,11 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import dns2 from 'dns2';
 import { directoryOf, type DiscoveryInput } from '../../discovery/endpoints.js';
-import type { App, Instance, InstanceState, NodeRecord } from '../../state/types.js';
+import type { App, HivemindSpec, Instance, InstanceState, NodeRecord } from '../../state/types.js';
+import { appNamesOf } from '../names.js';
 import { encodeZoneReply } from '../encode.js';
 import { ReplyCache } from '../reply-cache.js';
 import { DnsServer } from '../server.js';
-import { errorReply, parseQuery, patchReply, replyLayout, truncateReply, withoutOpt, RCODE, UDP_PAYLOAD_BYTES_CLASSIC } from '../wire.js';
+import { errorReply, parseQuery, patchReply, replyLayout, rotateAddressAnswers, truncateReply, withoutOpt, RCODE, UDP_PAYLOAD_BYTES_CLASSIC } from '../wire.js';
 import { answerQuestion, inZone, QUERY_TYPE } from '../zone.js';
 
 const { Packet } = dns2;
@@ -15,8 +16,8 @@ function node(id: string, host: string, status: NodeRecord['status'] = 'up'): No
   return { id, addresses: { api: `${host}:7070`, peer: `${host}:7071`, gossip: `${host}:7072` }, labels: {}, resources: {}, status, role: 'voter', joinedIndex: 1, lastSeenAt: 0, updatedIndex: 1 };
 }
 
-function app(tenant: string, name: string): App {
-  return { tenant, name, version: 1, replicas: 2, versions: [], createdIndex: 1, updatedIndex: 1 } as unknown as App;
+function app(tenant: string, name: string, hivemind: HivemindSpec = {}): App {
+  return { tenant, name, version: 1, replicas: 2, versions: [{ version: 1, spec: { hivemind } }], createdIndex: 1, updatedIndex: 1 } as unknown as App;
 }
 
 function instance(tenant: string, appName: string, slot: number, serial: number, options: { state?: InstanceState; address?: string; node?: string; desired?: 'running' | 'stopped'; port?: number } = {}): Instance {
@@ -131,6 +132,68 @@ test('an address shared by two tenants belongs to neither', () => {
   const shared = input();
   const directory = directoryOf({ ...shared, instances: [...shared.instances, instance('globex', 'api', 1, 2, { address: '10.88.0.3' })] });
   assert.is(directory.tenantOfAddress.get('10.88.0.3'), undefined);
+});
+
+/** input() with Compose names: web carries the alias www, db and cache both carry store, and web links db as database. */
+function withNames(): DiscoveryInput {
+  const base = input();
+  return {
+    ...base,
+    apps: [app('acme', 'web', { aliases: ['www'], links: [{ app: 'db', alias: 'database' }, { app: 'gone', alias: 'old' }] }), app('acme', 'db', { aliases: ['store'] }), app('acme', 'cache', { aliases: ['store', 'web'] }), app('globex', 'api', { aliases: ['www'] })],
+    instances: [...base.instances, instance('acme', 'db', 1, 2, { address: '10.88.0.8' }), instance('acme', 'cache', 0, 1, { address: '10.88.0.9' })],
+  };
+}
+
+test('Compose names: an alias answers like the app name; one several apps carry answers all of them; an app name wins over an alias', () => {
+  const records = withNames();
+  const directory = directoryOf(records);
+  const context = { names: appNamesOf(records, directory) };
+  assert.equal(addresses(answerQuestion(directory, { name: 'www.acme.hivemind', type: QUERY_TYPE.A }, undefined, context)), ['10.88.0.3', '10.88.0.4']);
+  assert.equal(addresses(answerQuestion(directory, { name: '1.www.acme.hivemind', type: QUERY_TYPE.A }, 'acme', context)), ['10.88.0.4'], 'slot names under an alias');
+  assert.equal(addresses(answerQuestion(directory, { name: 'store.acme.hivemind', type: QUERY_TYPE.A }, 'acme', context)).sort(), ['10.88.0.8', '10.88.0.9']);
+  assert.equal(addresses(answerQuestion(directory, { name: 'web.acme.hivemind', type: QUERY_TYPE.A }, 'acme', context)), ['10.88.0.3', '10.88.0.4'], "cache's alias web does not shadow the app web");
+  assert.equal(answerQuestion(directory, { name: '_80._tcp.www.acme.hivemind', type: QUERY_TYPE.SRV }, undefined, context).answers.map((record) => (record.type === 'SRV' ? record.target : '')), ['0-3.web.acme.hivemind', '1-4.web.acme.hivemind'], "SRV targets are the instances' own names");
+  assert.is(answerQuestion(directory, { name: 'www.globex.hivemind', type: QUERY_TYPE.A }, 'acme', context).rcode, 'NXDOMAIN', "another tenant's alias is as hidden as its apps");
+  assert.is(answerQuestion(directory, { name: 'database.acme.hivemind', type: QUERY_TYPE.A }, undefined, context).rcode, 'NXDOMAIN', 'a link alias is not a name for everyone');
+});
+
+test("Compose links: the linking app's own instances resolve the alias; others do not", () => {
+  const records = withNames();
+  const directory = directoryOf(records);
+  const names = appNamesOf(records, directory);
+  assert.is(names.appOfAddress.get('10.88.0.3'), 'web');
+  assert.is(names.appOfAddress.get('10.88.0.9'), 'cache');
+  assert.is(names.appOfAddress.get('192.168.1.2'), undefined, 'a process app (node address) is no known querier');
+  const fromWeb = { names, querierApp: 'web' };
+  assert.equal(addresses(answerQuestion(directory, { name: 'database.acme.hivemind', type: QUERY_TYPE.A }, 'acme', fromWeb)), ['10.88.0.8']);
+  assert.is(answerQuestion(directory, { name: 'old.acme.hivemind', type: QUERY_TYPE.A }, 'acme', fromWeb).rcode, 'NXDOMAIN', 'a link to an app that does not exist');
+  assert.is(answerQuestion(directory, { name: 'database.acme.hivemind', type: QUERY_TYPE.A }, 'acme', { names, querierApp: 'cache' }).rcode, 'NXDOMAIN');
+
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, upstreams: [], read: () => records, log: () => {} });
+  const ask = (name: string, source: string): InstanceType<typeof Packet> => Packet.parse(server.reply(queryBytes(name, QUERY_TYPE.A), source, 'udp') as Buffer);
+  assert.equal(ask('database.acme.hivemind', '10.88.0.4').answers.map((record) => record.address), ['10.88.0.8'], 'asked from a web instance');
+  assert.is(ask('database.acme.hivemind', '10.88.0.9').header.rcode, RCODE.NXDOMAIN, 'asked from the cache instance: the kept reply of web is not shared');
+  assert.is(ask('database.acme.hivemind', '127.0.0.1').header.rcode, RCODE.NXDOMAIN, 'asked from the node');
+});
+
+test('rotation: successive replies to one question start with successive addresses; other answers are left as they are', () => {
+  const base = input();
+  const four = [1, 2, 3, 4].map((slot) => instance('acme', 'web', slot, 10 + slot, { address: `10.88.2.${slot}` }));
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, upstreams: [], read: () => ({ ...base, instances: four }), log: () => {} });
+  const order = (): string[] => Packet.parse(server.reply(queryBytes('web.acme.hivemind', QUERY_TYPE.A, { id: 9 }), '127.0.0.1', 'udp') as Buffer).answers.map((record) => record.address!);
+  const seen = [order(), order(), order(), order(), order()];
+  assert.equal(seen.map((addresses) => addresses[0]), ['10.88.2.1', '10.88.2.2', '10.88.2.3', '10.88.2.4', '10.88.2.1']);
+  for (const addresses of seen) assert.equal([...addresses].sort(), ['10.88.2.1', '10.88.2.2', '10.88.2.3', '10.88.2.4'], 'each reply has every address once');
+  assert.equal(seen[2], ['10.88.2.3', '10.88.2.4', '10.88.2.1', '10.88.2.2'], 'a rotation keeps the cyclic order');
+  server.invalidate();
+  assert.is(order()[0], '10.88.2.2', 'a change of the state does not start the question over');
+  const srv = (): string[] => Packet.parse(server.reply(queryBytes('_80._tcp.web.acme.hivemind', QUERY_TYPE.SRV), '127.0.0.1', 'tcp') as Buffer).answers.map((record) => record.target!);
+  assert.equal(srv(), srv(), 'SRV answers (whose targets later names point into) are not moved');
+  const parsed = parseQuery(queryBytes('web.acme.hivemind', QUERY_TYPE.A));
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const one = encodeZoneReply(parsed.query, answerQuestion(directoryOf({ ...base, instances: four.slice(0, 1) }), parsed.query));
+  assert.not.ok(rotateAddressAnswers(Buffer.from(one), parsed.query.questionEnd, 1), 'one answer: nothing to rotate');
 });
 
 test('inZone', () => {

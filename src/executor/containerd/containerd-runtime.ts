@@ -22,7 +22,7 @@ import type { PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
-import { nodeNetworkPath } from '../../node/node-network.js';
+import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
 import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
@@ -476,7 +476,10 @@ export class ContainerdRuntime implements Runtime {
   private async writeNameFiles(spec: WorkloadSpec, address?: string): Promise<{ hostsPath: string; resolvConfPath: string }> {
     const folder = this.nameFilesDir(spec.id);
     await mkdir(folder, { recursive: true, mode: 0o755 });
-    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}) });
+    // The overlay's bridge gateway is where the node's DNS component serves containers (port 53); see src/dns/component.ts.
+    const nodeNetwork = readNodeNetwork(nodeNetworkPath(resolve(this.options.dataDir)));
+    const clusterDns = nodeNetwork?.state === 'ready' ? { nameserver: nodeNetwork.gateway, tenant: spec.tenant } : undefined;
+    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}), ...(clusterDns !== undefined ? { clusterDns } : {}) });
     const paths = { hostsPath: join(folder, 'hosts'), resolvConfPath: join(folder, 'resolv.conf') };
     await Promise.all([writeFile(paths.hostsPath, files.hosts, { mode: 0o644 }), writeFile(paths.resolvConfPath, files.resolvConf, { mode: 0o644 })]);
     return paths;

@@ -53,6 +53,7 @@ export class TestCluster {
         return this.apply(command, nodeId);
       },
       addresses: () => ({ api: '127.0.0.1:0', peer: '127.0.0.1:0', gossip: '127.0.0.1:0' }),
+      boundPorts: () => ({}),
       log: (component, line) => {
         this.logs.push(`${component}: ${line}`);
         if (process.env.HIVEMIND_TEST_LOGS) console.log(`${component}: ${line}`);

@@ -23,6 +23,7 @@ const validCommands: Command[] = [
   { type: 'tenant.delete', name: 'acme' },
   { type: 'app.deploy', spec: appSpec() },
   { type: 'app.deploy', spec: appSpec({ image: undefined, command: ['node', 'server.js'] }) },
+  { type: 'app.deploy', spec: appSpec({ hivemind: { aliases: ['www', 'site'], links: [{ app: 'db', alias: 'database' }] } }) },
   { type: 'app.scale', tenant: 'default', name: 'web', replicas: 0 },
   { type: 'app.rollback', tenant: 'default', name: 'web' },
   { type: 'app.rollback', tenant: 'default', name: 'web', toVersion: 2 },
@@ -95,6 +96,8 @@ test('names must be DNS labels', () => {
   }
   expectRefusal({ type: 'app.deploy', spec: appSpec({ name: 'Web' }) }, 'spec.name', 'must be a DNS label');
   expectRefusal({ type: 'app.scale', tenant: 'UPPER', name: 'web', replicas: 1 }, 'tenant', 'DNS label');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ hivemind: { aliases: ['ok', 'Not_Ok'] } }) }, 'spec.hivemind.aliases[1]', 'must be a DNS label');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ hivemind: { links: [{ app: 'db', alias: 'a.b' }] } }) }, 'spec.hivemind.links[0].alias', 'must be a DNS label');
 });
 
 test('numbers: negative, fractional, huge, wrong type', () => {

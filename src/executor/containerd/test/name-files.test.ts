@@ -1,9 +1,10 @@
 // The name-resolution files of a container (pure): /etc/hosts maps
-// localhost and the container's own name; /etc/resolv.conf keeps the node's
-// reachable resolvers and drops loopback ones.
+// localhost and the container's own name; /etc/resolv.conf names the node's
+// DNS server on the gateway with the tenant's search domains when the overlay
+// is ready, else keeps the node's reachable resolvers and drops loopback ones.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { containerNameFiles, isLoopbackResolver } from '../name-files.js';
+import { CLUSTER_DNS_NDOTS, containerNameFiles, isLoopbackResolver } from '../name-files.js';
 
 test('hosts: localhost, and the hostname on the container address', () => {
   const files = containerNameFiles({ hostname: 'default.web.0.1', address: '10.88.0.7', nodeResolvConfs: [] });
@@ -42,6 +43,13 @@ test('resolv.conf: at most three nameservers; none usable gives none, and says s
   const none = containerNameFiles({ hostname: 'a', nodeResolvConfs: ['nameserver 127.0.0.1\n'] }).resolvConf;
   assert.not.match(none, /nameserver/m);
   assert.match(none, /no resolver a container can reach/);
+});
+
+test('resolv.conf on the cluster DNS: the gateway alone, the tenant then the cluster as search domains, ndots', () => {
+  const node = 'nameserver 192.0.2.10\nsearch example.test\noptions edns0\n';
+  const text = containerNameFiles({ hostname: 'a', nodeResolvConfs: [node], clusterDns: { nameserver: '10.210.3.1', tenant: 'acme' } }).resolvConf;
+  assert.equal(text.split('\n').filter((line) => line !== '' && !line.startsWith('#')), ['nameserver 10.210.3.1', 'search acme.hivemind hivemind', `options ndots:${CLUSTER_DNS_NDOTS}`]);
+  assert.is(CLUSTER_DNS_NDOTS, 2, 'the bare <app> and <slot>.<app> go through the search domains; <app>.<tenant>.hivemind is asked as written');
 });
 
 test('isLoopbackResolver', () => {
