@@ -246,6 +246,12 @@ class PeerLink {
     if (context.stopped || this.removed) return;
     context.counters.messagesDropped += this.queue.length;
     this.queue = [];
+    if (error?.code === grpc.status.UNAUTHENTICATED) {
+      // The peer did not verify our certificate on this connection (it may not trust a renewed one's CA yet):
+      // a connection is verified once, at its handshake, so only a new one can do better.
+      this.client?.close();
+      this.client = null;
+    }
     const why = stream.timedOut
       ? `not accepted within ${context.settings.connectTimeoutMs} ms`
       : error === null ? 'the peer ended the stream' : `${grpc.status[error.code] ?? error.code}: ${error.details}`;

@@ -216,6 +216,10 @@ class HivemindAgent implements Agent, ApiBackend {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.metrics = new Metrics({ nodeId: this.name, raft: () => this.gaugeSource() });
     this.replicated.onApplyDuration = (seconds) => this.metrics.applySeconds.observe(seconds);
+    // A new trusted CA is in force here as soon as it applies: peers renewing from it connect within the second.
+    this.replicated.listen((event) => {
+      if ((event.type === 'applied' && event.commandType === 'ca.set') || event.type === 'restored') this.trust.maybeSync();
+    });
     this.trust = new NodeTrust({
       nodeId: this.name,
       dataDir: this.dataDir,
@@ -801,7 +805,9 @@ class HivemindAgent implements Agent, ApiBackend {
       const candidates = leaderAddress !== undefined ? [leaderAddress] : Object.entries(this.peerMap()).filter(([id]) => id !== this.name).map(([, address]) => address);
       for (const address of candidates) {
         const certificateRequest = await this.trust.prepareJoin();
-        const result = await sendJoin(this.clients, { address, token, identity: this.joinerIdentity(), rejoin: outside, timeoutMs: REJOIN_CALL_TIMEOUT_MS, certificateRequest });
+        // Marked as a member's (rejoin), refresh or not: the leader refuses it once this node's record says it left, so a refresh racing
+        // a leave cannot register the node again (only `hivemind join`, from an empty data directory, starts a new membership).
+        const result = await sendJoin(this.clients, { address, token, identity: this.joinerIdentity(), rejoin: true, timeoutMs: REJOIN_CALL_TIMEOUT_MS, certificateRequest });
         if (result.ok) {
           this.trust.completeJoin(result.joined);
           this.log('join', `${outside ? 'rejoined' : 'refreshed this node\'s record'} through ${address} (${why}); leader ${result.joined.leader}`);

@@ -193,6 +193,7 @@ export class ClusterClients {
     const client = this.client(address, 'member');
     return new Promise((resolve) => {
       client.Submit(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error?.code === grpc.status.UNAUTHENTICATED) this.forget(`member ${address}`, client);
         if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
         else if (response === undefined) resolve({ ok: false, status: grpc.status.INTERNAL, message: 'empty answer' });
         else resolve({ ok: true, result: new Uint8Array(response.result) });
@@ -203,6 +204,17 @@ export class ClusterClients {
   close(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+  }
+
+  /**
+   * Drops a client whose connection the member did not verify (it did not
+   * trust our certificate's CA yet, after a renewal): a connection is
+   * verified once, at its handshake, so the next call makes a new one.
+   */
+  private forget(key: string, client: ClusterClient): void {
+    if (this.clients.get(key) !== client) return;
+    this.clients.delete(key);
+    client.close();
   }
 
   private client(address: string, kind: 'join' | 'member'): ClusterClient {
