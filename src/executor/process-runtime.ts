@@ -120,6 +120,8 @@ export class ProcessRuntime implements Runtime {
   private readonly records = new Map<string, WorkloadRecord>();
   private readonly children = new Map<string, ChildProcess>();
   private readonly listeners = new Set<(exit: WorkloadExit) => void>();
+  /** Set by close(): nothing is written or reported after it. */
+  private closed = false;
   private poller: NodeJS.Timeout | undefined;
   private opened = false;
 
@@ -239,6 +241,8 @@ export class ProcessRuntime implements Runtime {
     this.writeRecord(record);
     rmSync(this.startingPath(spec.id), { force: true });
     child.once('exit', () => {
+      // A closed runtime leaves its records alone: the next agent adopts the workload and reads its exit file.
+      if (this.closed) return;
       this.children.delete(spec.id);
       const current = this.records.get(spec.id);
       if (current === record && record.state === 'running') this.markExited(record, { notify: true });
@@ -289,6 +293,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.poller) clearInterval(this.poller);
     this.poller = undefined;
     this.listeners.clear();

@@ -4,7 +4,7 @@
 // route imports from the stream alone (the bytes come from memory, no file
 // on disk), refuses a body of the wrong type (415) or over the limit (413)
 // with a clear error, and the path form (POST /v1/images/import) still works.
-import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { TestCluster, type TestNode } from '../../../agent/test/harness.js';
 import { runCli } from '../../../cli/test/run-cli.js';
 import { IMAGE_ARCHIVE_BYTES_MAX } from '../../../api/routes-images.js';
+import { dataDirApiAgent, nodeIdentityCheck } from '../../../api/tls.js';
 import { TestContainerd, skipReason } from './harness.js';
 
 const skip = skipReason();
@@ -25,7 +26,8 @@ function address(): string {
 }
 
 async function upload(body: Buffer, contentType: string, query = ''): Promise<{ status: number; json: any }> {
-  const response = await request(`http://${address()}/v1/images/upload${query}`, {
+  const response = await request(`https://${address()}/v1/images/upload${query}`, {
+    dispatcher: dataDirApiAgent(node.dataDir),
     method: 'POST',
     headers: { authorization: `Bearer ${cluster.token}`, 'content-type': contentType },
     body,
@@ -95,7 +97,7 @@ test('the upload route imports from the stream alone; bad input is refused', asy
 
   // A declared length over the limit is refused before any byte is read.
   const tooLarge = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const outgoing = httpRequest({ host: '127.0.0.1', port: node.apiPort, path: '/v1/images/upload', method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/x-tar', 'content-length': String(IMAGE_ARCHIVE_BYTES_MAX + 1) } }, (response) => {
+    const outgoing = httpsRequest({ host: '127.0.0.1', port: node.apiPort, ca: readFileSync(join(node.dataDir, 'tls', 'ca.crt')), checkServerIdentity: nodeIdentityCheck(), path: '/v1/images/upload', method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/x-tar', 'content-length': String(IMAGE_ARCHIVE_BYTES_MAX + 1) } }, (response) => {
       let text = '';
       response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve({ status: response.statusCode ?? 0, text }));
     });
