@@ -4,7 +4,8 @@ import { imageRoutes } from './routes-images.js';
 import { logRoutes } from './routes-logs.js';
 import { stateRoutes } from './routes-state.js';
 import { rolloutRoutes } from './routes-rollouts.js';
+import { tokenRoutes } from './routes-tokens.js';
 import type { Route } from './router.js';
 
 /** The route table the server matches against. */
-export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...rolloutRoutes, ...imageRoutes];
+export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...rolloutRoutes, ...imageRoutes, ...tokenRoutes];
