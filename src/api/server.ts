@@ -310,6 +310,8 @@ export class ApiServer {
 
   /** Refuses (403) a caller that lacks what the route declares; a route that finds its tenants itself is checked here only for the permission. */
   private checkAccess(route: Route, params: Record<string, string>, principal: Principal, note: RequestNote): void {
+    // The tenant a path names, for the audit log, whatever the route needs.
+    note.tenant = params.tenant ?? (route.path.startsWith('/v1/tenants/') ? params.name : undefined);
     const access: Access = route.access ?? { need: 'cluster-admin' };
     if (access.need === 'any' || access.need === 'cluster-read' || access.need === 'cluster-admin') {
       if (!allowsCluster(principal, access.need)) throw forbidden(route, access.need, undefined, principal);

@@ -322,7 +322,7 @@ test('tokens create, ls, revoke; a deployer refused a cluster-admin command; aud
   const audit = await hmJson<{ events: { user: { username: string }; annotations: Record<string, string>; responseStatus: { code: number } }[] }>(['audit', '--user', 'ci', '--since', '1h']);
   assert.ok(audit.events.some((event) => event.user.username === 'ci' && event.annotations['hivemind/outcome'] === 'refused' && event.responseStatus.code === 403));
   const table = await hm(['audit', '--user', 'ci']);
-  assert.match(table.stdout, /ci\s+127\.0\.0\.1\s+DELETE \/v1\/tenants\/acme\s+acme\s+refused 403/);
+  assert.match(table.stdout, /ci\s+127\.0\.0\.1\s+DELETE \/v1\/tenants\/acme\s+acme\s+refused 403/, table.stdout + table.stderr);
   const badRole = await hm(['tokens', 'create', '--name', 'x', '--role', 'deployer']);
   assert.is(badRole.status, 2);
   assert.match(badRole.stderr, /needs --tenant/);
