@@ -7,6 +7,9 @@
  * `requestURI`, `objectRef.namespace` (the tenant), `responseStatus.code`,
  * plus Hivemind's own `annotations` (outcome, route, Raft index, node).
  *
+ * A write forwarded to the leader is recorded twice: where the client sent
+ * it, and on the leader, marked `hivemind/forwarded`.
+ *
  * The file is append-only; past `bytesMax` it is renamed `audit.log.1`
  * (older ones shift up to `filesKept`, the oldest is dropped) and a new one
  * begins. Appends are synchronous and small (one line): a record is on disk
@@ -38,6 +41,8 @@ export interface AuditRecord {
   raftIndex?: number;
   /** The error's message, for a refusal or a failure. */
   message?: string;
+  /** Set when another node forwarded the request here (`x-hivemind-forwarded`): the client's own call is recorded where it arrived. */
+  forwardedHops?: number;
 }
 
 /** One line of the file: a Kubernetes-style audit event. */
@@ -55,7 +60,7 @@ export interface AuditEvent {
   responseStatus: { code: number; message?: string };
   requestReceivedTimestamp: string;
   stageTimestamp: string;
-  annotations: { 'hivemind/outcome': AuditRecord['outcome']; 'hivemind/route': string; 'hivemind/node': string; 'hivemind/raft-index'?: string };
+  annotations: { 'hivemind/outcome': AuditRecord['outcome']; 'hivemind/route': string; 'hivemind/node': string; 'hivemind/raft-index'?: string; 'hivemind/forwarded'?: string };
 }
 
 /** The file's size at which it rotates. */
@@ -86,6 +91,7 @@ export function auditEvent(record: AuditRecord): AuditEvent {
       'hivemind/route': record.route,
       'hivemind/node': record.node,
       ...(record.raftIndex === undefined ? {} : { 'hivemind/raft-index': String(record.raftIndex) }),
+      ...(record.forwardedHops === undefined ? {} : { 'hivemind/forwarded': String(record.forwardedHops) }),
     },
   };
 }

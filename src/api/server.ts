@@ -327,10 +327,15 @@ export class ApiServer {
     if (!principal.tenants.some((tenant) => allows(principal, access.need as Permission, tenant))) throw forbidden(route, access.need, undefined, principal);
   }
 
-  /** Records a mutating or refused request in the audit log, on the node the client called (a forwarded request was recorded there). */
+  /**
+   * Records a mutating or refused request in the audit log. A request
+   * forwarded by another node is recorded again here, marked with its hops
+   * (the header is the sender's word: a client cannot hide a request by
+   * sending it, only add a mark).
+   */
   private recordAudit(request: IncomingMessage, method: string, routeLabel: string, note: RequestNote, answer: Answer): void {
     const audit = this.options.audit;
-    if (audit === undefined || note.forwardedHops > 0) return;
+    if (audit === undefined) return;
     const refused = answer.status === 401 || answer.status === 403;
     if (!refused && (method === 'GET' || method === 'HEAD')) return;
     const principal = note.principal;
@@ -350,6 +355,7 @@ export class ApiServer {
       outcome: refused ? 'refused' : answer.status < 400 ? 'allowed' : 'failed',
       ...(answer.status < 400 && answer.index !== undefined && method !== 'GET' ? { raftIndex: answer.index } : {}),
       ...(errorMessage === undefined ? {} : { message: errorMessage }),
+      ...(note.forwardedHops > 0 ? { forwardedHops: note.forwardedHops } : {}),
     });
   }
 

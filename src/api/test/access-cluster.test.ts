@@ -57,11 +57,16 @@ test('a revocation committed through a follower is refused by every node once it
   // A linearizable read waits for the node to catch up first: refused on every node right away.
   for (const node of cluster.running()) assert.is((await node.request('GET', '/v1/apps', undefined, { token })).status, 401);
   console.log(`revoked token refused after (ms from the revoke's answer): ${JSON.stringify(refusedAfterMs)}`);
-  // The revoke was recorded once, by the node the client called, with the index it produced.
-  const audit = readFileSync(join(follower.dataDir, 'audit', 'audit.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-  const record = audit.find((event) => event.verb === 'delete' && event.requestURI === `/v1/tokens/${created.body.id}`);
+  // The revoke was recorded by the node the client called, with the index it produced, and by the leader, marked forwarded.
+  const auditOf = (node: TestNode) => readFileSync(join(node.dataDir, 'audit', 'audit.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const isRevoke = (event: any) => event.verb === 'delete' && event.requestURI === `/v1/tokens/${created.body.id}`;
+  const record = auditOf(follower).find(isRevoke);
   assert.is(record?.annotations['hivemind/raft-index'], String(revoked.index));
   assert.is(record?.user.username, 'admin');
+  assert.is(record?.annotations['hivemind/forwarded'], undefined);
+  const onLeader = auditOf(leader).find(isRevoke);
+  assert.is(onLeader?.annotations['hivemind/forwarded'], '1');
+  assert.is(onLeader?.user.username, 'admin');
 }));
 
 test.run();
