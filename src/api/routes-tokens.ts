@@ -8,13 +8,16 @@ import { validateCommand } from '../state/validate.js';
 import type { ApiTokenRecord, Command } from '../state/types.js';
 import { isClusterWide, allows } from './access.js';
 import { ApiCode, ApiError, fromStateError, invalidArgument } from './errors.js';
-import { queryInteger, queryName } from './input.js';
-import type { Route } from './router.js';
+import { queryBoolean, queryInteger, queryName } from './input.js';
+import type { Route, RouteContext } from './router.js';
+import type { AuditEvent } from './audit.js';
 
 /** How an API token begins (a join token begins `hm1.`). */
 export const API_TOKEN_PREFIX = 'hma1.';
 const AUDIT_LIMIT_MAX = 10_000;
 const AUDIT_LIMIT_DEFAULT = 100;
+/** How long `?all=true` waits for each other node. */
+const AUDIT_PEER_TIMEOUT_MS = 5000;
 
 /** A fresh API token: the prefix and 32 random bytes. */
 export function generateApiToken(): string {
@@ -99,7 +102,7 @@ export const tokenRoutes: Route[] = [
     path: '/v1/audit',
     kind: 'local',
     access: { need: 'manage', tenant: 'handler' },
-    query: ['tenant', 'user', 'since', 'limit'],
+    query: ['tenant', 'user', 'since', 'limit', 'all'],
     async handle(context) {
       const log = context.audit;
       if (log === undefined) throw new ApiError(404, ApiCode.notFound, `node ${context.backend.nodeId} keeps no audit log`);
@@ -117,7 +120,43 @@ export const tokenRoutes: Route[] = [
         ...(since === null ? {} : { sinceMs: parseSince(since, Date.now()) }),
         ...(visibleTenants === undefined ? {} : { visibleTenants }),
       });
-      return { status: 200, json: { node: context.backend.nodeId, events } };
+      if (!queryBoolean(context.query, 'all')) return { status: 200, json: { node: context.backend.nodeId, events } };
+      return { status: 200, json: await gatherAudit(context, events, limit) };
     },
   },
 ];
+
+/**
+ * `GET /v1/audit?all=true`: this node's events and every other member's
+ * (asked with the caller's token, so the same filtering applies), merged
+ * oldest first, the newest `limit` kept; nodes that did not answer are
+ * listed in `unreachable`.
+ */
+async function gatherAudit(context: RouteContext, own: AuditEvent[], limit: number): Promise<{ nodes: string[]; unreachable: { node: string; reason: string }[]; events: AuditEvent[] }> {
+  const search = new URLSearchParams(context.query);
+  search.delete('all');
+  const others = context.backend.machine.nodes().filter((node) => node.id !== context.backend.nodeId && node.status !== 'left');
+  const unreachable: { node: string; reason: string }[] = [];
+  const answers = await Promise.all(others.map(async (node): Promise<AuditEvent[]> => {
+    try {
+      const response = await context.peers.request(node.id, node.addresses.api, `/v1/audit?${search}`, {
+        method: 'GET',
+        headers: context.authorization ? { authorization: context.authorization } : {},
+        signal: AbortSignal.any([context.signal, AbortSignal.timeout(AUDIT_PEER_TIMEOUT_MS)]),
+        headersTimeout: AUDIT_PEER_TIMEOUT_MS,
+        bodyTimeout: AUDIT_PEER_TIMEOUT_MS,
+      });
+      const text = await response.body.text();
+      if (response.statusCode !== 200) {
+        unreachable.push({ node: node.id, reason: `answered ${response.statusCode}` });
+        return [];
+      }
+      return (JSON.parse(text) as { events?: AuditEvent[] }).events ?? [];
+    } catch (error) {
+      unreachable.push({ node: node.id, reason: (error as Error).message });
+      return [];
+    }
+  }));
+  const merged = [own, ...answers].flat().sort((left, right) => (left.stageTimestamp < right.stageTimestamp ? -1 : left.stageTimestamp > right.stageTimestamp ? 1 : 0));
+  return { nodes: [context.backend.nodeId, ...others.map((node) => node.id)], unreachable, events: merged.slice(Math.max(0, merged.length - limit)) };
+}

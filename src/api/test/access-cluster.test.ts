@@ -67,6 +67,14 @@ test('a revocation committed through a follower is refused by every node once it
   const onLeader = auditOf(leader).find(isRevoke);
   assert.is(onLeader?.annotations['hivemind/forwarded'], '1');
   assert.is(onLeader?.user.username, 'admin');
+  // Gathered from every node, through a third one.
+  const third = cluster.running().find((node) => node !== leader && node !== follower) ?? follower;
+  const gathered = await third.request('GET', `/v1/audit?all=true&user=admin&limit=1000`, undefined, { token: admin });
+  assert.is(gathered.status, 200, JSON.stringify(gathered.body));
+  assert.equal([...gathered.body.nodes].sort(), ['n1', 'n2', 'n3']);
+  assert.equal(gathered.body.unreachable, []);
+  const revokes = gathered.body.events.filter(isRevoke);
+  assert.equal(revokes.map((event: any) => [event.annotations['hivemind/node'], event.annotations['hivemind/forwarded'] ?? '-']).sort(), [[follower.name, '-'], [leader.name, '1']].sort());
 }));
 
 test.run();

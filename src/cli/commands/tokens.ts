@@ -132,11 +132,12 @@ export function registerTokenCommands(program: Command): void {
     .option('--user <name>', 'only requests of this user (the token\'s name)')
     .addOption(new Option('--since <when>', 'only since then: 30m, 1h, 7d, or an ISO 8601 time').argParser(parseSinceOption))
     .addOption(new Option('-n, --limit <count>', 'at most this many, the newest').argParser(wholeNumber(1)).default(100))
-    .addHelpText('after', '\nEach node records the requests it was sent; ask each node (--address) for the whole picture.\n\nExamples:\n  hivemind audit --since 1h\n  hivemind audit --tenant acme --user ci --json')
-    .action(async (options: { tenant?: string; user?: string; since?: string; limit: number }, command: Command) => {
+    .option('--all', 'gather the records of every node, not only of the node asked')
+    .addHelpText('after', '\nEach node records the requests it was sent; --all gathers every node\'s.\n\nExamples:\n  hivemind audit --since 1h\n  hivemind audit --all --tenant acme --user ci --json')
+    .action(async (options: { tenant?: string; user?: string; since?: string; limit: number; all?: boolean }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/audit', { tenant: options.tenant, user: options.user, since: options.since, limit: options.limit });
+        const { body } = await client.get<unknown>('/v1/audit', { tenant: options.tenant, user: options.user, since: options.since, limit: options.limit, all: options.all ? true : undefined });
         if (context.json) return printJson(context, body);
         const rows = listIn<AuditAnswer>(body, 'events').map((event) => [
           timestamp(Date.parse(event.stageTimestamp)),
@@ -146,8 +147,12 @@ export function registerTokenCommands(program: Command): void {
           event.objectRef?.namespace ?? '-',
           `${event.annotations['hivemind/outcome'] ?? ''} ${event.responseStatus.code}`,
           event.annotations['hivemind/raft-index'] ?? '-',
+          ...(options.all ? [`${event.annotations['hivemind/node'] ?? ''}${event.annotations['hivemind/forwarded'] === undefined ? '' : ' (forwarded)'}`] : []),
         ]);
-        printLine(context, renderTable(context, ['time', 'user', 'from', 'request', 'tenant', 'outcome', 'index'], rows, 'no audit records'));
+        printLine(context, renderTable(context, ['time', 'user', 'from', 'request', 'tenant', 'outcome', 'index', ...(options.all ? ['node'] : [])], rows, 'no audit records'));
+        for (const missing of (body as { unreachable?: { node: string; reason: string }[] }).unreachable ?? []) {
+          context.stderr.write(`note: node ${missing.node} did not answer (${missing.reason}): its records are missing\n`);
+        }
       });
     });
 }
