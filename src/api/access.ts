@@ -14,7 +14,7 @@
  * read the cluster's own records (nodes' certificates, the CA, the config
  * store, metrics, the whole history) when it can read at all.
  */
-import { ALL_TENANTS, type ApiRole, type HistoryEntry } from '../state/types.js';
+import { ALL_TENANTS, type ApiRole, type ApiTokenRecord, type HistoryEntry } from '../state/types.js';
 
 /** What a request does within a tenant. */
 export type Permission = 'read' | 'logs' | 'deploy' | 'manage';
@@ -42,6 +42,12 @@ export interface Principal {
   role: ApiRole;
   /** Where the role applies; `['*']`: every tenant. */
   tenants: readonly string[];
+}
+
+/** The principal an API token's record grants at `nowMs` (ms since the epoch), or `expired` from its `expiresAt` on. */
+export function tokenPrincipal(record: Readonly<ApiTokenRecord>, nowMs: number): { ok: true; principal: Principal } | { ok: false; reason: 'expired' } {
+  if (record.expiresAt !== undefined && record.expiresAt <= nowMs) return { ok: false, reason: 'expired' };
+  return { ok: true, principal: { actor: `user:${record.name}/${record.id}`, user: record.name, tokenId: record.id, role: record.role, tenants: [...record.tenants] } };
 }
 
 /** A caller of an open route (no token asked). */

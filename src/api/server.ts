@@ -35,7 +35,7 @@ import { validateCommand } from '../state/validate.js';
 import type { ApiBackend } from './backend.js';
 import { ApiCode, ApiError, fromRaftError, fromStateError, invalidArgument, isRetryable } from './errors.js';
 import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryInteger } from './input.js';
-import { ANONYMOUS, allows, allowsCluster, needText, principalText, roleFor, type Access, type Permission, type Principal } from './access.js';
+import { ANONYMOUS, allows, allowsCluster, needText, principalText, roleFor, tokenPrincipal, type Access, type Permission, type Principal } from './access.js';
 import type { AuditLog } from './audit.js';
 import { routes } from './routes.js';
 import { API_TOKEN_PREFIX } from './routes-tokens.js';
@@ -382,10 +382,11 @@ export class ApiServer {
     const record = this.backend.machine.apiTokenByHash(hashToken(token));
     const challenge = { 'WWW-Authenticate': 'Bearer' };
     if (record === undefined) throw new ApiError(401, ApiCode.unauthenticated, 'the API token was refused: it is unknown here, or was revoked (`hivemind tokens ls` lists the valid ones)', undefined, {}, challenge);
-    if (record.expiresAt !== undefined && record.expiresAt <= Date.now()) {
-      throw new ApiError(401, ApiCode.unauthenticated, `the API token "${record.name}" (${record.id}) expired at ${new Date(record.expiresAt).toISOString()}; ask a cluster-admin for a new one`, undefined, {}, challenge);
+    const granted = tokenPrincipal(record, Date.now());
+    if (!granted.ok) {
+      throw new ApiError(401, ApiCode.unauthenticated, `the API token "${record.name}" (${record.id}) expired at ${new Date(record.expiresAt!).toISOString()}; ask a cluster-admin for a new one`, undefined, {}, challenge);
     }
-    return { actor: `user:${record.name}/${record.id}`, user: record.name, tokenId: record.id, role: record.role, tenants: record.tenants };
+    return granted.principal;
   }
 
   private async readBody(request: IncomingMessage, route: Route): Promise<Buffer> {
