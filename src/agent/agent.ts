@@ -24,7 +24,10 @@ import { RaftNode } from '../../consensus/node.js';
 import { ConfigChangeError, NotLeaderError, ProposalLostError, TimeoutError } from '../../consensus/errors.js';
 import { isMember, members } from '../../consensus/core/config.js';
 import type { Status } from '../../consensus/core/types.js';
+import { join } from 'node:path';
 import { ApiServer, formatHostPort } from '../api/server.js';
+import { AuditLog } from '../api/audit.js';
+import { apiTokenId, generateApiToken } from '../api/routes-tokens.js';
 import { ApiCode, ApiError } from '../api/errors.js';
 import type { ApiBackend, LeaveOutcome } from '../api/backend.js';
 import { Metrics, type ProposalOutcome } from '../api/metrics.js';
@@ -434,7 +437,8 @@ class HivemindAgent implements Agent, ApiBackend {
       logger: (line) => this.log('raft', line),
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
-    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi });
+    const audit = new AuditLog(join(config.dataDir, 'audit'), { log: (line) => this.logOnce(line, 'api', line) });
+    this.apiInstance = new ApiServer({ backend: this, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi, audit });
     const services = this.services();
     for (const factory of COMPONENT_FACTORIES) this.componentList.push(factory(services));
   }
@@ -768,6 +772,21 @@ class HivemindAgent implements Agent, ApiBackend {
     if (!result.ok) return;
     this.log('agent', 'stored the cluster\'s join token');
     this.printToken(token);
+    if (this.machine.apiTokens().length === 0) await this.storeAdminToken();
+  }
+
+  /**
+   * The cluster's first API token, a cluster-admin named `admin`, made by the
+   * node that stores the first join token: printed, and kept in the data
+   * directory's `admin-token` file for the CLI on this machine.
+   */
+  private async storeAdminToken(): Promise<void> {
+    const token = generateApiToken();
+    const result = await this.proposeInternal({ type: 'apitoken.create', id: apiTokenId(token), name: 'admin', role: 'cluster-admin', tenants: ['*'], hash: hashToken(token) });
+    if (!result.ok) return;
+    this.dataDir.writeAdminToken(token);
+    const signingCa = this.trust.credentials.current?.caPems[0];
+    this.print(`admin token: ${signingCa === undefined ? token : pinnedToken(token, signingCa)} (also in ${this.dataDir.adminTokenPath}; \`hivemind tokens create\` makes others)`);
   }
 
   /**

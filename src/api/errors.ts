@@ -23,6 +23,7 @@ export const ApiCode = {
   invalidArgument: 'invalid-argument',
   invalidAppFile: 'invalid-app-file',
   unauthenticated: 'unauthenticated',
+  forbidden: 'forbidden',
   notFound: 'not-found',
   methodNotAllowed: 'method-not-allowed',
   conflict: 'conflict',

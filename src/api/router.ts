@@ -6,6 +6,8 @@
  */
 import type { ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
 import type { Command, CommandResult } from '../state/types.js';
+import type { Access, Permission, Principal } from './access.js';
+import type { AuditLog } from './audit.js';
 import type { ApiBackend } from './backend.js';
 import { invalidArgument } from './errors.js';
 import type { BodyFields } from './input.js';
@@ -33,8 +35,16 @@ export interface RouteContext {
   body: unknown;
   /** The request id writes are proposed under (from `Idempotency-Key`, or fresh). */
   requestId: string;
-  /** Who asks: `token:<first 8 hex of the token's hash>`. */
+  /** Who asks, as history records it: `user:<name>/<token id>` for an API token, `token:<first 8 hex of its hash>` for the join token. */
   actor: string;
+  /** Who asks, with the role and tenants of their token. */
+  principal: Principal;
+  /** Throws a 403 ApiError naming the role needed unless the caller holds `permission` in `tenant`; notes the tenant for the audit log. */
+  authorize(permission: Permission, tenant: string): void;
+  /** Whether the caller may read tenant `tenant` (lists are filtered by it). */
+  sees(tenant: string): boolean;
+  /** This node's audit log, if it keeps one. */
+  audit: AuditLog | undefined;
   /** Whether the node has finished starting (health answers 503 until then). */
   serving: boolean;
   /** Aborted when the client goes away. */
@@ -62,6 +72,8 @@ interface RouteBase {
   path: string;
   /** Query parameters besides the read ones (`stale`, `index`, `wait`). */
   query?: readonly string[];
+  /** What the caller needs (src/api/access.ts); ignored on open routes. A route without it needs cluster-admin. */
+  access?: Access;
 }
 
 /** A read: the node confirms its read index (unless `?stale`), waits for `?index` if asked, then `read` answers from the state. */

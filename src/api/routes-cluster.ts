@@ -54,6 +54,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET',
     path: '/metrics',
     kind: 'local',
+    access: { need: 'cluster-read' },
     publicWithMetrics: true,
     async handle(context) {
       const { contentType, body } = await context.backend.metrics.render();
@@ -64,6 +65,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET',
     path: '/v1/status',
     kind: 'read',
+    access: { need: 'any' },
     read(context) {
       const { backend } = context;
       const status = backend.raft.status();
@@ -85,6 +87,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET',
     path: '/v1/nodes',
     kind: 'read',
+    access: { need: 'any' },
     read(context) {
       const gossip = gossipViews(context);
       return { nodes: context.backend.machine.nodes().map((record) => nodeView(context, record, gossip)) };
@@ -94,6 +97,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET',
     path: '/v1/nodes/:id',
     kind: 'read',
+    access: { need: 'any' },
     read(context) {
       const id = checkNodeId(context.params.id!, 'id');
       const record = context.backend.machine.node(id);
@@ -105,6 +109,7 @@ export const clusterRoutes: Route[] = [
     method: 'POST',
     path: '/v1/nodes/:id/leave',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     async write(context) {
       const id = checkNodeId(context.params.id!, 'id');
       return context.onLeader(
@@ -123,6 +128,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET',
     path: '/v1/token',
     kind: 'read',
+    access: { need: 'cluster-admin' },
     read(context) {
       const token = context.backend.currentToken();
       if (token === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no join token yet; retry shortly');
@@ -133,6 +139,7 @@ export const clusterRoutes: Route[] = [
     method: 'POST',
     path: '/v1/token/rotate',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     async write(context) {
       const token = generateToken();
       const sealed = sealSecret(context.backend.clusterKey(), token, TOKEN_ASSOCIATED_DATA);
@@ -148,6 +155,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET',
     path: '/v1/ca/status',
     kind: 'read',
+    access: { need: 'cluster-read' },
     read(context) {
       return caStatus(context);
     },
@@ -156,6 +164,7 @@ export const clusterRoutes: Route[] = [
     method: 'POST',
     path: '/v1/ca/rotate',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     async write(context) {
       const rotation = await context.backend.caRotation();
       if (!rotation.ok) throw new ApiError(409, ApiCode.conflict, `cannot rotate the cluster CA: ${rotation.reason}`);

@@ -57,6 +57,7 @@ export const imageRoutes: Route[] = [
     method: 'GET',
     path: '/v1/images',
     kind: 'local',
+    access: { need: 'any' },
     async handle(context) {
       const runtime = await runtimeOf(context.backend.nodeId);
       return { status: 200, json: { node: context.backend.nodeId, images: await runtime.images.list() } };
@@ -66,6 +67,7 @@ export const imageRoutes: Route[] = [
     method: 'POST',
     path: '/v1/images/pull',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     body: { ref: 'required' },
     async write(context) {
       const reference = stringField(context.body, 'ref', true)!;
@@ -78,6 +80,7 @@ export const imageRoutes: Route[] = [
     method: 'POST',
     path: '/v1/images/upload',
     kind: 'upload',
+    access: { need: 'cluster-admin' },
     query: ['name'],
     contentTypes: IMAGE_ARCHIVE_CONTENT_TYPES,
     bytesMax: IMAGE_ARCHIVE_BYTES_MAX,
@@ -101,6 +104,7 @@ export const imageRoutes: Route[] = [
     method: 'POST',
     path: '/v1/images/import',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     body: { path: 'required', name: 'optional' },
     async write(context) {
       const path = stringField(context.body, 'path', true)!;

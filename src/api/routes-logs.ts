@@ -151,6 +151,7 @@ export const logRoutes: Route[] = [
     method: 'GET',
     path: '/v1/instances/:id/logs',
     kind: 'local',
+    access: { need: 'logs', tenant: 'handler' },
     query: LOG_QUERY,
     async handle(context) {
       const query = readLogQuery(context);
@@ -159,6 +160,7 @@ export const logRoutes: Route[] = [
       if (!INSTANCE_ID_PATTERN.test(id) || id.includes('..')) {
         throw invalidArgument('id', `id must be an instance id such as default.web.0.1 (lowercase letters, digits, - and .), got ${JSON.stringify(id.slice(0, 100))}`);
       }
+      context.authorize('logs', id.split('.')[0]!);
       const { head, rest } = await instanceLog(context, id, query);
       return streamAnswer(concat(head, rest));
     },
@@ -167,6 +169,7 @@ export const logRoutes: Route[] = [
     method: 'GET',
     path: '/v1/apps/:tenant/:name/logs',
     kind: 'local',
+    access: { need: 'logs', tenant: 'path' },
     query: LOG_QUERY,
     async handle(context) {
       const query = readLogQuery(context);

@@ -46,6 +46,8 @@ export const networkRoutes: Route[] = [
     method: 'GET',
     path: '/v1/network',
     kind: 'read',
+    // Every node, every VIP: a cluster-wide view.
+    access: { need: 'cluster-read' },
     read(context) {
       const { machine } = context.backend;
       const network = machine.network();
@@ -66,6 +68,7 @@ export const networkRoutes: Route[] = [
     method: 'GET',
     path: '/v1/network/nodes/:id',
     kind: 'read',
+    access: { need: 'cluster-read' },
     read(context) {
       const id = checkNodeId(context.params.id!, 'id');
       const { machine } = context.backend;
@@ -93,6 +96,7 @@ export const networkRoutes: Route[] = [
     method: 'GET',
     path: '/v1/network/apps/:tenant/:name',
     kind: 'read',
+    access: { need: 'read', tenant: 'path' },
     read(context) {
       const tenant = checkName(context.params.tenant!, 'tenant');
       const name = checkName(context.params.name!, 'name');

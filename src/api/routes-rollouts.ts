@@ -4,7 +4,7 @@
  * (`GET /v1/apps/:tenant/:name`, field `rollout`; unplaceable reasons in
  * `unplaceable`).
  */
-import type { Command } from '../state/types.js';
+import { ALL_TENANTS, type Command } from '../state/types.js';
 import { invalidArgument } from './errors.js';
 import { checkName } from './input.js';
 import type { Route, RouteContext } from './router.js';
@@ -19,6 +19,7 @@ export const rolloutRoutes: Route[] = [
     method: 'POST',
     path: '/v1/apps/:tenant/:name/promote',
     kind: 'write',
+    access: { need: 'deploy', tenant: 'path' },
     async write(context) {
       return context.commit([{ type: 'app.promote', ...tenantAndName(context) }]);
     },
@@ -27,6 +28,7 @@ export const rolloutRoutes: Route[] = [
     method: 'POST',
     path: '/v1/apps/:tenant/:name/abort',
     kind: 'write',
+    access: { need: 'deploy', tenant: 'path' },
     async write(context) {
       return context.commit([{ type: 'app.abort', ...tenantAndName(context) }]);
     },
@@ -35,6 +37,7 @@ export const rolloutRoutes: Route[] = [
     method: 'POST',
     path: '/v1/rebalance',
     kind: 'write',
+    access: { need: 'deploy', tenant: 'handler' },
     body: { tenant: 'optional', name: 'optional' },
     async write(context) {
       const body = (context.body ?? {}) as Record<string, unknown>;
@@ -46,6 +49,8 @@ export const rolloutRoutes: Route[] = [
         command[key] = checkName(value, key);
       }
       if (command.name !== undefined && command.tenant === undefined) command.tenant = 'default';
+      // Every tenant's apps: a cluster-wide deployer only.
+      context.authorize('deploy', typeof command.tenant === 'string' ? command.tenant : ALL_TENANTS);
       return context.commit([command as Command]);
     },
   },

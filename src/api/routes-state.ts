@@ -8,7 +8,8 @@
 import { APP_FILE_ERROR_CODE } from '../appfile/index.js';
 import { LIMITS, validateCommand } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
-import type { Command } from '../state/types.js';
+import { HISTORY_MAX, type Command } from '../state/types.js';
+import { isClusterWide, seesHistory } from './access.js';
 import { currentSpec } from '../state/state.js';
 import { parseIpv4 } from '../state/ipam.js';
 import { decide } from '../network/policy-plan.js';
@@ -36,6 +37,16 @@ function appReference(text: string, field: string): { tenant: string; app: strin
   return { tenant: checkName(tenant, field), app: checkName(app, field) };
 }
 
+/**
+ * The `tenant` query of a list: checked against the caller (403 for a tenant
+ * it may not read). Without one, the list is filtered by `context.sees`.
+ */
+function listTenant(context: RouteContext): string | undefined {
+  const tenant = queryName(context.query, 'tenant');
+  if (tenant !== undefined) context.authorize('read', tenant);
+  return tenant;
+}
+
 function notFound(message: string, field: string): ApiError {
   return new ApiError(404, ApiCode.notFound, message, field);
 }
@@ -57,14 +68,16 @@ const tenantRoutes: Route[] = [
     method: 'GET',
     path: '/v1/tenants',
     kind: 'read',
-    read({ backend: { machine } }) {
-      return { tenants: machine.tenants().map((tenant) => ({ ...tenant, usage: machine.usage(tenant.name) })) };
+    access: { need: 'read', tenant: 'handler' },
+    read({ backend: { machine }, sees }) {
+      return { tenants: machine.tenants().filter((tenant) => sees(tenant.name)).map((tenant) => ({ ...tenant, usage: machine.usage(tenant.name) })) };
     },
   },
   {
     method: 'GET',
     path: '/v1/tenants/:name',
     kind: 'read',
+    access: { need: 'read', tenant: 'path', param: 'name' },
     read(context) {
       const name = checkName(context.params.name!, 'name');
       const tenant = context.backend.machine.tenant(name);
@@ -76,6 +89,7 @@ const tenantRoutes: Route[] = [
     method: 'PUT',
     path: '/v1/tenants/:name',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     body: { quota: 'optional' },
     async write(context) {
       const name = checkName(context.params.name!, 'name');
@@ -90,6 +104,7 @@ const tenantRoutes: Route[] = [
     method: 'DELETE',
     path: '/v1/tenants/:name',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     async write(context) {
       return context.commit([{ type: 'tenant.delete', name: checkName(context.params.name!, 'name') }]);
     },
@@ -104,6 +119,7 @@ const appRoutes: Route[] = [
     method: 'POST',
     path: '/v1/deploy',
     kind: 'write',
+    access: { need: 'deploy', tenant: 'handler' },
     body: { fileName: 'required', content: 'required', tenant: 'optional' },
     async write(context) {
       const { fileName, content, tenant } = body(context);
@@ -128,6 +144,7 @@ const appRoutes: Route[] = [
           warnings: parsed.warnings,
         });
       }
+      for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
       // One command for the whole file: every app deploys, or none does.
       const commands: Command[] = [{ type: 'app.deploy-many', specs: parsed.apps }];
       return context.commit(commands, (results) => ({
@@ -140,15 +157,17 @@ const appRoutes: Route[] = [
     method: 'GET',
     path: '/v1/apps',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['tenant'],
     read(context) {
-      return { apps: context.backend.machine.apps(queryName(context.query, 'tenant')) };
+      return { apps: context.backend.machine.apps(listTenant(context)).filter((app) => context.sees(app.tenant)) };
     },
   },
   {
     method: 'GET',
     path: '/v1/apps/:tenant/:name',
     kind: 'read',
+    access: { need: 'read', tenant: 'path' },
     read(context) {
       const { tenant, name } = tenantAndName(context);
       const app = context.backend.machine.app(tenant, name);
@@ -160,6 +179,7 @@ const appRoutes: Route[] = [
     method: 'POST',
     path: '/v1/apps/:tenant/:name/scale',
     kind: 'write',
+    access: { need: 'deploy', tenant: 'path' },
     body: { replicas: 'required' },
     async write(context) {
       return context.commit([{ type: 'app.scale', ...tenantAndName(context), replicas: body(context).replicas } as Command]);
@@ -169,6 +189,7 @@ const appRoutes: Route[] = [
     method: 'POST',
     path: '/v1/apps/:tenant/:name/rollback',
     kind: 'write',
+    access: { need: 'deploy', tenant: 'path' },
     body: { toVersion: 'optional' },
     async write(context) {
       return context.commit([{ type: 'app.rollback', ...tenantAndName(context), ...present(context.body, ['toVersion']) } as Command]);
@@ -178,6 +199,7 @@ const appRoutes: Route[] = [
     method: 'DELETE',
     path: '/v1/apps/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     async write(context) {
       return context.commit([{ type: 'app.delete', ...tenantAndName(context) }]);
     },
@@ -186,16 +208,17 @@ const appRoutes: Route[] = [
     method: 'GET',
     path: '/v1/instances',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['tenant', 'app', 'node'],
     read(context) {
       const filter: { tenant?: string; app?: string; node?: string } = {};
-      const tenant = queryName(context.query, 'tenant');
+      const tenant = listTenant(context);
       const app = queryName(context.query, 'app');
       const node = queryNodeId(context.query, 'node');
       if (tenant !== undefined) filter.tenant = tenant;
       if (app !== undefined) filter.app = app;
       if (node !== undefined) filter.node = node;
-      return { instances: context.backend.machine.instances(filter) };
+      return { instances: context.backend.machine.instances(filter).filter((instance) => context.sees(instance.tenant)) };
     },
   },
 ];
@@ -205,15 +228,17 @@ const resourceRoutes: Route[] = [
     method: 'GET',
     path: '/v1/policies',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['tenant'],
     read(context) {
-      return { policies: context.backend.machine.policies(queryName(context.query, 'tenant')) };
+      return { policies: context.backend.machine.policies(listTenant(context)).filter((policy) => context.sees(policy.tenant)) };
     },
   },
   {
     method: 'GET',
     path: '/v1/policies/test',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['from', 'to', 'port'],
     read(context) {
       const from = context.query.get('from') ?? '';
@@ -222,6 +247,8 @@ const resourceRoutes: Route[] = [
       if (port === undefined) throw invalidArgument('port', 'port is required: a port number from 1 to 65535');
       const destination = appReference(to, 'to');
       const source = parseIpv4(from) !== undefined ? { address: from } : appReference(from, 'from');
+      context.authorize('read', destination.tenant);
+      if ('tenant' in source) context.authorize('read', source.tenant);
       return { from, to, port, ...decide(policyModelOf(context.backend.machine), source, destination, port) };
     },
   },
@@ -229,6 +256,7 @@ const resourceRoutes: Route[] = [
     method: 'PUT',
     path: '/v1/policies/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     body: { apps: 'optional', ingress: 'optional' },
     async write(context) {
       const { apps = [], ingress = [] } = body(context);
@@ -239,6 +267,7 @@ const resourceRoutes: Route[] = [
     method: 'DELETE',
     path: '/v1/policies/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     async write(context) {
       return context.commit([{ type: 'policy.delete', ...tenantAndName(context) }]);
     },
@@ -247,15 +276,17 @@ const resourceRoutes: Route[] = [
     method: 'GET',
     path: '/v1/volumes',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['tenant'],
     read(context) {
-      return { volumes: context.backend.machine.volumes(queryName(context.query, 'tenant')) };
+      return { volumes: context.backend.machine.volumes(listTenant(context)).filter((volume) => context.sees(volume.tenant)) };
     },
   },
   {
     method: 'PUT',
     path: '/v1/volumes/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     body: { sizeBytes: 'required' },
     async write(context) {
       return context.commit([{ type: 'volume.create', ...tenantAndName(context), sizeBytes: body(context).sizeBytes } as Command]);
@@ -265,6 +296,7 @@ const resourceRoutes: Route[] = [
     method: 'DELETE',
     path: '/v1/volumes/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     async write(context) {
       return context.commit([{ type: 'volume.delete', ...tenantAndName(context) }]);
     },
@@ -273,15 +305,17 @@ const resourceRoutes: Route[] = [
     method: 'GET',
     path: '/v1/secrets',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['tenant'],
     read(context) {
-      return { secrets: context.backend.machine.secrets(queryName(context.query, 'tenant')) };
+      return { secrets: context.backend.machine.secrets(listTenant(context)).filter((secret) => context.sees(secret.tenant)) };
     },
   },
   {
     method: 'PUT',
     path: '/v1/secrets/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     body: { value: 'required' },
     async write(context) {
       const { tenant, name } = tenantAndName(context);
@@ -299,6 +333,7 @@ const resourceRoutes: Route[] = [
     method: 'DELETE',
     path: '/v1/secrets/:tenant/:name',
     kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
     async write(context) {
       return context.commit([{ type: 'secret.delete', ...tenantAndName(context) }]);
     },
@@ -336,9 +371,9 @@ function kvGet(context: RouteContext): unknown {
 
 function kvGetRoute(): Route {
   if (UNSAFE_LOCAL_KV_READS) {
-    return { method: 'GET', path: '/v1/kv/*key', kind: 'open', handle: async (context) => ({ status: 200, json: kvGet(context) }) };
+    return { method: 'GET', path: '/v1/kv/*key', kind: 'open', access: { need: 'cluster-read' }, handle: async (context) => ({ status: 200, json: kvGet(context) }) };
   }
-  return { method: 'GET', path: '/v1/kv/*key', kind: 'read', read: kvGet };
+  return { method: 'GET', path: '/v1/kv/*key', kind: 'read', access: { need: 'cluster-read' }, read: kvGet };
 }
 
 const kvRoutes: Route[] = [
@@ -346,6 +381,7 @@ const kvRoutes: Route[] = [
     method: 'GET',
     path: '/v1/kv',
     kind: 'read',
+    access: { need: 'cluster-read' },
     query: ['prefix', 'limit'],
     read(context) {
       const prefix = context.query.get('prefix') ?? '';
@@ -359,6 +395,7 @@ const kvRoutes: Route[] = [
     method: 'PUT',
     path: '/v1/kv/*key',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     body: { value: 'required', expectVersion: 'optional' },
     async write(context) {
       const key = kvKey(context);
@@ -369,6 +406,7 @@ const kvRoutes: Route[] = [
     method: 'DELETE',
     path: '/v1/kv/*key',
     kind: 'write',
+    access: { need: 'cluster-admin' },
     query: ['expectVersion'],
     async write(context) {
       return context.commit([{ type: 'kv.delete', key: kvKey(context), ...expectVersionQuery(context) }]);
@@ -378,11 +416,14 @@ const kvRoutes: Route[] = [
     method: 'GET',
     path: '/v1/history',
     kind: 'read',
+    access: { need: 'read', tenant: 'handler' },
     query: ['limit', 'before'],
     read(context) {
       const limit = queryInteger(context.query, 'limit', { min: 1, max: HISTORY_LIMIT_MAX }) ?? HISTORY_LIMIT_DEFAULT;
       const before = queryInteger(context.query, 'before', { min: 1, max: Number.MAX_SAFE_INTEGER });
-      return { history: context.backend.machine.history(limit, before) };
+      // A caller that is not cluster-wide sees its tenants' entries only, out of the retained history.
+      const visible = isClusterWide(context.principal) ? context.backend.machine.history(limit, before) : context.backend.machine.history(HISTORY_MAX, before).filter((entry) => seesHistory(context.principal, entry));
+      return { history: visible.slice(0, limit) };
     },
   },
 ];

@@ -5,7 +5,8 @@ import { logRoutes } from './routes-logs.js';
 import { networkRoutes } from './routes-network.js';
 import { stateRoutes } from './routes-state.js';
 import { rolloutRoutes } from './routes-rollouts.js';
+import { tokenRoutes } from './routes-tokens.js';
 import type { Route } from './router.js';
 
 /** The route table the server matches against. */
-export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...networkRoutes, ...rolloutRoutes, ...imageRoutes];
+export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...networkRoutes, ...rolloutRoutes, ...imageRoutes, ...tokenRoutes];

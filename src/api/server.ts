@@ -35,9 +35,12 @@ import { validateCommand } from '../state/validate.js';
 import type { ApiBackend } from './backend.js';
 import { ApiCode, ApiError, fromRaftError, fromStateError, invalidArgument, isRetryable } from './errors.js';
 import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryInteger } from './input.js';
+import { ANONYMOUS, allows, allowsCluster, needText, principalText, roleFor, tokenPrincipal, type Access, type Permission, type Principal } from './access.js';
+import type { AuditLog } from './audit.js';
 import { routes } from './routes.js';
 import { WARM_UP_APP_FILE } from './routes-state.js';
 import { AppFileParserPool } from './app-file-worker.js';
+import { API_TOKEN_PREFIX } from './routes-tokens.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
 import { PeerApiClient, serverTlsOptions } from './tls.js';
 
@@ -74,6 +77,16 @@ export interface ApiServerOptions {
   credentials?: NodeCredentials;
   /** Serve plain HTTP (`--insecure-api`), and call other nodes' APIs so. Default false. */
   insecure?: boolean;
+  /** Where mutating and refused requests are recorded (absent: not recorded). */
+  audit?: AuditLog;
+}
+
+/** What the audit log learns of a request as it goes. */
+interface RequestNote {
+  principal: Principal | undefined;
+  /** The tenant the request touched, when one was checked. */
+  tenant: string | undefined;
+  forwardedHops: number;
 }
 
 /** A request in progress, as the pipeline sees it. */
@@ -179,6 +192,7 @@ export class ApiServer {
     this.stopFollowingCredentials?.();
     await this.appFiles.close();
     await closed;
+    this.options.audit?.close();
     await this.peers.close();
   }
 
@@ -189,6 +203,7 @@ export class ApiServer {
     const abort = new AbortController();
     response.on('close', () => abort.abort());
     let answer: Answer;
+    const note: RequestNote = { principal: undefined, tenant: undefined, forwardedHops: Number(request.headers[FORWARDED_HEADER] ?? 0) || 0 };
     try {
       const url = parseTarget(request.url);
       const match = this.router.match(method, url.pathname);
@@ -198,24 +213,27 @@ export class ApiServer {
         throw new ApiError(405, ApiCode.methodNotAllowed, `${shownPath(url.pathname)} does not take ${method}; it takes ${match.allowed.join(', ')}`, undefined, {}, { Allow: match.allowed.join(', ') });
       }
       routeLabel = match.route.path;
-      answer = await this.dispatch(request, url, match.route, match.params, abort.signal);
+      answer = await this.dispatch(request, url, match.route, match.params, abort.signal, note);
     } catch (error) {
       answer = this.errorAnswer(error, method, request.url);
     }
     this.send(response, method, answer);
+    this.recordAudit(request, method, routeLabel, note, answer);
     const status = String(answer.status);
     const labels = { method, route: routeLabel, status };
     this.backend.metrics.httpRequests.inc(labels);
     this.backend.metrics.httpRequestSeconds.observe(labels, (performance.now() - started) / 1000);
   }
 
-  private async dispatch(request: IncomingMessage, url: URL, route: Route, params: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+  private async dispatch(request: IncomingMessage, url: URL, route: Route, params: Record<string, string>, signal: AbortSignal, note: RequestNote): Promise<Answer> {
     if (route.kind !== 'open' && !this.ready) {
       throw new ApiError(503, ApiCode.unavailable, `node ${this.backend.nodeId} is starting; retry shortly`);
     }
     const open = route.kind === 'open' || (route.kind === 'local' && route.publicWithMetrics === true && this.options.metricsPublic === true);
-    const actor = open ? 'anonymous' : this.authenticate(request);
-    if (route.kind === 'upload') return this.upload(request, url, route, params, { actor, signal });
+    const principal = open ? ANONYMOUS : this.authenticate(request);
+    note.principal = principal;
+    if (!open) this.checkAccess(route, params, principal, note);
+    if (route.kind === 'upload') return this.upload(request, url, route, params, { principal, note, signal });
     const rawBody = await this.readBody(request, route);
     const forwardedHops = Number(request.headers[FORWARDED_HEADER] ?? 0) || 0;
     const state: RequestState = {
@@ -230,7 +248,7 @@ export class ApiServer {
     };
     const body = this.parseBody(rawBody, request);
     checkQuery(url.searchParams, route.kind === 'read' ? [...READ_QUERY, ...(route.query ?? [])] : (route.query ?? []));
-    const context = this.context(state, params, body, actor);
+    const context = this.context(state, params, body, principal, note, route);
     switch (route.kind) {
       case 'open':
       case 'local':
@@ -244,7 +262,7 @@ export class ApiServer {
   }
 
   /** An upload route: the body goes to the route as a stream, checked for its type and size (see UploadRoute). */
-  private async upload(request: IncomingMessage, url: URL, route: UploadRoute, params: Record<string, string>, caller: { actor: string; signal: AbortSignal }): Promise<Answer> {
+  private async upload(request: IncomingMessage, url: URL, route: UploadRoute, params: Record<string, string>, caller: { principal: Principal; note: RequestNote; signal: AbortSignal }): Promise<Answer> {
     const declaredText = request.headers['content-length'];
     const declared = declaredText === undefined ? undefined : Number(declaredText);
     const bytesText = `${route.bytesMax} bytes${route.bytesMax >= 2 ** 30 ? ` (${(route.bytesMax / 2 ** 30).toFixed(0)} GiB)` : ''}`;
@@ -260,12 +278,20 @@ export class ApiServer {
     }
     checkQuery(url.searchParams, route.query ?? []);
     const state: RequestState = { request, method: request.method ?? 'POST', url, headers: request.headers, rawBody: Buffer.alloc(0), forwardedHops: 0, requestId: '', signal: caller.signal };
-    const context = this.context(state, params, undefined, caller.actor);
+    const context = this.context(state, params, undefined, caller.principal, caller.note, route);
     return route.upload(context, limitedBody(request, route.bytesMax, tooLarge));
   }
 
-  private context(state: RequestState, params: Record<string, string>, body: unknown, actor: string): RouteContext {
+  private context(state: RequestState, params: Record<string, string>, body: unknown, principal: Principal, note: RequestNote, route: Route): RouteContext {
+    const actor = principal.actor;
     return {
+      principal,
+      authorize: (permission, tenant) => {
+        note.tenant ??= tenant;
+        if (!allows(principal, permission, tenant)) throw forbidden(route, permission, tenant, principal);
+      },
+      sees: (tenant) => allows(principal, 'read', tenant),
+      audit: this.options.audit,
       backend: this.backend,
       params,
       query: state.url.searchParams,
@@ -286,7 +312,58 @@ export class ApiServer {
   // ---------------------------------------------------------------------------
   // Authentication and the body
 
-  private authenticate(request: IncomingMessage): string {
+  /** Refuses (403) a caller that lacks what the route declares; a route that finds its tenants itself is checked here only for the permission. */
+  private checkAccess(route: Route, params: Record<string, string>, principal: Principal, note: RequestNote): void {
+    // The tenant a path names, for the audit log, whatever the route needs.
+    note.tenant = params.tenant ?? (route.path.startsWith('/v1/tenants/') ? params.name : undefined);
+    const access: Access = route.access ?? { need: 'cluster-admin' };
+    if (access.need === 'any' || access.need === 'cluster-read' || access.need === 'cluster-admin') {
+      if (!allowsCluster(principal, access.need)) throw forbidden(route, access.need, undefined, principal);
+      return;
+    }
+    if (access.tenant === 'path') {
+      const tenant = params[access.param ?? 'tenant'] ?? '';
+      note.tenant = tenant;
+      if (!allows(principal, access.need, tenant)) throw forbidden(route, access.need, tenant, principal);
+      return;
+    }
+    // The handler names the tenants; the role must at least hold the permission somewhere.
+    if (!principal.tenants.some((tenant) => allows(principal, access.need as Permission, tenant))) throw forbidden(route, access.need, undefined, principal);
+  }
+
+  /**
+   * Records a mutating or refused request in the audit log. A request
+   * forwarded by another node is recorded again here, marked with its hops
+   * (the header is the sender's word: a client cannot hide a request by
+   * sending it, only add a mark).
+   */
+  private recordAudit(request: IncomingMessage, method: string, routeLabel: string, note: RequestNote, answer: Answer): void {
+    const audit = this.options.audit;
+    if (audit === undefined) return;
+    const refused = answer.status === 401 || answer.status === 403;
+    if (!refused && (method === 'GET' || method === 'HEAD')) return;
+    const principal = note.principal;
+    const errorMessage = answer.status >= 400 ? errorMessageOf(answer) : undefined;
+    audit.append({
+      time: Date.now(),
+      node: this.backend.nodeId,
+      user: principal?.user ?? 'unknown',
+      ...(principal?.tokenId === undefined ? {} : { tokenId: principal.tokenId }),
+      ...(principal === undefined ? {} : { role: principal.role }),
+      sourceAddress: request.socket.remoteAddress ?? '',
+      method,
+      path: shownPath(parseTargetOrRaw(request.url)),
+      route: routeLabel,
+      ...(note.tenant === undefined ? {} : { tenant: note.tenant }),
+      status: answer.status,
+      outcome: refused ? 'refused' : answer.status < 400 ? 'allowed' : 'failed',
+      ...(answer.status < 400 && answer.index !== undefined && method !== 'GET' ? { raftIndex: answer.index } : {}),
+      ...(errorMessage === undefined ? {} : { message: errorMessage }),
+      ...(note.forwardedHops > 0 ? { forwardedHops: note.forwardedHops } : {}),
+    });
+  }
+
+  private authenticate(request: IncomingMessage): Principal {
     const header = request.headers.authorization;
     // Either form of the token: the pinned one's pin is for clients, only the bare token is hashed.
     const given = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
@@ -294,12 +371,26 @@ export class ApiServer {
     if (token === undefined || token === '') {
       throw new ApiError(401, ApiCode.unauthenticated, 'this request needs the cluster token: send "Authorization: Bearer <token>" (`hivemind token` on a member shows it)', undefined, {}, { 'WWW-Authenticate': 'Bearer' });
     }
+    if (token.startsWith(API_TOKEN_PREFIX)) return this.apiPrincipal(token);
     const record = this.backend.machine.token();
     if (record === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no join token yet (it is being bootstrapped); retry shortly');
     if (!tokenMatches(token, record.hash)) {
       throw new ApiError(401, ApiCode.unauthenticated, 'the token was refused: it is not the cluster\'s current token (it may have been rotated; `hivemind token` on a member shows it)', undefined, {}, { 'WWW-Authenticate': 'Bearer' });
     }
-    return `token:${hashToken(token).slice(0, 8)}`;
+    // The join token still acts as a cluster-admin (compatibility: scripts and older CLIs send it); docs/user-guide.md, Access.
+    return { actor: `token:${hashToken(token).slice(0, 8)}`, user: 'join-token', role: 'cluster-admin', tenants: ['*'] };
+  }
+
+  /** The principal of an API token, checked against this node's replica: an unknown (or revoked) or expired token is a 401. */
+  private apiPrincipal(token: string): Principal {
+    const record = this.backend.machine.apiTokenByHash(hashToken(token));
+    const challenge = { 'WWW-Authenticate': 'Bearer' };
+    if (record === undefined) throw new ApiError(401, ApiCode.unauthenticated, 'the API token was refused: it is unknown here, or was revoked (`hivemind tokens ls` lists the valid ones)', undefined, {}, challenge);
+    const granted = tokenPrincipal(record, Date.now());
+    if (!granted.ok) {
+      throw new ApiError(401, ApiCode.unauthenticated, `the API token "${record.name}" (${record.id}) expired at ${new Date(record.expiresAt!).toISOString()}; ask a cluster-admin for a new one`, undefined, {}, challenge);
+    }
+    return granted.principal;
   }
 
   private async readBody(request: IncomingMessage, route: Route): Promise<Buffer> {
@@ -586,6 +677,35 @@ function parseTarget(target: string | undefined): URL {
   } catch {
     throw invalidArgument(undefined, 'the request target is not a valid path');
   }
+}
+
+/** The 403 for a caller without `need`. */
+function forbidden(route: Route, need: Access['need'], tenant: string | undefined, principal: Principal): ApiError {
+  const shownTenant = tenant === undefined ? undefined : tenant.slice(0, 63);
+  const neededRole = need === 'cluster-admin' || need === 'any' || need === 'cluster-read' ? (need === 'cluster-admin' ? 'cluster-admin' : 'viewer') : roleFor(need);
+  return new ApiError(403, ApiCode.forbidden, `${route.method} ${route.path} needs ${needText(need, shownTenant)}; ${principalText(principal)}`, undefined, {
+    needed: { role: neededRole, ...(need === 'cluster-read' ? { tenants: ['*'] } : {}), ...(shownTenant === undefined ? {} : { tenant: shownTenant }) },
+  });
+}
+
+/** The message of an error answer, for the audit log. */
+function errorMessageOf(answer: Answer): string | undefined {
+  const error = (answer.json as { error?: { message?: unknown } } | undefined)?.error;
+  if (typeof error?.message === 'string') return error.message.slice(0, 300);
+  if (answer.text === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.from(answer.text).toString('utf8')) as { error?: { message?: unknown } };
+    return typeof parsed.error?.message === 'string' ? parsed.error.message.slice(0, 300) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The request's path without its query (which may carry values better left out of a log). */
+function parseTargetOrRaw(target: string | undefined): string {
+  const path = target ?? '/';
+  const query = path.indexOf('?');
+  return query === -1 ? path : path.slice(0, query);
 }
 
 function isNoLeaderAnswer(answer: Answer): boolean {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readLocalToken } from '../node/data-dir.js';
+import { readLocalAdminToken, readLocalToken } from '../node/data-dir.js';
 import { PinnedTokenError, caFingerprint, parseJoinToken, splitPemBundle } from '../security/pinned-token.js';
 import { ApiClient, type ApiTrust } from './client.js';
 import { UsageError } from './errors.js';
@@ -17,6 +17,8 @@ export const DATA_DIR_DEFAULT = '.hivemind';
 
 /** The file in the data directory where the agent keeps the join token (mode 0600; src/agent/data-dir.ts). */
 export const TOKEN_FILE_NAME = 'token';
+/** The file where the founding node keeps the admin API token (read before TOKEN_FILE_NAME). */
+export const ADMIN_TOKEN_FILE_NAME = 'admin-token';
 
 /** The CA bundle in the data directory (the node's trusted CA certificates; src/node/data-dir.ts). */
 export const CA_FILE_NAME = 'tls/ca.crt';
@@ -63,7 +65,7 @@ export function contextOf(command: Command): CliContext {
 
 /**
  * The token for API calls: `--token` / `HIVEMIND_TOKEN`, else the agent's
- * token file in the data directory, else none (the node then answers
+ * admin-token file, else its (join) token file in the data directory, else none (the node then answers
  * `unauthenticated`, and the message says where the CLI looked). Either
  * form: `token` is the bare token, `caFingerprint` the pin of a pinned one.
  */
@@ -78,10 +80,15 @@ export function resolveToken(context: CliContext): { token: string | undefined; 
     }
     return { token: parsed.token, ...(parsed.caFingerprint === undefined ? {} : { caFingerprint: parsed.caFingerprint }), source: 'the token came from --token or HIVEMIND_TOKEN' };
   }
-  const path = join(context.dataDir, TOKEN_FILE_NAME);
+  let path = join(context.dataDir, ADMIN_TOKEN_FILE_NAME);
   let token: string | undefined;
   try {
-    token = readLocalToken(context.dataDir);
+    // The admin API token of a founding node first; else the join token, which still acts as a cluster-admin.
+    token = readLocalAdminToken(context.dataDir);
+    if (token === undefined) {
+      path = join(context.dataDir, TOKEN_FILE_NAME);
+      token = readLocalToken(context.dataDir);
+    }
   } catch (error) {
     // Unreadable (permissions, a directory in its place): say so; the node will ask for a token anyway.
     return { token: undefined, source: `no token given, and ${error instanceof Error ? error.message : `cannot read ${path}`}` };

@@ -21,6 +21,7 @@ import { registerPsCommand } from './commands/ps.js';
 import { registerRolloutCommands } from './commands/rollouts.js';
 import { registerSecretCommands } from './commands/secrets.js';
 import { registerTenantCommands } from './commands/tenants.js';
+import { registerTokenCommands } from './commands/tokens.js';
 import { registerVolumeCommands } from './commands/volumes.js';
 import { ADDRESS_DEFAULT } from './parse.js';
 
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
   registerLogsCommand(program);
   program.commandsGroup('Tenants and their resources:');
   registerTenantCommands(program);
+  registerTokenCommands(program);
   registerPolicyCommands(program);
   registerNetworkCommands(program);
   registerVolumeCommands(program);

@@ -8,6 +8,8 @@
  *                 fallback until the log is applied)
  *   token         the current join token in clear, mode 0600, rewritten when it rotates,
  *                 so that `hivemind token` on a member can show it (`readLocalToken`)
+ *   admin-token   the cluster-admin API token this node made when it founded the cluster,
+ *                 mode 0600; the CLI on this machine prefers it to the join token
  *
  * Files are replaced atomically (write a temporary file, fsync, rename). A
  * file that exists but cannot be read as expected is a `DataDirError`: the
@@ -49,6 +51,7 @@ export interface NodeIdentity {
 const IDENTITY_FILE = 'node.json';
 const CLUSTER_KEY_FILE = 'cluster.key';
 const TOKEN_FILE = 'token';
+const ADMIN_TOKEN_FILE = 'admin-token';
 const RAFT_DIRECTORY = 'raft';
 const TLS_DIRECTORY = 'tls';
 const NODE_KEY_FILE = 'tls/node.key';
@@ -82,6 +85,7 @@ export class DataDir {
     rmSync(join(this.path, TLS_DIRECTORY), { recursive: true, force: true });
     rmSync(join(this.path, CLUSTER_KEY_FILE), { force: true });
     rmSync(join(this.path, TOKEN_FILE), { force: true });
+    rmSync(join(this.path, ADMIN_TOKEN_FILE), { force: true });
   }
 
   readIdentity(): NodeIdentity | undefined {
@@ -114,6 +118,20 @@ export class DataDir {
 
   writeToken(token: string): void {
     this.writeAtomic(TOKEN_FILE, Buffer.from(`${token}\n`, 'utf8'), PRIVATE_FILE_MODE);
+  }
+
+  /** Where `writeAdminToken` writes. */
+  get adminTokenPath(): string {
+    return join(this.path, ADMIN_TOKEN_FILE);
+  }
+
+  writeAdminToken(token: string): void {
+    this.writeAtomic(ADMIN_TOKEN_FILE, Buffer.from(`${token}\n`, 'utf8'), PRIVATE_FILE_MODE);
+  }
+
+  readAdminToken(): string | undefined {
+    const token = this.readOptional(ADMIN_TOKEN_FILE)?.toString('utf8').trim();
+    return token === undefined || token === '' ? undefined : token;
   }
 
   readToken(): string | undefined {
@@ -226,6 +244,11 @@ export class DataDir {
  */
 export function readLocalToken(dataDir: string): string | undefined {
   return new DataDir(dataDir).readToken();
+}
+
+/** The admin API token the founding node keeps in its data directory (what the CLI there sends), if any. */
+export function readLocalAdminToken(dataDir: string): string | undefined {
+  return new DataDir(dataDir).readAdminToken();
 }
 
 function isIdentity(value: unknown): value is NodeIdentity {

@@ -32,6 +32,7 @@ import {
 } from './apply-rollouts.js';
 import { planNetworkConfigure } from './apply-network.js';
 import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
+import { planApiTokenCreate, planApiTokenRevoke } from './apply-tokens.js';
 import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
 import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
@@ -57,6 +58,7 @@ import {
   type Secret,
   type Tenant,
   type TokenRecord,
+  type ApiTokenRecord,
   type CaRecord,
   type Volume,
 } from './types.js';
@@ -100,6 +102,8 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'kv.put': planKvPut,
   'kv.delete': planKvDelete,
   'token.set': planTokenSet,
+  'apitoken.create': planApiTokenCreate,
+  'apitoken.revoke': planApiTokenRevoke,
   'ca.set': planCaSet,
   'node.certificate': planNodeCertificate,
 };
@@ -401,6 +405,17 @@ export class ClusterStateMachine {
   /** The join token's record, if one was set. */
   token(): TokenRecord | undefined {
     return copyOrUndefined(this.#state.token);
+  }
+
+  /** The API tokens, by id (copies). */
+  apiTokens(): ApiTokenRecord[] {
+    return copy([...this.#state.apiTokens.values()].sort((left, right) => compare(left.id, right.id)));
+  }
+
+  /** The API token whose hash is `hash` (a token's SHA-256, lowercase hex), if any; expired ones included. Read it, do not keep it. */
+  apiTokenByHash(hash: string): Readonly<ApiTokenRecord> | undefined {
+    for (const record of this.#state.apiTokens.values()) if (record.hash === hash) return record;
+    return undefined;
   }
 }
 

@@ -11,7 +11,7 @@
 import { Packr } from 'msgpackr';
 import { assert, AssertionError } from '../../consensus/core/assert.js';
 import { emptyState, tenantKey, type ClusterState } from './state.js';
-import type { App, CaRecord, ClusterNetwork, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume } from './types.js';
+import type { App, CaRecord, ClusterNetwork, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume, ApiTokenRecord } from './types.js';
 
 /**
  * Bumped on any change to `SnapshotData`; restore refuses other formats but
@@ -35,6 +35,8 @@ interface SnapshotData {
   history: HistoryEntry[];
   requests: [string, CommandResult][];
   token: TokenRecord | null;
+  /** Absent in snapshots written before API tokens, and while there are none. */
+  apiTokens?: ApiTokenRecord[];
   /** From format 2. */
   ca?: CaRecord | null;
   /** Absent in snapshots written before the cluster network existed, and until it is configured. */
@@ -63,6 +65,7 @@ export function encodeState(state: ClusterState): Uint8Array {
     ca: state.ca ?? null,
     // Left out while unset, so a state without a network encodes as before.
     ...(state.network !== undefined ? { network: state.network } : {}),
+    ...(state.apiTokens.size > 0 ? { apiTokens: [...state.apiTokens.values()] } : {}),
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -93,6 +96,7 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   state.token = data.token === null ? undefined : { ...data.token, sealed: plain(data.token.sealed), nonce: plain(data.token.nonce) };
   state.ca = data.ca === undefined || data.ca === null ? undefined : { ...data.ca, keySealed: plain(data.ca.keySealed), keyNonce: plain(data.ca.keyNonce) };
   state.network = data.network ?? undefined;
+  for (const record of data.apiTokens ?? []) state.apiTokens.set(record.id, record);
   assert(Number.isSafeInteger(state.appliedIndex) && state.appliedIndex >= 0, 'a state snapshot must carry its applied index');
   return state;
 }

@@ -20,6 +20,7 @@ import {
   type Secret,
   type Tenant,
   type TokenRecord,
+  type ApiTokenRecord,
   type CaRecord,
   type Volume,
 } from './types.js';
@@ -49,6 +50,8 @@ export interface ClusterState {
   ca: CaRecord | undefined;
   /** The cluster network; undefined until the first `network.configure` (and in states written before it existed). */
   network: ClusterNetwork | undefined;
+  /** API tokens by id (empty in states written before they existed). */
+  apiTokens: Map<string, ApiTokenRecord>;
 }
 
 /** An empty state, as before the first entry. */
@@ -68,6 +71,7 @@ export function emptyState(): ClusterState {
     token: undefined,
     ca: undefined,
     network: undefined,
+    apiTokens: new Map(),
   };
 }
 
@@ -81,6 +85,7 @@ export const ENTITIES_MAX = {
   volumes: 100_000,
   secrets: 100_000,
   kvKeys: 1_000_000,
+  apiTokens: 10_000,
 } as const;
 
 /** The key of a tenant-scoped entity. Names are DNS labels, so '/' cannot occur in either part. */

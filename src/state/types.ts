@@ -509,6 +509,34 @@ export interface TokenRecord {
   rotatedIndex: number;
 }
 
+/** What an API token may do (docs/user-guide.md, Access). */
+export type ApiRole = 'cluster-admin' | 'tenant-admin' | 'deployer' | 'viewer';
+
+/** The roles, most powerful first. */
+export const API_ROLES: readonly ApiRole[] = ['cluster-admin', 'tenant-admin', 'deployer', 'viewer'];
+
+/** The tenant list that means every tenant (cluster-wide). */
+export const ALL_TENANTS = '*';
+
+/**
+ * An API token, never in clear: the SHA-256 of the token (`hashToken`) to
+ * check a bearer against. `tenants` is where the role applies (`['*']`: every
+ * tenant, always so for `cluster-admin`). `expiresAt` (ms since the epoch):
+ * refused from then on.
+ */
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  role: ApiRole;
+  tenants: string[];
+  hash: string;
+  expiresAt?: number;
+  createdIndex: number;
+  createdAt: number;
+  /** Who created it (the actor of the command). */
+  createdBy: string;
+}
+
 // -----------------------------------------------------------------------------
 // Commands
 
@@ -588,6 +616,10 @@ export type Command =
   | { type: 'kv.put'; key: string; value: string; expectVersion?: number }
   | { type: 'kv.delete'; key: string; expectVersion?: number }
   | { type: 'token.set'; hash: string; sealed: Uint8Array; nonce: Uint8Array }
+  /** Creates an API token from its hash (the token itself never enters the log). State version 2. */
+  | { type: 'apitoken.create'; id: string; name: string; role: ApiRole; tenants: string[]; hash: string; expiresAt?: number }
+  /** Removes an API token: every node refuses it from the entry's apply on. State version 2. */
+  | { type: 'apitoken.revoke'; id: string }
   /** Sets the cluster CA (bootstrap, rotation): the trusted certificates, signing one first, and its sealed key. Revocations carry over. */
   | { type: 'ca.set'; certificates: string[]; keySealed: Uint8Array; keyNonce: Uint8Array };
 

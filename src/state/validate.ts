@@ -14,6 +14,7 @@ import {
   boolean,
   bytes,
   either,
+  fieldPath,
   integer,
   isPlainObject,
   list,
@@ -549,6 +550,25 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     sealed: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.tokenSealedBytesMax }),
     nonce,
   }),
+  'apitoken.create': refine(
+    object<CommandOf<'apitoken.create'>>({
+      type: oneOf(['apitoken.create']),
+      id: text({ bytesMin: 4, bytesMax: 32, pattern: /^[a-z0-9][a-z0-9-]*$/, patternHint: 'lowercase letters, digits and -' }),
+      name: text({ bytesMin: 1, bytesMax: 63, pattern: /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/, patternHint: 'letters, digits, _ . @ and -' }),
+      role: oneOf(['cluster-admin', 'tenant-admin', 'deployer', 'viewer']),
+      tenants: list(either<string>((input) => input === '*', oneOf(['*']), name), { min: 1, max: LIMITS.namesMax, unique: true }),
+      hash: text({ bytesMin: 64, bytesMax: 64, pattern: /^[0-9a-f]{64}$/, patternHint: 'a SHA-256 hash in lowercase hex' }),
+      expiresAt: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+    }),
+    (command, path) => {
+      const wide = command.tenants.includes('*');
+      if (wide && command.tenants.length > 1) return { field: fieldPath(path, 'tenants'), text: '"*" (every tenant) stands alone in tenants' };
+      if (command.role === 'cluster-admin' && !wide) return { field: fieldPath(path, 'tenants'), text: 'a cluster-admin token is for every tenant: tenants must be ["*"]' };
+      if ((command.role === 'tenant-admin' || command.role === 'deployer') && wide) return { field: fieldPath(path, 'tenants'), text: `a ${command.role} token names its tenants ("*" is for viewer and cluster-admin)` };
+      return undefined;
+    },
+  ),
+  'apitoken.revoke': object<CommandOf<'apitoken.revoke'>>({ type: oneOf(['apitoken.revoke']), id: text({ bytesMin: 4, bytesMax: 32, pattern: /^[a-z0-9][a-z0-9-]*$/, patternHint: 'lowercase letters, digits and -' }) }),
   'ca.set': object<CommandOf<'ca.set'>>({
     type: oneOf(['ca.set']),
     certificates: list(text({ bytesMin: 1, bytesMax: LIMITS.certificatePemBytesMax, pattern: /^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/, patternHint: 'one PEM certificate', multiline: true }), { min: 1, max: LIMITS.caCertificatesMax, unique: true }),

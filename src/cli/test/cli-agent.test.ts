@@ -303,6 +303,35 @@ test('no stack trace reaches the user on any refusal', async () => {
   }
 });
 
+test('tokens create, ls, revoke; a deployer refused a cluster-admin command; audit shows it', async () => {
+  const ca = join(agent.dataDir, 'tls', 'ca.crt');
+  const created = await hm(['tokens', 'create', '--name', 'ci', '--role', 'deployer', '--tenant', 'acme', '--expires', '30d']);
+  assert.is(created.status, 0, created.stderr);
+  const [summary, ciToken] = created.stdout.trim().split('\n');
+  assert.match(summary!, /^token [0-9a-f]{12} "ci": deployer in acme, expires \d{4}-/);
+  assert.match(ciToken!, /^hma1\.\S+$/);
+  const id = summary!.split(' ')[1]!;
+  const listed = await hmJson<{ tokens: { id: string; name: string; role: string; tenants: string[] }[] }>(['tokens', 'ls']);
+  assert.ok(listed.tokens.some((token) => token.id === id && token.name === 'ci' && token.role === 'deployer' && token.tenants.join() === 'acme'));
+  const asCi = (args: string[]) => runCli(['--addr', agent.address, '--ca', ca, '--token', ciToken!, ...args]);
+  assert.is((await asCi(['apps', '--tenant', 'acme'])).status, 0);
+  const refused = await asCi(['tenants', 'delete', 'acme']);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /^hivemind: DELETE \/v1\/tenants\/:name needs the role cluster-admin; the token "ci" \([0-9a-f]{12}\) is deployer in acme/);
+  assert.not.ok(hasStackTrace(refused.stderr));
+  const audit = await hmJson<{ events: { user: { username: string }; annotations: Record<string, string>; responseStatus: { code: number } }[] }>(['audit', '--user', 'ci', '--since', '1h']);
+  assert.ok(audit.events.some((event) => event.user.username === 'ci' && event.annotations['hivemind/outcome'] === 'refused' && event.responseStatus.code === 403));
+  const table = await hm(['audit', '--user', 'ci']);
+  assert.match(table.stdout, /ci\s+127\.0\.0\.1\s+DELETE \/v1\/tenants\/acme\s+acme\s+refused 403/, table.stdout + table.stderr);
+  const badRole = await hm(['tokens', 'create', '--name', 'x', '--role', 'deployer']);
+  assert.is(badRole.status, 2);
+  assert.match(badRole.stderr, /needs --tenant/);
+  assert.is((await hm(['tokens', 'revoke', id])).status, 0);
+  const gone = await asCi(['status']);
+  assert.is(gone.status, 1);
+  assert.match(gone.stderr, /revoked/);
+});
+
 test('token --rotate: the old token stops working, the new one and the token file work', async () => {
   const rotated = await runCli(['--addr', agent.address, '--data-dir', agent.dataDir, 'token', '--rotate']);
   assert.is(rotated.status, 0, rotated.stderr);
