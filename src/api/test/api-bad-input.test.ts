@@ -69,6 +69,12 @@ function expectError(answer: Answer, status: number, code: string, field: string
 
 let indexBefore = 0;
 
+/** Whether the membership manager has recorded the node's voter role (GET /v1/nodes shows Raft's role at once, the record's later). */
+async function roleRecorded(): Promise<boolean> {
+  const history = await call('GET', '/v1/history?limit=100');
+  return (history.body.history as { command: string }[] | undefined)?.some((entry) => entry.command === 'node.role') === true;
+}
+
 test.before(async () => {
   const resolved = resolveConfig(
     { name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token: TOKEN, tickMs: 20 },
@@ -84,7 +90,7 @@ test.before(async () => {
   for (;;) {
     const nodes = await call('GET', '/v1/nodes');
     const node = nodes.body.nodes?.[0];
-    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined) break;
+    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined && (await roleRecorded())) break;
     if (Date.now() > deadline) throw new Error(`the node did not settle: ${JSON.stringify(nodes.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -46,6 +46,12 @@ async function call(method: string, path: string, json?: unknown, headers: Recor
   return { status: response.status, body, index: Number(response.headers.get('x-hivemind-index')) };
 }
 
+/** Whether the membership manager has recorded the node's voter role (GET /v1/nodes shows Raft's role at once, the record's later). */
+async function roleRecorded(): Promise<boolean> {
+  const history = await call('GET', '/v1/history?limit=100');
+  return (history.body.history as { command: string }[] | undefined)?.some((entry) => entry.command === 'node.role') === true;
+}
+
 test.before(async () => {
   const resolved = resolveConfig({ name: 'solo', dataDir: join(directory, 'solo'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
   if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
@@ -57,7 +63,7 @@ test.before(async () => {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const node = (await call('GET', '/v1/nodes')).body.nodes?.[0];
-    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined) break;
+    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined && (await roleRecorded())) break;
     if (Date.now() > deadline) throw new Error(`the node did not settle: ${JSON.stringify(node)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
