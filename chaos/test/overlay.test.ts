@@ -14,8 +14,7 @@
  * root, iproute2, iptables, containerd, runc, the CNI plugins and busybox;
  * skipped otherwise, saying why.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,50 +27,7 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import type { Host } from '../network.js';
-
-const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
-
-/**
- * An agent on a test host, entered with `nsenter --net` rather than `ip netns
- * exec`: the latter mounts a fresh sysfs, which hides the cgroup mounts runc
- * needs to start containers.
- */
-class HostAgent {
-  readonly name: string;
-  private child: ChildProcess | undefined;
-  constructor(
-    readonly host: Host,
-    private readonly settings: { token: string; dataRoot: string; logDirectory: string },
-  ) {
-    this.name = `n${host.index + 1}`;
-  }
-  get origin(): string {
-    return `https://${this.host.address}:7070`;
-  }
-  get peerAddress(): string {
-    return `${this.host.address}:7071`;
-  }
-  start(mode: 'agent' | { join: string }): void {
-    const log = openSync(join(this.settings.logDirectory, `${this.host.namespace}.log`), 'a');
-    const subcommand = mode === 'agent' ? ['agent'] : ['join', mode.join];
-    const args = [`--net=/run/netns/${this.host.namespace}`, process.execPath, BIN, ...subcommand, '--name', this.name, '--data-dir', join(this.settings.dataRoot, this.name), '--token', this.settings.token, '--bind', this.host.address, '--advertise', this.host.address, '--tick-ms', '50'];
-    this.child = spawn('nsenter', args, { stdio: ['ignore', log, log], env: { ...process.env, HIVEMIND_WARM_NETWORKS: '1' } });
-    closeSync(log);
-  }
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
+import { HostAgent, containerNetwork, removeContainerLeftovers, sleepPids, until } from './host-agents.js';
 
 const APP = 'overlay-probe';
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
@@ -81,63 +37,6 @@ const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
 const overlayTest = unavailable === null ? test : test.skip;
 if (unavailable !== null) console.log(`skipping the overlay test: ${unavailable}`);
-
-/** Polls `check` every 250 ms until it answers a value, or fails after `timeoutMs` with the last reason. */
-async function until<T>(what: string, check: () => Promise<T | string>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const outcome = await check();
-    if (typeof outcome !== 'string') return outcome;
-    last = outcome;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${last})`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-/** Pids of the probe containers' processes (`sleep 3617`). */
-function probePids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8') === `sleep\0${SLEEP_SECONDS}\0`) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
-
-/** The named network namespace of `pid` and its eth0 IPv4 address. */
-function containerNetwork(pid: number): { namespace: string; address: string } | undefined {
-  const namespace = execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim();
-  if (namespace === '') return undefined;
-  const links = JSON.parse(execFileSync('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' })) as { addr_info: { local: string }[] }[];
-  const address = links[0]?.addr_info[0]?.local;
-  return address === undefined ? undefined : { namespace, address };
-}
-
-/** Kills what a failed run can leave outside the hosts' namespaces: probe processes and the container and warm-pool namespaces under `dataRoot`. */
-function removeContainerLeftovers(dataRoot: string, namespaces: Set<string>): void {
-  for (const pid of probePids()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  if (existsSync(dataRoot)) {
-    for (const node of readdirSync(dataRoot)) {
-      const folder = join(dataRoot, node, 'containerd-runtime', 'warm-networks');
-      if (existsSync(folder)) for (const file of readdirSync(folder)) if (file.endsWith('.json')) namespaces.add(file.slice(0, -'.json'.length));
-    }
-  }
-  for (const namespace of namespaces) if (existsSync(`/run/netns/${namespace}`)) execFileSync('ip', ['netns', 'delete', namespace], { stdio: 'ignore' });
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '').filter((path) => path.startsWith(dataRoot)).sort().reverse();
-  for (const mount of mounts) execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
-  rmSync(dataRoot, { recursive: true, force: true });
-}
 
 overlayTest('containers on three hosts reach each other by overlay address; a forwarding entry deleted by hand comes back', async () => {
   // The hosts below are the chaos harness's: wait for any chaos run to end first.
@@ -184,7 +83,7 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
     assert.ok(deployed.kind === 'answer' && deployed.status < 300, `deploy: ${JSON.stringify(deployed)}`);
 
     const containers = await until('three containers run, one per subnet', async () => {
-      const found = probePids().map(containerNetwork).filter((entry): entry is { namespace: string; address: string } => entry !== undefined);
+      const found = sleepPids([SLEEP_SECONDS]).map(containerNetwork).filter((entry): entry is { namespace: string; address: string } => entry !== undefined);
       for (const entry of found) containerNamespaces.add(entry.namespace);
       const inSubnets = new Set(found.map((entry) => entry.address.split('.').slice(0, 3).join('.')));
       return found.length === 3 && inSubnets.size === 3 ? found : `${found.length} found: ${found.map((entry) => entry.address).join(', ')}`;
@@ -215,14 +114,14 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
 
     const removed = await client.call(first!.origin, 'DELETE', `/v1/apps/default/${APP}`);
     assert.ok(removed.kind === 'answer' && removed.status < 300, `delete: ${JSON.stringify(removed)}`);
-    await until('the containers stop', async () => (probePids().length === 0 ? true : `${probePids().length} still run`), 60_000);
+    await until('the containers stop', async () => (sleepPids([SLEEP_SECONDS]).length === 0 ? true : `${sleepPids([SLEEP_SECONDS]).length} still run`), 60_000);
     passed = true;
   } finally {
     if (passed) rmSync(logDirectory, { recursive: true, force: true });
     else console.log(`the agents' logs are kept in ${logDirectory}`);
     for (const node of nodes) await node.stop().catch(() => undefined);
     await client.close();
-    removeContainerLeftovers(dataRoot, containerNamespaces);
+    removeContainerLeftovers(dataRoot, containerNamespaces, [SLEEP_SECONDS]);
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
     lock.release();

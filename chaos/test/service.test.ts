@@ -21,8 +21,8 @@
  * chains, the data folder). Needs root, iproute2, iptables, containerd,
  * runc, the CNI plugins and busybox; skipped otherwise, saying why.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -35,52 +35,9 @@ import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
 import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
-import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
+import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork, type Host } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import type { Host } from '../network.js';
-
-const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
-
-/**
- * An agent on a test host, entered with `nsenter --net` rather than `ip netns
- * exec`: the latter mounts a fresh sysfs, which hides the cgroup mounts runc
- * needs to start containers.
- */
-class HostAgent {
-  readonly name: string;
-  private child: ChildProcess | undefined;
-  constructor(
-    readonly host: Host,
-    private readonly settings: { token: string; dataRoot: string; logDirectory: string },
-  ) {
-    this.name = `n${host.index + 1}`;
-  }
-  get origin(): string {
-    return `https://${this.host.address}:7070`;
-  }
-  get peerAddress(): string {
-    return `${this.host.address}:7071`;
-  }
-  start(mode: 'agent' | { join: string }): void {
-    const log = openSync(join(this.settings.logDirectory, `${this.host.namespace}.log`), 'a');
-    const subcommand = mode === 'agent' ? ['agent'] : ['join', mode.join];
-    const args = [`--net=/run/netns/${this.host.namespace}`, process.execPath, BIN, ...subcommand, '--name', this.name, '--data-dir', join(this.settings.dataRoot, this.name), '--token', this.settings.token, '--bind', this.host.address, '--advertise', this.host.address, '--tick-ms', '50'];
-    this.child = spawn('nsenter', args, { stdio: ['ignore', log, log], env: { ...process.env, HIVEMIND_WARM_NETWORKS: '1' } });
-    closeSync(log);
-  }
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
+import { HostAgent, containerNetwork, removeContainerLeftovers, sleepPids, until } from './host-agents.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3631', client: '3632', probe: '3633' } as const;
@@ -89,65 +46,6 @@ const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
 const serviceTest = unavailable === null ? test : test.skip;
 if (unavailable !== null) console.log(`skipping the service test: ${unavailable}`);
-
-/** Polls `check` every 250 ms until it answers a value, or fails after `timeoutMs` with the last reason. */
-async function until<T>(what: string, check: () => Promise<T | string>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const outcome = await check();
-    if (typeof outcome !== 'string') return outcome;
-    last = outcome;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${last})`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-/** Pids of the test containers' processes (`sleep` with one of SLEEP), or of one of them. */
-function probePids(seconds: readonly string[] = Object.values(SLEEP)): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const line = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (seconds.some((value) => line === `sleep\0${value}\0`)) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
-
-/** The named network namespace of `pid` and its eth0 IPv4 address. */
-function containerNetwork(pid: number): { namespace: string; address: string } | undefined {
-  const namespace = execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim();
-  if (namespace === '') return undefined;
-  const links = JSON.parse(execFileSync('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' })) as { addr_info: { local: string }[] }[];
-  const address = links[0]?.addr_info[0]?.local;
-  return address === undefined ? undefined : { namespace, address };
-}
-
-/** Kills what a failed run can leave outside the hosts' namespaces: probe processes and the container and warm-pool namespaces under `dataRoot`. */
-function removeContainerLeftovers(dataRoot: string, namespaces: Set<string>): void {
-  for (const pid of probePids()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  if (existsSync(dataRoot)) {
-    for (const node of readdirSync(dataRoot)) {
-      const folder = join(dataRoot, node, 'containerd-runtime', 'warm-networks');
-      if (existsSync(folder)) for (const file of readdirSync(folder)) if (file.endsWith('.json')) namespaces.add(file.slice(0, -'.json'.length));
-    }
-  }
-  for (const namespace of namespaces) if (existsSync(`/run/netns/${namespace}`)) execFileSync('ip', ['netns', 'delete', namespace], { stdio: 'ignore' });
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '').filter((path) => path.startsWith(dataRoot)).sort().reverse();
-  for (const mount of mounts) execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
-  rmSync(dataRoot, { recursive: true, force: true });
-}
-
 
 /**
  * A TCP connection from `from`'s namespace to `address:port` (busybox nc,
@@ -171,7 +69,6 @@ function answerOf(from: { namespace: string }, address: string, port: number): P
 
 /** Why the last `reach` said deny (named when a wait for 'allow' times out). */
 let lastDenial = '';
-
 
 /** The `-A` lines of n's nat table. */
 function natSave(host: Host): Promise<string> {
@@ -243,7 +140,7 @@ serviceTest('a connection to VIP:port reaches instances on other hosts, keeps po
 
     const containersOf = (seconds: string, count: number): Promise<{ namespace: string; address: string }[]> =>
       until(`${count} containers with sleep ${seconds} run`, async () => {
-        const found = probePids([seconds]).map(containerNetwork).filter((entry): entry is { namespace: string; address: string } => entry !== undefined);
+        const found = sleepPids([seconds]).map(containerNetwork).filter((entry): entry is { namespace: string; address: string } => entry !== undefined);
         for (const entry of found) containerNamespaces.add(entry.namespace);
         return found.length === count ? found : `${found.length} found`;
       }, 120_000);
@@ -328,14 +225,14 @@ serviceTest('a connection to VIP:port reaches instances on other hosts, keeps po
     for (const host of network.hosts) await until(`${host.namespace} drops web's chain`, async () => (!(await natSave(host)).includes(webChain) ? true : 'still there'), 15_000);
     await api('DELETE', '/v1/apps/acme/client');
     await api('DELETE', '/v1/apps/evil/probe');
-    await until('the containers stop', async () => (probePids().length === 0 ? true : `${probePids().length} still run`), 60_000);
+    await until('the containers stop', async () => (sleepPids(Object.values(SLEEP)).length === 0 ? true : `${sleepPids(Object.values(SLEEP)).length} still run`), 60_000);
     passed = true;
   } finally {
     if (passed) rmSync(logDirectory, { recursive: true, force: true });
     else console.log(`the agents' logs are kept in ${logDirectory}`);
     for (const node of nodes) await node.stop().catch(() => undefined);
     await client.close();
-    removeContainerLeftovers(dataRoot, containerNamespaces);
+    removeContainerLeftovers(dataRoot, containerNamespaces, Object.values(SLEEP));
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
     lock.release();

@@ -1,0 +1,118 @@
+/**
+ * What the multi-host tests share (overlay, policies, services): a real
+ * agent on one of the chaos harness's namespace hosts, a poll helper, and the
+ * clean-up of what containers leave outside the hosts' namespaces. The tests
+ * find their containers by the unique `sleep SECONDS` each runs.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Host } from '../network.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
+
+/**
+ * An agent on a test host, entered with `nsenter --net` rather than `ip netns
+ * exec`: the latter mounts a fresh sysfs, which hides the cgroup mounts runc
+ * needs to start containers.
+ */
+export class HostAgent {
+  readonly name: string;
+  private child: ChildProcess | undefined;
+
+  constructor(
+    readonly host: Host,
+    private readonly settings: { token: string; dataRoot: string; logDirectory: string },
+  ) {
+    this.name = `n${host.index + 1}`;
+  }
+
+  get origin(): string {
+    return `https://${this.host.address}:7070`;
+  }
+
+  get peerAddress(): string {
+    return `${this.host.address}:7071`;
+  }
+
+  start(mode: 'agent' | { join: string }): void {
+    const log = openSync(join(this.settings.logDirectory, `${this.host.namespace}.log`), 'a');
+    const subcommand = mode === 'agent' ? ['agent'] : ['join', mode.join];
+    const args = [`--net=/run/netns/${this.host.namespace}`, process.execPath, BIN, ...subcommand, '--name', this.name, '--data-dir', join(this.settings.dataRoot, this.name), '--token', this.settings.token, '--bind', this.host.address, '--advertise', this.host.address, '--tick-ms', '50'];
+    this.child = spawn('nsenter', args, { stdio: ['ignore', log, log], env: { ...process.env, HIVEMIND_WARM_NETWORKS: '1' } });
+    closeSync(log);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `check` every 250 ms until it answers a value, or fails after `timeoutMs` with the last reason. */
+export async function until<T>(what: string, check: () => Promise<T | string>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const outcome = await check();
+    if (typeof outcome !== 'string') return outcome;
+    last = outcome;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${last})`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** Pids of the processes running `sleep S` for any S of `seconds`. */
+export function sleepPids(seconds: readonly string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const line = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (seconds.some((value) => line === `sleep\0${value}\0`)) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/** The named network namespace of `pid` and its eth0 IPv4 address. */
+export function containerNetwork(pid: number): { namespace: string; address: string } | undefined {
+  const namespace = execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim();
+  if (namespace === '') return undefined;
+  const links = JSON.parse(execFileSync('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' })) as { addr_info: { local: string }[] }[];
+  const address = links[0]?.addr_info[0]?.local;
+  return address === undefined ? undefined : { namespace, address };
+}
+
+/**
+ * Kills what a failed run can leave outside the hosts' namespaces: the
+ * containers' processes (`sleep S` for S of `seconds`), the container and
+ * warm-pool namespaces under `dataRoot`, its mounts, and the folder.
+ */
+export function removeContainerLeftovers(dataRoot: string, namespaces: Set<string>, seconds: readonly string[]): void {
+  for (const pid of sleepPids(seconds)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  if (existsSync(dataRoot)) {
+    for (const node of readdirSync(dataRoot)) {
+      const folder = join(dataRoot, node, 'containerd-runtime', 'warm-networks');
+      if (existsSync(folder)) for (const file of readdirSync(folder)) if (file.endsWith('.json')) namespaces.add(file.slice(0, -'.json'.length));
+    }
+  }
+  for (const namespace of namespaces) if (existsSync(`/run/netns/${namespace}`)) execFileSync('ip', ['netns', 'delete', namespace], { stdio: 'ignore' });
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '').filter((path) => path.startsWith(dataRoot)).sort().reverse();
+  for (const mount of mounts) execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
+  rmSync(dataRoot, { recursive: true, force: true });
+}
