@@ -23,6 +23,9 @@ import type { GrpcExtraService, PeerCall } from './options.js';
 import { channelOptions, raftService, type AckWire } from './raft-service.js';
 import { NODE_ID_CHARS_MAX, SnapshotAssembly, decodeBatch, type BatchWire, type SnapshotChunkWire } from './wire-codec.js';
 
+/** How often a long-lived incoming stream's certificate is authenticated again (a revocation takes effect within it). */
+const REAUTHENTICATE_AFTER_MS = 1000;
+
 /** Incoming snapshot streams assembled at once (each may hold up to snapshotBytesMax). */
 const SNAPSHOTS_INCOMING_MAX = 2;
 
@@ -101,8 +104,21 @@ export class RaftServer {
       finished = true;
       callback(error, error === null ? {} : undefined);
     };
+    // A stream lives as long as its connection: its certificate is looked at again now and then, so a serial revoked
+    // since (its node left or was removed) ends the stream within REAUTHENTICATE_AFTER_MS.
+    let authenticatedAtMs = Date.now();
     call.on('data', (batch: BatchWire) => {
       if (finished || context.stopped) return;
+      if (caller !== null && Date.now() - authenticatedAtMs >= REAUTHENTICATE_AFTER_MS) {
+        authenticatedAtMs = Date.now();
+        const verdict = context.security!.authenticate(call);
+        if (!verdict.ok) {
+          context.counters.batchesRejected++;
+          this.reject(verdict.reason, `stream from ${JSON.stringify(caller)} ended: ${verdict.reason}`);
+          finish({ code: grpc.status.UNAUTHENTICATED, details: `refused: ${verdict.reason}` });
+          return;
+        }
+      }
       if (caller !== null && batch.from !== caller) {
         context.counters.batchesRejected++;
         const sender = JSON.stringify(String(batch.from).slice(0, NODE_ID_CHARS_MAX));

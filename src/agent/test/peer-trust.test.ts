@@ -18,7 +18,7 @@ import { encodeMessages, type BatchWire, type SnapshotChunkWire } from '../../..
 import { EntryType, MessageType, type Message } from '../../../consensus/core/types.js';
 import { encodeEnvelope } from '../../node/replicated-state.js';
 import { ClusterClients } from '../cluster-service.js';
-import { createClusterCa, createNodeKey, issueNodeCertificate } from '../../security/certificates.js';
+import { certificateFingerprint, createClusterCa, createNodeKey, issueNodeCertificate } from '../../security/certificates.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
 import { signSubmit } from '../submit.js';
 import { TestCluster, eventually, sleep, type TestNode } from './harness.js';
@@ -213,14 +213,30 @@ test('a node down through a whole rotation joins again by itself with a certific
     const record = status.body.nodes.find((node: { id: string }) => node.id === sleeper.name);
     return record?.issuer === rotated.body.signing && record.status === 'up';
   }, 60_000, 250);
-  const write = await sleeper.request('PUT', '/v1/kv/after-rotation', { value: 'ok' });
-  assert.is(write.status, 200, `a write through the node that came back: ${JSON.stringify(write.body)}`);
+  // The leader records the node's new certificate when it admits it, a moment before the node installs it and serves it:
+  // wait for the node's own files, then give its API the moment between writing them and serving the new certificate.
+  await eventually(`${sleeper.name} to install the new CA`, () => certificateFingerprint(readMaterial(sleeper).caPems[0]!) === rotated.body.signing);
+  const write = await eventually('a write through the node that came back', async () => {
+    const answer = await sleeper.request('PUT', '/v1/kv/after-rotation', { value: 'ok' });
+    return answer.status === 200 ? answer : undefined;
+  }, 5000);
+  assert.is(write.status, 200);
 }));
 
 test('a removed node\'s certificate is refused from then on', withLogs(async () => {
   const leader = await cluster.leader();
   const removed = cluster.running().find((node) => node !== leader)!;
   const material = readMaterial(removed);
+  // A stream opened with the node's certificate while it is a member, and kept open past its removal.
+  const early = raftClient(leader.peerAddress, mutualCredentials(material));
+  let earlyStatus: grpc.status | undefined;
+  const earlyCall = early.Stream((error) => (earlyStatus = error === null ? grpc.status.OK : error.code));
+  earlyCall.on('error', () => {});
+  const stale = { from: removed.name, to: leader.name, term: 1, index: 0, logTerm: 0, commit: 0, reject: false, rejectHintIndex: 0, rejectHintTerm: 0, context: '', transfer: false, entries: [] };
+  // The server sends its metadata once it accepted (and authenticated) the stream.
+  const accepted = new Promise((resolve) => earlyCall.once('metadata', resolve));
+  earlyCall.write({ from: removed.name, payload: encodeMessages([{ ...stale, type: MessageType.HeartbeatResponse }]) });
+  await accepted;
   const left = await leader.request('POST', `/v1/nodes/${removed.name}/leave`, {});
   assert.is(left.status, 200, JSON.stringify(left.body));
   await removed.waitExit(30_000);
@@ -234,8 +250,14 @@ test('a removed node\'s certificate is refused from then on', withLogs(async () 
   const lastIndex = (await leader.status()).commit as number;
   assert.is(await sendBatch(client, removed.name, forgedMessages(removed.name, leader.name, lastIndex)), grpc.status.UNAUTHENTICATED);
   client.close();
+  // The stream opened before the removal is ended by the first batch past the re-authentication interval.
+  await sleep(1100);
+  earlyCall.write({ from: removed.name, payload: encodeMessages([{ ...stale, type: MessageType.HeartbeatResponse }]) });
+  await eventually('the stream opened before the removal to end', () => earlyStatus !== undefined);
+  assert.is(earlyStatus, grpc.status.UNAUTHENTICATED);
+  early.close();
   const after = await rejections(leader);
-  assert.ok((after.revoked ?? 0) > (before.revoked ?? 0), JSON.stringify(after));
+  assert.ok((after.revoked ?? 0) >= (before.revoked ?? 0) + 2, `${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
   assert.is((await leader.status()).leader, leader.name);
 }));
 
