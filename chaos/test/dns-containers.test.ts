@@ -31,10 +31,14 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork, type Host } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
+import { removeRuncLeftovers } from './host-agents.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
 const SLEEP_SECONDS = '3631';
+
+/** The apps whose containers the test runs (for removeRuncLeftovers). */
+const RUNC_APPS = [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'globex', app: 'hidden' }];
 
 const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
@@ -140,6 +144,7 @@ dnsTest('a container resolves its tenant\'s apps, aliases and links through its 
   // The host below is the chaos harness's: wait for any chaos run to end first.
   const lock = await holdMachineLock((line) => console.log(line));
   await removeLeftovers();
+  removeRuncLeftovers(RUNC_APPS);
   const inUse = await rangeInUse();
   assert.is(inUse, null, `the test range is in use: ${inUse}`);
   const dataRoot = mkdtempSync(join(tmpdir(), 'hmdns-'));
@@ -223,6 +228,7 @@ dnsTest('a container resolves its tenant\'s apps, aliases and links through its 
     await stopAgent(agent).catch(() => undefined);
     await client.close();
     removeContainerLeftovers(dataRoot, instanceIds);
+    removeRuncLeftovers(RUNC_APPS);
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
     lock.release();

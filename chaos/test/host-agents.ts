@@ -116,3 +116,24 @@ export function removeContainerLeftovers(dataRoot: string, namespaces: Set<strin
   for (const mount of mounts) execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
   rmSync(dataRoot, { recursive: true, force: true });
 }
+
+/** Where runc keeps the state of the containers of containerd's `hivemind` namespace (shared by every containerd on the machine). */
+const RUNC_STATE_DIRECTORY = '/run/containerd/runc/hivemind';
+
+/**
+ * Deletes runc's state of containers of these apps (`tenant.app.` instance id
+ * prefixes) left by an earlier run that died: instance ids repeat from run
+ * to run, and a leftover makes the next start fail ("container with given ID
+ * already exists"). Call it before and after a run.
+ */
+export function removeRuncLeftovers(apps: readonly { tenant: string; app: string }[]): void {
+  if (!existsSync(RUNC_STATE_DIRECTORY)) return;
+  for (const id of readdirSync(RUNC_STATE_DIRECTORY)) {
+    if (!apps.some(({ tenant, app }) => id.startsWith(`${tenant}.${app}.`))) continue;
+    try {
+      execFileSync('runc', ['--root', RUNC_STATE_DIRECTORY, 'delete', '--force', id], { stdio: 'ignore' });
+    } catch {
+      rmSync(join(RUNC_STATE_DIRECTORY, id), { recursive: true, force: true });
+    }
+  }
+}

@@ -27,11 +27,14 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { HostAgent, containerNetwork, removeContainerLeftovers, sleepPids, until } from './host-agents.js';
+import { HostAgent, containerNetwork, removeContainerLeftovers, removeRuncLeftovers, sleepPids, until } from './host-agents.js';
 
 const APP = 'overlay-probe';
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
 const SLEEP_SECONDS = '3617';
+
+/** The apps whose containers the test runs (for removeRuncLeftovers). */
+const RUNC_APPS = [{ tenant: 'default', app: APP }];
 
 const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
@@ -42,6 +45,7 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
   // The hosts below are the chaos harness's: wait for any chaos run to end first.
   const lock = await holdMachineLock((line) => console.log(line));
   await removeLeftovers();
+  removeRuncLeftovers(RUNC_APPS);
   const inUse = await rangeInUse();
   assert.is(inUse, null, `the test range is in use: ${inUse}`);
   const dataRoot = mkdtempSync(join(tmpdir(), 'hmov-'));
@@ -122,6 +126,7 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
     for (const node of nodes) await node.stop().catch(() => undefined);
     await client.close();
     removeContainerLeftovers(dataRoot, containerNamespaces, [SLEEP_SECONDS]);
+    removeRuncLeftovers(RUNC_APPS);
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
     lock.release();

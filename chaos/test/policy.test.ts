@@ -35,10 +35,13 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { HostAgent, containerNetwork, removeContainerLeftovers, sleepPids, until } from './host-agents.js';
+import { HostAgent, containerNetwork, removeContainerLeftovers, removeRuncLeftovers, sleepPids, until } from './host-agents.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3621', client: '3622', probe: '3623' } as const;
+
+/** The apps whose containers the test runs (for removeRuncLeftovers). */
+const RUNC_APPS = [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'evil', app: 'probe' }];
 
 const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
@@ -73,6 +76,7 @@ async function ping(from: { namespace: string }, address: string): Promise<boole
 policyTest('tenant B reaches tenant A only once a policy allows it, only on its port; a rule deleted by hand is repaired', async () => {
   const lock = await holdMachineLock((line) => console.log(line));
   await removeLeftovers();
+  removeRuncLeftovers(RUNC_APPS);
   const inUse = await rangeInUse();
   assert.is(inUse, null, `the test range is in use: ${inUse}`);
   const dataRoot = mkdtempSync(join(tmpdir(), 'hmpol-'));
@@ -185,6 +189,7 @@ policyTest('tenant B reaches tenant A only once a policy allows it, only on its 
     for (const node of nodes) await node.stop().catch(() => undefined);
     await client.close();
     removeContainerLeftovers(dataRoot, containerNamespaces, Object.values(SLEEP));
+    removeRuncLeftovers(RUNC_APPS);
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
     lock.release();

@@ -37,10 +37,13 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork, type Host } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { HostAgent, containerNetwork, removeContainerLeftovers, sleepPids, until } from './host-agents.js';
+import { HostAgent, containerNetwork, removeContainerLeftovers, removeRuncLeftovers, sleepPids, until } from './host-agents.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3631', client: '3632', probe: '3633' } as const;
+
+/** The apps whose containers the test runs (for removeRuncLeftovers). */
+const RUNC_APPS = [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'evil', app: 'probe' }];
 
 const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
@@ -83,6 +86,7 @@ function metricValue(metrics: string, name: string): number {
 serviceTest('a connection to VIP:port reaches instances on other hosts, keeps policies in force, and a chain deleted by hand is repaired', async () => {
   const lock = await holdMachineLock((line) => console.log(line));
   await removeLeftovers();
+  removeRuncLeftovers(RUNC_APPS);
   const inUse = await rangeInUse();
   assert.is(inUse, null, `the test range is in use: ${inUse}`);
   const dataRoot = mkdtempSync(join(tmpdir(), 'hmvip-'));
@@ -233,6 +237,7 @@ serviceTest('a connection to VIP:port reaches instances on other hosts, keeps po
     for (const node of nodes) await node.stop().catch(() => undefined);
     await client.close();
     removeContainerLeftovers(dataRoot, containerNamespaces, Object.values(SLEEP));
+    removeRuncLeftovers(RUNC_APPS);
     await network?.destroy().catch(() => undefined);
     await removeLeftovers();
     lock.release();
