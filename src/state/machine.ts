@@ -34,7 +34,7 @@ import { planNetworkConfigure } from './apply-network.js';
 import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
 import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
-import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
+import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeBind, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
 import { planTenantCreate, planTenantDelete, planTenantUpdate } from './apply-tenants.js';
 import type { StateError } from './errors.js';
 import { tenantUsage, type Usage } from './quota.js';
@@ -95,6 +95,7 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'policy.delete': planPolicyDelete,
   'volume.create': planVolumeCreate,
   'volume.delete': planVolumeDelete,
+  'volume.bind': planVolumeBind,
   'secret.put': planSecretPut,
   'secret.delete': planSecretDelete,
   'kv.put': planKvPut,

@@ -11,8 +11,8 @@
  * at apply. Newer code must keep applying every older version the same way.
  */
 
-/** The state version this code proposes and applies (1: before the gate; 2: trust, IPAM, endpoints, proxy routes, policies with CIDRs). */
-export const STATE_VERSION = 2;
+/** The state version this code proposes and applies (1: before the gate; 2: trust, IPAM, endpoints, proxy routes, policies with CIDRs; 3: volume.bind). */
+export const STATE_VERSION = 3;
 
 /** An entry this node's code is too old to apply. The node stops; upgrading it and starting it again resumes at that entry. */
 export class StateVersionError extends Error {
