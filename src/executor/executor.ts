@@ -39,6 +39,7 @@ import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type Reconcil
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
 import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
+import { VolumeKeeper } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
 
 /** How often a pass runs even when nothing happened. */
@@ -63,6 +64,8 @@ export const APPLY_PASS_SPACING_MS = 20;
  * round rate, not the apply rate.
  */
 const PASS_AT_ONCE_COMMANDS: ReadonlySet<string> = new Set(['instance.place']);
+/** How often node-local volumes are swept (mounted again, or removed once deleted); a volume.delete sweeps at once. */
+const VOLUME_SWEEP_INTERVAL_MS = 30_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
 
@@ -199,6 +202,9 @@ export class Executor implements NodeComponent {
   /** The node's IP address, at which process apps are reachable (see nodeAddressOf); set by start(). */
   private nodeAddress = '127.0.0.1';
   private readonly metrics: ExecutorMetrics;
+  private readonly volumes: VolumeKeeper;
+  /** Instances whose volumes are being made ready before their start (id to version): busy to the reconcile pass. */
+  private readonly preparing = new Map<string, number>();
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
     this.services = services;
@@ -220,6 +226,14 @@ export class Executor implements NodeComponent {
       ...(options.statusFlushMs !== undefined ? { flushMs: options.statusFlushMs } : {}),
     });
     this.metrics = executorMetrics(services.registry, () => this.stateCounts());
+    this.volumes = new VolumeKeeper({
+      machine: services.machine,
+      nodeId: services.nodeId,
+      volumesDir: join(services.dataDir, 'volumes'),
+      submit: (command) => services.submit(command),
+      caughtUp: () => this.replicaCaughtUp(),
+      log,
+    });
   }
 
   async start(): Promise<void> {
@@ -233,7 +247,10 @@ export class Executor implements NodeComponent {
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
+      if (event.type === 'applied' && event.commandType === 'volume.delete') this.sweepVolumes();
     }));
+    this.timers.push(setInterval(() => this.sweepVolumes(), VOLUME_SWEEP_INTERVAL_MS));
+    this.sweepVolumes();
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));
     this.timers.push(setInterval(() => this.rotateLogs(), LOG_ROTATE_INTERVAL_MS));
@@ -464,6 +481,7 @@ export class Executor implements NodeComponent {
     for (const [id] of this.supervisions.each('observed')) if (!wantedById.has(id) && this.supervisions.get(id)?.tracked === undefined) this.supervisions.clear(id, 'observed');
     this.reportRetiredUnrun();
     const actual: ActualWorkload[] = this.supervisions.each('tracked').map(([, tracked]) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
+    for (const [id, version] of this.preparing) actual.push({ id, version, state: 'running', busy: true });
     const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.supervisions.holds(), nowMs });
     for (const action of actions) {
       if (this.operations >= OPERATIONS_MAX) break;
@@ -569,6 +587,10 @@ export class Executor implements NodeComponent {
           : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
       return fail(message, false);
     }
+    this.preparing.set(instance.id, instance.version);
+    const volumes = await this.volumes.prepare(spec).finally(() => this.preparing.delete(instance.id));
+    if (this.stopped) return;
+    if (!volumes.ok) return fail(volumes.message, volumes.retry);
     const logPath = logPathOf(this.executorDir, instance.id);
     const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
@@ -641,6 +663,12 @@ export class Executor implements NodeComponent {
     } finally {
       tracked.busy = false;
     }
+  }
+
+  /** Runs a volume sweep in the background (see VolumeKeeper.sweep); only with volumes on this node does it touch anything. */
+  private sweepVolumes(): void {
+    if (this.stopped) return;
+    void this.volumes.sweep().catch((error: unknown) => this.log(`volume sweep failed: ${(error as Error).message}`));
   }
 
   // ---------------------------------------------------------------------------
