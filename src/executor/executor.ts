@@ -247,7 +247,7 @@ export class Executor implements NodeComponent {
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
-      if (event.type === 'applied' && event.commandType === 'volume.delete') this.sweepVolumes();
+      if (event.type === 'applied' && (event.commandType === 'volume.delete' || event.commandType === 'volume.bind')) this.sweepVolumes();
     }));
     this.timers.push(setInterval(() => this.sweepVolumes(), VOLUME_SWEEP_INTERVAL_MS));
     this.sweepVolumes();
@@ -508,6 +508,8 @@ export class Executor implements NodeComponent {
     }
     this.caughtUp = status.leader !== '' && status.commit > 0 && this.services.machine.appliedIndex >= status.commit;
     if (!this.caughtUp) this.schedulePass(200);
+    // The replica now knows every volume: mount again those bound here (after a reboot), remove deleted ones.
+    else this.sweepVolumes();
     return this.caughtUp;
   }
 
