@@ -1,5 +1,6 @@
-// End to end with a real agent process, loop devices and ext4: a process app
-// that mounts a named volume binds the volume to its node on first use and
+// End to end with a real agent process, loop devices and ext4: a deploy
+// creates the volume its file declares (a missing external one is refused);
+// a process app that mounts a named volume binds the volume to its node on first use and
 // writes through HIVEMIND_VOLUME_<NAME> into the volume's own filesystem; the
 // volume is mounted again when the agent starts after a reboot (unmounted and
 // detached meanwhile) before the app starts again and appends to what it wrote;
@@ -35,23 +36,25 @@ test('a process app writes to a sized volume on its node; the volume is mounted 
   }
   const node = await cluster.bootstrap('v1');
   try {
-    const created = await node.request('PUT', '/v1/volumes/default/appdata', { sizeBytes: 16 * 1024 ** 2 });
-    assert.is(created.status, 200, JSON.stringify(created.body));
+    const missing = await node.request('POST', '/v1/deploy', { fileName: 'ext.yaml', content: 'services:\n  db: { command: ["true"], volumes: ["gone:/data"] }\nvolumes:\n  gone: { external: true }\n' });
+    assert.is(missing.status, 400);
+    assert.match(JSON.stringify(missing.body), /volume \\"gone\\" is declared external: true, but tenant \\"default\\" has no such volume/);
     const content = [
       'services:',
       '  writer:',
       '    command: ["sh", "-c", "echo started $$$$ $$(date +%s.%N) >> \\"$$HIVEMIND_VOLUME_APPDATA/starts\\"; exec sleep 1000"]',
       '    volumes: ["appdata:/data"]',
       'volumes:',
-      '  appdata: { external: true }',
+      '  appdata: { x-hivemind: { size: 16M } }',
     ].join('\n');
     const deployed = await node.request('POST', '/v1/deploy', { fileName: 'writer.yaml', content });
     assert.is(deployed.status, 200, JSON.stringify(deployed.body));
 
     const mountPath = join(node.dataDir, 'volumes', 'default', 'appdata');
     await eventually('the app to write to its volume', () => existsSync(join(mountPath, 'starts')) || undefined, 60_000, 200);
-    const listed = (await node.request('GET', '/v1/volumes?tenant=default')).body as { volumes: { name: string; node?: string }[] };
-    const volume = listed.volumes.find((entry) => entry.name === 'appdata');
+    const listed = (await node.request('GET', '/v1/volumes?tenant=default')).body as { volumes: { name: string; node?: string; sizeBytes: number }[] };
+    const volume = listed.volumes.find((entry) => entry.name === 'appdata') as { node?: string; sizeBytes?: number } | undefined;
+    assert.is(volume?.sizeBytes, 16 * 1024 ** 2, 'the deploy created it with its x-hivemind.size');
     assert.is(volume?.node, 'v1', 'bound to the node that created it');
     const device = await mountSourceOf(mountPath);
     assert.ok(device?.startsWith('/dev/loop'), `mounted from a loop device: ${device}`);
