@@ -66,6 +66,8 @@ export const APPLY_PASS_SPACING_MS = 20;
 const PASS_AT_ONCE_COMMANDS: ReadonlySet<string> = new Set(['instance.place']);
 /** How often node-local volumes are swept (mounted again, or removed once deleted); a volume.delete sweeps at once. */
 const VOLUME_SWEEP_INTERVAL_MS = 30_000;
+/** After a sweep that may pass in a moment (a volume being removed still held), the next one comes this soon. */
+const VOLUME_SWEEP_RETRY_MS = 2_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
 
@@ -205,6 +207,7 @@ export class Executor implements NodeComponent {
   private readonly volumes: VolumeKeeper;
   /** Instances whose volumes are being made ready before their start (id to version): busy to the reconcile pass. */
   private readonly preparing = new Map<string, number>();
+  private volumeRetryTimer: NodeJS.Timeout | undefined;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
     this.services = services;
@@ -293,6 +296,7 @@ export class Executor implements NodeComponent {
     for (const timer of this.timers) clearInterval(timer);
     if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    if (this.volumeRetryTimer) clearTimeout(this.volumeRetryTimer);
     this.applyPass?.cancel();
     for (const cleanup of this.cleanups) cleanup();
     this.reporter.close();
@@ -670,7 +674,17 @@ export class Executor implements NodeComponent {
   /** Runs a volume sweep in the background (see VolumeKeeper.sweep); only with volumes on this node does it touch anything. */
   private sweepVolumes(): void {
     if (this.stopped) return;
-    void this.volumes.sweep().catch((error: unknown) => this.log(`volume sweep failed: ${(error as Error).message}`));
+    void this.volumes
+      .sweep()
+      .then(({ retrySoon }) => {
+        if (!retrySoon || this.stopped || this.volumeRetryTimer !== undefined) return;
+        this.volumeRetryTimer = setTimeout(() => {
+          this.volumeRetryTimer = undefined;
+          this.sweepVolumes();
+        }, VOLUME_SWEEP_RETRY_MS);
+        this.volumeRetryTimer.unref();
+      })
+      .catch((error: unknown) => this.log(`volume sweep failed: ${(error as Error).message}`));
   }
 
   // ---------------------------------------------------------------------------

@@ -181,11 +181,20 @@ export class LocalVolumes {
         throw new VolumeError(`${what}: a workload still mounts it; it is removed once that workload is gone`, true);
       }
     }
-    for (const device of devices) await tool(['losetup', '-d', device], `${what}: detaching ${device}`);
+    // A device may be gone already: detached with autoclear when its last mount went.
+    for (const device of await attachedDevices(imagePath)) {
+      await tool(['losetup', '-d', device], `${what}: detaching ${device}`).catch((error: VolumeError) => {
+        if (!/No such device/i.test(error.message)) throw error;
+      });
+    }
     await rm(imagePath, { force: true });
     await rm(`${imagePath}.part`, { force: true });
     // Only an empty mount point goes: a directory still holding another mount or files is left for the next try.
-    if (mountedFrom === undefined || devices.includes(mountedFrom)) await rmdir(mountPath).catch(() => undefined);
+    if (mountedFrom === undefined || devices.includes(mountedFrom)) {
+      await rmdir(mountPath).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') this.log(`${what}: its mount point ${mountPath} stays: ${error.message}`);
+      });
+    }
     this.log(`removed ${what}`);
   }
 }
@@ -208,7 +217,10 @@ async function deviceInUse(device: string): Promise<boolean> {
     await handle.close();
     return false;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EBUSY') return true;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EBUSY') return true;
+    // The device went with its last mount (autoclear): nothing uses it.
+    if (code === 'ENXIO' || code === 'ENOENT') return false;
     throw error;
   }
 }

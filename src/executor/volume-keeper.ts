@@ -16,7 +16,7 @@
  */
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { AppSpec, Command, CommandResult } from '../state/types.js';
-import { LocalVolumes, type LocalVolumeFile } from './local-volumes.js';
+import { LocalVolumes, VolumeError, type LocalVolumeFile } from './local-volumes.js';
 
 export interface VolumeKeeperOptions {
   machine: ClusterStateMachine;
@@ -71,16 +71,25 @@ export class VolumeKeeper {
   /**
    * Mounts again the volumes bound here that are not mounted, and removes
    * the files of volumes deleted from the state. One sweep at a time; errors
-   * are logged and the next sweep tries again.
+   * are logged and the next sweep tries again; `retrySoon` says one failed
+   * in a way that may pass in a moment (a workload still holding a volume
+   * being removed).
    */
-  async sweep(): Promise<void> {
-    if (this.sweeping) return;
+  async sweep(): Promise<{ retrySoon: boolean }> {
+    if (this.sweeping) return { retrySoon: false };
     this.sweeping = true;
+    let retrySoon = false;
     try {
-      for (const file of await this.volumes.list()) await this.sweepOne(file).catch((error: Error) => this.options.log(error.message));
+      for (const file of await this.volumes.list()) {
+        await this.sweepOne(file).catch((error: Error) => {
+          this.options.log(error.message);
+          if (error instanceof VolumeError && error.retryable) retrySoon = true;
+        });
+      }
     } finally {
       this.sweeping = false;
     }
+    return { retrySoon };
   }
 
   private async sweepOne(file: LocalVolumeFile): Promise<void> {

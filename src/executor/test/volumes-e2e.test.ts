@@ -89,7 +89,7 @@ test('a process app writes to a sized volume on its node; the volume is mounted 
       console.log(spawnSync('sh', ['-c', `for f in /proc/[0-9]*/mountinfo; do grep -q appdata $f 2>/dev/null && { p=\${f%/mountinfo}; echo "$p $(tr '\\0' ' ' < $p/cmdline | cut -c1-200)"; readlink $p/ns/mnt; grep appdata $f; }; done; readlink /proc/self/ns/mnt`], { encoding: 'utf8' }).stdout);
       throw error;
     });
-    assert.not.ok(existsSync(mountPath), 'the mount point is gone');
+    assert.not.ok(existsSync(mountPath), `the mount point is gone: ${spawnSync('ls', ['-laR', mountPath], { encoding: 'utf8' }).stdout}`);
     assert.not.ok(spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.includes(cluster.root), 'no loop device of this cluster is left');
   } finally {
     await node.stop();
