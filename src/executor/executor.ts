@@ -39,7 +39,7 @@ import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type Reconcil
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
 import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
-import { VolumeKeeper } from './volume-keeper.js';
+import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
 
 /** How often a pass runs even when nothing happened. */
@@ -130,6 +130,8 @@ interface Supervision {
   observed?: Observed;
   /** When its status was last sent (ms). */
   lastSentAtMs?: number;
+  /** The version whose volumes are being made ready before its start: busy to the reconcile pass meanwhile. */
+  preparing?: number;
 }
 
 /** The records by instance id. */
@@ -205,8 +207,6 @@ export class Executor implements NodeComponent {
   private nodeAddress = '127.0.0.1';
   private readonly metrics: ExecutorMetrics;
   private readonly volumes: VolumeKeeper;
-  /** Instances whose volumes are being made ready before their start (id to version): busy to the reconcile pass. */
-  private readonly preparing = new Map<string, number>();
   private volumeRetryTimer: NodeJS.Timeout | undefined;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
@@ -485,7 +485,7 @@ export class Executor implements NodeComponent {
     for (const [id] of this.supervisions.each('observed')) if (!wantedById.has(id) && this.supervisions.get(id)?.tracked === undefined) this.supervisions.clear(id, 'observed');
     this.reportRetiredUnrun();
     const actual: ActualWorkload[] = this.supervisions.each('tracked').map(([, tracked]) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
-    for (const [id, version] of this.preparing) actual.push({ id, version, state: 'running', busy: true });
+    for (const [id, version] of this.supervisions.each('preparing')) actual.push({ id, version, state: 'running', busy: true });
     const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.supervisions.holds(), nowMs });
     for (const action of actions) {
       if (this.operations >= OPERATIONS_MAX) break;
@@ -593,10 +593,15 @@ export class Executor implements NodeComponent {
           : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
       return fail(message, false);
     }
-    this.preparing.set(instance.id, instance.version);
-    const volumes = await this.volumes.prepare(spec).finally(() => this.preparing.delete(instance.id));
-    if (this.stopped) return;
-    if (!volumes.ok) return fail(volumes.message, volumes.retry);
+    if (spec.volumes.length > 0) {
+      // Busy to the reconcile pass until the workload is tracked: the mark goes in the same synchronous run
+      // as the tracking below (a pass can run between any two awaits, on another instance's status apply).
+      this.supervisions.put(instance.id, 'preparing', instance.version);
+      const volumes = await this.volumes.prepare(spec).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
+      this.supervisions.clear(instance.id, 'preparing');
+      if (this.stopped) return;
+      if (!volumes.ok) return fail(volumes.message, volumes.retry);
+    }
     const logPath = logPathOf(this.executorDir, instance.id);
     const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
