@@ -5,7 +5,7 @@
  * Bodies map field for field onto commands, so a field the state's
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
-import { APP_FILE_ERROR_CODE } from '../appfile/index.js';
+import { APP_FILE_ERROR_CODE, volumeCreations } from '../appfile/index.js';
 import { LIMITS, validateCommand } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { HISTORY_MAX, type Command } from '../state/types.js';
@@ -145,6 +145,15 @@ const appRoutes: Route[] = [
         });
       }
       for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
+      // The declared volumes the apps mount are created first (they stay if the deploy is then refused).
+      const volumes = volumeCreations(parsed.volumes, (volumeTenant, name) => context.backend.machine.volume(volumeTenant, name) !== undefined);
+      if (!volumes.ok) throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${fileName}: ${volumes.message}`, undefined, { errors: [{ file: fileName, path: 'volumes', message: volumes.message }], warnings: parsed.warnings });
+      for (const create of volumes.commands) {
+        await context.commit([create]).catch((error: unknown) => {
+          // Created meanwhile (by another deploy, or seen late by this node): what the deploy needs is there.
+          if (!(error instanceof ApiError && error.code === 'already-exists')) throw error;
+        });
+      }
       // One command for the whole file: every app deploys, or none does.
       const commands: Command[] = [{ type: 'app.deploy-many', specs: parsed.apps }];
       return context.commit(commands, (results) => ({

@@ -99,6 +99,8 @@ interface RequestState {
   forwardedHops: number;
   requestId: string;
   signal: AbortSignal;
+  /** How many times this request committed so far (a deploy creates its volumes first, then its apps). */
+  commitCalls?: number;
 }
 
 /** The HTTP server. `start` once, `stop` once; `ready` opens it to requests. */
@@ -499,7 +501,10 @@ export class ApiServer {
       const validated = validateCommand(command);
       if (!validated.ok) throw fromStateError(validated.error);
     }
-    const requestIds = commands.map((_, position) => (commands.length === 1 ? state.requestId : `${state.requestId}#${position}`));
+    // Each commit of one request has its own ids, the same ones again when the request is retried.
+    state.commitCalls = (state.commitCalls ?? 0) + 1;
+    const baseId = state.commitCalls === 1 ? state.requestId : `${state.requestId}/${state.commitCalls}`;
+    const requestIds = commands.map((_, position) => (commands.length === 1 ? baseId : `${baseId}#${position}`));
     return this.onLeader(state, async (remainingMs) => {
       const machine = this.backend.machine;
       const time = Date.now();

@@ -224,10 +224,16 @@ export const serviceSecretKeys: KeyRules = {
 
 export const topLevelVolumeKeys: KeyRules = {
   external: read,
+  'x-hivemind': read,
   name: unsupported('the key is the volume\'s name'),
   driver: unsupported('Hivemind keeps volumes on the node'),
   driver_opts: unsupported('Hivemind keeps volumes on the node'),
   labels: unsupported(),
+};
+
+/** A top-level volume's `x-hivemind`. */
+export const volumeExtensionKeys: KeyRules = {
+  size: read,
 };
 
 export const topLevelSecretKeys: KeyRules = {

@@ -3,6 +3,14 @@
  */
 import type { FieldPath, Problems } from './problems.js';
 
+/** A named volume declared under the top-level `volumes:`. */
+export interface VolumeDeclaration {
+  /** `external: true`: the volume must exist already; deploying never creates it. */
+  external: boolean;
+  /** `x-hivemind.size`: its size when the deploy creates it; absent: VOLUME_SIZE_BYTES_DEFAULT. */
+  sizeBytes?: number;
+}
+
 export interface FileContext {
   readonly problems: Problems;
   /**
@@ -14,7 +22,7 @@ export interface FileContext {
   /** Looks up a variable of the deploying environment (for `KEY:` without a value); `undefined` when unset. */
   readonly variable: (name: string) => string | undefined;
   /** Named volumes declared under the top-level `volumes:`. */
-  readonly declaredVolumes: ReadonlySet<string>;
+  readonly declaredVolumes: ReadonlyMap<string, VolumeDeclaration>;
   /** Secrets declared under the top-level `secrets:`. */
   readonly declaredSecrets: ReadonlySet<string>;
 }

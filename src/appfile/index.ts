@@ -5,3 +5,5 @@ export { AppFileError, formatAppFileProblem, APP_FILE_ERROR_CODE } from './error
 export type { AppFileProblem } from './errors.js';
 export { ERRORS_MAX } from './problems.js';
 export { parseDurationMs, parseMemoryBytes, parseCpuMillis } from './units.js';
+export { volumeCreations, VOLUME_SIZE_BYTES_DEFAULT } from './volumes.js';
+export type { DeclaredVolume } from './volumes.js';

@@ -14,7 +14,7 @@ import { DEFAULT_TENANT, NAME_PATTERN, type AppSpec } from '../state/types.js';
 import { utf8ByteLength } from '../state/schema.js';
 import { validateCommand } from '../state/validate.js';
 import { checkKeys, topLevelKeys } from './compose-keys.js';
-import type { FileContext } from './context.js';
+import type { FileContext, VolumeDeclaration } from './context.js';
 import { readSecretDeclarations, readVolumeDeclarations, warnNetworks } from './declarations.js';
 import type { AppFileError } from './errors.js';
 import { readFileExtension } from './extension.js';
@@ -23,6 +23,7 @@ import { locator, numberSourceFinder } from './locate.js';
 import { Problems, type FieldPath } from './problems.js';
 import { describe, isMapping, NAME_RULE, readMapping, readText, setOwn } from './read.js';
 import { readService } from './service.js';
+import { mountedDeclarations, type DeclaredVolume } from './volumes.js';
 
 /** The largest app file read, in UTF-8 bytes (well under the API's 4 MiB body). */
 export const APP_FILE_BYTES_MAX = 1024 * 1024;
@@ -54,7 +55,7 @@ export interface ParseAppFileOptions {
 }
 
 /** The apps of a file in the order written, or its errors (then no app is deployed). Warnings come either way. */
-export type ParseAppFileResult = { ok: true; apps: AppSpec[]; warnings: string[] } | { ok: false; errors: AppFileError[]; warnings: string[] };
+export type ParseAppFileResult = { ok: true; apps: AppSpec[]; volumes: DeclaredVolume[]; warnings: string[] } | { ok: false; errors: AppFileError[]; warnings: string[] };
 
 /** Parses the app file `text`, named `fileName` in messages. Never throws on any text. */
 export function parseAppFile(text: string, fileName: string, options: ParseAppFileOptions = {}): ParseAppFileResult {
@@ -68,12 +69,18 @@ export function parseAppFile(text: string, fileName: string, options: ParseAppFi
     problems,
     numberSource: numberSourceFinder(document),
     variable: lookup,
-    declaredVolumes: new Set(),
+    declaredVolumes: new Map(),
     declaredSecrets: new Set(),
   };
-  const apps = readRoot(root, context, options);
+  const declaredVolumes = new Map<string, VolumeDeclaration>();
+  const apps = readRoot(root, context, options, declaredVolumes);
   if (problems.errorCount > 0) return failure(problems);
-  return { ok: true, apps, warnings: problems.warnings() };
+  return { ok: true, apps, volumes: mountedDeclarations(apps, declaredVolumes), warnings: problems.warnings() };
+}
+
+function fillMap<K, V>(target: Map<K, V>, source: ReadonlyMap<K, V>): Map<K, V> {
+  for (const [key, value] of source) target.set(key, value);
+  return target;
 }
 
 function failure(problems: Problems): ParseAppFileResult {
@@ -162,7 +169,8 @@ function interpolateTree(value: unknown, path: FieldPath, lookup: (name: string)
   return value;
 }
 
-function readRoot(root: unknown, context: FileContext, options: ParseAppFileOptions): AppSpec[] {
+/** `declaredVolumes` receives the file's top-level volume declarations. */
+function readRoot(root: unknown, context: FileContext, options: ParseAppFileOptions, declaredVolumes: Map<string, VolumeDeclaration>): AppSpec[] {
   const { problems } = context;
   if (root === null || root === undefined) {
     problems.error([], 'is empty; an app file lists its apps under services:');
@@ -184,7 +192,7 @@ function readRoot(root: unknown, context: FileContext, options: ParseAppFileOpti
   }
   const fileContext: FileContext = {
     ...context,
-    declaredVolumes: root.volumes === undefined ? new Set() : readVolumeDeclarations(root.volumes, ['volumes'], problems),
+    declaredVolumes: root.volumes === undefined ? declaredVolumes : fillMap(declaredVolumes, readVolumeDeclarations(root.volumes, ['volumes'], problems)),
     declaredSecrets: root.secrets === undefined ? new Set() : readSecretDeclarations(root.secrets, ['secrets'], problems),
   };
   if (root.networks !== undefined) warnNetworks(root.networks, ['networks'], problems);

@@ -1,12 +1,17 @@
 /**
  * A service's `volumes:` (short `"data:/var/lib/data:ro"` and long syntax)
  * and `secrets:` (names, or `{ source }`). Named volumes and secrets must be
- * declared at the top level, as Compose requires. Pure.
+ * declared at the top level, as Compose requires. The declared volumes the
+ * services mount are created by the deploy when missing (see
+ * `volumeCreations`). Relative host paths (`./data:/data`) are refused: the
+ * app runs on whichever node the scheduler picks, so a named volume is the
+ * way to keep data. Pure.
  */
-import type { VolumeMount } from '../state/types.js';
+import type { AppSpec, Command, VolumeMount } from '../state/types.js';
+import { formatBytes } from '../state/errors.js';
 import { LIMITS } from '../state/validate.js';
 import { checkKeys, serviceSecretKeys, volumeMountKeys } from './compose-keys.js';
-import type { FileContext } from './context.js';
+import type { FileContext, VolumeDeclaration } from './context.js';
 import type { FieldPath } from './problems.js';
 import { checkName, describe, isMapping, readAbsolutePath, readBoolean, readChoice, readList, readText } from './read.js';
 
@@ -95,7 +100,12 @@ function checkSource(source: string, path: FieldPath, context: FileContext): voi
   const { problems } = context;
   if (source.startsWith('/')) return;
   if (source.startsWith('.') || source.startsWith('~')) {
-    problems.error(path, `mounts host path ${JSON.stringify(source)}, which is relative; Hivemind runs the app on other machines, so use an absolute path or a named volume`);
+    problems.error(
+      path,
+      `mounts host path ${JSON.stringify(source)}, which is relative to the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ` +
+        'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); ' +
+        'the deploy creates it, it keeps its data on one node, and the app runs there',
+    );
     return;
   }
   if (!checkName(source, path, problems, 'volume')) return;
@@ -135,4 +145,50 @@ function readLongSecret(item: Record<string, unknown>, path: FieldPath, context:
     return undefined;
   }
   return source;
+}
+
+/** The size of a volume a deploy creates when its declaration gives none (`x-hivemind.size`): 1 GiB. */
+export const VOLUME_SIZE_BYTES_DEFAULT = 1024 ** 3;
+
+/** A declared volume that a service of the file mounts, in the tenant of that service. */
+export interface DeclaredVolume {
+  tenant: string;
+  name: string;
+  /** The size to create it with (ignored when external). */
+  sizeBytes: number;
+  /** It must exist already. */
+  external: boolean;
+}
+
+/** The declared volumes the apps mount, once per tenant and name, in the order first mounted. Declared but unused volumes are left out. */
+export function mountedDeclarations(apps: readonly AppSpec[], declared: ReadonlyMap<string, VolumeDeclaration>): DeclaredVolume[] {
+  const found = new Map<string, DeclaredVolume>();
+  for (const app of apps) {
+    for (const mount of app.volumes) {
+      const declaration = declared.get(mount.source);
+      const key = `${app.tenant}/${mount.source}`;
+      if (declaration === undefined || found.has(key)) continue;
+      found.set(key, { tenant: app.tenant, name: mount.source, sizeBytes: declaration.sizeBytes ?? VOLUME_SIZE_BYTES_DEFAULT, external: declaration.external });
+    }
+  }
+  return [...found.values()];
+}
+
+/**
+ * The `volume.create` commands a deploy proposes before its apps: one per
+ * declared volume that does not exist (`exists` reads the cluster state).
+ * An external volume that does not exist is the deploy's error, with what
+ * to run.
+ */
+export function volumeCreations(volumes: readonly DeclaredVolume[], exists: (tenant: string, name: string) => boolean): { ok: true; commands: Command[] } | { ok: false; message: string } {
+  const commands: Command[] = [];
+  for (const volume of volumes) {
+    if (exists(volume.tenant, volume.name)) continue;
+    if (volume.external) {
+      const tenantFlag = volume.tenant === 'default' ? '' : ` --tenant ${volume.tenant}`;
+      return { ok: false, message: `volume "${volume.name}" is declared external: true, but tenant "${volume.tenant}" has no such volume; create it first (hivemind volumes create ${volume.name} --size SIZE${tenantFlag}), or drop external: to let the deploy create it (size ${formatBytes(VOLUME_SIZE_BYTES_DEFAULT)} unless x-hivemind.size says otherwise)` };
+    }
+    commands.push({ type: 'volume.create', tenant: volume.tenant, name: volume.name, sizeBytes: volume.sizeBytes });
+  }
+  return { ok: true, commands };
 }

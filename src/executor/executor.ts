@@ -39,6 +39,7 @@ import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type Reconcil
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
 import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
+import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
 
 /** How often a pass runs even when nothing happened. */
@@ -63,6 +64,10 @@ export const APPLY_PASS_SPACING_MS = 20;
  * round rate, not the apply rate.
  */
 const PASS_AT_ONCE_COMMANDS: ReadonlySet<string> = new Set(['instance.place']);
+/** How often node-local volumes are swept (mounted again, or removed once deleted); a volume.delete sweeps at once. */
+const VOLUME_SWEEP_INTERVAL_MS = 30_000;
+/** After a sweep that may pass in a moment (a volume being removed still held), the next one comes this soon. */
+const VOLUME_SWEEP_RETRY_MS = 2_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
 
@@ -125,6 +130,8 @@ interface Supervision {
   observed?: Observed;
   /** When its status was last sent (ms). */
   lastSentAtMs?: number;
+  /** The version whose volumes are being made ready before its start: busy to the reconcile pass meanwhile. */
+  preparing?: number;
 }
 
 /** The records by instance id. */
@@ -199,6 +206,8 @@ export class Executor implements NodeComponent {
   /** The node's IP address, at which process apps are reachable (see nodeAddressOf); set by start(). */
   private nodeAddress = '127.0.0.1';
   private readonly metrics: ExecutorMetrics;
+  private readonly volumes: VolumeKeeper;
+  private volumeRetryTimer: NodeJS.Timeout | undefined;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
     this.services = services;
@@ -220,6 +229,14 @@ export class Executor implements NodeComponent {
       ...(options.statusFlushMs !== undefined ? { flushMs: options.statusFlushMs } : {}),
     });
     this.metrics = executorMetrics(services.registry, () => this.stateCounts());
+    this.volumes = new VolumeKeeper({
+      machine: services.machine,
+      nodeId: services.nodeId,
+      volumesDir: join(services.dataDir, 'volumes'),
+      submit: (command) => services.submit(command),
+      caughtUp: () => this.replicaCaughtUp(),
+      log,
+    });
   }
 
   async start(): Promise<void> {
@@ -233,7 +250,10 @@ export class Executor implements NodeComponent {
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
+      if (event.type === 'applied' && (event.commandType === 'volume.delete' || event.commandType === 'volume.bind')) this.sweepVolumes();
     }));
+    this.timers.push(setInterval(() => this.sweepVolumes(), VOLUME_SWEEP_INTERVAL_MS));
+    this.sweepVolumes();
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
     this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));
     this.timers.push(setInterval(() => this.rotateLogs(), LOG_ROTATE_INTERVAL_MS));
@@ -276,6 +296,7 @@ export class Executor implements NodeComponent {
     for (const timer of this.timers) clearInterval(timer);
     if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    if (this.volumeRetryTimer) clearTimeout(this.volumeRetryTimer);
     this.applyPass?.cancel();
     for (const cleanup of this.cleanups) cleanup();
     this.reporter.close();
@@ -464,6 +485,7 @@ export class Executor implements NodeComponent {
     for (const [id] of this.supervisions.each('observed')) if (!wantedById.has(id) && this.supervisions.get(id)?.tracked === undefined) this.supervisions.clear(id, 'observed');
     this.reportRetiredUnrun();
     const actual: ActualWorkload[] = this.supervisions.each('tracked').map(([, tracked]) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
+    for (const [id, version] of this.supervisions.each('preparing')) actual.push({ id, version, state: 'running', busy: true });
     const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.supervisions.holds(), nowMs });
     for (const action of actions) {
       if (this.operations >= OPERATIONS_MAX) break;
@@ -490,6 +512,8 @@ export class Executor implements NodeComponent {
     }
     this.caughtUp = status.leader !== '' && status.commit > 0 && this.services.machine.appliedIndex >= status.commit;
     if (!this.caughtUp) this.schedulePass(200);
+    // The replica now knows every volume: mount again those bound here (after a reboot), remove deleted ones.
+    else this.sweepVolumes();
     return this.caughtUp;
   }
 
@@ -569,6 +593,15 @@ export class Executor implements NodeComponent {
           : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
       return fail(message, false);
     }
+    if (spec.volumes.length > 0) {
+      // Busy to the reconcile pass until the workload is tracked: the mark goes in the same synchronous run
+      // as the tracking below (a pass can run between any two awaits, on another instance's status apply).
+      this.supervisions.put(instance.id, 'preparing', instance.version);
+      const volumes = await this.volumes.prepare(spec).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
+      this.supervisions.clear(instance.id, 'preparing');
+      if (this.stopped) return;
+      if (!volumes.ok) return fail(volumes.message, volumes.retry);
+    }
     const logPath = logPathOf(this.executorDir, instance.id);
     const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
@@ -641,6 +674,22 @@ export class Executor implements NodeComponent {
     } finally {
       tracked.busy = false;
     }
+  }
+
+  /** Runs a volume sweep in the background (see VolumeKeeper.sweep); only with volumes on this node does it touch anything. */
+  private sweepVolumes(): void {
+    if (this.stopped) return;
+    void this.volumes
+      .sweep()
+      .then(({ retrySoon }) => {
+        if (!retrySoon || this.stopped || this.volumeRetryTimer !== undefined) return;
+        this.volumeRetryTimer = setTimeout(() => {
+          this.volumeRetryTimer = undefined;
+          this.sweepVolumes();
+        }, VOLUME_SWEEP_RETRY_MS);
+        this.volumeRetryTimer.unref();
+      })
+      .catch((error: unknown) => this.log(`volume sweep failed: ${(error as Error).message}`));
   }
 
   // ---------------------------------------------------------------------------

@@ -33,8 +33,9 @@
  * started, and by polling /proc every `pollIntervalMs` for every workload
  * (adopted ones are not our children).
  *
- * Not applied to processes: CPU and memory limits, `readOnly`, and mounts (a
- * spec with volumes is refused with a message saying so). Secrets are files
+ * Not applied to processes: CPU and memory limits, `readOnly`, and mounts: a
+ * named volume's path reaches the process in `HIVEMIND_VOLUME_<NAME>` (see
+ * workload-spec.ts), and a host path is refused with a message saying so. Secrets are files
  * in a 0700 folder on /dev/shm (or $XDG_RUNTIME_DIR), never on disk, named
  * by `HIVEMIND_SECRETS_DIR`.
  */
@@ -174,7 +175,7 @@ export class ProcessRuntime implements Runtime {
     if (spec.image !== undefined) throw problem(`the process runtime does not run images (image "${spec.image}")`);
     const argv = [...(spec.entrypoint ?? []), ...(spec.command ?? [])];
     if (argv.length === 0) throw problem('the app has no command');
-    if (spec.mounts.length > 0) throw problem('volumes need the containerd runtime; a process app cannot mount them (remove `volumes:` or give the app an image)');
+    if (spec.mounts.length > 0) throw problem(`a process app cannot bind host paths (${spec.mounts[0]!.source}); use a named volume, whose path it finds in HIVEMIND_VOLUME_<NAME>, or give the app an image`);
     const user = spec.user === undefined || spec.user === '' ? undefined : resolveUser(spec.user);
     if (user && !user.ok) throw problem(`user: ${user.message}`);
     const hostUser = user?.ok ? user.user : undefined;

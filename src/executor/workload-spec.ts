@@ -32,11 +32,16 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
   const { instance, spec } = inputs;
   const secrets = openSecrets(inputs);
   if (!secrets.ok) return secrets;
-  const mounts: Mount[] = spec.volumes.map((volume) => ({
-    source: volume.source.startsWith('/') ? volume.source : join(inputs.volumesDir, spec.tenant, volume.source),
-    target: volume.target,
-    readOnly: volume.readOnly,
-  }));
+  // A container binds each volume at its target. A process app has no mount namespace of its own: it
+  // finds each named volume's path in HIVEMIND_VOLUME_<NAME> instead (host paths stay refused for it).
+  const mounts: Mount[] = [];
+  const volumePaths: Record<string, string> = {};
+  for (const volume of spec.volumes) {
+    const named = !volume.source.startsWith('/');
+    const source = named ? join(inputs.volumesDir, spec.tenant, volume.source) : volume.source;
+    if (named && spec.image === undefined) volumePaths[volumeVariable(volume.source)] = source;
+    else mounts.push({ source, target: volume.target, readOnly: volume.readOnly });
+  }
   const workload: WorkloadSpec = {
     id: instance.id,
     tenant: instance.tenant,
@@ -54,6 +59,7 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
       HIVEMIND_SLOT: String(instance.slot),
       HIVEMIND_VERSION: String(instance.version),
       ...(spec.image === undefined && inputs.dnsAddress !== undefined ? { HIVEMIND_DNS: inputs.dnsAddress } : {}),
+      ...volumePaths,
     },
     ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
     ...(spec.user ? { user: spec.user } : {}),
@@ -74,6 +80,11 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
     },
   };
   return { ok: true, workload };
+}
+
+/** The environment variable that gives a process app the path of named volume `name` (`data-dir` -> `HIVEMIND_VOLUME_DATA_DIR`). */
+export function volumeVariable(name: string): string {
+  return `HIVEMIND_VOLUME_${name.toUpperCase().replaceAll('-', '_')}`;
 }
 
 function openSecrets(inputs: WorkloadInputs): { ok: true; files: SecretFile[] } | { ok: false; message: string } {

@@ -10,9 +10,11 @@
  * - `spread`: fewest instances of the same app first, then the emptiest node;
  * - `binpack`: the fullest node after placement first (Nomad's best fit).
  * Instances are placed highest priority first, then by tenant, app, slot, id.
+ * An instance that mounts a node-local volume may only go to that volume's
+ * node (volume-placement.ts).
  */
 import { formatBytes, formatCpu } from '../state/errors.js';
-import type { App, AppSpec, Instance, NodeRecord } from '../state/types.js';
+import type { App, AppSpec, Instance, NodeRecord, Volume } from '../state/types.js';
 import { parseConstraints, type Constraint } from './constraints.js';
 import {
   addResident,
@@ -32,6 +34,7 @@ import {
   type Misfit,
   type NodeLoad,
 } from './node-load.js';
+import { claimPlacedVolumes, claimVolumes, volumeNodesOf, withVolumeConstraints } from './volume-placement.js';
 
 /** How nodes that fit are ranked. */
 export type PlacementStrategy = 'spread' | 'binpack';
@@ -59,6 +62,8 @@ export interface PlacementInput {
    * instances are not placed again, and count on their proposed node.
    */
   inFlight?: ReadonlyMap<string, string>;
+  /** The tenants' volumes: an instance that mounts one goes to the volume's node (see volume-placement.ts). Absent: none. */
+  volumes?: readonly Volume[];
 }
 
 /** One reason nodes refused an instance, and on how many nodes. */
@@ -93,6 +98,11 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
   const nodeLoads = [...loads.values()].sort((left, right) => compareText(left.node.id, right.node.id));
   const fits = new FixedFits(nodeLoads);
   const plan: PlacementPlan = { placements: [], unplaceable: [] };
+  const volumeNodes = volumeNodesOf(input.volumes);
+  if (input.volumes?.some((volume) => volume.node === undefined)) {
+    const specs = new SpecLookup(apps);
+    claimPlacedVolumes(volumeNodes, input.instances, { specOf: (instance) => specs.specOf(instance), nodeOf: (instance) => input.inFlight?.get(instance.id) ?? instance.node });
+  }
   for (const pending of pendingInstances(input.instances, loads, apps, input.inFlight)) {
     if (input.mayPlace !== undefined && !input.mayPlace(pending.instance)) continue;
     if (input.placementsMax !== undefined && plan.placements.length >= input.placementsMax) break;
@@ -107,11 +117,12 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
       plan.unplaceable.push({ id, app, tenant, reasons: [{ count: nodeLoads.length, reason: parsed.error.message }] });
       continue;
     }
-    const demand = demandOf(pending.instance, pending.spec, parsed.constraints);
+    const demand = demandOf(pending.instance, pending.spec, withVolumeConstraints(pending.spec, parsed.constraints, volumeNodes));
     const chosen = chooseNode(nodeLoads, demand, input, fits);
     if (chosen.ok) {
       addResident(chosen.load, demand);
       plan.placements.push({ id: demand.id, node: chosen.load.node.id });
+      if (pending.spec.volumes.length > 0) claimVolumes(volumeNodes, pending.spec, chosen.load.node.id);
     } else {
       const { id, app, tenant } = pending.instance;
       plan.unplaceable.push({ id, app, tenant, reasons: chosen.reasons });

@@ -11,7 +11,7 @@
  * node's instance count. Among nodes, the plan with the fewest evictions
  * wins, then the lowest highest-evicted priority, then the tie hash.
  */
-import type { App, Instance, NodeRecord } from '../state/types.js';
+import type { App, Instance, NodeRecord, Volume } from '../state/types.js';
 import { parseConstraints } from './constraints.js';
 import {
   appsByKey,
@@ -28,6 +28,7 @@ import {
   type NodeLoad,
   type Resident,
 } from './node-load.js';
+import { volumeNodesOf, withVolumeConstraints } from './volume-placement.js';
 
 export interface PreemptionInput {
   nodes: readonly NodeRecord[];
@@ -36,6 +37,8 @@ export interface PreemptionInput {
   /** The id of the instance to make room for; it must be in `instances`. */
   instance: string;
   seed: number;
+  /** The tenants' volumes: room is made only on the node of a volume the instance mounts. Absent: none. */
+  volumes?: readonly Volume[];
 }
 
 /** One instance to stop, and why (for the history and `hivemind ps`). */
@@ -59,7 +62,7 @@ export function planPreemption(input: PreemptionInput): Preemption | undefined {
   if (spec === undefined) return undefined;
   const parsed = parseConstraints(spec.constraints);
   if (!parsed.ok) return undefined;
-  const demand = demandOf(instance, spec, parsed.constraints);
+  const demand = demandOf(instance, spec, withVolumeConstraints(spec, parsed.constraints, volumeNodesOf(input.volumes)));
   const loads = buildLoads(input, apps);
   let best: { node: string; victims: Resident[]; score: number[] } | undefined;
   for (const load of loads.values()) {

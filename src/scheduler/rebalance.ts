@@ -12,9 +12,10 @@
  * least loaded node that could take one. Moves come from the most loaded
  * node (highest slot first) to the least loaded fitting node (tie hash).
  */
-import type { App, Command, Instance, NodeRecord } from '../state/types.js';
+import type { App, Command, Instance, NodeRecord, Volume } from '../state/types.js';
 import { parseConstraints } from './constraints.js';
 import { appKey, compareScores, compareText, demandOf, misfit, tieHash, type NodeLoad } from './node-load.js';
+import { volumeNodesOf, withVolumeConstraints } from './volume-placement.js';
 import { describeStatus, hasFailed, isReady } from './readiness.js';
 import { specOfVersion } from './rollout.js';
 
@@ -32,6 +33,8 @@ export interface RebalanceContext {
   now: number;
   /** A copy not ready this long after its move started is given up. */
   progressDeadlineMs: number;
+  /** The tenants' volumes: an instance that mounts one stays on its node. Absent: none. */
+  volumes?: readonly Volume[];
 }
 
 /** The next rebalance step of `app` (a move or 'done'), or undefined while a move is in flight or instances are not all placed. */
@@ -58,7 +61,7 @@ export function planRebalanceStep(app: App, context: RebalanceContext): StepComm
   const spec = specOfVersion(app, mover.version);
   const parsed = parseConstraints(spec.constraints);
   if (!parsed.ok) return { ...base, rebalance: 'done' };
-  const demand = demandOf(mover, spec, parsed.constraints);
+  const demand = demandOf(mover, spec, withVolumeConstraints(spec, parsed.constraints, volumeNodesOf(context.volumes)));
   const key = appKey(app.tenant, app.name);
   let target: { node: string; score: number[] } | undefined;
   for (const node of context.nodes) {

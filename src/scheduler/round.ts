@@ -18,7 +18,7 @@
  * flight, so that no other step is planned twice or over stale room.
  */
 import { isActive } from '../state/apply-apps.js';
-import type { App, Command, Instance, NodeRecord } from '../state/types.js';
+import type { App, Command, Instance, NodeRecord, Volume } from '../state/types.js';
 import { mayPlaceNow, planFailedReschedules, planRetiredRemovals, HEALING_DEFAULTS, type HealingOptions } from './healing.js';
 import { appKey, appsByKey, buildLoads, priorityOf, specOf } from './node-load.js';
 import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable } from './placement.js';
@@ -67,6 +67,8 @@ export interface RoundInput {
   options: SchedulerOptions;
   /** Placements proposed and not yet answered, instance id → node id; absent or empty: none. */
   inFlight?: ReadonlyMap<string, string>;
+  /** The tenants' volumes: instances follow the node-local volumes they mount. Absent: none. */
+  volumes?: readonly Volume[];
 }
 
 /** A round's commands, in the order to propose them, and counts for logs and metrics. */
@@ -102,7 +104,7 @@ export function planRound(input: RoundInput): RoundPlan {
     }
     if (app.rebalance !== undefined && (app.rollout === undefined || !isActive(app.rollout))) {
       loads ??= buildLoads(input, appsByKey(input.apps));
-      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed, now, progressDeadlineMs: options.progressDeadlineMs });
+      const move = planRebalanceStep(app, { instances, nodes: input.nodes, loads, seed: input.seed, now, progressDeadlineMs: options.progressDeadlineMs, ...(input.volumes !== undefined ? { volumes: input.volumes } : {}) });
       if (move !== undefined) commands.push(move);
     }
   }
@@ -135,6 +137,7 @@ function placeInRound(input: RoundInput, nodes: ReadonlyMap<string, RoundInput['
     candidatesMax: input.nodes.length > options.candidatesMax ? options.candidatesMax : undefined,
     placementsMax: options.placementsPerRoundMax,
     ...(inFlight !== undefined ? { inFlight } : {}),
+    ...(input.volumes !== undefined ? { volumes: input.volumes } : {}),
   });
 }
 
@@ -181,7 +184,7 @@ function planPreemptions(input: RoundInput, unplaceable: readonly Unplaceable[])
     const instance = instances.get(stuck.id);
     const spec = instance === undefined ? undefined : specOf(instance, apps);
     if (spec === undefined || priorityOf(spec) <= lowest) continue;
-    const preemption = planPreemption({ nodes: input.nodes, instances: input.instances, apps: input.apps, instance: stuck.id, seed: input.seed });
+    const preemption = planPreemption({ nodes: input.nodes, instances: input.instances, apps: input.apps, instance: stuck.id, seed: input.seed, ...(input.volumes !== undefined ? { volumes: input.volumes } : {}) });
     if (preemption === undefined || preemption.evictions.length === 0) continue;
     if (preemption.evictions.some((eviction) => evicted.has(eviction.id))) continue;
     for (const eviction of preemption.evictions) evicted.add(eviction.id);

@@ -117,6 +117,31 @@ export function planVolumeDelete(state: ClusterState, command: CommandOf<'volume
   return deletion(() => state.volumes.delete(key), { tenant: command.tenant, name: command.name }, `volume ${key}`);
 }
 
+/**
+ * volume.bind: records the node holding the volume's data. Binding again to
+ * the same node is accepted (a retry after a lost reply); to another node is
+ * refused, so two nodes that both created the volume on first use agree on
+ * one, and the other's instance fails its start and is placed again.
+ */
+export function planVolumeBind(state: ClusterState, command: CommandOf<'volume.bind'>): Plan {
+  const action = `cannot bind volume "${command.name}" to node ${command.node}`;
+  const key = tenantKey(command.tenant, command.name);
+  const volume = state.volumes.get(key);
+  if (volume === undefined) return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no such volume`, 'name');
+  if (!state.nodes.has(command.node)) return refuse(ErrorCode.notFound, `${action}: no such node in the cluster`, 'node');
+  if (volume.node !== undefined && volume.node !== command.node) {
+    return refuse(ErrorCode.conflict, `${action}: its data lives on node ${volume.node}; instances that mount it run there`, 'node');
+  }
+  const already = volume.node === command.node;
+  return {
+    ok: true,
+    commit: () => {
+      volume.node = command.node;
+      return { value: { tenant: command.tenant, name: command.name, node: command.node }, history: { target: `volume ${key}`, summary: already ? `still on node ${command.node}` : `created on node ${command.node}` } };
+    },
+  };
+}
+
 /** secret.put: creates the secret (version 1) or replaces its value (version + 1). Only ciphertext is stored. */
 export function planSecretPut(state: ClusterState, command: CommandOf<'secret.put'>, context: ApplyContext): Plan {
   const action = `cannot set secret "${command.name}"`;

@@ -35,7 +35,7 @@ import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
 import { planApiTokenCreate, planApiTokenRevoke } from './apply-tokens.js';
 import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
-import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
+import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeBind, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
 import { planTenantCreate, planTenantDelete, planTenantUpdate } from './apply-tenants.js';
 import type { StateError } from './errors.js';
 import { tenantUsage, type Usage } from './quota.js';
@@ -97,6 +97,7 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'policy.delete': planPolicyDelete,
   'volume.create': planVolumeCreate,
   'volume.delete': planVolumeDelete,
+  'volume.bind': planVolumeBind,
   'secret.put': planSecretPut,
   'secret.delete': planSecretDelete,
   'kv.put': planKvPut,
@@ -378,11 +379,12 @@ export class ClusterStateMachine {
    * caller must not change them, and must not keep them past the next apply:
    * apply changes them in place.
    */
-  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; appliedIndex: number } {
+  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; volumes: readonly Volume[]; appliedIndex: number } {
     return {
       nodes: [...this.#state.nodes.values()],
       instances: [...this.#state.instances.values()],
       apps: [...this.#state.apps.values()],
+      volumes: [...this.#state.volumes.values()],
       appliedIndex: this.#state.appliedIndex,
     };
   }

@@ -463,11 +463,18 @@ export interface NetworkPolicy {
   updatedIndex: number;
 }
 
+/**
+ * A named volume of a tenant. A volume is node-local: its data lives on the
+ * node it is bound to (`node`), set by `volume.bind` when an instance first
+ * mounts it there; absent until then (and in states written before binding).
+ */
 export interface Volume {
   tenant: string;
   name: string;
   sizeBytes: number;
   createdIndex: number;
+  /** The node that holds the volume's data; absent while no instance has used it. */
+  node?: string;
 }
 
 /** A secret: its value only as AES-256-GCM ciphertext under the cluster key. */
@@ -611,6 +618,8 @@ export type Command =
   | { type: 'policy.delete'; tenant: string; name: string }
   | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }
   | { type: 'volume.delete'; tenant: string; name: string }
+  /** Records the node that created the volume's filesystem (the executor proposes it on first use); refused when bound to another node. */
+  | { type: 'volume.bind'; tenant: string; name: string; node: string }
   | { type: 'secret.put'; tenant: string; name: string; ciphertext: Uint8Array; nonce: Uint8Array }
   | { type: 'secret.delete'; tenant: string; name: string }
   | { type: 'kv.put'; key: string; value: string; expectVersion?: number }

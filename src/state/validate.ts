@@ -529,6 +529,7 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
   }),
   'volume.delete': object<CommandOf<'volume.delete'>>({ type: oneOf(['volume.delete']), tenant: name, name }),
+  'volume.bind': object<CommandOf<'volume.bind'>>({ type: oneOf(['volume.bind']), tenant: name, name, node: identifier }),
   'secret.put': object<CommandOf<'secret.put'>>({
     type: oneOf(['secret.put']),
     tenant: name,

@@ -132,7 +132,8 @@ test('volumes: anonymous, relative, undeclared, badly named, bad options, tmpfs'
   );
   assert.equal(errors, [
     'app.yaml: services.web.volumes[0]: is an anonymous volume, which Hivemind does not support; name it, like "data:/anon", and declare data under the top-level volumes:',
-    'app.yaml: services.web.volumes[1]: mounts host path "./site", which is relative; Hivemind runs the app on other machines, so use an absolute path or a named volume',
+    'app.yaml: services.web.volumes[1]: mounts host path "./site", which is relative to the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ' +
+      'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); the deploy creates it, it keeps its data on one node, and the app runs there',
     'app.yaml: services.web.volumes[2]: uses volume "cache", which is not declared; add it under the top-level volumes:',
     'app.yaml: services.web.volumes[3]: volume "db_data" must be a DNS label: lowercase letters, digits and "-", 1 to 63 characters, starting and ending with a letter or digit; try "db-data"',
     'app.yaml: services.web.volumes[4]: must mount at an absolute path inside the instance, like "data:/var/lib/data", "/host/path:/path:ro", got "data:relative"',

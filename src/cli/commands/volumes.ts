@@ -15,8 +15,8 @@ import { TENANT_FILTER, TENANT_OF_ONE, tenantOption, writeAndReport } from './sh
 export function registerVolumeCommands(program: Command): void {
   const volumes = program
     .command('volumes')
-    .description("list and manage named volumes (counted against the tenant's storage quota)")
-    .addHelpText('after', '\nExamples:\n  hivemind volumes\n  hivemind volumes create data --size 10G --tenant acme\n  hivemind volumes delete acme/data');
+    .description("list and manage named volumes: node-local ext4 filesystems of a fixed size (counted against the tenant's storage quota)")
+    .addHelpText('after', '\nExamples:\n  hivemind volumes\n  hivemind volumes create data --size 10G --tenant acme\n  hivemind volumes rm acme/data');
 
   volumes
     .command('list', { isDefault: true })
@@ -27,8 +27,9 @@ export function registerVolumeCommands(program: Command): void {
       await withClient(context, async (client) => {
         const { body } = await client.get<unknown>('/v1/volumes', { tenant: options.tenant });
         if (context.json) return printJson(context, body);
-        const rows = listIn<Volume>(body, 'volumes').map((volume) => [volume.tenant, volume.name, formatBytes(volume.sizeBytes)]);
-        printTable(context, ['tenant', 'name', 'size'], rows, 'no volumes');
+        // A volume has a node once an instance first used it there; "-" until then.
+        const rows = listIn<Volume>(body, 'volumes').map((volume) => [volume.tenant, volume.name, formatBytes(volume.sizeBytes), volume.node ?? '-']);
+        printTable(context, ['tenant', 'name', 'size', 'node'], rows, 'no volumes');
       });
     });
 
@@ -45,7 +46,8 @@ export function registerVolumeCommands(program: Command): void {
 
   volumes
     .command('delete')
-    .description('delete a volume (refused while an app uses it)')
+    .alias('rm')
+    .description('delete a volume and its data (refused while an app uses it; its node frees the space once no instance holds it)')
     .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(tenantOption(TENANT_OF_ONE))
     .action(async (text: string, options: { tenant?: string }, command: Command) => {

@@ -250,7 +250,7 @@ test('volumes and policies', async () => {
   assert.is(refused.status, 1);
   assert.match(refused.stderr, /^hivemind: bad-policy\.yaml: policies\[0\]\.name: must be a name/);
   assert.is((await hm(['policies', 'delete', 'acme/web-from-api'])).status, 0);
-  assert.is((await hm(['volumes', 'delete', 'acme/data'])).status, 0);
+  assert.is((await hm(['volumes', 'rm', 'acme/data'])).status, 0);
 });
 
 test('history lists the changes, newest first', async () => {

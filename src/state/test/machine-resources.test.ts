@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HISTORY_MAX } from '../types.js';
-import { appSpec, Driver, GiB } from './fixtures.js';
+import { appSpec, Driver, GiB, registerNode } from './fixtures.js';
 
 const bytes = (length: number, fill: number) => new Uint8Array(length).fill(fill);
 
@@ -33,6 +33,25 @@ test('policy rules may name source CIDRs; one with host bits set, or not a CIDR,
   assert.equal([hostBits.code, hostBits.field], ['invalid-argument', 'ingress[0].fromCidrs[0]']);
   assert.match(hostBits.message, /host bits set; write the network address \(10\.0\.0\.0\/8\)/);
   assert.is(driver.refused({ type: 'policy.put', tenant: 'default', name: 'p', apps: [], ingress: [{ fromCidrs: ['web'] }] }).field, 'ingress[0].fromCidrs[0]');
+});
+
+test('volume.bind records the node once; another node is refused; a snapshot keeps the binding and old volumes load unbound', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok(registerNode('n2'));
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB });
+  assert.is(driver.machine.volume('default', 'data')?.node, undefined);
+  driver.ok({ type: 'volume.bind', tenant: 'default', name: 'data', node: 'n1' });
+  driver.ok({ type: 'volume.bind', tenant: 'default', name: 'data', node: 'n1' });
+  assert.is(driver.machine.volume('default', 'data')?.node, 'n1');
+  const elsewhere = driver.refused({ type: 'volume.bind', tenant: 'default', name: 'data', node: 'n2' });
+  assert.equal([elsewhere.code, elsewhere.field], ['conflict', 'node']);
+  assert.match(elsewhere.message, /its data lives on node n1/);
+  assert.is(driver.refused({ type: 'volume.bind', tenant: 'default', name: 'data', node: 'ghost' }).code, 'not-found');
+  assert.is(driver.refused({ type: 'volume.bind', tenant: 'default', name: 'none', node: 'n1' }).code, 'not-found');
+  const restored = new Driver();
+  restored.machine.restore(driver.machine.snapshot());
+  assert.is(restored.machine.volume('default', 'data')?.node, 'n1');
 });
 
 test('volume.create, already-exists, delete refused while mounted', () => {

@@ -46,6 +46,7 @@ const validCommands: Command[] = [
   { type: 'policy.delete', tenant: 'acme', name: 'db-only' },
   { type: 'volume.create', tenant: 'acme', name: 'data', sizeBytes: 1024 },
   { type: 'volume.delete', tenant: 'acme', name: 'data' },
+  { type: 'volume.bind', tenant: 'acme', name: 'data', node: 'n1' },
   { type: 'secret.put', tenant: 'acme', name: 'db-password', ciphertext: new Uint8Array(20), nonce: new Uint8Array(12) },
   { type: 'secret.delete', tenant: 'acme', name: 'db-password' },
   { type: 'kv.put', key: 'config/web/color', value: 'blue', expectVersion: 0 },

@@ -1,0 +1,139 @@
+// Node-local volumes against a real containerd, loop devices and ext4: a
+// busybox container writes a file to a volume, is killed, and a new container
+// reads it back; a write past the volume's size fails with ENOSPC inside the
+// container while the node keeps running containers; a volume unmounted and
+// detached (as after a reboot) is mounted again with its data; removal leaves
+// no mount, loop device or file behind.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
+import { LocalVolumes, mountSourceOf, type VolumeError } from '../../local-volumes.js';
+import { ContainerdRuntime } from '../containerd-runtime.js';
+import { CniNetwork } from '../network.js';
+import { TestContainerd, busyboxWorkload, eventually, skipReason } from './harness.js';
+
+const skip = skipReason() ?? (spawnSync('mkfs.ext4', ['-V']).error ? 'mkfs.ext4 is not installed (apt-get install e2fsprogs)' : undefined);
+const containerd = new TestContainerd();
+let runtime: ContainerdRuntime;
+let network: CniNetwork;
+let volumes: LocalVolumes;
+const exits: WorkloadExit[] = [];
+const MiB = 1024 ** 2;
+const DATA = { tenant: 'default', name: 'data', createdIndex: 7, sizeBytes: 16 * MiB };
+
+function workload(id: string, script: string): WorkloadSpec {
+  return busyboxWorkload(containerd.dataDir, id, { command: ['sh', '-c', script], mounts: [{ source: volumes.mountPathOf('default', 'data'), target: '/data', readOnly: false }], stopGraceMs: 1_000 });
+}
+
+function logOf(id: string): string {
+  const path = join(containerd.dataDir, 'logs', `${id}.log`);
+  return existsSync(path) ? readFileSync(path, 'utf8') : '';
+}
+
+/** Runs `script` in a container on the volume to its end; answers its exit code and log. */
+async function runToEnd(id: string, script: string): Promise<{ exitCode: number | undefined; log: string }> {
+  await runtime.start(workload(id, script));
+  await eventually(`the exit of ${id}`, () => exits.some((exit) => exit.id === id), 30_000);
+  const exit = exits.find((candidate) => candidate.id === id)!;
+  await runtime.remove(id);
+  return { exitCode: exit.exitCode, log: logOf(id) };
+}
+
+function loopDevicesOf(path: string): string {
+  return spawnSync('losetup', ['-j', path], { encoding: 'utf8' }).stdout.trim();
+}
+
+test.before(async () => {
+  if (skip !== undefined) {
+    console.log(`skipping the volume tests: ${skip}`);
+    return;
+  }
+  await containerd.start();
+  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmv0', subnet: '10.91.0.0/16' });
+  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network });
+  await runtime.open();
+  runtime.onExit((exit) => exits.push(exit));
+  await runtime.importImage(containerd.archivePath);
+  volumes = new LocalVolumes({ volumesDir: join(containerd.dataDir, 'volumes'), log: () => undefined });
+});
+
+test.after(async () => {
+  if (skip !== undefined) return;
+  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
+  // Whatever a failed test left: every volume file of this test is removed (unmount, detach, delete).
+  for (const file of await volumes.list()) await volumes.remove(file).catch((error: Error) => console.log(`cleanup: ${error.message}`));
+  await runtime.close();
+  await network.removeBridge();
+  await containerd.stop();
+});
+
+test('a file written to a volume survives the container; a new container reads it back', async () => {
+  if (skip !== undefined) return;
+  const mountPath = await volumes.ensure(DATA);
+  assert.is(mountPath, join(containerd.dataDir, 'volumes', 'default', 'data'));
+  assert.ok((await mountSourceOf(mountPath))?.startsWith('/dev/loop'), 'mounted from a loop device');
+  assert.is(await volumes.ensure(DATA), mountPath, 'a second ensure is a no-op');
+  assert.is(loopDevicesOf(volumes.imagePathOf(DATA)).split('\n').length, 1, 'one loop device');
+
+  await runtime.start(workload('writer-1', 'echo kept > /data/file; sync; echo written; sleep 300'));
+  await eventually('the write', () => logOf('writer-1').includes('written'));
+  await runtime.stop('writer-1', { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove('writer-1');
+
+  const read = await runToEnd('reader-1', 'cat /data/file');
+  assert.is(read.exitCode, 0);
+  assert.match(read.log, /kept/);
+});
+
+test('a write past the size fails with ENOSPC inside the container; the node keeps running containers', async () => {
+  if (skip !== undefined) return;
+  await volumes.ensure(DATA);
+  const filled = await runToEnd('filler-1', 'dd if=/dev/zero of=/data/big bs=1M count=64; echo "dd exit $?"');
+  assert.match(filled.log, /No space left on device/);
+  assert.match(filled.log, /dd exit 1/);
+  const used = spawnSync('du', ['-sk', volumes.imagePathOf(DATA)], { encoding: 'utf8' }).stdout;
+  assert.ok(Number(used.split('\t')[0]) <= (DATA.sizeBytes / 1024) * 1.01, `the backing file stays within its size: ${used}`);
+  const after = await runToEnd('after-1', 'rm /data/big; echo still here > /data/after; cat /data/after /data/file');
+  assert.is(after.exitCode, 0);
+  assert.match(after.log, /still here/);
+  assert.match(after.log, /kept/);
+});
+
+test('a volume unmounted and detached (a reboot) is mounted again with its data', async () => {
+  if (skip !== undefined) return;
+  const mountPath = await volumes.ensure(DATA);
+  const device = await mountSourceOf(mountPath);
+  assert.is(spawnSync('umount', [mountPath]).status, 0);
+  assert.is(spawnSync('losetup', ['-d', device!]).status, 0);
+  assert.is(await mountSourceOf(mountPath), undefined);
+  await volumes.ensure(DATA);
+  assert.ok(await mountSourceOf(mountPath));
+  assert.is(readFileSync(join(mountPath, 'file'), 'utf8'), 'kept\n');
+});
+
+test('remove refuses while a container holds the volume, then leaves no mount, loop device or file', async () => {
+  if (skip !== undefined) return;
+  const mountPath = await volumes.ensure(DATA);
+  const imagePath = volumes.imagePathOf(DATA);
+  await runtime.start(workload('holder-1', 'cd /data; echo holding; sleep 300'));
+  await eventually('the holder', () => logOf('holder-1').includes('holding'));
+  const busy = await volumes.remove(DATA).then(() => undefined, (error: VolumeError) => error);
+  assert.ok(busy?.retryable, 'refused while the container holds it');
+  assert.match(busy!.message, /a workload still mounts it/);
+  assert.ok(await mountSourceOf(mountPath), 'mounted again on the host');
+  assert.ok(existsSync(imagePath), 'the backing file is kept');
+  await runtime.stop('holder-1', { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove('holder-1');
+  await volumes.remove(DATA);
+  assert.is(await mountSourceOf(mountPath), undefined);
+  assert.not.ok(existsSync(imagePath), 'the backing file is gone');
+  assert.not.ok(existsSync(mountPath), 'the mount point is gone');
+  assert.is(loopDevicesOf(imagePath), '', 'no loop device is attached to it');
+  assert.equal(await volumes.list(), []);
+  assert.equal(readdirSync(join(containerd.dataDir, 'volumes', 'default')), []);
+});
+
+test.run();

@@ -1,0 +1,265 @@
+/**
+ * Node-local volumes: each is a sparse file holding its own ext4 filesystem,
+ * attached to a loop device (`losetup -f --show`) and mounted under the data
+ * directory, so the kernel enforces its size: a write past it fails with
+ * ENOSPC inside the workload and nothing else on the node fills up.
+ *
+ * Layout, under `<dataDir>/volumes/<tenant>/`:
+ *   `<name>.<createdIndex>.ext4`  the backing file (sparse: only written blocks use disk)
+ *   `<name>/`                     its mount point, which workloads bind
+ * The volume's `createdIndex` in the file name tells a volume from an older
+ * one of the same name that was deleted and created again.
+ *
+ * Needs root, `mkfs.ext4` (e2fsprogs), `losetup` and `mount` (util-linux).
+ * Calls on the same volume run one at a time; different volumes in parallel.
+ */
+import { spawn } from 'node:child_process';
+import { constants, existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** A volume operation that failed; the message names the volume, the step and the tool's error. */
+export class VolumeError extends Error {
+  override readonly name = 'VolumeError';
+  readonly code = 'volume';
+  /** Whether trying again later may succeed (a busy mount, a tool that timed out). */
+  readonly retryable: boolean;
+
+  constructor(message: string, retryable: boolean) {
+    super(message);
+    this.retryable = retryable;
+  }
+}
+
+/** Which volume, as the cluster state names it. */
+export interface VolumeIdentity {
+  tenant: string;
+  name: string;
+  /** The Raft index that created the volume. */
+  createdIndex: number;
+}
+
+/** A backing file found on disk. */
+export interface LocalVolumeFile extends VolumeIdentity {
+  imagePath: string;
+}
+
+export interface LocalVolumesOptions {
+  /** `<dataDir>/volumes`. */
+  volumesDir: string;
+  log: (line: string) => void;
+}
+
+/** How long one tool (mkfs, losetup, mount) may run. */
+const TOOL_TIMEOUT_MS = 60_000;
+const IMAGE_SUFFIX = '.ext4';
+
+/** Node-local volumes of one node (see the module comment). */
+export class LocalVolumes {
+  private readonly volumesDir: string;
+  private readonly log: (line: string) => void;
+  /** The operation running on each volume (by mount path), so calls on one volume queue. */
+  private readonly running = new Map<string, Promise<unknown>>();
+
+  constructor(options: LocalVolumesOptions) {
+    this.volumesDir = options.volumesDir;
+    this.log = options.log;
+  }
+
+  /** Where the volume is mounted (and what workloads bind). */
+  mountPathOf(tenant: string, name: string): string {
+    return join(this.volumesDir, tenant, name);
+  }
+
+  /** The backing file of the volume. */
+  imagePathOf(volume: VolumeIdentity): string {
+    return join(this.volumesDir, volume.tenant, `${volume.name}.${volume.createdIndex}${IMAGE_SUFFIX}`);
+  }
+
+  /**
+   * Makes the volume ready and answers its mount path: creates the backing
+   * file and its filesystem on first use (`sizeBytes`, fixed from then on),
+   * attaches and mounts it when it is not mounted (after a reboot), and does
+   * nothing when it is. Throws VolumeError.
+   */
+  ensure(volume: VolumeIdentity & { sizeBytes: number }): Promise<string> {
+    return this.serialized(volume, () => this.ensureNow(volume));
+  }
+
+  /**
+   * Unmounts the volume, detaches its loop devices and deletes its file and
+   * mount point. Throws a retryable VolumeError while a workload still holds
+   * the mount (EBUSY).
+   */
+  remove(volume: VolumeIdentity): Promise<void> {
+    return this.serialized(volume, () => this.removeNow(volume));
+  }
+
+  /** The backing files on this node. */
+  async list(): Promise<LocalVolumeFile[]> {
+    const found: LocalVolumeFile[] = [];
+    const tenants = await readdir(this.volumesDir, { withFileTypes: true }).catch(() => []);
+    for (const tenant of tenants) {
+      if (!tenant.isDirectory()) continue;
+      for (const entry of await readdir(join(this.volumesDir, tenant.name)).catch(() => [] as string[])) {
+        const match = /^([a-z0-9-]+)\.(\d+)\.ext4$/.exec(entry);
+        if (match === null) continue;
+        found.push({ tenant: tenant.name, name: match[1]!, createdIndex: Number(match[2]), imagePath: join(this.volumesDir, tenant.name, entry) });
+      }
+    }
+    return found;
+  }
+
+  private serialized<T>(volume: { tenant: string; name: string }, operation: () => Promise<T>): Promise<T> {
+    const key = this.mountPathOf(volume.tenant, volume.name);
+    const before = this.running.get(key) ?? Promise.resolve();
+    const next = before.catch(() => undefined).then(operation);
+    this.running.set(key, next);
+    const forget = (): void => {
+      if (this.running.get(key) === next) this.running.delete(key);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async ensureNow(volume: VolumeIdentity & { sizeBytes: number }): Promise<string> {
+    const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
+    const mountPath = this.mountPathOf(volume.tenant, volume.name);
+    const imagePath = this.imagePathOf(volume);
+    const devices = await attachedDevices(imagePath);
+    const mountedFrom = await mountSourceOf(mountPath);
+    if (mountedFrom !== undefined) {
+      if (devices.includes(mountedFrom)) return mountPath;
+      throw new VolumeError(`${what}: ${mountPath} still holds an older volume of that name (${mountedFrom}); it is removed once nothing uses it, try again then`, true);
+    }
+    if (!existsSync(imagePath)) await this.createImage(imagePath, volume.sizeBytes, what);
+    await mkdir(mountPath, { recursive: true });
+    const device = devices[0] ?? (await tool(['losetup', '-f', '--show', imagePath], `${what}: attaching ${imagePath} to a loop device`)).trim();
+    try {
+      await tool(['mount', '-t', 'ext4', '-o', 'nodev,nosuid', device, mountPath], `${what}: mounting ${device} on ${mountPath}`);
+    } catch (error) {
+      await tool(['losetup', '-d', device], `${what}: detaching ${device}`).catch(() => undefined);
+      throw error;
+    }
+    this.log(`mounted ${what} (${device}, ${imagePath}) on ${mountPath}`);
+    return mountPath;
+  }
+
+  /** Writes the sparse file and its filesystem under a temporary name, then renames it into place, so a crash leaves no half-made image. */
+  private async createImage(imagePath: string, sizeBytes: number, what: string): Promise<void> {
+    const partPath = `${imagePath}.part`;
+    await mkdir(join(imagePath, '..'), { recursive: true });
+    try {
+      const handle = await open(partPath, 'w', 0o600);
+      try {
+        await handle.truncate(sizeBytes);
+      } finally {
+        await handle.close();
+      }
+      // -m 0: no blocks reserved for root, the whole size is the tenant's.
+      await tool(['mkfs.ext4', '-q', '-F', '-m', '0', '-L', 'hivemind', partPath], `${what}: making its filesystem`);
+      await rename(partPath, imagePath);
+    } catch (error) {
+      await rm(partPath, { force: true });
+      throw error;
+    }
+    this.log(`created ${what}: ${imagePath}`);
+  }
+
+  private async removeNow(volume: VolumeIdentity): Promise<void> {
+    const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
+    const mountPath = this.mountPathOf(volume.tenant, volume.name);
+    const imagePath = this.imagePathOf(volume);
+    const devices = await attachedDevices(imagePath);
+    const mountedFrom = await mountSourceOf(mountPath);
+    if (mountedFrom !== undefined && devices.includes(mountedFrom)) {
+      await tool(['umount', mountPath], `${what}: unmounting ${mountPath}`, true);
+      // A container's bind of the volume outlives the host's mount: the filesystem stays in use, and
+      // detaching and deleting now would lose what it writes. Mount it back and let the caller retry.
+      if (await deviceInUse(mountedFrom)) {
+        await tool(['mount', '-t', 'ext4', '-o', 'nodev,nosuid', mountedFrom, mountPath], `${what}: mounting ${mountedFrom} on ${mountPath} again`);
+        throw new VolumeError(`${what}: a workload still mounts it; it is removed once that workload is gone`, true);
+      }
+    }
+    // A device may be gone already: detached with autoclear when its last mount went.
+    for (const device of await attachedDevices(imagePath)) {
+      await tool(['losetup', '-d', device], `${what}: detaching ${device}`).catch((error: VolumeError) => {
+        if (!/No such device/i.test(error.message)) throw error;
+      });
+    }
+    await rm(imagePath, { force: true });
+    await rm(`${imagePath}.part`, { force: true });
+    // Only an empty mount point goes: a directory still holding another mount or files is left for the next try.
+    if (mountedFrom === undefined || devices.includes(mountedFrom)) {
+      await rmdir(mountPath).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') this.log(`${what}: its mount point ${mountPath} stays: ${error.message}`);
+      });
+    }
+    this.log(`removed ${what}`);
+  }
+}
+
+/** The loop devices attached to `imagePath` (`losetup -j`), none when the file is absent. */
+async function attachedDevices(imagePath: string): Promise<string[]> {
+  if (!existsSync(imagePath)) return [];
+  const listed = await tool(['losetup', '-j', imagePath], `listing the loop devices of ${imagePath}`);
+  // "/dev/loop3: [2049]:1234 (/path/to/file)"
+  return listed
+    .split('\n')
+    .map((line) => line.slice(0, line.indexOf(':')))
+    .filter((device) => device.startsWith('/dev/'));
+}
+
+/** Whether a filesystem on `device` is still mounted anywhere (any mount namespace): an exclusive open fails with EBUSY then. */
+async function deviceInUse(device: string): Promise<boolean> {
+  try {
+    const handle = await open(device, constants.O_RDONLY | constants.O_EXCL);
+    await handle.close();
+    return false;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EBUSY') return true;
+    // The device went with its last mount (autoclear): nothing uses it.
+    if (code === 'ENXIO' || code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** The device mounted on `mountPath`, or undefined when nothing is (from /proc/self/mountinfo). */
+export async function mountSourceOf(mountPath: string): Promise<string | undefined> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  let source: string | undefined;
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] === undefined || unescapeMountPath(fields[4]) !== mountPath) continue;
+    const separator = fields.indexOf('-');
+    // The last mount on a path is the one visible there.
+    source = separator >= 0 ? fields[separator + 2] : undefined;
+  }
+  return source;
+}
+
+function unescapeMountPath(text: string): string {
+  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** Runs a tool; answers its stdout; throws VolumeError naming `what` with the tool's stderr. */
+function tool(argv: string[], what: string, busyRetryable = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: TOOL_TIMEOUT_MS });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const missing = error.code === 'ENOENT' ? ` (${argv[0]} is not installed: apt-get install ${argv[0] === 'mkfs.ext4' ? 'e2fsprogs' : 'util-linux'})` : '';
+      reject(new VolumeError(`${what}: ${error.message}${missing}`, false));
+    });
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve(stdout);
+      const detail = stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${code}`);
+      const busy = busyRetryable && /busy/i.test(detail);
+      reject(new VolumeError(`${what}: ${argv[0]} failed: ${detail}`, busy || signal !== null));
+    });
+  });
+}
