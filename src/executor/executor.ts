@@ -130,7 +130,7 @@ interface Supervision {
   observed?: Observed;
   /** When its status was last sent (ms). */
   lastSentAtMs?: number;
-  /** The version whose volumes are being made ready before its start: busy to the reconcile pass meanwhile. */
+  /** The version being started (its runtime opened, its volumes made ready) and not yet tracked: busy to the reconcile pass meanwhile. */
   preparing?: number;
 }
 
@@ -565,6 +565,18 @@ export class Executor implements NodeComponent {
   }
 
   private async startInstance(instance: Instance): Promise<void> {
+    // Busy to the reconcile pass from here until the workload is tracked: a pass can run between any two awaits
+    // below (opening the runtime takes seconds the first time, preparing volumes too), and must not start it again.
+    this.supervisions.put(instance.id, 'preparing', instance.version);
+    try {
+      await this.startPrepared(instance);
+    } finally {
+      this.supervisions.clear(instance.id, 'preparing');
+    }
+  }
+
+  /** `startInstance`'s work, while the instance is marked as being prepared. */
+  private async startPrepared(instance: Instance): Promise<void> {
     const fail = (message: string, retry: boolean): void => {
       const nowMs = Date.now();
       const spec = this.specOf(instance.tenant, instance.app, instance.version);
@@ -594,11 +606,7 @@ export class Executor implements NodeComponent {
       return fail(message, false);
     }
     if (spec.volumes.length > 0) {
-      // Busy to the reconcile pass until the workload is tracked: the mark goes in the same synchronous run
-      // as the tracking below (a pass can run between any two awaits, on another instance's status apply).
-      this.supervisions.put(instance.id, 'preparing', instance.version);
       const volumes = await this.volumes.prepare(spec).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
-      this.supervisions.clear(instance.id, 'preparing');
       if (this.stopped) return;
       if (!volumes.ok) return fail(volumes.message, volumes.retry);
     }
@@ -620,6 +628,8 @@ export class Executor implements NodeComponent {
       probing: false,
     };
     this.supervisions.put(instance.id, 'tracked', tracked);
+    // Tracked and busy from here: the pass sees the workload itself.
+    this.supervisions.clear(instance.id, 'preparing');
     try {
       const started = await runtime.start(built.workload);
       tracked.startedAtMs = started.startedAt;
