@@ -6,7 +6,7 @@
  * weights). So blue-green with an A/B rule is an A/B test that `promote` or
  * `abort` ends. Pure.
  */
-import { cookieValue } from './balancer.js';
+import { cookieValue } from './cookies.js';
 
 /** Where the rule reads its key, and the value that matches (absent: any value that is not empty). */
 export interface AbRule {

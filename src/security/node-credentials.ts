@@ -17,7 +17,6 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { nodeIdOfCertificate } from './certificates.js';
-import type { PeerTls } from '../node/peer-tls.js';
 
 /** What a node holds: its key and certificate (PEM), and the CA certificates it trusts, signing CA first. */
 export interface TlsMaterial {
@@ -46,8 +45,8 @@ export interface VerifiedPeerCertificate {
 /** The channel option that keeps grpc-js from sending an IP address as the TLS server name (the identity check ignores it). */
 export const TLS_SERVER_NAME = 'hivemind.peer';
 
-/** A node's credentials; see the file comment. */
-export class NodeCredentials implements grpc.experimental.CertificateProvider, PeerTls {
+/** A node's credentials; see the file comment. It serves as a component's `PeerTls` (src/node/peer-tls.ts) by its shape. */
+export class NodeCredentials implements grpc.experimental.CertificateProvider {
   private material: TlsMaterial | undefined;
   private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
   private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
