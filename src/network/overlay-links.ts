@@ -4,9 +4,9 @@
  * (iproute2), in the agent's own network namespace. What to program comes
  * from `overlay-plan.ts`; this file only carries it out.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { runCommand } from './run-command.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
 import { BRIDGE_NAME, VXLAN_ID, VXLAN_NAME, type OverlayChanges, type OverlayEntries, type OverlayPlan } from './overlay-plan.js';
 
@@ -17,32 +17,8 @@ export class OverlayError extends Error {
   readonly retryable = true;
 }
 
-/** How long one `ip` run may take. */
-const COMMAND_TIMEOUT_MS = 10_000;
-
-function run(file: string, args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: error.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
-}
-
 async function must(file: string, args: string[], input = ''): Promise<string> {
-  const result = await run(file, args, input);
+  const result = await runCommand(file, args, input);
   if (result.code !== 0) throw new OverlayError(`${file} ${args.join(' ')}${input ? ` (batch: ${input.trim().split('\n').slice(0, 3).join('; ')})` : ''}: ${result.stderr.trim() || `exit code ${result.code}`}`);
   return result.stdout;
 }
@@ -182,5 +158,5 @@ export async function applyChanges(changes: OverlayChanges): Promise<void> {
 
 /** Removes the VXLAN device and the bridge (uninstall and tests; containers lose their network). Missing ones are fine. */
 export async function removeDevices(): Promise<void> {
-  for (const name of [VXLAN_NAME, BRIDGE_NAME]) if (linkExists(name)) await run('ip', ['link', 'delete', name]);
+  for (const name of [VXLAN_NAME, BRIDGE_NAME]) if (linkExists(name)) await runCommand('ip', ['link', 'delete', name]);
 }

@@ -6,7 +6,7 @@
  * (`isHivemindChain`) and the one jump from FORWARD into them. What to write
  * comes from `policy-plan.ts`.
  */
-import { spawn } from 'node:child_process';
+import { runCommand } from './run-command.js';
 import { parseSaved, restoreInput, type PolicyChains, type SavedPolicyChains } from './policy-plan.js';
 
 /** A failed `iptables-save` or `iptables-restore`; the message names the command and its error. */
@@ -16,30 +16,11 @@ export class PolicyTablesError extends Error {
   readonly retryable = true;
 }
 
-/** How long one iptables run may take. */
-const COMMAND_TIMEOUT_MS = 10_000;
-
 /** Runs `file` (iptables-save, iptables-restore) with `input` on stdin; answers its stdout, or rejects with a PolicyTablesError. */
-export function runIptables(file: string, args: string[], input = ''): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new PolicyTablesError(`${file}: ${error.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new PolicyTablesError(`${file} ${args.join(' ')}: ${stderr.trim() || `exit code ${code ?? 'none (killed)'}`}`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
+export async function runIptables(file: string, args: string[], input = ''): Promise<string> {
+  const result = await runCommand(file, args, input);
+  if (result.code === 0) return result.stdout;
+  throw new PolicyTablesError(`${file} ${args.join(' ')}: ${result.stderr.trim() || `exit code ${result.code}`}`);
 }
 
 /** Hivemind's chains as the kernel has them now. */
