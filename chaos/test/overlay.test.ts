@@ -95,13 +95,18 @@ overlayTest('containers on three hosts reach each other by overlay address; a fo
     const prefixes = [...subnets.values()].map((subnet) => subnet.split('.').slice(0, 3).join('.'));
     for (const container of containers) assert.ok(prefixes.includes(container.address.split('.').slice(0, 3).join('.')), `${container.address} is in a node's subnet`);
 
-    // Every container reaches every other, across hosts.
+    // Tenant isolation lets traffic through only between addresses the state holds: wait for every endpoint report.
+    await until('every instance reports its endpoint', async () => {
+      const answer = await client.call(first!.origin, 'GET', `/v1/instances?tenant=default&app=${APP}`, undefined, 2000);
+      if (answer.kind !== 'answer' || answer.status !== 200) return JSON.stringify(answer);
+      const reported = ((answer.body as { instances: { status: { endpoint?: { address: string } } }[] }).instances ?? []).map((instance) => instance.status.endpoint?.address).sort();
+      return JSON.stringify(reported) === JSON.stringify(containers.map((entry) => entry.address).sort()) ? true : JSON.stringify(reported);
+    }, 30_000);
+    // Every container reaches every other, across hosts, once each node's rules follow those reports (within seconds of the commit).
     for (const from of containers) {
       for (const to of containers) {
         if (from === to) continue;
-        await command('ip', ['netns', 'exec', from.namespace, '/bin/busybox', 'ping', '-c', '1', '-W', '2', to.address]).catch((error: Error) => {
-          throw new Error(`${from.address} cannot reach ${to.address}: ${error.message}`);
-        });
+        await until(`${from.address} to reach ${to.address}`, () => command('ip', ['netns', 'exec', from.namespace, '/bin/busybox', 'ping', '-c', '1', '-W', '1', to.address]).then(() => true, (error: Error) => error.message), 5000);
       }
     }
 
