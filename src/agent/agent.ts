@@ -304,6 +304,12 @@ class HivemindAgent implements Agent, ApiBackend {
   private async shutDown(reason: AgentStopReason): Promise<void> {
     this.stopController.abort();
     clearInterval(this.watchTimer);
+    // A node that left releases what it ran for the cluster first: its workloads now run elsewhere.
+    if (reason.type === 'left') {
+      for (const component of [...this.componentList].reverse()) {
+        await component.leave?.().catch((error: unknown) => this.log(component.name, `leaving failed: ${(error as Error).message}`));
+      }
+    }
     // Every component, started or only bound (a start that failed half way leaves sockets to close).
     for (const component of [...this.componentList].reverse()) {
       await component.stop().catch((error: unknown) => this.log(component.name, `stopping failed: ${(error as Error).message}`));

@@ -70,6 +70,8 @@ const VOLUME_SWEEP_INTERVAL_MS = 30_000;
 const VOLUME_SWEEP_RETRY_MS = 2_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
+/** How long leave() waits for the starts and stops under way before it stops every workload. */
+const LEAVE_SETTLE_MS = 30_000;
 
 export interface ExecutorOptions {
   /** Runtimes to use instead of the default ones (the process runtime and every registered factory). */
@@ -202,6 +204,8 @@ export class Executor implements NodeComponent {
   private operations = 0;
   private started = false;
   private stopped = false;
+  /** stop() ran: the runtimes are closed. */
+  private closed = false;
   private caughtUp = false;
   /** The node's IP address, at which process apps are reachable (see nodeAddressOf); set by start(). */
   private nodeAddress = '127.0.0.1';
@@ -291,6 +295,54 @@ export class Executor implements NodeComponent {
 
   /** Stops watching; every workload keeps running for the next executor to adopt. */
   async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.halt();
+    for (const cleanup of this.cleanups) cleanup();
+    this.reporter.close();
+    for (const runtime of this.runtimes.all()) await runtime.close().catch(() => {});
+  }
+
+  /**
+   * The node left its cluster for good: stops watching, lets the starts and
+   * stops under way finish (at most LEAVE_SETTLE_MS), then stops and removes
+   * every workload its runtimes run, tracked or not. The cluster places them
+   * elsewhere; left running they would be strays nobody supervises (a node
+   * that only restarts calls stop(), which leaves them to adopt). Volumes keep
+   * their data. Never throws; what it cannot stop it logs.
+   */
+  async leave(): Promise<void> {
+    this.halt();
+    const deadlineMs = Date.now() + LEAVE_SETTLE_MS;
+    while (this.operations > 0 && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (this.operations > 0) this.log(`${this.operations} start(s) or stop(s) still under way after ${LEAVE_SETTLE_MS} ms; stopping the workloads anyway`);
+    let count = 0;
+    for (const runtime of this.runtimes.all()) {
+      // Opened now if no instance needed it yet: it may run workloads of an earlier start.
+      if (!(await this.openRuntime(runtime))) continue;
+      const workloads = await runtime.list().catch((error: Error) => {
+        this.log(`cannot list the ${runtime.kind} workloads to stop them: ${error.message}`);
+        return [];
+      });
+      await Promise.all(
+        workloads.map(async (workload) => {
+          const tracked = this.supervisions.get(workload.id)?.tracked;
+          try {
+            await runtime.stop(workload.id, { signal: tracked?.stopSignal ?? STOP_SIGNAL_DEFAULT, graceMs: tracked?.stopGraceMs ?? STOP_GRACE_MS_DEFAULT });
+            await runtime.remove(workload.id);
+            this.supervisions.clear(workload.id, 'tracked');
+            count++;
+          } catch (error) {
+            this.log(`cannot stop instance ${workload.id} as the node leaves: ${(error as Error).message}`);
+          }
+        }),
+      );
+    }
+    this.log(`this node left its cluster: stopped ${count} workload(s)`);
+  }
+
+  /** Ends every timer and pass; the runtimes stay open. Idempotent. */
+  private halt(): void {
     if (this.stopped) return;
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
@@ -298,9 +350,6 @@ export class Executor implements NodeComponent {
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     if (this.volumeRetryTimer) clearTimeout(this.volumeRetryTimer);
     this.applyPass?.cancel();
-    for (const cleanup of this.cleanups) cleanup();
-    this.reporter.close();
-    for (const runtime of this.runtimes.all()) await runtime.close().catch(() => {});
   }
 
   /** The log file of an instance this node runs or ran, if it has one. */

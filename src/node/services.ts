@@ -82,6 +82,12 @@ export interface NodeComponent {
   bind?(): Promise<BoundPorts>;
   /** Called once the node serves its API. */
   start(): Promise<void>;
+  /**
+   * Optional: the node left its cluster for good (not a restart). Releases
+   * what the component runs on the host for the cluster (the executor stops
+   * its workloads). Called before stop(); must not throw.
+   */
+  leave?(): Promise<void>;
   /** Idempotent; must not throw. */
   stop(): Promise<void>;
 }

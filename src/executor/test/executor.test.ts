@@ -132,6 +132,31 @@ test('three replicas run and answer, a killed one comes back, an adopting execut
   await eventually('the executor to forget them', () => second.view().length === 0 && !second.runs(ids[0]!), 10_000);
 });
 
+test('a node that leaves its cluster stops every workload it ran, those it started and those it adopted', async () => {
+  const [basePort] = await freePorts(1);
+  const ports = [basePort!, basePort! + 1];
+  const cluster = new TestCluster();
+  cluster.ok(registerNode('n1'));
+  cluster.ok({ type: 'app.deploy', spec: processApp('leaving', basePort!, { replicas: 2 }) });
+  placeAll(cluster, 'leaving');
+  const dataDir = join(root, 'leaving-node');
+  const first = executor(cluster, dataDir);
+  await first.start();
+  await eventually('both replicas to answer', async () => ((await Promise.all(ports.map(answer))).every((text) => text !== undefined) ? true : undefined), 30_000);
+
+  // A restart in between: the second executor only adopts what the first started.
+  await first.stop();
+  const second = executor(cluster, dataDir);
+  await second.start();
+  await second.leave();
+  assert.equal(await Promise.all(ports.map(answer)), [undefined, undefined], 'no replica answers once the node left');
+  await second.stop();
+  const runtime = new ProcessRuntime({ stateDir: join(dataDir, 'executor', 'process') });
+  await runtime.open();
+  assert.equal(await runtime.list(), [], 'the runtime holds no workload, running or exited');
+  await runtime.close();
+});
+
 test('exits follow the restart policy: exited without a restart, failed after max attempts', async () => {
   const cluster = new TestCluster();
   cluster.ok(registerNode('n1'));
