@@ -183,7 +183,7 @@ export class NemesisRunner {
     return {
       record,
       heal: async () => {
-        if (!node.alive) node.start('agent');
+        if (!node.alive) node.restart(this.seedFor(node));
       },
     };
   }
@@ -245,7 +245,7 @@ export class NemesisRunner {
     const record = this.start(fault, down === undefined ? [] : [down], down === undefined ? 'the cluster CA rotates' : `kill -9 ${down.name}, the cluster CA rotates, ${down.name} restarts at the heal`);
     if (down !== undefined) await down.kill9();
     const heal = async () => {
-      if (down !== undefined && !down.alive) down.start('agent');
+      if (down !== undefined && !down.alive) down.restart(this.seedFor(down));
     };
     if (via === undefined) {
       record.notes.push('no running node to ask; nothing rotated');
@@ -261,6 +261,11 @@ export class NemesisRunner {
     return { record, heal };
   }
 
+  /** A running node's peer address other than `node`'s, to join through. */
+  private seedFor(node: ChaosNode): string | undefined {
+    return this.context.nodes.find((other) => other !== node && other.state === 'running')?.peerAddress;
+  }
+
   /** Every node back: network healed, paused nodes resumed, stopped ones restarted, left ones joined again. */
   async healEverything(): Promise<void> {
     await this.healActive();
@@ -268,7 +273,8 @@ export class NemesisRunner {
     await network.heal();
     for (const node of nodes) {
       if (node.state === 'paused') node.resume();
-      if (node.state === 'stopped' && !node.alive) node.start('agent');
+      // Stopped by a fault, or exited by itself (a join that gave up): started again.
+      if ((node.state === 'stopped' || node.state === 'running') && !node.alive) node.restart(this.seedFor(node));
       if (node.state === 'left') {
         const seed = nodes.find((other) => other.state === 'running');
         if (seed !== undefined) node.start({ join: seed.peerAddress });

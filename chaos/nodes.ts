@@ -40,6 +40,8 @@ export class ChaosNode {
   state: AgentState = 'stopped';
   private child: ChildProcess | undefined;
   private exitedPromise: Promise<void> = Promise.resolve();
+  /** How the node last started (see restart). */
+  private lastMode: 'agent' | { join: string } = 'agent';
 
   constructor(
     readonly host: Host,
@@ -70,9 +72,21 @@ export class ChaosNode {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /**
+   * Starts the node again the way it last started: `agent`, or, for a node
+   * that came in by `join`, `join` through `seed` (a member restarts from its
+   * data directory whatever the seed; a join that never finished is tried
+   * again, where `agent` would refuse).
+   */
+  restart(seed: string | undefined): void {
+    const last = this.lastMode;
+    this.start(last === 'agent' ? 'agent' : { join: seed ?? last.join });
+  }
+
   /** Starts `agent` (bootstrap or restart from the data directory), or `join <seed>`. */
   start(mode: 'agent' | { join: string }): void {
     if (this.alive) throw new Error(`${this.name} already runs (pid ${this.pid})`);
+    this.lastMode = mode;
     mkdirSync(this.settings.logDirectory, { recursive: true });
     const log = openSync(join(this.settings.logDirectory, `${this.host.namespace}.log`), 'a');
     const subcommand = mode === 'agent' ? ['agent'] : ['join', mode.join];

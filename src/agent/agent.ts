@@ -347,6 +347,7 @@ class HivemindAgent implements Agent, ApiBackend {
       this.joining = true;
       await this.join(this.config.token!);
       this.joining = false;
+      this.dataDir.clearJoinPending();
     }
     this.raftInstance!.setPeers({ ...this.identity!.peers, ...this.peerMap() });
     this.watchTimer = setInterval(() => this.watch(), WATCH_INTERVAL_MS);
@@ -386,6 +387,8 @@ class HivemindAgent implements Agent, ApiBackend {
       if (key === undefined) throw new AgentError('data-dir', `the data directory ${this.config.dataDir} has node.json but no cluster.key; restore cluster.key from a backup, or start with an empty data directory and join again`);
       this.identity = identity;
       this.key = key;
+      // A join that finished but died before it cleared its record: the membership is what counts.
+      this.dataDir.clearJoinPending();
       return 'restart';
     }
     if (this.dataDir.hasRaftData()) {
@@ -393,8 +396,14 @@ class HivemindAgent implements Agent, ApiBackend {
     }
     if (joinSeed !== undefined) {
       if (this.config.token === undefined) throw new AgentError('config', 'joining needs the cluster\'s join token: pass --token (or HIVEMIND_TOKEN); `hivemind token` on a member shows it');
+      this.dataDir.writeJoinPending(joinSeed);
       this.identity = { format: 1, name: this.name, origin: 'join', createdAt: new Date().toISOString(), peers: {} };
       return 'join';
+    }
+    // A join began here and did not finish: bootstrapping would make a second cluster beside the one it was joining.
+    const pending = this.dataDir.readJoinPending();
+    if (pending !== undefined) {
+      throw new AgentError('data-dir', `the data directory ${this.config.dataDir} began joining a cluster through ${pending.seed} (${pending.startedAt}) and the join did not finish; run \`hivemind join ${pending.seed}\` again, or use an empty --data-dir to start a new cluster`);
     }
     // Written once the API port is bound (see start), so a failed first start leaves no half cluster.
     this.key = generateClusterKey();

@@ -52,6 +52,7 @@ const IDENTITY_FILE = 'node.json';
 const CLUSTER_KEY_FILE = 'cluster.key';
 const TOKEN_FILE = 'token';
 const ADMIN_TOKEN_FILE = 'admin-token';
+const JOIN_PENDING_FILE = 'join-pending.json';
 const RAFT_DIRECTORY = 'raft';
 const TLS_DIRECTORY = 'tls';
 const NODE_KEY_FILE = 'tls/node.key';
@@ -192,6 +193,32 @@ export class DataDir {
     mkdirSync(join(this.path, TLS_DIRECTORY), { recursive: true, mode: 0o700 });
     const text = JSON.stringify({ certificatePem: ca.certificatePem, keySealed: Buffer.from(ca.keySealed).toString('base64'), keyNonce: Buffer.from(ca.keyNonce).toString('base64') });
     this.writeAtomic(BOOTSTRAP_CA_FILE, Buffer.from(`${text}\n`, 'utf8'), PRIVATE_FILE_MODE);
+  }
+
+  /**
+   * The join this data directory began and did not finish (`hivemind join`
+   * writes it before it contacts the seed and removes it once the node is a
+   * member). While it exists, a plain start must not bootstrap a cluster of
+   * its own here.
+   */
+  readJoinPending(): { seed: string; startedAt: string } | undefined {
+    const text = this.readOptional(JOIN_PENDING_FILE);
+    if (text === undefined) return undefined;
+    try {
+      const value = JSON.parse(text.toString('utf8')) as { seed?: unknown; startedAt?: unknown };
+      if (typeof value.seed !== 'string' || typeof value.startedAt !== 'string') throw new Error('it lacks "seed" or "startedAt"');
+      return { seed: value.seed, startedAt: value.startedAt };
+    } catch (error) {
+      throw this.corrupt(JOIN_PENDING_FILE, `it is not the record of a join (${(error as Error).message})`);
+    }
+  }
+
+  writeJoinPending(seed: string): void {
+    this.writeAtomic(JOIN_PENDING_FILE, Buffer.from(`${JSON.stringify({ seed, startedAt: new Date().toISOString() })}\n`, 'utf8'), 0o644);
+  }
+
+  clearJoinPending(): void {
+    rmSync(join(this.path, JOIN_PENDING_FILE), { force: true });
   }
 
   /** Drops the bootstrap CA file once the state holds the CA. */

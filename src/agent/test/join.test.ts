@@ -2,7 +2,7 @@
 // cluster key opens only with the token, and a member refuses bad Joins with
 // the right status, changing nothing. One in-process node on loopback.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -166,10 +166,23 @@ test('a joiner given a pinned token refuses a cluster whose CA is not the pinned
   );
   assert.match(refused, `is not the one the token pins (${'ab'.repeat(32)})`);
   assert.match(refused, certificateFingerprint(caPem));
+  // The unfinished join's directory: a plain start must not bootstrap a second cluster there (the soak found one doing so).
+  const plain = resolveConfig({ name: 'pinned-wrong', dataDir: join(directory, 'pinned-wrong'), bind: '127.0.0.1', apiPort: 0, peerPort: 0, gossipPort: 0, dnsPort: 0, proxyPort: 0, token: TOKEN, tickMs: 20 }, {}, { hostname: 'test', externalIpv4: [], cwd: directory });
+  if (!plain.ok) throw new Error(JSON.stringify(plain.problems));
+  const bootstrapped = await startAgent(plain.config, { mode: 'bootstrap-or-restart', print: () => {}, log: () => {} }).then(
+    async (started) => {
+      await started.stop();
+      return 'bootstrapped';
+    },
+    (error: Error) => error.message,
+  );
+  assert.match(bootstrapped, `began joining a cluster through ${agent.peerAddress}`);
+  assert.match(bootstrapped, `run \`hivemind join ${agent.peerAddress}\` again`);
   const joined = await start('pinned-right', pinnedToken(TOKEN, caPem));
   try {
     assert.ok(joined.credentials.current !== undefined, 'it has its certificate');
     assert.is(readFileSync(join(directory, 'pinned-right', 'token'), 'utf8').trim(), TOKEN, 'the token file keeps the bare token');
+    assert.not.ok(existsSync(join(directory, 'pinned-right', 'join-pending.json')), 'a finished join clears its record');
   } finally {
     await joined.stop();
   }
