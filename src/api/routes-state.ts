@@ -90,13 +90,15 @@ const tenantRoutes: Route[] = [
     path: '/v1/tenants/:name',
     kind: 'write',
     access: { need: 'cluster-admin' },
-    body: { quota: 'optional' },
+    body: { quota: 'optional', settings: 'optional' },
     async write(context) {
       const name = checkName(context.params.name!, 'name');
       const quota = body(context).quota ?? {};
+      // Absent: an update keeps the tenant's settings. The command's validation checks their shape.
+      const settings = body(context).settings;
       // Decided where the command is checked: on the leader (a follower forwards the request).
       const exists = context.backend.machine.tenants().some((tenant) => tenant.name === name && tenant.createdIndex > 0);
-      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota } as Command;
+      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) } as Command;
       return context.commit([command]);
     },
   },

@@ -461,7 +461,7 @@ function copyTwoLevels(value: object, freeze: boolean): Record<string, unknown> 
 }
 
 function implicitDefaultTenant(): Tenant {
-  return { name: DEFAULT_TENANT, quota: {}, createdIndex: 0, createdAt: 0 };
+  return { name: DEFAULT_TENANT, quota: {}, createdIndex: 0, createdAt: 0, uidOffset: 0 };
 }
 
 function compare(left: string, right: string): number {

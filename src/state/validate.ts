@@ -47,6 +47,7 @@ import {
   type CertificateRecord,
   type Resources,
   type RestartSpec,
+  type TenantSettings,
   type RolloutPatch,
   type UpdateSpec,
   type VolumeMount,
@@ -137,6 +138,8 @@ const quota = object<Quota>({
   volumes: optional(count),
   storageBytes: optional(amount),
 });
+
+const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()) });
 
 const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
 
@@ -374,8 +377,8 @@ function repeatedId(items: { id: string }[], key: string): { field: string; text
 
 /** One parser per command type; each also checks the `type` field itself. */
 const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
-  'tenant.create': object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota }),
-  'tenant.update': object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota }),
+  'tenant.create': object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota, settings: optional(tenantSettings) }),
+  'tenant.update': object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota, settings: optional(tenantSettings) }),
   'tenant.delete': object<CommandOf<'tenant.delete'>>({ type: oneOf(['tenant.delete']), name }),
   'app.deploy': object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
   'app.deploy-many': object<CommandOf<'app.deploy-many'>>({
