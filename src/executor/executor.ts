@@ -41,6 +41,8 @@ import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } 
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
+import { confineDataDir } from '../security/node-files.js';
+import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, hostAccountsIn, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
 
 /** How often a pass runs even when nothing happened. */
 export const RECONCILE_INTERVAL_MS_DEFAULT = 3000;
@@ -78,6 +80,8 @@ export interface ExecutorOptions {
   statusFlushMs?: number;
   /** The cluster key, to open secrets (default: read from the data directory when needed). */
   clusterKey?: () => Uint8Array | undefined;
+  /** The host user ids tenants' process apps run as (default: $HIVEMIND_TENANT_UIDS, else TENANT_UID_RANGE_DEFAULT). */
+  tenantUids?: TenantUidRange;
 }
 
 interface Tracked {
@@ -208,6 +212,9 @@ export class Executor implements NodeComponent {
   private readonly metrics: ExecutorMetrics;
   private readonly volumes: VolumeKeeper;
   private volumeRetryTimer: NodeJS.Timeout | undefined;
+  private readonly tenantUids: TenantUidRange;
+  /** Why confined process apps cannot run here (the range is not the agent's alone, or badly set); undefined when they can. */
+  private readonly tenantUidsProblem: string | undefined;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
     this.services = services;
@@ -221,6 +228,10 @@ export class Executor implements NodeComponent {
       ),
     ];
     for (const runtime of runtimes) this.runtimes.register(runtime);
+    const uids = tenantUidRange(options.tenantUids);
+    this.tenantUids = uids.range;
+    this.tenantUidsProblem = uids.problem ?? rangeProblem(uids.range, hostAccountsIn(uids.range));
+    if (this.tenantUidsProblem !== undefined) log(`confined process apps cannot run on this node: ${this.tenantUidsProblem}`);
     const dataDir = new DataDir(services.dataDir);
     this.clusterKey = options.clusterKey ?? (() => dataDir.readClusterKey());
     this.reporter = new StatusReporter({
@@ -243,6 +254,7 @@ export class Executor implements NodeComponent {
     if (this.started) return;
     this.started = true;
     this.nodeAddress = await nodeAddressOf(this.services.config.advertise, (line) => this.log(line));
+    this.confineFiles();
     for (const runtime of this.runtimes.all()) {
       if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
       await this.openRuntime(runtime);
@@ -605,13 +617,16 @@ export class Executor implements NodeComponent {
           : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
       return fail(message, false);
     }
+    const identity = workloadIdentity(spec, { tenant: this.services.machine.tenant(instance.tenant), range: this.tenantUids, ...(this.tenantUidsProblem !== undefined ? { rangeProblem: this.tenantUidsProblem } : {}) });
+    if (!identity.ok) return fail(`cannot start: ${identity.message}`, false);
+    const { runAs, volumeOwner } = identity.identity;
     if (spec.volumes.length > 0) {
-      const volumes = await this.volumes.prepare(spec).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
+      const volumes = await this.volumes.prepare(spec, volumeOwner).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
       if (this.stopped) return;
       if (!volumes.ok) return fail(volumes.message, volumes.retry);
     }
     const logPath = logPathOf(this.executorDir, instance.id);
-    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
+    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs(), ...(runAs !== undefined ? { runAs } : {}) });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
     const tracked: Tracked = {
       id: instance.id,
@@ -686,9 +701,20 @@ export class Executor implements NodeComponent {
     }
   }
 
+  /** Keeps the data directory out of apps' reach (see security/node-files.ts); a failure is logged, and the next sweep tries again. */
+  private confineFiles(): void {
+    try {
+      const { narrowed } = confineDataDir(this.services.dataDir);
+      if (narrowed.length > 0) this.log(`narrowed the permissions of ${narrowed.join(', ')} (apps must not read the agent's files)`);
+    } catch (error) {
+      this.log(`cannot narrow the permissions of the data directory ${this.services.dataDir}: ${(error as Error).message}`);
+    }
+  }
+
   /** Runs a volume sweep in the background (see VolumeKeeper.sweep); only with volumes on this node does it touch anything. */
   private sweepVolumes(): void {
     if (this.stopped) return;
+    this.confineFiles();
     void this.volumes
       .sweep()
       .then(({ retrySoon }) => {
@@ -921,4 +947,13 @@ function portsMessage(tracked: Tracked): { message?: string } {
   const address = tracked.address ?? '127.0.0.1';
   const shown = Object.entries(tracked.hostPorts).map(([target, port]) => `${target} on ${address}:${port}`);
   return shown.length > 0 ? { message: `port${shown.length === 1 ? '' : 's'} ${shown.join(', ')}` } : {};
+}
+
+/** The tenant user range: the option, else $HIVEMIND_TENANT_UIDS, else the default; with the problem of a badly set variable. */
+function tenantUidRange(option: TenantUidRange | undefined): { range: TenantUidRange; problem?: string } {
+  if (option !== undefined) return { range: option };
+  const text = process.env[TENANT_UIDS_VARIABLE];
+  if (text === undefined || text === '') return { range: TENANT_UID_RANGE_DEFAULT };
+  const parsed = parseTenantUidRange(text);
+  return parsed.ok ? { range: parsed.range } : { range: TENANT_UID_RANGE_DEFAULT, problem: parsed.message };
 }
