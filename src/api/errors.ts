@@ -27,6 +27,8 @@ export const ApiCode = {
   notFound: 'not-found',
   methodNotAllowed: 'method-not-allowed',
   conflict: 'conflict',
+  /** An Idempotency-Key this caller already used for another request (422). */
+  idempotencyKeyReused: 'idempotency-key-reused',
   payloadTooLarge: 'payload-too-large',
   unsupportedMediaType: 'unsupported-media-type',
   noLeader: 'no-leader',

@@ -64,7 +64,7 @@ export function planTenantCreate(state: ClusterState, command: CommandOf<'tenant
       }
       const settings = command.settings === undefined ? undefined : storedSettings(command.settings);
       state.tenants.set(command.name, { name: command.name, quota: command.quota, createdIndex: context.index, createdAt: context.time, uidOffset, ...(settings ? { settings } : {}) });
-      const summary = `created (${describeQuota(command.quota)}; ${describeSettings(settings)})`;
+      const summary = `created (${describeQuota(command.quota)}${settings ? `; ${describeSettings(settings)}` : ''})`;
       return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary } };
     },
   };
