@@ -6,7 +6,7 @@
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
 import { APP_FILE_ERROR_CODE, volumeCreations } from '../appfile/index.js';
-import { LIMITS, validateCommand } from '../state/validate.js';
+import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { HISTORY_MAX, type Command } from '../state/types.js';
 import { isClusterWide, seesHistory } from './access.js';
@@ -354,8 +354,8 @@ const resourceRoutes: Route[] = [
 /** The key from the path, checked as the state checks keys. */
 function kvKey(context: RouteContext): string {
   const key = context.params.key ?? '';
-  const checked = validateCommand({ type: 'kv.delete', key });
-  if (!checked.ok) throw fromStateError(checked.error);
+  const checked = validateKvKey(key);
+  if (!checked.ok) throw fromStateError({ ...checked.error, message: `the config ${checked.error.message}` });
   return key;
 }
 

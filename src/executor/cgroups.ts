@@ -23,7 +23,7 @@
  *
  * `parseCgroupMounts` is pure; the rest reads and writes /sys/fs/cgroup.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../../consensus/core/assert.js';
 import type { Resources } from '../state/types.js';
@@ -217,6 +217,35 @@ export class ProcessCgroups {
     return left;
   }
 
+  /**
+   * Removes the workload folders, of any agent on this host, that hold no
+   * process and were made more than `ageMsMin` ago, and the agents' folders
+   * left empty: what an agent killed before it removed its workloads leaves
+   * behind. A folder is made moments before its wrapper joins it, so an old
+   * empty one is never a start under way; its agent, if it lives, finds it
+   * gone (which remove() takes as done). Answers the folders removed.
+   */
+  sweepEmpty(nowMs: number, ageMsMin: number): string[] {
+    const removed: string[] = [];
+    const roots = new Set<string>();
+    for (const controller of ['memory', 'cpu'] as const) {
+      const mount = this.controllerMount(controller);
+      if (mount !== undefined) roots.add(join(mount.mountPoint, 'hivemind'));
+    }
+    for (const root of roots) {
+      for (const scope of subfolders(root).filter((name) => name.startsWith('process-'))) {
+        const scopePath = join(root, scope);
+        for (const workload of subfolders(scopePath)) {
+          const path = join(scopePath, workload);
+          if (!isEmptyGroup(path) || nowMs - createdAtMs(path) < ageMsMin) continue;
+          if (tryRemove(path)) removed.push(path);
+        }
+        if (subfolders(scopePath).length === 0 && isEmptyGroup(scopePath) && nowMs - createdAtMs(scopePath) >= ageMsMin && tryRemove(scopePath)) removed.push(scopePath);
+      }
+    }
+    return removed;
+  }
+
   private folderOf(mountPoint: string, id: string): string {
     assert(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/.test(id) && !id.includes('..'), `a cgroup folder is named by an instance id, got ${JSON.stringify(id)}`);
     return join(mountPoint, 'hivemind', `process-${this.scope}`, id);
@@ -268,6 +297,40 @@ function v2Controllers(mountPoint: string): string[] {
     return readFileSync(join(mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
   } catch {
     return [];
+  }
+}
+
+function subfolders(path: string): string[] {
+  try {
+    return readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  } catch {
+    return [];
+  }
+}
+
+function isEmptyGroup(path: string): boolean {
+  try {
+    return readFileSync(join(path, 'cgroup.procs'), 'utf8').trim() === '';
+  } catch {
+    return false;
+  }
+}
+
+/** When a cgroup folder was made (cgroupfs keeps its change time from then); +Infinity when unknown, so it counts as new. */
+function createdAtMs(path: string): number {
+  try {
+    return statSync(path).ctimeMs;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+function tryRemove(path: string): boolean {
+  try {
+    rmdirSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -87,6 +87,8 @@ const STARTING_SUFFIX = '.starting';
 /** How long after SIGKILL a workload may take to disappear before stop() gives up with an error. */
 const KILL_WAIT_MS_MAX = 10_000;
 const STOP_POLL_MS = 25;
+/** An empty workload cgroup older than this is left over (see ProcessCgroups.sweepEmpty). */
+const STALE_CGROUP_AGE_MS = 60_000;
 
 /**
  * The wrapper: `sh -c WRAPPER hivemind-process EXIT_FILE CGROUP_PROCS argv...`.
@@ -190,6 +192,9 @@ export class ProcessRuntime implements Runtime {
     }
     for (const name of names) {
       if (name.endsWith(STARTING_SUFFIX)) this.endInterruptedStart(name.slice(0, -STARTING_SUFFIX.length));
+    }
+    if (existsSync('/sys/fs/cgroup')) {
+      for (const path of this.cgroups().sweepEmpty(Date.now(), STALE_CGROUP_AGE_MS)) this.log(`process runtime: removed ${path}, an empty cgroup a stopped agent left`);
     }
     this.poller = setInterval(() => this.poll(), this.pollIntervalMs);
     this.poller.unref();

@@ -410,6 +410,14 @@ const policyRule = object<PolicyRule>({
 });
 
 const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
+
+/**
+ * A config key on its own (from a URL path), checked as kv.put and
+ * kv.delete check theirs; the error names the field `key` and no command.
+ */
+export function validateKvKey(key: unknown): { ok: true; value: string } | { ok: false; error: StateError } {
+  return kvKey(key, 'key');
+}
 const nonce = bytes({ bytesMin: LIMITS.sealNonceBytes, bytesMax: LIMITS.sealNonceBytes });
 const certificateRecord = object<CertificateRecord>({
   serial: text({ bytesMin: 1, bytesMax: 64, pattern: /^[0-9A-F]+$/, patternHint: 'a certificate serial in upper-case hex' }),
