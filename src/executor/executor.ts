@@ -230,7 +230,7 @@ export class Executor implements NodeComponent {
     for (const runtime of runtimes) this.runtimes.register(runtime);
     const uids = tenantUidRange(options.tenantUids);
     this.tenantUids = uids.range;
-    this.tenantUidsProblem = uids.problem ?? rangeProblem(uids.range, hostAccountsIn(uids.range));
+    this.tenantUidsProblem = uids.problem ?? notRootProblem(process.getuid?.()) ?? rangeProblem(uids.range, hostAccountsIn(uids.range));
     if (this.tenantUidsProblem !== undefined) log(`confined process apps cannot run on this node: ${this.tenantUidsProblem}`);
     const dataDir = new DataDir(services.dataDir);
     this.clusterKey = options.clusterKey ?? (() => dataDir.readClusterKey());
@@ -956,4 +956,13 @@ function tenantUidRange(option: TenantUidRange | undefined): { range: TenantUidR
   if (text === undefined || text === '') return { range: TENANT_UID_RANGE_DEFAULT };
   const parsed = parseTenantUidRange(text);
   return parsed.ok ? { range: parsed.range } : { range: TENANT_UID_RANGE_DEFAULT, problem: parsed.message };
+}
+
+/** Why an agent that is not root cannot confine process apps (it cannot switch users); undefined for root. */
+function notRootProblem(uid: number | undefined): string | undefined {
+  if (uid === undefined || uid === 0) return undefined;
+  return (
+    `the agent runs as uid ${uid}, not root, so it cannot run process apps as their tenants' own users; ` +
+    'run the agent as root, or let a tenant run as the agent\'s user (hivemind tenants update TENANT --host-users allow)'
+  );
 }

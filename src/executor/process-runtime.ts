@@ -237,7 +237,14 @@ export class ProcessRuntime implements Runtime {
         throw problem((error as Error).message);
       }
     }
-    const secretsDir = spec.secrets.length > 0 ? this.writeSecrets(spec, hostUser) : undefined;
+    let secretsDir: string | undefined;
+    try {
+      secretsDir = spec.secrets.length > 0 ? this.writeSecrets(spec, hostUser) : undefined;
+    } catch (error) {
+      // Nothing of this start may stay behind (runtime.ts, Errors).
+      if (cgroups) this.cgroups().remove(cgroups);
+      throw error;
+    }
     if (secretsDir) environment.HIVEMIND_SECRETS_DIR = secretsDir;
     environment[START_MARKER_VARIABLE] = this.startingPath(spec.id);
     const exitPath = this.exitPath(spec.id);
