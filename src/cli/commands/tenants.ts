@@ -2,7 +2,7 @@
  * `tenants`: list, show, create, update, delete; quotas in people's units
  * (`--cpu 2 --memory 4G`).
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { NAME_PATTERN, type Quota, type TenantSettings } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
 import { apiPath, type ApiClient } from '../client.js';
@@ -62,7 +62,7 @@ function addQuotaOptions(command: Command, liftable: boolean): Command {
 function allowOrDeny(text: string): boolean {
   if (text === 'allow') return true;
   if (text === 'deny') return false;
-  throw new UsageError(`expected "allow" or "deny", got ${JSON.stringify(text)}`);
+  throw new InvalidArgumentError('must be allow or deny');
 }
 
 function addSettingsOptions(command: Command): Command {
