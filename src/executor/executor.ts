@@ -41,7 +41,7 @@ import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } 
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
-import { confineDataDir } from '../security/node-files.js';
+import { closedAncestor, confineDataDir } from '../security/node-files.js';
 import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, hostAccountsIn, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
 
 /** How often a pass runs even when nothing happened. */
@@ -620,6 +620,18 @@ export class Executor implements NodeComponent {
     const identity = workloadIdentity(spec, { tenant: this.services.machine.tenant(instance.tenant), range: this.tenantUids, ...(this.tenantUidsProblem !== undefined ? { rangeProblem: this.tenantUidsProblem } : {}) });
     if (!identity.ok) return fail(`cannot start: ${identity.message}`, false);
     const { runAs, volumeOwner } = identity.identity;
+    const volumesDir = join(this.services.dataDir, 'volumes');
+    if (runAs !== undefined && spec.volumes.some((mount) => !mount.source.startsWith('/'))) {
+      // The tenant's user reaches its volumes by path: every folder above must let it pass.
+      const closed = closedAncestor(volumesDir);
+      if (closed !== undefined) {
+        return fail(
+          `cannot start: the app's volumes are under ${closed.path} (mode ${closed.mode.toString(8).padStart(4, '0')}), which the tenant's user may not pass through; ` +
+            'put the data directory under a folder others may traverse (such as /var/lib/hivemind), or make that folder traversable (chmod o+x)',
+          false,
+        );
+      }
+    }
     if (spec.volumes.length > 0) {
       const volumes = await this.volumes.prepare(spec, volumeOwner).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
       if (this.stopped) return;

@@ -20,7 +20,7 @@
  * another component makes later is confined within one sweep.
  */
 import { chmodSync, lstatSync, readdirSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /** The data directory's mode: others may pass through to a path they know, not list or read. */
 export const DATA_DIR_MODE = 0o711;
@@ -70,6 +70,27 @@ export function confineDataDir(dataDir: string): ConfinedFiles {
     narrow(path, mode & ~GROUP_AND_OTHER_BITS);
   }
   return { narrowed };
+}
+
+/**
+ * The first folder on the way to `path` (from the root down, `path`
+ * included) that other users may not pass through (no `x` for others), with
+ * its mode; undefined when every one lets them. The agent never changes
+ * folders above its data directory: a process app that must reach its
+ * volumes there is refused with this instead (a data directory under /root,
+ * mode 0700, is the usual case).
+ */
+export function closedAncestor(path: string): { path: string; mode: number } | undefined {
+  const chain: string[] = [];
+  for (let current = resolve(path); ; current = dirname(current)) {
+    chain.unshift(current);
+    if (dirname(current) === current) break;
+  }
+  for (const folder of chain) {
+    const mode = currentMode(folder);
+    if (mode !== undefined && (mode & 0o001) === 0) return { path: folder, mode };
+  }
+  return undefined;
 }
 
 /** Sets `mode` on `path` (not through a symbolic link) unless it has it; says whether it changed anything. */

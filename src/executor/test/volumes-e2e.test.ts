@@ -7,7 +7,7 @@
 // `volumes delete` once no app uses it leaves no mount,
 // loop device or file. Needs root and mkfs.ext4 (e2fsprogs).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,6 +16,8 @@ import { mountSourceOf } from '../local-volumes.js';
 
 const skip = process.getuid?.() !== 0 ? 'volumes need root' : spawnSync('mkfs.ext4', ['-V']).error ? 'mkfs.ext4 is not installed (apt-get install e2fsprogs)' : undefined;
 const cluster = new TestCluster(50);
+// The app runs as its tenant's unprivileged user and reaches its volume by path: the test's folder (0700 from mkdtemp) must let it pass.
+chmodSync(cluster.root, 0o711);
 
 /** Unmounts and detaches whatever volume a failed run left under the cluster's folder, so its removal can proceed. */
 function releaseVolumesUnder(root: string): void {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { confineDataDir } from '../node-files.js';
+import { closedAncestor, confineDataDir } from '../node-files.js';
 
 const modeOf = (path: string): number => statSync(path).mode & 0o7777;
 
@@ -42,6 +42,25 @@ test('the data directory is traversable only, its entries private, volumes trave
     assert.equal(first.narrowed.sort(), [dataDir, join(dataDir, 'cluster.key'), join(dataDir, 'raft'), join(dataDir, 'volumes'), join(dataDir, 'volumes', 'acme')].sort());
     assert.equal(confineDataDir(dataDir).narrowed, [], 'a second run changes nothing');
     assert.equal(confineDataDir(join(root, 'missing')).narrowed, [], 'a missing data directory is fine');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('closedAncestor finds the first folder others may not pass through, from the root down', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hivemind-node-files-'));
+  try {
+    const deep = join(root, 'a', 'b', 'c');
+    mkdirSync(deep, { recursive: true });
+    for (const folder of [join(root, 'a'), join(root, 'a', 'b'), deep]) chmodSync(folder, 0o711);
+    chmodSync(root, 0o700);
+    assert.equal(closedAncestor(deep), { path: root, mode: 0o700 });
+    chmodSync(root, 0o711);
+    chmodSync(join(root, 'a', 'b'), 0o750);
+    assert.equal(closedAncestor(deep), { path: join(root, 'a', 'b'), mode: 0o750 });
+    chmodSync(join(root, 'a', 'b'), 0o751);
+    assert.is(closedAncestor(deep), undefined);
+    assert.is(closedAncestor(join(deep, 'not-yet')), undefined, 'a folder not made yet is no obstacle');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
