@@ -24,7 +24,7 @@
  * `parseCgroupMounts` is pure; the rest reads and writes /sys/fs/cgroup.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { assert } from '../../consensus/core/assert.js';
 import type { Resources } from '../state/types.js';
 
@@ -194,6 +194,8 @@ export class ProcessCgroups {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
+      // The agent's folder goes with its last workload (a start makes it again, synchronously with its workload's).
+      tryRemove(dirname(folder.path));
     }
   }
 

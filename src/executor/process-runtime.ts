@@ -56,7 +56,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { assert } from '../../consensus/core/assert.js';
@@ -333,7 +333,10 @@ export class ProcessRuntime implements Runtime {
     if (record.state === 'running' && this.alive(record)) throw new Error(`instance ${id}: cannot remove a running workload; stop it first`);
     if (record.cgroups) await this.removeCgroups(record.id, record.cgroups);
     this.records.delete(id);
-    if (record.secretsDir) rmSync(record.secretsDir, { recursive: true, force: true });
+    if (record.secretsDir) {
+      rmSync(record.secretsDir, { recursive: true, force: true });
+      removeIfEmpty(join(record.secretsDir, '..'));
+    }
     rmSync(this.exitPath(id), { force: true });
     rmSync(this.recordPath(id), { force: true });
   }
@@ -656,5 +659,14 @@ function killCgroupMembers(folder: string): void {
     } catch {
       // gone already
     }
+  }
+}
+
+/** Removes a folder that holds nothing (the secrets parent after its last workload); anything else leaves it. */
+function removeIfEmpty(folder: string): void {
+  try {
+    rmdirSync(folder);
+  } catch {
+    // not empty, or gone: either is fine
   }
 }

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataDir } from '../../node/data-dir.js';
@@ -158,6 +158,8 @@ test('tenant B\'s process app cannot read tenant A\'s secret and log, the cluste
   assert.is(uidOf(commandOf(pidOf(holder))), TENANT_UID_RANGE_DEFAULT.base + cluster.machine.tenant('tenant-a')!.uidOffset!);
   assert.is(uidOf(commandOf(pidOf(prober))), TENANT_UID_RANGE_DEFAULT.base + cluster.machine.tenant('tenant-b')!.uidOffset!);
   assert.is(noNewPrivileges(commandOf(pidOf(prober))), '1', 'a setuid binary cannot raise it');
+  for (const name of ['holder', 'prober']) cluster.ok({ type: 'app.scale', tenant: name === 'holder' ? 'tenant-a' : 'tenant-b', name, replicas: 0 });
+  await eventually('the secrets folder to go with its workload', () => !existsSync(join(memoryBackedRoot()!, `hivemind-${scope}`)), 20_000);
 
   await executor.stop();
 });
@@ -195,6 +197,7 @@ test('a memory-limited process app is OOM-killed by the kernel and reported oom-
   const hungryFolder = (JSON.parse(readFileSync(join(stateDir, `${hungry}.json`), 'utf8')) as typeof record).cgroups.folders[0]!.path;
   for (const name of ['hungry', 'capped']) cluster.ok({ type: 'app.scale', tenant: 'default', name, replicas: 0 });
   await eventually('both cgroups to be removed', () => !existsSync(folder.path) && !existsSync(hungryFolder), 20_000);
+  assert.not.ok(existsSync(dirname(folder.path)), 'the agent\'s cgroup folder goes with its last workload');
   await executor.stop();
 });
 
