@@ -27,6 +27,12 @@ export const ApiCode = {
   notFound: 'not-found',
   methodNotAllowed: 'method-not-allowed',
   conflict: 'conflict',
+  /** An image pull found no registry at the address (502). */
+  registryUnreachable: 'registry-unreachable',
+  /** The registry answered an image pull with an error (502). */
+  registryError: 'registry-error',
+  /** An Idempotency-Key this caller already used for another request (422). */
+  idempotencyKeyReused: 'idempotency-key-reused',
   payloadTooLarge: 'payload-too-large',
   unsupportedMediaType: 'unsupported-media-type',
   noLeader: 'no-leader',

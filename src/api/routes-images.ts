@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImageError } from '../executor/containerd/images.js';
 import { containerdRuntime } from '../executor/containerd/register.js';
+import { parseReference } from '../executor/containerd/registry.js';
 import type { ContainerdRuntime } from '../executor/containerd/containerd-runtime.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
 import type { Route } from './router.js';
@@ -36,10 +37,26 @@ async function runtimeOf(nodeId: string): Promise<ContainerdRuntime> {
   return runtime;
 }
 
-function imageAnswer(error: unknown): never {
+/**
+ * An image failure as the API answers it: a reference that is not one is
+ * the caller's 400 (field `ref`); a registry that cannot be reached, or that
+ * answers with an error, is a 502 (the gateway's upstream failed); an image
+ * it does not have is a 404; a bad archive or digest is a 400.
+ */
+function imageAnswer(error: unknown, field = 'ref'): never {
   if (error instanceof ImageError) {
-    const status = error.code === 'image-not-found' ? 404 : error.code === 'registry' ? 502 : 400;
-    throw new ApiError(status, status === 404 ? ApiCode.notFound : status === 502 ? ApiCode.unavailable : ApiCode.invalidArgument, error.message);
+    switch (error.code) {
+      case 'invalid-reference':
+        throw new ApiError(400, ApiCode.invalidArgument, error.message, field);
+      case 'image-not-found':
+        throw new ApiError(404, ApiCode.notFound, error.message);
+      case 'registry-unreachable':
+        throw new ApiError(502, ApiCode.registryUnreachable, error.message);
+      case 'registry':
+        throw new ApiError(502, ApiCode.registryError, error.message);
+      default:
+        throw new ApiError(400, ApiCode.invalidArgument, error.message);
+    }
   }
   throw error;
 }
@@ -71,6 +88,12 @@ export const imageRoutes: Route[] = [
     body: { ref: 'required' },
     async write(context) {
       const reference = stringField(context.body, 'ref', true)!;
+      // A reference that is not one is refused before anything else, on any node.
+      try {
+        parseReference(reference);
+      } catch (error) {
+        imageAnswer(error);
+      }
       const runtime = await runtimeOf(context.backend.nodeId);
       const name = await runtime.pullImage(reference).catch(imageAnswer);
       return { status: 200, json: { node: context.backend.nodeId, images: [name] } };

@@ -6,7 +6,7 @@
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
 import { APP_FILE_ERROR_CODE, volumeCreations } from '../appfile/index.js';
-import { LIMITS, validateCommand } from '../state/validate.js';
+import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { HISTORY_MAX, type Command } from '../state/types.js';
 import { isClusterWide, seesHistory } from './access.js';
@@ -90,13 +90,15 @@ const tenantRoutes: Route[] = [
     path: '/v1/tenants/:name',
     kind: 'write',
     access: { need: 'cluster-admin' },
-    body: { quota: 'optional' },
+    body: { quota: 'optional', settings: 'optional' },
     async write(context) {
       const name = checkName(context.params.name!, 'name');
       const quota = body(context).quota ?? {};
+      // Absent: an update keeps the tenant's settings. The command's validation checks their shape.
+      const settings = body(context).settings;
       // Decided where the command is checked: on the leader (a follower forwards the request).
       const exists = context.backend.machine.tenants().some((tenant) => tenant.name === name && tenant.createdIndex > 0);
-      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota } as Command;
+      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) } as Command;
       return context.commit([command]);
     },
   },
@@ -352,8 +354,8 @@ const resourceRoutes: Route[] = [
 /** The key from the path, checked as the state checks keys. */
 function kvKey(context: RouteContext): string {
   const key = context.params.key ?? '';
-  const checked = validateCommand({ type: 'kv.delete', key });
-  if (!checked.ok) throw fromStateError(checked.error);
+  const checked = validateKvKey(key);
+  if (!checked.ok) throw fromStateError({ ...checked.error, message: `the config ${checked.error.message}` });
   return key;
 }
 

@@ -20,7 +20,7 @@
  * renewal, a CA change) is served from the next handshake on. Plain HTTP
  * only with `insecure` (`--insecure-api`).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -56,6 +56,9 @@ export const WAIT_MS_MAX = 5 * 60 * 1000;
 export const WAIT_MS_DEFAULT = 30_000;
 const RETRY_DELAY_MS = 50;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7e]{1,128}$/;
+/** Hex digits of an Idempotency-Key's scope (the caller and the key) and of the request's fingerprint in its request id. */
+const IDEMPOTENCY_SCOPE_HEX = 32;
+const IDEMPOTENCY_FINGERPRINT_HEX = 16;
 
 /** Between nodes: how many times the request was forwarded. */
 export const FORWARDED_HEADER = 'x-hivemind-forwarded';
@@ -245,7 +248,7 @@ export class ApiServer {
       headers: request.headers,
       rawBody,
       forwardedHops,
-      requestId: route.kind === 'write' ? this.requestId(request, forwardedHops) : '',
+      requestId: route.kind === 'write' ? this.requestId(request, { forwardedHops, actor: principal.actor, url, rawBody }) : '',
       signal,
     };
     const body = this.parseBody(rawBody, request);
@@ -447,15 +450,40 @@ export class ApiServer {
     }
   }
 
-  private requestId(request: IncomingMessage, forwardedHops: number): string {
+  /**
+   * The request id a write is proposed under. Without Idempotency-Key: a
+   * fresh one. With it: scoped to the caller (two callers' equal keys never
+   * meet) and carrying a fingerprint of the request (method, path and query,
+   * body), so a retry of the same request gets the first answer and the same
+   * key on another request is refused 422 instead of answered with the
+   * first request's result. A forwarded request keeps the id its first node
+   * gave it.
+   */
+  private requestId(request: IncomingMessage, caller: { forwardedHops: number; actor: string; url: URL; rawBody: Buffer }): string {
     const forwardedId = request.headers[REQUEST_ID_HEADER];
-    if (forwardedHops > 0 && typeof forwardedId === 'string' && forwardedId.length > 0 && forwardedId.length <= 256) return forwardedId;
+    if (caller.forwardedHops > 0 && typeof forwardedId === 'string' && forwardedId.length > 0 && forwardedId.length <= 256) return forwardedId;
     const key = request.headers['idempotency-key'];
     if (key === undefined) return `req:${randomUUID()}`;
     if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw invalidArgument('Idempotency-Key', 'the Idempotency-Key header must be 1 to 128 printable ASCII characters');
     }
-    return `key:${key}`;
+    const scope = createHash('sha256').update(`${caller.actor}\0${key}`).digest('hex').slice(0, IDEMPOTENCY_SCOPE_HEX);
+    const fingerprint = createHash('sha256')
+      .update(`${request.method ?? ''} ${caller.url.pathname}${caller.url.search}\0`)
+      .update(caller.rawBody)
+      .digest('hex')
+      .slice(0, IDEMPOTENCY_FINGERPRINT_HEX);
+    const prefix = `key:${scope}:`;
+    const other = this.backend.machine.rememberedRequestIds(prefix).find((id) => id.slice(prefix.length, prefix.length + IDEMPOTENCY_FINGERPRINT_HEX) !== fingerprint);
+    if (other !== undefined) {
+      throw new ApiError(
+        422,
+        ApiCode.idempotencyKeyReused,
+        `the Idempotency-Key ${JSON.stringify(key)} was already used by this caller for another request (another route, query or body); use a new key for a new request, and the same key only to retry the same request`,
+        'Idempotency-Key',
+      );
+    }
+    return `${prefix}${fingerprint}`;
   }
 
   // ---------------------------------------------------------------------------

@@ -41,6 +41,8 @@ import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } 
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
+import { closedAncestor, confineDataDir } from '../security/node-files.js';
+import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, hostAccountsIn, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
 
 /** How often a pass runs even when nothing happened. */
 export const RECONCILE_INTERVAL_MS_DEFAULT = 3000;
@@ -80,6 +82,8 @@ export interface ExecutorOptions {
   statusFlushMs?: number;
   /** The cluster key, to open secrets (default: read from the data directory when needed). */
   clusterKey?: () => Uint8Array | undefined;
+  /** The host user ids tenants' process apps run as (default: $HIVEMIND_TENANT_UIDS, else TENANT_UID_RANGE_DEFAULT). */
+  tenantUids?: TenantUidRange;
 }
 
 interface Tracked {
@@ -212,6 +216,9 @@ export class Executor implements NodeComponent {
   private readonly metrics: ExecutorMetrics;
   private readonly volumes: VolumeKeeper;
   private volumeRetryTimer: NodeJS.Timeout | undefined;
+  private readonly tenantUids: TenantUidRange;
+  /** Why confined process apps cannot run here (the range is not the agent's alone, or badly set); undefined when they can. */
+  private readonly tenantUidsProblem: string | undefined;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
     this.services = services;
@@ -225,6 +232,10 @@ export class Executor implements NodeComponent {
       ),
     ];
     for (const runtime of runtimes) this.runtimes.register(runtime);
+    const uids = tenantUidRange(options.tenantUids);
+    this.tenantUids = uids.range;
+    this.tenantUidsProblem = uids.problem ?? notRootProblem(process.getuid?.()) ?? rangeProblem(uids.range, hostAccountsIn(uids.range));
+    if (this.tenantUidsProblem !== undefined) log(`confined process apps cannot run on this node: ${this.tenantUidsProblem}`);
     const dataDir = new DataDir(services.dataDir);
     this.clusterKey = options.clusterKey ?? (() => dataDir.readClusterKey());
     this.reporter = new StatusReporter({
@@ -247,6 +258,7 @@ export class Executor implements NodeComponent {
     if (this.started) return;
     this.started = true;
     this.nodeAddress = await nodeAddressOf(this.services.config.advertise, (line) => this.log(line));
+    this.confineFiles();
     for (const runtime of this.runtimes.all()) {
       if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
       await this.openRuntime(runtime);
@@ -654,13 +666,28 @@ export class Executor implements NodeComponent {
           : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
       return fail(message, false);
     }
+    const identity = workloadIdentity(spec, { tenant: this.services.machine.tenant(instance.tenant), range: this.tenantUids, ...(this.tenantUidsProblem !== undefined ? { rangeProblem: this.tenantUidsProblem } : {}) });
+    if (!identity.ok) return fail(`cannot start: ${identity.message}`, false);
+    const { runAs, volumeOwner } = identity.identity;
+    const volumesDir = join(this.services.dataDir, 'volumes');
+    if (runAs !== undefined && spec.volumes.some((mount) => !mount.source.startsWith('/'))) {
+      // The tenant's user reaches its volumes by path: every folder above must let it pass.
+      const closed = closedAncestor(volumesDir);
+      if (closed !== undefined) {
+        return fail(
+          `cannot start: the app's volumes are under ${closed.path} (mode ${closed.mode.toString(8).padStart(4, '0')}), which the tenant's user may not pass through; ` +
+            'put the data directory under a folder others may traverse (such as /var/lib/hivemind), or make that folder traversable (chmod o+x)',
+          false,
+        );
+      }
+    }
     if (spec.volumes.length > 0) {
-      const volumes = await this.volumes.prepare(spec).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
+      const volumes = await this.volumes.prepare(spec, volumeOwner).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
       if (this.stopped) return;
       if (!volumes.ok) return fail(volumes.message, volumes.retry);
     }
     const logPath = logPathOf(this.executorDir, instance.id);
-    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
+    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs(), ...(runAs !== undefined ? { runAs } : {}) });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
     const tracked: Tracked = {
       id: instance.id,
@@ -735,9 +762,20 @@ export class Executor implements NodeComponent {
     }
   }
 
+  /** Keeps the data directory out of apps' reach (see security/node-files.ts); a failure is logged, and the next sweep tries again. */
+  private confineFiles(): void {
+    try {
+      const { narrowed } = confineDataDir(this.services.dataDir);
+      if (narrowed.length > 0) this.log(`narrowed the permissions of ${narrowed.join(', ')} (apps must not read the agent's files)`);
+    } catch (error) {
+      this.log(`cannot narrow the permissions of the data directory ${this.services.dataDir}: ${(error as Error).message}`);
+    }
+  }
+
   /** Runs a volume sweep in the background (see VolumeKeeper.sweep); only with volumes on this node does it touch anything. */
   private sweepVolumes(): void {
     if (this.stopped) return;
+    this.confineFiles();
     void this.volumes
       .sweep()
       .then(({ retrySoon }) => {
@@ -970,4 +1008,22 @@ function portsMessage(tracked: Tracked): { message?: string } {
   const address = tracked.address ?? '127.0.0.1';
   const shown = Object.entries(tracked.hostPorts).map(([target, port]) => `${target} on ${address}:${port}`);
   return shown.length > 0 ? { message: `port${shown.length === 1 ? '' : 's'} ${shown.join(', ')}` } : {};
+}
+
+/** The tenant user range: the option, else $HIVEMIND_TENANT_UIDS, else the default; with the problem of a badly set variable. */
+function tenantUidRange(option: TenantUidRange | undefined): { range: TenantUidRange; problem?: string } {
+  if (option !== undefined) return { range: option };
+  const text = process.env[TENANT_UIDS_VARIABLE];
+  if (text === undefined || text === '') return { range: TENANT_UID_RANGE_DEFAULT };
+  const parsed = parseTenantUidRange(text);
+  return parsed.ok ? { range: parsed.range } : { range: TENANT_UID_RANGE_DEFAULT, problem: parsed.message };
+}
+
+/** Why an agent that is not root cannot confine process apps (it cannot switch users); undefined for root. */
+function notRootProblem(uid: number | undefined): string | undefined {
+  if (uid === undefined || uid === 0) return undefined;
+  return (
+    `the agent runs as uid ${uid}, not root, so it cannot run process apps as their tenants' own users; ` +
+    'run the agent as root, or let a tenant run as the agent\'s user (hivemind tenants update TENANT --host-users allow)'
+  );
 }

@@ -33,17 +33,30 @@
  * started, and by polling /proc every `pollIntervalMs` for every workload
  * (adopted ones are not our children).
  *
- * Not applied to processes: CPU and memory limits, `readOnly`, and mounts: a
- * named volume's path reaches the process in `HIVEMIND_VOLUME_<NAME>` (see
- * workload-spec.ts), and a host path is refused with a message saying so. Secrets are files
- * in a 0700 folder on /dev/shm (or $XDG_RUNTIME_DIR), never on disk, named
- * by `HIVEMIND_SECRETS_DIR`.
+ * Users. A workload with `runAs` (its tenant's own user, see
+ * tenant-users.ts) runs as that uid and gid, with no supplementary groups and
+ * no new privileges (setuid binaries do not raise it); one with `user` runs
+ * as that host user; otherwise as the agent's. The wrapper itself stays the
+ * agent's (it writes the exit file and joins the cgroups).
+ *
+ * Limits. CPU and memory limits go through control groups (cgroups.ts): the
+ * runtime makes the workload's folders with the limits before it spawns, and
+ * the wrapper moves itself into them before it runs the command. A node that
+ * cannot enforce a limit refuses the start with a message saying why; nothing
+ * runs unlimited in its place. An exit with an OOM kill counted in the
+ * workload's memory group is reported `oomKilled`.
+ *
+ * Not applied to processes: `readOnly`, and mounts: a named volume's path
+ * reaches the process in `HIVEMIND_VOLUME_<NAME>` (see workload-spec.ts), and
+ * a host path is refused with a message saying so. Secrets are files in a
+ * 0700 folder owned by the workload's user on /dev/shm (or
+ * $XDG_RUNTIME_DIR), never on disk, named by `HIVEMIND_SECRETS_DIR`.
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { assert } from '../../consensus/core/assert.js';
@@ -59,6 +72,7 @@ import {
   signalProcessGroup,
   type HostUser,
 } from './host.js';
+import { ProcessCgroups, controllersFor, type WorkloadCgroups } from './cgroups.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from './runtime.js';
 
 /** Exit status recorded when the wrapper itself was killed (as by SIGKILL: 128 + 9). */
@@ -73,13 +87,23 @@ const STARTING_SUFFIX = '.starting';
 /** How long after SIGKILL a workload may take to disappear before stop() gives up with an error. */
 const KILL_WAIT_MS_MAX = 10_000;
 const STOP_POLL_MS = 25;
+/** An empty workload cgroup older than this is left over (see ProcessCgroups.sweepEmpty). */
+const STALE_CGROUP_AGE_MS = 60_000;
 
 /**
- * The wrapper: `sh -c WRAPPER hivemind-process EXIT_FILE argv...`. It traps
- * the stop signals with a no-op (deferred until the foreground command ends),
- * runs the command, and records its status.
+ * The wrapper: `sh -c WRAPPER hivemind-process EXIT_FILE CGROUP_PROCS argv...`.
+ * It moves itself into the workload's cgroups (CGROUP_PROCS: the
+ * `cgroup.procs` files, space-separated, or empty), traps the stop signals
+ * with a no-op (deferred until the foreground command ends), runs the
+ * command, and records its status. A cgroup it cannot join ends it with
+ * EXIT_CODE_CGROUP before the command runs.
  */
-const WRAPPER = 'exit_file=$1; shift; trap : TERM INT HUP QUIT USR1 USR2; "$@"; status=$?; echo "$status" > "$exit_file"; exit "$status"';
+const WRAPPER =
+  'exit_file=$1; cgroup_procs=$2; shift 2; ' +
+  'for procs in $cgroup_procs; do echo $$ > "$procs" || { echo "hivemind: cannot join cgroup $procs" >&2; echo 125 > "$exit_file"; exit 125; }; done; ' +
+  'trap : TERM INT HUP QUIT USR1 USR2; "$@"; status=$?; echo "$status" > "$exit_file"; exit "$status"';
+/** The wrapper's exit status when it could not join the workload's cgroups. */
+export const EXIT_CODE_CGROUP = 125;
 
 interface WorkloadRecord {
   id: string;
@@ -98,8 +122,12 @@ interface WorkloadRecord {
   secretsDir?: string;
   /** The app's port targets and the host ports this instance got for them. */
   hostPorts?: Record<string, number>;
+  /** The workload's control groups, when it has limits. */
+  cgroups?: WorkloadCgroups;
   state: 'running' | 'exited';
   exitCode?: number;
+  /** Set at exit: the kernel's OOM killer killed a process of its memory group. */
+  oomKilled?: boolean;
 }
 
 export interface ProcessRuntimeOptions {
@@ -109,6 +137,8 @@ export interface ProcessRuntimeOptions {
   pollIntervalMs?: number;
   /** The environment processes start from, before their own (default: PATH only). */
   baseEnvironment?: Record<string, string>;
+  /** Control groups for limits (default: this host's, scoped to `stateDir`). */
+  cgroups?: ProcessCgroups;
 }
 
 /** Runs command apps as supervised process groups. */
@@ -125,9 +155,12 @@ export class ProcessRuntime implements Runtime {
   private closed = false;
   private poller: NodeJS.Timeout | undefined;
   private opened = false;
+  private cgroupsValue: ProcessCgroups | undefined;
+  private readonly cgroupsOption: ProcessCgroups | undefined;
 
   constructor(options: ProcessRuntimeOptions) {
     this.stateDir = options.stateDir;
+    this.cgroupsOption = options.cgroups;
     this.log = options.log ?? (() => {});
     this.pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
     this.baseEnvironment = options.baseEnvironment ?? { PATH: process.env.PATH || DEFAULT_PATH };
@@ -160,6 +193,9 @@ export class ProcessRuntime implements Runtime {
     for (const name of names) {
       if (name.endsWith(STARTING_SUFFIX)) this.endInterruptedStart(name.slice(0, -STARTING_SUFFIX.length));
     }
+    if (existsSync('/sys/fs/cgroup')) {
+      for (const path of this.cgroups().sweepEmpty(Date.now(), STALE_CGROUP_AGE_MS)) this.log(`process runtime: removed ${path}, an empty cgroup a stopped agent left`);
+    }
     this.poller = setInterval(() => this.poll(), this.pollIntervalMs);
     this.poller.unref();
   }
@@ -176,9 +212,11 @@ export class ProcessRuntime implements Runtime {
     const argv = [...(spec.entrypoint ?? []), ...(spec.command ?? [])];
     if (argv.length === 0) throw problem('the app has no command');
     if (spec.mounts.length > 0) throw problem(`a process app cannot bind host paths (${spec.mounts[0]!.source}); use a named volume, whose path it finds in HIVEMIND_VOLUME_<NAME>, or give the app an image`);
+    assert(spec.runAs === undefined || spec.user === undefined, `instance ${spec.id}: a workload runs as its tenant's user or as its user, not both`);
     const user = spec.user === undefined || spec.user === '' ? undefined : resolveUser(spec.user);
     if (user && !user.ok) throw problem(`user: ${user.message}`);
-    const hostUser = user?.ok ? user.user : undefined;
+    const hostUser: HostUser | undefined = spec.runAs !== undefined ? { uid: spec.runAs.uid, gid: spec.runAs.gid } : user?.ok ? user.user : undefined;
+    if (spec.runAs !== undefined) assert(spec.runAs.uid > 0 && spec.runAs.gid > 0, `instance ${spec.id}: a tenant's user is never root`);
     const workingDir = spec.workingDir || hostUser?.home || '/';
     if (!isDirectory(workingDir)) throw problem(`working_dir "${workingDir}" is not a folder on this node`);
     const environment: Record<string, string> = { ...this.baseEnvironment, ...(hostUser?.home ? { HOME: hostUser.home } : {}), ...spec.environment };
@@ -190,7 +228,23 @@ export class ProcessRuntime implements Runtime {
     if (findExecutable(command, environment.PATH ?? DEFAULT_PATH, workingDir) === undefined) {
       throw problem(`command "${command}" is not found${command.includes('/') ? '' : ` in PATH (${environment.PATH ?? DEFAULT_PATH})`} or is not executable`);
     }
-    const secretsDir = spec.secrets.length > 0 ? this.writeSecrets(spec, hostUser) : undefined;
+    // Before anything is written: a limit this node cannot enforce refuses the start (CgroupError says why).
+    let cgroups: WorkloadCgroups | undefined;
+    if (controllersFor(spec.limits).length > 0) {
+      try {
+        cgroups = this.cgroups().create(spec.id, spec.limits);
+      } catch (error) {
+        throw problem((error as Error).message);
+      }
+    }
+    let secretsDir: string | undefined;
+    try {
+      secretsDir = spec.secrets.length > 0 ? this.writeSecrets(spec, hostUser) : undefined;
+    } catch (error) {
+      // Nothing of this start may stay behind (runtime.ts, Errors).
+      if (cgroups) this.cgroups().remove(cgroups);
+      throw error;
+    }
     if (secretsDir) environment.HIVEMIND_SECRETS_DIR = secretsDir;
     environment[START_MARKER_VARIABLE] = this.startingPath(spec.id);
     const exitPath = this.exitPath(spec.id);
@@ -200,8 +254,10 @@ export class ProcessRuntime implements Runtime {
     const logFd = openSync(spec.logPath, 'a', 0o640);
     let child: ChildProcess;
     try {
-      const wrapped = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', '--', ...argv] : argv;
-      child = spawn('/bin/sh', ['-c', WRAPPER, 'hivemind-process', exitPath, ...wrapped], {
+      const confined = spec.runAs !== undefined ? ['--no-new-privs'] : [];
+      const wrapped = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', ...confined, '--', ...argv] : argv;
+      const procs = cgroups === undefined ? '' : ProcessCgroups.procsFiles(cgroups).join(' ');
+      child = spawn('/bin/sh', ['-c', WRAPPER, 'hivemind-process', exitPath, procs, ...wrapped], {
         detached: true,
         stdio: ['ignore', logFd, logFd],
         cwd: workingDir,
@@ -214,6 +270,7 @@ export class ProcessRuntime implements Runtime {
     if (pid === undefined) {
       rmSync(this.startingPath(spec.id), { force: true });
       if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
+      if (cgroups) this.cgroups().remove(cgroups);
       const failure = await new Promise<Error>((resolve) => child.once('error', resolve));
       throw problem(failure.message);
     }
@@ -235,6 +292,7 @@ export class ProcessRuntime implements Runtime {
       ...(hostUser ? { user: hostUser } : {}),
       ...(secretsDir ? { secretsDir } : {}),
       ...(Object.keys(hostPorts).length > 0 ? { hostPorts } : {}),
+      ...(cgroups ? { cgroups } : {}),
       state: 'running',
     };
     this.records.set(spec.id, record);
@@ -273,8 +331,12 @@ export class ProcessRuntime implements Runtime {
     const record = this.records.get(id);
     if (record === undefined) return;
     if (record.state === 'running' && this.alive(record)) throw new Error(`instance ${id}: cannot remove a running workload; stop it first`);
+    if (record.cgroups) await this.removeCgroups(record.id, record.cgroups);
     this.records.delete(id);
-    if (record.secretsDir) rmSync(record.secretsDir, { recursive: true, force: true });
+    if (record.secretsDir) {
+      rmSync(record.secretsDir, { recursive: true, force: true });
+      removeIfEmpty(join(record.secretsDir, '..'));
+    }
     rmSync(this.exitPath(id), { force: true });
     rmSync(this.recordPath(id), { force: true });
   }
@@ -314,7 +376,7 @@ export class ProcessRuntime implements Runtime {
       pid: record.pid,
       startedAt: record.startedAt,
       address: '127.0.0.1',
-      ...(record.state === 'exited' ? { exitCode: record.exitCode ?? EXIT_CODE_KILLED, oomKilled: false } : {}),
+      ...(record.state === 'exited' ? { exitCode: record.exitCode ?? EXIT_CODE_KILLED, oomKilled: record.oomKilled ?? false } : {}),
     };
   }
 
@@ -335,14 +397,42 @@ export class ProcessRuntime implements Runtime {
     if (processGroupExists(record.pid)) signalProcessGroup(record.pid, 'SIGKILL');
     record.state = 'exited';
     record.exitCode = exitCode ?? EXIT_CODE_KILLED;
+    record.oomKilled = record.cgroups !== undefined && ProcessCgroups.oomKills(record.cgroups) > 0;
     this.writeRecord(record);
     if (!notify) return;
-    const exit: WorkloadExit = { id: record.id, version: record.version, exitCode: record.exitCode, oomKilled: false, at: Date.now() };
+    const exit: WorkloadExit = { id: record.id, version: record.version, exitCode: record.exitCode, oomKilled: record.oomKilled, at: Date.now() };
     for (const listener of this.listeners) {
       try {
         listener(exit);
       } catch (error) {
         this.log(`process runtime: an exit listener threw: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /** This host's control groups, looked up at the first workload with limits. */
+  private cgroups(): ProcessCgroups {
+    this.cgroupsValue ??= this.cgroupsOption ?? new ProcessCgroups({ scope: createHash('sha256').update(this.stateDir).digest('hex').slice(0, 12) });
+    return this.cgroupsValue;
+  }
+
+  /**
+   * Removes an exited workload's cgroups. Its processes were killed with its
+   * group; one may take a moment to leave (the kernel moves it out as it
+   * exits), so a busy folder is tried again for up to KILL_WAIT_MS_MAX.
+   */
+  private async removeCgroups(id: string, cgroups: WorkloadCgroups): Promise<void> {
+    const deadline = Date.now() + KILL_WAIT_MS_MAX;
+    for (;;) {
+      try {
+        this.cgroups().remove(cgroups);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() >= deadline) {
+          throw new Error(`instance ${id}: cannot remove its cgroup: ${(error as Error).message}`);
+        }
+        for (const folder of cgroups.folders) killCgroupMembers(folder.path);
+        await sleep(STOP_POLL_MS);
       }
     }
   }
@@ -396,6 +486,9 @@ export class ProcessRuntime implements Runtime {
       for (const pid of processesCarrying(START_MARKER_VARIABLE, this.startingPath(id))) {
         this.log(`process runtime: instance ${id}: killing pid ${pid}, started just before the agent stopped and never recorded`);
         signalProcessGroup(pid, 'SIGKILL');
+      }
+      if (existsSync('/sys/fs/cgroup')) {
+        for (const left of this.cgroups().removeAny(id)) this.log(`process runtime: instance ${id}: cannot remove the cgroup of its interrupted start: ${left}`);
       }
     }
     rmSync(this.startingPath(id), { force: true });
@@ -548,4 +641,32 @@ function processesCarrying(variable: string, value: string): number[] {
     }
   }
   return found;
+}
+
+/** SIGKILLs every process still in a cgroup folder (a command's child that left its process group). */
+function killCgroupMembers(folder: string): void {
+  let text: string;
+  try {
+    text = readFileSync(join(folder, 'cgroup.procs'), 'utf8');
+  } catch {
+    return;
+  }
+  for (const line of text.split('\n')) {
+    const pid = Number(line);
+    if (!Number.isSafeInteger(pid) || pid <= 0) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Removes a folder that holds nothing (the secrets parent after its last workload); anything else leaves it. */
+function removeIfEmpty(folder: string): void {
+  try {
+    rmdirSync(folder);
+  } catch {
+    // not empty, or gone: either is fine
+  }
 }

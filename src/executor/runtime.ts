@@ -77,6 +77,12 @@ export interface WorkloadSpec {
   workingDir?: string;
   /** `uid[:gid]` or a user name (from /etc/passwd on the node, or from the image). */
   user?: string;
+  /**
+   * Process workloads: the tenant's own unprivileged user, which the
+   * workload runs as (with no new privileges); `user` is then absent.
+   * Absent: `user`, else the agent's own user (the tenant allows host users).
+   */
+  runAs?: { uid: number; gid: number };
   readOnly: boolean;
   ports: PortSpec[];
   limits: Resources;

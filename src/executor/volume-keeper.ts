@@ -14,6 +14,7 @@
  * instance is placed there again (the scheduler follows the binding) and the
  * creation is tried again.
  */
+import { chmod, chown, lstat } from 'node:fs/promises';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { AppSpec, Command, CommandResult } from '../state/types.js';
 import { LocalVolumes, VolumeError, type LocalVolumeFile } from './local-volumes.js';
@@ -43,8 +44,12 @@ export class VolumeKeeper {
     this.volumes = new LocalVolumes({ volumesDir: options.volumesDir, log: options.log });
   }
 
-  /** Makes every named volume `spec` mounts ready on this node. Host paths are left as they are. */
-  async prepare(spec: AppSpec): Promise<VolumesReady> {
+  /**
+   * Makes every named volume `spec` mounts ready on this node. Host paths are
+   * left as they are. With `owner`, each volume's root becomes that user's
+   * with mode 0700 (its tenant's user: no other tenant's process reaches it).
+   */
+  async prepare(spec: AppSpec, owner?: { uid: number; gid: number }): Promise<VolumesReady> {
     const { machine, nodeId } = this.options;
     for (const mount of spec.volumes) {
       if (mount.source.startsWith('/')) continue;
@@ -60,7 +65,8 @@ export class VolumeKeeper {
         if (!bound.ok) return { ok: false, message: bound.error.message, retry: false };
       }
       try {
-        await this.volumes.ensure({ tenant: spec.tenant, name: mount.source, createdIndex: volume.createdIndex, sizeBytes: volume.sizeBytes });
+        const mountPath = await this.volumes.ensure({ tenant: spec.tenant, name: mount.source, createdIndex: volume.createdIndex, sizeBytes: volume.sizeBytes });
+        if (owner !== undefined) await ownRoot(mountPath, owner);
       } catch (error) {
         return { ok: false, message: (error as Error).message, retry: true };
       }
@@ -103,4 +109,11 @@ export class VolumeKeeper {
     if (!this.options.caughtUp() || file.createdIndex > machine.appliedIndex) return;
     await this.volumes.remove(file);
   }
+}
+
+/** Gives a mounted volume's root to its tenant's user, mode 0700 (a no-op when it is so already). */
+async function ownRoot(mountPath: string, owner: { uid: number; gid: number }): Promise<void> {
+  const stat = await lstat(mountPath);
+  if (stat.uid !== owner.uid || stat.gid !== owner.gid) await chown(mountPath, owner.uid, owner.gid);
+  if ((stat.mode & 0o7777) !== 0o700) await chmod(mountPath, 0o700);
 }

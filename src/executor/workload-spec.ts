@@ -25,6 +25,8 @@ export interface WorkloadInputs {
   volumesDir: string;
   /** `host:port` of this node's DNS server for process apps (`HIVEMIND_DNS`); containers get it in their resolv.conf. */
   dnsAddress?: string;
+  /** The tenant's user, which a process workload runs as (see tenant-users.ts); absent: `user` or the agent's. */
+  runAs?: { uid: number; gid: number };
 }
 
 /** The workload, or a message saying why the instance cannot run. */
@@ -62,7 +64,8 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
       ...volumePaths,
     },
     ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
-    ...(spec.user ? { user: spec.user } : {}),
+    ...(spec.user && inputs.runAs === undefined ? { user: spec.user } : {}),
+    ...(inputs.runAs !== undefined && spec.image === undefined ? { runAs: inputs.runAs } : {}),
     readOnly: spec.readOnly,
     ports: spec.ports,
     limits: spec.limits,

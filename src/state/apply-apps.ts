@@ -23,6 +23,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
 import { maybeAllocateVip } from './vip.js';
+import { confinementProblem } from './tenant-confinement.js';
 import {
   adoptTenant,
   currentSpec,
@@ -181,6 +182,7 @@ function planDeploy(state: ClusterState, spec: AppSpec, context: ApplyContext, h
   const tenant = found.tenant;
   const existing = state.apps.get(tenantKey(spec.tenant, spec.name));
   const problem =
+    confinementRefusal(spec, tenant, how) ??
     referenceProblem(state, spec, how) ??
     (existing ? undefined : limitProblem('apps', state.apps.size, how.action)) ??
     instanceLimitProblem(state, spec.replicas - (existing?.replicas ?? 0), how.action) ??
@@ -201,6 +203,12 @@ function planDeploy(state: ClusterState, spec: AppSpec, context: ApplyContext, h
       };
     },
   };
+}
+
+/** What the tenant's settings do not allow (host mounts, host users): a 403, a cluster-admin's decision. */
+function confinementRefusal(spec: AppSpec, tenant: Tenant, how: DeployHow): StateError | undefined {
+  const problem = confinementProblem(spec, tenant.settings);
+  return problem && { code: ErrorCode.forbidden, message: `${how.action}: ${problem.text}`, field: how.field(problem.field) };
 }
 
 /** Named volumes, secrets and policies of the spec must exist in its tenant. */

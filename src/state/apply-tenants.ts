@@ -10,7 +10,7 @@
 import { ErrorCode, formatBytes, formatCpu } from './errors.js';
 import { overQuota, tenantUsage } from './quota.js';
 import { adoptTenant, limitProblem, lookupTenant, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import { DEFAULT_TENANT, type Command, type Quota } from './types.js';
+import { DEFAULT_TENANT, type Command, type Quota, type TenantSettings } from './types.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -26,7 +26,27 @@ export function describeQuota(quota: Quota): string {
   return parts.length > 0 ? parts.join(', ') : 'no quota';
 }
 
-/** tenant.create: a new tenant; 'already-exists' if it has a record. */
+/** "host users allowed, host mounts allowed", or "confined" when nothing is allowed. */
+export function describeSettings(settings: TenantSettings | undefined): string {
+  const allowed: string[] = [];
+  if (settings?.hostUsers === true) allowed.push('host users');
+  if (settings?.hostMounts === true) allowed.push('host mounts');
+  return allowed.length > 0 ? `${allowed.join(' and ')} allowed` : 'confined';
+}
+
+/** Settings as stored: only the fields that allow something (absent means false). */
+function storedSettings(settings: TenantSettings): TenantSettings | undefined {
+  const stored: TenantSettings = {
+    ...(settings.hostUsers === true ? { hostUsers: true } : {}),
+    ...(settings.hostMounts === true ? { hostMounts: true } : {}),
+  };
+  return Object.keys(stored).length > 0 ? stored : undefined;
+}
+
+/**
+ * tenant.create: a new tenant; 'already-exists' if it has a record. It takes
+ * the next tenant user id offset (`Tenant.uidOffset`); `default` keeps 0.
+ */
 export function planTenantCreate(state: ClusterState, command: CommandOf<'tenant.create'>, context: ApplyContext): Plan {
   const action = `cannot create tenant "${command.name}"`;
   if (state.tenants.has(command.name)) {
@@ -37,16 +57,26 @@ export function planTenantCreate(state: ClusterState, command: CommandOf<'tenant
   return {
     ok: true,
     commit: () => {
-      state.tenants.set(command.name, { name: command.name, quota: command.quota, createdIndex: context.index, createdAt: context.time });
-      return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary: `created (${describeQuota(command.quota)})` } };
+      let uidOffset = 0;
+      if (command.name !== DEFAULT_TENANT) {
+        uidOffset = state.tenantUidOffsetLast + 1;
+        state.tenantUidOffsetLast = uidOffset;
+      }
+      const settings = command.settings === undefined ? undefined : storedSettings(command.settings);
+      state.tenants.set(command.name, { name: command.name, quota: command.quota, createdIndex: context.index, createdAt: context.time, uidOffset, ...(settings ? { settings } : {}) });
+      const summary = `created (${describeQuota(command.quota)}${settings ? `; ${describeSettings(settings)}` : ''})`;
+      return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary } };
     },
   };
 }
 
 /**
- * tenant.update: replaces the whole quota (an absent field is unlimited). A
- * quota below current usage is allowed; the result's value lists the
- * resources over it (`overQuota`), and the tenant cannot grow them further.
+ * tenant.update: replaces the whole quota (an absent field is unlimited), and
+ * the settings when the command has them (absent: unchanged). A quota below
+ * current usage is allowed; the result's value lists the resources over it
+ * (`overQuota`), and the tenant cannot grow them further. Taking a setting
+ * away stops nothing that runs: each node refuses the next start it no
+ * longer allows.
  */
 export function planTenantUpdate(state: ClusterState, command: CommandOf<'tenant.update'>, context: ApplyContext): Plan {
   const found = lookupTenant(state, command.name, { field: 'name', action: `cannot update tenant "${command.name}"`, context });
@@ -57,10 +87,21 @@ export function planTenantUpdate(state: ClusterState, command: CommandOf<'tenant
     commit: () => {
       adoptTenant(state, tenant);
       tenant.quota = command.quota;
+      // A record from before tenant user ids gets its offset at its first update.
+      if (tenant.uidOffset === undefined) {
+        tenant.uidOffset = command.name === DEFAULT_TENANT ? 0 : state.tenantUidOffsetLast + 1;
+        state.tenantUidOffsetLast = Math.max(state.tenantUidOffsetLast, tenant.uidOffset);
+      }
+      if (command.settings !== undefined) {
+        const settings = storedSettings(command.settings);
+        if (settings) tenant.settings = settings;
+        else delete tenant.settings;
+      }
       const over = overQuota(command.quota, tenantUsage(state, command.name));
+      const settingsPart = command.settings === undefined ? '' : `; settings: ${describeSettings(tenant.settings)}`;
       return {
         value: { name: command.name, overQuota: over },
-        history: { target: `tenant ${command.name}`, summary: `quota set (${describeQuota(command.quota)})` },
+        history: { target: `tenant ${command.name}`, summary: `quota set (${describeQuota(command.quota)})${settingsPart}` },
       };
     },
   };

@@ -24,6 +24,8 @@ export const ErrorCode = {
   limitReached: 'limit-reached',
   /** Sealed data could not be opened: wrong key, or the bytes were changed. */
   secretUnreadable: 'secret-unreadable',
+  /** The tenant's settings do not allow it (host users, host mounts): a cluster-admin decision. */
+  forbidden: 'forbidden',
 } as const;
 
 /** One of the values of `ErrorCode`. */
@@ -52,6 +54,7 @@ const httpStatusByCode: Record<ErrorCode, number> = {
   conflict: 409,
   'limit-reached': 409,
   'secret-unreadable': 500,
+  forbidden: 403,
 };
 
 /** The HTTP status the API answers with for `code`; 400 for a code it does not know. */

@@ -245,6 +245,13 @@ export class ClusterStateMachine {
     return this.#state.requests.get(requestId);
   }
 
+  /** The remembered request ids that start with `prefix` (the API finds an Idempotency-Key's earlier use by it), oldest first. */
+  rememberedRequestIds(prefix: string): string[] {
+    const found: string[] = [];
+    for (const requestId of this.#state.requests.keys()) if (requestId.startsWith(prefix)) found.push(requestId);
+    return found;
+  }
+
   // ---------------------------------------------------------------------------
   // Reads. Each returns a copy the caller owns; lists are sorted by name.
 
@@ -461,7 +468,7 @@ function copyTwoLevels(value: object, freeze: boolean): Record<string, unknown> 
 }
 
 function implicitDefaultTenant(): Tenant {
-  return { name: DEFAULT_TENANT, quota: {}, createdIndex: 0, createdAt: 0 };
+  return { name: DEFAULT_TENANT, quota: {}, createdIndex: 0, createdAt: 0, uidOffset: 0 };
 }
 
 function compare(left: string, right: string): number {

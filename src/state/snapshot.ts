@@ -39,6 +39,8 @@ interface SnapshotData {
   apiTokens?: ApiTokenRecord[];
   /** From format 2. */
   ca?: CaRecord | null;
+  /** Absent while no tenant but `default` was ever created (and in snapshots written before tenant user ids). */
+  tenantUidOffsetLast?: number;
   /** Absent in snapshots written before the cluster network existed, and until it is configured. */
   network?: ClusterNetwork;
 }
@@ -66,6 +68,7 @@ export function encodeState(state: ClusterState): Uint8Array {
     // Left out while unset, so a state without a network encodes as before.
     ...(state.network !== undefined ? { network: state.network } : {}),
     ...(state.apiTokens.size > 0 ? { apiTokens: [...state.apiTokens.values()] } : {}),
+    ...(state.tenantUidOffsetLast > 0 ? { tenantUidOffsetLast: state.tenantUidOffsetLast } : {}),
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -97,6 +100,8 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   state.ca = data.ca === undefined || data.ca === null ? undefined : { ...data.ca, keySealed: plain(data.ca.keySealed), keyNonce: plain(data.ca.keyNonce) };
   state.network = data.network ?? undefined;
   for (const record of data.apiTokens ?? []) state.apiTokens.set(record.id, record);
+  state.tenantUidOffsetLast = data.tenantUidOffsetLast ?? 0;
+  assert(Number.isSafeInteger(state.tenantUidOffsetLast) && state.tenantUidOffsetLast >= 0, 'a state snapshot carries a whole tenantUidOffsetLast');
   assert(Number.isSafeInteger(state.appliedIndex) && state.appliedIndex >= 0, 'a state snapshot must carry its applied index');
   return state;
 }

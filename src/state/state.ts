@@ -52,6 +52,8 @@ export interface ClusterState {
   network: ClusterNetwork | undefined;
   /** API tokens by id (empty in states written before they existed). */
   apiTokens: Map<string, ApiTokenRecord>;
+  /** The highest `Tenant.uidOffset` ever given (0: none but `default`'s); never goes down, so no offset is given twice. */
+  tenantUidOffsetLast: number;
 }
 
 /** An empty state, as before the first entry. */
@@ -72,6 +74,7 @@ export function emptyState(): ClusterState {
     ca: undefined,
     network: undefined,
     apiTokens: new Map(),
+    tenantUidOffsetLast: 0,
   };
 }
 
@@ -133,7 +136,7 @@ export function lookupTenant(
   const tenant = state.tenants.get(name);
   if (tenant) return { ok: true, tenant };
   if (name === DEFAULT_TENANT) {
-    return { ok: true, tenant: { name, quota: {}, createdIndex: where.context.index, createdAt: where.context.time } };
+    return { ok: true, tenant: { name, quota: {}, createdIndex: where.context.index, createdAt: where.context.time, uidOffset: 0 } };
   }
   const message = `${where.action}: tenant "${name}" does not exist; create it first or use the "${DEFAULT_TENANT}" tenant`;
   return { ok: false, error: stateError(ErrorCode.notFound, message, where.field) };

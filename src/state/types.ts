@@ -28,11 +28,37 @@ export interface Quota {
   storageBytes?: number;
 }
 
+/**
+ * What a cluster-admin allows a tenant's apps on the nodes beyond the
+ * default confinement. Absent fields are false: by default a tenant's process
+ * apps run as the tenant's own unprivileged user and no app binds host paths.
+ */
+export interface TenantSettings {
+  /**
+   * Process apps may run as the agent's own user (root) or as any host user
+   * their `user:` names, and image apps as user 0 (root). Without it a
+   * process app always runs as the tenant's user and `user:` is refused.
+   */
+  hostUsers?: boolean;
+  /** Apps may bind host paths (`/srv/data:/data`); without it only named volumes. */
+  hostMounts?: boolean;
+}
+
 export interface Tenant {
   name: string;
   quota: Quota;
   createdIndex: number;
   createdAt: number;
+  /** Absent: nothing beyond the default confinement (see TenantSettings). */
+  settings?: TenantSettings;
+  /**
+   * The tenant's place in each node's range of tenant user ids: its process
+   * apps run as uid (and gid) `base + uidOffset`. 0 for `default`; each
+   * tenant.create takes the next one and none is used twice, even after a
+   * delete (files a deleted tenant left must not pass to a new one).
+   * Absent only in records from before it existed.
+   */
+  uidOffset?: number;
 }
 
 export interface PortSpec {
@@ -548,8 +574,9 @@ export interface ApiTokenRecord {
 // Commands
 
 export type Command =
-  | { type: 'tenant.create'; name: string; quota: Quota }
-  | { type: 'tenant.update'; name: string; quota: Quota }
+  | { type: 'tenant.create'; name: string; quota: Quota; settings?: TenantSettings }
+  /** `settings` absent: unchanged. */
+  | { type: 'tenant.update'; name: string; quota: Quota; settings?: TenantSettings }
   | { type: 'tenant.delete'; name: string }
   | { type: 'app.deploy'; spec: AppSpec }
   /** Deploys every app of one app file, all or none: one refusal refuses them all. */

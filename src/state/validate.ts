@@ -47,6 +47,7 @@ import {
   type CertificateRecord,
   type Resources,
   type RestartSpec,
+  type TenantSettings,
   type RolloutPatch,
   type UpdateSpec,
   type VolumeMount,
@@ -97,7 +98,53 @@ export const LIMITS = {
   routesMax: 64,
   /** Any duration, in milliseconds: a year. */
   durationMsMax: 365 * 24 * 3600 * 1000,
+  /** An app's memory limit or reservation: below 4 MiB no process starts (a bare `1` means one byte, not 1 GiB). */
+  appMemoryBytesMin: 4 * 1024 * 1024,
+  /** An app's memory limit or reservation: 64 TiB, beyond any node. */
+  appMemoryBytesMax: 64 * 1024 ** 4,
+  /** An app's CPU limit or reservation in millicores: 0.01 CPU, the smallest share the kernel's CFS quota enforces. */
+  appCpuMillisMin: 10,
+  /** An app's CPU limit or reservation in millicores: 1024 cores, beyond any node. */
+  appCpuMillisMax: 1024 * 1000,
+  /** An image reference (Docker's limit on the name is 255; a tag and a digest come on top). */
+  imageReferenceBytesMax: 512,
 } as const;
+
+/**
+ * Docker's image reference grammar (distribution/reference):
+ * `[host[:port]/]path[:tag][@algorithm:hex]`, where each path component is
+ * lower-case letters and digits joined by `.`, `_`, `__` or dashes, a tag
+ * is at most 128 of `[A-Za-z0-9_.-]` not starting with `.` or `-`, and a
+ * digest is `sha256:` with 64 hex digits (or `sha512:` with 128).
+ */
+const IMAGE_PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_HOST = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?';
+const IMAGE_NAME = new RegExp(`^(?:${IMAGE_HOST}/)?${IMAGE_PATH_COMPONENT}(?:/${IMAGE_PATH_COMPONENT})*$`);
+const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const IMAGE_DIGEST = /^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
+
+/** What is wrong with an image reference (a sentence), or undefined when Docker's grammar takes it. Pure. */
+export function imageReferenceProblem(reference: string): string | undefined {
+  const at = reference.indexOf('@');
+  const named = at === -1 ? reference : reference.slice(0, at);
+  if (at !== -1) {
+    const digest = reference.slice(at + 1);
+    if (!IMAGE_DIGEST.test(digest)) return `has digest "${digest}", which is not sha256: and 64 lower-case hex digits`;
+  }
+  // A colon after the last slash starts the tag; one before it belongs to the host's port.
+  const colon = named.lastIndexOf(':');
+  const tagged = colon > named.lastIndexOf('/');
+  const name = tagged ? named.slice(0, colon) : named;
+  if (tagged && !IMAGE_TAG.test(named.slice(colon + 1))) {
+    return `has tag "${named.slice(colon + 1)}"; a tag is 1 to 128 letters, digits, _ . and -, not starting with . or -`;
+  }
+  if (name.length > 255) return 'has a name longer than 255 characters';
+  if (!IMAGE_NAME.test(name)) {
+    const lower = name.toLowerCase() !== name && IMAGE_NAME.test(name.toLowerCase()) ? ' (image names are lower case)' : '';
+    return `has name "${name}", which is not an image name: [host[:port]/]path, each path part lower-case letters and digits joined by . _ or -${lower}`;
+  }
+  return undefined;
+}
 
 /** A host name in lower case: dot-separated DNS labels. */
 export const HOST_PATTERN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -127,7 +174,26 @@ const labels = record(text({ bytesMax: LIMITS.labelBytesMax }), {
   keysMax: LIMITS.labelsMax,
 });
 
+/** A node's resources: any whole amounts. */
 const resources = object<Resources>({ cpuMillis: optional(amount), memoryBytes: optional(amount) });
+
+/** An app's limits and reservations: whole numbers within sensible bounds, so a slip (`memory: 1`, `cpus: 1e9`) is refused, not run. */
+const appResources = object<Resources>({
+  cpuMillis: optional(
+    refine(integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (value, path) =>
+      value < LIMITS.appCpuMillisMin || value > LIMITS.appCpuMillisMax
+        ? { field: path, text: `is ${value} millicores (${value / 1000} CPUs); it must be from ${LIMITS.appCpuMillisMin} (0.01 CPU) to ${LIMITS.appCpuMillisMax} (${LIMITS.appCpuMillisMax / 1000} CPUs)` }
+        : undefined,
+    ),
+  ),
+  memoryBytes: optional(
+    refine(integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (value, path) =>
+      value < LIMITS.appMemoryBytesMin || value > LIMITS.appMemoryBytesMax
+        ? { field: path, text: `is ${value} bytes; it must be from 4 MiB (${LIMITS.appMemoryBytesMin} bytes) to 64 TiB${value < LIMITS.appMemoryBytesMin ? ' (a bare number is bytes: write 512M or 1G)' : ''}` }
+        : undefined,
+    ),
+  ),
+});
 
 const quota = object<Quota>({
   cpuMillis: optional(amount),
@@ -137,6 +203,8 @@ const quota = object<Quota>({
   volumes: optional(count),
   storageBytes: optional(amount),
 });
+
+const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()) });
 
 const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
 
@@ -236,7 +304,12 @@ const hivemindSpec = object<HivemindSpec>({
 const appSpecShape = object<AppSpec>({
   name,
   tenant: name,
-  image: optional(text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax, pattern: /^\S+$/, patternHint: 'an image reference without spaces' })),
+  image: optional(
+    refine(text({ bytesMin: 1, bytesMax: LIMITS.imageReferenceBytesMax, pattern: /^\S+$/, patternHint: 'an image reference without spaces' }), (value, path) => {
+      const problem = imageReferenceProblem(value);
+      return problem === undefined ? undefined : { field: path, text: `"${value}" ${problem}` };
+    }),
+  ),
   command: optional(argv),
   entrypoint: optional(argv),
   workingDir: optional(absolutePath),
@@ -250,8 +323,8 @@ const appSpecShape = object<AppSpec>({
   ports: list(portSpec, { max: LIMITS.portsMax }),
   healthcheck: optional(healthcheck),
   volumes: list(volumeMount, { max: LIMITS.volumesMax }),
-  limits: resources,
-  reservations: resources,
+  limits: appResources,
+  reservations: appResources,
   update: updateSpec,
   restart: restartSpec,
   stopGraceMs: optional(duration),
@@ -267,6 +340,8 @@ function appSpecProblem(spec: AppSpec, path: string): { field: string; text: str
     return { field: `${path}.image`, text: 'or command: one must be set (an image to run, or a command for a process app)' };
   }
   if (spec.command !== undefined && spec.command.length === 0) return { field: `${path}.command`, text: 'must not be empty' };
+  const lineBreak = lineBreakProblem(spec.entrypoint, `${path}.entrypoint`) ?? lineBreakProblem(spec.command, `${path}.command`);
+  if (lineBreak !== undefined) return lineBreak;
   for (const resource of ['cpuMillis', 'memoryBytes'] as const) {
     const reserved = spec.reservations[resource];
     const limit = spec.limits[resource];
@@ -275,6 +350,28 @@ function appSpecProblem(spec: AppSpec, path: string): { field: string; text: str
     }
   }
   return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path);
+}
+
+/** Flags after which an argument is a script, which may span lines (`sh -c`, `python -c`, `node -e`, `perl -e`). */
+const SCRIPT_FLAGS: ReadonlySet<string> = new Set(['-c', '-e']);
+
+/**
+ * A line break in an argument is refused unless the argument is a script
+ * (it follows -c or -e): anywhere else it is a slip of the app file (a
+ * folded YAML string) that would run a program with a name or an argument
+ * nobody meant, and it breaks the lines of `ps` and of the history.
+ */
+function lineBreakProblem(argv: string[] | undefined, path: string): { field: string; text: string } | undefined {
+  if (argv === undefined) return undefined;
+  for (const [position, argument] of argv.entries()) {
+    if (!/[\r\n]/.test(argument)) continue;
+    if (position > 0 && SCRIPT_FLAGS.has(argv[position - 1]!)) continue;
+    return {
+      field: `${path}[${position}]`,
+      text: `contains a line break (${JSON.stringify(argument.length > 40 ? `${argument.slice(0, 37)}...` : argument)}); only a script after -c or -e may span lines: split it into arguments, or run it with ["sh", "-c", "..."]`,
+    };
+  }
+  return undefined;
 }
 
 function duplicatePortProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
@@ -313,6 +410,14 @@ const policyRule = object<PolicyRule>({
 });
 
 const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
+
+/**
+ * A config key on its own (from a URL path), checked as kv.put and
+ * kv.delete check theirs; the error names the field `key` and no command.
+ */
+export function validateKvKey(key: unknown): { ok: true; value: string } | { ok: false; error: StateError } {
+  return kvKey(key, 'key');
+}
 const nonce = bytes({ bytesMin: LIMITS.sealNonceBytes, bytesMax: LIMITS.sealNonceBytes });
 const certificateRecord = object<CertificateRecord>({
   serial: text({ bytesMin: 1, bytesMax: 64, pattern: /^[0-9A-F]+$/, patternHint: 'a certificate serial in upper-case hex' }),
@@ -374,8 +479,8 @@ function repeatedId(items: { id: string }[], key: string): { field: string; text
 
 /** One parser per command type; each also checks the `type` field itself. */
 const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
-  'tenant.create': object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota }),
-  'tenant.update': object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota }),
+  'tenant.create': object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota, settings: optional(tenantSettings) }),
+  'tenant.update': object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota, settings: optional(tenantSettings) }),
   'tenant.delete': object<CommandOf<'tenant.delete'>>({ type: oneOf(['tenant.delete']), name }),
   'app.deploy': object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
   'app.deploy-many': object<CommandOf<'app.deploy-many'>>({

@@ -249,6 +249,56 @@ test('kv: put, compare-and-set, list, delete', async () => {
   assert.equal(deleted.body, { key: 'config/db/url', deleted: true });
 });
 
+test('Idempotency-Key: a retry gets the first answer; the same key on another request is a 422; another caller\'s equal key is its own', async () => {
+  const key = { 'idempotency-key': 'deploy-42' };
+  const first = await call('PUT', '/v1/kv/idem/a', { value: 'one' }, key);
+  assert.is(first.status, 200, JSON.stringify(first.body));
+  const retry = await call('PUT', '/v1/kv/idem/a', { value: 'one' }, key);
+  assert.is(retry.status, 200);
+  assert.equal(retry.body, first.body, 'the retry is answered with the first result');
+  const otherBody = await call('PUT', '/v1/kv/idem/a', { value: 'two' }, key);
+  assert.is(otherBody.status, 422, JSON.stringify(otherBody.body));
+  assert.is(otherBody.body.error.code, 'idempotency-key-reused');
+  assert.is(otherBody.body.error.field, 'Idempotency-Key');
+  const otherRoute = await call('PUT', '/v1/kv/idem/b', { value: 'one' }, key);
+  assert.is(otherRoute.status, 422, 'the same key on another route');
+  assert.is((await call('GET', '/v1/kv/idem/a')).body.value, 'one', 'the refused requests changed nothing');
+  const admin = readFileSync(join(directory, 'solo', 'admin-token'), 'utf8').trim();
+  const otherCaller = await call('PUT', '/v1/kv/idem/a', { value: 'three' }, { ...key, authorization: `Bearer ${admin}` });
+  assert.is(otherCaller.status, 200, `another caller's equal key is a new request: ${JSON.stringify(otherCaller.body)}`);
+  assert.is((await call('GET', '/v1/kv/idem/a')).body.value, 'three');
+});
+
+test('statuses the fuzz run found wrong: a control character in a KV key, a bad image name', async () => {
+  const control = await call('PUT', '/v1/kv/a%0Ab', { value: 'v' });
+  assert.is(control.status, 400);
+  assert.is(control.body.error.field, 'key');
+  assert.match(control.body.error.message, /^the config key must not contain control characters/);
+  assert.not.match(control.body.error.message, /kv\.delete/);
+  for (const ref of ['../../x', 'UPPER', 'x@sha256:zz']) {
+    const pull = await call('POST', '/v1/images/pull', { ref });
+    assert.is(pull.status, 400, `${ref}: ${JSON.stringify(pull.body)}`);
+    assert.is(pull.body.error.field, 'ref');
+  }
+});
+
+test('tenant settings: confined by default, a deploy with a host path refused 403, allowed once a cluster-admin says so', async () => {
+  assert.is((await call('PUT', '/v1/tenants/hosted', { quota: {} })).status, 200);
+  const file = 'services:\n  reader:\n    command: ["sleep", "300"]\n    volumes: ["/srv:/srv:ro"]\n    deploy: { replicas: 0 }\n';
+  const refused = await call('POST', '/v1/deploy', { fileName: 'reader.yaml', content: file, tenant: 'hosted' });
+  assert.is(refused.status, 403, JSON.stringify(refused.body));
+  assert.is(refused.body.error.code, 'forbidden');
+  assert.match(refused.body.error.message, /tenant "hosted" may not bind host paths/);
+  const bad = await call('PUT', '/v1/tenants/hosted', { quota: {}, settings: { hostMounts: 'yes' } });
+  assert.is(bad.status, 400);
+  assert.is(bad.body.error.field, 'settings.hostMounts');
+  assert.is((await call('PUT', '/v1/tenants/hosted', { quota: {}, settings: { hostMounts: true } })).status, 200);
+  assert.equal((await call('GET', '/v1/tenants/hosted')).body.settings, { hostMounts: true });
+  const allowed = await call('POST', '/v1/deploy', { fileName: 'reader.yaml', content: file, tenant: 'hosted' });
+  assert.is(allowed.status, 200, JSON.stringify(allowed.body));
+  assert.is((await call('DELETE', '/v1/apps/hosted/reader')).status, 200);
+});
+
 test('a blocking query answers once the state passes its index', async () => {
   const current = await call('GET', '/v1/kv/config/db/user');
   const started = Date.now();

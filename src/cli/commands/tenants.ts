@@ -2,8 +2,8 @@
  * `tenants`: list, show, create, update, delete; quotas in people's units
  * (`--cpu 2 --memory 4G`).
  */
-import { Option, type Command } from 'commander';
-import { NAME_PATTERN, type Quota } from '../../state/types.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { NAME_PATTERN, type Quota, type TenantSettings } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
 import { apiPath, type ApiClient } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -15,7 +15,14 @@ import { UNLIMITED, orUnlimited, parseCpuOption, parseSizeOption, wholeNumber } 
 export interface TenantAnswer {
   name: string;
   quota: Quota;
+  settings?: TenantSettings;
   usage?: Required<Quota>;
+}
+
+/** The settings flags: `allow` or `deny` each. */
+interface SettingsOptions {
+  hostUsers?: boolean;
+  hostMounts?: boolean;
 }
 
 /** The quota flags as commander parses them: a number in the quota's unit, or `unlimited`. */
@@ -50,6 +57,27 @@ function addQuotaOptions(command: Command, liftable: boolean): Command {
     .addOption(new Option('--apps <count>', `apps${lift}`).argParser(wrap(wholeNumber(0))))
     .addOption(new Option('--volumes <count>', `volumes${lift}`).argParser(wrap(wholeNumber(0))))
     .addOption(new Option('--storage <size>', `volume storage, such as 10G${lift}`).argParser(wrap(parseSizeOption)));
+}
+
+function allowOrDeny(text: string): boolean {
+  if (text === 'allow') return true;
+  if (text === 'deny') return false;
+  throw new InvalidArgumentError('must be allow or deny');
+}
+
+function addSettingsOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--host-users <allow|deny>', "let process apps run as root or the host user their user: names, and image apps as root (default: deny; apps run as the tenant's own user)").argParser(allowOrDeny))
+    .addOption(new Option('--host-mounts <allow|deny>', 'let apps bind host paths (default: deny; named volumes only)').argParser(allowOrDeny));
+}
+
+/** `base` with the settings flags applied; undefined when no flag was given (the tenant's settings stay). */
+function settingsOf(base: TenantSettings | undefined, options: SettingsOptions): TenantSettings | undefined {
+  if (options.hostUsers === undefined && options.hostMounts === undefined) return undefined;
+  const settings: TenantSettings = { ...base };
+  if (options.hostUsers !== undefined) settings.hostUsers = options.hostUsers;
+  if (options.hostMounts !== undefined) settings.hostMounts = options.hostMounts;
+  return settings;
 }
 
 function checkName(name: string): void {
@@ -89,31 +117,35 @@ export function registerTenantCommands(program: Command): void {
       });
     });
 
-  addQuotaOptions(
+  addSettingsOptions(addQuotaOptions(
     tenants.command('create').description('create a tenant; a limit left out is unlimited').argument('<name>', 'the new tenant'),
     false,
-  ).action(async (name: string, options: QuotaOptions, command: Command) => {
+  )).action(async (name: string, options: QuotaOptions & SettingsOptions, command: Command) => {
     checkName(name);
     const context = contextOf(command);
     await withClient(context, async (client) => {
       // PUT creates or updates; `create` must not change an existing tenant's quota by accident.
       if (await tenantExists(client, name)) throw new CliError(`tenant "${name}" already exists; change its quota with \`hivemind tenants update ${name}\``);
-      const { body } = await client.put<unknown>(apiPath('v1', 'tenants', name), { quota: quotaOf({}, options) });
+      const settings = settingsOf(undefined, options);
+      const { body } = await client.put<unknown>(apiPath('v1', 'tenants', name), { quota: quotaOf({}, options), ...(settings ? { settings } : {}) });
       if (context.json) return printJson(context, body);
       printLine(context, `tenant ${name} created`);
     });
   });
 
-  addQuotaOptions(
-    tenants.command('update').description('change some limits of a tenant; the others stay as they are').argument('<name>', 'the tenant'),
+  addSettingsOptions(addQuotaOptions(
+    tenants.command('update').description('change some limits or settings of a tenant; the others stay as they are').argument('<name>', 'the tenant'),
     true,
-  ).action(async (name: string, options: QuotaOptions, command: Command) => {
+  )).action(async (name: string, options: QuotaOptions & SettingsOptions, command: Command) => {
     checkName(name);
-    if (optionKeys.every((key) => options[key] === undefined)) throw new UsageError('give at least one limit to change, such as --memory 8G (see `hivemind tenants update --help`)');
+    if (optionKeys.every((key) => options[key] === undefined) && options.hostUsers === undefined && options.hostMounts === undefined) {
+      throw new UsageError('give at least one limit or setting to change, such as --memory 8G or --host-mounts allow (see `hivemind tenants update --help`)');
+    }
     const context = contextOf(command);
     await withClient(context, async (client) => {
       const current = objectOf<TenantAnswer>((await client.get<unknown>(apiPath('v1', 'tenants', name))).body, 'a tenant');
-      const { body } = await client.put<unknown>(apiPath('v1', 'tenants', name), { quota: quotaOf(current.quota ?? {}, options) });
+      const settings = settingsOf(current.settings, options);
+      const { body } = await client.put<unknown>(apiPath('v1', 'tenants', name), { quota: quotaOf(current.quota ?? {}, options), ...(settings ? { settings } : {}) });
       if (context.json) return printJson(context, body);
       printLine(context, `tenant ${name} updated`);
       const over = (body as { overQuota?: { message?: string }[] } | undefined)?.overQuota ?? [];
@@ -187,5 +219,7 @@ function renderTenant(tenant: TenantAnswer): string {
     ['memory', line('memoryBytes', 'bytes')],
     ['volumes', line('volumes', 'count')],
     ['storage', line('storageBytes', 'bytes')],
+    ['host users', tenant.settings?.hostUsers === true ? 'allowed' : 'denied (process apps run as the tenant\'s own user)'],
+    ['host mounts', tenant.settings?.hostMounts === true ? 'allowed' : 'denied'],
   ]);
 }

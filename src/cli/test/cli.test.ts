@@ -51,6 +51,7 @@ const usageCases: [string[], RegExp][] = [
   [['scale', 'web', 'three'], /^hivemind: .*'three' is invalid.*whole number/],
   [['tenants', 'create', 'acme', '--memory', 'lots'], /^hivemind: .*--memory.*'lots' is invalid.*size/],
   [['tenants', 'update', 'acme'], /^hivemind: give at least one limit/],
+  [['tenants', 'update', 'acme', '--host-mounts', 'yes'], /^hivemind: .*--host-mounts.*'yes' is invalid.*allow or deny/],
   [['app', 'Bad_Name'], /^hivemind: app "Bad_Name" is not a valid name/],
   [['app', 'acme/web', '--tenant', 'other'], /names tenant "acme" but --tenant is "other"/],
   [['deploy'], /^hivemind: required option '-f, --file <file>' not specified/],

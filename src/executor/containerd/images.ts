@@ -62,7 +62,8 @@ export interface ImageSummary {
 export class ImageError extends Error {
   override readonly name = 'ImageError';
   constructor(
-    readonly code: 'image-not-found' | 'bad-archive' | 'digest-mismatch' | 'no-platform' | 'unsupported-media-type' | 'registry',
+    /** `invalid-reference`: not an image reference; `registry-unreachable`: no answer from the registry (DNS, connection, timeout); `registry`: it answered, but not with the image. */
+    readonly code: 'image-not-found' | 'bad-archive' | 'digest-mismatch' | 'no-platform' | 'unsupported-media-type' | 'registry' | 'registry-unreachable' | 'invalid-reference',
     message: string,
   ) {
     super(message);

@@ -31,14 +31,14 @@ export interface ImageReference {
 /** Parses `[registry/]repository[:tag][@digest]` with Docker's defaults (docker.io, library/, latest). */
 export function parseReference(reference: string): ImageReference {
   const trimmed = reference.trim();
-  if (trimmed === '' || /\s/.test(trimmed)) throw new ImageError('registry', `"${reference}" is not an image reference`);
+  if (trimmed === '' || /\s/.test(trimmed)) throw new ImageError('invalid-reference', `"${reference}" is not an image reference`);
   let rest = trimmed;
   let digest: string | undefined;
   const at = rest.indexOf('@');
   if (at !== -1) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageError('registry', `"${reference}": the digest must be sha256:<64 hex digits>`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageError('invalid-reference', `"${reference}": the digest must be sha256:<64 hex digits>`);
   }
   const slash = rest.indexOf('/');
   const first = slash === -1 ? '' : rest.slice(0, slash);
@@ -54,7 +54,8 @@ export function parseReference(reference: string): ImageReference {
     rest = rest.slice(0, colon);
   }
   if (registry === 'docker.io' && !rest.includes('/')) rest = `library/${rest}`;
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(rest)) throw new ImageError('registry', `"${reference}": repository "${rest}" is not valid (lower-case letters, digits, . _ - and /)`);
+  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(rest)) throw new ImageError('invalid-reference', `"${reference}": repository "${rest}" is not valid (lower-case letters, digits, . _ - and /)`);
+  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new ImageError('invalid-reference', `"${reference}": tag "${tag}" is not valid (1 to 128 letters, digits, _ . and -, not starting with . or -)`);
   const parsed: ImageReference = { registry, repository: rest };
   if (tag !== undefined || digest === undefined) parsed.tag = tag ?? 'latest';
   if (digest !== undefined) parsed.digest = digest;
@@ -114,7 +115,7 @@ export class RegistryClient {
     const url = new URL(realm);
     if (challenge.service) url.searchParams.set('service', challenge.service);
     if (challenge.scope) url.searchParams.set('scope', challenge.scope);
-    const response = await request(url, { method: 'GET', headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+    const response = await reach(url.toString(), () => request(url, { method: 'GET', headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, ...(signal ? { signal } : {}) }), signal);
     const text = await response.body.text();
     if (response.statusCode !== 200) throw new ImageError('registry', `the token service ${url.origin}${url.pathname} answered ${response.statusCode}: ${text.slice(0, 200)}`);
     const body = JSON.parse(text) as { token?: string; access_token?: string };
@@ -133,7 +134,7 @@ export class RegistryClient {
       const headers: Record<string, string> = {};
       if (accept !== undefined) headers.accept = accept;
       if (authorization !== undefined && new URL(target).host === new URL(url).host) headers.authorization = authorization;
-      const response = await request(target, { method: 'GET', headers, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+      const response = await reach(target, () => request(target, { method: 'GET', headers, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, ...(signal ? { signal } : {}) }), signal);
       if (response.statusCode === 401 && !retriedAuth) {
         await response.body.dump();
         const header = response.headers['www-authenticate'];
@@ -220,5 +221,23 @@ export class RegistryClient {
       await this.images.resolve(name);
     });
     return name;
+  }
+}
+
+/**
+ * Runs one request to a registry, turning a failure to get any answer (DNS,
+ * refused or reset connection, TLS, timeout) into ImageError
+ * `registry-unreachable` that names the host and the reason. An abort by the
+ * caller stays what it is.
+ */
+async function reach<T>(url: string, send: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    if (signal?.aborted === true || error instanceof ImageError) throw error;
+    const cause = (error as { cause?: { code?: string } }).cause;
+    const code = (error as NodeJS.ErrnoException).code ?? cause?.code;
+    const reason = code ?? (error as Error).message;
+    throw new ImageError('registry-unreachable', `cannot reach the registry at ${new URL(url).host}: ${reason}; check the name, that the node has a route to it, or import the image instead (hivemind images import)`);
   }
 }

@@ -7,15 +7,18 @@
 // `volumes delete` once no app uses it leaves no mount,
 // loop device or file. Needs root and mkfs.ext4 (e2fsprogs).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TestCluster, eventually, killWorkloadsUnder } from '../../agent/test/harness.js';
 import { mountSourceOf } from '../local-volumes.js';
+import { TENANT_UID_RANGE_DEFAULT } from '../tenant-users.js';
 
 const skip = process.getuid?.() !== 0 ? 'volumes need root' : spawnSync('mkfs.ext4', ['-V']).error ? 'mkfs.ext4 is not installed (apt-get install e2fsprogs)' : undefined;
 const cluster = new TestCluster(50);
+// The app runs as its tenant's unprivileged user and reaches its volume by path: the test's folder (0700 from mkdtemp) must let it pass.
+chmodSync(cluster.root, 0o711);
 
 /** Unmounts and detaches whatever volume a failed run left under the cluster's folder, so its removal can proceed. */
 function releaseVolumesUnder(root: string): void {
@@ -60,6 +63,11 @@ test('a process app writes to a sized volume on its node; the volume is mounted 
     assert.ok(device?.startsWith('/dev/loop'), `mounted from a loop device: ${device}`);
     const written = readFileSync(join(mountPath, 'starts'), 'utf8');
     assert.match(written, /^started \d+ [\d.]+\n$/);
+    // The app wrote as the default tenant's own user, which owns the volume's root alone.
+    const root = statSync(mountPath);
+    assert.is(root.uid, TENANT_UID_RANGE_DEFAULT.base);
+    assert.is(root.mode & 0o777, 0o700);
+    assert.is(statSync(join(mountPath, 'starts')).uid, TENANT_UID_RANGE_DEFAULT.base);
     const image = readdirSync(join(node.dataDir, 'volumes', 'default')).find((entry) => entry.endsWith('.ext4'));
     assert.ok(image, 'the backing file sits beside its mount point');
 

@@ -16,7 +16,7 @@ test('tenant.create, already-exists, update, delete', () => {
   const driver = new Driver();
   const created = driver.ok({ type: 'tenant.create', name: 'acme', quota: { apps: 2 } });
   assert.equal(created.value, { name: 'acme' });
-  assert.equal(driver.machine.tenant('acme'), { name: 'acme', quota: { apps: 2 }, createdIndex: 1, createdAt: driver.time });
+  assert.equal(driver.machine.tenant('acme'), { name: 'acme', quota: { apps: 2 }, createdIndex: 1, createdAt: driver.time, uidOffset: 1 });
   const again = driver.refused({ type: 'tenant.create', name: 'acme', quota: {} });
   assert.equal(again, { code: 'already-exists', message: 'cannot create tenant "acme": it already exists; change its quota with tenant.update', field: 'name' });
   driver.ok({ type: 'tenant.update', name: 'acme', quota: { apps: 5 } });
@@ -152,6 +152,8 @@ test('delete removes the app and its instances', () => {
 
 test('deploy references: volumes, secrets and policies must exist in the tenant', () => {
   const driver = new Driver();
+  // A host path is no named volume to look for (the default tenant may bind one here).
+  driver.ok({ type: 'tenant.update', name: 'default', quota: {}, settings: { hostMounts: true } });
   const mount = { source: 'data', target: '/data', readOnly: false };
   const volume = driver.refused({ type: 'app.deploy', spec: appSpec({ volumes: [{ source: '/srv', target: '/srv', readOnly: true }, mount] }) });
   assert.equal(volume, {

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isIpAddress, validateCommand, validateEnvelope, LIMITS } from '../validate.js';
 import type { Command } from '../types.js';
-import { appSpec, registerNode } from './fixtures.js';
+import { MiB, appSpec, registerNode } from './fixtures.js';
 
 function refusal(command: unknown): { code: string; message: string; field?: string } {
   const validated = validateCommand(command);
@@ -137,6 +137,27 @@ test('ports are 1..65535 and published once', () => {
   expectRefusal({ type: 'policy.put', tenant: 'a', name: 'p', apps: [], ingress: [{ ports: [70000] }] }, 'ingress[0].ports[0]', '65535');
 });
 
+test('doubtful values a fuzz run found are refused, each naming its field: memory 1, cpus 1e9, odd image references, a line break in an argument', () => {
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ limits: { memoryBytes: 1 }, reservations: {} }) }, 'spec.limits.memoryBytes', 'a bare number is bytes');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ reservations: { memoryBytes: 1 } }) }, 'spec.reservations.memoryBytes', 'from 4 MiB');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ limits: { memoryBytes: 2 ** 50 } }) }, 'spec.limits.memoryBytes', 'to 64 TiB');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ limits: { cpuMillis: 1e12 } }) }, 'spec.limits.cpuMillis', 'is 1000000000000 millicores (1000000000 CPUs)');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ limits: { cpuMillis: 1 }, reservations: {} }) }, 'spec.limits.cpuMillis', 'from 10 (0.01 CPU)');
+  assert.ok(validateCommand({ type: 'app.deploy', spec: appSpec({ limits: { cpuMillis: 10, memoryBytes: 4 * MiB }, reservations: {} }) }).ok, 'the smallest limits pass');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ image: '../../x' }) }, 'spec.image', 'is not an image name');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ image: 'UPPER' }) }, 'spec.image', 'image names are lower case');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ image: 'x@sha256:zz' }) }, 'spec.image', 'digest "sha256:zz"');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ image: 'nginx:-bad' }) }, 'spec.image', 'has tag "-bad"');
+  for (const good of ['nginx', 'nginx:1.25', 'library/nginx:latest', 'registry.local:5000/team/app:v1.2_3', 'localhost/x', `x@sha256:${'a'.repeat(64)}`, `ghcr.io/o/r:t@sha256:${'0'.repeat(64)}`, 'a__b/c-d.e']) {
+    const validated = validateCommand({ type: 'app.deploy', spec: appSpec({ image: good }) });
+    assert.ok(validated.ok, `${good}: ${JSON.stringify(validated)}`);
+  }
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ command: ['echo', 'a\nb'] }) }, 'spec.command[1]', 'contains a line break');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ image: undefined, command: ['sleep\n', '1'] }) }, 'spec.command[0]', 'only a script after -c or -e may span lines');
+  expectRefusal({ type: 'app.deploy', spec: appSpec({ entrypoint: ['/bin/x\r'] }) }, 'spec.entrypoint[0]', 'line break');
+  assert.ok(validateCommand({ type: 'app.deploy', spec: appSpec({ command: ['node', '-e', 'a()\nb()'] }) }).ok, 'a script after -e may span lines');
+});
+
 test('app spec cross-field rules', () => {
   expectRefusal({ type: 'app.deploy', spec: appSpec({ image: undefined }) }, 'spec.image', 'one must be set');
   // An image with a command overrides the image's command, as in Compose.
@@ -146,7 +167,7 @@ test('app spec cross-field rules', () => {
   expectRefusal({ type: 'app.deploy', spec: appSpec({ command: ['a\u0000b'] }) }, 'spec.command[0]', 'control characters other than tabs');
   expectRefusal({ type: 'app.deploy', spec: appSpec({ image: undefined, command: [] }) }, 'spec.command', 'must not be empty');
   expectRefusal(
-    { type: 'app.deploy', spec: appSpec({ reservations: { memoryBytes: 2048 }, limits: { memoryBytes: 1024 } }) },
+    { type: 'app.deploy', spec: appSpec({ reservations: { memoryBytes: 2048 * MiB }, limits: { memoryBytes: 1024 * MiB } }) },
     'spec.reservations.memoryBytes',
     'must not exceed limits.memoryBytes',
   );

@@ -2,6 +2,7 @@
 // OCI layout archive (unpacked into a snapshot once), pull it from a local
 // registry with Bearer token auth, refuse a tampered layer with a digest
 // error, and the pure pieces (references, chain ids, challenges, event decoding).
+import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImageError, ImageStore, chainIds } from '../images.js';
@@ -38,6 +39,10 @@ test('references are parsed with Docker defaults', () => {
   assert.equal(normalizeReference('127.0.0.1:5000/team/app:v2'), '127.0.0.1:5000/team/app:v2');
   assert.equal(parseReference('localhost/app@sha256:' + 'a'.repeat(64)), { registry: 'localhost', repository: 'app', digest: 'sha256:' + 'a'.repeat(64) });
   assert.throws(() => parseReference('Bad Name'), /not an image reference/);
+  // A reference that is not one is the caller's mistake (the API answers 400), never the registry's.
+  for (const [reference, text] of [['../../x', 'is not valid'], ['UPPER', 'repository "library/UPPER" is not valid'], ['x@sha256:zz', 'sha256:<64 hex digits>'], ['x:-tag', 'tag "-tag" is not valid']] as const) {
+    assert.throws(() => parseReference(reference), (error: ImageError) => error.code === 'invalid-reference' && error.message.includes(text), reference);
+  }
   assert.equal(parseBearerChallenge('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"'), {
     realm: 'https://auth.example/token',
     service: 'registry.example',
@@ -118,6 +123,24 @@ test('a tampered layer is refused with a digest error and nothing is recorded', 
   assert.equal((await otherStore.list()).length, 0, 'no image record was made');
   assert.not.ok(await otherStore.hasBlob(containerd.image!.layerDigest), 'the tampered layer was not committed');
   client.close();
+});
+
+test('a registry that does not answer is registry-unreachable, naming the host and the reason', async () => {
+  if (skip !== undefined) return;
+  const closed = await new Promise<number>((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  try {
+    await new RegistryClient({ images: store }).pull(`127.0.0.1:${closed}/hivemind/busybox:v1`);
+    assert.unreachable('a pull from a closed port must be refused');
+  } catch (error) {
+    assert.is((error as ImageError).code, 'registry-unreachable', String(error));
+    assert.match((error as Error).message, `cannot reach the registry at 127.0.0.1:${closed}: ECONNREFUSED`);
+  }
 });
 
 test('a missing tag is a clear not-found', async () => {
