@@ -61,7 +61,8 @@ export function tlsFilePaths(directory: string): { ca: string; key(id: NodeId): 
 /**
  * Reads `directory` for node `id` of `memberIds`. Throws TlsDirectoryError
  * when a file is missing or unreadable, a PEM does not parse, this node's key
- * is not its certificate's, or a member's certificate is not signed by the CA.
+ * is not its certificate's, a member's certificate is not signed by the CA,
+ * or two members share one certificate.
  */
 export function readTlsDirectory(directory: string, options: { id: NodeId; memberIds: readonly NodeId[] }): ServerTls {
   const paths = tlsFilePaths(directory);
@@ -82,6 +83,10 @@ export function readTlsDirectory(directory: string, options: { id: NodeId; membe
     const certificate = parseCertificate(pem, path);
     if (!certificate.checkIssued(ca) || !certificate.verify(ca.publicKey)) {
       throw new TlsDirectoryError(`--tls-dir: ${path} is not signed by the CA in ${paths.ca}; make every certificate with the same CA`);
+    }
+    const same = [...memberFingerprints].find(([, fingerprint]) => fingerprint === certificate.fingerprint256);
+    if (same !== undefined) {
+      throw new TlsDirectoryError(`--tls-dir: ${path} is the same certificate as ${paths.certificate(same[0])}; every member needs its own, since a peer is known by its certificate`);
     }
     memberFingerprints.set(member, certificate.fingerprint256);
     if (member === options.id) {
@@ -156,7 +161,7 @@ function readPem(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new TlsDirectoryError(`--tls-dir: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); the directory holds ca.pem, this node's <id>.key and <id>.pem for every member of --cluster`);
+    throw new TlsDirectoryError(`--tls-dir: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); the directory holds ca.pem, this node's <id>.key, and <member>.pem for every member of --cluster`);
   }
 }
 
