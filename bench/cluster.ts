@@ -1,5 +1,6 @@
 import { cpuTimeMs, rssBytes, sleep } from './processes.js';
 import type { ServiceSpec } from './rpc.js';
+import type { ClientTls } from './tls.js';
 
 /** One member's answer to a status request, in terms common to both systems. */
 export interface MemberStatus {
@@ -21,11 +22,20 @@ export interface MemberStatus {
 export interface BenchCluster {
   /** `hivemind` or `etcd`. */
   readonly system: string;
+  /**
+   * What a client needs to reach the members when both their ports speak
+   * mutual TLS; undefined when they speak plaintext.
+   */
+  readonly tls: ClientTls | undefined;
+  /** `system` with its transport security: `hivemind tls`, `etcd plain`; unique in a run. */
+  readonly label: string;
   readonly memberIds: readonly string[];
   /** The service whose `Put({ key = 1, value = 2 })` the load generator calls. */
   readonly putService: ServiceSpec;
   /** Human-readable timing settings for the report (tick, heartbeat, election). */
   readonly timingSettings: string;
+  /** Human-readable transport security for the report (what speaks TLS, with what certificates). */
+  readonly securitySettings: string;
   start(): Promise<void>;
   clientAddress(id: string): string;
   /** The member's OS process id while it runs. */
@@ -86,4 +96,9 @@ export function memberUsage(cluster: BenchCluster): Record<string, { rssBytes: n
     usage[id] = pid === undefined ? { rssBytes: Number.NaN, cpuMs: Number.NaN } : { rssBytes: rssBytes(pid), cpuMs: cpuTimeMs(pid) };
   }
   return usage;
+}
+
+/** `system` with its transport security, as `BenchCluster.label`. */
+export function clusterLabel(system: string, tls: boolean): string {
+  return `${system} ${tls ? 'tls' : 'plain'}`;
 }

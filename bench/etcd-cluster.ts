@@ -1,9 +1,10 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
-import type { BenchCluster, MemberStatus } from './cluster.js';
+import { clusterLabel, type BenchCluster, type MemberStatus } from './cluster.js';
 import { freePorts, killAndWait, logTail, sleep, type Resources } from './processes.js';
 import { makeClient, unaryCall, type ServiceSpec } from './rpc.js';
+import type { ClientTls, ClusterTls } from './tls.js';
 
 const etcdProto = 'bench/proto/etcd-kv.proto';
 const startTimeoutMs = 30_000;
@@ -38,7 +39,9 @@ export function etcdVersion(): string | undefined {
 /**
  * A 3-member etcd cluster of real `etcd` processes on loopback with etcd's
  * default heartbeat (100 ms), election timeout (1000 ms) and snapshot count;
- * etcd fsyncs its WAL before acknowledging, as Hivemind does.
+ * etcd fsyncs its WAL before acknowledging, as Hivemind does. With `tls`,
+ * both ports speak mutual TLS with the benchmark's certificates
+ * (`--cert-file`/`--client-cert-auth`, `--peer-cert-file`/`--peer-client-cert-auth`).
  */
 export class EtcdCluster implements BenchCluster {
   readonly system = 'etcd';
@@ -46,12 +49,30 @@ export class EtcdCluster implements BenchCluster {
   readonly putService: ServiceSpec = { protoPath: etcdProto, service: 'etcdserverpb.KV' };
   readonly timingSettings =
     'heartbeat 100 ms, election timeout 1000 ms (randomized 1000-2000 ms), pre-vote off, snapshot every 100000 entries (etcd 3.4 defaults)';
+  readonly securitySettings: string;
+  readonly tls: ClientTls | undefined;
+  readonly label: string;
   private readonly members = new Map<string, Member>();
   /** etcd's uint64 member id (decimal string) to the benchmark's name. */
   private readonly nameByMemberId = new Map<string, string>();
   private readonly clusterToken = `hivemind-bench-${process.pid}-${Date.now()}`;
 
-  constructor(private readonly options: { resources: Resources; workDirectory: string }) {}
+  constructor(
+    private readonly options: {
+      resources: Resources;
+      workDirectory: string;
+      /** The members' certificates (bench/tls.ts); undefined: plaintext on both ports. */
+      tls: ClusterTls | undefined;
+    },
+  ) {
+    this.tls = options.tls?.client;
+    this.label = clusterLabel(this.system, options.tls !== undefined);
+    this.securitySettings =
+      options.tls === undefined
+        ? 'plaintext on both ports'
+        : 'mutual TLS on both ports: --peer-client-cert-auth and --client-cert-auth with the same CA and ' +
+          'ECDSA P-256 certificates as Hivemind\'s (the issue\'s --peer-auto-tls/--auto-tls would check no client certificate)';
+  }
 
   async start(): Promise<void> {
     const ports = await freePorts(2 * this.memberIds.length);
@@ -62,7 +83,7 @@ export class EtcdCluster implements BenchCluster {
         id,
         dataDirectory,
         logPath: `${this.options.workDirectory}/${id}.log`,
-        peerUrl: `http://127.0.0.1:${ports[2 * index]}`,
+        peerUrl: `${this.options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${ports[2 * index]}`,
         clientAddress: `127.0.0.1:${ports[2 * index + 1]}`,
         process: undefined,
         statusClient: undefined,
@@ -123,16 +144,18 @@ export class EtcdCluster implements BenchCluster {
 
   private launch(member: Member): void {
     const initialCluster = [...this.members.values()].map((peer) => `${peer.id}=${peer.peerUrl}`).join(',');
-    const clientUrl = `http://${member.clientAddress}`;
+    const tls = this.options.tls;
+    const clientUrl = `${tls === undefined ? 'http' : 'https'}://${member.clientAddress}`;
     const args = [
       ...['--name', member.id, '--data-dir', member.dataDirectory],
       ...['--listen-peer-urls', member.peerUrl, '--initial-advertise-peer-urls', member.peerUrl],
       ...['--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl],
       ...['--initial-cluster', initialCluster, '--initial-cluster-state', 'new'],
       ...['--initial-cluster-token', this.clusterToken],
+      ...(tls === undefined ? [] : tlsFlags(tls, member.id)),
     ];
     member.process = this.options.resources.spawn({ command: 'etcd', args, logPath: member.logPath });
-    member.statusClient = makeClient({ protoPath: etcdProto, service: 'etcdserverpb.Maintenance' }, member.clientAddress);
+    member.statusClient = makeClient({ protoPath: etcdProto, service: 'etcdserverpb.Maintenance' }, member.clientAddress, this.tls);
   }
 
   /** Polls Maintenance.Status until the member answers; rejects with its log's tail. */
@@ -150,4 +173,14 @@ export class EtcdCluster implements BenchCluster {
     }
     throw new Error(`etcd ${member.id} did not answer Status within ${startTimeoutMs} ms; last lines of ${member.logPath}:\n${logTail(member.logPath)}`);
   }
+}
+
+/** etcd 3.4's flags for mutual TLS on both ports, with member `id`'s key and certificate (one pair serves both). */
+function tlsFlags(tls: ClusterTls, id: string): string[] {
+  const key = tls.keyPath(id);
+  const certificate = tls.certificatePath(id);
+  return [
+    ...['--cert-file', certificate, '--key-file', key, '--trusted-ca-file', tls.caPath, '--client-cert-auth'],
+    ...['--peer-cert-file', certificate, '--peer-key-file', key, '--peer-trusted-ca-file', tls.caPath, '--peer-client-cert-auth'],
+  ];
 }

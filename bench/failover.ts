@@ -75,7 +75,7 @@ class LeaderRouter {
   private channelOf(id: string): UnaryChannel {
     let channel = this.channels.get(id);
     if (!channel) {
-      channel = new UnaryChannel(this.cluster.clientAddress(id));
+      channel = new UnaryChannel(this.cluster.clientAddress(id), this.cluster.tls);
       this.channels.set(id, channel);
     }
     return channel;

@@ -2,9 +2,10 @@ import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type * as grpc from '@grpc/grpc-js';
-import type { BenchCluster, MemberStatus } from './cluster.js';
+import { clusterLabel, type BenchCluster, type MemberStatus } from './cluster.js';
 import { freePorts, killAndWait, logTail, type Resources } from './processes.js';
 import { makeClient, repositoryRoot, unaryCall, type ServiceSpec } from './rpc.js';
+import type { ClientTls, ClusterTls } from './tls.js';
 
 /** Log entries between snapshots: etcd 3.4's default snapshot count, for a like-for-like run. */
 const SNAPSHOT_EVERY_ENTRIES = 100_000;
@@ -37,13 +38,17 @@ interface StatusResponse {
 /**
  * A 3-member Hivemind cluster of real `consensus/server/main.js` processes on
  * loopback, each with its own data dir under `workDirectory` (fsync on, as
- * the server always does).
+ * the server always does). With `tls`, both ports of every member speak
+ * mutual TLS (`--tls-dir`), as the agent's peer port and HTTPS API do.
  */
 export class HivemindCluster implements BenchCluster {
   readonly system = 'hivemind';
   readonly memberIds = ['a', 'b', 'c'] as const;
   readonly putService = kvService;
   readonly timingSettings: string;
+  readonly securitySettings: string;
+  readonly tls: ClientTls | undefined;
+  readonly label: string;
   private readonly members = new Map<string, Member>();
 
   constructor(
@@ -57,9 +62,19 @@ export class HivemindCluster implements BenchCluster {
       tickMs: number;
       electionTicks: number;
       heartbeatTicks: number;
+      /** The members' certificates (bench/tls.ts); undefined: plaintext on both ports. */
+      tls: ClusterTls | undefined;
     },
   ) {
     const { tickMs, electionTicks, heartbeatTicks } = options;
+    this.tls = options.tls?.client;
+    this.label = clusterLabel(this.system, options.tls !== undefined);
+    this.securitySettings =
+      options.tls === undefined
+        ? 'plaintext on both ports'
+        : 'mutual TLS on both ports: peer port grpc-js TLS, each member pinned by its certificate and every batch\'s sender checked ' +
+          '(the transport\'s security hook); client port HTTP/2 over TLS, a client certificate of the CA required; ' +
+          'ECDSA P-256 certificates from src/security/certificates.ts';
     this.timingSettings =
       `tick ${tickMs} ms, heartbeat ${heartbeatTicks} tick (${heartbeatTicks * tickMs} ms), ` +
       `election timeout ${electionTicks}-${2 * electionTicks} ticks (${electionTicks * tickMs}-${2 * electionTicks * tickMs} ms), ` +
@@ -146,11 +161,12 @@ export class HivemindCluster implements BenchCluster {
       ...['--election-ticks', String(this.options.electionTicks), '--heartbeat-ticks', String(this.options.heartbeatTicks)],
       // The same snapshot interval as etcd's default (--snapshot-count 100000), so both pay alike.
       ...['--snapshot-every', String(SNAPSHOT_EVERY_ENTRIES)],
+      ...(this.options.tls === undefined ? [] : ['--tls-dir', this.options.tls.directory]),
     ];
     const child = this.options.resources.spawn({ command: process.execPath, args, logPath: member.logPath, pipeStdout: true });
     member.process = child;
     await waitForReadyLine({ child, logPath: member.logPath, timeoutMs: readyTimeoutMs, name: `hivemind ${member.id}` });
-    member.statusClient = makeClient(kvService, member.clientAddress);
+    member.statusClient = makeClient(kvService, member.clientAddress, this.tls);
   }
 }
 

@@ -24,6 +24,8 @@ export interface FleetResult {
   loadCpuPercent: number;
   processes: number;
   channels: number;
+  /** What the load's first connection negotiated; undefined for cleartext. */
+  tlsDescription: string | undefined;
 }
 
 const workerPath = fileURLToPath(new URL('./load-worker.js', import.meta.url));
@@ -151,6 +153,7 @@ function merge(results: LoadResult[], shape: { processes: number; channels: numb
     latenciesNs,
     windowMs,
     loadCpuPercent: windowMs > 0 ? (100 * cpuMs) / windowMs : 0,
+    tlsDescription: results.find((result) => result.tlsDescription !== undefined)?.tlsDescription,
     ...shape,
   };
 }

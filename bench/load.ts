@@ -1,5 +1,6 @@
 import { sleep } from './processes.js';
 import { unaryMethod, type ServiceSpec, type UnaryMethod } from './rpc.js';
+import type { ClientTls } from './tls.js';
 import { UnaryChannel } from './unary-channel.js';
 
 /**
@@ -25,6 +26,8 @@ export interface LoadOptions {
   deadlineMs: number;
   /** Makes keys distinct across rows, systems and load processes. */
   keyPrefix: string;
+  /** Mutual TLS to the target; undefined: cleartext. */
+  tls: ClientTls | undefined;
 }
 
 /** What one load process measured. Latencies are of Puts acknowledged inside the window. */
@@ -40,6 +43,8 @@ export interface LoadResult {
   windowMs: number;
   /** CPU time this load process used during the window (user + system). */
   cpuMs: number;
+  /** What its first connection negotiated (`TLSv1.3 TLS_AES_256_GCM_SHA384`); undefined for cleartext. */
+  tlsDescription: string | undefined;
 }
 
 /** Connected clients, ready to `run` once. */
@@ -81,7 +86,7 @@ class Recorder {
 
 /** Opens `channels` connections to the target and waits until they are all up. */
 export async function prepareLoad(options: LoadOptions): Promise<PreparedLoad> {
-  const channels = Array.from({ length: options.channels }, () => new UnaryChannel(options.address));
+  const channels = Array.from({ length: options.channels }, () => new UnaryChannel(options.address, options.tls));
   await Promise.all(channels.map((channel) => channel.connect(10_000)));
   return {
     run: () => runClients(options, channels),
@@ -119,6 +124,7 @@ async function runClients(options: LoadOptions, channels: UnaryChannel[]): Promi
     latenciesNs: recorder.latenciesNs.slice(0, recorder.operations),
     windowMs: options.durationMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    tlsDescription: channels[0]?.tlsDescription,
   };
 }
 

@@ -7,17 +7,24 @@
  *
  *   npm run bench:raft -- [--clients 1,16,64,256] [--rounds 3] [--seconds 5] [--json] ...   (--help lists all)
  *
+ * With --tls both (the default) each system runs twice, with mutual TLS on
+ * both ports and in plaintext, four clusters side by side in the same rounds;
+ * --tls on or off runs one of the two.
+ *
  * Prints the settings and the machine, then the table of rows, the medians
- * over rounds, the Hivemind/etcd ratios and the failover trials. With --json the last line is
+ * over rounds, the Hivemind/etcd ratios per security mode, the cost of TLS
+ * per system and the failover trials. With --json the last line is
  * one JSON object holding every figure. Progress goes to stderr. Every
  * process it starts is killed and every temp dir removed when it ends, on
  * Ctrl-C, on an error, and when its time budget runs out.
  */
+import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_OPTIONS } from '../consensus/core/index.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
 import { defaultServerPath, HivemindCluster } from './hivemind-cluster.js';
 import type { BenchCluster } from './cluster.js';
+import { BenchCertificates } from './tls.js';
 import { flushDisk, Resources } from './processes.js';
 import {
   describeMachine,
@@ -26,14 +33,17 @@ import {
   formatRatios,
   formatRows,
   formatSettings,
+  formatTlsCost,
   roundRatios,
   summarizeRatios,
+  summarizeTlsCost,
   type Machine,
   type RatioSummary,
   type RoundRatio,
+  type TlsCost,
 } from './report.js';
 import { describeInterleaving, runRounds } from './rounds.js';
-import { rowMedians, runFailoverTrials, startSystem, type BenchSettings, type SystemResult } from './run-system.js';
+import { rowMedians, runFailoverTrials, startSystem, type BenchSettings, type Row, type SystemResult } from './run-system.js';
 import { median } from './stats.js';
 
 interface CommandLine {
@@ -43,6 +53,8 @@ interface CommandLine {
   heartbeatTicks: number;
   /** Which systems to run, in order; etcd is skipped with a note when it is not installed. */
   systems: ('hivemind' | 'etcd')[];
+  /** Mutual TLS on both ports (`on`), plaintext (`off`), or each system both ways in the same rounds. */
+  tls: TlsMode;
   /** Hivemind's server entry script. */
   serverPath: string;
   /** Node.js flags for Hivemind's server processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
@@ -80,10 +92,22 @@ const USAGE = `usage: npm run bench:raft -- [options]   (or: node dist/bench/raf
   --load-processes 1          load processes; --channels 4 connections per load process
   --failover-trials 3         leader kills per system (0: none); --failover-clients 16
   --systems hivemind,etcd     which systems (etcd only if installed); the first runs first in the first pair
+  --tls both                  on: mutual TLS on the peer and client ports of both systems, the load speaking TLS;
+                              off: plaintext; both: each system both ways, 4 clusters in the same rounds, and the
+                              cost of TLS per system (TLS clusters first in the first group)
   --server PATH               Hivemind's server script (default dist/consensus/server/main.js)
   --server-node-args=ARGS     Node.js flags for Hivemind's servers, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
                               (servers are then stopped with SIGTERM, so profiles get written)
   --json                      end with one JSON line holding every figure`;
+
+/** `--tls`: which security modes run. */
+type TlsMode = 'on' | 'off' | 'both';
+const TLS_MODES: readonly TlsMode[] = ['on', 'off', 'both'];
+
+/** Whether each cluster group speaks TLS, in the order the groups run: TLS first. */
+function securityModes(mode: TlsMode): boolean[] {
+  return mode === 'both' ? [true, false] : [mode === 'on'];
+}
 
 /** A bad command line: printed without a stack trace, exit code 2. */
 class UsageError extends Error {
@@ -117,6 +141,7 @@ function readFlags(argv: string[]) {
       'failover-trials': { type: 'string', default: '3' },
       'failover-clients': { type: 'string', default: '16' },
       systems: { type: 'string', default: 'hivemind,etcd' },
+      tls: { type: 'string', default: 'both' },
       server: { type: 'string', default: defaultServerPath },
       'server-node-args': { type: 'string', default: '' },
       json: { type: 'boolean', default: false },
@@ -131,6 +156,7 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
     if (name !== 'hivemind' && name !== 'etcd') throw new UsageError(`--systems takes hivemind and/or etcd, not "${name}"`);
   }
   if (new Set(systems).size !== systems.length) throw new UsageError(`--systems names each system at most once, not "${values.systems}"`);
+  if (!TLS_MODES.includes(values.tls as TlsMode)) throw new UsageError(`--tls takes on, off or both, not "${values.tls}"`);
   const clientCounts = values.clients.split(',').map((part) => wholeNumber(part.trim(), '--clients', 1));
   return {
     settings: {
@@ -152,6 +178,7 @@ function interpret(values: ReturnType<typeof readFlags>): CommandLine {
     electionTicks: wholeNumber(values['election-ticks'], '--election-ticks', 2),
     heartbeatTicks: wholeNumber(values['heartbeat-ticks'], '--heartbeat-ticks', 1),
     systems: systems as CommandLine['systems'],
+    tls: values.tls as TlsMode,
     serverPath: values.server,
     serverNodeArgs: values['server-node-args'].split(' ').filter((part) => part !== ''),
     json: values.json,
@@ -171,14 +198,37 @@ function timeBudgetMs(commandLine: CommandLine, systems: number): number {
   return 30_000 + systems * perSystemMs;
 }
 
-/** The single JSON object printed last with --json. */
+/** Hivemind over etcd per round and its summary, for the clusters of one security mode. */
+interface ModeRatios {
+  perRound: RoundRatio[];
+  summary: RatioSummary[];
+}
+
+/** TLS over plaintext per system, per round and summarised, with the failover medians of both modes. */
+interface TlsCostReport {
+  perRound: { system: string; ratios: RoundRatio[] }[];
+  summary: TlsCost[];
+  failoverMedianMs: Record<string, { tls: number | undefined; plaintext: number | undefined }>;
+  /** What the load generator negotiated with each system's TLS clusters. */
+  negotiated: Record<string, string | undefined>;
+}
+
+/**
+ * The single JSON object printed last with --json. The fields of earlier
+ * runs keep their meaning for the clusters of the first security mode
+ * (`systemsSecurity`: TLS unless --tls off); the plaintext clusters of
+ * --tls both and the cost of TLS come in added fields.
+ */
 function jsonSummary(options: {
   commandLine: CommandLine;
   machine: Machine;
   results: SystemResult[];
-  ratios: { perRound: RoundRatio[]; summary: RatioSummary[] } | undefined;
+  ratios: Map<boolean, ModeRatios | undefined>;
+  tlsCost: TlsCostReport | undefined;
 }): object {
-  const { commandLine, machine, results, ratios } = options;
+  const { commandLine, machine, results, ratios, tlsCost } = options;
+  const [primaryTls, secondaryTls] = securityModes(commandLine.tls);
+  const systemsOf = (tls: boolean): object => Object.fromEntries(results.filter((result) => result.tls === tls).map((result) => [result.system, result]));
   return {
     benchmark: 'raft',
     date: new Date().toISOString(),
@@ -189,37 +239,96 @@ function jsonSummary(options: {
       tickMs: commandLine.tickMs,
       electionTicks: commandLine.electionTicks,
       heartbeatTicks: commandLine.heartbeatTicks,
+      tls: commandLine.tls,
     },
     machine,
-    systems: Object.fromEntries(results.map((result) => [result.system, result])),
-    interleaving: describeInterleaving(results.map((result) => result.system)),
-    ratiosHivemindOverEtcd: ratios?.summary ?? null,
-    ratiosPerRound: ratios?.perRound ?? null,
+    systems: systemsOf(primaryTls!),
+    interleaving: describeInterleaving(results.map((result) => result.label)),
+    ratiosHivemindOverEtcd: ratios.get(primaryTls!)?.summary ?? null,
+    ratiosPerRound: ratios.get(primaryTls!)?.perRound ?? null,
+    systemsSecurity: primaryTls ? 'mutual-tls' : 'plaintext',
+    plaintext:
+      secondaryTls === undefined
+        ? null
+        : { systems: systemsOf(secondaryTls), ratiosHivemindOverEtcd: ratios.get(secondaryTls)?.summary ?? null, ratiosPerRound: ratios.get(secondaryTls)?.perRound ?? null },
+    tlsCost: tlsCost ?? null,
   };
 }
 
-/** The clusters to run, in the order asked, each with its own temp dir; none of them started yet. */
-function makeClusters(options: { commandLine: CommandLine; resources: Resources; etcdInstalled: boolean }): BenchCluster[] {
+/**
+ * The clusters to run, each with its own temp dir, none of them started yet:
+ * per security mode (TLS first), the systems in the order asked. Clusters
+ * that speak TLS get their certificates (bench/tls.ts) in `<dir>/tls`.
+ */
+async function makeClusters(options: { commandLine: CommandLine; resources: Resources; etcdInstalled: boolean }): Promise<BenchCluster[]> {
   const { commandLine, resources, etcdInstalled } = options;
+  const modes = securityModes(commandLine.tls);
+  const certificates = modes.includes(true) ? await BenchCertificates.create() : undefined;
+  const clusterTls = async (workDirectory: string, tls: boolean) => {
+    if (!tls) return undefined;
+    const directory = `${workDirectory}/tls`;
+    mkdirSync(directory);
+    return certificates!.writeCluster(directory, ['a', 'b', 'c']);
+  };
   const clusters: BenchCluster[] = [];
-  for (const system of commandLine.systems) {
-    if (system === 'hivemind') {
-      clusters.push(
-        new HivemindCluster({
-          resources,
-          workDirectory: resources.makeTempDirectory('hivemind-bench-raft-'),
-          serverPath: commandLine.serverPath,
-          nodeArgs: commandLine.serverNodeArgs,
-          tickMs: commandLine.tickMs,
-          electionTicks: commandLine.electionTicks,
-          heartbeatTicks: commandLine.heartbeatTicks,
-        }),
-      );
-    } else if (etcdInstalled) {
-      clusters.push(new EtcdCluster({ resources, workDirectory: resources.makeTempDirectory('etcd-bench-raft-') }));
+  for (const tls of modes) {
+    for (const system of commandLine.systems) {
+      if (system === 'hivemind') {
+        const workDirectory = resources.makeTempDirectory(`hivemind-bench-raft-${tls ? 'tls' : 'plain'}-`);
+        clusters.push(
+          new HivemindCluster({
+            resources,
+            workDirectory,
+            serverPath: commandLine.serverPath,
+            nodeArgs: commandLine.serverNodeArgs,
+            tickMs: commandLine.tickMs,
+            electionTicks: commandLine.electionTicks,
+            heartbeatTicks: commandLine.heartbeatTicks,
+            tls: await clusterTls(workDirectory, tls),
+          }),
+        );
+      } else if (etcdInstalled) {
+        const workDirectory = resources.makeTempDirectory(`etcd-bench-raft-${tls ? 'tls' : 'plain'}-`);
+        clusters.push(new EtcdCluster({ resources, workDirectory, tls: await clusterTls(workDirectory, tls) }));
+      }
     }
   }
   return clusters;
+}
+
+/** Hivemind over etcd, per security mode that has both systems. */
+function hivemindOverEtcd(rows: readonly Row[], commandLine: CommandLine): Map<boolean, ModeRatios | undefined> {
+  const ratios = new Map<boolean, ModeRatios | undefined>();
+  for (const tls of securityModes(commandLine.tls)) {
+    const perRound = roundRatios(rows, {
+      numerator: (row) => row.system === 'hivemind' && row.tls === tls,
+      denominator: (row) => row.system === 'etcd' && row.tls === tls,
+    });
+    ratios.set(tls, perRound.length === 0 ? undefined : { perRound, summary: summarizeRatios(perRound, commandLine.settings.clientCounts) });
+  }
+  return ratios;
+}
+
+/** TLS over plaintext per system that ran both ways; undefined unless --tls both. */
+function tlsCostOf(results: readonly SystemResult[], commandLine: CommandLine): TlsCostReport | undefined {
+  if (commandLine.tls !== 'both') return undefined;
+  const rows = results.flatMap((result) => result.rows);
+  const systems = [...new Set(results.map((result) => result.system))];
+  const perRound = systems.map((system) => ({
+    system,
+    ratios: roundRatios(rows, {
+      numerator: (row) => row.system === system && row.tls,
+      denominator: (row) => row.system === system && !row.tls,
+    }),
+  }));
+  const failoverOf = (system: string, tls: boolean): number | undefined =>
+    results.find((result) => result.system === system && result.tls === tls)?.failoverMedianMs;
+  return {
+    perRound,
+    summary: summarizeTlsCost({ perRound, results, clientCounts: commandLine.settings.clientCounts }),
+    failoverMedianMs: Object.fromEntries(systems.map((system) => [system, { tls: failoverOf(system, true), plaintext: failoverOf(system, false) }])),
+    negotiated: Object.fromEntries(systems.map((system) => [system, rows.find((row) => row.system === system && row.tlsDescription !== undefined)?.tlsDescription])),
+  };
 }
 
 async function main(resources: Resources): Promise<void> {
@@ -231,7 +340,7 @@ async function main(resources: Resources): Promise<void> {
   const etcd = etcdVersion();
   const machine = describeMachine(etcd);
   const progress = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
-  const clusters = makeClusters({ commandLine, resources, etcdInstalled: etcd !== undefined });
+  const clusters = await makeClusters({ commandLine, resources, etcdInstalled: etcd !== undefined });
   if (commandLine.systems.includes('etcd') && etcd === undefined) {
     progress('no etcd binary on PATH (Debian package etcd-server): printing Hivemind figures only');
   }
@@ -243,19 +352,23 @@ async function main(resources: Resources): Promise<void> {
     process.exit(1);
   }, budgetMs);
 
-  console.log(formatSettings({ settings: commandLine.settings, machine, timings, interleaving: describeInterleaving(clusters.map((cluster) => cluster.system)) }));
+  const security = Object.fromEntries(clusters.map((cluster) => [cluster.label, cluster.securitySettings]));
+  const interleaving = describeInterleaving(clusters.map((cluster) => cluster.label));
+  console.log(formatSettings({ settings: commandLine.settings, machine, timings, security, interleaving }));
   const results = await benchSystems({ clusters, settings: commandLine.settings, resources, progress });
   clearTimeout(watchdog);
 
   const allRows = results.flatMap((result) => result.rows);
-  console.log(`\n${formatRows(allRows, results.map((result) => result.system))}`);
+  console.log(`\n${formatRows(allRows, results.map((result) => result.label))}`);
   console.log(`\n${formatMedians(results)}`);
-  const hasBoth = results.some((result) => result.system === 'hivemind') && results.some((result) => result.system === 'etcd');
-  const perRound = roundRatios(allRows);
-  const ratios = hasBoth ? { perRound, summary: summarizeRatios(perRound, commandLine.settings.clientCounts) } : undefined;
-  if (ratios) console.log(`\n${formatRatios(ratios.summary)}`);
+  const ratios = hivemindOverEtcd(allRows, commandLine);
+  for (const [tls, modeRatios] of ratios) {
+    if (modeRatios) console.log(`\n${formatRatios(modeRatios.summary, tls ? 'with mutual TLS on both ports' : 'in plaintext')}`);
+  }
+  const tlsCost = tlsCostOf(results, commandLine);
+  if (tlsCost) console.log(`\n${formatTlsCost(tlsCost.summary, tlsCost.negotiated)}`);
   if (commandLine.settings.failoverTrials > 0) console.log(`\n${formatFailover(results)}`);
-  if (commandLine.json) console.log(JSON.stringify(jsonSummary({ commandLine, machine, results, ratios })));
+  if (commandLine.json) console.log(JSON.stringify(jsonSummary({ commandLine, machine, results, ratios, tlsCost })));
 }
 
 /**
@@ -282,10 +395,13 @@ async function benchSystems(options: {
     const results: SystemResult[] = [];
     for (const cluster of clusters) {
       const failoverTrials = await runFailoverTrials({ cluster, settings, progress });
-      const own = rows.filter((row) => row.system === cluster.system);
+      const own = rows.filter((row) => row.system === cluster.system && row.tls === (cluster.tls !== undefined));
       results.push({
         system: cluster.system,
+        tls: cluster.tls !== undefined,
+        label: cluster.label,
         timingSettings: cluster.timingSettings,
+        securitySettings: cluster.securitySettings,
         rows: own,
         medians: rowMedians(own, settings.clientCounts),
         failoverTrials,

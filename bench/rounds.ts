@@ -2,11 +2,12 @@ import type { BenchCluster } from './cluster.js';
 import { flushDisk, type Resources } from './processes.js';
 import { runRow, type BenchSettings, type Row } from './run-system.js';
 
-/** One row to run: a client count in a round, on one system. */
+/** One row to run: a client count in a round, on one cluster. */
 export interface PlannedRow {
   /** 1-based. */
   round: number;
   clients: number;
+  /** The cluster's label (`BenchCluster.label`: `hivemind tls`). */
   system: string;
 }
 
@@ -18,6 +19,8 @@ export interface PlannedRow {
  * system always runs first while the machine's speed drifts. With an even
  * number of client counts the last pair of a round and the first pair of the
  * next keep the same order; that is what makes each client count alternate.
+ * With more than two clusters (TLS and plaintext of each system) the same
+ * holds for the whole group: A,B,C,D then D,C,B,A.
  */
 export function planRows(options: { systems: readonly string[]; clientCounts: readonly number[]; rounds: number }): PlannedRow[] {
   const { systems, clientCounts, rounds } = options;
@@ -53,11 +56,11 @@ export async function runRounds(options: {
   progress: (line: string) => void;
 }): Promise<Row[]> {
   const { clusters, settings, resources, progress } = options;
-  const bySystem = new Map(clusters.map((cluster) => [cluster.system, cluster]));
-  const plan = planRows({ systems: clusters.map((cluster) => cluster.system), clientCounts: settings.clientCounts, rounds: settings.rounds });
+  const byLabel = new Map(clusters.map((cluster) => [cluster.label, cluster]));
+  const plan = planRows({ systems: clusters.map((cluster) => cluster.label), clientCounts: settings.clientCounts, rounds: settings.rounds });
   const rows: Row[] = [];
   for (const { round, clients, system } of plan) {
-    const cluster = bySystem.get(system)!;
+    const cluster = byLabel.get(system)!;
     flushDisk();
     const row = await runRow({ cluster, settings, resources, clients, round, keyTag: `r${round}/c${clients}` });
     progress(

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
+import type { ClientTls } from './tls.js';
 
 /** The repository root, from both `bench/*.ts` and its compiled `dist/bench/*.js`. */
 export const repositoryRoot = fileURLToPath(
@@ -36,13 +37,14 @@ function serviceConstructor(spec: ServiceSpec): grpc.ServiceClientConstructor {
 /**
  * A client of `spec` at `address` (`host:port`) on its own HTTP/2 connection:
  * grpc-js otherwise shares one connection among clients of the same target,
- * which would make "several channels" one channel.
+ * which would make "several channels" one channel. With `tls`: TLS with the
+ * client certificate, the server's verified against the CA and `tls.serverName`.
  */
-export function makeClient(spec: ServiceSpec, address: string): grpc.Client {
+export function makeClient(spec: ServiceSpec, address: string, tls?: ClientTls): grpc.Client {
   const Constructor = serviceConstructor(spec);
-  return new Constructor(address, grpc.credentials.createInsecure(), {
-    'grpc.use_local_subchannel_pool': 1,
-  });
+  if (tls === undefined) return new Constructor(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const credentials = grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certificatePem));
+  return new Constructor(address, credentials, { 'grpc.use_local_subchannel_pool': 1, 'grpc.ssl_target_name_override': tls.serverName });
 }
 
 /** One unary call of `method` with a deadline; rejects with the gRPC error on failure. */

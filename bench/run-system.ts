@@ -27,6 +27,10 @@ export interface BenchSettings {
 /** One row of the table: one system at one client count in one round. */
 export interface Row {
   system: string;
+  /** Whether both ports of the members spoke mutual TLS, the load's included. */
+  tls: boolean;
+  /** What the load generator's connection negotiated (`TLSv1.3 TLS_AES_256_GCM_SHA384`); undefined for plaintext. */
+  tlsDescription: string | undefined;
   /** 1-based round the row ran in. */
   round: number;
   clients: number;
@@ -45,12 +49,23 @@ export interface Row {
   serverCpuPercent: Record<string, number>;
   /** CPU of all load processes during the window, % of one core. */
   loadCpuPercent: number;
+  /** CPU time of all members together during the window per acknowledged Put, µs (from /proc/PID/stat). */
+  serverCpuPerCommitUs: number;
+  /** The leader's share of `serverCpuPerCommitUs`. */
+  leaderCpuPerCommitUs: number;
+  /** The load processes' CPU time during the window per acknowledged Put, µs. */
+  loadCpuPerCommitUs: number;
 }
 
 /** Every figure measured for one system. */
 export interface SystemResult {
   system: string;
+  /** Whether its ports spoke mutual TLS. */
+  tls: boolean;
+  /** `system` and its security, unique in a run (`hivemind tls`). */
+  label: string;
   timingSettings: string;
+  securitySettings: string;
   /** Every row of this system, in the order run (round by round). */
   rows: Row[];
   /** Per client count, the median over rounds of its rows. */
@@ -66,6 +81,8 @@ export interface RowMedian {
   commitsPerSecond: number | undefined;
   p50Ms: number | undefined;
   p99Ms: number | undefined;
+  serverCpuPerCommitUs: number | undefined;
+  loadCpuPerCommitUs: number | undefined;
 }
 
 /**
@@ -80,10 +97,10 @@ export async function startSystem(options: {
   progress: (line: string) => void;
 }): Promise<void> {
   const { cluster, settings, resources, progress } = options;
-  progress(`${cluster.system}: starting 3 members`);
+  progress(`${cluster.label}: starting 3 members`);
   await cluster.start();
   if (settings.clusterWarmupMs > 0) {
-    progress(`${cluster.system}: ${settings.clusterWarmupMs / 1000} s of unmeasured load at ${CLUSTER_WARMUP_CLIENTS} clients`);
+    progress(`${cluster.label}: ${settings.clusterWarmupMs / 1000} s of unmeasured load at ${CLUSTER_WARMUP_CLIENTS} clients`);
     await runRow({
       cluster,
       settings: { ...settings, warmupMs: settings.clusterWarmupMs, durationMs: 100 },
@@ -115,7 +132,7 @@ export async function runFailoverTrials(options: {
       trialTimeoutMs: 20_000,
       keyPrefix: `${cluster.system}/failover/${trial}`,
     });
-    progress(`${cluster.system}: failover ${trial}: killed ${result.killed}, ${result.unavailableMs?.toFixed(0) ?? 'no'} ms without acknowledged writes`);
+    progress(`${cluster.label}: failover ${trial}: killed ${result.killed}, ${result.unavailableMs?.toFixed(0) ?? 'no'} ms without acknowledged writes`);
     trials.push(result);
   }
   return trials;
@@ -132,6 +149,8 @@ export function rowMedians(rows: readonly Row[], clientCounts: readonly number[]
       commitsPerSecond: median(same.map((row) => known(row.commitsPerSecond))),
       p50Ms: median(same.map((row) => known(row.p50Ms))),
       p99Ms: median(same.map((row) => known(row.p99Ms))),
+      serverCpuPerCommitUs: median(same.map((row) => known(row.serverCpuPerCommitUs))),
+      loadCpuPerCommitUs: median(same.map((row) => known(row.loadCpuPerCommitUs))),
     };
   });
 }
@@ -166,6 +185,7 @@ export async function runRow(options: {
       durationMs: settings.durationMs,
       deadlineMs: settings.putDeadlineMs,
       keyPrefix: `${cluster.system}/${keyTag}`,
+      tls: cluster.tls,
     },
     shape: settings.shape,
     resources,
@@ -174,8 +194,13 @@ export async function runRow(options: {
   const usageAfter = memberUsage(cluster);
   const perMember = (pick: (id: string) => number): Record<string, number> =>
     Object.fromEntries(cluster.memberIds.map((id) => [id, pick(id)]));
+  const windowCpuMs = (id: string): number => atClose.usage[id]!.cpuMs - atOpen.usage[id]!.cpuMs;
+  const serverCpuPercent = perMember((id) => (100 * windowCpuMs(id)) / (atClose.atMs - atOpen.atMs));
+  const perCommitUs = (cpuMs: number): number => (result.operations > 0 ? (1000 * cpuMs) / result.operations : Number.NaN);
   return {
     system: cluster.system,
+    tls: cluster.tls !== undefined,
+    tlsDescription: result.tlsDescription,
     round,
     clients,
     loadProcesses: result.processes,
@@ -187,7 +212,10 @@ export async function runRow(options: {
     errors: result.errors,
     firstError: result.firstError,
     rssMiB: perMember((id) => usageAfter[id]!.rssBytes / 2 ** 20),
-    serverCpuPercent: perMember((id) => (100 * (atClose.usage[id]!.cpuMs - atOpen.usage[id]!.cpuMs)) / (atClose.atMs - atOpen.atMs)),
+    serverCpuPercent,
     loadCpuPercent: result.loadCpuPercent,
+    serverCpuPerCommitUs: perCommitUs(cluster.memberIds.reduce((sum, id) => sum + windowCpuMs(id), 0)),
+    leaderCpuPerCommitUs: perCommitUs(windowCpuMs(leader)),
+    loadCpuPerCommitUs: perCommitUs((result.loadCpuPercent * result.windowMs) / 100),
   };
 }

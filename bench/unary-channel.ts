@@ -1,5 +1,7 @@
 import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { frameMessage } from '../consensus/server/grpc-unary-server.js';
+import type { ClientTls } from './tls.js';
 
 /** A failed call: `code` is the gRPC status code (4 deadline exceeded, 14 unavailable, ...). */
 export class CallError extends Error {
@@ -22,12 +24,26 @@ const statusUnavailable = 14;
  * speaks the wire protocol directly: length-prefixed messages, `grpc-timeout`,
  * status in the trailers. Messages are encoded by the caller (from the
  * .proto, see rpc.ts). A broken connection is replaced on the next call.
+ * With `tls` it speaks HTTP/2 over TLS, presenting the client certificate and
+ * verifying the server's against the CA and `tls.serverName`.
  */
 export class UnaryChannel {
   private session: http2.ClientHttp2Session | undefined;
 
-  /** `address` is `host:port`; plaintext HTTP/2 (both servers run without TLS here). */
-  constructor(private readonly address: string) {}
+  /** `address` is `host:port`; cleartext HTTP/2 without `tls`. */
+  constructor(
+    private readonly address: string,
+    private readonly tls?: ClientTls,
+  ) {}
+
+  /** The TLS version and cipher of the open connection (`TLSv1.3 TLS_AES_256_GCM_SHA384`); undefined for cleartext or before it connects. */
+  get tlsDescription(): string | undefined {
+    const socket = this.session?.socket as TLSSocket | undefined;
+    if (socket === undefined || typeof socket.getProtocol !== 'function') return undefined;
+    const protocol = socket.getProtocol();
+    const cipher = socket.getCipher();
+    return protocol === null || cipher === undefined ? undefined : `${protocol} ${cipher.standardName ?? cipher.name}`;
+  }
 
   /** Opens the connection; rejects if it cannot be made within `timeoutMs`. */
   connect(timeoutMs: number): Promise<void> {
@@ -74,7 +90,15 @@ export class UnaryChannel {
 
   private liveSession(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = http2.connect(`http://${this.address}`);
+    const session =
+      this.tls === undefined
+        ? http2.connect(`http://${this.address}`)
+        : http2.connect(`https://${this.address}`, {
+            ca: this.tls.caPem,
+            key: this.tls.keyPem,
+            cert: this.tls.certificatePem,
+            servername: this.tls.serverName,
+          });
     session.on('error', () => this.dropSession(session)); // each call then fails through its stream
     session.on('goaway', () => this.dropSession(session));
     session.on('close', () => this.dropSession(session));

@@ -8,10 +8,16 @@ export const USAGE = `usage: node dist/consensus/server/main.js --id ID --data-d
     --peer-listen HOST:PORT --client-listen HOST:PORT
     --cluster ID=PEER_HOST:PORT/CLIENT_HOST:PORT,... [--tick-ms 50]
     [--election-ticks 10] [--heartbeat-ticks 1] [--snapshot-every 10000]
+    [--tls-dir DIR]
 
   --cluster lists the founding voters with their peer and client addresses. A node
   whose data directory is empty bootstraps the cluster from it; a node with data
-  starts from its disk, and uses --cluster only for the addresses of its peers.`;
+  starts from its disk, and uses --cluster only for the addresses of its peers.
+
+  --tls-dir turns on mutual TLS on both ports. DIR holds ca.pem, this node's
+  ID.key, and MEMBER.pem for every member of --cluster, all signed by that CA
+  (consensus/server/tls.ts). Peers are known by their certificates; a client
+  presents any certificate of the CA. Without it both ports are plaintext.`;
 
 /** One member named by --cluster. */
 export interface ClusterMember {
@@ -31,6 +37,8 @@ export interface ServerSettings {
   electionTicks: number;
   heartbeatTicks: number;
   snapshotEveryEntries: number;
+  /** Mutual TLS on both ports from this directory's PEM files; undefined: plaintext. */
+  tlsDirectory: string | undefined;
 }
 
 export type Parsed = { ok: true; settings: ServerSettings } | { ok: false; error: string };
@@ -55,6 +63,7 @@ export function parseCommandLine(argv: string[]): Parsed {
         'election-ticks': { type: 'string', default: '10' },
         'heartbeat-ticks': { type: 'string', default: '1' },
         'snapshot-every': { type: 'string', default: '10000' },
+        'tls-dir': { type: 'string' },
       },
     }).values as Record<string, string | undefined>;
   } catch (error) {
@@ -90,6 +99,7 @@ export function parseCommandLine(argv: string[]): Parsed {
   if (numbers['heartbeat-ticks']! >= numbers['election-ticks']!) {
     return { ok: false, error: '--heartbeat-ticks must be below --election-ticks' };
   }
+  if (values['tls-dir'] === '') return { ok: false, error: '--tls-dir is empty; give the directory of the PEM files, or leave the flag out for plaintext' };
   return {
     ok: true,
     settings: {
@@ -102,6 +112,7 @@ export function parseCommandLine(argv: string[]): Parsed {
       electionTicks: numbers['election-ticks']!,
       heartbeatTicks: numbers['heartbeat-ticks']!,
       snapshotEveryEntries: numbers['snapshot-every']!,
+      tlsDirectory: values['tls-dir'],
     },
   };
 }

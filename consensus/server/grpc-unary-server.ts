@@ -12,6 +12,10 @@
  * same exchange on node:http2 alone. On the Raft leader, which answers every
  * client, that was the largest single cost per commit (bench/README.md).
  *
+ * With `tls` it serves HTTP/2 over TLS (ALPN h2) instead of cleartext; a
+ * connection whose handshake fails (no certificate where one is required, a
+ * certificate of another CA) is closed by node:tls and logged, rate-limited.
+ *
  * Limits: `requestBytesMax` per request message (RESOURCE_EXHAUSTED past it),
  * `streamsPerConnectionMax` concurrent calls per connection (HTTP/2
  * SETTINGS_MAX_CONCURRENT_STREAMS; a client queues beyond it). Nothing a
@@ -20,6 +24,7 @@
  */
 import http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { RateLimitedLog } from '../transport/context.js';
 
 /** An error a handler throws to answer with a gRPC status other than INTERNAL. */
 export class GrpcStatusError extends Error {
@@ -62,6 +67,8 @@ export interface UnaryGrpcServerOptions {
   requestBytesMax: number;
   /** Concurrent calls per connection. Default 1000. */
   streamsPerConnectionMax?: number;
+  /** Key, certificate and client-certificate policy for HTTP/2 over TLS; absent: cleartext HTTP/2. */
+  tls?: http2.SecureServerOptions;
   /** Gets errors no client is told about (a handler's unexpected failure, a broken connection). */
   logger: (line: string) => void;
 }
@@ -83,7 +90,7 @@ const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
 /** See the file comment. `listen` once, then `close`. */
 export class UnaryGrpcServer {
   private readonly methods = new Map<string, UnaryMethod>();
-  private readonly server: http2.Http2Server;
+  private readonly server: http2.Http2Server | http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly requestBytesMax: number;
   private readonly logger: (line: string) => void;
@@ -92,11 +99,19 @@ export class UnaryGrpcServer {
     for (const method of options.methods) this.methods.set(method.path, method);
     this.requestBytesMax = options.requestBytesMax;
     this.logger = options.logger;
-    this.server = http2.createServer({
-      settings: { maxConcurrentStreams: options.streamsPerConnectionMax ?? STREAMS_PER_CONNECTION_MAX_DEFAULT },
-    });
-    this.server.on('session', (session) => this.track(session));
-    this.server.on('stream', (stream, headers) => this.serve(stream, headers));
+    const settings = { maxConcurrentStreams: options.streamsPerConnectionMax ?? STREAMS_PER_CONNECTION_MAX_DEFAULT };
+    if (options.tls === undefined) {
+      this.server = http2.createServer({ settings });
+    } else {
+      const server = http2.createSecureServer({ ...options.tls, settings, allowHTTP1: false });
+      const handshakeLog = new RateLimitedLog(options.logger);
+      server.on('tlsClientError', (error, socket) =>
+        handshakeLog.line('tls-client-error', `client connection from ${socket.remoteAddress ?? 'unknown'} refused in the TLS handshake: ${error.message}`),
+      );
+      this.server = server;
+    }
+    this.server.on('session', (session: http2.ServerHttp2Session) => this.track(session));
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.serve(stream, headers));
   }
 
   /** Listens on `host:port` (port 0: any free port); resolves with the bound `host:port`. */

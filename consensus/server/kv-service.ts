@@ -80,6 +80,8 @@ export interface KvServiceInit {
   stateMachine: KvStateMachine;
   /** Client addresses (`host:port`) of the members, by node id, for forwarding Puts to the leader. */
   clientAddresses: Record<NodeId, string>;
+  /** How to reach member `id`'s client port when TLS is on (tls.ts); absent: plaintext. */
+  forwardChannel?: (id: NodeId) => { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions };
   logger: (line: string) => void;
 }
 
@@ -165,7 +167,7 @@ export class KvService {
         `this node is not the leader, and the leader "${leader}" has no known client address; send the Put to the leader`,
       );
     }
-    const client = this.forwardClient(address) as unknown as {
+    const client = this.forwardClient(leader, address) as unknown as {
       Put(request: PutRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<PutResponse>): grpc.ClientUnaryCall;
     };
     const metadata = new grpc.Metadata();
@@ -183,11 +185,13 @@ export class KvService {
     });
   }
 
-  private forwardClient(address: string): grpc.Client {
-    let client = this.forwardClients.get(address);
+  private forwardClient(leader: NodeId, address: string): grpc.Client {
+    const key = `${leader}@${address}`;
+    let client = this.forwardClients.get(key);
     if (client === undefined) {
-      client = new this.Client(address, grpc.credentials.createInsecure());
-      this.forwardClients.set(address, client);
+      const channel = this.init.forwardChannel?.(leader);
+      client = new this.Client(address, channel?.credentials ?? grpc.credentials.createInsecure(), channel?.options ?? {});
+      this.forwardClients.set(key, client);
     }
     return client;
   }

@@ -4,11 +4,13 @@
  * proto/kv.proto's KV service on --client-listen. Used by the tests, the
  * benchmark and the chaos harness; see `USAGE` in ./command-line.ts.
  *
+ * With --tls-dir both ports speak mutual TLS (./tls.ts); without it, plaintext.
+ *
  * Output: one JSON line on stdout once both ports listen,
- *   {"event":"ready","id":"a","peer":"127.0.0.1:7001","client":"127.0.0.1:7101"}
+ *   {"event":"ready","id":"a","peer":"127.0.0.1:7001","client":"127.0.0.1:7101","tls":false}
  * and log lines on stderr. SIGTERM or SIGINT stops it gracefully (exit 0);
- * bad flags exit 2; a fatal error (storage, a broken invariant) exits 1, and
- * the supervisor restarts the process from its disk.
+ * bad flags or an unusable --tls-dir exit 2; a fatal error (storage, a broken
+ * invariant) exits 1, and the supervisor restarts the process from its disk.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +21,15 @@ import { parseCommandLine, USAGE, type ServerSettings } from './command-line.js'
 import { UnaryGrpcServer } from './grpc-unary-server.js';
 import { KvService } from './kv-service.js';
 import { KEY_BYTES_MAX, KvStateMachine, VALUE_BYTES_MAX } from './kv-state-machine.js';
+import {
+  clientPortTlsOptions,
+  pinnedChannelCredentials,
+  readTlsDirectory,
+  TLS_SERVER_NAME,
+  TlsDirectoryError,
+  transportSecurity,
+  type ServerTls,
+} from './tls.js';
 
 /** Room in one entry beside the key and value, for the command's framing. */
 const COMMAND_OVERHEAD_BYTES = 1024;
@@ -46,16 +57,21 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  const { node, stateMachine, transport } = await startNode(settings, logLine);
+  const tls = readTls(settings);
+  const { node, stateMachine, transport } = await startNode(settings, tls, logLine);
   const service = new KvService({
     node,
     stateMachine,
     clientAddresses: Object.fromEntries(settings.cluster.map((member) => [member.id, member.clientAddress])),
+    ...(tls && {
+      forwardChannel: (id: string) => ({ credentials: pinnedChannelCredentials(tls, id), options: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME } }),
+    }),
     logger: logLine,
   });
   const server = new UnaryGrpcServer({
     methods: service.methods(),
     requestBytesMax: VALUE_BYTES_MAX + KEY_BYTES_MAX + 64 * 1024,
+    ...(tls && { tls: clientPortTlsOptions(tls) }),
     logger: logLine,
   });
   const clientAddress = await server.listen(settings.clientListen); // a failure exits 1 through main().catch
@@ -75,17 +91,35 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 
-  const ready = { event: 'ready', id: settings.id, peer: transport.address, client: clientAddress };
+  const ready = { event: 'ready', id: settings.id, peer: transport.address, client: clientAddress, tls: tls !== undefined };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+/** The TLS material of --tls-dir, or undefined without it; an unusable directory exits 2 with what is wrong. */
+function readTls(settings: ServerSettings): ServerTls | undefined {
+  if (settings.tlsDirectory === undefined) return undefined;
+  try {
+    return readTlsDirectory(settings.tlsDirectory, { id: settings.id, memberIds: settings.cluster.map((member) => member.id) });
+  } catch (error) {
+    if (!(error instanceof TlsDirectoryError)) throw error;
+    process.stderr.write(`hivemind kv server: ${error.message}\n`);
+    process.exit(2);
+  }
 }
 
 async function startNode(
   settings: ServerSettings,
+  tls: ServerTls | undefined,
   logLine: (line: string) => void,
 ): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport }> {
   mkdirSync(settings.dataDirectory, { recursive: true });
   const storage = new LevelStorage({ directory: join(settings.dataDirectory, 'raft'), logger: logLine });
-  const transport = new GrpcTransport({ id: settings.id, listen: settings.peerListen, logger: logLine });
+  const transport = new GrpcTransport({
+    id: settings.id,
+    listen: settings.peerListen,
+    logger: logLine,
+    ...(tls && { security: transportSecurity(tls) }),
+  });
   const stateMachine = new KvStateMachine();
   const node = new RaftNode({
     id: settings.id,
