@@ -11,7 +11,7 @@ import { RaftNode, type RaftInspector, type RaftOverrides, type StateMachine } f
 import { CRASH_MODES, MemoryDisk, MemoryStorage, type DiskOperation } from '../storage-memory.js';
 import { SafetyChecker } from './checker.js';
 import { SimNetwork } from './network.js';
-import { VirtualClock } from './virtual-clock.js';
+import { VirtualClock, settle } from './virtual-clock.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -35,6 +35,11 @@ const CRASH_AFTER_APPLY_AHEAD_CHANCE = 0.05;
 const TRACE_LINES_MAX = 3000;
 /** Time limit of the clients' requests; a request cut off by a crash never settles. */
 const REQUEST_TIMEOUT_MS = 3000;
+/**
+ * Events per simulated second past which a run is a runaway (a message storm
+ * between nodes that never settles); a healthy run handles a few thousand.
+ */
+const EVENTS_PER_SIMULATED_SECOND_MAX = 100_000;
 
 /** The settings of one simulated run, all drawn from its seed. */
 export interface WorldSettings {
@@ -145,16 +150,6 @@ export function settingsForSeed(seed: number): WorldSettings {
   };
 }
 
-/**
- * Resolves once every promise continuation the last event set off has run,
- * as Node runs them all before its next callback: the microtask queue is
- * drained whole before the next tick queue entry runs, so a tick queued from
- * a microtask fires only once the queue is empty. (A setImmediate would do
- * the same at the cost of a turn of the event loop per event, five times slower.)
- */
-function settle(): Promise<void> {
-  return new Promise((resolve) => queueMicrotask(() => process.nextTick(resolve)));
-}
 
 /**
  * A simulated cluster: real RaftNodes over a simulated network and disks,
@@ -233,6 +228,10 @@ export class World {
 
   private afterEvent(): void {
     this.eventsHandled++;
+    const eventsMax = ((this.clock.nowMs + 1000) / 1000) * EVENTS_PER_SIMULATED_SECOND_MAX;
+    if (this.eventsHandled > eventsMax) {
+      this.checker.recordViolation(`runaway: ${this.eventsHandled} events in ${this.clock.nowMs} ms simulated (${this.describeNodes()})`);
+    }
     for (const node of this.nodes.values()) this.checkLeaderCountsDurable(node);
     if (this.eventsHandled % 500 === 0) this.checkLogMatching();
   }

@@ -49,9 +49,11 @@ test('seeds cover 3- and 5-node clusters and every fault', async () => {
 test('the checkers catch a node whose disk ignores fsync', async () => {
   let caught = 0;
   for (let seed = 1; seed <= 300 && caught === 0; seed++) {
-    if ((await runSeed(seed, { brokenDisk: true })).violations.length > 0) caught++;
+    // A safety violation, not only the message storm or the stall that lost data can also cause.
+    const violations = (await runSeed(seed, { brokenDisk: true })).violations;
+    if (violations.some((line) => !/^(runaway|liveness):/.test(line))) caught++;
   }
-  assert.ok(caught > 0, 'a disk that loses votes and terms went unnoticed in 300 seeds');
+  assert.ok(caught > 0, 'a disk that loses synced writes went unnoticed in 300 seeds');
 });
 
 test('the checkers catch acks and votes sent before their write is durable', async () => {
