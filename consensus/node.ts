@@ -15,6 +15,10 @@
  * copy of their entries. A Ready holding a snapshot is the exception: the
  * loop waits for the writer to drain, then handles it in full.
  * See docs/internals/raft.md for why this is safe.
+ *
+ * The driver never reads the clock: ticks, request time limits and the
+ * loop's turns go through the injected `Timers` (the wall clock by default),
+ * so that the simulator runs this very driver on virtual time.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
@@ -90,7 +94,7 @@ export interface RaftNodeOptions {
   stateMachine: StateMachine;
   /** Peer addresses (`host:port`) by node id; this node's own entry is ignored. See `setPeers`. */
   peers?: Record<NodeId, string>;
-  /** Wall-clock length of one Raft tick. Default 50 ms. */
+  /** Length of one Raft tick on `timers` (wall-clock milliseconds in production). Default 50 ms. */
   tickMs?: number;
   /** Overrides of `DEFAULT_OPTIONS`. */
   raft?: RaftOverrides;

@@ -168,7 +168,8 @@ export interface MemoryStorageOptions {
   disk: MemoryDisk;
   /**
    * Decides when each operation completes: calls `complete` at that moment
-   * (the simulator: after a delay on virtual time). Default: at once.
+   * (the simulator: after a delay on virtual time). Default: in a
+   * microtask, so that a call is still in progress when it returns, as on a disk.
    */
   delay?: (complete: () => void, kind: DiskOperation['kind']) => void;
   /**
@@ -184,6 +185,7 @@ export class MemoryStorage implements RaftStorage {
   private readonly disk: MemoryDisk;
   private readonly delay: (complete: () => void, kind: DiskOperation['kind']) => void;
   private readonly reportsBeforeWritten: boolean;
+  private loaded = false;
   private closed = false;
   private busy = false;
   /** With `reportsBeforeWritten`: the writes still completing, in order. */
@@ -191,12 +193,13 @@ export class MemoryStorage implements RaftStorage {
 
   constructor(options: MemoryStorageOptions) {
     this.disk = options.disk;
-    this.delay = options.delay ?? ((complete) => complete());
+    this.delay = options.delay ?? ((complete) => queueMicrotask(complete));
     this.reportsBeforeWritten = options.reportsBeforeWritten ?? false;
   }
 
   async load(): Promise<PersistedState> {
     this.checkUsable('load');
+    this.loaded = true;
     return this.disk.load();
   }
 
@@ -214,6 +217,7 @@ export class MemoryStorage implements RaftStorage {
 
   private checkUsable(what: string): void {
     assert(!this.closed, `MemoryStorage: ${what} after close`);
+    assert(what === 'load' || this.loaded, `MemoryStorage: ${what} before load`);
     assert(!this.busy, `MemoryStorage: ${what} while another call is in progress (one call at a time)`);
   }
 
@@ -282,6 +286,9 @@ function problemWith(state: DiskState, operation: DiskOperation): string | undef
   const first = write.entries[0]?.index;
   if (first !== undefined && (first <= base || first > last + 1)) {
     return `entries starting at ${first} do not join the stored log (${base}, ${last}]`;
+  }
+  for (let k = 1; k < write.entries.length; k++) {
+    if (write.entries[k]!.index !== first! + k) return `the entries to write skip from ${write.entries[k - 1]!.index} to ${write.entries[k]!.index}`;
   }
   return undefined;
 }

@@ -5,10 +5,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AssertionError } from '../core/assert.js';
 import { SeededRandom } from '../core/random.js';
 import { EntryType, type Entry, type Snapshot } from '../core/types.js';
 import { MemoryDisk, MemoryStorage } from '../storage-memory.js';
+import { storageCompliance } from './storage-compliance.js';
 
 function entry(index: number, term: number): Entry {
   return { term, index, type: EntryType.Normal, data: new TextEncoder().encode(`${term}/${index}`) };
@@ -28,63 +28,20 @@ function indexes(list: Entry[]): string {
   return list.map((item) => `${item.index}@${item.term}`).join(' ');
 }
 
+storageCompliance(test, () => {
+  const disk = new MemoryDisk(() => 0);
+  return { make: () => new MemoryStorage({ disk }) };
+});
+
 /** A disk whose writes complete only when the test says, so that a crash can find one in flight. */
 function heldDisk(): { disk: MemoryDisk; storage: MemoryStorage; completeNext: () => void } {
   const disk = new MemoryDisk(() => 0);
   const waiting: (() => void)[] = [];
   const storage = new MemoryStorage({ disk, delay: (complete) => waiting.push(complete) });
+  void storage.load();
   return { disk, storage, completeNext: () => waiting.shift()!() };
 }
 
-test('a fresh disk loads as a zero hard state and an empty log', async () => {
-  const storage = new MemoryStorage({ disk: new MemoryDisk(() => 0) });
-  assert.equal(await storage.load(), { hardState: { term: 0, vote: '', commit: 0 }, entries: [] });
-});
-
-test('appends truncate at their first index, a snapshot from the leader replaces the log, compaction keeps what is above', async () => {
-  const disk = new MemoryDisk(() => 0);
-  const storage = new MemoryStorage({ disk });
-  await storage.persist({ hardState: { term: 1, vote: 'a', commit: 0 }, entries: entries(1, 5, 1) }, true);
-  await storage.persist({ entries: entries(4, 6, 2) }, true);
-  assert.is(indexes((await storage.load()).entries), '1@1 2@1 3@1 4@2 5@2 6@2');
-  await storage.compact(snapshot(3, 1));
-  let loaded = await storage.load();
-  assert.is(loaded.snapshot?.meta.index, 3);
-  assert.is(indexes(loaded.entries), '4@2 5@2 6@2');
-  await storage.persist({ entries: entries(9, 9, 3), snapshot: snapshot(8, 3) }, true);
-  loaded = await storage.load();
-  assert.is(loaded.snapshot?.meta.index, 8);
-  assert.is(indexes(loaded.entries), '9@3');
-  assert.equal(loaded.hardState, { term: 1, vote: 'a', commit: 0 });
-});
-
-test('a write that leaves a gap, reaches below the snapshot or overlaps another call is refused and changes nothing', async () => {
-  const storage = new MemoryStorage({ disk: new MemoryDisk(() => 0) });
-  await storage.persist({ entries: entries(1, 3, 1) }, true);
-  await storage.compact(snapshot(2, 1));
-  for (const write of [{ entries: entries(5, 5, 1) }, { entries: entries(2, 2, 1) }]) {
-    try {
-      await storage.persist(write, true);
-      assert.unreachable('the write was accepted');
-    } catch (error) {
-      assert.instance(error, AssertionError);
-    }
-  }
-  await assertRejects(storage.compact(snapshot(7, 1)));
-  assert.is(indexes((await storage.load()).entries), '3@1');
-  const { storage: held } = heldDisk();
-  void held.persist({ entries: entries(1, 1, 1) }, true);
-  await assertRejects(held.persist({ entries: entries(2, 2, 1) }, true));
-});
-
-async function assertRejects(promise: Promise<unknown>): Promise<void> {
-  try {
-    await promise;
-    assert.unreachable('the call was accepted');
-  } catch (error) {
-    assert.instance(error, AssertionError);
-  }
-}
 
 /** Synced entries 1-2, then two unsynced commit writes completed, then a synced write of entry 3 in flight. */
 async function diskWithUnsyncedWrites(): Promise<MemoryDisk> {
@@ -150,6 +107,7 @@ test('a disk that ignores fsync loses synced writes not yet flushed, and keeps t
   let nowMs = 0;
   const disk = new MemoryDisk(() => nowMs, { ignoresSync: true, flushDelayMs: 30 });
   const storage = new MemoryStorage({ disk });
+  await storage.load();
   await storage.persist({ hardState: { term: 1, vote: 'a', commit: 0 }, entries: entries(1, 1, 1) }, true);
   nowMs = 40;
   await storage.persist({ hardState: { term: 2, vote: 'b', commit: 0 }, entries: entries(2, 2, 2) }, true);
