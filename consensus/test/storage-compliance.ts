@@ -70,103 +70,103 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
     assert.equal(state, { hardState: { term: 0, vote: '', commit: 0 }, entries: [] });
   });
 
-    test('entries, hard state and snapshot round trip, byte fields as plain Uint8Array', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('entries, hard state and snapshot round trip, byte fields as plain Uint8Array', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     const config: Entry = { term: 2, index: 3, type: EntryType.Config, data: new Uint8Array(), config: { voters: ['a'], learners: [] } };
     const hardState: HardState = { term: 2, vote: 'a', commit: 2 };
     await storage.persist({ entries: [entry(1, 1), entry(2, 2), config], hardState }, true);
     await storage.close();
 
-    const state = await reload(directory);
+    const state = await reload(place);
     assert.equal(state, { hardState, entries: [entry(1, 1), entry(2, 2), config] });
     assert.is(state.entries[0]!.data.constructor, Uint8Array);
 
-    const again = await opened(directory);
+    const again = await opened(place);
     await again.persist({ snapshot: snapshot(9, 3), entries: [entry(10, 3)], hardState: { term: 3, vote: 'b', commit: 9 } }, false);
     await again.close();
-    const restored = await reload(directory);
+    const restored = await reload(place);
     assert.equal(restored, { hardState: { term: 3, vote: 'b', commit: 9 }, snapshot: snapshot(9, 3), entries: [entry(10, 3)] });
     assert.is(restored.snapshot!.data.constructor, Uint8Array);
   });
 
-    test('a conflicting append truncates the stored log at its first index', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('a conflicting append truncates the stored log at its first index', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     await storage.persist({ entries: entries(1, 6, 1) }, true);
     await storage.persist({ entries: [entry(3, 2), entry(4, 2)] }, true);
     // The in-memory last index followed the truncation: 5 now appends after 4.
     await storage.persist({ entries: [entry(5, 2)] }, true);
     await storage.close();
 
-    const state = await reload(directory);
+    const state = await reload(place);
     assert.equal(state.entries, [entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2), entry(5, 2)]);
   });
 
-    test('a longer conflicting append overwrites and extends the log', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('a longer conflicting append overwrites and extends the log', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     await storage.persist({ entries: entries(1, 3, 1) }, true);
     await storage.persist({ entries: entries(2, 5, 2) }, true);
     await storage.close();
-    assert.equal((await reload(directory)).entries, [entry(1, 1), ...entries(2, 5, 2)]);
+    assert.equal((await reload(place)).entries, [entry(1, 1), ...entries(2, 5, 2)]);
   });
 
-    test('a snapshot from the leader replaces the whole log, even entries above its index', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('a snapshot from the leader replaces the whole log, even entries above its index', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     await storage.persist({ entries: entries(1, 10, 1) }, true);
     await storage.persist({ snapshot: snapshot(7, 3), entries: [] }, true);
-    assert.equal(indexes(await reloadAfterClose(storage, directory)), []);
+    assert.equal(indexes(await reloadAfterClose(storage, place)), []);
 
-    const next = await opened(directory);
+    const next = await opened(place);
     await next.persist({ entries: [entry(8, 3)] }, true);
     await next.persist({ snapshot: snapshot(20, 4), entries: [] }, true);
     await next.persist({ entries: [entry(21, 4)] }, true);
-    const state = await reloadAfterClose(next, directory);
+    const state = await reloadAfterClose(next, place);
     assert.equal(state.snapshot, snapshot(20, 4));
     assert.equal(indexes(state), [21]);
   });
 
-  async function reloadAfterClose(storage: RaftStorage, directory: StoragePlace): Promise<PersistedState> {
+  async function reloadAfterClose(storage: RaftStorage, place: StoragePlace): Promise<PersistedState> {
     await storage.close();
-    return reload(directory);
+    return reload(place);
   }
 
-    test('compaction drops entries at or below the snapshot index and keeps the rest', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('compaction drops entries at or below the snapshot index and keeps the rest', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     await storage.persist({ entries: entries(1, 10, 1) }, true);
     await storage.compact(snapshot(6, 1));
     await storage.persist({ entries: [entry(11, 1)] }, true);
     await storage.compact(snapshot(8, 1));
-    const state = await reloadAfterClose(storage, directory);
+    const state = await reloadAfterClose(storage, place);
     assert.equal(state.snapshot, snapshot(8, 1));
     assert.equal(state.entries, entries(9, 11, 1));
 
     // Compacting the whole log leaves only the snapshot; appends continue after it.
-    const next = await opened(directory);
+    const next = await opened(place);
     await next.compact(snapshot(11, 1));
     await next.persist({ entries: [entry(12, 2)] }, true);
-    assert.equal(indexes(await reloadAfterClose(next, directory)), [12]);
+    assert.equal(indexes(await reloadAfterClose(next, place)), [12]);
   });
 
-    test('reopening after close gives back the same state', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('reopening after close gives back the same state', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     await storage.persist({ entries: entries(1, 30, 1), hardState: { term: 1, vote: 'c', commit: 12 } }, true);
     await storage.compact(snapshot(12, 1));
     await storage.persist({ entries: entries(25, 27, 2), hardState: { term: 2, vote: 'a', commit: 20 } }, false);
-    const first = await reloadAfterClose(storage, directory);
-    const second = await reload(directory);
+    const first = await reloadAfterClose(storage, place);
+    const second = await reload(place);
     assert.equal(second, first);
     assert.equal(first.hardState, { term: 2, vote: 'a', commit: 20 });
     assert.equal(indexes(first), [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27]);
   });
 
-    test('writes that would leave a gap or reach below the snapshot fail an assertion and change nothing', async () => {
-    const directory = newPlace();
-    const storage = await opened(directory);
+  test('writes that would leave a gap or reach below the snapshot fail an assertion and change nothing', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
     await storage.persist({ entries: entries(1, 5, 1) }, true);
     await storage.compact(snapshot(3, 1));
     await rejectsWith(storage.persist({ entries: [entry(7, 1)] }, true), AssertionError);
@@ -176,14 +176,14 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
     await rejectsWith(storage.compact(snapshot(2, 1)), AssertionError);
     await rejectsWith(storage.persist({ snapshot: snapshot(2, 1), entries: [] }, true), AssertionError);
     await rejectsWith(storage.persist({ snapshot: snapshot(9, 2), entries: [entry(11, 2)] }, true), AssertionError);
-    const state = await reloadAfterClose(storage, directory);
+    const state = await reloadAfterClose(storage, place);
     assert.equal(state.snapshot, snapshot(3, 1));
     assert.equal(state.entries, entries(4, 5, 1));
   });
 
-    test('calls before load, after close, or overlapping another call fail an assertion', async () => {
-    const directory = newPlace();
-    const storage = directory.make();
+  test('calls before load, after close, or overlapping another call fail an assertion', async () => {
+    const place = newPlace();
+    const storage = place.make();
     await rejectsWith(storage.persist({ entries: [entry(1, 1)] }, true), AssertionError);
     await storage.load();
     const running = storage.persist({ entries: [entry(1, 1)] }, true);
@@ -193,7 +193,7 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
     await rejectsWith(storage.compact(snapshot(1, 1)), AssertionError);
   });
 
-    test('random appends, truncations, compactions and reopenings match a model of the log', async () => {
+  test('random appends, truncations, compactions and reopenings match a model of the log', async () => {
     // A small seeded generator (mulberry32): the same operations on every run.
     let seed = 0x5eed;
     const random = (below: number): number => {
@@ -202,8 +202,8 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
       value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
       return (((value ^ (value >>> 14)) >>> 0) % below);
     };
-    const directory = newPlace();
-    let storage = await opened(directory);
+    const place = newPlace();
+    let storage = await opened(place);
     let model: Entry[] = [];
     let snapshotIndex = 0;
     let term = 1;
@@ -224,13 +224,13 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
         snapshotIndex = index;
       } else {
         await storage.close();
-        const state = await reload(directory);
+        const state = await reload(place);
         assert.equal(state.entries, model, `step ${step}`);
         assert.is(state.snapshot?.meta.index ?? 0, snapshotIndex, `step ${step}`);
-        storage = await opened(directory);
+        storage = await opened(place);
       }
     }
-    const state = await reloadAfterClose(storage, directory);
+    const state = await reloadAfterClose(storage, place);
     assert.equal(state.entries, model);
   });
 }
