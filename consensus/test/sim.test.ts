@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { RaftNode } from '../node.js';
 import { REGRESSION_SEEDS } from '../sim/regressions.js';
 import { runSeed, settingsForSeed } from '../sim/world.js';
 
@@ -70,6 +71,23 @@ test('the checkers catch a leader that counts its own entries before they are du
     violations.some((line) => /counts itself at index/.test(line)),
     `not caught in seed 1: ${violations.join('; ') || 'no violation'}`,
   );
+});
+
+test('the checkers catch a driver whose commit-only Readys overtake the writes handed out before them', async () => {
+  // A mutation of the real driver, not of a copy: its fast path (a Ready that moved only the
+  // commit index skips the writer) taken even while writes are in flight.
+  const driver = RaftNode.prototype as unknown as { writerIdleNow(): boolean };
+  const writerIdleNow = driver.writerIdleNow;
+  driver.writerIdleNow = () => true;
+  try {
+    const violations = (await runSeed(1)).violations;
+    assert.ok(
+      violations.some((line) => /acknowledged entries up to/.test(line)),
+      `not caught in seed 1: ${violations.join('; ') || 'no violation'}`,
+    );
+  } finally {
+    driver.writerIdleNow = writerIdleNow;
+  }
 });
 
 test.run();
