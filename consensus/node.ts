@@ -15,6 +15,10 @@
  * copy of their entries. A Ready holding a snapshot is the exception: the
  * loop waits for the writer to drain, then handles it in full.
  * See docs/internals/raft.md for why this is safe.
+ *
+ * The driver never reads the clock: ticks, request time limits and the
+ * loop's turns go through the injected `Timers` (the wall clock by default),
+ * so that the simulator runs this very driver on virtual time.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
@@ -46,6 +50,7 @@ import {
   refusalError,
 } from './errors.js';
 import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
+import { systemTimers, type TimerHandle, type Timers } from './timers.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
 /**
@@ -89,7 +94,7 @@ export interface RaftNodeOptions {
   stateMachine: StateMachine;
   /** Peer addresses (`host:port`) by node id; this node's own entry is ignored. See `setPeers`. */
   peers?: Record<NodeId, string>;
-  /** Wall-clock length of one Raft tick. Default 50 ms. */
+  /** Length of one Raft tick on `timers` (wall-clock milliseconds in production). Default 50 ms. */
   tickMs?: number;
   /** Overrides of `DEFAULT_OPTIONS`. */
   raft?: RaftOverrides;
@@ -113,6 +118,30 @@ export interface RaftNodeOptions {
    * exit and be restarted from disk.
    */
   onFatal?: (error: Error) => void;
+  /** The ticks, request time limits and loop turns run on these. Default: `systemTimers` (the wall clock). */
+  timers?: Timers;
+  /**
+   * Prefix of this start's ReadIndex contexts: must differ from every earlier
+   * start of this node (a context must never match an answer meant for an
+   * earlier life). Default: a random UUID. The simulator sets one from its seed.
+   */
+  readContextPrefix?: string;
+  /** Hooks for the simulator's checkers; never set in production. */
+  inspector?: RaftInspector;
+}
+
+/**
+ * What the simulator's checkers see of a node as it runs. Each hook runs on
+ * the loop, synchronously, and must neither throw nor call into the node.
+ */
+export interface RaftInspector {
+  /** A Ready was just taken from the core, before any of it is handled. */
+  readyTaken(ready: Ready, raw: RawNode): void;
+  /**
+   * An entry reaches the state machine, before `apply` and before its
+   * proposer hears: every entry, configuration entries and no-ops included.
+   */
+  entryApplied(entry: Entry, raw: RawNode): void;
 }
 
 /** Per-request limits. */
@@ -161,19 +190,22 @@ class PendingRequest<T> implements Rejectable {
   release: () => void = () => {};
   private resolvePromise: (value: T) => void = () => {};
   private rejectPromise: (error: Error) => void = () => {};
-  private readonly timer: ReturnType<typeof setTimeout>;
+  private readonly timer: TimerHandle;
   private readonly signal: AbortSignal | undefined;
   private readonly onSettled: () => void;
   private readonly onAbort: () => void;
 
-  constructor(what: string, options: { timeoutMs: number; signal: AbortSignal | undefined; timeoutHint: string; onSettled: () => void }) {
+  constructor(
+    what: string,
+    options: { timers: Timers; timeoutMs: number; signal: AbortSignal | undefined; timeoutHint: string; onSettled: () => void },
+  ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolvePromise = resolve;
       this.rejectPromise = reject;
     });
     const { timeoutMs, timeoutHint } = options;
     this.onSettled = options.onSettled;
-    this.timer = setTimeout(
+    this.timer = options.timers.setTimeout(
       () => this.reject(new TimeoutError(`${what} did not finish within ${timeoutMs} ms${timeoutHint}`)),
       timeoutMs,
     );
@@ -199,7 +231,7 @@ class PendingRequest<T> implements Rejectable {
   private settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    clearTimeout(this.timer);
+    this.timer.cancel();
     this.signal?.removeEventListener('abort', this.onAbort);
     this.release();
     this.onSettled();
@@ -231,13 +263,15 @@ export class RaftNode {
   private readonly inboxMax: number;
   private readonly logger: (line: string) => void;
   private readonly onFatal: ((error: Error) => void) | undefined;
+  private readonly timers: Timers;
+  private readonly inspector: RaftInspector | undefined;
 
   private lifecycle: Lifecycle = 'new';
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private raw: RawNode | undefined;
   private peers: Record<NodeId, string>;
-  private tickTimer: ReturnType<typeof setInterval> | undefined;
+  private tickTimer: TimerHandle | undefined;
 
   /** Items stepped into the RawNode at the next turn of the loop; at most `inboxMax`. */
   private inbox: (() => void)[] = [];
@@ -285,7 +319,7 @@ export class RaftNode {
   private readsWaitingApply: { index: number; pending: PendingRequest<number> }[] = [];
   private transfers: { to: NodeId; pending: PendingRequest<void> }[] = [];
   /** Unique per process start: a context must never match a ReadIndex answer meant for an earlier life. */
-  private readonly readContextPrefix = randomUUID();
+  private readonly readContextPrefix: string;
   private readCounter = 0;
 
   constructor(options: RaftNodeOptions) {
@@ -303,6 +337,9 @@ export class RaftNode {
     this.inboxMax = options.inboxMax ?? INBOX_MAX_DEFAULT;
     this.logger = options.logger ?? (() => {});
     this.onFatal = options.onFatal;
+    this.timers = options.timers ?? systemTimers;
+    this.inspector = options.inspector;
+    this.readContextPrefix = options.readContextPrefix ?? randomUUID();
     assert(this.tickMs > 0, `RaftNode: tickMs must be positive, not ${this.tickMs}`);
     assert(this.snapshotEveryEntries > 0, 'RaftNode: snapshotEveryEntries must be positive');
     assert(this.inboxMax > 0, 'RaftNode: inboxMax must be positive');
@@ -371,8 +408,7 @@ export class RaftNode {
       // Alone: no need to wait an election timeout.
       this.enqueue(() => this.raw!.campaign());
     }
-    this.tickTimer = setInterval(() => this.onTick(), this.tickMs);
-    this.tickTimer.unref();
+    this.tickTimer = this.timers.setInterval(() => this.onTick(), this.tickMs);
     this.schedule();
   }
 
@@ -394,7 +430,7 @@ export class RaftNode {
     if (this.lifecycle === 'starting') await this.startPromise?.catch(() => {});
     if (this.lifecycle === 'stopped') return;
     this.lifecycle = 'stopping';
-    clearInterval(this.tickTimer);
+    this.tickTimer?.cancel();
     this.tickTimer = undefined;
     await this.loopIdle();
     await this.writerIdle();
@@ -557,6 +593,14 @@ export class RaftNode {
   }
 
   /**
+   * The core, for the simulator's checkers: read it between turns of the
+   * loop, never step it. Undefined until `start()` loaded the storage.
+   */
+  get rawForInspection(): RawNode | undefined {
+    return this.raw;
+  }
+
+  /**
    * Sets the address (`host:port`) of every peer, replacing the previous set;
    * this node's own entry is ignored. Peers not named get no messages.
    */
@@ -579,6 +623,7 @@ export class RaftNode {
   /** A tracked request; already rejected when the node does not run. */
   private request<T>(what: string, options: RequestOptions, timeoutHint: string): PendingRequest<T> {
     const pending: PendingRequest<T> = new PendingRequest<T>(what, {
+      timers: this.timers,
       timeoutMs: options.timeoutMs ?? this.requestTimeoutMs,
       signal: options.signal,
       timeoutHint,
@@ -657,7 +702,7 @@ export class RaftNode {
     if (this.loopActive || this.lifecycle !== 'running') return;
     this.loopActive = true;
     // setImmediate, not a microtask: every request that arrived in this I/O phase joins the same Ready.
-    setImmediate(() => void this.runLoop());
+    this.timers.setImmediate(() => void this.runLoop());
   }
 
   private async runLoop(): Promise<void> {
@@ -670,6 +715,7 @@ export class RaftNode {
         const raw = this.raw!;
         if (!raw.hasReady()) break;
         const ready = raw.ready();
+        this.inspector?.readyTaken(ready, raw);
         if (ready.snapshot !== undefined) await this.handleSnapshotReady(ready);
         else this.handleReady(ready);
         this.maybeSnapshot();
@@ -845,6 +891,7 @@ export class RaftNode {
         entry.index === this.applied + 1,
         () => `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
       );
+      this.inspector?.entryApplied(entry, this.raw!);
       let result: unknown;
       if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
       this.applied = entry.index;

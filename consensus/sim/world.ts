@@ -1,21 +1,17 @@
-import { RawNode, bootstrapState } from '../core/raw-node.js';
+/**
+ * A simulated cluster: real `RaftNode`s (the production driver around the
+ * real core) on virtual time, each on an in-memory disk with crash modes and
+ * a simulated network, with faults and client traffic drawn from one seed
+ * and checked after every event. See docs/internals/raft.md, "The simulator".
+ */
 import { SeededRandom } from '../core/random.js';
-import {
-  DEFAULT_OPTIONS,
-  EntryType,
-  MessageType,
-  Role,
-  type ConfigChange,
-  type Entry,
-  type HardState,
-  type Message,
-  type NodeId,
-  type RaftOptions,
-  type Ready,
-  type Snapshot,
-} from '../core/types.js';
+import type { RawNode } from '../core/raw-node.js';
+import { EntryType, MessageType, Role, type ClusterConfig, type Entry, type Message, type NodeId, type Ready } from '../core/types.js';
+import { RaftNode, type RaftInspector, type RaftOverrides, type StateMachine } from '../node.js';
+import { CRASH_MODES, MemoryDisk, MemoryStorage, type DiskOperation } from '../storage-memory.js';
 import { SafetyChecker } from './checker.js';
-import { EventQueue } from './event-queue.js';
+import { SimNetwork } from './network.js';
+import { VirtualClock, settle } from './virtual-clock.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -37,6 +33,13 @@ const CRASH_DURING_WRITE_CHANCE = 0.003;
 const CRASH_AFTER_APPLY_AHEAD_CHANCE = 0.05;
 /** Lines of trace kept for a failure report. */
 const TRACE_LINES_MAX = 3000;
+/** Time limit of the clients' requests; a request cut off by a crash never settles. */
+const REQUEST_TIMEOUT_MS = 3000;
+/**
+ * Events per simulated second past which a run is a runaway (a message storm
+ * between nodes that never settles); a healthy run handles a few thousand.
+ */
+const EVENTS_PER_SIMULATED_SECOND_MAX = 100_000;
 
 /** The settings of one simulated run, all drawn from its seed. */
 export interface WorldSettings {
@@ -50,21 +53,24 @@ export interface WorldSettings {
   delayMsMax: number;
   preVote: boolean;
   checkQuorum: boolean;
+  /** The driver's `snapshotEveryEntries`. */
   compactEveryEntries: number;
   nemesisIntervalMs: number;
   /**
-   * The driver hands out new Readys while earlier writes are in flight (as
-   * the real driver does); false: one Ready at a time (a synchronous driver).
+   * The state machine encodes its snapshots in the background (taking
+   * simulated time while the node applies on), as the agent's does; false:
+   * synchronously.
    */
-  asyncWrites: boolean;
+  backgroundSnapshots: boolean;
   /**
-   * Test only: the disk ignores fsync, so synced hard state can be lost in a
+   * Test only: the disk ignores fsync, so synced writes can be lost in a
    * crash. Used to show that the checkers catch a broken node.
    */
   brokenDisk?: boolean;
   /**
-   * Test only: a broken driver that sends each Ready's `messages` (acks,
-   * votes) before its write completes. Used to show that the checkers catch it.
+   * Test only: the disk reports each write done before it is, so the driver
+   * sends each Ready's `messages` (acks, votes) before its write completes.
+   * Used to show that the checkers catch it.
    */
   messagesBeforeWrite?: boolean;
   /**
@@ -74,38 +80,46 @@ export interface WorldSettings {
   leaderCountsUnwritten?: boolean;
 }
 
-/** What one node's disk holds: written only when a simulated write completes. */
-interface SimDisk {
-  hardState: HardState;
-  snapshot?: Snapshot;
-  entries: Entry[];
+/** One simulated machine: its disk outlives its crashes; each start is a new `RaftNode` (a new life). */
+class SimNode {
+  readonly disk: MemoryDisk;
+  /** The current life's node; undefined while the machine is down. */
+  raft: RaftNode | undefined;
+  up = false;
+  removed = false;
+  /** Whether a committed configuration named this node: only then can one remove it. */
+  member = false;
+  /** Bumped at each start; a life whose number is not current is dead (its timers, disk and network calls go nowhere). */
+  life = 0;
+  lastLeaderTerm = 0;
+
+  constructor(readonly id: NodeId, nowMs: () => number, brokenDisk: boolean) {
+    this.disk = new MemoryDisk(nowMs, { ignoresSync: brokenDisk });
+  }
+
+  /** The current life's core, once its storage is loaded. */
+  get raw(): RawNode | undefined {
+    return this.up ? this.raft?.rawForInspection : undefined;
+  }
 }
 
-/** One simulated node: a RawNode, its disk, its state machine (a register) and its driver state. */
-class SimNode {
-  raw: RawNode | undefined;
-  disk: SimDisk = { hardState: { term: 0, vote: '', commit: 0 }, entries: [] };
-  up = true;
-  removed = false;
-  /** Bumped at each crash, so that writes in flight at the crash are dropped. */
-  generation = 0;
-  /** Readys whose write waits for the one in flight, oldest first. */
-  writeQueue: Ready[] = [];
-  /** The batch being written (one atomic write of one or more Readys); undefined when idle. */
-  writing: Ready[] | undefined;
-  /** A Ready holding a snapshot: nothing else runs on the node until it is finished. */
-  snapshotReady: Ready | undefined;
-  inbox: (() => void)[] = [];
-  appliedIndex = 0;
+/** The replicated register: the last value written. */
+class RegisterMachine implements StateMachine {
   register = '';
-  lastLeaderTerm = 0;
-  /** Proposals made here, by index: the term and content they were made with. */
-  proposals = new Map<number, { term: number; key: string }>();
-  /** Reads started here, by context: the highest acknowledged write index when they started. */
-  reads = new Map<string, number>();
-  readsWaiting: { index: number; context: string }[] = [];
+  snapshotInBackground?: () => Promise<Uint8Array>;
 
-  constructor(readonly id: NodeId) {}
+  apply(entry: Entry): unknown {
+    this.register = decoder.decode(entry.data);
+    return undefined;
+  }
+
+  snapshot(): Uint8Array {
+    return encoder.encode(this.register);
+  }
+
+  restore(data: Uint8Array): void {
+    this.register = decoder.decode(data);
+  }
 }
 
 /** The outcome of one run. */
@@ -132,30 +146,29 @@ export function settingsForSeed(seed: number): WorldSettings {
     checkQuorum: random.chance(0.85),
     compactEveryEntries: [20, 50, 200][random.below(3)]!,
     nemesisIntervalMs: 100 + random.below(400),
-    asyncWrites: random.chance(0.75),
+    backgroundSnapshots: random.chance(0.5),
   };
 }
 
+
 /**
- * A simulated cluster: real RawNodes over a simulated network and disk, with
- * faults and client traffic drawn from one seed, checked after every event.
+ * A simulated cluster: real RaftNodes over a simulated network and disks,
+ * with faults and client traffic drawn from one seed, checked after every event.
  */
 export class World {
   private readonly random: SeededRandom;
-  private readonly queue = new EventQueue<() => void>();
-  private now = 0;
+  private readonly clock = new VirtualClock();
+  private readonly network: SimNetwork;
   private readonly nodes = new Map<NodeId, SimNode>();
   private nextNodeNumber = 1;
-  private blocked = new Set<string>();
-  private dropRate: number;
-  private duplicateRate: number;
   readonly checker = new SafetyChecker();
   private readonly trace: string[] = [];
   private nextClientId = 1;
   private healed = false;
   private healTime = 0;
   private firstAckAfterHeal: { index: number } | undefined;
-  private pendingRemovals: { node: NodeId; index: number; term: number }[] = [];
+  /** Index of the latest configuration entry acted on (removals). */
+  private configIndexSeen = 0;
   private eventsHandled = 0;
   readonly stats: Record<string, number> = {
     proposals: 0,
@@ -174,36 +187,33 @@ export class World {
 
   constructor(readonly settings: WorldSettings) {
     this.random = new SeededRandom(settings.seed);
-    this.dropRate = settings.dropRate;
-    this.duplicateRate = settings.duplicateRate;
+    const faults = { dropRate: settings.dropRate, duplicateRate: settings.duplicateRate, delayMsMax: settings.delayMsMax };
+    this.network = new SimNetwork(this.clock, this.random, faults, (message) => this.messageSent(message));
   }
 
   // ---------------------------------------------------------------------------
   // Running
 
-  run(): RunResult {
+  async run(): Promise<RunResult> {
     const founders: NodeId[] = [];
     for (let k = 0; k < this.settings.voters; k++) founders.push(this.newNodeId());
-    const bootstrap = bootstrapState({ voters: founders, learners: [] });
-    for (const id of founders) {
-      const node = new SimNode(id);
-      node.disk = { hardState: { ...bootstrap.hardState }, entries: bootstrap.entries.slice() };
-      this.nodes.set(id, node);
-      this.startNode(node);
-      this.queue.push(this.random.below(TICK_MS), () => this.tick(node));
-    }
+    const bootstrap: ClusterConfig = { voters: founders, learners: [] };
     this.record(`settings ${JSON.stringify(this.settings)}`);
+    for (const id of founders) {
+      const node = this.addNode(id);
+      // Founders boot a tick apart at most, so that their ticks do not fall together.
+      this.schedule(this.random.below(TICK_MS), () => this.startNode(node, bootstrap));
+    }
     this.schedule(1, () => this.clientLoop());
     this.schedule(this.settings.nemesisIntervalMs, () => this.nemesisLoop());
     this.schedule(this.settings.faultPhaseMs, () => this.heal());
     const end = this.settings.faultPhaseMs + this.settings.livenessBoundMs;
-    while (this.queue.size > 0 && this.checker.violations.length === 0) {
-      const event = this.queue.pop()!;
-      if (event.time > end) break;
-      this.now = event.time;
-      event.value();
-      this.eventsHandled++;
-      if (this.eventsHandled % 500 === 0) this.checkLogMatching();
+    while (this.checker.violations.length === 0) {
+      const next = this.clock.nextTimeMs();
+      if (next === undefined || next > end) break;
+      this.clock.runNext();
+      await settle();
+      this.afterEvent();
       if (this.healed && this.converged()) break;
     }
     this.finalChecks();
@@ -216,12 +226,22 @@ export class World {
     };
   }
 
+  private afterEvent(): void {
+    this.eventsHandled++;
+    const eventsMax = ((this.clock.nowMs + 1000) / 1000) * EVENTS_PER_SIMULATED_SECOND_MAX;
+    if (this.eventsHandled > eventsMax) {
+      this.checker.recordViolation(`runaway: ${this.eventsHandled} events in ${this.clock.nowMs} ms simulated (${this.describeNodes()})`);
+    }
+    for (const node of this.nodes.values()) this.checkLeaderCountsDurable(node);
+    if (this.eventsHandled % 500 === 0) this.checkLogMatching();
+  }
+
   private schedule(delayMs: number, action: () => void): void {
-    this.queue.push(this.now + delayMs, action);
+    this.clock.schedule(delayMs, action);
   }
 
   private record(line: string): void {
-    this.trace.push(`${String(this.now).padStart(6)}ms ${line}`);
+    this.trace.push(`${String(this.clock.nowMs).padStart(6)}ms ${line}`);
     if (this.trace.length > TRACE_LINES_MAX) this.trace.splice(0, this.trace.length - TRACE_LINES_MAX);
   }
 
@@ -232,10 +252,14 @@ export class World {
   // ---------------------------------------------------------------------------
   // Nodes
 
-  private raftOptions(id: NodeId, applied: number): RaftOptions {
+  private addNode(id: NodeId): SimNode {
+    const node = new SimNode(id, () => this.clock.nowMs, this.settings.brokenDisk === true);
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private raftOverrides(): RaftOverrides {
     return {
-      ...DEFAULT_OPTIONS,
-      id,
       // Small limits make flow control, batching and refusals happen often.
       messageBytesMax: 64,
       inflightMessagesMax: 4,
@@ -245,207 +269,113 @@ export class World {
       pendingReadsMax: 8,
       preVote: this.settings.preVote,
       checkQuorum: this.settings.checkQuorum,
-      random: this.random.fork(),
-      applied,
-      logger: (line) => this.record(line),
     };
   }
 
-  /** Starts (or restarts) a node from its disk. */
-  private startNode(node: SimNode): void {
-    const disk = node.disk;
-    const snapshotIndex = disk.snapshot?.meta.index ?? 0;
-    const restored = { hardState: { ...disk.hardState }, entries: disk.entries.slice() };
-    node.raw = new RawNode(
-      this.raftOptions(node.id, snapshotIndex),
-      disk.snapshot ? { ...restored, snapshot: disk.snapshot } : restored,
-    );
+  /** Starts a new life of the node's machine from its disk: a new RaftNode, as a process restart makes. */
+  private startNode(node: SimNode, bootstrap?: ClusterConfig): void {
+    node.life++;
     node.up = true;
-    node.writeQueue = [];
-    node.writing = undefined;
-    node.snapshotReady = undefined;
-    node.inbox = [];
-    node.appliedIndex = snapshotIndex;
-    node.register = disk.snapshot ? decodeRegister(disk.snapshot.data) : '';
     node.lastLeaderTerm = 0;
-    node.proposals.clear();
-    node.reads.clear();
-    node.readsWaiting = [];
-    this.record(`${node.id} started (term ${disk.hardState.term}, ${disk.entries.length} entries, snapshot ${snapshotIndex})`);
+    const life = node.life;
+    const alive = (): boolean => node.up && node.life === life;
+    const raft = new RaftNode({
+      id: node.id,
+      storage: new MemoryStorage({
+        disk: node.disk,
+        delay: (complete, kind) => this.diskDelay(node, alive, complete, kind),
+        reportsBeforeWritten: this.settings.messagesBeforeWrite === true,
+      }),
+      transport: this.network.transport(node.id, alive),
+      stateMachine: this.stateMachine(alive),
+      tickMs: TICK_MS,
+      raft: this.raftOverrides(),
+      seed: this.random.below(2 ** 31),
+      snapshotEveryEntries: this.settings.compactEveryEntries,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      timers: this.clock.timers(alive),
+      readContextPrefix: `${node.id}.${life}`,
+      logger: (line) => {
+        if (alive()) this.record(line);
+      },
+      onFatal: (error) => this.checker.recordViolation(`${node.id} stopped after a fatal error: ${error.message}`),
+      inspector: this.inspector(node),
+    });
+    node.raft = raft;
+    const loaded = node.disk.load();
+    this.record(`${node.id} starting (term ${loaded.hardState.term}, ${loaded.entries.length} entries, snapshot ${loaded.snapshot?.meta.index ?? 0})`);
+    raft.start(bootstrap === undefined ? {} : { bootstrap }).catch((error: unknown) => {
+      if (alive()) this.checker.recordViolation(`${node.id} failed to start: ${String(error)}`);
+    });
   }
 
-  private crash(node: SimNode): void {
-    if (!node.up) return;
-    node.up = false;
-    node.generation++;
-    node.raw = undefined;
-    node.writeQueue = [];
-    node.writing = undefined;
-    node.snapshotReady = undefined;
-    node.inbox = [];
-    this.stats.crashes!++;
-    this.record(`${node.id} crashed`);
-  }
-
-  private tick(node: SimNode): void {
-    if (node.removed) return;
-    if (node.up) this.enqueue(node, () => node.raw!.tick());
-    this.schedule(TICK_MS, () => this.tick(node));
-  }
-
-  /** Runs `action` on the node's RawNode at its next turn. */
-  private enqueue(node: SimNode, action: () => void): void {
-    if (!node.up) return;
-    node.inbox.push(action);
-    this.process(node);
-  }
-
-  private writesIdle(node: SimNode): boolean {
-    return node.writing === undefined && node.writeQueue.length === 0;
-  }
-
-  /**
-   * One turn of the driver, like the real one: step the inbox, then take
-   * Readys. Early messages leave and committed entries are applied at once;
-   * the write goes to the node's writer, and the Ready's messages leave when
-   * it is durable. A synchronous driver takes no Ready while a write is in flight.
-   */
-  private process(node: SimNode): void {
-    if (!node.up || node.snapshotReady !== undefined) return;
-    if (!this.settings.asyncWrites && !this.writesIdle(node)) return;
-    while (node.inbox.length > 0) node.inbox.shift()!();
-    const raw = node.raw!;
-    while (raw.hasReady()) {
-      const ready = raw.ready();
-      this.observeReady(node, ready);
-      this.sendAll(ready.messagesEarly);
-      if (this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
-      if (ready.snapshot) {
-        node.snapshotReady = ready;
-        this.maybeStartWrite(node);
-        return;
-      }
-      for (const entry of ready.committedEntries) this.apply(node, entry);
-      for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
-      raw.applied(ready);
-      this.serveWaitingReads(node);
-      if (this.settings.asyncWrites && ready.entries.length === 0 && !ready.mustSync && this.writesIdle(node)) {
-        // As the real driver: at most the commit index moved, nothing is in flight, so the
-        // messages leave now and the commit index is not written (as if lost in a crash).
-        if (!this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
-        raw.persisted(ready);
-        this.checkLeaderCountsDurable(node);
-        continue;
-      }
-      node.writeQueue.push(ready);
-      this.maybeStartWrite(node);
-      this.checkLeaderCountsDurable(node);
-      if (!this.settings.asyncWrites) return;
+  private stateMachine(alive: () => boolean): StateMachine {
+    const machine = new RegisterMachine();
+    if (this.settings.backgroundSnapshots) {
+      // Encoded now, handed over later: apply may run meanwhile and must not change it.
+      machine.snapshotInBackground = () => {
+        const data = machine.snapshot();
+        return new Promise((resolve) => this.schedule(1 + this.random.below(20), () => {
+          if (alive()) resolve(data);
+        }));
+      };
     }
-    this.checkLeaderCountsDurable(node);
+    return machine;
   }
 
-  /** Starts the next write: the queued Readys as one batch, or the pending snapshot once the queue drained. */
-  private maybeStartWrite(node: SimNode): void {
-    if (node.writing !== undefined) return;
-    let batch: Ready[];
-    if (node.writeQueue.length > 0) {
-      batch = node.writeQueue;
-      node.writeQueue = [];
-    } else if (node.snapshotReady !== undefined) {
-      batch = [node.snapshotReady];
-    } else return;
-    node.writing = batch;
-    const generation = node.generation;
+  private inspector(node: SimNode): RaftInspector {
+    return {
+      readyTaken: (ready: Ready, raw: RawNode) => {
+        this.checker.entriesSeen(node.id, ready.entries);
+        if (raw.role === Role.Leader && node.lastLeaderTerm !== raw.term) {
+          node.lastLeaderTerm = raw.term;
+          this.stats.elections!++;
+          this.checker.leaderElected(node.id, raw.term, raw.raftForInspection.log);
+        }
+      },
+      entryApplied: (entry: Entry, raw: RawNode) => {
+        this.checker.applied(node.id, entry);
+        if (entry.index > raw.stableIndex) this.maybeCrashAfterApplyAhead(node);
+        if (entry.type === EntryType.Config) this.configCommitted(entry);
+      },
+    };
+  }
+
+  /** How long a disk operation takes, and the crash that may strike while it is in flight. */
+  private diskDelay(node: SimNode, alive: () => boolean, complete: () => void, kind: DiskOperation['kind']): void {
     const latency = this.random.chance(0.05) ? 5 + this.random.below(20) : 1 + this.random.below(2);
-    this.schedule(latency, () => this.finishWrite(node, generation, batch));
+    this.schedule(latency, () => {
+      if (!alive()) return;
+      if (kind === 'compact') this.stats.compactions!++;
+      complete();
+    });
     if (!this.healed && this.random.chance(CRASH_DURING_WRITE_CHANCE) && this.mayCrash()) {
       this.schedule(this.random.below(latency), () => {
         // Crashes stop at the heal: every member must then stay up.
-        if (node.generation !== generation || !node.up || this.healed) return;
-        this.record(`${node.id} crashes with a write of ${batch.length} Ready(s) in flight`);
+        if (!alive() || this.healed) return;
+        this.record(`${node.id} crashes with a disk ${kind} in flight`);
         this.crash(node);
       });
     }
   }
 
-  private observeReady(node: SimNode, ready: Ready): void {
-    this.checker.entriesSeen(node.id, ready.entries);
-    const raw = node.raw!;
-    if (raw.role === Role.Leader && node.lastLeaderTerm !== raw.term) {
-      node.lastLeaderTerm = raw.term;
-      this.stats.elections!++;
-      this.checker.leaderElected(node.id, raw.term, raw.raftForInspection.log);
-    }
-  }
-
-  /** The simulated write completed: make it durable, then send what waited for it. */
-  private finishWrite(node: SimNode, generation: number, batch: Ready[]): void {
-    if (node.generation !== generation || !node.up) return;
-    node.writing = undefined;
-    const raw = node.raw!;
-    for (const ready of batch) {
-      this.writeDisk(node.disk, ready);
-      if (!this.settings.messagesBeforeWrite) this.sendAll(ready.messages);
-      raw.persisted(ready);
-      if (ready === node.snapshotReady) this.finishSnapshotReady(node, ready);
-    }
-    this.maybeStartWrite(node);
-    if (this.writesIdle(node)) this.maybeCompact(node);
-    this.checkRemovals();
-    this.process(node);
-  }
-
-  private finishSnapshotReady(node: SimNode, ready: Ready): void {
-    node.register = decodeRegister(ready.snapshot!.data);
-    node.appliedIndex = ready.snapshot!.meta.index;
-    for (const entry of ready.committedEntries) this.apply(node, entry);
-    for (const read of ready.readStates) this.readStateArrived(node, read.index, read.context, read.refused === true);
-    node.raw!.applied(ready);
-    node.snapshotReady = undefined;
-    this.serveWaitingReads(node);
-  }
-
-  private writeDisk(disk: SimDisk, ready: Ready): void {
-    if (ready.snapshot) {
-      disk.snapshot = ready.snapshot;
-      disk.entries = [];
-    }
-    if (ready.entries.length > 0) {
-      const first = ready.entries[0]!.index;
-      const base = disk.snapshot?.meta.index ?? 0;
-      disk.entries.length = Math.max(0, first - base - 1);
-      disk.entries.push(...ready.entries);
-    }
-    // A write that needs no sync (only the commit index moved) may be lost in a crash; model the worst case.
-    const keep = this.settings.brokenDisk ? this.random.chance(0.1) : ready.mustSync || this.random.chance(0.5);
-    if (ready.hardState && keep) disk.hardState = { ...ready.hardState };
-  }
-
-  private apply(node: SimNode, entry: Entry): void {
-    this.checker.applied(node.id, entry);
-    if (entry.index > node.raw!.stableIndex) this.maybeCrashAfterApplyAhead(node);
-    node.appliedIndex = entry.index;
-    if (entry.type === EntryType.Normal && entry.data.length > 0) node.register = decoder.decode(entry.data);
-    const proposal = node.proposals.get(entry.index);
-    if (proposal === undefined) return;
-    node.proposals.delete(entry.index);
-    if (proposal.term === entry.term) {
-      this.checker.acknowledge(entry.index, proposal.key);
-      this.stats.acknowledged!++;
-      if (this.healed && this.firstAckAfterHeal === undefined) {
-        this.firstAckAfterHeal = { index: entry.index };
-        this.record(`first write acknowledged after the heal, at index ${entry.index}`);
-      }
-    }
+  /** The machine stops at once: its RaftNode is abandoned mid-flight, its disk keeps what the crash mode lets it. */
+  private crash(node: SimNode): void {
+    if (!node.up) return;
+    node.up = false;
+    node.raft = undefined;
+    const mode = CRASH_MODES[this.random.below(CRASH_MODES.length)]!;
+    node.disk.crash(mode, this.random);
+    this.stats.crashes!++;
+    this.record(`${node.id} crashed (${mode})`);
   }
 
   private maybeCrashAfterApplyAhead(node: SimNode): void {
     if (this.healed || !this.random.chance(CRASH_AFTER_APPLY_AHEAD_CHANCE) || !this.mayCrash()) return;
-    const generation = node.generation;
+    const life = node.life;
     this.schedule(0, () => {
-      if (node.generation !== generation || !node.up || this.healed) return;
-      this.record(`${node.id} crashes having applied entries beyond its disk (${node.raw!.stableIndex})`);
+      if (node.life !== life || !node.up || this.healed) return;
+      this.record(`${node.id} crashes having applied entries beyond its disk (${node.raw?.stableIndex})`);
       this.crash(node);
       this.schedule(1 + this.random.below(30), () => {
         if (!node.up && !node.removed && !this.healed) this.startNode(node);
@@ -453,39 +383,37 @@ export class World {
     });
   }
 
-  private maybeCompact(node: SimNode): void {
-    const raw = node.raw!;
-    const log = raw.raftForInspection.log;
-    if (node.appliedIndex - log.snapshotMeta.index < this.settings.compactEveryEntries) return;
-    if (node.appliedIndex > log.stableIndex) return;
-    const snapshot = raw.snapshotAt(node.appliedIndex, encoder.encode(node.register));
-    node.disk.snapshot = snapshot;
-    node.disk.entries = node.disk.entries.filter((entry) => entry.index > snapshot.meta.index);
-    raw.compact(snapshot);
-    this.stats.compactions!++;
+  /**
+   * A configuration entry was applied (so committed): nodes it names are
+   * members; a member it no longer names was removed, and its process is
+   * stopped for good. Entries older than the latest acted on are ignored
+   * (a lagging node applies them late).
+   */
+  private configCommitted(entry: Entry): void {
+    if (entry.index <= this.configIndexSeen) return;
+    this.configIndexSeen = entry.index;
+    const config = entry.config!;
+    const named = new Set([...config.voters, ...config.learners]);
+    for (const node of this.nodes.values()) {
+      if (named.has(node.id)) node.member = true;
+      else if (node.member && !node.removed) {
+        node.removed = true;
+        // Not from inside the applying node's loop: at the next event.
+        this.schedule(0, () => {
+          this.crash(node);
+          this.record(`${node.id} removed from the cluster and stopped`);
+        });
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------
   // Network
 
-  private sendAll(messages: Message[]): void {
-    for (const message of messages) this.send(message);
-  }
-
-  private send(message: Message): void {
+  private messageSent(message: Message): void {
     this.checkPromiseDurable(message);
     this.stats.messages!++;
-    const isSnapshot = message.type === MessageType.Snapshot;
-    if (isSnapshot) this.stats.snapshotsSent!++;
-    if (this.blocked.has(`${message.from}>${message.to}`) || this.random.chance(this.dropRate)) {
-      if (isSnapshot) this.schedule(5, () => this.reportSnapshot(message, false));
-      return;
-    }
-    const delay = 1 + this.random.below(this.settings.delayMsMax);
-    this.schedule(delay, () => this.deliver(message));
-    if (this.random.chance(this.duplicateRate)) {
-      this.schedule(delay + this.random.below(20), () => this.deliver(message));
-    }
+    if (message.type === MessageType.Snapshot) this.stats.snapshotsSent!++;
   }
 
   /**
@@ -499,7 +427,7 @@ export class World {
     if (sender === undefined || message.reject) return;
     const disk = sender.disk;
     if (message.type === MessageType.AppendResponse) {
-      const durableIndex = (disk.snapshot?.meta.index ?? 0) + disk.entries.length;
+      const durableIndex = disk.writtenLastIndex;
       if (message.index > durableIndex) {
         this.checker.recordViolation(
           `${message.from} acknowledged entries up to ${message.index} to ${message.to}, but its disk holds them only up to ${durableIndex}`,
@@ -508,10 +436,11 @@ export class World {
     } else if (message.type === MessageType.VoteResponse && !this.settings.brokenDisk) {
       // A disk at a later term also keeps the promise: terms only grow, so this node can never
       // vote in the message's term again (two vote requests stepped before one write do this).
-      const kept = disk.hardState.term > message.term || (disk.hardState.term === message.term && disk.hardState.vote === message.to);
+      const hardState = disk.writtenHardState;
+      const kept = hardState.term > message.term || (hardState.term === message.term && hardState.vote === message.to);
       if (!kept) {
         this.checker.recordViolation(
-          `${message.from} granted its vote in term ${message.term} to ${message.to}, but its disk holds term ${disk.hardState.term}, vote "${disk.hardState.vote}"`,
+          `${message.from} granted its vote in term ${message.term} to ${message.to}, but its disk holds term ${hardState.term}, vote "${hardState.vote}"`,
         );
       }
     }
@@ -523,30 +452,14 @@ export class World {
    */
   private checkLeaderCountsDurable(node: SimNode): void {
     const raw = node.raw;
-    if (!node.up || raw === undefined || raw.role !== Role.Leader) return;
+    if (raw === undefined || raw.role !== Role.Leader) return;
     const self = raw.raftForInspection.progress.get(node.id);
     if (this.settings.leaderCountsUnwritten) self?.maybeUpdate(raw.raftForInspection.log.lastIndex());
     const match = self?.match ?? 0;
-    const durableIndex = (node.disk.snapshot?.meta.index ?? 0) + node.disk.entries.length;
+    const durableIndex = node.disk.writtenLastIndex;
     if (match > durableIndex) {
       this.checker.recordViolation(`leader ${node.id} counts itself at index ${match}, but its disk holds entries only up to ${durableIndex}`);
     }
-  }
-
-  private deliver(message: Message): void {
-    const node = this.nodes.get(message.to);
-    if (!node || !node.up || node.removed) {
-      // The transport's contract: every Snapshot message gets one status report.
-      if (message.type === MessageType.Snapshot) this.schedule(1, () => this.reportSnapshot(message, false));
-      return;
-    }
-    this.enqueue(node, () => node.raw!.step(message));
-    if (message.type === MessageType.Snapshot) this.schedule(1, () => this.reportSnapshot(message, true));
-  }
-
-  private reportSnapshot(message: Message, ok: boolean): void {
-    const sender = this.nodes.get(message.from);
-    if (sender?.up) this.enqueue(sender, () => sender.raw!.reportSnapshot(message.to, ok));
   }
 
   // ---------------------------------------------------------------------------
@@ -564,41 +477,34 @@ export class World {
 
   private propose(node: SimNode): void {
     const key = `w${this.nextClientId++}`;
-    this.enqueue(node, () => {
-      const result = node.raw!.propose(encoder.encode(key));
-      this.stats.proposals!++;
-      if (result.ok) node.proposals.set(result.value.index, { term: result.value.term, key: `data ${key}` });
-    });
+    this.stats.proposals!++;
+    node.raft!.propose(encoder.encode(key)).then(
+      ({ index }) => this.acknowledged(index, `data ${key}`),
+      () => {},
+    );
+  }
+
+  /** A client heard "ok" for its write at `index`. */
+  private acknowledged(index: number, key: string): void {
+    this.checker.acknowledge(index, key);
+    this.stats.acknowledged!++;
+    if (this.healed && this.firstAckAfterHeal === undefined) {
+      this.firstAckAfterHeal = { index };
+      this.record(`first write acknowledged after the heal, at index ${index}`);
+    }
   }
 
   private read(node: SimNode): void {
     const context = `r${this.nextClientId++}`;
     const required = this.checker.acknowledgedIndexMax;
-    this.enqueue(node, () => {
-      const result = node.raw!.readIndex(context);
-      this.stats.reads!++;
-      if (result.ok) node.reads.set(context, required);
-    });
-  }
-
-  private readStateArrived(node: SimNode, index: number, context: string, refused: boolean): void {
-    if (!node.reads.has(context)) return;
-    if (refused) {
-      node.reads.delete(context);
-      return;
-    }
-    node.readsWaiting.push({ index, context });
-  }
-
-  private serveWaitingReads(node: SimNode): void {
-    node.readsWaiting = node.readsWaiting.filter((read) => {
-      if (node.appliedIndex < read.index) return true;
-      const required = node.reads.get(read.context)!;
-      node.reads.delete(read.context);
-      this.checker.readServed(node.id, read.context, read.index, required);
-      this.stats.readsServed!++;
-      return false;
-    });
+    this.stats.reads!++;
+    node.raft!.read().then(
+      (index) => {
+        this.checker.readServed(node.id, context, index, required);
+        this.stats.readsServed!++;
+      },
+      () => {},
+    );
   }
 
   // ---------------------------------------------------------------------------
@@ -615,7 +521,8 @@ export class World {
   private leader(): SimNode | undefined {
     let best: SimNode | undefined;
     for (const node of this.liveNodes()) {
-      if (node.raw!.role === Role.Leader && (!best || node.raw!.term > best.raw!.term)) best = node;
+      const raw = node.raw;
+      if (raw?.role === Role.Leader && (!best || raw.term > best.raw!.term)) best = node;
     }
     return best;
   }
@@ -632,19 +539,16 @@ export class World {
     this.schedule(this.settings.nemesisIntervalMs, () => this.nemesisLoop());
   }
 
-  private block(from: NodeId, to: NodeId): void {
-    this.blocked.add(`${from}>${to}`);
-  }
-
   private partition(): void {
     const ids = this.members().map((node) => node.id);
     this.shuffle(ids);
-    this.blocked.clear();
+    this.network.unblockAll();
+    const block = (from: NodeId, to: NodeId): void => this.network.block(from, to);
     const shape = this.random.below(6);
     const cut = (groupA: NodeId[], groupB: NodeId[]): void => {
       for (const a of groupA) for (const b of groupB) {
-        this.block(a, b);
-        this.block(b, a);
+        block(a, b);
+        block(b, a);
       }
     };
     let description: string;
@@ -661,7 +565,7 @@ export class World {
       for (let a = 0; a < ids.length; a++) {
         for (let b = 0; b < ids.length; b++) {
           const distance = Math.min(Math.abs(a - b), ids.length - Math.abs(a - b));
-          if (distance > 1) this.block(ids[a]!, ids[b]!);
+          if (distance > 1) block(ids[a]!, ids[b]!);
         }
       }
       description = `ring [${ids}]`;
@@ -675,7 +579,7 @@ export class World {
     } else {
       // Asymmetric: one node can send but not receive.
       const target = ids[0]!;
-      for (const other of ids.slice(1)) this.block(other, target);
+      for (const other of ids.slice(1)) block(other, target);
       description = `${target} deaf (one-way)`;
     }
     this.stats.partitions!++;
@@ -683,7 +587,7 @@ export class World {
   }
 
   private healNetwork(): void {
-    this.blocked.clear();
+    this.network.unblockAll();
     this.record('network healed');
   }
 
@@ -706,49 +610,38 @@ export class World {
     this.startNode(down[this.random.below(down.length)]!);
   }
 
+  /** Membership changes through the leader's own requests (`addLearner`, `addVoter`, `removeNode`). */
   private changeMembership(): void {
     const leader = this.leader();
     if (!leader) return;
+    const raft = leader.raft!;
     const status = leader.raw!.status();
     const { voters, learners } = status.config;
-    let change: ConfigChange;
     const caughtUp = learners.filter((id) => (status.progress?.[id]?.match ?? 0) >= status.commit);
+    let what: string;
+    let request: Promise<unknown>;
     if (learners.length > 0 && caughtUp.length > 0 && voters.length < 5 && this.random.chance(0.7)) {
-      change = { type: 'add-voter', node: caughtUp[0]! };
+      what = `add-voter ${caughtUp[0]!}`;
+      request = raft.addVoter(caughtUp[0]!);
     } else if (voters.length > 3 || (learners.length > 0 && this.random.chance(0.3))) {
       const pool = voters.length > 3 ? voters : learners;
-      change = { type: 'remove', node: pool[this.random.below(pool.length)]! };
+      const target = pool[this.random.below(pool.length)]!;
+      what = `remove ${target}`;
+      request = raft.removeNode(target);
     } else if (learners.length < 2) {
-      const node = new SimNode(this.newNodeId());
-      this.nodes.set(node.id, node);
+      const node = this.addNode(this.newNodeId());
       this.startNode(node);
-      this.schedule(this.random.below(TICK_MS), () => this.tick(node));
-      change = { type: 'add-learner', node: node.id };
+      what = `add-learner ${node.id}`;
+      request = raft.addLearner(node.id, `sim:${node.id}`);
     } else return;
-    this.enqueue(leader, () => {
-      const result = leader.raw!.proposeConfigChange(change);
-      this.record(`config change ${change.type} ${change.node} proposed by ${leader.id}: ${result.ok ? 'accepted' : result.refusal.code}`);
-      if (!result.ok) return;
-      this.stats.configChanges!++;
-      if (change.type === 'remove') this.pendingRemovals.push({ node: change.node, ...result.value });
-    });
-  }
-
-  /** A removal that committed: that node's process is stopped for good. */
-  private checkRemovals(): void {
-    this.pendingRemovals = this.pendingRemovals.filter((removal) => {
-      const committed = this.checker.committed.get(removal.index);
-      if (committed === undefined) return true;
-      if (committed.term === removal.term) {
-        const node = this.nodes.get(removal.node);
-        if (node && !node.removed) {
-          this.crash(node);
-          node.removed = true;
-          this.record(`${node.id} removed from the cluster and stopped`);
-        }
-      }
-      return false;
-    });
+    this.record(`config change ${what} asked of ${leader.id}`);
+    request.then(
+      () => {
+        this.stats.configChanges!++;
+        this.record(`config change ${what} committed`);
+      },
+      (error: { code?: string }) => this.record(`config change ${what} by ${leader.id}: ${error.code ?? String(error)}`),
+    );
   }
 
   private transfer(): void {
@@ -758,19 +651,20 @@ export class World {
     if (voters.length === 0) return;
     const target = voters[this.random.below(voters.length)]!;
     this.stats.transfers!++;
-    this.enqueue(leader, () => {
-      const result = leader.raw!.transferLeadership(target);
-      this.record(`transfer from ${leader.id} to ${target}: ${result.ok ? 'started' : result.refusal.code}`);
-    });
+    this.record(`transfer from ${leader.id} to ${target} asked`);
+    leader.raft!.transferLeadership(target).then(
+      () => this.record(`transfer from ${leader.id} to ${target}: done`),
+      (error: { code?: string }) => this.record(`transfer from ${leader.id} to ${target}: ${error.code ?? String(error)}`),
+    );
   }
 
   /** Ends the fault phase: the network becomes reliable and every member runs again. */
   private heal(): void {
     this.healed = true;
-    this.healTime = this.now;
-    this.blocked.clear();
-    this.dropRate = 0;
-    this.duplicateRate = 0;
+    this.healTime = this.clock.nowMs;
+    this.network.unblockAll();
+    this.network.faults.dropRate = 0;
+    this.network.faults.duplicateRate = 0;
     for (const node of this.members()) if (!node.up) this.startNode(node);
     this.record('healed: faults off, every member restarted');
   }
@@ -782,8 +676,8 @@ export class World {
     if (!leader) return false;
     const members = leader.raw!.status().config;
     for (const id of [...members.voters, ...members.learners]) {
-      const node = this.nodes.get(id);
-      if (!node?.up || node.appliedIndex < this.firstAckAfterHeal.index) return false;
+      const raw = this.nodes.get(id)?.raw;
+      if (raw === undefined || raw.status().applied < this.firstAckAfterHeal.index) return false;
     }
     return true;
   }
@@ -791,18 +685,19 @@ export class World {
   private describeNodes(): string {
     return this.members()
       .map((node) => {
-        if (!node.up) return `${node.id} down`;
-        const status = node.raw!.status();
+        const raw = node.raw;
+        if (raw === undefined) return `${node.id} ${node.up ? 'starting' : 'down'}`;
+        const status = raw.status();
         const progress = status.progress
           ? ' progress ' + Object.entries(status.progress).map(([id, p]) => `${id}:${p.state}/${p.match}/${p.next}/${p.inflightMessages}${p.recentActive ? '' : ' inactive'}`).join(' ')
           : '';
-        return `${node.id} ${status.role} t${status.term} applied ${node.appliedIndex} last ${status.lastIndex} first ${status.firstIndex}${progress}`;
+        return `${node.id} ${status.role} t${status.term} applied ${status.applied} last ${status.lastIndex} first ${status.firstIndex}${progress}`;
       })
       .join('; ');
   }
 
   private checkLogMatching(): void {
-    const live = this.liveNodes();
+    const live = this.liveNodes().filter((node) => node.raw !== undefined);
     for (let a = 0; a < live.length; a++) {
       for (let b = a + 1; b < live.length; b++) {
         this.checker.logMatching(
@@ -836,12 +731,7 @@ export class World {
   }
 }
 
-function decodeRegister(data: Uint8Array): string {
-  return decoder.decode(data);
-}
-
 /** Runs one seed to the end and reports what it found. */
-export function runSeed(seed: number, overrides: Partial<WorldSettings> = {}): RunResult {
+export function runSeed(seed: number, overrides: Partial<WorldSettings> = {}): Promise<RunResult> {
   return new World({ ...settingsForSeed(seed), ...overrides }).run();
 }
-

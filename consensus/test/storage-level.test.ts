@@ -7,12 +7,12 @@ import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AssertionError } from '../core/assert.js';
 import { EntryType } from '../core/types.js';
-import type { Entry, HardState, Snapshot } from '../core/types.js';
+import type { Entry, Snapshot } from '../core/types.js';
 import { LevelStorage, StorageCorruptError } from '../storage-level.js';
 import type { PersistedState } from '../storage.js';
 import { entryPayload } from './fixtures/storage-writer.js';
+import { storageCompliance } from './storage-compliance.js';
 
 const directories: string[] = [];
 
@@ -43,10 +43,6 @@ function snapshot(index: number, term: number): Snapshot {
   };
 }
 
-function indexes(state: PersistedState): number[] {
-  return state.entries.map((stored) => stored.index);
-}
-
 /** Opens `directory`, loads it, closes it, and returns what was loaded. */
 async function reload(directory: string): Promise<PersistedState> {
   const storage = new LevelStorage({ directory });
@@ -72,132 +68,14 @@ async function rejectsWith(promise: Promise<unknown>, kind: new (...args: never[
   throw new Error('unreachable');
 }
 
-test('a fresh directory loads as a zero hard state and an empty log', async () => {
-  const state = await reload(tempDirectory());
-  assert.equal(state, { hardState: { term: 0, vote: '', commit: 0 }, entries: [] });
-});
-
-test('entries, hard state and snapshot round trip, byte fields as plain Uint8Array', async () => {
-  const directory = tempDirectory();
-  const storage = await opened(directory);
-  const config: Entry = { term: 2, index: 3, type: EntryType.Config, data: new Uint8Array(), config: { voters: ['a'], learners: [] } };
-  const hardState: HardState = { term: 2, vote: 'a', commit: 2 };
-  await storage.persist({ entries: [entry(1, 1), entry(2, 2), config], hardState }, true);
-  await storage.close();
-
-  const state = await reload(directory);
-  assert.equal(state, { hardState, entries: [entry(1, 1), entry(2, 2), config] });
-  assert.is(state.entries[0]!.data.constructor, Uint8Array);
-
-  const again = await opened(directory);
-  await again.persist({ snapshot: snapshot(9, 3), entries: [entry(10, 3)], hardState: { term: 3, vote: 'b', commit: 9 } }, false);
-  await again.close();
-  const restored = await reload(directory);
-  assert.equal(restored, { hardState: { term: 3, vote: 'b', commit: 9 }, snapshot: snapshot(9, 3), entries: [entry(10, 3)] });
-  assert.is(restored.snapshot!.data.constructor, Uint8Array);
-});
-
-test('a conflicting append truncates the stored log at its first index', async () => {
-  const directory = tempDirectory();
-  const storage = await opened(directory);
-  await storage.persist({ entries: entries(1, 6, 1) }, true);
-  await storage.persist({ entries: [entry(3, 2), entry(4, 2)] }, true);
-  // The in-memory last index followed the truncation: 5 now appends after 4.
-  await storage.persist({ entries: [entry(5, 2)] }, true);
-  await storage.close();
-
-  const state = await reload(directory);
-  assert.equal(state.entries, [entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2), entry(5, 2)]);
-});
-
-test('a longer conflicting append overwrites and extends the log', async () => {
-  const directory = tempDirectory();
-  const storage = await opened(directory);
-  await storage.persist({ entries: entries(1, 3, 1) }, true);
-  await storage.persist({ entries: entries(2, 5, 2) }, true);
-  await storage.close();
-  assert.equal((await reload(directory)).entries, [entry(1, 1), ...entries(2, 5, 2)]);
-});
-
-test('a snapshot from the leader replaces the whole log, even entries above its index', async () => {
-  const directory = tempDirectory();
-  const storage = await opened(directory);
-  await storage.persist({ entries: entries(1, 10, 1) }, true);
-  await storage.persist({ snapshot: snapshot(7, 3), entries: [] }, true);
-  assert.equal(indexes(await reloadAfterClose(storage, directory)), []);
-
-  const next = await opened(directory);
-  await next.persist({ entries: [entry(8, 3)] }, true);
-  await next.persist({ snapshot: snapshot(20, 4), entries: [] }, true);
-  await next.persist({ entries: [entry(21, 4)] }, true);
-  const state = await reloadAfterClose(next, directory);
-  assert.equal(state.snapshot, snapshot(20, 4));
-  assert.equal(indexes(state), [21]);
-});
-
 async function reloadAfterClose(storage: LevelStorage, directory: string): Promise<PersistedState> {
   await storage.close();
   return reload(directory);
 }
 
-test('compaction drops entries at or below the snapshot index and keeps the rest', async () => {
+storageCompliance(test, () => {
   const directory = tempDirectory();
-  const storage = await opened(directory);
-  await storage.persist({ entries: entries(1, 10, 1) }, true);
-  await storage.compact(snapshot(6, 1));
-  await storage.persist({ entries: [entry(11, 1)] }, true);
-  await storage.compact(snapshot(8, 1));
-  const state = await reloadAfterClose(storage, directory);
-  assert.equal(state.snapshot, snapshot(8, 1));
-  assert.equal(state.entries, entries(9, 11, 1));
-
-  // Compacting the whole log leaves only the snapshot; appends continue after it.
-  const next = await opened(directory);
-  await next.compact(snapshot(11, 1));
-  await next.persist({ entries: [entry(12, 2)] }, true);
-  assert.equal(indexes(await reloadAfterClose(next, directory)), [12]);
-});
-
-test('reopening after close gives back the same state', async () => {
-  const directory = tempDirectory();
-  const storage = await opened(directory);
-  await storage.persist({ entries: entries(1, 30, 1), hardState: { term: 1, vote: 'c', commit: 12 } }, true);
-  await storage.compact(snapshot(12, 1));
-  await storage.persist({ entries: entries(25, 27, 2), hardState: { term: 2, vote: 'a', commit: 20 } }, false);
-  const first = await reloadAfterClose(storage, directory);
-  const second = await reload(directory);
-  assert.equal(second, first);
-  assert.equal(first.hardState, { term: 2, vote: 'a', commit: 20 });
-  assert.equal(indexes(first), [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27]);
-});
-
-test('writes that would leave a gap or reach below the snapshot fail an assertion and change nothing', async () => {
-  const directory = tempDirectory();
-  const storage = await opened(directory);
-  await storage.persist({ entries: entries(1, 5, 1) }, true);
-  await storage.compact(snapshot(3, 1));
-  await rejectsWith(storage.persist({ entries: [entry(7, 1)] }, true), AssertionError);
-  await rejectsWith(storage.persist({ entries: [entry(3, 2)] }, true), AssertionError);
-  await rejectsWith(storage.persist({ entries: [entry(6, 1), entry(8, 1)] }, true), AssertionError);
-  await rejectsWith(storage.compact(snapshot(6, 1)), AssertionError);
-  await rejectsWith(storage.compact(snapshot(2, 1)), AssertionError);
-  await rejectsWith(storage.persist({ snapshot: snapshot(2, 1), entries: [] }, true), AssertionError);
-  await rejectsWith(storage.persist({ snapshot: snapshot(9, 2), entries: [entry(11, 2)] }, true), AssertionError);
-  const state = await reloadAfterClose(storage, directory);
-  assert.equal(state.snapshot, snapshot(3, 1));
-  assert.equal(state.entries, entries(4, 5, 1));
-});
-
-test('calls before load, after close, or overlapping another call fail an assertion', async () => {
-  const directory = tempDirectory();
-  const storage = new LevelStorage({ directory });
-  await rejectsWith(storage.persist({ entries: [entry(1, 1)] }, true), AssertionError);
-  await storage.load();
-  const running = storage.persist({ entries: [entry(1, 1)] }, true);
-  await rejectsWith(storage.persist({ entries: [entry(2, 1)] }, true), AssertionError);
-  await running;
-  await storage.close();
-  await rejectsWith(storage.compact(snapshot(1, 1)), AssertionError);
+  return { make: () => new LevelStorage({ directory }) };
 });
 
 test('a LevelDB error rejects: a second storage on a locked directory cannot load', async () => {
@@ -206,47 +84,6 @@ test('a LevelDB error rejects: a second storage on a locked directory cannot loa
   const error = await rejectsWith(new LevelStorage({ directory }).load(), Error);
   assert.is((error as Error & { code?: string }).code, 'LEVEL_DATABASE_NOT_OPEN');
   await storage.close();
-});
-
-test('random appends, truncations, compactions and reopenings match a model of the log', async () => {
-  // A small seeded generator (mulberry32): the same operations on every run.
-  let seed = 0x5eed;
-  const random = (below: number): number => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let value = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
-    return (((value ^ (value >>> 14)) >>> 0) % below);
-  };
-  const directory = tempDirectory();
-  let storage = await opened(directory);
-  let model: Entry[] = [];
-  let snapshotIndex = 0;
-  let term = 1;
-  for (let step = 0; step < 300; step++) {
-    const lastIndex = snapshotIndex + model.length;
-    const choice = random(10);
-    if (choice < 6) {
-      // Append, sometimes replacing a tail of the log.
-      const first = random(3) === 0 && model.length > 0 ? snapshotIndex + 1 + random(model.length) : lastIndex + 1;
-      if (first <= lastIndex) term++;
-      const added = entries(first, first + random(5), term);
-      await storage.persist({ entries: added }, random(2) === 0);
-      model = [...model.slice(0, first - snapshotIndex - 1), ...added];
-    } else if (choice < 8 && model.length > 0) {
-      const index = snapshotIndex + 1 + random(model.length);
-      await storage.compact(snapshot(index, model[index - snapshotIndex - 1]!.term));
-      model = model.slice(index - snapshotIndex);
-      snapshotIndex = index;
-    } else {
-      await storage.close();
-      const state = await reload(directory);
-      assert.equal(state.entries, model, `step ${step}`);
-      assert.is(state.snapshot?.meta.index ?? 0, snapshotIndex, `step ${step}`);
-      storage = await opened(directory);
-    }
-  }
-  const state = await reloadAfterClose(storage, directory);
-  assert.equal(state.entries, model);
 });
 
 test('entries stored one per key (the layout before runs) load, and later appends replace them', async () => {
