@@ -7,7 +7,7 @@
  * folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Host } from './network.js';
@@ -80,7 +80,19 @@ export class ChaosNode {
    */
   restart(seed: string | undefined): void {
     const last = this.lastMode;
-    this.start(last === 'agent' ? 'agent' : { join: seed ?? last.join });
+    const joinSeed = seed ?? (last === 'agent' ? undefined : last.join);
+    // A node that left (a leave whose answer was lost still happened) joins again: `agent` would refuse.
+    if (joinSeed !== undefined && (last !== 'agent' || this.leftByItsIdentity())) this.start({ join: joinSeed });
+    else this.start('agent');
+  }
+
+  /** Whether the data directory's node.json says the node left its cluster. */
+  private leftByItsIdentity(): boolean {
+    try {
+      return (JSON.parse(readFileSync(join(this.dataDirectory, 'node.json'), 'utf8')) as { left?: boolean }).left === true;
+    } catch {
+      return false;
+    }
   }
 
   /** Starts `agent` (bootstrap or restart from the data directory), or `join <seed>`. */
