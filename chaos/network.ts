@@ -11,9 +11,14 @@
  * first, then the namespaces and links).
  */
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { isLiveNetns } from '../src/executor/containerd/network.js';
 
 const run = promisify(execFile);
+/** Where `ip netns` keeps its namespace files. */
+const NETNS_FOLDER = '/run/netns';
 
 /** Prefix of every namespace, link and chain the harness creates. */
 export const NAME_PREFIX = 'hmchaos';
@@ -76,6 +81,12 @@ export async function removeLeftovers(): Promise<string[]> {
     }
     await command('ip', ['netns', 'delete', namespace]).catch(() => '');
     removed.push(`namespace ${namespace}${pids.length > 0 ? ` (killed ${pids.length} process(es))` : ''}`);
+  }
+  // Namespace files of agents run in `ip netns exec` and killed: held by no mount, so no one uses them.
+  for (const name of existsSync(NETNS_FOLDER) ? readdirSync(NETNS_FOLDER) : []) {
+    if (!name.startsWith('hm-') || isLiveNetns(join(NETNS_FOLDER, name))) continue;
+    rmSync(join(NETNS_FOLDER, name), { force: true });
+    removed.push(`stale namespace file ${name}`);
   }
   const links = (await command('ip', ['-o', 'link', 'show'])).split('\n').map((line) => /^\d+:\s+([^:@]+)/.exec(line)?.[1] ?? '').filter((name) => name.startsWith(`${NAME_PREFIX}-`));
   for (const link of links) {

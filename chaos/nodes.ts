@@ -107,6 +107,8 @@ export class ChaosNode {
       '--name', this.name, '--data-dir', this.dataDirectory, '--token', this.settings.token,
       '--bind', this.host.address, '--advertise', this.host.address,
       '--tick-ms', String(this.settings.tickMs), '--voter-grace', this.settings.voterGrace,
+      // The workloads are processes; a warm pool's namespaces, made inside `ip netns exec`, would outlive a killed agent as stale files.
+      '--warm-networks', '0',
       ...(this.settings.rescheduleGrace === undefined ? [] : ['--reschedule-grace', this.settings.rescheduleGrace]),
     ];
     const child = spawn('ip', args, { stdio: ['ignore', log, log], env: { ...process.env, ...this.settings.environment } });

@@ -32,7 +32,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -117,6 +117,23 @@ export async function deleteNamedNetns(name: string): Promise<void> {
   if (!existsSync(netnsPathOfName(name))) return;
   const deleted = await run('ip', ['netns', 'delete', name]);
   if (deleted.code !== 0) throw new NetworkError(`cannot delete network namespace ${name}: ${deleted.stderr.trim()}`);
+}
+
+/** The filesystem magic of a namespace file (nsfs). */
+const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * Whether `path` is a network namespace still held by its bind mount. A file
+ * left under /run/netns by a mount namespace that is gone (an agent run in
+ * `ip netns exec`, then killed) is not: CNI's DEL refuses it ("unknown FS
+ * magic"), and a DEL without a namespace releases what it can.
+ */
+export function isLiveNetns(path: string): boolean {
+  try {
+    return path !== '' && statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 /** Creates the network namespace of container `id` (if missing); answers its path (`netnsPathOf`). */
@@ -335,7 +352,7 @@ export class CniNetwork implements ContainerNetwork {
     const problems: string[] = [];
     for (const plugin of this.plugins(savedPorts, perContainerMasquerade).reverse()) {
       try {
-        await this.invoke(plugin, 'DEL', id, existsSync(netnsPath) ? netnsPath : '', 'eth0', prevResult);
+        await this.invoke(plugin, 'DEL', id, isLiveNetns(netnsPath) ? netnsPath : '', 'eth0', prevResult);
       } catch (error) {
         problems.push((error as Error).message);
       }
