@@ -52,10 +52,10 @@ export class ProxyServer {
 
   constructor(private readonly options: ProxyServerOptions) {
     this.server = createServer({ keepAlive: true, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, requestTimeout: 0 }, (request, response) => {
-      void options.proxy.handle(request, response);
+      options.proxy.handle(request, response);
     });
     this.http2 = createHttp2Server({}, (request, response) => {
-      void options.proxy.handle(request, response);
+      options.proxy.handle(request, response);
     });
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
