@@ -9,6 +9,9 @@ import type { RequestRecord } from './proxy.js';
 
 const BREAKER_VALUES: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
+/** The names of the proxy's metrics (workers' metrics are merged under them). */
+export const PROXY_METRIC_NAMES = ['hivemind_proxy_requests_total', 'hivemind_proxy_request_duration_seconds', 'hivemind_proxy_retries_total', 'hivemind_proxy_breaker_state'] as const;
+
 export interface ProxyMetrics {
   record(request: RequestRecord): void;
 }
@@ -39,6 +42,8 @@ export function registerProxyMetrics(registry: Registry, breakers: () => { app: 
     help: 'The circuit breaker of each backend: 0 closed, 1 half-open, 2 open',
     labelNames: ['app', 'instance'],
     registers: [registry],
+    // Merged over proxy workers: the worst state any of them holds.
+    aggregator: 'max',
     collect() {
       this.reset();
       for (const breaker of breakers()) this.set({ app: breaker.app, instance: breaker.instance }, BREAKER_VALUES[breaker.state]);

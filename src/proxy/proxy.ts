@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { Pool } from 'undici';
+import { assert } from '../../consensus/core/assert.js';
 import type { DiscoveryInput } from '../discovery/endpoints.js';
 import { matchesAbRule } from './ab-rule.js';
 import { newBalanceState, pickBackend } from './balancer.js';
@@ -38,6 +39,12 @@ export interface ReverseProxyOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** Connections per backend pool; default 64. */
   connectionsPerBackend?: number;
+  /**
+   * Proxy processes of this node that share the port (`workers.ts`); default
+   * 1. Each enforces its share of an app's `max_concurrent` (rounded up), so
+   * the node as a whole keeps about the app's limit.
+   */
+  workerCount?: number;
 }
 
 /** Never more than this share of an app's backends is ejected at once. */
@@ -51,9 +58,12 @@ export class ReverseProxy {
   private readonly backends = new Map<string, BackendRecord>();
   private readonly apps = new Map<string, AppRecord>();
   private readonly engine: ExchangeEngine;
+  private readonly workerCount: number;
   private closed = false;
 
   constructor(private readonly options: ReverseProxyOptions) {
+    this.workerCount = options.workerCount ?? 1;
+    assert(Number.isSafeInteger(this.workerCount) && this.workerCount >= 1, `ReverseProxy: workerCount ${this.workerCount} is not a whole number of at least 1`);
     this.engine = {
       clock: options.clock,
       random: options.random,
@@ -114,8 +124,8 @@ export class ReverseProxy {
       return;
     }
     const app = this.apps.get(match.target.key)!;
-    if (app.inFlight >= app.target.settings.maxConcurrent) {
-      answer(response, refusal(503, 'OVERLOADED', `hivemind proxy: ${app.target.key} has ${app.inFlight} requests in flight through this node, its limit (x-hivemind.proxy.max_concurrent ${app.target.settings.maxConcurrent}); retry later`));
+    if (app.inFlight >= this.concurrentMax(app)) {
+      answer(response, refusal(503, 'OVERLOADED', `hivemind proxy: ${app.target.key} has ${app.inFlight} requests in flight through this ${this.workerCount === 1 ? 'node' : 'proxy worker'}, its limit (x-hivemind.proxy.max_concurrent ${app.target.settings.maxConcurrent}${this.workerCount === 1 ? '' : ` shared by ${this.workerCount} workers`}); retry later`));
       this.options.onRequest?.({ method, host, path, client, status: 503, durationMs: this.options.clock.nowMs() - startedMs, app: app.target.key, route: match.route, attempts: 0, error: 'OVERLOADED' });
       return;
     }
@@ -124,6 +134,11 @@ export class ReverseProxy {
     app.budget.deposit();
     const exchange = new Exchange(this.engine, { request, response, app, route: match.route, method, host, path, client, headers: head.headers, hasBody: head.hasBody, steer: steeringOf(request, app.target), startedMs });
     exchange.start();
+  }
+
+  /** The requests in flight this engine lets through for `app` (the bulkhead): its share of the app's limit. */
+  concurrentMax(app: AppRecord): number {
+    return Math.ceil(app.target.settings.maxConcurrent / this.workerCount);
   }
 
   /** Closes every pool; requests in flight end. */
