@@ -61,11 +61,13 @@ class ProxyComponent implements NodeComponent, ProxyView {
   readonly name = 'proxy' as const;
   private readonly serving: ProxyServing | undefined;
   private readonly workers: ProxyWorkers | undefined;
+  private readonly workerCount: number;
   private boundPort: number | undefined;
   private removeListener: (() => void) | undefined;
 
   constructor(private readonly services: NodeServices) {
     const count = proxyWorkerCount(process.env[PROXY_WORKERS_ENV], availableParallelism());
+    this.workerCount = count;
     const accessLogPath = process.env.HIVEMIND_PROXY_ACCESS_LOG === 'off' ? undefined : join(services.dataDir, 'proxy', 'access.log');
     const log = (line: string): void => services.log('proxy', line);
     if (count === 1) {
@@ -102,7 +104,7 @@ class ProxyComponent implements NodeComponent, ProxyView {
     });
     this.serving?.proxy.invalidate();
     this.workers?.publish();
-    if (this.boundPort !== undefined) this.services.log('proxy', `proxying http://<app>.<tenant>.hivemind on ${this.services.config.bind}:${this.boundPort}${this.workers === undefined ? '' : ` (${proxyWorkerCount(process.env[PROXY_WORKERS_ENV], availableParallelism())} worker processes)`}`);
+    if (this.boundPort !== undefined) this.services.log('proxy', `proxying http://<app>.<tenant>.hivemind on ${this.services.config.bind}:${this.boundPort}${this.workers === undefined ? '' : ` (${this.workerCount} worker processes)`}`);
   }
 
   async stop(): Promise<void> {

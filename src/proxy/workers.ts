@@ -99,6 +99,13 @@ export class ProxyWorkers {
     }
   }
 
+  /** Workers that listen now (a replaced one counts again once it listens). */
+  listening(): number {
+    let count = 0;
+    for (const entry of this.entries.values()) if (entry.listening) count++;
+    return count;
+  }
+
   /** The shared port, once bound. */
   port(): number | undefined {
     return this.boundPort;
