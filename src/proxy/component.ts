@@ -7,9 +7,9 @@
  * the route table stale; the next request rebuilds it, so a promote, an
  * abort or a status commit is in force on the first request after it is
  * applied here. With `HIVEMIND_PROXY_WORKERS` above 1 (or `auto`: one per
- * core), worker processes serve the port (`workers.ts`); every apply but a
- * heartbeat sends them the records, and `whenInForce(index)` says when
- * every one of them routes by it.
+ * core), worker processes serve the port (`workers.ts`); the applies (but
+ * heartbeats) of one turn of the event loop send them the records once, and
+ * `whenInForce(index)` says when every one of them routes by them.
  *
  * A proxy port already taken (several agents on one machine) is logged and
  * leaves this node without a proxy; the node works on.
@@ -100,7 +100,7 @@ class ProxyComponent implements NodeComponent, ProxyView {
     this.removeListener = this.services.listen((event) => {
       if (isHeartbeatApply(event)) return;
       this.serving?.proxy.invalidate();
-      this.workers?.publish();
+      this.workers?.publishSoon();
     });
     this.serving?.proxy.invalidate();
     this.workers?.publish();

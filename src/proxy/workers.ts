@@ -69,6 +69,7 @@ export class ProxyWorkers {
   private readonly entries = new Map<number, WorkerEntry>();
   private waiters: Waiter[] = [];
   private stopping = false;
+  private publishScheduled = false;
   private boundPort: number | undefined;
   /** While `start()` waits: settled when every worker listens, or one failed. */
   private starting: { resolve: (port: number) => void; reject: (error: Error) => void } | undefined;
@@ -123,6 +124,20 @@ export class ProxyWorkers {
     const message = tableMessage(state);
     for (const entry of this.entries.values()) if (entry.started) this.send(entry, message);
     return true;
+  }
+
+  /**
+   * `publish()` at the end of this turn of the event loop, once however
+   * many applies ask: a burst of applies costs one copy of the records per
+   * worker, and the Raft loop that calls this only sets a flag.
+   */
+  publishSoon(): void {
+    if (this.publishScheduled || this.stopping) return;
+    this.publishScheduled = true;
+    setImmediate(() => {
+      this.publishScheduled = false;
+      if (!this.stopping) this.publish();
+    });
   }
 
   /** The applied index whose records every serving worker routes by. */
