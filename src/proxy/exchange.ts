@@ -300,7 +300,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     input.app.inFlight--;
     const onRequest = this.engine.onRequest;
     if (onRequest === undefined) return;
-    const record: RequestRecord = {
+    onRequest({
       method: input.method,
       host: input.host,
       path: input.path,
@@ -309,11 +309,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       durationMs: this.engine.clock.nowMs() - input.startedMs,
       app: input.app.target.key,
       route: input.route,
+      instance: this.backend?.target.instance,
       attempts: this.tried.length,
-      ...(this.backend === undefined ? {} : { instance: this.backend.target.instance }),
-      ...(error === undefined ? {} : { error }),
-    };
-    onRequest(record);
+      error,
+    });
   }
 }
 
