@@ -1,8 +1,10 @@
 /**
  * Access log lines, one per request, appended to `<data-dir>/proxy/access.log`
- * through a buffered stream (the request path never waits on the disk). The
- * lines of one turn of the event loop go to the stream in one write (a
- * write per line cost a stream call and a buffer per request). A line:
+ * through a buffered stream (the request path never waits on the disk).
+ * Lines are gathered and written together once `ACCESS_LOG_FLUSH_BYTES` are
+ * waiting or `ACCESS_LOG_FLUSH_MS` after the first of them (a write per line,
+ * or per turn of the event loop, was 6% of the proxy's CPU under
+ * `npm run bench:proxy`). A line:
  * time, client, "method host path", status, duration in ms, app, instance,
  * attempts, and the proxy's error code or "-".
  */
@@ -12,15 +14,20 @@ import type { RequestRecord } from './proxy.js';
 
 /** Lines waiting for the disk past this many bytes are dropped (and counted), not buffered without end. */
 export const ACCESS_LOG_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+/** Gathered lines go to the file once this many characters wait... */
+export const ACCESS_LOG_FLUSH_BYTES = 64 * 1024;
+/** ...or this long after the first of them. */
+export const ACCESS_LOG_FLUSH_MS = 100;
 
 export class AccessLog {
   private readonly stream: WriteStream;
   private droppedLines = 0;
-  /** Lines of this turn of the event loop, not yet given to the stream. */
+  /** Gathered lines, not yet given to the stream. */
   private pending = '';
-  private flushScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private readonly flush = (): void => {
-    this.flushScheduled = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.pending === '') return;
     this.stream.write(this.pending);
     this.pending = '';
@@ -37,17 +44,16 @@ export class AccessLog {
     return this.droppedLines;
   }
 
-  /** Queues the line of one request; it reaches the stream at the end of this turn of the event loop. */
+  /** Gathers the line of one request; it reaches the stream within `ACCESS_LOG_FLUSH_MS`. */
   write(record: RequestRecord, atMs: number): void {
     if (this.stream.writableLength + this.pending.length > ACCESS_LOG_BUFFER_BYTES_MAX) {
       this.droppedLines++;
       return;
     }
     this.pending += formatAccessLine(record, atMs);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
+    if (this.pending.length >= ACCESS_LOG_FLUSH_BYTES) this.flush();
+    // Not ref'd: the log never keeps a process alive; close() writes what waits.
+    else if (this.timer === undefined) this.timer = setTimeout(this.flush, ACCESS_LOG_FLUSH_MS).unref();
   }
 
   /** Writes what is queued and closes the file. */

@@ -218,7 +218,8 @@ export class ProxyWorkers {
         // The latest records go first (a publish, when the index moved since the last one, reaches every worker), then the order to listen.
         if (!this.publish()) this.send(entry, tableMessage(this.options.read()));
         this.feed.markServing(id);
-        this.send(entry, { kind: 'listen', host: this.options.host, port: this.boundPort ?? this.options.port });
+        // The configured port, even 0: node:cluster shares one handle per address and port as asked, and the bound port would be another key.
+        this.send(entry, { kind: 'listen', host: this.options.host, port: this.options.port });
         return;
       }
       case 'applied':
