@@ -20,7 +20,7 @@
  *
  * Each side gets a 2 s warm-up run, then one measured run; wrk's `--latency`
  * gives the p99. The CPU each proxy used during its run is read from /proc,
- * in % of one core and in microseconds per request: on a machine where
+ * in % of one core, in microseconds per request, and the kernel's share of it: on a machine where
  * wrk, nginx and the proxy share the cores, CPU per request is the fair
  * comparison.
  *
@@ -39,6 +39,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { DiscoveryInput } from '../src/discovery/endpoints.js';
 import { ProxyWorkers } from '../src/proxy/workers.js';
 import type { App, Instance } from '../src/state/types.js';
+import { readFileSync } from 'node:fs';
 import { cpuTimeMs, freePorts, killAndWait } from './processes.js';
 
 const TENANT = 'bench';
@@ -78,6 +79,18 @@ interface Figures {
   proxyCpuPercent: number;
   /** CPU the proxy used per request answered, in microseconds (NaN for nginx direct). */
   proxyCpuPerRequestUs: number;
+  /** The kernel's part of that CPU (system time: the socket calls, loopback TCP included), in %. */
+  proxyKernelSharePercent: number;
+}
+
+/** A process's system (kernel) CPU time in milliseconds, from /proc (0 when it is gone). */
+function systemTimeMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 1000) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 function run(command: string, args: string[]): Promise<string> {
@@ -103,10 +116,12 @@ async function wrk(port: number, pids: readonly number[], options: { seconds: nu
   const args = (seconds: number): string[] => ['-t', String(options.threads), '-c', String(options.connections), '-d', `${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`];
   await run('wrk', args(2));
   const cpuBefore = pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+  const systemBefore = pids.reduce((sum, pid) => sum + systemTimeMs(pid), 0);
   const startedMs = performance.now();
   const out = await run('wrk', args(options.seconds));
   const elapsedMs = performance.now() - startedMs;
   const cpuAfter = pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+  const systemAfter = pids.reduce((sum, pid) => sum + systemTimeMs(pid), 0);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const requests = Number(/(\d+) requests in /.exec(out)?.[1] ?? NaN);
   return {
@@ -116,6 +131,7 @@ async function wrk(port: number, pids: readonly number[], options: { seconds: nu
     errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, value) => sum + Number(value), 0)),
     proxyCpuPercent: pids.length === 0 ? NaN : ((cpuAfter - cpuBefore) / elapsedMs) * 100,
     proxyCpuPerRequestUs: pids.length === 0 ? NaN : ((cpuAfter - cpuBefore) * 1000) / requests,
+    proxyKernelSharePercent: pids.length === 0 ? NaN : ((systemAfter - systemBefore) / (cpuAfter - cpuBefore)) * 100,
   };
 }
 
@@ -191,7 +207,7 @@ async function main(): Promise<void> {
     console.log(row('nginx direct', direct));
     console.log(row('hivemind', hivemind));
     console.log(row('haproxy', reference));
-    console.log(`ratio: ${(hivemind.requestsPerSecond / reference.requestsPerSecond).toFixed(2)}x haproxy's requests per second (target: at least 1.0x), p99 ${(hivemind.p99LatencyMs / reference.p99LatencyMs).toFixed(2)}x haproxy's (target: at most 1.2x); CPU per request ${(hivemind.proxyCpuPerRequestUs / reference.proxyCpuPerRequestUs).toFixed(2)}x haproxy's; load average ${loadavg()[0]!.toFixed(2)} at the end`);
+    console.log(`ratio: ${(hivemind.requestsPerSecond / reference.requestsPerSecond).toFixed(2)}x haproxy's requests per second (target: at least 1.0x), p99 ${(hivemind.p99LatencyMs / reference.p99LatencyMs).toFixed(2)}x haproxy's (target: at most 1.2x); CPU per request ${(hivemind.proxyCpuPerRequestUs / reference.proxyCpuPerRequestUs).toFixed(2)}x haproxy's (kernel time: hivemind ${hivemind.proxyKernelSharePercent.toFixed(0)}%, haproxy ${reference.proxyKernelSharePercent.toFixed(0)}% of it); load average ${loadavg()[0]!.toFixed(2)} at the end`);
     const feed = { p50Ms: feedMs[Math.floor(feedMs.length / 2)]!, maxMs: feedMs.at(-1)! };
     console.log(`table feed: a new table in force on all ${options.workers} worker(s) ${feed.p50Ms.toFixed(2)} ms after its publication (median of ${feedMs.length}; max ${feed.maxMs.toFixed(2)} ms)`);
     if (json) console.log(JSON.stringify({ benchmark: 'proxy', settings: options, loadAverage: loadavg()[0], nginxDirect: direct, hivemind, haproxy: reference, tableFeed: feed }));
