@@ -4,13 +4,14 @@
  * wrk (Debian packages `wrk haproxy nginx-light`), in the same run, one after
  * the other, on loopback.
  *
- * Hivemind's side is the proxy server fed with a state that names the nginx
- * backends: `ProxyServer` and `ReverseProxy` (`src/proxy/server.ts`,
- * `proxy.ts`: route table, bulkhead, balancer, breakers, undici pools,
- * header rewriting) with the component's metrics and access log, in
- * `--workers` processes (node:cluster, one listen socket), each holding the
- * same route table: one app `web.bench.hivemind` of `--backends` instances,
- * round-robin. No Raft or agent around it, so the figure is the proxy's.
+ * Hivemind's side is the component's worker mode (`src/proxy/workers.ts`)
+ * fed with a state that names the nginx backends: `--workers` processes
+ * (node:cluster, one listen socket), each a `ProxyServing` (engine, server,
+ * metrics, access log) holding the route table the feed sent it: one app
+ * `web.bench.hivemind` of `--backends` instances, round-robin. No Raft or
+ * agent around it, so the figure is the proxy's. After its run, a new
+ * table is published and the time until every worker acknowledged it is
+ * printed (the feed's latency).
  * haproxy gets the same backends (`balance roundrobin`, keep-alive to the
  * backends) with `nbthread` = `--workers`: the same number of cores. nginx
  * (one process, `--backends` ports) answers a 13-byte body from memory
@@ -18,7 +19,10 @@
  * proxy: the ceiling of this machine.
  *
  * Each side gets a 2 s warm-up run, then one measured run; wrk's `--latency`
- * gives the p99. The CPU each proxy used during its run is read from /proc.
+ * gives the p99. The CPU each proxy used during its run is read from /proc,
+ * in % of one core, in microseconds per request, and the kernel's share of it: on a machine where
+ * wrk, nginx and the proxy share the cores, CPU per request is the fair
+ * comparison.
  *
  * Flags: --seconds 10  --connections 64  --threads 1 (wrk's)  --workers 1  --backends 2
  *        --access-log on|off  --json (last line: one JSON object)
@@ -32,13 +36,10 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { Registry } from 'prom-client';
 import type { DiscoveryInput } from '../src/discovery/endpoints.js';
-import { AccessLog } from '../src/proxy/access-log.js';
-import { registerProxyMetrics } from '../src/proxy/metrics.js';
-import { ReverseProxy, type RequestRecord } from '../src/proxy/proxy.js';
-import { ProxyServer } from '../src/proxy/server.js';
+import { ProxyWorkers } from '../src/proxy/workers.js';
 import type { App, Instance } from '../src/state/types.js';
+import { readFileSync } from 'node:fs';
 import { cpuTimeMs, freePorts, killAndWait } from './processes.js';
 
 const TENANT = 'bench';
@@ -68,31 +69,6 @@ function stateNaming(backendPorts: readonly number[]): DiscoveryInput {
   return { apps, instances, nodes: [{ id: 'n1', addresses: { api: '127.0.0.1:7070', peer: '127.0.0.1:7071', gossip: '127.0.0.1:7072' }, labels: {}, resources: {}, status: 'up', role: 'voter', joinedIndex: 1, lastSeenAt: 0, updatedIndex: 1 }] };
 }
 
-/** A cluster worker: one proxy server on the shared port, as the component builds it. */
-async function worker(): Promise<void> {
-  const backendPorts = process.env.BENCH_BACKEND_PORTS!.split(',').map(Number);
-  const input = stateNaming(backendPorts);
-  const registry = new Registry();
-  const proxy: ReverseProxy = new ReverseProxy({
-    read: () => input,
-    clock: { nowMs: () => performance.now(), sleep: (ms) => sleepFor(ms, undefined, { ref: false }) },
-    random: Math.random,
-    onRequest: (record) => onRequest(record),
-    log: (line) => console.error(`hivemind proxy: ${line}`),
-  });
-  const metrics = registerProxyMetrics(registry, () => proxy.breakerStates());
-  const accessLog = process.env.BENCH_ACCESS_LOG === 'off' ? undefined : new AccessLog(join(process.env.BENCH_FOLDER!, `access-${cluster.worker!.id}.log`));
-  const onRequest = (record: RequestRecord): void => {
-    metrics.record(record);
-    accessLog?.write(record, Date.now());
-  };
-  const server = new ProxyServer({ host: '127.0.0.1', port: Number(process.env.BENCH_PROXY_PORT), proxy, onRequest, nowMs: () => performance.now() });
-  await server.listen();
-  // SIGTERM ends the process through exit(), so a --cpu-prof profile is written.
-  process.once('SIGTERM', () => process.exit(0));
-  process.send!('ready');
-}
-
 interface Figures {
   requestsPerSecond: number;
   p50LatencyMs: number;
@@ -101,6 +77,20 @@ interface Figures {
   errors: number;
   /** CPU the proxy used during the measured run, in % of one core (NaN for nginx direct). */
   proxyCpuPercent: number;
+  /** CPU the proxy used per request answered, in microseconds (NaN for nginx direct). */
+  proxyCpuPerRequestUs: number;
+  /** The kernel's part of that CPU (system time: the socket calls, loopback TCP included), in %. */
+  proxyKernelSharePercent: number;
+}
+
+/** A process's system (kernel) CPU time in milliseconds, from /proc (0 when it is gone). */
+function systemTimeMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 1000) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 function run(command: string, args: string[]): Promise<string> {
@@ -126,17 +116,22 @@ async function wrk(port: number, pids: readonly number[], options: { seconds: nu
   const args = (seconds: number): string[] => ['-t', String(options.threads), '-c', String(options.connections), '-d', `${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`];
   await run('wrk', args(2));
   const cpuBefore = pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+  const systemBefore = pids.reduce((sum, pid) => sum + systemTimeMs(pid), 0);
   const startedMs = performance.now();
   const out = await run('wrk', args(options.seconds));
   const elapsedMs = performance.now() - startedMs;
   const cpuAfter = pids.reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+  const systemAfter = pids.reduce((sum, pid) => sum + systemTimeMs(pid), 0);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const requests = Number(/(\d+) requests in /.exec(out)?.[1] ?? NaN);
   return {
     requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
     p50LatencyMs: milliseconds(/^\s+50%\s+(\S+)$/m.exec(out)?.[1]),
     p99LatencyMs: milliseconds(/^\s+99%\s+(\S+)$/m.exec(out)?.[1]),
     errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, value) => sum + Number(value), 0)),
     proxyCpuPercent: pids.length === 0 ? NaN : ((cpuAfter - cpuBefore) / elapsedMs) * 100,
+    proxyCpuPerRequestUs: pids.length === 0 ? NaN : ((cpuAfter - cpuBefore) * 1000) / requests,
+    proxyKernelSharePercent: pids.length === 0 ? NaN : ((systemAfter - systemBefore) / (cpuAfter - cpuBefore)) * 100,
   };
 }
 
@@ -169,60 +164,61 @@ async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   const folder = await mkdtemp(join(tmpdir(), 'hivemind-bench-proxy-'));
   const [hivemindPort, haproxyPort, ...backendPorts] = await freePorts(2 + options.backends);
-  console.log(`settings: wrk ${options.seconds} s (after a 2 s warm-up), ${options.connections} connections, ${options.threads} thread(s), Host ${HOST}; ${options.backends} nginx backends (one nginx worker, a ${BODY.length}-byte body); proxies on ${options.workers} core(s): hivemind ${options.workers} worker process(es) (node:cluster; ProxyServer + ReverseProxy fed a state naming the nginx backends, metrics, access log ${options.accessLog}), haproxy nbthread ${options.workers}; loopback only`);
+  console.log(`settings: wrk ${options.seconds} s (after a 2 s warm-up), ${options.connections} connections, ${options.threads} thread(s), Host ${HOST}; ${options.backends} nginx backends (one nginx worker, a ${BODY.length}-byte body); proxies on ${options.workers} core(s): hivemind ${options.workers} worker process(es) (the proxy component's worker mode, src/proxy/workers.ts, fed a state naming the nginx backends; metrics, access log ${options.accessLog}), haproxy nbthread ${options.workers}; loopback only`);
   console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
   await writeFile(join(folder, 'nginx.conf'), nginxConfig(folder, backendPorts));
   await writeFile(join(folder, 'haproxy.cfg'), haproxyConfig(haproxyPort!, backendPorts, options.workers));
   const children: ChildProcess[] = [];
-  const workers: ReturnType<typeof cluster.fork>[] = [];
+  const workerNodeArgs = flag('worker-node-args', '');
+  let appliedIndex = 1;
+  const input = stateNaming(backendPorts);
+  const workers = new ProxyWorkers({
+    count: options.workers,
+    host: '127.0.0.1',
+    port: hivemindPort!,
+    read: () => ({ ...input, appliedIndex }),
+    accessLogPath: options.accessLog === 'off' ? undefined : join(folder, 'access.log'),
+    log: (line) => console.error(`hivemind proxy: ${line}`),
+    execArgv: [...process.execArgv, ...(workerNodeArgs === '' ? [] : workerNodeArgs.split(' '))],
+  });
   try {
     children.push(spawn('nginx', ['-c', join(folder, 'nginx.conf'), '-p', folder, '-e', join(folder, 'nginx-error.log')], { stdio: 'ignore' }));
     const haproxy = spawn('haproxy', ['-f', join(folder, 'haproxy.cfg'), '-db'], { stdio: 'ignore' });
     children.push(haproxy);
-    const workerNodeArgs = flag('worker-node-args', '');
-    cluster.setupPrimary({ silent: false, execArgv: [...process.execArgv, ...(workerNodeArgs === '' ? [] : workerNodeArgs.split(' '))] });
-    for (let index = 0; index < options.workers; index++) {
-      const forked = cluster.fork({ BENCH_BACKEND_PORTS: backendPorts.join(','), BENCH_PROXY_PORT: String(hivemindPort), BENCH_FOLDER: folder, BENCH_ACCESS_LOG: options.accessLog });
-      workers.push(forked);
-      await new Promise<void>((resolve, reject) => {
-        forked.once('message', () => resolve());
-        forked.once('exit', (code) => reject(new Error(`proxy worker exited with ${code}`)));
-      });
-    }
+    await workers.start();
     await Promise.all([...backendPorts, haproxyPort!, hivemindPort!].map(waitForHttp));
     const direct = await wrk(backendPorts[0]!, [], options);
-    const hivemind = await wrk(hivemindPort!, workers.map((entry) => entry.process.pid!), options);
+    // The primary (this process) accepts connections for the workers (node:cluster's round-robin): its CPU counts too.
+    const hivemind = await wrk(hivemindPort!, [process.pid, ...Object.values(cluster.workers ?? {}).map((entry) => entry!.process.pid!)], options);
+    // The feed: a new table (the same backends at a later index) until every worker routes by it.
+    const feedMs: number[] = [];
+    for (let round = 0; round < 20; round++) {
+      appliedIndex++;
+      const publishedMs = performance.now();
+      workers.publish();
+      await workers.whenInForce(appliedIndex);
+      feedMs.push(performance.now() - publishedMs);
+    }
+    feedMs.sort((left, right) => left - right);
     const reference = await wrk(haproxyPort!, [haproxy.pid!], options);
     const row = (name: string, figures: Figures): string =>
-      `${name.padEnd(14)} ${figures.requestsPerSecond.toFixed(0).padStart(10)} ${figures.p50LatencyMs.toFixed(2).padStart(8)} ${figures.p99LatencyMs.toFixed(2).padStart(8)} ${String(figures.errors).padStart(7)} ${(Number.isNaN(figures.proxyCpuPercent) ? '' : figures.proxyCpuPercent.toFixed(0)).padStart(12)}`;
-    console.log(`${'through'.padEnd(14)} ${'requests/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'proxy CPU %'.padStart(12)}`);
+      `${name.padEnd(14)} ${figures.requestsPerSecond.toFixed(0).padStart(10)} ${figures.p50LatencyMs.toFixed(2).padStart(8)} ${figures.p99LatencyMs.toFixed(2).padStart(8)} ${String(figures.errors).padStart(7)} ${(Number.isNaN(figures.proxyCpuPercent) ? '' : figures.proxyCpuPercent.toFixed(0)).padStart(12)} ${(Number.isNaN(figures.proxyCpuPerRequestUs) ? '' : figures.proxyCpuPerRequestUs.toFixed(1)).padStart(16)}`;
+    console.log(`${'through'.padEnd(14)} ${'requests/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'proxy CPU %'.padStart(12)} ${'proxy CPU us/req'.padStart(16)}`);
     console.log(row('nginx direct', direct));
     console.log(row('hivemind', hivemind));
     console.log(row('haproxy', reference));
-    console.log(`ratio: ${(hivemind.requestsPerSecond / reference.requestsPerSecond).toFixed(2)}x haproxy's requests per second (target: at least 1.0x), p99 ${(hivemind.p99LatencyMs / reference.p99LatencyMs).toFixed(2)}x haproxy's (target: at most 1.2x); load average ${loadavg()[0]!.toFixed(2)} at the end`);
-    if (json) console.log(JSON.stringify({ benchmark: 'proxy', settings: options, loadAverage: loadavg()[0], nginxDirect: direct, hivemind, haproxy: reference }));
+    console.log(`ratio: ${(hivemind.requestsPerSecond / reference.requestsPerSecond).toFixed(2)}x haproxy's requests per second (target: at least 1.0x), p99 ${(hivemind.p99LatencyMs / reference.p99LatencyMs).toFixed(2)}x haproxy's (target: at most 1.2x); CPU per request ${(hivemind.proxyCpuPerRequestUs / reference.proxyCpuPerRequestUs).toFixed(2)}x haproxy's (kernel time: hivemind ${hivemind.proxyKernelSharePercent.toFixed(0)}%, haproxy ${reference.proxyKernelSharePercent.toFixed(0)}% of it); load average ${loadavg()[0]!.toFixed(2)} at the end`);
+    const feed = { p50Ms: feedMs[Math.floor(feedMs.length / 2)]!, maxMs: feedMs.at(-1)! };
+    console.log(`table feed: a new table in force on all ${options.workers} worker(s) ${feed.p50Ms.toFixed(2)} ms after its publication (median of ${feedMs.length}; max ${feed.maxMs.toFixed(2)} ms)`);
+    if (json) console.log(JSON.stringify({ benchmark: 'proxy', settings: options, loadAverage: loadavg()[0], nginxDirect: direct, hivemind, haproxy: reference, tableFeed: feed }));
   } finally {
-    await Promise.all(
-      workers.map(async (forked) => {
-        const exited = new Promise<void>((resolve) => forked.process.once('exit', () => resolve()));
-        forked.process.kill('SIGTERM');
-        await Promise.race([exited, sleepFor(5_000)]);
-        forked.process.kill('SIGKILL');
-      }),
-    );
+    await workers.stop();
     await Promise.all(children.map(killAndWait));
     await rm(folder, { recursive: true, force: true });
   }
 }
 
-if (cluster.isWorker) {
-  void worker().catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-} else {
-  void main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
-}
+void main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -58,42 +58,49 @@ export function pickBackend(candidates: readonly Candidate[], state: BalanceStat
   assert(candidates.length > 0, 'pickBackend: no candidates');
   if (candidates.length === 1) return 0;
   if (input.balance === 'weighted') return pickWeighted(candidates, state, input.split);
-  let indexes = candidates.map((_, index) => index);
+  // Without a split every candidate is in play: its index is its position (no index list made per request).
+  let indexes: readonly number[] | undefined;
   if (input.split !== undefined) {
     const version = pickVersion(candidates, state, input.split);
-    if (version !== undefined) indexes = indexes.filter((index) => candidates[index]!.target.version === version);
+    if (version !== undefined) {
+      indexes = [];
+      for (let index = 0; index < candidates.length; index++) if (candidates[index]!.target.version === version) (indexes as number[]).push(index);
+      if (indexes.length === 1) return indexes[0]!;
+    }
   }
-  if (indexes.length === 1) return indexes[0]!;
+  const count = indexes === undefined ? candidates.length : indexes.length;
+  const at = (position: number): number => (indexes === undefined ? position : indexes[position]!);
   switch (input.balance) {
     case 'least-request':
-      return pickLeastRequest(candidates, indexes, input.random);
+      return pickLeastRequest(candidates, count, at, input.random);
     case 'hash':
-      return input.hashKey === undefined ? pickRoundRobin(indexes, state) : pickRendezvous(candidates, indexes, input.hashKey);
+      return input.hashKey === undefined ? pickRoundRobin(count, at, state) : pickRendezvous(candidates, count, at, input.hashKey);
     default:
-      return pickRoundRobin(indexes, state);
+      return pickRoundRobin(count, at, state);
   }
 }
 
-function pickRoundRobin(indexes: readonly number[], state: BalanceState): number {
-  const index = indexes[state.cursor % indexes.length]!;
+function pickRoundRobin(count: number, at: (position: number) => number, state: BalanceState): number {
+  const index = at(state.cursor % count);
   state.cursor = (state.cursor + 1) % 0x7fffffff;
   return index;
 }
 
 /** Power of two choices: two distinct random candidates, the one with fewer in flight (the first on a tie). */
-function pickLeastRequest(candidates: readonly Candidate[], indexes: readonly number[], random: () => number): number {
-  const first = Math.floor(random() * indexes.length);
-  let second = Math.floor(random() * (indexes.length - 1));
+function pickLeastRequest(candidates: readonly Candidate[], count: number, at: (position: number) => number, random: () => number): number {
+  const first = Math.floor(random() * count);
+  let second = Math.floor(random() * (count - 1));
   if (second >= first) second++;
-  const a = indexes[first]!;
-  const b = indexes[second]!;
+  const a = at(first);
+  const b = at(second);
   return candidates[b]!.inFlight < candidates[a]!.inFlight ? b : a;
 }
 
-function pickRendezvous(candidates: readonly Candidate[], indexes: readonly number[], key: string): number {
-  let best = indexes[0]!;
+function pickRendezvous(candidates: readonly Candidate[], count: number, at: (position: number) => number, key: string): number {
+  let best = at(0);
   let bestScore = -1;
-  for (const index of indexes) {
+  for (let position = 0; position < count; position++) {
+    const index = at(position);
     const score = hash32(`${key}\u0000${candidates[index]!.target.instance}`);
     if (score > bestScore) {
       best = index;

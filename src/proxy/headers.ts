@@ -18,19 +18,31 @@ export interface ForwardedFor {
   readonly protocol: string;
 }
 
+/** A request's head as the proxy forwards it: read in one pass over its raw headers. */
+export interface ForwardedHead {
+  /** The headers to send upstream, as a flat `[name, value, ...]` list. */
+  readonly headers: string[];
+  /** Its Host header, or HTTP/2's `:authority`; undefined when it has neither. */
+  readonly host: string | undefined;
+  /** Whether it says it carries a body (a Content-Length above 0, or a Transfer-Encoding). */
+  readonly hasBody: boolean;
+}
+
 /**
- * The headers to send upstream, as a flat `[name, value, ...]` list, from a
- * request's raw headers (HTTP/1.1, or HTTP/2 with its pseudo-headers).
- * `keepUpgrade`: keep Connection: upgrade and Upgrade (a WebSocket handshake
- * passed through).
+ * A request's head for the backend, from its raw headers (HTTP/1.1, or
+ * HTTP/2 with its pseudo-headers), in one pass: the proxy's per-request
+ * path reads nothing else of the head unless the app hashes or has an A/B
+ * rule (Node builds `request.headers` only when asked). `keepUpgrade`: keep
+ * Connection: upgrade and Upgrade (a WebSocket handshake passed through).
  */
-export function upstreamRequestHeaders(rawHeaders: readonly string[], forwarded: ForwardedFor, keepUpgrade = false): string[] {
-  const named = connectionTokens(rawHeaders);
+export function forwardedHeadOf(rawHeaders: readonly string[], forwarded: ForwardedFor, keepUpgrade = false): ForwardedHead {
   const out: string[] = [];
+  let connection: string[] | undefined;
   let forwardedFor: string | undefined;
   let host: string | undefined;
   let authority: string | undefined;
   let cookies: string[] | undefined;
+  let hasBody = false;
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = rawHeaders[index]!;
     const value = rawHeaders[index + 1]!;
@@ -39,29 +51,54 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], forwarded:
       continue;
     }
     const lower = name.toLowerCase();
-    if (lower === 'cookie') {
-      if (cookies === undefined) cookies = [value];
-      else cookies.push(value);
-      continue;
+    switch (lower) {
+      case 'cookie':
+        if (cookies === undefined) cookies = [value];
+        else cookies.push(value);
+        continue;
+      case 'x-forwarded-for':
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+        continue;
+      case 'host':
+        if (host === undefined) host = value;
+        break;
+      case 'content-length':
+        if (value !== '0') hasBody = true;
+        break;
+      case 'transfer-encoding':
+        hasBody = true;
+        break;
+      case 'connection':
+        if (connection === undefined) connection = [value];
+        else connection.push(value);
+        break;
     }
-    if (lower === 'x-forwarded-for') {
-      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
-      continue;
-    }
-    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
-    if (lower === 'host') host = value;
-    if (HOP_BY_HOP.has(lower) || named.has(lower)) {
+    if (HOP_BY_HOP.has(lower)) {
       if (keepUpgrade && (lower === 'upgrade' || lower === 'connection')) out.push(name, lower === 'connection' ? 'upgrade' : value);
       continue;
     }
     out.push(name, value);
   }
-  if (host === undefined && authority !== undefined) out.push('host', (host = authority));
-  if (cookies !== undefined) out.push('cookie', cookies.join('; '));
-  out.push('x-forwarded-for', forwardedFor === undefined ? forwarded.clientAddress : `${forwardedFor}, ${forwarded.clientAddress}`);
-  out.push('x-forwarded-proto', forwarded.protocol);
-  if (host !== undefined) out.push('x-forwarded-host', host);
-  return out;
+  const headers = connection === undefined ? out : withoutNamed(out, connectionTokens(connection), keepUpgrade);
+  if (host === undefined && authority !== undefined) headers.push('host', (host = authority));
+  if (cookies !== undefined) headers.push('cookie', cookies.join('; '));
+  headers.push('x-forwarded-for', forwardedFor === undefined ? forwarded.clientAddress : `${forwardedFor}, ${forwarded.clientAddress}`);
+  headers.push('x-forwarded-proto', forwarded.protocol);
+  if (host !== undefined) headers.push('x-forwarded-host', host);
+  return { headers, host, hasBody };
+}
+
+/**
+ * The headers to send upstream, as a flat `[name, value, ...]` list, from a
+ * request's raw headers (HTTP/1.1, or HTTP/2 with its pseudo-headers).
+ * `keepUpgrade`: keep Connection: upgrade and Upgrade (a WebSocket handshake
+ * passed through).
+ */
+export function upstreamRequestHeaders(rawHeaders: readonly string[], forwarded: ForwardedFor, keepUpgrade = false): string[] {
+  return forwardedHeadOf(rawHeaders, forwarded, keepUpgrade).headers;
 }
 
 /** A response's headers without hop-by-hop ones, for `ServerResponse.writeHead`. */
@@ -95,11 +132,20 @@ export function hasRequestBody(headers: Record<string, string | string[] | undef
 /** Methods whose retry does no harm (RFC 9110 9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-function connectionTokens(rawHeaders: readonly string[]): Set<string> {
+/** The header names that Connection header values name, lower case. */
+function connectionTokens(values: readonly string[]): Set<string> {
   const tokens = new Set<string>();
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]!.toLowerCase() !== 'connection') continue;
-    for (const token of rawHeaders[index + 1]!.split(',')) tokens.add(token.trim().toLowerCase());
-  }
+  for (const value of values) for (const token of value.split(',')) tokens.add(token.trim().toLowerCase());
   return tokens;
+}
+
+/** `headers` without those `named` (kept: Upgrade, when `keepUpgrade`). */
+function withoutNamed(headers: readonly string[], named: ReadonlySet<string>, keepUpgrade: boolean): string[] {
+  const out: string[] = [];
+  for (let index = 0; index < headers.length; index += 2) {
+    const lower = headers[index]!.toLowerCase();
+    if (named.has(lower) && !(keepUpgrade && lower === 'upgrade')) continue;
+    out.push(headers[index]!, headers[index + 1]!);
+  }
+  return out;
 }

@@ -7,7 +7,13 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BreakerState } from './breaker.js';
 import type { RequestRecord } from './proxy.js';
 
+/** A status's class label by its hundreds (no string built per request). */
+const STATUS_CLASSES: readonly string[] = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
 const BREAKER_VALUES: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+/** The names of the proxy's metrics (workers' metrics are merged under them). */
+export const PROXY_METRIC_NAMES = ['hivemind_proxy_requests_total', 'hivemind_proxy_request_duration_seconds', 'hivemind_proxy_retries_total', 'hivemind_proxy_breaker_state'] as const;
 
 export interface ProxyMetrics {
   record(request: RequestRecord): void;
@@ -39,6 +45,8 @@ export function registerProxyMetrics(registry: Registry, breakers: () => { app: 
     help: 'The circuit breaker of each backend: 0 closed, 1 half-open, 2 open',
     labelNames: ['app', 'instance'],
     registers: [registry],
+    // Merged over proxy workers: the worst state any of them holds.
+    aggregator: 'max',
     collect() {
       this.reset();
       for (const breaker of breakers()) this.set({ app: breaker.app, instance: breaker.instance }, BREAKER_VALUES[breaker.state]);
@@ -48,7 +56,8 @@ export function registerProxyMetrics(registry: Registry, breakers: () => { app: 
     record(request) {
       const route = request.route ?? '';
       const app = request.app ?? '';
-      requests.inc({ route, app, class: `${Math.floor(request.status / 100)}xx`, error: request.error ?? '' });
+      const hundreds = Math.floor(request.status / 100);
+      requests.inc({ route, app, class: STATUS_CLASSES[hundreds] ?? `${hundreds}xx`, error: request.error ?? '' });
       latency.observe({ route, app }, request.durationMs / 1000);
       if (request.attempts > 1) retries.inc({ app }, request.attempts - 1);
     },

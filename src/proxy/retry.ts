@@ -58,34 +58,54 @@ export interface RetryClock {
   sleep(ms: number): Promise<void>;
 }
 
-export interface RetryOptions<T> {
-  /** Retries after the first attempt, at most. */
-  readonly retriesMax: number;
-  /** No attempt starts at or after this time (the clock's). */
-  readonly deadlineMs: number;
-  readonly backoff: { baseMs: number; maxMs: number };
+export interface RetryOptions<T> extends RetryPolicy {
   readonly clock: RetryClock;
-  readonly random: () => number;
   /** Whether this outcome may be retried (a transport failure of an idempotent request, say). */
   readonly retryable: (outcome: T) => boolean;
   /** Asked before each retry: the budget's say (false: return the outcome as it is). */
   readonly mayRetry: () => boolean;
 }
 
+/** What the retry decision reads of the request so far. */
+export interface RetryPolicy {
+  /** Retries after the first attempt, at most. */
+  readonly retriesMax: number;
+  /** No attempt starts at or after this time (the clock's). */
+  readonly deadlineMs: number;
+  readonly backoff: { baseMs: number; maxMs: number };
+  readonly random: () => number;
+}
+
+/**
+ * Whether to make retry number `retry` (1 for the first) of an outcome the
+ * caller found retryable, and after how long: the wait in milliseconds, or
+ * undefined when retries are spent, the deadline would pass during the
+ * backoff, or `mayRetry` (the budget, asked last so a refusal for another
+ * reason takes no token) says no. Pure but for `mayRetry` and `random`.
+ */
+export function retryDelayMs(retry: number, nowMs: number, policy: RetryPolicy, mayRetry: () => boolean): number | undefined {
+  if (retry > policy.retriesMax) return undefined;
+  const waitMs = backoffMs(retry, policy.backoff, policy.random);
+  if (nowMs + waitMs >= policy.deadlineMs) return undefined;
+  if (!mayRetry()) return undefined;
+  return waitMs;
+}
+
 /**
  * Runs `attempt(0)`, and again (`attempt(1)`, ...) while its outcome is
- * retryable, retries remain, the budget allows and the deadline (after the
- * backoff) is not reached. Returns the last outcome; never throws unless an
- * attempt does.
+ * retryable and `retryDelayMs` allows (retries left, the deadline not
+ * reached after the backoff, the budget). Returns the last outcome; never
+ * throws unless an attempt does. The proxy's request path, which runs on
+ * callbacks rather than promises, makes the same decision with
+ * `retryDelayMs` directly.
  */
 export async function withRetries<T>(attempt: (number: number) => Promise<T>, options: RetryOptions<T>): Promise<{ outcome: T; attempts: number }> {
   let outcome = await attempt(0);
   let attempts = 1;
   for (let retry = 1; retry <= options.retriesMax; retry++) {
     if (!options.retryable(outcome)) break;
-    const waitMs = backoffMs(retry, options.backoff, options.random);
-    if (options.clock.nowMs() + waitMs >= options.deadlineMs) break;
-    if (!options.mayRetry()) break;
+    const waitMs = retryDelayMs(retry, options.clock.nowMs(), options, options.mayRetry);
+    if (waitMs === undefined) break;
     if (waitMs > 0) await options.clock.sleep(waitMs);
     outcome = await attempt(retry);
     attempts++;

@@ -52,10 +52,10 @@ export class ProxyServer {
 
   constructor(private readonly options: ProxyServerOptions) {
     this.server = createServer({ keepAlive: true, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, requestTimeout: 0 }, (request, response) => {
-      void options.proxy.handle(request, response);
+      options.proxy.handle(request, response);
     });
     this.http2 = createHttp2Server({}, (request, response) => {
-      void options.proxy.handle(request, response);
+      options.proxy.handle(request, response);
     });
     this.http2.on('session', (session: Http2Session) => {
       this.sessions.add(session);
@@ -145,7 +145,7 @@ export class ProxyServer {
     if (match === undefined) return refuse(404, 'NO_ROUTE', `hivemind proxy: no app serves host "${host}"`);
     const app = proxy.appOf(match.target.key)!;
     const routed = { app: match.target.key, route: match.route };
-    if (app.inFlight >= app.target.settings.maxConcurrent) return refuse(503, 'OVERLOADED', `hivemind proxy: ${app.target.key} is at its limit of ${app.target.settings.maxConcurrent} requests in flight through this node`, routed);
+    if (app.inFlight >= proxy.concurrentMax(app)) return refuse(503, 'OVERLOADED', `hivemind proxy: ${app.target.key} is at its limit of ${app.target.settings.maxConcurrent} requests in flight through this node`, routed);
     const backend = proxy.chooseFor(app, request);
     if (backend === undefined) return refuse(503, 'NO_INSTANCE', `hivemind proxy: ${app.target.key} has no available instance`, routed);
     const headers = upstreamRequestHeaders(request.rawHeaders, { clientAddress: request.socket.remoteAddress ?? '', protocol: 'http' }, true);

@@ -9,8 +9,8 @@ import { newBalanceState, pickBackend, type Candidate } from '../balancer.js';
 import { cookieValue } from '../cookies.js';
 import { CircuitBreaker } from '../breaker.js';
 import { OutlierDetector } from '../outlier.js';
-import { requestHost, upstreamRequestHeaders } from '../headers.js';
-import { backoffMs, RetryBudget, RETRY_RESERVE, withRetries } from '../retry.js';
+import { forwardedHeadOf, requestHost, upstreamRequestHeaders } from '../headers.js';
+import { backoffMs, retryDelayMs, RetryBudget, RETRY_RESERVE, withRetries } from '../retry.js';
 import { normalizeHost, routeTableOf, underPrefix, type BackendTarget } from '../route-table.js';
 import { HTTP2_PREFACE, protocolOf } from '../server.js';
 import { settingsOf } from '../settings.js';
@@ -85,6 +85,21 @@ test('HTTP/2 requests: the preface decides the protocol; pseudo-headers dropped,
   assert.equal(h1, ['Host', 'web.acme.hivemind', 'x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'web.acme.hivemind']);
   assert.is(requestHost({ ':authority': 'web.acme.hivemind' }), 'web.acme.hivemind');
   assert.is(requestHost({ host: 'a', ':authority': 'b' }), 'a');
+});
+
+test('a request head in one pass: host, body, hop-by-hop and Connection-named headers dropped, X-Forwarded-* set', () => {
+  const client = { clientAddress: '10.0.0.9', protocol: 'http' };
+  const plain = forwardedHeadOf(['Host', 'web.acme.hivemind', 'Accept', '*/*'], client);
+  assert.equal(plain, { headers: ['Host', 'web.acme.hivemind', 'Accept', '*/*', 'x-forwarded-for', '10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'web.acme.hivemind'], host: 'web.acme.hivemind', hasBody: false });
+  const named = forwardedHeadOf(['Host', 'h', 'Connection', 'keep-alive, X-Secret', 'X-Secret', 's', 'Keep-Alive', 'timeout=5', 'Content-Length', '4', 'X-Forwarded-For', '1.2.3.4', 'X-Forwarded-Host', 'spoofed'], client);
+  assert.equal(named.headers, ['Host', 'h', 'Content-Length', '4', 'x-forwarded-for', '1.2.3.4, 10.0.0.9', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'h']);
+  assert.ok(named.hasBody);
+  assert.not.ok(forwardedHeadOf(['Host', 'h', 'Content-Length', '0'], client).hasBody, 'a length of 0 is no body');
+  assert.ok(forwardedHeadOf(['Host', 'h', 'Transfer-Encoding', 'chunked'], client).hasBody);
+  assert.is(forwardedHeadOf(['Accept', '*/*'], client).host, undefined);
+  assert.is(forwardedHeadOf([':authority', 'web.acme.hivemind', ':path', '/'], client).host, 'web.acme.hivemind', 'HTTP/2: the authority is the host');
+  const upgrade = forwardedHeadOf(['Host', 'h', 'Connection', 'Upgrade', 'Upgrade', 'websocket'], client, true);
+  assert.equal(upgrade.headers.slice(0, 6), ['Host', 'h', 'Connection', 'upgrade', 'Upgrade', 'websocket'], 'a WebSocket handshake keeps its upgrade');
 });
 
 test('route table helpers: host normalization and prefix boundaries', () => {
@@ -247,6 +262,19 @@ test('retry helper: retries retryable outcomes with backoff on the injected cloc
   nowMs = 9_990;
   assert.is((await withRetries(async () => 'fail', options)).attempts, 1, 'no retry past the deadline');
   assert.is(backoffMs(10, { baseMs: 100, maxMs: 1000 }, () => 0.999), 999);
+});
+
+test('retry decision: the wait before retry n, or none past the retries, the deadline or the budget (asked last)', () => {
+  const policy = { retriesMax: 2, deadlineMs: 1_000, backoff: { baseMs: 100, maxMs: 1000 }, random: () => 0.5 };
+  let asked = 0;
+  const yes = (): boolean => (asked++, true);
+  assert.is(retryDelayMs(1, 0, policy, yes), 50);
+  assert.is(retryDelayMs(2, 0, policy, yes), 100);
+  assert.is(asked, 2);
+  assert.is(retryDelayMs(3, 0, policy, yes), undefined, 'past retriesMax');
+  assert.is(retryDelayMs(1, 960, policy, yes), undefined, 'the backoff would end past the deadline');
+  assert.is(asked, 2, 'the budget is not asked when the answer is no anyway');
+  assert.is(retryDelayMs(1, 0, policy, () => false), undefined, 'the budget says no');
 });
 
 test.run();
