@@ -530,6 +530,16 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
   }),
   'volume.delete': object<CommandOf<'volume.delete'>>({ type: oneOf(['volume.delete']), tenant: name, name }),
   'volume.bind': object<CommandOf<'volume.bind'>>({ type: oneOf(['volume.bind']), tenant: name, name, node: identifier }),
+  'volume.report': object<CommandOf<'volume.report'>>({
+    type: oneOf(['volume.report']),
+    tenant: name,
+    name,
+    createdIndex: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    node: identifier,
+    usedBytes: count,
+  }),
+  'volume.move': object<CommandOf<'volume.move'>>({ type: oneOf(['volume.move']), tenant: name, name, to: identifier }),
+  'volume.move-end': object<CommandOf<'volume.move-end'>>({ type: oneOf(['volume.move-end']), tenant: name, name, node: identifier }),
   'secret.put': object<CommandOf<'secret.put'>>({
     type: oneOf(['secret.put']),
     tenant: name,
