@@ -300,9 +300,19 @@ const resourceRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name',
     kind: 'write',
     access: { need: 'manage', tenant: 'path' },
-    body: { sizeBytes: 'required' },
+    body: { sizeBytes: 'required', io: 'optional' },
     async write(context) {
-      return context.commit([{ type: 'volume.create', ...tenantAndName(context), sizeBytes: body(context).sizeBytes } as Command]);
+      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...present(context.body, ['sizeBytes', 'io']) } as Command]);
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/volumes/:tenant/:name/io',
+    kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
+    body: { io: 'required' },
+    async write(context) {
+      return context.commit([{ type: 'volume.set-io', ...tenantAndName(context), io: body(context).io } as Command]);
     },
   },
   {

@@ -37,7 +37,7 @@ import { logPathOf, maybeRotate } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
-import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } from './runtime.js';
+import { RuntimeRegistry, registeredRuntimes, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
@@ -680,13 +680,15 @@ export class Executor implements NodeComponent {
           : `node ${this.services.nodeId} cannot run processes (no /bin/sh or /proc)`;
       return fail(message, false);
     }
+    let ioLimits: DeviceIoLimit[] = [];
     if (spec.volumes.length > 0) {
       const volumes = await this.volumes.prepare(spec).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
       if (this.stopped) return;
       if (!volumes.ok) return fail(volumes.message, volumes.retry);
+      ioLimits = volumes.ioLimits;
     }
     const logPath = logPathOf(this.executorDir, instance.id);
-    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs() });
+    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ioLimits, ...this.dnsInputs() });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
     const tracked: Tracked = {
       id: instance.id,

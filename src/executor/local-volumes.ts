@@ -192,6 +192,14 @@ export class LocalVolumes {
     return true;
   }
 
+  /** The major and minor numbers of the loop device the volume is mounted from; undefined when it is not mounted. */
+  async deviceOf(tenant: string, name: string): Promise<{ major: number; minor: number } | undefined> {
+    const device = await mountSourceOf(this.mountPathOf(tenant, name));
+    if (device === undefined || !device.startsWith('/dev/')) return undefined;
+    const info = await stat(device).catch(() => undefined);
+    return info?.isBlockDevice() ? deviceNumbers(info.rdev) : undefined;
+  }
+
   /** The backing files on this node. */
   async list(): Promise<LocalVolumeFile[]> {
     const found: LocalVolumeFile[] = [];
@@ -318,6 +326,11 @@ export class LocalVolumes {
     }
     this.log(`removed ${what}`);
   }
+}
+
+/** Linux's `dev_t` split into major and minor (new_encode_dev: minor's low 8 bits, major, then minor's high bits). */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  return { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00) };
 }
 
 /** The loop devices attached to `imagePath` (`losetup -j`), none when the file is absent. */

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { AppSpec, Command, CommandResult, Volume } from '../state/types.js';
 import { isSnapshotId, LocalVolumes, VolumeError, type LocalVolumeFile, type VolumeSnapshot } from './local-volumes.js';
+import type { DeviceIoLimit } from './runtime.js';
 import { archiveImage, beginWork, cleanWork, endWork, extractArchive } from './volume-archive.js';
 
 /** A volume's usage is reported again once it changed by this much (or by REPORT_CHANGE_FRACTION_MIN of it), so writes do not flood the log. */
@@ -51,8 +52,11 @@ export interface VolumeKeeperOptions {
   log: (line: string) => void;
 }
 
-/** Why the volumes of an instance are not ready; `retry`: trying the start again later may succeed. */
-export type VolumesReady = { ok: true } | { ok: false; message: string; retry: boolean };
+/**
+ * The volumes of an instance are ready, with the I/O limits of their devices
+ * (those with limits); or why not, `retry`: trying the start again later may succeed.
+ */
+export type VolumesReady = { ok: true; ioLimits: DeviceIoLimit[] } | { ok: false; message: string; retry: boolean };
 
 /** Node-local volumes for the executor (see the module comment). */
 export class VolumeKeeper {
@@ -68,6 +72,7 @@ export class VolumeKeeper {
   /** Makes every named volume `spec` mounts ready on this node. Host paths are left as they are. */
   async prepare(spec: AppSpec): Promise<VolumesReady> {
     const { machine, nodeId } = this.options;
+    const ioLimits: DeviceIoLimit[] = [];
     for (const mount of spec.volumes) {
       if (mount.source.startsWith('/')) continue;
       const what = `volume "${mount.source}" of tenant "${spec.tenant}"`;
@@ -87,8 +92,12 @@ export class VolumeKeeper {
       } catch (error) {
         return { ok: false, message: (error as Error).message, retry: true };
       }
+      if (volume.io === undefined) continue;
+      const device = await this.volumes.deviceOf(spec.tenant, mount.source);
+      if (device === undefined) return { ok: false, message: `${what}: its loop device is not found, so its I/O limits cannot be applied`, retry: true };
+      ioLimits.push({ ...device, ...volume.io });
     }
-    return { ok: true };
+    return { ok: true, ioLimits };
   }
 
   /**

@@ -10,7 +10,7 @@
 import { ErrorCode, formatBytes } from './errors.js';
 import { quotaProblem, tenantUsage } from './quota.js';
 import { adoptTenant, currentSpec, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { App, AppSpec, Command, Instance } from './types.js';
+import type { App, AppSpec, Command, Instance, VolumeIoLimits } from './types.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -98,8 +98,10 @@ export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume
     ok: true,
     commit: () => {
       adoptTenant(state, found.tenant);
-      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index });
-      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)})` } };
+      const io = command.io !== undefined && Object.keys(command.io).length > 0 ? { io: { ...command.io } } : {};
+      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index, ...io });
+      const limits = io.io !== undefined ? `, I/O ${describeIo(io.io)}` : '';
+      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)}${limits})` } };
     },
   };
 }
@@ -138,6 +140,31 @@ export function planVolumeBind(state: ClusterState, command: CommandOf<'volume.b
     commit: () => {
       volume.node = command.node;
       return { value: { tenant: command.tenant, name: command.name, node: command.node }, history: { target: `volume ${key}`, summary: already ? `still on node ${command.node}` : `created on node ${command.node}` } };
+    },
+  };
+}
+
+/** `read 10 MiB/s, write 200 IOPS`: a volume's I/O limits for history. */
+function describeIo(io: VolumeIoLimits): string {
+  const parts: string[] = [];
+  if (io.readBytesPerSecond !== undefined) parts.push(`read ${formatBytes(io.readBytesPerSecond)}/s`);
+  if (io.writeBytesPerSecond !== undefined) parts.push(`write ${formatBytes(io.writeBytesPerSecond)}/s`);
+  if (io.readIops !== undefined) parts.push(`read ${io.readIops} IOPS`);
+  if (io.writeIops !== undefined) parts.push(`write ${io.writeIops} IOPS`);
+  return parts.join(', ') || 'unlimited';
+}
+
+/** volume.set-io: sets or (an empty `io`) removes a volume's I/O limits; workloads that start from then on get them. */
+export function planVolumeSetIo(state: ClusterState, command: CommandOf<'volume.set-io'>): Plan {
+  const key = tenantKey(command.tenant, command.name);
+  const volume = state.volumes.get(key);
+  if (volume === undefined) return refuse(ErrorCode.notFound, `cannot set the I/O limits of volume "${command.name}": tenant "${command.tenant}" has no such volume`, 'name');
+  return {
+    ok: true,
+    commit: () => {
+      if (Object.keys(command.io).length === 0) delete volume.io;
+      else volume.io = { ...command.io };
+      return { value: { tenant: command.tenant, name: command.name, io: volume.io ?? {} }, history: { target: `volume ${key}`, summary: `I/O limits: ${describeIo(command.io)}` } };
     },
   };
 }

@@ -464,6 +464,17 @@ export interface NetworkPolicy {
 }
 
 /**
+ * I/O limits of a volume, enforced by the kernel (cgroup `io.max` on the
+ * volume's loop device) for each workload that mounts it. Absent: no limit.
+ */
+export interface VolumeIoLimits {
+  readBytesPerSecond?: number;
+  writeBytesPerSecond?: number;
+  readIops?: number;
+  writeIops?: number;
+}
+
+/**
  * A named volume of a tenant. A volume is node-local: its data lives on the
  * node it is bound to (`node`), set by `volume.bind` when an instance first
  * mounts it there; absent until then (and in states written before binding).
@@ -483,6 +494,8 @@ export interface Volume {
   usedBytes?: number;
   /** While a `volumes move` copies the data: the node it goes to. No instance that mounts it is placed meanwhile. */
   moving?: string;
+  /** Its I/O limits; absent: none. */
+  io?: VolumeIoLimits;
 }
 
 /** A secret: its value only as AES-256-GCM ciphertext under the cluster key. */
@@ -624,7 +637,9 @@ export type Command =
   | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
-  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }
+  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits }
+  /** Sets a volume's I/O limits (an empty `io` removes them); workloads started from then on get them. */
+  | { type: 'volume.set-io'; tenant: string; name: string; io: VolumeIoLimits }
   | { type: 'volume.delete'; tenant: string; name: string }
   /** Records the node that created the volume's filesystem (the executor proposes it on first use); refused when bound to another node. */
   | { type: 'volume.bind'; tenant: string; name: string; node: string }

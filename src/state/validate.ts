@@ -49,6 +49,7 @@ import {
   type RestartSpec,
   type RolloutPatch,
   type UpdateSpec,
+  type VolumeIoLimits,
   type VolumeMount,
 } from './types.js';
 
@@ -166,6 +167,8 @@ const healthcheck = refine(
 );
 
 const volumeSource = either<string>((input) => typeof input === 'string' && input.startsWith('/'), absolutePath, name);
+const ioRate = optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
+const volumeIoLimits = object<VolumeIoLimits>({ readBytesPerSecond: ioRate, writeBytesPerSecond: ioRate, readIops: ioRate, writeIops: ioRate });
 const volumeMount = object<VolumeMount>({ source: volumeSource, target: absolutePath, readOnly: boolean() });
 
 const updateSpec = object<UpdateSpec>({
@@ -527,7 +530,9 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     tenant: name,
     name,
     sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    io: optional(volumeIoLimits),
   }),
+  'volume.set-io': object<CommandOf<'volume.set-io'>>({ type: oneOf(['volume.set-io']), tenant: name, name, io: volumeIoLimits }),
   'volume.delete': object<CommandOf<'volume.delete'>>({ type: oneOf(['volume.delete']), tenant: name, name }),
   'volume.bind': object<CommandOf<'volume.bind'>>({ type: oneOf(['volume.bind']), tenant: name, name, node: identifier }),
   'volume.report': object<CommandOf<'volume.report'>>({

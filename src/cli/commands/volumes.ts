@@ -2,8 +2,8 @@
  * `volumes`: list, create, delete a tenant's named volumes; snapshots,
  * backups and restores of their files; moving one to another node.
  */
-import { Option, type Command } from 'commander';
-import type { Volume } from '../../state/types.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Volume, VolumeIoLimits } from '../../state/types.js';
 import { formatBytes } from '../../state/errors.js';
 import { listIn } from '../answers.js';
 import { apiPath, type ApiClient } from '../client.js';
@@ -42,16 +42,30 @@ export function registerVolumeCommands(program: Command): void {
       });
     });
 
-  volumes
+  const create = volumes
     .command('create')
     .description('create a named volume')
     .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(new Option('--size <size>', 'its size, such as 1G or 512M').argParser(parseSizeOption).makeOptionMandatory())
+    .addOption(tenantOption(TENANT_OF_ONE));
+  addIoOptions(create).action(async (text: string, options: { size: number; tenant?: string } & IoOptions, command: Command) => {
+    const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+    const io = ioOf(options);
+    const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}) };
+    await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name), body), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
+  });
+
+  const io = volumes
+    .command('io')
+    .description("set a volume's I/O limits (each workload that mounts it, from its next start); without limits, removes them")
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(tenantOption(TENANT_OF_ONE))
-    .action(async (text: string, options: { size: number; tenant?: string }, command: Command) => {
-      const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
-      await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name), { sizeBytes: options.size }), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
-    });
+    .addHelpText('after', '\nExamples:\n  hivemind volumes io data --write-bps 50M --write-iops 500\n  hivemind volumes io data');
+  addIoOptions(io).action(async (text: string, options: { tenant?: string } & IoOptions, command: Command) => {
+    const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+    const limits = ioOf(options);
+    await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name, 'io'), { io: limits }), Object.keys(limits).length > 0 ? `volume ${tenant}/${name}: I/O limits set (from each workload's next start)` : `volume ${tenant}/${name}: I/O limits removed`);
+  });
 
   volumes
     .command('snapshot')
@@ -195,4 +209,33 @@ async function moveVolume(context: CliContext, client: ApiClient, volume: { tena
   const { body: ended } = await client.post<unknown>(`${path}/move/end`, { node: volume.to });
   if (context.json) return printJson(context, { from: started.from, to: volume.to, stopped: started.stopped, archiveBytes: copied.archiveBytes, result: ended });
   printLine(context, `volume ${volume.tenant}/${volume.name} moved to node ${volume.to} (${formatBytes(copied.archiveBytes)} sent); its instances start there`);
+}
+
+interface IoOptions {
+  readBps?: number;
+  writeBps?: number;
+  readIops?: number;
+  writeIops?: number;
+}
+
+function addIoOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--read-bps <size>', 'read at most this many bytes per second, such as 50M').argParser(parseSizeOption))
+    .addOption(new Option('--write-bps <size>', 'write at most this many bytes per second, such as 50M').argParser(parseSizeOption))
+    .addOption(new Option('--read-iops <count>', 'at most this many reads per second').argParser(parseCountOption))
+    .addOption(new Option('--write-iops <count>', 'at most this many writes per second').argParser(parseCountOption));
+}
+
+function parseCountOption(text: string): number {
+  if (!/^[1-9]\d{0,12}$/.test(text)) throw new InvalidArgumentError(`expected a whole number of operations per second, such as 500, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function ioOf(options: IoOptions): VolumeIoLimits {
+  return {
+    ...(options.readBps !== undefined ? { readBytesPerSecond: options.readBps } : {}),
+    ...(options.writeBps !== undefined ? { writeBytesPerSecond: options.writeBps } : {}),
+    ...(options.readIops !== undefined ? { readIops: options.readIops } : {}),
+    ...(options.writeIops !== undefined ? { writeIops: options.writeIops } : {}),
+  };
 }

@@ -110,6 +110,20 @@ test('volume.move unplaces the instances that mount it and holds them until volu
   assert.is(restored.machine.volume('default', 'data')?.moving, 'n3', 'a snapshot keeps a move in progress');
 });
 
+test('a volume keeps the I/O limits it was created with; volume.set-io changes or removes them; bad limits are refused by field', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB, io: { writeBytesPerSecond: 50 * MiB, readIops: 500 } });
+  assert.equal(driver.machine.volume('default', 'data')?.io, { writeBytesPerSecond: 50 * MiB, readIops: 500 });
+  assert.ok(driver.machine.history().some((entry) => entry.summary === 'created (1 GiB, I/O write 50 MiB/s, read 500 IOPS)'));
+  driver.ok({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { readBytesPerSecond: MiB } });
+  assert.equal(driver.machine.volume('default', 'data')?.io, { readBytesPerSecond: MiB });
+  driver.ok({ type: 'volume.set-io', tenant: 'default', name: 'data', io: {} });
+  assert.is(driver.machine.volume('default', 'data')?.io, undefined);
+  assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { writeIops: 0 } }).field, 'io.writeIops');
+  assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { fast: 1 } }).field, 'io.fast');
+  assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'none', io: {} }).code, 'not-found');
+});
+
 test('volume.create, already-exists, delete refused while mounted', () => {
   const driver = new Driver();
   driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB });

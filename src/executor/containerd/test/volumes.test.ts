@@ -114,6 +114,23 @@ test('a volume unmounted and detached (a reboot) is mounted again with its data'
   assert.is(readFileSync(join(mountPath, 'file'), 'utf8'), 'kept\n');
 });
 
+test("a volume's I/O limits reach the container's cgroup as io.max on its loop device", async () => {
+  if (skip !== undefined) return;
+  await volumes.ensure(DATA);
+  const device = await volumes.deviceOf('default', 'data');
+  assert.ok(device !== undefined && device.major === 7, `a loop device: ${JSON.stringify(device)}`);
+  const ioLimits = [{ ...device, writeBytesPerSecond: 4 * MiB, readIops: 300 }];
+  await runtime.start({ ...workload('limited-1', 'echo started; sleep 300'), ioLimits });
+  await eventually('the start', () => logOf('limited-1').includes('started'));
+  // The container's cgroup (cgroup v2), wherever its parent is.
+  const found = spawnSync('find', ['/sys/fs/cgroup', '-maxdepth', '4', '-type', 'd', '-name', 'limited-1'], { encoding: 'utf8' }).stdout.trim().split('\n')[0]!;
+  const ioMax = existsSync(join(found, 'io.max')) ? readFileSync(join(found, 'io.max'), 'utf8') : `(no io.max in ${JSON.stringify(found)})`;
+  await runtime.stop('limited-1', { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove('limited-1');
+  const line = ioMax.split('\n').find((entry) => entry.startsWith(`${device.major}:${device.minor} `));
+  assert.is(line, `${device.major}:${device.minor} rbps=max wbps=${4 * MiB} riops=300 wiops=max`, ioMax);
+});
+
 test('remove refuses while a container holds the volume, then leaves no mount, loop device or file', async () => {
   if (skip !== undefined) return;
   const mountPath = await volumes.ensure(DATA);
