@@ -11,6 +11,11 @@
  *                            volume's files to PUT .../move/data on the target
  *   POST .../move/end {node} commits `volume.move-end`: the data is on `node`
  *                            (the target, or the source again after a failed copy)
+ *
+ * The data routes take `?index=N`, the `X-Hivemind-Index` of the caller's
+ * last write: they wait (up to SETTLE_WAIT_MS) until this node has applied
+ * it, so a copy asked right after its `move` on a follower, or a restore
+ * right after its `create`, finds what was written.
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +25,7 @@ import type { VolumeKeeper } from '../executor/volume-keeper.js';
 import type { NodeComponent } from '../node/services.js';
 import type { Volume } from '../state/types.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
-import { checkName, checkNodeId, queryBoolean, queryNodeId } from './input.js';
+import { checkName, checkNodeId, queryBoolean, queryInteger, queryNodeId } from './input.js';
 import type { Answer, Route, RouteContext } from './router.js';
 
 /** The largest archive a restore or a move's target takes. */
@@ -29,6 +34,16 @@ export const VOLUME_ARCHIVE_BYTES_MAX = 2 ** 40;
 export const VOLUME_ARCHIVE_CONTENT_TYPES = [VOLUME_ARCHIVE_CONTENT_TYPE, 'application/octet-stream'] as const;
 /** How long a move's source waits for the volume's workloads to stop. */
 export const MOVE_STOP_WAIT_MS = 120_000;
+/** How long a data route waits for its `?index` to be applied here. */
+export const SETTLE_WAIT_MS = 10_000;
+
+/** Waits until this node has applied the `index` the caller gave (see the module comment). */
+async function settle(context: RouteContext): Promise<void> {
+  const index = queryInteger(context.query, 'index', { min: 0, max: Number.MAX_SAFE_INTEGER });
+  if (index === undefined) return;
+  const reached = await context.backend.waitBeyond(index - 1, SETTLE_WAIT_MS, context.signal);
+  if (reached !== true) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} has not applied index ${index} within ${SETTLE_WAIT_MS / 1000} s; retry`);
+}
 
 function keeperOf(context: RouteContext): VolumeKeeper {
   const component = context.backend.component('executor') as (NodeComponent & { volumeKeeper?: VolumeKeeper }) | undefined;
@@ -114,8 +129,9 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/snapshots',
     kind: 'local',
     access: { need: 'read', tenant: 'path' },
-    query: ['forwarded'],
+    query: ['forwarded', 'index'],
     async handle(context) {
+      await settle(context);
       const volume = volumeOf(context);
       const remote = remoteNode(context, volume.node, `volume "${volume.name}"`);
       if (remote) return forward(context, remote, { method: 'GET', path: pathOf(volume, '/snapshots') });
@@ -129,8 +145,9 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/snapshots',
     kind: 'local',
     access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded'],
+    query: ['forwarded', 'index'],
     async handle(context) {
+      await settle(context);
       const volume = volumeOf(context);
       const remote = remoteNode(context, volume.node, `volume "${volume.name}"`);
       if (remote) return forward(context, remote, { method: 'POST', path: pathOf(volume, '/snapshots') });
@@ -144,8 +161,9 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/snapshots/:id',
     kind: 'local',
     access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded'],
+    query: ['forwarded', 'index'],
     async handle(context) {
+      await settle(context);
       const volume = volumeOf(context);
       const id = snapshotIdParam(context, 'id', 'params')!;
       const remote = remoteNode(context, volume.node, `volume "${volume.name}"`);
@@ -160,8 +178,9 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/backup',
     kind: 'local',
     access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'snapshot'],
+    query: ['forwarded', 'snapshot', 'index'],
     async handle(context) {
+      await settle(context);
       const volume = volumeOf(context);
       const snapshotId = snapshotIdParam(context, 'snapshot', 'query');
       const remote = remoteNode(context, volume.node, `volume "${volume.name}"`);
@@ -175,10 +194,11 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/restore',
     kind: 'upload',
     access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'node'],
+    query: ['forwarded', 'node', 'index'],
     contentTypes: VOLUME_ARCHIVE_CONTENT_TYPES,
     bytesMax: VOLUME_ARCHIVE_BYTES_MAX,
     async upload(context, body) {
+      await settle(context);
       const volume = volumeOf(context);
       // Bound: restored where its data is. Else on the node asked for, or this one.
       const node = volume.node ?? queryNodeId(context.query, 'node');
@@ -218,8 +238,9 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/move/copy',
     kind: 'local',
     access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded'],
+    query: ['forwarded', 'index'],
     async handle(context) {
+      await settle(context);
       const volume = volumeOf(context);
       if (volume.moving === undefined) throw new ApiError(409, ApiCode.conflict, `volume "${volume.name}" is not being moved (start with POST ${pathOf(volume, '/move')})`, 'name');
       const remote = remoteNode(context, volume.node, `volume "${volume.name}"`);
@@ -245,10 +266,11 @@ export const volumeDataRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name/move/data',
     kind: 'upload',
     access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded'],
+    query: ['forwarded', 'index'],
     contentTypes: VOLUME_ARCHIVE_CONTENT_TYPES,
     bytesMax: VOLUME_ARCHIVE_BYTES_MAX,
     async upload(context, body) {
+      await settle(context);
       const volume = volumeOf(context);
       await keeperOf(context).receive(volume.tenant, volume.name, body, context.signal).catch(volumeAnswer);
       return { status: 200, json: { node: context.backend.nodeId, tenant: volume.tenant, name: volume.name } };

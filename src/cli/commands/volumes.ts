@@ -141,9 +141,11 @@ export function registerVolumeCommands(program: Command): void {
       const context = contextOf(command);
       if (process.stdin.isTTY) throw new UsageError('a restore reads the backup from stdin: `hivemind volumes restore NAME --size SIZE < NAME.tar.zst`');
       await withClient(context, async (client) => {
-        if (options.size !== undefined) await client.put(apiPath('v1', 'volumes', tenant, name), { sizeBytes: options.size });
+        // The restore waits on its node until the creation is applied there.
+        const created = options.size !== undefined ? await client.put(apiPath('v1', 'volumes', tenant, name), { sizeBytes: options.size }) : undefined;
+        const query = { ...(options.node === undefined ? {} : { node: options.node }), ...(created?.index === undefined ? {} : { index: created.index }) };
         try {
-          const { body } = await client.stream('PUT', apiPath('v1', 'volumes', tenant, name, 'restore'), options.node === undefined ? {} : { node: options.node }, { body: process.stdin, contentType: 'application/zstd' });
+          const { body } = await client.stream('PUT', apiPath('v1', 'volumes', tenant, name, 'restore'), query, { body: process.stdin, contentType: 'application/zstd' });
           const answer = JSON.parse(Buffer.concat(await collect(body)).toString('utf8')) as { node: string };
           if (context.json) return printJson(context, answer);
           printLine(context, `volume ${tenant}/${name} restored on node ${answer.node}`);
@@ -197,11 +199,12 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer[]> {
  */
 async function moveVolume(context: CliContext, client: ApiClient, volume: { tenant: string; name: string; to: string }): Promise<void> {
   const path = apiPath('v1', 'volumes', volume.tenant, volume.name);
-  const { body: started } = await client.post<{ from: string; stopped: string[] }>(`${path}/move`, { to: volume.to });
+  const { body: started, index } = await client.post<{ from: string; stopped: string[] }>(`${path}/move`, { to: volume.to });
   if (!context.json) printLine(context, `moving volume ${volume.tenant}/${volume.name} from node ${started.from} to ${volume.to}${started.stopped.length > 0 ? ` (stopping ${started.stopped.join(', ')})` : ''}`);
   let copied: { archiveBytes: number };
   try {
-    copied = (await client.stream('POST', `${path}/move/copy`, {}).then(async ({ body }) => JSON.parse(Buffer.concat(await collect(body)).toString('utf8')))) as { archiveBytes: number };
+    // Both ends wait until they have applied the move.
+    copied = (await client.stream('POST', `${path}/move/copy`, index === undefined ? {} : { index }).then(async ({ body }) => JSON.parse(Buffer.concat(await collect(body)).toString('utf8')))) as { archiveBytes: number };
   } catch (error) {
     await client.post(`${path}/move/end`, { node: started.from }).catch(() => undefined);
     throw new CliError(`the copy to node ${volume.to} failed, so volume ${volume.tenant}/${volume.name} stays on node ${started.from}: ${(error as Error).message}`);
