@@ -1,7 +1,7 @@
 /**
  * Volume data routes: snapshots, backups, restores and moves. A volume's
  * data is on one node, so these are answered there: any node takes them and
- * passes them on once to the API of the volume's node (`?forwarded=1` marks
+ * passes them on once to the API of the volume's node (`?forwarded=true` marks
  * the hop), over the cluster's TLS with the caller's token, streaming the
  * body both ways.
  *
@@ -76,10 +76,10 @@ function remoteNode(context: RouteContext, node: string | undefined, what: strin
   return { node, address };
 }
 
-/** Passes the request on to `target`'s API (the caller's token, `forwarded=1`), streaming its answer back. */
+/** Passes the request on to `target`'s API (the caller's token, `forwarded=true`), streaming its answer back. */
 async function forward(context: RouteContext, target: { node: string; address: string }, options: { method: 'GET' | 'POST' | 'PUT' | 'DELETE'; path: string; body?: AsyncIterable<Uint8Array>; contentType?: string }): Promise<Answer> {
   const search = new URLSearchParams(context.query);
-  search.set('forwarded', '1');
+  search.set('forwarded', 'true');
   const headers: Record<string, string> = {};
   if (context.authorization) headers.authorization = context.authorization;
   if (options.contentType) headers['content-type'] = options.contentType;
