@@ -5,19 +5,23 @@
  * (Debian's `fio`).
  *
  * Two jobs, each run on both sides in every round, the side that goes first
- * alternating from one round to the next:
+ * alternating from one round to the next; one job's rounds run back to back,
+ * then the other's:
  *   seq   sequential writes of 1 MiB blocks, `--size` (default 512 MiB), fsync at the end
  *   rand  random writes of 4 KiB blocks over `--rand-size` (default 128 MiB), fsync at the end
  * Both use `psync` (one write at a time, buffered, as a database's writer
  * does) and `end_fsync=1`, so what is measured includes getting the data to
  * the disk: through the volume, that is ext4, the loop device and the
  * backing file's filesystem. The page cache is `sync`ed and dropped before
- * each run. The figure of a job is the median of its rounds (`--rounds`,
- * default 3); the ratio is volume / bare (target for plain volumes: >= 0.9).
+ * each run. Each round gives a ratio volume / bare; the figure is their
+ * geometric mean over `--rounds` (even, default 6: each side goes first
+ * equally often, which cancels an order effect), beside each side's median;
+ * a warm-up round of each job comes first and is not counted.
+ * Target for plain volumes: >= 0.9.
  *
  * Needs root, fio, mkfs.ext4 and losetup. The work folder is on the real
  * disk (`--dir`, default /var/tmp), printed with its filesystem; everything
- * is removed at the end. Flags: --rounds N --size BYTES --rand-size BYTES
+ * is removed at the end. Flags: --rounds N (even, default 6) --size BYTES --rand-size BYTES
  * --dir PATH --json (last line: one JSON object). Run it under
  * `flock /tmp/hivemind-bench.lock` (the npm script does).
  */
@@ -73,7 +77,11 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const rounds = Number(flag('rounds', '3'));
+  const rounds = Number(flag('rounds', '6'));
+  if (!Number.isInteger(rounds) || rounds < 2 || rounds % 2 !== 0) {
+    console.error('--rounds must be an even number (each side goes first equally often)');
+    process.exit(2);
+  }
   const sizeBytes = Number(flag('size', String(512 * MiB)));
   const randSizeBytes = Number(flag('rand-size', String(128 * MiB)));
   const json = process.argv.includes('--json');
@@ -98,27 +106,44 @@ async function main(): Promise<void> {
     console.log(`settings: rounds ${rounds}, seq ${sizeBytes / MiB} MiB in 1 MiB writes, rand ${randSizeBytes / MiB} MiB in 4 KiB writes, psync, end_fsync=1, caches dropped before each run`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${sh(['uname', '-r']).trim()}; work folder ${root} on ${filesystem}; fio ${sh(['fio', '--version']).trim()}`);
     console.log(`volume: ${volume.sizeBytes / MiB} MiB ext4 on a loop device (${sh(['findmnt', '-n', '-o', 'SOURCE', mountPath]).trim()})`);
-    for (let round = 1; round <= rounds; round++) {
-      for (const job of jobs) {
+    // One job's rounds back to back: a run right after the other job's was slowed by what that one left the disk to do.
+    for (const job of jobs) {
+      // Round 0 warms both sides up (the disk's first writes of a run were far slower) and is not counted.
+      for (let round = 0; round <= rounds; round++) {
         const sides: Run['side'][] = round % 2 === 1 ? ['bare', 'volume'] : ['volume', 'bare'];
         for (const side of sides) {
           dropCaches();
           const measured = fio(job, side === 'bare' ? bare : mountPath);
-          runs.push({ job: job.name, side, round, ...measured });
-          if (!json) console.log(`round ${round} ${job.name.padEnd(4)} ${side.padEnd(6)} ${(measured.bytesPerSecond / MiB).toFixed(1).padStart(8)} MiB/s ${measured.iops.toFixed(0).padStart(8)} IOPS`);
+          if (round > 0) runs.push({ job: job.name, side, round, ...measured });
+          if (!json) console.log(`${round === 0 ? 'warm-up' : `round ${round}`} ${job.name.padEnd(4)} ${side.padEnd(6)} ${(measured.bytesPerSecond / MiB).toFixed(1).padStart(8)} MiB/s ${measured.iops.toFixed(0).padStart(8)} IOPS`);
         }
       }
     }
   } finally {
-    await volumes.remove(volume).catch((error: Error) => console.error(`cleanup: ${error.message}`));
+    // A program that made a mount namespace meanwhile (`ip netns exec`) holds a copy of the mount, and the
+    // removal is refused: then the mount goes lazily and the loop device when that copy goes (autoclear).
+    await volumes.remove(volume).catch((error: Error) => {
+      console.error(`cleanup: ${error.message}; unmounting lazily`);
+      spawnSync('umount', ['-l', volumes.mountPathOf(volume.tenant, volume.name)]);
+      for (const line of spawnSync('losetup', ['-j', volumes.imagePathOf(volume)], { encoding: 'utf8' }).stdout.split('\n')) {
+        if (line.startsWith('/dev/')) spawnSync('losetup', ['-d', line.slice(0, line.indexOf(':'))]);
+      }
+    });
     rmSync(root, { recursive: true, force: true });
   }
+  // On this kind of machine the second run of a pair is often much faster than the first, whichever side it is
+  // (the virtual disk's own cache): each round's ratio carries that bias one way or the other, and the geometric
+  // mean over an even number of rounds (each side first equally often) cancels it.
   const summary = jobs.map((job) => {
-    const of = (side: Run['side']): number => median(runs.filter((run) => run.job === job.name && run.side === side).map((run) => run.bytesPerSecond));
-    return { job: job.name, bareMiBPerSecond: of('bare') / MiB, volumeMiBPerSecond: of('volume') / MiB, ratio: of('volume') / of('bare') };
+    const of = (side: Run['side']): number[] => runs.filter((run) => run.job === job.name && run.side === side).sort((left, right) => left.round - right.round).map((run) => run.bytesPerSecond);
+    const bareRuns = of('bare');
+    const volumeRuns = of('volume');
+    const ratios = volumeRuns.map((volumeRate, index) => volumeRate / bareRuns[index]!);
+    const ratio = Math.exp(ratios.reduce((sum, value) => sum + Math.log(value), 0) / ratios.length);
+    return { job: job.name, bareMiBPerSecond: median(bareRuns) / MiB, volumeMiBPerSecond: median(volumeRuns) / MiB, ratio, ratios };
   });
-  console.log('\njob   bare MiB/s   volume MiB/s   volume/bare (target >= 0.9)');
-  for (const row of summary) console.log(`${row.job.padEnd(5)} ${row.bareMiBPerSecond.toFixed(1).padStart(10)} ${row.volumeMiBPerSecond.toFixed(1).padStart(14)} ${row.ratio.toFixed(2).padStart(13)}`);
+  console.log('\njob   bare MiB/s (median)   volume MiB/s (median)   volume/bare (geometric mean of the rounds; target >= 0.9)');
+  for (const row of summary) console.log(`${row.job.padEnd(5)} ${row.bareMiBPerSecond.toFixed(1).padStart(19)} ${row.volumeMiBPerSecond.toFixed(1).padStart(23)} ${row.ratio.toFixed(2).padStart(10)}   rounds: ${row.ratios.map((value) => value.toFixed(2)).join(' ')}`);
   console.log('encrypted volumes: not built yet (gocryptfs), so not measured');
   if (json) console.log(JSON.stringify({ runs, summary }));
 }

@@ -240,7 +240,7 @@ export class LocalVolumes {
     }
     if (!existsSync(imagePath)) await this.createImage(imagePath, volume.sizeBytes, what);
     await mkdir(mountPath, { recursive: true });
-    const device = devices[0] ?? (await tool(['losetup', '-f', '--show', imagePath], `${what}: attaching ${imagePath} to a loop device`)).trim();
+    const device = devices[0] ?? (await this.attach(imagePath, what));
     try {
       await tool(['mount', '-t', 'ext4', '-o', 'nodev,nosuid', device, mountPath], `${what}: mounting ${device} on ${mountPath}`);
     } catch (error) {
@@ -271,6 +271,20 @@ export class LocalVolumes {
     }
     await rename(partPath, destinationPath);
     this.log(`copied ${what} to ${destinationPath}${frozen ? ' (frozen meanwhile)' : ''}`);
+  }
+
+  /**
+   * Attaches the file to a free loop device, with direct I/O on its file
+   * where the file's filesystem allows it (`losetup --direct-io=on`): the
+   * volume's pages are then cached once, by its own ext4, not a second time
+   * as pages of the backing file, which halved sequential writes. Where it is
+   * refused (tmpfs, a sector size that does not match), the device stays
+   * buffered.
+   */
+  private async attach(imagePath: string, what: string): Promise<string> {
+    const device = (await tool(['losetup', '-f', '--show', imagePath], `${what}: attaching ${imagePath} to a loop device`)).trim();
+    await tool(['losetup', '--direct-io=on', device], `${what}: direct I/O on ${device}`).catch((error: Error) => this.log(`${error.message}; it stays buffered`));
+    return device;
   }
 
   /** Writes the sparse file and its filesystem under a temporary name, then renames it into place, so a crash leaves no half-made image. */
