@@ -41,7 +41,7 @@ import { DataDir, type NodeIdentity } from '../node/data-dir.js';
 import { JoinService, describeJoinFailure, joinCluster, sendJoin, type JoinerIdentity } from './joining.js';
 import { MembershipPlanner, type MembershipAction } from './membership.js';
 import { ReplicatedState, decodeEnvelope, encodeEnvelope, encodeValue } from '../node/replicated-state.js';
-import { MEMBER_COMMANDS, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
+import { MEMBER_COMMANDS, selfField, signSubmit, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 import { validateEnvelope } from '../state/validate.js';
 import { STATE_VERSION } from '../state/version.js';
 import { COMPONENT_FACTORIES } from './components.js';
@@ -1015,8 +1015,9 @@ class HivemindAgent implements Agent, ApiBackend {
     if (typeof command.type !== 'string' || !MEMBER_COMMANDS.has(command.type as Command['type'])) {
       return refuse(grpc.status.INVALID_ARGUMENT, `envelope.command.type: members may submit only ${[...MEMBER_COMMANDS].join(', ')}`);
     }
-    if ((command.type === 'node.certificate' || command.type === 'node.heartbeat') && (command as { id?: unknown }).id !== request.node_id) {
-      return refuse(grpc.status.PERMISSION_DENIED, `envelope.command.id: a node may submit ${command.type} only for itself ("${request.node_id}")`);
+    const self = selfField(command.type as Command['type']);
+    if (self !== undefined && (command as Record<string, unknown>)[self] !== request.node_id) {
+      return refuse(grpc.status.PERMISSION_DENIED, `envelope.command.${self}: a node may submit ${command.type} only for itself ("${request.node_id}")`);
     }
     const record = this.machine.node(request.node_id);
     if (record === undefined || record.status === 'left') return refuse(grpc.status.PERMISSION_DENIED, `node "${request.node_id}" is not a member`);

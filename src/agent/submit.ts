@@ -12,8 +12,20 @@ import type { CommandType } from '../state/types.js';
 export const SUBMIT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 const NONCE_BYTES = 16;
 
-/** What a member may propose through the leader. Everything else is the leader's or a client's. */
-export const MEMBER_COMMANDS: ReadonlySet<CommandType> = new Set<CommandType>(['instance.status', 'node.heartbeat', 'node.status', 'node.certificate']);
+/**
+ * What a member may propose through the leader. Everything else is the
+ * leader's or a client's. The volume commands carry the proposing node
+ * (`node`): its executor binds a volume it is about to create, and reports
+ * what the volumes it holds take on disk.
+ */
+export const MEMBER_COMMANDS: ReadonlySet<CommandType> = new Set<CommandType>(['instance.status', 'node.heartbeat', 'node.status', 'node.certificate', 'volume.bind', 'volume.report']);
+
+/** The field of a member command that must name the submitting node itself, if it has one. */
+export function selfField(type: CommandType): 'id' | 'node' | undefined {
+  if (type === 'node.certificate' || type === 'node.heartbeat') return 'id';
+  if (type === 'volume.bind' || type === 'volume.report') return 'node';
+  return undefined;
+}
 
 export interface SubmitRequestWire {
   node_id: string;

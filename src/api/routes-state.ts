@@ -8,7 +8,7 @@
 import { APP_FILE_ERROR_CODE, volumeCreations } from '../appfile/index.js';
 import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
-import { HISTORY_MAX, type Command } from '../state/types.js';
+import { HISTORY_MAX, type Command, type Volume } from '../state/types.js';
 import { isClusterWide, seesHistory } from './access.js';
 import { currentSpec } from '../state/state.js';
 import { parseIpv4 } from '../state/ipam.js';
@@ -290,7 +290,11 @@ const resourceRoutes: Route[] = [
     access: { need: 'read', tenant: 'handler' },
     query: ['tenant'],
     read(context) {
-      return { volumes: context.backend.machine.volumes(listTenant(context)).filter((volume) => context.sees(volume.tenant)) };
+      const machine = context.backend.machine;
+      const volumes = machine.volumes(listTenant(context)).filter((volume) => context.sees(volume.tenant));
+      // Its users: the apps whose current version mounts it.
+      const users = (volume: Volume): string[] => machine.apps(volume.tenant).filter((app) => currentSpec(app).volumes.some((mount) => mount.source === volume.name)).map((app) => app.name);
+      return { volumes: volumes.map((volume) => ({ ...volume, users: users(volume) })) };
     },
   },
   {
@@ -298,9 +302,19 @@ const resourceRoutes: Route[] = [
     path: '/v1/volumes/:tenant/:name',
     kind: 'write',
     access: { need: 'manage', tenant: 'path' },
-    body: { sizeBytes: 'required' },
+    body: { sizeBytes: 'required', io: 'optional' },
     async write(context) {
-      return context.commit([{ type: 'volume.create', ...tenantAndName(context), sizeBytes: body(context).sizeBytes } as Command]);
+      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...present(context.body, ['sizeBytes', 'io']) } as Command]);
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/volumes/:tenant/:name/io',
+    kind: 'write',
+    access: { need: 'manage', tenant: 'path' },
+    body: { io: 'required' },
+    async write(context) {
+      return context.commit([{ type: 'volume.set-io', ...tenantAndName(context), io: body(context).io } as Command]);
     },
   },
   {

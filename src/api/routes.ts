@@ -6,7 +6,8 @@ import { networkRoutes } from './routes-network.js';
 import { stateRoutes } from './routes-state.js';
 import { rolloutRoutes } from './routes-rollouts.js';
 import { tokenRoutes } from './routes-tokens.js';
+import { volumeDataRoutes } from './routes-volumes.js';
 import type { Route } from './router.js';
 
 /** The route table the server matches against. */
-export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...networkRoutes, ...rolloutRoutes, ...imageRoutes, ...tokenRoutes];
+export const routes: Route[] = [...clusterRoutes, ...logRoutes, ...stateRoutes, ...networkRoutes, ...rolloutRoutes, ...imageRoutes, ...tokenRoutes, ...volumeDataRoutes];

@@ -175,6 +175,41 @@ export class ApiClient {
     return this.send<T>('POST', path, query, body, REQUEST_TIMEOUT_MS);
   }
 
+  /**
+   * One request whose bodies stream (a volume backup or restore): `body`, if
+   * given, is sent as it comes (chunked, as `contentType`), and a 2xx
+   * answer's body is handed back unread. Not retried (a stream cannot be
+   * sent again); no deadline (a backup's answer begins once its copy is
+   * taken, a restore's once the whole archive is in). Throws ApiError for an error answer.
+   */
+  async stream(method: Method, path: string, query: Query, options: { body?: Readable; contentType?: string; signal?: AbortSignal } = {}): Promise<{ body: AsyncIterable<Uint8Array>; contentType: string | undefined }> {
+    const headers: Record<string, string> = {};
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (options.contentType !== undefined) headers['content-type'] = options.contentType;
+    const { agent, request } = await this.connection();
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(this.address + path + queryString(query), {
+        method,
+        headers,
+        body: options.body ?? null,
+        dispatcher: agent,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (error) {
+      const { reason, code } = describeNetworkError(error);
+      if (isTlsFailure(error)) throw new TlsError(`cannot trust the node at ${this.address}: ${reason}${this.trustHint()}`);
+      throw new ConnectionError(this.address, reason, code);
+    }
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      const contentType = response.headers['content-type'];
+      return { body: response.body, contentType: typeof contentType === 'string' ? contentType : undefined };
+    }
+    throw this.errorOf(response.statusCode, await response.body.text(), parseIndex(response.headers['x-hivemind-index']));
+  }
+
   /** Closes the connection pool, so the process can end. */
   async close(): Promise<void> {
     if (this.undici !== undefined) await (await this.undici).agent.close();

@@ -37,7 +37,7 @@ import { logPathOf, maybeRotate } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
-import { RuntimeRegistry, registeredRuntimes, type Runtime, type WorkloadExit } from './runtime.js';
+import { RuntimeRegistry, registeredRuntimes, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
@@ -68,6 +68,8 @@ export const APPLY_PASS_SPACING_MS = 20;
 const PASS_AT_ONCE_COMMANDS: ReadonlySet<string> = new Set(['instance.place']);
 /** How often node-local volumes are swept (mounted again, or removed once deleted); a volume.delete sweeps at once. */
 const VOLUME_SWEEP_INTERVAL_MS = 30_000;
+/** Commands after whose apply the volumes are swept at once: a deletion frees space, a bind or the end of a move settles where data lives. */
+const VOLUME_SWEEP_COMMANDS: ReadonlySet<string> = new Set(['volume.delete', 'volume.bind', 'volume.move-end']);
 /** After a sweep that may pass in a moment (a volume being removed still held), the next one comes this soon. */
 const VOLUME_SWEEP_RETRY_MS = 2_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
@@ -250,8 +252,26 @@ export class Executor implements NodeComponent {
       volumesDir: join(services.dataDir, 'volumes'),
       submit: (command) => services.submit(command),
       caughtUp: () => this.replicaCaughtUp(),
+      workloadsUsing: (tenant, name) => this.workloadsUsing(tenant, name),
       log,
     });
+  }
+
+  /** The workloads tracked here (starting, running or stopping) whose version mounts volume `name` of `tenant`. */
+  private workloadsUsing(tenant: string, name: string): string[] {
+    const using: string[] = [];
+    for (const [id, tracked] of this.supervisions.each('tracked')) {
+      const instance = this.services.machine.instance(id);
+      const spec = instance && this.specOf(instance.tenant, instance.app, tracked.version);
+      // A workload whose instance is gone from the state cannot be told apart: it counts.
+      if (spec === undefined || (spec.tenant === tenant && spec.volumes.some((mount) => mount.source === name))) using.push(id);
+    }
+    for (const [id, preparing] of this.supervisions.each('preparing')) {
+      const instance = this.services.machine.instance(id);
+      const spec = instance && this.specOf(instance.tenant, instance.app, preparing);
+      if (spec !== undefined && spec.tenant === tenant && spec.volumes.some((mount) => mount.source === name)) using.push(id);
+    }
+    return using;
   }
 
   async start(): Promise<void> {
@@ -266,8 +286,9 @@ export class Executor implements NodeComponent {
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
-      if (event.type === 'applied' && (event.commandType === 'volume.delete' || event.commandType === 'volume.bind')) this.sweepVolumes();
+      if (event.type === 'applied' && event.commandType !== undefined && VOLUME_SWEEP_COMMANDS.has(event.commandType)) this.sweepVolumes();
     }));
+    void this.volumes.cleanWork().catch((error: Error) => this.log(`cleaning up interrupted volume backups failed: ${error.message}`));
     this.timers.push(setInterval(() => this.sweepVolumes(), VOLUME_SWEEP_INTERVAL_MS));
     this.sweepVolumes();
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
@@ -367,6 +388,11 @@ export class Executor implements NodeComponent {
   /** The log file of an instance this node runs or ran, if it has one. */
   logPath(id: string): string {
     return this.supervisions.get(id)?.tracked?.logPath ?? logPathOf(this.executorDir, id);
+  }
+
+  /** This node's volumes, for the API's snapshot, backup, restore and move routes. */
+  get volumeKeeper(): VolumeKeeper {
+    return this.volumes;
   }
 
   /** Whether a workload of `id` is tracked here (running or exited). */
@@ -681,13 +707,15 @@ export class Executor implements NodeComponent {
         );
       }
     }
+    let ioLimits: DeviceIoLimit[] = [];
     if (spec.volumes.length > 0) {
       const volumes = await this.volumes.prepare(spec, volumeOwner).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
       if (this.stopped) return;
       if (!volumes.ok) return fail(volumes.message, volumes.retry);
+      ioLimits = volumes.ioLimits;
     }
     const logPath = logPathOf(this.executorDir, instance.id);
-    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ...this.dnsInputs(), ...(runAs !== undefined ? { runAs } : {}) });
+    const built = buildWorkload({ instance, spec, machine: this.services.machine, clusterKey: this.safeClusterKey(), logPath, volumesDir: join(this.services.dataDir, 'volumes'), ioLimits, ...this.dnsInputs(), ...(runAs !== undefined ? { runAs } : {}) });
     if (!built.ok) return fail(`cannot start: ${built.message}`, false);
     const tracked: Tracked = {
       id: instance.id,

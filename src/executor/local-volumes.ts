@@ -7,6 +7,7 @@
  * Layout, under `<dataDir>/volumes/<tenant>/`:
  *   `<name>.<createdIndex>.ext4`  the backing file (sparse: only written blocks use disk)
  *   `<name>/`                     its mount point, which workloads bind
+ *   `<name>.<createdIndex>.snapshots/<id>.ext4`  snapshots: frozen copies of the backing file
  * The volume's `createdIndex` in the file name tells a volume from an older
  * one of the same name that was deleted and created again.
  *
@@ -15,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** A volume operation that failed; the message names the volume, the step and the tool's error. */
@@ -53,6 +54,36 @@ export interface LocalVolumesOptions {
 /** How long one tool (mkfs, losetup, mount) may run. */
 const TOOL_TIMEOUT_MS = 60_000;
 const IMAGE_SUFFIX = '.ext4';
+const SNAPSHOTS_SUFFIX = '.snapshots';
+/** A snapshot's id: its UTC time, to the millisecond, as a file name (`20261205T063000123Z`). */
+const SNAPSHOT_ID_PATTERN = /^\d{8}T\d{9}Z$/;
+
+/** A snapshot of a volume kept on its node. */
+export interface VolumeSnapshot {
+  /** The UTC time it was taken, as `20261205T063000123Z`; unique per volume. */
+  id: string;
+  /** When it was taken, ms since the epoch. */
+  takenAtMs: number;
+  /** The volume's size (the snapshot is a whole copy of its filesystem). */
+  sizeBytes: number;
+  /** What its file takes on disk. */
+  usedBytes: number;
+}
+
+/** The snapshot id of the time `ms` (see VolumeSnapshot.id). */
+export function snapshotIdOf(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:.]/g, '');
+}
+
+/** Whether `text` has the shape of a snapshot id (it names a file: nothing else may pass). */
+export function isSnapshotId(text: string): boolean {
+  return SNAPSHOT_ID_PATTERN.test(text);
+}
+
+function takenAtOf(id: string): number {
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/.exec(id);
+  return match === null ? 0 : Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]), Number(match[7]));
+}
 
 /** Node-local volumes of one node (see the module comment). */
 export class LocalVolumes {
@@ -95,12 +126,87 @@ export class LocalVolumes {
     return this.serialized(volume, () => this.removeNow(volume));
   }
 
+  /** Where the volume's snapshots are kept. */
+  snapshotsDirOf(volume: VolumeIdentity): string {
+    return join(this.volumesDir, volume.tenant, `${volume.name}.${volume.createdIndex}${SNAPSHOTS_SUFFIX}`);
+  }
+
+  /** The file of snapshot `id` of the volume (see isSnapshotId). */
+  snapshotPathOf(volume: VolumeIdentity, id: string): string {
+    return join(this.snapshotsDirOf(volume), `${id}${IMAGE_SUFFIX}`);
+  }
+
+  /**
+   * What the volume takes on this node's disk: the allocated blocks of its
+   * backing file and of its snapshots (not their sparse sizes); undefined
+   * when its file is not here.
+   */
+  async usedBytes(volume: VolumeIdentity): Promise<number | undefined> {
+    const image = await stat(this.imagePathOf(volume)).catch(() => undefined);
+    if (image === undefined) return undefined;
+    let used = image.blocks * 512;
+    for (const snapshot of await this.snapshots(volume)) used += snapshot.usedBytes;
+    return used;
+  }
+
+  /** The volume's snapshots on this node, oldest first. */
+  async snapshots(volume: VolumeIdentity): Promise<VolumeSnapshot[]> {
+    const found: VolumeSnapshot[] = [];
+    for (const entry of (await readdir(this.snapshotsDirOf(volume)).catch(() => [] as string[])).sort()) {
+      const id = entry.slice(0, -IMAGE_SUFFIX.length);
+      if (!entry.endsWith(IMAGE_SUFFIX) || !isSnapshotId(id)) continue;
+      const info = await stat(join(this.snapshotsDirOf(volume), entry)).catch(() => undefined);
+      if (info !== undefined) found.push({ id, takenAtMs: takenAtOf(id), sizeBytes: info.size, usedBytes: info.blocks * 512 });
+    }
+    return found;
+  }
+
+  /**
+   * Copies the volume's backing file to `destinationPath` (sparse: holes stay
+   * holes), consistent: while its filesystem is mounted, it is frozen
+   * (`fsfreeze`: writes wait, what was written is on the file) for the copy
+   * and thawed after, whatever happens. Made as `….part`, then renamed.
+   * Throws VolumeError (the volume has no file here, the copy failed).
+   */
+  copyFrozen(volume: VolumeIdentity, destinationPath: string): Promise<void> {
+    return this.serialized(volume, () => this.copyFrozenNow(volume, destinationPath));
+  }
+
+  /** Takes a snapshot of the volume kept beside it (see copyFrozen), named by the time `nowMs`. */
+  async snapshot(volume: VolumeIdentity, nowMs: number): Promise<VolumeSnapshot> {
+    const id = snapshotIdOf(nowMs);
+    const path = this.snapshotPathOf(volume, id);
+    if (existsSync(path)) throw new VolumeError(`volume "${volume.name}" of tenant "${volume.tenant}" has a snapshot ${id} already; try again`, true);
+    await mkdir(this.snapshotsDirOf(volume), { recursive: true, mode: 0o700 });
+    await this.copyFrozen(volume, path);
+    const info = await stat(path);
+    return { id, takenAtMs: takenAtOf(id), sizeBytes: info.size, usedBytes: info.blocks * 512 };
+  }
+
+  /** Deletes snapshot `id` of the volume; false when there is none. */
+  async deleteSnapshot(volume: VolumeIdentity, id: string): Promise<boolean> {
+    if (!isSnapshotId(id)) return false;
+    const path = this.snapshotPathOf(volume, id);
+    if (!existsSync(path)) return false;
+    await rm(path, { force: true });
+    return true;
+  }
+
+  /** The major and minor numbers of the loop device the volume is mounted from; undefined when it is not mounted. */
+  async deviceOf(tenant: string, name: string): Promise<{ major: number; minor: number } | undefined> {
+    const device = await mountSourceOf(this.mountPathOf(tenant, name));
+    if (device === undefined || !device.startsWith('/dev/')) return undefined;
+    const info = await stat(device).catch(() => undefined);
+    return info?.isBlockDevice() ? deviceNumbers(info.rdev) : undefined;
+  }
+
   /** The backing files on this node. */
   async list(): Promise<LocalVolumeFile[]> {
     const found: LocalVolumeFile[] = [];
     const tenants = await readdir(this.volumesDir, { withFileTypes: true }).catch(() => []);
     for (const tenant of tenants) {
-      if (!tenant.isDirectory()) continue;
+      // Dot folders hold work in progress (backups being read), not tenants.
+      if (!tenant.isDirectory() || tenant.name.startsWith('.')) continue;
       for (const entry of await readdir(join(this.volumesDir, tenant.name)).catch(() => [] as string[])) {
         const match = /^([a-z0-9-]+)\.(\d+)\.ext4$/.exec(entry);
         if (match === null) continue;
@@ -134,7 +240,7 @@ export class LocalVolumes {
     }
     if (!existsSync(imagePath)) await this.createImage(imagePath, volume.sizeBytes, what);
     await mkdir(mountPath, { recursive: true });
-    const device = devices[0] ?? (await tool(['losetup', '-f', '--show', imagePath], `${what}: attaching ${imagePath} to a loop device`)).trim();
+    const device = devices[0] ?? (await this.attach(imagePath, what));
     try {
       await tool(['mount', '-t', 'ext4', '-o', 'nodev,nosuid', device, mountPath], `${what}: mounting ${device} on ${mountPath}`);
     } catch (error) {
@@ -143,6 +249,42 @@ export class LocalVolumes {
     }
     this.log(`mounted ${what} (${device}, ${imagePath}) on ${mountPath}`);
     return mountPath;
+  }
+
+  private async copyFrozenNow(volume: VolumeIdentity, destinationPath: string): Promise<void> {
+    const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
+    const imagePath = this.imagePathOf(volume);
+    if (!existsSync(imagePath)) throw new VolumeError(`${what}: it has no data on this node (${imagePath} is absent)`, false);
+    const mountPath = this.mountPathOf(volume.tenant, volume.name);
+    const mountedFrom = await mountSourceOf(mountPath);
+    const frozen = mountedFrom !== undefined && (await attachedDevices(imagePath)).includes(mountedFrom);
+    const partPath = `${destinationPath}.part`;
+    if (frozen) await tool(['fsfreeze', '--freeze', mountPath], `${what}: freezing its filesystem`);
+    try {
+      await tool(['cp', '--sparse=always', imagePath, partPath], `${what}: copying ${imagePath}`);
+    } catch (error) {
+      await rm(partPath, { force: true });
+      throw error;
+    } finally {
+      // Thawing must not be skipped: a frozen filesystem blocks every writer until it is.
+      if (frozen) await tool(['fsfreeze', '--unfreeze', mountPath], `${what}: thawing its filesystem`).catch((error: Error) => this.log(`${error.message} (run \`fsfreeze --unfreeze ${mountPath}\`)`));
+    }
+    await rename(partPath, destinationPath);
+    this.log(`copied ${what} to ${destinationPath}${frozen ? ' (frozen meanwhile)' : ''}`);
+  }
+
+  /**
+   * Attaches the file to a free loop device, with direct I/O on its file
+   * where the file's filesystem allows it (`losetup --direct-io=on`): the
+   * volume's pages are then cached once, by its own ext4, not a second time
+   * as pages of the backing file, which halved sequential writes. Where it is
+   * refused (tmpfs, a sector size that does not match), the device stays
+   * buffered.
+   */
+  private async attach(imagePath: string, what: string): Promise<string> {
+    const device = (await tool(['losetup', '-f', '--show', imagePath], `${what}: attaching ${imagePath} to a loop device`)).trim();
+    await tool(['losetup', '--direct-io=on', device], `${what}: direct I/O on ${device}`).catch((error: Error) => this.log(`${error.message}; it stays buffered`));
+    return device;
   }
 
   /** Writes the sparse file and its filesystem under a temporary name, then renames it into place, so a crash leaves no half-made image. */
@@ -189,6 +331,7 @@ export class LocalVolumes {
     }
     await rm(imagePath, { force: true });
     await rm(`${imagePath}.part`, { force: true });
+    await rm(this.snapshotsDirOf(volume), { recursive: true, force: true });
     // Only an empty mount point goes: a directory still holding another mount or files is left for the next try.
     if (mountedFrom === undefined || devices.includes(mountedFrom)) {
       await rmdir(mountPath).catch((error: NodeJS.ErrnoException) => {
@@ -197,6 +340,11 @@ export class LocalVolumes {
     }
     this.log(`removed ${what}`);
   }
+}
+
+/** Linux's `dev_t` split into major and minor (new_encode_dev: minor's low 8 bits, major, then minor's high bits). */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  return { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00) };
 }
 
 /** The loop devices attached to `imagePath` (`losetup -j`), none when the file is absent. */

@@ -39,7 +39,7 @@
  */
 
 import type { Registry } from 'prom-client';
-import type { PortSpec, Resources } from '../state/types.js';
+import type { PortSpec, Resources, VolumeIoLimits } from '../state/types.js';
 
 /** A file the workload sees under its secrets directory (`/run/secrets/NAME` in a container). */
 export interface SecretFile {
@@ -56,6 +56,12 @@ export interface Mount {
   /** Absolute path inside the workload. */
   target: string;
   readOnly: boolean;
+}
+
+/** I/O limits on one block device (cgroup `io.max`): bytes per second and operations per second; absent: no limit. */
+export interface DeviceIoLimit extends VolumeIoLimits {
+  major: number;
+  minor: number;
 }
 
 /** Everything a runtime needs to start one instance. Built by the executor (`workload-spec.ts`). */
@@ -87,6 +93,8 @@ export interface WorkloadSpec {
   ports: PortSpec[];
   limits: Resources;
   mounts: Mount[];
+  /** I/O limits per block device (the loop devices of the volumes it mounts that have limits); absent: none. */
+  ioLimits?: DeviceIoLimit[];
   secrets: SecretFile[];
   /** Where stdout and stderr go (appended). The executor rotates it. */
   logPath: string;

@@ -6,18 +6,38 @@
  *   so two nodes that both try a fresh volume agree on one), then created on
  *   first use, or mounted again after a reboot;
  * - a sweep, at start and now and then, mounts again the volumes bound here,
- *   and removes the backing files of volumes the state no longer has (once
- *   no workload holds them).
+ *   reports what each takes on disk (`volume.report`, when that changed), and
+ *   removes the backing files of volumes the state no longer has or that
+ *   were moved to another node (once no workload holds them);
+ * - snapshots, backups (archives of a frozen copy's files) and restores, for
+ *   the API routes of the volume's node (see volume-archive.ts); a move's
+ *   target receives the data the same way a restore does.
  *
  * Binding before creating means a node whose bind lost never creates data,
  * and a node whose creation failed after its bind keeps the volume: the
  * instance is placed there again (the scheduler follows the binding) and the
  * creation is tried again.
  */
-import { chmod, chown, lstat } from 'node:fs/promises';
+import { chmod, chown, lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ClusterStateMachine } from '../state/machine.js';
-import type { AppSpec, Command, CommandResult } from '../state/types.js';
-import { LocalVolumes, VolumeError, type LocalVolumeFile } from './local-volumes.js';
+import type { AppSpec, Command, CommandResult, Volume } from '../state/types.js';
+import { isSnapshotId, LocalVolumes, VolumeError, type LocalVolumeFile, type VolumeSnapshot } from './local-volumes.js';
+import type { DeviceIoLimit } from './runtime.js';
+import { archiveImage, beginWork, cleanWork, endWork, extractArchive } from './volume-archive.js';
+
+/** A volume's usage is reported again once it changed by this much (or by REPORT_CHANGE_FRACTION_MIN of it), so writes do not flood the log. */
+export const REPORT_CHANGE_BYTES_MIN = 1024 ** 2;
+const REPORT_CHANGE_FRACTION_MIN = 0.01;
+/** How often a move's source looks whether the volume's workloads have stopped. */
+const MOVE_POLL_MS = 200;
+
+/** Whether a usage of `usedBytes` is worth a `volume.report` over the recorded `reportedBytes`. Pure. */
+export function reportDue(reportedBytes: number | undefined, usedBytes: number): boolean {
+  if (reportedBytes === undefined) return true;
+  const change = Math.abs(usedBytes - reportedBytes);
+  return change >= REPORT_CHANGE_BYTES_MIN || change >= reportedBytes * REPORT_CHANGE_FRACTION_MIN;
+}
 
 export interface VolumeKeeperOptions {
   machine: ClusterStateMachine;
@@ -27,11 +47,16 @@ export interface VolumeKeeperOptions {
   submit: (command: Command) => Promise<CommandResult>;
   /** Whether the local replica has caught up with the log; the sweep removes nothing before. */
   caughtUp: () => boolean;
+  /** The workloads on this node (running, starting or stopping) that mount the volume. */
+  workloadsUsing: (tenant: string, name: string) => string[];
   log: (line: string) => void;
 }
 
-/** Why the volumes of an instance are not ready; `retry`: trying the start again later may succeed. */
-export type VolumesReady = { ok: true } | { ok: false; message: string; retry: boolean };
+/**
+ * The volumes of an instance are ready, with the I/O limits of their devices
+ * (those with limits); or why not, `retry`: trying the start again later may succeed.
+ */
+export type VolumesReady = { ok: true; ioLimits: DeviceIoLimit[] } | { ok: false; message: string; retry: boolean };
 
 /** Node-local volumes for the executor (see the module comment). */
 export class VolumeKeeper {
@@ -51,11 +76,13 @@ export class VolumeKeeper {
    */
   async prepare(spec: AppSpec, owner?: { uid: number; gid: number }): Promise<VolumesReady> {
     const { machine, nodeId } = this.options;
+    const ioLimits: DeviceIoLimit[] = [];
     for (const mount of spec.volumes) {
       if (mount.source.startsWith('/')) continue;
       const what = `volume "${mount.source}" of tenant "${spec.tenant}"`;
       const volume = machine.volume(spec.tenant, mount.source);
       if (volume === undefined) return { ok: false, message: `${what} does not exist (create it with \`hivemind volumes create ${mount.source} --size SIZE\`)`, retry: false };
+      if (volume.moving !== undefined) return { ok: false, message: `${what} is being moved to node ${volume.moving}; instances that mount it start once it is there`, retry: true };
       if (volume.node !== undefined && volume.node !== nodeId) {
         return { ok: false, message: `${what} lives on node ${volume.node}, not on ${nodeId}; instances that mount it are placed there`, retry: false };
       }
@@ -70,8 +97,12 @@ export class VolumeKeeper {
       } catch (error) {
         return { ok: false, message: (error as Error).message, retry: true };
       }
+      if (volume.io === undefined) continue;
+      const device = await this.volumes.deviceOf(spec.tenant, mount.source);
+      if (device === undefined) return { ok: false, message: `${what}: its loop device is not found, so its I/O limits cannot be applied`, retry: true };
+      ioLimits.push({ ...device, ...volume.io });
     }
-    return { ok: true };
+    return { ok: true, ioLimits };
   }
 
   /**
@@ -102,12 +133,158 @@ export class VolumeKeeper {
     const { machine, nodeId } = this.options;
     const volume = machine.volume(file.tenant, file.name);
     if (volume !== undefined && volume.createdIndex === file.createdIndex) {
-      if (volume.node === nodeId) await this.volumes.ensure({ ...file, sizeBytes: volume.sizeBytes });
+      if (volume.node === nodeId && volume.moving === undefined) {
+        await this.volumes.ensure({ ...file, sizeBytes: volume.sizeBytes });
+        await this.maybeReport(volume);
+        return;
+      }
+      // Leaving (copied from here) or arriving (copied to here): the move ends it. Unbound: never made here.
+      if (volume.node === nodeId || volume.moving === nodeId || volume.node === undefined) return;
+      // Moved to another node: this copy is stale once the replica has caught up.
+      if (!this.options.caughtUp()) return;
+      await this.volumes.remove(file);
       return;
     }
     // A file of a volume this replica has not applied yet is not garbage.
     if (!this.options.caughtUp() || file.createdIndex > machine.appliedIndex) return;
     await this.volumes.remove(file);
+  }
+
+  private async maybeReport(volume: Volume): Promise<void> {
+    const usedBytes = await this.volumes.usedBytes(volume);
+    if (usedBytes === undefined || !reportDue(volume.usedBytes, usedBytes)) return;
+    const result = await this.options.submit({ type: 'volume.report', tenant: volume.tenant, name: volume.name, createdIndex: volume.createdIndex, node: this.options.nodeId, usedBytes });
+    if (!result.ok) this.options.log(`the usage report of volume "${volume.name}" of tenant "${volume.tenant}" was refused: ${result.error.message}`);
+  }
+
+  /** Removes what an interrupted backup left (see cleanWork). */
+  cleanWork(): Promise<void> {
+    return cleanWork(this.options.volumesDir, this.options.log);
+  }
+
+  /** The volume's record, when its data is on this node (bound here, not moving away); else a VolumeError saying where it is. */
+  private local(tenant: string, name: string): Volume {
+    const volume = this.options.machine.volume(tenant, name);
+    const what = `volume "${name}" of tenant "${tenant}"`;
+    if (volume === undefined) throw new VolumeError(`${what} does not exist`, false);
+    if (volume.node !== this.options.nodeId) throw new VolumeError(`${what} ${volume.node === undefined ? 'holds no data yet (no instance has used it)' : `lives on node ${volume.node}, not on ${this.options.nodeId}`}`, false);
+    if (volume.moving !== undefined) throw new VolumeError(`${what} is being moved to node ${volume.moving}`, true);
+    return volume;
+  }
+
+  /** Takes a snapshot of a volume held here: a frozen copy kept beside it. Throws VolumeError. */
+  async snapshot(tenant: string, name: string, nowMs: number): Promise<VolumeSnapshot> {
+    const volume = this.local(tenant, name);
+    await this.volumes.ensure(volume);
+    return this.volumes.snapshot(volume, nowMs);
+  }
+
+  /** The snapshots of a volume held here, oldest first. */
+  async snapshots(tenant: string, name: string): Promise<VolumeSnapshot[]> {
+    return this.volumes.snapshots(this.local(tenant, name));
+  }
+
+  /** Deletes a snapshot of a volume held here; false when it has none of that id. */
+  async deleteSnapshot(tenant: string, name: string, id: string): Promise<boolean> {
+    return this.volumes.deleteSnapshot(this.local(tenant, name), id);
+  }
+
+  /**
+   * The files of a volume held here as a tar.zst stream: of snapshot
+   * `snapshotId`, or of a frozen copy taken now. A volume that is moving
+   * away may be read too (`forMove`: the move reads it). Throws VolumeError
+   * before the first byte when it cannot start.
+   */
+  async backup(tenant: string, name: string, options: { snapshotId?: string; forMove?: boolean } = {}): Promise<AsyncIterable<Uint8Array>> {
+    const volume = options.forMove ? this.moving(tenant, name) : this.local(tenant, name);
+    const what = `volume "${name}" of tenant "${tenant}"`;
+    const work = await beginWork(this.options.volumesDir);
+    try {
+      let imagePath: string;
+      if (options.snapshotId !== undefined) {
+        imagePath = this.volumes.snapshotPathOf(volume, options.snapshotId);
+        if (!isSnapshotId(options.snapshotId) || !(await this.volumes.snapshots(volume)).some((snapshot) => snapshot.id === options.snapshotId)) {
+          throw new VolumeError(`${what} has no snapshot ${JSON.stringify(options.snapshotId)} (list them with \`hivemind volumes snapshots ${name}\`)`, false);
+        }
+      } else {
+        imagePath = join(work, 'copy.ext4');
+        await this.volumes.copyFrozen(volume, imagePath);
+      }
+      return archiveImage({ work, imagePath, what, log: this.options.log });
+    } catch (error) {
+      await endWork(work);
+      throw error;
+    }
+  }
+
+  /**
+   * A move's source: waits until no workload here mounts the volume any more
+   * (`volume.move` unplaced them; the executor stops them), up to
+   * `waitMs`, then answers the archive of its files, as `backup` does.
+   * Throws VolumeError when the volume is not moving away from here, or
+   * still used when the time is up.
+   */
+  async archiveForMove(tenant: string, name: string, options: { waitMs: number; sleep: (ms: number) => Promise<void>; nowMs: () => number }): Promise<AsyncIterable<Uint8Array>> {
+    this.moving(tenant, name);
+    const deadlineMs = options.nowMs() + options.waitMs;
+    for (;;) {
+      const using = this.options.workloadsUsing(tenant, name);
+      if (using.length === 0) break;
+      if (options.nowMs() >= deadlineMs) {
+        throw new VolumeError(`volume "${name}" of tenant "${tenant}": ${using.join(', ')} still ${using.length === 1 ? 'runs' : 'run'} on node ${this.options.nodeId} after ${options.waitMs / 1000} s; try again once ${using.length === 1 ? 'it has' : 'they have'} stopped`, true);
+      }
+      await options.sleep(MOVE_POLL_MS);
+    }
+    return this.backup(tenant, name, { forMove: true });
+  }
+
+  private moving(tenant: string, name: string): Volume {
+    const volume = this.options.machine.volume(tenant, name);
+    if (volume === undefined || volume.node !== this.options.nodeId || volume.moving === undefined) {
+      throw new VolumeError(`volume "${name}" of tenant "${tenant}" is not being moved away from node ${this.options.nodeId}`, false);
+    }
+    return volume;
+  }
+
+  /**
+   * A move's target: fills the volume moving here with the files of a
+   * tar.zst stream. Whatever an earlier try left here is removed first, so
+   * the data is exactly the archive's. Throws VolumeError.
+   */
+  async receive(tenant: string, name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void> {
+    const what = `volume "${name}" of tenant "${tenant}"`;
+    const volume = this.options.machine.volume(tenant, name);
+    if (volume === undefined) throw new VolumeError(`${what} does not exist`, false);
+    if (volume.moving !== this.options.nodeId) throw new VolumeError(`${what} is not being moved to node ${this.options.nodeId}`, false);
+    await this.volumes.remove(volume);
+    const mountPath = await this.volumes.ensure(volume);
+    await extractArchive({ mountPath, body, what, ...(signal ? { signal } : {}) });
+    this.options.log(`${what}: received its data`);
+  }
+
+  /**
+   * Restores a tar.zst stream into a new volume: one with no data yet (bound
+   * to this node now, made here) or bound here and still empty. Never
+   * writes over files. Throws VolumeError.
+   */
+  async restore(tenant: string, name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void> {
+    const { machine, nodeId } = this.options;
+    const what = `volume "${name}" of tenant "${tenant}"`;
+    const volume = machine.volume(tenant, name);
+    if (volume === undefined) throw new VolumeError(`${what} does not exist (create it first: \`hivemind volumes create ${name} --size SIZE\`)`, false);
+    if (volume.moving !== undefined) throw new VolumeError(`${what} is being moved to node ${volume.moving}`, true);
+    if (volume.node !== undefined && volume.node !== nodeId) throw new VolumeError(`${what} lives on node ${volume.node}; restore there`, false);
+    if (volume.node === undefined) {
+      const bound = await this.options.submit({ type: 'volume.bind', tenant, name, node: nodeId });
+      if (!bound.ok) throw new VolumeError(bound.error.message, false);
+    }
+    const mountPath = await this.volumes.ensure(volume);
+    const present = (await readdir(mountPath)).filter((entry) => entry !== 'lost+found');
+    if (present.length > 0) {
+      throw new VolumeError(`${what} holds files already (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); a restore goes into a new volume: create one and restore into it`, false);
+    }
+    await extractArchive({ mountPath, body, what, ...(signal ? { signal } : {}) });
+    this.options.log(`${what}: restored from an archive`);
   }
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { ClusterStateMachine } from '../state/machine.js';
 import { openSecret, secretAssociatedData } from '../state/secrets.js';
 import type { AppSpec, Instance } from '../state/types.js';
-import type { Mount, SecretFile, WorkloadSpec } from './runtime.js';
+import type { DeviceIoLimit, Mount, SecretFile, WorkloadSpec } from './runtime.js';
 
 /** Compose's default stop grace period. */
 export const STOP_GRACE_MS_DEFAULT = 10_000;
@@ -23,6 +23,8 @@ export interface WorkloadInputs {
   logPath: string;
   /** Where named volumes live on this node (`<dataDir>/volumes`). */
   volumesDir: string;
+  /** The I/O limits of the volumes' devices (VolumeKeeper.prepare); absent: none. */
+  ioLimits?: DeviceIoLimit[];
   /** `host:port` of this node's DNS server for process apps (`HIVEMIND_DNS`); containers get it in their resolv.conf. */
   dnsAddress?: string;
   /** The tenant's user, which a process workload runs as (see tenant-users.ts); absent: `user` or the agent's. */
@@ -70,6 +72,7 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
     ports: spec.ports,
     limits: spec.limits,
     mounts,
+    ...(inputs.ioLimits !== undefined && inputs.ioLimits.length > 0 ? { ioLimits: inputs.ioLimits } : {}),
     secrets: secrets.files,
     logPath: inputs.logPath,
     stopSignal: spec.stopSignal ?? STOP_SIGNAL_DEFAULT,

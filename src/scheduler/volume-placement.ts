@@ -23,10 +23,19 @@ function volumeKey(tenant: string, name: string): string {
   return `${tenant}/${name}`;
 }
 
-/** The nodes of the bound volumes; unbound volumes are absent until claimed (see claimVolumes). */
+/**
+ * What a volume being moved maps to instead of a node: node ids have no
+ * spaces, so no node matches it, and its instances wait until the move ends.
+ */
+const MOVING_PREFIX = 'moving to ';
+
+/** The nodes of the bound volumes; unbound volumes are absent until claimed (see claimVolumes). A volume being moved pins to no node. */
 export function volumeNodesOf(volumes: readonly Volume[] | undefined): VolumeNodes {
   const nodes: VolumeNodes = new Map();
-  for (const volume of volumes ?? []) if (volume.node !== undefined) nodes.set(volumeKey(volume.tenant, volume.name), volume.node);
+  for (const volume of volumes ?? []) {
+    if (volume.moving !== undefined) nodes.set(volumeKey(volume.tenant, volume.name), `${MOVING_PREFIX}${volume.moving}`);
+    else if (volume.node !== undefined) nodes.set(volumeKey(volume.tenant, volume.name), volume.node);
+  }
   return nodes;
 }
 
@@ -94,5 +103,6 @@ export function withVolumeConstraints(spec: AppSpec, constraints: Constraint[], 
 }
 
 function volumeConstraint(name: string, node: string): Constraint {
+  if (node.startsWith(MOVING_PREFIX)) return { attribute: { kind: 'id' }, operator: '==', value: node, text: `volume "${name}" is being ${node.replace(MOVING_PREFIX, 'moved to node ')}` };
   return { attribute: { kind: 'id' }, operator: '==', value: node, text: `node.id == ${node} (volume "${name}" lives there)` };
 }

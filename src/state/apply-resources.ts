@@ -10,7 +10,7 @@
 import { ErrorCode, formatBytes } from './errors.js';
 import { quotaProblem, tenantUsage } from './quota.js';
 import { adoptTenant, currentSpec, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { App, AppSpec, Command } from './types.js';
+import type { App, AppSpec, Command, Instance, VolumeIoLimits } from './types.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -98,8 +98,10 @@ export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume
     ok: true,
     commit: () => {
       adoptTenant(state, found.tenant);
-      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index });
-      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)})` } };
+      const io = command.io !== undefined && Object.keys(command.io).length > 0 ? { io: { ...command.io } } : {};
+      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index, ...io });
+      const limits = io.io !== undefined ? `, I/O ${describeIo(io.io)}` : '';
+      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)}${limits})` } };
     },
   };
 }
@@ -138,6 +140,119 @@ export function planVolumeBind(state: ClusterState, command: CommandOf<'volume.b
     commit: () => {
       volume.node = command.node;
       return { value: { tenant: command.tenant, name: command.name, node: command.node }, history: { target: `volume ${key}`, summary: already ? `still on node ${command.node}` : `created on node ${command.node}` } };
+    },
+  };
+}
+
+/** `read 10 MiB/s, write 200 IOPS`: a volume's I/O limits for history. */
+function describeIo(io: VolumeIoLimits): string {
+  const parts: string[] = [];
+  if (io.readBytesPerSecond !== undefined) parts.push(`read ${formatBytes(io.readBytesPerSecond)}/s`);
+  if (io.writeBytesPerSecond !== undefined) parts.push(`write ${formatBytes(io.writeBytesPerSecond)}/s`);
+  if (io.readIops !== undefined) parts.push(`read ${io.readIops} IOPS`);
+  if (io.writeIops !== undefined) parts.push(`write ${io.writeIops} IOPS`);
+  return parts.join(', ') || 'unlimited';
+}
+
+/** volume.set-io: sets or (an empty `io`) removes a volume's I/O limits; workloads that start from then on get them. */
+export function planVolumeSetIo(state: ClusterState, command: CommandOf<'volume.set-io'>): Plan {
+  const key = tenantKey(command.tenant, command.name);
+  const volume = state.volumes.get(key);
+  if (volume === undefined) return refuse(ErrorCode.notFound, `cannot set the I/O limits of volume "${command.name}": tenant "${command.tenant}" has no such volume`, 'name');
+  return {
+    ok: true,
+    commit: () => {
+      if (Object.keys(command.io).length === 0) delete volume.io;
+      else volume.io = { ...command.io };
+      return { value: { tenant: command.tenant, name: command.name, io: volume.io ?? {} }, history: { target: `volume ${key}`, summary: `I/O limits: ${describeIo(command.io)}` } };
+    },
+  };
+}
+
+/**
+ * volume.report: what the volume's backing file takes on disk, from its node.
+ * A report that comes late (the volume deleted, made again, bound elsewhere
+ * or moving) is ignored rather than refused: the node sends the next one.
+ */
+export function planVolumeReport(state: ClusterState, command: CommandOf<'volume.report'>): Plan {
+  const volume = state.volumes.get(tenantKey(command.tenant, command.name));
+  const current = volume !== undefined && volume.createdIndex === command.createdIndex && volume.node === command.node && volume.moving === undefined;
+  return {
+    ok: true,
+    commit: () => {
+      if (current) volume.usedBytes = command.usedBytes;
+      return { value: { applied: current } };
+    },
+  };
+}
+
+/** The instances whose version mounts volume `name` of `tenant` and that have a node. */
+function placedUsersOf(state: ClusterState, tenant: string, name: string): Instance[] {
+  const users: Instance[] = [];
+  for (const instance of state.instances.values()) {
+    if (instance.tenant !== tenant || instance.node === undefined) continue;
+    const app = state.apps.get(tenantKey(tenant, instance.app));
+    const spec = app?.versions.find((entry) => entry.version === instance.version)?.spec;
+    if (spec?.volumes.some((mount) => mount.source === name)) users.push(instance);
+  }
+  return users;
+}
+
+/**
+ * volume.move: starts moving a bound volume to node `to`. Every instance
+ * that mounts it is unplaced (its node stops it) and none is placed again
+ * until `volume.move-end` (the scheduler pins it to no node meanwhile), so
+ * nothing writes while the data is copied. Asking again for the same target
+ * is accepted (a retry); another target while one move runs is refused.
+ */
+export function planVolumeMove(state: ClusterState, command: CommandOf<'volume.move'>, context: ApplyContext): Plan {
+  const action = `cannot move volume "${command.name}" to node ${command.to}`;
+  const key = tenantKey(command.tenant, command.name);
+  const volume = state.volumes.get(key);
+  if (volume === undefined) return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no such volume`, 'name');
+  const target = state.nodes.get(command.to);
+  if (target === undefined || target.status === 'left') return refuse(ErrorCode.notFound, `${action}: no such node in the cluster`, 'to');
+  if (target.status !== 'up') return refuse(ErrorCode.conflict, `${action}: the node is ${target.status}, not up`, 'to');
+  if (volume.node === undefined) return refuse(ErrorCode.conflict, `${action}: it holds no data yet (no instance has used it); it is created where its first instance runs`, 'name');
+  if (volume.moving !== undefined && volume.moving !== command.to) return refuse(ErrorCode.conflict, `${action}: it is being moved to node ${volume.moving}`, 'to');
+  if (volume.moving === undefined && volume.node === command.to) return refuse(ErrorCode.conflict, `${action}: it is on that node already`, 'to');
+  const source = state.nodes.get(volume.node);
+  if (source?.status !== 'up') return refuse(ErrorCode.conflict, `${action}: its data is on node ${volume.node}, which is ${source?.status ?? 'gone'}; the data can only be copied from a node that is up`, 'name');
+  return {
+    ok: true,
+    commit: () => {
+      volume.moving = command.to;
+      const stopped = placedUsersOf(state, command.tenant, command.name);
+      for (const instance of stopped) {
+        delete instance.node;
+        instance.status = { state: 'pending', reportedAt: context.time, updatedIndex: context.index, since: context.time };
+      }
+      const summary = `moving from node ${volume.node} to ${command.to}${stopped.length > 0 ? ` (stopped ${stopped.map((instance) => instance.id).join(', ')})` : ''}`;
+      return { value: { tenant: command.tenant, name: command.name, from: volume.node, to: command.to, stopped: stopped.map((instance) => instance.id) }, history: { target: `volume ${key}`, summary } };
+    },
+  };
+}
+
+/**
+ * volume.move-end: the move is over, the data is on `node`: the target once
+ * copied, or the source again when the copy failed. The instances are placed
+ * there again. Refused when no move runs or `node` is neither end of it.
+ */
+export function planVolumeMoveEnd(state: ClusterState, command: CommandOf<'volume.move-end'>): Plan {
+  const action = `cannot end the move of volume "${command.name}"`;
+  const key = tenantKey(command.tenant, command.name);
+  const volume = state.volumes.get(key);
+  if (volume === undefined) return refuse(ErrorCode.notFound, `${action}: tenant "${command.tenant}" has no such volume`, 'name');
+  if (volume.moving === undefined) return refuse(ErrorCode.conflict, `${action}: it is not being moved`, 'name');
+  if (command.node !== volume.moving && command.node !== volume.node) return refuse(ErrorCode.invalidArgument, `${action}: node ${command.node} is neither where it was (${volume.node}) nor where it goes (${volume.moving})`, 'node');
+  const from = volume.node;
+  return {
+    ok: true,
+    commit: () => {
+      delete volume.moving;
+      volume.node = command.node;
+      const summary = command.node === from ? `move abandoned, stays on node ${from}` : `moved from node ${from} to ${command.node}`;
+      return { value: { tenant: command.tenant, name: command.name, node: command.node }, history: { target: `volume ${key}`, summary } };
     },
   };
 }

@@ -35,7 +35,7 @@ import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
 import { planApiTokenCreate, planApiTokenRevoke } from './apply-tokens.js';
 import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
 import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
-import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeBind, planVolumeCreate, planVolumeDelete } from './apply-resources.js';
+import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeBind, planVolumeCreate, planVolumeDelete, planVolumeMove, planVolumeMoveEnd, planVolumeReport, planVolumeSetIo } from './apply-resources.js';
 import { planTenantCreate, planTenantDelete, planTenantUpdate } from './apply-tenants.js';
 import type { StateError } from './errors.js';
 import { tenantUsage, type Usage } from './quota.js';
@@ -98,6 +98,10 @@ const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T
   'volume.create': planVolumeCreate,
   'volume.delete': planVolumeDelete,
   'volume.bind': planVolumeBind,
+  'volume.report': planVolumeReport,
+  'volume.set-io': planVolumeSetIo,
+  'volume.move': planVolumeMove,
+  'volume.move-end': planVolumeMoveEnd,
   'secret.put': planSecretPut,
   'secret.delete': planSecretDelete,
   'kv.put': planKvPut,

@@ -48,7 +48,8 @@ export function tenantUsage(state: ClusterState, tenant: string): Usage {
   for (const volume of state.volumes.values()) {
     if (volume.tenant !== tenant) continue;
     usage.volumes += 1;
-    usage.storageBytes += volume.sizeBytes;
+    // What the volume really takes on disk (its node's last report): a sparse volume costs what is written to it.
+    usage.storageBytes += volume.usedBytes ?? 0;
   }
   return usage;
 }

@@ -490,6 +490,17 @@ export interface NetworkPolicy {
 }
 
 /**
+ * I/O limits of a volume, enforced by the kernel (cgroup `io.max` on the
+ * volume's loop device) for each workload that mounts it. Absent: no limit.
+ */
+export interface VolumeIoLimits {
+  readBytesPerSecond?: number;
+  writeBytesPerSecond?: number;
+  readIops?: number;
+  writeIops?: number;
+}
+
+/**
  * A named volume of a tenant. A volume is node-local: its data lives on the
  * node it is bound to (`node`), set by `volume.bind` when an instance first
  * mounts it there; absent until then (and in states written before binding).
@@ -501,6 +512,16 @@ export interface Volume {
   createdIndex: number;
   /** The node that holds the volume's data; absent while no instance has used it. */
   node?: string;
+  /**
+   * The bytes its backing file really takes on disk (allocated blocks, not
+   * the sparse size), as its node last reported (`volume.report`); absent
+   * until then. The storage quota counts this.
+   */
+  usedBytes?: number;
+  /** While a `volumes move` copies the data: the node it goes to. No instance that mounts it is placed meanwhile. */
+  moving?: string;
+  /** Its I/O limits; absent: none. */
+  io?: VolumeIoLimits;
 }
 
 /** A secret: its value only as AES-256-GCM ciphertext under the cluster key. */
@@ -643,10 +664,18 @@ export type Command =
   | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
-  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number }
+  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits }
+  /** Sets a volume's I/O limits (an empty `io` removes them); workloads started from then on get them. */
+  | { type: 'volume.set-io'; tenant: string; name: string; io: VolumeIoLimits }
   | { type: 'volume.delete'; tenant: string; name: string }
   /** Records the node that created the volume's filesystem (the executor proposes it on first use); refused when bound to another node. */
   | { type: 'volume.bind'; tenant: string; name: string; node: string }
+  /** The volume's node reports what its backing file takes on disk; ignored (not refused) once the volume is gone, made again, or bound elsewhere. Not in history. */
+  | { type: 'volume.report'; tenant: string; name: string; createdIndex: number; node: string; usedBytes: number }
+  /** Starts moving a bound volume to node `to`: its instances are unplaced and wait until `volume.move-end`. */
+  | { type: 'volume.move'; tenant: string; name: string; to: string }
+  /** Ends a move: the volume's data is on `node` (the target once copied, or the source again when the copy failed). */
+  | { type: 'volume.move-end'; tenant: string; name: string; node: string }
   | { type: 'secret.put'; tenant: string; name: string; ciphertext: Uint8Array; nonce: Uint8Array }
   | { type: 'secret.delete'; tenant: string; name: string }
   | { type: 'kv.put'; key: string; value: string; expectVersion?: number }

@@ -50,6 +50,7 @@ import {
   type TenantSettings,
   type RolloutPatch,
   type UpdateSpec,
+  type VolumeIoLimits,
   type VolumeMount,
 } from './types.js';
 
@@ -234,6 +235,8 @@ const healthcheck = refine(
 );
 
 const volumeSource = either<string>((input) => typeof input === 'string' && input.startsWith('/'), absolutePath, name);
+const ioRate = optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
+const volumeIoLimits = object<VolumeIoLimits>({ readBytesPerSecond: ioRate, writeBytesPerSecond: ioRate, readIops: ioRate, writeIops: ioRate });
 const volumeMount = object<VolumeMount>({ source: volumeSource, target: absolutePath, readOnly: boolean() });
 
 const updateSpec = object<UpdateSpec>({
@@ -632,9 +635,21 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     tenant: name,
     name,
     sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    io: optional(volumeIoLimits),
   }),
+  'volume.set-io': object<CommandOf<'volume.set-io'>>({ type: oneOf(['volume.set-io']), tenant: name, name, io: volumeIoLimits }),
   'volume.delete': object<CommandOf<'volume.delete'>>({ type: oneOf(['volume.delete']), tenant: name, name }),
   'volume.bind': object<CommandOf<'volume.bind'>>({ type: oneOf(['volume.bind']), tenant: name, name, node: identifier }),
+  'volume.report': object<CommandOf<'volume.report'>>({
+    type: oneOf(['volume.report']),
+    tenant: name,
+    name,
+    createdIndex: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    node: identifier,
+    usedBytes: count,
+  }),
+  'volume.move': object<CommandOf<'volume.move'>>({ type: oneOf(['volume.move']), tenant: name, name, to: identifier }),
+  'volume.move-end': object<CommandOf<'volume.move-end'>>({ type: oneOf(['volume.move-end']), tenant: name, name, node: identifier }),
   'secret.put': object<CommandOf<'secret.put'>>({
     type: oneOf(['secret.put']),
     tenant: name,

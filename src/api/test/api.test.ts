@@ -229,6 +229,31 @@ test('policies, volumes, secrets: a secret list never shows a value', async () =
   assert.not.match(JSON.stringify(history.body), 'hunter2');
 });
 
+test('volumes: I/O limits, users in the list, and the data routes refuse clearly what cannot be done', async () => {
+  assert.is((await call('PUT', '/v1/volumes/default/limited', { sizeBytes: 1048576, io: { writeBytesPerSecond: 1048576 } })).status, 200);
+  const badLimit = await call('PUT', '/v1/volumes/default/limited/io', { io: { writeIops: -1 } });
+  assert.equal([badLimit.status, badLimit.body.error.field], [400, 'io.writeIops']);
+  assert.is((await call('PUT', '/v1/volumes/default/limited/io', { io: { readIops: 100 } })).status, 200);
+  const listed = (await call('GET', '/v1/volumes')).body.volumes.find((volume: { name: string }) => volume.name === 'limited');
+  assert.equal([listed.io, listed.users, listed.node, listed.usedBytes], [{ readIops: 100 }, [], undefined, undefined]);
+  const unbound = await call('POST', '/v1/volumes/default/limited/move', { to: 'solo' });
+  assert.equal([unbound.status, unbound.body.error.code], [409, 'conflict']);
+  assert.match(unbound.body.error.message, /holds no data yet/);
+  assert.equal((await call('GET', '/v1/volumes/default/limited/snapshots')).body, { snapshots: [] });
+  const backup = await call('GET', '/v1/volumes/default/limited/backup');
+  assert.is(backup.status, 400);
+  assert.match(backup.body.error.message, /holds no data yet/);
+  const badId = await call('GET', '/v1/volumes/default/limited/backup?snapshot=..%2Fetc');
+  assert.equal([badId.status, badId.body.error.field], [400, 'snapshot']);
+  const notMoving = await call('POST', '/v1/volumes/default/limited/move/copy');
+  assert.equal([notMoving.status, notMoving.body.error.code], [409, 'conflict']);
+  const noVolume = await call('POST', '/v1/volumes/default/ghost/snapshots');
+  assert.is(noVolume.status, 404);
+  const notArchive = await call('PUT', '/v1/volumes/default/limited/restore', 'plain text', { 'content-type': 'text/plain' });
+  assert.is(notArchive.status, 415);
+  assert.is((await call('DELETE', '/v1/volumes/default/limited')).status, 200);
+});
+
 test('kv: put, compare-and-set, list, delete', async () => {
   const first = await call('PUT', '/v1/kv/config/db/url', { value: 'postgres://a' });
   assert.is(first.status, 200);

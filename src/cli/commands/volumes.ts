@@ -1,13 +1,15 @@
 /**
- * `volumes`: list, create, delete a tenant's named volumes.
+ * `volumes`: list, create, delete a tenant's named volumes; snapshots,
+ * backups and restores of their files; moving one to another node.
  */
-import { Option, type Command } from 'commander';
-import type { Volume } from '../../state/types.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Volume, VolumeIoLimits } from '../../state/types.js';
 import { formatBytes } from '../../state/errors.js';
 import { listIn } from '../answers.js';
-import { apiPath } from '../client.js';
-import { contextOf, withClient } from '../context.js';
-import { printJson, printTable } from '../output.js';
+import { apiPath, type ApiClient } from '../client.js';
+import { contextOf, withClient, type CliContext } from '../context.js';
+import { CliError, UsageError } from '../errors.js';
+import { ago, printJson, printLine, printTable } from '../output.js';
 import { parseSizeOption, tenantAndName } from '../parse.js';
 import { TENANT_FILTER, TENANT_OF_ONE, tenantOption, writeAndReport } from './shared.js';
 
@@ -27,21 +29,144 @@ export function registerVolumeCommands(program: Command): void {
       await withClient(context, async (client) => {
         const { body } = await client.get<unknown>('/v1/volumes', { tenant: options.tenant });
         if (context.json) return printJson(context, body);
-        // A volume has a node once an instance first used it there; "-" until then.
-        const rows = listIn<Volume>(body, 'volumes').map((volume) => [volume.tenant, volume.name, formatBytes(volume.sizeBytes), volume.node ?? '-']);
-        printTable(context, ['tenant', 'name', 'size', 'node'], rows, 'no volumes');
+        // A volume has a node once an instance first used it there, and a used size once that node reported it; "-" until then.
+        const rows = listIn<Volume & { users?: string[] }>(body, 'volumes').map((volume) => [
+          volume.tenant,
+          volume.name,
+          formatBytes(volume.sizeBytes),
+          volume.usedBytes === undefined ? '-' : formatBytes(volume.usedBytes),
+          volume.moving === undefined ? (volume.node ?? '-') : `${volume.node ?? '-'} -> ${volume.moving}`,
+          (volume.users ?? []).join(',') || '-',
+        ]);
+        printTable(context, ['tenant', 'name', 'size', 'used', 'node', 'users'], rows, 'no volumes');
       });
     });
 
-  volumes
+  const create = volumes
     .command('create')
     .description('create a named volume')
     .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(new Option('--size <size>', 'its size, such as 1G or 512M').argParser(parseSizeOption).makeOptionMandatory())
+    .addOption(tenantOption(TENANT_OF_ONE));
+  addIoOptions(create).action(async (text: string, options: { size: number; tenant?: string } & IoOptions, command: Command) => {
+    const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+    const io = ioOf(options);
+    const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}) };
+    await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name), body), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
+  });
+
+  const io = volumes
+    .command('io')
+    .description("set a volume's I/O limits (each workload that mounts it, from its next start); without limits, removes them")
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(tenantOption(TENANT_OF_ONE))
-    .action(async (text: string, options: { size: number; tenant?: string }, command: Command) => {
+    .addHelpText('after', '\nExamples:\n  hivemind volumes io data --write-bps 50M --write-iops 500\n  hivemind volumes io data');
+  addIoOptions(io).action(async (text: string, options: { tenant?: string } & IoOptions, command: Command) => {
+    const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+    const limits = ioOf(options);
+    await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name, 'io'), { io: limits }), Object.keys(limits).length > 0 ? `volume ${tenant}/${name}: I/O limits set (from each workload's next start)` : `volume ${tenant}/${name}: I/O limits removed`);
+  });
+
+  volumes
+    .command('snapshot')
+    .description("take a snapshot of a volume: a consistent copy kept on its node (the volume's filesystem is frozen for the moment the copy takes)")
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
-      await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name), { sizeBytes: options.size }), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.post<{ node: string; snapshot: { id: string; usedBytes: number } }>(apiPath('v1', 'volumes', tenant, name, 'snapshots'), undefined);
+        if (context.json) return printJson(context, body);
+        printLine(context, `snapshot ${body.snapshot.id} of volume ${tenant}/${name} taken on node ${body.node} (${formatBytes(body.snapshot.usedBytes)} on disk)`);
+      });
+    });
+
+  volumes
+    .command('snapshots')
+    .description("list a volume's snapshots, with their sizes and ages")
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.get<unknown>(apiPath('v1', 'volumes', tenant, name, 'snapshots'));
+        if (context.json) return printJson(context, body);
+        const rows = listIn<{ id: string; takenAtMs: number; sizeBytes: number; usedBytes: number }>(body, 'snapshots').map((snapshot) => [snapshot.id, formatBytes(snapshot.sizeBytes), formatBytes(snapshot.usedBytes), ago(snapshot.takenAtMs)]);
+        printTable(context, ['id', 'size', 'used', 'age'], rows, 'no snapshots');
+      });
+    });
+
+  volumes
+    .command('snapshot-rm')
+    .description('delete a snapshot of a volume')
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
+    .argument('<id>', 'the snapshot, as `volumes snapshots` lists it')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, id: string, options: { tenant?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'volumes', tenant, name, 'snapshots', id)), `snapshot ${id} of volume ${tenant}/${name} deleted`);
+    });
+
+  volumes
+    .command('backup')
+    .description("write a backup of a volume's files to stdout: a tar compressed with zstd, of a consistent copy taken now (or of a snapshot)")
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
+    .addOption(new Option('--snapshot <id>', 'back up this snapshot instead of a copy taken now'))
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .addHelpText('after', '\nExamples:\n  hivemind volumes backup data > data.tar.zst\n  tar --zstd -tvf data.tar.zst')
+    .action(async (text: string, options: { tenant?: string; snapshot?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+      const context = contextOf(command);
+      if (isTerminalStream(context.stdout)) throw new UsageError('a backup is binary: redirect stdout to a file (`hivemind volumes backup NAME > NAME.tar.zst`)');
+      await withClient(context, async (client) => {
+        const { body } = await client.stream('GET', apiPath('v1', 'volumes', tenant, name, 'backup'), options.snapshot === undefined ? {} : { snapshot: options.snapshot });
+        for await (const chunk of body) {
+          if (!context.stdout.write(chunk)) await new Promise((resolve) => context.stdout.once('drain', resolve));
+        }
+      });
+    });
+
+  volumes
+    .command('restore')
+    .description('restore a backup (from stdin) into a new volume; it is created here with --size, or must exist and hold no files yet')
+    .argument('<name>', 'the new volume, as NAME or TENANT/NAME')
+    .addOption(new Option('--size <size>', 'create the volume first, of this size, such as 1G or 512M').argParser(parseSizeOption))
+    .addOption(new Option('--node <node>', 'the node to restore it on (default: the node the CLI talks to)'))
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .addHelpText('after', '\nExamples:\n  hivemind volumes restore data-copy --size 10G < data.tar.zst')
+    .action(async (text: string, options: { tenant?: string; size?: number; node?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+      const context = contextOf(command);
+      if (process.stdin.isTTY) throw new UsageError('a restore reads the backup from stdin: `hivemind volumes restore NAME --size SIZE < NAME.tar.zst`');
+      await withClient(context, async (client) => {
+        // The restore waits on its node until the creation is applied there.
+        const created = options.size !== undefined ? await client.put(apiPath('v1', 'volumes', tenant, name), { sizeBytes: options.size }) : undefined;
+        const query = { ...(options.node === undefined ? {} : { node: options.node }), ...(created?.index === undefined ? {} : { index: created.index }) };
+        try {
+          const { body } = await client.stream('PUT', apiPath('v1', 'volumes', tenant, name, 'restore'), query, { body: process.stdin, contentType: 'application/zstd' });
+          const answer = JSON.parse(Buffer.concat(await collect(body)).toString('utf8')) as { node: string };
+          if (context.json) return printJson(context, answer);
+          printLine(context, `volume ${tenant}/${name} restored on node ${answer.node}`);
+        } catch (error) {
+          // The volume this command made goes again: a failed restore leaves nothing behind.
+          if (options.size !== undefined) await client.delete(apiPath('v1', 'volumes', tenant, name)).catch(() => undefined);
+          throw error;
+        }
+      });
+    });
+
+  volumes
+    .command('move')
+    .description("move a volume's data to another node: the instances that mount it stop, its files are copied, and they start again on that node")
+    .argument('<name>', 'the volume, as NAME or TENANT/NAME')
+    .addOption(new Option('--to <node>', 'the node to move it to').makeOptionMandatory())
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string; to: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
+      const context = contextOf(command);
+      await withClient(context, (client) => moveVolume(context, client, { tenant, name, to: options.to }));
     });
 
   volumes
@@ -54,4 +179,66 @@ export function registerVolumeCommands(program: Command): void {
       const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
       await writeAndReport(command, (client) => client.delete(apiPath('v1', 'volumes', tenant, name)), `volume ${tenant}/${name} deleted`);
     });
+}
+
+function isTerminalStream(stream: NodeJS.WritableStream): boolean {
+  return (stream as NodeJS.WriteStream).isTTY === true;
+}
+
+async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(Buffer.from(chunk));
+  return chunks;
+}
+
+/**
+ * `volumes move`: starts the move (its instances stop), has the source copy
+ * the files to the target, then ends the move there, or back on the source
+ * when the copy failed (the instances start again where the data is).
+ * Running it again after an interruption picks the move up.
+ */
+async function moveVolume(context: CliContext, client: ApiClient, volume: { tenant: string; name: string; to: string }): Promise<void> {
+  const path = apiPath('v1', 'volumes', volume.tenant, volume.name);
+  const { body: started, index } = await client.post<{ from: string; stopped: string[] }>(`${path}/move`, { to: volume.to });
+  if (!context.json) printLine(context, `moving volume ${volume.tenant}/${volume.name} from node ${started.from} to ${volume.to}${started.stopped.length > 0 ? ` (stopping ${started.stopped.join(', ')})` : ''}`);
+  let copied: { archiveBytes: number };
+  try {
+    // Both ends wait until they have applied the move.
+    copied = (await client.stream('POST', `${path}/move/copy`, index === undefined ? {} : { index }).then(async ({ body }) => JSON.parse(Buffer.concat(await collect(body)).toString('utf8')))) as { archiveBytes: number };
+  } catch (error) {
+    await client.post(`${path}/move/end`, { node: started.from }).catch(() => undefined);
+    throw new CliError(`the copy to node ${volume.to} failed, so volume ${volume.tenant}/${volume.name} stays on node ${started.from}: ${(error as Error).message}`);
+  }
+  const { body: ended } = await client.post<unknown>(`${path}/move/end`, { node: volume.to });
+  if (context.json) return printJson(context, { from: started.from, to: volume.to, stopped: started.stopped, archiveBytes: copied.archiveBytes, result: ended });
+  printLine(context, `volume ${volume.tenant}/${volume.name} moved to node ${volume.to} (${formatBytes(copied.archiveBytes)} sent); its instances start there`);
+}
+
+interface IoOptions {
+  readBps?: number;
+  writeBps?: number;
+  readIops?: number;
+  writeIops?: number;
+}
+
+function addIoOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--read-bps <size>', 'read at most this many bytes per second, such as 50M').argParser(parseSizeOption))
+    .addOption(new Option('--write-bps <size>', 'write at most this many bytes per second, such as 50M').argParser(parseSizeOption))
+    .addOption(new Option('--read-iops <count>', 'at most this many reads per second').argParser(parseCountOption))
+    .addOption(new Option('--write-iops <count>', 'at most this many writes per second').argParser(parseCountOption));
+}
+
+function parseCountOption(text: string): number {
+  if (!/^[1-9]\d{0,12}$/.test(text)) throw new InvalidArgumentError(`expected a whole number of operations per second, such as 500, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function ioOf(options: IoOptions): VolumeIoLimits {
+  return {
+    ...(options.readBps !== undefined ? { readBytesPerSecond: options.readBps } : {}),
+    ...(options.writeBps !== undefined ? { writeBytesPerSecond: options.writeBps } : {}),
+    ...(options.readIops !== undefined ? { readIops: options.readIops } : {}),
+    ...(options.writeIops !== undefined ? { writeIops: options.writeIops } : {}),
+  };
 }

@@ -7,7 +7,7 @@
  * masked and read-only /proc paths, and new pid, ipc, uts and mount
  * namespaces. The network namespace is the one the network made.
  */
-import type { WorkloadSpec } from '../runtime.js';
+import type { DeviceIoLimit, WorkloadSpec } from '../runtime.js';
 import type { ResolvedImage } from './images.js';
 
 /** The labels that tie a container to its instance. */
@@ -150,6 +150,7 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
     // No swap beyond the limit: the limit is what the instance gets.
     resources.memory = { limit: workload.limits.memoryBytes, swap: workload.limits.memoryBytes };
   }
+  if (workload.ioLimits !== undefined && workload.ioLimits.length > 0) resources.blockIO = blockIoOf(workload.ioLimits);
   const capabilities = [...DEFAULT_CAPABILITIES];
   return {
     ociVersion: '1.0.2-dev',
@@ -195,4 +196,22 @@ export function containerLabels(workload: WorkloadSpec, extra: { address?: strin
     [Label.logPath]: workload.logPath,
     [Label.startedAt]: String(extra.startedAt),
   };
+}
+
+/** OCI `blockIO` throttles (runc writes them to the cgroup's `io.max`) for the devices of `limits`. */
+export function blockIoOf(limits: readonly DeviceIoLimit[]): Record<string, unknown> {
+  const rates = (pick: (limit: DeviceIoLimit) => number | undefined): { major: number; minor: number; rate: number }[] =>
+    limits.flatMap((limit) => {
+      const rate = pick(limit);
+      return rate === undefined ? [] : [{ major: limit.major, minor: limit.minor, rate }];
+    });
+  const blockIo: Record<string, unknown> = {};
+  const entries: [string, { major: number; minor: number; rate: number }[]][] = [
+    ['throttleReadBpsDevice', rates((limit) => limit.readBytesPerSecond)],
+    ['throttleWriteBpsDevice', rates((limit) => limit.writeBytesPerSecond)],
+    ['throttleReadIOPSDevice', rates((limit) => limit.readIops)],
+    ['throttleWriteIOPSDevice', rates((limit) => limit.writeIops)],
+  ];
+  for (const [key, list] of entries) if (list.length > 0) blockIo[key] = list;
+  return blockIo;
 }

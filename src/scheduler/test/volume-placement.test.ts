@@ -96,4 +96,15 @@ test('preemption makes room only on the volume\'s node', () => {
   }
 });
 
+
+test('while its volume is being moved, an instance is placed nowhere, and the reasons name the move; once it ends, on the new node', () => {
+  const apps = [app('db', { volumes: data })];
+  const moving: Volume = { ...volume('data', 'n1'), moving: 'n2' };
+  const plan = planPlacements(input({ apps, instances: instances('db', 1), volumes: [moving] }));
+  assert.equal(plan.placements, []);
+  assert.equal(formatReasons(plan.unplaceable[0]!.reasons), ['3 nodes: constraint volume "data" is being moved to node n2']);
+  const after = planPlacements(input({ apps, instances: instances('db', 1), volumes: [volume('data', 'n2')] }));
+  assert.equal(nodesOf(after), { 'db-0': 'n2' });
+});
+
 test.run();

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { APP_VERSIONS_MAX } from '../types.js';
-import { appSpec, Driver, GiB, MiB } from './fixtures.js';
+import { appSpec, Driver, GiB, MiB, registerNode } from './fixtures.js';
 
 test('the default tenant exists implicitly and is stored on first use', () => {
   const driver = new Driver();
@@ -226,17 +226,23 @@ test('quota: scale is checked; a lowered quota is reported, and shrinking stays 
   driver.ok({ type: 'app.scale', tenant: 'acme', name: 'web', replicas: 2 });
 });
 
-test('quota: volumes and storage', () => {
+test('quota: volumes, and storage counted at what the volumes really take on disk (their nodes report it)', () => {
   const driver = new Driver();
+  driver.ok(registerNode('n1'));
   driver.ok({ type: 'tenant.create', name: 'acme', quota: { volumes: 2, storageBytes: 10 * GiB } });
   driver.ok({ type: 'volume.create', tenant: 'acme', name: 'a', sizeBytes: 8 * GiB });
-  const storage = driver.refused({ type: 'volume.create', tenant: 'acme', name: 'b', sizeBytes: 3 * GiB });
+  driver.ok({ type: 'volume.bind', tenant: 'acme', name: 'a', node: 'n1' });
+  const createdIndex = driver.machine.volume('acme', 'a')!.createdIndex;
+  driver.ok({ type: 'volume.report', tenant: 'acme', name: 'a', createdIndex, node: 'n1', usedBytes: 7 * GiB });
+  const storage = driver.refused({ type: 'volume.create', tenant: 'acme', name: 'b', sizeBytes: 4 * GiB });
   assert.equal(storage, {
     code: 'quota-exceeded',
-    message: 'cannot create volume "b": tenant "acme" would exceed its storage quota (used 8 GiB of 10 GiB, needs 3 GiB more); ask for less, free some, or raise the quota',
+    message: 'cannot create volume "b": tenant "acme" would exceed its storage quota (used 7 GiB of 10 GiB, needs 4 GiB more); ask for less, free some, or raise the quota',
     field: 'sizeBytes',
   });
-  driver.ok({ type: 'volume.create', tenant: 'acme', name: 'b', sizeBytes: GiB });
+  // The new volume's whole size must fit in what is left; the sparse 8 GiB volume counts what it holds.
+  driver.ok({ type: 'volume.report', tenant: 'acme', name: 'a', createdIndex, node: 'n1', usedBytes: 2 * GiB });
+  driver.ok({ type: 'volume.create', tenant: 'acme', name: 'b', sizeBytes: 4 * GiB });
   const count = driver.refused({ type: 'volume.create', tenant: 'acme', name: 'c', sizeBytes: 1 });
   assert.is(count.field, 'name');
   assert.ok(count.message.includes('volumes quota (used 2 of 2, needs 1 more)'));

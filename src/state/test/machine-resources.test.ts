@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HISTORY_MAX } from '../types.js';
-import { appSpec, Driver, GiB, registerNode } from './fixtures.js';
+import { appSpec, Driver, GiB, MiB, registerNode } from './fixtures.js';
 
 const bytes = (length: number, fill: number) => new Uint8Array(length).fill(fill);
 
@@ -52,6 +52,76 @@ test('volume.bind records the node once; another node is refused; a snapshot kee
   const restored = new Driver();
   restored.machine.restore(driver.machine.snapshot());
   assert.is(restored.machine.volume('default', 'data')?.node, 'n1');
+});
+
+test('volume.report records what the file takes on its node; a late report (volume made again, bound elsewhere) is ignored', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB });
+  driver.ok({ type: 'volume.bind', tenant: 'default', name: 'data', node: 'n1' });
+  const createdIndex = driver.machine.volume('default', 'data')!.createdIndex;
+  assert.equal(driver.ok({ type: 'volume.report', tenant: 'default', name: 'data', createdIndex, node: 'n1', usedBytes: 5 * MiB }).value, { applied: true });
+  assert.is(driver.machine.volume('default', 'data')?.usedBytes, 5 * MiB);
+  assert.equal(driver.ok({ type: 'volume.report', tenant: 'default', name: 'data', createdIndex, node: 'n2', usedBytes: 1 }).value, { applied: false });
+  assert.equal(driver.ok({ type: 'volume.report', tenant: 'default', name: 'data', createdIndex: createdIndex + 1, node: 'n1', usedBytes: 1 }).value, { applied: false });
+  assert.equal(driver.ok({ type: 'volume.report', tenant: 'default', name: 'gone', createdIndex, node: 'n1', usedBytes: 1 }).value, { applied: false });
+  assert.is(driver.machine.volume('default', 'data')?.usedBytes, 5 * MiB);
+  assert.is(driver.refused({ type: 'volume.report', tenant: 'default', name: 'data', createdIndex, node: 'n1', usedBytes: -1 } as never).field, 'usedBytes');
+});
+
+test('volume.move unplaces the instances that mount it and holds them until volume.move-end names where the data is', () => {
+  const driver = new Driver();
+  for (const node of ['n1', 'n2', 'n3']) driver.ok(registerNode(node));
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB });
+  const unbound = driver.refused({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n2' });
+  assert.equal([unbound.code, unbound.field], ['conflict', 'name']);
+  driver.ok({ type: 'volume.bind', tenant: 'default', name: 'data', node: 'n1' });
+  driver.ok({ type: 'app.deploy', spec: appSpec({ volumes: [{ source: 'data', target: '/data', readOnly: false }] }) });
+  driver.ok({ type: 'app.deploy', spec: appSpec({ name: 'other' }) });
+  const [user] = driver.machine.instances({ app: 'web' });
+  const [other] = driver.machine.instances({ app: 'other' });
+  driver.ok({ type: 'instance.place', placements: [{ id: user!.id, node: 'n1' }, { id: other!.id, node: 'n1' }] });
+  assert.is(driver.refused({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n1' }).message, 'cannot move volume "data" to node n1: it is on that node already');
+  assert.is(driver.refused({ type: 'volume.move', tenant: 'default', name: 'data', to: 'ghost' }).field, 'to');
+  assert.is(driver.refused({ type: 'volume.move-end', tenant: 'default', name: 'data', node: 'n2' }).message, 'cannot end the move of volume "data": it is not being moved');
+
+  const moved = driver.ok({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n2' }).value as { stopped: string[] };
+  assert.equal(moved.stopped, [user!.id]);
+  assert.is(driver.machine.instance(user!.id)?.node, undefined, 'the instance that mounts it is stopped');
+  assert.is(driver.machine.instance(other!.id)?.node, 'n1', 'others stay');
+  assert.equal([driver.machine.volume('default', 'data')?.node, driver.machine.volume('default', 'data')?.moving], ['n1', 'n2']);
+  driver.ok({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n2' });
+  assert.match(driver.refused({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n3' }).message, /it is being moved to node n2/);
+  assert.is(driver.refused({ type: 'volume.move-end', tenant: 'default', name: 'data', node: 'n3' }).field, 'node');
+  const createdIndex = driver.machine.volume('default', 'data')!.createdIndex;
+  assert.equal(driver.ok({ type: 'volume.report', tenant: 'default', name: 'data', createdIndex, node: 'n1', usedBytes: 1 }).value, { applied: false }, 'no report while it moves');
+  driver.ok({ type: 'volume.move-end', tenant: 'default', name: 'data', node: 'n2' });
+  const after = driver.machine.volume('default', 'data');
+  assert.equal([after?.node, after?.moving], ['n2', undefined]);
+  assert.ok(driver.machine.history().some((entry) => entry.summary === 'moved from node n1 to n2'));
+
+  // A failed copy: the move ends where it began.
+  driver.ok({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n3' });
+  driver.ok({ type: 'volume.move-end', tenant: 'default', name: 'data', node: 'n2' });
+  assert.equal([driver.machine.volume('default', 'data')?.node, driver.machine.volume('default', 'data')?.moving], ['n2', undefined]);
+  const restored = new Driver();
+  driver.ok({ type: 'volume.move', tenant: 'default', name: 'data', to: 'n3' });
+  restored.machine.restore(driver.machine.snapshot());
+  assert.is(restored.machine.volume('default', 'data')?.moving, 'n3', 'a snapshot keeps a move in progress');
+});
+
+test('a volume keeps the I/O limits it was created with; volume.set-io changes or removes them; bad limits are refused by field', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'data', sizeBytes: GiB, io: { writeBytesPerSecond: 50 * MiB, readIops: 500 } });
+  assert.equal(driver.machine.volume('default', 'data')?.io, { writeBytesPerSecond: 50 * MiB, readIops: 500 });
+  assert.ok(driver.machine.history().some((entry) => entry.summary === 'created (1 GiB, I/O write 50 MiB/s, read 500 IOPS)'));
+  driver.ok({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { readBytesPerSecond: MiB } });
+  assert.equal(driver.machine.volume('default', 'data')?.io, { readBytesPerSecond: MiB });
+  driver.ok({ type: 'volume.set-io', tenant: 'default', name: 'data', io: {} });
+  assert.is(driver.machine.volume('default', 'data')?.io, undefined);
+  assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { writeIops: 0 } }).field, 'io.writeIops');
+  assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { fast: 1 } }).field, 'io.fast');
+  assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'none', io: {} }).code, 'not-found');
 });
 
 test('volume.create, already-exists, delete refused while mounted', () => {

@@ -114,6 +114,35 @@ test('a volume unmounted and detached (a reboot) is mounted again with its data'
   assert.is(readFileSync(join(mountPath, 'file'), 'utf8'), 'kept\n');
 });
 
+test("a volume's I/O limits reach the container's cgroup as throttles on its loop device (v1 blkio, v2 io.max)", async () => {
+  if (skip !== undefined) return;
+  await volumes.ensure(DATA);
+  const device = await volumes.deviceOf('default', 'data');
+  assert.ok(device !== undefined && device.major === 7, `a loop device: ${JSON.stringify(device)}`);
+  const ioLimits = [{ ...device, writeBytesPerSecond: 4 * MiB, readIops: 300 }];
+  await runtime.start({ ...workload('limited-1', 'echo started; sleep 300'), ioLimits });
+  await eventually('the start', () => logOf('limited-1').includes('started'));
+  // The container's cgroup, wherever its parent is: cgroup v1's blkio throttles, or cgroup v2's io.max.
+  const find = (root: string): string => spawnSync('find', [root, '-maxdepth', '4', '-type', 'd', '-name', 'limited-1'], { encoding: 'utf8' }).stdout.trim().split('\n')[0] ?? '';
+  const read = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8').trim() : `(no ${path})`);
+  const numbers = `${device.major}:${device.minor}`;
+  let seen: string[];
+  let expected: string[];
+  if (existsSync('/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device')) {
+    const folder = find('/sys/fs/cgroup/blkio');
+    const files = ['read_bps_device', 'write_bps_device', 'read_iops_device', 'write_iops_device'];
+    seen = files.map((file) => read(join(folder, `blkio.throttle.${file}`)));
+    expected = ['', `${numbers} ${4 * MiB}`, `${numbers} 300`, ''];
+  } else {
+    const ioMax = read(join(find('/sys/fs/cgroup'), 'io.max'));
+    seen = [ioMax.split('\n').find((entry) => entry.startsWith(`${numbers} `)) ?? ioMax];
+    expected = [`${numbers} rbps=max wbps=${4 * MiB} riops=300 wiops=max`];
+  }
+  await runtime.stop('limited-1', { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove('limited-1');
+  assert.equal(seen, expected);
+});
+
 test('remove refuses while a container holds the volume, then leaves no mount, loop device or file', async () => {
   if (skip !== undefined) return;
   const mountPath = await volumes.ensure(DATA);
@@ -127,7 +156,14 @@ test('remove refuses while a container holds the volume, then leaves no mount, l
   assert.ok(existsSync(imagePath), 'the backing file is kept');
   await runtime.stop('holder-1', { signal: 'SIGKILL', graceMs: 0 });
   await runtime.remove('holder-1');
-  await volumes.remove(DATA);
+  // The container's mount namespace is torn down by the kernel after its last process is reaped, a moment after
+  // the task is deleted (its last references to the mount are dropped late): until then the volume is still held,
+  // and removal says so (retryable), which is why the executor's sweep tries again 2 s later. The test waits the
+  // same way, and fails on anything else.
+  await eventually('the volume to be removable', () => volumes.remove(DATA).then(() => true, (error: VolumeError) => {
+    if (!error.retryable) throw error;
+    return false;
+  }), 10_000);
   assert.is(await mountSourceOf(mountPath), undefined);
   assert.not.ok(existsSync(imagePath), 'the backing file is gone');
   assert.not.ok(existsSync(mountPath), 'the mount point is gone');
