@@ -513,7 +513,7 @@ class HivemindAgent implements Agent {
       logOnce: (key, line) => this.log.once(key, 'membership', line),
     });
     const voterLoop = this.loop('voters', VOTER_INTERVAL_MS, () => voters.step());
-    const watch = new RaftWatch({ raft, machine, peers: this.peers, metrics: this.metrics, onMembershipInputs: () => voterLoop.poke() });
+
     const selfRegistration = new SelfRegistration({
       nodeId: this.name,
       raft,
@@ -529,10 +529,11 @@ class HivemindAgent implements Agent {
       refreshThroughLeader: (why) => this.rejoiner.rejoin(false, why),
       logOnce: (key, component, line) => this.log.once(key, component, line),
     });
-    this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step());
     const selfRegistrationLoop = this.loop('self-registration', SELF_REGISTRATION_INTERVAL_MS, () => selfRegistration.step());
     const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
     this.membershipLoops.push(voterLoop, selfRegistrationLoop, rejoinLoop);
+    const watch = new RaftWatch({ raft, machine, peers: this.peers, metrics: this.metrics, onMembershipInputs: () => voterLoop.poke(), onLeaderChange: () => selfRegistrationLoop.poke() });
+    this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step());
     if (this.config.discoverable) this.loop('discovery', DISCOVERY_INTERVAL_MS, () => this.discovery.step());
     this.leaveWatch.arm();
     for (const loop of this.loops) loop.start();

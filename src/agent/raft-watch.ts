@@ -1,8 +1,10 @@
 /**
  * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS`: counts
- * leader changes (metrics), hands Raft the peer addresses when the records
- * or the configuration changed, and pokes the voter manager when what it
- * plans from changed (it then plans at once rather than at its interval).
+ * leader changes (metrics) and says so (self-registration then runs at once:
+ * a new leader stores what the state lacks without waiting its interval),
+ * hands Raft the peer addresses when the records or the configuration
+ * changed, and pokes the voter manager when what it plans from changed (it
+ * then plans at once rather than at its interval).
  * Each step only compares a few numbers unless something changed.
  */
 import type { RaftNode } from '../../consensus/node.js';
@@ -22,6 +24,8 @@ export interface RaftWatchContext {
   metrics: Metrics;
   /** Called when the node records, the term or the Raft configuration changed. */
   onMembershipInputs(): void;
+  /** Called when the leader changed (this node may lead now). */
+  onLeaderChange(): void;
 }
 
 /** See the file comment; `step` is the loop's step. */
@@ -38,6 +42,7 @@ export class RaftWatch {
     if (status.leader !== this.#leader) {
       if (this.#leader !== undefined) this.context.metrics.leaderChanges.inc();
       this.#leader = status.leader;
+      this.context.onLeaderChange();
     }
     this.context.peers.maybeRefresh(raft, status);
     const inputs = `${this.context.machine.nodesRevision}|${status.term}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
