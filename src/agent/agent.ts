@@ -19,16 +19,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { LevelStorage } from '../../consensus/storage-level.js';
-import { GrpcTransport } from '../../consensus/transport-grpc.js';
 import { RaftNode } from '../../consensus/node.js';
 import type { Status } from '../../consensus/core/types.js';
-import { ApiServer, formatHostPort } from '../api/server.js';
-import { AuditLog } from '../api/audit.js';
+import { formatHostPort } from '../api/server.js';
 import { Metrics } from '../api/metrics.js';
 import { generateToken } from '../state/secrets.js';
-import type { NodeAddresses, NodeRecord, Resources } from '../state/types.js';
+import type { CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
 import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
@@ -40,11 +36,10 @@ import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } f
 import { isGossipView } from '../membership/component.js';
 import { AgentError } from './agent-error.js';
 import { AgentLog } from './agent-log.js';
-import { apiBackend } from './api-adapter.js';
-import { ClusterClients, clusterServiceForServer } from './cluster-service.js';
+import { ClusterClients } from './cluster-service.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import { DiscoveryAnnouncement, DISCOVERY_INTERVAL_MS } from './discovery-announcement.js';
-import { JoinService, joinCluster, type JoinerIdentity } from './joining.js';
+import { joinCluster, type JoinerIdentity } from './joining.js';
 import { JoinTokens } from './join-token.js';
 import { LeaveWatch, leaveNode } from './leaving.js';
 import { NodeMembership } from './node-membership.js';
@@ -53,8 +48,8 @@ import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
 import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration } from './self-registration.js';
+import { buildServers, type Servers } from './servers.js';
 import { chooseStartPlan, type StartMode, type StartPlan } from './start-plan.js';
-import { SubmitService } from './submit-service.js';
 import { NodeTrust } from './trust.js';
 import { VOTER_INTERVAL_MS, VoterManager } from './voter-manager.js';
 
@@ -127,13 +122,6 @@ function readVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** The node's Raft transport, Raft node and API server, built together once the start plan is known. */
-interface Servers {
-  transport: GrpcTransport;
-  raft: RaftNode;
-  api: ApiServer;
 }
 
 class HivemindAgent implements Agent {
@@ -377,95 +365,33 @@ class HivemindAgent implements Agent {
   }
 
   private buildServers(): Servers {
-    const { config } = this;
-    const credentials = this.trust.credentials;
-    const authenticate = (call: { getAuthContext(): object | null }) => {
-      const verdict = credentials.authenticate(call.getAuthContext());
-      return verdict.ok ? { ok: true as const, nodeId: verdict.nodeId } : verdict;
-    };
-    const onRejected = (reason: string) => this.metrics.peerRejected.inc({ reason });
     const machine = this.replicated.machine;
-    const raft = (): RaftNode | undefined => this.runningRaft;
-    const self = this;
-    const joinService = new JoinService({
-      name: this.name,
-      get raft(): RaftNode {
-        return self.raft;
-      },
-      machine,
-      clients: this.clients,
-      clusterKey: () => this.membership.clusterKey,
-      currentToken: () => this.tokens.current(),
-      propose: (envelope, timeoutMs) => this.proposer.propose(envelope, timeoutMs),
-      peerMap: () => this.peers.peers(),
-      signJoiner: (requestPem, nodeId, addresses) => this.trust.signJoiner(requestPem, nodeId, addresses),
-      log: (line) => this.log.line('join', line),
-    });
-    const submitService = new SubmitService({
-      nodeId: this.name,
-      clusterKey: () => this.membership.clusterKey,
-      raft,
-      machine,
-      metrics: this.metrics,
-      propose: (envelope, timeoutMs) => this.proposer.propose(envelope, timeoutMs),
-      clock: this.clock,
-      logOnce: (key, component, line) => this.log.once(key, component, line),
-    });
-    const transport = new GrpcTransport({
-      id: this.name,
-      listen: formatHostPort(config.bind, config.ports.peer),
-      logger: (line) => this.log.line('transport', line),
-      security: {
-        serverCredentials: () => credentials.serverCredentials(),
-        channelCredentials: (id) => credentials.channelCredentials(id),
-        channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
-        authenticate,
-        onRejected,
-      },
-      services: [
-        clusterServiceForServer({
-          join: (request) => joinService.handle(request),
-          submit: (request, caller) => submitService.handle(request, caller),
-          authenticate,
-          onRejected,
-          log: (line) => this.log.line('join', line),
-        }),
-      ],
-    });
-    const raftNode = new RaftNode({
-      id: this.name,
-      storage: new LevelStorage({ directory: this.dataDir.raftPath, logger: (line) => this.log.line('storage', line) }),
-      transport,
-      stateMachine: this.replicated,
-      peers: this.membership.identity?.peers ?? {},
-      tickMs: config.tickMs,
-      snapshotEveryEntries: config.snapshotEveryEntries,
-      logger: (line) => this.log.line('raft', line),
-      onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
-    });
-    const audit = new AuditLog(join(config.dataDir, 'audit'), { log: (line) => this.log.once(line, 'api', line) });
-    const backend = apiBackend({
+    const propose = (envelope: Envelope, timeoutMs: number): Promise<CommandResult> => this.proposer.propose(envelope, timeoutMs);
+    return buildServers({
       nodeId: this.name,
       version: VERSION,
-      machine,
+      config: this.config,
+      dataDir: this.dataDir,
+      peers: this.membership.identity?.peers ?? {},
       replicated: this.replicated,
-      raft: () => this.raft,
       metrics: this.metrics,
+      credentials: this.trust.credentials,
+      clients: this.clients,
+      clock: this.clock,
+      log: this.log,
+      raft: () => this.raft,
+      runningRaft: () => this.runningRaft,
       clusterKey: () => this.membership.clusterKey,
       currentToken: () => this.tokens.current(),
-      propose: (envelope, timeoutMs) => this.proposer.propose(envelope, timeoutMs),
+      propose,
+      peerMap: () => this.peers.peers(),
+      signJoiner: (requestPem, nodeId, addresses) => this.trust.signJoiner(requestPem, nodeId, addresses),
       leave: (id, options) =>
-        leaveNode(
-          { nodeId: this.name, raft: this.raft, machine, propose: (envelope, timeoutMs) => this.proposer.propose(envelope, timeoutMs), clock: this.clock, signal: this.stopController.signal, log: (component, line) => this.log.line(component, line) },
-          id,
-          options,
-        ),
+        leaveNode({ nodeId: this.name, raft: this.raft, machine, propose, clock: this.clock, signal: this.stopController.signal, log: (component, line) => this.log.line(component, line) }, id, options),
       caRotation: () => this.trust.rotationCommand(),
       component: (name) => this.components.find((component) => component.name === name),
-      log: (component, line) => this.log.line(component, line),
+      onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
-    const api = new ApiServer({ backend, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi, audit });
-    return { transport, raft: raftNode, api };
   }
 
   private buildComponents(): void {
