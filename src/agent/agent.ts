@@ -1,9 +1,9 @@
 /**
  * The agent: one Hivemind node. This file is the composition root: it
- * builds the Raft node (LevelDB storage, gRPC transport with the cluster
- * service on the same port), the replicated state, the HTTP API and the
- * components, starts them in order (docs/internals/agent.md), and runs the
- * node's background duties, each a small loop or listener of its own:
+ * builds the node's parts, its servers (servers.ts: the Raft node on LevelDB,
+ * the gRPC transport with the cluster service on the same port, the HTTP API)
+ * and the components, starts them in order (docs/internals/agent.md), and
+ * runs the node's background duties, each a small loop or listener of its own:
  *
  * - raft-watch.ts: leader changes, peer addresses, pokes the voter manager;
  * - voter-manager.ts (leader): voters, learners, records up or down;
