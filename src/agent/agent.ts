@@ -349,6 +349,8 @@ class HivemindAgent implements Agent {
       this.joining = false;
     }
     servers.raft.setPeers({ ...this.membership.identity!.peers, ...this.peers.peers() });
+    // The only voter campaigns at once: its loops' first steps, leading, store the token and its record without waiting an interval.
+    if (plan.type === 'bootstrap') await this.waitUntil(() => servers.raft.status().role === 'leader', 'this node to lead its new cluster', true);
     this.startLoops();
     if (plan.type === 'bootstrap') await this.waitUntil(() => this.replicated.machine.token() !== undefined && this.replicated.machine.node(this.name) !== undefined, 'the new cluster to store its join token', true);
     // A joiner serves once it holds the state up to its own registration (the token included, which the API checks).
