@@ -2,7 +2,8 @@
  * The leader's voter management as a loop step: read the Raft status, the
  * node records and gossip's view, ask the pure `VoterPlanner` (voters.ts)
  * for the next change, and make it (a record's status or role, a voter
- * promoted or removed). On other nodes a step does nothing.
+ * promoted or removed). On other nodes a step only tells the planner it does
+ * not lead (it then forgets what it counted).
  *
  * The loop runs a step every `VOTER_INTERVAL_MS`, and at once when the
  * records, the term or the configuration changed (raft-watch.ts pokes it):
@@ -70,20 +71,22 @@ export class VoterManager {
     const raft = this.context.raft();
     if (raft === undefined) return;
     const status = raft.status();
-    if (status.role !== 'leader') return;
+    const isLeader = status.role === 'leader';
     try {
       const progress: Record<string, { match: number; recentActive: boolean }> = {};
       for (const [id, value] of Object.entries(status.progress ?? {})) progress[id] = { match: value.match, recentActive: value.recentActive };
+      // Planned on every node: off the leader the planner plans nothing and forgets its counts, so that a leader elected
+      // again later starts its own (an unreachability counted in an earlier term would mark a node down before its grace).
       const action = this.#planner.plan({
         self: this.context.nodeId,
-        isLeader: true,
+        isLeader,
         voters: status.config.voters,
         learners: status.config.learners,
         progress,
         lastIndex: status.lastIndex,
         records: this.records(),
         now: this.context.clock.monotonicMs(),
-        gossip: this.context.gossip()?.statuses(),
+        gossip: isLeader ? this.context.gossip()?.statuses() : undefined,
       });
       if (action !== undefined) await this.perform(raft, action);
     } catch (error) {
