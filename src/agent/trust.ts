@@ -65,6 +65,7 @@ export class NodeTrust {
   private factsCache: { pem: string; facts: CertificateFacts } | undefined;
   /** Whether this node's certificate is signed by the signing CA, for the pair last checked (a signature check costs about a millisecond). */
   private signedByCache: { certificatePem: string; caPem: string; signed: boolean } | undefined;
+  private fingerprintCache: { pem: string; fingerprint: string } | undefined;
 
   constructor(private readonly context: TrustContext) {
     this.credentials = new NodeCredentials(context.nodeId, (serial) => context.machine.certificateRevoked(serial));
@@ -222,7 +223,7 @@ export class NodeTrust {
     if (!material.caPems.some((pem) => pem.trim() === signing.trim())) return undefined;
     const due = now >= facts.notBefore + (facts.notAfter - facts.notBefore) * RENEW_AFTER_SHARE || !this.signedBy(material.certificatePem, signing);
     const recorded = record.certificates?.some((known) => known.serial === facts.serial) ?? false;
-    const issuer = certificateFingerprint(signing);
+    const issuer = this.fingerprintOf(signing);
     if (!due) return recorded ? undefined : { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: facts.serial, notAfter: facts.notAfter, issuer } };
     this.renewing = true;
     try {
@@ -235,6 +236,12 @@ export class NodeTrust {
     } finally {
       this.renewing = false;
     }
+  }
+
+  /** The fingerprint of `caPem` (the signing CA), computed once per certificate (the renewal check runs every second). */
+  private fingerprintOf(caPem: string): string {
+    if (this.fingerprintCache?.pem !== caPem) this.fingerprintCache = { pem: caPem, fingerprint: certificateFingerprint(caPem) };
+    return this.fingerprintCache.fingerprint;
   }
 
   /** Whether `certificatePem` (this node's) is signed by `caPem`, checked once per pair (the renewal check runs every second). */
