@@ -20,7 +20,7 @@ import type { NodeMembership } from './node-membership.js';
 import type { NodeTrust } from './trust.js';
 
 /** How often the loop looks, ms. */
-export const REJOIN_CHECK_INTERVAL_MS = 250;
+export const REJOIN_CHECK_INTERVAL_MS = 1000;
 /** Between two rejoins, at least, ms. */
 export const REJOIN_INTERVAL_MS = 5000;
 /**
