@@ -63,6 +63,9 @@ export class NodeTrust {
   private caSetIndex: number | undefined;
   private renewing = false;
   private factsCache: { pem: string; facts: CertificateFacts } | undefined;
+  /** Whether this node's certificate is signed by the signing CA, for the pair last checked (a signature check costs about a millisecond). */
+  private signedByCache: { certificatePem: string; caPem: string; signed: boolean } | undefined;
+  private fingerprintCache: { pem: string; fingerprint: string } | undefined;
 
   constructor(private readonly context: TrustContext) {
     this.credentials = new NodeCredentials(context.nodeId, (serial) => context.machine.certificateRevoked(serial));
@@ -218,9 +221,9 @@ export class NodeTrust {
     // Renew to the state's signing CA only if this node trusts it: a replica behind this node's material
     // (a join answer from a rotated cluster) must not move the certificate back to an older CA.
     if (!material.caPems.some((pem) => pem.trim() === signing.trim())) return undefined;
-    const due = now >= facts.notBefore + (facts.notAfter - facts.notBefore) * RENEW_AFTER_SHARE || !certificateSignedBy(material.certificatePem, [signing], this.context.nodeId);
+    const due = now >= facts.notBefore + (facts.notAfter - facts.notBefore) * RENEW_AFTER_SHARE || !this.signedBy(material.certificatePem, signing);
     const recorded = record.certificates?.some((known) => known.serial === facts.serial) ?? false;
-    const issuer = certificateFingerprint(signing);
+    const issuer = this.fingerprintOf(signing);
     if (!due) return recorded ? undefined : { type: 'node.certificate', id: this.context.nodeId, certificate: { serial: facts.serial, notAfter: facts.notAfter, issuer } };
     this.renewing = true;
     try {
@@ -233,6 +236,21 @@ export class NodeTrust {
     } finally {
       this.renewing = false;
     }
+  }
+
+  /** The fingerprint of `caPem` (the signing CA), computed once per certificate (the renewal check runs every second). */
+  private fingerprintOf(caPem: string): string {
+    if (this.fingerprintCache?.pem !== caPem) this.fingerprintCache = { pem: caPem, fingerprint: certificateFingerprint(caPem) };
+    return this.fingerprintCache.fingerprint;
+  }
+
+  /** Whether `certificatePem` (this node's) is signed by `caPem`, checked once per pair (the renewal check runs every second). */
+  private signedBy(certificatePem: string, caPem: string): boolean {
+    const cached = this.signedByCache;
+    if (cached?.certificatePem === certificatePem && cached.caPem === caPem) return cached.signed;
+    const signed = certificateSignedBy(certificatePem, [caPem], this.context.nodeId);
+    this.signedByCache = { certificatePem, caPem, signed };
+    return signed;
   }
 
   /** The facts of this node's certificate, parsed once per certificate (the renewal check runs every second). */

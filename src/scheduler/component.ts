@@ -9,10 +9,14 @@
  * what arrives while a round runs or within `debounceMs` of the start of a
  * round that saw an apply is coalesced into one more round. A round also
  * runs every `periodMs`, for what time alone changes (grace, backoff,
- * monitor, delays, deadlines); such a round, when no apply waited for it,
- * does not open a debounce window: at one per period it cannot make a
- * burst, and a deploy committed just after it would otherwise wait up to
- * `debounceMs` for nothing.
+ * monitor, delays, deadlines), unless the last round was quiet: it proposed
+ * nothing and nothing in the state waits on time (`RoundPlan.waitsOnTime`),
+ * and nothing happened since. Then a round over the same state would plan
+ * nothing again, so none runs until the state changes: an idle leader
+ * holding instances no node can take does not plan them every second.
+ * A periodic round, when no apply waited for it, does not open a debounce
+ * window: at one per period it cannot make a burst, and a deploy committed
+ * just after it would otherwise wait up to `debounceMs` for nothing.
  *
  * Pipelining: placements are proposed without waiting for the previous
  * ones: the next round plans while they commit, with the placements in
@@ -73,6 +77,8 @@ export class SchedulerComponent implements NodeComponent {
   readonly #inFlight = new Map<string, string>();
   #placementCommandsInFlight = 0;
   #otherCommandsInFlight = 0;
+  /** The last round proposed nothing and nothing it read waits on time: until something happens, another would plan nothing. */
+  #lastRoundQuiet = false;
   #stopped = false;
   readonly #proposals: Counter<'command' | 'outcome'>;
   readonly #roundSeconds: Histogram;
@@ -123,8 +129,9 @@ export class SchedulerComponent implements NodeComponent {
     this.#wake();
   }
 
-  /** The period passed: a round will look at what time alone changes. */
+  /** The period passed: a round will look at what time alone changes, if anything may have. */
   #triggerByPeriod(): void {
+    if (this.#lastRoundQuiet && !this.#pending) return;
     this.#pending = true;
     this.#wake();
   }
@@ -160,10 +167,13 @@ export class SchedulerComponent implements NodeComponent {
     this.#pending = false;
     if (this.#appliedPending) this.#debounceStartedAt = startedAt;
     this.#appliedPending = false;
+    this.#lastRoundQuiet = false;
     let commands: Command[];
     try {
       const view = this.#services.machine.schedulerView();
-      commands = planRound({ ...view, now: Date.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight }).commands;
+      const plan = planRound({ ...view, now: Date.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
+      commands = plan.commands;
+      this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
     } catch (error) {
       this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);
       return;

@@ -25,6 +25,7 @@ import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
 import { planRolloutStep } from './rollout.js';
+import { waitsOnTime } from './time-dependence.js';
 
 /** The scheduler's settings; every one has a default in `SCHEDULER_DEFAULTS`. */
 export interface SchedulerOptions extends HealingOptions {
@@ -76,6 +77,8 @@ export interface RoundPlan {
   commands: Command[];
   placements: number;
   unplaceable: number;
+  /** Whether a later round over the same state may plan differently, time alone having passed (time-dependence.ts). */
+  waitsOnTime: boolean;
 }
 
 /** Plans one round (see the file comment). */
@@ -121,7 +124,7 @@ export function planRound(input: RoundInput): RoundPlan {
   if (placement.placements.length === 0) commands.push(...planPreemptions(input, placement.unplaceable));
   const report = unplaceableReport(input.apps, placement.unplaceable, placement.placements.length > 0);
   if (report !== undefined) commands.push(report);
-  return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length };
+  return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length, waitsOnTime: waitsOnTime(input) };
 }
 
 /** The round's placement step over `nodes` (the same records as `input.nodes`, by id), counting `inFlight` placements as made. */
@@ -145,7 +148,8 @@ function placeInRound(input: RoundInput, nodes: ReadonlyMap<string, RoundInput['
 function planPlacementsOnly(input: RoundInput, inFlight: ReadonlyMap<string, string>): RoundPlan {
   const { options } = input;
   const placement = placeInRound(input, new Map(input.nodes.map((node) => [node.id, node])), inFlight);
-  return { commands: placementCommands(placement.placements, options), placements: placement.placements.length, unplaceable: placement.unplaceable.length };
+  // Placements in flight: their answers bring the next round, and it plans everything else.
+  return { commands: placementCommands(placement.placements, options), placements: placement.placements.length, unplaceable: placement.unplaceable.length, waitsOnTime: true };
 }
 
 function placementCommands(placements: readonly { id: string; node: string }[], options: SchedulerOptions): Command[] {

@@ -15,6 +15,7 @@
  * reschedule grace; no up node holds more than its CPU or memory; no tenant
  * uses more than its quota; after faults stop, desired counts converge.
  */
+import { assert } from '../../consensus/core/assert.js';
 import { ClusterStateMachine } from '../state/machine.js';
 import { instanceResources } from '../state/quota.js';
 import type { AppSpec, Command, CommandResult, Instance, InstanceState, NodeRecord } from '../state/types.js';
@@ -140,7 +141,19 @@ export class SimWorld {
   schedulerRound(): { command: Command; result: CommandResult }[] {
     const view = this.machine.schedulerView();
     const plan = planRound({ ...view, now: this.now, seed: view.appliedIndex >>> 0, options: this.options });
+    if (plan.commands.length === 0 && !plan.waitsOnTime) this.checkQuietStaysQuiet(view);
     return plan.commands.map((command) => ({ command, result: this.apply(command, 'scheduler') }));
+  }
+
+  /**
+   * The component skips periodic rounds after a quiet one (time-dependence.ts):
+   * that is safe only if the same state, however much later, plans nothing.
+   */
+  private checkQuietStaysQuiet(view: ReturnType<ClusterStateMachine['schedulerView']>): void {
+    const { options } = this;
+    const laterMs = Math.max(options.progressDeadlineMs, options.backoffMaxMs, options.retiredTimeoutMs, options.rescheduleGraceMs) + 1;
+    const later = planRound({ ...view, now: this.now + laterMs, seed: view.appliedIndex >>> 0, options });
+    assert(later.commands.length === 0, () => `a quiet round at ${this.now} plans ${later.commands.map((command) => command.type).join(', ')} ${laterMs} ms later over the same state: waitsOnTime misses what it waits on`);
   }
 
   /** Advances the clock by `ms`, then one executor tick and one scheduler round. */

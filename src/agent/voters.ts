@@ -1,5 +1,7 @@
 /**
- * The leader's membership decisions, as a pure planner: given the Raft
+ * Voter management: the leader's decisions on who is a Raft voter, a
+ * learner, up or down (not gossip: that is src/membership/). A pure
+ * planner: given the Raft
  * status (configuration, and each member's progress), the node records and
  * the time, it returns the one change to make next, or nothing.
  *
@@ -33,7 +35,7 @@ export const FIVE_VOTERS_FROM_NODES = 5;
 export const CATCH_UP_LAG_ENTRIES_MAX = 100;
 
 /** What the planner needs of the leader's Raft status. */
-export interface MembershipView {
+export interface VoterView {
   self: string;
   isLeader: boolean;
   voters: string[];
@@ -56,14 +58,14 @@ export interface MembershipView {
 export type GossipStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
 /** One change. `reason` is for the log line. */
-export type MembershipAction =
+export type VoterAction =
   | { type: 'set-status'; id: string; status: NodeStatus; reason: string }
   | { type: 'set-role'; id: string; role: 'voter' | 'learner' | 'none'; reason: string }
   | { type: 'remove'; id: string; reason: string }
   | { type: 'promote'; id: string; reason: string };
 
 /** The planner's settings. */
-export interface MembershipPlannerOptions {
+export interface VoterPlannerOptions {
   /** How long a member may go unheard before it is marked down (and, if a voter, replaced). */
   graceMs: number;
   catchUpLagEntriesMax?: number;
@@ -75,13 +77,13 @@ export function votersTarget(upNodes: number): number {
 }
 
 /** Decides membership changes on the leader. Not thread-safe; one caller. */
-export class MembershipPlanner {
+export class VoterPlanner {
   private readonly graceMs: number;
   private readonly catchUpLagEntriesMax: number;
   /** Node id → when it was first seen unreachable, in the current run of unreachability. */
   private readonly unreachableSince = new Map<string, number>();
 
-  constructor(options: MembershipPlannerOptions) {
+  constructor(options: VoterPlannerOptions) {
     this.graceMs = options.graceMs;
     this.catchUpLagEntriesMax = options.catchUpLagEntriesMax ?? CATCH_UP_LAG_ENTRIES_MAX;
   }
@@ -93,7 +95,7 @@ export class MembershipPlanner {
   }
 
   /** The next change to make, or undefined when all is as it should be (or this node does not lead). */
-  plan(view: MembershipView): MembershipAction | undefined {
+  plan(view: VoterView): VoterAction | undefined {
     if (!view.isLeader) {
       // A new leader starts its own count: it cannot know how long others went unheard.
       this.unreachableSince.clear();
@@ -110,7 +112,7 @@ export class MembershipPlanner {
     );
   }
 
-  private observe(view: MembershipView): void {
+  private observe(view: VoterView): void {
     const members = new Set([...view.voters, ...view.learners]);
     const tracked = new Set<string>();
     for (const record of view.records) {
@@ -133,7 +135,7 @@ export class MembershipPlanner {
     return this.unreachableSince.has(id) && this.unreachableFor(id, now) >= this.graceMs;
   }
 
-  private removeLeft(view: MembershipView): MembershipAction | undefined {
+  private removeLeft(view: VoterView): VoterAction | undefined {
     for (const id of [...view.voters, ...view.learners]) {
       if (id === view.self) continue;
       if (recordOf(view, id)?.status === 'left') return { type: 'remove', id, reason: 'it has left the cluster' };
@@ -141,7 +143,7 @@ export class MembershipPlanner {
     return undefined;
   }
 
-  private markDown(view: MembershipView): MembershipAction | undefined {
+  private markDown(view: VoterView): VoterAction | undefined {
     for (const record of sortedRecords(view)) {
       if (record.id === view.self || record.status === 'down' || record.status === 'left') continue;
       const gossip = view.gossip?.[record.id];
@@ -159,7 +161,7 @@ export class MembershipPlanner {
     return undefined;
   }
 
-  private removeDownVoter(view: MembershipView): MembershipAction | undefined {
+  private removeDownVoter(view: VoterView): VoterAction | undefined {
     if (view.voters.length <= 1) return undefined;
     for (const id of view.voters) {
       if (id === view.self) continue;
@@ -170,7 +172,7 @@ export class MembershipPlanner {
     return undefined;
   }
 
-  private markUp(view: MembershipView): MembershipAction | undefined {
+  private markUp(view: VoterView): VoterAction | undefined {
     for (const id of [...view.voters, ...view.learners]) {
       const record = recordOf(view, id);
       if (record === undefined || (record.status !== 'down' && record.status !== 'suspect')) continue;
@@ -181,7 +183,7 @@ export class MembershipPlanner {
     return undefined;
   }
 
-  private promote(view: MembershipView): MembershipAction | undefined {
+  private promote(view: VoterView): VoterAction | undefined {
     const members = new Set([...view.voters, ...view.learners]);
     const upNodes = view.records.filter((record) => record.status === 'up' && members.has(record.id)).length;
     const target = votersTarget(upNodes);
@@ -201,7 +203,7 @@ export class MembershipPlanner {
     return { type: 'promote', id: best.id, reason: `${view.voters.length} voters, target ${target}; it is caught up (match ${best.progress!.match} of ${view.lastIndex})` };
   }
 
-  private recordRoles(view: MembershipView): MembershipAction | undefined {
+  private recordRoles(view: VoterView): VoterAction | undefined {
     for (const record of sortedRecords(view)) {
       const role = view.voters.includes(record.id) ? 'voter' : view.learners.includes(record.id) ? 'learner' : 'none';
       if (record.role !== role) return { type: 'set-role', id: record.id, role, reason: 'the Raft configuration changed' };
@@ -211,15 +213,15 @@ export class MembershipPlanner {
 }
 
 /** Whether the leader's Raft hears `id` now (a member with `recentActive`). */
-function raftActive(view: MembershipView, id: string): boolean {
+function raftActive(view: VoterView, id: string): boolean {
   return (view.voters.includes(id) || view.learners.includes(id)) && view.progress[id]?.recentActive === true;
 }
 
-function recordOf(view: MembershipView, id: string): MembershipView['records'][number] | undefined {
+function recordOf(view: VoterView, id: string): VoterView['records'][number] | undefined {
   return view.records.find((record) => record.id === id);
 }
 
-function sortedRecords(view: MembershipView): MembershipView['records'] {
+function sortedRecords(view: VoterView): VoterView['records'] {
   return [...view.records].sort((left, right) => compare(left.id, right.id));
 }
 

@@ -1,7 +1,7 @@
-// The leader's membership decisions: status, records and time in, one action out.
+// Voter management, the leader's membership decisions: status, records and time in, one action out.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MembershipPlanner, votersTarget, type MembershipView } from '../membership.js';
+import { VoterPlanner, votersTarget, type VoterView } from '../voters.js';
 import type { NodeStatus } from '../../state/types.js';
 
 type Role = 'voter' | 'learner' | 'none';
@@ -10,10 +10,10 @@ type Role = 'voter' | 'learner' | 'none';
 function view(
   members: Record<string, [Role, boolean, number]>,
   options: { now?: number; records?: Record<string, [NodeStatus, Role]>; lastIndex?: number; isLeader?: boolean } = {},
-): MembershipView {
+): VoterView {
   const voters = Object.keys(members).filter((id) => members[id]![0] === 'voter').sort();
   const learners = Object.keys(members).filter((id) => members[id]![0] === 'learner').sort();
-  const progress: MembershipView['progress'] = {};
+  const progress: VoterView['progress'] = {};
   for (const [id, [, recentActive, match]] of Object.entries(members)) progress[id] = { recentActive, match };
   const records = options.records
     ? Object.entries(options.records).map(([id, [status, role]]) => ({ id, status, role }))
@@ -31,19 +31,19 @@ test('voter targets: 3 below five nodes up, 5 from five', () => {
 });
 
 test('a follower plans nothing', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   assert.is(planner.plan(view({ a: ['voter', true, 100], b: ['learner', true, 100] }, { isLeader: false })), undefined);
 });
 
 test('promotes the most caught-up healthy learner while voters are below 3', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const action = planner.plan(view({ a: ['voter', true, 100], b: ['learner', true, 90], c: ['learner', true, 99], d: ['learner', false, 100], e: ['learner', true, 1] }));
   assert.equal(action?.type, 'promote');
   assert.is(action?.id, 'c');
 });
 
 test('does not promote a learner that lags, is unreachable, or is not up', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const lagging = view({ a: ['voter', true, 1000], b: ['learner', true, 800] }, { lastIndex: 1000, records: { a: ['up', 'voter'], b: ['up', 'learner'] } });
   assert.is(planner.plan(lagging), undefined);
   const down = view({ a: ['voter', true, 100], b: ['learner', true, 100] }, { records: { a: ['up', 'voter'], b: ['down', 'learner'] } });
@@ -51,14 +51,14 @@ test('does not promote a learner that lags, is unreachable, or is not up', () =>
 });
 
 test('three voters and a fourth node: the fourth stays a learner; five up: promoted', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   assert.is(planner.plan(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100], d: ['learner', true, 100] })), undefined);
   const five = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100], d: ['learner', true, 100], e: ['learner', true, 100] });
   assert.equal(planner.plan(five)?.type, 'promote');
 });
 
 test('a voter unreachable past the grace is marked down, removed, and a learner promoted', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const members = { a: ['voter', true, 100], b: ['voter', false, 50], c: ['voter', true, 100], d: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
   assert.is(planner.plan(view(members, { now: 0 })), undefined, 'first seen unreachable');
   assert.is(planner.plan(view(members, { now: GRACE - 1 })), undefined, 'within the grace');
@@ -78,7 +78,7 @@ test('a voter unreachable past the grace is marked down, removed, and a learner 
 });
 
 test('a single reachable moment restarts the grace', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const unreachable = { a: ['voter', true, 100], b: ['voter', false, 100], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
   const reachable = { ...unreachable, b: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
   planner.plan(view(unreachable, { now: 0 }));
@@ -89,7 +89,7 @@ test('a single reachable moment restarts the grace', () => {
 });
 
 test('a new leader starts its own count', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const members = { a: ['voter', true, 100], b: ['voter', false, 100], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
   planner.plan(view(members, { now: 0 }));
   planner.plan(view(members, { now: 1000, isLeader: false }));
@@ -98,7 +98,7 @@ test('a new leader starts its own count', () => {
 });
 
 test('members whose record says left are removed; the leader never acts on itself', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const members = { a: ['voter', true, 100], b: ['voter', true, 100], c: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
   const records: Record<string, [NodeStatus, Role]> = { a: ['left', 'voter'], b: ['up', 'voter'], c: ['left', 'learner'] };
   const action = planner.plan(view(members, { records }));
@@ -106,7 +106,7 @@ test('members whose record says left are removed; the leader never acts on itsel
 });
 
 test('a record outside the configuration (after a recovery) is marked down after the grace, never re-added', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const members = { a: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
   const records: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['up', 'voter'] };
   const first = planner.plan(view(members, { now: 0, records }));
@@ -118,7 +118,7 @@ test('a record outside the configuration (after a recovery) is marked down after
 });
 
 test('a down member heard from again is marked up', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const members = { a: ['voter', true, 100], b: ['voter', true, 100], c: ['learner', true, 100] } as Record<string, [Role, boolean, number]>;
   const records: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['down', 'learner'] };
   const action = planner.plan(view(members, { records }));
@@ -129,42 +129,42 @@ test('a down member heard from again is marked up', () => {
 
 // ---- gossip as the primary signal (view.gossip)
 
-const withGossip = (base: MembershipView, gossip: MembershipView['gossip']): MembershipView => ({ ...base, gossip });
+const withGossip = (base: VoterView, gossip: VoterView['gossip']): VoterView => ({ ...base, gossip });
 
 test('gossip: a node declared dead, that Raft does not hear either, is marked down at once (no grace)', () => {
-  const planner = new MembershipPlanner({ graceMs: 60_000 });
+  const planner = new VoterPlanner({ graceMs: 60_000 });
   const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { now: 10 });
   assert.equal(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'dead' })), { type: 'set-status', id: 'c', status: 'down', reason: 'gossip declared it dead' });
   // Suspect is not enough, however long Raft has been quiet below the grace.
-  assert.is(new MembershipPlanner({ graceMs: 60_000 }).plan(withGossip(base, { a: 'alive', b: 'alive', c: 'suspect' })), undefined);
+  assert.is(new VoterPlanner({ graceMs: 60_000 }).plan(withGossip(base, { a: 'alive', b: 'alive', c: 'suspect' })), undefined);
 });
 
 test('gossip: Raft liveness vetoes a dead verdict (a node the leader hears is not down)', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100] });
   assert.is(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'dead' })), undefined);
 });
 
 test('gossip: a node that left gossip (stopped) is marked down, not left', () => {
-  const planner = new MembershipPlanner({ graceMs: 60_000 });
+  const planner = new VoterPlanner({ graceMs: 60_000 });
   const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['learner', false, 100] });
   const action = planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'left' }));
   assert.equal(action, { type: 'set-status', id: 'c', status: 'down', reason: 'it left gossip (stopped)' });
 });
 
 test('gossip: a down node is marked up only once Raft hears it and gossip no longer holds it dead', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const records = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['down', 'voter'] } as Record<string, [NodeStatus, Role]>;
   const base = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100] }, { records });
   assert.is(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'dead' })), undefined, 'Raft hears it but gossip still holds it dead: wait');
   assert.equal(planner.plan(withGossip(base, { a: 'alive', b: 'alive', c: 'alive' })), { type: 'set-status', id: 'c', status: 'up', reason: 'reachable again (gossip: alive)' });
   const silent = view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { records });
-  assert.is(new MembershipPlanner({ graceMs: GRACE }).plan(withGossip(silent, { a: 'alive', b: 'alive', c: 'alive' })), undefined, 'gossip alone does not mark it up');
+  assert.is(new VoterPlanner({ graceMs: GRACE }).plan(withGossip(silent, { a: 'alive', b: 'alive', c: 'alive' })), undefined, 'gossip alone does not mark it up');
 });
 
 test('gossip: no view of a node (or no gossip at all) falls back to Raft liveness and the grace', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
-  const at = (now: number): MembershipView => withGossip(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { now }), { a: 'alive', b: 'alive' });
+  const planner = new VoterPlanner({ graceMs: GRACE });
+  const at = (now: number): VoterView => withGossip(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100] }, { now }), { a: 'alive', b: 'alive' });
   assert.is(planner.plan(at(0)), undefined);
   assert.is(planner.plan(at(GRACE - 1)), undefined);
   assert.equal(planner.plan(at(GRACE))?.type, 'set-status');
@@ -172,9 +172,9 @@ test('gossip: no view of a node (or no gossip at all) falls back to Raft livenes
 });
 
 test('gossip: the voter marked down by gossip is replaced once Raft has not heard it for the grace', () => {
-  const planner = new MembershipPlanner({ graceMs: GRACE });
+  const planner = new VoterPlanner({ graceMs: GRACE });
   const records = { a: ['up', 'voter'], b: ['up', 'voter'], c: ['down', 'voter'], d: ['up', 'learner'] } as Record<string, [NodeStatus, Role]>;
-  const at = (now: number): MembershipView =>
+  const at = (now: number): VoterView =>
     withGossip(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', false, 100], d: ['learner', true, 100] }, { now, records }), { a: 'alive', b: 'alive', c: 'dead', d: 'alive' });
   assert.is(planner.plan(at(0)), undefined);
   assert.equal(planner.plan(at(GRACE))?.type, 'remove');

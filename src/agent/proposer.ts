@@ -1,0 +1,112 @@
+/**
+ * How this node gets commands into the log:
+ *
+ * - `propose`: on the leader, an envelope as it stands (the API's writes,
+ *   joins, forwarded submits), stamped with this code's state version and
+ *   counted in the proposal metrics;
+ * - `proposeOwn`: on the leader, a command of the node's own (registration,
+ *   the join token, voter changes), under a fresh request id;
+ * - `submit`: from any node, a command as this node (`services.submit`):
+ *   proposed here on the leader, else sent to the leader's Cluster.Submit,
+ *   signed with the cluster key (submit.ts; the leader's side is
+ *   submit-service.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { RaftNode } from '../../consensus/node.js';
+import { NotLeaderError, ProposalLostError, TimeoutError } from '../../consensus/errors.js';
+import type { Metrics, ProposalOutcome } from '../api/metrics.js';
+import type { Command, CommandResult, Envelope } from '../state/types.js';
+import { STATE_VERSION } from '../state/version.js';
+import { decodeEnvelope, encodeEnvelope } from '../node/replicated-state.js';
+import type { Clock } from '../node/clock.js';
+import type { ClusterClients } from './cluster-service.js';
+import { signSubmit } from './submit.js';
+
+/** The time limit of a proposal the node makes for itself, ms. */
+export const OWN_PROPOSAL_TIMEOUT_MS = 10_000;
+
+/** What a `Proposer` works with. */
+export interface ProposerContext {
+  nodeId: string;
+  /** The Raft node once it runs; undefined before. */
+  raft(): RaftNode | undefined;
+  metrics: Metrics;
+  /** The cluster key (throws when this node has none yet). */
+  clusterKey(): Uint8Array;
+  /** Peer addresses by node id (the leader's, to submit to). */
+  peerMap(): Readonly<Record<string, string>>;
+  clients: ClusterClients;
+  clock: Clock;
+  /** Logs a line at most once in a while for the same key. */
+  logOnce(key: string, component: string, line: string): void;
+}
+
+/** See the file comment. */
+export class Proposer {
+  constructor(private readonly context: ProposerContext) {}
+
+  /**
+   * Leader only: proposes `envelope` and resolves with its result once it is
+   * applied here. Rejects with the RaftErrors of `RaftNode.propose`
+   * (NotLeaderError before Raft runs).
+   */
+  async propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult> {
+    const raft = this.context.raft();
+    if (raft === undefined) throw new NotLeaderError('');
+    const { metrics } = this.context;
+    const started = performance.now();
+    try {
+      // Stamped with this code's state version, whoever asked (version.ts): a node too old for it stops rather than diverge.
+      const proposed = await raft.propose(encodeEnvelope({ ...envelope, version: STATE_VERSION }), { timeoutMs });
+      const result = proposed.result as CommandResult;
+      metrics.proposals.inc({ outcome: result.ok ? 'applied' : 'refused' });
+      metrics.proposalSeconds.observe((performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      metrics.proposals.inc({ outcome: proposalOutcome(error) });
+      throw error;
+    }
+  }
+
+  /** Leader only: proposes a command of this node's own; a refusal is logged (once in a while) and returned. */
+  async proposeOwn(command: Command): Promise<CommandResult> {
+    const result = await this.propose(this.envelope(command), OWN_PROPOSAL_TIMEOUT_MS);
+    if (!result.ok) this.context.logOnce(`refused:${result.error.message}`, 'agent', `${command.type} was refused: ${result.error.message}`);
+    return result;
+  }
+
+  /**
+   * Proposes `command` as this node: here on the leader, else through the
+   * leader's Submit. Rejects (NotLeaderError, TimeoutError,
+   * ProposalLostError, or an Error saying why) when it was not proposed.
+   */
+  async submit(command: Command, timeoutMs: number): Promise<CommandResult> {
+    const envelope = this.envelope(command);
+    const raft = this.context.raft();
+    if (raft === undefined) throw new NotLeaderError('');
+    const status = raft.status();
+    if (status.role === 'leader') return this.propose(envelope, timeoutMs);
+    const address = status.leader === '' ? undefined : this.context.peerMap()[status.leader];
+    if (address === undefined) throw new NotLeaderError(status.leader);
+    const request = signSubmit(this.context.clusterKey(), this.context.nodeId, encodeEnvelope(envelope), this.context.clock.now());
+    const answer = await this.context.clients.submit(address, request, timeoutMs);
+    if (!answer.ok) throw new Error(`leader ${status.leader} (${address}) did not take ${command.type}: ${answer.message}`);
+    const result = decodeEnvelope(answer.result) as CommandResult | undefined;
+    if (typeof result !== 'object' || result === null || typeof (result as { ok?: unknown }).ok !== 'boolean') {
+      throw new Error(`leader ${status.leader} answered ${command.type} with something that is not a result`);
+    }
+    return result;
+  }
+
+  private envelope(command: Command): Envelope {
+    return { requestId: `node:${this.context.nodeId}:${randomUUID()}`, time: this.context.clock.now(), actor: this.context.nodeId, command };
+  }
+}
+
+function proposalOutcome(error: unknown): ProposalOutcome {
+  if (error instanceof NotLeaderError) return 'not-leader';
+  if (error instanceof ProposalLostError) return 'lost';
+  if (error instanceof TimeoutError) return 'timeout';
+  return 'error';
+}

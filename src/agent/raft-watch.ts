@@ -1,0 +1,54 @@
+/**
+ * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS`: counts
+ * leader changes (metrics) and says so (self-registration then runs at once:
+ * a new leader stores what the state lacks without waiting its interval),
+ * hands Raft the peer addresses when the records or the configuration
+ * changed, and pokes the voter manager when what it plans from changed (it
+ * then plans at once rather than at its interval).
+ * Each step only compares a few numbers unless something changed.
+ */
+import type { RaftNode } from '../../consensus/node.js';
+import type { Metrics } from '../api/metrics.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import type { PeerBook } from './peer-book.js';
+
+/** How often the watch looks, ms. */
+export const WATCH_INTERVAL_MS = 100;
+
+/** What the watch works with. */
+export interface RaftWatchContext {
+  /** The Raft node once it runs; undefined before. */
+  raft(): RaftNode | undefined;
+  machine: ClusterStateMachine;
+  peers: PeerBook;
+  metrics: Metrics;
+  /** Called when the node records, the term or the Raft configuration changed. */
+  onMembershipInputs(): void;
+  /** Called when the leader changed (this node may lead now). */
+  onLeaderChange(): void;
+}
+
+/** See the file comment; `step` is the loop's step. */
+export class RaftWatch {
+  #leader: string | undefined;
+  #membershipInputs: string | undefined;
+
+  constructor(private readonly context: RaftWatchContext) {}
+
+  step(): void {
+    const raft = this.context.raft();
+    if (raft === undefined) return;
+    const status = raft.status();
+    if (status.leader !== this.#leader) {
+      if (this.#leader !== undefined) this.context.metrics.leaderChanges.inc();
+      this.#leader = status.leader;
+      this.context.onLeaderChange();
+    }
+    this.context.peers.maybeRefresh(raft, status);
+    const inputs = `${this.context.machine.nodesRevision}|${status.term}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
+    if (inputs !== this.#membershipInputs) {
+      this.#membershipInputs = inputs;
+      this.context.onMembershipInputs();
+    }
+  }
+}

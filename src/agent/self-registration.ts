@@ -1,0 +1,90 @@
+/**
+ * Keeps this node's place in the state, a step every
+ * `SELF_REGISTRATION_INTERVAL_MS`:
+ *
+ * - on the leader: the cluster CA and the end of a CA rotation (trust.ts),
+ *   the join token when the cluster has none (a bootstrap, or one
+ *   interrupted), and this node's own record with its current addresses;
+ * - on a follower: its record refreshed through a Join to the leader
+ *   (idempotent) when its addresses changed;
+ * - everywhere: the trusted CAs followed from the state, and this node's
+ *   certificate renewed when due (or recorded where the state lacks it).
+ */
+import type { RaftNode } from '../../consensus/node.js';
+import { isMember } from '../../consensus/core/config.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import type { Command, CommandResult, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
+import { OWN_PROPOSAL_TIMEOUT_MS } from './proposer.js';
+import type { JoinTokens } from './join-token.js';
+import type { NodeTrust } from './trust.js';
+
+/** How often the step runs, ms. */
+export const SELF_REGISTRATION_INTERVAL_MS = 1000;
+
+/** What the step works with. */
+export interface SelfRegistrationContext {
+  nodeId: string;
+  /** The Raft node once it runs; undefined before. */
+  raft(): RaftNode | undefined;
+  machine: ClusterStateMachine;
+  trust: NodeTrust;
+  tokens: JoinTokens;
+  /** The join token to store when this node leads a cluster that has none (called only then). */
+  tokenToStore(): string;
+  /** This node's record, unless it is of an earlier membership under this name. */
+  ownRecord(): NodeRecord | undefined;
+  addresses(): NodeAddresses;
+  resources(): Resources;
+  proposeOwn(command: Command): Promise<CommandResult>;
+  submit(command: Command, timeoutMs: number): Promise<CommandResult>;
+  /** Refreshes this node's record through the leader (a Join with `rejoin`). */
+  refreshThroughLeader(why: string): Promise<void>;
+  logOnce(key: string, component: string, line: string): void;
+}
+
+/** See the file comment; `step` is the loop's step. */
+export class SelfRegistration {
+  constructor(private readonly context: SelfRegistrationContext) {}
+
+  async step(): Promise<void> {
+    const { context } = this;
+    const raft = context.raft();
+    if (raft === undefined) return;
+    const status = raft.status();
+    try {
+      const record = context.ownRecord();
+      const addresses = context.addresses();
+      const registered = record !== undefined && record.status !== 'left' && sameAddresses(record.addresses, addresses);
+      context.trust.maybeSync();
+      if (status.role === 'leader') {
+        await context.trust.maybeStoreCa((command) => context.proposeOwn(command));
+        await context.trust.maybeFinishRotation((command) => context.proposeOwn(command));
+        await context.tokens.ensureStored(context.tokenToStore);
+        if (!registered) {
+          const certificate = context.trust.ownCertificateRecord();
+          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: record?.labels ?? {}, resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
+        } else await this.maybeRenewCertificate();
+        return;
+      }
+      const member = isMember(status.config, context.nodeId);
+      const caughtUp = status.applied >= status.commit && status.leader !== '';
+      if (!registered && record !== undefined && member && caughtUp) await context.refreshThroughLeader('its addresses changed');
+      // Renewal reads only the CA record and this node's own: a lagging replica renews late, never wrongly.
+      if (registered) await this.maybeRenewCertificate();
+    } catch (error) {
+      context.logOnce(`ensure:${(error as Error).message}`, 'agent', `cannot update this node's record yet: ${(error as Error).message}`);
+    }
+  }
+
+  /** Renews this node's certificate when due (or records it where the state lacks it), through the leader. */
+  private async maybeRenewCertificate(): Promise<void> {
+    const command = await this.context.trust.maybeRenew();
+    if (command === undefined) return;
+    const result = await this.context.submit(command, OWN_PROPOSAL_TIMEOUT_MS);
+    if (!result.ok) this.context.logOnce(`certificate:${result.error.message}`, 'trust', `cannot record this node's certificate: ${result.error.message}`);
+  }
+}
+
+function sameAddresses(left: NodeAddresses, right: NodeAddresses): boolean {
+  return left.api === right.api && left.peer === right.peer && left.gossip === right.gossip;
+}
