@@ -164,8 +164,8 @@ function readEnvFiles(value: unknown, path: FieldPath, context: FileContext): Re
 
 /** Where the list items of a spec were written, for messages about them (see `ParseAppFileResult.origins`). */
 function originsOf(service: string, serviceSecrets: readonly string[], hivemind: HivemindSpec, volumes: readonly unknown[] | undefined): Record<string, string> {
-  const origins: Record<string, string> = {};
   const servicePath = `services.${service}`;
+  const origins: Record<string, string> = { name: servicePath };
   for (const [position, secret] of (hivemind.secrets ?? []).entries()) {
     const written = serviceSecrets.indexOf(secret);
     setOwn(origins, `hivemind.secrets[${position}]`, written === -1 ? `${servicePath}.x-hivemind.secrets` : `${servicePath}.secrets[${written}]`);
