@@ -64,6 +64,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
     problems.warn([...path, 'deploy', 'mode'], 'global: one instance runs on each node that is up when the file is deployed; deploy again to cover nodes that join later');
   }
   const replicas = deploy.global ? 1 : readReplicas(mapping, deploy, path, problems);
+  if (environment !== undefined) renameSecretPaths(environment, serviceSecrets ?? [], at('environment'), problems);
   const restart = readRestart(mapping, deploy, path, problems);
   const limits = mergeResources(deploy.limits, readPlainResources(mapping, path, problems, { cpus: 'cpus', memory: 'mem_limit' }), [...path, 'deploy', 'resources', 'limits'], problems);
   const reservations = mergeResources(deploy.reservations, readPlainResources(mapping, path, problems, { memory: 'mem_reservation' }), [...path, 'deploy', 'resources', 'reservations'], problems);
@@ -160,6 +161,24 @@ function readEnvFiles(value: unknown, path: FieldPath, context: FileContext): Re
     for (const [key, variable] of Object.entries(parsed.variables)) setOwn(variables, key, variable);
   }
   return problems.errorCount === before ? variables : undefined;
+}
+
+/**
+ * A variable naming a secret's file by its Compose name
+ * (`POSTGRES_PASSWORD_FILE: /run/secrets/db_password`) is pointed at the file
+ * Hivemind mounts (`/run/secrets/db-password`), with a warning, so the images
+ * that read `*_FILE` variables find it.
+ */
+function renameSecretPaths(environment: Record<string, string>, secrets: readonly string[], path: FieldPath, problems: Problems): void {
+  for (const [key, value] of Object.entries(environment)) {
+    const renamed = value.replace(/\/run\/secrets\/([A-Za-z0-9_.-]+)/g, (whole, name: string) => {
+      const mapped = hivemindName(name);
+      return mapped !== undefined && mapped !== name && secrets.includes(mapped) ? `/run/secrets/${mapped}` : whole;
+    });
+    if (renamed === value) continue;
+    setOwn(environment, key, renamed);
+    problems.warn([...path, key], `is ${JSON.stringify(renamed)}: the secret's file has the secret's Hivemind name`);
+  }
 }
 
 /** Where the list items of a spec were written, for messages about them (see `ParseAppFileResult.origins`). */
