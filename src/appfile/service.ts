@@ -39,7 +39,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   // As in Compose, environment: wins over env_file.
   const environment = fromFiles === undefined || written === undefined ? undefined : { ...fromFiles, ...written };
   const ports = given('ports') ? readPorts(mapping.ports, at('ports'), problems) : [];
-  const containerAlias = given('container_name') ? readContainerName(mapping.container_name, at('container_name'), problems) : undefined;
+  const containerAlias = given('container_name') ? readContainerName(mapping.container_name, at('container_name'), problems, appName) : undefined;
   const volumes = given('volumes') ? readVolumeMounts(mapping.volumes, at('volumes'), context) : [];
   const healthcheck = given('healthcheck') ? readHealthcheck(mapping.healthcheck, at('healthcheck'), problems) : undefined;
   const workingDir = given('working_dir') ? readAbsolutePath(mapping.working_dir, at('working_dir'), problems) : undefined;
@@ -119,7 +119,7 @@ function readBuild(mapping: Record<string, unknown>, path: FieldPath, problems: 
 }
 
 /** `container_name:` becomes a DNS alias of the app (instances are named by Hivemind, one name cannot serve several). */
-function readContainerName(value: unknown, path: FieldPath, problems: Problems): string | undefined {
+function readContainerName(value: unknown, path: FieldPath, problems: Problems, appName: string): string | undefined {
   const text = readText(value, path, problems, { nonEmpty: true, noSpaces: true, what: 'a container name' });
   if (text === undefined) return undefined;
   const alias = hivemindName(text.toLowerCase());
@@ -127,7 +127,8 @@ function readContainerName(value: unknown, path: FieldPath, problems: Problems):
     problems.warn(path, 'is ignored: instances are named by Hivemind, and this name cannot be a DNS name');
     return undefined;
   }
-  problems.warn(path, `is a DNS alias of the app: other apps reach it as ${alias}; instances are named by Hivemind`);
+  if (alias === appName) problems.warn(path, 'is the app\'s own name already: other apps reach it by it; instances are named by Hivemind');
+  else problems.warn(path, `is a DNS alias of the app: other apps reach it as ${alias}; instances are named by Hivemind`);
   return alias;
 }
 

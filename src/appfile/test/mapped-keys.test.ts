@@ -25,7 +25,7 @@ test('keys without an equivalent are accepted with one warning each, saying what
 test('container_name becomes a DNS alias of the app', () => {
   const spec = onlyApp(oneService('image: app\ncontainer_name: Shop_DB'));
   assert.equal(spec.hivemind.aliases, ['shop-db']);
-  assert.equal(warningsOf(oneService('image: app\ncontainer_name: web')), ['app.yaml: services.web.container_name: is a DNS alias of the app: other apps reach it as web; instances are named by Hivemind']);
+  assert.equal(warningsOf(oneService('image: app\ncontainer_name: web')), ["app.yaml: services.web.container_name: is the app's own name already: other apps reach it by it; instances are named by Hivemind"]);
   assert.is(onlyApp(oneService('image: app\ncontainer_name: web')).hivemind.aliases, undefined);
 });
 
