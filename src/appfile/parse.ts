@@ -21,7 +21,7 @@ import { readFileExtension } from './extension.js';
 import { interpolate } from './interpolate.js';
 import { documentsLocator, documentsNumberSource, locator } from './locate.js';
 import { applySets, mergeTrees } from './merge.js';
-import { Problems, type FieldPath } from './problems.js';
+import { Problems, type FieldPath, type Locate } from './problems.js';
 import { describe, isMapping, NAME_RULE, readList, readMapping, readText, setOwn } from './read.js';
 import { readService } from './service.js';
 import { mountedDeclarations, type DeclaredVolume } from './volumes.js';
@@ -185,7 +185,11 @@ function loadMerged(sources: readonly AppFileSource[], options: ParseAppFileOpti
     loaded.push({ name: source.name, document: one.document, lineCounter: one.lineCounter, data: one.data });
   }
   const documents = loaded.map(({ name, document, lineCounter }) => ({ name, document, lineCounter }));
-  const problems = new Problems(sources.length === 1 ? firstName : sources.map((source) => source.name).join('+'), documentsLocator(documents));
+  const inFiles = documentsLocator(documents);
+  // A field an override of --set wrote is named as --set's, not as a file's.
+  const setPaths = setPathsOf(options.sets ?? []);
+  const locate: Locate = (path) => (setPaths.some((setPath) => setPath.every((segment, index) => path[index] === segment)) ? { file: '--set' } : inFiles(path));
+  const problems = new Problems(sources.length === 1 ? firstName : sources.map((source) => source.name).join('+'), locate);
   // The YAML warnings of each file, read again with the merged problems so they keep their file's name.
   for (const source of loaded) {
     for (const warning of source.document.warnings) {
@@ -203,6 +207,16 @@ function loadMerged(sources: readonly AppFileSource[], options: ParseAppFileOpti
   }
   root = applySets(root, options.sets ?? [], problems);
   return { ok: true, root, problems, numberSource: documentsNumberSource(documents), lookup };
+}
+
+/** The paths `--set` values write (`web.deploy.replicas=3` → services.web.deploy.replicas). */
+function setPathsOf(sets: readonly string[]): FieldPath[] {
+  const paths: FieldPath[] = [];
+  for (const set of sets) {
+    const match = /^([^=.\s]+)((?:\.[^=.\s]+)+)=/.exec(set);
+    if (match !== null) paths.push(['services', match[1] ?? '', ...(match[2] ?? '').slice(1).split('.')]);
+  }
+  return paths;
 }
 
 /** The secrets with a value in the file that some app mounts, once per tenant. */

@@ -24,7 +24,7 @@ export function formatPath(path: FieldPath): string {
 }
 
 /** Where a field is in the YAML text, when known (1-based); `file` names the file when several were merged. */
-export type Locate = (path: FieldPath) => { line: number; column: number; file?: string } | undefined;
+export type Locate = (path: FieldPath) => { line?: number; column?: number; file?: string } | undefined;
 
 /** The errors and warnings of one file, in the order found. */
 export class Problems {
@@ -55,9 +55,9 @@ export class Problems {
       return;
     }
     // The file as a whole has no one place worth pointing at.
-    const found: { line: number; column: number; file?: string } | undefined = place === undefined && path.length > 0 ? this.locate(path) : place;
+    const found: { line?: number; column?: number; file?: string } | undefined = place === undefined && path.length > 0 ? this.locate(path) : place;
     const file = found?.file ?? this.file;
-    const at = found === undefined ? {} : { line: found.line, column: found.column };
+    const at = found?.line === undefined || found.column === undefined ? {} : { line: found.line, column: found.column };
     this.errorsKept.push(new AppFileError({ file, path: formatted, message, ...at }));
   }
 

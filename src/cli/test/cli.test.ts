@@ -99,8 +99,8 @@ test('validate reads files offline as deploy does: merged files, .env, env_file,
     assert.is(bad.status, 1);
     assert.is(bad.stderr, [
       'hivemind: compose.yaml: 2 errors; a deploy would deploy nothing',
-      'compose.yaml: services.web.ports[0]: must be a port like "8080:80", "80" or "8080:80/udp", with ports from 1 to 65535, got "x"',
-      'compose.yaml: services.web.deploy.replicas: must be a whole number >= 0, got "three"',
+      '--set: services.web.ports[0]: must be a port like "8080:80", "80" or "8080:80/udp", with ports from 1 to 65535, got "x"',
+      '--set: services.web.deploy.replicas: must be a whole number >= 0, got "three"',
       '',
     ].join('\n'));
   } finally {
