@@ -188,7 +188,9 @@ function loadMerged(sources: readonly AppFileSource[], options: ParseAppFileOpti
   const inFiles = documentsLocator(documents);
   // A field an override of --set wrote is named as --set's, not as a file's.
   const setPaths = setPathsOf(options.sets ?? []);
-  const locate: Locate = (path) => (setPaths.some((setPath) => setPath.every((segment, index) => path[index] === segment)) ? { file: '--set' } : inFiles(path));
+  const written = (path: FieldPath, setPath: FieldPath): boolean =>
+    setPath.every((segment, index) => path[index] === segment) || (path.length > 2 && path.every((segment, index) => setPath[index] === segment));
+  const locate: Locate = (path) => (setPaths.some((setPath) => written(path, setPath)) ? { file: '--set' } : inFiles(path));
   const problems = new Problems(sources.length === 1 ? firstName : sources.map((source) => source.name).join('+'), locate);
   // The YAML warnings of each file, read again with the merged problems so they keep their file's name.
   for (const source of loaded) {
