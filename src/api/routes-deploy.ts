@@ -94,12 +94,15 @@ export const deployRoute: Route = {
       return { status: 200, json: { dryRun: true, ...plan, creates: created, ...refused, warnings: parsed.warnings } };
     }
     if (refusal !== undefined) throw refusal;
-    for (const create of volumes.commands) await commitTolerant(context, create);
+    // Checked before anything is created: writing secrets is the manage right, beyond deploy.
     for (const secret of secrets) {
       context.authorize('manage', secret.tenant);
       if (Buffer.byteLength(secret.value, 'utf8') > SECRET_VALUE_BYTES_MAX) {
         throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: secret "${secret.name}" is ${Buffer.byteLength(secret.value, 'utf8')} bytes; a secret may have at most ${SECRET_VALUE_BYTES_MAX}`);
       }
+    }
+    for (const create of volumes.commands) await commitTolerant(context, create);
+    for (const secret of secrets) {
       // Sealed here: the plaintext never enters the log.
       const sealed = sealSecret(context.backend.clusterKey(), secret.value, secretAssociatedData(secret.tenant, secret.name));
       await commitTolerant(context, { type: 'secret.put', tenant: secret.tenant, name: secret.name, ciphertext: sealed.ciphertext, nonce: sealed.nonce });
