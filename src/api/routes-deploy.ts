@@ -7,13 +7,13 @@
  * deploys every app or none. With `dryRun`, nothing is changed: the answer
  * is the plan (apps, versions, instances to start and stop, quota use).
  */
-import { APP_FILE_ERROR_CODE, APP_FILES_MAX, composeFieldOf, planDeploy, volumeCreations, type AppFileSource, type ParseAppFileResult } from '../appfile/index.js';
+import { APP_FILE_ERROR_CODE, APP_FILES_MAX, composeFieldOf, planDeploy, volumeCreations, type AppFileSource, type FileSecret, type ParseAppFileResult } from '../appfile/index.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
 import type { AppSpec, Command } from '../state/types.js';
 import { ApiError, fromStateError, invalidArgument } from './errors.js';
 import { checkName } from './input.js';
-import type { Route, RouteContext } from './router.js';
+import type { Answer, Route, RouteContext } from './router.js';
 
 const FILE_NAME_CHARS_MAX = 255;
 /** The largest secret value: the sealed form (value + tag) must fit the state's limit (as PUT /v1/secrets). */
@@ -75,24 +75,7 @@ export const deployRoute: Route = {
     const creates = volumes.commands.length > 0 || secrets.length > 0;
     const checked = machine.check(command);
     const refusal = checked.ok || (creates && checked.error.code === 'not-found') ? undefined : inFileTerms(fromStateError(checked.error), apps, parsed);
-    if (request.dryRun) {
-      const plan = planDeploy({
-        apps,
-        ...(parsed.project === undefined ? {} : { project: parsed.project }),
-        force: request.force,
-        current: (tenant, name) => machine.app(tenant, name),
-        tenant: (name) => {
-          const tenant = machine.tenant(name);
-          return tenant === undefined ? undefined : { usage: machine.usage(name), quota: tenant.quota };
-        },
-      });
-      const created = {
-        volumes: volumes.commands.map((create) => (create.type === 'volume.create' ? `${create.tenant}/${create.name}` : '')),
-        secrets: secrets.map((secret) => `${secret.tenant}/${secret.name}`),
-      };
-      const refused = refusal === undefined ? {} : { refusal: { code: refusal.code, message: refusal.message, ...(refusal.field === undefined ? {} : { field: refusal.field }) } };
-      return { status: 200, json: { dryRun: true, ...plan, creates: created, ...refused, warnings: parsed.warnings } };
-    }
+    if (request.dryRun) return dryRunAnswer(context, { apps, parsed, force: request.force, volumes: volumes.commands, secrets, refusal });
     if (refusal !== undefined) throw refusal;
     // Checked before anything is created: writing secrets is the manage right, beyond deploy.
     for (const secret of secrets) {
@@ -119,6 +102,31 @@ export const deployRoute: Route = {
     }
   },
 };
+
+/** The answer of a dry run: the plan, what the deploy would create, and the refusal it would meet. Changes nothing. */
+function dryRunAnswer(
+  context: RouteContext,
+  init: { apps: AppSpec[]; parsed: Parsed; force: boolean; volumes: readonly Command[]; secrets: readonly FileSecret[]; refusal: ApiError | undefined },
+): Answer {
+  const { machine } = context.backend;
+  const plan = planDeploy({
+    apps: init.apps,
+    ...(init.parsed.project === undefined ? {} : { project: init.parsed.project }),
+    force: init.force,
+    current: (tenant, name) => machine.app(tenant, name),
+    tenant: (name) => {
+      const tenant = machine.tenant(name);
+      return tenant === undefined ? undefined : { usage: machine.usage(name), quota: tenant.quota };
+    },
+  });
+  const creates = {
+    volumes: init.volumes.flatMap((create) => (create.type === 'volume.create' ? [`${create.tenant}/${create.name}`] : [])),
+    secrets: init.secrets.map((secret) => `${secret.tenant}/${secret.name}`),
+  };
+  const { refusal } = init;
+  const refused = refusal === undefined ? {} : { refusal: { code: refusal.code, message: refusal.message, ...(refusal.field === undefined ? {} : { field: refusal.field }) } };
+  return { status: 200, json: { dryRun: true, ...plan, creates, ...refused, warnings: init.parsed.warnings } };
+}
 
 /** The request's files and parse options, each field checked. */
 function readRequest(input: unknown): { sources: AppFileSource[]; options: Parameters<RouteContext['parseAppFiles']>[1] & object; force: boolean; dryRun: boolean } {
