@@ -29,6 +29,8 @@ export interface FileContext {
   readonly files: Readonly<Record<string, string>>;
   /** Filled while reading: per app, the file path of state fields in lists (`hivemind.secrets[0]` → `services.db.secrets[0]`). */
   readonly origins: Record<string, Record<string, string>>;
+  /** Where the file's tenant came from, for messages: `x-hivemind.tenant`, or `tenant` (given with the deploy, or the default). */
+  readonly tenantField: string;
   /** Filled while reading: the services with `deploy.mode: global`. */
   readonly globalServices: string[];
   /** Filled while reading: the values the file gives its declared secrets, by Hivemind name. */

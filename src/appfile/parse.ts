@@ -124,6 +124,7 @@ export function parseAppFiles(sources: readonly AppFileSource[], options: ParseA
     declaredVolumes: new Map(),
     declaredSecrets: new Set(),
     files: options.files ?? {},
+    tenantField: 'tenant',
     origins: {},
     globalServices: [],
     secretValues: new Map(),
@@ -343,6 +344,7 @@ function readRoot(root: unknown, context: FileContext, options: ParseAppFileOpti
   }
   const fileContext: FileContext = {
     ...context,
+    tenantField: extension.tenant === undefined ? 'tenant' : 'x-hivemind.tenant',
     declaredVolumes: root.volumes === undefined ? declaredVolumes : fillMap(declaredVolumes, readVolumeDeclarations(root.volumes, ['volumes'], problems)),
     declaredSecrets: root.secrets === undefined ? new Set() : readSecretDeclarations(root.secrets, ['secrets'], context),
   };

@@ -152,7 +152,6 @@ const composeOfSpecField: Readonly<Record<string, string>> = {
   'reservations.cpuMillis': '.deploy.resources.reservations.cpus',
   'limits.memoryBytes': '.deploy.resources.limits.memory',
   'limits.cpuMillis': '.deploy.resources.limits.cpus',
-  tenant: '.x-hivemind.tenant',
   image: '.image',
 };
 

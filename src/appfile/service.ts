@@ -79,7 +79,9 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (problems.errorCount !== before) return undefined;
   if (program === undefined || environment === undefined || ports === undefined || volumes === undefined) return undefined;
   if (readOnly === undefined || replicas === undefined || restart === undefined) return undefined;
-  context.origins[appName] = originsOf(name, serviceSecrets ?? [], hivemind, volumes);
+  const origins = originsOf(name, serviceSecrets ?? [], hivemind, volumes);
+  setOwn(origins, 'tenant', extension.tenant === undefined ? context.tenantField : `services.${name}.x-hivemind.tenant`);
+  setOwn(context.origins, appName, origins);
   const spec: AppSpec = {
     name: appName,
     tenant: extension.tenant ?? tenant,

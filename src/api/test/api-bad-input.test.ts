@@ -184,7 +184,7 @@ test('deploy and the app file', async () => {
   const empty = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: '' } });
   expectError(empty, 400, 'invalid-app-file', null, 'an empty file');
   const tooManyTenants = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'services:\n  web:\n    image: nginx\n', tenant: 'ghost' } });
-  expectError(tooManyTenants, 404, 'not-found', 'specs[0].tenant', 'a tenant that does not exist');
+  expectError(tooManyTenants, 404, 'not-found', 'tenant', 'a tenant that does not exist');
 });
 
 test('a hostile app file does not stall the node: it is read off the event loop and refused', async () => {

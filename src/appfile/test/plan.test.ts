@@ -62,6 +62,7 @@ test('a refusal about specs[N].field names the place in the file', () => {
   assert.is(field('specs[0].volumes[0].source'), 'services.db_server.volumes[0]');
   assert.is(field('specs[0].reservations.memoryBytes'), 'services.db_server.deploy.resources.reservations.memory');
   assert.is(field('specs[0].name'), 'services.db_server');
+  assert.is(field('specs[0].tenant'), 'tenant');
   assert.is(field('specs[0]'), 'services.db_server');
   assert.is(field('specs[3].name'), undefined);
   assert.is(field('project'), undefined);
