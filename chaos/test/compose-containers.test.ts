@@ -19,7 +19,7 @@
  * folder. Needs root, iproute2, iptables, containerd, runc, the CNI plugins
  * and busybox; skipped otherwise, saying why.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,12 @@ const unavailable =
   (await missingPrerequisite()) ?? skipReason() ?? (existsSync('/usr/lib/cni/bridge') ? null : 'the CNI plugins are not installed (containernetworking-plugins)');
 const composeTest = unavailable === null ? test : test.skip;
 if (unavailable !== null) console.log(`skipping the Compose-on-containerd test: ${unavailable}`);
+
+/** Detaches the loop devices of the deploy's volumes (files under `root`), which outlive their unmounted, deleted files. */
+function detachLoopDevices(root: string): void {
+  const listed = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n');
+  for (const line of listed) if (line.includes(root)) spawnSync('losetup', ['-d', line.slice(0, line.indexOf(':'))]);
+}
 
 interface CliRun {
   status: number | null;
@@ -124,6 +130,9 @@ composeTest('the WordPress Compose file, with a test override, deploys on contai
     const files = ['-f', 'docker-compose.yml', '-f', 'docker-compose.test.yml'];
 
     const deployed = await cli(['deploy', ...files, '--timeout', '3m']);
+    // Noted first, so the teardown finds their namespaces whatever fails next.
+    const listed = await client.call(origin, 'GET', '/v1/instances', undefined, 5000);
+    if (listed.kind === 'answer') for (const instance of (listed.body as { instances?: { id: string }[] }).instances ?? []) namespaces.add(netnsName(instance.id));
     assert.is(deployed.status, 0, `deploy: ${deployed.stdout}\n${deployed.stderr}`);
     assert.match(deployed.stdout, /^project wordpress$/m);
     assert.match(deployed.stderr, /secrets\.db_password: is named "db-password"/);
@@ -132,12 +141,12 @@ composeTest('the WordPress Compose file, with a test override, deploys on contai
       try {
         const response = await request(`http://${host.address}:80/`, { headersTimeout: 2000, bodyTimeout: 2000 });
         const text = await response.body.text();
-        return response.statusCode === 200 ? text : `status ${response.statusCode}`;
+        return response.statusCode === 200 ? { text } : `status ${response.statusCode}`;
       } catch (error) {
         return String(error);
       }
     }, 60_000);
-    assert.is(served, 'wordpress-pw\n');
+    assert.is(served.text, 'wordpress-pw\n');
 
     const ps = await cli(['ps', '-p', 'wordpress']);
     assert.is(ps.status, 0, ps.stderr);
@@ -170,6 +179,7 @@ composeTest('the WordPress Compose file, with a test override, deploys on contai
     await agent?.stop().catch(() => undefined);
     await client.close();
     removeContainerLeftovers(dataRoot, namespaces, SLEEP_SECONDS);
+    detachLoopDevices(dataRoot);
     removeRuncLeftovers(RUNC_APPS);
     rmSync(work, { recursive: true, force: true });
     await network?.destroy().catch(() => undefined);
