@@ -114,6 +114,8 @@ export function applySets(root: unknown, sets: readonly string[], problems: Prob
     for (const [depth, key] of keys.slice(0, -1).entries()) {
       const next = own(target, key);
       if (next === undefined || next === null) setOwn(target, key, {});
+      // `environment: [A=1]` takes `--set web.environment.B=2` as its mapping form would.
+      else if (Array.isArray(next) && keyValueSections.has(key)) setOwn(target, key, asMapping(next));
       else if (!isMapping(next)) {
         problems.error(where, `cannot set ${service}.${keys.slice(0, depth + 2).join('.')}: services.${service}.${keys.slice(0, depth + 1).join('.')} is not a mapping`);
         failed = true;

@@ -180,6 +180,8 @@ test('--set: a bad form, an unknown service, a path through a value that is not 
   assert.equal(errors(['api.image=x']), ['app.yaml: --set[0]: sets a key of service "api", which the app file does not have']);
   assert.equal(errors(['web.image.tag=x']), ['app.yaml: --set[0]: cannot set web.image.tag: services.web.image is not a mapping']);
   assert.equal(errors(['web.__proto__.polluted=1']), ['--set: services.web.__proto__: is an unknown key']);
+  const listForm = parseAppFiles([{ name: 'app.yaml', text: oneService('image: app\nenvironment: [A=1, B=2]') }], { sets: ['web.environment.B=3'] });
+  assert.ok(listForm.ok && listForm.apps[0]?.environment.B === '3' && listForm.apps[0]?.environment.A === '1', JSON.stringify(listForm));
   assert.equal(errors(['web.deploy.replicas=many']), ['--set: services.web.deploy.replicas: must be a whole number >= 0, got "many"']);
   assert.is(({} as Record<string, unknown>).polluted, undefined);
 });
