@@ -8,7 +8,7 @@
  * limit.
  */
 import { Worker } from 'node:worker_threads';
-import type { ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
+import type { AppFileSource, ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
 import { ApiCode, ApiError } from './errors.js';
 
 /** How long one parse may take on the worker. */
@@ -22,7 +22,8 @@ const WORKER_URL = new URL('./app-file-worker-main.js', import.meta.url);
 
 interface Pending {
   id: number;
-  text: string;
+  sources: AppFileSource[];
+  /** The files' names, for messages. */
   fileName: string;
   options: ParseAppFileOptions;
   resolve: (result: ParseAppFileResult) => void;
@@ -39,13 +40,14 @@ export class AppFileParserPool {
 
   constructor(private readonly parseMsMax = APP_FILE_PARSE_MS_MAX) {}
 
-  /** Parses `text` on the worker. Rejects with an ApiError (400 too slow, 503 too many waiting). */
-  parse(text: string, fileName: string, options: ParseAppFileOptions = {}): Promise<ParseAppFileResult> {
+  /** Parses `sources` (one app file, or several merged) on the worker. Rejects with an ApiError (400 too slow, 503 too many waiting). */
+  parse(sources: AppFileSource[], options: ParseAppFileOptions = {}): Promise<ParseAppFileResult> {
+    const fileName = sources.map((source) => source.name).join('+');
     if (this.queue.length >= QUEUED_PARSES_MAX) {
       return Promise.reject(new ApiError(503, ApiCode.unavailable, `${QUEUED_PARSES_MAX} app files are already waiting to be read on this node; retry shortly`));
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, text, fileName, options, resolve, reject });
+      this.queue.push({ id: this.nextId++, sources, fileName, options, resolve, reject });
       this.pump();
     });
   }
@@ -84,7 +86,7 @@ export class AppFileParserPool {
     const worker = this.ensureWorker();
     const timer = setTimeout(() => this.timedOut(), this.parseMsMax);
     this.current = { pending, timer };
-    worker.postMessage({ id: pending.id, text: pending.text, fileName: pending.fileName, options: pending.options });
+    worker.postMessage({ id: pending.id, sources: pending.sources, options: pending.options });
   }
 
   private ensureWorker(): Worker {

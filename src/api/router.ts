@@ -4,7 +4,7 @@
  * rest of the path, slashes included). The template is also the `route`
  * label of the HTTP metrics, so labels stay few whatever clients send.
  */
-import type { ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
+import type { AppFileSource, ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
 import type { Command, CommandResult } from '../state/types.js';
 import type { Access, Permission, Principal } from './access.js';
 import type { AuditLog } from './audit.js';
@@ -54,7 +54,7 @@ export interface RouteContext {
   /** The CA certificates this node trusts (PEM, signing CA first); empty before it has its TLS material. */
   trustedCaPems(): readonly string[];
   /** Parses an app file off the event loop (app-file-worker.ts); rejects with an ApiError when it takes too long. */
-  parseAppFile(text: string, fileName: string, options?: ParseAppFileOptions): Promise<ParseAppFileResult>;
+  parseAppFiles(sources: AppFileSource[], options?: ParseAppFileOptions): Promise<ParseAppFileResult>;
   /** The request's Authorization header, for routes that pass the request on to another node. */
   authorization?: string;
   /**

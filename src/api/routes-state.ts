@@ -5,7 +5,6 @@
  * Bodies map field for field onto commands, so a field the state's
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
-import { APP_FILE_ERROR_CODE, volumeCreations } from '../appfile/index.js';
 import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { HISTORY_MAX, type Command, type Volume } from '../state/types.js';
@@ -17,10 +16,10 @@ import { policyModelOf } from '../network/policy-state.js';
 import { ApiError, ApiCode, fromStateError, invalidArgument } from './errors.js';
 import { checkName, queryInteger, queryName, queryNodeId } from './input.js';
 import type { Route, RouteContext } from './router.js';
+import { deployRoute } from './routes-deploy.js';
 
 /** The largest secret value: the sealed form (value + 16-byte tag) must fit the state's limit. */
 export const SECRET_VALUE_BYTES_MAX = LIMITS.secretCiphertextBytesMax - LIMITS.sealTagBytes;
-const FILE_NAME_CHARS_MAX = 255;
 const KV_LIST_LIMIT_MAX = 10_000;
 const KV_LIST_LIMIT_DEFAULT = 1000;
 const HISTORY_LIMIT_MAX = 1000;
@@ -117,53 +116,7 @@ const tenantRoutes: Route[] = [
 export const WARM_UP_APP_FILE = ['services:', '  warm-up:', '    image: warm-up:latest', '    command: ["true"]', '    stop_grace_period: 1s', '    deploy: { replicas: 1 }', ''].join('\n');
 
 const appRoutes: Route[] = [
-  {
-    method: 'POST',
-    path: '/v1/deploy',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'handler' },
-    body: { fileName: 'required', content: 'required', tenant: 'optional' },
-    async write(context) {
-      const { fileName, content, tenant } = body(context);
-      if (typeof fileName !== 'string' || fileName.length === 0 || fileName.length > FILE_NAME_CHARS_MAX) {
-        throw invalidArgument('fileName', `fileName must be a file name of 1 to ${FILE_NAME_CHARS_MAX} characters`);
-      }
-      if (typeof content !== 'string') throw invalidArgument('content', 'content must be the app file\'s text (a string)');
-      if (tenant !== undefined && typeof tenant !== 'string') throw invalidArgument('tenant', 'tenant must be a tenant name (a string)');
-      const defaultTenant = tenant === undefined ? undefined : checkName(tenant, 'tenant');
-      // On the parser's worker thread: a hostile file must not stall this node's event loop (Raft ticks run on it).
-      const parsed = await context.parseAppFile(content, fileName, defaultTenant === undefined ? {} : { defaultTenant });
-      if (!parsed.ok) {
-        const errors = parsed.errors.map((error) => ({ file: error.file, path: error.path, message: error.message }));
-        const first = errors[0];
-        const summary = first ? `${first.file}: ${first.path ? `${first.path}: ` : ''}${first.message}` : 'it has errors';
-        const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
-        throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${fileName}: ${summary}${more}`, undefined, { errors, warnings: parsed.warnings });
-      }
-      if (parsed.apps.length === 0) {
-        throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${fileName}: it defines no services`, undefined, {
-          errors: [{ file: fileName, path: 'services', message: 'must define at least one service' }],
-          warnings: parsed.warnings,
-        });
-      }
-      for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
-      // The declared volumes the apps mount are created first (they stay if the deploy is then refused).
-      const volumes = volumeCreations(parsed.volumes, (volumeTenant, name) => context.backend.machine.volume(volumeTenant, name) !== undefined);
-      if (!volumes.ok) throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${fileName}: ${volumes.message}`, undefined, { errors: [{ file: fileName, path: 'volumes', message: volumes.message }], warnings: parsed.warnings });
-      for (const create of volumes.commands) {
-        await context.commit([create]).catch((error: unknown) => {
-          // Created meanwhile (by another deploy, or seen late by this node): what the deploy needs is there.
-          if (!(error instanceof ApiError && error.code === 'already-exists')) throw error;
-        });
-      }
-      // One command for the whole file: every app deploys, or none does.
-      const commands: Command[] = [{ type: 'app.deploy-many', specs: parsed.apps }];
-      return context.commit(commands, (results) => ({
-        apps: results.flatMap((result) => (result.ok ? (result.value as { apps: unknown[] }).apps : [])),
-        warnings: parsed.warnings,
-      }));
-    },
-  },
+  deployRoute,
   {
     method: 'GET',
     path: '/v1/apps',

@@ -182,7 +182,7 @@ export class ApiServer {
     this.boundAddress = formatHostPort(this.options.host, address.port);
     if (this.insecure) this.backend.log(`serving PLAIN HTTP on ${this.boundAddress} (--insecure-api): the token and secrets cross the network in clear`);
     // Off any request: the first deploy then finds the app-file reader started and its parser compiled.
-    this.appFiles.parse(WARM_UP_APP_FILE, 'warm-up.yaml').then(
+    this.appFiles.parse([{ name: 'warm-up.yaml', text: WARM_UP_APP_FILE }]).then(
       (parsed) => {
         if (!parsed.ok) this.backend.log(`api: the built-in warm-up app file does not parse (a bug): ${JSON.stringify(parsed.errors)}`);
       },
@@ -307,7 +307,7 @@ export class ApiServer {
       signal: state.signal,
       peers: this.peers,
       trustedCaPems: () => this.options.credentials?.current?.caPems ?? [],
-      parseAppFile: (text, fileName, options) => this.appFiles.parse(text, fileName, options),
+      parseAppFiles: (sources, options) => this.appFiles.parse(sources, options),
       ...(typeof state.headers.authorization === 'string' ? { authorization: state.headers.authorization } : {}),
       commit: (commands, present) => this.commit(state, actor, commands, present),
       onLeader: (action, options) => this.onLeader(state, action, options?.mayForwardAgain === true),

@@ -31,6 +31,8 @@ function unsupported(reason?: string): KeyRule {
 
 const hivemindDns = 'apps reach each other by name through DNS: <service>.<tenant>.hivemind';
 const useDeployResources = 'use deploy.resources.limits.cpus';
+const configsReason =
+  "not yet: files mounted at a path of your choice need the executor's support; mount the file as a secret (top-level secrets: with file:, found at /run/secrets/NAME), or build it into the image";
 const ownNamespaces = 'each instance gets its own namespaces on its tenant\'s network';
 
 /** The top level of an app file. */
@@ -42,7 +44,7 @@ export const topLevelKeys: KeyRules = {
   secrets: read,
   networks: read,
   'x-hivemind': read,
-  configs: unsupported('mount a secret instead: secrets: or x-hivemind.secrets'),
+  configs: read,
   include: unsupported('list every service in one app file'),
   models: unsupported(),
 };
@@ -77,12 +79,13 @@ export const serviceKeys: KeyRules = {
   annotations: unsupported('use labels:'),
   attach: unsupported(),
   blkio_config: unsupported(),
-  build: unsupported('build images elsewhere and use image:'),
-  cap_add: unsupported('instances run with the default capabilities'),
-  cap_drop: unsupported('instances run with the default capabilities'),
+  build: read,
+  cap_add: ignored("instances run with the default capabilities (Docker's default set)"),
+  cap_drop: ignored("instances run with the default capabilities (Docker's default set)"),
+  configs: unsupported(configsReason),
   cgroup: unsupported(),
   cgroup_parent: unsupported(),
-  container_name: unsupported(`instances of an app cannot share one name; Hivemind names them, and ${hivemindDns}`),
+  container_name: read,
   cpu_count: unsupported(useDeployResources),
   cpu_percent: unsupported(useDeployResources),
   cpu_period: unsupported(useDeployResources),
@@ -99,18 +102,18 @@ export const serviceKeys: KeyRules = {
   dns_opt: unsupported(hivemindDns),
   dns_search: unsupported(hivemindDns),
   domainname: unsupported(hivemindDns),
-  env_file: unsupported('list the variables under environment:'),
+  env_file: read,
   extends: unsupported('share settings with YAML anchors: x-base: &base ..., then <<: *base'),
   external_links: unsupported(hivemindDns),
-  extra_hosts: unsupported(hivemindDns),
+  extra_hosts: ignored(`instances resolve names through Hivemind's DNS; ${hivemindDns}`),
   gpus: unsupported(),
   group_add: unsupported(),
-  hostname: unsupported(hivemindDns),
-  init: unsupported(),
+  hostname: ignored(`each instance's hostname is its instance id; ${hivemindDns}`),
+  init: ignored('the command runs as the first process of the instance, without an init in front'),
   ipc: unsupported(ownNamespaces),
   isolation: unsupported(),
   label_file: unsupported('list the labels under labels:'),
-  logging: unsupported(),
+  logging: ignored("each node keeps its instances' output; read it with hivemind logs"),
   mac_address: unsupported(),
   mem_swappiness: unsupported(),
   memswap_limit: unsupported(),
@@ -124,23 +127,26 @@ export const serviceKeys: KeyRules = {
   post_start: unsupported(),
   pre_stop: unsupported(),
   privileged: unsupported('instances never run privileged'),
-  profiles: unsupported('put optional services in an app file of their own'),
+  profiles: read,
   provider: unsupported(),
   pull_policy: unsupported(),
   runtime: unsupported(),
   security_opt: unsupported(),
   shm_size: unsupported(),
-  stdin_open: unsupported('instances run without a terminal'),
+  stdin_open: ignored('instances run without a terminal; their output goes to hivemind logs'),
   storage_opt: unsupported(),
   sysctls: unsupported(),
-  tmpfs: unsupported(),
-  tty: unsupported('instances run without a terminal'),
-  ulimits: unsupported(),
+  tmpfs: ignored("the paths are on the instance's own writable layer, not in memory"),
+  tty: ignored('instances run without a terminal; their output goes to hivemind logs'),
+  ulimits: ignored('instances run with the default limits (1024 open files)'),
   use_api_socket: unsupported(),
   userns_mode: unsupported(ownNamespaces),
   uts: unsupported(ownNamespaces),
   volumes_from: unsupported('mount the same named volume in both services'),
 };
+
+/** An `env_file:` item written as a mapping. */
+export const envFileKeys: KeyRules = { path: read, required: read, format: unsupported('env files are read in the .env format') };
 
 export const deployKeys: KeyRules = {
   mode: read,
@@ -197,7 +203,7 @@ export const portKeys: KeyRules = {
   published: read,
   protocol: read,
   mode: read,
-  host_ip: unsupported('a port is published on every address of the node'),
+  host_ip: read,
   name: unsupported(),
   app_protocol: unsupported(),
 };
@@ -209,7 +215,7 @@ export const volumeMountKeys: KeyRules = {
   read_only: read,
   bind: unsupported(),
   volume: unsupported(),
-  tmpfs: unsupported(),
+  tmpfs: ignored("the paths are on the instance's own writable layer, not in memory"),
   image: unsupported(),
   consistency: unsupported(),
 };
@@ -244,7 +250,7 @@ export const topLevelSecretKeys: KeyRules = {
   name: unsupported("the key is the secret's name"),
   driver: unsupported(),
   driver_opts: unsupported(),
-  labels: unsupported(),
+  labels: ignored('Hivemind keeps no labels on secrets'),
   template_driver: unsupported(),
 };
 

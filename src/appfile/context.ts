@@ -23,6 +23,16 @@ export interface FileContext {
   readonly variable: (name: string) => string | undefined;
   /** Named volumes declared under the top-level `volumes:`. */
   readonly declaredVolumes: ReadonlyMap<string, VolumeDeclaration>;
-  /** Secrets declared under the top-level `secrets:`. */
+  /** Secrets declared under the top-level `secrets:`, by Hivemind name (`db_password` is `db-password`). */
   readonly declaredSecrets: ReadonlySet<string>;
+  /** The local files the app file refers to (`env_file`, `secrets.x.file`), by path as written. */
+  readonly files: Readonly<Record<string, string>>;
+  /** Filled while reading: per app, the file path of state fields in lists (`hivemind.secrets[0]` → `services.db.secrets[0]`). */
+  readonly origins: Record<string, Record<string, string>>;
+  /** Where the file's tenant came from, for messages: `x-hivemind.tenant`, or `tenant` (given with the deploy, or the default). */
+  readonly tenantField: string;
+  /** Filled while reading: the services with `deploy.mode: global`. */
+  readonly globalServices: string[];
+  /** Filled while reading: the values the file gives its declared secrets, by Hivemind name. */
+  readonly secretValues: Map<string, string>;
 }

@@ -2,15 +2,17 @@
  * The top-level `volumes:`, `secrets:` and `networks:` of an app file. They
  * declare names the services use. A deploy creates the declared volumes its
  * services mount that do not exist yet (sized by `x-hivemind.size`), unless
- * `external: true`; secrets are never created from the file (the secret API
- * stores them), so only their names are kept. Pure.
+ * `external: true`; a secret with a value in the file (`file:`, read by the
+ * caller; `environment:`; `content:`) is created by the deploy when its
+ * tenant lacks it, else it must exist. Names with underscores become names
+ * with hyphens (`db_password` is `db-password`), with a warning. Pure.
  */
 import { checkKeys, topLevelSecretKeys, topLevelVolumeKeys, volumeExtensionKeys } from './compose-keys.js';
-import type { VolumeDeclaration } from './context.js';
+import type { FileContext, VolumeDeclaration } from './context.js';
 import type { FieldPath, Problems } from './problems.js';
-import { checkName, isMapping, readBoolean, readMapping, readMemoryBytes } from './read.js';
+import { isMapping, readBoolean, readComposeName, readMapping, readMemoryBytes, readText } from './read.js';
 
-/** The volumes declared under top-level `volumes:`, by name. */
+/** The volumes declared under top-level `volumes:`, by Hivemind name. */
 export function readVolumeDeclarations(value: unknown, path: FieldPath, problems: Problems): Map<string, VolumeDeclaration> {
   const declarations = new Map<string, VolumeDeclaration>();
   const names = readDeclarations(value, path, problems, 'volume', (entry, entryPath, name) => {
@@ -39,15 +41,37 @@ function readVolumeExtension(value: unknown, path: FieldPath, problems: Problems
   return sizeBytes;
 }
 
-/** The names declared under top-level `secrets:`; a value given in the file is not read (the cluster holds secret values). */
-export function readSecretDeclarations(value: unknown, path: FieldPath, problems: Problems): Set<string> {
+/**
+ * The names declared under top-level `secrets:` (Hivemind names). A value
+ * given in the file goes to `context.secretValues`: `file:` from
+ * `context.files` (the caller read it), `environment:` from the deploying
+ * environment, `content:` as written.
+ */
+export function readSecretDeclarations(value: unknown, path: FieldPath, context: FileContext): Set<string> {
+  const { problems } = context;
   return readDeclarations(value, path, problems, 'secret', (entry, entryPath, name) => {
     checkKeys(entry, entryPath, problems, topLevelSecretKeys);
-    if (entry.external !== undefined) readBoolean(entry.external, [...entryPath, 'external'], problems);
-    for (const key of ['file', 'environment', 'content']) {
-      if (entry[key] === undefined) continue;
-      problems.warn([...entryPath, key], `is ignored: Hivemind keeps secret values in the cluster, never in the app file; store it first (PUT /v1/secrets/<tenant>/${name})`);
+    const external = entry.external === undefined ? false : readBoolean(entry.external, [...entryPath, 'external'], problems) === true;
+    const given = ['file', 'environment', 'content'].filter((key) => entry[key] !== undefined && entry[key] !== null);
+    if (given.length > 1 || (external && given.length > 0)) {
+      problems.error(entryPath, `sets ${[...(external ? ['external'] : []), ...given].join(' and ')}; a secret is external, or has its value from one of file, environment or content`);
+      return;
     }
+    const key = given[0];
+    if (key === undefined) return;
+    const keyPath = [...entryPath, key];
+    const text = readText(entry[key], keyPath, problems, { nonEmpty: key !== 'content' });
+    if (text === undefined) return;
+    let secret: string | undefined;
+    if (key === 'content') secret = text;
+    else if (key === 'environment') {
+      secret = context.variable(text);
+      if (secret === undefined) problems.error(keyPath, `names variable ${text}, which is not set where the file is read; set it, or store the secret first (hivemind secrets set ${name})`);
+    } else {
+      secret = Object.hasOwn(context.files, text) ? context.files[text] : undefined;
+      if (secret === undefined) problems.error(keyPath, `names file ${JSON.stringify(text)}, which was not sent with the deploy; give a path relative to the app file's folder that exists`);
+    }
+    if (secret !== undefined) context.secretValues.set(name, secret);
   });
 }
 
@@ -70,12 +94,12 @@ function readDeclarations(
   if (mapping === undefined) return names;
   for (const [name, entry] of Object.entries(mapping)) {
     const entryPath = [...path, name];
+    const hivemind = readComposeName(name, entryPath, problems, { what, announce: what === 'secret' ? `; instances find it at /run/secrets/${name.replace(/_/g, '-')}` : '' });
     // Declared names are kept even when wrong, so a service using one is not also told it is undeclared.
-    names.add(name);
-    checkName(name, entryPath, problems, what);
+    names.add(hivemind ?? name);
     if (entry === null) continue;
     const entryMapping = readMapping(entry, entryPath, problems);
-    if (entryMapping !== undefined) readEntry(entryMapping, entryPath, name);
+    if (entryMapping !== undefined) readEntry(entryMapping, entryPath, hivemind ?? name);
   }
   return names;
 }

@@ -37,6 +37,8 @@ export interface DeployParts {
   constraints: string[];
   maxPerNode?: number;
   labels: Record<string, string>;
+  /** `mode: global`: one instance on each node. */
+  global?: boolean;
 }
 
 export function readDeploy(value: unknown, path: FieldPath, context: FileContext): DeployParts | undefined {
@@ -46,7 +48,7 @@ export function readDeploy(value: unknown, path: FieldPath, context: FileContext
   const before = problems.errorCount;
   checkKeys(mapping, path, problems, deployKeys);
   const parts: DeployParts = { limits: {}, reservations: {}, update: { ...UPDATE_DEFAULTS }, constraints: [], labels: {} };
-  if (mapping.mode !== undefined) readMode(mapping.mode, [...path, 'mode'], problems);
+  if (mapping.mode !== undefined && readMode(mapping.mode, [...path, 'mode'], problems) === 'global') parts.global = true;
   if (mapping.replicas !== undefined && mapping.replicas !== null) {
     const replicas = readWholeNumber(mapping.replicas, [...path, 'replicas'], problems, { min: 0, max: LIMITS.replicasMax });
     if (replicas !== undefined) parts.replicas = replicas;
@@ -65,10 +67,10 @@ export function readDeploy(value: unknown, path: FieldPath, context: FileContext
   return problems.errorCount === before ? parts : undefined;
 }
 
-function readMode(value: unknown, path: FieldPath, problems: Problems): void {
+function readMode(value: unknown, path: FieldPath, problems: Problems): string | undefined {
   const mode = readChoice(value, path, problems, ['replicated', 'global', 'replicated-job', 'global-job']);
-  if (mode === 'global') problems.error(path, '"global" is not supported by Hivemind; set replicas to the number of nodes and x-hivemind.max_per_node to 1');
-  else if (mode === 'replicated-job' || mode === 'global-job') problems.error(path, `"${mode}" is not supported by Hivemind, which runs long-lived apps`);
+  if (mode === 'replicated-job' || mode === 'global-job') problems.error(path, `"${mode}" is not supported by Hivemind, which runs long-lived apps`);
+  return mode;
 }
 
 function readResourcesSection(value: unknown, path: FieldPath, problems: Problems, parts: DeployParts): void {

@@ -57,3 +57,44 @@ export function numberSourceFinder(document: Document): (path: FieldPath) => str
     return found.node.source;
   };
 }
+
+/** One parsed file of several merged (`-f a.yml -f b.yml`). */
+export interface LocatedDocument {
+  name: string;
+  document: Document;
+  lineCounter: LineCounter;
+}
+
+/**
+ * Locates a field in the last of `documents` that writes it (a later file
+ * overrides an earlier one), naming that file; a field no file writes in
+ * full is placed where the nearest one is, in the last file that has it.
+ */
+export function documentsLocator(documents: readonly LocatedDocument[]): Locate {
+  const single = documents.length === 1;
+  return (path) => {
+    let fallback: { line: number; column: number; file?: string } | undefined;
+    for (const { name, document, lineCounter } of [...documents].reverse()) {
+      const found = find(document, path);
+      const target = found.key ?? found.node;
+      if (!hasRange(target)) continue;
+      const { line, col } = lineCounter.linePos(target.range[0]);
+      const place = single ? { line, column: col } : { line, column: col, file: name };
+      if (found.exact) return place;
+      fallback ??= place;
+    }
+    return fallback;
+  };
+}
+
+/** `numberSourceFinder` over several merged files: the last that writes the number in place. */
+export function documentsNumberSource(documents: readonly LocatedDocument[]): (path: FieldPath) => string | undefined {
+  const finders = documents.map(({ document }) => numberSourceFinder(document)).reverse();
+  return (path) => {
+    for (const finder of finders) {
+      const source = finder(path);
+      if (source !== undefined) return source;
+    }
+    return undefined;
+  };
+}

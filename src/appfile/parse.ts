@@ -19,9 +19,10 @@ import { readSecretDeclarations, readVolumeDeclarations, warnNetworks } from './
 import type { AppFileError } from './errors.js';
 import { readFileExtension } from './extension.js';
 import { interpolate } from './interpolate.js';
-import { locator, numberSourceFinder } from './locate.js';
-import { Problems, type FieldPath } from './problems.js';
-import { describe, isMapping, NAME_RULE, readMapping, readText, setOwn } from './read.js';
+import { documentsLocator, documentsNumberSource, locator } from './locate.js';
+import { applySets, mergeTrees } from './merge.js';
+import { Problems, type FieldPath, type Locate } from './problems.js';
+import { describe, isMapping, NAME_RULE, readList, readMapping, readText, setOwn } from './read.js';
 import { readService } from './service.js';
 import { mountedDeclarations, type DeclaredVolume } from './volumes.js';
 
@@ -52,30 +53,185 @@ export interface ParseAppFileOptions {
    * `${VAR}` without a default is empty (with a warning), as in Compose.
    */
   variables?: Readonly<Record<string, string | undefined>>;
+  /** The project named with the deploy (`-p`); wins over the file's `name:`. Must be a DNS label. */
+  project?: string;
+  /** The project when neither `-p` nor `name:` gives one: the app file's folder (made a DNS label here). */
+  projectFallback?: string;
+  /**
+   * The local files the app files refer to by relative path (`env_file`,
+   * top-level `secrets.x.file`), keyed by the path as written; the caller
+   * reads them (`referencedFiles` lists them). A file missing here is an error.
+   */
+  files?: Readonly<Record<string, string>>;
+  /** `--set SERVICE.KEY=VALUE` overrides, applied in order after the files merge. */
+  sets?: readonly string[];
+  /** Compose profiles enabled (`--profile`): a service with `profiles:` deploys only when one of them is. */
+  profiles?: readonly string[];
+}
+
+/** One app file's name (for messages) and text. */
+export interface AppFileSource {
+  name: string;
+  text: string;
+}
+
+/** A secret the file gives a value (top-level `secrets.x.file`, `environment` or `content`), to create when its tenant lacks it. */
+export interface FileSecret {
+  tenant: string;
+  name: string;
+  value: string;
 }
 
 /** The apps of a file in the order written, or its errors (then no app is deployed). Warnings come either way. */
-export type ParseAppFileResult = { ok: true; apps: AppSpec[]; volumes: DeclaredVolume[]; warnings: string[] } | { ok: false; errors: AppFileError[]; warnings: string[] };
+export type ParseAppFileResult =
+  | {
+      ok: true;
+      apps: AppSpec[];
+      volumes: DeclaredVolume[];
+      warnings: string[];
+      /** The Compose project: `-p`, else the file's `name:`, else the folder. Absent when none was given. */
+      project?: string;
+      /** The secrets the file gives values, once per tenant and name, for the apps that mount them. */
+      secrets: FileSecret[];
+      /** Services with `deploy.mode: global`: the deploy runs one instance on each node (replicas = nodes up, at most one per node). */
+      globalServices: string[];
+      /** Per app, where state fields of lists came from in the file: `hivemind.secrets[1]` → `services.db.secrets[0]`. */
+      origins: Record<string, Record<string, string>>;
+    }
+  | { ok: false; errors: AppFileError[]; warnings: string[] };
 
 /** Parses the app file `text`, named `fileName` in messages. Never throws on any text. */
 export function parseAppFile(text: string, fileName: string, options: ParseAppFileOptions = {}): ParseAppFileResult {
-  const loaded = loadYaml(text, fileName);
-  if (!loaded.ok) return failure(loaded.problems);
-  const { document, problems } = loaded;
-  const variables = options.variables ?? {};
-  const lookup = (name: string): string | undefined => (Object.hasOwn(variables, name) ? variables[name] : undefined);
-  const root = interpolateTree(loaded.data, [], lookup, problems, new Set());
+  return parseAppFiles([{ name: fileName, text }], options);
+}
+
+/** The most app files merged in one deploy. */
+export const APP_FILES_MAX = 16;
+
+/**
+ * Parses several app files as one, merged as `docker compose -f a -f b`
+ * merges them (see merge.ts), then applies `options.sets`. Errors name the
+ * file that wrote the field. Never throws on any text.
+ */
+export function parseAppFiles(sources: readonly AppFileSource[], options: ParseAppFileOptions = {}): ParseAppFileResult {
+  const merged = loadMerged(sources, options);
+  if (!merged.ok) return failure(merged.problems);
+  const { root, problems } = merged;
   const context: FileContext = {
     problems,
-    numberSource: numberSourceFinder(document),
-    variable: lookup,
+    numberSource: merged.numberSource,
+    variable: merged.lookup,
     declaredVolumes: new Map(),
     declaredSecrets: new Set(),
+    files: options.files ?? {},
+    tenantField: 'tenant',
+    origins: {},
+    globalServices: [],
+    secretValues: new Map(),
   };
   const declaredVolumes = new Map<string, VolumeDeclaration>();
-  const apps = readRoot(root, context, options, declaredVolumes);
+  const read = readRoot(root, context, options, declaredVolumes);
   if (problems.errorCount > 0) return failure(problems);
-  return { ok: true, apps, volumes: mountedDeclarations(apps, declaredVolumes), warnings: problems.warnings() };
+  const project = read.project;
+  return {
+    ok: true,
+    apps: read.apps,
+    volumes: mountedDeclarations(read.apps, declaredVolumes),
+    warnings: problems.warnings(),
+    ...(project === undefined ? {} : { project }),
+    secrets: fileSecrets(read.apps, context.secretValues),
+    globalServices: context.globalServices,
+    origins: context.origins,
+  };
+}
+
+/**
+ * The relative paths of the local files the app files refer to
+ * (`env_file`, top-level `secrets.x.file`), as written, in file order: what
+ * the caller reads and passes as `options.files`. Files that do not parse
+ * refer to nothing (the parse reports them).
+ */
+export function referencedFiles(sources: readonly AppFileSource[], options: ParseAppFileOptions = {}): string[] {
+  const merged = loadMerged(sources, options);
+  if (!merged.ok || !isMapping(merged.root)) return [];
+  const paths = new Set<string>();
+  const services = isMapping(merged.root.services) ? merged.root.services : {};
+  for (const service of Object.values(services)) {
+    if (!isMapping(service) || service.env_file === undefined || service.env_file === null) continue;
+    for (const entry of Array.isArray(service.env_file) ? service.env_file : [service.env_file]) {
+      const path = isMapping(entry) ? entry.path : entry;
+      if (typeof path === 'string' && path !== '') paths.add(path);
+    }
+  }
+  const secrets = isMapping(merged.root.secrets) ? merged.root.secrets : {};
+  for (const secret of Object.values(secrets)) if (isMapping(secret) && typeof secret.file === 'string' && secret.file !== '') paths.add(secret.file);
+  return [...paths];
+}
+
+type Merged =
+  | { ok: true; root: unknown; problems: Problems; numberSource: (path: FieldPath) => string | undefined; lookup: (name: string) => string | undefined }
+  | { ok: false; problems: Problems };
+
+function loadMerged(sources: readonly AppFileSource[], options: ParseAppFileOptions): Merged {
+  const firstName = sources[0]?.name ?? 'app.yaml';
+  if (sources.length === 0 || sources.length > APP_FILES_MAX) {
+    const problems = new Problems(firstName);
+    problems.error([], sources.length === 0 ? 'no app file was given' : `${sources.length} app files were given; at most ${APP_FILES_MAX} merge into one deploy`);
+    return { ok: false, problems };
+  }
+  const loaded: { name: string; document: Document; lineCounter: LineCounter; data: unknown }[] = [];
+  for (const source of sources) {
+    const one = loadYaml(source.text, source.name);
+    if (!one.ok) return { ok: false, problems: one.problems };
+    loaded.push({ name: source.name, document: one.document, lineCounter: one.lineCounter, data: one.data });
+  }
+  const documents = loaded.map(({ name, document, lineCounter }) => ({ name, document, lineCounter }));
+  const inFiles = documentsLocator(documents);
+  // A field an override of --set wrote is named as --set's, not as a file's.
+  const setPaths = setPathsOf(options.sets ?? []);
+  const written = (path: FieldPath, setPath: FieldPath): boolean =>
+    setPath.every((segment, index) => path[index] === segment) || (path.length > 2 && path.every((segment, index) => setPath[index] === segment));
+  const locate: Locate = (path) => (setPaths.some((setPath) => written(path, setPath)) ? { file: '--set' } : inFiles(path));
+  const problems = new Problems(sources.length === 1 ? firstName : sources.map((source) => source.name).join('+'), locate);
+  // The YAML warnings of each file, read again with the merged problems so they keep their file's name.
+  for (const source of loaded) {
+    for (const warning of source.document.warnings) {
+      const { line, col } = source.lineCounter.linePos(warning.pos[0]);
+      problems.warn([], `${sources.length === 1 ? '' : `${source.name} `}line ${line}, column ${col}: ${warning.message}`);
+    }
+  }
+  const variables = options.variables ?? {};
+  const lookup = (name: string): string | undefined => (Object.hasOwn(variables, name) ? variables[name] : undefined);
+  const warned = new Set<string>();
+  let root: unknown;
+  for (const [position, source] of loaded.entries()) {
+    const interpolated = interpolateTree(source.data, [], lookup, problems, warned);
+    root = position === 0 ? interpolated : mergeTrees(root, interpolated);
+  }
+  root = applySets(root, options.sets ?? [], problems);
+  return { ok: true, root, problems, numberSource: documentsNumberSource(documents), lookup };
+}
+
+/** The paths `--set` values write (`web.deploy.replicas=3` → services.web.deploy.replicas). */
+function setPathsOf(sets: readonly string[]): FieldPath[] {
+  const paths: FieldPath[] = [];
+  for (const set of sets) {
+    const match = /^([^=.\s]+)((?:\.[^=.\s]+)+)=/.exec(set);
+    if (match !== null) paths.push(['services', match[1] ?? '', ...(match[2] ?? '').slice(1).split('.')]);
+  }
+  return paths;
+}
+
+/** The secrets with a value in the file that some app mounts, once per tenant. */
+function fileSecrets(apps: readonly AppSpec[], values: ReadonlyMap<string, string>): FileSecret[] {
+  const found = new Map<string, FileSecret>();
+  for (const app of apps) {
+    for (const name of app.hivemind.secrets ?? []) {
+      const value = values.get(name);
+      if (value !== undefined && !found.has(`${app.tenant}/${name}`)) found.set(`${app.tenant}/${name}`, { tenant: app.tenant, name, value });
+    }
+  }
+  return [...found.values()];
 }
 
 function fillMap<K, V>(target: Map<K, V>, source: ReadonlyMap<K, V>): Map<K, V> {
@@ -87,7 +243,7 @@ function failure(problems: Problems): ParseAppFileResult {
   return { ok: false, errors: problems.errors(), warnings: problems.warnings() };
 }
 
-type Loaded = { ok: true; document: Document; data: unknown; problems: Problems } | { ok: false; problems: Problems };
+type Loaded = { ok: true; document: Document; lineCounter: LineCounter; data: unknown; problems: Problems } | { ok: false; problems: Problems };
 
 function loadYaml(text: string, fileName: string): Loaded {
   // A string longer than the limit in UTF-16 units is longer in UTF-8 bytes too; skip counting it.
@@ -121,12 +277,8 @@ function loadYaml(text: string, fileName: string): Loaded {
     problems.error([], `YAML syntax error at line ${place.line}, column ${place.column}: ${message}`, place);
   }
   if (document.errors.length > 0) return { ok: false, problems };
-  for (const warning of document.warnings) {
-    const place = position(warning.pos[0]);
-    problems.warn([], `line ${place.line}, column ${place.column}: ${warning.message}`);
-  }
   try {
-    return { ok: true, document, data: document.toJS({ maxAliasCount: ALIAS_COUNT_MAX, logLevel: 'silent' }), problems };
+    return { ok: true, document, lineCounter, data: document.toJS({ maxAliasCount: ALIAS_COUNT_MAX, logLevel: 'silent' }), problems };
   } catch (error) {
     // toJS throws for alias expansion beyond the limit, and (like parsing) on nesting deep enough to exhaust the stack.
     problems.error([], `cannot be read: ${error instanceof Error ? error.message : String(error)}`);
@@ -170,19 +322,19 @@ function interpolateTree(value: unknown, path: FieldPath, lookup: (name: string)
 }
 
 /** `declaredVolumes` receives the file's top-level volume declarations. */
-function readRoot(root: unknown, context: FileContext, options: ParseAppFileOptions, declaredVolumes: Map<string, VolumeDeclaration>): AppSpec[] {
+function readRoot(root: unknown, context: FileContext, options: ParseAppFileOptions, declaredVolumes: Map<string, VolumeDeclaration>): { apps: AppSpec[]; project?: string } {
   const { problems } = context;
   if (root === null || root === undefined) {
     problems.error([], 'is empty; an app file lists its apps under services:');
-    return [];
+    return { apps: [] };
   }
   if (!isMapping(root)) {
     problems.error([], `must be a mapping with services: at the top, got ${describe(root)}`);
-    return [];
+    return { apps: [] };
   }
   checkKeys(root, [], problems, topLevelKeys);
-  // `version` is obsolete in Compose and ignored without a word; `name` (the Compose project) has no use here.
-  if (root.name !== undefined && root.name !== null) readText(root.name, ['name'], problems);
+  // `version` is obsolete in Compose and ignored without a word.
+  const project = readProject(root, options, problems);
   const extension = root['x-hivemind'] === undefined || root['x-hivemind'] === null ? {} : readFileExtension(root['x-hivemind'], ['x-hivemind'], problems);
   let tenant = extension.tenant ?? options.defaultTenant ?? DEFAULT_TENANT;
   if (!NAME_PATTERN.test(tenant)) {
@@ -192,28 +344,94 @@ function readRoot(root: unknown, context: FileContext, options: ParseAppFileOpti
   }
   const fileContext: FileContext = {
     ...context,
+    tenantField: extension.tenant === undefined ? 'tenant' : 'x-hivemind.tenant',
     declaredVolumes: root.volumes === undefined ? declaredVolumes : fillMap(declaredVolumes, readVolumeDeclarations(root.volumes, ['volumes'], problems)),
-    declaredSecrets: root.secrets === undefined ? new Set() : readSecretDeclarations(root.secrets, ['secrets'], problems),
+    declaredSecrets: root.secrets === undefined ? new Set() : readSecretDeclarations(root.secrets, ['secrets'], context),
   };
   if (root.networks !== undefined) warnNetworks(root.networks, ['networks'], problems);
+  if (root.configs !== undefined) refuseConfigs(root.configs, problems);
+  const withProject = (apps: AppSpec[]): { apps: AppSpec[]; project?: string } => (project === undefined ? { apps } : { apps, project });
   if (root.services === undefined || root.services === null) {
     problems.error(['services'], 'is required: list the apps to deploy under services:');
-    return [];
+    return withProject([]);
   }
   const services = readMapping(root.services, ['services'], problems);
-  if (services === undefined) return [];
+  if (services === undefined) return withProject([]);
   const names = Object.keys(services);
   if (names.length === 0) problems.error(['services'], 'must list at least one service');
   if (names.length > SERVICES_MAX) {
     problems.error(['services'], `has ${names.length} services; a file may hold at most ${SERVICES_MAX}`);
-    return [];
+    return withProject([]);
   }
   const apps: AppSpec[] = [];
+  const appNames = new Map<string, string>();
   for (const name of names) {
+    if (!profileEnabled(services[name], ['services', name], options.profiles ?? [], problems)) continue;
     const spec = readService(name, services[name], tenant, fileContext);
-    if (spec !== undefined && passesStateChecks(spec, problems)) apps.push(spec);
+    if (spec === undefined) continue;
+    const other = appNames.get(spec.name);
+    if (other !== undefined) {
+      problems.error(['services', name], `is app "${spec.name}" in Hivemind, as is service ${other}; rename one of them`);
+      continue;
+    }
+    appNames.set(spec.name, name);
+    if (passesStateChecks(spec, problems)) apps.push(spec);
   }
-  return apps;
+  return withProject(apps);
+}
+
+/** The project: `-p` (options.project), else the file's `name:`, else its folder; names become DNS labels. */
+function readProject(root: Record<string, unknown>, options: ParseAppFileOptions, problems: Problems): string | undefined {
+  if (options.project !== undefined) {
+    if (NAME_PATTERN.test(options.project)) return options.project;
+    problems.error([], `project ${JSON.stringify(options.project)}, given with the deploy, must be a DNS label: ${NAME_RULE}`);
+    return undefined;
+  }
+  if (root.name !== undefined && root.name !== null) {
+    const text = readText(root.name, ['name'], problems, { nonEmpty: true, what: 'the project name' });
+    if (text === undefined) return undefined;
+    const name = projectName(text);
+    if (name === undefined) problems.error(['name'], `project ${JSON.stringify(text)} must be a DNS label: ${NAME_RULE}`);
+    else if (name !== text) problems.warn(['name'], `is project "${name}" in Hivemind (names are DNS labels)`);
+    return name;
+  }
+  return options.projectFallback === undefined ? undefined : projectName(options.projectFallback);
+}
+
+/** A Compose project name as a DNS label (Compose's own rule: lower case, letters, digits, "-" and "_"); `undefined` when nothing is left. */
+export function projectName(text: string): string | undefined {
+  const name = text
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+  return NAME_PATTERN.test(name) ? name : undefined;
+}
+
+/**
+ * Whether a service deploys with the profiles enabled: a service without
+ * `profiles:` always does; one with them only when one is enabled (as in
+ * Compose), else it is left out with a warning saying how to enable it.
+ */
+function profileEnabled(service: unknown, path: FieldPath, enabled: readonly string[], problems: Problems): boolean {
+  if (!isMapping(service) || service.profiles === undefined || service.profiles === null) return true;
+  const profiles = readList(service.profiles, [...path, 'profiles'], problems);
+  if (profiles === undefined) return true;
+  const names: string[] = [];
+  for (const [position, profile] of profiles.entries()) {
+    const name = readText(profile, [...path, 'profiles', position], problems, { nonEmpty: true, noSpaces: true, what: 'a profile name' });
+    if (name !== undefined) names.push(name);
+  }
+  if (names.length === 0 || names.some((name) => enabled.includes(name) || enabled.includes('*'))) return true;
+  problems.warn(path, `is left out: its profiles (${names.join(', ')}) are not enabled; deploy with --profile ${names[0]} to include it`);
+  return false;
+}
+
+/** Top-level `configs:`: refused with what to do, until instances can mount them (see the README). */
+function refuseConfigs(value: unknown, problems: Problems): void {
+  problems.error(['configs'], 'is not supported by Hivemind yet (files mounted at a path of your choice need the executor\'s support); mount the file as a secret (secrets: with file:, found at /run/secrets/NAME), or build it into the image');
 }
 
 /**

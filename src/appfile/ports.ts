@@ -1,14 +1,15 @@
 /**
  * `ports:` in Compose's short syntax (`"8080:80"`, `"80"`, `"8080:80/udp"`,
  * ranges `"9000-9002:9000-9002"`) and long syntax (`{ target, published,
- * protocol, mode }`). Binding to one host address is not supported: a port
- * is published on every address of the node. Pure.
+ * protocol, mode, host_ip }`). A port bound to loopback is not published; one
+ * bound to another address is published on every address of the node, with
+ * a warning (see `withHostAddress`). Pure.
  */
 import type { PortSpec } from '../state/types.js';
 import { LIMITS } from '../state/validate.js';
 import { checkKeys, portKeys } from './compose-keys.js';
 import type { FieldPath, Problems } from './problems.js';
-import { describe, isMapping, readChoice, readList, readWholeNumber } from './read.js';
+import { describe, isMapping, readChoice, readList, readText, readWholeNumber } from './read.js';
 
 const portForms = '"8080:80", "80" or "8080:80/udp"';
 const portRange = /^(\d+)(?:-(\d+))?$/;
@@ -51,13 +52,12 @@ function readShortPort(item: unknown, path: FieldPath, problems: Problems): Port
     return undefined;
   }
   const hostAddress = /^(\[[^\]]*\]|[^:]*):([^:]*):([^:]*)$/.exec(addresses);
-  if (hostAddress !== null || addresses.startsWith('[')) {
-    const host = hostAddress?.[1] ?? addresses;
-    const rest = hostAddress ? `${hostAddress[2] ? `${hostAddress[2]}:` : ''}${hostAddress[3]}` : '';
-    problems.error(path, `binds host IP ${JSON.stringify(host)}, which Hivemind does not support (a port is published on every address of the node)${rest ? `; write "${rest}"` : ''}`);
+  if (hostAddress === null && addresses.startsWith('[')) {
+    problems.error(path, `must be a port like ${portForms} or "127.0.0.1:8080:80", got ${describe(item)}`);
     return undefined;
   }
-  const parts = addresses.split(':');
+  const portsText = hostAddress === null ? addresses : `${hostAddress[2] ? `${hostAddress[2]}:` : ''}${hostAddress[3]}`;
+  const parts = portsText.split(':');
   if (parts.length > 2) {
     problems.error(path, `must be a port like ${portForms}, got ${describe(item)}`);
     return undefined;
@@ -72,10 +72,28 @@ function readShortPort(item: unknown, path: FieldPath, problems: Problems): Port
     problems.error(path, `maps ${published.length} published ports to ${targets.length} target ports; give ranges of the same length`);
     return undefined;
   }
-  return targets.map((target, index) => {
+  const mapped = targets.map((target, index): PortSpec => {
     const publishedPort = published?.[index];
     return publishedPort === undefined ? { target, protocol } : { target, published: publishedPort, protocol };
   });
+  return hostAddress === null ? mapped : withHostAddress(mapped, hostAddress[1] ?? '', path, problems);
+}
+
+/**
+ * A port bound to one host address. All addresses (`0.0.0.0`, `::`) is
+ * what Hivemind does. Loopback is not published at all (the intent is "not
+ * from outside"; other apps and the proxy still reach the port); any other
+ * address is published on every address of the node. Both say so.
+ */
+function withHostAddress(ports: PortSpec[], host: string, path: FieldPath, problems: Problems): PortSpec[] {
+  const address = host.replace(/^\[(.*)\]$/, '$1');
+  if (address === '' || address === '0.0.0.0' || address === '::') return ports;
+  if (/^127\./.test(address) || address === '::1' || address === 'localhost') {
+    problems.warn(path, `binds ${address}: Hivemind does not publish it on the node (other apps of the tenant and the proxy still reach port ${ports.map((port) => port.target).join(', ')}; hivemind ps shows each instance's address)`);
+    return ports.map(({ target, protocol }) => ({ target, protocol }));
+  }
+  problems.warn(path, `binds ${address}: Hivemind publishes the port on every address of the node, not only this one; keep it closed at the firewall if it must not be reached there`);
+  return ports;
 }
 
 /** The ports of `80` or `9000-9002`; `undefined` when not that form, out of range, or a range longer than allowed. */
@@ -97,10 +115,12 @@ function readLongPort(item: Record<string, unknown>, path: FieldPath, problems: 
   const published =
     item.published === undefined || item.published === null ? undefined : readWholeNumber(item.published, [...path, 'published'], problems, { min: 1, max: 65535 });
   const protocol = item.protocol === undefined ? 'tcp' : readChoice(item.protocol, [...path, 'protocol'], problems, ['tcp', 'udp']);
+  const host = item.host_ip === undefined || item.host_ip === null ? undefined : readText(item.host_ip, [...path, 'host_ip'], problems, { nonEmpty: true, noSpaces: true, what: 'an IP address' });
   if (item.mode !== undefined) {
     const mode = readChoice(item.mode, [...path, 'mode'], problems, ['ingress', 'host']);
     if (mode === 'host') problems.warn([...path, 'mode'], 'is ignored: Hivemind publishes every port the same way');
   }
   if (problems.errorCount !== before || target === undefined || protocol === undefined) return undefined;
-  return [published === undefined ? { target, protocol } : { target, published, protocol }];
+  const port: PortSpec = published === undefined ? { target, protocol } : { target, published, protocol };
+  return host === undefined || published === undefined ? [port] : withHostAddress([port], host, [...path, 'host_ip'], problems);
 }

@@ -23,8 +23,8 @@ export function formatPath(path: FieldPath): string {
   return text;
 }
 
-/** Where a field is in the YAML text, when known (1-based). */
-export type Locate = (path: FieldPath) => { line: number; column: number } | undefined;
+/** Where a field is in the YAML text, when known (1-based); `file` names the file when several were merged. */
+export type Locate = (path: FieldPath) => { line?: number; column?: number; file?: string } | undefined;
 
 /** The errors and warnings of one file, in the order found. */
 export class Problems {
@@ -55,8 +55,10 @@ export class Problems {
       return;
     }
     // The file as a whole has no one place worth pointing at.
-    if (place === undefined && path.length > 0) place = this.locate(path);
-    this.errorsKept.push(new AppFileError({ file: this.file, path: formatted, message, ...place }));
+    const found: { line?: number; column?: number; file?: string } | undefined = place === undefined && path.length > 0 ? this.locate(path) : place;
+    const file = found?.file ?? this.file;
+    const at = found?.line === undefined || found.column === undefined ? {} : { line: found.line, column: found.column };
+    this.errorsKept.push(new AppFileError({ file, path: formatted, message, ...at }));
   }
 
   /**
@@ -74,7 +76,8 @@ export class Problems {
       this.warningsDropped++;
       return;
     }
-    this.warningsKept.push(formatAppFileProblem({ file: this.file, path: formatPath(path), message }));
+    const file = path.length > 0 ? (this.locate(path)?.file ?? this.file) : this.file;
+    this.warningsKept.push(formatAppFileProblem({ file, path: formatPath(path), message }));
   }
 
   /** How many errors were found so far (kept or not): compare before and after reading a part. */

@@ -184,6 +184,32 @@ export function checkName(text: string, path: FieldPath, problems: Problems, wha
   return false;
 }
 
+/**
+ * The Hivemind name of a Compose name: the name itself, or, for a name that
+ * is a DNS label but for its underscores (`db_password`), the name with
+ * hyphens (`db-password`). `undefined` when neither is a DNS label.
+ */
+export function hivemindName(text: string): string | undefined {
+  if (NAME_PATTERN.test(text)) return text;
+  const hyphenated = text.replace(/_/g, '-');
+  return NAME_PATTERN.test(hyphenated) ? hyphenated : undefined;
+}
+
+/**
+ * Checks a Compose name (service, volume, secret) and gives its Hivemind
+ * name (see `hivemindName`); with `announce`, a name changed says so in a
+ * warning (at its declaration, not at each use).
+ */
+export function readComposeName(text: string, path: FieldPath, problems: Problems, options: { what: string; announce?: string }): string | undefined {
+  const name = hivemindName(text);
+  if (name === undefined) {
+    checkName(text, path, problems, options.what);
+    return undefined;
+  }
+  if (name !== text && options.announce !== undefined) problems.warn(path, `is named "${name}" in Hivemind (names are DNS labels, without "_")${options.announce}`);
+  return name;
+}
+
 /** A list of Hivemind names (secrets, policies), each once. */
 export function readNameList(value: unknown, path: FieldPath, problems: Problems, what: string): string[] | undefined {
   const items = readList(value, path, problems);

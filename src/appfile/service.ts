@@ -4,7 +4,8 @@
  * `Problems`), so a file deploys all of its apps or none. Pure.
  */
 import type { AppSpec, HivemindSpec, Resources, RestartSpec } from '../state/types.js';
-import { checkKeys, serviceKeys } from './compose-keys.js';
+import { checkKeys, envFileKeys, serviceKeys } from './compose-keys.js';
+import { parseDotenv } from './dotenv.js';
 import { readArgv } from './command.js';
 import type { FileContext } from './context.js';
 import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type DeployParts } from './deploy.js';
@@ -14,7 +15,7 @@ import { readHealthcheck } from './healthcheck.js';
 import { readLinks, readNetworkAliases } from './names.js';
 import { readPorts } from './ports.js';
 import type { FieldPath, Problems } from './problems.js';
-import { checkName, readAbsolutePath, readBoolean, readCpuMillis, readDurationMs, readMapping, readMemoryBytes, readText, readWholeNumber, setOwn } from './read.js';
+import { hivemindName, isMapping, readAbsolutePath, readComposeName, readBoolean, readCpuMillis, readDurationMs, readMapping, readMemoryBytes, readText, readWholeNumber, setOwn } from './read.js';
 import { LIMITS } from '../state/validate.js';
 import { readServiceSecrets, readVolumeMounts } from './volumes.js';
 
@@ -23,17 +24,22 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const { problems } = context;
   const path: FieldPath = ['services', name];
   const before = problems.errorCount;
-  checkName(name, path, problems, 'service name');
+  const appName = readComposeName(name, path, problems, { what: 'service name', announce: `; other apps reach it as ${name.replace(/_/g, '-')}` }) ?? name;
   const mapping = readMapping(value, path, problems);
   if (mapping === undefined) return undefined;
   checkKeys(mapping, path, problems, serviceKeys);
+  readBuild(mapping, path, problems);
   // An empty value (`command:`) counts as left out, as Compose reads it in override files.
   const given = (key: string): boolean => mapping[key] !== undefined && mapping[key] !== null;
   const at = (key: string): FieldPath => [...path, key];
 
   const program = readProgram(mapping, path, problems);
-  const environment = given('environment') ? readEnvironment(mapping.environment, at('environment'), context) : {};
+  const fromFiles = given('env_file') ? readEnvFiles(mapping.env_file, at('env_file'), context) : {};
+  const written = given('environment') ? readEnvironment(mapping.environment, at('environment'), context) : {};
+  // As in Compose, environment: wins over env_file.
+  const environment = fromFiles === undefined || written === undefined ? undefined : { ...fromFiles, ...written };
   const ports = given('ports') ? readPorts(mapping.ports, at('ports'), problems) : [];
+  const containerAlias = given('container_name') ? readContainerName(mapping.container_name, at('container_name'), problems, appName) : undefined;
   const volumes = given('volumes') ? readVolumeMounts(mapping.volumes, at('volumes'), context) : [];
   const healthcheck = given('healthcheck') ? readHealthcheck(mapping.healthcheck, at('healthcheck'), problems) : undefined;
   const workingDir = given('working_dir') ? readAbsolutePath(mapping.working_dir, at('working_dir'), problems) : undefined;
@@ -52,21 +58,32 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const aliases = given('networks') ? readNetworkAliases(mapping.networks, at('networks'), problems, name) : [];
   const links = given('links') ? readLinks(mapping.links, at('links'), problems, name) : [];
 
-  const replicas = readReplicas(mapping, deploy, path, problems);
+  if (deploy.global) {
+    if (given('scale') || deploy.replicas !== undefined) problems.error(at('deploy'), 'sets mode: global and replicas (or scale); a global app runs one instance on each node, so leave replicas out');
+    context.globalServices.push(appName);
+    problems.warn([...path, 'deploy', 'mode'], 'global: one instance runs on each node that is up when the file is deployed; deploy again to cover nodes that join later');
+  }
+  const replicas = deploy.global ? 1 : readReplicas(mapping, deploy, path, problems);
+  if (environment !== undefined) renameSecretPaths(environment, serviceSecrets ?? [], at('environment'), problems);
   const restart = readRestart(mapping, deploy, path, problems);
   const limits = mergeResources(deploy.limits, readPlainResources(mapping, path, problems, { cpus: 'cpus', memory: 'mem_limit' }), [...path, 'deploy', 'resources', 'limits'], problems);
   const reservations = mergeResources(deploy.reservations, readPlainResources(mapping, path, problems, { memory: 'mem_reservation' }), [...path, 'deploy', 'resources', 'reservations'], problems);
   checkReservationsFit(limits, reservations, [...path, 'deploy', 'resources'], problems);
   const hivemind = mergeHivemind(extension.hivemind, deploy, serviceSecrets ?? [], path, problems);
-  if (aliases !== undefined && aliases.length > 0) hivemind.aliases = aliases;
+  if (deploy.global) hivemind.maxPerNode = 1;
+  const allAliases = [...(aliases ?? []), ...(containerAlias !== undefined && containerAlias !== appName && !(aliases ?? []).includes(containerAlias) ? [containerAlias] : [])];
+  if (allAliases.length > 0) hivemind.aliases = allAliases;
   if (links !== undefined && links.length > 0) hivemind.links = links;
   const allLabels = mergeLabels(labels ?? {}, deploy.labels, at('labels'), problems);
 
   if (problems.errorCount !== before) return undefined;
   if (program === undefined || environment === undefined || ports === undefined || volumes === undefined) return undefined;
   if (readOnly === undefined || replicas === undefined || restart === undefined) return undefined;
+  const origins = originsOf(name, serviceSecrets ?? [], hivemind, volumes);
+  setOwn(origins, 'tenant', extension.tenant === undefined ? context.tenantField : `services.${name}.x-hivemind.tenant`);
+  setOwn(context.origins, appName, origins);
   const spec: AppSpec = {
-    name,
+    name: appName,
     tenant: extension.tenant ?? tenant,
     ...program,
     readOnly,
@@ -90,6 +107,96 @@ export function readService(name: string, value: unknown, tenant: string, contex
   return spec;
 }
 
+/** `build:` beside `image:` is ignored with a warning (the image is what runs); alone it is refused with what to do. */
+function readBuild(mapping: Record<string, unknown>, path: FieldPath, problems: Problems): void {
+  if (mapping.build === undefined || mapping.build === null) return;
+  if (mapping.image !== undefined && mapping.image !== null) {
+    problems.warn([...path, 'build'], 'is ignored: Hivemind runs the image named by image: and builds nothing; build and push (or hivemind images import) it first');
+    return;
+  }
+  problems.error(
+    [...path, 'build'],
+    'is not supported: Hivemind builds no images; build it (docker build -t NAME .), make it available (push it to a registry, or hivemind images import), and name it in image:',
+  );
+}
+
+/** `container_name:` becomes a DNS alias of the app (instances are named by Hivemind, one name cannot serve several). */
+function readContainerName(value: unknown, path: FieldPath, problems: Problems, appName: string): string | undefined {
+  const text = readText(value, path, problems, { nonEmpty: true, noSpaces: true, what: 'a container name' });
+  if (text === undefined) return undefined;
+  const alias = hivemindName(text.toLowerCase());
+  if (alias === undefined) {
+    problems.warn(path, 'is ignored: instances are named by Hivemind, and this name cannot be a DNS name');
+    return undefined;
+  }
+  if (alias === appName) problems.warn(path, 'is the app\'s own name already: other apps reach it by it; instances are named by Hivemind');
+  else problems.warn(path, `is a DNS alias of the app: other apps reach it as ${alias}; instances are named by Hivemind`);
+  return alias;
+}
+
+/**
+ * `env_file:` (a path, a list of paths, or `{ path, required }` items): the
+ * variables of each file, later files winning. The caller read the files
+ * (`context.files`); a required file it could not read is an error.
+ */
+function readEnvFiles(value: unknown, path: FieldPath, context: FileContext): Record<string, string> | undefined {
+  const { problems } = context;
+  const items = Array.isArray(value) ? value : [value];
+  const before = problems.errorCount;
+  const variables: Record<string, string> = {};
+  for (const [position, item] of items.entries()) {
+    const itemPath = Array.isArray(value) ? [...path, position] : path;
+    const mapping = isMapping(item) ? item : undefined;
+    if (mapping !== undefined) checkKeys(mapping, itemPath, problems, envFileKeys);
+    const file = readText(mapping === undefined ? item : mapping.path, mapping === undefined ? itemPath : [...itemPath, 'path'], problems, { nonEmpty: true, what: 'a file path' });
+    const required = mapping?.required === undefined ? true : readBoolean(mapping.required, [...itemPath, 'required'], problems);
+    if (file === undefined || required === undefined) continue;
+    const text = Object.hasOwn(context.files, file) ? context.files[file] : undefined;
+    if (text === undefined) {
+      if (required) problems.error(itemPath, `names file ${JSON.stringify(file)}, which was not sent with the deploy; give a path relative to the app file's folder that exists, or set required: false`);
+      continue;
+    }
+    const parsed = parseDotenv(text);
+    if (!parsed.ok) {
+      problems.error(itemPath, `${file} line ${parsed.line} ${parsed.problem}`);
+      continue;
+    }
+    for (const [key, variable] of Object.entries(parsed.variables)) setOwn(variables, key, variable);
+  }
+  return problems.errorCount === before ? variables : undefined;
+}
+
+/**
+ * A variable naming a secret's file by its Compose name
+ * (`POSTGRES_PASSWORD_FILE: /run/secrets/db_password`) is pointed at the file
+ * Hivemind mounts (`/run/secrets/db-password`), with a warning, so the images
+ * that read `*_FILE` variables find it.
+ */
+function renameSecretPaths(environment: Record<string, string>, secrets: readonly string[], path: FieldPath, problems: Problems): void {
+  for (const [key, value] of Object.entries(environment)) {
+    const renamed = value.replace(/\/run\/secrets\/([A-Za-z0-9_.-]+)/g, (whole, name: string) => {
+      const mapped = hivemindName(name);
+      return mapped !== undefined && mapped !== name && secrets.includes(mapped) ? `/run/secrets/${mapped}` : whole;
+    });
+    if (renamed === value) continue;
+    setOwn(environment, key, renamed);
+    problems.warn([...path, key], `is ${JSON.stringify(renamed)}: the secret's file has the secret's Hivemind name`);
+  }
+}
+
+/** Where the list items of a spec were written, for messages about them (see `ParseAppFileResult.origins`). */
+function originsOf(service: string, serviceSecrets: readonly string[], hivemind: HivemindSpec, volumes: readonly unknown[] | undefined): Record<string, string> {
+  const servicePath = `services.${service}`;
+  const origins: Record<string, string> = { name: servicePath };
+  for (const [position, secret] of (hivemind.secrets ?? []).entries()) {
+    const written = serviceSecrets.indexOf(secret);
+    setOwn(origins, `hivemind.secrets[${position}]`, written === -1 ? `${servicePath}.x-hivemind.secrets` : `${servicePath}.secrets[${written}]`);
+  }
+  for (const position of (hivemind.policies ?? []).keys()) setOwn(origins, `hivemind.policies[${position}]`, `${servicePath}.x-hivemind.policies[${position}]`);
+  for (const position of (volumes ?? []).keys()) setOwn(origins, `volumes[${position}].source`, `${servicePath}.volumes[${position}]`);
+  return origins;
+}
+
 type Program = Pick<AppSpec, 'image' | 'command' | 'entrypoint'>;
 
 /**
@@ -106,6 +213,8 @@ function readProgram(mapping: Record<string, unknown>, path: FieldPath, problems
   const entrypoint = given('entrypoint') ? readArgv(mapping.entrypoint, [...path, 'entrypoint'], problems, { allowEmpty: true }) : undefined;
   if (problems.errorCount !== before) return undefined;
   if (!given('image') && !given('command')) {
+    // `build:` alone has its own refusal (readBuild).
+    if (given('build')) return undefined;
     problems.error(path, 'must have image: (a container image to run) or command: (a program Hivemind runs as a process, without containerd)');
     return undefined;
   }

@@ -13,7 +13,7 @@ import { LIMITS } from '../state/validate.js';
 import { checkKeys, serviceSecretKeys, volumeMountKeys } from './compose-keys.js';
 import type { FileContext, VolumeDeclaration } from './context.js';
 import type { FieldPath } from './problems.js';
-import { checkName, describe, isMapping, readAbsolutePath, readBoolean, readChoice, readList, readText } from './read.js';
+import { describe, isMapping, readAbsolutePath, readBoolean, readChoice, readComposeName, readList, readText } from './read.js';
 
 const mountForms = '"data:/var/lib/data", "/host/path:/path:ro"';
 
@@ -50,9 +50,9 @@ function readShortMount(item: unknown, path: FieldPath, context: FileContext): V
     problems.error(path, `must be a mount like ${mountForms}, got ${describe(item)}`);
     return undefined;
   }
-  const [source = '', target = '', options] = parts;
+  const [written = '', target = '', options] = parts;
   const before = problems.errorCount;
-  checkSource(source, path, context);
+  const source = checkSource(written, path, context) ?? written;
   if (!target.startsWith('/')) problems.error(path, `must mount at an absolute path inside the instance, like ${mountForms}, got ${describe(item)}`);
   let readOnly = false;
   for (const option of options === undefined ? [] : options.split(',')) {
@@ -83,7 +83,7 @@ function readLongMount(item: Record<string, unknown>, path: FieldPath, context: 
     } else if (type === 'volume' && source.startsWith('/')) {
       problems.error([...path, 'source'], 'must be a volume name for type "volume"; use type "bind" for a host path');
     } else {
-      checkSource(source, [...path, 'source'], context);
+      source = checkSource(source, [...path, 'source'], context) ?? source;
     }
   }
   const targetPath = [...path, 'target'];
@@ -95,21 +95,27 @@ function readLongMount(item: Record<string, unknown>, path: FieldPath, context: 
   return { source, target, readOnly };
 }
 
-/** A mount source: an absolute host path, or a declared named volume. */
-function checkSource(source: string, path: FieldPath, context: FileContext): void {
+/** A mount source: an absolute host path, or a declared named volume; the source as the spec holds it (a volume's Hivemind name), or undefined after an error. */
+function checkSource(source: string, path: FieldPath, context: FileContext): string | undefined {
   const { problems } = context;
-  if (source.startsWith('/')) return;
+  if (source.startsWith('/')) return source;
   if (source.startsWith('.') || source.startsWith('~')) {
     problems.error(
       path,
       `mounts host path ${JSON.stringify(source)}, which is relative to the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ` +
         'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); ' +
-        'the deploy creates it, it keeps its data on one node, and the app runs there',
+        'the deploy creates it, it keeps its data on one node, and the app runs there. ' +
+        'For a configuration file, declare it under the top-level secrets: with file: (the deploy sends it) and read it at /run/secrets/NAME',
     );
-    return;
+    return undefined;
   }
-  if (!checkName(source, path, problems, 'volume')) return;
-  if (!context.declaredVolumes.has(source)) problems.error(path, `uses volume "${source}", which is not declared; add it under the top-level volumes:`);
+  const name = readComposeName(source, path, problems, { what: 'volume' });
+  if (name === undefined) return undefined;
+  if (!context.declaredVolumes.has(name)) {
+    problems.error(path, `uses volume "${source}", which is not declared; add it under the top-level volumes:`);
+    return undefined;
+  }
+  return name;
 }
 
 /** A service's `secrets:`, mounted at /run/secrets/NAME; each must be declared at the top level. */
@@ -121,11 +127,12 @@ export function readServiceSecrets(value: unknown, path: FieldPath, context: Fil
   const names: string[] = [];
   for (const [position, item] of items.entries()) {
     const itemPath = [...path, position];
-    const name = isMapping(item) ? readLongSecret(item, itemPath, context) : readText(item, itemPath, problems, { what: 'a secret name or a mapping with source:' });
-    if (name === undefined) continue;
+    const written = isMapping(item) ? readLongSecret(item, itemPath, context) : readText(item, itemPath, problems, { what: 'a secret name or a mapping with source:' });
+    if (written === undefined) continue;
     const namePath = isMapping(item) ? [...itemPath, 'source'] : itemPath;
-    if (!checkName(name, namePath, problems, 'secret')) continue;
-    if (!context.declaredSecrets.has(name)) problems.error(namePath, `uses secret "${name}", which is not declared; add it under the top-level secrets:`);
+    const name = readComposeName(written, namePath, problems, { what: 'secret' });
+    if (name === undefined) continue;
+    if (!context.declaredSecrets.has(name)) problems.error(namePath, `uses secret "${written}", which is not declared; add it under the top-level secrets:`);
     else if (names.includes(name)) problems.error(namePath, `names secret "${name}" twice; list each once`);
     else names.push(name);
   }

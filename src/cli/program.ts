@@ -11,6 +11,7 @@ import { registerCaCommands } from './commands/ca.js';
 import { registerClusterCommands } from './commands/cluster.js';
 import { registerCompletionCommand } from './commands/completion.js';
 import { registerDeployCommand } from './commands/deploy.js';
+import { registerValidateCommand } from './commands/validate.js';
 import { registerHistoryCommand } from './commands/history.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerKvCommands } from './commands/kv.js';
@@ -72,6 +73,7 @@ export function buildProgram(): Command {
   registerCaCommands(program);
   program.commandsGroup('Apps:');
   registerDeployCommand(program);
+  registerValidateCommand(program);
   registerAppCommands(program);
   registerPsCommand(program);
   registerRolloutCommands(program);

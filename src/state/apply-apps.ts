@@ -23,6 +23,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
 import { maybeAllocateVip } from './vip.js';
+import { sameValue } from './same-value.js';
 import { confinementProblem } from './tenant-confinement.js';
 import {
   adoptTenant,
@@ -111,6 +112,12 @@ export function planAppDeploy(state: ClusterState, command: CommandOf<'app.deplo
  * ones use; only if every one passes are they committed to the real state
  * (the same steps again, so the same outcome). One app needs no scratch:
  * planning never changes the state.
+ *
+ * With a `project` (commands written before projects have none, and apply as
+ * they always did): an app that belongs to another project is refused unless
+ * `force`; an app whose current spec and replicas are the file's already is
+ * left as it is, and one whose spec is the file's but was scaled by hand is
+ * scaled back, without a new version; every app deployed joins the project.
  */
 export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.deploy-many'>, context: ApplyContext): Plan {
   const names = new Set<string>();
@@ -119,9 +126,13 @@ export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.d
     if (names.has(key)) return refuse('invalid-argument', `app "${spec.name}" of tenant "${spec.tenant}" appears twice`, `specs[${position}].name`);
     names.add(key);
   }
-  const scratch = command.specs.length === 1 ? undefined : deployScratch(state, command.specs);
+  const owner = command.force === true ? undefined : ownerProblem(state, command);
+  if (owner !== undefined) return { ok: false, error: owner };
+  const changes = command.specs.map((spec) => changeOf(state, spec, command.project));
+  const deployed = command.specs.filter((_, position) => changes[position] === 'deploy');
+  const scratch = deployed.length <= 1 ? undefined : deployScratch(state, deployed);
   for (const [position, spec] of command.specs.entries()) {
-    const plan = planAppDeploy(scratch ?? state, { type: 'app.deploy', spec }, context);
+    const plan = planChange(scratch ?? state, spec, changes[position]!, context);
     if (!plan.ok) {
       const field = plan.error.field === undefined ? `specs[${position}]` : `specs[${position}].${plan.error.field.replace(/^spec\./, '')}`;
       const others = command.specs.length - 1;
@@ -133,19 +144,60 @@ export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.d
   return {
     ok: true,
     commit: () => {
-      const deployed: unknown[] = [];
+      const values: unknown[] = [];
       const summaries: string[] = [];
-      for (const spec of command.specs) {
-        const plan = planAppDeploy(state, { type: 'app.deploy', spec }, context);
+      for (const [position, spec] of command.specs.entries()) {
+        const plan = planChange(state, spec, changes[position]!, context);
         assert(plan.ok, `deploy of ${spec.name} passed on the scratch state but not on the real one`);
         const outcome = plan.commit();
-        deployed.push(outcome.value);
+        const app = state.apps.get(tenantKey(spec.tenant, spec.name));
+        assert(app !== undefined, `app ${spec.tenant}/${spec.name} is missing after its deploy`);
+        if (command.project !== undefined) app.project = command.project;
+        values.push(outcome.value);
         if (outcome.history) summaries.push(`${outcome.history.target}: ${outcome.history.summary}`);
       }
       const targets = command.specs.map((spec) => `${spec.tenant}/${spec.name}`);
-      return { value: { apps: deployed }, history: { target: `apps ${targets.join(', ')}`, summary: summaries.join('; ') } };
+      const project = command.project === undefined ? '' : ` (project ${command.project}${command.force === true ? ', forced' : ''})`;
+      return { value: { apps: values }, history: { target: `apps ${targets.join(', ')}`, summary: `${summaries.join('; ')}${project}` } };
     },
   };
+}
+
+/** What a project's deploy does to one app: a new version, a scale back to the file's replicas, or nothing. */
+type Change = 'deploy' | 'scale' | 'none';
+
+function changeOf(state: ClusterState, spec: AppSpec, project: string | undefined): Change {
+  const existing = state.apps.get(tenantKey(spec.tenant, spec.name));
+  if (project === undefined || existing === undefined || !sameValue(currentSpec(existing), spec)) return 'deploy';
+  return existing.replicas === spec.replicas ? 'none' : 'scale';
+}
+
+function planChange(state: ClusterState, spec: AppSpec, change: Change, context: ApplyContext): Plan {
+  if (change === 'deploy') return planAppDeploy(state, { type: 'app.deploy', spec }, context);
+  if (change === 'scale') return planAppScale(state, { type: 'app.scale', tenant: spec.tenant, name: spec.name, replicas: spec.replicas }, context);
+  const app = state.apps.get(tenantKey(spec.tenant, spec.name));
+  assert(app !== undefined, `unchanged app ${spec.tenant}/${spec.name} is missing`);
+  return {
+    ok: true,
+    commit: () => ({
+      value: { tenant: app.tenant, name: app.name, version: app.version, replicas: app.replicas, unchanged: true },
+      history: { target: `app ${app.tenant}/${app.name}`, summary: `unchanged at version ${app.version}` },
+    }),
+  };
+}
+
+/** The first app of the command that belongs to another project than the command's. */
+function ownerProblem(state: ClusterState, command: CommandOf<'app.deploy-many'>): StateError | undefined {
+  if (command.project === undefined) return undefined;
+  for (const [position, spec] of command.specs.entries()) {
+    const owner = state.apps.get(tenantKey(spec.tenant, spec.name))?.project;
+    if (owner === undefined || owner === command.project) continue;
+    const message =
+      `cannot deploy "${spec.name}": app "${spec.name}" of tenant "${spec.tenant}" belongs to project "${owner}", not "${command.project}"; ` +
+      `rename the service, deploy into another tenant, or deploy with --force to take it over`;
+    return stateError(ErrorCode.conflict, message, `specs[${position}].name`);
+  }
+  return undefined;
 }
 
 /**

@@ -303,6 +303,13 @@ export interface App {
    * the range full, or a state written before VIPs).
    */
   vip?: string;
+  /**
+   * The Compose project whose file deployed it (top-level `name:`, `-p`, or
+   * the file's folder): a deploy of another project does not take it over
+   * without `force`. Absent: deployed without a project (before projects, or
+   * by `app.deploy`); the next project to deploy it adopts it.
+   */
+  project?: string;
 }
 
 export const APP_VERSIONS_MAX = 20;
@@ -600,8 +607,13 @@ export type Command =
   | { type: 'tenant.update'; name: string; quota: Quota; settings?: TenantSettings }
   | { type: 'tenant.delete'; name: string }
   | { type: 'app.deploy'; spec: AppSpec }
-  /** Deploys every app of one app file, all or none: one refusal refuses them all. */
-  | { type: 'app.deploy-many'; specs: AppSpec[] }
+  /**
+   * Deploys every app of one app file, all or none: one refusal refuses them all.
+   * With `project` (the Compose project the file belongs to): an app of another
+   * project is refused unless `force`, and an app whose spec and replicas are
+   * those of the file already is left as it is (no new version, no restart).
+   */
+  | { type: 'app.deploy-many'; specs: AppSpec[]; project?: string; force?: boolean }
   | { type: 'app.scale'; tenant: string; name: string; replicas: number }
   | { type: 'app.rollback'; tenant: string; name: string; toVersion?: number }
   | { type: 'app.delete'; tenant: string; name: string }

@@ -489,6 +489,8 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
   'app.deploy-many': object<CommandOf<'app.deploy-many'>>({
     type: oneOf(['app.deploy-many']),
     specs: list(appSpec, { min: 1, max: LIMITS.appsPerDeployMax }),
+    project: optional(name),
+    force: optional(boolean()),
   }),
   'app.scale': object<CommandOf<'app.scale'>>({
     type: oneOf(['app.scale']),

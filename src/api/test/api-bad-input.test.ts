@@ -161,7 +161,14 @@ test('deploy and the app file', async () => {
   expectError(await call('POST', '/v1/deploy', { json: { fileName: 7, content: 'x' } }), 400, 'invalid-argument', 'fileName', 'a numeric file name');
   expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: ['services'] } }), 400, 'invalid-argument', 'content', 'content as a list');
   expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', tenant: 'Bad' } }), 400, 'invalid-argument', 'tenant', 'invalid tenant');
-  expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', force: true } }), 400, 'invalid-argument', 'force', 'unknown field');
+  expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', colour: 'blue' } }), 400, 'invalid-argument', 'colour', 'unknown field');
+  expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', force: 'yes' } }), 400, 'invalid-argument', 'force', 'force not a boolean');
+  expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', project: 'Bad_Name' } }), 400, 'invalid-argument', 'project', 'invalid project');
+  expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', variables: { A: 1 } } }), 400, 'invalid-argument', 'variables.A', 'a variable not a string');
+  expectError(await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'x', sets: 'web.image=x' } }), 400, 'invalid-argument', 'sets', 'sets not a list');
+  expectError(await call('POST', '/v1/deploy', { json: { files: [] } }), 400, 'invalid-argument', 'files', 'no files');
+  expectError(await call('POST', '/v1/deploy', { json: { files: [{ fileName: 'a.yaml' }] } }), 400, 'invalid-argument', 'files[0].content', 'a file without content');
+  expectError(await call('POST', '/v1/deploy', { json: { files: [{ fileName: 'a.yaml', content: 'x' }], fileName: 'b.yaml', content: 'y' } }), 400, 'invalid-argument', 'files', 'files and fileName');
   const syntax = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'services:\n  web: [unclosed\n' } });
   expectError(syntax, 400, 'invalid-app-file', null, 'YAML syntax error');
   assert.ok(Array.isArray(syntax.body.error.errors) && syntax.body.error.errors.length >= 1);
@@ -177,7 +184,7 @@ test('deploy and the app file', async () => {
   const empty = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: '' } });
   expectError(empty, 400, 'invalid-app-file', null, 'an empty file');
   const tooManyTenants = await call('POST', '/v1/deploy', { json: { fileName: 'a.yaml', content: 'services:\n  web:\n    image: nginx\n', tenant: 'ghost' } });
-  expectError(tooManyTenants, 404, 'not-found', 'specs[0].tenant', 'a tenant that does not exist');
+  expectError(tooManyTenants, 404, 'not-found', 'tenant', 'a tenant that does not exist');
 });
 
 test('a hostile app file does not stall the node: it is read off the event loop and refused', async () => {

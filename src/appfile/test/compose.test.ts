@@ -131,8 +131,10 @@ const stack = dedent(`
     internal:
 `);
 
+const stackFiles = { './secrets/db-password.txt': 'pa55word' };
+
 test('a realistic multi-service compose file deploys as it is', () => {
-  const result = parseAppFile(stack, 'docker-compose.yml', { defaultTenant: 'shop' });
+  const result = parseAppFile(stack, 'docker-compose.yml', { defaultTenant: 'shop', files: stackFiles });
   if (!result.ok) throw new Error(result.errors.map(String).join('\n'));
   assert.equal(
     result.apps.map((app) => [app.name, app.tenant, app.replicas]),
@@ -183,10 +185,9 @@ test('a realistic multi-service compose file deploys as it is', () => {
 });
 
 test('what the file has that Hivemind does not use is named in warnings', () => {
-  const result = parseAppFile(stack, 'docker-compose.yml');
+  const result = parseAppFile(stack, 'docker-compose.yml', { files: stackFiles });
   assert.ok(result.ok);
   assert.equal(result.warnings, [
-    'docker-compose.yml: secrets.db-password.file: is ignored: Hivemind keeps secret values in the cluster, never in the app file; store it first (PUT /v1/secrets/<tenant>/db-password)',
     'docker-compose.yml: networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it',
     'docker-compose.yml: services.frontend.depends_on: is ignored: Hivemind starts every app at once; an app should retry until the apps it needs are healthy',
     'docker-compose.yml: services.frontend.networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it',
@@ -199,13 +200,13 @@ test('the same file with the usual Compose-only settings reports each of them, a
   const withExtras = stack
     .replace('    image: postgres:16\n', '    image: postgres:16\n    container_name: shop-db\n    shm_size: 256m\n')
     .replace('    command: node /srv/worker/index.js --queue emails\n', '    build: ./worker\n    command: node /srv/worker/index.js --queue emails\n');
-  const result = parseAppFile(withExtras, 'docker-compose.yml');
+  const result = parseAppFile(withExtras, 'docker-compose.yml', { files: stackFiles });
   assert.ok(!result.ok);
   assert.equal(result.errors.map(String), [
-    'docker-compose.yml: services.worker.build: is not supported by Hivemind (build images elsewhere and use image:)',
-    'docker-compose.yml: services.db.container_name: is not supported by Hivemind (instances of an app cannot share one name; Hivemind names them, and apps reach each other by name through DNS: <service>.<tenant>.hivemind)',
+    'docker-compose.yml: services.worker.build: is not supported: Hivemind builds no images; build it (docker build -t NAME .), make it available (push it to a registry, or hivemind images import), and name it in image:',
     'docker-compose.yml: services.db.shm_size: is not supported by Hivemind',
   ]);
+  assert.ok(result.warnings.includes('docker-compose.yml: services.db.container_name: is a DNS alias of the app: other apps reach it as shop-db; instances are named by Hivemind'), result.warnings.join('\n'));
 });
 
 test.run();

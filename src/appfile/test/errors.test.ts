@@ -16,7 +16,7 @@ test('the messages of the issue, exactly', () => {
   assert.equal(errorsOf(oneService('image: app\ndeploy: { resources: { limits: { memory: lots } } }')), [
     'app.yaml: services.web.deploy.resources.limits.memory: must be a memory size like "512M" or "1G", got "lots"',
   ]);
-  assert.equal(errorsOf(oneService('image: app\nbuild: .')), ['app.yaml: services.web.build: is not supported by Hivemind (build images elsewhere and use image:)']);
+  assert.equal(errorsOf(oneService('build: .')), ['app.yaml: services.web.build: is not supported: Hivemind builds no images; build it (docker build -t NAME .), make it available (push it to a registry, or hivemind images import), and name it in image:']);
 });
 
 test('an error is { file, path, message } with a position, formats as "file: path: message", and survives JSON', () => {
@@ -55,8 +55,7 @@ test('every error of the file is reported, in file order, not just the first', (
     'app.yaml: services.web.deploy.resources.limits.cpus: must be a number of CPUs like 0.5 or "2", got "fast"',
     'app.yaml: services.web.deploy.resources.limits.memory: must be a memory size like "512M" or "1G", got "lots"',
     'app.yaml: services.web.healthcheck.interval: must be a duration like "10s" or "1m30s", got "soon"',
-    'app.yaml: services.api: must have image: (a container image to run) or command: (a program Hivemind runs as a process, without containerd)',
-    'app.yaml: services.api.build: is not supported by Hivemind (build images elsewhere and use image:)',
+    'app.yaml: services.api.build: is not supported: Hivemind builds no images; build it (docker build -t NAME .), make it available (push it to a registry, or hivemind images import), and name it in image:',
     'app.yaml: services.api.privileged: is not supported by Hivemind (instances never run privileged)',
     'app.yaml: services.api.colour: is an unknown key',
     'app.yaml: services.Bad_Name: service name "Bad_Name" must be a DNS label: lowercase letters, digits and "-", 1 to 63 characters, starting and ending with a letter or digit; try "bad-name"',
@@ -66,16 +65,13 @@ test('every error of the file is reported, in file order, not just the first', (
 
 test('Compose keys Hivemind does not support are errors naming the key, with what to do', () => {
   const cases: [string, string][] = [
-    ['cap_add: [NET_ADMIN]', 'services.web.cap_add: is not supported by Hivemind (instances run with the default capabilities)'],
     ['devices: ["/dev/fuse"]', 'services.web.devices: is not supported by Hivemind'],
     ['network_mode: host', "services.web.network_mode: is not supported by Hivemind (each instance gets its own namespaces on its tenant's network)"],
     ['pid: host', "services.web.pid: is not supported by Hivemind (each instance gets its own namespaces on its tenant's network)"],
-    ['env_file: .env', 'services.web.env_file: is not supported by Hivemind (list the variables under environment:)'],
-    [
-      'container_name: web-1',
-      'services.web.container_name: is not supported by Hivemind (instances of an app cannot share one name; Hivemind names them, and apps reach each other by name through DNS: <service>.<tenant>.hivemind)',
-    ],
-    ['deploy: { mode: global }', 'services.web.deploy.mode: "global" is not supported by Hivemind; set replicas to the number of nodes and x-hivemind.max_per_node to 1'],
+    ['env_file: .env', 'services.web.env_file: names file ".env", which was not sent with the deploy; give a path relative to the app file\'s folder that exists, or set required: false'],
+    ['deploy: { mode: global, replicas: 2 }', 'services.web.deploy: sets mode: global and replicas (or scale); a global app runs one instance on each node, so leave replicas out'],
+    ['deploy: { mode: replicated-job }', 'services.web.deploy.mode: "replicated-job" is not supported by Hivemind, which runs long-lived apps'],
+    ['configs: [site]', "services.web.configs: is not supported by Hivemind (not yet: files mounted at a path of your choice need the executor's support; mount the file as a secret (top-level secrets: with file:, found at /run/secrets/NAME), or build it into the image)"],
     ['deploy: { rollback_config: {} }', "services.web.deploy.rollback_config: is not supported by Hivemind (a rollback redeploys the earlier version with update_config's settings)"],
     ['deploy: { resources: { limits: { pids: 100 } } }', 'services.web.deploy.resources.limits.pids: is not supported by Hivemind'],
     ['deploy: { resources: { reservations: { devices: [] } } }', 'services.web.deploy.resources.reservations.devices: is not supported by Hivemind'],
@@ -84,7 +80,9 @@ test('Compose keys Hivemind does not support are errors naming the key, with wha
     ['healthcheck: { test: "true", start_interval: 1s }', 'services.web.healthcheck.start_interval: is not supported by Hivemind'],
   ];
   for (const [body, expected] of cases) assert.equal(errorsOf(oneService(`image: app\n${body}`)), [`app.yaml: ${expected}`], body);
-  assert.equal(errorsOf(`configs: {}\n${oneService('image: app')}`), ['app.yaml: configs: is not supported by Hivemind (mount a secret instead: secrets: or x-hivemind.secrets)']);
+  assert.equal(errorsOf(`configs: {}\n${oneService('image: app')}`), [
+    "app.yaml: configs: is not supported by Hivemind yet (files mounted at a path of your choice need the executor's support); mount the file as a secret (secrets: with file:, found at /run/secrets/NAME), or build it into the image",
+  ]);
 });
 
 test('unknown keys are errors, with the nearest known key suggested', () => {
@@ -108,17 +106,17 @@ test('image or command: one is needed', () => {
   assert.equal(errorsOf(oneService('command: { run: x }')), ['app.yaml: services.web.command: must be a list of arguments or a command line, got a mapping']);
 });
 
-test('ports: host IPs, bad forms, protocols and repeats', () => {
-  const errors = errorsOf(oneService('image: app\nports: ["127.0.0.1:8080:80", "[::1]:9000:9000", "abc", "70000:80", "53/sctp", "1-3:4-5", "8080:81", { published: 1 }, { target: 80, host_ip: 0.0.0.0 }, [1]]'));
+test('ports: bad forms, protocols and repeats', () => {
+  const errors = errorsOf(oneService('image: app\nports: ["127.0.0.1:8080:x", "[::1:9000", "abc", "70000:80", "53/sctp", "1-3:4-5", "8080:81", { published: 1 }, { target: 80, host_ip: [0] }, [1]]'));
   assert.equal(errors, [
-    'app.yaml: services.web.ports[0]: binds host IP "127.0.0.1", which Hivemind does not support (a port is published on every address of the node); write "8080:80"',
-    'app.yaml: services.web.ports[1]: binds host IP "[::1]", which Hivemind does not support (a port is published on every address of the node); write "9000:9000"',
+    'app.yaml: services.web.ports[0]: must be a port like "8080:80", "80" or "8080:80/udp", with ports from 1 to 65535, got "127.0.0.1:8080:x"',
+    'app.yaml: services.web.ports[1]: must be a port like "8080:80", "80" or "8080:80/udp" or "127.0.0.1:8080:80", got "[::1:9000"',
     'app.yaml: services.web.ports[2]: must be a port like "8080:80", "80" or "8080:80/udp", with ports from 1 to 65535, got "abc"',
     'app.yaml: services.web.ports[3]: must be a port like "8080:80", "80" or "8080:80/udp", with ports from 1 to 65535, got "70000:80"',
     'app.yaml: services.web.ports[4]: must end in /tcp or /udp when it names a protocol, got "53/sctp"',
     'app.yaml: services.web.ports[5]: maps 3 published ports to 2 target ports; give ranges of the same length',
     'app.yaml: services.web.ports[7].target: is required: the port inside the instance',
-    'app.yaml: services.web.ports[8].host_ip: is not supported by Hivemind (a port is published on every address of the node)',
+    'app.yaml: services.web.ports[8].host_ip: must be an IP address, got a list',
     'app.yaml: services.web.ports[9]: must be a port like "8080:80", "80" or "8080:80/udp", or a mapping with target:, got a list',
   ]);
   assert.equal(errorsOf(oneService('image: app\nports: ["8080:80", { target: 81, published: 8080 }]')), [
@@ -133,9 +131,10 @@ test('volumes: anonymous, relative, undeclared, badly named, bad options, tmpfs'
   assert.equal(errors, [
     'app.yaml: services.web.volumes[0]: is an anonymous volume, which Hivemind does not support; name it, like "data:/anon", and declare data under the top-level volumes:',
     'app.yaml: services.web.volumes[1]: mounts host path "./site", which is relative to the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ' +
-      'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); the deploy creates it, it keeps its data on one node, and the app runs there',
+      'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); the deploy creates it, it keeps its data on one node, and the app runs there. ' +
+      'For a configuration file, declare it under the top-level secrets: with file: (the deploy sends it) and read it at /run/secrets/NAME',
     'app.yaml: services.web.volumes[2]: uses volume "cache", which is not declared; add it under the top-level volumes:',
-    'app.yaml: services.web.volumes[3]: volume "db_data" must be a DNS label: lowercase letters, digits and "-", 1 to 63 characters, starting and ending with a letter or digit; try "db-data"',
+    'app.yaml: services.web.volumes[3]: uses volume "db_data", which is not declared; add it under the top-level volumes:',
     'app.yaml: services.web.volumes[4]: must mount at an absolute path inside the instance, like "data:/var/lib/data", "/host/path:/path:ro", got "data:relative"',
     'app.yaml: services.web.volumes[5]: has mount option "z", which Hivemind does not support; use "ro" or "rw"',
     'app.yaml: services.web.volumes[6].type: "tmpfs" is not supported by Hivemind; use "volume" or "bind"',
@@ -258,7 +257,6 @@ test('the top level: empty, not a mapping, no services, bad declarations, bad te
   assert.equal(errorsOf('services: [web]\n'), ['app.yaml: services: must be a mapping, got a list']);
   assert.equal(errorsOf('services:\n  web:\n'), ['app.yaml: services.web: must be a mapping, got null (an empty value)']);
   assert.equal(errorsOf(`volumes: { db_data: { driver: local } }\nx-hivemind: { tenant: acme, strategy: x }\n${oneService('image: app')}`), [
-    'app.yaml: volumes.db_data: volume "db_data" must be a DNS label: lowercase letters, digits and "-", 1 to 63 characters, starting and ending with a letter or digit; try "db-data"',
     'app.yaml: volumes.db_data.driver: is not supported by Hivemind (Hivemind keeps volumes on the node)',
     'app.yaml: x-hivemind.strategy: is an unknown key',
   ]);

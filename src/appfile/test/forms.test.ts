@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AppSpec } from '../../state/types.js';
 import { validateCommand } from '../../state/validate.js';
+import { parseAppFile } from '../parse.js';
 import { dedent, errorsOf, onlyApp, oneService, parseOk, warningsOf } from './helpers.js';
 
 const MiB = 1024 ** 2;
@@ -310,10 +311,20 @@ test('secrets: Compose service secrets (short and long) and x-hivemind.secrets j
   assert.equal(spec.hivemind.secrets, ['db-password', 'api-key', 'tls-cert', 'extra']);
 });
 
-test('a secret declared with a file or environment warns that the value is not read', () => {
-  const warnings = warningsOf(oneService('image: app\nsecrets: [token]', 'secrets:\n  token:\n    file: ./token.txt\n'));
-  assert.equal(warnings, [
-    'app.yaml: secrets.token.file: is ignored: Hivemind keeps secret values in the cluster, never in the app file; store it first (PUT /v1/secrets/<tenant>/token)',
+test('a secret declared with a file, a variable or content gets its value from there, for the deploy to create it', () => {
+  const text = oneService('image: app\nsecrets: [token, api_key, inline]', 'secrets:\n  token:\n    file: ./token.txt\n  api_key:\n    environment: API_KEY\n  inline:\n    content: hello\n');
+  const result = parseAppFile(text, 'app.yaml', { files: { './token.txt': 's3cret\n' }, variables: { API_KEY: 'k' } });
+  if (!result.ok) throw new Error(result.errors.map(String).join('\n'));
+  assert.equal(result.secrets, [
+    { tenant: 'default', name: 'token', value: 's3cret\n' },
+    { tenant: 'default', name: 'api-key', value: 'k' },
+    { tenant: 'default', name: 'inline', value: 'hello' },
+  ]);
+  assert.equal(result.apps[0]?.hivemind.secrets, ['token', 'api-key', 'inline']);
+  assert.equal(result.warnings, ['app.yaml: secrets.api_key: is named "api-key" in Hivemind (names are DNS labels, without "_"); instances find it at /run/secrets/api-key']);
+  assert.equal(errorsOf(text, { variables: {} }), [
+    'app.yaml: secrets.token.file: names file "./token.txt", which was not sent with the deploy; give a path relative to the app file\'s folder that exists',
+    'app.yaml: secrets.api_key.environment: names variable API_KEY, which is not set where the file is read; set it, or store the secret first (hivemind secrets set api-key)',
   ]);
 });
 

@@ -28,20 +28,22 @@ export function registerAppCommands(program: Command): void {
     .command('apps')
     .description('list the deployed apps with their version and how many instances run')
     .addOption(tenantOption(TENANT_FILTER))
+    .option('-p, --project-name <name>', 'only the apps of this project')
     .option('-w, --watch', 'show again at every change')
-    .addHelpText('after', '\nExamples:\n  hivemind apps\n  hivemind apps --tenant acme --watch')
-    .action(async (options: { tenant?: string; watch?: boolean }, command: Command) => {
+    .addHelpText('after', '\nExamples:\n  hivemind apps\n  hivemind apps -p shop\n  hivemind apps --tenant acme --watch')
+    .action(async (options: { tenant?: string; projectName?: string; watch?: boolean }, command: Command) => {
       const context = contextOf(command);
       const query = { tenant: options.tenant };
+      const inProject = (app: App): boolean => options.projectName === undefined || app.project === options.projectName;
       await withClient(context, (client) => {
         const view = {
           title: options.tenant ? `apps of ${options.tenant}` : 'apps',
           read: async (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => {
             const apps = await client.get<unknown>('/v1/apps', query, blocking);
-            if (context.json) return apps;
+            if (context.json) return options.projectName === undefined ? apps : { body: { apps: listIn<App>(apps.body, 'apps').filter(inProject) }, index: apps.index };
             // Any change moves the one index, so the apps' answer woke for the instances' too.
             const instances = await client.get<unknown>('/v1/instances', query);
-            return { body: { apps: listIn<App>(apps.body, 'apps'), instances: listIn<Instance>(instances.body, 'instances') }, index: apps.index };
+            return { body: { apps: listIn<App>(apps.body, 'apps').filter(inProject), instances: listIn<Instance>(instances.body, 'instances') }, index: apps.index };
           },
           render: (body: unknown) => renderApps(context, body as { apps: App[]; instances: Instance[] }),
         };
@@ -146,9 +148,9 @@ export function rolloutLines(rollout: Rollout | undefined): [string, string | nu
 function renderApps(context: CliContext, { apps, instances }: { apps: App[]; instances: Instance[] }): string {
   const rows = apps.map((app) => {
     const own = instances.filter((instance) => instance.tenant === app.tenant && instance.app === app.name);
-    return [app.name, app.tenant, app.version, `${own.filter(isUp).length}/${app.replicas}`, runsText(currentSpec(app))];
+    return [app.name, app.tenant, app.project ?? '-', app.version, `${own.filter(isUp).length}/${app.replicas}`, runsText(currentSpec(app))];
   });
-  return renderTable(context, ['name', 'tenant', 'version', 'running', 'runs'], rows, 'no apps; deploy one with `hivemind deploy -f app.yaml`');
+  return renderTable(context, ['name', 'tenant', 'project', 'version', 'running', 'runs'], rows, 'no apps; deploy one with `hivemind deploy -f app.yaml`');
 }
 
 function resourcesText(resources: { cpuMillis?: number; memoryBytes?: number } | undefined): string | undefined {
@@ -165,6 +167,7 @@ function renderApp(context: CliContext, app: AppAnswer): string {
   const ports = (spec?.ports ?? []).map((port) => `${port.published === undefined ? '' : `${port.published}->`}${port.target}/${port.protocol}`);
   const summary = renderFields([
     ['app', `${app.tenant}/${app.name}`],
+    ['project', app.project],
     ['version', app.version],
     ['replicas', `${instances.filter(isUp).length} of ${app.replicas} running`],
     [spec?.image !== undefined ? 'image' : 'command', runsText(spec)],

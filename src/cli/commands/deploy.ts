@@ -5,22 +5,18 @@
  * for `hivemind promote`), a first deploy's instances until they all run; it
  * ends with the result, or gives up at `--timeout`.
  */
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
+import type { DeployPlan, PlannedApp } from '../../appfile/index.js';
+import { formatBytes, formatCpu } from '../../state/errors.js';
 import type { Instance, Rollout } from '../../state/types.js';
 import { listIn } from '../answers.js';
 import type { ApiClient } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
-import { CliError, UsageError } from '../errors.js';
+import { CliError } from '../errors.js';
 import { isTerminal, printJson, printLine, printTable } from '../output.js';
 import { parseDurationOption } from '../parse.js';
-import { readStdin } from '../stdin.js';
-import { tenantOption } from './shared.js';
+import { addAppFileOptions, gatherAppFiles, type AppFileFlags, type AppFileInput } from './app-file-input.js';
 import { formatDurationMs } from '../../appfile/units.js';
-
-/** The API refuses bodies over 4 MiB; a file near that is refused here, with its size. */
-export const APP_FILE_BYTES_MAX = 4 * 1024 * 1024 - 64 * 1024;
 /** How long `--wait` waits by default. */
 export const DEPLOY_WAIT_MS_DEFAULT = 5 * 60_000;
 /** How long each blocking query of `--wait` waits for a change. */
@@ -34,18 +30,28 @@ export interface DeployedApp {
   replicas: number;
   /** The id of the rollout the deploy started, when it updated running instances. */
   rollout?: number;
+  /** The app was as the file says already: no new version, nothing restarted. */
+  unchanged?: boolean;
 }
 
 interface DeployAnswer {
+  project?: string;
   apps: DeployedApp[];
   warnings?: string[];
 }
 
-interface DeployOptions {
-  file: string;
-  tenant?: string;
+/** `POST /v1/deploy` with `dryRun`: the plan, what the deploy would create, and the refusal it would meet. */
+interface DryRunAnswer extends DeployPlan {
+  creates?: { volumes: string[]; secrets: string[] };
+  refusal?: { code: string; message: string; field?: string };
+  warnings?: string[];
+}
+
+interface DeployOptions extends AppFileFlags {
   wait?: boolean;
   detach?: boolean;
+  force?: boolean;
+  dryRun?: boolean;
   timeout: number;
 }
 
@@ -56,11 +62,10 @@ const downStates = new Set(['exited', 'failed', 'oom-killed', 'stopped', 'unheal
 
 /** Adds `deploy` to `program`. */
 export function registerDeployCommand(program: Command): void {
-  program
-    .command('deploy')
-    .description('deploy every service of a Compose-style app file (a file with errors deploys nothing)')
-    .requiredOption('-f, --file <file>', "the app file ('-' reads it from stdin)")
-    .addOption(tenantOption("the tenant to deploy into (default: the file's x-hivemind.tenant, else default)"))
+  const command = program.command('deploy').description('deploy every service of Compose-style app files (files with errors deploy nothing)');
+  addAppFileOptions(command)
+    .option('--force', "take over apps that belong to another project (by default such a deploy is refused)")
+    .option('--dry-run', 'print what the deploy would change (apps, versions, instances to start and stop, quota use) and change nothing')
     .option('--wait', 'follow the rollout (or the new instances) until it ends, showing progress (the default)')
     .addOption(new Option('--detach', 'return once the deploy is committed, without following it').conflicts('wait'))
     .addOption(new Option('--timeout <duration>', 'how long to follow, such as 90s or 10m').argParser(parseDurationOption).default(DEPLOY_WAIT_MS_DEFAULT, '5m'))
@@ -70,49 +75,119 @@ export function registerDeployCommand(program: Command): void {
         '',
         'Examples:',
         '  hivemind deploy -f app.yaml',
-        '  hivemind deploy -f app.yaml --tenant acme --timeout 2m',
-        '  hivemind deploy -f app.yaml --detach',
+        '  hivemind deploy -f compose.yaml -f compose.prod.yaml --env-file prod.env',
+        '  hivemind deploy -f app.yaml --set web.image=nginx:1.27 --set web.deploy.replicas=3',
+        '  hivemind deploy -f app.yaml --dry-run',
+        '  hivemind deploy -f app.yaml -p shop --tenant acme --timeout 2m',
         '  cat app.yaml | hivemind deploy -f -',
       ].join('\n'),
     )
     .action(async (options: DeployOptions, command: Command) => {
       const context = contextOf(command);
-      const { fileName, content } = await readAppFile(options.file);
+      const input = await gatherAppFiles(options);
       await withClient(context, async (client) => {
-        const request = { fileName, content, ...(options.tenant === undefined ? {} : { tenant: options.tenant }) };
+        const request = deployRequest(input, { force: options.force === true, dryRun: options.dryRun === true });
+        if (options.dryRun) {
+          const { body } = await client.post<DryRunAnswer>('/v1/deploy', request);
+          if (context.json) printJson(context, body);
+          else printPlan(context, body);
+          for (const warning of body?.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
+          if (body?.refusal !== undefined) throw new CliError(`the deploy would be refused: ${body.refusal.message}`);
+          return;
+        }
         const { body, index } = await client.post<DeployAnswer>('/v1/deploy', request);
         const apps = listIn<DeployedApp>(body, 'apps');
         if (context.json) printJson(context, body);
-        else printDeployed(context, apps);
+        else printDeployed(context, apps, body?.project);
         for (const warning of body?.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
         // With --json the answer is the output: follow only when --wait asks for it (progress on stderr, outcome lines after the JSON).
         if (options.detach || apps.length === 0 || (context.json && !options.wait)) return;
         const withRollout = apps.filter((app) => app.rollout !== undefined);
-        const fresh = apps.filter((app) => app.rollout === undefined);
+        const fresh = apps.filter((app) => app.rollout === undefined && app.unchanged !== true);
         if (fresh.length > 0) await waitForInstances(context, client, { apps: fresh, index: index ?? 0, timeoutMs: options.timeout });
         if (withRollout.length > 0) await followRollouts(context, client, { apps: withRollout, index: index ?? 0, timeoutMs: options.timeout });
       });
     });
 }
 
-async function readAppFile(file: string): Promise<{ fileName: string; content: string }> {
-  if (file === '-') return { fileName: 'stdin', content: await readStdin({ bytesMax: APP_FILE_BYTES_MAX, what: 'the app file' }) };
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === 'ENOENT') throw new UsageError(`cannot read ${file}: no such file`);
-    if (code === 'EISDIR') throw new UsageError(`cannot read ${file}: it is a directory; give the app file`);
-    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
-  }
-  if (bytes.length > APP_FILE_BYTES_MAX) throw new UsageError(`${file} is ${bytes.length} bytes; an app file may have at most ${APP_FILE_BYTES_MAX}`);
-  return { fileName: basename(file), content: bytes.toString('utf8') };
+/** The body of `POST /v1/deploy`: one file as `fileName` and `content` (what older nodes read), several as `files`. */
+export function deployRequest(input: AppFileInput, flags: { force: boolean; dryRun: boolean }): Record<string, unknown> {
+  const { sources, options } = input;
+  const [only] = sources;
+  const request: Record<string, unknown> =
+    sources.length === 1 && only !== undefined ? { fileName: only.name, content: only.text } : { files: sources.map((source) => ({ fileName: source.name, content: source.text })) };
+  if (options.defaultTenant !== undefined) request.tenant = options.defaultTenant;
+  if (options.project !== undefined) request.project = options.project;
+  if (options.projectFallback !== undefined) request.projectFallback = options.projectFallback;
+  if (options.variables !== undefined && Object.keys(options.variables).length > 0) request.variables = options.variables;
+  if (options.files !== undefined && Object.keys(options.files).length > 0) request.attachments = options.files;
+  if (options.sets !== undefined && options.sets.length > 0) request.sets = options.sets;
+  if (options.profiles !== undefined && options.profiles.length > 0) request.profiles = options.profiles;
+  if (flags.force) request.force = true;
+  if (flags.dryRun) request.dryRun = true;
+  return request;
 }
 
-function printDeployed(context: CliContext, apps: DeployedApp[]): void {
+function printDeployed(context: CliContext, apps: DeployedApp[], project: string | undefined): void {
   if (apps.length === 0) return printLine(context, 'the file has no services; nothing was deployed');
-  printTable(context, ['app', 'tenant', 'version', 'replicas'], apps.map((app) => [app.name, app.tenant, app.version, app.replicas]));
+  if (project !== undefined) printLine(context, `project ${project}`);
+  printTable(
+    context,
+    ['app', 'tenant', 'version', 'replicas', 'change'],
+    apps.map((app) => [app.name, app.tenant, app.version, app.replicas, app.unchanged === true ? 'unchanged' : app.rollout !== undefined ? 'rolling out' : 'deployed']),
+  );
+}
+
+/** The marks of Nomad's plan: + create, ~ update, = unchanged, ! refused. */
+const planMarks: Record<PlannedApp['action'], string> = { create: '+', update: '~', scale: '~', unchanged: '=', refused: '!' };
+
+/** The lines of a dry run's plan (exported for tests). */
+export function planLines(plan: DryRunAnswer): string[] {
+  const lines: string[] = [];
+  if (plan.project !== undefined) lines.push(`project ${plan.project}`);
+  for (const app of plan.apps ?? []) {
+    const name = `${app.tenant}/${app.name}`;
+    const instances = `start ${app.start}, stop ${app.stop} instance${app.stop === 1 ? '' : 's'}`;
+    switch (app.action) {
+      case 'create':
+        lines.push(`+ ${name}: create version 1 with ${app.replicas} replica${app.replicas === 1 ? '' : 's'} (${instances})`);
+        break;
+      case 'update':
+        lines.push(`~ ${name}: version ${app.fromVersion} → ${app.toVersion}, ${app.strategy ?? 'rolling'} update (${instances})`);
+        for (const change of app.changes) lines.push(`    ${change}`);
+        break;
+      case 'scale':
+        lines.push(`~ ${name}: stays at version ${app.fromVersion}, replicas ${app.fromReplicas} → ${app.replicas} (${instances})`);
+        break;
+      case 'unchanged':
+        lines.push(`= ${name}: unchanged at version ${app.fromVersion}`);
+        break;
+      case 'refused':
+        lines.push(`! ${name}: belongs to project "${app.owner}"; deploy with --force to take it over`);
+        break;
+    }
+  }
+  for (const volume of plan.creates?.volumes ?? []) lines.push(`+ volume ${volume}: created`);
+  for (const secret of plan.creates?.secrets ?? []) lines.push(`+ secret ${secret}: created from the file`);
+  for (const quota of plan.quotas ?? []) lines.push(quotaLine(quota));
+  const marks = new Set((plan.apps ?? []).map((app) => planMarks[app.action]));
+  if (marks.size === 1 && marks.has('=')) lines.push('nothing to change');
+  return lines;
+}
+
+function quotaLine({ tenant, before, after, quota }: DeployPlan['quotas'][number]): string {
+  const part = (what: string, from: number, to: number, limit: number | undefined, format: (value: number) => string): string =>
+    `${what} ${format(from)} → ${format(to)}${limit === undefined ? '' : ` of ${format(limit)}${to > limit ? ' (over quota)' : ''}`}`;
+  return `tenant ${tenant}: ${[
+    part('instances', before.instances, after.instances, quota.instances, String),
+    part('cpu', before.cpuMillis, after.cpuMillis, quota.cpuMillis, formatCpu),
+    part('memory', before.memoryBytes, after.memoryBytes, quota.memoryBytes, formatBytes),
+  ].join(', ')}`;
+}
+
+function printPlan(context: CliContext, plan: DryRunAnswer | undefined): void {
+  for (const line of planLines(plan ?? { apps: [], quotas: [] })) printLine(context, line);
+  printLine(context, 'dry run: nothing was changed');
 }
 
 /** Progress of one app's new version: how many of its instances are up, and how the others are. */

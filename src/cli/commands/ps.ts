@@ -4,7 +4,7 @@
  * process app, the host port each instance listens on).
  */
 import type { Command } from 'commander';
-import type { Instance } from '../../state/types.js';
+import type { App, Instance } from '../../state/types.js';
 import { listIn } from '../answers.js';
 import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -23,9 +23,10 @@ export function registerPsCommand(program: Command): void {
     .argument('[app]', 'only this app, as NAME or TENANT/NAME')
     .addOption(tenantOption(TENANT_FILTER))
     .option('--node <node>', 'only the instances placed on this node')
+    .option('-p, --project-name <name>', 'only the instances of this project\'s apps')
     .option('-w, --watch', 'show again at every change')
     .addHelpText('after', '\nExamples:\n  hivemind ps\n  hivemind ps hello\n  hivemind ps --node n2 --watch')
-    .action(async (appText: string | undefined, options: { tenant?: string; node?: string; watch?: boolean }, command: Command) => {
+    .action(async (appText: string | undefined, options: { tenant?: string; node?: string; projectName?: string; watch?: boolean }, command: Command) => {
       const context = contextOf(command);
       const query: Record<string, string | undefined> = { tenant: options.tenant, node: options.node };
       if (appText !== undefined) {
@@ -36,22 +37,31 @@ export function registerPsCommand(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: appText === undefined ? 'instances' : `instances of ${query.tenant}/${query.app}`,
-          read: (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => client.get<unknown>('/v1/instances', query, blocking),
-          render: (body: unknown) => renderInstances(context, listIn<Instance>(body, 'instances')),
+          read: async (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => {
+            const instances = await client.get<unknown>('/v1/instances', query, blocking);
+            if (context.json && options.projectName === undefined) return instances;
+            // The apps hold the project; any change moves the one index, so the instances' answer woke for them too.
+            const apps = await client.get<unknown>('/v1/apps', { tenant: query.tenant });
+            const projects = new Map(listIn<App>(apps.body, 'apps').map((app) => [`${app.tenant}/${app.name}`, app.project]));
+            const listed = listIn<Instance>(instances.body, 'instances').filter((instance) => options.projectName === undefined || projects.get(`${instance.tenant}/${instance.app}`) === options.projectName);
+            return { body: context.json ? { instances: listed } : { instances: listed, projects }, index: instances.index };
+          },
+          render: (body: unknown) => renderInstances(context, listIn<Instance>(body, 'instances'), (body as { projects?: Map<string, string | undefined> }).projects ?? new Map()),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
     });
 }
 
-function renderInstances(context: CliContext, instances: Instance[]): string {
+function renderInstances(context: CliContext, instances: Instance[], projects: ReadonlyMap<string, string | undefined>): string {
   const sorted = [...instances].sort((a, b) => a.tenant.localeCompare(b.tenant) || a.app.localeCompare(b.app) || a.slot - b.slot || a.id.localeCompare(b.id));
   return renderTable(
     context,
-    ['instance', 'app', 'version', 'node', 'state', 'since', 'message'],
+    ['instance', 'app', 'project', 'version', 'node', 'state', 'since', 'message'],
     sorted.map((instance) => [
       instance.id,
       `${instance.tenant}/${instance.app}`,
+      projects.get(`${instance.tenant}/${instance.app}`) ?? '-',
       instance.version,
       instance.node ?? '(not placed)',
       (instance.status.exitCode === undefined ? instance.status.state : `${instance.status.state} (exit ${instance.status.exitCode})`) + (instance.desired === 'stopped' ? ', retired' : ''),

@@ -139,14 +139,22 @@ test('deploy, apps, app, scale, rollback, delete', async () => {
   const deployed = await hmJson<{ apps: { tenant: string; name: string; version: number; replicas: number }[] }>(['deploy', '-f', appFile, '--tenant', 'acme']);
   assert.equal(deployed.apps, [{ tenant: 'acme', name: 'web', version: 1, replicas: 2 }]);
 
-  const table = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '--detach']);
+  // The same file again changes nothing; a --set value makes version 2.
+  const same = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '--detach']);
+  assert.is(same.status, 0, same.stderr);
+  assert.match(same.stdout, /^web\s+acme\s+1\s+2\s+unchanged$/m);
+  const table = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '--detach', '--set', 'web.environment.CHANGED=1']);
   assert.is(table.status, 0, table.stderr);
-  assert.match(table.stdout, /^web\s+acme\s+2\s+2$/m);
+  assert.match(table.stdout, /^project \S+\n/);
+  assert.match(table.stdout, /^web\s+acme\s+2\s+2\s+(rolling out|deployed)$/m);
 
-  const apps = await hmJson<{ apps: { name: string; version: number }[] }>(['apps', '--tenant', 'acme']);
+  const apps = await hmJson<{ apps: { name: string; version: number; project: string }[] }>(['apps', '--tenant', 'acme']);
   assert.equal(apps.apps.map((app) => [app.name, app.version]), [['web', 2]]);
   const appsTable = await hm(['apps']);
-  assert.match(appsTable.stdout, /^web\s+acme\s+2\s+0\/2\s+sleep 1000$/m);
+  assert.match(appsTable.stdout, new RegExp(`^web\\s+acme\\s+${apps.apps[0]?.project}\\s+2\\s+0/2\\s+sleep 1000$`, 'm'));
+  const otherProject = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '-p', 'other', '--detach']);
+  assert.is(otherProject.status, 1);
+  assert.match(otherProject.stderr, /belongs to project "\S+", not "other"; .*--force/);
 
   const app = await hmJson<{ name: string; version: number; versions: unknown[]; instances: { id: string }[] }>(['app', 'acme/web']);
   assert.is(app.version, 2);

@@ -54,7 +54,9 @@ const usageCases: [string[], RegExp][] = [
   [['tenants', 'update', 'acme', '--host-mounts', 'yes'], /^hivemind: .*--host-mounts.*'yes' is invalid.*allow or deny/],
   [['app', 'Bad_Name'], /^hivemind: app "Bad_Name" is not a valid name/],
   [['app', 'acme/web', '--tenant', 'other'], /names tenant "acme" but --tenant is "other"/],
-  [['deploy'], /^hivemind: required option '-f, --file <file>' not specified/],
+  [['deploy'], /^hivemind: no app file given, and none of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml is in this folder; name one with -f$/],
+  [['validate', '-f', '/nonexistent/app.yaml'], /^hivemind: cannot read \/nonexistent\/app.yaml: no such file$/],
+  [['validate', '-f', '/nonexistent/app.yaml', '--env-file'], /^hivemind: option '--env-file <file>' argument missing/],
   [['deploy', '-f', '/nonexistent/app.yaml'], /^hivemind: cannot read \/nonexistent\/app.yaml: no such file$/],
   [['deploy', '-f', 'x.yaml', '--wait', '--detach'], /cannot be used with option '--wait'/],
   [['status', '--addr', 'ftp://example'], /^hivemind: --addr: "ftp:\/\/example" must be http:\/\/ or https:\/\//],
@@ -74,6 +76,36 @@ test('usage errors are one line on stderr and exit 2', async () => {
     const lines = result.stderr.trimEnd().split('\n');
     assert.is(lines.length, 1, `hivemind ${name}: ${result.stderr}`);
     assert.match(result.stderr.trimEnd(), pattern, `hivemind ${name}: ${result.stderr}`);
+  }
+});
+
+test('validate reads files offline as deploy does: merged files, .env, env_file, --set, --profile; errors exit 1 with every one', async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'hivemind-validate-'));
+  try {
+    writeFileSync(join(folder, 'compose.yaml'), 'name: shop\nservices:\n  web:\n    image: "nginx:${TAG:-1.25}"\n    env_file: web.env\n    ports: ["8080:80"]\n  debug:\n    image: busybox\n    profiles: [debug]\n');
+    writeFileSync(join(folder, 'compose.override.yaml'), 'services:\n  web:\n    deploy: { replicas: 2 }\n');
+    writeFileSync(join(folder, '.env'), 'TAG=1.27\n');
+    writeFileSync(join(folder, 'web.env'), 'MODE=prod\n');
+    const good = await runCli(['validate', '--json'], { env, cwd: folder });
+    assert.is(good.status, 0, good.stderr);
+    const result = JSON.parse(good.stdout) as { ok: boolean; project: string; apps: { name: string; image: string; replicas: number; environment: Record<string, string> }[] };
+    assert.equal([result.project, result.apps.map((app) => [app.name, app.image, app.replicas, app.environment])], ['shop', [['web', 'nginx:1.27', 2, { MODE: 'prod' }]]]);
+    assert.match(good.stderr, /^warning: compose.yaml: services.debug: is left out: its profiles \(debug\) are not enabled/m);
+    const table = await runCli(['validate', '-f', 'compose.yaml', '--profile', 'debug', '--set', 'web.image=nginx:1.28'], { env, cwd: folder });
+    assert.is(table.status, 0, table.stderr);
+    assert.match(table.stdout, /^project shop$/m);
+    assert.match(table.stdout, /^web\s+default\s+nginx:1.28\s+1\s+8080:80\/tcp$/m);
+    assert.match(table.stdout, /^compose.yaml is valid: 2 apps$/m);
+    const bad = await runCli(['validate', '-f', 'compose.yaml', '--set', 'web.deploy.replicas=three', '--set', 'web.ports=[x]'], { env, cwd: folder });
+    assert.is(bad.status, 1);
+    assert.is(bad.stderr.split('\n').filter((line) => !line.startsWith('warning: ')).join('\n'), [
+      'hivemind: compose.yaml: 2 errors; a deploy would deploy nothing',
+      '--set: services.web.ports[0]: must be a port like "8080:80", "80" or "8080:80/udp", with ports from 1 to 65535, got "x"',
+      '--set: services.web.deploy.replicas: must be a whole number >= 0, got "three"',
+      '',
+    ].join('\n'));
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
   }
 });
 

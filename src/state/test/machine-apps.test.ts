@@ -319,4 +319,49 @@ test('app.deploy-many refused: the apps it would have changed are untouched (the
   });
 });
 
+test('app.deploy-many with a project: another project\'s app is refused unless forced; an unchanged app stays as it is', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: {} });
+  const web = appSpec({ tenant: 'acme', name: 'web', replicas: 3, image: 'busybox:1.36' });
+  const first = driver.ok({ type: 'app.deploy-many', specs: [web], project: 'shop' });
+  assert.equal(first.value, { apps: [{ tenant: 'acme', name: 'web', version: 1, replicas: 3 }] });
+  assert.is(driver.machine.app('acme', 'web')?.project, 'shop');
+
+  const other = appSpec({ tenant: 'acme', name: 'web', replicas: 1, image: 'nginx:1.27' });
+  const refused = driver.refused({ type: 'app.deploy-many', specs: [other], project: 'blog' });
+  assert.equal([refused.code, refused.field], ['conflict', 'specs[0].name']);
+  assert.ok(refused.message.includes('belongs to project "shop", not "blog"') && refused.message.includes('--force'), refused.message);
+  assert.is(driver.machine.app('acme', 'web')?.version, 1);
+
+  // The same file again: no new version, no instance touched.
+  const instancesBefore = driver.machine.instances({ tenant: 'acme' });
+  const again = driver.ok({ type: 'app.deploy-many', specs: [structuredClone(web)], project: 'shop' });
+  assert.equal(again.value, { apps: [{ tenant: 'acme', name: 'web', version: 1, replicas: 3, unchanged: true }] });
+  assert.equal(driver.machine.instances({ tenant: 'acme' }), instancesBefore);
+
+  // Scaled by hand, then the file again: back to the file's replicas, still version 1.
+  driver.ok({ type: 'app.scale', tenant: 'acme', name: 'web', replicas: 5 });
+  const rescaled = driver.ok({ type: 'app.deploy-many', specs: [web], project: 'shop' });
+  assert.equal(rescaled.value, { apps: [{ tenant: 'acme', name: 'web', version: 1, replicas: 3 }] });
+
+  const forced = driver.ok({ type: 'app.deploy-many', specs: [other], project: 'blog', force: true });
+  assert.equal(forced.value, { apps: [{ tenant: 'acme', name: 'web', version: 2, replicas: 1, rollout: driver.index }] });
+  assert.is(driver.machine.app('acme', 'web')?.project, 'blog');
+});
+
+test('app.deploy-many without a project applies as before: an unchanged spec makes a new version, and a project adopts an app without one', () => {
+  const driver = new Driver();
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: {} });
+  const web = appSpec({ tenant: 'acme', name: 'web' });
+  driver.ok({ type: 'app.deploy-many', specs: [web] });
+  const again = driver.ok({ type: 'app.deploy-many', specs: [web] });
+  assert.equal(again.value, { apps: [{ tenant: 'acme', name: 'web', version: 2, replicas: 2, rollout: driver.index }] });
+  assert.is(driver.machine.app('acme', 'web')?.project, undefined);
+  const adopted = driver.ok({ type: 'app.deploy-many', specs: [web], project: 'shop' });
+  assert.equal(adopted.value, { apps: [{ tenant: 'acme', name: 'web', version: 2, replicas: 2, unchanged: true }] });
+  assert.is(driver.machine.app('acme', 'web')?.project, 'shop');
+  const badProject = driver.refused({ type: 'app.deploy-many', specs: [web], project: 'Not_A_Label' });
+  assert.equal([badProject.code, badProject.field], ['invalid-argument', 'project']);
+});
+
 test.run();

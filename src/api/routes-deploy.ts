@@ -1,0 +1,220 @@
+/**
+ * `POST /v1/deploy`: one app file, or several merged as Compose merges them,
+ * with the values the CLI gathered (variables from `.env` and the shell, the
+ * local files the file names, `--set`, `--profile`, the project). The file
+ * is read on the parser's worker; the declared volumes and the secrets the
+ * file gives values are created when missing; then one `app.deploy-many`
+ * deploys every app or none. With `dryRun`, nothing is changed: the answer
+ * is the plan (apps, versions, instances to start and stop, quota use).
+ */
+import { APP_FILE_ERROR_CODE, APP_FILES_MAX, composeFieldOf, planDeploy, volumeCreations, type AppFileSource, type FileSecret, type ParseAppFileResult } from '../appfile/index.js';
+import { secretAssociatedData, sealSecret } from '../state/secrets.js';
+import { LIMITS } from '../state/validate.js';
+import type { AppSpec, Command } from '../state/types.js';
+import { ApiError, fromStateError, invalidArgument } from './errors.js';
+import { checkName } from './input.js';
+import type { Answer, Route, RouteContext } from './router.js';
+
+const FILE_NAME_CHARS_MAX = 255;
+/** The largest secret value: the sealed form (value + tag) must fit the state's limit (as PUT /v1/secrets). */
+const SECRET_VALUE_BYTES_MAX = LIMITS.secretCiphertextBytesMax - LIMITS.sealTagBytes;
+/** Variables, attachments, `--set` and `--profile` values a deploy may carry. */
+const VARIABLES_MAX = 4096;
+const ATTACHMENTS_MAX = 256;
+const SETS_MAX = 256;
+const PROFILES_MAX = 64;
+
+type Parsed = Extract<ParseAppFileResult, { ok: true }>;
+
+/** The deploy route; see the file comment. */
+export const deployRoute: Route = {
+  method: 'POST',
+  path: '/v1/deploy',
+  kind: 'write',
+  access: { need: 'deploy', tenant: 'handler' },
+  body: {
+    fileName: 'optional',
+    content: 'optional',
+    files: 'optional',
+    tenant: 'optional',
+    project: 'optional',
+    projectFallback: 'optional',
+    force: 'optional',
+    dryRun: 'optional',
+    variables: 'optional',
+    attachments: 'optional',
+    sets: 'optional',
+    profiles: 'optional',
+  },
+  async write(context) {
+    const request = readRequest(context.body);
+    // On the parser's worker: a hostile file must not stall this node's event loop (Raft ticks run on it).
+    const parsed = await context.parseAppFiles(request.sources, request.options);
+    const label = request.sources.map((source) => source.name).join(' + ');
+    if (!parsed.ok) {
+      const errors = parsed.errors.map((error) => ({ file: error.file, path: error.path, message: error.message }));
+      const first = errors[0];
+      const summary = first ? `${first.file}: ${first.path ? `${first.path}: ` : ''}${first.message}` : 'it has errors';
+      const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+      throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: ${summary}${more}`, undefined, { errors, warnings: parsed.warnings });
+    }
+    if (parsed.apps.length === 0) {
+      throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: it defines no services`, undefined, {
+        errors: [{ file: request.sources[0]?.name ?? '', path: 'services', message: 'must define at least one service (or enable the profiles of those it has)' }],
+        warnings: parsed.warnings,
+      });
+    }
+    for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
+    const apps = withGlobalReplicas(parsed, context);
+    const { machine } = context.backend;
+    const volumes = volumeCreations(parsed.volumes, (tenant, name) => machine.volume(tenant, name) !== undefined);
+    if (!volumes.ok) throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: ${volumes.message}`, undefined, { errors: [{ file: request.sources[0]?.name ?? '', path: 'volumes', message: volumes.message }], warnings: parsed.warnings });
+    const secrets = parsed.secrets.filter((secret) => !machine.secrets(secret.tenant).some((stored) => stored.name === secret.name));
+    const command: Command = { type: 'app.deploy-many', specs: apps, ...(parsed.project === undefined ? {} : { project: parsed.project }), ...(request.force ? { force: true } : {}) };
+    // Refusals found now change nothing; those about a volume or secret this deploy creates wait for the commit.
+    const creates = volumes.commands.length > 0 || secrets.length > 0;
+    const checked = machine.check(command);
+    const refusal = checked.ok || (creates && checked.error.code === 'not-found') ? undefined : inFileTerms(fromStateError(checked.error), apps, parsed);
+    if (request.dryRun) return dryRunAnswer(context, { apps, parsed, force: request.force, volumes: volumes.commands, secrets, refusal });
+    if (refusal !== undefined) throw refusal;
+    // Checked before anything is created: writing secrets is the manage right, beyond deploy.
+    for (const secret of secrets) {
+      context.authorize('manage', secret.tenant);
+      if (Buffer.byteLength(secret.value, 'utf8') > SECRET_VALUE_BYTES_MAX) {
+        throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: secret "${secret.name}" is ${Buffer.byteLength(secret.value, 'utf8')} bytes; a secret may have at most ${SECRET_VALUE_BYTES_MAX}`);
+      }
+    }
+    for (const create of volumes.commands) await commitTolerant(context, create);
+    for (const secret of secrets) {
+      // Sealed here: the plaintext never enters the log.
+      const sealed = sealSecret(context.backend.clusterKey(), secret.value, secretAssociatedData(secret.tenant, secret.name));
+      await commitTolerant(context, { type: 'secret.put', tenant: secret.tenant, name: secret.name, ciphertext: sealed.ciphertext, nonce: sealed.nonce });
+    }
+    try {
+      // One command for the whole file: every app deploys, or none does.
+      return await context.commit([command], (results) => ({
+        ...(parsed.project === undefined ? {} : { project: parsed.project }),
+        apps: results.flatMap((result) => (result.ok ? (result.value as { apps: unknown[] }).apps : [])),
+        warnings: parsed.warnings,
+      }));
+    } catch (error) {
+      throw error instanceof ApiError ? inFileTerms(error, apps, parsed) : error;
+    }
+  },
+};
+
+/** The answer of a dry run: the plan, what the deploy would create, and the refusal it would meet. Changes nothing. */
+function dryRunAnswer(
+  context: RouteContext,
+  init: { apps: AppSpec[]; parsed: Parsed; force: boolean; volumes: readonly Command[]; secrets: readonly FileSecret[]; refusal: ApiError | undefined },
+): Answer {
+  const { machine } = context.backend;
+  const plan = planDeploy({
+    apps: init.apps,
+    ...(init.parsed.project === undefined ? {} : { project: init.parsed.project }),
+    force: init.force,
+    current: (tenant, name) => machine.app(tenant, name),
+    tenant: (name) => {
+      const tenant = machine.tenant(name);
+      return tenant === undefined ? undefined : { usage: machine.usage(name), quota: tenant.quota };
+    },
+  });
+  const creates = {
+    volumes: init.volumes.flatMap((create) => (create.type === 'volume.create' ? [`${create.tenant}/${create.name}`] : [])),
+    secrets: init.secrets.map((secret) => `${secret.tenant}/${secret.name}`),
+  };
+  const { refusal } = init;
+  const refused = refusal === undefined ? {} : { refusal: { code: refusal.code, message: refusal.message, ...(refusal.field === undefined ? {} : { field: refusal.field }) } };
+  return { status: 200, json: { dryRun: true, ...plan, creates, ...refused, warnings: init.parsed.warnings } };
+}
+
+/** The request's files and parse options, each field checked. */
+function readRequest(input: unknown): { sources: AppFileSource[]; options: Parameters<RouteContext['parseAppFiles']>[1] & object; force: boolean; dryRun: boolean } {
+  const body = (input ?? {}) as Record<string, unknown>;
+  const sources: AppFileSource[] = [];
+  if (body.files !== undefined) {
+    if (body.fileName !== undefined || body.content !== undefined) throw invalidArgument('files', 'give files, or fileName and content, not both');
+    if (!Array.isArray(body.files) || body.files.length === 0 || body.files.length > APP_FILES_MAX) throw invalidArgument('files', `files must be a list of 1 to ${APP_FILES_MAX} { fileName, content }`);
+    for (const [position, file] of body.files.entries()) {
+      const item = (file ?? {}) as Record<string, unknown>;
+      sources.push({ name: fileName(item.fileName, `files[${position}].fileName`), text: content(item.content, `files[${position}].content`) });
+    }
+  } else {
+    sources.push({ name: fileName(body.fileName, 'fileName'), text: content(body.content, 'content') });
+  }
+  const options: Parameters<RouteContext['parseAppFiles']>[1] & object = {};
+  if (body.tenant !== undefined) options.defaultTenant = checkName(text(body.tenant, 'tenant'), 'tenant');
+  if (body.project !== undefined) options.project = checkName(text(body.project, 'project'), 'project');
+  if (body.projectFallback !== undefined) options.projectFallback = text(body.projectFallback, 'projectFallback');
+  if (body.variables !== undefined) options.variables = stringRecord(body.variables, 'variables', VARIABLES_MAX);
+  if (body.attachments !== undefined) options.files = stringRecord(body.attachments, 'attachments', ATTACHMENTS_MAX);
+  if (body.sets !== undefined) options.sets = stringList(body.sets, 'sets', SETS_MAX);
+  if (body.profiles !== undefined) options.profiles = stringList(body.profiles, 'profiles', PROFILES_MAX);
+  return { sources, options, force: flag(body.force, 'force'), dryRun: flag(body.dryRun, 'dryRun') };
+}
+
+function fileName(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > FILE_NAME_CHARS_MAX) throw invalidArgument(field, `${field} must be a file name of 1 to ${FILE_NAME_CHARS_MAX} characters`);
+  return value;
+}
+
+function content(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw invalidArgument(field, `${field} must be the app file's text (a string)`);
+  return value;
+}
+
+function text(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > FILE_NAME_CHARS_MAX) throw invalidArgument(field, `${field} must be a string of 1 to ${FILE_NAME_CHARS_MAX} characters`);
+  return value;
+}
+
+function flag(value: unknown, field: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalidArgument(field, `${field} must be true or false`);
+  return value;
+}
+
+function stringRecord(value: unknown, field: string, keysMax: number): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidArgument(field, `${field} must be an object of strings`);
+  const entries = Object.entries(value);
+  if (entries.length > keysMax) throw invalidArgument(field, `${field} may have at most ${keysMax} entries, got ${entries.length}`);
+  const record: Record<string, string> = {};
+  for (const [key, item] of entries) {
+    if (typeof item !== 'string') throw invalidArgument(`${field}.${key}`, `${field}.${key} must be a string`);
+    Object.defineProperty(record, key, { value: item, enumerable: true, writable: true, configurable: true });
+  }
+  return record;
+}
+
+function stringList(value: unknown, field: string, itemsMax: number): string[] {
+  if (!Array.isArray(value) || value.length > itemsMax || !value.every((item) => typeof item === 'string')) throw invalidArgument(field, `${field} must be a list of at most ${itemsMax} strings`);
+  return value as string[];
+}
+
+/**
+ * `deploy.mode: global` apps run one instance on each node that is up now
+ * (the parser set at most one per node); at least one, so the app exists
+ * on a cluster whose nodes are all down.
+ */
+function withGlobalReplicas(parsed: Parsed, context: RouteContext): AppSpec[] {
+  if (parsed.globalServices.length === 0) return parsed.apps;
+  const nodesUp = context.backend.machine.nodes().filter((node) => node.status === 'up').length;
+  return parsed.apps.map((spec) => (parsed.globalServices.includes(spec.name) ? { ...spec, replicas: Math.max(1, nodesUp) } : spec));
+}
+
+/** A refusal about `specs[N].field`, named where the user wrote it (`services.db.secrets[0]`). */
+function inFileTerms(error: ApiError, apps: readonly AppSpec[], parsed: Parsed): ApiError {
+  if (error.field === undefined) return error;
+  const composeField = composeFieldOf(error.field, apps, parsed.origins);
+  if (composeField === undefined) return error;
+  const inner = error.field.replace(/^specs\[\d+\]\.?/, '');
+  const message = inner === '' ? error.message : error.message.split(`(${inner})`).join(`(${composeField})`);
+  return new ApiError(error.status, error.code, message, composeField, error.extra, error.headers);
+}
+
+async function commitTolerant(context: RouteContext, command: Command): Promise<void> {
+  await context.commit([command]).catch((error: unknown) => {
+    // Created meanwhile (by another deploy, or seen late by this node): what the deploy needs is there.
+    if (!(error instanceof ApiError && error.code === 'already-exists')) throw error;
+  });
+}
