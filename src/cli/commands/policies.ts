@@ -26,6 +26,8 @@ interface PolicyTestAnswer {
   port: number;
   verdict: 'allow' | 'deny';
   reason: string;
+  /** When policies restrict the source's egress: the egress rule that let it out (absent from older agents). */
+  egress?: string;
   source: { instance?: string };
 }
 
@@ -134,7 +136,8 @@ export function registerPolicyCommands(program: Command): void {
         const { body } = await client.get<PolicyTestAnswer>('/v1/policies/test', { from: reference(from), to: reference(to), port: String(port) });
         if (context.json) return printJson(context, body);
         const source = body.source.instance !== undefined ? ` (instance ${body.source.instance})` : '';
-        printLine(context, `${body.verdict}: ${body.from}${source} -> ${body.to} port ${body.port}: ${body.reason}`);
+        const egress = body.egress !== undefined && body.egress !== body.reason ? ` (${body.egress})` : '';
+        printLine(context, `${body.verdict}: ${body.from}${source} -> ${body.to} port ${body.port}: ${body.reason}${egress}`);
       });
     });
 
