@@ -8,7 +8,7 @@
 import { appKey, directoryOf } from '../discovery/endpoints.js';
 import { overlayHost } from '../network/component.js';
 import { hostOf, planOverlay } from '../network/overlay-plan.js';
-import { planPolicyChains } from '../network/policy-plan.js';
+import { planPolicyChains, restrictsIngress } from '../network/policy-plan.js';
 import { policyModelOf } from '../network/policy-state.js';
 import { planServiceChains, serviceChainName } from '../network/service-plan.js';
 import { servicesOf } from '../network/service-state.js';
@@ -115,8 +115,8 @@ export const networkRoutes: Route[] = [
         vip: app.vip ?? null,
         ports: currentSpec(app).ports.map((port) => ({ target: port.target, protocol: port.protocol })),
         endpoints: endpoints.map((endpoint) => ({ instance: endpoint.instance, address: endpoint.address, ports: endpoint.ports })),
-        policies: selecting.map((policy) => ({ name: `${policy.tenant}/${policy.name}`, ingress: policy.ingress })),
-        isolation: selecting.length === 0 ? `default: only tenant "${tenant}" and addresses outside the cluster network reach it` : 'only what a rule of the listed policies allows',
+        policies: selecting.map((policy) => ({ name: `${policy.tenant}/${policy.name}`, ingress: policy.ingress, ...(policy.egress !== undefined ? { egress: policy.egress } : {}) })),
+        isolation: !selecting.some(restrictsIngress) ? `default: only tenant "${tenant}" and addresses outside the cluster network reach it` : 'only what a rule of the listed policies allows',
         serviceChain: service === undefined ? null : { name: chain, rules: service.chains.get(chain) ?? [] },
       };
     },

@@ -221,10 +221,10 @@ const resourceRoutes: Route[] = [
     path: '/v1/policies/:tenant/:name',
     kind: 'write',
     access: { need: 'manage', tenant: 'path' },
-    body: { apps: 'optional', ingress: 'optional' },
+    body: { apps: 'optional', ingress: 'optional', egress: 'optional' },
     async write(context) {
-      const { apps = [], ingress = [] } = body(context);
-      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress } as Command]);
+      const { apps = [], ingress = [], egress } = body(context);
+      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress, ...(egress !== undefined ? { egress } : {}) } as Command]);
     },
   },
   {

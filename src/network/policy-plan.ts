@@ -16,8 +16,17 @@
  *     every port and protocol). Its own tenant's other apps too are denied
  *     unless a rule allows them.
  *
- * Enforcement is where the destination lives: each node filters what is
- * forwarded to its own instances' overlay addresses. Instance addresses are
+ * Egress (as Kubernetes' Egress policy type): a policy with `egress`
+ * restricts what the apps it selects may open: with one or more such
+ * policies selecting it, an app reaches only destinations some egress rule
+ * of theirs allows (by app of the policy's tenant, tenant or CIDR, on the
+ * destination port); others are dropped. A policy with `egress` and no
+ * ingress rule leaves its apps' ingress alone; one without `egress` leaves
+ * their egress alone. Both directions must allow a connection.
+ *
+ * Enforcement of ingress is where the destination lives: each node filters
+ * what is forwarded to its own instances' overlay addresses; of egress,
+ * where the source lives (what its own instances send). Instance addresses are
  * the ones the executors report (`InstanceStatus.endpoint.address`, read
  * through `instanceAddressOf` so a state without endpoints still works: an
  * instance with no known address is neither protected as a destination nor
@@ -25,7 +34,7 @@
  * destination until its address is reported).
  */
 import { containsAddress, formatCidr, parseCidr, parseIpv4, type Ipv4Network } from '../state/ipam.js';
-import type { NetworkPolicy, PolicyRule } from '../state/types.js';
+import type { EgressRule, NetworkPolicy, PolicyRule } from '../state/types.js';
 
 /** An instance as the policy model sees it. */
 export interface PolicyInstance {
@@ -66,6 +75,15 @@ export interface PolicyModel {
   readonly addressedByTenant: ReadonlyMap<string, PolicyInstance[]>;
   /** The policies selecting app `tenant/app`, by tenant and name. */
   readonly selecting: (tenant: string, app: string) => NetworkPolicy[];
+  /** Of those, the ones that restrict its ingress (see `restrictsIngress`). */
+  readonly selectingIngress: (tenant: string, app: string) => NetworkPolicy[];
+  /** Of those, the ones that restrict its egress (they have `egress`). */
+  readonly selectingEgress: (tenant: string, app: string) => NetworkPolicy[];
+}
+
+/** Whether `policy` restricts the ingress of the apps it selects: it has an ingress rule, or no `egress` (a policy of ingress rules alone, as before egress existed, even with none: nothing gets in). */
+export function restrictsIngress(policy: NetworkPolicy): boolean {
+  return policy.ingress.length > 0 || policy.egress === undefined;
 }
 
 /**
@@ -106,7 +124,15 @@ export function policyModel(input: PolicyModelInput): PolicyModel {
   const policies = [...input.policies].sort((left, right) => (left.tenant === right.tenant ? compare(left.name, right.name) : compare(left.tenant, right.tenant)));
   const selecting = (tenant: string, app: string): NetworkPolicy[] =>
     policies.filter((policy) => policy.tenant === tenant && (policy.apps.length === 0 || policy.apps.includes(app) || listed.get(`${tenant}/${app}`)?.has(policy.name) === true));
-  return { clusterNetwork, byAddress: new Map(sorted.map((instance) => [instance.address!, instance])), addressedByApp, addressedByTenant, selecting };
+  return {
+    clusterNetwork,
+    byAddress: new Map(sorted.map((instance) => [instance.address!, instance])),
+    addressedByApp,
+    addressedByTenant,
+    selecting,
+    selectingIngress: (tenant, app) => selecting(tenant, app).filter(restrictsIngress),
+    selectingEgress: (tenant, app) => selecting(tenant, app).filter((policy) => policy.egress !== undefined),
+  };
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -133,6 +159,19 @@ export interface PolicyDecision {
   selecting: string[];
   /** The source as resolved: the instance holding the address, if any. */
   source: { tenant?: string; app?: string; instance?: string; address?: string };
+  /** When policies restrict the source app's egress: which egress rule let it out (or, with a deny, that none did). */
+  egress?: string;
+}
+
+/** Whether egress `rule` of a policy of `tenant` allows reaching app `destination` (whose instances hold `addresses`) on `port`. */
+export function egressRuleAllows(rule: EgressRule, tenant: string, destination: { tenant: string; app: string }, addresses: readonly string[], port: number): boolean {
+  if (rule.ports !== undefined && rule.ports.length > 0 && !rule.ports.includes(port)) return false;
+  if (destination.tenant === tenant && (rule.toApps ?? []).includes(destination.app)) return true;
+  if ((rule.toTenants ?? []).includes(destination.tenant)) return true;
+  return (rule.toCidrs ?? []).some((text) => {
+    const cidr = parseCidr(text);
+    return cidr.ok && addresses.some((address) => containsAddress(cidr.network, parseIpv4(address)!));
+  });
 }
 
 /** Whether `rule` allows `source` (of the policy's tenant `tenant`) on `port`. */
@@ -160,7 +199,36 @@ export function decide(model: PolicyModel, source: PolicySource, destination: { 
     const holder = model.byAddress.get(source.address);
     if (holder !== undefined) Object.assign(resolved, { tenant: holder.tenant, app: holder.app, instance: holder.id });
   } else Object.assign(resolved, { tenant: source.tenant, app: source.app });
-  const policies = model.selecting(destination.tenant, destination.app);
+  const egress = egressOf(model, resolved, destination, port);
+  if (egress?.allowed === false) {
+    return { verdict: 'deny', reason: egress.reason, selecting: model.selectingIngress(destination.tenant, destination.app).map((policy) => `${policy.tenant}/${policy.name}`), source: resolved, egress: egress.reason };
+  }
+  const decision = decideIngress(model, resolved, destination, port);
+  return egress === undefined ? decision : { ...decision, egress: egress.reason };
+}
+
+/**
+ * The source app's egress verdict on reaching `destination` on `port`, or
+ * undefined when no policy restricts it (or the source is no known app).
+ * CIDR rules match the destination app's instances' addresses.
+ */
+function egressOf(model: PolicyModel, source: PolicyDecision['source'], destination: { tenant: string; app: string }, port: number): { allowed: boolean; reason: string } | undefined {
+  if (source.tenant === undefined || source.app === undefined) return undefined;
+  const policies = model.selectingEgress(source.tenant, source.app);
+  if (policies.length === 0) return undefined;
+  const addresses = (model.addressedByApp.get(`${destination.tenant}/${destination.app}`) ?? []).map((instance) => instance.address!);
+  for (const policy of policies) {
+    for (const [index, rule] of policy.egress!.entries()) {
+      if (egressRuleAllows(rule, policy.tenant, destination, addresses, port)) return { allowed: true, reason: `egress: policy ${policy.tenant}/${policy.name} egress rule ${index + 1}` };
+    }
+  }
+  const names = policies.map((policy) => `policy ${policy.tenant}/${policy.name}`).join(', ');
+  return { allowed: false, reason: `egress: no egress rule of ${names} lets ${source.tenant}/${source.app} reach ${destination.tenant}/${destination.app} on ${port}` };
+}
+
+/** The ingress half of `decide`. */
+function decideIngress(model: PolicyModel, resolved: PolicyDecision['source'], destination: { tenant: string; app: string }, port: number): PolicyDecision {
+  const policies = model.selectingIngress(destination.tenant, destination.app);
   const selecting = policies.map((policy) => `${policy.tenant}/${policy.name}`);
   if (policies.length === 0) {
     if (resolved.tenant !== undefined) {
@@ -246,6 +314,12 @@ function portMatches(ports: number[] | undefined): string[] {
  *   HM-A-<app>: clear the mark, `-j` each selecting policy's chain, with the
  *     mark `-g HM-ALLOW` (clears it, RETURN), else DROP;
  *   HM-P-<policy>: per rule, source and port set, set the mark.
+ * Egress, before the destinations in HIVEMIND-POLICY: per local instance of
+ * an app whose egress a policy restricts, `-s A/32 -j HM-E-<app>`:
+ *   HM-E-<app>: clear the mark, `-j` each such policy's HM-Q- chain, with
+ *     the mark `-g HM-ALLOW` (clears it; the return goes back to
+ *     HIVEMIND-POLICY, on to the destination's checks), else DROP;
+ *   HM-Q-<policy>: per egress rule, destination and port set, set the mark.
  * One chain per tenant and per policy, so a tenant's sources are listed
  * once per node and a policy's once however many apps it selects.
  */
@@ -256,8 +330,13 @@ export function planPolicyChains(model: PolicyModel, nodeId: string): PolicyChai
   let destinationCount = 0;
   for (const instance of model.byAddress.values() /* sorted by address */) {
     if (instance.node !== nodeId) continue;
+    const policies = model.selectingEgress(instance.tenant, instance.app);
+    if (policies.length > 0) main.push(`-s ${instance.address}/32 ${comment(`${instance.tenant}/${instance.app} egress`)} -j ${egressChain(model, chains, instance.tenant, instance.app, policies)}`);
+  }
+  for (const instance of model.byAddress.values() /* sorted by address */) {
+    if (instance.node !== nodeId) continue;
     destinationCount++;
-    const policies = model.selecting(instance.tenant, instance.app);
+    const policies = model.selectingIngress(instance.tenant, instance.app);
     const target = policies.length === 0 ? tenantChain(model, chains, instance.tenant) : appChain(model, chains, instance.tenant, instance.app, policies);
     main.push(`-d ${instance.address}/32 ${comment(`${instance.tenant}/${instance.app}`)} -g ${target}`);
   }
@@ -282,6 +361,33 @@ function appChain(model: PolicyModel, chains: Map<string, string[]>, tenant: str
   for (const policy of policies) rules.push(`-j ${policyChain(model, chains, policy)}`);
   rules.push(`-m mark --mark ${POLICY_MARK}/${POLICY_MARK} -g ${allowChain(chains)}`);
   rules.push(`${comment(`${tenant}/${app}: no policy allows it`)} -j DROP`);
+  chains.set(name, rules);
+  return name;
+}
+
+function egressChain(model: PolicyModel, chains: Map<string, string[]>, tenant: string, app: string, policies: NetworkPolicy[]): string {
+  const name = `HM-E-${shortHash(`${tenant}/${app}`)}`;
+  if (chains.has(name)) return name;
+  const rules = [`-j MARK --set-xmark 0x0/${POLICY_MARK}`];
+  for (const policy of policies) rules.push(`-j ${egressPolicyChain(model, chains, policy)}`);
+  rules.push(`-m mark --mark ${POLICY_MARK}/${POLICY_MARK} -g ${allowChain(chains)}`);
+  rules.push(`${comment(`${tenant}/${app}: no egress rule allows it`)} -j DROP`);
+  chains.set(name, rules);
+  return name;
+}
+
+function egressPolicyChain(model: PolicyModel, chains: Map<string, string[]>, policy: NetworkPolicy): string {
+  const name = `HM-Q-${shortHash(`${policy.tenant}/${policy.name}`)}`;
+  if (chains.has(name)) return name;
+  const rules: string[] = [];
+  for (const [index, rule] of (policy.egress ?? []).entries()) {
+    const destinations = new Set<string>();
+    for (const app of rule.toApps ?? []) for (const instance of model.addressedByApp.get(`${policy.tenant}/${app}`) ?? []) destinations.add(`${instance.address}/32`);
+    for (const tenant of rule.toTenants ?? []) for (const instance of model.addressedByTenant.get(tenant) ?? []) destinations.add(`${instance.address}/32`);
+    for (const cidr of rule.toCidrs ?? []) destinations.add(cidr);
+    const note = comment(`${policy.tenant}/${policy.name} egress rule ${index + 1}`);
+    for (const destination of destinations) for (const ports of portMatches(rule.ports)) rules.push(`-d ${destination}${ports} ${note} -j MARK --set-xmark ${POLICY_MARK}/${POLICY_MARK}`);
+  }
   chains.set(name, rules);
   return name;
 }

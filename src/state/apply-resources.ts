@@ -47,10 +47,12 @@ export function planPolicyPut(state: ClusterState, command: CommandOf<'policy.pu
         name: command.name,
         apps: command.apps,
         ingress: command.ingress,
+        ...(command.egress !== undefined ? { egress: command.egress } : {}),
         createdIndex: existing?.createdIndex ?? context.index,
         updatedIndex: context.index,
       });
-      const summary = `${existing ? 'replaced' : 'created'} (${command.ingress.length} ingress rule${command.ingress.length === 1 ? '' : 's'})`;
+      const egress = command.egress === undefined ? '' : `, ${command.egress.length} egress rule${command.egress.length === 1 ? '' : 's'}`;
+      const summary = `${existing ? 'replaced' : 'created'} (${command.ingress.length} ingress rule${command.ingress.length === 1 ? '' : 's'}${egress})`;
       return { value: { tenant: command.tenant, name: command.name }, history: { target: `policy ${key}`, summary } };
     },
   };

@@ -486,12 +486,29 @@ export interface PolicyRule {
   ports?: number[];
 }
 
+/**
+ * One egress rule of a network policy: traffic to any of its destinations,
+ * on any of `ports` (the destination port, TCP or UDP; absent or empty:
+ * every port and protocol). A rule with no destination allows nothing.
+ */
+export interface EgressRule {
+  /** Allowed destinations: apps of this tenant by name, or whole tenants (their instances' addresses, also reached through a VIP or a published port). */
+  toApps?: string[];
+  toTenants?: string[];
+  /** Allowed destination addresses: IPv4 CIDRs (`0.0.0.0/0` for anywhere), inside the cluster network or outside it. */
+  toCidrs?: string[];
+  ports?: number[];
+}
+
 export interface NetworkPolicy {
   tenant: string;
   name: string;
   /** Apps the policy protects (all the tenant's apps when empty). */
   apps: string[];
+  /** What its apps accept. A policy with `egress` and no ingress rule leaves its apps' ingress alone. */
   ingress: PolicyRule[];
+  /** When present, its apps may open connections only where one of these rules (of any policy selecting them that has `egress`) allows; empty: nowhere. Absent: egress untouched (and in states written before egress). */
+  egress?: EgressRule[];
   createdIndex: number;
   updatedIndex: number;
 }
@@ -674,7 +691,7 @@ export type Command =
   | { type: 'node.remove'; id: string; joinedIndex?: number }
   /** Fixes the cluster network (once; the same values again are accepted) and gives a subnet to every node without one. See apply-network.ts. */
   | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
-  | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[] }
+  | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[]; egress?: EgressRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
   | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits }
   /** Sets a volume's I/O limits (an empty `io` removes them); workloads started from then on get them. */

@@ -42,6 +42,7 @@ import {
   type LinkSpec,
   type RouteSpec,
   type PolicyRule,
+  type EgressRule,
   type PortSpec,
   type Quota,
   type CertificateRecord,
@@ -412,6 +413,13 @@ const policyRule = object<PolicyRule>({
   ports: optional(list(port, { max: LIMITS.portsMax, unique: true })),
 });
 
+const egressRule = object<EgressRule>({
+  toApps: optional(names),
+  toTenants: optional(names),
+  toCidrs: optional(list(cidr, { max: LIMITS.namesMax, unique: true })),
+  ports: optional(list(port, { max: LIMITS.portsMax, unique: true })),
+});
+
 const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
 
 /**
@@ -630,6 +638,7 @@ const commandParsers: { [T in CommandType]: Parser<CommandOf<T>> } = {
     name,
     apps: names,
     ingress: list(policyRule, { max: LIMITS.policyRulesMax }),
+    egress: optional(list(egressRule, { max: LIMITS.policyRulesMax })),
   }),
   'policy.delete': object<CommandOf<'policy.delete'>>({ type: oneOf(['policy.delete']), tenant: name, name }),
   'volume.create': object<CommandOf<'volume.create'>>({

@@ -11,7 +11,7 @@
  * at apply. Newer code must keep applying every older version the same way.
  */
 
-/** The state version this code proposes and applies (1: before the gate; 2: trust, IPAM, endpoints, proxy routes, policies with CIDRs, API tokens, volume.bind, app projects). */
+/** The state version this code proposes and applies (1: before the gate; 2: trust, IPAM, endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant settings, volume.bind and the volume commands, app projects). */
 export const STATE_VERSION = 2;
 
 /** An entry this node's code is too old to apply. The node stops; upgrading it and starting it again resumes at that entry. */

@@ -1,12 +1,12 @@
 /**
  * `policies`: list, apply from a YAML/JSON file, delete. A policy file holds
  * one policy, a list of them, or `policies:` with a list; each policy is
- * `{ name, tenant?, apps?, ingress? }` as in docs/api.md.
+ * `{ name, tenant?, apps?, ingress?, egress? }` as in docs/api.md.
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import type { NetworkPolicy, PolicyRule } from '../../state/types.js';
+import type { EgressRule, NetworkPolicy, PolicyRule } from '../../state/types.js';
 import { NAME_PATTERN } from '../../state/types.js';
 import { listIn } from '../answers.js';
 import { apiPath } from '../client.js';
@@ -26,6 +26,8 @@ interface PolicyTestAnswer {
   port: number;
   verdict: 'allow' | 'deny';
   reason: string;
+  /** When policies restrict the source's egress: the egress rule that let it out (absent from older agents). */
+  egress?: string;
   source: { instance?: string };
 }
 
@@ -35,6 +37,8 @@ interface PolicyDocument {
   tenant?: string;
   apps: unknown;
   ingress: unknown;
+  /** Absent: the policy leaves egress alone. */
+  egress?: unknown;
 }
 
 /** Adds `policies` (list, apply, delete) to `program`. */
@@ -55,6 +59,11 @@ export function registerPolicyCommands(program: Command): void {
         '      fromTenants: []',
         '      fromCidrs: []      # source addresses, e.g. 192.0.2.0/24',
         '      ports: [80]',
+        '  egress:               # optional: then its apps reach only what these allow',
+        '    - toApps: [db]',
+        '      toTenants: []',
+        '      toCidrs: []        # destination addresses, e.g. 0.0.0.0/0',
+        '      ports: [5432]',
         '',
         'Examples:',
         '  hivemind policies',
@@ -96,7 +105,7 @@ export function registerPolicyCommands(program: Command): void {
             throw new UsageError(`${where} names tenant "${policy.tenant}" but --tenant is "${options.tenant}"`);
           }
           const { tenant, name } = tenantAndName(policy.name, policy.tenant ?? options.tenant, 'policy');
-          const body = { apps: policy.apps ?? [], ingress: policy.ingress ?? [] };
+          const body = { apps: policy.apps ?? [], ingress: policy.ingress ?? [], ...(policy.egress !== undefined ? { egress: policy.egress } : {}) };
           try {
             answers.push((await client.put<unknown>(apiPath('v1', 'policies', tenant, name), body)).body);
           } catch (error) {
@@ -127,7 +136,8 @@ export function registerPolicyCommands(program: Command): void {
         const { body } = await client.get<PolicyTestAnswer>('/v1/policies/test', { from: reference(from), to: reference(to), port: String(port) });
         if (context.json) return printJson(context, body);
         const source = body.source.instance !== undefined ? ` (instance ${body.source.instance})` : '';
-        printLine(context, `${body.verdict}: ${body.from}${source} -> ${body.to} port ${body.port}: ${body.reason}`);
+        const egress = body.egress !== undefined && body.egress !== body.reason ? ` (${body.egress})` : '';
+        printLine(context, `${body.verdict}: ${body.from}${source} -> ${body.to} port ${body.port}: ${body.reason}${egress}`);
       });
     });
 
@@ -179,18 +189,18 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const policyKeys = new Set(['name', 'tenant', 'apps', 'ingress']);
+const policyKeys = new Set(['name', 'tenant', 'apps', 'ingress', 'egress']);
 
 function checkPolicy(value: unknown, where: string): PolicyDocument {
   if (!isRecord(value)) throw new CliError(`${where}: must be a mapping with name, apps and ingress`);
   for (const key of Object.keys(value)) {
-    if (!policyKeys.has(key)) throw new CliError(`${where}.${key}: unknown key; a policy has name, tenant, apps and ingress`);
+    if (!policyKeys.has(key)) throw new CliError(`${where}.${key}: unknown key; a policy has name, tenant, apps, ingress and egress`);
   }
   if (typeof value.name !== 'string' || !NAME_PATTERN.test(value.name)) throw new CliError(`${where}.name: must be a name (lowercase letters, digits and -, at most 63)`);
   if (value.tenant !== undefined && (typeof value.tenant !== 'string' || !NAME_PATTERN.test(value.tenant))) {
     throw new CliError(`${where}.tenant: must be a tenant name`);
   }
-  return { name: value.name, ...(value.tenant === undefined ? {} : { tenant: value.tenant as string }), apps: value.apps, ingress: value.ingress };
+  return { name: value.name, ...(value.tenant === undefined ? {} : { tenant: value.tenant as string }), apps: value.apps, ingress: value.ingress, ...(value.egress === undefined ? {} : { egress: value.egress }) };
 }
 
 function ruleText(rule: PolicyRule): string {
@@ -199,12 +209,19 @@ function ruleText(rule: PolicyRule): string {
   return `${from.length === 0 ? 'nothing' : from.join(', ')}${ports}`;
 }
 
+function egressText(rule: EgressRule): string {
+  const to = [...(rule.toApps ?? []).map((app) => `app ${app}`), ...(rule.toTenants ?? []).map((tenant) => `tenant ${tenant}`), ...(rule.toCidrs ?? [])];
+  const ports = rule.ports?.length ? ` on ${rule.ports.join(', ')}` : '';
+  return `${to.length === 0 ? 'nothing' : to.join(', ')}${ports}`;
+}
+
 function printPolicies(context: CliContext, policies: NetworkPolicy[]): void {
   const rows = policies.map((policy) => [
     policy.tenant,
     policy.name,
     policy.apps.length === 0 ? '(all apps)' : policy.apps.join(', '),
-    policy.ingress.length === 0 ? '(nothing)' : policy.ingress.map(ruleText).join('; '),
+    policy.ingress.length === 0 ? (policy.egress === undefined ? '(nothing)' : '(unchanged)') : policy.ingress.map(ruleText).join('; '),
+    policy.egress === undefined ? '(unchanged)' : policy.egress.length === 0 ? '(nothing)' : policy.egress.map(egressText).join('; '),
   ]);
-  printTable(context, ['tenant', 'name', 'protects', 'allows from'], rows, 'no policies');
+  printTable(context, ['tenant', 'name', 'protects', 'allows from', 'allows to'], rows, 'no policies');
 }

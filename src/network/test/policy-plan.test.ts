@@ -143,4 +143,55 @@ test('parseSaved: Hivemind chains and rules, the jump from FORWARD, nothing else
   assert.is(parseSaved(':FORWARD ACCEPT [0:0]\n').jumpPresent, false);
 });
 
+test('egress: a policy with egress lets its apps reach only what its rules allow; ingress alone stays as it was', () => {
+  // acme's api may reach web on 80 and anything outside; nothing else. The policy has no ingress rule: api's ingress is untouched.
+  const apiOut = { ...policy('acme', 'api-out', ['api'], []), egress: [{ toApps: ['web'], ports: [80] }, { toCidrs: ['0.0.0.0/0'], ports: [443] }] };
+  const built = model([apiOut]);
+  const allowed = decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80);
+  assert.equal([allowed.verdict, allowed.egress], ['allow', 'egress: policy acme/api-out egress rule 1']);
+  assert.match(allowed.reason, /default: apps of tenant "acme" reach each other/, 'then the destination\'s ingress decides');
+  const db = decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'db' }, 5432);
+  assert.is(db.verdict, 'deny');
+  assert.match(db.reason, /^egress: no egress rule of policy acme\/api-out lets acme\/api reach acme\/db on 5432/);
+  assert.is(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 81).verdict, 'deny', 'another port');
+  assert.is(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'db' }, 443).verdict, 'allow', 'a CIDR rule matches the destination\'s instance addresses');
+  assert.is(decide(built, { address: '10.210.1.2' }, { tenant: 'acme', app: 'db' }, 5432).verdict, 'deny', 'by address too');
+  assert.is(decide(built, { tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'api' }, 80).verdict, 'allow', 'api\'s ingress untouched: an egress-only policy');
+  assert.is(decide(built, { tenant: 'acme', app: 'db' }, { tenant: 'acme', app: 'web' }, 5432).verdict, 'allow', 'other apps\' egress untouched');
+  // Egress allows, the destination's ingress still must: evil is another tenant.
+  const toEvil = { ...apiOut, egress: [{ toTenants: ['evil'] }] };
+  const crossed = decide(model([toEvil]), { tenant: 'acme', app: 'api' }, { tenant: 'evil', app: 'probe' }, 80);
+  assert.equal([crossed.verdict, crossed.egress], ['deny', 'egress: policy acme/api-out egress rule 1']);
+  assert.match(crossed.reason, /default: tenant "acme" may not reach tenant "evil"/);
+  // An empty egress list: nowhere.
+  assert.is(decide(model([{ ...apiOut, egress: [] }]), { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'deny');
+  // With an ingress rule too, the policy restricts both.
+  const both = { ...apiOut, ingress: [{ fromApps: ['web'] }] };
+  assert.is(decide(model([both]), { tenant: 'acme', app: 'db' }, { tenant: 'acme', app: 'api' }, 80).verdict, 'deny');
+});
+
+test('egress chains: the source node jumps from each local instance of the app to its egress chain, before the destinations', () => {
+  const apiOut = { ...policy('acme', 'api-out', ['api'], []), egress: [{ toApps: ['web'], ports: [80] }, { toCidrs: ['0.0.0.0/0'] }] };
+  const built = model([apiOut]);
+  const egressName = `HM-E-${shortHash('acme/api')}`;
+  const policyName = `HM-Q-${shortHash('acme/api-out')}`;
+  const onN2 = planPolicyChains(built, 'n2');
+  assert.equal(onN2.chains.get('HIVEMIND-POLICY')!.slice(0, 2), ['-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN', `-s 10.210.1.2/32 -m comment --comment "hivemind: acme/api egress" -j ${egressName}`]);
+  assert.ok(onN2.chains.get('HIVEMIND-POLICY')!.slice(2).every((rule) => rule.startsWith('-d ')), 'then the destinations');
+  assert.equal(onN2.chains.get(egressName), [
+    '-j MARK --set-xmark 0x0/0x200000',
+    `-j ${policyName}`,
+    '-m mark --mark 0x200000/0x200000 -g HM-ALLOW',
+    '-m comment --comment "hivemind: acme/api: no egress rule allows it" -j DROP',
+  ]);
+  assert.equal(onN2.chains.get(policyName), [
+    '-d 10.210.0.2/32 -p tcp -m multiport --dports 80 -m comment --comment "hivemind: acme/api-out egress rule 1" -j MARK --set-xmark 0x200000/0x200000',
+    '-d 10.210.0.2/32 -p udp -m multiport --dports 80 -m comment --comment "hivemind: acme/api-out egress rule 1" -j MARK --set-xmark 0x200000/0x200000',
+    '-d 0.0.0.0/0 -m comment --comment "hivemind: acme/api-out egress rule 2" -j MARK --set-xmark 0x200000/0x200000',
+  ]);
+  assert.ok(![...onN2.chains.keys()].includes(`HM-A-${shortHash('acme/api')}`), 'api\'s ingress stays with its tenant chain');
+  const onN1 = planPolicyChains(built, 'n1');
+  assert.ok(![...onN1.chains.keys()].some((name) => name.startsWith('HM-E-') || name.startsWith('HM-Q-')), 'no api instance on n1: no egress chain');
+});
+
 test.run();

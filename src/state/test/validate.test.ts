@@ -43,6 +43,7 @@ const validCommands: Command[] = [
   { type: 'node.heartbeat', id: 'n1' },
   { type: 'node.remove', id: 'n1' },
   { type: 'policy.put', tenant: 'acme', name: 'db-only', apps: ['db'], ingress: [{ fromApps: ['web'], ports: [5432] }] },
+  { type: 'policy.put', tenant: 'acme', name: 'web-out', apps: ['web'], ingress: [], egress: [{ toApps: ['db'], ports: [5432] }, { toCidrs: ['0.0.0.0/0'] }] },
   { type: 'policy.delete', tenant: 'acme', name: 'db-only' },
   { type: 'volume.create', tenant: 'acme', name: 'data', sizeBytes: 1024 },
   { type: 'volume.delete', tenant: 'acme', name: 'data' },
@@ -135,6 +136,8 @@ test('ports are 1..65535 and published once', () => {
     'publishes 8080/tcp twice',
   );
   expectRefusal({ type: 'policy.put', tenant: 'a', name: 'p', apps: [], ingress: [{ ports: [70000] }] }, 'ingress[0].ports[0]', '65535');
+  expectRefusal({ type: 'policy.put', tenant: 'a', name: 'p', apps: [], ingress: [], egress: [{ toCidrs: ['10.0.0.1/8'] }] }, 'egress[0].toCidrs[0]', 'host bits');
+  expectRefusal({ type: 'policy.put', tenant: 'a', name: 'p', apps: [], ingress: [], egress: [{ toPlaces: ['x'] }] }, 'egress[0].toPlaces', '');
 });
 
 test('doubtful values a fuzz run found are refused, each naming its field: memory 1, cpus 1e9, odd image references, a line break in an argument', () => {
