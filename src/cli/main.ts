@@ -6,6 +6,7 @@
  */
 import { CommanderError } from 'commander';
 import { CliError, ExitCode, ExitRequest, describeUnexpected } from './errors.js';
+import { hideSecretFlags } from './hidden-flags.js';
 import { buildProgram } from './program.js';
 
 /** Runs the CLI on `argv` (as `process.argv`: node, script, arguments) and gives the exit code. */
@@ -46,6 +47,8 @@ function exitOnClosedPipe(stream: NodeJS.WriteStream): void {
 }
 
 exitOnClosedPipe(process.stdout);
+// Before anything runs long: the agent's apps must not read its --token from /proc.
+hideSecretFlags();
 process.on('uncaughtException', (error) => {
   process.exitCode = report(error);
   process.exit();
