@@ -233,7 +233,8 @@ test('policies, volumes, secrets', async () => {
   expectError(await call('PUT', '/v1/policies/default/p1', { json: { apps: 'web' } }), 400, 'invalid-argument', 'apps', 'apps as a string');
   expectError(await call('PUT', '/v1/policies/default/p1', { json: { ingress: [{ ports: [70000] }] } }), 400, 'invalid-argument', 'ingress[0].ports[0]', 'a port out of range');
   expectError(await call('PUT', '/v1/policies/default/p1', { json: { ingress: [{ fromApps: ['Bad'] }] } }), 400, 'invalid-argument', 'ingress[0].fromApps[0]', 'an invalid app name');
-  expectError(await call('PUT', '/v1/policies/default/p1', { json: { egress: [] } }), 400, 'invalid-argument', 'egress', 'unknown field');
+  expectError(await call('PUT', '/v1/policies/default/p1', { json: { ingres: [] } }), 400, 'invalid-argument', 'ingres', 'unknown field (a misspelt ingress)');
+  expectError(await call('PUT', '/v1/policies/default/p1', { json: { egress: [{ toPorts: [80] }] } }), 400, 'invalid-argument', 'egress[0].toPorts', 'an unknown field in an egress rule');
   expectError(await call('PUT', '/v1/policies/nobody/p1', { json: {} }), 404, 'not-found', 'tenant', 'a missing tenant');
   expectError(await call('DELETE', '/v1/policies/default/p1'), 404, 'not-found', 'name', 'delete a missing policy');
   expectError(await call('GET', '/v1/policies?tenant=_'), 400, 'invalid-argument', 'tenant', 'invalid filter');

@@ -53,12 +53,19 @@ function plan(result: Extract<ParseAppFileResult, { ok: true }>, machine: Cluste
 }
 
 /** Deploys the parsed file on a fresh state machine (volumes and secrets first, as the API does); the plan before and after. */
-function deployAndReplan(result: Extract<ParseAppFileResult, { ok: true }>): { before: ReturnType<typeof planDeploy>; after: ReturnType<typeof planDeploy> } {
+function deployAndReplan(result: Extract<ParseAppFileResult, { ok: true }>, options: { hostMounts?: boolean } = {}): { before: ReturnType<typeof planDeploy>; after: ReturnType<typeof planDeploy> } {
   const driver = new Driver();
   const before = plan(result, driver.machine);
   for (const volume of result.volumes) driver.ok({ type: 'volume.create', tenant: volume.tenant, name: volume.name, sizeBytes: volume.sizeBytes });
   for (const secret of result.secrets) driver.ok({ type: 'secret.put', tenant: secret.tenant, name: secret.name, ciphertext: new Uint8Array(32), nonce: new Uint8Array(12) });
-  driver.ok({ type: 'app.deploy-many', specs: result.apps, ...(result.project === undefined ? {} : { project: result.project }) });
+  const deploy = { type: 'app.deploy-many', specs: result.apps, ...(result.project === undefined ? {} : { project: result.project }) } as const;
+  if (options.hostMounts === true) {
+    // Host paths are refused for a tenant until a cluster-admin allows them (the access issue's rule): first the refusal, then the admin's step.
+    const refused = driver.refused(deploy);
+    assert.ok(refused.code === 'forbidden' && refused.message.includes('--host-mounts allow'), JSON.stringify(refused));
+    driver.ok({ type: 'tenant.update', name: 'default', quota: driver.machine.tenant('default')!.quota, settings: { hostMounts: true } });
+  }
+  driver.ok(deploy);
   return { before, after: plan(result, driver.machine) };
 }
 
@@ -141,7 +148,7 @@ test('monitoring stack: node-exporter global, host paths read-only, a secret fil
   assert.is(exporter?.command?.[2], '--collector.filesystem.mount-points-exclude=^/(sys|proc|dev|host|etc)($|/)');
   assert.is(fixed.apps.find((app) => app.name === 'grafana')?.environment.GF_SECURITY_ADMIN_PASSWORD__FILE, '/run/secrets/grafana-admin-password');
   assert.equal(fixed.apps.find((app) => app.name === 'alertmanager')?.ports, [{ target: 9093, protocol: 'tcp' }]);
-  const { before, after } = deployAndReplan(fixed);
+  const { before, after } = deployAndReplan(fixed, { hostMounts: true });
   assert.equal(before.apps.map((app) => app.action), ['create', 'create', 'create', 'create']);
   assert.equal(after.apps.map((app) => app.action), ['unchanged', 'unchanged', 'unchanged', 'unchanged']);
 });

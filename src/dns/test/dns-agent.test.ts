@@ -5,7 +5,7 @@
 // NXDOMAIN in the zone, forwarding with a cache to an upstream resolver the
 // test runs, and the containers' listener on the gateway of the node network
 // file (loopback addresses stand in for the bridge's; needs root for port 53).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getuid } from 'node:process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,11 @@ const { Packet, UDPClient, TCPClient } = dns2;
 type DnsPacket = InstanceType<typeof Packet>;
 
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-dns-'));
+// The apps run as the tenant's own user: they pass through this folder and write only into `shared`.
+chmodSync(directory, 0o711);
+const shared = join(directory, 'shared');
+mkdirSync(shared);
+chmodSync(shared, 0o1777);
 let agent: Agent;
 let dnsPort = 0;
 let token = '';
@@ -104,8 +109,8 @@ test.after(async () => {
 });
 
 test('app names over UDP and TCP, SRV with host ports, a process app resolving through HIVEMIND_DNS, and an exited instance leaving the answers', async () => {
-  const stopDir = join(directory, 'stops');
-  const resultPath = join(directory, 'probe.json');
+  const stopDir = join(shared, 'stops');
+  const resultPath = join(shared, 'probe.json');
   const deployed = await call('POST', '/v1/deploy', { fileName: 'dns.yaml', content: APP(stopDir, resultPath) });
   assert.is(deployed.status, 200, JSON.stringify(deployed.body));
   mkdirSync(stopDir, { recursive: true });

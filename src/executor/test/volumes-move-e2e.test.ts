@@ -6,7 +6,7 @@
 // other node, and the app starts there and appends to what it wrote; the old
 // node's copy is removed. Needs root, mkfs.ext4, tar, zstd.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,6 +16,8 @@ import { BIN, cleanEnv } from '../../cli/test/run-cli.js';
 const missingTool = ['mkfs.ext4', 'tar', 'zstd', 'fsfreeze'].find((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
 const skip = process.getuid?.() !== 0 ? 'volumes need root' : missingTool !== undefined ? `${missingTool} is not installed` : undefined;
 const cluster = new TestCluster(50);
+// The app runs as the tenant's own user, which must pass through the cluster's folder to its volume.
+chmodSync(cluster.root, 0o711);
 
 /** Runs the CLI against `node`; stdin and stdout may be files. */
 function cli(node: TestNode, args: string[], files: { stdin?: string; stdout?: string } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
