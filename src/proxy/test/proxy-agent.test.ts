@@ -7,7 +7,7 @@
 // traffic; no request fails while traffic moves; an A/B rule steers by
 // header; HTTP/2 with prior knowledge on the same port; WebSocket upgrades
 // pass.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,8 @@ import { eventually, freePorts, killWorkloadsUnder } from '../../agent/test/harn
 import { resolveConfig } from '../../node/config.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-proxy-'));
+// The backends run as the tenant's own user: they pass through this folder to read their script and the test's signal files.
+chmodSync(directory, 0o711);
 const backendPath = join(directory, 'backend.cjs');
 let agent: Agent;
 let proxyPort = 0;
