@@ -276,8 +276,8 @@ export class NemesisRunner {
       // Stopped by a fault, or exited by itself (a join that gave up): started again.
       if ((node.state === 'stopped' || node.state === 'running') && !node.alive) node.restart(this.seedFor(node));
       if (node.state === 'left') {
-        const seed = nodes.find((other) => other.state === 'running');
-        if (seed !== undefined) node.start({ join: seed.peerAddress });
+        const seed = this.seedFor(node);
+        if (seed !== undefined) node.start({ join: seed });
       }
     }
   }

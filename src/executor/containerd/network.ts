@@ -338,6 +338,7 @@ export class CniNetwork implements ContainerNetwork {
     }
   }
 
+  /** CNI DEL of everything attached under `id`; a `netnsPath` no mount holds (missing, or stale: see isLiveNetns) is sent as none. */
   async detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void> {
     let prevResult: unknown;
     let savedPorts = ports;

@@ -328,7 +328,8 @@ export class WarmNetworkPool {
   private async discard(name: string): Promise<void> {
     const netnsPath = netnsPathOfName(name);
     try {
-      await this.network.detach(name, existsSync(netnsPath) ? netnsPath : '', []);
+      // detach sends CNI no namespace for a path no mount holds (missing, or stale).
+      await this.network.detach(name, netnsPath, []);
       await deleteNamedNetns(name);
       await rm(this.recordPath(name), { force: true });
     } catch (error) {
