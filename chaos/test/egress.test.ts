@@ -20,21 +20,14 @@
  * runc, the CNI plugins and busybox; skipped otherwise, saying why.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { request } from 'undici';
 import { shortHash } from '../../src/network/policy-plan.js';
-import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
-import { ApiClient, clusterCaBundle } from '../http.js';
-import { dataDirApiAgent } from '../../src/api/tls.js';
-import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
-import { holdMachineLock } from '../machine-lock.js';
-import { HostAgent, containerNetwork, removeContainerLeftovers, removeRuncLeftovers, sleepPids, until } from './host-agents.js';
+import { command, missingPrerequisite } from '../network.js';
+import { containerNetwork, sleepPids, until } from './host-agents.js';
+import { runOnHostCluster } from './host-cluster.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3661', db: '3662', client: '3663' } as const;
@@ -73,46 +66,7 @@ async function ping(from: { namespace: string }, address: string): Promise<boole
 }
 
 egressTest('an app whose egress a policy restricts reaches only what its egress rules allow; its ingress and other apps are untouched', async () => {
-  const lock = await holdMachineLock((line) => console.log(line));
-  await removeLeftovers();
-  removeRuncLeftovers(RUNC_APPS);
-  const inUse = await rangeInUse();
-  assert.is(inUse, null, `the test range is in use: ${inUse}`);
-  const dataRoot = mkdtempSync(join(tmpdir(), 'hmegr-'));
-  const logDirectory = mkdtempSync(join(tmpdir(), 'hmegr-logs-'));
-  let passed = false;
-  const token = `hmegr.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
-  const containerNamespaces = new Set<string>();
-  let network: TestNetwork | undefined;
-  const nodes: HostAgent[] = [];
-  try {
-    network = await TestNetwork.create(3);
-    for (const host of network.hosts) nodes.push(new HostAgent(host, { token, dataRoot, logDirectory }));
-    const [first] = nodes;
-    const api = async (method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> => {
-      const answer = await client.call(first!.origin, method, path, body, 10_000);
-      assert.ok(answer.kind === 'answer' && answer.status < 300, `${method} ${path}: ${JSON.stringify(answer)}`);
-      return (answer as { body: unknown }).body;
-    };
-    first!.start('agent');
-    await until('the first agent serves', async () => ((await client.call(first!.origin, 'GET', '/v1/health', undefined, 1000)).kind === 'answer' ? true : 'no answer'), 30_000);
-    for (const node of nodes.slice(1)) node.start({ join: first!.peerAddress });
-    await until('every node holds a subnet', async () => {
-      const answer = await client.call(first!.origin, 'GET', '/v1/nodes', undefined, 2000);
-      if (answer.kind !== 'answer' || answer.status !== 200) return JSON.stringify(answer);
-      const records = ((answer.body as { nodes?: { id: string; status: string; subnet?: string }[] }).nodes ?? []).filter((node) => node.status === 'up');
-      return records.length === 3 && records.every((node) => node.subnet !== undefined) ? true : JSON.stringify(records);
-    }, 60_000);
-
-    const archive = join(dataRoot, 'busybox.tar');
-    const image = await buildBusyboxImage({ outputPath: archive });
-    const bytes = readFileSync(archive);
-    for (const node of nodes) {
-      const answer = await request(`${node.origin}/v1/images/upload`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
-      assert.is(answer.statusCode, 200, `image upload to ${node.name}: ${await answer.body.text()}`);
-      await answer.body.dump();
-    }
+  await runOnHostCluster({ prefix: 'hmegr', hosts: 3, runcApps: RUNC_APPS, sleepSeconds: Object.values(SLEEP) }, async ({ network, image, containerNamespaces, api }) => {
     await api('PUT', '/v1/tenants/acme', {});
     const service = (name: string, node: string, command: string[]): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, '    deploy:', '      replicas: 1', `      placement: { constraints: ["node.id == ${node}"] }`];
     const listen = (port: number): string => `(while true; do echo ok | nc -l -p ${port}; done) &`;
@@ -179,18 +133,7 @@ egressTest('an app whose egress a policy restricts reaches only what its egress 
     await api('DELETE', '/v1/apps/acme/db');
     await api('DELETE', '/v1/apps/acme/client');
     await until('the containers stop', async () => (sleepPids(Object.values(SLEEP)).length === 0 ? true : `${sleepPids(Object.values(SLEEP)).length} still run`), 60_000);
-    passed = true;
-  } finally {
-    if (passed) rmSync(logDirectory, { recursive: true, force: true });
-    else console.log(`the agents' logs are kept in ${logDirectory}`);
-    for (const node of nodes) await node.stop().catch(() => undefined);
-    await client.close();
-    removeContainerLeftovers(dataRoot, containerNamespaces, Object.values(SLEEP));
-    removeRuncLeftovers(RUNC_APPS);
-    await network?.destroy().catch(() => undefined);
-    await removeLeftovers();
-    lock.release();
-  }
+  });
 });
 
 test.run();

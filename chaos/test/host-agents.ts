@@ -1,5 +1,6 @@
 /**
- * What the multi-host tests share (overlay, policies, services): a real
+ * What the multi-host tests share (overlay, policies, services; the whole
+ * set-up and teardown of a cluster is host-cluster.ts): a real
  * agent on one of the chaos harness's namespace hosts, a poll helper, and the
  * clean-up of what containers leave outside the hosts' namespaces. The tests
  * find their containers by the unique `sleep SECONDS` each runs.
