@@ -37,6 +37,7 @@ import { logPathOf, maybeRotate } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
+import type { ImageShare } from '../node/image-share.js';
 import { RuntimeRegistry, registeredRuntimes, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
@@ -230,7 +231,14 @@ export class Executor implements NodeComponent {
     const runtimes = options.runtimes ?? [
       new ProcessRuntime({ stateDir: join(this.executorDir, 'process'), log }),
       ...[...registeredRuntimes().values()].map((factory) =>
-        factory({ dataDir: services.dataDir, log, signal: services.signal, registry: services.registry, ...(services.config.warmNetworks !== undefined ? { warmNetworks: services.config.warmNetworks } : {}) }),
+        factory({
+          dataDir: services.dataDir,
+          log,
+          signal: services.signal,
+          registry: services.registry,
+          ...(services.config.warmNetworks !== undefined ? { warmNetworks: services.config.warmNetworks } : {}),
+          ...(services.peerImages !== undefined ? { peerImages: services.peerImages } : {}),
+        }),
       ),
     ];
     for (const runtime of runtimes) this.runtimes.register(runtime);
@@ -255,6 +263,11 @@ export class Executor implements NodeComponent {
       workloadsUsing: (tenant, name) => this.workloadsUsing(tenant, name),
       log,
     });
+  }
+
+  /** The images this node's runtimes hold (the container runtime's), served to peers; undefined when no runtime keeps images. */
+  get imageShare(): ImageShare | undefined {
+    return this.runtimes.all().find((runtime) => runtime.imageShare !== undefined)?.imageShare;
   }
 
   /** The workloads tracked here (starting, running or stopping) whose version mounts volume `name` of `tenant`. */
