@@ -21,6 +21,7 @@ import { parseCommandLine, USAGE, type ServerSettings } from './command-line.js'
 import { UnaryGrpcServer } from './grpc-unary-server.js';
 import { KvService } from './kv-service.js';
 import { KEY_BYTES_MAX, KvStateMachine, VALUE_BYTES_MAX } from './kv-state-machine.js';
+import { LevelKvValues } from './kv-values-level.js';
 import {
   clientPortTlsOptions,
   pinnedChannelCredentials,
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   });
 
   const tls = readTls(settings);
-  const { node, stateMachine, transport } = await startNode(settings, tls, logLine);
+  const { node, stateMachine, transport, values } = await startNode(settings, tls, logLine);
   const service = new KvService({
     node,
     stateMachine,
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     logLine(`${signal}: stopping`);
     // The node first: requests waiting on it are answered (UNAVAILABLE), so the server drains quickly.
     await node.stop();
+    await values.close();
     service.close();
     await server.close(SHUTDOWN_GRACE_MS);
     logLine('stopped');
@@ -111,8 +113,22 @@ async function startNode(
   settings: ServerSettings,
   tls: ServerTls | undefined,
   logLine: (line: string) => void,
-): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport }> {
+): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport; values: LevelKvValues }> {
   mkdirSync(settings.dataDirectory, { recursive: true });
+  // The values outside the JavaScript heap; emptied here, rebuilt from the Raft snapshot and log.
+  const values = new LevelKvValues({
+    directory: join(settings.dataDirectory, 'kv'),
+    onFatal: (error) => {
+      logLine(`exiting after a fatal error: ${error.message}`);
+      process.exit(1);
+    },
+  });
+  try {
+    await values.open();
+  } catch (error) {
+    logLine(`cannot open the key-value store: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
   const storage = new LevelStorage({ directory: join(settings.dataDirectory, 'raft'), logger: logLine });
   const transport = new GrpcTransport({
     id: settings.id,
@@ -120,7 +136,7 @@ async function startNode(
     logger: logLine,
     ...(tls && { security: transportSecurity(tls) }),
   });
-  const stateMachine = new KvStateMachine();
+  const stateMachine = new KvStateMachine({ values });
   const node = new RaftNode({
     id: settings.id,
     storage,
@@ -146,7 +162,7 @@ async function startNode(
     logLine(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   }
-  return { node, stateMachine, transport };
+  return { node, stateMachine, transport, values };
 }
 
 main().catch((error: unknown) => {
