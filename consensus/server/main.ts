@@ -14,6 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RaftNode } from '../node.js';
 import { LevelStorage } from '../storage-level.js';
 import { GrpcTransport } from '../transport-grpc.js';
@@ -36,6 +37,10 @@ import {
 const COMMAND_OVERHEAD_BYTES = 1024;
 /** How long a graceful stop waits for calls in flight before closing their connections. */
 const SHUTDOWN_GRACE_MS = 2000;
+/** A turn of the event loop longer than this is logged: heartbeats wait behind it. */
+const LOOP_STALL_LOG_MS = 100;
+/** At most one stall line per this long. */
+const LOOP_STALL_LOG_EVERY_MS = 10_000;
 
 function log(id: string, line: string): void {
   process.stderr.write(`${new Date().toISOString()} [${id}] ${line}\n`);
@@ -58,6 +63,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
+  watchLoopStalls(logLine);
   const tls = readTls(settings);
   const { node, stateMachine, transport, values } = await startNode(settings, tls, logLine);
   const service = new KvService({
@@ -95,6 +101,23 @@ async function main(): Promise<void> {
 
   const ready = { event: 'ready', id: settings.id, peer: transport.address, client: clientAddress, tls: tls !== undefined };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+/**
+ * Logs the longest event-loop delay of each interval in which one passed
+ * `LOOP_STALL_LOG_MS`: a stall as long as an election timeout on the leader
+ * deposes it (its heartbeats wait behind the stall).
+ */
+function watchLoopStalls(logLine: (line: string) => void): void {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  setInterval(() => {
+    const longestMs = delay.max / 1e6;
+    if (longestMs > LOOP_STALL_LOG_MS) {
+      logLine(`event loop held for up to ${longestMs.toFixed(0)} ms in the last ${LOOP_STALL_LOG_EVERY_MS / 1000} s (delay p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms)`);
+    }
+    delay.reset();
+  }, LOOP_STALL_LOG_EVERY_MS).unref();
 }
 
 /** The TLS material of --tls-dir, or undefined without it; an unusable directory exits 2 with what is wrong. */
