@@ -322,6 +322,20 @@ test('a damaged, missing or stray snapshot chunk stops the load, naming its key'
   assert.is((await loadFails(stray)).key, chunkKey(3, 0));
 });
 
+test('chunks of a snapshot whose storing was cut short are deleted at load and logged; the stored snapshot stays', async () => {
+  const directory = tempDirectory();
+  const snapshot = await writeChunkedSnapshot(directory);
+  // A crash after some chunks of a later snapshot, before its header: what streaming leaves.
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const leftover = framed(chunkKey(9, 0), payload(9));
+  await db.put(chunkKey(9, 0), leftover);
+  await db.close();
+  const { state, lines } = await load(directory);
+  assert.equal(state.snapshot, snapshot);
+  assert.match(lines.join('\n'), `deleted 1 chunks of a snapshot whose storing was cut short (from key ${chunkKey(9, 0)})`);
+  assert.equal((await storedKeys(directory)).filter((key) => key.startsWith('c')), [chunkKey(4, 0), chunkKey(4, 1), chunkKey(4, 2)]);
+});
+
 /** `payload` framed as the storage frames a value under `key`. */
 function framed(key: string, payload: Uint8Array): Uint8Array {
   const crc = crc32c(payload, crc32c(Buffer.from(key, 'latin1')));
