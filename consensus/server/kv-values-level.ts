@@ -192,11 +192,23 @@ export class LevelKvValues implements KvValues {
     });
   }
 
-  /** Moves the unwritten values into a batch at the end of the queue, and starts writing if idle. */
+  /**
+   * Moves the unwritten values into a batch at the end of the queue, and
+   * starts writing if idle. While LevelDB is behind, they join the last
+   * queued batch (up to `WRITE_BATCH_ITEMS_MAX` values), so that the queue
+   * grows by values, not by a batch per turn of the event loop.
+   */
   private cutBatch(): void {
     if (this.unwritten.size > 0) {
-      this.operations.push({ type: 'write', generation: this.generation, values: this.unwritten });
-      this.unwritten = new Map();
+      const last = this.operations.at(-1);
+      if (last?.type === 'write' && last.generation === this.generation && last.values.size + this.unwritten.size <= WRITE_BATCH_ITEMS_MAX) {
+        // Later sets win: they replace what the queued batch holds for the same key.
+        for (const [key, value] of this.unwritten) last.values.set(key, value);
+        this.unwritten.clear();
+      } else {
+        this.operations.push({ type: 'write', generation: this.generation, values: this.unwritten });
+        this.unwritten = new Map();
+      }
     }
     this.runOperations();
   }
