@@ -1,5 +1,5 @@
 /**
- * CPU and memory limits for process apps, through the kernel's control
+ * CPU, memory and block I/O limits for process apps, through the kernel's control
  * groups, v1 or v2 (or a hybrid of the two, as on hosts whose systemd mounts
  * v1 controllers beside an almost empty v2 tree).
  *
@@ -16,7 +16,10 @@
  * (so swap is no way around the limit). v1 cpu: `cpu.cfs_period_us` 100 ms
  * and `cpu.cfs_quota_us` the limit's share of it. v2: `memory.max`,
  * `memory.swap.max` 0, `cpu.max` "quota period", with the controllers
- * enabled in the parents' `cgroup.subtree_control`.
+ * enabled in the parents' `cgroup.subtree_control`. I/O (the devices of the
+ * volumes an app mounts, each with its own limits): v1 `blkio.throttle.
+ * {read,write}_{bps,iops}_device` lines "major:minor value", v2 one `io.max`
+ * line per device "major:minor rbps=.. wbps=.. riops=.. wiops=..".
  *
  * OOM kills are read back from `memory.oom_control` (v1, `oom_kill N`) or
  * `memory.events` (v2, `oom_kill N`).
@@ -27,13 +30,25 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, 
 import { dirname, join } from 'node:path';
 import { assert } from '../../consensus/core/assert.js';
 import type { Resources } from '../state/types.js';
+import type { DeviceIoLimit } from './runtime.js';
 
 /** The CFS period every CPU limit uses, in microseconds (the kernel's default). */
 export const CPU_PERIOD_US = 100_000;
 /** The smallest CFS quota the kernel takes, in microseconds: a CPU limit below 10 millicores is raised to it. */
 export const CPU_QUOTA_US_MIN = 1_000;
-/** The two controllers limits need. */
-export type CgroupController = 'memory' | 'cpu';
+/** The controllers limits need (`io` is v1's `blkio`). */
+export type CgroupController = 'memory' | 'cpu' | 'io';
+const CONTROLLERS: readonly CgroupController[] = ['memory', 'cpu', 'io'];
+
+/** What a workload's cgroups enforce: its resources and the I/O limits of its volumes' devices. */
+export interface CgroupLimits extends Resources {
+  io?: readonly DeviceIoLimit[];
+}
+
+/** The v1 hierarchy that carries a controller. */
+function v1Name(controller: CgroupController): string {
+  return controller === 'io' ? 'blkio' : controller;
+}
 
 /** Where one controller lives: a v1 hierarchy's mount point, or the v2 tree's. */
 export interface ControllerMount {
@@ -79,11 +94,22 @@ export class CgroupError extends Error {
 }
 
 /** What a workload's limits need, per controller (a limit left out needs nothing). */
-export function controllersFor(limits: Resources): CgroupController[] {
+export function controllersFor(limits: CgroupLimits): CgroupController[] {
   const needed: CgroupController[] = [];
   if (limits.memoryBytes !== undefined) needed.push('memory');
   if (limits.cpuMillis !== undefined) needed.push('cpu');
+  if ((limits.io ?? []).some(hasIoLimit)) needed.push('io');
   return needed;
+}
+
+function hasIoLimit(limit: DeviceIoLimit): boolean {
+  return limit.readBytesPerSecond !== undefined || limit.writeBytesPerSecond !== undefined || limit.readIops !== undefined || limit.writeIops !== undefined;
+}
+
+/** The v2 `io.max` line of one device's limits ("max" where a limit is absent). */
+export function ioMaxLine(limit: DeviceIoLimit): string {
+  const value = (number: number | undefined): string => (number === undefined ? 'max' : String(number));
+  return `${limit.major}:${limit.minor} rbps=${value(limit.readBytesPerSecond)} wbps=${value(limit.writeBytesPerSecond)} riops=${value(limit.readIops)} wiops=${value(limit.writeIops)}`;
 }
 
 /** The CFS quota for `cpuMillis` thousandths of a core, in microseconds per CPU_PERIOD_US. */
@@ -117,7 +143,7 @@ export class ProcessCgroups {
 
   /** Where `controller` works on this host, or undefined when no hierarchy offers it. */
   controllerMount(controller: CgroupController): ControllerMount | undefined {
-    const v1 = this.mounts.v1.get(controller);
+    const v1 = this.mounts.v1.get(v1Name(controller));
     if (v1 !== undefined && existsSync(v1)) return { version: 1, mountPoint: v1 };
     const v2 = this.mounts.v2;
     if (v2 !== undefined && v2Controllers(v2).includes(controller)) return { version: 2, mountPoint: v2 };
@@ -129,15 +155,16 @@ export class ProcessCgroups {
    * naming the limit and the reason when this node cannot enforce it (then
    * nothing is left behind). A workload without limits gets no folder.
    */
-  create(id: string, limits: Resources): WorkloadCgroups {
+  create(id: string, limits: CgroupLimits): WorkloadCgroups {
     const byMount = new Map<string, { version: 1 | 2; mountPoint: string; controllers: CgroupController[] }>();
     for (const controller of controllersFor(limits)) {
       const mount = this.controllerMount(controller);
       if (mount === undefined) {
-        const what = controller === 'memory' ? `a memory limit (${limits.memoryBytes} bytes)` : `a CPU limit (${limits.cpuMillis} millicores)`;
+        const what =
+          controller === 'memory' ? `a memory limit (${limits.memoryBytes} bytes)` : controller === 'cpu' ? `a CPU limit (${limits.cpuMillis} millicores)` : `I/O limits on its volumes (devices ${(limits.io ?? []).map((limit) => `${limit.major}:${limit.minor}`).join(', ')})`;
         throw new CgroupError(
           `this node cannot enforce ${what} on a process app: no cgroup hierarchy here has the ${controller} controller ` +
-            `(neither a cgroup v1 mount of "${controller}" nor a cgroup v2 tree listing it in cgroup.controllers); ` +
+            `(neither a cgroup v1 mount of "${v1Name(controller)}" nor a cgroup v2 tree listing "${controller}" in cgroup.controllers); ` +
             'remove the limit, give the app an image, or run it on a node with cgroups',
         );
       }
@@ -206,7 +233,7 @@ export class ProcessCgroups {
    */
   removeAny(id: string): string[] {
     const left: string[] = [];
-    for (const controller of ['memory', 'cpu'] as const) {
+    for (const controller of CONTROLLERS) {
       const mount = this.controllerMount(controller);
       if (mount === undefined) continue;
       const path = this.folderOf(mount.mountPoint, id);
@@ -230,7 +257,7 @@ export class ProcessCgroups {
   sweepEmpty(nowMs: number, ageMsMin: number): string[] {
     const removed: string[] = [];
     const roots = new Set<string>();
-    for (const controller of ['memory', 'cpu'] as const) {
+    for (const controller of CONTROLLERS) {
       const mount = this.controllerMount(controller);
       if (mount !== undefined) roots.add(join(mount.mountPoint, 'hivemind'));
     }
@@ -273,7 +300,23 @@ export class ProcessCgroups {
   }
 }
 
-function writeLimit({ version, path, controller, limits }: { version: 1 | 2; path: string; controller: CgroupController; limits: Resources }): void {
+function writeLimit({ version, path, controller, limits }: { version: 1 | 2; path: string; controller: CgroupController; limits: CgroupLimits }): void {
+  if (controller === 'io') {
+    for (const limit of (limits.io ?? []).filter(hasIoLimit)) {
+      if (version === 2) {
+        writeFileSync(join(path, 'io.max'), ioMaxLine(limit));
+        continue;
+      }
+      const files: [string, number | undefined][] = [
+        ['blkio.throttle.read_bps_device', limit.readBytesPerSecond],
+        ['blkio.throttle.write_bps_device', limit.writeBytesPerSecond],
+        ['blkio.throttle.read_iops_device', limit.readIops],
+        ['blkio.throttle.write_iops_device', limit.writeIops],
+      ];
+      for (const [file, value] of files) if (value !== undefined) writeFileSync(join(path, file), `${limit.major}:${limit.minor} ${value}`);
+    }
+    return;
+  }
   if (controller === 'memory') {
     const bytes = limits.memoryBytes!;
     if (version === 1) {

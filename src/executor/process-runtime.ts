@@ -230,9 +230,10 @@ export class ProcessRuntime implements Runtime {
     }
     // Before anything is written: a limit this node cannot enforce refuses the start (CgroupError says why).
     let cgroups: WorkloadCgroups | undefined;
-    if (controllersFor(spec.limits).length > 0) {
+    const limits = { ...spec.limits, ...(spec.ioLimits !== undefined ? { io: spec.ioLimits } : {}) };
+    if (controllersFor(limits).length > 0) {
       try {
-        cgroups = this.cgroups().create(spec.id, spec.limits);
+        cgroups = this.cgroups().create(spec.id, limits);
       } catch (error) {
         throw problem((error as Error).message);
       }

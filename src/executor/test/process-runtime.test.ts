@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { realpathSync, statSync } from 'node:fs';
+import { ProcessCgroups } from '../cgroups.js';
 import { processGroupExists, readProcessStat } from '../host.js';
 import { ProcessRuntime } from '../process-runtime.js';
 import type { WorkloadExit, WorkloadSpec } from '../runtime.js';
@@ -208,6 +210,51 @@ test('exec runs a command with the workload environment and reports its status a
   assert.is(slow.timedOut, true);
   await target.stop('t.exec.0', { signal: 'SIGTERM', graceMs: 2000 });
   await target.remove('t.exec.0');
+});
+
+/** The whole disk under `path` (block I/O limits apply to disks, not to their partitions), as major:minor. */
+function diskUnder(path: string): { major: number; minor: number } | undefined {
+  const dev = statSync(path).dev;
+  const major = Number((BigInt(dev) >> 8n) & 0xfffn);
+  const minor = Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & 0xfff00n));
+  let folder: string;
+  try {
+    folder = realpathSync(`/sys/dev/block/${major}:${minor}`);
+  } catch {
+    return undefined;
+  }
+  const disk = existsSync(join(folder, 'partition')) ? join(folder, '..') : folder;
+  const [diskMajor, diskMinor] = readFileSync(join(disk, 'dev'), 'utf8').trim().split(':').map(Number);
+  return diskMajor === undefined || diskMinor === undefined ? undefined : { major: diskMajor, minor: diskMinor };
+}
+
+const ioCgroupMount = process.getuid?.() === 0 ? new ProcessCgroups({ scope: 'probe' }).controllerMount('io') : undefined;
+const ioDisk = diskUnder(tmpdir());
+const ioTest = ioCgroupMount !== undefined && ioDisk !== undefined ? test : test.skip;
+if (ioCgroupMount === undefined || ioDisk === undefined) console.log('skipping the I/O limit test: it needs root, an io (v2) or blkio (v1) cgroup controller and a block device under the temporary folder');
+
+ioTest("the I/O limits of a process app's volume devices are written to its cgroup before it runs, and go with it", async () => {
+  const target = runtime('io-limits');
+  await target.open();
+  const device = ioDisk!;
+  const workload = await target.start(spec('io-1', ['/bin/sh', '-c', 'exec sleep 600'], { ioLimits: [{ ...device, readBytesPerSecond: 1048576, writeIops: 100 }] }));
+  assert.is(workload.state, 'running');
+  const record = JSON.parse(readFileSync(join(root, 'io-limits', 'io-1.json'), 'utf8')) as { pid: number; cgroups: { folders: { version: number; path: string; controllers: string[] }[] } };
+  const folder = record.cgroups.folders.find((entry) => entry.controllers.includes('io'));
+  assert.ok(folder !== undefined, JSON.stringify(record.cgroups));
+  const id = `${device.major}:${device.minor}`;
+  if (folder.version === 1) {
+    assert.is(readFileSync(join(folder.path, 'blkio.throttle.read_bps_device'), 'utf8').trim(), `${id} 1048576`);
+    assert.is(readFileSync(join(folder.path, 'blkio.throttle.write_iops_device'), 'utf8').trim(), `${id} 100`);
+    assert.is(readFileSync(join(folder.path, 'blkio.throttle.write_bps_device'), 'utf8').trim(), '', 'a limit left out is not written');
+  } else {
+    assert.match(readFileSync(join(folder.path, 'io.max'), 'utf8'), new RegExp(`^${id} rbps=1048576 wbps=max riops=max wiops=100$`, 'm'));
+  }
+  // The wrapper joins its cgroups before it runs the command (just after the spawn that start waited for).
+  await eventually(`the workload (${record.pid}) to run in ${folder.path}`, () => readFileSync(join(folder.path, 'cgroup.procs'), 'utf8').trim().split('\n').map(Number).includes(record.pid));
+  await target.stop('io-1', { signal: 'SIGKILL', graceMs: 0 });
+  await target.remove('io-1');
+  assert.not.ok(existsSync(folder.path), 'the cgroup goes with the workload');
 });
 
 test.run();
