@@ -38,8 +38,9 @@ function membersBelow(state: ClusterState, version: number): NodeRecord[] {
 export function clusterVersionToRaise(state: ClusterState): number | undefined {
   let lowest = Number.POSITIVE_INFINITY;
   for (const record of state.nodes.values()) if (record.status !== 'left') lowest = Math.min(lowest, advertisedVersion(record));
+  if (!Number.isFinite(lowest)) return undefined;
   const target = Math.min(lowest, STATE_VERSION);
-  return Number.isFinite(target) && target > clusterVersionOf(state) ? target : undefined;
+  return target > clusterVersionOf(state) ? target : undefined;
 }
 
 /**

@@ -123,6 +123,11 @@ export class ClusterStateMachine {
     return Math.max(this.clusterVersion, commandVersion(command));
   }
 
+  /** The refusal of `command` when it is newer than the cluster version (`cluster.version` excepted), or undefined. What apply would answer. */
+  versionGateProblem(command: Command): StateError | undefined {
+    return versionGateProblem(this.#state, command.type, commandVersion(command));
+  }
+
   /**
    * Applies the committed entry at `index`. Indexes must grow (entries that
    * carry no command, like Raft's no-ops, may be skipped); a smaller or equal
