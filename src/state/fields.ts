@@ -152,23 +152,30 @@ export const HOST_PATTERN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.
 /** Node and instance ids: printable, no spaces or slashes. */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
 
+/** A name of a tenant, app, volume, secret or policy: a DNS label. */
 export const name = text({ bytesMin: 1, bytesMax: 63, pattern: NAME_PATTERN, patternHint: 'a DNS label (a-z, 0-9 and -, at most 63, not starting or ending with -)' });
+/** A node or instance id. */
 export const identifier = text({
   bytesMin: 1,
   bytesMax: LIMITS.identifierBytesMax,
   pattern: IDENTIFIER_PATTERN,
   patternHint: 'an identifier (letters, digits, and . _ : @ -)',
 });
+/** Free text of at most LIMITS.textBytesMax (status messages, reasons). */
 export const freeText = text({ bytesMax: LIMITS.textBytesMax });
+/** Free text that is not empty. */
 export const nonEmptyText = text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax });
 const argument = text({ bytesMax: LIMITS.argumentBytesMax, multiline: true });
+/** A whole number from 0 (counts, amounts, times in ms). */
 export const count = integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const amount = count;
 const duration = integer({ min: 0, max: LIMITS.durationMsMax });
 const port = integer({ min: 1, max: 65535 });
 const absolutePath = text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax, pattern: /^\//, patternHint: 'an absolute path (starting with /)' });
+/** A list of distinct names. */
 export const names = list(name, { max: LIMITS.namesMax, unique: true });
 const argv = list(argument, { max: LIMITS.argumentsMax });
+/** Labels: keys without spaces, short values. */
 export const labels = record(text({ bytesMax: LIMITS.labelBytesMax }), {
   key: text({ bytesMin: 1, bytesMax: LIMITS.labelBytesMax, pattern: /^\S+$/, patternHint: 'a key without spaces' }),
   keysMax: LIMITS.labelsMax,
@@ -195,6 +202,7 @@ const appResources = object<Resources>({
   ),
 });
 
+/** A tenant's quota; absent fields are unlimited. */
 export const quota = object<Quota>({
   cpuMillis: optional(amount),
   memoryBytes: optional(amount),
@@ -204,6 +212,7 @@ export const quota = object<Quota>({
   storageBytes: optional(amount),
 });
 
+/** A tenant's settings (host users, host mounts). */
 export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()) });
 
 const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
@@ -235,6 +244,7 @@ const healthcheck = refine(
 
 const volumeSource = either<string>((input) => typeof input === 'string' && input.startsWith('/'), absolutePath, name);
 const ioRate = optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
+/** A volume's I/O limits. */
 export const volumeIoLimits = object<VolumeIoLimits>({ readBytesPerSecond: ioRate, writeBytesPerSecond: ioRate, readIops: ioRate, writeIops: ioRate });
 const volumeMount = object<VolumeMount>({ source: volumeSource, target: absolutePath, readOnly: boolean() });
 
@@ -396,6 +406,7 @@ function duplicateTargetProblem(spec: AppSpec, path: string): { field: string; t
   return undefined;
 }
 
+/** An app spec, each field and then the rules across fields. */
 export const appSpec = refine(appSpecShape, appSpecProblem);
 
 /** An IPv4 CIDR whose address has no host bits set (`10.0.0.0/8`, not `10.0.0.1/8`). */
@@ -404,6 +415,7 @@ const cidr = refine(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{
   return parsed.ok ? undefined : { field: path, text: parsed.reason };
 });
 
+/** A network policy's ingress rule. */
 export const policyRule = object<PolicyRule>({
   fromApps: optional(names),
   fromTenants: optional(names),
@@ -411,6 +423,7 @@ export const policyRule = object<PolicyRule>({
   ports: optional(list(port, { max: LIMITS.portsMax, unique: true })),
 });
 
+/** A network policy's egress rule. */
 export const egressRule = object<EgressRule>({
   toApps: optional(names),
   toTenants: optional(names),
@@ -418,6 +431,7 @@ export const egressRule = object<EgressRule>({
   ports: optional(list(port, { max: LIMITS.portsMax, unique: true })),
 });
 
+/** A config key. */
 export const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
 
 /**
@@ -427,7 +441,9 @@ export const kvKey = text({ bytesMin: 1, bytesMax: LIMITS.kvKeyBytesMax });
 export function validateKvKey(key: unknown): { ok: true; value: string } | { ok: false; error: StateError } {
   return kvKey(key, 'key');
 }
+/** A GCM nonce. */
 export const nonce = bytes({ bytesMin: LIMITS.sealNonceBytes, bytesMax: LIMITS.sealNonceBytes });
+/** An issued certificate: serial, expiry, issuer. */
 export const certificateRecord = object<CertificateRecord>({
   serial: text({ bytesMin: 1, bytesMax: 64, pattern: /^[0-9A-F]+$/, patternHint: 'a certificate serial in upper-case hex' }),
   notAfter: integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
@@ -456,6 +472,7 @@ const ipAddress = refine(text({ bytesMin: 2, bytesMax: 45 }), (value, path) =>
   isIpAddress(value) ? undefined : { field: path, text: `must be an IP address (IPv4 such as 10.0.0.5, or IPv6), got "${value}"` },
 );
 
+/** Where a running instance is reachable: an address and its ports, each target once. */
 export const instanceEndpoint = refine(
   object<InstanceEndpoint>({
     address: ipAddress,
@@ -472,6 +489,7 @@ export const instanceEndpoint = refine(
   },
 );
 
+/** An instance's state. */
 export const instanceState = oneOf(['pending', 'starting', 'running', 'healthy', 'unhealthy', 'exited', 'oom-killed', 'failed', 'stopped']);
 
 type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
@@ -486,6 +504,7 @@ export function repeatedId(items: { id: string }[], key: string): { field: strin
   return undefined;
 }
 
+/** A node address (`host:port`): not empty, no spaces. */
 export function nonEmptyAddress(): Parser<string> {
   return text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax, pattern: /^\S+$/, patternHint: 'an address without spaces' });
 }
