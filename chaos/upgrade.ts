@@ -26,7 +26,7 @@
  *    computes, from each node's own Raft storage (its latest snapshot, made
  *    by whichever build ran it, and its log), the state hash at one common
  *    index, and at each checkpoint's index where that node's log still
- *    covers it: all must be equal.
+ *    covers it (with both builds' state machines): all must be equal.
  * 6. Starts the previous build on one node's data (a downgrade): it must
  *    stop at the first entry of the new version with the gate's message.
  *
@@ -375,6 +375,16 @@ async function run(options: Options): Promise<void> {
     console.log(`${load.keys.size} keys read back their last acknowledged write (or a later one of unknown outcome)`);
 
     for (const node of cluster.nodes.values()) await node.stop();
+    // Each checkpoint (all before the raise) again from every node's final storage, with both builds: the same state either way.
+    const checkpointIndexes = [...observations.byIndex.keys()];
+    for (const node of cluster.nodes.values()) {
+      for (const index of checkpointIndexes) {
+        for (const [build, machines] of [['previous build', previousMachine], ['this build', thisMachine]] as const) {
+          const computed = await stateHashAt(node.dataDir, index, machines);
+          if (computed !== undefined) observations.add(index, `${node.name} (${build}, after)`, computed.hash);
+        }
+      }
+    }
     const commits: number[] = [];
     for (const node of cluster.nodes.values()) {
       const own = await observations.observe(node, 'this build', thisMachine);
