@@ -1,5 +1,5 @@
 /**
- * `npm run chaos:upgrade [-- --from COMMIT] [--previous-build DIR] [--nodes N] [--step-seconds S] [--keep]`:
+ * `npm run chaos:upgrade [-- --from COMMIT] [--previous-build DIR] [--nodes N] [--step-seconds S] [--snapshot-every E] [--keep]`:
  * a rolling upgrade from the previous release to this build, under load, the
  * way docs/operations.md prescribes it, checking that the replicas never
  * diverge (src/state/version.ts).
@@ -66,6 +66,8 @@ interface Options {
   previousBuild: string | undefined;
   nodes: number;
   stepSeconds: number;
+  /** The agents' --snapshot-every: low enough that the previous build's snapshots are restored by this one, high enough that the logs still cover most checkpoints. */
+  snapshotEvery: number;
   keep: boolean;
 }
 
@@ -107,7 +109,7 @@ interface KeyRecord {
 class Violation extends Error {}
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { from: undefined, previousBuild: undefined, nodes: 3, stepSeconds: 8, keep: false };
+  const options: Options = { from: undefined, previousBuild: undefined, nodes: 3, stepSeconds: 8, snapshotEvery: 2000, keep: false };
   for (let position = 0; position < args.length; position++) {
     const flag = args[position];
     const value = (): string => {
@@ -119,11 +121,13 @@ function parseOptions(args: string[]): Options {
     else if (flag === '--previous-build') options.previousBuild = resolve(value());
     else if (flag === '--nodes') options.nodes = Number(value());
     else if (flag === '--step-seconds') options.stepSeconds = Number(value());
+    else if (flag === '--snapshot-every') options.snapshotEvery = Number(value());
     else if (flag === '--keep') options.keep = true;
     else throw new Error(`unknown option ${flag}; see the comment at the top of chaos/upgrade.ts`);
   }
   if (!Number.isInteger(options.nodes) || options.nodes < 2 || options.nodes > 5) throw new Error('--nodes must be a whole number from 2 to 5');
   if (!(options.stepSeconds > 0)) throw new Error('--step-seconds must be positive');
+  if (!Number.isInteger(options.snapshotEvery) || options.snapshotEvery < 1) throw new Error('--snapshot-every must be a whole number from 1');
   return options;
 }
 
@@ -313,7 +317,7 @@ function checkAllRunning(cluster: TestCluster): void {
 async function run(options: Options): Promise<void> {
   const folder = mkdtempSync(join(tmpdir(), 'hivemind-upgrade-'));
   let previous: { root: string; remove: () => void } | undefined;
-  const cluster = new TestCluster(100, ['--snapshot-every', '500']);
+  const cluster = new TestCluster(100, ['--snapshot-every', String(options.snapshotEvery)]);
   try {
     if (options.previousBuild !== undefined) {
       if (!existsSync(join(options.previousBuild, 'dist/src/agent/main.js'))) throw new Error(`${options.previousBuild} holds no build (dist/src/agent/main.js)`);
@@ -324,7 +328,7 @@ async function run(options: Options): Promise<void> {
     }
     const previousMachine = await loadMachine(previous.root);
     const thisMachine = await loadMachine(resolve(repositoryRoot));
-    console.log(`${options.nodes} nodes on loopback, tick 100 ms, a snapshot every 500 entries; ${options.stepSeconds} s of load after each node's upgrade; this build's state version ${STATE_VERSION}`);
+    console.log(`${options.nodes} nodes on loopback, tick 100 ms, a snapshot every ${options.snapshotEvery} entries; ${options.stepSeconds} s of load after each node's upgrade; this build's state version ${STATE_VERSION}`);
 
     const names = Array.from({ length: options.nodes }, (_, position) => `u${position + 1}`);
     const first = await bootstrapWith(cluster, names[0]!, previous.root);
