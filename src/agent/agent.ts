@@ -47,7 +47,7 @@ import { PeerBook } from './peer-book.js';
 import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
 import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
-import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration } from './self-registration.js';
+import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { buildServers, type Servers } from './servers.js';
 import { PeerImageClients } from './image-service.js';
 import { normalizeReference } from '../executor/containerd/registry.js';
@@ -206,6 +206,7 @@ class HivemindAgent implements Agent {
     this.proposer = new Proposer({
       nodeId: this.name,
       raft,
+      machine,
       metrics: this.metrics,
       clusterKey: () => this.requireClusterKey(),
       peerMap: () => this.peers.peers(),
@@ -521,7 +522,7 @@ class HivemindAgent implements Agent {
   }
 
   private joinerIdentity(): JoinerIdentity {
-    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: {}, resources: machineResources() };
+    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels({}), resources: machineResources() };
   }
 
   /**

@@ -2,8 +2,10 @@
  * How this node gets commands into the log:
  *
  * - `propose`: on the leader, an envelope as it stands (the API's writes,
- *   joins, forwarded submits), stamped with this code's state version and
- *   counted in the proposal metrics;
+ *   joins, forwarded submits), written in the state version the replicated
+ *   state gives it (the cluster version; src/state/version.ts) and counted in
+ *   the proposal metrics; a command newer than the cluster version is
+ *   refused here and never enters the log;
  * - `proposeOwn`: on the leader, a command of the node's own (registration,
  *   the join token, voter changes), under a fresh request id;
  * - `submit`: from any node, a command as this node (`services.submit`):
@@ -16,8 +18,8 @@ import { performance } from 'node:perf_hooks';
 import type { RaftNode } from '../../consensus/node.js';
 import { NotLeaderError, ProposalLostError, TimeoutError } from '../../consensus/errors.js';
 import type { Metrics, ProposalOutcome } from '../api/metrics.js';
+import type { ClusterStateMachine } from '../state/machine.js';
 import type { Command, CommandResult, Envelope } from '../state/types.js';
-import { STATE_VERSION } from '../state/version.js';
 import { decodeEnvelope, encodeEnvelope } from '../node/replicated-state.js';
 import type { Clock } from '../node/clock.js';
 import type { ClusterClients } from './cluster-service.js';
@@ -31,6 +33,8 @@ export interface ProposerContext {
   nodeId: string;
   /** The Raft node once it runs; undefined before. */
   raft(): RaftNode | undefined;
+  /** The replicated state: the cluster version an envelope is written in. */
+  machine: ClusterStateMachine;
   metrics: Metrics;
   /** The cluster key (throws when this node has none yet). */
   clusterKey(): Uint8Array;
@@ -48,17 +52,24 @@ export class Proposer {
 
   /**
    * Leader only: proposes `envelope` and resolves with its result once it is
-   * applied here. Rejects with the RaftErrors of `RaftNode.propose`
+   * applied here. A command newer than the cluster version resolves at once
+   * with the refusal apply would give ('cluster-version-too-old'), proposing
+   * nothing. Rejects with the RaftErrors of `RaftNode.propose`
    * (NotLeaderError before Raft runs).
    */
   async propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult> {
     const raft = this.context.raft();
     if (raft === undefined) throw new NotLeaderError('');
-    const { metrics } = this.context;
+    const { machine, metrics } = this.context;
+    const gate = machine.versionGateProblem(envelope.command);
+    if (gate !== undefined) {
+      metrics.proposals.inc({ outcome: 'refused' });
+      return { ok: false, index: machine.appliedIndex, error: gate };
+    }
     const started = performance.now();
     try {
-      // Stamped with this code's state version, whoever asked (version.ts): a node too old for it stops rather than diverge.
-      const proposed = await raft.propose(encodeEnvelope({ ...envelope, version: STATE_VERSION }), { timeoutMs });
+      // Written in the cluster version (version.ts): every member applies it as this node does, and one too old stops at it.
+      const proposed = await raft.propose(encodeEnvelope({ ...envelope, version: machine.envelopeVersion(envelope.command) }), { timeoutMs });
       const result = proposed.result as CommandResult;
       metrics.proposals.inc({ outcome: result.ok ? 'applied' : 'refused' });
       metrics.proposalSeconds.observe((performance.now() - started) / 1000);

@@ -4,16 +4,20 @@
  *
  * - on the leader: the cluster CA and the end of a CA rotation (trust.ts),
  *   the join token when the cluster has none (a bootstrap, or one
- *   interrupted), and this node's own record with its current addresses;
+ *   interrupted), this node's own record with its current addresses and
+ *   state version, and the cluster version raised once every member's
+ *   record advertises a higher one (src/state/version.ts);
  * - on a follower: its record refreshed through a Join to the leader
- *   (idempotent) when its addresses changed;
+ *   (idempotent) when its addresses or its code's state version changed
+ *   (an upgrade);
  * - everywhere: the trusted CAs followed from the state, and this node's
  *   certificate renewed when due (or recorded where the state lacks it).
  */
 import type { RaftNode } from '../../consensus/node.js';
 import { isMember } from '../../consensus/core/config.js';
 import type { ClusterStateMachine } from '../state/machine.js';
-import type { Command, CommandResult, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
+import { STATE_VERSION_LABEL, type Command, type CommandResult, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
+import { STATE_VERSION } from '../state/version.js';
 import { OWN_PROPOSAL_TIMEOUT_MS } from './proposer.js';
 import type { JoinTokens } from './join-token.js';
 import type { NodeTrust } from './trust.js';
@@ -54,7 +58,7 @@ export class SelfRegistration {
     try {
       const record = context.ownRecord();
       const addresses = context.addresses();
-      const registered = record !== undefined && record.status !== 'left' && sameAddresses(record.addresses, addresses);
+      const registered = record !== undefined && record.status !== 'left' && sameAddresses(record.addresses, addresses) && record.labels[STATE_VERSION_LABEL] === String(STATE_VERSION);
       context.trust.maybeSync();
       if (status.role === 'leader') {
         await context.trust.maybeStoreCa((command) => context.proposeOwn(command));
@@ -62,18 +66,37 @@ export class SelfRegistration {
         await context.tokens.ensureStored(context.tokenToStore);
         if (!registered) {
           const certificate = context.trust.ownCertificateRecord();
-          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: record?.labels ?? {}, resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
+          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: ownLabels(record?.labels ?? {}), resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
         } else await this.maybeRenewCertificate();
+        await this.maybeRaiseClusterVersion();
         return;
       }
       const member = isMember(status.config, context.nodeId);
       const caughtUp = status.applied >= status.commit && status.leader !== '';
-      if (!registered && record !== undefined && member && caughtUp) await context.refreshThroughLeader('its addresses changed');
+      if (!registered && record !== undefined && member && caughtUp) {
+        await context.refreshThroughLeader(sameAddresses(record.addresses, addresses) ? 'its Hivemind was upgraded' : 'its addresses changed');
+      }
       // Renewal reads only the CA record and this node's own: a lagging replica renews late, never wrongly.
       if (registered) await this.maybeRenewCertificate();
     } catch (error) {
       context.logOnce(`ensure:${(error as Error).message}`, 'agent', `cannot update this node's record yet: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * Leader only: raises the cluster version once every member's record says
+   * its code applies a higher one (a rolling upgrade finished). The state's
+   * own check decides; a refusal (a member re-registered meanwhile) waits
+   * for the next step.
+   */
+  private async maybeRaiseClusterVersion(): Promise<void> {
+    const { machine } = this.context;
+    const version = machine.clusterVersionToRaise();
+    if (version === undefined) return;
+    const command: Command = { type: 'cluster.version', version };
+    if (!machine.check(command).ok) return;
+    const result = await this.context.proposeOwn(command);
+    if (result.ok) this.context.logOnce(`cluster-version:${version}`, 'agent', `raised the cluster version to ${version}: every member runs a Hivemind that applies it`);
   }
 
   /** Renews this node's certificate when due (or records it where the state lacks it), through the leader. */
@@ -87,4 +110,9 @@ export class SelfRegistration {
 
 function sameAddresses(left: NodeAddresses, right: NodeAddresses): boolean {
   return left.api === right.api && left.peer === right.peer && left.gossip === right.gossip;
+}
+
+/** `labels` with this node's state version (STATE_VERSION_LABEL): what the node registers with, so the leader knows what it applies. */
+export function ownLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
+  return { ...labels, [STATE_VERSION_LABEL]: String(STATE_VERSION) };
 }

@@ -7,24 +7,24 @@
  * replay within it only returns the remembered result of the same request id.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { COMMANDS, MEMBER_COMMAND_TYPES } from '../state/commands.js';
 import type { CommandType } from '../state/types.js';
 
 export const SUBMIT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 const NONCE_BYTES = 16;
 
 /**
- * What a member may propose through the leader. Everything else is the
- * leader's or a client's. The volume commands carry the proposing node
- * (`node`): its executor binds a volume it is about to create, and reports
- * what the volumes it holds take on disk.
+ * What a member may propose through the leader: the commands whose module
+ * (src/state/commands.ts) lists `member` among its proposers. Everything
+ * else is the leader's or a client's. The volume commands carry the
+ * proposing node (`node`): its executor binds a volume it is about to
+ * create, and reports what the volumes it holds take on disk.
  */
-export const MEMBER_COMMANDS: ReadonlySet<CommandType> = new Set<CommandType>(['instance.status', 'node.heartbeat', 'node.status', 'node.certificate', 'volume.bind', 'volume.report']);
+export const MEMBER_COMMANDS: ReadonlySet<CommandType> = MEMBER_COMMAND_TYPES;
 
-/** The field of a member command that must name the submitting node itself, if it has one. */
+/** The field of a member command that must name the submitting node itself, if it has one (its module's `memberSelf`). */
 export function selfField(type: CommandType): 'id' | 'node' | undefined {
-  if (type === 'node.certificate' || type === 'node.heartbeat') return 'id';
-  if (type === 'volume.bind' || type === 'volume.report') return 'node';
-  return undefined;
+  return COMMANDS[type].memberSelf;
 }
 
 export interface SubmitRequestWire {

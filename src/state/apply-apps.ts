@@ -37,6 +37,9 @@ import {
   type Plan,
 } from './state.js';
 import { APP_VERSIONS_MAX, type App, type AppSpec, type Command, type Instance, type Quota, type Rollout, type Tenant } from './types.js';
+import { boolean, integer, list, object, oneOf, optional } from './schema.js';
+import { appSpec, name, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -500,3 +503,66 @@ export function planAppDelete(state: ClusterState, command: CommandOf<'app.delet
     },
   };
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `app.deploy`. */
+export const appDeployCommand: CommandModule<'app.deploy'> = {
+  type: 'app.deploy',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
+  plan: planAppDeploy,
+};
+
+/** `app.deploy-many`. */
+export const appDeployManyCommand: CommandModule<'app.deploy-many'> = {
+  type: 'app.deploy-many',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.deploy-many'>>({
+    type: oneOf(['app.deploy-many']),
+    specs: list(appSpec, { min: 1, max: LIMITS.appsPerDeployMax }),
+    project: optional(name),
+    force: optional(boolean()),
+  }),
+  plan: planAppDeployMany,
+};
+
+/** `app.scale`. */
+export const appScaleCommand: CommandModule<'app.scale'> = {
+  type: 'app.scale',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.scale'>>({
+    type: oneOf(['app.scale']),
+    tenant: name,
+    name,
+    replicas: integer({ min: 0, max: LIMITS.replicasMax }),
+  }),
+  plan: planAppScale,
+};
+
+/** `app.rollback`. */
+export const appRollbackCommand: CommandModule<'app.rollback'> = {
+  type: 'app.rollback',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.rollback'>>({
+    type: oneOf(['app.rollback']),
+    tenant: name,
+    name,
+    toVersion: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+  }),
+  plan: planAppRollback,
+};
+
+/** `app.delete`. */
+export const appDeleteCommand: CommandModule<'app.delete'> = {
+  type: 'app.delete',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.delete'>>({ type: oneOf(['app.delete']), tenant: name, name }),
+  plan: planAppDelete,
+};

@@ -10,6 +10,9 @@
 import { ErrorCode } from './errors.js';
 import { refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import { NODE_CERTIFICATES_MAX, REVOKED_CERTIFICATES_MAX, type CertificateRecord, type Command, type NodeRecord } from './types.js';
+import { bytes, list, object, oneOf, text } from './schema.js';
+import { certificateRecord, identifier, nonce, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -84,3 +87,31 @@ function pruneRevoked(revoked: readonly (CertificateRecord & { node: string })[]
 function shortSerial(serial: string): string {
   return serial.length > 12 ? `${serial.slice(0, 12)}…` : serial;
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `node.certificate`. */
+export const nodeCertificateCommand: CommandModule<'node.certificate'> = {
+  type: 'node.certificate',
+  since: 2,
+  proposers: ['member'],
+  changesNodeRecords: true,
+  memberSelf: 'id',
+  schema: object<CommandOf<'node.certificate'>>({ type: oneOf(['node.certificate']), id: identifier, certificate: certificateRecord }),
+  plan: planNodeCertificate,
+};
+
+/** `ca.set`. */
+export const caSetCommand: CommandModule<'ca.set'> = {
+  type: 'ca.set',
+  since: 2,
+  proposers: ['leader'],
+  schema: object<CommandOf<'ca.set'>>({
+    type: oneOf(['ca.set']),
+    certificates: list(text({ bytesMin: 1, bytesMax: LIMITS.certificatePemBytesMax, pattern: /^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/, patternHint: 'one PEM certificate', multiline: true }), { min: 1, max: LIMITS.caCertificatesMax, unique: true }),
+    keySealed: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.caKeySealedBytesMax }),
+    keyNonce: nonce,
+  }),
+  plan: planCaSet,
+};

@@ -11,6 +11,9 @@
 import { ErrorCode } from './errors.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, KvEntry } from './types.js';
+import { bytes, object, oneOf, optional, text } from './schema.js';
+import { count, kvKey, nonce, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -78,3 +81,43 @@ export function planTokenSet(state: ClusterState, command: CommandOf<'token.set'
     },
   };
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `kv.put`. */
+export const kvPutCommand: CommandModule<'kv.put'> = {
+  type: 'kv.put',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'kv.put'>>({
+    type: oneOf(['kv.put']),
+    key: kvKey,
+    value: text({ bytesMax: LIMITS.kvValueBytesMax, printable: false }),
+    expectVersion: optional(count),
+  }),
+  plan: planKvPut,
+};
+
+/** `kv.delete`. */
+export const kvDeleteCommand: CommandModule<'kv.delete'> = {
+  type: 'kv.delete',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'kv.delete'>>({ type: oneOf(['kv.delete']), key: kvKey, expectVersion: optional(count) }),
+  plan: planKvDelete,
+};
+
+/** `token.set`. */
+export const tokenSetCommand: CommandModule<'token.set'> = {
+  type: 'token.set',
+  since: 1,
+  proposers: ['user', 'leader'],
+  schema: object<CommandOf<'token.set'>>({
+    type: oneOf(['token.set']),
+    hash: text({ bytesMin: 64, bytesMax: 64, pattern: /^[0-9a-f]{64}$/, patternHint: 'a SHA-256 hash in lowercase hex' }),
+    sealed: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.tokenSealedBytesMax }),
+    nonce,
+  }),
+  plan: planTokenSet,
+};

@@ -13,6 +13,8 @@ import { clusterNetworkProblem, lowestFreeSubnet } from './ipam.js';
 import { allocateMissingVips, serviceCidrProblem } from './vip.js';
 import { refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, NodeRecord } from './types.js';
+import { integer, object, oneOf, optional, text } from './schema.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -92,3 +94,21 @@ export function planNetworkConfigure(state: ClusterState, command: CommandOf<'ne
     },
   };
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `network.configure`. */
+export const networkConfigureCommand: CommandModule<'network.configure'> = {
+  type: 'network.configure',
+  since: 2,
+  proposers: ['leader'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'network.configure'>>({
+    type: oneOf(['network.configure']),
+    cidr: text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.210.0.0/16' }),
+    nodePrefixLength: integer({ min: 1, max: 32 }),
+    serviceCidr: optional(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.211.0.0/16' })),
+  }),
+  plan: planNetworkConfigure,
+};

@@ -17,6 +17,9 @@ import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, Instance, NodeRecord } from './types.js';
 import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
+import { integer, list, nullable, object, oneOf, optional, refine } from './schema.js';
+import { certificateRecord, count, freeText, identifier, instanceEndpoint, instanceState, labels, nonEmptyAddress, repeatedId, resources, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -271,3 +274,108 @@ export function planInstanceStatus(state: ClusterState, command: CommandOf<'inst
     },
   };
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `instance.place`. */
+export const instancePlaceCommand: CommandModule<'instance.place'> = {
+  type: 'instance.place',
+  since: 1,
+  proposers: ['scheduler'],
+  schema: refine(
+    object<CommandOf<'instance.place'>>({
+      type: oneOf(['instance.place']),
+      placements: list(object<CommandOf<'instance.place'>['placements'][number]>({ id: identifier, node: nullable(identifier) }), {
+        min: 1,
+        max: LIMITS.batchItemsMax,
+      }),
+    }),
+    (value) => repeatedId(value.placements, 'placements'),
+  ),
+  plan: planInstancePlace,
+};
+
+/** `instance.status`. */
+export const instanceStatusCommand: CommandModule<'instance.status'> = {
+  type: 'instance.status',
+  since: 1,
+  proposers: ['member'],
+  schema: refine(
+    object<CommandOf<'instance.status'>>({
+      type: oneOf(['instance.status']),
+      updates: list(
+        object<CommandOf<'instance.status'>['updates'][number]>({
+          id: identifier,
+          state: instanceState,
+          exitCode: optional(integer({ min: -2147483648, max: 2147483647 })),
+          message: optional(freeText),
+          reportedBy: identifier,
+          reportedAt: count,
+          version: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+          endpoint: optional(instanceEndpoint),
+        }),
+        { min: 1, max: LIMITS.batchItemsMax },
+      ),
+    }),
+    (value) => repeatedId(value.updates, 'updates'),
+  ),
+  plan: planInstanceStatus,
+};
+
+/** `node.register`. */
+export const nodeRegisterCommand: CommandModule<'node.register'> = {
+  type: 'node.register',
+  since: 1,
+  proposers: ['leader'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.register'>>({
+    type: oneOf(['node.register']),
+    id: identifier,
+    addresses: object<CommandOf<'node.register'>['addresses']>({ api: nonEmptyAddress(), peer: nonEmptyAddress(), gossip: nonEmptyAddress() }),
+    labels,
+    resources,
+    certificate: optional(certificateRecord),
+  }),
+  plan: planNodeRegister,
+};
+
+/** `node.status`. */
+export const nodeStatusCommand: CommandModule<'node.status'> = {
+  type: 'node.status',
+  since: 1,
+  proposers: ['leader', 'member'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.status'>>({ type: oneOf(['node.status']), id: identifier, status: oneOf(['up', 'suspect', 'down', 'left']) }),
+  plan: planNodeStatus,
+};
+
+/** `node.role`. */
+export const nodeRoleCommand: CommandModule<'node.role'> = {
+  type: 'node.role',
+  since: 1,
+  proposers: ['leader'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.role'>>({ type: oneOf(['node.role']), id: identifier, role: oneOf(['voter', 'learner', 'none']) }),
+  plan: planNodeRole,
+};
+
+/** `node.heartbeat`. */
+export const nodeHeartbeatCommand: CommandModule<'node.heartbeat'> = {
+  type: 'node.heartbeat',
+  since: 1,
+  proposers: ['member'],
+  memberSelf: 'id',
+  schema: object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
+  plan: planNodeHeartbeat,
+};
+
+/** `node.remove`. */
+export const nodeRemoveCommand: CommandModule<'node.remove'> = {
+  type: 'node.remove',
+  since: 1,
+  proposers: ['leader'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.remove'>>({ type: oneOf(['node.remove']), id: identifier, joinedIndex: optional(count) }),
+  plan: planNodeRemove,
+};

@@ -11,6 +11,9 @@ import { ErrorCode, formatBytes } from './errors.js';
 import { quotaProblem, tenantUsage } from './quota.js';
 import { adoptTenant, currentSpec, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { App, AppSpec, Command, Instance, VolumeIoLimits } from './types.js';
+import { bytes, integer, list, object, oneOf, optional } from './schema.js';
+import { count, egressRule, identifier, name, names, nonce, policyRule, volumeIoLimits, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -296,3 +299,133 @@ export function planSecretDelete(state: ClusterState, command: CommandOf<'secret
   if (user) return inUse(action, user);
   return deletion(() => state.secrets.delete(key), { tenant: command.tenant, name: command.name }, `secret ${key}`);
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `policy.put`. */
+export const policyPutCommand: CommandModule<'policy.put'> = {
+  type: 'policy.put',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'policy.put'>>({
+    type: oneOf(['policy.put']),
+    tenant: name,
+    name,
+    apps: names,
+    ingress: list(policyRule, { max: LIMITS.policyRulesMax }),
+    egress: optional(list(egressRule, { max: LIMITS.policyRulesMax })),
+  }),
+  plan: planPolicyPut,
+};
+
+/** `policy.delete`. */
+export const policyDeleteCommand: CommandModule<'policy.delete'> = {
+  type: 'policy.delete',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'policy.delete'>>({ type: oneOf(['policy.delete']), tenant: name, name }),
+  plan: planPolicyDelete,
+};
+
+/** `volume.create`. */
+export const volumeCreateCommand: CommandModule<'volume.create'> = {
+  type: 'volume.create',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'volume.create'>>({
+    type: oneOf(['volume.create']),
+    tenant: name,
+    name,
+    sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    io: optional(volumeIoLimits),
+  }),
+  plan: planVolumeCreate,
+};
+
+/** `volume.set-io`. */
+export const volumeSetIoCommand: CommandModule<'volume.set-io'> = {
+  type: 'volume.set-io',
+  since: 2,
+  proposers: ['user'],
+  schema: object<CommandOf<'volume.set-io'>>({ type: oneOf(['volume.set-io']), tenant: name, name, io: volumeIoLimits }),
+  plan: planVolumeSetIo,
+};
+
+/** `volume.delete`. */
+export const volumeDeleteCommand: CommandModule<'volume.delete'> = {
+  type: 'volume.delete',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'volume.delete'>>({ type: oneOf(['volume.delete']), tenant: name, name }),
+  plan: planVolumeDelete,
+};
+
+/** `volume.bind`. */
+export const volumeBindCommand: CommandModule<'volume.bind'> = {
+  type: 'volume.bind',
+  since: 2,
+  proposers: ['member'],
+  memberSelf: 'node',
+  schema: object<CommandOf<'volume.bind'>>({ type: oneOf(['volume.bind']), tenant: name, name, node: identifier }),
+  plan: planVolumeBind,
+};
+
+/** `volume.report`. */
+export const volumeReportCommand: CommandModule<'volume.report'> = {
+  type: 'volume.report',
+  since: 2,
+  proposers: ['member'],
+  memberSelf: 'node',
+  schema: object<CommandOf<'volume.report'>>({
+    type: oneOf(['volume.report']),
+    tenant: name,
+    name,
+    createdIndex: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    node: identifier,
+    usedBytes: count,
+  }),
+  plan: planVolumeReport,
+};
+
+/** `volume.move`. */
+export const volumeMoveCommand: CommandModule<'volume.move'> = {
+  type: 'volume.move',
+  since: 2,
+  proposers: ['user'],
+  schema: object<CommandOf<'volume.move'>>({ type: oneOf(['volume.move']), tenant: name, name, to: identifier }),
+  plan: planVolumeMove,
+};
+
+/** `volume.move-end`. */
+export const volumeMoveEndCommand: CommandModule<'volume.move-end'> = {
+  type: 'volume.move-end',
+  since: 2,
+  proposers: ['user'],
+  schema: object<CommandOf<'volume.move-end'>>({ type: oneOf(['volume.move-end']), tenant: name, name, node: identifier }),
+  plan: planVolumeMoveEnd,
+};
+
+/** `secret.put`. */
+export const secretPutCommand: CommandModule<'secret.put'> = {
+  type: 'secret.put',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'secret.put'>>({
+    type: oneOf(['secret.put']),
+    tenant: name,
+    name,
+    ciphertext: bytes({ bytesMin: LIMITS.sealTagBytes, bytesMax: LIMITS.secretCiphertextBytesMax }),
+    nonce,
+  }),
+  plan: planSecretPut,
+};
+
+/** `secret.delete`. */
+export const secretDeleteCommand: CommandModule<'secret.delete'> = {
+  type: 'secret.delete',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'secret.delete'>>({ type: oneOf(['secret.delete']), tenant: name, name }),
+  plan: planSecretDelete,
+};

@@ -12,7 +12,10 @@
 import { ErrorCode, type StateError } from './errors.js';
 import { addInstance, isActive, retireInstance } from './apply-apps.js';
 import { limitProblem, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { App, Command, Instance, Rollout } from './types.js';
+import type { App, Command, Instance, Rollout, RolloutPatch } from './types.js';
+import { integer, list, object, oneOf, optional, refine } from './schema.js';
+import { count, freeText, identifier, name, nonEmptyText, repeatedId, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -326,3 +329,141 @@ export function planAppRebalance(state: ClusterState, command: CommandOf<'app.re
     },
   };
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `rollout.step`. */
+export const rolloutStepCommand: CommandModule<'rollout.step'> = {
+  type: 'rollout.step',
+  since: 1,
+  proposers: ['scheduler'],
+  schema: object<CommandOf<'rollout.step'>>({
+    type: oneOf(['rollout.step']),
+    tenant: name,
+    name,
+    rollout: count,
+    add: list(
+      object<CommandOf<'rollout.step'>['add'][number]>({
+        slot: integer({ min: 0, max: LIMITS.replicasMax - 1 }),
+        version: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        node: optional(identifier),
+      }),
+      { max: LIMITS.replicasMax },
+    ),
+    retire: refine(
+      list(object<CommandOf<'rollout.step'>['retire'][number]>({ id: identifier, reason: freeText }), { max: LIMITS.batchItemsMax }),
+      (value, path) => {
+        const found = repeatedId(value, path);
+        return found;
+      },
+    ),
+    set: optional(
+      object<RolloutPatch>({
+        state: optional(oneOf(['running', 'paused', 'awaiting-promotion', 'succeeded', 'rolled-back', 'superseded'])),
+        message: optional(freeText),
+        batch: optional(list(integer({ min: 0, max: LIMITS.replicasMax - 1 }), { max: LIMITS.replicasMax, unique: true })),
+        batchStartedAt: optional(count),
+        nextBatchAt: optional(count),
+        done: optional(integer({ min: 0, max: LIMITS.replicasMax })),
+      }),
+    ),
+    rollbackBecause: optional(nonEmptyText),
+    rebalance: optional(oneOf(['moved', 'done'])),
+  }),
+  plan: planRolloutStep,
+};
+
+/** `instance.reschedule`. */
+export const instanceRescheduleCommand: CommandModule<'instance.reschedule'> = {
+  type: 'instance.reschedule',
+  since: 1,
+  proposers: ['scheduler'],
+  schema: refine(
+    object<CommandOf<'instance.reschedule'>>({
+      type: oneOf(['instance.reschedule']),
+      updates: list(
+        object<CommandOf<'instance.reschedule'>['updates'][number]>({ id: identifier, notBefore: count, avoidNode: optional(identifier) }),
+        { min: 1, max: LIMITS.batchItemsMax },
+      ),
+    }),
+    (value) => repeatedId(value.updates, 'updates'),
+  ),
+  plan: planInstanceReschedule,
+};
+
+/** `instance.remove`. */
+export const instanceRemoveCommand: CommandModule<'instance.remove'> = {
+  type: 'instance.remove',
+  since: 1,
+  proposers: ['scheduler'],
+  schema: object<CommandOf<'instance.remove'>>({
+    type: oneOf(['instance.remove']),
+    ids: list(identifier, { min: 1, max: LIMITS.batchItemsMax, unique: true }),
+  }),
+  plan: planInstanceRemove,
+};
+
+/** `instance.preempt`. */
+export const instancePreemptCommand: CommandModule<'instance.preempt'> = {
+  type: 'instance.preempt',
+  since: 1,
+  proposers: ['scheduler'],
+  schema: refine(
+    object<CommandOf<'instance.preempt'>>({
+      type: oneOf(['instance.preempt']),
+      id: identifier,
+      node: identifier,
+      evictions: list(object<CommandOf<'instance.preempt'>['evictions'][number]>({ id: identifier, reason: freeText }), { min: 1, max: LIMITS.batchItemsMax }),
+    }),
+    (value) => repeatedId(value.evictions, 'evictions') ?? (value.evictions.some((eviction) => eviction.id === value.id) ? { field: 'evictions', text: `must not evict the instance it makes room for ("${value.id}")` } : undefined),
+  ),
+  plan: planInstancePreempt,
+};
+
+/** `app.unplaceable`. */
+export const appUnplaceableCommand: CommandModule<'app.unplaceable'> = {
+  type: 'app.unplaceable',
+  since: 1,
+  proposers: ['scheduler'],
+  schema: object<CommandOf<'app.unplaceable'>>({
+    type: oneOf(['app.unplaceable']),
+    updates: list(
+      object<CommandOf<'app.unplaceable'>['updates'][number]>({
+        tenant: name,
+        name,
+        count: integer({ min: 0, max: LIMITS.batchItemsMax * 100 }),
+        reasons: list(freeText, { max: 32 }),
+      }),
+      { min: 1, max: LIMITS.batchItemsMax },
+    ),
+  }),
+  plan: planAppUnplaceable,
+};
+
+/** `app.promote`. */
+export const appPromoteCommand: CommandModule<'app.promote'> = {
+  type: 'app.promote',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.promote'>>({ type: oneOf(['app.promote']), tenant: name, name }),
+  plan: planAppPromote,
+};
+
+/** `app.abort`. */
+export const appAbortCommand: CommandModule<'app.abort'> = {
+  type: 'app.abort',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.abort'>>({ type: oneOf(['app.abort']), tenant: name, name }),
+  plan: planAppAbort,
+};
+
+/** `app.rebalance`. */
+export const appRebalanceCommand: CommandModule<'app.rebalance'> = {
+  type: 'app.rebalance',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'app.rebalance'>>({ type: oneOf(['app.rebalance']), tenant: optional(name), name: optional(name) }),
+  plan: planAppRebalance,
+};

@@ -11,6 +11,9 @@ import { ErrorCode, formatBytes, formatCpu } from './errors.js';
 import { overQuota, tenantUsage } from './quota.js';
 import { adoptTenant, limitProblem, lookupTenant, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import { DEFAULT_TENANT, type Command, type Quota, type TenantSettings } from './types.js';
+import { object, oneOf, optional } from './schema.js';
+import { name, quota, tenantSettings } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -140,3 +143,33 @@ function countOf(values: Iterable<{ tenant: string }>, tenant: string): number {
   for (const value of values) if (value.tenant === tenant) found++;
   return found;
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `tenant.create`. */
+export const tenantCreateCommand: CommandModule<'tenant.create'> = {
+  type: 'tenant.create',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota, settings: optional(tenantSettings) }),
+  plan: planTenantCreate,
+};
+
+/** `tenant.update`. */
+export const tenantUpdateCommand: CommandModule<'tenant.update'> = {
+  type: 'tenant.update',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota, settings: optional(tenantSettings) }),
+  plan: planTenantUpdate,
+};
+
+/** `tenant.delete`. */
+export const tenantDeleteCommand: CommandModule<'tenant.delete'> = {
+  type: 'tenant.delete',
+  since: 1,
+  proposers: ['user'],
+  schema: object<CommandOf<'tenant.delete'>>({ type: oneOf(['tenant.delete']), name }),
+  plan: planTenantDelete,
+};

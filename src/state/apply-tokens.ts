@@ -7,6 +7,9 @@
 import { ErrorCode } from './errors.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command } from './types.js';
+import { either, fieldPath, integer, list, object, oneOf, optional, refine, text } from './schema.js';
+import { name, names, LIMITS } from './fields.js';
+import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -53,3 +56,41 @@ export function planApiTokenRevoke(state: ClusterState, command: CommandOf<'apit
     },
   };
 }
+
+// -----------------------------------------------------------------------------
+// The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
+
+/** `apitoken.create`. */
+export const apitokenCreateCommand: CommandModule<'apitoken.create'> = {
+  type: 'apitoken.create',
+  since: 2,
+  proposers: ['user', 'leader'],
+  schema: refine(
+    object<CommandOf<'apitoken.create'>>({
+      type: oneOf(['apitoken.create']),
+      id: text({ bytesMin: 4, bytesMax: 32, pattern: /^[a-z0-9][a-z0-9-]*$/, patternHint: 'lowercase letters, digits and -' }),
+      name: text({ bytesMin: 1, bytesMax: 63, pattern: /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/, patternHint: 'letters, digits, _ . @ and -' }),
+      role: oneOf(['cluster-admin', 'tenant-admin', 'deployer', 'viewer']),
+      tenants: list(either<string>((input) => input === '*', oneOf(['*']), name), { min: 1, max: LIMITS.namesMax, unique: true }),
+      hash: text({ bytesMin: 64, bytesMax: 64, pattern: /^[0-9a-f]{64}$/, patternHint: 'a SHA-256 hash in lowercase hex' }),
+      expiresAt: optional(integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+    }),
+    (command, path) => {
+      const wide = command.tenants.includes('*');
+      if (wide && command.tenants.length > 1) return { field: fieldPath(path, 'tenants'), text: '"*" (every tenant) stands alone in tenants' };
+      if (command.role === 'cluster-admin' && !wide) return { field: fieldPath(path, 'tenants'), text: 'a cluster-admin token is for every tenant: tenants must be ["*"]' };
+      if ((command.role === 'tenant-admin' || command.role === 'deployer') && wide) return { field: fieldPath(path, 'tenants'), text: `a ${command.role} token names its tenants ("*" is for viewer and cluster-admin)` };
+      return undefined;
+    },
+  ),
+  plan: planApiTokenCreate,
+};
+
+/** `apitoken.revoke`. */
+export const apitokenRevokeCommand: CommandModule<'apitoken.revoke'> = {
+  type: 'apitoken.revoke',
+  since: 2,
+  proposers: ['user'],
+  schema: object<CommandOf<'apitoken.revoke'>>({ type: oneOf(['apitoken.revoke']), id: text({ bytesMin: 4, bytesMax: 32, pattern: /^[a-z0-9][a-z0-9-]*$/, patternHint: 'lowercase letters, digits and -' }) }),
+  plan: planApiTokenRevoke,
+};

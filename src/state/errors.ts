@@ -26,6 +26,8 @@ export const ErrorCode = {
   secretUnreadable: 'secret-unreadable',
   /** The tenant's settings do not allow it (host users, host mounts): a cluster-admin decision. */
   forbidden: 'forbidden',
+  /** The command is newer than the cluster version: not every node runs a Hivemind that applies it yet (version.ts). */
+  clusterVersionTooOld: 'cluster-version-too-old',
 } as const;
 
 /** One of the values of `ErrorCode`. */
@@ -55,6 +57,7 @@ const httpStatusByCode: Record<ErrorCode, number> = {
   'limit-reached': 409,
   'secret-unreadable': 500,
   forbidden: 403,
+  'cluster-version-too-old': 409,
 };
 
 /** The HTTP status the API answers with for `code`; 400 for a code it does not know. */

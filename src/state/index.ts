@@ -12,3 +12,6 @@ export type { Usage, OverQuota } from './quota.js';
 export { ENTITIES_MAX } from './state.js';
 export { SNAPSHOT_FORMAT } from './snapshot.js';
 export * from './ipam.js';
+export { COMMANDS, commandModule, commandVersion } from './commands.js';
+export type { CommandModule, CommandProposer } from './command.js';
+export { STATE_VERSION, CLUSTER_VERSION_FLOOR, StateVersionError } from './version.js';

@@ -19,24 +19,10 @@
  * commands, node heartbeats and instance status reports are not recorded.
  */
 import { assert } from '../../consensus/core/assert.js';
-import { planAppDelete, planAppDeploy, planAppDeployMany, planAppRollback, planAppScale } from './apply-apps.js';
-import {
-  planAppAbort,
-  planAppPromote,
-  planAppRebalance,
-  planAppUnplaceable,
-  planInstancePreempt,
-  planInstanceRemove,
-  planInstanceReschedule,
-  planRolloutStep,
-} from './apply-rollouts.js';
-import { planNetworkConfigure } from './apply-network.js';
-import { planKvDelete, planKvPut, planTokenSet } from './apply-kv.js';
-import { planApiTokenCreate, planApiTokenRevoke } from './apply-tokens.js';
-import { isRevoked, planCaSet, planNodeCertificate } from './apply-ca.js';
-import { planInstancePlace, planInstanceStatus, planNodeHeartbeat, planNodeRegister, planNodeRemove, planNodeRole, planNodeStatus } from './apply-nodes.js';
-import { planPolicyDelete, planPolicyPut, planSecretDelete, planSecretPut, planVolumeBind, planVolumeCreate, planVolumeDelete, planVolumeMove, planVolumeMoveEnd, planVolumeReport, planVolumeSetIo } from './apply-resources.js';
-import { planTenantCreate, planTenantDelete, planTenantUpdate } from './apply-tenants.js';
+import { commandVersion, COMMANDS } from './commands.js';
+import { isRevoked } from './apply-ca.js';
+import type { CommandModule } from './command.js';
+import { clusterVersionOf, clusterVersionToRaise, versionGateProblem } from './apply-cluster.js';
 import type { StateError } from './errors.js';
 import { tenantUsage, type Usage } from './quota.js';
 import { decodeState, encodeState } from './snapshot.js';
@@ -66,56 +52,11 @@ import { validateCommand, validateEnvelopeHeader, type EnvelopeHeader } from './
 import { isPlainObject } from './schema.js';
 import { STATE_VERSION, StateVersionError } from './version.js';
 
-type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
-
-const planners: { [T in CommandType]: (state: ClusterState, command: CommandOf<T>, context: ApplyContext) => Plan } = {
-  'tenant.create': planTenantCreate,
-  'tenant.update': planTenantUpdate,
-  'tenant.delete': planTenantDelete,
-  'app.deploy': planAppDeploy,
-  'app.deploy-many': planAppDeployMany,
-  'app.scale': planAppScale,
-  'app.rollback': planAppRollback,
-  'app.delete': planAppDelete,
-  'instance.place': planInstancePlace,
-  'instance.status': planInstanceStatus,
-  'rollout.step': planRolloutStep,
-  'instance.reschedule': planInstanceReschedule,
-  'instance.remove': planInstanceRemove,
-  'instance.preempt': planInstancePreempt,
-  'app.unplaceable': planAppUnplaceable,
-  'app.promote': planAppPromote,
-  'app.abort': planAppAbort,
-  'app.rebalance': planAppRebalance,
-  'node.register': planNodeRegister,
-  'node.status': planNodeStatus,
-  'node.role': planNodeRole,
-  'node.heartbeat': planNodeHeartbeat,
-  'node.remove': planNodeRemove,
-  'network.configure': planNetworkConfigure,
-  'policy.put': planPolicyPut,
-  'policy.delete': planPolicyDelete,
-  'volume.create': planVolumeCreate,
-  'volume.delete': planVolumeDelete,
-  'volume.bind': planVolumeBind,
-  'volume.report': planVolumeReport,
-  'volume.set-io': planVolumeSetIo,
-  'volume.move': planVolumeMove,
-  'volume.move-end': planVolumeMoveEnd,
-  'secret.put': planSecretPut,
-  'secret.delete': planSecretDelete,
-  'kv.put': planKvPut,
-  'kv.delete': planKvDelete,
-  'token.set': planTokenSet,
-  'apitoken.create': planApiTokenCreate,
-  'apitoken.revoke': planApiTokenRevoke,
-  'ca.set': planCaSet,
-  'node.certificate': planNodeCertificate,
-};
-
 function planCommand(state: ClusterState, command: Command, context: ApplyContext): Plan {
-  const planner = planners[command.type] as (state: ClusterState, command: Command, context: ApplyContext) => Plan;
-  return planner(state, command, context);
+  const gate = versionGateProblem(state, command.type, commandVersion(command));
+  if (gate !== undefined) return { ok: false, error: gate };
+  const module = COMMANDS[command.type] as CommandModule<CommandType>;
+  return module.plan(state, command as never, context);
 }
 
 /** A secret without its value: what reads outside the executor may see. */
@@ -144,9 +85,6 @@ export type NodeDirectoryEntry = Readonly<Omit<NodeRecord, 'lastSeenAt' | 'addre
   readonly resources: Readonly<NodeRecord['resources']>;
 };
 
-/** The commands that change node records other than by `lastSeenAt`: each successful one moves `nodesRevision` on. */
-const NODE_RECORD_COMMANDS: ReadonlySet<CommandType> = new Set(['node.register', 'node.status', 'node.role', 'node.remove', 'node.certificate', 'network.configure']);
-
 /** The cluster's replicated state. Not thread-safe; one owner applies in log order. */
 export class ClusterStateMachine {
   #state: ClusterState = emptyState();
@@ -166,13 +104,38 @@ export class ClusterStateMachine {
     return this.#state.appliedIndex;
   }
 
+  /** The cluster version (version.ts): commands of a higher version are refused until `cluster.version` raises it. */
+  get clusterVersion(): number {
+    return clusterVersionOf(this.#state);
+  }
+
+  /** The version `cluster.version` may raise the cluster to now (every member applies it), or undefined. The leader proposes it. */
+  clusterVersionToRaise(): number | undefined {
+    return clusterVersionToRaise(this.#state);
+  }
+
+  /**
+   * The state version to write an envelope of `command` in: the cluster
+   * version, or the command's own when higher (only `cluster.version` may be
+   * proposed so). The proposer stamps it; see version.ts.
+   */
+  envelopeVersion(command: Command): number {
+    return Math.max(this.clusterVersion, commandVersion(command));
+  }
+
+  /** The refusal of `command` when it is newer than the cluster version (`cluster.version` excepted), or undefined. What apply would answer. */
+  versionGateProblem(command: Command): StateError | undefined {
+    return versionGateProblem(this.#state, command.type, commandVersion(command));
+  }
+
   /**
    * Applies the committed entry at `index`. Indexes must grow (entries that
    * carry no command, like Raft's no-ops, may be skipped); a smaller or equal
    * index asserts. `envelope` is untrusted decoded data: anything malformed
    * is refused with 'invalid-argument'. The returned result is frozen.
    * Throws StateVersionError, changing nothing, for an entry of a newer
-   * state version than this code's: the node must stop there.
+   * state version than this code's: the node must stop there. A command
+   * newer than the cluster version is refused ('cluster-version-too-old').
    */
   apply(index: number, envelope: unknown): CommandResult {
     assert(Number.isSafeInteger(index) && index > this.#state.appliedIndex, `apply at index ${index} after ${this.#state.appliedIndex}`);
@@ -196,7 +159,7 @@ export class ClusterStateMachine {
     const plan = planCommand(this.#state, validated.command, context);
     if (!plan.ok) return { ok: false, index, error: plan.error };
     const outcome = plan.commit();
-    if (NODE_RECORD_COMMANDS.has(validated.command.type)) this.#nodesRevision++;
+    if (COMMANDS[validated.command.type].changesNodeRecords === true) this.#nodesRevision++;
     if (outcome.history) this.#record({ index, time: header.time, actor: header.actor, command: validated.command.type, ...outcome.history });
     return outcome.value === undefined ? { ok: true, index } : { ok: true, index, value: outcome.value };
   }
@@ -218,8 +181,8 @@ export class ClusterStateMachine {
 
   /**
    * Runs every check `apply` would make for `command` against the current
-   * state (structure, existence, references, quotas, compare-and-set) and
-   * changes nothing. The API calls it before proposing, so a refusal is a
+   * state (structure, the cluster version, existence, references, quotas,
+   * compare-and-set) and changes nothing. The API calls it before proposing, so a refusal is a
    * clear 4xx and nothing enters the log. The state may change before the
    * command applies; apply checks again.
    */

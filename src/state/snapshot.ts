@@ -43,6 +43,8 @@ interface SnapshotData {
   tenantUidOffsetLast?: number;
   /** Absent in snapshots written before the cluster network existed, and until it is configured. */
   network?: ClusterNetwork;
+  /** Absent until the first `cluster.version` (and in snapshots written before it existed). */
+  clusterVersion?: number;
 }
 
 // Records (msgpackr's shared structures) are off: the bytes must depend on the data only.
@@ -69,6 +71,7 @@ export function encodeState(state: ClusterState): Uint8Array {
     ...(state.network !== undefined ? { network: state.network } : {}),
     ...(state.apiTokens.size > 0 ? { apiTokens: [...state.apiTokens.values()] } : {}),
     ...(state.tenantUidOffsetLast > 0 ? { tenantUidOffsetLast: state.tenantUidOffsetLast } : {}),
+    ...(state.clusterVersion !== undefined ? { clusterVersion: state.clusterVersion } : {}),
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -101,6 +104,8 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   state.network = data.network ?? undefined;
   for (const record of data.apiTokens ?? []) state.apiTokens.set(record.id, record);
   state.tenantUidOffsetLast = data.tenantUidOffsetLast ?? 0;
+  state.clusterVersion = data.clusterVersion;
+  assert(state.clusterVersion === undefined || (Number.isSafeInteger(state.clusterVersion) && state.clusterVersion >= 1), 'a state snapshot carries a whole clusterVersion');
   assert(Number.isSafeInteger(state.tenantUidOffsetLast) && state.tenantUidOffsetLast >= 0, 'a state snapshot carries a whole tenantUidOffsetLast');
   assert(Number.isSafeInteger(state.appliedIndex) && state.appliedIndex >= 0, 'a state snapshot must carry its applied index');
   return state;

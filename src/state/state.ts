@@ -54,6 +54,8 @@ export interface ClusterState {
   apiTokens: Map<string, ApiTokenRecord>;
   /** The highest `Tenant.uidOffset` ever given (0: none but `default`'s); never goes down, so no offset is given twice. */
   tenantUidOffsetLast: number;
+  /** The cluster version (version.ts), raised by `cluster.version` only; undefined before the first: CLUSTER_VERSION_FLOOR. */
+  clusterVersion: number | undefined;
 }
 
 /** An empty state, as before the first entry. */
@@ -75,6 +77,7 @@ export function emptyState(): ClusterState {
     network: undefined,
     apiTokens: new Map(),
     tenantUidOffsetLast: 0,
+    clusterVersion: undefined,
   };
 }
 

@@ -715,9 +715,26 @@ export type Command =
   /** Removes an API token: every node refuses it from the entry's apply on. State version 2. */
   | { type: 'apitoken.revoke'; id: string }
   /** Sets the cluster CA (bootstrap, rotation): the trusted certificates, signing one first, and its sealed key. Revocations carry over. */
-  | { type: 'ca.set'; certificates: string[]; keySealed: Uint8Array; keyNonce: Uint8Array };
+  | { type: 'ca.set'; certificates: string[]; keySealed: Uint8Array; keyNonce: Uint8Array }
+  /**
+   * Raises the cluster version (version.ts) to `version`, once every member's
+   * record says its code applies that version (STATE_VERSION_LABEL). The
+   * leader proposes it by itself. State version 3.
+   */
+  | { type: 'cluster.version'; version: number };
 
 export type CommandType = Command['type'];
+
+/** The member of the `Command` union of type `T`. */
+export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
+
+/**
+ * The node label in which each node's record says the highest state version
+ * its code applies (`"3"`), set by the node itself whenever it registers. A
+ * label, not a field of its own, so that a node of a newer build registers
+ * through a leader of the previous one, which refuses unknown fields.
+ */
+export const STATE_VERSION_LABEL = 'hivemind.state-version';
 
 /** The fields of a rollout a `rollout.step` may change. */
 export interface RolloutPatch {
@@ -738,7 +755,12 @@ export interface Envelope {
   requestId: string;
   time: number;
   actor: string;
-  /** The state version of the proposer's code (src/state/version.ts); absent in entries written before the gate: 1. */
+  /**
+   * The state version the entry is written in (src/state/version.ts): the
+   * cluster version when it was proposed, or the command's own version when
+   * that is higher (`cluster.version`). Absent in entries written before the
+   * gate: 1. A node whose code is older stops at the entry.
+   */
   version?: number;
   command: Command;
 }

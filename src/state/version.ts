@@ -1,18 +1,42 @@
 /**
- * The version gate of the replicated log. Every envelope a node proposes
- * carries the state version of the code that proposed it; a node whose code
- * is older than an entry's version stops at that entry, saying so, instead of
- * refusing it as malformed while its newer peers apply it (which would make
- * the replicas diverge without a word). Entries written before the gate
- * existed carry no version and count as version 1.
+ * The version gate of the replicated log.
+ *
+ * - STATE_VERSION: the highest state version this code applies. Each node
+ *   advertises it in its record (STATE_VERSION_LABEL, types.ts).
+ * - The cluster version: replicated, raised only by `cluster.version`, which
+ *   the leader proposes once every member advertises the new version
+ *   (apply-cluster.ts); before the first, CLUSTER_VERSION_FLOOR.
+ * - Every command has a version (its module's `since`, commands.ts). A
+ *   command newer than the cluster version is refused by `check` and at
+ *   apply, and the leader does not propose it: during a rolling upgrade no
+ *   entry reaches the log that an older member would apply differently.
+ * - Every envelope carries the version it is written in (the cluster version
+ *   when proposed, or the command's own when higher); a node whose code is
+ *   older than an entry's version stops at that entry, saying so, instead of
+ *   refusing it as malformed while its newer peers apply it (which would make
+ *   the replicas diverge without a word). Entries written before the gate
+ *   existed carry no version and count as version 1.
  *
  * Bump STATE_VERSION whenever a change makes an envelope that older code
  * would refuse or apply differently: a new command, a new field, a new rule
- * at apply. Newer code must keep applying every older version the same way.
+ * at apply; give the new command (or field, through `versionOf`) that
+ * version. Newer code must keep applying every older version the same way.
  */
 
-/** The state version this code proposes and applies (1: before the gate; 2: trust, IPAM, endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant settings, volume.bind and the volume commands, app projects). */
-export const STATE_VERSION = 2;
+/**
+ * The state version this code applies. 1: before the gate. 2: trust, IPAM,
+ * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
+ * settings, volume.bind and the volume commands, app projects. 3: the
+ * cluster version (`cluster.version`).
+ */
+export const STATE_VERSION = 3;
+
+/**
+ * The cluster version of a state that never applied `cluster.version`: the
+ * releases before it wrote entries of state version 2 at most, and applied
+ * every command of version 2.
+ */
+export const CLUSTER_VERSION_FLOOR = 2;
 
 /** An entry this node's code is too old to apply. The node stops; upgrading it and starting it again resumes at that entry. */
 export class StateVersionError extends Error {
