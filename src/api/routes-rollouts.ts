@@ -7,7 +7,7 @@
 import { ALL_TENANTS, type Command } from '../state/types.js';
 import { invalidArgument } from './errors.js';
 import { checkName } from './input.js';
-import type { Route, RouteContext } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 
 function tenantAndName(context: RouteContext): { tenant: string; name: string } {
   return { tenant: checkName(context.params.tenant!, 'tenant'), name: checkName(context.params.name!, 'name') };
@@ -15,30 +15,17 @@ function tenantAndName(context: RouteContext): { tenant: string; name: string } 
 
 /** Promote, abort, rebalance. */
 export const rolloutRoutes: Route[] = [
-  {
-    method: 'POST',
-    path: '/v1/apps/:tenant/:name/promote',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'path' },
+  serve('POST /v1/apps/:tenant/:name/promote', {
     async write(context) {
       return context.commit([{ type: 'app.promote', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/apps/:tenant/:name/abort',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'path' },
+  }),
+  serve('POST /v1/apps/:tenant/:name/abort', {
     async write(context) {
       return context.commit([{ type: 'app.abort', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/rebalance',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'handler' },
-    body: { tenant: 'optional', name: 'optional' },
+  }),
+  serve('POST /v1/rebalance', {
     async write(context) {
       const body = (context.body ?? {}) as Record<string, unknown>;
       const command: Record<string, unknown> = { type: 'app.rebalance' };
@@ -53,5 +40,5 @@ export const rolloutRoutes: Route[] = [
       context.authorize('deploy', typeof command.tenant === 'string' ? command.tenant : ALL_TENANTS);
       return context.commit([command as Command]);
     },
-  },
+  }),
 ];

@@ -251,8 +251,10 @@ export class ApiServer {
       requestId: route.kind === 'write' ? this.requestId(request, { forwardedHops, actor: principal.actor, url, rawBody }) : '',
       signal,
     };
-    const body = this.parseBody(rawBody, request);
+    const parsed = this.parseBody(rawBody, request);
     checkQuery(url.searchParams, route.kind === 'read' ? [...READ_QUERY, ...(route.query ?? [])] : (route.query ?? []));
+    // A write's declared body reaches its handler checked (contract.ts); an absent one as {}.
+    const body = route.kind === 'write' && route.body !== undefined ? bodyObject(parsed, route.body) : parsed;
     const context = this.context(state, params, body, principal, note, route);
     switch (route.kind) {
       case 'open':
@@ -261,7 +263,6 @@ export class ApiServer {
       case 'read':
         return this.read(state, route, context);
       case 'write':
-        if (route.body !== undefined) bodyObject(body, route.body);
         return route.write(context);
     }
   }
