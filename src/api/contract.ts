@@ -244,10 +244,12 @@ export interface ImagesAnswer {
 export type SnapshotView = VolumeSnapshot & { takenAt: string };
 
 /**
- * What a write answers: the applied command's result value (src/state/machine.ts
- * decides it; these are the fields clients read), typed here, not checked.
+ * What a write answers: the applied command's result value. The state
+ * machine decides it (src/state/machine.ts); `Value` names the fields clients
+ * read, as the contract's word: the compiler cannot check it against the
+ * command's result, which the state types as `unknown`.
  */
-export type WriteAnswer<Value extends object = Record<string, unknown>> = Partial<Value> & Record<string, unknown>;
+export type WriteAnswer<Value extends object = Record<string, unknown>> = Value & Record<string, unknown>;
 
 const tenantQuery = z.object({ tenant: parameter<string>() });
 const forwardedQuery = z.object({ forwarded: parameter<boolean>(), index: parameter<number>() });
@@ -277,7 +279,7 @@ export const contract = {
   // Tenants
   'GET /v1/tenants': route<{ tenants: TenantView[] }>()({ kind: 'read', access: { need: 'read', tenant: 'handler' } }),
   'GET /v1/tenants/:name': route<TenantView>()({ kind: 'read', access: { need: 'read', tenant: 'path', param: 'name' } }),
-  'PUT /v1/tenants/:name': route<WriteAnswer<{ overQuota: { message?: string }[] }>>()({
+  'PUT /v1/tenants/:name': route<WriteAnswer<{ overQuota?: { message?: string }[] }>>()({
     kind: 'write',
     access: { need: 'cluster-admin' },
     body: z.strictObject({ quota: field<Quota>().optional(), settings: field<TenantSettings>().optional() }),
@@ -419,7 +421,14 @@ export const contract = {
     access: { need: 'manage', tenant: 'handler' },
     query: z.object({ tenant: parameter<string>(), user: parameter<string>(), since: parameter<string>(), limit: parameter<number>(), all: parameter<boolean>() }),
   }),
-} satisfies Record<RouteKey, AnyRouteDeclaration>;
+};
+
+/**
+ * Every declaration by key, as the server and the tests walk them. (Also the
+ * check that each key is `METHOD /path`; a `satisfies` on `contract` would
+ * instead widen the declarations' inferred query and body types.)
+ */
+export const declarations: Readonly<Record<RouteKey, AnyRouteDeclaration>> = contract;
 
 /** The contract's type: what the client's types are read from. */
 export type Contract = typeof contract;

@@ -27,18 +27,17 @@ export const rolloutRoutes: Route[] = [
   }),
   serve('POST /v1/rebalance', {
     async write(context) {
-      const body = (context.body ?? {}) as Record<string, unknown>;
-      const command: Record<string, unknown> = { type: 'app.rebalance' };
+      const command: Command & { type: 'app.rebalance' } = { type: 'app.rebalance' };
       for (const key of ['tenant', 'name'] as const) {
-        const value = body[key];
+        const value: unknown = context.body[key];
         if (value === undefined) continue;
         if (typeof value !== 'string') throw invalidArgument(key, `${key} must be a name (a string)`);
         command[key] = checkName(value, key);
       }
       if (command.name !== undefined && command.tenant === undefined) command.tenant = 'default';
       // Every tenant's apps: a cluster-wide deployer only.
-      context.authorize('deploy', typeof command.tenant === 'string' ? command.tenant : ALL_TENANTS);
-      return context.commit([command as Command]);
+      context.authorize('deploy', command.tenant ?? ALL_TENANTS);
+      return context.commit([command]);
     },
   }),
 ];

@@ -7,7 +7,7 @@
  */
 import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
-import { HISTORY_MAX, type Command, type Volume } from '../state/types.js';
+import { HISTORY_MAX, type Volume } from '../state/types.js';
 import { isClusterWide, seesHistory } from './access.js';
 import { currentSpec } from '../state/state.js';
 import { parseIpv4 } from '../state/ipam.js';
@@ -50,18 +50,6 @@ function notFound(message: string, field: string): ApiError {
   return new ApiError(404, ApiCode.notFound, message, field);
 }
 
-/** Copies the body fields that are present (absent ones stay absent, so optional command fields validate). */
-function present<T extends Record<string, unknown>>(body: unknown, keys: string[]): Partial<T> {
-  const object = (body ?? {}) as Record<string, unknown>;
-  const copy: Record<string, unknown> = {};
-  for (const key of keys) if (object[key] !== undefined) copy[key] = object[key];
-  return copy as Partial<T>;
-}
-
-function body(context: RouteContext): Record<string, unknown> {
-  return (context.body ?? {}) as Record<string, unknown>;
-}
-
 const tenantRoutes: Route[] = [
   serve('GET /v1/tenants', {
     read({ backend: { machine }, sees }) {
@@ -79,13 +67,11 @@ const tenantRoutes: Route[] = [
   serve('PUT /v1/tenants/:name', {
     async write(context) {
       const name = checkName(context.params.name!, 'name');
-      const quota = body(context).quota ?? {};
-      // Absent: an update keeps the tenant's settings. The command's validation checks their shape.
-      const settings = body(context).settings;
+      // Absent settings: an update keeps the tenant's. The command's validation checks their shape.
+      const { quota = {}, settings } = context.body;
       // Decided where the command is checked: on the leader (a follower forwards the request).
       const exists = context.backend.machine.tenants().some((tenant) => tenant.name === name && tenant.createdIndex > 0);
-      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) } as Command;
-      return context.commit([command]);
+      return context.commit([{ type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) }]);
     },
   }),
   serve('DELETE /v1/tenants/:name', {
@@ -115,12 +101,12 @@ const appRoutes: Route[] = [
   }),
   serve('POST /v1/apps/:tenant/:name/scale', {
     async write(context) {
-      return context.commit([{ type: 'app.scale', ...tenantAndName(context), replicas: body(context).replicas } as Command]);
+      return context.commit([{ type: 'app.scale', ...tenantAndName(context), replicas: context.body.replicas }]);
     },
   }),
   serve('POST /v1/apps/:tenant/:name/rollback', {
     async write(context) {
-      return context.commit([{ type: 'app.rollback', ...tenantAndName(context), ...present(context.body, ['toVersion']) } as Command]);
+      return context.commit([{ type: 'app.rollback', ...tenantAndName(context), ...context.body }]);
     },
   }),
   serve('DELETE /v1/apps/:tenant/:name', {
@@ -163,8 +149,8 @@ const resourceRoutes: Route[] = [
   }),
   serve('PUT /v1/policies/:tenant/:name', {
     async write(context) {
-      const { apps = [], ingress = [], egress } = body(context);
-      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress, ...(egress !== undefined ? { egress } : {}) } as Command]);
+      const { apps = [], ingress = [], egress } = context.body;
+      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress, ...(egress !== undefined ? { egress } : {}) }]);
     },
   }),
   serve('DELETE /v1/policies/:tenant/:name', {
@@ -183,12 +169,12 @@ const resourceRoutes: Route[] = [
   }),
   serve('PUT /v1/volumes/:tenant/:name', {
     async write(context) {
-      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...present(context.body, ['sizeBytes', 'io']) } as Command]);
+      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...context.body }]);
     },
   }),
   serve('PUT /v1/volumes/:tenant/:name/io', {
     async write(context) {
-      return context.commit([{ type: 'volume.set-io', ...tenantAndName(context), io: body(context).io } as Command]);
+      return context.commit([{ type: 'volume.set-io', ...tenantAndName(context), io: context.body.io }]);
     },
   }),
   serve('DELETE /v1/volumes/:tenant/:name', {
@@ -204,7 +190,7 @@ const resourceRoutes: Route[] = [
   serve('PUT /v1/secrets/:tenant/:name', {
     async write(context) {
       const { tenant, name } = tenantAndName(context);
-      const value = body(context).value;
+      const value: unknown = context.body.value;
       if (typeof value !== 'string') throw invalidArgument('value', 'value must be a string (the secret\'s value)');
       if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_BYTES_MAX) {
         throw invalidArgument('value', `value must be at most ${SECRET_VALUE_BYTES_MAX} bytes, got ${Buffer.byteLength(value, 'utf8')}`);
@@ -270,7 +256,7 @@ const kvRoutes: Route[] = [
   serve('PUT /v1/kv/*key', {
     async write(context) {
       const key = kvKey(context);
-      return context.commit([{ type: 'kv.put', key, ...present(context.body, ['value', 'expectVersion']) } as Command]);
+      return context.commit([{ type: 'kv.put', key, ...context.body }]);
     },
   }),
   serve('DELETE /v1/kv/*key', {

@@ -62,16 +62,16 @@ export const tokenRoutes: Route[] = [
   }),
   serve('POST /v1/tokens', {
     async write(context) {
-      const body = (context.body ?? {}) as Record<string, unknown>;
-      const role = body.role;
-      const tenants = body.tenants ?? (role === 'cluster-admin' || role === 'viewer' ? ['*'] : undefined);
+      const { name, role, expiresAt } = context.body;
+      const tenants = context.body.tenants ?? (role === 'cluster-admin' || role === 'viewer' ? ['*'] : undefined);
       if (tenants === undefined) throw invalidArgument('tenants', `a ${String(role)} token needs tenants: the tenants it acts in`);
       const token = generateApiToken();
       const id = apiTokenId(token);
-      const command = { type: 'apitoken.create', id, name: body.name, role, tenants, hash: hashToken(token), ...(body.expiresAt === undefined ? {} : { expiresAt: body.expiresAt }) } as Command;
+      const command: Command = { type: 'apitoken.create', id, name, role, tenants, hash: hashToken(token), ...(expiresAt === undefined ? {} : { expiresAt }) };
+      // Checked before the clock is compared with expiresAt: until then its type is the contract's word only.
       const validated = validateCommand(command);
       if (!validated.ok) throw fromStateError(validated.error);
-      if (body.expiresAt !== undefined && (body.expiresAt as number) <= Date.now()) throw invalidArgument('expiresAt', 'expiresAt is in the past');
+      if (expiresAt !== undefined && expiresAt <= Date.now()) throw invalidArgument('expiresAt', 'expiresAt is in the past');
       return context.commit([command], (results) => {
         const value = (results[0]?.ok ? results[0].value : undefined) as { id?: string } | undefined;
         // A retry (same Idempotency-Key) answers the first attempt's record, whose token this attempt does not know.
