@@ -16,7 +16,6 @@ import { serve, type Answer, type Route, type RouteContext } from './router.js';
 
 /** Lines a log request shows before following, unless `tail` says. */
 export const TAIL_LINES_DEFAULT = 200;
-const LOG_QUERY = ['tail', 'follow', 'forwarded'] as const;
 
 /** What these routes need of the executor component. */
 interface LogSource {

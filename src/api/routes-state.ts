@@ -5,7 +5,7 @@
  * Bodies map field for field onto commands, so a field the state's
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
-import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
+import { LIMITS, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { HISTORY_MAX, type Volume } from '../state/types.js';
 import { isClusterWide, seesHistory } from './access.js';

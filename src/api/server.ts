@@ -703,7 +703,7 @@ async function pipeStream(response: ServerResponse, stream: AsyncIterable<Uint8A
 }
 
 /** The request target as a URL; a target that is not a path is a 400. */
-function parseTarget(target: string | undefined): URL {
+export function parseTarget(target: string | undefined): URL {
   const path = target ?? '/';
   if (!path.startsWith('/') || path.startsWith('//')) throw invalidArgument(undefined, 'the request target must be a path such as /v1/status');
   try {

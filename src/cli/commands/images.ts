@@ -5,7 +5,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { ImageSummary } from '../../executor/containerd/images.js';
 import { listIn } from '../answers.js';
 import { RawBody } from '../client.js';
 import { CliError } from '../errors.js';

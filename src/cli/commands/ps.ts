@@ -4,7 +4,7 @@
  * process app, the host port each instance listens on).
  */
 import type { Command } from 'commander';
-import type { App, Instance } from '../../state/types.js';
+import type { Instance } from '../../state/types.js';
 import { listIn } from '../answers.js';
 import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';

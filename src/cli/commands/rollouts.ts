@@ -3,7 +3,6 @@
  * out instances over nodes. The rollout itself shows in `hivemind app NAME`.
  */
 import type { Command } from 'commander';
-import type { Rollout } from '../../state/types.js';
 import { contextOf, withClient } from '../context.js';
 import { printJson, printLine } from '../output.js';
 import { tenantAndName } from '../parse.js';

@@ -4,7 +4,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import type { SecretMetadata } from '../../state/machine.js';
 import { listIn } from '../answers.js';
 import { contextOf, withClient } from '../context.js';
 import { UsageError } from '../errors.js';

@@ -27,30 +27,6 @@ function parseSinceOption(text: string): string {
   throw new InvalidArgumentError('must be a duration back from now (30m, 1h, 7d) or an ISO 8601 time');
 }
 
-/** An API token as `GET /v1/tokens` lists it. */
-interface TokenAnswer {
-  id: string;
-  name: string;
-  role: string;
-  tenants: string[];
-  expiresAt?: number;
-  expired?: boolean;
-  createdAt: number;
-  createdBy: string;
-}
-
-/** An audit event as `GET /v1/audit` answers it (the fields shown). */
-interface AuditAnswer {
-  stageTimestamp: string;
-  verb: string;
-  requestURI: string;
-  user: { username: string; uid?: string };
-  sourceIPs: string[];
-  objectRef?: { namespace: string };
-  responseStatus: { code: number; message?: string };
-  annotations: Record<string, string>;
-}
-
 /** Adds `tokens` and `audit` to `program`. */
 export function registerTokenCommands(program: Command): void {
   const tokens = program

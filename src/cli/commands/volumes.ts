@@ -3,7 +3,7 @@
  * backups and restores of their files; moving one to another node.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { Volume, VolumeIoLimits } from '../../state/types.js';
+import type { VolumeIoLimits } from '../../state/types.js';
 import { formatBytes } from '../../state/errors.js';
 import { listIn } from '../answers.js';
 import type { AnswerOf } from '../../api/contract.js';
