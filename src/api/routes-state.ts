@@ -67,8 +67,9 @@ const tenantRoutes: Route[] = [
   serve('PUT /v1/tenants/:name', {
     async write(context) {
       const name = checkName(context.params.name!, 'name');
-      // Absent settings: an update keeps the tenant's. The command's validation checks their shape.
-      const { quota = {}, settings } = context.body;
+      // No quota (or null): no limits. Absent settings: an update keeps the tenant's. The command's validation checks their shape.
+      const quota = context.body.quota ?? {};
+      const settings = context.body.settings;
       // Decided where the command is checked: on the leader (a follower forwards the request).
       const exists = context.backend.machine.tenants().some((tenant) => tenant.name === name && tenant.createdIndex > 0);
       return context.commit([{ type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) }]);
