@@ -6,7 +6,7 @@
  * on loopback, a fresh data directory); one client sends each workload's
  * requests one at a time over a kept-alive connection. A workload prints the
  * client's latency (p50, p99) and the node's own time per request, read from
- * its `hivemind_http_request_seconds` histogram (sum / count over the
+ * its `hivemind_http_request_duration_seconds` histogram (sum / count over the
  * workload: from the request's arrival to its answer, without the client or
  * the network). Builds alternate within each round (A B, then B A) so load
  * that drifts over the run falls on both.
@@ -122,8 +122,8 @@ async function serverSeconds(pool: Pool, token: string, route: string): Promise<
   for (const line of text.split('\n')) {
     if (!line.includes(`route="${route}"`)) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (line.startsWith('hivemind_http_request_seconds_sum')) sum += value;
-    else if (line.startsWith('hivemind_http_request_seconds_count')) count += value;
+    if (line.startsWith('hivemind_http_request_duration_seconds_sum')) sum += value;
+    else if (line.startsWith('hivemind_http_request_duration_seconds_count')) count += value;
   }
   return { sum, count };
 }
