@@ -39,14 +39,14 @@ export function registerAppCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: options.tenant ? `apps of ${options.tenant}` : 'apps',
-          read: async (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => {
+          read: async (blocking: Blocking | undefined): Promise<ApiResponse<{ apps: App[]; instances?: Instance[] }>> => {
             const apps = await client.call('GET /v1/apps', { query, blocking });
             if (context.json) return options.projectName === undefined ? apps : { body: { apps: listIn(apps.body, 'apps').filter(inProject) }, index: apps.index };
             // Any change moves the one index, so the apps' answer woke for the instances' too.
             const instances = await client.call('GET /v1/instances', { query });
             return { body: { apps: listIn(apps.body, 'apps').filter(inProject), instances: listIn(instances.body, 'instances') }, index: apps.index };
           },
-          render: (body: unknown) => renderApps(context, body as { apps: App[]; instances: Instance[] }),
+          render: (body: { apps: App[]; instances?: Instance[] }) => renderApps(context, { apps: body.apps, instances: body.instances ?? [] }),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
