@@ -6,7 +6,7 @@ import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../
 import { pinnedToken } from '../security/pinned-token.js';
 import type { NodeRecord } from '../state/types.js';
 import { certificateFingerprint } from '../security/certificates.js';
-import type { CaStatusAnswer } from './contract.js';
+import type { CaStatusAnswer } from './answers.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
 import { checkNodeId } from './input.js';
 import { isGossipView } from '../membership/component.js';

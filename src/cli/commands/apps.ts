@@ -7,7 +7,7 @@ import { Option, type Command } from 'commander';
 import type { App, AppSpec, Instance, Rollout } from '../../state/types.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import { listIn, objectOf } from '../answers.js';
-import type { AppView } from '../../api/contract.js';
+import type { AppView } from '../../api/answers.js';
 import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ago, printJson, printLine, renderFields, renderTable, shorten, timestamp } from '../output.js';

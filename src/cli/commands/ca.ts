@@ -4,7 +4,7 @@
  * (docs/internals/trust.md).
  */
 import type { Command } from 'commander';
-import type { CaStatusAnswer } from '../../api/contract.js';
+import type { CaStatusAnswer } from '../../api/answers.js';
 import { objectOf } from '../answers.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { printJson, printLine, renderFields, renderTable } from '../output.js';

@@ -2,7 +2,7 @@
  * `status`, `nodes`, `leave`, `token`: the cluster and its members.
  */
 import type { Command } from 'commander';
-import type { NodeView, StatusAnswer } from '../../api/contract.js';
+import type { NodeView, StatusAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import { listIn, objectOf } from '../answers.js';
 import type { Blocking } from '../client.js';

@@ -7,7 +7,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { DeployPlan, PlannedApp } from '../../appfile/index.js';
-import type { DeployedApp, DryRunAnswer } from '../../api/contract.js';
+import type { DeployedApp, DryRunAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import type { Instance, Rollout } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
