@@ -15,3 +15,6 @@ interface Request {
 parentPort?.on('message', (request: Request) => {
   parentPort!.postMessage({ id: request.id, result: parseAppFiles(request.sources, request.options) });
 });
+
+// Loaded (the parser's modules imported and compiled): from now on a parse's time limit counts.
+parentPort?.postMessage({ ready: true });

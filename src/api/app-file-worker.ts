@@ -5,7 +5,9 @@
  * seconds. One worker, one parse at a time (a queue of at most
  * QUEUED_PARSES_MAX); a parse that runs past its time limit ends the worker,
  * which is started again for the next, and the deploy is refused naming the
- * limit.
+ * limit. The limit counts from when the worker is ready (it says so once its
+ * modules are loaded): starting a worker takes seconds on a busy machine, and
+ * that time is not the file's.
  */
 import { Worker } from 'node:worker_threads';
 import type { AppFileSource, ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
@@ -17,6 +19,8 @@ export const APP_FILE_PARSE_MS_MAX = 3000;
 const QUEUED_PARSES_MAX = 16;
 /** An idle worker ends after this long (it holds a V8 isolate); the next parse starts one again. */
 const WORKER_IDLE_MS = 5 * 60_000;
+/** How long a new worker may take to load before the parse waiting for it is refused (503) and the worker ended. */
+export const WORKER_START_MS_MAX = 60_000;
 
 const WORKER_URL = new URL('./app-file-worker-main.js', import.meta.url);
 
@@ -33,6 +37,8 @@ interface Pending {
 /** See the file comment. `close` ends the worker; a later `parse` starts it again. */
 export class AppFileParserPool {
   private worker: Worker | undefined;
+  /** Whether `worker` said it is loaded; until then the current parse's timer is the start limit, not the parse limit. */
+  private workerReady = false;
   private readonly queue: Pending[] = [];
   private current: { pending: Pending; timer: NodeJS.Timeout } | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -84,7 +90,7 @@ export class AppFileParserPool {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const worker = this.ensureWorker();
-    const timer = setTimeout(() => this.timedOut(), this.parseMsMax);
+    const timer = this.workerReady ? setTimeout(() => this.timedOut(), this.parseMsMax) : setTimeout(() => this.startTimedOut(), WORKER_START_MS_MAX);
     this.current = { pending, timer };
     worker.postMessage({ id: pending.id, sources: pending.sources, options: pending.options });
   }
@@ -93,8 +99,19 @@ export class AppFileParserPool {
     if (this.worker !== undefined) return this.worker;
     const worker = new Worker(WORKER_URL);
     worker.unref();
-    worker.on('message', (message: { id: number; result: ParseAppFileResult }) => {
+    this.workerReady = false;
+    worker.on('message', (message: { ready: true } | { id: number; result: ParseAppFileResult }) => {
       const current = this.current;
+      if ('ready' in message) {
+        if (this.worker !== worker) return;
+        this.workerReady = true;
+        // The parse already sent (the worker reads it next) gets its whole time limit from now.
+        if (current !== undefined) {
+          clearTimeout(current.timer);
+          current.timer = setTimeout(() => this.timedOut(), this.parseMsMax);
+        }
+        return;
+      }
       if (current === undefined || current.pending.id !== message.id) return;
       clearTimeout(current.timer);
       this.current = undefined;
@@ -116,6 +133,18 @@ export class AppFileParserPool {
     clearTimeout(current.timer);
     this.current = undefined;
     current.pending.reject(new ApiError(500, ApiCode.internal, `reading ${current.pending.fileName} failed on this node: ${error.message}`));
+    this.pump();
+  }
+
+  /** A new worker did not load within WORKER_START_MS_MAX: the node is overloaded or broken, not the file. */
+  private startTimedOut(): void {
+    const current = this.current;
+    if (current === undefined) return;
+    this.current = undefined;
+    const worker = this.worker;
+    this.worker = undefined;
+    void worker?.terminate();
+    current.pending.reject(new ApiError(503, ApiCode.unavailable, `the app file reader did not start within ${WORKER_START_MS_MAX / 1000} s on this node; retry`));
     this.pump();
   }
 

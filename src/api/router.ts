@@ -4,13 +4,16 @@
  * rest of the path, slashes included). The template is also the `route`
  * label of the HTTP metrics, so labels stay few whatever clients send.
  */
+import type { z } from 'zod';
 import type { AppFileSource, ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
 import type { Command, CommandResult } from '../state/types.js';
 import type { Access, Permission, Principal } from './access.js';
 import type { AuditLog } from './audit.js';
 import type { ApiBackend } from './backend.js';
+import { contract, type AnswerOf, type AnyRouteDeclaration, type BodyOf, type Contract, type DeclaredRoute } from './contract.js';
 import { invalidArgument } from './errors.js';
 import type { BodyFields } from './input.js';
+import { splitRouteKey, type ParamsOf } from './route-key.js';
 import type { PeerApiClient } from './tls.js';
 
 /** What a handler answers. `json` is serialized; `text` is sent as it is. */
@@ -26,13 +29,20 @@ export interface Answer {
   stream?: AsyncIterable<Uint8Array>;
 }
 
-/** What a handler gets. */
-export interface RouteContext {
+/**
+ * What a handler gets. `Params` and `Body` are its route's, from the
+ * contract (`serve` types them).
+ */
+export interface RouteContext<Params extends Record<string, string> = Record<string, string>, Body = unknown> {
   backend: ApiBackend;
-  params: Record<string, string>;
+  params: Params;
   query: URLSearchParams;
-  /** The parsed JSON body; undefined when the request had none. */
-  body: unknown;
+  /**
+   * The parsed JSON body. A write that declares a body gets it checked (only
+   * the declared fields, the required ones present) and `{}` when the request
+   * had none; other routes get it as sent, undefined when there was none.
+   */
+  body: Body;
   /** The request id writes are proposed under (from `Idempotency-Key`, or fresh). */
   requestId: string;
   /** Who asks, as history records it: `user:<name>/<token id>` for an API token, `token:<first 8 hex of its hash>` for the join token. */
@@ -123,6 +133,46 @@ export type Route = ReadRoute | WriteRoute | OpenRoute | LocalRoute | UploadRout
 
 /** What `Router.match` found: a route and its parameters, a path that takes other methods, or nothing. */
 export type RouteMatch = { type: 'found'; route: Route; params: Record<string, string> } | { type: 'wrong-method'; allowed: string[]; path: string } | { type: 'none' };
+
+/** The context of declared route `Key`'s handler. */
+export type ContextOf<Key extends DeclaredRoute> = RouteContext<ParamsOf<Key>, BodyOf<Key> extends undefined ? unknown : BodyOf<Key>>;
+
+/** What a route of `Key`'s kind implements (the rest comes from its declaration). */
+export type HandlersOf<Key extends DeclaredRoute> = Contract[Key]['kind'] extends 'read'
+  ? { read(context: ContextOf<Key>): AnswerOf<Key> }
+  : Contract[Key]['kind'] extends 'write'
+    ? { write(context: ContextOf<Key>): Promise<Answer> }
+    : Contract[Key]['kind'] extends 'upload'
+      ? { contentTypes: readonly string[]; bytesMax: number; upload(context: ContextOf<Key>, body: AsyncIterable<Buffer>): Promise<Answer> }
+      : { publicWithMetrics?: boolean; handle(context: ContextOf<Key>): Promise<Answer> };
+
+/**
+ * The served route of declaration `key` (contract.ts): its method, path,
+ * kind, access, query names and body fields come from the declaration,
+ * `handlers` from the caller. The compiler checks a read's answer against
+ * the declared one.
+ */
+export function serve<Key extends DeclaredRoute>(key: Key, handlers: HandlersOf<Key>): Route {
+  const declaration: AnyRouteDeclaration = contract[key];
+  const { method, path } = splitRouteKey(key);
+  // The handlers' kind is the declaration's (HandlersOf): the union member is right by construction.
+  return {
+    method,
+    path,
+    kind: declaration.kind,
+    ...(declaration.access === undefined ? {} : { access: declaration.access }),
+    ...(declaration.query === undefined ? {} : { query: Object.keys(declaration.query.shape) }),
+    ...(declaration.body === undefined ? {} : { body: bodyFieldsOf(declaration.body) }),
+    ...handlers,
+  } as Route;
+}
+
+/** Which fields a body schema has and whether each is required (an `.optional()` field is not). */
+export function bodyFieldsOf(schema: z.ZodObject): BodyFields {
+  const fields: BodyFields = {};
+  for (const [name, field] of Object.entries(schema.shape)) fields[name] = (field as z.ZodType)._zod.optin === 'optional' ? 'optional' : 'required';
+  return fields;
+}
 
 interface CompiledRoute {
   route: Route;

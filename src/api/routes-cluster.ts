@@ -6,10 +6,11 @@ import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../
 import { pinnedToken } from '../security/pinned-token.js';
 import type { NodeRecord } from '../state/types.js';
 import { certificateFingerprint } from '../security/certificates.js';
+import type { CaStatusAnswer } from './answers.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
 import { checkNodeId } from './input.js';
 import { isGossipView } from '../membership/component.js';
-import type { Route, RouteContext } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 
 /** This node's gossip view of one node, if gossip runs here and knows it. */
 type GossipOfNode = { status: 'alive' | 'suspect' | 'dead' | 'left'; incarnation: number };
@@ -30,42 +31,28 @@ function gossipViews(context: RouteContext): Map<string, GossipOfNode> {
 
 /** Health, status, nodes, leave, token, metrics, the cluster CA. */
 export const clusterRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/health',
-    kind: 'open',
+  serve('GET /v1/health', {
     async handle(context) {
       if (!context.serving) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} is starting`);
       return { status: 200, json: { ok: true, node: context.backend.nodeId } };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/ca',
-    kind: 'open',
+  }),
+  serve('GET /v1/ca', {
     // Open: a client holding only a pinned token fetches this over unverified TLS and keeps a certificate only if its fingerprint is the pin.
     async handle(context) {
       const caPems = context.trustedCaPems();
       if (caPems.length === 0) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} has no TLS material yet; retry shortly`);
       return { status: 200, text: caPems.map((pem) => pem.trimEnd()).join('\n') + '\n', contentType: 'application/x-pem-file' };
     },
-  },
-  {
-    method: 'GET',
-    path: '/metrics',
-    kind: 'local',
-    access: { need: 'cluster-read' },
+  }),
+  serve('GET /metrics', {
     publicWithMetrics: true,
     async handle(context) {
       const { contentType, body } = await context.backend.metrics.render();
       return { status: 200, text: body, contentType };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/status',
-    kind: 'read',
-    access: { need: 'any' },
+  }),
+  serve('GET /v1/status', {
     read(context) {
       const { backend } = context;
       const status = backend.raft.status();
@@ -82,34 +69,22 @@ export const clusterRoutes: Route[] = [
         version: backend.version,
       };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/nodes',
-    kind: 'read',
-    access: { need: 'any' },
+  }),
+  serve('GET /v1/nodes', {
     read(context) {
       const gossip = gossipViews(context);
       return { nodes: context.backend.machine.nodes().map((record) => nodeView(context, record, gossip)) };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/nodes/:id',
-    kind: 'read',
-    access: { need: 'any' },
+  }),
+  serve('GET /v1/nodes/:id', {
     read(context) {
       const id = checkNodeId(context.params.id!, 'id');
       const record = context.backend.machine.node(id);
       if (record === undefined) throw new ApiError(404, ApiCode.notFound, `node "${id}" is not registered in this cluster`, 'id');
       return nodeView(context, record);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/nodes/:id/leave',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
+  }),
+  serve('POST /v1/nodes/:id/leave', {
     async write(context) {
       const id = checkNodeId(context.params.id!, 'id');
       return context.onLeader(
@@ -123,23 +98,15 @@ export const clusterRoutes: Route[] = [
         { mayForwardAgain: true },
       );
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/token',
-    kind: 'read',
-    access: { need: 'cluster-admin' },
+  }),
+  serve('GET /v1/token', {
     read(context) {
       const token = context.backend.currentToken();
       if (token === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no join token yet; retry shortly');
       return tokenAnswer(context, token);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/token/rotate',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
+  }),
+  serve('POST /v1/token/rotate', {
     async write(context) {
       const token = generateToken();
       const sealed = sealSecret(context.backend.clusterKey(), token, TOKEN_ASSOCIATED_DATA);
@@ -150,31 +117,23 @@ export const clusterRoutes: Route[] = [
         return stored === undefined ? {} : tokenAnswer(context, stored);
       });
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/ca/status',
-    kind: 'read',
-    access: { need: 'cluster-read' },
+  }),
+  serve('GET /v1/ca/status', {
     read(context) {
       return caStatus(context);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/ca/rotate',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
+  }),
+  serve('POST /v1/ca/rotate', {
     async write(context) {
       const rotation = await context.backend.caRotation();
       if (!rotation.ok) throw new ApiError(409, ApiCode.conflict, `cannot rotate the cluster CA: ${rotation.reason}`);
       return context.commit([rotation.command], () => caStatus(context));
     },
-  },
+  }),
 ];
 
 /** The CA's trusted certificates by fingerprint, whether a rotation runs, and which CA each node's newest certificate is from. */
-function caStatus(context: RouteContext): unknown {
+function caStatus(context: RouteContext): CaStatusAnswer {
   const ca = context.backend.machine.ca();
   if (ca === undefined) throw new ApiError(503, ApiCode.unavailable, 'the cluster has no CA yet; retry shortly');
   const fingerprints = ca.certificates.map((pem) => certificateFingerprint(pem));

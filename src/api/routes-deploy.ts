@@ -13,7 +13,7 @@ import { LIMITS } from '../state/validate.js';
 import type { AppSpec, Command } from '../state/types.js';
 import { ApiError, fromStateError, invalidArgument } from './errors.js';
 import { checkName } from './input.js';
-import type { Answer, Route, RouteContext } from './router.js';
+import { serve, type Answer, type Route, type RouteContext } from './router.js';
 
 const FILE_NAME_CHARS_MAX = 255;
 /** The largest secret value: the sealed form (value + tag) must fit the state's limit (as PUT /v1/secrets). */
@@ -27,25 +27,7 @@ const PROFILES_MAX = 64;
 type Parsed = Extract<ParseAppFileResult, { ok: true }>;
 
 /** The deploy route; see the file comment. */
-export const deployRoute: Route = {
-  method: 'POST',
-  path: '/v1/deploy',
-  kind: 'write',
-  access: { need: 'deploy', tenant: 'handler' },
-  body: {
-    fileName: 'optional',
-    content: 'optional',
-    files: 'optional',
-    tenant: 'optional',
-    project: 'optional',
-    projectFallback: 'optional',
-    force: 'optional',
-    dryRun: 'optional',
-    variables: 'optional',
-    attachments: 'optional',
-    sets: 'optional',
-    profiles: 'optional',
-  },
+export const deployRoute: Route = serve('POST /v1/deploy', {
   async write(context) {
     const request = readRequest(context.body);
     // On the parser's worker: a hostile file must not stall this node's event loop (Raft ticks run on it).
@@ -101,7 +83,7 @@ export const deployRoute: Route = {
       throw error instanceof ApiError ? inFileTerms(error, apps, parsed) : error;
     }
   },
-};
+});
 
 /** The answer of a dry run: the plan, what the deploy would create, and the refusal it would meet. Changes nothing. */
 function dryRunAnswer(

@@ -20,7 +20,7 @@ import { containerdRuntime } from '../executor/containerd/register.js';
 import { parseReference } from '../executor/containerd/registry.js';
 import type { ContainerdRuntime } from '../executor/containerd/containerd-runtime.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
-import type { Route } from './router.js';
+import { serve, type Route } from './router.js';
 
 const REFERENCE_CHARS_MAX = 512;
 /** The largest image archive POST /v1/images/upload takes. */
@@ -70,22 +70,13 @@ function stringField(body: unknown, field: string, required: boolean): string | 
 
 /** GET /v1/images, POST /v1/images/pull, POST /v1/images/upload, POST /v1/images/import. */
 export const imageRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/images',
-    kind: 'local',
-    access: { need: 'any' },
+  serve('GET /v1/images', {
     async handle(context) {
       const runtime = await runtimeOf(context.backend.nodeId);
       return { status: 200, json: { node: context.backend.nodeId, images: await runtime.images.list() } };
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/images/pull',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
-    body: { ref: 'required' },
+  }),
+  serve('POST /v1/images/pull', {
     async write(context) {
       const reference = stringField(context.body, 'ref', true)!;
       // A reference that is not one is refused before anything else, on any node.
@@ -98,13 +89,8 @@ export const imageRoutes: Route[] = [
       const name = await runtime.pullImage(reference).catch(imageAnswer);
       return { status: 200, json: { node: context.backend.nodeId, images: [name] } };
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/images/upload',
-    kind: 'upload',
-    access: { need: 'cluster-admin' },
-    query: ['name'],
+  }),
+  serve('POST /v1/images/upload', {
     contentTypes: IMAGE_ARCHIVE_CONTENT_TYPES,
     bytesMax: IMAGE_ARCHIVE_BYTES_MAX,
     async upload(context, body) {
@@ -122,13 +108,8 @@ export const imageRoutes: Route[] = [
         await rm(archivePath, { force: true });
       }
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/images/import',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
-    body: { path: 'required', name: 'optional' },
+  }),
+  serve('POST /v1/images/import', {
     async write(context) {
       const path = stringField(context.body, 'path', true)!;
       if (!isAbsolute(path)) throw invalidArgument('path', 'path must be an absolute path of an OCI image layout archive on the node');
@@ -137,5 +118,5 @@ export const imageRoutes: Route[] = [
       const names = await runtime.importImage(path, name !== undefined ? { name } : {}).catch(imageAnswer);
       return { status: 200, json: { node: context.backend.nodeId, images: names } };
     },
-  },
+  }),
 ];

@@ -12,11 +12,10 @@ import type { NodeComponent } from '../node/services.js';
 import { followLog, readTail, TAIL_LINES_MAX } from '../executor/log-files.js';
 import type { Instance } from '../state/types.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
-import type { Answer, Route, RouteContext } from './router.js';
+import { serve, type Answer, type Route, type RouteContext } from './router.js';
 
 /** Lines a log request shows before following, unless `tail` says. */
 export const TAIL_LINES_DEFAULT = 200;
-const LOG_QUERY = ['tail', 'follow', 'forwarded'] as const;
 
 /** What these routes need of the executor component. */
 interface LogSource {
@@ -147,12 +146,7 @@ function streamAnswer(stream: AsyncIterable<Uint8Array>): Answer {
 
 /** The log routes. */
 export const logRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/instances/:id/logs',
-    kind: 'local',
-    access: { need: 'logs', tenant: 'handler' },
-    query: LOG_QUERY,
+  serve('GET /v1/instances/:id/logs', {
     async handle(context) {
       const query = readLogQuery(context);
       const id = context.params.id!;
@@ -164,13 +158,8 @@ export const logRoutes: Route[] = [
       const { head, rest } = await instanceLog(context, id, query);
       return streamAnswer(concat(head, rest));
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/apps/:tenant/:name/logs',
-    kind: 'local',
-    access: { need: 'logs', tenant: 'path' },
-    query: LOG_QUERY,
+  }),
+  serve('GET /v1/apps/:tenant/:name/logs', {
     async handle(context) {
       const query = readLogQuery(context);
       const { tenant, name } = context.params as { tenant: string; name: string };
@@ -191,5 +180,5 @@ export const logRoutes: Route[] = [
       })());
       return streamAnswer(merge(sources));
     },
-  },
+  }),
 ];

@@ -15,7 +15,7 @@ import { servicesOf } from '../network/service-state.js';
 import { currentSpec } from '../state/state.js';
 import { ApiCode, ApiError } from './errors.js';
 import { checkName, checkNodeId } from './input.js';
-import type { Route, RouteContext } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 
 /** What the network component offers the API, when this node runs one. */
 interface NetworkView {
@@ -42,12 +42,7 @@ function clusterCidrOf(context: RouteContext): string | undefined {
 
 /** `GET /v1/network`, `GET /v1/network/nodes/:id`, `GET /v1/network/apps/:tenant/:name`. */
 export const networkRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/network',
-    kind: 'read',
-    // Every node, every VIP: a cluster-wide view.
-    access: { need: 'cluster-read' },
+  serve('GET /v1/network', {
     read(context) {
       const { machine } = context.backend;
       const network = machine.network();
@@ -63,12 +58,8 @@ export const networkRoutes: Route[] = [
         answeredBy: { node: context.backend.nodeId, overlay: isNetworkView(component) ? component.overlayEnabled() : false },
       };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/network/nodes/:id',
-    kind: 'read',
-    access: { need: 'cluster-read' },
+  }),
+  serve('GET /v1/network/nodes/:id', {
     read(context) {
       const id = checkNodeId(context.params.id!, 'id');
       const { machine } = context.backend;
@@ -91,12 +82,8 @@ export const networkRoutes: Route[] = [
         services: { vips: services.serviceCount, endpoints: services.endpointCount, rules: services.ruleCount },
       };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/network/apps/:tenant/:name',
-    kind: 'read',
-    access: { need: 'read', tenant: 'path' },
+  }),
+  serve('GET /v1/network/apps/:tenant/:name', {
     read(context) {
       const tenant = checkName(context.params.tenant!, 'tenant');
       const name = checkName(context.params.name!, 'name');
@@ -120,5 +107,5 @@ export const networkRoutes: Route[] = [
         serviceChain: service === undefined ? null : { name: chain, rules: service.chains.get(chain) ?? [] },
       };
     },
-  },
+  }),
 ];

@@ -7,7 +7,7 @@
 import { ALL_TENANTS, type Command } from '../state/types.js';
 import { invalidArgument } from './errors.js';
 import { checkName } from './input.js';
-import type { Route, RouteContext } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 
 function tenantAndName(context: RouteContext): { tenant: string; name: string } {
   return { tenant: checkName(context.params.tenant!, 'tenant'), name: checkName(context.params.name!, 'name') };
@@ -15,43 +15,29 @@ function tenantAndName(context: RouteContext): { tenant: string; name: string } 
 
 /** Promote, abort, rebalance. */
 export const rolloutRoutes: Route[] = [
-  {
-    method: 'POST',
-    path: '/v1/apps/:tenant/:name/promote',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'path' },
+  serve('POST /v1/apps/:tenant/:name/promote', {
     async write(context) {
       return context.commit([{ type: 'app.promote', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/apps/:tenant/:name/abort',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'path' },
+  }),
+  serve('POST /v1/apps/:tenant/:name/abort', {
     async write(context) {
       return context.commit([{ type: 'app.abort', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/rebalance',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'handler' },
-    body: { tenant: 'optional', name: 'optional' },
+  }),
+  serve('POST /v1/rebalance', {
     async write(context) {
-      const body = (context.body ?? {}) as Record<string, unknown>;
-      const command: Record<string, unknown> = { type: 'app.rebalance' };
+      const command: Command & { type: 'app.rebalance' } = { type: 'app.rebalance' };
       for (const key of ['tenant', 'name'] as const) {
-        const value = body[key];
+        const value: unknown = context.body[key];
         if (value === undefined) continue;
         if (typeof value !== 'string') throw invalidArgument(key, `${key} must be a name (a string)`);
         command[key] = checkName(value, key);
       }
       if (command.name !== undefined && command.tenant === undefined) command.tenant = 'default';
       // Every tenant's apps: a cluster-wide deployer only.
-      context.authorize('deploy', typeof command.tenant === 'string' ? command.tenant : ALL_TENANTS);
-      return context.commit([command as Command]);
+      context.authorize('deploy', command.tenant ?? ALL_TENANTS);
+      return context.commit([command]);
     },
-  },
+  }),
 ];

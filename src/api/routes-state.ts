@@ -5,9 +5,9 @@
  * Bodies map field for field onto commands, so a field the state's
  * validation names (`quota.cpuMillis`, `replicas`) is the body's own field.
  */
-import { LIMITS, validateCommand, validateKvKey } from '../state/validate.js';
+import { LIMITS, validateKvKey } from '../state/validate.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
-import { HISTORY_MAX, type Command, type Volume } from '../state/types.js';
+import { HISTORY_MAX, type Volume } from '../state/types.js';
 import { isClusterWide, seesHistory } from './access.js';
 import { currentSpec } from '../state/state.js';
 import { parseIpv4 } from '../state/ipam.js';
@@ -15,7 +15,7 @@ import { decide } from '../network/policy-plan.js';
 import { policyModelOf } from '../network/policy-state.js';
 import { ApiError, ApiCode, fromStateError, invalidArgument } from './errors.js';
 import { checkName, queryInteger, queryName, queryNodeId } from './input.js';
-import type { Route, RouteContext } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 import { deployRoute } from './routes-deploy.js';
 
 /** The largest secret value: the sealed form (value + 16-byte tag) must fit the state's limit. */
@@ -50,66 +50,36 @@ function notFound(message: string, field: string): ApiError {
   return new ApiError(404, ApiCode.notFound, message, field);
 }
 
-/** Copies the body fields that are present (absent ones stay absent, so optional command fields validate). */
-function present<T extends Record<string, unknown>>(body: unknown, keys: string[]): Partial<T> {
-  const object = (body ?? {}) as Record<string, unknown>;
-  const copy: Record<string, unknown> = {};
-  for (const key of keys) if (object[key] !== undefined) copy[key] = object[key];
-  return copy as Partial<T>;
-}
-
-function body(context: RouteContext): Record<string, unknown> {
-  return (context.body ?? {}) as Record<string, unknown>;
-}
-
 const tenantRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/tenants',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
+  serve('GET /v1/tenants', {
     read({ backend: { machine }, sees }) {
       return { tenants: machine.tenants().filter((tenant) => sees(tenant.name)).map((tenant) => ({ ...tenant, usage: machine.usage(tenant.name) })) };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/tenants/:name',
-    kind: 'read',
-    access: { need: 'read', tenant: 'path', param: 'name' },
+  }),
+  serve('GET /v1/tenants/:name', {
     read(context) {
       const name = checkName(context.params.name!, 'name');
       const tenant = context.backend.machine.tenant(name);
       if (tenant === undefined) throw notFound(`tenant "${name}" does not exist`, 'name');
       return { ...tenant, usage: context.backend.machine.usage(name) };
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/tenants/:name',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
-    body: { quota: 'optional', settings: 'optional' },
+  }),
+  serve('PUT /v1/tenants/:name', {
     async write(context) {
       const name = checkName(context.params.name!, 'name');
-      const quota = body(context).quota ?? {};
-      // Absent: an update keeps the tenant's settings. The command's validation checks their shape.
-      const settings = body(context).settings;
+      // No quota (or null): no limits. Absent settings: an update keeps the tenant's. The command's validation checks their shape.
+      const quota = context.body.quota ?? {};
+      const settings = context.body.settings;
       // Decided where the command is checked: on the leader (a follower forwards the request).
       const exists = context.backend.machine.tenants().some((tenant) => tenant.name === name && tenant.createdIndex > 0);
-      const command = { type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) } as Command;
-      return context.commit([command]);
+      return context.commit([{ type: exists ? 'tenant.update' : 'tenant.create', name, quota, ...(settings !== undefined ? { settings } : {}) }]);
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/tenants/:name',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
+  }),
+  serve('DELETE /v1/tenants/:name', {
     async write(context) {
       return context.commit([{ type: 'tenant.delete', name: checkName(context.params.name!, 'name') }]);
     },
-  },
+  }),
 ];
 
 /** A small app file the API's parser reads once at start (see AppFileParserPool.warmUp). */
@@ -117,63 +87,35 @@ export const WARM_UP_APP_FILE = ['services:', '  warm-up:', '    image: warm-up:
 
 const appRoutes: Route[] = [
   deployRoute,
-  {
-    method: 'GET',
-    path: '/v1/apps',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['tenant'],
+  serve('GET /v1/apps', {
     read(context) {
       return { apps: context.backend.machine.apps(listTenant(context)).filter((app) => context.sees(app.tenant)) };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/apps/:tenant/:name',
-    kind: 'read',
-    access: { need: 'read', tenant: 'path' },
+  }),
+  serve('GET /v1/apps/:tenant/:name', {
     read(context) {
       const { tenant, name } = tenantAndName(context);
       const app = context.backend.machine.app(tenant, name);
       if (app === undefined) throw notFound(`tenant "${tenant}" has no app "${name}"`, 'name');
       return { ...app, spec: currentSpec(app), instances: context.backend.machine.instances({ tenant, app: name }) };
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/apps/:tenant/:name/scale',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'path' },
-    body: { replicas: 'required' },
+  }),
+  serve('POST /v1/apps/:tenant/:name/scale', {
     async write(context) {
-      return context.commit([{ type: 'app.scale', ...tenantAndName(context), replicas: body(context).replicas } as Command]);
+      return context.commit([{ type: 'app.scale', ...tenantAndName(context), replicas: context.body.replicas }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/apps/:tenant/:name/rollback',
-    kind: 'write',
-    access: { need: 'deploy', tenant: 'path' },
-    body: { toVersion: 'optional' },
+  }),
+  serve('POST /v1/apps/:tenant/:name/rollback', {
     async write(context) {
-      return context.commit([{ type: 'app.rollback', ...tenantAndName(context), ...present(context.body, ['toVersion']) } as Command]);
+      return context.commit([{ type: 'app.rollback', ...tenantAndName(context), ...context.body }]);
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/apps/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
+  }),
+  serve('DELETE /v1/apps/:tenant/:name', {
     async write(context) {
       return context.commit([{ type: 'app.delete', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/instances',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['tenant', 'app', 'node'],
+  }),
+  serve('GET /v1/instances', {
     read(context) {
       const filter: { tenant?: string; app?: string; node?: string } = {};
       const tenant = listTenant(context);
@@ -184,26 +126,16 @@ const appRoutes: Route[] = [
       if (node !== undefined) filter.node = node;
       return { instances: context.backend.machine.instances(filter).filter((instance) => context.sees(instance.tenant)) };
     },
-  },
+  }),
 ];
 
 const resourceRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/policies',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['tenant'],
+  serve('GET /v1/policies', {
     read(context) {
       return { policies: context.backend.machine.policies(listTenant(context)).filter((policy) => context.sees(policy.tenant)) };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/policies/test',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['from', 'to', 'port'],
+  }),
+  serve('GET /v1/policies/test', {
     read(context) {
       const from = context.query.get('from') ?? '';
       const to = context.query.get('to') ?? '';
@@ -215,33 +147,19 @@ const resourceRoutes: Route[] = [
       if ('tenant' in source) context.authorize('read', source.tenant);
       return { from, to, port, ...decide(policyModelOf(context.backend.machine), source, destination, port) };
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/policies/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
-    body: { apps: 'optional', ingress: 'optional', egress: 'optional' },
+  }),
+  serve('PUT /v1/policies/:tenant/:name', {
     async write(context) {
-      const { apps = [], ingress = [], egress } = body(context);
-      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress, ...(egress !== undefined ? { egress } : {}) } as Command]);
+      const { apps = [], ingress = [], egress } = context.body;
+      return context.commit([{ type: 'policy.put', ...tenantAndName(context), apps, ingress, ...(egress !== undefined ? { egress } : {}) }]);
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/policies/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
+  }),
+  serve('DELETE /v1/policies/:tenant/:name', {
     async write(context) {
       return context.commit([{ type: 'policy.delete', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/volumes',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['tenant'],
+  }),
+  serve('GET /v1/volumes', {
     read(context) {
       const machine = context.backend.machine;
       const volumes = machine.volumes(listTenant(context)).filter((volume) => context.sees(volume.tenant));
@@ -249,55 +167,31 @@ const resourceRoutes: Route[] = [
       const users = (volume: Volume): string[] => machine.apps(volume.tenant).filter((app) => currentSpec(app).volumes.some((mount) => mount.source === volume.name)).map((app) => app.name);
       return { volumes: volumes.map((volume) => ({ ...volume, users: users(volume) })) };
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/volumes/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
-    body: { sizeBytes: 'required', io: 'optional' },
+  }),
+  serve('PUT /v1/volumes/:tenant/:name', {
     async write(context) {
-      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...present(context.body, ['sizeBytes', 'io']) } as Command]);
+      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...context.body }]);
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/volumes/:tenant/:name/io',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
-    body: { io: 'required' },
+  }),
+  serve('PUT /v1/volumes/:tenant/:name/io', {
     async write(context) {
-      return context.commit([{ type: 'volume.set-io', ...tenantAndName(context), io: body(context).io } as Command]);
+      return context.commit([{ type: 'volume.set-io', ...tenantAndName(context), io: context.body.io }]);
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/volumes/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
+  }),
+  serve('DELETE /v1/volumes/:tenant/:name', {
     async write(context) {
       return context.commit([{ type: 'volume.delete', ...tenantAndName(context) }]);
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/secrets',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['tenant'],
+  }),
+  serve('GET /v1/secrets', {
     read(context) {
       return { secrets: context.backend.machine.secrets(listTenant(context)).filter((secret) => context.sees(secret.tenant)) };
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/secrets/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
-    body: { value: 'required' },
+  }),
+  serve('PUT /v1/secrets/:tenant/:name', {
     async write(context) {
       const { tenant, name } = tenantAndName(context);
-      const value = body(context).value;
+      const value: unknown = context.body.value;
       if (typeof value !== 'string') throw invalidArgument('value', 'value must be a string (the secret\'s value)');
       if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_BYTES_MAX) {
         throw invalidArgument('value', `value must be at most ${SECRET_VALUE_BYTES_MAX} bytes, got ${Buffer.byteLength(value, 'utf8')}`);
@@ -306,16 +200,12 @@ const resourceRoutes: Route[] = [
       const sealed = sealSecret(context.backend.clusterKey(), value, secretAssociatedData(tenant, name));
       return context.commit([{ type: 'secret.put', tenant, name, ciphertext: sealed.ciphertext, nonce: sealed.nonce }]);
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/secrets/:tenant/:name',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
+  }),
+  serve('DELETE /v1/secrets/:tenant/:name', {
     async write(context) {
       return context.commit([{ type: 'secret.delete', ...tenantAndName(context) }]);
     },
-  },
+  }),
 ];
 
 /** The key from the path, checked as the state checks keys. */
@@ -355,47 +245,27 @@ function kvGetRoute(): Route {
 }
 
 const kvRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/kv',
-    kind: 'read',
-    access: { need: 'cluster-read' },
-    query: ['prefix', 'limit'],
+  serve('GET /v1/kv', {
     read(context) {
       const prefix = context.query.get('prefix') ?? '';
       if (Buffer.byteLength(prefix, 'utf8') > LIMITS.kvKeyBytesMax) throw invalidArgument('prefix', `prefix must be at most ${LIMITS.kvKeyBytesMax} bytes`);
       const limit = queryInteger(context.query, 'limit', { min: 1, max: KV_LIST_LIMIT_MAX }) ?? KV_LIST_LIMIT_DEFAULT;
       return { entries: context.backend.machine.kvList(prefix, limit) };
     },
-  },
+  }),
   kvGetRoute(),
-  {
-    method: 'PUT',
-    path: '/v1/kv/*key',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
-    body: { value: 'required', expectVersion: 'optional' },
+  serve('PUT /v1/kv/*key', {
     async write(context) {
       const key = kvKey(context);
-      return context.commit([{ type: 'kv.put', key, ...present(context.body, ['value', 'expectVersion']) } as Command]);
+      return context.commit([{ type: 'kv.put', key, ...context.body }]);
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/kv/*key',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
-    query: ['expectVersion'],
+  }),
+  serve('DELETE /v1/kv/*key', {
     async write(context) {
       return context.commit([{ type: 'kv.delete', key: kvKey(context), ...expectVersionQuery(context) }]);
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/history',
-    kind: 'read',
-    access: { need: 'read', tenant: 'handler' },
-    query: ['limit', 'before'],
+  }),
+  serve('GET /v1/history', {
     read(context) {
       const limit = queryInteger(context.query, 'limit', { min: 1, max: HISTORY_LIMIT_MAX }) ?? HISTORY_LIMIT_DEFAULT;
       const before = queryInteger(context.query, 'before', { min: 1, max: Number.MAX_SAFE_INTEGER });
@@ -403,7 +273,7 @@ const kvRoutes: Route[] = [
       const visible = isClusterWide(context.principal) ? context.backend.machine.history(limit, before) : context.backend.machine.history(HISTORY_MAX, before).filter((entry) => seesHistory(context.principal, entry));
       return { history: visible.slice(0, limit) };
     },
-  },
+  }),
 ];
 
 /** Tenants, apps, instances, policies, volumes, secrets, kv, history. */

@@ -9,7 +9,7 @@ import type { ApiTokenRecord, Command } from '../state/types.js';
 import { isClusterWide, allows } from './access.js';
 import { ApiCode, ApiError, fromStateError, invalidArgument } from './errors.js';
 import { queryBoolean, queryInteger, queryName } from './input.js';
-import type { Route, RouteContext } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 import type { AuditEvent } from './audit.js';
 
 /** How an API token begins (a join token begins `hm1.`). */
@@ -55,54 +55,36 @@ export function parseSince(text: string, now: number): number {
  * (or cluster-admin): a tenant-admin sees the records of its tenants only.
  */
 export const tokenRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/tokens',
-    kind: 'read',
-    access: { need: 'cluster-admin' },
+  serve('GET /v1/tokens', {
     read(context) {
       return { tokens: context.backend.machine.apiTokens().map(shownToken) };
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/tokens',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
-    body: { name: 'required', role: 'required', tenants: 'optional', expiresAt: 'optional' },
+  }),
+  serve('POST /v1/tokens', {
     async write(context) {
-      const body = (context.body ?? {}) as Record<string, unknown>;
-      const role = body.role;
-      const tenants = body.tenants ?? (role === 'cluster-admin' || role === 'viewer' ? ['*'] : undefined);
+      const { name, role, expiresAt } = context.body;
+      const tenants = context.body.tenants ?? (role === 'cluster-admin' || role === 'viewer' ? ['*'] : undefined);
       if (tenants === undefined) throw invalidArgument('tenants', `a ${String(role)} token needs tenants: the tenants it acts in`);
       const token = generateApiToken();
       const id = apiTokenId(token);
-      const command = { type: 'apitoken.create', id, name: body.name, role, tenants, hash: hashToken(token), ...(body.expiresAt === undefined ? {} : { expiresAt: body.expiresAt }) } as Command;
+      const command: Command = { type: 'apitoken.create', id, name, role, tenants, hash: hashToken(token), ...(expiresAt === undefined ? {} : { expiresAt }) };
+      // Checked before the clock is compared with expiresAt: until then its type is the contract's word only.
       const validated = validateCommand(command);
       if (!validated.ok) throw fromStateError(validated.error);
-      if (body.expiresAt !== undefined && (body.expiresAt as number) <= Date.now()) throw invalidArgument('expiresAt', 'expiresAt is in the past');
+      if (expiresAt !== undefined && expiresAt <= Date.now()) throw invalidArgument('expiresAt', 'expiresAt is in the past');
       return context.commit([command], (results) => {
         const value = (results[0]?.ok ? results[0].value : undefined) as { id?: string } | undefined;
         // A retry (same Idempotency-Key) answers the first attempt's record, whose token this attempt does not know.
         return value?.id === id ? { ...value, token } : { ...value, token: null };
       });
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/tokens/:id',
-    kind: 'write',
-    access: { need: 'cluster-admin' },
+  }),
+  serve('DELETE /v1/tokens/:id', {
     async write(context) {
       return context.commit([{ type: 'apitoken.revoke', id: context.params.id! }]);
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/audit',
-    kind: 'local',
-    access: { need: 'manage', tenant: 'handler' },
-    query: ['tenant', 'user', 'since', 'limit', 'all'],
+  }),
+  serve('GET /v1/audit', {
     async handle(context) {
       const log = context.audit;
       if (log === undefined) throw new ApiError(404, ApiCode.notFound, `node ${context.backend.nodeId} keeps no audit log`);
@@ -123,7 +105,7 @@ export const tokenRoutes: Route[] = [
       if (!queryBoolean(context.query, 'all')) return { status: 200, json: { node: context.backend.nodeId, events } };
       return { status: 200, json: await gatherAudit(context, events, limit) };
     },
-  },
+  }),
 ];
 
 /**

@@ -26,7 +26,7 @@ import type { NodeComponent } from '../node/services.js';
 import type { Volume } from '../state/types.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
 import { checkName, checkNodeId, queryBoolean, queryInteger, queryNodeId } from './input.js';
-import type { Answer, Route, RouteContext } from './router.js';
+import { serve, type Answer, type Route, type RouteContext } from './router.js';
 
 /** The largest archive a restore or a move's target takes. */
 export const VOLUME_ARCHIVE_BYTES_MAX = 2 ** 40;
@@ -124,12 +124,7 @@ function nodeField(context: RouteContext, field: string): string {
 
 /** The volume data routes (see the module comment). */
 export const volumeDataRoutes: Route[] = [
-  {
-    method: 'GET',
-    path: '/v1/volumes/:tenant/:name/snapshots',
-    kind: 'local',
-    access: { need: 'read', tenant: 'path' },
-    query: ['forwarded', 'index'],
+  serve('GET /v1/volumes/:tenant/:name/snapshots', {
     async handle(context) {
       await settle(context);
       const volume = volumeOf(context);
@@ -139,13 +134,8 @@ export const volumeDataRoutes: Route[] = [
       const snapshots = await keeperOf(context).snapshots(volume.tenant, volume.name).catch(volumeAnswer);
       return { status: 200, json: { node: context.backend.nodeId, snapshots: snapshots.map(showSnapshot) } };
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/volumes/:tenant/:name/snapshots',
-    kind: 'local',
-    access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'index'],
+  }),
+  serve('POST /v1/volumes/:tenant/:name/snapshots', {
     async handle(context) {
       await settle(context);
       const volume = volumeOf(context);
@@ -155,13 +145,8 @@ export const volumeDataRoutes: Route[] = [
       context.backend.log(`volume ${volume.tenant}/${volume.name}: snapshot ${snapshot.id} taken for ${context.actor}`);
       return { status: 200, json: { node: context.backend.nodeId, snapshot: showSnapshot(snapshot) } };
     },
-  },
-  {
-    method: 'DELETE',
-    path: '/v1/volumes/:tenant/:name/snapshots/:id',
-    kind: 'local',
-    access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'index'],
+  }),
+  serve('DELETE /v1/volumes/:tenant/:name/snapshots/:id', {
     async handle(context) {
       await settle(context);
       const volume = volumeOf(context);
@@ -172,13 +157,8 @@ export const volumeDataRoutes: Route[] = [
       if (!deleted) throw new ApiError(404, ApiCode.notFound, `volume "${volume.name}" has no snapshot ${id}`, 'id');
       return { status: 200, json: { node: context.backend.nodeId, deleted: id } };
     },
-  },
-  {
-    method: 'GET',
-    path: '/v1/volumes/:tenant/:name/backup',
-    kind: 'local',
-    access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'snapshot', 'index'],
+  }),
+  serve('GET /v1/volumes/:tenant/:name/backup', {
     async handle(context) {
       await settle(context);
       const volume = volumeOf(context);
@@ -188,13 +168,8 @@ export const volumeDataRoutes: Route[] = [
       const stream = await keeperOf(context).backup(volume.tenant, volume.name, snapshotId === undefined ? {} : { snapshotId }).catch(volumeAnswer);
       return { status: 200, stream, contentType: VOLUME_ARCHIVE_CONTENT_TYPE };
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/volumes/:tenant/:name/restore',
-    kind: 'upload',
-    access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'node', 'index'],
+  }),
+  serve('PUT /v1/volumes/:tenant/:name/restore', {
     contentTypes: VOLUME_ARCHIVE_CONTENT_TYPES,
     bytesMax: VOLUME_ARCHIVE_BYTES_MAX,
     async upload(context, body) {
@@ -208,37 +183,22 @@ export const volumeDataRoutes: Route[] = [
       await keeperOf(context).restore(volume.tenant, volume.name, body, context.signal).catch(volumeAnswer);
       return { status: 200, json: { node: context.backend.nodeId, tenant: volume.tenant, name: volume.name } };
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/volumes/:tenant/:name/move',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
-    body: { to: 'required' },
+  }),
+  serve('POST /v1/volumes/:tenant/:name/move', {
     async write(context) {
       const tenant = checkName(context.params.tenant!, 'tenant');
       const name = checkName(context.params.name!, 'name');
       return context.commit([{ type: 'volume.move', tenant, name, to: nodeField(context, 'to') }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/volumes/:tenant/:name/move/end',
-    kind: 'write',
-    access: { need: 'manage', tenant: 'path' },
-    body: { node: 'required' },
+  }),
+  serve('POST /v1/volumes/:tenant/:name/move/end', {
     async write(context) {
       const tenant = checkName(context.params.tenant!, 'tenant');
       const name = checkName(context.params.name!, 'name');
       return context.commit([{ type: 'volume.move-end', tenant, name, node: nodeField(context, 'node') }]);
     },
-  },
-  {
-    method: 'POST',
-    path: '/v1/volumes/:tenant/:name/move/copy',
-    kind: 'local',
-    access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'index'],
+  }),
+  serve('POST /v1/volumes/:tenant/:name/move/copy', {
     async handle(context) {
       await settle(context);
       const volume = volumeOf(context);
@@ -260,13 +220,8 @@ export const volumeDataRoutes: Route[] = [
       context.backend.log(`volume ${volume.tenant}/${volume.name}: copied ${bytes} bytes (compressed) to node ${target.id}`);
       return { status: 200, json: { from: context.backend.nodeId, to: target.id, archiveBytes: bytes } };
     },
-  },
-  {
-    method: 'PUT',
-    path: '/v1/volumes/:tenant/:name/move/data',
-    kind: 'upload',
-    access: { need: 'manage', tenant: 'path' },
-    query: ['forwarded', 'index'],
+  }),
+  serve('PUT /v1/volumes/:tenant/:name/move/data', {
     contentTypes: VOLUME_ARCHIVE_CONTENT_TYPES,
     bytesMax: VOLUME_ARCHIVE_BYTES_MAX,
     async upload(context, body) {
@@ -275,5 +230,5 @@ export const volumeDataRoutes: Route[] = [
       await keeperOf(context).receive(volume.tenant, volume.name, body, context.signal).catch(volumeAnswer);
       return { status: 200, json: { node: context.backend.nodeId, tenant: volume.tenant, name: volume.name } };
     },
-  },
+  }),
 ];

@@ -251,8 +251,10 @@ export class ApiServer {
       requestId: route.kind === 'write' ? this.requestId(request, { forwardedHops, actor: principal.actor, url, rawBody }) : '',
       signal,
     };
-    const body = this.parseBody(rawBody, request);
+    const parsed = this.parseBody(rawBody, request);
     checkQuery(url.searchParams, route.kind === 'read' ? [...READ_QUERY, ...(route.query ?? [])] : (route.query ?? []));
+    // A write's declared body reaches its handler checked (contract.ts); an absent one as {}.
+    const body = route.kind === 'write' && route.body !== undefined ? bodyObject(parsed, route.body) : parsed;
     const context = this.context(state, params, body, principal, note, route);
     switch (route.kind) {
       case 'open':
@@ -261,7 +263,6 @@ export class ApiServer {
       case 'read':
         return this.read(state, route, context);
       case 'write':
-        if (route.body !== undefined) bodyObject(body, route.body);
         return route.write(context);
     }
   }
@@ -702,7 +703,7 @@ async function pipeStream(response: ServerResponse, stream: AsyncIterable<Uint8A
 }
 
 /** The request target as a URL; a target that is not a path is a 400. */
-function parseTarget(target: string | undefined): URL {
+export function parseTarget(target: string | undefined): URL {
   const path = target ?? '/';
   if (!path.startsWith('/') || path.startsWith('//')) throw invalidArgument(undefined, 'the request target must be a path such as /v1/status');
   try {

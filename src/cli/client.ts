@@ -12,6 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher, request as undiciRequest } from 'undici';
+import type { AnswerOf, BodyOf, DeclaredRoute, QueryOf, RoutesOfKind } from '../api/contract.js';
+import { fillPath, splitRouteKey, type ParamsOf } from '../api/route-key.js';
 import { formatAppFileProblem, type AppFileProblem } from '../appfile/errors.js';
 import { ApiError, CliError, ConnectionError, TlsError, describeNetworkError, isTlsFailure } from './errors.js';
 
@@ -68,6 +70,22 @@ export interface Blocking {
 }
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+
+/** Routes whose answer is JSON (reads, writes, and the local routes that answer JSON). */
+export type JsonRoute = Exclude<DeclaredRoute, StreamRoute | RoutesOfKind<'upload'> | 'GET /v1/ca' | 'GET /metrics'>;
+/** Routes whose answer is streamed (logs, a volume backup), or that may run longer than any deadline (a move's copy). */
+export type StreamRoute = 'GET /v1/instances/:id/logs' | 'GET /v1/apps/:tenant/:name/logs' | 'GET /v1/volumes/:tenant/:name/backup' | 'PUT /v1/volumes/:tenant/:name/restore' | 'POST /v1/volumes/:tenant/:name/move/copy';
+
+/**
+ * A request to declared route `Key` (src/api/contract.ts): its path
+ * parameters, query and JSON body as the contract types them; for a read,
+ * optionally a blocking wait.
+ */
+export type RequestOf<Key extends DeclaredRoute> = (keyof ParamsOf<Key> extends never ? { params?: undefined } : { params: ParamsOf<Key> }) &
+  (BodyOf<Key> extends undefined ? { body?: undefined } : { body: BodyOf<Key> }) & { query?: QueryOf<Key> } & (Key extends RoutesOfKind<'read'> ? { blocking?: Blocking | undefined } : { blocking?: undefined });
+
+/** The request argument of `call`: optional where the route takes no parameters and no body. */
+export type RequestArguments<Key extends DeclaredRoute> = keyof ParamsOf<Key> extends never ? (BodyOf<Key> extends undefined ? [request?: RequestOf<Key>] : [request: RequestOf<Key>]) : [request: RequestOf<Key>];
 
 /** undici, once loaded: the client's connection pool and its request function. */
 interface Connection {
@@ -145,23 +163,21 @@ export class ApiClient {
     return pinned.pem;
   }
 
-  /** A read. With `blocking`, the node holds the answer until the state passes `blocking.index`. */
-  get<T>(path: string, query: Query = {}, blocking?: Blocking): Promise<ApiResponse<T>> {
-    const waitMs = blocking ? Math.min(blocking.waitMs, BLOCKING_WAIT_MS_MAX) : 0;
-    const fullQuery = blocking ? { ...query, index: blocking.index, wait: `${Math.ceil(waitMs / 1000)}s` } : query;
-    return this.send<T>('GET', path, fullQuery, undefined, REQUEST_TIMEOUT_MS + waitMs + (blocking ? BLOCKING_GRACE_MS : 0));
-  }
-
-  put<T>(path: string, body: unknown, query: Query = {}): Promise<ApiResponse<T>> {
-    return this.send<T>('PUT', path, query, body, REQUEST_TIMEOUT_MS);
-  }
-
-  post<T>(path: string, body: unknown, query: Query = {}): Promise<ApiResponse<T>> {
-    return this.send<T>('POST', path, query, body, REQUEST_TIMEOUT_MS);
-  }
-
-  delete<T>(path: string, query: Query = {}): Promise<ApiResponse<T>> {
-    return this.send<T>('DELETE', path, query, undefined, REQUEST_TIMEOUT_MS);
+  /**
+   * Calls declared route `key` and answers its JSON, typed by the contract.
+   * A read with `blocking` is held by the node until the state passes
+   * `blocking.index`. Retried while the node answers that it cannot serve
+   * yet (see `send`); a write under one `Idempotency-Key`, so it applies once.
+   */
+  call<Key extends JsonRoute>(key: Key, ...[request]: RequestArguments<Key>): Promise<ApiResponse<AnswerOf<Key>>> {
+    const { method, path } = splitRouteKey(key);
+    const target = fillPath(path, (request?.params ?? {}) as Record<string, string>);
+    const query: Query = { ...(request?.query as Query | undefined) };
+    const blocking = request?.blocking;
+    if (blocking === undefined) return this.send<AnswerOf<Key>>(method, target, query, request?.body, REQUEST_TIMEOUT_MS);
+    const waitMs = Math.min(blocking.waitMs, BLOCKING_WAIT_MS_MAX);
+    const blockingQuery = { ...query, index: blocking.index, wait: `${Math.ceil(waitMs / 1000)}s` };
+    return this.send<AnswerOf<Key>>(method, target, blockingQuery, undefined, REQUEST_TIMEOUT_MS + waitMs + BLOCKING_GRACE_MS);
   }
 
   /**
@@ -171,8 +187,9 @@ export class ApiClient {
    * refuse an oversized body before it comes). Retries like `post`; no
    * deadline beyond REQUEST_TIMEOUT_MS between two chunks or for the answer.
    */
-  upload<T>(path: string, body: RawBody, query: Query = {}): Promise<ApiResponse<T>> {
-    return this.send<T>('POST', path, query, body, REQUEST_TIMEOUT_MS);
+  upload<Key extends 'POST /v1/images/upload'>(key: Key, body: RawBody, query?: QueryOf<Key>): Promise<ApiResponse<AnswerOf<Key>>> {
+    const { method, path } = splitRouteKey(key);
+    return this.send<AnswerOf<Key>>(method, path, { ...query }, body, REQUEST_TIMEOUT_MS);
   }
 
   /**
@@ -182,7 +199,14 @@ export class ApiClient {
    * sent again); no deadline (a backup's answer begins once its copy is
    * taken, a restore's once the whole archive is in). Throws ApiError for an error answer.
    */
-  async stream(method: Method, path: string, query: Query, options: { body?: Readable; contentType?: string; signal?: AbortSignal } = {}): Promise<{ body: AsyncIterable<Uint8Array>; contentType: string | undefined }> {
+  async stream<Key extends StreamRoute>(
+    key: Key,
+    target: { params: ParamsOf<Key>; query?: QueryOf<Key> },
+    options: { body?: Readable; contentType?: string; signal?: AbortSignal } = {},
+  ): Promise<{ body: AsyncIterable<Uint8Array>; contentType: string | undefined }> {
+    const { method, path: template } = splitRouteKey(key);
+    const path = fillPath(template, target.params);
+    const query: Query = { ...(target.query as Query | undefined) };
     const headers: Record<string, string> = {};
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (options.contentType !== undefined) headers['content-type'] = options.contentType;
@@ -326,9 +350,9 @@ export class RawBody {
   ) {}
 }
 
-/** `/v1/apps/acme/web`: joins path segments, each percent-encoded. */
-export function apiPath(...segments: (string | number)[]): string {
-  return `/${segments.map((segment) => encodeURIComponent(String(segment))).join('/')}`;
+/** The path of declared route `key` with `params` (`/v1/apps/acme/web/logs`), for a request made without `ApiClient` (logs that follow). */
+export function routePath<Key extends DeclaredRoute>(key: Key, params: ParamsOf<Key>): string {
+  return fillPath(splitRouteKey(key).path, params);
 }
 
 function queryString(query: Query): string {

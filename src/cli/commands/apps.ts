@@ -7,7 +7,8 @@ import { Option, type Command } from 'commander';
 import type { App, AppSpec, Instance, Rollout } from '../../state/types.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import { listIn, objectOf } from '../answers.js';
-import { apiPath, type ApiResponse, type Blocking } from '../client.js';
+import type { AppView } from '../../api/answers.js';
+import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ago, printJson, printLine, renderFields, renderTable, shorten, timestamp } from '../output.js';
 import { tenantAndName, wholeNumber } from '../parse.js';
@@ -38,14 +39,14 @@ export function registerAppCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: options.tenant ? `apps of ${options.tenant}` : 'apps',
-          read: async (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => {
-            const apps = await client.get<unknown>('/v1/apps', query, blocking);
-            if (context.json) return options.projectName === undefined ? apps : { body: { apps: listIn<App>(apps.body, 'apps').filter(inProject) }, index: apps.index };
+          read: async (blocking: Blocking | undefined): Promise<ApiResponse<{ apps: App[]; instances?: Instance[] }>> => {
+            const apps = await client.call('GET /v1/apps', { query, blocking });
+            if (context.json) return options.projectName === undefined ? apps : { body: { apps: listIn(apps.body, 'apps').filter(inProject) }, index: apps.index };
             // Any change moves the one index, so the apps' answer woke for the instances' too.
-            const instances = await client.get<unknown>('/v1/instances', query);
-            return { body: { apps: listIn<App>(apps.body, 'apps').filter(inProject), instances: listIn<Instance>(instances.body, 'instances') }, index: apps.index };
+            const instances = await client.call('GET /v1/instances', { query });
+            return { body: { apps: listIn(apps.body, 'apps').filter(inProject), instances: listIn(instances.body, 'instances') }, index: apps.index };
           },
-          render: (body: unknown) => renderApps(context, body as { apps: App[]; instances: Instance[] }),
+          render: (body: { apps: App[]; instances?: Instance[] }) => renderApps(context, { apps: body.apps, instances: body.instances ?? [] }),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
@@ -64,8 +65,8 @@ export function registerAppCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: `app ${tenant}/${name}`,
-          read: (blocking: Blocking | undefined) => client.get<unknown>(apiPath('v1', 'apps', tenant, name), {}, blocking),
-          render: (body: unknown) => renderApp(context, appAnswerOf(body)),
+          read: (blocking: Blocking | undefined) => client.call('GET /v1/apps/:tenant/:name', { params: { tenant, name }, blocking }),
+          render: (body: AppView) => renderApp(context, appAnswerOf(body)),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
@@ -80,7 +81,7 @@ export function registerAppCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hivemind scale web 5\n  hivemind scale acme/worker 0')
     .action(async (text: string, replicas: number, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'app');
-      await writeAndReport(command, (client) => client.post(apiPath('v1', 'apps', tenant, name, 'scale'), { replicas }), `app ${tenant}/${name} scaled to ${replicas}`);
+      await writeAndReport(command, (client) => client.call('POST /v1/apps/:tenant/:name/scale', { params: { tenant, name }, body: { replicas } }), `app ${tenant}/${name} scaled to ${replicas}`);
     });
 
   program
@@ -94,9 +95,9 @@ export function registerAppCommands(program: Command): void {
       const { tenant, name } = tenantAndName(text, options.tenant, 'app');
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.post<unknown>(apiPath('v1', 'apps', tenant, name, 'rollback'), options.to === undefined ? {} : { toVersion: options.to });
+        const { body } = await client.call('POST /v1/apps/:tenant/:name/rollback', { params: { tenant, name }, body: options.to === undefined ? {} : { toVersion: options.to } });
         if (context.json) return printJson(context, body);
-        const version = (body as { version?: unknown } | undefined)?.version;
+        const version = body.version;
         const from = options.to === undefined ? 'the previous version' : `version ${options.to}`;
         printLine(context, `app ${tenant}/${name} rolled back to ${from}${typeof version === 'number' ? ` (now version ${version})` : ''}`);
       });
@@ -110,12 +111,12 @@ export function registerAppCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hivemind delete web\n  hivemind delete acme/web')
     .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'app');
-      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'apps', tenant, name)), `app ${tenant}/${name} deleted`);
+      await writeAndReport(command, (client) => client.call('DELETE /v1/apps/:tenant/:name', { params: { tenant, name } }), `app ${tenant}/${name} deleted`);
     });
 }
 
-function appAnswerOf(body: unknown): AppAnswer {
-  return { ...objectOf<AppAnswer>(body, 'an app'), instances: listIn<Instance>(body, 'instances') };
+function appAnswerOf(body: AppView): AppAnswer {
+  return { ...objectOf(body, 'an app'), instances: listIn(body, 'instances') };
 }
 
 function currentSpec(app: App): AppSpec | undefined {

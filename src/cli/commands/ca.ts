@@ -4,18 +4,10 @@
  * (docs/internals/trust.md).
  */
 import type { Command } from 'commander';
+import type { CaStatusAnswer } from '../../api/answers.js';
 import { objectOf } from '../answers.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { printJson, printLine, renderFields, renderTable } from '../output.js';
-
-/** What GET /v1/ca/status answers. */
-interface CaStatusAnswer {
-  signing: string;
-  trusted: string[];
-  rotating: boolean;
-  revoked: number;
-  nodes: { id: string; status: string; serial: string | null; notAfter: number | null; issuer: string | null }[];
-}
 
 /** Adds `ca` and its subcommands to `program`. */
 export function registerCaCommands(program: Command): void {
@@ -26,9 +18,9 @@ export function registerCaCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/ca/status');
+        const { body } = await client.call('GET /v1/ca/status');
         if (context.json) return printJson(context, body);
-        printLine(context, renderCaStatus(context, objectOf<CaStatusAnswer>(body, 'a CA status')));
+        printLine(context, renderCaStatus(context, objectOf(body, 'a CA status')));
       });
     });
 
@@ -38,16 +30,16 @@ export function registerCaCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.post<unknown>('/v1/ca/rotate', {});
+        const { body } = await client.call('POST /v1/ca/rotate');
         if (context.json) return printJson(context, body);
-        const status = objectOf<CaStatusAnswer>(body, 'a CA status');
+        const status = objectOf(body, 'a CA status');
         printLine(context, `a new CA signs from now on (${short(status.signing)}); the old one stays trusted until every live node renewed its certificate`);
       });
     });
 }
 
-function short(fingerprint: string | null): string {
-  return fingerprint === null ? '-' : `sha256:${fingerprint.slice(0, 16)}`;
+function short(fingerprint: string | null | undefined): string {
+  return fingerprint === null || fingerprint === undefined ? '-' : `sha256:${fingerprint.slice(0, 16)}`;
 }
 
 function renderCaStatus(context: CliContext, status: CaStatusAnswer): string {

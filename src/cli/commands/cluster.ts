@@ -2,26 +2,13 @@
  * `status`, `nodes`, `leave`, `token`: the cluster and its members.
  */
 import type { Command } from 'commander';
-import type { NodeRecord } from '../../state/types.js';
+import type { NodeView, StatusAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import { listIn, objectOf } from '../answers.js';
-import { apiPath, type Blocking } from '../client.js';
+import type { Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ago, labelsText, printJson, printLine, renderFields, renderTable } from '../output.js';
 import { showOnce, watch } from '../watch.js';
-
-/** `GET /v1/status`. */
-export interface StatusAnswer {
-  node: string;
-  leader: string | null;
-  role: string;
-  term: number;
-  commit: number;
-  applied: number;
-  voters: string[];
-  learners: string[];
-  version: string;
-}
 
 /** Adds `status`, `nodes`, `leave` and `token` to `program`. */
 export function registerClusterCommands(program: Command): void {
@@ -35,8 +22,8 @@ export function registerClusterCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: `status of ${context.address}`,
-          read: (blocking: Blocking | undefined) => client.get<StatusAnswer>('/v1/status', {}, blocking),
-          render: (body: StatusAnswer) => renderStatus(context, objectOf<StatusAnswer>(body, 'a status')),
+          read: (blocking: Blocking | undefined) => client.call('GET /v1/status', { blocking }),
+          render: (body: StatusAnswer) => renderStatus(context, objectOf(body, 'a status')),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
@@ -52,8 +39,8 @@ export function registerClusterCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: 'nodes',
-          read: (blocking: Blocking | undefined) => client.get<unknown>('/v1/nodes', {}, blocking),
-          render: (body: unknown) => renderNodes(context, listIn<NodeRecord>(body, 'nodes')),
+          read: (blocking: Blocking | undefined) => client.call('GET /v1/nodes', { blocking }),
+          render: (body: { nodes: NodeView[] }) => renderNodes(context, listIn(body, 'nodes')),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
@@ -67,8 +54,8 @@ export function registerClusterCommands(program: Command): void {
     .action(async (node: string | undefined, _options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const id = node ?? objectOf<StatusAnswer>((await client.get<unknown>('/v1/status')).body, 'a status').node;
-        const { body } = await client.post<unknown>(apiPath('v1', 'nodes', id, 'leave'), {});
+        const id = node ?? objectOf((await client.call('GET /v1/status')).body, 'a status').node;
+        const { body } = await client.call('POST /v1/nodes/:id/leave', { params: { id } });
         if (context.json) printJson(context, body);
         else printLine(context, `node ${id} left the cluster`);
       });
@@ -82,9 +69,9 @@ export function registerClusterCommands(program: Command): void {
     .action(async (options: { rotate?: boolean }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = options.rotate ? await client.post<unknown>('/v1/token/rotate', {}) : await client.get<unknown>('/v1/token');
+        const { body } = options.rotate ? await client.call('POST /v1/token/rotate') : await client.call('GET /v1/token');
         if (context.json) return printJson(context, body);
-        printLine(context, objectOf<{ token: string }>(body, 'a token').token);
+        printLine(context, objectOf(body, 'a token').token);
         if (options.rotate) {
           context.stderr.write('the old token no longer works: give the new one to `hivemind join --token` and to HIVEMIND_TOKEN where it is set\n');
         }
@@ -111,7 +98,7 @@ function renderStatus(context: CliContext, status: StatusAnswer): string {
   ]);
 }
 
-function renderNodes(context: CliContext, nodes: (NodeRecord & { gossip?: { status?: string } })[]): string {
+function renderNodes(context: CliContext, nodes: NodeView[]): string {
   const rows = nodes.map((node) => [
     node.id,
     node.status,

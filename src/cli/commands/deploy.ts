@@ -7,10 +7,11 @@
  */
 import { Option, type Command } from 'commander';
 import type { DeployPlan, PlannedApp } from '../../appfile/index.js';
+import type { DeployedApp, DryRunAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import type { Instance, Rollout } from '../../state/types.js';
-import { listIn } from '../answers.js';
-import type { ApiClient } from '../client.js';
+import { listIn, objectOf } from '../answers.js';
+import type { ApiClient, ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { isTerminal, printJson, printLine, printTable } from '../output.js';
@@ -22,30 +23,8 @@ export const DEPLOY_WAIT_MS_DEFAULT = 5 * 60_000;
 /** How long each blocking query of `--wait` waits for a change. */
 const WAIT_POLL_MS = 10_000;
 
-/** One app of `POST /v1/deploy`'s answer. */
-export interface DeployedApp {
-  tenant: string;
-  name: string;
-  version: number;
-  replicas: number;
-  /** The id of the rollout the deploy started, when it updated running instances. */
-  rollout?: number;
-  /** The app was as the file says already: no new version, nothing restarted. */
-  unchanged?: boolean;
-}
-
-interface DeployAnswer {
-  project?: string;
-  apps: DeployedApp[];
-  warnings?: string[];
-}
-
-/** `POST /v1/deploy` with `dryRun`: the plan, what the deploy would create, and the refusal it would meet. */
-interface DryRunAnswer extends DeployPlan {
-  creates?: { volumes: string[]; secrets: string[] };
-  refusal?: { code: string; message: string; field?: string };
-  warnings?: string[];
-}
+/** One app of `POST /v1/deploy`'s answer (re-exported for the commands that show one). */
+export type { DeployedApp };
 
 interface DeployOptions extends AppFileFlags {
   wait?: boolean;
@@ -88,15 +67,19 @@ export function registerDeployCommand(program: Command): void {
       await withClient(context, async (client) => {
         const request = deployRequest(input, { force: options.force === true, dryRun: options.dryRun === true });
         if (options.dryRun) {
-          const { body } = await client.post<DryRunAnswer>('/v1/deploy', request);
-          if (context.json) printJson(context, body);
-          else printPlan(context, body);
-          for (const warning of body?.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
-          if (body?.refusal !== undefined) throw new CliError(`the deploy would be refused: ${body.refusal.message}`);
+          const { body } = await client.call('POST /v1/deploy', { body: request });
+          const plan = objectOf(body, 'a plan');
+          if (plan.dryRun !== true) throw new CliError("the node's answer is not a plan; is the node the same version as this CLI?");
+          if (context.json) printJson(context, plan);
+          else printPlan(context, plan);
+          for (const warning of plan.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
+          if (plan.refusal !== undefined) throw new CliError(`the deploy would be refused: ${plan.refusal.message}`);
           return;
         }
-        const { body, index } = await client.post<DeployAnswer>('/v1/deploy', request);
-        const apps = listIn<DeployedApp>(body, 'apps');
+        const { body: answer, index } = await client.call('POST /v1/deploy', { body: request });
+        const body = objectOf(answer, 'a deploy');
+        if (body.dryRun === true) throw new CliError("the node answered a plan to a deploy; is the node the same version as this CLI?");
+        const apps = listIn(body, 'apps');
         if (context.json) printJson(context, body);
         else printDeployed(context, apps, body?.project);
         for (const warning of body?.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
@@ -142,7 +125,7 @@ function printDeployed(context: CliContext, apps: DeployedApp[], project: string
 const planMarks: Record<PlannedApp['action'], string> = { create: '+', update: '~', scale: '~', unchanged: '=', refused: '!' };
 
 /** The lines of a dry run's plan (exported for tests). */
-export function planLines(plan: DryRunAnswer): string[] {
+export function planLines(plan: DeployPlan & Partial<Pick<DryRunAnswer, 'creates' | 'refusal' | 'warnings'>>): string[] {
   const lines: string[] = [];
   if (plan.project !== undefined) lines.push(`project ${plan.project}`);
   for (const app of plan.apps ?? []) {
@@ -185,8 +168,8 @@ function quotaLine({ tenant, before, after, quota }: DeployPlan['quotas'][number
   ].join(', ')}`;
 }
 
-function printPlan(context: CliContext, plan: DryRunAnswer | undefined): void {
-  for (const line of planLines(plan ?? { apps: [], quotas: [] })) printLine(context, line);
+function printPlan(context: CliContext, plan: DryRunAnswer): void {
+  for (const line of planLines(plan)) printLine(context, line);
   printLine(context, 'dry run: nothing was changed');
 }
 
@@ -230,16 +213,16 @@ export function progressLine(progress: Progress[]): string {
 }
 
 /**
- * Follows `path` with blocking queries from `init.index`, printing the line
+ * Follows a list with blocking queries (`query` reads it) from `init.index`, printing the line
  * `read` makes of each answer on stderr when it changes (in place on a
  * terminal), until `read` says done (its `finish` runs) or `timeoutMs`
  * passes (`timedOut` makes the error, given the last line).
  */
-async function follow<T>(
+async function follow<Body, T>(
   context: CliContext,
   client: ApiClient,
-  init: { apps: DeployedApp[]; index: number; timeoutMs: number; path: string },
-  read: (body: unknown) => { line: string; done: boolean; state: T },
+  init: { apps: DeployedApp[]; index: number; timeoutMs: number; query: (tenant: { tenant?: string }, blocking: Blocking) => Promise<ApiResponse<Body>> },
+  read: (body: Body) => { line: string; done: boolean; state: T },
   outcome: { finish: (state: T) => void; timedOut: (line: string, state: T) => CliError },
 ): Promise<void> {
   const tenants = new Set(init.apps.map((app) => app.tenant));
@@ -250,7 +233,7 @@ async function follow<T>(
   let shown = '';
   for (;;) {
     const waitMs = Math.max(1000, Math.min(WAIT_POLL_MS, deadline - Date.now()));
-    const response = await client.get<unknown>(init.path, query, { index, waitMs });
+    const response = await init.query(query, { index, waitMs });
     index = response.index ?? index;
     const { line, done, state } = read(response.body);
     if (line !== shown) {
@@ -274,9 +257,9 @@ function waitForInstances(context: CliContext, client: ApiClient, init: { apps: 
   return follow(
     context,
     client,
-    { ...init, path: '/v1/instances' },
+    { ...init, query: (query, blocking) => client.call('GET /v1/instances', { query, blocking }) },
     (body) => {
-      const progress = progressOf(init.apps, listIn<Instance>(body, 'instances'));
+      const progress = progressOf(init.apps, listIn(body, 'instances'));
       return { line: progressLine(progress), done: isDone(progress), state: progress };
     },
     {
@@ -289,14 +272,6 @@ function waitForInstances(context: CliContext, client: ApiClient, init: { apps: 
       },
     },
   );
-}
-
-/** An app as `GET /v1/apps` lists it: what following a rollout reads. */
-interface AppWithRollout {
-  tenant: string;
-  name: string;
-  version: number;
-  rollout?: Rollout;
 }
 
 const rolloutEnds = new Set(['succeeded', 'rolled-back', 'superseded', 'paused', 'awaiting-promotion']);
@@ -321,9 +296,9 @@ function followRollouts(context: CliContext, client: ApiClient, init: { apps: De
   return follow(
     context,
     client,
-    { ...init, path: '/v1/apps' },
+    { ...init, query: (query, blocking) => client.call('GET /v1/apps', { query, blocking }) },
     (body) => {
-      const listed = listIn<AppWithRollout>(body, 'apps');
+      const listed = listIn(body, 'apps');
       const states = init.apps.map((app) => {
         const found = listed.find((candidate) => candidate.tenant === app.tenant && candidate.name === app.name);
         return { app, rollout: found?.rollout, following: found?.rollout?.id === app.rollout };

@@ -4,6 +4,7 @@
 import { Option, type Command } from 'commander';
 import type { HistoryEntry } from '../../state/types.js';
 import { listIn } from '../answers.js';
+import type { AnswerOf } from '../../api/contract.js';
 import type { Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { renderTable, shorten, timestamp } from '../output.js';
@@ -26,8 +27,8 @@ export function registerHistoryCommand(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: 'history',
-          read: (blocking: Blocking | undefined) => client.get<unknown>('/v1/history', { limit: options.limit, before: options.before }, blocking),
-          render: (body: unknown) => renderHistory(context, listIn<HistoryEntry>(body, 'history')),
+          read: (blocking: Blocking | undefined) => client.call('GET /v1/history', { query: { limit: options.limit, before: options.before }, blocking }),
+          render: (body: AnswerOf<'GET /v1/history'>) => renderHistory(context, listIn(body, 'history')),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });

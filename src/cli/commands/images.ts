@@ -5,7 +5,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { ImageSummary } from '../../executor/containerd/images.js';
 import { listIn } from '../answers.js';
 import { RawBody } from '../client.js';
 import { CliError } from '../errors.js';
@@ -32,9 +31,9 @@ export function registerImageCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/images');
+        const { body } = await client.call('GET /v1/images');
         if (context.json) return printJson(context, body);
-        const rows = listIn<ImageSummary>(body, 'images').map((entry) => [entry.name, entry.digest.slice(0, 19), sizeText(entry.sizeBytes)]);
+        const rows = listIn(body, 'images').map((entry) => [entry.name, entry.digest.slice(0, 19), sizeText(entry.sizeBytes)]);
         printTable(context, ['name', 'digest', 'size'], rows, 'no images');
       });
     });
@@ -57,9 +56,9 @@ export function registerImageCommands(program: Command): void {
       }
       await withClient(context, async (client) => {
         const archive = new RawBody('application/x-tar', bytes, () => createReadStream(path));
-        const { body } = await client.upload<unknown>('/v1/images/upload', archive, options.name !== undefined ? { name: options.name } : {});
+        const { body } = await client.upload('POST /v1/images/upload', archive, options.name !== undefined ? { name: options.name } : {});
         if (context.json) return printJson(context, body);
-        for (const name of listIn<string>(body, 'images')) printLine(context, `imported ${name}`);
+        for (const name of listIn(body, 'images')) printLine(context, `imported ${name}`);
       });
     });
 
@@ -70,9 +69,9 @@ export function registerImageCommands(program: Command): void {
     .action(async (reference: string, _options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.post<unknown>('/v1/images/pull', { ref: reference });
+        const { body } = await client.call('POST /v1/images/pull', { body: { ref: reference } });
         if (context.json) return printJson(context, body);
-        for (const name of listIn<string>(body, 'images')) printLine(context, `pulled ${name}`);
+        for (const name of listIn(body, 'images')) printLine(context, `pulled ${name}`);
       });
     });
 }

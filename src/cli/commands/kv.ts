@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander';
 import type { KvEntry } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
+import type { AnswerOf } from '../../api/contract.js';
 import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ApiError, UsageError } from '../errors.js';
@@ -19,11 +20,6 @@ export const KEY_BYTES_MAX = 512;
 export const VALUE_BYTES_MAX = 512 * 1024;
 
 const valueShownLengthMax = 50;
-
-/** `/v1/kv/a/b`: a key's path; each `/`-separated part is percent-encoded, the slashes stay. */
-export function kvPath(key: string): string {
-  return `/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
-}
 
 function checkKey(key: string): void {
   const bytes = Buffer.byteLength(key, 'utf8');
@@ -63,20 +59,20 @@ export function registerKvCommands(program: Command): void {
       const context = contextOf(command);
       await withClient(context, (client) => {
         if (!options.watch) {
-          return showOnce(context, { title: key, read: () => client.get<unknown>(kvPath(key)), render: (body: unknown) => objectOf<KvEntry>(body, 'a key').value });
+          return showOnce(context, { title: key, read: () => client.call('GET /v1/kv/*key', { params: { key } }), render: (body: KvEntry) => objectOf(body, 'a key').value });
         }
         return watch(context, {
           title: `key ${key}`,
           // While watched, an absent key is a state to show (null), not an error: it may appear later.
-          read: async (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => {
+          read: async (blocking: Blocking | undefined): Promise<ApiResponse<KvEntry | null>> => {
             try {
-              return await client.get<unknown>(kvPath(key), {}, blocking);
+              return await client.call('GET /v1/kv/*key', { params: { key }, blocking });
             } catch (error) {
               if (error instanceof ApiError && error.code === 'not-found') return { body: null, index: error.index };
               throw error;
             }
           },
-          render: (body: unknown) => (body === null ? '(no such key)' : objectOf<KvEntry>(body, 'a key').value),
+          render: (body: KvEntry | null) => (body === null ? '(no such key)' : objectOf(body, 'a key').value),
         });
       });
     });
@@ -92,9 +88,9 @@ export function registerKvCommands(program: Command): void {
       if (Buffer.byteLength(text, 'utf8') > VALUE_BYTES_MAX) throw new UsageError(`the value of ${key} is over ${VALUE_BYTES_MAX} bytes`);
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body, index } = await client.put<unknown>(kvPath(key), { value: text, ...(options.cas === undefined ? {} : { expectVersion: options.cas }) });
+        const { body, index } = await client.call('PUT /v1/kv/*key', { params: { key }, body: { value: text, ...(options.cas === undefined ? {} : { expectVersion: options.cas }) } });
         if (context.json) return printJson(context, body);
-        const version = (body as { version?: unknown } | undefined)?.version ?? index;
+        const version = body.version ?? index;
         printLine(context, `${key} written${typeof version === 'number' ? ` (version ${version})` : ''}`);
       });
     });
@@ -107,7 +103,7 @@ export function registerKvCommands(program: Command): void {
       checkKey(key);
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.delete<unknown>(kvPath(key), { expectVersion: options.cas });
+        const { body } = await client.call('DELETE /v1/kv/*key', { params: { key }, query: { expectVersion: options.cas } });
         if (context.json) return printJson(context, body);
         printLine(context, `${key} deleted`);
       });
@@ -123,8 +119,8 @@ export function registerKvCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: `keys under ${JSON.stringify(prefix)}`,
-          read: (blocking: Blocking | undefined) => client.get<unknown>('/v1/kv', { prefix: prefix === '' ? undefined : prefix, limit: options.limit }, blocking),
-          render: (body: unknown) => renderEntries(context, listIn<KvEntry>(body, 'entries')),
+          read: (blocking: Blocking | undefined) => client.call('GET /v1/kv', { query: { prefix: prefix === '' ? undefined : prefix, limit: options.limit }, blocking }),
+          render: (body: AnswerOf<'GET /v1/kv'>) => renderEntries(context, listIn(body, 'entries')),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });

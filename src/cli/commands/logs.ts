@@ -4,7 +4,7 @@
  * one that runs the instance). `-f` follows new lines until Ctrl-C.
  */
 import { Option, type Command } from 'commander';
-import { apiPath } from '../client.js';
+import { routePath } from '../client.js';
 import { contextOf, resolveToken } from '../context.js';
 import { ApiError, ConnectionError, describeNetworkError } from '../errors.js';
 import { wholeNumber } from '../parse.js';
@@ -26,10 +26,10 @@ export function registerLogsCommand(program: Command): void {
     .action(async (target: string, options: { follow?: boolean; tail: number; tenant?: string }, command: Command) => {
       const context = contextOf(command);
       let path: string;
-      if (INSTANCE_ID.test(target)) path = apiPath('v1', 'instances', target, 'logs');
+      if (INSTANCE_ID.test(target)) path = routePath('GET /v1/instances/:id/logs', { id: target });
       else {
         const [tenant, name] = target.includes('/') ? target.split('/', 2) : [options.tenant ?? 'default', target];
-        path = apiPath('v1', 'apps', tenant!, name!, 'logs');
+        path = routePath('GET /v1/apps/:tenant/:name/logs', { tenant: tenant!, name: name! });
       }
       const { token, source } = resolveToken(context);
       const { request } = await import('undici');

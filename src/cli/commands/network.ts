@@ -4,47 +4,12 @@
  * it (`inspect`), from `GET /v1/network...` (docs/api.md).
  */
 import type { Command } from 'commander';
-import { apiPath } from '../client.js';
 import { contextOf, withClient } from '../context.js';
 import { printJson, printLine, printTable, renderFields } from '../output.js';
 import { tenantAndName } from '../parse.js';
 import { tenantOption, TENANT_OF_ONE } from './shared.js';
 
-/** The answer of `GET /v1/network`. */
-interface NetworkAnswer {
-  clusterCidr: string | null;
-  nodePrefixLength: number | null;
-  serviceCidr: string | null;
-  nodes: { id: string; status: string; subnet: string | null; peerAddress: string; overlay: string }[];
-  services: { tenant: string; app: string; vip: string; ports: { target: number; protocol: string }[]; endpoints: number }[];
-}
-
-/** The answer of `GET /v1/network/nodes/:id`. */
-interface NodeAnswer {
-  id: string;
-  status: string;
-  overlay: string;
-  subnet: string | null;
-  gateway: string | null;
-  peers: { id: string; subnet: string; underlay?: string }[];
-  skipped: { id: string; reason: string }[];
-  policy: { destinations: number; chains: number; rules: number } | null;
-  services: { vips: number; endpoints: number; rules: number };
-}
-
-/** The answer of `GET /v1/network/apps/:tenant/:name`. */
-interface AppAnswer {
-  tenant: string;
-  app: string;
-  vip: string | null;
-  ports: { target: number; protocol: string }[];
-  endpoints: { instance: string; address: string; ports: { target: number; port: number; protocol: string }[] }[];
-  policies: { name: string }[];
-  isolation: string;
-  serviceChain: { name: string; rules: string[] } | null;
-}
-
-function portsText(ports: { target: number; protocol: string }[]): string {
+function portsText(ports: readonly { target: number; protocol: string }[]): string {
   return ports.length === 0 ? '-' : ports.map((port) => `${port.target}/${port.protocol}`).join(',');
 }
 
@@ -62,7 +27,7 @@ export function registerNetworkCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<NetworkAnswer>('/v1/network');
+        const { body } = await client.call('GET /v1/network');
         if (context.json) return printJson(context, body);
         printLine(context, renderFields([
           ['cluster network', body.clusterCidr === null ? 'not configured yet' : `${body.clusterCidr} (/${body.nodePrefixLength} per node)`],
@@ -85,7 +50,7 @@ export function registerNetworkCommands(program: Command): void {
     .action(async (id: string, _options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<NodeAnswer>(apiPath('v1', 'network', 'nodes', id));
+        const { body } = await client.call('GET /v1/network/nodes/:id', { params: { id } });
         if (context.json) return printJson(context, body);
         printLine(context, renderFields([
           ['node', `${body.id} (${body.status})`],
@@ -109,7 +74,7 @@ export function registerNetworkCommands(program: Command): void {
       const { tenant, name } = tenantAndName(text, options.tenant, 'app');
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<AppAnswer>(apiPath('v1', 'network', 'apps', tenant, name));
+        const { body } = await client.call('GET /v1/network/apps/:tenant/:name', { params: { tenant, name } });
         if (context.json) return printJson(context, body);
         printLine(context, renderFields([
           ['app', `${body.tenant}/${body.app}`],

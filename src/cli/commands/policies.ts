@@ -4,12 +4,12 @@
  * `{ name, tenant?, apps?, ingress?, egress? }` as in docs/api.md.
  */
 import { readFile } from 'node:fs/promises';
+import type { BodyOf } from '../../api/contract.js';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { EgressRule, NetworkPolicy, PolicyRule } from '../../state/types.js';
 import { NAME_PATTERN } from '../../state/types.js';
 import { listIn } from '../answers.js';
-import { apiPath } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ApiError, CliError, UsageError } from '../errors.js';
 import { printJson, printLine, printTable } from '../output.js';
@@ -19,27 +19,19 @@ import { TENANT_FILTER, TENANT_OF_ONE, tenantOption, writeAndReport } from './sh
 /** A policy file larger than this is refused before it is parsed. */
 export const POLICY_FILE_BYTES_MAX = 1024 * 1024;
 
-/** The answer of `GET /v1/policies/test` (docs/api.md). */
-interface PolicyTestAnswer {
-  from: string;
-  to: string;
-  port: number;
-  verdict: 'allow' | 'deny';
-  reason: string;
-  /** When policies restrict the source's egress: the egress rule that let it out (absent from older agents). */
-  egress?: string;
-  source: { instance?: string };
-}
-
 /** One policy as written in a policy file. */
 interface PolicyDocument {
   name: string;
   tenant?: string;
-  apps: unknown;
-  ingress: unknown;
+  /** As the file writes them: the node checks them, and its refusal names the field. */
+  apps: PolicyBody['apps'];
+  ingress: PolicyBody['ingress'];
   /** Absent: the policy leaves egress alone. */
-  egress?: unknown;
+  egress?: PolicyBody['egress'];
 }
+
+/** The body of `PUT /v1/policies/:tenant/:name`. */
+type PolicyBody = BodyOf<'PUT /v1/policies/:tenant/:name'>;
 
 /** Adds `policies` (list, apply, delete) to `program`. */
 export function registerPolicyCommands(program: Command): void {
@@ -81,9 +73,9 @@ export function registerPolicyCommands(program: Command): void {
     .action(async (options: { tenant?: string }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/policies', { tenant: options.tenant });
+        const { body } = await client.call('GET /v1/policies', { query: { tenant: options.tenant } });
         if (context.json) return printJson(context, body);
-        printPolicies(context, listIn<NetworkPolicy>(body, 'policies'));
+        printPolicies(context, listIn(body, 'policies'));
       });
     });
 
@@ -107,7 +99,7 @@ export function registerPolicyCommands(program: Command): void {
           const { tenant, name } = tenantAndName(policy.name, policy.tenant ?? options.tenant, 'policy');
           const body = { apps: policy.apps ?? [], ingress: policy.ingress ?? [], ...(policy.egress !== undefined ? { egress: policy.egress } : {}) };
           try {
-            answers.push((await client.put<unknown>(apiPath('v1', 'policies', tenant, name), body)).body);
+            answers.push((await client.call('PUT /v1/policies/:tenant/:name', { params: { tenant, name }, body })).body);
           } catch (error) {
             if (!(error instanceof ApiError)) throw error;
             const done = applied.length === 0 ? '' : ` (already applied: ${applied.join(', ')})`;
@@ -133,7 +125,7 @@ export function registerPolicyCommands(program: Command): void {
       const reference = (text: string): string => (text.includes('/') || /^\d+\.\d+\.\d+\.\d+$/.test(text) ? text : `${options.tenant ?? 'default'}/${text}`);
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<PolicyTestAnswer>('/v1/policies/test', { from: reference(from), to: reference(to), port: String(port) });
+        const { body } = await client.call('GET /v1/policies/test', { query: { from: reference(from), to: reference(to), port } });
         if (context.json) return printJson(context, body);
         const source = body.source.instance !== undefined ? ` (instance ${body.source.instance})` : '';
         const egress = body.egress !== undefined && body.egress !== body.reason ? ` (${body.egress})` : '';
@@ -148,7 +140,7 @@ export function registerPolicyCommands(program: Command): void {
     .addOption(tenantOption(TENANT_OF_ONE))
     .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'policy');
-      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'policies', tenant, name)), `policy ${tenant}/${name} deleted`);
+      await writeAndReport(command, (client) => client.call('DELETE /v1/policies/:tenant/:name', { params: { tenant, name } }), `policy ${tenant}/${name} deleted`);
     });
 }
 
@@ -200,7 +192,9 @@ function checkPolicy(value: unknown, where: string): PolicyDocument {
   if (value.tenant !== undefined && (typeof value.tenant !== 'string' || !NAME_PATTERN.test(value.tenant))) {
     throw new CliError(`${where}.tenant: must be a tenant name`);
   }
-  return { name: value.name, ...(value.tenant === undefined ? {} : { tenant: value.tenant as string }), apps: value.apps, ingress: value.ingress, ...(value.egress === undefined ? {} : { egress: value.egress }) };
+  // The rules go to the node as written; its validation checks their shape (the types say what it expects).
+  const rules = value as Pick<PolicyDocument, 'apps' | 'ingress' | 'egress'>;
+  return { name: value.name, ...(value.tenant === undefined ? {} : { tenant: value.tenant as string }), apps: rules.apps, ingress: rules.ingress, ...(rules.egress === undefined ? {} : { egress: rules.egress }) };
 }
 
 function ruleText(rule: PolicyRule): string {

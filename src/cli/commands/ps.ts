@@ -4,7 +4,7 @@
  * process app, the host port each instance listens on).
  */
 import type { Command } from 'commander';
-import type { App, Instance } from '../../state/types.js';
+import type { Instance } from '../../state/types.js';
 import { listIn } from '../answers.js';
 import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -37,16 +37,16 @@ export function registerPsCommand(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: appText === undefined ? 'instances' : `instances of ${query.tenant}/${query.app}`,
-          read: async (blocking: Blocking | undefined): Promise<ApiResponse<unknown>> => {
-            const instances = await client.get<unknown>('/v1/instances', query, blocking);
+          read: async (blocking: Blocking | undefined): Promise<ApiResponse<{ instances: Instance[]; projects?: Map<string, string | undefined> }>> => {
+            const instances = await client.call('GET /v1/instances', { query, blocking });
             if (context.json && options.projectName === undefined) return instances;
             // The apps hold the project; any change moves the one index, so the instances' answer woke for them too.
-            const apps = await client.get<unknown>('/v1/apps', { tenant: query.tenant });
-            const projects = new Map(listIn<App>(apps.body, 'apps').map((app) => [`${app.tenant}/${app.name}`, app.project]));
-            const listed = listIn<Instance>(instances.body, 'instances').filter((instance) => options.projectName === undefined || projects.get(`${instance.tenant}/${instance.app}`) === options.projectName);
+            const apps = await client.call('GET /v1/apps', { query: { tenant: query.tenant } });
+            const projects = new Map(listIn(apps.body, 'apps').map((app) => [`${app.tenant}/${app.name}`, app.project]));
+            const listed = listIn(instances.body, 'instances').filter((instance) => options.projectName === undefined || projects.get(`${instance.tenant}/${instance.app}`) === options.projectName);
             return { body: context.json ? { instances: listed } : { instances: listed, projects }, index: instances.index };
           },
-          render: (body: unknown) => renderInstances(context, listIn<Instance>(body, 'instances'), (body as { projects?: Map<string, string | undefined> }).projects ?? new Map()),
+          render: (body: { instances: Instance[]; projects?: Map<string, string | undefined> }) => renderInstances(context, listIn(body, 'instances'), body.projects ?? new Map()),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });

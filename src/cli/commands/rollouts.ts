@@ -3,8 +3,6 @@
  * out instances over nodes. The rollout itself shows in `hivemind app NAME`.
  */
 import type { Command } from 'commander';
-import type { Rollout } from '../../state/types.js';
-import { apiPath } from '../client.js';
 import { contextOf, withClient } from '../context.js';
 import { printJson, printLine } from '../output.js';
 import { tenantAndName } from '../parse.js';
@@ -20,7 +18,7 @@ export function registerRolloutCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hivemind promote web\n  hivemind promote acme/web')
     .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'app');
-      await steer(command, apiPath('v1', 'apps', tenant, name, 'promote'), `app ${tenant}/${name}`);
+      await steer(command, 'POST /v1/apps/:tenant/:name/promote', { tenant, name });
     });
 
   program
@@ -31,7 +29,7 @@ export function registerRolloutCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hivemind abort web')
     .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'app');
-      await steer(command, apiPath('v1', 'apps', tenant, name, 'abort'), `app ${tenant}/${name}`);
+      await steer(command, 'POST /v1/apps/:tenant/:name/abort', { tenant, name });
     });
 
   program
@@ -44,21 +42,22 @@ export function registerRolloutCommands(program: Command): void {
       const context = contextOf(command);
       const body = text === undefined ? (options.tenant === undefined ? {} : { tenant: options.tenant }) : tenantAndName(text, options.tenant, 'app');
       await withClient(context, async (client) => {
-        const { body: answer } = await client.post<unknown>('/v1/rebalance', body);
+        const { body: answer } = await client.call('POST /v1/rebalance', { body });
         if (context.json) return printJson(context, answer);
-        const count = (answer as { apps?: unknown } | undefined)?.apps;
+        const count = answer.apps;
         printLine(context, `rebalance asked for ${typeof count === 'number' ? `${count} app${count === 1 ? '' : 's'}` : 'the apps'}; \`hivemind app NAME\` shows its progress`);
       });
     });
 }
 
 /** Posts a promote or abort and prints the rollout it left. */
-async function steer(command: Command, path: string, what: string): Promise<void> {
+async function steer(command: Command, route: 'POST /v1/apps/:tenant/:name/promote' | 'POST /v1/apps/:tenant/:name/abort', app: { tenant: string; name: string }): Promise<void> {
   const context = contextOf(command);
+  const what = `app ${app.tenant}/${app.name}`;
   await withClient(context, async (client) => {
-    const { body } = await client.post<unknown>(path, {});
+    const { body } = await client.call(route, { params: app });
     if (context.json) return printJson(context, body);
-    const rollout = (body as { rollout?: Rollout } | undefined)?.rollout;
+    const rollout = body.rollout;
     printLine(context, rollout === undefined ? `${what}: done` : `${what}: ${rollout.message}`);
   });
 }

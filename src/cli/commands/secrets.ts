@@ -4,9 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import type { SecretMetadata } from '../../state/machine.js';
 import { listIn } from '../answers.js';
-import { apiPath } from '../client.js';
 import { contextOf, withClient } from '../context.js';
 import { UsageError } from '../errors.js';
 import { printJson, printLine, printTable } from '../output.js';
@@ -47,9 +45,9 @@ export function registerSecretCommands(program: Command): void {
     .action(async (options: { tenant?: string }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/secrets', { tenant: options.tenant });
+        const { body } = await client.call('GET /v1/secrets', { query: { tenant: options.tenant } });
         if (context.json) return printJson(context, body);
-        const rows = listIn<SecretMetadata>(body, 'secrets').map((secret) => [secret.tenant, secret.name, secret.version]);
+        const rows = listIn(body, 'secrets').map((secret) => [secret.tenant, secret.name, secret.version]);
         printTable(context, ['tenant', 'name', 'version'], rows, 'no secrets');
       });
     });
@@ -69,9 +67,9 @@ export function registerSecretCommands(program: Command): void {
       if (Buffer.byteLength(value, 'utf8') > SECRET_BYTES_MAX) throw new UsageError(`the value of secret ${tenant}/${name} is over ${SECRET_BYTES_MAX} bytes`);
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.put<unknown>(apiPath('v1', 'secrets', tenant, name), { value });
+        const { body } = await client.call('PUT /v1/secrets/:tenant/:name', { params: { tenant, name }, body: { value } });
         if (context.json) return printJson(context, body);
-        const version = (body as { version?: unknown } | undefined)?.version;
+        const version = body.version;
         printLine(context, `secret ${tenant}/${name} set${typeof version === 'number' ? ` (version ${version})` : ''}`);
       });
     });
@@ -83,7 +81,7 @@ export function registerSecretCommands(program: Command): void {
     .addOption(tenantOption(TENANT_OF_ONE))
     .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'secret');
-      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'secrets', tenant, name)), `secret ${tenant}/${name} deleted`);
+      await writeAndReport(command, (client) => client.call('DELETE /v1/secrets/:tenant/:name', { params: { tenant, name } }), `secret ${tenant}/${name} deleted`);
     });
 }
 

@@ -5,7 +5,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { NAME_PATTERN, type Quota, type TenantSettings } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
-import { apiPath, type ApiClient } from '../client.js';
+import type { ApiClient } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ApiError, CliError, UsageError } from '../errors.js';
 import { limitText, printJson, printLine, printTable, renderFields, usageText } from '../output.js';
@@ -97,9 +97,9 @@ export function registerTenantCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/tenants');
+        const { body } = await client.call('GET /v1/tenants');
         if (context.json) return printJson(context, body);
-        printTenants(context, listIn<TenantAnswer>(body, 'tenants'));
+        printTenants(context, listIn(body, 'tenants'));
       });
     });
 
@@ -111,9 +111,9 @@ export function registerTenantCommands(program: Command): void {
       checkName(name);
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>(apiPath('v1', 'tenants', name));
+        const { body } = await client.call('GET /v1/tenants/:name', { params: { name } });
         if (context.json) return printJson(context, body);
-        printLine(context, renderTenant(objectOf<TenantAnswer>(body, 'a tenant')));
+        printLine(context, renderTenant(objectOf(body, 'a tenant')));
       });
     });
 
@@ -127,7 +127,7 @@ export function registerTenantCommands(program: Command): void {
       // PUT creates or updates; `create` must not change an existing tenant's quota by accident.
       if (await tenantExists(client, name)) throw new CliError(`tenant "${name}" already exists; change its quota with \`hivemind tenants update ${name}\``);
       const settings = settingsOf(undefined, options);
-      const { body } = await client.put<unknown>(apiPath('v1', 'tenants', name), { quota: quotaOf({}, options), ...(settings ? { settings } : {}) });
+      const { body } = await client.call('PUT /v1/tenants/:name', { params: { name }, body: { quota: quotaOf({}, options), ...(settings ? { settings } : {}) } });
       if (context.json) return printJson(context, body);
       printLine(context, `tenant ${name} created`);
     });
@@ -143,12 +143,12 @@ export function registerTenantCommands(program: Command): void {
     }
     const context = contextOf(command);
     await withClient(context, async (client) => {
-      const current = objectOf<TenantAnswer>((await client.get<unknown>(apiPath('v1', 'tenants', name))).body, 'a tenant');
+      const current = objectOf((await client.call('GET /v1/tenants/:name', { params: { name } })).body, 'a tenant');
       const settings = settingsOf(current.settings, options);
-      const { body } = await client.put<unknown>(apiPath('v1', 'tenants', name), { quota: quotaOf(current.quota ?? {}, options), ...(settings ? { settings } : {}) });
+      const { body } = await client.call('PUT /v1/tenants/:name', { params: { name }, body: { quota: quotaOf(current.quota ?? {}, options), ...(settings ? { settings } : {}) } });
       if (context.json) return printJson(context, body);
       printLine(context, `tenant ${name} updated`);
-      const over = (body as { overQuota?: { message?: string }[] } | undefined)?.overQuota ?? [];
+      const over = body.overQuota ?? [];
       if (over.length > 0) {
         const what = over.map((each) => each.message).join('; ');
         context.stderr.write(`note: tenant ${name} now uses more than its quota (${what}); nothing is stopped, but it cannot grow\n`);
@@ -164,7 +164,7 @@ export function registerTenantCommands(program: Command): void {
       checkName(name);
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.delete<unknown>(apiPath('v1', 'tenants', name));
+        const { body } = await client.call('DELETE /v1/tenants/:name', { params: { name } });
         if (context.json) return printJson(context, body);
         printLine(context, `tenant ${name} deleted`);
       });
@@ -173,7 +173,7 @@ export function registerTenantCommands(program: Command): void {
 
 async function tenantExists(client: ApiClient, name: string): Promise<boolean> {
   try {
-    await client.get<unknown>(apiPath('v1', 'tenants', name));
+    await client.call('GET /v1/tenants/:name', { params: { name } });
     return true;
   } catch (error) {
     if (error instanceof ApiError && error.code === 'not-found') return false;

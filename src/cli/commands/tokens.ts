@@ -3,15 +3,15 @@
  * `audit` (the audit log of the node asked). docs/cli.md, Access.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { ApiRole } from '../../state/types.js';
 import { NAME_PATTERN } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
-import { apiPath } from '../client.js';
 import { contextOf, withClient } from '../context.js';
 import { UsageError } from '../errors.js';
 import { printJson, printLine, printTable, renderTable, shorten, timestamp } from '../output.js';
 import { wholeNumber } from '../parse.js';
 
-const ROLES = ['cluster-admin', 'tenant-admin', 'deployer', 'viewer'];
+const ROLES: readonly ApiRole[] = ['cluster-admin', 'tenant-admin', 'deployer', 'viewer'];
 const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `--expires 30d`: a duration (`90s`, `30m`, `12h`, `30d`) in milliseconds. */
@@ -25,30 +25,6 @@ export function parseExpiresOption(text: string): number {
 function parseSinceOption(text: string): string {
   if (/^\d{1,9}(s|m|h|d)$/.test(text) || /^\d{4}-\d{2}-\d{2}/.test(text)) return text;
   throw new InvalidArgumentError('must be a duration back from now (30m, 1h, 7d) or an ISO 8601 time');
-}
-
-/** An API token as `GET /v1/tokens` lists it. */
-interface TokenAnswer {
-  id: string;
-  name: string;
-  role: string;
-  tenants: string[];
-  expiresAt?: number;
-  expired?: boolean;
-  createdAt: number;
-  createdBy: string;
-}
-
-/** An audit event as `GET /v1/audit` answers it (the fields shown). */
-interface AuditAnswer {
-  stageTimestamp: string;
-  verb: string;
-  requestURI: string;
-  user: { username: string; uid?: string };
-  sourceIPs: string[];
-  objectRef?: { namespace: string };
-  responseStatus: { code: number; message?: string };
-  annotations: Record<string, string>;
 }
 
 /** Adds `tokens` and `audit` to `program`. */
@@ -65,7 +41,7 @@ export function registerTokenCommands(program: Command): void {
     .addOption(new Option('--role <role>', 'what it may do').choices(ROLES).makeOptionMandatory())
     .addOption(new Option('--tenant <tenant...>', 'the tenants it acts in (repeat or list them); a viewer or cluster-admin without one: every tenant'))
     .addOption(new Option('--expires <duration>', 'refused after this long, such as 12h or 30d (default: never)').argParser(parseExpiresOption))
-    .action(async (options: { name: string; role: string; tenant?: string[]; expires?: number }, command: Command) => {
+    .action(async (options: { name: string; role: ApiRole; tenant?: string[]; expires?: number }, command: Command) => {
       const tenants = options.tenant?.flatMap((text) => text.split(',')).filter((text) => text !== '');
       for (const tenant of tenants ?? []) {
         if (tenant !== '*' && !NAME_PATTERN.test(tenant)) throw new UsageError(`--tenant ${JSON.stringify(tenant)} is not a tenant name`);
@@ -75,14 +51,16 @@ export function registerTokenCommands(program: Command): void {
       }
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.post<unknown>('/v1/tokens', {
-          name: options.name,
-          role: options.role,
-          ...(tenants === undefined || tenants.length === 0 ? {} : { tenants }),
-          ...(options.expires === undefined ? {} : { expiresAt: Date.now() + options.expires }),
+        const { body } = await client.call('POST /v1/tokens', {
+          body: {
+            name: options.name,
+            role: options.role,
+            ...(tenants === undefined || tenants.length === 0 ? {} : { tenants }),
+            ...(options.expires === undefined ? {} : { expiresAt: Date.now() + options.expires }),
+          },
         });
         if (context.json) return printJson(context, body);
-        const created = objectOf<TokenAnswer & { token: string | null }>(body, 'a token');
+        const created = objectOf(body, 'a token');
         const expiry = created.expiresAt === undefined ? 'never expires' : `expires ${timestamp(created.expiresAt)}`;
         printLine(context, `token ${created.id} "${created.name}": ${created.role} in ${created.tenants.join(', ')}, ${expiry}`);
         if (created.token === null) printLine(context, 'this was a retry of a create that succeeded: its token was shown then; revoke it and create another if it was lost');
@@ -97,9 +75,9 @@ export function registerTokenCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/tokens');
+        const { body } = await client.call('GET /v1/tokens');
         if (context.json) return printJson(context, body);
-        const rows = listIn<TokenAnswer>(body, 'tokens').map((token) => [
+        const rows = listIn(body, 'tokens').map((token) => [
           token.id,
           token.name,
           token.role,
@@ -119,7 +97,7 @@ export function registerTokenCommands(program: Command): void {
     .action(async (id: string, _options: unknown, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.delete<unknown>(apiPath('v1', 'tokens', id));
+        const { body } = await client.call('DELETE /v1/tokens/:id', { params: { id } });
         if (context.json) return printJson(context, body);
         printLine(context, `token ${id} revoked`);
       });
@@ -137,9 +115,9 @@ export function registerTokenCommands(program: Command): void {
     .action(async (options: { tenant?: string; user?: string; since?: string; limit: number; all?: boolean }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/audit', { tenant: options.tenant, user: options.user, since: options.since, limit: options.limit, all: options.all ? true : undefined });
+        const { body } = await client.call('GET /v1/audit', { query: { tenant: options.tenant, user: options.user, since: options.since, limit: options.limit, all: options.all ? true : undefined } });
         if (context.json) return printJson(context, body);
-        const rows = listIn<AuditAnswer>(body, 'events').map((event) => [
+        const rows = listIn(body, 'events').map((event) => [
           timestamp(Date.parse(event.stageTimestamp)),
           event.user.username,
           event.sourceIPs[0] ?? '',
@@ -150,7 +128,7 @@ export function registerTokenCommands(program: Command): void {
           ...(options.all ? [`${event.annotations['hivemind/node'] ?? ''}${event.annotations['hivemind/forwarded'] === undefined ? '' : ' (forwarded)'}`] : []),
         ]);
         printLine(context, renderTable(context, ['time', 'user', 'from', 'request', 'tenant', 'outcome', 'index', ...(options.all ? ['node'] : [])], rows, 'no audit records'));
-        for (const missing of (body as { unreachable?: { node: string; reason: string }[] }).unreachable ?? []) {
+        for (const missing of body.unreachable ?? []) {
           context.stderr.write(`note: node ${missing.node} did not answer (${missing.reason}): its records are missing\n`);
         }
       });

@@ -3,10 +3,11 @@
  * backups and restores of their files; moving one to another node.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { Volume, VolumeIoLimits } from '../../state/types.js';
+import type { VolumeIoLimits } from '../../state/types.js';
 import { formatBytes } from '../../state/errors.js';
 import { listIn } from '../answers.js';
-import { apiPath, type ApiClient } from '../client.js';
+import type { AnswerOf } from '../../api/contract.js';
+import type { ApiClient } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { ago, printJson, printLine, printTable } from '../output.js';
@@ -27,10 +28,10 @@ export function registerVolumeCommands(program: Command): void {
     .action(async (options: { tenant?: string }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>('/v1/volumes', { tenant: options.tenant });
+        const { body } = await client.call('GET /v1/volumes', { query: { tenant: options.tenant } });
         if (context.json) return printJson(context, body);
         // A volume has a node once an instance first used it there, and a used size once that node reported it; "-" until then.
-        const rows = listIn<Volume & { users?: string[] }>(body, 'volumes').map((volume) => [
+        const rows = listIn(body, 'volumes').map((volume) => [
           volume.tenant,
           volume.name,
           formatBytes(volume.sizeBytes),
@@ -52,7 +53,7 @@ export function registerVolumeCommands(program: Command): void {
     const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
     const io = ioOf(options);
     const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}) };
-    await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name), body), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
+    await writeAndReport(command, (client) => client.call('PUT /v1/volumes/:tenant/:name', { params: { tenant, name }, body }), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
   });
 
   const io = volumes
@@ -64,7 +65,7 @@ export function registerVolumeCommands(program: Command): void {
   addIoOptions(io).action(async (text: string, options: { tenant?: string } & IoOptions, command: Command) => {
     const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
     const limits = ioOf(options);
-    await writeAndReport(command, (client) => client.put(apiPath('v1', 'volumes', tenant, name, 'io'), { io: limits }), Object.keys(limits).length > 0 ? `volume ${tenant}/${name}: I/O limits set (from each workload's next start)` : `volume ${tenant}/${name}: I/O limits removed`);
+    await writeAndReport(command, (client) => client.call('PUT /v1/volumes/:tenant/:name/io', { params: { tenant, name }, body: { io: limits } }), Object.keys(limits).length > 0 ? `volume ${tenant}/${name}: I/O limits set (from each workload's next start)` : `volume ${tenant}/${name}: I/O limits removed`);
   });
 
   volumes
@@ -76,7 +77,7 @@ export function registerVolumeCommands(program: Command): void {
       const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.post<{ node: string; snapshot: { id: string; usedBytes: number } }>(apiPath('v1', 'volumes', tenant, name, 'snapshots'), undefined);
+        const { body } = await client.call('POST /v1/volumes/:tenant/:name/snapshots', { params: { tenant, name } });
         if (context.json) return printJson(context, body);
         printLine(context, `snapshot ${body.snapshot.id} of volume ${tenant}/${name} taken on node ${body.node} (${formatBytes(body.snapshot.usedBytes)} on disk)`);
       });
@@ -91,9 +92,9 @@ export function registerVolumeCommands(program: Command): void {
       const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
       const context = contextOf(command);
       await withClient(context, async (client) => {
-        const { body } = await client.get<unknown>(apiPath('v1', 'volumes', tenant, name, 'snapshots'));
+        const { body } = await client.call('GET /v1/volumes/:tenant/:name/snapshots', { params: { tenant, name } });
         if (context.json) return printJson(context, body);
-        const rows = listIn<{ id: string; takenAtMs: number; sizeBytes: number; usedBytes: number }>(body, 'snapshots').map((snapshot) => [snapshot.id, formatBytes(snapshot.sizeBytes), formatBytes(snapshot.usedBytes), ago(snapshot.takenAtMs)]);
+        const rows = listIn(body, 'snapshots').map((snapshot) => [snapshot.id, formatBytes(snapshot.sizeBytes), formatBytes(snapshot.usedBytes), ago(snapshot.takenAtMs)]);
         printTable(context, ['id', 'size', 'used', 'age'], rows, 'no snapshots');
       });
     });
@@ -106,7 +107,7 @@ export function registerVolumeCommands(program: Command): void {
     .addOption(tenantOption(TENANT_OF_ONE))
     .action(async (text: string, id: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
-      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'volumes', tenant, name, 'snapshots', id)), `snapshot ${id} of volume ${tenant}/${name} deleted`);
+      await writeAndReport(command, (client) => client.call('DELETE /v1/volumes/:tenant/:name/snapshots/:id', { params: { tenant, name, id } }), `snapshot ${id} of volume ${tenant}/${name} deleted`);
     });
 
   volumes
@@ -121,7 +122,7 @@ export function registerVolumeCommands(program: Command): void {
       const context = contextOf(command);
       if (isTerminalStream(context.stdout)) throw new UsageError('a backup is binary: redirect stdout to a file (`hivemind volumes backup NAME > NAME.tar.zst`)');
       await withClient(context, async (client) => {
-        const { body } = await client.stream('GET', apiPath('v1', 'volumes', tenant, name, 'backup'), options.snapshot === undefined ? {} : { snapshot: options.snapshot });
+        const { body } = await client.stream('GET /v1/volumes/:tenant/:name/backup', { params: { tenant, name }, query: options.snapshot === undefined ? {} : { snapshot: options.snapshot } });
         for await (const chunk of body) {
           if (!context.stdout.write(chunk)) await new Promise((resolve) => context.stdout.once('drain', resolve));
         }
@@ -142,16 +143,16 @@ export function registerVolumeCommands(program: Command): void {
       if (process.stdin.isTTY) throw new UsageError('a restore reads the backup from stdin: `hivemind volumes restore NAME --size SIZE < NAME.tar.zst`');
       await withClient(context, async (client) => {
         // The restore waits on its node until the creation is applied there.
-        const created = options.size !== undefined ? await client.put(apiPath('v1', 'volumes', tenant, name), { sizeBytes: options.size }) : undefined;
+        const created = options.size !== undefined ? await client.call('PUT /v1/volumes/:tenant/:name', { params: { tenant, name }, body: { sizeBytes: options.size } }) : undefined;
         const query = { ...(options.node === undefined ? {} : { node: options.node }), ...(created?.index === undefined ? {} : { index: created.index }) };
         try {
-          const { body } = await client.stream('PUT', apiPath('v1', 'volumes', tenant, name, 'restore'), query, { body: process.stdin, contentType: 'application/zstd' });
+          const { body } = await client.stream('PUT /v1/volumes/:tenant/:name/restore', { params: { tenant, name }, query }, { body: process.stdin, contentType: 'application/zstd' });
           const answer = JSON.parse(Buffer.concat(await collect(body)).toString('utf8')) as { node: string };
           if (context.json) return printJson(context, answer);
           printLine(context, `volume ${tenant}/${name} restored on node ${answer.node}`);
         } catch (error) {
           // The volume this command made goes again: a failed restore leaves nothing behind.
-          if (options.size !== undefined) await client.delete(apiPath('v1', 'volumes', tenant, name)).catch(() => undefined);
+          if (options.size !== undefined) await client.call('DELETE /v1/volumes/:tenant/:name', { params: { tenant, name } }).catch(() => undefined);
           throw error;
         }
       });
@@ -177,7 +178,7 @@ export function registerVolumeCommands(program: Command): void {
     .addOption(tenantOption(TENANT_OF_ONE))
     .action(async (text: string, options: { tenant?: string }, command: Command) => {
       const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
-      await writeAndReport(command, (client) => client.delete(apiPath('v1', 'volumes', tenant, name)), `volume ${tenant}/${name} deleted`);
+      await writeAndReport(command, (client) => client.call('DELETE /v1/volumes/:tenant/:name', { params: { tenant, name } }), `volume ${tenant}/${name} deleted`);
     });
 }
 
@@ -198,18 +199,19 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer[]> {
  * Running it again after an interruption picks the move up.
  */
 async function moveVolume(context: CliContext, client: ApiClient, volume: { tenant: string; name: string; to: string }): Promise<void> {
-  const path = apiPath('v1', 'volumes', volume.tenant, volume.name);
-  const { body: started, index } = await client.post<{ from: string; stopped: string[] }>(`${path}/move`, { to: volume.to });
+  const params = { tenant: volume.tenant, name: volume.name };
+  const { body: started, index } = await client.call('POST /v1/volumes/:tenant/:name/move', { params, body: { to: volume.to } });
   if (!context.json) printLine(context, `moving volume ${volume.tenant}/${volume.name} from node ${started.from} to ${volume.to}${started.stopped.length > 0 ? ` (stopping ${started.stopped.join(', ')})` : ''}`);
-  let copied: { archiveBytes: number };
+  let copied: AnswerOf<'POST /v1/volumes/:tenant/:name/move/copy'>;
   try {
     // Both ends wait until they have applied the move.
-    copied = (await client.stream('POST', `${path}/move/copy`, index === undefined ? {} : { index }).then(async ({ body }) => JSON.parse(Buffer.concat(await collect(body)).toString('utf8')))) as { archiveBytes: number };
+    const { body } = await client.stream('POST /v1/volumes/:tenant/:name/move/copy', { params, query: index === undefined ? {} : { index } });
+    copied = JSON.parse(Buffer.concat(await collect(body)).toString('utf8')) as typeof copied;
   } catch (error) {
-    await client.post(`${path}/move/end`, { node: started.from }).catch(() => undefined);
+    await client.call('POST /v1/volumes/:tenant/:name/move/end', { params, body: { node: started.from } }).catch(() => undefined);
     throw new CliError(`the copy to node ${volume.to} failed, so volume ${volume.tenant}/${volume.name} stays on node ${started.from}: ${(error as Error).message}`);
   }
-  const { body: ended } = await client.post<unknown>(`${path}/move/end`, { node: volume.to });
+  const { body: ended } = await client.call('POST /v1/volumes/:tenant/:name/move/end', { params, body: { node: volume.to } });
   if (context.json) return printJson(context, { from: started.from, to: volume.to, stopped: started.stopped, archiveBytes: copied.archiveBytes, result: ended });
   printLine(context, `volume ${volume.tenant}/${volume.name} moved to node ${volume.to} (${formatBytes(copied.archiveBytes)} sent); its instances start there`);
 }
