@@ -22,7 +22,9 @@ import type { SubmitRequestWire } from '../agent/submit.js';
 import type { Message } from '../membership/messages.js';
 import { convergenceProblems, simSpec } from '../scheduler/sim.js';
 import { specOfVersion } from '../scheduler/rollout.js';
-import type { Command, Resources } from '../state/types.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import { instanceResources } from '../state/quota.js';
+import type { AppSpec, Command, Resources } from '../state/types.js';
 import { ClusterChecker } from './invariants.js';
 import { NodeClock } from './node-clock.js';
 import { SimAgent } from './sim-agent.js';
@@ -40,6 +42,8 @@ const EVENTS_PER_SIMULATED_SECOND_MAX = 50_000;
 /** The cluster key every node holds (the simulator has no joins to hand it out). */
 const CLUSTER_KEY = new Uint8Array(32).fill(7);
 
+/** The share of the cluster's resources the operator lets its apps ask for (see `#fits`). */
+const DEMAND_SHARE_MAX = 0.4;
 /** The tenants besides `default`, with the quotas they start with. */
 const TENANTS = [
   { name: 'acme', quota: { instances: 12, memoryBytes: 3 * 1024 ** 3 } },
@@ -187,6 +191,7 @@ export class ClusterWorld {
     if (this.checker.violations.length === 0 && !this.#converged) {
       const problems = this.#convergenceProblems();
       this.checker.record(`liveness: not converged ${this.settings.livenessBoundMs} ms after the heal: ${problems.slice(0, 5).join('; ')}`);
+      this.#describeUnconverged();
     }
     return { seed: this.settings.seed, violations: this.checker.violations, trace: this.#trace, stats: this.stats, settings: this.settings, simulatedMs: this.#clock.nowMs };
   }
@@ -416,6 +421,7 @@ export class ClusterWorld {
         },
         hivemind: { strategy: (['rolling', 'rolling', 'blue-green', 'canary'] as const)[random.below(4)]!, canary: { instances: 1 } },
       });
+      if (!this.#fits(machine, spec.replicas, spec)) return;
       this.stats.deploys!++;
       this.#operate({ type: 'app.deploy', spec }, `deploy ${tenant}/${name}`);
     } else if (roll < 45) {
@@ -426,12 +432,14 @@ export class ClusterWorld {
       spec.environment = { ...spec.environment, REVISION: String(this.#operatorRequests) };
       spec.labels = failing ? { ...spec.labels, 'sim.fail': 'true' } : {};
       if (random.chance(0.3)) spec.reservations = { ...spec.reservations, memoryBytes: 128 * 1024 ** 2 * (1 + random.below(6)) };
+      if (!this.#fits(machine, app.replicas, spec)) return;
       this.stats.updates!++;
       this.#operate({ type: 'app.deploy', spec }, `update ${app.tenant}/${app.name}${failing ? ' (failing)' : ''}`);
     } else if (roll < 62) {
       const app = apps[random.below(Math.max(1, apps.length))];
       if (app === undefined) return;
       const replicas = random.below(7);
+      if (replicas > app.replicas && !this.#fits(machine, replicas - app.replicas, specOfVersion(app, app.version))) return;
       this.stats.scales!++;
       this.#operate({ type: 'app.scale', tenant: app.tenant, name: app.name, replicas }, `scale ${app.tenant}/${app.name} to ${replicas}`);
     } else if (roll < 74) {
@@ -452,6 +460,33 @@ export class ClusterWorld {
       this.stats.deletes!++;
       this.#operate({ type: 'app.delete', tenant: app.tenant, name: app.name }, `delete ${app.tenant}/${app.name}`);
     }
+  }
+
+  /**
+   * Whether `replicas` more instances of `spec` keep what the apps ask for
+   * within DEMAND_SHARE_MAX of the cluster's resources. What they ask for:
+   * every instance meant to run, placed or not, old versions of a rollout
+   * included. The operator keeps within it, so that every app can converge
+   * once the faults stop (an app that cannot fit would never converge).
+   */
+  #fits(machine: ClusterStateMachine, replicas: number, spec: AppSpec): boolean {
+    const capacity = { cpuMillis: 0, memoryBytes: 0 };
+    for (const each of this.#machines.values()) {
+      capacity.cpuMillis += each.resources.cpuMillis ?? 0;
+      capacity.memoryBytes += each.resources.memoryBytes ?? 0;
+    }
+    const demand = { cpuMillis: 0, memoryBytes: 0 };
+    const add = (count: number, resources: { cpuMillis: number; memoryBytes: number }): void => {
+      demand.cpuMillis += count * resources.cpuMillis;
+      demand.memoryBytes += count * resources.memoryBytes;
+    };
+    for (const app of machine.apps()) {
+      for (const instance of machine.instances({ tenant: app.tenant, app: app.name })) {
+        if (instance.desired === 'running') add(1, instanceResources(specOfVersion(app, instance.version)));
+      }
+    }
+    add(replicas, instanceResources(spec));
+    return demand.cpuMillis <= capacity.cpuMillis * DEMAND_SHARE_MAX && demand.memoryBytes <= capacity.memoryBytes * DEMAND_SHARE_MAX;
   }
 
   /** The liveness phase: what an operator settles (promote, abort, fix a version that cannot run), then convergence. */
@@ -631,6 +666,19 @@ export class ClusterWorld {
       return;
     }
     this.#schedule(CONVERGENCE_CHECK_MS, () => this.#checkConvergence());
+  }
+
+  /** Into the trace: the instances of every app that did not converge, as the leader holds them. */
+  #describeUnconverged(): void {
+    const leader = this.#leader();
+    if (leader === undefined) return;
+    const nodes = leader.machine.nodes().map((node) => `${node.id} ${node.status} ${node.resources.cpuMillis}m/${node.resources.memoryBytes}B`);
+    this.#record(`at the end: nodes ${nodes.join(', ')}`);
+    for (const app of leader.machine.apps()) {
+      const instances = leader.machine.instances({ tenant: app.tenant, app: app.name });
+      const shown = instances.map((instance) => `${instance.id} v${instance.version} slot ${instance.slot} on ${instance.node ?? '-'} ${instance.desired} ${instance.status.state}`);
+      this.#record(`at the end: ${app.tenant}/${app.name} v${app.version} x${app.replicas} rollout ${JSON.stringify(app.rollout ?? null)} unplaceable ${JSON.stringify(app.unplaceable ?? null)}: ${shown.join('; ')}`);
+    }
   }
 
   #convergenceProblems(): string[] {

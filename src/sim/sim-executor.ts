@@ -32,6 +32,8 @@ const HEALTH_TICK_MS = 200;
 const RESEND_AFTER_MS = 2000;
 /** Status updates per `instance.status` command, at most. */
 const STATUS_BATCH_MAX = 500;
+/** States in which nothing runs. */
+const TERMINAL_STATES: ReadonlySet<InstanceState> = new Set(['stopped', 'exited', 'failed', 'oom-killed']);
 /** Time limit of a status report, ms. */
 const REPORT_TIMEOUT_MS = 3000;
 
@@ -73,6 +75,8 @@ export class SimExecutor {
   readonly #health: PeriodicLoop;
   readonly #cleanups: (() => void)[] = [];
   #reporting = false;
+  /** When `stopped` was last sent for a retired instance this life holds no record of, by id. */
+  readonly #resentStopped = new Map<string, number>();
 
   constructor(private readonly context: SimExecutorContext) {
     const onError = (error: unknown): void => context.log(`executor: ${(error as Error).stack ?? String(error)}`);
@@ -270,6 +274,16 @@ export class SimExecutor {
         version: record.observed.version,
       });
       if (updates.length >= STATUS_BATCH_MAX) break;
+    }
+    // A retired instance placed here that this life never ran (an earlier life did) shows stopped, as the executor's
+    // pass does when it finds the replica disagreeing with what runs.
+    for (const instance of this.context.machine.instances({ node: this.context.nodeId })) {
+      if (updates.length >= STATUS_BATCH_MAX) break;
+      if (instance.desired !== 'stopped' || this.#supervised.has(instance.id) || TERMINAL_STATES.has(instance.status.state)) continue;
+      const record = this.#resentStopped.get(instance.id);
+      if (record !== undefined && nowMs - record < RESEND_AFTER_MS) continue;
+      this.#resentStopped.set(instance.id, nowMs);
+      updates.push({ id: instance.id, state: 'stopped', reportedBy: this.context.nodeId, reportedAt: this.context.clock.now(), version: instance.version });
     }
     if (updates.length === 0) return;
     this.#reporting = true;
