@@ -30,7 +30,6 @@ import { Counter, Histogram } from 'prom-client';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';
-import { schedulerMutations } from './mutations.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
 
 /** How the component runs; the planning settings are `SchedulerOptions`. */
@@ -190,9 +189,7 @@ export class SchedulerComponent implements NodeComponent {
     let commands: Command[];
     try {
       const view = this.#services.machine.schedulerView();
-      // schedulerMutations: test only (src/sim's mutation checks), never set in production.
-      const inFlight = schedulerMutations.ignorePlacementsInFlight ? new Map<string, string>() : this.#inFlight;
-      const plan = planRound({ ...view, now: clock.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight });
+      const plan = planRound({ ...view, now: clock.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
       commands = plan.commands;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
     } catch (error) {

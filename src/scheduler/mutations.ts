@@ -6,14 +6,14 @@
  * is off unless a test turns it on (and back off when it ends).
  */
 export interface SchedulerMutations {
-  /** The round ignores the placements in flight: it may place an instance again while its first placement commits. */
-  ignorePlacementsInFlight: boolean;
+  /** Placement plans instances already placed on an up node, or whose placement is in flight, as if they were not (it may place them twice). */
+  placementConflictCheckOff: boolean;
   /** Readiness ignores healthchecks: an instance counts as ready once it runs, healthy or not (the rollouts' health gate is gone). */
   healthGateOff: boolean;
 }
 
 /** The switches, all off. See the file comment. */
 export const schedulerMutations: SchedulerMutations = {
-  ignorePlacementsInFlight: false,
+  placementConflictCheckOff: false,
   healthGateOff: false,
 };

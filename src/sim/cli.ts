@@ -5,12 +5,15 @@
  * violations and the command that replays it.
  * `npm run sim:cluster -- --seed S [--trace]`: runs one seed (exactly as
  * before), printing its trace with --trace.
+ * `--mutation NAME` runs with one safety check removed (mutations.ts), to
+ * see the simulator catch it.
  */
 import { performance } from 'node:perf_hooks';
 import { runClusterSeed, type ClusterRunResult } from './cluster-world.js';
+import { isMutationName, MUTATIONS, withMutation, type MutationName } from './mutations.js';
 
-function parse(argv: string[]): { seeds: number; from: number; seed: number | undefined; trace: boolean } {
-  const out = { seeds: 20, from: 1, seed: undefined as number | undefined, trace: false };
+function parse(argv: string[]): { seeds: number; from: number; seed: number | undefined; trace: boolean; mutation: MutationName | undefined } {
+  const out = { seeds: 20, from: 1, seed: undefined as number | undefined, trace: false, mutation: undefined as MutationName | undefined };
   for (let k = 0; k < argv.length; k++) {
     const flag = argv[k]!;
     const value = (): number => {
@@ -23,7 +26,12 @@ function parse(argv: string[]): { seeds: number; from: number; seed: number | un
     else if (flag === '--from') out.from = value();
     else if (flag === '--seed') out.seed = value();
     else if (flag === '--trace') out.trace = true;
-    else throw new Error(`unknown option ${flag}; use --seeds N [--from S], or --seed S [--trace]`);
+    else if (flag === '--mutation') {
+      const name = argv[++k] ?? '';
+      if (!isMutationName(name)) throw new Error(`--mutation: one of ${Object.keys(MUTATIONS).join(', ')}, got ${name || 'nothing'}`);
+      out.mutation = name;
+    }
+    else throw new Error(`unknown option ${flag}; use --seeds N [--from S], or --seed S [--trace], and --mutation NAME to run with a check removed`);
   }
   return out;
 }
@@ -47,7 +55,7 @@ async function main(): Promise<void> {
   let violations = 0;
   let simulatedMs = 0;
   for (const seed of seeds) {
-    const result = await runClusterSeed(seed);
+    const result = options.mutation === undefined ? await runClusterSeed(seed) : await withMutation(options.mutation, () => runClusterSeed(seed));
     simulatedMs += result.simulatedMs;
     if (options.trace) for (const line of result.trace) console.log(line);
     if (options.seed !== undefined) console.log(`stats ${JSON.stringify(result.stats)}; ${(result.simulatedMs / 1000).toFixed(1)} s simulated`);

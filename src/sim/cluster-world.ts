@@ -13,6 +13,7 @@
  * same index, within `livenessBoundMs`, and no leader change may happen once
  * the leader of the healed cluster settled. See docs/internals/simulator.md.
  */
+import { createHash } from 'node:crypto';
 import { SeededRandom } from '../../consensus/core/random.js';
 import { Role, type NodeId } from '../../consensus/core/types.js';
 import { SimNetwork } from '../../consensus/sim/network.js';
@@ -96,6 +97,8 @@ export interface ClusterRunResult {
   stats: Record<string, number>;
   settings: ClusterSettings;
   simulatedMs: number;
+  /** The SHA-1 of the leader's state at the end (empty without a leader): a replay ends with the same. */
+  finalStateHash: string;
 }
 
 /** One simulated machine: its disk and wall clock outlive its crashes; each start is a new `SimAgent`. */
@@ -193,7 +196,9 @@ export class ClusterWorld {
       this.checker.record(`liveness: not converged ${this.settings.livenessBoundMs} ms after the heal: ${problems.slice(0, 5).join('; ')}`);
       this.#describeUnconverged();
     }
-    return { seed: this.settings.seed, violations: this.checker.violations, trace: this.#trace, stats: this.stats, settings: this.settings, simulatedMs: this.#clock.nowMs };
+    const leader = this.#leader();
+    const finalStateHash = leader === undefined ? '' : createHash('sha1').update(leader.machine.snapshot()).digest('hex');
+    return { seed: this.settings.seed, violations: this.checker.violations, trace: this.#trace, stats: this.stats, settings: this.settings, simulatedMs: this.#clock.nowMs, finalStateHash };
   }
 
   #afterEvent(): void {
