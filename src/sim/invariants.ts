@@ -23,7 +23,7 @@ import type { Entry } from '../../consensus/core/types.js';
 import { decodeEnvelope } from '../node/replicated-state.js';
 import { instanceResources } from '../state/quota.js';
 import type { ClusterStateMachine } from '../state/machine.js';
-import type { App, AppSpec, Command, Instance, NodeRecord } from '../state/types.js';
+import type { App, AppSpec, Command, CommandResult, Instance, NodeRecord } from '../state/types.js';
 import { specOfVersion } from '../scheduler/rollout.js';
 import type { ApplyHooks } from './sim-agent.js';
 
@@ -53,6 +53,10 @@ export class ClusterChecker implements ApplyHooks {
   /** Tenants' usage before the command being checked. */
   #usageBefore = new Map<string, Usage>();
   #checking = false;
+  /** What the command being checked breaks if the state takes it (recorded after the apply, only if it did). */
+  #pending: string[] = [];
+  /** The command being checked, for the violations' text. */
+  #command = '';
   hashesCompared = 0;
 
   constructor(private readonly nowMs: () => number) {}
@@ -65,17 +69,20 @@ export class ClusterChecker implements ApplyHooks {
     this.#checking = entry.index > this.#checkedIndex;
     if (!this.#checking) return;
     this.#checkedIndex = entry.index;
+    this.#pending = [];
     this.#usageBefore = usages(machine);
     const envelope = decodeEnvelope(entry.data) as { command?: Command } | undefined;
     const command = envelope?.command;
+    this.#command = command === undefined ? 'no command' : `${command.type} ${JSON.stringify(command).slice(0, 300)}`;
     if (command?.type === 'instance.place') this.#checkPlacement(command, machine, entry.index);
     if (command?.type === 'rollout.step') this.#checkRetirements(command, machine, entry.index);
   }
 
-  after(nodeId: string, index: number, machine: ClusterStateMachine, entry: Entry | undefined): void {
+  after(nodeId: string, index: number, machine: ClusterStateMachine, entry: Entry | undefined, result?: CommandResult): void {
     this.#checkHash(nodeId, index, machine, entry === undefined);
     if (entry === undefined || !this.#checking) return;
     this.#checking = false;
+    if (result?.ok === true) for (const violation of this.#pending) this.record(violation);
     this.#checkQuota(machine, index);
     this.#checkResources(machine, index);
   }
@@ -100,7 +107,7 @@ export class ClusterChecker implements ApplyHooks {
       const instance = machine.instance(placement.id);
       if (instance?.node === undefined || instance.node === placement.node) continue;
       if (machine.node(instance.node)?.status === 'up') {
-        this.record(`placement: index ${index} places instance ${instance.id} on ${placement.node}, but it is placed on ${instance.node}, which is up (placed twice)`);
+        this.#pending.push(`placement: index ${index} places instance ${instance.id} on ${placement.node}, but it is placed on ${instance.node}, which is up (placed twice)`);
       }
     }
   }
@@ -122,7 +129,7 @@ export class ClusterChecker implements ApplyHooks {
         (other) => !retired.has(other.id) && other.slot === instance.slot && other.version === targetVersion && servesNow(other, specOfVersion(app, other.version), nodes),
       );
       if (!replaced) {
-        this.record(`rolling update: index ${index} retires ready instance ${instance.id} (slot ${instance.slot}, version ${instance.version}) of ${appName(app)} before a ready replacement at version ${targetVersion}`);
+        this.#pending.push(`rolling update: index ${index} retires ready instance ${instance.id} (slot ${instance.slot}, version ${instance.version}) of ${appName(app)} before a ready replacement at version ${targetVersion}`);
       }
     }
   }
@@ -135,7 +142,7 @@ export class ClusterChecker implements ApplyHooks {
       for (const key of QUOTA_KEYS) {
         const limit = tenant.quota[key];
         if (limit === undefined || now[key] <= limit || (before !== undefined && now[key] <= before[key])) continue;
-        this.record(`quota: index ${index} takes tenant ${tenant.name} to ${now[key]} ${key}, past its quota of ${limit} (before: ${before?.[key] ?? 0})`);
+        this.record(`quota: index ${index} takes tenant ${tenant.name} to ${now[key]} ${key}, past its quota of ${limit} (before: ${before?.[key] ?? 0}): ${this.#command}`);
       }
     }
   }

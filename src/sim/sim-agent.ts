@@ -47,8 +47,8 @@ const REGISTER_INTERVAL_MS = 1000;
 export interface ApplyHooks {
   /** Before `entry` changes `machine` (the node's replica). */
   before(nodeId: string, entry: Entry, machine: ClusterStateMachine): void;
-  /** After it did, or after a snapshot replaced the state (`entry` undefined). */
-  after(nodeId: string, index: number, machine: ClusterStateMachine, entry: Entry | undefined): void;
+  /** After it did (`result` says whether the state took the command), or after a snapshot replaced the state (`entry` undefined). */
+  after(nodeId: string, index: number, machine: ClusterStateMachine, entry: Entry | undefined, result?: CommandResult): void;
 }
 
 /**
@@ -63,7 +63,7 @@ class CheckedState implements StateMachine {
   apply(entry: Entry): unknown {
     this.hooks.before(this.nodeId, entry, this.replicated.machine);
     const result = this.replicated.apply(entry);
-    this.hooks.after(this.nodeId, entry.index, this.replicated.machine, entry);
+    this.hooks.after(this.nodeId, entry.index, this.replicated.machine, entry, result);
     return result;
   }
 
