@@ -485,10 +485,11 @@ export class ClusterWorld {
       demand.cpuMillis += count * resources.cpuMillis;
       demand.memoryBytes += count * resources.memoryBytes;
     };
-    for (const app of machine.apps()) {
-      for (const instance of machine.instances({ tenant: app.tenant, app: app.name })) {
-        if (instance.desired === 'running') add(1, instanceResources(specOfVersion(app, instance.version)));
-      }
+    const view = machine.schedulerView();
+    const apps = new Map(view.apps.map((app) => [`${app.tenant}/${app.name}`, app]));
+    for (const instance of view.instances) {
+      const app = apps.get(`${instance.tenant}/${instance.app}`);
+      if (app !== undefined && instance.desired === 'running') add(1, instanceResources(specOfVersion(app, instance.version)));
     }
     add(replicas, instanceResources(spec));
     return demand.cpuMillis <= capacity.cpuMillis * DEMAND_SHARE_MAX && demand.memoryBytes <= capacity.memoryBytes * DEMAND_SHARE_MAX;

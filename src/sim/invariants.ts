@@ -148,10 +148,12 @@ export class ClusterChecker implements ApplyHooks {
   }
 
   #checkResources(machine: ClusterStateMachine, index: number): void {
-    const nodes = new Map(machine.nodes().map((node) => [node.id, node]));
-    const apps = new Map(machine.apps().map((app) => [`${app.tenant}/${app.name}`, app]));
+    // The live records, read now and not kept (copies of every instance after every apply would be most of a run's time).
+    const view = machine.schedulerView();
+    const nodes = new Map(view.nodes.map((node) => [node.id, node]));
+    const apps = new Map(view.apps.map((app) => [`${app.tenant}/${app.name}`, app]));
     const used = new Map<string, { cpuMillis: number; memoryBytes: number }>();
-    for (const instance of machine.instances()) {
+    for (const instance of view.instances) {
       if (instance.node === undefined || nodes.get(instance.node)?.status !== 'up') continue;
       const terminal = ['stopped', 'exited', 'failed', 'oom-killed'].includes(instance.status.state);
       if (instance.desired === 'stopped' && terminal) continue;
