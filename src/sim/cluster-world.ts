@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SeededRandom } from '../../consensus/core/random.js';
-import { Role, type NodeId } from '../../consensus/core/types.js';
+import { EntryType, Role, type NodeId } from '../../consensus/core/types.js';
 import { SimNetwork } from '../../consensus/sim/network.js';
 import { settle, VirtualClock } from '../../consensus/sim/virtual-clock.js';
 import { CRASH_MODES, MemoryDisk, type DiskOperation } from '../../consensus/storage-memory.js';
@@ -139,6 +139,8 @@ export class ClusterWorld {
   #operatorRequests = 0;
   #appNumber = 0;
   #eventsHandled = 0;
+  /** The index of the latest configuration entry counted. */
+  #configIndexSeen = 0;
   readonly stats: Record<string, number> = {
     crashes: 0,
     restarts: 0,
@@ -154,6 +156,7 @@ export class ClusterWorld {
     quotaChanges: 0,
     deletes: 0,
     rejoins: 0,
+    configChanges: 0,
     elections: 0,
     applied: 0,
   };
@@ -244,8 +247,14 @@ export class ClusterWorld {
         readyTaken: (_ready, raw) => {
           if (raw.role === Role.Leader) this.#leaderSeen(machine.id, raw.term);
         },
-        entryApplied: () => {
+        entryApplied: (entry) => {
           this.stats.applied!++;
+          // Counted once per change: the first node to apply it.
+          if (entry.type === EntryType.Config && entry.index > this.#configIndexSeen) {
+            this.#configIndexSeen = entry.index;
+            this.stats.configChanges!++;
+            this.#record(`configuration at index ${entry.index}: voters [${entry.config?.voters}] learners [${entry.config?.learners}]`);
+          }
         },
       },
       clusterKey: CLUSTER_KEY,

@@ -34,13 +34,15 @@ test(`${SEEDS_IN_TEST} seeded whole-cluster simulations find no violation`, asyn
   }
 });
 
-test('those seeds run every fault and every operator change, on 3- to 5-node clusters', () => {
+test('those seeds run every fault, every operator change and membership changes, on 3- to 5-node clusters', () => {
   const sizes = new Set<number>();
   for (let seed = 1; seed <= SEEDS_IN_TEST; seed++) sizes.add(clusterSettingsForSeed(seed).nodes);
   assert.ok(sizes.has(3) && sizes.has(5), `cluster sizes ${[...sizes]}`);
   for (const name of ['crashes', 'restarts', 'partitions', 'slowDisks', 'clockJumps', 'instanceFaults', 'deploys', 'updates', 'scales', 'promotes', 'aborts', 'quotaChanges', 'elections']) {
     assert.ok(totals[name]! > 0, `no ${name} in ${SEEDS_IN_TEST} seeds`);
   }
+  // Every run's bootstrap is one configuration entry; more is the voter manager removing, and a rejoin adding, members.
+  assert.ok(totals['configChanges']! > SEEDS_IN_TEST && totals['rejoins']! > 0, `no membership change in ${SEEDS_IN_TEST} seeds`);
 });
 
 test('a seed replays exactly', async () => {
