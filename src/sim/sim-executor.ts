@@ -208,7 +208,8 @@ export class SimExecutor {
     if (spec === undefined) return;
     const nowMs = this.context.clock.monotonicMs();
     const decision = decideRestart(spec.restart, { exitCode: exit.exitCode, oomKilled: exit.oomKilled, ranMs: nowMs - record.startedAtMs, unhealthy: record.unhealthyKill }, record.history.history, nowMs);
-    const exitState: InstanceState = exit.oomKilled ? 'oom-killed' : record.unhealthyKill ? 'unhealthy' : 'exited';
+    // As the executor reports an exit: an unhealthy workload it stopped shows `exited` (a failure to the restart policy).
+    const exitState: InstanceState = exit.oomKilled ? 'oom-killed' : 'exited';
     if (decision.type === 'restart') {
       record.hold = { version: exit.version, untilMs: decision.atMs };
       record.history = { version: exit.version, history: decision.history };
