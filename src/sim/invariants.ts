@@ -129,7 +129,7 @@ export class ClusterChecker implements ApplyHooks {
         (other) => !retired.has(other.id) && other.slot === instance.slot && other.version === targetVersion && servesNow(other, specOfVersion(app, other.version), nodes),
       );
       if (!replaced) {
-        this.#pending.push(`rolling update: index ${index} retires ready instance ${instance.id} (slot ${instance.slot}, version ${instance.version}) of ${appName(app)} before a ready replacement at version ${targetVersion}`);
+        this.#pending.push(`rolling update: index ${index} retires ready instance ${instance.id} (slot ${instance.slot}, version ${instance.version}) of ${appName(app)} before a ready replacement at version ${targetVersion} (rollout ${JSON.stringify(app.rollout ?? null)}): ${this.#command}`);
       }
     }
   }
