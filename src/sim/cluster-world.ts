@@ -43,6 +43,8 @@ const EVENTS_PER_SIMULATED_SECOND_MAX = 50_000;
 /** The cluster key every node holds (the simulator has no joins to hand it out). */
 const CLUSTER_KEY = new Uint8Array(32).fill(7);
 
+/** How far a machine's wall clock may run ahead in all, ms (clock jumps add up over its lives). */
+const CLOCK_AHEAD_MS_MAX = 30_000;
 /** The share of the cluster's resources the operator lets its apps ask for (see `#fits`). */
 const DEMAND_SHARE_MAX = 0.4;
 /** The tenants besides `default`, with the quotas they start with. */
@@ -506,6 +508,10 @@ export class ClusterWorld {
 
   /** The liveness phase: what an operator settles (promote, abort, fix a version that cannot run), then convergence. */
   #settle(leader: SimAgent): void {
+    // The quotas the operator lowered go, so that the fixed versions it deploys are not refused.
+    for (const tenant of leader.machine.tenants()) {
+      if (tenant.name !== 'default' && Object.keys(tenant.quota).length > 0) this.#operate({ type: 'tenant.update', name: tenant.name, quota: {} }, `lift the quota of ${tenant.name}`);
+    }
     for (const app of leader.machine.apps()) {
       const rollout = app.rollout;
       if (rollout?.state === 'awaiting-promotion') this.#operate({ type: 'app.promote', tenant: app.tenant, name: app.name }, `promote ${app.tenant}/${app.name}`);
@@ -616,7 +622,10 @@ export class ClusterWorld {
     const live = this.#live();
     if (live.length === 0) return;
     const target = live[this.#random.below(live.length)]!;
-    const ms = 1000 + this.#random.below(30_000);
+    // Within CLOCK_AHEAD_MS_MAX in all: times a leader stamps into the state stall later leaders' rollouts (monitor,
+    // delays) by as long as its clock ran ahead, and the liveness bound must hold that.
+    const ms = Math.min(1000 + this.#random.below(30_000), CLOCK_AHEAD_MS_MAX - target.aheadMs);
+    if (ms <= 0) return;
     target.aheadMs += ms;
     target.agent!.clock.jump(ms);
     this.stats.clockJumps!++;
