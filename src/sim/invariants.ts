@@ -129,7 +129,10 @@ export class ClusterChecker implements ApplyHooks {
         (other) => !retired.has(other.id) && other.slot === instance.slot && other.version === targetVersion && servesNow(other, specOfVersion(app, other.version), nodes),
       );
       if (!replaced) {
-        this.#pending.push(`rolling update: index ${index} retires ready instance ${instance.id} (slot ${instance.slot}, version ${instance.version}) of ${appName(app)} before a ready replacement at version ${targetVersion} (rollout ${JSON.stringify(app.rollout ?? null)}): ${this.#command}`);
+        const slot = instances
+          .filter((other) => other.slot === instance.slot)
+          .map((other) => `${other.id} v${other.version} ${other.desired} ${other.status.state} on ${other.node ?? '-'} (${other.node === undefined ? '' : nodes.get(other.node)?.status})`);
+        this.#pending.push(`rolling update: index ${index} retires ready instance ${instance.id} (slot ${instance.slot}, version ${instance.version}) of ${appName(app)} before a ready replacement at version ${targetVersion}; the slot: ${slot.join(', ')} (rollout ${JSON.stringify(app.rollout ?? null)}): ${this.#command}`);
       }
     }
   }
