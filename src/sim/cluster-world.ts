@@ -21,14 +21,12 @@ import { settle, VirtualClock } from '../../consensus/sim/virtual-clock.js';
 import { CRASH_MODES, MemoryDisk, type DiskOperation } from '../../consensus/storage-memory.js';
 import type { SubmitRequestWire } from '../agent/submit.js';
 import type { Message } from '../membership/messages.js';
-import { convergenceProblems, simSpec } from '../scheduler/sim.js';
-import { specOfVersion } from '../scheduler/rollout.js';
-import type { ClusterStateMachine } from '../state/machine.js';
-import { instanceResources } from '../state/quota.js';
-import type { AppSpec, Command, Resources } from '../state/types.js';
+import { convergenceProblems } from '../scheduler/sim.js';
+import type { Command, Resources } from '../state/types.js';
 import { ClusterChecker } from './invariants.js';
 import { NodeClock } from './node-clock.js';
 import { SimAgent } from './sim-agent.js';
+import { SimOperator, TENANTS } from './operator.js';
 
 /** Milliseconds per Raft tick, as the agent's default. */
 const TICK_MS = 50;
@@ -45,13 +43,6 @@ const CLUSTER_KEY = new Uint8Array(32).fill(7);
 
 /** How far a machine's wall clock may run ahead in all, ms (clock jumps add up over its lives). */
 const CLOCK_AHEAD_MS_MAX = 30_000;
-/** The share of the cluster's resources the operator lets its apps ask for (see `#fits`). */
-const DEMAND_SHARE_MAX = 0.4;
-/** The tenants besides `default`, with the quotas they start with. */
-const TENANTS = [
-  { name: 'acme', quota: { instances: 12, memoryBytes: 3 * 1024 ** 3 } },
-  { name: 'globex', quota: { instances: 8, cpuMillis: 2000, apps: 3 } },
-];
 
 /** The settings of one run, all drawn from its seed. */
 export interface ClusterSettings {
@@ -130,6 +121,7 @@ export class ClusterWorld {
   readonly #network: SimNetwork;
   readonly #machines = new Map<NodeId, Machine>();
   readonly checker: ClusterChecker;
+  readonly #operator: SimOperator;
   readonly #trace: string[] = [];
   /** Directed links cut by the current partition (gossip and submits; Raft's network has its own copy), as `from>to`. */
   readonly #blocked = new Set<string>();
@@ -139,7 +131,6 @@ export class ClusterWorld {
   #settledLeader: { id: string; term: number; sinceMs: number } | undefined;
   #lastLeader: { id: string; term: number } | undefined;
   #operatorRequests = 0;
-  #appNumber = 0;
   #eventsHandled = 0;
   /** The index of the latest configuration entry counted. */
   #configIndexSeen = 0;
@@ -165,6 +156,19 @@ export class ClusterWorld {
 
   constructor(readonly settings: ClusterSettings) {
     this.#random = new SeededRandom(settings.seed);
+    this.#operator = new SimOperator({
+      random: this.#random,
+      operate: (command, what) => this.#operate(command, what),
+      capacity: () => {
+        const capacity = { cpuMillis: 0, memoryBytes: 0 };
+        for (const machine of this.#machines.values()) {
+          capacity.cpuMillis += machine.resources.cpuMillis ?? 0;
+          capacity.memoryBytes += machine.resources.memoryBytes ?? 0;
+        }
+        return capacity;
+      },
+      stats: this.stats,
+    });
     this.checker = new ClusterChecker(() => this.#clock.nowMs);
     const faults = { dropRate: settings.dropRate, duplicateRate: settings.duplicateRate, delayMsMax: settings.delayMsMax };
     this.#network = new SimNetwork(this.#clock, this.#random, faults, () => {});
@@ -406,125 +410,10 @@ export class ClusterWorld {
   #operatorLoop(): void {
     const leader = this.#leader();
     if (leader !== undefined) {
-      if (this.#healed) this.#settle(leader);
-      else this.#change(leader);
+      if (this.#healed) this.#operator.settle(leader.machine);
+      else this.#operator.change(leader.machine);
     }
     this.#schedule(this.#healed ? 1000 : this.settings.operatorIntervalMs, () => this.#operatorLoop());
-  }
-
-  /** One change of the fault phase, drawn from the seed. */
-  #change(leader: SimAgent): void {
-    const machine = leader.machine;
-    const apps = machine.apps();
-    const random = this.#random;
-    const roll = random.below(100);
-    if (roll < 22 && apps.length < 8) {
-      const name = `app${this.#appNumber++}`;
-      const tenant = ['default', 'default', 'acme', 'globex'][random.below(4)]!;
-      const checked = random.chance(0.6);
-      const spec = simSpec(name, {
-        tenant,
-        replicas: 1 + random.below(4),
-        reservations: { cpuMillis: 100 * (1 + random.below(5)), memoryBytes: 128 * 1024 ** 2 * (1 + random.below(6)) },
-        ...(checked ? { healthcheck: { test: ['CMD', 'true'], intervalMs: 500, timeoutMs: 500, retries: 2, startPeriodMs: 0 } } : {}),
-        restart: { condition: 'any', delayMs: 200, windowMs: 0 },
-        update: {
-          parallelism: random.below(3),
-          delayMs: random.below(2) * 500,
-          failureAction: random.chance(0.8) ? 'rollback' : 'pause',
-          order: random.chance(0.7) ? 'start-first' : 'stop-first',
-          monitorMs: random.below(2) * 500,
-        },
-        hivemind: { strategy: (['rolling', 'rolling', 'blue-green', 'canary'] as const)[random.below(4)]!, canary: { instances: 1 } },
-      });
-      if (!this.#fits(machine, spec.replicas, spec)) return;
-      this.stats.deploys!++;
-      this.#operate({ type: 'app.deploy', spec }, `deploy ${tenant}/${name}`);
-    } else if (roll < 45) {
-      const app = apps[random.below(Math.max(1, apps.length))];
-      if (app === undefined) return;
-      const spec = structuredClone(specOfVersion(app, app.version));
-      const failing = random.chance(0.2);
-      spec.environment = { ...spec.environment, REVISION: String(this.#operatorRequests) };
-      spec.labels = failing ? { ...spec.labels, 'sim.fail': 'true' } : {};
-      if (random.chance(0.3)) spec.reservations = { ...spec.reservations, memoryBytes: 128 * 1024 ** 2 * (1 + random.below(6)) };
-      if (!this.#fits(machine, app.replicas, spec)) return;
-      this.stats.updates!++;
-      this.#operate({ type: 'app.deploy', spec }, `update ${app.tenant}/${app.name}${failing ? ' (failing)' : ''}`);
-    } else if (roll < 62) {
-      const app = apps[random.below(Math.max(1, apps.length))];
-      if (app === undefined) return;
-      const replicas = random.below(7);
-      if (replicas > app.replicas && !this.#fits(machine, replicas - app.replicas, specOfVersion(app, app.version))) return;
-      this.stats.scales!++;
-      this.#operate({ type: 'app.scale', tenant: app.tenant, name: app.name, replicas }, `scale ${app.tenant}/${app.name} to ${replicas}`);
-    } else if (roll < 74) {
-      const waiting = apps.filter((app) => app.rollout?.state === 'awaiting-promotion' || app.rollout?.state === 'paused');
-      const app = waiting[random.below(Math.max(1, waiting.length))];
-      if (app === undefined) return;
-      const abort = app.rollout?.state === 'paused' || random.chance(0.3);
-      this.stats[abort ? 'aborts' : 'promotes']!++;
-      this.#operate({ type: abort ? 'app.abort' : 'app.promote', tenant: app.tenant, name: app.name }, `${abort ? 'abort' : 'promote'} ${app.tenant}/${app.name}`);
-    } else if (roll < 84) {
-      const tenant = TENANTS[random.below(TENANTS.length)]!;
-      const quota = { instances: 2 + random.below(14), memoryBytes: 1024 ** 3 * (1 + random.below(4)), ...(random.chance(0.5) ? { cpuMillis: 500 * (1 + random.below(6)) } : {}) };
-      this.stats.quotaChanges!++;
-      this.#operate({ type: 'tenant.update', name: tenant.name, quota }, `quota of ${tenant.name} to ${JSON.stringify(quota)}`);
-    } else if (roll < 88) {
-      const app = apps[random.below(Math.max(1, apps.length))];
-      if (app === undefined) return;
-      this.stats.deletes!++;
-      this.#operate({ type: 'app.delete', tenant: app.tenant, name: app.name }, `delete ${app.tenant}/${app.name}`);
-    }
-  }
-
-  /**
-   * Whether `replicas` more instances of `spec` keep what the apps ask for
-   * within DEMAND_SHARE_MAX of the cluster's resources. What they ask for:
-   * every instance meant to run, placed or not, old versions of a rollout
-   * included. The operator keeps within it, so that every app can converge
-   * once the faults stop (an app that cannot fit would never converge).
-   */
-  #fits(machine: ClusterStateMachine, replicas: number, spec: AppSpec): boolean {
-    const capacity = { cpuMillis: 0, memoryBytes: 0 };
-    for (const each of this.#machines.values()) {
-      capacity.cpuMillis += each.resources.cpuMillis ?? 0;
-      capacity.memoryBytes += each.resources.memoryBytes ?? 0;
-    }
-    const demand = { cpuMillis: 0, memoryBytes: 0 };
-    const add = (count: number, resources: { cpuMillis: number; memoryBytes: number }): void => {
-      demand.cpuMillis += count * resources.cpuMillis;
-      demand.memoryBytes += count * resources.memoryBytes;
-    };
-    const view = machine.schedulerView();
-    const apps = new Map(view.apps.map((app) => [`${app.tenant}/${app.name}`, app]));
-    for (const instance of view.instances) {
-      const app = apps.get(`${instance.tenant}/${instance.app}`);
-      if (app !== undefined && instance.desired === 'running') add(1, instanceResources(specOfVersion(app, instance.version)));
-    }
-    add(replicas, instanceResources(spec));
-    return demand.cpuMillis <= capacity.cpuMillis * DEMAND_SHARE_MAX && demand.memoryBytes <= capacity.memoryBytes * DEMAND_SHARE_MAX;
-  }
-
-  /** The liveness phase: what an operator settles (promote, abort, fix a version that cannot run), then convergence. */
-  #settle(leader: SimAgent): void {
-    // The quotas the operator lowered go, so that the fixed versions it deploys are not refused.
-    for (const tenant of leader.machine.tenants()) {
-      if (tenant.name !== 'default' && Object.keys(tenant.quota).length > 0) this.#operate({ type: 'tenant.update', name: tenant.name, quota: {} }, `lift the quota of ${tenant.name}`);
-    }
-    for (const app of leader.machine.apps()) {
-      const rollout = app.rollout;
-      if (rollout?.state === 'awaiting-promotion') this.#operate({ type: 'app.promote', tenant: app.tenant, name: app.name }, `promote ${app.tenant}/${app.name}`);
-      else if (rollout?.state === 'paused') {
-        const from = specOfVersion(app, rollout.fromVersion);
-        if (from.labels['sim.fail'] === 'true') this.#operate({ type: 'app.deploy', spec: { ...structuredClone(from), labels: {} } }, `fix ${app.tenant}/${app.name}`);
-        else this.#operate({ type: 'app.abort', tenant: app.tenant, name: app.name }, `abort ${app.tenant}/${app.name}`);
-      } else {
-        const spec = specOfVersion(app, app.version);
-        const active = rollout !== undefined && ['running', 'paused', 'awaiting-promotion'].includes(rollout.state);
-        if (spec.labels['sim.fail'] === 'true' && !active) this.#operate({ type: 'app.deploy', spec: { ...structuredClone(spec), labels: {} } }, `fix ${app.tenant}/${app.name}`);
-      }
-    }
   }
 
   // ---------------------------------------------------------------------------
