@@ -40,8 +40,11 @@ export interface ProposerContext {
   clusterKey(): Uint8Array;
   /** Peer addresses by node id (the leader's, to submit to). */
   peerMap(): Readonly<Record<string, string>>;
-  clients: ClusterClients;
+  /** Only `submit` is used: the simulator (src/sim) hands in its own, over its simulated network. */
+  clients: Pick<ClusterClients, 'submit'>;
   clock: Clock;
+  /** A fresh request id for this node's own commands. Default: `node:<id>:<random UUID>`; the simulator's come from its seed. */
+  requestId?: () => string;
   /** Logs a line at most once in a while for the same key. */
   logOnce(key: string, component: string, line: string): void;
 }
@@ -111,7 +114,8 @@ export class Proposer {
   }
 
   private envelope(command: Command): Envelope {
-    return { requestId: `node:${this.context.nodeId}:${randomUUID()}`, time: this.context.clock.now(), actor: this.context.nodeId, command };
+    const requestId = this.context.requestId?.() ?? `node:${this.context.nodeId}:${randomUUID()}`;
+    return { requestId, time: this.context.clock.now(), actor: this.context.nodeId, command };
   }
 }
 

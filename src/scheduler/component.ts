@@ -27,6 +27,7 @@
  * did.
  */
 import { Counter, Histogram } from 'prom-client';
+import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
@@ -41,6 +42,13 @@ export interface SchedulerComponentOptions extends SchedulerOptions {
   proposalTimeoutMs: number;
   /** `instance.place` commands proposed and not yet answered, at most; the next round waits for room. */
   placementCommandsInFlightMax: number;
+  /**
+   * The clock and timers the rounds run on: the leader's time they plan with
+   * (`now()`), the debounce and period timers, and the durations measured
+   * (`monotonicMs()`). Default `SYSTEM_CLOCK`; the simulator (src/sim) gives
+   * each node's life its virtual one.
+   */
+  clock: Clock;
 }
 
 /**
@@ -55,6 +63,7 @@ export const SCHEDULER_COMPONENT_DEFAULTS: SchedulerComponentOptions = {
   periodMs: 1_000,
   proposalTimeoutMs: 10_000,
   placementCommandsInFlightMax: 4,
+  clock: SYSTEM_CLOCK,
 };
 
 /** The scheduler component (name `scheduler`). */
@@ -63,15 +72,17 @@ export class SchedulerComponent implements NodeComponent {
   readonly #services: NodeServices;
   readonly #options: SchedulerComponentOptions;
   #stopListening: (() => void) | undefined;
-  #period: NodeJS.Timeout | undefined;
-  /** The wait for the debounce window to end. */
-  #delay: NodeJS.Timeout | undefined;
-  #immediate: NodeJS.Immediate | undefined;
+  /** Cancels the armed period timer. */
+  #period: (() => void) | undefined;
+  /** Cancels the wait for the debounce window to end. */
+  #delay: (() => void) | undefined;
+  /** Cancels the round armed for the next turn. */
+  #immediate: (() => void) | undefined;
   /** Something happened that no round has seen yet. */
   #pending = false;
   /** An apply (or a proposal's answer) happened that no round has seen yet: the next round opens a debounce window. */
   #appliedPending = false;
-  /** `performance.now()` when the last round that saw an apply started (the debounce window's start), ms. */
+  /** The clock's `monotonicMs()` when the last round that saw an apply started (the debounce window's start). */
   #debounceStartedAt = -Infinity;
   /** Placements proposed and not yet answered: instance id → node id. */
   readonly #inFlight = new Map<string, string>();
@@ -109,17 +120,25 @@ export class SchedulerComponent implements NodeComponent {
     this.#stopListening = this.#services.listen((event) => {
       if (!isHeartbeatApply(event)) this.#trigger();
     });
-    this.#period = setInterval(() => this.#triggerByPeriod(), this.#options.periodMs);
-    this.#period.unref();
+    this.#armPeriod();
     this.#trigger();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopListening?.();
-    if (this.#period) clearInterval(this.#period);
-    if (this.#delay) clearTimeout(this.#delay);
-    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#period?.();
+    this.#delay?.();
+    this.#immediate?.();
+  }
+
+  /** The period's timer, armed again each time it fires (a `Clock` has one-shot timers only). */
+  #armPeriod(): void {
+    this.#period = this.#options.clock.setTimer(this.#options.periodMs, () => {
+      if (this.#stopped) return;
+      this.#armPeriod();
+      this.#triggerByPeriod();
+    });
   }
 
   /** Something changed: a round will see it, at once after a quiet spell. */
@@ -139,31 +158,30 @@ export class SchedulerComponent implements NodeComponent {
   /** Runs `#maybeRound` on the next turn of the event loop (once, however many call), unless a debounce wait is armed. */
   #wake(): void {
     if (this.#stopped || this.#immediate !== undefined || this.#delay !== undefined) return;
-    this.#immediate = setImmediate(() => {
+    this.#immediate = this.#options.clock.setTimer(0, () => {
       this.#immediate = undefined;
       this.#maybeRound();
     });
-    this.#immediate.unref();
   }
 
   #maybeRound(): void {
     if (this.#stopped || !this.#pending || !this.#services.isLeader()) return;
     // Proposals hold the round back; their answers wake it.
     if (this.#otherCommandsInFlight > 0 || this.#placementCommandsInFlight >= this.#options.placementCommandsInFlightMax) return;
-    const waitMs = this.#debounceStartedAt + this.#options.debounceMs - performance.now();
+    const waitMs = this.#debounceStartedAt + this.#options.debounceMs - this.#options.clock.monotonicMs();
     if (waitMs > 0) {
-      this.#delay = setTimeout(() => {
+      this.#delay = this.#options.clock.setTimer(waitMs, () => {
         this.#delay = undefined;
         this.#maybeRound();
-      }, waitMs);
-      this.#delay.unref();
+      });
       return;
     }
     this.#round();
   }
 
   #round(): void {
-    const startedAt = performance.now();
+    const clock = this.#options.clock;
+    const startedAt = clock.monotonicMs();
     this.#pending = false;
     if (this.#appliedPending) this.#debounceStartedAt = startedAt;
     this.#appliedPending = false;
@@ -171,14 +189,14 @@ export class SchedulerComponent implements NodeComponent {
     let commands: Command[];
     try {
       const view = this.#services.machine.schedulerView();
-      const plan = planRound({ ...view, now: Date.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
+      const plan = planRound({ ...view, now: clock.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
       commands = plan.commands;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
     } catch (error) {
       this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);
       return;
     }
-    this.#roundSeconds.observe((performance.now() - startedAt) / 1000);
+    this.#roundSeconds.observe((clock.monotonicMs() - startedAt) / 1000);
     for (const command of commands) void this.#propose(command);
   }
 
@@ -192,10 +210,10 @@ export class SchedulerComponent implements NodeComponent {
       this.#otherCommandsInFlight++;
     }
     let result: CommandResult | undefined;
-    const proposed = performance.now();
+    const proposed = this.#options.clock.monotonicMs();
     try {
       result = await this.#services.submit(command, { timeoutMs: this.#options.proposalTimeoutMs });
-      this.#proposalSeconds.observe({ command: command.type }, (performance.now() - proposed) / 1000);
+      this.#proposalSeconds.observe({ command: command.type }, (this.#options.clock.monotonicMs() - proposed) / 1000);
     } catch (error) {
       this.#proposals.inc({ command: command.type, outcome: 'error' });
       this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`);

@@ -384,7 +384,7 @@ function overCommit(node: NodeRecord, total: { cpuMillis: number; memoryBytes: n
 }
 
 /** What keeps the cluster from its desired state: apps short of ready instances, rollouts still active, unplaced instances. */
-export function convergenceProblems(world: SimWorld): string[] {
+export function convergenceProblems(world: { readonly machine: ClusterStateMachine }): string[] {
   const problems: string[] = [];
   const view = world.machine.schedulerView();
   const nodes = new Map(view.nodes.map((node) => [node.id, node]));

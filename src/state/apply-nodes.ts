@@ -20,6 +20,7 @@ import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca
 import { integer, list, nullable, object, oneOf, optional, refine } from './schema.js';
 import { certificateRecord, count, freeText, identifier, instanceEndpoint, instanceState, labels, nonEmptyAddress, repeatedId, resources, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
+import { stateMutations } from './mutations.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -193,8 +194,10 @@ export function planNodeRemove(state: ClusterState, command: CommandOf<'node.rem
 
 /**
  * instance.place: all or nothing. Every instance must exist; every node must
- * be registered and 'up' (`null` unplaces). An instance that moves to another
- * node is reset to 'pending'.
+ * be registered and 'up' (`null` unplaces). An instance placed on a node that
+ * is up is not placed elsewhere (conflict: the plan is stale, its node came
+ * back; found by the whole-cluster simulator, seed 182). An instance that
+ * moves to another node is reset to 'pending'.
  */
 export function planInstancePlace(state: ClusterState, command: CommandOf<'instance.place'>, context: ApplyContext): Plan {
   const moves: { instance: Instance; node: string | null }[] = [];
@@ -205,6 +208,12 @@ export function planInstancePlace(state: ClusterState, command: CommandOf<'insta
     if (placement.node !== null) {
       const problem = placementNodeProblem(state, placement.node, action, `placements[${position}].node`);
       if (problem) return { ok: false, error: problem };
+      // Placed once: a plan made while its node was down (past the grace) is stale once the node is up again.
+      const current = instance.node === undefined ? undefined : state.nodes.get(instance.node);
+      // stateMutations: test only (src/sim's mutation checks), never set in production.
+      if (instance.node !== placement.node && current?.status === 'up' && !stateMutations.placementConflictCheckOff) {
+        return refuse(ErrorCode.conflict, `${action}: it is placed on node "${instance.node}", which is up; plan again`, `placements[${position}].node`);
+      }
     }
     moves.push({ instance, node: placement.node });
   }

@@ -133,6 +133,24 @@ test('instance.place: node must exist and be up, instance must exist; all or not
   assert.not.ok('node' in (driver.machine.instance('default.web.1.2') ?? {}), 'unplacing removes the field');
 });
 
+test('instance.place: an instance on a node that is up is not placed elsewhere (a plan made while the node was down is stale)', () => {
+  const driver = new Driver();
+  driver.ok(registerNode('n1'));
+  driver.ok(registerNode('n2'));
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }] });
+  driver.ok({ type: 'node.status', id: 'n1', status: 'down' });
+  // Planned now (n1 down past the grace), applied after n1 came back:
+  driver.ok({ type: 'node.status', id: 'n1', status: 'up' });
+  const stale = driver.refused({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n2' }] });
+  assert.equal(stale, { code: 'conflict', message: 'cannot place instance "default.web.0.1": it is placed on node "n1", which is up; plan again', field: 'placements[0].node' });
+  assert.is(driver.machine.instance('default.web.0.1')?.node, 'n1');
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }] });
+  driver.ok({ type: 'node.status', id: 'n1', status: 'down' });
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n2' }] });
+  assert.is(driver.machine.instance('default.web.0.1')?.node, 'n2', 'an instance on a node that is down moves');
+});
+
 test('instance.status records reports and ignores unknown instances and stale versions', () => {
   const driver = new Driver();
   driver.ok(registerNode('n1'));
