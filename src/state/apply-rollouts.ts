@@ -11,7 +11,8 @@
  */
 import { ErrorCode, type StateError } from './errors.js';
 import { addInstance, isActive, retireInstance } from './apply-apps.js';
-import { limitProblem, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import { currentSpec, limitProblem, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import { addApp, quotaProblem, tenantUsage } from './quota.js';
 import type { App, Command, Instance, Rollout, RolloutPatch } from './types.js';
 import { integer, list, object, oneOf, optional, refine } from './schema.js';
 import { count, freeText, identifier, name, nonEmptyText, repeatedId, LIMITS } from './fields.js';
@@ -23,6 +24,20 @@ function findApp(state: ClusterState, command: { tenant: string; name: string },
   const app = state.apps.get(tenantKey(command.tenant, command.name));
   if (app) return { ok: true, app };
   return { ok: false, error: { code: ErrorCode.notFound, message: `${action}: tenant "${command.tenant}" has no app "${command.name}"`, field: 'name' } };
+}
+
+/**
+ * Why restoring `rollout.fromVersion` would take the app's tenant past its
+ * quota, if it would: the earlier version may ask for more than the current
+ * one, and the quota may have been lowered since it ran.
+ */
+function restoreQuotaProblem(state: ClusterState, app: App, rollout: Rollout, action: string): StateError | undefined {
+  const tenant = state.tenants.get(app.tenant);
+  const from = app.versions.find((entry) => entry.version === rollout.fromVersion);
+  if (tenant === undefined || from === undefined) return undefined;
+  const before = tenantUsage(state, app.tenant);
+  const after = addApp(addApp({ ...before }, currentSpec(app), app.replicas, -1), from.spec, app.replicas, 1);
+  return quotaProblem({ tenant, before, after, action, fields: { instances: 'name', cpuMillis: 'name', memoryBytes: 'name' } });
 }
 
 function nodeProblem(state: ClusterState, id: string, action: string, field: string): StateError | undefined {
@@ -93,6 +108,8 @@ export function planRolloutStep(state: ClusterState, command: CommandOf<'rollout
   if (command.rebalance !== undefined && app.rebalance === undefined) {
     return refuse(ErrorCode.conflict, `${action}: no rebalance was asked for`, 'rebalance');
   }
+  // A rollback that would not fit the tenant's quota pauses the rollout instead, saying why: the quota holds for rollbacks too.
+  const rollbackBlocked = rollout !== undefined && command.rollbackBecause !== undefined ? restoreQuotaProblem(state, app, rollout, `cannot roll back to version ${rollout.fromVersion}`) : undefined;
   return {
     ok: true,
     commit: () => {
@@ -106,7 +123,13 @@ export function planRolloutStep(state: ClusterState, command: CommandOf<'rollout
         rollout.updatedAt = context.time;
         if (changedState) summaries.push(`rollout to version ${rollout.toVersion} ${rollout.state}: ${rollout.message}`);
       }
-      if (rollout !== undefined && command.rollbackBecause !== undefined) {
+      if (rollout !== undefined && command.rollbackBecause !== undefined && rollbackBlocked !== undefined) {
+        changedState = rollout.state !== 'paused';
+        rollout.state = 'paused';
+        rollout.message = `${command.rollbackBecause}; ${rollbackBlocked.message}; paused: raise the quota and abort, or deploy a version that works`;
+        rollout.updatedAt = context.time;
+        summaries.push(`update to version ${rollout.toVersion} failed: ${rollout.message}`);
+      } else if (rollout !== undefined && command.rollbackBecause !== undefined) {
         app.version = rollout.fromVersion;
         const message = `rolling back to version ${rollout.fromVersion}: ${command.rollbackBecause}`;
         app.rollout = rollbackOf(rollout, app.replicas, message, context);
@@ -298,6 +321,8 @@ export function planAppAbort(state: ClusterState, command: CommandOf<'app.abort'
   const active = activeRollout(app, action);
   if (!active.ok) return active;
   const { rollout } = active;
+  const overQuota = restoreQuotaProblem(state, app, rollout, `${action}: restoring version ${rollout.fromVersion}`);
+  if (overQuota) return { ok: false, error: overQuota };
   return {
     ok: true,
     commit: () => {

@@ -100,4 +100,32 @@ test('a rolling update in progress cannot be promoted; abort restores the old ve
   assert.is(driver.machine.app('default', 'web')!.rollout!.fromVersion, 1);
 });
 
+test('a rollback that would take the tenant past its quota: abort is refused naming it, an automatic rollback pauses the rollout instead', () => {
+  const driver = new Driver();
+  const mib = 1024 * 1024;
+  driver.ok(registerNode('n1'));
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: { memoryBytes: 1024 * mib } });
+  const big = { limits: { memoryBytes: 512 * mib }, reservations: { memoryBytes: 256 * mib } };
+  driver.ok({ type: 'app.deploy', spec: appSpec({ tenant: 'acme', replicas: 2, ...big }) });
+  const small = { limits: { memoryBytes: 128 * mib }, reservations: { memoryBytes: 64 * mib } };
+  const deployed = driver.ok({ type: 'app.deploy', spec: appSpec({ tenant: 'acme', replicas: 2, image: 'nginx:2', ...small }) });
+  const rollout = (deployed.value as { rollout: number }).rollout;
+  // Version 2 needs 128 MiB; version 1 needed 512 MiB, more than the lowered quota allows.
+  driver.ok({ type: 'tenant.update', name: 'acme', quota: { memoryBytes: 300 * mib } });
+  const abort = driver.refused({ type: 'app.abort', tenant: 'acme', name: 'web' });
+  assert.equal([abort.code, abort.field], ['quota-exceeded', 'name']);
+  assert.match(abort.message, /cannot abort the rollout of "web": restoring version 1: tenant "acme" would exceed its memory quota/);
+  assert.is(driver.machine.app('acme', 'web')!.version, 2, 'nothing changed');
+
+  driver.ok({ type: 'rollout.step', tenant: 'acme', name: 'web', rollout, add: [], retire: [], rollbackBecause: 'version 2 failed its health check' });
+  const app = driver.machine.app('acme', 'web')!;
+  assert.is(app.version, 2, 'not rolled back');
+  assert.equal([app.rollout!.id, app.rollout!.state], [rollout, 'paused']);
+  assert.match(app.rollout!.message, /^version 2 failed its health check; cannot roll back to version 1: tenant "acme" would exceed its memory quota .*; paused: raise the quota and abort, or deploy a version that works$/);
+
+  driver.ok({ type: 'tenant.update', name: 'acme', quota: { memoryBytes: 2048 * mib } });
+  driver.ok({ type: 'app.abort', tenant: 'acme', name: 'web' });
+  assert.is(driver.machine.app('acme', 'web')!.version, 1, 'with room again, abort restores version 1');
+});
+
 test.run();
