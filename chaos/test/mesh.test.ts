@@ -1,7 +1,7 @@
 /**
  * The routing mesh across hosts: three network namespaces as hosts (the
  * chaos harness's TestNetwork), each a real agent with its own containerd,
- * as in service.test.ts. Tenant acme's `web` publishes 8080 (target 80) and
+ * as in service.test.ts. Tenant acme's `web` publishes 8080 (target 8000) and
  * runs two instances, on n2 and n3: busybox httpd whose CGI script answers
  * with the instance's name and the client address it sees (REMOTE_ADDR).
  * The client is the harness itself (10.213.0.1, outside the cluster):
@@ -140,13 +140,13 @@ meshTest('a published port answers on every host, spread over instances on other
     await api('PUT', '/v1/tenants/acme', {});
     // A CGI script that says who answers and whom it sees ($$: Compose's escape of $).
     const script = `#!/bin/sh\\necho "Content-Type: text/plain"\\necho\\necho "ok $$(/bin/busybox hostname) $$REMOTE_ADDR"\\n`;
-    const serve = `mkdir -p /tmp/www/cgi-bin && printf '${script}' > /tmp/www/cgi-bin/who && /bin/busybox chmod 755 /tmp/www/cgi-bin/who && (httpd -f -p 80 -h /tmp/www &) && exec sleep ${SLEEP_SECONDS}`;
+    const serve = `mkdir -p /tmp/www/cgi-bin && printf '${script}' > /tmp/www/cgi-bin/who && /bin/busybox chmod 755 /tmp/www/cgi-bin/who && (httpd -f -p 8000 -h /tmp/www &) && exec sleep ${SLEEP_SECONDS}`;
     const acme = [
       'services:',
       '  web:',
       `    image: ${image.name}`,
       `    command: ${JSON.stringify(['sh', '-c', serve])}`,
-      '    ports: ["8080:80"]',
+      '    ports: ["8080:8000"]',
       '    deploy:',
       '      replicas: 2',
       '      placement: { constraints: ["node.id != n1"], max_replicas_per_node: 1 }',
@@ -174,7 +174,7 @@ meshTest('a published port answers on every host, spread over instances on other
       await until(`${host.namespace} publishes 8080 to both instances`, async () => {
         const nat = await save(host, 'nat');
         const prerouting = nat.split('\n').filter((line) => line.startsWith('-A PREROUTING '));
-        return webs.every((web) => nat.includes(`-A ${webChain} -p tcp -m tcp --dport 8080`) && nat.includes(`--to-destination ${web.address}:80`)) && nat.includes(`-j ${PUBLISHED_CHAIN}`) && prerouting[0]?.endsWith('-j HIVEMIND-SERVICES')
+        return webs.every((web) => nat.includes(`-A ${webChain} -p tcp -m tcp --dport 8080`) && nat.includes(`--to-destination ${web.address}:8000`)) && nat.includes(`-j ${PUBLISHED_CHAIN}`) && prerouting[0]?.endsWith('-j HIVEMIND-SERVICES')
           ? true
           : `PREROUTING: ${prerouting.join('; ')}`;
       }, 20_000);
