@@ -180,6 +180,12 @@ meshTest('a published port answers on every host, spread over instances on other
       }, 20_000);
     }
 
+    // The network routes show the published port and each node's way back.
+    const listing = (await api('GET', '/v1/network')) as { published: { tenant: string; app: string; ports: { published: number; target: number }[]; endpoints: number }[] };
+    assert.equal(listing.published.map((entry) => [`${entry.tenant}/${entry.app}`, entry.ports.map((port) => `${port.published}:${port.target}`), entry.endpoints]), [['acme/web', ['8080:8000'], 2]]);
+    const n1View = (await api('GET', '/v1/network/nodes/n1')) as { services: { published: number }; mesh: { returnRoutes: { peer: string }[] } };
+    assert.equal([n1View.services.published, n1View.mesh.returnRoutes.map((route) => route.peer)], [1, ['n2', 'n3']]);
+
     // Each host answers; from n1 (no instance) and from n2 (one local, one remote) both instances answer; every answer sees the harness's address.
     const [n1, n2, n3] = network.hosts;
     await until('n1:8080 answers', async () => {

@@ -17,6 +17,9 @@ interface NetworkAnswer {
   serviceCidr: string | null;
   nodes: { id: string; status: string; subnet: string | null; peerAddress: string; overlay: string }[];
   services: { tenant: string; app: string; vip: string; ports: { target: number; protocol: string }[]; endpoints: number }[];
+  /** Apps with published ports (the routing mesh); absent from older agents. */
+  published?: { tenant: string; app: string; ports: { target: number; published: number; protocol: string }[]; endpoints: number }[];
+  publishedConflicts?: { tenant: string; app: string; published: number; protocol: string; heldBy: string }[];
 }
 
 /** The answer of `GET /v1/network/nodes/:id`. */
@@ -29,7 +32,9 @@ interface NodeAnswer {
   peers: { id: string; subnet: string; underlay?: string }[];
   skipped: { id: string; reason: string }[];
   policy: { destinations: number; chains: number; rules: number } | null;
-  services: { vips: number; endpoints: number; rules: number };
+  services: { vips: number; published?: number; endpoints: number; rules: number };
+  /** The routing mesh's way back (absent from older agents, null before the network is configured). */
+  mesh?: { returnRoutes: { peer: string; mark: string; table: number; via: string }[]; skipped: { id: string; reason: string }[] } | null;
 }
 
 /** The answer of `GET /v1/network/apps/:tenant/:name`. */
@@ -74,6 +79,11 @@ export function registerNetworkCommands(program: Command): void {
           printLine(context);
           printTable(context, ['app', 'vip', 'ports', 'endpoints'], body.services.map((service) => [`${service.tenant}/${service.app}`, service.vip, portsText(service.ports), service.endpoints]));
         }
+        if ((body.published ?? []).length > 0) {
+          printLine(context);
+          printTable(context, ['app', 'published on every node', 'endpoints'], body.published!.map((entry) => [`${entry.tenant}/${entry.app}`, entry.ports.map((port) => `${port.published}->${port.target}/${port.protocol}`).join(', '), entry.endpoints]));
+        }
+        for (const conflict of body.publishedConflicts ?? []) printLine(context, `not published: ${conflict.tenant}/${conflict.app} ${conflict.published}/${conflict.protocol}, held by ${conflict.heldBy}`);
       });
     });
 
@@ -93,7 +103,8 @@ export function registerNetworkCommands(program: Command): void {
           ['subnet', body.subnet ?? '-'],
           ['gateway', body.gateway ?? undefined],
           ['policy chains', body.policy === null ? '-' : `${body.policy.chains} chains, ${body.policy.rules} rules, ${body.policy.destinations} local destinations`],
-          ['service chains', `${body.services.vips} VIPs, ${body.services.endpoints} endpoints, ${body.services.rules} rules`],
+          ['service chains', `${body.services.vips} VIPs, ${body.services.published ?? 0} published ports, ${body.services.endpoints} endpoints, ${body.services.rules} rules`],
+          ['routing mesh', body.mesh == null ? undefined : `answers routed back to ${body.mesh.returnRoutes.length} peers${body.mesh.skipped.length > 0 ? ` (not to ${body.mesh.skipped.map((entry) => entry.id).join(', ')})` : ''}`],
         ]));
         printLine(context);
         printTable(context, ['peer', 'subnet', 'underlay'], body.peers.map((peer) => [peer.id, peer.subnet, peer.underlay ?? '-']), 'no overlay peers');
