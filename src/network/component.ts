@@ -231,7 +231,15 @@ export class NetworkComponent implements NodeComponent {
   /** The service chains every node programs now, published ports included (for `hivemind network inspect` and tests). */
   serviceChains(): ServiceChains {
     const machine = this.#services.machine;
-    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr });
+    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr, reservedPorts: this.#agentPorts() });
+  }
+
+  /** The ports this node's agent listens on (configured, and as bound and advertised), and the VXLAN port. */
+  #agentPorts(): number[] {
+    const { config } = this.#services;
+    const advertised = Object.values(this.#services.addresses()).map((address) => Number(/:(\d+)$/.exec(address)?.[1] ?? 0));
+    const bound = Object.values(this.#services.boundPorts());
+    return [...new Set([...Object.values(config.ports), config.vxlanPort, ...advertised, ...bound].filter((port): port is number => typeof port === 'number' && port > 0))].sort((left, right) => left - right);
   }
 
   /** This node's way back for the routing mesh now (for tests). */

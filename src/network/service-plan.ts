@@ -25,7 +25,8 @@
  * endpoint on another node goes through the node the client came in by
  * (`mesh-plan.ts`). A published port is one app's cluster-wide: where two
  * apps publish one port and protocol, the first by tenant and name holds it
- * and the other is listed in `publishedConflicts`.
+ * and the other is listed in `publishedConflicts`, as is a port the node's
+ * agent listens on (`reservedPorts`).
  */
 import { containsAddress, formatIpv4, parseCidr, parseIpv4 } from '../state/ipam.js';
 import type { EndpointPort } from '../state/types.js';
@@ -72,7 +73,17 @@ export interface ServicePlanOptions {
   published?: readonly PublishedInput[];
   /** The cluster network: mesh targets are endpoints inside it (containers on the overlay). Required with `published`. */
   clusterCidr?: string;
+  /**
+   * Ports the node's agent listens on (API, peer, gossip, DNS, proxy,
+   * VXLAN), TCP and UDP alike: never published, so an app cannot take a
+   * node's own cluster traffic. Listed in `publishedConflicts` as held by
+   * `the node agent`.
+   */
+  reservedPorts?: readonly number[];
 }
+
+/** `heldBy` of a published port the node's agent uses. */
+export const AGENT_HOLDER = 'the node agent';
 
 /** The nat chains: name to rule specs (iptables-restore syntax after `-A <name> `), in order of creation. */
 export interface ServiceChains {
@@ -169,6 +180,7 @@ function planPublished(options: ServicePlanOptions): { chains: Map<string, strin
   assert(parsed.ok, `planServiceChains: cluster network ${options.clusterCidr} is not a CIDR`);
   const inCluster = (address: number): boolean => containsAddress(parsed.network, address);
   const holders = new Map<string, string>();
+  for (const port of options.reservedPorts ?? []) for (const protocol of ['tcp', 'udp']) holders.set(`${protocol}/${port}`, AGENT_HOLDER);
   const jumps: { port: number; protocol: string; rule: string }[] = [];
   let endpointCount = 0;
   for (const app of published) {

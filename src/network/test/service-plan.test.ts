@@ -115,6 +115,9 @@ test('published ports: every node DNATs its own addresses to the containers on a
   assert.equal(planServiceChains([web], { published: [shop, rival], clusterCidr: '10.210.0.0/16' }), planned, 'the order of the input does not matter');
   assert.equal([...planServiceChains([web], { published: [], clusterCidr: '10.210.0.0/16' }).chains.keys()], [...planServiceChains([web]).chains.keys()], 'no published port: no mesh chains and no jump');
   assert.throws(() => planServiceChains([], { published: [shop] }), /cluster network/);
+  const reserved = planServiceChains([], { published: [shop, rival], clusterCidr: '10.210.0.0/16', reservedPorts: [7070, 8080] });
+  assert.equal(reserved.chains.get(PUBLISHED_CHAIN), [`-p udp -m udp --dport 5353 -m comment --comment "hivemind: acme/shop" -g ${shopChain}`, `-p tcp -m tcp --dport 9000 -m comment --comment "hivemind: zeta/rival" -g ${rivalChain}`], "a port the node's agent listens on is never published");
+  assert.equal(reserved.publishedConflicts.map((conflict) => [conflict.app, conflict.published, conflict.heldBy]), [['shop', 8080, 'the node agent'], ['rival', 8080, 'the node agent']]);
 });
 
 test('a jump behind another rule (CNI portmap inserted first) is moved back to the front', () => {
