@@ -242,12 +242,6 @@ export class NetworkComponent implements NodeComponent {
     return [...new Set([...Object.values(config.ports), config.vxlanPort, ...advertised, ...bound].filter((port): port is number => typeof port === 'number' && port > 0))].sort((left, right) => left - right);
   }
 
-  /** This node's way back for the routing mesh now (for tests). */
-  meshPlan(): MeshPlan | undefined {
-    const plan = this.plan();
-    return plan === undefined ? undefined : planMesh(plan, this.#services.machine.network()?.cidr ?? this.#services.config.clusterCidr);
-  }
-
   /**
    * Keeps the way back: the mangle chain rewritten as the service chains
    * are (changed plan, drift, jump missing or not first), the rules and
