@@ -91,6 +91,21 @@ function save(host: Host, table: 'nat' | 'mangle'): Promise<string> {
   return command('ip', ['netns', 'exec', host.namespace, 'iptables-save', '-t', table]);
 }
 
+/** What each host's kernel holds for the mesh, with packet counters: printed when a request gets no answer. */
+async function diagnose(hosts: readonly Host[]): Promise<string> {
+  const lines: string[] = [];
+  for (const host of hosts) {
+    const run = (file: string, args: string[]): Promise<string> => command('ip', ['netns', 'exec', host.namespace, file, ...args]).catch((error: Error) => error.message);
+    lines.push(`--- ${host.namespace}`);
+    lines.push((await run('iptables-save', ['-c', '-t', 'nat'])).split('\n').filter((line) => /HM-|HIVEMIND|CNI-HOSTPORT|PREROUTING/.test(line)).join('\n'));
+    lines.push(await run('iptables-save', ['-c', '-t', 'mangle']));
+    lines.push((await run('iptables-save', ['-c', '-t', 'filter'])).split('\n').filter((line) => /HM-|HIVEMIND|FORWARD/.test(line)).join('\n'));
+    lines.push(await run('ip', ['rule']), await run('ip', ['route', 'show', 'table', 'all']));
+    lines.push(await run('sh', ['-c', 'for f in all default eth0 hmvx0 hm0; do echo "$f rp_filter $(cat /proc/sys/net/ipv4/conf/$f/rp_filter)"; done; cat /proc/sys/net/ipv4/ip_forward']));
+  }
+  return lines.join('\n');
+}
+
 /** A metric's value in `metrics` (Prometheus text), 0 when absent. */
 function metricValue(metrics: string, name: string): number {
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
@@ -184,14 +199,17 @@ meshTest('a published port answers on every host, spread over instances on other
     const listing = (await api('GET', '/v1/network')) as { published: { tenant: string; app: string; ports: { published: number; target: number }[]; endpoints: number }[] };
     assert.equal(listing.published.map((entry) => [`${entry.tenant}/${entry.app}`, entry.ports.map((port) => `${port.published}:${port.target}`), entry.endpoints]), [['acme/web', ['8080:8000'], 2]]);
     const n1View = (await api('GET', '/v1/network/nodes/n1')) as { services: { published: number }; mesh: { returnRoutes: { peer: string }[] } };
-    assert.equal([n1View.services.published, n1View.mesh.returnRoutes.map((route) => route.peer)], [1, ['n2', 'n3']]);
+    assert.equal([n1View.services.published, n1View.mesh.returnRoutes.map((route) => route.peer).sort()], [1, ["n2", "n3"]]);
 
     // Each host answers; from n1 (no instance) and from n2 (one local, one remote) both instances answer; every answer sees the harness's address.
     const [n1, n2, n3] = network.hosts;
     await until('n1:8080 answers', async () => {
       const answer = await ask(n1!.address);
       return typeof answer === 'string' ? answer : true;
-    }, 20_000);
+    }, 20_000).catch(async (error: Error) => {
+      console.log(await diagnose(network!.hosts));
+      throw error;
+    });
     for (const host of [n1!, n2!]) {
       const reached = await spreadOf(host.address, names);
       assert.equal([...reached.keys()].sort(), names, `instances reached through ${host.namespace}: ${JSON.stringify([...reached])}`);
