@@ -66,7 +66,9 @@ function ask(address: string): Promise<Answer | string> {
       response.on('data', (chunk: string) => (body += chunk));
       response.on('end', () => {
         const match = /^ok (\S+) (\S+)/.exec(body.trim());
-        resolve(response.statusCode === 200 && match ? { instance: match[1]!, remote: match[2]! } : `status ${response.statusCode}: ${body.trim()}`);
+        // httpd listens on IPv6 and names an IPv4 client as `[::ffff:a.b.c.d]`.
+        const remote = match?.[2]!.replace(/^\[::ffff:(.*)\]$/, '$1');
+        resolve(response.statusCode === 200 && match && remote !== undefined ? { instance: match[1]!, remote } : `status ${response.statusCode}: ${body.trim()}`);
       });
       response.on('error', (error) => resolve(error.message));
     });
@@ -100,7 +102,7 @@ async function diagnose(hosts: readonly Host[]): Promise<string> {
     lines.push((await run('iptables-save', ['-c', '-t', 'nat'])).split('\n').filter((line) => /HM-|HIVEMIND|CNI-HOSTPORT|PREROUTING/.test(line)).join('\n'));
     lines.push(await run('iptables-save', ['-c', '-t', 'mangle']));
     lines.push((await run('iptables-save', ['-c', '-t', 'filter'])).split('\n').filter((line) => /HM-|HIVEMIND|FORWARD/.test(line)).join('\n'));
-    lines.push(await run('ip', ['rule']), await run('ip', ['route', 'show', 'table', 'all']));
+    lines.push(await run('ip', ['rule']), await run('ip', ['route', 'show', 'table', 'all']), await run('ip', ['-s', 'link', 'show', 'dev', 'hmvx0']));
     lines.push(await run('sh', ['-c', 'for f in all default eth0 hmvx0 hm0; do echo "$f rp_filter $(cat /proc/sys/net/ipv4/conf/$f/rp_filter)"; done; cat /proc/sys/net/ipv4/ip_forward']));
   }
   return lines.join('\n');
@@ -153,8 +155,9 @@ meshTest('a published port answers on every host, spread over instances on other
       await answer.body.dump();
     }
     await api('PUT', '/v1/tenants/acme', {});
-    // A CGI script that says who answers and whom it sees ($$: Compose's escape of $).
-    const script = `#!/bin/sh\\necho "Content-Type: text/plain"\\necho\\necho "ok $$(/bin/busybox hostname) $$REMOTE_ADDR"\\n`;
+    // A CGI script that says who answers and whom it sees ($$: Compose's escape of $). Its header lines end in
+    // CR LF (printf writes \r as CR): httpd passes a script's header through, and Node's parser wants HTTP's line ends.
+    const script = `#!/bin/sh\\necho "Content-Type: text/plain\\r"\\necho "\\r"\\necho "ok $$(/bin/busybox hostname) $$REMOTE_ADDR"\\n`;
     const serve = `mkdir -p /tmp/www/cgi-bin && printf '${script}' > /tmp/www/cgi-bin/who && /bin/busybox chmod 755 /tmp/www/cgi-bin/who && (httpd -f -p 8000 -h /tmp/www &) && exec sleep ${SLEEP_SECONDS}`;
     const acme = [
       'services:',
@@ -221,15 +224,16 @@ meshTest('a published port answers on every host, spread over instances on other
     assert.ok(typeof third !== 'string' && third.remote === HARNESS_ADDRESS, `through n3: ${JSON.stringify(third)}`);
 
     // The way back on n2: one mark rule per peer; the one to n1 deleted by hand comes back.
-    const rules = async (host: Host): Promise<{ priority: number; fwmark?: string; fwmask?: string; table: string }[]> =>
-      (JSON.parse(await command('ip', ['-n', host.namespace, '-j', '-4', 'rule', 'show'])) as { priority: number; fwmark?: string; fwmask?: string; table: string }[]).filter((rule) => rule.priority === MESH_RULE_PRIORITY);
+    type Rule = { priority: number; fwmark?: string; fwmask?: string; iif?: string; table: string };
+    const rules = async (host: Host): Promise<Rule[]> => (JSON.parse(await command('ip', ['-n', host.namespace, '-j', '-4', 'rule', 'show'])) as Rule[]).filter((rule) => rule.priority === MESH_RULE_PRIORITY);
     const n2Rules = await rules(n2!);
     assert.is(n2Rules.length, 2, `n2's mesh rules: ${JSON.stringify(n2Rules)}`);
+    assert.ok(n2Rules.every((rule) => rule.iif === 'hm0'), `n2's mesh rules hold for answers from the bridge alone: ${JSON.stringify(n2Rules)}`);
     assert.ok((await save(n2!, 'mangle')).includes(`-j ${MESH_CHAIN}`), "n2's mangle chain is hooked");
     const n1Subnet = ((await api('GET', '/v1/network')) as { nodes: { id: string; subnet: string }[] }).nodes.find((node) => node.id === 'n1')!.subnet;
     const toN1 = n2Rules.find((rule) => rule.table === String(4_210_000 + Number(n1Subnet.split('.')[2])));
     assert.ok(toN1 !== undefined, `n2 routes back to n1 (${n1Subnet}): ${JSON.stringify(n2Rules)}`);
-    await command('ip', ['-n', n2!.namespace, 'rule', 'del', 'priority', String(MESH_RULE_PRIORITY), 'fwmark', `${toN1.fwmark}/${toN1.fwmask}`, 'lookup', toN1.table]);
+    await command('ip', ['-n', n2!.namespace, 'rule', 'del', 'priority', String(MESH_RULE_PRIORITY), 'fwmark', `${toN1.fwmark}/${toN1.fwmask}`, 'iif', 'hm0', 'lookup', toN1.table]);
     await until("n2's rule back to n1 is repaired", async () => ((await rules(n2!)).length === 2 ? true : 'not yet'), 15_000);
     const n2Instance = onNode('n2');
     const again = await spreadOf(n1!.address, names);

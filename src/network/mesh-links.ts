@@ -11,7 +11,7 @@ import { runIptables } from './policy-tables.js';
 import { runCommand } from './run-command.js';
 import { OverlayError, linkExists } from './overlay-links.js';
 import { VXLAN_NAME } from './overlay-plan.js';
-import { isMeshTable, MESH_CHAIN, MESH_JUMP_COMMENT, MESH_RULE_PRIORITY, meshRestoreInput, parseSavedMesh, type MeshRouting, type SavedMeshChain } from './mesh-plan.js';
+import { isMeshTable, MESH_CHAIN, MESH_JUMP_COMMENT, MESH_RULE_PRIORITY, meshRestoreInput, meshRuleSelector, parseSavedMesh, type MeshRouting, type SavedMeshChain } from './mesh-plan.js';
 
 /** The mesh chain as the kernel has it now. */
 export async function readMeshChain(): Promise<SavedMeshChain> {
@@ -34,9 +34,9 @@ async function ipJson<T>(args: string[]): Promise<T[]> {
 /** The mesh's rules (at its priority) and its tables' default routes. */
 export async function readMeshRouting(): Promise<MeshRouting> {
   const routing: MeshRouting = { rules: new Map(), routes: new Map() };
-  for (const rule of await ipJson<{ priority?: number; fwmark?: string; fwmask?: string; table?: string }>(['-4', 'rule', 'show'])) {
+  for (const rule of await ipJson<{ priority?: number; fwmark?: string; fwmask?: string; iif?: string; table?: string }>(['-4', 'rule', 'show'])) {
     if (rule.priority !== MESH_RULE_PRIORITY || rule.fwmark === undefined) continue;
-    routing.rules.set(`${rule.fwmark}/${rule.fwmask ?? '0xffffffff'}`, Number(rule.table));
+    routing.rules.set(meshRuleSelector(rule.fwmark, rule.fwmask ?? '0xffffffff', rule.iif), Number(rule.table));
   }
   for (const route of await ipJson<{ dst?: string; gateway?: string; table?: string }>(['-4', 'route', 'show', 'table', 'all'])) {
     const table = Number(route.table);
@@ -72,6 +72,6 @@ export async function removeMesh(): Promise<void> {
     await runIptables('iptables-restore', ['--noflush', '-w', '5'], lines.join('\n'));
   }
   const routing = await readMeshRouting();
-  const lines = [...[...routing.rules].map(([mark, table]) => `rule del priority ${MESH_RULE_PRIORITY} fwmark ${mark} lookup ${table}`), ...[...routing.routes.keys()].map((table) => `route del default table ${table}`)];
+  const lines = [...[...routing.rules].map(([selector, table]) => `rule del priority ${MESH_RULE_PRIORITY} ${selector} lookup ${table}`), ...[...routing.routes.keys()].map((table) => `route del default table ${table}`)];
   await applyMeshRouting(lines);
 }

@@ -23,8 +23,16 @@
  *     then `-i hm0 -m connmark ! --mark 0/<mask> -j CONNMARK --restore-mark`
  *       (an instance's packet of such a connection carries the peer's mark);
  *   per peer: `ip rule priority MESH_RULE_PRIORITY fwmark <mark>/<mask>
- *     lookup <table>`, and in that table `default via <peer VTEP> dev hmvx0
- *     onlink`.
+ *     iif hm0 lookup <table>`, and in that table `default via <peer VTEP>
+ *     dev hmvx0 onlink`.
+ * The rule holds only for packets routed in from the bridge (`iif hm0`):
+ * the VXLAN device looks up the route of the encapsulated packet with the
+ * inner packet's mark (`udp_tunnel_dst_lookup` copies `skb->mark`), so a
+ * rule on the mark alone sends the outer packet into the peer's table,
+ * whose default route is the VXLAN device itself; the kernel drops it as a
+ * circular route (the device's `collisions` counter) and the answer never
+ * leaves the node. A locally made lookup has `iif lo`, so the outer packet
+ * takes the main table and the underlay.
  * A peer's mark and table come from its subnet's index in the cluster
  * network, so every node computes the same without asking, and a peer keeps
  * them while it holds its subnet. The mask (bits 22 to 31) is apart from the
@@ -102,19 +110,32 @@ export function planMesh(plan: OverlayPlan, clusterCidr: string): MeshPlan {
   return { rules, routes, skipped };
 }
 
+/** The input device of the mesh's `ip rule`s: answers routed in from the containers' bridge. */
+export const MESH_RULE_INPUT = BRIDGE_NAME;
+
 /** The mesh's `ip rule`s and table routes the kernel holds, as `mesh-links.ts` reads them. */
 export interface MeshRouting {
-  /** Rules at MESH_RULE_PRIORITY: `mark/mask` text to table. */
+  /** Rules at MESH_RULE_PRIORITY: their selector (`meshRuleSelector`) to table. */
   rules: Map<string, number>;
   /** Default routes of tables in the mesh's range: table to gateway. */
   routes: Map<number, string>;
+}
+
+/**
+ * A mesh rule's selector as `ip rule` takes it after the priority:
+ * `fwmark <mark>/<mask>`, then `iif <device>` when the rule has one. The
+ * kernel's rules are keyed the same way (`mesh-links.ts`), so a rule left
+ * by an older agent without `iif` differs and is replaced.
+ */
+export function meshRuleSelector(mark: string, mask: string, input: string | undefined): string {
+  return `fwmark ${mark}/${mask}${input === undefined ? '' : ` iif ${input}`}`;
 }
 
 /** The routing the plan wants. */
 export function desiredMeshRouting(plan: MeshPlan): MeshRouting {
   const routing: MeshRouting = { rules: new Map(), routes: new Map() };
   for (const route of plan.routes) {
-    routing.rules.set(`${markText(route.mark)}/${markText(MESH_MARK_MASK)}`, route.table);
+    routing.rules.set(meshRuleSelector(markText(route.mark), markText(MESH_MARK_MASK), MESH_RULE_INPUT), route.table);
     routing.routes.set(route.table, route.via);
   }
   return routing;
@@ -128,13 +149,13 @@ export function isMeshTable(table: number): boolean {
 /** `ip -batch` lines that take `current` to `desired` (rules removed before their tables are emptied, routes put before rules point at them); empty when they agree. */
 export function meshRoutingBatch(desired: MeshRouting, current: MeshRouting): string[] {
   const lines: string[] = [];
-  for (const [mark, table] of current.rules) {
-    if (desired.rules.get(mark) !== table) lines.push(`rule del priority ${MESH_RULE_PRIORITY} fwmark ${mark} lookup ${table}`);
+  for (const [selector, table] of current.rules) {
+    if (desired.rules.get(selector) !== table) lines.push(`rule del priority ${MESH_RULE_PRIORITY} ${selector} lookup ${table}`);
   }
   for (const table of current.routes.keys()) if (!desired.routes.has(table)) lines.push(`route del default table ${table}`);
   for (const [table, via] of desired.routes) if (current.routes.get(table) !== via) lines.push(`route replace default via ${via} dev ${VXLAN_NAME} onlink table ${table}`);
-  for (const [mark, table] of desired.rules) {
-    if (current.rules.get(mark) !== table) lines.push(`rule add priority ${MESH_RULE_PRIORITY} fwmark ${mark} lookup ${table}`);
+  for (const [selector, table] of desired.rules) {
+    if (current.rules.get(selector) !== table) lines.push(`rule add priority ${MESH_RULE_PRIORITY} ${selector} lookup ${table}`);
   }
   return lines;
 }

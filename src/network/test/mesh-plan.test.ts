@@ -47,17 +47,28 @@ test('routing batch: rules and routes put or removed by difference, nothing when
   assert.equal(meshRoutingBatch(desired, empty), [
     `route replace default via 10.210.1.0 dev hmvx0 onlink table ${MESH_TABLE_BASE + 1}`,
     `route replace default via 10.210.5.0 dev hmvx0 onlink table ${MESH_TABLE_BASE + 5}`,
-    `rule add priority 4210 fwmark 0x800000/0xffc00000 lookup ${MESH_TABLE_BASE + 1}`,
-    `rule add priority 4210 fwmark 0x1800000/0xffc00000 lookup ${MESH_TABLE_BASE + 5}`,
+    `rule add priority 4210 fwmark 0x800000/0xffc00000 iif hm0 lookup ${MESH_TABLE_BASE + 1}`,
+    `rule add priority 4210 fwmark 0x1800000/0xffc00000 iif hm0 lookup ${MESH_TABLE_BASE + 5}`,
   ]);
-  const stale: MeshRouting = { rules: new Map([['0x800000/0xffc00000', MESH_TABLE_BASE + 1], ['0xc00000/0xffc00000', MESH_TABLE_BASE + 2]]), routes: new Map([[MESH_TABLE_BASE + 1, '10.210.1.0'], [MESH_TABLE_BASE + 2, '10.210.2.0']]) };
+  const stale: MeshRouting = { rules: new Map([['fwmark 0x800000/0xffc00000 iif hm0', MESH_TABLE_BASE + 1], ['fwmark 0xc00000/0xffc00000 iif hm0', MESH_TABLE_BASE + 2]]), routes: new Map([[MESH_TABLE_BASE + 1, '10.210.1.0'], [MESH_TABLE_BASE + 2, '10.210.2.0']]) };
   assert.equal(meshRoutingBatch(desired, stale), [
-    `rule del priority 4210 fwmark 0xc00000/0xffc00000 lookup ${MESH_TABLE_BASE + 2}`,
+    `rule del priority 4210 fwmark 0xc00000/0xffc00000 iif hm0 lookup ${MESH_TABLE_BASE + 2}`,
     `route del default table ${MESH_TABLE_BASE + 2}`,
     `route replace default via 10.210.5.0 dev hmvx0 onlink table ${MESH_TABLE_BASE + 5}`,
-    `rule add priority 4210 fwmark 0x1800000/0xffc00000 lookup ${MESH_TABLE_BASE + 5}`,
+    `rule add priority 4210 fwmark 0x1800000/0xffc00000 iif hm0 lookup ${MESH_TABLE_BASE + 5}`,
   ]);
   assert.is(markText(MESH_MARK_MASK), '0xffc00000');
+});
+
+test('routing batch: a rule on the mark alone (an older agent\'s) is replaced by one on the mark from the bridge', () => {
+  const desired = desiredMeshRouting(planMesh(planOverlay('n1', nodes)!, '10.210.0.0/16'));
+  assert.equal([...desired.rules.keys()], ['fwmark 0x800000/0xffc00000 iif hm0', 'fwmark 0x1800000/0xffc00000 iif hm0'], 'only answers routed in from the bridge take a peer\'s table');
+  const unbound: MeshRouting = { rules: new Map([['fwmark 0x800000/0xffc00000', MESH_TABLE_BASE + 1]]), routes: new Map([[MESH_TABLE_BASE + 1, '10.210.1.0'], [MESH_TABLE_BASE + 5, '10.210.5.0']]) };
+  assert.equal(meshRoutingBatch(desired, unbound), [
+    `rule del priority 4210 fwmark 0x800000/0xffc00000 lookup ${MESH_TABLE_BASE + 1}`,
+    `rule add priority 4210 fwmark 0x800000/0xffc00000 iif hm0 lookup ${MESH_TABLE_BASE + 1}`,
+    `rule add priority 4210 fwmark 0x1800000/0xffc00000 iif hm0 lookup ${MESH_TABLE_BASE + 5}`,
+  ]);
 });
 
 test('mangle restore: the chain declared and filled, the jump first in PREROUTING (moved there when behind another rule)', () => {
