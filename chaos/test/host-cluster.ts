@@ -68,7 +68,8 @@ async function startHostCluster(options: HostClusterOptions): Promise<StartedHos
   const dataRoot = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
   const logDirectory = mkdtempSync(join(tmpdir(), `${options.prefix}-logs-`));
   const token = `${options.prefix}.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
+  // A connection includes the TLS handshake, which waits for the agent to be scheduled: 5 s, for a loaded machine.
+  const client = new ApiClient({ token, connectTimeoutMs: 5000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
   const containerNamespaces = new Set<string>();
   const nodes: HostAgent[] = [];
   let network: TestNetwork | undefined;
