@@ -201,7 +201,8 @@ async function main(): Promise<void> {
   const dataRoot = mkdtempSync(join(tmpdir(), 'hmnetbench-'));
   const logDirectory = mkdtempSync(join(tmpdir(), 'hmnetbench-logs-'));
   const token = `hmnb.${randomBytes(16).toString('hex')}`;
-  const client = new ApiClient({ token, connectTimeoutMs: 1000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
+  // 5 s to connect: the TLS handshake waits for the agent to be scheduled, and the bench loads the machine.
+  const client = new ApiClient({ token, connectTimeoutMs: 5000, requestTimeoutMs: 10_000, caBundle: () => clusterCaBundle([join(dataRoot, 'n1')]) });
   const containerNamespaces = new Set<string>();
   const helpers: ChildProcess[] = [];
   const nodes: HostAgent[] = [];
