@@ -115,13 +115,15 @@ export function metricValue(metrics: string, name: string): number {
  * kernel's rules and read them back, so a test that saw the rules back may
  * read the counter before it moved.
  */
-export function metricAbove(cluster: HostCluster, index: number, name: string, above: number): Promise<string> {
-  return until(
+export async function metricAbove(cluster: HostCluster, index: number, name: string, above: number): Promise<string> {
+  const { metrics } = await until(
     `${name} on n${index + 1} above ${above}`,
     async () => {
-      const metrics = await cluster.text(index, '/metrics');
-      return metricValue(metrics, name) > above ? metrics : metrics.split('\n').filter((line) => line.startsWith(name)).join('; ') || `no ${name}`;
+      const text = await cluster.text(index, '/metrics');
+      // until() takes a string for "not yet": the text goes back wrapped.
+      return metricValue(text, name) > above ? { metrics: text } : text.split('\n').filter((line) => line.startsWith(name)).join('; ') || `no ${name}`;
     },
     15_000,
   );
+  return metrics;
 }
