@@ -16,6 +16,7 @@
  */
 import * as assert from 'uvu/assert';
 import dns2 from 'dns2';
+import { shortHash } from '../../src/network/policy-plan.js';
 import { serviceChainName, SERVICES_CHAIN } from '../../src/network/service-plan.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
@@ -97,15 +98,28 @@ export const serviceCase: NetworkCase = {
     assert.equal([...reached.keys()].sort(), webInstances.map((instance) => instance.id.slice(0, 63)).sort(), `instances reached: ${JSON.stringify([...reached])}`);
     assert.ok([...reached.values()].every((count) => count >= 3), `each instance reached at least 3 times: ${JSON.stringify([...reached])}`);
 
-    // Policies judge the real source and destination through the VIP: evil is denied by default, ...
+    // Policies judge the real source and destination through the VIP: evil is denied by default (once n2 and n3 protect their instance), ...
+    for (const host of network.hosts.slice(1)) {
+      await until(`${host.namespace} protects its web instance`, async () => {
+        const filter = await tableOf(host, 'filter');
+        return webs.some((web) => filter.includes(`-d ${web.address}/32`)) ? true : 'not yet';
+      }, 30_000);
+    }
     assert.is(await reach(probe!, vip, 8080), 'deny', 'evil probe -> acme web by VIP');
     // ... and a policy letting evil in on 8080 only lets it in there, and keeps acme's client out.
+    // The VIP spreads connections over n2 and n3, so each verdict below needs the policy (then its absence) in force on both.
+    const policyChain = `HM-P-${shortHash('acme/web-from-evil')}`;
+    const webHosts = network.hosts.slice(1);
+    const policyInForce = (present: boolean): Promise<void> =>
+      Promise.all(webHosts.map((host) => until(`${host.namespace} ${present ? 'enforces' : 'drops'} the policy`, async () => ((await tableOf(host, 'filter')).includes(`-A ${policyChain} -s ${probe!.address}/32`) === present ? true : 'not yet'), 30_000))).then(() => undefined);
     await api('PUT', '/v1/policies/acme/web-from-evil', { apps: ['web'], ingress: [{ fromTenants: ['evil'], ports: [8080] }] });
+    await policyInForce(true);
     await until('evil probe reaches the VIP on 8080', async () => ((await reach(probe!, vip, 8080)) === 'allow' ? true : `denied: ${lastDenial()}`), 10_000);
     assert.is(await reach(probe!, vip, 9090), 'deny', 'evil probe -> VIP:9090');
     assert.is(await reach(acmeClient!, vip, 8080), 'deny', 'acme client -> VIP:8080, no longer allowed');
     await api('DELETE', '/v1/policies/acme/web-from-evil');
-    await until('evil probe is denied again', async () => ((await reach(probe!, vip, 8080)) === 'deny' ? true : 'allowed'), 10_000);
+    await policyInForce(false);
+    assert.is(await reach(probe!, vip, 8080), 'deny', 'evil probe -> VIP:8080, the policy deleted');
 
     // Drift: the service chain flushed and the jump from PREROUTING deleted by hand, on n1; both come back.
     const repairsBefore = metricValue(await cluster.text(0, '/metrics'), 'hivemind_network_service_repairs_total');
