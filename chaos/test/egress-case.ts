@@ -15,7 +15,7 @@
 import * as assert from 'uvu/assert';
 import { shortHash } from '../../src/network/policy-plan.js';
 import { until } from './host-agents.js';
-import { containersOf, endpointsReported, lastDenial, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, containersOf, endpointsReported, lastDenial, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3661', db: '3662', client: '3663' } as const;
@@ -45,7 +45,8 @@ export const egressCase: NetworkCase = {
     await endpointsReported(cluster, [web!.address, db!.address, acmeClient!.address]);
     const [n1, , n3] = network.hosts;
 
-    // The default: the tenant's apps reach each other, across hosts.
+    // The default: the tenant's apps reach each other, across hosts (once every host's tenant chain knows them).
+    for (const host of network.hosts) await admitted(host, [web!.address, db!.address, acmeClient!.address]);
     await until('client reaches web', async () => ((await reach(acmeClient!, web!.address, 8080)) === 'allow' ? true : `denied: ${lastDenial()}`), 15_000);
     assert.is(await reach(acmeClient!, web!.address, 9090), 'allow', 'client -> web:9090');
     assert.is(await reach(acmeClient!, db!.address, 5432), 'allow', 'client -> db:5432');

@@ -127,3 +127,22 @@ export async function metricAbove(cluster: HostCluster, index: number, name: str
   );
   return metrics;
 }
+
+/**
+ * Waits until `host`'s tenant chain lets each of `addresses` in (30 s at
+ * most): the instances' endpoint reports applied there and the rules
+ * written, which takes a reconcile or two (seconds on a loaded machine).
+ * Before that, a connection between two instances of one tenant may be
+ * dropped as from an unknown address.
+ */
+export function admitted(host: Host, addresses: readonly string[]): Promise<true> {
+  return until(
+    `${host.namespace} lets ${addresses.join(', ')} in`,
+    async () => {
+      const filter = await tableOf(host, 'filter');
+      const missing = addresses.filter((address) => !filter.includes(`-s ${address}/32 -j RETURN`));
+      return missing.length === 0 ? true : `not yet: ${missing.join(', ')}`;
+    },
+    30_000,
+  );
+}

@@ -8,7 +8,7 @@
 import * as assert from 'uvu/assert';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { containersOf, endpointsReported, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, containersOf, endpointsReported, type NetworkCase } from './network-probes.js';
 
 const APP = 'overlay-probe';
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
@@ -35,13 +35,7 @@ export const overlayCase: NetworkCase = {
     // Tenant isolation lets traffic through only between addresses the state holds: wait for every endpoint report.
     await endpointsReported(cluster, containers.map((container) => container.address));
     // Each node's tenant chain lets every one of them in: the reports applied and the rules written (a reconcile can take seconds on a loaded machine).
-    for (const host of network.hosts) {
-      await until(`${host.namespace} lets every container of the tenant in`, async () => {
-        const filter = await tableOf(host, 'filter');
-        const missing = containers.filter((container) => !filter.includes(`-s ${container.address}/32 -j RETURN`));
-        return missing.length === 0 ? true : `not yet: ${missing.map((container) => container.address).join(', ')}`;
-      }, 30_000);
-    }
+    for (const host of network.hosts) await admitted(host, containers.map((container) => container.address));
     // Every container reaches every other, across hosts.
     for (const from of containers) {
       for (const to of containers) {

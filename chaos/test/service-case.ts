@@ -20,7 +20,7 @@ import { shortHash } from '../../src/network/policy-plan.js';
 import { serviceChainName, SERVICES_CHAIN } from '../../src/network/service-plan.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, reach, tableOf, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3631', client: '3632', probe: '3633' } as const;
@@ -86,7 +86,8 @@ export const serviceCase: NetworkCase = {
     const node = (await api('GET', '/v1/network/nodes/n1')) as { peers: { id: string }[]; services: { vips: number } };
     assert.equal([node.peers.map((peer) => peer.id).sort(), node.services.vips], [['n2', 'n3'], 1]);
 
-    // From n1, VIP:8080 reaches the instances on n2 and n3, each several times; the listener sees the client's own address (no SNAT: the policy below depends on it).
+    // From n1, VIP:8080 reaches the instances on n2 and n3 (once both let the client in), each several times; the listener sees the client's own address (no SNAT: the policy below depends on it).
+    for (const host of network.hosts.slice(1)) await admitted(host, [acmeClient!.address]);
     await until('acme client reaches the VIP', async () => ((await answerOf(acmeClient!, vip, 8080)) !== undefined ? true : `no answer: ${lastDenial()}`), 15_000);
     const reached = new Map<string, number>();
     for (let attempt = 0; attempt < 60 && !([...reached.values()].length === 2 && [...reached.values()].every((count) => count >= 3)); attempt++) {
