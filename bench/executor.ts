@@ -26,7 +26,10 @@
  * `--mode runtime`: Hivemind's containerd runtime called directly in this
  * process (no agent, no Raft, no scheduler), beside the plain `ctr` floor.
  *
- * Flags: --mode agent|runtime  --counts 1,10,100  --concurrency 8
+ * `--mode images`: an image imported on one node and fetched by two others
+ * from it, beside `ctr image import` on one node (executor-images.ts).
+ *
+ * Flags: --mode agent|runtime|images  --counts 1,10,100  --concurrency 8
  *        --warm-networks N (agent mode; the agent's default when absent)
  *        --json (last line: one JSON object).
  * Run it under `flock /tmp/hivemind-bench.lock` (the npm script does).
@@ -45,6 +48,7 @@ import type { WorkloadSpec } from '../src/executor/runtime.js';
 import { freePorts, rssBytes, sleep } from './processes.js';
 import { fetch } from 'undici';
 import { dataDirApiAgent } from '../src/api/tls.js';
+import { imagesMode } from './executor-images.js';
 
 const IMAGE = 'hivemind.local/busybox:latest';
 /** The namespace of the `ctr` floors (the agent uses `hivemind`). */
@@ -435,7 +439,8 @@ async function main(): Promise<void> {
   }
   if (mode === 'agent') await agentMode(options);
   else if (mode === 'runtime') await runtimeMode(options);
-  else throw new Error(`--mode must be agent or runtime, not "${mode}"`);
+  else if (mode === 'images') await imagesMode({ rounds: Number(flag('rounds', '3')), imageMib: Number(flag('image-mib', '10')), json: options.json });
+  else throw new Error(`--mode must be agent, runtime or images, not "${mode}"`);
 }
 
 main().catch((error: Error) => {

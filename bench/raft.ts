@@ -18,12 +18,13 @@
  * process it starts is killed and every temp dir removed when it ends, on
  * Ctrl-C, on an error, and when its time budget runs out.
  */
+import Table from 'cli-table3';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_OPTIONS } from '../consensus/core/index.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
 import { defaultServerPath, HivemindCluster } from './hivemind-cluster.js';
-import type { BenchCluster } from './cluster.js';
+import { clusterLabel, type BenchCluster } from './cluster.js';
 import { BenchCertificates } from './tls.js';
 import { flushDisk, Resources } from './processes.js';
 import {
@@ -44,7 +45,7 @@ import {
 } from './report.js';
 import { describeInterleaving, runRounds } from './rounds.js';
 import { rowMedians, runFailoverTrials, startSystem, type BenchSettings, type Row, type SystemResult } from './run-system.js';
-import { median } from './stats.js';
+import { median, ratio } from './stats.js';
 
 interface CommandLine {
   settings: BenchSettings;
@@ -202,6 +203,33 @@ function timeBudgetMs(commandLine: CommandLine, systems: number): number {
 interface ModeRatios {
   perRound: RoundRatio[];
   summary: RatioSummary[];
+  /** Cluster CPU per commit of both systems and their ratio, per client count. */
+  cpuPerCommit: CpuPerCommitSummary[];
+  /** Each cluster's member RSS after its last row. */
+  memberRssAtEnd: MemberRssAtEnd[];
+}
+
+/**
+ * Cluster CPU per commit (all members, from /proc, per acknowledged Put) of
+ * both systems at one client count: per round from the two rows run back to
+ * back, then the medians. The figure that depends least on the load
+ * generator and the machine's other work.
+ */
+interface CpuPerCommitSummary {
+  clients: number;
+  perRound: { round: number; hivemindUs: number | undefined; etcdUs: number | undefined; ratio: number | undefined; hivemindLeaderUs: number | undefined; etcdLeaderUs: number | undefined }[];
+  hivemindUs: number | undefined;
+  etcdUs: number | undefined;
+  /** Median of the per-round ratios, Hivemind over etcd (below 1 favours Hivemind). */
+  ratio: number | undefined;
+  ratioRange: { min: number; max: number } | undefined;
+}
+
+/** One cluster's member RSS after its last row (MiB), and the largest of them. */
+interface MemberRssAtEnd {
+  label: string;
+  rssMiB: Record<string, number>;
+  largestMiB: number | undefined;
 }
 
 /** TLS over plaintext per system, per round and summarised, with the failover medians of both modes. */
@@ -246,11 +274,19 @@ function jsonSummary(options: {
     interleaving: describeInterleaving(results.map((result) => result.label)),
     ratiosHivemindOverEtcd: ratios.get(primaryTls!)?.summary ?? null,
     ratiosPerRound: ratios.get(primaryTls!)?.perRound ?? null,
+    cpuPerCommitHivemindOverEtcd: ratios.get(primaryTls!)?.cpuPerCommit ?? null,
+    memberRssAtEndMiB: ratios.get(primaryTls!)?.memberRssAtEnd ?? null,
     systemsSecurity: primaryTls ? 'mutual-tls' : 'plaintext',
     plaintext:
       secondaryTls === undefined
         ? null
-        : { systems: systemsOf(secondaryTls), ratiosHivemindOverEtcd: ratios.get(secondaryTls)?.summary ?? null, ratiosPerRound: ratios.get(secondaryTls)?.perRound ?? null },
+        : {
+            systems: systemsOf(secondaryTls),
+            ratiosHivemindOverEtcd: ratios.get(secondaryTls)?.summary ?? null,
+            ratiosPerRound: ratios.get(secondaryTls)?.perRound ?? null,
+            cpuPerCommitHivemindOverEtcd: ratios.get(secondaryTls)?.cpuPerCommit ?? null,
+            memberRssAtEndMiB: ratios.get(secondaryTls)?.memberRssAtEnd ?? null,
+          },
     tlsCost: tlsCost ?? null,
   };
 }
@@ -304,9 +340,83 @@ function hivemindOverEtcd(rows: readonly Row[], commandLine: CommandLine): Map<b
       numerator: (row) => row.system === 'hivemind' && row.tls === tls,
       denominator: (row) => row.system === 'etcd' && row.tls === tls,
     });
-    ratios.set(tls, perRound.length === 0 ? undefined : { perRound, summary: summarizeRatios(perRound, commandLine.settings.clientCounts) });
+    ratios.set(
+      tls,
+      perRound.length === 0
+        ? undefined
+        : {
+            perRound,
+            summary: summarizeRatios(perRound, commandLine.settings.clientCounts),
+            cpuPerCommit: cpuPerCommitOf(rows.filter((row) => row.tls === tls), commandLine.settings.clientCounts),
+            memberRssAtEnd: memberRssAtEnd(rows.filter((row) => row.tls === tls)),
+          },
+    );
   }
   return ratios;
+}
+
+/** Per client count, cluster CPU per commit of Hivemind and etcd per round, the medians and the ratio. */
+function cpuPerCommitOf(rows: readonly Row[], clientCounts: readonly number[]): CpuPerCommitSummary[] {
+  const known = (value: number | undefined): number | undefined => (value !== undefined && Number.isFinite(value) ? value : undefined);
+  return clientCounts.map((clients) => {
+    const rounds = [...new Set(rows.filter((row) => row.clients === clients).map((row) => row.round))].sort((a, b) => a - b);
+    const perRound = rounds.map((round) => {
+      const find = (system: string) => rows.find((row) => row.system === system && row.round === round && row.clients === clients);
+      const hivemind = find('hivemind');
+      const etcd = find('etcd');
+      return {
+        round,
+        hivemindUs: known(hivemind?.serverCpuPerCommitUs),
+        etcdUs: known(etcd?.serverCpuPerCommitUs),
+        ratio: ratio(hivemind?.serverCpuPerCommitUs, etcd?.serverCpuPerCommitUs),
+        hivemindLeaderUs: known(hivemind?.leaderCpuPerCommitUs),
+        etcdLeaderUs: known(etcd?.leaderCpuPerCommitUs),
+      };
+    });
+    const ratios = perRound.map((entry) => entry.ratio).filter((value): value is number => value !== undefined);
+    return {
+      clients,
+      perRound,
+      hivemindUs: median(perRound.map((entry) => entry.hivemindUs)),
+      etcdUs: median(perRound.map((entry) => entry.etcdUs)),
+      ratio: median(ratios),
+      ratioRange: ratios.length === 0 ? undefined : { min: Math.min(...ratios), max: Math.max(...ratios) },
+    };
+  });
+}
+
+/** Each system's member RSS after its last row (rows in the order run). */
+function memberRssAtEnd(rows: readonly Row[]): MemberRssAtEnd[] {
+  const systems = [...new Set(rows.map((row) => row.system))];
+  return systems.map((system) => {
+    const last = rows.filter((row) => row.system === system).at(-1)!;
+    const values = Object.values(last.rssMiB).filter((value) => Number.isFinite(value));
+    return { label: clusterLabel(last.system, last.tls), rssMiB: last.rssMiB, largestMiB: values.length === 0 ? undefined : Math.max(...values) };
+  });
+}
+
+/** The CPU-per-commit and end-of-run memory table of one security mode. */
+function formatCpuAndMemory(modeRatios: ModeRatios, security: string): string {
+  const fixed = (value: number | undefined, digits: number): string => (value === undefined ? '-' : value.toFixed(digits));
+  const table = new Table({
+    head: ['clients', 'round', 'CPU µs/commit hivemind', 'etcd', 'H/E', 'leader µs/commit hivemind', 'etcd'],
+    style: { head: [], border: [] },
+  });
+  for (const summary of modeRatios.cpuPerCommit) {
+    for (const entry of summary.perRound) {
+      table.push([String(summary.clients), String(entry.round), fixed(entry.hivemindUs, 0), fixed(entry.etcdUs, 0), fixed(entry.ratio, 2), fixed(entry.hivemindLeaderUs, 0), fixed(entry.etcdLeaderUs, 0)]);
+    }
+    const range = summary.ratioRange ? ` (${summary.ratioRange.min.toFixed(2)}–${summary.ratioRange.max.toFixed(2)})` : '';
+    table.push([String(summary.clients), 'median', fixed(summary.hivemindUs, 0), fixed(summary.etcdUs, 0), `${fixed(summary.ratio, 2)}${range}`, '', '']);
+  }
+  const memory = modeRatios.memberRssAtEnd
+    .map((entry) => `${entry.label} ${Object.entries(entry.rssMiB).map(([id, value]) => `${id} ${fixed(value, 0)}`).join(', ')} (largest ${fixed(entry.largestMiB, 0)})`)
+    .join('; ');
+  return [
+    `Cluster CPU per commit, ${security}: all members' CPU time (from /proc) during the window per acknowledged Put; H/E below 1 favours Hivemind`,
+    table.toString(),
+    `Member RSS at the end of the run, MiB: ${memory}`,
+  ].join('\n');
 }
 
 /** TLS over plaintext per system that ran both ways; undefined unless --tls both. */
@@ -363,7 +473,10 @@ async function main(resources: Resources): Promise<void> {
   console.log(`\n${formatMedians(results)}`);
   const ratios = hivemindOverEtcd(allRows, commandLine);
   for (const [tls, modeRatios] of ratios) {
-    if (modeRatios) console.log(`\n${formatRatios(modeRatios.summary, tls ? 'with mutual TLS on both ports' : 'in plaintext')}`);
+    if (!modeRatios) continue;
+    const security = tls ? 'with mutual TLS on both ports' : 'in plaintext';
+    console.log(`\n${formatRatios(modeRatios.summary, security)}`);
+    console.log(`\n${formatCpuAndMemory(modeRatios, security)}`);
   }
   const tlsCost = tlsCostOf(results, commandLine);
   if (tlsCost) console.log(`\n${formatTlsCost(tlsCost.summary, tlsCost.negotiated)}`);

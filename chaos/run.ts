@@ -108,13 +108,16 @@ async function startCluster(nodes: readonly ChaosNode[], client: ApiClient, log:
 async function awaitRecovery(nodes: readonly ChaosNode[], client: ApiClient, key: string, boundMs: number): Promise<RecoveryResult> {
   const started = Date.now();
   const byNode: Record<string, number | null> = {};
+  const lastFailure: Record<string, string> = {};
   await Promise.all(
     nodes.map(async (node) => {
+      let last = 'no request sent';
       for (;;) {
         const elapsed = Date.now() - started;
         // An agent that exited on its own (not by a fault) cannot recover: that is a finding, not a wait.
         if (elapsed > boundMs || !node.alive) {
           byNode[node.name] = null;
+          lastFailure[node.name] = node.alive ? last : 'the agent exited';
           return;
         }
         const answer = await client.call(node.origin, 'GET', `/v1/kv/${encodeURIComponent(key)}`, undefined, Math.max(500, Math.min(3000, boundMs - elapsed)));
@@ -122,6 +125,7 @@ async function awaitRecovery(nodes: readonly ChaosNode[], client: ApiClient, key
           byNode[node.name] = Date.now() - started;
           return;
         }
+        last = answer.kind === 'answer' ? `${answer.status} ${describeBody(answer.body)}` : `${answer.kind}: ${answer.message}`;
         await sleep(100);
       }
     }),
@@ -129,7 +133,15 @@ async function awaitRecovery(nodes: readonly ChaosNode[], client: ApiClient, key
   const times = Object.values(byNode);
   let slowestMs = 0;
   for (const time of times) if (time !== null && time > slowestMs) slowestMs = time;
-  return { boundMs, byNode, ms: times.some((time) => time === null) ? null : slowestMs };
+  const failed = Object.keys(lastFailure).length > 0;
+  return { boundMs, byNode, ms: times.some((time) => time === null) ? null : slowestMs, ...(failed ? { lastFailure } : {}) };
+}
+
+/** An answer's body in one short line: its error's code and message when it has one (src/api/errors.ts). */
+function describeBody(body: unknown): string {
+  const error = typeof body === 'object' && body !== null ? (body as { error?: { code?: unknown; message?: unknown } }).error : undefined;
+  const text = typeof error?.message === 'string' ? `${String(error.code)}: ${error.message}` : JSON.stringify(body) ?? '';
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
 /** Runs a chaos run and returns its summary; files are in `options.outDirectory`. */

@@ -28,6 +28,8 @@ export interface RecoveryResult {
   readonly byNode: Readonly<Record<string, number | null>>;
   /** The slowest node's time; null if some node did not recover. */
   readonly ms: number | null;
+  /** For each node that did not recover: the last answer it gave (status and message) or how the last request failed. */
+  readonly lastFailure?: Readonly<Record<string, string>>;
 }
 
 /** A fault with the unavailability measured around it. */
@@ -162,7 +164,7 @@ export function formatSummary(summary: RunSummary): string {
     for (const note of fault.notes) lines.push(`      note: ${note}`);
   }
   const recovery = summary.recovery;
-  const perNode = Object.entries(recovery.byNode).map(([name, ms]) => `${name} ${ms === null ? 'not recovered' : seconds(ms)}`).join(', ');
+  const perNode = Object.entries(recovery.byNode).map(([name, ms]) => `${name} ${ms === null ? `not recovered${recovery.lastFailure?.[name] === undefined ? '' : ` (last: ${recovery.lastFailure[name]})`}` : seconds(ms)}`).join(', ');
   lines.push(`recovery after the heal at ${seconds(summary.healAtMs)}: ${recovery.ms === null ? `NOT within ${seconds(recovery.boundMs)}` : `${seconds(recovery.ms)} (bound ${seconds(recovery.boundMs)})`}; ${perNode}`);
   lines.push('checks:');
   lines.push(`  linearizability: ${checks.linearizability} (checked in ${summary.checkSeconds} s)`);

@@ -2,8 +2,9 @@
  * The harness can fail: against a deliberately broken build (KV reads from
  * the local replica without ReadIndex, HIVEMIND_TEST_UNSAFE_LOCAL_READS=1 in
  * the agents' environment) with the leader isolated, the checker must say
- * "not linearizable"; the same kind of run without the flag and without
- * faults must be linearizable. Needs root and iproute2/iptables; skipped
+ * "not linearizable". The control, the unbroken build under the same kind
+ * of fault (partition, seed 100) judged linearizable, is nemesis-a's
+ * partition run, so it is not repeated here. Needs root and iproute2/iptables; skipped
  * otherwise, saying why.
  */
 import { test } from 'uvu';
@@ -26,17 +27,6 @@ chaosTest('a build that reads from the local replica is caught: not linearizable
   assert.is(result.code, 1, explain(result));
   assert.match(result.output, /reproduce: HIVEMIND_TEST_UNSAFE_LOCAL_READS=1 npm run chaos -- --nodes 3 --time 20s --nemesis partition:leader-alone --workload register --seed 11/);
   assert.ok(result.summary.faults.some((fault) => fault.nemesis === 'partition' && fault.variant === 'leader-alone'), 'the leader was isolated');
-  removeRun(result);
-});
-
-chaosTest('the unbroken build without faults is linearizable, exit 0', async () => {
-  const result = await runChaosCli(['--nodes', '3', '--time', '15s', '--nemesis', 'none', '--seed', '12']);
-  assert.ok(result.summary !== undefined, explain(result));
-  assert.is(result.summary.checks.linearizability, 'linearizable', explain(result));
-  assert.is(result.summary.verdict, 'valid', explain(result));
-  assert.is(result.code, 0, explain(result));
-  assert.ok(result.summary.operations.ok > 100, `too few operations to mean anything: ${result.summary.operations.ok}`);
-  assert.equal(result.summary.checks.durability.lost, []);
   removeRun(result);
 });
 

@@ -2,7 +2,7 @@
  * The set-up and teardown the multi-host tests share: under the machine
  * lock, namespace hosts each running a real agent (the first bootstraps,
  * the others join it), every node holding an overlay subnet, and the test
- * busybox image uploaded to every node. After the tests, also on failure,
+ * busybox image uploaded to every node (or to the first only). After the tests, also on failure,
  * the agents stop and whatever their containers left outside the hosts is
  * removed. The agents' logs are kept, and their folder named, when a test
  * fails.
@@ -34,7 +34,7 @@ export interface HostCluster {
   readonly client: ApiClient;
   readonly dataRoot: string;
   readonly token: string;
-  /** The busybox image every node holds. */
+  /** The busybox image every node holds (the first only, with `imageOnFirstNodeOnly`). */
   readonly image: Awaited<ReturnType<typeof buildBusyboxImage>>;
   /** The namespaces of the test's containers, removed at the end: add each one the test finds. */
   readonly containerNamespaces: Set<string>;
@@ -52,6 +52,8 @@ export interface HostClusterOptions {
   runcApps: readonly { tenant: string; app: string }[];
   /** The `sleep` arguments that mark the tests' containers (for removeContainerLeftovers). */
   sleepSeconds: readonly string[];
+  /** Upload the busybox image to the first node only (the others fetch it from their peers); default: to every node. */
+  imageOnFirstNodeOnly?: boolean;
 }
 
 /** A cluster set up by `startHostCluster`: `stop` tears it down (once). */
@@ -117,7 +119,7 @@ async function startHostCluster(options: HostClusterOptions): Promise<StartedHos
     const archive = join(dataRoot, 'busybox.tar');
     const image = await buildBusyboxImage({ outputPath: archive });
     const bytes = readFileSync(archive);
-    for (const node of nodes) {
+    for (const node of options.imageOnFirstNodeOnly === true ? [first] : nodes) {
       const answer = await request(`${node.origin}/v1/images/upload`, { dispatcher: dataDirApiAgent(join(dataRoot, 'n1')), method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-tar' }, body: bytes });
       assert.is(answer.statusCode, 200, `image upload to ${node.name}: ${await answer.body.text()}`);
       await answer.body.dump();

@@ -3,12 +3,15 @@
  * ordered record of the puts applied (for checkers), and the results of
  * recent request ids (for exactly-once retries). Deterministic: it reads
  * nothing but the entries it is given, and every bound evicts in apply order,
- * so every node holds the same state at the same index.
+ * so every node holds the same state at the same index. The values live in a
+ * `KvValues` (./kv-values.ts): in memory by default, in LevelDB on the server
+ * (./kv-values-level.ts), where snapshots are encoded only in the background.
  */
 import { Packr } from 'msgpackr';
 import { assert } from '../core/assert.js';
 import type { Entry } from '../core/types.js';
 import type { StateMachine } from '../node.js';
+import { keyBytes, keyText, MemoryKvValues, type KeyValue, type KvValues } from './kv-values.js';
 
 /** Largest key, in bytes. */
 export const KEY_BYTES_MAX = 4 * 1024;
@@ -56,21 +59,29 @@ const SNAPSHOT_VERSION_WHOLE = 1;
 /**
  * A msgpack sequence: a header [2, value count, put count, forgotten,
  * requests], then the values in slices of [key, value] pairs, then the puts
- * in slices of [index, key, valueHash, requestId], so that it can be encoded
- * a slice at a time.
+ * in slices of [index, key, valueHash, requestId]. Still restored.
  */
 const SNAPSHOT_VERSION_SLICED = 2;
-/** Values or puts per slice: about 2,048 × 300 B, a few milliseconds of encoding. */
+/**
+ * A msgpack sequence: a header [3, put count, forgotten, requests], the puts
+ * in slices of [index, key, valueHash, requestId], the values in slices of
+ * [key, value] pairs, then the number of values (an integer), so that the
+ * values can be encoded as a store hands them out, without knowing their
+ * count first.
+ */
+const SNAPSHOT_VERSION_STREAMED = 3;
+/** Puts per slice: about 2,048 × 300 B, a few milliseconds of encoding. */
 const SNAPSHOT_SLICE_ITEMS = 2048;
 
-/** records off: plain arrays; copyBuffers: decoded values do not pin whole log entries in memory. */
-const packr = new Packr({ useRecords: false, copyBuffers: true });
+/** records off: plain arrays. */
+const packr = new Packr({ useRecords: false });
 
 /** Encodes a put for `RaftNode.propose`. */
 export function encodePut(command: PutCommand): Uint8Array {
   return packr.pack([COMMAND_PUT, command.key, command.value, command.requestId]);
 }
 
+/** The put in `data`; its key and value are views into `data`, not copies. */
 function decodePut(data: Uint8Array): PutCommand {
   const tuple: unknown = packr.unpack(data);
   assert(
@@ -88,33 +99,45 @@ function decodePut(data: Uint8Array): PutCommand {
 /** FNV-1a, 32-bit. */
 export function fnv1a(bytes: Uint8Array): number {
   let hash = 0x811c9dc5;
-  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  for (let offset = 0; offset < bytes.length; offset++) hash = Math.imul(hash ^ bytes[offset]!, 0x01000193) >>> 0;
   return hash;
 }
 
-/** A key as a Map key: one char per byte. */
-function mapKey(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+/** An applied put as recorded: the key as a string, which costs the heap less than a buffer each. */
+interface RecordedPut {
+  index: number;
+  key: string;
+  valueHash: number;
+  requestId: string;
+}
+
+/** How to make a `KvStateMachine`. */
+export interface KvStateMachineOptions {
+  limits?: KvLimits;
+  /** Where the values live; default a `MemoryKvValues`. The machine owns it. */
+  values?: KvValues;
 }
 
 /** The key-value state machine; see the file comment. */
 export class KvStateMachine implements StateMachine {
-  private values = new Map<string, Uint8Array>();
-  /**
-   * While a background snapshot encodes `values`, puts land here instead, and
-   * reads look here first; merged into `values` when the snapshot is done.
-   */
-  private overlay: Map<string, Uint8Array> | undefined;
-  /** Changes on every restore, so a background snapshot of older state does not merge into newer. */
+  private readonly limits: KvLimits;
+  private readonly values: KvValues;
+  /** Whether `values` keeps what `set` hands it as it is (in memory): then values are copied out of their entries first. */
+  private readonly valuesInMemory: boolean;
+  /** Changes on every restore, so a background snapshot of older state is known as such. */
   private generation = 0;
+  private snapshotRunning = false;
   /** Applied puts in log order; `forgotten` older ones were dropped to stay under the bound. */
-  private puts: AppliedPut[] = [];
+  private puts: RecordedPut[] = [];
   private putsStart = 0;
   private forgotten = 0;
   private requests = new Map<string, { index: number; term: number }>();
 
-  constructor(private readonly limits: KvLimits = DEFAULT_KV_LIMITS) {
-    assert(limits.appliedPutsMax > 0 && limits.requestIdsMax > 0, 'KvStateMachine: limits must be positive');
+  constructor(options: KvStateMachineOptions = {}) {
+    this.limits = options.limits ?? DEFAULT_KV_LIMITS;
+    this.values = options.values ?? new MemoryKvValues();
+    this.valuesInMemory = this.values instanceof MemoryKvValues;
+    assert(this.limits.appliedPutsMax > 0 && this.limits.requestIdsMax > 0, 'KvStateMachine: limits must be positive');
   }
 
   apply(entry: Entry): PutResult {
@@ -127,12 +150,14 @@ export class KvStateMachine implements StateMachine {
         this.requests.delete(this.requests.keys().next().value!);
       }
     }
-    (this.overlay ?? this.values).set(mapKey(command.key), command.value);
-    this.record({ index: entry.index, key: command.key, valueHash: fnv1a(command.value), requestId: command.requestId });
+    const key = keyText(command.key);
+    // A store in memory would pin the entry (on the leader, the encoder's whole buffer) with a view.
+    this.values.set(key, this.valuesInMemory ? command.value.slice() : command.value);
+    this.record({ index: entry.index, key, valueHash: fnv1a(command.value), requestId: command.requestId });
     return { index: entry.index, term: entry.term, duplicate: false };
   }
 
-  private record(put: AppliedPut): void {
+  private record(put: RecordedPut): void {
     this.puts.push(put);
     if (this.puts.length - this.putsStart > this.limits.appliedPutsMax) {
       this.putsStart++;
@@ -147,8 +172,7 @@ export class KvStateMachine implements StateMachine {
 
   /** The current value of `key`, or undefined. */
   get(key: Uint8Array): Uint8Array | undefined {
-    const text = mapKey(key);
-    return this.overlay?.get(text) ?? this.values.get(text);
+    return this.values.get(keyText(key));
   }
 
   /** At most `limit` recorded puts with an index above `afterIndex`, in log order. */
@@ -160,101 +184,142 @@ export class KvStateMachine implements StateMachine {
       if (this.puts[middle]!.index <= afterIndex) low = middle + 1;
       else high = middle;
     }
-    const puts = this.puts.slice(low, low + limit);
+    const puts = this.puts.slice(low, low + limit).map((put) => ({ ...put, key: keyBytes(put.key) }));
     return { puts, forgotten: this.forgotten, more: low + limit < this.puts.length };
   }
 
+  /** The whole state now, synchronously; only for values in memory (see `KvValues.all`). */
   snapshot(): Uint8Array {
-    const values = this.overlay === undefined ? this.values : new Map([...this.values, ...this.overlay]);
-    return Buffer.concat([...this.encode(values)]);
+    const values = this.values.all();
+    const parts = [...this.encodeRecords()];
+    for (let start = 0; start < values.length; start += SNAPSHOT_SLICE_ITEMS) parts.push(packed(values.slice(start, start + SNAPSHOT_SLICE_ITEMS)));
+    parts.push(packed(values.length));
+    return Buffer.concat(parts);
   }
 
   /**
    * The state as of now, encoded a slice at a time with a turn of the event
-   * loop between slices, so that a large state does not stall the node.
-   * Puts applied meanwhile go to an overlay and are not in the snapshot; the
-   * overlay is merged when the encoding ends. One at a time.
+   * loop between slices, so that a large state does not stall the node. Puts
+   * applied meanwhile are not in it (the values store freezes a view). One
+   * at a time.
    */
   async snapshotInBackground(): Promise<Uint8Array> {
-    assert(this.overlay === undefined, 'KvStateMachine: one background snapshot at a time');
-    const values = this.values;
+    assert(!this.snapshotRunning, 'KvStateMachine: one background snapshot at a time');
+    this.snapshotRunning = true;
     const generation = this.generation;
-    this.overlay = new Map();
+    const view = this.values.freeze();
     const parts: Buffer[] = [];
     try {
-      for (const part of this.encode(values)) {
+      for (const part of this.encodeRecords()) {
         parts.push(part);
         await new Promise((resolve) => setImmediate(resolve));
       }
-    } finally {
-      // A restore meanwhile replaced the state, overlay included: nothing to merge.
-      if (this.generation === generation) {
-        for (const [key, value] of this.overlay!) values.set(key, value);
-        this.overlay = undefined;
+      let count = 0;
+      for (let slice = await view.next(); slice.length > 0; slice = await view.next()) {
+        // A restore meanwhile made this snapshot stale: the node drops it, so stop encoding.
+        if (this.generation !== generation) break;
+        parts.push(packed(slice));
+        count += slice.length;
+        await new Promise((resolve) => setImmediate(resolve));
       }
+      parts.push(packed(count));
+    } finally {
+      this.snapshotRunning = false;
+      await view.close();
     }
-    return Buffer.concat(parts);
+    return joinInSlices(parts);
   }
 
-  /** The slices of a version-2 snapshot of `values` and the current puts and request ids (captured at the call). */
-  private *encode(values: Map<string, Uint8Array>): Generator<Buffer> {
+  /** The header and the put slices of a version-3 snapshot of the current puts and request ids (captured at the call). */
+  private *encodeRecords(): Generator<Buffer> {
     const puts = this.puts;
     const putsEnd = puts.length;
     const putsStart = this.putsStart;
     const requests = [...this.requests].map(([id, at]) => [id, at.index, at.term]);
-    // A copy: the packer reuses its buffer.
-    const packed = (value: unknown): Buffer => Buffer.from(packr.pack(value));
-    yield packed([SNAPSHOT_VERSION_SLICED, values.size, putsEnd - putsStart, this.forgotten, requests]);
-    let slice: [Uint8Array, Uint8Array][] = [];
-    for (const [key, value] of values) {
-      slice.push([Buffer.from(key, 'latin1'), value]);
-      if (slice.length === SNAPSHOT_SLICE_ITEMS) {
-        yield packed(slice);
-        slice = [];
-      }
-    }
-    if (slice.length > 0) yield packed(slice);
+    yield packed([SNAPSHOT_VERSION_STREAMED, putsEnd - putsStart, this.forgotten, requests]);
     // `puts` is only ever appended to or replaced, so its range as captured stays as it was.
     for (let start = putsStart; start < putsEnd; start += SNAPSHOT_SLICE_ITEMS) {
       const end = Math.min(putsEnd, start + SNAPSHOT_SLICE_ITEMS);
-      yield packed(puts.slice(start, end).map((put) => [put.index, put.key, put.valueHash, put.requestId]));
+      yield packed(puts.slice(start, end).map((put) => [put.index, keyBytes(put.key), put.valueHash, put.requestId]));
     }
   }
 
   restore(data: Uint8Array): void {
+    // Values are views into `data` (the node keeps the snapshot); what stays on the heap is copied.
     const items = packr.unpackMultiple(data) as unknown[];
     const head = items[0];
-    assert(Array.isArray(head) && head.length === 5, 'KvStateMachine: the snapshot is not a key-value snapshot');
-    type Values = [Uint8Array, Uint8Array][];
+    assert(Array.isArray(head) && (head.length === 5 || head.length === 4), 'KvStateMachine: the snapshot is not a key-value snapshot');
     type Puts = [number, Uint8Array, number, string][];
     type Requests = [string, number, number][];
-    let values: Values;
+    let values: KeyValue[];
     let puts: Puts;
     let forgotten: number;
     let requests: Requests;
     if (head[0] === SNAPSHOT_VERSION_WHOLE) {
       assert(items.length === 1, 'KvStateMachine: a version-1 snapshot is one array');
-      [, values, puts, forgotten, requests] = head as [number, Values, Puts, number, Requests];
-    } else {
-      assert(head[0] === SNAPSHOT_VERSION_SLICED, `KvStateMachine: snapshot version ${String(head[0])} is not 1 or 2`);
+      [, values, puts, forgotten, requests] = head as [number, KeyValue[], Puts, number, Requests];
+    } else if (head[0] === SNAPSHOT_VERSION_SLICED) {
       let valueCount: number;
       let putCount: number;
       [, valueCount, putCount, forgotten, requests] = head as [number, number, number, number, Requests];
-      const slices = items.slice(1) as unknown[][];
       values = [];
       puts = [];
-      for (const slice of slices) {
+      for (const slice of items.slice(1) as unknown[][]) {
         const target: unknown[] = values.length < valueCount ? values : puts;
         for (const item of slice) target.push(item);
       }
       assert(values.length === valueCount && puts.length === putCount, 'KvStateMachine: the snapshot is cut short');
+    } else {
+      assert(head[0] === SNAPSHOT_VERSION_STREAMED, `KvStateMachine: snapshot version ${String(head[0])} is not 1, 2 or 3`);
+      let putCount: number;
+      [, putCount, forgotten, requests] = head as [number, number, number, Requests];
+      const valueCount = items.at(-1);
+      assert(items.length >= 2 && typeof valueCount === 'number', 'KvStateMachine: the snapshot is cut short');
+      values = [];
+      puts = [];
+      for (const slice of items.slice(1, -1) as unknown[][]) {
+        assert(Array.isArray(slice), 'KvStateMachine: the snapshot is not a key-value snapshot');
+        const target: unknown[] = puts.length < putCount ? puts : values;
+        for (const item of slice) target.push(item);
+      }
+      assert(values.length === valueCount && puts.length === putCount, 'KvStateMachine: the snapshot is cut short');
     }
-    this.values = new Map(values.map(([key, value]) => [mapKey(key), value]));
-    this.overlay = undefined;
+    this.values.replace(this.valuesInMemory ? values.map(([key, value]) => [key, value.slice()]) : values);
     this.generation++;
-    this.puts = puts.map(([index, key, valueHash, requestId]) => ({ index, key, valueHash, requestId }));
+    this.puts = puts.map(([index, key, valueHash, requestId]) => ({ index, key: keyText(key), valueHash, requestId }));
     this.putsStart = 0;
     this.forgotten = forgotten;
     this.requests = new Map(requests.map(([id, index, term]) => [id, { index, term }]));
   }
+}
+
+/** Bytes copied per turn of the event loop when joining a snapshot's parts. */
+const JOIN_SLICE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * `parts` joined into one buffer, a few megabytes per turn of the event
+ * loop: `Buffer.concat` of a 52 MB snapshot held a loaded leader's loop for
+ * about 250 ms.
+ */
+async function joinInSlices(parts: readonly Buffer[]): Promise<Buffer> {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const joined = Buffer.allocUnsafe(total);
+  let offset = 0;
+  let sinceTurn = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+    sinceTurn += part.length;
+    if (sinceTurn >= JOIN_SLICE_BYTES) {
+      sinceTurn = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return joined;
+}
+
+/** `value` packed, copied out of the packer's buffer (which later packs reuse). */
+function packed(value: unknown): Buffer {
+  return Buffer.from(packr.pack(value));
 }

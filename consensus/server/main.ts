@@ -14,6 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RaftNode } from '../node.js';
 import { LevelStorage } from '../storage-level.js';
 import { GrpcTransport } from '../transport-grpc.js';
@@ -21,6 +22,7 @@ import { parseCommandLine, USAGE, type ServerSettings } from './command-line.js'
 import { UnaryGrpcServer } from './grpc-unary-server.js';
 import { KvService } from './kv-service.js';
 import { KEY_BYTES_MAX, KvStateMachine, VALUE_BYTES_MAX } from './kv-state-machine.js';
+import { LevelKvValues } from './kv-values-level.js';
 import {
   clientPortTlsOptions,
   pinnedChannelCredentials,
@@ -35,6 +37,10 @@ import {
 const COMMAND_OVERHEAD_BYTES = 1024;
 /** How long a graceful stop waits for calls in flight before closing their connections. */
 const SHUTDOWN_GRACE_MS = 2000;
+/** A turn of the event loop longer than this is logged: heartbeats wait behind it. */
+const LOOP_STALL_LOG_MS = 100;
+/** At most one stall line per this long. */
+const LOOP_STALL_LOG_EVERY_MS = 10_000;
 
 function log(id: string, line: string): void {
   process.stderr.write(`${new Date().toISOString()} [${id}] ${line}\n`);
@@ -57,8 +63,9 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
+  watchLoopStalls(logLine);
   const tls = readTls(settings);
-  const { node, stateMachine, transport } = await startNode(settings, tls, logLine);
+  const { node, stateMachine, transport, values } = await startNode(settings, tls, logLine);
   const service = new KvService({
     node,
     stateMachine,
@@ -83,6 +90,7 @@ async function main(): Promise<void> {
     logLine(`${signal}: stopping`);
     // The node first: requests waiting on it are answered (UNAVAILABLE), so the server drains quickly.
     await node.stop();
+    await values.close();
     service.close();
     await server.close(SHUTDOWN_GRACE_MS);
     logLine('stopped');
@@ -93,6 +101,23 @@ async function main(): Promise<void> {
 
   const ready = { event: 'ready', id: settings.id, peer: transport.address, client: clientAddress, tls: tls !== undefined };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+/**
+ * Logs the longest event-loop delay of each interval in which one passed
+ * `LOOP_STALL_LOG_MS`: a stall as long as an election timeout on the leader
+ * deposes it (its heartbeats wait behind the stall).
+ */
+function watchLoopStalls(logLine: (line: string) => void): void {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  setInterval(() => {
+    const longestMs = delay.max / 1e6;
+    if (longestMs > LOOP_STALL_LOG_MS) {
+      logLine(`event loop held for up to ${longestMs.toFixed(0)} ms in the last ${LOOP_STALL_LOG_EVERY_MS / 1000} s (delay p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms)`);
+    }
+    delay.reset();
+  }, LOOP_STALL_LOG_EVERY_MS).unref();
 }
 
 /** The TLS material of --tls-dir, or undefined without it; an unusable directory exits 2 with what is wrong. */
@@ -111,8 +136,22 @@ async function startNode(
   settings: ServerSettings,
   tls: ServerTls | undefined,
   logLine: (line: string) => void,
-): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport }> {
+): Promise<{ node: RaftNode; stateMachine: KvStateMachine; transport: GrpcTransport; values: LevelKvValues }> {
   mkdirSync(settings.dataDirectory, { recursive: true });
+  // The values outside the JavaScript heap; emptied here, rebuilt from the Raft snapshot and log.
+  const values = new LevelKvValues({
+    directory: join(settings.dataDirectory, 'kv'),
+    onFatal: (error) => {
+      logLine(`exiting after a fatal error: ${error.message}`);
+      process.exit(1);
+    },
+  });
+  try {
+    await values.open();
+  } catch (error) {
+    logLine(`cannot open the key-value store: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
   const storage = new LevelStorage({ directory: join(settings.dataDirectory, 'raft'), logger: logLine });
   const transport = new GrpcTransport({
     id: settings.id,
@@ -120,7 +159,7 @@ async function startNode(
     logger: logLine,
     ...(tls && { security: transportSecurity(tls) }),
   });
-  const stateMachine = new KvStateMachine();
+  const stateMachine = new KvStateMachine({ values });
   const node = new RaftNode({
     id: settings.id,
     storage,
@@ -146,7 +185,7 @@ async function startNode(
     logLine(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   }
-  return { node, stateMachine, transport };
+  return { node, stateMachine, transport, values };
 }
 
 main().catch((error: unknown) => {

@@ -1,11 +1,18 @@
-// The key-value state machine's snapshots: the background snapshot holds the
-// state as of its start while puts keep being applied, version-1 snapshots
-// still restore, and a restore during a background snapshot wins.
+// The key-value state machine's snapshots, with its values in memory and in
+// LevelDB: the background snapshot holds the state as of its start while
+// puts keep being applied, version-1 and version-2 snapshots still restore,
+// and a restore during a background snapshot wins. Then the LevelDB store's
+// own cases: reads while its writes are under way, a restore's generations,
+// and a start that empties it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Packr } from 'msgpackr';
 import { EntryType, type Entry } from '../core/types.js';
 import { encodePut, KvStateMachine } from '../server/kv-state-machine.js';
+import { LevelKvValues, WRITE_BATCH_ITEMS_MAX } from '../server/kv-values-level.js';
 
 const text = new TextEncoder();
 /** More keys than one snapshot slice holds (2,048), so slices and their order are exercised. */
@@ -29,8 +36,43 @@ function restored(data: Uint8Array): KvStateMachine {
   return machine;
 }
 
-test('a background snapshot holds the state as of its start while puts go on', async () => {
-  const machine = new KvStateMachine();
+/** Every LevelDB store a test opened, closed and removed after it. */
+const opened: { values: LevelKvValues; directory: string }[] = [];
+
+async function levelValues(): Promise<LevelKvValues> {
+  const directory = mkdtempSync(join(tmpdir(), 'hivemind-kv-values-'));
+  const values = new LevelKvValues({
+    directory,
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+  await values.open();
+  opened.push({ values, directory });
+  return values;
+}
+
+test.after.each(async () => {
+  for (const { values, directory } of opened.splice(0)) {
+    await values.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+/** The two kinds of machine every snapshot case runs on. */
+const stores: { name: string; make: () => Promise<KvStateMachine> }[] = [
+  { name: 'in memory', make: async () => new KvStateMachine() },
+  { name: 'in LevelDB', make: async () => new KvStateMachine({ values: await levelValues() }) },
+];
+
+/** A whole snapshot of `machine`, the way the node takes it. */
+function snapshotOf(machine: KvStateMachine): Promise<Uint8Array> {
+  return machine.snapshotInBackground();
+}
+
+for (const store of stores) {
+test(`${store.name}: a background snapshot holds the state as of its start while puts go on`, async () => {
+  const machine = await store.make();
   for (let key = 0; key < KEYS; key++) put(machine, `k${key}`, `v${key}`, `r${key}`);
   const before = machine.dump(0, 100_000);
   const pending = machine.snapshotInBackground();
@@ -52,11 +94,33 @@ test('a background snapshot holds the state as of its start while puts go on', a
 
   // Afterwards the machine holds everything, and the next snapshot has it too.
   assert.is(valueOf(machine, 'k1'), 'changed');
-  const later = restored(machine.snapshot());
+  const later = restored(await snapshotOf(machine));
   assert.is(valueOf(later, 'k1'), 'changed');
   assert.is(valueOf(later, 'new'), 'fresh');
   assert.equal(later.dump(0, 100_000), machine.dump(0, 100_000));
 });
+
+test(`${store.name}: a restore during a background snapshot wins over the puts applied meanwhile`, async () => {
+  const source = new KvStateMachine();
+  put(source, 'x', 'from the leader');
+  const leaderSnapshot = source.snapshot();
+
+  const machine = await store.make();
+  for (let key = 0; key < KEYS; key++) put(machine, `k${key}`, 'old');
+  const pending = machine.snapshotInBackground();
+  put(machine, 'k0', 'applied during the snapshot');
+  machine.restore(leaderSnapshot);
+  await pending;
+  assert.is(valueOf(machine, 'x'), 'from the leader');
+  assert.is(valueOf(machine, 'k0'), undefined, 'the puts of the replaced state are gone');
+  assert.is(valueOf(machine, 'k1'), undefined);
+  put(machine, 'y', 'after');
+  const copy = restored(await snapshotOf(machine));
+  assert.is(valueOf(copy, 'y'), 'after');
+  assert.is(valueOf(copy, 'x'), 'from the leader');
+  assert.is(valueOf(copy, 'k1'), undefined, 'the replaced generation is not in a later snapshot');
+});
+}
 
 test('snapshot() during a background snapshot includes the puts applied meanwhile', async () => {
   const machine = new KvStateMachine();
@@ -65,23 +129,6 @@ test('snapshot() during a background snapshot includes the puts applied meanwhil
   put(machine, 'a', '2');
   assert.is(valueOf(restored(machine.snapshot()), 'a'), '2');
   assert.is(valueOf(restored(await pending), 'a'), '1');
-});
-
-test('a restore during a background snapshot wins over the puts applied meanwhile', async () => {
-  const source = new KvStateMachine();
-  put(source, 'x', 'from the leader');
-  const leaderSnapshot = source.snapshot();
-
-  const machine = new KvStateMachine();
-  for (let key = 0; key < KEYS; key++) put(machine, `k${key}`, 'old');
-  const pending = machine.snapshotInBackground();
-  put(machine, 'k0', 'applied during the snapshot');
-  machine.restore(leaderSnapshot);
-  await pending;
-  assert.is(valueOf(machine, 'x'), 'from the leader');
-  assert.is(valueOf(machine, 'k0'), undefined, 'the overlay of the replaced state is not merged');
-  put(machine, 'y', 'after');
-  assert.is(valueOf(restored(machine.snapshot()), 'y'), 'after');
 });
 
 test('a version-1 snapshot (one msgpack array) still restores', () => {
@@ -107,6 +154,56 @@ test('a snapshot of another kind or cut short is refused', () => {
   const whole = machine.snapshot();
   const firstSlices = Buffer.concat(packr.unpackMultiple(whole).slice(0, 2).map((item) => Buffer.from(packr.pack(item))));
   assert.throws(() => restored(firstSlices), /cut short/);
+});
+
+test('a version-2 snapshot (value count in the header) still restores', () => {
+  const packr = new Packr({ useRecords: false });
+  const key = text.encode('two');
+  const data = Buffer.concat([
+    packr.pack([2, 1, 1, 0, []]),
+    packr.pack([[key, text.encode('value')]]),
+    packr.pack([[9, key, 1, '']]),
+  ].map((part) => Buffer.from(part)));
+  const machine = restored(data);
+  assert.is(valueOf(machine, 'two'), 'value');
+  assert.is(machine.dump(0, 10).puts[0]!.index, 9);
+});
+
+test('in LevelDB: reads see every put at once, before, during and after its write', async () => {
+  const values = await levelValues();
+  const machine = new KvStateMachine({ values });
+  // More than one batch, so some are queued behind the one being written.
+  const count = 3 * WRITE_BATCH_ITEMS_MAX + 7;
+  for (let key = 0; key < count; key++) put(machine, `k${key}`, `v${key}`);
+  put(machine, 'k5', 'newer');
+  assert.is(valueOf(machine, 'k0'), 'v0');
+  assert.is(valueOf(machine, 'k5'), 'newer', 'the newest put wins over a queued batch');
+  assert.is(valueOf(machine, `k${count - 1}`), `v${count - 1}`);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await values.close(); // waits for the writes; reopen the same files without emptying them
+  const reopened = new LevelKvValues({ directory: opened.at(-1)!.directory, onFatal: () => {} });
+  opened.at(-1)!.values = reopened;
+  await reopened.open();
+  assert.is(reopened.get('k5'), undefined, 'open empties the store: the Raft snapshot and log rebuild it');
+});
+
+test('in LevelDB: after the writes, values come from the database', async () => {
+  const values = await levelValues();
+  const machine = new KvStateMachine({ values });
+  for (let key = 0; key < 100; key++) put(machine, `k${key}`, `v${key}`);
+  // A frozen view is made after every earlier write: once it is, they are all in LevelDB.
+  const view = values.freeze();
+  const slice = await view.next();
+  await view.close();
+  assert.is(slice.length, 100);
+  assert.is(valueOf(machine, 'k42'), 'v42');
+  assert.is(valueOf(machine, 'missing'), undefined);
+});
+
+test('in LevelDB: snapshot() is refused, since LevelDB is read only in the background', async () => {
+  const machine = new KvStateMachine({ values: await levelValues() });
+  put(machine, 'a', '1');
+  assert.throws(() => machine.snapshot(), /only in the background/);
 });
 
 test.run();

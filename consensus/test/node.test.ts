@@ -265,6 +265,9 @@ test('a background snapshot does not hold up proposals, and compacts the log onc
 test('membership changes commit and show in the status; refusals are typed', async () => {
   const { node } = await startNode(tempDirectory());
   await eventually('leadership', () => node.status().role === 'leader');
+  // A change is refused until the leader has committed an entry of its term (its no-op);
+  // a proposal applied proves that. Without this wait the test raced the no-op's write.
+  await proposeAll(node, ['first of the term']);
   const added = await node.addLearner('b', '127.0.0.1:1');
   assert.ok(added.index > 0);
   assert.equal(node.status().config, { voters: ['a'], learners: ['b'] });

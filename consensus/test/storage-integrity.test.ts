@@ -16,7 +16,7 @@ import * as assert from 'uvu/assert';
 import { crc32c, maskLevelDbCrc } from '../crc32c.js';
 import { EntryType } from '../core/types.js';
 import type { Entry, HardState, Snapshot } from '../core/types.js';
-import { LevelStorage, StorageCorruptError } from '../storage-level.js';
+import { LevelStorage, SNAPSHOT_CHUNK_BYTES, StorageCorruptError } from '../storage-level.js';
 import { checkLogBytes } from '../storage-level-wal.js';
 import type { PersistedState } from '../storage.js';
 
@@ -235,6 +235,115 @@ test('a value moved under another key fails its checksum: the key is part of it'
   await db.close();
   assert.is((await loadFails(directory)).key, runKey(7));
 });
+
+/** A snapshot at `index` of `bytes` bytes that snappy cannot shrink. */
+function bigSnapshot(index: number, bytes: number): Snapshot {
+  return { meta: { index, term: 2, config: { voters: ['a', 'b', 'c'], learners: [] } }, data: payload(index, bytes) };
+}
+
+function chunkKey(index: number, chunk: number): string {
+  return `c${index.toString(16).padStart(16, '0')}${chunk.toString(16).padStart(8, '0')}`;
+}
+
+/** A log of entries 1..9 compacted at 4 by a snapshot of two and a half chunks. */
+async function writeChunkedSnapshot(directory: string): Promise<Snapshot> {
+  const storage = new LevelStorage({ directory, logger: () => {} });
+  await storage.load();
+  await storage.persist({ entries: entries(1, 9, 2), hardState: HARD_STATE }, true);
+  const snapshot = bigSnapshot(4, 2 * SNAPSHOT_CHUNK_BYTES + 1000);
+  await storage.compact(snapshot);
+  await storage.close();
+  return snapshot;
+}
+
+async function storedKeys(directory: string): Promise<string[]> {
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const keys = await db.keys().all();
+  await db.close();
+  return keys;
+}
+
+test('a snapshot is stored in chunks, each with its checksum, and loads whole; the next one replaces every chunk', async () => {
+  const directory = tempDirectory();
+  const snapshot = await writeChunkedSnapshot(directory);
+  assert.equal((await storedKeys(directory)).filter((key) => key.startsWith('c')), [chunkKey(4, 0), chunkKey(4, 1), chunkKey(4, 2)]);
+  const { state } = await load(directory);
+  assert.equal(state.snapshot, snapshot);
+  assert.equal(state.entries.map((each) => each.index), [5, 6, 7, 8, 9]);
+
+  // A smaller snapshot from the leader: the old chunks go in the same batch.
+  const storage = new LevelStorage({ directory, logger: () => {} });
+  await storage.load();
+  const next = bigSnapshot(12, 10);
+  await storage.persist({ entries: [], snapshot: next }, true);
+  await storage.close();
+  assert.equal((await storedKeys(directory)).filter((key) => key.startsWith('c')), [chunkKey(12, 0)]);
+  assert.equal((await load(directory)).state.snapshot, next);
+});
+
+test('a snapshot stored whole (before chunks) still loads, and the next one is stored in chunks', async () => {
+  const directory = tempDirectory();
+  await writeLog(directory);
+  // What an older version wrote under "s": the snapshot itself, framed.
+  const packr = new Packr({ useRecords: false });
+  await rewriteValue(directory, 's', () => framed('s', packr.pack(SNAPSHOT)));
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  await db.del(chunkKey(1, 0));
+  await db.close();
+  assert.equal((await load(directory)).state.snapshot, SNAPSHOT);
+  const storage = new LevelStorage({ directory, logger: () => {} });
+  await storage.load();
+  const next = bigSnapshot(8, SNAPSHOT_CHUNK_BYTES + 1);
+  await storage.compact(next);
+  await storage.close();
+  assert.equal((await load(directory)).state.snapshot, next);
+});
+
+test('a damaged, missing or stray snapshot chunk stops the load, naming its key', async () => {
+  const damaged = tempDirectory();
+  await writeChunkedSnapshot(damaged);
+  await rewriteValue(damaged, chunkKey(4, 1), flipByte((value) => value.length - 1));
+  const flipped = await loadFails(damaged);
+  assert.is(flipped.key, chunkKey(4, 1));
+  assert.is(flipped.index, 4);
+
+  const missing = tempDirectory();
+  await writeChunkedSnapshot(missing);
+  const db = new Level<string, Uint8Array>(missing, { valueEncoding: 'view' });
+  await db.del(chunkKey(4, 2));
+  await db.close();
+  assert.match((await loadFails(missing)).message, 'names 3 chunks, and 2 are stored');
+
+  const stray = tempDirectory();
+  await writeChunkedSnapshot(stray);
+  const strayDb = new Level<string, Uint8Array>(stray, { valueEncoding: 'view' });
+  await strayDb.put(chunkKey(3, 0), (await strayDb.get(chunkKey(4, 0)))!);
+  await strayDb.close();
+  assert.is((await loadFails(stray)).key, chunkKey(3, 0));
+});
+
+test('chunks of a snapshot whose storing was cut short are deleted at load and logged; the stored snapshot stays', async () => {
+  const directory = tempDirectory();
+  const snapshot = await writeChunkedSnapshot(directory);
+  // A crash after some chunks of a later snapshot, before its header: what streaming leaves.
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const leftover = framed(chunkKey(9, 0), payload(9));
+  await db.put(chunkKey(9, 0), leftover);
+  await db.close();
+  const { state, lines } = await load(directory);
+  assert.equal(state.snapshot, snapshot);
+  assert.match(lines.join('\n'), `deleted 1 chunks of a snapshot whose storing was cut short (from key ${chunkKey(9, 0)})`);
+  assert.equal((await storedKeys(directory)).filter((key) => key.startsWith('c')), [chunkKey(4, 0), chunkKey(4, 1), chunkKey(4, 2)]);
+});
+
+/** `payload` framed as the storage frames a value under `key`. */
+function framed(key: string, payload: Uint8Array): Uint8Array {
+  const crc = crc32c(payload, crc32c(Buffer.from(key, 'latin1')));
+  const bytes = new Uint8Array(6 + payload.length);
+  bytes.set([0xc1, 0x01, crc >>> 24, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff]);
+  bytes.set(payload, 6);
+  return bytes;
+}
 
 /** The path of the directory's only LevelDB write-ahead log. */
 function logPath(directory: string): string {

@@ -56,8 +56,14 @@ const SNAPSHOT_HEADER_FIELDS = 5;
 const MESSAGE_OVERHEAD_BYTES = 64;
 const ENTRY_OVERHEAD_BYTES = 32;
 
-/** records off: plain arrays only; copyBuffers: decoded bin does not pin the whole batch in memory. */
-const packr = new Packr({ useRecords: false, copyBuffers: true });
+/**
+ * records off: plain arrays only. Decoded bin fields (entries' data) are views
+ * into the batch, not copies: a follower keeps a batch's entries in its log
+ * until the next compaction, and they are most of the batch, so a copy per
+ * entry bought little memory for an allocation and a copy per entry on every
+ * follower's path (and one more buffer per entry for the GC to track).
+ */
+const packr = new Packr({ useRecords: false });
 
 // ---------------------------------------------------------------------------
 // Encoding

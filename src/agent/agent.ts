@@ -49,6 +49,8 @@ import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration } from './self-registration.js';
 import { buildServers, type Servers } from './servers.js';
+import { PeerImageClients } from './image-service.js';
+import { normalizeReference } from '../executor/containerd/registry.js';
 import { chooseStartPlan, type StartMode, type StartPlan } from './start-plan.js';
 import { NodeTrust } from './trust.js';
 import { VOTER_INTERVAL_MS, VoterManager } from './voter-manager.js';
@@ -136,6 +138,8 @@ class HivemindAgent implements Agent {
   private readonly metrics: Metrics;
   private readonly trust: NodeTrust;
   private readonly clients: ClusterClients;
+  /** The other members' images, for the executor's container runtime (and the channels to close). */
+  private readonly peerImages: PeerImageClients;
   private readonly stopController = new AbortController();
   private readonly peers: PeerBook;
   private readonly proposer: Proposer;
@@ -190,6 +194,13 @@ class HivemindAgent implements Agent {
       memberCredentials: () => this.trust.credentials.channelCredentials(),
       joinCredentials: unverifiedChannelCredentials,
       channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
+    });
+    this.peerImages = new PeerImageClients({
+      nodeId: this.name,
+      machine,
+      credentials: (nodeId) => this.trust.credentials.channelCredentials(nodeId),
+      channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
+      normalize: normalizeReference,
     });
     this.peers = new PeerBook({ nodeId: this.name, machine, membership: this.membership, advertisedPeer: () => this.advertised?.peer });
     this.proposer = new Proposer({
@@ -313,6 +324,7 @@ class HivemindAgent implements Agent {
       await servers.raft.stop().catch((error: unknown) => this.log.line('raft', `stopping Raft failed: ${(error as Error).message}`));
     }
     this.clients.close();
+    this.peerImages.close();
     this.log.line('agent', `stopped (${reason.type === 'fatal' ? `fatal: ${reason.error.message}` : reason.type})`);
     this.resolveStopped(reason);
   }
@@ -405,6 +417,7 @@ class HivemindAgent implements Agent {
         leaveNode({ nodeId: this.name, raft: this.raft, machine, propose, clock: this.clock, signal: this.stopController.signal, log: (component, line) => this.log.line(component, line) }, id, options),
       caRotation: () => this.trust.rotationCommand(),
       component: (name) => this.components.find((component) => component.name === name),
+      imageShare: () => this.components.find((component) => component.imageShare !== undefined)?.imageShare,
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
   }
@@ -431,6 +444,7 @@ class HivemindAgent implements Agent {
       registry: this.metrics.registry,
       signal: this.stopController.signal,
       peerTls: this.trust.credentials,
+      peerImages: this.peerImages,
     };
   }
 

@@ -4,6 +4,8 @@
  * the same port), the Raft node over LevelDB, and the HTTP API over its
  * adapter. Building binds nothing: the agent starts each in its turn.
  */
+import type { ImageShare } from '../node/image-share.js';
+import { imagesServiceForServer } from './image-service.js';
 import { join } from 'node:path';
 import { LevelStorage } from '../../consensus/storage-level.js';
 import { GrpcTransport } from '../../consensus/transport-grpc.js';
@@ -58,6 +60,8 @@ export interface ServersInput {
   leave(id: string, options: { requestId: string; actor: string; timeoutMs: number }): Promise<LeaveOutcome>;
   caRotation: ApiBackend['caRotation'];
   component(name: string): NodeComponent | undefined;
+  /** This node's images, served to peers (undefined while no component keeps any). */
+  imageShare(): ImageShare | undefined;
   /** A storage or state error Raft cannot go on after. */
   onFatal(error: Error): void;
 }
@@ -114,6 +118,7 @@ export function buildServers(input: ServersInput): Servers {
         onRejected,
         log: (line) => log.line('join', line),
       }),
+      imagesServiceForServer({ share: input.imageShare, authenticate, onRejected, log: (line) => log.line('images', line) }),
     ],
   });
   const raft = new RaftNode({

@@ -35,8 +35,9 @@ import { initialHealth, probeDue, recordProbe, type Health } from './health-stat
 import { runProbe } from './health.js';
 import { logPathOf, maybeRotate } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
-import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
+import { nextFailure, nextHoldEndMs, reconcile, type OperationFailure, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
+import type { ImageShare } from '../node/image-share.js';
 import { RuntimeRegistry, registeredRuntimes, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
@@ -140,6 +141,8 @@ interface Supervision {
   lastSentAtMs?: number;
   /** The version being started (its runtime opened, its volumes made ready) and not yet tracked: busy to the reconcile pass meanwhile. */
   preparing?: number;
+  /** Its last stops or removals failed: retried with a growing delay (see `nextFailure`). */
+  failing?: OperationFailure;
 }
 
 /** The records by instance id. */
@@ -180,6 +183,11 @@ class Supervisions {
   /** The holds by instance id, for the pure reconcile. */
   holds(): Map<string, Hold> {
     return new Map(this.each('hold'));
+  }
+
+  /** When each failing instance may be tried again, for the pure reconcile. */
+  retryAt(): Map<string, number> {
+    return new Map(this.each('failing').map(([id, failure]) => [id, failure.retryAtMs]));
   }
 }
 
@@ -230,7 +238,14 @@ export class Executor implements NodeComponent {
     const runtimes = options.runtimes ?? [
       new ProcessRuntime({ stateDir: join(this.executorDir, 'process'), log }),
       ...[...registeredRuntimes().values()].map((factory) =>
-        factory({ dataDir: services.dataDir, log, signal: services.signal, registry: services.registry, ...(services.config.warmNetworks !== undefined ? { warmNetworks: services.config.warmNetworks } : {}) }),
+        factory({
+          dataDir: services.dataDir,
+          log,
+          signal: services.signal,
+          registry: services.registry,
+          ...(services.config.warmNetworks !== undefined ? { warmNetworks: services.config.warmNetworks } : {}),
+          ...(services.peerImages !== undefined ? { peerImages: services.peerImages } : {}),
+        }),
       ),
     ];
     for (const runtime of runtimes) this.runtimes.register(runtime);
@@ -255,6 +270,11 @@ export class Executor implements NodeComponent {
       workloadsUsing: (tenant, name) => this.workloadsUsing(tenant, name),
       log,
     });
+  }
+
+  /** The images this node's runtimes hold (the container runtime's), served to peers; undefined when no runtime keeps images. */
+  get imageShare(): ImageShare | undefined {
+    return this.runtimes.all().find((runtime) => runtime.imageShare !== undefined)?.imageShare;
   }
 
   /** The workloads tracked here (starting, running or stopping) whose version mounts volume `name` of `tenant`. */
@@ -573,7 +593,8 @@ export class Executor implements NodeComponent {
     this.reportRetiredUnrun();
     const actual: ActualWorkload[] = this.supervisions.each('tracked').map(([, tracked]) => ({ id: tracked.id, version: tracked.version, state: tracked.state, busy: tracked.busy }));
     for (const [id, version] of this.supervisions.each('preparing')) actual.push({ id, version, state: 'running', busy: true });
-    const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.supervisions.holds(), nowMs });
+    for (const [id] of this.supervisions.each('failing')) if (!wantedById.has(id) && this.supervisions.get(id)?.tracked === undefined) this.supervisions.clear(id, 'failing');
+    const actions = reconcile({ wanted: wanted.map(({ id, version }) => ({ id, version })), actual, holds: this.supervisions.holds(), retryAt: this.supervisions.retryAt(), nowMs });
     for (const action of actions) {
       if (this.operations >= OPERATIONS_MAX) break;
       this.launch(action, wantedById.get(action.id));
@@ -624,7 +645,7 @@ export class Executor implements NodeComponent {
   private scheduleHoldEnd(nowMs: number): void {
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
-    const endMs = nextHoldEndMs(this.supervisions.holds(), nowMs);
+    const endMs = nextHoldEndMs(this.supervisions.holds(), nowMs, this.supervisions.retryAt());
     if (endMs === undefined) return;
     this.holdTimer = setTimeout(() => this.schedulePass(0), endMs - nowMs + 5);
     this.holdTimer.unref();
@@ -644,7 +665,19 @@ export class Executor implements NodeComponent {
       }
     };
     run()
-      .catch((error: unknown) => this.log(`${action.type} of instance ${action.id} failed: ${(error as Error).message}`))
+      .then(
+        () => {
+          if (action.type !== 'start') this.supervisions.clear(action.id, 'failing');
+        },
+        (error: unknown) => {
+          const message = (error as Error).message;
+          if (action.type === 'start') return this.log(`start of instance ${action.id} failed: ${message}`);
+          // A runtime that keeps refusing (a container that will not stop) is asked again later and later, and said once a minute.
+          const { failure, log } = nextFailure(this.supervisions.get(action.id)?.failing, message, Date.now());
+          this.supervisions.put(action.id, 'failing', failure);
+          if (log) this.log(`${action.type} of instance ${action.id} failed (${failure.count === 1 ? 'once' : `${failure.count} times in a row`}; trying again in ${((failure.retryAtMs - failure.loggedAtMs) / 1000).toFixed(1)} s): ${message}`);
+        },
+      )
       .finally(() => {
         this.operations--;
         this.schedulePass(0);

@@ -38,6 +38,7 @@
  * address is 127.0.0.1 and ports are the process's own business.
  */
 
+import type { ImageShare, PeerImages } from '../node/image-share.js';
 import type { Registry } from 'prom-client';
 import type { PortSpec, Resources, VolumeIoLimits } from '../state/types.js';
 
@@ -188,6 +189,8 @@ export interface Runtime {
   exec?(id: string, argv: string[], options: ExecOptions): Promise<ExecResult>;
   /** Releases the runtime's own resources. Never stops workloads. */
   close(): Promise<void>;
+  /** Optional: the images this runtime holds, lent to peers that miss one (the containerd runtime). */
+  readonly imageShare?: ImageShare;
 }
 
 /** Runtimes by kind. The executor picks `containerd` for image apps and `process` for command apps. */
@@ -217,6 +220,8 @@ export interface RuntimeFactoryOptions {
   registry?: Registry;
   /** The agent's `--warm-networks`: network namespaces a container runtime keeps ready (0: none). */
   warmNetworks?: number;
+  /** The other members, for a runtime that fetches a missing image from them. */
+  peerImages?: PeerImages;
 }
 
 /** Factories of runtimes that other modules add before the agent starts (the containerd runtime registers itself here). */

@@ -14,6 +14,7 @@ import type { Command, CommandResult } from '../state/types.js';
 import type { AgentConfig } from './config.js';
 import type { StateEvent, StateListener } from './replicated-state.js';
 import type { PeerTls } from './peer-tls.js';
+import type { ImageShare, PeerImages } from './image-share.js';
 
 /**
  * Whether `event` is the apply of a heartbeat, which moves only a node
@@ -60,6 +61,8 @@ export interface NodeServices {
   readonly signal: AbortSignal;
   /** The node's TLS toward its peers (certificates of the cluster CA), for components that open connections of their own. */
   readonly peerTls: PeerTls;
+  /** The other members' images, for a runtime that misses one (absent: fetch from registries only). */
+  readonly peerImages?: PeerImages;
 }
 
 /** Ports bound by components: the real ones when the configured port is 0. */
@@ -90,6 +93,8 @@ export interface NodeComponent {
   leave?(): Promise<void>;
   /** Idempotent; must not throw. */
   stop(): Promise<void>;
+  /** Optional: the images this node holds, served to peers on the peer port (the executor's container runtime). */
+  readonly imageShare?: ImageShare;
 }
 
 export type ComponentFactory = (services: NodeServices) => NodeComponent;

@@ -21,6 +21,7 @@ import { ClusterClients } from '../cluster-service.js';
 import { certificateFingerprint, createClusterCa, createNodeKey, issueNodeCertificate } from '../../security/certificates.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
 import { signSubmit } from '../submit.js';
+import { remoteImageShare } from '../image-service.js';
 import { TestCluster, eventually, sleep, type TestNode } from './harness.js';
 
 const cluster = new TestCluster(50);
@@ -147,6 +148,21 @@ test('callers without a certificate, with another CA\'s, or posing as another me
   assert.is(posingSubmit.ok ? 'ok' : posingSubmit.status, grpc.status.PERMISSION_DENIED);
   posing.close();
 
+  // Images: a caller without a certificate learns nothing of what the node holds, and reads no blob.
+  const anonymousImages = remoteImageShare(target.peerAddress, target.name, unverifiedChannelCredentials(), { 'grpc.ssl_target_name_override': TLS_SERVER_NAME });
+  await anonymousImages.images.describe('hivemind.local/busybox:latest').then(
+    () => assert.unreachable('an anonymous caller was told about an image'),
+    (error: unknown) => assert.match((error as Error).message, /refused: .*certificate/),
+  );
+  const readBlob = async () => {
+    for await (const _ of anonymousImages.images.read(`sha256:${'0'.repeat(64)}`)) void _;
+  };
+  await readBlob().then(
+    () => assert.unreachable('an anonymous caller read a blob'),
+    (error: unknown) => assert.match((error as Error).message, /refused: .*certificate/),
+  );
+  anonymousImages.close();
+
   // Give a forged message every chance to have acted, then compare.
   await sleep(1000);
   const after = await snapshotOf(nodes);
@@ -154,8 +170,8 @@ test('callers without a certificate, with another CA\'s, or posing as another me
   assert.ok(after.every((view, position) => view.term === before[position]!.term && view.term < FORGED_TERM), `no term moved: ${JSON.stringify(after)}`);
   assert.equal(after.map((view) => view.token), before.map((view) => view.token), 'no token.set applied');
   const targetCounts = await rejections(target);
-  // The anonymous caller and the foreign CA's.
-  assert.ok((targetCounts['no-verified-certificate'] ?? 0) >= 2, JSON.stringify(targetCounts));
+  // The anonymous callers (Raft and images) and the foreign CA's.
+  assert.ok((targetCounts['no-verified-certificate'] ?? 0) >= 4, JSON.stringify(targetCounts));
   assert.ok((targetCounts['sender-mismatch'] ?? 0) >= 1, JSON.stringify(targetCounts));
   const leaderCounts = await rejections(leader);
   assert.ok((leaderCounts['no-verified-certificate'] ?? 0) >= 1 && (leaderCounts['sender-mismatch'] ?? 0) >= 1, JSON.stringify(leaderCounts));

@@ -22,6 +22,8 @@ import type { PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
+import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
+import type { ImageShare, PeerImages } from '../../node/image-share.js';
 import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
 import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
@@ -66,6 +68,8 @@ export interface ContainerdRuntimeOptions {
    * Used only with a network that can back a pool (the CNI network).
    */
   warmNetworks?: number;
+  /** The other members, asked for an image this node does not hold before its registry is (absent: registry only). */
+  peerImages?: PeerImages;
 }
 
 /** Where a container's network is: its CNI container id and its netns. */
@@ -159,6 +163,10 @@ export class ContainerdRuntime implements Runtime {
   private resubscribeTimer: NodeJS.Timeout | undefined;
   /** The warm pool, once open, when `warmNetworks` > 0 and the network can back one. */
   private pool: WarmNetworkPool | undefined;
+  /** Fetches of a missing image under way, by name, so concurrent starts of it fetch it once. */
+  private readonly fetching = new Map<string, Promise<ResolvedImage>>();
+  /** This node's images, as its peers read them (nothing before containerd is open). */
+  readonly imageShare: ImageShare = new ContainerdImageShare(() => this.imagesOrUndefined);
 
   constructor(options: ContainerdRuntimeOptions) {
     this.options = options;
@@ -414,12 +422,40 @@ export class ContainerdRuntime implements Runtime {
     } catch (error) {
       if (!(error instanceof ImageError) || error.code !== 'image-not-found') throw error;
     }
+    let fetch = this.fetching.get(name);
+    if (fetch === undefined) {
+      fetch = this.fetchMissing(name).finally(() => this.fetching.delete(name));
+      this.fetching.set(name, fetch);
+    }
+    return fetch;
+  }
+
+  /**
+   * Brings image `name`, which this node does not hold, from the first
+   * member that holds it, else from its registry. The error names every
+   * place tried and why each failed.
+   */
+  private async fetchMissing(name: string): Promise<ResolvedImage> {
+    const failures: string[] = [];
+    for (const source of this.options.peerImages?.sourcesFor(name) ?? []) {
+      const started = Date.now();
+      try {
+        if (!(await fetchFromPeer(this.images, name, source))) continue;
+        this.log(`image ${name}: fetched from node ${source.nodeId} in ${Date.now() - started} ms`);
+        return await this.images.resolve(name);
+      } catch (error) {
+        failures.push(`node ${source.nodeId}: ${(error as Error).message}`);
+        this.log(`image ${name}: fetching it from node ${source.nodeId} failed: ${(error as Error).message}`);
+      }
+    }
     try {
       const pulled = await this.pullImage(name);
       return await this.images.resolve(pulled);
     } catch (error) {
-      throw new Error(`image "${name}" is not on this node and cannot be pulled: ${(error as Error).message}`);
+      failures.push(`its registry: ${(error as Error).message}`);
     }
+    const peers = failures.length > 1 ? '' : ' (no other node holds it)';
+    throw new Error(`image "${name}" is not on this node${peers} and could not be brought here: ${failures.join('; ')}`);
   }
 
   private async resolveUser(spec: WorkloadSpec, image: ResolvedImage, mounts: Array<{ type: string; source: string; options: string[] }>): Promise<{ uid: number; gid: number }> {

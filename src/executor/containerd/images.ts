@@ -17,6 +17,8 @@ import { indexTar, type TarIndexEntry } from './tar.js';
 
 /** Bytes per content write message. */
 const WRITE_CHUNK_BYTES = 1024 * 1024;
+/** Content write messages sent before their answers are read. */
+const WRITES_IN_FLIGHT_MAX = 4;
 /** Largest manifest, index or config read into memory. */
 const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
 /** Nested indexes followed at most when resolving a platform. */
@@ -131,43 +133,66 @@ export class ImageStore {
   }
 
   /**
+   * Puts blob `digest` under `lease`, then answers whether the store holds
+   * it. In that order: a blob that is here but referenced by nothing (left
+   * by an import that failed) may be collected at any moment, and once the
+   * lease references it, it no longer can; a blob collected before that is
+   * simply not here, and gets written again.
+   */
+  async holdBlob(lease: string, digest: string): Promise<boolean> {
+    await this.client.unary('leases', 'AddResource', { id: lease, resource: { id: digest, type: 'content' } });
+    return this.hasBlob(digest);
+  }
+
+  /**
    * Writes a blob to the content store (nothing if it is there already).
    * `source` yields the bytes in order; they are hashed as they pass and a
    * blob whose bytes do not match `descriptor.digest` or `size` is refused
    * (ImageError `digest-mismatch`) and never committed.
    */
   async writeBlob(descriptor: Descriptor, source: AsyncIterable<Uint8Array> | Uint8Array, options: { lease: string; labels?: Record<string, string>; what?: string }): Promise<void> {
-    if (await this.hasBlob(descriptor.digest)) return;
+    if (await this.holdBlob(options.lease, descriptor.digest)) return;
     const what = options.what ?? `blob ${descriptor.digest}`;
     const ref = `hivemind-${descriptor.digest.replace(':', '-')}-${randomBytes(4).toString('hex')}`;
     const callOptions: CallOptions = { lease: options.lease };
     const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', callOptions);
     const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
-    const exchange = async (request: object): Promise<WriteResponseWire> => {
+    // Requests are answered in order, one answer each; up to WRITES_IN_FLIGHT_MAX writes go out before
+    // their answers are read, so a blob is not held to one round trip to containerd per chunk.
+    let inFlight = 0;
+    const send = (request: object): void => {
       stream.write(request);
+      inFlight += 1;
+    };
+    const receive = async (): Promise<WriteResponseWire> => {
       const next = await responses.next();
       if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended early`);
+      inFlight -= 1;
       return next.value;
     };
     const hash = createHash('sha256');
     let offset = 0;
     try {
-      await exchange({ action: 'STAT', ref, total: descriptor.size, expected: descriptor.digest });
+      send({ action: 'STAT', ref, total: descriptor.size, expected: descriptor.digest });
+      await receive();
       const chunks = source instanceof Uint8Array ? [source] : source;
       for await (const chunk of chunks) {
         for (let start = 0; start < chunk.length; start += WRITE_CHUNK_BYTES) {
           const piece = chunk.subarray(start, start + WRITE_CHUNK_BYTES);
           hash.update(piece);
           if (offset + piece.length > descriptor.size) throw new ImageError('digest-mismatch', `${what} is larger than its descriptor's ${descriptor.size} bytes`);
-          await exchange({ action: 'WRITE', ref, offset, data: piece });
+          if (inFlight >= WRITES_IN_FLIGHT_MAX) await receive();
+          send({ action: 'WRITE', ref, offset, data: piece });
           offset += piece.length;
         }
       }
+      while (inFlight > 0) await receive();
       const actual = `sha256:${hash.digest('hex')}`;
       if (offset !== descriptor.size) throw new ImageError('digest-mismatch', `${what}: got ${offset} bytes, the descriptor says ${descriptor.size}`);
       if (actual !== descriptor.digest) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content hashes to ${actual}, expected ${descriptor.digest}; refusing it`);
       // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
-      await exchange({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: options.labels ?? {} });
+      send({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: options.labels ?? {} });
+      await receive();
       stream.end();
     } catch (error) {
       stream.cancel();
@@ -417,7 +442,7 @@ export class ImageStore {
     for (const [position, layer] of document.layers.entries()) {
       const labels: Record<string, string> = {};
       if (diffIds[position] !== undefined) labels['containerd.io/uncompressed'] = diffIds[position]!;
-      if (!(await this.hasBlob(layer.digest))) await source.fetchBlob(layer, labels);
+      if (!(await this.holdBlob(source.lease, layer.digest))) await source.fetchBlob(layer, labels);
     }
     const manifestLabels: Record<string, string> = { 'containerd.io/gc.ref.content.config': document.config.digest };
     document.layers.forEach((layer, position) => (manifestLabels[`containerd.io/gc.ref.content.l.${position}`] = layer.digest));

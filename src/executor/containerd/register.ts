@@ -17,6 +17,7 @@ registerRuntime('containerd', (options) => {
     dataDir: options.dataDir,
     log: options.log,
     warmNetworks: options.warmNetworks ?? DEFAULT_WARM_NETWORKS,
+    ...(options.peerImages !== undefined ? { peerImages: options.peerImages } : {}),
     ...(process.env.HIVEMIND_CONTAINERD_SOCKET ? { socketPath: process.env.HIVEMIND_CONTAINERD_SOCKET } : {}),
     ...(process.env.HIVEMIND_INSECURE_REGISTRIES ? { insecureRegistries: process.env.HIVEMIND_INSECURE_REGISTRIES.split(',').map((host) => host.trim()).filter(Boolean) } : {}),
   });

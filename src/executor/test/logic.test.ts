@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initialHealth, probeDue, probeKind, recordProbe } from '../health-state.js';
-import { nextHoldEndMs, reconcile, type ActualWorkload, type Hold } from '../reconcile.js';
+import { nextFailure, nextHoldEndMs, OPERATION_RETRY_MS_MAX, reconcile, type ActualWorkload, type Hold } from '../reconcile.js';
 import { RESTART_DELAY_MS_MAX, decideRestart, emptyHistory, restartDelayMs } from '../restart.js';
 import type { HealthcheckSpec, RestartSpec } from '../../state/types.js';
 
@@ -51,6 +51,29 @@ test('reconcile honours holds: restart when due, stay exited without a time, ign
 });
 
 const policy = (overrides: Partial<RestartSpec> = {}): RestartSpec => ({ condition: 'any', delayMs: 1000, windowMs: 0, ...overrides });
+
+test('a failed stop or removal waits for its retry time; the wait doubles up to its maximum; a repeated message is logged once a minute', () => {
+  const retryAt = new Map([['d.web.0', 1500]]);
+  assert.equal(reconcile({ wanted: [], actual: [running('d.web.0')], holds: new Map(), retryAt, nowMs: 1499 }), []);
+  assert.equal(reconcile({ wanted: [], actual: [running('d.web.0')], holds: new Map(), retryAt, nowMs: 1500 }), [{ type: 'stop', id: 'd.web.0', reason: 'not-wanted' }]);
+  assert.is(nextHoldEndMs(new Map(), 1000, retryAt), 1500);
+  let step = nextFailure(undefined, 'not stopped', 1000);
+  assert.equal([step.failure.count, step.failure.retryAtMs, step.log], [1, 1500, true]);
+  const delays: number[] = [];
+  let nowMs = 1000;
+  const logged: boolean[] = [];
+  for (let attempt = 0; attempt < 10; attempt += 1) {
+    nowMs = step.failure.retryAtMs;
+    step = nextFailure(step.failure, 'not stopped', nowMs);
+    delays.push(step.failure.retryAtMs - nowMs);
+    logged.push(step.log);
+  }
+  assert.equal(delays, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000, 30000]);
+  assert.is(delays.every((delay) => delay <= OPERATION_RETRY_MS_MAX), true);
+  // Logged: the first (above, at 1 s), then a repeat only once 60 s passed since the last line: the try at 62.5 s, then at 122.5 s.
+  assert.equal(logged, [false, false, false, false, false, false, true, false, true, false]);
+  assert.is(nextFailure(step.failure, 'another reason', nowMs + 1).log, true, 'a new message is logged at once');
+});
 
 test('restart conditions: none never, on-failure only on a failure, any always', () => {
   const clean = { exitCode: 0, oomKilled: false, ranMs: 50 };

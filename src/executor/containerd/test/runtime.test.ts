@@ -204,7 +204,7 @@ test('starting an unknown image fails clearly and leaves nothing behind', async 
     await runtime.start(workload('bad-1', { image: '127.0.0.1:1/nothing:here' }));
     assert.unreachable('must fail');
   } catch (error) {
-    assert.match((error as Error).message, /instance bad-1: cannot start: image "127.0.0.1:1\/nothing:here" is not on this node and cannot be pulled/);
+    assert.match((error as Error).message, /instance bad-1: cannot start: image "127.0.0.1:1\/nothing:here" is not on this node \(no other node holds it\) and could not be brought here: its registry: /);
   }
   assert.not.ok((await runtime.list()).some((candidate) => candidate.id === 'bad-1'));
 });

@@ -1,0 +1,154 @@
+/**
+ * `npm run bench:executor -- --mode images`: an image imported on one node
+ * and ready (stored and unpacked) on three, beside `ctr image import` of the
+ * same archive on one node, in the same run.
+ *
+ * Four containerds of the benchmark's own: A, B and C play three nodes, D
+ * the floor. Each round builds a fresh image (busybox and `--image-mib` MiB
+ * of random bytes, so no store holds any of it), then, in an order that
+ * alternates between rounds:
+ *   - the floor: `ctr -n bench image import` of the archive into D (which
+ *     stores and unpacks it);
+ *   - Hivemind: the archive imported into A (`ImageStore.importArchive`,
+ *     what `hivemind image import` runs), then B and C fetch it from A at the
+ *     same time through the real Images gRPC service on loopback
+ *     (`imagesServiceForServer`, `remoteImageShare`, `fetchFromPeer`), each
+ *     storing and unpacking it.
+ * The service runs without TLS here (the peer port's TLS is measured by
+ * bench:raft --tls); everything else is the agent's code. Target: Hivemind's
+ * time to ready on three nodes at most 2x the floor's on one.
+ *
+ * Flags: --rounds 3  --image-mib 10  --json (last line: one JSON object).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { imagesServiceForServer, remoteImageShare } from '../src/agent/image-service.js';
+import { ContainerdClient } from '../src/executor/containerd/client.js';
+import { ContainerdImageShare, fetchFromPeer } from '../src/executor/containerd/image-share.js';
+import { ImageStore } from '../src/executor/containerd/images.js';
+import { buildOciLayout } from '../src/executor/containerd/oci-layout.js';
+import { OwnContainerd } from '../src/executor/containerd/own-containerd.js';
+
+interface ImagesRound {
+  round: number;
+  imageBytes: number;
+  /** `ctr image import` on one node (stored and unpacked). */
+  ctrImportMs: number;
+  /** Hivemind: the import on A. */
+  importMs: number;
+  /** Hivemind: B and C fetching from A at once, until both hold it unpacked. */
+  fetchMs: number;
+  /** Hivemind: import plus fetch: ready on three nodes. */
+  readyOnThreeMs: number;
+  ratio: number;
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')}: ${stderr.trim()}`))));
+  });
+}
+
+/** An OCI archive of busybox plus `mib` MiB of fresh random bytes; answers its name and size. */
+async function buildImage(work: string, round: number, mib: number): Promise<{ path: string; name: string; bytes: number }> {
+  const rootfs = join(work, `rootfs-${round}`);
+  await mkdir(join(rootfs, 'bin'), { recursive: true });
+  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+  await chmod(join(rootfs, 'bin', 'busybox'), 0o755);
+  await symlink('busybox', join(rootfs, 'bin', 'sh'));
+  await writeFile(join(rootfs, 'payload'), randomBytes(mib * 1024 * 1024));
+  const path = join(work, `image-${round}.tar`);
+  const name = `hivemind.local/bench-images:round-${round}`;
+  const built = await buildOciLayout({ rootfsDir: rootfs, outputPath: path, name, config: { cmd: ['sh'] } });
+  await rm(rootfs, { recursive: true, force: true });
+  return { path, name, bytes: built.archiveBytes };
+}
+
+export async function imagesMode(options: { rounds: number; imageMib: number; json: boolean }): Promise<void> {
+  const work = await mkdtemp('/tmp/hmbi-');
+  const nodes = ['a', 'b', 'c', 'd'].map((name) => new OwnContainerd({ dataDir: join(work, name), log: () => undefined }));
+  const clients: ContainerdClient[] = [];
+  const server = new grpc.Server();
+  const remotes: Array<{ close(): void }> = [];
+  const rounds: ImagesRound[] = [];
+  let rssBytesMax = 0;
+  try {
+    for (const node of nodes) await node.start();
+    const stores = nodes.slice(0, 3).map((node) => {
+      const client = new ContainerdClient({ socketPath: node.socketPath });
+      clients.push(client);
+      return new ImageStore({ client });
+    });
+    for (const client of clients) await client.ensureNamespace();
+    const [storeA, storeB, storeC] = stores as [ImageStore, ImageStore, ImageStore];
+    const service = imagesServiceForServer({ share: () => new ContainerdImageShare(() => storeA), authenticate: () => ({ ok: true, nodeId: 'b' }), onRejected: () => undefined, log: () => undefined });
+    server.addService(service.definition, service.implementation);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const fromA = () => {
+      const remote = remoteImageShare(`127.0.0.1:${port}`, 'a', grpc.credentials.createInsecure());
+      remotes.push(remote);
+      return { nodeId: 'a', images: remote.images };
+    };
+    const floorSocket = nodes[3]!.socketPath;
+    console.log(`executor benchmark (images): ${options.rounds} rounds; each a fresh image of busybox and ${options.imageMib} MiB of random bytes; Hivemind: import on node A, then B and C fetch from A at once over the Images gRPC service on loopback (no TLS), each storing and unpacking; floor: ctr image import on node D; four containerds of the benchmark's own; order alternates`);
+    console.log(`machine: ${cpus().length} cpus (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg()[0]!.toFixed(2)} at the start`);
+    for (let round = 1; round <= options.rounds; round += 1) {
+      const image = await buildImage(work, round, options.imageMib);
+      const floor = async (): Promise<number> => {
+        const started = performance.now();
+        await run('ctr', ['-a', floorSocket, '-n', 'bench', 'image', 'import', image.path]);
+        return performance.now() - started;
+      };
+      const ours = async (): Promise<{ importMs: number; fetchMs: number }> => {
+        const started = performance.now();
+        await storeA.importArchive(image.path);
+        const imported = performance.now();
+        const fetched = await Promise.all([fetchFromPeer(storeB, image.name, fromA()), fetchFromPeer(storeC, image.name, fromA())]);
+        if (!fetched.every(Boolean)) throw new Error(`round ${round}: A did not offer ${image.name}`);
+        await Promise.all([storeB.resolve(image.name), storeC.resolve(image.name)]);
+        return { importMs: imported - started, fetchMs: performance.now() - imported };
+      };
+      let ctrImportMs: number;
+      let hivemind: { importMs: number; fetchMs: number };
+      if (round % 2 === 1) {
+        ctrImportMs = await floor();
+        hivemind = await ours();
+      } else {
+        hivemind = await ours();
+        ctrImportMs = await floor();
+      }
+      rssBytesMax = Math.max(rssBytesMax, process.memoryUsage().rss);
+      const readyOnThreeMs = hivemind.importMs + hivemind.fetchMs;
+      const entry: ImagesRound = {
+        round,
+        imageBytes: image.bytes,
+        ctrImportMs: Math.round(ctrImportMs),
+        importMs: Math.round(hivemind.importMs),
+        fetchMs: Math.round(hivemind.fetchMs),
+        readyOnThreeMs: Math.round(readyOnThreeMs),
+        ratio: Number((readyOnThreeMs / ctrImportMs).toFixed(2)),
+      };
+      rounds.push(entry);
+      console.log(`round ${round}: image ${(image.bytes / 2 ** 20).toFixed(1)} MiB  ctr image import (1 node) ${entry.ctrImportMs} ms  hivemind: import ${entry.importMs} ms + fetch to 2 nodes ${entry.fetchMs} ms = ready on 3 nodes ${entry.readyOnThreeMs} ms  ratio ${entry.ratio}x  load ${loadavg()[0]!.toFixed(2)}`);
+      await rm(image.path, { force: true });
+    }
+    const ratios = rounds.map((entry) => entry.ratio).sort((a, b) => a - b);
+    const medianRatio = ratios[Math.floor(ratios.length / 2)] ?? 0;
+    console.log(`median ratio ${medianRatio}x (target <= 2x); benchmark process rss max ${(rssBytesMax / 2 ** 20).toFixed(0)} MiB`);
+    if (options.json) console.log(JSON.stringify({ benchmark: 'executor', mode: 'images', imageMib: options.imageMib, loadAverage: loadavg()[0], rounds, medianRatio, rssBytesMax }));
+  } finally {
+    for (const remote of remotes) remote.close();
+    server.forceShutdown();
+    for (const client of clients) client.close();
+    for (const node of nodes) await node.stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

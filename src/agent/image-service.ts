@@ -1,0 +1,236 @@
+/**
+ * The `hivemind.images.Images` gRPC service (proto/images.proto): this
+ * node's images served to its peers on the peer port, and the other members'
+ * images as `PeerImages` for the executor's container runtime
+ * (src/node/image-share.ts says what both sides promise).
+ *
+ * Only members call it: every call must present a verified node
+ * certificate of the cluster. The server adapts an `ImageShare` to gRPC and
+ * nothing a caller sends can crash it; the client trusts nothing it reads
+ * (the runtime checks every byte against its digest).
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ImageShare, PeerImages, PeerImageSource, SharedImageTarget } from '../node/image-share.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import type { CallAuthenticator } from './cluster-service.js';
+
+const PROTO_URL = new URL('../../../proto/images.proto', import.meta.url);
+/** Longest image name a caller may ask for. */
+const NAME_LENGTH_MAX = 1024;
+/** How long a peer has to say whether it holds an image. */
+const DESCRIBE_TIMEOUT_MS = 5_000;
+/** How long a blob may take to arrive (a large layer over a slow link). */
+const READ_TIMEOUT_MS = 10 * 60_000;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+interface DescribeResponseWire {
+  found: boolean;
+  media_type: string;
+  digest: string;
+  size: number;
+}
+
+interface ImagesClient extends grpc.Client {
+  Describe(request: { name: string }, options: grpc.CallOptions, callback: grpc.requestCallback<DescribeResponseWire>): grpc.ClientUnaryCall;
+  Read(request: { digest: string }, options: grpc.CallOptions): grpc.ClientReadableStream<{ data: Uint8Array }>;
+}
+
+interface ImagesClientConstructor {
+  new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): ImagesClient;
+  service: grpc.ServiceDefinition;
+}
+
+let loaded: ImagesClientConstructor | undefined;
+
+function imagesService(): ImagesClientConstructor {
+  if (loaded !== undefined) return loaded;
+  const definition = protoLoader.loadSync(fileURLToPath(PROTO_URL), { keepCase: true, longs: Number, defaults: true });
+  const root = grpc.loadPackageDefinition(definition) as unknown as { hivemind: { images: { Images: ImagesClientConstructor } } };
+  loaded = root.hivemind.images.Images;
+  return loaded;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether `error` says the blob is not there (`ImageShare.read`'s `not-found`). */
+function isNotFound(error: unknown): boolean {
+  return (error as { code?: unknown }).code === 'not-found';
+}
+
+/**
+ * Ends a server stream with status `code`. (grpc-js sends the status of an
+ * 'error' event; `destroy` would end the stream without one, leaving the
+ * caller waiting for its deadline.)
+ */
+function fail(call: grpc.ServerWritableStream<unknown, unknown>, code: grpc.status, details: string): void {
+  call.emit('error', Object.assign(new Error(details), { code, details }));
+}
+
+/**
+ * The service to add to the peer port's gRPC server. `share` is this
+ * node's images, or undefined while no runtime keeps any (every Describe
+ * then answers not found).
+ */
+export function imagesServiceForServer(options: {
+  share: () => ImageShare | undefined;
+  authenticate: CallAuthenticator;
+  onRejected: (reason: string) => void;
+  log: (line: string) => void;
+}): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
+  const { share, authenticate, onRejected, log } = options;
+  const refuse = (call: Parameters<CallAuthenticator>[0]): string | undefined => {
+    const caller = authenticate(call);
+    if (caller.ok) return undefined;
+    onRejected(caller.reason);
+    return `refused: ${caller.reason} (a member of this cluster presents a certificate of its CA)`;
+  };
+  const implementation: grpc.UntypedServiceImplementation = {
+    Describe: (call: grpc.ServerUnaryCall<{ name: unknown }, DescribeResponseWire>, callback: grpc.sendUnaryData<DescribeResponseWire>) => {
+      const refusal = refuse(call);
+      if (refusal !== undefined) return callback({ code: grpc.status.UNAUTHENTICATED, details: refusal });
+      const name = call.request.name;
+      if (typeof name !== 'string' || name.length === 0 || name.length > NAME_LENGTH_MAX) {
+        return callback({ code: grpc.status.INVALID_ARGUMENT, details: `name: must be an image reference of 1 to ${NAME_LENGTH_MAX} characters` });
+      }
+      const images = share();
+      if (images === undefined) return callback(null, { found: false, media_type: '', digest: '', size: 0 });
+      images.describe(name).then(
+        (target) => callback(null, target === undefined ? { found: false, media_type: '', digest: '', size: 0 } : { found: true, media_type: target.mediaType, digest: target.digest, size: target.size }),
+        (error: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: `cannot read this node's images: ${message(error)}` }),
+      );
+    },
+    Read: (call: grpc.ServerWritableStream<{ digest: unknown }, { data: Uint8Array }>) => {
+      const refusal = refuse(call);
+      if (refusal !== undefined) return fail(call, grpc.status.UNAUTHENTICATED, refusal);
+      const digest = call.request.digest;
+      if (typeof digest !== 'string' || !DIGEST.test(digest)) return fail(call, grpc.status.INVALID_ARGUMENT, 'digest: must be sha256:<64 hex digits>');
+      const images = share();
+      if (images === undefined) return fail(call, grpc.status.NOT_FOUND, `blob ${digest} is not on this node`);
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      void (async () => {
+        try {
+          for await (const data of images.read(digest, abort.signal)) {
+            if (abort.signal.aborted) return;
+            // Waits for the peer to take what was sent: a slow reader holds back the reading, not this node's memory.
+            if (!call.write({ data })) await new Promise<void>((resolve) => call.once('drain', resolve));
+          }
+          call.end();
+        } catch (error) {
+          if (abort.signal.aborted) return;
+          const code = isNotFound(error) ? grpc.status.NOT_FOUND : grpc.status.UNAVAILABLE;
+          if (code === grpc.status.UNAVAILABLE) log(`serving blob ${digest} to a peer failed: ${message(error)}`);
+          fail(call, code, message(error));
+        }
+      })();
+    },
+  };
+  return { definition: imagesService().service, implementation };
+}
+
+/** A peer's images, read over its peer port. */
+class RemoteImageShare implements ImageShare {
+  constructor(
+    private readonly client: ImagesClient,
+    private readonly nodeId: string,
+  ) {}
+
+  describe(name: string, signal?: AbortSignal): Promise<SharedImageTarget | undefined> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.Describe({ name }, { deadline: Date.now() + DESCRIBE_TIMEOUT_MS }, (error, response) => {
+        signal?.removeEventListener('abort', cancel);
+        if (error) reject(new Error(`node ${this.nodeId} did not say whether it holds ${name}: ${error.details || error.message}`));
+        else if (response === undefined || !response.found) resolve(undefined);
+        else resolve({ mediaType: response.media_type, digest: response.digest, size: response.size });
+      });
+      const cancel = () => call.cancel();
+      signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  async *read(digest: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    const stream = this.client.Read({ digest }, { deadline: Date.now() + READ_TIMEOUT_MS });
+    const cancel = () => stream.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const chunk of stream as AsyncIterable<{ data: Uint8Array }>) yield chunk.data;
+    } catch (error) {
+      const status = error as grpc.ServiceError;
+      const text = `reading ${digest} from node ${this.nodeId}: ${status.details || status.message}`;
+      throw Object.assign(new Error(text), status.code === grpc.status.NOT_FOUND ? { code: 'not-found' } : {});
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+      stream.cancel();
+    }
+  }
+}
+
+/** Node `nodeId`'s images at `address`, over a channel of its own (closed by `close`): for tools and tests. */
+export function remoteImageShare(address: string, nodeId: string, credentials: grpc.ChannelCredentials, channelOptions: grpc.ChannelOptions = {}): { images: ImageShare; close(): void } {
+  const Constructor = imagesService();
+  const client = new Constructor(address, credentials, channelOptions);
+  return { images: new RemoteImageShare(client, nodeId), close: () => client.close() };
+}
+
+/**
+ * The other members' images (see `PeerImages`): members whose instances
+ * run the image first, then the other live ones, each over one channel
+ * kept per address and closed by `close()`.
+ */
+export class PeerImageClients implements PeerImages {
+  private readonly clients = new Map<string, ImagesClient>();
+
+  constructor(
+    private readonly options: {
+      nodeId: string;
+      machine: ClusterStateMachine;
+      /** Mutual TLS toward node `nodeId` (its certificate must name it). */
+      credentials: (nodeId: string) => grpc.ChannelCredentials;
+      channelOptions?: grpc.ChannelOptions;
+      normalize: (reference: string) => string;
+    },
+  ) {}
+
+  sourcesFor(name: string): PeerImageSource[] {
+    const { machine, nodeId: self } = this.options;
+    const holders = new Set<string>();
+    for (const app of machine.apps()) {
+      const runsIt = app.versions.some((version) => version.spec.image !== undefined && this.normalizeOrUndefined(version.spec.image) === name);
+      if (!runsIt) continue;
+      for (const instance of machine.instances({ tenant: app.tenant, app: app.name })) {
+        if (instance.node !== undefined && (instance.status.state === 'running' || instance.status.state === 'healthy')) holders.add(instance.node);
+      }
+    }
+    const live = machine.nodes().filter((node) => node.id !== self && node.status === 'up');
+    const ordered = [...live.filter((node) => holders.has(node.id)), ...live.filter((node) => !holders.has(node.id))];
+    return ordered.map((node) => ({ nodeId: node.id, images: new RemoteImageShare(this.client(node.id, node.addresses.peer), node.id) }));
+  }
+
+  private normalizeOrUndefined(reference: string): string | undefined {
+    try {
+      return this.options.normalize(reference);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private client(nodeId: string, address: string): ImagesClient {
+    const key = `${nodeId}@${address}`;
+    let client = this.clients.get(key);
+    if (client === undefined) {
+      const Constructor = imagesService();
+      client = new Constructor(address, this.options.credentials(nodeId), { ...this.options.channelOptions, 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Images between nodes, on containerd's side: this node's content store
+ * as an `ImageShare` its peers read (src/node/image-share.ts), and the
+ * fetch that copies an image from a peer's share into this node's store.
+ *
+ * A fetched image is stored exactly as a pulled one is (`storeTree`): the
+ * peer is a source of bytes, never of trust. Every document and blob is
+ * hashed as it arrives and refused unless it matches the digest that the
+ * tree above it names; the top of the tree is the digest the peer named for
+ * the image, which is as far as a tag can be checked anywhere.
+ */
+import { isContainerdError, mapError } from './client.js';
+import { ImageError, type Descriptor, type ImageStore } from './images.js';
+import { sha256Digest } from './oci-layout.js';
+import type { ImageShare, PeerImageSource, SharedImageTarget } from '../../node/image-share.js';
+
+/** Largest manifest, index or config taken from a peer. */
+const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** A blob that is not in the content store; `code` is what `ImageShare.read` promises. */
+export class BlobNotFoundError extends Error {
+  override readonly name = 'BlobNotFoundError';
+  readonly code = 'not-found';
+}
+
+/**
+ * This node's images as its peers see them. `store` is undefined while the
+ * runtime has not opened containerd: such a node holds no image to lend.
+ */
+export class ContainerdImageShare implements ImageShare {
+  constructor(private readonly store: () => ImageStore | undefined) {}
+
+  async describe(name: string): Promise<SharedImageTarget | undefined> {
+    const store = this.store();
+    if (store === undefined) return undefined;
+    try {
+      const target = await store.getImage(name);
+      return { mediaType: target.mediaType, digest: target.digest, size: target.size };
+    } catch (error) {
+      if (error instanceof ImageError && error.code === 'image-not-found') return undefined;
+      throw error;
+    }
+  }
+
+  async *read(digest: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    if (!DIGEST.test(digest)) throw new ImageError('invalid-reference', `"${digest}" is not a sha256 digest`);
+    const store = this.store();
+    if (store === undefined) throw new BlobNotFoundError(`blob ${digest} is not on this node`);
+    const stream = store.client.serverStream<{ data: Buffer }>('content', 'Read', { digest, offset: 0, size: 0 });
+    const cancel = () => stream.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const message of stream) yield message.data;
+    } catch (error) {
+      if (isContainerdError(error, 'not-found') || (error as { code?: number }).code === 5) throw new BlobNotFoundError(`blob ${digest} is not on this node`);
+      throw mapError(`content read of ${digest}`, store.client.socketPath, error);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+      stream.cancel();
+    }
+  }
+}
+
+/** Reads a whole document from `share`, refusing more than the limit or bytes that do not hash to `descriptor.digest`. */
+async function readDocument(share: ImageShare, descriptor: Descriptor, from: string, signal?: AbortSignal): Promise<Buffer> {
+  if (descriptor.size > DOCUMENT_BYTES_MAX) throw new ImageError('bad-archive', `${descriptor.mediaType} ${descriptor.digest} from ${from} is ${descriptor.size} bytes, over the ${DOCUMENT_BYTES_MAX} a document may have`);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of share.read(descriptor.digest, signal)) {
+    total += chunk.length;
+    if (total > DOCUMENT_BYTES_MAX) throw new ImageError('bad-archive', `${descriptor.digest} from ${from} is larger than ${DOCUMENT_BYTES_MAX} bytes`);
+    chunks.push(Buffer.from(chunk));
+  }
+  const bytes = Buffer.concat(chunks);
+  const actual = sha256Digest(bytes);
+  if (actual !== descriptor.digest) throw new ImageError('digest-mismatch', `${descriptor.digest} from ${from}: digest mismatch: the bytes hash to ${actual}; refusing it`);
+  return bytes;
+}
+
+/**
+ * Copies image `name` from `source` into `store` and records it under the
+ * same name. Answers false when the peer does not hold the image; rejects
+ * with what went wrong otherwise (ImageError `digest-mismatch` for a byte
+ * that does not match, the peer's or containerd's error for the rest).
+ */
+export async function fetchFromPeer(store: ImageStore, name: string, source: PeerImageSource, signal?: AbortSignal): Promise<boolean> {
+  const target = await source.images.describe(name, signal);
+  if (target === undefined) return false;
+  if (!DIGEST.test(target.digest)) throw new ImageError('digest-mismatch', `node ${source.nodeId} names "${target.digest}" as the digest of ${name}, which is not a sha256 digest`);
+  const from = `node ${source.nodeId}`;
+  const top: Descriptor = { mediaType: target.mediaType, digest: target.digest, size: target.size };
+  await store.client.withLease(async (lease) => {
+    await store.storeTree(top, {
+      lease,
+      fetchDocument: async <T>(descriptor: Descriptor) => {
+        const bytes = await readDocument(source.images, descriptor, from, signal);
+        return { bytes, document: JSON.parse(bytes.toString('utf8')) as T };
+      },
+      fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}` }),
+    });
+    await store.putImage(name, top, lease);
+    await store.resolve(name);
+  });
+  return true;
+}

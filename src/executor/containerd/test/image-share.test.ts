@@ -1,0 +1,137 @@
+// Images fetched from a peer, between two real containerds (two test
+// "nodes", each with its own content store): an image imported on one is
+// copied into the other and unpacked there; a peer that does not hold the
+// image says so; a peer that sends a byte of a layer wrong, or sends a
+// document whose bytes do not match its digest, is refused with a digest error and leaves
+// nothing recorded; a blob the peer lacks is `not-found`.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ImageShare, SharedImageTarget } from '../../../node/image-share.js';
+import { ContainerdImageShare, fetchFromPeer } from '../image-share.js';
+import { ImageError, ImageStore } from '../images.js';
+import { TestContainerd, skipReason } from './harness.js';
+
+const skip = skipReason();
+const holder = new TestContainerd();
+const fetcher = new TestContainerd();
+let holderStore: ImageStore;
+let fetcherStore: ImageStore;
+let share: ContainerdImageShare;
+let name = '';
+
+/** A peer that serves `inner`'s images with one thing changed. */
+class AlteredShare implements ImageShare {
+  constructor(
+    private readonly inner: ImageShare,
+    private readonly change: { flipByteOf?: string; substitute?: { asked: string; served: string } },
+  ) {}
+
+  describe(image: string): Promise<SharedImageTarget | undefined> {
+    return this.inner.describe(image);
+  }
+
+  async *read(digest: string): AsyncIterable<Uint8Array> {
+    let first = true;
+    const served = digest === this.change.substitute?.asked ? this.change.substitute.served : digest;
+    for await (const chunk of this.inner.read(served)) {
+      if (first && digest === this.change.flipByteOf) {
+        const copy = Buffer.from(chunk);
+        copy[copy.length >> 1] = copy[copy.length >> 1]! ^ 0xff;
+        first = false;
+        yield copy;
+      } else yield chunk;
+    }
+  }
+}
+
+async function fetcherHolds(image: string): Promise<boolean> {
+  try {
+    await fetcherStore.getImage(image);
+    return true;
+  } catch (error) {
+    if (error instanceof ImageError && error.code === 'image-not-found') return false;
+    throw error;
+  }
+}
+
+test.before(async () => {
+  if (skip !== undefined) {
+    console.log(`skipping the peer image tests: ${skip}`);
+    return;
+  }
+  await holder.start();
+  await fetcher.start();
+  holderStore = new ImageStore({ client: holder.client! });
+  fetcherStore = new ImageStore({ client: fetcher.client! });
+  [name] = (await holderStore.importArchive(holder.archivePath)) as [string];
+  share = new ContainerdImageShare(() => holderStore);
+});
+
+test.after(async () => {
+  await fetcher.stop();
+  await holder.stop();
+});
+
+test('a peer that does not hold the image says so, and nothing is recorded', async () => {
+  if (skip !== undefined) return;
+  assert.is(await share.describe('hivemind.local/nothing:here'), undefined);
+  assert.is(await fetchFromPeer(fetcherStore, 'hivemind.local/nothing:here', { nodeId: 'n1', images: share }), false);
+  assert.is(await fetcherHolds('hivemind.local/nothing:here'), false);
+});
+
+test('a blob the peer lacks is not-found; a digest that is not sha256 is refused', async () => {
+  if (skip !== undefined) return;
+  const missing = `sha256:${'0'.repeat(64)}`;
+  const read = async (digest: string) => {
+    for await (const _ of share.read(digest)) void _;
+  };
+  await read(missing).then(
+    () => assert.unreachable('read a blob that is not there'),
+    (error: unknown) => assert.is((error as { code?: string }).code, 'not-found'),
+  );
+  await read('md5:abc').then(
+    () => assert.unreachable('read with a bad digest'),
+    (error: unknown) => assert.match((error as Error).message, /is not a sha256 digest/),
+  );
+});
+
+test('a byte of a layer sent wrong is refused with a digest error; the image is not recorded', async () => {
+  if (skip !== undefined) return;
+  const layer = holder.image!.layerDigest;
+  const altered = new AlteredShare(share, { flipByteOf: layer });
+  await fetchFromPeer(fetcherStore, name, { nodeId: 'n1', images: altered }).then(
+    () => assert.unreachable('took a tampered layer'),
+    (error: unknown) => {
+      assert.instance(error, ImageError);
+      assert.is((error as ImageError).code, 'digest-mismatch');
+      assert.match((error as Error).message, new RegExp(`layer ${layer} of ${name} from node n1`));
+    },
+  );
+  assert.is(await fetcherHolds(name), false);
+  assert.is(await fetcherStore.hasBlob(layer), false, 'the tampered layer was not committed');
+});
+
+test('a document whose bytes do not match its digest is refused', async () => {
+  if (skip !== undefined) return;
+  const lying = new AlteredShare(share, { substitute: { asked: holder.image!.configDigest, served: holder.image!.manifestDigest } });
+  await fetchFromPeer(fetcherStore, name, { nodeId: 'n1', images: lying }).then(
+    () => assert.unreachable('took an image whose bytes do not match the named digest'),
+    (error: unknown) => assert.is((error as ImageError).code, 'digest-mismatch'),
+  );
+  assert.is(await fetcherHolds(name), false);
+});
+
+test('an image imported on one node is copied to another, unpacked, under the same name and digest', async () => {
+  if (skip !== undefined) return;
+  assert.ok(await fetchFromPeer(fetcherStore, name, { nodeId: 'n1', images: share }));
+  const here = await fetcherStore.getImage(name);
+  const there = await holderStore.getImage(name);
+  assert.is(here.digest, there.digest);
+  const resolved = await fetcherStore.resolve(name);
+  assert.is(resolved.manifestDigest, holder.image!.manifestDigest);
+  assert.ok(await fetcherStore.hasBlob(holder.image!.layerDigest));
+  // Fetching again is a no-op that still succeeds.
+  assert.ok(await fetchFromPeer(fetcherStore, name, { nodeId: 'n1', images: share }));
+});
+
+test.run();
