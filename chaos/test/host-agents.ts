@@ -119,7 +119,7 @@ export function removeContainerLeftovers(dataRoot: string, namespaces: Set<strin
 }
 
 /** Where runc keeps the state of the containers of containerd's `hivemind` namespace (shared by every containerd on the machine). */
-const RUNC_STATE_DIRECTORY = '/run/containerd/runc/hivemind';
+export const RUNC_STATE_DIRECTORY = '/run/containerd/runc/hivemind';
 
 /**
  * Deletes runc's state of containers of these apps (`tenant.app.` instance id

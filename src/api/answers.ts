@@ -78,6 +78,10 @@ export interface NetworkAnswer {
   configuredIndex: number | null;
   nodes: { id: string; status: string; subnet: string | null; peerAddress: string; overlay: 'on' | 'off' | 'left' }[];
   services: { tenant: string; app: string; vip: string; ports: readonly { target: number; protocol: string }[]; endpoints: number }[];
+  /** Apps with published ports (the routing mesh); absent from older agents. */
+  published?: { tenant: string; app: string; ports: readonly { target: number; published: number; protocol: string }[]; endpoints: number }[];
+  /** Published ports two apps ask for, or that the node's agent holds: the later app's is not published. */
+  publishedConflicts?: { tenant: string; app: string; published: number; protocol: string; heldBy: string }[];
   answeredBy: { node: string; overlay: boolean };
 }
 
@@ -91,7 +95,9 @@ export interface NetworkNodeAnswer {
   peers: { id: string; subnet: string; underlay?: string }[];
   skipped: { id: string; reason: string }[];
   policy: { destinations: number; chains: number; rules: number } | null;
-  services: { vips: number; endpoints: number; rules: number };
+  services: { vips: number; published?: number; endpoints: number; rules: number };
+  /** The routing mesh's way back (absent from older agents, null before the network is configured). */
+  mesh?: { returnRoutes: { peer: string; mark: string; table: number; via: string }[]; skipped: { id: string; reason: string }[] } | null;
 }
 
 /** `GET /v1/network/apps/:tenant/:name`. */

@@ -11,7 +11,8 @@ import { hostOf, planOverlay } from '../network/overlay-plan.js';
 import { planPolicyChains, restrictsIngress } from '../network/policy-plan.js';
 import { policyModelOf } from '../network/policy-state.js';
 import { planServiceChains, serviceChainName } from '../network/service-plan.js';
-import { servicesOf } from '../network/service-state.js';
+import { publishedOf, servicesOf } from '../network/service-state.js';
+import { markText, planMesh } from '../network/mesh-plan.js';
 import { currentSpec } from '../state/state.js';
 import { ApiCode, ApiError } from './errors.js';
 import { checkName, checkNodeId } from './input.js';
@@ -48,6 +49,8 @@ export const networkRoutes: Route[] = [
       const network = machine.network();
       const component = context.backend.component('network');
       const services = servicesOf(machine);
+      const published = publishedOf(machine);
+      const chains = network === undefined ? undefined : planServiceChains(services, { published, clusterCidr: network.cidr });
       return {
         clusterCidr: network?.cidr ?? null,
         nodePrefixLength: network?.nodePrefixLength ?? null,
@@ -55,6 +58,8 @@ export const networkRoutes: Route[] = [
         configuredIndex: network?.configuredIndex ?? null,
         nodes: machine.nodeDirectory().map((node) => ({ id: node.id, status: node.status, subnet: node.subnet ?? null, peerAddress: node.addresses.peer, overlay: overlayOf(node) })),
         services: services.map((service) => ({ tenant: service.tenant, app: service.app, vip: service.vip, ports: service.ports, endpoints: service.endpoints.length })),
+        published: published.map((entry) => ({ tenant: entry.tenant, app: entry.app, ports: entry.ports, endpoints: entry.endpoints.length })),
+        publishedConflicts: chains?.publishedConflicts ?? [],
         answeredBy: { node: context.backend.nodeId, overlay: isNetworkView(component) ? component.overlayEnabled() : false },
       };
     },
@@ -69,7 +74,8 @@ export const networkRoutes: Route[] = [
       const plan = planOverlay(id, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })));
       const clusterCidr = clusterCidrOf(context);
       const policies = clusterCidr === undefined ? undefined : planPolicyChains(policyModelOf(machine, clusterCidr), id);
-      const services = planServiceChains(servicesOf(machine));
+      const services = planServiceChains(servicesOf(machine), clusterCidr === undefined ? {} : { published: publishedOf(machine), clusterCidr });
+      const mesh = plan === undefined || clusterCidr === undefined ? undefined : planMesh(plan, clusterCidr);
       return {
         id,
         status: record.status,
@@ -79,7 +85,8 @@ export const networkRoutes: Route[] = [
         peers: (plan?.peers ?? []).map((peer) => ({ id: peer.id, subnet: peer.subnet, underlay: peer.underlay })),
         skipped: plan?.skipped ?? [],
         policy: policies === undefined ? null : { destinations: policies.destinationCount, chains: policies.chains.size, rules: policies.ruleCount },
-        services: { vips: services.serviceCount, endpoints: services.endpointCount, rules: services.ruleCount },
+        services: { vips: services.serviceCount, published: services.publishedCount, endpoints: services.endpointCount, rules: services.ruleCount },
+        mesh: mesh === undefined ? null : { returnRoutes: mesh.routes.map((route) => ({ peer: route.peer, mark: markText(route.mark), table: route.table, via: route.via })), skipped: mesh.skipped },
       };
     },
   }),

@@ -23,6 +23,12 @@
  * leader proposes the service range (`--service-cidr`) only with its overlay
  * on, so a cluster of agents on 127.0.0.1 has no VIPs.
  *
+ * The routing mesh: published ports are in the same nat chains (every node
+ * DNATs its own addresses' published ports to the app's containers on any
+ * node), and the reconcile keeps the way back (`mesh-plan.ts`: a mangle
+ * chain, an `ip rule` and a table per peer) so answers return through the
+ * node the client came in by, with the client's address kept.
+ *
  * The overlay is on only where this node advertises an IPv4 address other
  * nodes can reach (not loopback, not a host name): agents of a one-host
  * cluster on 127.0.0.1 (development, most tests) share the host's network
@@ -39,7 +45,9 @@ import { planPolicyChains, type PolicyChains } from './policy-plan.js';
 import { policyModelOf } from './policy-state.js';
 import { applyPolicyChains, readPolicyChains } from './policy-tables.js';
 import { planServiceChains, SERVICE_HOOK_CHAINS, type ServiceChains } from './service-plan.js';
-import { servicesOf } from './service-state.js';
+import { publishedOf, servicesOf } from './service-state.js';
+import { desiredMeshRouting, meshRoutingBatch, planMesh, type MeshPlan } from './mesh-plan.js';
+import { applyMeshChain, applyMeshRouting, loosenReversePath, readMeshChain, readMeshRouting } from './mesh-links.js';
 import { applyServiceChains, readServiceChains } from './service-tables.js';
 import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan } from './overlay-plan.js';
 
@@ -80,6 +88,11 @@ export class NetworkComponent implements NodeComponent {
   readonly #serviceMetrics: ServiceMetrics;
   /** The same for the service chains (nat table). */
   #serviceApplied: { desired: string; kernel: string } | undefined;
+  /** The same for the mesh chain (mangle table). */
+  #meshApplied: { desired: string; kernel: string } | undefined;
+  readonly #meshMetrics: MeshMetrics;
+  /** The published-port conflicts last logged, so each is logged once. */
+  #conflictsLogged = '';
 
   constructor(services: NodeServices, options: NetworkComponentOptions = NETWORK_COMPONENT_DEFAULTS) {
     this.#services = services;
@@ -104,6 +117,11 @@ export class NetworkComponent implements NodeComponent {
       rules: metric(registry, 'hivemind_network_service_rules', () => new Gauge({ name: 'hivemind_network_service_rules', help: "Rules in Hivemind's service chains (nat table) on this node", registers: [registry] })),
       applies: metric(registry, 'hivemind_network_service_applies_total', () => new Counter({ name: 'hivemind_network_service_applies_total', help: "iptables-restore runs that rewrote Hivemind's service chains (state changes, restarts and drift repairs)", registers: [registry] })),
       repairs: metric(registry, 'hivemind_network_service_repairs_total', () => new Counter({ name: 'hivemind_network_service_repairs_total', help: "Service chains rewritten because the kernel's differed from the last apply while the state had not changed (drift)", registers: [registry] })),
+    };
+    this.#meshMetrics = {
+      published: metric(registry, 'hivemind_network_published_ports', () => new Gauge({ name: 'hivemind_network_published_ports', help: 'Published ports (port and protocol) in the routing mesh on this node', registers: [registry] })),
+      routes: metric(registry, 'hivemind_network_mesh_return_routes', () => new Gauge({ name: 'hivemind_network_mesh_return_routes', help: "Peers this node routes mesh answers back to (one mark, rule and table each)", registers: [registry] })),
+      repairs: metric(registry, 'hivemind_network_mesh_repairs_total', () => new Counter({ name: 'hivemind_network_mesh_repairs_total', help: "Mesh chain rewrites and rule or route changes while the state had not changed (drift)", registers: [registry] })),
     };
     this.#policyRepairs = metric(registry, 'hivemind_network_policy_repairs_total', () => new Counter({ name: 'hivemind_network_policy_repairs_total', help: "Policy chains rewritten because the kernel's differed from the last apply while the state had not changed (drift: a rule changed by hand)", registers: [registry] }));
   }
@@ -172,6 +190,8 @@ export class NetworkComponent implements NodeComponent {
     const changes = diffEntries(desiredEntries(plan), await readEntries());
     const count = changeCount(changes);
     if (count > 0) await applyChanges(changes);
+    // After the devices and entries: the mesh's tables route over hmvx0.
+    await this.#reconcileMesh(planMesh(plan, clusterCidr), clusterCidr).catch((error: Error) => this.#report(`cannot write the routing mesh's way back: ${error.message}`));
     if (this.#reconciles > 0) this.#repairs.inc(count);
     this.#reconciles++;
     this.#peers.set(plan.peers.length);
@@ -208,9 +228,44 @@ export class NetworkComponent implements NodeComponent {
     this.#services.log('network', `policies: ${drift ? 'repaired drift in' : 'wrote'} ${desired.chains.size} chains, ${desired.ruleCount} rules, ${desired.destinationCount} local destinations`);
   }
 
-  /** The service chains every node programs now (for `hivemind network inspect` and tests). */
+  /** The service chains every node programs now, published ports included (for `hivemind network inspect` and tests). */
   serviceChains(): ServiceChains {
-    return planServiceChains(servicesOf(this.#services.machine));
+    const machine = this.#services.machine;
+    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr, reservedPorts: this.#agentPorts() });
+  }
+
+  /** The ports this node's agent listens on (configured, and as bound and advertised), and the VXLAN port. */
+  #agentPorts(): number[] {
+    const { config } = this.#services;
+    const advertised = Object.values(this.#services.addresses()).map((address) => Number(/:(\d+)$/.exec(address)?.[1] ?? 0));
+    const bound = Object.values(this.#services.boundPorts());
+    return [...new Set([...Object.values(config.ports), config.vxlanPort, ...advertised, ...bound].filter((port): port is number => typeof port === 'number' && port > 0))].sort((left, right) => left - right);
+  }
+
+  /**
+   * Keeps the way back: the mangle chain rewritten as the service chains
+   * are (changed plan, drift, jump missing or not first), the rules and
+   * tables put or removed by difference. Drift (a change with the same
+   * plan) is counted as a repair.
+   */
+  async #reconcileMesh(mesh: MeshPlan, clusterCidr: string): Promise<void> {
+    await loosenReversePath();
+    const desiredText = JSON.stringify(mesh.rules);
+    const found = await readMeshChain();
+    const applied = this.#meshApplied;
+    const metrics = this.#meshMetrics;
+    if (applied === undefined || applied.desired !== desiredText || applied.kernel !== found.text || !found.hooked) {
+      const after = await applyMeshChain(mesh.rules, found);
+      if (applied !== undefined && applied.desired === desiredText) metrics.repairs.inc();
+      this.#meshApplied = { desired: desiredText, kernel: after.text };
+    }
+    const batch = meshRoutingBatch(desiredMeshRouting(mesh), await readMeshRouting());
+    if (batch.length > 0) {
+      await applyMeshRouting(batch);
+      if (applied !== undefined && applied.desired === desiredText) metrics.repairs.inc();
+      this.#services.log('network', `mesh: ${batch.length} rule and route changes (${mesh.routes.length} peers, cluster ${clusterCidr})`);
+    }
+    metrics.routes.set(mesh.routes.length);
   }
 
   /** Whether this node carries the overlay (and so the policy and service chains). */
@@ -224,7 +279,7 @@ export class NetworkComponent implements NodeComponent {
     const desiredText = JSON.stringify([...desired.chains]);
     const found = await readServiceChains();
     const applied = this.#serviceApplied;
-    const hooked = found.hooked.length === SERVICE_HOOK_CHAINS.length;
+    const hooked = found.hooked.length === SERVICE_HOOK_CHAINS.length; // each jump present and first
     if (applied !== undefined && applied.desired === desiredText && applied.kernel === found.text && hooked) return;
     const drift = applied !== undefined && applied.desired === desiredText;
     const after = await applyServiceChains(desired, found);
@@ -235,7 +290,11 @@ export class NetworkComponent implements NodeComponent {
     metrics.services.set(desired.serviceCount);
     metrics.endpoints.set(desired.endpointCount);
     metrics.rules.set(desired.ruleCount);
-    this.#services.log('network', `services: ${drift ? 'repaired drift in' : 'wrote'} ${desired.serviceCount} VIPs, ${desired.endpointCount} endpoints, ${desired.ruleCount} rules`);
+    this.#meshMetrics.published.set(desired.publishedCount);
+    this.#services.log('network', `services: ${drift ? 'repaired drift in' : 'wrote'} ${desired.serviceCount} VIPs, ${desired.publishedCount} published ports, ${desired.endpointCount} endpoints, ${desired.ruleCount} rules`);
+    const conflicts = desired.publishedConflicts.map((conflict) => `${conflict.tenant}/${conflict.app} publishes ${conflict.published}/${conflict.protocol}, held by ${conflict.heldBy}`).join('; ');
+    if (conflicts !== '' && conflicts !== this.#conflictsLogged) this.#services.log('network', `routing mesh: left out: ${conflicts}`);
+    this.#conflictsLogged = conflicts;
   }
 
   /** On the leader: proposes `network.configure` when needed (one at a time). */
@@ -278,6 +337,13 @@ interface ServiceMetrics {
   endpoints: Gauge;
   rules: Gauge;
   applies: Counter;
+  repairs: Counter;
+}
+
+/** The routing mesh's metrics. */
+interface MeshMetrics {
+  published: Gauge;
+  routes: Gauge;
   repairs: Counter;
 }
 

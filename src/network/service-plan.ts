@@ -14,15 +14,33 @@
  * network policies (filter FORWARD, after PREROUTING's DNAT) judge the real
  * source and the real destination. A VIP with no serving endpoint has no
  * rule: its packets go nowhere (the connection times out).
+ *
+ * The routing mesh (published ports, as Swarm's ingress): the last rule of
+ * HIVEMIND-SERVICES sends what is addressed to one of the node's own
+ * addresses (`addrtype --dst-type LOCAL`) to HIVEMIND-PUBLISHED, which holds
+ * per published port `-p P --dport PUBLISHED -g HM-N-<hash of tenant/app>`;
+ * that chain spreads the port over the app's serving endpoints in the cluster
+ * network (containers, on any node) as above. So a published port answers on
+ * every node. The client's address is kept here too; the way back from an
+ * endpoint on another node goes through the node the client came in by
+ * (`mesh-plan.ts`). A published port is one app's cluster-wide: where two
+ * apps publish one port and protocol, the first by tenant and name holds it
+ * and the other is listed in `publishedConflicts`, as is a port the node's
+ * agent listens on (`reservedPorts`).
  */
-import { formatIpv4, parseIpv4 } from '../state/ipam.js';
+import { containsAddress, formatIpv4, parseCidr, parseIpv4 } from '../state/ipam.js';
 import type { EndpointPort } from '../state/types.js';
+import { assert } from '../../consensus/core/assert.js';
 import { shortHash } from './policy-plan.js';
 
 /** The nat chain PREROUTING and OUTPUT jump to. */
 export const SERVICES_CHAIN = 'HIVEMIND-SERVICES';
 /** The prefix of a service's own chain. */
 export const SERVICE_CHAIN_PREFIX = 'HM-S-';
+/** The nat chain for the node's own addresses: published ports (the routing mesh). */
+export const PUBLISHED_CHAIN = 'HIVEMIND-PUBLISHED';
+/** The prefix of an app's published-port chain. */
+export const PUBLISHED_CHAIN_PREFIX = 'HM-N-';
 /** The built-in nat chains that jump to SERVICES_CHAIN. */
 export const SERVICE_HOOK_CHAINS = ['PREROUTING', 'OUTPUT'] as const;
 /** The comment on the jumps: how they are found again. */
@@ -39,19 +57,56 @@ export interface ServiceInput {
   endpoints: readonly { instance: string; address: string; ports: readonly EndpointPort[] }[];
 }
 
+/** One app with published ports, as the routing mesh sees it. */
+export interface PublishedInput {
+  tenant: string;
+  app: string;
+  /** The ports of its current spec that are published: connections to any node's `published` port go to an endpoint's port for `target`. */
+  ports: readonly { target: number; published: number; protocol: 'tcp' | 'udp' }[];
+  /** Its serving endpoints, in the directory's order; only those in the cluster network are mesh targets. */
+  endpoints: readonly { instance: string; address: string; ports: readonly EndpointPort[] }[];
+}
+
+/** What `planServiceChains` is built from besides the VIPs. */
+export interface ServicePlanOptions {
+  /** Apps with published ports (the routing mesh); none when absent. */
+  published?: readonly PublishedInput[];
+  /** The cluster network: mesh targets are endpoints inside it (containers on the overlay). Required with `published`. */
+  clusterCidr?: string;
+  /**
+   * Ports the node's agent listens on (API, peer, gossip, DNS, proxy,
+   * VXLAN), TCP and UDP alike: never published, so an app cannot take a
+   * node's own cluster traffic. Listed in `publishedConflicts` as held by
+   * `the node agent`.
+   */
+  reservedPorts?: readonly number[];
+}
+
+/** `heldBy` of a published port the node's agent uses. */
+export const AGENT_HOLDER = 'the node agent';
+
 /** The nat chains: name to rule specs (iptables-restore syntax after `-A <name> `), in order of creation. */
 export interface ServiceChains {
   chains: Map<string, string[]>;
   ruleCount: number;
   /** Apps with a VIP. */
   serviceCount: number;
-  /** DNAT targets (one per endpoint and port). */
+  /** DNAT targets (one per endpoint and port), VIPs and published ports together. */
   endpointCount: number;
+  /** Published ports in the mesh (port and protocol held by an app). */
+  publishedCount: number;
+  /** Published ports an app could not hold because an app before it (by tenant and name) publishes the same: `tenant/app`, port and protocol. */
+  publishedConflicts: { tenant: string; app: string; published: number; protocol: 'tcp' | 'udp'; heldBy: string }[];
 }
 
 /** Whether a nat chain name is Hivemind's: what `service-tables.ts` may flush and delete. */
 export function isServiceChain(name: string): boolean {
-  return name === SERVICES_CHAIN || name.startsWith(SERVICE_CHAIN_PREFIX);
+  return name === SERVICES_CHAIN || name.startsWith(SERVICE_CHAIN_PREFIX) || name === PUBLISHED_CHAIN || name.startsWith(PUBLISHED_CHAIN_PREFIX);
+}
+
+/** The published-port chain of app `tenant/app`. */
+export function publishedChainName(tenant: string, app: string): string {
+  return `${PUBLISHED_CHAIN_PREFIX}${shortHash(`${tenant}/${app}`)}`;
 }
 
 /** The chain of app `tenant/app`. */
@@ -64,8 +119,8 @@ export function pickProbability(index: number, count: number): string {
   return (1 / (count - index)).toFixed(10);
 }
 
-/** The chains for `services`, sorted by VIP; only IPv4 VIPs and endpoints. */
-export function planServiceChains(services: readonly ServiceInput[]): ServiceChains {
+/** The chains for `services`, sorted by VIP, and for `options.published` (the mesh); only IPv4 VIPs and endpoints. */
+export function planServiceChains(services: readonly ServiceInput[], options: ServicePlanOptions = {}): ServiceChains {
   const chains = new Map<string, string[]>();
   const main: string[] = [];
   chains.set(SERVICES_CHAIN, main);
@@ -76,21 +131,85 @@ export function planServiceChains(services: readonly ServiceInput[]): ServiceCha
     main.push(`-d ${formatIpv4(parseIpv4(service.vip)!)}/32 -m comment --comment "hivemind: ${service.tenant}/${service.app}" -g ${name}`);
     const rules: string[] = [];
     for (const port of uniquePorts(service.ports)) {
-      const targets = service.endpoints.flatMap((endpoint) => {
-        const found = endpoint.ports.find((entry) => entry.target === port.target && entry.protocol === port.protocol);
-        return found === undefined || parseIpv4(endpoint.address) === undefined ? [] : [`${endpoint.address}:${found.port}`];
-      });
-      for (const [index, target] of targets.entries()) {
-        const pick = index === targets.length - 1 ? '' : ` -m statistic --mode random --probability ${pickProbability(index, targets.length)}`;
-        rules.push(`-p ${port.protocol} -m ${port.protocol} --dport ${port.target}${pick} -j DNAT --to-destination ${target}`);
-      }
+      const targets = targetsOf(service.endpoints, port, () => true);
+      rules.push(...spread(`-p ${port.protocol} -m ${port.protocol} --dport ${port.target}`, targets));
       endpointCount += targets.length;
     }
     chains.set(name, rules);
   }
+  const mesh = planPublished(options);
+  if (mesh.chains.size > 0) {
+    main.push(`-m addrtype --dst-type LOCAL -m comment --comment "hivemind: published ports" -j ${PUBLISHED_CHAIN}`);
+    for (const [name, rules] of mesh.chains) chains.set(name, rules);
+  }
   let ruleCount = 0;
   for (const rules of chains.values()) ruleCount += rules.length;
-  return { chains, ruleCount, serviceCount: sorted.length, endpointCount };
+  return { chains, ruleCount, serviceCount: sorted.length, endpointCount: endpointCount + mesh.endpointCount, publishedCount: mesh.publishedCount, publishedConflicts: mesh.conflicts };
+}
+
+/** The `address:port` targets of `port` among `endpoints` (IPv4 addresses for which `eligible` holds), in order. */
+function targetsOf(endpoints: ServiceInput['endpoints'], port: { target: number; protocol: 'tcp' | 'udp' }, eligible: (address: number) => boolean): string[] {
+  return endpoints.flatMap((endpoint) => {
+    const found = endpoint.ports.find((entry) => entry.target === port.target && entry.protocol === port.protocol);
+    const address = parseIpv4(endpoint.address);
+    return found === undefined || address === undefined || !eligible(address) ? [] : [`${endpoint.address}:${found.port}`];
+  });
+}
+
+/** DNAT rules matching `match` spread over `targets`: target i of n taken with probability 1/(n-i), the last always. */
+function spread(match: string, targets: readonly string[]): string[] {
+  return targets.map((target, index) => {
+    const pick = index === targets.length - 1 ? '' : ` -m statistic --mode random --probability ${pickProbability(index, targets.length)}`;
+    return `${match}${pick} -j DNAT --to-destination ${target}`;
+  });
+}
+
+/**
+ * The mesh's chains: HIVEMIND-PUBLISHED (per held port, by port, a goto to
+ * its app's chain) and one HM-N- chain per app holding a port. Apps in
+ * tenant and name order; a port and protocol is held by the first that
+ * publishes it. Nothing when no app publishes a port.
+ */
+function planPublished(options: ServicePlanOptions): { chains: Map<string, string[]>; endpointCount: number; publishedCount: number; conflicts: ServiceChains['publishedConflicts'] } {
+  const chains = new Map<string, string[]>();
+  const conflicts: ServiceChains['publishedConflicts'] = [];
+  const published = [...(options.published ?? [])].filter((app) => app.ports.length > 0).sort((left, right) => compareText(`${left.tenant}/${left.app}`, `${right.tenant}/${right.app}`));
+  if (published.length === 0) return { chains, endpointCount: 0, publishedCount: 0, conflicts };
+  assert(options.clusterCidr !== undefined, 'planServiceChains: published ports need the cluster network');
+  const parsed = parseCidr(options.clusterCidr);
+  assert(parsed.ok, `planServiceChains: cluster network ${options.clusterCidr} is not a CIDR`);
+  const inCluster = (address: number): boolean => containsAddress(parsed.network, address);
+  const holders = new Map<string, string>();
+  for (const port of options.reservedPorts ?? []) for (const protocol of ['tcp', 'udp']) holders.set(`${protocol}/${port}`, AGENT_HOLDER);
+  const jumps: { port: number; protocol: string; rule: string }[] = [];
+  let endpointCount = 0;
+  for (const app of published) {
+    const key = `${app.tenant}/${app.app}`;
+    const name = publishedChainName(app.tenant, app.app);
+    const rules: string[] = [];
+    for (const port of app.ports) {
+      const portKey = `${port.protocol}/${port.published}`;
+      const holder = holders.get(portKey);
+      if (holder === key) continue;
+      if (holder !== undefined) {
+        conflicts.push({ tenant: app.tenant, app: app.app, published: port.published, protocol: port.protocol, heldBy: holder });
+        continue;
+      }
+      holders.set(portKey, key);
+      const match = `-p ${port.protocol} -m ${port.protocol} --dport ${port.published}`;
+      jumps.push({ port: port.published, protocol: port.protocol, rule: `${match} -m comment --comment "hivemind: ${key}" -g ${name}` });
+      const targets = targetsOf(app.endpoints, port, inCluster);
+      rules.push(...spread(match, targets));
+      endpointCount += targets.length;
+    }
+    if (rules.length > 0 || jumps.some((jump) => jump.rule.endsWith(` -g ${name}`))) chains.set(name, rules);
+  }
+  jumps.sort((left, right) => left.port - right.port || compareText(left.protocol, right.protocol));
+  return { chains: new Map([[PUBLISHED_CHAIN, jumps.map((jump) => jump.rule)], ...chains]), endpointCount, publishedCount: jumps.length, conflicts };
+}
+
+function compareText(left: string, right: string): number {
+  return left < right ? -1 : left > right ? 1 : 0;
 }
 
 /** Each (target, protocol) once, in spec order. */
@@ -109,8 +228,14 @@ export interface SavedServiceChains {
   chains: string[];
   /** The `-A` lines of Hivemind's chains, in order: compared with what the last apply left, to find drift. */
   text: string;
-  /** Of SERVICE_HOOK_CHAINS, those holding the jump. */
+  /** Of SERVICE_HOOK_CHAINS, those whose first rule is the jump. */
   hooked: string[];
+  /**
+   * Of SERVICE_HOOK_CHAINS, those holding the jump behind another rule
+   * (CNI's portmap inserts its own first when a container publishes a
+   * port): moved back to the front, so the mesh spreads that port too.
+   */
+  misplaced: string[];
 }
 
 /** Reads Hivemind's part of `iptables-save -t nat` output. */
@@ -118,6 +243,8 @@ export function parseSavedServices(save: string): SavedServiceChains {
   const chains: string[] = [];
   const rules: string[] = [];
   const hooked = new Set<string>();
+  const misplaced = new Set<string>();
+  const seenRules = new Set<string>();
   for (const line of save.split('\n')) {
     if (line.startsWith(':')) {
       const name = line.slice(1).split(' ')[0]!;
@@ -125,18 +252,21 @@ export function parseSavedServices(save: string): SavedServiceChains {
     } else if (line.startsWith('-A ')) {
       const chain = line.split(' ')[1]!;
       if (isServiceChain(chain)) rules.push(line);
-      else if ((SERVICE_HOOK_CHAINS as readonly string[]).includes(chain) && line.endsWith(`-j ${SERVICES_CHAIN}`)) hooked.add(chain);
+      else if ((SERVICE_HOOK_CHAINS as readonly string[]).includes(chain)) {
+        if (line.endsWith(`-j ${SERVICES_CHAIN}`)) (seenRules.has(chain) ? misplaced : hooked).add(chain);
+        seenRules.add(chain);
+      }
     }
   }
-  return { chains, text: rules.join('\n'), hooked: SERVICE_HOOK_CHAINS.filter((chain) => hooked.has(chain)) };
+  return { chains, text: rules.join('\n'), hooked: SERVICE_HOOK_CHAINS.filter((chain) => hooked.has(chain)), misplaced: SERVICE_HOOK_CHAINS.filter((chain) => misplaced.has(chain) && !hooked.has(chain)) };
 }
 
 /**
  * The iptables-restore input (for `--noflush`) that makes Hivemind's nat
  * chains equal to `desired`: each desired chain declared (creates or
  * flushes it) and filled; each of `found`'s chains not desired declared,
- * then deleted; the jump inserted first in each hook chain that lacks it.
- * Nothing else is touched.
+ * then deleted; the jump inserted first in each hook chain that lacks it
+ * there (a jump further down deleted first). Nothing else is touched.
  */
 export function serviceRestoreInput(desired: ServiceChains, found: SavedServiceChains): string {
   const stale = found.chains.filter((name) => isServiceChain(name) && !desired.chains.has(name)).sort();
@@ -144,7 +274,12 @@ export function serviceRestoreInput(desired: ServiceChains, found: SavedServiceC
   for (const name of [...desired.chains.keys(), ...stale]) lines.push(`:${name} - [0:0]`);
   for (const [name, rules] of desired.chains) for (const rule of rules) lines.push(`-A ${name} ${rule}`);
   for (const name of stale) lines.push(`-X ${name}`);
-  for (const hook of SERVICE_HOOK_CHAINS) if (!found.hooked.includes(hook)) lines.push(`-I ${hook} 1 -m comment --comment "${SERVICES_JUMP_COMMENT}" -j ${SERVICES_CHAIN}`);
+  const jump = `-m comment --comment "${SERVICES_JUMP_COMMENT}" -j ${SERVICES_CHAIN}`;
+  for (const hook of SERVICE_HOOK_CHAINS) {
+    if (found.hooked.includes(hook)) continue;
+    if (found.misplaced.includes(hook)) lines.push(`-D ${hook} ${jump}`);
+    lines.push(`-I ${hook} 1 ${jump}`);
+  }
   lines.push('COMMIT', '');
   return lines.join('\n');
 }

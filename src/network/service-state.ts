@@ -6,7 +6,7 @@
 import { appKey, directoryOf } from '../discovery/endpoints.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import { currentSpec } from '../state/state.js';
-import type { ServiceInput } from './service-plan.js';
+import type { PublishedInput, ServiceInput } from './service-plan.js';
 
 /** Every app of `machine`'s state that holds a VIP, with its ports and serving endpoints, in state order. */
 export function servicesOf(machine: ClusterStateMachine): ServiceInput[] {
@@ -25,4 +25,18 @@ export function servicesOf(machine: ClusterStateMachine): ServiceInput[] {
     });
   }
   return services;
+}
+
+/** Every app of `machine`'s state whose current spec publishes a port, with those ports and its serving endpoints, in state order (the routing mesh). */
+export function publishedOf(machine: ClusterStateMachine): PublishedInput[] {
+  const view = machine.schedulerView();
+  const directory = directoryOf(view);
+  const published: PublishedInput[] = [];
+  for (const app of view.apps) {
+    const ports = currentSpec(app).ports.flatMap((port) => (port.published === undefined ? [] : [{ target: port.target, published: port.published, protocol: port.protocol }]));
+    if (ports.length === 0) continue;
+    const endpoints = directory.endpoints.get(appKey(app.tenant, app.name)) ?? [];
+    published.push({ tenant: app.tenant, app: app.name, ports, endpoints: endpoints.map((endpoint) => ({ instance: endpoint.instance, address: endpoint.address, ports: endpoint.ports })) });
+  }
+  return published;
 }

@@ -23,7 +23,7 @@ export async function applyServiceChains(desired: ServiceChains, found: SavedSer
 export async function removeServiceChains(): Promise<void> {
   const found = await readServiceChains();
   const lines = ['*nat', ...found.chains.map((name) => `:${name} - [0:0]`)];
-  for (const hook of found.hooked) lines.push(`-D ${hook} -m comment --comment "${SERVICES_JUMP_COMMENT}" -j ${SERVICES_CHAIN}`);
+  for (const hook of [...found.hooked, ...found.misplaced]) lines.push(`-D ${hook} -m comment --comment "${SERVICES_JUMP_COMMENT}" -j ${SERVICES_CHAIN}`);
   lines.push(...found.chains.map((name) => `-X ${name}`), 'COMMIT', '');
   await runIptables('iptables-restore', ['--noflush', '-w', '5'], lines.join('\n'));
 }

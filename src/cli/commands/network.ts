@@ -39,6 +39,11 @@ export function registerNetworkCommands(program: Command): void {
           printLine(context);
           printTable(context, ['app', 'vip', 'ports', 'endpoints'], body.services.map((service) => [`${service.tenant}/${service.app}`, service.vip, portsText(service.ports), service.endpoints]));
         }
+        if ((body.published ?? []).length > 0) {
+          printLine(context);
+          printTable(context, ['app', 'published on every node', 'endpoints'], body.published!.map((entry) => [`${entry.tenant}/${entry.app}`, entry.ports.map((port) => `${port.published}->${port.target}/${port.protocol}`).join(', '), entry.endpoints]));
+        }
+        for (const conflict of body.publishedConflicts ?? []) printLine(context, `not published: ${conflict.tenant}/${conflict.app} ${conflict.published}/${conflict.protocol}, held by ${conflict.heldBy}`);
       });
     });
 
@@ -58,7 +63,8 @@ export function registerNetworkCommands(program: Command): void {
           ['subnet', body.subnet ?? '-'],
           ['gateway', body.gateway ?? undefined],
           ['policy chains', body.policy === null ? '-' : `${body.policy.chains} chains, ${body.policy.rules} rules, ${body.policy.destinations} local destinations`],
-          ['service chains', `${body.services.vips} VIPs, ${body.services.endpoints} endpoints, ${body.services.rules} rules`],
+          ['service chains', `${body.services.vips} VIPs, ${body.services.published ?? 0} published ports, ${body.services.endpoints} endpoints, ${body.services.rules} rules`],
+          ['routing mesh', body.mesh == null ? undefined : `answers routed back to ${body.mesh.returnRoutes.length} peers${body.mesh.skipped.length > 0 ? ` (not to ${body.mesh.skipped.map((entry) => entry.id).join(', ')})` : ''}`],
         ]));
         printLine(context);
         printTable(context, ['peer', 'subnet', 'underlay'], body.peers.map((peer) => [peer.id, peer.subnet, peer.underlay ?? '-']), 'no overlay peers');

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { shortHash } from '../policy-plan.js';
-import { parseSavedServices, pickProbability, planServiceChains, serviceChainName, serviceRestoreInput, SERVICES_CHAIN, type ServiceInput } from '../service-plan.js';
+import { parseSavedServices, pickProbability, planServiceChains, PUBLISHED_CHAIN, publishedChainName, serviceChainName, serviceRestoreInput, SERVICES_CHAIN, type PublishedInput, type ServiceInput } from '../service-plan.js';
 
 function endpoint(instance: string, address: string, ports: [number, number][], protocol: 'tcp' | 'udp' = 'tcp'): ServiceInput['endpoints'][number] {
   return { instance, address, ports: ports.map(([target, port]) => ({ target, port, protocol })) };
@@ -55,7 +55,7 @@ test('one chain per service, VIPs in order; DNAT spread over the serving endpoin
 test('restore input: chains declared and filled, stale chains deleted, missing jumps inserted; parse reads them back', () => {
   const planned = planServiceChains([api]);
   const apiChain = serviceChainName('acme', 'api');
-  const fresh = serviceRestoreInput(planned, { chains: [], text: '', hooked: [] });
+  const fresh = serviceRestoreInput(planned, { chains: [], text: '', hooked: [], misplaced: [] });
   assert.equal(fresh.split('\n'), [
     '*nat',
     `:${SERVICES_CHAIN} - [0:0]`,
@@ -81,11 +81,51 @@ test('restore input: chains declared and filled, stale chains deleted, missing j
     'COMMIT',
   ].join('\n');
   const found = parseSavedServices(save);
-  assert.equal(found, { chains: [SERVICES_CHAIN, 'HM-S-000000000000'], text: `-A ${SERVICES_CHAIN} -d 10.211.0.9/32 -g HM-S-000000000000`, hooked: ['PREROUTING'] });
+  assert.equal(found, { chains: [SERVICES_CHAIN, 'HM-S-000000000000'], text: `-A ${SERVICES_CHAIN} -d 10.211.0.9/32 -g HM-S-000000000000`, hooked: ['PREROUTING'], misplaced: [] });
   const again = serviceRestoreInput(planned, found).split('\n');
   assert.ok(again.includes(':HM-S-000000000000 - [0:0]') && again.includes('-X HM-S-000000000000'), 'the stale chain is flushed and deleted');
   assert.ok(!again.some((line) => line.includes('CNI-abc') || line.includes('POSTROUTING')), 'nothing else is touched');
   assert.equal(again.filter((line) => line.startsWith('-I ')), [`-I OUTPUT 1 -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`], 'only the missing jump');
+});
+
+test('published ports: every node DNATs its own addresses to the containers on any node; process endpoints left out; one holder per port', () => {
+  const shop: PublishedInput = {
+    tenant: 'acme',
+    app: 'shop',
+    ports: [{ target: 80, published: 8080, protocol: 'tcp' }, { target: 53, published: 5353, protocol: 'udp' }],
+    endpoints: [endpoint('acme.shop.0.1', '10.210.1.5', [[80, 80]]), endpoint('acme.shop.1.1', '10.210.2.5', [[80, 80], [53, 53]], 'tcp'), endpoint('acme.shop.2.1', '192.0.2.7', [[80, 31000]])],
+  };
+  const rival: PublishedInput = { tenant: 'zeta', app: 'rival', ports: [{ target: 8000, published: 8080, protocol: 'tcp' }, { target: 9000, published: 9000, protocol: 'tcp' }], endpoints: [] };
+  const planned = planServiceChains([web], { published: [rival, shop], clusterCidr: '10.210.0.0/16' });
+  const shopChain = publishedChainName('acme', 'shop');
+  const rivalChain = publishedChainName('zeta', 'rival');
+  assert.equal(planned.chains.get(SERVICES_CHAIN)!.at(-1), `-m addrtype --dst-type LOCAL -m comment --comment "hivemind: published ports" -j ${PUBLISHED_CHAIN}`, 'the node\'s own addresses last, after the VIPs');
+  assert.equal(planned.chains.get(PUBLISHED_CHAIN), [
+    `-p udp -m udp --dport 5353 -m comment --comment "hivemind: acme/shop" -g ${shopChain}`,
+    `-p tcp -m tcp --dport 8080 -m comment --comment "hivemind: acme/shop" -g ${shopChain}`,
+    `-p tcp -m tcp --dport 9000 -m comment --comment "hivemind: zeta/rival" -g ${rivalChain}`,
+  ], 'by port; 8080 held by acme/shop, the first by tenant and name');
+  assert.equal(planned.chains.get(shopChain), [
+    '-p tcp -m tcp --dport 8080 -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.210.1.5:80',
+    '-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.210.2.5:80',
+  ], 'the process endpoint (outside the cluster network) is no mesh target; the UDP port no endpoint has: no rule');
+  assert.equal(planned.chains.get(rivalChain), [], 'nothing serving: an empty chain');
+  assert.equal(planned.publishedConflicts, [{ tenant: 'zeta', app: 'rival', published: 8080, protocol: 'tcp', heldBy: 'acme/shop' }]);
+  assert.equal({ published: planned.publishedCount, endpoints: planned.endpointCount }, { published: 3, endpoints: 3 + 2 });
+  assert.equal(planServiceChains([web], { published: [shop, rival], clusterCidr: '10.210.0.0/16' }), planned, 'the order of the input does not matter');
+  assert.equal([...planServiceChains([web], { published: [], clusterCidr: '10.210.0.0/16' }).chains.keys()], [...planServiceChains([web]).chains.keys()], 'no published port: no mesh chains and no jump');
+  assert.throws(() => planServiceChains([], { published: [shop] }), /cluster network/);
+  const reserved = planServiceChains([], { published: [shop, rival], clusterCidr: '10.210.0.0/16', reservedPorts: [7070, 8080] });
+  assert.equal(reserved.chains.get(PUBLISHED_CHAIN), [`-p udp -m udp --dport 5353 -m comment --comment "hivemind: acme/shop" -g ${shopChain}`, `-p tcp -m tcp --dport 9000 -m comment --comment "hivemind: zeta/rival" -g ${rivalChain}`], "a port the node's agent listens on is never published");
+  assert.equal(reserved.publishedConflicts.map((conflict) => [conflict.app, conflict.published, conflict.heldBy]), [['shop', 8080, 'the node agent'], ['rival', 8080, 'the node agent']]);
+});
+
+test('a jump behind another rule (CNI portmap inserted first) is moved back to the front', () => {
+  const save = ['*nat', ':PREROUTING ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', `:${SERVICES_CHAIN} - [0:0]`, '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT', `-A PREROUTING -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`, `-A OUTPUT -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`, '-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT', 'COMMIT'].join('\n');
+  const found = parseSavedServices(save);
+  assert.equal([found.hooked, found.misplaced], [['OUTPUT'], ['PREROUTING']]);
+  const lines = serviceRestoreInput(planServiceChains([]), found).split('\n').filter((line) => line.startsWith('-D ') || line.startsWith('-I '));
+  assert.equal(lines, [`-D PREROUTING -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`, `-I PREROUTING 1 -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`]);
 });
 
 test.run();

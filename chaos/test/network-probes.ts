@@ -1,0 +1,148 @@
+/**
+ * What the network tests (`network-hosts.test.ts` and its cases) use to look
+ * at a cluster of host agents from outside: connections and pings from a
+ * container's namespace, the containers a test runs (found by the unique
+ * `sleep S` each runs), the endpoints the instances report, iptables-save of
+ * a host, a metric's value.
+ */
+import { execFile } from 'node:child_process';
+import { command, type Host } from '../network.js';
+import { containerNetwork, sleepPids, until } from './host-agents.js';
+import type { HostCluster } from './host-cluster.js';
+
+/** One test of the network suite: its title, the containers it runs (for the clean-up) and its body. */
+export interface NetworkCase {
+  title: string;
+  /** The `sleep` arguments that mark its containers. */
+  sleepSeconds: readonly string[];
+  /** The apps whose containers it runs. */
+  runcApps: readonly { tenant: string; app: string }[];
+  body(cluster: HostCluster): Promise<void>;
+}
+
+/** A container of the test: its named network namespace and eth0 address. */
+export interface Container {
+  namespace: string;
+  address: string;
+}
+
+/**
+ * What the listener at `address:port` says to a TCP connection from
+ * `from`'s namespace (busybox nc, 2 s), trimmed, or undefined when nothing
+ * arrives (a dropped SYN); then `lastDenial()` says what nc said.
+ */
+export function answerOf(from: { namespace: string }, address: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', from.namespace, '/bin/busybox', 'timeout', '4', '/bin/busybox', 'sh', '-c', `/bin/busybox nc -w 2 ${address} ${port} </dev/null`], { timeout: 10_000 }, (error, stdout, stderr) => {
+      if (stdout.startsWith('ok')) return resolve(stdout.trim());
+      denial = `${error?.message ?? ''} ${stderr}`.trim();
+      resolve(undefined);
+    });
+  });
+}
+
+/** 'allow' when the listener's "ok" arrives (every listener of the tests answers "ok ..."), 'deny' when nothing does. */
+export async function reach(from: { namespace: string }, address: string, port: number): Promise<'allow' | 'deny'> {
+  return (await answerOf(from, address, port)) === undefined ? 'deny' : 'allow';
+}
+
+let denial = '';
+
+/** Why the last `reach` or `answerOf` got nothing (named when a wait for 'allow' times out). */
+export function lastDenial(): string {
+  return denial;
+}
+
+/** Whether one ICMP echo from `from`'s namespace to `address` is answered within 2 s. */
+export function ping(from: { namespace: string }, address: string): Promise<boolean> {
+  return command('ip', ['netns', 'exec', from.namespace, '/bin/busybox', 'ping', '-c', '1', '-W', '2', address]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Waits until exactly `count` containers run `sleep <seconds>` (2 minutes at most); adds their namespaces to the cluster's clean-up. */
+export function containersOf(cluster: HostCluster, seconds: string, count: number): Promise<Container[]> {
+  return until(
+    `${count} containers with sleep ${seconds} run`,
+    async () => {
+      const found = sleepPids([seconds]).map(containerNetwork).filter((entry): entry is Container => entry !== undefined);
+      for (const entry of found) cluster.containerNamespaces.add(entry.namespace);
+      return found.length === count ? found : `${found.length} found`;
+    },
+    120_000,
+  );
+}
+
+/** An instance as `GET /v1/instances` lists it, with what the tests read. */
+export interface ListedInstance {
+  id: string;
+  app: string;
+  node: string;
+  status: { endpoint?: { address: string } };
+}
+
+/**
+ * Waits until the instances in the state report exactly `addresses` as
+ * their endpoints (a minute at most): enforcement and services need them.
+ */
+export function endpointsReported(cluster: HostCluster, addresses: readonly string[]): Promise<ListedInstance[]> {
+  const wanted = JSON.stringify([...addresses].sort());
+  return until(
+    'every instance reports its endpoint',
+    async () => {
+      const { instances } = (await cluster.api('GET', '/v1/instances')) as { instances: ListedInstance[] };
+      const reported = JSON.stringify(instances.map((instance) => instance.status.endpoint?.address).sort());
+      return reported === wanted ? instances : reported;
+    },
+    60_000,
+  );
+}
+
+/** `iptables-save -t <table>` in a host's namespace. */
+export function tableOf(host: Host, table: 'filter' | 'nat' | 'mangle'): Promise<string> {
+  return command('ip', ['netns', 'exec', host.namespace, 'iptables-save', '-t', table]);
+}
+
+/** A metric's value in `metrics` (Prometheus text), 0 when absent. */
+export function metricValue(metrics: string, name: string): number {
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+}
+
+/**
+ * Waits until node `index`'s metric `name` exceeds `above` (15 s at most),
+ * answering the metrics text: an agent counts a repair after it rewrote the
+ * kernel's rules and read them back, so a test that saw the rules back may
+ * read the counter before it moved.
+ */
+export async function metricAbove(cluster: HostCluster, index: number, name: string, above: number): Promise<string> {
+  const { metrics } = await until(
+    `${name} on n${index + 1} above ${above}`,
+    async () => {
+      const text = await cluster.text(index, '/metrics');
+      // until() takes a string for "not yet": the text goes back wrapped.
+      return metricValue(text, name) > above ? { metrics: text } : text.split('\n').filter((line) => line.startsWith(name)).join('; ') || `no ${name}`;
+    },
+    15_000,
+  );
+  return metrics;
+}
+
+/**
+ * Waits until `host`'s tenant chain lets each of `addresses` in (30 s at
+ * most): the instances' endpoint reports applied there and the rules
+ * written, which takes a reconcile or two (seconds on a loaded machine).
+ * Before that, a connection between two instances of one tenant may be
+ * dropped as from an unknown address.
+ */
+export function admitted(host: Host, addresses: readonly string[]): Promise<true> {
+  return until(
+    `${host.namespace} lets ${addresses.join(', ')} in`,
+    async () => {
+      const filter = await tableOf(host, 'filter');
+      const missing = addresses.filter((address) => !filter.includes(`-s ${address}/32 -j RETURN`));
+      return missing.length === 0 ? true : `not yet: ${missing.join(', ')}`;
+    },
+    30_000,
+  );
+}

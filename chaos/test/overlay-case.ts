@@ -1,0 +1,58 @@
+/**
+ * The overlay across hosts (a case of `network-hosts.test.ts`): one busybox
+ * container per host; each pings every other by overlay address from its
+ * own namespace, every address in a node's subnet. `hmvx0` learns nothing
+ * and holds one forwarding entry per peer, and one deleted by hand comes
+ * back.
+ */
+import * as assert from 'uvu/assert';
+import { command } from '../network.js';
+import { until } from './host-agents.js';
+import { admitted, containersOf, endpointsReported, type NetworkCase } from './network-probes.js';
+
+const APP = 'overlay-probe';
+/** The containers' command: unique, so the test finds their processes (and kills strays). */
+const SLEEP_SECONDS = '3617';
+
+export const overlayCase: NetworkCase = {
+  title: 'containers on three hosts reach each other by overlay address; a forwarding entry deleted by hand comes back',
+  sleepSeconds: [SLEEP_SECONDS],
+  runcApps: [{ tenant: 'default', app: APP }],
+  async body(cluster) {
+    const { api, image, network } = cluster;
+    const { nodes } = (await api('GET', '/v1/nodes')) as { nodes: { id: string; status: string; subnet?: string }[] };
+    const subnets = nodes.filter((node) => node.status === 'up').map((node) => node.subnet!);
+    assert.is(new Set(subnets).size, network.hosts.length, `distinct subnets: ${subnets.join(', ')}`);
+
+    const content = ['services:', `  ${APP}:`, `    image: ${image.name}`, `    command: ["sleep", "${SLEEP_SECONDS}"]`, '    deploy:', '      replicas: 3', '    x-hivemind: { max_per_node: 1 }', ''].join('\n');
+    await api('POST', '/v1/deploy', { fileName: `${APP}.yaml`, content, tenant: 'default' });
+    const containers = await containersOf(cluster, SLEEP_SECONDS, 3);
+    const prefixes = subnets.map((subnet) => subnet.split('.').slice(0, 3).join('.'));
+    const used = new Set(containers.map((container) => container.address.split('.').slice(0, 3).join('.')));
+    assert.is(used.size, 3, `one container per subnet: ${containers.map((container) => container.address).join(', ')}`);
+    for (const container of containers) assert.ok(prefixes.includes(container.address.split('.').slice(0, 3).join('.')), `${container.address} is in a node's subnet`);
+
+    // Tenant isolation lets traffic through only between addresses the state holds: wait for every endpoint report.
+    await endpointsReported(cluster, containers.map((container) => container.address));
+    // Each node's tenant chain lets every one of them in: the reports applied and the rules written (a reconcile can take seconds on a loaded machine).
+    for (const host of network.hosts) await admitted(host, containers.map((container) => container.address));
+    // Every container reaches every other, across hosts.
+    for (const from of containers) {
+      for (const to of containers) {
+        if (from === to) continue;
+        await until(`${from.address} to reach ${to.address}`, () => command('ip', ['netns', 'exec', from.namespace, '/bin/busybox', 'ping', '-c', '1', '-W', '1', to.address]).then(() => true, (error: Error) => error.message), 5000);
+      }
+    }
+
+    // The VXLAN device: no learning, one forwarding entry per peer; a deleted one is repaired.
+    const host = network.hosts[0]!;
+    const details = await command('ip', ['-n', host.namespace, '-d', 'link', 'show', 'hmvx0']);
+    assert.ok(details.includes('nolearning'), details);
+    const forwarding = (): Promise<{ mac: string; dst: string }[]> =>
+      command('ip', ['netns', 'exec', host.namespace, 'bridge', '-j', 'fdb', 'show', 'dev', 'hmvx0']).then((text) => (JSON.parse(text) as { mac: string; dst?: string }[]).filter((entry): entry is { mac: string; dst: string } => entry.dst !== undefined));
+    const entries = await forwarding();
+    assert.equal(entries.map((entry) => entry.dst).sort(), network.hosts.slice(1).map((peer) => peer.address).sort());
+    await command('ip', ['netns', 'exec', host.namespace, 'bridge', 'fdb', 'del', entries[0]!.mac, 'dev', 'hmvx0', 'self']);
+    await until('the deleted forwarding entry comes back', async () => ((await forwarding()).length === 2 ? true : 'still missing'), 15_000);
+  },
+};
