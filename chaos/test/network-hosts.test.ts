@@ -5,6 +5,7 @@
  * in turn:
  *   - the overlay (`overlay-case.ts`): containers reach each other across
  *     hosts by overlay address; a forwarding entry deleted by hand is back;
+ *     the image, imported on n1 only, was fetched by the others from a peer;
  *   - network policies (`policy-case.ts`): tenants apart both ways until a
  *     policy lets one in, only on its port; drift repaired;
  *   - egress policies (`egress-case.ts`);
@@ -46,6 +47,8 @@ const unavailable =
 const network = hostClusterSuite('network', {
   prefix: 'hmnet',
   hosts: 3,
+  // The other nodes fetch it from n1 (the overlay case checks that they did).
+  imageOnFirstNodeOnly: true,
   runcApps: cases.flatMap((entry) => entry.runcApps),
   sleepSeconds: cases.flatMap((entry) => entry.sleepSeconds),
   unavailable,

@@ -4,6 +4,11 @@
  * own namespace, every address in a node's subnet. `hmvx0` learns nothing
  * and holds one forwarding entry per peer, and one deleted by hand comes
  * back.
+ *
+ * Images across the cluster, on the way: the suite imports the image on n1
+ * only, so the other two nodes start their containers from the image they
+ * fetched from a peer over the peer port (no registry holds it), and keep
+ * it under the same name and digest as n1.
  */
 import * as assert from 'uvu/assert';
 import { command } from '../network.js';
@@ -19,7 +24,14 @@ export const overlayCase: NetworkCase = {
   sleepSeconds: [SLEEP_SECONDS],
   runcApps: [{ tenant: 'default', app: APP }],
   async body(cluster) {
-    const { api, image, network } = cluster;
+    const { api, image, network, nodes: agents, client } = cluster;
+    const imagesOn = async (origin: string): Promise<{ name: string; digest: string }[]> => {
+      const answer = await client.call(origin, 'GET', '/v1/images', undefined, 5000);
+      assert.ok(answer.kind === 'answer' && answer.status === 200, JSON.stringify(answer));
+      return (answer as { body: { images: { name: string; digest: string }[] } }).body.images;
+    };
+    const held = (await imagesOn(agents[0]!.origin)).find((entry) => entry.name === image.name);
+    assert.ok(held !== undefined, 'n1 holds the image');
     const { nodes } = (await api('GET', '/v1/nodes')) as { nodes: { id: string; status: string; subnet?: string }[] };
     const subnets = nodes.filter((node) => node.status === 'up').map((node) => node.subnet!);
     assert.is(new Set(subnets).size, network.hosts.length, `distinct subnets: ${subnets.join(', ')}`);
@@ -27,6 +39,10 @@ export const overlayCase: NetworkCase = {
     const content = ['services:', `  ${APP}:`, `    image: ${image.name}`, `    command: ["sleep", "${SLEEP_SECONDS}"]`, '    deploy:', '      replicas: 3', '    x-hivemind: { max_per_node: 1 }', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: `${APP}.yaml`, content, tenant: 'default' });
     const containers = await containersOf(cluster, SLEEP_SECONDS, 3);
+    for (const agent of agents.slice(1)) {
+      const fetched = (await imagesOn(agent.origin)).find((entry) => entry.name === image.name);
+      assert.is(fetched?.digest, held.digest, `${agent.name} runs from the image it fetched from a peer, the same as n1's`);
+    }
     const prefixes = subnets.map((subnet) => subnet.split('.').slice(0, 3).join('.'));
     const used = new Set(containers.map((container) => container.address.split('.').slice(0, 3).join('.')));
     assert.is(used.size, 3, `one container per subnet: ${containers.map((container) => container.address).join(', ')}`);
