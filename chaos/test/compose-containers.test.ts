@@ -35,7 +35,7 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { HostAgent, removeContainerLeftovers, removeRuncLeftovers, until } from './host-agents.js';
+import { HostAgent, removeContainerLeftovers, removeRuncLeftovers, removeWarmNamespacesSince, until, warmNamespaces } from './host-agents.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../../../src/appfile/test/fixtures/wordpress/', import.meta.url));
@@ -74,6 +74,7 @@ function hivemind(args: readonly string[], settings: { cwd: string; origin: stri
 
 composeTest('the WordPress Compose file, with a test override, deploys on containerd: secrets from files, project, an unchanged redeploy, --dry-run, another project refused', async () => {
   const lock = await holdMachineLock((line) => console.log(line));
+  const warmBefore = warmNamespaces();
   await removeLeftovers();
   removeRuncLeftovers(RUNC_APPS);
   const inUse = await rangeInUse();
@@ -183,6 +184,7 @@ composeTest('the WordPress Compose file, with a test override, deploys on contai
     removeRuncLeftovers(RUNC_APPS);
     rmSync(work, { recursive: true, force: true });
     await network?.destroy().catch(() => undefined);
+    removeWarmNamespacesSince(warmBefore);
     await removeLeftovers();
     lock.release();
   }

@@ -31,7 +31,7 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork, type Host } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
-import { removeRuncLeftovers } from './host-agents.js';
+import { removeRuncLeftovers, removeWarmNamespacesSince, warmNamespaces } from './host-agents.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
@@ -143,6 +143,7 @@ async function stopAgent(child: ChildProcess | undefined): Promise<void> {
 dnsTest('a container resolves its tenant\'s apps, aliases and links through its node\'s DNS server, rotated, and not another tenant\'s', async () => {
   // The host below is the chaos harness's: wait for any chaos run to end first.
   const lock = await holdMachineLock((line) => console.log(line));
+  const warmBefore = warmNamespaces();
   await removeLeftovers();
   removeRuncLeftovers(RUNC_APPS);
   const inUse = await rangeInUse();
@@ -230,6 +231,7 @@ dnsTest('a container resolves its tenant\'s apps, aliases and links through its 
     removeContainerLeftovers(dataRoot, instanceIds);
     removeRuncLeftovers(RUNC_APPS);
     await network?.destroy().catch(() => undefined);
+    removeWarmNamespacesSince(warmBefore);
     await removeLeftovers();
     lock.release();
   }

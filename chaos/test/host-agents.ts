@@ -118,6 +118,29 @@ export function removeContainerLeftovers(dataRoot: string, namespaces: Set<strin
   rmSync(dataRoot, { recursive: true, force: true });
 }
 
+/** The warm-pool network namespaces (`hm-w-…`, src/executor/containerd/warm-pool.ts) in /run/netns now. */
+export function warmNamespaces(): Set<string> {
+  return new Set(existsSync('/run/netns') ? readdirSync('/run/netns').filter((name) => /^hm-w-[0-9a-f]{12}$/.test(name)) : []);
+}
+
+/**
+ * Deletes the warm-pool namespaces made since `before` was taken: the test
+ * agents' pools, free ones and those their containers took, which an agent
+ * that is killed cannot release (and whose host namespace, with the bridge
+ * they were attached to, is gone). Call it under the machine lock, so that
+ * no other test's agents made any meanwhile.
+ */
+export function removeWarmNamespacesSince(before: ReadonlySet<string>): void {
+  for (const name of warmNamespaces()) {
+    if (before.has(name)) continue;
+    try {
+      execFileSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
+    } catch {
+      rmSync(`/run/netns/${name}`, { force: true });
+    }
+  }
+}
+
 /** Where runc keeps the state of the containers of containerd's `hivemind` namespace (shared by every containerd on the machine). */
 export const RUNC_STATE_DIRECTORY = '/run/containerd/runc/hivemind';
 

@@ -25,7 +25,7 @@ import { buildBusyboxImage } from '../../src/executor/containerd/oci-layout.js';
 import { ApiClient, clusterCaBundle } from '../http.js';
 import { holdMachineLock } from '../machine-lock.js';
 import { rangeInUse, removeLeftovers, TestNetwork } from '../network.js';
-import { HostAgent, RUNC_STATE_DIRECTORY, removeContainerLeftovers, removeRuncLeftovers, sleepPids, until } from './host-agents.js';
+import { HostAgent, RUNC_STATE_DIRECTORY, removeContainerLeftovers, removeRuncLeftovers, removeWarmNamespacesSince, sleepPids, until, warmNamespaces } from './host-agents.js';
 
 /** A running cluster of host agents, as a test body gets it. */
 export interface HostCluster {
@@ -67,6 +67,7 @@ interface StartedHostCluster extends HostCluster {
  */
 async function startHostCluster(options: HostClusterOptions): Promise<StartedHostCluster> {
   const lock = await holdMachineLock((line) => console.log(line));
+  const warmBefore = warmNamespaces();
   const dataRoot = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
   const logDirectory = mkdtempSync(join(tmpdir(), `${options.prefix}-logs-`));
   const token = `${options.prefix}.${randomBytes(16).toString('hex')}`;
@@ -86,6 +87,7 @@ async function startHostCluster(options: HostClusterOptions): Promise<StartedHos
     removeContainerLeftovers(dataRoot, containerNamespaces, options.sleepSeconds);
     removeRuncLeftovers(options.runcApps);
     await network?.destroy().catch(() => undefined);
+    removeWarmNamespacesSince(warmBefore);
     await removeLeftovers();
     lock.release();
   };
