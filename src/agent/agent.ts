@@ -50,6 +50,7 @@ import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { buildServers, type Servers } from './servers.js';
 import { PeerImageClients } from './image-service.js';
+import { capabilitiesOf } from '../node/capabilities.js';
 import { normalizeReference } from '../executor/containerd/registry.js';
 import { chooseStartPlan, type StartMode, type StartPlan } from './start-plan.js';
 import { NodeTrust } from './trust.js';
@@ -418,7 +419,7 @@ class HivemindAgent implements Agent {
         leaveNode({ nodeId: this.name, raft: this.raft, machine, propose, clock: this.clock, signal: this.stopController.signal, log: (component, line) => this.log.line(component, line) }, id, options),
       caRotation: () => this.trust.rotationCommand(),
       component: (name) => this.components.find((component) => component.name === name),
-      imageShare: () => this.components.find((component) => component.imageShare !== undefined)?.imageShare,
+      capabilities: () => capabilitiesOf(this.components),
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
   }

@@ -3,6 +3,7 @@
  * agent's parts, adding only the API's errors (a 503 before the cluster key
  * is known).
  */
+import type { NodeCapabilities } from '../node/capabilities.js';
 import type { RaftNode } from '../../consensus/node.js';
 import { ApiCode, ApiError } from '../api/errors.js';
 import type { ApiBackend, LeaveOutcome } from '../api/backend.js';
@@ -27,6 +28,7 @@ export interface ApiAdapterParts {
   leave(id: string, options: { requestId: string; actor: string; timeoutMs: number }): Promise<LeaveOutcome>;
   caRotation: ApiBackend['caRotation'];
   component(name: string): NodeComponent | undefined;
+  capabilities(): NodeCapabilities;
   log(component: string, line: string): void;
 }
 
@@ -52,5 +54,6 @@ export function apiBackend(parts: ApiAdapterParts): ApiBackend {
     currentToken: () => parts.currentToken(),
     log: (line) => parts.log('api', line),
     component: (name) => parts.component(name),
+    capabilities: () => parts.capabilities(),
   };
 }

@@ -9,7 +9,9 @@ import { createExecutor } from '../executor/executor.js';
 import { createNetworkComponent } from '../network/component.js';
 import { createDnsComponent } from '../dns/component.js';
 import { createProxyComponent } from '../proxy/component.js';
-// Registers the containerd runtime with the executor (image apps).
-import '../executor/containerd/register.js';
+import { containerdRuntimeFactory, containerdSettingsFrom } from '../executor/containerd/runtime-factory.js';
 
-export const COMPONENT_FACTORIES: readonly ComponentFactory[] = [createGossipComponent, schedulerComponent, createNetworkComponent, createExecutor, createDnsComponent, createProxyComponent];
+/** The executor with the containerd runtime (image apps) beside the process runtime; containerd's settings come from the agent's environment. */
+const createExecutorWithContainerd: ComponentFactory = (services) => createExecutor(services, { runtimeFactories: [containerdRuntimeFactory(containerdSettingsFrom(process.env))] });
+
+export const COMPONENT_FACTORIES: readonly ComponentFactory[] = [createGossipComponent, schedulerComponent, createNetworkComponent, createExecutorWithContainerd, createDnsComponent, createProxyComponent];

@@ -4,7 +4,7 @@
  * the same port), the Raft node over LevelDB, and the HTTP API over its
  * adapter. Building binds nothing: the agent starts each in its turn.
  */
-import type { ImageShare } from '../node/image-share.js';
+import type { NodeCapabilities } from '../node/capabilities.js';
 import { imagesServiceForServer } from './image-service.js';
 import { join } from 'node:path';
 import { LevelStorage } from '../../consensus/storage-level.js';
@@ -60,8 +60,8 @@ export interface ServersInput {
   leave(id: string, options: { requestId: string; actor: string; timeoutMs: number }): Promise<LeaveOutcome>;
   caRotation: ApiBackend['caRotation'];
   component(name: string): NodeComponent | undefined;
-  /** This node's images, served to peers (undefined while no component keeps any). */
-  imageShare(): ImageShare | undefined;
+  /** What the node's components offer the API and the peer port (logs, volumes, images). */
+  capabilities(): NodeCapabilities;
   /** A storage or state error Raft cannot go on after. */
   onFatal(error: Error): void;
 }
@@ -118,7 +118,7 @@ export function buildServers(input: ServersInput): Servers {
         onRejected,
         log: (line) => log.line('join', line),
       }),
-      imagesServiceForServer({ share: input.imageShare, authenticate, onRejected, log: (line) => log.line('images', line) }),
+      imagesServiceForServer({ share: () => input.capabilities().imageShare, authenticate, onRejected, log: (line) => log.line('images', line) }),
     ],
   });
   const raft = new RaftNode({
@@ -146,6 +146,7 @@ export function buildServers(input: ServersInput): Servers {
     leave: input.leave,
     caRotation: input.caRotation,
     component: input.component,
+    capabilities: input.capabilities,
     log: (component, line) => log.line(component, line),
   });
   const api = new ApiServer({ backend, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi, audit });

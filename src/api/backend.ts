@@ -2,6 +2,7 @@
  * What the API needs of the node it serves. The agent implements it; the API
  * never reaches past it into Raft storage, transport or the data directory.
  */
+import type { NodeCapabilities } from '../node/capabilities.js';
 import type { RaftNode } from '../../consensus/node.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { Command, CommandResult, Envelope } from '../state/types.js';
@@ -46,6 +47,8 @@ export interface ApiBackend {
   /** The join token in clear, if the cluster has one. */
   currentToken(): string | undefined;
   log(line: string): void;
-  /** A component of the node by name (`executor`, `gossip`, ...), for routes that reach into it. */
+  /** A component of the node by name (`gossip`, `network`), for routes that show its own view. */
   component(name: string): NodeComponent | undefined;
+  /** What the node's components offer the API: instance logs, volumes, images (each absent on a node without it). */
+  capabilities(): NodeCapabilities;
 }

@@ -11,16 +11,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImageError } from '../executor/containerd/images.js';
-import { containerdRuntime } from '../executor/containerd/register.js';
 import { parseReference } from '../executor/containerd/registry.js';
-import type { ContainerdRuntime } from '../executor/containerd/containerd-runtime.js';
+import type { NodeImages } from '../node/capabilities.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
-import { serve, type Route } from './router.js';
+import { serve, type Route, type RouteContext } from './router.js';
 
 const REFERENCE_CHARS_MAX = 512;
 /** The largest image archive POST /v1/images/upload takes. */
@@ -28,13 +27,12 @@ export const IMAGE_ARCHIVE_BYTES_MAX = 4 * 2 ** 30;
 /** Body types of an uploaded archive (a tar, not compressed). */
 export const IMAGE_ARCHIVE_CONTENT_TYPES = ['application/x-tar', 'application/octet-stream'] as const;
 
-async function runtimeOf(nodeId: string): Promise<ContainerdRuntime> {
-  const runtime = containerdRuntime();
-  if (runtime === undefined || !(await runtime.available())) {
-    throw new ApiError(503, ApiCode.unavailable, `node ${nodeId} has no containerd: install containerd and runc (apt-get install containerd runc) and restart the agent`);
+async function imagesOf(context: RouteContext): Promise<NodeImages> {
+  const images = context.backend.capabilities().images;
+  if (images === undefined || !(await images.available())) {
+    throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} has no containerd: install containerd and runc (apt-get install containerd runc) and restart the agent`);
   }
-  await runtime.open();
-  return runtime;
+  return images;
 }
 
 /**
@@ -72,8 +70,8 @@ function stringField(body: unknown, field: string, required: boolean): string | 
 export const imageRoutes: Route[] = [
   serve('GET /v1/images', {
     async handle(context) {
-      const runtime = await runtimeOf(context.backend.nodeId);
-      return { status: 200, json: { node: context.backend.nodeId, images: await runtime.images.list() } };
+      const images = await imagesOf(context);
+      return { status: 200, json: { node: context.backend.nodeId, images: await images.list() } };
     },
   }),
   serve('POST /v1/images/pull', {
@@ -85,8 +83,8 @@ export const imageRoutes: Route[] = [
       } catch (error) {
         imageAnswer(error);
       }
-      const runtime = await runtimeOf(context.backend.nodeId);
-      const name = await runtime.pullImage(reference).catch(imageAnswer);
+      const images = await imagesOf(context);
+      const name = await images.pull(reference).catch(imageAnswer);
       return { status: 200, json: { node: context.backend.nodeId, images: [name] } };
     },
   }),
@@ -96,13 +94,12 @@ export const imageRoutes: Route[] = [
     async upload(context, body) {
       const nameText = context.query.get('name');
       const name = nameText === null ? undefined : stringField({ name: nameText }, 'name', true);
-      const runtime = await runtimeOf(context.backend.nodeId);
-      const folder = join(runtime.stateDir, 'uploads');
-      await mkdir(folder, { recursive: true, mode: 0o700 });
+      const images = await imagesOf(context);
+      const folder = await images.uploadFolder();
       const archivePath = join(folder, `image-${randomBytes(8).toString('hex')}.tar`);
       try {
         await pipeline(Readable.from(body), createWriteStream(archivePath, { mode: 0o600 }), { signal: context.signal });
-        const names = await runtime.importImage(archivePath, name !== undefined ? { name } : {}).catch(imageAnswer);
+        const names = await images.importArchive(archivePath, name !== undefined ? { name } : {}).catch(imageAnswer);
         return { status: 200, json: { node: context.backend.nodeId, images: names } };
       } finally {
         await rm(archivePath, { force: true });
@@ -114,8 +111,8 @@ export const imageRoutes: Route[] = [
       const path = stringField(context.body, 'path', true)!;
       if (!isAbsolute(path)) throw invalidArgument('path', 'path must be an absolute path of an OCI image layout archive on the node');
       const name = stringField(context.body, 'name', false);
-      const runtime = await runtimeOf(context.backend.nodeId);
-      const names = await runtime.importImage(path, name !== undefined ? { name } : {}).catch(imageAnswer);
+      const images = await imagesOf(context);
+      const names = await images.importArchive(path, name !== undefined ? { name } : {}).catch(imageAnswer);
       return { status: 200, json: { node: context.backend.nodeId, images: names } };
     },
   }),

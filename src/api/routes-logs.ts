@@ -8,7 +8,7 @@
  * are written, chunked, until the client leaves.
  */
 import { existsSync } from 'node:fs';
-import type { NodeComponent } from '../node/services.js';
+import type { InstanceLogs } from '../node/capabilities.js';
 import { followLog, readTail, TAIL_LINES_MAX } from '../executor/log-files.js';
 import type { Instance } from '../state/types.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
@@ -17,15 +17,8 @@ import { serve, type Answer, type Route, type RouteContext } from './router.js';
 /** Lines a log request shows before following, unless `tail` says. */
 export const TAIL_LINES_DEFAULT = 200;
 
-/** What these routes need of the executor component. */
-interface LogSource {
-  logPath(id: string): string;
-  runs(id: string): boolean;
-}
-
-function logSource(context: RouteContext): LogSource | undefined {
-  const component = context.backend.component('executor') as (NodeComponent & Partial<LogSource>) | undefined;
-  return component && typeof component.logPath === 'function' && typeof component.runs === 'function' ? (component as unknown as LogSource) : undefined;
+function logSource(context: RouteContext): InstanceLogs | undefined {
+  return context.backend.capabilities().logs;
 }
 
 interface LogQuery {

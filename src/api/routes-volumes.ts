@@ -21,8 +21,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VolumeError, type VolumeSnapshot } from '../executor/local-volumes.js';
 import { VOLUME_ARCHIVE_CONTENT_TYPE } from '../executor/volume-archive.js';
-import type { VolumeKeeper } from '../executor/volume-keeper.js';
-import type { NodeComponent } from '../node/services.js';
+import type { NodeVolumes } from '../node/capabilities.js';
 import type { Volume } from '../state/types.js';
 import { ApiCode, ApiError, invalidArgument } from './errors.js';
 import { checkName, checkNodeId, queryBoolean, queryInteger, queryNodeId } from './input.js';
@@ -45,10 +44,10 @@ async function settle(context: RouteContext): Promise<void> {
   if (reached !== true) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} has not applied index ${index} within ${SETTLE_WAIT_MS / 1000} s; retry`);
 }
 
-function keeperOf(context: RouteContext): VolumeKeeper {
-  const component = context.backend.component('executor') as (NodeComponent & { volumeKeeper?: VolumeKeeper }) | undefined;
-  if (component?.volumeKeeper === undefined) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} runs no executor, so it holds no volumes`);
-  return component.volumeKeeper;
+function keeperOf(context: RouteContext): NodeVolumes {
+  const volumes = context.backend.capabilities().volumes;
+  if (volumes === undefined) throw new ApiError(503, ApiCode.unavailable, `node ${context.backend.nodeId} runs no executor, so it holds no volumes`);
+  return volumes;
 }
 
 function volumeOf(context: RouteContext): Volume {

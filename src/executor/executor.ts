@@ -37,8 +37,8 @@ import { logPathOf, maybeRotate } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { nextFailure, nextHoldEndMs, reconcile, type OperationFailure, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
-import type { ImageShare } from '../node/image-share.js';
-import { RuntimeRegistry, registeredRuntimes, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
+import type { NodeCapabilities } from '../node/capabilities.js';
+import { RuntimeRegistry, type RuntimeFactory, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
@@ -79,8 +79,10 @@ const RESEND_AFTER_MS = 2000;
 const LEAVE_SETTLE_MS = 30_000;
 
 export interface ExecutorOptions {
-  /** Runtimes to use instead of the default ones (the process runtime and every registered factory). */
+  /** Runtimes to use instead of the default ones (the process runtime and those of `runtimeFactories`). */
   runtimes?: Runtime[];
+  /** Builders of the runtimes beside the process runtime (the agent passes containerd's). */
+  runtimeFactories?: readonly RuntimeFactory[];
   reconcileIntervalMs?: number;
   statusFlushMs?: number;
   /** The cluster key, to open secrets (default: read from the data directory when needed). */
@@ -237,7 +239,7 @@ export class Executor implements NodeComponent {
     const log = (line: string): void => services.log('executor', line);
     const runtimes = options.runtimes ?? [
       new ProcessRuntime({ stateDir: join(this.executorDir, 'process'), log }),
-      ...[...registeredRuntimes().values()].map((factory) =>
+      ...(options.runtimeFactories ?? []).map((factory) =>
         factory({
           dataDir: services.dataDir,
           log,
@@ -272,9 +274,19 @@ export class Executor implements NodeComponent {
     });
   }
 
-  /** The images this node's runtimes hold (the container runtime's), served to peers; undefined when no runtime keeps images. */
-  get imageShare(): ImageShare | undefined {
-    return this.runtimes.all().find((runtime) => runtime.imageShare !== undefined)?.imageShare;
+  /**
+   * What the executor offers the API and the peer port: the logs of the
+   * instances it runs, the volumes it holds, and the images of the runtime
+   * that keeps them (the container runtime's; none without one).
+   */
+  get capabilities(): NodeCapabilities {
+    const imagesOf = this.runtimes.all().find((runtime) => runtime.nodeImages !== undefined);
+    return {
+      logs: this,
+      volumes: this.volumes,
+      ...(imagesOf?.nodeImages !== undefined ? { images: imagesOf.nodeImages } : {}),
+      ...(imagesOf?.imageShare !== undefined ? { imageShare: imagesOf.imageShare } : {}),
+    };
   }
 
   /** The workloads tracked here (starting, running or stopping) whose version mounts volume `name` of `tenant`. */
@@ -408,11 +420,6 @@ export class Executor implements NodeComponent {
   /** The log file of an instance this node runs or ran, if it has one. */
   logPath(id: string): string {
     return this.supervisions.get(id)?.tracked?.logPath ?? logPathOf(this.executorDir, id);
-  }
-
-  /** This node's volumes, for the API's snapshot, backup, restore and move routes. */
-  get volumeKeeper(): VolumeKeeper {
-    return this.volumes;
   }
 
   /** Whether a workload of `id` is tracked here (running or exited). */
@@ -1041,8 +1048,8 @@ function executorMetrics(registry: Registry, counts: () => Map<InstanceState, nu
 }
 
 /** The factory listed in the agent's components. */
-export function createExecutor(services: NodeServices): Executor {
-  return new Executor(services);
+export function createExecutor(services: NodeServices, options: ExecutorOptions = {}): Executor {
+  return new Executor(services, options);
 }
 
 /**

@@ -39,6 +39,7 @@
  */
 
 import type { ImageShare, PeerImages } from '../node/image-share.js';
+import type { NodeImages } from '../node/capabilities.js';
 import type { Registry } from 'prom-client';
 import type { PortSpec, Resources, VolumeIoLimits } from '../state/types.js';
 
@@ -189,7 +190,9 @@ export interface Runtime {
   exec?(id: string, argv: string[], options: ExecOptions): Promise<ExecResult>;
   /** Releases the runtime's own resources. Never stops workloads. */
   close(): Promise<void>;
-  /** Optional: the images this runtime holds, lent to peers that miss one (the containerd runtime). */
+  /** Optional: the images this runtime holds, for the API (the containerd runtime). */
+  readonly nodeImages?: NodeImages;
+  /** Optional: the same images, lent to peers that miss one. */
   readonly imageShare?: ImageShare;
 }
 
@@ -224,21 +227,5 @@ export interface RuntimeFactoryOptions {
   peerImages?: PeerImages;
 }
 
-/** Factories of runtimes that other modules add before the agent starts (the containerd runtime registers itself here). */
+/** Builds a runtime for the executor (the agent passes the containerd runtime's: `ExecutorOptions.runtimeFactories`). */
 export type RuntimeFactory = (options: RuntimeFactoryOptions) => Runtime;
-
-const runtimeFactories = new Map<string, RuntimeFactory>();
-
-/**
- * Registers a runtime factory by kind, so the executor builds it without
- * importing its module. Call at module load (the agent's component list
- * imports the module that registers).
- */
-export function registerRuntime(kind: string, factory: RuntimeFactory): void {
-  runtimeFactories.set(kind, factory);
-}
-
-/** The registered factories, by kind. */
-export function registeredRuntimes(): ReadonlyMap<string, RuntimeFactory> {
-  return runtimeFactories;
-}

@@ -14,7 +14,8 @@ import type { Command, CommandResult } from '../state/types.js';
 import type { AgentConfig } from './config.js';
 import type { StateEvent, StateListener } from './replicated-state.js';
 import type { PeerTls } from './peer-tls.js';
-import type { ImageShare, PeerImages } from './image-share.js';
+import type { PeerImages } from './image-share.js';
+import type { NodeCapabilities } from './capabilities.js';
 
 /**
  * Whether `event` is the apply of a heartbeat, which moves only a node
@@ -93,8 +94,8 @@ export interface NodeComponent {
   leave?(): Promise<void>;
   /** Idempotent; must not throw. */
   stop(): Promise<void>;
-  /** Optional: the images this node holds, served to peers on the peer port (the executor's container runtime). */
-  readonly imageShare?: ImageShare;
+  /** Optional: what it offers the node's API and peers (logs, volumes, images; see capabilities.ts). */
+  readonly capabilities?: NodeCapabilities;
 }
 
 export type ComponentFactory = (services: NodeServices) => NodeComponent;

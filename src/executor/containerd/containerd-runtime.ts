@@ -24,6 +24,7 @@ import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } 
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
 import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
+import type { NodeImages } from '../../node/capabilities.js';
 import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
 import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
@@ -167,6 +168,22 @@ export class ContainerdRuntime implements Runtime {
   private readonly fetching = new Map<string, Promise<ResolvedImage>>();
   /** This node's images, as its peers read them (nothing before containerd is open). */
   readonly imageShare: ImageShare = new ContainerdImageShare(() => this.imagesOrUndefined);
+  /** This node's images, for the API (each call but `available` opens the runtime). */
+  readonly nodeImages: NodeImages = {
+    available: () => this.available(),
+    list: async () => {
+      await this.open();
+      return this.images.list();
+    },
+    pull: (reference, options) => this.pullImage(reference, options),
+    importArchive: (path, options) => this.importImage(path, options),
+    uploadFolder: async () => {
+      await this.open();
+      const folder = join(this.stateDir, 'uploads');
+      await mkdir(folder, { recursive: true, mode: 0o700 });
+      return folder;
+    },
+  };
 
   constructor(options: ContainerdRuntimeOptions) {
     this.options = options;

@@ -6,4 +6,4 @@ export * from './oci-layout.js';
 export * from './own-containerd.js';
 export * from './registry.js';
 export * from './spec.js';
-export { containerdRuntime } from './register.js';
+export { containerdRuntimeFactory, containerdSettingsFrom, type ContainerdSettings } from './runtime-factory.js';

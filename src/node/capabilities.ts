@@ -1,0 +1,89 @@
+/**
+ * What a component offers the node's API beyond running: typed
+ * capabilities (an instance's logs, the node's volumes, its images), so
+ * the API asks for "the volumes of this node" rather than casting a
+ * component found by name. The executor offers all of them today; a node
+ * whose components offer none answers 503 on those routes.
+ *
+ * Like everything in `src/node/`, this names no component: the shapes here
+ * are the contract, and a component's classes meet them structurally.
+ */
+import type { ImageShare } from './image-share.js';
+
+/** The logs of the instances this node runs. */
+export interface InstanceLogs {
+  /** Where instance `id`'s log file is on this node (whether or not it exists). */
+  logPath(id: string): string;
+  /** Whether instance `id` runs here now (a follow ends when it stops). */
+  runs(id: string): boolean;
+}
+
+/** A volume snapshot as the API lists it. */
+export interface VolumeSnapshotView {
+  /** The UTC time it was taken, as `20261205T063000123Z`; unique per volume. */
+  id: string;
+  takenAtMs: number;
+  sizeBytes: number;
+  usedBytes: number;
+}
+
+/** The volumes whose data this node holds: snapshots, backups and moves. Errors whose `retryable` is true may pass later. */
+export interface NodeVolumes {
+  snapshot(tenant: string, name: string, nowMs: number): Promise<VolumeSnapshotView>;
+  snapshots(tenant: string, name: string): Promise<VolumeSnapshotView[]>;
+  /** False when there was no such snapshot. */
+  deleteSnapshot(tenant: string, name: string, id: string): Promise<boolean>;
+  /** The volume's files as a tar.zst stream (of a snapshot when `snapshotId` is given). */
+  backup(tenant: string, name: string, options?: { snapshotId?: string }): Promise<AsyncIterable<Uint8Array>>;
+  /** The archive a move sends, once the volume's workloads here have stopped (waits up to `waitMs`). */
+  archiveForMove(tenant: string, name: string, options: { waitMs: number; sleep: (ms: number) => Promise<void>; nowMs: () => number }): Promise<AsyncIterable<Uint8Array>>;
+  /** Takes a moved volume's archive as this node's copy. */
+  receive(tenant: string, name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void>;
+  /** Replaces the volume's files with a backup's. */
+  restore(tenant: string, name: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void>;
+}
+
+/** An image as `hivemind image ls` shows it. */
+export interface NodeImageSummary {
+  name: string;
+  digest: string;
+  mediaType: string;
+  sizeBytes: number;
+  createdAt?: number;
+}
+
+/** The images of this node's container runtime. Failures are the runtime's own errors (the API maps them). */
+export interface NodeImages {
+  /** Whether the node can hold images now (containerd and runc present); the other calls open the runtime. */
+  available(): Promise<boolean>;
+  list(): Promise<NodeImageSummary[]>;
+  /** Pulls `reference` from its registry; answers the stored name. */
+  pull(reference: string, options?: { signal?: AbortSignal }): Promise<string>;
+  /** Imports an OCI image layout archive on this node; answers the names made. */
+  importArchive(path: string, options?: { name?: string }): Promise<string[]>;
+  /** A folder of this node's own where an uploaded archive may be written before its import. */
+  uploadFolder(): Promise<string>;
+}
+
+/** The capabilities a component may offer (each optional). */
+export interface NodeCapabilities {
+  readonly logs?: InstanceLogs;
+  readonly volumes?: NodeVolumes;
+  readonly images?: NodeImages;
+  /** This node's images as its peers read them (the peer port). */
+  readonly imageShare?: ImageShare;
+}
+
+/** The capabilities of `components`, each from the first component that offers it. */
+export function capabilitiesOf(components: readonly { readonly capabilities?: NodeCapabilities }[]): NodeCapabilities {
+  const found: { -readonly [K in keyof NodeCapabilities]: NodeCapabilities[K] } = {};
+  for (const component of components) {
+    const offered = component.capabilities;
+    if (offered === undefined) continue;
+    found.logs ??= offered.logs;
+    found.volumes ??= offered.volumes;
+    found.images ??= offered.images;
+    found.imageShare ??= offered.imageShare;
+  }
+  return found;
+}
