@@ -30,6 +30,10 @@ export interface StatusAnswer {
   voters: string[];
   learners: string[];
   version: string;
+  /** The cluster version in force: the newest kind of entry the leader proposes (src/state/version.ts). */
+  clusterVersion: number;
+  /** The newest state version this node's code applies. */
+  stateVersion: number;
 }
 
 /** This node's gossip view of one node. */

@@ -5,6 +5,7 @@ import { NotLeaderError } from '../../consensus/errors.js';
 import { TOKEN_ASSOCIATED_DATA, generateToken, hashToken, sealSecret } from '../state/secrets.js';
 import { pinnedToken } from '../security/pinned-token.js';
 import type { NodeRecord } from '../state/types.js';
+import { STATE_VERSION } from '../state/version.js';
 import { certificateFingerprint } from '../security/certificates.js';
 import type { CaStatusAnswer } from './answers.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
@@ -67,6 +68,8 @@ export const clusterRoutes: Route[] = [
         voters: status.config.voters,
         learners: status.config.learners,
         version: backend.version,
+        clusterVersion: backend.machine.clusterVersion,
+        stateVersion: STATE_VERSION,
       };
     },
   }),
