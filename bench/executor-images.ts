@@ -20,7 +20,6 @@
  *
  * Flags: --rounds 3  --image-mib 10  --json (last line: one JSON object).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -32,6 +31,7 @@ import { ContainerdImageShare, fetchFromPeer } from '../src/executor/containerd/
 import { ImageStore } from '../src/executor/containerd/images.js';
 import { buildOciLayout } from '../src/executor/containerd/oci-layout.js';
 import { OwnContainerd } from '../src/executor/containerd/own-containerd.js';
+import { runCommand } from './processes.js';
 
 interface ImagesRound {
   round: number;
@@ -45,16 +45,6 @@ interface ImagesRound {
   /** Hivemind: import plus fetch: ready on three nodes. */
   readyOnThreeMs: number;
   ratio: number;
-}
-
-function run(command: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')}: ${stderr.trim()}`))));
-  });
 }
 
 /** An OCI archive of busybox plus `mib` MiB of fresh random bytes; answers its name and size. */
@@ -104,7 +94,7 @@ export async function imagesMode(options: { rounds: number; imageMib: number; js
       const image = await buildImage(work, round, options.imageMib);
       const floor = async (): Promise<number> => {
         const started = performance.now();
-        await run('ctr', ['-a', floorSocket, '-n', 'bench', 'image', 'import', image.path]);
+        await runCommand('ctr', ['-a', floorSocket, '-n', 'bench', 'image', 'import', image.path]);
         return performance.now() - started;
       };
       const ours = async (): Promise<{ importMs: number; fetchMs: number }> => {

@@ -45,7 +45,7 @@ import { CniNetwork, createNetns, deleteNetns, netnsName } from '../src/executor
 import { buildBusyboxImage } from '../src/executor/containerd/oci-layout.js';
 import { findExecutable, OwnContainerd } from '../src/executor/containerd/own-containerd.js';
 import type { WorkloadSpec } from '../src/executor/runtime.js';
-import { freePorts, rssBytes, sleep } from './processes.js';
+import { freePorts, rssBytes, runCommand as run, sleep } from './processes.js';
 import { fetch } from 'undici';
 import { dataDirApiAgent } from '../src/api/tls.js';
 import { imagesMode } from './executor-images.js';
@@ -73,17 +73,6 @@ function percentile(values: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)] ?? 0;
 }
 
-function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${stderr.trim()}`))));
-  });
-}
 
 /** Runs `task(i)` for i in [0, count) with at most `concurrency` at once; answers each one's duration in ms. */
 async function timed(count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<{ totalMs: number; eachMs: number[] }> {

@@ -22,7 +22,7 @@ import { interpolate } from './interpolate.js';
 import { documentsLocator, documentsNumberSource, locator } from './locate.js';
 import { applySets, mergeTrees } from './merge.js';
 import { Problems, type FieldPath, type Locate } from './problems.js';
-import { describe, isMapping, NAME_RULE, readList, readMapping, readText, setOwn } from './read.js';
+import { asNameLabel, describe, isMapping, NAME_RULE, readList, readMapping, readText, setOwn } from './read.js';
 import { readService } from './service.js';
 import { mountedDeclarations, type DeclaredVolume } from './volumes.js';
 
@@ -400,14 +400,7 @@ function readProject(root: Record<string, unknown>, options: ParseAppFileOptions
 
 /** A Compose project name as a DNS label (Compose's own rule: lower case, letters, digits, "-" and "_"); `undefined` when nothing is left. */
 export function projectName(text: string): string | undefined {
-  const name = text
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/-+/g, '-')
-    .replace(/^-+/, '')
-    .slice(0, 63)
-    .replace(/-+$/, '');
-  return NAME_PATTERN.test(name) ? name : undefined;
+  return asNameLabel(text);
 }
 
 /**

@@ -164,16 +164,26 @@ export function readCpuMillis(value: unknown, path: FieldPath, problems: Problem
 /** The rule of `NAME_PATTERN`, as the user reads it. */
 export const NAME_RULE = 'lowercase letters, digits and "-", 1 to 63 characters, starting and ending with a letter or digit';
 
-/** A near name that follows the rule, for the message: "db_data" → "db-data". */
-export function suggestName(text: string): string | undefined {
-  const suggestion = text
+/**
+ * `text` made a DNS label (lower case; runs of anything else one "-"; no
+ * "-" at the ends; at most 63 characters): "My_App" → "my-app". `undefined`
+ * when nothing that follows the rule is left.
+ */
+export function asNameLabel(text: string): string | undefined {
+  const label = text
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, '-')
     .replace(/-+/g, '-')
     .replace(/^-+/, '')
     .slice(0, 63)
     .replace(/-+$/, '');
-  return suggestion !== text && NAME_PATTERN.test(suggestion) ? suggestion : undefined;
+  return NAME_PATTERN.test(label) ? label : undefined;
+}
+
+/** A near name that follows the rule, for the message: "db_data" → "db-data". */
+export function suggestName(text: string): string | undefined {
+  const suggestion = asNameLabel(text);
+  return suggestion !== text ? suggestion : undefined;
 }
 
 /** Checks `text` as a Hivemind name (a DNS label); `what` is "service name", "tenant", ... */
