@@ -270,6 +270,7 @@ export class Executor implements NodeComponent {
       submit: (command) => services.submit(command),
       caughtUp: () => this.replicaCaughtUp(),
       workloadsUsing: (tenant, name) => this.workloadsUsing(tenant, name),
+      clusterKey: () => this.safeClusterKey(),
       log,
     });
   }
