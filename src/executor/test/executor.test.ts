@@ -112,7 +112,7 @@ test('three replicas run and answer, a killed one comes back, an adopting execut
   }, 30_000);
   assert.ok(back.startsWith(`${ids[1]} `));
   const metrics = await registry.metrics();
-  assert.match(metrics, /hivemind_executor_starts_total 4/);
+  assert.match(metrics, /hivemind_executor_starts_total{outcome="started"} 4/);
   assert.match(metrics, /hivemind_executor_restarts_total 1/);
   await eventually('slot 1 healthy again in the state', () => cluster.machine.instance(ids[1]!)?.status.state === 'healthy', 30_000);
 
