@@ -390,6 +390,12 @@ test('metrics in Prometheus format', async () => {
   }
   assert.match(metrics.body, /hivemind_http_requests_total\{method="PUT",route="\/v1\/kv\/\*key",status="200",node="solo"\} \d+/);
   assert.match(metrics.body, /hivemind_raft_proposals_total\{outcome="applied",node="solo"\} \d+/);
+  assert.match(metrics.body, /^hivemind_raft_leader\{node="solo"\} 1$/m, 'the only node leads');
+  assert.match(metrics.body, /^hivemind_state_nodes\{status="up",node="solo"\} 1$/m);
+  const expiry = /^hivemind_certificate_expiry_timestamp_seconds\{certificate="node",node="solo"\} (\d+)$/m.exec(metrics.body);
+  assert.ok(expiry !== null, 'the node certificate\'s expiry is exported');
+  const daysLeft = (Number(expiry[1]) - Date.now() / 1000) / 86400;
+  assert.ok(daysLeft > 89 && daysLeft <= 90, `a fresh node certificate has 90 days left (${daysLeft})`);
 });
 
 test.run();
