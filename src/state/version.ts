@@ -28,12 +28,16 @@
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
  * cluster version (`cluster.version`). 4: encrypted volumes
- * (ENCRYPTED_VOLUMES_VERSION).
+ * (ENCRYPTED_VOLUMES_VERSION), replicas that cannot share their volume's
+ * node refused (VOLUME_FIT_VERSION).
  */
 export const STATE_VERSION = 4;
 
 /** The state version of `volume.create`'s `encryption` and the tenant setting `encryptVolumes`. */
 export const ENCRYPTED_VOLUMES_VERSION = 4;
+
+/** From this cluster version, a deploy or scale whose replicas share a node-local volume but cannot all run on one node is refused (volume-fit.ts). */
+export const VOLUME_FIT_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the
