@@ -1,0 +1,87 @@
+// The browser code's pure parts, run in Node: how amounts and times are
+// worded, the history filter, the metrics parser, the rates between
+// samples and the graphs' geometry.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { countBy, formatAgo, formatBytes, formatCpu, formatDuration, formatTime, formatUsage, usageFraction } from '../browser/format.js';
+import { matchesHistory } from '../browser/history-page.js';
+import { chartGeometry, ratesOf, roundUp, sampleOf, sumSamples, withSample, SAMPLES_MAX, type MetricsSample } from '../browser/metrics-series.js';
+
+test('amounts and times', () => {
+  assert.is(formatBytes(0), '0 B');
+  assert.is(formatBytes(1536), '1.5 KiB');
+  assert.is(formatBytes(512 * 2 ** 20), '512 MiB');
+  assert.is(formatBytes(8 * 2 ** 30), '8 GiB');
+  assert.is(formatCpu(250), '0.25 CPU');
+  assert.is(formatCpu(2000), '2 CPU');
+  assert.is(formatDuration(850), '850 ms');
+  assert.is(formatDuration(12_400), '12 s');
+  assert.is(formatDuration(5 * 60_000), '5 min');
+  assert.is(formatAgo(1000, 13_000), '12 s ago');
+  assert.is(formatAgo(20_000, 13_000), 'just now', 'a reporter\'s clock ahead of ours');
+  assert.is(formatTime(Date.UTC(2026, 11, 5, 11, 47, 39)), '2026-12-05 11:47:39');
+  assert.is(formatUsage(3, 5), '3 of 5');
+  assert.is(formatUsage(2 ** 30, undefined, formatBytes), '1 GiB (unlimited)');
+  assert.is(usageFraction(3, 4), 0.75);
+  assert.is(usageFraction(3, undefined), undefined);
+  assert.is(usageFraction(1, 0), 1, 'anything used of a zero quota is all of it');
+  assert.equal(countBy(['healthy', 'starting', 'healthy'], (state) => state), [['healthy', 2], ['starting', 1]]);
+});
+
+test('the history filter: every word somewhere, the command and the tenant exactly', () => {
+  const entry = { index: 42, time: 0, actor: 'user:ci/tok1', command: 'app.promote', target: 'acme/web', summary: 'promoted version 3' };
+  const all = { words: '', command: '', tenant: '' };
+  assert.ok(matchesHistory(entry, all));
+  assert.ok(matchesHistory(entry, { ...all, words: 'WEB  promoted' }));
+  assert.not.ok(matchesHistory(entry, { ...all, words: 'web rollback' }));
+  assert.ok(matchesHistory(entry, { ...all, command: 'app.promote', tenant: 'acme' }));
+  assert.not.ok(matchesHistory(entry, { ...all, command: 'app.deploy' }));
+  assert.not.ok(matchesHistory(entry, { ...all, tenant: 'acm' }), 'a tenant is matched whole');
+});
+
+const METRICS = `# HELP hivemind_raft_commit_index Highest log index known committed.
+# TYPE hivemind_raft_commit_index gauge
+hivemind_raft_commit_index 120
+hivemind_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/status",status="200"} 3
+hivemind_http_request_duration_seconds_sum{method="GET",route="/v1/status",status="200"} 0.5
+hivemind_http_request_duration_seconds_count{method="GET",route="/v1/status",status="200"} 10
+hivemind_http_request_duration_seconds_sum{method="POST",route="/v1/apps/:tenant/:name",status="200",note="a } and spaces"} 1.5
+hivemind_http_request_duration_seconds_count{method="POST",route="/v1/apps/:tenant/:name",status="200",note="a } and spaces"} 10
+hivemind_raft_commit_index_other 7
+broken line
+hivemind_raft_commit_index{x="1"} NaN-ish
+`;
+
+test('the metrics parser sums the wanted samples over their labels and skips the rest', () => {
+  const sums = sumSamples(METRICS, new Set(['hivemind_raft_commit_index', 'hivemind_http_request_duration_seconds_count']));
+  assert.equal([...sums], [['hivemind_raft_commit_index', 120], ['hivemind_http_request_duration_seconds_count', 20]]);
+  assert.equal(sampleOf(METRICS, 5000), { timeMs: 5000, commitIndex: 120, requestSecondsSum: 2, requestCount: 20 });
+  assert.equal(sampleOf('', 1), { timeMs: 1, commitIndex: undefined, requestSecondsSum: undefined, requestCount: undefined });
+});
+
+test('rates between samples: commits per second and mean latency; a restart\'s drop and an idle interval are left out', () => {
+  const samples: MetricsSample[] = [
+    { timeMs: 0, commitIndex: 100, requestSecondsSum: 1, requestCount: 10 },
+    { timeMs: 2000, commitIndex: 140, requestSecondsSum: 1.2, requestCount: 20 },
+    { timeMs: 4000, commitIndex: 140, requestSecondsSum: 1.2, requestCount: 20 },
+    { timeMs: 6000, commitIndex: 5, requestSecondsSum: 0.1, requestCount: 1 },
+  ];
+  const rates = ratesOf(samples);
+  assert.equal(rates.commitsPerSecond, [{ x: 2000, y: 20 }, { x: 4000, y: 0 }]);
+  assert.equal(rates.requestLatencyMs.map((point) => ({ x: point.x, y: Math.round(point.y) })), [{ x: 2000, y: 20 }]);
+  let kept: MetricsSample[] = [];
+  for (let time = 0; time < SAMPLES_MAX + 5; time += 1) kept = withSample(kept, { timeMs: time, commitIndex: time, requestSecondsSum: 0, requestCount: 0 });
+  assert.is(kept.length, SAMPLES_MAX);
+  assert.is(kept[0]!.timeMs, 5, 'the oldest go first');
+});
+
+test('graph geometry: time across, values up from 0 to a round top, points out of range left out', () => {
+  assert.equal([0, 0.3, 1, 3, 7, 20, 101].map(roundUp), [1, 0.5, 1, 5, 10, 20, 200]);
+  const box = { width: 110, height: 60, left: 10, bottom: 10 };
+  const geometry = chartGeometry([{ x: -5, y: 99 }, { x: 0, y: 0 }, { x: 50, y: 4 }, { x: 100, y: 2 }], { fromMs: 0, toMs: 100 }, box);
+  assert.is(geometry.yTop, 5);
+  assert.is(geometry.polyline, '10.0,50.0 60.0,10.0 110.0,30.0');
+  assert.equal(chartGeometry([], { fromMs: 0, toMs: 100 }, box), { polyline: '', yTop: 1 });
+});
+
+test.run();
