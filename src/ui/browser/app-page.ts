@@ -115,10 +115,19 @@ function versionsSection(app: AppDetailView): HTMLElement {
     `v${version.version}`,
     version.version === app.version ? badge('current', 'info') : '',
     formatTime(version.deployedAt),
-    version.spec.image ?? (version.spec.command ?? []).join(' '),
+    commandText(version.spec),
     [version.spec.reservations.cpuMillis === undefined ? '' : formatCpu(version.spec.reservations.cpuMillis), version.spec.reservations.memoryBytes === undefined ? '' : formatBytes(version.spec.reservations.memoryBytes)].filter(Boolean).join(', ') || '–',
   ]);
   return section('Versions', table(['version', '', 'deployed (UTC)', 'image or command', 'reserves'], rows));
+}
+
+/** Characters of a process app's command shown in the versions table; the whole of it is the cell's tooltip. */
+const COMMAND_CHARACTERS_SHOWN = 80;
+
+function commandText(spec: AppDetailView['versions'][number]['spec']): HTMLElement {
+  const whole = spec.image ?? (spec.command ?? []).join(' ');
+  const shown = whole.length > COMMAND_CHARACTERS_SHOWN ? `${whole.slice(0, COMMAND_CHARACTERS_SHOWN - 1)}…` : whole;
+  return element('code', { title: whole }, shown);
 }
 
 /**
