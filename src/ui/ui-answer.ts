@@ -75,7 +75,8 @@ export function answerUi(files: UiFiles, request: UiRequest): UiAnswer {
   const file = files.get(name === '' ? 'index.html' : name);
   if (file === undefined) return text(404, `the UI has no file ${JSON.stringify(name.slice(0, 100))}; open ${UI_PATH}/`);
   const headers = { ...SECURITY_HEADERS, 'Content-Type': file.contentType, ETag: file.etag, 'Cache-Control': 'no-cache' };
-  if (etagMatches(request.ifNoneMatch, file.etag)) return { status: 304, headers, body: new Uint8Array(0) };
+  // A 304's Content-Length, if any, must be the 200's (RFC 9110, 8.6): the sender would otherwise say 0.
+  if (etagMatches(request.ifNoneMatch, file.etag)) return { status: 304, headers: { ...headers, 'Content-Length': String(file.body.length) }, body: new Uint8Array(0) };
   return { status: 200, headers, body: file.body };
 }
 

@@ -109,7 +109,11 @@ function onRoute(): void {
   const segments = location.hash.replace(/^#\/?/, '').split('/').filter((segment) => segment !== '').map(safeDecode);
   const name = segments[0] ?? DEFAULT_PAGE;
   const entry = name === 'apps' && segments.length >= 3 ? { page: appPage } : PAGES[name];
-  for (const link of navigation.querySelectorAll('a')) link.classList.toggle('current', link.dataset.page === name);
+  for (const link of navigation.querySelectorAll('a')) {
+    link.classList.toggle('current', link.dataset.page === name);
+    if (link.dataset.page === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
   const area = element('div');
   const liveStatus = element('p', { class: 'live-status', role: 'status' });
   pageArea.replaceChildren(liveStatus, area);

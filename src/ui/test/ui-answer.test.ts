@@ -44,6 +44,7 @@ test('a file is revalidated by its ETag: the same tag is a 304 without a body, a
   assert.is(again.status, 304);
   assert.is(again.body.length, 0);
   assert.is(again.headers.ETag, etag);
+  assert.is(again.headers['Content-Length'], String(first.body.length), 'a 304 states the length of the 200 it stands for');
   assert.is(answerUi(made, get('/ui/main.js', '"other"')).status, 200);
   assert.is(answerUi(made, get('/ui/main.js', `"other", W/${etag}`)).status, 304, 'a weak form of the tag in a list matches');
   assert.ok(etagMatches('*', etag));
