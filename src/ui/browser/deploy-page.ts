@@ -15,11 +15,25 @@ const EXAMPLE = `services:
       replicas: 2
 `;
 
+/** The largest file the picker reads: the API's body limit (4 MiB), less room for the JSON around it. */
+const APP_FILE_BYTES_MAX = 4 * 1024 * 1024 - 4096;
+
 /** The deploy page. */
 export const deployPage: Page = (context) => {
   const fileName = element('input', { type: 'text', name: 'fileName', value: 'app.yaml', required: true, 'data-test': 'deploy-file-name' });
   const tenant = element('input', { type: 'text', name: 'tenant', placeholder: 'from the file, else default', 'data-test': 'deploy-tenant' });
   const content = element('textarea', { name: 'content', rows: 16, spellcheck: 'false', placeholder: EXAMPLE, required: true, 'data-test': 'deploy-content' });
+  const picker = element('input', { type: 'file', accept: '.yaml,.yml,.json,text/yaml', 'aria-label': 'read the app file from disk' });
+  picker.addEventListener('change', async () => {
+    const file = picker.files?.[0];
+    if (file === undefined) return;
+    if (file.size > APP_FILE_BYTES_MAX) {
+      context.notify(`${file.name} is ${file.size} bytes; the API takes at most ${APP_FILE_BYTES_MAX} bytes in one request`, 'bad');
+      return;
+    }
+    content.value = await file.text();
+    fileName.value = file.name;
+  });
   const outcome = element('div', { 'aria-live': 'polite', 'data-test': 'deploy-outcome' });
   const send = async (dryRun: boolean): Promise<void> => {
     const body = { fileName: fileName.value.trim() || 'app.yaml', content: content.value, ...(tenant.value.trim() === '' ? {} : { tenant: tenant.value.trim() }), ...(dryRun ? { dryRun: true } : {}) };
@@ -36,7 +50,7 @@ export const deployPage: Page = (context) => {
     'form',
     { class: 'deploy-form', 'data-test': 'deploy-form' },
     element('div', { class: 'form-row' }, element('label', null, 'File name', fileName), element('label', null, 'Tenant', tenant)),
-    element('label', null, 'App file (Compose YAML)', content),
+    element('label', null, 'App file (Compose YAML): paste it, or ', picker, content),
     element(
       'div',
       { class: 'actions' },

@@ -2,13 +2,13 @@
 // headless, driven by playwright-core. It refuses a wrong token, signs in,
 // deploys a process app from the deploy page, watches it become healthy on
 // its page, deploys a canary update and promotes it with the page's button,
-// reads the app's logs on the page, and shows a tenant's token only its
-// tenant. It also checks the files' headers over the real HTTPS port.
+// reads the app's logs on the page, aborts the next canary with the page's
+// other button, and shows a tenant's token only its tenant. It also checks the files' headers over the real HTTPS port.
 //
 // HIVEMIND_UI_SCREENSHOTS=1 runs it on three nodes and writes screenshots
 // of the main pages at 1280 and 390 px wide to docs/ui/*.png. The first
 // paint is measured with the Performance API and printed, never asserted.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -23,6 +23,8 @@ const SCREENSHOTS = process.env.HIVEMIND_UI_SCREENSHOTS === '1';
 const SCREENSHOT_DIR = fileURLToPath(new URL('../../../../docs/ui/', import.meta.url));
 /** Waits in the page: generous, the machine is shared. */
 const PAGE_WAIT_MS = 60_000;
+
+if (!existsSync(CHROMIUM)) throw new Error(`this test drives Debian's chromium at ${CHROMIUM}: install it (apt-get install chromium)`);
 
 const cluster = new TestCluster(50);
 let browser: Browser | undefined;
@@ -180,6 +182,16 @@ test('the UI signs in, deploys, shows health, promotes a canary, reads logs, and
   const app = await node.request('GET', '/v1/apps/default/hello');
   assert.is(app.body.version, 2);
   assert.is(app.body.rollout.state, 'succeeded');
+
+  // A third version's canary, deployed through the API, appears on the open page by itself; Abort removes it.
+  const third = await node.request('POST', '/v1/deploy', { fileName: 'hello.yaml', content: appFile('hello v3') });
+  assert.is(third.status, 200, JSON.stringify(third.body));
+  await waitForText(page, '[data-test=rollout]', (text) => text.includes('awaiting-promotion') && text.includes('v3'), 'the new canary on the open page');
+  await page.locator('[data-test=abort]').click();
+  await waitForText(page, '[data-test=notice]', (text) => text.includes('aborted the rollout to version 3'), 'the abort to be acknowledged');
+  await waitForText(page, '[data-test=instances]', (text) => !/\bv3\b/.test(text), 'the canary to be gone');
+  const aborted = await node.request('GET', '/v1/apps/default/hello');
+  assert.is(aborted.body.version, 2, JSON.stringify(aborted.body.rollout));
 
   // History, filtered.
   await page.locator('nav a[data-page=history]').click();
