@@ -13,6 +13,8 @@ import { errorText, section, stateTone, type Page, type PageContext } from './pa
 export const LOG_LINES_MAX = 1000;
 /** Lines each instance shows from its past when the log panel (re)opens. */
 const LOG_TAIL_LINES = 100;
+/** A line longer than this (an app writing without newlines) is shown in pieces of this many characters. */
+export const LOG_LINE_CHARACTERS_MAX = 16 * 1024;
 
 const ACTIVE_ROLLOUT_STATES: ReadonlySet<RolloutView['state']> = new Set(['running', 'paused', 'awaiting-promotion']);
 
@@ -171,6 +173,10 @@ class LogPanel {
         const split = (partial + chunk).split('\n');
         partial = split.pop() ?? '';
         lines.push(...split);
+        while (partial.length > LOG_LINE_CHARACTERS_MAX) {
+          lines.push(partial.slice(0, LOG_LINE_CHARACTERS_MAX));
+          partial = partial.slice(LOG_LINE_CHARACTERS_MAX);
+        }
         if (lines.length > LOG_LINES_MAX) lines.splice(0, lines.length - LOG_LINES_MAX);
         const atBottom = this.output.scrollTop + this.output.clientHeight >= this.output.scrollHeight - 4;
         this.output.textContent = lines.join('\n');

@@ -10,8 +10,9 @@ import { ApiRequestError, type ApiClient } from './api.js';
 export const BLOCKING_WAIT_SECONDS = 30;
 /** Least time between two loads: node heartbeats move the state every few seconds, and a burst of changes makes one redraw. */
 export const REDRAW_PAUSE_MS = 400;
-/** After a failed read, the pause before the next try, doubling up to RETRY_PAUSE_MS_MAX. */
+/** After a failed read, the pause before the next try; it doubles at each failure in a row. */
 export const RETRY_PAUSE_MS_MIN = 500;
+/** The longest pause between tries while reads keep failing. */
 export const RETRY_PAUSE_MS_MAX = 8000;
 
 /** What a live page does each time the state changed. */
