@@ -132,7 +132,7 @@ async function drawGraphs(context: PageContext, into: HTMLElement): Promise<void
       const fromMs = toMs - 2 * 60_000;
       into.replaceChildren(
         lineChart({ title: 'Raft commits', unit: 'entries/s', points: rates.commitsPerSecond, fromMs, toMs }),
-        lineChart({ title: 'API latency (mean)', unit: 'ms', points: rates.requestLatencyMs, fromMs, toMs }),
+        lineChart({ title: 'API latency (median)', unit: 'ms', points: rates.requestLatencyMs, fromMs, toMs }),
       );
     } catch (error) {
       if (context.signal.aborted) return;

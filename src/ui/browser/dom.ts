@@ -45,7 +45,11 @@ function append(target: Element, children: Child[]): void {
   }
 }
 
-/** A table: a header row, then one row per entry; wrapped so that it scrolls sideways on a narrow screen. */
+/**
+ * A table: a header row, then one row per entry. Each cell carries its
+ * column's heading (`data-label`): on a phone the stylesheet shows each row
+ * as a card of labelled lines instead of columns wider than the screen.
+ */
 export function table(headings: string[], rows: Child[][], properties: Properties | null = null): HTMLDivElement {
   return element(
     'div',
@@ -54,7 +58,7 @@ export function table(headings: string[], rows: Child[][], properties: Propertie
       'table',
       properties,
       element('thead', null, element('tr', null, ...headings.map((heading) => element('th', null, heading)))),
-      element('tbody', null, ...rows.map((cells) => element('tr', null, ...cells.map((cell) => element('td', null, cell))))),
+      element('tbody', null, ...rows.map((cells) => element('tr', null, ...cells.map((cell, column) => element('td', { 'data-label': headings[column] ?? '' }, cell))))),
     ),
   );
 }

@@ -5,8 +5,11 @@
  * src/ui/test/metrics-series.test.ts).
  *
  * The families read (docs/operations.md lists them): the commit index
- * gauge, and the request duration histogram's `_sum` and `_count` (summed
- * over every route and status).
+ * gauge, and the request duration histogram's buckets (summed over every
+ * route and status). The latency shown is the median of each interval, as
+ * Prometheus's `histogram_quantile(0.5, ...)` computes it: a mean would be
+ * dominated by the blocking queries (the UI's own among them) that wait up
+ * to 30 s by design.
  */
 
 /** The commit index gauge. */
@@ -24,38 +27,84 @@ export const SAMPLES_MAX = 60;
  */
 export function sumSamples(text: string, wanted: ReadonlySet<string>): Map<string, number> {
   const sums = new Map<string, number>();
+  for (const sample of samplesIn(text, wanted)) sums.set(sample.name, (sums.get(sample.name) ?? 0) + sample.value);
+  return sums;
+}
+
+/** One sample line: its name, its labels as written (between the braces), its value. */
+interface SampleLine {
+  name: string;
+  labels: string;
+  value: number;
+}
+
+function* samplesIn(text: string, wanted: ReadonlySet<string>): Generator<SampleLine> {
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const nameEnd = line.search(/[{\s]/);
     if (nameEnd <= 0) continue;
     const name = line.slice(0, nameEnd);
     if (!wanted.has(name)) continue;
-    // The value follows the labels (which may hold spaces inside quotes): the first field after the closing brace.
-    const afterLabels = line[nameEnd] === '{' ? line.slice(line.lastIndexOf('}') + 1) : line.slice(nameEnd);
-    const value = Number(afterLabels.trim().split(/\s+/)[0]);
+    // The value follows the labels (which may hold spaces and braces inside quotes): the first field after the last brace.
+    const labelsEnd = line[nameEnd] === '{' ? line.lastIndexOf('}') : -1;
+    const labels = labelsEnd === -1 ? '' : line.slice(nameEnd + 1, labelsEnd);
+    const value = Number(line.slice(labelsEnd === -1 ? nameEnd : labelsEnd + 1).trim().split(/\s+/)[0]);
     if (!Number.isFinite(value)) continue;
-    sums.set(name, (sums.get(name) ?? 0) + value);
+    yield { name, labels, value };
   }
-  return sums;
+}
+
+/** A histogram's cumulative counts by upper bound (`le`, +Inf last), summed over its label sets, in ascending order. */
+export type Buckets = readonly (readonly [upperBound: number, count: number])[];
+
+/** The buckets of histogram `name` in `text`, summed over all other labels; undefined when it has none. */
+export function bucketsOf(text: string, name: string): Buckets | undefined {
+  const counts = new Map<number, number>();
+  for (const sample of samplesIn(text, new Set([`${name}_bucket`]))) {
+    const bound = /(?:^|,)le="([^"]+)"/.exec(sample.labels)?.[1];
+    const upperBound = bound === '+Inf' ? Infinity : Number(bound);
+    if (bound === undefined || Number.isNaN(upperBound)) continue;
+    counts.set(upperBound, (counts.get(upperBound) ?? 0) + sample.value);
+  }
+  if (counts.size === 0) return undefined;
+  return [...counts].sort((left, right) => left[0] - right[0]);
+}
+
+/**
+ * The `quantile` (0 to 1) of the observations in `buckets`, interpolated
+ * linearly inside its bucket as Prometheus's `histogram_quantile` does (the
+ * first bucket from 0; one in the +Inf bucket reads as the largest finite
+ * bound). Undefined without observations.
+ */
+export function histogramQuantile(quantile: number, buckets: Buckets): number | undefined {
+  const total = buckets[buckets.length - 1]?.[1] ?? 0;
+  if (!(total > 0)) return undefined;
+  const rank = quantile * total;
+  let lowerBound = 0;
+  let lowerCount = 0;
+  for (const [upperBound, count] of buckets) {
+    if (count >= rank) {
+      if (upperBound === Infinity) return lowerBound;
+      if (count === lowerCount) return upperBound;
+      return lowerBound + ((upperBound - lowerBound) * (rank - lowerCount)) / (count - lowerCount);
+    }
+    lowerBound = upperBound;
+    lowerCount = count;
+  }
+  return lowerBound;
 }
 
 /** One reading of the node's figures. */
 export interface MetricsSample {
   timeMs: number;
   commitIndex: number | undefined;
-  requestSecondsSum: number | undefined;
-  requestCount: number | undefined;
+  /** The API latency histogram's cumulative buckets (seconds). */
+  requestBuckets: Buckets | undefined;
 }
 
 /** Reads one sample out of a `/metrics` answer taken at `timeMs`. */
 export function sampleOf(text: string, timeMs: number): MetricsSample {
-  const sums = sumSamples(text, new Set([COMMIT_INDEX_METRIC, `${REQUEST_SECONDS_METRIC}_sum`, `${REQUEST_SECONDS_METRIC}_count`]));
-  return {
-    timeMs,
-    commitIndex: sums.get(COMMIT_INDEX_METRIC),
-    requestSecondsSum: sums.get(`${REQUEST_SECONDS_METRIC}_sum`),
-    requestCount: sums.get(`${REQUEST_SECONDS_METRIC}_count`),
-  };
+  return { timeMs, commitIndex: sumSamples(text, new Set([COMMIT_INDEX_METRIC])).get(COMMIT_INDEX_METRIC), requestBuckets: bucketsOf(text, REQUEST_SECONDS_METRIC) };
 }
 
 /** A point of a graph: `x` in ms since the epoch, `y` in the series' unit. */
@@ -68,7 +117,7 @@ export interface Point {
 export interface Rates {
   /** Entries committed per second. */
   commitsPerSecond: Point[];
-  /** Mean API latency over each interval, in ms; intervals without requests are left out. */
+  /** Median API latency over each interval, in ms; intervals without requests are left out. */
   requestLatencyMs: Point[];
 }
 
@@ -87,16 +136,23 @@ export function ratesOf(samples: readonly MetricsSample[]): Rates {
     if (before.commitIndex !== undefined && after.commitIndex !== undefined && after.commitIndex >= before.commitIndex) {
       rates.commitsPerSecond.push({ x: after.timeMs, y: (after.commitIndex - before.commitIndex) / seconds });
     }
-    const count = difference(before.requestCount, after.requestCount);
-    const sum = difference(before.requestSecondsSum, after.requestSecondsSum);
-    if (count !== undefined && sum !== undefined && count > 0) rates.requestLatencyMs.push({ x: after.timeMs, y: (sum / count) * 1000 });
+    const interval = bucketDifference(before.requestBuckets, after.requestBuckets);
+    const median = interval === undefined ? undefined : histogramQuantile(0.5, interval);
+    if (median !== undefined) rates.requestLatencyMs.push({ x: after.timeMs, y: median * 1000 });
   }
   return rates;
 }
 
-function difference(before: number | undefined, after: number | undefined): number | undefined {
-  if (before === undefined || after === undefined || after < before) return undefined;
-  return after - before;
+/** The observations between two readings of one histogram; undefined when the bounds differ or a count went down (a restart). */
+export function bucketDifference(before: Buckets | undefined, after: Buckets | undefined): Buckets | undefined {
+  if (before === undefined || after === undefined || before.length !== after.length) return undefined;
+  const difference: [number, number][] = [];
+  for (const [position, [upperBound, count]] of after.entries()) {
+    const [earlierBound, earlierCount] = before[position]!;
+    if (earlierBound !== upperBound || count < earlierCount) return undefined;
+    difference.push([upperBound, count - earlierCount]);
+  }
+  return difference;
 }
 
 /** `samples` with `sample` added, the oldest dropped past SAMPLES_MAX. */

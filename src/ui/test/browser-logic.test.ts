@@ -1,11 +1,11 @@
 // The browser code's pure parts, run in Node: how amounts and times are
-// worded, the history filter, the metrics parser, the rates between
-// samples and the graphs' geometry.
+// worded, the history filter, the metrics parser, histogram quantiles, the
+// rates between samples and the graphs' geometry.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { countBy, formatAgo, formatBytes, formatCpu, formatDuration, formatTime, formatUsage, usageFraction } from '../browser/format.js';
 import { matchesHistory } from '../browser/history-page.js';
-import { chartGeometry, ratesOf, roundUp, sampleOf, sumSamples, withSample, SAMPLES_MAX, type MetricsSample } from '../browser/metrics-series.js';
+import { bucketDifference, bucketsOf, chartGeometry, histogramQuantile, ratesOf, roundUp, sampleOf, sumSamples, withSample, SAMPLES_MAX, type MetricsSample } from '../browser/metrics-series.js';
 
 test('amounts and times', () => {
   assert.is(formatBytes(0), '0 B');
@@ -42,11 +42,14 @@ test('the history filter: every word somewhere, the command and the tenant exact
 const METRICS = `# HELP hivemind_raft_commit_index Highest log index known committed.
 # TYPE hivemind_raft_commit_index gauge
 hivemind_raft_commit_index 120
-hivemind_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/status",status="200"} 3
-hivemind_http_request_duration_seconds_sum{method="GET",route="/v1/status",status="200"} 0.5
+hivemind_http_request_duration_seconds_bucket{le="0.01",method="GET",route="/v1/status",status="200"} 6
+hivemind_http_request_duration_seconds_bucket{le="0.1",method="GET",route="/v1/status",status="200"} 8
+hivemind_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v1/status",status="200"} 10
+hivemind_http_request_duration_seconds_bucket{method="POST",note="a } and, le=\\"1\\" spaces",le="0.01"} 0
+hivemind_http_request_duration_seconds_bucket{method="POST",note="a } and, le=\\"1\\" spaces",le="0.1"} 2
+hivemind_http_request_duration_seconds_bucket{method="POST",note="a } and, le=\\"1\\" spaces",le="+Inf"} 2
+hivemind_http_request_duration_seconds_sum{method="GET",route="/v1/status",status="200"} 30.5
 hivemind_http_request_duration_seconds_count{method="GET",route="/v1/status",status="200"} 10
-hivemind_http_request_duration_seconds_sum{method="POST",route="/v1/apps/:tenant/:name",status="200",note="a } and spaces"} 1.5
-hivemind_http_request_duration_seconds_count{method="POST",route="/v1/apps/:tenant/:name",status="200",note="a } and spaces"} 10
 hivemind_raft_commit_index_other 7
 broken line
 hivemind_raft_commit_index{x="1"} NaN-ish
@@ -54,23 +57,35 @@ hivemind_raft_commit_index{x="1"} NaN-ish
 
 test('the metrics parser sums the wanted samples over their labels and skips the rest', () => {
   const sums = sumSamples(METRICS, new Set(['hivemind_raft_commit_index', 'hivemind_http_request_duration_seconds_count']));
-  assert.equal([...sums], [['hivemind_raft_commit_index', 120], ['hivemind_http_request_duration_seconds_count', 20]]);
-  assert.equal(sampleOf(METRICS, 5000), { timeMs: 5000, commitIndex: 120, requestSecondsSum: 2, requestCount: 20 });
-  assert.equal(sampleOf('', 1), { timeMs: 1, commitIndex: undefined, requestSecondsSum: undefined, requestCount: undefined });
+  assert.equal([...sums], [['hivemind_raft_commit_index', 120], ['hivemind_http_request_duration_seconds_count', 10]]);
+  assert.equal(bucketsOf(METRICS, 'hivemind_http_request_duration_seconds'), [[0.01, 6], [0.1, 10], [Infinity, 12]], 'buckets summed by bound, a quoted le= in another label ignored');
+  assert.equal(sampleOf(METRICS, 5000), { timeMs: 5000, commitIndex: 120, requestBuckets: [[0.01, 6], [0.1, 10], [Infinity, 12]] });
+  assert.equal(sampleOf('', 1), { timeMs: 1, commitIndex: undefined, requestBuckets: undefined });
 });
 
-test('rates between samples: commits per second and mean latency; a restart\'s drop and an idle interval are left out', () => {
+test('quantiles from buckets, as histogram_quantile computes them', () => {
+  const buckets = [[0.01, 6], [0.1, 10], [Infinity, 12]] as const;
+  assert.is(histogramQuantile(0.5, buckets), 0.01, 'the 6th of 12 is at the first bound');
+  assert.is(histogramQuantile(0.25, buckets), 0.005, 'interpolated from 0 in the first bucket');
+  assert.ok(Math.abs(histogramQuantile(0.75, buckets)! - 0.0775) < 1e-9, 'interpolated inside the second');
+  assert.is(histogramQuantile(0.99, buckets), 0.1, 'in the +Inf bucket: the largest finite bound');
+  assert.is(histogramQuantile(0.5, [[0.01, 0], [Infinity, 0]]), undefined, 'no observations, no quantile');
+});
+
+test('rates between samples: commits per second and the median latency; a restart\'s drop and an idle interval are left out', () => {
   const samples: MetricsSample[] = [
-    { timeMs: 0, commitIndex: 100, requestSecondsSum: 1, requestCount: 10 },
-    { timeMs: 2000, commitIndex: 140, requestSecondsSum: 1.2, requestCount: 20 },
-    { timeMs: 4000, commitIndex: 140, requestSecondsSum: 1.2, requestCount: 20 },
-    { timeMs: 6000, commitIndex: 5, requestSecondsSum: 0.1, requestCount: 1 },
+    { timeMs: 0, commitIndex: 100, requestBuckets: [[0.01, 5], [0.1, 5], [Infinity, 5]] },
+    // 10 requests: 9 quick, 1 blocking query that waited 30 s; the median stays with the quick ones.
+    { timeMs: 2000, commitIndex: 140, requestBuckets: [[0.01, 14], [0.1, 14], [Infinity, 15]] },
+    { timeMs: 4000, commitIndex: 140, requestBuckets: [[0.01, 14], [0.1, 14], [Infinity, 15]] },
+    { timeMs: 6000, commitIndex: 5, requestBuckets: [[0.01, 1], [0.1, 1], [Infinity, 1]] },
   ];
   const rates = ratesOf(samples);
   assert.equal(rates.commitsPerSecond, [{ x: 2000, y: 20 }, { x: 4000, y: 0 }]);
-  assert.equal(rates.requestLatencyMs.map((point) => ({ x: point.x, y: Math.round(point.y) })), [{ x: 2000, y: 20 }]);
+  assert.equal(rates.requestLatencyMs.map((point) => ({ x: point.x, y: Number(point.y.toFixed(3)) })), [{ x: 2000, y: 5.556 }]);
+  assert.is(bucketDifference([[0.01, 1], [Infinity, 1]], [[0.1, 2], [Infinity, 2]]), undefined, 'other bounds: no difference');
   let kept: MetricsSample[] = [];
-  for (let time = 0; time < SAMPLES_MAX + 5; time += 1) kept = withSample(kept, { timeMs: time, commitIndex: time, requestSecondsSum: 0, requestCount: 0 });
+  for (let time = 0; time < SAMPLES_MAX + 5; time += 1) kept = withSample(kept, { timeMs: time, commitIndex: time, requestBuckets: undefined });
   assert.is(kept.length, SAMPLES_MAX);
   assert.is(kept[0]!.timeMs, 5, 'the oldest go first');
 });
