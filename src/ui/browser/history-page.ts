@@ -17,10 +17,24 @@ export interface HistoryFilter {
   tenant: string;
 }
 
-/** Whether `entry` passes `filter`. Pure (tested in src/ui/test/format.test.ts). */
+/** An instance id in a summary (`placed acme.web.0.3 on n2`): tenant, app, slot, serial. */
+const INSTANCE_ID_PATTERN = /\b([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.[a-z0-9-]+\.\d+\.\d+\b/g;
+
+/**
+ * The tenants an entry is about: the tenant of its target (`app acme/web`,
+ * `volume acme/data`), or, for targets without one (`instances`), the
+ * tenants of the instance ids its summary names.
+ */
+export function tenantsOfHistory(entry: HistoryEntryView): Set<string> {
+  const target = /^(?:\S+ )?([a-z0-9-]+)\/\S/.exec(entry.target)?.[1];
+  if (target !== undefined) return new Set([target]);
+  return new Set([...entry.summary.matchAll(INSTANCE_ID_PATTERN)].map((match) => match[1]!));
+}
+
+/** Whether `entry` passes `filter`. Pure (tested in src/ui/test/browser-logic.test.ts). */
 export function matchesHistory(entry: HistoryEntryView, filter: HistoryFilter): boolean {
   if (filter.command !== '' && entry.command !== filter.command) return false;
-  if (filter.tenant !== '' && entry.target.split('/')[0] !== filter.tenant) return false;
+  if (filter.tenant !== '' && !tenantsOfHistory(entry).has(filter.tenant)) return false;
   const text = `${entry.index} ${entry.actor} ${entry.command} ${entry.target} ${entry.summary}`.toLowerCase();
   return filter.words
     .toLowerCase()
@@ -36,7 +50,7 @@ export const historyPage: Page = (context) => {
   let older: HistoryEntryView[] = [];
   const words = element('input', { type: 'search', placeholder: 'filter: words', 'aria-label': 'filter by words', 'data-test': 'history-filter' });
   const command = element('select', { 'aria-label': 'filter by command' });
-  const tenant = element('input', { type: 'text', placeholder: 'tenant', 'aria-label': 'filter by tenant', size: 12 });
+  const tenant = element('input', { type: 'text', placeholder: 'tenant', 'aria-label': 'filter by tenant', size: 12, 'data-test': 'history-tenant' });
   const more = element('button', { type: 'button' }, 'Older');
   const list = element('div');
   const draw = (): void => {

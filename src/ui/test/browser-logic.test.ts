@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { countBy, formatAgo, formatBytes, formatCpu, formatDuration, formatTime, formatUsage, usageFraction } from '../browser/format.js';
-import { matchesHistory } from '../browser/history-page.js';
+import { matchesHistory, tenantsOfHistory } from '../browser/history-page.js';
 import { bucketDifference, bucketsOf, chartGeometry, histogramQuantile, ratesOf, roundUp, sampleOf, sumSamples, withSample, SAMPLES_MAX, type MetricsSample } from '../browser/metrics-series.js';
 
 test('amounts and times', () => {
@@ -29,7 +29,7 @@ test('amounts and times', () => {
 });
 
 test('the history filter: every word somewhere, the command and the tenant exactly', () => {
-  const entry = { index: 42, time: 0, actor: 'user:ci/tok1', command: 'app.promote', target: 'acme/web', summary: 'promoted version 3' };
+  const entry = { index: 42, time: 0, actor: 'user:ci/tok1', command: 'app.promote', target: 'app acme/web', summary: 'canary promoted: rolling the rest to version 3' };
   const all = { words: '', command: '', tenant: '' };
   assert.ok(matchesHistory(entry, all));
   assert.ok(matchesHistory(entry, { ...all, words: 'WEB  promoted' }));
@@ -37,6 +37,12 @@ test('the history filter: every word somewhere, the command and the tenant exact
   assert.ok(matchesHistory(entry, { ...all, command: 'app.promote', tenant: 'acme' }));
   assert.not.ok(matchesHistory(entry, { ...all, command: 'app.deploy' }));
   assert.not.ok(matchesHistory(entry, { ...all, tenant: 'acm' }), 'a tenant is matched whole');
+  assert.not.ok(matchesHistory(entry, { ...all, tenant: 'app' }), 'the target\'s kind is not a tenant');
+  const placed = { ...entry, command: 'instance.place', target: 'instances', summary: 'placed acme.web.0.5 on u2, default.hello-2.1.12 on u3' };
+  assert.equal([...tenantsOfHistory(placed)], ['acme', 'default'], 'instances name their tenants in the summary');
+  assert.ok(matchesHistory(placed, { ...all, tenant: 'default' }));
+  assert.not.ok(matchesHistory({ ...placed, summary: 'placed nothing' }, { ...all, tenant: 'acme' }));
+  assert.equal([...tenantsOfHistory({ ...entry, target: 'node u3', summary: 'role learner → voter' })], []);
 });
 
 const METRICS = `# HELP hivemind_raft_commit_index Highest log index known committed.

@@ -197,6 +197,9 @@ test('the UI signs in, deploys, shows health, promotes a canary, reads logs, and
   await page.locator('nav a[data-page=history]').click();
   await page.locator('[data-test=history-filter]').fill('app.promote');
   await waitForText(page, '[data-test=history]', (text) => text.includes('default/hello') && !text.includes('acme/worker'), 'the history filtered to the promotion');
+  await page.locator('[data-test=history-filter]').fill('');
+  await page.locator('[data-test=history-tenant]').fill('acme');
+  await waitForText(page, '[data-test=history]', (text) => text.includes('acme/worker') && text.includes('placed acme.worker') && !text.includes('default/hello'), 'the history filtered to tenant acme');
 
   // The tenants with their usage; the cluster page's graphs.
   await page.locator('nav a[data-page=tenants]').click();
