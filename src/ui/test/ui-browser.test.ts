@@ -211,6 +211,9 @@ test('the UI signs in, deploys, shows health, promotes a canary, reads logs, and
   // A tenant's token: its tenant's apps only.
   const { context: tenantContext, page: tenantPage } = await newPage();
   await tenantPage.goto(uiUrl('#/apps'));
+  // A first visit again, with nothing cached (a new context), the browser itself already started.
+  const coldPaintMs = await tenantPage.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
+  console.log(`ui-browser (${cluster.running().length} node(s)): first contentful paint ${coldPaintMs.toFixed(0)} ms on a first visit from a fresh context of the running browser`);
   await signIn(tenantPage, acmeToken.body.token);
   await waitForText(tenantPage, '[data-test=apps]', (text) => text.includes('worker'), 'acme\'s app on its token\'s apps page');
   assert.not.match(await tenantPage.locator('[data-test=apps]').innerText(), /hello/, 'another tenant\'s app is not shown');
