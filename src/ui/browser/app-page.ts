@@ -3,6 +3,7 @@
  * abort, its versions, its instances with their last messages, and its
  * logs as they are written.
  */
+import { ApiRequestError } from './api.js';
 import type { AppDetailView, InstanceView, RolloutView } from './api-types.js';
 import { stateBadges } from './apps-page.js';
 import { badge, element, table } from './dom.js';
@@ -158,7 +159,10 @@ class LogPanel {
     if (key === this.following || this.context.signal.aborted) return;
     this.following = key;
     this.stream?.abort();
-    if (instanceIds.length === 0) return;
+    if (instanceIds.length === 0) {
+      this.status.textContent = 'no instance is placed';
+      return;
+    }
     const stream = new AbortController();
     this.stream = stream;
     void this.read(stream.signal);
@@ -186,8 +190,8 @@ class LogPanel {
     } catch (error) {
       if (signal.aborted) return;
       this.status.textContent = `logs: ${errorText(error)}`;
-      // Asked again at the next change of the app.
-      this.following = '';
+      // A refusal (the token may not read logs) stands until the instances change; anything else is asked again at the app's next change.
+      if (!(error instanceof ApiRequestError && (error.status === 403 || error.status === 401))) this.following = '';
     }
   }
 }
