@@ -32,7 +32,7 @@ function appsTable(apps: readonly AppSummaryView[], instances: readonly Instance
       `v${app.version}`,
       String(app.replicas),
       stateBadges(own),
-      app.rollout === undefined ? '–' : badge(`${app.rollout.strategy} ${app.rollout.fromVersion}→${app.rollout.toVersion}: ${app.rollout.state}`, stateTone(app.rollout.state)),
+      app.rollout === undefined ? '–' : badge(`${app.rollout.kind === 'rollback' ? 'rollback' : app.rollout.strategy} ${app.rollout.fromVersion}→${app.rollout.toVersion}: ${app.rollout.state}`, stateTone(app.rollout.state)),
       app.unplaceable === undefined ? '' : badge(`${app.unplaceable.count} unplaceable`, 'bad'),
     ];
   });
