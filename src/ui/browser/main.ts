@@ -18,13 +18,13 @@ import { forgetToken, keepToken, sessionToken } from './session.js';
 import { tenantsPage } from './tenants-page.js';
 
 /** The pages by the hash's first segment, with their navigation labels (none: not in the navigation). */
-const PAGES: Record<string, { page: Page; label?: string }> = {
-  cluster: { page: clusterPage, label: 'Cluster' },
-  apps: { page: appsPage, label: 'Apps' },
-  tenants: { page: tenantsPage, label: 'Tenants' },
-  history: { page: historyPage, label: 'History' },
-  deploy: { page: deployPage, label: 'Deploy' },
-};
+const PAGES: ReadonlyMap<string, { page: Page; label?: string }> = new Map([
+  ['cluster', { page: clusterPage, label: 'Cluster' }],
+  ['apps', { page: appsPage, label: 'Apps' }],
+  ['tenants', { page: tenantsPage, label: 'Tenants' }],
+  ['history', { page: historyPage, label: 'History' }],
+  ['deploy', { page: deployPage, label: 'Deploy' }],
+]);
 
 const DEFAULT_PAGE = 'cluster';
 
@@ -83,7 +83,7 @@ function showShell(token: string): void {
     forgetToken();
     showLogin(`Signed out: ${error.message}`);
   });
-  navigation = element('nav', { class: 'nav', 'aria-label': 'pages' }, ...Object.entries(PAGES).filter(([, entry]) => entry.label !== undefined).map(([name, entry]) => element('a', { href: `#/${name}`, 'data-page': name }, entry.label!)));
+  navigation = element('nav', { class: 'nav', 'aria-label': 'pages' }, ...[...PAGES].filter(([, entry]) => entry.label !== undefined).map(([name, entry]) => element('a', { href: `#/${name}`, 'data-page': name }, entry.label!)));
   const node = element('span', { class: 'node', 'data-test': 'node' });
   const signOut = element('button', { type: 'button', class: 'link', 'data-test': 'sign-out' }, 'Sign out');
   signOut.addEventListener('click', () => {
@@ -108,7 +108,7 @@ function onRoute(): void {
   leavePage = leave;
   const segments = location.hash.replace(/^#\/?/, '').split('/').filter((segment) => segment !== '').map(safeDecode);
   const name = segments[0] ?? DEFAULT_PAGE;
-  const entry = name === 'apps' && segments.length >= 3 ? { page: appPage } : PAGES[name];
+  const entry = name === 'apps' && segments.length >= 3 ? { page: appPage } : PAGES.get(name);
   for (const link of navigation.querySelectorAll('a')) {
     link.classList.toggle('current', link.dataset.page === name);
     if (link.dataset.page === name) link.setAttribute('aria-current', 'page');

@@ -206,6 +206,8 @@ test('the UI signs in, deploys, shows health, promotes a canary, reads logs, and
   await waitForText(page, '[data-test=tenant-acme]', (text) => text.includes('of 5'), 'acme\'s apps against its quota');
   await page.locator('nav a[data-page=cluster]').click();
   await waitForText(page, '.charts', (text) => text.includes('entries/s'), 'the commit rate graph');
+  await page.evaluate('location.hash = "#/__proto__"');
+  await waitForText(page, 'main', (text) => text.includes('No page "__proto__"'), 'a hash that names no page to say so');
   assert.equal(browserErrors, [], 'no script error in the page');
 
   // A tenant's token: its tenant's apps only.
