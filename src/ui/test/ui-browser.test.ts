@@ -90,10 +90,11 @@ async function signIn(page: Page, token: string): Promise<void> {
   await page.locator('[data-test=node]').waitFor();
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
+/** A screenshot of the whole page; of the window only for pages whose length is a list's (`fullPage: false`), to keep the files small. */
+async function screenshot(page: Page, name: string, fullPage = true): Promise<void> {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage });
 }
 
 test('the UI signs in, deploys, shows health, promotes a canary, reads logs, and keeps a tenant to its tenant', cluster.withLogs(async () => {
@@ -246,7 +247,7 @@ async function takeScreenshots(): Promise<void> {
       // The graphs need a few samples to draw a line.
       if (name === 'cluster') await waitForText(page, '.charts', (text) => text.includes('entries/s'), 'the graphs').then(() => page.waitForTimeout(6000));
       if (name === 'app') await waitForText(page, '[data-test=logs]', (text) => text.includes('tick'), 'the logs');
-      await screenshot(page, `${name}-${widthPx}`);
+      await screenshot(page, `${name}-${widthPx}`, name !== 'history');
     }
     await context.close();
   }
