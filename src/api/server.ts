@@ -43,6 +43,7 @@ import { AppFileParserPool } from './app-file-worker.js';
 import { API_TOKEN_PREFIX } from './routes-tokens.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
 import { PeerApiClient, serverTlsOptions } from './tls.js';
+import { isUiPath, UI_PATH, UiServer } from '../ui/index.js';
 
 /** Largest request body. */
 export const BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -116,6 +117,8 @@ export class ApiServer {
   /** Calls to other nodes' APIs (forwarded writes, logs). */
   /** Reads app files on a worker thread (app-file-worker.ts). */
   private readonly appFiles = new AppFileParserPool();
+  /** The web UI's files under /ui (src/ui): public, like the page of any login; the data comes from the routes, with a token. */
+  private readonly ui = new UiServer();
   private readonly peers: PeerApiClient;
   private stopFollowingCredentials: (() => void) | undefined;
   private boundAddress: string | undefined;
@@ -211,14 +214,19 @@ export class ApiServer {
     const note: RequestNote = { principal: undefined, tenant: undefined, forwardedHops: Number(request.headers[FORWARDED_HEADER] ?? 0) || 0 };
     try {
       const url = parseTarget(request.url);
-      const match = this.router.match(method, url.pathname);
-      if (match.type === 'none') throw new ApiError(404, ApiCode.notFound, `no such route: ${method} ${shownPath(url.pathname)} (see docs/api.md)`);
-      if (match.type === 'wrong-method') {
-        routeLabel = match.path;
-        throw new ApiError(405, ApiCode.methodNotAllowed, `${shownPath(url.pathname)} does not take ${method}; it takes ${match.allowed.join(', ')}`, undefined, {}, { Allow: match.allowed.join(', ') });
+      if (isUiPath(url.pathname)) {
+        routeLabel = UI_PATH;
+        answer = await this.uiAnswer(method, url.pathname, request);
+      } else {
+        const match = this.router.match(method, url.pathname);
+        if (match.type === 'none') throw new ApiError(404, ApiCode.notFound, `no such route: ${method} ${shownPath(url.pathname)} (see docs/api.md)`);
+        if (match.type === 'wrong-method') {
+          routeLabel = match.path;
+          throw new ApiError(405, ApiCode.methodNotAllowed, `${shownPath(url.pathname)} does not take ${method}; it takes ${match.allowed.join(', ')}`, undefined, {}, { Allow: match.allowed.join(', ') });
+        }
+        routeLabel = match.route.path;
+        answer = await this.dispatch(request, url, match.route, match.params, abort.signal, note);
       }
-      routeLabel = match.route.path;
-      answer = await this.dispatch(request, url, match.route, match.params, abort.signal, note);
     } catch (error) {
       answer = this.errorAnswer(error, method, request.url);
     }
@@ -228,6 +236,14 @@ export class ApiServer {
     const labels = { method, route: routeLabel, status };
     this.backend.metrics.httpRequests.inc(labels);
     this.backend.metrics.httpRequestSeconds.observe(labels, (performance.now() - started) / 1000);
+  }
+
+  /** A file of the web UI (src/ui/ui-answer.ts), with its own caching headers. */
+  private async uiAnswer(method: string, pathname: string, request: IncomingMessage): Promise<Answer> {
+    const ifNoneMatch = request.headers['if-none-match'];
+    const answer = await this.ui.answer({ method, pathname, ifNoneMatch: typeof ifNoneMatch === 'string' ? ifNoneMatch : undefined });
+    const { 'Content-Type': contentType, ...headers } = answer.headers;
+    return { status: answer.status, text: answer.body, ...(contentType === undefined ? {} : { contentType }), headers };
   }
 
   private async dispatch(request: IncomingMessage, url: URL, route: Route, params: Record<string, string>, signal: AbortSignal, note: RequestNote): Promise<Answer> {

@@ -1,0 +1,25 @@
+/**
+ * The compile-time check that the browser's view of the API
+ * (browser/api-types.ts) still fits what the server answers
+ * (src/api/answers.ts, src/state/types.ts): each `Fits` below fails to
+ * compile when a field the UI reads was renamed, retyped or dropped. Types
+ * only: nothing here runs.
+ */
+import type { AppView, DeployedApp, NodeView, StatusAnswer, TenantView } from '../api/answers.js';
+import type { App, HistoryEntry, Instance } from '../state/types.js';
+import type * as Browser from './browser/api-types.js';
+
+/** Compiles only when `Server` is assignable to `View`. */
+type Fits<Server extends View, View> = [Server, View];
+
+/** The checks; exported so the compiler keeps them. */
+export type ViewChecks = [
+  Fits<StatusAnswer, Browser.StatusView>,
+  Fits<NodeView, Browser.NodeView>,
+  Fits<App, Browser.AppSummaryView>,
+  Fits<AppView, Browser.AppDetailView>,
+  Fits<Instance, Browser.InstanceView>,
+  Fits<TenantView, Browser.TenantView>,
+  Fits<HistoryEntry, Browser.HistoryEntryView>,
+  Fits<DeployedApp, Browser.DeployedAppView>,
+];
