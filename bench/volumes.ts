@@ -1,11 +1,12 @@
 /**
  * `npm run bench:volumes`: write throughput through a node-local volume (a
  * sparse file holding ext4, on a loop device: src/executor/local-volumes.ts)
- * beside the same writes to the bare data directory it lives in, with `fio`
+ * beside the same writes to the bare data directory it lives in, and through
+ * an encrypted volume (gocryptfs over the same kind of volume), with `fio`
  * (Debian's `fio`).
  *
- * Two jobs, each run on both sides in every round, the side that goes first
- * alternating from one round to the next; one job's rounds run back to back,
+ * Two jobs, each run on every side in every round, the order of the sides
+ * rotating from one round to the next; one job's rounds run back to back,
  * then the other's:
  *   seq   sequential writes of 1 MiB blocks, `--size` (default 512 MiB), fsync at the end
  *   rand  random writes of 4 KiB blocks over `--rand-size` (default 128 MiB), fsync at the end
@@ -14,18 +15,20 @@
  * the disk: through the volume, that is ext4, the loop device and the
  * backing file's filesystem. The page cache is `sync`ed and dropped before
  * each run. Each round gives a ratio volume / bare; the figure is their
- * geometric mean over `--rounds` (even, default 6: each side goes first
- * equally often, which cancels an order effect), beside each side's median;
- * a warm-up round of each job comes first and is not counted.
- * Target for plain volumes: >= 0.9.
+ * geometric mean over `--rounds` (default 6: with three sides, each takes
+ * every place in the order equally often, which cancels an order effect),
+ * beside each side's median; a warm-up round of each job comes first and is
+ * not counted. Target for plain volumes: >= 0.9; encrypted: reported.
  *
  * Needs root, fio, mkfs.ext4 and losetup. The work folder is on the real
  * disk (`--dir`, default /var/tmp), printed with its filesystem; everything
- * is removed at the end. Flags: --rounds N (even, default 6) --size BYTES --rand-size BYTES
- * --dir PATH --json (last line: one JSON object). Run it under
+ * is removed at the end. Flags: --rounds N (default 6) --size BYTES --rand-size BYTES
+ * --dir PATH --no-encrypted (plain volume and bare only) --json (last line:
+ * one JSON object; `summary[].encrypted*` fields with the encrypted side). Run it under
  * `flock /tmp/hivemind-bench.lock` (the npm script does).
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +48,7 @@ interface Job {
 
 interface Run {
   job: Job['name'];
-  side: 'bare' | 'volume';
+  side: 'bare' | 'volume' | 'encrypted';
   round: number;
   bytesPerSecond: number;
   iops: number;
@@ -78,10 +81,6 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const rounds = Number(flag('rounds', '6'));
-  if (!Number.isInteger(rounds) || rounds < 2 || rounds % 2 !== 0) {
-    console.error('--rounds must be an even number (each side goes first equally often)');
-    process.exit(2);
-  }
   const sizeBytes = Number(flag('size', String(512 * MiB)));
   const randSizeBytes = Number(flag('rand-size', String(128 * MiB)));
   const json = process.argv.includes('--json');
@@ -95,6 +94,14 @@ async function main(): Promise<void> {
   sh(['mkdir', '-p', bare]);
   const volumes = new LocalVolumes({ volumesDir: join(root, 'volumes'), log: () => undefined });
   const volume = { tenant: 'bench', name: 'data', createdIndex: 1, sizeBytes: 2 * sizeBytes + 256 * MiB };
+  const encryptionMissing = ['gocryptfs', 'fusermount'].find((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+  const withEncrypted = !process.argv.includes('--no-encrypted') && encryptionMissing === undefined;
+  const encrypted = { tenant: 'bench', name: 'vault', createdIndex: 2, sizeBytes: volume.sizeBytes, key: new Uint8Array(randomBytes(32)) };
+  const sideOrder: Run['side'][] = withEncrypted ? ['bare', 'volume', 'encrypted'] : ['bare', 'volume'];
+  if (!Number.isInteger(rounds) || rounds < sideOrder.length || rounds % sideOrder.length !== 0) {
+    console.error(`--rounds must be a multiple of ${sideOrder.length} (each of the ${sideOrder.length} sides takes every place in the order equally often)`);
+    process.exit(2);
+  }
   const jobs: Job[] = [
     { name: 'seq', fioArgs: ['--rw=write', '--bs=1M', `--size=${sizeBytes}`] },
     { name: 'rand', fioArgs: ['--rw=randwrite', '--bs=4k', `--size=${randSizeBytes}`] },
@@ -102,24 +109,28 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   try {
     const mountPath = await volumes.ensure(volume);
+    const encryptedPath = withEncrypted ? await volumes.ensure(encrypted) : undefined;
+    const pathOf = (side: Run['side']): string => (side === 'bare' ? bare : side === 'volume' ? mountPath : encryptedPath!);
     const filesystem = sh(['df', '--output=fstype,source', root]).trim().split('\n')[1]?.trim() ?? 'unknown';
     console.log(`settings: rounds ${rounds}, seq ${sizeBytes / MiB} MiB in 1 MiB writes, rand ${randSizeBytes / MiB} MiB in 4 KiB writes, psync, end_fsync=1, caches dropped before each run`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${sh(['uname', '-r']).trim()}; work folder ${root} on ${filesystem}; fio ${sh(['fio', '--version']).trim()}`);
     console.log(`volume: ${volume.sizeBytes / MiB} MiB ext4 on a loop device (${sh(['findmnt', '-n', '-o', 'SOURCE', mountPath]).trim()})`);
+    console.log(withEncrypted ? `encrypted: the same, under gocryptfs ${sh(['gocryptfs', '-version']).trim().split(';')[0]}` : `encrypted: not measured (${encryptionMissing !== undefined ? `${encryptionMissing} is not installed: apt-get install gocryptfs fuse3` : '--no-encrypted'})`);
     // One job's rounds back to back: a run right after the other job's was slowed by what that one left the disk to do.
     for (const job of jobs) {
       // Round 0 warms both sides up (the disk's first writes of a run were far slower) and is not counted.
       for (let round = 0; round <= rounds; round++) {
-        const sides: Run['side'][] = round % 2 === 1 ? ['bare', 'volume'] : ['volume', 'bare'];
+        const sides = sideOrder.map((_, place) => sideOrder[(place + round) % sideOrder.length]!);
         for (const side of sides) {
           dropCaches();
-          const measured = fio(job, side === 'bare' ? bare : mountPath);
+          const measured = fio(job, pathOf(side));
           if (round > 0) runs.push({ job: job.name, side, round, ...measured });
-          if (!json) console.log(`${round === 0 ? 'warm-up' : `round ${round}`} ${job.name.padEnd(4)} ${side.padEnd(6)} ${(measured.bytesPerSecond / MiB).toFixed(1).padStart(8)} MiB/s ${measured.iops.toFixed(0).padStart(8)} IOPS`);
+          if (!json) console.log(`${round === 0 ? 'warm-up' : `round ${round}`} ${job.name.padEnd(4)} ${side.padEnd(9)} ${(measured.bytesPerSecond / MiB).toFixed(1).padStart(8)} MiB/s ${measured.iops.toFixed(0).padStart(8)} IOPS`);
         }
       }
     }
   } finally {
+    if (withEncrypted) await volumes.remove(encrypted).catch((error: Error) => console.error(`cleanup of the encrypted volume: ${error.message}`));
     // A program that made a mount namespace meanwhile (`ip netns exec`) holds a copy of the mount, and the
     // removal is refused: then the mount goes lazily and the loop device when that copy goes (autoclear).
     await volumes.remove(volume).catch((error: Error) => {
@@ -133,19 +144,33 @@ async function main(): Promise<void> {
   }
   // On this kind of machine the second run of a pair is often much faster than the first, whichever side it is
   // (the virtual disk's own cache): each round's ratio carries that bias one way or the other, and the geometric
-  // mean over an even number of rounds (each side first equally often) cancels it.
+  // mean over rounds in which each side took every place equally often cancels it.
   const summary = jobs.map((job) => {
     const of = (side: Run['side']): number[] => runs.filter((run) => run.job === job.name && run.side === side).sort((left, right) => left.round - right.round).map((run) => run.bytesPerSecond);
     const bareRuns = of('bare');
     const volumeRuns = of('volume');
     const ratios = volumeRuns.map((volumeRate, index) => volumeRate / bareRuns[index]!);
-    const ratio = Math.exp(ratios.reduce((sum, value) => sum + Math.log(value), 0) / ratios.length);
-    return { job: job.name, bareMiBPerSecond: median(bareRuns) / MiB, volumeMiBPerSecond: median(volumeRuns) / MiB, ratio, ratios };
+    const ratio = geometricMean(ratios);
+    const plain = { job: job.name, bareMiBPerSecond: median(bareRuns) / MiB, volumeMiBPerSecond: median(volumeRuns) / MiB, ratio, ratios };
+    if (!withEncrypted) return plain;
+    const encryptedRuns = of('encrypted');
+    const encryptedRatios = encryptedRuns.map((rate, index) => rate / bareRuns[index]!);
+    return { ...plain, encryptedMiBPerSecond: median(encryptedRuns) / MiB, encryptedRatio: geometricMean(encryptedRatios), encryptedRatios };
   });
   console.log('\njob   bare MiB/s (median)   volume MiB/s (median)   volume/bare (geometric mean of the rounds; target >= 0.9)');
   for (const row of summary) console.log(`${row.job.padEnd(5)} ${row.bareMiBPerSecond.toFixed(1).padStart(19)} ${row.volumeMiBPerSecond.toFixed(1).padStart(23)} ${row.ratio.toFixed(2).padStart(10)}   rounds: ${row.ratios.map((value) => value.toFixed(2)).join(' ')}`);
-  console.log('encrypted volumes: not built yet (gocryptfs), so not measured');
+  if (withEncrypted) {
+    console.log('\njob   encrypted MiB/s (median)   encrypted/bare (geometric mean of the rounds; reported)');
+    for (const row of summary) {
+      if (!('encryptedRatio' in row)) continue;
+      console.log(`${row.job.padEnd(5)} ${row.encryptedMiBPerSecond.toFixed(1).padStart(26)} ${row.encryptedRatio.toFixed(2).padStart(10)}   rounds: ${row.encryptedRatios.map((value) => value.toFixed(2)).join(' ')}`);
+    }
+  }
   if (json) console.log(JSON.stringify({ runs, summary }));
+}
+
+function geometricMean(values: readonly number[]): number {
+  return Math.exp(values.reduce((sum, value) => sum + Math.log(value), 0) / values.length);
 }
 
 main().catch((error: unknown) => {

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import * as assert from 'uvu/assert';
 import { dataDirApiAgent } from '../../src/api/tls.js';
+import { runCli } from '../../src/cli/test/run-cli.js';
 import { mountAt } from '../../src/executor/volume-tool.js';
 import { STATE_VERSION } from '../../src/state/version.js';
 import { sleepPids, until } from './host-agents.js';
@@ -123,8 +124,13 @@ export const volumeCase: NetworkCase = {
     // Run alone, this case's first start fetches the image from n1 (the overlay case does it otherwise).
     await logHas(cluster, home, ['one'], 'db wrote its first line', 180_000);
 
-    // Full inside, not on the node.
-    const ddError = readFileSync(join(viewOf(cluster, home, 'data'), 'dd.err'), 'utf8');
+    // Full inside, not on the node. (dd's words are copied after the fill, after the first line.)
+    const ddErrorPath = join(viewOf(cluster, home, 'data'), 'dd.err');
+    const { ddError } = await until('db tried to fill its volume', async () => {
+      const text = existsSync(ddErrorPath) ? readFileSync(ddErrorPath, 'utf8') : '';
+      // cp makes the file, then writes it: an empty one is read again.
+      return text.includes('\n') ? { ddError: text } : `${ddErrorPath}: ${JSON.stringify(text)}`;
+    }, 60_000);
     assert.match(ddError, /No space left on device/, `dd in the container: ${ddError}`);
     // The view is gocryptfs; the backing file holds none of what the view reads back.
     const view = viewOf(cluster, home, 'data');
@@ -172,8 +178,9 @@ export const volumeCase: NetworkCase = {
     assert.equal(logOn(cluster, elsewhere.name, 'copy'), ['one', 'one', 'one', 'two'], 'the restored copy holds the log');
     assert.is((await mountAt(viewOf(cluster, elsewhere.name, 'copy')))?.type, 'fuse.gocryptfs', 'restored encrypted');
 
-    // A move carries the data; db starts there and appends; the old copy goes.
-    await api('POST', '/v1/volumes/acme/data/move', { to: elsewhere.name });
+    // A move, as a user runs it (the CLI drives its steps: stop, copy, end), carries the data; db starts there and appends; the old copy goes.
+    const moved = await runCli(['--addr', `${nodes[0]!.host.address}:7070`, '--data-dir', join(cluster.dataRoot, 'n1'), '--token', cluster.token, 'volumes', 'move', 'acme/data', '--to', elsewhere.name], { timeoutMs: 180_000 });
+    assert.is(moved.status, 0, `volumes move: ${moved.stderr}`);
     await logHas(cluster, elsewhere.name, ['one', 'one', 'one', 'two', 'two'], 'db started on the volume\'s new node and appended');
     await until('the old node\'s copy goes', async () => (existsSync(backing) ? `${backing} is still there` : true), 60_000);
 
