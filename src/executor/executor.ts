@@ -22,7 +22,15 @@
  * commands) on every change, and again by any pass that finds the replica
  * disagreeing with what the executor sees (a lost report, a placement that
  * reset the status to pending).
+ *
+ * Tracing (docs/internals/tracing.md): a start is the span `executor.start`,
+ * a child of the trace of the placement that brought the instance here: the
+ * `traceparent` its `instance.place` entry carried, remembered by the
+ * entry's index (the instance's status `updatedIndex` after a placement)
+ * for up to PLACEMENT_TRACES_MAX entries. The first passing health check of
+ * a workload is `executor.healthy`, from its start to that check.
  */
+import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf } from '../node/tracing.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -75,6 +83,8 @@ const VOLUME_SWEEP_COMMANDS: ReadonlySet<string> = new Set(['volume.delete', 'vo
 const VOLUME_SWEEP_RETRY_MS = 2_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
+/** Placements whose trace context is remembered (by entry index) until their instances start; the oldest goes first. */
+const PLACEMENT_TRACES_MAX = 1024;
 /** How long leave() waits for the starts and stops under way before it stops every workload. */
 const LEAVE_SETTLE_MS = 30_000;
 
@@ -111,6 +121,8 @@ interface Tracked {
   healthcheck?: HealthcheckSpec;
   health?: Health;
   probing: boolean;
+  /** The trace context of its start, until its first passing health check is traced (`executor.healthy`). */
+  startTrace?: string;
 }
 
 /** What the executor sees of an instance, as it reports it. */
@@ -208,6 +220,8 @@ export class Executor implements NodeComponent {
   private readonly clusterKey: () => Uint8Array | undefined;
   private readonly executorDir: string;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The trace context of recent `instance.place` entries, by index (see the file comment). */
+  private readonly placementTraces = new Map<number, string>();
   private readonly cleanups: (() => void)[] = [];
   private holdTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -317,6 +331,7 @@ export class Executor implements NodeComponent {
     }
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
+      if (event.type === 'applied' && event.commandType === 'instance.place' && event.traceparent !== undefined) this.rememberPlacementTrace(event.index, event.traceparent);
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
       if (event.type === 'applied' && event.commandType !== undefined && VOLUME_SWEEP_COMMANDS.has(event.commandType)) this.sweepVolumes();
     }));
@@ -691,7 +706,19 @@ export class Executor implements NodeComponent {
       });
   }
 
-  private async startInstance(instance: Instance): Promise<void> {
+  private rememberPlacementTrace(index: number, traceparent: string): void {
+    this.placementTraces.set(index, traceparent);
+    if (this.placementTraces.size > PLACEMENT_TRACES_MAX) this.placementTraces.delete(this.placementTraces.keys().next().value!);
+  }
+
+  /** Starts `instance` in the span `executor.start`, in the trace of its placement when it has one. */
+  private startInstance(instance: Instance): Promise<void> {
+    const attributes = { 'hivemind.instance.id': instance.id, 'hivemind.tenant': instance.tenant, 'hivemind.app': instance.app, 'hivemind.app.version': instance.version };
+    const parent = contextOf(this.placementTraces.get(instance.status.updatedIndex));
+    return inSpan('executor.start', { parent, attributes }, () => this.startInstanceTraced(instance));
+  }
+
+  private async startInstanceTraced(instance: Instance): Promise<void> {
     // Busy to the reconcile pass from here until the workload is tracked: a pass can run between any two awaits
     // below (opening the runtime takes seconds the first time, preparing volumes too), and must not start it again.
     this.supervisions.put(instance.id, 'preparing', instance.version);
@@ -722,6 +749,7 @@ export class Executor implements NodeComponent {
     const spec = this.specOf(instance.tenant, instance.app, instance.version);
     if (spec === undefined) return fail(`version ${instance.version} of app "${instance.app}" is no longer kept in the cluster state`, false);
     const kind = spec.image !== undefined ? 'containerd' : 'process';
+    activeSpan()?.setAttributes({ 'hivemind.runtime': kind, ...(spec.image !== undefined ? { 'hivemind.image': spec.image } : {}) });
     const runtime = this.runtimes.get(kind);
     if (runtime !== undefined && !this.available.has(kind)) await this.openRuntime(runtime);
     if (this.stopped) return;
@@ -771,6 +799,8 @@ export class Executor implements NodeComponent {
       unhealthyKill: false,
       probing: false,
     };
+    const startTrace = traceparentOf();
+    if (startTrace !== undefined) tracked.startTrace = startTrace;
     this.supervisions.put(instance.id, 'tracked', tracked);
     // Tracked and busy from here: the pass sees the workload itself.
     this.supervisions.clear(instance.id, 'preparing');
@@ -793,6 +823,7 @@ export class Executor implements NodeComponent {
       tracked.healthcheck = healthcheck;
       tracked.health = initialHealth(healthcheck, Date.now());
     }
+    this.log(`started instance ${instance.id} (${kind}${spec.image !== undefined ? ` ${spec.image}` : ''})`);
     if (tracked.state === 'running') this.observe(instance.id, { version: instance.version, state: this.runningState(tracked), ...portsMessage(tracked), ...this.endpointOf(tracked) });
   }
 
@@ -887,6 +918,10 @@ export class Executor implements NodeComponent {
     if (failure !== undefined) this.metrics.healthFailures.inc();
     const after = tracked.health.state;
     if (after === before) return;
+    if (after === 'healthy' && tracked.startTrace !== undefined) {
+      recordEvent('executor.healthy', { parent: contextOf(tracked.startTrace), startTimeMs: tracked.startedAtMs, attributes: { 'hivemind.instance.id': tracked.id } });
+      delete tracked.startTrace;
+    }
     const message = after === 'unhealthy' ? `health check failed ${tracked.health.failingStreak} times in a row: ${failure}` : undefined;
     this.observe(tracked.id, { version: tracked.version, state: after, ...(message ? { message } : portsMessage(tracked)), ...this.endpointOf(tracked) });
     if (after === 'unhealthy' && !tracked.busy) {

@@ -27,9 +27,19 @@
  * The state version this code applies. 1: before the gate. 2: trust, IPAM,
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
- * cluster version (`cluster.version`).
+ * cluster version (`cluster.version`). 4: the envelope's `traceparent`
+ * (TRACE_CONTEXT_VERSION).
  */
-export const STATE_VERSION = 3;
+export const STATE_VERSION = 4;
+
+/**
+ * The first state version whose envelopes may carry a `traceparent` (types.ts,
+ * Envelope). Older code refuses an envelope with a field it does not know, so
+ * the leader writes one only once the cluster version is this or later, and
+ * such an entry carries this version: an older node stops at it instead of
+ * refusing it while its peers apply it.
+ */
+export const TRACE_CONTEXT_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the
