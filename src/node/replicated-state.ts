@@ -13,9 +13,9 @@
  *
  * Tracing: an envelope of state version TRACE_CONTEXT_VERSION or later may
  * carry the proposal's `traceparent` (Envelope). It is taken off here, before
- * the machine sees the envelope, made the parent of this node's
- * `state.apply` span, and handed to listeners with the event (the executor
- * starts the instances a placement brought in that trace). An envelope of an
+ * the machine sees the envelope and made the parent of this node's
+ * `state.apply` span; listeners get that span's context with the event (the
+ * scheduler's round and the executor's starts follow from it). An envelope of an
  * older version keeps it, and the machine refuses it as older code does.
  * Snapshots are spans of their own (`state.snapshot.build`, `.install`).
  */
@@ -26,7 +26,7 @@ import type { StateMachine } from '../../consensus/node.js';
 import { ClusterStateMachine } from '../state/machine.js';
 import type { CommandResult, Envelope } from '../state/types.js';
 import { TRACE_CONTEXT_VERSION } from '../state/version.js';
-import { contextOf, inSpan, markFailed, type Span } from './tracing.js';
+import { contextOf, inSpan, markFailed, traceparentOf, type Span } from './tracing.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -56,7 +56,7 @@ export type StateEvent =
       index: number;
       commandType: string | undefined;
       result: CommandResult;
-      /** The proposal's trace context, when the entry carried one (see the file comment). */
+      /** The trace context of this node's `state.apply` span, when the entry carried the proposal's (see the file comment). */
       traceparent?: string;
     }
   | { type: 'restored'; index: number };
@@ -88,14 +88,17 @@ export class ReplicatedState implements StateMachine {
     const { envelope, traceparent } = takeTraceparent(decodeEnvelope(entry.data));
     const commandType = commandTypeOf(envelope);
     const attributes = { 'hivemind.raft.index': entry.index, 'hivemind.command.type': commandType ?? 'unknown' };
-    // The span ends before listeners hear of the apply: what they start belongs to no one apply unless they say so.
+    // The span ends before listeners hear of the apply: what they start belongs to no one apply unless they say so
+    // (they are given this apply's span as the parent of what follows from it).
+    let applyTrace: string | undefined;
     const result = inSpan('state.apply', { parent: contextOf(traceparent), attributes }, (span) => {
       const applied = this.machine.apply(entry.index, envelope);
       if (!applied.ok) markRefused(span, applied);
+      if (traceparent !== undefined) applyTrace = traceparentOf();
       return applied;
     });
     this.onApplyDuration((performance.now() - started) / 1000);
-    this.emit({ type: 'applied', index: entry.index, commandType, result, ...(traceparent !== undefined ? { traceparent } : {}) });
+    this.emit({ type: 'applied', index: entry.index, commandType, result, ...(applyTrace !== undefined ? { traceparent: applyTrace } : {}) });
     return result;
   }
 
