@@ -2,11 +2,10 @@
  * The node's traces (OpenTelemetry), for every component to use; the design
  * is docs/internals/tracing.md.
  *
- * Off by default, and then free: the components call the OpenTelemetry API
- * (`@opentelemetry/api`), whose tracer, context manager and propagator are
- * no-ops until `startTracing` registers real ones. Only `startTracing`, run
- * when the agent is given `--otlp-endpoint`, loads the SDK and the OTLP/HTTP
- * exporter (dynamic imports): a node without the flag never loads them.
+ * Off by default, and then free: every helper here only runs its body until
+ * `startTracing`, run when the agent is given `--otlp-endpoint`, loads the
+ * OpenTelemetry API, the SDK and the OTLP/HTTP exporter (dynamic imports)
+ * and registers them. A node without the flag never loads any of them.
  *
  * Context travels two ways. Inside a process, through the active context
  * (AsyncLocalStorage once tracing is on): a span started in `inSpan` is the
@@ -21,21 +20,18 @@
  * client is ignored (a new trace starts), and a failing exporter only logs.
  */
 import { createHash } from 'node:crypto';
-import {
-  context as contextApi,
-  propagation,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Context,
-  type Link,
-  type Span,
-} from '@opentelemetry/api';
+import { assert } from '../../consensus/core/assert.js';
+import type * as OpenTelemetry from '@opentelemetry/api';
 import type { Timers } from '../../consensus/timers.js';
 
-export { SpanKind, type Attributes, type Context, type Span };
+export type Attributes = OpenTelemetry.Attributes;
+export type Context = OpenTelemetry.Context;
+export type Link = OpenTelemetry.Link;
+export type Span = OpenTelemetry.Span;
+
+/** The kinds of span (OpenTelemetry's `SpanKind` values), usable while the API is not loaded. */
+export const SpanKind = { INTERNAL: 0, SERVER: 1, CLIENT: 2 } as const;
+export type SpanKind = (typeof SpanKind)[keyof typeof SpanKind];
 
 /** The instrumentation scope's name, and the `service.name` of every node's spans. */
 export const SERVICE_NAME = 'hivemind';
@@ -52,13 +48,28 @@ const EXPORT_TIMEOUT_MS = 10_000;
 /** The OTLP/HTTP path of traces, appended to an endpoint given without it (as OTEL_EXPORTER_OTLP_ENDPOINT is). */
 const TRACES_PATH = '/v1/traces';
 
-/** The API's proxy tracer: a no-op until `startTracing` registers a provider, then that provider's tracer. */
-const PROXY_TRACER = trace.getTracer(SERVICE_NAME);
+/**
+ * The OpenTelemetry API with a registered provider, while tracing runs;
+ * undefined while it is off, when every helper below only calls its body
+ * (the API itself is not even loaded: a node without `--otlp-endpoint` pays
+ * for none of it).
+ */
+let api: { otel: typeof OpenTelemetry; tracer: OpenTelemetry.Tracer } | undefined;
 
-/** The tracer every component starts its spans with (the API's no-op one while tracing is off). */
-export function tracer(): ReturnType<typeof trace.getTracer> {
-  return PROXY_TRACER;
-}
+/** A span that records nothing: what `inSpan` hands its body while tracing is off. */
+const NOOP_SPAN: Span = {
+  spanContext: () => ({ traceId: '00000000000000000000000000000000', spanId: '0000000000000000', traceFlags: 0 }),
+  setAttribute: () => NOOP_SPAN,
+  setAttributes: () => NOOP_SPAN,
+  addEvent: () => NOOP_SPAN,
+  addLink: () => NOOP_SPAN,
+  addLinks: () => NOOP_SPAN,
+  setStatus: () => NOOP_SPAN,
+  updateName: () => NOOP_SPAN,
+  end: () => {},
+  isRecording: () => false,
+  recordException: () => {},
+};
 
 /** What `startTracing` needs. */
 export interface TracingOptions {
@@ -76,7 +87,7 @@ export interface TracingOptions {
 
 /** Tracing while it runs; `stop` flushes what is queued and turns it off. */
 export interface Tracing {
-  /** Sends the spans queued so far and unregisters the tracer; idempotent, never rejects. */
+  /** Sends the spans queued so far and turns tracing off; idempotent, never rejects. */
   stop(): Promise<void>;
 }
 
@@ -93,11 +104,14 @@ export function tracesUrl(endpoint: string): string {
  * One agent per process: a second call while the first runs is a bug.
  */
 export async function startTracing(options: TracingOptions): Promise<Tracing> {
-  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+  assert(api === undefined, 'startTracing: tracing already runs in this process');
+  const [otel, { NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
   ]);
+  otel.diag.setLogger({ error: options.log, warn: options.log, info: () => {}, debug: () => {}, verbose: () => {} }, otel.DiagLogLevel.WARN);
   const exporter = new OTLPTraceExporter({ url: tracesUrl(options.endpoint), timeoutMillis: EXPORT_TIMEOUT_MS });
   const batches = new BatchSpanProcessor(exporter, { maxQueueSize: EXPORT_QUEUE_SPANS_MAX, scheduledDelayMillis: EXPORT_INTERVAL_MS, exportTimeoutMillis: EXPORT_TIMEOUT_MS });
   const provider = new NodeTracerProvider({
@@ -121,18 +135,20 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
       batches,
     ],
   });
+  // The tracer provider, the AsyncLocalStorage context manager and the W3C propagator, process-wide.
   provider.register();
+  api = { otel, tracer: otel.trace.getTracer(SERVICE_NAME) };
   let stopping: Promise<void> | undefined;
   return {
     stop: () => {
-      stopping ??= provider.shutdown().then(
-        () => undefined,
-        (error: unknown) => options.log(`sending the last spans failed: ${(error as Error).message}`),
-      ).finally(() => {
-        trace.disable();
-        contextApi.disable();
-        propagation.disable();
-      });
+      stopping ??= (async () => {
+        api = undefined;
+        await provider.shutdown().catch((error: unknown) => options.log(`sending the last spans failed: ${(error as Error).message}`));
+        otel.trace.disable();
+        otel.context.disable();
+        otel.propagation.disable();
+        otel.diag.disable();
+      })();
       return stopping;
     },
   };
@@ -150,8 +166,8 @@ export function clusterIdOf(clusterKey: Uint8Array): string {
 /** Options of `inSpan`. */
 export interface SpanOptions {
   attributes?: Attributes;
-  /** The parent; default: the active context. */
-  parent?: Context;
+  /** The parent (from `contextOf`); default: the active context. */
+  parent?: Context | undefined;
   kind?: SpanKind;
   links?: Link[];
   /** When the span began (ms since the epoch); default now. */
@@ -162,18 +178,20 @@ export interface SpanOptions {
  * Runs `body` inside a new span named `name`, which is active in it (its
  * awaits included), and ends the span when `body` settles: an exception sets
  * the span's status to error and is thrown on. While tracing is off it only
- * calls `body` (with a no-op span).
+ * calls `body` (with a span that records nothing).
  */
 export function inSpan<T>(name: string, options: SpanOptions, body: (span: Span) => T): T {
-  const parent = options.parent ?? contextApi.active();
-  const span = tracer().startSpan(name, spanStartOptions(options), parent);
+  if (api === undefined) return body(NOOP_SPAN);
+  const { otel, tracer } = api;
+  const parent = options.parent ?? otel.context.active();
+  const span = tracer.startSpan(name, spanStartOptions(options), parent);
   const settle = (error?: unknown): void => {
-    if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    if (error !== undefined) span.setStatus({ code: otel.SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
     span.end();
   };
   let result: T;
   try {
-    result = contextApi.with(trace.setSpan(parent, span), body, undefined, span);
+    result = otel.context.with(otel.trace.setSpan(parent, span), body, undefined, span);
   } catch (error) {
     settle(error);
     throw error;
@@ -194,9 +212,10 @@ export function inSpan<T>(name: string, options: SpanOptions, body: (span: Span)
   return result;
 }
 
-/** Starts a span that the caller ends (`span.end()`), not made active: for spans that end elsewhere (a health check that passes later). */
+/** Starts a span that the caller ends (`span.end()`), not made active: for spans that end elsewhere. */
 export function startSpan(name: string, options: SpanOptions = {}): Span {
-  return tracer().startSpan(name, spanStartOptions(options), options.parent ?? contextApi.active());
+  if (api === undefined) return NOOP_SPAN;
+  return api.tracer.startSpan(name, spanStartOptions(options), options.parent ?? api.otel.context.active());
 }
 
 /** A span of no length: something that happened at one instant (a new term), with its attributes. */
@@ -206,17 +225,17 @@ export function recordEvent(name: string, options: SpanOptions = {}): void {
 
 /** Marks `span` failed, saying why (its status; the span still has to end). */
 export function markFailed(span: Span, message: string): void {
-  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  span.setStatus({ code: 2 /* SpanStatusCode.ERROR */, message });
 }
 
-/** The context `span` is the active span of, under the active context. */
-export function contextWith(span: Span): Context {
-  return trace.setSpan(contextApi.active(), span);
+/** The active context with `span` as its active span (undefined while tracing is off). */
+export function contextWith(span: Span): Context | undefined {
+  return api?.otel.trace.setSpan(api.otel.context.active(), span);
 }
 
-/** Runs `body` with `context` active (its awaits included). */
-export function withContext<T>(context: Context, body: () => T): T {
-  return contextApi.with(context, body);
+/** Runs `body` with `context` active (its awaits included); just runs it when `context` is undefined. */
+export function withContext<T>(context: Context | undefined, body: () => T): T {
+  return api === undefined || context === undefined ? body() : api.otel.context.with(context, body);
 }
 
 /**
@@ -224,7 +243,7 @@ export function withContext<T>(context: Context, body: () => T): T {
  * traced operation, whose later work belongs to no one request.
  */
 export function untraced<T>(body: () => T): T {
-  return contextApi.with(ROOT_CONTEXT, body);
+  return api === undefined ? body() : api.otel.context.with(api.otel.ROOT_CONTEXT, body);
 }
 
 /**
@@ -241,9 +260,10 @@ export function untracedTimers(timers: Timers): Timers {
 }
 
 /** The `traceparent` of the active span (or of `context`'s), or undefined while tracing is off or no span is active. */
-export function traceparentOf(context: Context = contextApi.active()): string | undefined {
+export function traceparentOf(context?: Context): string | undefined {
+  if (api === undefined) return undefined;
   const carrier: Record<string, string> = {};
-  propagation.inject(context, carrier);
+  api.otel.propagation.inject(context ?? api.otel.context.active(), carrier);
   const value = carrier[TRACEPARENT_KEY];
   return typeof value === 'string' ? value : undefined;
 }
@@ -252,34 +272,39 @@ export function traceparentOf(context: Context = contextApi.active()): string | 
  * The context a `traceparent` from outside names, as a remote parent under
  * the root context; the root context itself when `traceparent` is absent or
  * malformed (the propagator checks it; anything else starts a new trace).
+ * Undefined while tracing is off.
  */
-export function contextOf(traceparent: unknown): Context {
-  if (typeof traceparent !== 'string' || traceparent.length === 0 || traceparent.length > TRACEPARENT_CHARS_MAX) return ROOT_CONTEXT;
-  return propagation.extract(ROOT_CONTEXT, { [TRACEPARENT_KEY]: traceparent });
+export function contextOf(traceparent: unknown): Context | undefined {
+  if (api === undefined) return undefined;
+  const root = api.otel.ROOT_CONTEXT;
+  if (typeof traceparent !== 'string' || traceparent.length === 0 || traceparent.length > TRACEPARENT_CHARS_MAX) return root;
+  return api.otel.propagation.extract(root, { [TRACEPARENT_KEY]: traceparent });
 }
 
-/** A link to the span a `traceparent` names, or undefined when it names none. */
+/** A link to the span a `traceparent` names, or undefined when it names none (or tracing is off). */
 export function linkTo(traceparent: unknown): Link | undefined {
-  const spanContext = trace.getSpanContext(contextOf(traceparent));
+  const context = contextOf(traceparent);
+  const spanContext = context === undefined ? undefined : api?.otel.trace.getSpanContext(context);
   return spanContext === undefined ? undefined : { context: spanContext };
 }
 
-/** The active span, if any (a no-op one while tracing is off). */
+/** The active span, if any (undefined while tracing is off). */
 export function activeSpan(): Span | undefined {
-  return trace.getActiveSpan();
+  return api?.otel.trace.getActiveSpan();
 }
 
 /** The trace and span ids of the active span, for log lines; undefined outside a traced operation (and always while tracing is off). */
 export function activeTraceIds(): { traceId: string; spanId: string } | undefined {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  if (spanContext === undefined || !trace.isSpanContextValid(spanContext)) return undefined;
+  if (api === undefined) return undefined;
+  const spanContext = api.otel.trace.getActiveSpan()?.spanContext();
+  if (spanContext === undefined || !api.otel.trace.isSpanContextValid(spanContext)) return undefined;
   return { traceId: spanContext.traceId, spanId: spanContext.spanId };
 }
 
-function spanStartOptions(options: SpanOptions): Parameters<ReturnType<typeof trace.getTracer>['startSpan']>[1] {
+function spanStartOptions(options: SpanOptions): OpenTelemetry.SpanOptions {
   return {
     ...(options.attributes !== undefined ? { attributes: options.attributes } : {}),
-    ...(options.kind !== undefined ? { kind: options.kind } : {}),
+    ...(options.kind !== undefined ? { kind: options.kind as number as OpenTelemetry.SpanKind } : {}),
     ...(options.links !== undefined && options.links.length > 0 ? { links: options.links } : {}),
     ...(options.startTimeMs !== undefined ? { startTime: options.startTimeMs } : {}),
   };
