@@ -457,7 +457,7 @@ class HivemindAgent implements Agent {
       submit: (command, options) => this.proposer.submit(command, options?.timeoutMs ?? OWN_PROPOSAL_TIMEOUT_MS),
       addresses: () => this.advertisedAddresses(),
       boundPorts: () => this.boundPorts,
-      log: (component, line) => this.log.line(component, line),
+      log: (component, line, level) => this.log.at(level ?? 'info', component, line),
       registry: this.metrics.registry,
       signal: this.stopController.signal,
       peerTls: this.trust.credentials,

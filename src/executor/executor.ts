@@ -693,11 +693,11 @@ export class Executor implements NodeComponent {
         },
         (error: unknown) => {
           const message = (error as Error).message;
-          if (action.type === 'start') return this.log(`start of instance ${action.id} failed: ${message}`);
+          if (action.type === 'start') return this.log(`start of instance ${action.id} failed: ${message}`, 'warn');
           // A runtime that keeps refusing (a container that will not stop) is asked again later and later, and said once a minute.
           const { failure, log } = nextFailure(this.supervisions.get(action.id)?.failing, message, Date.now());
           this.supervisions.put(action.id, 'failing', failure);
-          if (log) this.log(`${action.type} of instance ${action.id} failed (${failure.count === 1 ? 'once' : `${failure.count} times in a row`}; trying again in ${((failure.retryAtMs - failure.loggedAtMs) / 1000).toFixed(1)} s): ${message}`);
+          if (log) this.log(`${action.type} of instance ${action.id} failed (${failure.count === 1 ? 'once' : `${failure.count} times in a row`}; trying again in ${((failure.retryAtMs - failure.loggedAtMs) / 1000).toFixed(1)} s): ${message}`, 'warn');
         },
       )
       .finally(() => {
@@ -743,7 +743,7 @@ export class Executor implements NodeComponent {
         this.supervisions.put(instance.id, 'hold', { version: instance.version });
         if (decision?.type === 'give-up') message = `${message}; ${decision.message}`;
       }
-      this.log(`instance ${instance.id}: ${message}`);
+      this.log(`instance ${instance.id}: ${message}`, 'warn');
       this.observe(instance.id, { version: instance.version, state: 'failed', message });
     };
     const spec = this.specOf(instance.tenant, instance.app, instance.version);
@@ -1046,8 +1046,8 @@ export class Executor implements NodeComponent {
     }
   }
 
-  private log(line: string): void {
-    this.services.log('executor', line);
+  private log(line: string, level?: 'warn'): void {
+    this.services.log('executor', line, level);
   }
 }
 

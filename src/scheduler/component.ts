@@ -210,7 +210,7 @@ export class SchedulerComponent implements NodeComponent {
       commands = plan.commands;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
     } catch (error) {
-      this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);
+      this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`, 'error');
       return;
     }
     this.#roundSeconds.observe((clock.monotonicMs() - startedAt) / 1000);
@@ -244,7 +244,7 @@ export class SchedulerComponent implements NodeComponent {
       this.#proposalSeconds.observe({ command: command.type }, (this.#options.clock.monotonicMs() - proposed) / 1000);
     } catch (error) {
       this.#proposals.inc({ command: command.type, outcome: 'error' });
-      this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`);
+      this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`, 'warn');
     } finally {
       if (placements !== undefined) {
         this.#placementCommandsInFlight--;
