@@ -45,6 +45,8 @@ const EXPORT_QUEUE_SPANS_MAX = 4096;
 const EXPORT_INTERVAL_MS = 1000;
 /** Time an export may take before it is abandoned, ms. */
 const EXPORT_TIMEOUT_MS = 10_000;
+/** How long a stop waits for the last spans to be sent, ms. */
+const STOP_FLUSH_MS_MAX = 2000;
 /** The OTLP/HTTP path of traces, appended to an endpoint given without it (as OTEL_EXPORTER_OTLP_ENDPOINT is). */
 const TRACES_PATH = '/v1/traces';
 
@@ -111,7 +113,8 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
   ]);
-  otel.diag.setLogger({ error: options.log, warn: options.log, info: () => {}, debug: () => {}, verbose: () => {} }, otel.DiagLogLevel.WARN);
+  const say = (message: string): void => options.log(`exporting spans: ${diagnosticText(message)}`);
+  otel.diag.setLogger({ error: say, warn: say, info: () => {}, debug: () => {}, verbose: () => {} }, otel.DiagLogLevel.WARN);
   const exporter = new OTLPTraceExporter({ url: tracesUrl(options.endpoint), timeoutMillis: EXPORT_TIMEOUT_MS });
   const batches = new BatchSpanProcessor(exporter, { maxQueueSize: EXPORT_QUEUE_SPANS_MAX, scheduledDelayMillis: EXPORT_INTERVAL_MS, exportTimeoutMillis: EXPORT_TIMEOUT_MS });
   const provider = new NodeTracerProvider({
@@ -143,7 +146,11 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     stop: () => {
       stopping ??= (async () => {
         api = undefined;
-        await provider.shutdown().catch((error: unknown) => options.log(`sending the last spans failed: ${(error as Error).message}`));
+        // A collector that is down must not hold the agent's stop: the last spans get STOP_FLUSH_MS_MAX.
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_FLUSH_MS_MAX)));
+        await Promise.race([provider.shutdown().catch((error: unknown) => options.log(`sending the last spans failed: ${(error as Error).message}`)), late]);
+        clearTimeout(timer);
         otel.trace.disable();
         otel.context.disable();
         otel.propagation.disable();
@@ -152,6 +159,17 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
       return stopping;
     },
   };
+}
+
+/** The SDK's diagnostic as a line: it reports an export error as the error's JSON, of which the message says enough. */
+function diagnosticText(message: string): string {
+  try {
+    const parsed = JSON.parse(message) as { message?: unknown };
+    if (typeof parsed.message === 'string') return parsed.message;
+  } catch {
+    // Plain text already.
+  }
+  return message;
 }
 
 /**
