@@ -30,7 +30,7 @@
  * for up to PLACEMENT_TRACES_MAX entries. The first passing health check of
  * a workload is `executor.healthy`, from its start to that check.
  */
-import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf } from '../node/tracing.js';
+import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf, untraced } from '../node/tracing.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -751,7 +751,8 @@ export class Executor implements NodeComponent {
     const kind = spec.image !== undefined ? 'containerd' : 'process';
     activeSpan()?.setAttributes({ 'hivemind.runtime': kind, ...(spec.image !== undefined ? { 'hivemind.image': spec.image } : {}) });
     const runtime = this.runtimes.get(kind);
-    if (runtime !== undefined && !this.available.has(kind)) await this.openRuntime(runtime);
+    // Opened outside this start's trace: what the runtime keeps running (event streams, pools) serves every start.
+    if (runtime !== undefined && !this.available.has(kind)) await untraced(() => this.openRuntime(runtime));
     if (this.stopped) return;
     if (runtime === undefined || !this.available.has(kind)) {
       const message =
