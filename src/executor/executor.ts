@@ -30,7 +30,6 @@
  * for up to PLACEMENT_TRACES_MAX entries. The first passing health check of
  * a workload is `executor.healthy`, from its start to that check.
  */
-import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf, untraced } from '../node/tracing.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -52,6 +51,7 @@ import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
 import { closedAncestor, confineDataDir } from '../security/node-files.js';
 import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, hostAccountsIn, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
+import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf, untraced } from '../node/tracing.js';
 
 /** How often a pass runs even when nothing happened. */
 export const RECONCILE_INTERVAL_MS_DEFAULT = 3000;

@@ -6,8 +6,8 @@
  * update per instance wins (coalescing), and a failed submit keeps its
  * updates (unless a newer one replaced them) for a retry after a backoff.
  */
-import { untraced } from '../node/tracing.js';
 import type { Command } from '../state/types.js';
+import { untraced } from '../node/tracing.js';
 
 /** The most updates one command carries; the rest wait for the next flush. */
 export const STATUS_BATCH_MAX = 500;

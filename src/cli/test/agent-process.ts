@@ -4,7 +4,6 @@
  * data directory. `stop()` ends the process (SIGTERM, then SIGKILL) and
  * removes the directory.
  */
-import { readableLogLine } from '../../agent/agent-log.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +13,7 @@ import { request } from 'undici';
 import { BIN, ROOT, cleanEnv, closedPort } from './run-cli.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
 import { dataDirApiAgent } from '../../api/tls.js';
+import { readableLogLine } from '../../agent/agent-log.js';
 
 /** How long the node may take to answer its health check. */
 export const AGENT_READY_MS_MAX = 30_000;
