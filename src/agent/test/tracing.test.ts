@@ -160,6 +160,9 @@ test('one deploy through a follower is one trace: request, forward, propose, com
     assert.ok(spans.some((span) => span.name === 'executor.healthy' && parentOf(span) === start), `${start.node}'s instance became healthy in the trace`);
   }
   assert.ok(spans.every((span) => span.node === 'n1' || span.node === 'n2' || span.node === 'n3'));
+  const clusterIds = new Set(spans.map((span) => span.attributes['hivemind.cluster.id']));
+  assert.is(clusterIds.size, 1, 'every node names the same cluster');
+  assert.match(String([...clusterIds][0]), /^[0-9a-f]{16}$/);
 
   // The log: the executor's start line carries the trace id (the harness shows JSON log lines readable, with it).
   const started = [...cluster.nodes.values()].flatMap((node) => node.stderr).filter((line) => line.includes('executor: started instance default.traced.'));
