@@ -103,7 +103,8 @@ const APP = [
 
 test('one deploy through a follower is one trace: request, forward, propose, commit, apply on 3 nodes, placement, starts, healthy', cluster.withLogs(async () => {
   const n1 = await cluster.bootstrap('n1');
-  await Promise.all([cluster.join('n2', n1), cluster.join('n3', n1)]);
+  await cluster.join('n2', n1);
+  await cluster.join('n3', n1);
   await eventually('three voters', async () => (await n1.status()).voters.length === 3);
   const leader = await cluster.leader();
   const follower = cluster.running().find((node) => node !== leader)!;
