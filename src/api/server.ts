@@ -230,7 +230,7 @@ export class ApiServer {
       }
       routeLabel = match.route.path;
       span.updateName(`${method} ${routeLabel}`);
-      span.setAttribute('http.route', routeLabel);
+      span.setAttributes({ 'http.route': routeLabel, 'hivemind.api.route_key': `${method} ${routeLabel}` });
       answer = await this.dispatch(request, url, match.route, match.params, abort.signal, note);
     } catch (error) {
       answer = this.errorAnswer(error, method, request.url);

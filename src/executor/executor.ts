@@ -806,7 +806,7 @@ export class Executor implements NodeComponent {
     // Tracked and busy from here: the pass sees the workload itself.
     this.supervisions.clear(instance.id, 'preparing');
     try {
-      const started = await runtime.start(built.workload);
+      const started = await inSpan(`executor.${kind}`, {}, () => runtime.start(built.workload));
       tracked.startedAtMs = started.startedAt;
       if (started.address) tracked.address = started.address;
       if (started.hostPorts) tracked.hostPorts = started.hostPorts;

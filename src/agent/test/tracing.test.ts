@@ -119,6 +119,7 @@ test('one deploy through a follower is one trace: request, forward, propose, com
   const request = await eventually('the follower\'s span of the deploy request', () =>
     receiver.spans.find((span) => span.node === follower.name && span.name === 'POST /v1/deploy'), 10_000, 100);
   assert.is(request.attributes['http.response.status_code'], 200);
+  assert.is(request.attributes['hivemind.api.route_key'], 'POST /v1/deploy');
   assert.is(request.parentSpanId, '', 'the request starts the trace (the client sent no traceparent)');
   const inTrace = (): ReceivedSpan[] => receiver.spans.filter((span) => span.traceId === request.traceId);
   const has = (name: string, node?: string): boolean => inTrace().some((span) => span.name === name && (node === undefined || span.node === node));
@@ -158,6 +159,7 @@ test('one deploy through a follower is one trace: request, forward, propose, com
     assert.ok(placeApplies.includes(parentOf(start)!), `${start.node}'s start is a child of the placement's apply there`);
     assert.is(parentOf(start)!.node, start.node);
     assert.is(start.attributes['hivemind.runtime'], 'process');
+    assert.ok(spans.some((span) => span.name === 'executor.process' && parentOf(span) === start), `${start.node}'s start runs the process in a span of its own`);
     assert.ok(spans.some((span) => span.name === 'executor.healthy' && parentOf(span) === start), `${start.node}'s instance became healthy in the trace`);
   }
   assert.ok(spans.every((span) => span.node === 'n1' || span.node === 'n2' || span.node === 'n3'));
