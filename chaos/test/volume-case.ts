@@ -181,7 +181,8 @@ export const volumeCase: NetworkCase = {
     // A move, as a user runs it (the CLI drives its steps: stop, copy, end), carries the data; db starts there and appends; the old copy goes.
     const moved = await runCli(['--addr', `${nodes[0]!.host.address}:7070`, '--data-dir', join(cluster.dataRoot, 'n1'), '--token', cluster.token, 'volumes', 'move', 'acme/data', '--to', elsewhere.name], { timeoutMs: 180_000 });
     assert.is(moved.status, 0, `volumes move: ${moved.stderr}`);
-    await logHas(cluster, elsewhere.name, ['one', 'one', 'one', 'two', 'two'], 'db started on the volume\'s new node and appended');
+    // A node that never ran db fetches its image from a peer first.
+    await logHas(cluster, elsewhere.name, ['one', 'one', 'one', 'two', 'two'], 'db started on the volume\'s new node and appended', 180_000);
     await until('the old node\'s copy goes', async () => (existsSync(backing) ? `${backing} is still there` : true), 60_000);
 
     await api('DELETE', '/v1/apps/acme/db');

@@ -37,6 +37,7 @@ import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } f
 import { isGossipView } from '../membership/component.js';
 import { AgentError } from './agent-error.js';
 import { AgentLog } from './agent-log.js';
+import { clusterIdOf, inSpan, SpanKind, startTracing, type Tracing } from '../node/tracing.js';
 import { ClusterClients } from './cluster-service.js';
 import { COMPONENT_FACTORIES } from './components.js';
 import { DiscoveryAnnouncement, DISCOVERY_INTERVAL_MS } from './discovery-announcement.js';
@@ -70,7 +71,7 @@ export interface StartAgentOptions {
   mode: StartMode;
   /** Lines for the operator (the join token on bootstrap). Default: stdout. */
   print?: (line: string) => void;
-  /** Log lines (already prefixed with time and node name). Default: stderr. */
+  /** Readable log lines (prefixed with time, node and component: agent-log.ts). Default: stderr, as JSON unless it is a terminal. */
   log?: (line: string) => void;
   /** How long a join keeps trying. Default 60 s. */
   joinTimeoutMs?: number;
@@ -154,6 +155,10 @@ class HivemindAgent implements Agent {
   private readonly membershipLoops: PeriodicLoop[] = [];
   private readonly components: NodeComponent[] = [];
   private servers: Servers | undefined;
+  /** Set while traces are exported (`--otlp-endpoint`). */
+  private tracing: Tracing | undefined;
+  /** The cluster id of the cluster key it was computed from (traces' `hivemind.cluster.id`). */
+  private clusterId: { key: Uint8Array; id: string } | undefined;
   /** Set once Raft runs: what the parts read Raft through. */
   private runningRaft: RaftNode | undefined;
   private boundPorts: BoundPorts = {};
@@ -172,8 +177,7 @@ class HivemindAgent implements Agent {
     this.name = config.name;
     this.clock = options.clock ?? SYSTEM_CLOCK;
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
-    const write = options.log ?? ((line) => process.stderr.write(`${line}\n`));
-    this.log = new AgentLog({ nodeId: this.name, write, clock: this.clock, repeatIntervalMs: LOG_REPEAT_INTERVAL_MS });
+    this.log = new AgentLog({ nodeId: this.name, ...(options.log !== undefined ? { write: options.log } : {}), clock: this.clock, repeatIntervalMs: LOG_REPEAT_INTERVAL_MS, level: config.logLevel });
     this.print = options.print ?? ((line) => process.stdout.write(`${line}\n`));
     this.dataDir = new DataDir(config.dataDir);
     this.membership = new NodeMembership(this.dataDir);
@@ -319,23 +323,24 @@ class HivemindAgent implements Agent {
     // A node that left releases what it ran for the cluster first: its workloads now run elsewhere.
     if (reason.type === 'left') {
       for (const component of [...this.components].reverse()) {
-        await component.leave?.().catch((error: unknown) => this.log.line(component.name, `leaving failed: ${(error as Error).message}`));
+        await component.leave?.().catch((error: unknown) => this.log.warn(component.name, `leaving failed: ${(error as Error).message}`));
       }
     }
     // Every component, started or only bound (a start that failed half way leaves sockets to close).
     for (const component of [...this.components].reverse()) {
-      await component.stop().catch((error: unknown) => this.log.line(component.name, `stopping failed: ${(error as Error).message}`));
+      await component.stop().catch((error: unknown) => this.log.warn(component.name, `stopping failed: ${(error as Error).message}`));
     }
     await this.discovery.stop();
     const servers = this.servers;
     if (servers !== undefined) {
       servers.api.ready = false;
-      await servers.api.stop().catch((error: unknown) => this.log.line('api', `stopping the API failed: ${(error as Error).message}`));
-      await servers.raft.stop().catch((error: unknown) => this.log.line('raft', `stopping Raft failed: ${(error as Error).message}`));
+      await servers.api.stop().catch((error: unknown) => this.log.warn('api', `stopping the API failed: ${(error as Error).message}`));
+      await servers.raft.stop().catch((error: unknown) => this.log.warn('raft', `stopping Raft failed: ${(error as Error).message}`));
     }
     this.clients.close();
     this.peerImages.close();
-    this.log.line('agent', `stopped (${reason.type === 'fatal' ? `fatal: ${reason.error.message}` : reason.type})`);
+    this.log.at(reason.type === 'fatal' ? 'error' : 'info', 'agent', `stopped (${reason.type === 'fatal' ? `fatal: ${reason.error.message}` : reason.type})`);
+    await this.tracing?.stop();
     this.resolveStopped(reason);
   }
 
@@ -343,6 +348,16 @@ class HivemindAgent implements Agent {
   // Start
 
   async start(): Promise<void> {
+    if (this.config.otlpEndpoint !== undefined) {
+      this.tracing = await startTracing({
+        endpoint: this.config.otlpEndpoint,
+        nodeId: this.name,
+        version: VERSION,
+        clusterId: () => this.currentClusterId(),
+        log: (line) => this.log.once(`tracing:${line}`, 'tracing', line, 'warn'),
+      });
+      this.log.line('tracing', `exporting traces to ${this.config.otlpEndpoint} over OTLP/HTTP`);
+    }
     const plan = chooseStartPlan({
       name: this.name,
       dataDir: this.dataDir,
@@ -450,7 +465,7 @@ class HivemindAgent implements Agent {
       submit: (command, options) => this.proposer.submit(command, options?.timeoutMs ?? OWN_PROPOSAL_TIMEOUT_MS),
       addresses: () => this.advertisedAddresses(),
       boundPorts: () => this.boundPorts,
-      log: (component, line) => this.log.line(component, line),
+      log: (component, line, level) => this.log.at(level ?? 'info', component, line),
       registry: this.metrics.registry,
       signal: this.stopController.signal,
       peerTls: this.trust.credentials,
@@ -505,7 +520,7 @@ class HivemindAgent implements Agent {
   }
 
   private loop(name: string, intervalMs: number, step: () => void | Promise<void>): PeriodicLoop {
-    const loop = new PeriodicLoop({ name, intervalMs, step, clock: this.clock, onError: (error) => this.log.once(`${name}:${(error as Error).message}`, 'agent', `${name}: ${(error as Error).message}`) });
+    const loop = new PeriodicLoop({ name, intervalMs, step, clock: this.clock, onError: (error) => this.log.once(`${name}:${(error as Error).message}`, 'agent', `${name}: ${(error as Error).message}`, 'warn') });
     this.loops.push(loop);
     return loop;
   }
@@ -545,13 +560,26 @@ class HivemindAgent implements Agent {
     return record;
   }
 
+  /** The traces' cluster id, once this node holds the cluster key. */
+  private currentClusterId(): string | undefined {
+    const key = this.membership.clusterKey;
+    if (key === undefined) return undefined;
+    if (this.clusterId?.key !== key) this.clusterId = { key, id: clusterIdOf(key) };
+    return this.clusterId.id;
+  }
+
   private requireClusterKey(): Uint8Array {
     const key = this.membership.clusterKey;
     if (key === undefined) throw new AgentError('start-failed', `node ${this.name} has not received the cluster key yet`);
     return key;
   }
 
-  private async join(plan: Extract<StartPlan, { type: 'join' }>): Promise<void> {
+  /** Joins through the plan's seed, in the span `cluster.join`. */
+  private join(plan: Extract<StartPlan, { type: 'join' }>): Promise<void> {
+    return inSpan('cluster.join', { kind: SpanKind.CLIENT, attributes: { 'hivemind.join.seed': plan.seed } }, () => this.joinTraced(plan));
+  }
+
+  private async joinTraced(plan: Extract<StartPlan, { type: 'join' }>): Promise<void> {
     const joined = await joinCluster(this.clients, {
       seed: plan.seed,
       token: plan.token,

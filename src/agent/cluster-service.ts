@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { JoinClaim } from './join-proof.js';
 import type { SubmitRequestWire } from './submit.js';
+import { TRACEPARENT_KEY } from '../node/tracing.js';
 
 const PROTO_URL = new URL('../../../proto/cluster.proto', import.meta.url);
 /** Largest Join request or answer. */
@@ -75,16 +76,18 @@ export type JoinHandler = (request: JoinRequestWire) => Promise<JoinOutcome>;
 
 /**
  * What the agent does with a Submit from `caller` (the node the call's
- * verified certificate names): the encoded result, or a refusal. Must not throw.
+ * verified certificate names): the encoded result, or a refusal. Must not
+ * throw. `traceparent`: the member's trace context (the call's metadata
+ * TRACEPARENT_KEY), unchecked.
  */
-export type SubmitHandler = (request: SubmitRequestWire, caller: string) => Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: JoinRefusal }>;
+export type SubmitHandler = (request: SubmitRequestWire, caller: string, traceparent: string | undefined) => Promise<{ ok: true; result: Uint8Array } | { ok: false; refusal: JoinRefusal }>;
 
 /** Who made a server call, from its verified certificate; or why it is refused (see NodeCredentials.authenticate). */
 export type CallAuthenticator = (call: { getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: object } | null }) => { ok: true; nodeId: string } | { ok: false; reason: string };
 
 interface ClusterClient extends grpc.Client {
   Join(request: JoinRequestWire, options: grpc.CallOptions, callback: grpc.requestCallback<JoinResponseWire>): grpc.ClientUnaryCall;
-  Submit(request: SubmitRequestWire, options: grpc.CallOptions, callback: grpc.requestCallback<{ result: Uint8Array }>): grpc.ClientUnaryCall;
+  Submit(request: SubmitRequestWire, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<{ result: Uint8Array }>): grpc.ClientUnaryCall;
 }
 
 interface ClusterClientConstructor {
@@ -139,7 +142,8 @@ export function clusterServiceForServer(options: {
         callback({ code: grpc.status.UNAUTHENTICATED, details: `refused: ${caller.reason} (a member of this cluster presents a certificate of its CA)` });
         return;
       }
-      submit(call.request, caller.nodeId).then(
+      const traceparent = call.metadata.get(TRACEPARENT_KEY)[0];
+      submit(call.request, caller.nodeId, typeof traceparent === 'string' ? traceparent : undefined).then(
         (outcome) => {
           if (outcome.ok) callback(null, { result: outcome.result });
           else callback({ code: outcome.refusal.status, details: outcome.refusal.message });
@@ -188,11 +192,13 @@ export class ClusterClients {
     });
   }
 
-  /** Sends one Submit to `address`. Never rejects. */
-  submit(address: string, request: SubmitRequestWire, timeoutMs: number): Promise<{ ok: true; result: Uint8Array } | { ok: false; status: grpc.status; message: string }> {
+  /** Sends one Submit to `address`, with `traceparent` (tracing.ts) in its metadata when given. Never rejects. */
+  submit(address: string, request: SubmitRequestWire, timeoutMs: number, traceparent?: string): Promise<{ ok: true; result: Uint8Array } | { ok: false; status: grpc.status; message: string }> {
     const client = this.client(address, 'member');
+    const metadata = new grpc.Metadata();
+    if (traceparent !== undefined) metadata.set(TRACEPARENT_KEY, traceparent);
     return new Promise((resolve) => {
-      client.Submit(request, { deadline: Date.now() + timeoutMs }, (error, response) => {
+      client.Submit(request, metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error?.code === grpc.status.UNAUTHENTICATED) this.forget(`member ${address}`, client);
         if (error) resolve({ ok: false, status: error.code ?? grpc.status.UNKNOWN, message: error.details || error.message });
         else if (response === undefined) resolve({ ok: false, status: grpc.status.INTERNAL, message: 'empty answer' });

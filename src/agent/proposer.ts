@@ -12,6 +12,14 @@
  *   proposed here on the leader, else sent to the leader's Cluster.Submit,
  *   signed with the cluster key (submit.ts; the leader's side is
  *   submit-service.ts).
+ *
+ * Tracing (docs/internals/tracing.md): `propose` is the span `raft.propose`,
+ * and its `raft.commit` child the wait from the append to the apply here (a
+ * quorum's acknowledgement); the envelope carries the `raft.propose` span's
+ * `traceparent` once the cluster version allows it (TRACE_CONTEXT_VERSION),
+ * so that every node's apply joins the trace. `submit` from a follower sends
+ * the active `traceparent` in the call's metadata instead: the leader's
+ * `raft.propose` is then a child of the member's span.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +32,8 @@ import { decodeEnvelope, encodeEnvelope } from '../node/replicated-state.js';
 import type { Clock } from '../node/clock.js';
 import type { ClusterClients } from './cluster-service.js';
 import { signSubmit } from './submit.js';
+import { TRACE_CONTEXT_VERSION } from '../state/version.js';
+import { inSpan, markFailed, SpanKind, traceparentOf } from '../node/tracing.js';
 
 /** The time limit of a proposal the node makes for itself, ms. */
 export const OWN_PROPOSAL_TIMEOUT_MS = 10_000;
@@ -60,7 +70,17 @@ export class Proposer {
    * nothing. Rejects with the RaftErrors of `RaftNode.propose`
    * (NotLeaderError before Raft runs).
    */
-  async propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult> {
+  propose(envelope: Envelope, timeoutMs: number): Promise<CommandResult> {
+    return inSpan('raft.propose', { attributes: { 'hivemind.command.type': envelope.command.type, 'hivemind.request.id': envelope.requestId } }, async (span) => {
+      const result = await this.proposeTraced(envelope, timeoutMs);
+      span.setAttribute('hivemind.raft.index', result.index);
+      if (!result.ok) markFailed(span, result.error.message);
+      return result;
+    });
+  }
+
+  /** `propose`'s work, inside its span. */
+  private async proposeTraced(envelope: Envelope, timeoutMs: number): Promise<CommandResult> {
     const raft = this.context.raft();
     if (raft === undefined) throw new NotLeaderError('');
     const { machine, metrics } = this.context;
@@ -72,7 +92,11 @@ export class Proposer {
     const started = performance.now();
     try {
       // Written in the cluster version (version.ts): every member applies it as this node does, and one too old stops at it.
-      const proposed = await raft.propose(encodeEnvelope({ ...envelope, version: machine.envelopeVersion(envelope.command) }), { timeoutMs });
+      const version = machine.envelopeVersion(envelope.command);
+      const { traceparent: _given, ...bare } = envelope;
+      const traceparent = version >= TRACE_CONTEXT_VERSION ? traceparentOf() : undefined;
+      const data = encodeEnvelope({ ...bare, version, ...(traceparent !== undefined ? { traceparent } : {}) });
+      const proposed = await inSpan('raft.commit', { attributes: { 'hivemind.entry.bytes': data.byteLength } }, () => raft.propose(data, { timeoutMs }));
       const result = proposed.result as CommandResult;
       metrics.proposals.inc({ outcome: result.ok ? 'applied' : 'refused' });
       metrics.proposalSeconds.observe((performance.now() - started) / 1000);
@@ -104,7 +128,9 @@ export class Proposer {
     const address = status.leader === '' ? undefined : this.context.peerMap()[status.leader];
     if (address === undefined) throw new NotLeaderError(status.leader);
     const request = signSubmit(this.context.clusterKey(), this.context.nodeId, encodeEnvelope(envelope), this.context.clock.now());
-    const answer = await this.context.clients.submit(address, request, timeoutMs);
+    const answer = await inSpan('cluster.submit', { kind: SpanKind.CLIENT, attributes: { 'hivemind.command.type': command.type, 'hivemind.leader.id': status.leader } }, () =>
+      this.context.clients.submit(address, request, timeoutMs, traceparentOf()),
+    );
     if (!answer.ok) throw new Error(`leader ${status.leader} (${address}) did not take ${command.type}: ${answer.message}`);
     const result = decodeEnvelope(answer.result) as CommandResult | undefined;
     if (typeof result !== 'object' || result === null || typeof (result as { ok?: unknown }).ok !== 'boolean') {

@@ -5,12 +5,15 @@
  * hands Raft the peer addresses when the records or the configuration
  * changed, and pokes the voter manager when what it plans from changed (it
  * then plans at once rather than at its interval).
- * Each step only compares a few numbers unless something changed.
+ * Each step only compares a few numbers unless something changed. A new
+ * term (an election) is traced as the event `raft.term` (a span of no length:
+ * term, role, leader), one trace per election and node.
  */
 import type { RaftNode } from '../../consensus/node.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { PeerBook } from './peer-book.js';
+import { recordEvent } from '../node/tracing.js';
 
 /** How often the watch looks, ms. */
 export const WATCH_INTERVAL_MS = 100;
@@ -32,6 +35,7 @@ export interface RaftWatchContext {
 export class RaftWatch {
   #leader: string | undefined;
   #membershipInputs: string | undefined;
+  #term: number | undefined;
 
   constructor(private readonly context: RaftWatchContext) {}
 
@@ -39,6 +43,10 @@ export class RaftWatch {
     const raft = this.context.raft();
     if (raft === undefined) return;
     const status = raft.status();
+    if (status.term !== this.#term) {
+      this.#term = status.term;
+      recordEvent('raft.term', { attributes: { 'hivemind.raft.term': status.term, 'hivemind.raft.role': status.role, 'hivemind.raft.leader': status.leader } });
+    }
     if (status.leader !== this.#leader) {
       if (this.#leader !== undefined) this.context.metrics.leaderChanges.inc();
       this.#leader = status.leader;

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { LevelStorage } from '../../consensus/storage-level.js';
 import { GrpcTransport } from '../../consensus/transport-grpc.js';
 import { RaftNode } from '../../consensus/node.js';
+import { systemTimers } from '../../consensus/timers.js';
+import { inSpan, SpanKind, untracedTimers } from '../node/tracing.js';
 import { ApiServer, formatHostPort } from '../api/server.js';
 import { AuditLog } from '../api/audit.js';
 import type { Metrics } from '../api/metrics.js';
@@ -112,8 +114,8 @@ export function buildServers(input: ServersInput): Servers {
     },
     services: [
       clusterServiceForServer({
-        join: (request) => joinService.handle(request),
-        submit: (request, caller) => submitService.handle(request, caller),
+        join: (request) => inSpan('cluster.join.handle', { kind: SpanKind.SERVER, attributes: { 'hivemind.joiner.id': String(request.node_id).slice(0, 64), 'hivemind.join.rejoin': request.rejoin === true } }, () => joinService.handle(request)),
+        submit: (request, caller, traceparent) => submitService.handle(request, caller, traceparent),
         authenticate,
         onRejected,
         log: (line) => log.line('join', line),
@@ -128,6 +130,8 @@ export function buildServers(input: ServersInput): Servers {
     stateMachine: input.replicated,
     peers: input.peers,
     tickMs: config.tickMs,
+    // Its loop runs in no request's trace context, whoever woke it (tracing.ts).
+    timers: untracedTimers(systemTimers),
     snapshotEveryEntries: config.snapshotEveryEntries,
     logger: (line) => log.line('raft', line),
     onFatal: input.onFatal,

@@ -12,6 +12,7 @@ import { validateEnvelope } from '../state/validate.js';
 import { decodeEnvelope, encodeValue } from '../node/replicated-state.js';
 import type { Clock } from '../node/clock.js';
 import { grpc } from './cluster-service.js';
+import { contextOf, inSpan, SpanKind } from '../node/tracing.js';
 import { OWN_PROPOSAL_TIMEOUT_MS } from './proposer.js';
 import { MEMBER_COMMANDS, selfField, submitAuthProblem, type SubmitRequestWire } from './submit.js';
 
@@ -36,8 +37,16 @@ export interface SubmitServiceContext {
 export class SubmitService {
   constructor(private readonly context: SubmitServiceContext) {}
 
-  /** Answers a submit from `caller` (the node of the connection's certificate). Never throws. */
-  async handle(request: SubmitRequestWire, caller: string): Promise<SubmitAnswer> {
+  /**
+   * Answers a submit from `caller` (the node of the connection's
+   * certificate), in the span `cluster.submit.handle`, a child of the
+   * member's `traceparent` when it sent a valid one. Never throws.
+   */
+  handle(request: SubmitRequestWire, caller: string, traceparent?: string): Promise<SubmitAnswer> {
+    return inSpan('cluster.submit.handle', { kind: SpanKind.SERVER, parent: contextOf(traceparent), attributes: { 'hivemind.peer.id': caller } }, () => this.handleTraced(request, caller));
+  }
+
+  private async handleTraced(request: SubmitRequestWire, caller: string): Promise<SubmitAnswer> {
     const { context } = this;
     const key = context.clusterKey();
     const raft = context.raft();

@@ -14,6 +14,10 @@
  * JSON error; an unexpected one is a 500 `internal` and a log line (the stack
  * stays in the log).
  *
+ * Tracing (docs/internals/tracing.md): each request is a span (`METHOD
+ * route`, a child of the caller's `traceparent` header when it sent one), and
+ * a forward to the leader a child span that sends its own `traceparent`.
+ *
  * The API speaks HTTPS with the node's certificate (src/api/tls.ts). It
  * listens before the node has its certificate (a joiner gets one only once
  * admitted): until then every handshake fails. New material (a join, a
@@ -44,6 +48,7 @@ import { API_TOKEN_PREFIX } from './routes-tokens.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
 import { PeerApiClient, serverTlsOptions } from './tls.js';
 import { isUiPath, UI_PATH, UiServer } from '../ui/index.js';
+import { contextOf, inSpan, SpanKind, TRACEPARENT_KEY, traceparentOf, type Span } from '../node/tracing.js';
 
 /** Largest request body. */
 export const BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -204,7 +209,13 @@ export class ApiServer {
     await this.peers.close();
   }
 
-  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  private handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const method = request.method ?? 'GET';
+    const options = { kind: SpanKind.SERVER, parent: contextOf(request.headers[TRACEPARENT_KEY]), attributes: { 'http.request.method': method } };
+    return inSpan(`${method} unmatched`, options, (span) => this.handleTraced(request, response, span));
+  }
+
+  private async handleTraced(request: IncomingMessage, response: ServerResponse, span: Span): Promise<void> {
     const started = performance.now();
     const method = request.method ?? 'GET';
     let routeLabel = 'unmatched';
@@ -225,11 +236,15 @@ export class ApiServer {
           throw new ApiError(405, ApiCode.methodNotAllowed, `${shownPath(url.pathname)} does not take ${method}; it takes ${match.allowed.join(', ')}`, undefined, {}, { Allow: match.allowed.join(', ') });
         }
         routeLabel = match.route.path;
+        span.updateName(`${method} ${routeLabel}`);
+        span.setAttributes({ 'http.route': routeLabel, 'hivemind.api.route_key': `${method} ${routeLabel}` });
         answer = await this.dispatch(request, url, match.route, match.params, abort.signal, note);
       }
     } catch (error) {
       answer = this.errorAnswer(error, method, request.url);
     }
+    span.setAttribute('http.response.status_code', answer.status);
+    if (answer.status >= 500) span.setAttribute('error.type', String(answer.status));
     this.send(response, method, answer);
     this.recordAudit(request, method, routeLabel, note, answer);
     const status = String(answer.status);
@@ -612,12 +627,18 @@ export class ApiServer {
     throw new ApiError(503, ApiCode.noLeader, `no leader became available within ${this.requestDeadlineMs / 1000}s (an election is under way, or the cluster lost its quorum); retry with the same Idempotency-Key`);
   }
 
-  /** Sends the request on to the leader's API; undefined when the leader could not be reached. */
-  private async forward(state: RequestState, leader: string, address: string, remainingMs: number): Promise<Answer | undefined> {
+  /** Sends the request on to the leader's API (span `api.forward`); undefined when the leader could not be reached. */
+  private forward(state: RequestState, leader: string, address: string, remainingMs: number): Promise<Answer | undefined> {
+    return inSpan('api.forward', { kind: SpanKind.CLIENT, attributes: { 'hivemind.leader.id': leader } }, (span) => this.forwardTraced(state, leader, address, remainingMs, span));
+  }
+
+  private async forwardTraced(state: RequestState, leader: string, address: string, remainingMs: number, span: Span): Promise<Answer | undefined> {
     const headers: Record<string, string> = {
       [FORWARDED_HEADER]: String(state.forwardedHops + 1),
       [REQUEST_ID_HEADER]: state.requestId,
     };
+    const traceparent = traceparentOf();
+    if (traceparent !== undefined) headers[TRACEPARENT_KEY] = traceparent;
     for (const name of ['authorization', 'content-type', 'idempotency-key']) {
       const value = state.headers[name];
       if (typeof value === 'string') headers[name] = value;
@@ -633,6 +654,7 @@ export class ApiServer {
       });
       const text = Buffer.from(await response.body.arrayBuffer());
       this.backend.metrics.forwardedRequests.inc({ outcome: String(response.statusCode) });
+      span.setAttribute('http.response.status_code', response.statusCode);
       const answerHeaders: Record<string, string> = {};
       const indexHeader = response.headers[INDEX_HEADER.toLowerCase()];
       const allow = response.headers.allow;
@@ -647,6 +669,7 @@ export class ApiServer {
       };
     } catch (error) {
       this.backend.metrics.forwardedRequests.inc({ outcome: 'unreachable' });
+      span.setAttribute('error.type', 'unreachable');
       this.backend.log(`forwarding ${state.method} ${state.url.pathname} to the leader at ${address} failed: ${(error as Error).message}`);
       return undefined;
     }

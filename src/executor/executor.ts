@@ -22,6 +22,13 @@
  * commands) on every change, and again by any pass that finds the replica
  * disagreeing with what the executor sees (a lost report, a placement that
  * reset the status to pending).
+ *
+ * Tracing (docs/internals/tracing.md): a start is the span `executor.start`,
+ * a child of the trace of the placement that brought the instance here: the
+ * `traceparent` its `instance.place` entry carried, remembered by the
+ * entry's index (the instance's status `updatedIndex` after a placement)
+ * for up to PLACEMENT_TRACES_MAX entries. The first passing health check of
+ * a workload is `executor.healthy`, from its start to that check.
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -44,6 +51,7 @@ import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
 import { closedAncestor, confineDataDir } from '../security/node-files.js';
 import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, hostAccountsIn, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
+import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf, untraced } from '../node/tracing.js';
 
 /** How often a pass runs even when nothing happened. */
 export const RECONCILE_INTERVAL_MS_DEFAULT = 3000;
@@ -75,6 +83,8 @@ const VOLUME_SWEEP_COMMANDS: ReadonlySet<string> = new Set(['volume.delete', 'vo
 const VOLUME_SWEEP_RETRY_MS = 2_000;
 /** A status the replica disagrees with is sent again at most this often per instance. */
 const RESEND_AFTER_MS = 2000;
+/** Placements whose trace context is remembered (by entry index) until their instances start; the oldest goes first. */
+const PLACEMENT_TRACES_MAX = 1024;
 /** How long leave() waits for the starts and stops under way before it stops every workload. */
 const LEAVE_SETTLE_MS = 30_000;
 
@@ -111,6 +121,8 @@ interface Tracked {
   healthcheck?: HealthcheckSpec;
   health?: Health;
   probing: boolean;
+  /** The trace context of its start, until its first passing health check is traced (`executor.healthy`). */
+  startTrace?: string;
 }
 
 /** What the executor sees of an instance, as it reports it. */
@@ -208,6 +220,8 @@ export class Executor implements NodeComponent {
   private readonly clusterKey: () => Uint8Array | undefined;
   private readonly executorDir: string;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The trace context of recent `instance.place` entries, by index (see the file comment). */
+  private readonly placementTraces = new Map<number, string>();
   private readonly cleanups: (() => void)[] = [];
   private holdTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -318,6 +332,7 @@ export class Executor implements NodeComponent {
     }
     // Straight from the local replica's apply.
     this.cleanups.push(this.services.listen((event) => {
+      if (event.type === 'applied' && event.commandType === 'instance.place' && event.traceparent !== undefined) this.rememberPlacementTrace(event.index, event.traceparent);
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
       if (event.type === 'applied' && event.commandType !== undefined && VOLUME_SWEEP_COMMANDS.has(event.commandType)) this.sweepVolumes();
     }));
@@ -679,11 +694,11 @@ export class Executor implements NodeComponent {
         },
         (error: unknown) => {
           const message = (error as Error).message;
-          if (action.type === 'start') return this.log(`start of instance ${action.id} failed: ${message}`);
+          if (action.type === 'start') return this.log(`start of instance ${action.id} failed: ${message}`, 'warn');
           // A runtime that keeps refusing (a container that will not stop) is asked again later and later, and said once a minute.
           const { failure, log } = nextFailure(this.supervisions.get(action.id)?.failing, message, Date.now());
           this.supervisions.put(action.id, 'failing', failure);
-          if (log) this.log(`${action.type} of instance ${action.id} failed (${failure.count === 1 ? 'once' : `${failure.count} times in a row`}; trying again in ${((failure.retryAtMs - failure.loggedAtMs) / 1000).toFixed(1)} s): ${message}`);
+          if (log) this.log(`${action.type} of instance ${action.id} failed (${failure.count === 1 ? 'once' : `${failure.count} times in a row`}; trying again in ${((failure.retryAtMs - failure.loggedAtMs) / 1000).toFixed(1)} s): ${message}`, 'warn');
         },
       )
       .finally(() => {
@@ -692,7 +707,19 @@ export class Executor implements NodeComponent {
       });
   }
 
-  private async startInstance(instance: Instance): Promise<void> {
+  private rememberPlacementTrace(index: number, traceparent: string): void {
+    this.placementTraces.set(index, traceparent);
+    if (this.placementTraces.size > PLACEMENT_TRACES_MAX) this.placementTraces.delete(this.placementTraces.keys().next().value!);
+  }
+
+  /** Starts `instance` in the span `executor.start`, in the trace of its placement when it has one. */
+  private startInstance(instance: Instance): Promise<void> {
+    const attributes = { 'hivemind.instance.id': instance.id, 'hivemind.tenant': instance.tenant, 'hivemind.app': instance.app, 'hivemind.app.version': instance.version };
+    const parent = contextOf(this.placementTraces.get(instance.status.updatedIndex));
+    return inSpan('executor.start', { parent, attributes }, () => this.startInstanceTraced(instance));
+  }
+
+  private async startInstanceTraced(instance: Instance): Promise<void> {
     // Busy to the reconcile pass from here until the workload is tracked: a pass can run between any two awaits
     // below (opening the runtime takes seconds the first time, preparing volumes too), and must not start it again.
     this.supervisions.put(instance.id, 'preparing', instance.version);
@@ -719,14 +746,16 @@ export class Executor implements NodeComponent {
         this.supervisions.put(instance.id, 'hold', { version: instance.version });
         if (decision?.type === 'give-up') message = `${message}; ${decision.message}`;
       }
-      this.log(`instance ${instance.id}: ${message}`);
+      this.log(`instance ${instance.id}: ${message}`, 'warn');
       this.observe(instance.id, { version: instance.version, state: 'failed', message });
     };
     const spec = this.specOf(instance.tenant, instance.app, instance.version);
     if (spec === undefined) return fail(`version ${instance.version} of app "${instance.app}" is no longer kept in the cluster state`, false);
     const kind = spec.image !== undefined ? 'containerd' : 'process';
+    activeSpan()?.setAttributes({ 'hivemind.runtime': kind, ...(spec.image !== undefined ? { 'hivemind.image': spec.image } : {}) });
     const runtime = this.runtimes.get(kind);
-    if (runtime !== undefined && !this.available.has(kind)) await this.openRuntime(runtime);
+    // Opened outside this start's trace: what the runtime keeps running (event streams, pools) serves every start.
+    if (runtime !== undefined && !this.available.has(kind)) await untraced(() => this.openRuntime(runtime));
     if (this.stopped) return;
     if (runtime === undefined || !this.available.has(kind)) {
       const message =
@@ -774,11 +803,13 @@ export class Executor implements NodeComponent {
       unhealthyKill: false,
       probing: false,
     };
+    const startTrace = traceparentOf();
+    if (startTrace !== undefined) tracked.startTrace = startTrace;
     this.supervisions.put(instance.id, 'tracked', tracked);
     // Tracked and busy from here: the pass sees the workload itself.
     this.supervisions.clear(instance.id, 'preparing');
     try {
-      const started = await runtime.start(built.workload);
+      const started = await inSpan(`executor.${kind}`, {}, () => runtime.start(built.workload));
       tracked.startedAtMs = started.startedAt;
       if (started.address) tracked.address = started.address;
       if (started.hostPorts) tracked.hostPorts = started.hostPorts;
@@ -797,6 +828,7 @@ export class Executor implements NodeComponent {
       tracked.healthcheck = healthcheck;
       tracked.health = initialHealth(healthcheck, Date.now());
     }
+    this.log(`started instance ${instance.id} (${kind}${spec.image !== undefined ? ` ${spec.image}` : ''})`);
     if (tracked.state === 'running') this.observe(instance.id, { version: instance.version, state: this.runningState(tracked), ...portsMessage(tracked), ...this.endpointOf(tracked) });
   }
 
@@ -892,6 +924,10 @@ export class Executor implements NodeComponent {
     const after = tracked.health.state;
     if (after === before) return;
     this.metrics.healthTransitions.inc({ to: after });
+    if (after === 'healthy' && tracked.startTrace !== undefined) {
+      recordEvent('executor.healthy', { parent: contextOf(tracked.startTrace), startTimeMs: tracked.startedAtMs, attributes: { 'hivemind.instance.id': tracked.id } });
+      delete tracked.startTrace;
+    }
     const message = after === 'unhealthy' ? `health check failed ${tracked.health.failingStreak} times in a row: ${failure}` : undefined;
     this.observe(tracked.id, { version: tracked.version, state: after, ...(message ? { message } : portsMessage(tracked)), ...this.endpointOf(tracked) });
     if (after === 'unhealthy' && !tracked.busy) {
@@ -1016,8 +1052,8 @@ export class Executor implements NodeComponent {
     }
   }
 
-  private log(line: string): void {
-    this.services.log('executor', line);
+  private log(line: string, level?: 'warn'): void {
+    this.services.log('executor', line, level);
   }
 }
 

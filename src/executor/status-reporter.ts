@@ -7,6 +7,7 @@
  * updates (unless a newer one replaced them) for a retry after a backoff.
  */
 import type { Command } from '../state/types.js';
+import { untraced } from '../node/tracing.js';
 
 /** The most updates one command carries; the rest wait for the next flush. */
 export const STATUS_BATCH_MAX = 500;
@@ -73,9 +74,10 @@ export class StatusReporter {
 
   private schedule(delayMs: number): void {
     if (this.timer !== undefined || this.inFlight || this.closed) return;
+    // A flush sends the reports of many instances, whatever trace the first report came in: it belongs to none.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.flush();
+      void untraced(() => this.flush());
     }, delayMs);
     this.timer.unref();
   }

@@ -16,6 +16,7 @@ import { IDENTIFIER_PATTERN } from '../state/validate.js';
 import { parseJoinToken } from '../security/pinned-token.js';
 import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
 import { DEFAULT_SERVICE_CIDR, serviceCidrProblem } from '../state/vip.js';
+import { LOG_LEVELS, type LogLevel } from './log-level.js';
 
 /** Default ports (docs/api.md, docs/design.md). */
 export const DEFAULT_PORTS = { api: 7070, peer: 7071, gossip: 7072, dns: 7053, proxy: 7080 } as const;
@@ -85,6 +86,10 @@ export interface AgentFlags {
   vxlanPort?: string | number;
   /** The range of service VIPs (IPv4 CIDR), fixed by the first leader whose overlay is on. */
   serviceCidr?: string;
+  /** An OTLP/HTTP collector's URL: export traces there (absent: no tracing). */
+  otlpEndpoint?: string;
+  /** `debug`, `info`, `warn` or `error`: the least severe log lines written. */
+  logLevel?: string;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -127,6 +132,10 @@ export interface AgentConfig {
   vxlanPort: number;
   /** The range of service VIPs the first leader with the overlay configures (later leaders propose the configured one; a different one is refused). */
   serviceCidr: string;
+  /** Where spans are exported, over OTLP/HTTP (docs/operations.md, Traces); absent: tracing is off and costs nothing. */
+  otlpEndpoint?: string;
+  /** The least severe log lines written (src/agent/agent-log.ts). */
+  logLevel: LogLevel;
 }
 
 /** The overlay's VXLAN UDP port by default (IANA's). */
@@ -187,6 +196,8 @@ export const SETTINGS = {
   clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
   serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
+  otlpEndpoint: setting('otlpEndpoint', 'HIVEMIND_OTLP_ENDPOINT'),
+  logLevel: setting('logLevel', 'HIVEMIND_LOG_LEVEL'),
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -285,6 +296,8 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
+  const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
+  const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -305,7 +318,9 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     clusterCidr,
     vxlanPort,
     serviceCidr,
+    logLevel,
   };
+  if (otlpEndpoint !== '') config.otlpEndpoint = otlpEndpoint;
   if (token !== '') {
     // tokenProblem accepted it, pinned form included.
     const parsed = parseJoinToken(token);
@@ -349,6 +364,19 @@ function hostProblem(value: string): string | undefined {
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(value)) {
     return 'must be a host name or IP address peers can reach this node at, without a port';
   }
+  return undefined;
+}
+
+/** An OTLP/HTTP endpoint: an http or https URL without credentials (they would show in logs). */
+function otlpEndpointProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'must be the URL of an OTLP/HTTP collector, such as http://127.0.0.1:4318';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL of an OTLP/HTTP collector';
+  if (url.username !== '' || url.password !== '') return 'must not carry a user name or password';
   return undefined;
 }
 

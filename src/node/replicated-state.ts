@@ -10,6 +10,14 @@
  *
  * Listeners hear of every apply and restore after the state changed, on the
  * driver's loop; they must be quick and must not throw.
+ *
+ * Tracing: an envelope of state version TRACE_CONTEXT_VERSION or later may
+ * carry the proposal's `traceparent` (Envelope). It is taken off here, before
+ * the machine sees the envelope and made the parent of this node's
+ * `state.apply` span; listeners get that span's context with the event (the
+ * scheduler's round and the executor's starts follow from it). An envelope of an
+ * older version keeps it, and the machine refuses it as older code does.
+ * Snapshots are spans of their own (`state.snapshot.build`, `.install`).
  */
 import { performance } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
@@ -17,6 +25,8 @@ import type { Entry } from '../../consensus/core/types.js';
 import type { StateMachine } from '../../consensus/node.js';
 import { ClusterStateMachine } from '../state/machine.js';
 import type { CommandResult, Envelope } from '../state/types.js';
+import { TRACE_CONTEXT_VERSION } from '../state/version.js';
+import { contextOf, inSpan, markFailed, traceparentOf, type Span } from './tracing.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -41,7 +51,14 @@ export function decodeEnvelope(data: Uint8Array): unknown {
 
 /** What listeners hear after each change of the state. */
 export type StateEvent =
-  | { type: 'applied'; index: number; commandType: string | undefined; result: CommandResult }
+  | {
+      type: 'applied';
+      index: number;
+      commandType: string | undefined;
+      result: CommandResult;
+      /** The trace context of this node's `state.apply` span, when the entry carried the proposal's (see the file comment). */
+      traceparent?: string;
+    }
   | { type: 'restored'; index: number };
 
 /** Hears every state change; runs on the Raft loop, must be quick and not throw. */
@@ -70,24 +87,40 @@ export class ReplicatedState implements StateMachine {
 
   apply(entry: Entry): CommandResult {
     const started = performance.now();
-    const envelope = decodeEnvelope(entry.data);
-    const result = this.machine.apply(entry.index, envelope);
+    const { envelope, traceparent } = takeTraceparent(decodeEnvelope(entry.data));
+    const commandType = commandTypeOf(envelope);
+    const attributes = { 'hivemind.raft.index': entry.index, 'hivemind.command.type': commandType ?? 'unknown' };
+    // The span ends before listeners hear of the apply: what they start belongs to no one apply unless they say so
+    // (they are given this apply's span as the parent of what follows from it).
+    let applyTrace: string | undefined;
+    const result = inSpan('state.apply', { parent: contextOf(traceparent), attributes }, (span) => {
+      const applied = this.machine.apply(entry.index, envelope);
+      if (!applied.ok) markRefused(span, applied);
+      if (traceparent !== undefined) applyTrace = traceparentOf();
+      return applied;
+    });
     this.onApplyDuration((performance.now() - started) / 1000);
-    this.emit({ type: 'applied', index: entry.index, commandType: commandTypeOf(envelope), result });
+    this.emit({ type: 'applied', index: entry.index, commandType, result, ...(applyTrace !== undefined ? { traceparent: applyTrace } : {}) });
     return result;
   }
 
   snapshot(): Uint8Array {
     const started = performance.now();
-    const data = this.machine.snapshot();
-    this.onSnapshot('encode', data.length, (performance.now() - started) / 1000);
-    return data;
+    return inSpan('state.snapshot.build', { attributes: { 'hivemind.raft.index': this.machine.appliedIndex } }, (span) => {
+      const data = this.machine.snapshot();
+      span.setAttribute('hivemind.snapshot.bytes', data.byteLength);
+      this.onSnapshot('encode', data.length, (performance.now() - started) / 1000);
+      return data;
+    });
   }
 
   restore(data: Uint8Array): void {
     const started = performance.now();
-    this.machine.restore(data);
-    this.onSnapshot('restore', data.length, (performance.now() - started) / 1000);
+    inSpan('state.snapshot.install', { attributes: { 'hivemind.snapshot.bytes': data.byteLength } }, (span) => {
+      this.machine.restore(data);
+      span.setAttribute('hivemind.raft.index', this.machine.appliedIndex);
+      this.onSnapshot('restore', data.length, (performance.now() - started) / 1000);
+    });
     this.emit({ type: 'restored', index: this.machine.appliedIndex });
   }
 
@@ -128,6 +161,24 @@ export class ReplicatedState implements StateMachine {
     const applied = this.machine.appliedIndex;
     for (const waiter of this.waiters.filter((candidate) => candidate.index < applied)) waiter.wake();
   }
+}
+
+/**
+ * The envelope without its `traceparent`, and the `traceparent`, when the
+ * envelope is of a state version that may carry one and it is a string;
+ * anything else as it came (the machine then judges it).
+ */
+function takeTraceparent(decoded: unknown): { envelope: unknown; traceparent?: string } {
+  if (typeof decoded !== 'object' || decoded === null || !('traceparent' in decoded)) return { envelope: decoded };
+  const { traceparent, ...rest } = decoded as { traceparent: unknown; version?: unknown };
+  const version = typeof rest.version === 'number' ? rest.version : 1;
+  if (typeof traceparent !== 'string' || version < TRACE_CONTEXT_VERSION) return { envelope: decoded };
+  return { envelope: rest, traceparent };
+}
+
+function markRefused(span: Span, result: Extract<CommandResult, { ok: false }>): void {
+  span.setAttribute('hivemind.refusal.code', result.error.code);
+  markFailed(span, result.error.message);
 }
 
 function commandTypeOf(envelope: unknown): string | undefined {

@@ -16,6 +16,7 @@ import type { StateEvent, StateListener } from './replicated-state.js';
 import type { PeerTls } from './peer-tls.js';
 import type { PeerImages } from './image-share.js';
 import type { NodeCapabilities } from './capabilities.js';
+import type { LogLevel } from './log-level.js';
 
 /**
  * Whether `event` is the apply of a heartbeat, which moves only a node
@@ -54,8 +55,8 @@ export interface NodeServices {
    * absent: the DNS port when another process holds it, say.
    */
   boundPorts(): BoundPorts;
-  /** Logs a line as `component: line`. */
-  log(component: string, line: string): void;
+  /** Logs `line` as `component`'s, at `level` (default info; src/agent/agent-log.ts). */
+  log(component: string, line: string, level?: LogLevel): void;
   /** The registry behind `GET /metrics`; name metrics `hivemind_<component>_...`. */
   readonly registry: Registry;
   /** Aborted when the agent stops. */

@@ -25,12 +25,22 @@
  * command in flight (a rollout step, a reschedule, a report) holds the next
  * round back until it is answered, so that a round always sees what those
  * did.
+ *
+ * Tracing: a round is the span `scheduler.round`, a child of the first
+ * traced apply it follows (a deploy's), linked to the others it coalesced
+ * (up to ROUND_LINKS_MAX); each `instance.place` it proposes is a
+ * `scheduler.placement` span under it, so the placement's entry carries the
+ * deploy's trace to every node.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
+import { contextOf, contextWith, inSpan, linkTo, startSpan, withContext } from '../node/tracing.js';
+
+/** Traced applies a round remembers (its parent and links); later ones in the same round are not linked. */
+const ROUND_LINKS_MAX = 16;
 
 /** How the component runs; the planning settings are `SchedulerOptions`. */
 export interface SchedulerComponentOptions extends SchedulerOptions {
@@ -91,6 +101,8 @@ export class SchedulerComponent implements NodeComponent {
   /** The last round proposed nothing and nothing it read waits on time: until something happens, another would plan nothing. */
   #lastRoundQuiet = false;
   #stopped = false;
+  /** The trace contexts of the applies no round has seen yet (at most ROUND_LINKS_MAX). */
+  #pendingTraces: string[] = [];
   readonly #proposals: Counter<'command' | 'outcome'>;
   readonly #roundSeconds: Histogram;
   readonly #proposalSeconds: Histogram<'command'>;
@@ -133,7 +145,9 @@ export class SchedulerComponent implements NodeComponent {
 
   async start(): Promise<void> {
     this.#stopListening = this.#services.listen((event) => {
-      if (!isHeartbeatApply(event)) this.#trigger();
+      if (isHeartbeatApply(event)) return;
+      if (event.type === 'applied' && event.traceparent !== undefined && this.#pendingTraces.length < ROUND_LINKS_MAX) this.#pendingTraces.push(event.traceparent);
+      this.#trigger();
     });
     this.#armPeriod();
     this.#trigger();
@@ -197,10 +211,13 @@ export class SchedulerComponent implements NodeComponent {
   #round(): void {
     const clock = this.#options.clock;
     const startedAt = clock.monotonicMs();
+    const startedAtMs = clock.now();
     this.#pending = false;
     if (this.#appliedPending) this.#debounceStartedAt = startedAt;
     this.#appliedPending = false;
     this.#lastRoundQuiet = false;
+    const traces = this.#pendingTraces;
+    this.#pendingTraces = [];
     let commands: Command[];
     try {
       const view = this.#services.machine.schedulerView();
@@ -209,11 +226,22 @@ export class SchedulerComponent implements NodeComponent {
       this.#lastUnplaceable = plan.unplaceableByKind;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
     } catch (error) {
-      this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);
+      this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`, 'error');
       return;
     }
     this.#roundSeconds.observe((clock.monotonicMs() - startedAt) / 1000);
-    for (const command of commands) void this.#propose(command);
+    // A periodic round that followed no traced apply and proposes nothing is no one's business: no span.
+    if (traces.length === 0 && commands.length === 0) return;
+    const [first, ...others] = traces;
+    const links = others.map(linkTo).filter((link) => link !== undefined);
+    const span = startSpan('scheduler.round', { parent: contextOf(first), links, startTimeMs: startedAtMs, attributes: { 'hivemind.scheduler.commands': commands.length } });
+    withContext(contextWith(span), () => {
+      for (const command of commands) {
+        if (command.type !== 'instance.place') void this.#propose(command);
+        else void inSpan('scheduler.placement', { attributes: { 'hivemind.scheduler.placements': command.placements.length } }, () => this.#propose(command));
+      }
+    });
+    span.end();
   }
 
   /** Proposes one command, keeping the in-flight books; never throws. */
@@ -232,7 +260,7 @@ export class SchedulerComponent implements NodeComponent {
       this.#proposalSeconds.observe({ command: command.type }, (this.#options.clock.monotonicMs() - proposed) / 1000);
     } catch (error) {
       this.#proposals.inc({ command: command.type, outcome: 'error' });
-      this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`);
+      this.#services.log('scheduler', `could not propose ${command.type}: ${(error as Error).message}`, 'warn');
     } finally {
       if (placements !== undefined) {
         this.#placementCommandsInFlight--;

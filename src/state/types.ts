@@ -786,6 +786,14 @@ export interface Envelope {
    * gate: 1. A node whose code is older stops at the entry.
    */
   version?: number;
+  /**
+   * Metadata, not state: the W3C trace context of the proposal (tracing.ts in
+   * src/node), written by the leader in entries of state version
+   * TRACE_CONTEXT_VERSION or later when tracing is on. The bridge from Raft
+   * (src/node/replicated-state.ts) takes it off before apply: the state
+   * machine never sees it, so it changes no state and no result.
+   */
+  traceparent?: string;
   command: Command;
 }
 

@@ -46,8 +46,8 @@ export function validateCommand(command: unknown): Validated<Command> {
   return { ok: true, command: parsed.value };
 }
 
-/** The envelope's own fields, without the command. */
-export type EnvelopeHeader = Omit<Envelope, 'command'>;
+/** The envelope's own fields, without the command (nor the trace context, which never reaches validation: Envelope). */
+export type EnvelopeHeader = Omit<Envelope, 'command' | 'traceparent'>;
 
 const envelopeHeader = object<EnvelopeHeader>({
   requestId: text({ bytesMin: 1, bytesMax: LIMITS.identifierBytesMax }),

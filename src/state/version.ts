@@ -29,7 +29,8 @@
  * settings, volume.bind and the volume commands, app projects. 3: the
  * cluster version (`cluster.version`). 4: encrypted volumes
  * (ENCRYPTED_VOLUMES_VERSION), replicas that cannot share their volume's
- * node refused (VOLUME_FIT_VERSION).
+ * node refused (VOLUME_FIT_VERSION), the envelope's `traceparent`
+ * (TRACE_CONTEXT_VERSION).
  */
 export const STATE_VERSION = 4;
 
@@ -38,6 +39,15 @@ export const ENCRYPTED_VOLUMES_VERSION = 4;
 
 /** From this cluster version, a deploy or scale whose replicas share a node-local volume but cannot all run on one node is refused (volume-fit.ts). */
 export const VOLUME_FIT_VERSION = 4;
+
+/**
+ * The first state version whose envelopes may carry a `traceparent` (types.ts,
+ * Envelope). Older code refuses an envelope with a field it does not know, so
+ * the leader writes one only once the cluster version is this or later, and
+ * such an entry carries this version: an older node stops at it instead of
+ * refusing it while its peers apply it.
+ */
+export const TRACE_CONTEXT_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Status } from '../../../consensus/core/types.js';
 import { DataDir } from '../../node/data-dir.js';
 import { ManualClock } from '../../node/manual-clock.js';
-import { AgentLog } from '../agent-log.js';
+import { AgentLog, readableLogLine } from '../agent-log.js';
 import { AgentError } from '../agent-error.js';
 import { LEADER_SILENCE_MS, outsideReason, rejoinAfterMs } from '../rejoin.js';
 import { chooseStartPlan, type StartMode } from '../start-plan.js';
@@ -107,6 +107,24 @@ test('log: a keyed line at most once per interval; plain lines always', async ()
   log.once('k', 'agent', 'after the interval');
   log.once('other', 'trust', 'another key');
   assert.equal(lines.slice(3), ['2026-12-05T00:00:10.000Z n1 agent: after the interval', '2026-12-05T00:00:10.000Z n1 trust: another key']);
+});
+
+test('log: a JSON line reads back as the readable line, with its level when not info and its trace id', () => {
+  const json = '{"level":"warn","time":"2026-12-05T00:00:00.000Z","node":"n1","component":"executor","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","msg":"start failed"}\n';
+  assert.is(readableLogLine(json), '2026-12-05T00:00:00.000Z n1 executor WARN: start failed [trace 4bf92f3577b34da6a3ce929d0e0e4736]');
+  assert.is(readableLogLine('{"level":"info","time":"t","node":"n1","component":"agent","msg":"plain"}'), 't n1 agent: plain');
+  assert.is(readableLogLine('hivemind: not a log line'), 'hivemind: not a log line', 'other output as it is');
+  assert.is(readableLogLine('{"not":"ours"}'), '{"not":"ours"}');
+});
+
+test('log: levels below the configured one are not written', () => {
+  const lines: string[] = [];
+  const log = new AgentLog({ nodeId: 'n1', write: (line) => lines.push(line), clock: new ManualClock(Date.UTC(2026, 11, 5)), repeatIntervalMs: 10_000, level: 'warn' });
+  log.line('agent', 'info is quiet');
+  log.at('debug', 'agent', 'debug is quiet');
+  log.warn('agent', 'a warning');
+  log.error('raft', 'an error');
+  assert.equal(lines, ['2026-12-05T00:00:00.000Z n1 agent WARN: a warning', '2026-12-05T00:00:00.000Z n1 raft ERROR: an error']);
 });
 
 test.run();

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetch } from 'undici';
 import { dataDirApiAgent } from '../../api/tls.js';
+import { readableLogLine } from '../agent-log.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 /** The product's CLI, for what only it does (`join --discover`). */
@@ -176,13 +177,14 @@ export class TestNode {
   }
 }
 
+/** Collects a child's output a line at a time; the agent's JSON log lines (its stderr is a pipe) in their readable form. */
 function collect(stream: NodeJS.ReadableStream, into: string[]): void {
   let partial = '';
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
     const lines = (partial + chunk).split('\n');
     partial = lines.pop() ?? '';
-    into.push(...lines);
+    into.push(...lines.map(readableLogLine));
     if (into.length > LOG_LINES_MAX) into.splice(0, into.length - LOG_LINES_MAX);
   });
 }

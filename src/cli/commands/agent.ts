@@ -31,6 +31,8 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['warmNetworks', '--warm-networks <count>', 'network namespaces kept attached and ready for containers, so a start skips making its own (default: 16; 0 turns the pool off)'],
   ['metricsPublic', '--metrics-public <on|off>', 'serve GET /metrics without a token, for a Prometheus that has none (default: off: /metrics needs a token like any read)'],
   ['insecureApi', '--insecure-api <on|off>', 'serve the API over plain HTTP instead of HTTPS: the token and secrets then cross the network in clear; every node of a cluster must use the same (default: off)'],
+  ['otlpEndpoint', '--otlp-endpoint <url>', 'send traces over OTLP/HTTP to this collector, such as http://127.0.0.1:4318 (default: none, tracing off)'],
+  ['logLevel', '--log-level <level>', 'the least severe log lines written: debug, info, warn or error (default: info); logs are JSON lines unless stderr is a terminal'],
   ['discoverable', '--discoverable <on|off>', 'announce this node on the public hyperswarm DHT under a topic derived from the join token, so `hivemind join --discover` finds it (default: off)'],
 ];
 

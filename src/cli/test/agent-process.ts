@@ -13,6 +13,7 @@ import { request } from 'undici';
 import { BIN, ROOT, cleanEnv, closedPort } from './run-cli.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
 import { dataDirApiAgent } from '../../api/tls.js';
+import { readableLogLine } from '../../agent/agent-log.js';
 
 /** How long the node may take to answer its health check. */
 export const AGENT_READY_MS_MAX = 30_000;
@@ -84,7 +85,13 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => (output += text));
+  // The agent's log lines are JSON on a pipe: kept in their readable form, a whole line at a time.
+  let partialLine = '';
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    const lines = (partialLine + text).split('\n');
+    partialLine = lines.pop() ?? '';
+    for (const line of lines) output += `${readableLogLine(line)}\n`;
+  });
   const exited = new Promise<number | string | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   const address = `${options.insecureApi ? 'http' : 'https'}://127.0.0.1:${apiPort}`;
   const agent: AgentProcess = {

@@ -33,6 +33,7 @@ import { normalizeReference, RegistryClient } from './registry.js';
 import { containerHostsFile, containerNameFiles, readNodeResolvConfs } from './name-files.js';
 import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
 import { isPoolNetwork, isWarmNetworkName, WarmNetworkPool, type WarmNetwork } from './warm-pool.js';
+import { inSpan } from '../../node/tracing.js';
 
 const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 const PROCESS_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
@@ -599,7 +600,7 @@ export class ContainerdRuntime implements Runtime {
     pool?.beginStart();
     try {
       // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
-      const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), this.imageFor(spec), this.client.createLease()]);
+      const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), inSpan('executor.image', { attributes: { 'hivemind.image': spec.image ?? '' } }, () => this.imageFor(spec)), this.client.createLease()]);
       const lease = leaseOutcome.status === 'fulfilled' ? leaseOutcome.value : undefined;
       try {
         if (free.status === 'rejected') throw free.reason;
@@ -632,7 +633,7 @@ export class ContainerdRuntime implements Runtime {
       undo.push(() => deleteNamedNetns(place.netnsName));
       return path;
     });
-    const networkStep = withUndo.then(async (path) => {
+    const networkStep = withUndo.then((path) => inSpan('executor.network', { attributes: { 'hivemind.network.warm': warm !== undefined } }, async () => {
       if (warm === undefined) {
         const { address } = await this.network.attach(id, path, spec.ports);
         undo.push(() => this.network.detach(id, path, spec.ports));
@@ -642,7 +643,7 @@ export class ContainerdRuntime implements Runtime {
       undo.push(() => this.network.detach(place.cniId, path, spec.ports));
       if (spec.ports.some((port) => port.published !== undefined) && isPoolNetwork(this.network)) await this.network.publish(place.cniId, path, spec.ports);
       return warm.address;
-    });
+    }));
     return { netnsStep: withUndo, networkStep };
   }
 
@@ -653,7 +654,7 @@ export class ContainerdRuntime implements Runtime {
     const place = networkPlaceOf(id, warm?.name);
     const netnsPath = place.netnsPath;
     const { netnsStep, networkStep } = this.networkSteps(spec, place, warm, undo);
-    const containerStep = (async () => {
+    const containerStep = inSpan('executor.container', {}, async () => {
       const prepared = await this.client.unary<{ mounts: Array<{ type: string; source: string; target: string; options: string[] }> }>('snapshots', 'Prepare', { snapshotter, key: id, parent: image.chainId, labels: {} }, { lease });
       undo.push(() => this.client.unary('snapshots', 'Remove', { snapshotter, key: id }));
       const user = await this.resolveUser(spec, image, prepared.mounts);
@@ -677,12 +678,12 @@ export class ContainerdRuntime implements Runtime {
       await this.client.unary('containers', 'Create', { container }, { lease });
       undo.push(() => this.client.unary('containers', 'Delete', { id }));
       return { prepared, runtimeSpec };
-    })();
-    const taskStep = Promise.all([containerStep, netnsStep]).then(async ([{ prepared }]) => {
+    });
+    const taskStep = Promise.all([containerStep, netnsStep]).then(([{ prepared }]) => inSpan('executor.task', {}, async () => {
       const stdio = `file://${resolve(spec.logPath)}`;
       await this.client.unary('tasks', 'Create', { container_id: id, rootfs: prepared.mounts, stdin: '', stdout: stdio, stderr: stdio, terminal: false });
       undo.push(() => this.client.unary('tasks', 'Delete', { container_id: id }));
-    });
+    }));
     // The address is on the container before its task can run: adoption after a crash finds it there.
     // So is the hosts line of its own name (rewritten in place: runc already bound the file).
     // A warm network's address was in both from the start.
@@ -703,7 +704,7 @@ export class ContainerdRuntime implements Runtime {
     this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, ...(warm !== undefined ? { networkId: warm.name } : {}), processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
     this.reported.delete(id);
     this.oomSeen.delete(id);
-    const started = await this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' });
+    const started = await inSpan('executor.task.start', {}, () => this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' }));
     return { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address };
   }
 

@@ -100,6 +100,19 @@ test('--warm-networks: 16 by default, 0 turns the pool off, out of range is refu
   assert.match(problems({}, { HIVEMIND_WARM_NETWORKS: '1.5' })[0]!.message, /^HIVEMIND_WARM_NETWORKS must be/);
 });
 
+test('--otlp-endpoint: off by default; an http(s) URL without credentials; --log-level: info by default', () => {
+  assert.is(ok({}).otlpEndpoint, undefined);
+  assert.is(ok({ otlpEndpoint: 'http://127.0.0.1:4318' }).otlpEndpoint, 'http://127.0.0.1:4318');
+  assert.is(ok({}, { HIVEMIND_OTLP_ENDPOINT: 'https://collector:4318/v1/traces' }).otlpEndpoint, 'https://collector:4318/v1/traces');
+  assert.match(problems({ otlpEndpoint: 'collector:4318' })[0]!.message, /^--otlp-endpoint must be an http:\/\/ or https:\/\/ URL/);
+  assert.match(problems({ otlpEndpoint: 'not a url' })[0]!.message, /^--otlp-endpoint must be the URL of an OTLP\/HTTP collector/);
+  assert.match(problems({}, { HIVEMIND_OTLP_ENDPOINT: 'http://user:secret@collector' })[0]!.message, /^HIVEMIND_OTLP_ENDPOINT must not carry a user name or password/);
+  assert.is(ok({}).logLevel, 'info');
+  assert.is(ok({ logLevel: 'debug' }).logLevel, 'debug');
+  assert.is(ok({}, { HIVEMIND_LOG_LEVEL: 'warn' }).logLevel, 'warn');
+  assert.match(problems({ logLevel: 'verbose' })[0]!.message, '--log-level must be one of debug, info, warn, error, got "verbose"');
+});
+
 test('out-of-range tuning and clashing ports are refused', () => {
   assert.match(problems({ voterGrace: '100ms' })[0]!.message, 'from 1s to 24h');
   assert.match(problems({ tickMs: '1' })[0]!.message, '--tick-ms must be the length of a Raft tick');
