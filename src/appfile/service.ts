@@ -8,6 +8,7 @@ import { checkKeys, envFileKeys, serviceKeys } from './compose-keys.js';
 import { parseDotenv } from './dotenv.js';
 import { readArgv } from './command.js';
 import type { FileContext } from './context.js';
+import { readContainerSettings } from './container.js';
 import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type DeployParts } from './deploy.js';
 import { readEnvironment, readLabels } from './environment.js';
 import { readServiceExtension } from './extension.js';
@@ -57,6 +58,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const extension = (given('x-hivemind') ? readServiceExtension(mapping['x-hivemind'], at('x-hivemind'), problems) : undefined) ?? { hivemind: {} };
   const aliases = given('networks') ? readNetworkAliases(mapping.networks, at('networks'), problems, name) : [];
   const links = given('links') ? readLinks(mapping.links, at('links'), problems, name) : [];
+  const container = readContainerSettings(mapping, path, problems, { image: given('image') });
 
   if (deploy.global) {
     if (given('scale') || deploy.replicas !== undefined) problems.error(at('deploy'), 'sets mode: global and replicas (or scale); a global app runs one instance on each node, so leave replicas out');
@@ -80,6 +82,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (program === undefined || environment === undefined || ports === undefined || volumes === undefined) return undefined;
   if (readOnly === undefined || replicas === undefined || restart === undefined) return undefined;
   const origins = originsOf(name, serviceSecrets ?? [], hivemind, volumes);
+  for (const position of (container?.capAdd ?? []).keys()) setOwn(origins, `container.capAdd[${position}]`, `services.${name}.cap_add[${position}]`);
   setOwn(origins, 'tenant', extension.tenant === undefined ? context.tenantField : `services.${name}.x-hivemind.tenant`);
   setOwn(context.origins, appName, origins);
   const spec: AppSpec = {
@@ -104,6 +107,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (healthcheck !== undefined) spec.healthcheck = healthcheck;
   if (stopGraceMs !== undefined) spec.stopGraceMs = stopGraceMs;
   if (stopSignal !== undefined) spec.stopSignal = stopSignal.toUpperCase();
+  if (container !== undefined) spec.container = container;
   return spec;
 }
 

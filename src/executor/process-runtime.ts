@@ -54,6 +54,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { createSocket } from 'node:dgram';
+import type { UlimitSpec } from '../state/types.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -102,6 +103,17 @@ const WRAPPER =
   'exit_file=$1; cgroup_procs=$2; shift 2; ' +
   'for procs in $cgroup_procs; do echo $$ > "$procs" || { echo "hivemind: cannot join cgroup $procs" >&2; echo 125 > "$exit_file"; exit 125; }; done; ' +
   'trap : TERM INT HUP QUIT USR1 USR2; "$@"; status=$?; echo "$status" > "$exit_file"; exit "$status"';
+/**
+ * `prlimit --nofile=SOFT:HARD ... --` for Compose's `ulimits` (-1:
+ * unlimited), or nothing without any: util-linux's prlimit sets them on
+ * itself and execs the rest of the argv, which inherits them.
+ */
+export function prlimitPrefix(ulimits: readonly UlimitSpec[] | undefined): string[] {
+  if (ulimits === undefined || ulimits.length === 0) return [];
+  const amount = (value: number): string => (value === -1 ? 'unlimited' : String(value));
+  return ['prlimit', ...ulimits.map((limit) => `--${limit.name}=${amount(limit.soft)}:${amount(limit.hard)}`), '--'];
+}
+
 /** The wrapper's exit status when it could not join the workload's cgroups. */
 export const EXIT_CODE_CGROUP = 125;
 
@@ -256,7 +268,9 @@ export class ProcessRuntime implements Runtime {
     let child: ChildProcess;
     try {
       const confined = spec.runAs !== undefined ? ['--no-new-privs'] : [];
-      const wrapped = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', ...confined, '--', ...argv] : argv;
+      const asUser = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', ...confined, '--', ...argv] : argv;
+      // The limits are set while still root, so a hard limit may be raised, then the user is dropped.
+      const wrapped = [...prlimitPrefix(spec.container?.ulimits), ...asUser];
       const procs = cgroups === undefined ? '' : ProcessCgroups.procsFiles(cgroups).join(' ');
       child = spawn('/bin/sh', ['-c', WRAPPER, 'hivemind-process', exitPath, procs, ...wrapped], {
         detached: true,

@@ -38,6 +38,7 @@
  * address is 127.0.0.1 and ports are the process's own business.
  */
 
+import type { ContainerSettings } from '../state/types.js';
 import type { ImageShare, PeerImages } from '../node/image-share.js';
 import type { NodeImages } from '../node/capabilities.js';
 import type { Registry } from 'prom-client';
@@ -105,6 +106,8 @@ export interface WorkloadSpec {
   stopGraceMs: number;
   /** Labels to attach where the runtime supports them (containers). */
   labels: Record<string, string>;
+  /** The app's hostname, init, tmpfs, ulimits, capabilities and extra hosts (a process runtime applies `ulimits` only); absent: defaults. */
+  container?: ContainerSettings;
 }
 
 /** What a runtime knows of a workload it runs or ran. */

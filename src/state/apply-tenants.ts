@@ -34,6 +34,7 @@ export function describeSettings(settings: TenantSettings | undefined): string {
   const allowed: string[] = [];
   if (settings?.hostUsers === true) allowed.push('host users');
   if (settings?.hostMounts === true) allowed.push('host mounts');
+  if (settings?.capabilities !== undefined && settings.capabilities.length > 0) allowed.push(`capabilities ${settings.capabilities.join(',')}`);
   return allowed.length > 0 ? `${allowed.join(' and ')} allowed` : 'confined';
 }
 
@@ -42,6 +43,7 @@ function storedSettings(settings: TenantSettings): TenantSettings | undefined {
   const stored: TenantSettings = {
     ...(settings.hostUsers === true ? { hostUsers: true } : {}),
     ...(settings.hostMounts === true ? { hostMounts: true } : {}),
+    ...(settings.capabilities !== undefined && settings.capabilities.length > 0 ? { capabilities: [...settings.capabilities] } : {}),
   };
   return Object.keys(stored).length > 0 ? stored : undefined;
 }

@@ -51,7 +51,12 @@ import {
   type UpdateSpec,
   type VolumeIoLimits,
   type VolumeMount,
+  type ContainerSettings,
+  type TmpfsSpec,
+  type UlimitSpec,
+  type ExtraHostSpec,
 } from './types.js';
+import { isCapability } from './capabilities.js';
 
 /** Limits on the sizes of command fields. Each is enforced by `validateCommand`. */
 export const LIMITS = {
@@ -213,7 +218,7 @@ export const quota = object<Quota>({
 });
 
 /** A tenant's settings (host users, host mounts). */
-export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()) });
+export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()), capabilities: optional(list(capability(), { max: 64, unique: true })) });
 
 const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
 
@@ -313,6 +318,42 @@ const hivemindSpec = object<HivemindSpec>({
   links: optional(list(object<LinkSpec>({ app: name, alias: name }), { max: LIMITS.namesMax })),
 });
 
+/** A capability name with its `CAP_` prefix (`CAP_NET_ADMIN`), or `ALL`. */
+function capability(): Parser<string> {
+  return refine(text({ bytesMin: 1, bytesMax: 64, pattern: /^(CAP_[A-Z_]+|ALL)$/, patternHint: 'a capability like "CAP_NET_ADMIN", or "ALL"' }), (value, path) =>
+    isCapability(value) ? undefined : { field: path, text: `"${value}" is not a Linux capability` },
+  );
+}
+
+/** The rlimits Compose's `ulimits` names, as setrlimit(2) knows them. */
+export const ULIMIT_NAMES = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+
+/** An instance's settings: hostname, init, tmpfs, ulimits, capabilities, extra hosts. */
+const containerSettings = object<ContainerSettings>({
+  hostname: optional(text({ bytesMin: 1, bytesMax: 63, pattern: /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, patternHint: 'a host name: letters, digits and -, at most 63' })),
+  init: optional(boolean()),
+  tmpfs: optional(list(object<TmpfsSpec>({ target: absolutePath, sizeBytes: optional(integer({ min: 4096, max: LIMITS.appMemoryBytesMax })), mode: optional(integer({ min: 0, max: 0o7777 })) }), { max: LIMITS.volumesMax })),
+  ulimits: optional(
+    list(
+      refine(object<UlimitSpec>({ name: oneOf(ULIMIT_NAMES), soft: integer({ min: -1, max: Number.MAX_SAFE_INTEGER }), hard: integer({ min: -1, max: Number.MAX_SAFE_INTEGER }) }), (value, path) =>
+        value.hard !== -1 && (value.soft === -1 || value.soft > value.hard) ? { field: `${path}.soft`, text: `(${value.soft}) must not exceed hard (${value.hard})` } : undefined,
+      ),
+      { max: ULIMIT_NAMES.length },
+    ),
+  ),
+  capAdd: optional(list(capability(), { max: 64, unique: true })),
+  capDrop: optional(list(capability(), { max: 64, unique: true })),
+  extraHosts: optional(
+    list(
+      object<ExtraHostSpec>({
+        host: text({ bytesMin: 1, bytesMax: 253, pattern: /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, patternHint: 'a host name' }),
+        address: text({ bytesMin: 2, bytesMax: 45, pattern: /^([0-9.]+|[0-9a-fA-F:.]+|host-gateway)$/, patternHint: 'an IPv4 or IPv6 address, or host-gateway' }),
+      }),
+      { max: LIMITS.routesMax },
+    ),
+  ),
+});
+
 const appSpecShape = object<AppSpec>({
   name,
   tenant: name,
@@ -344,6 +385,7 @@ const appSpecShape = object<AppSpec>({
   constraints: list(nonEmptyText, { max: LIMITS.constraintsMax }),
   labels,
   hivemind: hivemindSpec,
+  container: optional(containerSettings),
 });
 
 /** Cross-field rules of an app spec, after each field is valid. */
@@ -361,7 +403,16 @@ function appSpecProblem(spec: AppSpec, path: string): { field: string; text: str
       return { field: `${path}.reservations.${resource}`, text: `must not exceed limits.${resource} (${reserved} > ${limit})` };
     }
   }
-  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path);
+  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path) ?? processContainerProblem(spec, path);
+}
+
+/** A process app has no namespaces of its own: of the container settings it takes `ulimits` alone. */
+function processContainerProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  if (spec.image !== undefined || spec.container === undefined) return undefined;
+  for (const key of ['hostname', 'init', 'tmpfs', 'capAdd', 'capDrop', 'extraHosts'] as const) {
+    if (spec.container[key] !== undefined) return { field: `${path}.container.${key}`, text: 'applies only to an image app; a process app runs in the node\'s own namespaces' };
+  }
+  return undefined;
 }
 
 /** Flags after which an argument is a script, which may span lines (`sh -c`, `python -c`, `node -e`, `perl -e`). */

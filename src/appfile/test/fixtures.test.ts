@@ -103,7 +103,7 @@ test('WordPress: secrets from files with underscores, their *_FILE variables fol
   assert.equal(after.apps.map((app) => app.action), ['unchanged', 'unchanged']);
 });
 
-test('worker with a queue: anchors, env_file, build, logging, init, hostname and ulimits; a profile leaves beat out', () => {
+test('worker with a queue: anchors, env_file, build, logging; init, hostname and ulimits applied; a profile leaves beat out', () => {
   const result = parsedOk('worker-queue');
   assert.is(result.project, 'thumbnails');
   assert.equal(result.apps.map((app) => [app.name, app.replicas]), [['web', 1], ['worker', 3], ['redis', 1]]);
@@ -111,7 +111,10 @@ test('worker with a queue: anchors, env_file, build, logging, init, hostname and
   assert.equal(worker?.command, ['celery', '-A', 'thumbs', 'worker', '--loglevel=info', '--concurrency=2']);
   assert.equal(worker?.environment, { DJANGO_SETTINGS_MODULE: 'thumbs.settings', THUMB_SIZES: '128,256,512', CELERY_BROKER_URL: 'redis://redis:6379/0' });
   assert.is(worker?.stopGraceMs, 60_000);
-  for (const key of ['build', 'logging', 'init', 'hostname', 'ulimits']) assert.ok(result.warnings.some((warning) => warning.includes(`.${key}: is ignored`)), key);
+  for (const key of ['build', 'logging']) assert.ok(result.warnings.some((warning) => warning.includes(`.${key}: is ignored`)), key);
+  for (const key of ['init', 'hostname', 'ulimits']) assert.not.ok(result.warnings.some((warning) => warning.includes(`.${key}:`)), key);
+  assert.equal(worker?.container, { init: true });
+  assert.equal(result.apps[2]?.container, { hostname: 'redis', ulimits: [{ name: 'nofile', soft: 65536, hard: 65536 }] });
   assert.ok(result.warnings.some((warning) => warning.includes('services.beat: is left out')));
   assert.equal(parsedOk('worker-queue', { profiles: ['scheduler'] }).apps.map((app) => app.name), ['web', 'worker', 'beat', 'redis']);
   const { before, after } = deployAndReplan(result);
@@ -126,7 +129,7 @@ test('reverse proxy with TLS files: the relative bind mounts of nginx.conf and c
     result.errors.map((error) => `${error.path}: ${error.message.split(',')[0]}`),
     ['services.proxy.volumes[0]: mounts host path "./nginx.conf"', 'services.proxy.volumes[1]: mounts host path "./certs"'],
   );
-  for (const key of ['tmpfs', 'cap_add', 'extra_hosts']) assert.ok(result.warnings.some((warning) => warning.includes(`.${key}: is ignored`)), key);
+  for (const key of ['tmpfs', 'cap_add', 'extra_hosts']) assert.not.ok(result.warnings.some((warning) => warning.includes(`.${key}:`)), key);
 });
 
 test('monitoring stack: node-exporter global, host paths read-only, a secret file for Grafana; prometheus.yml as a relative bind is refused', () => {

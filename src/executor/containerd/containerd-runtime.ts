@@ -18,7 +18,7 @@ import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import type { PortSpec } from '../../state/types.js';
+import type { ExtraHostSpec, PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
@@ -26,12 +26,12 @@ import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
 import type { NodeImages } from '../../node/capabilities.js';
 import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
-import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
+import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { normalizeReference, RegistryClient } from './registry.js';
-import { containerHostsFile, containerNameFiles, readNodeResolvConfs } from './name-files.js';
-import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
+import { containerHostsFile, containerNameFiles, readNodeResolvConfs, resolveExtraHosts, subnetGateway } from './name-files.js';
+import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser, serializeRuntimeSpec } from './spec.js';
 import { isPoolNetwork, isWarmNetworkName, WarmNetworkPool, type WarmNetwork } from './warm-pool.js';
 
 const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -44,6 +44,14 @@ const SECRETS_TMPFS_BYTES = 1024 * 1024;
 const RESUBSCRIBE_DELAY_MS = 1_000;
 /** Wait for a task to exit after SIGKILL before giving up. */
 const KILL_WAIT_MS = 30_000;
+
+/** Static inits a node may have, in the order tried: Debian's tini-static, Docker's docker-init (a static tini). */
+export const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/local/bin/tini-static'];
+
+/** The first of `candidates` that exists on the node; undefined when none does. Reads the file system. */
+export function findStaticInit(candidates: readonly string[] = INIT_CANDIDATES): string | undefined {
+  return candidates.find((path) => existsSync(path));
+}
 
 /** Settings of a ContainerdRuntime. */
 export interface ContainerdRuntimeOptions {
@@ -71,6 +79,8 @@ export interface ContainerdRuntimeOptions {
   warmNetworks?: number;
   /** The other members, asked for an image this node does not hold before its registry is (absent: registry only). */
   peerImages?: PeerImages;
+  /** The static init bound into containers of apps with `init: true`; absent: the first of INIT_CANDIDATES on the node (`findStaticInit`). */
+  initPath?: string;
 }
 
 /** Where a container's network is: its CNI container id and its netns. */
@@ -517,6 +527,13 @@ export class ContainerdRuntime implements Runtime {
     return folder;
   }
 
+  /** The app's extra_hosts, `host-gateway` as the node's bridge address (the overlay's gateway, or the default bridge's). */
+  private extraHosts(spec: WorkloadSpec): ExtraHostSpec[] {
+    if (spec.container?.extraHosts === undefined) return [];
+    const nodeNetwork = readNodeNetwork(nodeNetworkPath(resolve(this.options.dataDir)));
+    return resolveExtraHosts(spec.container.extraHosts, nodeNetwork?.state === 'ready' ? nodeNetwork.gateway : subnetGateway(DEFAULT_SUBNET));
+  }
+
   private nameFilesDir(id: string): string {
     return join(this.stateDir, 'etc', id);
   }
@@ -532,7 +549,7 @@ export class ContainerdRuntime implements Runtime {
     // The overlay's bridge gateway is where the node's DNS component serves containers (port 53); see src/dns/component.ts.
     const nodeNetwork = readNodeNetwork(nodeNetworkPath(resolve(this.options.dataDir)));
     const clusterDns = nodeNetwork?.state === 'ready' ? { nameserver: nodeNetwork.gateway, tenant: spec.tenant } : undefined;
-    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}), ...(clusterDns !== undefined ? { clusterDns } : {}) });
+    const files = containerNameFiles({ hostname: containerHostname(spec), extraHosts: this.extraHosts(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}), ...(clusterDns !== undefined ? { clusterDns } : {}) });
     const paths = { hostsPath: join(folder, 'hosts'), resolvConfPath: join(folder, 'resolv.conf') };
     await Promise.all([writeFile(paths.hostsPath, files.hosts, { mode: 0o644 }), writeFile(paths.resolvConfPath, files.resolvConf, { mode: 0o644 })]);
     return paths;
@@ -544,7 +561,7 @@ export class ContainerdRuntime implements Runtime {
    * already bound shows the new text.
    */
   private async writeHosts(spec: WorkloadSpec, address: string): Promise<void> {
-    await writeFile(join(this.nameFilesDir(spec.id), 'hosts'), containerHostsFile(containerHostname(spec), address), { mode: 0o644 });
+    await writeFile(join(this.nameFilesDir(spec.id), 'hosts'), containerHostsFile(containerHostname(spec), address, this.extraHosts(spec)), { mode: 0o644 });
   }
 
   private async removeSecrets(id: string): Promise<void> {
@@ -663,13 +680,14 @@ export class ContainerdRuntime implements Runtime {
       await (await open(spec.logPath, 'a')).close();
       const nameFiles = await this.writeNameFiles(spec, warm?.address);
       undo.push(() => rm(this.nameFilesDir(id), { recursive: true, force: true }));
-      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+      const initPath = spec.container?.init === true ? (this.options.initPath ?? findStaticInit()) : undefined;
+      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, ...(initPath !== undefined ? { initPath } : {}), ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
       const container = {
         id,
         labels: containerLabels(spec, { startedAt, ...(warm !== undefined ? { address: warm.address, networkId: warm.name } : {}) }),
         image: image.name,
         runtime: { name: RUNC_RUNTIME },
-        spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
+        spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(runtimeSpec)) },
         snapshotter,
         snapshot_key: id,
         extensions: {},
