@@ -7,6 +7,7 @@
  * quota at once); `tenant.update default` works at any time; it cannot be
  * deleted.
  */
+import { CONTAINER_SETTINGS_VERSION } from './version.js';
 import { ErrorCode, formatBytes, formatCpu } from './errors.js';
 import { overQuota, tenantUsage } from './quota.js';
 import { adoptTenant, limitProblem, lookupTenant, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
@@ -155,6 +156,7 @@ export const tenantCreateCommand: CommandModule<'tenant.create'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota, settings: optional(tenantSettings) }),
+  versionOf: (command) => (command.settings?.capabilities !== undefined ? CONTAINER_SETTINGS_VERSION : 1),
   plan: planTenantCreate,
 };
 
@@ -164,6 +166,7 @@ export const tenantUpdateCommand: CommandModule<'tenant.update'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota, settings: optional(tenantSettings) }),
+  versionOf: (command) => (command.settings?.capabilities !== undefined ? CONTAINER_SETTINGS_VERSION : 1),
   plan: planTenantUpdate,
 };
 

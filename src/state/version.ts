@@ -27,9 +27,13 @@
  * The state version this code applies. 1: before the gate. 2: trust, IPAM,
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
- * cluster version (`cluster.version`).
+ * cluster version (`cluster.version`). 4: an app's container settings
+ * (`AppSpec.container`) and a tenant's capabilities (`TenantSettings.capabilities`).
  */
-export const STATE_VERSION = 3;
+export const STATE_VERSION = 4;
+
+/** The state version of an app's container settings and a tenant's capabilities. */
+export const CONTAINER_SETTINGS_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the

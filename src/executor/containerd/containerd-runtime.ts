@@ -531,7 +531,8 @@ export class ContainerdRuntime implements Runtime {
   private extraHosts(spec: WorkloadSpec): ExtraHostSpec[] {
     if (spec.container?.extraHosts === undefined) return [];
     const nodeNetwork = readNodeNetwork(nodeNetworkPath(resolve(this.options.dataDir)));
-    return resolveExtraHosts(spec.container.extraHosts, nodeNetwork?.state === 'ready' ? nodeNetwork.gateway : subnetGateway(DEFAULT_SUBNET));
+    const subnet = this.network instanceof CniNetwork ? this.network.subnet : DEFAULT_SUBNET;
+    return resolveExtraHosts(spec.container.extraHosts, nodeNetwork?.state === 'ready' ? nodeNetwork.gateway : subnetGateway(subnet));
   }
 
   private nameFilesDir(id: string): string {
@@ -816,7 +817,7 @@ export class ContainerdRuntime implements Runtime {
     const stdio = `file://${outputPath}`;
     const processSpec = { ...base, args: argv, terminal: false };
     try {
-      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', stdout: stdio, stderr: stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(JSON.stringify(processSpec)) } });
+      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', stdout: stdio, stderr: stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(processSpec)) } });
       try {
         await this.client.unary('tasks', 'Start', { container_id: id, exec_id: execId });
         let timedOut = false;

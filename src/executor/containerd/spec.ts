@@ -73,9 +73,14 @@ export function containerHostname(workload: Pick<WorkloadSpec, 'id' | 'container
 const RLIMIT_UNLIMITED = '__hivemind_rlimit_unlimited__';
 const RLIM_INFINITY_TEXT = '18446744073709551615';
 
-/** The JSON text of a runtime spec, RLIMIT_UNLIMITED written as RLIM_INFINITY. */
+/**
+ * The JSON text of a runtime spec (or of its process), RLIMIT_UNLIMITED
+ * written as RLIM_INFINITY. A spec read back from containerd holds that
+ * number as the nearest double (2^64), which JSON writes as
+ * 18446744073709552000: it is written back as RLIM_INFINITY too.
+ */
 export function serializeRuntimeSpec(spec: Record<string, unknown>): string {
-  return JSON.stringify(spec).replaceAll(`"${RLIMIT_UNLIMITED}"`, RLIM_INFINITY_TEXT);
+  return JSON.stringify(spec, (key, value: unknown) => (typeof value === 'number' && value >= 2 ** 64 ? RLIMIT_UNLIMITED : value)).replaceAll(`"${RLIMIT_UNLIMITED}"`, RLIM_INFINITY_TEXT);
 }
 
 /** The OCI rlimits: RLIMIT_NOFILE at containerd's default unless `ulimits` names it, then each of `ulimits` (-1: unlimited). */
