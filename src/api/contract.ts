@@ -24,6 +24,7 @@
  * would add to every command's start.
  */
 import { z } from 'zod';
+import type { LocalSource } from '../appfile/configs.js';
 import type { SecretMetadata } from '../state/machine.js';
 import type { ApiRole, App, EgressRule, HistoryEntry, Instance, KvEntry, NetworkPolicy, PolicyRule, Quota, Rollout, TenantSettings, VolumeIoLimits } from '../state/types.js';
 import type { Access } from './access.js';
@@ -152,6 +153,7 @@ export const contract = {
       dryRun: field<boolean>().optional(),
       variables: field<Record<string, string>>().optional(),
       attachments: field<Record<string, string>>().optional(),
+      localSources: field<Record<string, LocalSource>>().optional(),
       sets: field<string[]>().optional(),
       profiles: field<string[]>().optional(),
     }),

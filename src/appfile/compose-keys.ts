@@ -31,8 +31,6 @@ function unsupported(reason?: string): KeyRule {
 
 const hivemindDns = 'apps reach each other by name through DNS: <service>.<tenant>.hivemind';
 const useDeployResources = 'use deploy.resources.limits.cpus';
-const configsReason =
-  "not yet: files mounted at a path of your choice need the executor's support; mount the file as a secret (top-level secrets: with file:, found at /run/secrets/NAME), or build it into the image";
 const ownNamespaces = 'each instance gets its own namespaces on its tenant\'s network';
 
 /** The top level of an app file. */
@@ -82,7 +80,7 @@ export const serviceKeys: KeyRules = {
   build: read,
   cap_add: read,
   cap_drop: read,
-  configs: unsupported(configsReason),
+  configs: read,
   cgroup: unsupported(),
   cgroup_parent: unsupported(),
   container_name: read,
@@ -240,6 +238,25 @@ export const topLevelVolumeKeys: KeyRules = {
 /** A top-level volume's `x-hivemind`. */
 export const volumeExtensionKeys: KeyRules = {
   size: read,
+};
+
+export const topLevelConfigKeys: KeyRules = {
+  external: read,
+  file: read,
+  content: read,
+  environment: read,
+  name: unsupported("the key is the config's name"),
+  labels: ignored('Hivemind keeps no labels on configs'),
+  template_driver: unsupported(),
+};
+
+/** A service's `configs:` item written as a mapping. */
+export const serviceConfigKeys: KeyRules = {
+  source: read,
+  target: read,
+  mode: read,
+  uid: ignored("the files belong to root and are readable by every user (or as mode: says)"),
+  gid: ignored("the files belong to root and are readable by every user (or as mode: says)"),
 };
 
 export const topLevelSecretKeys: KeyRules = {

@@ -38,7 +38,7 @@
  * address is 127.0.0.1 and ports are the process's own business.
  */
 
-import type { ContainerSettings } from '../state/types.js';
+import type { ConfigMount, ContainerSettings } from '../state/types.js';
 import type { ImageShare, PeerImages } from '../node/image-share.js';
 import type { NodeImages } from '../node/capabilities.js';
 import type { Registry } from 'prom-client';
@@ -108,6 +108,8 @@ export interface WorkloadSpec {
   labels: Record<string, string>;
   /** The app's hostname, init, tmpfs, ulimits, capabilities and extra hosts (a process runtime applies `ulimits` only); absent: defaults. */
   container?: ContainerSettings;
+  /** Files mounted read-only (Compose's configs, relative bind mounts); containers only. Absent: none. */
+  configs?: ConfigMount[];
 }
 
 /** What a runtime knows of a workload it runs or ran. */

@@ -514,7 +514,7 @@ export const appDeployCommand: CommandModule<'app.deploy'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
-  versionOf: (command) => (command.spec.container !== undefined ? CONTAINER_SETTINGS_VERSION : 1),
+  versionOf: (command) => (command.spec.container !== undefined || command.spec.configs !== undefined ? CONTAINER_SETTINGS_VERSION : 1),
   plan: planAppDeploy,
 };
 
@@ -529,7 +529,7 @@ export const appDeployManyCommand: CommandModule<'app.deploy-many'> = {
     project: optional(name),
     force: optional(boolean()),
   }),
-  versionOf: (command) => (command.specs.some((spec) => spec.container !== undefined) ? CONTAINER_SETTINGS_VERSION : 1),
+  versionOf: (command) => (command.specs.some((spec) => spec.container !== undefined || spec.configs !== undefined) ? CONTAINER_SETTINGS_VERSION : 1),
   plan: planAppDeployMany,
 };
 

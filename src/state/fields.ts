@@ -55,6 +55,8 @@ import {
   type TmpfsSpec,
   type UlimitSpec,
   type ExtraHostSpec,
+  type ConfigMount,
+  type ConfigFileSpec,
 } from './types.js';
 import { isCapability } from './capabilities.js';
 
@@ -113,6 +115,10 @@ export const LIMITS = {
   appCpuMillisMax: 1024 * 1000,
   /** An image reference (Docker's limit on the name is 255; a tag and a digest come on top). */
   imageReferenceBytesMax: 512,
+  /** The configs of one app, all files together, in bytes (decoded): it is in every version of the app the state keeps. */
+  configBytesMax: 1024 * 1024,
+  /** Files of the configs of one app. */
+  configFilesMax: 64,
 } as const;
 
 /**
@@ -354,6 +360,22 @@ const containerSettings = object<ContainerSettings>({
   ),
 });
 
+/** A relative file path inside a config folder: no `..`, no leading `/`, no empty part. */
+const CONFIG_PATH_PATTERN = /^(|(?!\.\.?(\/|$))[^/\0]+(\/(?!\.\.?(\/|$))[^/\0]+)*)$/;
+
+const configMount = object<ConfigMount>({
+  source: nonEmptyText,
+  target: absolutePath,
+  files: list(
+    object<ConfigFileSpec>({
+      path: text({ bytesMax: 1024, pattern: CONFIG_PATH_PATTERN, patternHint: 'a relative path without .. (or "" for a single file)' }),
+      data: text({ bytesMax: Math.ceil((LIMITS.configBytesMax * 4) / 3) + 4, pattern: /^[A-Za-z0-9+/]*={0,2}$/, patternHint: 'base64' }),
+    }),
+    { min: 1, max: LIMITS.configFilesMax },
+  ),
+  mode: optional(integer({ min: 0, max: 0o777 })),
+});
+
 const appSpecShape = object<AppSpec>({
   name,
   tenant: name,
@@ -386,6 +408,7 @@ const appSpecShape = object<AppSpec>({
   labels,
   hivemind: hivemindSpec,
   container: optional(containerSettings),
+  configs: optional(list(configMount, { max: LIMITS.configFilesMax })),
 });
 
 /** Cross-field rules of an app spec, after each field is valid. */
@@ -403,7 +426,27 @@ function appSpecProblem(spec: AppSpec, path: string): { field: string; text: str
       return { field: `${path}.reservations.${resource}`, text: `must not exceed limits.${resource} (${reserved} > ${limit})` };
     }
   }
-  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path) ?? processContainerProblem(spec, path);
+  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path) ?? processContainerProblem(spec, path) ?? configsProblem(spec, path);
+}
+
+/** Configs: image apps only, each target once (and not a volume's), a single file alone, within the size and count limits together. */
+function configsProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  if (spec.configs === undefined) return undefined;
+  if (spec.image === undefined) return { field: `${path}.configs`, text: 'applies only to an image app; a process app reads its files where it runs' };
+  let bytes = 0;
+  let files = 0;
+  const targets = new Set(spec.volumes.map((mount) => mount.target));
+  for (const [position, config] of spec.configs.entries()) {
+    if (targets.has(config.target)) return { field: `${path}.configs[${position}].target`, text: `mounts ${config.target}, which another config or a volume mounts too` };
+    targets.add(config.target);
+    const single = config.files.some((file) => file.path === '');
+    if (single && config.files.length !== 1) return { field: `${path}.configs[${position}].files`, text: 'has a file with path "" (a single file) beside others' };
+    files += config.files.length;
+    for (const file of config.files) bytes += Math.floor((file.data.length * 3) / 4) - (file.data.endsWith('==') ? 2 : file.data.endsWith('=') ? 1 : 0);
+  }
+  if (files > LIMITS.configFilesMax) return { field: `${path}.configs`, text: `have ${files} files; an app may have at most ${LIMITS.configFilesMax}` };
+  if (bytes > LIMITS.configBytesMax) return { field: `${path}.configs`, text: `come to ${bytes} bytes; an app's configs may have at most ${LIMITS.configBytesMax} bytes together (keep data in a named volume)` };
+  return undefined;
 }
 
 /** A process app has no namespaces of its own: of the container settings it takes `ulimits` alone. */

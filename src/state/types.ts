@@ -216,6 +216,30 @@ export interface AppSpec {
   hivemind: HivemindSpec;
   /** Compose's settings of the instance's own environment (hostname, init, tmpfs, ulimits, capabilities, extra hosts); absent: the defaults. */
   container?: ContainerSettings;
+  /**
+   * Files mounted read-only in each instance (Compose's `configs`, and
+   * relative bind mounts the CLI read): carried in the spec, so every node
+   * has them, within LIMITS.configBytesMax per app. Absent: none.
+   */
+  configs?: ConfigMount[];
+}
+
+/** A config mounted in an instance: one file at `target`, or a folder's files under it. */
+export interface ConfigMount {
+  /** The config's name (top-level `configs:`), or the relative path a bind mount named (`./nginx.conf`), for messages. */
+  source: string;
+  /** An absolute path inside the instance. */
+  target: string;
+  /** A file: one entry with `path` ''. A folder: its files by relative path (`site.crt`, `sub/a.pem`). */
+  files: ConfigFileSpec[];
+  /** The files' mode (0o444 when absent). */
+  mode?: number;
+}
+
+/** One file of a config, its bytes in base64. */
+export interface ConfigFileSpec {
+  path: string;
+  data: string;
 }
 
 /**

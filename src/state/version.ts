@@ -28,11 +28,12 @@
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
  * cluster version (`cluster.version`). 4: an app's container settings
- * (`AppSpec.container`) and a tenant's capabilities (`TenantSettings.capabilities`).
+ * (`AppSpec.container`) and configs (`AppSpec.configs`), and a tenant's
+ * capabilities (`TenantSettings.capabilities`).
  */
 export const STATE_VERSION = 4;
 
-/** The state version of an app's container settings and a tenant's capabilities. */
+/** The state version of an app's container settings and configs, and of a tenant's capabilities. */
 export const CONTAINER_SETTINGS_VERSION = 4;
 
 /**

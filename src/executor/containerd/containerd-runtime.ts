@@ -13,7 +13,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { assert } from '../../../consensus/core/assert.js';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -535,6 +536,31 @@ export class ContainerdRuntime implements Runtime {
     return resolveExtraHosts(spec.container.extraHosts, nodeNetwork?.state === 'ready' ? nodeNetwork.gateway : subnetGateway(subnet));
   }
 
+  /**
+   * Writes the workload's configs under its name-files folder (removed with
+   * it): `configs/<position>` is the file, or the folder of a config's files.
+   * Files take the config's mode (0444 by default), folders 0555, owned by
+   * root: any user of the container reads them, none writes them.
+   */
+  private async writeConfigs(spec: WorkloadSpec): Promise<string[]> {
+    const paths: string[] = [];
+    const root = join(this.nameFilesDir(spec.id), 'configs');
+    for (const [position, config] of (spec.configs ?? []).entries()) {
+      const place = join(root, String(position));
+      await mkdir(root, { recursive: true, mode: 0o755 });
+      for (const file of config.files) {
+        const path = file.path === '' ? place : join(place, file.path);
+        // The state's pattern keeps paths relative without `..`; checked again, as a path leaving the folder would write on the node.
+        assert(path === place || path.startsWith(`${place}/`), `instance ${spec.id}: config ${config.source} file ${file.path} leaves its folder`);
+        await mkdir(dirname(path), { recursive: true, mode: 0o555 });
+        await writeFile(path, Buffer.from(file.data, 'base64'), { mode: config.mode ?? 0o444 });
+        await chmod(path, config.mode ?? 0o444);
+      }
+      paths.push(place);
+    }
+    return paths;
+  }
+
   private nameFilesDir(id: string): string {
     return join(this.stateDir, 'etc', id);
   }
@@ -681,8 +707,9 @@ export class ContainerdRuntime implements Runtime {
       await (await open(spec.logPath, 'a')).close();
       const nameFiles = await this.writeNameFiles(spec, warm?.address);
       undo.push(() => rm(this.nameFilesDir(id), { recursive: true, force: true }));
+      const configPaths = await this.writeConfigs(spec);
       const initPath = spec.container?.init === true ? (this.options.initPath ?? findStaticInit()) : undefined;
-      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, ...(initPath !== undefined ? { initPath } : {}), ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, configPaths, ...(initPath !== undefined ? { initPath } : {}), ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
       const container = {
         id,
         labels: containerLabels(spec, { startedAt, ...(warm !== undefined ? { address: warm.address, networkId: warm.name } : {}) }),

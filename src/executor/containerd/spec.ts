@@ -9,6 +9,7 @@
  */
 import { DEFAULT_CAPABILITIES, effectiveCapabilities } from '../../state/capabilities.js';
 import type { ContainerSettings, UlimitSpec } from '../../state/types.js';
+import { assert } from '../../../consensus/core/assert.js';
 import type { DeviceIoLimit, WorkloadSpec } from '../runtime.js';
 import type { ResolvedImage } from './images.js';
 
@@ -52,8 +53,10 @@ export interface SpecContext {
   hostname?: string;
   /** The container's generated /etc/hosts and /etc/resolv.conf on the node (`name-files.ts`), bound read-only. */
   nameFiles?: { hostsPath: string; resolvConfPath: string };
-  /** A static init (tini) on the node, for `init: true` (`findInit`); absent: such a workload is refused. */
+  /** A static init (tini) on the node, for `init: true` (`findStaticInit`); absent: such a workload is refused. */
   initPath?: string;
+  /** Where each of `workload.configs` was written on the node (a file, or a folder), in order; bound read-only at its target. */
+  configPaths?: string[];
 }
 
 /** Where the init binary is bound inside a container (as Docker's /sbin/docker-init). */
@@ -166,6 +169,12 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
   mounts.push(...tmpfsMounts(workload.container));
   for (const mount of workload.mounts) {
     mounts.push({ destination: mount.target, type: 'bind', source: mount.source, options: ['rbind', mount.readOnly ? 'ro' : 'rw'] });
+  }
+  // After the volumes, so a config may sit inside a volume's folder.
+  for (const [position, config] of (workload.configs ?? []).entries()) {
+    const source = context.configPaths?.[position];
+    assert(source !== undefined, `instance ${workload.id}: config ${config.source} was not written before the spec was built`);
+    mounts.push({ destination: config.target, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
   }
   if (context.nameFiles !== undefined) {
     mounts.push({ destination: '/etc/hosts', type: 'bind', source: context.nameFiles.hostsPath, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
