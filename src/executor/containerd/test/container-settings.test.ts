@@ -1,7 +1,8 @@
 // Compose's hostname, ulimits, tmpfs, extra_hosts, cap_add/cap_drop and init
 // against a real containerd and runc, checked from inside the container:
 // `hostname`, `ulimit -n`, /proc/mounts, /etc/hosts, CapEff in
-// /proc/self/status, PID 1; exec in the container keeps an unlimited rlimit.
+// /proc/self/status, PID 1; exec in the container keeps an unlimited rlimit;
+// configs (a file, a folder) are read-only files where the app mounts them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -127,6 +128,31 @@ test('init: a static tini runs as PID 1 in front of the command, or the start is
   assert.not.match(logOf(id), /^me=1$/m);
   await runtime.stop(id, { signal: 'SIGTERM', graceMs: 5_000 });
   await runtime.remove(id);
+});
+
+test('configs: a file and a folder are mounted read-only where the app says, and removed with the container', async () => {
+  if (skip !== undefined) return;
+  const id = 'configs-1';
+  const base64 = (text: string): string => Buffer.from(text).toString('base64');
+  const configs = [
+    { source: './prometheus.yml', target: '/etc/prometheus/prometheus.yml', files: [{ path: '', data: base64('scrape_interval: 15s\n') }] },
+    { source: './certs', target: '/etc/nginx/certs', files: [{ path: 'site.crt', data: base64('CRT\n') }, { path: 'live/site.key', data: base64('KEY\n') }], mode: 0o440 },
+  ];
+  const script = [
+    'cat /etc/prometheus/prometheus.yml',
+    'cat /etc/nginx/certs/site.crt /etc/nginx/certs/live/site.key',
+    'stat -c %a /etc/nginx/certs/site.crt /etc/prometheus/prometheus.yml',
+    '(echo x >> /etc/prometheus/prometheus.yml) 2>/dev/null && echo writable || echo read-only',
+    '(touch /etc/nginx/certs/new) 2>/dev/null && echo writable || echo read-only',
+    'echo done',
+    'sleep 1000',
+  ].join('; ');
+  await runtime.start(workload(id, { command: ['sh', '-c', script], configs }));
+  await eventually('the output', () => logOf(id).includes('done'));
+  assert.is(logOf(id), 'scrape_interval: 15s\nCRT\nKEY\n440\n444\nread-only\nread-only\ndone\n');
+  await runtime.stop(id, { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove(id);
+  assert.not.ok(existsSync(join(containerd.dataDir, 'containerd-runtime', 'etc', id)), 'the configs are removed with the container');
 });
 
 test.run();
