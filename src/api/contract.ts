@@ -127,6 +127,12 @@ export const contract = {
   // Logs
   'GET /v1/instances/:id/logs': route<StreamAnswer>()({ kind: 'local', access: { need: 'logs', tenant: 'handler' }, query: logQuery }),
   'GET /v1/apps/:tenant/:name/logs': route<StreamAnswer>()({ kind: 'local', access: { need: 'logs', tenant: 'path' }, query: logQuery }),
+  'POST /v1/instances/:id/exec': route<StreamAnswer>()({
+    kind: 'local',
+    access: { need: 'deploy', tenant: 'handler' },
+    query: z.object({ forwarded: parameter<boolean>() }),
+    body: z.strictObject({ command: field<string[]>(), timeoutSeconds: field<number>().optional() }),
+  }),
 
   // Tenants
   'GET /v1/tenants': route<{ tenants: TenantView[] }>()({ kind: 'read', access: { need: 'read', tenant: 'handler' } }),

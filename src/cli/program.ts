@@ -16,6 +16,7 @@ import { registerHistoryCommand } from './commands/history.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerKvCommands } from './commands/kv.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerExecCommand } from './commands/exec.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerPolicyCommands } from './commands/policies.js';
 import { registerPsCommand } from './commands/ps.js';
@@ -79,6 +80,7 @@ export function buildProgram(): Command {
   registerRolloutCommands(program);
   registerImageCommands(program);
   registerLogsCommand(program);
+  registerExecCommand(program);
   program.commandsGroup('Tenants and their resources:');
   registerTenantCommands(program);
   registerTokenCommands(program);

@@ -114,6 +114,11 @@ export function prlimitPrefix(ulimits: readonly UlimitSpec[] | undefined): strin
   return ['prlimit', ...ulimits.map((limit) => `--${limit.name}=${amount(limit.soft)}:${amount(limit.hard)}`), '--'];
 }
 
+/** `sh -c EXEC_WRAPPER hivemind-exec CGROUP_PROCS argv...`: joins the workload's cgroups, then runs the command in its place. */
+const EXEC_WRAPPER =
+  'cgroup_procs=$1; shift; ' +
+  'for procs in $cgroup_procs; do echo $$ > "$procs" || { echo "hivemind: cannot join cgroup $procs" >&2; exit 125; }; done; exec "$@"';
+
 /** The wrapper's exit status when it could not join the workload's cgroups. */
 export const EXIT_CODE_CGROUP = 125;
 
@@ -361,13 +366,22 @@ export class ProcessRuntime implements Runtime {
     return () => this.listeners.delete(listener);
   }
 
-  /** Runs `argv` on the host with the workload's environment, folder and user. */
+  /**
+   * Runs `argv` on the host with the workload's environment, folder and
+   * user. With `output` (`hivemind exec`) it also joins the workload's
+   * cgroups first (as root, through the start's wrapper), then drops to the
+   * workload's user, so what it runs counts toward the instance's limits.
+   */
   async exec(id: string, argv: string[], options: ExecOptions): Promise<ExecResult> {
     const record = this.records.get(id);
     if (record === undefined) throw new Error(`instance ${id}: no such workload to run a check in`);
     if (argv.length === 0) throw new Error(`instance ${id}: the check has no command`);
     const environment = { ...record.environment, ...(record.secretsDir ? { HIVEMIND_SECRETS_DIR: record.secretsDir } : {}) };
-    return runCommand(argv, { environment, workingDir: record.workingDir, ...(record.user ? { user: record.user } : {}), timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+    const common = { environment, workingDir: record.workingDir, timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
+    if (options.output === undefined) return runCommand(argv, { ...common, ...(record.user ? { user: record.user } : {}) });
+    const procs = record.cgroups === undefined ? '' : ProcessCgroups.procsFiles(record.cgroups).join(' ');
+    const asUser = record.user ? ['setpriv', `--reuid=${record.user.uid}`, `--regid=${record.user.gid}`, '--clear-groups', '--no-new-privs', '--'] : [];
+    return runCommand(['/bin/sh', '-c', EXEC_WRAPPER, 'hivemind-exec', procs, ...asUser, ...argv], { ...common, output: options.output });
   }
 
   async close(): Promise<void> {
@@ -538,7 +552,7 @@ export class ProcessRuntime implements Runtime {
 /** Runs a short command (a health check) and collects its status and first output bytes. */
 export function runCommand(
   argv: string[],
-  options: { environment: Record<string, string>; workingDir: string; user?: HostUser; timeoutMs: number; signal?: AbortSignal },
+  options: { environment: Record<string, string>; workingDir: string; user?: HostUser; timeoutMs: number; signal?: AbortSignal; output?: ExecOptions['output'] },
 ): Promise<ExecResult> {
   return new Promise((resolve) => {
     const [command, ...args] = argv;
@@ -553,11 +567,12 @@ export function runCommand(
       detached: true,
       ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
     });
-    const collect = (chunk: Buffer): void => {
+    const collect = (stream: 'stdout' | 'stderr') => (chunk: Buffer): void => {
+      options.output?.(stream, chunk);
       if (output.length < EXEC_OUTPUT_BYTES_MAX) output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_BYTES_MAX - output.length);
     };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
+    child.stdout?.on('data', collect('stdout'));
+    child.stderr?.on('data', collect('stderr'));
     const killAll = (): void => {
       if (child.pid !== undefined) signalProcessGroup(child.pid, 'SIGKILL');
     };
@@ -565,6 +580,7 @@ export function runCommand(
       timedOut = true;
       killAll();
     }, options.timeoutMs);
+    // A caller that left: killed, not timed out.
     const onAbort = (): void => killAll();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (result: ExecResult): void => {

@@ -163,7 +163,14 @@ export interface StopOptions {
 
 export interface ExecOptions {
   timeoutMs: number;
+  /** Aborting kills the command (a caller that left); `timedOut` stays false then. */
   signal?: AbortSignal;
+  /**
+   * Hears the output as it comes, by stream (`hivemind exec`); chunks of one
+   * stream arrive in order. Absent: only the first bytes are kept, in the
+   * result (a health check's status).
+   */
+  output?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
 }
 
 /** A way of running workloads. See the file header for the contract. */
@@ -191,7 +198,7 @@ export interface Runtime {
   remove(id: string): Promise<void>;
   /** Hears every exit (see the header). Returns the remover. Listeners must not throw. */
   onExit(listener: (exit: WorkloadExit) => void): () => void;
-  /** Runs a health-check command in the workload's context (its namespaces and environment). Optional. */
+  /** Runs a command in the workload's context (its namespaces, user, environment and folder): a health check, or `hivemind exec`. Optional. */
   exec?(id: string, argv: string[], options: ExecOptions): Promise<ExecResult>;
   /** Releases the runtime's own resources. Never stops workloads. */
   close(): Promise<void>;

@@ -12,7 +12,8 @@
  * missed while no one listened are found by `list()`.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, openSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { chmod, chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { assert } from '../../../consensus/core/assert.js';
 import { constants } from 'node:os';
@@ -52,6 +53,68 @@ export const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/docker-init', 
 /** The first of `candidates` that exists on the node; undefined when none does. Reads the file system. */
 export function findStaticInit(candidates: readonly string[] = INIT_CANDIDATES): string | undefined {
   return candidates.find((path) => existsSync(path));
+}
+
+/** After an exec's process exited, how long its output pipes may take to reach their end before they are cut. */
+const EXEC_OUTPUT_DRAIN_MS = 5_000;
+
+/**
+ * An exec's stdout and stderr as two FIFOs, as containerd's own client
+ * makes them (containerd's `file://` stdio would put both in one file): each
+ * read end is opened without blocking before the exec is created (so the
+ * shim finds a reader), read as a pipe once the shim holds the write end,
+ * and each chunk handed to `output` as it comes. The end of both pipes (the
+ * shim closes them when the process is gone) is the end of the output.
+ */
+class ExecPipes {
+  private readonly sockets: Socket[] = [];
+  private readonly ended: Promise<void>[] = [];
+
+  private constructor(
+    private readonly pipes: ReadonlyArray<{ stream: 'stdout' | 'stderr'; path: string; fd: number }>,
+    private readonly output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void,
+  ) {}
+
+  /** Makes the FIFOs at `paths` and opens their read ends. */
+  static async open(paths: { stdout: string; stderr: string }, output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void): Promise<ExecPipes> {
+    const made = await runCommand('mkfifo', ['-m', '600', paths.stdout, paths.stderr]);
+    if (made.code !== 0) throw new Error(`cannot make the exec's output pipes: ${made.stderr.trim()}`);
+    const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
+    return new ExecPipes(
+      [
+        { stream: 'stdout', path: paths.stdout, fd: openSync(paths.stdout, flags) },
+        { stream: 'stderr', path: paths.stderr, fd: openSync(paths.stderr, flags) },
+      ],
+      output,
+    );
+  }
+
+  /** Starts reading; call once the exec is created (the shim holds the write ends, so an end of the pipe means the process is gone). */
+  read(): void {
+    for (const pipe of this.pipes) {
+      const socket = new Socket({ fd: pipe.fd, readable: true, writable: false });
+      this.sockets.push(socket);
+      socket.on('data', (chunk: Buffer) => this.output(pipe.stream, chunk));
+      this.ended.push(new Promise<void>((resolve) => {
+        socket.once('end', resolve);
+        socket.once('close', resolve);
+        socket.once('error', () => resolve());
+      }));
+    }
+  }
+
+  /** Waits for both pipes to end, at most `waitMs`. */
+  async drain(waitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.ended), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** Closes the read ends (the sockets own the descriptors once reading; before that they are closed here). */
+  close(): void {
+    if (this.sockets.length > 0) for (const socket of this.sockets) socket.destroy();
+    else for (const pipe of this.pipes) closeSync(pipe.fd);
+  }
 }
 
 /** Settings of a ContainerdRuntime. */
@@ -839,12 +902,17 @@ export class ContainerdRuntime implements Runtime {
     await this.open();
     const base = await this.processSpecOf(id);
     const execId = `exec-${randomBytes(6).toString('hex')}`;
+    // A caller that hears the output by stream gets stdout and stderr apart, through pipes; a check gets both in one file (its status shows the first bytes).
     const outputPath = join(this.stateDir, 'exec', `${execId}.log`);
-    await writeFile(outputPath, '');
-    const stdio = `file://${outputPath}`;
+    const pipePaths = { stdout: join(this.stateDir, 'exec', `${execId}.out`), stderr: join(this.stateDir, 'exec', `${execId}.err`) };
+    await mkdir(join(this.stateDir, 'exec'), { recursive: true });
+    const pipes = options.output !== undefined ? await ExecPipes.open(pipePaths, options.output) : undefined;
+    if (pipes === undefined) await writeFile(outputPath, '');
+    const stdio = pipes !== undefined ? { stdout: pipePaths.stdout, stderr: pipePaths.stderr } : { stdout: `file://${outputPath}`, stderr: `file://${outputPath}` };
     const processSpec = { ...base, args: argv, terminal: false };
     try {
-      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', stdout: stdio, stderr: stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(processSpec)) } });
+      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', ...stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(processSpec)) } });
+      pipes?.read();
       try {
         await this.client.unary('tasks', 'Start', { container_id: id, exec_id: execId });
         let timedOut = false;
@@ -858,14 +926,15 @@ export class ContainerdRuntime implements Runtime {
           exitCode = (await this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: execId }, { timeoutMs: options.timeoutMs + KILL_WAIT_MS, signal: cancel.signal })).exit_status;
         } catch (error) {
           if (!cancel.signal.aborted) throw error;
-          timedOut = true;
+          timedOut = options.signal?.aborted !== true;
           await this.client.unary('tasks', 'Kill', { container_id: id, exec_id: execId, signal: constants.signals.SIGKILL, all: false }).catch(() => undefined);
           exitCode = (await this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: execId }, { timeoutMs: KILL_WAIT_MS }).catch(() => ({ exit_status: 137 }))).exit_status;
         } finally {
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', abortFromCaller);
         }
-        const output = (await readFile(outputPath)).subarray(0, EXEC_OUTPUT_BYTES_MAX).toString('utf8');
+        await pipes?.drain(EXEC_OUTPUT_DRAIN_MS);
+        const output = pipes !== undefined ? '' : (await readFile(outputPath)).subarray(0, EXEC_OUTPUT_BYTES_MAX).toString('utf8');
         return { exitCode, output, timedOut };
       } finally {
         await this.client.unary('tasks', 'DeleteProcess', { container_id: id, exec_id: execId }).catch(() => undefined);
@@ -873,7 +942,8 @@ export class ContainerdRuntime implements Runtime {
     } catch (error) {
       throw new Error(`instance ${id}: cannot run ${JSON.stringify(argv[0] ?? '')} in the container: ${(error as Error).message}`);
     } finally {
-      await rm(outputPath, { force: true });
+      pipes?.close();
+      await Promise.all([rm(outputPath, { force: true }), rm(pipePaths.stdout, { force: true }), rm(pipePaths.stderr, { force: true })]);
     }
   }
 

@@ -104,6 +104,11 @@ test('hostname, ulimits, tmpfs, extra_hosts and capabilities are what the contai
   const exec = await runtime.exec(id, ['sh', '-c', 'ulimit -c; hostname'], { timeoutMs: 10_000 });
   assert.is(exec.exitCode, 0, exec.output);
   assert.is(exec.output, 'unlimited\nweb1\n');
+  // hivemind exec's form: stdout and stderr apart, as they come.
+  const heard: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
+  const streamed = await runtime.exec(id, ['sh', '-c', 'echo out; echo err >&2; sleep 0.3; echo more; exit 4'], { timeoutMs: 10_000, output: (stream, chunk) => (heard[stream] += Buffer.from(chunk).toString('utf8')) });
+  assert.is(streamed.exitCode, 4);
+  assert.equal(heard, { stdout: 'out\nmore\n', stderr: 'err\n' });
   await runtime.stop(id, { signal: 'SIGKILL', graceMs: 0 });
   await runtime.remove(id);
 });
