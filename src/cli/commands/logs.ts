@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import { routePath } from '../client.js';
 import { contextOf, resolveToken } from '../context.js';
+import { firstAnswering } from '../reachable.js';
 import { ApiError, ConnectionError, describeNetworkError } from '../errors.js';
 import { wholeNumber } from '../parse.js';
 import { TENANT_OF_ONE, tenantOption } from './shared.js';
@@ -25,6 +26,7 @@ export function registerLogsCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hivemind logs web\n  hivemind logs acme/web -f\n  hivemind logs default.web.0.1 --tail 50')
     .action(async (target: string, options: { follow?: boolean; tail: number; tenant?: string }, command: Command) => {
       const context = contextOf(command);
+      if (context.addresses.length > 1) context.address = await firstAnswering(context.addresses);
       let path: string;
       if (INSTANCE_ID.test(target)) path = routePath('GET /v1/instances/:id/logs', { id: target });
       else {
