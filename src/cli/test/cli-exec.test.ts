@@ -25,8 +25,10 @@ test.before(async () => {
   agent = await startAgent();
   assert.is((await hm(['tenants', 'create', 'acme'])).status, 0);
   const appFile = join(scratch, 'app.yaml');
-  writeFileSync(appFile, 'services:\n  shell:\n    command: ["sh", "-c", "echo started; exec sleep 1000"]\n    environment: { GREETING: hello }\n    working_dir: /tmp\n');
+  writeFileSync(appFile, 'services:\n  shell:\n    command: ["sh", "-c", "echo nofile $$(ulimit -n); exec sleep 1000"]\n    environment: { GREETING: hello }\n    working_dir: /tmp\n    ulimits: { nofile: 512 }\n');
   const deployed = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '--wait', '--timeout', '60s']);
+  // uvu does not show what fails in a hook: say it here.
+  if (deployed.status !== 0) console.error(deployed.stdout + deployed.stderr);
   assert.is(deployed.status, 0, deployed.stdout + deployed.stderr);
   const shown = await hm(['app', 'acme/shell', '--json']);
   const instances = (JSON.parse(shown.stdout) as { instances: { id: string; status: { state: string } }[] }).instances;
@@ -43,6 +45,9 @@ test('exec prints stdout and stderr apart and exits with the command\'s code; it
   const result = await hm(['exec', instance, '--', 'sh', '-c', 'echo "$GREETING from $HIVEMIND_INSTANCE in $(pwd)"; echo oops >&2; exit 3']);
   assert.is(result.status, 3, result.stderr);
   assert.is(result.stdout, `hello from ${instance} in /tmp\n`);
+  // The instance itself runs with the app's ulimits (prlimit in front of it): it printed them at its start.
+  const log = await hm(['logs', instance]);
+  assert.is(log.stdout, 'nofile 512\n', log.stderr);
   assert.is(result.stderr, 'oops\n');
   const fine = await hm(['exec', instance, '--', 'true']);
   assert.is(fine.status, 0, fine.stderr);
