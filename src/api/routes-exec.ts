@@ -27,12 +27,14 @@ const QUEUED_CHUNKS_MAX = 4096;
 
 const INSTANCE_ID_PATTERN = /^[a-z0-9][a-z0-9.-]{0,254}$/;
 
-interface ExecRequest {
+/** What `POST /v1/instances/:id/exec` asks for. */
+export interface ExecRequest {
   command: string[];
   timeoutSeconds: number;
 }
 
-function readExecRequest(body: unknown): ExecRequest {
+/** The request body, each field checked (an ApiError naming the field). */
+export function readExecRequest(body: unknown): ExecRequest {
   const fields = (body ?? {}) as Record<string, unknown>;
   const command = fields.command;
   if (!Array.isArray(command) || command.length === 0 || command.length > LIMITS.argumentsMax) {
