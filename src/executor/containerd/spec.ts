@@ -2,12 +2,13 @@
  * The OCI runtime spec of a container, from a workload spec and its image's
  * config. Pure: no I/O, the same input gives the same spec.
  *
- * Defaults follow containerd's default Linux spec: the same capability set,
+ * Defaults follow containerd's default Linux spec: the same capability set
+ * (`state/capabilities.ts`, changed by the app's cap_add and cap_drop),
  * mounts (proc, a tmpfs /dev with pts, shm and mqueue, read-only sysfs),
  * masked and read-only /proc paths, and new pid, ipc, uts and mount
  * namespaces. The network namespace is the one the network made.
  */
-import { DEFAULT_CAPABILITIES, effectiveCapabilities } from '../../state/capabilities.js';
+import { effectiveCapabilities } from '../../state/capabilities.js';
 import type { ContainerSettings, UlimitSpec } from '../../state/types.js';
 import { assert } from '../../../consensus/core/assert.js';
 import type { DeviceIoLimit, WorkloadSpec } from '../runtime.js';
@@ -27,9 +28,6 @@ export const Label = {
   /** The warm network (`hm-w-...`: netns name and CNI container id) the container took; absent: both derive from the instance id. */
   networkId: 'hivemind.network-id',
 } as const;
-
-/** The capabilities containerd gives a container by default (kept here for the callers that read it from the spec builder). */
-export { DEFAULT_CAPABILITIES };
 
 const MASKED_PATHS = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
