@@ -172,7 +172,9 @@ export const volumeCase: NetworkCase = {
     const backup = await request(`${nodes[0]!.origin}/v1/volumes/acme/data/backup`, { dispatcher, headers });
     assert.is(backup.statusCode, 200);
     const archive = Buffer.from(await backup.body.arrayBuffer());
-    await api('PUT', '/v1/volumes/acme/copy', { sizeBytes: 16 * MiB, encrypted: true });
+    // Created through the node it is restored on, which answers once it has applied it (the restore goes there).
+    const created = await cluster.client.call(elsewhere.origin, 'PUT', '/v1/volumes/acme/copy', { sizeBytes: 16 * MiB, encrypted: true });
+    assert.ok(created.kind === 'answer' && created.status === 200, `the copy: ${JSON.stringify(created)}`);
     const restore = await request(`${nodes[0]!.origin}/v1/volumes/acme/copy/restore?node=${elsewhere.name}`, { dispatcher, method: 'PUT', headers: { ...headers, 'content-type': 'application/zstd' }, body: archive });
     assert.is(restore.statusCode, 200, await restore.body.text());
     assert.equal(logOn(cluster, elsewhere.name, 'copy'), ['one', 'one', 'one', 'two'], 'the restored copy holds the log');

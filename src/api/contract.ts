@@ -24,6 +24,7 @@
  * would add to every command's start.
  */
 import { z } from 'zod';
+import type { LocalSource } from '../appfile/configs.js';
 import type { SecretMetadata } from '../state/machine.js';
 import type { ApiRole, App, EgressRule, HistoryEntry, Instance, KvEntry, NetworkPolicy, PolicyRule, Quota, Rollout, TenantSettings, VolumeIoLimits } from '../state/types.js';
 import type { Access } from './access.js';
@@ -126,6 +127,12 @@ export const contract = {
   // Logs
   'GET /v1/instances/:id/logs': route<StreamAnswer>()({ kind: 'local', access: { need: 'logs', tenant: 'handler' }, query: logQuery }),
   'GET /v1/apps/:tenant/:name/logs': route<StreamAnswer>()({ kind: 'local', access: { need: 'logs', tenant: 'path' }, query: logQuery }),
+  'POST /v1/instances/:id/exec': route<StreamAnswer>()({
+    kind: 'local',
+    access: { need: 'deploy', tenant: 'handler' },
+    query: z.object({ forwarded: parameter<boolean>() }),
+    body: z.strictObject({ command: field<string[]>(), timeoutSeconds: field<number>().optional() }),
+  }),
 
   // Tenants
   'GET /v1/tenants': route<{ tenants: TenantView[] }>()({ kind: 'read', access: { need: 'read', tenant: 'handler' } }),
@@ -152,6 +159,7 @@ export const contract = {
       dryRun: field<boolean>().optional(),
       variables: field<Record<string, string>>().optional(),
       attachments: field<Record<string, string>>().optional(),
+      localSources: field<Record<string, LocalSource>>().optional(),
       sets: field<string[]>().optional(),
       profiles: field<string[]>().optional(),
     }),

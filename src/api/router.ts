@@ -110,6 +110,8 @@ export interface LocalRoute extends RouteBase {
   kind: 'local';
   /** Served without a token when the server's `metricsPublic` is set (GET /metrics). */
   publicWithMetrics?: boolean;
+  /** The fields the JSON body may have (absent: no body), checked as a write's are (`POST /v1/instances/:id/exec`). */
+  body?: BodyFields;
   handle(context: RouteContext): Promise<Answer>;
 }
 

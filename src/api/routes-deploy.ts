@@ -7,6 +7,7 @@
  * deploys every app or none. With `dryRun`, nothing is changed: the answer
  * is the plan (apps, versions, instances to start and stop, quota use).
  */
+import type { LocalSource } from '../appfile/configs.js';
 import { APP_FILE_ERROR_CODE, APP_FILES_MAX, composeFieldOf, planDeploy, volumeCreations, type AppFileSource, type FileSecret, type ParseAppFileResult } from '../appfile/index.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
@@ -135,9 +136,39 @@ function readRequest(input: unknown): { sources: AppFileSource[]; options: Param
   if (body.projectFallback !== undefined) options.projectFallback = text(body.projectFallback, 'projectFallback');
   if (body.variables !== undefined) options.variables = stringRecord(body.variables, 'variables', VARIABLES_MAX);
   if (body.attachments !== undefined) options.files = stringRecord(body.attachments, 'attachments', ATTACHMENTS_MAX);
+  if (body.localSources !== undefined) options.localSources = localSources(body.localSources);
   if (body.sets !== undefined) options.sets = stringList(body.sets, 'sets', SETS_MAX);
   if (body.profiles !== undefined) options.profiles = stringList(body.profiles, 'profiles', PROFILES_MAX);
   return { sources, options, force: flag(body.force, 'force'), dryRun: flag(body.dryRun, 'dryRun') };
+}
+
+/** `localSources`: by path, a file (`{ kind: 'file', data }`), a folder's files, or a folder too large to send; data in base64. */
+function localSources(value: unknown): Record<string, LocalSource> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidArgument('localSources', 'localSources must be an object of { kind, ... } by path');
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > ATTACHMENTS_MAX) throw invalidArgument('localSources', `localSources may name at most ${ATTACHMENTS_MAX} paths`);
+  const sources: Record<string, LocalSource> = {};
+  const base64 = (data: unknown, field: string): string => {
+    if (typeof data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw invalidArgument(field, `${field} must be base64 text`);
+    return data;
+  };
+  for (const [path, item] of entries) {
+    const field = `localSources.${path}`;
+    const source = (item ?? {}) as Record<string, unknown>;
+    if (source.kind === 'file') sources[path] = { kind: 'file', data: base64(source.data, `${field}.data`) };
+    else if (source.kind === 'too-large' && Number.isSafeInteger(source.files) && Number.isSafeInteger(source.bytes)) sources[path] = { kind: 'too-large', files: source.files as number, bytes: source.bytes as number };
+    else if (source.kind === 'folder' && Array.isArray(source.files) && source.files.length <= LIMITS.configFilesMax) {
+      sources[path] = {
+        kind: 'folder',
+        files: source.files.map((file: unknown, position) => {
+          const entry = (file ?? {}) as Record<string, unknown>;
+          if (typeof entry.path !== 'string' || entry.path === '' || entry.path.length > FILE_NAME_CHARS_MAX * 4) throw invalidArgument(`${field}.files[${position}].path`, `${field}.files[${position}].path must be a relative path`);
+          return { path: entry.path, data: base64(entry.data, `${field}.files[${position}].data`) };
+        }),
+      };
+    } else throw invalidArgument(field, `${field} must be { kind: "file", data }, { kind: "folder", files: [{ path, data }] } (at most ${LIMITS.configFilesMax}) or { kind: "too-large", files, bytes }`);
+  }
+  return sources;
 }
 
 function fileName(value: unknown, field: string): string {

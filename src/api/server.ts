@@ -285,7 +285,7 @@ export class ApiServer {
     const parsed = this.parseBody(rawBody, request);
     checkQuery(url.searchParams, route.kind === 'read' ? [...READ_QUERY, ...(route.query ?? [])] : (route.query ?? []));
     // A write's declared body reaches its handler checked (contract.ts); an absent one as {}.
-    const body = route.kind === 'write' && route.body !== undefined ? bodyObject(parsed, route.body) : parsed;
+    const body = (route.kind === 'write' || route.kind === 'local') && route.body !== undefined ? bodyObject(parsed, route.body) : parsed;
     const context = this.context(state, params, body, principal, note, route);
     switch (route.kind) {
       case 'open':
@@ -437,7 +437,7 @@ export class ApiServer {
       this.discard(request, declared);
       throw tooLarge();
     }
-    if (route.kind !== 'write' || route.body === undefined) {
+    if ((route.kind !== 'write' && route.kind !== 'local') || route.body === undefined) {
       // Routes without a body ignore one: drain what came, within the limit.
       this.discard(request, declared);
       return Buffer.alloc(0);

@@ -31,8 +31,6 @@ function unsupported(reason?: string): KeyRule {
 
 const hivemindDns = 'apps reach each other by name through DNS: <service>.<tenant>.hivemind';
 const useDeployResources = 'use deploy.resources.limits.cpus';
-const configsReason =
-  "not yet: files mounted at a path of your choice need the executor's support; mount the file as a secret (top-level secrets: with file:, found at /run/secrets/NAME), or build it into the image";
 const ownNamespaces = 'each instance gets its own namespaces on its tenant\'s network';
 
 /** The top level of an app file. */
@@ -80,9 +78,9 @@ export const serviceKeys: KeyRules = {
   attach: unsupported(),
   blkio_config: unsupported(),
   build: read,
-  cap_add: ignored("instances run with the default capabilities (Docker's default set)"),
-  cap_drop: ignored("instances run with the default capabilities (Docker's default set)"),
-  configs: unsupported(configsReason),
+  cap_add: read,
+  cap_drop: read,
+  configs: read,
   cgroup: unsupported(),
   cgroup_parent: unsupported(),
   container_name: read,
@@ -105,11 +103,11 @@ export const serviceKeys: KeyRules = {
   env_file: read,
   extends: unsupported('share settings with YAML anchors: x-base: &base ..., then <<: *base'),
   external_links: unsupported(hivemindDns),
-  extra_hosts: ignored(`instances resolve names through Hivemind's DNS; ${hivemindDns}`),
+  extra_hosts: read,
   gpus: unsupported(),
   group_add: unsupported(),
-  hostname: ignored(`each instance's hostname is its instance id; ${hivemindDns}`),
-  init: ignored('the command runs as the first process of the instance, without an init in front'),
+  hostname: read,
+  init: read,
   ipc: unsupported(ownNamespaces),
   isolation: unsupported(),
   label_file: unsupported('list the labels under labels:'),
@@ -136,9 +134,9 @@ export const serviceKeys: KeyRules = {
   stdin_open: ignored('instances run without a terminal; their output goes to hivemind logs'),
   storage_opt: unsupported(),
   sysctls: unsupported(),
-  tmpfs: ignored("the paths are on the instance's own writable layer, not in memory"),
+  tmpfs: read,
   tty: ignored('instances run without a terminal; their output goes to hivemind logs'),
-  ulimits: ignored('instances run with the default limits (1024 open files)'),
+  ulimits: read,
   use_api_socket: unsupported(),
   userns_mode: unsupported(ownNamespaces),
   uts: unsupported(ownNamespaces),
@@ -215,7 +213,7 @@ export const volumeMountKeys: KeyRules = {
   read_only: read,
   bind: unsupported(),
   volume: unsupported(),
-  tmpfs: ignored("the paths are on the instance's own writable layer, not in memory"),
+  tmpfs: read,
   image: unsupported(),
   consistency: unsupported(),
 };
@@ -241,6 +239,25 @@ export const topLevelVolumeKeys: KeyRules = {
 export const volumeExtensionKeys: KeyRules = {
   size: read,
   encrypted: read,
+};
+
+export const topLevelConfigKeys: KeyRules = {
+  external: read,
+  file: read,
+  content: read,
+  environment: read,
+  name: unsupported("the key is the config's name"),
+  labels: ignored('Hivemind keeps no labels on configs'),
+  template_driver: unsupported(),
+};
+
+/** A service's `configs:` item written as a mapping. */
+export const serviceConfigKeys: KeyRules = {
+  source: read,
+  target: read,
+  mode: read,
+  uid: ignored("the files belong to root and are readable by every user (or as mode: says)"),
+  gid: ignored("the files belong to root and are readable by every user (or as mode: says)"),
 };
 
 export const topLevelSecretKeys: KeyRules = {

@@ -1,6 +1,8 @@
 /**
  * What the readers of one service need from the file around it. Pure.
  */
+import type { ConfigFileSpec } from '../state/types.js';
+import type { LocalSource } from './configs.js';
 import type { FieldPath, Problems } from './problems.js';
 
 /** A named volume declared under the top-level `volumes:`. */
@@ -29,6 +31,10 @@ export interface FileContext {
   readonly declaredSecrets: ReadonlySet<string>;
   /** The local files the app file refers to (`env_file`, `secrets.x.file`), by path as written. */
   readonly files: Readonly<Record<string, string>>;
+  /** The local files and folders of configs and relative bind mounts, by path as written, as the caller read them. */
+  readonly localSources: Readonly<Record<string, LocalSource>>;
+  /** Configs declared under the top-level `configs:`, by Hivemind name, with their files (undefined after an error). */
+  readonly declaredConfigs: ReadonlyMap<string, ConfigFileSpec[] | undefined>;
   /** Filled while reading: per app, the file path of state fields in lists (`hivemind.secrets[0]` → `services.db.secrets[0]`). */
   readonly origins: Record<string, Record<string, string>>;
   /** Where the file's tenant came from, for messages: `x-hivemind.tenant`, or `tenant` (given with the deploy, or the default). */

@@ -9,6 +9,8 @@
  * Keys Hivemind does not support are reported by name, never dropped in
  * silence. Pure: the caller reads the file and passes its text.
  */
+import { isRelativeHostPath, readConfigDeclarations, type LocalSource } from './configs.js';
+export { isRelativeHostPath };
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { DEFAULT_TENANT, NAME_PATTERN, type AppSpec } from '../state/types.js';
 import { utf8ByteLength } from '../state/schema.js';
@@ -63,6 +65,12 @@ export interface ParseAppFileOptions {
    * reads them (`referencedFiles` lists them). A file missing here is an error.
    */
   files?: Readonly<Record<string, string>>;
+  /**
+   * The local files and folders of configs (`configs.x.file`) and relative
+   * bind mounts (`./nginx.conf:/etc/nginx/nginx.conf`), keyed by the path as
+   * written; the caller reads them (`referencedLocalSources` lists them).
+   */
+  localSources?: Readonly<Record<string, LocalSource>>;
   /** `--set SERVICE.KEY=VALUE` overrides, applied in order after the files merge. */
   sets?: readonly string[];
   /** Compose profiles enabled (`--profile`): a service with `profiles:` deploys only when one of them is. */
@@ -124,6 +132,8 @@ export function parseAppFiles(sources: readonly AppFileSource[], options: ParseA
     declaredVolumes: new Map(),
     declaredSecrets: new Set(),
     files: options.files ?? {},
+    localSources: options.localSources ?? {},
+    declaredConfigs: new Map(),
     tenantField: 'tenant',
     origins: {},
     globalServices: [],
@@ -167,6 +177,30 @@ export function referencedFiles(sources: readonly AppFileSource[], options: Pars
   for (const secret of Object.values(secrets)) if (isMapping(secret) && typeof secret.file === 'string' && secret.file !== '') paths.add(secret.file);
   return [...paths];
 }
+
+/**
+ * The local paths the caller reads as `LocalSource`s for the parse: each
+ * top-level config's `file:`, and each relative bind mount's source
+ * (`./x` or `../x`, short or long syntax). Pure.
+ */
+export function referencedLocalSources(sources: readonly AppFileSource[], options: ParseAppFileOptions = {}): string[] {
+  const merged = loadMerged(sources, options);
+  if (!merged.ok || !isMapping(merged.root)) return [];
+  const paths = new Set<string>();
+  const configs = isMapping(merged.root.configs) ? merged.root.configs : {};
+  for (const config of Object.values(configs)) if (isMapping(config) && typeof config.file === 'string' && config.file !== '') paths.add(config.file);
+  const services = isMapping(merged.root.services) ? merged.root.services : {};
+  for (const service of Object.values(services)) {
+    if (!isMapping(service) || !Array.isArray(service.volumes)) continue;
+    for (const mount of service.volumes) {
+      const source = typeof mount === 'string' ? mount.split(':')[0] : isMapping(mount) ? mount.source : undefined;
+      if (typeof source === 'string' && isRelativeHostPath(source)) paths.add(source);
+    }
+  }
+  return [...paths];
+}
+
+
 
 type Merged =
   | { ok: true; root: unknown; problems: Problems; numberSource: (path: FieldPath) => string | undefined; lookup: (name: string) => string | undefined }
@@ -347,9 +381,9 @@ function readRoot(root: unknown, context: FileContext, options: ParseAppFileOpti
     tenantField: extension.tenant === undefined ? 'tenant' : 'x-hivemind.tenant',
     declaredVolumes: root.volumes === undefined ? declaredVolumes : fillMap(declaredVolumes, readVolumeDeclarations(root.volumes, ['volumes'], problems)),
     declaredSecrets: root.secrets === undefined ? new Set() : readSecretDeclarations(root.secrets, ['secrets'], context),
+    declaredConfigs: root.configs === undefined ? new Map() : readConfigDeclarations(root.configs, ['configs'], context),
   };
   if (root.networks !== undefined) warnNetworks(root.networks, ['networks'], problems);
-  if (root.configs !== undefined) refuseConfigs(root.configs, problems);
   const withProject = (apps: AppSpec[]): { apps: AppSpec[]; project?: string } => (project === undefined ? { apps } : { apps, project });
   if (root.services === undefined || root.services === null) {
     problems.error(['services'], 'is required: list the apps to deploy under services:');
@@ -420,11 +454,6 @@ function profileEnabled(service: unknown, path: FieldPath, enabled: readonly str
   if (names.length === 0 || names.some((name) => enabled.includes(name) || enabled.includes('*'))) return true;
   problems.warn(path, `is left out: its profiles (${names.join(', ')}) are not enabled; deploy with --profile ${names[0]} to include it`);
   return false;
-}
-
-/** Top-level `configs:`: refused with what to do, until instances can mount them (see the README). */
-function refuseConfigs(value: unknown, problems: Problems): void {
-  problems.error(['configs'], 'is not supported by Hivemind yet (files mounted at a path of your choice need the executor\'s support); mount the file as a secret (secrets: with file:, found at /run/secrets/NAME), or build it into the image');
 }
 
 /**

@@ -3,11 +3,13 @@
  * and reported. A service with any error gives no spec (its errors are in
  * `Problems`), so a file deploys all of its apps or none. Pure.
  */
-import type { AppSpec, HivemindSpec, Resources, RestartSpec } from '../state/types.js';
+import type { AppSpec, ConfigMount, HivemindSpec, Resources, RestartSpec } from '../state/types.js';
 import { checkKeys, envFileKeys, serviceKeys } from './compose-keys.js';
 import { parseDotenv } from './dotenv.js';
 import { readArgv } from './command.js';
 import type { FileContext } from './context.js';
+import { readContainerSettings } from './container.js';
+import { readServiceConfigs } from './configs.js';
 import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type DeployParts } from './deploy.js';
 import { readEnvironment, readLabels } from './environment.js';
 import { readServiceExtension } from './extension.js';
@@ -40,7 +42,10 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const environment = fromFiles === undefined || written === undefined ? undefined : { ...fromFiles, ...written };
   const ports = given('ports') ? readPorts(mapping.ports, at('ports'), problems) : [];
   const containerAlias = given('container_name') ? readContainerName(mapping.container_name, at('container_name'), problems, appName) : undefined;
-  const volumes = given('volumes') ? readVolumeMounts(mapping.volumes, at('volumes'), context) : [];
+  const configs: ConfigMount[] = [];
+  const volumePositions: number[] = [];
+  const volumes = given('volumes') ? readVolumeMounts(mapping.volumes, at('volumes'), context, { configs, positions: volumePositions }) : [];
+  const serviceConfigs = given('configs') ? readServiceConfigs(mapping.configs, at('configs'), context) : [];
   const healthcheck = given('healthcheck') ? readHealthcheck(mapping.healthcheck, at('healthcheck'), problems) : undefined;
   const workingDir = given('working_dir') ? readAbsolutePath(mapping.working_dir, at('working_dir'), problems) : undefined;
   const user = given('user') ? readText(mapping.user, at('user'), problems, { scalars: true, nonEmpty: true, what: 'a user name or id, like "1000" or "app"' }) : undefined;
@@ -57,6 +62,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const extension = (given('x-hivemind') ? readServiceExtension(mapping['x-hivemind'], at('x-hivemind'), problems) : undefined) ?? { hivemind: {} };
   const aliases = given('networks') ? readNetworkAliases(mapping.networks, at('networks'), problems, name) : [];
   const links = given('links') ? readLinks(mapping.links, at('links'), problems, name) : [];
+  const container = readContainerSettings(mapping, path, problems, { image: given('image') });
 
   if (deploy.global) {
     if (given('scale') || deploy.replicas !== undefined) problems.error(at('deploy'), 'sets mode: global and replicas (or scale); a global app runs one instance on each node, so leave replicas out');
@@ -76,10 +82,14 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (links !== undefined && links.length > 0) hivemind.links = links;
   const allLabels = mergeLabels(labels ?? {}, deploy.labels, at('labels'), problems);
 
+  if (!given('image') && given('configs')) problems.error(at('configs'), 'applies only to an image app; a process app reads its files where it runs');
+  if (!given('image') && configs.length > 0) problems.error(at('volumes'), 'mounts a relative path, which applies only to an image app; a process app reads its files where it runs');
   if (problems.errorCount !== before) return undefined;
-  if (program === undefined || environment === undefined || ports === undefined || volumes === undefined) return undefined;
+  if (program === undefined || environment === undefined || ports === undefined || volumes === undefined || serviceConfigs === undefined) return undefined;
   if (readOnly === undefined || replicas === undefined || restart === undefined) return undefined;
-  const origins = originsOf(name, serviceSecrets ?? [], hivemind, volumes);
+  const origins = originsOf(name, serviceSecrets ?? [], hivemind, volumePositions);
+  if (configs.length > 0 || given('configs')) setOwn(origins, 'configs', given('configs') ? `services.${name}.configs` : `services.${name}.volumes`);
+  for (const position of (container?.capAdd ?? []).keys()) setOwn(origins, `container.capAdd[${position}]`, `services.${name}.cap_add[${position}]`);
   setOwn(origins, 'tenant', extension.tenant === undefined ? context.tenantField : `services.${name}.x-hivemind.tenant`);
   setOwn(context.origins, appName, origins);
   const spec: AppSpec = {
@@ -104,6 +114,9 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (healthcheck !== undefined) spec.healthcheck = healthcheck;
   if (stopGraceMs !== undefined) spec.stopGraceMs = stopGraceMs;
   if (stopSignal !== undefined) spec.stopSignal = stopSignal.toUpperCase();
+  if (container !== undefined) spec.container = container;
+  const allConfigs = [...configs, ...(serviceConfigs ?? [])];
+  if (allConfigs.length > 0) spec.configs = allConfigs;
   return spec;
 }
 
@@ -185,7 +198,7 @@ function renameSecretPaths(environment: Record<string, string>, secrets: readonl
 }
 
 /** Where the list items of a spec were written, for messages about them (see `ParseAppFileResult.origins`). */
-function originsOf(service: string, serviceSecrets: readonly string[], hivemind: HivemindSpec, volumes: readonly unknown[] | undefined): Record<string, string> {
+function originsOf(service: string, serviceSecrets: readonly string[], hivemind: HivemindSpec, volumePositions: readonly number[]): Record<string, string> {
   const servicePath = `services.${service}`;
   const origins: Record<string, string> = { name: servicePath };
   for (const [position, secret] of (hivemind.secrets ?? []).entries()) {
@@ -193,7 +206,7 @@ function originsOf(service: string, serviceSecrets: readonly string[], hivemind:
     setOwn(origins, `hivemind.secrets[${position}]`, written === -1 ? `${servicePath}.x-hivemind.secrets` : `${servicePath}.secrets[${written}]`);
   }
   for (const position of (hivemind.policies ?? []).keys()) setOwn(origins, `hivemind.policies[${position}]`, `${servicePath}.x-hivemind.policies[${position}]`);
-  for (const position of (volumes ?? []).keys()) setOwn(origins, `volumes[${position}].source`, `${servicePath}.volumes[${position}]`);
+  for (const [position, written] of volumePositions.entries()) setOwn(origins, `volumes[${position}].source`, `${servicePath}.volumes[${written}]`);
   return origins;
 }
 

@@ -3,11 +3,13 @@
  * and `secrets:` (names, or `{ source }`). Named volumes and secrets must be
  * declared at the top level, as Compose requires. The declared volumes the
  * services mount are created by the deploy when missing (see
- * `volumeCreations`). Relative host paths (`./data:/data`) are refused: the
- * app runs on whichever node the scheduler picks, so a named volume is the
- * way to keep data. Pure.
+ * `volumeCreations`). Relative host paths (`./nginx.conf:/etc/nginx/nginx.conf`)
+ * are sent with the deploy and mounted read-only as configs (configs.ts): the
+ * app runs on whichever node the scheduler picks, so data belongs in a named
+ * volume. Pure.
  */
-import type { AppSpec, Command, VolumeMount } from '../state/types.js';
+import type { AppSpec, Command, ConfigMount, VolumeMount } from '../state/types.js';
+import { isRelativeHostPath, relativeBindConfig } from './configs.js';
 import { formatBytes } from '../state/errors.js';
 import { LIMITS } from '../state/validate.js';
 import { checkKeys, serviceSecretKeys, volumeMountKeys } from './compose-keys.js';
@@ -17,8 +19,13 @@ import { describe, isMapping, readAbsolutePath, readBoolean, readChoice, readCom
 
 const mountForms = '"data:/var/lib/data", "/host/path:/path:ro"';
 
-/** The mounts of a service; each target once. */
-export function readVolumeMounts(value: unknown, path: FieldPath, context: FileContext): VolumeMount[] | undefined {
+/**
+ * The mounts of a service; each target once. A relative bind mount
+ * (`./nginx.conf:/etc/nginx/nginx.conf`) is not a volume: it is added to
+ * `configs` (see configs.ts).
+ */
+export function readVolumeMounts(value: unknown, path: FieldPath, context: FileContext, out: { configs: ConfigMount[]; positions: number[] }): VolumeMount[] | undefined {
+  const { configs, positions } = out;
   const { problems } = context;
   const items = readList(value, path, problems);
   if (items === undefined) return undefined;
@@ -28,8 +35,14 @@ export function readVolumeMounts(value: unknown, path: FieldPath, context: FileC
     const itemPath = [...path, position];
     const mount = isMapping(item) ? readLongMount(item, itemPath, context) : readShortMount(item, itemPath, context);
     if (mount === undefined) continue;
-    if (mounts.some((other) => other.target === mount.target)) problems.error(itemPath, `mounts ${mount.target} a second time; mount each path once`);
+    if (mounts.some((other) => other.target === mount.target) || configs.some((other) => other.target === mount.target)) problems.error(itemPath, `mounts ${mount.target} a second time; mount each path once`);
+    if (isRelativeHostPath(mount.source)) {
+      const config = relativeBindConfig(mount.source, mount.target, mount.readOnly, itemPath, context);
+      if (config !== undefined) configs.push(config);
+      continue;
+    }
     mounts.push(mount);
+    positions.push(position);
   }
   if (mounts.length > LIMITS.volumesMax) problems.error(path, `has ${mounts.length} mounts; at most ${LIMITS.volumesMax} are allowed`);
   return problems.errorCount === before ? mounts : undefined;
@@ -78,7 +91,7 @@ function readLongMount(item: Record<string, unknown>, path: FieldPath, context: 
     source = readText(item.source, [...path, 'source'], problems, { nonEmpty: true });
     if (source === undefined) {
       // Reported by readText.
-    } else if (type === 'bind' && !source.startsWith('/')) {
+    } else if (type === 'bind' && !source.startsWith('/') && !isRelativeHostPath(source)) {
       problems.error([...path, 'source'], `must be an absolute host path for a bind mount, got ${describe(source)}`);
     } else if (type === 'volume' && source.startsWith('/')) {
       problems.error([...path, 'source'], 'must be a volume name for type "volume"; use type "bind" for a host path');
@@ -99,13 +112,14 @@ function readLongMount(item: Record<string, unknown>, path: FieldPath, context: 
 function checkSource(source: string, path: FieldPath, context: FileContext): string | undefined {
   const { problems } = context;
   if (source.startsWith('/')) return source;
-  if (source.startsWith('.') || source.startsWith('~')) {
+  // Sent with the deploy and mounted as a config (readVolumeMounts).
+  if (isRelativeHostPath(source)) return source;
+  if (source.startsWith('~')) {
     problems.error(
       path,
-      `mounts host path ${JSON.stringify(source)}, which is relative to the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ` +
-        'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); ' +
-        'the deploy creates it, it keeps its data on one node, and the app runs there. ' +
-        'For a configuration file, declare it under the top-level secrets: with file: (the deploy sends it) and read it at /run/secrets/NAME',
+      `mounts host path ${JSON.stringify(source)}, in the home folder of the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ` +
+        'For a configuration file or a small folder of them, give a path relative to the app file (./config), which the deploy sends; ' +
+        'for data, use a named volume: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } })',
     );
     return undefined;
   }

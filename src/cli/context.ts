@@ -1,6 +1,7 @@
 /**
- * What every command gets from the global flags: the node's address, the
- * token, the output mode. Commands read options through `contextOf(command)`
+ * What every command gets from the global flags: the node's addresses, the
+ * token, the output mode, each from its flag or variable, else from the
+ * context in use (contexts.ts), else the defaults. Commands read options through `contextOf(command)`
  * and never look at `process.env` themselves.
  */
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,9 @@ import { readLocalAdminToken, readLocalToken } from '../node/data-dir.js';
 import { PinnedTokenError, caFingerprint, parseJoinToken, splitPemBundle } from '../security/pinned-token.js';
 import { ApiClient, type ApiTrust } from './client.js';
 import { UsageError } from './errors.js';
+import { readContexts, type CliContextRecord } from './contexts.js';
 import { ADDRESS_DEFAULT, normalizeAddress } from './parse.js';
+import { firstAnswering } from './reachable.js';
 
 /** The data directory when neither `--data-dir` nor `HIVEMIND_DATA_DIR` is set (docs/design.md, Defaults). */
 export const DATA_DIR_DEFAULT = '.hivemind';
@@ -25,7 +28,9 @@ export const CA_FILE_NAME = 'tls/ca.crt';
 
 /** The global flags as commander gives them (`optsWithGlobals()`). */
 export interface GlobalOptions {
-  addr?: string;
+  /** Every `--addr` given (each may hold several, comma-separated), in order. */
+  addr?: string[];
+  context?: string;
   token?: string;
   ca?: string;
   dataDir?: string;
@@ -34,8 +39,14 @@ export interface GlobalOptions {
 
 /** The resolved global settings of one invocation. */
 export interface CliContext {
-  /** Base URL of the node (`http://127.0.0.1:7070`). */
+  /** Base URL of the node (`http://127.0.0.1:7070`): the first of `addresses`, or the one `withClient` found answering. */
   address: string;
+  /** Every node address given (`--addr`, a context), tried in turn by `withClient`: the first that answers wins. */
+  addresses: string[];
+  /** The context in use (`--context`, `HIVEMIND_CONTEXT`, or `hivemind context use`), if any. */
+  contextName?: string;
+  /** The CA certificates a context stores (PEM); `--ca` wins over them. */
+  caPems?: string[];
   /** Print the API's JSON instead of tables. */
   json: boolean;
   /** The data directory, absolute. */
@@ -52,15 +63,41 @@ export interface CliContext {
 /** Resolves the global flags of `command` (its own and its ancestors'). */
 export function contextOf(command: Command): CliContext {
   const options = command.optsWithGlobals<GlobalOptions>();
+  // A flag or its variable beats the context, which beats the defaults (the data directory's files, 127.0.0.1).
+  const addrGiven = options.addr !== undefined && options.addr.length > 0;
+  const named = namedContext(options.context, { explicit: options.context !== undefined && options.context !== '', addrGiven });
+  const addresses = addrGiven ? options.addr!.map((address) => normalizeAddress(address)) : named?.record.addresses ?? [normalizeAddress(ADDRESS_DEFAULT)];
+  const tokenOption = options.token === '' || options.token === undefined ? named?.record.token : options.token;
+  const caPems = named?.record.caPem !== undefined ? splitPemBundle(named.record.caPem) : undefined;
   return {
-    address: normalizeAddress(options.addr ?? ADDRESS_DEFAULT),
+    address: addresses[0]!,
+    addresses,
+    ...(named !== undefined ? { contextName: named.name } : {}),
+    ...(caPems !== undefined && caPems.length > 0 ? { caPems } : {}),
     json: options.json === true,
     dataDir: resolve(options.dataDir ?? DATA_DIR_DEFAULT),
-    tokenOption: options.token === '' ? undefined : options.token,
+    tokenOption,
     caFile: options.ca === undefined || options.ca === '' ? undefined : resolve(options.ca),
     stdout: process.stdout,
     stderr: process.stderr,
   };
+}
+
+/**
+ * The context a command uses: the one `--context` / `HIVEMIND_CONTEXT`
+ * names (an error when there is none of that name), else the one `hivemind
+ * context use` chose, unless `--addr` was given (then the flags alone say
+ * where to go).
+ */
+function namedContext(name: string | undefined, how: { explicit: boolean; addrGiven: boolean }): { name: string; record: CliContextRecord } | undefined {
+  const store = readContexts();
+  if (how.explicit) {
+    const record = Object.hasOwn(store.contexts, name!) ? store.contexts[name!] : undefined;
+    if (record === undefined) throw new UsageError(`--context: no context "${name}"; \`hivemind context ls\` lists them`);
+    return { name: name!, record };
+  }
+  if (how.addrGiven || store.current === undefined || !Object.hasOwn(store.contexts, store.current)) return undefined;
+  return { name: store.current, record: store.contexts[store.current]! };
 }
 
 /**
@@ -111,6 +148,7 @@ export function resolveToken(context: CliContext): { token: string | undefined; 
  * (an HTTPS request then fails with a message saying what to give).
  */
 export function resolveTrust(context: CliContext, caFingerprint: string | undefined): ApiTrust {
+  if (context.caFile === undefined && context.caPems !== undefined) return { type: 'ca', caPems: context.caPems, source: `context ${context.contextName}` };
   if (context.caFile !== undefined) {
     let text: string;
     try {
@@ -158,6 +196,7 @@ export function clientOf(context: CliContext): ApiClient {
  * afterwards, whatever happens.
  */
 export async function withClient<T>(context: CliContext, body: (client: ApiClient) => Promise<T>): Promise<T> {
+  if (context.addresses.length > 1) context.address = await firstAnswering(context.addresses);
   const client = clientOf(context);
   try {
     return await body(client);

@@ -16,6 +16,8 @@ import { registerHistoryCommand } from './commands/history.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerKvCommands } from './commands/kv.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerExecCommand } from './commands/exec.js';
+import { registerContextCommands } from './commands/context.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerPolicyCommands } from './commands/policies.js';
 import { registerPsCommand } from './commands/ps.js';
@@ -45,7 +47,8 @@ export function buildProgram(): Command {
     .description('Run and use a Hivemind cluster: replicated apps from a Compose-style file, on every node the same program.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
-    .addOption(new Option('--addr <address>', 'the node to talk to: host:port or https://host:port (http:// for a node run with --insecure-api)').env('HIVEMIND_ADDR').default(ADDRESS_DEFAULT))
+    .addOption(new Option('--addr <address>', `the node to talk to: host:port or https://host:port (http:// for a node run with --insecure-api); repeat it or separate with commas to try several in turn (default: the context in use, else ${ADDRESS_DEFAULT})`).env('HIVEMIND_ADDR').argParser(collectAddresses))
+    .addOption(new Option('--context <name>', 'use this stored context (hivemind context ls) instead of the one in use').env('HIVEMIND_CONTEXT'))
     .addOption(new Option('--token <token>', 'the cluster token for API calls (default: read from <data-dir>/token)').env('HIVEMIND_TOKEN'))
     .addOption(new Option('--ca <file>', "CA certificates (PEM) to trust the node's certificate by (default: <data-dir>/tls/ca.crt, else the CA a pinned token names)").env('HIVEMIND_CA'))
     .addOption(new Option('--data-dir <dir>', "the node's data directory").env('HIVEMIND_DATA_DIR').default('./.hivemind'))
@@ -79,6 +82,8 @@ export function buildProgram(): Command {
   registerRolloutCommands(program);
   registerImageCommands(program);
   registerLogsCommand(program);
+  registerExecCommand(program);
+  registerContextCommands(program);
   program.commandsGroup('Tenants and their resources:');
   registerTenantCommands(program);
   registerTokenCommands(program);
@@ -98,6 +103,11 @@ export function buildProgram(): Command {
 }
 
 /** The global flags a subcommand's help lists: all of its ancestors' except `--version`, which only the root answers. */
+/** `--addr a --addr b,c` as `[a, b, c]` (commander passes the previous values; there is no default to add to). */
+function collectAddresses(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((each) => each.trim()).filter((each) => each !== '')];
+}
+
 function globalOptionsForHelp(command: Command): Option[] {
   const options: Option[] = [];
   for (let ancestor = command.parent; ancestor !== null; ancestor = ancestor.parent) {

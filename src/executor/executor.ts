@@ -44,7 +44,7 @@ import { logPathOf, maybeRotate } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { nextFailure, nextHoldEndMs, reconcile, type OperationFailure, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
-import type { NodeCapabilities } from '../node/capabilities.js';
+import { ExecError, type InstanceExec, type NodeCapabilities } from '../node/capabilities.js';
 import { RuntimeRegistry, type RuntimeFactory, type DeviceIoLimit, type Runtime, type WorkloadExit } from './runtime.js';
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
@@ -298,6 +298,7 @@ export class Executor implements NodeComponent {
     const imagesOf = this.runtimes.all().find((runtime) => runtime.nodeImages !== undefined);
     return {
       logs: this,
+      exec: { exec: (id, argv, options) => this.execIn(id, argv, options) },
       volumes: this.volumes,
       ...(imagesOf?.nodeImages !== undefined ? { images: imagesOf.nodeImages } : {}),
       ...(imagesOf?.imageShare !== undefined ? { imageShare: imagesOf.imageShare } : {}),
@@ -436,6 +437,15 @@ export class Executor implements NodeComponent {
   /** The log file of an instance this node runs or ran, if it has one. */
   logPath(id: string): string {
     return this.supervisions.get(id)?.tracked?.logPath ?? logPathOf(this.executorDir, id);
+  }
+
+  /** `hivemind exec`: runs `argv` in running instance `id` through its runtime (see InstanceExec). */
+  private async execIn(id: string, argv: string[], options: Parameters<InstanceExec['exec']>[2]): Promise<{ exitCode: number; timedOut: boolean }> {
+    const tracked = this.supervisions.get(id)?.tracked;
+    if (tracked === undefined || tracked.state !== 'running') throw new ExecError('not-running', `instance "${id}" is not running on this node${tracked === undefined ? '' : ' (it has exited)'}`);
+    if (tracked.runtime.exec === undefined) throw new ExecError('unsupported', `instance "${id}" runs on the ${tracked.runtime.kind} runtime, which cannot run commands in it`);
+    const result = await tracked.runtime.exec(id, argv, options);
+    return { exitCode: result.exitCode, timedOut: result.timedOut };
   }
 
   /** Whether a workload of `id` is tracked here (running or exited). */

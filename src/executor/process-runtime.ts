@@ -54,6 +54,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { createSocket } from 'node:dgram';
+import type { UlimitSpec } from '../state/types.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -102,6 +103,22 @@ const WRAPPER =
   'exit_file=$1; cgroup_procs=$2; shift 2; ' +
   'for procs in $cgroup_procs; do echo $$ > "$procs" || { echo "hivemind: cannot join cgroup $procs" >&2; echo 125 > "$exit_file"; exit 125; }; done; ' +
   'trap : TERM INT HUP QUIT USR1 USR2; "$@"; status=$?; echo "$status" > "$exit_file"; exit "$status"';
+/**
+ * `prlimit --nofile=SOFT:HARD ... --` for Compose's `ulimits` (-1:
+ * unlimited), or nothing without any: util-linux's prlimit sets them on
+ * itself and execs the rest of the argv, which inherits them.
+ */
+export function prlimitPrefix(ulimits: readonly UlimitSpec[] | undefined): string[] {
+  if (ulimits === undefined || ulimits.length === 0) return [];
+  const amount = (value: number): string => (value === -1 ? 'unlimited' : String(value));
+  return ['prlimit', ...ulimits.map((limit) => `--${limit.name}=${amount(limit.soft)}:${amount(limit.hard)}`), '--'];
+}
+
+/** `sh -c EXEC_WRAPPER hivemind-exec CGROUP_PROCS argv...`: joins the workload's cgroups, then runs the command in its place. */
+const EXEC_WRAPPER =
+  'cgroup_procs=$1; shift; ' +
+  'for procs in $cgroup_procs; do echo $$ > "$procs" || { echo "hivemind: cannot join cgroup $procs" >&2; exit 125; }; done; exec "$@"';
+
 /** The wrapper's exit status when it could not join the workload's cgroups. */
 export const EXIT_CODE_CGROUP = 125;
 
@@ -256,7 +273,9 @@ export class ProcessRuntime implements Runtime {
     let child: ChildProcess;
     try {
       const confined = spec.runAs !== undefined ? ['--no-new-privs'] : [];
-      const wrapped = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', ...confined, '--', ...argv] : argv;
+      const asUser = hostUser ? ['setpriv', `--reuid=${hostUser.uid}`, `--regid=${hostUser.gid}`, '--clear-groups', ...confined, '--', ...argv] : argv;
+      // The limits are set while still root, so a hard limit may be raised, then the user is dropped.
+      const wrapped = [...prlimitPrefix(spec.container?.ulimits), ...asUser];
       const procs = cgroups === undefined ? '' : ProcessCgroups.procsFiles(cgroups).join(' ');
       child = spawn('/bin/sh', ['-c', WRAPPER, 'hivemind-process', exitPath, procs, ...wrapped], {
         detached: true,
@@ -347,13 +366,22 @@ export class ProcessRuntime implements Runtime {
     return () => this.listeners.delete(listener);
   }
 
-  /** Runs `argv` on the host with the workload's environment, folder and user. */
+  /**
+   * Runs `argv` on the host with the workload's environment, folder and
+   * user. With `output` (`hivemind exec`) it also joins the workload's
+   * cgroups first (as root, through the start's wrapper), then drops to the
+   * workload's user, so what it runs counts toward the instance's limits.
+   */
   async exec(id: string, argv: string[], options: ExecOptions): Promise<ExecResult> {
     const record = this.records.get(id);
     if (record === undefined) throw new Error(`instance ${id}: no such workload to run a check in`);
     if (argv.length === 0) throw new Error(`instance ${id}: the check has no command`);
     const environment = { ...record.environment, ...(record.secretsDir ? { HIVEMIND_SECRETS_DIR: record.secretsDir } : {}) };
-    return runCommand(argv, { environment, workingDir: record.workingDir, ...(record.user ? { user: record.user } : {}), timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+    const common = { environment, workingDir: record.workingDir, timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
+    if (options.output === undefined) return runCommand(argv, { ...common, ...(record.user ? { user: record.user } : {}) });
+    const procs = record.cgroups === undefined ? '' : ProcessCgroups.procsFiles(record.cgroups).join(' ');
+    const asUser = record.user ? ['setpriv', `--reuid=${record.user.uid}`, `--regid=${record.user.gid}`, '--clear-groups', '--no-new-privs', '--'] : [];
+    return runCommand(['/bin/sh', '-c', EXEC_WRAPPER, 'hivemind-exec', procs, ...asUser, ...argv], { ...common, output: options.output });
   }
 
   async close(): Promise<void> {
@@ -524,7 +552,7 @@ export class ProcessRuntime implements Runtime {
 /** Runs a short command (a health check) and collects its status and first output bytes. */
 export function runCommand(
   argv: string[],
-  options: { environment: Record<string, string>; workingDir: string; user?: HostUser; timeoutMs: number; signal?: AbortSignal },
+  options: { environment: Record<string, string>; workingDir: string; user?: HostUser; timeoutMs: number; signal?: AbortSignal; output?: ExecOptions['output'] },
 ): Promise<ExecResult> {
   return new Promise((resolve) => {
     const [command, ...args] = argv;
@@ -539,11 +567,12 @@ export function runCommand(
       detached: true,
       ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
     });
-    const collect = (chunk: Buffer): void => {
+    const collect = (stream: 'stdout' | 'stderr') => (chunk: Buffer): void => {
+      options.output?.(stream, chunk);
       if (output.length < EXEC_OUTPUT_BYTES_MAX) output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_BYTES_MAX - output.length);
     };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
+    child.stdout?.on('data', collect('stdout'));
+    child.stderr?.on('data', collect('stderr'));
     const killAll = (): void => {
       if (child.pid !== undefined) signalProcessGroup(child.pid, 'SIGKILL');
     };
@@ -551,6 +580,7 @@ export function runCommand(
       timedOut = true;
       killAll();
     }, options.timeoutMs);
+    // A caller that left: killed, not timed out.
     const onAbort = (): void => killAll();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (result: ExecResult): void => {

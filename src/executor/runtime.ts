@@ -38,6 +38,7 @@
  * address is 127.0.0.1 and ports are the process's own business.
  */
 
+import type { ConfigMount, ContainerSettings } from '../state/types.js';
 import type { ImageShare, PeerImages } from '../node/image-share.js';
 import type { NodeImages } from '../node/capabilities.js';
 import type { Registry } from 'prom-client';
@@ -105,6 +106,10 @@ export interface WorkloadSpec {
   stopGraceMs: number;
   /** Labels to attach where the runtime supports them (containers). */
   labels: Record<string, string>;
+  /** The app's hostname, init, tmpfs, ulimits, capabilities and extra hosts (a process runtime applies `ulimits` only); absent: defaults. */
+  container?: ContainerSettings;
+  /** Files mounted read-only (Compose's configs, relative bind mounts); containers only. Absent: none. */
+  configs?: ConfigMount[];
 }
 
 /** What a runtime knows of a workload it runs or ran. */
@@ -158,7 +163,14 @@ export interface StopOptions {
 
 export interface ExecOptions {
   timeoutMs: number;
+  /** Aborting kills the command (a caller that left); `timedOut` stays false then. */
   signal?: AbortSignal;
+  /**
+   * Hears the output as it comes, by stream (`hivemind exec`); chunks of one
+   * stream arrive in order. Absent: only the first bytes are kept, in the
+   * result (a health check's status).
+   */
+  output?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
 }
 
 /** A way of running workloads. See the file header for the contract. */
@@ -186,7 +198,7 @@ export interface Runtime {
   remove(id: string): Promise<void>;
   /** Hears every exit (see the header). Returns the remover. Listeners must not throw. */
   onExit(listener: (exit: WorkloadExit) => void): () => void;
-  /** Runs a health-check command in the workload's context (its namespaces and environment). Optional. */
+  /** Runs a command in the workload's context (its namespaces, user, environment and folder): a health check, or `hivemind exec`. Optional. */
   exec?(id: string, argv: string[], options: ExecOptions): Promise<ExecResult>;
   /** Releases the runtime's own resources. Never stops workloads. */
   close(): Promise<void>;

@@ -77,6 +77,8 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
     logPath: inputs.logPath,
     stopSignal: spec.stopSignal ?? STOP_SIGNAL_DEFAULT,
     stopGraceMs: spec.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
+    ...(spec.container !== undefined ? { container: spec.container } : {}),
+    ...(spec.configs !== undefined ? { configs: spec.configs } : {}),
     labels: {
       ...spec.labels,
       'hivemind.instance': instance.id,

@@ -18,6 +18,28 @@ export interface InstanceLogs {
   runs(id: string): boolean;
 }
 
+/** Why an exec could not run (not the command's own failure, which is its exit code). */
+export class ExecError extends Error {
+  constructor(
+    readonly code: 'not-running' | 'unsupported',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Commands run in the instances this node runs (`hivemind exec`). */
+export interface InstanceExec {
+  /**
+   * Runs `argv` in running instance `id`, as its main process runs (its
+   * namespaces, user, environment and folder), handing each chunk of output
+   * to `output` as it comes; resolves with the exit code once the command
+   * ends. Aborting `signal` kills the command. An ExecError when `id` does
+   * not run here or its runtime cannot exec.
+   */
+  exec(id: string, argv: string[], options: { signal: AbortSignal; timeoutMs: number; output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void }): Promise<{ exitCode: number; timedOut: boolean }>;
+}
+
 /** A volume snapshot as the API lists it. */
 export interface VolumeSnapshotView {
   /** The UTC time it was taken, as `20261205T063000123Z`; unique per volume. */
@@ -68,6 +90,7 @@ export interface NodeImages {
 /** The capabilities a component may offer (each optional). */
 export interface NodeCapabilities {
   readonly logs?: InstanceLogs;
+  readonly exec?: InstanceExec;
   readonly volumes?: NodeVolumes;
   readonly images?: NodeImages;
   /** This node's images as its peers read them (the peer port). */
@@ -81,6 +104,7 @@ export function capabilitiesOf(components: readonly { readonly capabilities?: No
     const offered = component.capabilities;
     if (offered === undefined) continue;
     found.logs ??= offered.logs;
+    found.exec ??= offered.exec;
     found.volumes ??= offered.volumes;
     found.images ??= offered.images;
     found.imageShare ??= offered.imageShare;

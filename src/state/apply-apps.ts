@@ -19,6 +19,7 @@
  * scheduler removes the record once it stopped; an unplaced instance is
  * removed at once.
  */
+import { CONTAINER_SETTINGS_VERSION } from './version.js';
 import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
@@ -525,6 +526,7 @@ export const appDeployCommand: CommandModule<'app.deploy'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
+  versionOf: (command) => (command.spec.container !== undefined || command.spec.configs !== undefined ? CONTAINER_SETTINGS_VERSION : 1),
   plan: planAppDeploy,
 };
 
@@ -539,6 +541,7 @@ export const appDeployManyCommand: CommandModule<'app.deploy-many'> = {
     project: optional(name),
     force: optional(boolean()),
   }),
+  versionOf: (command) => (command.specs.some((spec) => spec.container !== undefined || spec.configs !== undefined) ? CONTAINER_SETTINGS_VERSION : 1),
   plan: planAppDeployMany,
 };
 

@@ -7,6 +7,7 @@
  * quota at once); `tenant.update default` works at any time; it cannot be
  * deleted.
  */
+import { CONTAINER_SETTINGS_VERSION, ENCRYPTED_VOLUMES_VERSION } from './version.js';
 import { ErrorCode, formatBytes, formatCpu } from './errors.js';
 import { overQuota, tenantUsage } from './quota.js';
 import { adoptTenant, limitProblem, lookupTenant, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
@@ -14,7 +15,6 @@ import { DEFAULT_TENANT, type Command, type Quota, type TenantSettings } from '.
 import { object, oneOf, optional } from './schema.js';
 import { name, quota, tenantSettings } from './fields.js';
 import type { CommandModule } from './command.js';
-import { ENCRYPTED_VOLUMES_VERSION } from './version.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -35,6 +35,7 @@ export function describeSettings(settings: TenantSettings | undefined): string {
   const allowed: string[] = [];
   if (settings?.hostUsers === true) allowed.push('host users');
   if (settings?.hostMounts === true) allowed.push('host mounts');
+  if (settings?.capabilities !== undefined && settings.capabilities.length > 0) allowed.push(`capabilities ${settings.capabilities.join(',')}`);
   const confinement = allowed.length > 0 ? `${allowed.join(' and ')} allowed` : 'confined';
   return settings?.encryptVolumes === true ? `${confinement}, volumes encrypted` : confinement;
 }
@@ -45,6 +46,7 @@ function storedSettings(settings: TenantSettings): TenantSettings | undefined {
     ...(settings.hostUsers === true ? { hostUsers: true } : {}),
     ...(settings.hostMounts === true ? { hostMounts: true } : {}),
     ...(settings.encryptVolumes === true ? { encryptVolumes: true } : {}),
+    ...(settings.capabilities !== undefined && settings.capabilities.length > 0 ? { capabilities: [...settings.capabilities] } : {}),
   };
   return Object.keys(stored).length > 0 ? stored : undefined;
 }
@@ -156,7 +158,7 @@ export const tenantCreateCommand: CommandModule<'tenant.create'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota, settings: optional(tenantSettings) }),
-  versionOf: (command) => (command.settings?.encryptVolumes !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
+  versionOf: (command) => (command.settings?.encryptVolumes !== undefined || command.settings?.capabilities !== undefined ? Math.max(ENCRYPTED_VOLUMES_VERSION, CONTAINER_SETTINGS_VERSION) : 1),
   plan: planTenantCreate,
 };
 
@@ -166,7 +168,7 @@ export const tenantUpdateCommand: CommandModule<'tenant.update'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota, settings: optional(tenantSettings) }),
-  versionOf: (command) => (command.settings?.encryptVolumes !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
+  versionOf: (command) => (command.settings?.encryptVolumes !== undefined || command.settings?.capabilities !== undefined ? Math.max(ENCRYPTED_VOLUMES_VERSION, CONTAINER_SETTINGS_VERSION) : 1),
   plan: planTenantUpdate,
 };
 

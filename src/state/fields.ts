@@ -51,7 +51,14 @@ import {
   type UpdateSpec,
   type VolumeIoLimits,
   type VolumeMount,
+  type ContainerSettings,
+  type TmpfsSpec,
+  type UlimitSpec,
+  type ExtraHostSpec,
+  type ConfigMount,
+  type ConfigFileSpec,
 } from './types.js';
+import { isCapability } from './capabilities.js';
 
 /** Limits on the sizes of command fields. Each is enforced by `validateCommand`. */
 export const LIMITS = {
@@ -108,6 +115,10 @@ export const LIMITS = {
   appCpuMillisMax: 1024 * 1000,
   /** An image reference (Docker's limit on the name is 255; a tag and a digest come on top). */
   imageReferenceBytesMax: 512,
+  /** The configs of one app, all files together, in bytes (decoded): it is in every version of the app the state keeps. */
+  configBytesMax: 1024 * 1024,
+  /** Files of the configs of one app. */
+  configFilesMax: 64,
 } as const;
 
 /**
@@ -212,8 +223,8 @@ export const quota = object<Quota>({
   storageBytes: optional(amount),
 });
 
-/** A tenant's settings (host users, host mounts, encrypted volumes). */
-export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()), encryptVolumes: optional(boolean()) });
+/** A tenant's settings (host users, host mounts, encrypted volumes, capabilities). */
+export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()), encryptVolumes: optional(boolean()), capabilities: optional(list(capability(), { max: 64, unique: true })) });
 
 const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
 
@@ -313,6 +324,58 @@ const hivemindSpec = object<HivemindSpec>({
   links: optional(list(object<LinkSpec>({ app: name, alias: name }), { max: LIMITS.namesMax })),
 });
 
+/** A capability name with its `CAP_` prefix (`CAP_NET_ADMIN`), or `ALL`. */
+function capability(): Parser<string> {
+  return refine(text({ bytesMin: 1, bytesMax: 64, pattern: /^(CAP_[A-Z_]+|ALL)$/, patternHint: 'a capability like "CAP_NET_ADMIN", or "ALL"' }), (value, path) =>
+    isCapability(value) ? undefined : { field: path, text: `"${value}" is not a Linux capability` },
+  );
+}
+
+/** The rlimits Compose's `ulimits` names, as setrlimit(2) knows them. */
+export const ULIMIT_NAMES = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+
+/** An instance's settings: hostname, init, tmpfs, ulimits, capabilities, extra hosts. */
+const containerSettings = object<ContainerSettings>({
+  hostname: optional(text({ bytesMin: 1, bytesMax: 63, pattern: /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, patternHint: 'a host name: letters, digits and -, at most 63' })),
+  init: optional(boolean()),
+  tmpfs: optional(list(object<TmpfsSpec>({ target: absolutePath, sizeBytes: optional(integer({ min: 4096, max: LIMITS.appMemoryBytesMax })), mode: optional(integer({ min: 0, max: 0o7777 })) }), { max: LIMITS.volumesMax })),
+  ulimits: optional(
+    list(
+      refine(object<UlimitSpec>({ name: oneOf(ULIMIT_NAMES), soft: integer({ min: -1, max: Number.MAX_SAFE_INTEGER }), hard: integer({ min: -1, max: Number.MAX_SAFE_INTEGER }) }), (value, path) =>
+        value.hard !== -1 && (value.soft === -1 || value.soft > value.hard) ? { field: `${path}.soft`, text: `(${value.soft}) must not exceed hard (${value.hard})` } : undefined,
+      ),
+      { max: ULIMIT_NAMES.length },
+    ),
+  ),
+  capAdd: optional(list(capability(), { max: 64, unique: true })),
+  capDrop: optional(list(capability(), { max: 64, unique: true })),
+  extraHosts: optional(
+    list(
+      object<ExtraHostSpec>({
+        host: text({ bytesMin: 1, bytesMax: 253, pattern: /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, patternHint: 'a host name' }),
+        address: text({ bytesMin: 2, bytesMax: 45, pattern: /^([0-9.]+|[0-9a-fA-F:.]+|host-gateway)$/, patternHint: 'an IPv4 or IPv6 address, or host-gateway' }),
+      }),
+      { max: LIMITS.routesMax },
+    ),
+  ),
+});
+
+/** A relative file path inside a config folder: no `..`, no leading `/`, no empty part. */
+const CONFIG_PATH_PATTERN = /^(|(?!\.\.?(\/|$))[^/\0]+(\/(?!\.\.?(\/|$))[^/\0]+)*)$/;
+
+const configMount = object<ConfigMount>({
+  source: nonEmptyText,
+  target: absolutePath,
+  files: list(
+    object<ConfigFileSpec>({
+      path: text({ bytesMax: 1024, pattern: CONFIG_PATH_PATTERN, patternHint: 'a relative path without .. (or "" for a single file)' }),
+      data: text({ bytesMax: Math.ceil((LIMITS.configBytesMax * 4) / 3) + 4, pattern: /^[A-Za-z0-9+/]*={0,2}$/, patternHint: 'base64' }),
+    }),
+    { min: 1, max: LIMITS.configFilesMax },
+  ),
+  mode: optional(integer({ min: 0, max: 0o777 })),
+});
+
 const appSpecShape = object<AppSpec>({
   name,
   tenant: name,
@@ -344,6 +407,8 @@ const appSpecShape = object<AppSpec>({
   constraints: list(nonEmptyText, { max: LIMITS.constraintsMax }),
   labels,
   hivemind: hivemindSpec,
+  container: optional(containerSettings),
+  configs: optional(list(configMount, { max: LIMITS.configFilesMax })),
 });
 
 /** Cross-field rules of an app spec, after each field is valid. */
@@ -361,7 +426,36 @@ function appSpecProblem(spec: AppSpec, path: string): { field: string; text: str
       return { field: `${path}.reservations.${resource}`, text: `must not exceed limits.${resource} (${reserved} > ${limit})` };
     }
   }
-  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path);
+  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path) ?? processContainerProblem(spec, path) ?? configsProblem(spec, path);
+}
+
+/** Configs: image apps only, each target once (and not a volume's), a single file alone, within the size and count limits together. */
+function configsProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  if (spec.configs === undefined) return undefined;
+  if (spec.image === undefined) return { field: `${path}.configs`, text: 'applies only to an image app; a process app reads its files where it runs' };
+  let bytes = 0;
+  let files = 0;
+  const targets = new Set(spec.volumes.map((mount) => mount.target));
+  for (const [position, config] of spec.configs.entries()) {
+    if (targets.has(config.target)) return { field: `${path}.configs[${position}].target`, text: `mounts ${config.target}, which another config or a volume mounts too` };
+    targets.add(config.target);
+    const single = config.files.some((file) => file.path === '');
+    if (single && config.files.length !== 1) return { field: `${path}.configs[${position}].files`, text: 'has a file with path "" (a single file) beside others' };
+    files += config.files.length;
+    for (const file of config.files) bytes += Math.floor((file.data.length * 3) / 4) - (file.data.endsWith('==') ? 2 : file.data.endsWith('=') ? 1 : 0);
+  }
+  if (files > LIMITS.configFilesMax) return { field: `${path}.configs`, text: `have ${files} files; an app may have at most ${LIMITS.configFilesMax}` };
+  if (bytes > LIMITS.configBytesMax) return { field: `${path}.configs`, text: `come to ${bytes} bytes; an app's configs may have at most ${LIMITS.configBytesMax} bytes together (keep data in a named volume)` };
+  return undefined;
+}
+
+/** A process app has no namespaces of its own: of the container settings it takes `ulimits` alone. */
+function processContainerProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  if (spec.image !== undefined || spec.container === undefined) return undefined;
+  for (const key of ['hostname', 'init', 'tmpfs', 'capAdd', 'capDrop', 'extraHosts'] as const) {
+    if (spec.container[key] !== undefined) return { field: `${path}.container.${key}`, text: 'applies only to an image app; a process app runs in the node\'s own namespaces' };
+  }
+  return undefined;
 }
 
 /** Flags after which an argument is a script, which may span lines (`sh -c`, `python -c`, `node -e`, `perl -e`). */

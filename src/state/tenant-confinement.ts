@@ -4,6 +4,7 @@
  * every start (a setting taken away after the deploy still holds). Pure: no
  * Node API.
  */
+import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from './capabilities.js';
 import type { AppSpec, TenantSettings } from './types.js';
 
 /** One refusal: the spec field to blame (relative to the spec) and the sentence to show. */
@@ -39,6 +40,19 @@ export function confinementProblem(spec: AppSpec, settings: TenantSettings | und
     if (isRootUser(spec.user)) {
       return { field: 'user', text: `user "${spec.user}" is root: tenant "${spec.tenant}" may not run apps as root; name another user, or ${how('--host-users allow')}` };
     }
+  }
+  return capabilityProblem(spec, settings?.capabilities ?? []);
+}
+
+/** `cap_add` takes the default set and what the tenant allows (`TenantSettings.capabilities`); `ALL` only with all allowed. */
+function capabilityProblem(spec: AppSpec, allowed: readonly string[]): ConfinementProblem | undefined {
+  for (const [position, name] of (spec.container?.capAdd ?? []).entries()) {
+    const ok = name === 'ALL' ? LINUX_CAPABILITIES.every((each) => DEFAULT_CAPABILITIES.includes(each) || allowed.includes(each)) : DEFAULT_CAPABILITIES.includes(name) || allowed.includes(name);
+    if (ok) continue;
+    return {
+      field: `container.capAdd[${position}]`,
+      text: `capability ${name} cannot be added: tenant "${spec.tenant}" may add only the default capabilities${allowed.length > 0 ? ` and ${allowed.join(', ')}` : ''}; a cluster-admin can allow it with \`hivemind tenants update ${spec.tenant} --capabilities ${[...allowed, name].join(',')}\``,
+    };
   }
   return undefined;
 }

@@ -48,6 +48,8 @@ export interface TenantSettings {
    * refused. Volumes created before it was set stay as they are.
    */
   encryptVolumes?: boolean;
+  /** Capabilities (`CAP_` names) apps may add beyond the default set with `cap_add`; absent: none. */
+  capabilities?: string[];
 }
 
 export interface Tenant {
@@ -218,6 +220,77 @@ export interface AppSpec {
   constraints: string[];
   labels: Record<string, string>;
   hivemind: HivemindSpec;
+  /** Compose's settings of the instance's own environment (hostname, init, tmpfs, ulimits, capabilities, extra hosts); absent: the defaults. */
+  container?: ContainerSettings;
+  /**
+   * Files mounted read-only in each instance (Compose's `configs`, and
+   * relative bind mounts the CLI read): carried in the spec, so every node
+   * has them, within LIMITS.configBytesMax per app. Absent: none.
+   */
+  configs?: ConfigMount[];
+}
+
+/** A config mounted in an instance: one file at `target`, or a folder's files under it. */
+export interface ConfigMount {
+  /** The config's name (top-level `configs:`), or the relative path a bind mount named (`./nginx.conf`), for messages. */
+  source: string;
+  /** An absolute path inside the instance. */
+  target: string;
+  /** A file: one entry with `path` ''. A folder: its files by relative path (`site.crt`, `sub/a.pem`). */
+  files: ConfigFileSpec[];
+  /** The files' mode (0o444 when absent). */
+  mode?: number;
+}
+
+/** One file of a config, its bytes in base64. */
+export interface ConfigFileSpec {
+  path: string;
+  data: string;
+}
+
+/**
+ * Compose's per-instance settings: `hostname`, `init`, `tmpfs`, `ulimits`,
+ * `cap_add`/`cap_drop` and `extra_hosts`. Each absent field keeps the
+ * default. Process apps take `ulimits` only (the appfile refuses the rest for them).
+ */
+export interface ContainerSettings {
+  /** The instance's hostname; absent: its instance id. */
+  hostname?: string;
+  /** Run a small reaper (tini) as PID 1 in front of the command. */
+  init?: boolean;
+  /** Memory-backed folders mounted in the instance. */
+  tmpfs?: TmpfsSpec[];
+  /** Resource limits of the process (setrlimit), by Compose's name (`nofile`, `nproc`, ...). */
+  ulimits?: UlimitSpec[];
+  /** Capabilities added to the default set, `CAP_` names (within what the tenant allows). */
+  capAdd?: string[];
+  /** Capabilities taken from the default set, `CAP_` names, or `ALL`. */
+  capDrop?: string[];
+  /** More /etc/hosts lines (Compose's `extra_hosts`). */
+  extraHosts?: ExtraHostSpec[];
+}
+
+/** One tmpfs mount; `sizeBytes` absent: the kernel's default (half the memory, bounded by the memory limit). */
+export interface TmpfsSpec {
+  target: string;
+  sizeBytes?: number;
+  /** File mode of the mount's root, as a number (0o1777). */
+  mode?: number;
+}
+
+/** One resource limit; soft <= hard. */
+export interface UlimitSpec {
+  /** Compose's name: nofile, nproc, core, memlock, stack, ... */
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+/** One extra /etc/hosts line: `address host`. */
+export interface ExtraHostSpec {
+  host: string;
+  /** An IPv4 or IPv6 address, or `host-gateway`: the node as its containers reach it. */
+  address: string;
 }
 
 export interface AppVersion {

@@ -30,7 +30,8 @@
  * cluster version (`cluster.version`). 4: encrypted volumes
  * (ENCRYPTED_VOLUMES_VERSION), replicas that cannot share their volume's
  * node refused (VOLUME_FIT_VERSION), the envelope's `traceparent`
- * (TRACE_CONTEXT_VERSION).
+ * (TRACE_CONTEXT_VERSION), an app's container settings and configs and a
+ * tenant's capabilities (CONTAINER_SETTINGS_VERSION).
  */
 export const STATE_VERSION = 4;
 
@@ -48,6 +49,9 @@ export const VOLUME_FIT_VERSION = 4;
  * refusing it while its peers apply it.
  */
 export const TRACE_CONTEXT_VERSION = 4;
+
+/** The state version of an app's container settings (`AppSpec.container`) and configs (`AppSpec.configs`), and of a tenant's capabilities. */
+export const CONTAINER_SETTINGS_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the

@@ -118,6 +118,8 @@ const MATRIX: { route: string; method: string; path: string; body?: unknown; con
   { route: '/v1/images/import', method: 'POST', path: '/v1/images/import', body: { path: 'relative.tar' }, expect: 'ADDDD' },
   { route: '/v1/instances/:id/logs', method: 'GET', path: '/v1/instances/acme.web.0.1/logs', expect: 'AAADD' },
   { route: '/v1/instances/:id/logs', method: 'GET', path: '/v1/instances/beta.db.0.1/logs', expect: 'ADDDD' },
+  { route: '/v1/instances/:id/exec', method: 'POST', path: '/v1/instances/acme.web.0.1/exec', body: { command: ['true'] }, expect: 'AAADD' },
+  { route: '/v1/instances/:id/exec', method: 'POST', path: '/v1/instances/beta.db.0.1/exec', body: { command: ['true'] }, expect: 'ADDDD' },
   { route: '/v1/apps/:tenant/:name/logs', method: 'GET', path: '/v1/apps/acme/web/logs', expect: 'AAADD' },
   { route: '/v1/apps/:tenant/:name/logs', method: 'GET', path: '/v1/apps/beta/db/logs', expect: 'ADDDD' },
   { route: '/v1/tenants', method: 'GET', path: '/v1/tenants', expect: 'AAAAA' },

@@ -33,7 +33,7 @@ test('each served route has its declaration\'s kind, access, query and body', ()
     assert.is(route.kind, declaration.kind, `${where}: kind`);
     assert.equal(route.access, declaration.access, `${where}: access`);
     assert.equal(route.query ?? [], declaration.query === undefined ? [] : Object.keys(declaration.query.shape), `${where}: query`);
-    const body = route.kind === 'write' ? route.body : undefined;
+    const body = route.kind === 'write' || route.kind === 'local' ? route.body : undefined;
     assert.equal(body, declaration.body === undefined ? undefined : bodyFieldsOf(declaration.body), `${where}: body`);
     // The query a client may send (a read's blocking one included) is what the server takes.
     const names = [...(declaration.query === undefined ? [] : Object.keys(declaration.query.shape)), ...(route.kind === 'read' ? READ_QUERY : [])];

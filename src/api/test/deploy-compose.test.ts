@@ -2,7 +2,8 @@
 // Compose files: several files, variables, attached files, --set, a project;
 // the secrets a file gives values are created; the same files again change
 // nothing; a dry run changes nothing and says what would; another project's
-// app is refused unless forced; refusals name the user's file paths. The
+// app is refused unless forced; refusals name the user's file paths;
+// configs and relative bind mounts come as localSources. The
 // apps are constrained to a node label no node has, so nothing starts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,6 +134,22 @@ test('another project is refused at services.NAME unless forced; a missing secre
   assert.is(missing.status, 404, JSON.stringify(missing.body));
   assert.is(missing.body.error.field, 'services.api.secrets[0]');
   assert.match(missing.body.error.message, /secret "token" \(services\.api\.secrets\[0\]\) does not exist/);
+});
+
+test('configs and relative bind mounts come with the deploy as localSources; a bad one is refused naming the field', async () => {
+  const proxy = 'services:\n  proxy:\n    image: nginx:1.25\n    volumes: ["./nginx.conf:/etc/nginx/nginx.conf:ro", "./certs:/etc/nginx/certs:ro"]\n    deploy:\n      placement: { constraints: ["node.labels.zone == nowhere"] }\n';
+  const data = (text: string): string => Buffer.from(text).toString('base64');
+  const localSources = { './nginx.conf': { kind: 'file', data: data('events {}\n') }, './certs': { kind: 'folder', files: [{ path: 'site.crt', data: data('CRT') }] } };
+  const deployed = await call('POST', '/v1/deploy', { fileName: 'compose.yml', content: proxy, project: 'edge', localSources });
+  assert.is(deployed.status, 200, JSON.stringify(deployed.body));
+  const app = await call('GET', '/v1/apps/default/proxy');
+  assert.equal(app.body.spec.configs.map((config: { target: string }) => config.target), ['/etc/nginx/nginx.conf', '/etc/nginx/certs']);
+  const bad = await call('POST', '/v1/deploy', { fileName: 'compose.yml', content: proxy, project: 'edge', localSources: { './nginx.conf': { kind: 'file', data: 'not base64!' } } });
+  assert.is(bad.status, 400);
+  assert.is(bad.body.error.field, 'localSources../nginx.conf.data');
+  const large = await call('POST', '/v1/deploy', { fileName: 'compose.yml', content: proxy, project: 'edge', localSources: { ...localSources, './certs': { kind: 'too-large', files: 100, bytes: 10 } } });
+  assert.is(large.status, 400);
+  assert.match(JSON.stringify(large.body), /services\.proxy\.volumes\[1\].*named volume/, JSON.stringify(large.body));
 });
 
 test.run();

@@ -71,7 +71,7 @@ test('Compose keys Hivemind does not support are errors naming the key, with wha
     ['env_file: .env', 'services.web.env_file: names file ".env", which was not sent with the deploy; give a path relative to the app file\'s folder that exists, or set required: false'],
     ['deploy: { mode: global, replicas: 2 }', 'services.web.deploy: sets mode: global and replicas (or scale); a global app runs one instance on each node, so leave replicas out'],
     ['deploy: { mode: replicated-job }', 'services.web.deploy.mode: "replicated-job" is not supported by Hivemind, which runs long-lived apps'],
-    ['configs: [site]', "services.web.configs: is not supported by Hivemind (not yet: files mounted at a path of your choice need the executor's support; mount the file as a secret (top-level secrets: with file:, found at /run/secrets/NAME), or build it into the image)"],
+    ['configs: [site]', 'services.web.configs[0]: uses config "site", which is not declared; add it under the top-level configs: with file: or content:'],
     ['deploy: { rollback_config: {} }', "services.web.deploy.rollback_config: is not supported by Hivemind (a rollback redeploys the earlier version with update_config's settings)"],
     ['deploy: { resources: { limits: { pids: 100 } } }', 'services.web.deploy.resources.limits.pids: is not supported by Hivemind'],
     ['deploy: { resources: { reservations: { devices: [] } } }', 'services.web.deploy.resources.reservations.devices: is not supported by Hivemind'],
@@ -80,8 +80,8 @@ test('Compose keys Hivemind does not support are errors naming the key, with wha
     ['healthcheck: { test: "true", start_interval: 1s }', 'services.web.healthcheck.start_interval: is not supported by Hivemind'],
   ];
   for (const [body, expected] of cases) assert.equal(errorsOf(oneService(`image: app\n${body}`)), [`app.yaml: ${expected}`], body);
-  assert.equal(errorsOf(`configs: {}\n${oneService('image: app')}`), [
-    "app.yaml: configs: is not supported by Hivemind yet (files mounted at a path of your choice need the executor's support); mount the file as a secret (secrets: with file:, found at /run/secrets/NAME), or build it into the image",
+  assert.equal(errorsOf(`configs: { site: { external: true } }\n${oneService('image: app')}`), [
+    "app.yaml: configs.site.external: is not supported: Hivemind keeps a config with the apps that mount it; give its file: or content: here",
   ]);
 });
 
@@ -130,9 +130,7 @@ test('volumes: anonymous, relative, undeclared, badly named, bad options, tmpfs'
   );
   assert.equal(errors, [
     'app.yaml: services.web.volumes[0]: is an anonymous volume, which Hivemind does not support; name it, like "data:/anon", and declare data under the top-level volumes:',
-    'app.yaml: services.web.volumes[1]: mounts host path "./site", which is relative to the machine that deploys; Hivemind runs the app on a node of the cluster, where that folder is not. ' +
-      'Use a named volume instead: mount "data:/path", and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); the deploy creates it, it keeps its data on one node, and the app runs there. ' +
-      'For a configuration file, declare it under the top-level secrets: with file: (the deploy sends it) and read it at /run/secrets/NAME',
+    'app.yaml: services.web.volumes[1]: names "./site", which was not sent with the deploy; give a path relative to the app file\'s folder that exists',
     'app.yaml: services.web.volumes[2]: uses volume "cache", which is not declared; add it under the top-level volumes:',
     'app.yaml: services.web.volumes[3]: uses volume "db_data", which is not declared; add it under the top-level volumes:',
     'app.yaml: services.web.volumes[4]: must mount at an absolute path inside the instance, like "data:/var/lib/data", "/host/path:/path:ro", got "data:relative"',

@@ -8,15 +8,8 @@ import { dedent, errorsOf, onlyApp, oneService, parseOk, warningsOf } from './he
 test('keys without an equivalent are accepted with one warning each, saying what happens instead', () => {
   const cases: [string, string][] = [
     ['logging: { driver: json-file, options: { max-size: 10m } }', "services.web.logging: is ignored: each node keeps its instances' output; read it with hivemind logs"],
-    ['hostname: web1', "services.web.hostname: is ignored: each instance's hostname is its instance id; apps reach each other by name through DNS: <service>.<tenant>.hivemind"],
-    ['init: true', 'services.web.init: is ignored: the command runs as the first process of the instance, without an init in front'],
-    ['tmpfs: [/tmp]', "services.web.tmpfs: is ignored: the paths are on the instance's own writable layer, not in memory"],
-    ['ulimits: { nofile: 65536 }', 'services.web.ulimits: is ignored: instances run with the default limits (1024 open files)'],
-    ['cap_add: [NET_ADMIN]', "services.web.cap_add: is ignored: instances run with the default capabilities (Docker's default set)"],
-    ['cap_drop: [ALL]', "services.web.cap_drop: is ignored: instances run with the default capabilities (Docker's default set)"],
     ['stdin_open: true', 'services.web.stdin_open: is ignored: instances run without a terminal; their output goes to hivemind logs'],
     ['tty: true', 'services.web.tty: is ignored: instances run without a terminal; their output goes to hivemind logs'],
-    ['extra_hosts: ["db.local:10.0.0.5"]', "services.web.extra_hosts: is ignored: instances resolve names through Hivemind's DNS; apps reach each other by name through DNS: <service>.<tenant>.hivemind"],
     ['build: .', 'services.web.build: is ignored: Hivemind runs the image named by image: and builds nothing; build and push (or hivemind images import) it first'],
   ];
   for (const [body, expected] of cases) assert.equal(warningsOf(oneService(`image: app\n${body}`)), [`app.yaml: ${expected}`], body);

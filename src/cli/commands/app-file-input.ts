@@ -5,13 +5,16 @@
  * folder), the variables for `${VAR}` (the `.env` beside the first file, or
  * `--env-file`; the shell's variables win), the local files the app files
  * name (`env_file`, `secrets.x.file`, relative to the first file's folder),
+ * the files and small folders it mounts as configs (`configs.x.file`,
+ * relative bind mounts; see local-sources.ts),
  * `--set`, `--profile` and the project (`-p`, `COMPOSE_PROJECT_NAME`, else
  * the file's `name:` or its folder).
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { parseDotenv, referencedFiles, type AppFileSource, type ParseAppFileOptions } from '../../appfile/index.js';
+import { parseDotenv, referencedFiles, referencedLocalSources, type AppFileSource, type LocalSource, type ParseAppFileOptions } from '../../appfile/index.js';
+import { readLocalSource } from '../local-sources.js';
 import { UsageError } from '../errors.js';
 import { readStdin } from '../stdin.js';
 import { tenantOption } from './shared.js';
@@ -90,8 +93,16 @@ export async function gatherAppFiles(flags: AppFileFlags): Promise<AppFileInput>
     total += Buffer.byteLength(text);
     attachments[path] = text;
   }
+  const localSources: Record<string, LocalSource> = {};
+  for (const path of referencedLocalSources(sources, options)) {
+    const source = await readLocalSource(isAbsolute(path) ? path : resolve(folder, path));
+    if (source === undefined) continue; // The parse names the mount that misses it.
+    total += source.kind === 'file' ? source.data.length : source.kind === 'folder' ? source.files.reduce((sum, file) => sum + file.data.length + file.path.length, 0) : 0;
+    localSources[path] = source;
+  }
   if (total > DEPLOY_BYTES_MAX) throw new UsageError(`the app files and the files they name come to ${total} bytes; a deploy may carry at most ${DEPLOY_BYTES_MAX}`);
   options.files = attachments;
+  options.localSources = localSources;
   return { sources, options };
 }
 

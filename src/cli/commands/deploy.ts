@@ -104,6 +104,7 @@ export function deployRequest(input: AppFileInput, flags: { force: boolean; dryR
   if (options.projectFallback !== undefined) request.projectFallback = options.projectFallback;
   if (options.variables !== undefined && Object.keys(options.variables).length > 0) request.variables = options.variables;
   if (options.files !== undefined && Object.keys(options.files).length > 0) request.attachments = options.files;
+  if (options.localSources !== undefined && Object.keys(options.localSources).length > 0) request.localSources = options.localSources;
   if (options.sets !== undefined && options.sets.length > 0) request.sets = options.sets;
   if (options.profiles !== undefined && options.profiles.length > 0) request.profiles = options.profiles;
   if (flags.force) request.force = true;

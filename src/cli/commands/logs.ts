@@ -4,14 +4,18 @@
  * one that runs the instance). `-f` follows new lines until Ctrl-C.
  */
 import { Option, type Command } from 'commander';
-import { routePath } from '../client.js';
-import { contextOf, resolveToken } from '../context.js';
-import { ApiError, ConnectionError, describeNetworkError } from '../errors.js';
+import { contextOf, withClient } from '../context.js';
 import { wholeNumber } from '../parse.js';
 import { TENANT_OF_ONE, tenantOption } from './shared.js';
 
 /** Instance ids are `tenant.app.slot.serial`; anything else names an app. */
 const INSTANCE_ID = /^[a-z0-9-]+\.[a-z0-9-]+\.\d+(\.\d+)?$/;
+
+/** `NAME` (in `tenant`, default `default`) or `TENANT/NAME`. */
+function appParams(target: string, tenant: string | undefined): { tenant: string; name: string } {
+  const [first, second] = target.split('/', 2) as [string, string | undefined];
+  return second === undefined ? { tenant: tenant ?? 'default', name: first } : { tenant: first, name: second };
+}
 
 /** Adds `logs` to `program`. */
 export function registerLogsCommand(program: Command): void {
@@ -25,49 +29,24 @@ export function registerLogsCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hivemind logs web\n  hivemind logs acme/web -f\n  hivemind logs default.web.0.1 --tail 50')
     .action(async (target: string, options: { follow?: boolean; tail: number; tenant?: string }, command: Command) => {
       const context = contextOf(command);
-      let path: string;
-      if (INSTANCE_ID.test(target)) path = routePath('GET /v1/instances/:id/logs', { id: target });
-      else {
-        const [tenant, name] = target.includes('/') ? target.split('/', 2) : [options.tenant ?? 'default', target];
-        path = routePath('GET /v1/apps/:tenant/:name/logs', { tenant: tenant!, name: name! });
-      }
-      const { token, source } = resolveToken(context);
-      const { request } = await import('undici');
-      const query = new URLSearchParams({ tail: String(options.tail), follow: options.follow ? '1' : '0' });
-      const abort = new AbortController();
-      process.once('SIGINT', () => abort.abort());
-      let response;
-      try {
-        response = await request(`${context.address}${path}?${query}`, {
-          method: 'GET',
-          headers: token ? { authorization: `Bearer ${token}` } : {},
-          signal: abort.signal,
-          headersTimeout: 30_000,
-          bodyTimeout: 0,
-        });
-      } catch (error) {
-        const { reason, code } = describeNetworkError(error);
-        throw new ConnectionError(context.address, reason, code);
-      }
-      if (response.statusCode !== 200) {
-        const text = await response.body.text();
-        let parsed: { error?: { code?: string; message?: string } } | undefined;
+      const query = { tail: options.tail, follow: options.follow ? '1' : '0' } as const;
+      await withClient(context, async (client) => {
+        const abort = new AbortController();
+        const interrupt = (): void => abort.abort();
+        process.once('SIGINT', interrupt);
         try {
-          parsed = JSON.parse(text) as typeof parsed;
-        } catch {
-          parsed = undefined;
+          // Through the client: the node's certificate is checked against the cluster CA (--ca, the data directory, a context, or the token's pin).
+          const { body } = INSTANCE_ID.test(target)
+            ? await client.stream('GET /v1/instances/:id/logs', { params: { id: target }, query }, { signal: abort.signal })
+            : await client.stream('GET /v1/apps/:tenant/:name/logs', { params: appParams(target, options.tenant), query }, { signal: abort.signal });
+          for await (const chunk of body) {
+            if (!context.stdout.write(chunk)) await new Promise((resolve) => context.stdout.once('drain', resolve));
+          }
+        } catch (error) {
+          if (!abort.signal.aborted) throw error;
+        } finally {
+          process.removeListener('SIGINT', interrupt);
         }
-        const code = parsed?.error?.code ?? `http-${response.statusCode}`;
-        let message = parsed?.error?.message ?? `the node answered ${response.statusCode}`;
-        if (code === 'unauthenticated') message = `${message} (${source}; pass --token or set HIVEMIND_TOKEN)`;
-        throw new ApiError({ status: response.statusCode, code, message });
-      }
-      try {
-        for await (const chunk of response.body) {
-          if (!context.stdout.write(chunk)) await new Promise((resolve) => context.stdout.once('drain', resolve));
-        }
-      } catch (error) {
-        if (!abort.signal.aborted) throw error;
-      }
+      });
     });
 }

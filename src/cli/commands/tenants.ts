@@ -3,6 +3,7 @@
  * (`--cpu 2 --memory 4G`).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { capabilityName, isCapability } from '../../state/capabilities.js';
 import { NAME_PATTERN, type Quota, type TenantSettings } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
 import type { ApiClient } from '../client.js';
@@ -24,6 +25,7 @@ interface SettingsOptions {
   hostUsers?: boolean;
   hostMounts?: boolean;
   encryptVolumes?: boolean;
+  capabilities?: string[];
 }
 
 function onOrOff(text: string): boolean {
@@ -76,16 +78,27 @@ function addSettingsOptions(command: Command): Command {
   return command
     .addOption(new Option('--host-users <allow|deny>', "let process apps run as root or the host user their user: names, and image apps as root (default: deny; apps run as the tenant's own user)").argParser(allowOrDeny))
     .addOption(new Option('--host-mounts <allow|deny>', 'let apps bind host paths (default: deny; named volumes only)').argParser(allowOrDeny))
-    .addOption(new Option('--encrypt-volumes <on|off>', "encrypt every volume created from now on at rest (default: off; volumes made before stay as they are)").argParser(onOrOff));
+    .addOption(new Option('--encrypt-volumes <on|off>', "encrypt every volume created from now on at rest (default: off; volumes made before stay as they are)").argParser(onOrOff))
+    .addOption(new Option('--capabilities <list>', "capabilities apps may add beyond the default set with cap_add, such as NET_ADMIN,SYS_TIME ('none' for none; default: none)").argParser(parseCapabilityList));
+}
+
+/** `NET_ADMIN,cap_sys_time` as `['CAP_NET_ADMIN', 'CAP_SYS_TIME']`; `none` as `[]`. */
+function parseCapabilityList(text: string): string[] {
+  if (text.trim() === 'none') return [];
+  const names = text.split(',').map((each) => each.trim()).filter((each) => each !== '').map(capabilityName);
+  const unknown = names.find((name) => name === 'ALL' || !isCapability(name));
+  if (unknown !== undefined) throw new InvalidArgumentError(`${unknown} is not a Linux capability (such as NET_ADMIN or SYS_TIME)`);
+  return [...new Set(names)];
 }
 
 /** `base` with the settings flags applied; undefined when no flag was given (the tenant's settings stay). */
 function settingsOf(base: TenantSettings | undefined, options: SettingsOptions): TenantSettings | undefined {
-  if (options.hostUsers === undefined && options.hostMounts === undefined && options.encryptVolumes === undefined) return undefined;
+  if (options.hostUsers === undefined && options.hostMounts === undefined && options.encryptVolumes === undefined && options.capabilities === undefined) return undefined;
   const settings: TenantSettings = { ...base };
   if (options.hostUsers !== undefined) settings.hostUsers = options.hostUsers;
   if (options.hostMounts !== undefined) settings.hostMounts = options.hostMounts;
   if (options.encryptVolumes !== undefined) settings.encryptVolumes = options.encryptVolumes;
+  if (options.capabilities !== undefined) settings.capabilities = options.capabilities;
   return settings;
 }
 
@@ -147,7 +160,7 @@ export function registerTenantCommands(program: Command): void {
     true,
   )).action(async (name: string, options: QuotaOptions & SettingsOptions, command: Command) => {
     checkName(name);
-    if (optionKeys.every((key) => options[key] === undefined) && options.hostUsers === undefined && options.hostMounts === undefined && options.encryptVolumes === undefined) {
+    if (optionKeys.every((key) => options[key] === undefined) && options.hostUsers === undefined && options.hostMounts === undefined && options.encryptVolumes === undefined && options.capabilities === undefined) {
       throw new UsageError('give at least one limit or setting to change, such as --memory 8G or --host-mounts allow (see `hivemind tenants update --help`)');
     }
     const context = contextOf(command);
@@ -231,5 +244,6 @@ function renderTenant(tenant: TenantAnswer): string {
     ['host users', tenant.settings?.hostUsers === true ? 'allowed' : 'denied (process apps run as the tenant\'s own user)'],
     ['host mounts', tenant.settings?.hostMounts === true ? 'allowed' : 'denied'],
     ['volumes encrypted', tenant.settings?.encryptVolumes === true ? 'yes (every new volume)' : 'no (unless created --encrypted)'],
+    ['capabilities', tenant.settings?.capabilities !== undefined && tenant.settings.capabilities.length > 0 ? `default set, and may add ${tenant.settings.capabilities.join(', ')}` : 'default set'],
   ]);
 }

@@ -12,13 +12,15 @@
  * missed while no one listened are found by `list()`.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, existsSync, openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { chmod, chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { assert } from '../../../consensus/core/assert.js';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import type { PortSpec } from '../../state/types.js';
+import type { ExtraHostSpec, PortSpec } from '../../state/types.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from '../runtime.js';
 import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } from './client.js';
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
@@ -26,12 +28,12 @@ import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
 import type { NodeImages } from '../../node/capabilities.js';
 import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
-import { CniNetwork, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
+import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { normalizeReference, RegistryClient } from './registry.js';
-import { containerHostsFile, containerNameFiles, readNodeResolvConfs } from './name-files.js';
-import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser } from './spec.js';
+import { containerHostsFile, containerNameFiles, readNodeResolvConfs, resolveExtraHosts, subnetGateway } from './name-files.js';
+import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser, serializeRuntimeSpec } from './spec.js';
 import { isPoolNetwork, isWarmNetworkName, WarmNetworkPool, type WarmNetwork } from './warm-pool.js';
 import { inSpan } from '../../node/tracing.js';
 
@@ -45,6 +47,76 @@ const SECRETS_TMPFS_BYTES = 1024 * 1024;
 const RESUBSCRIBE_DELAY_MS = 1_000;
 /** Wait for a task to exit after SIGKILL before giving up. */
 const KILL_WAIT_MS = 30_000;
+
+/** Static inits a node may have, in the order tried: Debian's tini-static, Docker's docker-init (a static tini). */
+export const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/local/bin/tini-static'];
+
+/** The first of `candidates` that exists on the node; undefined when none does. Reads the file system. */
+export function findStaticInit(candidates: readonly string[] = INIT_CANDIDATES): string | undefined {
+  return candidates.find((path) => existsSync(path));
+}
+
+/** After an exec's process exited, how long its output pipes may take to reach their end before they are cut. */
+const EXEC_OUTPUT_DRAIN_MS = 5_000;
+
+/**
+ * An exec's stdout and stderr as two FIFOs, as containerd's own client
+ * makes them (containerd's `file://` stdio would put both in one file): each
+ * read end is opened without blocking before the exec is created (so the
+ * shim finds a reader), read as a pipe once the shim holds the write end,
+ * and each chunk handed to `output` as it comes. The end of both pipes (the
+ * shim closes them when the process is gone) is the end of the output.
+ */
+class ExecPipes {
+  private readonly sockets: Socket[] = [];
+  private readonly ended: Promise<void>[] = [];
+
+  private constructor(
+    private readonly pipes: ReadonlyArray<{ stream: 'stdout' | 'stderr'; path: string; fd: number }>,
+    private readonly output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void,
+  ) {}
+
+  /** Makes the FIFOs at `paths` and opens their read ends. */
+  static async open(paths: { stdout: string; stderr: string }, output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void): Promise<ExecPipes> {
+    const made = await runCommand('mkfifo', ['-m', '600', paths.stdout, paths.stderr]);
+    if (made.code !== 0) throw new Error(`cannot make the exec's output pipes: ${made.stderr.trim()}`);
+    const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
+    return new ExecPipes(
+      [
+        { stream: 'stdout', path: paths.stdout, fd: openSync(paths.stdout, flags) },
+        { stream: 'stderr', path: paths.stderr, fd: openSync(paths.stderr, flags) },
+      ],
+      output,
+    );
+  }
+
+  /** Starts reading; call once the exec is created (the shim holds the write ends, so an end of the pipe means the process is gone). */
+  read(): void {
+    for (const pipe of this.pipes) {
+      const socket = new Socket({ fd: pipe.fd, readable: true, writable: false });
+      this.sockets.push(socket);
+      socket.on('data', (chunk: Buffer) => this.output(pipe.stream, chunk));
+      this.ended.push(new Promise<void>((resolve) => {
+        socket.once('end', resolve);
+        socket.once('close', resolve);
+        socket.once('error', () => resolve());
+      }));
+    }
+  }
+
+  /** Waits for both pipes to end, at most `waitMs`. */
+  async drain(waitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.ended), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** Closes the read ends (the sockets own the descriptors once reading; before that they are closed here). */
+  close(): void {
+    if (this.sockets.length > 0) for (const socket of this.sockets) socket.destroy();
+    else for (const pipe of this.pipes) closeSync(pipe.fd);
+  }
+}
 
 /** Settings of a ContainerdRuntime. */
 export interface ContainerdRuntimeOptions {
@@ -72,6 +144,8 @@ export interface ContainerdRuntimeOptions {
   warmNetworks?: number;
   /** The other members, asked for an image this node does not hold before its registry is (absent: registry only). */
   peerImages?: PeerImages;
+  /** The static init bound into containers of apps with `init: true`; absent: the first of INIT_CANDIDATES on the node (`findStaticInit`). */
+  initPath?: string;
 }
 
 /** Where a container's network is: its CNI container id and its netns. */
@@ -518,6 +592,39 @@ export class ContainerdRuntime implements Runtime {
     return folder;
   }
 
+  /** The app's extra_hosts, `host-gateway` as the node's bridge address (the overlay's gateway, or the default bridge's). */
+  private extraHosts(spec: WorkloadSpec): ExtraHostSpec[] {
+    if (spec.container?.extraHosts === undefined) return [];
+    const nodeNetwork = readNodeNetwork(nodeNetworkPath(resolve(this.options.dataDir)));
+    const subnet = this.network instanceof CniNetwork ? this.network.subnet : DEFAULT_SUBNET;
+    return resolveExtraHosts(spec.container.extraHosts, nodeNetwork?.state === 'ready' ? nodeNetwork.gateway : subnetGateway(subnet));
+  }
+
+  /**
+   * Writes the workload's configs under its name-files folder (removed with
+   * it): `configs/<position>` is the file, or the folder of a config's files.
+   * Files take the config's mode (0444 by default), folders 0555, owned by
+   * root: any user of the container reads them, none writes them.
+   */
+  private async writeConfigs(spec: WorkloadSpec): Promise<string[]> {
+    const paths: string[] = [];
+    const root = join(this.nameFilesDir(spec.id), 'configs');
+    for (const [position, config] of (spec.configs ?? []).entries()) {
+      const place = join(root, String(position));
+      await mkdir(root, { recursive: true, mode: 0o755 });
+      for (const file of config.files) {
+        const path = file.path === '' ? place : join(place, file.path);
+        // The state's pattern keeps paths relative without `..`; checked again, as a path leaving the folder would write on the node.
+        assert(path === place || path.startsWith(`${place}/`), `instance ${spec.id}: config ${config.source} file ${file.path} leaves its folder`);
+        await mkdir(dirname(path), { recursive: true, mode: 0o555 });
+        await writeFile(path, Buffer.from(file.data, 'base64'), { mode: config.mode ?? 0o444 });
+        await chmod(path, config.mode ?? 0o444);
+      }
+      paths.push(place);
+    }
+    return paths;
+  }
+
   private nameFilesDir(id: string): string {
     return join(this.stateDir, 'etc', id);
   }
@@ -533,7 +640,7 @@ export class ContainerdRuntime implements Runtime {
     // The overlay's bridge gateway is where the node's DNS component serves containers (port 53); see src/dns/component.ts.
     const nodeNetwork = readNodeNetwork(nodeNetworkPath(resolve(this.options.dataDir)));
     const clusterDns = nodeNetwork?.state === 'ready' ? { nameserver: nodeNetwork.gateway, tenant: spec.tenant } : undefined;
-    const files = containerNameFiles({ hostname: containerHostname(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}), ...(clusterDns !== undefined ? { clusterDns } : {}) });
+    const files = containerNameFiles({ hostname: containerHostname(spec), extraHosts: this.extraHosts(spec), nodeResolvConfs: await readNodeResolvConfs(), ...(address !== undefined ? { address } : {}), ...(clusterDns !== undefined ? { clusterDns } : {}) });
     const paths = { hostsPath: join(folder, 'hosts'), resolvConfPath: join(folder, 'resolv.conf') };
     await Promise.all([writeFile(paths.hostsPath, files.hosts, { mode: 0o644 }), writeFile(paths.resolvConfPath, files.resolvConf, { mode: 0o644 })]);
     return paths;
@@ -545,7 +652,7 @@ export class ContainerdRuntime implements Runtime {
    * already bound shows the new text.
    */
   private async writeHosts(spec: WorkloadSpec, address: string): Promise<void> {
-    await writeFile(join(this.nameFilesDir(spec.id), 'hosts'), containerHostsFile(containerHostname(spec), address), { mode: 0o644 });
+    await writeFile(join(this.nameFilesDir(spec.id), 'hosts'), containerHostsFile(containerHostname(spec), address, this.extraHosts(spec)), { mode: 0o644 });
   }
 
   private async removeSecrets(id: string): Promise<void> {
@@ -664,13 +771,15 @@ export class ContainerdRuntime implements Runtime {
       await (await open(spec.logPath, 'a')).close();
       const nameFiles = await this.writeNameFiles(spec, warm?.address);
       undo.push(() => rm(this.nameFilesDir(id), { recursive: true, force: true }));
-      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
+      const configPaths = await this.writeConfigs(spec);
+      const initPath = spec.container?.init === true ? (this.options.initPath ?? findStaticInit()) : undefined;
+      const runtimeSpec = buildRuntimeSpec(spec, { image, netnsPath, user, nameFiles, configPaths, ...(initPath !== undefined ? { initPath } : {}), ...(secretsDir !== undefined ? { secretsDir } : {}), ...(this.options.cgroupParent !== undefined ? { cgroupParent: this.options.cgroupParent } : {}) });
       const container = {
         id,
         labels: containerLabels(spec, { startedAt, ...(warm !== undefined ? { address: warm.address, networkId: warm.name } : {}) }),
         image: image.name,
         runtime: { name: RUNC_RUNTIME },
-        spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(runtimeSpec)) },
+        spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(runtimeSpec)) },
         snapshotter,
         snapshot_key: id,
         extensions: {},
@@ -794,12 +903,17 @@ export class ContainerdRuntime implements Runtime {
     await this.open();
     const base = await this.processSpecOf(id);
     const execId = `exec-${randomBytes(6).toString('hex')}`;
+    // A caller that hears the output by stream gets stdout and stderr apart, through pipes; a check gets both in one file (its status shows the first bytes).
     const outputPath = join(this.stateDir, 'exec', `${execId}.log`);
-    await writeFile(outputPath, '');
-    const stdio = `file://${outputPath}`;
+    const pipePaths = { stdout: join(this.stateDir, 'exec', `${execId}.out`), stderr: join(this.stateDir, 'exec', `${execId}.err`) };
+    await mkdir(join(this.stateDir, 'exec'), { recursive: true });
+    const pipes = options.output !== undefined ? await ExecPipes.open(pipePaths, options.output) : undefined;
+    if (pipes === undefined) await writeFile(outputPath, '');
+    const stdio = pipes !== undefined ? { stdout: pipePaths.stdout, stderr: pipePaths.stderr } : { stdout: `file://${outputPath}`, stderr: `file://${outputPath}` };
     const processSpec = { ...base, args: argv, terminal: false };
     try {
-      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', stdout: stdio, stderr: stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(JSON.stringify(processSpec)) } });
+      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', ...stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(processSpec)) } });
+      pipes?.read();
       try {
         await this.client.unary('tasks', 'Start', { container_id: id, exec_id: execId });
         let timedOut = false;
@@ -813,14 +927,15 @@ export class ContainerdRuntime implements Runtime {
           exitCode = (await this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: execId }, { timeoutMs: options.timeoutMs + KILL_WAIT_MS, signal: cancel.signal })).exit_status;
         } catch (error) {
           if (!cancel.signal.aborted) throw error;
-          timedOut = true;
+          timedOut = options.signal?.aborted !== true;
           await this.client.unary('tasks', 'Kill', { container_id: id, exec_id: execId, signal: constants.signals.SIGKILL, all: false }).catch(() => undefined);
           exitCode = (await this.client.unary<{ exit_status: number }>('tasks', 'Wait', { container_id: id, exec_id: execId }, { timeoutMs: KILL_WAIT_MS }).catch(() => ({ exit_status: 137 }))).exit_status;
         } finally {
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', abortFromCaller);
         }
-        const output = (await readFile(outputPath)).subarray(0, EXEC_OUTPUT_BYTES_MAX).toString('utf8');
+        await pipes?.drain(EXEC_OUTPUT_DRAIN_MS);
+        const output = pipes !== undefined ? '' : (await readFile(outputPath)).subarray(0, EXEC_OUTPUT_BYTES_MAX).toString('utf8');
         return { exitCode, output, timedOut };
       } finally {
         await this.client.unary('tasks', 'DeleteProcess', { container_id: id, exec_id: execId }).catch(() => undefined);
@@ -828,7 +943,8 @@ export class ContainerdRuntime implements Runtime {
     } catch (error) {
       throw new Error(`instance ${id}: cannot run ${JSON.stringify(argv[0] ?? '')} in the container: ${(error as Error).message}`);
     } finally {
-      await rm(outputPath, { force: true });
+      pipes?.close();
+      await Promise.all([rm(outputPath, { force: true }), rm(pipePaths.stdout, { force: true }), rm(pipePaths.stderr, { force: true })]);
     }
   }
 

@@ -54,6 +54,9 @@ export interface ContainerNetwork {
   detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void>;
 }
 
+/** The node bridge's subnet without the overlay; its first address is the bridge's (the containers' gateway). */
+export const DEFAULT_SUBNET = '10.88.0.0/16';
+
 /** Settings of the CNI network. */
 export interface CniNetworkOptions {
   /** Where the network keeps its IPAM leases and per-container results: `<dataDir>/cni`. */
@@ -190,7 +193,7 @@ export class CniNetwork implements ContainerNetwork {
 
   constructor(options: CniNetworkOptions) {
     this.stateDir = options.stateDir;
-    this.defaults = { bridge: options.bridge ?? 'hm0', subnet: options.subnet ?? '10.88.0.0/16' };
+    this.defaults = { bridge: options.bridge ?? 'hm0', subnet: options.subnet ?? DEFAULT_SUBNET };
     this.nodeNetworkFile = options.nodeNetworkFile;
     this.name = options.name ?? 'hivemind';
     this.pluginDirs = options.pluginDirs ?? ['/usr/lib/cni', '/opt/cni/bin'];

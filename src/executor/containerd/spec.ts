@@ -2,11 +2,15 @@
  * The OCI runtime spec of a container, from a workload spec and its image's
  * config. Pure: no I/O, the same input gives the same spec.
  *
- * Defaults follow containerd's default Linux spec: the same capability set,
+ * Defaults follow containerd's default Linux spec: the same capability set
+ * (`state/capabilities.ts`, changed by the app's cap_add and cap_drop),
  * mounts (proc, a tmpfs /dev with pts, shm and mqueue, read-only sysfs),
  * masked and read-only /proc paths, and new pid, ipc, uts and mount
  * namespaces. The network namespace is the one the network made.
  */
+import { effectiveCapabilities } from '../../state/capabilities.js';
+import type { ContainerSettings, UlimitSpec } from '../../state/types.js';
+import { assert } from '../../../consensus/core/assert.js';
 import type { DeviceIoLimit, WorkloadSpec } from '../runtime.js';
 import type { ResolvedImage } from './images.js';
 
@@ -24,24 +28,6 @@ export const Label = {
   /** The warm network (`hm-w-...`: netns name and CNI container id) the container took; absent: both derive from the instance id. */
   networkId: 'hivemind.network-id',
 } as const;
-
-/** The capabilities containerd gives a container by default. */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
 
 const MASKED_PATHS = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
@@ -65,11 +51,56 @@ export interface SpecContext {
   hostname?: string;
   /** The container's generated /etc/hosts and /etc/resolv.conf on the node (`name-files.ts`), bound read-only. */
   nameFiles?: { hostsPath: string; resolvConfPath: string };
+  /** A static init (tini) on the node, for `init: true` (`findStaticInit`); absent: such a workload is refused. */
+  initPath?: string;
+  /** Where each of `workload.configs` was written on the node (a file, or a folder), in order; bound read-only at its target. */
+  configPaths?: string[];
 }
 
-/** The hostname of a workload's container: its instance id, cut to the 63 characters a hostname may have. */
-export function containerHostname(workload: Pick<WorkloadSpec, 'id'>): string {
-  return workload.id.slice(0, 63);
+/** Where the init binary is bound inside a container (as Docker's /sbin/docker-init). */
+export const INIT_TARGET = '/sbin/hivemind-init';
+
+/** The error of a workload whose settings this node cannot honour; `code` is stable. */
+export class ContainerSettingsError extends Error {
+  readonly code = 'container-settings-unavailable';
+}
+
+/** The hostname of a workload's container: the app's `hostname:`, else its instance id cut to the 63 characters a hostname may have. */
+export function containerHostname(workload: Pick<WorkloadSpec, 'id' | 'container'>): string {
+  return workload.container?.hostname ?? workload.id.slice(0, 63);
+}
+
+/** A value for an rlimit that has no limit (RLIM_INFINITY); `serializeRuntimeSpec` writes it as the 64-bit all-ones number JSON numbers cannot hold. */
+const RLIMIT_UNLIMITED = '__hivemind_rlimit_unlimited__';
+const RLIM_INFINITY_TEXT = '18446744073709551615';
+
+/**
+ * The JSON text of a runtime spec (or of its process), RLIMIT_UNLIMITED
+ * written as RLIM_INFINITY. A spec read back from containerd holds that
+ * number as the nearest double (2^64), which JSON writes as
+ * 18446744073709552000: it is written back as RLIM_INFINITY too.
+ */
+export function serializeRuntimeSpec(spec: Record<string, unknown>): string {
+  return JSON.stringify(spec, (key, value: unknown) => (typeof value === 'number' && value >= 2 ** 64 ? RLIMIT_UNLIMITED : value)).replaceAll(`"${RLIMIT_UNLIMITED}"`, RLIM_INFINITY_TEXT);
+}
+
+/** The OCI rlimits: RLIMIT_NOFILE at containerd's default unless `ulimits` names it, then each of `ulimits` (-1: unlimited). */
+export function processRlimits(ulimits: readonly UlimitSpec[] = []): Array<{ type: string; soft: number | string; hard: number | string }> {
+  const value = (amount: number): number | string => (amount === -1 ? RLIMIT_UNLIMITED : amount);
+  const rlimits: Array<{ type: string; soft: number | string; hard: number | string }> = [];
+  if (!ulimits.some((limit) => limit.name === 'nofile')) rlimits.push({ type: 'RLIMIT_NOFILE', hard: OPEN_FILES_MAX, soft: OPEN_FILES_MAX });
+  for (const limit of ulimits) rlimits.push({ type: `RLIMIT_${limit.name.toUpperCase()}`, soft: value(limit.soft), hard: value(limit.hard) });
+  return rlimits;
+}
+
+/** The tmpfs mounts of `tmpfs:`, with Docker's options (nosuid, nodev, noexec) and the size and mode given. */
+export function tmpfsMounts(settings: ContainerSettings | undefined): Array<Record<string, unknown>> {
+  return (settings?.tmpfs ?? []).map((tmpfs) => ({
+    destination: tmpfs.target,
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['nosuid', 'nodev', 'noexec', ...(tmpfs.sizeBytes !== undefined ? [`size=${tmpfs.sizeBytes}`] : []), ...(tmpfs.mode !== undefined ? [`mode=${tmpfs.mode.toString(8).padStart(4, '0')}`] : [])],
+  }));
 }
 
 /** The process argv: entrypoint and command override the image's as in Compose. */
@@ -132,8 +163,16 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
   ];
+  // Before the binds, so a tmpfs over /run or /etc does not hide the secrets or the name files.
+  mounts.push(...tmpfsMounts(workload.container));
   for (const mount of workload.mounts) {
     mounts.push({ destination: mount.target, type: 'bind', source: mount.source, options: ['rbind', mount.readOnly ? 'ro' : 'rw'] });
+  }
+  // After the volumes, so a config may sit inside a volume's folder.
+  for (const [position, config] of (workload.configs ?? []).entries()) {
+    const source = context.configPaths?.[position];
+    assert(source !== undefined, `instance ${workload.id}: config ${config.source} was not written before the spec was built`);
+    mounts.push({ destination: config.target, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
   }
   if (context.nameFiles !== undefined) {
     mounts.push({ destination: '/etc/hosts', type: 'bind', source: context.nameFiles.hostsPath, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
@@ -151,17 +190,25 @@ export function buildRuntimeSpec(workload: WorkloadSpec, context: SpecContext): 
     resources.memory = { limit: workload.limits.memoryBytes, swap: workload.limits.memoryBytes };
   }
   if (workload.ioLimits !== undefined && workload.ioLimits.length > 0) resources.blockIO = blockIoOf(workload.ioLimits);
-  const capabilities = [...DEFAULT_CAPABILITIES];
+  const capabilities = effectiveCapabilities({ add: workload.container?.capAdd ?? [], drop: workload.container?.capDrop ?? [] });
+  let args = processArgs(workload, image);
+  if (workload.container?.init === true) {
+    if (context.initPath === undefined) {
+      throw new ContainerSettingsError(`instance ${workload.id}: cannot start: init: true needs a static init on the node (install Debian's tini package, which gives /usr/bin/tini-static), or leave init out`);
+    }
+    mounts.push({ destination: INIT_TARGET, type: 'bind', source: context.initPath, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+    args = [INIT_TARGET, '--', ...args];
+  }
   return {
     ociVersion: '1.0.2-dev',
     process: {
       terminal: false,
       user: { uid: context.user.uid, gid: context.user.gid, ...(context.user.additionalGids ? { additionalGids: context.user.additionalGids } : {}) },
-      args: processArgs(workload, image),
+      args,
       env: processEnv(workload.environment, image),
       cwd: workload.workingDir ?? (image.WorkingDir || '/'),
       capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: OPEN_FILES_MAX, soft: OPEN_FILES_MAX }],
+      rlimits: processRlimits(workload.container?.ulimits),
       noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: workload.readOnly },

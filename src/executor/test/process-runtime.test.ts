@@ -74,6 +74,17 @@ test('a process writes its output to the log file and its exit code is recorded'
   assert.is((await target.list()).some((item) => item.id === 't.out.0'), false);
 });
 
+test('ulimits apply to the process (prlimit in front of it), an unlimited one too', async () => {
+  const target = runtime();
+  await target.open();
+  const seen = exits(target);
+  const container = { ulimits: [{ name: 'nofile', soft: 100, hard: 200 }, { name: 'core', soft: -1, hard: -1 }] };
+  await target.start(spec('t.ulimit.0', ['/bin/sh', '-c', 'echo "$(ulimit -Sn):$(ulimit -Hn):$(ulimit -c)"'], { container }));
+  await eventually('the exit', () => seen.find((item) => item.id === 't.ulimit.0'));
+  assert.is(readFileSync(join(root, 'logs', 't.ulimit.0.log'), 'utf8'), '100:200:unlimited\n');
+  await target.remove('t.ulimit.0');
+});
+
 test('a command that does not exist is refused with its name', async () => {
   const target = runtime();
   await target.open();

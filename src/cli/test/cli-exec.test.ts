@@ -1,0 +1,83 @@
+/**
+ * `hivemind exec` against a real node (`hivemind agent`), on a process app:
+ * the command runs with the instance's environment and folder, its stdout
+ * and stderr come back apart, and the CLI exits with its exit code; a
+ * deployer of the tenant may, one of another tenant may not; a command
+ * that does not exist and an instance that does not run are clear refusals.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startAgent, type AgentProcess } from './agent-process.js';
+import { hasStackTrace, runCli, type CliResult } from './run-cli.js';
+
+let agent: AgentProcess;
+const scratch = mkdtempSync(join(tmpdir(), 'hivemind-cli-exec-'));
+let instance = '';
+
+function hm(args: string[]): Promise<CliResult> {
+  return runCli(['--addr', agent.address, '--token', agent.token, ...args]);
+}
+
+test.before(async () => {
+  agent = await startAgent();
+  assert.is((await hm(['tenants', 'create', 'acme'])).status, 0);
+  const appFile = join(scratch, 'app.yaml');
+  writeFileSync(appFile, 'services:\n  shell:\n    command: ["sh", "-c", "echo nofile $$(ulimit -n); exec sleep 1000"]\n    environment: { GREETING: hello }\n    working_dir: /tmp\n    ulimits: { nofile: 512 }\n');
+  const deployed = await hm(['deploy', '-f', appFile, '--tenant', 'acme', '--wait', '--timeout', '60s']);
+  // uvu does not show what fails in a hook: say it here.
+  if (deployed.status !== 0) console.error(deployed.stdout + deployed.stderr);
+  assert.is(deployed.status, 0, deployed.stdout + deployed.stderr);
+  const shown = await hm(['app', 'acme/shell', '--json']);
+  const instances = (JSON.parse(shown.stdout) as { instances: { id: string; status: { state: string } }[] }).instances;
+  instance = instances.find((each) => each.status.state === 'running')?.id ?? '';
+  assert.match(instance, /^acme\.shell\.0\.\d+$/, shown.stdout);
+});
+
+test.after(async () => {
+  await agent?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+test('exec prints stdout and stderr apart and exits with the command\'s code; it runs in the instance\'s environment and folder', async () => {
+  const result = await hm(['exec', instance, '--', 'sh', '-c', 'echo "$GREETING from $HIVEMIND_INSTANCE in $(pwd)"; echo oops >&2; exit 3']);
+  assert.is(result.status, 3, result.stderr);
+  assert.is(result.stdout, `hello from ${instance} in /tmp\n`);
+  // The instance itself runs with the app's ulimits (prlimit in front of it): it printed them at its start.
+  const log = await hm(['logs', instance]);
+  assert.is(log.stdout, 'nofile 512\n', log.stderr);
+  assert.is(result.stderr, 'oops\n');
+  const fine = await hm(['exec', instance, '--', 'true']);
+  assert.is(fine.status, 0, fine.stderr);
+  assert.is(fine.stdout, '');
+});
+
+test('a long output arrives whole, in order', async () => {
+  const result = await hm(['exec', instance, '--', 'sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
+  assert.is(result.status, 0, result.stderr);
+  const lines = result.stdout.split('\n');
+  assert.is(lines.length, 20001);
+  assert.is(lines[19999], 'line 19999');
+});
+
+test('a deployer of another tenant is refused; a missing program, an unknown instance and a bad id are clear errors', async () => {
+  const created = await hm(['tokens', 'create', '--name', 'other', '--role', 'deployer', '--tenant', 'other']);
+  assert.is(created.status, 0, created.stderr);
+  const otherToken = created.stdout.trim().split('\n')[1]!;
+  const refused = await runCli(['--addr', agent.address, '--ca', join(agent.dataDir, 'tls', 'ca.crt'), '--token', otherToken, 'exec', instance, '--', 'true']);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /^hivemind: POST \/v1\/instances\/:id\/exec needs the role deployer \(or above\) in tenant "acme"; the token "other" \([0-9a-f]{12}\) is deployer in other/, refused.stderr);
+  const missing = await hm(['exec', instance, '--', 'no-such-program-here']);
+  assert.is(missing.status, 127, missing.stderr);
+  const unknown = await hm(['exec', 'acme.nothing.0.1', '--', 'true']);
+  assert.is(unknown.status, 1);
+  assert.match(unknown.stderr, /instance "acme\.nothing\.0\.1" does not exist/);
+  const bad = await hm(['exec', 'web', '--', 'true']);
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, /is not an instance id/);
+  for (const each of [refused, missing, unknown, bad]) assert.not.ok(hasStackTrace(each.stderr), each.stderr);
+});
+
+test.run();
