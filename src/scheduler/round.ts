@@ -18,6 +18,7 @@
  * flight, so that no other step is planned twice or over stale room.
  */
 import { isActive } from '../state/apply-apps.js';
+import { CLUSTER_VERSION_FLOOR } from '../state/version.js';
 import type { App, Command, Instance, NodeRecord, Volume } from '../state/types.js';
 import { mayPlaceNow, planFailedReschedules, planRetiredRemovals, HEALING_DEFAULTS, type HealingOptions } from './healing.js';
 import { appKey, appsByKey, buildLoads, priorityOf, specOf } from './node-load.js';
@@ -70,6 +71,8 @@ export interface RoundInput {
   inFlight?: ReadonlyMap<string, string>;
   /** The tenants' volumes: instances follow the node-local volumes they mount. Absent: none. */
   volumes?: readonly Volume[];
+  /** The cluster version in force (src/state/version.ts): no command of a newer version is planned. Absent: the floor, 2. */
+  clusterVersion?: number;
 }
 
 /** A round's commands, in the order to propose them, and counts for logs and metrics. */
@@ -112,7 +115,8 @@ export function planRound(input: RoundInput): RoundPlan {
     }
   }
   const skip = (instance: Instance): boolean => rolloutTargets.get(appKey(instance.tenant, instance.app)) === instance.version;
-  const reschedule = planFailedReschedules(input.instances, { nodes, now, options, skip, max: options.healingBatchMax });
+  const reasons = (input.clusterVersion ?? CLUSTER_VERSION_FLOOR) >= 4;
+  const reschedule = planFailedReschedules(input.instances, { nodes, now, options, skip, max: options.healingBatchMax, reasons });
   if (reschedule !== undefined) commands.push(reschedule);
   const removals = planRetiredRemovals(input.instances, { nodes, now, options, max: options.healingBatchMax });
   if (removals !== undefined) commands.push(removals);

@@ -25,6 +25,8 @@ import { stateMutations } from './mutations.js';
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
 const failureStates: ReadonlySet<string> = new Set(['unhealthy', 'exited', 'oom-killed', 'failed']);
+/** States that end an instance's `lastFailure`: it runs again. */
+const runningStates: ReadonlySet<string> = new Set(['running', 'healthy']);
 
 /** How many ignored instance ids an instance.status result names. */
 export const IGNORED_IDS_SHOWN_MAX = 100;
@@ -247,7 +249,8 @@ function describePlacements(moves: { instance: Instance; node: string | null }[]
 }
 
 /**
- * instance.status: records each reported status. Updates for instances that
+ * instance.status: records each reported status (a running or healthy one
+ * clears the instance's `lastFailure`). Updates for instances that
  * no longer exist, or that name a version other than the instance's current
  * one, are ignored (a report can race with a scale-down, a delete or a new
  * deploy); the result's value counts them and names the first
@@ -267,6 +270,8 @@ export function planInstanceStatus(state: ClusterState, command: CommandOf<'inst
         }
         const since = instance.status.state === update.state ? (instance.status.since ?? context.time) : context.time;
         if (failureStates.has(update.state) && instance.status.state !== update.state) instance.failures = (instance.failures ?? 0) + 1;
+        // Only records written at state version 4 carry it: older code never meets one.
+        if (instance.lastFailure !== undefined && runningStates.has(update.state)) delete instance.lastFailure;
         instance.status = {
           state: update.state,
           since,

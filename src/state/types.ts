@@ -393,7 +393,18 @@ export interface Instance {
    * restarts an instance in place, so a rollout reads its failures here.
    */
   failures?: number;
+  /**
+   * Why it last failed, in its executor's words (one line, at most
+   * FAILURE_MESSAGE_CHARS_MAX characters), and on which node: set when the
+   * scheduler reschedules it after a failure (state version 4), kept while
+   * it waits and is placed again, cleared once it runs. Absent: it has not
+   * failed since it last ran.
+   */
+  lastFailure?: { message: string; node?: string };
 }
+
+/** The longest failure message an instance record keeps (`Instance.lastFailure`); the executor's longer text is cut. */
+export const FAILURE_MESSAGE_CHARS_MAX = 300;
 
 export type NodeStatus = 'up' | 'suspect' | 'down' | 'left';
 
@@ -667,7 +678,7 @@ export type Command =
       rebalance?: 'moved' | 'done';
     }
   /** Puts instances that failed back to be placed later, elsewhere (backoff). */
-  | { type: 'instance.reschedule'; updates: { id: string; notBefore: number; avoidNode?: string }[] }
+  | { type: 'instance.reschedule'; updates: { id: string; notBefore: number; avoidNode?: string; /** The failure's cause (state version 4). */ reason?: string }[] }
   /** Removes retired instances (desired 'stopped') once they stopped. */
   | { type: 'instance.remove'; ids: string[] }
   /** Makes room for `id` on `node` by unplacing lower-priority instances; recorded in history with the reasons. */
