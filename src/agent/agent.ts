@@ -24,7 +24,7 @@ import type { Status } from '../../consensus/core/types.js';
 import { formatHostPort } from '../api/server.js';
 import { Metrics } from '../api/metrics.js';
 import { generateToken } from '../state/secrets.js';
-import type { CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
+import type { CommandResult, Envelope, HostPorts, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
 import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
@@ -48,6 +48,7 @@ import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
 import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
+import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
 import { buildServers, type Servers } from './servers.js';
 import { PeerImageClients } from './image-service.js';
 import { capabilitiesOf } from '../node/capabilities.js';
@@ -487,6 +488,15 @@ class HivemindAgent implements Agent {
       logOnce: (key, component, line) => this.log.once(key, component, line),
     });
     const selfRegistrationLoop = this.loop('self-registration', SELF_REGISTRATION_INTERVAL_MS, () => selfRegistration.step());
+    const hostPorts = new HostPortReport({
+      nodeId: this.name,
+      machine,
+      ownRecord: () => this.ownRecord(),
+      ownPorts: () => this.ownPorts(),
+      submit: (command) => this.proposer.submit(command, OWN_PROPOSAL_TIMEOUT_MS),
+      logOnce: (key, line) => this.log.once(key, 'agent', line),
+    });
+    this.loop('host-ports', HOST_PORTS_INTERVAL_MS, () => hostPorts.step());
     const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
     this.membershipLoops.push(voterLoop, selfRegistrationLoop, rejoinLoop);
     const watch = new RaftWatch({ raft, machine, peers: this.peers, metrics: this.metrics, onMembershipInputs: () => voterLoop.poke(), onLeaderChange: () => selfRegistrationLoop.poke() });
@@ -515,6 +525,17 @@ class HivemindAgent implements Agent {
       peer: formatHostPort(host, port(servers.transport.address)),
       gossip: formatHostPort(host, this.boundPorts.gossip ?? this.config.ports.gossip),
     };
+  }
+
+  /** Hivemind's own ports on this node, reserved from placement (host-port-report.ts). */
+  private ownPorts(): HostPorts {
+    const port = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
+    const addresses = this.advertisedAddresses();
+    const dns = this.boundPorts.dns ?? this.config.ports.dns;
+    const tcp = [port(this.apiAddress), port(this.peerAddress), port(addresses.api), port(addresses.peer), this.config.ports.proxy, dns];
+    const udp = [port(addresses.gossip), dns];
+    const clean = (ports: number[]): number[] => [...new Set(ports.filter((each) => Number.isInteger(each) && each > 0 && each <= 65_535))].sort((left, right) => left - right);
+    return { tcp: clean(tcp), udp: clean(udp) };
   }
 
   private advertisedAddresses(): NodeAddresses {

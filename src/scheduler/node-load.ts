@@ -64,6 +64,7 @@ export type Misfit =
   | { kind: 'constraint'; text: string }
   | { kind: 'max-per-node'; app: string; max: number }
   | { kind: 'port'; port: string }
+  | { kind: 'host-port'; port: string }
   | { kind: 'memory'; needsBytes: number; freeBytes: number }
   | { kind: 'cpu'; needsMillis: number; freeMillis: number };
 
@@ -276,8 +277,39 @@ export function fixedMisfit(load: NodeLoad, demand: Demand): Misfit | undefined 
   if (load.node.status !== 'up') return { kind: 'status', status: load.node.status };
   const broken = brokenConstraint(demand.constraints, load.node);
   if (broken !== undefined) return { kind: 'constraint', text: broken.text };
+  if (demand.ports.length > 0) {
+    const held = hostPortsOf(load.node);
+    for (const port of demand.ports) if (held.has(port)) return { kind: 'host-port', port };
+  }
   return undefined;
 }
+
+/** `hostPortsOf`'s answers by the record's `hostPorts` and `addresses` objects (an apply replaces them, never changes them in place). */
+const heldPortsCache = new WeakMap<object, WeakMap<object, ReadonlySet<string>>>();
+
+/**
+ * The ports (`PORT/PROTOCOL`) `node`'s host holds: what it reported
+ * (`hostPorts`), and always the API and peer (TCP) and gossip (UDP) ports of
+ * its addresses. Placement never publishes one of them there.
+ */
+export function hostPortsOf(node: NodeRecord): ReadonlySet<string> {
+  const reported = node.hostPorts ?? noPorts;
+  let byAddresses = heldPortsCache.get(reported);
+  if (byAddresses === undefined) heldPortsCache.set(reported, (byAddresses = new WeakMap()));
+  const cached = byAddresses.get(node.addresses);
+  if (cached !== undefined) return cached;
+  const held = new Set<string>();
+  for (const port of reported.tcp) held.add(`${port}/tcp`);
+  for (const port of reported.udp) held.add(`${port}/udp`);
+  for (const [address, protocol] of [[node.addresses.api, 'tcp'], [node.addresses.peer, 'tcp'], [node.addresses.gossip, 'udp']] as const) {
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    if (Number.isInteger(port) && port > 0) held.add(`${port}/${protocol}`);
+  }
+  byAddresses.set(node.addresses, held);
+  return held;
+}
+
+const noPorts = { tcp: [], udp: [] };
 
 /** The part of `misfit` that depends on what the node carries (maxPerNode, ports, memory, CPU). */
 export function loadMisfit(load: NodeLoad, demand: Demand): Misfit | undefined {

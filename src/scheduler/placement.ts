@@ -312,6 +312,8 @@ function bucketKey(refused: Misfit): string {
       return `constraint ${refused.text}`;
     case 'port':
       return `port ${refused.port}`;
+    case 'host-port':
+      return `host port ${refused.port}`;
     case 'max-per-node':
     case 'memory':
     case 'cpu':
@@ -328,6 +330,8 @@ function describe(bucket: Bucket): string {
       return `constraint ${refused.text}`;
     case 'port':
       return `host port ${refused.port} already published`;
+    case 'host-port':
+      return `host port ${refused.port} in use on the node (by a host process or Hivemind itself)`;
     case 'max-per-node':
       return `already ${refused.max} ${refused.max === 1 ? 'instance' : 'instances'} of "${refused.app}" (max ${refused.max} per node)`;
     case 'memory':

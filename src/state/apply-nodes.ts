@@ -15,7 +15,7 @@ import { releaseSubnet } from './apply-network.js';
 import { ErrorCode, type StateError } from './errors.js';
 import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { Command, Instance, NodeRecord } from './types.js';
+import { HOST_PORTS_MAX, type Command, type Instance, type NodeRecord } from './types.js';
 import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
 import { integer, list, nullable, object, oneOf, optional, refine } from './schema.js';
 import { certificateRecord, count, freeText, identifier, instanceEndpoint, instanceState, labels, nonEmptyAddress, repeatedId, resources, LIMITS } from './fields.js';
@@ -159,6 +159,28 @@ export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.
     commit: () => {
       node.lastSeenAt = context.time;
       return { value: { id: node.id } };
+    },
+  };
+}
+
+/**
+ * node.ports: the ports the node's host listens on (`NodeRecord.hostPorts`),
+ * reported by the node itself when they changed. Observed state: not in
+ * history. Refused for a node not registered or that left.
+ */
+export function planNodePorts(state: ClusterState, command: CommandOf<'node.ports'>, context: ApplyContext): Plan {
+  const action = `cannot record the host ports of node "${command.id}"`;
+  const found = findNode(state, command.id, action);
+  if (!found.ok) return found;
+  const { node } = found;
+  const left = hasLeft(node, action);
+  if (left) return left;
+  return {
+    ok: true,
+    commit: () => {
+      node.hostPorts = { tcp: [...command.tcp], udp: [...command.udp] };
+      node.updatedIndex = context.index;
+      return { value: { id: node.id, tcp: command.tcp.length, udp: command.udp.length } };
     },
   };
 }
@@ -382,6 +404,23 @@ export const nodeHeartbeatCommand: CommandModule<'node.heartbeat'> = {
   memberSelf: 'id',
   schema: object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
   plan: planNodeHeartbeat,
+};
+
+/** A list of host ports: sorted, unique, each 1..65535, at most HOST_PORTS_MAX. */
+const hostPortList = refine(list(integer({ min: 1, max: 65_535 }), { max: HOST_PORTS_MAX, unique: true }), (ports) => {
+  const position = ports.findIndex((port, at) => at > 0 && ports[at - 1]! > port);
+  return position < 0 ? undefined : { field: `[${position}]`, text: 'must not be lower than the port before it (sort the list)' };
+});
+
+/** `node.ports`. */
+export const nodePortsCommand: CommandModule<'node.ports'> = {
+  type: 'node.ports',
+  since: 4,
+  proposers: ['member'],
+  memberSelf: 'id',
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.ports'>>({ type: oneOf(['node.ports']), id: identifier, tcp: hostPortList, udp: hostPortList }),
+  plan: planNodePorts,
 };
 
 /** `node.remove`. */

@@ -446,7 +446,24 @@ export interface NodeRecord {
    * nodes registered before the network was; removed when it leaves.
    */
   subnet?: string;
+  /**
+   * The ports its host listens on that no instance of the cluster holds,
+   * and Hivemind's own (API, peer, gossip, DNS, proxy), as the node last
+   * reported them (`node.ports`, state version 4): placement never
+   * publishes one of them there. Absent: not reported yet (the API, peer and
+   * gossip ports of `addresses` are reserved all the same).
+   */
+  hostPorts?: HostPorts;
 }
+
+/** Ports by protocol, each list sorted, unique, at most HOST_PORTS_MAX long. */
+export interface HostPorts {
+  tcp: number[];
+  udp: number[];
+}
+
+/** The most ports of one protocol a node reports (own ports first, then the lowest). */
+export const HOST_PORTS_MAX = 1024;
 
 /** One issued certificate, by serial (upper-case hex) and expiry (ms since the epoch). */
 export interface CertificateRecord {
@@ -677,6 +694,8 @@ export type Command =
       /** The rebalance made one more move (`true`), or is finished (`'done'`). */
       rebalance?: 'moved' | 'done';
     }
+  /** The ports a node's host listens on (NodeRecord.hostPorts); from the node itself, when they changed. */
+  | { type: 'node.ports'; id: string; tcp: number[]; udp: number[] }
   /** Puts instances that failed back to be placed later, elsewhere (backoff). */
   | { type: 'instance.reschedule'; updates: { id: string; notBefore: number; avoidNode?: string; /** The failure's cause (state version 4). */ reason?: string }[] }
   /** Removes retired instances (desired 'stopped') once they stopped. */

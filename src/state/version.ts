@@ -28,7 +28,8 @@
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
  * cluster version (`cluster.version`). 4: an instance's failure cause
- * (`instance.reschedule`'s `reason`, `Instance.lastFailure`).
+ * (`instance.reschedule`'s `reason`, `Instance.lastFailure`), a node's
+ * host ports (`node.ports`).
  */
 export const STATE_VERSION = 4;
 

@@ -1,14 +1,17 @@
 /**
  * Day-2 answers end to end, against a real node the CLI started: why an
  * instance does not run (the executor's own error in `ps`, `app`, the API,
- * and `deploy --wait` stopping early with it).
+ * and `deploy --wait` stopping early with it); a port a host process holds
+ * is never published over it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Instance } from '../../state/types.js';
+import { request } from 'undici';
+import type { App, Instance, NodeRecord } from '../../state/types.js';
 import { startAgent, type AgentProcess } from './agent-process.js';
 import { runCli, type CliResult, type RunOptions } from './run-cli.js';
 
@@ -20,6 +23,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  if (process.env.HIVEMIND_TEST_AGENT_OUTPUT) process.stderr.write(agent?.output() ?? '');
   await agent?.stop();
   rmSync(scratch, { recursive: true, force: true });
 });
@@ -60,8 +64,71 @@ test('an executable that does not exist: deploy --wait stops early with the exec
   assert.ok(ps.stdout.includes(cause), `ps shows why: ${ps.stdout}`);
   const app = await hm(['app', 'broken']);
   assert.ok(app.stdout.includes(cause), `app shows why: ${app.stdout}`);
-  if (process.env.SHOW) console.log(deployed.stderr, ps.stdout, app.stdout);
   assert.is((await hm(['delete', 'broken'])).status, 0);
+});
+
+/** Polls `read` every 250 ms until it returns a value, for up to `timeoutMs`. */
+async function eventually<T>(what: string, read: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function listen(): Promise<Server> {
+  const server = createServer((socket) => socket.end('host process\n'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return server;
+}
+
+const serve = "require('node:http').createServer((q, s) => s.end('app')).listen(Number(process.env.PORT), '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));";
+
+test('a port a host process listens on is never published over it: the app is unplaceable, saying so; a free port runs', async () => {
+  const holder = await listen();
+  const held = (holder.address() as AddressInfo).port;
+  const freeServer = await listen();
+  const free = (freeServer.address() as AddressInfo).port;
+  await new Promise((resolve) => freeServer.close(resolve));
+  try {
+    await eventually('the node to report the held port', async () => {
+      const nodes = await hmJson<{ nodes: NodeRecord[] }>(['nodes']);
+      return nodes.nodes[0]?.hostPorts?.tcp.includes(held) ? true : undefined;
+    }, 30_000);
+    const reserved = (await hmJson<{ nodes: NodeRecord[] }>(['nodes'])).nodes[0]!.hostPorts!;
+    const apiPort = Number(new URL(agent.address).port);
+    assert.ok(reserved.tcp.includes(apiPort), `the API port is reserved: ${JSON.stringify(reserved)}`);
+    const appFile = (name: string, port: number): string =>
+      file(`${name}.yaml`, `services:\n  ${name}:\n    command: [${JSON.stringify(process.execPath)}, "-e", ${JSON.stringify(serve)}]\n    ports: ["${port}:${port}"]\n`);
+    const taken = await hm(['deploy', '-f', appFile('taken', held), '--detach']);
+    assert.is(taken.status, 0, taken.stderr);
+    const app = await eventually('the app to be unplaceable', async () => {
+      const found = await hmJson<App>(['app', 'taken']);
+      return found.unplaceable !== undefined ? found : undefined;
+    }, 30_000);
+    assert.equal(app.unplaceable!.reasons, [`1 node: host port ${held}/tcp in use on the node (by a host process or Hivemind itself)`]);
+    const ps = await hm(['ps', 'taken']);
+    assert.ok(ps.stdout.includes(`unplaceable: 1 node: host port ${held}/tcp in use`), `ps says why: ${ps.stdout}`);
+    const onApi = await hm(['deploy', '-f', appFile('on-api', apiPort), '--detach']);
+    assert.is(onApi.status, 0, onApi.stderr);
+    const apiApp = await eventually('the app on the API port to be unplaceable', async () => {
+      const found = await hmJson<App>(['app', 'on-api']);
+      return found.unplaceable !== undefined ? found : undefined;
+    }, 30_000);
+    assert.match(apiApp.unplaceable!.reasons[0]!, `host port ${apiPort}/tcp in use on the node`);
+    const runs = await hm(['deploy', '-f', appFile('runs', free), '--timeout', '1m']);
+    assert.is(runs.status, 0, runs.stderr);
+    const answer = await request(`http://127.0.0.1:${free}/`);
+    assert.is(await answer.body.text(), 'app');
+  } finally {
+    await new Promise((resolve) => holder.close(resolve));
+    for (const name of ['taken', 'on-api', 'runs']) await hm(['delete', name]);
+  }
 });
 
 test.run();
