@@ -251,6 +251,21 @@ function chargedLoad(instance: Instance, loads: ReadonlyMap<string, NodeLoad>, i
   return load?.node.status === 'up' ? load : undefined;
 }
 
+/** A copy of `load` without `residents` (which it must hold): what the node would carry once they are gone. */
+export function loadWithout(load: NodeLoad, residents: readonly Resident[]): NodeLoad {
+  const ports = new Map(load.ports);
+  const appCounts = new Map(load.appCounts);
+  let { cpuMillis, memoryBytes } = load;
+  for (const resident of residents) {
+    cpuMillis -= resident.cpuMillis;
+    memoryBytes -= resident.memoryBytes;
+    for (const port of resident.ports) if (ports.get(port) === resident.id) ports.delete(port);
+    appCounts.set(resident.appKey, Math.max(0, (appCounts.get(resident.appKey) ?? 0) - 1));
+  }
+  const gone = new Set(residents.map((resident) => resident.id));
+  return { node: load.node, cpuMillis, memoryBytes, ports, appCounts, residents: load.residents.filter((resident) => !gone.has(resident.id)) };
+}
+
 /** Free CPU (thousandths of a core) on `load`'s node; Infinity when it declares none. */
 export function freeCpuMillis(load: NodeLoad): number {
   const capacity = load.node.resources.cpuMillis;

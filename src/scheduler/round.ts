@@ -21,7 +21,8 @@ import { isActive } from '../state/apply-apps.js';
 import { CLUSTER_VERSION_FLOOR } from '../state/version.js';
 import type { App, Command, Instance, NodeRecord, Volume } from '../state/types.js';
 import { mayPlaceNow, planFailedReschedules, planRetiredRemovals, HEALING_DEFAULTS, type HealingOptions } from './healing.js';
-import { appKey, appsByKey, buildLoads, priorityOf, specOf } from './node-load.js';
+import { parseConstraints } from './constraints.js';
+import { appKey, appsByKey, buildLoads, demandOf, loadWithout, misfit, priorityOf, residentOf, specOf, type NodeLoad } from './node-load.js';
 import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable } from './placement.js';
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
@@ -103,7 +104,11 @@ export function planRound(input: RoundInput): RoundPlan {
     const key = appKey(app.tenant, app.name);
     const instances = byApp.get(key) ?? [];
     if (app.rollout !== undefined && app.rollout.state === 'running') rolloutTargets.set(key, app.rollout.toVersion);
-    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs });
+    const fitsInPlaceOf = (target: Instance, others: readonly Instance[]): boolean => {
+      loads ??= buildLoads(input, appsByKey(input.apps));
+      return fitsInPlace(target, others, loads, appsByKey(input.apps));
+    };
+    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, fitsInPlaceOf });
     if (stepped !== undefined) {
       commands.push(stepped);
       continue;
@@ -129,6 +134,31 @@ export function planRound(input: RoundInput): RoundPlan {
   const report = unplaceableReport(input.apps, placement.unplaceable, placement.placements.length > 0);
   if (report !== undefined) commands.push(report);
   return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length, waitsOnTime: waitsOnTime(input) };
+}
+
+/**
+ * Whether `target` fits on the node of some of `others` (placed instances of
+ * its slot) once the others there are gone: what a start-first update that
+ * falls back to stop-first would free (rollout.ts).
+ */
+function fitsInPlace(target: Instance, others: readonly Instance[], loads: ReadonlyMap<string, NodeLoad>, apps: Map<string, App>): boolean {
+  const spec = specOf(target, apps);
+  if (spec === undefined) return false;
+  const constraints = parseConstraints(spec.constraints);
+  if (!constraints.ok) return false;
+  const demand = demandOf(target, spec, constraints.constraints);
+  const byNode = new Map<string, Instance[]>();
+  for (const other of others) if (other.node !== undefined) byNode.set(other.node, [...(byNode.get(other.node) ?? []), other]);
+  for (const [nodeId, here] of byNode) {
+    const load = loads.get(nodeId);
+    if (load === undefined || load.node.status !== 'up') continue;
+    const residents = here.flatMap((other) => {
+      const otherSpec = specOf(other, apps);
+      return otherSpec !== undefined && load.residents.some((resident) => resident.id === other.id) ? [residentOf(other, otherSpec)] : [];
+    });
+    if (misfit(loadWithout(load, residents), demand) === undefined) return true;
+  }
+  return false;
 }
 
 /** The round's placement step over `nodes` (the same records as `input.nodes`, by id), counting `inFlight` placements as made. */
