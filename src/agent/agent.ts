@@ -482,6 +482,7 @@ class HivemindAgent implements Agent {
       ownRecord: () => this.ownRecord(),
       addresses: () => this.advertisedAddresses(),
       resources: machineResources,
+      agentLabels: () => this.config.labels,
       proposeOwn: (command) => this.proposer.proposeOwn(command),
       submit: (command, timeoutMs) => this.proposer.submit(command, timeoutMs),
       refreshThroughLeader: (why) => this.rejoiner.rejoin(false, why),
@@ -544,7 +545,8 @@ class HivemindAgent implements Agent {
   }
 
   private joinerIdentity(): JoinerIdentity {
-    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels({}), resources: machineResources() };
+    // A refresh keeps the labels the record holds (those set with `hivemind nodes label`).
+    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels(this.ownRecord()?.labels ?? {}, this.config.labels), resources: machineResources() };
   }
 
   /**

@@ -85,6 +85,8 @@ export interface AgentFlags {
   vxlanPort?: string | number;
   /** The range of service VIPs (IPv4 CIDR), fixed by the first leader whose overlay is on. */
   serviceCidr?: string;
+  /** The node's labels, `KEY=VALUE` separated by commas (`--label`, repeatable on the command line, is joined so). */
+  labels?: string;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -127,7 +129,12 @@ export interface AgentConfig {
   vxlanPort: number;
   /** The range of service VIPs the first leader with the overlay configures (later leaders propose the configured one; a different one is refused). */
   serviceCidr: string;
+  /** The node's labels (`--label`): it registers with them each time; placement constraints read them. Empty: none. */
+  labels: Record<string, string>;
 }
+
+/** The most labels `--label` gives a node. */
+export const AGENT_LABELS_MAX = 64;
 
 /** The overlay's VXLAN UDP port by default (IANA's). */
 export const DEFAULT_VXLAN_PORT = 4789;
@@ -187,6 +194,7 @@ export const SETTINGS = {
   clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
   serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
+  labels: { key: 'labels', flag: '--label', env: 'HIVEMIND_LABELS' },
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -285,6 +293,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
+  const labelsText = resolver.text(SETTINGS.labels, '', (value) => parseAgentLabels(value).problem);
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -305,6 +314,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     clusterCidr,
     vxlanPort,
     serviceCidr,
+    labels: parseAgentLabels(labelsText).labels,
   };
   if (token !== '') {
     // tokenProblem accepted it, pinned form included.
@@ -313,6 +323,31 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     if (parsed.caFingerprint !== undefined) config.tokenCaFingerprint = parsed.caFingerprint;
   }
   return { ok: true, config };
+}
+
+const labelKeyPattern = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$/;
+
+/**
+ * `KEY=VALUE,KEY=VALUE` as labels, or the first problem: a key of letters,
+ * digits and `. _ / -` (at most 128), not Hivemind's own (`hivemind.`), a
+ * value of printable characters without commas (at most 256), at most
+ * AGENT_LABELS_MAX labels. Empty text: none.
+ */
+export function parseAgentLabels(text: string): { labels: Record<string, string>; problem?: string } {
+  const labels: Record<string, string> = {};
+  const items = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  if (items.length > AGENT_LABELS_MAX) return { labels: {}, problem: `must give at most ${AGENT_LABELS_MAX} labels` };
+  for (const item of items) {
+    const equals = item.indexOf('=');
+    const key = equals < 0 ? item : item.slice(0, equals);
+    const value = equals < 0 ? '' : item.slice(equals + 1);
+    if (equals < 0 || !labelKeyPattern.test(key)) return { labels: {}, problem: `must be KEY=VALUE labels with keys of letters, digits and . _ / - (${JSON.stringify(item)} is not)` };
+    if (key.startsWith('hivemind.')) return { labels: {}, problem: `must not set Hivemind's own labels (${JSON.stringify(key)} starts with "hivemind.")` };
+    // eslint-disable-next-line no-control-regex
+    if (value.length > 256 || /[\u0000-\u001f\u007f]/.test(value)) return { labels: {}, problem: `must have label values of at most 256 printable characters (${JSON.stringify(key)})` };
+    labels[key] = value;
+  }
+  return { labels };
 }
 
 /** The machine as `resolveConfig` sees it. */

@@ -15,9 +15,9 @@ import { releaseSubnet } from './apply-network.js';
 import { ErrorCode, type StateError } from './errors.js';
 import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import { HOST_PORTS_MAX, type Command, type Instance, type NodeRecord } from './types.js';
+import { AGENT_LABELS_LABEL, HOST_PORTS_MAX, RESERVED_LABEL_PREFIX, type Command, type Instance, type NodeRecord } from './types.js';
 import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
-import { integer, list, nullable, object, oneOf, optional, refine } from './schema.js';
+import { integer, list, nullable, object, oneOf, optional, refine, text } from './schema.js';
 import { certificateRecord, count, freeText, identifier, instanceEndpoint, instanceState, labels, nonEmptyAddress, repeatedId, resources, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 import { stateMutations } from './mutations.js';
@@ -159,6 +159,45 @@ export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.
     commit: () => {
       node.lastSeenAt = context.time;
       return { value: { id: node.id } };
+    },
+  };
+}
+
+/**
+ * node.label: sets and removes labels of a node. Refused (naming the field)
+ * for Hivemind's own labels (`hivemind.*`), for a key the node's agent was
+ * started with (`--label`: it registers with it again), for a key both set
+ * and removed, and for a node that is not registered or left. A label to
+ * remove that the node lacks is no error.
+ */
+export function planNodeLabel(state: ClusterState, command: CommandOf<'node.label'>, context: ApplyContext): Plan {
+  const action = `cannot label node "${command.id}"`;
+  const found = findNode(state, command.id, action);
+  if (!found.ok) return found;
+  const { node } = found;
+  const left = hasLeft(node, action);
+  if (left) return left;
+  const fromAgent = new Set((node.labels[AGENT_LABELS_LABEL] ?? '').split(',').filter((key) => key !== ''));
+  const keys: [string, string][] = [...Object.keys(command.set).map((key): [string, string] => [key, `set.${key}`]), ...command.remove.map((key, position): [string, string] => [key, `remove[${position}]`])];
+  for (const [key, field] of keys) {
+    if (key.startsWith(RESERVED_LABEL_PREFIX)) return refuse(ErrorCode.invalidArgument, `${action}: labels starting with "${RESERVED_LABEL_PREFIX}" are Hivemind's own`, field);
+    if (fromAgent.has(key)) {
+      return refuse(ErrorCode.conflict, `${action}: its label "${key}" comes from its agent's --label flag, which sets it again whenever the node registers; change the flag and restart the agent`, field);
+    }
+  }
+  const both = command.remove.findIndex((key) => Object.hasOwn(command.set, key));
+  if (both >= 0) return refuse(ErrorCode.invalidArgument, `${action}: label "${command.remove[both]}" is both set and removed`, `remove[${both}]`);
+  const count = Object.keys({ ...node.labels, ...command.set }).length;
+  if (count > LIMITS.labelsMax) return refuse(ErrorCode.limitReached, `${action}: a node has at most ${LIMITS.labelsMax} labels`, 'set');
+  return {
+    ok: true,
+    commit: () => {
+      const labels = { ...node.labels, ...command.set };
+      for (const key of command.remove) delete labels[key];
+      node.labels = labels;
+      node.updatedIndex = context.index;
+      const changes = [...Object.entries(command.set).map(([key, value]) => `${key}=${value}`), ...command.remove.map((key) => `-${key}`)];
+      return { value: { id: node.id, labels }, history: { target: `node ${node.id}`, summary: `labels ${changes.join(', ') || 'unchanged'}` } };
     },
   };
 }
@@ -404,6 +443,21 @@ export const nodeHeartbeatCommand: CommandModule<'node.heartbeat'> = {
   memberSelf: 'id',
   schema: object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
   plan: planNodeHeartbeat,
+};
+
+/** `node.label`. */
+export const nodeLabelCommand: CommandModule<'node.label'> = {
+  type: 'node.label',
+  since: 4,
+  proposers: ['user'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.label'>>({
+    type: oneOf(['node.label']),
+    id: identifier,
+    set: labels,
+    remove: list(text({ bytesMin: 1, bytesMax: LIMITS.labelBytesMax, pattern: /^\S+$/, patternHint: 'a key without spaces' }), { max: LIMITS.labelsMax, unique: true }),
+  }),
+  plan: planNodeLabel,
 };
 
 /** A list of host ports: sorted, unique, each 1..65535, at most HOST_PORTS_MAX. */

@@ -694,6 +694,8 @@ export type Command =
       /** The rebalance made one more move (`true`), or is finished (`'done'`). */
       rebalance?: 'moved' | 'done';
     }
+  /** Sets and removes labels of a node (an operator's `hivemind nodes label`); Hivemind's own (`hivemind.*`) and the agent's `--label` keys are refused. */
+  | { type: 'node.label'; id: string; set: Record<string, string>; remove: string[] }
   /** The ports a node's host listens on (NodeRecord.hostPorts); from the node itself, when they changed. */
   | { type: 'node.ports'; id: string; tcp: number[]; udp: number[] }
   /** Puts instances that failed back to be placed later, elsewhere (backoff). */
@@ -765,6 +767,15 @@ export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
  * through a leader of the previous one, which refuses unknown fields.
  */
 export const STATE_VERSION_LABEL = 'hivemind.state-version';
+
+/** Labels whose key starts with this are Hivemind's own (the node sets them when it registers); `node.label` never changes them. */
+export const RESERVED_LABEL_PREFIX = 'hivemind.';
+
+/**
+ * The keys of the labels a node's agent was started with (`--label k=v`), comma-separated: it registers
+ * with them each time, so `node.label` refuses to change them (the flag would bring them back).
+ */
+export const AGENT_LABELS_LABEL = 'hivemind.agent-labels';
 
 /** The fields of a rollout a `rollout.step` may change. */
 export interface RolloutPatch {

@@ -29,7 +29,7 @@
  * settings, volume.bind and the volume commands, app projects. 3: the
  * cluster version (`cluster.version`). 4: an instance's failure cause
  * (`instance.reschedule`'s `reason`, `Instance.lastFailure`), a node's
- * host ports (`node.ports`).
+ * host ports (`node.ports`), node labels set by an operator (`node.label`).
  */
 export const STATE_VERSION = 4;
 

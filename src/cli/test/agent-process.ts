@@ -46,6 +46,8 @@ export interface StartOptions {
   dataDir?: string;
   /** Start with `--insecure-api on`: the API in plain HTTP. */
   insecureApi?: boolean;
+  /** More flags for `agent` or `join` (`--label zone=a`). */
+  extraArgs?: string[];
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -80,6 +82,7 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
     '--gossip-port', String(await freeUdpPort()),
     '--dns-port', String(await freeUdpPort()),
     ...(options.insecureApi ? ['--insecure-api', 'on'] : []),
+    ...(options.extraArgs ?? []),
   ];
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -2,7 +2,8 @@
  * Day-2 answers end to end, against a real node the CLI started: why an
  * instance does not run (the executor's own error in `ps`, `app`, the API,
  * and `deploy --wait` stopping early with it); a port a host process holds
- * is never published over it.
+ * is never published over it; node labels (`--label`, `nodes label`) and the
+ * constraints that read them.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -19,7 +20,7 @@ let agent: AgentProcess;
 const scratch = mkdtempSync(join(tmpdir(), 'hivemind-cli-day2-'));
 
 test.before(async () => {
-  agent = await startAgent();
+  agent = await startAgent({ extraArgs: ['--label', 'zone=a', '--label', 'tier=web'] });
 });
 
 test.after(async () => {
@@ -129,6 +130,37 @@ test('a port a host process listens on is never published over it: the app is un
     await new Promise((resolve) => holder.close(resolve));
     for (const name of ['taken', 'on-api', 'runs']) await hm(['delete', name]);
   }
+});
+
+test('labels from --label and `nodes label` show in `nodes`; constraints on them, the role and the hostname place or refuse, naming the constraint', async () => {
+  const nodes = await hm(['nodes']);
+  assert.match(nodes.stdout, /tier=web, zone=a|zone=a, tier=web/);
+  const labelled = await hm(['nodes', 'label', 'n1', 'disk=ssd']);
+  assert.is(labelled.status, 0, labelled.stderr);
+  assert.match(labelled.stdout, 'disk=ssd');
+  const fromFlag = await hm(['nodes', 'label', 'n1', '--remove', 'zone']);
+  assert.is(fromFlag.status, 1);
+  assert.match(fromFlag.stderr, 'comes from its agent\'s --label flag');
+  const own = await hm(['nodes', 'label', 'n1', 'hivemind.state-version=9']);
+  assert.is(own.status, 1);
+  assert.match(own.stderr, 'set.hivemind.state-version');
+  const record = (await hmJson<{ nodes: NodeRecord[] }>(['nodes'])).nodes[0]!;
+  assert.equal({ zone: record.labels.zone, tier: record.labels.tier, disk: record.labels.disk }, { zone: 'a', tier: 'web', disk: 'ssd' });
+  const constrained = (name: string, constraints: string[]): string =>
+    file(`${name}.yaml`, `services:\n  ${name}:\n    command: ["sleep", "1000"]\n    deploy:\n      placement:\n        constraints: ${JSON.stringify(constraints)}\n`);
+  const fits = await hm(['deploy', '-f', constrained('fits', ['node.labels.disk == ssd', 'node.labels.zone != b', 'node.role == manager', 'node.hostname == n1']), '--timeout', '1m']);
+  assert.is(fits.status, 0, fits.stderr);
+  assert.is((await hm(['deploy', '-f', constrained('nowhere', ['node.labels.zone == a', 'node.role == worker']), '--detach'])).status, 0);
+  const app = await eventually('nowhere to be unplaceable', async () => {
+    const found = await hmJson<App>(['app', 'nowhere']);
+    return found.unplaceable !== undefined ? found : undefined;
+  }, 30_000);
+  assert.equal(app.unplaceable!.reasons, ['1 node: constraint node.role == worker']);
+  const badRole = await hm(['deploy', '-f', constrained('boss', ['node.role == boss']), '--detach']);
+  assert.is(badRole.status, 1);
+  assert.match(badRole.stderr, 'services.boss.deploy.placement.constraints[0]');
+  for (const name of ['fits', 'nowhere']) await hm(['delete', name]);
+  await hm(['nodes', 'label', 'n1', '--remove', 'disk']);
 });
 
 test.run();
