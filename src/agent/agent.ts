@@ -24,7 +24,7 @@ import type { Status } from '../../consensus/core/types.js';
 import { formatHostPort } from '../api/server.js';
 import { Metrics } from '../api/metrics.js';
 import { generateToken } from '../state/secrets.js';
-import type { CommandResult, Envelope, HostPorts, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
+import { LIMITS_LABEL, type CommandResult, type Envelope, type HostPorts, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
 import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
@@ -49,6 +49,7 @@ import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
+import { enforceableLimits } from '../executor/cgroups.js';
 import { buildServers, type Servers } from './servers.js';
 import { PeerImageClients } from './image-service.js';
 import { capabilitiesOf } from '../node/capabilities.js';
@@ -157,6 +158,7 @@ class HivemindAgent implements Agent {
   /** Set once Raft runs: what the parts read Raft through. */
   private runningRaft: RaftNode | undefined;
   private boundPorts: BoundPorts = {};
+  private capabilities: Record<string, string> | undefined;
   private advertised: NodeAddresses | undefined;
   /** The join token to store when this node leads a cluster that has none: the bootstrap's, else `--token` or a fresh one. */
   private bootstrapToken: string | undefined;
@@ -483,6 +485,7 @@ class HivemindAgent implements Agent {
       addresses: () => this.advertisedAddresses(),
       resources: machineResources,
       agentLabels: () => this.config.labels,
+      capabilityLabels: () => this.capabilityLabels(),
       proposeOwn: (command) => this.proposer.proposeOwn(command),
       submit: (command, timeoutMs) => this.proposer.submit(command, timeoutMs),
       refreshThroughLeader: (why) => this.rejoiner.rejoin(false, why),
@@ -528,6 +531,12 @@ class HivemindAgent implements Agent {
     };
   }
 
+  /** What this node can enforce, as Hivemind's own labels (LIMITS_LABEL: its cgroup controllers, read once). */
+  private capabilityLabels(): Record<string, string> {
+    this.capabilities ??= { [LIMITS_LABEL]: enforceableLimits().join(',') };
+    return this.capabilities;
+  }
+
   /** Hivemind's own ports on this node, reserved from placement (host-port-report.ts). */
   private ownPorts(): HostPorts {
     const port = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
@@ -546,7 +555,7 @@ class HivemindAgent implements Agent {
 
   private joinerIdentity(): JoinerIdentity {
     // A refresh keeps the labels the record holds (those set with `hivemind nodes label`).
-    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels(this.ownRecord()?.labels ?? {}, this.config.labels), resources: machineResources() };
+    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels(this.ownRecord()?.labels ?? {}, this.config.labels, this.capabilityLabels()), resources: machineResources() };
   }
 
   /**

@@ -41,6 +41,8 @@ export interface SelfRegistrationContext {
   resources(): Resources;
   /** The labels the agent was started with (`--label`). */
   agentLabels(): Readonly<Record<string, string>>;
+  /** Hivemind's own labels of what this node can do (LIMITS_LABEL). */
+  capabilityLabels(): Readonly<Record<string, string>>;
   proposeOwn(command: Command): Promise<CommandResult>;
   submit(command: Command, timeoutMs: number): Promise<CommandResult>;
   /** Refreshes this node's record through the leader (a Join with `rejoin`). */
@@ -61,8 +63,14 @@ export class SelfRegistration {
       const record = context.ownRecord();
       const addresses = context.addresses();
       const agentLabels = context.agentLabels();
+      const capabilities = context.capabilityLabels();
       const registered =
-        record !== undefined && record.status !== 'left' && sameAddresses(record.addresses, addresses) && record.labels[STATE_VERSION_LABEL] === String(STATE_VERSION) && holdsLabels(record.labels, agentLabels);
+        record !== undefined &&
+        record.status !== 'left' &&
+        sameAddresses(record.addresses, addresses) &&
+        record.labels[STATE_VERSION_LABEL] === String(STATE_VERSION) &&
+        holdsLabels(record.labels, agentLabels) &&
+        Object.entries(capabilities).every(([key, value]) => record.labels[key] === value);
       context.trust.maybeSync();
       if (status.role === 'leader') {
         await context.trust.maybeStoreCa((command) => context.proposeOwn(command));
@@ -70,7 +78,7 @@ export class SelfRegistration {
         await context.tokens.ensureStored(context.tokenToStore);
         if (!registered) {
           const certificate = context.trust.ownCertificateRecord();
-          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: ownLabels(record?.labels ?? {}, agentLabels), resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
+          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: ownLabels(record?.labels ?? {}, agentLabels, capabilities), resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
         } else await this.maybeRenewCertificate();
         await this.maybeRaiseClusterVersion();
         return;
@@ -78,7 +86,7 @@ export class SelfRegistration {
       const member = isMember(status.config, context.nodeId);
       const caughtUp = status.applied >= status.commit && status.leader !== '';
       if (!registered && record !== undefined && member && caughtUp) {
-        const why = !sameAddresses(record.addresses, addresses) ? 'its addresses changed' : record.labels[STATE_VERSION_LABEL] !== String(STATE_VERSION) ? 'its Hivemind was upgraded' : 'its --label flags changed';
+        const why = !sameAddresses(record.addresses, addresses) ? 'its addresses changed' : record.labels[STATE_VERSION_LABEL] !== String(STATE_VERSION) ? 'its Hivemind was upgraded' : 'its --label flags or what it can enforce changed';
         await context.refreshThroughLeader(why);
       }
       // Renewal reads only the CA record and this node's own: a lagging replica renews late, never wrongly.
@@ -120,13 +128,13 @@ function sameAddresses(left: NodeAddresses, right: NodeAddresses): boolean {
 /**
  * What the node registers with: its recorded `labels` (those set with
  * `hivemind nodes label` stay), the agent's `--label` ones over them, the
- * keys of those (AGENT_LABELS_LABEL: `node.label` leaves them alone), and
- * this node's state version (STATE_VERSION_LABEL), so the leader knows what
+ * keys of those (AGENT_LABELS_LABEL: `node.label` leaves them alone), what
+ * it can enforce (`capabilities`: LIMITS_LABEL), and this node's state version (STATE_VERSION_LABEL), so the leader knows what
  * it applies.
  */
-export function ownLabels(labels: Readonly<Record<string, string>>, agentLabels: Readonly<Record<string, string>> = {}): Record<string, string> {
+export function ownLabels(labels: Readonly<Record<string, string>>, agentLabels: Readonly<Record<string, string>> = {}, capabilities: Readonly<Record<string, string>> = {}): Record<string, string> {
   const keys = Object.keys(agentLabels).sort();
-  const own: Record<string, string> = { ...labels, ...agentLabels, [STATE_VERSION_LABEL]: String(STATE_VERSION) };
+  const own: Record<string, string> = { ...labels, ...agentLabels, ...capabilities, [STATE_VERSION_LABEL]: String(STATE_VERSION) };
   if (keys.length > 0) own[AGENT_LABELS_LABEL] = keys.join(',');
   else delete own[AGENT_LABELS_LABEL];
   return own;

@@ -11,6 +11,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { instanceResources } from '../state/quota.js';
 import type { App, AppSpec, Instance, InstanceState, NodeRecord } from '../state/types.js';
 import { brokenConstraint, type Constraint } from './constraints.js';
+import { limitControllers, unenforcedOn, type LimitController } from './limits.js';
 
 /** The cluster as the scheduler reads it; the caller owns the arrays, which are never changed. */
 export interface ClusterView {
@@ -36,6 +37,8 @@ export interface Demand extends Resident {
   app: string;
   tenant: string;
   constraints: Constraint[];
+  /** The cgroup controllers its limits need (a node that says it lacks one cannot take it). */
+  limits: LimitController[];
   /** Absent: no limit. */
   maxPerNode?: number;
   /** The node the instance last failed on (placed there only when nothing else fits). */
@@ -65,6 +68,7 @@ export type Misfit =
   | { kind: 'max-per-node'; app: string; max: number }
   | { kind: 'port'; port: string }
   | { kind: 'host-port'; port: string }
+  | { kind: 'limits'; controller: LimitController }
   | { kind: 'memory'; needsBytes: number; freeBytes: number }
   | { kind: 'cpu'; needsMillis: number; freeMillis: number };
 
@@ -128,6 +132,8 @@ interface SpecWeight {
   memoryBytes: number;
   /** Shared by every resident of the spec: never changed. */
   ports: string[];
+  /** The cgroup controllers its limits need; shared, never changed. */
+  limits: LimitController[];
 }
 
 const specWeights = new WeakMap<AppSpec, SpecWeight>();
@@ -136,7 +142,7 @@ function weightOf(spec: AppSpec): SpecWeight {
   let weight = specWeights.get(spec);
   if (weight === undefined) {
     const ports = spec.ports.filter((port) => port.published !== undefined).map((port) => `${port.published}/${port.protocol}`);
-    weight = { appKey: appKey(spec.tenant, spec.name), priority: priorityOf(spec), ...instanceResources(spec), ports };
+    weight = { appKey: appKey(spec.tenant, spec.name), priority: priorityOf(spec), ...instanceResources(spec), ports, limits: limitControllers(spec) };
     specWeights.set(spec, weight);
   }
   return weight;
@@ -166,6 +172,7 @@ export function demandOf(instance: Instance, spec: AppSpec, constraints: Constra
     cpuMillis: weight.cpuMillis,
     memoryBytes: weight.memoryBytes,
     ports: weight.ports,
+    limits: weight.limits,
     app: instance.app,
     tenant: instance.tenant,
     constraints,
@@ -292,6 +299,10 @@ export function fixedMisfit(load: NodeLoad, demand: Demand): Misfit | undefined 
   if (load.node.status !== 'up') return { kind: 'status', status: load.node.status };
   const broken = brokenConstraint(demand.constraints, load.node);
   if (broken !== undefined) return { kind: 'constraint', text: broken.text };
+  if (demand.limits.length > 0) {
+    const controller = unenforcedOn(load.node, demand.limits);
+    if (controller !== undefined) return { kind: 'limits', controller };
+  }
   if (demand.ports.length > 0) {
     const held = hostPortsOf(load.node);
     for (const port of demand.ports) if (held.has(port)) return { kind: 'host-port', port };

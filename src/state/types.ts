@@ -768,6 +768,14 @@ export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
  */
 export const STATE_VERSION_LABEL = 'hivemind.state-version';
 
+/**
+ * The resource limits a node can enforce, comma-separated (`cpu,memory`):
+ * the cgroup controllers its kernel offers (v1 or v2), which process apps'
+ * limits use directly and containers' through runc. The node registers with
+ * it; absent (a node of an older release): not known.
+ */
+export const LIMITS_LABEL = 'hivemind.limits';
+
 /** Labels whose key starts with this are Hivemind's own (the node sets them when it registers); `node.label` never changes them. */
 export const RESERVED_LABEL_PREFIX = 'hivemind.';
 

@@ -48,6 +48,8 @@ export interface StartOptions {
   insecureApi?: boolean;
   /** More flags for `agent` or `join` (`--label zone=a`). */
   extraArgs?: string[];
+  /** A command that runs the agent's command line (`unshare --mount -- sh -c '...; exec "$0" "$@"'`): it must exec it, so that signals reach the agent. */
+  wrap?: string[];
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -84,7 +86,8 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
     ...(options.insecureApi ? ['--insecure-api', 'on'] : []),
     ...(options.extraArgs ?? []),
   ];
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, ...programArgs] = [...(options.wrap ?? []), process.execPath, ...args];
+  const child: ChildProcess = spawn(program!, programArgs, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
   child.stderr?.setEncoding('utf8').on('data', (text: string) => (output += text));
