@@ -174,11 +174,14 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
     if (fallback !== undefined) {
       const why = app.unplaceable!.reasons.join('; ');
       retire.push(...fallback.retire);
-      const message = `slot${fallback.slots.length === 1 ? '' : 's'} ${fallback.slots.join(', ')}: version ${rollout.toVersion} does not fit beside the old instance (${why}); falling back to stop-first there (stopping ${fallback.retire.map((item) => item.id).join(', ')} first)`;
+      const message = `${slotsText(fallback.slots)}: version ${rollout.toVersion} does not fit beside the old instance (${why}); falling back to stop-first there (stopping ${fallback.retire.map((item) => item.id).join(', ')} first)`;
       return step(app, rollout.id, { retire, set: { ...set, message } });
     }
     const notPlaced = stuck.length > 0 ? `; ${stuck.length} not placed: ${app.unplaceable!.reasons.join('; ')}` : '';
-    const message = `waiting for ${inflight.length} instance${inflight.length === 1 ? '' : 's'} of version ${rollout.toVersion} to be ready (${done.size} of ${app.replicas} done)${notPlaced}`;
+    // Start-first retires a batch slot's others before its target is done only when falling back: say so for the whole batch.
+    const fellBack = spec.update.order === 'start-first' ? inflight.filter((instance) => rollout.batch.includes(instance.slot) && (slots.others.get(instance.slot) ?? []).length === 0).map((instance) => instance.slot) : [];
+    const stopFirst = fellBack.length > 0 ? `; ${slotsText(fellBack)}: version ${rollout.toVersion} does not fit beside the old instance, which stopped first (stop-first there)` : '';
+    const message = `waiting for ${inflight.length} instance${inflight.length === 1 ? '' : 's'} of version ${rollout.toVersion} to be ready (${done.size} of ${app.replicas} done)${notPlaced}${stopFirst}`;
     if (message !== rollout.message) set.message = message;
     return retire.length > 0 || Object.keys(set).length > 0 ? step(app, rollout.id, { retire, set }) : undefined;
   }
@@ -201,6 +204,11 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
   }
   const message = `updating slot${batch.length === 1 ? '' : 's'} ${batch.join(', ')} (${done.size} of ${app.replicas} done)`;
   return step(app, rollout.id, { add, retire, set: { ...set, batch, batchStartedAt: context.now, message } });
+}
+
+/** `slot 2` or `slots 0, 1`. */
+function slotsText(slots: readonly number[]): string {
+  return `slot${slots.length === 1 ? '' : 's'} ${slots.join(', ')}`;
 }
 
 /**

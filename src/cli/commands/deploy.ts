@@ -10,7 +10,7 @@ import { Option, type Command } from 'commander';
 import type { DeployPlan, PlannedApp } from '../../appfile/index.js';
 import type { DeployedApp, DryRunAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
-import type { Instance, Rollout } from '../../state/types.js';
+import type { App, Instance, Rollout } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
 import type { ApiClient, ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -184,13 +184,16 @@ interface Progress {
   up: number;
   others: Map<string, number>;
   failed?: { instance: Instance; cause: string };
+  /** Why the scheduler cannot place some of its instances (the app's `unplaceable` reasons), when it says. */
+  unplaceable?: string[];
 }
 
 /** Reports of a crash loop (exited, oom-killed, unhealthy) after which `--wait` stops with the last one. */
 const CRASH_LOOP_FAILURES = 3;
 
-function progressOf(apps: DeployedApp[], instances: Instance[]): Progress[] {
+function progressOf(apps: DeployedApp[], instances: Instance[], records: readonly App[]): Progress[] {
   return apps.map((app) => {
+    const record = records.find((candidate) => candidate.tenant === app.tenant && candidate.name === app.name);
     const own = instances.filter((instance) => instance.tenant === app.tenant && instance.app === app.name && instance.version === app.version);
     const others = new Map<string, number>();
     let up = 0;
@@ -205,7 +208,8 @@ function progressOf(apps: DeployedApp[], instances: Instance[]): Progress[] {
         failed ??= failureOf(instance);
       }
     }
-    return { app, up, others, ...(up === 0 && failed !== undefined ? { failed } : {}) };
+    const unplaceable = record?.unplaceable !== undefined && record.unplaceable.count > 0 ? { unplaceable: record.unplaceable.reasons } : {};
+    return { app, up, others, ...(up === 0 && failed !== undefined ? { failed } : {}), ...unplaceable };
   });
 }
 
@@ -281,9 +285,17 @@ function waitForInstances(context: CliContext, client: ApiClient, init: { apps: 
   return follow(
     context,
     client,
-    { ...init, query: (query, blocking) => client.call('GET /v1/instances', { query, blocking }) },
+    {
+      ...init,
+      query: async (query, blocking) => {
+        const instances = await client.call('GET /v1/instances', { query, blocking });
+        // The apps say why instances are not placed; one index moves for both, so the instances' answer woke for them too.
+        const apps = await client.call('GET /v1/apps', { query });
+        return { body: { instances: listIn(instances.body, 'instances'), apps: listIn(apps.body, 'apps') }, index: instances.index };
+      },
+    },
     (body) => {
-      const progress = progressOf(init.apps, listIn(body, 'instances'));
+      const progress = progressOf(init.apps, body.instances, body.apps);
       return { line: progressLine(progress), done: isDone(progress), state: progress };
     },
     {
@@ -294,7 +306,13 @@ function waitForInstances(context: CliContext, client: ApiClient, init: { apps: 
         throw new CliError(`${causes.join('; ')}. The deploy itself is committed; fix the app and deploy again (\`hivemind ps NAME\` shows its instances).`);
       },
       timedOut: (line, progress) => {
-        const hint = progress.some((each) => each.others.has('not placed')) ? ' Instances that are not placed wait for a node with room (see `hivemind nodes`).' : '';
+        const reasons = progress.filter((each) => each.others.has('not placed') && each.unplaceable !== undefined).map((each) => `${each.app.name}: ${each.unplaceable!.join('; ')}`);
+        const hint =
+          reasons.length > 0
+            ? ` Not placed because ${reasons.join('; ')}.`
+            : progress.some((each) => each.others.has('not placed'))
+              ? ' Instances that are not placed wait for a node with room (see `hivemind nodes`).'
+              : '';
         const failing = progress.some((each) => [...each.others.keys()].some((state) => downStates.has(state)));
         const failingHint = failing ? ' Some instances stopped or failed: `hivemind app NAME` shows why.' : '';
         return new CliError(`gave up waiting after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed.${hint}${failingHint}`);

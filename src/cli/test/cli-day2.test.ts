@@ -3,7 +3,8 @@
  * instance does not run (the executor's own error in `ps`, `app`, the API,
  * and `deploy --wait` stopping early with it); a port a host process holds
  * is never published over it; node labels (`--label`, `nodes label`) and the
- * constraints that read them.
+ * constraints that read them; a start-first update on a published port of
+ * a one-node cluster, which falls back to stop-first.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -104,8 +105,12 @@ test('a port a host process listens on is never published over it: the app is un
     const reserved = (await hmJson<{ nodes: NodeRecord[] }>(['nodes'])).nodes[0]!.hostPorts!;
     const apiPort = Number(new URL(agent.address).port);
     assert.ok(reserved.tcp.includes(apiPort), `the API port is reserved: ${JSON.stringify(reserved)}`);
-    const appFile = (name: string, port: number): string =>
-      file(`${name}.yaml`, `services:\n  ${name}:\n    command: [${JSON.stringify(process.execPath)}, "-e", ${JSON.stringify(serve)}]\n    ports: ["${port}:${port}"]\n`);
+    const appFile = (name: string, port: number, release = '1'): string =>
+      file(
+        `${name}.yaml`,
+        `services:\n  ${name}:\n    command: [${JSON.stringify(process.execPath)}, "-e", ${JSON.stringify(serve)}]\n    ports: ["${port}:${port}"]\n` +
+          `    environment: { RELEASE: "${release}" }\n    deploy:\n      update_config: { order: start-first }\n`,
+      );
     const taken = await hm(['deploy', '-f', appFile('taken', held), '--detach']);
     assert.is(taken.status, 0, taken.stderr);
     const app = await eventually('the app to be unplaceable', async () => {
@@ -126,6 +131,11 @@ test('a port a host process listens on is never published over it: the app is un
     assert.is(runs.status, 0, runs.stderr);
     const answer = await request(`http://127.0.0.1:${free}/`);
     assert.is(await answer.body.text(), 'app');
+    // start-first cannot start the new instance beside the old one on its host port: that slot goes stop-first, and says so.
+    const updated = await hm(['deploy', '-f', appFile('runs', free, '2'), '--timeout', '2m']);
+    assert.is(updated.status, 0, updated.stderr);
+    assert.match(updated.stderr, 'slot 0: version 2 does not fit beside the old instance');
+    assert.match(updated.stdout, 'runs: version 2 rolled out');
   } finally {
     await new Promise((resolve) => holder.close(resolve));
     for (const name of ['taken', 'on-api', 'runs']) await hm(['delete', name]);

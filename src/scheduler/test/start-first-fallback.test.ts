@@ -21,6 +21,9 @@ test('start-first with a published port on a one-node cluster: each slot falls b
   const fallback = [...messages].find((message) => message.includes('falling back to stop-first'));
   assert.ok(fallback, `the rollout said it fell back: ${[...messages].join(' | ')}`);
   assert.match(fallback!, 'slot 0: version 2 does not fit beside the old instance (1 node: host port 8080/tcp already published)');
+  const ordered = [...messages];
+  const waiting = ordered.slice(ordered.indexOf(fallback!) + 1).filter((message) => message.startsWith('waiting for'));
+  assert.ok(waiting.length > 0 && waiting.every((message) => message.endsWith('slot 0: version 2 does not fit beside the old instance, which stopped first (stop-first there)')), `until the batch is done, the rollout says the slot went stop-first: ${waiting.join(' | ')}`);
 });
 
 test('start-first without room for two on the only node falls back too; where the new instance fits elsewhere, nothing is retired early', () => {
