@@ -21,7 +21,8 @@
  *   scheduler found unplaceable (the app's `unplaceable` record, newer than
  *   the batch) but that would fit in place of its slot's others (the same
  *   host port on a one-node cluster, no room for both) retires those others
- *   at once: stop-first for that slot, and the rollout's message says so.
+ *   at once: stop-first for that slot, and the rollout's message says so
+ *   (only while no node is down or suspect: one that comes back may have room).
  *   While one cannot be placed even so, the message gives the reasons.
  * - failure: a target instance in the batch failed, or the batch is not done
  *   within the progress deadline: `failureAction` rollback starts a rollback
@@ -230,6 +231,8 @@ function unplacedSince(app: App, rollout: Rollout, inflight: readonly Instance[]
 function planStopFirstFallback(rollout: Rollout, slots: Slots, stuck: readonly Instance[], context: RolloutContext): { slots: number[]; retire: StepCommand['retire'] } | undefined {
   const fitsInPlaceOf = context.fitsInPlaceOf;
   if (fitsInPlaceOf === undefined) return undefined;
+  // A node down or suspect may come back with room: stop nothing that runs for room missing only for a while.
+  for (const node of context.nodes.values()) if (node.status === 'down' || node.status === 'suspect') return undefined;
   const fallback: { slots: number[]; retire: StepCommand['retire'] } = { slots: [], retire: [] };
   for (const target of stuck) {
     const others = (slots.others.get(target.slot) ?? []).filter((instance) => instance.node !== undefined);
