@@ -173,12 +173,12 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
     const stuck = unplacedSince(app, rollout, inflight);
     const fallback = spec.update.order === 'start-first' ? planStopFirstFallback(rollout, slots, stuck, context) : undefined;
     if (fallback !== undefined) {
-      const why = app.unplaceable!.reasons.join('; ');
+      const why = reasonsText(app.unplaceable!.reasons);
       retire.push(...fallback.retire);
-      const message = `${slotsText(fallback.slots)}: version ${rollout.toVersion} does not fit beside the old instance (${why}); falling back to stop-first there (stopping ${fallback.retire.map((item) => item.id).join(', ')} first)`;
+      const message = `${slotsText(fallback.slots)}: version ${rollout.toVersion} does not fit beside the old instance (${why}); falling back to stop-first there (stopping ${listText(fallback.retire.map((item) => item.id))} first)`;
       return step(app, rollout.id, { retire, set: { ...set, message } });
     }
-    const notPlaced = stuck.length > 0 ? `; ${stuck.length} not placed: ${app.unplaceable!.reasons.join('; ')}` : '';
+    const notPlaced = stuck.length > 0 ? `; ${stuck.length} not placed: ${reasonsText(app.unplaceable!.reasons)}` : '';
     // Start-first retires a batch slot's others before its target is done only when falling back: say so for the whole batch.
     const fellBack = spec.update.order === 'start-first' ? inflight.filter((instance) => rollout.batch.includes(instance.slot) && (slots.others.get(instance.slot) ?? []).length === 0).map((instance) => instance.slot) : [];
     const stopFirst = fellBack.length > 0 ? `; ${slotsText(fellBack)}: version ${rollout.toVersion} does not fit beside the old instance, which stopped first (stop-first there)` : '';
@@ -207,9 +207,21 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
   return step(app, rollout.id, { add, retire, set: { ...set, batch, batchStartedAt: context.now, message } });
 }
 
-/** `slot 2` or `slots 0, 1`. */
+/** The first unplaceable reasons, for a rollout's message (which the state bounds): at most 3, each cut to 200 characters. */
+function reasonsText(reasons: readonly string[]): string {
+  const shown = reasons.slice(0, 3).map((reason) => (reason.length > 200 ? `${reason.slice(0, 199)}…` : reason));
+  return `${shown.join('; ')}${reasons.length > shown.length ? `; and ${reasons.length - shown.length} more` : ''}`;
+}
+
+/** `slot 2` or `slots 0, 1` (at most 10 named). */
 function slotsText(slots: readonly number[]): string {
-  return `slot${slots.length === 1 ? '' : 's'} ${slots.join(', ')}`;
+  return `slot${slots.length === 1 ? '' : 's'} ${listText(slots.map(String))}`;
+}
+
+/** The first 10 of `items`, comma-separated, and how many more: a rollout's message stays within the state's bound. */
+function listText(items: readonly string[]): string {
+  const shown = items.slice(0, 10);
+  return `${shown.join(', ')}${items.length > shown.length ? ` and ${items.length - shown.length} more` : ''}`;
 }
 
 /**
