@@ -41,8 +41,10 @@ export class HostPortReport {
   async step(): Promise<void> {
     const { context } = this;
     const scan = await this.scan();
-    const previous = this.#previous ?? scan;
+    const previous = this.#previous;
     this.#previous = scan;
+    // The first scan has nothing to confirm it: the next step reports.
+    if (previous === undefined) return;
     const record = context.ownRecord();
     if (record === undefined || record.status === 'left' || context.machine.clusterVersion < NODE_PORTS_VERSION) return;
     const placed = context.machine.instances({ node: context.nodeId }).filter((instance) => instance.desired === 'running' || instance.status.state !== 'stopped');
