@@ -172,9 +172,14 @@ export const volumeCase: NetworkCase = {
     const backup = await request(`${nodes[0]!.origin}/v1/volumes/acme/data/backup`, { dispatcher, headers });
     assert.is(backup.statusCode, 200);
     const archive = Buffer.from(await backup.body.arrayBuffer());
-    // Created through the node it is restored on, which answers once it has applied it (the restore goes there).
-    const created = await cluster.client.call(elsewhere.origin, 'PUT', '/v1/volumes/acme/copy', { sizeBytes: 16 * MiB, encrypted: true });
-    assert.ok(created.kind === 'answer' && created.status === 200, `the copy: ${JSON.stringify(created)}`);
+    await api('PUT', '/v1/volumes/acme/copy', { sizeBytes: 16 * MiB, encrypted: true });
+    // n1 answered the write once it applied it; the restore goes through n1 to the node it names, which looks it up too
+    // (the CLI passes the write's index; here, the node is asked until it has it).
+    await until(`${elsewhere.name} has the copy`, async () => {
+      const answer = await cluster.client.call(elsewhere.origin, 'GET', '/v1/volumes?tenant=acme', undefined, 5000);
+      const names = answer.kind === 'answer' ? ((answer.body as { volumes?: { name: string }[] }).volumes ?? []).map((volume) => volume.name) : [];
+      return names.includes('copy') ? true : `volumes there: ${names.join(', ') || 'none'}`;
+    }, 30_000);
     const restore = await request(`${nodes[0]!.origin}/v1/volumes/acme/copy/restore?node=${elsewhere.name}`, { dispatcher, method: 'PUT', headers: { ...headers, 'content-type': 'application/zstd' }, body: archive });
     assert.is(restore.statusCode, 200, await restore.body.text());
     assert.equal(logOn(cluster, elsewhere.name, 'copy'), ['one', 'one', 'one', 'two'], 'the restored copy holds the log');

@@ -25,7 +25,7 @@ import { formatHostPort } from '../api/server.js';
 import { Metrics } from '../api/metrics.js';
 import { registerCertificateMetrics, registerStateMetrics } from '../api/metrics-cluster.js';
 import { generateToken } from '../state/secrets.js';
-import type { CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
+import { LIMITS_LABEL, type CommandResult, type Envelope, type HostPorts, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
 import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
@@ -50,6 +50,8 @@ import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
 import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
+import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
+import { enforceableLimits } from '../executor/cgroups.js';
 import { buildServers, type Servers } from './servers.js';
 import { PeerImageClients } from './image-service.js';
 import { capabilitiesOf } from '../node/capabilities.js';
@@ -162,6 +164,7 @@ class HivemindAgent implements Agent {
   /** Set once Raft runs: what the parts read Raft through. */
   private runningRaft: RaftNode | undefined;
   private boundPorts: BoundPorts = {};
+  private capabilities: Record<string, string> | undefined;
   private advertised: NodeAddresses | undefined;
   /** The join token to store when this node leads a cluster that has none: the bootstrap's, else `--token` or a fresh one. */
   private bootstrapToken: string | undefined;
@@ -504,12 +507,23 @@ class HivemindAgent implements Agent {
       ownRecord: () => this.ownRecord(),
       addresses: () => this.advertisedAddresses(),
       resources: machineResources,
+      agentLabels: () => this.config.labels,
+      capabilityLabels: () => this.capabilityLabels(),
       proposeOwn: (command) => this.proposer.proposeOwn(command),
       submit: (command, timeoutMs) => this.proposer.submit(command, timeoutMs),
       refreshThroughLeader: (why) => this.rejoiner.rejoin(false, why),
       logOnce: (key, component, line) => this.log.once(key, component, line),
     });
     const selfRegistrationLoop = this.loop('self-registration', SELF_REGISTRATION_INTERVAL_MS, () => selfRegistration.step());
+    const hostPorts = new HostPortReport({
+      nodeId: this.name,
+      machine,
+      ownRecord: () => this.ownRecord(),
+      ownPorts: () => this.ownPorts(),
+      submit: (command) => this.proposer.submit(command, OWN_PROPOSAL_TIMEOUT_MS),
+      logOnce: (key, line) => this.log.once(key, 'agent', line),
+    });
+    this.loop('host-ports', HOST_PORTS_INTERVAL_MS, () => hostPorts.step());
     const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
     this.membershipLoops.push(voterLoop, selfRegistrationLoop, rejoinLoop);
     const watch = new RaftWatch({ raft, machine, peers: this.peers, metrics: this.metrics, onMembershipInputs: () => voterLoop.poke(), onLeaderChange: () => selfRegistrationLoop.poke() });
@@ -540,13 +554,31 @@ class HivemindAgent implements Agent {
     };
   }
 
+  /** What this node can enforce, as Hivemind's own labels (LIMITS_LABEL: its cgroup controllers, read once). */
+  private capabilityLabels(): Record<string, string> {
+    this.capabilities ??= { [LIMITS_LABEL]: enforceableLimits().join(',') };
+    return this.capabilities;
+  }
+
+  /** Hivemind's own ports on this node, reserved from placement (host-port-report.ts). */
+  private ownPorts(): HostPorts {
+    const port = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
+    const addresses = this.advertisedAddresses();
+    const dns = this.boundPorts.dns ?? this.config.ports.dns;
+    const tcp = [port(this.apiAddress), port(this.peerAddress), port(addresses.api), port(addresses.peer), this.config.ports.proxy, dns];
+    const udp = [port(addresses.gossip), dns];
+    const clean = (ports: number[]): number[] => [...new Set(ports.filter((each) => Number.isInteger(each) && each > 0 && each <= 65_535))].sort((left, right) => left - right);
+    return { tcp: clean(tcp), udp: clean(udp) };
+  }
+
   private advertisedAddresses(): NodeAddresses {
     if (this.advertised === undefined) throw new AgentError('start-failed', `node ${this.name} is not started`);
     return this.advertised;
   }
 
   private joinerIdentity(): JoinerIdentity {
-    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels({}), resources: machineResources() };
+    // A refresh keeps the labels the record holds (those set with `hivemind nodes label`).
+    return { nodeId: this.name, addresses: this.advertisedAddresses(), labels: ownLabels(this.ownRecord()?.labels ?? {}, this.config.labels, this.capabilityLabels()), resources: machineResources() };
   }
 
   /**

@@ -16,7 +16,7 @@
 import type { RaftNode } from '../../consensus/node.js';
 import { isMember } from '../../consensus/core/config.js';
 import type { ClusterStateMachine } from '../state/machine.js';
-import { STATE_VERSION_LABEL, type Command, type CommandResult, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
+import { AGENT_LABELS_LABEL, STATE_VERSION_LABEL, type Command, type CommandResult, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
 import { STATE_VERSION } from '../state/version.js';
 import { OWN_PROPOSAL_TIMEOUT_MS } from './proposer.js';
 import type { JoinTokens } from './join-token.js';
@@ -39,6 +39,10 @@ export interface SelfRegistrationContext {
   ownRecord(): NodeRecord | undefined;
   addresses(): NodeAddresses;
   resources(): Resources;
+  /** The labels the agent was started with (`--label`). */
+  agentLabels(): Readonly<Record<string, string>>;
+  /** Hivemind's own labels of what this node can do (LIMITS_LABEL). */
+  capabilityLabels(): Readonly<Record<string, string>>;
   proposeOwn(command: Command): Promise<CommandResult>;
   submit(command: Command, timeoutMs: number): Promise<CommandResult>;
   /** Refreshes this node's record through the leader (a Join with `rejoin`). */
@@ -58,7 +62,15 @@ export class SelfRegistration {
     try {
       const record = context.ownRecord();
       const addresses = context.addresses();
-      const registered = record !== undefined && record.status !== 'left' && sameAddresses(record.addresses, addresses) && record.labels[STATE_VERSION_LABEL] === String(STATE_VERSION);
+      const agentLabels = context.agentLabels();
+      const capabilities = context.capabilityLabels();
+      const registered =
+        record !== undefined &&
+        record.status !== 'left' &&
+        sameAddresses(record.addresses, addresses) &&
+        record.labels[STATE_VERSION_LABEL] === String(STATE_VERSION) &&
+        holdsLabels(record.labels, agentLabels) &&
+        Object.entries(capabilities).every(([key, value]) => record.labels[key] === value);
       context.trust.maybeSync();
       if (status.role === 'leader') {
         await context.trust.maybeStoreCa((command) => context.proposeOwn(command));
@@ -66,7 +78,7 @@ export class SelfRegistration {
         await context.tokens.ensureStored(context.tokenToStore);
         if (!registered) {
           const certificate = context.trust.ownCertificateRecord();
-          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: ownLabels(record?.labels ?? {}), resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
+          await context.proposeOwn({ type: 'node.register', id: context.nodeId, addresses, labels: ownLabels(record?.labels ?? {}, agentLabels, capabilities), resources: context.resources(), ...(certificate === undefined ? {} : { certificate }) });
         } else await this.maybeRenewCertificate();
         await this.maybeRaiseClusterVersion();
         return;
@@ -74,7 +86,8 @@ export class SelfRegistration {
       const member = isMember(status.config, context.nodeId);
       const caughtUp = status.applied >= status.commit && status.leader !== '';
       if (!registered && record !== undefined && member && caughtUp) {
-        await context.refreshThroughLeader(sameAddresses(record.addresses, addresses) ? 'its Hivemind was upgraded' : 'its addresses changed');
+        const why = !sameAddresses(record.addresses, addresses) ? 'its addresses changed' : record.labels[STATE_VERSION_LABEL] !== String(STATE_VERSION) ? 'its Hivemind was upgraded' : 'its --label flags or what it can enforce changed';
+        await context.refreshThroughLeader(why);
       }
       // Renewal reads only the CA record and this node's own: a lagging replica renews late, never wrongly.
       if (registered) await this.maybeRenewCertificate();
@@ -112,7 +125,24 @@ function sameAddresses(left: NodeAddresses, right: NodeAddresses): boolean {
   return left.api === right.api && left.peer === right.peer && left.gossip === right.gossip;
 }
 
-/** `labels` with this node's state version (STATE_VERSION_LABEL): what the node registers with, so the leader knows what it applies. */
-export function ownLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
-  return { ...labels, [STATE_VERSION_LABEL]: String(STATE_VERSION) };
+/**
+ * What the node registers with: its recorded `labels` (those set with
+ * `hivemind nodes label` stay), the agent's `--label` ones over them, the
+ * keys of those (AGENT_LABELS_LABEL: `node.label` leaves them alone), what
+ * it can enforce (`capabilities`: LIMITS_LABEL), and this node's state version (STATE_VERSION_LABEL), so the leader knows what
+ * it applies.
+ */
+export function ownLabels(labels: Readonly<Record<string, string>>, agentLabels: Readonly<Record<string, string>> = {}, capabilities: Readonly<Record<string, string>> = {}): Record<string, string> {
+  const keys = Object.keys(agentLabels).sort();
+  const own: Record<string, string> = { ...labels, ...agentLabels, ...capabilities, [STATE_VERSION_LABEL]: String(STATE_VERSION) };
+  if (keys.length > 0) own[AGENT_LABELS_LABEL] = keys.join(',');
+  else delete own[AGENT_LABELS_LABEL];
+  return own;
+}
+
+/** Whether `labels` (a record's) hold the agent's `--label` ones and name exactly their keys. */
+function holdsLabels(labels: Readonly<Record<string, string>>, agentLabels: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(agentLabels).sort().join(',');
+  if ((labels[AGENT_LABELS_LABEL] ?? '') !== keys) return false;
+  return Object.entries(agentLabels).every(([key, value]) => labels[key] === value);
 }

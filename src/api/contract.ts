@@ -118,6 +118,11 @@ export const contract = {
   'GET /v1/status': route<StatusAnswer>()({ kind: 'read', access: { need: 'any' } }),
   'GET /v1/nodes': route<{ nodes: NodeView[] }>()({ kind: 'read', access: { need: 'any' } }),
   'GET /v1/nodes/:id': route<NodeView>()({ kind: 'read', access: { need: 'any' } }),
+  'POST /v1/nodes/:id/labels': route<WriteAnswer<{ id: string; labels: Record<string, string> }>>()({
+    kind: 'write',
+    access: { need: 'cluster-admin' },
+    body: z.strictObject({ set: field<Record<string, string>>().optional(), remove: field<string[]>().optional() }),
+  }),
   'POST /v1/nodes/:id/leave': route<{ id: string; status: 'left' }>()({ kind: 'write', access: { need: 'cluster-admin' } }),
   'GET /v1/token': route<TokenAnswer>()({ kind: 'read', access: { need: 'cluster-admin' } }),
   'POST /v1/token/rotate': route<TokenAnswer>()({ kind: 'write', access: { need: 'cluster-admin' } }),

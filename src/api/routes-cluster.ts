@@ -87,6 +87,13 @@ export const clusterRoutes: Route[] = [
       return nodeView(context, record);
     },
   }),
+  serve('POST /v1/nodes/:id/labels', {
+    async write(context) {
+      const id = checkNodeId(context.params.id!, 'id');
+      // The command's schema checks the body's fields and names them (`set.zone`, `remove[0]`).
+      return context.commit([{ type: 'node.label', id, set: context.body.set ?? {}, remove: context.body.remove ?? [] }]);
+    },
+  }),
   serve('POST /v1/nodes/:id/leave', {
     async write(context) {
       const id = checkNodeId(context.params.id!, 'id');

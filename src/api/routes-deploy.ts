@@ -11,7 +11,8 @@ import type { LocalSource } from '../appfile/configs.js';
 import { APP_FILE_ERROR_CODE, APP_FILES_MAX, composeFieldOf, planDeploy, volumeCreations, type AppFileSource, type FileSecret, type ParseAppFileResult } from '../appfile/index.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
-import type { AppSpec, Command } from '../state/types.js';
+import type { AppSpec, Command, NodeRecord } from '../state/types.js';
+import { limitField, unenforceableLimit } from '../scheduler/limits.js';
 import { ApiError, fromStateError, invalidArgument } from './errors.js';
 import { checkName } from './input.js';
 import { serve, type Answer, type Route, type RouteContext } from './router.js';
@@ -58,7 +59,10 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     // Refusals found now change nothing; those about a volume or secret this deploy creates wait for the commit.
     const creates = volumes.commands.length > 0 || secrets.length > 0;
     const checked = machine.check(command);
-    const refusal = checked.ok || (creates && checked.error.code === 'not-found') ? undefined : inFileTerms(fromStateError(checked.error), apps, parsed);
+    const unenforceable = unenforceableRefusal(apps, machine.nodes());
+    const stateRefusal = checked.ok || (creates && checked.error.code === 'not-found') ? undefined : fromStateError(checked.error);
+    const found = unenforceable ?? stateRefusal;
+    const refusal = found === undefined ? undefined : inFileTerms(found, apps, parsed);
     if (request.dryRun) return dryRunAnswer(context, { apps, parsed, force: request.force, volumes: volumes.commands, secrets, refusal });
     if (refusal !== undefined) throw refusal;
     // Checked before anything is created: writing secrets is the manage right, beyond deploy.
@@ -218,6 +222,27 @@ function withGlobalReplicas(parsed: Parsed, context: RouteContext): AppSpec[] {
   if (parsed.globalServices.length === 0) return parsed.apps;
   const nodesUp = context.backend.machine.nodes().filter((node) => node.status === 'up').length;
   return parsed.apps.map((spec) => (parsed.globalServices.includes(spec.name) ? { ...spec, replicas: Math.max(1, nodesUp) } : spec));
+}
+
+/**
+ * The refusal of an app whose CPU or memory limit no node of the cluster can
+ * enforce (each says what its cgroups offer; limits.ts), about the field
+ * `specs[N].limits.*` (inFileTerms names it as written); undefined when some
+ * node can or may.
+ */
+function unenforceableRefusal(apps: readonly AppSpec[], nodes: readonly NodeRecord[]): ApiError | undefined {
+  for (const [position, spec] of apps.entries()) {
+    const controller = unenforceableLimit(spec, nodes);
+    if (controller === undefined) continue;
+    const what = controller === 'memory' ? 'memory' : 'CPU';
+    // inFileTerms writes the field in the message as the user wrote it.
+    const field = limitField(controller);
+    return invalidArgument(
+      `specs[${position}].${field}`,
+      `cannot deploy "${spec.name}": no node of the cluster can enforce its ${what} limit (${field}): their cgroups offer no ${controller} controller; remove the limit, or add a node whose cgroups have it`,
+    );
+  }
+  return undefined;
 }
 
 /** A refusal about `specs[N].field`, named where the user wrote it (`services.db.secrets[0]`). */

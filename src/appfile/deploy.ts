@@ -172,6 +172,10 @@ export function readConstraint(value: unknown, path: FieldPath, problems: Proble
     problems.error(path, `constrains ${JSON.stringify(attribute)}, which Hivemind does not know; use ${instead}`);
     return undefined;
   }
+  if (attribute === 'node.role' && !['manager', 'worker', 'voter', 'learner', 'none'].includes(expected)) {
+    problems.error(path, `compares node.role with ${JSON.stringify(expected)}; a node's role is manager or worker (Swarm's: a manager is a Raft voter), or voter, learner, none`);
+    return undefined;
+  }
   return `${attribute} ${operator} ${expected}`;
 }
 

@@ -379,6 +379,16 @@ function tryRemove(path: string): boolean {
   }
 }
 
+/**
+ * The resource limits this host's cgroups can enforce (`cpu`, `memory`), for
+ * the node's registration (LIMITS_LABEL): a controller some v1 hierarchy or
+ * the v2 tree offers. Process apps use them directly, containers through runc.
+ */
+export function enforceableLimits(mountsText?: string): ('cpu' | 'memory')[] {
+  const cgroups = new ProcessCgroups({ scope: 'probe', ...(mountsText === undefined ? {} : { mountsText }) });
+  return (['cpu', 'memory'] as const).filter((controller) => cgroups.controllerMount(controller) !== undefined);
+}
+
 function readMounts(): string {
   try {
     return readFileSync('/proc/self/mounts', 'utf8');

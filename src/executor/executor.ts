@@ -743,8 +743,11 @@ export class Executor implements NodeComponent {
   /** `startInstance`'s work, while the instance is marked as being prepared. */
   private async startPrepared(instance: Instance): Promise<void> {
     const startedAtMs = performance.now();
-    const fail = (message: string, retry: boolean): void => {
+    const fail = (text: string, retry: boolean): void => {
       this.metrics.starts.inc({ outcome: 'failed' });
+      // The report is about this instance: a runtime's "instance ID: " before its words says it twice.
+      const prefix = `instance ${instance.id}: `;
+      let message = text.startsWith(prefix) ? text.slice(prefix.length) : text;
       const nowMs = Date.now();
       const spec = this.specOf(instance.tenant, instance.app, instance.version);
       const decision = retry && spec ? decideRestart(spec.restart, { exitCode: 1, oomKilled: false, ranMs: 0 }, this.historyOf(instance.id, instance.version), nowMs) : undefined;

@@ -90,6 +90,8 @@ export interface AgentFlags {
   otlpEndpoint?: string;
   /** `debug`, `info`, `warn` or `error`: the least severe log lines written. */
   logLevel?: string;
+  /** The node's labels, `KEY=VALUE` separated by commas (`--label`, repeatable on the command line, is joined so). */
+  labels?: string;
 }
 
 /** The resolved settings of one agent. Ports may be 0 (any free port; the bound one is advertised). */
@@ -136,7 +138,12 @@ export interface AgentConfig {
   otlpEndpoint?: string;
   /** The least severe log lines written (src/agent/agent-log.ts). */
   logLevel: LogLevel;
+  /** The node's labels (`--label`): it registers with them each time; placement constraints read them. Empty: none. */
+  labels: Record<string, string>;
 }
+
+/** The most labels `--label` gives a node. */
+export const AGENT_LABELS_MAX = 64;
 
 /** The overlay's VXLAN UDP port by default (IANA's). */
 export const DEFAULT_VXLAN_PORT = 4789;
@@ -198,6 +205,7 @@ export const SETTINGS = {
   serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
   otlpEndpoint: setting('otlpEndpoint', 'HIVEMIND_OTLP_ENDPOINT'),
   logLevel: setting('logLevel', 'HIVEMIND_LOG_LEVEL'),
+  labels: { key: 'labels', flag: '--label', env: 'HIVEMIND_LABELS' },
 } as const satisfies Record<keyof AgentFlags, Setting>;
 
 /** A raw value and where it came from, for messages. */
@@ -298,6 +306,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
   const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
   const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
+  const labelsText = resolver.text(SETTINGS.labels, '', (value) => parseAgentLabels(value).problem);
   duplicatePortProblems(resolver, ports);
   if (resolver.problems.length > 0) return { ok: false, problems: resolver.problems };
   const config: AgentConfig = {
@@ -319,6 +328,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     vxlanPort,
     serviceCidr,
     logLevel,
+    labels: parseAgentLabels(labelsText).labels,
   };
   if (otlpEndpoint !== '') config.otlpEndpoint = otlpEndpoint;
   if (token !== '') {
@@ -328,6 +338,31 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     if (parsed.caFingerprint !== undefined) config.tokenCaFingerprint = parsed.caFingerprint;
   }
   return { ok: true, config };
+}
+
+const labelKeyPattern = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$/;
+
+/**
+ * `KEY=VALUE,KEY=VALUE` as labels, or the first problem: a key of letters,
+ * digits and `. _ / -` (at most 128), not Hivemind's own (`hivemind.`), a
+ * value of printable characters without commas (at most 256), at most
+ * AGENT_LABELS_MAX labels. Empty text: none.
+ */
+export function parseAgentLabels(text: string): { labels: Record<string, string>; problem?: string } {
+  const labels: Record<string, string> = {};
+  const items = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  if (items.length > AGENT_LABELS_MAX) return { labels: {}, problem: `must give at most ${AGENT_LABELS_MAX} labels` };
+  for (const item of items) {
+    const equals = item.indexOf('=');
+    const key = equals < 0 ? item : item.slice(0, equals);
+    const value = equals < 0 ? '' : item.slice(equals + 1);
+    if (equals < 0 || !labelKeyPattern.test(key)) return { labels: {}, problem: `must be KEY=VALUE labels with keys of letters, digits and . _ / - (${JSON.stringify(item)} is not)` };
+    if (key.startsWith('hivemind.')) return { labels: {}, problem: `must not set Hivemind's own labels (${JSON.stringify(key)} starts with "hivemind.")` };
+    // eslint-disable-next-line no-control-regex
+    if (value.length > 256 || /[\u0000-\u001f\u007f]/.test(value)) return { labels: {}, problem: `must have label values of at most 256 printable characters (${JSON.stringify(key)})` };
+    labels[key] = value;
+  }
+  return { labels };
 }
 
 /** The machine as `resolveConfig` sees it. */

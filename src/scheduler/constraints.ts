@@ -7,7 +7,8 @@
  * - `node.id`, `node.hostname`: the node's id. Hivemind names a node by its
  *   id (which defaults to the host's name), so both read the same field.
  * - `node.role`: the node's Raft role as the leader recorded it
- *   (`voter`, `learner`, `none`).
+ *   (`voter`, `learner`, `none`), or Swarm's words for it: `manager` is a
+ *   voter (a node that takes part in Raft's decisions), `worker` any other.
  * - `node.labels.KEY`: the node's label KEY; a node without that label never
  *   equals and always differs.
  */
@@ -47,6 +48,9 @@ export function parseConstraint(text: string): ParsedConstraint {
     return invalid(`constraint ${JSON.stringify(text)} reads ${JSON.stringify(name)}, which Hivemind does not know; use ${knownAttributes}`);
   }
   const op = operator === '==' ? '==' : '!=';
+  if (attribute.kind === 'role' && !ROLE_VALUES.includes(value)) {
+    return invalid(`constraint ${JSON.stringify(text)} compares node.role with ${JSON.stringify(value)}; a node's role is ${ROLE_VALUES.join(', ')} (manager: a Raft voter)`);
+  }
   return { ok: true, constraint: { attribute, operator: op, value, text: `${name} ${op} ${value}` } };
 }
 
@@ -63,10 +67,15 @@ export function parseConstraints(texts: readonly string[]): { ok: true; constrai
 
 /** Whether `node` satisfies `constraint`. */
 export function constraintHolds(constraint: Constraint, node: NodeRecord): boolean {
-  const actual = attributeValue(constraint.attribute, node);
-  const equal = actual !== undefined && actual === constraint.value;
+  const equal = constraint.attribute.kind === 'role' && SWARM_ROLES.has(constraint.value) ? (constraint.value === 'manager') === (node.role === 'voter') : attributeValue(constraint.attribute, node) === constraint.value;
   return constraint.operator === '==' ? equal : !equal;
 }
+
+/** Swarm's node roles, which `node.role` constraints may name: `manager` (a voter) and `worker` (any other). */
+const SWARM_ROLES: ReadonlySet<string> = new Set(['manager', 'worker']);
+
+/** The values a `node.role` constraint may compare with. */
+export const ROLE_VALUES: readonly string[] = ['manager', 'worker', 'voter', 'learner', 'none'];
 
 /** The first of `constraints` that `node` breaks, if any. */
 export function brokenConstraint(constraints: readonly Constraint[], node: NodeRecord): Constraint | undefined {

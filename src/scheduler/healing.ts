@@ -17,7 +17,7 @@
  *   state), its node is not up, it was never placed, or `retiredTimeoutMs`
  *   passed since it was retired.
  */
-import type { Command, Instance, NodeRecord } from '../state/types.js';
+import { FAILURE_MESSAGE_CHARS_MAX, type Command, type Instance, type NodeRecord } from '../state/types.js';
 
 /** The healing settings. */
 export interface HealingOptions {
@@ -53,20 +53,42 @@ export function backoffMs(attempt: number, options: HealingOptions): number {
 
 /**
  * The `instance.reschedule` for instances that failed on an up node, except
- * those `skip` says a rollout handles; undefined when there are none.
+ * those `skip` says a rollout handles; undefined when there are none. With
+ * `reasons` (the cluster applies state version 4), each update carries the
+ * executor's message as the failure's cause (`failureCause`).
  */
 export function planFailedReschedules(
   instances: readonly Instance[],
-  { nodes, now, options, skip, max }: { nodes: ReadonlyMap<string, NodeRecord>; now: number; options: HealingOptions; skip: (instance: Instance) => boolean; max: number },
+  { nodes, now, options, skip, max, reasons }: { nodes: ReadonlyMap<string, NodeRecord>; now: number; options: HealingOptions; skip: (instance: Instance) => boolean; max: number; reasons: boolean },
 ): Extract<Command, { type: 'instance.reschedule' }> | undefined {
-  const updates: { id: string; notBefore: number; avoidNode?: string }[] = [];
+  const updates: { id: string; notBefore: number; avoidNode?: string; reason?: string }[] = [];
   for (const instance of instances) {
     if (updates.length >= max) break;
     if (instance.desired !== 'running' || instance.status.state !== 'failed' || instance.node === undefined) continue;
     if (nodes.get(instance.node)?.status !== 'up' || skip(instance)) continue;
-    updates.push({ id: instance.id, notBefore: now + backoffMs(instance.attempt ?? 0, options), avoidNode: instance.node });
+    const reason = reasons ? failureCause(instance.status.message) : undefined;
+    updates.push({ id: instance.id, notBefore: now + backoffMs(instance.attempt ?? 0, options), avoidNode: instance.node, ...(reason === undefined ? {} : { reason }) });
   }
   return updates.length > 0 ? { type: 'instance.reschedule', updates } : undefined;
+}
+
+/**
+ * A failure's cause as an instance record keeps it: the executor's message,
+ * its first line with control characters made spaces, cut to
+ * FAILURE_MESSAGE_CHARS_MAX characters (`…` at the end when cut);
+ * undefined for no message or an empty one.
+ */
+export function failureCause(message: string | undefined): string | undefined {
+  if (message === undefined) return undefined;
+  // eslint-disable-next-line no-control-regex
+  const line = (message.split('\n', 1)[0] ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+  if (line === '') return undefined;
+  if (line.length <= FAILURE_MESSAGE_CHARS_MAX) return line;
+  // Never cut a surrogate pair in two: the state refuses a lone surrogate.
+  let end = FAILURE_MESSAGE_CHARS_MAX - 1;
+  const unit = line.charCodeAt(end - 1);
+  if (unit >= 0xd800 && unit <= 0xdbff) end--;
+  return `${line.slice(0, end)}…`;
 }
 
 /** The `instance.remove` for retired records that can go; undefined when none. */

@@ -11,6 +11,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { instanceResources } from '../state/quota.js';
 import type { App, AppSpec, Instance, InstanceState, NodeRecord } from '../state/types.js';
 import { brokenConstraint, type Constraint } from './constraints.js';
+import { limitControllers, unenforcedOn, type LimitController } from './limits.js';
 
 /** The cluster as the scheduler reads it; the caller owns the arrays, which are never changed. */
 export interface ClusterView {
@@ -36,6 +37,8 @@ export interface Demand extends Resident {
   app: string;
   tenant: string;
   constraints: Constraint[];
+  /** The cgroup controllers its limits need (a node that says it lacks one cannot take it). */
+  limits: LimitController[];
   /** Absent: no limit. */
   maxPerNode?: number;
   /** The node the instance last failed on (placed there only when nothing else fits). */
@@ -64,6 +67,8 @@ export type Misfit =
   | { kind: 'constraint'; text: string }
   | { kind: 'max-per-node'; app: string; max: number }
   | { kind: 'port'; port: string }
+  | { kind: 'host-port'; port: string }
+  | { kind: 'limits'; controller: LimitController }
   | { kind: 'memory'; needsBytes: number; freeBytes: number }
   | { kind: 'cpu'; needsMillis: number; freeMillis: number };
 
@@ -127,6 +132,8 @@ interface SpecWeight {
   memoryBytes: number;
   /** Shared by every resident of the spec: never changed. */
   ports: string[];
+  /** The cgroup controllers its limits need; shared, never changed. */
+  limits: LimitController[];
 }
 
 const specWeights = new WeakMap<AppSpec, SpecWeight>();
@@ -135,7 +142,7 @@ function weightOf(spec: AppSpec): SpecWeight {
   let weight = specWeights.get(spec);
   if (weight === undefined) {
     const ports = spec.ports.filter((port) => port.published !== undefined).map((port) => `${port.published}/${port.protocol}`);
-    weight = { appKey: appKey(spec.tenant, spec.name), priority: priorityOf(spec), ...instanceResources(spec), ports };
+    weight = { appKey: appKey(spec.tenant, spec.name), priority: priorityOf(spec), ...instanceResources(spec), ports, limits: limitControllers(spec) };
     specWeights.set(spec, weight);
   }
   return weight;
@@ -165,6 +172,7 @@ export function demandOf(instance: Instance, spec: AppSpec, constraints: Constra
     cpuMillis: weight.cpuMillis,
     memoryBytes: weight.memoryBytes,
     ports: weight.ports,
+    limits: weight.limits,
     app: instance.app,
     tenant: instance.tenant,
     constraints,
@@ -250,6 +258,21 @@ function chargedLoad(instance: Instance, loads: ReadonlyMap<string, NodeLoad>, i
   return load?.node.status === 'up' ? load : undefined;
 }
 
+/** A copy of `load` without `residents` (which it must hold): what the node would carry once they are gone. */
+export function loadWithout(load: NodeLoad, residents: readonly Resident[]): NodeLoad {
+  const ports = new Map(load.ports);
+  const appCounts = new Map(load.appCounts);
+  let { cpuMillis, memoryBytes } = load;
+  for (const resident of residents) {
+    cpuMillis -= resident.cpuMillis;
+    memoryBytes -= resident.memoryBytes;
+    for (const port of resident.ports) if (ports.get(port) === resident.id) ports.delete(port);
+    appCounts.set(resident.appKey, Math.max(0, (appCounts.get(resident.appKey) ?? 0) - 1));
+  }
+  const gone = new Set(residents.map((resident) => resident.id));
+  return { node: load.node, cpuMillis, memoryBytes, ports, appCounts, residents: load.residents.filter((resident) => !gone.has(resident.id)) };
+}
+
 /** Free CPU (thousandths of a core) on `load`'s node; Infinity when it declares none. */
 export function freeCpuMillis(load: NodeLoad): number {
   const capacity = load.node.resources.cpuMillis;
@@ -276,8 +299,43 @@ export function fixedMisfit(load: NodeLoad, demand: Demand): Misfit | undefined 
   if (load.node.status !== 'up') return { kind: 'status', status: load.node.status };
   const broken = brokenConstraint(demand.constraints, load.node);
   if (broken !== undefined) return { kind: 'constraint', text: broken.text };
+  if (demand.limits.length > 0) {
+    const controller = unenforcedOn(load.node, demand.limits);
+    if (controller !== undefined) return { kind: 'limits', controller };
+  }
+  if (demand.ports.length > 0) {
+    const held = hostPortsOf(load.node);
+    for (const port of demand.ports) if (held.has(port)) return { kind: 'host-port', port };
+  }
   return undefined;
 }
+
+/** `hostPortsOf`'s answers by the record's `hostPorts` and `addresses` objects (an apply replaces them, never changes them in place). */
+const heldPortsCache = new WeakMap<object, WeakMap<object, ReadonlySet<string>>>();
+
+/**
+ * The ports (`PORT/PROTOCOL`) `node`'s host holds: what it reported
+ * (`hostPorts`), and always the API and peer (TCP) and gossip (UDP) ports of
+ * its addresses. Placement never publishes one of them there.
+ */
+export function hostPortsOf(node: NodeRecord): ReadonlySet<string> {
+  const reported = node.hostPorts ?? noPorts;
+  let byAddresses = heldPortsCache.get(reported);
+  if (byAddresses === undefined) heldPortsCache.set(reported, (byAddresses = new WeakMap()));
+  const cached = byAddresses.get(node.addresses);
+  if (cached !== undefined) return cached;
+  const held = new Set<string>();
+  for (const port of reported.tcp) held.add(`${port}/tcp`);
+  for (const port of reported.udp) held.add(`${port}/udp`);
+  for (const [address, protocol] of [[node.addresses.api, 'tcp'], [node.addresses.peer, 'tcp'], [node.addresses.gossip, 'udp']] as const) {
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    if (Number.isInteger(port) && port > 0) held.add(`${port}/${protocol}`);
+  }
+  byAddresses.set(node.addresses, held);
+  return held;
+}
+
+const noPorts = { tcp: [], udp: [] };
 
 /** The part of `misfit` that depends on what the node carries (maxPerNode, ports, memory, CPU). */
 export function loadMisfit(load: NodeLoad, demand: Demand): Misfit | undefined {

@@ -320,6 +320,10 @@ function bucketKey(refused: Misfit): string {
       return `constraint ${refused.text}`;
     case 'port':
       return `port ${refused.port}`;
+    case 'host-port':
+      return `host port ${refused.port}`;
+    case 'limits':
+      return `limits ${refused.controller}`;
     case 'max-per-node':
     case 'memory':
     case 'cpu':
@@ -336,6 +340,10 @@ function describe(bucket: Bucket): string {
       return `constraint ${refused.text}`;
     case 'port':
       return `host port ${refused.port} already published`;
+    case 'host-port':
+      return `host port ${refused.port} in use on the node (by a host process or Hivemind itself)`;
+    case 'limits':
+      return `cannot enforce a ${refused.controller === 'cpu' ? 'CPU' : 'memory'} limit (no ${refused.controller} cgroup controller)`;
     case 'max-per-node':
       return `already ${refused.max} ${refused.max === 1 ? 'instance' : 'instances'} of "${refused.app}" (max ${refused.max} per node)`;
     case 'memory':

@@ -17,6 +17,13 @@
  *   when all are done the rollout awaits `app.promote`.
  * - canary: target instances for the first `canaryInstances` slots beside the
  *   old; when done, it awaits promotion (then it finishes as rolling).
+ * - start-first that does not fit: a batch's target instance that the
+ *   scheduler found unplaceable (the app's `unplaceable` record, newer than
+ *   the batch) but that would fit in place of its slot's others (the same
+ *   host port on a one-node cluster, no room for both) retires those others
+ *   at once: stop-first for that slot, and the rollout's message says so
+ *   (only while no node is down or suspect: one that comes back may have room).
+ *   While one cannot be placed even so, the message gives the reasons.
  * - failure: a target instance in the batch failed, or the batch is not done
  *   within the progress deadline: `failureAction` rollback starts a rollback
  *   (a rollback that fails pauses), pause pauses, continue goes on (failed
@@ -36,6 +43,12 @@ export interface RolloutContext {
   now: number;
   /** How long a batch may take to be done before it counts as failed. */
   progressDeadlineMs: number;
+  /**
+   * Whether `target` (not placed) would fit on the node of some of `others`
+   * (its slot's instances of other versions) once those there are gone.
+   * Absent: never asked (a start-first batch then waits for room).
+   */
+  fitsInPlaceOf?: (target: Instance, others: readonly Instance[]) => boolean;
 }
 
 /** The spec of `version`, else the app's newest. */
@@ -157,7 +170,19 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
       if (continuing) return step(app, rollout.id, { retire, set: { ...set, batch: [], nextBatchAt: context.now } });
       return onFailure(app, rollout, spec, reason, retire);
     }
-    const message = `waiting for ${inflight.length} instance${inflight.length === 1 ? '' : 's'} of version ${rollout.toVersion} to be ready (${done.size} of ${app.replicas} done)`;
+    const stuck = unplacedSince(app, rollout, inflight);
+    const fallback = spec.update.order === 'start-first' ? planStopFirstFallback(rollout, slots, stuck, context) : undefined;
+    if (fallback !== undefined) {
+      const why = reasonsText(app.unplaceable!.reasons);
+      retire.push(...fallback.retire);
+      const message = `${slotsText(fallback.slots)}: version ${rollout.toVersion} does not fit beside the old instance (${why}); falling back to stop-first there (stopping ${listText(fallback.retire.map((item) => item.id))} first)`;
+      return step(app, rollout.id, { retire, set: { ...set, message } });
+    }
+    const notPlaced = stuck.length > 0 ? `; ${stuck.length} not placed: ${reasonsText(app.unplaceable!.reasons)}` : '';
+    // Start-first retires a batch slot's others before its target is done only when falling back: say so for the whole batch.
+    const fellBack = spec.update.order === 'start-first' ? inflight.filter((instance) => rollout.batch.includes(instance.slot) && (slots.others.get(instance.slot) ?? []).length === 0).map((instance) => instance.slot) : [];
+    const stopFirst = fellBack.length > 0 ? `; ${slotsText(fellBack)}: version ${rollout.toVersion} does not fit beside the old instance, which stopped first (stop-first there)` : '';
+    const message = `waiting for ${inflight.length} instance${inflight.length === 1 ? '' : 's'} of version ${rollout.toVersion} to be ready (${done.size} of ${app.replicas} done)${notPlaced}${stopFirst}`;
     if (message !== rollout.message) set.message = message;
     return retire.length > 0 || Object.keys(set).length > 0 ? step(app, rollout.id, { retire, set }) : undefined;
   }
@@ -180,6 +205,54 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
   }
   const message = `updating slot${batch.length === 1 ? '' : 's'} ${batch.join(', ')} (${done.size} of ${app.replicas} done)`;
   return step(app, rollout.id, { add, retire, set: { ...set, batch, batchStartedAt: context.now, message } });
+}
+
+/** The first unplaceable reasons, for a rollout's message (which the state bounds): at most 3, each cut to 200 characters. */
+function reasonsText(reasons: readonly string[]): string {
+  const shown = reasons.slice(0, 3).map((reason) => (reason.length > 200 ? `${reason.slice(0, 199)}…` : reason));
+  return `${shown.join('; ')}${reasons.length > shown.length ? `; and ${reasons.length - shown.length} more` : ''}`;
+}
+
+/** `slot 2` or `slots 0, 1` (at most 10 named). */
+function slotsText(slots: readonly number[]): string {
+  return `slot${slots.length === 1 ? '' : 's'} ${listText(slots.map(String))}`;
+}
+
+/** The first 10 of `items`, comma-separated, and how many more: a rollout's message stays within the state's bound. */
+function listText(items: readonly string[]): string {
+  const shown = items.slice(0, 10);
+  return `${shown.join(', ')}${items.length > shown.length ? ` and ${items.length - shown.length} more` : ''}`;
+}
+
+/**
+ * The batch's target instances that are not placed, when the scheduler
+ * recorded the app unplaceable since the batch started (so their turn to be
+ * placed came and went); empty otherwise.
+ */
+function unplacedSince(app: App, rollout: Rollout, inflight: readonly Instance[]): Instance[] {
+  const record = app.unplaceable;
+  if (record === undefined || record.count === 0 || record.updatedAt < (rollout.batchStartedAt ?? rollout.startedAt)) return [];
+  return inflight.filter((instance) => instance.node === undefined);
+}
+
+/**
+ * Start-first that cannot start beside: for each `stuck` target whose slot
+ * still runs others, and that fits in their place, the others to retire;
+ * undefined when there is none.
+ */
+function planStopFirstFallback(rollout: Rollout, slots: Slots, stuck: readonly Instance[], context: RolloutContext): { slots: number[]; retire: StepCommand['retire'] } | undefined {
+  const fitsInPlaceOf = context.fitsInPlaceOf;
+  if (fitsInPlaceOf === undefined) return undefined;
+  // A node down or suspect may come back with room: stop nothing that runs for room missing only for a while.
+  for (const node of context.nodes.values()) if (node.status === 'down' || node.status === 'suspect') return undefined;
+  const fallback: { slots: number[]; retire: StepCommand['retire'] } = { slots: [], retire: [] };
+  for (const target of stuck) {
+    const others = (slots.others.get(target.slot) ?? []).filter((instance) => instance.node !== undefined);
+    if (others.length === 0 || !fitsInPlaceOf(target, others)) continue;
+    fallback.slots.push(target.slot);
+    for (const instance of others) fallback.retire.push({ id: instance.id, reason: `start-first update to version ${rollout.toVersion} fell back to stop-first: the new instance does not fit beside it` });
+  }
+  return fallback.slots.length > 0 ? fallback : undefined;
 }
 
 /** Blue-green and canary: the new version beside the old until promotion. */

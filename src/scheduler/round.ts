@@ -18,9 +18,11 @@
  * flight, so that no other step is planned twice or over stale room.
  */
 import { isActive } from '../state/apply-apps.js';
+import { CLUSTER_VERSION_FLOOR } from '../state/version.js';
 import type { App, Command, Instance, NodeRecord, Volume } from '../state/types.js';
 import { mayPlaceNow, planFailedReschedules, planRetiredRemovals, HEALING_DEFAULTS, type HealingOptions } from './healing.js';
-import { appKey, appsByKey, buildLoads, priorityOf, specOf } from './node-load.js';
+import { parseConstraints } from './constraints.js';
+import { appKey, appsByKey, buildLoads, demandOf, loadWithout, misfit, priorityOf, residentOf, specOf, type NodeLoad } from './node-load.js';
 import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable, type UnplaceableKind } from './placement.js';
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
@@ -70,6 +72,8 @@ export interface RoundInput {
   inFlight?: ReadonlyMap<string, string>;
   /** The tenants' volumes: instances follow the node-local volumes they mount. Absent: none. */
   volumes?: readonly Volume[];
+  /** The cluster version in force (src/state/version.ts): no command of a newer version is planned. Absent: the floor, 2. */
+  clusterVersion?: number;
 }
 
 /** A round's commands, in the order to propose them, and counts for logs and metrics. */
@@ -102,7 +106,11 @@ export function planRound(input: RoundInput): RoundPlan {
     const key = appKey(app.tenant, app.name);
     const instances = byApp.get(key) ?? [];
     if (app.rollout !== undefined && app.rollout.state === 'running') rolloutTargets.set(key, app.rollout.toVersion);
-    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs });
+    const fitsInPlaceOf = (target: Instance, others: readonly Instance[]): boolean => {
+      loads ??= buildLoads(input, appsByKey(input.apps));
+      return fitsInPlace(target, others, loads, appsByKey(input.apps));
+    };
+    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, fitsInPlaceOf });
     if (stepped !== undefined) {
       commands.push(stepped);
       continue;
@@ -114,7 +122,8 @@ export function planRound(input: RoundInput): RoundPlan {
     }
   }
   const skip = (instance: Instance): boolean => rolloutTargets.get(appKey(instance.tenant, instance.app)) === instance.version;
-  const reschedule = planFailedReschedules(input.instances, { nodes, now, options, skip, max: options.healingBatchMax });
+  const reasons = (input.clusterVersion ?? CLUSTER_VERSION_FLOOR) >= 4;
+  const reschedule = planFailedReschedules(input.instances, { nodes, now, options, skip, max: options.healingBatchMax, reasons });
   if (reschedule !== undefined) commands.push(reschedule);
   const removals = planRetiredRemovals(input.instances, { nodes, now, options, max: options.healingBatchMax });
   if (removals !== undefined) commands.push(removals);
@@ -127,6 +136,31 @@ export function planRound(input: RoundInput): RoundPlan {
   const report = unplaceableReport(input.apps, placement.unplaceable, placement.placements.length > 0);
   if (report !== undefined) commands.push(report);
   return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length, unplaceableByKind: countByKind(placement.unplaceable), waitsOnTime: waitsOnTime(input) };
+}
+
+/**
+ * Whether `target` fits on the node of some of `others` (placed instances of
+ * its slot) once the others there are gone: what a start-first update that
+ * falls back to stop-first would free (rollout.ts).
+ */
+function fitsInPlace(target: Instance, others: readonly Instance[], loads: ReadonlyMap<string, NodeLoad>, apps: Map<string, App>): boolean {
+  const spec = specOf(target, apps);
+  if (spec === undefined) return false;
+  const constraints = parseConstraints(spec.constraints);
+  if (!constraints.ok) return false;
+  const demand = demandOf(target, spec, constraints.constraints);
+  const byNode = new Map<string, Instance[]>();
+  for (const other of others) if (other.node !== undefined) byNode.set(other.node, [...(byNode.get(other.node) ?? []), other]);
+  for (const [nodeId, here] of byNode) {
+    const load = loads.get(nodeId);
+    if (load === undefined || load.node.status !== 'up') continue;
+    const residents = here.flatMap((other) => {
+      const otherSpec = specOf(other, apps);
+      return otherSpec !== undefined && load.residents.some((resident) => resident.id === other.id) ? [residentOf(other, otherSpec)] : [];
+    });
+    if (misfit(loadWithout(load, residents), demand) === undefined) return true;
+  }
+  return false;
 }
 
 /** The round's placement step over `nodes` (the same records as `input.nodes`, by id), counting `inFlight` placements as made. */

@@ -128,7 +128,14 @@ export class ClusterChecker implements ApplyHooks {
       const replaced = instances.some(
         (other) => !retired.has(other.id) && other.slot === instance.slot && other.version === targetVersion && servesNow(other, specOfVersion(app, other.version), nodes),
       );
-      if (!replaced) {
+      // Start-first falls back to stop-first for a slot whose new instance the scheduler found unplaceable since its batch started (src/scheduler/rollout.ts).
+      const batchStartedAt = app.rollout?.batchStartedAt ?? app.rollout?.startedAt ?? Infinity;
+      const fellBack =
+        rolling &&
+        app.unplaceable !== undefined &&
+        app.unplaceable.updatedAt >= batchStartedAt &&
+        instances.some((other) => other.slot === instance.slot && other.version === targetVersion && other.desired === 'running' && other.node === undefined);
+      if (!replaced && !fellBack) {
         const slot = instances
           .filter((other) => other.slot === instance.slot)
           .map((other) => `${other.id} v${other.version} ${other.desired} ${other.status.state} on ${other.node ?? '-'} (${other.node === undefined ? '' : nodes.get(other.node)?.status})`);

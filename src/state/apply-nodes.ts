@@ -15,9 +15,9 @@ import { releaseSubnet } from './apply-network.js';
 import { ErrorCode, type StateError } from './errors.js';
 import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { Command, Instance, NodeRecord } from './types.js';
+import { AGENT_LABELS_LABEL, HOST_PORTS_MAX, RESERVED_LABEL_PREFIX, type Command, type Instance, type NodeRecord } from './types.js';
 import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
-import { integer, list, nullable, object, oneOf, optional, refine } from './schema.js';
+import { integer, list, nullable, object, oneOf, optional, refine, text } from './schema.js';
 import { certificateRecord, count, freeText, identifier, instanceEndpoint, instanceState, labels, nonEmptyAddress, repeatedId, resources, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 import { stateMutations } from './mutations.js';
@@ -25,6 +25,8 @@ import { stateMutations } from './mutations.js';
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
 const failureStates: ReadonlySet<string> = new Set(['unhealthy', 'exited', 'oom-killed', 'failed']);
+/** States that end an instance's `lastFailure`: it runs again. */
+const runningStates: ReadonlySet<string> = new Set(['running', 'healthy']);
 
 /** How many ignored instance ids an instance.status result names. */
 export const IGNORED_IDS_SHOWN_MAX = 100;
@@ -162,6 +164,67 @@ export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.
 }
 
 /**
+ * node.label: sets and removes labels of a node. Refused (naming the field)
+ * for Hivemind's own labels (`hivemind.*`), for a key the node's agent was
+ * started with (`--label`: it registers with it again), for a key both set
+ * and removed, and for a node that is not registered or left. A label to
+ * remove that the node lacks is no error.
+ */
+export function planNodeLabel(state: ClusterState, command: CommandOf<'node.label'>, context: ApplyContext): Plan {
+  const action = `cannot label node "${command.id}"`;
+  const found = findNode(state, command.id, action);
+  if (!found.ok) return found;
+  const { node } = found;
+  const left = hasLeft(node, action);
+  if (left) return left;
+  const fromAgent = new Set((node.labels[AGENT_LABELS_LABEL] ?? '').split(',').filter((key) => key !== ''));
+  const keys: [string, string][] = [...Object.keys(command.set).map((key): [string, string] => [key, `set.${key}`]), ...command.remove.map((key, position): [string, string] => [key, `remove[${position}]`])];
+  for (const [key, field] of keys) {
+    if (key.startsWith(RESERVED_LABEL_PREFIX)) return refuse(ErrorCode.invalidArgument, `${action}: labels starting with "${RESERVED_LABEL_PREFIX}" are Hivemind's own`, field);
+    if (fromAgent.has(key)) {
+      return refuse(ErrorCode.conflict, `${action}: its label "${key}" comes from its agent's --label flag, which sets it again whenever the node registers; change the flag and restart the agent`, field);
+    }
+  }
+  const both = command.remove.findIndex((key) => Object.hasOwn(command.set, key));
+  if (both >= 0) return refuse(ErrorCode.invalidArgument, `${action}: label "${command.remove[both]}" is both set and removed`, `remove[${both}]`);
+  const count = Object.keys({ ...node.labels, ...command.set }).length;
+  if (count > LIMITS.labelsMax) return refuse(ErrorCode.limitReached, `${action}: a node has at most ${LIMITS.labelsMax} labels`, 'set');
+  return {
+    ok: true,
+    commit: () => {
+      const labels = { ...node.labels, ...command.set };
+      for (const key of command.remove) delete labels[key];
+      node.labels = labels;
+      node.updatedIndex = context.index;
+      const changes = [...Object.entries(command.set).map(([key, value]) => `${key}=${value}`), ...command.remove.map((key) => `-${key}`)];
+      return { value: { id: node.id, labels }, history: { target: `node ${node.id}`, summary: `labels ${changes.join(', ') || 'unchanged'}` } };
+    },
+  };
+}
+
+/**
+ * node.ports: the ports the node's host listens on (`NodeRecord.hostPorts`),
+ * reported by the node itself when they changed. Observed state: not in
+ * history. Refused for a node not registered or that left.
+ */
+export function planNodePorts(state: ClusterState, command: CommandOf<'node.ports'>, context: ApplyContext): Plan {
+  const action = `cannot record the host ports of node "${command.id}"`;
+  const found = findNode(state, command.id, action);
+  if (!found.ok) return found;
+  const { node } = found;
+  const left = hasLeft(node, action);
+  if (left) return left;
+  return {
+    ok: true,
+    commit: () => {
+      node.hostPorts = { tcp: [...command.tcp], udp: [...command.udp] };
+      node.updatedIndex = context.index;
+      return { value: { id: node.id, tcp: command.tcp.length, udp: command.udp.length } };
+    },
+  };
+}
+
+/**
  * node.remove: the node is kept with status 'left' and gives its subnet
  * back; its instances keep their placement for the scheduler to move. With `joinedIndex`, it ends only that
  * membership: a remove proposed before the node left and joined again, and
@@ -247,7 +310,8 @@ function describePlacements(moves: { instance: Instance; node: string | null }[]
 }
 
 /**
- * instance.status: records each reported status. Updates for instances that
+ * instance.status: records each reported status (a running or healthy one
+ * clears the instance's `lastFailure`). Updates for instances that
  * no longer exist, or that name a version other than the instance's current
  * one, are ignored (a report can race with a scale-down, a delete or a new
  * deploy); the result's value counts them and names the first
@@ -267,6 +331,8 @@ export function planInstanceStatus(state: ClusterState, command: CommandOf<'inst
         }
         const since = instance.status.state === update.state ? (instance.status.since ?? context.time) : context.time;
         if (failureStates.has(update.state) && instance.status.state !== update.state) instance.failures = (instance.failures ?? 0) + 1;
+        // Only records written at state version 4 carry it: older code never meets one.
+        if (instance.lastFailure !== undefined && runningStates.has(update.state)) delete instance.lastFailure;
         instance.status = {
           state: update.state,
           since,
@@ -377,6 +443,38 @@ export const nodeHeartbeatCommand: CommandModule<'node.heartbeat'> = {
   memberSelf: 'id',
   schema: object<CommandOf<'node.heartbeat'>>({ type: oneOf(['node.heartbeat']), id: identifier }),
   plan: planNodeHeartbeat,
+};
+
+/** `node.label`. */
+export const nodeLabelCommand: CommandModule<'node.label'> = {
+  type: 'node.label',
+  since: 4,
+  proposers: ['user'],
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.label'>>({
+    type: oneOf(['node.label']),
+    id: identifier,
+    set: labels,
+    remove: list(text({ bytesMin: 1, bytesMax: LIMITS.labelBytesMax, pattern: /^\S+$/, patternHint: 'a key without spaces' }), { max: LIMITS.labelsMax, unique: true }),
+  }),
+  plan: planNodeLabel,
+};
+
+/** A list of host ports: sorted, unique, each 1..65535, at most HOST_PORTS_MAX. */
+const hostPortList = refine(list(integer({ min: 1, max: 65_535 }), { max: HOST_PORTS_MAX, unique: true }), (ports) => {
+  const position = ports.findIndex((port, at) => at > 0 && ports[at - 1]! > port);
+  return position < 0 ? undefined : { field: `[${position}]`, text: 'must not be lower than the port before it (sort the list)' };
+});
+
+/** `node.ports`. */
+export const nodePortsCommand: CommandModule<'node.ports'> = {
+  type: 'node.ports',
+  since: 4,
+  proposers: ['member'],
+  memberSelf: 'id',
+  changesNodeRecords: true,
+  schema: object<CommandOf<'node.ports'>>({ type: oneOf(['node.ports']), id: identifier, tcp: hostPortList, udp: hostPortList }),
+  plan: planNodePorts,
 };
 
 /** `node.remove`. */

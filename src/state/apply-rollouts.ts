@@ -15,7 +15,7 @@ import { currentSpec, limitProblem, refuse, tenantKey, type ApplyContext, type C
 import { addApp, quotaProblem, tenantUsage } from './quota.js';
 import type { App, Command, Instance, Rollout, RolloutPatch } from './types.js';
 import { integer, list, object, oneOf, optional, refine } from './schema.js';
-import { count, freeText, identifier, name, nonEmptyText, repeatedId, LIMITS } from './fields.js';
+import { count, failureReason, freeText, identifier, name, nonEmptyText, repeatedId, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
@@ -175,7 +175,9 @@ export function planInstanceReschedule(state: ClusterState, command: CommandOf<'
         instance.attempt = (instance.attempt ?? 0) + 1;
         instance.notBefore = update.notBefore;
         if (update.avoidNode !== undefined) instance.avoidNode = update.avoidNode;
-        instance.status = { state: 'pending', message: 'rescheduled after failing', reportedAt: context.time, updatedIndex: context.index, since: context.time };
+        const message = update.reason === undefined ? 'rescheduled after failing' : `rescheduled after failing${update.avoidNode === undefined ? '' : ` on ${update.avoidNode}`}: ${update.reason}`;
+        instance.status = { state: 'pending', message, reportedAt: context.time, updatedIndex: context.index, since: context.time };
+        if (update.reason !== undefined) instance.lastFailure = { message: update.reason, ...(update.avoidNode === undefined ? {} : { node: update.avoidNode }) };
       }
       const shown = instances.slice(0, 5).map((instance) => `${instance.id} (attempt ${instance.attempt})`);
       const more = instances.length > shown.length ? ` and ${instances.length - shown.length} more` : '';
@@ -403,12 +405,14 @@ export const rolloutStepCommand: CommandModule<'rollout.step'> = {
 export const instanceRescheduleCommand: CommandModule<'instance.reschedule'> = {
   type: 'instance.reschedule',
   since: 1,
+  // The failure's cause (`reason`, kept in `lastFailure`) came with state version 4.
+  versionOf: (command) => (command.updates.some((update) => update.reason !== undefined) ? 4 : 1),
   proposers: ['scheduler'],
   schema: refine(
     object<CommandOf<'instance.reschedule'>>({
       type: oneOf(['instance.reschedule']),
       updates: list(
-        object<CommandOf<'instance.reschedule'>['updates'][number]>({ id: identifier, notBefore: count, avoidNode: optional(identifier) }),
+        object<CommandOf<'instance.reschedule'>['updates'][number]>({ id: identifier, notBefore: count, avoidNode: optional(identifier), reason: optional(failureReason) }),
         { min: 1, max: LIMITS.batchItemsMax },
       ),
     }),

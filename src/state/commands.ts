@@ -10,7 +10,7 @@ import type { CommandModule } from './command.js';
 import { clusterVersionCommand } from './apply-cluster.js';
 import { tenantCreateCommand, tenantDeleteCommand, tenantUpdateCommand } from './apply-tenants.js';
 import { appDeleteCommand, appDeployCommand, appDeployManyCommand, appRollbackCommand, appScaleCommand } from './apply-apps.js';
-import { instancePlaceCommand, instanceStatusCommand, nodeHeartbeatCommand, nodeRegisterCommand, nodeRemoveCommand, nodeRoleCommand, nodeStatusCommand } from './apply-nodes.js';
+import { instancePlaceCommand, instanceStatusCommand, nodeHeartbeatCommand, nodeLabelCommand, nodePortsCommand, nodeRegisterCommand, nodeRemoveCommand, nodeRoleCommand, nodeStatusCommand } from './apply-nodes.js';
 import { appAbortCommand, appPromoteCommand, appRebalanceCommand, appUnplaceableCommand, instancePreemptCommand, instanceRemoveCommand, instanceRescheduleCommand, rolloutStepCommand } from './apply-rollouts.js';
 import { caSetCommand, nodeCertificateCommand } from './apply-ca.js';
 import { networkConfigureCommand } from './apply-network.js';
@@ -44,6 +44,8 @@ export const COMMANDS: { readonly [T in CommandType]: CommandModule<T> } = {
   'node.status': nodeStatusCommand,
   'node.role': nodeRoleCommand,
   'node.heartbeat': nodeHeartbeatCommand,
+  'node.ports': nodePortsCommand,
+  'node.label': nodeLabelCommand,
   'node.remove': nodeRemoveCommand,
   'network.configure': networkConfigureCommand,
   'policy.put': policyPutCommand,

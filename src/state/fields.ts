@@ -174,6 +174,12 @@ export const identifier = text({
 });
 /** Free text of at most LIMITS.textBytesMax (status messages, reasons). */
 export const freeText = text({ bytesMax: LIMITS.textBytesMax });
+/**
+ * A failure's cause as an instance record keeps it (`Instance.lastFailure`):
+ * one line, not empty, at most 1 KiB (FAILURE_MESSAGE_CHARS_MAX characters
+ * of UTF-16 take at most 3 bytes each).
+ */
+export const failureReason = text({ bytesMin: 1, bytesMax: 1024 });
 /** Free text that is not empty. */
 export const nonEmptyText = text({ bytesMin: 1, bytesMax: LIMITS.textBytesMax });
 const argument = text({ bytesMax: LIMITS.argumentBytesMax, multiline: true });

@@ -353,8 +353,9 @@ export class ClusterStateMachine {
    * caller must not change them, and must not keep them past the next apply:
    * apply changes them in place.
    */
-  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; volumes: readonly Volume[]; appliedIndex: number } {
+  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; volumes: readonly Volume[]; appliedIndex: number; clusterVersion: number } {
     return {
+      clusterVersion: this.clusterVersion,
       nodes: [...this.#state.nodes.values()],
       instances: [...this.#state.instances.values()],
       apps: [...this.#state.apps.values()],
@@ -428,7 +429,12 @@ function copyTwoLevels(value: object, freeze: boolean): Record<string, unknown> 
       continue;
     }
     const level: Record<string, unknown> = { ...inner };
-    for (const nested of Object.values(level)) assert(typeof nested !== 'object' || nested === null, `node record field ${key} nests deeper than two levels`);
+    for (const [name, nested] of Object.entries(level)) {
+      if (typeof nested !== 'object' || nested === null) continue;
+      // A list of numbers or strings (a node's host ports by protocol).
+      assert(Array.isArray(nested) && nested.every((item: unknown) => typeof item !== 'object' || item === null), `node record field ${key} nests deeper than two levels`);
+      level[name] = freeze ? Object.freeze([...nested]) : [...nested];
+    }
     copied[key] = freeze ? Object.freeze(level) : level;
   }
   return freeze ? Object.freeze(copied) : copied;

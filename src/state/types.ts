@@ -472,7 +472,18 @@ export interface Instance {
    * restarts an instance in place, so a rollout reads its failures here.
    */
   failures?: number;
+  /**
+   * Why it last failed, in its executor's words (one line, at most
+   * FAILURE_MESSAGE_CHARS_MAX characters), and on which node: set when the
+   * scheduler reschedules it after a failure (state version 4), kept while
+   * it waits and is placed again, cleared once it runs. Absent: it has not
+   * failed since it last ran.
+   */
+  lastFailure?: { message: string; node?: string };
 }
+
+/** The longest failure message an instance record keeps (`Instance.lastFailure`); the executor's longer text is cut. */
+export const FAILURE_MESSAGE_CHARS_MAX = 300;
 
 export type NodeStatus = 'up' | 'suspect' | 'down' | 'left';
 
@@ -514,7 +525,24 @@ export interface NodeRecord {
    * nodes registered before the network was; removed when it leaves.
    */
   subnet?: string;
+  /**
+   * The ports its host listens on that no instance of the cluster holds,
+   * and Hivemind's own (API, peer, gossip, DNS, proxy), as the node last
+   * reported them (`node.ports`, state version 4): placement never
+   * publishes one of them there. Absent: not reported yet (the API, peer and
+   * gossip ports of `addresses` are reserved all the same).
+   */
+  hostPorts?: HostPorts;
 }
+
+/** Ports by protocol, each list sorted, unique, at most HOST_PORTS_MAX long. */
+export interface HostPorts {
+  tcp: number[];
+  udp: number[];
+}
+
+/** The most ports of one protocol a node reports (own ports first, then the lowest). */
+export const HOST_PORTS_MAX = 1024;
 
 /** One issued certificate, by serial (upper-case hex) and expiry (ms since the epoch). */
 export interface CertificateRecord {
@@ -762,8 +790,12 @@ export type Command =
       /** The rebalance made one more move (`true`), or is finished (`'done'`). */
       rebalance?: 'moved' | 'done';
     }
+  /** Sets and removes labels of a node (an operator's `hivemind nodes label`); Hivemind's own (`hivemind.*`) and the agent's `--label` keys are refused. */
+  | { type: 'node.label'; id: string; set: Record<string, string>; remove: string[] }
+  /** The ports a node's host listens on (NodeRecord.hostPorts); from the node itself, when they changed. */
+  | { type: 'node.ports'; id: string; tcp: number[]; udp: number[] }
   /** Puts instances that failed back to be placed later, elsewhere (backoff). */
-  | { type: 'instance.reschedule'; updates: { id: string; notBefore: number; avoidNode?: string }[] }
+  | { type: 'instance.reschedule'; updates: { id: string; notBefore: number; avoidNode?: string; /** The failure's cause (state version 4). */ reason?: string }[] }
   /** Removes retired instances (desired 'stopped') once they stopped. */
   | { type: 'instance.remove'; ids: string[] }
   /** Makes room for `id` on `node` by unplacing lower-priority instances; recorded in history with the reasons. */
@@ -832,6 +864,23 @@ export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
  * through a leader of the previous one, which refuses unknown fields.
  */
 export const STATE_VERSION_LABEL = 'hivemind.state-version';
+
+/**
+ * The resource limits a node can enforce, comma-separated (`cpu,memory`):
+ * the cgroup controllers its kernel offers (v1 or v2), which process apps'
+ * limits use directly and containers' through runc. The node registers with
+ * it; absent (a node of an older release): not known.
+ */
+export const LIMITS_LABEL = 'hivemind.limits';
+
+/** Labels whose key starts with this are Hivemind's own (the node sets them when it registers); `node.label` never changes them. */
+export const RESERVED_LABEL_PREFIX = 'hivemind.';
+
+/**
+ * The keys of the labels a node's agent was started with (`--label k=v`), comma-separated: it registers
+ * with them each time, so `node.label` refuses to change them (the flag would bring them back).
+ */
+export const AGENT_LABELS_LABEL = 'hivemind.agent-labels';
 
 /** The fields of a rollout a `rollout.step` may change. */
 export interface RolloutPatch {

@@ -31,7 +31,9 @@
  * (ENCRYPTED_VOLUMES_VERSION), replicas that cannot share their volume's
  * node refused (VOLUME_FIT_VERSION), the envelope's `traceparent`
  * (TRACE_CONTEXT_VERSION), an app's container settings and configs and a
- * tenant's capabilities (CONTAINER_SETTINGS_VERSION).
+ * tenant's capabilities (CONTAINER_SETTINGS_VERSION), an instance's failure
+ * cause (`instance.reschedule`'s `reason`, `Instance.lastFailure`), a node's
+ * host ports (`node.ports`), node labels set by an operator (`node.label`).
  */
 export const STATE_VERSION = 4;
 

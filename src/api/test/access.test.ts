@@ -104,6 +104,7 @@ const MATRIX: { route: string; method: string; path: string; body?: unknown; con
   { route: '/v1/status', method: 'GET', path: '/v1/status', expect: 'AAAAA' },
   { route: '/v1/nodes', method: 'GET', path: '/v1/nodes', expect: 'AAAAA' },
   { route: '/v1/nodes/:id', method: 'GET', path: '/v1/nodes/solo', expect: 'AAAAA' },
+  { route: '/v1/nodes/:id/labels', method: 'POST', path: '/v1/nodes/ghost/labels', body: { set: { zone: 'a' } }, expect: 'ADDDD' },
   { route: '/v1/nodes/:id/leave', method: 'POST', path: '/v1/nodes/ghost/leave', expect: 'ADDDD' },
   { route: '/v1/token', method: 'GET', path: '/v1/token', expect: 'ADDDD' },
   { route: '/v1/token/rotate', method: 'POST', path: '/v1/token/rotate', expect: 'ADDDD' },

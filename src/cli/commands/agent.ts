@@ -47,6 +47,11 @@ function addAgentFlags(command: Command): Command {
     if (/^--(voter-grace|tick-ms|snapshot-every|reschedule-grace|progress-deadline|warm-networks)/.test(flags)) option.helpGroup('Tuning:');
     command.addOption(option);
   }
+  // Repeatable; joined with commas for resolveConfig, as HIVEMIND_LABELS is written.
+  command.addOption(
+    new Option('--label <key=value>', "a label of this node, read by placement constraints (node.labels.KEY == VALUE); repeatable; HIVEMIND_LABELS takes KEY=VALUE,KEY=VALUE")
+      .argParser((value: string, previous: string | undefined) => (previous === undefined ? value : `${previous},${value}`)),
+  );
   return command.addHelpText(
     'after',
     '\nThe data directory (--data-dir, HIVEMIND_DATA_DIR, default ./.hivemind) and the join token (--token, HIVEMIND_TOKEN) are global flags.',
@@ -65,6 +70,7 @@ function typedFlags(command: Command): AgentFlags {
     const value = own[key];
     if (value !== undefined && command.getOptionValueSource(key) === 'cli') flags[key] = value;
   }
+  if (own.label !== undefined && command.getOptionValueSource('label') === 'cli') flags.labels = own.label;
   const root = rootOf(command);
   const global = root.opts<{ dataDir?: string; token?: string }>();
   if (global.dataDir !== undefined && root.getOptionValueSource('dataDir') === 'cli') flags.dataDir = global.dataDir;

@@ -14,14 +14,13 @@ import { ago, printJson, printLine, renderFields, renderTable, shorten, timestam
 import { tenantAndName, wholeNumber } from '../parse.js';
 import { showOnce, watch } from '../watch.js';
 import { TENANT_FILTER, TENANT_OF_ONE, tenantOption, writeAndReport } from './shared.js';
+import { instanceMessage, INSTANCE_MESSAGE_CHARS_MAX } from './instance-text.js';
 
 /** `GET /v1/apps/{tenant}/{name}`: the app, its current spec, its instances. */
 export interface AppAnswer extends App {
   spec?: AppSpec;
   instances: Instance[];
 }
-
-const messageLengthMax = 60;
 
 /** Adds `apps`, `app`, `scale`, `rollback` and `delete` to `program`. */
 export function registerAppCommands(program: Command): void {
@@ -204,7 +203,7 @@ function renderApp(context: CliContext, app: AppAnswer): string {
       (instance.status?.exitCode === undefined ? (instance.status?.state ?? '-') : `${instance.status.state} (exit ${instance.status.exitCode})`) +
         (instance.desired === 'stopped' ? ', retired' : ''),
       ago(instance.status?.reportedAt),
-      shorten(instance.status?.message ?? '', messageLengthMax),
+      shorten(instanceMessage(instance, app.unplaceable), INSTANCE_MESSAGE_CHARS_MAX),
     ]),
     'no instances',
   );

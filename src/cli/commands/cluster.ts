@@ -1,5 +1,5 @@
 /**
- * `status`, `nodes`, `leave`, `token`: the cluster and its members.
+ * `status`, `nodes`, `nodes label`, `leave`, `token`: the cluster and its members.
  */
 import type { Command } from 'commander';
 import type { NodeView, StatusAnswer } from '../../api/answers.js';
@@ -9,6 +9,8 @@ import type { Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
 import { ago, labelsText, printJson, printLine, renderFields, renderTable } from '../output.js';
 import { showOnce, watch } from '../watch.js';
+import { UsageError } from '../errors.js';
+import { RESERVED_LABEL_PREFIX } from '../../state/types.js';
 
 /** Adds `status`, `nodes`, `leave` and `token` to `program`. */
 export function registerClusterCommands(program: Command): void {
@@ -29,11 +31,11 @@ export function registerClusterCommands(program: Command): void {
       });
     });
 
-  program
+  const nodes = program
     .command('nodes')
-    .description('list the nodes of the cluster with their status, Raft role, addresses and resources')
+    .description('list the nodes of the cluster with their status, Raft role, addresses, resources and labels')
     .option('-w, --watch', 'show again at every change')
-    .addHelpText('after', '\nExamples:\n  hivemind nodes\n  hivemind nodes --watch')
+    .addHelpText('after', '\nExamples:\n  hivemind nodes\n  hivemind nodes --watch\n  hivemind nodes label n2 zone=a disk=ssd')
     .action(async (options: { watch?: boolean }, command: Command) => {
       const context = contextOf(command);
       await withClient(context, (client) => {
@@ -43,6 +45,25 @@ export function registerClusterCommands(program: Command): void {
           render: (body: { nodes: NodeView[] }) => renderNodes(context, listIn(body, 'nodes')),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
+      });
+    });
+
+  nodes
+    .command('label')
+    .description("set or remove a node's labels, which placement constraints read (node.labels.KEY == VALUE)")
+    .argument('<node>', 'the id of the node')
+    .argument('[labels...]', 'labels to set, as KEY=VALUE')
+    .option('--remove <key...>', 'labels to remove (repeatable)')
+    .addHelpText('after', '\nExamples:\n  hivemind nodes label n2 zone=a disk=ssd\n  hivemind nodes label n2 --remove disk\n\nLabels given to the agent with --label are set again whenever it registers: change those with the flag.')
+    .action(async (node: string, pairs: string[], options: { remove?: string[] }, command: Command) => {
+      const context = contextOf(command);
+      const set = parseLabelPairs(pairs);
+      const remove = options.remove ?? [];
+      if (Object.keys(set).length === 0 && remove.length === 0) throw new UsageError('give labels to set (KEY=VALUE) or --remove KEY');
+      await withClient(context, async (client) => {
+        const { body } = await client.call('POST /v1/nodes/:id/labels', { params: { id: node }, body: { set, remove } });
+        if (context.json) return printJson(context, body);
+        printLine(context, `node ${node}: labels ${userLabelsText(objectOf(body, 'an answer').labels)}`);
       });
     });
 
@@ -79,6 +100,22 @@ export function registerClusterCommands(program: Command): void {
     });
 }
 
+/** `KEY=VALUE` arguments as labels; a malformed one is a usage error naming it. */
+export function parseLabelPairs(pairs: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of pairs) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new UsageError(`label ${JSON.stringify(pair)} must be KEY=VALUE`);
+    labels[pair.slice(0, equals)] = pair.slice(equals + 1);
+  }
+  return labels;
+}
+
+/** Labels without Hivemind's own (`hivemind.*`), as `a=1, b=2`, or `-`. */
+function userLabelsText(labels: Record<string, string> | undefined): string {
+  return labelsText(Object.fromEntries(Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(RESERVED_LABEL_PREFIX))));
+}
+
 function idList(ids: string[] | undefined): string {
   return ids === undefined || ids.length === 0 ? '-' : ids.join(', ');
 }
@@ -107,7 +144,7 @@ function renderNodes(context: CliContext, nodes: NodeView[]): string {
     node.addresses?.api ?? '-',
     node.resources?.cpuMillis === undefined ? '-' : formatCpu(node.resources.cpuMillis),
     node.resources?.memoryBytes === undefined ? '-' : formatBytes(node.resources.memoryBytes),
-    labelsText(node.labels),
+    userLabelsText(node.labels),
     ago(node.lastSeenAt),
   ]);
   return renderTable(context, ['id', 'status', 'role', 'gossip', 'api', 'cpu', 'memory', 'labels', 'last seen'], rows, 'no nodes');

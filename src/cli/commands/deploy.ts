@@ -2,14 +2,15 @@
  * `deploy -f FILE`: send a Compose-style file to the node, show what it
  * deployed, then (unless `--detach`) follow it with blocking queries: an
  * update's rollout until it ends (succeeded, rolled back, paused, or waiting
- * for `hivemind promote`), a first deploy's instances until they all run; it
- * ends with the result, or gives up at `--timeout`.
+ * for `hivemind promote`), a first deploy's instances until they all run, or
+ * until an app has none running and one failed (then it stops with the
+ * executor's own words); it ends with the result, or gives up at `--timeout`.
  */
 import { Option, type Command } from 'commander';
 import type { DeployPlan, PlannedApp } from '../../appfile/index.js';
 import type { DeployedApp, DryRunAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
-import type { Instance, Rollout } from '../../state/types.js';
+import type { App, Instance, Rollout } from '../../state/types.js';
 import { listIn, objectOf } from '../answers.js';
 import type { ApiClient, ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -17,6 +18,7 @@ import { CliError } from '../errors.js';
 import { isTerminal, printJson, printLine, printTable } from '../output.js';
 import { parseDurationOption } from '../parse.js';
 import { addAppFileOptions, gatherAppFiles, type AppFileFlags, type AppFileInput } from './app-file-input.js';
+import { instanceMessage } from './instance-text.js';
 import { formatDurationMs } from '../../appfile/units.js';
 /** How long `--wait` waits by default. */
 export const DEPLOY_WAIT_MS_DEFAULT = 5 * 60_000;
@@ -174,33 +176,59 @@ function printPlan(context: CliContext, plan: DryRunAnswer): void {
   printLine(context, 'dry run: nothing was changed');
 }
 
-/** Progress of one app's new version: how many of its instances are up, and how the others are. */
+/**
+ * Progress of one app's new version: how many of its instances are up, how
+ * the others are, and the first that failed (none up, the reason it failed).
+ */
 interface Progress {
   app: DeployedApp;
   up: number;
   others: Map<string, number>;
+  failed?: { instance: Instance; cause: string };
+  /** Why the scheduler cannot place some of its instances (the app's `unplaceable` reasons), when it says. */
+  unplaceable?: string[];
 }
 
-function progressOf(apps: DeployedApp[], instances: Instance[]): Progress[] {
+/** Reports of a crash loop (exited, oom-killed, unhealthy) after which `--wait` stops with the last one. */
+const CRASH_LOOP_FAILURES = 3;
+
+function progressOf(apps: DeployedApp[], instances: Instance[], records: readonly App[]): Progress[] {
   return apps.map((app) => {
+    const record = records.find((candidate) => candidate.tenant === app.tenant && candidate.name === app.name);
     const own = instances.filter((instance) => instance.tenant === app.tenant && instance.app === app.name && instance.version === app.version);
     const others = new Map<string, number>();
     let up = 0;
+    let failed: Progress['failed'];
     for (const instance of own) {
       const state = instance.status?.state ?? 'pending';
       if (upStates.has(state)) up++;
       else {
         // JSON leaves an unplaced instance's `node` out (or null).
-      const label = state === 'pending' && (instance.node === undefined || instance.node === null) ? 'not placed' : state;
+        const label = state === 'pending' && (instance.node === undefined || instance.node === null) ? 'not placed' : state;
         others.set(label, (others.get(label) ?? 0) + 1);
+        failed ??= failureOf(instance);
       }
     }
-    return { app, up, others };
+    const unplaceable = record?.unplaceable !== undefined && record.unplaceable.count > 0 ? { unplaceable: record.unplaceable.reasons } : {};
+    return { app, up, others, ...(up === 0 && failed !== undefined ? { failed } : {}), ...unplaceable };
   });
 }
 
+/**
+ * Why `instance` failed, when it did: its executor gave up (`failed`), it was
+ * rescheduled after failing (`lastFailure`), or it keeps crashing.
+ */
+function failureOf(instance: Instance): Progress['failed'] {
+  const state = instance.status?.state;
+  const where = instance.node === undefined || instance.node === null ? '' : ` on ${instance.node}`;
+  if (state === 'failed') return { instance, cause: `failed${where}: ${instanceMessage(instance) || 'no reason given'}` };
+  if (instance.lastFailure !== undefined) return { instance, cause: `failed${instance.lastFailure.node === undefined ? '' : ` on ${instance.lastFailure.node}`}: ${instance.lastFailure.message}` };
+  if (state !== undefined && downStates.has(state) && (instance.failures ?? 0) >= CRASH_LOOP_FAILURES) return { instance, cause: `${state}${where} ${instance.failures} times: ${instanceMessage(instance) || 'no reason given'}` };
+  return undefined;
+}
+
 function isDone(progress: Progress[]): boolean {
-  return progress.every((each) => each.up >= each.app.replicas);
+  return progress.every((each) => each.up >= each.app.replicas || each.failed !== undefined);
 }
 
 /** `web: 2/3 running (1 starting), api: 1/1 running`. */
@@ -258,15 +286,34 @@ function waitForInstances(context: CliContext, client: ApiClient, init: { apps: 
   return follow(
     context,
     client,
-    { ...init, query: (query, blocking) => client.call('GET /v1/instances', { query, blocking }) },
+    {
+      ...init,
+      query: async (query, blocking) => {
+        const instances = await client.call('GET /v1/instances', { query, blocking });
+        // The apps say why instances are not placed; one index moves for both, so the instances' answer woke for them too.
+        const apps = await client.call('GET /v1/apps', { query });
+        return { body: { instances: listIn(instances.body, 'instances'), apps: listIn(apps.body, 'apps') }, index: instances.index };
+      },
+    },
     (body) => {
-      const progress = progressOf(init.apps, listIn(body, 'instances'));
+      const progress = progressOf(init.apps, body.instances, body.apps);
       return { line: progressLine(progress), done: isDone(progress), state: progress };
     },
     {
-      finish: () => undefined,
+      finish: (progress) => {
+        const failed = progress.filter((each) => each.up < each.app.replicas && each.failed !== undefined);
+        if (failed.length === 0) return;
+        const causes = failed.map(({ app, failed: failure }) => `${app.name}: instance ${failure!.instance.id} ${failure!.cause}`);
+        throw new CliError(`${causes.join('; ')}. The deploy itself is committed; fix the app and deploy again (\`hivemind ps NAME\` shows its instances).`);
+      },
       timedOut: (line, progress) => {
-        const hint = progress.some((each) => each.others.has('not placed')) ? ' Instances that are not placed wait for a node with room (see `hivemind nodes`).' : '';
+        const reasons = progress.filter((each) => each.others.has('not placed') && each.unplaceable !== undefined).map((each) => `${each.app.name}: ${each.unplaceable!.join('; ')}`);
+        const hint =
+          reasons.length > 0
+            ? ` Not placed because ${reasons.join('; ')}.`
+            : progress.some((each) => each.others.has('not placed'))
+              ? ' Instances that are not placed wait for a node with room (see `hivemind nodes`).'
+              : '';
         const failing = progress.some((each) => [...each.others.keys()].some((state) => downStates.has(state)));
         const failingHint = failing ? ' Some instances stopped or failed: `hivemind app NAME` shows why.' : '';
         return new CliError(`gave up waiting after ${formatDurationMs(init.timeoutMs)}: ${line}. The deploy itself is committed.${hint}${failingHint}`);

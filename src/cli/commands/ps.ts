@@ -1,10 +1,12 @@
 /**
  * `ps [APP]`: every instance of the cluster (or of one app, or one tenant):
  * where it runs, its state and the executor's last word on it (for a
- * process app, the host port each instance listens on).
+ * process app, the host port each instance listens on), else why it last
+ * failed or why it cannot be placed (instance-text.ts).
  */
 import type { Command } from 'commander';
-import type { Instance } from '../../state/types.js';
+import type { App, Instance } from '../../state/types.js';
+import { instanceMessage, INSTANCE_MESSAGE_CHARS_MAX } from './instance-text.js';
 import { listIn } from '../answers.js';
 import type { ApiResponse, Blocking } from '../client.js';
 import { contextOf, withClient, type CliContext } from '../context.js';
@@ -12,8 +14,6 @@ import { ago, renderTable, shorten } from '../output.js';
 import { tenantAndName } from '../parse.js';
 import { showOnce, watch } from '../watch.js';
 import { TENANT_FILTER, tenantOption } from './shared.js';
-
-const MESSAGE_CHARS_MAX = 60;
 
 /** Adds `ps` to `program`. */
 export function registerPsCommand(program: Command): void {
@@ -37,23 +37,24 @@ export function registerPsCommand(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: appText === undefined ? 'instances' : `instances of ${query.tenant}/${query.app}`,
-          read: async (blocking: Blocking | undefined): Promise<ApiResponse<{ instances: Instance[]; projects?: Map<string, string | undefined> }>> => {
+          read: async (blocking: Blocking | undefined): Promise<ApiResponse<{ instances: Instance[]; projects?: Map<string, App> }>> => {
             const instances = await client.call('GET /v1/instances', { query, blocking });
             if (context.json && options.projectName === undefined) return instances;
             // The apps hold the project; any change moves the one index, so the instances' answer woke for them too.
             const apps = await client.call('GET /v1/apps', { query: { tenant: query.tenant } });
-            const projects = new Map(listIn(apps.body, 'apps').map((app) => [`${app.tenant}/${app.name}`, app.project]));
-            const listed = listIn(instances.body, 'instances').filter((instance) => options.projectName === undefined || projects.get(`${instance.tenant}/${instance.app}`) === options.projectName);
+            const projects = new Map(listIn(apps.body, 'apps').map((app) => [`${app.tenant}/${app.name}`, app]));
+            const listed = listIn(instances.body, 'instances').filter((instance) => options.projectName === undefined || projects.get(`${instance.tenant}/${instance.app}`)?.project === options.projectName);
             return { body: context.json ? { instances: listed } : { instances: listed, projects }, index: instances.index };
           },
-          render: (body: { instances: Instance[]; projects?: Map<string, string | undefined> }) => renderInstances(context, listIn(body, 'instances'), body.projects ?? new Map()),
+          render: (body: { instances: Instance[]; projects?: Map<string, App> }) => renderInstances(context, listIn(body, 'instances'), body.projects ?? new Map()),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
     });
 }
 
-function renderInstances(context: CliContext, instances: Instance[], projects: ReadonlyMap<string, string | undefined>): string {
+/** `apps`: each instance's app by `tenant/name` (its project, why it cannot be placed). */
+function renderInstances(context: CliContext, instances: Instance[], apps: ReadonlyMap<string, App>): string {
   const sorted = [...instances].sort((a, b) => a.tenant.localeCompare(b.tenant) || a.app.localeCompare(b.app) || a.slot - b.slot || a.id.localeCompare(b.id));
   return renderTable(
     context,
@@ -61,12 +62,12 @@ function renderInstances(context: CliContext, instances: Instance[], projects: R
     sorted.map((instance) => [
       instance.id,
       `${instance.tenant}/${instance.app}`,
-      projects.get(`${instance.tenant}/${instance.app}`) ?? '-',
+      apps.get(`${instance.tenant}/${instance.app}`)?.project ?? '-',
       instance.version,
       instance.node ?? '(not placed)',
       (instance.status.exitCode === undefined ? instance.status.state : `${instance.status.state} (exit ${instance.status.exitCode})`) + (instance.desired === 'stopped' ? ', retired' : ''),
       ago(instance.status.reportedAt),
-      shorten(instance.status.message ?? '', MESSAGE_CHARS_MAX),
+      shorten(instanceMessage(instance, apps.get(`${instance.tenant}/${instance.app}`)?.unplaceable), INSTANCE_MESSAGE_CHARS_MAX),
     ]),
     'no instances; deploy an app with `hivemind deploy -f app.yaml`',
   );

@@ -47,6 +47,10 @@ export interface StartOptions {
   dataDir?: string;
   /** Start with `--insecure-api on`: the API in plain HTTP. */
   insecureApi?: boolean;
+  /** More flags for `agent` or `join` (`--label zone=a`). */
+  extraArgs?: string[];
+  /** A command that runs the agent's command line (`unshare --mount -- sh -c '...; exec "$0" "$@"'`): it must exec it, so that signals reach the agent. */
+  wrap?: string[];
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -81,8 +85,10 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
     '--gossip-port', String(await freeUdpPort()),
     '--dns-port', String(await freeUdpPort()),
     ...(options.insecureApi ? ['--insecure-api', 'on'] : []),
+    ...(options.extraArgs ?? []),
   ];
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, ...programArgs] = [...(options.wrap ?? []), process.execPath, ...args];
+  const child: ChildProcess = spawn(program!, programArgs, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
   // The agent's log lines are JSON on a pipe: kept in their readable form, a whole line at a time.

@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Command } from 'commander';
 import { buildProgram } from '../program.js';
-import { BIN, closedPort, hasStackTrace, runCli } from './run-cli.js';
+import { BIN, closedPort, hasStackTrace, runCli, type CliResult } from './run-cli.js';
 
 /** Every command path of the tree: `[]`, `['tenants']`, `['tenants', 'create']`, ... */
 function commandPaths(command: Command, prefix: string[] = []): string[][] {

@@ -120,4 +120,13 @@ test('out-of-range tuning and clashing ports are refused', () => {
   assert.match(problems({ advertise: 'host:7071' })[0]!.message, '--advertise must be a host name or IP address');
 });
 
+test('--label: KEY=VALUE labels, from the flag or HIVEMIND_LABELS; bad ones named, Hivemind\'s own refused', () => {
+  assert.equal(ok({}).labels, {});
+  assert.equal(ok({ labels: 'zone=a,disk=ssd' }).labels, { zone: 'a', disk: 'ssd' });
+  assert.equal(ok({}, { HIVEMIND_LABELS: 'rack=r1, gpu=' }).labels, { rack: 'r1', gpu: '' });
+  assert.match(problems({ labels: 'zone' })[0]!.message, /^--label must be KEY=VALUE labels/);
+  assert.match(problems({ labels: 'hivemind.state-version=9' })[0]!.message, "must not set Hivemind's own labels");
+  assert.match(problems({}, { HIVEMIND_LABELS: 'a b=c' })[0]!.message, /^HIVEMIND_LABELS must be KEY=VALUE/);
+});
+
 test.run();

@@ -50,4 +50,18 @@ test('malformed constraints get clear errors', () => {
   }
 });
 
+test('node.role: Swarm\'s manager is a voter, worker any other node; other values are refused', () => {
+  const voter = node('n1', { role: 'voter' });
+  const learner = node('n2', { role: 'learner' });
+  const none = node('n3', { role: 'none' });
+  assert.ok(constraintHolds(parsed('node.role == manager'), voter));
+  assert.not.ok(constraintHolds(parsed('node.role == manager'), learner));
+  assert.ok(constraintHolds(parsed('node.role == worker'), learner));
+  assert.ok(constraintHolds(parsed('node.role == worker'), none));
+  assert.not.ok(constraintHolds(parsed('node.role == worker'), voter));
+  assert.ok(constraintHolds(parsed('node.role != manager'), none));
+  const refused = parseConstraint('node.role == boss');
+  assert.ok(!refused.ok && refused.error.message.includes('a node\'s role is manager, worker, voter, learner, none'));
+});
+
 test.run();

@@ -1,7 +1,8 @@
 // Self-healing, rebalance, unplaceable reasons and preemption, over the real state machine.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { backoffMs, HEALING_DEFAULTS, mayPlaceNow } from '../healing.js';
+import { backoffMs, failureCause, HEALING_DEFAULTS, mayPlaceNow, planFailedReschedules } from '../healing.js';
+import { FAILURE_MESSAGE_CHARS_MAX, type Instance } from '../../state/types.js';
 import { simSpec, SimWorld } from '../sim.js';
 import { HEALTHCHECK, runningOf, worldWithWeb } from './world.js';
 import { node } from './fixtures.js';
@@ -145,6 +146,31 @@ test('preemption: a higher-priority app takes the room of a lower one, and the h
   const entry = world.machine.history().find((candidate) => candidate.command === 'instance.preempt');
   assert.match(entry?.summary ?? '', /placed on n1 by preemption: preempted on node "n1" to make room for default\.web\.0\.1 of default\/web \(priority 10 over -10\)/);
   assert.is(world.ready('default', 'batch').length, 1);
+});
+
+test('a failed instance is rescheduled with its executor\'s message as the cause once the cluster applies version 4', () => {
+  const failed: Instance = {
+    id: 'default.web.0.1', tenant: 'default', app: 'web', version: 1, slot: 0, node: 'n1', desired: 'running', createdIndex: 1,
+    status: { state: 'failed', message: 'cannot start: command "/srv/app" is not found\nmore', reportedAt: 0, updatedIndex: 2 },
+  };
+  const nodes = new Map([['n1', node('n1')]]);
+  const base = { nodes, now: 1_000, options: HEALING_DEFAULTS, skip: () => false, max: 10 };
+  assert.equal(planFailedReschedules([failed], { ...base, reasons: true })?.updates, [{ id: failed.id, notBefore: 2_000, avoidNode: 'n1', reason: 'cannot start: command "/srv/app" is not found' }]);
+  assert.equal(planFailedReschedules([failed], { ...base, reasons: false })?.updates, [{ id: failed.id, notBefore: 2_000, avoidNode: 'n1' }], 'an older cluster gets no reason');
+  const silent = { ...failed, status: { ...failed.status, message: ' ' } };
+  assert.equal(planFailedReschedules([silent], { ...base, reasons: true })?.updates, [{ id: failed.id, notBefore: 2_000, avoidNode: 'n1' }], 'no words: no reason');
+});
+
+test('a failure\'s cause is one line of printable text, cut with an ellipsis, never through a surrogate pair', () => {
+  assert.is(failureCause(undefined), undefined);
+  assert.is(failureCause('\n'), undefined);
+  assert.is(failureCause('a\tb\u0007c'), 'a b c');
+  const long = failureCause('x'.repeat(FAILURE_MESSAGE_CHARS_MAX + 10))!;
+  assert.is(long.length, FAILURE_MESSAGE_CHARS_MAX);
+  assert.ok(long.endsWith('…'));
+  const emoji = failureCause(`${'x'.repeat(FAILURE_MESSAGE_CHARS_MAX - 3)}${'😀'.repeat(5)}`)!;
+  assert.ok(emoji.length <= FAILURE_MESSAGE_CHARS_MAX);
+  assert.not.match(emoji, /[\ud800-\udbff](?![\udc00-\udfff])/, 'no lone high surrogate');
 });
 
 test.run();

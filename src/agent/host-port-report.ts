@@ -1,0 +1,68 @@
+/**
+ * Reports the ports this node's host listens on (`node.ports`), a step every
+ * HOST_PORTS_INTERVAL_MS: reads `/proc/self/net/{tcp,tcp6,udp,udp6}` (the
+ * node's network namespace), keeps the ports seen in two scans in a row that
+ * no instance placed here holds, adds Hivemind's own ports, and submits the
+ * report through the leader only when it differs from the node's record
+ * (src/node/host-ports.ts). Only once the cluster applies state version 4
+ * (before, the command would be refused), and only for a registered node.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostPortsReport, instanceHostPorts, listeningPorts, sameHostPorts } from '../node/host-ports.js';
+import type { ClusterStateMachine } from '../state/machine.js';
+import type { Command, CommandResult, HostPorts, NodeRecord } from '../state/types.js';
+
+/** How often the node scans its host's ports, ms: a host process that starts listening is in the state within two of these. */
+export const HOST_PORTS_INTERVAL_MS = 5_000;
+
+/** The first state version that applies `node.ports`. */
+const NODE_PORTS_VERSION = 4;
+
+/** What the step works with. */
+export interface HostPortReportContext {
+  nodeId: string;
+  machine: ClusterStateMachine;
+  /** This node's record, unless it is of an earlier membership under this name. */
+  ownRecord(): NodeRecord | undefined;
+  /** Hivemind's own ports on this node (API, peer, proxy over TCP; gossip, DNS over UDP; DNS over TCP too). */
+  ownPorts(): HostPorts;
+  submit(command: Command): Promise<CommandResult>;
+  logOnce(key: string, line: string): void;
+  /** Reads a file of /proc; the real one by default. */
+  readProc?: (path: string) => Promise<string>;
+}
+
+/** See the file comment; `step` is the loop's step. */
+export class HostPortReport {
+  #previous: { tcp: Set<number>; udp: Set<number> } | undefined;
+
+  constructor(private readonly context: HostPortReportContext) {}
+
+  async step(): Promise<void> {
+    const { context } = this;
+    const scan = await this.scan();
+    const previous = this.#previous;
+    this.#previous = scan;
+    // The first scan has nothing to confirm it: the next step reports.
+    if (previous === undefined) return;
+    const record = context.ownRecord();
+    if (record === undefined || record.status === 'left' || context.machine.clusterVersion < NODE_PORTS_VERSION) return;
+    const placed = context.machine.instances({ node: context.nodeId }).filter((instance) => instance.desired === 'running' || instance.status.state !== 'stopped');
+    const held = instanceHostPorts(placed, (instance) => context.machine.app(instance.tenant, instance.app)?.versions.find((entry) => entry.version === instance.version)?.spec);
+    const report = hostPortsReport({ scans: [scan, previous], own: context.ownPorts(), instances: held });
+    if (sameHostPorts(record.hostPorts, report)) return;
+    const result = await context.submit({ type: 'node.ports', id: context.nodeId, tcp: report.tcp, udp: report.udp });
+    if (!result.ok) context.logOnce(`node.ports:${result.error.message}`, `cannot record this node's host ports: ${result.error.message}`);
+  }
+
+  /** The listening ports of one scan; a file that cannot be read (no IPv6) counts as empty. */
+  private async scan(): Promise<{ tcp: Set<number>; udp: Set<number> }> {
+    const read = this.context.readProc ?? ((path: string) => readFile(path, 'utf8'));
+    const text = async (name: string): Promise<string> => read(`/proc/self/net/${name}`).catch(() => '');
+    const [tcp, tcp6, udp, udp6] = await Promise.all(['tcp', 'tcp6', 'udp', 'udp6'].map(text));
+    return {
+      tcp: new Set([...listeningPorts(tcp!, 'tcp'), ...listeningPorts(tcp6!, 'tcp')]),
+      udp: new Set([...listeningPorts(udp!, 'udp'), ...listeningPorts(udp6!, 'udp')]),
+    };
+  }
+}
