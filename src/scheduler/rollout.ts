@@ -36,7 +36,15 @@ export interface RolloutContext {
   now: number;
   /** How long a batch may take to be done before it counts as failed. */
   progressDeadlineMs: number;
+  /**
+   * The slot rule's retirements name their keeper (`retire[].keeper`, state
+   * version 4), so that the state refuses the step if the keeper stopped
+   * serving before it applied. Only once the cluster version allows it
+   * (`KEEPERS_STATE_VERSION`, state/apply-rollouts.ts); absent or false: the steps of older releases.
+   */
+  namesKeepers?: boolean;
 }
+
 
 /** The spec of `version`, else the app's newest. */
 export function specOfVersion(app: App, version: number): AppSpec {
@@ -77,7 +85,9 @@ function applySlotRule(app: App, slots: Slots, spec: AppSpec, context: RolloutCo
     done.add(slot);
     // Newer targets than the keeper are copies still starting (a rebalance move): they stay.
     const older = targets.filter((instance) => instance.createdIndex < keeper.createdIndex || (instance.createdIndex === keeper.createdIndex && instance.id < keeper.id));
-    for (const instance of [...older, ...(slots.others.get(slot) ?? [])]) retire.push({ id: instance.id, reason: `replaced by ${keeper.id}` });
+    for (const instance of [...older, ...(slots.others.get(slot) ?? [])]) {
+      retire.push({ id: instance.id, reason: `replaced by ${keeper.id}`, ...(context.namesKeepers === true ? { keeper: keeper.id } : {}) });
+    }
   }
   return done;
 }

@@ -25,6 +25,8 @@ import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
 import { planRolloutStep } from './rollout.js';
+import { KEEPERS_STATE_VERSION } from '../state/apply-rollouts.js';
+import { CLUSTER_VERSION_FLOOR } from '../state/version.js';
 import { waitsOnTime } from './time-dependence.js';
 
 /** The scheduler's settings; every one has a default in `SCHEDULER_DEFAULTS`. */
@@ -70,6 +72,8 @@ export interface RoundInput {
   inFlight?: ReadonlyMap<string, string>;
   /** The tenants' volumes: instances follow the node-local volumes they mount. Absent: none. */
   volumes?: readonly Volume[];
+  /** The cluster version in force (state/version.ts): the round proposes only what it allows. Absent: CLUSTER_VERSION_FLOOR. */
+  clusterVersion?: number;
 }
 
 /** A round's commands, in the order to propose them, and counts for logs and metrics. */
@@ -94,13 +98,14 @@ export function planRound(input: RoundInput): RoundPlan {
     else list.push(instance);
   }
   const commands: Command[] = [];
+  const namesKeepers = (input.clusterVersion ?? CLUSTER_VERSION_FLOOR) >= KEEPERS_STATE_VERSION;
   const rolloutTargets = new Map<string, number>();
   let loads: ReturnType<typeof buildLoads> | undefined;
   for (const app of input.apps) {
     const key = appKey(app.tenant, app.name);
     const instances = byApp.get(key) ?? [];
     if (app.rollout !== undefined && app.rollout.state === 'running') rolloutTargets.set(key, app.rollout.toVersion);
-    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs });
+    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, namesKeepers });
     if (stepped !== undefined) {
       commands.push(stepped);
       continue;

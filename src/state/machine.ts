@@ -353,8 +353,9 @@ export class ClusterStateMachine {
    * caller must not change them, and must not keep them past the next apply:
    * apply changes them in place.
    */
-  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; volumes: readonly Volume[]; appliedIndex: number } {
+  schedulerView(): { nodes: readonly NodeRecord[]; instances: readonly Instance[]; apps: readonly App[]; volumes: readonly Volume[]; appliedIndex: number; clusterVersion: number } {
     return {
+      clusterVersion: this.clusterVersion,
       nodes: [...this.#state.nodes.values()],
       instances: [...this.#state.instances.values()],
       apps: [...this.#state.apps.values()],

@@ -27,9 +27,10 @@
  * The state version this code applies. 1: before the gate. 2: trust, IPAM,
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
- * cluster version (`cluster.version`).
+ * cluster version (`cluster.version`). 4: a `rollout.step`'s retirements
+ * name their keeper, and the step is refused when the keeper no longer serves.
  */
-export const STATE_VERSION = 3;
+export const STATE_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the
