@@ -14,6 +14,7 @@
  * the leader of the healed cluster settled. See docs/internals/simulator.md.
  */
 import { createHash } from 'node:crypto';
+import { assert } from '../../consensus/core/assert.js';
 import { SeededRandom } from '../../consensus/core/random.js';
 import { EntryType, Role, type NodeId } from '../../consensus/core/types.js';
 import { SimNetwork } from '../../consensus/sim/network.js';
@@ -22,7 +23,7 @@ import { CRASH_MODES, MemoryDisk, type DiskOperation } from '../../consensus/sto
 import type { SubmitRequestWire } from '../agent/submit.js';
 import type { Message } from '../membership/messages.js';
 import { convergenceProblems } from '../scheduler/sim.js';
-import type { Command, Resources } from '../state/types.js';
+import type { Command, CommandResult, Resources } from '../state/types.js';
 import { ClusterChecker } from './invariants.js';
 import { NodeClock } from './node-clock.js';
 import { SimAgent } from './sim-agent.js';
@@ -184,15 +185,7 @@ export class ClusterWorld {
   // Running
 
   async run(): Promise<ClusterRunResult> {
-    const founders: NodeId[] = [];
-    for (let number = 1; number <= this.settings.nodes; number++) {
-      const id = `n${number}`;
-      founders.push(id);
-      const resources = { cpuMillis: 1000 * (2 + this.#random.below(3)), memoryBytes: 1024 ** 3 * (2 + this.#random.below(5)) };
-      this.#machines.set(id, new Machine(id, resources, () => this.#clock.nowMs));
-    }
-    this.#record(`settings ${JSON.stringify(this.settings)}`);
-    for (const machine of this.#machines.values()) this.#schedule(this.#random.below(TICK_MS), () => this.#start(machine, founders));
+    this.#boot(() => ({ cpuMillis: 1000 * (2 + this.#random.below(3)), memoryBytes: 1024 ** 3 * (2 + this.#random.below(5)) }));
     this.#schedule(500, () => this.#setUpTenants());
     this.#schedule(1000, () => this.#operatorLoop());
     this.#schedule(this.settings.nemesisIntervalMs, () => this.#nemesisLoop());
@@ -214,6 +207,85 @@ export class ClusterWorld {
     const leader = this.#leader();
     const finalStateHash = leader === undefined ? '' : createHash('sha1').update(leader.machine.snapshot()).digest('hex');
     return { seed: this.settings.seed, violations: this.checker.violations, trace: this.#trace, stats: this.stats, settings: this.settings, simulatedMs: this.#clock.nowMs, finalStateHash };
+  }
+
+  /** Makes the machines (n1..), each with `resourcesOf()`, and starts them as the founding voters. */
+  #boot(resourcesOf: () => Resources): void {
+    const founders: NodeId[] = [];
+    for (let number = 1; number <= this.settings.nodes; number++) {
+      const id = `n${number}`;
+      founders.push(id);
+      this.#machines.set(id, new Machine(id, resourcesOf(), () => this.#clock.nowMs));
+    }
+    this.#record(`settings ${JSON.stringify(this.settings)}`);
+    for (const machine of this.#machines.values()) this.#schedule(this.#random.below(TICK_MS), () => this.#start(machine, founders));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Scenarios: a test drives the world step by step instead of the operator and the nemesis (the checks run as in a seed).
+
+  /** Starts the machines, each with `resources`, and no operator or nemesis: the test changes things itself (`operate`, `crash`). */
+  startScenario(resources: Resources): void {
+    assert(this.#machines.size === 0, 'ClusterWorld.startScenario: the world has started already');
+    this.#boot(() => ({ ...resources }));
+  }
+
+  /**
+   * Runs events until `done()` holds (true) or `boundMs` of simulated time
+   * passed or a check found a violation (false).
+   */
+  async runUntil(done: () => boolean, boundMs: number): Promise<boolean> {
+    const endMs = this.#clock.nowMs + boundMs;
+    while (this.checker.violations.length === 0) {
+      if (done()) return true;
+      const next = this.#clock.nextTimeMs();
+      if (next === undefined || next > endMs) return false;
+      this.#clock.runNext();
+      await settle();
+      this.#afterEvent();
+    }
+    return false;
+  }
+
+  /** The leader with the highest term among the running machines, if any. */
+  leader(): SimAgent | undefined {
+    return this.#leader();
+  }
+
+  /** The running agent of machine `id`, if it runs. */
+  agent(id: NodeId): SimAgent | undefined {
+    const machine = this.#machines.get(id);
+    return machine?.up === true ? machine.agent : undefined;
+  }
+
+  /** Proposes `command` as the operator through the leader (there must be one); its result once applied there. */
+  async operate(command: Command): Promise<CommandResult> {
+    const leader = this.#leader();
+    assert(leader !== undefined, 'ClusterWorld.operate: no leader');
+    let answer: CommandResult | undefined;
+    leader.proposeAsOperator(command, `op:${++this.#operatorRequests}`).then((result) => (answer = result), () => undefined);
+    await this.runUntil(() => answer !== undefined, 10_000);
+    assert(answer !== undefined, `ClusterWorld.operate: ${command.type} got no answer within 10 s`);
+    return answer;
+  }
+
+  /** Crashes machine `id` (its disk keeps what a random crash mode lets it). */
+  crash(id: NodeId): void {
+    const machine = this.#machines.get(id);
+    assert(machine !== undefined, `ClusterWorld.crash: no machine ${id}`);
+    this.#crash(machine);
+  }
+
+  /** Starts machine `id` again after a crash. */
+  restart(id: NodeId): void {
+    const machine = this.#machines.get(id);
+    assert(machine !== undefined && !machine.up, `ClusterWorld.restart: ${id} is not a crashed machine`);
+    this.#restart(machine);
+  }
+
+  /** The simulated time, ms since the run started. */
+  get nowMs(): number {
+    return this.#clock.nowMs;
   }
 
   #afterEvent(): void {
