@@ -283,6 +283,20 @@ export class ClusterWorld {
     this.#restart(machine);
   }
 
+  /** Cuts machine `id` off from every other, both ways (Raft, gossip and submits alike), until `healNetwork`. */
+  isolate(id: NodeId): void {
+    for (const other of this.#machines.keys()) {
+      if (other === id) continue;
+      this.#block(id, other);
+      this.#block(other, id);
+    }
+  }
+
+  /** Every partition ends. */
+  healNetwork(): void {
+    this.#healNetwork();
+  }
+
   /** The simulated time, ms since the run started. */
   get nowMs(): number {
     return this.#clock.nowMs;

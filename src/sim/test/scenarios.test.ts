@@ -73,4 +73,33 @@ test('a rolling update whose new version fails its health check rolls back by it
   assert.equal(world.checker.violations, []);
 });
 
+test('a node silent for less than the suspicion timeout is never declared dead; a crashed one is, by every other node, and recorded down', async () => {
+  const world = new ClusterWorld({ ...clusterSettingsForSeed(3), nodes: 5, dropRate: 0, duplicateRate: 0, delayMsMax: 2, voterGraceMs: 5000, oomChance: 0 });
+  world.startScenario({ cpuMillis: 4000, memoryBytes: 8 * GiB });
+  const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+  const viewOf = (observer: string, id: string): string | undefined => world.agent(observer)?.gossip.statuses()[id];
+  const allAlive = (): boolean => ids.every((observer) => ids.every((id) => viewOf(observer, id) === 'alive'));
+  assert.ok(await world.runUntil(allAlive, 30_000), 'every node sees all five alive');
+
+  // n4 cut off for one second (the suspicion timeout is at least 2 s): no other node ever holds it dead.
+  let declaredDead: string | undefined;
+  const watchN4 = (): boolean => {
+    for (const observer of ids) if (observer !== 'n4' && viewOf(observer, 'n4') === 'dead') declaredDead ??= `${observer} at ${world.nowMs} ms`;
+    return false;
+  };
+  world.isolate('n4');
+  await world.runUntil(watchN4, 1000);
+  world.healNetwork();
+  await world.runUntil(watchN4, 6000);
+  assert.is(declaredDead, undefined, `n4 declared dead by ${declaredDead}`);
+  assert.ok(ids.every((observer) => viewOf(observer, 'n4') === 'alive'));
+
+  // n5 crashed: every other node's view says dead, and the state records it down.
+  world.crash('n5');
+  const survivors = ids.filter((id) => id !== 'n5');
+  assert.ok(await world.runUntil(() => survivors.every((observer) => viewOf(observer, 'n5') === 'dead'), 30_000), 'n1..n4 mark n5 dead');
+  assert.ok(await world.runUntil(() => world.leader()?.machine.node('n5')?.status === 'down', 30_000), 'the state records n5 down');
+  assert.equal(world.checker.violations, []);
+});
+
 test.run();
