@@ -71,12 +71,13 @@ export class PlanningClock {
     this.#clock = clock;
   }
 
-  /** The time to plan with, given the newest time in the state (`newestStateTime`); never less than an earlier answer. */
+  /** The time to plan with, whole ms, given the newest time in the state (`newestStateTime`); never less than an earlier answer. */
   now(newestInStateMs: number): number {
     const monotonicMs = this.#clock.monotonicMs();
     const carried = this.#last === undefined ? 0 : this.#last.timeMs + (monotonicMs - this.#last.monotonicMs) * PLANNING_TIME_RATE_BEHIND;
     const timeMs = Math.max(this.#clock.now(), newestInStateMs, carried);
     this.#last = { timeMs, monotonicMs };
-    return timeMs;
+    // Whole milliseconds, as every time in a command (half speed and a monotonic clock give fractions); still never back.
+    return Math.floor(timeMs);
   }
 }

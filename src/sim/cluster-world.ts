@@ -159,6 +159,7 @@ export class ClusterWorld {
     configChanges: 0,
     elections: 0,
     applied: 0,
+    keeperRefusals: 0,
   };
 
   constructor(readonly settings: ClusterSettings) {
@@ -206,6 +207,7 @@ export class ClusterWorld {
     }
     const leader = this.#leader();
     const finalStateHash = leader === undefined ? '' : createHash('sha1').update(leader.machine.snapshot()).digest('hex');
+    this.stats.keeperRefusals = this.checker.keeperRefusals;
     return { seed: this.settings.seed, violations: this.checker.violations, trace: this.#trace, stats: this.stats, settings: this.settings, simulatedMs: this.#clock.nowMs, finalStateHash };
   }
 
@@ -292,9 +294,22 @@ export class ClusterWorld {
     }
   }
 
+  /** Machine `id`'s wall clock jumps `ms` ahead (it keeps running from there, across its lives). */
+  jumpClock(id: NodeId, ms: number): void {
+    const machine = this.#machines.get(id);
+    assert(machine?.agent !== undefined, `ClusterWorld.jumpClock: ${id} does not run`);
+    machine.aheadMs += ms;
+    machine.agent.clock.jump(ms);
+  }
+
   /** Every partition ends. */
   healNetwork(): void {
     this.#healNetwork();
+  }
+
+  /** The trace so far (its last TRACE_LINES_MAX lines), for a failing scenario's report. */
+  get trace(): readonly string[] {
+    return this.#trace;
   }
 
   /** The simulated time, ms since the run started. */

@@ -58,6 +58,12 @@ export class ClusterChecker implements ApplyHooks {
   /** The command being checked, for the violations' text. */
   #command = '';
   hashesCompared = 0;
+  /**
+   * `rollout.step`s the state refused because a retirement's keeper no longer
+   * served (the rolling update's plan/apply race, caught at apply): how often
+   * the race happens in a run.
+   */
+  keeperRefusals = 0;
 
   constructor(private readonly nowMs: () => number) {}
 
@@ -83,6 +89,7 @@ export class ClusterChecker implements ApplyHooks {
     if (entry === undefined || !this.#checking) return;
     this.#checking = false;
     if (result?.ok === true) for (const violation of this.#pending) this.record(violation);
+    if (result?.ok === false && result.error.field?.endsWith('.keeper') === true) this.keeperRefusals++;
     this.#checkQuota(machine, index);
     this.#checkResources(machine, index);
   }

@@ -62,6 +62,16 @@ test('a leader whose clock is behind the state plans from the newest time in it,
   assert.is(planning.now(newest), clock.wallMs);
 });
 
+test('planning time is whole milliseconds, as every time a command carries', () => {
+  const clock = new SetClock();
+  const planning = new PlanningClock(clock);
+  assert.is(planning.now(2_000_000), 2_000_000);
+  clock.pass(1);
+  assert.is(planning.now(2_000_000), 2_000_000, 'half a millisecond on: still the same whole one');
+  clock.pass(1);
+  assert.is(planning.now(2_000_000), 2_000_001);
+});
+
 test('the newest state time reads what leaders stamp, not what lies ahead by design or what members report from their own clocks', () => {
   const node = { id: 'n1', lastSeenAt: 100, statusSince: 200 } as NodeRecord;
   const instance = { id: 'web.0.1', notBefore: 9_000, status: { state: 'running', since: 300, reportedAt: 8_000, updatedIndex: 1 } } as unknown as Instance;

@@ -9,7 +9,8 @@ import type { AppSpec, Instance } from '../../state/types.js';
 import { ClusterWorld, clusterSettingsForSeed } from '../cluster-world.js';
 
 const GiB = 1024 ** 3;
-const HEALTHCHECK: NonNullable<AppSpec['healthcheck']> = { test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 };
+// A start period past the simulated runtime's slowest start: a check before the workload is up may fail.
+const HEALTHCHECK: NonNullable<AppSpec['healthcheck']> = { test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 3000 };
 
 /** Three equal nodes on a reliable network, with the graces of the real-process test this replaces (2 s), led and registered. */
 async function threeNodes(seed: number): Promise<ClusterWorld> {
@@ -99,6 +100,28 @@ test('a node silent for less than the suspicion timeout is never declared dead; 
   const survivors = ids.filter((id) => id !== 'n5');
   assert.ok(await world.runUntil(() => survivors.every((observer) => viewOf(observer, 'n5') === 'dead'), 30_000), 'n1..n4 mark n5 dead');
   assert.ok(await world.runUntil(() => world.leader()?.machine.node('n5')?.status === 'down', 30_000), 'the state records n5 down');
+  assert.equal(world.checker.violations, []);
+});
+
+test('a leader whose clock ran ahead does not stall the next leader\'s rollout (seed 2993\'s finding; planning-time.ts)', async () => {
+  const world = await threeNodes(4);
+  const ahead = world.leader()!.id;
+  world.jumpClock(ahead, 120_000);
+  const update = { parallelism: 1, delayMs: 1000, failureAction: 'rollback' as const, order: 'start-first' as const, monitorMs: 2000 };
+  // Off the leader, whose crash below must not fail the update (its workloads die with it).
+  const first = simSpec('web', { replicas: 2, healthcheck: HEALTHCHECK, update, constraints: [`node.id != ${ahead}`] });
+  assert.ok((await world.operate({ type: 'app.deploy', spec: first })).ok);
+  const healthy = (version: number): number => running(world, 'web').filter((instance) => instance.version === version && instance.status.state === 'healthy').length;
+  assert.ok(await world.runUntil(() => healthy(1) === 2, 15_000), '2 healthy instances of version 1');
+  // The update starts under the leader whose clock is 120 s ahead: its batch times and the statuses' times are in its future.
+  assert.ok((await world.operate({ type: 'app.deploy', spec: { ...first, environment: { V: '2' } } })).ok);
+  assert.ok(await world.runUntil(() => running(world, 'web').some((instance) => instance.version === 2 && instance.status.state === 'healthy'), 15_000), `the first batch runs: ${JSON.stringify(world.leader()?.machine.app('default', 'web')?.rollout)} ${JSON.stringify(running(world, 'web').map((instance) => [instance.id, instance.version, instance.node, instance.status.state]))} ${world.leader()?.machine.history(20).map((entry) => entry.summary).join(' | ')}`);
+  world.crash(ahead);
+  assert.ok(await world.runUntil(() => world.leader() !== undefined && world.leader()!.id !== ahead, 15_000), 'a leader with a correct clock');
+  const crashedAt = world.nowMs;
+  const done = await world.runUntil(() => world.leader()?.machine.app('default', 'web')?.rollout?.state === 'succeeded', 40_000);
+  const rollout = world.leader()?.machine.app('default', 'web')?.rollout;
+  assert.ok(done, `the rollout finished within 40 s of the leader change, not 120 s later (${world.nowMs - crashedAt} ms: ${rollout?.state}, ${rollout?.message}) ${JSON.stringify(world.leader()?.machine.instances({ app: 'web' }))} ${JSON.stringify(world.leader()?.machine.nodes().map((node) => [node.id, node.status, node.lastSeenAt]))}\n${world.trace.slice(-60).join('\n')}`);
   assert.equal(world.checker.violations, []);
 });
 
