@@ -211,25 +211,34 @@ export class ClusterWorld {
     return { seed: this.settings.seed, violations: this.checker.violations, trace: this.#trace, stats: this.stats, settings: this.settings, simulatedMs: this.#clock.nowMs, finalStateHash };
   }
 
-  /** Makes the machines (n1..), each with `resourcesOf()`, and starts them as the founding voters. */
-  #boot(resourcesOf: () => Resources): void {
+  /** Makes the machines (n1..), each with `resourcesOf()`, and starts them: the first `founderCount` as the founding voters, the others empty. */
+  #boot(resourcesOf: () => Resources, founderCount = this.settings.nodes): void {
     const founders: NodeId[] = [];
     for (let number = 1; number <= this.settings.nodes; number++) {
       const id = `n${number}`;
-      founders.push(id);
+      if (number <= founderCount) founders.push(id);
       this.#machines.set(id, new Machine(id, resourcesOf(), () => this.#clock.nowMs));
     }
     this.#record(`settings ${JSON.stringify(this.settings)}`);
-    for (const machine of this.#machines.values()) this.#schedule(this.#random.below(TICK_MS), () => this.#start(machine, founders));
+    for (const machine of this.#machines.values()) {
+      this.#schedule(this.#random.below(TICK_MS), () => this.#start(machine, founders.includes(machine.id) ? founders : undefined));
+    }
   }
 
   // ---------------------------------------------------------------------------
   // Scenarios: a test drives the world step by step instead of the operator and the nemesis (the checks run as in a seed).
 
-  /** Starts the machines, each with `resources`, and no operator or nemesis: the test changes things itself (`operate`, `crash`). */
-  startScenario(resources: Resources): void {
+  /**
+   * Starts the machines, each with `resources`, and no operator or nemesis:
+   * the test changes things itself (`operate`, `crash`). The first
+   * `founders` (default: all) found the cluster as voters; the others start
+   * empty and join as learners (the rejoin loop, what a join does).
+   */
+  startScenario(resources: Resources, { founders = this.settings.nodes }: { founders?: number } = {}): void {
     assert(this.#machines.size === 0, 'ClusterWorld.startScenario: the world has started already');
-    this.#boot(() => ({ ...resources }));
+    assert(founders >= 1 && founders <= this.settings.nodes, `ClusterWorld.startScenario: founders must be from 1 to ${this.settings.nodes}, got ${founders}`);
+    this.#boot(() => ({ ...resources }), founders);
+    this.#schedule(1000, () => this.#rejoinLoop());
   }
 
   /**

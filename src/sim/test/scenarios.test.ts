@@ -125,4 +125,25 @@ test('a leader whose clock ran ahead does not stall the next leader\'s rollout (
   assert.equal(world.checker.violations, []);
 });
 
+test('three voters and a learner; a voter lost for good is marked down and replaced by the learner, and writes go on', async () => {
+  const world = new ClusterWorld({ ...clusterSettingsForSeed(5), nodes: 4, dropRate: 0, duplicateRate: 0, delayMsMax: 2, voterGraceMs: 2000, oomChance: 0 });
+  world.startScenario({ cpuMillis: 4000, memoryBytes: 8 * GiB }, { founders: 3 });
+  const config = (): { voters: string[]; learners: string[] } => world.leader()!.raft.status().config;
+  const roles = (): string[] => world.leader()!.machine.nodes().map((node) => node.role).sort();
+  const formed = await world.runUntil(() => world.leader() !== undefined && config().learners.includes('n4') && JSON.stringify(roles()) === JSON.stringify(['learner', 'voter', 'voter', 'voter']), 20_000);
+  assert.ok(formed, 'three voters and n4 a learner, roles recorded');
+  const leader = world.leader()!.id;
+  const victim = config().voters.find((id) => id !== leader)!;
+  world.crash(victim);
+  const replaced = await world.runUntil(() => {
+    const now = world.leader() === undefined ? undefined : config();
+    return now !== undefined && now.voters.length === 3 && now.voters.includes('n4') && !now.voters.includes(victim) && !now.learners.includes('n4');
+  }, 20_000);
+  assert.ok(replaced, 'the learner promoted in the lost voter\'s place');
+  assert.ok(await world.runUntil(() => world.leader()?.machine.node(victim)?.status === 'down', 20_000), 'the lost voter marked down');
+  assert.ok(await world.runUntil(() => world.leader()?.machine.node(victim)?.role === 'none', 20_000), 'its role none');
+  assert.ok((await world.operate({ type: 'kv.put', key: 'after-replacement', value: 'ok' })).ok);
+  assert.equal(world.checker.violations, []);
+});
+
 test.run();
