@@ -96,7 +96,8 @@ export function containerNetwork(pid: number): { namespace: string; address: str
 /**
  * Kills what a failed run can leave outside the hosts' namespaces: the
  * containers' processes (`sleep S` for S of `seconds`), the container and
- * warm-pool namespaces under `dataRoot`, its mounts, and the folder.
+ * warm-pool namespaces under `dataRoot`, its mounts (volumes' views and
+ * filesystems among them), the loop devices of its volumes, and the folder.
  */
 export function removeContainerLeftovers(dataRoot: string, namespaces: Set<string>, seconds: readonly string[]): void {
   for (const pid of sleepPids(seconds)) {
@@ -115,6 +116,10 @@ export function removeContainerLeftovers(dataRoot: string, namespaces: Set<strin
   for (const namespace of namespaces) if (existsSync(`/run/netns/${namespace}`)) execFileSync('ip', ['netns', 'delete', namespace], { stdio: 'ignore' });
   const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '').filter((path) => path.startsWith(dataRoot)).sort().reverse();
   for (const mount of mounts) execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
+  // "/dev/loop3: [2049]:1234 (/tmp/…/n1/volumes/acme/data.12.ext4)"
+  for (const line of execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n')) {
+    if (line.includes(`(${dataRoot}/`)) execFileSync('losetup', ['-d', line.slice(0, line.indexOf(':'))], { stdio: 'ignore' });
+  }
   rmSync(dataRoot, { recursive: true, force: true });
 }
 

@@ -13,17 +13,20 @@
  *     hosts, policies in force through the VIP, drift repaired;
  *   - the routing mesh (`mesh-case.ts`): a published port answers on every
  *     host with the client's address kept, also through a host with no
- *     instance.
+ *     instance;
+ *   - a stateful container on an encrypted volume (`volume-case.ts`): its
+ *     data kept across a kill, an agent restart, an update and a move,
+ *     ENOSPC inside, none of it on the disk in clear, a backup restored.
  * Between tests every app and policy is deleted and their containers are
  * gone before the next deploys. HIVEMIND_NETWORK_CASES (comma-separated:
- * overlay, policy, egress, service, mesh) runs only those.
+ * overlay, policy, egress, service, mesh, volume) runs only those.
  *
  * Teardown, also on failure: agents stopped, then whatever is left killed
  * and removed (container processes, their namespaces and the warm pool's,
  * the hosts' namespaces with their bridges, VXLAN devices, rules, tables and
  * iptables chains, the data folder). Needs root, iproute2, iptables,
- * containerd, runc, the CNI plugins and busybox; skipped otherwise, saying
- * why.
+ * containerd, runc, the CNI plugins and busybox (and for the volume case
+ * mkfs.ext4, tar, zstd, gocryptfs and fuse3); skipped otherwise, saying why.
  */
 import { existsSync } from 'node:fs';
 import { skipReason } from '../../src/executor/containerd/test/harness.js';
@@ -34,8 +37,9 @@ import { meshCase } from './mesh-case.js';
 import { overlayCase } from './overlay-case.js';
 import { policyCase } from './policy-case.js';
 import { serviceCase } from './service-case.js';
+import { volumeCase } from './volume-case.js';
 
-const CASES = { overlay: overlayCase, policy: policyCase, egress: egressCase, service: serviceCase, mesh: meshCase };
+const CASES = { overlay: overlayCase, policy: policyCase, egress: egressCase, service: serviceCase, mesh: meshCase, volume: volumeCase };
 
 const chosen = (process.env.HIVEMIND_NETWORK_CASES ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
 const unknown = chosen.filter((name) => !(name in CASES));

@@ -23,6 +23,7 @@ import { RaftNode } from '../../consensus/node.js';
 import type { Status } from '../../consensus/core/types.js';
 import { formatHostPort } from '../api/server.js';
 import { Metrics } from '../api/metrics.js';
+import { registerCertificateMetrics, registerStateMetrics } from '../api/metrics-cluster.js';
 import { generateToken } from '../state/secrets.js';
 import type { CommandResult, Envelope, NodeAddresses, NodeRecord, Resources } from '../state/types.js';
 import type { AgentConfig } from '../node/config.js';
@@ -178,6 +179,7 @@ class HivemindAgent implements Agent {
     this.membership = new NodeMembership(this.dataDir);
     this.metrics = new Metrics({ nodeId: this.name, raft: () => this.gaugeSource() });
     this.replicated.onApplyDuration = (seconds) => this.metrics.applySeconds.observe(seconds);
+    this.replicated.onSnapshot = (operation, bytes, seconds) => this.metrics.observeSnapshot(operation, bytes, seconds);
     const machine = this.replicated.machine;
     const raft = (): RaftNode | undefined => this.runningRaft;
     const clusterKey = (): Uint8Array | undefined => this.membership.clusterKey;
@@ -190,6 +192,12 @@ class HivemindAgent implements Agent {
       addresses: () => [config.advertise],
       log: (line) => this.log.line('trust', line),
       now: () => this.clock.now(),
+    });
+    registerStateMetrics(this.metrics.registry, machine);
+    registerCertificateMetrics(this.metrics.registry, () => {
+      const material = this.trust.credentials.current;
+      const ca = machine.ca()?.certificates[0] ?? material?.caPems[0];
+      return { ...(material !== undefined ? { node: material.certificatePem } : {}), ...(ca !== undefined ? { ca } : {}) };
     });
     this.clients = new ClusterClients({
       memberCredentials: () => this.trust.credentials.channelCredentials(),
@@ -589,6 +597,9 @@ class HivemindAgent implements Agent {
       isLeader: status.role === 'leader',
       voters: status.config.voters.length,
       learners: status.config.learners.length,
+      followers: Object.entries(status.progress ?? {})
+        .filter(([id]) => id !== status.id)
+        .map(([id, progress]) => ({ id, match: progress.match })),
     };
   }
 }

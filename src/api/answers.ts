@@ -69,7 +69,8 @@ export type TenantView = Tenant & { usage: Usage };
 export type AppView = App & { spec: AppSpec; instances: Instance[] };
 
 /** A volume with the apps whose current version mounts it. */
-export type VolumeView = Volume & { users: string[] };
+/** A volume as `GET /v1/volumes` answers it: its sealed key is left out, `encrypted` says whether it has one. */
+export type VolumeView = Omit<Volume, 'encryption'> & { encrypted: boolean; users: string[] };
 
 /** `GET /v1/policies/test`. */
 export type PolicyTestAnswer = PolicyDecision & { from: string; to: string; port: number };

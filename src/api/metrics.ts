@@ -18,7 +18,12 @@ export interface RaftGaugeSource {
   isLeader: boolean;
   voters: number;
   learners: number;
+  /** On the leader: each other member's match index (the highest entry known stored there). Empty elsewhere. */
+  followers: readonly { id: string; match: number }[];
 }
+
+/** What a snapshot operation did, for `hivemind_raft_snapshot_*`: `encode` (this node took one) or `restore` (installed one). */
+export type SnapshotOperation = 'encode' | 'restore';
 
 /** The outcome label of a proposal. */
 export type ProposalOutcome = 'applied' | 'refused' | 'lost' | 'timeout' | 'not-leader' | 'error';
@@ -34,6 +39,8 @@ export class Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
   readonly forwardedRequests: Counter<'outcome'>;
+  readonly snapshotSeconds: Histogram<'operation'>;
+  readonly snapshotBytes: Gauge<'operation'>;
 
   constructor(options: { nodeId: string; raft: () => RaftGaugeSource | undefined; defaultMetrics?: boolean }) {
     const registers = [this.registry];
@@ -53,7 +60,21 @@ export class Metrics {
     gauge('hivemind_raft_commit_index', 'Highest log index known committed.', (source) => source.commit);
     gauge('hivemind_raft_applied_index', 'Highest log index applied to the state machine on this node.', (source) => source.applied);
     gauge('hivemind_raft_last_index', 'Index of the last entry in this node\'s log.', (source) => source.lastIndex);
-    gauge('hivemind_raft_is_leader', '1 if this node leads, else 0.', (source) => (source.isLeader ? 1 : 0));
+    gauge('hivemind_raft_leader', '1 if this node leads, else 0 (sums to 1 over a healthy cluster).', (source) => (source.isLeader ? 1 : 0));
+    gauge('hivemind_raft_is_leader', 'The same as hivemind_raft_leader (the older name, kept for existing dashboards).', (source) => (source.isLeader ? 1 : 0));
+    gauge('hivemind_raft_apply_lag_entries', 'Entries committed and not yet applied on this node (commit index - applied index).', (source) => source.commit - source.applied);
+    new Gauge({
+      name: 'hivemind_raft_follower_lag_entries',
+      help: 'On the leader: entries in its log each follower or learner has not yet stored (last index - match index), by peer; absent elsewhere.',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        const source = options.raft();
+        if (source === undefined || !source.isLeader) return;
+        for (const follower of source.followers) this.set({ peer: follower.id }, Math.max(0, source.lastIndex - follower.match));
+      },
+    });
     gauge('hivemind_raft_voters', 'Voters in the Raft configuration.', (source) => source.voters);
     gauge('hivemind_raft_learners', 'Learners in the Raft configuration.', (source) => source.learners);
     this.proposals = new Counter({ name: 'hivemind_raft_proposals_total', help: 'Proposals made through this node, by outcome.', labelNames: ['outcome'], registers });
@@ -95,7 +116,26 @@ export class Metrics {
       labelNames: ['outcome'],
       registers,
     });
+    this.snapshotSeconds = new Histogram({
+      name: 'hivemind_raft_snapshot_duration_seconds',
+      help: 'Time to encode a snapshot of the state (encode) or to install one from the leader or the disk (restore).',
+      labelNames: ['operation'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.snapshotBytes = new Gauge({
+      name: 'hivemind_raft_snapshot_bytes',
+      help: 'Size of the last snapshot this node encoded (encode) or installed (restore).',
+      labelNames: ['operation'],
+      registers,
+    });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hivemind_' });
+  }
+
+  /** Records one snapshot encoded or installed. */
+  observeSnapshot(operation: SnapshotOperation, bytes: number, seconds: number): void {
+    this.snapshotSeconds.observe({ operation }, seconds);
+    this.snapshotBytes.set({ operation }, bytes);
   }
 
   /** The text exposition format. */

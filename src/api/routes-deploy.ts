@@ -14,6 +14,7 @@ import type { AppSpec, Command } from '../state/types.js';
 import { ApiError, fromStateError, invalidArgument } from './errors.js';
 import { checkName } from './input.js';
 import { serve, type Answer, type Route, type RouteContext } from './router.js';
+import { withVolumeKey } from './volume-keys.js';
 
 const FILE_NAME_CHARS_MAX = 255;
 /** The largest secret value: the sealed form (value + tag) must fit the state's limit (as PUT /v1/secrets). */
@@ -66,7 +67,11 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
         throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: secret "${secret.name}" is ${Buffer.byteLength(secret.value, 'utf8')} bytes; a secret may have at most ${SECRET_VALUE_BYTES_MAX}`);
       }
     }
-    for (const create of volumes.commands) await commitTolerant(context, create);
+    for (const create of volumes.commands) {
+      // A volume the file declares `encrypted`, or any volume of a tenant that encrypts its volumes, gets a sealed key.
+      const command = create.type === 'volume.create' ? withVolumeKey(create, { requested: parsed.volumes.some((declared) => declared.encrypted && declared.tenant === create.tenant && declared.name === create.name), tenant: context.backend.machine.tenant(create.tenant), clusterKey: () => context.backend.clusterKey() }) : create;
+      await commitTolerant(context, command);
+    }
     for (const secret of secrets) {
       // Sealed here: the plaintext never enters the log.
       const sealed = sealSecret(context.backend.clusterKey(), secret.value, secretAssociatedData(secret.tenant, secret.name));

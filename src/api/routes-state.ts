@@ -17,6 +17,7 @@ import { ApiError, ApiCode, fromStateError, invalidArgument } from './errors.js'
 import { checkName, queryInteger, queryName, queryNodeId } from './input.js';
 import { serve, type Route, type RouteContext } from './router.js';
 import { deployRoute } from './routes-deploy.js';
+import { withVolumeKey } from './volume-keys.js';
 
 /** The largest secret value: the sealed form (value + 16-byte tag) must fit the state's limit. */
 export const SECRET_VALUE_BYTES_MAX = LIMITS.secretCiphertextBytesMax - LIMITS.sealTagBytes;
@@ -165,12 +166,17 @@ const resourceRoutes: Route[] = [
       const volumes = machine.volumes(listTenant(context)).filter((volume) => context.sees(volume.tenant));
       // Its users: the apps whose current version mounts it.
       const users = (volume: Volume): string[] => machine.apps(volume.tenant).filter((app) => currentSpec(app).volumes.some((mount) => mount.source === volume.name)).map((app) => app.name);
-      return { volumes: volumes.map((volume) => ({ ...volume, users: users(volume) })) };
+      // The sealed key stays inside: the answer says only whether there is one.
+      return { volumes: volumes.map(({ encryption, ...volume }) => ({ ...volume, encrypted: encryption !== undefined, users: users(volume) })) };
     },
   }),
   serve('PUT /v1/volumes/:tenant/:name', {
     async write(context) {
-      return context.commit([{ type: 'volume.create', ...tenantAndName(context), ...context.body }]);
+      const { encrypted = false, ...body } = context.body;
+      if (typeof encrypted !== 'boolean') throw invalidArgument('encrypted', 'encrypted must be true or false');
+      const target = tenantAndName(context);
+      const command = withVolumeKey({ type: 'volume.create', ...target, ...body }, { requested: encrypted, tenant: context.backend.machine.tenant(target.tenant), clusterKey: () => context.backend.clusterKey() });
+      return context.commit([command]);
     },
   }),
   serve('PUT /v1/volumes/:tenant/:name/io', {

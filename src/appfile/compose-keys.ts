@@ -240,6 +240,7 @@ export const topLevelVolumeKeys: KeyRules = {
 /** A top-level volume's `x-hivemind`. */
 export const volumeExtensionKeys: KeyRules = {
   size: read,
+  encrypted: read,
 };
 
 export const topLevelSecretKeys: KeyRules = {

@@ -9,6 +9,8 @@ export interface VolumeDeclaration {
   external: boolean;
   /** `x-hivemind.size`: its size when the deploy creates it; absent: VOLUME_SIZE_BYTES_DEFAULT. */
   sizeBytes?: number;
+  /** `x-hivemind.encrypted: true`: the deploy creates it encrypted at rest. */
+  encrypted?: boolean;
 }
 
 export interface FileContext {

@@ -18,27 +18,29 @@ export function readVolumeDeclarations(value: unknown, path: FieldPath, problems
   const names = readDeclarations(value, path, problems, 'volume', (entry, entryPath, name) => {
     checkKeys(entry, entryPath, problems, topLevelVolumeKeys);
     const external = entry.external === undefined ? false : readBoolean(entry.external, [...entryPath, 'external'], problems) === true;
-    const sizeBytes = readVolumeExtension(entry['x-hivemind'], [...entryPath, 'x-hivemind'], problems);
+    const { sizeBytes, encrypted } = readVolumeExtension(entry['x-hivemind'], [...entryPath, 'x-hivemind'], problems);
     if (external && sizeBytes !== undefined) problems.warn([...entryPath, 'x-hivemind', 'size'], 'is ignored: an external volume exists already, with the size it was created with');
-    declarations.set(name, { external, ...(sizeBytes !== undefined && !external ? { sizeBytes } : {}) });
+    if (external && encrypted) problems.warn([...entryPath, 'x-hivemind', 'encrypted'], 'is ignored: an external volume exists already, encrypted or not as it was created');
+    declarations.set(name, { external, ...(sizeBytes !== undefined && !external ? { sizeBytes } : {}), ...(encrypted && !external ? { encrypted } : {}) });
   });
   for (const name of names) if (!declarations.has(name)) declarations.set(name, { external: false });
   return declarations;
 }
 
-/** A volume's `x-hivemind:` (`size`); the size in bytes, if given. */
-function readVolumeExtension(value: unknown, path: FieldPath, problems: Problems): number | undefined {
-  if (value === undefined || value === null) return undefined;
+/** A volume's `x-hivemind:` (`size`, `encrypted`): the size in bytes, if given, and whether it is encrypted at rest. */
+function readVolumeExtension(value: unknown, path: FieldPath, problems: Problems): { sizeBytes?: number; encrypted: boolean } {
+  if (value === undefined || value === null) return { encrypted: false };
   const mapping = readMapping(value, path, problems);
-  if (mapping === undefined) return undefined;
+  if (mapping === undefined) return { encrypted: false };
   checkKeys(mapping, path, problems, volumeExtensionKeys);
-  if (mapping.size === undefined) return undefined;
+  const encrypted = mapping.encrypted === undefined ? false : readBoolean(mapping.encrypted, [...path, 'encrypted'], problems) === true;
+  if (mapping.size === undefined) return { encrypted };
   const sizeBytes = readMemoryBytes(mapping.size, [...path, 'size'], problems);
   if (sizeBytes === 0) {
     problems.error([...path, 'size'], 'must be more than 0, like "1G"');
-    return undefined;
+    return { encrypted };
   }
-  return sizeBytes;
+  return { sizeBytes, encrypted };
 }
 
 /**

@@ -165,6 +165,8 @@ export interface DeclaredVolume {
   sizeBytes: number;
   /** It must exist already. */
   external: boolean;
+  /** The deploy creates it encrypted at rest (`x-hivemind.encrypted`). */
+  encrypted: boolean;
 }
 
 /** The declared volumes the apps mount, once per tenant and name, in the order first mounted. Declared but unused volumes are left out. */
@@ -175,7 +177,7 @@ export function mountedDeclarations(apps: readonly AppSpec[], declared: Readonly
       const declaration = declared.get(mount.source);
       const key = `${app.tenant}/${mount.source}`;
       if (declaration === undefined || found.has(key)) continue;
-      found.set(key, { tenant: app.tenant, name: mount.source, sizeBytes: declaration.sizeBytes ?? VOLUME_SIZE_BYTES_DEFAULT, external: declaration.external });
+      found.set(key, { tenant: app.tenant, name: mount.source, sizeBytes: declaration.sizeBytes ?? VOLUME_SIZE_BYTES_DEFAULT, external: declaration.external, encrypted: declaration.encrypted === true });
     }
   }
   return [...found.values()];

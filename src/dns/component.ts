@@ -21,7 +21,7 @@
  * address, no right to bind it): logged once per gateway and cause, tried
  * again at every check.
  */
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { nodeNetworkPath, readNodeNetwork } from '../node/node-network.js';
 import { isHeartbeatApply, type BoundPorts, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeUpstreams, type Upstream } from './forwarder.js';
@@ -177,6 +177,17 @@ function registerMetrics(services: NodeServices, counts: DnsCounts): void {
     registers: [services.registry],
     collect() {
       for (const [outcome, count] of Object.entries(counts)) this.set({ outcome }, count);
+    },
+  });
+  // The same counts as a counter, so that rate() reads them right; the gauge above is the older name, kept for existing dashboards.
+  new Counter({
+    name: 'hivemind_dns_queries_total',
+    help: 'DNS queries this node answered, by outcome (zone, cached, forwarded, failed, refused) and truncated replies',
+    labelNames: ['outcome'],
+    registers: [services.registry],
+    collect() {
+      this.reset();
+      for (const [outcome, count] of Object.entries(counts)) this.inc({ outcome }, count);
     },
   });
 }

@@ -26,7 +26,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { DataDir } from '../node/data-dir.js';
 import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { AppSpec, HealthcheckSpec, Instance, InstanceEndpoint, InstanceState } from '../state/types.js';
@@ -270,6 +270,7 @@ export class Executor implements NodeComponent {
       submit: (command) => services.submit(command),
       caughtUp: () => this.replicaCaughtUp(),
       workloadsUsing: (tenant, name) => this.workloadsUsing(tenant, name),
+      clusterKey: () => this.safeClusterKey(),
       log,
     });
   }
@@ -704,7 +705,9 @@ export class Executor implements NodeComponent {
 
   /** `startInstance`'s work, while the instance is marked as being prepared. */
   private async startPrepared(instance: Instance): Promise<void> {
+    const startedAtMs = performance.now();
     const fail = (message: string, retry: boolean): void => {
+      this.metrics.starts.inc({ outcome: 'failed' });
       const nowMs = Date.now();
       const spec = this.specOf(instance.tenant, instance.app, instance.version);
       const decision = retry && spec ? decideRestart(spec.restart, { exitCode: 1, oomKilled: false, ranMs: 0 }, this.historyOf(instance.id, instance.version), nowMs) : undefined;
@@ -786,7 +789,8 @@ export class Executor implements NodeComponent {
       tracked.busy = false;
     }
     const restarted = this.historyOf(instance.id, instance.version).restartsAtMs.length > 0;
-    this.metrics.starts.inc();
+    this.metrics.starts.inc({ outcome: 'started' });
+    this.metrics.startSeconds.observe((performance.now() - startedAtMs) / 1000);
     if (restarted) this.metrics.restarts.inc();
     const healthcheck = spec.healthcheck;
     if (healthcheck && healthcheck.test[0] !== 'NONE') {
@@ -887,6 +891,7 @@ export class Executor implements NodeComponent {
     if (failure !== undefined) this.metrics.healthFailures.inc();
     const after = tracked.health.state;
     if (after === before) return;
+    this.metrics.healthTransitions.inc({ to: after });
     const message = after === 'unhealthy' ? `health check failed ${tracked.health.failingStreak} times in a row: ${failure}` : undefined;
     this.observe(tracked.id, { version: tracked.version, state: after, ...(message ? { message } : portsMessage(tracked)), ...this.endpointOf(tracked) });
     if (after === 'unhealthy' && !tracked.busy) {
@@ -1017,9 +1022,11 @@ export class Executor implements NodeComponent {
 }
 
 interface ExecutorMetrics {
-  starts: Counter;
+  starts: Counter<'outcome'>;
+  startSeconds: Histogram;
   restarts: Counter;
   healthFailures: Counter;
+  healthTransitions: Counter<'to'>;
 }
 
 const INSTANCE_STATES: InstanceState[] = ['starting', 'running', 'healthy', 'unhealthy', 'exited', 'oom-killed', 'failed', 'stopped'];
@@ -1040,10 +1047,21 @@ function executorMetrics(registry: Registry, counts: () => Map<InstanceState, nu
     });
   }
   const counter = (name: string, help: string): Counter => existing<Counter>(name) ?? new Counter({ name, help, registers: [registry] });
+  const labelled = <L extends string>(name: string, help: string, labelNames: L[]): Counter<L> =>
+    existing<Counter<L>>(name) ?? new Counter({ name, help, labelNames, registers: [registry] });
   return {
-    starts: counter('hivemind_executor_starts_total', 'Workloads started by this node'),
+    starts: labelled('hivemind_executor_starts_total', 'Workload starts on this node, by outcome (started: the runtime runs it; failed: it could not be started)', ['outcome']),
+    startSeconds:
+      existing<Histogram>('hivemind_executor_start_duration_seconds') ??
+      new Histogram({
+        name: 'hivemind_executor_start_duration_seconds',
+        help: 'From deciding to start an instance to the runtime running it (volumes, image, network, container or process), for starts that succeeded',
+        buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers: [registry],
+      }),
     restarts: counter('hivemind_executor_restarts_total', 'Workloads started again by the restart policy'),
     healthFailures: counter('hivemind_executor_health_check_failures_total', 'Health-check probes that failed'),
+    healthTransitions: labelled('hivemind_executor_health_transitions_total', 'Health changes of running workloads, by the state entered (healthy, unhealthy)', ['to']),
   };
 }
 

@@ -7,30 +7,24 @@
  * Layout, under `<dataDir>/volumes/<tenant>/`:
  *   `<name>.<createdIndex>.ext4`  the backing file (sparse: only written blocks use disk)
  *   `<name>/`                     its mount point, which workloads bind
+ *   `<name>.cipher/`              an encrypted volume's filesystem (mode 0700), holding
+ *                                 `data/`, the gocryptfs folder whose plain view is
+ *                                 mounted at `<name>/` (see gocryptfs.ts)
  *   `<name>.<createdIndex>.snapshots/<id>.ext4`  snapshots: frozen copies of the backing file
  * The volume's `createdIndex` in the file name tells a volume from an older
  * one of the same name that was deleted and created again.
  *
- * Needs root, `mkfs.ext4` (e2fsprogs), `losetup` and `mount` (util-linux).
+ * Needs root, `mkfs.ext4` (e2fsprogs), `losetup` and `mount` (util-linux);
+ * encrypted volumes also `gocryptfs` and `fusermount` (gocryptfs, fuse3).
  * Calls on the same volume run one at a time; different volumes in parallel.
  */
-import { spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CIPHER_FOLDER, initCipherFolder, mountPlainView, plainViewMounted, unmountPlainView } from './gocryptfs.js';
+import { mountAt, mountSourceOf, tool, VolumeError } from './volume-tool.js';
 
-/** A volume operation that failed; the message names the volume, the step and the tool's error. */
-export class VolumeError extends Error {
-  override readonly name = 'VolumeError';
-  readonly code = 'volume';
-  /** Whether trying again later may succeed (a busy mount, a tool that timed out). */
-  readonly retryable: boolean;
-
-  constructor(message: string, retryable: boolean) {
-    super(message);
-    this.retryable = retryable;
-  }
-}
+export { mountSourceOf, VolumeError } from './volume-tool.js';
 
 /** Which volume, as the cluster state names it. */
 export interface VolumeIdentity {
@@ -38,6 +32,13 @@ export interface VolumeIdentity {
   name: string;
   /** The Raft index that created the volume. */
   createdIndex: number;
+}
+
+/** A volume to make ready: its size, and its key when it is encrypted at rest. */
+export interface VolumeToEnsure extends VolumeIdentity {
+  sizeBytes: number;
+  /** The volume's key (opened from its sealed form in the state); absent: not encrypted. */
+  key?: Uint8Array;
 }
 
 /** A backing file found on disk. */
@@ -51,8 +52,6 @@ export interface LocalVolumesOptions {
   log: (line: string) => void;
 }
 
-/** How long one tool (mkfs, losetup, mount) may run. */
-const TOOL_TIMEOUT_MS = 60_000;
 const IMAGE_SUFFIX = '.ext4';
 const SNAPSHOTS_SUFFIX = '.snapshots';
 /** A snapshot's id: its UTC time, to the millisecond, as a file name (`20261205T063000123Z`). */
@@ -102,6 +101,11 @@ export class LocalVolumes {
     return join(this.volumesDir, tenant, name);
   }
 
+  /** Where an encrypted volume's own filesystem is mounted (its plain view is at mountPathOf). */
+  cipherMountPathOf(tenant: string, name: string): string {
+    return join(this.volumesDir, tenant, `${name}.cipher`);
+  }
+
   /** The backing file of the volume. */
   imagePathOf(volume: VolumeIdentity): string {
     return join(this.volumesDir, volume.tenant, `${volume.name}.${volume.createdIndex}${IMAGE_SUFFIX}`);
@@ -111,9 +115,10 @@ export class LocalVolumes {
    * Makes the volume ready and answers its mount path: creates the backing
    * file and its filesystem on first use (`sizeBytes`, fixed from then on),
    * attaches and mounts it when it is not mounted (after a reboot), and does
-   * nothing when it is. Throws VolumeError.
+   * nothing when it is. With a `key`, the files are kept encrypted (see
+   * gocryptfs.ts) and the mount path is their plain view. Throws VolumeError.
    */
-  ensure(volume: VolumeIdentity & { sizeBytes: number }): Promise<string> {
+  ensure(volume: VolumeToEnsure): Promise<string> {
     return this.serialized(volume, () => this.ensureNow(volume));
   }
 
@@ -194,7 +199,9 @@ export class LocalVolumes {
 
   /** The major and minor numbers of the loop device the volume is mounted from; undefined when it is not mounted. */
   async deviceOf(tenant: string, name: string): Promise<{ major: number; minor: number } | undefined> {
-    const device = await mountSourceOf(this.mountPathOf(tenant, name));
+    const plain = await mountSourceOf(this.mountPathOf(tenant, name));
+    // An encrypted volume's mount path is its FUSE view; its device is under that.
+    const device = plain !== undefined && plain.startsWith('/dev/') ? plain : await mountSourceOf(this.cipherMountPathOf(tenant, name));
     if (device === undefined || !device.startsWith('/dev/')) return undefined;
     const info = await stat(device).catch(() => undefined);
     return info?.isBlockDevice() ? deviceNumbers(info.rdev) : undefined;
@@ -228,36 +235,62 @@ export class LocalVolumes {
     return next;
   }
 
-  private async ensureNow(volume: VolumeIdentity & { sizeBytes: number }): Promise<string> {
+  private async ensureNow(volume: VolumeToEnsure): Promise<string> {
     const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
     const mountPath = this.mountPathOf(volume.tenant, volume.name);
+    if (volume.key === undefined) {
+      await this.mountFilesystem(volume, mountPath, what);
+      return mountPath;
+    }
+    const filesystemPath = this.cipherMountPathOf(volume.tenant, volume.name);
+    await this.mountFilesystem(volume, filesystemPath, what);
+    // Only root reaches the ciphertext; workloads see the plain view.
+    await chmod(filesystemPath, 0o700);
+    const cipherPath = join(filesystemPath, CIPHER_FOLDER);
+    if (await plainViewMounted(cipherPath, mountPath)) return mountPath;
+    const other = await mountAt(mountPath);
+    if (other !== undefined) throw new VolumeError(`${what}: ${mountPath} still holds another mount (${other.source}); it is removed once nothing uses it, try again then`, true);
+    await initCipherFolder(cipherPath, volume.key, what);
+    await mkdir(mountPath, { recursive: true });
+    await mountPlainView({ cipherPath, plainPath: mountPath, key: volume.key, what });
+    this.log(`mounted the decrypted view of ${what} on ${mountPath}`);
+    return mountPath;
+  }
+
+  /** Creates the volume's filesystem on first use and mounts it on `path`, unless it is mounted there. */
+  private async mountFilesystem(volume: VolumeToEnsure, path: string, what: string): Promise<void> {
     const imagePath = this.imagePathOf(volume);
     const devices = await attachedDevices(imagePath);
-    const mountedFrom = await mountSourceOf(mountPath);
+    const mountedFrom = await mountSourceOf(path);
     if (mountedFrom !== undefined) {
-      if (devices.includes(mountedFrom)) return mountPath;
-      throw new VolumeError(`${what}: ${mountPath} still holds an older volume of that name (${mountedFrom}); it is removed once nothing uses it, try again then`, true);
+      if (devices.includes(mountedFrom)) return;
+      throw new VolumeError(`${what}: ${path} still holds an older volume of that name (${mountedFrom}); it is removed once nothing uses it, try again then`, true);
     }
     if (!existsSync(imagePath)) await this.createImage(imagePath, volume.sizeBytes, what);
-    await mkdir(mountPath, { recursive: true });
+    await mkdir(path, { recursive: true });
     const device = devices[0] ?? (await this.attach(imagePath, what));
     try {
-      await tool(['mount', '-t', 'ext4', '-o', 'nodev,nosuid', device, mountPath], `${what}: mounting ${device} on ${mountPath}`);
+      await tool(['mount', '-t', 'ext4', '-o', 'nodev,nosuid', device, path], `${what}: mounting ${device} on ${path}`);
     } catch (error) {
       await tool(['losetup', '-d', device], `${what}: detaching ${device}`).catch(() => undefined);
       throw error;
     }
-    this.log(`mounted ${what} (${device}, ${imagePath}) on ${mountPath}`);
-    return mountPath;
+    this.log(`mounted ${what} (${device}, ${imagePath}) on ${path}`);
   }
 
   private async copyFrozenNow(volume: VolumeIdentity, destinationPath: string): Promise<void> {
     const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
     const imagePath = this.imagePathOf(volume);
     if (!existsSync(imagePath)) throw new VolumeError(`${what}: it has no data on this node (${imagePath} is absent)`, false);
-    const mountPath = this.mountPathOf(volume.tenant, volume.name);
-    const mountedFrom = await mountSourceOf(mountPath);
-    const frozen = mountedFrom !== undefined && (await attachedDevices(imagePath)).includes(mountedFrom);
+    // Its filesystem: at the mount path, or (encrypted) under the plain view.
+    const devices = await attachedDevices(imagePath);
+    let mountPath = this.mountPathOf(volume.tenant, volume.name);
+    let mountedFrom = await mountSourceOf(mountPath);
+    if (mountedFrom === undefined || !devices.includes(mountedFrom)) {
+      mountPath = this.cipherMountPathOf(volume.tenant, volume.name);
+      mountedFrom = await mountSourceOf(mountPath);
+    }
+    const frozen = mountedFrom !== undefined && devices.includes(mountedFrom);
     const partPath = `${destinationPath}.part`;
     if (frozen) await tool(['fsfreeze', '--freeze', mountPath], `${what}: freezing its filesystem`);
     try {
@@ -310,12 +343,18 @@ export class LocalVolumes {
 
   private async removeNow(volume: VolumeIdentity): Promise<void> {
     const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
-    const mountPath = this.mountPathOf(volume.tenant, volume.name);
+    const plainPath = this.mountPathOf(volume.tenant, volume.name);
     const imagePath = this.imagePathOf(volume);
     const devices = await attachedDevices(imagePath);
-    const mountedFrom = await mountSourceOf(mountPath);
+    const cipherMountPath = this.cipherMountPathOf(volume.tenant, volume.name);
+    const cipherMountedFrom = await mountSourceOf(cipherMountPath);
+    const encrypted = cipherMountedFrom !== undefined && devices.includes(cipherMountedFrom);
+    if (encrypted && (await plainViewMounted(join(cipherMountPath, CIPHER_FOLDER), plainPath))) await unmountPlainView(plainPath, what);
+    // The filesystem: where it is mounted (under the plain view when encrypted).
+    const mountPath = encrypted ? cipherMountPath : plainPath;
+    const mountedFrom = encrypted ? cipherMountedFrom : await mountSourceOf(plainPath);
     if (mountedFrom !== undefined && devices.includes(mountedFrom)) {
-      await tool(['umount', mountPath], `${what}: unmounting ${mountPath}`, true);
+      await tool(['umount', mountPath], `${what}: unmounting ${mountPath}`, { busyRetryable: true });
       // A container's bind of the volume outlives the host's mount: the filesystem stays in use, and
       // detaching and deleting now would lose what it writes. Mount it back and let the caller retry.
       if (await deviceInUse(mountedFrom)) {
@@ -334,9 +373,11 @@ export class LocalVolumes {
     await rm(this.snapshotsDirOf(volume), { recursive: true, force: true });
     // Only an empty mount point goes: a directory still holding another mount or files is left for the next try.
     if (mountedFrom === undefined || devices.includes(mountedFrom)) {
-      await rmdir(mountPath).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') this.log(`${what}: its mount point ${mountPath} stays: ${error.message}`);
-      });
+      for (const path of encrypted || cipherMountedFrom === undefined ? [plainPath, cipherMountPath] : [plainPath]) {
+        await rmdir(path).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') this.log(`${what}: its mount point ${path} stays: ${error.message}`);
+        });
+      }
     }
     this.log(`removed ${what}`);
   }
@@ -371,43 +412,4 @@ async function deviceInUse(device: string): Promise<boolean> {
     if (code === 'ENXIO' || code === 'ENOENT') return false;
     throw error;
   }
-}
-
-/** The device mounted on `mountPath`, or undefined when nothing is (from /proc/self/mountinfo). */
-export async function mountSourceOf(mountPath: string): Promise<string | undefined> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  let source: string | undefined;
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    if (fields[4] === undefined || unescapeMountPath(fields[4]) !== mountPath) continue;
-    const separator = fields.indexOf('-');
-    // The last mount on a path is the one visible there.
-    source = separator >= 0 ? fields[separator + 2] : undefined;
-  }
-  return source;
-}
-
-function unescapeMountPath(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
-/** Runs a tool; answers its stdout; throws VolumeError naming `what` with the tool's stderr. */
-function tool(argv: string[], what: string, busyRetryable = false): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: TOOL_TIMEOUT_MS });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      const missing = error.code === 'ENOENT' ? ` (${argv[0]} is not installed: apt-get install ${argv[0] === 'mkfs.ext4' ? 'e2fsprogs' : 'util-linux'})` : '';
-      reject(new VolumeError(`${what}: ${error.message}${missing}`, false));
-    });
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve(stdout);
-      const detail = stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${code}`);
-      const busy = busyRetryable && /busy/i.test(detail);
-      reject(new VolumeError(`${what}: ${argv[0]} failed: ${detail}`, busy || signal !== null));
-    });
-  });
 }

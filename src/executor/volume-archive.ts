@@ -25,12 +25,11 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { mountSourceOf, VolumeError } from './local-volumes.js';
+import { CIPHER_FOLDER, mountPlainView, unmountPlainView } from './gocryptfs.js';
+import { mountAt, mountSourceOf, tool, VolumeError } from './volume-tool.js';
 
 /** Media type of a volume archive (a tar compressed with zstd). */
 export const VOLUME_ARCHIVE_CONTENT_TYPE = 'application/zstd';
-/** How long attaching or mounting a copy may take. */
-const TOOL_TIMEOUT_MS = 60_000;
 /** Bytes of a tool's error output kept for its message. */
 const STDERR_BYTES_MAX = 4096;
 
@@ -69,20 +68,30 @@ export async function endWork(work: string): Promise<void> {
  * bytes (the caller's response is then cut short, and the archive is
  * incomplete: zstd and tar both notice on restore).
  */
-export async function* archiveImage(options: { work: string; imagePath: string; what: string; log: (line: string) => void }): AsyncGenerator<Uint8Array> {
+export async function* archiveImage(options: { work: string; imagePath: string; what: string; log: (line: string) => void; key?: Uint8Array }): AsyncGenerator<Uint8Array> {
   const { what, work } = options;
   const mountPath = join(work, 'files');
+  const plainPath = join(work, 'plain');
   let device: string | undefined;
   let mounted = false;
+  let plainMounted = false;
   try {
     await mkdir(mountPath, { recursive: true, mode: 0o700 });
-    device = (await run(['losetup', '--read-only', '-f', '--show', options.imagePath], `${what}: attaching its copy`)).trim();
-    await run(['mount', '-t', 'ext4', '-o', 'ro,noload,nodev,nosuid,noexec', device, mountPath], `${what}: mounting its copy`);
+    device = (await tool(['losetup', '--read-only', '-f', '--show', options.imagePath], `${what}: attaching its copy`)).trim();
+    await tool(['mount', '-t', 'ext4', '-o', 'ro,noload,nodev,nosuid,noexec', device, mountPath], `${what}: mounting its copy`);
     mounted = true;
-    yield* streamOf(['tar', ...CREATE_FLAGS, '-C', mountPath, '.'], `${what}: archiving its files`);
+    let filesPath = mountPath;
+    if (options.key !== undefined) {
+      await mkdir(plainPath, { recursive: true, mode: 0o700 });
+      await mountPlainView({ cipherPath: join(mountPath, CIPHER_FOLDER), plainPath, key: options.key, readOnly: true, what });
+      plainMounted = true;
+      filesPath = plainPath;
+    }
+    yield* streamOf(['tar', ...CREATE_FLAGS, '-C', filesPath, '.'], `${what}: archiving its files`);
   } finally {
-    if (mounted) await run(['umount', mountPath], `${what}: unmounting its copy`).catch((error: Error) => options.log(error.message));
-    if (device !== undefined) await run(['losetup', '-d', device], `${what}: detaching its copy`).catch(() => undefined);
+    if (plainMounted) await unmountPlainView(plainPath, what).catch((error: Error) => options.log(error.message));
+    if (mounted) await tool(['umount', mountPath], `${what}: unmounting its copy`).catch((error: Error) => options.log(error.message));
+    if (device !== undefined) await tool(['losetup', '-d', device], `${what}: detaching its copy`).catch(() => undefined);
     await endWork(work);
   }
 }
@@ -115,11 +124,13 @@ export async function cleanWork(volumesDir: string, log: (line: string) => void)
   for (const entry of await readdir(root).catch(() => [] as string[])) {
     const work = join(root, entry);
     if (activeWork.has(work)) continue;
+    const plainPath = join(work, 'plain');
+    if ((await mountAt(plainPath))?.type === 'fuse.gocryptfs') await unmountPlainView(plainPath, `unmounting ${plainPath}`).catch((error: Error) => log(error.message));
     const mountPath = join(work, 'files');
     const device = await mountSourceOf(mountPath);
     if (device !== undefined) {
-      await run(['umount', mountPath], `unmounting ${mountPath}`).catch((error: Error) => log(error.message));
-      await run(['losetup', '-d', device], `detaching ${device}`).catch(() => undefined);
+      await tool(['umount', mountPath], `unmounting ${mountPath}`).catch((error: Error) => log(error.message));
+      await tool(['losetup', '-d', device], `detaching ${device}`).catch(() => undefined);
     }
     if ((await mountSourceOf(mountPath)) === undefined) await rm(work, { recursive: true, force: true });
   }
@@ -164,14 +175,4 @@ function exitOf(child: ReturnType<typeof spawn>, argv: string[], what: string, s
       reject(new VolumeError(`${what}: ${argv[0]} failed: ${detail}`, false));
     });
   });
-}
-
-/** Runs a short tool; answers its stdout. */
-async function run(argv: string[], what: string): Promise<string> {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: TOOL_TIMEOUT_MS });
-  const stderr = collect(child.stderr);
-  let stdout = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  await exitOf(child, argv, what, stderr);
-  return stdout;
 }

@@ -22,7 +22,8 @@ import { chmod, chown, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { AppSpec, Command, CommandResult, Volume } from '../state/types.js';
-import { isSnapshotId, LocalVolumes, VolumeError, type LocalVolumeFile, type VolumeSnapshot } from './local-volumes.js';
+import { openSecret, volumeKeyAssociatedData } from '../state/secrets.js';
+import { isSnapshotId, LocalVolumes, VolumeError, type LocalVolumeFile, type VolumeSnapshot, type VolumeToEnsure } from './local-volumes.js';
 import type { DeviceIoLimit } from './runtime.js';
 import { archiveImage, beginWork, cleanWork, endWork, extractArchive } from './volume-archive.js';
 
@@ -49,6 +50,8 @@ export interface VolumeKeeperOptions {
   caughtUp: () => boolean;
   /** The workloads on this node (running, starting or stopping) that mount the volume. */
   workloadsUsing: (tenant: string, name: string) => string[];
+  /** The cluster key, which opens encrypted volumes' keys; undefined when this node has none. */
+  clusterKey: () => Uint8Array | undefined;
   log: (line: string) => void;
 }
 
@@ -92,7 +95,7 @@ export class VolumeKeeper {
         if (!bound.ok) return { ok: false, message: bound.error.message, retry: false };
       }
       try {
-        const mountPath = await this.volumes.ensure({ tenant: spec.tenant, name: mount.source, createdIndex: volume.createdIndex, sizeBytes: volume.sizeBytes });
+        const mountPath = await this.volumes.ensure(this.toEnsure(volume));
         if (owner !== undefined) await ownRoot(mountPath, owner);
       } catch (error) {
         return { ok: false, message: (error as Error).message, retry: true };
@@ -134,7 +137,7 @@ export class VolumeKeeper {
     const volume = machine.volume(file.tenant, file.name);
     if (volume !== undefined && volume.createdIndex === file.createdIndex) {
       if (volume.node === nodeId && volume.moving === undefined) {
-        await this.volumes.ensure({ ...file, sizeBytes: volume.sizeBytes });
+        await this.volumes.ensure(this.toEnsure(volume));
         await this.maybeReport(volume);
         return;
       }
@@ -157,6 +160,22 @@ export class VolumeKeeper {
     if (!result.ok) this.options.log(`the usage report of volume "${volume.name}" of tenant "${volume.tenant}" was refused: ${result.error.message}`);
   }
 
+  /**
+   * What LocalVolumes needs to make `volume` ready: its identity, size, and
+   * key when it is encrypted (opened here from its sealed form). Throws a
+   * VolumeError when the key cannot be opened.
+   */
+  private toEnsure(volume: Volume): VolumeToEnsure {
+    const identity = { tenant: volume.tenant, name: volume.name, createdIndex: volume.createdIndex, sizeBytes: volume.sizeBytes };
+    if (volume.encryption === undefined) return identity;
+    const what = `volume "${volume.name}" of tenant "${volume.tenant}"`;
+    const clusterKey = this.options.clusterKey();
+    if (clusterKey === undefined) throw new VolumeError(`${what} is encrypted, and this node has no cluster key to open its key`, false);
+    const opened = openSecret(clusterKey, volume.encryption, volumeKeyAssociatedData(volume.tenant, volume.name));
+    if (!opened.ok) throw new VolumeError(`${what}: its key: ${opened.error.message}`, false);
+    return { ...identity, key: opened.plaintext };
+  }
+
   /** Removes what an interrupted backup left (see cleanWork). */
   cleanWork(): Promise<void> {
     return cleanWork(this.options.volumesDir, this.options.log);
@@ -175,7 +194,7 @@ export class VolumeKeeper {
   /** Takes a snapshot of a volume held here: a frozen copy kept beside it. Throws VolumeError. */
   async snapshot(tenant: string, name: string, nowMs: number): Promise<VolumeSnapshot> {
     const volume = this.local(tenant, name);
-    await this.volumes.ensure(volume);
+    await this.volumes.ensure(this.toEnsure(volume));
     return this.volumes.snapshot(volume, nowMs);
   }
 
@@ -210,7 +229,8 @@ export class VolumeKeeper {
         imagePath = join(work, 'copy.ext4');
         await this.volumes.copyFrozen(volume, imagePath);
       }
-      return archiveImage({ work, imagePath, what, log: this.options.log });
+      const { key } = this.toEnsure(volume);
+      return archiveImage({ work, imagePath, what, log: this.options.log, ...(key !== undefined ? { key } : {}) });
     } catch (error) {
       await endWork(work);
       throw error;
@@ -257,7 +277,7 @@ export class VolumeKeeper {
     if (volume === undefined) throw new VolumeError(`${what} does not exist`, false);
     if (volume.moving !== this.options.nodeId) throw new VolumeError(`${what} is not being moved to node ${this.options.nodeId}`, false);
     await this.volumes.remove(volume);
-    const mountPath = await this.volumes.ensure(volume);
+    const mountPath = await this.volumes.ensure(this.toEnsure(volume));
     await extractArchive({ mountPath, body, what, ...(signal ? { signal } : {}) });
     this.options.log(`${what}: received its data`);
   }
@@ -278,7 +298,7 @@ export class VolumeKeeper {
       const bound = await this.options.submit({ type: 'volume.bind', tenant, name, node: nodeId });
       if (!bound.ok) throw new VolumeError(bound.error.message, false);
     }
-    const mountPath = await this.volumes.ensure(volume);
+    const mountPath = await this.volumes.ensure(this.toEnsure(volume));
     const present = (await readdir(mountPath)).filter((entry) => entry !== 'lost+found');
     if (present.length > 0) {
       throw new VolumeError(`${what} holds files already (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); a restore goes into a new volume: create one and restore into it`, false);

@@ -186,6 +186,27 @@ class GossipComponent implements NodeComponent, GossipView {
         for (const [status, count] of Object.entries(counts)) this.set({ status }, count);
       },
     });
+    new Counter({
+      name: 'hivemind_gossip_probes_total',
+      help: 'This node\'s failure-detection probes, by outcome (acked: answered directly or through a helper; failed: unanswered, the target became suspect)',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const counts = runtime().counts;
+        this.reset();
+        this.inc({ outcome: 'acked' }, counts.probesAcked);
+        this.inc({ outcome: 'failed' }, counts.probesFailed);
+      },
+    });
+    new Counter({
+      name: 'hivemind_gossip_refutations_total',
+      help: 'Times this node refuted a suspicion of itself (another member suspected it while it was alive: a false positive)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(runtime().counts.refutations);
+      },
+    });
     new Gauge({
       name: 'hivemind_gossip_health_multiplier',
       help: 'Lifeguard local health: 1 when healthy; probe interval and timeout are stretched by it',

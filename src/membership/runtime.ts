@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { assert } from '../../consensus/core/assert.js';
 import { deriveGossipKey, ENVELOPE_OVERHEAD_BYTES, EnvelopeKind, open, seal } from './crypto.js';
 import type { MemberMeta, MemberState, Message } from './messages.js';
-import { Swim, type SwimEvent, type SwimOptions } from './swim.js';
+import { Swim, type SwimEvent, type SwimOptions, type SwimTotals } from './swim.js';
 import { decodeMessage, encodeMessage } from './wire.js';
 
 /** Largest datagram sent or accepted, envelope included. */
@@ -229,6 +229,11 @@ export class GossipRuntime {
   }
 
   /** Local health (1 healthy, up to awarenessMax). */
+  /** The running totals of probes and refutations (zeros before start). */
+  get counts(): Readonly<SwimTotals> {
+    return this.swim?.counts ?? { probesAcked: 0, probesFailed: 0, refutations: 0 };
+  }
+
   get healthMultiplier(): number {
     return this.swim?.healthMultiplier ?? 1;
   }

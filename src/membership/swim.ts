@@ -80,6 +80,16 @@ export const defaultSwimOptions: Readonly<SwimOptions> = {
   reapTimeoutMs: 600_000,
 };
 
+/** Running totals of one member, for metrics. */
+export interface SwimTotals {
+  /** Own probes answered in time, directly or through a helper's indirect probe. */
+  probesAcked: number;
+  /** Own probes unanswered within the probe interval (the target becomes suspect). */
+  probesFailed: number;
+  /** Times this member outbid a suspicion (or death notice) of itself: a false positive elsewhere. */
+  refutations: number;
+}
+
 /** A state change observed by this member, about another member. */
 export interface SwimEvent {
   /** `up`: first seen; `alive-again`: a suspected or dead member proved alive. */
@@ -189,6 +199,8 @@ export class Swim {
   private nextPushPullMs: number | undefined;
   /** Round-trip times of our own acknowledged direct probes, drained by the caller. */
   private probeRoundTripsMs: number[] = [];
+  /** Running totals since this member started, for metrics (read, never reset). */
+  private readonly totals: SwimTotals = { probesAcked: 0, probesFailed: 0, refutations: 0 };
   private sequence = 0;
   private incarnation = 0;
   private awarenessScore = 0;
@@ -344,6 +356,11 @@ export class Swim {
     this.enqueue({ type: 'alive', id: self.id, address: self.address, meta, incarnation: this.incarnation });
   }
 
+  /** Running totals since this member started (probes by outcome, refutations of suspicions of itself). */
+  get counts(): Readonly<SwimTotals> {
+    return this.totals;
+  }
+
   /** Round-trip times (ms) of acknowledged direct probes since the last call. */
   drainProbeRoundTrips(): number[] {
     const out = this.probeRoundTripsMs;
@@ -469,6 +486,7 @@ export class Swim {
   private handleAck(sequence: number, nowMs: number): void {
     if (this.probe !== undefined && this.probe.sequence === sequence) {
       if (this.probeRoundTripsMs.length < roundTripsMax) this.probeRoundTripsMs.push(nowMs - this.probe.startMs);
+      this.totals.probesAcked += 1;
       this.probe = undefined;
       this.adjustAwareness(-1);
       return;
@@ -482,6 +500,7 @@ export class Swim {
   /** No ack within the probe interval: suspect the target, and judge our own health by the nacks. */
   private failProbe(probe: Probe, nowMs: number): void {
     this.probe = undefined;
+    this.totals.probesFailed += 1;
     if (!probe.indirectSent) this.sendIndirectProbes(probe);
     const missedNacks = probe.nacksExpected - probe.nacksReceived;
     this.adjustAwareness(probe.nacksExpected > 0 ? Math.max(0, missedNacks) : 1);
@@ -661,6 +680,7 @@ export class Swim {
   /** Someone doubts us: outbid their incarnation and tell everyone we are alive. */
   private refute(incarnation: number): void {
     this.accused = true;
+    this.totals.refutations += 1;
     this.incarnation = incarnation + 1;
     const self = this.selfMember();
     self.incarnation = this.incarnation;

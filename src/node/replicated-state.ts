@@ -65,6 +65,8 @@ export class ReplicatedState implements StateMachine {
   private waiters: IndexWaiter[] = [];
   /** Receives the duration of each apply, in seconds (for metrics). */
   onApplyDuration: (seconds: number) => void = () => {};
+  /** Receives each snapshot encoded or restored: its size and how long it took, in seconds (for metrics). */
+  onSnapshot: (operation: 'encode' | 'restore', bytes: number, seconds: number) => void = () => {};
 
   apply(entry: Entry): CommandResult {
     const started = performance.now();
@@ -76,11 +78,16 @@ export class ReplicatedState implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    return this.machine.snapshot();
+    const started = performance.now();
+    const data = this.machine.snapshot();
+    this.onSnapshot('encode', data.length, (performance.now() - started) / 1000);
+    return data;
   }
 
   restore(data: Uint8Array): void {
+    const started = performance.now();
     this.machine.restore(data);
+    this.onSnapshot('restore', data.length, (performance.now() - started) / 1000);
     this.emit({ type: 'restored', index: this.machine.appliedIndex });
   }
 

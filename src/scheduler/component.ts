@@ -26,7 +26,7 @@
  * round back until it is answered, so that a round always sees what those
  * did.
  */
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';
@@ -98,6 +98,8 @@ export class SchedulerComponent implements NodeComponent {
   readonly #roundSeconds: Histogram;
   readonly #proposalSeconds: Histogram<'command'>;
   readonly #placed: Counter;
+  /** The last round's unplaceable instances by reason kind, for the gauge. */
+  #lastUnplaceable: ReadonlyMap<string, number> = new Map();
 
   constructor(services: NodeServices, options: Partial<SchedulerComponentOptions> = {}) {
     this.#services = services;
@@ -116,6 +118,19 @@ export class SchedulerComponent implements NodeComponent {
       labelNames: ['command'],
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers: [services.registry],
+    });
+    const lastUnplaceable = (): ReadonlyMap<string, number> => this.#lastUnplaceable;
+    const isLeader = (): boolean => services.isLeader();
+    new Gauge({
+      name: 'hivemind_scheduler_unplaceable_instances',
+      help: 'On the leader: instances its last round could not place, by the reason that refused them on the most nodes (memory, cpu, port, constraint, max-per-node, status, no-nodes, no-app, invalid-constraint); absent elsewhere.',
+      labelNames: ['reason'],
+      registers: [services.registry],
+      collect() {
+        this.reset();
+        if (!isLeader()) return;
+        for (const [reason, count] of lastUnplaceable()) this.set({ reason }, count);
+      },
     });
     this.#placed = new Counter({ name: 'hivemind_scheduler_placements_total', help: 'Instances placed by committed instance.place commands.', registers: [services.registry] });
   }
@@ -195,6 +210,7 @@ export class SchedulerComponent implements NodeComponent {
       const view = this.#services.machine.schedulerView();
       const plan = planRound({ ...view, now: this.#planningClock.now(newestStateTime(view)), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
       commands = plan.commands;
+      this.#lastUnplaceable = plan.unplaceableByKind;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
     } catch (error) {
       this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`);

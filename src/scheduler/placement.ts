@@ -67,9 +67,17 @@ export interface PlacementInput {
   volumes?: readonly Volume[];
 }
 
+/**
+ * What kind of reason refused an instance, a bounded set (the metrics label
+ * `reason`): a node misfit's kind, or `no-nodes`, `no-app` (its app is gone),
+ * `invalid-constraint`.
+ */
+export type UnplaceableKind = Misfit['kind'] | 'no-nodes' | 'no-app' | 'invalid-constraint';
+
 /** One reason nodes refused an instance, and on how many nodes. */
 export interface UnplaceableReason {
   count: number;
+  kind: UnplaceableKind;
   /** Without the count: "not enough memory (needs 512 MiB, 256 MiB free at most)". */
   reason: string;
 }
@@ -109,13 +117,13 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
     if (input.placementsMax !== undefined && plan.placements.length >= input.placementsMax) break;
     if (pending.spec === undefined) {
       const { id, app, tenant } = pending.instance;
-      plan.unplaceable.push({ id, app, tenant, reasons: [{ count: 0, reason: `app "${app}" of tenant "${tenant}" does not exist` }] });
+      plan.unplaceable.push({ id, app, tenant, reasons: [{ count: 0, kind: 'no-app', reason: `app "${app}" of tenant "${tenant}" does not exist` }] });
       continue;
     }
     const parsed = constraintsOf(pending.spec);
     if (!parsed.ok) {
       const { id, app, tenant } = pending.instance;
-      plan.unplaceable.push({ id, app, tenant, reasons: [{ count: nodeLoads.length, reason: parsed.error.message }] });
+      plan.unplaceable.push({ id, app, tenant, reasons: [{ count: nodeLoads.length, kind: 'invalid-constraint', reason: parsed.error.message }] });
       continue;
     }
     const demand = demandOf(pending.instance, pending.spec, withVolumeConstraints(pending.spec, parsed.constraints, volumeNodes));
@@ -287,7 +295,7 @@ interface Bucket {
 }
 
 function aggregate(misfits: readonly Misfit[], nodeCount: number): UnplaceableReason[] {
-  if (nodeCount === 0) return [{ count: 0, reason: 'no nodes in the cluster' }];
+  if (nodeCount === 0) return [{ count: 0, kind: 'no-nodes', reason: 'no nodes in the cluster' }];
   const buckets = new Map<string, Bucket>();
   for (const refused of misfits) {
     const key = bucketKey(refused);
@@ -300,7 +308,7 @@ function aggregate(misfits: readonly Misfit[], nodeCount: number): UnplaceableRe
     }
   }
   return [...buckets.values()]
-    .map((bucket) => ({ count: bucket.count, reason: describe(bucket) }))
+    .map((bucket) => ({ count: bucket.count, kind: bucket.misfit.kind, reason: describe(bucket) }))
     .sort((left, right) => right.count - left.count || compareText(left.reason, right.reason));
 }
 

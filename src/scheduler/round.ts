@@ -21,7 +21,7 @@ import { isActive } from '../state/apply-apps.js';
 import type { App, Command, Instance, NodeRecord, Volume } from '../state/types.js';
 import { mayPlaceNow, planFailedReschedules, planRetiredRemovals, HEALING_DEFAULTS, type HealingOptions } from './healing.js';
 import { appKey, appsByKey, buildLoads, priorityOf, specOf } from './node-load.js';
-import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable } from './placement.js';
+import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable, type UnplaceableKind } from './placement.js';
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
 import { planRolloutStep } from './rollout.js';
@@ -81,6 +81,8 @@ export interface RoundPlan {
   commands: Command[];
   placements: number;
   unplaceable: number;
+  /** The unplaceable instances by the kind of reason that refused them on the most nodes (metrics). */
+  unplaceableByKind: ReadonlyMap<UnplaceableKind, number>;
   /** Whether a later round over the same state may plan differently, time alone having passed (time-dependence.ts). */
   waitsOnTime: boolean;
 }
@@ -129,7 +131,7 @@ export function planRound(input: RoundInput): RoundPlan {
   if (placement.placements.length === 0) commands.push(...planPreemptions(input, placement.unplaceable));
   const report = unplaceableReport(input.apps, placement.unplaceable, placement.placements.length > 0);
   if (report !== undefined) commands.push(report);
-  return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length, waitsOnTime: waitsOnTime(input) };
+  return { commands, placements: placement.placements.length, unplaceable: placement.unplaceable.length, unplaceableByKind: countByKind(placement.unplaceable), waitsOnTime: waitsOnTime(input) };
 }
 
 /** The round's placement step over `nodes` (the same records as `input.nodes`, by id), counting `inFlight` placements as made. */
@@ -154,7 +156,7 @@ function planPlacementsOnly(input: RoundInput, inFlight: ReadonlyMap<string, str
   const { options } = input;
   const placement = placeInRound(input, new Map(input.nodes.map((node) => [node.id, node])), inFlight);
   // Placements in flight: their answers bring the next round, and it plans everything else.
-  return { commands: placementCommands(placement.placements, options), placements: placement.placements.length, unplaceable: placement.unplaceable.length, waitsOnTime: true };
+  return { commands: placementCommands(placement.placements, options), placements: placement.placements.length, unplaceable: placement.unplaceable.length, unplaceableByKind: countByKind(placement.unplaceable), waitsOnTime: true };
 }
 
 function placementCommands(placements: readonly { id: string; node: string }[], options: SchedulerOptions): Command[] {
@@ -208,6 +210,16 @@ function planPreemptions(input: RoundInput, unplaceable: readonly Unplaceable[])
  * whose record should clear. While a round placed some instances (capped),
  * apps are not cleared: the rest may simply not have had their turn.
  */
+/** Each unplaceable instance counted once, under its first reason's kind (reasons come most nodes first). */
+function countByKind(unplaceable: readonly Unplaceable[]): Map<UnplaceableKind, number> {
+  const counts = new Map<UnplaceableKind, number>();
+  for (const stuck of unplaceable) {
+    const kind = stuck.reasons[0]?.kind ?? 'no-nodes';
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return counts;
+}
+
 function unplaceableReport(apps: readonly App[], unplaceable: readonly Unplaceable[], partial: boolean): Command | undefined {
   const found = new Map<string, { tenant: string; name: string; count: number; reasons: string[] }>();
   for (const stuck of unplaceable) {

@@ -25,6 +25,9 @@ import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
 import { maybeAllocateVip } from './vip.js';
 import { sameValue } from './same-value.js';
 import { confinementProblem } from './tenant-confinement.js';
+import { volumeFitProblem } from './volume-fit.js';
+import { VOLUME_FIT_VERSION } from './version.js';
+import { clusterVersionOf } from './apply-cluster.js';
 import {
   adoptTenant,
   currentSpec,
@@ -241,6 +244,7 @@ function planDeploy(state: ClusterState, spec: AppSpec, context: ApplyContext, h
     referenceProblem(state, spec, how) ??
     (existing ? undefined : limitProblem('apps', state.apps.size, how.action)) ??
     instanceLimitProblem(state, spec.replicas - (existing?.replicas ?? 0), how.action) ??
+    volumeFitRefusal(state, spec, spec.replicas, how.action, how.field) ??
     deployQuotaProblem(state, { tenant, spec, existing, how });
   if (problem) return { ok: false, error: problem };
   return {
@@ -264,6 +268,13 @@ function planDeploy(state: ClusterState, spec: AppSpec, context: ApplyContext, h
 function confinementRefusal(spec: AppSpec, tenant: Tenant, how: DeployHow): StateError | undefined {
   const problem = confinementProblem(spec, tenant.settings);
   return problem && { code: ErrorCode.forbidden, message: `${how.action}: ${problem.text}`, field: how.field(problem.field) };
+}
+
+/** Replicas that share a node-local volume but could never all run on its node (volume-fit.ts); from cluster version VOLUME_FIT_VERSION. */
+function volumeFitRefusal(state: ClusterState, spec: AppSpec, replicas: number, action: string, field: (path: string) => string): StateError | undefined {
+  if (clusterVersionOf(state) < VOLUME_FIT_VERSION) return undefined;
+  const problem = volumeFitProblem(state, spec, replicas);
+  return problem && { code: ErrorCode.invalidArgument, message: `${action}: ${problem.text}`, field: field(problem.field) };
 }
 
 /** Named volumes, secrets and policies of the spec must exist in its tenant. */
@@ -426,6 +437,7 @@ export function planAppScale(state: ClusterState, command: CommandOf<'app.scale'
   const after = addApp(addApp({ ...before }, spec, app.replicas, -1), spec, command.replicas, 1);
   const problem =
     instanceLimitProblem(state, command.replicas - app.replicas, action) ??
+    volumeFitRefusal(state, spec, command.replicas, action, (path) => path) ??
     quotaProblem({ tenant, before, after, action, fields: { instances: 'replicas', cpuMillis: 'replicas', memoryBytes: 'replicas' } });
   if (problem) return { ok: false, error: problem };
   return {

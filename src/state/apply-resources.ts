@@ -10,10 +10,11 @@
 import { ErrorCode, formatBytes } from './errors.js';
 import { quotaProblem, tenantUsage } from './quota.js';
 import { adoptTenant, currentSpec, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { App, AppSpec, Command, Instance, VolumeIoLimits } from './types.js';
+import { VOLUME_KEY_BYTES, type App, type AppSpec, type Command, type Instance, type VolumeEncryption, type VolumeIoLimits } from './types.js';
 import { bytes, integer, list, object, oneOf, optional } from './schema.js';
 import { count, egressRule, identifier, name, names, nonce, policyRule, volumeIoLimits, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
+import { ENCRYPTED_VOLUMES_VERSION } from './version.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -95,6 +96,9 @@ export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume
   if (state.volumes.has(key)) return refuse(ErrorCode.alreadyExists, `${action}: tenant "${command.tenant}" already has it`, 'name');
   const before = tenantUsage(state, command.tenant);
   const after = { ...before, volumes: before.volumes + 1, storageBytes: before.storageBytes + command.sizeBytes };
+  if (found.tenant.settings?.encryptVolumes === true && command.encryption === undefined) {
+    return refuse(ErrorCode.invalidArgument, `${action}: tenant "${command.tenant}" encrypts its volumes, and this command carries no key (create it through the API, which seals one)`, 'encryption');
+  }
   const problem =
     limitProblem('volumes', state.volumes.size, action) ??
     quotaProblem({ tenant: found.tenant, before, after, action, fields: { volumes: 'name', storageBytes: 'sizeBytes' } });
@@ -104,9 +108,11 @@ export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume
     commit: () => {
       adoptTenant(state, found.tenant);
       const io = command.io !== undefined && Object.keys(command.io).length > 0 ? { io: { ...command.io } } : {};
-      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index, ...io });
+      const encryption = command.encryption !== undefined ? { encryption: { ciphertext: command.encryption.ciphertext, nonce: command.encryption.nonce } } : {};
+      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index, ...io, ...encryption });
       const limits = io.io !== undefined ? `, I/O ${describeIo(io.io)}` : '';
-      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)}${limits})` } };
+      const encrypted = command.encryption !== undefined ? ', encrypted' : '';
+      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)}${limits}${encrypted})` } };
     },
   };
 }
@@ -339,7 +345,9 @@ export const volumeCreateCommand: CommandModule<'volume.create'> = {
     name,
     sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
     io: optional(volumeIoLimits),
+    encryption: optional(object<VolumeEncryption>({ ciphertext: bytes({ bytesMin: LIMITS.sealTagBytes + VOLUME_KEY_BYTES, bytesMax: LIMITS.sealTagBytes + VOLUME_KEY_BYTES }), nonce })),
   }),
+  versionOf: (command) => (command.encryption !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
   plan: planVolumeCreate,
 };
 

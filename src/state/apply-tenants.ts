@@ -14,6 +14,7 @@ import { DEFAULT_TENANT, type Command, type Quota, type TenantSettings } from '.
 import { object, oneOf, optional } from './schema.js';
 import { name, quota, tenantSettings } from './fields.js';
 import type { CommandModule } from './command.js';
+import { ENCRYPTED_VOLUMES_VERSION } from './version.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -34,7 +35,8 @@ export function describeSettings(settings: TenantSettings | undefined): string {
   const allowed: string[] = [];
   if (settings?.hostUsers === true) allowed.push('host users');
   if (settings?.hostMounts === true) allowed.push('host mounts');
-  return allowed.length > 0 ? `${allowed.join(' and ')} allowed` : 'confined';
+  const confinement = allowed.length > 0 ? `${allowed.join(' and ')} allowed` : 'confined';
+  return settings?.encryptVolumes === true ? `${confinement}, volumes encrypted` : confinement;
 }
 
 /** Settings as stored: only the fields that allow something (absent means false). */
@@ -42,6 +44,7 @@ function storedSettings(settings: TenantSettings): TenantSettings | undefined {
   const stored: TenantSettings = {
     ...(settings.hostUsers === true ? { hostUsers: true } : {}),
     ...(settings.hostMounts === true ? { hostMounts: true } : {}),
+    ...(settings.encryptVolumes === true ? { encryptVolumes: true } : {}),
   };
   return Object.keys(stored).length > 0 ? stored : undefined;
 }
@@ -153,6 +156,7 @@ export const tenantCreateCommand: CommandModule<'tenant.create'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'tenant.create'>>({ type: oneOf(['tenant.create']), name, quota, settings: optional(tenantSettings) }),
+  versionOf: (command) => (command.settings?.encryptVolumes !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
   plan: planTenantCreate,
 };
 
@@ -162,6 +166,7 @@ export const tenantUpdateCommand: CommandModule<'tenant.update'> = {
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'tenant.update'>>({ type: oneOf(['tenant.update']), name, quota, settings: optional(tenantSettings) }),
+  versionOf: (command) => (command.settings?.encryptVolumes !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
   plan: planTenantUpdate,
 };
 

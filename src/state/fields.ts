@@ -212,8 +212,8 @@ export const quota = object<Quota>({
   storageBytes: optional(amount),
 });
 
-/** A tenant's settings (host users, host mounts). */
-export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()) });
+/** A tenant's settings (host users, host mounts, encrypted volumes). */
+export const tenantSettings = object<TenantSettings>({ hostUsers: optional(boolean()), hostMounts: optional(boolean()), encryptVolumes: optional(boolean()) });
 
 const portSpec = object<PortSpec>({ target: port, published: optional(port), protocol: oneOf(['tcp', 'udp']) });
 

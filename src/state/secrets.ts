@@ -39,6 +39,11 @@ export function secretAssociatedData(tenant: string, name: string): string {
   return `hivemind/secret/${tenant}/${name}`;
 }
 
+/** What a volume's sealed key is bound to (see VolumeEncryption). */
+export function volumeKeyAssociatedData(tenant: string, name: string): string {
+  return `hivemind/volume-key/${tenant}/${name}`;
+}
+
 /** The associated data of the sealed join token. */
 export const TOKEN_ASSOCIATED_DATA = 'hivemind/join-token';
 

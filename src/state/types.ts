@@ -42,6 +42,12 @@ export interface TenantSettings {
   hostUsers?: boolean;
   /** Apps may bind host paths (`/srv/data:/data`); without it only named volumes. */
   hostMounts?: boolean;
+  /**
+   * Every volume of the tenant is encrypted at rest (gocryptfs over its
+   * filesystem, see VolumeEncryption): `volume.create` without a key is
+   * refused. Volumes created before it was set stay as they are.
+   */
+  encryptVolumes?: boolean;
 }
 
 export interface Tenant {
@@ -546,6 +552,23 @@ export interface Volume {
   moving?: string;
   /** Its I/O limits; absent: none. */
   io?: VolumeIoLimits;
+  /** Its key when it is encrypted at rest; absent: plain. */
+  encryption?: VolumeEncryption;
+}
+
+/**
+ * A volume's encryption at rest: a random 32-byte key, sealed under the
+ * cluster key (AES-256-GCM, bound to `volumeKeyAssociatedData`). The API seals
+ * it before proposing, so only ciphertext enters the log; the volume's node
+ * opens it to mount the volume through gocryptfs, and a copy of the backing
+ * file or of the disk shows none of the data written to it.
+ */
+/** The length of a volume's key in bytes, before sealing. */
+export const VOLUME_KEY_BYTES = 32;
+
+export interface VolumeEncryption {
+  ciphertext: Uint8Array;
+  nonce: Uint8Array;
 }
 
 /** A secret: its value only as AES-256-GCM ciphertext under the cluster key. */
@@ -700,7 +723,8 @@ export type Command =
   | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[]; egress?: EgressRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
-  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits }
+  /** `encryption`: the volume's sealed key (state version 4). */
+  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits; encryption?: VolumeEncryption }
   /** Sets a volume's I/O limits (an empty `io` removes them); workloads started from then on get them. */
   | { type: 'volume.set-io'; tenant: string; name: string; io: VolumeIoLimits }
   | { type: 'volume.delete'; tenant: string; name: string }

@@ -27,10 +27,19 @@
  * The state version this code applies. 1: before the gate. 2: trust, IPAM,
  * endpoints, proxy routes, policies with CIDRs and egress, API tokens, tenant
  * settings, volume.bind and the volume commands, app projects. 3: the
- * cluster version (`cluster.version`). 4: a `rollout.step`'s retirements
- * name their keeper, and the step is refused when the keeper no longer serves.
+ * cluster version (`cluster.version`). 4: encrypted volumes
+ * (ENCRYPTED_VOLUMES_VERSION), replicas that cannot share their volume's
+ * node refused (VOLUME_FIT_VERSION), a `rollout.step`'s retirements naming
+ * their keeper, the step refused when the keeper no longer serves
+ * (KEEPERS_STATE_VERSION, apply-rollouts.ts).
  */
 export const STATE_VERSION = 4;
+
+/** The state version of `volume.create`'s `encryption` and the tenant setting `encryptVolumes`. */
+export const ENCRYPTED_VOLUMES_VERSION = 4;
+
+/** From this cluster version, a deploy or scale whose replicas share a node-local volume but cannot all run on one node is refused (volume-fit.ts). */
+export const VOLUME_FIT_VERSION = 4;
 
 /**
  * The cluster version of a state that never applied `cluster.version`: the

@@ -18,6 +18,7 @@ import { startAgent, type Agent } from '../../agent/agent.js';
 import { resolveConfig } from '../../node/config.js';
 import { readLocalToken } from '../../node/data-dir.js';
 import { eventually, killWorkloadsUnder } from '../../agent/test/harness.js';
+import { STATE_VERSION } from '../../state/version.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-'));
 const HELLO = readFileSync(fileURLToPath(new URL('../../../../examples/hello.yaml', import.meta.url)), 'utf8');
@@ -274,6 +275,23 @@ test('volumes: I/O limits, users in the list, and the data routes refuse clearly
   assert.is((await call('DELETE', '/v1/volumes/default/limited')).status, 200);
 });
 
+test('encrypted volumes: on request, or every volume of a tenant that says so; the list says which and never shows a key', async () => {
+  // Encrypted volumes need this release's cluster version, which the leader raises soon after it starts.
+  while ((await call('GET', '/v1/status')).body.clusterVersion < STATE_VERSION) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.is((await call('PUT', '/v1/volumes/default/vault', { sizeBytes: 1048576, encrypted: true })).status, 200);
+  assert.is((await call('PUT', '/v1/volumes/default/open', { sizeBytes: 1048576 })).status, 200);
+  assert.is((await call('PUT', '/v1/tenants/sealed', { quota: {}, settings: { encryptVolumes: true } })).status, 200);
+  assert.is((await call('PUT', '/v1/volumes/sealed/data', { sizeBytes: 1048576 })).status, 200);
+  const listed = (await call('GET', '/v1/volumes')).body.volumes as Array<Record<string, unknown>>;
+  const encryptedOf = (tenant: string, name: string) => listed.find((volume) => volume.tenant === tenant && volume.name === name)?.encrypted;
+  assert.equal([encryptedOf('default', 'vault'), encryptedOf('default', 'open'), encryptedOf('sealed', 'data')], [true, false, true]);
+  assert.ok(listed.every((volume) => !('encryption' in volume)), 'the sealed key stays inside');
+  const badFlag = await call('PUT', '/v1/volumes/default/other', { sizeBytes: 1048576, encrypted: 'yes' });
+  assert.equal([badFlag.status, badFlag.body.error.field], [400, 'encrypted']);
+  for (const [tenant, name] of [['default', 'vault'], ['default', 'open'], ['sealed', 'data']]) assert.is((await call('DELETE', `/v1/volumes/${tenant}/${name}`)).status, 200);
+  assert.is((await call('DELETE', '/v1/tenants/sealed')).status, 200);
+});
+
 test('kv: put, compare-and-set, list, delete', async () => {
   const first = await call('PUT', '/v1/kv/config/db/url', { value: 'postgres://a' });
   assert.is(first.status, 200);
@@ -392,6 +410,12 @@ test('metrics in Prometheus format', async () => {
   }
   assert.match(metrics.body, /hivemind_http_requests_total\{method="PUT",route="\/v1\/kv\/\*key",status="200",node="solo"\} \d+/);
   assert.match(metrics.body, /hivemind_raft_proposals_total\{outcome="applied",node="solo"\} \d+/);
+  assert.match(metrics.body, /^hivemind_raft_leader\{node="solo"\} 1$/m, 'the only node leads');
+  assert.match(metrics.body, /^hivemind_state_nodes\{status="up",node="solo"\} 1$/m);
+  const expiry = /^hivemind_certificate_expiry_timestamp_seconds\{certificate="node",node="solo"\} (\d+)$/m.exec(metrics.body);
+  assert.ok(expiry !== null, 'the node certificate\'s expiry is exported');
+  const daysLeft = (Number(expiry[1]) - Date.now() / 1000) / 86400;
+  assert.ok(daysLeft > 89 && daysLeft <= 90, `a fresh node certificate has 90 days left (${daysLeft})`);
 });
 
 test.run();

@@ -36,8 +36,8 @@ test('mounted declarations carry tenant, size and external; unused ones are left
     'acme',
   );
   assert.equal(volumes, [
-    { tenant: 'acme', name: 'pgdata', sizeBytes: 10 * GiB, external: false },
-    { tenant: 'acme', name: 'shared', sizeBytes: VOLUME_SIZE_BYTES_DEFAULT, external: false },
+    { tenant: 'acme', name: 'pgdata', sizeBytes: 10 * GiB, external: false, encrypted: false },
+    { tenant: 'acme', name: 'shared', sizeBytes: VOLUME_SIZE_BYTES_DEFAULT, external: false, encrypted: false },
   ]);
   assert.equal(warnings, []);
   assert.is(VOLUME_SIZE_BYTES_DEFAULT, GiB);
@@ -50,8 +50,26 @@ test('external volumes: a size is ignored with a warning', () => {
     volumes:
       data: { external: true, x-hivemind: { size: 5G } }
   `);
-  assert.equal(volumes, [{ tenant: 'default', name: 'data', sizeBytes: GiB, external: true }]);
+  assert.equal(volumes, [{ tenant: 'default', name: 'data', sizeBytes: GiB, external: true, encrypted: false }]);
   assert.equal(warnings, ['app.yaml: volumes.data.x-hivemind.size: is ignored: an external volume exists already, with the size it was created with']);
+});
+
+test('x-hivemind.encrypted: the deploy creates the volume encrypted; ignored with a warning on an external one; a non-boolean is refused', () => {
+  const created = volumesOf(`
+    services:
+      db: { image: postgres, volumes: ["data:/data", "logs:/logs"] }
+    volumes:
+      data: { x-hivemind: { size: 1G, encrypted: true } }
+      logs: { external: true, x-hivemind: { encrypted: true } }
+  `);
+  assert.equal(created.volumes, [
+    { tenant: 'default', name: 'data', sizeBytes: GiB, external: false, encrypted: true },
+    { tenant: 'default', name: 'logs', sizeBytes: GiB, external: true, encrypted: false },
+  ]);
+  assert.equal(created.warnings, ['app.yaml: volumes.logs.x-hivemind.encrypted: is ignored: an external volume exists already, encrypted or not as it was created']);
+  const file = `services:\n  db: { image: postgres, volumes: ["data:/data"] }\nvolumes:\n  data: { x-hivemind: { encrypted: sometimes } }\n`;
+  assert.equal(errorsOf(file).length, 1);
+  assert.match(errorsOf(file)[0]!, /volumes\.data\.x-hivemind\.encrypted: /);
 });
 
 test('x-hivemind of a volume: a bad size, zero, an unknown key', () => {
@@ -67,14 +85,14 @@ test('volumeCreations: the missing declared volumes become volume.create; a miss
   const exists = (tenant: string, name: string) => existing.has(`${tenant}/${name}`);
   const created = volumeCreations(
     [
-      { tenant: 'acme', name: 'old', sizeBytes: GiB, external: false },
-      { tenant: 'acme', name: 'new', sizeBytes: 100 * MiB, external: false },
-      { tenant: 'acme', name: 'old', sizeBytes: GiB, external: true },
+      { tenant: 'acme', name: 'old', sizeBytes: GiB, external: false, encrypted: false },
+      { tenant: 'acme', name: 'new', sizeBytes: 100 * MiB, external: false, encrypted: false },
+      { tenant: 'acme', name: 'old', sizeBytes: GiB, external: true, encrypted: false },
     ],
     exists,
   );
   assert.equal(created, { ok: true, commands: [{ type: 'volume.create', tenant: 'acme', name: 'new', sizeBytes: 100 * MiB }] });
-  const refused = volumeCreations([{ tenant: 'acme', name: 'ghost', sizeBytes: GiB, external: true }], exists);
+  const refused = volumeCreations([{ tenant: 'acme', name: 'ghost', sizeBytes: GiB, external: true, encrypted: false }], exists);
   assert.equal(refused, {
     ok: false,
     message:

@@ -23,6 +23,13 @@ export interface TenantAnswer {
 interface SettingsOptions {
   hostUsers?: boolean;
   hostMounts?: boolean;
+  encryptVolumes?: boolean;
+}
+
+function onOrOff(text: string): boolean {
+  if (text === 'on') return true;
+  if (text === 'off') return false;
+  throw new InvalidArgumentError('must be on or off');
 }
 
 /** The quota flags as commander parses them: a number in the quota's unit, or `unlimited`. */
@@ -68,15 +75,17 @@ function allowOrDeny(text: string): boolean {
 function addSettingsOptions(command: Command): Command {
   return command
     .addOption(new Option('--host-users <allow|deny>', "let process apps run as root or the host user their user: names, and image apps as root (default: deny; apps run as the tenant's own user)").argParser(allowOrDeny))
-    .addOption(new Option('--host-mounts <allow|deny>', 'let apps bind host paths (default: deny; named volumes only)').argParser(allowOrDeny));
+    .addOption(new Option('--host-mounts <allow|deny>', 'let apps bind host paths (default: deny; named volumes only)').argParser(allowOrDeny))
+    .addOption(new Option('--encrypt-volumes <on|off>', "encrypt every volume created from now on at rest (default: off; volumes made before stay as they are)").argParser(onOrOff));
 }
 
 /** `base` with the settings flags applied; undefined when no flag was given (the tenant's settings stay). */
 function settingsOf(base: TenantSettings | undefined, options: SettingsOptions): TenantSettings | undefined {
-  if (options.hostUsers === undefined && options.hostMounts === undefined) return undefined;
+  if (options.hostUsers === undefined && options.hostMounts === undefined && options.encryptVolumes === undefined) return undefined;
   const settings: TenantSettings = { ...base };
   if (options.hostUsers !== undefined) settings.hostUsers = options.hostUsers;
   if (options.hostMounts !== undefined) settings.hostMounts = options.hostMounts;
+  if (options.encryptVolumes !== undefined) settings.encryptVolumes = options.encryptVolumes;
   return settings;
 }
 
@@ -138,7 +147,7 @@ export function registerTenantCommands(program: Command): void {
     true,
   )).action(async (name: string, options: QuotaOptions & SettingsOptions, command: Command) => {
     checkName(name);
-    if (optionKeys.every((key) => options[key] === undefined) && options.hostUsers === undefined && options.hostMounts === undefined) {
+    if (optionKeys.every((key) => options[key] === undefined) && options.hostUsers === undefined && options.hostMounts === undefined && options.encryptVolumes === undefined) {
       throw new UsageError('give at least one limit or setting to change, such as --memory 8G or --host-mounts allow (see `hivemind tenants update --help`)');
     }
     const context = contextOf(command);
@@ -221,5 +230,6 @@ function renderTenant(tenant: TenantAnswer): string {
     ['storage', line('storageBytes', 'bytes')],
     ['host users', tenant.settings?.hostUsers === true ? 'allowed' : 'denied (process apps run as the tenant\'s own user)'],
     ['host mounts', tenant.settings?.hostMounts === true ? 'allowed' : 'denied'],
+    ['volumes encrypted', tenant.settings?.encryptVolumes === true ? 'yes (every new volume)' : 'no (unless created --encrypted)'],
   ]);
 }

@@ -37,9 +37,10 @@ export function registerVolumeCommands(program: Command): void {
           formatBytes(volume.sizeBytes),
           volume.usedBytes === undefined ? '-' : formatBytes(volume.usedBytes),
           volume.moving === undefined ? (volume.node ?? '-') : `${volume.node ?? '-'} -> ${volume.moving}`,
+          volume.encrypted === true ? 'yes' : 'no',
           (volume.users ?? []).join(',') || '-',
         ]);
-        printTable(context, ['tenant', 'name', 'size', 'used', 'node', 'users'], rows, 'no volumes');
+        printTable(context, ['tenant', 'name', 'size', 'used', 'node', 'encrypted', 'users'], rows, 'no volumes');
       });
     });
 
@@ -48,12 +49,14 @@ export function registerVolumeCommands(program: Command): void {
     .description('create a named volume')
     .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(new Option('--size <size>', 'its size, such as 1G or 512M').argParser(parseSizeOption).makeOptionMandatory())
+    .addOption(new Option('--encrypted', 'keep its files encrypted at rest (gocryptfs; its key sealed in the cluster state); always so in a tenant made with --encrypt-volumes'))
     .addOption(tenantOption(TENANT_OF_ONE));
-  addIoOptions(create).action(async (text: string, options: { size: number; tenant?: string } & IoOptions, command: Command) => {
+  addIoOptions(create).action(async (text: string, options: { size: number; tenant?: string; encrypted?: boolean } & IoOptions, command: Command) => {
     const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
     const io = ioOf(options);
-    const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}) };
-    await writeAndReport(command, (client) => client.call('PUT /v1/volumes/:tenant/:name', { params: { tenant, name }, body }), `volume ${tenant}/${name} created (${formatBytes(options.size)})`);
+    const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}), ...(options.encrypted === true ? { encrypted: true } : {}) };
+    const encrypted = options.encrypted === true ? ', encrypted' : '';
+    await writeAndReport(command, (client) => client.call('PUT /v1/volumes/:tenant/:name', { params: { tenant, name }, body }), `volume ${tenant}/${name} created (${formatBytes(options.size)}${encrypted})`);
   });
 
   const io = volumes

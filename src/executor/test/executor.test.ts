@@ -112,8 +112,11 @@ test('three replicas run and answer, a killed one comes back, an adopting execut
   }, 30_000);
   assert.ok(back.startsWith(`${ids[1]} `));
   const metrics = await registry.metrics();
-  assert.match(metrics, /hivemind_executor_starts_total 4/);
+  assert.match(metrics, /hivemind_executor_starts_total{outcome="started"} 4/);
   assert.match(metrics, /hivemind_executor_restarts_total 1/);
+  assert.match(metrics, /hivemind_executor_start_duration_seconds_count 4/, 'each successful start is timed');
+  const becameHealthy = /hivemind_executor_health_transitions_total\{to="healthy"\} (\d+)/.exec(metrics);
+  assert.ok(becameHealthy !== null && Number(becameHealthy[1]) >= 3, `three replicas became healthy (${becameHealthy?.[1]})`);
   await eventually('slot 1 healthy again in the state', () => cluster.machine.instance(ids[1]!)?.status.state === 'healthy', 30_000);
 
   // A simulated agent restart: a new executor over the same data directory adopts the three processes.

@@ -186,4 +186,18 @@ test('planRound with placements in flight plans more placements only, never the 
   assert.equal(placed, ['db-2', 'db-3'], 'n1 has room for two more; db-0 and db-1 are in flight');
 });
 
+test('planRound counts the unplaceable by the kind of reason that refused them on the most nodes (the metrics label)', () => {
+  const nodes = [node('n1', { resources: { cpuMillis: 4000, memoryBytes: 1 * GiB } }), node('n2', { resources: { cpuMillis: 4000, memoryBytes: 1 * GiB } }), node('n3', { status: 'down', statusSince: 0 })];
+  const apps = [
+    app('big', { reservations: { memoryBytes: 2 * GiB }, replicas: 2 }),
+    app('zoned', { constraints: ['node.labels.zone == nowhere'], replicas: 1 }),
+    app('fits', { reservations: { memoryBytes: 256 * MiB }, replicas: 1 }),
+  ];
+  const round = planRound({ nodes, instances: [...instances('big', 2), ...instances('zoned', 1), ...instances('fits', 1)], apps, now: 1000, seed: 1, options: SCHEDULER_DEFAULTS });
+  assert.is(round.unplaceable, 3);
+  assert.equal(Object.fromEntries(round.unplaceableByKind), { memory: 2, constraint: 1 }, 'memory refused big on 2 nodes, down only on 1');
+  const empty = planRound({ nodes: [], instances: instances('fits', 1), apps, now: 1000, seed: 1, options: SCHEDULER_DEFAULTS });
+  assert.equal(Object.fromEntries(empty.unplaceableByKind), { 'no-nodes': 1 });
+});
+
 test.run();

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HISTORY_MAX } from '../types.js';
+import { HISTORY_MAX, STATE_VERSION_LABEL } from '../types.js';
+import { ENCRYPTED_VOLUMES_VERSION } from '../version.js';
 import { appSpec, Driver, GiB, MiB, registerNode } from './fixtures.js';
 
 const bytes = (length: number, fill: number) => new Uint8Array(length).fill(fill);
@@ -122,6 +123,27 @@ test('a volume keeps the I/O limits it was created with; volume.set-io changes o
   assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { writeIops: 0 } }).field, 'io.writeIops');
   assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'data', io: { fast: 1 } }).field, 'io.fast');
   assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'none', io: {} }).code, 'not-found');
+});
+
+test('an encrypted volume keeps its sealed key; a tenant that encrypts its volumes refuses one without a key; both wait for cluster version 4', () => {
+  const driver = new Driver();
+  const sealed = { ciphertext: new Uint8Array(48).fill(7), nonce: new Uint8Array(12).fill(1) };
+  const early = driver.refused({ type: 'volume.create', tenant: 'default', name: 'vault', sizeBytes: GiB, encryption: sealed });
+  assert.is(early.code, 'cluster-version-too-old');
+  assert.is(driver.refused({ type: 'tenant.create', name: 'acme', quota: {}, settings: { encryptVolumes: true } }).code, 'cluster-version-too-old');
+  const register = registerNode('n1');
+  assert.ok(register.type === 'node.register');
+  driver.ok({ ...register, labels: { ...register.labels, [STATE_VERSION_LABEL]: String(ENCRYPTED_VOLUMES_VERSION) } });
+  driver.ok({ type: 'cluster.version', version: ENCRYPTED_VOLUMES_VERSION });
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'vault', sizeBytes: GiB, encryption: sealed });
+  assert.equal(driver.machine.volume('default', 'vault')?.encryption, sealed);
+  assert.ok(driver.machine.history().some((entry) => entry.summary === 'created (1 GiB, encrypted)'));
+  assert.is(driver.refused({ type: 'volume.create', tenant: 'default', name: 'short', sizeBytes: GiB, encryption: { ...sealed, ciphertext: new Uint8Array(16) } }).field, 'encryption.ciphertext');
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: {}, settings: { encryptVolumes: true } });
+  const plain = driver.refused({ type: 'volume.create', tenant: 'acme', name: 'data', sizeBytes: GiB });
+  assert.equal([plain.code, plain.field], ['invalid-argument', 'encryption']);
+  assert.match(plain.message, /tenant "acme" encrypts its volumes/);
+  driver.ok({ type: 'volume.create', tenant: 'acme', name: 'data', sizeBytes: GiB, encryption: sealed });
 });
 
 test('volume.create, already-exists, delete refused while mounted', () => {
