@@ -15,7 +15,7 @@
  *
  * The command checks run once per index, on the first node to apply it
  * (every node applies the same commands; the hashes show they end the same).
- * Readiness here is the rule as documented (scheduler/readiness.ts), written
+ * Readiness here is the rule as documented (state/readiness.ts, which the scheduler and the state share), written
  * out again so that a mutation of the scheduler's own cannot hide from it.
  */
 import { createHash } from 'node:crypto';
@@ -36,7 +36,7 @@ const QUOTA_KEYS = ['instances', 'cpuMillis', 'memoryBytes', 'apps'] as const;
 
 type Usage = Record<(typeof QUOTA_KEYS)[number], number>;
 
-/** Whether `instance` serves, by the documented rule (scheduler/readiness.ts). */
+/** Whether `instance` serves, by the documented rule (state/readiness.ts). */
 export function servesNow(instance: Instance, spec: AppSpec, nodes: ReadonlyMap<string, NodeRecord>): boolean {
   if (instance.desired !== 'running' || instance.node === undefined || nodes.get(instance.node)?.status !== 'up') return false;
   const checked = spec.healthcheck !== undefined && spec.healthcheck.test[0] !== 'NONE';
