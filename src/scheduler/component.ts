@@ -36,6 +36,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';
+import { newestStateTime, PlanningClock } from './planning-time.js';
 import { planRound, SCHEDULER_DEFAULTS, type SchedulerOptions } from './round.js';
 import { contextOf, contextWith, inSpan, linkTo, startSpan, withContext } from '../node/tracing.js';
 
@@ -54,7 +55,7 @@ export interface SchedulerComponentOptions extends SchedulerOptions {
   placementCommandsInFlightMax: number;
   /**
    * The clock and timers the rounds run on: the leader's time they plan with
-   * (`now()`), the debounce and period timers, and the durations measured
+   * (`now()`, never behind the newest time in the state: planning-time.ts), the debounce and period timers, and the durations measured
    * (`monotonicMs()`). Default `SYSTEM_CLOCK`; the simulator (src/sim) gives
    * each node's life its virtual one.
    */
@@ -103,6 +104,8 @@ export class SchedulerComponent implements NodeComponent {
   #stopped = false;
   /** The trace contexts of the applies no round has seen yet (at most ROUND_LINKS_MAX). */
   #pendingTraces: string[] = [];
+  /** The time rounds plan with: the wall clock, or the newest time in the state carried forward when that is later (planning-time.ts). */
+  readonly #planningClock: PlanningClock;
   readonly #proposals: Counter<'command' | 'outcome'>;
   readonly #roundSeconds: Histogram;
   readonly #proposalSeconds: Histogram<'command'>;
@@ -113,6 +116,7 @@ export class SchedulerComponent implements NodeComponent {
   constructor(services: NodeServices, options: Partial<SchedulerComponentOptions> = {}) {
     this.#services = services;
     this.#options = { ...SCHEDULER_COMPONENT_DEFAULTS, ...options };
+    this.#planningClock = new PlanningClock(this.#options.clock);
     this.#proposals = new Counter({
       name: 'hivemind_scheduler_proposals_total',
       help: 'Commands the scheduler proposed, by type and outcome (ok, refused, error).',
@@ -221,7 +225,7 @@ export class SchedulerComponent implements NodeComponent {
     let commands: Command[];
     try {
       const view = this.#services.machine.schedulerView();
-      const plan = planRound({ ...view, now: clock.now(), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
+      const plan = planRound({ ...view, now: this.#planningClock.now(newestStateTime(view)), seed: view.appliedIndex >>> 0, options: this.#options, inFlight: this.#inFlight });
       commands = plan.commands;
       this.#lastUnplaceable = plan.unplaceableByKind;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;

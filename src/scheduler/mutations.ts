@@ -8,12 +8,9 @@
 export interface SchedulerMutations {
   /** Placement plans instances already placed on an up node, or whose placement is in flight, as if they were not (it may place them twice). */
   placementConflictCheckOff: boolean;
-  /** Readiness ignores healthchecks: an instance counts as ready once it runs, healthy or not (the rollouts' health gate is gone). */
-  healthGateOff: boolean;
 }
 
 /** The switches, all off. See the file comment. */
 export const schedulerMutations: SchedulerMutations = {
   placementConflictCheckOff: false,
-  healthGateOff: false,
 };

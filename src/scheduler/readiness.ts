@@ -3,26 +3,16 @@
  * the health gate of rollouts, rebalance and healing. Pure.
  *
  * Ready: placed on an `up` node and `running` (no healthcheck, or NONE) or
- * `healthy` (with one). Failed: `failed` (restart policy gave up), `unhealthy`,
+ * `healthy` (with one); the rule is the state's (state/readiness.ts), which
+ * refuses a rollout step whose keeper no longer serves by it. Failed: `failed` (restart policy gave up), `unhealthy`,
  * `oom-killed`, `exited` when the restart policy is `none`, or any of those
  * reported before (the executor restarts in place; `failures` counts them).
  */
 import type { AppSpec, Instance, NodeRecord } from '../state/types.js';
-import { schedulerMutations } from './mutations.js';
+import { isReady } from '../state/readiness.js';
 
-/** Whether `spec` has a healthcheck that gates readiness. */
-export function hasHealthcheck(spec: AppSpec): boolean {
-  return spec.healthcheck !== undefined && spec.healthcheck.test[0] !== 'NONE';
-}
-
-/** Whether `instance` serves: on an up node, running (healthy when checked). */
-export function isReady(instance: Instance, spec: AppSpec, nodes: ReadonlyMap<string, NodeRecord>): boolean {
-  if (instance.desired !== 'running' || instance.node === undefined || nodes.get(instance.node)?.status !== 'up') return false;
-  const state = instance.status.state;
-  // schedulerMutations: test only (src/sim's mutation checks), never set in production.
-  if (schedulerMutations.healthGateOff) return state === 'running' || state === 'healthy' || state === 'starting';
-  return hasHealthcheck(spec) ? state === 'healthy' : state === 'running' || state === 'healthy';
-}
+/** The readiness rule lives with the state, which checks a rollout step's keepers by it (state/readiness.ts). */
+export { hasHealthcheck, isReady } from '../state/readiness.js';
 
 /** Ready, and for at least `monitorMs` by `now` (ms). */
 export function isDone(instance: Instance, spec: AppSpec, nodes: ReadonlyMap<string, NodeRecord>, now: number, monitorMs: number): boolean {

@@ -49,7 +49,15 @@ export interface RolloutContext {
    * Absent: never asked (a start-first batch then waits for room).
    */
   fitsInPlaceOf?: (target: Instance, others: readonly Instance[]) => boolean;
+  /**
+   * The slot rule's retirements name their keeper (`retire[].keeper`, state
+   * version 4), so that the state refuses the step if the keeper stopped
+   * serving before it applied. Only once the cluster version allows it
+   * (`KEEPERS_STATE_VERSION`, state/apply-rollouts.ts); absent or false: the steps of older releases.
+   */
+  namesKeepers?: boolean;
 }
+
 
 /** The spec of `version`, else the app's newest. */
 export function specOfVersion(app: App, version: number): AppSpec {
@@ -90,7 +98,9 @@ function applySlotRule(app: App, slots: Slots, spec: AppSpec, context: RolloutCo
     done.add(slot);
     // Newer targets than the keeper are copies still starting (a rebalance move): they stay.
     const older = targets.filter((instance) => instance.createdIndex < keeper.createdIndex || (instance.createdIndex === keeper.createdIndex && instance.id < keeper.id));
-    for (const instance of [...older, ...(slots.others.get(slot) ?? [])]) retire.push({ id: instance.id, reason: `replaced by ${keeper.id}` });
+    for (const instance of [...older, ...(slots.others.get(slot) ?? [])]) {
+      retire.push({ id: instance.id, reason: `replaced by ${keeper.id}`, ...(context.namesKeepers === true ? { keeper: keeper.id } : {}) });
+    }
   }
   return done;
 }

@@ -27,6 +27,7 @@ import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
 import { planRolloutStep } from './rollout.js';
+import { KEEPERS_STATE_VERSION } from '../state/apply-rollouts.js';
 import { waitsOnTime } from './time-dependence.js';
 
 /** The scheduler's settings; every one has a default in `SCHEDULER_DEFAULTS`. */
@@ -72,7 +73,7 @@ export interface RoundInput {
   inFlight?: ReadonlyMap<string, string>;
   /** The tenants' volumes: instances follow the node-local volumes they mount. Absent: none. */
   volumes?: readonly Volume[];
-  /** The cluster version in force (src/state/version.ts): no command of a newer version is planned. Absent: the floor, 2. */
+  /** The cluster version in force (state/version.ts): the round proposes only what it allows. Absent: CLUSTER_VERSION_FLOOR. */
   clusterVersion?: number;
 }
 
@@ -100,6 +101,7 @@ export function planRound(input: RoundInput): RoundPlan {
     else list.push(instance);
   }
   const commands: Command[] = [];
+  const namesKeepers = (input.clusterVersion ?? CLUSTER_VERSION_FLOOR) >= KEEPERS_STATE_VERSION;
   const rolloutTargets = new Map<string, number>();
   let loads: ReturnType<typeof buildLoads> | undefined;
   for (const app of input.apps) {
@@ -110,7 +112,7 @@ export function planRound(input: RoundInput): RoundPlan {
       loads ??= buildLoads(input, appsByKey(input.apps));
       return fitsInPlace(target, others, loads, appsByKey(input.apps));
     };
-    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, fitsInPlaceOf });
+    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, fitsInPlaceOf, namesKeepers });
     if (stepped !== undefined) {
       commands.push(stepped);
       continue;

@@ -54,9 +54,11 @@ async function main(): Promise<void> {
   const started = performance.now();
   let violations = 0;
   let simulatedMs = 0;
+  let keeperRefusals = 0;
   for (const seed of seeds) {
     const result = options.mutation === undefined ? await runClusterSeed(seed) : await withMutation(options.mutation, () => runClusterSeed(seed));
     simulatedMs += result.simulatedMs;
+    keeperRefusals += result.stats['keeperRefusals'] ?? 0;
     if (options.trace) for (const line of result.trace) console.log(line);
     if (options.seed !== undefined) console.log(`stats ${JSON.stringify(result.stats)}; ${(result.simulatedMs / 1000).toFixed(1)} s simulated`);
     if (result.violations.length > 0) {
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
   }
   const wallSeconds = (performance.now() - started) / 1000;
   console.log(`${(simulatedMs / 1000).toFixed(0)} s simulated in ${wallSeconds.toFixed(1)} s wall (${(simulatedMs / 1000 / wallSeconds).toFixed(1)} simulated s per wall s)`);
+  console.log(`${keeperRefusals} rollout steps refused at apply because their keeper no longer served (the plan/apply race, caught)`);
   console.log(`sim: ${seeds.length} seeds, ${violations} violations`);
   process.exitCode = violations > 0 ? 1 : 0;
 }

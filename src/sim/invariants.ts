@@ -15,7 +15,7 @@
  *
  * The command checks run once per index, on the first node to apply it
  * (every node applies the same commands; the hashes show they end the same).
- * Readiness here is the rule as documented (scheduler/readiness.ts), written
+ * Readiness here is the rule as documented (state/readiness.ts, which the scheduler and the state share), written
  * out again so that a mutation of the scheduler's own cannot hide from it.
  */
 import { createHash } from 'node:crypto';
@@ -36,7 +36,7 @@ const QUOTA_KEYS = ['instances', 'cpuMillis', 'memoryBytes', 'apps'] as const;
 
 type Usage = Record<(typeof QUOTA_KEYS)[number], number>;
 
-/** Whether `instance` serves, by the documented rule (scheduler/readiness.ts). */
+/** Whether `instance` serves, by the documented rule (state/readiness.ts). */
 export function servesNow(instance: Instance, spec: AppSpec, nodes: ReadonlyMap<string, NodeRecord>): boolean {
   if (instance.desired !== 'running' || instance.node === undefined || nodes.get(instance.node)?.status !== 'up') return false;
   const checked = spec.healthcheck !== undefined && spec.healthcheck.test[0] !== 'NONE';
@@ -58,6 +58,12 @@ export class ClusterChecker implements ApplyHooks {
   /** The command being checked, for the violations' text. */
   #command = '';
   hashesCompared = 0;
+  /**
+   * `rollout.step`s the state refused because a retirement's keeper no longer
+   * served (the rolling update's plan/apply race, caught at apply): how often
+   * the race happens in a run.
+   */
+  keeperRefusals = 0;
 
   constructor(private readonly nowMs: () => number) {}
 
@@ -83,6 +89,7 @@ export class ClusterChecker implements ApplyHooks {
     if (entry === undefined || !this.#checking) return;
     this.#checking = false;
     if (result?.ok === true) for (const violation of this.#pending) this.record(violation);
+    if (result?.ok === false && result.error.field?.endsWith('.keeper') === true) this.keeperRefusals++;
     this.#checkQuota(machine, index);
     this.#checkResources(machine, index);
   }

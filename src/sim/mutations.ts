@@ -11,7 +11,7 @@ export const MUTATIONS = {
   /** The state machine's quota check on deploys and scales. */
   'no-quota-check': { caughtBy: 'quota:', set: (on: boolean) => void (stateMutations.quotaCheckOff = on) },
   /** The rollouts' health gate: an instance counts as ready once it runs, healthy or not. */
-  'no-health-gate': { caughtBy: 'rolling update:', set: (on: boolean) => void (schedulerMutations.healthGateOff = on) },
+  'no-health-gate': { caughtBy: 'rolling update:', set: (on: boolean) => void (stateMutations.healthGateOff = on) },
   /**
    * The checks against placing an instance already placed: the planner's
    * (placed on an up node, or in flight) and the state machine's (no move off

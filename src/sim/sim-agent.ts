@@ -33,7 +33,8 @@ import { ReplicatedState } from '../node/replicated-state.js';
 import type { NodeServices } from '../node/services.js';
 import { SchedulerComponent } from '../scheduler/component.js';
 import type { ClusterStateMachine } from '../state/machine.js';
-import type { Command, CommandResult, Resources } from '../state/types.js';
+import { STATE_VERSION_LABEL, type Command, type CommandResult, type Resources } from '../state/types.js';
+import { STATE_VERSION } from '../state/version.js';
 import type { Message } from '../membership/messages.js';
 import { NodeClock } from './node-clock.js';
 import { SimExecutor } from './sim-executor.js';
@@ -258,8 +259,12 @@ export class SimAgent {
       const resources = this.options.resourcesOf(id);
       if ((record !== undefined && record.status !== 'left') || resources === undefined) continue;
       const address = `sim:${id}`;
-      await this.proposer.proposeOwn({ type: 'node.register', id, addresses: { api: address, peer: address, gossip: address }, labels: {}, resources });
+      // The state version label, as every node registers (self-registration.ts's ownLabels): the cluster version follows it.
+      await this.proposer.proposeOwn({ type: 'node.register', id, addresses: { api: address, peer: address, gossip: address }, labels: { [STATE_VERSION_LABEL]: String(STATE_VERSION) }, resources });
     }
+    // What the leader's self-registration does once every member applies a higher version.
+    const version = this.machine.clusterVersionToRaise();
+    if (version !== undefined && this.machine.check({ type: 'cluster.version', version }).ok) await this.proposer.proposeOwn({ type: 'cluster.version', version });
   }
 
   #services(options: SimAgentOptions): NodeServices {

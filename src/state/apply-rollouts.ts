@@ -13,12 +13,16 @@ import { ErrorCode, type StateError } from './errors.js';
 import { addInstance, isActive, retireInstance } from './apply-apps.js';
 import { currentSpec, limitProblem, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import { addApp, quotaProblem, tenantUsage } from './quota.js';
+import { isReady } from './readiness.js';
 import type { App, Command, Instance, Rollout, RolloutPatch } from './types.js';
 import { integer, list, object, oneOf, optional, refine } from './schema.js';
 import { count, failureReason, freeText, identifier, name, nonEmptyText, repeatedId, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+/** The state version from which a `rollout.step`'s retirements may name their keeper (`retire[].keeper`), refused when it no longer serves. */
+export const KEEPERS_STATE_VERSION = 4;
 
 function findApp(state: ClusterState, command: { tenant: string; name: string }, action: string): { ok: true; app: App } | { ok: false; error: StateError } {
   const app = state.apps.get(tenantKey(command.tenant, command.name));
@@ -44,6 +48,28 @@ function nodeProblem(state: ClusterState, id: string, action: string, field: str
   const node = state.nodes.get(id);
   if (node === undefined) return { code: ErrorCode.notFound, message: `${action}: node "${id}" is not registered`, field };
   if (node.status !== 'up') return { code: ErrorCode.conflict, message: `${action}: node "${id}" is ${node.status}, not up; choose another node`, field };
+  return undefined;
+}
+
+/**
+ * Why the keeper a retirement names cannot take its place, if it cannot: it
+ * must be one of the app's instances, not retired by the same step, and
+ * serve now by the readiness rule the scheduler planned with. The step was
+ * planned when it served; an exit, a failed healthcheck or its node's loss
+ * may have applied since, and retiring the slot's ready instances then would
+ * leave the slot with none (the rolling update's plan/apply race).
+ */
+function keeperServes(state: ClusterState, app: App, keeperId: string, retire: readonly { id: string }[], action: string): Omit<StateError, 'field'> | undefined {
+  const keeper = state.instances.get(keeperId);
+  if (keeper === undefined || keeper.tenant !== app.tenant || keeper.app !== app.name) {
+    return { code: ErrorCode.conflict, message: `${action}: keeper "${keeperId}" is not one of its instances (it may be gone); plan again` };
+  }
+  if (retire.some((item) => item.id === keeperId)) return { code: ErrorCode.invalidArgument, message: `${action}: keeper "${keeperId}" is retired by the same step` };
+  const spec = app.versions.find((entry) => entry.version === keeper.version)?.spec;
+  if (spec === undefined || !isReady(keeper, spec, state.nodes)) {
+    const node = keeper.node === undefined ? 'unplaced' : `on node "${keeper.node}" (${state.nodes.get(keeper.node)?.status ?? 'not registered'})`;
+    return { code: ErrorCode.conflict, message: `${action}: keeper "${keeperId}" no longer serves (${keeper.desired === 'running' ? keeper.status.state : 'retired'}, ${node}); plan again` };
+  }
   return undefined;
 }
 
@@ -104,6 +130,8 @@ export function planRolloutStep(state: ClusterState, command: CommandOf<'rollout
       return refuse(ErrorCode.notFound, `${action}: instance "${item.id}" is not one of its instances (it may be gone); plan again`, `retire[${position}].id`);
     }
     retired.push(instance);
+    const keeperProblem = item.keeper === undefined ? undefined : keeperServes(state, app, item.keeper, command.retire, action);
+    if (keeperProblem !== undefined) return { ok: false, error: { ...keeperProblem, field: `retire[${position}].keeper` } };
   }
   if (command.rebalance !== undefined && app.rebalance === undefined) {
     return refuse(ErrorCode.conflict, `${action}: no rebalance was asked for`, 'rebalance');
@@ -364,6 +392,8 @@ export function planAppRebalance(state: ClusterState, command: CommandOf<'app.re
 export const rolloutStepCommand: CommandModule<'rollout.step'> = {
   type: 'rollout.step',
   since: 1,
+  // A retirement that names its keeper is refused unless the keeper serves: a rule older code would not apply.
+  versionOf: (command) => (command.retire.some((item) => item.keeper !== undefined) ? KEEPERS_STATE_VERSION : 1),
   proposers: ['scheduler'],
   schema: object<CommandOf<'rollout.step'>>({
     type: oneOf(['rollout.step']),
@@ -379,7 +409,7 @@ export const rolloutStepCommand: CommandModule<'rollout.step'> = {
       { max: LIMITS.replicasMax },
     ),
     retire: refine(
-      list(object<CommandOf<'rollout.step'>['retire'][number]>({ id: identifier, reason: freeText }), { max: LIMITS.batchItemsMax }),
+      list(object<CommandOf<'rollout.step'>['retire'][number]>({ id: identifier, reason: freeText, keeper: optional(identifier) }), { max: LIMITS.batchItemsMax }),
       (value, path) => {
         const found = repeatedId(value, path);
         return found;

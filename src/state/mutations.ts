@@ -10,10 +10,13 @@ export interface StateMutations {
   quotaCheckOff: boolean;
   /** `instance.place` may move an instance off a node that is up (place it twice). */
   placementConflictCheckOff: boolean;
+  /** Readiness (readiness.ts) ignores healthchecks: an instance counts as ready once it runs, healthy or not (the rollouts' health gate is gone, in the scheduler's plans and in the state's check of a step's keepers alike). */
+  healthGateOff: boolean;
 }
 
 /** The switches, all off. See the file comment. */
 export const stateMutations: StateMutations = {
   quotaCheckOff: false,
   placementConflictCheckOff: false,
+  healthGateOff: false,
 };

@@ -782,7 +782,14 @@ export type Command =
       /** The rollout the step was planned for (its id); 0 when it needs none. Refused when another rollout is current. */
       rollout: number;
       add: { slot: number; version: number; node?: string }[];
-      retire: { id: string; reason: string }[];
+      /**
+       * Instances to retire. `keeper` (state version 4): the instance that
+       * replaces this one in its slot; the step is refused (`conflict`, plan
+       * again) unless the keeper still serves when the step applies, by the
+       * readiness rule (readiness.ts). Absent: retired regardless (stop-first,
+       * a rebalance's copy, and every step before version 4).
+       */
+      retire: { id: string; reason: string; keeper?: string }[];
       /** Changes to the rollout record. */
       set?: RolloutPatch;
       /** Ends the rollout in failure and starts a rollback to its `fromVersion`, saying why. */

@@ -33,7 +33,9 @@
  * (TRACE_CONTEXT_VERSION), an app's container settings and configs and a
  * tenant's capabilities (CONTAINER_SETTINGS_VERSION), an instance's failure
  * cause (`instance.reschedule`'s `reason`, `Instance.lastFailure`), a node's
- * host ports (`node.ports`), node labels set by an operator (`node.label`).
+ * host ports (`node.ports`), node labels set by an operator (`node.label`),
+ * a `rollout.step`'s retirements naming their keeper, the step refused when
+ * the keeper no longer serves (KEEPERS_STATE_VERSION, apply-rollouts.ts).
  */
 export const STATE_VERSION = 4;
 

@@ -17,7 +17,7 @@ import { clusterApiAgent, dataDirApiAgent } from '../tls.js';
 import { startAgent, type Agent } from '../../agent/agent.js';
 import { resolveConfig } from '../../node/config.js';
 import { readLocalToken } from '../../node/data-dir.js';
-import { killWorkloadsUnder } from '../../agent/test/harness.js';
+import { eventually, killWorkloadsUnder } from '../../agent/test/harness.js';
 import { STATE_VERSION } from '../../state/version.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'hivemind-api-'));
@@ -203,6 +203,26 @@ test('apps: deploy, scale, rollback, instances, delete', async () => {
   assert.is(apps.body.apps.length, 1);
   assert.is((await call('DELETE', '/v1/apps/default/hello')).status, 200);
   assert.is((await call('GET', '/v1/instances')).body.instances.length, 0);
+});
+
+test('promote, abort and rebalance routes: answers and refusals with the field', async () => {
+  const deployed = await call('POST', '/v1/deploy', { fileName: 'hello.yaml', content: HELLO });
+  assert.is(deployed.status, 200, JSON.stringify(deployed.body));
+  const promote = await call('POST', '/v1/apps/default/hello/promote');
+  assert.is(promote.status, 409);
+  assert.equal([promote.body.error.code, promote.body.error.field], ['conflict', 'name']);
+  assert.match(promote.body.error.message, /no rollout is in progress \(it was never updated\)/);
+  const abort = await call('POST', '/v1/apps/default/ghost/abort');
+  assert.is(abort.status, 404);
+  const badName = await call('POST', '/v1/rebalance', { name: 5 });
+  assert.equal([badName.status, badName.body.error.field], [400, 'name']);
+  const unknownField = await call('POST', '/v1/rebalance', { app: 'hello' });
+  assert.is(unknownField.status, 400);
+  const rebalance = await call('POST', '/v1/rebalance', { name: 'hello' });
+  assert.is(rebalance.status, 200, JSON.stringify(rebalance.body));
+  assert.equal(rebalance.body, { apps: 1 });
+  await eventually('the rebalance to finish (one node: already even)', async () => (await call('GET', '/v1/apps/default/hello')).body.rebalance === undefined, 15_000);
+  assert.is((await call('DELETE', '/v1/apps/default/hello')).status, 200);
 });
 
 test('policies, volumes, secrets: a secret list never shows a value', async () => {

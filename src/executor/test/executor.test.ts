@@ -200,6 +200,34 @@ test('exits follow the restart policy: exited without a restart, failed after ma
 });
 
 
+test('a workload whose healthcheck fails is stopped, reported with why, and counted as a failure (what a rollout\'s health gate reads)', async () => {
+  const cluster = new TestCluster();
+  cluster.ok(registerNode('n1'));
+  cluster.ok({
+    type: 'app.deploy',
+    spec: processApp('sick', 0, {
+      command: ['sleep', '300'],
+      replicas: 1,
+      healthcheck: { test: ['CMD', '/bin/sh', '-c', 'exit 1'], intervalMs: 200, timeoutMs: 2000, retries: 1, startPeriodMs: 0 },
+      restart: { condition: 'on-failure', delayMs: 60_000, windowMs: 0 },
+    }),
+  });
+  placeAll(cluster, 'sick');
+  const target = executor(cluster, join(root, 'sick'));
+  await target.start();
+  const id = cluster.machine.instances({ app: 'sick' })[0]!.id;
+  const reported = (): string[] => cluster.submitted.flatMap((command) => (command.type === 'instance.status' ? command.updates.filter((update) => update.id === id).map((update) => update.state) : []));
+  // The executor stops a workload that failed its healthcheck (the restart policy then decides), reporting why; the
+  // failure counts against a new version in a rollout (scheduler/readiness.ts, hasFailed).
+  const instance = await eventually('the failing healthcheck to be reported', () => {
+    const found = cluster.machine.instance(id);
+    return (found?.failures ?? 0) > 0 ? found : undefined;
+  }, 20_000);
+  assert.match(instance.status.message ?? '', /after failing its health check/);
+  assert.not.ok(reported().includes('healthy'), `never healthy: ${reported()}`);
+  await target.stop();
+});
+
 test('an instance retired on this node before it ever ran is reported stopped', async () => {
   const cluster = new TestCluster();
   cluster.ok(registerNode('n1'));

@@ -1,13 +1,15 @@
 /**
  * Gossip between real agent processes on loopback: five nodes; kill -9 one
  * and every other node's gossip view marks it dead (GET /v1/nodes) and the
- * state records it down; SIGSTOP one for less than the suspicion timeout and
- * no node ever declares it dead; restart the killed node and it is alive
- * again everywhere with a higher incarnation.
+ * state records it down; restart the killed node and it is alive again
+ * everywhere with a higher incarnation (the real runtime's, from the wall
+ * clock). That a node silent for less than the suspicion timeout is never
+ * declared dead is a scenario of the whole-cluster simulator
+ * (src/sim/test/scenarios.test.ts), which checks it without a real pause.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { eventually, sleep, TestCluster, type TestNode } from '../../agent/test/harness.js';
+import { eventually, TestCluster, type TestNode } from '../../agent/test/harness.js';
 
 const cluster = new TestCluster(50, ['--voter-grace', '5s']);
 
@@ -27,7 +29,7 @@ async function gossipOf(observer: TestNode, id: string): Promise<NodeEntry['goss
   return (await nodesSeenBy(observer)).find((entry) => entry.id === id)?.gossip;
 }
 
-test('five agents: kill -9 is detected by all, a short SIGSTOP is not, a restart comes back', cluster.withLogs(async () => {
+test('five agents: kill -9 is detected by all, a restart comes back', cluster.withLogs(async () => {
   const n1 = await cluster.bootstrap('n1');
   const others = [];
   for (const name of ['n2', 'n3', 'n4', 'n5']) others.push(await cluster.join(name, n1));
@@ -51,18 +53,6 @@ test('five agents: kill -9 is detected by all, a short SIGSTOP is not, a restart
     return true;
   }, 30_000, 200);
   await eventually('the state to record n5 down', async () => (await nodesSeenBy(n1)).find((entry) => entry.id === 'n5')?.status === 'down', 30_000, 200);
-
-  // SIGSTOP n4 for one second (the suspicion timeout is at least 2 s, from the first failed probe): never declared dead.
-  const n4 = cluster.node('n4');
-  n4.process!.kill('SIGSTOP');
-  await sleep(1000);
-  n4.process!.kill('SIGCONT');
-  await sleep(6000);
-  for (const node of survivors) {
-    if (node === n4) continue;
-    assert.is((await gossipOf(node, 'n4'))?.status, 'alive', `${node.name}'s view of n4`);
-    assert.not.ok(node.stderr.concat(node.stdout).some((line) => line.includes('gossip: n4 is dead')), `${node.name} never declared n4 dead`);
-  }
 
   // Restart n5 from its data directory: alive again everywhere, at a higher incarnation.
   n5.start(['agent']);

@@ -5,6 +5,9 @@ import { stateRoutes } from '../../api/routes-state.js';
 import type { ReadRoute, RouteContext } from '../../api/router.js';
 import type { ClusterStateMachine } from '../../state/machine.js';
 import type { AppSpec } from '../../state/types.js';
+import { STATE_VERSION_LABEL } from '../../state/types.js';
+import { STATE_VERSION } from '../../state/version.js';
+import { simSpec, SimWorld } from '../sim.js';
 import { HEALTHCHECK, nextSpec, runningOf, worldWithWeb } from './world.js';
 
 /** `GET /v1/apps/:tenant/:name` as the API answers it, over `machine` (the route's read is pure over the state). */
@@ -200,6 +203,35 @@ test('quota counts the desired size: a start-first update may surge past it, a b
   assert.is(world.machine.usage('acme').instances, 3, 'usage counts the desired size');
   const bigger = world.apply({ type: 'app.scale', tenant: 'acme', name: 'web', replicas: 4 });
   assert.equal(bigger.ok ? undefined : bigger.error.code, 'quota-exceeded');
+});
+
+test('at state version 4 the slot rule names each retirement\'s keeper, a ready instance of the new version in its slot; below it, none', () => {
+  for (const raised of [true, false]) {
+    const world = new SimWorld({ scheduler: { rescheduleGraceMs: 10_000, progressDeadlineMs: 20_000 } });
+    for (const id of ['n1', 'n2']) world.addNode(id, { labels: { [STATE_VERSION_LABEL]: String(STATE_VERSION) } });
+    if (raised) world.ok({ type: 'cluster.version', version: STATE_VERSION });
+    world.ok({ type: 'app.deploy', spec: simSpec('web', { replicas: 2, healthcheck: HEALTHCHECK }) });
+    assert.ok(world.runUntil(() => world.ready('default', 'web').length === 2));
+    world.ok({ type: 'app.deploy', spec: nextSpec(world, { environment: { V: '2' } }) });
+    const retirements: { id: string; keeper?: string }[] = [];
+    for (let count = 0; count < 60 && world.machine.app('default', 'web')!.rollout!.state === 'running'; count++) {
+      world.executorTick();
+      const ready = new Map(world.ready('default', 'web', 2).map((instance) => [instance.id, instance]));
+      for (const { command, result } of world.schedulerRound()) {
+        if (command.type !== 'rollout.step') continue;
+        assert.ok(result.ok, JSON.stringify(result));
+        for (const item of command.retire) {
+          retirements.push(item);
+          if (item.keeper === undefined) continue;
+          assert.is(ready.get(item.keeper)?.slot, world.machine.instance(item.id)!.slot, `${item.keeper} is ready in the slot of ${item.id}`);
+        }
+      }
+      world.now += 500;
+    }
+    assert.is(world.machine.app('default', 'web')!.rollout!.state, 'succeeded');
+    assert.is(retirements.length, 2, 'each old instance retired once');
+    assert.is(retirements.every((item) => item.keeper !== undefined), raised, raised ? 'every retirement names its keeper' : 'no keeper below version 4');
+  }
 });
 
 test('healthcheck NONE counts running as ready', () => {

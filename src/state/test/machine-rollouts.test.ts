@@ -1,6 +1,10 @@
 // The scheduler's and the user's rollout commands: what they change, and what they refuse (with the field).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { KEEPERS_STATE_VERSION } from '../apply-rollouts.js';
+import { commandVersion } from '../commands.js';
+import { STATE_VERSION_LABEL, type Command } from '../types.js';
+import { CLUSTER_VERSION_FLOOR, STATE_VERSION } from '../version.js';
 import { appSpec, Driver, registerNode } from './fixtures.js';
 
 function withRollout(): { driver: Driver; rollout: number } {
@@ -53,6 +57,73 @@ test('rollout.step refusals name the field and change nothing', () => {
     assert.equal([error.code, error.field], [code, field], JSON.stringify(command));
   }
   assert.is(JSON.stringify([driver.machine.apps(), driver.machine.instances()]), before, 'nothing changed');
+});
+
+/**
+ * A rolling update's slot 0 with its keeper: web.0.1 (version 1) and web.0.3 (version 2) both running on n1, and the
+ * cluster at `clusterVersion` (registered nodes that apply it, and the raise).
+ */
+function slotWithKeeper(clusterVersion: number): { driver: Driver; rollout: number; step: (keeper?: string) => Record<string, unknown> } {
+  const driver = new Driver();
+  const labels = { zone: 'a', [STATE_VERSION_LABEL]: String(STATE_VERSION) };
+  driver.ok({ ...(registerNode('n1') as Extract<Command, { type: 'node.register' }>), labels });
+  if (clusterVersion > CLUSTER_VERSION_FLOOR) driver.ok({ type: 'cluster.version', version: clusterVersion });
+  driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1 }) });
+  const deployed = driver.ok({ type: 'app.deploy', spec: appSpec({ replicas: 1, image: 'nginx:2' }) });
+  const rollout = (deployed.value as { rollout: number }).rollout;
+  const added = driver.ok({ type: 'rollout.step', tenant: 'default', name: 'web', rollout, add: [{ slot: 0, version: 2 }], retire: [] });
+  assert.equal((added.value as { added: string[] }).added, ['default.web.0.2']);
+  driver.ok({ type: 'instance.place', placements: [{ id: 'default.web.0.1', node: 'n1' }, { id: 'default.web.0.2', node: 'n1' }] });
+  driver.ok({ type: 'instance.status', updates: ['default.web.0.1', 'default.web.0.2'].map((id) => ({ id, state: 'running' as const, reportedBy: 'n1', reportedAt: driver.time })) });
+  const step = (keeper?: string): Record<string, unknown> => ({
+    type: 'rollout.step',
+    tenant: 'default',
+    name: 'web',
+    rollout,
+    add: [],
+    retire: [{ id: 'default.web.0.1', reason: 'replaced by default.web.0.2', ...(keeper === undefined ? {} : { keeper }) }],
+  });
+  return { driver, rollout, step };
+}
+
+test('a retirement that names its keeper applies while the keeper serves, and is refused once it does not (plan again)', () => {
+  const serving = slotWithKeeper(STATE_VERSION);
+  assert.equal(serving.driver.ok(serving.step('default.web.0.2') as Command).value, { added: [], retired: ['default.web.0.1'] });
+
+  // The race: the step was planned while web.0.3 ran; its exit applied first.
+  const exited = slotWithKeeper(STATE_VERSION);
+  exited.driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.2', state: 'exited', exitCode: 1, reportedBy: 'n1', reportedAt: exited.driver.time }] });
+  const before = JSON.stringify(exited.driver.machine.instances());
+  const refused = exited.driver.refused(exited.step('default.web.0.2'));
+  assert.equal([refused.code, refused.field], ['conflict', 'retire[0].keeper']);
+  assert.match(refused.message, 'keeper "default.web.0.2" no longer serves (exited, on node "n1" (up)); plan again');
+  assert.is(JSON.stringify(exited.driver.machine.instances()), before, 'a refusal retires nothing');
+  assert.is(exited.driver.ok(exited.step() as Command).ok, true, 'a retirement without a keeper (stop-first) is not checked');
+
+  // Or its node was lost.
+  const lost = slotWithKeeper(STATE_VERSION);
+  lost.driver.ok({ type: 'node.status', id: 'n1', status: 'down' });
+  assert.match(lost.driver.refused(lost.step('default.web.0.2')).message, 'on node "n1" (down)');
+
+  const cases: [string, string, string][] = [
+    ['default.web.9.9', 'conflict', 'is not one of its instances'],
+    ['default.web.0.1', 'invalid-argument', 'is retired by the same step'],
+  ];
+  for (const [keeper, code, message] of cases) {
+    const { driver, step } = slotWithKeeper(STATE_VERSION);
+    const error = driver.refused(step(keeper));
+    assert.equal([error.code, error.field], [code, 'retire[0].keeper'], keeper);
+    assert.match(error.message, message);
+  }
+});
+
+test('a keeper needs state version 4: below it the step is refused before the check, and the version gate says why', () => {
+  assert.is(commandVersion(slotWithKeeper(CLUSTER_VERSION_FLOOR).step('default.web.0.2') as Command), KEEPERS_STATE_VERSION);
+  assert.is(commandVersion(slotWithKeeper(CLUSTER_VERSION_FLOOR).step() as Command), 1, 'without keepers a step is what it always was');
+  const { driver, step } = slotWithKeeper(CLUSTER_VERSION_FLOOR);
+  const error = driver.refused(step('default.web.0.2'));
+  assert.is(error.code, 'cluster-version-too-old');
+  assert.is(driver.ok(step() as Command).ok, true);
 });
 
 test('instance.reschedule, instance.remove, instance.preempt, app.unplaceable: effects and refusals', () => {
