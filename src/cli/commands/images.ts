@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { listIn } from '../answers.js';
 import { RawBody } from '../client.js';
+import { byteProgress, counted } from '../progress.js';
 import { CliError } from '../errors.js';
 import { contextOf, withClient } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
@@ -55,8 +56,13 @@ export function registerImageCommands(program: Command): void {
         throw new CliError(`cannot import ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
       }
       await withClient(context, async (client) => {
-        const archive = new RawBody('application/x-tar', bytes, () => createReadStream(path));
-        const { body } = await client.upload('POST /v1/images/upload', archive, options.name !== undefined ? { name: options.name } : {});
+        const progress = byteProgress({ stream: context.stderr, json: context.json, label: `sending ${file}`, totalBytes: bytes });
+        // Each try reads the file afresh (a retry starts the count over).
+        const archive = new RawBody('application/x-tar', bytes, () => {
+          progress.restart();
+          return counted(createReadStream(path), progress);
+        });
+        const { body } = await client.upload('POST /v1/images/upload', archive, options.name !== undefined ? { name: options.name } : {}).finally(() => progress.stop());
         if (context.json) return printJson(context, body);
         for (const name of listIn(body, 'images')) printLine(context, `imported ${name}`);
       });

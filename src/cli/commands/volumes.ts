@@ -5,6 +5,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { VolumeIoLimits } from '../../state/types.js';
 import { formatBytes } from '../../state/errors.js';
+import { byteProgress } from '../progress.js';
 import { listIn } from '../answers.js';
 import type { AnswerOf } from '../../api/contract.js';
 import type { ApiClient } from '../client.js';
@@ -126,8 +127,14 @@ export function registerVolumeCommands(program: Command): void {
       if (isTerminalStream(context.stdout)) throw new UsageError('a backup is binary: redirect stdout to a file (`hivemind volumes backup NAME > NAME.tar.zst`)');
       await withClient(context, async (client) => {
         const { body } = await client.stream('GET /v1/volumes/:tenant/:name/backup', { params: { tenant, name }, query: options.snapshot === undefined ? {} : { snapshot: options.snapshot } });
-        for await (const chunk of body) {
-          if (!context.stdout.write(chunk)) await new Promise((resolve) => context.stdout.once('drain', resolve));
+        const progress = byteProgress({ stream: context.stderr, json: context.json, label: `backup of ${tenant}/${name}` });
+        try {
+          for await (const chunk of body) {
+            progress.add(chunk.length);
+            if (!context.stdout.write(chunk)) await new Promise((resolve) => context.stdout.once('drain', resolve));
+          }
+        } finally {
+          progress.stop();
         }
       });
     });
