@@ -59,6 +59,12 @@ function unescapeMountPath(text: string): string {
   return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
+/** A tool that could not be started: its error, and the package to install when it is missing. */
+function spawnFailure(argv: readonly string[], what: string, error: NodeJS.ErrnoException): VolumeError {
+  const missing = error.code === 'ENOENT' ? ` (${argv[0]} is not installed: apt-get install ${PACKAGE_OF[argv[0]!] ?? 'util-linux'})` : '';
+  return new VolumeError(`${what}: ${error.message}${missing}`, false);
+}
+
 /**
  * Runs a tool that leaves a daemon behind (gocryptfs): done when the tool
  * itself exits. Its daemon keeps whatever output it was given open, so its
@@ -76,10 +82,7 @@ export async function daemonizingTool(argv: string[], what: string, options: { i
         child.stdin!.on('error', () => undefined);
         child.stdin!.end(options.input);
       }
-      child.on('error', (error: NodeJS.ErrnoException) => {
-        const missing = error.code === 'ENOENT' ? ` (${argv[0]} is not installed: apt-get install ${PACKAGE_OF[argv[0]!] ?? 'util-linux'})` : '';
-        reject(new VolumeError(`${what}: ${error.message}${missing}`, false));
-      });
+      child.on('error', (error: NodeJS.ErrnoException) => reject(spawnFailure(argv, what, error)));
       child.on('exit', (code, signal) => resolve({ code, signal }));
     });
     if (exit.code === 0) return;
@@ -109,10 +112,7 @@ export function tool(argv: string[], what: string, options: { busyRetryable?: bo
       child.stdin!.on('error', () => undefined);
       child.stdin!.end(options.input);
     }
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      const missing = error.code === 'ENOENT' ? ` (${argv[0]} is not installed: apt-get install ${PACKAGE_OF[argv[0]!] ?? 'util-linux'})` : '';
-      reject(new VolumeError(`${what}: ${error.message}${missing}`, false));
-    });
+    child.on('error', (error: NodeJS.ErrnoException) => reject(spawnFailure(argv, what, error)));
     child.on('close', (code, signal) => {
       if (code === 0) return resolve(stdout);
       const detail = stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${code}`);
