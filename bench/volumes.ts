@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     console.log(`settings: rounds ${rounds}, seq ${sizeBytes / MiB} MiB in 1 MiB writes, rand ${randSizeBytes / MiB} MiB in 4 KiB writes, psync, end_fsync=1, caches dropped before each run`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${sh(['uname', '-r']).trim()}; work folder ${root} on ${filesystem}; fio ${sh(['fio', '--version']).trim()}`);
     console.log(`volume: ${volume.sizeBytes / MiB} MiB ext4 on a loop device (${sh(['findmnt', '-n', '-o', 'SOURCE', mountPath]).trim()})`);
-    console.log(withEncrypted ? `encrypted: the same, under gocryptfs ${sh(['gocryptfs', '-version']).trim().split(';')[0]}` : `encrypted: not measured (${encryptionMissing !== undefined ? `${encryptionMissing} is not installed: apt-get install gocryptfs fuse3` : '--no-encrypted'})`);
+    console.log(withEncrypted ? `encrypted: the same, under ${sh(['gocryptfs', '-version']).trim().split(';')[0]}` : `encrypted: not measured (${encryptionMissing !== undefined ? `${encryptionMissing} is not installed: apt-get install gocryptfs fuse3` : '--no-encrypted'})`);
     // One job's rounds back to back: a run right after the other job's was slowed by what that one left the disk to do.
     for (const job of jobs) {
       // Round 0 warms both sides up (the disk's first writes of a run were far slower) and is not counted.
