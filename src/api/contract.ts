@@ -201,7 +201,7 @@ export const contract = {
   'PUT /v1/volumes/:tenant/:name': route<WriteAnswer>()({
     kind: 'write',
     access: { need: 'manage', tenant: 'path' },
-    body: z.strictObject({ sizeBytes: field<number>(), io: field<VolumeIoLimits>().optional(), encrypted: field<boolean>().optional() }),
+    body: z.strictObject({ sizeBytes: field<number>(), io: field<VolumeIoLimits>().optional(), encrypted: field<boolean>().optional(), node: field<string>().optional() }),
   }),
   'PUT /v1/volumes/:tenant/:name/io': route<WriteAnswer>()({ kind: 'write', access: { need: 'manage', tenant: 'path' }, body: z.strictObject({ io: field<VolumeIoLimits>() }) }),
   'DELETE /v1/volumes/:tenant/:name': route<WriteAnswer>()({ kind: 'write', access: { need: 'manage', tenant: 'path' } }),

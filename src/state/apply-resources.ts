@@ -96,6 +96,10 @@ export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume
   if (state.volumes.has(key)) return refuse(ErrorCode.alreadyExists, `${action}: tenant "${command.tenant}" already has it`, 'name');
   const before = tenantUsage(state, command.tenant);
   const after = { ...before, volumes: before.volumes + 1, storageBytes: before.storageBytes + command.sizeBytes };
+  if (command.node !== undefined) {
+    const node = state.nodes.get(command.node);
+    if (node === undefined || node.status === 'left') return refuse(ErrorCode.notFound, `${action}: there is no node "${command.node}" in the cluster (see hivemind nodes)`, 'node');
+  }
   if (found.tenant.settings?.encryptVolumes === true && command.encryption === undefined) {
     return refuse(ErrorCode.invalidArgument, `${action}: tenant "${command.tenant}" encrypts its volumes, and this command carries no key (create it through the API, which seals one)`, 'encryption');
   }
@@ -109,10 +113,12 @@ export function planVolumeCreate(state: ClusterState, command: CommandOf<'volume
       adoptTenant(state, found.tenant);
       const io = command.io !== undefined && Object.keys(command.io).length > 0 ? { io: { ...command.io } } : {};
       const encryption = command.encryption !== undefined ? { encryption: { ciphertext: command.encryption.ciphertext, nonce: command.encryption.nonce } } : {};
-      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index, ...io, ...encryption });
+      const node = command.node !== undefined ? { node: command.node } : {};
+      state.volumes.set(key, { tenant: command.tenant, name: command.name, sizeBytes: command.sizeBytes, createdIndex: context.index, ...io, ...encryption, ...node });
       const limits = io.io !== undefined ? `, I/O ${describeIo(io.io)}` : '';
       const encrypted = command.encryption !== undefined ? ', encrypted' : '';
-      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)}${limits}${encrypted})` } };
+      const where = command.node !== undefined ? `, on node ${command.node}` : '';
+      return { value: { tenant: command.tenant, name: command.name }, history: { target: `volume ${key}`, summary: `created (${formatBytes(command.sizeBytes)}${limits}${encrypted}${where})` } };
     },
   };
 }
@@ -346,8 +352,9 @@ export const volumeCreateCommand: CommandModule<'volume.create'> = {
     sizeBytes: integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
     io: optional(volumeIoLimits),
     encryption: optional(object<VolumeEncryption>({ ciphertext: bytes({ bytesMin: LIMITS.sealTagBytes + VOLUME_KEY_BYTES, bytesMax: LIMITS.sealTagBytes + VOLUME_KEY_BYTES }), nonce })),
+    node: optional(identifier),
   }),
-  versionOf: (command) => (command.encryption !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
+  versionOf: (command) => (command.encryption !== undefined || command.node !== undefined ? ENCRYPTED_VOLUMES_VERSION : 1),
   plan: planVolumeCreate,
 };
 

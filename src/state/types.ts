@@ -828,8 +828,8 @@ export type Command =
   | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[]; egress?: EgressRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
-  /** `encryption`: the volume's sealed key (state version 4). */
-  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits; encryption?: VolumeEncryption }
+  /** `encryption`: the volume's sealed key; `node`: the node that holds it from the start (both state version 4). */
+  | { type: 'volume.create'; tenant: string; name: string; sizeBytes: number; io?: VolumeIoLimits; encryption?: VolumeEncryption; node?: string }
   /** Sets a volume's I/O limits (an empty `io` removes them); workloads started from then on get them. */
   | { type: 'volume.set-io'; tenant: string; name: string; io: VolumeIoLimits }
   | { type: 'volume.delete'; tenant: string; name: string }

@@ -39,7 +39,7 @@
  */
 export const STATE_VERSION = 4;
 
-/** The state version of `volume.create`'s `encryption` and the tenant setting `encryptVolumes`. */
+/** The state version of `volume.create`'s `encryption` and `node`, and the tenant setting `encryptVolumes`. */
 export const ENCRYPTED_VOLUMES_VERSION = 4;
 
 /** From this cluster version, a deploy or scale whose replicas share a node-local volume but cannot all run on one node is refused (volume-fit.ts). */

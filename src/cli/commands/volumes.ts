@@ -51,12 +51,13 @@ export function registerVolumeCommands(program: Command): void {
     .argument('<name>', 'the volume, as NAME or TENANT/NAME')
     .addOption(new Option('--size <size>', 'its size, such as 1G or 512M').argParser(parseSizeOption).makeOptionMandatory())
     .addOption(new Option('--encrypted', 'keep its files encrypted at rest (gocryptfs; its key sealed in the cluster state); always so in a tenant made with --encrypt-volumes'))
+    .addOption(new Option('--node <node>', 'the node that holds it (default: the node of the first instance that mounts it)'))
     .addOption(tenantOption(TENANT_OF_ONE));
-  addIoOptions(create).action(async (text: string, options: { size: number; tenant?: string; encrypted?: boolean } & IoOptions, command: Command) => {
+  addIoOptions(create).action(async (text: string, options: { size: number; tenant?: string; encrypted?: boolean; node?: string } & IoOptions, command: Command) => {
     const { tenant, name } = tenantAndName(text, options.tenant, 'volume');
     const io = ioOf(options);
-    const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}), ...(options.encrypted === true ? { encrypted: true } : {}) };
-    const encrypted = options.encrypted === true ? ', encrypted' : '';
+    const body = { sizeBytes: options.size, ...(Object.keys(io).length > 0 ? { io } : {}), ...(options.encrypted === true ? { encrypted: true } : {}), ...(options.node !== undefined ? { node: options.node } : {}) };
+    const encrypted = (options.encrypted === true ? ', encrypted' : '') + (options.node !== undefined ? `, on node ${options.node}` : '');
     await writeAndReport(command, (client) => client.call('PUT /v1/volumes/:tenant/:name', { params: { tenant, name }, body }), `volume ${tenant}/${name} created (${formatBytes(options.size)}${encrypted})`);
   });
 

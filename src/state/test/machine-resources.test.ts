@@ -125,7 +125,7 @@ test('a volume keeps the I/O limits it was created with; volume.set-io changes o
   assert.is(driver.refused({ type: 'volume.set-io', tenant: 'default', name: 'none', io: {} }).code, 'not-found');
 });
 
-test('an encrypted volume keeps its sealed key; a tenant that encrypts its volumes refuses one without a key; both wait for cluster version 4', () => {
+test('an encrypted volume keeps its sealed key; a tenant that encrypts its volumes refuses one without a key; a volume made on a named node; all wait for cluster version 4', () => {
   const driver = new Driver();
   const sealed = { ciphertext: new Uint8Array(48).fill(7), nonce: new Uint8Array(12).fill(1) };
   const early = driver.refused({ type: 'volume.create', tenant: 'default', name: 'vault', sizeBytes: GiB, encryption: sealed });
@@ -144,6 +144,11 @@ test('an encrypted volume keeps its sealed key; a tenant that encrypts its volum
   assert.equal([plain.code, plain.field], ['invalid-argument', 'encryption']);
   assert.match(plain.message, /tenant "acme" encrypts its volumes/);
   driver.ok({ type: 'volume.create', tenant: 'acme', name: 'data', sizeBytes: GiB, encryption: sealed });
+  // Created on a named node: bound there from the start; a node the cluster does not have is refused.
+  driver.ok({ type: 'volume.create', tenant: 'default', name: 'pinned', sizeBytes: GiB, node: 'n1' });
+  assert.is(driver.machine.volume('default', 'pinned')?.node, 'n1');
+  const ghost = driver.refused({ type: 'volume.create', tenant: 'default', name: 'ghost', sizeBytes: GiB, node: 'n9' });
+  assert.equal([ghost.code, ghost.field], ['not-found', 'node']);
 });
 
 test('volume.create, already-exists, delete refused while mounted', () => {
