@@ -11,20 +11,12 @@
 import { LIMITS } from '../state/validate.js';
 import type { ConfigFileSpec, ConfigMount } from '../state/types.js';
 import { checkKeys, serviceConfigKeys, topLevelConfigKeys } from './compose-keys.js';
-import type { FileContext } from './context.js';
+import type { FileContext, LocalSource } from './context.js';
+
+export type { LocalSource } from './context.js';
 import type { FieldPath } from './problems.js';
 import { describe, isMapping, readAbsolutePath, readBoolean, readComposeName, readList, readMapping, readText } from './read.js';
 
-/**
- * A local path the app file names (a config's `file:`, a relative bind
- * mount's source), as the deploying machine read it: a file, a folder's
- * files (relative paths, `/`-separated), or a folder beyond
- * `configLimits` (not read; what was counted until then). Bytes in base64.
- */
-export type LocalSource =
-  | { kind: 'file'; data: string }
-  | { kind: 'folder'; files: ConfigFileSpec[] }
-  | { kind: 'too-large'; files: number; bytes: number };
 
 /** How much of a folder the CLI reads before it stops: the limits of one app's configs. */
 export const configLimits = { filesMax: LIMITS.configFilesMax, bytesMax: LIMITS.configBytesMax } as const;

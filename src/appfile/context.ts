@@ -2,7 +2,6 @@
  * What the readers of one service need from the file around it. Pure.
  */
 import type { ConfigFileSpec } from '../state/types.js';
-import type { LocalSource } from './configs.js';
 import type { FieldPath, Problems } from './problems.js';
 
 /** A named volume declared under the top-level `volumes:`. */
@@ -14,6 +13,17 @@ export interface VolumeDeclaration {
   /** `x-hivemind.encrypted: true`: the deploy creates it encrypted at rest. */
   encrypted?: boolean;
 }
+
+/**
+ * A local path the app file names (a config's `file:`, a relative bind
+ * mount's source), as the deploying machine read it: a file, a folder's
+ * files (relative paths, `/`-separated), or a folder beyond
+ * `configLimits` (not read; what was counted until then). Bytes in base64.
+ */
+export type LocalSource =
+  | { kind: 'file'; data: string }
+  | { kind: 'folder'; files: ConfigFileSpec[] }
+  | { kind: 'too-large'; files: number; bytes: number };
 
 export interface FileContext {
   readonly problems: Problems;
