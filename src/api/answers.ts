@@ -40,6 +40,8 @@ export interface StatusAnswer {
 export interface GossipOfNode {
   status: 'alive' | 'suspect' | 'dead' | 'left';
   incarnation: number;
+  /** When the answering node last received a gossip message from it (ms since the epoch); absent for itself or before any. */
+  lastHeardAt?: number;
 }
 
 /** A node as `GET /v1/nodes` shows it: the record, its Raft role now, whether it leads, and the answering node's gossip view of it. */

@@ -14,7 +14,7 @@ import { isGossipView } from '../membership/component.js';
 import { serve, type Route, type RouteContext } from './router.js';
 
 /** This node's gossip view of one node, if gossip runs here and knows it. */
-type GossipOfNode = { status: 'alive' | 'suspect' | 'dead' | 'left'; incarnation: number };
+type GossipOfNode = { status: 'alive' | 'suspect' | 'dead' | 'left'; incarnation: number; lastHeardAt?: number };
 
 function nodeView(context: RouteContext, record: NodeRecord, gossip = gossipViews(context)): NodeRecord & { leader: boolean; gossip?: GossipOfNode } {
   const status = context.backend.raft.status();
@@ -27,7 +27,7 @@ function nodeView(context: RouteContext, record: NodeRecord, gossip = gossipView
 function gossipViews(context: RouteContext): Map<string, GossipOfNode> {
   const component = context.backend.component('gossip');
   if (!isGossipView(component)) return new Map();
-  return new Map(component.members().map((member) => [member.id, { status: member.status, incarnation: member.incarnation }]));
+  return new Map(component.members().map((member) => [member.id, { status: member.status, incarnation: member.incarnation, ...(member.lastHeardAt !== undefined ? { lastHeardAt: member.lastHeardAt } : {}) }]));
 }
 
 /** Health, status, nodes, leave, token, metrics, the cluster CA. */

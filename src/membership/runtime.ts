@@ -60,6 +60,8 @@ export interface GossipMemberView {
   readonly status: MemberState;
   readonly incarnation: number;
   readonly meta: MemberMeta;
+  /** When this node last received a message from it (wall clock, ms); absent: never, or itself. */
+  readonly lastHeardAt?: number;
 }
 
 export interface GossipRuntimeInit {
@@ -111,6 +113,8 @@ export class GossipRuntime {
   private key: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Member id → when a message from it last arrived (wall clock, ms): what `nodes` shows as last seen. Only known members are kept. */
+  private readonly lastHeard = new Map<string, number>();
   private readonly inboundStreams = new Set<Socket>();
   private readonly outboundStreams = new Set<Socket>();
   /** While the core handles an inbound push-pull request: the sender's address and the socket to answer on. */
@@ -219,13 +223,23 @@ export class GossipRuntime {
   /** Every member this node knows, itself included. */
   members(): GossipMemberView[] {
     if (this.swim === undefined) return [];
-    return this.swim.snapshot().map((m) => ({ id: m.id, address: m.address, status: m.state, incarnation: m.incarnation, meta: m.meta }));
+    return this.swim.snapshot().map((m) => this.viewOf(m));
   }
 
   /** One member as this node sees it; undefined when unknown (or reaped), or before start. */
   member(id: string): GossipMemberView | undefined {
     const m = this.swim?.lookup(id);
-    return m && { id: m.id, address: m.address, status: m.state, incarnation: m.incarnation, meta: m.meta };
+    return m && this.viewOf(m);
+  }
+
+  private viewOf(m: { id: string; address: string; state: MemberState; incarnation: number; meta: MemberMeta }): GossipMemberView {
+    const heard = this.lastHeard.get(m.id);
+    return { id: m.id, address: m.address, status: m.state, incarnation: m.incarnation, meta: m.meta, ...(heard !== undefined ? { lastHeardAt: heard } : {}) };
+  }
+
+  /** Notes that a message from `id` arrived now, when `id` is a member (a claimed id of nobody is not kept). */
+  private heardFrom(id: string): void {
+    if (this.swim?.lookup(id) !== undefined) this.lastHeard.set(id, Date.now());
   }
 
   /** Local health (1 healthy, up to awarenessMax). */
@@ -295,6 +309,7 @@ export class GossipRuntime {
     const message = decodeMessage(opened.plaintext);
     if (message === undefined || message.type === 'sync') return this.drop('malformed');
     this.swim.receive(fromAddress, message, this.now());
+    this.heardFrom(message.from);
     this.flush();
   }
 
@@ -428,6 +443,7 @@ export class GossipRuntime {
       this.answering = { address: sender.address, socket, answered: false };
       try {
         this.swim.receive(sender.address, request, this.now());
+        this.heardFrom(request.from);
         this.flush();
       } finally {
         if (!this.answering.answered) socket.end();

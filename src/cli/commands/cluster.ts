@@ -145,7 +145,8 @@ function renderNodes(context: CliContext, nodes: NodeView[]): string {
     node.resources?.cpuMillis === undefined ? '-' : formatCpu(node.resources.cpuMillis),
     node.resources?.memoryBytes === undefined ? '-' : formatBytes(node.resources.memoryBytes),
     userLabelsText(node.labels),
-    ago(node.lastSeenAt),
+    // The answering node's last gossip message from it (about every second); for itself, or without gossip: its registration.
+    ago(node.gossip?.lastHeardAt ?? node.lastSeenAt),
   ]);
   return renderTable(context, ['id', 'status', 'role', 'gossip', 'api', 'cpu', 'memory', 'labels', 'last seen'], rows, 'no nodes');
 }

@@ -59,6 +59,9 @@ test('members join, spread metadata, detect a crash, see a leave, and drop hosti
   try {
     await eventually('every member to know all four as alive', () => all.every((m) => ['a', 'b', 'c', 'd'].every((id) => statusOf(m, id) === 'alive')), () => JSON.stringify(all.map((m) => m.runtime.members().map((x) => `${x.id}:${x.status}`))));
     assert.is(c.runtime.members().find((m) => m.id === 'd')?.meta.api, `127.0.0.1:${d.runtime.port + 1}`);
+    // When each was last heard from: the others' messages keep it recent; a member has no such time for itself.
+    await eventually('a to hear from every other member', () => ['b', 'c', 'd'].every((id) => (a.runtime.member(id)?.lastHeardAt ?? 0) > Date.now() - 10_000));
+    assert.is(a.runtime.member('a')?.lastHeardAt, undefined);
 
     // Hostile input to a: random bytes, a sealed envelope under another key, and well-sealed garbage, by UDP and TCP.
     const socket = createSocket('udp4');
