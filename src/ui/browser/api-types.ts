@@ -1,7 +1,7 @@
 /**
  * The API's answers as the UI reads them: the fields it shows, nothing more.
  * The server's own types (src/api/answers.ts, src/state/types.ts) live in
- * the Node build, which this browser build cannot import; src/ui/view-types.ts
+ * the Node build, which this browser build cannot import; src/api/ui-view-types.ts
  * checks at compile time that each server answer still fits the view here,
  * so a renamed or retyped field breaks the build instead of the page.
  */
