@@ -231,7 +231,7 @@ export class NetworkComponent implements NodeComponent {
   /** The service chains every node programs now, published ports included (for `hivemind network inspect` and tests). */
   serviceChains(): ServiceChains {
     const machine = this.#services.machine;
-    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr, reservedPorts: this.#agentPorts() });
+    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr, reservedPorts: this.#agentPorts(), ...hostPortsOf(machine.node(this.#services.nodeId)) });
   }
 
   /** The ports this node's agent listens on (configured, and as bound and advertised), and the VXLAN port. */
@@ -354,3 +354,8 @@ function metric<T>(registry: NodeServices['registry'], name: string, make: () =>
 
 /** The component factory for `src/agent/components.ts`. */
 export const createNetworkComponent: ComponentFactory = (services) => new NetworkComponent(services);
+
+/** The ports the node's host listens on, as its record says (none before it reported them). */
+function hostPortsOf(record: { hostPorts?: { tcp: number[]; udp: number[] } } | undefined): { hostPorts?: { tcp: number[]; udp: number[] } } {
+  return record?.hostPorts !== undefined ? { hostPorts: record.hostPorts } : {};
+}

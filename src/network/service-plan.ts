@@ -80,10 +80,19 @@ export interface ServicePlanOptions {
    * `the node agent`.
    */
   reservedPorts?: readonly number[];
+  /**
+   * Ports a process of the node's host listens on (its record's
+   * `hostPorts`): the mesh never takes them over on this node, so the
+   * host's own service keeps its port. Listed in `publishedConflicts` as
+   * held by `a process of this node's host`.
+   */
+  hostPorts?: { readonly tcp: readonly number[]; readonly udp: readonly number[] };
 }
 
 /** `heldBy` of a published port the node's agent uses. */
 export const AGENT_HOLDER = 'the node agent';
+/** `heldBy` of a published port a process of the node's host listens on. */
+export const HOST_HOLDER = "a process of this node's host";
 
 /** The nat chains: name to rule specs (iptables-restore syntax after `-A <name> `), in order of creation. */
 export interface ServiceChains {
@@ -181,6 +190,7 @@ function planPublished(options: ServicePlanOptions): { chains: Map<string, strin
   const inCluster = (address: number): boolean => containsAddress(parsed.network, address);
   const holders = new Map<string, string>();
   for (const port of options.reservedPorts ?? []) for (const protocol of ['tcp', 'udp']) holders.set(`${protocol}/${port}`, AGENT_HOLDER);
+  for (const protocol of ['tcp', 'udp'] as const) for (const port of options.hostPorts?.[protocol] ?? []) if (!holders.has(`${protocol}/${port}`)) holders.set(`${protocol}/${port}`, HOST_HOLDER);
   const jumps: { port: number; protocol: string; rule: string }[] = [];
   let endpointCount = 0;
   for (const app of published) {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { shortHash } from '../policy-plan.js';
-import { parseSavedServices, pickProbability, planServiceChains, PUBLISHED_CHAIN, publishedChainName, serviceChainName, serviceRestoreInput, SERVICES_CHAIN, type PublishedInput, type ServiceInput } from '../service-plan.js';
+import { parseSavedServices, pickProbability, planServiceChains, PUBLISHED_CHAIN, publishedChainName, serviceChainName, serviceRestoreInput, SERVICES_CHAIN, type PublishedInput, type ServiceInput, HOST_HOLDER } from '../service-plan.js';
 
 function endpoint(instance: string, address: string, ports: [number, number][], protocol: 'tcp' | 'udp' = 'tcp'): ServiceInput['endpoints'][number] {
   return { instance, address, ports: ports.map(([target, port]) => ({ target, port, protocol })) };
@@ -118,6 +118,9 @@ test('published ports: every node DNATs its own addresses to the containers on a
   const reserved = planServiceChains([], { published: [shop, rival], clusterCidr: '10.210.0.0/16', reservedPorts: [7070, 8080] });
   assert.equal(reserved.chains.get(PUBLISHED_CHAIN), [`-p udp -m udp --dport 5353 -m comment --comment "hivemind: acme/shop" -g ${shopChain}`, `-p tcp -m tcp --dport 9000 -m comment --comment "hivemind: zeta/rival" -g ${rivalChain}`], "a port the node's agent listens on is never published");
   assert.equal(reserved.publishedConflicts.map((conflict) => [conflict.app, conflict.published, conflict.heldBy]), [['shop', 8080, 'the node agent'], ['rival', 8080, 'the node agent']]);
+  const hosted = planServiceChains([], { published: [shop, rival], clusterCidr: '10.210.0.0/16', hostPorts: { tcp: [9000], udp: [] } });
+  assert.ok(!hosted.chains.get(PUBLISHED_CHAIN)!.some((rule) => rule.includes('--dport 9000')), "a port a process of the node's host listens on is not taken over on that node");
+  assert.equal(hosted.publishedConflicts.filter((conflict) => conflict.heldBy === HOST_HOLDER).map((conflict) => [conflict.app, conflict.published]), [['rival', 9000]]);
 });
 
 test('a jump behind another rule (CNI portmap inserted first) is moved back to the front', () => {
