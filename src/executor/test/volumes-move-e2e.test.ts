@@ -104,7 +104,7 @@ test('snapshot, backup and restore through the other node are byte-identical; a 
     assert.equal(used.users, ['writer']);
     const table = await cli(nodes[other]!, ['volumes']);
     assert.is(table.status, 0, table.stderr);
-    assert.match(table.stdout, new RegExp(`default\\s+appdata\\s+32 MiB\\s+[\\d.]+ MiB\\s+${home}\\s+writer`));
+    assert.match(table.stdout, new RegExp(`default\\s+appdata\\s+32 MiB\\s+[\\d.]+ MiB\\s+${home}\\s+no\\s+writer`));
 
     // Through the node that does not hold it.
     const snapshot = await cli(nodes[other]!, ['volumes', 'snapshot', 'appdata']);
