@@ -9,10 +9,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { effectiveCapabilities, LINUX_CAPABILITIES } from '../../../state/capabilities.js';
 import type { WorkloadSpec } from '../../runtime.js';
-import { ContainerdRuntime, findStaticInit } from '../containerd-runtime.js';
+import { findStaticInit, type ContainerdRuntime } from '../containerd-runtime.js';
 import { subnetGateway } from '../name-files.js';
-import { CniNetwork } from '../network.js';
-import { TestContainerd, busyboxWorkload, eventually, skipReason } from './harness.js';
+import type { CniNetwork } from '../network.js';
+import { TestContainerd, busyboxWorkload, eventually, skipReason, closeTestRuntime, openTestRuntime } from './harness.js';
 
 const skip = skipReason();
 const containerd = new TestContainerd();
@@ -43,17 +43,12 @@ test.before(async () => {
     return;
   }
   await containerd.start();
-  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmk7', subnet: SUBNET });
-  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network });
-  await runtime.open();
-  await runtime.importImage(containerd.archivePath);
+  ({ runtime, network } = await openTestRuntime(containerd, { bridge: 'hmk7', subnet: SUBNET }));
 });
 
 test.after(async () => {
   if (skip !== undefined) return;
-  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
-  await runtime.close();
-  await network.removeBridge();
+  await closeTestRuntime({ runtime, network });
   await containerd.stop();
 });
 

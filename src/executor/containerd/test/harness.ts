@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WorkloadSpec } from '../../runtime.js';
+import { ContainerdRuntime } from '../containerd-runtime.js';
+import { CniNetwork } from '../network.js';
 import { ContainerdClient } from '../client.js';
 import { buildBusyboxImage, type BuiltLayout } from '../oci-layout.js';
 import { findExecutable, OwnContainerd } from '../own-containerd.js';
@@ -51,6 +53,32 @@ export class TestContainerd {
       await rm(this.dataDir, { recursive: true, force: true });
     }
   }
+}
+
+/** A runtime and its bridge, as `openTestRuntime` makes them. */
+export interface TestRuntime {
+  runtime: ContainerdRuntime;
+  network: CniNetwork;
+}
+
+/**
+ * A runtime on `containerd`'s socket with a CNI bridge of its own (`bridge`,
+ * on `subnet`) and the busybox image imported: where the runtime tests start.
+ */
+export async function openTestRuntime(containerd: TestContainerd, options: { bridge: string; subnet: string; warmNetworks?: number }): Promise<TestRuntime> {
+  const network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: options.bridge, subnet: options.subnet });
+  const warm = options.warmNetworks !== undefined ? { warmNetworks: options.warmNetworks } : {};
+  const runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network, ...warm });
+  await runtime.open();
+  await runtime.importImage(containerd.archivePath);
+  return { runtime, network };
+}
+
+/** Removes every workload the runtime still has (what a failed test left), closes it and removes its bridge. */
+export async function closeTestRuntime({ runtime, network }: TestRuntime): Promise<void> {
+  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
+  await runtime.close();
+  await network.removeBridge();
 }
 
 /** Waits until `check` answers true, polling every 50 ms, or fails after `timeoutMs`. */

@@ -13,8 +13,8 @@ import { request } from 'undici';
 import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
 import { ContainerdRuntime } from '../containerd-runtime.js';
 import { containerNameFiles, readNodeResolvConfs } from '../name-files.js';
-import { CniNetwork, netnsName } from '../network.js';
-import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason } from './harness.js';
+import { netnsName, type CniNetwork } from '../network.js';
+import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason, closeTestRuntime, openTestRuntime } from './harness.js';
 
 const skip = skipReason();
 const containerd = new TestContainerd();
@@ -37,18 +37,13 @@ test.before(async () => {
     return;
   }
   await containerd.start();
-  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmt0', subnet: '10.89.0.0/16' });
-  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network });
-  await runtime.open();
+  ({ runtime, network } = await openTestRuntime(containerd, { bridge: 'hmt0', subnet: '10.89.0.0/16' }));
   runtime.onExit((exit) => exits.push(exit));
-  await runtime.importImage(containerd.archivePath);
 });
 
 test.after(async () => {
   if (skip !== undefined) return;
-  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
-  await runtime.close();
-  await network.removeBridge();
+  await closeTestRuntime({ runtime, network });
   await containerd.stop();
 });
 

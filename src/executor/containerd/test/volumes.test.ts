@@ -11,9 +11,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
 import { LocalVolumes, mountSourceOf, type VolumeError } from '../../local-volumes.js';
-import { ContainerdRuntime } from '../containerd-runtime.js';
-import { CniNetwork } from '../network.js';
-import { TestContainerd, busyboxWorkload, eventually, skipReason } from './harness.js';
+import type { ContainerdRuntime } from '../containerd-runtime.js';
+import type { CniNetwork } from '../network.js';
+import { TestContainerd, busyboxWorkload, eventually, skipReason, closeTestRuntime, openTestRuntime } from './harness.js';
 
 const skip = skipReason() ?? (spawnSync('mkfs.ext4', ['-V']).error ? 'mkfs.ext4 is not installed (apt-get install e2fsprogs)' : undefined);
 const containerd = new TestContainerd();
@@ -52,11 +52,8 @@ test.before(async () => {
     return;
   }
   await containerd.start();
-  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmv0', subnet: '10.91.0.0/16' });
-  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network });
-  await runtime.open();
+  ({ runtime, network } = await openTestRuntime(containerd, { bridge: 'hmv0', subnet: '10.91.0.0/16' }));
   runtime.onExit((exit) => exits.push(exit));
-  await runtime.importImage(containerd.archivePath);
   volumes = new LocalVolumes({ volumesDir: join(containerd.dataDir, 'volumes'), log: () => undefined });
 });
 
@@ -65,8 +62,7 @@ test.after(async () => {
   for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
   // Whatever a failed test left: every volume file of this test is removed (unmount, detach, delete).
   for (const file of await volumes.list()) await volumes.remove(file).catch((error: Error) => console.log(`cleanup: ${error.message}`));
-  await runtime.close();
-  await network.removeBridge();
+  await closeTestRuntime({ runtime, network });
   await containerd.stop();
 });
 

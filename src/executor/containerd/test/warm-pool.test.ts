@@ -22,7 +22,7 @@ import { ContainerdRuntime } from '../containerd-runtime.js';
 import { CniNetwork, createNamedNetns, netnsName } from '../network.js';
 import { Label } from '../spec.js';
 import type { WarmNetworkPool } from '../warm-pool.js';
-import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason } from './harness.js';
+import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason, closeTestRuntime, openTestRuntime } from './harness.js';
 
 const skip = skipReason() ?? (existsSync('/usr/lib/cni/bridge') || existsSync('/opt/cni/bin/bridge') ? undefined : 'the CNI plugins are not installed (apt-get install containernetworking-plugins)');
 const containerd = new TestContainerd();
@@ -77,17 +77,12 @@ test.before(async () => {
     return;
   }
   await containerd.start();
-  network = new CniNetwork({ stateDir: join(containerd.dataDir, 'cni'), bridge: 'hmw0', subnet: '10.93.0.0/16' });
-  runtime = new ContainerdRuntime({ dataDir: containerd.dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network, warmNetworks: POOL_SIZE });
-  await runtime.open();
-  await runtime.importImage(containerd.archivePath);
+  ({ runtime, network } = await openTestRuntime(containerd, { bridge: 'hmw0', subnet: '10.93.0.0/16', warmNetworks: POOL_SIZE }));
 });
 
 test.after(async () => {
   if (skip !== undefined) return;
-  for (const workload of await runtime.list().catch(() => [])) await runtime.remove(workload.id).catch(() => undefined);
-  await runtime.close();
-  await network.removeBridge();
+  await closeTestRuntime({ runtime, network });
   // The crash test's bridge, and the masquerade rule its holder process added.
   await new CniNetwork({ stateDir: join(containerd.dataDir, 'cni-hmw1'), bridge: 'hmw1', subnet: '10.94.0.0/16' }).removeBridge();
   await containerd.stop();
