@@ -237,9 +237,16 @@ export class GossipRuntime {
     return { id: m.id, address: m.address, status: m.state, incarnation: m.incarnation, meta: m.meta, ...(heard !== undefined ? { lastHeardAt: heard } : {}) };
   }
 
-  /** Notes that a message from `id` arrived now, when `id` is a member (a claimed id of nobody is not kept). */
+  /**
+   * Notes that a message from `id` arrived now, when `id` is a member (a
+   * claimed id of nobody is not kept). Members SWIM has reaped are dropped
+   * when a new id arrives, so churn does not grow the map.
+   */
   private heardFrom(id: string): void {
-    if (this.swim?.lookup(id) !== undefined) this.lastHeard.set(id, Date.now());
+    const swim = this.swim;
+    if (swim?.lookup(id) === undefined) return;
+    if (!this.lastHeard.has(id)) for (const known of this.lastHeard.keys()) if (swim.lookup(known) === undefined) this.lastHeard.delete(known);
+    this.lastHeard.set(id, Date.now());
   }
 
   /** Local health (1 healthy, up to awarenessMax). */
