@@ -89,19 +89,20 @@ async function main(): Promise<void> {
     console.error(missing !== undefined ? `${missing} is not installed (apt-get install fio e2fsprogs util-linux)` : 'the volume benchmark needs root (loop devices, mount)');
     process.exit(2);
   }
-  const root = mkdtempSync(join(flag('dir', '/var/tmp'), 'hivemind-bench-volumes-'));
-  const bare = join(root, 'bare');
-  sh(['mkdir', '-p', bare]);
-  const volumes = new LocalVolumes({ volumesDir: join(root, 'volumes'), log: () => undefined });
-  const volume = { tenant: 'bench', name: 'data', createdIndex: 1, sizeBytes: 2 * sizeBytes + 256 * MiB };
+  // Checked before the work folder is made: a refused run leaves nothing behind.
   const encryptionMissing = ['gocryptfs', 'fusermount'].find((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
   const withEncrypted = !process.argv.includes('--no-encrypted') && encryptionMissing === undefined;
-  const encrypted = { tenant: 'bench', name: 'vault', createdIndex: 2, sizeBytes: volume.sizeBytes, key: new Uint8Array(randomBytes(32)) };
   const sideOrder: Run['side'][] = withEncrypted ? ['bare', 'volume', 'encrypted'] : ['bare', 'volume'];
   if (!Number.isInteger(rounds) || rounds < sideOrder.length || rounds % sideOrder.length !== 0) {
     console.error(`--rounds must be a multiple of ${sideOrder.length} (each of the ${sideOrder.length} sides takes every place in the order equally often)`);
     process.exit(2);
   }
+  const root = mkdtempSync(join(flag('dir', '/var/tmp'), 'hivemind-bench-volumes-'));
+  const bare = join(root, 'bare');
+  sh(['mkdir', '-p', bare]);
+  const volumes = new LocalVolumes({ volumesDir: join(root, 'volumes'), log: () => undefined });
+  const volume = { tenant: 'bench', name: 'data', createdIndex: 1, sizeBytes: 2 * sizeBytes + 256 * MiB };
+  const encrypted = { tenant: 'bench', name: 'vault', createdIndex: 2, sizeBytes: volume.sizeBytes, key: new Uint8Array(randomBytes(32)) };
   const jobs: Job[] = [
     { name: 'seq', fioArgs: ['--rw=write', '--bs=1M', `--size=${sizeBytes}`] },
     { name: 'rand', fioArgs: ['--rw=randwrite', '--bs=4k', `--size=${randSizeBytes}`] },
