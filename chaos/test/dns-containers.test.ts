@@ -31,6 +31,7 @@ import { ApiClient, clusterCaBundle } from '../http.js';
 import { dataDirApiAgent } from '../../src/api/tls.js';
 import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork, type Host } from '../network.js';
 import { holdMachineLock } from '../machine-lock.js';
+import { bridgeMacOf } from '../../src/network/overlay-plan.js';
 import { removeRuncLeftovers, removeWarmNamespacesSince, warmNamespaces } from './host-agents.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
@@ -199,7 +200,10 @@ dnsTest('a container resolves its tenant\'s apps, aliases and links through its 
     const clientAddress = addressesOf('client')[0]!;
     const clientPid = await until('the client container is found', async () => containerPids().find((pid) => containerAddress(pid) === clientAddress) ?? 'not yet', 30_000);
 
-    const nodeNetwork = JSON.parse(readFileSync(join(dataRoot, 'n1', 'network', 'node-network.json'), 'utf8')) as { gateway: string };
+    const nodeNetwork = JSON.parse(readFileSync(join(dataRoot, 'n1', 'network', 'node-network.json'), 'utf8')) as { gateway: string; subnet: string };
+    // The gateway keeps one MAC while warm-pool veths come and go (a bridge left to itself takes its lowest port's, and containers lost the gateway they had cached).
+    const bridgeLink = JSON.parse(await command('ip', ['netns', 'exec', host.namespace, 'ip', '-j', 'link', 'show', 'dev', 'hm0'])) as { address: string }[];
+    assert.is(bridgeLink[0]?.address, bridgeMacOf(nodeNetwork.subnet), "the bridge's MAC is the one its subnet names");
     const resolvConf = await command('nsenter', ['-t', String(clientPid), '-m', '-r', '/bin/busybox', 'cat', '/etc/resolv.conf']);
     assert.match(resolvConf, new RegExp(`^nameserver ${nodeNetwork.gateway.replaceAll('.', '\\.')}$`, 'm'));
     assert.match(resolvConf, /^search acme\.hivemind hivemind$/m);

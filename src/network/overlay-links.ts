@@ -54,7 +54,7 @@ export interface DeviceOptions {
 
 /**
  * Makes the bridge (with the gateway address, and no other address of the
- * cluster network: an older subnet's gateway goes) and, when the node has an
+ * cluster network: an older subnet's gateway goes; with its own fixed MAC) and, when the node has an
  * underlay address, the VXLAN device with the right id, port, local address,
  * MAC and VTEP address (remade when any differs). Turns IPv4 forwarding on.
  * Idempotent. Answers what it changed, for the log.
@@ -79,6 +79,11 @@ export async function ensureDevices(plan: OverlayPlan, options: DeviceOptions): 
   if (!bridgeAddresses.some((info) => `${info.local}/${info.prefixlen}` === local.gatewayCidr)) {
     await must('ip', ['addr', 'replace', local.gatewayCidr, 'dev', BRIDGE_NAME]);
     changed.push(`${BRIDGE_NAME} ${local.gatewayCidr}`);
+  }
+  const [bridge] = await json<{ address?: string }>('ip', ['link', 'show', 'dev', BRIDGE_NAME]);
+  if (bridge?.address !== local.bridgeMac) {
+    await must('ip', ['link', 'set', BRIDGE_NAME, 'address', local.bridgeMac]);
+    changed.push(`${BRIDGE_NAME} MAC ${local.bridgeMac}`);
   }
   await must('ip', ['link', 'set', BRIDGE_NAME, 'mtu', String(options.mtu), 'up']);
   await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch(() => undefined);

@@ -50,6 +50,13 @@ export interface OverlayLocal {
   gateway: string;
   vtepAddress: string;
   vtepMac: string;
+  /**
+   * The bridge's MAC, set rather than left to the kernel: a bridge without
+   * one takes its lowest port's, so it changed as warm-pool veths came and
+   * went, and containers that had cached the gateway's old MAC lost it
+   * (DNS and egress timed out until their ARP entry expired).
+   */
+  bridgeMac: string;
   /** Undefined when the node's peer address is not an IPv4 literal other peers can reach (loopback): no VXLAN device then. */
   underlay?: string;
 }
@@ -72,10 +79,19 @@ export function hostOf(address: string): string {
 
 /** The VTEP MAC of a node subnet: locally administered unicast `02:68` and the subnet's four bytes. */
 export function vtepMacOf(subnet: string): string {
+  return subnetMac('68', subnet, 'vtep MAC');
+}
+
+/** The bridge MAC of a node subnet: locally administered unicast `02:67` and the subnet's four bytes (unique in the cluster, as subnets are). */
+export function bridgeMacOf(subnet: string): string {
+  return subnetMac('67', subnet, 'bridge MAC');
+}
+
+function subnetMac(second: string, subnet: string, what: string): string {
   const parsed = parseCidr(subnet);
-  if (!parsed.ok) throw new RangeError(`vtep MAC: ${parsed.reason}`);
+  if (!parsed.ok) throw new RangeError(`${what}: ${parsed.reason}`);
   const bytes = formatIpv4(parsed.network.base).split('.').map((octet) => Number(octet).toString(16).padStart(2, '0'));
-  return ['02', '68', ...bytes].join(':');
+  return ['02', second, ...bytes].join(':');
 }
 
 function usableUnderlay(host: string): boolean {
@@ -102,6 +118,7 @@ export function planOverlay(selfId: string, nodes: readonly OverlayNode[]): Over
     gatewayCidr: `${gateway}/${parsed.network.prefixLength}`,
     vtepAddress: formatIpv4(parsed.network.base),
     vtepMac: vtepMacOf(self.subnet),
+    bridgeMac: bridgeMacOf(self.subnet),
     ...(usableUnderlay(selfHost) ? { underlay: selfHost } : {}),
   };
   const peers: OverlayPeer[] = [];

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configureProposal } from '../configure.js';
-import { changeCount, desiredEntries, diffEntries, hostOf, planOverlay, vtepMacOf, type OverlayNode } from '../overlay-plan.js';
+import { bridgeMacOf, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, vtepMacOf, type OverlayNode } from '../overlay-plan.js';
 
 const nodes: OverlayNode[] = [
   { id: 'n2', status: 'up', peerAddress: '10.213.0.12:7071', subnet: '10.210.1.0/24' },
@@ -15,7 +15,7 @@ const nodes: OverlayNode[] = [
 test('the plan: own gateway and VTEP from the subnet; peers sorted, left nodes out, the rest skipped with why', () => {
   const plan = planOverlay('n1', nodes);
   assert.ok(plan);
-  assert.equal(plan.local, { subnet: '10.210.0.0/24', gateway: '10.210.0.1', gatewayCidr: '10.210.0.1/24', vtepAddress: '10.210.0.0', vtepMac: '02:68:0a:d2:00:00', underlay: '10.213.0.11' });
+  assert.equal(plan.local, { subnet: '10.210.0.0/24', gateway: '10.210.0.1', gatewayCidr: '10.210.0.1/24', vtepAddress: '10.210.0.0', vtepMac: '02:68:0a:d2:00:00', bridgeMac: '02:67:0a:d2:00:00', underlay: '10.213.0.11' });
   assert.equal(plan.peers.map((peer) => peer.id), ['n2', 'n3'], 'a down node keeps its entries');
   assert.equal(plan.peers[0], { id: 'n2', subnet: '10.210.1.0/24', underlay: '10.213.0.12', vtepAddress: '10.210.1.0', vtepMac: '02:68:0a:d2:01:00' });
   assert.equal(plan.skipped.map((entry) => entry.id), ['n5', 'n6']);
@@ -24,6 +24,7 @@ test('the plan: own gateway and VTEP from the subnet; peers sorted, left nodes o
   assert.is(planOverlay('n1', [{ ...nodes[1]!, peerAddress: '127.0.0.1:7071' }])?.local.underlay, undefined, 'loopback is no underlay');
   assert.is(hostOf('[::1]:7071'), '::1');
   assert.is(vtepMacOf('10.210.255.16/28'), '02:68:0a:d2:ff:10');
+  assert.is(bridgeMacOf('10.210.255.16/28'), '02:67:0a:d2:ff:10');
 });
 
 test('entries and their diff: nothing to do when the kernel agrees; extra, missing and changed entries found', () => {
