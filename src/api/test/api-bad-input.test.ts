@@ -85,12 +85,13 @@ test.before(async () => {
   agent = await startAgent(resolved.config, { mode: 'bootstrap-or-restart', print: () => {}, log: (line) => logs.push(line) });
   base = `https://${agent.apiAddress}`;
   // Let the start-up writes settle before counting: the CA, the token, the
-  // registration with the node's certificate, its subnet and its role.
-  const deadline = Date.now() + 10_000;
+  // registration with the node's certificate, its subnet, its role and its
+  // host ports (reported once two scans, HOST_PORTS_INTERVAL_MS apart, agree).
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const nodes = await call('GET', '/v1/nodes');
     const node = nodes.body.nodes?.[0];
-    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined && (await roleRecorded())) break;
+    if (node?.role === 'voter' && node.status === 'up' && node.certificates?.length === 1 && node.subnet !== undefined && node.hostPorts !== undefined && (await roleRecorded())) break;
     if (Date.now() > deadline) throw new Error(`the node did not settle: ${JSON.stringify(nodes.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
