@@ -8,7 +8,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { configLimits, type LocalSource } from '../appfile/index.js';
+import type { LocalSource } from '../appfile/index.js';
 import { UsageError } from './errors.js';
 
 /** How deep a folder mounted as a config is read (`certs/live/site/fullchain.pem` is three below). */
@@ -16,6 +16,8 @@ const FOLDER_DEPTH_MAX = 4;
 
 /** `path` as a LocalSource; undefined when it does not exist (the parse names the mount that misses it). */
 export async function readLocalSource(path: string): Promise<LocalSource | undefined> {
+  // Loaded here, not at start: the limits come from the state's validation, which only the app-file commands need.
+  const { configLimits } = await import('../appfile/configs.js');
   let info;
   try {
     info = await stat(path);
@@ -30,12 +32,12 @@ export async function readLocalSource(path: string): Promise<LocalSource | undef
   if (!info.isDirectory()) throw new UsageError(`cannot mount ${path}: it is neither a file nor a folder`);
   const tally = { files: 0, bytes: 0 };
   const files: { path: string; data: string }[] = [];
-  const complete = await readFolder(path, '', { tally, files, depth: 0 });
+  const complete = await readFolder(path, '', { tally, files, depth: 0, limits: configLimits });
   return complete ? { kind: 'folder', files } : { kind: 'too-large', files: tally.files, bytes: tally.bytes };
 }
 
 /** Adds the files under `folder` to `files`; false once the limits are passed (then it stops reading). */
-async function readFolder(folder: string, prefix: string, walk: { tally: { files: number; bytes: number }; files: { path: string; data: string }[]; depth: number }): Promise<boolean> {
+async function readFolder(folder: string, prefix: string, walk: { tally: { files: number; bytes: number }; files: { path: string; data: string }[]; depth: number; limits: { filesMax: number; bytesMax: number } }): Promise<boolean> {
   const entries = (await readdir(folder, { withFileTypes: true })).sort((left, right) => (left.name < right.name ? -1 : 1));
   for (const entry of entries) {
     const full = join(folder, entry.name);
@@ -51,7 +53,7 @@ async function readFolder(folder: string, prefix: string, walk: { tally: { files
     if (!info.isFile()) continue;
     walk.tally.files += 1;
     walk.tally.bytes += info.size;
-    if (walk.tally.files > configLimits.filesMax || walk.tally.bytes > configLimits.bytesMax) return false;
+    if (walk.tally.files > walk.limits.filesMax || walk.tally.bytes > walk.limits.bytesMax) return false;
     walk.files.push({ path: relative, data: (await readFile(full)).toString('base64') });
   }
   return true;

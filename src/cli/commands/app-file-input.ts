@@ -13,7 +13,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { parseDotenv, referencedFiles, referencedLocalSources, type AppFileSource, type LocalSource, type ParseAppFileOptions } from '../../appfile/index.js';
+import type { AppFileSource, LocalSource, ParseAppFileOptions } from '../../appfile/index.js';
+import { parseDotenv } from '../../appfile/dotenv.js';
 import { readLocalSource } from '../local-sources.js';
 import { UsageError } from '../errors.js';
 import { readStdin } from '../stdin.js';
@@ -85,6 +86,8 @@ export async function gatherAppFiles(flags: AppFileFlags): Promise<AppFileInput>
   };
   if (flags.tenant !== undefined) options.defaultTenant = flags.tenant;
   if (flags.projectName !== undefined) options.project = flags.projectName;
+  // The parser (and the state's schemas under it) loads only for the commands that read app files.
+  const { referencedFiles, referencedLocalSources } = await import('../../appfile/parse.js');
   const attachments: Record<string, string> = {};
   for (const path of referencedFiles(sources, options)) {
     const full = isAbsolute(path) ? path : resolve(folder, path);

@@ -6,7 +6,6 @@
  * errors, so it fits in CI before a deploy.
  */
 import type { Command } from 'commander';
-import { formatAppFileProblem, parseAppFiles } from '../../appfile/index.js';
 import type { AppSpec } from '../../state/types.js';
 import { contextOf } from '../context.js';
 import { CliError } from '../errors.js';
@@ -21,6 +20,7 @@ export function registerValidateCommand(program: Command): void {
     .action(async (options: AppFileFlags, command: Command) => {
       const context = contextOf(command);
       const input = await gatherAppFiles(options);
+      const { formatAppFileProblem, parseAppFiles } = await import('../../appfile/index.js');
       const result = parseAppFiles(input.sources, input.options);
       if (context.json) printJson(context, result);
       for (const warning of result.warnings) context.stderr.write(`warning: ${warning}\n`);
