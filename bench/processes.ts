@@ -150,6 +150,13 @@ export function cpuTimeMs(pid: number): number {
   }
 }
 
+/** CPU time (user + system) of this process's children that have ended and been waited for, in milliseconds (cutime + cstime of /proc/self/stat). */
+export function endedChildrenCpuTimeMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+}
+
 /** The last `lineCount` lines of a log file, for error messages. */
 export function logTail(path: string, lineCount = 15): string {
   try {

@@ -408,7 +408,7 @@ export class ImageStore {
         const name = options.name ?? top.annotations?.[ANNOTATION_IMAGE_NAME] ?? top.annotations?.[ANNOTATION_REF_NAME];
         if (name === undefined) throw new ImageError('bad-archive', `image ${top.digest} in the archive has no name annotation; give one with --name`);
         const writeFromArchive = (descriptor: Descriptor, labels: Record<string, string> = {}) =>
-          this.writeBlob(descriptor, createReadStream(path, { start: blobEntry(descriptor).offset, end: blobEntry(descriptor).offset + descriptor.size - 1 }) as AsyncIterable<Buffer>, { lease, labels, what: `blob ${descriptor.digest}` });
+          this.writeBlob(descriptor, createReadStream(path, { start: blobEntry(descriptor).offset, end: blobEntry(descriptor).offset + descriptor.size - 1, highWaterMark: WRITE_CHUNK_BYTES }) as AsyncIterable<Buffer>, { lease, labels, what: `blob ${descriptor.digest}` });
         await this.storeTree(top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
         await this.putImage(name, top, lease);
         names.push(name);
