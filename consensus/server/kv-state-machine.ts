@@ -11,6 +11,7 @@ import { Packr } from 'msgpackr';
 import { assert } from '../core/assert.js';
 import type { Entry } from '../core/types.js';
 import type { StateMachine } from '../node.js';
+import { EntrySlabs } from './entry-slabs.js';
 import { keyBytes, keyText, MemoryKvValues, type KeyValue, type KvValues } from './kv-values.js';
 
 /** Largest key, in bytes. */
@@ -76,14 +77,26 @@ const SNAPSHOT_SLICE_ITEMS = 2048;
 /** records off: plain arrays. */
 const packr = new Packr({ useRecords: false });
 
-/** Encodes a put for `RaftNode.propose`. */
+/** Where encoded puts live while the log holds them (see ./entry-slabs.ts). */
+const putSlabs = new EntrySlabs();
+
+/**
+ * Encodes a put for `RaftNode.propose`: a copy in a slab of puts, not a view
+ * into msgpackr's shared encode buffer, which would pin three times its size
+ * for as long as the log keeps the entry.
+ */
 export function encodePut(command: PutCommand): Uint8Array {
-  return packr.pack([COMMAND_PUT, command.key, command.value, command.requestId]);
+  return putSlabs.copy(packr.pack([COMMAND_PUT, command.key, command.value, command.requestId]));
 }
 
-/** The put in `data`; its key and value are views into `data`, not copies. */
+/**
+ * The put in `data`; its key and value are views into `data`, not copies.
+ * msgpackr caches a DataView on the buffer it reads (about 120 bytes of heap),
+ * so it reads a throwaway view of `data`: `data` itself stays in the log until
+ * the next compaction, and the cache would stay with it, once per entry.
+ */
 function decodePut(data: Uint8Array): PutCommand {
-  const tuple: unknown = packr.unpack(data);
+  const tuple: unknown = packr.unpack(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   assert(
     Array.isArray(tuple) &&
       tuple.length === 4 &&

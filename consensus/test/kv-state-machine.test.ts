@@ -11,6 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Packr } from 'msgpackr';
 import { EntryType, type Entry } from '../core/types.js';
+import { SLAB_BYTES, SLAB_COPY_BYTES_MAX } from '../server/entry-slabs.js';
 import { encodePut, KvStateMachine } from '../server/kv-state-machine.js';
 import { LevelKvValues, WRITE_BATCH_ITEMS_MAX } from '../server/kv-values-level.js';
 
@@ -204,6 +205,33 @@ test('in LevelDB: snapshot() is refused, since LevelDB is read only in the backg
   const machine = new KvStateMachine({ values: await levelValues() });
   put(machine, 'a', '1');
   assert.throws(() => machine.snapshot(), /only in the background/);
+});
+
+test('encoded puts sit side by side in slabs of their own, whatever else msgpack packs meanwhile', () => {
+  const other = new Packr({ useRecords: false });
+  const puts: Uint8Array[] = [];
+  for (let count = 0; count < 20; count++) {
+    puts.push(encodePut({ key: text.encode(`key-${count}`), value: new Uint8Array(300).fill(count), requestId: '' }));
+    // Short-lived packs in between, as the transport's and the storage's are on a leader.
+    other.pack({ batch: new Uint8Array(2000), count });
+  }
+  for (let count = 1; count < puts.length; count++) {
+    const [before, put] = [puts[count - 1]!, puts[count]!];
+    if (put.buffer !== before.buffer) continue; // a new slab
+    assert.is(put.byteOffset, before.byteOffset + before.byteLength, `put ${count} follows put ${count - 1} in its slab`);
+  }
+  assert.ok(puts.every((put) => put.buffer.byteLength === SLAB_BYTES), 'every put is in a slab');
+  const large = encodePut({ key: text.encode('large'), value: new Uint8Array(SLAB_COPY_BYTES_MAX + 1), requestId: '' });
+  assert.is(large.buffer.byteLength, large.byteLength, 'a put larger than the copy limit has a buffer of its own');
+});
+
+test('applying a put leaves no cache behind on the entry\'s data, which the log keeps', () => {
+  const machine = new KvStateMachine();
+  const data = encodePut({ key: text.encode('k'), value: text.encode('v'), requestId: '' });
+  machine.apply({ index: 1, term: 1, type: EntryType.Normal, data });
+  assert.equal(Object.keys(data).filter((name) => !/^\d+$/.test(name)), []);
+  assert.not.ok('dataView' in data);
+  assert.is(valueOf(machine, 'k'), 'v');
 });
 
 test.run();
