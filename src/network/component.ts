@@ -7,14 +7,17 @@
  * network is not configured or a node lacks a subnet (states written before
  * the network existed, a node full up earlier).
  *
- * When: two kinds of pass, one at a time. After every apply but heartbeats
- * a state pass (queued at once, no timer in the path) writes only what the
- * state changed, reading nothing first: the policy chains that differ from
- * the last write, then the service chains if theirs changed; a changed
- * overlay plan asks for a full pass. Every `periodMs`, and at start, a full
- * pass reads the kernel back and repairs drift (an entry deleted by hand
- * comes back). A state change waits for at most one step of a full pass: the
- * full pass runs a due state pass between its steps.
+ * When: two queues of passes (`pass-queue.ts`), each one pass at a time,
+ * apart so that a policy change never waits for the links. The tables
+ * queue: after every apply but heartbeats, a state pass (queued at once, no
+ * timer in the path) writes only what the state changed, reading nothing
+ * first: the policy chains that differ from the last write, then the
+ * service chains if theirs changed; every `periodMs` (and at start) a drift
+ * pass, after any state pass due, reads both tables back and rewrites what
+ * drifted. The links queue: every `periodMs`, after the first drift pass,
+ * and when a state pass finds another overlay plan, an overlay pass makes
+ * the devices, entries and the mesh right (an entry deleted by hand comes
+ * back). So a policy change waits at most for one pass of the tables queue.
  *
  * Network policies: with the overlay, the same reconcile keeps Hivemind's
  * iptables chains (`policy-plan.ts`, `policy-tables.ts`) equal to what the
@@ -45,6 +48,8 @@ import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork } from '../node/node-network.js';
 import { configureProposal } from './configure.js';
+import { PassQueue } from './pass-queue.js';
+import { TENANT_NETWORKS_VERSION } from '../state/version.js';
 import { applyChanges, ensureDevices, readEntries } from './overlay-links.js';
 import { chainChanges, planPolicyChains, type PolicyChains } from './policy-plan.js';
 import { policyModelOf } from './policy-state.js';
@@ -76,14 +81,13 @@ export class NetworkComponent implements NodeComponent {
   readonly #enabled: boolean;
   #stopListening: (() => void) | undefined;
   #period: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  /** An apply changed the state since the last state pass began. */
-  #stateDue = false;
-  /** A full pass (read the kernel, repair drift, program the overlay) is due. */
-  #fullDue = false;
+  /** Policy and service chains: state passes before drift passes. */
+  readonly #tables: PassQueue<'state' | 'drift'>;
+  /** Devices, overlay entries and the mesh. */
+  readonly #links: PassQueue<'overlay'>;
   /** When the oldest apply not yet handled by a state pass arrived (performance.now(), ms): the policy log line's timings start there. */
   #stateSinceMs: number | undefined;
-  /** The overlay plan and cluster CIDR the last full pass programmed: a state pass that finds another asks for a full pass. */
+  /** The overlay plan and cluster CIDR the last overlay pass programmed: a state pass that finds another asks for an overlay pass. */
   #overlayApplied: string | undefined;
   #stopped = false;
   #reconciles = 0;
@@ -110,6 +114,9 @@ export class NetworkComponent implements NodeComponent {
     this.#services = services;
     this.#options = options;
     this.#enabled = overlayHost(services.config.advertise);
+    const report = (_pass: string, error: Error): void => this.#report(error.message);
+    this.#tables = new PassQueue(['state', 'drift'], (pass) => (pass === 'state' ? this.#statePass() : this.#driftPass()), report);
+    this.#links = new PassQueue(['overlay'], () => this.#overlayPass(), report);
     const registry = services.registry;
     this.#repairs = (registry.getSingleMetric('hivemind_network_overlay_changes_total') as Counter | undefined) ?? new Counter({
       name: 'hivemind_network_overlay_changes_total',
@@ -151,18 +158,24 @@ export class NetworkComponent implements NodeComponent {
       this.#services.log('network', `overlay off: this node advertises ${this.#services.config.advertise}, not an IPv4 address other hosts reach; containers use the node-local bridge`);
     }
     this.#stopListening = this.#services.listen((event) => {
-      if (!isHeartbeatApply(event)) this.#schedule('state');
+      if (!isHeartbeatApply(event)) {
+        this.#stateSinceMs ??= performance.now();
+        this.#tables.request('state');
+      }
     });
-    this.#period = setInterval(() => this.#schedule('full'), this.#options.periodMs);
+    this.#period = setInterval(() => {
+      this.#tables.request('drift');
+      this.#links.request('overlay');
+    }, this.#options.periodMs);
     this.#period.unref();
-    this.#schedule('full');
+    this.#tables.request('drift');
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopListening?.();
     if (this.#period) clearInterval(this.#period);
-    await this.#running?.catch(() => undefined);
+    await Promise.all([this.#tables.stop(), this.#links.stop()]);
   }
 
   /** The plan of the last reconcile's state (for `hivemind network inspect` and tests). */
@@ -171,45 +184,13 @@ export class NetworkComponent implements NodeComponent {
     return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })));
   }
 
-  /** Marks a pass due and starts the loop if idle; the loop starts on a microtask, so the applies of one batch make one pass. */
-  #schedule(pass: 'state' | 'full'): void {
-    if (this.#stopped) return;
-    if (pass === 'state') {
-      this.#stateDue = true;
-      this.#stateSinceMs ??= performance.now();
-    } else this.#fullDue = true;
-    if (this.#running) return;
-    this.#running = Promise.resolve()
-      .then(() => this.#drain())
-      .finally(() => {
-        this.#running = undefined;
-        if (this.#stateDue) this.#schedule('state');
-        else if (this.#fullDue) this.#schedule('full');
-      });
-  }
-
-  /** Runs due passes, state passes first, until none is due. Never rejects. */
-  async #drain(): Promise<void> {
-    while (!this.#stopped) {
-      if (this.#stateDue) await this.#statePass().catch((error: Error) => this.#report(error.message));
-      else if (this.#fullDue) await this.#fullPass().catch((error: Error) => this.#report(error.message));
-      else return;
-    }
-  }
-
-  /** Between the steps of a full pass: a state change waiting is handled first. */
-  async #stateFirst(): Promise<void> {
-    if (this.#stateDue) await this.#statePass().catch((error: Error) => this.#report(error.message));
-  }
-
   /**
    * Writes what the state changed, reading nothing first: the policy
    * chains that differ from the last write, then the service chains if
-   * theirs changed. Before a full pass has set what was written, or when the
-   * overlay plan changed, it asks for a full pass instead.
+   * theirs changed. Before a drift pass has set what was written, it asks
+   * for one instead; when the overlay plan changed, for an overlay pass.
    */
   async #statePass(): Promise<void> {
-    this.#stateDue = false;
     const sinceMs = this.#stateSinceMs ?? performance.now();
     this.#stateSinceMs = undefined;
     this.#maybeConfigure();
@@ -217,8 +198,9 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    if (this.#policyApplied === undefined || this.#serviceApplied === undefined || this.#overlayApplied !== overlayKey(plan, clusterCidr)) {
-      this.#fullDue = true;
+    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr)) this.#links.request('overlay');
+    if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
+      this.#tables.request('drift');
       return;
     }
     await this.#changePolicies(clusterCidr, sinceMs).catch((error: Error) => this.#report(`cannot write the network policy chains: ${error.message}`));
@@ -227,25 +209,29 @@ export class NetworkComponent implements NodeComponent {
     }
   }
 
-  /** Reads the kernel and makes everything equal to the state: policies, services, devices, overlay entries, the mesh. */
-  async #fullPass(): Promise<void> {
-    this.#fullDue = false;
+  /** Reads the policy and service chains back and makes them equal to the state (drift repair, and the first write of a run); the first one asks for the first overlay pass. */
+  async #driftPass(): Promise<void> {
     this.#maybeConfigure();
     if (!this.#enabled) return;
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    // Policies first: they depend on the state alone, not on the overlay's devices.
+    // Policies first, and before the first overlay pass tells the executor the node network is ready.
     await this.#reconcilePolicies(clusterCidr).catch((error: Error) => this.#report(`cannot write the network policy chains: ${error.message}`));
-    await this.#stateFirst();
     await this.#reconcileServices().catch((error: Error) => this.#report(`cannot write the service chains: ${error.message}`));
-    await this.#stateFirst();
+    if (this.#overlayApplied === undefined) this.#links.request('overlay');
+  }
+
+  /** Makes the devices, the overlay entries and the mesh equal to the node records, then tells the executor the node network is ready. */
+  async #overlayPass(): Promise<void> {
+    if (!this.#enabled) return;
+    const plan = this.plan();
+    if (plan === undefined) return;
+    const clusterCidr = this.#clusterCidr();
     const { mtu, changed: devices } = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, clusterCidr, underlay: hostOf(this.#services.addresses().peer), overheadBytes: VXLAN_OVERHEAD_BYTES });
-    await this.#stateFirst();
     const changes = diffEntries(desiredEntries(plan), await readEntries());
     const count = changeCount(changes);
     if (count > 0) await applyChanges(changes);
-    await this.#stateFirst();
     // After the devices and entries: the mesh's tables route over hmvx0.
     await this.#reconcileMesh(planMesh(plan, clusterCidr), clusterCidr).catch((error: Error) => this.#report(`cannot write the routing mesh's way back: ${error.message}`));
     if (this.#reconciles > 0) this.#repairs.inc(count);
@@ -399,7 +385,8 @@ export class NetworkComponent implements NodeComponent {
     if (this.#configuring || !this.#services.isLeader()) return;
     const machine = this.#services.machine;
     const serviceCidr = this.#enabled ? this.#services.config.serviceCidr : undefined;
-    const command = configureProposal(machine.network(), machine.nodeDirectory(), this.#services.config.clusterCidr, serviceCidr);
+    const tenantCidr = this.#enabled && machine.clusterVersion >= TENANT_NETWORKS_VERSION ? this.#services.config.tenantNetworkCidr : undefined;
+    const command = configureProposal(machine.network(), machine.nodeDirectory(), this.#services.config.clusterCidr, serviceCidr, tenantCidr);
     if (command === undefined) return;
     this.#configuring = true;
     this.#services
