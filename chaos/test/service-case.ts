@@ -78,6 +78,15 @@ export const serviceCase: NetworkCase = {
     assert.equal([listing.clusterCidr, listing.serviceCidr], ['10.210.0.0/16', '10.211.0.0/16']);
     assert.equal(listing.nodes.map((node) => [node.id, node.overlay, node.subnet !== null]), [['n1', 'on', true], ['n2', 'on', true], ['n3', 'on', true]]);
     assert.equal(listing.services.map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]]);
+    // Tenant networks (state only): the leader sets the pool once every node runs state version 5; a tenant created then gets a default network of its own, apart from every other, gone with the tenant.
+    await until('the tenant network pool is set', async () => (((await api('GET', '/v1/network')) as { tenantCidr?: string | null }).tenantCidr === '10.224.0.0/12' ? true : 'not yet'), 30_000);
+    await api('PUT', '/v1/tenants/netcheck', {});
+    const networks = ((await api('GET', '/v1/network')) as { networks: { tenant: string; name: string; cidr: string }[] }).networks;
+    const own = networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
+    assert.ok(own !== undefined && /^10\.2(2[4-9]|3\d)\.\d+\.0\/20$/.test(own.cidr), `netcheck/default is a /20 of the pool: ${JSON.stringify(networks)}`);
+    assert.is(new Set(networks.map((entry) => entry.cidr)).size, networks.length, 'no two networks share a block');
+    await api('DELETE', '/v1/tenants/netcheck');
+    assert.not.ok(((await api('GET', '/v1/network')) as { networks: { tenant: string }[] }).networks.some((entry) => entry.tenant === 'netcheck'), 'the network goes with its tenant');
     const inspected = (await api('GET', '/v1/network/apps/acme/web')) as { vip: string; endpoints: { address: string }[]; serviceChain: { name: string; rules: string[] } };
     assert.equal(inspected.endpoints.map((endpoint) => endpoint.address).sort(), webs.map((web) => web.address).sort());
     assert.is(inspected.serviceChain.name, webChain);

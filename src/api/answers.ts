@@ -89,6 +89,10 @@ export interface NetworkAnswer {
   published?: { tenant: string; app: string; ports: readonly { target: number; published: number; protocol: string }[]; endpoints: number }[];
   /** Published ports two apps ask for, or that the node's agent holds: the later app's is not published. */
   publishedConflicts?: { tenant: string; app: string; published: number; protocol: string; heldBy: string }[];
+  /** The tenant network pool (null until set); absent from older agents. */
+  tenantCidr?: string | null;
+  /** Tenant networks with their nodes' slices, by tenant and name (state only: containers do not use them yet); absent from older agents. */
+  networks?: { tenant: string; name: string; cidr: string; slices: { node: string; cidr: string }[] }[];
   answeredBy: { node: string; overlay: boolean };
 }
 

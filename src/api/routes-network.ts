@@ -60,6 +60,11 @@ export const networkRoutes: Route[] = [
         services: services.map((service) => ({ tenant: service.tenant, app: service.app, vip: service.vip, ports: service.ports, endpoints: service.endpoints.length })),
         published: published.map((entry) => ({ tenant: entry.tenant, app: entry.app, ports: entry.ports, endpoints: entry.endpoints.length })),
         publishedConflicts: chains?.publishedConflicts ?? [],
+        tenantCidr: network?.tenantCidr ?? null,
+        networks: machine
+          .networks()
+          .map((entry) => ({ tenant: entry.tenant, name: entry.name, cidr: entry.cidr, slices: entry.slices }))
+          .sort((left, right) => (`${left.tenant}/${left.name}` < `${right.tenant}/${right.name}` ? -1 : 1)),
         answeredBy: { node: context.backend.nodeId, overlay: isNetworkView(component) ? component.overlayEnabled() : false },
       };
     },

@@ -7,10 +7,17 @@
  * network is not configured or a node lacks a subnet (states written before
  * the network existed, a node full up earlier).
  *
- * When: a reconcile runs after every apply that moved the node directory
- * (not heartbeats), and every `periodMs` to repair drift (an entry deleted
- * by hand comes back). One runs at a time; what arrives meanwhile makes one
- * more.
+ * When: two queues of passes (`pass-queue.ts`), each one pass at a time,
+ * apart so that a policy change never waits for the links. The tables
+ * queue: after every apply but heartbeats, a state pass (queued at once, no
+ * timer in the path) writes only what the state changed, reading nothing
+ * first: the policy chains that differ from the last write, then the
+ * service chains if theirs changed; every `periodMs` (and at start) a drift
+ * pass, after any state pass due, reads both tables back and rewrites what
+ * drifted. The links queue: every `periodMs`, after the first drift pass,
+ * and when a state pass finds another overlay plan, an overlay pass makes
+ * the devices, entries and the mesh right (an entry deleted by hand comes
+ * back). So a policy change waits at most for one pass of the tables queue.
  *
  * Network policies: with the overlay, the same reconcile keeps Hivemind's
  * iptables chains (`policy-plan.ts`, `policy-tables.ts`) equal to what the
@@ -36,14 +43,17 @@
  * executor's node-local bridge.
  */
 import { Counter, Gauge } from 'prom-client';
+import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork } from '../node/node-network.js';
 import { configureProposal } from './configure.js';
-import { applyChanges, ensureDevices, readEntries, underlayMtu } from './overlay-links.js';
-import { planPolicyChains, type PolicyChains } from './policy-plan.js';
+import { PassQueue } from './pass-queue.js';
+import { TENANT_NETWORKS_VERSION } from '../state/version.js';
+import { applyChanges, ensureDevices, readEntries } from './overlay-links.js';
+import { chainChanges, planPolicyChains, type PolicyChains } from './policy-plan.js';
 import { policyModelOf } from './policy-state.js';
-import { applyPolicyChains, readPolicyChains } from './policy-tables.js';
+import { applyPolicyChains, applyPolicyChanges, readPolicyChains } from './policy-tables.js';
 import { planServiceChains, SERVICE_HOOK_CHAINS, type ServiceChains } from './service-plan.js';
 import { publishedOf, servicesOf } from './service-state.js';
 import { desiredMeshRouting, meshRoutingBatch, planMesh, type MeshPlan } from './mesh-plan.js';
@@ -71,8 +81,14 @@ export class NetworkComponent implements NodeComponent {
   readonly #enabled: boolean;
   #stopListening: (() => void) | undefined;
   #period: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #again = false;
+  /** Policy and service chains: state passes before drift passes. */
+  readonly #tables: PassQueue<'state' | 'drift'>;
+  /** Devices, overlay entries and the mesh. */
+  readonly #links: PassQueue<'overlay'>;
+  /** When the oldest apply not yet handled by a state pass arrived (performance.now(), ms): the policy log line's timings start there. */
+  #stateSinceMs: number | undefined;
+  /** The overlay plan and cluster CIDR the last overlay pass programmed: a state pass that finds another asks for an overlay pass. */
+  #overlayApplied: string | undefined;
   #stopped = false;
   #reconciles = 0;
   #written: string | undefined;
@@ -83,8 +99,8 @@ export class NetworkComponent implements NodeComponent {
   readonly #policyRules: Gauge;
   readonly #policyApplies: Counter;
   readonly #policyRepairs: Counter;
-  /** The chains of the last policy apply, and the `-A` lines the kernel showed right after it: what drift is measured against. */
-  #policyApplied: { desired: string; kernel: string } | undefined;
+  /** The chains of the last policy apply (as text and by name), and the `-A` lines the kernel showed right after it: what drift is measured against, and what a state pass writes the difference from. */
+  #policyApplied: { desired: string; chains: ReadonlyMap<string, readonly string[]>; kernel: string } | undefined;
   readonly #serviceMetrics: ServiceMetrics;
   /** The same for the service chains (nat table). */
   #serviceApplied: { desired: string; kernel: string } | undefined;
@@ -98,6 +114,9 @@ export class NetworkComponent implements NodeComponent {
     this.#services = services;
     this.#options = options;
     this.#enabled = overlayHost(services.config.advertise);
+    const report = (_pass: string, error: Error): void => this.#report(error.message);
+    this.#tables = new PassQueue(['state', 'drift'], (pass) => (pass === 'state' ? this.#statePass() : this.#driftPass()), report);
+    this.#links = new PassQueue(['overlay'], () => this.#overlayPass(), report);
     const registry = services.registry;
     this.#repairs = (registry.getSingleMetric('hivemind_network_overlay_changes_total') as Counter | undefined) ?? new Counter({
       name: 'hivemind_network_overlay_changes_total',
@@ -139,18 +158,24 @@ export class NetworkComponent implements NodeComponent {
       this.#services.log('network', `overlay off: this node advertises ${this.#services.config.advertise}, not an IPv4 address other hosts reach; containers use the node-local bridge`);
     }
     this.#stopListening = this.#services.listen((event) => {
-      if (!isHeartbeatApply(event)) this.#schedule();
+      if (!isHeartbeatApply(event)) {
+        this.#stateSinceMs ??= performance.now();
+        this.#tables.request('state');
+      }
     });
-    this.#period = setInterval(() => this.#schedule(), this.#options.periodMs);
+    this.#period = setInterval(() => {
+      this.#tables.request('drift');
+      this.#links.request('overlay');
+    }, this.#options.periodMs);
     this.#period.unref();
-    this.#schedule();
+    this.#tables.request('drift');
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopListening?.();
     if (this.#period) clearInterval(this.#period);
-    await this.#running?.catch(() => undefined);
+    await Promise.all([this.#tables.stop(), this.#links.stop()]);
   }
 
   /** The plan of the last reconcile's state (for `hivemind network inspect` and tests). */
@@ -159,34 +184,51 @@ export class NetworkComponent implements NodeComponent {
     return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })));
   }
 
-  #schedule(): void {
-    if (this.#stopped) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.#reconcile()
-      .catch((error: Error) => this.#report(error.message))
-      .finally(() => {
-        this.#running = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.#schedule();
-        }
-      });
-  }
-
-  async #reconcile(): Promise<void> {
+  /**
+   * Writes what the state changed, reading nothing first: the policy
+   * chains that differ from the last write, then the service chains if
+   * theirs changed. Before a drift pass has set what was written, it asks
+   * for one instead; when the overlay plan changed, for an overlay pass.
+   */
+  async #statePass(): Promise<void> {
+    const sinceMs = this.#stateSinceMs ?? performance.now();
+    this.#stateSinceMs = undefined;
     this.#maybeConfigure();
     if (!this.#enabled) return;
     const plan = this.plan();
     if (plan === undefined) return;
-    const clusterCidr = this.#services.machine.network()?.cidr ?? this.#services.config.clusterCidr;
-    // Policies first: they depend on the state alone, not on the overlay's devices.
+    const clusterCidr = this.#clusterCidr();
+    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr)) this.#links.request('overlay');
+    if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
+      this.#tables.request('drift');
+      return;
+    }
+    await this.#changePolicies(clusterCidr, sinceMs).catch((error: Error) => this.#report(`cannot write the network policy chains: ${error.message}`));
+    if (this.serviceChainsText() !== this.#serviceApplied.desired) {
+      await this.#reconcileServices().catch((error: Error) => this.#report(`cannot write the service chains: ${error.message}`));
+    }
+  }
+
+  /** Reads the policy and service chains back and makes them equal to the state (drift repair, and the first write of a run); the first one asks for the first overlay pass. */
+  async #driftPass(): Promise<void> {
+    this.#maybeConfigure();
+    if (!this.#enabled) return;
+    const plan = this.plan();
+    if (plan === undefined) return;
+    const clusterCidr = this.#clusterCidr();
+    // Policies first, and before the first overlay pass tells the executor the node network is ready.
     await this.#reconcilePolicies(clusterCidr).catch((error: Error) => this.#report(`cannot write the network policy chains: ${error.message}`));
     await this.#reconcileServices().catch((error: Error) => this.#report(`cannot write the service chains: ${error.message}`));
-    const mtu = (await underlayMtu(hostOf(this.#services.addresses().peer))) - VXLAN_OVERHEAD_BYTES;
-    const devices = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, mtu, clusterCidr });
+    if (this.#overlayApplied === undefined) this.#links.request('overlay');
+  }
+
+  /** Makes the devices, the overlay entries and the mesh equal to the node records, then tells the executor the node network is ready. */
+  async #overlayPass(): Promise<void> {
+    if (!this.#enabled) return;
+    const plan = this.plan();
+    if (plan === undefined) return;
+    const clusterCidr = this.#clusterCidr();
+    const { mtu, changed: devices } = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, clusterCidr, underlay: hostOf(this.#services.addresses().peer), overheadBytes: VXLAN_OVERHEAD_BYTES });
     const changes = diffEntries(desiredEntries(plan), await readEntries());
     const count = changeCount(changes);
     if (count > 0) await applyChanges(changes);
@@ -194,12 +236,17 @@ export class NetworkComponent implements NodeComponent {
     await this.#reconcileMesh(planMesh(plan, clusterCidr), clusterCidr).catch((error: Error) => this.#report(`cannot write the routing mesh's way back: ${error.message}`));
     if (this.#reconciles > 0) this.#repairs.inc(count);
     this.#reconciles++;
+    this.#overlayApplied = overlayKey(plan, clusterCidr);
     this.#peers.set(plan.peers.length);
     this.#write({ state: 'ready', bridge: BRIDGE_NAME, subnet: plan.local.subnet, gateway: plan.local.gateway, clusterCidr, mtu });
     if (devices.length > 0 || count > 0) {
       this.#services.log('network', `overlay: ${[...devices, count > 0 ? `${count} entries changed (${plan.peers.length} peers)` : ''].filter(Boolean).join(', ')}`);
     }
     this.#lastProblem = undefined;
+  }
+
+  #clusterCidr(): string {
+    return this.#services.machine.network()?.cidr ?? this.#services.config.clusterCidr;
   }
 
   /** The policy chains this node enforces now (for `hivemind network inspect` and tests). */
@@ -221,11 +268,42 @@ export class NetworkComponent implements NodeComponent {
     if (applied !== undefined && applied.desired === desiredText && applied.kernel === found.text && found.jumpPresent) return;
     const drift = applied !== undefined && applied.desired === desiredText;
     const after = await applyPolicyChains(desired, found);
-    this.#policyApplied = { desired: desiredText, kernel: after.text };
+    this.#policyApplied = { desired: desiredText, chains: desired.chains, kernel: after.text };
     this.#policyApplies.inc();
     if (drift) this.#policyRepairs.inc();
     this.#policyRules.set(desired.ruleCount);
     this.#services.log('network', `policies: ${drift ? 'repaired drift in' : 'wrote'} ${desired.chains.size} chains, ${desired.ruleCount} rules, ${desired.destinationCount} local destinations`);
+  }
+
+  /**
+   * The state pass's policy step: when the desired chains differ from the
+   * last write, writes only the chains that changed, in one
+   * `iptables-restore` with no read before it, then reads the kernel back
+   * (what drift is measured against). If the kernel no longer holds what
+   * the last write left (the restore fails), rewrites everything as a full
+   * pass does. Logs the time from the apply event to the restore and the
+   * restore's own.
+   */
+  async #changePolicies(clusterCidr: string, sinceMs: number): Promise<void> {
+    const applied = this.#policyApplied;
+    assert(applied !== undefined, 'a state pass runs after a full pass wrote the policy chains');
+    const desired = this.policyChains(clusterCidr);
+    const desiredText = JSON.stringify([...desired.chains]);
+    if (applied.desired === desiredText) return;
+    const { changed, stale } = chainChanges(desired, applied.chains);
+    const startedMs = performance.now();
+    try {
+      await applyPolicyChanges(desired, applied.chains);
+    } catch (error) {
+      this.#report(`policies: the kernel's chains are not what the last write left (${(error as Error).message}); rewriting them all`);
+      await this.#reconcilePolicies(clusterCidr);
+      return;
+    }
+    const writtenMs = performance.now();
+    this.#policyApplied = { desired: desiredText, chains: desired.chains, kernel: (await readPolicyChains()).text };
+    this.#policyApplies.inc();
+    this.#policyRules.set(desired.ruleCount);
+    this.#services.log('network', `policies: wrote ${changed.length} changed and removed ${stale.length} of ${desired.chains.size} chains, ${desired.ruleCount} rules, ${desired.destinationCount} local destinations (apply to restore ${(startedMs - sinceMs).toFixed(0)} ms, restore ${(writtenMs - startedMs).toFixed(0)} ms)`);
   }
 
   /** The service chains every node programs now, published ports included (for `hivemind network inspect` and tests). */
@@ -273,10 +351,15 @@ export class NetworkComponent implements NodeComponent {
     return this.#enabled;
   }
 
+  /** The service chains wanted now, as compared with the last write. */
+  serviceChainsText(desired: ServiceChains = this.serviceChains()): string {
+    return JSON.stringify([...desired.chains]);
+  }
+
   /** As `#reconcilePolicies`, for the nat table: rewrites when the desired chains changed, the kernel's drifted, or a jump is gone. */
   async #reconcileServices(): Promise<void> {
     const desired = this.serviceChains();
-    const desiredText = JSON.stringify([...desired.chains]);
+    const desiredText = this.serviceChainsText(desired);
     const found = await readServiceChains();
     const applied = this.#serviceApplied;
     const hooked = found.hooked.length === SERVICE_HOOK_CHAINS.length; // each jump present and first
@@ -302,7 +385,8 @@ export class NetworkComponent implements NodeComponent {
     if (this.#configuring || !this.#services.isLeader()) return;
     const machine = this.#services.machine;
     const serviceCidr = this.#enabled ? this.#services.config.serviceCidr : undefined;
-    const command = configureProposal(machine.network(), machine.nodeDirectory(), this.#services.config.clusterCidr, serviceCidr);
+    const tenantCidr = this.#enabled && machine.clusterVersion >= TENANT_NETWORKS_VERSION ? this.#services.config.tenantNetworkCidr : undefined;
+    const command = configureProposal(machine.network(), machine.nodeDirectory(), this.#services.config.clusterCidr, serviceCidr, tenantCidr);
     if (command === undefined) return;
     this.#configuring = true;
     this.#services
@@ -354,6 +438,11 @@ function metric<T>(registry: NodeServices['registry'], name: string, make: () =>
 
 /** The component factory for `src/agent/components.ts`. */
 export const createNetworkComponent: ComponentFactory = (services) => new NetworkComponent(services);
+
+/** What a full pass programmed the overlay and the mesh from: a state pass compares it. */
+function overlayKey(plan: OverlayPlan, clusterCidr: string): string {
+  return JSON.stringify([plan, clusterCidr]);
+}
 
 /** The ports the node's host listens on, as its record says (none before it reported them). */
 function hostPortsOf(record: { hostPorts?: { tcp: number[]; udp: number[] } } | undefined): { hostPorts?: { tcp: number[]; udp: number[] } } {

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { runCommand } from './run-command.js';
-import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
-import { BRIDGE_NAME, VXLAN_ID, VXLAN_NAME, type OverlayChanges, type OverlayEntries, type OverlayPlan } from './overlay-plan.js';
+import { devicesBatch, underlayMtuOf, type DeviceOptions, type LinkState } from './device-plan.js';
+import { BRIDGE_NAME, VXLAN_NAME, type OverlayChanges, type OverlayEntries, type OverlayPlan } from './overlay-plan.js';
 
 /** A failed `ip` or `bridge` run; the message names the command and its error. */
 export class OverlayError extends Error {
@@ -38,94 +38,23 @@ export function linkExists(name: string): boolean {
   return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((line) => line.trimStart().startsWith(`${name}:`));
 }
 
-/** The MTU of the interface holding `address`, or 1500 when none does. */
-export async function underlayMtu(address: string): Promise<number> {
-  const links = await json<{ mtu: number; addr_info?: { local: string }[] }>('ip', ['-4', 'addr', 'show']);
-  return links.find((link) => link.addr_info?.some((info) => info.local === address))?.mtu ?? 1500;
-}
-
-/** Settings of `ensureDevices`. */
-export interface DeviceOptions {
-  vxlanPort: number;
-  /** The MTU of the bridge and the VXLAN device. */
-  mtu: number;
-  clusterCidr: string;
+/** Every link of this namespace with its details and addresses: one `ip -j -d addr show`. */
+export async function readLinks(): Promise<LinkState[]> {
+  return json<LinkState>('ip', ['-d', 'addr', 'show']);
 }
 
 /**
- * Makes the bridge (with the gateway address, and no other address of the
- * cluster network: an older subnet's gateway goes; with its own fixed MAC) and, when the node has an
- * underlay address, the VXLAN device with the right id, port, local address,
- * MAC and VTEP address (remade when any differs). Turns IPv4 forwarding on.
- * Idempotent. Answers what it changed, for the log.
+ * Makes the bridge and the VXLAN device right (`devicesBatch`: one read
+ * of the links, one `ip -batch`) and turns IPv4 forwarding on. Idempotent.
+ * Answers the underlay MTU it found and what it changed, for the log.
  */
-export async function ensureDevices(plan: OverlayPlan, options: DeviceOptions): Promise<string[]> {
-  const changed: string[] = [];
-  const { local } = plan;
-  if (!linkExists(BRIDGE_NAME)) {
-    await must('ip', ['link', 'add', BRIDGE_NAME, 'type', 'bridge']);
-    changed.push(`made bridge ${BRIDGE_NAME}`);
-  }
-  const cluster = parseCidr(options.clusterCidr);
-  const bridgeAddresses = (await json<{ addr_info?: { local: string; prefixlen: number }[] }>('ip', ['-4', 'addr', 'show', 'dev', BRIDGE_NAME]))[0]?.addr_info ?? [];
-  for (const info of bridgeAddresses) {
-    const cidr = `${info.local}/${info.prefixlen}`;
-    const value = parseIpv4(info.local);
-    if (cidr !== local.gatewayCidr && cluster.ok && value !== undefined && containsAddress(cluster.network, value)) {
-      await must('ip', ['addr', 'del', cidr, 'dev', BRIDGE_NAME]);
-      changed.push(`removed ${cidr} from ${BRIDGE_NAME}`);
-    }
-  }
-  if (!bridgeAddresses.some((info) => `${info.local}/${info.prefixlen}` === local.gatewayCidr)) {
-    await must('ip', ['addr', 'replace', local.gatewayCidr, 'dev', BRIDGE_NAME]);
-    changed.push(`${BRIDGE_NAME} ${local.gatewayCidr}`);
-  }
-  const [bridge] = await json<{ address?: string }>('ip', ['link', 'show', 'dev', BRIDGE_NAME]);
-  if (bridge?.address !== local.bridgeMac) {
-    await must('ip', ['link', 'set', BRIDGE_NAME, 'address', local.bridgeMac]);
-    changed.push(`${BRIDGE_NAME} MAC ${local.bridgeMac}`);
-  }
-  await must('ip', ['link', 'set', BRIDGE_NAME, 'mtu', String(options.mtu), 'up']);
+export async function ensureDevices(plan: OverlayPlan, options: Omit<DeviceOptions, 'mtu'> & { underlay: string; overheadBytes: number }): Promise<{ mtu: number; changed: string[] }> {
+  const links = await readLinks();
+  const mtu = underlayMtuOf(links, options.underlay) - options.overheadBytes;
+  const batch = devicesBatch(plan, { vxlanPort: options.vxlanPort, clusterCidr: options.clusterCidr, mtu }, links);
+  await must('ip', ['-batch', '-'], `${batch.lines.join('\n')}\n`);
   await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch(() => undefined);
-  if (local.underlay === undefined) {
-    if (linkExists(VXLAN_NAME)) {
-      await must('ip', ['link', 'delete', VXLAN_NAME]);
-      changed.push(`removed ${VXLAN_NAME} (no IPv4 underlay address)`);
-    }
-    return changed;
-  }
-  if (linkExists(VXLAN_NAME) && !(await vxlanMatches(plan, options))) {
-    await must('ip', ['link', 'delete', VXLAN_NAME]);
-    changed.push(`removed ${VXLAN_NAME} (settings changed)`);
-  }
-  if (!linkExists(VXLAN_NAME)) {
-    await must('ip', ['link', 'add', VXLAN_NAME, 'type', 'vxlan', 'id', String(VXLAN_ID), 'dstport', String(options.vxlanPort), 'local', local.underlay, 'nolearning']);
-    await must('ip', ['link', 'set', VXLAN_NAME, 'address', local.vtepMac, 'mtu', String(options.mtu)]);
-    changed.push(`made ${VXLAN_NAME} (vni ${VXLAN_ID}, udp ${options.vxlanPort}, local ${local.underlay})`);
-  }
-  await must('ip', ['addr', 'replace', `${local.vtepAddress}/32`, 'dev', VXLAN_NAME]);
-  await must('ip', ['link', 'set', VXLAN_NAME, 'up']);
-  return changed;
-}
-
-interface LinkDetails {
-  address?: string;
-  mtu?: number;
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number; learning?: boolean } };
-}
-
-async function vxlanMatches(plan: OverlayPlan, options: DeviceOptions): Promise<boolean> {
-  const [link] = await json<LinkDetails>('ip', ['-d', 'link', 'show', 'dev', VXLAN_NAME]);
-  const data = link?.linkinfo?.info_data;
-  return (
-    link?.linkinfo?.info_kind === 'vxlan' &&
-    data?.id === VXLAN_ID &&
-    data.local === plan.local.underlay &&
-    data.port === options.vxlanPort &&
-    data.learning !== true &&
-    link.address === plan.local.vtepMac &&
-    link.mtu === options.mtu
-  );
+  return { mtu, changed: batch.changed };
 }
 
 /** The routes, permanent neighbours and forwarding entries on the VXLAN device (all empty without it). */

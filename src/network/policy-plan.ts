@@ -431,6 +431,40 @@ export function restoreInput(desired: PolicyChains, existing: string[], jumpPres
   return lines.join('\n');
 }
 
+/**
+ * The iptables-restore input (for `--noflush`) that takes the kernel from
+ * `previous` (the chains the last apply wrote, assumed still in force) to
+ * `desired` touching only what differs: each chain that is new or whose
+ * rules changed declared (created or flushed) and filled; each chain of
+ * `previous` no longer desired declared, then deleted. Unchanged chains are
+ * not in the input, so they keep their counters and cost nothing. A chain
+ * that stops being desired is referenced only by chains whose rules changed
+ * (they named it), so it is deleted in the transaction that rewrites them.
+ * Answers undefined when nothing differs. The FORWARD jump is not touched:
+ * a missing jump is drift, for `restoreInput`.
+ */
+export function restoreChangesInput(desired: PolicyChains, previous: ReadonlyMap<string, readonly string[]>): string | undefined {
+  const { changed, stale } = chainChanges(desired, previous);
+  if (changed.length === 0 && stale.length === 0) return undefined;
+  const lines = ['*filter'];
+  for (const name of [...changed, ...stale]) lines.push(`:${name} - [0:0]`);
+  for (const name of changed) for (const rule of desired.chains.get(name)!) lines.push(`-A ${name} ${rule}`);
+  for (const name of stale) lines.push(`-X ${name}`);
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+/** The chains of `desired` that are new or whose rules differ from `previous`'s (in creation order), and those of `previous` no longer desired (sorted). */
+export function chainChanges(desired: PolicyChains, previous: ReadonlyMap<string, readonly string[]>): { changed: string[]; stale: string[] } {
+  const changed = [...desired.chains].filter(([name, rules]) => !sameRules(previous.get(name), rules)).map(([name]) => name);
+  const stale = [...previous.keys()].filter((name) => !desired.chains.has(name)).sort();
+  return { changed, stale };
+}
+
+function sameRules(left: readonly string[] | undefined, right: readonly string[]): boolean {
+  return left !== undefined && left.length === right.length && left.every((rule, index) => rule === right[index]);
+}
+
 /** What `iptables-save -t filter` shows of Hivemind: its chains, their rule lines, and whether FORWARD jumps to it. */
 export interface SavedPolicyChains {
   chains: string[];

@@ -7,7 +7,7 @@
  * comes from `policy-plan.ts`.
  */
 import { runCommand } from './run-command.js';
-import { parseSaved, restoreInput, type PolicyChains, type SavedPolicyChains } from './policy-plan.js';
+import { parseSaved, restoreChangesInput, restoreInput, type PolicyChains, type SavedPolicyChains } from './policy-plan.js';
 
 /** A failed `iptables-save` or `iptables-restore`; the message names the command and its error. */
 export class PolicyTablesError extends Error {
@@ -32,6 +32,22 @@ export async function readPolicyChains(): Promise<SavedPolicyChains> {
 export async function applyPolicyChains(desired: PolicyChains, found: SavedPolicyChains): Promise<SavedPolicyChains> {
   await runIptables('iptables-restore', ['--noflush', '-w', '5'], restoreInput(desired, found.chains, found.jumpPresent));
   return readPolicyChains();
+}
+
+/**
+ * Takes the kernel from `previous` (what the last apply wrote) to `desired`
+ * in one `iptables-restore --noflush`, writing only the chains that differ
+ * and reading nothing first: the path of a state change, where the chains
+ * in force are those of the last apply. Answers whether it wrote anything.
+ * Rejects with a PolicyTablesError when the kernel no longer has what the
+ * last apply left (a chain deleted by hand): the caller then reads the
+ * kernel and rewrites everything (`applyPolicyChains`).
+ */
+export async function applyPolicyChanges(desired: PolicyChains, previous: ReadonlyMap<string, readonly string[]>): Promise<boolean> {
+  const input = restoreChangesInput(desired, previous);
+  if (input === undefined) return false;
+  await runIptables('iptables-restore', ['--noflush', '-w', '5'], input);
+  return true;
 }
 
 /** Removes the jump from FORWARD and every Hivemind chain (tests and uninstall). */

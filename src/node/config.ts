@@ -16,6 +16,7 @@ import { IDENTIFIER_PATTERN } from '../state/validate.js';
 import { parseJoinToken } from '../security/pinned-token.js';
 import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
 import { DEFAULT_SERVICE_CIDR, serviceCidrProblem } from '../state/vip.js';
+import { DEFAULT_TENANT_CIDR, tenantPoolProblem } from '../state/tenant-ipam.js';
 import { LOG_LEVELS, type LogLevel } from './log-level.js';
 
 /** Default ports (docs/api.md, docs/design.md). */
@@ -86,6 +87,8 @@ export interface AgentFlags {
   vxlanPort?: string | number;
   /** The range of service VIPs (IPv4 CIDR), fixed by the first leader whose overlay is on. */
   serviceCidr?: string;
+  /** The pool tenant networks' blocks come from (IPv4 CIDR), fixed by the first leader whose overlay is on once the cluster runs state version 5. */
+  tenantNetworkCidr?: string;
   /** An OTLP/HTTP collector's URL: export traces there (absent: no tracing). */
   otlpEndpoint?: string;
   /** `debug`, `info`, `warn` or `error`: the least severe log lines written. */
@@ -134,6 +137,8 @@ export interface AgentConfig {
   vxlanPort: number;
   /** The range of service VIPs the first leader with the overlay configures (later leaders propose the configured one; a different one is refused). */
   serviceCidr: string;
+  /** The tenant network pool the first leader with the overlay configures (tenant-ipam.ts; later leaders propose the configured one; a different one is refused). */
+  tenantNetworkCidr: string;
   /** Where spans are exported, over OTLP/HTTP (docs/operations.md, Traces); absent: tracing is off and costs nothing. */
   otlpEndpoint?: string;
   /** The least severe log lines written (src/agent/agent-log.ts). */
@@ -203,6 +208,7 @@ export const SETTINGS = {
   clusterCidr: setting('clusterCidr', 'HIVEMIND_CLUSTER_CIDR'),
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
   serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
+  tenantNetworkCidr: setting('tenantNetworkCidr', 'HIVEMIND_TENANT_NETWORK_CIDR'),
   otlpEndpoint: setting('otlpEndpoint', 'HIVEMIND_OTLP_ENDPOINT'),
   logLevel: setting('logLevel', 'HIVEMIND_LOG_LEVEL'),
   labels: { key: 'labels', flag: '--label', env: 'HIVEMIND_LABELS' },
@@ -304,6 +310,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const clusterCidr = resolver.text(SETTINGS.clusterCidr, DEFAULT_CLUSTER_CIDR, (value) => clusterNetworkProblem(value, DEFAULT_NODE_PREFIX_LENGTH)?.reason);
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
+  const tenantNetworkCidr = resolver.text(SETTINGS.tenantNetworkCidr, DEFAULT_TENANT_CIDR, (value) => tenantPoolProblem(value, { 'cluster network': clusterCidr, 'service range': serviceCidr }));
   const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
   const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
   const labelsText = resolver.text(SETTINGS.labels, '', (value) => parseAgentLabels(value).problem);
@@ -327,6 +334,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     clusterCidr,
     vxlanPort,
     serviceCidr,
+    tenantNetworkCidr,
     logLevel,
     labels: parseAgentLabels(labelsText).labels,
   };

@@ -11,6 +11,8 @@
 import { ErrorCode } from './errors.js';
 import { clusterNetworkProblem, lowestFreeSubnet } from './ipam.js';
 import { allocateMissingVips, serviceCidrProblem } from './vip.js';
+import { tenantPoolProblem } from './tenant-ipam.js';
+import { TENANT_NETWORKS_VERSION } from './version.js';
 import { refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
 import type { Command, NodeRecord } from './types.js';
 import { integer, object, oneOf, optional, text } from './schema.js';
@@ -67,12 +69,17 @@ export function planNetworkConfigure(state: ClusterState, command: CommandOf<'ne
   if (problem) return refuse(ErrorCode.invalidArgument, `${action}: ${problem.field} ${problem.reason}`, problem.field);
   const serviceProblem = command.serviceCidr === undefined ? undefined : serviceCidrProblem(command.serviceCidr, command.cidr);
   if (serviceProblem) return refuse(ErrorCode.invalidArgument, `${action}: serviceCidr ${serviceProblem}`, 'serviceCidr');
+  const tenantProblem = command.tenantCidr === undefined ? undefined : tenantPoolProblem(command.tenantCidr, { 'cluster network': command.cidr, 'service range': command.serviceCidr ?? state.network?.serviceCidr });
+  if (tenantProblem) return refuse(ErrorCode.invalidArgument, `${action}: tenantCidr ${tenantProblem}`, 'tenantCidr');
   const current = state.network;
   if (current !== undefined && (current.cidr !== command.cidr || current.nodePrefixLength !== command.nodePrefixLength)) {
     return refuse(ErrorCode.conflict, `${action}: the cluster network is ${current.cidr} (/${current.nodePrefixLength} per node) since index ${current.configuredIndex} and cannot change`, 'cidr');
   }
   if (current?.serviceCidr !== undefined && command.serviceCidr !== undefined && current.serviceCidr !== command.serviceCidr) {
     return refuse(ErrorCode.conflict, `${action}: the service range is ${current.serviceCidr} and cannot change (apps hold VIPs from it)`, 'serviceCidr');
+  }
+  if (current?.tenantCidr !== undefined && command.tenantCidr !== undefined && current.tenantCidr !== command.tenantCidr) {
+    return refuse(ErrorCode.conflict, `${action}: the tenant network pool is ${current.tenantCidr} and cannot change (networks hold blocks of it)`, 'tenantCidr');
   }
   return {
     ok: true,
@@ -82,12 +89,15 @@ export function planNetworkConfigure(state: ClusterState, command: CommandOf<'ne
       const network = state.network!;
       const servicesConfigured = network.serviceCidr === undefined && command.serviceCidr !== undefined;
       if (servicesConfigured) network.serviceCidr = command.serviceCidr;
+      const poolConfigured = network.tenantCidr === undefined && command.tenantCidr !== undefined;
+      if (poolConfigured) network.tenantCidr = command.tenantCidr;
       const allocation = allocateMissingSubnets(state);
       const vips = servicesConfigured ? allocateMissingVips(state) : { allocated: 0, unallocated: 0 };
-      const value = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, ...(network.serviceCidr !== undefined ? { serviceCidr: network.serviceCidr } : {}), ...allocation, ...(servicesConfigured ? { vips } : {}) };
-      if (!configured && !servicesConfigured && allocation.allocated.length === 0) return { value };
+      const value = { cidr: command.cidr, nodePrefixLength: command.nodePrefixLength, ...(network.serviceCidr !== undefined ? { serviceCidr: network.serviceCidr } : {}), ...(network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {}), ...allocation, ...(servicesConfigured ? { vips } : {}) };
+      if (!configured && !servicesConfigured && !poolConfigured && allocation.allocated.length === 0) return { value };
       const parts = [configured ? `cluster network ${command.cidr}, /${command.nodePrefixLength} per node` : ''];
       if (servicesConfigured) parts.push(`service range ${command.serviceCidr}${vips.allocated > 0 ? `, VIPs to ${vips.allocated} apps` : ''}${vips.unallocated > 0 ? `, no free VIP for ${vips.unallocated} apps` : ''}`);
+      if (poolConfigured) parts.push(`tenant network pool ${command.tenantCidr}`);
       if (allocation.allocated.length > 0) parts.push(`subnets ${allocation.allocated.slice(0, 5).map((entry) => `${entry.subnet} to ${entry.id}`).join(', ')}${allocation.allocated.length > 5 ? ` and ${allocation.allocated.length - 5} more` : ''}`);
       if (allocation.unallocated.length > 0) parts.push(`no free subnet for ${allocation.unallocated.length} nodes`);
       return { value, history: { target: 'network', summary: parts.filter(Boolean).join('; ') } };
@@ -109,6 +119,8 @@ export const networkConfigureCommand: CommandModule<'network.configure'> = {
     cidr: text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.210.0.0/16' }),
     nodePrefixLength: integer({ min: 1, max: 32 }),
     serviceCidr: optional(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.211.0.0/16' })),
+    tenantCidr: optional(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/, patternHint: 'an IPv4 CIDR like 10.224.0.0/12' })),
   }),
+  versionOf: (command) => (command.tenantCidr !== undefined ? TENANT_NETWORKS_VERSION : 2),
   plan: planNetworkConfigure,
 };

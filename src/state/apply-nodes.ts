@@ -12,6 +12,7 @@
  * out of history, which would otherwise hold nothing else.
  */
 import { releaseSubnet } from './apply-network.js';
+import { releaseSlices } from './apply-tenant-networks.js';
 import { ErrorCode, type StateError } from './errors.js';
 import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
@@ -124,6 +125,7 @@ export function planNodeStatus(state: ClusterState, command: CommandOf<'node.sta
       node.status = command.status;
       if (node.status === 'left') revokeNodeCertificates(state, node, context);
       if (node.status === 'left') releaseSubnet(node);
+      if (node.status === 'left') releaseSlices(state, node.id);
       node.updatedIndex = context.index;
       return { value: { id: node.id, status: node.status }, history: { target: `node ${node.id}`, summary: `status ${from} → ${node.status}` } };
     },
@@ -249,6 +251,7 @@ export function planNodeRemove(state: ClusterState, command: CommandOf<'node.rem
       node.status = 'left';
       revokeNodeCertificates(state, node, context);
       releaseSubnet(node);
+      releaseSlices(state, node.id);
       node.updatedIndex = context.index;
       return { value: { id: node.id }, history: { target: `node ${node.id}`, summary: 'removed (left the cluster)' } };
     },

@@ -7,6 +7,7 @@
  * quota at once); `tenant.update default` works at any time; it cannot be
  * deleted.
  */
+import { createDefaultNetwork, DEFAULT_NETWORK, deleteTenantNetworks } from './apply-tenant-networks.js';
 import { CONTAINER_SETTINGS_VERSION, ENCRYPTED_VOLUMES_VERSION } from './version.js';
 import { ErrorCode, formatBytes, formatCpu } from './errors.js';
 import { overQuota, tenantUsage } from './quota.js';
@@ -72,8 +73,10 @@ export function planTenantCreate(state: ClusterState, command: CommandOf<'tenant
       }
       const settings = command.settings === undefined ? undefined : storedSettings(command.settings);
       state.tenants.set(command.name, { name: command.name, quota: command.quota, createdIndex: context.index, createdAt: context.time, uidOffset, ...(settings ? { settings } : {}) });
-      const summary = `created (${describeQuota(command.quota)}${settings ? `; ${describeSettings(settings)}` : ''})`;
-      return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary } };
+      const network = createDefaultNetwork(state, command.name, context);
+      const networkNote = network === undefined ? '' : 'cidr' in network ? `; network ${DEFAULT_NETWORK} ${network.cidr}` : `; no ${DEFAULT_NETWORK} network: ${network.missing}`;
+      const summary = `created (${describeQuota(command.quota)}${settings ? `; ${describeSettings(settings)}` : ''}${networkNote})`;
+      return { value: { name: command.name, ...(network !== undefined && 'cidr' in network ? { network: network.cidr } : {}) }, history: { target: `tenant ${command.name}`, summary } };
     },
   };
 }
@@ -129,6 +132,7 @@ export function planTenantDelete(state: ClusterState, command: CommandOf<'tenant
     commit: () => {
       state.tenants.delete(command.name);
       for (const [key, policy] of state.policies) if (policy.tenant === command.name) state.policies.delete(key);
+      deleteTenantNetworks(state, command.name);
       return { value: { name: command.name }, history: { target: `tenant ${command.name}`, summary: 'deleted' } };
     },
   };

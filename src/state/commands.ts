@@ -14,6 +14,7 @@ import { instancePlaceCommand, instanceStatusCommand, nodeHeartbeatCommand, node
 import { appAbortCommand, appPromoteCommand, appRebalanceCommand, appUnplaceableCommand, instancePreemptCommand, instanceRemoveCommand, instanceRescheduleCommand, rolloutStepCommand } from './apply-rollouts.js';
 import { caSetCommand, nodeCertificateCommand } from './apply-ca.js';
 import { networkConfigureCommand } from './apply-network.js';
+import { networkAttachCommand, networkCreateCommand, networkDeleteCommand, networkDetachCommand } from './apply-tenant-networks.js';
 import { policyDeleteCommand, policyPutCommand, secretDeleteCommand, secretPutCommand, volumeBindCommand, volumeCreateCommand, volumeDeleteCommand, volumeMoveCommand, volumeMoveEndCommand, volumeReportCommand, volumeSetIoCommand } from './apply-resources.js';
 import { kvDeleteCommand, kvPutCommand, tokenSetCommand } from './apply-kv.js';
 import { apitokenCreateCommand, apitokenRevokeCommand } from './apply-tokens.js';
@@ -48,6 +49,10 @@ export const COMMANDS: { readonly [T in CommandType]: CommandModule<T> } = {
   'node.label': nodeLabelCommand,
   'node.remove': nodeRemoveCommand,
   'network.configure': networkConfigureCommand,
+  'network.create': networkCreateCommand,
+  'network.delete': networkDeleteCommand,
+  'network.attach': networkAttachCommand,
+  'network.detach': networkDetachCommand,
   'policy.put': policyPutCommand,
   'policy.delete': policyDeleteCommand,
   'volume.create': volumeCreateCommand,

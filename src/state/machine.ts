@@ -33,6 +33,7 @@ import {
   REQUESTS_REMEMBERED_MAX,
   type App,
   type ClusterNetwork,
+  type TenantNetwork,
   type Command,
   type CommandResult,
   type CommandType,
@@ -377,6 +378,11 @@ export class ClusterStateMachine {
   /** The cluster network, once configured (`network.configure`). */
   network(): ClusterNetwork | undefined {
     return copyOrUndefined(this.#state.network);
+  }
+
+  /** Tenant networks (copies), in state order. */
+  networks(): TenantNetwork[] {
+    return [...this.#state.networks.values()].map(copy);
   }
 
   /** The join token's record, if one was set. */

@@ -11,7 +11,7 @@
 import { Packr } from 'msgpackr';
 import { assert, AssertionError } from '../../consensus/core/assert.js';
 import { emptyState, tenantKey, type ClusterState } from './state.js';
-import type { App, CaRecord, ClusterNetwork, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TokenRecord, Volume, ApiTokenRecord } from './types.js';
+import type { App, CaRecord, ClusterNetwork, CommandResult, HistoryEntry, Instance, KvEntry, NetworkPolicy, NodeRecord, Secret, Tenant, TenantNetwork, TokenRecord, Volume, ApiTokenRecord } from './types.js';
 
 /**
  * Bumped on any change to `SnapshotData`; restore refuses other formats but
@@ -45,6 +45,8 @@ interface SnapshotData {
   network?: ClusterNetwork;
   /** Absent until the first `cluster.version` (and in snapshots written before it existed). */
   clusterVersion?: number;
+  /** Tenant networks; absent while there are none (and in snapshots written before them). */
+  networks?: TenantNetwork[];
 }
 
 // Records (msgpackr's shared structures) are off: the bytes must depend on the data only.
@@ -72,6 +74,7 @@ export function encodeState(state: ClusterState): Uint8Array {
     ...(state.apiTokens.size > 0 ? { apiTokens: [...state.apiTokens.values()] } : {}),
     ...(state.tenantUidOffsetLast > 0 ? { tenantUidOffsetLast: state.tenantUidOffsetLast } : {}),
     ...(state.clusterVersion !== undefined ? { clusterVersion: state.clusterVersion } : {}),
+    ...(state.networks.size > 0 ? { networks: [...state.networks.values()] } : {}),
   };
   // pack returns a view of msgpackr's reused buffer: copy it out.
   return new Uint8Array(packr.pack(data));
@@ -102,6 +105,7 @@ export function decodeState(bytes: Uint8Array): ClusterState {
   state.token = data.token === null ? undefined : { ...data.token, sealed: plain(data.token.sealed), nonce: plain(data.token.nonce) };
   state.ca = data.ca === undefined || data.ca === null ? undefined : { ...data.ca, keySealed: plain(data.ca.keySealed), keyNonce: plain(data.ca.keyNonce) };
   state.network = data.network ?? undefined;
+  for (const network of data.networks ?? []) state.networks.set(tenantKey(network.tenant, network.name), network);
   for (const record of data.apiTokens ?? []) state.apiTokens.set(record.id, record);
   state.tenantUidOffsetLast = data.tenantUidOffsetLast ?? 0;
   state.clusterVersion = data.clusterVersion;

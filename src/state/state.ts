@@ -11,6 +11,7 @@ import {
   DEFAULT_TENANT,
   type App,
   type ClusterNetwork,
+  type TenantNetwork,
   type CommandResult,
   type HistoryEntry,
   type Instance,
@@ -50,6 +51,8 @@ export interface ClusterState {
   ca: CaRecord | undefined;
   /** The cluster network; undefined until the first `network.configure` (and in states written before it existed). */
   network: ClusterNetwork | undefined;
+  /** Tenant networks, keyed by `tenantKey(tenant, name)` (empty in states written before them). */
+  networks: Map<string, TenantNetwork>;
   /** API tokens by id (empty in states written before they existed). */
   apiTokens: Map<string, ApiTokenRecord>;
   /** The highest `Tenant.uidOffset` ever given (0: none but `default`'s); never goes down, so no offset is given twice. */
@@ -75,6 +78,7 @@ export function emptyState(): ClusterState {
     token: undefined,
     ca: undefined,
     network: undefined,
+    networks: new Map(),
     apiTokens: new Map(),
     tenantUidOffsetLast: 0,
     clusterVersion: undefined,
@@ -92,6 +96,7 @@ export const ENTITIES_MAX = {
   secrets: 100_000,
   kvKeys: 1_000_000,
   apiTokens: 10_000,
+  networks: 100_000,
 } as const;
 
 /** The key of a tenant-scoped entity. Names are DNS labels, so '/' cannot occur in either part. */

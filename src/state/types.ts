@@ -577,6 +577,24 @@ export interface ClusterNetwork {
   configuredIndex: number;
   /** The range apps' service VIPs come from (`10.211.0.0/16`), set once by the first configure that carries one; absent before (and in states written before VIPs). */
   serviceCidr?: string;
+  /** The pool tenant networks' blocks come from (`10.224.0.0/12`, tenant-ipam.ts), set once by the first configure that carries one (state version 5); absent before. */
+  tenantCidr?: string;
+}
+
+/**
+ * A tenant network (state version 5): a block of the tenant pool that
+ * belongs to it alone, cut into one slice per node that runs an instance of
+ * it. Keyed `tenant/name` in `ClusterState.networks`; every tenant created
+ * once the pool is set gets `default`.
+ */
+export interface TenantNetwork {
+  tenant: string;
+  name: string;
+  /** A /NETWORK_PREFIX_LENGTH of the pool; no other network overlaps it. */
+  cidr: string;
+  createdIndex: number;
+  /** The nodes holding a slice (a /SLICE_PREFIX_LENGTH of `cidr`), in the order they got it; one per node, no two alike. */
+  slices: { node: string; cidr: string }[];
 }
 
 /**
@@ -825,7 +843,13 @@ export type Command =
   /** `joinedIndex`: the membership to end (the record's `joinedIndex` when the leave was asked); absent ends whichever is current. */
   | { type: 'node.remove'; id: string; joinedIndex?: number }
   /** Fixes the cluster network (once; the same values again are accepted) and gives a subnet to every node without one. See apply-network.ts. */
-  | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string }
+  | { type: 'network.configure'; cidr: string; nodePrefixLength: number; serviceCidr?: string; tenantCidr?: string }
+  /** A tenant network: the given block of the pool, or the lowest free one (state version 5, apply-tenant-networks.ts). */
+  | { type: 'network.create'; tenant: string; name: string; cidr?: string }
+  | { type: 'network.delete'; tenant: string; name: string }
+  /** A node's slice of a tenant network (the leader, when it places an instance of the network on a node without one); the same again answers the slice it holds. */
+  | { type: 'network.attach'; tenant: string; name: string; node: string }
+  | { type: 'network.detach'; tenant: string; name: string; node: string }
   | { type: 'policy.put'; tenant: string; name: string; apps: string[]; ingress: PolicyRule[]; egress?: EgressRule[] }
   | { type: 'policy.delete'; tenant: string; name: string }
   /** `encryption`: the volume's sealed key; `node`: the node that holds it from the start (both state version 4). */

@@ -36,8 +36,14 @@
  * host ports (`node.ports`), node labels set by an operator (`node.label`),
  * a `rollout.step`'s retirements naming their keeper, the step refused when
  * the keeper no longer serves (KEEPERS_STATE_VERSION, apply-rollouts.ts).
+ * 5: tenant networks (TENANT_NETWORKS_VERSION: `network.create`,
+ * `network.delete`, `network.attach`, `network.detach`, `network.configure`'s
+ * `tenantCidr`, a tenant's `default` network made by `tenant.create`).
  */
-export const STATE_VERSION = 4;
+export const STATE_VERSION = 5;
+
+/** The state version of tenant networks (apply-tenant-networks.ts); from this cluster version `tenant.create` also makes the tenant's `default` network once the pool is set. */
+export const TENANT_NETWORKS_VERSION = 5;
 
 /** The state version of `volume.create`'s `encryption` and `node`, and the tenant setting `encryptVolumes`. */
 export const ENCRYPTED_VOLUMES_VERSION = 4;

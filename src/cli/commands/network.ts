@@ -32,6 +32,7 @@ export function registerNetworkCommands(program: Command): void {
         printLine(context, renderFields([
           ['cluster network', body.clusterCidr === null ? 'not configured yet' : `${body.clusterCidr} (/${body.nodePrefixLength} per node)`],
           ['service range', body.serviceCidr ?? 'none (set by a leader with the overlay on)'],
+          ['tenant network pool', body.tenantCidr ?? 'none (set by a leader with the overlay on, from state version 5)'],
         ]));
         printLine(context);
         printTable(context, ['node', 'status', 'subnet', 'overlay', 'peer address'], body.nodes.map((node) => [node.id, node.status, node.subnet ?? '-', node.overlay, node.peerAddress]), 'no nodes');
@@ -42,6 +43,10 @@ export function registerNetworkCommands(program: Command): void {
         if ((body.published ?? []).length > 0) {
           printLine(context);
           printTable(context, ['app', 'published on every node', 'endpoints'], body.published!.map((entry) => [`${entry.tenant}/${entry.app}`, entry.ports.map((port) => `${port.published}->${port.target}/${port.protocol}`).join(', '), entry.endpoints]));
+        }
+        if ((body.networks ?? []).length > 0) {
+          printLine(context);
+          printTable(context, ['tenant network', 'block', 'node slices'], body.networks!.map((entry) => [`${entry.tenant}/${entry.name}`, entry.cidr, entry.slices.map((slice) => `${slice.node} ${slice.cidr}`).join(', ') || '-']));
         }
         for (const conflict of body.publishedConflicts ?? []) printLine(context, `not published: ${conflict.tenant}/${conflict.app} ${conflict.published}/${conflict.protocol}, held by ${conflict.heldBy}`);
       });

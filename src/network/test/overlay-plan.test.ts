@@ -64,4 +64,15 @@ test('the service range: proposed with the network, or alone when the network ha
   assert.equal(configureProposal(configured, [{ status: 'up' }], '10.99.0.0/16'), { type: 'network.configure', cidr: '10.210.0.0/16', nodePrefixLength: 24, serviceCidr: '10.211.0.0/16' });
 });
 
+test('the tenant pool: proposed once the leader gives one (cluster version 5, overlay on); the configured one repeated, never another', () => {
+  const done = [{ status: 'up', subnet: '10.210.0.0/24' }];
+  const network = { cidr: '10.210.0.0/16', nodePrefixLength: 24, configuredIndex: 3, serviceCidr: '10.211.0.0/16' };
+  assert.equal(configureProposal(network, done, '10.99.0.0/16', '10.98.0.0/16', '10.224.0.0/12'), { type: 'network.configure', cidr: '10.210.0.0/16', nodePrefixLength: 24, serviceCidr: '10.211.0.0/16', tenantCidr: '10.224.0.0/12' });
+  assert.is(configureProposal(network, done, '10.99.0.0/16', '10.98.0.0/16'), undefined, 'no pool to give: nothing');
+  const configured = { ...network, tenantCidr: '10.224.0.0/12' };
+  assert.is(configureProposal(configured, done, '10.99.0.0/16', '10.98.0.0/16', '10.240.0.0/12'), undefined);
+  assert.equal(configureProposal(configured, [{ status: 'up' }], '10.99.0.0/16', undefined, '10.240.0.0/12')?.tenantCidr, '10.224.0.0/12', 'the configured pool, not the leader\'s');
+  assert.equal(configureProposal(undefined, [], '10.99.0.0/16', '10.98.0.0/16', '10.224.0.0/12')?.tenantCidr, '10.224.0.0/12');
+});
+
 test.run();

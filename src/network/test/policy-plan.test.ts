@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NetworkPolicy } from '../../state/types.js';
-import { decide, instanceAddressOf, parseSaved, planPolicyChains, policyModel, restoreInput, shortHash, type PolicyInstance } from '../policy-plan.js';
+import { decide, instanceAddressOf, parseSaved, planPolicyChains, policyModel, restoreChangesInput, restoreInput, shortHash, type PolicyInstance } from '../policy-plan.js';
 
 const CLUSTER = '10.210.0.0/16';
 
@@ -135,6 +135,28 @@ test('restore input: desired chains declared and filled, stale Hivemind chains f
   assert.ok(lines.includes('-I FORWARD 1 -m comment --comment "hivemind: network policies" -j HIVEMIND-POLICY'));
   assert.not.ok(restoreInput(chains, [], true).includes('-I FORWARD'));
   assert.is(lines.at(-2), 'COMMIT');
+});
+
+test('changes input: only new and changed chains written, stale ones deleted in the same transaction, nothing when equal', () => {
+  const before = planPolicyChains(model([]), 'n1');
+  const after = planPolicyChains(model([webFromApi]), 'n1');
+  assert.is(restoreChangesInput(after, after.chains), undefined, 'nothing differs');
+  const text = restoreChangesInput(after, before.chains)!;
+  const lines = text.split('\n');
+  const tenant = `HM-T-${shortHash('acme')}`;
+  const app = `HM-A-${shortHash('acme/web')}`;
+  const policyChain = `HM-P-${shortHash('acme/web-from-api')}`;
+  assert.is(lines[0], '*filter');
+  assert.ok(lines.includes(`:${app} - [0:0]`) && lines.includes(`:${policyChain} - [0:0]`), 'new chains declared');
+  assert.ok(lines.includes(':HIVEMIND-POLICY - [0:0]'), 'the main chain changed: web now goes to its app chain');
+  assert.ok(before.chains.get(tenant)!.length > 0 && after.chains.has(tenant), 'db still uses the tenant chain');
+  assert.not.ok(lines.some((line) => line.startsWith(`:${tenant} `) || line.startsWith(`-A ${tenant} `)), 'an unchanged chain is not touched');
+  assert.not.ok(text.includes('FORWARD'), 'the jump is left alone');
+  assert.is(lines.at(-2), 'COMMIT');
+  const back = restoreChangesInput(before, after.chains)!.split('\n');
+  assert.ok(back.includes(`-X ${app}`) && back.includes(`-X ${policyChain}`), 'chains no longer desired are deleted');
+  assert.ok(back.includes(':HIVEMIND-POLICY - [0:0]'), 'with the chain that named them rewritten');
+  assert.ok(back.indexOf(`-X ${app}`) > Math.max(...back.flatMap((line, index) => (line.startsWith('-A ') ? [index] : []))), 'deleted after every rule is written');
 });
 
 test('parseSaved: Hivemind chains and rules, the jump from FORWARD, nothing else', () => {

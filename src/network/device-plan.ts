@@ -1,0 +1,109 @@
+/**
+ * The node's overlay devices (bridge `hm0`, VXLAN device `hmvx0`) as one
+ * `ip -batch`: computed from the overlay plan and one read of every link
+ * (`ip -j -d addr show`), so a reconcile that finds the devices right costs
+ * one read and one batch, not a command per setting. Pure: no Node API;
+ * `overlay-links.ts` reads the links and runs the batch.
+ */
+import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
+import { BRIDGE_NAME, VXLAN_ID, VXLAN_NAME, type OverlayPlan } from './overlay-plan.js';
+
+/** What `ip -j -d addr show` says of one link (the fields the plan reads). */
+export interface LinkState {
+  ifname: string;
+  mtu?: number;
+  address?: string;
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number; learning?: boolean } };
+  addr_info?: { family?: string; local: string; prefixlen: number }[];
+}
+
+/** Settings of `devicesBatch`. */
+export interface DeviceOptions {
+  vxlanPort: number;
+  /** The MTU of the bridge and the VXLAN device. */
+  mtu: number;
+  clusterCidr: string;
+}
+
+/** The `ip -batch` lines that make the devices right, and what they change (for the log; empty when only the idempotent settings are repeated). */
+export interface DevicesBatch {
+  lines: string[];
+  changed: string[];
+}
+
+/** The MTU of the link holding IPv4 `address` in `links`, or 1500 when none does. */
+export function underlayMtuOf(links: readonly LinkState[], address: string): number {
+  return links.find((link) => link.addr_info?.some((info) => info.local === address))?.mtu ?? 1500;
+}
+
+/**
+ * The batch that makes the bridge (with the gateway address and no other
+ * address of the cluster network: an older subnet's gateway goes; with its
+ * fixed MAC; up, at the MTU) and, when the node has an underlay address,
+ * the VXLAN device with the right id, port, local address, MAC and MTU
+ * (deleted and made again when any differs) holding the VTEP address; no
+ * underlay: no VXLAN device. The link and address settings are repeated
+ * every time (idempotent, one batch), so a device set down by hand comes up.
+ */
+export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: readonly LinkState[]): DevicesBatch {
+  const lines: string[] = [];
+  const changed: string[] = [];
+  const { local } = plan;
+  const bridge = links.find((link) => link.ifname === BRIDGE_NAME);
+  if (bridge === undefined) {
+    lines.push(`link add ${BRIDGE_NAME} type bridge`);
+    changed.push(`made bridge ${BRIDGE_NAME}`);
+  }
+  const cluster = parseCidr(options.clusterCidr);
+  const bridgeAddresses = (bridge?.addr_info ?? []).filter((info) => info.family === undefined || info.family === 'inet');
+  for (const info of bridgeAddresses) {
+    const cidr = `${info.local}/${info.prefixlen}`;
+    const value = parseIpv4(info.local);
+    if (cidr !== local.gatewayCidr && cluster.ok && value !== undefined && containsAddress(cluster.network, value)) {
+      lines.push(`addr del ${cidr} dev ${BRIDGE_NAME}`);
+      changed.push(`removed ${cidr} from ${BRIDGE_NAME}`);
+    }
+  }
+  if (!bridgeAddresses.some((info) => `${info.local}/${info.prefixlen}` === local.gatewayCidr)) {
+    lines.push(`addr replace ${local.gatewayCidr} dev ${BRIDGE_NAME}`);
+    changed.push(`${BRIDGE_NAME} ${local.gatewayCidr}`);
+  }
+  if (bridge?.address !== local.bridgeMac) {
+    lines.push(`link set ${BRIDGE_NAME} address ${local.bridgeMac}`);
+    changed.push(`${BRIDGE_NAME} MAC ${local.bridgeMac}`);
+  }
+  lines.push(`link set ${BRIDGE_NAME} mtu ${options.mtu} up`);
+  const vxlan = links.find((link) => link.ifname === VXLAN_NAME);
+  if (local.underlay === undefined) {
+    if (vxlan !== undefined) {
+      lines.push(`link delete ${VXLAN_NAME}`);
+      changed.push(`removed ${VXLAN_NAME} (no IPv4 underlay address)`);
+    }
+    return { lines, changed };
+  }
+  const matches = vxlan !== undefined && vxlanMatches(vxlan, plan, options);
+  if (vxlan !== undefined && !matches) {
+    lines.push(`link delete ${VXLAN_NAME}`);
+    changed.push(`removed ${VXLAN_NAME} (settings changed)`);
+  }
+  if (!matches) {
+    lines.push(`link add ${VXLAN_NAME} type vxlan id ${VXLAN_ID} dstport ${options.vxlanPort} local ${local.underlay} nolearning`);
+    lines.push(`link set ${VXLAN_NAME} address ${local.vtepMac} mtu ${options.mtu}`);
+    changed.push(`made ${VXLAN_NAME} (vni ${VXLAN_ID}, udp ${options.vxlanPort}, local ${local.underlay})`);
+  }
+  lines.push(`addr replace ${local.vtepAddress}/32 dev ${VXLAN_NAME}`, `link set ${VXLAN_NAME} up`);
+  return { lines, changed };
+}
+
+function vxlanMatches(link: LinkState, plan: OverlayPlan, options: DeviceOptions): boolean {
+  const data = link.linkinfo?.info_data;
+  return (
+    link.linkinfo?.info_kind === 'vxlan' &&
+    data?.id === VXLAN_ID &&
+    data.local === plan.local.underlay &&
+    data.port === options.vxlanPort &&
+    data.learning !== true &&
+    link.address === plan.local.vtepMac &&
+    link.mtu === options.mtu
+  );
+}
