@@ -29,6 +29,15 @@ export function loadedUndici(): Undici {
   return undiciLoaded;
 }
 
+/** Sends a request that waited; an argument undici refuses (it throws) fails that request alone, as an error would have at the caller. */
+function dispatchOrFail(pool: Pool, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  try {
+    pool.dispatch(options, handler);
+  } catch (error) {
+    handler.onResponseError?.(undefined as never, error as Error);
+  }
+}
+
 /** What `Pool` takes here. */
 export type BackendPoolOptions = Pool.Options;
 
@@ -78,7 +87,7 @@ export class BackendPool {
     const waiting = this.#waiting;
     this.#waiting = [];
     // A pool closed while undici loaded still sends what was dispatched before the close (as undici's close does).
-    if (this.#ended !== 'destroyed') for (const [options, handler] of waiting) pool.dispatch(options, handler);
+    if (this.#ended !== 'destroyed') for (const [options, handler] of waiting) dispatchOrFail(pool, options, handler);
     else for (const [, handler] of waiting) handler.onResponseError?.(undefined as never, Object.assign(new Error('the backend\'s pool was destroyed'), { code: 'UND_ERR_DESTROYED' }));
     if (this.#ended === 'closed') void pool.close().catch(() => {});
     if (this.#ended === 'destroyed') void pool.destroy().catch(() => {});
