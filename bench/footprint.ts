@@ -1,9 +1,12 @@
 /**
- * `npm run bench:footprint [-- --idle-seconds 20 --apps 100 --instances 1000 --json]`
+ * `npm run bench:footprint [-- --idle-seconds 20 --apps 1000 --instances 10000 --json]`
  *
  * What a Hivemind agent costs when it does nothing, and what holding apps
  * costs it, measured on real agent processes (`dist/src/agent/main.js`, the
- * way src/agent/test/harness.ts starts them) from /proc:
+ * way src/agent/test/harness.ts starts them, with the `node` flags of
+ * bin/hivemind.js's first line, as `hivemind agent` runs) from /proc, each
+ * figure beside its target from issue 15 (a table at the end, `targets` in
+ * the JSON) and the machine's load average:
  *
  * - Start to serving: from spawning `agent` to the first `200` of
  *   `GET /v1/health`, on a fresh data directory (the node makes its keys, CA
@@ -26,7 +29,7 @@
  * Run it alone (flock): other processes' CPU shows in the figures.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { cpuTimeMs, freePorts, Resources, rssBytes, sleep } from './processes.js';
@@ -38,6 +41,20 @@ const HEALTH_POLL_MS = 5;
 /** Apps per app file: each file is one atomic replicated command (at most LIMITS.appsPerDeployMax). */
 const APPS_PER_FILE = 50;
 const CONSTRAINT_NOTHING_SATISFIES = 'node.labels.footprint-bench == never';
+/** The targets of issue 15. */
+const TARGETS = { idleRssMiBMax: 60, idleCpuPercentMax: 0.5, startMsMax: 1000, loadedRssMiBMax: 150, loadedApps: 1000, loadedInstances: 10_000 };
+
+/**
+ * The flags `hivemind` runs `node` with: those on the first line of
+ * bin/hivemind.js (`#!/usr/bin/env -S node FLAGS`), so the agents measured
+ * here run as `hivemind agent` does.
+ */
+function agentNodeFlags(): string[] {
+  const shebang = readFileSync(new URL('../../bin/hivemind.js', import.meta.url), 'utf8').split('\n', 1)[0]!;
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(shebang);
+  if (match === null) throw new Error(`bin/hivemind.js starts with ${JSON.stringify(shebang)}, not "#!/usr/bin/env -S node [flags]"`);
+  return match[1]!.trim().split(/\s+/).filter(Boolean);
+}
 
 interface Options {
   idleSeconds: number;
@@ -49,7 +66,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { idleSeconds: 20, settleSeconds: 5, apps: 100, instances: 1000, place: false, json: false };
+  const options: Options = { idleSeconds: 20, settleSeconds: 5, apps: TARGETS.loadedApps, instances: TARGETS.loadedInstances, place: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = (): number => {
@@ -58,7 +75,7 @@ function parseOptions(argv: string[]): Options {
       return Number(next);
     };
     if (flag === '--help') {
-      console.log('usage: node dist/bench/footprint.js [--idle-seconds 20] [--settle-seconds 5] [--apps 100] [--instances 1000] [--place] [--json]');
+      console.log('usage: node dist/bench/footprint.js [--idle-seconds 20] [--settle-seconds 5] [--apps 1000] [--instances 10000] [--place] [--json]');
       process.exit(0);
     }
     if (flag === '--json') options.json = true;
@@ -82,6 +99,8 @@ interface Usage {
   rssMiB: number;
   rssMiBMax: number;
   cpuPercent: number;
+  /** The machine's 1-minute load average at the window's end: CPU figures taken under load read high. */
+  loadAverage: number;
 }
 
 /** Samples `pids` once a second for `seconds`: last and largest RSS, and CPU over the window. */
@@ -98,6 +117,7 @@ async function measure(pids: number[], seconds: number): Promise<Usage[]> {
     rssMiB: rssBytes(pid) / MIB,
     rssMiBMax: rssMax[i]! / MIB,
     cpuPercent: (100 * (cpuTimeMs(pid) - cpuStart[i]!)) / wallMs,
+    loadAverage: loadavg()[0]!,
   }));
 }
 
@@ -136,6 +156,7 @@ interface SingleNodeResult {
 
 async function singleNode(options: Options): Promise<SingleNodeResult> {
   const cluster = new TestCluster();
+  cluster.nodeFlags = agentNodeFlags();
   try {
     const node = await cluster.add('n1');
     let startedAtMs = performance.now();
@@ -176,6 +197,7 @@ interface ClusterResult {
 
 async function threeNodes(options: Options): Promise<ClusterResult> {
   const cluster = new TestCluster();
+  cluster.nodeFlags = agentNodeFlags();
   try {
     const first = await cluster.bootstrap('n1');
     const nodes = [first, await cluster.join('n2', first), await cluster.join('n3', first)];
@@ -279,18 +301,45 @@ function usageCells(usage: Usage): string[] {
 }
 
 function rounded(usage: Usage): Usage {
-  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)) };
+  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)), loadAverage: Number(usage.loadAverage.toFixed(2)) };
+}
+
+/** One target of issue 15 against its figure (and etcd's, where it has one). */
+interface TargetCheck {
+  name: string;
+  target: number;
+  measured: number;
+  etcd: number | null;
+  met: boolean;
+}
+
+function targetChecks(options: Options, single: SingleNodeResult, etcd: EtcdResult | undefined, three: ClusterResult): TargetCheck[] {
+  const check = (name: string, target: number, measured: number, etcdFigure: number | undefined): TargetCheck => ({
+    name, target, measured: Number(measured.toFixed(2)), etcd: etcdFigure === undefined ? null : Number(etcdFigure.toFixed(2)), met: measured <= target,
+  });
+  const checks = [
+    check('idle one node, RSS MiB', TARGETS.idleRssMiBMax, single.idle.rssMiB, etcd?.idle.rssMiB),
+    check('idle one node, CPU % of a core', TARGETS.idleCpuPercentMax, single.idle.cpuPercent, etcd?.idle.cpuPercent),
+    check('start to serving ms (restart)', TARGETS.startMsMax, single.startRestartMs, etcd?.startMs),
+    check('start to serving ms (fresh data dir)', TARGETS.startMsMax, single.startFreshMs, undefined),
+  ];
+  // The per-agent target holds at its own cluster size only.
+  if (options.apps === TARGETS.loadedApps && options.instances === TARGETS.loadedInstances && !options.place) {
+    checks.push(check(`3 nodes, ${TARGETS.loadedApps} apps / ${TARGETS.loadedInstances} instances, largest agent RSS MiB`, TARGETS.loadedRssMiBMax, Math.max(...three.loaded.map((usage) => usage.rssMiB)), undefined));
+  }
+  return checks;
 }
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const etcd = etcdVersion();
+  const nodeFlags = agentNodeFlags();
   const what = options.place
     ? `placed and running as \`sleep 3600\` processes`
     : `stored, none placed (constraint "${CONSTRAINT_NOTHING_SATISFIES}"): the state's cost, no process runs`;
   console.log('footprint benchmark: real agents on loopback, RSS (VmRSS) and CPU (utime+stime) from /proc');
   console.log(`  machine   ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; load ${loadavg()[0]!.toFixed(2)} at start; node ${process.version}`);
-  console.log(`  windows   settle ${options.settleSeconds} s, then ${options.idleSeconds} s measured (RSS sampled once a second: last, max); default agent settings (tick 50 ms)`);
+  console.log(`  windows   settle ${options.settleSeconds} s, then ${options.idleSeconds} s measured (RSS sampled once a second: last, max); default agent settings (tick 50 ms), node ${nodeFlags.join(' ') || '(no flags)'}`);
   console.log(`  cluster   3 nodes, ${options.apps} process apps, ${options.instances} instances ${what}`);
   console.log(`  etcd      ${etcd ?? 'not installed (no etcd row)'}${etcd ? ', one member, defaults' : ''}`);
   console.log(`  targets   idle RSS <= 60 MiB, idle CPU <= 0.5 % of a core, start to serving <= 1000 ms, <= 150 MiB per agent at 1000 apps / 10000 instances\n`);
@@ -308,11 +357,16 @@ async function main(): Promise<void> {
   console.log(`\n  start ms: fresh data dir / restart on it. Deploy of ${options.apps} apps took ${three.deploySeconds.toFixed(1)} s; stored ${three.appsStored} apps, ${three.instancesStored} instances (${three.instancesPlaced} placed); data dirs ${three.dataDirMiB.map((m) => m.toFixed(2)).join(' / ')} MiB`);
   const growth = three.loaded.map((usage, i) => usage.rssMiB - three.empty[i]!.rssMiB);
   console.log(`  RSS growth empty -> loaded: ${growth.map((m) => m.toFixed(1)).join(' / ')} MiB`);
+  console.log(`  load average at the windows' ends: idle ${single.idle.loadAverage.toFixed(1)}, etcd ${etcdResult?.idle.loadAverage.toFixed(1) ?? '-'}, empty ${three.empty[0]!.loadAverage.toFixed(1)}, loaded ${three.loaded[0]!.loadAverage.toFixed(1)}; agents run with node ${nodeFlags.join(' ') || '(no flags)'} (bin/hivemind.js)\n`);
+  const checks = targetChecks(options, single, etcdResult, three);
+  const checkWidths = [64, 8, 10, 8, 4];
+  console.log(row(['target', 'target', 'measured', 'etcd', 'met'], checkWidths));
+  for (const item of checks) console.log(row([item.name, String(item.target), String(item.measured), item.etcd === null ? '' : String(item.etcd), item.met ? 'yes' : 'no'], checkWidths));
 
   if (options.json) {
     console.log(JSON.stringify({
       benchmark: 'footprint',
-      settings: { idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds, apps: options.apps, instances: options.instances, place: options.place },
+      settings: { idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds, apps: options.apps, instances: options.instances, place: options.place, nodeFlags },
       etcd: etcd ?? null,
       singleNode: { startFreshMs: Math.round(single.startFreshMs), startRestartMs: Math.round(single.startRestartMs), idle: rounded(single.idle) },
       etcdIdle: etcdResult ? { startMs: Math.round(etcdResult.startMs), idle: rounded(etcdResult.idle) } : null,
@@ -321,6 +375,7 @@ async function main(): Promise<void> {
         appsStored: three.appsStored, instancesStored: three.instancesStored, instancesPlaced: three.instancesPlaced,
         dataDirMiB: three.dataDirMiB.map((m) => Number(m.toFixed(2))),
       },
+      targets: checks,
     }));
   }
 }

@@ -30,7 +30,7 @@ import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
-import { PeriodicLoop } from '../node/periodic-loop.js';
+import { PeriodicLoop, type PeriodicLoopOptions } from '../node/periodic-loop.js';
 import type { BoundPorts, NodeComponent, NodeServices } from '../node/services.js';
 import { certificateFingerprint } from '../security/certificates.js';
 import { TLS_SERVER_NAME, unverifiedChannelCredentials, type NodeCredentials } from '../security/node-credentials.js';
@@ -47,7 +47,7 @@ import { LeaveWatch, leaveNode } from './leaving.js';
 import { NodeMembership } from './node-membership.js';
 import { PeerBook } from './peer-book.js';
 import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
-import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
+import { RaftWatch, WATCH_INTERVAL_MS, WATCH_QUIET_AFTER_STEPS, WATCH_QUIET_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
@@ -527,14 +527,21 @@ class HivemindAgent implements Agent {
     const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
     this.membershipLoops.push(voterLoop, selfRegistrationLoop, rejoinLoop);
     const watch = new RaftWatch({ raft, machine, peers: this.peers, metrics: this.metrics, onMembershipInputs: () => voterLoop.poke(), onLeaderChange: () => selfRegistrationLoop.poke() });
-    this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step());
+    const watchLoop = this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step(), { intervalMs: WATCH_QUIET_INTERVAL_MS, afterSteps: WATCH_QUIET_AFTER_STEPS });
+    // An apply that moved the node records (a join, a leave, new addresses; not heartbeats) is looked at at once, quiet or not.
+    let watchedRevision = machine.nodesRevision;
+    this.replicated.listen(() => {
+      if (machine.nodesRevision === watchedRevision) return;
+      watchedRevision = machine.nodesRevision;
+      watchLoop.poke();
+    });
     if (this.config.discoverable) this.loop('discovery', DISCOVERY_INTERVAL_MS, () => this.discovery.step());
     this.leaveWatch.arm();
     for (const loop of this.loops) loop.start();
   }
 
-  private loop(name: string, intervalMs: number, step: () => void | Promise<void>): PeriodicLoop {
-    const loop = new PeriodicLoop({ name, intervalMs, step, clock: this.clock, onError: (error) => this.log.once(`${name}:${(error as Error).message}`, 'agent', `${name}: ${(error as Error).message}`, 'warn') });
+  private loop(name: string, intervalMs: number, step: () => void | boolean | Promise<void>, quiet?: PeriodicLoopOptions['quiet']): PeriodicLoop {
+    const loop = new PeriodicLoop({ name, intervalMs, step, clock: this.clock, ...(quiet === undefined ? {} : { quiet }), onError: (error) => this.log.once(`${name}:${(error as Error).message}`, 'agent', `${name}: ${(error as Error).message}`, 'warn') });
     this.loops.push(loop);
     return loop;
   }

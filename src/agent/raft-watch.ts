@@ -1,5 +1,7 @@
 /**
- * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS`: counts
+ * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS` (every
+ * `WATCH_QUIET_INTERVAL_MS` once `WATCH_QUIET_AFTER_STEPS` steps in a row saw
+ * nothing change, and at once when an apply moved the node records on): counts
  * leader changes (metrics) and says so (self-registration then runs at once:
  * a new leader stores what the state lacks without waiting its interval),
  * hands Raft the peer addresses when the records or the configuration
@@ -17,6 +19,17 @@ import { recordEvent } from '../node/tracing.js';
 
 /** How often the watch looks, ms. */
 export const WATCH_INTERVAL_MS = 100;
+/**
+ * How often it looks once nothing has changed for a while, ms. An idle node
+ * wakes 1 time a second for it rather than 10. What it would notice late is
+ * a leader or term change with no apply (this node lost its leader), by at
+ * most this long: the loops it pokes run at their own intervals anyway
+ * (voters 500 ms, self-registration 1 s), and failure detection is Raft's
+ * and gossip's, not this watch's.
+ */
+export const WATCH_QUIET_INTERVAL_MS = 1000;
+/** Steps in a row that saw no change before the watch looks at its quiet interval (3 s at 100 ms). */
+export const WATCH_QUIET_AFTER_STEPS = 30;
 
 /** What the watch works with. */
 export interface RaftWatchContext {
@@ -39,15 +52,19 @@ export class RaftWatch {
 
   constructor(private readonly context: RaftWatchContext) {}
 
-  step(): void {
+  /** One look. Returns whether anything it follows changed (a loop with `quiet` slows down while it returns false). */
+  step(): boolean {
     const raft = this.context.raft();
-    if (raft === undefined) return;
+    if (raft === undefined) return true;
     const status = raft.status();
+    let changed = false;
     if (status.term !== this.#term) {
+      changed = true;
       this.#term = status.term;
       recordEvent('raft.term', { attributes: { 'hivemind.raft.term': status.term, 'hivemind.raft.role': status.role, 'hivemind.raft.leader': status.leader } });
     }
     if (status.leader !== this.#leader) {
+      changed = true;
       if (this.#leader !== undefined) this.context.metrics.leaderChanges.inc();
       this.#leader = status.leader;
       this.context.onLeaderChange();
@@ -55,8 +72,10 @@ export class RaftWatch {
     this.context.peers.maybeRefresh(raft, status);
     const inputs = `${this.context.machine.nodesRevision}|${status.term}|${status.config.voters.join(',')}|${status.config.learners.join(',')}`;
     if (inputs !== this.#membershipInputs) {
+      changed = true;
       this.#membershipInputs = inputs;
       this.context.onMembershipInputs();
     }
+    return changed;
   }
 }

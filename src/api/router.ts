@@ -14,7 +14,7 @@ import { contract, type AnswerOf, type AnyRouteDeclaration, type BodyOf, type Co
 import { invalidArgument } from './errors.js';
 import type { BodyFields } from './input.js';
 import { splitRouteKey, type ParamsOf } from './route-key.js';
-import type { PeerApiClient } from './tls.js';
+import type { PeerApiClient } from './peer-api-client.js';
 
 /** What a handler answers. `json` is serialized; `text` is sent as it is. */
 export interface Answer {

@@ -8,7 +8,12 @@
  * is the plan (apps, versions, instances to start and stop, quota use).
  */
 import type { LocalSource } from '../appfile/configs.js';
-import { APP_FILE_ERROR_CODE, APP_FILES_MAX, composeFieldOf, planDeploy, volumeCreations, type AppFileSource, type FileSecret, type ParseAppFileResult } from '../appfile/index.js';
+// Not '../appfile/index.js': that loads the YAML parser, which runs on the app-file worker only.
+import { APP_FILE_ERROR_CODE } from '../appfile/errors.js';
+import { APP_FILES_MAX } from '../appfile/limits.js';
+import { composeFieldOf, planDeploy } from '../appfile/plan.js';
+import { volumeCreations } from '../appfile/volumes.js';
+import type { AppFileSource, FileSecret, ParseAppFileResult } from '../appfile/parse.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
 import type { AppSpec, Command, NodeRecord } from '../state/types.js';

@@ -83,9 +83,6 @@ const tenantRoutes: Route[] = [
   }),
 ];
 
-/** A small app file the API's parser reads once at start (see AppFileParserPool.warmUp). */
-export const WARM_UP_APP_FILE = ['services:', '  warm-up:', '    image: warm-up:latest', '    command: ["true"]', '    stop_grace_period: 1s', '    deploy: { replicas: 1 }', ''].join('\n');
-
 const appRoutes: Route[] = [
   deployRoute,
   serve('GET /v1/apps', {

@@ -42,11 +42,11 @@ import { READ_QUERY, bodyObject, checkQuery, queryBoolean, queryDuration, queryI
 import { ANONYMOUS, allows, allowsCluster, needText, principalText, roleFor, tokenPrincipal, type Access, type Permission, type Principal } from './access.js';
 import type { AuditLog } from './audit.js';
 import { routes } from './routes.js';
-import { WARM_UP_APP_FILE } from './routes-state.js';
 import { AppFileParserPool } from './app-file-worker.js';
 import { API_TOKEN_PREFIX } from './routes-tokens.js';
 import { Router, type Answer, type Route, type RouteContext, type UploadRoute } from './router.js';
-import { PeerApiClient, serverTlsOptions } from './tls.js';
+import { PeerApiClient } from './peer-api-client.js';
+import { serverTlsOptions } from './server-tls.js';
 import { isUiPath, UI_PATH, UiServer } from '../ui/index.js';
 import { contextOf, inSpan, SpanKind, TRACEPARENT_KEY, traceparentOf, type Span } from '../node/tracing.js';
 
@@ -189,13 +189,6 @@ export class ApiServer {
     const address = this.server.address() as AddressInfo;
     this.boundAddress = formatHostPort(this.options.host, address.port);
     if (this.insecure) this.backend.log(`serving PLAIN HTTP on ${this.boundAddress} (--insecure-api): the token and secrets cross the network in clear`);
-    // Off any request: the first deploy then finds the app-file reader started and its parser compiled.
-    this.appFiles.parse([{ name: 'warm-up.yaml', text: WARM_UP_APP_FILE }]).then(
-      (parsed) => {
-        if (!parsed.ok) this.backend.log(`api: the built-in warm-up app file does not parse (a bug): ${JSON.stringify(parsed.errors)}`);
-      },
-      (error: unknown) => this.backend.log(`api: starting the app file reader failed: ${(error as Error).message}`),
-    );
   }
 
   /** Stops listening and closes every connection, waiting requests included. */

@@ -27,6 +27,7 @@ import { Problems, type FieldPath, type Locate } from './problems.js';
 import { asNameLabel, describe, isMapping, NAME_RULE, readList, readMapping, readText, setOwn } from './read.js';
 import { readService } from './service.js';
 import { mountedDeclarations, type DeclaredVolume } from './volumes.js';
+import { APP_FILES_MAX } from './limits.js';
 
 /** The largest app file read, in UTF-8 bytes (well under the API's 4 MiB body). */
 export const APP_FILE_BYTES_MAX = 1024 * 1024;
@@ -113,8 +114,7 @@ export function parseAppFile(text: string, fileName: string, options: ParseAppFi
   return parseAppFiles([{ name: fileName, text }], options);
 }
 
-/** The most app files merged in one deploy. */
-export const APP_FILES_MAX = 16;
+export { APP_FILES_MAX };
 
 /**
  * Parses several app files as one, merged as `docker compose -f a -f b`

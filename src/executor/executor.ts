@@ -220,6 +220,8 @@ export class Executor implements NodeComponent {
   private readonly clusterKey: () => Uint8Array | undefined;
   private readonly executorDir: string;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The health tick's timer, while an instance here has a health check (ensureHealthTick). */
+  private healthTimer: NodeJS.Timeout | undefined;
   /** The trace context of recent `instance.place` entries, by index (see the file comment). */
   private readonly placementTraces = new Map<number, string>();
   private readonly cleanups: (() => void)[] = [];
@@ -341,7 +343,6 @@ export class Executor implements NodeComponent {
     this.timers.push(setInterval(() => this.sweepVolumes(), VOLUME_SWEEP_INTERVAL_MS));
     this.sweepVolumes();
     this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
-    this.timers.push(setInterval(() => this.healthTick(), HEALTH_TICK_MS));
     this.timers.push(setInterval(() => this.rotateLogs(), LOG_ROTATE_INTERVAL_MS));
     for (const timer of this.timers) timer.unref();
     this.schedulePass(0);
@@ -428,6 +429,8 @@ export class Executor implements NodeComponent {
     if (this.stopped) return;
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
+    clearInterval(this.healthTimer);
+    this.healthTimer = undefined;
     if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     if (this.volumeRetryTimer) clearTimeout(this.volumeRetryTimer);
@@ -483,6 +486,7 @@ export class Executor implements NodeComponent {
     const healthcheck = spec?.healthcheck;
     if (healthcheck && healthcheck.test[0] !== 'NONE') {
       tracked.healthcheck = healthcheck;
+      this.ensureHealthTick();
       const health = initialHealth(healthcheck, Date.now());
       // Trust the last report until the first probe: adoption must not flap a healthy instance.
       const last = instance?.status.state;
@@ -839,6 +843,7 @@ export class Executor implements NodeComponent {
     const healthcheck = spec.healthcheck;
     if (healthcheck && healthcheck.test[0] !== 'NONE') {
       tracked.healthcheck = healthcheck;
+      this.ensureHealthTick();
       tracked.health = initialHealth(healthcheck, Date.now());
     }
     this.log(`started instance ${instance.id} (${kind}${spec.image !== undefined ? ` ${spec.image}` : ''})`);
@@ -909,10 +914,23 @@ export class Executor implements NodeComponent {
   // ---------------------------------------------------------------------------
   // Health
 
+  /**
+   * The health tick runs while an instance here has a health check and sets
+   * no timer otherwise (an idle node wakes less): started when a tracked
+   * instance gets a check, ended by the first tick that finds none.
+   */
+  private ensureHealthTick(): void {
+    if (this.stopped || this.healthTimer !== undefined) return;
+    this.healthTimer = setInterval(() => this.healthTick(), HEALTH_TICK_MS);
+    this.healthTimer.unref();
+  }
+
   private healthTick(): void {
     const nowMs = Date.now();
+    let checked = 0;
     for (const [, tracked] of this.supervisions.each('tracked')) {
       const { healthcheck, health } = tracked;
+      if (healthcheck !== undefined) checked++;
       if (!healthcheck || !health || tracked.probing || tracked.busy || tracked.state !== 'running' || !probeDue(health, nowMs)) continue;
       tracked.probing = true;
       void runProbe(healthcheck, {
@@ -926,6 +944,10 @@ export class Executor implements NodeComponent {
         .finally(() => {
           tracked.probing = false;
         });
+    }
+    if (checked === 0 && this.healthTimer !== undefined) {
+      clearInterval(this.healthTimer);
+      this.healthTimer = undefined;
     }
   }
 

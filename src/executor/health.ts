@@ -1,6 +1,7 @@
 /**
  * Running one health-check probe: exec through the runtime (in the
- * workload's context), HTTP with undici, or a TCP connect. Each resolves
+ * workload's context), HTTP with undici (loaded by the first HTTP probe, not
+ * at start), or a TCP connect. Each resolves
  * with undefined for a pass or a short description of the failure; none
  * throws. The state machine that interprets the results is in
  * `health-state.ts`.
@@ -10,7 +11,6 @@
  * one (a container's address on its bridge).
  */
 import { connect } from 'node:net';
-import { request } from 'undici';
 import type { HealthcheckSpec } from '../state/types.js';
 import { probeKind } from './health-state.js';
 import type { Runtime } from './runtime.js';
@@ -56,6 +56,8 @@ async function execProbe(argv: string[], timeoutMs: number, target: ProbeTarget,
 /** HTTP GET; a 2xx or 3xx status passes. */
 export async function httpProbe(url: string, timeoutMs: number, signal?: AbortSignal): Promise<string | undefined> {
   try {
+    // Loaded before the probe's time starts: the first import takes a few hundred ms on a busy node.
+    const { request } = await import('undici');
     const response = await request(url, {
       method: 'GET',
       headersTimeout: timeoutMs,

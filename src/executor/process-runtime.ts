@@ -31,7 +31,8 @@
  *
  * Exits are noticed by the child's `exit` event for workloads this runtime
  * started, and by polling /proc every `pollIntervalMs` for every workload
- * (adopted ones are not our children).
+ * (adopted ones are not our children), while one runs: a runtime with no
+ * running workload sets no timer (an idle node wakes less).
  *
  * Users. A workload with `runAs` (its tenant's own user, see
  * tenant-users.ts) runs as that uid and gid, with no supplementary groups and
@@ -213,6 +214,13 @@ export class ProcessRuntime implements Runtime {
     if (existsSync('/sys/fs/cgroup')) {
       for (const path of this.cgroups().sweepEmpty(Date.now(), STALE_CGROUP_AGE_MS)) this.log(`process runtime: removed ${path}, an empty cgroup a stopped agent left`);
     }
+    this.maybeStartPoller();
+  }
+
+  /** Polls while a workload runs; an idle runtime (none running) sets no timer. */
+  private maybeStartPoller(): void {
+    if (this.poller !== undefined || this.closed) return;
+    if (![...this.records.values()].some((record) => record.state === 'running')) return;
     this.poller = setInterval(() => this.poll(), this.pollIntervalMs);
     this.poller.unref();
   }
@@ -318,6 +326,7 @@ export class ProcessRuntime implements Runtime {
     this.records.set(spec.id, record);
     this.children.set(spec.id, child);
     this.writeRecord(record);
+    this.maybeStartPoller();
     rmSync(this.startingPath(spec.id), { force: true });
     child.once('exit', () => {
       // A closed runtime leaves its records alone: the next agent adopts the workload and reads its exit file.
@@ -414,8 +423,15 @@ export class ProcessRuntime implements Runtime {
   }
 
   private poll(): void {
+    let running = 0;
     for (const record of this.records.values()) {
-      if (record.state === 'running' && !this.alive(record)) this.markExited(record, { notify: true });
+      if (record.state !== 'running') continue;
+      if (!this.alive(record)) this.markExited(record, { notify: true });
+      else running++;
+    }
+    if (running === 0 && this.poller !== undefined) {
+      clearInterval(this.poller);
+      this.poller = undefined;
     }
   }
 

@@ -7,6 +7,12 @@
  * A step that throws or rejects is reported to `onError` and the loop goes
  * on: a loop keeps a node's background duties, and one failed attempt must
  * not end them.
+ *
+ * A loop with `quiet` slows down while nothing happens, so an idle node
+ * wakes less: a step that returns `false` found nothing to do; after
+ * `quiet.afterSteps` of them in a row the loop waits `quiet.intervalMs`
+ * between steps, until a step returns anything else or a poke comes (then
+ * `intervalMs` again). Steps that return nothing never count as quiet.
  */
 import { assert } from '../../consensus/core/assert.js';
 import type { Clock } from './clock.js';
@@ -17,8 +23,10 @@ export interface PeriodicLoopOptions {
   name: string;
   /** From the end of one step to the start of the next, ms; at least 1. */
   intervalMs: number;
-  /** One step; may be async (the next waits for it to settle). */
-  step: () => void | Promise<void>;
+  /** One step; may be async (the next waits for it to settle). `false`: it found nothing to do (see `quiet`). */
+  step: () => void | boolean | Promise<void | boolean>;
+  /** While quiet (see the file comment): the interval, ms (at least `intervalMs`), and after how many quiet steps in a row (at least 1). */
+  quiet?: { intervalMs: number; afterSteps: number };
   clock: Clock;
   /** Hears a step's error; must not throw. */
   onError: (error: unknown) => void;
@@ -33,10 +41,22 @@ export class PeriodicLoop {
   #again = false;
   #started = false;
   #stopped = false;
+  /** Quiet steps in a row since the last busy one or poke. */
+  #quietSteps = 0;
 
   constructor(options: PeriodicLoopOptions) {
     assert(Number.isFinite(options.intervalMs) && options.intervalMs >= 1, `loop ${options.name}: intervalMs must be at least 1, got ${options.intervalMs}`);
+    const quiet = options.quiet;
+    if (quiet !== undefined) {
+      assert(Number.isFinite(quiet.intervalMs) && quiet.intervalMs >= options.intervalMs, `loop ${options.name}: quiet.intervalMs must be at least intervalMs (${options.intervalMs}), got ${quiet.intervalMs}`);
+      assert(Number.isInteger(quiet.afterSteps) && quiet.afterSteps >= 1, `loop ${options.name}: quiet.afterSteps must be a whole number of at least 1, got ${quiet.afterSteps}`);
+    }
     this.#options = options;
+  }
+
+  /** Whether the loop runs at its quiet interval now. */
+  get quiet(): boolean {
+    return this.#options.quiet !== undefined && this.#quietSteps >= this.#options.quiet.afterSteps;
   }
 
   /** Whether a step is running now. */
@@ -54,6 +74,7 @@ export class PeriodicLoop {
   /** Runs a step soon: on a later turn, or right after the one running now. Ignored before start and after stop. */
   poke(): void {
     if (!this.#started || this.#stopped) return;
+    this.#quietSteps = 0;
     if (this.#running) {
       this.#again = true;
       return;
@@ -81,14 +102,19 @@ export class PeriodicLoop {
     assert(!this.#running, `loop ${this.#options.name}: a step started while one runs`);
     this.#running = true;
     this.#again = false;
+    let outcome: void | boolean = undefined;
     try {
-      await this.#options.step();
+      outcome = await this.#options.step();
     } catch (error) {
       this.#options.onError(error);
     } finally {
       this.#running = false;
     }
     if (this.#stopped) return;
-    this.#arm(this.#again ? 0 : this.#options.intervalMs);
+    // A poke during the step reset the count; it counts from the next step.
+    const quiet = this.#options.quiet;
+    if (outcome === false && !this.#again && quiet !== undefined) this.#quietSteps = Math.min(this.#quietSteps + 1, quiet.afterSteps);
+    else this.#quietSteps = 0;
+    this.#arm(this.#again ? 0 : this.quiet ? this.#options.quiet!.intervalMs : this.#options.intervalMs);
   }
 }

@@ -23,7 +23,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { errors, type Dispatcher, type Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { loadedUndici, type BackendPool } from './backend-pool.js';
 import type { CircuitBreaker } from './breaker.js';
 import { PROXY_ERROR_HEADER, refusal, type ProxyRefusal } from './errors.js';
 import type { BalanceState } from './balancer.js';
@@ -40,7 +41,7 @@ export type ClientResponse = ServerResponse | Http2ServerResponse;
 /** One backend as the proxy keeps it across table rebuilds. */
 export interface BackendRecord {
   target: BackendTarget;
-  readonly pool: Pool;
+  readonly pool: BackendPool;
   readonly breaker: CircuitBreaker;
   readonly outlier: OutlierDetector;
   /** Requests dispatched to it whose response has not ended. */
@@ -166,7 +167,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.input.response.writableFinished || this.phase === 'done') return;
     this.clientGone = true;
-    this.controller?.abort(new errors.RequestAbortedError('the client went away'));
+    // A controller exists once a pool dispatched, so undici is loaded.
+    if (this.controller !== undefined) this.controller.abort(new (loadedUndici().errors.RequestAbortedError)('the client went away'));
   }
 
   /** The client's response drained: the backend may send more. */
@@ -176,7 +178,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone) controller.abort(new errors.RequestAbortedError('the client went away'));
+    if (this.clientGone) controller.abort(new (loadedUndici().errors.RequestAbortedError)('the client went away'));
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -196,7 +198,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     } catch {
       this.phase = 'done';
       backend.inFlight--;
-      controller.abort(new errors.RequestAbortedError('the backend sent headers the client cannot be sent'));
+      controller.abort(new (loadedUndici().errors.RequestAbortedError)('the backend sent headers the client cannot be sent'));
       response.destroy();
       this.finish(502, 'BAD_UPSTREAM_HEADERS');
     }

@@ -10,7 +10,7 @@
  * Time comes from an injected clock, randomness from an injected function.
  */
 import type { IncomingMessage } from 'node:http';
-import { Pool } from 'undici';
+import { BackendPool } from './backend-pool.js';
 import { assert } from '../../consensus/core/assert.js';
 import type { DiscoveryInput } from '../discovery/endpoints.js';
 import { matchesAbRule } from './ab-rule.js';
@@ -212,7 +212,7 @@ export class ReverseProxy {
         if (this.closed) continue;
         const created: BackendRecord = {
           target: backend,
-          pool: new Pool(`http://${backend.authority}`, { connections: this.options.connectionsPerBackend ?? 64, connect: { timeout: settings.connectTimeoutMs }, keepAliveTimeout: 30_000, pipelining: 1 }),
+          pool: new BackendPool(`http://${backend.authority}`, { connections: this.options.connectionsPerBackend ?? 64, connect: { timeout: settings.connectTimeoutMs }, keepAliveTimeout: 30_000, pipelining: 1 }),
           breaker: new CircuitBreaker(breakerOptions),
           outlier: new OutlierDetector(outlierOptions),
           inFlight: 0,

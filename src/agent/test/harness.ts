@@ -87,7 +87,7 @@ export class TestNode {
     if (this.running) throw new Error(`${this.name} already runs`);
     const child = spawn(
       process.execPath,
-      [entry, ...command, '--name', this.name, '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
+      [...this.cluster.nodeFlags, entry, ...command, '--name', this.name, '--data-dir', this.dataDir, '--bind', '127.0.0.1', '--advertise', '127.0.0.1',
         '--api-port', String(this.apiPort), '--peer-port', String(this.peerPort), '--gossip-port', '0', '--dns-port', '0', '--proxy-port', '0', '--tick-ms', String(this.cluster.tickMs), ...this.cluster.extraFlags, ...extraFlags],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HIVEMIND_TOKEN: '' } },
     );
@@ -203,6 +203,8 @@ export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'hivemind-cluster-'));
   readonly nodes = new Map<string, TestNode>();
   token = '';
+  /** Flags for `node` itself (before the script), e.g. those `bin/hivemind.js` runs with (`agentNodeFlags()`). */
+  nodeFlags: string[] = [];
 
   constructor(
     readonly tickMs = 50,

@@ -8,8 +8,8 @@
  * from the realm and the request is retried once with it.
  */
 import { createHash } from 'node:crypto';
-import { request } from 'undici';
 import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import { ImageError, type Descriptor, type ImageStore } from './images.js';
 import { MediaType } from './oci-layout.js';
 
@@ -18,6 +18,12 @@ const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.do
 const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
 const REDIRECTS_MAX = 5;
 const REQUEST_TIMEOUT_MS = 60_000;
+
+/** undici's `request`, loaded by the first pull: an agent that pulls nothing never loads undici (about 10 MiB of RSS). */
+async function request(url: string | URL, options: { dispatcher?: Dispatcher } & Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & Partial<Pick<Dispatcher.RequestOptions, 'method'>>): Promise<Dispatcher.ResponseData> {
+  const undici = await import('undici');
+  return undici.request(url, options);
+}
 
 /** A parsed image reference. */
 export interface ImageReference {

@@ -86,6 +86,50 @@ test('a failing step is reported and the loop goes on', async () => {
 
 test('a bad interval is refused at construction', () => {
   assert.throws(() => loopOn(new ManualClock(), () => {}, 0), /intervalMs must be at least 1/);
+  const quietLoop = (quiet: { intervalMs: number; afterSteps: number }) => new PeriodicLoop({ name: 'test', intervalMs: 100, quiet, step: () => {}, clock: new ManualClock(), onError: () => {} });
+  assert.throws(() => quietLoop({ intervalMs: 50, afterSteps: 3 }), /quiet.intervalMs must be at least intervalMs \(100\), got 50/);
+  assert.throws(() => quietLoop({ intervalMs: 1000, afterSteps: 0 }), /quiet.afterSteps must be a whole number of at least 1, got 0/);
+});
+
+test('quiet steps in a row slow the loop down; a busy step or a poke restores its interval', async () => {
+  const clock = new ManualClock();
+  const starts: number[] = [];
+  let busyAt: number | undefined;
+  const loop = new PeriodicLoop({
+    name: 'test', intervalMs: 100, quiet: { intervalMs: 1000, afterSteps: 3 }, clock, onError: () => {},
+    step: () => {
+      starts.push(clock.now());
+      return clock.now() === busyAt ? true : false;
+    },
+  });
+  loop.start();
+  await clock.advance(2500);
+  // 0, 100, 200 quiet (three in a row): then every 1000 ms.
+  assert.equal(starts, [0, 100, 200, 1200, 2200]);
+  assert.is(loop.quiet, true);
+  loop.poke();
+  await clock.advance(0);
+  assert.is(loop.quiet, false, 'a poke ends the quiet');
+  await clock.advance(300);
+  // The poked step at 2500 is quiet again (count 1), then 2600 and 2700 (3): slow from there.
+  assert.equal(starts.slice(5), [2500, 2600, 2700]);
+  busyAt = 3700;
+  await clock.advance(1300);
+  // 3700 was busy: 3800, 3900 then 4000 make three quiet ones again.
+  assert.equal(starts.slice(8), [3700, 3800, 3900, 4000]);
+  assert.is(loop.quiet, true);
+  loop.stop();
+});
+
+test('a loop whose steps return nothing keeps its interval', async () => {
+  const clock = new ManualClock();
+  const starts: number[] = [];
+  const loop = new PeriodicLoop({ name: 'test', intervalMs: 100, quiet: { intervalMs: 1000, afterSteps: 1 }, clock, onError: () => {}, step: () => void starts.push(clock.now()) });
+  loop.start();
+  await clock.advance(350);
+  assert.equal(starts, [0, 100, 200, 300]);
+  assert.is(loop.quiet, false);
+  loop.stop();
 });
 
 test.run();
