@@ -138,6 +138,11 @@ export const contract = {
     query: z.object({ forwarded: parameter<boolean>() }),
     body: z.strictObject({ command: field<string[]>(), timeoutSeconds: field<number>().optional() }),
   }),
+  'POST /v1/instances/:id/exec/session': route<StreamAnswer>()({
+    kind: 'upload',
+    access: { need: 'deploy', tenant: 'handler' },
+    query: z.object({ forwarded: parameter<boolean>() }),
+  }),
 
   // Tenants
   'GET /v1/tenants': route<{ tenants: TenantView[] }>()({ kind: 'read', access: { need: 'read', tenant: 'handler' } }),

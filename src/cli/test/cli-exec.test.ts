@@ -62,6 +62,30 @@ test('a long output arrives whole, in order', async () => {
   assert.is(lines[19999], 'line 19999');
 });
 
+test('exec -i sends stdin to the command as it comes, and its end is the command\'s end of input', async () => {
+  const input = Array.from({ length: 5000 }, (_, index) => `row ${index}`).join('\n') + '\n';
+  const echoed = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', '-i', instance, '--', 'cat'], { input });
+  assert.is(echoed.status, 0, echoed.stderr);
+  assert.is(echoed.stdout, input);
+  const counted = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', '-i', instance, '--', 'sh', '-c', 'wc -l; exit 4'], { input: 'a\nb\n' });
+  assert.is(counted.status, 4, counted.stderr);
+  assert.is(counted.stdout.trim(), '2');
+  // Without -i the command's stdin is empty, whatever the CLI's is.
+  const ignored = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', instance, '--', 'cat'], { input: 'not sent\n' });
+  assert.is(ignored.status, 0, ignored.stderr);
+  assert.is(ignored.stdout, '');
+});
+
+test('exec -t on a process app says it has no terminal; -it with piped input is a usage error', async () => {
+  const refused = await hm(['exec', '-t', instance, '--', 'tty']);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /^hivemind: tty: instance "acme\.shell\.0\.\d+" is a process app, which runs without a terminal: run the command without -t/, refused.stderr);
+  const piped = await hm(['exec', '-it', instance, '--', 'sh']);
+  assert.is(piped.status, 2);
+  assert.match(piped.stderr, /-it needs stdin to be a terminal/);
+  for (const each of [refused, piped]) assert.not.ok(hasStackTrace(each.stderr), each.stderr);
+});
+
 test('a deployer of another tenant is refused; a missing program, an unknown instance and a bad id are clear errors', async () => {
   const created = await hm(['tokens', 'create', '--name', 'other', '--role', 'deployer', '--tenant', 'other']);
   assert.is(created.status, 0, created.stderr);
