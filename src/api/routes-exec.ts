@@ -192,6 +192,7 @@ export const execRoutes: Route[] = [
   serve('POST /v1/instances/:id/exec/session', {
     contentTypes: ['application/x-ndjson'],
     bytesMax: SESSION_BODY_BYTES_MAX,
+    openEndedBody: true,
     async upload(context, body) {
       const id = instanceOf(context);
       const { request, firstLine, rest } = await openSession(body);
