@@ -7,13 +7,15 @@
  * then plans at once rather than at its interval).
  * Each step only compares a few numbers unless something changed. A new
  * term (an election) is traced as the event `raft.term` (a span of no length:
- * term, role, leader), one trace per election and node.
+ * term, role, leader), one trace per election and node, and kept in the
+ * node's election log (what `GET /v1/elections` answers).
  */
 import type { RaftNode } from '../../consensus/node.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { PeerBook } from './peer-book.js';
 import { recordEvent } from '../node/tracing.js';
+import type { ElectionLog } from '../node/election-log.js';
 
 /** How often the watch looks, ms. */
 export const WATCH_INTERVAL_MS = 100;
@@ -29,6 +31,10 @@ export interface RaftWatchContext {
   onMembershipInputs(): void;
   /** Called when the leader changed (this node may lead now). */
   onLeaderChange(): void;
+  /** This node's memory of elections, fed every step (src/node/election-log.ts). */
+  elections: ElectionLog;
+  /** The time now, ms since the epoch (the node's clock). */
+  nowMs(): number;
 }
 
 /** See the file comment; `step` is the loop's step. */
@@ -43,6 +49,7 @@ export class RaftWatch {
     const raft = this.context.raft();
     if (raft === undefined) return;
     const status = raft.status();
+    this.context.elections.observe(status, this.context.nowMs());
     if (status.term !== this.#term) {
       this.#term = status.term;
       recordEvent('raft.term', { attributes: { 'hivemind.raft.term': status.term, 'hivemind.raft.role': status.role, 'hivemind.raft.leader': status.leader } });
