@@ -17,7 +17,8 @@
  *   campaigning;
  * - `lost-quorum`: this node led and stepped down in its term (it no longer
  *   heard from a quorum), leaving the term without a leader;
- * - `start`: the first term this node saw after it started;
+ * - `start`: the first term this node saw after it started (or after its
+ *   Raft node was made anew, its term starting over);
  * - `unknown`: a new term began elsewhere while this node still heard its
  *   leader (another node timed out, or a transfer between others).
  *
@@ -73,11 +74,11 @@ export class ElectionLog {
   observe(sample: RaftSample, nowMs: number): void {
     const previous = this.#previous;
     this.#previous = { term: sample.term, role: sample.role, leader: sample.leader, transferee: sample.transferee, silentTicks: sample.silentTicks };
-    if (previous === undefined) {
+    // A term that went back is a new Raft node (the node rejoined afresh): a start again.
+    if (previous === undefined || sample.term < previous.term) {
       this.#add({ term: sample.term, leader: '', seenAt: nowMs, reason: 'start' }, sample.leader, nowMs);
       return;
     }
-    assert(sample.term >= previous.term, `Raft's term went back from ${previous.term} to ${sample.term}`);
     if (sample.term > previous.term) {
       this.#add({ term: sample.term, leader: '', seenAt: nowMs, reason: this.#whyNewTerm(previous, sample) }, sample.leader, nowMs);
       return;
