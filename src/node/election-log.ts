@@ -17,8 +17,10 @@
  *   campaigning;
  * - `lost-quorum`: this node led and stepped down in its term (it no longer
  *   heard from a quorum), leaving the term without a leader;
- * - `start`: the first term this node saw after it started (or after its
- *   Raft node was made anew, its term starting over);
+ * - `start`: the term this node found when it started (or when its Raft
+ *   node was made anew, its term starting over): a term learned before any
+ *   leader was heard replaces the start's leaderless record (a joiner learns
+ *   the cluster's term from its leader);
  * - `unknown`: a new term began elsewhere while this node still heard its
  *   leader (another node timed out, or a transfer between others).
  *
@@ -60,6 +62,8 @@ export const ELECTION_RECORDS_MAX = 20;
 export class ElectionLog {
   readonly #records: ElectionRecord[] = [];
   #previous: RaftSample | undefined;
+  /** Whether any leader was heard of since the start (a term learned before that is part of starting). */
+  #heardLeader = false;
   readonly #electionTimeoutTicks: number;
   readonly #recordsMax: number;
 
@@ -76,11 +80,15 @@ export class ElectionLog {
     this.#previous = { term: sample.term, role: sample.role, leader: sample.leader, transferee: sample.transferee, silentTicks: sample.silentTicks };
     // A term that went back is a new Raft node (the node rejoined afresh): a start again.
     if (previous === undefined || sample.term < previous.term) {
+      this.#heardLeader = false;
       this.#add({ term: sample.term, leader: '', seenAt: nowMs, reason: 'start' }, sample.leader, nowMs);
       return;
     }
     if (sample.term > previous.term) {
-      this.#add({ term: sample.term, leader: '', seenAt: nowMs, reason: this.#whyNewTerm(previous, sample) }, sample.leader, nowMs);
+      // Before it ever heard a leader, a follower that learns a term is still starting (a joiner, or a restarted node, catching up).
+      const starting = !this.#heardLeader && sample.role === 'follower';
+      if (starting && this.#records[0]?.reason === 'start' && this.#records[0].leader === '') this.#records.shift();
+      this.#add({ term: sample.term, leader: '', seenAt: nowMs, reason: starting ? 'start' : this.#whyNewTerm(previous, sample) }, sample.leader, nowMs);
       return;
     }
     if (sample.leader === previous.leader) return;
@@ -90,6 +98,7 @@ export class ElectionLog {
     }
     const latest = this.#records[0];
     if (sample.leader !== '' && latest !== undefined && latest.term === sample.term && latest.leader === '') {
+      this.#heardLeader = true;
       latest.leader = sample.leader;
       latest.leaderSeenAt = nowMs;
     }
@@ -102,6 +111,7 @@ export class ElectionLog {
 
   #add(record: ElectionRecord, leader: string, nowMs: number): void {
     if (leader !== '') {
+      this.#heardLeader = true;
       record.leader = leader;
       record.leaderSeenAt = nowMs;
     }

@@ -27,6 +27,11 @@ test('the first sample is the start; a leader learned later fills its term', () 
   assert.equal(log.records(), [{ term: 3, leader: 'n2', seenAt: 1000, leaderSeenAt: 2000, reason: 'start' }]);
 });
 
+test('a joiner (or a restarted node) that learns the cluster\'s term from its leader records that term as its start', () => {
+  assert.equal(seen([sample(0, 'follower', ''), sample(0, 'follower', ''), sample(2, 'follower', 'n1'), sample(2, 'follower', 'n1', { silentTicks: 12 }), sample(3, 'follower', ''), sample(3, 'follower', 'n2')]), ['2 n1 start', '3 n2 timeout']);
+  assert.equal(seen([sample(0, 'follower', ''), sample(2, 'follower', ''), sample(2, 'follower', 'n1')]), ['2 n1 start']);
+});
+
 test('a follower whose leader went silent, and a candidate, see a timeout', () => {
   assert.equal(seen([sample(1, 'follower', 'n1'), sample(1, 'follower', 'n1', { silentTicks: 9 }), sample(2, 'leader', 'n2')]), ['1 n1 start', '2 n2 timeout']);
   assert.equal(seen([sample(1, 'follower', 'n1'), sample(1, 'follower', ''), sample(2, 'follower', ''), sample(2, 'follower', 'n3')]), ['1 n1 start', '2 n3 timeout']);
@@ -50,7 +55,7 @@ test('a leader that steps down in its term lost its quorum; the next term is its
 
 test('only the newest 20 are kept, newest first; a term going back (a Raft node made anew) is a start', () => {
   const log = new ElectionLog({ electionTimeoutTicks: TIMEOUT_TICKS });
-  for (let term = 1; term <= 30; term++) log.observe(sample(term, 'follower', '', { silentTicks: 20 }), term);
+  for (let term = 1; term <= 30; term++) log.observe(sample(term, 'follower', `n${term}`, { silentTicks: 20 }), term);
   const records = log.records();
   assert.is(records.length, ELECTION_RECORDS_MAX);
   assert.equal([records[0]!.term, records.at(-1)!.term], [30, 11]);
