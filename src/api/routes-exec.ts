@@ -100,7 +100,8 @@ async function execHere(context: RouteContext, id: string, request: ExecRequest,
     // Not running here: a conflict to retry later; a runtime without exec: unavailable; the command refused by the runtime (no such program): the command's fault.
     if (outcome.error.code === 'not-running') throw new ApiError(409, ApiCode.conflict, outcome.error.message, 'id');
     if (outcome.error.code === 'unsupported') throw new ApiError(501, ApiCode.unavailable, outcome.error.message, refusedField);
-    throw new ApiError(400, ApiCode.invalidArgument, outcome.error.message, 'command');
+    // A bad input line of a session is the input's fault, not the command's.
+    throw new ApiError(400, ApiCode.invalidArgument, outcome.error.message, badFrame === undefined ? 'command' : undefined);
   }
   async function* stream(): AsyncGenerator<Uint8Array> {
     try {

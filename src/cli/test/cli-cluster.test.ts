@@ -62,7 +62,7 @@ test('a second node joins with `hivemind join`, then leaves with `hivemind leave
   const seenBySecond = (JSON.parse(viaSecond.stdout) as { term: number; elections: { term: number; leader: string; reason: string }[] }).elections;
   assert.equal(seenBySecond.map((election) => [election.leader, election.reason]), [['n1', 'start']], viaSecond.stdout);
   const shown = await runCli(['--addr', second.address, '--token', second.token, 'status']);
-  assert.match(shown.stdout, /^recent elections \(as n2 saw them\)\nterm\s+leader\s+why\s+seen\n\d+\s+n1\s+start\s+\d+s ago$/m, shown.stdout);
+  assert.match(shown.stdout, /^recent elections \(as n2 saw them\)\nTERM\s+LEADER\s+WHY\s+SEEN\n\d+\s+n1\s+start\s+\d+[smhd] ago$/m, shown.stdout);
 
   const left = await runCli(['--addr', second.address, '--token', second.token, 'leave']);
   assert.is(left.status, 0, left.stderr);

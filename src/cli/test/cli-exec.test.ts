@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { request } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 import { startAgent, type AgentProcess } from './agent-process.js';
 import { hasStackTrace, runCli, type CliResult } from './run-cli.js';
 
@@ -74,6 +76,27 @@ test('exec -i sends stdin to the command as it comes, and its end is the command
   const ignored = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', instance, '--', 'cat'], { input: 'not sent\n' });
   assert.is(ignored.status, 0, ignored.stderr);
   assert.is(ignored.stdout, '');
+});
+
+test('the session route refuses a bad request line by field, and a bad input line by its number, ending the command', async () => {
+  const session = async (body: string): Promise<{ status: number; text: string }> => {
+    const response = await request(`${agent.address}/v1/instances/${instance}/exec/session`, {
+      method: 'POST',
+      dispatcher: dataDirApiAgent(agent.dataDir),
+      headers: { authorization: `Bearer ${agent.token}`, 'content-type': 'application/x-ndjson' },
+      body,
+    });
+    return { status: response.statusCode, text: await response.body.text() };
+  };
+  const badTty = await session('{"command":["true"],"tty":{"columns":0,"rows":24}}\n');
+  assert.is(badTty.status, 400, badTty.text);
+  assert.is(JSON.parse(badTty.text).error.field, 'tty');
+  // sleep prints nothing: the bad line ends it before any output, so the answer is a plain refusal.
+  const badLine = await session('{"command":["sleep","100"],"stdin":true}\n{"stdin":"aGk="}\n{"paste":"x"}\n');
+  assert.is(badLine.status, 400, badLine.text);
+  assert.match(JSON.parse(badLine.text).error.message, /^input line 3: unknown field "paste"/);
+  const wrongType = await request(`${agent.address}/v1/instances/${instance}/exec/session`, { method: 'POST', dispatcher: dataDirApiAgent(agent.dataDir), headers: { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' }, body: '{}' });
+  assert.is(wrongType.statusCode, 415, await wrongType.body.text());
 });
 
 test('exec -t on a process app says it has no terminal; -it with piped input is a usage error', async () => {
