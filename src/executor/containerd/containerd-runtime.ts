@@ -916,7 +916,7 @@ export class ContainerdRuntime implements Runtime {
     };
     if (feed.terminal !== undefined) await target.resize(feed.terminal).catch(() => undefined);
     if (feed.stdin !== undefined) {
-      await feed.stdin.feed(feed.input, { target, terminal: feed.terminal !== undefined, stdin: true, finished: feed.finished });
+      await feed.stdin.feed(feed.input, { target, terminal: feed.terminal !== undefined, finished: feed.finished });
       return;
     }
     // A terminal without input: only its sizes are heard.

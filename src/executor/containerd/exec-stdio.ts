@@ -112,8 +112,7 @@ export class ExecStdin {
    * Never throws: a pipe the command no longer reads ends the feeding of
    * bytes, and a failed resize is dropped (the next one may pass).
    */
-  async feed(input: AsyncIterable<ExecInputEvent> | undefined, options: { target: ExecInputTarget; terminal: boolean; stdin: boolean; finished: AbortSignal }): Promise<void> {
-    if (!options.stdin) await this.end(options.target);
+  async feed(input: AsyncIterable<ExecInputEvent> | undefined, options: { target: ExecInputTarget; terminal: boolean; finished: AbortSignal }): Promise<void> {
     try {
       if (input !== undefined) {
         for await (const event of input) {
@@ -122,7 +121,7 @@ export class ExecStdin {
             if (options.terminal) await options.target.resize(event.size).catch(() => undefined);
           } else if (event.type === 'stdin-end') {
             await this.end(options.target);
-          } else if (options.stdin && !this.ended) {
+          } else if (!this.ended) {
             await this.write(event.data);
           }
         }
