@@ -12,7 +12,10 @@
  * `*_FILE` variable points at the file Hivemind mounts (the wordpress
  * container serves the secret's value on its published port 80); the same
  * files again change nothing (no new version, the same instances);
- * `--dry-run` says so; another project's deploy of `db` is refused.
+ * `--dry-run` says so; another project's deploy of `db` is refused;
+ * `hivemind exec -t` in the wordpress container runs on a terminal of the
+ * CLI's size (script(1) gives the CLI one), `exec -it` runs a shell there
+ * that reads what is typed, and `exec -i` feeds it piped input.
  *
  * Teardown, also on failure: the agent, the containers' processes and
  * namespaces, their runc state, mounts, the host's namespace and the data
@@ -155,6 +158,21 @@ composeTest('the WordPress Compose file, with a test override, deploys on contai
     assert.match(ps.stdout, /^default\.wordpress\.0\.\d+\s+default\/wordpress\s+wordpress\s+1\s+n1\s+running/m);
     const before = ps.stdout.match(/^default\.\S+/gm);
     for (const id of before ?? []) namespaces.add(netnsName(id));
+
+    // exec into the running container, as a user would: -t on a real terminal (script(1) gives the CLI one of 91x27), -i with piped input.
+    const wordpressId = /^(default\.wordpress\.0\.\d+)/m.exec(ps.stdout)![1]!;
+    const cliLine = [process.execPath, BIN, '--addr', origin, '--data-dir', join(dataRoot, 'n1'), '--token', token].map((word) => `'${word}'`).join(' ');
+    const onTerminal = spawnSync('script', ['-qec', `stty cols 91 rows 27; exec ${cliLine} exec -t ${wordpressId} -- sh -c 'busybox tty; busybox stty size; exit 4'`, '/dev/null'], { cwd: folder, input: '', encoding: 'utf8', timeout: 60_000 });
+    assert.is(onTerminal.status, 4, onTerminal.stdout + onTerminal.stderr);
+    // Two terminals on the way (the container's, then script's) each turn a newline into CR LF.
+    assert.match(onTerminal.stdout, /\/dev\/pts\/\d+\r*\n27 91\r*\n/, JSON.stringify(onTerminal.stdout));
+    // -it: the CLI's terminal in raw mode, the keys typed (through script's terminal) reach a shell on the container's; only running the line prints 42.
+    const interactive = spawnSync('script', ['-qec', `exec ${cliLine} exec -it ${wordpressId} -- sh`, '/dev/null'], { cwd: folder, input: 'echo "it $((6*7))"; exit 3\r', encoding: 'utf8', timeout: 60_000 });
+    assert.is(interactive.status, 3, JSON.stringify(interactive.stdout + interactive.stderr));
+    assert.match(interactive.stdout, /it 42\r*\n/, JSON.stringify(interactive.stdout));
+    const piped = spawnSync(process.execPath, [BIN, '--addr', origin, '--data-dir', join(dataRoot, 'n1'), '--token', token, 'exec', '-i', wordpressId, '--', 'cat'], { cwd: folder, input: 'through the container\n', encoding: 'utf8', timeout: 60_000 });
+    assert.is(piped.status, 0, piped.stderr);
+    assert.is(piped.stdout, 'through the container\n');
 
     const again = await cli(['deploy', ...files]);
     assert.is(again.status, 0, again.stderr);

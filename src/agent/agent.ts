@@ -30,6 +30,8 @@ import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
+import { ElectionLog } from '../node/election-log.js';
+import { DEFAULT_OPTIONS } from '../../consensus/core/types.js';
 import { PeriodicLoop, type PeriodicLoopOptions } from '../node/periodic-loop.js';
 import type { BoundPorts, NodeComponent, NodeServices } from '../node/services.js';
 import { certificateFingerprint } from '../security/certificates.js';
@@ -135,6 +137,8 @@ class HivemindAgent implements Agent {
   readonly name: string;
   readonly stopped: Promise<AgentStopReason>;
   private readonly clock: Clock;
+  /** The elections this node saw (its own view, in memory: GET /v1/elections). */
+  private readonly elections = new ElectionLog({ electionTimeoutTicks: DEFAULT_OPTIONS.electionTimeoutTicks });
   private readonly log: AgentLog;
   private readonly print: (line: string) => void;
   private readonly dataDir: DataDir;
@@ -446,6 +450,7 @@ class HivemindAgent implements Agent {
       caRotation: () => this.trust.rotationCommand(),
       component: (name) => this.components.find((component) => component.name === name),
       capabilities: () => capabilitiesOf(this.components),
+      elections: () => this.elections.records(),
       onFatal: (error) => void this.stopWith({ type: 'fatal', error }),
     });
   }
@@ -526,7 +531,16 @@ class HivemindAgent implements Agent {
     this.loop('host-ports', HOST_PORTS_INTERVAL_MS, () => hostPorts.step());
     const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
     this.membershipLoops.push(voterLoop, selfRegistrationLoop, rejoinLoop);
-    const watch = new RaftWatch({ raft, machine, peers: this.peers, metrics: this.metrics, onMembershipInputs: () => voterLoop.poke(), onLeaderChange: () => selfRegistrationLoop.poke() });
+    const watch = new RaftWatch({
+      raft,
+      machine,
+      peers: this.peers,
+      metrics: this.metrics,
+      onMembershipInputs: () => voterLoop.poke(),
+      onLeaderChange: () => selfRegistrationLoop.poke(),
+      elections: this.elections,
+      nowMs: () => this.clock.now(),
+    });
     const watchLoop = this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step(), { intervalMs: WATCH_QUIET_INTERVAL_MS, afterSteps: WATCH_QUIET_AFTER_STEPS });
     // An apply that moved the node records (a join, a leave, new addresses; not heartbeats) is looked at at once, quiet or not.
     let watchedRevision = machine.nodesRevision;

@@ -4,6 +4,7 @@
  * is known).
  */
 import type { NodeCapabilities } from '../node/capabilities.js';
+import type { ElectionRecord } from '../node/election-log.js';
 import type { RaftNode } from '../../consensus/node.js';
 import { ApiCode, ApiError } from '../api/errors.js';
 import type { ApiBackend, LeaveOutcome } from '../api/backend.js';
@@ -29,6 +30,7 @@ export interface ApiAdapterParts {
   caRotation: ApiBackend['caRotation'];
   component(name: string): NodeComponent | undefined;
   capabilities(): NodeCapabilities;
+  elections(): ElectionRecord[];
   log(component: string, line: string): void;
 }
 
@@ -55,5 +57,6 @@ export function apiBackend(parts: ApiAdapterParts): ApiBackend {
     log: (line) => parts.log('api', line),
     component: (name) => parts.component(name),
     capabilities: () => parts.capabilities(),
+    elections: () => parts.elections(),
   };
 }

@@ -9,13 +9,15 @@
  * then plans at once rather than at its interval).
  * Each step only compares a few numbers unless something changed. A new
  * term (an election) is traced as the event `raft.term` (a span of no length:
- * term, role, leader), one trace per election and node.
+ * term, role, leader), one trace per election and node, and kept in the
+ * node's election log (what `GET /v1/elections` answers).
  */
 import type { RaftNode } from '../../consensus/node.js';
 import type { Metrics } from '../api/metrics.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { PeerBook } from './peer-book.js';
 import { recordEvent } from '../node/tracing.js';
+import type { ElectionLog } from '../node/election-log.js';
 
 /** How often the watch looks, ms. */
 export const WATCH_INTERVAL_MS = 100;
@@ -42,6 +44,10 @@ export interface RaftWatchContext {
   onMembershipInputs(): void;
   /** Called when the leader changed (this node may lead now). */
   onLeaderChange(): void;
+  /** This node's memory of elections, fed every step (src/node/election-log.ts). */
+  elections: ElectionLog;
+  /** The time now, ms since the epoch (the node's clock). */
+  nowMs(): number;
 }
 
 /** See the file comment; `step` is the loop's step. */
@@ -57,7 +63,9 @@ export class RaftWatch {
     const raft = this.context.raft();
     if (raft === undefined) return true;
     const status = raft.status();
-    let changed = false;
+    // A leader gone quiet is worth a close look (the quiet loop samples once a second otherwise).
+    let changed = this.context.elections.expectsElection(status);
+    this.context.elections.observe(status, this.context.nowMs());
     if (status.term !== this.#term) {
       changed = true;
       this.#term = status.term;

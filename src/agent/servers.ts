@@ -25,6 +25,7 @@ import type { NodeComponent } from '../node/services.js';
 import { TLS_SERVER_NAME, type NodeCredentials } from '../security/node-credentials.js';
 import type { AgentLog } from './agent-log.js';
 import { apiBackend } from './api-adapter.js';
+import type { ElectionRecord } from '../node/election-log.js';
 import { clusterServiceForServer, type ClusterClients } from './cluster-service.js';
 import { JoinService } from './joining.js';
 import { SubmitService } from './submit-service.js';
@@ -64,6 +65,8 @@ export interface ServersInput {
   component(name: string): NodeComponent | undefined;
   /** What the node's components offer the API and the peer port (logs, volumes, images). */
   capabilities(): NodeCapabilities;
+  /** The elections this node saw, newest first. */
+  elections(): ElectionRecord[];
   /** A storage or state error Raft cannot go on after. */
   onFatal(error: Error): void;
 }
@@ -151,6 +154,7 @@ export function buildServers(input: ServersInput): Servers {
     caRotation: input.caRotation,
     component: input.component,
     capabilities: input.capabilities,
+    elections: input.elections,
     log: (component, line) => log.line(component, line),
   });
   const api = new ApiServer({ backend, host: config.bind, port: config.ports.api, metricsPublic: config.metricsPublic, credentials, insecure: config.insecureApi, audit });

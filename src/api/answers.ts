@@ -3,6 +3,7 @@
  * (contract.ts) declares, shared by the server's handlers (a read's answer is
  * checked against its type) and the CLI. Types only: nothing here runs.
  */
+import type { ElectionRecord } from '../node/election-log.js';
 import type { DeployPlan } from '../appfile/plan.js';
 import type { ImageSummary } from '../executor/containerd/images.js';
 import type { VolumeSnapshot } from '../executor/local-volumes.js';
@@ -34,6 +35,15 @@ export interface StatusAnswer {
   clusterVersion: number;
   /** The newest state version this node's code applies. */
   stateVersion: number;
+}
+
+/** One election the answering node saw (src/node/election-log.ts). */
+export type ElectionView = ElectionRecord;
+
+/** `GET /v1/elections`: the elections the answering node saw, newest first (at most 20; its own view, not the cluster's). */
+export interface ElectionsAnswer {
+  node: string;
+  elections: ElectionView[];
 }
 
 /** This node's gossip view of one node. */

@@ -2,6 +2,7 @@
  * What the API needs of the node it serves. The agent implements it; the API
  * never reaches past it into Raft storage, transport or the data directory.
  */
+import type { ElectionRecord } from '../node/election-log.js';
 import type { NodeCapabilities } from '../node/capabilities.js';
 import type { RaftNode } from '../../consensus/node.js';
 import type { ClusterStateMachine } from '../state/machine.js';
@@ -51,4 +52,6 @@ export interface ApiBackend {
   component(name: string): NodeComponent | undefined;
   /** What the node's components offer the API: instance logs, volumes, images (each absent on a node without it). */
   capabilities(): NodeCapabilities;
+  /** The elections this node saw, newest first (its own view; absent on a backend that keeps none). */
+  elections?(): ElectionRecord[];
 }

@@ -33,6 +33,7 @@ import type {
   AuditAnswer,
   CaStatusAnswer,
   DeployAnswer,
+  ElectionsAnswer,
   ImageListAnswer,
   ImagesAnswer,
   NetworkAnswer,
@@ -116,6 +117,7 @@ export const contract = {
   'GET /v1/ca': route<TextAnswer>()({ kind: 'open' }),
   'GET /metrics': route<TextAnswer>()({ kind: 'local', access: { need: 'cluster-read' } }),
   'GET /v1/status': route<StatusAnswer>()({ kind: 'read', access: { need: 'any' } }),
+  'GET /v1/elections': route<ElectionsAnswer>()({ kind: 'local', access: { need: 'any' } }),
   'GET /v1/nodes': route<{ nodes: NodeView[] }>()({ kind: 'read', access: { need: 'any' } }),
   'GET /v1/nodes/:id': route<NodeView>()({ kind: 'read', access: { need: 'any' } }),
   'POST /v1/nodes/:id/labels': route<WriteAnswer<{ id: string; labels: Record<string, string> }>>()({
@@ -137,6 +139,11 @@ export const contract = {
     access: { need: 'deploy', tenant: 'handler' },
     query: z.object({ forwarded: parameter<boolean>() }),
     body: z.strictObject({ command: field<string[]>(), timeoutSeconds: field<number>().optional() }),
+  }),
+  'POST /v1/instances/:id/exec/session': route<StreamAnswer>()({
+    kind: 'upload',
+    access: { need: 'deploy', tenant: 'handler' },
+    query: z.object({ forwarded: parameter<boolean>() }),
   }),
 
   // Tenants

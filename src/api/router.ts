@@ -127,6 +127,8 @@ export interface UploadRoute extends RouteBase {
   kind: 'upload';
   contentTypes: readonly string[];
   bytesMax: number;
+  /** The body is an open-ended stream read as the answer is sent (an exec session's input): the server sets no deadline for its end. */
+  openEndedBody?: boolean;
   upload(context: RouteContext, body: AsyncIterable<Buffer>): Promise<Answer>;
 }
 
@@ -145,7 +147,7 @@ export type HandlersOf<Key extends DeclaredRoute> = Contract[Key]['kind'] extend
   : Contract[Key]['kind'] extends 'write'
     ? { write(context: ContextOf<Key>): Promise<Answer> }
     : Contract[Key]['kind'] extends 'upload'
-      ? { contentTypes: readonly string[]; bytesMax: number; upload(context: ContextOf<Key>, body: AsyncIterable<Buffer>): Promise<Answer> }
+      ? { contentTypes: readonly string[]; bytesMax: number; openEndedBody?: boolean; upload(context: ContextOf<Key>, body: AsyncIterable<Buffer>): Promise<Answer> }
       : { publicWithMetrics?: boolean; handle(context: ContextOf<Key>): Promise<Answer> };
 
 /**

@@ -7,7 +7,7 @@ import { pinnedToken } from '../security/pinned-token.js';
 import type { NodeRecord } from '../state/types.js';
 import { STATE_VERSION } from '../state/version.js';
 import { certificateFingerprint } from '../security/certificates.js';
-import type { CaStatusAnswer } from './answers.js';
+import type { CaStatusAnswer, ElectionsAnswer } from './answers.js';
 import { ApiCode, ApiError, fromStateError } from './errors.js';
 import { checkNodeId } from './input.js';
 import { isGossipView } from '../membership/component.js';
@@ -71,6 +71,13 @@ export const clusterRoutes: Route[] = [
         clusterVersion: backend.machine.clusterVersion,
         stateVersion: STATE_VERSION,
       };
+    },
+  }),
+  serve('GET /v1/elections', {
+    // Answered by this node alone: each node keeps its own view, in memory.
+    async handle(context) {
+      const answer: ElectionsAnswer = { node: context.backend.nodeId, elections: context.backend.elections?.() ?? [] };
+      return { status: 200, json: answer };
     },
   }),
   serve('GET /v1/nodes', {

@@ -16,6 +16,8 @@ import { volumeCreations } from '../appfile/volumes.js';
 import type { AppFileSource, FileSecret, ParseAppFileResult } from '../appfile/parse.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
+import { confinementProblem } from '../state/tenant-confinement.js';
+import { ErrorCode } from '../state/errors.js';
 import type { AppSpec, Command, NodeRecord } from '../state/types.js';
 import { limitField, unenforceableLimit } from '../scheduler/limits.js';
 import { ApiError, fromStateError, invalidArgument } from './errors.js';
@@ -65,7 +67,9 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     const creates = volumes.commands.length > 0 || secrets.length > 0;
     const checked = machine.check(command);
     const unenforceable = unenforceableRefusal(apps, machine.nodes());
-    const stateRefusal = checked.ok || (creates && checked.error.code === 'not-found') ? undefined : fromStateError(checked.error);
+    // A volume or secret this deploy creates is missing until the commit: the check stopped there, so what the tenant may not do is asked now (else a dry run missed it, and the deploy made its volumes and secrets, then was refused).
+    const deferred = !checked.ok && creates && checked.error.code === 'not-found';
+    const stateRefusal = checked.ok ? undefined : deferred ? confinementRefusal(apps, context) : fromStateError(checked.error);
     const found = unenforceable ?? stateRefusal;
     const refusal = found === undefined ? undefined : inFileTerms(found, apps, parsed);
     if (request.dryRun) return dryRunAnswer(context, { apps, parsed, force: request.force, volumes: volumes.commands, secrets, refusal });
@@ -99,6 +103,17 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     }
   },
 });
+
+/** The first thing of `apps` their tenant's settings do not allow (host paths, users, capabilities), as the state would refuse it. */
+function confinementRefusal(apps: readonly AppSpec[], context: RouteContext): ApiError | undefined {
+  for (const [position, spec] of apps.entries()) {
+    const problem = confinementProblem(spec, context.backend.machine.tenant(spec.tenant)?.settings);
+    if (problem === undefined) continue;
+    const others = apps.length > 1 ? `; none of the ${apps.length} apps was deployed` : '';
+    return fromStateError({ code: ErrorCode.forbidden, message: `cannot deploy "${spec.name}": ${problem.text}${others}`, field: `specs[${position}].${problem.field}` });
+  }
+  return undefined;
+}
 
 /** The answer of a dry run: the plan, what the deploy would create, and the refusal it would meet. Changes nothing. */
 function dryRunAnswer(

@@ -54,6 +54,8 @@ import { contextOf, inSpan, SpanKind, TRACEPARENT_KEY, traceparentOf, type Span 
 export const BODY_BYTES_MAX = 4 * 1024 * 1024;
 /** A body larger than this is not even drained: the connection is closed. */
 const DRAIN_BYTES_MAX = 64 * 1024 * 1024;
+/** The longest a request's body may take to come, from the request's start (an image upload's included); an exec session's has none. */
+const REQUEST_MS_MAX = 6 * 60 * 1000;
 /** Time a write or a linearizable read may take, forwarding and waiting for a leader included. */
 export const REQUEST_DEADLINE_MS_DEFAULT = 10_000;
 /** Blocking queries wait at most this long. */
@@ -136,7 +138,8 @@ export class ApiServer {
     const insecure = options.insecure === true;
     assert(insecure || options.credentials !== undefined, 'an HTTPS API needs the node\'s credentials');
     this.peers = new PeerApiClient({ credentials: options.credentials, insecure, agentOptions: { keepAliveTimeout: 10_000, connections: 64 } });
-    const serverOptions = { requestTimeout: 6 * 60 * 1000, headersTimeout: 30_000, keepAliveTimeout: 5000 };
+    // Node's requestTimeout would cut an exec session (its body is the command's input) at the deadline: the deadline is ours (watchBodyDeadline).
+    const serverOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5000 };
     const handler = (request: IncomingMessage, response: ServerResponse): void => void this.handle(request, response);
     if (insecure) {
       this.server = createServer(serverOptions, handler);
@@ -214,6 +217,7 @@ export class ApiServer {
     let routeLabel = 'unmatched';
     const abort = new AbortController();
     response.on('close', () => abort.abort());
+    const bodyDeadline = watchBodyDeadline(request, REQUEST_MS_MAX);
     let answer: Answer;
     const note: RequestNote = { principal: undefined, tenant: undefined, forwardedHops: Number(request.headers[FORWARDED_HEADER] ?? 0) || 0 };
     try {
@@ -229,6 +233,7 @@ export class ApiServer {
           throw new ApiError(405, ApiCode.methodNotAllowed, `${shownPath(url.pathname)} does not take ${method}; it takes ${match.allowed.join(', ')}`, undefined, {}, { Allow: match.allowed.join(', ') });
         }
         routeLabel = match.route.path;
+        if (match.route.kind === 'upload' && match.route.openEndedBody === true) bodyDeadline.lift();
         span.updateName(`${method} ${routeLabel}`);
         span.setAttributes({ 'http.route': routeLabel, 'hivemind.api.route_key': `${method} ${routeLabel}` });
         answer = await this.dispatch(request, url, match.route, match.params, abort.signal, note);
@@ -807,4 +812,21 @@ async function* limitedBody(request: IncomingMessage, bytesMax: number, tooLarge
     if (size > bytesMax) throw tooLarge();
     yield chunk;
   }
+}
+
+/**
+ * Ends a request whose body has not all come `deadlineMs` after it began
+ * (a client that trickles its body holds a connection no longer), as
+ * Node's requestTimeout would; `lift` spares a route whose body is an
+ * open-ended stream (an exec session's input).
+ */
+function watchBodyDeadline(request: IncomingMessage, deadlineMs: number): { lift(): void } {
+  const timer = setTimeout(() => {
+    if (!request.complete) request.socket.destroy();
+  }, deadlineMs);
+  timer.unref();
+  const lift = (): void => clearTimeout(timer);
+  request.once('end', lift);
+  request.once('close', lift);
+  return { lift };
 }

@@ -6,7 +6,7 @@
  * here runs. It lives with the API, which serves the UI, so the UI imports
  * nothing of the API.
  */
-import type { AppView, DeployedApp, NodeView, StatusAnswer, TenantView } from './answers.js';
+import type { AppView, DeployedApp, ElectionView, NodeView, StatusAnswer, TenantView } from './answers.js';
 import type { App, HistoryEntry, Instance } from '../state/types.js';
 import type * as Browser from '../ui/browser/api-types.js';
 
@@ -16,6 +16,7 @@ type Fits<Server extends View, View> = [Server, View];
 /** The checks; exported so the compiler keeps them. */
 export type ViewChecks = [
   Fits<StatusAnswer, Browser.StatusView>,
+  Fits<ElectionView, Browser.ElectionView>,
   Fits<NodeView, Browser.NodeView>,
   Fits<App, Browser.AppSummaryView>,
   Fits<AppView, Browser.AppDetailView>,

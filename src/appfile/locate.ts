@@ -14,6 +14,8 @@ interface Found {
   key: unknown;
   /** Whether every segment was found. */
   exact: boolean;
+  /** How many segments were found, from the outermost. */
+  depth: number;
 }
 
 function hasRange(node: unknown): node is { range: [number, number, number] } {
@@ -23,6 +25,7 @@ function hasRange(node: unknown): node is { range: [number, number, number] } {
 function find(document: Document, path: FieldPath): Found {
   let node: unknown = document.contents;
   let key: unknown;
+  let depth = 0;
   for (const segment of path) {
     if (isAlias(node)) node = node.resolve(document);
     let next: { node: unknown; key: unknown } | undefined;
@@ -32,10 +35,11 @@ function find(document: Document, path: FieldPath): Found {
     } else if (isSeq(node) && typeof segment === 'number') {
       if (segment < node.items.length) next = { node: node.items[segment], key: undefined };
     }
-    if (next === undefined) return { node: key ?? node, key: undefined, exact: false };
+    if (next === undefined) return { node: key ?? node, key: undefined, exact: false, depth };
     ({ node, key } = next);
+    depth++;
   }
-  return { node, key, exact: true };
+  return { node, key, exact: true, depth };
 }
 
 /** Line and column (1-based) of the field at a path: its key when it has one, else its value. */
@@ -68,12 +72,15 @@ export interface LocatedDocument {
 /**
  * Locates a field in the last of `documents` that writes it (a later file
  * overrides an earlier one), naming that file; a field no file writes in
- * full is placed where the nearest one is, in the last file that has it.
+ * full (a list entry named by its key, a field from a merge key) is placed
+ * where the deepest part of its path is written, in the first file that
+ * goes that deep (an override that only names the service is not where
+ * the service's other fields are).
  */
 export function documentsLocator(documents: readonly LocatedDocument[]): Locate {
   const single = documents.length === 1;
   return (path) => {
-    let fallback: { line: number; column: number; file?: string } | undefined;
+    let fallback: { line: number; column: number; file?: string; depth: number } | undefined;
     for (const { name, document, lineCounter } of [...documents].reverse()) {
       const found = find(document, path);
       const target = found.key ?? found.node;
@@ -81,9 +88,12 @@ export function documentsLocator(documents: readonly LocatedDocument[]): Locate 
       const { line, col } = lineCounter.linePos(target.range[0]);
       const place = single ? { line, column: col } : { line, column: col, file: name };
       if (found.exact) return place;
-      fallback ??= place;
+      // Walking from the last file back: an equal depth in an earlier file takes the place.
+      if (fallback === undefined || found.depth >= fallback.depth) fallback = { ...place, depth: found.depth };
     }
-    return fallback;
+    if (fallback === undefined) return undefined;
+    const { depth: _depth, ...place } = fallback;
+    return place;
   };
 }
 

@@ -74,7 +74,7 @@ type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 /** Routes whose answer is JSON (reads, writes, and the local routes that answer JSON). */
 export type JsonRoute = Exclude<DeclaredRoute, StreamRoute | RoutesOfKind<'upload'> | 'GET /v1/ca' | 'GET /metrics'>;
 /** Routes whose answer is streamed (logs, a volume backup), or that may run longer than any deadline (a move's copy). */
-export type StreamRoute = 'GET /v1/instances/:id/logs' | 'POST /v1/instances/:id/exec' | 'GET /v1/apps/:tenant/:name/logs' | 'GET /v1/volumes/:tenant/:name/backup' | 'PUT /v1/volumes/:tenant/:name/restore' | 'POST /v1/volumes/:tenant/:name/move/copy';
+export type StreamRoute = 'GET /v1/instances/:id/logs' | 'POST /v1/instances/:id/exec' | 'POST /v1/instances/:id/exec/session' | 'GET /v1/apps/:tenant/:name/logs' | 'GET /v1/volumes/:tenant/:name/backup' | 'PUT /v1/volumes/:tenant/:name/restore' | 'POST /v1/volumes/:tenant/:name/move/copy';
 
 /**
  * A request to declared route `Key` (src/api/contract.ts): its path

@@ -56,6 +56,8 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { createSocket } from 'node:dgram';
 import type { UlimitSpec } from '../state/types.js';
+import type { Writable } from 'node:stream';
+import { ExecError, type ExecInputEvent } from '../node/capabilities.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -388,9 +390,16 @@ export class ProcessRuntime implements Runtime {
     const environment = { ...record.environment, ...(record.secretsDir ? { HIVEMIND_SECRETS_DIR: record.secretsDir } : {}) };
     const common = { environment, workingDir: record.workingDir, timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
     if (options.output === undefined) return runCommand(argv, { ...common, ...(record.user ? { user: record.user } : {}) });
+    if (options.terminal !== undefined) {
+      throw new ExecError('unsupported', `instance "${id}" is a process app, which runs without a terminal: run the command without -t (-i alone gives it your input)`, 'tty');
+    }
     const procs = record.cgroups === undefined ? '' : ProcessCgroups.procsFiles(record.cgroups).join(' ');
     const asUser = record.user ? ['setpriv', `--reuid=${record.user.uid}`, `--regid=${record.user.gid}`, '--clear-groups', '--no-new-privs', '--'] : [];
-    return runCommand(['/bin/sh', '-c', EXEC_WRAPPER, 'hivemind-exec', procs, ...asUser, ...argv], { ...common, output: options.output });
+    return runCommand(['/bin/sh', '-c', EXEC_WRAPPER, 'hivemind-exec', procs, ...asUser, ...argv], {
+      ...common,
+      output: options.output,
+      ...(options.stdin === true ? { input: options.input ?? emptyInput() } : {}),
+    });
   }
 
   async close(): Promise<void> {
@@ -568,7 +577,16 @@ export class ProcessRuntime implements Runtime {
 /** Runs a short command (a health check) and collects its status and first output bytes. */
 export function runCommand(
   argv: string[],
-  options: { environment: Record<string, string>; workingDir: string; user?: HostUser; timeoutMs: number; signal?: AbortSignal; output?: ExecOptions['output'] },
+  options: {
+    environment: Record<string, string>;
+    workingDir: string;
+    user?: HostUser;
+    timeoutMs: number;
+    signal?: AbortSignal;
+    output?: ExecOptions['output'];
+    /** The command's stdin (its stdin bytes; resizes are ignored); absent: an empty stdin. */
+    input?: AsyncIterable<ExecInputEvent>;
+  },
 ): Promise<ExecResult> {
   return new Promise((resolve) => {
     const [command, ...args] = argv;
@@ -579,7 +597,7 @@ export function runCommand(
     const child = spawn(command, args, {
       cwd: options.workingDir,
       env: options.environment,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       detached: true,
       ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
     });
@@ -587,6 +605,7 @@ export function runCommand(
       options.output?.(stream, chunk);
       if (output.length < EXEC_OUTPUT_BYTES_MAX) output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_BYTES_MAX - output.length);
     };
+    if (options.input !== undefined && child.stdin !== null) void feedStdin(child.stdin, options.input);
     child.stdout?.on('data', collect('stdout'));
     child.stderr?.on('data', collect('stderr'));
     const killAll = (): void => {
@@ -613,6 +632,28 @@ export function runCommand(
     });
   });
 }
+
+/**
+ * Writes `input`'s stdin bytes to a command's stdin, each write taken before
+ * the next event is read, and ends it at `stdin-end` or the input's end.
+ * Never throws: a command that stopped reading drops the rest.
+ */
+async function feedStdin(stdin: Writable, input: AsyncIterable<ExecInputEvent>): Promise<void> {
+  stdin.on('error', () => undefined);
+  try {
+    for await (const event of input) {
+      if (stdin.destroyed || stdin.writableEnded) break;
+      if (event.type === 'stdin-end') break;
+      if (event.type === 'stdin') await new Promise<void>((resolve) => stdin.write(event.data, () => resolve()));
+    }
+  } catch {
+    // The caller went away: the end of input.
+  }
+  stdin.end();
+}
+
+/** An input with nothing in it: the command reads end-of-file at once. */
+async function* emptyInput(): AsyncGenerator<ExecInputEvent> {}
 
 function signalNumber(signal: NodeJS.Signals): number | undefined {
   return (osConstants.signals as Record<string, number>)[signal];

@@ -40,7 +40,7 @@
 
 import type { ConfigMount, ContainerSettings } from '../state/types.js';
 import type { ImageShare, PeerImages } from '../node/image-share.js';
-import type { NodeImages } from '../node/capabilities.js';
+import type { ExecInputEvent, NodeImages, TerminalSize } from '../node/capabilities.js';
 import type { Registry } from 'prom-client';
 import type { PortSpec, Resources, VolumeIoLimits } from '../state/types.js';
 
@@ -171,6 +171,12 @@ export interface ExecOptions {
    * result (a health check's status).
    */
   output?: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
+  /** The command's input, with `output` only (see InstanceExecOptions.input). Absent: an empty stdin. */
+  input?: AsyncIterable<ExecInputEvent>;
+  /** Whether the command reads `input`'s stdin bytes (see InstanceExecOptions.stdin). */
+  stdin?: boolean;
+  /** A pseudo-terminal of this size, with `output` only (see InstanceExecOptions.terminal). */
+  terminal?: TerminalSize;
 }
 
 /** A way of running workloads. See the file header for the contract. */

@@ -23,9 +23,48 @@ export class ExecError extends Error {
   constructor(
     readonly code: 'not-running' | 'unsupported',
     message: string,
+    /** The request's field at fault, when it is not the instance (`tty`: a terminal the runtime cannot give). */
+    readonly field?: string,
   ) {
     super(message);
   }
+}
+
+/** A terminal's size in character cells; both from 1 to TERMINAL_CELLS_MAX. */
+export interface TerminalSize {
+  columns: number;
+  rows: number;
+}
+
+/** The largest terminal side accepted, in cells (a terminal's own limit is 65535). */
+export const TERMINAL_CELLS_MAX = 10_000;
+
+/**
+ * What a caller sends a running exec (`hivemind exec -i`/`-t`), in order:
+ * bytes for its stdin, the end of its stdin (the command reads end-of-file),
+ * a new terminal size (with a terminal only).
+ */
+export type ExecInputEvent = { type: 'stdin'; data: Uint8Array } | { type: 'stdin-end' } | { type: 'resize'; size: TerminalSize };
+
+/** How an exec is run: its deadline, its output, and optionally its input and terminal. */
+export interface InstanceExecOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+  output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void;
+  /**
+   * What the caller sends as the command runs, read in order (the runtime
+   * waits for a stdin write to be taken before reading the next event, so a
+   * slow command slows the sender). Its end counts as a `stdin-end`.
+   */
+  input?: AsyncIterable<ExecInputEvent>;
+  /** Whether the command's stdin is `input`'s stdin bytes; false or absent: its stdin is empty and stdin events are ignored. */
+  stdin?: boolean;
+  /**
+   * Runs the command on a pseudo-terminal of this size (as `docker exec -t`):
+   * its stdout and stderr both arrive as `stdout`. A runtime without
+   * terminals refuses with ExecError `unsupported`.
+   */
+  terminal?: TerminalSize;
 }
 
 /** Commands run in the instances this node runs (`hivemind exec`). */
@@ -35,9 +74,9 @@ export interface InstanceExec {
    * namespaces, user, environment and folder), handing each chunk of output
    * to `output` as it comes; resolves with the exit code once the command
    * ends. Aborting `signal` kills the command. An ExecError when `id` does
-   * not run here or its runtime cannot exec.
+   * not run here or its runtime cannot exec (or cannot give it a terminal).
    */
-  exec(id: string, argv: string[], options: { signal: AbortSignal; timeoutMs: number; output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void }): Promise<{ exitCode: number; timedOut: boolean }>;
+  exec(id: string, argv: string[], options: InstanceExecOptions): Promise<{ exitCode: number; timedOut: boolean }>;
 }
 
 /** A volume snapshot as the API lists it. */

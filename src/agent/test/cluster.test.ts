@@ -1,8 +1,8 @@
 // Three real node processes on loopback: bootstrap one, join two, deploy an
 // app file and read it from every node; a retried request applies once; a
 // bad token is refused; a learner removed out of the leader's reach still
-// stops; kill -9 the leader, keep writing through the others,
-// restart it, and all agree; a node joining a cluster whose log was compacted
+// stops; kill -9 the leader, keep writing through the others (the new
+// leader's election log says it won after a timeout), restart it, and all agree; a node joining a cluster whose log was compacted
 // catches up by snapshot.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -120,6 +120,12 @@ test('kill -9 the leader, keep writing through the others, restart it: all agree
   }
   const newLeader = await cluster.leader(survivors);
   assert.is.not(newLeader.name, leader.name);
+  // The new leader's election log (GET /v1/elections) has its term: won after the old leader went silent.
+  const term = (await newLeader.status()).term;
+  const seen = await newLeader.request('GET', '/v1/elections');
+  assert.is(seen.status, 200, JSON.stringify(seen.body));
+  const won = (seen.body.elections as { term: number; leader: string; reason: string }[]).find((election) => election.term === term);
+  assert.equal([won?.leader, won?.reason], [newLeader.name, 'timeout'], JSON.stringify(seen.body));
   leader.start(['agent']);
   await leader.waitHealthy();
   const all: TestNode[] = cluster.running();

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AppFileError, formatAppFileProblem } from '../errors.js';
-import { parseAppFile, APP_FILE_BYTES_MAX } from '../parse.js';
+import { parseAppFile, parseAppFiles, APP_FILE_BYTES_MAX } from '../parse.js';
 import { ERRORS_MAX } from '../problems.js';
 import { dedent, errorsOf, oneService } from './helpers.js';
 
@@ -330,6 +330,28 @@ test('never throws, whatever the text', () => {
   assert.equal(errorsOf('services: { web: { image: x, environment: { __proto__: polluted } } }\n'), [
     'app.yaml: services.web.environment.__proto__: is a reserved name',
   ]);
+});
+
+
+test('with several files, a warning about a field no file writes in place names the file that holds it, not an override that only names the service', () => {
+  const base = dedent(`
+    x-app: &app
+      image: busybox
+      logging: { driver: json-file }
+    services:
+      web:
+        <<: *app
+        environment:
+          - MODE=production
+  `);
+  const override = 'services:\n  web:\n    deploy: { replicas: 2 }\n';
+  const parsed = parseAppFiles([
+    { name: 'docker-compose.yml', text: base },
+    { name: 'docker-compose.override.yml', text: override },
+  ]);
+  assert.ok(parsed.ok, JSON.stringify(parsed));
+  const logging = parsed.warnings.find((warning) => warning.includes('services.web.logging'));
+  assert.match(logging ?? '', /^docker-compose\.yml: services\.web\.logging: is ignored/);
 });
 
 test.run();

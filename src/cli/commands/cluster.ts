@@ -2,7 +2,7 @@
  * `status`, `nodes`, `nodes label`, `leave`, `token`: the cluster and its members.
  */
 import type { Command } from 'commander';
-import type { NodeView, StatusAnswer } from '../../api/answers.js';
+import type { ElectionView, NodeView, StatusAnswer } from '../../api/answers.js';
 import { formatBytes, formatCpu } from '../../state/errors.js';
 import { listIn, objectOf } from '../answers.js';
 import type { Blocking } from '../client.js';
@@ -16,7 +16,7 @@ import { RESERVED_LABEL_PREFIX } from '../../state/types.js';
 export function registerClusterCommands(program: Command): void {
   program
     .command('status')
-    .description('show this node and the cluster: leader, term, commit and applied index, voters and learners')
+    .description('show this node and the cluster: leader, term, commit and applied index, voters and learners, and the elections this node saw lately')
     .option('-w, --watch', 'show again at every change')
     .addHelpText('after', '\nExamples:\n  hivemind status\n  hivemind --addr 10.0.0.2:7070 status --json')
     .action(async (options: { watch?: boolean }, command: Command) => {
@@ -24,8 +24,13 @@ export function registerClusterCommands(program: Command): void {
       await withClient(context, (client) => {
         const view = {
           title: `status of ${context.address}`,
-          read: (blocking: Blocking | undefined) => client.call('GET /v1/status', { blocking }),
-          render: (body: StatusAnswer) => renderStatus(context, objectOf(body, 'a status')),
+          // The node's recent elections beside its status (its own view: GET /v1/elections).
+          read: async (blocking: Blocking | undefined) => {
+            const status = await client.call('GET /v1/status', { blocking });
+            const elections = listIn((await client.call('GET /v1/elections')).body, 'elections');
+            return { ...status, body: { ...objectOf(status.body, 'a status'), elections } };
+          },
+          render: (body: StatusWithElections) => renderStatus(context, objectOf(body, 'a status')),
         };
         return options.watch ? watch(context, view) : showOnce(context, view);
       });
@@ -120,7 +125,22 @@ function idList(ids: string[] | undefined): string {
   return ids === undefined || ids.length === 0 ? '-' : ids.join(', ');
 }
 
-function renderStatus(context: CliContext, status: StatusAnswer): string {
+/** `status`'s answer: the node's status and the elections it saw. */
+type StatusWithElections = StatusAnswer & { elections: ElectionView[] };
+
+/** How many elections `status` shows (the node keeps 20: --json shows them all). */
+const ELECTIONS_SHOWN_MAX = 5;
+
+function renderStatus(context: CliContext, status: StatusWithElections): string {
+  const fields = renderStatusFields(context, status);
+  const elections = status.elections.slice(0, ELECTIONS_SHOWN_MAX);
+  if (elections.length === 0) return fields;
+  const rows = elections.map((election) => [String(election.term), election.leader || '(none)', election.reason, ago(election.seenAt)]);
+  const more = status.elections.length > elections.length ? `\n(${status.elections.length - elections.length} older: --json shows them)` : '';
+  return `${fields}\n\nrecent elections (as ${status.node} saw them)\n${renderTable(context, ['term', 'leader', 'why', 'seen'], rows, '')}${more}`;
+}
+
+function renderStatusFields(context: CliContext, status: StatusAnswer): string {
   return renderFields([
     ['node', status.node],
     ['address', context.address],

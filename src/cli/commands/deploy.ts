@@ -75,7 +75,8 @@ export function registerDeployCommand(program: Command): void {
           if (context.json) printJson(context, plan);
           else printPlan(context, plan);
           for (const warning of plan.warnings ?? []) context.stderr.write(`warning: ${warning}\n`);
-          if (plan.refusal !== undefined) throw new CliError(`the deploy would be refused: ${plan.refusal.message}`);
+          // Named by the user's key, as the deploy's own refusal is.
+          if (plan.refusal !== undefined) throw new CliError(`the deploy would be refused: ${plan.refusal.field === undefined ? '' : `${plan.refusal.field}: `}${plan.refusal.message}`);
           return;
         }
         const { body: answer, index } = await client.call('POST /v1/deploy', { body: request });

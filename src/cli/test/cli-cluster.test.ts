@@ -1,6 +1,7 @@
 /**
  * `hivemind join`, `leave` and `recover` against real nodes started through
- * the CLI: a second node joins the first, shows up in `nodes`, leaves (and
+ * the CLI: a second node joins the first, shows up in `nodes`, tells in
+ * `status` the term and leader it found at its join, leaves (and
  * its agent exits); then the first node, stopped, is recovered as a cluster
  * of one and serves again.
  */
@@ -57,6 +58,11 @@ test('a second node joins with `hivemind join`, then leaves with `hivemind leave
   const viaSecond = await runCli(['--addr', second.address, '--token', second.token, 'status', '--json']);
   assert.is(viaSecond.status, 0, viaSecond.stderr);
   assert.is((JSON.parse(viaSecond.stdout) as { node: string; leader: string }).node, 'n2');
+  // n2's own election log: the term it found at its join, led by n1; `status` shows it under the fields.
+  const seenBySecond = (JSON.parse(viaSecond.stdout) as { term: number; elections: { term: number; leader: string; reason: string }[] }).elections;
+  assert.equal(seenBySecond.map((election) => [election.leader, election.reason]), [['n1', 'start']], viaSecond.stdout);
+  const shown = await runCli(['--addr', second.address, '--token', second.token, 'status']);
+  assert.match(shown.stdout, /^recent elections \(as n2 saw them\)\nTERM\s+LEADER\s+WHY\s+SEEN\n\d+\s+n1\s+start\s+\d+[smhd] ago$/m, shown.stdout);
 
   const left = await runCli(['--addr', second.address, '--token', second.token, 'leave']);
   assert.is(left.status, 0, left.stderr);

@@ -1,6 +1,7 @@
 /**
  * `hivemind exec` through a node that does not run the instance: n1's API
- * passes the request to n2's, which runs the command and streams it back.
+ * passes the request to n2's, which runs the command and streams it back;
+ * an exec session's input (-i) is passed on as it comes.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,10 @@ test('exec through n1 runs the command on n2, where the instance is', async () =
   assert.is(result.status, 5, result.stderr);
   assert.is(result.stdout, `on ${placed!.id}\n`);
   assert.is(result.stderr, 'warn\n');
+  // A session (-i) is passed on as it comes: its input reaches the command on n2.
+  const echoed = await runCli(['--addr', first.address, '--token', first.token, 'exec', '-i', placed!.id, '--', 'sh', '-c', 'cat; exit 6'], { input: 'through n1\n' });
+  assert.is(echoed.status, 6, echoed.stderr);
+  assert.is(echoed.stdout, 'through n1\n');
 });
 
 test.run();

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { request } from 'undici';
+import { dataDirApiAgent } from '../../api/tls.js';
 import { startAgent, type AgentProcess } from './agent-process.js';
 import { hasStackTrace, runCli, type CliResult } from './run-cli.js';
 
@@ -60,6 +62,51 @@ test('a long output arrives whole, in order', async () => {
   const lines = result.stdout.split('\n');
   assert.is(lines.length, 20001);
   assert.is(lines[19999], 'line 19999');
+});
+
+test('exec -i sends stdin to the command as it comes, and its end is the command\'s end of input', async () => {
+  const input = Array.from({ length: 5000 }, (_, index) => `row ${index}`).join('\n') + '\n';
+  const echoed = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', '-i', instance, '--', 'cat'], { input });
+  assert.is(echoed.status, 0, echoed.stderr);
+  assert.is(echoed.stdout, input);
+  const counted = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', '-i', instance, '--', 'sh', '-c', 'wc -l; exit 4'], { input: 'a\nb\n' });
+  assert.is(counted.status, 4, counted.stderr);
+  assert.is(counted.stdout.trim(), '2');
+  // Without -i the command's stdin is empty, whatever the CLI's is.
+  const ignored = await runCli(['--addr', agent.address, '--token', agent.token, 'exec', instance, '--', 'cat'], { input: 'not sent\n' });
+  assert.is(ignored.status, 0, ignored.stderr);
+  assert.is(ignored.stdout, '');
+});
+
+test('the session route refuses a bad request line by field, and a bad input line by its number, ending the command', async () => {
+  const session = async (body: string): Promise<{ status: number; text: string }> => {
+    const response = await request(`${agent.address}/v1/instances/${instance}/exec/session`, {
+      method: 'POST',
+      dispatcher: dataDirApiAgent(agent.dataDir),
+      headers: { authorization: `Bearer ${agent.token}`, 'content-type': 'application/x-ndjson' },
+      body,
+    });
+    return { status: response.statusCode, text: await response.body.text() };
+  };
+  const badTty = await session('{"command":["true"],"tty":{"columns":0,"rows":24}}\n');
+  assert.is(badTty.status, 400, badTty.text);
+  assert.is(JSON.parse(badTty.text).error.field, 'tty');
+  // sleep prints nothing: the bad line ends it before any output, so the answer is a plain refusal.
+  const badLine = await session('{"command":["sleep","100"],"stdin":true}\n{"stdin":"aGk="}\n{"paste":"x"}\n');
+  assert.is(badLine.status, 400, badLine.text);
+  assert.match(JSON.parse(badLine.text).error.message, /^input line 3: unknown field "paste"/);
+  const wrongType = await request(`${agent.address}/v1/instances/${instance}/exec/session`, { method: 'POST', dispatcher: dataDirApiAgent(agent.dataDir), headers: { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' }, body: '{}' });
+  assert.is(wrongType.statusCode, 415, await wrongType.body.text());
+});
+
+test('exec -t on a process app says it has no terminal; -it with piped input is a usage error', async () => {
+  const refused = await hm(['exec', '-t', instance, '--', 'tty']);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /^hivemind: tty: instance "acme\.shell\.0\.\d+" is a process app, which runs without a terminal: run the command without -t/, refused.stderr);
+  const piped = await hm(['exec', '-it', instance, '--', 'sh']);
+  assert.is(piped.status, 2);
+  assert.match(piped.stderr, /-it needs stdin to be a terminal/);
+  for (const each of [refused, piped]) assert.not.ok(hasStackTrace(each.stderr), each.stderr);
 });
 
 test('a deployer of another tenant is refused; a missing program, an unknown instance and a bad id are clear errors', async () => {

@@ -12,8 +12,7 @@
  * missed while no one listened are found by `list()`.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, openSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { assert } from '../../../consensus/core/assert.js';
 import { constants } from 'node:os';
@@ -26,11 +25,12 @@ import { ContainerdClient, isContainerdError, NAMESPACE_DEFAULT, type AnyWire } 
 import { ImageError, ImageStore, type ResolvedImage } from './images.js';
 import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
-import type { NodeImages } from '../../node/capabilities.js';
+import type { NodeImages, TerminalSize } from '../../node/capabilities.js';
 import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
 import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
+import { ExecPipes, ExecStdin, type ExecInputTarget } from './exec-stdio.js';
 import { normalizeReference, RegistryClient } from './registry.js';
 import { containerHostsFile, containerNameFiles, readNodeResolvConfs, resolveExtraHosts, subnetGateway } from './name-files.js';
 import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser, serializeRuntimeSpec } from './spec.js';
@@ -58,65 +58,6 @@ export function findStaticInit(candidates: readonly string[] = INIT_CANDIDATES):
 
 /** After an exec's process exited, how long its output pipes may take to reach their end before they are cut. */
 const EXEC_OUTPUT_DRAIN_MS = 5_000;
-
-/**
- * An exec's stdout and stderr as two FIFOs, as containerd's own client
- * makes them (containerd's `file://` stdio would put both in one file): each
- * read end is opened without blocking before the exec is created (so the
- * shim finds a reader), read as a pipe once the shim holds the write end,
- * and each chunk handed to `output` as it comes. The end of both pipes (the
- * shim closes them when the process is gone) is the end of the output.
- */
-class ExecPipes {
-  private readonly sockets: Socket[] = [];
-  private readonly ended: Promise<void>[] = [];
-
-  private constructor(
-    private readonly pipes: ReadonlyArray<{ stream: 'stdout' | 'stderr'; path: string; fd: number }>,
-    private readonly output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void,
-  ) {}
-
-  /** Makes the FIFOs at `paths` and opens their read ends. */
-  static async open(paths: { stdout: string; stderr: string }, output: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => void): Promise<ExecPipes> {
-    const made = await runCommand('mkfifo', ['-m', '600', paths.stdout, paths.stderr]);
-    if (made.code !== 0) throw new Error(`cannot make the exec's output pipes: ${made.stderr.trim()}`);
-    const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
-    return new ExecPipes(
-      [
-        { stream: 'stdout', path: paths.stdout, fd: openSync(paths.stdout, flags) },
-        { stream: 'stderr', path: paths.stderr, fd: openSync(paths.stderr, flags) },
-      ],
-      output,
-    );
-  }
-
-  /** Starts reading; call once the exec is created (the shim holds the write ends, so an end of the pipe means the process is gone). */
-  read(): void {
-    for (const pipe of this.pipes) {
-      const socket = new Socket({ fd: pipe.fd, readable: true, writable: false });
-      this.sockets.push(socket);
-      socket.on('data', (chunk: Buffer) => this.output(pipe.stream, chunk));
-      this.ended.push(new Promise<void>((resolve) => {
-        socket.once('end', resolve);
-        socket.once('close', resolve);
-        socket.once('error', () => resolve());
-      }));
-    }
-  }
-
-  /** Waits for both pipes to end, at most `waitMs`. */
-  async drain(waitMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.ended), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
-  }
-
-  /** Closes the read ends (the sockets own the descriptors once reading; before that they are closed here). */
-  close(): void {
-    if (this.sockets.length > 0) for (const socket of this.sockets) socket.destroy();
-    else for (const pipe of this.pipes) closeSync(pipe.fd);
-  }
-}
 
 /** Settings of a ContainerdRuntime. */
 export interface ContainerdRuntimeOptions {
@@ -214,6 +155,12 @@ function runCommand(command: string, args: string[]): Promise<{ code: number; st
     child.on('error', (error) => resolvePromise({ code: -1, stderr: error.message }));
     child.on('close', (code) => resolvePromise({ code: code ?? -1, stderr }));
   });
+}
+
+/** A terminal exec's environment: the container's, with `TERM=xterm` unless it sets TERM (as `docker exec -t`). */
+function withTerminalType(environment: unknown): string[] {
+  const entries = Array.isArray(environment) ? environment.filter((entry): entry is string => typeof entry === 'string') : [];
+  return entries.some((entry) => entry.startsWith('TERM=')) ? entries : [...entries, 'TERM=xterm'];
 }
 
 /** The containerd runtime. Construct, `open()`, use, `close()`. */
@@ -903,19 +850,24 @@ export class ContainerdRuntime implements Runtime {
     await this.open();
     const base = await this.processSpecOf(id);
     const execId = `exec-${randomBytes(6).toString('hex')}`;
-    // A caller that hears the output by stream gets stdout and stderr apart, through pipes; a check gets both in one file (its status shows the first bytes).
+    // A caller that hears the output by stream gets stdout and stderr apart, through pipes (one, a terminal's, with -t); a check gets both in one file (its status shows the first bytes).
+    const streamed = options.output !== undefined;
+    const terminal = streamed ? options.terminal : undefined;
     const outputPath = join(this.stateDir, 'exec', `${execId}.log`);
-    const pipePaths = { stdout: join(this.stateDir, 'exec', `${execId}.out`), stderr: join(this.stateDir, 'exec', `${execId}.err`) };
+    const pipePaths = { stdout: join(this.stateDir, 'exec', `${execId}.out`), stderr: join(this.stateDir, 'exec', `${execId}.err`), stdin: join(this.stateDir, 'exec', `${execId}.in`) };
     await mkdir(join(this.stateDir, 'exec'), { recursive: true });
-    const pipes = options.output !== undefined ? await ExecPipes.open(pipePaths, options.output) : undefined;
+    const pipes = options.output !== undefined ? await ExecPipes.open(terminal === undefined ? pipePaths : { stdout: pipePaths.stdout }, options.output) : undefined;
     if (pipes === undefined) await writeFile(outputPath, '');
-    const stdio = pipes !== undefined ? { stdout: pipePaths.stdout, stderr: pipePaths.stderr } : { stdout: `file://${outputPath}`, stderr: `file://${outputPath}` };
-    const processSpec = { ...base, args: argv, terminal: false };
+    const stdin = streamed && options.stdin === true ? await ExecStdin.open(pipePaths.stdin) : undefined;
+    const stdio = pipes !== undefined ? { stdout: pipePaths.stdout, stderr: terminal === undefined ? pipePaths.stderr : '' } : { stdout: `file://${outputPath}`, stderr: `file://${outputPath}` };
+    const processSpec = terminal === undefined ? { ...base, args: argv, terminal: false } : { ...base, args: argv, terminal: true, consoleSize: { height: terminal.rows, width: terminal.columns }, env: withTerminalType(base.env) };
+    const finished = new AbortController();
     try {
-      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: '', ...stdio, terminal: false, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(processSpec)) } });
+      await this.client.unary('tasks', 'Exec', { container_id: id, exec_id: execId, stdin: stdin === undefined ? '' : pipePaths.stdin, ...stdio, terminal: terminal !== undefined, spec: { type_url: PROCESS_TYPE_URL, value: Buffer.from(serializeRuntimeSpec(processSpec)) } });
       pipes?.read();
       try {
         await this.client.unary('tasks', 'Start', { container_id: id, exec_id: execId });
+        if (streamed && (stdin !== undefined || terminal !== undefined)) void this.feedExec(id, execId, { stdin, terminal, input: options.input, finished: finished.signal });
         let timedOut = false;
         let exitCode: number;
         // The timeout is ours (a cancel), not a gRPC deadline: containerd reports a passed deadline with varying codes.
@@ -934,17 +886,47 @@ export class ContainerdRuntime implements Runtime {
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', abortFromCaller);
         }
+        finished.abort();
         await pipes?.drain(EXEC_OUTPUT_DRAIN_MS);
         const output = pipes !== undefined ? '' : (await readFile(outputPath)).subarray(0, EXEC_OUTPUT_BYTES_MAX).toString('utf8');
         return { exitCode, output, timedOut };
       } finally {
+        finished.abort();
         await this.client.unary('tasks', 'DeleteProcess', { container_id: id, exec_id: execId }).catch(() => undefined);
       }
     } catch (error) {
       throw new Error(`instance ${id}: cannot run ${JSON.stringify(argv[0] ?? '')} in the container: ${(error as Error).message}`);
     } finally {
+      finished.abort();
       pipes?.close();
-      await Promise.all([rm(outputPath, { force: true }), rm(pipePaths.stdout, { force: true }), rm(pipePaths.stderr, { force: true })]);
+      stdin?.close();
+      await Promise.all(Object.values(pipePaths).map((path) => rm(path, { force: true })).concat(rm(outputPath, { force: true })));
+    }
+  }
+
+  /** Feeds a running exec its input and terminal sizes (see ExecStdin.feed); ends when the exec does. Never throws. */
+  private async feedExec(id: string, execId: string, feed: { stdin: ExecStdin | undefined; terminal: TerminalSize | undefined; input: ExecOptions['input']; finished: AbortSignal }): Promise<void> {
+    const target: ExecInputTarget = {
+      closeInput: async () => {
+        await this.client.unary('tasks', 'CloseIO', { container_id: id, exec_id: execId, stdin: true });
+      },
+      resize: async (size) => {
+        await this.client.unary('tasks', 'ResizePty', { container_id: id, exec_id: execId, width: size.columns, height: size.rows });
+      },
+    };
+    if (feed.terminal !== undefined) await target.resize(feed.terminal).catch(() => undefined);
+    if (feed.stdin !== undefined) {
+      await feed.stdin.feed(feed.input, { target, terminal: feed.terminal !== undefined, finished: feed.finished });
+      return;
+    }
+    // A terminal without input: only its sizes are heard.
+    try {
+      for await (const event of feed.input ?? []) {
+        if (feed.finished.aborted) break;
+        if (event.type === 'resize') await target.resize(event.size).catch(() => undefined);
+      }
+    } catch {
+      // The caller went away: nothing more to resize.
     }
   }
 

@@ -13,6 +13,16 @@ export interface ResourcesView {
 }
 
 /** `GET /v1/status`. */
+/** One election the serving node saw (GET /v1/elections). */
+export interface ElectionView {
+  term: number;
+  /** Empty while the term had no leader (a step-down, or before one was elected). */
+  leader: string;
+  seenAt: number;
+  leaderSeenAt?: number;
+  reason: 'start' | 'timeout' | 'transfer' | 'lost-quorum' | 'unknown';
+}
+
 export interface StatusView {
   node: string;
   leader: string;

@@ -1,10 +1,11 @@
 /**
  * The cluster: the leader and its term, the nodes (role, health, resources
- * and the load placed on them), the elections this page saw, and graphs of
+ * and the load placed on them), the elections the serving node saw lately
+ * (its own view, GET /v1/elections), and graphs of
  * the node's commit rate and API latency from its own `/metrics`.
  */
 import { ApiRequestError } from './api.js';
-import type { AppSummaryView, InstanceView, NodeView, StatusView } from './api-types.js';
+import type { AppSummaryView, ElectionView, InstanceView, NodeView, StatusView } from './api-types.js';
 import { lineChart } from './chart.js';
 import { badge, element, table } from './dom.js';
 import { formatAgo, formatBytes, formatCpu, formatTime } from './format.js';
@@ -14,18 +15,8 @@ import { errorText, section, stateTone, type Page, type PageContext } from './pa
 
 /** How often the graphs read `/metrics`. */
 export const METRICS_INTERVAL_MS = 2000;
-/** Elections remembered on the page. */
-const ELECTIONS_MAX = 10;
-
-/** A change of leader or term this page saw. */
-interface SeenElection {
-  term: number;
-  leader: string;
-  seenAt: number;
-}
-
-/** Kept across visits to the page while the tab is open: what the page saw so far. */
-const seen = { elections: [] as SeenElection[], samples: [] as MetricsSample[] };
+/** Kept across visits to the page while the tab is open: the metrics samples so far. */
+const seen = { samples: [] as MetricsSample[] };
 
 /** The cluster page. */
 export const clusterPage: Page = (context) => {
@@ -37,25 +28,18 @@ export const clusterPage: Page = (context) => {
     section('This node\'s figures', element('p', { class: 'hint' }, 'From the /metrics of the node serving this page, every 2 s.'), graphs),
   );
   context.live(async () => {
-    const [status, nodes, instances, apps] = await Promise.all([
+    const [status, nodes, instances, apps, elections] = await Promise.all([
       context.api.read<StatusView>('/v1/status'),
       context.api.read<{ nodes: NodeView[] }>('/v1/nodes'),
       context.api.read<{ instances: InstanceView[] }>('/v1/instances'),
       context.api.read<{ apps: AppSummaryView[] }>('/v1/apps'),
+      context.api.read<{ node: string; elections: ElectionView[] }>('/v1/elections'),
     ]);
-    noteElection(status.value, Date.now());
-    overview.replaceChildren(summary(status.value), nodesSection(nodes.value.nodes, instances.value.instances, apps.value.apps), electionsSection());
+    overview.replaceChildren(summary(status.value), nodesSection(nodes.value.nodes, instances.value.instances, apps.value.apps), electionsSection(elections.value.node, elections.value.elections));
     return Math.max(status.index, nodes.index, instances.index, apps.index);
   });
   void drawGraphs(context, graphs);
 };
-
-function noteElection(status: StatusView, nowMs: number): void {
-  const last = seen.elections[0];
-  if (last !== undefined && last.term === status.term && last.leader === status.leader) return;
-  seen.elections.unshift({ term: status.term, leader: status.leader, seenAt: nowMs });
-  seen.elections.length = Math.min(seen.elections.length, ELECTIONS_MAX);
-}
 
 function summary(status: StatusView): HTMLElement {
   const fact = (label: string, value: Node | string): HTMLElement => element('div', { class: 'fact' }, element('span', { class: 'fact-label' }, label), element('span', { class: 'fact-value' }, value));
@@ -117,9 +101,22 @@ function nodesSection(nodes: readonly NodeView[], instances: readonly InstanceVi
   return section('Nodes', table(['node', 'role', 'health', 'gossip', 'CPU reserved', 'memory reserved', 'instances', 'last seen', 'labels'], rows, { 'data-test': 'nodes' }));
 }
 
-function electionsSection(): HTMLElement {
-  const rows = seen.elections.map((election) => [String(election.term), election.leader || '(none)', formatTime(election.seenAt)]);
-  return section('Leaders seen', element('p', { class: 'hint' }, 'Each term and leader this page has seen since it opened.'), table(['term', 'leader', 'seen at (UTC)'], rows));
+/** How each reason reads on the page. */
+const REASON_TEXT: Record<ElectionView['reason'], string> = {
+  start: 'seen at start',
+  timeout: 'leader timed out',
+  transfer: 'leadership transfer',
+  'lost-quorum': 'leader lost its quorum',
+  unknown: 'not known here',
+};
+
+function electionsSection(node: string, elections: readonly ElectionView[]): HTMLElement {
+  const rows = elections.map((election) => [String(election.term), election.leader || '(none)', REASON_TEXT[election.reason] ?? election.reason, formatTime(election.seenAt)]);
+  return section(
+    'Recent elections',
+    element('p', { class: 'hint' }, `The last terms and leaders node ${node} saw, newest first, and why each began as far as it could tell.`),
+    table(['term', 'leader', 'why', 'seen at (UTC)'], rows, { 'data-test': 'elections' }),
+  );
 }
 
 async function drawGraphs(context: PageContext, into: HTMLElement): Promise<void> {

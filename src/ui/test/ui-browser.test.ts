@@ -143,6 +143,8 @@ test('the UI signs in, deploys, shows health, promotes a canary, reads logs, and
 
   await signIn(page, cluster.token);
   await waitForText(page, '[data-test=nodes]', (text) => text.includes('u1') && text.includes('leader'), 'the cluster page to list the node as leader');
+  // The serving node's election log: the term u1 won, on the cluster page.
+  await waitForText(page, '[data-test=elections]', (text) => text.includes('u1'), 'the recent elections to name u1');
   // Signed in (the token is the tab's): a reload paints the cluster page from the files just revalidated.
   await page.reload();
   await page.locator('[data-test=nodes]').waitFor();

@@ -2,7 +2,8 @@
 // plugins: a container prints to its log and its exit code is reported; a
 // published port answers on 127.0.0.1 and on the container's bridge
 // address; stop kills a container that ignores SIGTERM after the grace; an
-// OOM kill is reported; exec runs a health check inside; secrets are files
+// OOM kill is reported; exec runs a health check inside, and a streamed
+// exec takes input and a terminal (size sent, resized); secrets are files
 // on a tmpfs; a new runtime object adopts what runs; remove cleans up; a
 // stopped or exited container leaves no iptables rule (iptables-save).
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request } from 'undici';
 import type { WorkloadExit, WorkloadSpec } from '../../runtime.js';
+import type { ExecInputEvent, TerminalSize } from '../../../node/capabilities.js';
 import { ContainerdRuntime } from '../containerd-runtime.js';
 import { containerNameFiles, readNodeResolvConfs } from '../name-files.js';
 import { netnsName, type CniNetwork } from '../network.js';
@@ -92,6 +94,59 @@ test('a published port answers on 127.0.0.1 and on the bridge address', async ()
   assert.is(slow.timedOut, true);
   await runtime.stop('web-1', { signal: 'SIGTERM', graceMs: 2_000 });
   await runtime.remove('web-1');
+});
+
+/** An input that sends `events`, then waits for `release` before it ends (a client that keeps its request open). */
+async function* inputOf(events: ExecInputEvent[], release: Promise<void> = Promise.resolve()): AsyncGenerator<ExecInputEvent> {
+  for (const event of events) yield event;
+  await release;
+}
+
+/** Runs `argv` in `id` with a streamed output; what came on each stream, and the exit. */
+async function execStreamed(id: string, argv: string[], options: { input?: AsyncIterable<ExecInputEvent>; stdin?: boolean; terminal?: TerminalSize }): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  const heard = { stdout: '', stderr: '' };
+  const result = await runtime.exec(id, argv, { timeoutMs: 20_000, output: (stream, chunk) => (heard[stream] += Buffer.from(chunk).toString('utf8')), ...options });
+  return { ...heard, exitCode: result.exitCode };
+}
+
+test('exec with input (-i) feeds the command\'s stdin; with a terminal (-t) it runs on a pty of the size sent, resized on request', async () => {
+  if (skip !== undefined) return;
+  await runtime.start(workload('exec-io-1', { command: ['sleep', '1000'] }));
+  const text = Array.from({ length: 3000 }, (_, index) => `line ${index}`).join('\n') + '\n';
+  const encoder = new TextEncoder();
+  const echoed = await execStreamed('exec-io-1', ['cat'], { stdin: true, input: inputOf([{ type: 'stdin', data: encoder.encode(text.slice(0, 1000)) }, { type: 'stdin', data: encoder.encode(text.slice(1000)) }, { type: 'stdin-end' }], new Promise(() => undefined)) });
+  assert.equal(echoed, { stdout: text, stderr: '', exitCode: 0 });
+  // The input's end without stdin-end is the end of input too.
+  const counted = await execStreamed('exec-io-1', ['busybox', 'wc', '-l'], { stdin: true, input: inputOf([{ type: 'stdin', data: encoder.encode('a\nb\nc\n') }]) });
+  assert.is(counted.stdout.trim(), '3');
+  // Without stdin the command reads end-of-file at once, whatever is sent.
+  const empty = await execStreamed('exec-io-1', ['cat'], { input: inputOf([{ type: 'stdin', data: encoder.encode('dropped') }]) });
+  assert.equal(empty, { stdout: '', stderr: '', exitCode: 0 });
+
+  const onTerminal = await execStreamed('exec-io-1', ['sh', '-c', 'busybox tty; busybox stty size; echo "TERM=$TERM"; echo to-stderr >&2'], { terminal: { columns: 91, rows: 27 }, input: inputOf([]) });
+  assert.is(onTerminal.exitCode, 0, onTerminal.stdout);
+  // A terminal's output is one stream, with its line endings.
+  assert.match(onTerminal.stdout, /^\/dev\/pts\/\d+\r\n27 91\r\nTERM=xterm\r\nto-stderr\r\n$/);
+  assert.is(onTerminal.stderr, '');
+  // A resize reaches the terminal; the shell reads its input through it (echoed, as a terminal does).
+  let resized!: () => void;
+  const afterResize = new Promise<void>((resolve) => (resized = resolve));
+  const interactive = execStreamed('exec-io-1', ['sh', '-c', 'read line; busybox stty size; echo "got $line"'], {
+    stdin: true,
+    terminal: { columns: 80, rows: 24 },
+    input: (async function* (): AsyncGenerator<ExecInputEvent> {
+      yield { type: 'resize', size: { columns: 132, rows: 43 } };
+      resized();
+      yield { type: 'stdin', data: encoder.encode('hello\r') };
+      await new Promise(() => undefined);
+    })(),
+  });
+  await afterResize;
+  const session = await interactive;
+  assert.is(session.exitCode, 0, session.stdout);
+  assert.match(session.stdout, /hello\r\n43 132\r\ngot hello\r\n$/);
+  await runtime.stop('exec-io-1', { signal: 'SIGKILL', graceMs: 0 });
+  await runtime.remove('exec-io-1');
 });
 
 test('stop and remove leave no iptables rule of a container with a published port', async () => {
