@@ -3,8 +3,8 @@
  * on loopback with free ports and its own data directory under one temporary
  * folder. `cleanup()` kills whatever still runs (by pid) and removes the folder.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { fetch } from 'undici';
 import { dataDirApiAgent } from '../../api/tls.js';
 import { readableLogLine } from '../agent-log.js';
+import { isWarmNetworkName } from '../../executor/containerd/warm-pool.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 /** The product's CLI, for what only it does (`join --discover`). */
@@ -277,7 +278,35 @@ export class TestCluster {
   async cleanup(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((node) => node.kill9()));
     killWorkloadsUnder(this.root);
+    removeWarmNetworksUnder(this.root);
     rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Deletes the warm pool's network namespaces that killed agents under `root`
+ * left (a crashed agent keeps its free entries for the next start to adopt;
+ * a test's nodes never start again). Each entry has a record file named
+ * after its namespace in `<data-dir>/containerd-runtime/warm-networks/`.
+ */
+export function removeWarmNetworksUnder(root: string): void {
+  let nodes: string[];
+  try {
+    nodes = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const node of nodes) {
+    let records: string[];
+    try {
+      records = readdirSync(join(root, node, 'containerd-runtime', 'warm-networks'));
+    } catch {
+      continue;
+    }
+    for (const record of records) {
+      const name = record.replace(/\.json$/, '');
+      if (isWarmNetworkName(name) && existsSync(`/run/netns/${name}`)) spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
+    }
   }
 }
 
