@@ -36,8 +36,11 @@
  * host ports (`node.ports`), node labels set by an operator (`node.label`),
  * a `rollout.step`'s retirements naming their keeper, the step refused when
  * the keeper no longer serves (KEEPERS_STATE_VERSION, apply-rollouts.ts).
+ * 5: a `rollout.step` retiring an earlier version's unavailable instance
+ * on condition that it does not serve (`retire[].unlessServing`, refused
+ * when it serves; UNLESS_SERVING_STATE_VERSION, apply-rollouts.ts).
  */
-export const STATE_VERSION = 4;
+export const STATE_VERSION = 5;
 
 /** The state version of `volume.create`'s `encryption` and `node`, and the tenant setting `encryptVolumes`. */
 export const ENCRYPTED_VOLUMES_VERSION = 4;

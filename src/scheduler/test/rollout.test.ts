@@ -234,6 +234,34 @@ test('at state version 4 the slot rule names each retirement\'s keeper, a ready 
   }
 });
 
+test('at state version 5 an update that supersedes a failed one retires the failed version\'s unavailable instances first, on condition; below it, they wait for their slot', () => {
+  for (const raised of [true, false]) {
+    const world = new SimWorld({ scheduler: { rescheduleGraceMs: 10_000, progressDeadlineMs: 20_000 } });
+    for (const id of ['n1', 'n2']) world.addNode(id, { labels: { [STATE_VERSION_LABEL]: String(STATE_VERSION) } });
+    if (raised) world.ok({ type: 'cluster.version', version: STATE_VERSION });
+    const update = { parallelism: 0, delayMs: 0, failureAction: 'pause' as const, order: 'start-first' as const, monitorMs: 0 };
+    world.ok({ type: 'app.deploy', spec: simSpec('web', { replicas: 2, healthcheck: HEALTHCHECK, update }) });
+    assert.ok(world.runUntil(() => world.ready('default', 'web').length === 2));
+    world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: { 'sim.fail': 'true' } }) });
+    assert.ok(world.runUntil(() => rollout(world).state === 'paused', 20), 'version 2 failed and paused');
+    assert.equal(runningOf(world).filter((entry) => entry.startsWith('v2')).length, 2, 'version 2 beside version 1 in both slots');
+    world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: {}, environment: { V: '3' }, update: { ...update, parallelism: 1 } }) });
+    const step = world.schedulerRound().find(({ command }) => command.type === 'rollout.step');
+    assert.ok(step !== undefined && step.result.ok, JSON.stringify(step));
+    const command = step.command as Extract<typeof step.command, { type: 'rollout.step' }>;
+    const failed = world.machine.instances({ app: 'web' }).filter((instance) => instance.version === 2).map((instance) => instance.id).sort();
+    if (raised) {
+      assert.equal(command.retire.map((item) => item.id).sort(), failed, 'both of version 2 retired in the first step');
+      assert.ok(command.retire.every((item) => item.unlessServing === true && /version 2 does not serve/.test(item.reason)), JSON.stringify(command.retire));
+      assert.ok(world.ready('default', 'web', 1).length === 2, 'version 1 untouched');
+    } else {
+      assert.equal(command.retire, [], 'below version 5 nothing is retired before its slot is done');
+    }
+    assert.ok(world.runUntil(() => rollout(world).state === 'succeeded', 60), `version 3 rolled out: ${rollout(world).message}`);
+    assert.equal(runningOf(world).map((entry) => entry.slice(0, 2)), ['v3', 'v3']);
+  }
+});
+
 test('healthcheck NONE counts running as ready', () => {
   const world = worldWithWeb({ replicas: 1, spec: { healthcheck: { ...HEALTHCHECK, test: ['NONE'] } } });
   assert.is(world.machine.instances({ app: 'web' })[0]!.status.state, 'running');
