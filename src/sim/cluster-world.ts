@@ -383,7 +383,8 @@ export class ClusterWorld {
       rescheduleGraceMs: this.settings.rescheduleGraceMs,
       voterGraceMs: this.settings.voterGraceMs,
       progressDeadlineMs: 20_000,
-      oomChance: this.settings.oomChance,
+      // OOM kills are a fault: none start after the heal.
+      oomChance: () => (this.#healed ? 0 : this.settings.oomChance),
       peerAddresses: () => Object.fromEntries([...this.#machines.values()].map((each) => [each.id, each.address])),
       resourcesOf: (id) => this.#machines.get(id)?.resources,
       submitTo: (from, address, request, timeoutMs) => this.#submitTo(from, address, request, timeoutMs, clock),

@@ -100,8 +100,8 @@ export interface SimAgentOptions {
   rescheduleGraceMs: number;
   voterGraceMs: number;
   progressDeadlineMs: number;
-  /** Chance that a started workload is OOM-killed. */
-  oomChance: number;
+  /** Chance that a workload started now is OOM-killed. */
+  oomChance: () => number;
   /** Every node's address (`sim:<id>`), gossip seeds included. */
   peerAddresses: () => Record<string, string>;
   /** The node's resources by id, for the leader's registration of members. */
