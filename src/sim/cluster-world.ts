@@ -641,7 +641,7 @@ export class ClusterWorld {
     const live = this.#live();
     if (live.length === 0) return;
     const target = live[this.#random.below(live.length)]!;
-    const running = target.agent!.executor.running();
+    const running = target.agent!.runtime.list().filter((workload) => workload.state === 'running').map((workload) => workload.id);
     if (running.length === 0) return;
     const id = running[this.#random.below(running.length)]!;
     const kind = this.#random.below(3);

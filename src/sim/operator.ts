@@ -91,10 +91,11 @@ export class SimOperator {
       this.options.stats.scales!++;
       this.options.operate({ type: 'app.scale', tenant: app.tenant, name: app.name, replicas }, `scale ${app.tenant}/${app.name} to ${replicas}`);
     } else if (roll < 74) {
-      const waiting = apps.filter((app) => app.rollout?.state === 'awaiting-promotion' || app.rollout?.state === 'paused');
-      const app = waiting[random.below(Math.max(1, waiting.length))];
+      // A rollout that waits (for promotion, or paused) is promoted or aborted; one still running may be aborted too.
+      const active = apps.filter((app) => app.rollout?.state === 'awaiting-promotion' || app.rollout?.state === 'paused' || app.rollout?.state === 'running');
+      const app = active[random.below(Math.max(1, active.length))];
       if (app === undefined) return;
-      const abort = app.rollout?.state === 'paused' || random.chance(0.3);
+      const abort = app.rollout?.state !== 'awaiting-promotion' || random.chance(0.3);
       this.options.stats[abort ? 'aborts' : 'promotes']!++;
       this.options.operate({ type: abort ? 'app.abort' : 'app.promote', tenant: app.tenant, name: app.name }, `${abort ? 'abort' : 'promote'} ${app.tenant}/${app.name}`);
     } else if (roll < 84) {
