@@ -172,4 +172,24 @@ test('an update that supersedes a failed one retires the failed version\'s insta
   assert.equal(world.checker.violations, []);
 });
 
+test('the real executor on virtual time: an OOM-killed instance is reported, held for its restart delay on the node\'s clock, and started again', async () => {
+  const world = await threeNodes(7);
+  const spec = simSpec('worker', { replicas: 1, restart: { condition: 'any', delayMs: 5000, windowMs: 0 } });
+  assert.ok((await world.operate({ type: 'app.deploy', spec })).ok);
+  const instance = (): Instance | undefined => running(world, 'worker')[0];
+  assert.ok(await world.runUntil(() => instance()?.status.state === 'running', 15_000), 'worker running');
+  const { id, node } = instance()!;
+  assert.ok(world.agent(node!)!.runtime.kill(id, true), 'the simulated runtime OOM-kills it');
+  const killedAtMs = world.nowMs;
+  assert.ok(await world.runUntil(() => instance()?.status.state === 'oom-killed', 5000), 'reported oom-killed');
+  assert.match(instance()!.status.message ?? '', /exited with code 137 \(killed: out of memory\); restarting in 5000 ms/);
+  assert.is(instance()!.failures, 1, 'counted as a failure');
+  assert.ok(await world.runUntil(() => instance()?.status.state === 'running', 15_000), 'running again');
+  const restartedAfterMs = world.nowMs - killedAtMs;
+  // The hold ends 5 s after the exit on the node's clock; the start takes at most 300 ms, the report a few rounds.
+  assert.ok(restartedAfterMs >= 5000 && restartedAfterMs < 7000, `restarted ${restartedAfterMs} ms after the kill`);
+  assert.is(instance()!.node, node, 'restarted in place');
+  assert.equal(world.checker.violations, []);
+});
+
 test.run();
