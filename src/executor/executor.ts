@@ -422,8 +422,10 @@ export class Executor implements NodeComponent {
    */
   async leave(): Promise<void> {
     this.halt();
-    const deadlineMs = this.clock.now() + LEAVE_SETTLE_MS;
-    while (this.operations > 0 && this.clock.now() < deadlineMs) await this.clock.sleep(50);
+    // Real time and a timer that keeps the process alive, on purpose: a node that leaves may have closed everything
+    // else, and must not end before its workloads are stopped (the simulator's nodes never leave).
+    const deadlineMs = Date.now() + LEAVE_SETTLE_MS;
+    while (this.operations > 0 && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 50));
     if (this.operations > 0) this.log(`${this.operations} start(s) or stop(s) still under way after ${LEAVE_SETTLE_MS} ms; stopping the workloads anyway`);
     let count = 0;
     for (const runtime of this.runtimes.all()) {
