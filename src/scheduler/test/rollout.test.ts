@@ -7,6 +7,7 @@ import type { ClusterStateMachine } from '../../state/machine.js';
 import type { AppSpec } from '../../state/types.js';
 import { STATE_VERSION_LABEL } from '../../state/types.js';
 import { STATE_VERSION } from '../../state/version.js';
+import { planRolloutStep } from '../rollout.js';
 import { simSpec, SimWorld } from '../sim.js';
 import { HEALTHCHECK, nextSpec, runningOf, worldWithWeb } from './world.js';
 
@@ -260,6 +261,33 @@ test('at state version 5 an update that supersedes a failed one retires the fail
     assert.ok(world.runUntil(() => rollout(world).state === 'succeeded', 60), `version 3 rolled out: ${rollout(world).message}`);
     assert.equal(runningOf(world).map((entry) => entry.slice(0, 2)), ['v3', 'v3']);
   }
+});
+
+test('the unavailable surplus of a slot goes, but the slot keeps its most promising instance even when none serves', () => {
+  const world = new SimWorld({ scheduler: { rescheduleGraceMs: 10_000, progressDeadlineMs: 20_000 } });
+  for (const id of ['n1', 'n2']) world.addNode(id);
+  const update = { parallelism: 0, delayMs: 0, failureAction: 'pause' as const, order: 'start-first' as const, monitorMs: 0 };
+  world.ok({ type: 'app.deploy', spec: simSpec('web', { replicas: 1, healthcheck: HEALTHCHECK, update }) });
+  assert.ok(world.runUntil(() => world.ready('default', 'web').length === 1));
+  world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: { 'sim.fail': 'true' } }) });
+  assert.ok(world.runUntil(() => rollout(world).state === 'paused', 20));
+  world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: {}, environment: { V: '3' } }) });
+  const app = world.machine.app('default', 'web')!;
+  const nodes = new Map(world.machine.nodes().map((node) => [node.id, node]));
+  const instances = world.machine.instances({ app: 'web' });
+  const first = instances.find((instance) => instance.version === 1)!;
+  const failed = instances.find((instance) => instance.version === 2)!;
+  const context = { instances, nodes, now: world.now, progressDeadlineMs: 20_000, retiresUnavailable: true };
+  // Version 1 serves: the failed version 2 goes, on condition.
+  assert.equal(planRolloutStep(app, context)!.retire, [{ id: failed.id, reason: `version 2 does not serve (${failed.status.state}); its slot keeps ${first.id}`, unlessServing: true }]);
+  // Version 1 exited too: the slot keeps it (not failed) and still retires the failed one.
+  const exited = instances.map((instance) => (instance.id === first.id ? { ...instance, status: { ...instance.status, state: 'exited' as const } } : instance));
+  assert.equal(planRolloutStep(app, { ...context, instances: exited })!.retire.map((item) => item.id), [failed.id]);
+  // Both failed: the newest stays, the slot is never emptied by this rule.
+  const bothFailed = instances.map((instance) => (instance.id === first.id ? { ...instance, failures: 1, status: { ...instance.status, state: 'unhealthy' as const } } : instance));
+  assert.equal(planRolloutStep(app, { ...context, instances: bothFailed })!.retire.map((item) => item.id), [first.id]);
+  // Without the cluster version for it: nothing goes.
+  assert.equal(planRolloutStep(app, { ...context, retiresUnavailable: false })?.retire ?? [], []);
 });
 
 test('healthcheck NONE counts running as ready', () => {
