@@ -30,7 +30,6 @@
  * for up to PLACEMENT_TRACES_MAX entries. The first passing health check of
  * a workload is `executor.healthy`, from its start to that check.
  */
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -40,7 +39,7 @@ import type { AppSpec, HealthcheckSpec, Instance, InstanceEndpoint, InstanceStat
 import { instanceEndpoint, sameEndpoint } from './endpoint.js';
 import { initialHealth, probeDue, recordProbe, type Health } from './health-state.js';
 import { runProbe } from './health.js';
-import { logPathOf, maybeRotate } from './log-files.js';
+import { logPathOf } from './log-files.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { nextFailure, nextHoldEndMs, reconcile, type OperationFailure, type ActualWorkload, type Hold, type ReconcileAction } from './reconcile.js';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart.js';
@@ -49,8 +48,10 @@ import { RuntimeRegistry, type RuntimeFactory, type DeviceIoLimit, type Runtime,
 import { StatusReporter } from './status-reporter.js';
 import { VolumeKeeper, type VolumesReady } from './volume-keeper.js';
 import { STOP_GRACE_MS_DEFAULT, STOP_SIGNAL_DEFAULT, buildWorkload } from './workload-spec.js';
-import { closedAncestor, confineDataDir } from '../security/node-files.js';
-import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, hostAccountsIn, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
+import { closedAncestor } from '../security/node-files.js';
+import { TENANT_UIDS_VARIABLE, TENANT_UID_RANGE_DEFAULT, parseTenantUidRange, rangeProblem, workloadIdentity, type TenantUidRange } from './tenant-users.js';
+import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
+import { SYSTEM_HOST, type ExecutorHost } from './executor-host.js';
 import { activeSpan, contextOf, inSpan, recordEvent, traceparentOf, untraced } from '../node/tracing.js';
 
 /** How often a pass runs even when nothing happened. */
@@ -99,6 +100,10 @@ export interface ExecutorOptions {
   clusterKey?: () => Uint8Array | undefined;
   /** The host user ids tenants' process apps run as (default: $HIVEMIND_TENANT_UIDS, else TENANT_UID_RANGE_DEFAULT). */
   tenantUids?: TenantUidRange;
+  /** The clock and timers of every pass, hold, health tick and report (default: real time, `SYSTEM_CLOCK`). */
+  clock?: Clock;
+  /** What the executor does on its host besides running workloads (default: the real host, `SYSTEM_HOST`). */
+  host?: ExecutorHost;
 }
 
 interface Tracked {
@@ -219,14 +224,19 @@ export class Executor implements NodeComponent {
   private readonly reconcileIntervalMs: number;
   private readonly clusterKey: () => Uint8Array | undefined;
   private readonly executorDir: string;
-  private readonly timers: NodeJS.Timeout[] = [];
-  /** The health tick's timer, while an instance here has a health check (ensureHealthTick). */
-  private healthTimer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
+  private readonly host: ExecutorHost;
+  /** The cancellers of the repeating timers (see every). */
+  private readonly timers: (() => void)[] = [];
+  /** Cancels the health tick, while an instance here has a health check (ensureHealthTick). */
+  private healthTickCancel: (() => void) | undefined;
   /** The trace context of recent `instance.place` entries, by index (see the file comment). */
   private readonly placementTraces = new Map<number, string>();
   private readonly cleanups: (() => void)[] = [];
-  private holdTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
+  /** Cancels the pass at the next hold's end. */
+  private holdTimer: (() => void) | undefined;
+  /** Cancels the pass a debounce waits for. */
+  private debounceTimer: (() => void) | undefined;
   /** The pass an apply asked for, waiting for its turn (see requestPass). */
   private applyPass: { cancel: () => void; atOnce: boolean } | undefined;
   /** When the last pass began (ms, this process's clock); -Infinity before the first. */
@@ -243,13 +253,16 @@ export class Executor implements NodeComponent {
   private nodeAddress = '127.0.0.1';
   private readonly metrics: ExecutorMetrics;
   private readonly volumes: VolumeKeeper;
-  private volumeRetryTimer: NodeJS.Timeout | undefined;
+  /** Cancels the volume sweep that retries soon. */
+  private volumeRetryTimer: (() => void) | undefined;
   private readonly tenantUids: TenantUidRange;
   /** Why confined process apps cannot run here (the range is not the agent's alone, or badly set); undefined when they can. */
   private readonly tenantUidsProblem: string | undefined;
 
   constructor(services: NodeServices, options: ExecutorOptions = {}) {
     this.services = services;
+    this.clock = options.clock ?? SYSTEM_CLOCK;
+    this.host = options.host ?? SYSTEM_HOST;
     this.executorDir = join(services.dataDir, 'executor');
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS_DEFAULT;
     const log = (line: string): void => services.log('executor', line);
@@ -269,13 +282,14 @@ export class Executor implements NodeComponent {
     for (const runtime of runtimes) this.runtimes.register(runtime);
     const uids = tenantUidRange(options.tenantUids);
     this.tenantUids = uids.range;
-    this.tenantUidsProblem = uids.problem ?? notRootProblem(process.getuid?.()) ?? rangeProblem(uids.range, hostAccountsIn(uids.range));
+    this.tenantUidsProblem = uids.problem ?? notRootProblem(this.host.uid()) ?? rangeProblem(uids.range, this.host.accountsIn(uids.range));
     if (this.tenantUidsProblem !== undefined) log(`confined process apps cannot run on this node: ${this.tenantUidsProblem}`);
     const dataDir = new DataDir(services.dataDir);
     this.clusterKey = options.clusterKey ?? (() => dataDir.readClusterKey());
     this.reporter = new StatusReporter({
       submit: (command) => services.submit(command),
       log,
+      clock: this.clock,
       ...(options.statusFlushMs !== undefined ? { flushMs: options.statusFlushMs } : {}),
     });
     this.metrics = executorMetrics(services.registry, () => this.stateCounts());
@@ -327,7 +341,7 @@ export class Executor implements NodeComponent {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.nodeAddress = await nodeAddressOf(this.services.config.advertise, (line) => this.log(line));
+    this.nodeAddress = await nodeAddressOf(this.services.config.advertise, this.host, (line) => this.log(line));
     this.confineFiles();
     for (const runtime of this.runtimes.all()) {
       if (runtime.openAtStart !== undefined && !(await runtime.openAtStart().catch(() => true))) continue;
@@ -339,13 +353,26 @@ export class Executor implements NodeComponent {
       if (!isHeartbeatApply(event)) this.requestPass(event.type === 'applied' && event.commandType !== undefined && PASS_AT_ONCE_COMMANDS.has(event.commandType));
       if (event.type === 'applied' && event.commandType !== undefined && VOLUME_SWEEP_COMMANDS.has(event.commandType)) this.sweepVolumes();
     }));
-    void this.volumes.cleanWork().catch((error: Error) => this.log(`cleaning up interrupted volume backups failed: ${error.message}`));
-    this.timers.push(setInterval(() => this.sweepVolumes(), VOLUME_SWEEP_INTERVAL_MS));
+    if (this.host.keepsVolumes) void this.volumes.cleanWork().catch((error: Error) => this.log(`cleaning up interrupted volume backups failed: ${error.message}`));
+    this.every(VOLUME_SWEEP_INTERVAL_MS, () => this.sweepVolumes());
     this.sweepVolumes();
-    this.timers.push(setInterval(() => this.schedulePass(0), this.reconcileIntervalMs));
-    this.timers.push(setInterval(() => this.rotateLogs(), LOG_ROTATE_INTERVAL_MS));
-    for (const timer of this.timers) timer.unref();
+    this.timers.push(this.every(this.reconcileIntervalMs, () => this.schedulePass(0)));
+    this.timers.push(this.every(LOG_ROTATE_INTERVAL_MS, () => this.rotateLogs()));
     this.schedulePass(0);
+  }
+
+  /** Calls `action` every `intervalMs` on the clock until halt or the answered canceller is called (as setInterval does; the clock's timers never keep the process alive). */
+  private every(intervalMs: number, action: () => void): () => void {
+    let cancel = (): void => {};
+    const arm = (): void => {
+      cancel = this.clock.setTimer(intervalMs, () => {
+        if (this.stopped) return;
+        arm();
+        action();
+      });
+    };
+    arm();
+    return () => cancel();
   }
 
   /**
@@ -396,6 +423,8 @@ export class Executor implements NodeComponent {
    */
   async leave(): Promise<void> {
     this.halt();
+    // Real time and a timer that keeps the process alive, on purpose: a node that leaves may have closed everything
+    // else, and must not end before its workloads are stopped (the simulator's nodes never leave).
     const deadlineMs = Date.now() + LEAVE_SETTLE_MS;
     while (this.operations > 0 && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 50));
     if (this.operations > 0) this.log(`${this.operations} start(s) or stop(s) still under way after ${LEAVE_SETTLE_MS} ms; stopping the workloads anyway`);
@@ -428,12 +457,12 @@ export class Executor implements NodeComponent {
   private halt(): void {
     if (this.stopped) return;
     this.stopped = true;
-    for (const timer of this.timers) clearInterval(timer);
-    clearInterval(this.healthTimer);
-    this.healthTimer = undefined;
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    if (this.debounceTimer) clearTimeout(this.debounceTimer);
-    if (this.volumeRetryTimer) clearTimeout(this.volumeRetryTimer);
+    for (const cancel of this.timers) cancel();
+    this.healthTickCancel?.();
+    this.healthTickCancel = undefined;
+    this.holdTimer?.();
+    this.debounceTimer?.();
+    this.volumeRetryTimer?.();
     this.applyPass?.cancel();
   }
 
@@ -487,7 +516,7 @@ export class Executor implements NodeComponent {
     if (healthcheck && healthcheck.test[0] !== 'NONE') {
       tracked.healthcheck = healthcheck;
       this.ensureHealthTick();
-      const health = initialHealth(healthcheck, Date.now());
+      const health = initialHealth(healthcheck, this.clock.now());
       // Trust the last report until the first probe: adoption must not flap a healthy instance.
       const last = instance?.status.state;
       tracked.health = last === 'healthy' || last === 'unhealthy' ? { ...health, state: last } : health;
@@ -495,7 +524,7 @@ export class Executor implements NodeComponent {
     this.supervisions.put(workload.id, 'tracked', tracked);
     this.log(`adopted instance ${workload.id} (version ${workload.version}, ${workload.state}) from the ${runtime.kind} runtime`);
     if (workload.state === 'exited') {
-      this.applyExit(tracked, { id: workload.id, version: workload.version, exitCode: workload.exitCode ?? 137, oomKilled: workload.oomKilled ?? false, at: Date.now() });
+      this.applyExit(tracked, { id: workload.id, version: workload.version, exitCode: workload.exitCode ?? 137, oomKilled: workload.oomKilled ?? false, at: this.clock.now() });
     } else {
       this.observe(workload.id, { version: workload.version, state: this.runningState(tracked), ...portsMessage(tracked), ...this.endpointOf(tracked) });
     }
@@ -514,7 +543,7 @@ export class Executor implements NodeComponent {
     if (tracked.stopRequested) return;
     const instance = this.services.machine.instance(tracked.id);
     const spec = instance && this.specOf(instance.tenant, instance.app, tracked.version);
-    const nowMs = Date.now();
+    const nowMs = this.clock.now();
     const state: InstanceState = exit.oomKilled ? 'oom-killed' : 'exited';
     if (spec === undefined) {
       this.observe(tracked.id, { version: tracked.version, state, exitCode: exit.exitCode });
@@ -555,11 +584,10 @@ export class Executor implements NodeComponent {
       return;
     }
     if (this.debounceTimer) return;
-    this.debounceTimer = setTimeout(() => {
+    this.debounceTimer = this.clock.setTimer(delayMs, () => {
       this.debounceTimer = undefined;
       void this.pass();
-    }, delayMs);
-    this.debounceTimer.unref();
+    });
   }
 
   /**
@@ -573,19 +601,13 @@ export class Executor implements NodeComponent {
       if (this.applyPass.atOnce || !atOnce) return;
       this.applyPass.cancel();
     }
-    const delayMs = atOnce ? 0 : Math.max(0, this.lastPassAtMs + APPLY_PASS_SPACING_MS - Date.now());
+    const delayMs = atOnce ? 0 : Math.max(0, this.lastPassAtMs + APPLY_PASS_SPACING_MS - this.clock.now());
     const run = (): void => {
       this.applyPass = undefined;
       void this.pass();
     };
-    if (delayMs === 0) {
-      const immediate = setImmediate(run);
-      this.applyPass = { cancel: () => clearImmediate(immediate), atOnce: true };
-    } else {
-      const timer = setTimeout(run, delayMs);
-      timer.unref();
-      this.applyPass = { cancel: () => clearTimeout(timer), atOnce: false };
-    }
+    if (delayMs === 0) this.applyPass = { cancel: this.host.soon(run), atOnce: true };
+    else this.applyPass = { cancel: this.clock.setTimer(delayMs, run), atOnce: false };
   }
 
   private async pass(): Promise<void> {
@@ -597,7 +619,7 @@ export class Executor implements NodeComponent {
     try {
       do {
         this.passAgain = false;
-        this.lastPassAtMs = Date.now();
+        this.lastPassAtMs = this.clock.now();
         this.passOnce();
       } while (this.passAgain && !this.stopped);
     } catch (error) {
@@ -609,7 +631,7 @@ export class Executor implements NodeComponent {
 
   private passOnce(): void {
     if (this.stopped || !this.replicaCaughtUp()) return;
-    const nowMs = Date.now();
+    const nowMs = this.clock.now();
     const wanted = this.wantedInstances();
     const wantedById = new Map(wanted.map((instance) => [instance.id, instance]));
     // A rescheduled instance (its attempt grew: the scheduler placed it again after it failed) is a fresh try here.
@@ -680,12 +702,11 @@ export class Executor implements NodeComponent {
   }
 
   private scheduleHoldEnd(nowMs: number): void {
-    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer?.();
     this.holdTimer = undefined;
     const endMs = nextHoldEndMs(this.supervisions.holds(), nowMs, this.supervisions.retryAt());
     if (endMs === undefined) return;
-    this.holdTimer = setTimeout(() => this.schedulePass(0), endMs - nowMs + 5);
-    this.holdTimer.unref();
+    this.holdTimer = this.clock.setTimer(endMs - nowMs + 5, () => this.schedulePass(0));
   }
 
   private launch(action: ReconcileAction, instance: Instance | undefined): void {
@@ -710,7 +731,7 @@ export class Executor implements NodeComponent {
           const message = (error as Error).message;
           if (action.type === 'start') return this.log(`start of instance ${action.id} failed: ${message}`, 'warn');
           // A runtime that keeps refusing (a container that will not stop) is asked again later and later, and said once a minute.
-          const { failure, log } = nextFailure(this.supervisions.get(action.id)?.failing, message, Date.now());
+          const { failure, log } = nextFailure(this.supervisions.get(action.id)?.failing, message, this.clock.now());
           this.supervisions.put(action.id, 'failing', failure);
           if (log) this.log(`${action.type} of instance ${action.id} failed (${failure.count === 1 ? 'once' : `${failure.count} times in a row`}; trying again in ${((failure.retryAtMs - failure.loggedAtMs) / 1000).toFixed(1)} s): ${message}`, 'warn');
         },
@@ -746,13 +767,13 @@ export class Executor implements NodeComponent {
 
   /** `startInstance`'s work, while the instance is marked as being prepared. */
   private async startPrepared(instance: Instance): Promise<void> {
-    const startedAtMs = performance.now();
+    const startedAtMs = this.clock.monotonicMs();
     const fail = (text: string, retry: boolean): void => {
       this.metrics.starts.inc({ outcome: 'failed' });
       // The report is about this instance: a runtime's "instance ID: " before its words says it twice.
       const prefix = `instance ${instance.id}: `;
       let message = text.startsWith(prefix) ? text.slice(prefix.length) : text;
-      const nowMs = Date.now();
+      const nowMs = this.clock.now();
       const spec = this.specOf(instance.tenant, instance.app, instance.version);
       const decision = retry && spec ? decideRestart(spec.restart, { exitCode: 1, oomKilled: false, ranMs: 0 }, this.historyOf(instance.id, instance.version), nowMs) : undefined;
       if (decision?.type === 'restart') {
@@ -797,6 +818,7 @@ export class Executor implements NodeComponent {
       }
     }
     let ioLimits: DeviceIoLimit[] = [];
+    if (spec.volumes.some((mount) => !mount.source.startsWith('/')) && !this.host.keepsVolumes) return fail(`cannot start: node ${this.services.nodeId} keeps no volumes`, false);
     if (spec.volumes.length > 0) {
       const volumes = await this.volumes.prepare(spec, volumeOwner).catch((error: Error): VolumesReady => ({ ok: false, message: error.message, retry: true }));
       if (this.stopped) return;
@@ -812,7 +834,7 @@ export class Executor implements NodeComponent {
       runtime,
       state: 'running',
       busy: true,
-      startedAtMs: Date.now(),
+      startedAtMs: this.clock.now(),
       logPath,
       stopSignal: built.workload.stopSignal,
       stopGraceMs: built.workload.stopGraceMs,
@@ -838,13 +860,13 @@ export class Executor implements NodeComponent {
     }
     const restarted = this.historyOf(instance.id, instance.version).restartsAtMs.length > 0;
     this.metrics.starts.inc({ outcome: 'started' });
-    this.metrics.startSeconds.observe((performance.now() - startedAtMs) / 1000);
+    this.metrics.startSeconds.observe((this.clock.monotonicMs() - startedAtMs) / 1000);
     if (restarted) this.metrics.restarts.inc();
     const healthcheck = spec.healthcheck;
     if (healthcheck && healthcheck.test[0] !== 'NONE') {
       tracked.healthcheck = healthcheck;
       this.ensureHealthTick();
-      tracked.health = initialHealth(healthcheck, Date.now());
+      tracked.health = initialHealth(healthcheck, this.clock.now());
     }
     this.log(`started instance ${instance.id} (${kind}${spec.image !== undefined ? ` ${spec.image}` : ''})`);
     if (tracked.state === 'running') this.observe(instance.id, { version: instance.version, state: this.runningState(tracked), ...portsMessage(tracked), ...this.endpointOf(tracked) });
@@ -887,7 +909,7 @@ export class Executor implements NodeComponent {
   /** Keeps the data directory out of apps' reach (see security/node-files.ts); a failure is logged, and the next sweep tries again. */
   private confineFiles(): void {
     try {
-      const { narrowed } = confineDataDir(this.services.dataDir);
+      const { narrowed } = this.host.confineDataDir(this.services.dataDir);
       if (narrowed.length > 0) this.log(`narrowed the permissions of ${narrowed.join(', ')} (apps must not read the agent's files)`);
     } catch (error) {
       this.log(`cannot narrow the permissions of the data directory ${this.services.dataDir}: ${(error as Error).message}`);
@@ -898,15 +920,15 @@ export class Executor implements NodeComponent {
   private sweepVolumes(): void {
     if (this.stopped) return;
     this.confineFiles();
+    if (!this.host.keepsVolumes) return;
     void this.volumes
       .sweep()
       .then(({ retrySoon }) => {
         if (!retrySoon || this.stopped || this.volumeRetryTimer !== undefined) return;
-        this.volumeRetryTimer = setTimeout(() => {
+        this.volumeRetryTimer = this.clock.setTimer(VOLUME_SWEEP_RETRY_MS, () => {
           this.volumeRetryTimer = undefined;
           this.sweepVolumes();
-        }, VOLUME_SWEEP_RETRY_MS);
-        this.volumeRetryTimer.unref();
+        });
       })
       .catch((error: unknown) => this.log(`volume sweep failed: ${(error as Error).message}`));
   }
@@ -920,13 +942,12 @@ export class Executor implements NodeComponent {
    * instance gets a check, ended by the first tick that finds none.
    */
   private ensureHealthTick(): void {
-    if (this.stopped || this.healthTimer !== undefined) return;
-    this.healthTimer = setInterval(() => this.healthTick(), HEALTH_TICK_MS);
-    this.healthTimer.unref();
+    if (this.stopped || this.healthTickCancel !== undefined) return;
+    this.healthTickCancel = this.every(HEALTH_TICK_MS, () => this.healthTick());
   }
 
   private healthTick(): void {
-    const nowMs = Date.now();
+    const nowMs = this.clock.now();
     let checked = 0;
     for (const [, tracked] of this.supervisions.each('tracked')) {
       const { healthcheck, health } = tracked;
@@ -945,16 +966,16 @@ export class Executor implements NodeComponent {
           tracked.probing = false;
         });
     }
-    if (checked === 0 && this.healthTimer !== undefined) {
-      clearInterval(this.healthTimer);
-      this.healthTimer = undefined;
+    if (checked === 0 && this.healthTickCancel !== undefined) {
+      this.healthTickCancel();
+      this.healthTickCancel = undefined;
     }
   }
 
   private afterProbe(tracked: Tracked, failure: string | undefined): void {
     if (this.supervisions.get(tracked.id)?.tracked !== tracked || !tracked.health || !tracked.healthcheck || tracked.state !== 'running') return;
     const before = tracked.health.state;
-    tracked.health = recordProbe(tracked.healthcheck, tracked.health, Date.now(), failure);
+    tracked.health = recordProbe(tracked.healthcheck, tracked.health, this.clock.now(), failure);
     if (failure !== undefined) this.metrics.healthFailures.inc();
     const after = tracked.health.state;
     if (after === before) return;
@@ -1029,7 +1050,7 @@ export class Executor implements NodeComponent {
   }
 
   private send(id: string, observed: Observed): void {
-    const nowMs = Date.now();
+    const nowMs = this.clock.now();
     this.supervisions.put(id, 'lastSentAtMs', nowMs);
     this.reporter.report({
       id,
@@ -1080,7 +1101,7 @@ export class Executor implements NodeComponent {
   private rotateLogs(): void {
     for (const [, tracked] of this.supervisions.each('tracked')) {
       try {
-        maybeRotate(tracked.logPath);
+        this.host.rotateLog(tracked.logPath);
       } catch (error) {
         this.log(`rotating the log of ${tracked.id} failed: ${(error as Error).message}`);
       }
@@ -1145,11 +1166,11 @@ export function createExecutor(services: NodeServices, options: ExecutorOptions 
  * The node's IP address for endpoints: `advertise` when it is one, else what
  * it resolves to; loopback when it does not resolve (said in the log).
  */
-async function nodeAddressOf(advertise: string | undefined, log: (line: string) => void): Promise<string> {
+async function nodeAddressOf(advertise: string | undefined, host: ExecutorHost, log: (line: string) => void): Promise<string> {
   if (advertise === undefined || advertise === '') return '127.0.0.1';
   if (isIP(advertise) !== 0) return advertise;
   try {
-    return (await lookup(advertise)).address;
+    return await host.lookup(advertise);
   } catch (error) {
     log(`the advertised address "${advertise}" does not resolve (${(error as Error).message}); process apps are reported at 127.0.0.1`);
     return '127.0.0.1';

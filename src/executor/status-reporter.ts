@@ -8,6 +8,7 @@
  */
 import type { Command } from '../state/types.js';
 import { untraced } from '../node/tracing.js';
+import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 
 /** The most updates one command carries; the rest wait for the next flush. */
 export const STATUS_BATCH_MAX = 500;
@@ -30,12 +31,16 @@ export interface StatusReporterOptions {
   submit: (command: Command) => Promise<{ ok: boolean; error?: { message: string } }>;
   log: (line: string) => void;
   flushMs?: number;
+  /** The clock of its flushes and retries (default: real time, `SYSTEM_CLOCK`). */
+  clock?: Clock;
 }
 
 export class StatusReporter {
   private readonly pending = new Map<string, StatusUpdate>();
   private readonly flushMs: number;
-  private timer: NodeJS.Timeout | undefined;
+  /** Cancels the flush waiting for its turn. */
+  private timer: (() => void) | undefined;
+  private readonly clock: Clock;
   private inFlight = false;
   private failures = 0;
   private closed = false;
@@ -46,6 +51,7 @@ export class StatusReporter {
 
   constructor(private readonly options: StatusReporterOptions) {
     this.flushMs = options.flushMs ?? STATUS_FLUSH_MS_DEFAULT;
+    this.clock = options.clock ?? SYSTEM_CLOCK;
   }
 
   /** Queues an update; a newer one for the same instance replaces it. */
@@ -58,7 +64,7 @@ export class StatusReporter {
       if (oldest.done) break;
       this.pending.delete(oldest.value);
     }
-    this.schedule(Math.max(0, this.lastFlushAt + this.flushMs - Date.now()));
+    this.schedule(Math.max(0, this.lastFlushAt + this.flushMs - this.clock.now()));
   }
 
   /** Whether an update for `id` waits or is being sent. */
@@ -68,23 +74,22 @@ export class StatusReporter {
 
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.();
     this.timer = undefined;
   }
 
   private schedule(delayMs: number): void {
     if (this.timer !== undefined || this.inFlight || this.closed) return;
     // A flush sends the reports of many instances, whatever trace the first report came in: it belongs to none.
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimer(delayMs, () => {
       this.timer = undefined;
       void untraced(() => this.flush());
-    }, delayMs);
-    this.timer.unref();
+    });
   }
 
   private async flush(): Promise<void> {
     if (this.inFlight || this.pending.size === 0 || this.closed) return;
-    this.lastFlushAt = Date.now();
+    this.lastFlushAt = this.clock.now();
     const batch = [...this.pending.values()].slice(0, STATUS_BATCH_MAX);
     for (const update of batch) this.pending.delete(update.id);
     this.inFlight = true;

@@ -30,7 +30,7 @@
  *   instances are then left to healing).
  */
 import type { App, AppSpec, Command, Instance, NodeRecord, Rollout, RolloutPatch } from '../state/types.js';
-import { describeStatus, hasFailed, isDone } from './readiness.js';
+import { describeStatus, hasFailed, isDone, isReady } from './readiness.js';
 
 type StepCommand = Extract<Command, { type: 'rollout.step' }>;
 
@@ -56,6 +56,15 @@ export interface RolloutContext {
    * (`KEEPERS_STATE_VERSION`, state/apply-rollouts.ts); absent or false: the steps of older releases.
    */
   namesKeepers?: boolean;
+  /**
+   * A slot's surplus instances of other versions that do not serve are
+   * retired on condition (`retire[].unlessServing`, state version 5), so a
+   * rollout that superseded another (or followed a failed one) has room.
+   * Only once the cluster version allows it (`UNLESS_SERVING_STATE_VERSION`,
+   * state/apply-rollouts.ts); absent or false: they stay until the slot's
+   * target is done, as in older releases.
+   */
+  retiresUnavailable?: boolean;
 }
 
 
@@ -105,6 +114,42 @@ function applySlotRule(app: App, slots: Slots, spec: AppSpec, context: RolloutCo
   return done;
 }
 
+/**
+ * An earlier version's unavailable instances go first (as Kubernetes scales
+ * down an old ReplicaSet's unavailable pods before anything else): in each
+ * slot holding more than one instance meant to run, the others (not at the
+ * target version) that do not serve are retired, keeping the slot's most
+ * promising instance (serving, else not failed, else the newest) even when
+ * it does not serve. An update that supersedes a running one, or follows
+ * one that failed, otherwise keeps the earlier targets beside the old
+ * version until its own instances are done, and in a full cluster they
+ * never can be placed. Each retirement holds only while the instance does
+ * not serve (`unlessServing`): a health report may apply before the step.
+ */
+function retireUnavailable(app: App, slots: Slots, context: RolloutContext, retire: StepCommand['retire']): void {
+  if (context.retiresUnavailable !== true) return;
+  const retiring = new Set(retire.map((item) => item.id));
+  for (const [slot, others] of slots.others) {
+    const members = [...others, ...(slots.targets.get(slot) ?? [])].filter((instance) => !retiring.has(instance.id));
+    if (members.length < 2) continue;
+    const rank = (instance: Instance): number => {
+      const spec = specOfVersion(app, instance.version);
+      if (isReady(instance, spec, context.nodes)) return 0;
+      return hasFailed(instance, spec) ? 2 : 1;
+    };
+    const kept = [...members].sort((left, right) => rank(left) - rank(right) || right.createdIndex - left.createdIndex || (left.id < right.id ? 1 : -1))[0]!;
+    for (const instance of others) {
+      if (instance === kept || retiring.has(instance.id) || rank(instance) === 0) continue;
+      retire.push({ id: instance.id, reason: `version ${instance.version} does not serve (${instance.status.state}); its slot keeps ${kept.id}`, unlessServing: true });
+    }
+  }
+}
+
+/** Adds `item` to `retire` unless that instance is retired by the step already (a step names each instance once). */
+function retireOnce(retire: StepCommand['retire'], item: StepCommand['retire'][number]): void {
+  if (!retire.some((existing) => existing.id === item.id)) retire.push(item);
+}
+
 function step(app: App, rollout: number, parts: Partial<StepCommand>): StepCommand {
   return { type: 'rollout.step', tenant: app.tenant, name: app.name, rollout, add: [], retire: [], ...parts };
 }
@@ -120,7 +165,9 @@ export function planRolloutStep(app: App, context: RolloutContext): StepCommand 
     if (rollout !== undefined && rollout.state !== 'succeeded' && rollout.state !== 'rolled-back' && rollout.state !== 'superseded') return undefined;
     if (settled(app, context.instances)) return undefined;
     const retire: StepCommand['retire'] = [];
-    applySlotRule(app, groupBySlot(context.instances, app.version), specOfVersion(app, app.version), context, retire);
+    const slots = groupBySlot(context.instances, app.version);
+    applySlotRule(app, slots, specOfVersion(app, app.version), context, retire);
+    retireUnavailable(app, slots, context, retire);
     return retire.length > 0 ? step(app, 0, { retire }) : undefined;
   }
   const spec = specOfVersion(app, rollout.toVersion);
@@ -152,6 +199,7 @@ function onFailure(app: App, rollout: Rollout, spec: AppSpec, reason: string, re
 function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, context: RolloutContext): StepCommand | undefined {
   const retire: StepCommand['retire'] = [];
   const done = applySlotRule(app, slots, spec, context, retire);
+  retireUnavailable(app, slots, context, retire);
   const continuing = spec.update.failureAction === 'continue';
   const inflight: Instance[] = [];
   const failed: Instance[] = [];
@@ -184,7 +232,7 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
     const fallback = spec.update.order === 'start-first' ? planStopFirstFallback(rollout, slots, stuck, context) : undefined;
     if (fallback !== undefined) {
       const why = reasonsText(app.unplaceable!.reasons);
-      retire.push(...fallback.retire);
+      for (const item of fallback.retire) retireOnce(retire, item);
       const message = `${slotsText(fallback.slots)}: version ${rollout.toVersion} does not fit beside the old instance (${why}); falling back to stop-first there (stopping ${listText(fallback.retire.map((item) => item.id))} first)`;
       return step(app, rollout.id, { retire, set: { ...set, message } });
     }
@@ -211,7 +259,7 @@ function stepRolling(app: App, rollout: Rollout, spec: AppSpec, slots: Slots, co
   const batch = pending.slice(0, size);
   const add = batch.map((slot) => ({ slot, version: rollout.toVersion }));
   if (spec.update.order === 'stop-first') {
-    for (const slot of batch) for (const instance of slots.others.get(slot) ?? []) retire.push({ id: instance.id, reason: `stop-first update to version ${rollout.toVersion}` });
+    for (const slot of batch) for (const instance of slots.others.get(slot) ?? []) retireOnce(retire, { id: instance.id, reason: `stop-first update to version ${rollout.toVersion}` });
   }
   const message = `updating slot${batch.length === 1 ? '' : 's'} ${batch.join(', ')} (${done.size} of ${app.replicas} done)`;
   return step(app, rollout.id, { add, retire, set: { ...set, batch, batchStartedAt: context.now, message } });
@@ -280,9 +328,11 @@ function stepSideBySide(app: App, rollout: Rollout, spec: AppSpec, slots: Slots,
     else inflight.push(newest);
   }
   const label = rollout.strategy === 'canary' ? 'canary' : 'green';
+  const retire: StepCommand['retire'] = [];
+  retireUnavailable(app, slots, context, retire);
   if (add.length > 0) {
     const message = `starting ${add.length} ${label} instance${add.length === 1 ? '' : 's'} of version ${rollout.toVersion} beside version ${rollout.fromVersion}`;
-    return step(app, rollout.id, { add, set: { batch: add.map((item) => item.slot), batchStartedAt: context.now, message, done } });
+    return step(app, rollout.id, { add, retire, set: { batch: add.map((item) => item.slot), batchStartedAt: context.now, message, done } });
   }
   if (failed.length > 0 && spec.update.failureAction !== 'continue') {
     return onFailure(app, rollout, spec, `${failed.length} ${label} instance${failed.length === 1 ? '' : 's'} failed: ${failed.slice(0, 3).map(describeStatus).join('; ')}`, []);
@@ -292,11 +342,12 @@ function stepSideBySide(app: App, rollout: Rollout, spec: AppSpec, slots: Slots,
     if (context.now - started > context.progressDeadlineMs && spec.update.failureAction !== 'continue') {
       return onFailure(app, rollout, spec, `progress deadline exceeded: ${inflight.length} ${label} instances not ready after ${Math.round((context.now - started) / 1000)} s`, []);
     }
-    return done !== rollout.done ? step(app, rollout.id, { set: { done } }) : undefined;
+    if (done !== rollout.done) return step(app, rollout.id, { retire, set: { done } });
+    return retire.length > 0 ? step(app, rollout.id, { retire }) : undefined;
   }
   const message =
     rollout.strategy === 'canary'
       ? `${done} canary instance${done === 1 ? '' : 's'} of version ${rollout.toVersion} ready beside version ${rollout.fromVersion}; promote to roll out, abort to remove them`
       : `version ${rollout.toVersion} ready at full size beside version ${rollout.fromVersion}; promote to switch, abort to retire it`;
-  return step(app, rollout.id, { set: { state: 'awaiting-promotion', message, done, batch: [] } });
+  return step(app, rollout.id, { retire, set: { state: 'awaiting-promotion', message, done, batch: [] } });
 }

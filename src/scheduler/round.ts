@@ -27,7 +27,7 @@ import { formatReasons, planPlacements, type PlacementStrategy, type Unplaceable
 import { planPreemption } from './preemption.js';
 import { planRebalanceStep } from './rebalance.js';
 import { planRolloutStep } from './rollout.js';
-import { KEEPERS_STATE_VERSION } from '../state/apply-rollouts.js';
+import { KEEPERS_STATE_VERSION, UNLESS_SERVING_STATE_VERSION } from '../state/apply-rollouts.js';
 import { waitsOnTime } from './time-dependence.js';
 
 /** The scheduler's settings; every one has a default in `SCHEDULER_DEFAULTS`. */
@@ -102,6 +102,7 @@ export function planRound(input: RoundInput): RoundPlan {
   }
   const commands: Command[] = [];
   const namesKeepers = (input.clusterVersion ?? CLUSTER_VERSION_FLOOR) >= KEEPERS_STATE_VERSION;
+  const retiresUnavailable = (input.clusterVersion ?? CLUSTER_VERSION_FLOOR) >= UNLESS_SERVING_STATE_VERSION;
   const rolloutTargets = new Map<string, number>();
   let loads: ReturnType<typeof buildLoads> | undefined;
   for (const app of input.apps) {
@@ -112,7 +113,7 @@ export function planRound(input: RoundInput): RoundPlan {
       loads ??= buildLoads(input, appsByKey(input.apps));
       return fitsInPlace(target, others, loads, appsByKey(input.apps));
     };
-    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, fitsInPlaceOf, namesKeepers });
+    const stepped = planRolloutStep(app, { instances, nodes, now, progressDeadlineMs: options.progressDeadlineMs, fitsInPlaceOf, namesKeepers, retiresUnavailable });
     if (stepped !== undefined) {
       commands.push(stepped);
       continue;

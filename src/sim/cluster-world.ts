@@ -383,7 +383,8 @@ export class ClusterWorld {
       rescheduleGraceMs: this.settings.rescheduleGraceMs,
       voterGraceMs: this.settings.voterGraceMs,
       progressDeadlineMs: 20_000,
-      oomChance: this.settings.oomChance,
+      // OOM kills are a fault: none start after the heal.
+      oomChance: () => (this.#healed ? 0 : this.settings.oomChance),
       peerAddresses: () => Object.fromEntries([...this.#machines.values()].map((each) => [each.id, each.address])),
       resourcesOf: (id) => this.#machines.get(id)?.resources,
       submitTo: (from, address, request, timeoutMs) => this.#submitTo(from, address, request, timeoutMs, clock),
@@ -640,7 +641,7 @@ export class ClusterWorld {
     const live = this.#live();
     if (live.length === 0) return;
     const target = live[this.#random.below(live.length)]!;
-    const running = target.agent!.executor.running();
+    const running = target.agent!.runtime.list().filter((workload) => workload.state === 'running').map((workload) => workload.id);
     if (running.length === 0) return;
     const id = running[this.#random.below(running.length)]!;
     const kind = this.#random.below(3);

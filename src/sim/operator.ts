@@ -11,6 +11,10 @@ import { specOfVersion } from '../scheduler/rollout.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import { instanceResources } from '../state/quota.js';
 import type { AppSpec, Command } from '../state/types.js';
+import { HEALTHY_AFTER_START_MS_MAX } from './sim-runtime.js';
+
+/** The start period of the operator's healthchecks: past the simulated runtime's slowest healthy start. */
+const HEALTHCHECK_START_PERIOD_MS = 500 * Math.ceil(HEALTHY_AFTER_START_MS_MAX / 500);
 
 /** The share of the cluster's resources the operator lets its apps ask for (see `#fits`). */
 const DEMAND_SHARE_MAX = 0.4;
@@ -53,7 +57,8 @@ export class SimOperator {
         tenant,
         replicas: 1 + random.below(4),
         reservations: { cpuMillis: 100 * (1 + random.below(5)), memoryBytes: 128 * 1024 ** 2 * (1 + random.below(6)) },
-        ...(checked ? { healthcheck: { test: ['CMD', 'true'], intervalMs: 500, timeoutMs: 500, retries: 2, startPeriodMs: 0 } } : {}),
+        // A start period past the runtime's slowest healthy start, as an operator gives an app that takes that long (seed 8127).
+        ...(checked ? { healthcheck: { test: ['CMD', 'true'], intervalMs: 500, timeoutMs: 500, retries: 2, startPeriodMs: HEALTHCHECK_START_PERIOD_MS } } : {}),
         restart: { condition: 'any', delayMs: 200, windowMs: 0 },
         update: {
           parallelism: random.below(3),
@@ -86,10 +91,11 @@ export class SimOperator {
       this.options.stats.scales!++;
       this.options.operate({ type: 'app.scale', tenant: app.tenant, name: app.name, replicas }, `scale ${app.tenant}/${app.name} to ${replicas}`);
     } else if (roll < 74) {
-      const waiting = apps.filter((app) => app.rollout?.state === 'awaiting-promotion' || app.rollout?.state === 'paused');
-      const app = waiting[random.below(Math.max(1, waiting.length))];
+      // A rollout that waits (for promotion, or paused) is promoted or aborted; one still running may be aborted too.
+      const active = apps.filter((app) => app.rollout?.state === 'awaiting-promotion' || app.rollout?.state === 'paused' || app.rollout?.state === 'running');
+      const app = active[random.below(Math.max(1, active.length))];
       if (app === undefined) return;
-      const abort = app.rollout?.state === 'paused' || random.chance(0.3);
+      const abort = app.rollout?.state !== 'awaiting-promotion' || random.chance(0.3);
       this.options.stats[abort ? 'aborts' : 'promotes']!++;
       this.options.operate({ type: abort ? 'app.abort' : 'app.promote', tenant: app.tenant, name: app.name }, `${abort ? 'abort' : 'promote'} ${app.tenant}/${app.name}`);
     } else if (roll < 84) {
@@ -129,6 +135,14 @@ export class SimOperator {
     return demand.cpuMillis <= capacity.cpuMillis * DEMAND_SHARE_MAX && demand.memoryBytes <= capacity.memoryBytes * DEMAND_SHARE_MAX;
   }
 
+  /** `spec` as a new version that works: no `sim.fail`, a new `REVISION`. */
+  #fixed(spec: AppSpec): AppSpec {
+    const fixed = structuredClone(spec);
+    fixed.labels = {};
+    fixed.environment = { ...fixed.environment, REVISION: String(++this.#revision) };
+    return fixed;
+  }
+
   /** Once the faults stop: what an operator settles (lift quotas, promote, abort, fix a version that cannot run). */
   settle(machine: ClusterStateMachine): void {
     // The quotas the operator lowered go, so that the fixed versions it deploys are not refused.
@@ -140,7 +154,10 @@ export class SimOperator {
       if (rollout?.state === 'awaiting-promotion') this.options.operate({ type: 'app.promote', tenant: app.tenant, name: app.name }, `promote ${app.tenant}/${app.name}`);
       else if (rollout?.state === 'paused') {
         const from = specOfVersion(app, rollout.fromVersion);
-        if (from.labels['sim.fail'] === 'true') this.options.operate({ type: 'app.deploy', spec: { ...structuredClone(from), labels: {} } }, `fix ${app.tenant}/${app.name}`);
+        // A rollback that paused again is not aborted once more (that flips the app between its two versions): the
+        // operator deploys a fixed version, a new one, as a user whose rollback also failed would (seed 8127).
+        if (rollout.kind === 'rollback') this.options.operate({ type: 'app.deploy', spec: this.#fixed(specOfVersion(app, app.version)) }, `fix ${app.tenant}/${app.name} (its rollback paused)`);
+        else if (from.labels['sim.fail'] === 'true') this.options.operate({ type: 'app.deploy', spec: { ...structuredClone(from), labels: {} } }, `fix ${app.tenant}/${app.name}`);
         else this.options.operate({ type: 'app.abort', tenant: app.tenant, name: app.name }, `abort ${app.tenant}/${app.name}`);
       } else {
         const spec = specOfVersion(app, app.version);

@@ -20,5 +20,9 @@ export const CLUSTER_REGRESSION_SEEDS: readonly { seed: number; found: string }[
   },
   // Found while building the simulator (the simulator's own bugs, kept so they stay fixed):
   { seed: 10, found: 'the simulated executor never reported stopped for a retired instance an earlier life of its node ran, so the instance held its node\'s memory and a rollback could not place its replacement' },
+  {
+    seed: 8127,
+    found: 'after the heal the operator aborted a paused rollout whose rollback paused again, twelve times in 60 s: its healthchecks had no start period though the runtime takes up to 1.85 s to turn healthy, and OOM kills went on after the heal; the operator now gives a start period past that, deploys a fixed version when a rollback pauses, and no OOM kill starts after the heal',
+  },
   { seed: 6, found: 'the operator asked for more than the cluster holds; superseded rollouts kept their instances and no app converged' },
 ];

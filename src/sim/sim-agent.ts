@@ -9,10 +9,11 @@
  * agent's `Proposer` and the leader's `SubmitService`; the
  * `SchedulerComponent` (it acts while this node leads); the `VoterManager`
  * (marks nodes down and up, promotes and removes voters) in a
- * `PeriodicLoop`; SWIM's core (sim-gossip.ts). Re-implemented in little,
- * and said so where: the executor's loop (sim-executor.ts), gossip's
- * driver (sim-gossip.ts), and the leader's registration of members that
- * lack a record (`registerMembers` below, what a join does).
+ * `PeriodicLoop`; SWIM's core (sim-gossip.ts); the `Executor` over the
+ * simulated runtime (sim-process-runtime.ts) and host (sim-host.ts).
+ * Re-implemented in little, and said so where: gossip's driver
+ * (sim-gossip.ts), and the leader's registration of members that lack a
+ * record (`registerMembers` below, what a join does).
  */
 import { Registry } from 'prom-client';
 import type { SeededRandom } from '../../consensus/core/random.js';
@@ -37,7 +38,10 @@ import { STATE_VERSION_LABEL, type Command, type CommandResult, type Resources }
 import { STATE_VERSION } from '../state/version.js';
 import type { Message } from '../membership/messages.js';
 import { NodeClock } from './node-clock.js';
-import { SimExecutor } from './sim-executor.js';
+import { Executor } from '../executor/executor.js';
+import { TENANT_UID_RANGE_DEFAULT } from '../executor/tenant-users.js';
+import { SimProcessRuntime } from './sim-process-runtime.js';
+import { simHost } from './sim-host.js';
 import { SimGossip } from './sim-gossip.js';
 import { SimRuntime } from './sim-runtime.js';
 
@@ -100,8 +104,8 @@ export interface SimAgentOptions {
   rescheduleGraceMs: number;
   voterGraceMs: number;
   progressDeadlineMs: number;
-  /** Chance that a started workload is OOM-killed. */
-  oomChance: number;
+  /** Chance that a workload started now is OOM-killed. */
+  oomChance: () => number;
   /** Every node's address (`sim:<id>`), gossip seeds included. */
   peerAddresses: () => Record<string, string>;
   /** The node's resources by id, for the leader's registration of members. */
@@ -121,7 +125,8 @@ export class SimAgent {
   readonly proposer: Proposer;
   readonly submitService: SubmitService;
   readonly runtime: SimRuntime;
-  readonly executor: SimExecutor;
+  /** The real executor, over the simulated runtime, on the node's clock. */
+  readonly executor: Executor;
   readonly gossip: SimGossip;
   readonly clock: NodeClock;
   readonly #scheduler: SchedulerComponent;
@@ -185,16 +190,12 @@ export class SimAgent {
       schedule: (delayMs, action) => void options.clock.setTimer(delayMs, action),
       oomChance: options.oomChance,
     });
-    this.executor = new SimExecutor({
-      nodeId: options.id,
-      machine: this.machine,
+    this.executor = new Executor(services, {
+      runtimes: [new SimProcessRuntime({ runtime: this.runtime, clock: options.clock, specOf: (tenant, app, version) => this.machine.app(tenant, app)?.versions.find((entry) => entry.version === version)?.spec })],
       clock: options.clock,
-      runtime: this.runtime,
-      submit: (command, timeoutMs) => this.proposer.submit(command, timeoutMs),
-      listen: (listener) => this.state.replicated.listen((event) => {
-        if (event.type !== 'applied' || event.commandType !== 'node.heartbeat') listener();
-      }),
-      log: options.log,
+      host: simHost(options.clock),
+      clusterKey: () => options.clusterKey,
+      tenantUids: TENANT_UID_RANGE_DEFAULT,
     });
     this.gossip = new SimGossip({
       id: options.id,
@@ -231,7 +232,7 @@ export class SimAgent {
     await this.raft.start(founders === undefined ? {} : { bootstrap: { voters: founders, learners: [] } });
     if (!this.options.alive()) return;
     await this.#scheduler.start();
-    this.executor.start();
+    await this.executor.start();
     this.gossip.start();
     for (const loop of this.#loops) loop.start();
   }

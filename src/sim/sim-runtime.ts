@@ -46,8 +46,8 @@ export interface SimRuntimeOptions {
   nowMs(): number;
   /** Runs `action` `delayMs` from now, unless this machine's life ended meanwhile. */
   schedule(delayMs: number, action: () => void): void;
-  /** Chance that a started workload is OOM-killed during its run. */
-  oomChance: number;
+  /** Chance that a workload started now is OOM-killed during its run (0 once the world healed: OOM kills are a fault). */
+  oomChance(): number;
 }
 
 /** Starts take 20 to 300 ms; a stop takes 5 to 100 ms. */
@@ -55,6 +55,16 @@ const START_MS_MIN = 20;
 const START_MS_SPREAD = 280;
 const STOP_MS_MIN = 5;
 const STOP_MS_SPREAD = 95;
+/** A workload's healthcheck passes 50 to 1550 ms after it runs. */
+const HEALTHY_AFTER_MS_MIN = 50;
+const HEALTHY_AFTER_MS_SPREAD = 1500;
+
+/**
+ * The longest a working workload takes from its start to pass its
+ * healthcheck (ms): a healthcheck whose start period is shorter may count a
+ * healthy start as a failure, as a real one too short for its app would.
+ */
+export const HEALTHY_AFTER_START_MS_MAX = START_MS_MIN + START_MS_SPREAD + HEALTHY_AFTER_MS_MIN + HEALTHY_AFTER_MS_SPREAD;
 
 /** See the file comment. */
 export class SimRuntime {
@@ -87,12 +97,12 @@ export class SimRuntime {
       id,
       version,
       state: 'starting',
-      healthyFromMs: this.options.nowMs() + startMs + 50 + random.below(1500),
+      healthyFromMs: this.options.nowMs() + startMs + HEALTHY_AFTER_MS_MIN + random.below(HEALTHY_AFTER_MS_SPREAD),
       sickUntilMs: 0,
       broken,
     };
     this.#workloads.set(id, workload);
-    const oomAfterMs = random.chance(this.options.oomChance) ? 500 + random.below(5000) : undefined;
+    const oomAfterMs = random.chance(this.options.oomChance()) ? 500 + random.below(5000) : undefined;
     const brokenExitAfterMs = broken && spec.healthcheck === undefined ? 100 + random.below(900) : undefined;
     return new Promise((resolve) => {
       this.options.schedule(startMs, () => {

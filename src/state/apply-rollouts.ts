@@ -15,7 +15,7 @@ import { currentSpec, limitProblem, refuse, tenantKey, type ApplyContext, type C
 import { addApp, quotaProblem, tenantUsage } from './quota.js';
 import { isReady } from './readiness.js';
 import type { App, Command, Instance, Rollout, RolloutPatch } from './types.js';
-import { integer, list, object, oneOf, optional, refine } from './schema.js';
+import { boolean, integer, list, object, oneOf, optional, refine } from './schema.js';
 import { count, failureReason, freeText, identifier, name, nonEmptyText, repeatedId, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 
@@ -23,6 +23,13 @@ type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
 /** The state version from which a `rollout.step`'s retirements may name their keeper (`retire[].keeper`), refused when it no longer serves. */
 export const KEEPERS_STATE_VERSION = 4;
+
+/**
+ * The state version from which a `rollout.step` may retire an earlier
+ * version's unavailable instances on condition (`retire[].unlessServing`),
+ * refused when the instance serves by the time the step applies.
+ */
+export const UNLESS_SERVING_STATE_VERSION = 5;
 
 function findApp(state: ClusterState, command: { tenant: string; name: string }, action: string): { ok: true; app: App } | { ok: false; error: StateError } {
   const app = state.apps.get(tenantKey(command.tenant, command.name));
@@ -71,6 +78,18 @@ function keeperServes(state: ClusterState, app: App, keeperId: string, retire: r
     return { code: ErrorCode.conflict, message: `${action}: keeper "${keeperId}" no longer serves (${keeper.desired === 'running' ? keeper.status.state : 'retired'}, ${node}); plan again` };
   }
   return undefined;
+}
+
+/**
+ * Why an instance retired on condition that it does not serve
+ * (`unlessServing`) must stay, if it must: the scheduler planned it out as an
+ * unavailable surplus of its slot; a health report applied since may have
+ * made it serve, and its slot may hold nothing else that does.
+ */
+function servesAfterAll(state: ClusterState, app: App, instance: Instance, action: string): Omit<StateError, 'field'> | undefined {
+  const spec = app.versions.find((entry) => entry.version === instance.version)?.spec;
+  if (spec === undefined || !isReady(instance, spec, state.nodes)) return undefined;
+  return { code: ErrorCode.conflict, message: `${action}: instance "${instance.id}" was to be retired as unavailable, but it serves now (${instance.status.state} on node "${instance.node}"); plan again` };
 }
 
 /** A rollback rollout that restores `rollout.fromVersion`, started at `context`. */
@@ -132,6 +151,8 @@ export function planRolloutStep(state: ClusterState, command: CommandOf<'rollout
     retired.push(instance);
     const keeperProblem = item.keeper === undefined ? undefined : keeperServes(state, app, item.keeper, command.retire, action);
     if (keeperProblem !== undefined) return { ok: false, error: { ...keeperProblem, field: `retire[${position}].keeper` } };
+    const servingProblem = item.unlessServing === true ? servesAfterAll(state, app, instance, action) : undefined;
+    if (servingProblem !== undefined) return { ok: false, error: { ...servingProblem, field: `retire[${position}].unlessServing` } };
   }
   if (command.rebalance !== undefined && app.rebalance === undefined) {
     return refuse(ErrorCode.conflict, `${action}: no rebalance was asked for`, 'rebalance');
@@ -392,8 +413,11 @@ export function planAppRebalance(state: ClusterState, command: CommandOf<'app.re
 export const rolloutStepCommand: CommandModule<'rollout.step'> = {
   type: 'rollout.step',
   since: 1,
-  // A retirement that names its keeper is refused unless the keeper serves: a rule older code would not apply.
-  versionOf: (command) => (command.retire.some((item) => item.keeper !== undefined) ? KEEPERS_STATE_VERSION : 1),
+  // A retirement that names its keeper, or retires only unless it serves, is refused by a rule older code would not apply.
+  versionOf: (command) => {
+    if (command.retire.some((item) => item.unlessServing !== undefined)) return UNLESS_SERVING_STATE_VERSION;
+    return command.retire.some((item) => item.keeper !== undefined) ? KEEPERS_STATE_VERSION : 1;
+  },
   proposers: ['scheduler'],
   schema: object<CommandOf<'rollout.step'>>({
     type: oneOf(['rollout.step']),
@@ -409,7 +433,10 @@ export const rolloutStepCommand: CommandModule<'rollout.step'> = {
       { max: LIMITS.replicasMax },
     ),
     retire: refine(
-      list(object<CommandOf<'rollout.step'>['retire'][number]>({ id: identifier, reason: freeText, keeper: optional(identifier) }), { max: LIMITS.batchItemsMax }),
+      list(
+        object<CommandOf<'rollout.step'>['retire'][number]>({ id: identifier, reason: freeText, keeper: optional(identifier), unlessServing: optional(boolean()) }),
+        { max: LIMITS.batchItemsMax },
+      ),
       (value, path) => {
         const found = repeatedId(value, path);
         return found;

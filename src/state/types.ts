@@ -806,8 +806,11 @@ export type Command =
        * again) unless the keeper still serves when the step applies, by the
        * readiness rule (readiness.ts). Absent: retired regardless (stop-first,
        * a rebalance's copy, and every step before version 4).
+       * `unlessServing` (state version 5): the instance was planned out because
+       * it did not serve (an earlier version's surplus, unavailable); the step
+       * is refused (`conflict`, plan again) if it serves when the step applies.
        */
-      retire: { id: string; reason: string; keeper?: string }[];
+      retire: { id: string; reason: string; keeper?: string; unlessServing?: boolean }[];
       /** Changes to the rollout record. */
       set?: RolloutPatch;
       /** Ends the rollout in failure and starts a rollback to its `fromVersion`, saying why. */

@@ -38,7 +38,10 @@
  * the keeper no longer serves (KEEPERS_STATE_VERSION, apply-rollouts.ts).
  * 5: tenant networks (TENANT_NETWORKS_VERSION: `network.create`,
  * `network.delete`, `network.attach`, `network.detach`, `network.configure`'s
- * `tenantCidr`, a tenant's `default` network made by `tenant.create`).
+ * `tenantCidr`, a tenant's `default` network made by `tenant.create`); a
+ * `rollout.step` retiring an earlier version's unavailable instance on
+ * condition that it does not serve (`retire[].unlessServing`, refused when it
+ * serves; UNLESS_SERVING_STATE_VERSION, apply-rollouts.ts).
  */
 export const STATE_VERSION = 5;
 

@@ -219,9 +219,10 @@ test('a workload whose healthcheck fails is stopped, reported with why, and coun
   const reported = (): string[] => cluster.submitted.flatMap((command) => (command.type === 'instance.status' ? command.updates.filter((update) => update.id === id).map((update) => update.state) : []));
   // The executor stops a workload that failed its healthcheck (the restart policy then decides), reporting why; the
   // failure counts against a new version in a rollout (scheduler/readiness.ts, hasFailed).
-  const instance = await eventually('the failing healthcheck to be reported', () => {
+  // Two reports: unhealthy (the failure counted), then the exit of the stop; a flush may send them apart.
+  const instance = await eventually('the stop after the failing healthcheck to be reported', () => {
     const found = cluster.machine.instance(id);
-    return (found?.failures ?? 0) > 0 ? found : undefined;
+    return found !== undefined && found.status.state !== 'unhealthy' && (found.failures ?? 0) > 0 ? found : undefined;
   }, 20_000);
   assert.match(instance.status.message ?? '', /after failing its health check/);
   assert.not.ok(reported().includes('healthy'), `never healthy: ${reported()}`);

@@ -7,6 +7,7 @@ import type { ClusterStateMachine } from '../../state/machine.js';
 import type { AppSpec } from '../../state/types.js';
 import { STATE_VERSION_LABEL } from '../../state/types.js';
 import { STATE_VERSION } from '../../state/version.js';
+import { planRolloutStep } from '../rollout.js';
 import { simSpec, SimWorld } from '../sim.js';
 import { HEALTHCHECK, nextSpec, runningOf, worldWithWeb } from './world.js';
 
@@ -232,6 +233,61 @@ test('at state version 4 the slot rule names each retirement\'s keeper, a ready 
     assert.is(retirements.length, 2, 'each old instance retired once');
     assert.is(retirements.every((item) => item.keeper !== undefined), raised, raised ? 'every retirement names its keeper' : 'no keeper below version 4');
   }
+});
+
+test('at state version 5 an update that supersedes a failed one retires the failed version\'s unavailable instances first, on condition; below it, they wait for their slot', () => {
+  for (const raised of [true, false]) {
+    const world = new SimWorld({ scheduler: { rescheduleGraceMs: 10_000, progressDeadlineMs: 20_000 } });
+    for (const id of ['n1', 'n2']) world.addNode(id, { labels: { [STATE_VERSION_LABEL]: String(STATE_VERSION) } });
+    if (raised) world.ok({ type: 'cluster.version', version: STATE_VERSION });
+    const update = { parallelism: 0, delayMs: 0, failureAction: 'pause' as const, order: 'start-first' as const, monitorMs: 0 };
+    world.ok({ type: 'app.deploy', spec: simSpec('web', { replicas: 2, healthcheck: HEALTHCHECK, update }) });
+    assert.ok(world.runUntil(() => world.ready('default', 'web').length === 2));
+    world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: { 'sim.fail': 'true' } }) });
+    assert.ok(world.runUntil(() => rollout(world).state === 'paused', 20), 'version 2 failed and paused');
+    assert.equal(runningOf(world).filter((entry) => entry.startsWith('v2')).length, 2, 'version 2 beside version 1 in both slots');
+    world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: {}, environment: { V: '3' }, update: { ...update, parallelism: 1 } }) });
+    const step = world.schedulerRound().find(({ command }) => command.type === 'rollout.step');
+    assert.ok(step !== undefined && step.result.ok, JSON.stringify(step));
+    const command = step.command as Extract<typeof step.command, { type: 'rollout.step' }>;
+    const failed = world.machine.instances({ app: 'web' }).filter((instance) => instance.version === 2).map((instance) => instance.id).sort();
+    if (raised) {
+      assert.equal(command.retire.map((item) => item.id).sort(), failed, 'both of version 2 retired in the first step');
+      assert.ok(command.retire.every((item) => item.unlessServing === true && /version 2 does not serve/.test(item.reason)), JSON.stringify(command.retire));
+      assert.ok(world.ready('default', 'web', 1).length === 2, 'version 1 untouched');
+    } else {
+      assert.equal(command.retire, [], 'below version 5 nothing is retired before its slot is done');
+    }
+    assert.ok(world.runUntil(() => rollout(world).state === 'succeeded', 60), `version 3 rolled out: ${rollout(world).message}`);
+    assert.equal(runningOf(world).map((entry) => entry.slice(0, 2)), ['v3', 'v3']);
+  }
+});
+
+test('the unavailable surplus of a slot goes, but the slot keeps its most promising instance even when none serves', () => {
+  const world = new SimWorld({ scheduler: { rescheduleGraceMs: 10_000, progressDeadlineMs: 20_000 } });
+  for (const id of ['n1', 'n2']) world.addNode(id);
+  const update = { parallelism: 0, delayMs: 0, failureAction: 'pause' as const, order: 'start-first' as const, monitorMs: 0 };
+  world.ok({ type: 'app.deploy', spec: simSpec('web', { replicas: 1, healthcheck: HEALTHCHECK, update }) });
+  assert.ok(world.runUntil(() => world.ready('default', 'web').length === 1));
+  world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: { 'sim.fail': 'true' } }) });
+  assert.ok(world.runUntil(() => rollout(world).state === 'paused', 20));
+  world.ok({ type: 'app.deploy', spec: nextSpec(world, { labels: {}, environment: { V: '3' } }) });
+  const app = world.machine.app('default', 'web')!;
+  const nodes = new Map(world.machine.nodes().map((node) => [node.id, node]));
+  const instances = world.machine.instances({ app: 'web' });
+  const first = instances.find((instance) => instance.version === 1)!;
+  const failed = instances.find((instance) => instance.version === 2)!;
+  const context = { instances, nodes, now: world.now, progressDeadlineMs: 20_000, retiresUnavailable: true };
+  // Version 1 serves: the failed version 2 goes, on condition.
+  assert.equal(planRolloutStep(app, context)!.retire, [{ id: failed.id, reason: `version 2 does not serve (${failed.status.state}); its slot keeps ${first.id}`, unlessServing: true }]);
+  // Version 1 exited too: the slot keeps it (not failed) and still retires the failed one.
+  const exited = instances.map((instance) => (instance.id === first.id ? { ...instance, status: { ...instance.status, state: 'exited' as const } } : instance));
+  assert.equal(planRolloutStep(app, { ...context, instances: exited })!.retire.map((item) => item.id), [failed.id]);
+  // Both failed: the newest stays, the slot is never emptied by this rule.
+  const bothFailed = instances.map((instance) => (instance.id === first.id ? { ...instance, failures: 1, status: { ...instance.status, state: 'unhealthy' as const } } : instance));
+  assert.equal(planRolloutStep(app, { ...context, instances: bothFailed })!.retire.map((item) => item.id), [first.id]);
+  // Without the cluster version for it: nothing goes.
+  assert.equal(planRolloutStep(app, { ...context, retiresUnavailable: false })?.retire ?? [], []);
 });
 
 test('healthcheck NONE counts running as ready', () => {

@@ -146,4 +146,50 @@ test('three voters and a learner; a voter lost for good is marked down and repla
   assert.equal(world.checker.violations, []);
 });
 
+test('an update that supersedes a failed one retires the failed version\'s instances first, so it fits in a full cluster (the superseded rollout\'s finding)', async () => {
+  const world = await threeNodes(6);
+  // Two instances fill a node: version 1 and the failed version 2 side by side leave no room for version 3 beside them.
+  const reservations = { cpuMillis: 1800, memoryBytes: 1 * GiB };
+  const first = simSpec('web', { replicas: 3, reservations, healthcheck: HEALTHCHECK, update: { parallelism: 0, delayMs: 0, failureAction: 'pause', order: 'start-first', monitorMs: 0 } });
+  assert.ok((await world.operate({ type: 'app.deploy', spec: first })).ok);
+  const ready = (version: number): number => running(world, 'web').filter((instance) => instance.version === version && instance.status.state === 'healthy').length;
+  assert.ok(await world.runUntil(() => ready(1) === 3, 15_000), '3 healthy instances of version 1');
+  // Version 2 never passes its healthcheck: the update pauses with all six instances placed, the cluster full.
+  assert.ok((await world.operate({ type: 'app.deploy', spec: { ...first, labels: { 'sim.fail': 'true' } } })).ok);
+  const paused = await world.runUntil(() => world.leader()?.machine.app('default', 'web')?.rollout?.state === 'paused' && running(world, 'web').filter((instance) => instance.version === 2 && instance.node !== undefined).length === 3, 30_000);
+  assert.ok(paused, `version 2 placed beside version 1 and paused: ${JSON.stringify(world.leader()?.machine.app('default', 'web')?.rollout)}`);
+  // Version 3 works; its rollout supersedes the paused one (from version 2), version 1 still serving.
+  let leastServing = 3;
+  assert.ok((await world.operate({ type: 'app.deploy', spec: { ...first, update: { ...first.update, parallelism: 1 }, environment: { V: '3' } } })).ok);
+  const converged = await world.runUntil(() => {
+    leastServing = Math.min(leastServing, ready(1) + ready(3));
+    const app = world.leader()?.machine.app('default', 'web');
+    return app?.rollout?.state === 'succeeded' && ready(3) === 3 && running(world, 'web').length === 3;
+  }, 60_000);
+  const app = world.leader()?.machine.app('default', 'web');
+  assert.ok(converged, `version 3 at full size, nothing else meant to run: ${app?.rollout?.state} ${app?.rollout?.message} ${JSON.stringify(running(world, 'web').map((instance) => [instance.id, instance.version, instance.node, instance.status.state]))}`);
+  assert.is(leastServing, 3, 'three instances served throughout (version 1 until version 3 replaced it)');
+  assert.equal(world.checker.violations, []);
+});
+
+test('the real executor on virtual time: an OOM-killed instance is reported, held for its restart delay on the node\'s clock, and started again', async () => {
+  const world = await threeNodes(7);
+  const spec = simSpec('worker', { replicas: 1, restart: { condition: 'any', delayMs: 5000, windowMs: 0 } });
+  assert.ok((await world.operate({ type: 'app.deploy', spec })).ok);
+  const instance = (): Instance | undefined => running(world, 'worker')[0];
+  assert.ok(await world.runUntil(() => instance()?.status.state === 'running', 15_000), 'worker running');
+  const { id, node } = instance()!;
+  assert.ok(world.agent(node!)!.runtime.kill(id, true), 'the simulated runtime OOM-kills it');
+  const killedAtMs = world.nowMs;
+  assert.ok(await world.runUntil(() => instance()?.status.state === 'oom-killed', 5000), 'reported oom-killed');
+  assert.match(instance()!.status.message ?? '', /exited with code 137 \(killed: out of memory\); restarting in 5000 ms/);
+  assert.is(instance()!.failures, 1, 'counted as a failure');
+  assert.ok(await world.runUntil(() => instance()?.status.state === 'running', 15_000), 'running again');
+  const restartedAfterMs = world.nowMs - killedAtMs;
+  // The hold ends 5 s after the exit on the node's clock; the start takes at most 300 ms, the report a few rounds.
+  assert.ok(restartedAfterMs >= 5000 && restartedAfterMs < 7000, `restarted ${restartedAfterMs} ms after the kill`);
+  assert.is(instance()!.node, node, 'restarted in place');
+  assert.equal(world.checker.violations, []);
+});
+
 test.run();

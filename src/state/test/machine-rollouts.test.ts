@@ -1,7 +1,7 @@
 // The scheduler's and the user's rollout commands: what they change, and what they refuse (with the field).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KEEPERS_STATE_VERSION } from '../apply-rollouts.js';
+import { KEEPERS_STATE_VERSION, UNLESS_SERVING_STATE_VERSION } from '../apply-rollouts.js';
 import { commandVersion } from '../commands.js';
 import { STATE_VERSION_LABEL, type Command } from '../types.js';
 import { CLUSTER_VERSION_FLOOR, STATE_VERSION } from '../version.js';
@@ -124,6 +124,32 @@ test('a keeper needs state version 4: below it the step is refused before the ch
   const error = driver.refused(step('default.web.0.2'));
   assert.is(error.code, 'cluster-version-too-old');
   assert.is(driver.ok(step() as Command).ok, true);
+});
+
+test('a retirement on condition (unlessServing) applies while its instance does not serve, and is refused once it serves (plan again); it needs state version 5', () => {
+  const unavailable = (clusterVersion: number, state: 'starting' | 'running'): { driver: Driver; step: Command } => {
+    const { driver, rollout } = slotWithKeeper(clusterVersion);
+    driver.ok({ type: 'instance.status', updates: [{ id: 'default.web.0.1', state, reportedBy: 'n1', reportedAt: driver.time }] });
+    const step = { type: 'rollout.step', tenant: 'default', name: 'web', rollout, add: [], retire: [{ id: 'default.web.0.1', reason: 'version 1 does not serve', unlessServing: true }] } as Command;
+    return { driver, step };
+  };
+  const starting = unavailable(STATE_VERSION, 'starting');
+  assert.equal(starting.driver.ok(starting.step).value, { added: [], retired: ['default.web.0.1'] });
+
+  // The race: planned while web.0.1 did not serve; its report of running applied first.
+  const serving = unavailable(STATE_VERSION, 'running');
+  const before = JSON.stringify(serving.driver.machine.instances());
+  const refused = serving.driver.refused(serving.step);
+  assert.equal([refused.code, refused.field], ['conflict', 'retire[0].unlessServing']);
+  assert.match(refused.message, 'instance "default.web.0.1" was to be retired as unavailable, but it serves now (running on node "n1"); plan again');
+  assert.is(JSON.stringify(serving.driver.machine.instances()), before, 'a refusal retires nothing');
+
+  assert.is(commandVersion(starting.step), UNLESS_SERVING_STATE_VERSION);
+  const old = unavailable(KEEPERS_STATE_VERSION, 'starting');
+  assert.is(old.driver.refused(old.step).code, 'cluster-version-too-old');
+  const malformed = unavailable(STATE_VERSION, 'starting');
+  const wrong = malformed.driver.refused({ ...malformed.step, retire: [{ id: 'default.web.0.1', reason: 'x', unlessServing: 'yes' }] } as unknown as Command);
+  assert.equal([wrong.code, wrong.field], ['invalid-argument', 'retire[0].unlessServing']);
 });
 
 test('instance.reschedule, instance.remove, instance.preempt, app.unplaceable: effects and refusals', () => {
