@@ -180,8 +180,10 @@ export function hostClusterSuite(name: string, options: HostClusterOptions & { u
       const first = added === 0;
       added++;
       tests(title, async () => {
+        const beganMs = Date.now();
         started ??= startHostCluster(options);
         const cluster = await started;
+        const readyMs = Date.now();
         try {
           if (!first) await emptyCluster(cluster, options);
           await body(cluster);
@@ -193,6 +195,8 @@ export function hostClusterSuite(name: string, options: HostClusterOptions & { u
           failed = true;
           throw new Error(`the test passed, but what it deployed could not be removed: ${error.message}`);
         });
+        // Where a suite's time goes, for whoever runs the file by hand.
+        console.log(`${name}: ${first ? `cluster set up in ${((readyMs - beganMs) / 1000).toFixed(1)} s; ` : ''}"${title}" ${((Date.now() - readyMs) / 1000).toFixed(1)} s`);
       });
     },
     run() {
