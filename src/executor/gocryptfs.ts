@@ -19,8 +19,8 @@
  * /dev/fuse.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { daemonizingTool, mountAt, tool } from './volume-tool.js';
 
 /** The folder of an encrypted volume's own filesystem that gocryptfs keeps its files in. */
@@ -71,7 +71,31 @@ export async function mountPlainView(options: { cipherPath: string; plainPath: s
   await daemonizingTool(['gocryptfs', ...flags, options.cipherPath, options.plainPath], `${options.what}: mounting its decrypted view on ${options.plainPath}`, { input: passwordOf(options.key) });
 }
 
-/** Unmounts a plain view (its gocryptfs process then exits). Throws a retryable VolumeError while it is busy. */
+/** How long an unmount waits for the view's gocryptfs process to exit (it holds the cipher folder open until then). */
+const EXIT_WAIT_MS = 3000;
+const EXIT_POLL_MS = 20;
+
+/**
+ * Unmounts a plain view, then waits (up to EXIT_WAIT_MS) for its gocryptfs
+ * process to exit: the process keeps the cipher folder open for a moment
+ * after the unmount, and unmounting the filesystem under it meanwhile fails
+ * as busy. Throws a retryable VolumeError while the view is busy.
+ */
 export async function unmountPlainView(plainPath: string, what: string): Promise<void> {
+  const servers = await gocryptfsProcessesOf(plainPath);
   await tool(['fusermount', '-u', plainPath], `${what}: unmounting its decrypted view ${plainPath}`, { busyRetryable: true });
+  for (let waitedMs = 0; waitedMs < EXIT_WAIT_MS && servers.some((pid) => existsSync(`/proc/${pid}`)); waitedMs += EXIT_POLL_MS) {
+    await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+  }
+}
+
+/** The gocryptfs processes whose command line ends with the mount point `plainPath`. */
+async function gocryptfsProcessesOf(plainPath: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = await readFile(`/proc/${entry}/cmdline`, 'utf8').then((text) => text.split('\0').filter((word) => word !== ''), () => []);
+    if (argv.length > 0 && basename(argv[0]!) === 'gocryptfs' && argv[argv.length - 1] === plainPath) pids.push(Number(entry));
+  }
+  return pids;
 }
