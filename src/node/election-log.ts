@@ -74,17 +74,6 @@ export class ElectionLog {
     assert(this.#recordsMax >= 1, 'an election log keeps at least one record');
   }
 
-  /**
-   * Whether a term may be about to begin (the leader silent for a quarter of
-   * an election timeout, or this node campaigning): a sampler that slows
-   * down while nothing changes should look closely now, so that the sample
-   * before the new term shows why it began.
-   */
-  expectsElection(sample: RaftSample): boolean {
-    if (sample.role === 'candidate' || sample.role === 'pre-candidate') return true;
-    return sample.leader !== '' && sample.role !== 'leader' && sample.silentTicks * 4 >= this.#electionTimeoutTicks;
-  }
-
   /** Takes the status sampled at `nowMs`; records a new term, a leader learned, or a step-down. */
   observe(sample: RaftSample, nowMs: number): void {
     const previous = this.#previous;

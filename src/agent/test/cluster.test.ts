@@ -121,11 +121,16 @@ test('kill -9 the leader, keep writing through the others, restart it: all agree
   const newLeader = await cluster.leader(survivors);
   assert.is.not(newLeader.name, leader.name);
   // The new leader's election log (GET /v1/elections) has its term: won after the old leader went silent.
+  // The log samples Raft's status every 100 ms, so the record may come a moment after the API says who leads.
   const term = (await newLeader.status()).term;
-  const seen = await newLeader.request('GET', '/v1/elections');
-  assert.is(seen.status, 200, JSON.stringify(seen.body));
-  const won = (seen.body.elections as { term: number; leader: string; reason: string }[]).find((election) => election.term === term);
-  assert.equal([won?.leader, won?.reason], [newLeader.name, 'timeout'], JSON.stringify(seen.body));
+  let elections: unknown;
+  const won = await eventually(`${newLeader.name} records term ${term}`, async () => {
+    const seen = await newLeader.request('GET', '/v1/elections');
+    assert.is(seen.status, 200, JSON.stringify(seen.body));
+    elections = seen.body;
+    return (seen.body.elections as { term: number; leader: string; reason: string }[]).find((election) => election.term === term && election.leader !== '');
+  }, 5000);
+  assert.equal([won.leader, won.reason], [newLeader.name, 'timeout'], JSON.stringify(elections));
   leader.start(['agent']);
   await leader.waitHealthy();
   const all: TestNode[] = cluster.running();

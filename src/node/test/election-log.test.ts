@@ -38,16 +38,6 @@ test('a follower whose leader went silent, and a candidate, see a timeout', () =
   assert.equal(seen([sample(4, 'follower', ''), sample(4, 'pre-candidate', ''), sample(5, 'candidate', ''), sample(6, 'leader', 'n1')]), ['4 - start', '5 - timeout', '6 n1 timeout']);
 });
 
-test('an election is expected once the leader has been silent a quarter of the timeout, or while this node campaigns; never by a leader', () => {
-  const log = new ElectionLog({ electionTimeoutTicks: TIMEOUT_TICKS });
-  assert.not.ok(log.expectsElection(sample(2, 'follower', 'n1', { silentTicks: 1 })));
-  assert.ok(log.expectsElection(sample(2, 'follower', 'n1', { silentTicks: 3 })));
-  assert.ok(log.expectsElection(sample(3, 'pre-candidate', '')));
-  assert.ok(log.expectsElection(sample(3, 'candidate', '')));
-  assert.not.ok(log.expectsElection(sample(3, 'leader', 'n2', { silentTicks: 9 })));
-  assert.not.ok(log.expectsElection(sample(3, 'follower', '', { silentTicks: 9 })), 'no leader to be silent: a start, or a step-down already recorded');
-});
-
 test('a transfer, from the old leader and from the node it went to; a term begun elsewhere is unknown', () => {
   assert.equal(seen([sample(2, 'leader', 'n1'), sample(2, 'leader', 'n1', { transferee: 'n2' }), sample(3, 'follower', 'n2')]), ['2 n1 start', '3 n2 transfer']);
   assert.equal(seen([sample(2, 'follower', 'n1'), sample(3, 'leader', 'n2', { silentTicks: 0 })]), ['2 n1 start', '3 n2 transfer']);
