@@ -43,6 +43,14 @@ function hasLeft(node: NodeRecord, action: string): Plan | undefined {
   return refuse(ErrorCode.conflict, `${action}: node "${node.id}" has left the cluster; it must register again`, 'id');
 }
 
+/** The record of a node that is registered and has not left; else the refusal. */
+function findMember(state: ClusterState, id: string, action: string): { ok: true; node: NodeRecord } | Exclude<Plan, { ok: true }> {
+  const found = findNode(state, id, action);
+  if (!found.ok) return found;
+  const left = hasLeft(found.node, action);
+  return left !== undefined && !left.ok ? left : found;
+}
+
 /**
  * Whether the record says that the membership which began at `joinedIndex`
  * (the `joinedIndex` this node was given when it joined) has ended. A record
@@ -151,11 +159,9 @@ export function planNodeRole(state: ClusterState, command: CommandOf<'node.role'
 /** node.heartbeat: `lastSeenAt` becomes the envelope's time. Not recorded in history. */
 export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.heartbeat'>, context: ApplyContext): Plan {
   const action = `cannot record a heartbeat of node "${command.id}"`;
-  const found = findNode(state, command.id, action);
+  const found = findMember(state, command.id, action);
   if (!found.ok) return found;
   const { node } = found;
-  const left = hasLeft(node, action);
-  if (left) return left;
   return {
     ok: true,
     commit: () => {
@@ -174,11 +180,9 @@ export function planNodeHeartbeat(state: ClusterState, command: CommandOf<'node.
  */
 export function planNodeLabel(state: ClusterState, command: CommandOf<'node.label'>, context: ApplyContext): Plan {
   const action = `cannot label node "${command.id}"`;
-  const found = findNode(state, command.id, action);
+  const found = findMember(state, command.id, action);
   if (!found.ok) return found;
   const { node } = found;
-  const left = hasLeft(node, action);
-  if (left) return left;
   const fromAgent = new Set((node.labels[AGENT_LABELS_LABEL] ?? '').split(',').filter((key) => key !== ''));
   const keys: [string, string][] = [...Object.keys(command.set).map((key): [string, string] => [key, `set.${key}`]), ...command.remove.map((key, position): [string, string] => [key, `remove[${position}]`])];
   for (const [key, field] of keys) {
@@ -211,11 +215,9 @@ export function planNodeLabel(state: ClusterState, command: CommandOf<'node.labe
  */
 export function planNodePorts(state: ClusterState, command: CommandOf<'node.ports'>, context: ApplyContext): Plan {
   const action = `cannot record the host ports of node "${command.id}"`;
-  const found = findNode(state, command.id, action);
+  const found = findMember(state, command.id, action);
   if (!found.ok) return found;
   const { node } = found;
-  const left = hasLeft(node, action);
-  if (left) return left;
   return {
     ok: true,
     commit: () => {
