@@ -101,8 +101,9 @@ export function readServiceConfigs(value: unknown, path: FieldPath, context: Fil
 export function relativeBindConfig(source: string, target: string, readOnly: boolean, path: FieldPath, context: FileContext): ConfigMount | undefined {
   if (!readOnly) {
     const found = Object.hasOwn(context.localSources, source) ? context.localSources[source] : undefined;
-    // A missing or empty folder mounted writable is where an app keeps its data (`./pgdata:/var/lib/postgresql/data`).
-    if (found === undefined || (found.kind === 'folder' && found.files.length === 0)) {
+    // A missing or empty folder mounted writable is where an app keeps its data (`./pgdata:/var/lib/postgresql/data`);
+    // a missing path with an extension (`./nginx.conf`) is more likely a config file left behind, refused below as such.
+    if (found === undefined ? !/[^./]\.[A-Za-z0-9]{1,8}$/.test(source) : found.kind === 'folder' && found.files.length === 0) {
       context.problems.error(path, dataFolderRefusal(source, target, found === undefined ? 'which does not exist beside the app file' : 'an empty folder'));
       return undefined;
     }

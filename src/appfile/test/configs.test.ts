@@ -67,7 +67,8 @@ test('a large or missing folder is refused with what to do; configs need an imag
   assert.equal(errorsOf(file, { localSources: { './data': { kind: 'folder', files: [] } } }), [dataFolder('an empty folder')]);
   assert.match(errorsOf(oneService('image: app\nvolumes: ["./PG Data/:/var/lib/postgresql/data"]'))[0] ?? '', /mount "data:\/var\/lib\/postgresql\/data"/, 'a folder name no volume may have: "data"');
   assert.match(errorsOf(oneService('image: app\nvolumes: ["./pgdata:/var/lib/postgresql/data"]'))[0] ?? '', /mount "pgdata:\/var\/lib\/postgresql\/data" and declare it at the top level \(volumes: \{ pgdata:/);
-  // Read-only and missing: a config that was not found.
+  // Missing with an extension, or read-only: a config file that was not found.
+  assert.equal(errorsOf(oneService('image: app\nvolumes: ["./nginx.conf:/etc/nginx/nginx.conf"]')), ['app.yaml: services.web.volumes[0]: names "./nginx.conf", which was not sent with the deploy; give a path relative to the app file\'s folder that exists']);
   assert.equal(errorsOf(oneService('image: app\nvolumes: ["./data:/var/lib/app:ro"]')), ['app.yaml: services.web.volumes[0]: names "./data", which was not sent with the deploy; give a path relative to the app file\'s folder that exists']);
   assert.equal(errorsOf(oneService('command: [cat, /x]\nconfigs: [x]', 'configs: { x: { content: hi } }')), ['app.yaml: services.web.configs: applies only to an image app; a process app reads its files where it runs']);
   const spec = onlyApp(oneService('image: app\nconfigs: [x]', 'configs: { x: { content: hi } }'));
