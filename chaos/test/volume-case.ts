@@ -9,8 +9,9 @@
  *     them back;
  *   - the data stays across a container kill, a restart of the node's agent
  *     and a rolling update (each start appends; nothing is lost);
- *   - tenant beta cannot reach it: its own `data` is another volume, and a
- *     bind of acme's folder is refused;
+ *   - tenant beta cannot reach it: a bind of acme's folder is refused, and
+ *     on the node the view's root is acme's user's, mode 0700, which beta's
+ *     user cannot list;
  *   - a backup taken through n1 restores into a new encrypted volume on
  *     another node with the same log;
  *   - `volumes move` carries it to another node, where db starts and
@@ -18,7 +19,7 @@
  * Its volumes are deleted at the end, and their mounts are gone.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import * as assert from 'uvu/assert';
@@ -141,9 +142,21 @@ export const volumeCase: NetworkCase = {
     assert.ok(existsSync(backing), `${backing} exists`);
     assert.not.ok(readFileSync(backing).includes(Buffer.from(MARKER)), 'the backing file holds none of the marker');
 
-    // Tenant beta: its `data` is its own, and acme's folder is not a host path it may bind.
+    // Tenant beta: acme's folder is not a host path it may bind.
     const bind = await cluster.client.call(nodes[0]!.origin, 'POST', '/v1/deploy', { fileName: 'peek.yaml', tenant: 'beta', content: `services:\n  peek:\n    image: ${image.name}\n    command: ["sleep", "${SLEEP_SECONDS}"]\n    volumes: ["${view}:/peek"]\n` });
     assert.ok(bind.kind === 'answer' && bind.status === 403, `beta binding acme's volume: ${JSON.stringify(bind)}`);
+    // On the node, the view's root is acme's user's alone: beta's user cannot list it, acme's can (so the check can fail).
+    const tenantOffset = async (tenant: string): Promise<number> => ((await api('GET', `/v1/tenants/${tenant}`)) as { uidOffset?: number }).uidOffset ?? 0;
+    const root = statSync(view);
+    assert.is(root.mode & 0o777, 0o700, `the view's root: mode ${(root.mode & 0o777).toString(8)}`);
+    assert.ok(root.uid !== 0, 'the view\'s root belongs to acme\'s user, not root');
+    const uidBase = root.uid - (await tenantOffset('acme'));
+    // From inside the view (a workload gets it bound, not through the data folder, which only root may pass).
+    const listAs = (uid: number): ReturnType<typeof spawnSync> => spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', '/bin/ls', '.'], { cwd: view, encoding: 'utf8' });
+    const asAcme = listAs(root.uid);
+    assert.is(asAcme.status, 0, `acme's user lists its volume: ${String(asAcme.stderr)}`);
+    const asBeta = listAs(uidBase + (await tenantOffset('beta')));
+    assert.ok(asBeta.status !== 0 && /Permission denied/.test(String(asBeta.stderr)), `beta's user listing acme's volume: ${String(asBeta.stderr)}`);
 
     // A killed container starts again and appends.
     const [pid] = sleepPids([SLEEP_SECONDS]);

@@ -99,12 +99,37 @@ export function readServiceConfigs(value: unknown, path: FieldPath, context: Fil
  * with a warning (changes in an instance would be lost).
  */
 export function relativeBindConfig(source: string, target: string, readOnly: boolean, path: FieldPath, context: FileContext): ConfigMount | undefined {
+  if (!readOnly) {
+    const found = Object.hasOwn(context.localSources, source) ? context.localSources[source] : undefined;
+    // A missing or empty folder mounted writable is where an app keeps its data (`./pgdata:/var/lib/postgresql/data`);
+    // a missing path with an extension (`./nginx.conf`) is more likely a config file left behind, refused below as such.
+    if (found === undefined ? !/[^./]\.[A-Za-z0-9]{1,8}$/.test(source) : found.kind === 'folder' && found.files.length === 0) {
+      context.problems.error(path, dataFolderRefusal(source, target, found === undefined ? 'which does not exist beside the app file' : 'an empty folder'));
+      return undefined;
+    }
+  }
   const files = localFiles(source, path, context, { folders: true });
   if (files === undefined) return undefined;
   if (!readOnly) {
     context.problems.warn(path, `is mounted read-only: ${source} is sent with the deploy as a config, so every node has it; write data to a named volume`);
   }
   return { source, target, files };
+}
+
+/**
+ * Why a writable relative bind mount of a missing or empty folder is refused:
+ * it is a data folder, and data goes in a named volume (named here after the
+ * folder, when its name is one a volume may have).
+ */
+function dataFolderRefusal(source: string, target: string, what: string): string {
+  const folderName = source.replace(/\/+$/, '').split('/').pop()?.toLowerCase() ?? '';
+  const name = /^[a-z0-9][a-z0-9_-]{0,62}$/.test(folderName) ? folderName : 'data';
+  return (
+    `mounts ${JSON.stringify(source)} writable, ${what}: a folder for the app's data, which a relative bind mount cannot hold ` +
+    '(it is sent with the deploy as read-only configuration, the same on every node, and what the app writes would be lost). ' +
+    `Use a named volume: mount "${name}:${target}" and declare it at the top level (volumes: { ${name}: { x-hivemind: { size: 1G } } }); ` +
+    'it lives on one node, the app is placed there, and it keeps what the app writes'
+  );
 }
 
 /** The files of local path `source` as the caller read it (`context.localSources`), or undefined after an error. */

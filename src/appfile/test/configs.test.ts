@@ -58,7 +58,18 @@ test('a large or missing folder is refused with what to do; configs need an imag
   const file = oneService('image: app\nvolumes: ["./data:/var/lib/app"]');
   const [tooLarge] = errorsOf(file, { localSources: { './data': { kind: 'too-large', files: 65, bytes: 1000 } } });
   assert.match(tooLarge ?? '', /^app\.yaml: services\.web\.volumes\[0\]: mounts folder "\.\/data", which holds more than 64 files: a relative bind mount is sent with the deploy as configuration .*use a named volume/);
-  assert.equal(errorsOf(file), ['app.yaml: services.web.volumes[0]: names "./data", which was not sent with the deploy; give a path relative to the app file\'s folder that exists']);
+  // Writable and missing or empty: a data folder, refused with what to use instead.
+  const dataFolder = (what: string): string =>
+    `app.yaml: services.web.volumes[0]: mounts "./data" writable, ${what}: a folder for the app's data, which a relative bind mount cannot hold ` +
+    '(it is sent with the deploy as read-only configuration, the same on every node, and what the app writes would be lost). ' +
+    'Use a named volume: mount "data:/var/lib/app" and declare it at the top level (volumes: { data: { x-hivemind: { size: 1G } } }); it lives on one node, the app is placed there, and it keeps what the app writes';
+  assert.equal(errorsOf(file), [dataFolder('which does not exist beside the app file')]);
+  assert.equal(errorsOf(file, { localSources: { './data': { kind: 'folder', files: [] } } }), [dataFolder('an empty folder')]);
+  assert.match(errorsOf(oneService('image: app\nvolumes: ["./PG Data/:/var/lib/postgresql/data"]'))[0] ?? '', /mount "data:\/var\/lib\/postgresql\/data"/, 'a folder name no volume may have: "data"');
+  assert.match(errorsOf(oneService('image: app\nvolumes: ["./pgdata:/var/lib/postgresql/data"]'))[0] ?? '', /mount "pgdata:\/var\/lib\/postgresql\/data" and declare it at the top level \(volumes: \{ pgdata:/);
+  // Missing with an extension, or read-only: a config file that was not found.
+  assert.equal(errorsOf(oneService('image: app\nvolumes: ["./nginx.conf:/etc/nginx/nginx.conf"]')), ['app.yaml: services.web.volumes[0]: names "./nginx.conf", which was not sent with the deploy; give a path relative to the app file\'s folder that exists']);
+  assert.equal(errorsOf(oneService('image: app\nvolumes: ["./data:/var/lib/app:ro"]')), ['app.yaml: services.web.volumes[0]: names "./data", which was not sent with the deploy; give a path relative to the app file\'s folder that exists']);
   assert.equal(errorsOf(oneService('command: [cat, /x]\nconfigs: [x]', 'configs: { x: { content: hi } }')), ['app.yaml: services.web.configs: applies only to an image app; a process app reads its files where it runs']);
   const spec = onlyApp(oneService('image: app\nconfigs: [x]', 'configs: { x: { content: hi } }'));
   const big = { ...spec, configs: [{ source: 'x', target: '/x', files: [{ path: '', data: 'A'.repeat(Math.ceil((LIMITS.configBytesMax * 4) / 3) + 4) }] }] };

@@ -130,7 +130,9 @@ test('volumes: anonymous, relative, undeclared, badly named, bad options, tmpfs'
   );
   assert.equal(errors, [
     'app.yaml: services.web.volumes[0]: is an anonymous volume, which Hivemind does not support; name it, like "data:/anon", and declare data under the top-level volumes:',
-    'app.yaml: services.web.volumes[1]: names "./site", which was not sent with the deploy; give a path relative to the app file\'s folder that exists',
+    'app.yaml: services.web.volumes[1]: mounts "./site" writable, which does not exist beside the app file: a folder for the app\'s data, which a relative bind mount cannot hold ' +
+      '(it is sent with the deploy as read-only configuration, the same on every node, and what the app writes would be lost). ' +
+      'Use a named volume: mount "site:/www" and declare it at the top level (volumes: { site: { x-hivemind: { size: 1G } } }); it lives on one node, the app is placed there, and it keeps what the app writes',
     'app.yaml: services.web.volumes[2]: uses volume "cache", which is not declared; add it under the top-level volumes:',
     'app.yaml: services.web.volumes[3]: uses volume "db_data", which is not declared; add it under the top-level volumes:',
     'app.yaml: services.web.volumes[4]: must mount at an absolute path inside the instance, like "data:/var/lib/data", "/host/path:/path:ro", got "data:relative"',
