@@ -6,9 +6,17 @@
 // A file that runs longer than HIVEMIND_TEST_FILE_TIMEOUT_S (600 by default)
 // fails: its process group is killed and the output it printed so far is
 // shown, so one hung test cannot hold the whole run.
+//
+// Two lanes run side by side. The host lane takes, one at a time, every file
+// that can start processes (its imports reach node:child_process or
+// node:cluster): agents, containerd, namespaces, iptables, which share the
+// host and must not overlap. The unit lane takes, one at a time, the files
+// that cannot: they run in their own process on loopback and temp folders
+// only, so they overlap nothing the host lane touches. HIVEMIND_TEST_LANES=1
+// runs every file in one lane.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const filter = process.argv[2] ? new RegExp(process.argv[2]) : null;
@@ -55,12 +63,56 @@ function runFile(file) {
   });
 }
 
+const SPAWNING_IMPORT = /(?:from\s*|import\s*\(\s*)['"](?:node:)?(?:child_process|cluster)['"]/;
+const RELATIVE_IMPORT = /(?:from\s*|import\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g;
+
+/**
+ * The files among `entries` that can start a process: the file, or a module
+ * it imports (transitively, static or dynamic), imports node:child_process or
+ * node:cluster.
+ */
+function spawningFiles(entries) {
+  const imports = new Map(); // module -> the relative modules it imports
+  const direct = new Set();
+  const pending = [...entries];
+  while (pending.length > 0) {
+    const file = pending.pop();
+    if (imports.has(file)) continue;
+    const source = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (SPAWNING_IMPORT.test(source)) direct.add(file);
+    const targets = [...source.matchAll(RELATIVE_IMPORT)].map((match) => resolve(dirname(file), match[1]));
+    imports.set(file, targets);
+    pending.push(...targets);
+  }
+  const spawning = new Set(direct);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [file, targets] of imports) {
+      if (!spawning.has(file) && targets.some((target) => spawning.has(target))) {
+        spawning.add(file);
+        changed = true;
+      }
+    }
+  }
+  return new Set(entries.filter((file) => spawning.has(file)));
+}
+
 const files = findTests(join(root, 'dist')).filter((f) => !filter || filter.test(f)).sort();
+const oneLane = process.env.HIVEMIND_TEST_LANES === '1';
+const spawning = spawningFiles(files);
+const hostLane = files.filter((file) => oneLane || spawning.has(file));
+const unitLane = files.filter((file) => !hostLane.includes(file));
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failedFiles = [];
-for (const file of files) {
+await Promise.all([runLane(hostLane), runLane(unitLane)]);
+
+async function runLane(laneFiles) {
+  for (const file of laneFiles) await runAndReport(file);
+}
+
+async function runAndReport(file) {
   const name = relative(root, file);
   const started = Date.now();
   const run = await runFile(file);
