@@ -16,9 +16,12 @@
  * loop waits for the writer to drain, then handles it in full.
  * See docs/internals/raft.md for why this is safe.
  *
- * The driver never reads the clock: ticks, request time limits and the
- * loop's turns go through the injected `Timers` (the wall clock by default),
- * so that the simulator runs this very driver on virtual time.
+ * The driver never reads the clock: ticks, request time limits, the
+ * loop's turns and how long one turn may work go through the injected
+ * `Timers` (the wall clock by default), so that the simulator runs this very
+ * driver on virtual time. A turn applies entries for at most
+ * `LOOP_TURN_MS_MAX`, then lets timers and I/O in: heartbeats and votes do
+ * not wait behind a backlog of applies.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
@@ -170,6 +173,14 @@ const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
 const INBOX_MAX_DEFAULT = 65_536;
 /** Readys waiting for the writer; past this the loop takes no new Ready until a write completes. */
 const WRITE_QUEUE_READYS_MAX = 1024;
+/**
+ * Longest the loop works before it lets timers and I/O in (a turn of the
+ * event loop), measured on `Timers.nowMs`: ticks (a leader's heartbeats)
+ * and peer messages (votes) wait at most this long behind applying entries.
+ */
+const LOOP_TURN_MS_MAX = 10;
+/** Without `Timers.nowMs`: entries applied before the loop lets timers and I/O in. */
+const LOOP_TURN_ENTRIES_MAX = 1024;
 
 type Lifecycle = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -298,6 +309,15 @@ export class RaftNode {
   private unwrittenHardState: HardState | undefined;
   private writerIdleWaiters: (() => void)[] = [];
 
+  /**
+   * Readys whose committed entries are not all applied yet, oldest first;
+   * `next` is the first entry of the first Ready still to apply. Each is
+   * reported applied to the core once its last entry is.
+   */
+  private applyQueue: { ready: Ready; next: number }[] = [];
+  /** When the loop's turn began (`Timers.nowMs`), and the entries applied in it. */
+  private turnStartMs = 0;
+  private turnEntries = 0;
   /** Index and term of the last entry handed to the state machine (or of the snapshot it restored). */
   private applied = 0;
   private appliedTerm = 0;
@@ -705,20 +725,37 @@ export class RaftNode {
     this.timers.setImmediate(() => void this.runLoop());
   }
 
+  /**
+   * Takes and handles Readys and applies committed entries until neither is
+   * left. Applying waits for no one, so it is done a turn's budget at a time
+   * (`turnSpent`): then the loop lets timers and I/O in, and takes the ticks
+   * and messages that arrived (a leader's heartbeats go out, votes are
+   * answered) before it applies more. A loaded leader is thus not deposed for
+   * its backlog of applies.
+   */
   private async runLoop(): Promise<void> {
     let fatal: unknown;
     try {
+      this.startTurn();
       while (this.lifecycle === 'running') {
         // Back-pressure: a write completion schedules the loop again.
         if (this.writeQueue.length >= WRITE_QUEUE_READYS_MAX) break;
         this.drainInbox();
         const raw = this.raw!;
-        if (!raw.hasReady()) break;
-        const ready = raw.ready();
-        this.inspector?.readyTaken(ready, raw);
-        if (ready.snapshot !== undefined) await this.handleSnapshotReady(ready);
-        else this.handleReady(ready);
+        if (raw.hasReady()) {
+          const ready = raw.ready();
+          this.inspector?.readyTaken(ready, raw);
+          if (ready.snapshot !== undefined) await this.handleSnapshotReady(ready);
+          else this.handleReady(ready);
+        } else if (this.applyQueue.length === 0) {
+          break;
+        }
+        this.applyQueued(false);
         this.maybeSnapshot();
+        if (this.turnSpent() && this.lifecycle === 'running') {
+          await new Promise<void>((resolve) => this.timers.setImmediate(resolve));
+          this.startTurn();
+        }
       }
       if (this.lifecycle === 'running') this.refreshStatus();
     } catch (error) {
@@ -730,6 +767,18 @@ export class RaftNode {
       for (const wake of waiters) wake();
     }
     if (fatal !== undefined) this.fail(fatal);
+  }
+
+  private startTurn(): void {
+    this.turnStartMs = this.timers.nowMs?.() ?? 0;
+    this.turnEntries = 0;
+  }
+
+  /** Whether this turn of the loop used its budget: `LOOP_TURN_MS_MAX`, or without a clock `LOOP_TURN_ENTRIES_MAX` entries. */
+  private turnSpent(): boolean {
+    const nowMs = this.timers.nowMs;
+    if (nowMs === undefined) return this.turnEntries >= LOOP_TURN_ENTRIES_MAX;
+    return nowMs() - this.turnStartMs >= LOOP_TURN_MS_MAX;
   }
 
   private loopIdle(): Promise<void> {
@@ -754,18 +803,19 @@ export class RaftNode {
   }
 
   /**
-   * Handles a Ready without a snapshot: sends the early messages, applies the
-   * committed entries and takes the read states now, and hands the write (with
-   * the messages that must follow it) to the writer. Committed entries are
-   * durable on a quorum already, so they need not wait for this node's write.
+   * Handles a Ready without a snapshot: sends the early messages, queues the
+   * committed entries to apply (`applyQueued`), takes the read states, and
+   * hands the write (with the messages that must follow it) to the writer.
+   * Committed entries are durable on a quorum already, so they need not wait
+   * for this node's write.
    */
   private handleReady(ready: Ready): void {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
     if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
-    this.applyEntries(ready.committedEntries);
+    if (ready.committedEntries.length > 0) this.applyQueue.push({ ready, next: 0 });
+    else raw.applied(ready);
     for (const read of ready.readStates) this.readStateArrived(read);
-    raw.applied(ready);
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
@@ -851,6 +901,8 @@ export class RaftNode {
     if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
     await this.writerIdle();
     if (this.lifecycle !== 'running') return;
+    // Every entry committed before the snapshot arrived is applied first, as it was handed out first.
+    this.applyQueued(true);
     const write: StorageWrite = { entries: ready.entries, snapshot: ready.snapshot! };
     if (ready.hardState !== undefined) write.hardState = ready.hardState;
     // An older commit index is not needed any more: the snapshot's index is committed.
@@ -859,7 +911,7 @@ export class RaftNode {
     raw.persisted(ready);
     if (ready.messages.length > 0) this.transport.send(ready.messages);
     this.installSnapshot(ready.snapshot!);
-    this.applyEntries(ready.committedEntries);
+    assert(ready.committedEntries.length === 0, 'a Ready with a snapshot hands out no committed entries');
     for (const read of ready.readStates) this.readStateArrived(read);
     raw.applied(ready);
     this.releaseReads();
@@ -885,24 +937,44 @@ export class RaftNode {
     this.rejectOvertakenProposals();
   }
 
-  private applyEntries(entries: Entry[]): void {
-    for (const entry of entries) {
-      assert(
-        entry.index === this.applied + 1,
-        () => `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
-      );
-      this.inspector?.entryApplied(entry, this.raw!);
-      let result: unknown;
-      if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
-      this.applied = entry.index;
-      this.appliedTerm = entry.term;
-      const waiter = this.proposals.get(entry.index);
-      if (waiter === undefined) continue;
-      this.proposals.delete(entry.index);
-      if (waiter.term === entry.term) waiter.pending.resolve({ index: entry.index, term: entry.term, result });
-      else waiter.pending.reject(new ProposalLostError(entry.index, waiter.term));
+  /**
+   * Applies the queued committed entries in order, until none is left or,
+   * unless `all`, this turn's budget is spent; reports each Ready applied to
+   * the core once its last entry is, then settles what waited on them.
+   */
+  private applyQueued(all: boolean): void {
+    if (this.applyQueue.length === 0) return;
+    const raw = this.raw!;
+    while (this.applyQueue.length > 0) {
+      const head = this.applyQueue[0]!;
+      const entries = head.ready.committedEntries;
+      while (head.next < entries.length && (all || !this.turnSpent())) this.applyEntry(entries[head.next++]!);
+      if (head.next < entries.length) break;
+      this.applyQueue.shift();
+      raw.applied(head.ready);
     }
-    if (entries.length > 0) this.rejectOvertakenProposals();
+    this.rejectOvertakenProposals();
+    this.releaseReads();
+    this.refreshStatus();
+    this.settleTransfers();
+  }
+
+  private applyEntry(entry: Entry): void {
+    assert(
+      entry.index === this.applied + 1,
+      () => `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
+    );
+    this.inspector?.entryApplied(entry, this.raw!);
+    let result: unknown;
+    if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
+    this.applied = entry.index;
+    this.appliedTerm = entry.term;
+    this.turnEntries++;
+    const waiter = this.proposals.get(entry.index);
+    if (waiter === undefined) return;
+    this.proposals.delete(entry.index);
+    if (waiter.term === entry.term) waiter.pending.resolve({ index: entry.index, term: entry.term, result });
+    else waiter.pending.reject(new ProposalLostError(entry.index, waiter.term));
   }
 
   /**
@@ -957,7 +1029,8 @@ export class RaftNode {
    * the interval since the last one, and this member's turn (see below).
    */
   private snapshotDue(): boolean {
-    if (this.snapshotInProgress) return false;
+    // Only at a Ready's boundary: the core's applied index must be the driver's.
+    if (this.snapshotInProgress || this.applyQueue.length > 0) return false;
     const every = this.snapshotEveryEntries;
     // Not again right after one (or after a restart or an install from the leader), whatever the grid says.
     if (this.applied - this.snapshotIndex < every / 4) return false;
