@@ -27,7 +27,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
 import { RawNode, bootstrapState } from './core/raw-node.js';
 import { SeededRandom } from './core/random.js';
-import { DEFAULT_OPTIONS, EntryType } from './core/types.js';
+import { DEFAULT_OPTIONS, EntryType, MessageType } from './core/types.js';
 import type {
   ClusterConfig,
   ConfigChange,
@@ -415,6 +415,8 @@ export class RaftNode {
     // Below one election timeout: a backlog of ticks after a stall must not, by itself, start an election.
     this.ticksPendingMax = Math.max(1, options.electionTimeoutTicks - 1);
     this.raw = new RawNode(options, persisted);
+    // Restored: the storage holds the bytes, to read back for a follower that needs them.
+    if (snapshot && this.storage.readSnapshotData) this.raw.snapshotDataInStorage(snapshot.meta.index);
     await this.transport.start(this.transportHandlers());
     this.transport.setPeers(this.peersOtherThanSelf());
     this.lifecycle = 'running';
@@ -812,9 +814,13 @@ export class RaftNode {
   private handleReady(ready: Ready): void {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
-    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
-    if (ready.committedEntries.length > 0) this.applyQueue.push({ ready, next: 0 });
-    else raw.applied(ready);
+    if (ready.messagesEarly.length > 0) this.send(ready.messagesEarly);
+    if (ready.committedEntries.length > 0) {
+      this.applyQueue.push({ ready, next: 0 });
+      this.applyQueued(false);
+    } else {
+      raw.applied(ready);
+    }
     for (const read of ready.readStates) this.readStateArrived(read);
     this.releaseReads();
     this.refreshStatus();
@@ -826,13 +832,49 @@ export class RaftNode {
     // thread-pool round trip per commit when the load is light.
     if (ready.entries.length === 0 && !ready.mustSync && this.writerIdleNow()) {
       if (ready.hardState !== undefined) this.unwrittenHardState = ready.hardState;
-      if (ready.messages.length > 0) this.transport.send(ready.messages);
+      if (ready.messages.length > 0) this.send(ready.messages);
       raw.persisted(ready);
       return;
     }
     // Even without a write of its own, a Ready's messages wait for the writes handed out before it.
     this.writeQueue.push(ready);
     if (!this.writerActive) void this.runWriter();
+  }
+
+  /**
+   * Hands `messages` to the transport; a Snapshot message whose data is in
+   * storage (`Snapshot.dataInStorage`) leaves once its data is read back.
+   */
+  private send(messages: Message[]): void {
+    if (!messages.some(isSnapshotInStorage)) {
+      this.transport.send(messages);
+      return;
+    }
+    const now = messages.filter((message) => !isSnapshotInStorage(message));
+    if (now.length > 0) this.transport.send(now);
+    for (const message of messages) if (isSnapshotInStorage(message)) void this.sendStoredSnapshot(message);
+  }
+
+  /**
+   * Reads a Snapshot message's data back from storage and sends it. A newer
+   * snapshot may have replaced it meanwhile: then the send is reported failed,
+   * and the leader sends the newer one.
+   */
+  private async sendStoredSnapshot(message: Message): Promise<void> {
+    const { meta } = message.snapshot!;
+    let data: Uint8Array | undefined;
+    try {
+      data = await this.storage.readSnapshotData!(meta.index);
+    } catch (error) {
+      if (this.lifecycle === 'running') this.fail(error);
+      return;
+    }
+    if (this.lifecycle !== 'running') return;
+    if (data === undefined) {
+      this.enqueue(() => this.raw!.reportSnapshot(message.to, false), { overLimit: true });
+      return;
+    }
+    this.transport.send([{ ...message, snapshot: { meta, data } }]);
   }
 
   private writerIdleNow(): boolean {
@@ -868,7 +910,7 @@ export class RaftNode {
         }
         const raw = this.raw!;
         for (const ready of batch) {
-          if (ready.messages.length > 0) this.transport.send(ready.messages);
+          if (ready.messages.length > 0) this.send(ready.messages);
           raw.persisted(ready);
         }
         this.schedule();
@@ -898,7 +940,7 @@ export class RaftNode {
   private async handleSnapshotReady(ready: Ready): Promise<void> {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
-    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
+    if (ready.messagesEarly.length > 0) this.send(ready.messagesEarly);
     await this.writerIdle();
     if (this.lifecycle !== 'running') return;
     // Every entry committed before the snapshot arrived is applied first, as it was handed out first.
@@ -909,11 +951,12 @@ export class RaftNode {
     this.unwrittenHardState = undefined;
     await this.storage.persist(write, true);
     raw.persisted(ready);
-    if (ready.messages.length > 0) this.transport.send(ready.messages);
+    if (ready.messages.length > 0) this.send(ready.messages);
     this.installSnapshot(ready.snapshot!);
     assert(ready.committedEntries.length === 0, 'a Ready with a snapshot hands out no committed entries');
     for (const read of ready.readStates) this.readStateArrived(read);
     raw.applied(ready);
+    if (this.storage.readSnapshotData) raw.snapshotDataInStorage(ready.snapshot!.meta.index);
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
@@ -1081,9 +1124,14 @@ export class RaftNode {
     this.snapshotInProgress = false;
     if (snapshot.meta.index <= this.snapshotIndex) return; // a snapshot from the leader came after it
     this.raw!.compact(snapshot);
+    if (this.storage.readSnapshotData) this.raw!.snapshotDataInStorage(snapshot.meta.index);
     this.snapshotIndex = snapshot.meta.index;
     this.logger(`${this.id}: snapshot at index ${snapshot.meta.index} (${snapshot.data.length} bytes); log compacted`);
   }
+}
+
+function isSnapshotInStorage(message: Message): boolean {
+  return message.type === MessageType.Snapshot && message.snapshot?.dataInStorage === true;
 }
 
 /** A writer job: store a snapshot and delete the log it covers (see `RaftNode.maybeSnapshot`). */
