@@ -11,12 +11,11 @@ import type { ClientTls, ClusterTls } from './tls.js';
 const SNAPSHOT_EVERY_ENTRIES = 100_000;
 
 /**
- * Node.js flags every member runs with, as docs/operations recommends for the
- * agent: V8's young generation at 2 MiB per semi-space instead of up to 16.
- * A member's live heap is about 20-30 MiB; with the default the young
- * generation and the garbage it promotes took the heap to 60-100 MiB, and
- * the followers' RSS went from about 155 to 115 MiB with it at the same CPU
- * per commit (docs/internals/raft.md).
+ * Node.js flags every member runs with: the agent's own (`bin/hivemind.js`
+ * runs `node --max-semi-space-size=2`, docs/operations.md), so the members
+ * are measured as Hivemind runs. A member's live heap is about 20-30 MiB;
+ * with V8's default (semi-spaces up to 16 MiB) the young generation and the
+ * garbage it promotes took its heap to 60-100 MiB (docs/internals/raft.md).
  */
 export const MEMBER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
 
