@@ -776,11 +776,16 @@ export class RaftNode {
     this.turnEntries = 0;
   }
 
-  /** Whether this turn of the loop used its budget: `LOOP_TURN_MS_MAX`, or without a clock `LOOP_TURN_ENTRIES_MAX` entries. */
+  /** Whether this turn of the loop used its budget (see `budgetSpent`). */
   private turnSpent(): boolean {
+    return this.budgetSpent(this.turnStartMs, 0);
+  }
+
+  /** `LOOP_TURN_MS_MAX` since `startMs`, or without a clock `LOOP_TURN_ENTRIES_MAX` entries applied this turn since `startEntries`. */
+  private budgetSpent(startMs: number, startEntries: number): boolean {
     const nowMs = this.timers.nowMs;
-    if (nowMs === undefined) return this.turnEntries >= LOOP_TURN_ENTRIES_MAX;
-    return nowMs() - this.turnStartMs >= LOOP_TURN_MS_MAX;
+    if (nowMs === undefined) return this.turnEntries - startEntries >= LOOP_TURN_ENTRIES_MAX;
+    return nowMs() - startMs >= LOOP_TURN_MS_MAX;
   }
 
   private loopIdle(): Promise<void> {
@@ -982,16 +987,20 @@ export class RaftNode {
 
   /**
    * Applies the queued committed entries in order, until none is left or,
-   * unless `all`, this turn's budget is spent; reports each Ready applied to
-   * the core once its last entry is, then settles what waited on them.
+   * unless `all`, a budget of its own is spent (`LOOP_TURN_MS_MAX` from this
+   * call, so that a turn whose inbox alone took longer still applies some);
+   * reports each Ready applied to the core once its last entry is, then
+   * settles what waited on them.
    */
   private applyQueued(all: boolean): void {
     if (this.applyQueue.length === 0) return;
     const raw = this.raw!;
+    const startMs = this.timers.nowMs?.() ?? 0;
+    const startEntries = this.turnEntries;
     while (this.applyQueue.length > 0) {
       const head = this.applyQueue[0]!;
       const entries = head.ready.committedEntries;
-      while (head.next < entries.length && (all || !this.turnSpent())) this.applyEntry(entries[head.next++]!);
+      while (head.next < entries.length && (all || !this.budgetSpent(startMs, startEntries))) this.applyEntry(entries[head.next++]!);
       if (head.next < entries.length) break;
       this.applyQueue.shift();
       raw.applied(head.ready);
