@@ -10,6 +10,15 @@ import type { ClientTls, ClusterTls } from './tls.js';
 /** Log entries between snapshots: etcd 3.4's default snapshot count, for a like-for-like run. */
 const SNAPSHOT_EVERY_ENTRIES = 100_000;
 
+/**
+ * Node.js flags every member runs with: the agent's own (`bin/hivemind.js`
+ * runs `node --max-semi-space-size=2`, docs/operations.md), so the members
+ * are measured as Hivemind runs. A member's live heap is about 20-30 MiB;
+ * with V8's default (semi-spaces up to 16 MiB) the young generation and the
+ * garbage it promotes took its heap to 60-100 MiB (docs/internals/raft.md).
+ */
+export const MEMBER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
 /** Hivemind's client service (proto/kv.proto). */
 const kvService: ServiceSpec = { protoPath: 'proto/kv.proto', service: 'hivemind.kv.KV' };
 /** The compiled server `npx tsc -b` builds from consensus/server/main.ts. */
@@ -78,7 +87,8 @@ export class HivemindCluster implements BenchCluster {
     this.timingSettings =
       `tick ${tickMs} ms, heartbeat ${heartbeatTicks} tick (${heartbeatTicks * tickMs} ms), ` +
       `election timeout ${electionTicks}-${2 * electionTicks} ticks (${electionTicks * tickMs}-${2 * electionTicks * tickMs} ms), ` +
-      `pre-vote, check-quorum, snapshot every ${SNAPSHOT_EVERY_ENTRIES} entries (as etcd's default)`;
+      `pre-vote, check-quorum, snapshot every ${SNAPSHOT_EVERY_ENTRIES} entries (as etcd's default), ` +
+      `Node.js flags ${MEMBER_NODE_FLAGS.join(' ')}`;
   }
 
   async start(): Promise<void> {
@@ -153,6 +163,7 @@ export class HivemindCluster implements BenchCluster {
   private async launch(member: Member): Promise<void> {
     const cluster = [...this.members.values()].map((peer) => `${peer.id}=${peer.peerAddress}/${peer.clientAddress}`).join(',');
     const args = [
+      ...MEMBER_NODE_FLAGS,
       ...this.options.nodeArgs,
       this.options.serverPath,
       ...['--id', member.id, '--data-dir', member.dataDirectory],

@@ -16,15 +16,18 @@
  * loop waits for the writer to drain, then handles it in full.
  * See docs/internals/raft.md for why this is safe.
  *
- * The driver never reads the clock: ticks, request time limits and the
- * loop's turns go through the injected `Timers` (the wall clock by default),
- * so that the simulator runs this very driver on virtual time.
+ * The driver never reads the clock: ticks, request time limits, the
+ * loop's turns and how long one turn may work go through the injected
+ * `Timers` (the wall clock by default), so that the simulator runs this very
+ * driver on virtual time. A turn applies entries for at most
+ * `LOOP_TURN_MS_MAX`, then lets timers and I/O in: heartbeats and votes do
+ * not wait behind a backlog of applies.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
 import { RawNode, bootstrapState } from './core/raw-node.js';
 import { SeededRandom } from './core/random.js';
-import { DEFAULT_OPTIONS, EntryType } from './core/types.js';
+import { DEFAULT_OPTIONS, EntryType, MessageType } from './core/types.js';
 import type {
   ClusterConfig,
   ConfigChange,
@@ -170,6 +173,14 @@ const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
 const INBOX_MAX_DEFAULT = 65_536;
 /** Readys waiting for the writer; past this the loop takes no new Ready until a write completes. */
 const WRITE_QUEUE_READYS_MAX = 1024;
+/**
+ * Longest the loop works before it lets timers and I/O in (a turn of the
+ * event loop), measured on `Timers.nowMs`: ticks (a leader's heartbeats)
+ * and peer messages (votes) wait at most this long behind applying entries.
+ */
+const LOOP_TURN_MS_MAX = 10;
+/** Without `Timers.nowMs`: entries applied before the loop lets timers and I/O in. */
+const LOOP_TURN_ENTRIES_MAX = 1024;
 
 type Lifecycle = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -298,6 +309,15 @@ export class RaftNode {
   private unwrittenHardState: HardState | undefined;
   private writerIdleWaiters: (() => void)[] = [];
 
+  /**
+   * Readys whose committed entries are not all applied yet, oldest first;
+   * `next` is the first entry of the first Ready still to apply. Each is
+   * reported applied to the core once its last entry is.
+   */
+  private applyQueue: { ready: Ready; next: number }[] = [];
+  /** When the loop's turn began (`Timers.nowMs`), and the entries applied in it. */
+  private turnStartMs = 0;
+  private turnEntries = 0;
   /** Index and term of the last entry handed to the state machine (or of the snapshot it restored). */
   private applied = 0;
   private appliedTerm = 0;
@@ -395,6 +415,8 @@ export class RaftNode {
     // Below one election timeout: a backlog of ticks after a stall must not, by itself, start an election.
     this.ticksPendingMax = Math.max(1, options.electionTimeoutTicks - 1);
     this.raw = new RawNode(options, persisted);
+    // Restored: the storage holds the bytes, to read back for a follower that needs them.
+    if (snapshot && this.storage.readSnapshotData) this.raw.snapshotDataInStorage(snapshot.meta.index);
     await this.transport.start(this.transportHandlers());
     this.transport.setPeers(this.peersOtherThanSelf());
     this.lifecycle = 'running';
@@ -705,20 +727,37 @@ export class RaftNode {
     this.timers.setImmediate(() => void this.runLoop());
   }
 
+  /**
+   * Takes and handles Readys and applies committed entries until neither is
+   * left. Applying waits for no one, so it is done a turn's budget at a time
+   * (`turnSpent`): then the loop lets timers and I/O in, and takes the ticks
+   * and messages that arrived (a leader's heartbeats go out, votes are
+   * answered) before it applies more. A loaded leader is thus not deposed for
+   * its backlog of applies.
+   */
   private async runLoop(): Promise<void> {
     let fatal: unknown;
     try {
+      this.startTurn();
       while (this.lifecycle === 'running') {
         // Back-pressure: a write completion schedules the loop again.
         if (this.writeQueue.length >= WRITE_QUEUE_READYS_MAX) break;
         this.drainInbox();
         const raw = this.raw!;
-        if (!raw.hasReady()) break;
-        const ready = raw.ready();
-        this.inspector?.readyTaken(ready, raw);
-        if (ready.snapshot !== undefined) await this.handleSnapshotReady(ready);
-        else this.handleReady(ready);
+        if (raw.hasReady()) {
+          const ready = raw.ready();
+          this.inspector?.readyTaken(ready, raw);
+          if (ready.snapshot !== undefined) await this.handleSnapshotReady(ready);
+          else this.handleReady(ready);
+        } else if (this.applyQueue.length === 0) {
+          break;
+        }
+        this.applyQueued(false);
         this.maybeSnapshot();
+        if (this.turnSpent() && this.lifecycle === 'running') {
+          await new Promise<void>((resolve) => this.timers.setImmediate(resolve));
+          this.startTurn();
+        }
       }
       if (this.lifecycle === 'running') this.refreshStatus();
     } catch (error) {
@@ -730,6 +769,23 @@ export class RaftNode {
       for (const wake of waiters) wake();
     }
     if (fatal !== undefined) this.fail(fatal);
+  }
+
+  private startTurn(): void {
+    this.turnStartMs = this.timers.nowMs?.() ?? 0;
+    this.turnEntries = 0;
+  }
+
+  /** Whether this turn of the loop used its budget (see `budgetSpent`). */
+  private turnSpent(): boolean {
+    return this.budgetSpent(this.turnStartMs, 0);
+  }
+
+  /** `LOOP_TURN_MS_MAX` since `startMs`, or without a clock `LOOP_TURN_ENTRIES_MAX` entries applied this turn since `startEntries`. */
+  private budgetSpent(startMs: number, startEntries: number): boolean {
+    const nowMs = this.timers.nowMs;
+    if (nowMs === undefined) return this.turnEntries - startEntries >= LOOP_TURN_ENTRIES_MAX;
+    return nowMs() - startMs >= LOOP_TURN_MS_MAX;
   }
 
   private loopIdle(): Promise<void> {
@@ -754,18 +810,23 @@ export class RaftNode {
   }
 
   /**
-   * Handles a Ready without a snapshot: sends the early messages, applies the
-   * committed entries and takes the read states now, and hands the write (with
-   * the messages that must follow it) to the writer. Committed entries are
-   * durable on a quorum already, so they need not wait for this node's write.
+   * Handles a Ready without a snapshot: sends the early messages, queues the
+   * committed entries to apply (`applyQueued`), takes the read states, and
+   * hands the write (with the messages that must follow it) to the writer.
+   * Committed entries are durable on a quorum already, so they need not wait
+   * for this node's write.
    */
   private handleReady(ready: Ready): void {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
-    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
-    this.applyEntries(ready.committedEntries);
+    if (ready.messagesEarly.length > 0) this.send(ready.messagesEarly);
+    if (ready.committedEntries.length > 0) {
+      this.applyQueue.push({ ready, next: 0 });
+      this.applyQueued(false);
+    } else {
+      raw.applied(ready);
+    }
     for (const read of ready.readStates) this.readStateArrived(read);
-    raw.applied(ready);
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
@@ -776,13 +837,49 @@ export class RaftNode {
     // thread-pool round trip per commit when the load is light.
     if (ready.entries.length === 0 && !ready.mustSync && this.writerIdleNow()) {
       if (ready.hardState !== undefined) this.unwrittenHardState = ready.hardState;
-      if (ready.messages.length > 0) this.transport.send(ready.messages);
+      if (ready.messages.length > 0) this.send(ready.messages);
       raw.persisted(ready);
       return;
     }
     // Even without a write of its own, a Ready's messages wait for the writes handed out before it.
     this.writeQueue.push(ready);
     if (!this.writerActive) void this.runWriter();
+  }
+
+  /**
+   * Hands `messages` to the transport; a Snapshot message whose data is in
+   * storage (`Snapshot.dataInStorage`) leaves once its data is read back.
+   */
+  private send(messages: Message[]): void {
+    if (!messages.some(isSnapshotInStorage)) {
+      this.transport.send(messages);
+      return;
+    }
+    const now = messages.filter((message) => !isSnapshotInStorage(message));
+    if (now.length > 0) this.transport.send(now);
+    for (const message of messages) if (isSnapshotInStorage(message)) void this.sendStoredSnapshot(message);
+  }
+
+  /**
+   * Reads a Snapshot message's data back from storage and sends it. A newer
+   * snapshot may have replaced it meanwhile: then the send is reported failed,
+   * and the leader sends the newer one.
+   */
+  private async sendStoredSnapshot(message: Message): Promise<void> {
+    const { meta } = message.snapshot!;
+    let data: Uint8Array | undefined;
+    try {
+      data = await this.storage.readSnapshotData!(meta.index);
+    } catch (error) {
+      if (this.lifecycle === 'running') this.fail(error);
+      return;
+    }
+    if (this.lifecycle !== 'running') return;
+    if (data === undefined) {
+      this.enqueue(() => this.raw!.reportSnapshot(message.to, false), { overLimit: true });
+      return;
+    }
+    this.transport.send([{ ...message, snapshot: { meta, data } }]);
   }
 
   private writerIdleNow(): boolean {
@@ -818,7 +915,7 @@ export class RaftNode {
         }
         const raw = this.raw!;
         for (const ready of batch) {
-          if (ready.messages.length > 0) this.transport.send(ready.messages);
+          if (ready.messages.length > 0) this.send(ready.messages);
           raw.persisted(ready);
         }
         this.schedule();
@@ -848,20 +945,23 @@ export class RaftNode {
   private async handleSnapshotReady(ready: Ready): Promise<void> {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
-    if (ready.messagesEarly.length > 0) this.transport.send(ready.messagesEarly);
+    if (ready.messagesEarly.length > 0) this.send(ready.messagesEarly);
     await this.writerIdle();
     if (this.lifecycle !== 'running') return;
+    // Every entry committed before the snapshot arrived is applied first, as it was handed out first.
+    this.applyQueued(true);
     const write: StorageWrite = { entries: ready.entries, snapshot: ready.snapshot! };
     if (ready.hardState !== undefined) write.hardState = ready.hardState;
     // An older commit index is not needed any more: the snapshot's index is committed.
     this.unwrittenHardState = undefined;
     await this.storage.persist(write, true);
     raw.persisted(ready);
-    if (ready.messages.length > 0) this.transport.send(ready.messages);
+    if (ready.messages.length > 0) this.send(ready.messages);
     this.installSnapshot(ready.snapshot!);
-    this.applyEntries(ready.committedEntries);
+    assert(ready.committedEntries.length === 0, 'a Ready with a snapshot hands out no committed entries');
     for (const read of ready.readStates) this.readStateArrived(read);
     raw.applied(ready);
+    if (this.storage.readSnapshotData) raw.snapshotDataInStorage(ready.snapshot!.meta.index);
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
@@ -885,24 +985,48 @@ export class RaftNode {
     this.rejectOvertakenProposals();
   }
 
-  private applyEntries(entries: Entry[]): void {
-    for (const entry of entries) {
-      assert(
-        entry.index === this.applied + 1,
-        () => `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
-      );
-      this.inspector?.entryApplied(entry, this.raw!);
-      let result: unknown;
-      if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
-      this.applied = entry.index;
-      this.appliedTerm = entry.term;
-      const waiter = this.proposals.get(entry.index);
-      if (waiter === undefined) continue;
-      this.proposals.delete(entry.index);
-      if (waiter.term === entry.term) waiter.pending.resolve({ index: entry.index, term: entry.term, result });
-      else waiter.pending.reject(new ProposalLostError(entry.index, waiter.term));
+  /**
+   * Applies the queued committed entries in order, until none is left or,
+   * unless `all`, a budget of its own is spent (`LOOP_TURN_MS_MAX` from this
+   * call, so that a turn whose inbox alone took longer still applies some);
+   * reports each Ready applied to the core once its last entry is, then
+   * settles what waited on them.
+   */
+  private applyQueued(all: boolean): void {
+    if (this.applyQueue.length === 0) return;
+    const raw = this.raw!;
+    const startMs = this.timers.nowMs?.() ?? 0;
+    const startEntries = this.turnEntries;
+    while (this.applyQueue.length > 0) {
+      const head = this.applyQueue[0]!;
+      const entries = head.ready.committedEntries;
+      while (head.next < entries.length && (all || !this.budgetSpent(startMs, startEntries))) this.applyEntry(entries[head.next++]!);
+      if (head.next < entries.length) break;
+      this.applyQueue.shift();
+      raw.applied(head.ready);
     }
-    if (entries.length > 0) this.rejectOvertakenProposals();
+    this.rejectOvertakenProposals();
+    this.releaseReads();
+    this.refreshStatus();
+    this.settleTransfers();
+  }
+
+  private applyEntry(entry: Entry): void {
+    assert(
+      entry.index === this.applied + 1,
+      () => `RaftNode ${this.id}: entry ${entry.index} committed after applied index ${this.applied}`,
+    );
+    this.inspector?.entryApplied(entry, this.raw!);
+    let result: unknown;
+    if (entry.type === EntryType.Normal && entry.data.length > 0) result = this.stateMachine.apply(entry);
+    this.applied = entry.index;
+    this.appliedTerm = entry.term;
+    this.turnEntries++;
+    const waiter = this.proposals.get(entry.index);
+    if (waiter === undefined) return;
+    this.proposals.delete(entry.index);
+    if (waiter.term === entry.term) waiter.pending.resolve({ index: entry.index, term: entry.term, result });
+    else waiter.pending.reject(new ProposalLostError(entry.index, waiter.term));
   }
 
   /**
@@ -957,7 +1081,8 @@ export class RaftNode {
    * the interval since the last one, and this member's turn (see below).
    */
   private snapshotDue(): boolean {
-    if (this.snapshotInProgress) return false;
+    // Only at a Ready's boundary: the core's applied index must be the driver's.
+    if (this.snapshotInProgress || this.applyQueue.length > 0) return false;
     const every = this.snapshotEveryEntries;
     // Not again right after one (or after a restart or an install from the leader), whatever the grid says.
     if (this.applied - this.snapshotIndex < every / 4) return false;
@@ -1008,9 +1133,14 @@ export class RaftNode {
     this.snapshotInProgress = false;
     if (snapshot.meta.index <= this.snapshotIndex) return; // a snapshot from the leader came after it
     this.raw!.compact(snapshot);
+    if (this.storage.readSnapshotData) this.raw!.snapshotDataInStorage(snapshot.meta.index);
     this.snapshotIndex = snapshot.meta.index;
     this.logger(`${this.id}: snapshot at index ${snapshot.meta.index} (${snapshot.data.length} bytes); log compacted`);
   }
+}
+
+function isSnapshotInStorage(message: Message): boolean {
+  return message.type === MessageType.Snapshot && message.snapshot?.dataInStorage === true;
 }
 
 /** A writer job: store a snapshot and delete the log it covers (see `RaftNode.maybeSnapshot`). */

@@ -89,6 +89,12 @@ export class MemoryDisk {
     return loaded;
   }
 
+  /** The data of the snapshot every completed write left, if it is the one at `index`. */
+  writtenSnapshotData(index: number): Uint8Array | undefined {
+    const snapshot = this.written.snapshot;
+    return snapshot?.meta.index === index ? snapshot.data : undefined;
+  }
+
   /** The hard state every completed write left: what a message leaving now may promise. */
   get writtenHardState(): Readonly<HardState> {
     return this.written.hardState;
@@ -209,6 +215,13 @@ export class MemoryStorage implements RaftStorage {
 
   compact(snapshot: Snapshot): Promise<void> {
     return this.operate({ kind: 'compact', snapshot, sync: true });
+  }
+
+  /** A read runs beside the writes, as LevelDB's do; it sees the writes completed before it. */
+  async readSnapshotData(index: number): Promise<Uint8Array | undefined> {
+    assert(!this.closed && this.loaded, 'MemoryStorage: readSnapshotData before load or after close');
+    await Promise.resolve();
+    return this.disk.writtenSnapshotData(index);
   }
 
   async close(): Promise<void> {

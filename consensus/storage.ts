@@ -35,5 +35,13 @@ export interface RaftStorage {
    * index, atomically and synced. Entries above the index stay.
    */
   compact(snapshot: Snapshot): Promise<void>;
+  /**
+   * Optional: the data of the stored snapshot at `index`, read back (the
+   * caller must not change it), or undefined when the stored snapshot is
+   * another one (a newer one replaced it). Unlike the other calls it may run beside
+   * them. With it the driver keeps no snapshot in memory; without it, the
+   * newest one stays in memory to send to followers that fall behind.
+   */
+  readSnapshotData?(index: number): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
 }

@@ -21,6 +21,12 @@ export interface Timers {
    * now (I/O completions included), so that work arriving together is handled together.
    */
   setImmediate(callback: () => void): void;
+  /**
+   * Optional: a monotonic time in milliseconds (any origin). The driver uses
+   * it only to bound how long one turn of its loop works before it lets
+   * timers and I/O in; without it, it bounds the entries applied per turn.
+   */
+  nowMs?(): number;
 }
 
 /** Node's own timers, on the wall clock. */
@@ -36,5 +42,8 @@ export const systemTimers: Timers = {
   },
   setImmediate(callback) {
     setImmediate(callback);
+  },
+  nowMs() {
+    return performance.now();
   },
 };

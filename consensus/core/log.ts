@@ -1,6 +1,9 @@
 import { assert } from './assert.js';
 import { EntryType, type ClusterConfig, type Entry, type Snapshot, type SnapshotMeta } from './types.js';
 
+/** The `data` of a snapshot whose bytes are in the driver's storage. */
+const NO_DATA = new Uint8Array(0);
+
 /**
  * The in-memory Raft log of one node: the entries after the last snapshot,
  * with the indexes that say how far they are durable, committed and applied.
@@ -227,6 +230,17 @@ export class RaftLog {
     this.stableIndex = snapshot.meta.index;
     this.writingIndex = snapshot.meta.index;
     this.commit = snapshot.meta.index;
+  }
+
+  /**
+   * The newest snapshot, at `index`, can be read back from the driver's
+   * storage: keep only its metadata. Ignored for another index, or while the
+   * snapshot from the leader is not on disk yet.
+   */
+  snapshotDataInStorage(index: number): void {
+    const snapshot = this.snapshot;
+    if (snapshot === undefined || snapshot.meta.index !== index || this.unstableSnapshot !== undefined) return;
+    this.snapshot = { meta: snapshot.meta, data: NO_DATA, dataInStorage: true };
   }
 
   /** The snapshot from the leader is on disk. */

@@ -159,6 +159,17 @@ export class RawNode {
     this.raft.compact(snapshot);
   }
 
+  /**
+   * The newest snapshot, at `index`, is in the driver's storage and can be
+   * read back from it (`RaftStorage.readSnapshotData`): the log keeps only
+   * its metadata, and its Snapshot messages carry `dataInStorage` and no
+   * bytes, for the driver to fill in. Ignored unless that snapshot is the
+   * newest and on disk.
+   */
+  snapshotDataInStorage(index: number): void {
+    this.raft.log.snapshotDataInStorage(index);
+  }
+
   /** Highest log index known durable on this node. */
   get stableIndex(): number {
     return this.raft.log.stableIndex;

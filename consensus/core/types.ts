@@ -58,7 +58,14 @@ export interface SnapshotMeta {
 /** An application snapshot: the state machine as of `meta.index`. */
 export interface Snapshot {
   meta: SnapshotMeta;
+  /** The state's bytes; empty when `dataInStorage`. The core never reads them. */
   data: Uint8Array;
+  /**
+   * The bytes are not here but in the driver's storage, which reads them
+   * back to send them (`RawNode.snapshotDataInStorage`): a log need not hold
+   * its newest snapshot in memory for the rare follower that falls behind it.
+   */
+  dataInStorage?: boolean;
 }
 
 /** The wire message kinds between Raft peers. */

@@ -62,6 +62,7 @@ export class VirtualClock {
       setImmediate: (callback) => this.schedule(0, () => {
         if (alive()) callback();
       }),
+      nowMs: () => this.time,
     };
   }
 

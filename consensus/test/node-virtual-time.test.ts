@@ -6,12 +6,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SeededRandom } from '../core/random.js';
-import { DEFAULT_OPTIONS, type ClusterConfig, type Entry } from '../core/types.js';
+import { DEFAULT_OPTIONS, Role, type ClusterConfig, type Entry } from '../core/types.js';
 import { TimeoutError } from '../errors.js';
 import { RaftNode, type StateMachine } from '../node.js';
 import { SimNetwork } from '../sim/network.js';
 import { VirtualClock, settle } from '../sim/virtual-clock.js';
 import { MemoryDisk, MemoryStorage } from '../storage-memory.js';
+import type { TimerHandle, Timers } from '../timers.js';
 
 const TICK_MS = 10;
 const DISK_MS = 2;
@@ -115,6 +116,116 @@ test('a follower campaigns only once its election timeout of virtual ticks has p
   // Randomized in [electionTimeoutTicks, 2 * electionTimeoutTicks), plus the votes' disk writes and trips.
   assert.ok(clock.nowMs >= options.electionTimeoutTicks * TICK_MS, `a leader after ${clock.nowMs} ms`);
   assert.ok(clock.nowMs < 2 * options.electionTimeoutTicks * TICK_MS + 20 * DISK_MS, `a leader only after ${clock.nowMs} ms`);
+});
+
+/**
+ * One CPU per node on virtual time: the work a callback does (`spend`) keeps
+ * the node busy, and its callbacks that fall due meanwhile (ticks, turns of
+ * its loop, messages reaching it) wait until it is free, as a process's
+ * callbacks wait behind a long one. `nowMs` counts the work done, so the
+ * driver's turn budget sees it. (A message the node sends leaves at the
+ * virtual time its callback began: early by at most one turn's work.)
+ */
+class BusyCpu {
+  private busyUntilMs = 0;
+
+  constructor(private readonly clock: VirtualClock) {}
+
+  /** The callback running now works `ms` more. */
+  spend(ms: number): void {
+    this.busyUntilMs = Math.max(this.busyUntilMs, this.clock.nowMs) + ms;
+  }
+
+  /** `base`'s timers, their callbacks run once this CPU is free; with a clock of the work done unless `withClock` is false. */
+  timers(base: Timers, withClock: boolean): Timers {
+    const handle = (schedule: (callback: () => void) => TimerHandle, callback: () => void): TimerHandle => {
+      let cancelled = false;
+      const inner = schedule(() => this.runWhenFree(() => cancelled || callback()));
+      return { cancel: () => ((cancelled = true), inner.cancel()) };
+    };
+    return {
+      setTimeout: (callback, delayMs) => handle((wrapped) => base.setTimeout(wrapped, delayMs), callback),
+      setInterval: (callback, intervalMs) => handle((wrapped) => base.setInterval(wrapped, intervalMs), callback),
+      setImmediate: (callback) => base.setImmediate(() => this.runWhenFree(callback)),
+      ...(withClock && { nowMs: () => Math.max(this.clock.nowMs, this.busyUntilMs) }),
+    };
+  }
+
+  private runWhenFree(callback: () => void): void {
+    const waitMs = this.busyUntilMs - this.clock.nowMs;
+    if (waitMs > 0) this.clock.schedule(waitMs, () => this.runWhenFree(callback));
+    else callback();
+  }
+}
+
+/** A state machine whose applies cost `applyMs` of its node's CPU while `slow`. */
+class SlowMachine extends ListMachine {
+  slow = false;
+  constructor(private readonly cpu: BusyCpu, private readonly applyMs: number) {
+    super();
+  }
+  override apply(entry: Entry): unknown {
+    if (this.slow) this.cpu.spend(this.applyMs);
+    return super.apply(entry);
+  }
+}
+
+/**
+ * Three nodes, each on its own BusyCpu; once one leads, its applies turn slow
+ * (4 ms each) and 400 proposals reach it at once: 1.6 s of applying, 16
+ * election timeouts of its followers. Returns the leader before and after,
+ * the terms seen, and what every node applied.
+ */
+async function slowLeaderRun(options: { withClock: boolean }): Promise<{ before: string; after: string; terms: number[]; applied: number[] }> {
+  const clock = new VirtualClock();
+  const network = new SimNetwork(clock, new SeededRandom(1), { dropRate: 0, duplicateRate: 0, delayMsMax: 1 }, () => {});
+  const voters = { voters: ['a', 'b', 'c'], learners: [] };
+  const nodes = ['a', 'b', 'c'].map((id) => {
+    const cpu = new BusyCpu(clock);
+    const machine = new SlowMachine(cpu, 4);
+    const raft = new RaftNode({
+      id,
+      storage: new MemoryStorage({ disk: new MemoryDisk(() => clock.nowMs), delay: (complete) => clock.schedule(DISK_MS, complete) }),
+      transport: network.transport(id, () => true),
+      stateMachine: machine,
+      tickMs: TICK_MS,
+      seed: id.charCodeAt(0),
+      timers: cpu.timers(clock.timers(() => true), options.withClock),
+      readContextPrefix: id,
+    });
+    void raft.start({ bootstrap: voters });
+    return { id, raft, machine };
+  });
+  const leaderNow = (): string => nodes.find((node) => node.raft.rawForInspection?.role === Role.Leader)?.id ?? '';
+  await runUntil(clock, () => leaderNow() !== '', 5000);
+  const before = leaderNow();
+  const leader = nodes.find((node) => node.id === before)!;
+  const first = track(leader.raft.propose(new TextEncoder().encode('warm')));
+  await runUntil(clock, first.settled, clock.nowMs + 1000);
+  leader.machine.slow = true;
+  const proposals = Array.from({ length: 400 }, (_, i) => track(leader.raft.propose(new TextEncoder().encode(`p${i}`), { timeoutMs: 60_000 })));
+  const startedMs = clock.nowMs;
+  await runUntil(clock, () => proposals.every((proposal) => proposal.settled()) && nodes.every((node) => node.machine.items.length >= 401), startedMs + 30_000);
+  // The followers may apply everything before the leader's CPU has worked off its backlog: run on until well after.
+  await runUntil(clock, () => false, startedMs + 3000);
+  return {
+    before,
+    after: leaderNow(),
+    terms: nodes.map((node) => node.raft.rawForInspection!.term),
+    applied: nodes.map((node) => node.machine.items.length),
+  };
+}
+
+test('a leader with a backlog of slow applies keeps leading: its loop lets ticks and votes in every 10 ms of work', async () => {
+  const run = await slowLeaderRun({ withClock: true });
+  assert.is(run.after, run.before, `the leader changed from ${run.before} to ${run.after}`);
+  assert.ok(run.terms.every((term) => term === run.terms[0]), `terms ${run.terms}`);
+  assert.equal(run.applied, [401, 401, 401]);
+});
+
+test('the same backlog in one turn (timers without a clock, 1,024 entries a turn) deposes the leader: the test above is not vacuous', async () => {
+  const run = await slowLeaderRun({ withClock: false });
+  assert.ok(run.after !== run.before || run.terms.some((term) => term !== run.terms[0]), `leader ${run.before} kept leading, terms ${run.terms}`);
 });
 
 test.run();

@@ -151,6 +151,27 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
     assert.equal(indexes(await reloadAfterClose(next, place)), [12]);
   });
 
+  test('readSnapshotData gives back the stored snapshot\'s data, and nothing for another index', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
+    assert.ok(storage.readSnapshotData, 'every storage here reads its snapshot back');
+    assert.is(await storage.readSnapshotData!(6), undefined);
+    await storage.persist({ entries: entries(1, 10, 1) }, true);
+    await storage.compact(snapshot(6, 1));
+    assert.equal(await storage.readSnapshotData!(6), snapshot(6, 1).data);
+    // A newer snapshot replaces it: the older index reads as nothing, not as the newer data.
+    await storage.compact(snapshot(9, 1));
+    assert.is(await storage.readSnapshotData!(6), undefined);
+    assert.equal(await storage.readSnapshotData!(9), snapshot(9, 1).data);
+    // One from the leader too.
+    await storage.persist({ snapshot: snapshot(20, 2), entries: [] }, true);
+    assert.equal(await storage.readSnapshotData!(20), snapshot(20, 2).data);
+    await storage.close();
+    const again = await opened(place);
+    assert.equal(await again.readSnapshotData!(20), snapshot(20, 2).data);
+    await again.close();
+  });
+
   test('reopening after close gives back the same state', async () => {
     const place = newPlace();
     const storage = await opened(place);

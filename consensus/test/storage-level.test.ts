@@ -78,6 +78,24 @@ storageCompliance(test, () => {
   return { make: () => new LevelStorage({ directory }) };
 });
 
+test('a snapshot of several chunks reads back whole; read beside a newer compaction, it is whole or nothing, never a mix', async () => {
+  const storage = await opened(tempDirectory());
+  await storage.persist({ entries: entries(1, 20, 1) }, true);
+  const bytes = (seed: number): Uint8Array => Uint8Array.from({ length: 1_100_000 }, (_, offset) => (offset * 31 + seed) & 0xff);
+  const first: Snapshot = { meta: snapshot(10, 1).meta, data: bytes(1) };
+  await storage.compact(first);
+  assert.equal(await storage.readSnapshotData(10), first.data);
+  for (let round = 0; round < 5; round++) {
+    const index = 11 + round;
+    const read = storage.readSnapshotData(index - 1);
+    const compaction = storage.compact({ meta: snapshot(index, 1).meta, data: bytes(index) });
+    const [data] = await Promise.all([read, compaction]);
+    if (data !== undefined) assert.equal(data, bytes(index === 11 ? 1 : index - 1), `round ${round}: a mix of two snapshots`);
+    assert.equal(await storage.readSnapshotData(index), bytes(index));
+  }
+  await storage.close();
+});
+
 test('a LevelDB error rejects: a second storage on a locked directory cannot load', async () => {
   const directory = tempDirectory();
   const storage = await opened(directory);
