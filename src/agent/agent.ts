@@ -49,7 +49,7 @@ import { LeaveWatch, leaveNode } from './leaving.js';
 import { NodeMembership } from './node-membership.js';
 import { PeerBook } from './peer-book.js';
 import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
-import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
+import { RaftWatch, WATCH_INTERVAL_MS, WATCH_QUIET_AFTER_STEPS, WATCH_QUIET_INTERVAL_MS } from './raft-watch.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
@@ -527,6 +527,7 @@ class HivemindAgent implements Agent {
       ownPorts: () => this.ownPorts(),
       submit: (command) => this.proposer.submit(command, OWN_PROPOSAL_TIMEOUT_MS),
       logOnce: (key, line) => this.log.once(key, 'agent', line),
+      nowMs: () => this.clock.now(),
     });
     this.loop('host-ports', HOST_PORTS_INTERVAL_MS, () => hostPorts.step());
     const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
@@ -541,8 +542,8 @@ class HivemindAgent implements Agent {
       elections: this.elections,
       nowMs: () => this.clock.now(),
     });
-    // Not quiet when idle: the election log needs a sample every 100 ms to tell why a term began (the leader went silent before it).
-    const watchLoop = this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step());
+    // Quiet only while this node leads alone: elsewhere the election log needs a sample every 100 ms to tell why a term began (the leader went silent before it).
+    const watchLoop = this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step(), { intervalMs: WATCH_QUIET_INTERVAL_MS, afterSteps: WATCH_QUIET_AFTER_STEPS });
     // An apply that moved the node records (a join, a leave, new addresses; not heartbeats) is looked at at once, quiet or not.
     let watchedRevision = machine.nodesRevision;
     this.replicated.listen(() => {
