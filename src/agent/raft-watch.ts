@@ -1,5 +1,6 @@
 /**
- * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS` (and at
+ * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS` (every
+ * `WATCH_QUIET_INTERVAL_MS` while this node leads a cluster of one, and at
  * once when an apply moved the node records): counts
  * leader changes (metrics) and says so (self-registration then runs at once:
  * a new leader stores what the state lacks without waiting its interval),
