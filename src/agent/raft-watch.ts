@@ -18,6 +18,7 @@ import type { ClusterStateMachine } from '../state/machine.js';
 import type { PeerBook } from './peer-book.js';
 import { recordEvent } from '../node/tracing.js';
 import type { ElectionLog } from '../node/election-log.js';
+import { leadsAlone } from './leads-alone.js';
 
 /**
  * How often the watch looks, ms, idle or not, in a cluster of more than one.
@@ -94,7 +95,6 @@ export class RaftWatch {
       this.#membershipInputs = inputs;
       this.context.onMembershipInputs();
     }
-    const alone = status.role === 'leader' && status.config.learners.length === 0 && status.config.voters.length === 1 && status.config.voters[0] === raft.id;
-    return changed || !alone;
+    return changed || !leadsAlone(status, raft.id);
   }
 }
