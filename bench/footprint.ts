@@ -98,6 +98,13 @@ function parseOptions(argv: string[]): Options {
 interface Usage {
   rssMiB: number;
   rssMiBMax: number;
+  /**
+   * The process's own pages at the window's end (Private_Clean + Private_Dirty
+   * of /proc/PID/smaps_rollup), MiB: RSS less what it shares with other
+   * processes, chiefly the `node` binary's text (about 41 MiB, counted in full
+   * in every `node` process's RSS).
+   */
+  privateMiB: number;
   cpuPercent: number;
   /** The machine's 1-minute load average at the window's end: CPU figures taken under load read high. */
   loadAverage: number;
@@ -116,9 +123,21 @@ async function measure(pids: number[], seconds: number): Promise<Usage[]> {
   return pids.map((pid, i) => ({
     rssMiB: rssBytes(pid) / MIB,
     rssMiBMax: rssMax[i]! / MIB,
+    privateMiB: privateBytes(pid) / MIB,
     cpuPercent: (100 * (cpuTimeMs(pid) - cpuStart[i]!)) / wallMs,
     loadAverage: loadavg()[0]!,
   }));
+}
+
+/** Private_Clean + Private_Dirty of `pid` (its own pages, shared with no other process), bytes; NaN once it is gone. */
+function privateBytes(pid: number): number {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)\\s+kB$`, 'm').exec(rollup)?.[1] ?? Number.NaN) * 1024;
+    return field('Private_Clean') + field('Private_Dirty');
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function waitServing(node: TestNode, startedAtMs: number): Promise<number> {
@@ -297,11 +316,11 @@ function row(cells: string[], widths: number[]): string {
 }
 
 function usageCells(usage: Usage): string[] {
-  return [usage.rssMiB.toFixed(1), usage.rssMiBMax.toFixed(1), usage.cpuPercent.toFixed(2)];
+  return [usage.rssMiB.toFixed(1), usage.rssMiBMax.toFixed(1), usage.privateMiB.toFixed(1), usage.cpuPercent.toFixed(2)];
 }
 
 function rounded(usage: Usage): Usage {
-  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)), loadAverage: Number(usage.loadAverage.toFixed(2)) };
+  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), privateMiB: Number(usage.privateMiB.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)), loadAverage: Number(usage.loadAverage.toFixed(2)) };
 }
 
 /** One target of issue 15 against its figure (and etcd's, where it has one). */
@@ -348,8 +367,8 @@ async function main(): Promise<void> {
   const etcdResult = etcd === undefined ? undefined : await etcdIdle(options);
   const three = await threeNodes(options);
 
-  const widths = [34, 10, 10, 8, 14];
-  console.log(row(['process', 'RSS MiB', 'max MiB', 'CPU %', 'start ms'], widths));
+  const widths = [34, 10, 10, 12, 8, 14];
+  console.log(row(['process', 'RSS MiB', 'max MiB', 'private MiB', 'CPU %', 'start ms'], widths));
   console.log(row(['hivemind agent, 1 node, idle', ...usageCells(single.idle), `${single.startFreshMs.toFixed(0)} / ${single.startRestartMs.toFixed(0)}`], widths));
   if (etcdResult) console.log(row(['etcd, 1 member, idle', ...usageCells(etcdResult.idle), etcdResult.startMs.toFixed(0)], widths));
   three.empty.forEach((usage, i) => console.log(row([`3 nodes, empty: n${i + 1}`, ...usageCells(usage), ''], widths)));
@@ -357,6 +376,7 @@ async function main(): Promise<void> {
   console.log(`\n  start ms: fresh data dir / restart on it. Deploy of ${options.apps} apps took ${three.deploySeconds.toFixed(1)} s; stored ${three.appsStored} apps, ${three.instancesStored} instances (${three.instancesPlaced} placed); data dirs ${three.dataDirMiB.map((m) => m.toFixed(2)).join(' / ')} MiB`);
   const growth = three.loaded.map((usage, i) => usage.rssMiB - three.empty[i]!.rssMiB);
   console.log(`  RSS growth empty -> loaded: ${growth.map((m) => m.toFixed(1)).join(' / ')} MiB`);
+  console.log(`  private MiB: the process's own pages (smaps_rollup Private_*), RSS less what it shares, chiefly the node binary's text`);
   console.log(`  load average at the windows' ends: idle ${single.idle.loadAverage.toFixed(1)}, etcd ${etcdResult?.idle.loadAverage.toFixed(1) ?? '-'}, empty ${three.empty[0]!.loadAverage.toFixed(1)}, loaded ${three.loaded[0]!.loadAverage.toFixed(1)}; agents run with node ${nodeFlags.join(' ') || '(no flags)'} (bin/hivemind.js)\n`);
   const checks = targetChecks(options, single, etcdResult, three);
   const checkWidths = [64, 8, 10, 8, 4];

@@ -27,7 +27,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
 import { RawNode, bootstrapState } from './core/raw-node.js';
 import { SeededRandom } from './core/random.js';
-import { DEFAULT_OPTIONS, EntryType, MessageType } from './core/types.js';
+import { DEFAULT_OPTIONS, EntryType, MessageType, Role } from './core/types.js';
 import type {
   ClusterConfig,
   ConfigChange,
@@ -430,7 +430,7 @@ export class RaftNode {
       // Alone: no need to wait an election timeout.
       this.enqueue(() => this.raw!.campaign());
     }
-    this.tickTimer = this.timers.setInterval(() => this.onTick(), this.tickMs);
+    this.updateTicking();
     this.schedule();
   }
 
@@ -1074,6 +1074,27 @@ export class RaftNode {
 
   private refreshStatus(): void {
     this.cachedStatus = this.raw!.status();
+    this.updateTicking();
+  }
+
+  /**
+   * Ticks run every `tickMs` unless this node leads a cluster of one (the
+   * only voter, no learner): there a tick changes nothing anyone waits on (no
+   * heartbeat to send, no quorum but its own, no election to time, reads
+   * answered at once), and an idle node should not wake 20 times a second
+   * for it. Looked at after every turn of the loop: ticking starts again in
+   * the turn that appends a configuration with another member (or in which
+   * this node stops leading), so Raft's timing is unchanged wherever it counts.
+   */
+  private updateTicking(): void {
+    if (this.lifecycle !== 'running') return;
+    const status = this.cachedStatus!;
+    const alone = status.role === Role.Leader && status.config.learners.length === 0 && status.config.voters.length === 1 && status.config.voters[0] === this.id;
+    if (!alone && this.tickTimer === undefined) this.tickTimer = this.timers.setInterval(() => this.onTick(), this.tickMs);
+    else if (alone && this.tickTimer !== undefined) {
+      this.tickTimer.cancel();
+      this.tickTimer = undefined;
+    }
   }
 
   /**

@@ -32,10 +32,10 @@ class ListMachine implements StateMachine {
 }
 
 /** One virtual world: a clock, a network without faults, and nodes on in-memory disks that take DISK_MS per write. */
-function world(): { clock: VirtualClock; node: (id: string, bootstrap: ClusterConfig, options?: { requestTimeoutMs?: number }) => { raft: RaftNode; machine: ListMachine } } {
+function world(): { clock: VirtualClock; node: (id: string, bootstrap: ClusterConfig | undefined, options?: { requestTimeoutMs?: number }) => { raft: RaftNode; machine: ListMachine } } {
   const clock = new VirtualClock();
   const network = new SimNetwork(clock, new SeededRandom(1), { dropRate: 0, duplicateRate: 0, delayMsMax: 1 }, () => {});
-  const node = (id: string, bootstrap: ClusterConfig, options: { requestTimeoutMs?: number } = {}) => {
+  const node = (id: string, bootstrap: ClusterConfig | undefined, options: { requestTimeoutMs?: number } = {}) => {
     const machine = new ListMachine();
     const raft = new RaftNode({
       id,
@@ -48,7 +48,7 @@ function world(): { clock: VirtualClock; node: (id: string, bootstrap: ClusterCo
       readContextPrefix: id,
       ...options,
     });
-    void raft.start({ bootstrap });
+    void raft.start(bootstrap === undefined ? {} : { bootstrap });
     return { raft, machine };
   };
   return { clock, node };
@@ -89,6 +89,24 @@ test('a lone node leads, and applies a proposal one disk write of virtual time a
   assert.equal(machine.items, ['x', 'y']);
   // One synced write (DISK_MS) between the proposal and its apply: the node waits on nothing else.
   assert.is(clock.nowMs - startedMs, DISK_MS, `proposed at ${startedMs} ms, applied at ${clock.nowMs} ms`);
+});
+
+test('a node that leads alone does not tick (idle, it leaves no timer); once a learner is added it ticks again, and the learner hears it', async () => {
+  const { clock, node } = world();
+  const a = node('a', { voters: ['a'], learners: [] });
+  await runUntil(clock, () => a.raft.rawForInspection?.leader === 'a', 1000);
+  // Whatever the election left behind runs out, and then nothing is scheduled at all.
+  await runUntil(clock, () => false, clock.nowMs + 100 * TICK_MS);
+  assert.is(clock.nextTimeMs(), undefined, 'an idle lone leader set a timer');
+  const b = node('b', undefined);
+  const added = track(a.raft.addLearner('b', 'b'));
+  await runUntil(clock, () => added.settled() && b.raft.status().leader === 'a', clock.nowMs + 1000);
+  assert.is(b.raft.status().leader, 'a');
+  const heardAtMs = clock.nowMs;
+  // Heartbeats every interval: the leader ticks, and keeps the learner hearing it.
+  await runUntil(clock, () => false, heardAtMs + 2 * DEFAULT_OPTIONS.electionTimeoutTicks * TICK_MS);
+  assert.is(clock.nowMs, heardAtMs + 2 * DEFAULT_OPTIONS.electionTimeoutTicks * TICK_MS, 'the leader went quiet with a learner to heartbeat');
+  assert.ok(b.raft.status().silentTicks < DEFAULT_OPTIONS.electionTimeoutTicks, `the learner went ${b.raft.status().silentTicks} ticks without hearing the leader`);
 });
 
 test('a request times out after exactly its time limit of virtual time', async () => {

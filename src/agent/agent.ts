@@ -49,7 +49,8 @@ import { LeaveWatch, leaveNode } from './leaving.js';
 import { NodeMembership } from './node-membership.js';
 import { PeerBook } from './peer-book.js';
 import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
-import { RaftWatch, WATCH_INTERVAL_MS } from './raft-watch.js';
+import { RaftWatch, WATCH_INTERVAL_MS, WATCH_QUIET_AFTER_STEPS, WATCH_QUIET_INTERVAL_MS } from './raft-watch.js';
+import { leadsAlone } from './leads-alone.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
@@ -500,7 +501,15 @@ class HivemindAgent implements Agent {
       log: (line) => this.log.line('membership', line),
       logOnce: (key, line) => this.log.once(key, 'membership', line),
     });
-    const voterLoop = this.loop('voters', VOTER_INTERVAL_MS, () => voters.step());
+    // The membership loops slow down like the watch while this node leads alone (nothing to plan,
+    // register or rejoin until another member is added; see leads-alone.ts).
+    const aloneQuiet = { intervalMs: WATCH_QUIET_INTERVAL_MS, afterSteps: WATCH_QUIET_AFTER_STEPS };
+    const busyUnlessAlone = async (step: () => Promise<void>): Promise<boolean> => {
+      await step();
+      const running = raft();
+      return running === undefined || !leadsAlone(running.status(), this.name);
+    };
+    const voterLoop = this.loop('voters', VOTER_INTERVAL_MS, () => busyUnlessAlone(() => voters.step()), aloneQuiet);
 
     const selfRegistration = new SelfRegistration({
       nodeId: this.name,
@@ -519,7 +528,7 @@ class HivemindAgent implements Agent {
       refreshThroughLeader: (why) => this.rejoiner.rejoin(false, why),
       logOnce: (key, component, line) => this.log.once(key, component, line),
     });
-    const selfRegistrationLoop = this.loop('self-registration', SELF_REGISTRATION_INTERVAL_MS, () => selfRegistration.step());
+    const selfRegistrationLoop = this.loop('self-registration', SELF_REGISTRATION_INTERVAL_MS, () => busyUnlessAlone(() => selfRegistration.step()), aloneQuiet);
     const hostPorts = new HostPortReport({
       nodeId: this.name,
       machine,
@@ -527,9 +536,10 @@ class HivemindAgent implements Agent {
       ownPorts: () => this.ownPorts(),
       submit: (command) => this.proposer.submit(command, OWN_PROPOSAL_TIMEOUT_MS),
       logOnce: (key, line) => this.log.once(key, 'agent', line),
+      nowMs: () => this.clock.now(),
     });
     this.loop('host-ports', HOST_PORTS_INTERVAL_MS, () => hostPorts.step());
-    const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => this.rejoiner.step());
+    const rejoinLoop = this.loop('rejoin', REJOIN_CHECK_INTERVAL_MS, () => busyUnlessAlone(() => this.rejoiner.step()), aloneQuiet);
     this.membershipLoops.push(voterLoop, selfRegistrationLoop, rejoinLoop);
     const watch = new RaftWatch({
       raft,
@@ -541,11 +551,13 @@ class HivemindAgent implements Agent {
       elections: this.elections,
       nowMs: () => this.clock.now(),
     });
-    // Not quiet when idle: the election log needs a sample every 100 ms to tell why a term began (the leader went silent before it).
-    const watchLoop = this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step());
+    // Quiet only while this node leads alone: elsewhere the election log needs a sample every 100 ms to tell why a term began (the leader went silent before it).
+    const watchLoop = this.loop('raft-watch', WATCH_INTERVAL_MS, () => watch.step(), { intervalMs: WATCH_QUIET_INTERVAL_MS, afterSteps: WATCH_QUIET_AFTER_STEPS });
     // An apply that moved the node records (a join, a leave, new addresses; not heartbeats) is looked at at once, quiet or not.
     let watchedRevision = machine.nodesRevision;
-    this.replicated.listen(() => {
+    this.replicated.listen((event) => {
+      // Any apply but a heartbeat may be work for self-registration (a CA rotation, a label, a token): at once, quiet or not.
+      if (event.type !== 'applied' || event.commandType !== 'node.heartbeat') selfRegistrationLoop.poke();
       if (machine.nodesRevision === watchedRevision) return;
       watchedRevision = machine.nodesRevision;
       watchLoop.poke();
@@ -555,7 +567,7 @@ class HivemindAgent implements Agent {
     for (const loop of this.loops) loop.start();
   }
 
-  private loop(name: string, intervalMs: number, step: () => void | boolean | Promise<void>, quiet?: PeriodicLoopOptions['quiet']): PeriodicLoop {
+  private loop(name: string, intervalMs: number, step: () => void | boolean | Promise<void | boolean>, quiet?: PeriodicLoopOptions['quiet']): PeriodicLoop {
     const loop = new PeriodicLoop({ name, intervalMs, step, clock: this.clock, ...(quiet === undefined ? {} : { quiet }), onError: (error) => this.log.once(`${name}:${(error as Error).message}`, 'agent', `${name}: ${(error as Error).message}`, 'warn') });
     this.loops.push(loop);
     return loop;

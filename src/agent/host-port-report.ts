@@ -6,9 +6,16 @@
  * report through the leader only when it differs from the node's record
  * (src/node/host-ports.ts). Only once the cluster applies state version 4
  * (before, the command would be refused), and only for a registered node.
+ *
+ * A busy host's ports change every few seconds (other processes' servers
+ * come and go), and each report is a Raft write every node applies: after a
+ * burst of HOST_PORTS_REPORTS_BURST, a report goes out at most once per
+ * HOST_PORTS_REPORT_REFILL_MS (`ReportAllowance`), unless it is the node's
+ * first or changes a port that an app in the state publishes (a placement
+ * may depend on it: those go out at once, always).
  */
 import { readFile } from 'node:fs/promises';
-import { hostPortsReport, instanceHostPorts, listeningPorts, sameHostPorts } from '../node/host-ports.js';
+import { changedHostPorts, HOST_PORTS_REPORT_REFILL_MS, HOST_PORTS_REPORTS_BURST, hostPortsReport, instanceHostPorts, listeningPorts, ReportAllowance, sameHostPorts } from '../node/host-ports.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { Command, CommandResult, HostPorts, NodeRecord } from '../state/types.js';
 
@@ -28,6 +35,8 @@ export interface HostPortReportContext {
   ownPorts(): HostPorts;
   submit(command: Command): Promise<CommandResult>;
   logOnce(key: string, line: string): void;
+  /** The time now, ms (the node's clock): paces reports no placement needs. */
+  nowMs(): number;
   /** Reads a file of /proc; the real one by default. */
   readProc?: (path: string) => Promise<string>;
 }
@@ -35,6 +44,7 @@ export interface HostPortReportContext {
 /** See the file comment; `step` is the loop's step. */
 export class HostPortReport {
   #previous: { tcp: Set<number>; udp: Set<number> } | undefined;
+  readonly #allowance = new ReportAllowance({ burst: HOST_PORTS_REPORTS_BURST, refillMs: HOST_PORTS_REPORT_REFILL_MS });
 
   constructor(private readonly context: HostPortReportContext) {}
 
@@ -51,8 +61,21 @@ export class HostPortReport {
     const held = instanceHostPorts(placed, (instance) => context.machine.app(instance.tenant, instance.app)?.versions.find((entry) => entry.version === instance.version)?.spec);
     const report = hostPortsReport({ scans: [scan, previous], own: context.ownPorts(), instances: held });
     if (sameHostPorts(record.hostPorts, report)) return;
+    if (record.hostPorts !== undefined && !this.placementsNeed(changedHostPorts(record.hostPorts, report)) && !this.#allowance.take(context.nowMs())) return;
     const result = await context.submit({ type: 'node.ports', id: context.nodeId, tcp: report.tcp, udp: report.udp });
     if (!result.ok) context.logOnce(`node.ports:${result.error.message}`, `cannot record this node's host ports: ${result.error.message}`);
+  }
+
+  /** Whether an app in the state (any version) publishes one of `ports`: placing it depends on them. */
+  private placementsNeed(ports: { tcp: Set<number>; udp: Set<number> }): boolean {
+    if (ports.tcp.size === 0 && ports.udp.size === 0) return false;
+    // The live records (read here, kept nowhere): copying every app each time a busy host's ports change would cost more than the check.
+    for (const app of this.context.machine.schedulerView().apps) {
+      for (const version of app.versions) {
+        for (const port of version.spec.ports ?? []) if (port.published !== undefined && ports[port.protocol].has(port.published)) return true;
+      }
+    }
+    return false;
   }
 
   /** The listening ports of one scan; a file that cannot be read (no IPv6) counts as empty. */

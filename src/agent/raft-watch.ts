@@ -1,5 +1,6 @@
 /**
- * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS` (and at
+ * Follows this node's Raft view, a step every `WATCH_INTERVAL_MS` (every
+ * `WATCH_QUIET_INTERVAL_MS` while this node leads a cluster of one, and at
  * once when an apply moved the node records): counts
  * leader changes (metrics) and says so (self-registration then runs at once:
  * a new leader stores what the state lacks without waiting its interval),
@@ -17,15 +18,28 @@ import type { ClusterStateMachine } from '../state/machine.js';
 import type { PeerBook } from './peer-book.js';
 import { recordEvent } from '../node/tracing.js';
 import type { ElectionLog } from '../node/election-log.js';
+import { leadsAlone } from './leads-alone.js';
 
 /**
- * How often the watch looks, ms, idle or not. A quiet mode (once a second
- * after 3 s of no change) was tried and dropped: the election log classifies
- * a new term by the sample before it, and a leader's silence lasts about one
- * election timeout, so samples a second apart called most elections
- * `unknown`. It saved 9 of an idle node's roughly 240 wake-ups a second.
+ * How often the watch looks, ms, idle or not, in a cluster of more than one.
+ * A quiet mode for every node (once a second after 3 s of no change) was
+ * tried and dropped: the election log classifies a new term by the sample
+ * before it, and a leader's silence lasts about one election timeout, so
+ * samples a second apart called most elections `unknown`.
  */
 export const WATCH_INTERVAL_MS = 100;
+
+/**
+ * How often the watch looks while this node leads a cluster of one (the only
+ * voter, no learner), ms, after `WATCH_QUIET_AFTER_STEPS` looks that found
+ * nothing: no term can begin there and no leader change before another
+ * member is added, and the apply that registers a joiner pokes the watch
+ * (it is fast again from then on).
+ */
+export const WATCH_QUIET_INTERVAL_MS = 5_000;
+
+/** Quiet looks in a row (see `WATCH_QUIET_INTERVAL_MS`) before the watch slows down. */
+export const WATCH_QUIET_AFTER_STEPS = 10;
 
 /** What the watch works with. */
 export interface RaftWatchContext {
@@ -52,7 +66,11 @@ export class RaftWatch {
 
   constructor(private readonly context: RaftWatchContext) {}
 
-  /** One look. Returns whether anything it follows changed (a loop with `quiet` slows down while it returns false). */
+  /**
+   * One look. Returns false when nothing it follows changed and this node
+   * leads a cluster of one (a loop with `quiet` slows down while it returns
+   * false); true otherwise.
+   */
   step(): boolean {
     const raft = this.context.raft();
     if (raft === undefined) return true;
@@ -77,6 +95,6 @@ export class RaftWatch {
       this.#membershipInputs = inputs;
       this.context.onMembershipInputs();
     }
-    return changed;
+    return changed || !leadsAlone(status, raft.id);
   }
 }

@@ -199,7 +199,10 @@ export class NodeTrust {
     if (ca === undefined || material === undefined || (this.caSetIndex !== undefined && ca.setIndex <= this.caSetIndex)) return;
     this.caSetIndex = ca.setIndex;
     const caPems = [...ca.certificates];
-    if (JSON.stringify(caPems) === JSON.stringify(material.caPems)) return;
+    // Compared as the data directory keeps them (each PEM trimmed, one newline after it): the state's may
+    // lack the newline, and a restart then rewrote the bundle and rebuilt every TLS context for nothing.
+    const same = caPems.length === material.caPems.length && caPems.every((pem, index) => pem.trim() === material.caPems[index]!.trim());
+    if (same) return;
     this.context.dataDir.writeCaBundle(caPems);
     this.credentials.update({ ...material, caPems });
     this.context.log(`trusting ${caPems.length} CA certificate${caPems.length === 1 ? '' : 's'} from the cluster state`);

@@ -9,6 +9,7 @@
  */
 import type { HostPorts, Instance, AppSpec } from '../state/types.js';
 import { HOST_PORTS_MAX } from '../state/types.js';
+import { assert } from '../../consensus/core/assert.js';
 
 /** TCP's LISTEN state in /proc/net/tcp (`st` column, hex). */
 const TCP_LISTEN = '0A';
@@ -77,4 +78,58 @@ export function instanceHostPorts(instances: readonly Instance[], specOf: (insta
 /** Whether two reports say the same. */
 export function sameHostPorts(left: HostPorts | undefined, right: HostPorts): boolean {
   return left !== undefined && left.tcp.join(',') === right.tcp.join(',') && left.udp.join(',') === right.udp.join(',');
+}
+
+/** The ports in one report and not in the other (either way), by protocol; every port of `right` when `left` is undefined. */
+export function changedHostPorts(left: HostPorts | undefined, right: HostPorts): { tcp: Set<number>; udp: Set<number> } {
+  const changed = (before: readonly number[], after: readonly number[]): Set<number> => {
+    const beforeSet = new Set(before);
+    const afterSet = new Set(after);
+    return new Set([...before.filter((port) => !afterSet.has(port)), ...after.filter((port) => !beforeSet.has(port))]);
+  };
+  return { tcp: changed(left?.tcp ?? [], right.tcp), udp: changed(left?.udp ?? [], right.udp) };
+}
+
+/** Reports a node sends at once, one after another, that no placement needs (see `ReportAllowance`). */
+export const HOST_PORTS_REPORTS_BURST = 4;
+
+/** After a burst, one more such report per this many ms. */
+export const HOST_PORTS_REPORT_REFILL_MS = 30_000;
+
+/**
+ * How many host-port reports a node may send that no placement needs: a
+ * burst of `burst` at once, then one per `refillMs` (a token bucket). On a
+ * busy host other processes' listening ports change every few seconds, and
+ * each report is a Raft write every node applies. Deterministic: the time
+ * is handed in; a clock that went back gains nothing.
+ */
+export class ReportAllowance {
+  readonly #burst: number;
+  readonly #refillMs: number;
+  #tokens: number;
+  /** When the tokens were last counted up, ms; undefined before the first `take`. */
+  #countedAtMs: number | undefined;
+
+  constructor(options: { burst: number; refillMs: number }) {
+    assert(Number.isInteger(options.burst) && options.burst >= 1, `a report allowance needs a burst of at least 1, not ${options.burst}`);
+    assert(Number.isFinite(options.refillMs) && options.refillMs > 0, `a report allowance needs a positive refill time, not ${options.refillMs}`);
+    this.#burst = options.burst;
+    this.#refillMs = options.refillMs;
+    this.#tokens = options.burst;
+  }
+
+  /** Takes one report's allowance at `nowMs`; false (and nothing taken) when there is none left. */
+  take(nowMs: number): boolean {
+    if (this.#countedAtMs === undefined || nowMs < this.#countedAtMs) this.#countedAtMs = nowMs;
+    const gained = Math.floor((nowMs - this.#countedAtMs) / this.#refillMs);
+    if (gained > 0) {
+      this.#tokens = Math.min(this.#burst, this.#tokens + gained);
+      this.#countedAtMs = this.#tokens === this.#burst ? nowMs : this.#countedAtMs + gained * this.#refillMs;
+    }
+    if (this.#tokens === 0) return false;
+    // Counting starts when the bucket is first drawn from full: a full bucket gains nothing while it waits.
+    if (this.#tokens === this.#burst) this.#countedAtMs = nowMs;
+    this.#tokens--;
+    return true;
+  }
 }

@@ -1,7 +1,7 @@
 // The ports a node's host listens on: /proc/net parsing, and the report (two scans, instances' own ports out, Hivemind's in, bounded).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hostPortsReport, instanceHostPorts, listeningPorts, sameHostPorts } from '../host-ports.js';
+import { changedHostPorts, hostPortsReport, instanceHostPorts, listeningPorts, ReportAllowance, sameHostPorts } from '../host-ports.js';
 import { HOST_PORTS_MAX, type AppSpec, type Instance } from '../../state/types.js';
 
 const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -49,6 +49,30 @@ test('ports instances hold: published ports, and a process app\'s endpoint ports
   };
   const held = instanceHostPorts([instance('process', [45000]), instance('container', [80])], (each) => specs[each.app]);
   assert.equal([[...held.tcp].sort(), [...held.udp]], [[31701, 45000], [5353]]);
+});
+
+test('changed ports: those in one report and not the other, either way; all of them against no report', () => {
+  const changed = changedHostPorts({ tcp: [22, 80], udp: [53] }, { tcp: [22, 443], udp: [53] });
+  assert.equal([...changed.tcp].sort(), [443, 80]);
+  assert.equal([...changed.udp], []);
+  assert.equal([...changedHostPorts(undefined, { tcp: [22], udp: [53] }).udp], [53]);
+});
+
+test('the report allowance: a burst at once, then one per refill; a full bucket gains nothing while it waits; a clock gone back gains nothing', () => {
+  const allowance = new ReportAllowance({ burst: 2, refillMs: 1000 });
+  assert.ok(allowance.take(10_000));
+  assert.ok(allowance.take(10_000));
+  assert.not.ok(allowance.take(10_999), 'the burst is spent');
+  assert.ok(allowance.take(11_000), 'one refill after refillMs');
+  assert.not.ok(allowance.take(11_500));
+  assert.ok(allowance.take(12_000));
+  assert.ok(allowance.take(50_000), 'a long wait refills to the burst');
+  assert.ok(allowance.take(50_000));
+  assert.not.ok(allowance.take(50_000), 'never more than the burst');
+  assert.not.ok(allowance.take(5_000), 'a clock gone back gains nothing');
+  assert.not.ok(allowance.take(5_999));
+  assert.ok(allowance.take(6_000), 'counted again from where the clock went back');
+  assert.throws(() => new ReportAllowance({ burst: 0, refillMs: 1000 }), /burst of at least 1/);
 });
 
 test.run();
