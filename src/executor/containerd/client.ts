@@ -89,9 +89,27 @@ interface ServiceConstructor {
 
 let definitions: Record<ServiceName, ServiceConstructor> | undefined;
 
+function isServiceDefinition(definition: object): definition is protoLoader.ServiceDefinition {
+  return !('format' in definition);
+}
+
+/**
+ * `serialize`, except that a request given as a Buffer is taken as the
+ * message's encoded bytes (protobuf-wire.ts) and sent as it is: no request
+ * object is a Buffer, and the content writes, encoded into reused buffers,
+ * skip protobufjs's fresh copy of every chunk.
+ */
+function passEncoded(serialize: (value: object) => Buffer): (value: object) => Buffer {
+  return (value) => (Buffer.isBuffer(value) ? value : serialize(value));
+}
+
 function loadDefinitions(): Record<ServiceName, ServiceConstructor> {
   if (definitions !== undefined) return definitions;
   const packageDefinition = protoLoader.loadSync(PROTO_FILES, { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  for (const definition of Object.values(packageDefinition)) {
+    if (!isServiceDefinition(definition)) continue;
+    for (const method of Object.values(definition)) method.requestSerialize = passEncoded(method.requestSerialize);
+  }
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const root = grpc.loadPackageDefinition(packageDefinition) as any;
   const services = root.containerd.services;
@@ -218,7 +236,7 @@ export class ContainerdClient {
     return (client as any)[method](request, this.metadata(options), callOptions) as grpc.ClientReadableStream<Response>;
   }
 
-  /** A bidirectional stream: `service.method()`. */
+  /** A bidirectional stream: `service.method()`. A request written as a Buffer is sent as already-encoded bytes. */
   duplexStream<Request, Response>(service: ServiceName, method: string, options: CallOptions = {}): grpc.ClientDuplexStream<Request, Response> {
     const client = this.client(service);
     const callOptions: grpc.CallOptions = options.timeoutMs !== undefined ? { deadline: Date.now() + options.timeoutMs } : {};

@@ -83,3 +83,81 @@ export function decodeTaskExit(bytes: Uint8Array): TaskExitEvent {
 export function decodeTaskOom(bytes: Uint8Array): { containerId: string } {
   return { containerId: stringField(readFields(bytes), 1) };
 }
+
+// Encoding, for the content streams: a message whose last field is a large
+// `bytes` field is written as a short head (the other fields, then that
+// field's key and length) with the bytes placed right after it, in a buffer
+// the caller reuses (message-buffers.ts). Protobuf allows fields in any
+// order, and this is the order protobufjs writes them in.
+
+const WIRE_VARINT = 0;
+const WIRE_LENGTH_DELIMITED = 2;
+const utf8 = new TextEncoder();
+
+/** Bytes of `value` (a non-negative integer up to 2^53) as a varint. */
+function varintBytes(value: number): number {
+  let bytes = 1;
+  while (value >= 128) {
+    value = Math.floor(value / 128);
+    bytes += 1;
+  }
+  return bytes;
+}
+
+function writeVarint(target: Uint8Array, position: number, value: number): number {
+  while (value >= 128) {
+    target[position++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  target[position++] = value;
+  return position;
+}
+
+function checkLength(value: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${field} must be a non-negative integer, not ${value}`);
+}
+
+/** Most bytes a `writeContentHeadInto` head takes for `ref`. */
+export function writeContentHeadBytesMax(ref: string): number {
+  // action (2) + ref key and length (1 + 10) + ref + offset (1 + 10) + data key and length (1 + 10).
+  return 35 + utf8.encode(ref).length;
+}
+
+/**
+ * Writes the head of a containerd `WriteContentRequest` {action: WRITE,
+ * ref, offset, data} into `target` from 0 and answers its length; the
+ * message is the head followed directly by `dataBytes` bytes of data.
+ */
+export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; offset: number; dataBytes: number }): number {
+  checkLength(fields.offset, 'offset');
+  checkLength(fields.dataBytes, 'dataBytes');
+  const ref = utf8.encode(fields.ref);
+  let position = 0;
+  target[position++] = (1 << 3) | WIRE_VARINT; // action
+  target[position++] = 1; // WRITE
+  target[position++] = (2 << 3) | WIRE_LENGTH_DELIMITED; // ref
+  position = writeVarint(target, position, ref.length);
+  target.set(ref, position);
+  position += ref.length;
+  target[position++] = (5 << 3) | WIRE_VARINT; // offset
+  position = writeVarint(target, position, fields.offset);
+  target[position++] = (6 << 3) | WIRE_LENGTH_DELIMITED; // data
+  position = writeVarint(target, position, fields.dataBytes);
+  return position;
+}
+
+/** Bytes of the head of a message that holds only `bytes` field `fieldNumber` of `dataBytes` bytes. */
+export function bytesFieldHeadBytes(fieldNumber: number, dataBytes: number): number {
+  return varintBytes((fieldNumber << 3) | WIRE_LENGTH_DELIMITED) + varintBytes(dataBytes);
+}
+
+/**
+ * Writes the head of a message whose only field is `bytes` field
+ * `fieldNumber` (as `hivemind.images.ReadChunk`'s `data`) into `target` from
+ * 0 and answers its length; the data follows it directly.
+ */
+export function bytesFieldHeadInto(target: Uint8Array, fieldNumber: number, dataBytes: number): number {
+  checkLength(dataBytes, 'dataBytes');
+  const position = writeVarint(target, 0, (fieldNumber << 3) | WIRE_LENGTH_DELIMITED);
+  return writeVarint(target, position, dataBytes);
+}
