@@ -15,7 +15,7 @@ import { assert } from '../../../consensus/core/assert.js';
 /** Reusable buffers of one size, at most `countMax` of them at once. */
 export class MessageBuffers {
   private readonly free: Buffer[] = [];
-  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  private readonly waiting: Array<(buffer: Buffer | undefined) => void> = [];
   private made = 0;
 
   constructor(
@@ -37,11 +37,27 @@ export class MessageBuffers {
     return Buffer.allocUnsafeSlow(this.bufferBytes);
   }
 
-  /** A buffer, once one is free. */
-  take(): Promise<Buffer> {
+  /**
+   * A buffer, once one is free; undefined if `signal` aborts first (a
+   * buffer out with a write that will never finish, as on a cancelled
+   * call, does not come back).
+   */
+  take(signal?: AbortSignal): Promise<Buffer | undefined> {
     const buffer = this.takeNow();
     if (buffer !== undefined) return Promise.resolve(buffer);
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (signal?.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter = (given: Buffer | undefined): void => {
+        signal?.removeEventListener('abort', abort);
+        resolve(given);
+      };
+      const abort = (): void => {
+        this.waiting.splice(this.waiting.indexOf(waiter), 1);
+        resolve(undefined);
+      };
+      signal?.addEventListener('abort', abort, { once: true });
+      this.waiting.push(waiter);
+    });
   }
 
   /** Gives back a buffer `take` gave; the caller no longer touches it. */
