@@ -1,9 +1,12 @@
 /**
- * Decoding of the two task events Hivemind reads from containerd's event
- * stream (`containerd.events.TaskExit`, `containerd.events.TaskOOM`, see
- * proto/containerd/task-events.proto). An Envelope carries them as
- * `google.protobuf.Any` bytes, which proto-loader leaves encoded; these few
- * fields are read straight off the protobuf wire format.
+ * The protobuf wire format by hand, where proto-loader's objects cost too
+ * much or cannot reach. Decoding: the two task events Hivemind reads from
+ * containerd's event stream (`containerd.events.TaskExit`,
+ * `containerd.events.TaskOOM`, see proto/containerd/task-events.proto),
+ * which an Envelope carries as `google.protobuf.Any` bytes that proto-loader
+ * leaves encoded. Encoding: the heads of the messages that carry blob bytes
+ * (a content WRITE, a peer's ReadChunk), so the bytes go into a reused
+ * buffer right after them.
  */
 
 /** A decoded TaskExit. `id` is the process id: the container id for the main process, the exec id otherwise. */
