@@ -12,8 +12,6 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { MessageBuffers } from '../executor/containerd/message-buffers.js';
-import { bytesFieldHeadBytes, bytesFieldHeadInto } from '../executor/containerd/protobuf-wire.js';
 import type { ImageShare, PeerImages, PeerImageSource, SharedImageTarget } from '../node/image-share.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { CallAuthenticator } from './cluster-service.js';
@@ -26,12 +24,6 @@ const DESCRIBE_TIMEOUT_MS = 5_000;
 /** How long a blob may take to arrive (a large layer over a slow link). */
 const READ_TIMEOUT_MS = 10 * 60_000;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-/** `ReadChunk.data`'s field number (proto/images.proto). */
-const READ_CHUNK_DATA_FIELD = 1;
-/** Bytes of a Read buffer: a content store chunk (1 MiB) and its head. */
-const READ_BUFFER_BYTES = 1024 * 1024 + 16;
-/** Read chunks written to a peer and not yet sent, per call. */
-const READ_BUFFERS_MAX = 4;
 
 interface DescribeResponseWire {
   found: boolean;
@@ -55,10 +47,6 @@ let loaded: ImagesClientConstructor | undefined;
 function imagesService(): ImagesClientConstructor {
   if (loaded !== undefined) return loaded;
   const definition = protoLoader.loadSync(fileURLToPath(PROTO_URL), { keepCase: true, longs: Number, defaults: true });
-  // A Read chunk is written already encoded (see `Read` below): a Buffer passes as it is.
-  const read = (definition['hivemind.images.Images'] as protoLoader.ServiceDefinition).Read!;
-  const serialize = read.responseSerialize;
-  read.responseSerialize = (value: object) => (Buffer.isBuffer(value) ? value : serialize(value));
   const root = grpc.loadPackageDefinition(definition) as unknown as { hivemind: { images: { Images: ImagesClientConstructor } } };
   loaded = root.hivemind.images.Images;
   return loaded;
@@ -115,7 +103,7 @@ export function imagesServiceForServer(options: {
         (error: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: `cannot read this node's images: ${message(error)}` }),
       );
     },
-    Read: (call: grpc.ServerWritableStream<{ digest: unknown }, Buffer>) => {
+    Read: (call: grpc.ServerWritableStream<{ digest: unknown }, { data: Uint8Array }>) => {
       const refusal = refuse(call);
       if (refusal !== undefined) return fail(call, grpc.status.UNAUTHENTICATED, refusal);
       const digest = call.request.digest;
@@ -124,24 +112,12 @@ export function imagesServiceForServer(options: {
       if (images === undefined) return fail(call, grpc.status.NOT_FOUND, `blob ${digest} is not on this node`);
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
-      // Each chunk is encoded into a reused buffer, free again once grpc-js has framed it (the write's
-      // callback): a fresh buffer per 1 MiB chunk costs more than the copy. A buffer too small for a
-      // chunk is replaced by a larger one.
-      let buffers: MessageBuffers | undefined;
       void (async () => {
         try {
           for await (const data of images.read(digest, abort.signal)) {
             if (abort.signal.aborted) return;
-            const headBytes = bytesFieldHeadBytes(READ_CHUNK_DATA_FIELD, data.length);
-            if (buffers === undefined || buffers.bufferBytes < headBytes + data.length) buffers = new MessageBuffers(Math.max(headBytes + data.length, READ_BUFFER_BYTES), READ_BUFFERS_MAX);
-            const pool = buffers;
-            // Waits for the peer to take what was sent (a buffer comes back once its chunk is written):
-            // a slow reader holds back the reading, not this node's memory.
-            const buffer = await pool.take(abort.signal);
-            if (buffer === undefined || abort.signal.aborted) return;
-            const start = bytesFieldHeadInto(buffer, READ_CHUNK_DATA_FIELD, data.length);
-            buffer.set(data, start);
-            call.write(buffer.subarray(0, start + data.length), () => pool.give(buffer));
+            // Waits for the peer to take what was sent: a slow reader holds back the reading, not this node's memory.
+            if (!call.write({ data })) await new Promise<void>((resolve) => call.once('drain', resolve));
           }
           call.end();
         } catch (error) {

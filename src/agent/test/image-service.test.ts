@@ -1,6 +1,6 @@
 // The Images gRPC service end to end, on loopback between two real
 // containerds: an image of several write chunks (busybox and 6 MiB of
-// random bytes, so the reused Read and Write buffers each go round more than
+// random bytes, so the content write's reused buffers go round more than
 // once) is served from one node's content store through
 // `imagesServiceForServer` and fetched into the other through
 // `remoteImageShare`; every blob arrives byte for byte, and the image
@@ -79,7 +79,7 @@ test('a layer of several chunks read through the service is the layer in the sto
   const target = await holderStore.getImage(name);
   const manifest = JSON.parse((await holderStore.readBlob(target.digest)).toString('utf8')) as ManifestDocument;
   const layer = manifest.layers[0]!;
-  assert.ok(layer.size > 5 * 1024 * 1024, `the layer has ${layer.size} bytes: more than the four reused buffers hold`);
+  assert.ok(layer.size > 5 * 1024 * 1024, `the layer has ${layer.size} bytes: more than the four reused write buffers hold`);
   const direct = await readAll(new ContainerdImageShare(() => holderStore), layer.digest);
   const throughService = await readAll(remote!.images, layer.digest);
   assert.is(throughService.length, layer.size);

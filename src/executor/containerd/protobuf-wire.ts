@@ -4,9 +4,8 @@
  * containerd's event stream (`containerd.events.TaskExit`,
  * `containerd.events.TaskOOM`, see proto/containerd/task-events.proto),
  * which an Envelope carries as `google.protobuf.Any` bytes that proto-loader
- * leaves encoded. Encoding: the heads of the messages that carry blob bytes
- * (a content WRITE, a peer's ReadChunk), so the bytes go into a reused
- * buffer right after them.
+ * leaves encoded. Encoding: the head of a content WRITE, so the blob's
+ * bytes go into a reused buffer right after it.
  */
 
 /** A decoded TaskExit. `id` is the process id: the container id for the main process, the exec id otherwise. */
@@ -87,7 +86,7 @@ export function decodeTaskOom(bytes: Uint8Array): { containerId: string } {
   return { containerId: stringField(readFields(bytes), 1) };
 }
 
-// Encoding, for the content streams: a message whose last field is a large
+// Encoding, for content writes: a message whose last field is a large
 // `bytes` field is written as a short head (the other fields, then that
 // field's key and length) with the bytes placed right after it, in a buffer
 // the caller reuses (message-buffers.ts). Protobuf allows fields in any
@@ -96,16 +95,6 @@ export function decodeTaskOom(bytes: Uint8Array): { containerId: string } {
 const WIRE_VARINT = 0;
 const WIRE_LENGTH_DELIMITED = 2;
 const utf8 = new TextEncoder();
-
-/** Bytes of `value` (a non-negative integer up to 2^53) as a varint. */
-function varintBytes(value: number): number {
-  let bytes = 1;
-  while (value >= 128) {
-    value = Math.floor(value / 128);
-    bytes += 1;
-  }
-  return bytes;
-}
 
 function writeVarint(target: Uint8Array, position: number, value: number): number {
   while (value >= 128) {
@@ -147,20 +136,4 @@ export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; 
   target[position++] = (6 << 3) | WIRE_LENGTH_DELIMITED; // data
   position = writeVarint(target, position, fields.dataBytes);
   return position;
-}
-
-/** Bytes of the head of a message that holds only `bytes` field `fieldNumber` of `dataBytes` bytes. */
-export function bytesFieldHeadBytes(fieldNumber: number, dataBytes: number): number {
-  return varintBytes((fieldNumber << 3) | WIRE_LENGTH_DELIMITED) + varintBytes(dataBytes);
-}
-
-/**
- * Writes the head of a message whose only field is `bytes` field
- * `fieldNumber` (as `hivemind.images.ReadChunk`'s `data`) into `target` from
- * 0 and answers its length; the data follows it directly.
- */
-export function bytesFieldHeadInto(target: Uint8Array, fieldNumber: number, dataBytes: number): number {
-  checkLength(dataBytes, 'dataBytes');
-  const position = writeVarint(target, 0, (fieldNumber << 3) | WIRE_LENGTH_DELIMITED);
-  return writeVarint(target, position, dataBytes);
 }

@@ -1,21 +1,19 @@
-// The hand-encoded content messages (protobuf-wire.ts) decode, with
-// protobufjs and the real .proto files, to the messages they stand for, at
+// The hand-encoded content WRITE (protobuf-wire.ts) decodes, with
+// proto-loader and the real .proto file, to the message it stands for, at
 // the varint boundaries of every field that varies; and the reusable
-// buffers (message-buffers.ts) hand out at most their count, reuse what is
-// given back, and let a wait be abandoned.
+// buffers (message-buffers.ts) hand out at most their count and reuse what
+// is given back.
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MessageBuffers } from '../message-buffers.js';
-import { bytesFieldHeadBytes, bytesFieldHeadInto, writeContentHeadBytesMax, writeContentHeadInto } from '../protobuf-wire.js';
+import { writeContentHeadBytesMax, writeContentHeadInto } from '../protobuf-wire.js';
 
 const PROTO = fileURLToPath(new URL('../../../../../proto/', import.meta.url));
-// Decoded as containerd's client and a fetching peer decode them (the same loader options).
+// Decoded as the containerd client's loader options decode them.
 const content = protoLoader.loadSync('content.proto', { includeDirs: [`${PROTO}containerd/`], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-const images = protoLoader.loadSync(`${PROTO}images.proto`, { keepCase: true, longs: Number, defaults: true });
 const decodeWrite = (content['containerd.services.content.v1.Content'] as protoLoader.ServiceDefinition).Write!.requestDeserialize;
-const decodeReadChunk = (images['hivemind.images.Images'] as protoLoader.ServiceDefinition).Read!.responseDeserialize;
 
 function data(bytes: number): Buffer {
   const buffer = Buffer.alloc(bytes);
@@ -43,40 +41,20 @@ test('a WRITE head followed by its data decodes to the WriteContentRequest it st
   }
 });
 
-test('a ReadChunk head followed by its data decodes to the chunk', () => {
-  for (const dataBytes of [0, 1, 127, 128, 16_384, 1024 * 1024 + 3]) {
-    const buffer = Buffer.alloc(16 + dataBytes);
-    const start = bytesFieldHeadInto(buffer, 1, dataBytes);
-    assert.is(start, bytesFieldHeadBytes(1, dataBytes));
-    const payload = data(dataBytes);
-    payload.copy(buffer, start);
-    const decoded = decodeReadChunk(buffer.subarray(0, start + dataBytes)) as { data: Uint8Array };
-    assert.ok(Buffer.from(decoded.data).equals(payload));
-  }
-});
-
 test('bad lengths are refused, naming the field', () => {
   const buffer = Buffer.alloc(64);
   assert.throws(() => writeContentHeadInto(buffer, { ref: 'r', offset: -1, dataBytes: 0 }), /offset must be a non-negative integer/);
   assert.throws(() => writeContentHeadInto(buffer, { ref: 'r', offset: 0, dataBytes: 1.5 }), /dataBytes must be a non-negative integer/);
-  assert.throws(() => bytesFieldHeadInto(buffer, 1, Number.NaN), /dataBytes must be a non-negative integer/);
 });
 
-test('message buffers: at most countMax out, given-back ones reused, a wait handed the next one back or abandoned', async () => {
+test('message buffers: at most countMax out at once, and given-back ones reused', () => {
   const buffers = new MessageBuffers(8, 2);
   const first = buffers.takeNow()!;
   const second = buffers.takeNow()!;
   assert.ok(first !== second);
   assert.is(buffers.takeNow(), undefined, 'a third buffer while two are out');
-  const waiting = buffers.take();
   buffers.give(first);
-  assert.is(await waiting, first, 'the waiter got the buffer given back');
-  const abort = new AbortController();
-  const abandoned = buffers.take(abort.signal);
-  abort.abort();
-  assert.is(await abandoned, undefined);
-  buffers.give(second);
-  assert.is(buffers.takeNow(), second, 'the abandoned wait did not take the buffer given back');
+  assert.is(buffers.takeNow(), first, 'the buffer given back is reused');
   assert.throws(() => buffers.give(Buffer.alloc(4)), /did not make/);
 });
 
