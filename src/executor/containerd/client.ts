@@ -16,6 +16,14 @@ const PROTO_DIR = fileURLToPath(new URL('../../../../proto/containerd/', import.
 const PROTO_FILES = ['version.proto', 'namespaces.proto', 'content.proto', 'images.proto', 'leases.proto', 'snapshots.proto', 'diff.proto', 'containers.proto', 'tasks.proto', 'events.proto'];
 /** Largest message either way: content is written and read in chunks far below this. */
 const MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * HTTP/2 receive window of the connection to containerd (64 KiB by
+ * default): a content read of 1 MiB chunks then takes no window update per
+ * 64 KiB. Measured in bench:executor --mode images (4 MiB): less CPU and
+ * wall time per fetch. Nothing is allocated for it up front; at most that
+ * much may arrive unread.
+ */
+export const FLOW_CONTROL_WINDOW_BYTES = 4 * 1024 * 1024;
 /** Default deadline of a unary call. Task create and diff apply can be slow on a busy node. */
 export const CALL_TIMEOUT_MS_DEFAULT = 60_000;
 
@@ -189,6 +197,7 @@ export class ContainerdClient {
         'grpc.max_send_message_length': MESSAGE_BYTES_MAX,
         // containerd's socket has no authority; grpc-js wants one for unix targets.
         'grpc.default_authority': 'localhost',
+        'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
       };
       // Every service shares the first client's channel: one socket connection.
       if (channel !== undefined) (options as Record<string, unknown>).channelOverride = channel.getChannel();
