@@ -51,6 +51,10 @@ interface ImagesRound {
   importCpuMs: number;
   /** CPU of this process and containerds A, B and C for the fetch, per fetching node (halved: the serving side is charged to the fetchers). */
   fetchCpuPerNodeMs: number;
+  /** The fetch's CPU by process: this one (serving and both fetchers), containerd A (serving), B and C (storing and unpacking). */
+  fetchCpuByProcessMs: { benchmark: number; containerdA: number; containerdB: number; containerdC: number };
+  /** The import's CPU by process: this one and containerd A. */
+  importCpuByProcessMs: { benchmark: number; containerdA: number };
   /**
    * (importCpuMs + fetchCpuPerNodeMs) / ctrImportCpuMs: the work on the path to
    * ready on three separate hosts (an import, then fetches that run on their
@@ -61,11 +65,17 @@ interface ImagesRound {
   cpuRatio: number;
 }
 
-/** CPU so far, ms, of this process and the given processes. */
-function cpuOf(pids: readonly (number | undefined)[]): number {
+/** CPU so far, ms, of this process and each of the given processes, in that order. */
+function cpuEach(pids: readonly (number | undefined)[]): number[] {
   const own = process.cpuUsage();
-  return (own.user + own.system) / 1000 + pids.reduce<number>((sum, pid) => sum + (pid === undefined ? 0 : cpuTimeMs(pid)), 0);
+  return [(own.user + own.system) / 1000, ...pids.map((pid) => (pid === undefined ? 0 : cpuTimeMs(pid)))];
 }
+
+function minus(after: number[], before: number[]): number[] {
+  return after.map((value, index) => Math.round(value - before[index]!));
+}
+
+const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0);
 
 /** An OCI archive of busybox plus `mib` MiB of fresh random bytes; answers its name and size. */
 async function buildImage(work: string, round: number, mib: number): Promise<{ path: string; name: string; bytes: number }> {
@@ -119,20 +129,20 @@ export async function imagesMode(options: { rounds: number; imageMib: number; js
         await runCommand('ctr', ['-a', floorSocket, '-n', 'bench', 'image', 'import', image.path]);
         return { ms: performance.now() - started, cpuMs: endedChildrenCpuTimeMs() + cpuTimeMs(pidD!) - cpuBefore };
       };
-      const ours = async (): Promise<{ importMs: number; fetchMs: number; importCpuMs: number; fetchCpuMs: number }> => {
+      const ours = async (): Promise<{ importMs: number; fetchMs: number; importCpu: number[]; fetchCpu: number[] }> => {
         const started = performance.now();
-        const importCpuStart = cpuOf([pidA]);
+        const importCpuStart = cpuEach([pidA]);
         await storeA.importArchive(image.path);
         const imported = performance.now();
-        const importCpuMs = cpuOf([pidA]) - importCpuStart;
-        const fetchCpuStart = cpuOf([pidA, pidB, pidC]);
+        const importCpu = minus(cpuEach([pidA]), importCpuStart);
+        const fetchCpuStart = cpuEach([pidA, pidB, pidC]);
         const fetched = await Promise.all([fetchFromPeer(storeB, image.name, fromA()), fetchFromPeer(storeC, image.name, fromA())]);
         if (!fetched.every(Boolean)) throw new Error(`round ${round}: A did not offer ${image.name}`);
         await Promise.all([storeB.resolve(image.name), storeC.resolve(image.name)]);
-        return { importMs: imported - started, fetchMs: performance.now() - imported, importCpuMs, fetchCpuMs: cpuOf([pidA, pidB, pidC]) - fetchCpuStart };
+        return { importMs: imported - started, fetchMs: performance.now() - imported, importCpu, fetchCpu: minus(cpuEach([pidA, pidB, pidC]), fetchCpuStart) };
       };
       let floorRun: { ms: number; cpuMs: number };
-      let hivemind: { importMs: number; fetchMs: number; importCpuMs: number; fetchCpuMs: number };
+      let hivemind: { importMs: number; fetchMs: number; importCpu: number[]; fetchCpu: number[] };
       if (round % 2 === 1) {
         floorRun = await floor();
         hivemind = await ours();
@@ -141,7 +151,10 @@ export async function imagesMode(options: { rounds: number; imageMib: number; js
         floorRun = await floor();
       }
       const ctrImportMs = floorRun.ms;
-      const fetchCpuPerNodeMs = hivemind.fetchCpuMs / 2;
+      const importCpuMs = sum(hivemind.importCpu);
+      const fetchCpuPerNodeMs = sum(hivemind.fetchCpu) / 2;
+      const [benchmarkFetch, containerdAFetch, containerdB, containerdC] = hivemind.fetchCpu as [number, number, number, number];
+      const [benchmarkImport, containerdAImport] = hivemind.importCpu as [number, number];
       rssBytesMax = Math.max(rssBytesMax, process.memoryUsage().rss);
       const readyOnThreeMs = hivemind.importMs + hivemind.fetchMs;
       const entry: ImagesRound = {
@@ -153,12 +166,14 @@ export async function imagesMode(options: { rounds: number; imageMib: number; js
         readyOnThreeMs: Math.round(readyOnThreeMs),
         ratio: Number((readyOnThreeMs / ctrImportMs).toFixed(2)),
         ctrImportCpuMs: Math.round(floorRun.cpuMs),
-        importCpuMs: Math.round(hivemind.importCpuMs),
+        importCpuMs: Math.round(importCpuMs),
         fetchCpuPerNodeMs: Math.round(fetchCpuPerNodeMs),
-        cpuRatio: Number(((hivemind.importCpuMs + fetchCpuPerNodeMs) / floorRun.cpuMs).toFixed(2)),
+        fetchCpuByProcessMs: { benchmark: benchmarkFetch, containerdA: containerdAFetch, containerdB, containerdC },
+        importCpuByProcessMs: { benchmark: benchmarkImport, containerdA: containerdAImport },
+        cpuRatio: Number(((importCpuMs + fetchCpuPerNodeMs) / floorRun.cpuMs).toFixed(2)),
       };
       rounds.push(entry);
-      console.log(`round ${round}: image ${(image.bytes / 2 ** 20).toFixed(1)} MiB  ctr image import (1 node) ${entry.ctrImportMs} ms  hivemind: import ${entry.importMs} ms + fetch to 2 nodes ${entry.fetchMs} ms = ready on 3 nodes ${entry.readyOnThreeMs} ms  ratio ${entry.ratio}x; CPU: ctr ${entry.ctrImportCpuMs} ms, hivemind import ${entry.importCpuMs} ms + fetch ${entry.fetchCpuPerNodeMs} ms per node, ratio ${entry.cpuRatio}x  load ${loadavg()[0]!.toFixed(2)}`);
+      console.log(`round ${round}: image ${(image.bytes / 2 ** 20).toFixed(1)} MiB  ctr image import (1 node) ${entry.ctrImportMs} ms  hivemind: import ${entry.importMs} ms + fetch to 2 nodes ${entry.fetchMs} ms = ready on 3 nodes ${entry.readyOnThreeMs} ms  ratio ${entry.ratio}x; CPU: ctr ${entry.ctrImportCpuMs} ms, hivemind import ${entry.importCpuMs} ms + fetch ${entry.fetchCpuPerNodeMs} ms per node, ratio ${entry.cpuRatio}x (import: benchmark ${benchmarkImport}, containerd A ${containerdAImport}; fetch: benchmark ${benchmarkFetch}, containerd A ${containerdAFetch}, B ${containerdB}, C ${containerdC})  load ${loadavg()[0]!.toFixed(2)}`);
       await rm(image.path, { force: true });
     }
     const ratios = rounds.map((entry) => entry.ratio).sort((a, b) => a - b);

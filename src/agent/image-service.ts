@@ -24,6 +24,8 @@ const DESCRIBE_TIMEOUT_MS = 5_000;
 /** How long a blob may take to arrive (a large layer over a slow link). */
 const READ_TIMEOUT_MS = 10 * 60_000;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** HTTP/2 receive window of a channel blobs are read over (64 KiB by default), as toward containerd (`FLOW_CONTROL_WINDOW_BYTES` there). */
+const FLOW_CONTROL_WINDOW_BYTES = 4 * 1024 * 1024;
 
 interface DescribeResponseWire {
   found: boolean;
@@ -172,7 +174,7 @@ class RemoteImageShare implements ImageShare {
 /** Node `nodeId`'s images at `address`, over a channel of its own (closed by `close`): for tools and tests. */
 export function remoteImageShare(address: string, nodeId: string, credentials: grpc.ChannelCredentials, channelOptions: grpc.ChannelOptions = {}): { images: ImageShare; close(): void } {
   const Constructor = imagesService();
-  const client = new Constructor(address, credentials, channelOptions);
+  const client = new Constructor(address, credentials, { 'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES, ...channelOptions });
   return { images: new RemoteImageShare(client, nodeId), close: () => client.close() };
 }
 
@@ -223,7 +225,7 @@ export class PeerImageClients implements PeerImages {
     let client = this.clients.get(key);
     if (client === undefined) {
       const Constructor = imagesService();
-      client = new Constructor(address, this.options.credentials(nodeId), { ...this.options.channelOptions, 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+      client = new Constructor(address, this.options.credentials(nodeId), { ...this.options.channelOptions, 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES });
       this.clients.set(key, client);
     }
     return client;

@@ -16,6 +16,14 @@ const PROTO_DIR = fileURLToPath(new URL('../../../../proto/containerd/', import.
 const PROTO_FILES = ['version.proto', 'namespaces.proto', 'content.proto', 'images.proto', 'leases.proto', 'snapshots.proto', 'diff.proto', 'containers.proto', 'tasks.proto', 'events.proto'];
 /** Largest message either way: content is written and read in chunks far below this. */
 const MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * HTTP/2 receive window of the connection to containerd (64 KiB by
+ * default): a content read of 1 MiB chunks then takes no window update per
+ * 64 KiB. Measured in bench:executor --mode images (4 MiB): less CPU and
+ * wall time per fetch. Nothing is allocated for it up front; at most that
+ * much may arrive unread.
+ */
+export const FLOW_CONTROL_WINDOW_BYTES = 4 * 1024 * 1024;
 /** Default deadline of a unary call. Task create and diff apply can be slow on a busy node. */
 export const CALL_TIMEOUT_MS_DEFAULT = 60_000;
 
@@ -89,9 +97,27 @@ interface ServiceConstructor {
 
 let definitions: Record<ServiceName, ServiceConstructor> | undefined;
 
+function isServiceDefinition(definition: object): definition is protoLoader.ServiceDefinition {
+  return !('format' in definition);
+}
+
+/**
+ * `serialize`, except that a request given as a Buffer is taken as the
+ * message's encoded bytes (protobuf-wire.ts) and sent as it is: no request
+ * object is a Buffer, and the content writes, encoded into reused buffers,
+ * skip protobufjs's fresh copy of every chunk.
+ */
+function passEncoded(serialize: (value: object) => Buffer): (value: object) => Buffer {
+  return (value) => (Buffer.isBuffer(value) ? value : serialize(value));
+}
+
 function loadDefinitions(): Record<ServiceName, ServiceConstructor> {
   if (definitions !== undefined) return definitions;
   const packageDefinition = protoLoader.loadSync(PROTO_FILES, { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  for (const definition of Object.values(packageDefinition)) {
+    if (!isServiceDefinition(definition)) continue;
+    for (const method of Object.values(definition)) method.requestSerialize = passEncoded(method.requestSerialize);
+  }
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const root = grpc.loadPackageDefinition(packageDefinition) as any;
   const services = root.containerd.services;
@@ -171,6 +197,7 @@ export class ContainerdClient {
         'grpc.max_send_message_length': MESSAGE_BYTES_MAX,
         // containerd's socket has no authority; grpc-js wants one for unix targets.
         'grpc.default_authority': 'localhost',
+        'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
       };
       // Every service shares the first client's channel: one socket connection.
       if (channel !== undefined) (options as Record<string, unknown>).channelOverride = channel.getChannel();
@@ -218,7 +245,7 @@ export class ContainerdClient {
     return (client as any)[method](request, this.metadata(options), callOptions) as grpc.ClientReadableStream<Response>;
   }
 
-  /** A bidirectional stream: `service.method()`. */
+  /** A bidirectional stream: `service.method()`. A request written as a Buffer is sent as already-encoded bytes. */
   duplexStream<Request, Response>(service: ServiceName, method: string, options: CallOptions = {}): grpc.ClientDuplexStream<Request, Response> {
     const client = this.client(service);
     const callOptions: grpc.CallOptions = options.timeoutMs !== undefined ? { deadline: Date.now() + options.timeoutMs } : {};

@@ -4,9 +4,10 @@
  * fetch that copies an image from a peer's share into this node's store.
  *
  * A fetched image is stored exactly as a pulled one is (`storeTree`): the
- * peer is a source of bytes, never of trust. Every document and blob is
- * hashed as it arrives and refused unless it matches the digest that the
- * tree above it names; the top of the tree is the digest the peer named for
+ * peer is a source of bytes, never of trust. Every document is hashed as it
+ * arrives, and every layer by containerd as it is written (a commit whose
+ * digest differs is refused), so nothing is kept unless it matches the
+ * digest that the tree above it names; the top of the tree is the digest the peer named for
  * the image, which is as far as a tag can be checked anywhere.
  */
 import { isContainerdError, mapError } from './client.js';

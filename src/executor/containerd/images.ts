@@ -8,11 +8,14 @@
  * labelled so containerd's collector keeps what an image reaches once the
  * lease is gone (manifest -> config and layers, config -> top snapshot).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { MessageBuffers } from './message-buffers.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
+import { writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
 import { indexTar, type TarIndexEntry } from './tar.js';
 
 /** Bytes per content write message. */
@@ -99,6 +102,86 @@ function isManifest(mediaType: string): boolean {
   return mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifest;
 }
 
+/**
+ * Where a blob's bytes come from: in memory, pieces in order (a stream), or
+ * `bytes` bytes of file `path` from byte `start` (read straight into the
+ * write messages).
+ */
+export type BlobSource = Uint8Array | AsyncIterable<Uint8Array> | { path: string; start: number };
+
+/** A message being filled: data goes to `buffer[start, end)`. */
+interface OpenChunk {
+  buffer: Buffer;
+  start: number;
+  end: number;
+}
+
+/** How `fillChunks` gets message buffers and sends them. */
+interface ChunkWriter {
+  /** Bytes of data the next message takes (0: the blob is complete). */
+  nextChunkBytes(): number;
+  take(): Promise<OpenChunk>;
+  send(chunk: OpenChunk): void;
+}
+
+/**
+ * Copies `source` into messages until the writer wants no more; answers
+ * how many bytes of the piece at hand were beyond that (more than 0: the
+ * source is too long).
+ * A source that ends early leaves the last message unsent: the caller sees
+ * the short offset.
+ */
+async function fillChunks(source: BlobSource, writer: ChunkWriter): Promise<{ extraBytes: number }> {
+  if (!(source instanceof Uint8Array) && !isAsyncIterable(source)) return fillFromFile(source, writer);
+  let open: OpenChunk | undefined;
+  let position = 0;
+  for await (const piece of source instanceof Uint8Array ? [source] : source) {
+    let used = 0;
+    while (used < piece.length) {
+      if (open === undefined) {
+        // Stops reading (and so cancels a stream) at the first byte too many.
+        if (writer.nextChunkBytes() === 0) return { extraBytes: piece.length - used };
+        open = await writer.take();
+        position = open.start;
+      }
+      const count = Math.min(piece.length - used, open.end - position);
+      open.buffer.set(piece.subarray(used, used + count), position);
+      position += count;
+      used += count;
+      if (position === open.end) {
+        writer.send(open);
+        open = undefined;
+      }
+    }
+  }
+  return { extraBytes: 0 };
+}
+
+function isAsyncIterable(value: object): value is AsyncIterable<Uint8Array> {
+  return Symbol.asyncIterator in value;
+}
+
+async function fillFromFile(source: { path: string; start: number }, writer: ChunkWriter): Promise<{ extraBytes: number }> {
+  const file = await open(source.path, 'r');
+  try {
+    let filePosition = source.start;
+    while (writer.nextChunkBytes() > 0) {
+      const chunk = await writer.take();
+      let position = chunk.start;
+      while (position < chunk.end) {
+        const { bytesRead } = await file.read(chunk.buffer, position, chunk.end - position, filePosition);
+        if (bytesRead === 0) return { extraBytes: 0 };
+        position += bytesRead;
+        filePosition += bytesRead;
+      }
+      writer.send(chunk);
+    }
+    return { extraBytes: 0 };
+  } finally {
+    await file.close();
+  }
+}
+
 interface WriteResponseWire {
   action: string;
   offset: number;
@@ -146,11 +229,17 @@ export class ImageStore {
 
   /**
    * Writes a blob to the content store (nothing if it is there already).
-   * `source` yields the bytes in order; they are hashed as they pass and a
-   * blob whose bytes do not match `descriptor.digest` or `size` is refused
-   * (ImageError `digest-mismatch`) and never committed.
+   * `source` gives the bytes in order. containerd hashes them as they arrive
+   * and refuses, at commit, a blob that does not hash to `descriptor.digest`
+   * (the local content store's writer checks the expected digest); that and
+   * a size other than `descriptor.size` reject with ImageError
+   * `digest-mismatch`, and nothing is committed.
+   *
+   * The bytes go to containerd in WRITE_CHUNK_BYTES messages encoded into a
+   * few reused buffers (message-buffers.ts); a file source is read straight
+   * into them.
    */
-  async writeBlob(descriptor: Descriptor, source: AsyncIterable<Uint8Array> | Uint8Array, options: { lease: string; labels?: Record<string, string>; what?: string }): Promise<void> {
+  async writeBlob(descriptor: Descriptor, source: BlobSource, options: { lease: string; labels?: Record<string, string>; what?: string }): Promise<void> {
     if (await this.holdBlob(options.lease, descriptor.digest)) return;
     const what = options.what ?? `blob ${descriptor.digest}`;
     const ref = `hivemind-${descriptor.digest.replace(':', '-')}-${randomBytes(4).toString('hex')}`;
@@ -158,41 +247,58 @@ export class ImageStore {
     const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', callOptions);
     const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
     // Requests are answered in order, one answer each; up to WRITES_IN_FLIGHT_MAX writes go out before
-    // their answers are read, so a blob is not held to one round trip to containerd per chunk.
-    let inFlight = 0;
-    const send = (request: object): void => {
+    // their answers are read, so a blob is not held to one round trip to containerd per chunk. A WRITE's
+    // buffer is free again once its answer is in: by then grpc-js has framed (copied) it.
+    const sent: Array<Buffer | undefined> = [];
+    const buffers = new MessageBuffers(writeContentHeadBytesMax(ref) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
+    const send = (request: object | Buffer, buffer?: Buffer): void => {
       stream.write(request);
-      inFlight += 1;
+      sent.push(buffer);
     };
     const receive = async (): Promise<WriteResponseWire> => {
       const next = await responses.next();
       if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended early`);
-      inFlight -= 1;
+      const buffer = sent.shift();
+      if (buffer !== undefined) buffers.give(buffer);
       return next.value;
     };
-    const hash = createHash('sha256');
+    const takeBuffer = async (): Promise<Buffer> => {
+      for (;;) {
+        const buffer = buffers.takeNow();
+        if (buffer !== undefined) return buffer;
+        await receive();
+      }
+    };
     let offset = 0;
     try {
       send({ action: 'STAT', ref, total: descriptor.size, expected: descriptor.digest });
       await receive();
-      const chunks = source instanceof Uint8Array ? [source] : source;
-      for await (const chunk of chunks) {
-        for (let start = 0; start < chunk.length; start += WRITE_CHUNK_BYTES) {
-          const piece = chunk.subarray(start, start + WRITE_CHUNK_BYTES);
-          hash.update(piece);
-          if (offset + piece.length > descriptor.size) throw new ImageError('digest-mismatch', `${what} is larger than its descriptor's ${descriptor.size} bytes`);
-          if (inFlight >= WRITES_IN_FLIGHT_MAX) await receive();
-          send({ action: 'WRITE', ref, offset, data: piece });
-          offset += piece.length;
-        }
-      }
-      while (inFlight > 0) await receive();
-      const actual = `sha256:${hash.digest('hex')}`;
+      const writer: ChunkWriter = {
+        nextChunkBytes: () => Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset),
+        take: async () => {
+          const buffer = await takeBuffer();
+          const dataBytes = Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset);
+          const start = writeContentHeadInto(buffer, { ref, offset, dataBytes });
+          return { buffer, start, end: start + dataBytes };
+        },
+        send: (chunk) => {
+          send(chunk.buffer.subarray(0, chunk.end), chunk.buffer);
+          offset += chunk.end - chunk.start;
+        },
+      };
+      const filled = await fillChunks(source, writer);
+      if (filled.extraBytes > 0) throw new ImageError('digest-mismatch', `${what} is larger than its descriptor's ${descriptor.size} bytes`);
+      while (sent.length > 0) await receive();
       if (offset !== descriptor.size) throw new ImageError('digest-mismatch', `${what}: got ${offset} bytes, the descriptor says ${descriptor.size}`);
-      if (actual !== descriptor.digest) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content hashes to ${actual}, expected ${descriptor.digest}; refusing it`);
       // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
       send({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: options.labels ?? {} });
-      await receive();
+      try {
+        await receive();
+      } catch (error) {
+        // The size is checked above, so the one precondition left at commit is the digest.
+        if ((error as { code?: number }).code === 9) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (containerd: ${(error as { details?: string }).details ?? (error as Error).message}); refusing it`);
+        throw error;
+      }
       stream.end();
     } catch (error) {
       stream.cancel();
@@ -407,8 +513,11 @@ export class ImageStore {
       for (const top of manifests) {
         const name = options.name ?? top.annotations?.[ANNOTATION_IMAGE_NAME] ?? top.annotations?.[ANNOTATION_REF_NAME];
         if (name === undefined) throw new ImageError('bad-archive', `image ${top.digest} in the archive has no name annotation; give one with --name`);
-        const writeFromArchive = (descriptor: Descriptor, labels: Record<string, string> = {}) =>
-          this.writeBlob(descriptor, createReadStream(path, { start: blobEntry(descriptor).offset, end: blobEntry(descriptor).offset + descriptor.size - 1, highWaterMark: WRITE_CHUNK_BYTES }) as AsyncIterable<Buffer>, { lease, labels, what: `blob ${descriptor.digest}` });
+        const writeFromArchive = async (descriptor: Descriptor, labels: Record<string, string> = {}): Promise<void> => {
+          const entry = blobEntry(descriptor);
+          if (entry.size !== descriptor.size) throw new ImageError('bad-archive', `blob ${descriptor.digest} in the archive has ${entry.size} bytes, its descriptor says ${descriptor.size}`);
+          return this.writeBlob(descriptor, { path, start: entry.offset }, { lease, labels, what: `blob ${descriptor.digest}` });
+        };
         await this.storeTree(top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
         await this.putImage(name, top, lease);
         names.push(name);

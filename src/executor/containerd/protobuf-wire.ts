@@ -1,9 +1,11 @@
 /**
- * Decoding of the two task events Hivemind reads from containerd's event
- * stream (`containerd.events.TaskExit`, `containerd.events.TaskOOM`, see
- * proto/containerd/task-events.proto). An Envelope carries them as
- * `google.protobuf.Any` bytes, which proto-loader leaves encoded; these few
- * fields are read straight off the protobuf wire format.
+ * The protobuf wire format by hand, where proto-loader's objects cost too
+ * much or cannot reach. Decoding: the two task events Hivemind reads from
+ * containerd's event stream (`containerd.events.TaskExit`,
+ * `containerd.events.TaskOOM`, see proto/containerd/task-events.proto),
+ * which an Envelope carries as `google.protobuf.Any` bytes that proto-loader
+ * leaves encoded. Encoding: the head of a content WRITE, so the blob's
+ * bytes go into a reused buffer right after it.
  */
 
 /** A decoded TaskExit. `id` is the process id: the container id for the main process, the exec id otherwise. */
@@ -82,4 +84,56 @@ export function decodeTaskExit(bytes: Uint8Array): TaskExitEvent {
 /** Decodes a `containerd.events.TaskOOM`: the container id. */
 export function decodeTaskOom(bytes: Uint8Array): { containerId: string } {
   return { containerId: stringField(readFields(bytes), 1) };
+}
+
+// Encoding, for content writes: a message whose last field is a large
+// `bytes` field is written as a short head (the other fields, then that
+// field's key and length) with the bytes placed right after it, in a buffer
+// the caller reuses (message-buffers.ts). Protobuf allows fields in any
+// order, and this is the order protobufjs writes them in.
+
+const WIRE_VARINT = 0;
+const WIRE_LENGTH_DELIMITED = 2;
+const utf8 = new TextEncoder();
+
+function writeVarint(target: Uint8Array, position: number, value: number): number {
+  while (value >= 128) {
+    target[position++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  target[position++] = value;
+  return position;
+}
+
+function checkLength(value: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${field} must be a non-negative integer, not ${value}`);
+}
+
+/** Most bytes a `writeContentHeadInto` head takes for `ref`. */
+export function writeContentHeadBytesMax(ref: string): number {
+  // action (2) + ref key and length (1 + 10) + ref + offset (1 + 10) + data key and length (1 + 10).
+  return 35 + utf8.encode(ref).length;
+}
+
+/**
+ * Writes the head of a containerd `WriteContentRequest` {action: WRITE,
+ * ref, offset, data} into `target` from 0 and answers its length; the
+ * message is the head followed directly by `dataBytes` bytes of data.
+ */
+export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; offset: number; dataBytes: number }): number {
+  checkLength(fields.offset, 'offset');
+  checkLength(fields.dataBytes, 'dataBytes');
+  const ref = utf8.encode(fields.ref);
+  let position = 0;
+  target[position++] = (1 << 3) | WIRE_VARINT; // action
+  target[position++] = 1; // WRITE
+  target[position++] = (2 << 3) | WIRE_LENGTH_DELIMITED; // ref
+  position = writeVarint(target, position, ref.length);
+  target.set(ref, position);
+  position += ref.length;
+  target[position++] = (5 << 3) | WIRE_VARINT; // offset
+  position = writeVarint(target, position, fields.offset);
+  target[position++] = (6 << 3) | WIRE_LENGTH_DELIMITED; // data
+  position = writeVarint(target, position, fields.dataBytes);
+  return position;
 }

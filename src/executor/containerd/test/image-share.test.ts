@@ -1,9 +1,9 @@
 // Images fetched from a peer, between two real containerds (two test
 // "nodes", each with its own content store): an image imported on one is
 // copied into the other and unpacked there; a peer that does not hold the
-// image says so; a peer that sends a byte of a layer wrong, or sends a
-// document whose bytes do not match its digest, is refused with a digest error and leaves
-// nothing recorded; a blob the peer lacks is `not-found`.
+// image says so; a peer that sends a byte of a layer wrong, a layer short
+// or too long, or a document whose bytes do not match its digest, is
+// refused with a digest error and leaves nothing recorded; a blob the peer lacks is `not-found`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ImageShare, SharedImageTarget } from '../../../node/image-share.js';
@@ -23,7 +23,7 @@ let name = '';
 class AlteredShare implements ImageShare {
   constructor(
     private readonly inner: ImageShare,
-    private readonly change: { flipByteOf?: string; substitute?: { asked: string; served: string } },
+    private readonly change: { flipByteOf?: string; substitute?: { asked: string; served: string }; shortenBy?: { digest: string; bytes: number }; append?: { digest: string; bytes: number } },
   ) {}
 
   describe(image: string): Promise<SharedImageTarget | undefined> {
@@ -33,6 +33,14 @@ class AlteredShare implements ImageShare {
   async *read(digest: string): AsyncIterable<Uint8Array> {
     let first = true;
     const served = digest === this.change.substitute?.asked ? this.change.substitute.served : digest;
+    if (digest === this.change.shortenBy?.digest || digest === this.change.append?.digest) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of this.inner.read(served)) chunks.push(Buffer.from(chunk));
+      const whole = Buffer.concat(chunks);
+      if (digest === this.change.append?.digest) yield* [whole, Buffer.alloc(this.change.append.bytes, 7)];
+      else yield whole.subarray(0, whole.length - this.change.shortenBy!.bytes);
+      return;
+    }
     for await (const chunk of this.inner.read(served)) {
       if (first && digest === this.change.flipByteOf) {
         const copy = Buffer.from(chunk);
@@ -109,6 +117,22 @@ test('a byte of a layer sent wrong is refused with a digest error; the image is 
   );
   assert.is(await fetcherHolds(name), false);
   assert.is(await fetcherStore.hasBlob(layer), false, 'the tampered layer was not committed');
+});
+
+test('a layer sent short, or with bytes after its end, is refused with a digest error; nothing is committed', async () => {
+  if (skip !== undefined) return;
+  const layer = holder.image!.layerDigest;
+  for (const change of [{ shortenBy: { digest: layer, bytes: 1 } }, { append: { digest: layer, bytes: 3 } }]) {
+    await fetchFromPeer(fetcherStore, name, { nodeId: 'n1', images: new AlteredShare(share, change) }).then(
+      () => assert.unreachable(`took a layer changed by ${JSON.stringify(change)}`),
+      (error: unknown) => {
+        assert.is((error as ImageError).code, 'digest-mismatch', String(error));
+        assert.match((error as Error).message, 'shortenBy' in change ? /got \d+ bytes, the descriptor says/ : /is larger than its descriptor/);
+      },
+    );
+    assert.is(await fetcherHolds(name), false);
+    assert.is(await fetcherStore.hasBlob(layer), false, 'the changed layer was not committed');
+  }
 });
 
 test('a document whose bytes do not match its digest is refused', async () => {
