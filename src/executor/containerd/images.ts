@@ -296,16 +296,18 @@ export class ImageStore {
         await receive();
       } catch (error) {
         // The size is checked above, so the one precondition left at commit is the digest.
-        if ((error as { code?: number }).code === 9) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (containerd: ${(error as { details?: string }).details ?? (error as Error).message}); refusing it`);
-        throw error;
+        const mapped = mapError('commit', this.client.socketPath, error);
+        if (isContainerdError(mapped, 'failed-precondition')) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (${mapped.message}); refusing it`);
+        throw mapped;
       }
       stream.end();
     } catch (error) {
       stream.cancel();
       await this.client.unary('content', 'Abort', { ref }).catch(() => undefined);
       if (error instanceof ImageError) throw error;
-      if (isContainerdError(error, 'already-exists') || (error as { code?: number }).code === 6) return;
-      throw mapError(`content write of ${what}`, this.client.socketPath, error);
+      const mapped = mapError(`content write of ${what}`, this.client.socketPath, error);
+      if (isContainerdError(mapped, 'already-exists')) return;
+      throw mapped;
     }
   }
 
