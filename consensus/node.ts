@@ -27,7 +27,8 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { assert } from './core/assert.js';
 import { RawNode, bootstrapState } from './core/raw-node.js';
 import { SeededRandom } from './core/random.js';
-import { DEFAULT_OPTIONS, EntryType, MessageType, Role } from './core/types.js';
+import { leadsAlone } from './core/config.js';
+import { DEFAULT_OPTIONS, EntryType, MessageType } from './core/types.js';
 import type {
   ClusterConfig,
   ConfigChange,
@@ -1089,7 +1090,7 @@ export class RaftNode {
   private updateTicking(): void {
     if (this.lifecycle !== 'running') return;
     const status = this.cachedStatus!;
-    const alone = status.role === Role.Leader && status.config.learners.length === 0 && status.config.voters.length === 1 && status.config.voters[0] === this.id;
+    const alone = leadsAlone(status, this.id);
     if (!alone && this.tickTimer === undefined) this.tickTimer = this.timers.setInterval(() => this.onTick(), this.tickMs);
     else if (alone && this.tickTimer !== undefined) {
       this.tickTimer.cancel();

@@ -1,8 +1,19 @@
-import type { ClusterConfig, ConfigChange, NodeId, Result } from './types.js';
+import { Role, type ClusterConfig, type ConfigChange, type NodeId, type Result, type Status } from './types.js';
 
 /** The smallest number of voters that makes a quorum of `voterCount`. */
 export function quorumSize(voterCount: number): number {
   return Math.floor(voterCount / 2) + 1;
+}
+
+/**
+ * Whether `nodeId` leads a cluster of one: the only voter, leading, no
+ * learner. There no term can begin and there is no heartbeat to send, no
+ * quorum but its own and no peer to watch until another member is added:
+ * the driver stops ticking (consensus/node.ts, `updateTicking`) and the
+ * agent's loops that watch for those slow down.
+ */
+export function leadsAlone(status: Pick<Status, 'role' | 'config'>, nodeId: NodeId): boolean {
+  return status.role === Role.Leader && status.config.learners.length === 0 && status.config.voters.length === 1 && status.config.voters[0] === nodeId;
 }
 
 /**

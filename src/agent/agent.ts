@@ -50,7 +50,7 @@ import { NodeMembership } from './node-membership.js';
 import { PeerBook } from './peer-book.js';
 import { OWN_PROPOSAL_TIMEOUT_MS, Proposer } from './proposer.js';
 import { RaftWatch, WATCH_INTERVAL_MS, WATCH_QUIET_AFTER_STEPS, WATCH_QUIET_INTERVAL_MS } from './raft-watch.js';
-import { leadsAlone } from './leads-alone.js';
+import { leadsAlone } from '../../consensus/core/config.js';
 import { REJOIN_CHECK_INTERVAL_MS, Rejoiner } from './rejoin.js';
 import { SELF_REGISTRATION_INTERVAL_MS, SelfRegistration, ownLabels } from './self-registration.js';
 import { HOST_PORTS_INTERVAL_MS, HostPortReport } from './host-port-report.js';
@@ -502,7 +502,7 @@ class HivemindAgent implements Agent {
       logOnce: (key, line) => this.log.once(key, 'membership', line),
     });
     // The membership loops slow down like the watch while this node leads alone (nothing to plan,
-    // register or rejoin until another member is added; see leads-alone.ts).
+    // register or rejoin until another member is added; see leadsAlone in consensus/core/config.ts).
     const aloneQuiet = { intervalMs: WATCH_QUIET_INTERVAL_MS, afterSteps: WATCH_QUIET_AFTER_STEPS };
     const busyUnlessAlone = async (step: () => Promise<void>): Promise<boolean> => {
       await step();

@@ -18,7 +18,7 @@ import type { ClusterStateMachine } from '../state/machine.js';
 import type { PeerBook } from './peer-book.js';
 import { recordEvent } from '../node/tracing.js';
 import type { ElectionLog } from '../node/election-log.js';
-import { leadsAlone } from './leads-alone.js';
+import { leadsAlone } from '../../consensus/core/config.js';
 
 /**
  * How often the watch looks, ms, idle or not, in a cluster of more than one.

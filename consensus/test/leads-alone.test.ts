@@ -1,8 +1,8 @@
 // When a node leads a cluster of one: the only voter, leading, no learner; anything else is not alone.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Role } from '../../../consensus/core/types.js';
-import { leadsAlone } from '../leads-alone.js';
+import { leadsAlone } from '../core/config.js';
+import { Role } from '../core/types.js';
 
 test('leads alone only as the only voter, leading, with no learner', () => {
   assert.ok(leadsAlone({ role: Role.Leader, config: { voters: ['n1'], learners: [] } }, 'n1'));
