@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { SeededRandom } from '../core/random.js';
 import { DEFAULT_OPTIONS, Role, type ClusterConfig, type Entry } from '../core/types.js';
 import { TimeoutError } from '../errors.js';
-import { RaftNode, type StateMachine } from '../node.js';
+import { RaftNode, type RaftNodeOptions, type StateMachine } from '../node.js';
 import { SimNetwork } from '../sim/network.js';
 import { VirtualClock, settle } from '../sim/virtual-clock.js';
 import { MemoryDisk, MemoryStorage } from '../storage-memory.js';
@@ -31,23 +31,26 @@ class ListMachine implements StateMachine {
   }
 }
 
+/** A RaftNode `id` on `clock` and `network`, its in-memory disk taking DISK_MS per write; `options` add the state machine, timers and the rest. */
+function virtualNode(id: string, clock: VirtualClock, network: SimNetwork, options: Pick<RaftNodeOptions, 'stateMachine' | 'timers'> & Partial<RaftNodeOptions>): RaftNode {
+  return new RaftNode({
+    id,
+    storage: new MemoryStorage({ disk: new MemoryDisk(() => clock.nowMs), delay: (complete) => clock.schedule(DISK_MS, complete) }),
+    transport: network.transport(id, () => true),
+    tickMs: TICK_MS,
+    seed: id.charCodeAt(0),
+    readContextPrefix: id,
+    ...options,
+  });
+}
+
 /** One virtual world: a clock, a network without faults, and nodes on in-memory disks that take DISK_MS per write. */
 function world(): { clock: VirtualClock; node: (id: string, bootstrap: ClusterConfig | undefined, options?: { requestTimeoutMs?: number }) => { raft: RaftNode; machine: ListMachine } } {
   const clock = new VirtualClock();
   const network = new SimNetwork(clock, new SeededRandom(1), { dropRate: 0, duplicateRate: 0, delayMsMax: 1 }, () => {});
   const node = (id: string, bootstrap: ClusterConfig | undefined, options: { requestTimeoutMs?: number } = {}) => {
     const machine = new ListMachine();
-    const raft = new RaftNode({
-      id,
-      storage: new MemoryStorage({ disk: new MemoryDisk(() => clock.nowMs), delay: (complete) => clock.schedule(DISK_MS, complete) }),
-      transport: network.transport(id, () => true),
-      stateMachine: machine,
-      tickMs: TICK_MS,
-      seed: id.charCodeAt(0),
-      timers: clock.timers(() => true),
-      readContextPrefix: id,
-      ...options,
-    });
+    const raft = virtualNode(id, clock, network, { stateMachine: machine, timers: clock.timers(() => true), ...options });
     void raft.start(bootstrap === undefined ? {} : { bootstrap });
     return { raft, machine };
   };
@@ -201,16 +204,7 @@ async function slowLeaderRun(options: { withClock: boolean }): Promise<{ before:
   const nodes = ['a', 'b', 'c'].map((id) => {
     const cpu = new BusyCpu(clock);
     const machine = new SlowMachine(cpu, 4);
-    const raft = new RaftNode({
-      id,
-      storage: new MemoryStorage({ disk: new MemoryDisk(() => clock.nowMs), delay: (complete) => clock.schedule(DISK_MS, complete) }),
-      transport: network.transport(id, () => true),
-      stateMachine: machine,
-      tickMs: TICK_MS,
-      seed: id.charCodeAt(0),
-      timers: cpu.timers(clock.timers(() => true), options.withClock),
-      readContextPrefix: id,
-    });
+    const raft = virtualNode(id, clock, network, { stateMachine: machine, timers: cpu.timers(clock.timers(() => true), options.withClock) });
     void raft.start({ bootstrap: voters });
     return { id, raft, machine };
   });
