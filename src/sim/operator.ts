@@ -48,6 +48,16 @@ export class SimOperator {
   change(machine: ClusterStateMachine): void {
     const apps = machine.apps();
     const random = this.options.random;
+    // A canary waiting for promotion is what an operator decides on first. Left to the rollout draw below (12% of
+    // changes, among every active rollout), one seed in eight promoted anything, and promotes went almost untested.
+    const waiting = apps.filter((app) => app.rollout?.state === 'awaiting-promotion');
+    if (waiting.length > 0 && random.chance(0.4)) {
+      const app = waiting[random.below(waiting.length)]!;
+      const abort = random.chance(0.3);
+      this.options.stats[abort ? 'aborts' : 'promotes']!++;
+      this.options.operate({ type: abort ? 'app.abort' : 'app.promote', tenant: app.tenant, name: app.name }, `${abort ? 'abort' : 'promote'} ${app.tenant}/${app.name}`);
+      return;
+    }
     const roll = random.below(100);
     if (roll < 22 && apps.length < 8) {
       const name = `app${this.#appNumber++}`;

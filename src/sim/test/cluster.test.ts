@@ -6,10 +6,8 @@ import { CLUSTER_REGRESSION_SEEDS } from '../regressions.js';
 
 /**
  * Seeds run by `npm test`; `npm run sim:cluster -- --seeds 1000` runs more.
- * Ten, so that the coverage test below sees a promote: the operator can
- * promote only a rollout that waits for it at that moment, which about one
- * seed in eight reaches (seeds 1 to 16: seed 10 only, since Raft's applies
- * run in budgeted windows; seeds 6 and 10 before).
+ * Ten: seeds 2, 6 and 10 promote a canary (the operator decides first on a
+ * rollout that waits for promotion), and every other count below is reached.
  */
 const SEEDS_IN_TEST = Number(process.env.HIVEMIND_SIM_CLUSTER_SEEDS ?? 10);
 /** A mutation must be caught within this many seeds (each stops at its first violation). */
