@@ -13,6 +13,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { ContentFiles } from './content-files.js';
 import { MessageBuffers } from './message-buffers.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
 import { writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
@@ -194,6 +195,8 @@ export class ImageStore {
   readonly client: ContainerdClient;
   readonly snapshotter: string;
   readonly platform: { os: string; architecture: string };
+  /** The content store's blob files, for serving blobs to peers (content-files.ts). */
+  readonly contentFiles: ContentFiles;
   private readonly resolved = new Map<string, ResolvedImage>();
   /** Unpacks under way by chain id, so concurrent starts of one image unpack it once. */
   private readonly unpacking = new Map<string, Promise<void>>();
@@ -202,6 +205,7 @@ export class ImageStore {
     this.client = options.client;
     this.snapshotter = options.snapshotter ?? 'overlayfs';
     this.platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
+    this.contentFiles = new ContentFiles(options.client);
   }
 
   /** Whether the content store holds `digest`. */

@@ -137,3 +137,19 @@ export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; 
   position = writeVarint(target, position, fields.dataBytes);
   return position;
 }
+
+/** Most bytes a `writeBytesFieldHeadInto` head takes: a one-byte key and a length of up to 10. */
+export const BYTES_FIELD_HEAD_BYTES_MAX = 11;
+
+/**
+ * Writes the key and length of `bytes` field `fieldNumber` (1 to 15) into
+ * `target` from 0 and answers the head's length: a message of that one
+ * field is the head followed directly by `dataBytes` bytes (a peer's
+ * `hivemind.images.ReadChunk`, proto/images.proto).
+ */
+export function writeBytesFieldHeadInto(target: Uint8Array, fieldNumber: number, dataBytes: number): number {
+  if (!Number.isInteger(fieldNumber) || fieldNumber < 1 || fieldNumber > 15) throw new RangeError(`fieldNumber must be 1 to 15, not ${fieldNumber}`);
+  checkLength(dataBytes, 'dataBytes');
+  target[0] = (fieldNumber << 3) | WIRE_LENGTH_DELIMITED;
+  return writeVarint(target, 1, dataBytes);
+}
