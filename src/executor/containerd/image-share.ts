@@ -111,16 +111,16 @@ export async function fetchFromPeer(store: ImageStore, name: string, source: Pee
   const from = `node ${source.nodeId}`;
   const top: Descriptor = { mediaType: target.mediaType, digest: target.digest, size: target.size };
   await store.client.withLease(async (lease) => {
-    await store.storeTree(top, {
+    const stored = await store.storeTree(top, {
       lease,
       fetchDocument: async <T>(descriptor: Descriptor) => {
         const bytes = await readDocument(source.images, descriptor, from, signal);
         return { bytes, document: JSON.parse(bytes.toString('utf8')) as T };
       },
-      fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}` }),
+      fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}`, held: true }),
     });
     await store.putImage(name, top, lease);
-    await store.resolve(name);
+    await store.resolveStored(name, top, stored);
   });
   return true;
 }
