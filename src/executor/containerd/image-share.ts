@@ -120,7 +120,7 @@ export async function fetchFromPeer(store: ImageStore, name: string, source: Pee
       fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}`, held: true }),
     });
     await store.putImage(name, top, lease);
-    await store.resolveStored(name, top, stored);
+    await store.resolveStored(name, top, stored, lease);
   });
   return true;
 }

@@ -473,19 +473,21 @@ export class ImageStore {
   /**
    * `resolve` of image `name`, just recorded with target `top` by the caller
    * from the tree `storeTree` stored: its documents were checked against
-   * their digests on the way in, so none is read back from containerd.
+   * their digests on the way in, so none is read back from containerd. The
+   * layers are unpacked under the caller's `lease` (the one the tree was
+   * stored under), which must live until this answers.
    */
-  async resolveStored(name: string, top: Descriptor, stored: StoredTree): Promise<ResolvedImage> {
-    return this.resolveFrom(name, top.digest, stored);
+  async resolveStored(name: string, top: Descriptor, stored: StoredTree, lease: string): Promise<ResolvedImage> {
+    return this.resolveFrom(name, top.digest, stored, lease);
   }
 
-  private async resolveFrom(name: string, targetDigest: string, stored: StoredTree): Promise<ResolvedImage> {
+  private async resolveFrom(name: string, targetDigest: string, stored: StoredTree, lease?: string): Promise<ResolvedImage> {
     const { manifestDescriptor, manifest, config } = stored;
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== manifest.layers.length) throw new ImageError('bad-archive', `image "${name}": its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
     if (diffIds.length === 0) throw new ImageError('bad-archive', `image "${name}" has no layers`);
     const chain = chainIds(diffIds);
-    await this.unpack(manifest.layers, chain);
+    await this.unpack(manifest.layers, chain, lease);
     const resolved: ResolvedImage = { name, targetDigest, manifestDigest: manifestDescriptor.digest, chainId: chain[chain.length - 1]!, config: config.config ?? {} };
     this.resolved.set(name, resolved);
     return resolved;
@@ -501,21 +503,25 @@ export class ImageStore {
     }
   }
 
-  private async unpack(layers: Descriptor[], chain: string[]): Promise<void> {
+  /** Unpacks under `lease` when given (the caller's, held until the snapshots are referenced), else under a lease of its own. */
+  private async unpack(layers: Descriptor[], chain: string[], lease?: string): Promise<void> {
     const top = chain[chain.length - 1]!;
     if (await this.snapshotExists(top)) return;
     let running = this.unpacking.get(top);
     if (running === undefined) {
-      running = this.client.withLease((lease) => this.unpackUnder(lease, layers, chain)).finally(() => this.unpacking.delete(top));
+      const unpacked = lease !== undefined ? this.unpackUnder(lease, layers, chain) : this.client.withLease((own) => this.unpackUnder(own, layers, chain));
+      running = unpacked.finally(() => this.unpacking.delete(top));
       this.unpacking.set(top, running);
     }
     await running;
   }
 
+  /** Unpacks the layers whose snapshots are missing; the top one is known to be (`unpack` just asked). */
   private async unpackUnder(lease: string, layers: Descriptor[], chain: string[]): Promise<void> {
     for (let index = 0; index < chain.length; index += 1) {
       const chainId = chain[index]!;
-      if (await this.snapshotExists(chainId)) continue;
+      // One made meanwhile by someone else is ALREADY_EXISTS at Commit, below.
+      if (index < chain.length - 1 && (await this.snapshotExists(chainId))) continue;
       const layer = layers[index]!;
       const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
       const parent = index === 0 ? '' : chain[index - 1]!;
@@ -586,7 +592,7 @@ export class ImageStore {
         recorded.push({ name, top, stored });
         names.push(name);
       }
-      for (const { name, top, stored } of recorded) await this.resolveStored(name, top, stored);
+      for (const { name, top, stored } of recorded) await this.resolveStored(name, top, stored, lease);
     });
     return names;
   }

@@ -224,7 +224,7 @@ export class RegistryClient {
         },
       });
       await this.images.putImage(name, topDescriptor, lease);
-      await this.images.resolveStored(name, topDescriptor, stored);
+      await this.images.resolveStored(name, topDescriptor, stored, lease);
     });
     return name;
   }
