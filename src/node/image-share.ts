@@ -23,7 +23,9 @@ export interface ImageShare {
   describe(name: string, signal?: AbortSignal): Promise<SharedImageTarget | undefined>;
   /**
    * The bytes of blob `digest`, in order. Rejects (while iterating) with an
-   * error whose `code` is `not-found` when the blob is not here.
+   * error whose `code` is `not-found` when the blob is not here. A chunk is
+   * the caller's only until it asks for the next one: a share may reuse its
+   * memory for the next (copy what must outlive that).
    */
   read(digest: string, signal?: AbortSignal): AsyncIterable<Uint8Array>;
 }

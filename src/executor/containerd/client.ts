@@ -1,7 +1,7 @@
 /**
  * A gRPC client of containerd over its unix socket, for the services
  * Hivemind uses (proto/containerd/): version, namespaces, content, images,
- * leases, snapshots, diff, containers, tasks, events.
+ * leases, snapshots, diff, containers, tasks, events, introspection.
  *
  * Every call carries the `containerd-namespace` header (Hivemind's own
  * namespace, `hivemind` by default) and, inside `withLease`, the
@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 const PROTO_DIR = fileURLToPath(new URL('../../../../proto/containerd/', import.meta.url));
-const PROTO_FILES = ['version.proto', 'namespaces.proto', 'content.proto', 'images.proto', 'leases.proto', 'snapshots.proto', 'diff.proto', 'containers.proto', 'tasks.proto', 'events.proto'];
+const PROTO_FILES = ['version.proto', 'namespaces.proto', 'content.proto', 'images.proto', 'leases.proto', 'snapshots.proto', 'diff.proto', 'containers.proto', 'tasks.proto', 'events.proto', 'introspection.proto'];
 /** Largest message either way: content is written and read in chunks far below this. */
 const MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
 /**
@@ -89,7 +89,7 @@ export function isContainerdError(error: unknown, code: ContainerdErrorCode): bo
   return error instanceof ContainerdError && error.code === code;
 }
 
-type ServiceName = 'version' | 'namespaces' | 'content' | 'images' | 'leases' | 'snapshots' | 'diff' | 'containers' | 'tasks' | 'events';
+type ServiceName = 'version' | 'namespaces' | 'content' | 'images' | 'leases' | 'snapshots' | 'diff' | 'containers' | 'tasks' | 'events' | 'introspection';
 
 interface ServiceConstructor {
   new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): grpc.Client;
@@ -132,6 +132,7 @@ function loadDefinitions(): Record<ServiceName, ServiceConstructor> {
     containers: services.containers.v1.Containers,
     tasks: services.tasks.v1.Tasks,
     events: services.events.v1.Events,
+    introspection: services.introspection.v1.Introspection,
   };
   return definitions;
 }

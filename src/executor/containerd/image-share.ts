@@ -11,6 +11,7 @@
  * the image, which is as far as a tag can be checked anywhere.
  */
 import { isContainerdError, mapError } from './client.js';
+import { readFileChunks, type ContentFileLookup } from './content-files.js';
 import { ImageError, type Descriptor, type ImageStore } from './images.js';
 import { sha256Digest } from './oci-layout.js';
 import type { ImageShare, PeerImageSource, SharedImageTarget } from '../../node/image-share.js';
@@ -18,6 +19,8 @@ import type { ImageShare, PeerImageSource, SharedImageTarget } from '../../node/
 /** Largest manifest, index or config taken from a peer. */
 const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** Bytes per chunk of a blob served from its content file: one peer message's worth (READ_CHUNK_DATA_BYTES_MAX in src/agent/image-service.ts). */
+const SERVE_CHUNK_BYTES = 128 * 1024;
 
 /** A blob that is not in the content store; `code` is what `ImageShare.read` promises. */
 export class BlobNotFoundError extends Error {
@@ -44,10 +47,26 @@ export class ContainerdImageShare implements ImageShare {
     }
   }
 
+  /**
+   * Serves blob `digest` from containerd's file of it when this process can
+   * read it (content-files.ts), else through containerd's content Read.
+   * A chunk is the caller's until it asks for the next one.
+   */
   async *read(digest: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
     if (!DIGEST.test(digest)) throw new ImageError('invalid-reference', `"${digest}" is not a sha256 digest`);
     const store = this.store();
     if (store === undefined) throw new BlobNotFoundError(`blob ${digest} is not on this node`);
+    let found: ContentFileLookup;
+    try {
+      found = await store.contentFiles.open(digest);
+    } catch (error) {
+      throw mapError(`content info of ${digest}`, store.client.socketPath, error);
+    }
+    if (found.kind === 'not-found') throw new BlobNotFoundError(`blob ${digest} is not on this node`);
+    if (found.kind === 'file') {
+      yield* readFileChunks(found.file, found.sizeBytes, SERVE_CHUNK_BYTES, signal);
+      return;
+    }
     const stream = store.client.serverStream<{ data: Buffer }>('content', 'Read', { digest, offset: 0, size: 0 });
     const cancel = () => stream.cancel();
     signal?.addEventListener('abort', cancel, { once: true });
@@ -92,16 +111,16 @@ export async function fetchFromPeer(store: ImageStore, name: string, source: Pee
   const from = `node ${source.nodeId}`;
   const top: Descriptor = { mediaType: target.mediaType, digest: target.digest, size: target.size };
   await store.client.withLease(async (lease) => {
-    await store.storeTree(top, {
+    const stored = await store.storeTree(top, {
       lease,
       fetchDocument: async <T>(descriptor: Descriptor) => {
         const bytes = await readDocument(source.images, descriptor, from, signal);
         return { bytes, document: JSON.parse(bytes.toString('utf8')) as T };
       },
-      fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}` }),
+      fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}`, held: true }),
     });
     await store.putImage(name, top, lease);
-    await store.resolve(name);
+    await store.resolveStored(name, top, stored, lease);
   });
   return true;
 }

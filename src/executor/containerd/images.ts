@@ -11,8 +11,10 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
 
 import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { ContentFiles } from './content-files.js';
 import { MessageBuffers } from './message-buffers.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
 import { writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
@@ -24,6 +26,8 @@ const WRITE_CHUNK_BYTES = 1024 * 1024;
 const WRITES_IN_FLIGHT_MAX = 4;
 /** Largest manifest, index or config read into memory. */
 const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
+/** Layers of one image fetched and written at once at most. */
+const LAYERS_IN_FLIGHT_MAX = 3;
 /** Nested indexes followed at most when resolving a platform. */
 const INDEX_DEPTH_MAX = 4;
 
@@ -189,11 +193,36 @@ interface WriteResponseWire {
   digest: string;
 }
 
+type ContentWriteStream = ClientDuplexStream<object, WriteResponseWire>;
+
+function sizeMismatch(what: string, bytes: number, sizeBytes: number): ImageError {
+  return new ImageError('digest-mismatch', `${what}: got ${bytes} bytes, the descriptor says ${sizeBytes}`);
+}
+
+/**
+ * Reads the COMMIT's answer. The size is checked before the COMMIT, so the
+ * one precondition containerd can refuse is the digest: that is
+ * `digest-mismatch`; ALREADY_EXISTS (the blob arrived meanwhile) is left to
+ * the caller.
+ */
+async function receiveCommit(responses: AsyncIterator<WriteResponseWire>, descriptor: Descriptor, what: string, socketPath: string): Promise<void> {
+  try {
+    const next = await responses.next();
+    if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended before the commit was answered`);
+  } catch (error) {
+    const mapped = mapError('commit', socketPath, error);
+    if (isContainerdError(mapped, 'failed-precondition')) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (${mapped.message}); refusing it`);
+    throw mapped;
+  }
+}
+
 /** Images in one containerd namespace. */
 export class ImageStore {
   readonly client: ContainerdClient;
   readonly snapshotter: string;
   readonly platform: { os: string; architecture: string };
+  /** The content store's blob files, for serving blobs to peers (content-files.ts). */
+  readonly contentFiles: ContentFiles;
   private readonly resolved = new Map<string, ResolvedImage>();
   /** Unpacks under way by chain id, so concurrent starts of one image unpack it once. */
   private readonly unpacking = new Map<string, Promise<void>>();
@@ -202,6 +231,7 @@ export class ImageStore {
     this.client = options.client;
     this.snapshotter = options.snapshotter ?? 'overlayfs';
     this.platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
+    this.contentFiles = new ContentFiles(options.client);
   }
 
   /** Whether the content store holds `digest`. */
@@ -237,20 +267,54 @@ export class ImageStore {
    *
    * The bytes go to containerd in WRITE_CHUNK_BYTES messages encoded into a
    * few reused buffers (message-buffers.ts); a file source is read straight
-   * into them.
+   * into them. No STAT opens the write: the first WRITE carries the total
+   * and the expected digest. A blob in memory that fits one message (a
+   * manifest, a config) goes in one COMMIT with its data: one round trip.
+   * `held`: the caller has just put the blob under `lease` and found it
+   * absent (`holdBlob`), so that is not asked again.
    */
-  async writeBlob(descriptor: Descriptor, source: BlobSource, options: { lease: string; labels?: Record<string, string>; what?: string }): Promise<void> {
-    if (await this.holdBlob(options.lease, descriptor.digest)) return;
+  async writeBlob(descriptor: Descriptor, source: BlobSource, options: { lease: string; labels?: Record<string, string>; what?: string; held?: boolean }): Promise<void> {
+    if (!options.held && (await this.holdBlob(options.lease, descriptor.digest))) return;
     const what = options.what ?? `blob ${descriptor.digest}`;
     const ref = `hivemind-${descriptor.digest.replace(':', '-')}-${randomBytes(4).toString('hex')}`;
-    const callOptions: CallOptions = { lease: options.lease };
-    const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', callOptions);
+    const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', { lease: options.lease });
+    // Its failures are read where its answers are; this keeps a failure before the first answer is
+    // asked for (a source that fails, the cancel below) from being an unhandled 'error' event.
+    stream.on('error', () => undefined);
+    try {
+      if (source instanceof Uint8Array && source.length <= WRITE_CHUNK_BYTES) {
+        await this.commitWhole(stream, descriptor, source, { ref, what, labels: options.labels ?? {} });
+      } else {
+        await this.writeChunks(stream, descriptor, source, { ref, what, labels: options.labels ?? {} });
+      }
+      stream.end();
+    } catch (error) {
+      stream.cancel();
+      await this.client.unary('content', 'Abort', { ref }).catch(() => undefined);
+      if (error instanceof ImageError) throw error;
+      const mapped = mapError(`content write of ${what}`, this.client.socketPath, error);
+      if (isContainerdError(mapped, 'already-exists')) return;
+      throw mapped;
+    }
+  }
+
+  /** The whole of a small blob in one COMMIT message. */
+  private async commitWhole(stream: ContentWriteStream, descriptor: Descriptor, bytes: Uint8Array, write: { ref: string; what: string; labels: Record<string, string> }): Promise<void> {
+    if (bytes.length !== descriptor.size) throw sizeMismatch(write.what, bytes.length, descriptor.size);
+    const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
+    stream.write({ action: 'COMMIT', ref: write.ref, offset: 0, total: descriptor.size, expected: descriptor.digest, labels: write.labels, data: bytes });
+    await receiveCommit(responses, descriptor, write.what, this.client.socketPath);
+  }
+
+  /** A blob in WRITE messages, up to WRITES_IN_FLIGHT_MAX of them unanswered, then a COMMIT. */
+  private async writeChunks(stream: ContentWriteStream, descriptor: Descriptor, source: BlobSource, write: { ref: string; what: string; labels: Record<string, string> }): Promise<void> {
+    const { ref, what } = write;
     const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
     // Requests are answered in order, one answer each; up to WRITES_IN_FLIGHT_MAX writes go out before
     // their answers are read, so a blob is not held to one round trip to containerd per chunk. A WRITE's
     // buffer is free again once its answer is in: by then grpc-js has framed (copied) it.
     const sent: Array<Buffer | undefined> = [];
-    const buffers = new MessageBuffers(writeContentHeadBytesMax(ref) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
+    const buffers = new MessageBuffers(writeContentHeadBytesMax(ref, descriptor.digest) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
     const send = (request: object | Buffer, buffer?: Buffer): void => {
       stream.write(request);
       sent.push(buffer);
@@ -270,45 +334,27 @@ export class ImageStore {
       }
     };
     let offset = 0;
-    try {
-      send({ action: 'STAT', ref, total: descriptor.size, expected: descriptor.digest });
-      await receive();
-      const writer: ChunkWriter = {
-        nextChunkBytes: () => Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset),
-        take: async () => {
-          const buffer = await takeBuffer();
-          const dataBytes = Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset);
-          const start = writeContentHeadInto(buffer, { ref, offset, dataBytes });
-          return { buffer, start, end: start + dataBytes };
-        },
-        send: (chunk) => {
-          send(chunk.buffer.subarray(0, chunk.end), chunk.buffer);
-          offset += chunk.end - chunk.start;
-        },
-      };
-      const filled = await fillChunks(source, writer);
-      if (filled.extraBytes > 0) throw new ImageError('digest-mismatch', `${what} is larger than its descriptor's ${descriptor.size} bytes`);
-      while (sent.length > 0) await receive();
-      if (offset !== descriptor.size) throw new ImageError('digest-mismatch', `${what}: got ${offset} bytes, the descriptor says ${descriptor.size}`);
-      // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
-      send({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: options.labels ?? {} });
-      try {
-        await receive();
-      } catch (error) {
-        // The size is checked above, so the one precondition left at commit is the digest.
-        const mapped = mapError('commit', this.client.socketPath, error);
-        if (isContainerdError(mapped, 'failed-precondition')) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (${mapped.message}); refusing it`);
-        throw mapped;
-      }
-      stream.end();
-    } catch (error) {
-      stream.cancel();
-      await this.client.unary('content', 'Abort', { ref }).catch(() => undefined);
-      if (error instanceof ImageError) throw error;
-      const mapped = mapError(`content write of ${what}`, this.client.socketPath, error);
-      if (isContainerdError(mapped, 'already-exists')) return;
-      throw mapped;
-    }
+    const writer: ChunkWriter = {
+      nextChunkBytes: () => Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset),
+      take: async () => {
+        const buffer = await takeBuffer();
+        const dataBytes = Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset);
+        const opening = offset === 0 ? { total: descriptor.size, expected: descriptor.digest } : {};
+        const start = writeContentHeadInto(buffer, { ref, offset, dataBytes, ...opening });
+        return { buffer, start, end: start + dataBytes };
+      },
+      send: (chunk) => {
+        send(chunk.buffer.subarray(0, chunk.end), chunk.buffer);
+        offset += chunk.end - chunk.start;
+      },
+    };
+    const filled = await fillChunks(source, writer);
+    if (filled.extraBytes > 0) throw new ImageError('digest-mismatch', `${what} is larger than its descriptor's ${descriptor.size} bytes`);
+    while (sent.length > 0) await receive();
+    if (offset !== descriptor.size) throw sizeMismatch(what, offset, descriptor.size);
+    // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
+    send({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: write.labels });
+    await receiveCommit(responses, descriptor, what, this.client.socketPath);
   }
 
   /** Reads a whole blob (manifests, indexes, configs); refuses blobs over `maxBytes`. */
@@ -421,12 +467,28 @@ export class ImageStore {
     if (cached !== undefined && cached.targetDigest === target.digest) return cached;
     const { descriptor, manifest } = await this.manifestFor(target, 0);
     const config = await this.readJson<ImageConfigDocument>(manifest.config.digest);
+    return this.resolveFrom(name, target.digest, { manifestDescriptor: descriptor, manifest, config });
+  }
+
+  /**
+   * `resolve` of image `name`, just recorded with target `top` by the caller
+   * from the tree `storeTree` stored: its documents were checked against
+   * their digests on the way in, so none is read back from containerd. The
+   * layers are unpacked under the caller's `lease` (the one the tree was
+   * stored under), which must live until this answers.
+   */
+  async resolveStored(name: string, top: Descriptor, stored: StoredTree, lease: string): Promise<ResolvedImage> {
+    return this.resolveFrom(name, top.digest, stored, lease);
+  }
+
+  private async resolveFrom(name: string, targetDigest: string, stored: StoredTree, lease?: string): Promise<ResolvedImage> {
+    const { manifestDescriptor, manifest, config } = stored;
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== manifest.layers.length) throw new ImageError('bad-archive', `image "${name}": its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
     if (diffIds.length === 0) throw new ImageError('bad-archive', `image "${name}" has no layers`);
     const chain = chainIds(diffIds);
-    await this.unpack(manifest.layers, chain);
-    const resolved: ResolvedImage = { name, targetDigest: target.digest, manifestDigest: descriptor.digest, chainId: chain[chain.length - 1]!, config: config.config ?? {} };
+    await this.unpack(manifest.layers, chain, lease);
+    const resolved: ResolvedImage = { name, targetDigest, manifestDigest: manifestDescriptor.digest, chainId: chain[chain.length - 1]!, config: config.config ?? {} };
     this.resolved.set(name, resolved);
     return resolved;
   }
@@ -441,21 +503,25 @@ export class ImageStore {
     }
   }
 
-  private async unpack(layers: Descriptor[], chain: string[]): Promise<void> {
+  /** Unpacks under `lease` when given (the caller's, held until the snapshots are referenced), else under a lease of its own. */
+  private async unpack(layers: Descriptor[], chain: string[], lease?: string): Promise<void> {
     const top = chain[chain.length - 1]!;
     if (await this.snapshotExists(top)) return;
     let running = this.unpacking.get(top);
     if (running === undefined) {
-      running = this.client.withLease((lease) => this.unpackUnder(lease, layers, chain)).finally(() => this.unpacking.delete(top));
+      const unpacked = lease !== undefined ? this.unpackUnder(lease, layers, chain) : this.client.withLease((own) => this.unpackUnder(own, layers, chain));
+      running = unpacked.finally(() => this.unpacking.delete(top));
       this.unpacking.set(top, running);
     }
     await running;
   }
 
+  /** Unpacks the layers whose snapshots are missing; the top one is known to be (`unpack` just asked). */
   private async unpackUnder(lease: string, layers: Descriptor[], chain: string[]): Promise<void> {
     for (let index = 0; index < chain.length; index += 1) {
       const chainId = chain[index]!;
-      if (await this.snapshotExists(chainId)) continue;
+      // One made meanwhile by someone else is ALREADY_EXISTS at Commit, below.
+      if (index < chain.length - 1 && (await this.snapshotExists(chainId))) continue;
       const layer = layers[index]!;
       const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
       const parent = index === 0 ? '' : chain[index - 1]!;
@@ -511,6 +577,7 @@ export class ImageStore {
     if (manifests.length === 0) throw new ImageError('bad-archive', 'the archive index.json lists no images');
     if (options.name !== undefined && manifests.length > 1) throw new ImageError('bad-archive', `the archive holds ${manifests.length} images; --name names one image only`);
     const names: string[] = [];
+    const recorded: Array<{ name: string; top: Descriptor; stored: StoredTree }> = [];
     await this.client.withLease(async (lease) => {
       for (const top of manifests) {
         const name = options.name ?? top.annotations?.[ANNOTATION_IMAGE_NAME] ?? top.annotations?.[ANNOTATION_REF_NAME];
@@ -518,55 +585,103 @@ export class ImageStore {
         const writeFromArchive = async (descriptor: Descriptor, labels: Record<string, string> = {}): Promise<void> => {
           const entry = blobEntry(descriptor);
           if (entry.size !== descriptor.size) throw new ImageError('bad-archive', `blob ${descriptor.digest} in the archive has ${entry.size} bytes, its descriptor says ${descriptor.size}`);
-          return this.writeBlob(descriptor, { path, start: entry.offset }, { lease, labels, what: `blob ${descriptor.digest}` });
+          return this.writeBlob(descriptor, { path, start: entry.offset }, { lease, labels, what: `blob ${descriptor.digest}`, held: true });
         };
-        await this.storeTree(top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
+        const stored = await this.storeTree(top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
         await this.putImage(name, top, lease);
+        recorded.push({ name, top, stored });
         names.push(name);
       }
-      for (const name of names) await this.resolve(name);
+      for (const { name, top, stored } of recorded) await this.resolveStored(name, top, stored, lease);
     });
     return names;
   }
 
   /**
    * Stores the tree under `top` (an index or a manifest): layers and config
-   * first, then each manifest and index with the labels that keep what it
-   * reaches. The caller supplies how documents and blobs are fetched.
+   * first (the config beside the layers, at most LAYERS_IN_FLIGHT_MAX
+   * layers at once), then each manifest and index with the labels that keep
+   * what it reaches. The caller supplies how documents and blobs are
+   * fetched. Answers the documents of this node's platform, checked, for
+   * `resolveStored`. On a failure, waits for the writes under way, then
+   * rejects with the first failure.
    */
-  async storeTree(top: Descriptor, source: TreeSource): Promise<void> {
+  async storeTree(top: Descriptor, source: TreeSource): Promise<StoredTree> {
     if (isIndex(top.mediaType)) {
       const { bytes, document } = await source.fetchDocument<{ manifests?: Descriptor[] }>(top);
       const picked = this.pickPlatform(document.manifests ?? [], `index ${top.digest}`);
-      await this.storeTree(picked, source);
+      const stored = await this.storeTree(picked, source);
       await this.writeBlob(top, bytes, { lease: source.lease, labels: { 'containerd.io/gc.ref.content.m.0': picked.digest }, what: `index ${top.digest}` });
-      return;
+      return stored;
     }
     if (!isManifest(top.mediaType)) throw new ImageError('unsupported-media-type', `${top.digest} has media type ${top.mediaType}, which is neither a manifest nor an index`);
     const { bytes, document } = await source.fetchDocument<ManifestDocument>(top);
-    const configBytes = await source.fetchDocument<ImageConfigDocument>(document.config);
-    const diffIds = configBytes.document.rootfs?.diff_ids ?? [];
+    const config = await source.fetchDocument<ImageConfigDocument>(document.config);
+    const diffIds = config.document.rootfs?.diff_ids ?? [];
     const chain = chainIds(diffIds);
     const configLabels: Record<string, string> = {};
     if (chain.length > 0) configLabels[`containerd.io/gc.ref.snapshot.${this.snapshotter}`] = chain[chain.length - 1]!;
-    await this.writeBlob(document.config, configBytes.bytes, { lease: source.lease, labels: configLabels, what: `config ${document.config.digest}` });
-    for (const [position, layer] of document.layers.entries()) {
-      const labels: Record<string, string> = {};
-      if (diffIds[position] !== undefined) labels['containerd.io/uncompressed'] = diffIds[position]!;
-      if (!(await this.holdBlob(source.lease, layer.digest))) await source.fetchBlob(layer, labels);
-    }
+    const layers = document.layers ?? [];
+    await settleAll([
+      this.writeBlob(document.config, config.bytes, { lease: source.lease, labels: configLabels, what: `config ${document.config.digest}` }),
+      eachLimited(layers, LAYERS_IN_FLIGHT_MAX, async (layer, position) => {
+        const labels: Record<string, string> = {};
+        if (diffIds[position] !== undefined) labels['containerd.io/uncompressed'] = diffIds[position]!;
+        if (!(await this.holdBlob(source.lease, layer.digest))) await source.fetchBlob(layer, labels);
+      }),
+    ]);
     const manifestLabels: Record<string, string> = { 'containerd.io/gc.ref.content.config': document.config.digest };
-    document.layers.forEach((layer, position) => (manifestLabels[`containerd.io/gc.ref.content.l.${position}`] = layer.digest));
+    layers.forEach((layer, position) => (manifestLabels[`containerd.io/gc.ref.content.l.${position}`] = layer.digest));
     await this.writeBlob(top, bytes, { lease: source.lease, labels: manifestLabels, what: `manifest ${top.digest}` });
+    return { manifestDescriptor: top, manifest: document, config: config.document };
   }
 }
 
-/** Where `storeTree` gets an image's pieces (an archive, a registry). */
+/** The documents of an image as stored, for this node's platform. */
+export interface StoredTree {
+  manifestDescriptor: Descriptor;
+  manifest: ManifestDocument;
+  config: ImageConfigDocument;
+}
+
+/** Waits for every promise, then rejects with the first failure, if any. */
+async function settleAll(work: Promise<void>[]): Promise<void> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}
+
+/**
+ * Runs `work` on every item, at most `limit` at once; after a failure
+ * starts no more, waits for those under way, and rejects with the first.
+ */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const index = next++;
+      try {
+        await work(items[index]!, index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await settleAll(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Where `storeTree` gets an image's pieces (an archive, a registry, a peer). */
 export interface TreeSource {
   lease: string;
   /** The document's bytes, checked against its digest, and parsed. */
   fetchDocument<T>(descriptor: Descriptor): Promise<{ bytes: Buffer; document: T }>;
-  /** Writes the blob to the content store with `labels` (through `ImageStore.writeBlob`). */
+  /**
+   * Writes layer `descriptor` to the content store with `labels`, through
+   * `ImageStore.writeBlob` with `held: true`: `storeTree` calls it only for
+   * a layer it has just put under the lease and found absent.
+   */
   fetchBlob(descriptor: Descriptor, labels: Record<string, string>): Promise<void>;
 }
 

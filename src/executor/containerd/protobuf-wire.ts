@@ -109,18 +109,22 @@ function checkLength(value: number, field: string): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${field} must be a non-negative integer, not ${value}`);
 }
 
-/** Most bytes a `writeContentHeadInto` head takes for `ref`. */
-export function writeContentHeadBytesMax(ref: string): number {
-  // action (2) + ref key and length (1 + 10) + ref + offset (1 + 10) + data key and length (1 + 10).
-  return 35 + utf8.encode(ref).length;
+/** Most bytes a `writeContentHeadInto` head takes for `ref` (and `expected`, when the head carries it). */
+export function writeContentHeadBytesMax(ref: string, expected = ''): number {
+  // action (2) + ref key and length (1 + 10) + ref + total (1 + 10) + expected key and length (1 + 10)
+  // + expected + offset (1 + 10) + data key and length (1 + 10).
+  return 57 + utf8.encode(ref).length + utf8.encode(expected).length;
 }
 
 /**
  * Writes the head of a containerd `WriteContentRequest` {action: WRITE,
- * ref, offset, data} into `target` from 0 and answers its length; the
- * message is the head followed directly by `dataBytes` bytes of data.
+ * ref, [total, expected,] offset, data} into `target` from 0 and answers
+ * its length; the message is the head followed directly by `dataBytes`
+ * bytes of data. `total` and `expected` go in the first message of a write:
+ * containerd opens the writer with them (and answers ALREADY_EXISTS at once
+ * for a blob it holds).
  */
-export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; offset: number; dataBytes: number }): number {
+export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; offset: number; dataBytes: number; total?: number; expected?: string }): number {
   checkLength(fields.offset, 'offset');
   checkLength(fields.dataBytes, 'dataBytes');
   const ref = utf8.encode(fields.ref);
@@ -131,9 +135,37 @@ export function writeContentHeadInto(target: Uint8Array, fields: { ref: string; 
   position = writeVarint(target, position, ref.length);
   target.set(ref, position);
   position += ref.length;
+  if (fields.total !== undefined) {
+    checkLength(fields.total, 'total');
+    target[position++] = (3 << 3) | WIRE_VARINT; // total
+    position = writeVarint(target, position, fields.total);
+  }
+  if (fields.expected !== undefined) {
+    const expected = utf8.encode(fields.expected);
+    target[position++] = (4 << 3) | WIRE_LENGTH_DELIMITED; // expected
+    position = writeVarint(target, position, expected.length);
+    target.set(expected, position);
+    position += expected.length;
+  }
   target[position++] = (5 << 3) | WIRE_VARINT; // offset
   position = writeVarint(target, position, fields.offset);
   target[position++] = (6 << 3) | WIRE_LENGTH_DELIMITED; // data
   position = writeVarint(target, position, fields.dataBytes);
   return position;
+}
+
+/** Most bytes a `writeBytesFieldHeadInto` head takes: a one-byte key and a length of up to 10. */
+export const BYTES_FIELD_HEAD_BYTES_MAX = 11;
+
+/**
+ * Writes the key and length of `bytes` field `fieldNumber` (1 to 15) into
+ * `target` from 0 and answers the head's length: a message of that one
+ * field is the head followed directly by `dataBytes` bytes (a peer's
+ * `hivemind.images.ReadChunk`, proto/images.proto).
+ */
+export function writeBytesFieldHeadInto(target: Uint8Array, fieldNumber: number, dataBytes: number): number {
+  if (!Number.isInteger(fieldNumber) || fieldNumber < 1 || fieldNumber > 15) throw new RangeError(`fieldNumber must be 1 to 15, not ${fieldNumber}`);
+  checkLength(dataBytes, 'dataBytes');
+  target[0] = (fieldNumber << 3) | WIRE_LENGTH_DELIMITED;
+  return writeVarint(target, 1, dataBytes);
 }

@@ -200,7 +200,7 @@ export class RegistryClient {
     const mediaType = (JSON.parse(top.bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? top.contentType ?? MediaType.ociManifest;
     const topDescriptor: Descriptor = { mediaType, digest: topDigest, size: top.bytes.length };
     await this.images.client.withLease(async (lease) => {
-      await this.images.storeTree(topDescriptor, {
+      const stored = await this.images.storeTree(topDescriptor, {
         lease,
         fetchDocument: async <T>(descriptor: Descriptor) => {
           if (descriptor.digest === topDigest) return { bytes: top.bytes, document: JSON.parse(top.bytes.toString('utf8')) as T };
@@ -217,14 +217,14 @@ export class RegistryClient {
             throw new ImageError('registry', `layer ${descriptor.digest} of ${name}: the registry answered ${response.statusCode}`);
           }
           try {
-            await this.images.writeBlob(descriptor, response.body as AsyncIterable<Buffer>, { lease, labels, what: `layer ${descriptor.digest} of ${name}` });
+            await this.images.writeBlob(descriptor, response.body as AsyncIterable<Buffer>, { lease, labels, what: `layer ${descriptor.digest} of ${name}`, held: true });
           } finally {
             response.body.destroy();
           }
         },
       });
       await this.images.putImage(name, topDescriptor, lease);
-      await this.images.resolve(name);
+      await this.images.resolveStored(name, topDescriptor, stored, lease);
     });
     return name;
   }

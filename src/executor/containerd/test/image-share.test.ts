@@ -4,9 +4,13 @@
 // image says so; a peer that sends a byte of a layer wrong, a layer short
 // or too long, or a document whose bytes do not match its digest, is
 // refused with a digest error and leaves nothing recorded; a blob the peer lacks is `not-found`.
+// A blob is served from containerd's own file of it, and only to a store
+// whose namespace holds it (the file system knows no namespaces).
+import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ImageShare, SharedImageTarget } from '../../../node/image-share.js';
+import { ContainerdClient } from '../client.js';
 import { ContainerdImageShare, fetchFromPeer } from '../image-share.js';
 import { ImageError, ImageStore } from '../images.js';
 import { TestContainerd, skipReason } from './harness.js';
@@ -101,6 +105,38 @@ test('a blob the peer lacks is not-found; a digest that is not sha256 is refused
     () => assert.unreachable('read with a bad digest'),
     (error: unknown) => assert.match((error as Error).message, /is not a sha256 digest/),
   );
+});
+
+test('a blob is served from the file containerd keeps of it, in full; a namespace that does not hold it gets not-found', async () => {
+  if (skip !== undefined) return;
+  const layer = holder.image!.layerDigest;
+  const found = await holderStore.contentFiles.open(layer);
+  assert.is(found.kind, 'file', 'the content root is read from Introspection and the blob file opens');
+  if (found.kind === 'file') await found.file.close();
+  const hash = createHash('sha256');
+  let chunks = 0;
+  // Each chunk is hashed before the next is asked for: the share reuses its buffer.
+  for await (const chunk of share.read(layer)) {
+    hash.update(chunk);
+    chunks += 1;
+  }
+  assert.is(`sha256:${hash.digest('hex')}`, layer);
+  assert.ok(chunks >= 1);
+  const otherClient = new ContainerdClient({ socketPath: holder.own!.socketPath, namespace: 'another-tenant' });
+  try {
+    await otherClient.ensureNamespace();
+    const otherStore = new ImageStore({ client: otherClient });
+    assert.is((await otherStore.contentFiles.open(layer)).kind, 'not-found', 'the blob file is there, but not in this namespace');
+    const read = async () => {
+      for await (const _ of new ContainerdImageShare(() => otherStore).read(layer)) void _;
+    };
+    await read().then(
+      () => assert.unreachable('served a blob of another namespace'),
+      (error: unknown) => assert.is((error as { code?: string }).code, 'not-found'),
+    );
+  } finally {
+    otherClient.close();
+  }
 });
 
 test('a byte of a layer sent wrong is refused with a digest error; the image is not recorded', async () => {

@@ -1,7 +1,8 @@
 // Images against a real containerd started by the test: import the busybox
 // OCI layout archive (unpacked into a snapshot once), pull it from a local
 // registry with Bearer token auth, refuse a tampered layer with a digest
-// error, and the pure pieces (references, chain ids, challenges, event decoding).
+// error, refuse a blob written whole (one COMMIT) or in chunks whose bytes do
+// not match its digest or size, and the pure pieces (references, chain ids, challenges, event decoding).
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -123,6 +124,33 @@ test('a tampered layer is refused with a digest error and nothing is recorded', 
   assert.equal((await otherStore.list()).length, 0, 'no image record was made');
   assert.not.ok(await otherStore.hasBlob(containerd.image!.layerDigest), 'the tampered layer was not committed');
   client.close();
+});
+
+test('a blob whose bytes do not match its digest or size is refused, whole or in chunks, and not committed', async () => {
+  if (skip !== undefined) return;
+  const small = Buffer.from('{"schemaVersion":2}');
+  const large = Buffer.alloc(1024 * 1024 + 3, 9); // over one WRITE message: the chunked path
+  for (const bytes of [small, large]) {
+    const other = Buffer.from(bytes);
+    other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+    const descriptor = { mediaType: 'application/octet-stream', digest: sha256Digest(bytes), size: bytes.length };
+    await store.client.withLease(async (lease) => {
+      await store.writeBlob(descriptor, other, { lease, what: `blob of ${bytes.length} bytes` }).then(
+        () => assert.unreachable('committed bytes that do not hash to the digest'),
+        (error: unknown) => {
+          assert.is((error as ImageError).code, 'digest-mismatch', String(error));
+          assert.match((error as Error).message, /digest mismatch/);
+        },
+      );
+      await store.writeBlob(descriptor, bytes.subarray(1), { lease, what: `blob of ${bytes.length} bytes` }).then(
+        () => assert.unreachable('committed a blob shorter than its descriptor'),
+        (error: unknown) => assert.match((error as Error).message, /got \d+ bytes, the descriptor says/),
+      );
+      assert.not.ok(await store.hasBlob(descriptor.digest), 'nothing was committed');
+      await store.writeBlob(descriptor, bytes, { lease });
+      assert.ok(await store.hasBlob(descriptor.digest), 'the right bytes are committed');
+    });
+  }
 });
 
 test('a registry that does not answer is registry-unreachable, naming the host and the reason', async () => {

@@ -1,6 +1,7 @@
-// The hand-encoded content WRITE (protobuf-wire.ts) decodes, with
-// proto-loader and the real .proto file, to the message it stands for, at
-// the varint boundaries of every field that varies; and the reusable
+// The hand-encoded content WRITE (protobuf-wire.ts), with and without the
+// first message's total and expected digest, and a peer's ReadChunk, decode,
+// with proto-loader and the real .proto files, to the messages they stand
+// for, at the varint boundaries of every field that varies; and the reusable
 // buffers (message-buffers.ts) hand out at most their count and reuse what
 // is given back.
 import { fileURLToPath } from 'node:url';
@@ -8,12 +9,14 @@ import * as protoLoader from '@grpc/proto-loader';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MessageBuffers } from '../message-buffers.js';
-import { writeContentHeadBytesMax, writeContentHeadInto } from '../protobuf-wire.js';
+import { BYTES_FIELD_HEAD_BYTES_MAX, writeBytesFieldHeadInto, writeContentHeadBytesMax, writeContentHeadInto } from '../protobuf-wire.js';
 
 const PROTO = fileURLToPath(new URL('../../../../../proto/', import.meta.url));
 // Decoded as the containerd client's loader options decode them.
 const content = protoLoader.loadSync('content.proto', { includeDirs: [`${PROTO}containerd/`], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 const decodeWrite = (content['containerd.services.content.v1.Content'] as protoLoader.ServiceDefinition).Write!.requestDeserialize;
+const images = protoLoader.loadSync('images.proto', { includeDirs: [PROTO], keepCase: true, longs: Number, defaults: true });
+const decodeReadChunk = (images['hivemind.images.Images'] as protoLoader.ServiceDefinition).Read!.responseDeserialize;
 
 function data(bytes: number): Buffer {
   const buffer = Buffer.alloc(bytes);
@@ -41,10 +44,38 @@ test('a WRITE head followed by its data decodes to the WriteContentRequest it st
   }
 });
 
+test('the first WRITE of a blob carries its total and expected digest', () => {
+  const ref = 'hivemind-sha256-' + 'cd'.repeat(32) + '-01020304';
+  const expected = 'sha256:' + 'ef'.repeat(32);
+  for (const total of [0, 1, 127, 128, 12 * 1024 * 1024, 2 ** 40 + 5]) {
+    const dataBytes = 300;
+    const buffer = Buffer.alloc(writeContentHeadBytesMax(ref, expected) + dataBytes);
+    const start = writeContentHeadInto(buffer, { ref, offset: 0, dataBytes, total, expected });
+    assert.ok(start <= writeContentHeadBytesMax(ref, expected), `head of ${start} bytes over the maximum`);
+    data(dataBytes).copy(buffer, start);
+    const decoded = decodeWrite(buffer.subarray(0, start + dataBytes)) as { action: string; ref: string; offset: number; data: Uint8Array; total: number; expected: string };
+    assert.equal([decoded.action, decoded.ref, decoded.offset, decoded.total, decoded.expected], ['WRITE', ref, 0, total, expected]);
+    assert.ok(Buffer.from(decoded.data).equals(data(dataBytes)));
+  }
+});
+
+test('a ReadChunk head followed by its data decodes to the ReadChunk it stands for', () => {
+  for (const dataBytes of [0, 1, 127, 128, 16_383, 16_384, 1024 * 1024]) {
+    const buffer = Buffer.alloc(BYTES_FIELD_HEAD_BYTES_MAX + dataBytes);
+    const start = writeBytesFieldHeadInto(buffer, 1, dataBytes);
+    assert.ok(start <= BYTES_FIELD_HEAD_BYTES_MAX);
+    data(dataBytes).copy(buffer, start);
+    const decoded = decodeReadChunk(buffer.subarray(0, start + dataBytes)) as { data: Uint8Array };
+    assert.ok(Buffer.from(decoded.data).equals(data(dataBytes)), `data of ${dataBytes} bytes`);
+  }
+  assert.throws(() => writeBytesFieldHeadInto(Buffer.alloc(16), 16, 1), /fieldNumber must be 1 to 15/);
+});
+
 test('bad lengths are refused, naming the field', () => {
   const buffer = Buffer.alloc(64);
   assert.throws(() => writeContentHeadInto(buffer, { ref: 'r', offset: -1, dataBytes: 0 }), /offset must be a non-negative integer/);
   assert.throws(() => writeContentHeadInto(buffer, { ref: 'r', offset: 0, dataBytes: 1.5 }), /dataBytes must be a non-negative integer/);
+  assert.throws(() => writeContentHeadInto(buffer, { ref: 'r', offset: 0, dataBytes: 0, total: -2 }), /total must be a non-negative integer/);
 });
 
 test('message buffers: at most countMax out at once, and given-back ones reused', () => {
