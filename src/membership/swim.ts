@@ -331,10 +331,16 @@ export class Swim {
       if (ms !== undefined && (earliest === undefined || ms < earliest)) earliest = ms;
     };
     if (!this.leaving && this.joined) {
-      consider(this.nextProbeMs ?? 0);
-      if (this.broadcasts.size > 0) consider(this.nextGossipMs ?? 0);
+      // Probes, gossip and push-pull need another live member: a member alone (the only node of
+      // its cluster, or every other one dead) has none of these deadlines, so an idle lone node
+      // does not wake for them. A member that arrives comes with a datagram or a sync, after
+      // which the caller asks again: the overdue probe then runs at once.
+      if (this.liveOthers.length > 0) {
+        consider(this.nextProbeMs ?? 0);
+        if (this.broadcasts.size > 0) consider(this.nextGossipMs ?? 0);
+        consider(this.nextPushPullMs);
+      }
       if (this.probe !== undefined) consider(this.probe.indirectSent ? this.probe.endMs : this.probe.indirectAtMs);
-      consider(this.nextPushPullMs);
     }
     for (const [id, suspicion] of this.suspicions) consider(suspicion.startMs + this.suspicionTimeoutMs(id)!);
     for (const relay of this.relays.values()) consider(relay.nackSent ? relay.expiresAtMs : relay.nackAtMs);
