@@ -331,22 +331,29 @@ export class Swim {
       if (ms !== undefined && (earliest === undefined || ms < earliest)) earliest = ms;
     };
     if (!this.leaving && this.joined) {
-      // Probes, gossip and push-pull need another live member: a member alone (the only node of
-      // its cluster, or every other one dead) has none of these deadlines, so an idle lone node
-      // does not wake for them. A member that arrives comes with a datagram or a sync, after
-      // which the caller asks again: the overdue probe then runs at once.
-      if (this.liveOthers.length > 0) {
-        consider(this.nextProbeMs ?? 0);
-        if (this.broadcasts.size > 0) consider(this.nextGossipMs ?? 0);
-        consider(this.nextPushPullMs);
-      }
+      consider(this.nextProbeMs ?? 0);
+      if (this.broadcasts.size > 0) consider(this.nextGossipMs ?? 0);
       if (this.probe !== undefined) consider(this.probe.indirectSent ? this.probe.endMs : this.probe.indirectAtMs);
+      consider(this.nextPushPullMs);
     }
     for (const [id, suspicion] of this.suspicions) consider(suspicion.startMs + this.suspicionTimeoutMs(id)!);
     for (const relay of this.relays.values()) consider(relay.nackSent ? relay.expiresAtMs : relay.nackAtMs);
     const reapable = this.reapQueue[this.reapHead];
     if (reapable !== undefined) consider(reapable.atMs + this.options.reapTimeoutMs);
     return earliest;
+  }
+
+  /**
+   * Whether this member is alone in its view with nothing pending: joined, not
+   * leaving, no other member known (not even a dead one still to reap), no
+   * probe, suspicion or relay under way. Then every deadline `nextDeadlineMs`
+   * gives is a probe, gossip or push-pull with no one to send to, and a ticking
+   * caller may wait for the next input instead (the only node of a cluster
+   * does not wake for gossip). After that input, `nextDeadlineMs` says what is
+   * due: an overdue probe at once.
+   */
+  get idleAlone(): boolean {
+    return this.joined && !this.leaving && this.members.size === 1 && this.probe === undefined && this.suspicions.size === 0 && this.relays.size === 0;
   }
 
   /**
