@@ -27,11 +27,16 @@
  *   to serving (`/health` 200) and its idle RSS and CPU over the same window.
  *
  * Run it alone (flock): other processes' CPU shows in the figures.
+ *
+ * For trying a lever without changing the build: `--node-flags "..."`
+ * replaces bin/hivemind.js's flags, `--entry FILE` runs another build of the
+ * agent's launcher (a bundle, say) instead of `dist/src/agent/main.js`, and
+ * `--single` measures the one-node figures only (no etcd, no cluster).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { cpuTimeMs, freePorts, Resources, rssBytes, sleep } from './processes.js';
 import { TestCluster, type TestNode } from '../src/agent/test/harness.js';
 
@@ -63,10 +68,16 @@ interface Options {
   instances: number;
   place: boolean;
   json: boolean;
+  /** `node` flags instead of bin/hivemind.js's (undefined: those). */
+  nodeFlags: string[] | undefined;
+  /** The agent launcher to run instead of dist/src/agent/main.js (undefined: that). */
+  entry: string | undefined;
+  /** One-node figures only. */
+  single: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { idleSeconds: 20, settleSeconds: 5, apps: TARGETS.loadedApps, instances: TARGETS.loadedInstances, place: false, json: false };
+  const options: Options = { idleSeconds: 20, settleSeconds: 5, apps: TARGETS.loadedApps, instances: TARGETS.loadedInstances, place: false, json: false, nodeFlags: undefined, entry: undefined, single: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = (): number => {
@@ -75,7 +86,7 @@ function parseOptions(argv: string[]): Options {
       return Number(next);
     };
     if (flag === '--help') {
-      console.log('usage: node dist/bench/footprint.js [--idle-seconds 20] [--settle-seconds 5] [--apps 1000] [--instances 10000] [--place] [--json]');
+      console.log('usage: node dist/bench/footprint.js [--idle-seconds 20] [--settle-seconds 5] [--apps 1000] [--instances 10000] [--place] [--json] [--node-flags "FLAGS"] [--entry FILE] [--single]');
       process.exit(0);
     }
     if (flag === '--json') options.json = true;
@@ -84,7 +95,13 @@ function parseOptions(argv: string[]): Options {
     else if (flag === '--apps') options.apps = value();
     else if (flag === '--instances') options.instances = value();
     else if (flag === '--place') options.place = true;
-    else throw new Error(`unknown flag ${flag} (known: --idle-seconds S --settle-seconds S --apps N --instances M --place --json)`);
+    else if (flag === '--single') options.single = true;
+    else if (flag === '--node-flags') options.nodeFlags = (argv[++i] ?? '').split(/\s+/).filter(Boolean);
+    else if (flag === '--entry') {
+      const entry = argv[++i];
+      if (entry === undefined || !existsSync(entry)) throw new Error(`--entry needs an existing file, got ${JSON.stringify(entry)}`);
+      options.entry = resolve(entry);
+    } else throw new Error(`unknown flag ${flag} (known: --idle-seconds S --settle-seconds S --apps N --instances M --place --json --node-flags "FLAGS" --entry FILE --single)`);
   }
   if (!Number.isInteger(options.idleSeconds) || options.idleSeconds < 1 || options.idleSeconds > 300) throw new Error('--idle-seconds must be in [1, 300]');
   if (!Number.isInteger(options.settleSeconds) || options.settleSeconds < 0 || options.settleSeconds > 120) throw new Error('--settle-seconds must be in [0, 120]');
@@ -167,28 +184,44 @@ function directoryBytes(path: string): number {
   return bytes;
 }
 
+/** A test cluster whose nodes run as the options say (bin/hivemind.js's flags and main.js by default). */
+function newCluster(options: Options): TestCluster {
+  const cluster = new TestCluster();
+  cluster.nodeFlags = options.nodeFlags ?? agentNodeFlags();
+  if (options.entry !== undefined) cluster.entry = options.entry;
+  return cluster;
+}
+
 interface SingleNodeResult {
   startFreshMs: number;
   startRestartMs: number;
+  /**
+   * The agent's CPU time (utime + stime) when it first served, ms, fresh and
+   * restart: what start-up costs whatever the machine's load (wall time under
+   * load is this stretched).
+   */
+  startCpuFreshMs: number;
+  startCpuRestartMs: number;
   idle: Usage;
 }
 
 async function singleNode(options: Options): Promise<SingleNodeResult> {
-  const cluster = new TestCluster();
-  cluster.nodeFlags = agentNodeFlags();
+  const cluster = newCluster(options);
   try {
     const node = await cluster.add('n1');
     let startedAtMs = performance.now();
     node.start(['agent']);
     const startFreshMs = await waitServing(node, startedAtMs);
+    const startCpuFreshMs = cpuTimeMs(pidOf(node));
     await node.stop();
     startedAtMs = performance.now();
     node.start(['agent']);
     const startRestartMs = await waitServing(node, startedAtMs);
+    const startCpuRestartMs = cpuTimeMs(pidOf(node));
     process.stderr.write(`bench: one node serves; settling ${options.settleSeconds} s, then ${options.idleSeconds} s idle\n`);
     await sleep(options.settleSeconds * 1000);
     const [idle] = await measure([pidOf(node)], options.idleSeconds);
-    return { startFreshMs, startRestartMs, idle: idle! };
+    return { startFreshMs, startRestartMs, startCpuFreshMs, startCpuRestartMs, idle: idle! };
   } finally {
     await cluster.cleanup();
   }
@@ -215,8 +248,7 @@ interface ClusterResult {
 }
 
 async function threeNodes(options: Options): Promise<ClusterResult> {
-  const cluster = new TestCluster();
-  cluster.nodeFlags = agentNodeFlags();
+  const cluster = newCluster(options);
   try {
     const first = await cluster.bootstrap('n1');
     const nodes = [first, await cluster.join('n2', first), await cluster.join('n3', first)];
@@ -332,7 +364,7 @@ interface TargetCheck {
   met: boolean;
 }
 
-function targetChecks(options: Options, single: SingleNodeResult, etcd: EtcdResult | undefined, three: ClusterResult): TargetCheck[] {
+function targetChecks(options: Options, single: SingleNodeResult, etcd: EtcdResult | undefined, three: ClusterResult | undefined): TargetCheck[] {
   const check = (name: string, target: number, measured: number, etcdFigure: number | undefined): TargetCheck => ({
     name, target, measured: Number(measured.toFixed(2)), etcd: etcdFigure === undefined ? null : Number(etcdFigure.toFixed(2)), met: measured <= target,
   });
@@ -343,7 +375,7 @@ function targetChecks(options: Options, single: SingleNodeResult, etcd: EtcdResu
     check('start to serving ms (fresh data dir)', TARGETS.startMsMax, single.startFreshMs, undefined),
   ];
   // The per-agent target holds at its own cluster size only.
-  if (options.apps === TARGETS.loadedApps && options.instances === TARGETS.loadedInstances && !options.place) {
+  if (three !== undefined && options.apps === TARGETS.loadedApps && options.instances === TARGETS.loadedInstances && !options.place) {
     checks.push(check(`3 nodes, ${TARGETS.loadedApps} apps / ${TARGETS.loadedInstances} instances, largest agent RSS MiB`, TARGETS.loadedRssMiBMax, Math.max(...three.loaded.map((usage) => usage.rssMiB)), undefined));
   }
   return checks;
@@ -352,32 +384,36 @@ function targetChecks(options: Options, single: SingleNodeResult, etcd: EtcdResu
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const etcd = etcdVersion();
-  const nodeFlags = agentNodeFlags();
+  const nodeFlags = options.nodeFlags ?? agentNodeFlags();
+  const entry = options.entry ?? 'dist/src/agent/main.js';
   const what = options.place
     ? `placed and running as \`sleep 3600\` processes`
     : `stored, none placed (constraint "${CONSTRAINT_NOTHING_SATISFIES}"): the state's cost, no process runs`;
   console.log('footprint benchmark: real agents on loopback, RSS (VmRSS) and CPU (utime+stime) from /proc');
   console.log(`  machine   ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; load ${loadavg()[0]!.toFixed(2)} at start; node ${process.version}`);
-  console.log(`  windows   settle ${options.settleSeconds} s, then ${options.idleSeconds} s measured (RSS sampled once a second: last, max); default agent settings (tick 50 ms), node ${nodeFlags.join(' ') || '(no flags)'}`);
+  console.log(`  windows   settle ${options.settleSeconds} s, then ${options.idleSeconds} s measured (RSS sampled once a second: last, max); default agent settings (tick 50 ms), node ${nodeFlags.join(' ') || '(no flags)'} ${entry}`);
   console.log(`  cluster   3 nodes, ${options.apps} process apps, ${options.instances} instances ${what}`);
   console.log(`  etcd      ${etcd ?? 'not installed (no etcd row)'}${etcd ? ', one member, defaults' : ''}`);
   console.log(`  targets   idle RSS <= 60 MiB, idle CPU <= 0.5 % of a core, start to serving <= 1000 ms, <= 150 MiB per agent at 1000 apps / 10000 instances\n`);
 
   const single = await singleNode(options);
-  const etcdResult = etcd === undefined ? undefined : await etcdIdle(options);
-  const three = await threeNodes(options);
+  const etcdResult = etcd === undefined || options.single ? undefined : await etcdIdle(options);
+  const three = options.single ? undefined : await threeNodes(options);
 
   const widths = [34, 10, 10, 12, 8, 14];
   console.log(row(['process', 'RSS MiB', 'max MiB', 'private MiB', 'CPU %', 'start ms'], widths));
   console.log(row(['hivemind agent, 1 node, idle', ...usageCells(single.idle), `${single.startFreshMs.toFixed(0)} / ${single.startRestartMs.toFixed(0)}`], widths));
   if (etcdResult) console.log(row(['etcd, 1 member, idle', ...usageCells(etcdResult.idle), etcdResult.startMs.toFixed(0)], widths));
-  three.empty.forEach((usage, i) => console.log(row([`3 nodes, empty: n${i + 1}`, ...usageCells(usage), ''], widths)));
-  three.loaded.forEach((usage, i) => console.log(row([`3 nodes, ${options.apps} apps/${options.instances} inst: n${i + 1}`, ...usageCells(usage), ''], widths)));
-  console.log(`\n  start ms: fresh data dir / restart on it. Deploy of ${options.apps} apps took ${three.deploySeconds.toFixed(1)} s; stored ${three.appsStored} apps, ${three.instancesStored} instances (${three.instancesPlaced} placed); data dirs ${three.dataDirMiB.map((m) => m.toFixed(2)).join(' / ')} MiB`);
-  const growth = three.loaded.map((usage, i) => usage.rssMiB - three.empty[i]!.rssMiB);
-  console.log(`  RSS growth empty -> loaded: ${growth.map((m) => m.toFixed(1)).join(' / ')} MiB`);
+  three?.empty.forEach((usage, i) => console.log(row([`3 nodes, empty: n${i + 1}`, ...usageCells(usage), ''], widths)));
+  three?.loaded.forEach((usage, i) => console.log(row([`3 nodes, ${options.apps} apps/${options.instances} inst: n${i + 1}`, ...usageCells(usage), ''], widths)));
+  console.log(`\n  start ms: fresh data dir / restart on it; CPU time the agent used until it served: ${single.startCpuFreshMs.toFixed(0)} / ${single.startCpuRestartMs.toFixed(0)} ms`);
+  if (three !== undefined) {
+    console.log(`  Deploy of ${options.apps} apps took ${three.deploySeconds.toFixed(1)} s; stored ${three.appsStored} apps, ${three.instancesStored} instances (${three.instancesPlaced} placed); data dirs ${three.dataDirMiB.map((m) => m.toFixed(2)).join(' / ')} MiB`);
+    const growth = three.loaded.map((usage, i) => usage.rssMiB - three.empty[i]!.rssMiB);
+    console.log(`  RSS growth empty -> loaded: ${growth.map((m) => m.toFixed(1)).join(' / ')} MiB`);
+  }
   console.log(`  private MiB: the process's own pages (smaps_rollup Private_*), RSS less what it shares, chiefly the node binary's text`);
-  console.log(`  load average at the windows' ends: idle ${single.idle.loadAverage.toFixed(1)}, etcd ${etcdResult?.idle.loadAverage.toFixed(1) ?? '-'}, empty ${three.empty[0]!.loadAverage.toFixed(1)}, loaded ${three.loaded[0]!.loadAverage.toFixed(1)}; agents run with node ${nodeFlags.join(' ') || '(no flags)'} (bin/hivemind.js)\n`);
+  console.log(`  load average at the windows' ends: idle ${single.idle.loadAverage.toFixed(1)}, etcd ${etcdResult?.idle.loadAverage.toFixed(1) ?? '-'}, empty ${three?.empty[0]!.loadAverage.toFixed(1) ?? '-'}, loaded ${three?.loaded[0]!.loadAverage.toFixed(1) ?? '-'}; agents run with node ${nodeFlags.join(' ') || '(no flags)'} ${entry}\n`);
   const checks = targetChecks(options, single, etcdResult, three);
   const checkWidths = [64, 8, 10, 8, 4];
   console.log(row(['target', 'target', 'measured', 'etcd', 'met'], checkWidths));
@@ -386,11 +422,11 @@ async function main(): Promise<void> {
   if (options.json) {
     console.log(JSON.stringify({
       benchmark: 'footprint',
-      settings: { idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds, apps: options.apps, instances: options.instances, place: options.place, nodeFlags },
+      settings: { idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds, apps: options.apps, instances: options.instances, place: options.place, nodeFlags, entry },
       etcd: etcd ?? null,
-      singleNode: { startFreshMs: Math.round(single.startFreshMs), startRestartMs: Math.round(single.startRestartMs), idle: rounded(single.idle) },
+      singleNode: { startFreshMs: Math.round(single.startFreshMs), startRestartMs: Math.round(single.startRestartMs), startCpuFreshMs: single.startCpuFreshMs, startCpuRestartMs: single.startCpuRestartMs, idle: rounded(single.idle) },
       etcdIdle: etcdResult ? { startMs: Math.round(etcdResult.startMs), idle: rounded(etcdResult.idle) } : null,
-      threeNodes: {
+      threeNodes: three === undefined ? null : {
         empty: three.empty.map(rounded), loaded: three.loaded.map(rounded), deploySeconds: Number(three.deploySeconds.toFixed(1)),
         appsStored: three.appsStored, instancesStored: three.instancesStored, instancesPlaced: three.instancesPlaced,
         dataDirMiB: three.dataDirMiB.map((m) => Number(m.toFixed(2))),

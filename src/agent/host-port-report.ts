@@ -14,6 +14,7 @@
  * first or changes a port that an app in the state publishes (a placement
  * may depend on it: those go out at once, always).
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { changedHostPorts, HOST_PORTS_REPORT_REFILL_MS, HOST_PORTS_REPORTS_BURST, hostPortsReport, instanceHostPorts, listeningPorts, ReportAllowance, sameHostPorts } from '../node/host-ports.js';
 import type { ClusterStateMachine } from '../state/machine.js';
@@ -21,6 +22,17 @@ import type { Command, CommandResult, HostPorts, NodeRecord } from '../state/typ
 
 /** How often the node scans its host's ports, ms: a host process that starts listening is in the state within two of these. */
 export const HOST_PORTS_INTERVAL_MS = 5_000;
+
+/**
+ * While the last scan read at most this many bytes in all, the next reads
+ * the four files synchronously: a few hundred sockets' tables are read in
+ * well under a millisecond, and an asynchronous read costs about five
+ * thread-pool round trips a file (open, stat, reads, close), each waking a
+ * pool thread and the event loop: most of an idle node's wake-ups from this
+ * scan. Larger tables (a busy host) are read asynchronously, so the event
+ * loop never blocks on the kernel building them.
+ */
+export const HOST_PORTS_SYNC_READ_BYTES_MAX = 256 * 1024;
 
 /** The first state version that applies `node.ports`. */
 const NODE_PORTS_VERSION = 4;
@@ -37,13 +49,15 @@ export interface HostPortReportContext {
   logOnce(key: string, line: string): void;
   /** The time now, ms (the node's clock): paces reports no placement needs. */
   nowMs(): number;
-  /** Reads a file of /proc; the real one by default. */
+  /** Reads a file of /proc; the real one by default (synchronously while the tables are small: `HOST_PORTS_SYNC_READ_BYTES_MAX`). */
   readProc?: (path: string) => Promise<string>;
 }
 
 /** See the file comment; `step` is the loop's step. */
 export class HostPortReport {
   #previous: { tcp: Set<number>; udp: Set<number> } | undefined;
+  /** The bytes the last scan read, all four files together (Infinity before the first: it reads asynchronously). */
+  #lastScanBytes = Infinity;
   readonly #allowance = new ReportAllowance({ burst: HOST_PORTS_REPORTS_BURST, refillMs: HOST_PORTS_REPORT_REFILL_MS });
 
   constructor(private readonly context: HostPortReportContext) {}
@@ -80,12 +94,18 @@ export class HostPortReport {
 
   /** The listening ports of one scan; a file that cannot be read (no IPv6) counts as empty. */
   private async scan(): Promise<{ tcp: Set<number>; udp: Set<number> }> {
-    const read = this.context.readProc ?? ((path: string) => readFile(path, 'utf8'));
+    const read = this.context.readProc ?? (this.#lastScanBytes <= HOST_PORTS_SYNC_READ_BYTES_MAX ? readSync : (path: string) => readFile(path, 'utf8'));
     const text = async (name: string): Promise<string> => read(`/proc/self/net/${name}`).catch(() => '');
     const [tcp, tcp6, udp, udp6] = await Promise.all(['tcp', 'tcp6', 'udp', 'udp6'].map(text));
+    this.#lastScanBytes = tcp!.length + tcp6!.length + udp!.length + udp6!.length;
     return {
       tcp: new Set([...listeningPorts(tcp!, 'tcp'), ...listeningPorts(tcp6!, 'tcp')]),
       udp: new Set([...listeningPorts(udp!, 'udp'), ...listeningPorts(udp6!, 'udp')]),
     };
   }
+}
+
+/** `readFileSync` behind the asynchronous signature (it settles on a later turn, like a read). */
+async function readSync(path: string): Promise<string> {
+  return readFileSync(path, 'utf8');
 }

@@ -34,9 +34,12 @@ export const WATCH_INTERVAL_MS = 100;
  * voter, no learner), ms, after `WATCH_QUIET_AFTER_STEPS` looks that found
  * nothing: no term can begin there and no leader change before another
  * member is added, and the apply that registers a joiner pokes the watch
- * (it is fast again from then on).
+ * (it is fast again from then on). The agent's voter manager,
+ * self-registration and rejoin loops slow to it too: each is poked by the
+ * applies that give it work, and a lone leader has none that time alone
+ * brings sooner (its certificate's renewal is due after days).
  */
-export const WATCH_QUIET_INTERVAL_MS = 5_000;
+export const WATCH_QUIET_INTERVAL_MS = 30_000;
 
 /** Quiet looks in a row (see `WATCH_QUIET_INTERVAL_MS`) before the watch slows down. */
 export const WATCH_QUIET_AFTER_STEPS = 10;

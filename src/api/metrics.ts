@@ -6,6 +6,13 @@
  * Raft gauges are read from the node's status when scraped; counters and
  * histograms are updated where things happen (proposals and HTTP requests by
  * the API, applies by the replicated state, leader changes by the agent).
+ *
+ * Node's own metrics (`hivemind_process_*`, `hivemind_nodejs_*`) are
+ * registered at the first scrape, not at start: their event-loop delay
+ * histogram samples on a timer of its own (4 wake-ups a second), which a node
+ * nobody scrapes does without. Process CPU, memory, handles and heap are read
+ * at each scrape and lose nothing by it; the event-loop delay histogram and
+ * the garbage collections count from the first scrape on.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -49,6 +56,8 @@ export class Metrics {
   readonly forwardedRequests: Counter<'outcome'>;
   readonly snapshotSeconds: Histogram<'operation'>;
   readonly snapshotBytes: Gauge<'operation'>;
+  /** Node's own metrics are still to be registered (at the first scrape: see the file comment). */
+  #defaultMetricsPending: boolean;
 
   constructor(options: { nodeId: string; raft: () => RaftGaugeSource | undefined; defaultMetrics?: boolean }) {
     const registers = [this.registry];
@@ -137,9 +146,16 @@ export class Metrics {
       labelNames: ['operation'],
       registers,
     });
+    this.#defaultMetricsPending = options.defaultMetrics !== false;
+  }
+
+  /** Registers Node's own metrics once (at the first scrape; see the file comment). */
+  #registerDefaultMetrics(): void {
+    if (!this.#defaultMetricsPending) return;
+    this.#defaultMetricsPending = false;
     // The event-loop delay histogram samples on a timer of its own: at prom-client's default 10 ms
     // precision that timer was 100 of an idle node's wake-ups a second, more than all else together.
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hivemind_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    collectDefaultMetrics({ register: this.registry, prefix: 'hivemind_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   /** Records one snapshot encoded or installed. */
@@ -150,6 +166,7 @@ export class Metrics {
 
   /** The text exposition format. */
   async render(): Promise<{ contentType: string; body: string }> {
+    this.#registerDefaultMetrics();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

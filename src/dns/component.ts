@@ -11,8 +11,10 @@
  * 53 (resolv.conf cannot name another port), and the executor's containers
  * name that address in their resolv.conf. A query there comes from the
  * container's own address, so tenant isolation by source address holds. The
- * file is read every GATEWAY_CHECK_MS; a new gateway (a new subnet) moves the
- * listener.
+ * file is read again when its directory changes (a `FileWatch`), and every
+ * GATEWAY_QUIET_CHECK_MS besides (a safety sweep); every GATEWAY_CHECK_MS
+ * while a bind failed or no watch could be set. A new gateway (a new subnet)
+ * moves the listener.
  *
  * A DNS port already taken (another agent on the same machine, a test
  * cluster) is logged and leaves this node without DNS: name service is not a
@@ -22,15 +24,20 @@
  * again at every check.
  */
 import { Counter, Gauge } from 'prom-client';
+import { SYSTEM_CLOCK } from '../node/clock.js';
+import { FileWatch } from '../node/file-watch.js';
 import { nodeNetworkPath, readNodeNetwork } from '../node/node-network.js';
+import { PeriodicLoop } from '../node/periodic-loop.js';
 import { isHeartbeatApply, type BoundPorts, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeUpstreams, type Upstream } from './forwarder.js';
 import { DnsServer, type DnsCounts } from './server.js';
 
 /** The port containers ask on their gateway address: resolv.conf has no port, so DNS's own. */
 export const CONTAINER_DNS_PORT = 53;
-/** How often the node network file is read for the gateway to serve containers on. */
+/** How often the node network file is read for the gateway to serve containers on while a bind failed, or the file cannot be watched. */
 export const GATEWAY_CHECK_MS = 1000;
+/** How often it is read while it is watched and all is served: a safety sweep (a change is heard at once). */
+export const GATEWAY_QUIET_CHECK_MS = 30_000;
 
 /** What the API and tests read of the DNS component. */
 export interface DnsView {
@@ -59,9 +66,10 @@ class DnsComponent implements NodeComponent, DnsView {
   /** The gateway address served on, and the last failure to bind one (`address: cause`, logged once). */
   private gatewayServed: string | undefined;
   private gatewayFailure: string | undefined;
-  private gatewayTimer: NodeJS.Timeout | undefined;
+  private gatewayLoop: PeriodicLoop | undefined;
+  private gatewayWatch: FileWatch | undefined;
   /** The check under way, if any (one at a time; stop waits for it). */
-  private gatewayCheck: Promise<void> | undefined;
+  private gatewayCheck: Promise<boolean> | undefined;
   private stopped = false;
 
   constructor(private readonly services: NodeServices, options: DnsComponentOptions) {
@@ -100,32 +108,48 @@ class DnsComponent implements NodeComponent, DnsView {
     this.server.invalidate();
     if (this.boundPort !== undefined) this.services.log('dns', `serving the hivemind zone on ${this.services.config.bind}:${this.boundPort} (UDP and TCP)`);
     await this.maybeCheckGateway();
-    this.gatewayTimer = setInterval(() => void this.maybeCheckGateway(), GATEWAY_CHECK_MS);
-    this.gatewayTimer.unref();
+    if (this.stopped) return;
+    this.gatewayLoop = new PeriodicLoop({
+      name: 'dns-gateway',
+      intervalMs: GATEWAY_CHECK_MS,
+      quiet: { intervalMs: GATEWAY_QUIET_CHECK_MS, afterSteps: 1 },
+      step: () => this.maybeCheckGateway(),
+      clock: SYSTEM_CLOCK,
+      onError: (error) => this.services.log('dns', `checking the gateway failed: ${(error as Error).message}`),
+    });
+    const loop = this.gatewayLoop;
+    this.gatewayWatch = new FileWatch({ path: nodeNetworkPath(this.services.dataDir), onChange: () => loop.poke() });
+    loop.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.gatewayTimer !== undefined) clearInterval(this.gatewayTimer);
+    this.gatewayLoop?.stop();
+    this.gatewayWatch?.close();
     this.removeListener?.();
     this.removeListener = undefined;
     await this.gatewayCheck;
     await this.server.close().catch(() => {});
   }
 
-  /** Starts a gateway check unless one is under way or the component stopped; resolves when the current one ends. */
-  private maybeCheckGateway(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    this.gatewayCheck ??= this.checkGateway().finally(() => {
-      this.gatewayCheck = undefined;
-    });
+  /**
+   * Starts a gateway check unless one is under way or the component stopped;
+   * resolves when the current one ends: false (the loop slows to its safety
+   * sweep) when the file's gateway is served and a watch hears its changes.
+   */
+  private maybeCheckGateway(): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    this.gatewayCheck ??= this.checkGateway()
+      .then(() => this.gatewayServed !== gatewayWanted(this.services.dataDir) || this.gatewayWatch?.watching !== true)
+      .finally(() => {
+        this.gatewayCheck = undefined;
+      });
     return this.gatewayCheck;
   }
 
   /** Serves containers on the gateway of the node network file when it is ready; moves or stops that listener when the file changes. */
   private async checkGateway(): Promise<void> {
-    const network = readNodeNetwork(nodeNetworkPath(this.services.dataDir));
-    const wanted = network?.state === 'ready' ? network.gateway : undefined;
+    const wanted = gatewayWanted(this.services.dataDir);
     if (wanted === this.gatewayServed) return;
     if (this.gatewayServed !== undefined) {
       await this.server.unlisten(this.gatewayServed);
@@ -150,6 +174,12 @@ class DnsComponent implements NodeComponent, DnsView {
       this.gatewayFailure = failure;
     }
   }
+}
+
+/** The gateway the node network file names while it is ready; undefined without a file or while pending. */
+function gatewayWanted(dataDir: string): string | undefined {
+  const network = readNodeNetwork(nodeNetworkPath(dataDir));
+  return network?.state === 'ready' ? network.gateway : undefined;
 }
 
 /**

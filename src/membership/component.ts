@@ -9,6 +9,8 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { SYSTEM_CLOCK } from '../node/clock.js';
+import { PeriodicLoop } from '../node/periodic-loop.js';
 import type { NodeComponent, NodeServices } from '../node/services.js';
 import { DataDir } from '../node/data-dir.js';
 import type { MemberMeta, MemberState } from './messages.js';
@@ -18,6 +20,13 @@ import type { SwimOptions } from './swim.js';
 
 /** How often the component hands out due re-contacts and checks its own metadata. */
 export const REFRESH_INTERVAL_MS = 2000;
+/**
+ * How often it looks while no other node has a record (a cluster of one):
+ * nothing can be due then, and the apply that registers another node or
+ * changes this node's record (labels, addresses) pokes the refresh at once;
+ * this slow look is only a safety sweep.
+ */
+export const REFRESH_QUIET_INTERVAL_MS = 30_000;
 /**
  * A record gossip does not hold live (new, moved, dead, left, reaped) is
  * contacted again after this, then after twice as long for each contact
@@ -57,14 +66,21 @@ export function createGossipComponent(services: NodeServices): NodeComponent & G
 class GossipComponent implements NodeComponent, GossipView {
   readonly name = 'gossip' as const;
   private readonly runtime: GossipRuntime;
-  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly refreshLoop = new PeriodicLoop({
+    name: 'gossip-refresh',
+    intervalMs: REFRESH_INTERVAL_MS,
+    quiet: { intervalMs: REFRESH_QUIET_INTERVAL_MS, afterSteps: 1 },
+    step: () => this.refresh(),
+    clock: SYSTEM_CLOCK,
+    onError: (error) => this.services.log('gossip', `refreshing from the node records failed: ${(error as Error).message}`),
+  });
+  private stopListening: (() => void) | undefined;
   private readonly recontacts = new RecontactSchedule({
     intervalMs: RECONTACT_INTERVAL_MS,
     backoffMaxMs: RECONTACT_BACKOFF_MAX_MS,
     contactsPerCallMax: RECONTACTS_PER_REFRESH_MAX,
     random: { below: (n) => (n <= 1 ? 0 : randomInt(Math.min(n, 2 ** 47))) },
   });
-  /** The state's applied index when the records were last read, and when (monotonic ms). */
   /** The state's `nodesRevision` when the records were last read; -1 before the first read. */
   private seedsRevision = -1;
   private started = false;
@@ -96,13 +112,17 @@ class GossipComponent implements NodeComponent, GossipView {
     const seeds = this.recontacts.due(nowMs, () => false);
     this.runtime.start({ id: this.services.nodeId, address: addresses.gossip, meta: this.ownMeta(), clusterKey: key, seeds });
     this.started = true;
-    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_INTERVAL_MS);
-    this.refreshTimer.unref();
+    // A record that changed (a node registered, moved, left; this node's labels) is looked at at once, quiet or not.
+    this.stopListening = this.services.listen(() => {
+      if (this.services.machine.nodesRevision !== this.seedsRevision) this.refreshLoop.poke();
+    });
+    this.refreshLoop.start();
     this.services.log('gossip', `member on ${addresses.gossip} (UDP, and TCP for push-pull)`);
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.refreshTimer);
+    this.stopListening?.();
+    this.refreshLoop.stop();
     await this.runtime.stop({ announceLeave: this.started }).catch((error: unknown) => this.services.log('gossip', `stopping: ${(error as Error).message}`));
   }
 
@@ -144,8 +164,10 @@ class GossipComponent implements NodeComponent, GossipView {
    * healed partition or a restart it missed) with a per-record backoff, and
    * republishes this node's metadata when its record changed. The cost of a
    * refresh follows what changed and what is due, not the number of records.
+   * Returns false (the loop slows down) while no other node has a record
+   * and this node's metadata is current: nothing can be due then.
    */
-  private refresh(): void {
+  private refresh(): boolean {
     try {
       const nowMs = performance.now();
       this.rereadSeeds(nowMs);
@@ -156,9 +178,12 @@ class GossipComponent implements NodeComponent, GossipView {
       this.runtime.contact(toContact);
       const self = this.runtime.member(this.services.nodeId);
       const meta = this.ownMeta();
-      if (self !== undefined && !sameMeta(self.meta, meta)) this.runtime.updateMeta(meta);
+      const metaChanged = self !== undefined && !sameMeta(self.meta, meta);
+      if (metaChanged) this.runtime.updateMeta(meta);
+      return metaChanged || this.recontacts.size > 0;
     } catch (error) {
       this.services.log('gossip', `refreshing from the node records failed: ${(error as Error).message}`);
+      return true;
     }
   }
 

@@ -291,6 +291,8 @@ export class GossipRuntime {
     for (const ms of swim.drainProbeRoundTrips()) this.observer.probeRoundTrip?.(ms);
     for (const { to, message } of swim.drainOutbox()) this.send(to, message);
     clearTimeout(this.timer);
+    // Alone (a cluster of one): nothing to probe or push; the next datagram or sync flushes again.
+    if (swim.idleAlone) return;
     const deadline = swim.nextDeadlineMs();
     if (deadline === undefined) return;
     this.timer = setTimeout(() => {

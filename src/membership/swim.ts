@@ -344,6 +344,19 @@ export class Swim {
   }
 
   /**
+   * Whether this member is alone in its view with nothing pending: joined, not
+   * leaving, no other member known (not even a dead one still to reap), no
+   * probe, suspicion or relay under way. Then every deadline `nextDeadlineMs`
+   * gives is a probe, gossip or push-pull with no one to send to, and a ticking
+   * caller may wait for the next input instead (the only node of a cluster
+   * does not wake for gossip). After that input, `nextDeadlineMs` says what is
+   * due: an overdue probe at once.
+   */
+  get idleAlone(): boolean {
+    return this.joined && !this.leaving && this.members.size === 1 && this.probe === undefined && this.suspicions.size === 0 && this.relays.size === 0;
+  }
+
+  /**
    * Changes this member's metadata: a new incarnation carries it to the
    * others (the only way a member's `alive` can change).
    */

@@ -14,6 +14,11 @@
  * and nothing happened since. Then a round over the same state would plan
  * nothing again, so none runs until the state changes: an idle leader
  * holding instances no node can take does not plan them every second.
+ * While quiet the period timer itself slows to `quietSweepMs` (an idle node
+ * does not wake for nothing every second); the first apply after it brings
+ * the period back, and the sweep, should it come first, runs one round
+ * anyway: a safety net, not a source of work (it plans nothing new unless
+ * something was missed).
  * A periodic round, when no apply waited for it, does not open a debounce
  * window: at one per period it cannot make a burst, and a deploy committed
  * just after it would otherwise wait up to `debounceMs` for nothing.
@@ -49,6 +54,8 @@ export interface SchedulerComponentOptions extends SchedulerOptions {
   debounceMs: number;
   /** A round at least this often, for what time alone changes (grace, backoff, monitor, delays, deadlines). */
   periodMs: number;
+  /** While the last round was quiet and nothing happened since, a round this often (a safety sweep) instead of every `periodMs`; at least `periodMs`. */
+  quietSweepMs: number;
   /** A proposal's time limit. */
   proposalTimeoutMs: number;
   /** `instance.place` commands proposed and not yet answered, at most; the next round waits for room. */
@@ -72,6 +79,7 @@ export const SCHEDULER_COMPONENT_DEFAULTS: SchedulerComponentOptions = {
   placementsPerRoundMax: 20_000,
   debounceMs: 50,
   periodMs: 1_000,
+  quietSweepMs: 60_000,
   proposalTimeoutMs: 10_000,
   placementCommandsInFlightMax: 4,
   clock: SYSTEM_CLOCK,
@@ -85,6 +93,8 @@ export class SchedulerComponent implements NodeComponent {
   #stopListening: (() => void) | undefined;
   /** Cancels the armed period timer. */
   #period: (() => void) | undefined;
+  /** The armed period timer is the quiet sweep (`quietSweepMs`), not the period. */
+  #periodIsSweep = false;
   /** Cancels the wait for the debounce window to end. */
   #delay: (() => void) | undefined;
   /** Cancels the round armed for the next turn. */
@@ -165,25 +175,39 @@ export class SchedulerComponent implements NodeComponent {
     this.#immediate?.();
   }
 
-  /** The period's timer, armed again each time it fires (a `Clock` has one-shot timers only). */
+  /**
+   * The period's timer, armed again each time it fires (a `Clock` has
+   * one-shot timers only): every `periodMs`, or every `quietSweepMs` while
+   * quiet (the last round was quiet and nothing happened since).
+   */
   #armPeriod(): void {
-    this.#period = this.#options.clock.setTimer(this.#options.periodMs, () => {
+    this.#period?.();
+    this.#periodIsSweep = this.#lastRoundQuiet && !this.#pending;
+    this.#period = this.#options.clock.setTimer(this.#periodIsSweep ? this.#options.quietSweepMs : this.#options.periodMs, () => {
       if (this.#stopped) return;
+      const sweep = this.#periodIsSweep;
+      this.#period = undefined;
+      this.#triggerByPeriod(sweep);
       this.#armPeriod();
-      this.#triggerByPeriod();
     });
+  }
+
+  /** Brings the period back if the quiet sweep is armed: something happened, and what follows may wait on time. */
+  #leaveQuiet(): void {
+    if (this.#periodIsSweep && !this.#stopped) this.#armPeriod();
   }
 
   /** Something changed: a round will see it, at once after a quiet spell. */
   #trigger(): void {
     this.#pending = true;
     this.#appliedPending = true;
+    this.#leaveQuiet();
     this.#wake();
   }
 
-  /** The period passed: a round will look at what time alone changes, if anything may have. */
-  #triggerByPeriod(): void {
-    if (this.#lastRoundQuiet && !this.#pending) return;
+  /** The period passed: a round will look at what time alone changes, if anything may have; the quiet sweep always looks. */
+  #triggerByPeriod(sweep: boolean): void {
+    if (this.#lastRoundQuiet && !this.#pending && !sweep) return;
     this.#pending = true;
     this.#wake();
   }
@@ -229,6 +253,7 @@ export class SchedulerComponent implements NodeComponent {
       commands = plan.commands;
       this.#lastUnplaceable = plan.unplaceableByKind;
       this.#lastRoundQuiet = commands.length === 0 && !plan.waitsOnTime;
+      if (!this.#lastRoundQuiet) this.#leaveQuiet();
     } catch (error) {
       this.#services.log('scheduler', `round failed: ${(error as Error).stack ?? String(error)}`, 'error');
       return;

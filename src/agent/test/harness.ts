@@ -84,7 +84,7 @@ export class TestNode {
   }
 
   /** Starts `main.js <command...>` with this node's flags. */
-  start(command: string[], extraFlags: string[] = [], entry: string = MAIN): void {
+  start(command: string[], extraFlags: string[] = [], entry: string = this.cluster.entry): void {
     if (this.running) throw new Error(`${this.name} already runs`);
     const child = spawn(
       process.execPath,
@@ -206,6 +206,8 @@ export class TestCluster {
   token = '';
   /** Flags for `node` itself (before the script), e.g. those `bin/hivemind.js` runs with (`agentNodeFlags()`). */
   nodeFlags: string[] = [];
+  /** The script every node runs (`main.js`; bench/footprint.ts's `--entry` tries another build of it). */
+  entry: string = MAIN;
 
   constructor(
     readonly tickMs = 50,

@@ -46,6 +46,15 @@ test('snapshots: the last size and a duration histogram, by operation', async ()
   assert.equal(await samples(metrics.registry, 'hivemind_raft_snapshot_duration_seconds_count'), new Map([['{node="n1",operation="encode"}', 2], ['{node="n1",operation="restore"}', 1]]));
 });
 
+test('Node\'s own metrics are registered at the first scrape (no event-loop timer on a node nobody scrapes), then kept', async () => {
+  const metrics = new Metrics({ nodeId: 'n1', raft: () => undefined });
+  assert.is(metrics.registry.getSingleMetric('hivemind_nodejs_eventloop_lag_p99_seconds'), undefined, 'not before a scrape');
+  const first = await metrics.render();
+  assert.match(first.body, /^hivemind_process_cpu_seconds_total\{node="n1"\} /m);
+  assert.match(first.body, /^hivemind_nodejs_eventloop_lag_p99_seconds\{node="n1"\} /m);
+  assert.match((await metrics.render()).body, /^hivemind_process_resident_memory_bytes\{node="n1"\} /m, 'registered once, scraped again');
+});
+
 test('state gauges follow the replica: entities by kind, instances by state, nodes by status, unplaceable by tenant, quota use', async () => {
   const driver = new Driver();
   const registry = new Registry();

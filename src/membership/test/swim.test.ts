@@ -361,4 +361,31 @@ test('reaping: left members too; one revived before the timeout is kept, and rea
   assert.is(swim.retransmitLimit(), 4 * Math.ceil(Math.log10(2 + 1)), 'the live count is a and d');
 });
 
+
+test('a member alone is idle: no other member, nothing pending; a member heard of ends it, and the overdue probe runs at once', () => {
+  const swim = member([], { pushPullIntervalMs: 30_000 });
+  swim.tick(0);
+  swim.updateMeta({ role: 'changed' }); // a pending broadcast, with nobody to send it to
+  swim.drainOutbox();
+  assert.ok(swim.idleAlone, 'alone');
+  gossip(swim, 50_000, alive('b'));
+  assert.not.ok(swim.idleAlone, 'b is known');
+  const deadline = swim.nextDeadlineMs();
+  assert.ok(deadline !== undefined && deadline <= 50_000, `the overdue probe is due now, got ${deadline}`);
+  swim.tick(50_000);
+  assert.ok(protocol(swim.drainOutbox()).some((o) => o.message.type === 'ping' && o.to === address('b')), 'b is probed');
+});
+
+test('a member is not idle alone while a dead member waits to be reaped, nor before it joined', () => {
+  const swim = member(['b'], { gossipIntervalMs: 1_000_000, reapTimeoutMs: 60_000 });
+  gossip(swim, 10, { type: 'dead', id: 'b', incarnation: 0, from: 'c' });
+  swim.tick(5_000);
+  assert.not.ok(swim.idleAlone, 'b is dead, not reaped: its reap is a deadline');
+  swim.tick(60_010);
+  assert.is(swim.stateOf('b'), undefined);
+  assert.ok(swim.idleAlone, 'reaped: alone again');
+  const unjoined = member([], {}, 'z', false);
+  assert.not.ok(unjoined.idleAlone, 'not joined');
+});
+
 test.run();
