@@ -31,8 +31,19 @@ export const VOTERS_TARGET_SMALL = 3;
 export const VOTERS_TARGET_LARGE = 5;
 /** From this many nodes up, the target is VOTERS_TARGET_LARGE. */
 export const FIVE_VOTERS_FROM_NODES = 5;
-/** A learner this many entries or fewer behind the leader's last index counts as caught up. */
-export const CATCH_UP_LAG_ENTRIES_MAX = 100;
+/**
+ * A learner counts as caught up once its match is at least this share of the
+ * leader's last index (etcd's rule of thumb for promoting a learner), and at
+ * least the leader's snapshot index (below it, it still needs the snapshot).
+ * A fixed lag ("within 100 entries") promoted a learner at match 0 of a
+ * 22-entry log: one that had received nothing yet.
+ */
+export const CATCH_UP_MATCH_SHARE_MIN = 0.9;
+
+/** Whether a learner at `match` is caught up with a leader at `lastIndex` whose snapshot is at `snapshotIndex` (see CATCH_UP_MATCH_SHARE_MIN). */
+export function learnerCaughtUp(match: number, leader: { lastIndex: number; snapshotIndex: number }): boolean {
+  return match >= leader.snapshotIndex && match >= Math.ceil(leader.lastIndex * CATCH_UP_MATCH_SHARE_MIN);
+}
 
 /** What the planner needs of the leader's Raft status. */
 export interface VoterView {
@@ -43,6 +54,8 @@ export interface VoterView {
   /** The leader's view of each member (the leader's own entry included). */
   progress: Record<string, { match: number; recentActive: boolean }>;
   lastIndex: number;
+  /** The leader's snapshot index (its log's first index minus one). */
+  snapshotIndex: number;
   records: Pick<NodeRecord, 'id' | 'status' | 'role'>[];
   /** Milliseconds, any monotonic origin. */
   now: number;
@@ -68,7 +81,6 @@ export type VoterAction =
 export interface VoterPlannerOptions {
   /** How long a member may go unheard before it is marked down (and, if a voter, replaced). */
   graceMs: number;
-  catchUpLagEntriesMax?: number;
 }
 
 /** The voter count the cluster aims for with `upNodes` nodes up. */
@@ -79,13 +91,11 @@ export function votersTarget(upNodes: number): number {
 /** Decides membership changes on the leader. Not thread-safe; one caller. */
 export class VoterPlanner {
   private readonly graceMs: number;
-  private readonly catchUpLagEntriesMax: number;
   /** Node id → when it was first seen unreachable, in the current run of unreachability. */
   private readonly unreachableSince = new Map<string, number>();
 
   constructor(options: VoterPlannerOptions) {
     this.graceMs = options.graceMs;
-    this.catchUpLagEntriesMax = options.catchUpLagEntriesMax ?? CATCH_UP_LAG_ENTRIES_MAX;
   }
 
   /** Since when `id` has been unreachable without a break, if it is. */
@@ -195,7 +205,7 @@ export class VoterPlanner {
         (candidate) =>
           candidate.progress !== undefined &&
           candidate.progress.recentActive &&
-          view.lastIndex - candidate.progress.match <= this.catchUpLagEntriesMax,
+          learnerCaughtUp(candidate.progress.match, view),
       )
       .sort((left, right) => right.progress!.match - left.progress!.match || compare(left.id, right.id));
     const best = candidates[0];
