@@ -91,8 +91,11 @@ export function votersTarget(upNodes: number): number {
 /** Decides membership changes on the leader. Not thread-safe; one caller. */
 export class VoterPlanner {
   private readonly graceMs: number;
-  /** Node id → when it was first seen unreachable, in the current run of unreachability. */
-  private readonly unreachableSince = new Map<string, number>();
+  /**
+   * Node id → when it was first seen unreachable, in the current run of
+   * unreachability, and its record's status when last seen.
+   */
+  private readonly unreachable = new Map<string, { since: number; status: NodeStatus | undefined }>();
 
   constructor(options: VoterPlannerOptions) {
     this.graceMs = options.graceMs;
@@ -100,15 +103,15 @@ export class VoterPlanner {
 
   /** Since when `id` has been unreachable without a break, if it is. */
   unreachableFor(id: string, now: number): number {
-    const since = this.unreachableSince.get(id);
-    return since === undefined ? 0 : now - since;
+    const run = this.unreachable.get(id);
+    return run === undefined ? 0 : now - run.since;
   }
 
   /** The next change to make, or undefined when all is as it should be (or this node does not lead). */
   plan(view: VoterView): VoterAction | undefined {
     if (!view.isLeader) {
       // A new leader starts its own count: it cannot know how long others went unheard.
-      this.unreachableSince.clear();
+      this.unreachable.clear();
       return undefined;
     }
     this.observe(view);
@@ -129,20 +132,25 @@ export class VoterPlanner {
       if (record.id === view.self || record.status === 'left') continue;
       tracked.add(record.id);
       const active = members.has(record.id) && view.progress[record.id]?.recentActive === true;
-      if (active) this.unreachableSince.delete(record.id);
-      else if (!this.unreachableSince.has(record.id)) this.unreachableSince.set(record.id, view.now);
+      const run = this.unreachable.get(record.id);
+      if (active) this.unreachable.delete(record.id);
+      // A down record turned up while Raft does not hear the node: only a join or rejoin registers it again (markUp needs
+      // Raft to hear it), so it is alive and reconnecting; its grace starts over. Counted on, a voter that rejoined just
+      // before its grace ran out was removed half a second later and had to rejoin again (trust nemesis, seed 108).
+      else if (run === undefined || (run.status === 'down' && record.status === 'up')) this.unreachable.set(record.id, { since: view.now, status: record.status });
+      else run.status = record.status;
     }
     for (const id of members) {
       if (id === view.self || tracked.has(id)) continue;
       tracked.add(id);
-      if (view.progress[id]?.recentActive === true) this.unreachableSince.delete(id);
-      else if (!this.unreachableSince.has(id)) this.unreachableSince.set(id, view.now);
+      if (view.progress[id]?.recentActive === true) this.unreachable.delete(id);
+      else if (!this.unreachable.has(id)) this.unreachable.set(id, { since: view.now, status: undefined });
     }
-    for (const id of [...this.unreachableSince.keys()]) if (!tracked.has(id)) this.unreachableSince.delete(id);
+    for (const id of [...this.unreachable.keys()]) if (!tracked.has(id)) this.unreachable.delete(id);
   }
 
   private isGone(id: string, now: number): boolean {
-    return this.unreachableSince.has(id) && this.unreachableFor(id, now) >= this.graceMs;
+    return this.unreachable.has(id) && this.unreachableFor(id, now) >= this.graceMs;
   }
 
   private removeLeft(view: VoterView): VoterAction | undefined {

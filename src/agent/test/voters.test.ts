@@ -97,6 +97,22 @@ test('a voter unreachable past the grace is marked down, removed, and a learner 
   assert.is((role as { role: string }).role, 'none');
 });
 
+test('a down voter that registers again (it rejoined) gets a new grace before it can be removed', () => {
+  const planner = new VoterPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100], b: ['voter', false, 50], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  const down: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['down', 'voter'], c: ['up', 'voter'] };
+  const registered: Record<string, [NodeStatus, Role]> = { ...down, b: ['up', 'voter'] };
+  planner.plan(view(members, { now: 0, records: down }));
+  assert.is(planner.plan(view(members, { now: GRACE - 100, records: down })), undefined, 'within the grace');
+  // Its Join re-registers it just before the grace runs out; Raft does not hear it yet (its streams reconnect), and
+  // gossip still says dead, so it is marked down again at once.
+  const gossip = { b: 'dead' as const };
+  assert.equal(planner.plan({ ...view(members, { now: GRACE - 50, records: registered }), gossip }), { type: 'set-status', id: 'b', status: 'down', reason: 'gossip declared it dead' });
+  assert.is(planner.plan({ ...view(members, { now: GRACE + 500, records: down }), gossip }), undefined, 'not removed half a second after it rejoined');
+  assert.is(planner.plan({ ...view(members, { now: 2 * GRACE - 100, records: down }), gossip }), undefined);
+  assert.equal(planner.plan({ ...view(members, { now: 2 * GRACE, records: down }), gossip })?.type, 'remove', 'removed once the new grace runs out unheard');
+});
+
 test('a single reachable moment restarts the grace', () => {
   const planner = new VoterPlanner({ graceMs: GRACE });
   const unreachable = { a: ['voter', true, 100], b: ['voter', false, 100], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
