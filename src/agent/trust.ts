@@ -61,6 +61,16 @@ export class NodeTrust {
   readonly credentials: NodeCredentials;
   private pendingKeyPem: string | undefined;
   private caSetIndex: number | undefined;
+  /**
+   * The signing CA of material newer than this replica's CA record may be (a
+   * join answer, or the data directory at a restart while the log replays):
+   * the record is followed, and renewal runs, only once the record names
+   * this CA. CA records form a chain in log order (each names the previous
+   * one's signing CA, and a new CA appears in no record before its
+   * rotation), so a record that does not name it is one the material
+   * already moved past. Undefined once a record named it.
+   */
+  private materialSigningCa: string | undefined;
   private renewing = false;
   private factsCache: { pem: string; facts: CertificateFacts } | undefined;
   /** Whether this node's certificate is signed by the signing CA, for the pair last checked (a signature check costs about a millisecond). */
@@ -96,6 +106,7 @@ export class NodeTrust {
       throw new AgentError('data-dir', `the data directory ${this.context.dataDir.path}: tls/node.key is not the key of tls/node.crt; restore both from a backup, or join again with an empty data directory`);
     }
     this.credentials.update(material);
+    this.materialSigningCa = material.caPems[0];
   }
 
   /** A joiner's key (kept until the join completes) and the CSR its Join carries. */
@@ -118,8 +129,9 @@ export class NodeTrust {
     }
     this.install({ keyPem, certificatePem: answer.certificatePem, caPems: answer.caPems });
     this.pendingKeyPem = undefined;
-    // The answer is at least as new as this replica's CA record: follow the record only once it changes.
-    this.caSetIndex = Math.max(this.caSetIndex ?? 0, this.context.machine.ca()?.setIndex ?? 0);
+    // The answer is at least as new as this replica's CA record, which may still apply the rotations
+    // the answer already reflects: follow the record only once it names the answer's signing CA.
+    this.materialSigningCa = answer.caPems[0];
   }
 
   /** The leader: a certificate for a joiner's CSR, and its record for node.register. */
@@ -190,13 +202,17 @@ export class NodeTrust {
   /**
    * Follows the state's trusted CA certificates into the data directory and
    * the credentials, but never backwards: a replica that lags behind
-   * material fresher than itself (a join answer) is not followed until its
-   * CA record changes again.
+   * material fresher than itself (a join answer; the data directory while a
+   * restart replays the log) is not followed until its CA record names the
+   * material's signing CA (`materialSigningCa`). Following an older record
+   * dropped the newer CA from the trusted set mid-replay, and `maybeRenew`
+   * then issued a certificate from the older CA: the node cut itself off.
    */
   maybeSync(): void {
     const ca = this.context.machine.ca();
     const material = this.credentials.current;
     if (ca === undefined || material === undefined || (this.caSetIndex !== undefined && ca.setIndex <= this.caSetIndex)) return;
+    if (!this.recordReachedMaterial()) return;
     this.caSetIndex = ca.setIndex;
     const caPems = [...ca.certificates];
     // Compared as the data directory keeps them (each PEM trimmed, one newline after it): the state's may
@@ -218,6 +234,8 @@ export class NodeTrust {
     const ca = this.context.machine.ca();
     const record = this.context.machine.node(this.context.nodeId);
     if (this.renewing || material === undefined || ca === undefined || record === undefined || record.status === 'left') return undefined;
+    // A record older than the material: renewing from its signing CA would move the certificate backwards.
+    if (!this.recordReachedMaterial()) return undefined;
     const facts = this.factsOf(material.certificatePem);
     const now = this.context.now();
     const signing = ca.certificates[0]!;
@@ -239,6 +257,16 @@ export class NodeTrust {
     } finally {
       this.renewing = false;
     }
+  }
+
+  /** Whether the state's CA record names the material's signing CA, or did once (see `materialSigningCa`). */
+  private recordReachedMaterial(): boolean {
+    const signing = this.materialSigningCa;
+    if (signing === undefined) return true;
+    const ca = this.context.machine.ca();
+    if (ca === undefined || !ca.certificates.some((pem) => pem.trim() === signing.trim())) return false;
+    this.materialSigningCa = undefined;
+    return true;
   }
 
   /** The fingerprint of `caPem` (the signing CA), computed once per certificate (the renewal check runs every second). */

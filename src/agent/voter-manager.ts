@@ -84,6 +84,7 @@ export class VoterManager {
         learners: status.config.learners,
         progress,
         lastIndex: status.lastIndex,
+        snapshotIndex: status.firstIndex - 1,
         records: this.records(),
         now: this.context.clock.monotonicMs(),
         gossip: isLeader ? this.context.gossip()?.statuses() : undefined,

@@ -31,8 +31,19 @@ export const VOTERS_TARGET_SMALL = 3;
 export const VOTERS_TARGET_LARGE = 5;
 /** From this many nodes up, the target is VOTERS_TARGET_LARGE. */
 export const FIVE_VOTERS_FROM_NODES = 5;
-/** A learner this many entries or fewer behind the leader's last index counts as caught up. */
-export const CATCH_UP_LAG_ENTRIES_MAX = 100;
+/**
+ * A learner counts as caught up once its match is at least this share of the
+ * leader's last index (etcd's rule of thumb for promoting a learner), and at
+ * least the leader's snapshot index (below it, it still needs the snapshot).
+ * A fixed lag ("within 100 entries") promoted a learner at match 0 of a
+ * 22-entry log: one that had received nothing yet.
+ */
+export const CATCH_UP_MATCH_SHARE_MIN = 0.9;
+
+/** Whether a learner at `match` is caught up with a leader at `lastIndex` whose snapshot is at `snapshotIndex` (see CATCH_UP_MATCH_SHARE_MIN). */
+export function learnerCaughtUp(match: number, leader: { lastIndex: number; snapshotIndex: number }): boolean {
+  return match >= leader.snapshotIndex && match >= Math.ceil(leader.lastIndex * CATCH_UP_MATCH_SHARE_MIN);
+}
 
 /** What the planner needs of the leader's Raft status. */
 export interface VoterView {
@@ -43,6 +54,8 @@ export interface VoterView {
   /** The leader's view of each member (the leader's own entry included). */
   progress: Record<string, { match: number; recentActive: boolean }>;
   lastIndex: number;
+  /** The leader's snapshot index (its log's first index minus one). */
+  snapshotIndex: number;
   records: Pick<NodeRecord, 'id' | 'status' | 'role'>[];
   /** Milliseconds, any monotonic origin. */
   now: number;
@@ -68,7 +81,6 @@ export type VoterAction =
 export interface VoterPlannerOptions {
   /** How long a member may go unheard before it is marked down (and, if a voter, replaced). */
   graceMs: number;
-  catchUpLagEntriesMax?: number;
 }
 
 /** The voter count the cluster aims for with `upNodes` nodes up. */
@@ -79,26 +91,27 @@ export function votersTarget(upNodes: number): number {
 /** Decides membership changes on the leader. Not thread-safe; one caller. */
 export class VoterPlanner {
   private readonly graceMs: number;
-  private readonly catchUpLagEntriesMax: number;
-  /** Node id → when it was first seen unreachable, in the current run of unreachability. */
-  private readonly unreachableSince = new Map<string, number>();
+  /**
+   * Node id → when it was first seen unreachable, in the current run of
+   * unreachability, and its record's status when last seen.
+   */
+  private readonly unreachable = new Map<string, { since: number; status: NodeStatus | undefined }>();
 
   constructor(options: VoterPlannerOptions) {
     this.graceMs = options.graceMs;
-    this.catchUpLagEntriesMax = options.catchUpLagEntriesMax ?? CATCH_UP_LAG_ENTRIES_MAX;
   }
 
   /** Since when `id` has been unreachable without a break, if it is. */
   unreachableFor(id: string, now: number): number {
-    const since = this.unreachableSince.get(id);
-    return since === undefined ? 0 : now - since;
+    const run = this.unreachable.get(id);
+    return run === undefined ? 0 : now - run.since;
   }
 
   /** The next change to make, or undefined when all is as it should be (or this node does not lead). */
   plan(view: VoterView): VoterAction | undefined {
     if (!view.isLeader) {
       // A new leader starts its own count: it cannot know how long others went unheard.
-      this.unreachableSince.clear();
+      this.unreachable.clear();
       return undefined;
     }
     this.observe(view);
@@ -119,20 +132,25 @@ export class VoterPlanner {
       if (record.id === view.self || record.status === 'left') continue;
       tracked.add(record.id);
       const active = members.has(record.id) && view.progress[record.id]?.recentActive === true;
-      if (active) this.unreachableSince.delete(record.id);
-      else if (!this.unreachableSince.has(record.id)) this.unreachableSince.set(record.id, view.now);
+      const run = this.unreachable.get(record.id);
+      if (active) this.unreachable.delete(record.id);
+      // A down record turned up while Raft does not hear the node: only a join or rejoin registers it again (markUp needs
+      // Raft to hear it), so it is alive and reconnecting; its grace starts over. Counted on, a voter that rejoined just
+      // before its grace ran out was removed half a second later and had to rejoin again (trust nemesis, seed 108).
+      else if (run === undefined || (run.status === 'down' && record.status === 'up')) this.unreachable.set(record.id, { since: view.now, status: record.status });
+      else run.status = record.status;
     }
     for (const id of members) {
       if (id === view.self || tracked.has(id)) continue;
       tracked.add(id);
-      if (view.progress[id]?.recentActive === true) this.unreachableSince.delete(id);
-      else if (!this.unreachableSince.has(id)) this.unreachableSince.set(id, view.now);
+      if (view.progress[id]?.recentActive === true) this.unreachable.delete(id);
+      else if (!this.unreachable.has(id)) this.unreachable.set(id, { since: view.now, status: undefined });
     }
-    for (const id of [...this.unreachableSince.keys()]) if (!tracked.has(id)) this.unreachableSince.delete(id);
+    for (const id of [...this.unreachable.keys()]) if (!tracked.has(id)) this.unreachable.delete(id);
   }
 
   private isGone(id: string, now: number): boolean {
-    return this.unreachableSince.has(id) && this.unreachableFor(id, now) >= this.graceMs;
+    return this.unreachable.has(id) && this.unreachableFor(id, now) >= this.graceMs;
   }
 
   private removeLeft(view: VoterView): VoterAction | undefined {
@@ -195,7 +213,7 @@ export class VoterPlanner {
         (candidate) =>
           candidate.progress !== undefined &&
           candidate.progress.recentActive &&
-          view.lastIndex - candidate.progress.match <= this.catchUpLagEntriesMax,
+          learnerCaughtUp(candidate.progress.match, view),
       )
       .sort((left, right) => right.progress!.match - left.progress!.match || compare(left.id, right.id));
     const best = candidates[0];

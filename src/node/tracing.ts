@@ -274,6 +274,9 @@ export function untracedTimers(timers: Timers): Timers {
     setTimeout: (callback, delayMs) => timers.setTimeout(() => untraced(callback), delayMs),
     setInterval: (callback, intervalMs) => timers.setInterval(() => untraced(callback), intervalMs),
     setImmediate: (callback) => timers.setImmediate(() => untraced(callback)),
+    // The driver's apply budget reads the clock through this; without it,
+    // the driver falls back to a count of entries per turn.
+    ...(timers.nowMs === undefined ? {} : { nowMs: () => timers.nowMs!() }),
   };
 }
 

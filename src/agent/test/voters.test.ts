@@ -1,7 +1,7 @@
 // Voter management, the leader's membership decisions: status, records and time in, one action out.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VoterPlanner, votersTarget, type VoterView } from '../voters.js';
+import { VoterPlanner, learnerCaughtUp, votersTarget, type VoterView } from '../voters.js';
 import type { NodeStatus } from '../../state/types.js';
 
 type Role = 'voter' | 'learner' | 'none';
@@ -9,7 +9,7 @@ type Role = 'voter' | 'learner' | 'none';
 /** A view with `a` leading; `members` maps id → [raft role, recentActive, match]; records follow the members unless given. */
 function view(
   members: Record<string, [Role, boolean, number]>,
-  options: { now?: number; records?: Record<string, [NodeStatus, Role]>; lastIndex?: number; isLeader?: boolean } = {},
+  options: { now?: number; records?: Record<string, [NodeStatus, Role]>; lastIndex?: number; snapshotIndex?: number; isLeader?: boolean } = {},
 ): VoterView {
   const voters = Object.keys(members).filter((id) => members[id]![0] === 'voter').sort();
   const learners = Object.keys(members).filter((id) => members[id]![0] === 'learner').sort();
@@ -18,7 +18,7 @@ function view(
   const records = options.records
     ? Object.entries(options.records).map(([id, [status, role]]) => ({ id, status, role }))
     : Object.entries(members).map(([id, [role]]) => ({ id, status: 'up' as NodeStatus, role }));
-  return { self: 'a', isLeader: options.isLeader ?? true, voters, learners, progress, lastIndex: options.lastIndex ?? 100, records, now: options.now ?? 0 };
+  return { self: 'a', isLeader: options.isLeader ?? true, voters, learners, progress, lastIndex: options.lastIndex ?? 100, snapshotIndex: options.snapshotIndex ?? 0, records, now: options.now ?? 0 };
 }
 
 const GRACE = 2000;
@@ -50,6 +50,26 @@ test('does not promote a learner that lags, is unreachable, or is not up', () =>
   assert.equal(planner.plan(down), { type: 'set-status', id: 'b', status: 'up', reason: 'reachable again' }, 'marked up first');
 });
 
+test('caught up is etcd\'s rule: match at least 90% of the leader\'s last index, and at least its snapshot index', () => {
+  assert.not.ok(learnerCaughtUp(0, { lastIndex: 22, snapshotIndex: 0 }), 'match 0 of 22 has received nothing');
+  assert.not.ok(learnerCaughtUp(19, { lastIndex: 22, snapshotIndex: 0 }), '19 of 22 is under 90%');
+  assert.ok(learnerCaughtUp(20, { lastIndex: 22, snapshotIndex: 0 }), '20 of 22 is 90% rounded up');
+  assert.ok(learnerCaughtUp(900, { lastIndex: 1000, snapshotIndex: 0 }));
+  assert.not.ok(learnerCaughtUp(899, { lastIndex: 1000, snapshotIndex: 0 }));
+  assert.not.ok(learnerCaughtUp(950, { lastIndex: 1000, snapshotIndex: 960 }), 'below the snapshot it still needs the snapshot');
+  assert.ok(learnerCaughtUp(960, { lastIndex: 1000, snapshotIndex: 960 }));
+  assert.ok(learnerCaughtUp(1, { lastIndex: 1, snapshotIndex: 0 }));
+});
+
+test('a learner that has received little of a short log is not promoted (it was, at match 0 of 22)', () => {
+  const planner = new VoterPlanner({ graceMs: GRACE });
+  assert.is(planner.plan(view({ a: ['voter', true, 22], b: ['voter', true, 22], c: ['learner', true, 0] }, { lastIndex: 22 })), undefined);
+  assert.is(planner.plan(view({ a: ['voter', true, 22], b: ['voter', true, 22], c: ['learner', true, 19] }, { lastIndex: 22 })), undefined);
+  assert.equal(planner.plan(view({ a: ['voter', true, 22], b: ['voter', true, 22], c: ['learner', true, 20] }, { lastIndex: 22 }))?.id, 'c');
+  const belowSnapshot = view({ a: ['voter', true, 1000], b: ['voter', true, 1000], c: ['learner', true, 950] }, { lastIndex: 1000, snapshotIndex: 960 });
+  assert.is(planner.plan(belowSnapshot), undefined, 'a learner below the leader\'s snapshot still needs it');
+});
+
 test('three voters and a fourth node: the fourth stays a learner; five up: promoted', () => {
   const planner = new VoterPlanner({ graceMs: GRACE });
   assert.is(planner.plan(view({ a: ['voter', true, 100], b: ['voter', true, 100], c: ['voter', true, 100], d: ['learner', true, 100] })), undefined);
@@ -75,6 +95,22 @@ test('a voter unreachable past the grace is marked down, removed, and a learner 
   const role = planner.plan(view(afterPromotion, { now: GRACE + 300, records }));
   assert.equal(role && { type: role.type, id: role.id }, { type: 'set-role', id: 'b' }, 'b is no longer a voter');
   assert.is((role as { role: string }).role, 'none');
+});
+
+test('a down voter that registers again (it rejoined) gets a new grace before it can be removed', () => {
+  const planner = new VoterPlanner({ graceMs: GRACE });
+  const members = { a: ['voter', true, 100], b: ['voter', false, 50], c: ['voter', true, 100] } as Record<string, [Role, boolean, number]>;
+  const down: Record<string, [NodeStatus, Role]> = { a: ['up', 'voter'], b: ['down', 'voter'], c: ['up', 'voter'] };
+  const registered: Record<string, [NodeStatus, Role]> = { ...down, b: ['up', 'voter'] };
+  planner.plan(view(members, { now: 0, records: down }));
+  assert.is(planner.plan(view(members, { now: GRACE - 100, records: down })), undefined, 'within the grace');
+  // Its Join re-registers it just before the grace runs out; Raft does not hear it yet (its streams reconnect), and
+  // gossip still says dead, so it is marked down again at once.
+  const gossip = { b: 'dead' as const };
+  assert.equal(planner.plan({ ...view(members, { now: GRACE - 50, records: registered }), gossip }), { type: 'set-status', id: 'b', status: 'down', reason: 'gossip declared it dead' });
+  assert.is(planner.plan({ ...view(members, { now: GRACE + 500, records: down }), gossip }), undefined, 'not removed half a second after it rejoined');
+  assert.is(planner.plan({ ...view(members, { now: 2 * GRACE - 100, records: down }), gossip }), undefined);
+  assert.equal(planner.plan({ ...view(members, { now: 2 * GRACE, records: down }), gossip })?.type, 'remove', 'removed once the new grace runs out unheard');
 });
 
 test('a single reachable moment restarts the grace', () => {

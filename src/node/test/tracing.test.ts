@@ -3,7 +3,8 @@
 // pure parts (the traces URL, the cluster id).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { activeTraceIds, clusterIdOf, contextOf, inSpan, linkTo, traceparentOf, tracesUrl, untraced } from '../tracing.js';
+import { activeTraceIds, clusterIdOf, contextOf, inSpan, linkTo, traceparentOf, tracesUrl, untraced, untracedTimers } from '../tracing.js';
+import { systemTimers } from '../../../consensus/timers.js';
 
 test('off: a span\'s body runs and its result or error comes back; no trace context anywhere', async () => {
   assert.is(inSpan('sync', {}, () => 7), 7);
@@ -22,6 +23,16 @@ test('off: a span\'s body runs and its result or error comes back; no trace cont
   assert.is(contextOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), undefined);
   assert.is(linkTo('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), undefined);
   assert.is(untraced(() => 'ran'), 'ran');
+});
+
+test('untraced timers keep the clock the Raft driver budgets its applies by, and leave it out when the timers have none', () => {
+  const wrapped = untracedTimers(systemTimers);
+  assert.type(wrapped.nowMs, 'function');
+  const before = systemTimers.nowMs!();
+  const read = wrapped.nowMs!();
+  assert.ok(read >= before && read - before < 1000, `the wrapped clock reads the same clock: ${before} then ${read}`);
+  const clockless = untracedTimers({ setTimeout: systemTimers.setTimeout, setInterval: systemTimers.setInterval, setImmediate: systemTimers.setImmediate });
+  assert.is(clockless.nowMs, undefined);
 });
 
 test('the traces URL: /v1/traces appended to a base URL, kept when given', () => {
