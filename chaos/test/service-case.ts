@@ -23,16 +23,19 @@ import { until } from './host-agents.js';
 import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, reach, tableOf, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
-const SLEEP = { web: '3631', client: '3632', probe: '3633' } as const;
+const SLEEP = { web: '3631', client: '3632', probe: '3633', holder: '3634' } as const;
 
 export const serviceCase: NetworkCase = {
   title: 'a connection to VIP:port reaches instances on other hosts, keeps policies in force, and a chain deleted by hand is repaired',
   sleepSeconds: Object.values(SLEEP),
-  runcApps: [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'evil', app: 'probe' }],
+  runcApps: [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'evil', app: 'probe' }, { tenant: 'netcheck', app: 'holder' }],
   async body(cluster) {
     const { api, image, network } = cluster;
     await api('PUT', '/v1/tenants/acme', {});
     await api('PUT', '/v1/tenants/evil', {});
+    // Tenant networks: the leader sets the pool once every node runs state version 5; a tenant created then gets a default network of its own.
+    await until('the tenant network pool is set', async () => (((await api('GET', '/v1/network')) as { tenantCidr?: string | null }).tenantCidr === '10.224.0.0/12' ? true : 'not yet'), 30_000);
+    await api('PUT', '/v1/tenants/netcheck', {});
     const service = (name: string, placement: string, command: string[], extra: string[] = []): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, ...extra, '    deploy:', `      placement: ${placement}`];
     // Each answer names the instance (its hostname), so the test sees which one a connection reached.
     const listen = (port: number): string => `(while true; do echo "ok $$(hostname)" | nc -l -p ${port}; done) &`;
@@ -48,6 +51,10 @@ export const serviceCase: NetworkCase = {
     const evil = ['services:', ...service('probe', '{ constraints: ["node.id == n1"] }', ['sh', '-c', `exec sleep ${SLEEP.probe}`]), '      replicas: 1', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: 'acme.yaml', content: acme, tenant: 'acme' });
     await api('POST', '/v1/deploy', { fileName: 'evil.yaml', content: evil, tenant: 'evil' });
+    const holder = ['services:', ...service('holder', '{ constraints: ["node.id == n3"] }', ['sh', '-c', `exec sleep ${SLEEP.holder}`]), '      replicas: 1', ''].join('\n');
+    await api('POST', '/v1/deploy', { fileName: 'holder.yaml', content: holder, tenant: 'netcheck' });
+    type Listing = { networks: { tenant: string; name: string; cidr: string; slices: { node: string; cidr: string }[] }[] };
+    const netcheckNetwork = async (): Promise<Listing['networks'][number] | undefined> => ((await api('GET', '/v1/network')) as Listing).networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
 
     const webs = await containersOf(cluster, SLEEP.web, 2);
     const [acmeClient] = await containersOf(cluster, SLEEP.client, 1);
@@ -78,15 +85,18 @@ export const serviceCase: NetworkCase = {
     assert.equal([listing.clusterCidr, listing.serviceCidr], ['10.210.0.0/16', '10.211.0.0/16']);
     assert.equal(listing.nodes.map((node) => [node.id, node.overlay, node.subnet !== null]), [['n1', 'on', true], ['n2', 'on', true], ['n3', 'on', true]]);
     assert.equal(listing.services.map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]]);
-    // Tenant networks (state only): the leader sets the pool once every node runs state version 5; a tenant created then gets a default network of its own, apart from every other, gone with the tenant.
-    await until('the tenant network pool is set', async () => (((await api('GET', '/v1/network')) as { tenantCidr?: string | null }).tenantCidr === '10.224.0.0/12' ? true : 'not yet'), 30_000);
-    await api('PUT', '/v1/tenants/netcheck', {});
-    const networks = ((await api('GET', '/v1/network')) as { networks: { tenant: string; name: string; cidr: string }[] }).networks;
+    // Tenant networks: netcheck's default network is a /20 of the pool apart from every other; the leader gave n3, where its holder is placed, a slice of it (and no other node); with holder deleted, the slice is given back after the grace (2 s here), checked at the end.
+    const networks = ((await api('GET', '/v1/network')) as Listing).networks;
     const own = networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
     assert.ok(own !== undefined && /^10\.2(2[4-9]|3\d)\.\d+\.0\/20$/.test(own.cidr), `netcheck/default is a /20 of the pool: ${JSON.stringify(networks)}`);
-    assert.is(new Set(networks.map((entry) => entry.cidr)).size, networks.length, 'no two networks share a block');
-    await api('DELETE', '/v1/tenants/netcheck');
-    assert.not.ok(((await api('GET', '/v1/network')) as { networks: { tenant: string }[] }).networks.some((entry) => entry.tenant === 'netcheck'), 'the network goes with its tenant');
+    assert.not.ok(networks.some((entry) => entry !== own && entry.cidr === own.cidr), 'no other network has its block');
+    const attached = await until('n3 holds a slice of netcheck/default', async () => {
+      const slices = (await netcheckNetwork())?.slices ?? [];
+      return slices.length > 0 ? slices : 'no slice yet';
+    }, 15_000);
+    assert.equal(attached.map((slice) => slice.node), ['n3'], `only the node running holder: ${JSON.stringify(attached)}`);
+    assert.ok(attached[0]!.cidr.endsWith('/26') && attached[0]!.cidr.startsWith(own.cidr.split('.').slice(0, 2).join('.')), `a /26 of the block: ${attached[0]!.cidr}`);
+    await api('DELETE', '/v1/apps/netcheck/holder');
     const inspected = (await api('GET', '/v1/network/apps/acme/web')) as { vip: string; endpoints: { address: string }[]; serviceChain: { name: string; rules: string[] } };
     assert.equal(inspected.endpoints.map((endpoint) => endpoint.address).sort(), webs.map((web) => web.address).sort());
     assert.is(inspected.serviceChain.name, webChain);
@@ -147,5 +157,10 @@ export const serviceCase: NetworkCase = {
     // The app deleted: its chain is gone from every host.
     await api('DELETE', '/v1/apps/acme/web');
     for (const host of network.hosts) await until(`${host.namespace} drops web's chain`, async () => (!(await tableOf(host, 'nat')).includes(webChain) ? true : 'still there'), 15_000);
+
+    // holder, deleted above, ran nowhere for longer than the grace: n3's slice is given back; the network goes with its tenant.
+    await until('the slice of netcheck/default is given back', async () => (((await netcheckNetwork())?.slices ?? []).length === 0 ? true : JSON.stringify((await netcheckNetwork())?.slices)), 20_000);
+    await api('DELETE', '/v1/tenants/netcheck');
+    assert.not.ok(((await api('GET', '/v1/network')) as { networks: { tenant: string }[] }).networks.some((entry) => entry.tenant === 'netcheck'), 'the network goes with its tenant');
   },
 };

@@ -48,6 +48,7 @@ import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork } from '../node/node-network.js';
 import { configureProposal } from './configure.js';
+import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
 import { TENANT_NETWORKS_VERSION } from '../state/version.js';
 import { applyChanges, ensureDevices, readEntries } from './overlay-links.js';
@@ -65,9 +66,11 @@ import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOver
 export interface NetworkComponentOptions {
   /** A reconcile at least this often, to repair drift. */
   periodMs: number;
+  /** The leader's clock for the detach grace (ms, monotonic). */
+  nowMs: () => number;
 }
 
-export const NETWORK_COMPONENT_DEFAULTS: NetworkComponentOptions = { periodMs: 5_000 };
+export const NETWORK_COMPONENT_DEFAULTS: NetworkComponentOptions = { periodMs: 5_000, nowMs: () => performance.now() };
 
 /** Whether `host` can carry the overlay: an IPv4 literal that is not loopback or unspecified. */
 export function overlayHost(host: string): boolean {
@@ -94,6 +97,12 @@ export class NetworkComponent implements NodeComponent {
   #written: string | undefined;
   #lastProblem: string | undefined;
   #configuring = false;
+  /** The attaches and detaches proposed and not answered yet, by `sliceKey`: never proposed twice at once. */
+  readonly #slicesProposed = new Set<string>();
+  /** When a proposal was last refused, by `sliceKey`: proposed again only a period later, since each refusal is itself an apply that runs a state pass. */
+  readonly #sliceRefusedAtMs = new Map<string, number>();
+  /** When each idle slice was first seen idle (leader only; `attach-plan.ts`). */
+  #idleSinceMs: Map<string, number> = new Map();
   readonly #repairs: Counter;
   readonly #peers: Gauge;
   readonly #policyRules: Gauge;
@@ -194,6 +203,7 @@ export class NetworkComponent implements NodeComponent {
     const sinceMs = this.#stateSinceMs ?? performance.now();
     this.#stateSinceMs = undefined;
     this.#maybeConfigure();
+    this.#maybeAttach();
     if (!this.#enabled) return;
     const plan = this.plan();
     if (plan === undefined) return;
@@ -212,6 +222,7 @@ export class NetworkComponent implements NodeComponent {
   /** Reads the policy and service chains back and makes them equal to the state (drift repair, and the first write of a run); the first one asks for the first overlay pass. */
   async #driftPass(): Promise<void> {
     this.#maybeConfigure();
+    this.#maybeAttach();
     if (!this.#enabled) return;
     const plan = this.plan();
     if (plan === undefined) return;
@@ -398,6 +409,58 @@ export class NetworkComponent implements NodeComponent {
       .finally(() => {
         this.#configuring = false;
       });
+  }
+
+  /**
+   * On the leader: proposes `network.attach` for every node that runs an
+   * instance of a tenant network without holding its slice, and
+   * `network.detach` for every slice idle for the detach grace
+   * (`attach-plan.ts`); each proposal once until it is answered. Off the
+   * leader the idle times are forgotten (a new leader starts the grace
+   * again).
+   */
+  #maybeAttach(): void {
+    if (!this.#services.isLeader()) {
+      this.#idleSinceMs = new Map();
+      return;
+    }
+    const machine = this.#services.machine;
+    const networks = machine.networks();
+    if (networks.length === 0) return;
+    const view = machine.schedulerView();
+    const plan = planAttachments({
+      networks,
+      instances: view.instances.map((instance) => ({ tenant: instance.tenant, app: instance.app, desired: instance.desired, state: instance.status.state, ...(instance.node !== undefined ? { node: instance.node } : {}) })),
+      nodes: view.nodes,
+      idleSinceMs: this.#idleSinceMs,
+      nowMs: this.#options.nowMs(),
+      graceMs: this.#services.config.networkDetachGraceMs,
+    });
+    this.#idleSinceMs = plan.idleSinceMs;
+    for (const [key, refusedAtMs] of this.#sliceRefusedAtMs) if (this.#options.nowMs() - refusedAtMs >= this.#options.periodMs) this.#sliceRefusedAtMs.delete(key);
+    for (const entry of plan.attach) this.#proposeSlice('network.attach', entry);
+    for (const entry of plan.detach) this.#proposeSlice('network.detach', entry);
+  }
+
+  #proposeSlice(type: 'network.attach' | 'network.detach', entry: NetworkNode): void {
+    const key = sliceKey(entry);
+    const nowMs = this.#options.nowMs();
+    if (this.#slicesProposed.has(key) || nowMs - (this.#sliceRefusedAtMs.get(key) ?? -Infinity) < this.#options.periodMs) return;
+    this.#slicesProposed.add(key);
+    this.#sliceRefusedAtMs.delete(key);
+    const verb = type === 'network.attach' ? 'attach' : 'detach';
+    this.#services
+      .submit({ type, tenant: entry.tenant, name: entry.name, node: entry.node })
+      .then((result) => {
+        if (result.ok) return;
+        this.#sliceRefusedAtMs.set(key, this.#options.nowMs());
+        this.#report(`cannot ${verb} node ${entry.node} ${type === 'network.attach' ? 'to' : 'from'} network ${entry.tenant}/${entry.name}: ${result.error.message}`);
+      })
+      .catch((error: Error) => {
+        this.#sliceRefusedAtMs.set(key, this.#options.nowMs());
+        this.#report(`cannot ${verb} node ${entry.node} and network ${entry.tenant}/${entry.name} yet: ${error.message}`);
+      })
+      .finally(() => this.#slicesProposed.delete(key));
   }
 
   #write(network: NodeNetwork): void {

@@ -31,6 +31,8 @@ export const DEFAULT_VOTER_GRACE_MS = 30_000;
 export const DEFAULT_TICK_MS = 50;
 /** How long the instances of a node marked down stay before the scheduler moves them. */
 export const DEFAULT_RESCHEDULE_GRACE_MS = 30_000;
+/** How long a node keeps an idle slice of a tenant network by default (src/network/attach-plan.ts). */
+export const DEFAULT_NETWORK_DETACH_GRACE_MS = 60_000;
 /** How long an update may go without progress before its failure action runs. */
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
 /** Log entries applied between snapshots (log compaction). */
@@ -89,6 +91,8 @@ export interface AgentFlags {
   serviceCidr?: string;
   /** The pool tenant networks' blocks come from (IPv4 CIDR), fixed by the first leader whose overlay is on once the cluster runs state version 5. */
   tenantNetworkCidr?: string;
+  /** How long a node keeps an idle slice of a tenant network before the leader gives it back (a duration). */
+  networkDetachGrace?: string | number;
   /** An OTLP/HTTP collector's URL: export traces there (absent: no tracing). */
   otlpEndpoint?: string;
   /** `debug`, `info`, `warn` or `error`: the least severe log lines written. */
@@ -139,6 +143,8 @@ export interface AgentConfig {
   serviceCidr: string;
   /** The tenant network pool the first leader with the overlay configures (tenant-ipam.ts; later leaders propose the configured one; a different one is refused). */
   tenantNetworkCidr: string;
+  /** How long a node keeps a slice of a tenant network no instance of it uses before the leader proposes `network.detach` (src/network/attach-plan.ts). */
+  networkDetachGraceMs: number;
   /** Where spans are exported, over OTLP/HTTP (docs/operations.md, Traces); absent: tracing is off and costs nothing. */
   otlpEndpoint?: string;
   /** The least severe log lines written (src/agent/agent-log.ts). */
@@ -209,6 +215,7 @@ export const SETTINGS = {
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
   serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
   tenantNetworkCidr: setting('tenantNetworkCidr', 'HIVEMIND_TENANT_NETWORK_CIDR'),
+  networkDetachGrace: setting('networkDetachGrace', 'HIVEMIND_NETWORK_DETACH_GRACE'),
   otlpEndpoint: setting('otlpEndpoint', 'HIVEMIND_OTLP_ENDPOINT'),
   logLevel: setting('logLevel', 'HIVEMIND_LOG_LEVEL'),
   labels: { key: 'labels', flag: '--label', env: 'HIVEMIND_LABELS' },
@@ -311,6 +318,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
   const tenantNetworkCidr = resolver.text(SETTINGS.tenantNetworkCidr, DEFAULT_TENANT_CIDR, (value) => tenantPoolProblem(value, { 'cluster network': clusterCidr, 'service range': serviceCidr }));
+  const networkDetachGraceMs = resolver.duration(SETTINGS.networkDetachGrace, DEFAULT_NETWORK_DETACH_GRACE_MS, { min: 1000, max: 24 * 3600 * 1000 });
   const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
   const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
   const labelsText = resolver.text(SETTINGS.labels, '', (value) => parseAgentLabels(value).problem);
@@ -335,6 +343,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     vxlanPort,
     serviceCidr,
     tenantNetworkCidr,
+    networkDetachGraceMs,
     logLevel,
     labels: parseAgentLabels(labelsText).labels,
   };
