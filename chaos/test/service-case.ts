@@ -20,7 +20,8 @@ import { shortHash } from '../../src/network/policy-plan.js';
 import { serviceChainName, SERVICES_CHAIN } from '../../src/network/service-plan.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { parseIpv4 } from '../../src/state/ipam.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3631', client: '3632', probe: '3633', holder: '3634' } as const;
@@ -51,7 +52,7 @@ export const serviceCase: NetworkCase = {
     const evil = ['services:', ...service('probe', '{ constraints: ["node.id == n1"] }', ['sh', '-c', `exec sleep ${SLEEP.probe}`]), '      replicas: 1', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: 'acme.yaml', content: acme, tenant: 'acme' });
     await api('POST', '/v1/deploy', { fileName: 'evil.yaml', content: evil, tenant: 'evil' });
-    const holder = ['services:', ...service('holder', '{ constraints: ["node.id == n3"] }', ['sh', '-c', `exec sleep ${SLEEP.holder}`]), '      replicas: 1', ''].join('\n');
+    const holder = ['services:', ...service('holder', '{ constraints: ["node.id != n1"], max_replicas_per_node: 1 }', ['sh', '-c', `exec sleep ${SLEEP.holder}`]), '      replicas: 2', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: 'holder.yaml', content: holder, tenant: 'netcheck' });
     type Listing = { networks: { tenant: string; name: string; cidr: string; slices: { node: string; cidr: string }[] }[] };
     const netcheckNetwork = async (): Promise<Listing['networks'][number] | undefined> => ((await api('GET', '/v1/network')) as Listing).networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
@@ -59,7 +60,8 @@ export const serviceCase: NetworkCase = {
     const webs = await containersOf(cluster, SLEEP.web, 2);
     const [acmeClient] = await containersOf(cluster, SLEEP.client, 1);
     const [probe] = await containersOf(cluster, SLEEP.probe, 1);
-    const instances = await endpointsReported(cluster, [...webs.map((web) => web.address), acmeClient!.address, probe!.address]);
+    const holders = await containersOf(cluster, SLEEP.holder, 2);
+    const instances = await endpointsReported(cluster, [...webs.map((web) => web.address), acmeClient!.address, probe!.address, ...holders.map((entry) => entry.address)]);
     const webInstances = instances.filter((instance) => instance.app === 'web');
     assert.equal(webInstances.map((instance) => instance.node).sort(), ['n2', 'n3'], 'web runs on the two other hosts');
 
@@ -85,17 +87,27 @@ export const serviceCase: NetworkCase = {
     assert.equal([listing.clusterCidr, listing.serviceCidr], ['10.210.0.0/16', '10.211.0.0/16']);
     assert.equal(listing.nodes.map((node) => [node.id, node.overlay, node.subnet !== null]), [['n1', 'on', true], ['n2', 'on', true], ['n3', 'on', true]]);
     assert.equal(listing.services.map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]]);
-    // Tenant networks: netcheck's default network is a /20 of the pool apart from every other; the leader gave n3, where its holder is placed, a slice of it (and no other node); with holder deleted, the slice is given back after the grace (2 s here), checked at the end.
+    // Tenant networks (the agents run with --tenant-networks netcheck): netcheck's default network is a /20 of the pool apart from every other; the leader gave n2 and n3, where holder runs, a slice each (and no other node); each holder's address is from its node's slice, no address is held twice, and the holders reach each other across hosts over their own network while evil's probe (on the node subnets) does not; with holder deleted, the slices are given back after the grace (2 s here), checked at the end.
     const networks = ((await api('GET', '/v1/network')) as Listing).networks;
     const own = networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
     assert.ok(own !== undefined && /^10\.2(2[4-9]|3\d)\.\d+\.0\/20$/.test(own.cidr), `netcheck/default is a /20 of the pool: ${JSON.stringify(networks)}`);
     assert.not.ok(networks.some((entry) => entry !== own && entry.cidr === own.cidr), 'no other network has its block');
-    const attached = await until('n3 holds a slice of netcheck/default', async () => {
+    const attached = await until('n2 and n3 hold a slice of netcheck/default', async () => {
       const slices = (await netcheckNetwork())?.slices ?? [];
-      return slices.length > 0 ? slices : 'no slice yet';
+      return slices.length >= 2 ? slices : JSON.stringify(slices);
     }, 15_000);
-    assert.equal(attached.map((slice) => slice.node), ['n3'], `only the node running holder: ${JSON.stringify(attached)}`);
-    assert.ok(attached[0]!.cidr.endsWith('/26') && attached[0]!.cidr.startsWith(own.cidr.split('.').slice(0, 2).join('.')), `a /26 of the block: ${attached[0]!.cidr}`);
+    assert.equal(attached.map((slice) => slice.node).sort(), ['n2', 'n3'], `only the nodes running holder: ${JSON.stringify(attached)}`);
+    for (const instance of instances.filter((entry) => entry.app === 'holder')) {
+      const slice = attached.find((entry) => entry.node === instance.node)!;
+      const sliceBase = parseIpv4(slice.cidr.split('/')[0]!)!;
+      const address = parseIpv4(instance.status.endpoint!.address)!;
+      assert.ok(slice.cidr.endsWith('/26') && address > sliceBase + 1 && address < sliceBase + 63, `${instance.id} on ${instance.node}: ${instance.status.endpoint!.address} is in its node's slice ${slice.cidr}`);
+    }
+    const held = instances.map((instance) => instance.status.endpoint!.address);
+    assert.is(new Set(held).size, held.length, `no address held twice: ${held.join(', ')}`);
+    await until('a holder reaches the other across hosts over netcheck/default', async () => ((await ping(holders[0]!, holders[1]!.address)) ? true : 'no answer'), 20_000);
+    assert.not.ok(await ping(probe!, holders[1]!.address), 'evil probe (node subnet) -> netcheck holder (tenant network)');
+    assert.not.ok(await ping(acmeClient!, holders[1]!.address), 'acme client -> netcheck holder');
     await api('DELETE', '/v1/apps/netcheck/holder');
     const inspected = (await api('GET', '/v1/network/apps/acme/web')) as { vip: string; endpoints: { address: string }[]; serviceChain: { name: string; rules: string[] } };
     assert.equal(inspected.endpoints.map((endpoint) => endpoint.address).sort(), webs.map((web) => web.address).sort());
@@ -159,7 +171,7 @@ export const serviceCase: NetworkCase = {
     for (const host of network.hosts) await until(`${host.namespace} drops web's chain`, async () => (!(await tableOf(host, 'nat')).includes(webChain) ? true : 'still there'), 15_000);
 
     // holder, deleted above, ran nowhere for longer than the grace: n3's slice is given back; the network goes with its tenant.
-    await until('the slice of netcheck/default is given back', async () => (((await netcheckNetwork())?.slices ?? []).length === 0 ? true : JSON.stringify((await netcheckNetwork())?.slices)), 20_000);
+    await until('the slices of netcheck/default are given back', async () => (((await netcheckNetwork())?.slices ?? []).length === 0 ? true : JSON.stringify((await netcheckNetwork())?.slices)), 20_000);
     await api('DELETE', '/v1/tenants/netcheck');
     assert.not.ok(((await api('GET', '/v1/network')) as { networks: { tenant: string }[] }).networks.some((entry) => entry.tenant === 'netcheck'), 'the network goes with its tenant');
   },

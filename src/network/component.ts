@@ -46,7 +46,9 @@ import { Counter, Gauge } from 'prom-client';
 import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
-import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork } from '../node/node-network.js';
+import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
+import { DEFAULT_NETWORK } from '../state/apply-tenant-networks.js';
+import type { TenantNetwork } from '../state/types.js';
 import { configureProposal } from './configure.js';
 import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
@@ -60,7 +62,7 @@ import { publishedOf, servicesOf } from './service-state.js';
 import { desiredMeshRouting, meshRoutingBatch, planMesh, type MeshPlan } from './mesh-plan.js';
 import { applyMeshChain, applyMeshRouting, loosenReversePath, readMeshChain, readMeshRouting } from './mesh-links.js';
 import { applyServiceChains, readServiceChains } from './service-tables.js';
-import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan } from './overlay-plan.js';
+import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan, type OverlaySlice } from './overlay-plan.js';
 
 /** How the component runs. */
 export interface NetworkComponentOptions {
@@ -190,7 +192,32 @@ export class NetworkComponent implements NodeComponent {
   /** The plan of the last reconcile's state (for `hivemind network inspect` and tests). */
   plan(): OverlayPlan | undefined {
     const directory = this.#services.machine.nodeDirectory();
-    return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })));
+    return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })), this.#carriedSlices());
+  }
+
+  /** The tenant networks whose containers this node attaches (`--tenant-networks`): every node's slices of them. */
+  #carriedNetworks(): TenantNetwork[] {
+    const setting = this.#services.config.tenantNetworks;
+    if (setting === 'none') return [];
+    return this.#services.machine.networks().filter((network) => network.name === DEFAULT_NETWORK && (setting === 'all' || setting.includes(network.tenant)));
+  }
+
+  #carriedSlices(): OverlaySlice[] {
+    return this.#carriedNetworks().flatMap((network) => network.slices.map((slice) => ({ network: `${network.tenant}/${network.name}`, node: slice.node, cidr: slice.cidr })));
+  }
+
+  /** What the node network file says of tenant networks: per carried tenant, this node's slice or `pending`. */
+  #tenantAttaches(plan: OverlayPlan): Pick<NodeNetworkReady, 'tenants' | 'tenantCidr'> {
+    const networks = this.#carriedNetworks();
+    const tenantCidr = this.#services.machine.network()?.tenantCidr;
+    if (networks.length === 0 || tenantCidr === undefined) return {};
+    const tenants: NonNullable<NodeNetworkReady['tenants']> = {};
+    for (const network of networks) {
+      const key = `${network.tenant}/${network.name}`;
+      const local = plan.local.slices.find((slice) => slice.network === key);
+      tenants[network.tenant] = local === undefined ? { state: 'pending', network: key } : { state: 'ready', network: key, bridge: local.bridge, subnet: local.cidr, gateway: local.gateway };
+    }
+    return { tenantCidr, tenants };
   }
 
   /**
@@ -208,7 +235,7 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr)) this.#links.request('overlay');
+    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) this.#links.request('overlay');
     if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
       this.#tables.request('drift');
       return;
@@ -247,9 +274,10 @@ export class NetworkComponent implements NodeComponent {
     await this.#reconcileMesh(planMesh(plan, clusterCidr), clusterCidr).catch((error: Error) => this.#report(`cannot write the routing mesh's way back: ${error.message}`));
     if (this.#reconciles > 0) this.#repairs.inc(count);
     this.#reconciles++;
-    this.#overlayApplied = overlayKey(plan, clusterCidr);
+    const attaches = this.#tenantAttaches(plan);
+    this.#overlayApplied = overlayKey(plan, clusterCidr, attaches);
     this.#peers.set(plan.peers.length);
-    this.#write({ state: 'ready', bridge: BRIDGE_NAME, subnet: plan.local.subnet, gateway: plan.local.gateway, clusterCidr, mtu });
+    this.#write({ state: 'ready', bridge: BRIDGE_NAME, subnet: plan.local.subnet, gateway: plan.local.gateway, clusterCidr, mtu, ...attaches });
     if (devices.length > 0 || count > 0) {
       this.#services.log('network', `overlay: ${[...devices, count > 0 ? `${count} entries changed (${plan.peers.length} peers)` : ''].filter(Boolean).join(', ')}`);
     }
@@ -502,9 +530,9 @@ function metric<T>(registry: NodeServices['registry'], name: string, make: () =>
 /** The component factory for `src/agent/components.ts`. */
 export const createNetworkComponent: ComponentFactory = (services) => new NetworkComponent(services);
 
-/** What a full pass programmed the overlay and the mesh from: a state pass compares it. */
-function overlayKey(plan: OverlayPlan, clusterCidr: string): string {
-  return JSON.stringify([plan, clusterCidr]);
+/** What a full pass programmed the overlay and the mesh from, and told the executor of tenant networks: a state pass compares it. */
+function overlayKey(plan: OverlayPlan, clusterCidr: string, attaches: Pick<NodeNetworkReady, 'tenants' | 'tenantCidr'>): string {
+  return JSON.stringify([plan, clusterCidr, attaches]);
 }
 
 /** The ports the node's host listens on, as its record says (none before it reported them). */

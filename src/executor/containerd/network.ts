@@ -48,10 +48,16 @@ export interface NetworkAttachment {
 
 /** Gives containers a network. Implementations must make `detach` safe to repeat and safe after a failed `attach`. */
 export interface ContainerNetwork {
-  /** Connects the network namespace at `netnsPath`; `ports` with `published` are published on the node. */
-  attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment>;
+  /** Connects the network namespace at `netnsPath`; `ports` with `published` are published on the node. `tenant`: the instance's, whose network it may go on. */
+  attach(id: string, netnsPath: string, ports: PortSpec[], options?: AttachOptions): Promise<NetworkAttachment>;
   /** Disconnects what `attach` made for `id`. Unknown id, or a namespace already gone, is fine. */
   detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void>;
+}
+
+/** Whose container an attach is for. */
+export interface AttachOptions {
+  /** The instance's tenant: its containers go on its tenant network where the node network file says so. */
+  tenant?: string;
 }
 
 /** The node bridge's subnet without the overlay; its first address is the bridge's (the containers' gateway). */
@@ -78,6 +84,8 @@ interface NetworkSettings {
   bridge: string;
   subnet: string;
   clusterCidr?: string;
+  /** The tenant network pool: traffic to it is not masqueraded either. */
+  tenantCidr?: string;
   mtu?: number;
 }
 
@@ -179,6 +187,8 @@ interface SavedAttach {
   result?: Record<string, unknown>;
   /** Attached without the bridge plugin's per-container masquerade (absent in records made before the node rule). */
   nodeMasquerade?: boolean;
+  /** The bridge and subnet attached to (absent in records made before tenant networks: the node's). */
+  settings?: NetworkSettings;
 }
 
 /** The node bridge network through the CNI plugins. */
@@ -205,13 +215,26 @@ export class CniNetwork implements ContainerNetwork {
    * `pending`: a NetworkError when `forAttach`, else the defaults' bridge
    * (detach needs only the names).
    */
-  private settings(forAttach = false): NetworkSettings {
+  private settings(forAttach = false, tenant?: string): NetworkSettings {
     if (this.nodeNetworkFile === undefined) return this.defaults;
     const network = readNodeNetwork(this.nodeNetworkFile);
     if (network === undefined) return this.defaults;
-    if (network.state === 'ready') return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu };
+    if (network.state === 'ready') {
+      const pool = network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {};
+      const own = tenant === undefined ? undefined : network.tenants?.[tenant];
+      if (own?.state === 'ready') return { bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
+      if (own?.state === 'pending' && forAttach) throw new NetworkError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
+      return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
+    }
     if (forAttach) throw new NetworkError(`this node's overlay network is not ready yet (waiting for its subnet from the cluster; see the agent's network log lines)`);
     return this.defaults;
+  }
+
+  /** Whether `tenant`'s containers attach to the node subnet now (so a warm network, made there, fits them); false while the tenant is on its tenant network here. */
+  onNodeSubnet(tenant: string): boolean {
+    if (this.nodeNetworkFile === undefined) return true;
+    const network = readNodeNetwork(this.nodeNetworkFile);
+    return network?.state !== 'ready' || network.tenants?.[tenant] === undefined;
   }
 
   /** The bridge containers attach to now. */
@@ -242,17 +265,29 @@ export class CniNetwork implements ContainerNetwork {
     return ['POSTROUTING', '-s', settings.subnet, ...cluster, '!', '-o', settings.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${settings.bridge}: masquerade`, '-j', 'MASQUERADE'];
   }
 
-  /** Runs `iptables -w -t nat <action>` on a masquerade rule; a missing iptables is exit code -1. */
-  private masqueradeRule(action: '-A' | '-C' | '-D', rule: string[]): Promise<{ code: number; stderr: string }> {
-    return run('iptables', ['-w', '-t', 'nat', action, ...rule]).catch((error: Error) => ({ code: -1, stderr: error.message }));
+  /** The rule that keeps traffic from the subnet to the tenant network pool unmasqueraded (one `! -d` per rule: a RETURN before the masquerade), or undefined without a pool. */
+  private poolReturnRuleOf(settings: NetworkSettings): string[] | undefined {
+    if (settings.tenantCidr === undefined) return undefined;
+    return ['POSTROUTING', '-s', settings.subnet, '-d', settings.tenantCidr, '-m', 'comment', '--comment', `hivemind ${this.name} ${settings.bridge}: tenant networks keep their sources`, '-j', 'RETURN'];
+  }
+
+  /** Runs `iptables -w -t nat <action>` on a masquerade rule; a missing iptables is exit code -1. `-I` inserts first in the chain. */
+  private masqueradeRule(action: '-A' | '-C' | '-D' | '-I', rule: string[]): Promise<{ code: number; stderr: string }> {
+    const args = action === '-I' ? [rule[0]!, '1', ...rule.slice(1)] : rule;
+    return run('iptables', ['-w', '-t', 'nat', action, ...args]).catch((error: Error) => ({ code: -1, stderr: error.message }));
   }
 
   /** Adds the node masquerade rule of `settings` unless it is there; once per process and rule (a new subnet adds its own). */
   private ensureMasquerade(settings: NetworkSettings): Promise<void> {
     const rule = this.masqueradeRuleOf(settings);
-    const key = rule.join(' ');
+    const poolReturn = this.poolReturnRuleOf(settings);
+    const key = [...rule, ...(poolReturn ?? [])].join(' ');
     if (this.masquerade?.rule === key) return this.masquerade.done;
     const done = (async () => {
+      if (poolReturn !== undefined && (await this.masqueradeRule('-C', poolReturn)).code !== 0) {
+        const inserted = await this.masqueradeRule('-I', poolReturn);
+        if (inserted.code !== 0) throw new NetworkError(`cannot add the rule keeping ${settings.subnet}'s sources toward ${settings.tenantCidr} (iptables -t nat -I POSTROUTING): ${inserted.stderr.trim() || `exit code ${inserted.code}`}`);
+      }
       if ((await this.masqueradeRule('-C', rule)).code === 0) return;
       const added = await this.masqueradeRule('-A', rule);
       if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${settings.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
@@ -314,9 +349,9 @@ export class CniNetwork implements ContainerNetwork {
     return join(this.stateDir, 'results', `${netnsName(id)}.json`);
   }
 
-  async attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment> {
+  async attach(id: string, netnsPath: string, ports: PortSpec[], options: AttachOptions = {}): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
-    const settings = this.settings(true);
+    const settings = this.settings(true, options.tenant);
     try {
       // `lo` and `eth0` are independent interfaces of the namespace: bring them up at once.
       const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
@@ -333,7 +368,7 @@ export class CniNetwork implements ContainerNetwork {
       const ips = (result?.ips ?? []) as Array<{ address: string }>;
       const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
       if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);
-      await this.save({ id, netnsPath, ports, result, nodeMasquerade: true });
+      await this.save({ id, netnsPath, ports, result, nodeMasquerade: true, settings });
       return { address };
     } catch (error) {
       await this.detach(id, netnsPath, ports).catch(() => undefined);
@@ -346,15 +381,17 @@ export class CniNetwork implements ContainerNetwork {
     let prevResult: unknown;
     let savedPorts = ports;
     let perContainerMasquerade = false;
+    let settings = this.settings();
     const saved = await this.saved(id);
     if (saved !== undefined) {
       prevResult = saved.result;
       if (saved.ports) savedPorts = saved.ports;
       perContainerMasquerade = saved.nodeMasquerade !== true;
+      if (saved.settings !== undefined) settings = saved.settings;
     }
     // No saved result: DEL without prevResult is allowed by the spec.
     const problems: string[] = [];
-    for (const plugin of this.plugins(savedPorts, perContainerMasquerade).reverse()) {
+    for (const plugin of this.plugins(savedPorts, perContainerMasquerade, settings).reverse()) {
       try {
         await this.invoke(plugin, 'DEL', id, isLiveNetns(netnsPath) ? netnsPath : '', 'eth0', prevResult);
       } catch (error) {
