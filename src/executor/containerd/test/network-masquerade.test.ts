@@ -108,4 +108,54 @@ test('an attach saved before the node rule is detached with its own masquerade c
   }
 });
 
+test('a tenant the node network file lists goes on its slice, unmasqueraded toward the pool; a pending one waits; the others stay on the node subnet', async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const dir = await mkdtemp(join(tmpdir(), 'hm-tenant-net-'));
+  const file = join(dir, 'node-network.json');
+  const nodeBridge = 'hmtm2';
+  const sliceBridge = 'hmtm3';
+  await writeFile(file, JSON.stringify({
+    state: 'ready', bridge: nodeBridge, subnet: '10.93.1.0/24', gateway: '10.93.1.1', clusterCidr: '10.93.0.0/16', mtu: 1450, tenantCidr: '10.94.0.0/16',
+    tenants: { acme: { state: 'ready', network: 'acme/default', bridge: sliceBridge, subnet: '10.94.0.64/26', gateway: '10.94.0.65' }, beta: { state: 'pending', network: 'beta/default' } },
+  }));
+  const tenantNetwork = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-tenant-test' });
+  const ids = ['tn-acme', 'tn-other', 'tn-beta'];
+  const paths = await Promise.all(ids.map((id) => createNetns(id)));
+  try {
+    assert.equal([tenantNetwork.onNodeSubnet('acme'), tenantNetwork.onNodeSubnet('beta'), tenantNetwork.onNodeSubnet('other')], [false, false, true]);
+    const acme = await tenantNetwork.attach('tn-acme', paths[0]!, [], { tenant: 'acme' });
+    const other = await tenantNetwork.attach('tn-other', paths[1]!, [], { tenant: 'other' });
+    assert.match(acme.address, /^10\.94\.0\.(6[6-9]|[7-9]\d|1[01]\d|12[0-6])$/, `acme's address is from its slice: ${acme.address}`);
+    assert.match(other.address, /^10\.93\.1\./, `a tenant not listed stays on the node subnet: ${other.address}`);
+    try {
+      await tenantNetwork.attach('tn-beta', paths[2]!, [], { tenant: 'beta' });
+      assert.unreachable('a pending slice must fail the attach');
+    } catch (error) {
+      assert.match((error as Error).message, /slice of network beta\/default is not committed yet/);
+    }
+    const rules = await natRules();
+    const returnAt = rules.indexOf(`-A POSTROUTING -s 10.94.0.64/26 -d 10.94.0.0/16 -m comment --comment "hivemind hm-tenant-test ${sliceBridge}: tenant networks keep their sources" -j RETURN`);
+    const masqueradeAt = rules.indexOf(`-A POSTROUTING -s 10.94.0.64/26 ! -d 10.93.0.0/16 ! -o ${sliceBridge} -m comment --comment "hivemind hm-tenant-test ${sliceBridge}: masquerade" -j MASQUERADE`);
+    assert.ok(returnAt >= 0 && masqueradeAt > returnAt, `the pool's RETURN before the slice's masquerade:\n${rules}`);
+    assert.ok(rules.includes(`-A POSTROUTING -s 10.93.1.0/24 -d 10.94.0.0/16 -m comment`), 'the node subnet keeps its sources toward the pool too');
+    await tenantNetwork.detach('tn-acme', paths[0]!, []);
+    assert.not.ok((await tenantNetwork.leasedIds()).includes('tn-acme'), "the slice's lease is released (detach used the saved settings)");
+    assert.ok((await tenantNetwork.leasedIds()).includes('tn-other'));
+  } finally {
+    for (const [index, id] of ids.entries()) {
+      await tenantNetwork.detach(id, paths[index]!, []).catch(() => undefined);
+      await deleteNetns(id);
+    }
+    const saved = await natRules();
+    for (const line of saved.split('\n').filter((rule) => rule.includes('hivemind hm-tenant-test'))) {
+      await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
+    }
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', nodeBridge], resolve));
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', sliceBridge], resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.is(count(await natRules(), 'hivemind hm-tenant-test'), 0, 'the test leaves no rule behind');
+});
+
 test.run();
+
