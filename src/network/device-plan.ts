@@ -13,6 +13,8 @@ export interface LinkState {
   ifname: string;
   mtu?: number;
   address?: string;
+  /** The bridge this link is a port of. */
+  master?: string;
   linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number; learning?: boolean } };
   addr_info?: { family?: string; local: string; prefixlen: number }[];
 }
@@ -76,6 +78,8 @@ export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: r
   for (const slice of local.slices) sliceBridgeLines(slice, links, options.mtu, lines, changed);
   for (const link of links) {
     if (!isNetworkBridge(link.ifname) || local.slices.some((slice) => slice.bridge === link.ifname)) continue;
+    // A container still hangs on it (started just before its slice was given back, or --tenant-networks turned off): left until it goes.
+    if (links.some((port) => port.master === link.ifname)) continue;
     lines.push(`link delete ${link.ifname}`);
     changed.push(`removed bridge ${link.ifname} (no slice of its network here now)`);
   }

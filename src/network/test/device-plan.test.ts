@@ -70,6 +70,8 @@ test('tenant network slices: a bridge each (gateway, fixed MAC, MTU, up); a brid
   assert.equal(devicesBatch(withSlice, options, [...right, present]).changed, [], 'right: nothing changed');
   const stale = devicesBatch(plan, options, [...right, present, { ifname: 'hmtother', addr_info: [] }]);
   assert.equal(stale.lines.filter((line) => line.startsWith('link delete')), [`link delete ${bridge}`], 'only a tenant network bridge, only when no slice is here');
+  const held = devicesBatch(plan, options, [...right, present, { ifname: 'veth1234', master: bridge }]);
+  assert.equal(held.lines.filter((line) => line.startsWith('link delete')), [], 'never while a container hangs on it');
   const moved = devicesBatch(withSlice, options, [...right, { ...present, addr_info: [{ family: 'inet', local: '10.224.0.65', prefixlen: 26 }] }]);
   assert.equal(moved.lines.filter((line) => line.includes(bridge) && line.startsWith('addr')), [`addr del 10.224.0.65/26 dev ${bridge}`, `addr replace 10.224.0.1/26 dev ${bridge}`]);
 });
