@@ -97,6 +97,8 @@ export const serviceCase: NetworkCase = {
       return slices.length >= 2 ? slices : JSON.stringify(slices);
     }, 15_000);
     assert.equal(attached.map((slice) => slice.node).sort(), ['n2', 'n3'], `only the nodes running holder: ${JSON.stringify(attached)}`);
+    const n2Slices = ((await api('GET', '/v1/network/nodes/n2')) as { slices: { tenant: string; network: string; cidr: string }[] }).slices.filter((slice) => slice.tenant === 'netcheck');
+    assert.equal(n2Slices, [{ tenant: 'netcheck', network: 'default', cidr: attached.find((slice) => slice.node === 'n2')!.cidr }], 'the node view lists its slice');
     for (const instance of instances.filter((entry) => entry.app === 'holder')) {
       const slice = attached.find((entry) => entry.node === instance.node)!;
       const sliceBase = parseIpv4(slice.cidr.split('/')[0]!)!;

@@ -89,6 +89,7 @@ export const networkRoutes: Route[] = [
         gateway: plan?.local.gateway ?? null,
         peers: (plan?.peers ?? []).map((peer) => ({ id: peer.id, subnet: peer.subnet, underlay: peer.underlay })),
         skipped: plan?.skipped ?? [],
+        slices: machine.networks().flatMap((network) => network.slices.filter((slice) => slice.node === id).map((slice) => ({ tenant: network.tenant, network: network.name, cidr: slice.cidr }))),
         policy: policies === undefined ? null : { destinations: policies.destinationCount, chains: policies.chains.size, rules: policies.ruleCount },
         services: { vips: services.serviceCount, published: services.publishedCount, endpoints: services.endpointCount, rules: services.ruleCount },
         mesh: mesh === undefined ? null : { returnRoutes: mesh.routes.map((route) => ({ peer: route.peer, mark: markText(route.mark), table: route.table, via: route.via })), skipped: mesh.skipped },
