@@ -5,7 +5,14 @@
  * the executor's container network where to attach (`src/node/node-network.ts`).
  * On the leader it also proposes `network.configure` when the cluster
  * network is not configured or a node lacks a subnet (states written before
- * the network existed, a node full up earlier).
+ * the network existed, a node full up earlier), and `network.attach` and
+ * `network.detach` of nodes' slices of tenant networks as instances are
+ * placed and leave (`attach-plan.ts`).
+ *
+ * Tenant networks (`--tenant-networks`, off by default): the carried
+ * networks' slices are in the overlay plan (a bridge per local slice,
+ * routes to peers' slices) and in the node network file, where the
+ * executor's CNI network finds each carried tenant's slice.
  *
  * When: two queues of passes (`pass-queue.ts`), each one pass at a time,
  * apart so that a policy change never waits for the links. The tables
