@@ -37,6 +37,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { readNodeNetwork } from '../../node/node-network.js';
+import { REAL_CLOCK, retryUntil, type RetryClock } from '../../node/retry.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../state/ipam.js';
 import type { PortSpec } from '../../state/types.js';
 
@@ -77,7 +78,21 @@ export interface CniNetworkOptions {
   name?: string;
   /** The node network file (`src/node/node-network.ts`); when it exists, its bridge, subnet and MTU replace `bridge` and `subnet`. */
   nodeNetworkFile?: string;
+  /** How long an attach waits for the node's slice of a tenant's network (placed here just now: the leader's attach is being committed) before it fails; SLICE_WAIT_MS_DEFAULT. */
+  sliceWaitMs?: number;
+  /** The clock of that wait. */
+  clock?: RetryClock;
 }
+
+/**
+ * How long an attach waits for a pending slice by default: an instance is
+ * placed and its node's slice attached by two commits in a row, so the
+ * slice is usually there within a second; a start that failed instead
+ * would count against the instance's restart policy.
+ */
+export const SLICE_WAIT_MS_DEFAULT = 15_000;
+/** How often the wait reads the node network file again. */
+const SLICE_POLL_MS = 200;
 
 /** What an attach uses: the bridge, its subnet, and with the overlay the cluster CIDR and MTU. */
 interface NetworkSettings {
@@ -91,8 +106,15 @@ interface NetworkSettings {
 
 /** A CNI failure; the message names the plugin and its error. */
 export class NetworkError extends Error {
-  override readonly name = 'NetworkError';
-  readonly code = 'network';
+  override readonly name: string = 'NetworkError';
+  readonly code: string = 'network';
+}
+
+/** The node's slice of a tenant's network is not committed yet: an attach waits for it, then fails with this. */
+export class SlicePendingError extends NetworkError {
+  override readonly name = 'SlicePendingError';
+  override readonly code = 'network-slice-pending';
+  readonly retryable = true;
 }
 
 const CNI_VERSION = '1.0.0';
@@ -198,6 +220,8 @@ export class CniNetwork implements ContainerNetwork {
   private readonly nodeNetworkFile: string | undefined;
   private readonly stateDir: string;
   private readonly pluginDirs: string[];
+  private readonly sliceWaitMs: number;
+  private readonly clock: RetryClock;
   /** The node masquerade rule, once it is in place (reset on failure, so the next attach retries), and the rule it is. */
   private masquerade: { rule: string; done: Promise<void> } | undefined;
 
@@ -207,6 +231,8 @@ export class CniNetwork implements ContainerNetwork {
     this.nodeNetworkFile = options.nodeNetworkFile;
     this.name = options.name ?? 'hivemind';
     this.pluginDirs = options.pluginDirs ?? ['/usr/lib/cni', '/opt/cni/bin'];
+    this.sliceWaitMs = options.sliceWaitMs ?? SLICE_WAIT_MS_DEFAULT;
+    this.clock = options.clock ?? REAL_CLOCK;
     if (this.defaults.bridge.length > 15) throw new NetworkError(`bridge name "${this.defaults.bridge}" is longer than 15 characters`);
   }
 
@@ -223,7 +249,7 @@ export class CniNetwork implements ContainerNetwork {
       const pool = network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {};
       const own = tenant === undefined ? undefined : network.tenants?.[tenant];
       if (own?.state === 'ready') return { bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
-      if (own?.state === 'pending' && forAttach) throw new NetworkError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
+      if (own?.state === 'pending' && forAttach) throw new SlicePendingError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
       return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
     }
     if (forAttach) throw new NetworkError(`this node's overlay network is not ready yet (waiting for its subnet from the cluster; see the agent's network log lines)`);
@@ -351,7 +377,13 @@ export class CniNetwork implements ContainerNetwork {
 
   async attach(id: string, netnsPath: string, ports: PortSpec[], options: AttachOptions = {}): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
-    const settings = this.settings(true, options.tenant);
+    // A pending slice is waited for (see SLICE_WAIT_MS_DEFAULT); anything else wrong fails at once.
+    const settings = await retryUntil(async () => this.settings(true, options.tenant), {
+      deadline: this.clock.now() + this.sliceWaitMs,
+      delayMs: SLICE_POLL_MS,
+      retryable: (error) => error instanceof SlicePendingError,
+      clock: this.clock,
+    });
     try {
       // `lo` and `eth0` are independent interfaces of the namespace: bring them up at once.
       const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');

@@ -4,12 +4,12 @@
 // still detached without leaving its chain behind.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CniNetwork, createNetns, deleteNetns, netnsName } from '../network.js';
+import { CniNetwork, createNetns, deleteNetns, netnsName, SLICE_WAIT_MS_DEFAULT } from '../network.js';
 import { skipReason } from './harness.js';
 
 const skip = skipReason();
@@ -118,8 +118,12 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
     state: 'ready', bridge: nodeBridge, subnet: '10.93.1.0/24', gateway: '10.93.1.1', clusterCidr: '10.93.0.0/16', mtu: 1450, tenantCidr: '10.94.0.0/16',
     tenants: { acme: { state: 'ready', network: 'acme/default', bridge: sliceBridge, subnet: '10.94.0.64/26', gateway: '10.94.0.65' }, beta: { state: 'pending', network: 'beta/default' } },
   }));
-  const tenantNetwork = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-tenant-test' });
-  const ids = ['tn-acme', 'tn-other', 'tn-beta'];
+  // The wait for a pending slice on a clock of the test's: each sleep is a poll; none is waited out.
+  let polls = 0;
+  let onPoll = async (): Promise<void> => undefined;
+  const clock = { now: () => polls * 200, sleep: async () => { polls += 1; await onPoll(); } };
+  const tenantNetwork = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-tenant-test', clock });
+  const ids = ['tn-acme', 'tn-other', 'tn-beta', 'tn-gamma'];
   const paths = await Promise.all(ids.map((id) => createNetns(id)));
   try {
     assert.equal([tenantNetwork.onNodeSubnet('acme'), tenantNetwork.onNodeSubnet('beta'), tenantNetwork.onNodeSubnet('other')], [false, false, true]);
@@ -129,10 +133,25 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
     assert.match(other.address, /^10\.93\.1\./, `a tenant not listed stays on the node subnet: ${other.address}`);
     try {
       await tenantNetwork.attach('tn-beta', paths[2]!, [], { tenant: 'beta' });
-      assert.unreachable('a pending slice must fail the attach');
+      assert.unreachable('a slice still pending after the wait must fail the attach');
     } catch (error) {
       assert.match((error as Error).message, /slice of network beta\/default is not committed yet/);
+      assert.is((error as { code?: string }).code, 'network-slice-pending');
+      assert.is(polls, SLICE_WAIT_MS_DEFAULT / 200 - 1, 'it polled the file until the wait was over');
     }
+    // A slice committed during the wait: the attach goes on with it, no failure.
+    const network = JSON.parse(await readFile(file, 'utf8')) as { tenants: Record<string, unknown> };
+    network.tenants.gamma = { state: 'pending', network: 'gamma/default' };
+    await writeFile(file, JSON.stringify(network));
+    polls = 0;
+    onPoll = async () => {
+      if (polls !== 3) return;
+      network.tenants.gamma = { state: 'ready', network: 'gamma/default', bridge: 'hmtm4', subnet: '10.94.0.128/26', gateway: '10.94.0.129' };
+      await writeFile(file, JSON.stringify(network));
+    };
+    const gamma = await tenantNetwork.attach('tn-gamma', paths[3]!, [], { tenant: 'gamma' });
+    assert.match(gamma.address, /^10\.94\.0\.(1[3-8]\d|19[01])$/, `gamma's address is from the slice committed meanwhile: ${gamma.address}`);
+    assert.is(polls, 3);
     const rules = await natRules();
     const returnAt = rules.indexOf(`-A POSTROUTING -s 10.94.0.64/26 -d 10.94.0.0/16 -m comment --comment "hivemind hm-tenant-test ${sliceBridge}: tenant networks keep their sources" -j RETURN`);
     const masqueradeAt = rules.indexOf(`-A POSTROUTING -s 10.94.0.64/26 ! -d 10.93.0.0/16 ! -o ${sliceBridge} -m comment --comment "hivemind hm-tenant-test ${sliceBridge}: masquerade" -j MASQUERADE`);
@@ -152,6 +171,7 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
     }
     await new Promise((resolve) => execFile('ip', ['link', 'delete', nodeBridge], resolve));
     await new Promise((resolve) => execFile('ip', ['link', 'delete', sliceBridge], resolve));
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', 'hmtm4'], resolve));
     await rm(dir, { recursive: true, force: true });
   }
   assert.is(count(await natRules(), 'hivemind hm-tenant-test'), 0, 'the test leaves no rule behind');
