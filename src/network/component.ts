@@ -6,8 +6,8 @@
  * On the leader it also proposes `network.configure` when the cluster
  * network is not configured or a node lacks a subnet (states written before
  * the network existed, a node full up earlier), and `network.attach` and
- * `network.detach` of nodes' slices of tenant networks as instances are
- * placed and leave (`attach-plan.ts`).
+ * `network.detach` of nodes' slices of the carried tenant networks as
+ * instances are placed and leave (`attach-plan.ts`).
  *
  * Tenant networks (`--tenant-networks`, off by default): the carried
  * networks' slices are in the overlay plan (a bridge per local slice,
@@ -448,7 +448,8 @@ export class NetworkComponent implements NodeComponent {
 
   /**
    * On the leader: proposes `network.attach` for every node that runs an
-   * instance of a tenant network without holding its slice, and
+   * instance of a carried tenant network (`--tenant-networks`) without
+   * holding its slice, and
    * `network.detach` for every slice idle for the detach grace
    * (`attach-plan.ts`); each proposal once until it is answered. Off the
    * leader the idle times are forgotten (a new leader starts the grace
@@ -459,10 +460,9 @@ export class NetworkComponent implements NodeComponent {
       this.#idleSinceMs = new Map();
       return;
     }
-    const machine = this.#services.machine;
-    const networks = machine.networks();
-    if (networks.length === 0) return;
-    const view = machine.schedulerView();
+    const networks = this.#services.machine.networks();
+    if (networks.every((network) => network.slices.length === 0) && this.#carriedNetworks().length === 0) return;
+    const view = this.#services.machine.schedulerView();
     const plan = planAttachments({
       networks,
       instances: view.instances.map((instance) => ({ tenant: instance.tenant, app: instance.app, desired: instance.desired, state: instance.status.state, ...(instance.node !== undefined ? { node: instance.node } : {}) })),
@@ -473,7 +473,9 @@ export class NetworkComponent implements NodeComponent {
     });
     this.#idleSinceMs = plan.idleSinceMs;
     for (const [key, refusedAtMs] of this.#sliceRefusedAtMs) if (this.#options.nowMs() - refusedAtMs >= this.#options.periodMs) this.#sliceRefusedAtMs.delete(key);
-    for (const entry of plan.attach) this.#proposeSlice('network.attach', entry);
+    // Slices only for the networks whose data plane is on (the leader's --tenant-networks, the same on every node): one nothing attaches to would cost commits for nothing. Idle slices of any network are given back.
+    const carried = new Set(this.#carriedNetworks().map((network) => `${network.tenant}/${network.name}`));
+    for (const entry of plan.attach) if (carried.has(`${entry.tenant}/${entry.name}`)) this.#proposeSlice('network.attach', entry);
     for (const entry of plan.detach) this.#proposeSlice('network.detach', entry);
   }
 
