@@ -29,6 +29,18 @@
  * containers on other nodes see each other's own addresses. Without the file
  * (the executor alone, a one-host cluster on loopback), the bridge `hm0` on
  * 10.88.0.0/16 as before.
+ *
+ * Addresses given again. host-local hands out a range's addresses round
+ * robin from the last one it gave, kept per store; so each tenant network's
+ * slice has a store of its own (`ipam-networks/<bridge>`), apart from the
+ * node subnet's (`ipam`): one shared store restarted the node subnet at its
+ * lowest free address after every slice attach. And since an address does
+ * come back one day (after a wrap of the range, or so), an attach makes the
+ * bridge forget the neighbour entry it may hold for the address, with the
+ * MAC of the container that held it before: the node would send to that MAC
+ * until the entry failed its probes, about 8 s in which the new container
+ * is unreachable from the node and through it (the routing mesh's and VIPs'
+ * connections from other nodes too).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -102,6 +114,8 @@ interface NetworkSettings {
   /** The tenant network pool: traffic to it is not masqueraded either. */
   tenantCidr?: string;
   mtu?: number;
+  /** The tenant network (`tenant/name`) whose slice `subnet` is; absent for the node subnet. */
+  network?: string;
 }
 
 /** A CNI failure; the message names the plugin and its error. */
@@ -248,7 +262,7 @@ export class CniNetwork implements ContainerNetwork {
     if (network.state === 'ready') {
       const pool = network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {};
       const own = tenant === undefined ? undefined : network.tenants?.[tenant];
-      if (own?.state === 'ready') return { bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
+      if (own?.state === 'ready') return { bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, network: own.network, ...pool };
       if (own?.state === 'pending' && forAttach) throw new SlicePendingError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
       return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
     }
@@ -325,6 +339,25 @@ export class CniNetwork implements ContainerNetwork {
     return done;
   }
 
+  /**
+   * The host-local store of `settings`' range: the node subnet's, or one per
+   * tenant network bridge, so that each range keeps its own round robin (see
+   * the file comment).
+   */
+  private ipamDirOf(settings: NetworkSettings): string {
+    return settings.network === undefined ? join(this.stateDir, 'ipam') : join(this.stateDir, 'ipam-networks', settings.bridge);
+  }
+
+  /**
+   * Makes `bridge` forget its neighbour entry for `address`, just given to a
+   * new container: an entry left by the address's last holder would send the
+   * node's packets to a MAC no port has any more (see the file comment).
+   */
+  private async forgetNeighbour(bridge: string, address: string): Promise<void> {
+    const flushed = await run('ip', ['neigh', 'flush', 'to', address, 'dev', bridge]).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+    if (flushed.code !== 0) throw new NetworkError(`cannot clear the neighbour entry of ${address} on ${bridge} (ip neigh flush): ${flushed.stderr.trim() || `exit code ${flushed.code}`}`);
+  }
+
   /** The plugin chain; `perContainerMasquerade` only to detach what was attached before the node rule. */
   private plugins(ports: PortSpec[], perContainerMasquerade = false, settings: NetworkSettings = this.settings()): Array<Record<string, unknown>> {
     const portMappings = ports.filter((port) => port.published !== undefined).map((port) => ({ hostPort: port.published, containerPort: port.target, protocol: port.protocol }));
@@ -336,7 +369,7 @@ export class CniNetwork implements ContainerNetwork {
         ipMasq: perContainerMasquerade,
         hairpinMode: true,
         ...(settings.mtu !== undefined ? { mtu: settings.mtu } : {}),
-        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.stateDir, 'ipam') },
+        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: this.ipamDirOf(settings) },
       },
     ];
     if (portMappings.length > 0) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true, runtimeConfig: { portMappings } });
@@ -400,6 +433,7 @@ export class CniNetwork implements ContainerNetwork {
       const ips = (result?.ips ?? []) as Array<{ address: string }>;
       const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
       if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);
+      await this.forgetNeighbour(settings.bridge, address);
       await this.save({ id, netnsPath, ports, result, nodeMasquerade: true, settings });
       return { address };
     } catch (error) {
