@@ -16,6 +16,7 @@
  */
 import * as assert from 'uvu/assert';
 import dns2 from 'dns2';
+import { connect } from 'node:net';
 import { shortHash } from '../../src/network/policy-plan.js';
 import { serviceChainName, SERVICES_CHAIN } from '../../src/network/service-plan.js';
 import { command } from '../network.js';
@@ -25,6 +26,22 @@ import { parseIpv4 } from '../../src/state/ipam.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3631', client: '3632', probe: '3633', holder: '3634' } as const;
+
+/** What a TCP connection from the harness to `address:port` reads until the other side closes (3 s at most), trimmed; '' when nothing came. */
+function harnessRead(address: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const socket = connect({ host: address, port });
+    const done = (): void => {
+      socket.destroy();
+      resolve(text.trim());
+    };
+    socket.setTimeout(3000, done);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    socket.on('end', done);
+    socket.on('error', done);
+  });
+}
 
 export const serviceCase: NetworkCase = {
   title: 'a connection to VIP:port reaches instances on other hosts, keeps policies in force, and a chain deleted by hand is repaired',
@@ -52,7 +69,8 @@ export const serviceCase: NetworkCase = {
     const evil = ['services:', ...service('probe', '{ constraints: ["node.id == n1"] }', ['sh', '-c', `exec sleep ${SLEEP.probe}`]), '      replicas: 1', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: 'acme.yaml', content: acme, tenant: 'acme' });
     await api('POST', '/v1/deploy', { fileName: 'evil.yaml', content: evil, tenant: 'evil' });
-    const holder = ['services:', ...service('holder', '{ constraints: ["node.id != n1"], max_replicas_per_node: 1 }', ['sh', '-c', `exec sleep ${SLEEP.holder}`]), '      replicas: 2', ''].join('\n');
+    // holder publishes 8090 (the routing mesh to a tenant network's endpoints): its listener names the instance.
+    const holder = ['services:', ...service('holder', '{ constraints: ["node.id != n1"], max_replicas_per_node: 1 }', ['sh', '-c', `${listen(8000)} exec sleep ${SLEEP.holder}`], ['    ports: ["8090:8000"]']), '      replicas: 2', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: 'holder.yaml', content: holder, tenant: 'netcheck' });
     type Listing = { networks: { tenant: string; name: string; cidr: string; slices: { node: string; cidr: string }[] }[] };
     const netcheckNetwork = async (): Promise<Listing['networks'][number] | undefined> => ((await api('GET', '/v1/network')) as Listing).networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
@@ -86,7 +104,7 @@ export const serviceCase: NetworkCase = {
     const listing = (await api('GET', '/v1/network')) as { clusterCidr: string; serviceCidr: string; nodes: { id: string; overlay: string; subnet: string | null }[]; services: { app: string; vip: string; endpoints: number }[] };
     assert.equal([listing.clusterCidr, listing.serviceCidr], ['10.210.0.0/16', '10.211.0.0/16']);
     assert.equal(listing.nodes.map((node) => [node.id, node.overlay, node.subnet !== null]), [['n1', 'on', true], ['n2', 'on', true], ['n3', 'on', true]]);
-    assert.equal(listing.services.map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]]);
+    assert.equal(listing.services.filter((entry) => entry.app !== 'holder').map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]], "web's VIP (holder, with a port, has one too)");
     // Tenant networks (the agents run with --tenant-networks netcheck): netcheck's default network is a /20 of the pool apart from every other; the leader gave n2 and n3, where holder runs, a slice each (and no other node); each holder's address is from its node's slice, no address is held twice, and the holders reach each other across hosts over their own network while evil's probe (on the node subnets) does not; with holder deleted, the slices are given back after the grace (2 s here), checked at the end.
     const networks = ((await api('GET', '/v1/network')) as Listing).networks;
     const own = networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
@@ -110,6 +128,14 @@ export const serviceCase: NetworkCase = {
     await until('a holder reaches the other across hosts over netcheck/default', async () => ((await ping(holders[0]!, holders[1]!.address)) ? true : 'no answer'), 20_000);
     assert.not.ok(await ping(probe!, holders[1]!.address), 'evil probe (node subnet) -> netcheck holder (tenant network)');
     assert.not.ok(await ping(acmeClient!, holders[1]!.address), 'acme client -> netcheck holder');
+    // The mesh to a tenant network's endpoints: n1 (no holder) DNATs its port 8090 to both holders on their slices, and their answers find the way back through n1.
+    const holderNames = instances.filter((entry) => entry.app === 'holder').map((entry) => entry.id.slice(0, 63)).sort();
+    const meshAnswers = new Set<string>();
+    await until('both holders answer through n1:8090', async () => {
+      const said = await harnessRead(network.hosts[0]!.address, 8090);
+      if (said.startsWith('ok ')) meshAnswers.add(said.slice(3));
+      return holderNames.every((name) => meshAnswers.has(name)) ? true : `${said || 'nothing'}; heard ${[...meshAnswers].join(', ') || 'none'}`;
+    }, 30_000);
     await api('DELETE', '/v1/apps/netcheck/holder');
     const inspected = (await api('GET', '/v1/network/apps/acme/web')) as { vip: string; endpoints: { address: string }[]; serviceChain: { name: string; rules: string[] } };
     assert.equal(inspected.endpoints.map((endpoint) => endpoint.address).sort(), webs.map((web) => web.address).sort());

@@ -355,7 +355,14 @@ export class NetworkComponent implements NodeComponent {
   /** The service chains every node programs now, published ports included (for `hivemind network inspect` and tests). */
   serviceChains(): ServiceChains {
     const machine = this.#services.machine;
-    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr, reservedPorts: this.#agentPorts(), ...hostPortsOf(machine.node(this.#services.nodeId)) });
+    const tenantCidr = machine.network()?.tenantCidr;
+    return planServiceChains(servicesOf(machine), {
+      published: publishedOf(machine),
+      clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr,
+      ...(tenantCidr !== undefined ? { tenantCidr } : {}),
+      reservedPorts: this.#agentPorts(),
+      ...hostPortsOf(machine.node(this.#services.nodeId)),
+    });
   }
 
   /** The ports this node's agent listens on (configured, and as bound and advertised), and the VXLAN port. */
