@@ -56,7 +56,9 @@ export const serviceCase: NetworkCase = {
     await api('PUT', '/v1/tenants/netcheck', {});
     const service = (name: string, placement: string, command: string[], extra: string[] = []): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, ...extra, '    deploy:', `      placement: ${placement}`];
     // Each answer names the instance (its hostname), so the test sees which one a connection reached.
-    const listen = (port: number): string => `(while true; do echo "ok $$(hostname)" | nc -l -p ${port}; done) &`;
+    // One listening socket for the container's life (busybox nc -ll -e: a child per connection): a loop of one-shot listeners refused a connection
+    // that came between two (a VIP spread failed so under load).
+    const listen = (port: number): string => `nc -ll -p ${port} -e /bin/busybox sh -c 'echo "ok $$(hostname)"' &`;
     const serve = `${listen(8080)} ${listen(9090)} exec sleep ${SLEEP.web}`;
     const acme = [
       'services:',
