@@ -14,7 +14,8 @@
  *     metric counts it), and n1 reaches n2's instance again;
  *   - web deleted: the published-port chains are gone from every host.
  * When a published port gets no answer, each host's mesh chains, rules,
- * routes and VXLAN counters are printed.
+ * routes, VXLAN counters, neighbours and conntrack entries of the port are
+ * printed.
  */
 import { get } from 'node:http';
 import * as assert from 'uvu/assert';
@@ -48,17 +49,21 @@ function ask(address: string): Promise<Answer | string> {
       });
       response.on('error', (error) => resolve(error.message));
     });
-    call.on('timeout', () => call.destroy(new Error('no answer within 3 s')));
+    // Whether the connection was made tells a lost packet from a slow answer; the local port finds the connection in the hosts' conntrack tables.
+    let connected = false;
+    call.on('socket', (socket) => socket.on('connect', () => (connected = true)));
+    call.on('timeout', () => call.destroy(new Error(`no answer within 3 s (${connected ? 'connected' : 'not connected'}, local port ${call.socket?.localPort ?? 'unknown'})`)));
     call.on('error', (error) => resolve(error.message));
   });
 }
 
-/** Asks `address` until both `instances` answered at least 3 times (at most 60 requests); every answer must come back. */
-async function spreadOf(address: string, instances: readonly string[]): Promise<Map<string, Answer[]>> {
+/** Asks `address` until both `instances` answered at least 3 times (at most 60 requests); every answer must come back (when one does not, the hosts' mesh state is printed). */
+async function spreadOf(address: string, instances: readonly string[], hosts: readonly Host[]): Promise<Map<string, Answer[]>> {
   const reached = new Map<string, Answer[]>();
   const done = (): boolean => instances.every((instance) => (reached.get(instance)?.length ?? 0) >= 3);
   for (let attempt = 0; attempt < 60 && !done(); attempt++) {
     const answer = await ask(address);
+    if (typeof answer === 'string') console.log(await diagnose(hosts));
     assert.ok(typeof answer !== 'string', `request ${attempt} to ${address}:8080 failed: ${answer as string}`);
     reached.set(answer.instance, [...(reached.get(answer.instance) ?? []), answer]);
   }
@@ -75,7 +80,11 @@ async function diagnose(hosts: readonly Host[]): Promise<string> {
     lines.push(await run('iptables-save', ['-c', '-t', 'mangle']));
     lines.push((await run('iptables-save', ['-c', '-t', 'filter'])).split('\n').filter((line) => /HM-|HIVEMIND|FORWARD/.test(line)).join('\n'));
     lines.push(await run('ip', ['rule']), await run('ip', ['route', 'show', 'table', 'all']), await run('ip', ['-s', 'link', 'show', 'dev', 'hmvx0']));
+    // A neighbour entry with a MAC no port has (an address's last holder) makes its new holder unreachable for seconds.
+    lines.push(await run('ip', ['neigh', 'show', 'dev', 'hm0']), await run('bridge', ['fdb', 'show', 'br', 'hm0']));
     lines.push(await run('sh', ['-c', 'for f in all default eth0 hmvx0 hm0; do echo "$f rp_filter $(cat /proc/sys/net/ipv4/conf/$f/rp_filter)"; done; cat /proc/sys/net/ipv4/ip_forward']));
+    // The connections of the mesh's ports: which got their NAT and mark, and in what state they are stuck.
+    lines.push(await run('sh', ['-c', 'grep -E "port=(8080|8000) " /proc/net/nf_conntrack || true']));
   }
   return lines.join('\n');
 }
@@ -151,7 +160,7 @@ export const meshCase: NetworkCase = {
       throw error;
     });
     for (const host of [n1!, n2!]) {
-      const reached = await spreadOf(host.address, names);
+      const reached = await spreadOf(host.address, names, network.hosts);
       assert.equal([...reached.keys()].sort(), names, `instances reached through ${host.namespace}: ${JSON.stringify([...reached])}`);
       assert.ok([...reached.values()].every((answers) => answers.length >= 3), `each reached 3 times through ${host.namespace}: ${JSON.stringify([...reached])}`);
       const remotes = new Set([...reached.values()].flat().map((answer) => answer.remote));
@@ -172,7 +181,7 @@ export const meshCase: NetworkCase = {
     await command('ip', ['-n', n2!.namespace, 'rule', 'del', 'priority', String(MESH_RULE_PRIORITY), 'fwmark', `${toN1.fwmark}/${toN1.fwmask}`, 'iif', 'hm0', 'lookup', toN1.table]);
     await until("n2's rule back to n1 is repaired", async () => ((await meshRules(n2!)).length === 2 ? true : 'not yet'), 15_000);
     const n2Instance = onNode('n2');
-    const again = await spreadOf(n1!.address, names);
+    const again = await spreadOf(n1!.address, names, network.hosts);
     assert.ok((again.get(n2Instance)?.length ?? 0) >= 3 && again.get(n2Instance)!.every((answer) => answer.remote === HARNESS_ADDRESS), `n2's instance through n1 after the repair: ${JSON.stringify([...again])}`);
     const metrics = await metricAbove(cluster, 1, 'hivemind_network_mesh_repairs_total', repairsBefore);
     assert.is(metricValue(metrics, 'hivemind_network_published_ports'), 1);

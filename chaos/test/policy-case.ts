@@ -31,7 +31,8 @@ export const policyCase: NetworkCase = {
     await api('PUT', '/v1/tenants/acme', {});
     await api('PUT', '/v1/tenants/evil', {});
     const service = (name: string, node: string, command: string[]): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, '    deploy:', '      replicas: 1', `      placement: { constraints: ["node.id == ${node}"] }`];
-    const listen = (port: number): string => `(while true; do echo ok | nc -l -p ${port}; done) &`;
+    // One listening socket for the container's life (busybox nc -ll -e: a child per connection): a loop of one-shot listeners refused connections between two.
+    const listen = (port: number): string => `nc -ll -p ${port} -e /bin/busybox echo ok &`;
     const serve = `${listen(8080)} ${listen(9090)} exec sleep ${SLEEP.web}`;
     const acme = ['services:', ...service('web', 'n1', ['sh', '-c', serve]), ...service('client', 'n3', ['sh', '-c', `exec sleep ${SLEEP.client}`]), ''].join('\n');
     const evil = ['services:', ...service('probe', 'n2', ['sh', '-c', `exec sleep ${SLEEP.probe}`]), ''].join('\n');

@@ -16,26 +16,49 @@
  */
 import * as assert from 'uvu/assert';
 import dns2 from 'dns2';
+import { connect } from 'node:net';
 import { shortHash } from '../../src/network/policy-plan.js';
 import { serviceChainName, SERVICES_CHAIN } from '../../src/network/service-plan.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { parseIpv4 } from '../../src/state/ipam.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
-const SLEEP = { web: '3631', client: '3632', probe: '3633' } as const;
+const SLEEP = { web: '3631', client: '3632', probe: '3633', holder: '3634' } as const;
+
+/** What a TCP connection from the harness to `address:port` reads until the other side closes (3 s at most), trimmed; '' when nothing came. */
+function harnessRead(address: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const socket = connect({ host: address, port });
+    const done = (): void => {
+      socket.destroy();
+      resolve(text.trim());
+    };
+    socket.setTimeout(3000, done);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    socket.on('end', done);
+    socket.on('error', done);
+  });
+}
 
 export const serviceCase: NetworkCase = {
   title: 'a connection to VIP:port reaches instances on other hosts, keeps policies in force, and a chain deleted by hand is repaired',
   sleepSeconds: Object.values(SLEEP),
-  runcApps: [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'evil', app: 'probe' }],
+  runcApps: [{ tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'client' }, { tenant: 'evil', app: 'probe' }, { tenant: 'netcheck', app: 'holder' }],
   async body(cluster) {
     const { api, image, network } = cluster;
     await api('PUT', '/v1/tenants/acme', {});
     await api('PUT', '/v1/tenants/evil', {});
+    // Tenant networks: the leader sets the pool once every node runs state version 5; a tenant created then gets a default network of its own.
+    await until('the tenant network pool is set', async () => (((await api('GET', '/v1/network')) as { tenantCidr?: string | null }).tenantCidr === '10.224.0.0/12' ? true : 'not yet'), 30_000);
+    await api('PUT', '/v1/tenants/netcheck', {});
     const service = (name: string, placement: string, command: string[], extra: string[] = []): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, ...extra, '    deploy:', `      placement: ${placement}`];
     // Each answer names the instance (its hostname), so the test sees which one a connection reached.
-    const listen = (port: number): string => `(while true; do echo "ok $$(hostname)" | nc -l -p ${port}; done) &`;
+    // One listening socket for the container's life (busybox nc -ll -e: a child per connection): a loop of one-shot listeners refused a connection
+    // that came between two (a VIP spread failed so under load).
+    const listen = (port: number): string => `nc -ll -p ${port} -e /bin/busybox sh -c 'echo "ok $$(hostname)"' &`;
     const serve = `${listen(8080)} ${listen(9090)} exec sleep ${SLEEP.web}`;
     const acme = [
       'services:',
@@ -48,11 +71,17 @@ export const serviceCase: NetworkCase = {
     const evil = ['services:', ...service('probe', '{ constraints: ["node.id == n1"] }', ['sh', '-c', `exec sleep ${SLEEP.probe}`]), '      replicas: 1', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: 'acme.yaml', content: acme, tenant: 'acme' });
     await api('POST', '/v1/deploy', { fileName: 'evil.yaml', content: evil, tenant: 'evil' });
+    // holder publishes 8090 (the routing mesh to a tenant network's endpoints): its listener names the instance.
+    const holder = ['services:', ...service('holder', '{ constraints: ["node.id != n1"], max_replicas_per_node: 1 }', ['sh', '-c', `${listen(8000)} exec sleep ${SLEEP.holder}`], ['    ports: ["8090:8000"]']), '      replicas: 2', ''].join('\n');
+    await api('POST', '/v1/deploy', { fileName: 'holder.yaml', content: holder, tenant: 'netcheck' });
+    type Listing = { networks: { tenant: string; name: string; cidr: string; slices: { node: string; cidr: string }[] }[] };
+    const netcheckNetwork = async (): Promise<Listing['networks'][number] | undefined> => ((await api('GET', '/v1/network')) as Listing).networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
 
     const webs = await containersOf(cluster, SLEEP.web, 2);
     const [acmeClient] = await containersOf(cluster, SLEEP.client, 1);
     const [probe] = await containersOf(cluster, SLEEP.probe, 1);
-    const instances = await endpointsReported(cluster, [...webs.map((web) => web.address), acmeClient!.address, probe!.address]);
+    const holders = await containersOf(cluster, SLEEP.holder, 2);
+    const instances = await endpointsReported(cluster, [...webs.map((web) => web.address), acmeClient!.address, probe!.address, ...holders.map((entry) => entry.address)]);
     const webInstances = instances.filter((instance) => instance.app === 'web');
     assert.equal(webInstances.map((instance) => instance.node).sort(), ['n2', 'n3'], 'web runs on the two other hosts');
 
@@ -77,16 +106,39 @@ export const serviceCase: NetworkCase = {
     const listing = (await api('GET', '/v1/network')) as { clusterCidr: string; serviceCidr: string; nodes: { id: string; overlay: string; subnet: string | null }[]; services: { app: string; vip: string; endpoints: number }[] };
     assert.equal([listing.clusterCidr, listing.serviceCidr], ['10.210.0.0/16', '10.211.0.0/16']);
     assert.equal(listing.nodes.map((node) => [node.id, node.overlay, node.subnet !== null]), [['n1', 'on', true], ['n2', 'on', true], ['n3', 'on', true]]);
-    assert.equal(listing.services.map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]]);
-    // Tenant networks (state only): the leader sets the pool once every node runs state version 5; a tenant created then gets a default network of its own, apart from every other, gone with the tenant.
-    await until('the tenant network pool is set', async () => (((await api('GET', '/v1/network')) as { tenantCidr?: string | null }).tenantCidr === '10.224.0.0/12' ? true : 'not yet'), 30_000);
-    await api('PUT', '/v1/tenants/netcheck', {});
-    const networks = ((await api('GET', '/v1/network')) as { networks: { tenant: string; name: string; cidr: string }[] }).networks;
+    assert.equal(listing.services.filter((entry) => entry.app !== 'holder').map((entry) => [entry.app, entry.vip, entry.endpoints]), [['web', vip, 2]], "web's VIP (holder, with a port, has one too)");
+    // Tenant networks (the agents run with --tenant-networks netcheck): netcheck's default network is a /20 of the pool apart from every other; the leader gave n2 and n3, where holder runs, a slice each (and no other node); each holder's address is from its node's slice, no address is held twice, and the holders reach each other across hosts over their own network while evil's probe (on the node subnets) does not; with holder deleted, the slices are given back after the grace (2 s here), checked at the end.
+    const networks = ((await api('GET', '/v1/network')) as Listing).networks;
     const own = networks.find((entry) => entry.tenant === 'netcheck' && entry.name === 'default');
     assert.ok(own !== undefined && /^10\.2(2[4-9]|3\d)\.\d+\.0\/20$/.test(own.cidr), `netcheck/default is a /20 of the pool: ${JSON.stringify(networks)}`);
-    assert.is(new Set(networks.map((entry) => entry.cidr)).size, networks.length, 'no two networks share a block');
-    await api('DELETE', '/v1/tenants/netcheck');
-    assert.not.ok(((await api('GET', '/v1/network')) as { networks: { tenant: string }[] }).networks.some((entry) => entry.tenant === 'netcheck'), 'the network goes with its tenant');
+    assert.not.ok(networks.some((entry) => entry !== own && entry.cidr === own.cidr), 'no other network has its block');
+    const attached = await until('n2 and n3 hold a slice of netcheck/default', async () => {
+      const slices = (await netcheckNetwork())?.slices ?? [];
+      return slices.length >= 2 ? slices : JSON.stringify(slices);
+    }, 15_000);
+    assert.equal(attached.map((slice) => slice.node).sort(), ['n2', 'n3'], `only the nodes running holder: ${JSON.stringify(attached)}`);
+    const n2Slices = ((await api('GET', '/v1/network/nodes/n2')) as { slices: { tenant: string; network: string; cidr: string }[] }).slices.filter((slice) => slice.tenant === 'netcheck');
+    assert.equal(n2Slices, [{ tenant: 'netcheck', network: 'default', cidr: attached.find((slice) => slice.node === 'n2')!.cidr }], 'the node view lists its slice');
+    for (const instance of instances.filter((entry) => entry.app === 'holder')) {
+      const slice = attached.find((entry) => entry.node === instance.node)!;
+      const sliceBase = parseIpv4(slice.cidr.split('/')[0]!)!;
+      const address = parseIpv4(instance.status.endpoint!.address)!;
+      assert.ok(slice.cidr.endsWith('/26') && address > sliceBase + 1 && address < sliceBase + 63, `${instance.id} on ${instance.node}: ${instance.status.endpoint!.address} is in its node's slice ${slice.cidr}`);
+    }
+    const held = instances.map((instance) => instance.status.endpoint!.address);
+    assert.is(new Set(held).size, held.length, `no address held twice: ${held.join(', ')}`);
+    await until('a holder reaches the other across hosts over netcheck/default', async () => ((await ping(holders[0]!, holders[1]!.address)) ? true : 'no answer'), 20_000);
+    assert.not.ok(await ping(probe!, holders[1]!.address), 'evil probe (node subnet) -> netcheck holder (tenant network)');
+    assert.not.ok(await ping(acmeClient!, holders[1]!.address), 'acme client -> netcheck holder');
+    // The mesh to a tenant network's endpoints: n1 (no holder) DNATs its port 8090 to both holders on their slices, and their answers find the way back through n1.
+    const holderNames = instances.filter((entry) => entry.app === 'holder').map((entry) => entry.id.slice(0, 63)).sort();
+    const meshAnswers = new Set<string>();
+    await until('both holders answer through n1:8090', async () => {
+      const said = await harnessRead(network.hosts[0]!.address, 8090);
+      if (said.startsWith('ok ')) meshAnswers.add(said.slice(3));
+      return holderNames.every((name) => meshAnswers.has(name)) ? true : `${said || 'nothing'}; heard ${[...meshAnswers].join(', ') || 'none'}`;
+    }, 30_000);
+    await api('DELETE', '/v1/apps/netcheck/holder');
     const inspected = (await api('GET', '/v1/network/apps/acme/web')) as { vip: string; endpoints: { address: string }[]; serviceChain: { name: string; rules: string[] } };
     assert.equal(inspected.endpoints.map((endpoint) => endpoint.address).sort(), webs.map((web) => web.address).sort());
     assert.is(inspected.serviceChain.name, webChain);
@@ -147,5 +199,10 @@ export const serviceCase: NetworkCase = {
     // The app deleted: its chain is gone from every host.
     await api('DELETE', '/v1/apps/acme/web');
     for (const host of network.hosts) await until(`${host.namespace} drops web's chain`, async () => (!(await tableOf(host, 'nat')).includes(webChain) ? true : 'still there'), 15_000);
+
+    // holder, deleted above, ran nowhere for longer than the grace: n3's slice is given back; the network goes with its tenant.
+    await until('the slices of netcheck/default are given back', async () => (((await netcheckNetwork())?.slices ?? []).length === 0 ? true : JSON.stringify((await netcheckNetwork())?.slices)), 20_000);
+    await api('DELETE', '/v1/tenants/netcheck');
+    assert.not.ok(((await api('GET', '/v1/network')) as { networks: { tenant: string }[] }).networks.some((entry) => entry.tenant === 'netcheck'), 'the network goes with its tenant');
   },
 };

@@ -115,6 +115,8 @@ export interface NetworkNodeAnswer {
   gateway: string | null;
   peers: { id: string; subnet: string; underlay?: string }[];
   skipped: { id: string; reason: string }[];
+  /** The node's slices of tenant networks (absent from older agents). */
+  slices?: { tenant: string; network: string; cidr: string }[];
   policy: { destinations: number; chains: number; rules: number } | null;
   services: { vips: number; published?: number; endpoints: number; rules: number };
   /** The routing mesh's way back (absent from older agents, null before the network is configured). */

@@ -50,7 +50,7 @@ export const networkRoutes: Route[] = [
       const component = context.backend.component('network');
       const services = servicesOf(machine);
       const published = publishedOf(machine);
-      const chains = network === undefined ? undefined : planServiceChains(services, { published, clusterCidr: network.cidr });
+      const chains = network === undefined ? undefined : planServiceChains(services, { published, clusterCidr: network.cidr, ...(network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {}) });
       return {
         clusterCidr: network?.cidr ?? null,
         nodePrefixLength: network?.nodePrefixLength ?? null,
@@ -79,7 +79,8 @@ export const networkRoutes: Route[] = [
       const plan = planOverlay(id, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })));
       const clusterCidr = clusterCidrOf(context);
       const policies = clusterCidr === undefined ? undefined : planPolicyChains(policyModelOf(machine, clusterCidr), id);
-      const services = planServiceChains(servicesOf(machine), clusterCidr === undefined ? {} : { published: publishedOf(machine), clusterCidr });
+      const tenantCidr = machine.network()?.tenantCidr;
+      const services = planServiceChains(servicesOf(machine), clusterCidr === undefined ? {} : { published: publishedOf(machine), clusterCidr, ...(tenantCidr !== undefined ? { tenantCidr } : {}) });
       const mesh = plan === undefined || clusterCidr === undefined ? undefined : planMesh(plan, clusterCidr);
       return {
         id,
@@ -89,6 +90,7 @@ export const networkRoutes: Route[] = [
         gateway: plan?.local.gateway ?? null,
         peers: (plan?.peers ?? []).map((peer) => ({ id: peer.id, subnet: peer.subnet, underlay: peer.underlay })),
         skipped: plan?.skipped ?? [],
+        slices: machine.networks().flatMap((network) => network.slices.filter((slice) => slice.node === id).map((slice) => ({ tenant: network.tenant, network: network.name, cidr: slice.cidr }))),
         policy: policies === undefined ? null : { destinations: policies.destinationCount, chains: policies.chains.size, rules: policies.ruleCount },
         services: { vips: services.serviceCount, published: services.publishedCount, endpoints: services.endpointCount, rules: services.ruleCount },
         mesh: mesh === undefined ? null : { returnRoutes: mesh.routes.map((route) => ({ peer: route.peer, mark: markText(route.mark), table: route.table, via: route.via })), skipped: mesh.skipped },

@@ -5,7 +5,14 @@
  * the executor's container network where to attach (`src/node/node-network.ts`).
  * On the leader it also proposes `network.configure` when the cluster
  * network is not configured or a node lacks a subnet (states written before
- * the network existed, a node full up earlier).
+ * the network existed, a node full up earlier), and `network.attach` and
+ * `network.detach` of nodes' slices of the carried tenant networks as
+ * instances are placed and leave (`attach-plan.ts`).
+ *
+ * Tenant networks (`--tenant-networks`, off by default): the carried
+ * networks' slices are in the overlay plan (a bridge per local slice,
+ * routes to peers' slices) and in the node network file, where the
+ * executor's CNI network finds each carried tenant's slice.
  *
  * When: two queues of passes (`pass-queue.ts`), each one pass at a time,
  * apart so that a policy change never waits for the links. The tables
@@ -46,8 +53,11 @@ import { Counter, Gauge } from 'prom-client';
 import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
-import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork } from '../node/node-network.js';
+import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
+import { DEFAULT_NETWORK } from '../state/apply-tenant-networks.js';
+import type { TenantNetwork } from '../state/types.js';
 import { configureProposal } from './configure.js';
+import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
 import { TENANT_NETWORKS_VERSION } from '../state/version.js';
 import { applyChanges, ensureDevices, readEntries } from './overlay-links.js';
@@ -59,15 +69,17 @@ import { publishedOf, servicesOf } from './service-state.js';
 import { desiredMeshRouting, meshRoutingBatch, planMesh, type MeshPlan } from './mesh-plan.js';
 import { applyMeshChain, applyMeshRouting, loosenReversePath, readMeshChain, readMeshRouting } from './mesh-links.js';
 import { applyServiceChains, readServiceChains } from './service-tables.js';
-import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan } from './overlay-plan.js';
+import { BRIDGE_NAME, changeCount, desiredEntries, diffEntries, hostOf, planOverlay, VXLAN_OVERHEAD_BYTES, type OverlayPlan, type OverlaySlice } from './overlay-plan.js';
 
 /** How the component runs. */
 export interface NetworkComponentOptions {
   /** A reconcile at least this often, to repair drift. */
   periodMs: number;
+  /** The leader's clock for the detach grace (ms, monotonic). */
+  nowMs: () => number;
 }
 
-export const NETWORK_COMPONENT_DEFAULTS: NetworkComponentOptions = { periodMs: 5_000 };
+export const NETWORK_COMPONENT_DEFAULTS: NetworkComponentOptions = { periodMs: 5_000, nowMs: () => performance.now() };
 
 /** Whether `host` can carry the overlay: an IPv4 literal that is not loopback or unspecified. */
 export function overlayHost(host: string): boolean {
@@ -94,6 +106,12 @@ export class NetworkComponent implements NodeComponent {
   #written: string | undefined;
   #lastProblem: string | undefined;
   #configuring = false;
+  /** The attaches and detaches proposed and not answered yet, by `sliceKey`: never proposed twice at once. */
+  readonly #slicesProposed = new Set<string>();
+  /** When a proposal was last refused, by `sliceKey`: proposed again only a period later, since each refusal is itself an apply that runs a state pass. */
+  readonly #sliceRefusedAtMs = new Map<string, number>();
+  /** When each idle slice was first seen idle (leader only; `attach-plan.ts`). */
+  #idleSinceMs: Map<string, number> = new Map();
   readonly #repairs: Counter;
   readonly #peers: Gauge;
   readonly #policyRules: Gauge;
@@ -181,7 +199,32 @@ export class NetworkComponent implements NodeComponent {
   /** The plan of the last reconcile's state (for `hivemind network inspect` and tests). */
   plan(): OverlayPlan | undefined {
     const directory = this.#services.machine.nodeDirectory();
-    return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })));
+    return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })), this.#carriedSlices());
+  }
+
+  /** The tenant networks whose containers this node attaches (`--tenant-networks`): every node's slices of them. */
+  #carriedNetworks(): TenantNetwork[] {
+    const setting = this.#services.config.tenantNetworks;
+    if (setting === 'none') return [];
+    return this.#services.machine.networks().filter((network) => network.name === DEFAULT_NETWORK && (setting === 'all' || setting.includes(network.tenant)));
+  }
+
+  #carriedSlices(): OverlaySlice[] {
+    return this.#carriedNetworks().flatMap((network) => network.slices.map((slice) => ({ network: `${network.tenant}/${network.name}`, node: slice.node, cidr: slice.cidr })));
+  }
+
+  /** What the node network file says of tenant networks: per carried tenant, this node's slice or `pending`. */
+  #tenantAttaches(plan: OverlayPlan): Pick<NodeNetworkReady, 'tenants' | 'tenantCidr'> {
+    const networks = this.#carriedNetworks();
+    const tenantCidr = this.#services.machine.network()?.tenantCidr;
+    if (networks.length === 0 || tenantCidr === undefined) return {};
+    const tenants: NonNullable<NodeNetworkReady['tenants']> = {};
+    for (const network of networks) {
+      const key = `${network.tenant}/${network.name}`;
+      const local = plan.local.slices.find((slice) => slice.network === key);
+      tenants[network.tenant] = local === undefined ? { state: 'pending', network: key } : { state: 'ready', network: key, bridge: local.bridge, subnet: local.cidr, gateway: local.gateway };
+    }
+    return { tenantCidr, tenants };
   }
 
   /**
@@ -194,11 +237,12 @@ export class NetworkComponent implements NodeComponent {
     const sinceMs = this.#stateSinceMs ?? performance.now();
     this.#stateSinceMs = undefined;
     this.#maybeConfigure();
+    this.#maybeAttach();
     if (!this.#enabled) return;
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr)) this.#links.request('overlay');
+    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) this.#links.request('overlay');
     if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
       this.#tables.request('drift');
       return;
@@ -212,6 +256,7 @@ export class NetworkComponent implements NodeComponent {
   /** Reads the policy and service chains back and makes them equal to the state (drift repair, and the first write of a run); the first one asks for the first overlay pass. */
   async #driftPass(): Promise<void> {
     this.#maybeConfigure();
+    this.#maybeAttach();
     if (!this.#enabled) return;
     const plan = this.plan();
     if (plan === undefined) return;
@@ -236,9 +281,10 @@ export class NetworkComponent implements NodeComponent {
     await this.#reconcileMesh(planMesh(plan, clusterCidr), clusterCidr).catch((error: Error) => this.#report(`cannot write the routing mesh's way back: ${error.message}`));
     if (this.#reconciles > 0) this.#repairs.inc(count);
     this.#reconciles++;
-    this.#overlayApplied = overlayKey(plan, clusterCidr);
+    const attaches = this.#tenantAttaches(plan);
+    this.#overlayApplied = overlayKey(plan, clusterCidr, attaches);
     this.#peers.set(plan.peers.length);
-    this.#write({ state: 'ready', bridge: BRIDGE_NAME, subnet: plan.local.subnet, gateway: plan.local.gateway, clusterCidr, mtu });
+    this.#write({ state: 'ready', bridge: BRIDGE_NAME, subnet: plan.local.subnet, gateway: plan.local.gateway, clusterCidr, mtu, ...attaches });
     if (devices.length > 0 || count > 0) {
       this.#services.log('network', `overlay: ${[...devices, count > 0 ? `${count} entries changed (${plan.peers.length} peers)` : ''].filter(Boolean).join(', ')}`);
     }
@@ -309,7 +355,14 @@ export class NetworkComponent implements NodeComponent {
   /** The service chains every node programs now, published ports included (for `hivemind network inspect` and tests). */
   serviceChains(): ServiceChains {
     const machine = this.#services.machine;
-    return planServiceChains(servicesOf(machine), { published: publishedOf(machine), clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr, reservedPorts: this.#agentPorts(), ...hostPortsOf(machine.node(this.#services.nodeId)) });
+    const tenantCidr = machine.network()?.tenantCidr;
+    return planServiceChains(servicesOf(machine), {
+      published: publishedOf(machine),
+      clusterCidr: machine.network()?.cidr ?? this.#services.config.clusterCidr,
+      ...(tenantCidr !== undefined ? { tenantCidr } : {}),
+      reservedPorts: this.#agentPorts(),
+      ...hostPortsOf(machine.node(this.#services.nodeId)),
+    });
   }
 
   /** The ports this node's agent listens on (configured, and as bound and advertised), and the VXLAN port. */
@@ -400,6 +453,60 @@ export class NetworkComponent implements NodeComponent {
       });
   }
 
+  /**
+   * On the leader: proposes `network.attach` for every node that runs an
+   * instance of a carried tenant network (`--tenant-networks`) without
+   * holding its slice, and
+   * `network.detach` for every slice idle for the detach grace
+   * (`attach-plan.ts`); each proposal once until it is answered. Off the
+   * leader the idle times are forgotten (a new leader starts the grace
+   * again).
+   */
+  #maybeAttach(): void {
+    if (!this.#services.isLeader()) {
+      this.#idleSinceMs = new Map();
+      return;
+    }
+    const networks = this.#services.machine.networks();
+    if (networks.every((network) => network.slices.length === 0) && this.#carriedNetworks().length === 0) return;
+    const view = this.#services.machine.schedulerView();
+    const plan = planAttachments({
+      networks,
+      instances: view.instances.map((instance) => ({ tenant: instance.tenant, app: instance.app, desired: instance.desired, state: instance.status.state, ...(instance.node !== undefined ? { node: instance.node } : {}) })),
+      nodes: view.nodes,
+      idleSinceMs: this.#idleSinceMs,
+      nowMs: this.#options.nowMs(),
+      graceMs: this.#services.config.networkDetachGraceMs,
+    });
+    this.#idleSinceMs = plan.idleSinceMs;
+    for (const [key, refusedAtMs] of this.#sliceRefusedAtMs) if (this.#options.nowMs() - refusedAtMs >= this.#options.periodMs) this.#sliceRefusedAtMs.delete(key);
+    // Slices only for the networks whose data plane is on (the leader's --tenant-networks, the same on every node): one nothing attaches to would cost commits for nothing. Idle slices of any network are given back.
+    const carried = new Set(this.#carriedNetworks().map((network) => `${network.tenant}/${network.name}`));
+    for (const entry of plan.attach) if (carried.has(`${entry.tenant}/${entry.name}`)) this.#proposeSlice('network.attach', entry);
+    for (const entry of plan.detach) this.#proposeSlice('network.detach', entry);
+  }
+
+  #proposeSlice(type: 'network.attach' | 'network.detach', entry: NetworkNode): void {
+    const key = sliceKey(entry);
+    const nowMs = this.#options.nowMs();
+    if (this.#slicesProposed.has(key) || nowMs - (this.#sliceRefusedAtMs.get(key) ?? -Infinity) < this.#options.periodMs) return;
+    this.#slicesProposed.add(key);
+    this.#sliceRefusedAtMs.delete(key);
+    const verb = type === 'network.attach' ? 'attach' : 'detach';
+    this.#services
+      .submit({ type, tenant: entry.tenant, name: entry.name, node: entry.node })
+      .then((result) => {
+        if (result.ok) return;
+        this.#sliceRefusedAtMs.set(key, this.#options.nowMs());
+        this.#report(`cannot ${verb} node ${entry.node} ${type === 'network.attach' ? 'to' : 'from'} network ${entry.tenant}/${entry.name}: ${result.error.message}`);
+      })
+      .catch((error: Error) => {
+        this.#sliceRefusedAtMs.set(key, this.#options.nowMs());
+        this.#report(`cannot ${verb} node ${entry.node} and network ${entry.tenant}/${entry.name} yet: ${error.message}`);
+      })
+      .finally(() => this.#slicesProposed.delete(key));
+  }
+
   #write(network: NodeNetwork): void {
     const text = JSON.stringify(network);
     if (text === this.#written) return;
@@ -439,9 +546,9 @@ function metric<T>(registry: NodeServices['registry'], name: string, make: () =>
 /** The component factory for `src/agent/components.ts`. */
 export const createNetworkComponent: ComponentFactory = (services) => new NetworkComponent(services);
 
-/** What a full pass programmed the overlay and the mesh from: a state pass compares it. */
-function overlayKey(plan: OverlayPlan, clusterCidr: string): string {
-  return JSON.stringify([plan, clusterCidr]);
+/** What a full pass programmed the overlay and the mesh from, and told the executor of tenant networks: a state pass compares it. */
+function overlayKey(plan: OverlayPlan, clusterCidr: string, attaches: Pick<NodeNetworkReady, 'tenants' | 'tenantCidr'>): string {
+  return JSON.stringify([plan, clusterCidr, attaches]);
 }
 
 /** The ports the node's host listens on, as its record says (none before it reported them). */

@@ -6,13 +6,15 @@
  * `overlay-links.ts` reads the links and runs the batch.
  */
 import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
-import { BRIDGE_NAME, VXLAN_ID, VXLAN_NAME, type OverlayPlan } from './overlay-plan.js';
+import { BRIDGE_NAME, isNetworkBridge, VXLAN_ID, VXLAN_NAME, type LocalSlice, type OverlayPlan } from './overlay-plan.js';
 
 /** What `ip -j -d addr show` says of one link (the fields the plan reads). */
 export interface LinkState {
   ifname: string;
   mtu?: number;
   address?: string;
+  /** The bridge this link is a port of. */
+  master?: string;
   linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number; learning?: boolean } };
   addr_info?: { family?: string; local: string; prefixlen: number }[];
 }
@@ -73,6 +75,14 @@ export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: r
     changed.push(`${BRIDGE_NAME} MAC ${local.bridgeMac}`);
   }
   lines.push(`link set ${BRIDGE_NAME} mtu ${options.mtu} up`);
+  for (const slice of local.slices) sliceBridgeLines(slice, links, options.mtu, lines, changed);
+  for (const link of links) {
+    if (!isNetworkBridge(link.ifname) || local.slices.some((slice) => slice.bridge === link.ifname)) continue;
+    // A container still hangs on it (started just before its slice was given back, or --tenant-networks turned off): left until it goes.
+    if (links.some((port) => port.master === link.ifname)) continue;
+    lines.push(`link delete ${link.ifname}`);
+    changed.push(`removed bridge ${link.ifname} (no slice of its network here now)`);
+  }
   const vxlan = links.find((link) => link.ifname === VXLAN_NAME);
   if (local.underlay === undefined) {
     if (vxlan !== undefined) {
@@ -93,6 +103,28 @@ export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: r
   }
   lines.push(`addr replace ${local.vtepAddress}/32 dev ${VXLAN_NAME}`, `link set ${VXLAN_NAME} up`);
   return { lines, changed };
+}
+
+/** The lines that make one tenant network's bridge right: made if missing, the slice's gateway its only IPv4 address, its fixed MAC, the MTU, up. */
+function sliceBridgeLines(slice: LocalSlice, links: readonly LinkState[], mtu: number, lines: string[], changed: string[]): void {
+  const bridge = links.find((link) => link.ifname === slice.bridge);
+  if (bridge === undefined) {
+    lines.push(`link add ${slice.bridge} type bridge`);
+    changed.push(`made bridge ${slice.bridge} for ${slice.network}`);
+  }
+  const addresses = (bridge?.addr_info ?? []).filter((info) => info.family === undefined || info.family === 'inet');
+  for (const info of addresses) {
+    const cidr = `${info.local}/${info.prefixlen}`;
+    if (cidr === slice.gatewayCidr) continue;
+    lines.push(`addr del ${cidr} dev ${slice.bridge}`);
+    changed.push(`removed ${cidr} from ${slice.bridge}`);
+  }
+  if (!addresses.some((info) => `${info.local}/${info.prefixlen}` === slice.gatewayCidr)) {
+    lines.push(`addr replace ${slice.gatewayCidr} dev ${slice.bridge}`);
+    changed.push(`${slice.bridge} ${slice.gatewayCidr}`);
+  }
+  if (bridge?.address !== slice.bridgeMac) lines.push(`link set ${slice.bridge} address ${slice.bridgeMac}`);
+  lines.push(`link set ${slice.bridge} mtu ${mtu} up`);
 }
 
 function vxlanMatches(link: LinkState, plan: OverlayPlan, options: DeviceOptions): boolean {

@@ -20,11 +20,13 @@
  *       -m mac --mac-source <peer's VTEP MAC> -j CONNMARK --set-xmark
  *       <peer mark>/<MESH_MARK_MASK>` (a new connection from outside the
  *       cluster network that a peer forwarded: remember the peer);
- *     then `-i hm0 -m connmark ! --mark 0/<mask> -j CONNMARK --restore-mark`
- *       (an instance's packet of such a connection carries the peer's mark);
- *   per peer: `ip rule priority MESH_RULE_PRIORITY fwmark <mark>/<mask>
- *     iif hm0 lookup <table>`, and in that table `default via <peer VTEP>
- *     dev hmvx0 onlink`.
+ *     then per containers' bridge (`hm0`, and each tenant network slice's
+ *       bridge here): `-i <bridge> -m connmark ! --mark 0/<mask> -j CONNMARK
+ *       --restore-mark` (an instance's packet of such a connection carries
+ *       the peer's mark);
+ *   per peer and bridge: `ip rule priority MESH_RULE_PRIORITY fwmark
+ *     <mark>/<mask> iif <bridge> lookup <table>`, and in that table `default
+ *     via <peer VTEP> dev hmvx0 onlink`.
  * The rule holds only for packets routed in from the bridge (`iif hm0`):
  * the VXLAN device looks up the route of the encapsulated packet with the
  * inner packet's mark (`udp_tunnel_dst_lookup` copies `skb->mark`), so a
@@ -71,6 +73,8 @@ export interface MeshReturnRoute {
 export interface MeshPlan {
   /** The rules of MESH_CHAIN (iptables-restore syntax after `-A HIVEMIND-MESH `). */
   rules: string[];
+  /** The bridges whose containers' answers take the way back: `hm0` and this node's tenant network bridges, in that order. */
+  inputs: string[];
   /** Sorted by table. */
   routes: MeshReturnRoute[];
   /** Peers left out, with why (a subnet outside the cluster network, more peers than marks). */
@@ -87,7 +91,8 @@ export function planMesh(plan: OverlayPlan, clusterCidr: string): MeshPlan {
   const cluster = parseCidr(clusterCidr);
   const routes: MeshReturnRoute[] = [];
   const skipped: MeshPlan['skipped'] = [];
-  if (!cluster.ok || plan.local.underlay === undefined) return { rules: [], routes, skipped };
+  const inputs = [BRIDGE_NAME, ...plan.local.slices.map((slice) => slice.bridge)];
+  if (!cluster.ok || plan.local.underlay === undefined) return { rules: [], inputs, routes, skipped };
   for (const peer of plan.peers) {
     const subnet = parseCidr(peer.subnet);
     if (!subnet.ok || !containsAddress(cluster.network, subnet.network.base)) {
@@ -106,11 +111,11 @@ export function planMesh(plan: OverlayPlan, clusterCidr: string): MeshPlan {
   const rules = routes.map(
     (route) => `-i ${VXLAN_NAME} ! -s ${clusterCidr} -m conntrack --ctstate NEW -m mac --mac-source ${route.mac} -m comment --comment "hivemind: via ${route.peer}" -j CONNMARK --set-xmark ${markText(route.mark)}/${mask}`,
   );
-  if (routes.length > 0) rules.push(`-i ${BRIDGE_NAME} -m connmark ! --mark 0x0/${mask} -j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`);
-  return { rules, routes, skipped };
+  if (routes.length > 0) for (const input of inputs) rules.push(`-i ${input} -m connmark ! --mark 0x0/${mask} -j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`);
+  return { rules, inputs, routes, skipped };
 }
 
-/** The input device of the mesh's `ip rule`s: answers routed in from the containers' bridge. */
+/** The input device of the mesh's `ip rule`s on the node subnet: answers routed in from the containers' bridge (a tenant network's bridge has rules of its own: `MeshPlan.inputs`). */
 export const MESH_RULE_INPUT = BRIDGE_NAME;
 
 /** The mesh's `ip rule`s and table routes the kernel holds, as `mesh-links.ts` reads them. */
@@ -135,7 +140,7 @@ export function meshRuleSelector(mark: string, mask: string, input: string | und
 export function desiredMeshRouting(plan: MeshPlan): MeshRouting {
   const routing: MeshRouting = { rules: new Map(), routes: new Map() };
   for (const route of plan.routes) {
-    routing.rules.set(meshRuleSelector(markText(route.mark), markText(MESH_MARK_MASK), MESH_RULE_INPUT), route.table);
+    for (const input of plan.inputs) routing.rules.set(meshRuleSelector(markText(route.mark), markText(MESH_MARK_MASK), input), route.table);
     routing.routes.set(route.table, route.via);
   }
   return routing;

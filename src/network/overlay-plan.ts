@@ -15,6 +15,7 @@
  * with no entry is dropped.
  */
 import { formatIpv4, parseCidr, parseIpv4 } from '../state/ipam.js';
+import { shortHash } from './policy-plan.js';
 
 /** Names and numbers of the overlay on a node. */
 export const BRIDGE_NAME = 'hm0';
@@ -33,6 +34,14 @@ export interface OverlayNode {
   subnet?: string;
 }
 
+/** A node's slice of a tenant network (`TenantNetwork.slices`), as the plan reads it. */
+export interface OverlaySlice {
+  /** `tenant/name`. */
+  network: string;
+  node: string;
+  cidr: string;
+}
+
 /** A peer as the overlay programs it. */
 export interface OverlayPeer {
   id: string;
@@ -40,6 +49,20 @@ export interface OverlayPeer {
   underlay: string;
   vtepAddress: string;
   vtepMac: string;
+  /** The peer's slices of tenant networks: routed to its VTEP as its subnet is. Sorted. */
+  slices: string[];
+}
+
+/** One of this node's slices of a tenant network: a bridge of its own, the slice's first address its gateway. */
+export interface LocalSlice {
+  /** `tenant/name`. */
+  network: string;
+  cidr: string;
+  /** `hmt` and 10 hex characters of the network's hash (at most 15 characters, as a link name must be). */
+  bridge: string;
+  gateway: string;
+  gatewayCidr: string;
+  bridgeMac: string;
 }
 
 /** This node's own side. */
@@ -59,6 +82,8 @@ export interface OverlayLocal {
   bridgeMac: string;
   /** Undefined when the node's peer address is not an IPv4 literal other peers can reach (loopback): no VXLAN device then. */
   underlay?: string;
+  /** This node's slices of tenant networks, by network. */
+  slices: LocalSlice[];
 }
 
 export interface OverlayPlan {
@@ -87,6 +112,19 @@ export function bridgeMacOf(subnet: string): string {
   return subnetMac('67', subnet, 'bridge MAC');
 }
 
+/** The prefix of every tenant network bridge's name. */
+export const NETWORK_BRIDGE_PREFIX = 'hmt';
+
+/** The bridge of tenant network `network` (`tenant/name`) on every node: `hmt` and 10 hex characters of its hash. */
+export function networkBridgeOf(network: string): string {
+  return `${NETWORK_BRIDGE_PREFIX}${shortHash(network).slice(0, 10)}`;
+}
+
+/** Whether `name` is a tenant network bridge's name. */
+export function isNetworkBridge(name: string): boolean {
+  return /^hmt[0-9a-f]{10}$/.test(name);
+}
+
 function subnetMac(second: string, subnet: string, what: string): string {
   const parsed = parseCidr(subnet);
   if (!parsed.ok) throw new RangeError(`${what}: ${parsed.reason}`);
@@ -103,9 +141,11 @@ function usableUnderlay(host: string): boolean {
  * The overlay of node `selfId`, or undefined while its record has no subnet.
  * Peers are the other nodes that have not left, hold a subnet and advertise
  * an IPv4 underlay address; down and suspect nodes keep their entries (they
- * may come back; their subnets stay theirs).
+ * may come back; their subnets stay theirs). `slices` are the tenant
+ * networks' slices to carry (every node's): this node's become bridges,
+ * a peer's are routed to its VTEP.
  */
-export function planOverlay(selfId: string, nodes: readonly OverlayNode[]): OverlayPlan | undefined {
+export function planOverlay(selfId: string, nodes: readonly OverlayNode[], slices: readonly OverlaySlice[] = []): OverlayPlan | undefined {
   const self = nodes.find((node) => node.id === selfId);
   if (self?.subnet === undefined || self.status === 'left') return undefined;
   const parsed = parseCidr(self.subnet);
@@ -120,6 +160,15 @@ export function planOverlay(selfId: string, nodes: readonly OverlayNode[]): Over
     vtepMac: vtepMacOf(self.subnet),
     bridgeMac: bridgeMacOf(self.subnet),
     ...(usableUnderlay(selfHost) ? { underlay: selfHost } : {}),
+    slices: slices
+      .filter((slice) => slice.node === selfId)
+      .flatMap((slice) => {
+        const parsedSlice = parseCidr(slice.cidr);
+        if (!parsedSlice.ok) return [];
+        const sliceGateway = formatIpv4(parsedSlice.network.base + 1);
+        return [{ network: slice.network, cidr: slice.cidr, bridge: networkBridgeOf(slice.network), gateway: sliceGateway, gatewayCidr: `${sliceGateway}/${parsedSlice.network.prefixLength}`, bridgeMac: bridgeMacOf(slice.cidr) }];
+      })
+      .sort((left, right) => (left.network < right.network ? -1 : left.network > right.network ? 1 : 0)),
   };
   const peers: OverlayPeer[] = [];
   const skipped: { id: string; reason: string }[] = [];
@@ -135,7 +184,8 @@ export function planOverlay(selfId: string, nodes: readonly OverlayNode[]): Over
       skipped.push({ id: node.id, reason: `its address ${node.peerAddress} is not a reachable IPv4 address` });
       continue;
     }
-    peers.push({ id: node.id, subnet: node.subnet, underlay: host, vtepAddress: formatIpv4(peerSubnet.network.base), vtepMac: vtepMacOf(node.subnet) });
+    const peerSlices = slices.filter((slice) => slice.node === node.id && parseCidr(slice.cidr).ok).map((slice) => slice.cidr).sort();
+    peers.push({ id: node.id, subnet: node.subnet, underlay: host, vtepAddress: formatIpv4(peerSubnet.network.base), vtepMac: vtepMacOf(node.subnet), slices: peerSlices });
   }
   return { local, peers, skipped };
 }
@@ -162,6 +212,7 @@ export function desiredEntries(plan: OverlayPlan): OverlayEntries {
   if (plan.local.underlay === undefined) return entries;
   for (const peer of plan.peers) {
     entries.routes.set(peer.subnet, peer.vtepAddress);
+    for (const slice of peer.slices) entries.routes.set(slice, peer.vtepAddress);
     entries.neighbours.set(peer.vtepAddress, peer.vtepMac);
     entries.forwarding.set(peer.vtepMac, peer.underlay);
   }

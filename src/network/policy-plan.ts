@@ -59,6 +59,8 @@ export interface PolicyApp {
 export interface PolicyModelInput {
   /** The cluster network's CIDR: sources in it that are no known instance count as other tenants'. */
   clusterCidr: string;
+  /** The tenant network pool, when set: its addresses are instances' as the cluster network's are (unknown ones denied like other tenants'). */
+  tenantCidr?: string;
   instances: PolicyInstance[];
   policies: NetworkPolicy[];
   apps: PolicyApp[];
@@ -67,6 +69,8 @@ export interface PolicyModelInput {
 /** The built model: lookups `decide` and `planPolicyChains` share. */
 export interface PolicyModel {
   readonly clusterNetwork: Ipv4Network;
+  /** The tenant network pool, when set. */
+  readonly tenantPool?: Ipv4Network;
   /** Address (dotted) to the instance holding it, cluster-wide, in address order. */
   readonly byAddress: ReadonlyMap<string, PolicyInstance>;
   /** `tenant/app` to its instances that have an address, sorted by address. */
@@ -101,15 +105,23 @@ function byIpv4(left: PolicyInstance, right: PolicyInstance): number {
   return parseIpv4(left.address!)! - parseIpv4(right.address!)!;
 }
 
-/** Builds the model. Addresses outside the cluster network (process apps answer on their node's) are left out. */
+/** Whether `value` (an IPv4 address as a number) is in the cluster network or the tenant network pool: where instances get their addresses. */
+export function inInstanceRanges(model: Pick<PolicyModel, 'clusterNetwork' | 'tenantPool'>, value: number): boolean {
+  return containsAddress(model.clusterNetwork, value) || (model.tenantPool !== undefined && containsAddress(model.tenantPool, value));
+}
+
+/** Builds the model. Addresses outside the cluster network and the tenant pool (process apps answer on their node's) are left out. */
 export function policyModel(input: PolicyModelInput): PolicyModel {
   const parsed = parseCidr(input.clusterCidr);
   if (!parsed.ok) throw new Error(`policy model: the cluster CIDR ${parsed.reason}`);
   const clusterNetwork = parsed.network;
+  const pool = input.tenantCidr === undefined ? undefined : parseCidr(input.tenantCidr);
+  if (pool !== undefined && !pool.ok) throw new Error(`policy model: the tenant network pool ${pool.reason}`);
+  const ranges = { clusterNetwork, ...(pool?.ok ? { tenantPool: pool.network } : {}) };
   const byAddress = new Map<string, PolicyInstance>();
   for (const instance of input.instances) {
     if (instance.address === undefined) continue;
-    if (!containsAddress(clusterNetwork, parseIpv4(instance.address)!)) continue;
+    if (!inInstanceRanges(ranges, parseIpv4(instance.address)!)) continue;
     const holder = byAddress.get(instance.address);
     if (holder === undefined || holder.updatedIndex < instance.updatedIndex || (holder.updatedIndex === instance.updatedIndex && holder.id > instance.id)) byAddress.set(instance.address, instance);
   }
@@ -125,7 +137,7 @@ export function policyModel(input: PolicyModelInput): PolicyModel {
   const selecting = (tenant: string, app: string): NetworkPolicy[] =>
     policies.filter((policy) => policy.tenant === tenant && (policy.apps.length === 0 || policy.apps.includes(app) || listed.get(`${tenant}/${app}`)?.has(policy.name) === true));
   return {
-    clusterNetwork,
+    ...ranges,
     byAddress: new Map(sorted.map((instance) => [instance.address!, instance])),
     addressedByApp,
     addressedByTenant,
@@ -237,8 +249,8 @@ function decideIngress(model: PolicyModel, resolved: PolicyDecision['source'], d
         : { verdict: 'deny', reason: `default: tenant "${resolved.tenant}" may not reach tenant "${destination.tenant}" (no policy selects ${destination.tenant}/${destination.app})`, selecting, source: resolved };
     }
     const value = parseIpv4(resolved.address!)!;
-    return containsAddress(model.clusterNetwork, value)
-      ? { verdict: 'deny', reason: `default: ${resolved.address} is in the cluster network but no instance holds it`, selecting, source: resolved }
+    return inInstanceRanges(model, value)
+      ? { verdict: 'deny', reason: `default: ${resolved.address} is in the cluster network or the tenant network pool but no instance holds it`, selecting, source: resolved }
       : { verdict: 'allow', reason: `default: ${resolved.address} is outside the cluster network`, selecting, source: resolved };
   }
   for (const policy of policies) {
@@ -350,6 +362,7 @@ function tenantChain(model: PolicyModel, chains: Map<string, string[]>, tenant: 
   if (chains.has(name)) return name;
   const rules = (model.addressedByTenant.get(tenant) ?? []).map((instance) => `-s ${instance.address}/32 -j RETURN`);
   rules.push(`-s ${formatCidr(model.clusterNetwork)} ${comment(`tenant ${tenant}: other tenants denied`)} -j DROP`);
+  if (model.tenantPool !== undefined) rules.push(`-s ${formatCidr(model.tenantPool)} ${comment(`tenant ${tenant}: other tenant networks denied`)} -j DROP`);
   chains.set(name, rules);
   return name;
 }

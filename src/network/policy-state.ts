@@ -10,8 +10,10 @@ import { instanceAddressOf, policyModel, type PolicyModel } from './policy-plan.
 
 /** The model of `machine`'s state now; `clusterCidr` when the cluster network is not configured yet. */
 export function policyModelOf(machine: ClusterStateMachine, clusterCidr: string = DEFAULT_CLUSTER_CIDR): PolicyModel {
+  const tenantCidr = machine.network()?.tenantCidr;
   return policyModel({
     clusterCidr: machine.network()?.cidr ?? clusterCidr,
+    ...(tenantCidr !== undefined ? { tenantCidr } : {}),
     instances: machine.instances().map((instance) => {
       const address = instanceAddressOf(instance.status);
       return { id: instance.id, tenant: instance.tenant, app: instance.app, ...(instance.node !== undefined ? { node: instance.node } : {}), ...(address !== undefined ? { address } : {}), updatedIndex: instance.status.updatedIndex };

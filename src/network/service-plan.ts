@@ -63,7 +63,7 @@ export interface PublishedInput {
   app: string;
   /** The ports of its current spec that are published: connections to any node's `published` port go to an endpoint's port for `target`. */
   ports: readonly { target: number; published: number; protocol: 'tcp' | 'udp' }[];
-  /** Its serving endpoints, in the directory's order; only those in the cluster network are mesh targets. */
+  /** Its serving endpoints, in the directory's order; only those in the cluster network or the tenant network pool are mesh targets. */
   endpoints: readonly { instance: string; address: string; ports: readonly EndpointPort[] }[];
 }
 
@@ -73,6 +73,8 @@ export interface ServicePlanOptions {
   published?: readonly PublishedInput[];
   /** The cluster network: mesh targets are endpoints inside it (containers on the overlay). Required with `published`. */
   clusterCidr?: string;
+  /** The tenant network pool, when set: endpoints in it (containers on a tenant network's slice, routed over the overlay too) are mesh targets as well. */
+  tenantCidr?: string;
   /**
    * Ports the node's agent listens on (API, peer, gossip, DNS, proxy,
    * VXLAN), TCP and UDP alike: never published, so an app cannot take a
@@ -187,7 +189,9 @@ function planPublished(options: ServicePlanOptions): { chains: Map<string, strin
   assert(options.clusterCidr !== undefined, 'planServiceChains: published ports need the cluster network');
   const parsed = parseCidr(options.clusterCidr);
   assert(parsed.ok, `planServiceChains: cluster network ${options.clusterCidr} is not a CIDR`);
-  const inCluster = (address: number): boolean => containsAddress(parsed.network, address);
+  const pool = options.tenantCidr === undefined ? undefined : parseCidr(options.tenantCidr);
+  assert(pool === undefined || pool.ok, `planServiceChains: tenant network pool ${options.tenantCidr} is not a CIDR`);
+  const inCluster = (address: number): boolean => containsAddress(parsed.network, address) || (pool?.ok === true && containsAddress(pool.network, address));
   const holders = new Map<string, string>();
   for (const port of options.reservedPorts ?? []) for (const protocol of ['tcp', 'udp']) holders.set(`${protocol}/${port}`, AGENT_HOLDER);
   for (const protocol of ['tcp', 'udp'] as const) for (const port of options.hostPorts?.[protocol] ?? []) if (!holders.has(`${protocol}/${port}`)) holders.set(`${protocol}/${port}`, HOST_HOLDER);

@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { IDENTIFIER_PATTERN } from '../state/validate.js';
+import { NAME_PATTERN } from '../state/types.js';
 import { parseJoinToken } from '../security/pinned-token.js';
 import { clusterNetworkProblem, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_PREFIX_LENGTH } from '../state/ipam.js';
 import { DEFAULT_SERVICE_CIDR, serviceCidrProblem } from '../state/vip.js';
@@ -31,6 +32,8 @@ export const DEFAULT_VOTER_GRACE_MS = 30_000;
 export const DEFAULT_TICK_MS = 50;
 /** How long the instances of a node marked down stay before the scheduler moves them. */
 export const DEFAULT_RESCHEDULE_GRACE_MS = 30_000;
+/** How long a node keeps an idle slice of a tenant network by default (src/network/attach-plan.ts). */
+export const DEFAULT_NETWORK_DETACH_GRACE_MS = 60_000;
 /** How long an update may go without progress before its failure action runs. */
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
 /** Log entries applied between snapshots (log compaction). */
@@ -89,6 +92,10 @@ export interface AgentFlags {
   serviceCidr?: string;
   /** The pool tenant networks' blocks come from (IPv4 CIDR), fixed by the first leader whose overlay is on once the cluster runs state version 5. */
   tenantNetworkCidr?: string;
+  /** How long a node keeps an idle slice of a tenant network before the leader gives it back (a duration). */
+  networkDetachGrace?: string | number;
+  /** `off`, `on`, or tenant names separated by commas: whose containers this node attaches to their tenant network. */
+  tenantNetworks?: string;
   /** An OTLP/HTTP collector's URL: export traces there (absent: no tracing). */
   otlpEndpoint?: string;
   /** `debug`, `info`, `warn` or `error`: the least severe log lines written. */
@@ -139,6 +146,15 @@ export interface AgentConfig {
   serviceCidr: string;
   /** The tenant network pool the first leader with the overlay configures (tenant-ipam.ts; later leaders propose the configured one; a different one is refused). */
   tenantNetworkCidr: string;
+  /** How long a node keeps a slice of a tenant network no instance of it uses before the leader proposes `network.detach` (src/network/attach-plan.ts). */
+  networkDetachGraceMs: number;
+  /**
+   * Whose containers this node attaches to their tenant network (its
+   * `default`) instead of the node subnet: `'all'`, `'none'` (the default
+   * while the data plane is new), or the tenants named. A tenant without a
+   * network keeps the node subnet either way.
+   */
+  tenantNetworks: 'all' | 'none' | readonly string[];
   /** Where spans are exported, over OTLP/HTTP (docs/operations.md, Traces); absent: tracing is off and costs nothing. */
   otlpEndpoint?: string;
   /** The least severe log lines written (src/agent/agent-log.ts). */
@@ -209,6 +225,8 @@ export const SETTINGS = {
   vxlanPort: setting('vxlanPort', 'HIVEMIND_VXLAN_PORT'),
   serviceCidr: setting('serviceCidr', 'HIVEMIND_SERVICE_CIDR'),
   tenantNetworkCidr: setting('tenantNetworkCidr', 'HIVEMIND_TENANT_NETWORK_CIDR'),
+  networkDetachGrace: setting('networkDetachGrace', 'HIVEMIND_NETWORK_DETACH_GRACE'),
+  tenantNetworks: setting('tenantNetworks', 'HIVEMIND_TENANT_NETWORKS'),
   otlpEndpoint: setting('otlpEndpoint', 'HIVEMIND_OTLP_ENDPOINT'),
   logLevel: setting('logLevel', 'HIVEMIND_LOG_LEVEL'),
   labels: { key: 'labels', flag: '--label', env: 'HIVEMIND_LABELS' },
@@ -311,6 +329,8 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const vxlanPort = resolver.integer(SETTINGS.vxlanPort, DEFAULT_VXLAN_PORT, { min: 1, max: 65535, what: 'the UDP port of the VXLAN overlay' });
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
   const tenantNetworkCidr = resolver.text(SETTINGS.tenantNetworkCidr, DEFAULT_TENANT_CIDR, (value) => tenantPoolProblem(value, { 'cluster network': clusterCidr, 'service range': serviceCidr }));
+  const networkDetachGraceMs = resolver.duration(SETTINGS.networkDetachGrace, DEFAULT_NETWORK_DETACH_GRACE_MS, { min: 1000, max: 24 * 3600 * 1000 });
+  const tenantNetworksText = resolver.text(SETTINGS.tenantNetworks, 'off', (value) => (/^(on|off)$/i.test(value) || value.split(',').every((tenant) => NAME_PATTERN.test(tenant.trim())) ? undefined : 'must be on, off, or tenant names separated by commas'));
   const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
   const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
   const labelsText = resolver.text(SETTINGS.labels, '', (value) => parseAgentLabels(value).problem);
@@ -335,6 +355,8 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     vxlanPort,
     serviceCidr,
     tenantNetworkCidr,
+    networkDetachGraceMs,
+    tenantNetworks: /^on$/i.test(tenantNetworksText) ? 'all' : /^off$/i.test(tenantNetworksText) ? 'none' : tenantNetworksText.split(',').map((tenant) => tenant.trim()),
     logLevel,
     labels: parseAgentLabels(labelsText).labels,
   };

@@ -26,6 +26,26 @@ export interface NodeNetworkReady {
   clusterCidr: string;
   /** The MTU of container interfaces (the underlay's less the VXLAN overhead). */
   mtu: number;
+  /** The tenant network pool: traffic to it keeps its source address too. Absent: not set, or no tenant is on its network here. */
+  tenantCidr?: string;
+  /**
+   * The tenants whose containers go on their tenant network (`--tenant-networks`):
+   * this node's slice of it, or `pending` while the slice is not committed
+   * (an attach then waits, as for the node subnet). A tenant not listed:
+   * the node subnet.
+   */
+  tenants?: Record<string, TenantNetworkAttach | { state: 'pending'; network: string }>;
+}
+
+/** Where a tenant's containers attach on this node: its network's bridge and this node's slice. */
+export interface TenantNetworkAttach {
+  state: 'ready';
+  /** `tenant/name`. */
+  network: string;
+  bridge: string;
+  /** This node's slice (CIDR): container addresses come from it. */
+  subnet: string;
+  gateway: string;
 }
 
 export type NodeNetwork = NodeNetworkReady | { state: 'pending' };

@@ -156,11 +156,39 @@ export function planNetworkAttach(state: ClusterState, command: CommandOf<'netwo
   };
 }
 
-/** network.detach: gives the node's slice back; a node without one is a no-op. */
+/** The states in which an instance being stopped may still hold an address on its node (as `src/network/attach-plan.ts` reads them). */
+const HOLDING_STATES: ReadonlySet<string> = new Set(['starting', 'running', 'healthy', 'unhealthy']);
+
+/**
+ * An instance on network `tenant/name` placed on `node` that may hold an
+ * address of the node's slice (desired running, or stopping from a state
+ * that holds one), or undefined. Every app of a tenant is on its `default`
+ * network until the app file names networks.
+ */
+function sliceHolder(state: ClusterState, tenant: string, name: string, node: string): string | undefined {
+  if (name !== DEFAULT_NETWORK) return undefined;
+  for (const instance of state.instances.values()) {
+    if (instance.tenant !== tenant || instance.node !== node) continue;
+    if (instance.desired === 'running' || HOLDING_STATES.has(instance.status.state)) return instance.id;
+  }
+  return undefined;
+}
+
+/**
+ * network.detach: gives the node's slice back; a node without one is a
+ * no-op. Refused (`conflict`) while an instance of the network is placed on
+ * the node: the leader proposes a detach once the slice has been idle for
+ * the grace, and an instance placed back on the node in the meantime would
+ * otherwise start on a slice its node no longer holds (its address free to
+ * be given to another node).
+ */
 export function planNetworkDetach(state: ClusterState, command: CommandOf<'network.detach'>): Plan {
+  const action = `cannot detach node "${command.node}" from network "${command.tenant}/${command.name}"`;
   const network = state.networks.get(tenantKey(command.tenant, command.name));
-  if (network === undefined) return refuse(ErrorCode.notFound, `cannot detach node "${command.node}" from network "${command.tenant}/${command.name}": the network does not exist`, 'name');
+  if (network === undefined) return refuse(ErrorCode.notFound, `${action}: the network does not exist`, 'name');
   const held = network.slices.find((slice) => slice.node === command.node);
+  const holder = held === undefined ? undefined : sliceHolder(state, command.tenant, command.name, command.node);
+  if (holder !== undefined) return refuse(ErrorCode.conflict, `${action}: instance ${holder} is placed there and may hold an address of its slice ${held!.cidr}; it is detached once none is`, 'node');
   return {
     ok: true,
     commit: () => {

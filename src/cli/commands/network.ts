@@ -74,6 +74,10 @@ export function registerNetworkCommands(program: Command): void {
         printLine(context);
         printTable(context, ['peer', 'subnet', 'underlay'], body.peers.map((peer) => [peer.id, peer.subnet, peer.underlay ?? '-']), 'no overlay peers');
         for (const skipped of body.skipped) printLine(context, `not a peer: ${skipped.id}: ${skipped.reason}`);
+        if ((body.slices ?? []).length > 0) {
+          printLine(context);
+          printTable(context, ['tenant network', 'slice'], body.slices!.map((slice) => [`${slice.tenant}/${slice.network}`, slice.cidr]));
+        }
       });
     });
   inspect

@@ -660,7 +660,8 @@ export class ContainerdRuntime implements Runtime {
         if (free.status === 'rejected') throw free.reason;
         if (imageOutcome.status === 'rejected') throw imageOutcome.reason;
         if (leaseOutcome.status === 'rejected') throw leaseOutcome.reason;
-        const warm = pool?.take();
+        // A warm network is on the node subnet: not for a tenant whose containers go on its tenant network here.
+        const warm = this.network instanceof CniNetwork && !this.network.onNodeSubnet(spec.tenant) ? undefined : pool?.take();
         return await this.startSteps(spec, { startedAt, snapshotter, lease: leaseOutcome.value, image: imageOutcome.value, undo, ...(warm !== undefined ? { warm } : {}) });
       } catch (error) {
         this.known.delete(id);
@@ -689,7 +690,7 @@ export class ContainerdRuntime implements Runtime {
     });
     const networkStep = withUndo.then((path) => inSpan('executor.network', { attributes: { 'hivemind.network.warm': warm !== undefined } }, async () => {
       if (warm === undefined) {
-        const { address } = await this.network.attach(id, path, spec.ports);
+        const { address } = await this.network.attach(id, path, spec.ports, { tenant: spec.tenant });
         undo.push(() => this.network.detach(id, path, spec.ports));
         return address;
       }

@@ -29,6 +29,18 @@
  * containers on other nodes see each other's own addresses. Without the file
  * (the executor alone, a one-host cluster on loopback), the bridge `hm0` on
  * 10.88.0.0/16 as before.
+ *
+ * Addresses given again. host-local hands out a range's addresses round
+ * robin from the last one it gave, kept per store; so each tenant network's
+ * slice has a store of its own (`ipam-networks/<bridge>`), apart from the
+ * node subnet's (`ipam`): one shared store restarted the node subnet at its
+ * lowest free address after every slice attach. And since an address does
+ * come back one day (after a wrap of the range, or so), an attach makes the
+ * bridge forget the neighbour entry it may hold for the address, with the
+ * MAC of the container that held it before: the node would send to that MAC
+ * until the entry failed its probes, about 8 s in which the new container
+ * is unreachable from the node and through it (the routing mesh's and VIPs'
+ * connections from other nodes too).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -37,6 +49,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { readNodeNetwork } from '../../node/node-network.js';
+import { REAL_CLOCK, retryUntil, type RetryClock } from '../../node/retry.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../state/ipam.js';
 import type { PortSpec } from '../../state/types.js';
 
@@ -48,10 +61,16 @@ export interface NetworkAttachment {
 
 /** Gives containers a network. Implementations must make `detach` safe to repeat and safe after a failed `attach`. */
 export interface ContainerNetwork {
-  /** Connects the network namespace at `netnsPath`; `ports` with `published` are published on the node. */
-  attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment>;
+  /** Connects the network namespace at `netnsPath`; `ports` with `published` are published on the node. `tenant`: the instance's, whose network it may go on. */
+  attach(id: string, netnsPath: string, ports: PortSpec[], options?: AttachOptions): Promise<NetworkAttachment>;
   /** Disconnects what `attach` made for `id`. Unknown id, or a namespace already gone, is fine. */
   detach(id: string, netnsPath: string, ports: PortSpec[]): Promise<void>;
+}
+
+/** Whose container an attach is for. */
+export interface AttachOptions {
+  /** The instance's tenant: its containers go on its tenant network where the node network file says so. */
+  tenant?: string;
 }
 
 /** The node bridge's subnet without the overlay; its first address is the bridge's (the containers' gateway). */
@@ -71,20 +90,45 @@ export interface CniNetworkOptions {
   name?: string;
   /** The node network file (`src/node/node-network.ts`); when it exists, its bridge, subnet and MTU replace `bridge` and `subnet`. */
   nodeNetworkFile?: string;
+  /** How long an attach waits for the node's slice of a tenant's network (placed here just now: the leader's attach is being committed) before it fails; SLICE_WAIT_MS_DEFAULT. */
+  sliceWaitMs?: number;
+  /** The clock of that wait. */
+  clock?: RetryClock;
 }
+
+/**
+ * How long an attach waits for a pending slice by default: an instance is
+ * placed and its node's slice attached by two commits in a row, so the
+ * slice is usually there within a second; a start that failed instead
+ * would count against the instance's restart policy.
+ */
+export const SLICE_WAIT_MS_DEFAULT = 15_000;
+/** How often the wait reads the node network file again. */
+const SLICE_POLL_MS = 200;
 
 /** What an attach uses: the bridge, its subnet, and with the overlay the cluster CIDR and MTU. */
 interface NetworkSettings {
   bridge: string;
   subnet: string;
   clusterCidr?: string;
+  /** The tenant network pool: traffic to it is not masqueraded either. */
+  tenantCidr?: string;
   mtu?: number;
+  /** The tenant network (`tenant/name`) whose slice `subnet` is; absent for the node subnet. */
+  network?: string;
 }
 
 /** A CNI failure; the message names the plugin and its error. */
 export class NetworkError extends Error {
-  override readonly name = 'NetworkError';
-  readonly code = 'network';
+  override readonly name: string = 'NetworkError';
+  readonly code: string = 'network';
+}
+
+/** The node's slice of a tenant's network is not committed yet: an attach waits for it, then fails with this. */
+export class SlicePendingError extends NetworkError {
+  override readonly name = 'SlicePendingError';
+  override readonly code = 'network-slice-pending';
+  readonly retryable = true;
 }
 
 const CNI_VERSION = '1.0.0';
@@ -179,6 +223,8 @@ interface SavedAttach {
   result?: Record<string, unknown>;
   /** Attached without the bridge plugin's per-container masquerade (absent in records made before the node rule). */
   nodeMasquerade?: boolean;
+  /** The bridge and subnet attached to (absent in records made before tenant networks: the node's). */
+  settings?: NetworkSettings;
 }
 
 /** The node bridge network through the CNI plugins. */
@@ -188,6 +234,8 @@ export class CniNetwork implements ContainerNetwork {
   private readonly nodeNetworkFile: string | undefined;
   private readonly stateDir: string;
   private readonly pluginDirs: string[];
+  private readonly sliceWaitMs: number;
+  private readonly clock: RetryClock;
   /** The node masquerade rule, once it is in place (reset on failure, so the next attach retries), and the rule it is. */
   private masquerade: { rule: string; done: Promise<void> } | undefined;
 
@@ -197,6 +245,8 @@ export class CniNetwork implements ContainerNetwork {
     this.nodeNetworkFile = options.nodeNetworkFile;
     this.name = options.name ?? 'hivemind';
     this.pluginDirs = options.pluginDirs ?? ['/usr/lib/cni', '/opt/cni/bin'];
+    this.sliceWaitMs = options.sliceWaitMs ?? SLICE_WAIT_MS_DEFAULT;
+    this.clock = options.clock ?? REAL_CLOCK;
     if (this.defaults.bridge.length > 15) throw new NetworkError(`bridge name "${this.defaults.bridge}" is longer than 15 characters`);
   }
 
@@ -205,13 +255,26 @@ export class CniNetwork implements ContainerNetwork {
    * `pending`: a NetworkError when `forAttach`, else the defaults' bridge
    * (detach needs only the names).
    */
-  private settings(forAttach = false): NetworkSettings {
+  private settings(forAttach = false, tenant?: string): NetworkSettings {
     if (this.nodeNetworkFile === undefined) return this.defaults;
     const network = readNodeNetwork(this.nodeNetworkFile);
     if (network === undefined) return this.defaults;
-    if (network.state === 'ready') return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu };
+    if (network.state === 'ready') {
+      const pool = network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {};
+      const own = tenant === undefined ? undefined : network.tenants?.[tenant];
+      if (own?.state === 'ready') return { bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, network: own.network, ...pool };
+      if (own?.state === 'pending' && forAttach) throw new SlicePendingError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
+      return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
+    }
     if (forAttach) throw new NetworkError(`this node's overlay network is not ready yet (waiting for its subnet from the cluster; see the agent's network log lines)`);
     return this.defaults;
+  }
+
+  /** Whether `tenant`'s containers attach to the node subnet now (so a warm network, made there, fits them); false while the tenant is on its tenant network here. */
+  onNodeSubnet(tenant: string): boolean {
+    if (this.nodeNetworkFile === undefined) return true;
+    const network = readNodeNetwork(this.nodeNetworkFile);
+    return network?.state !== 'ready' || network.tenants?.[tenant] === undefined;
   }
 
   /** The bridge containers attach to now. */
@@ -242,17 +305,29 @@ export class CniNetwork implements ContainerNetwork {
     return ['POSTROUTING', '-s', settings.subnet, ...cluster, '!', '-o', settings.bridge, '-m', 'comment', '--comment', `hivemind ${this.name} ${settings.bridge}: masquerade`, '-j', 'MASQUERADE'];
   }
 
-  /** Runs `iptables -w -t nat <action>` on a masquerade rule; a missing iptables is exit code -1. */
-  private masqueradeRule(action: '-A' | '-C' | '-D', rule: string[]): Promise<{ code: number; stderr: string }> {
-    return run('iptables', ['-w', '-t', 'nat', action, ...rule]).catch((error: Error) => ({ code: -1, stderr: error.message }));
+  /** The rule that keeps traffic from the subnet to the tenant network pool unmasqueraded (one `! -d` per rule: a RETURN before the masquerade), or undefined without a pool. */
+  private poolReturnRuleOf(settings: NetworkSettings): string[] | undefined {
+    if (settings.tenantCidr === undefined) return undefined;
+    return ['POSTROUTING', '-s', settings.subnet, '-d', settings.tenantCidr, '-m', 'comment', '--comment', `hivemind ${this.name} ${settings.bridge}: tenant networks keep their sources`, '-j', 'RETURN'];
+  }
+
+  /** Runs `iptables -w -t nat <action>` on a masquerade rule; a missing iptables is exit code -1. `-I` inserts first in the chain. */
+  private masqueradeRule(action: '-A' | '-C' | '-D' | '-I', rule: string[]): Promise<{ code: number; stderr: string }> {
+    const args = action === '-I' ? [rule[0]!, '1', ...rule.slice(1)] : rule;
+    return run('iptables', ['-w', '-t', 'nat', action, ...args]).catch((error: Error) => ({ code: -1, stderr: error.message }));
   }
 
   /** Adds the node masquerade rule of `settings` unless it is there; once per process and rule (a new subnet adds its own). */
   private ensureMasquerade(settings: NetworkSettings): Promise<void> {
     const rule = this.masqueradeRuleOf(settings);
-    const key = rule.join(' ');
+    const poolReturn = this.poolReturnRuleOf(settings);
+    const key = [...rule, ...(poolReturn ?? [])].join(' ');
     if (this.masquerade?.rule === key) return this.masquerade.done;
     const done = (async () => {
+      if (poolReturn !== undefined && (await this.masqueradeRule('-C', poolReturn)).code !== 0) {
+        const inserted = await this.masqueradeRule('-I', poolReturn);
+        if (inserted.code !== 0) throw new NetworkError(`cannot add the rule keeping ${settings.subnet}'s sources toward ${settings.tenantCidr} (iptables -t nat -I POSTROUTING): ${inserted.stderr.trim() || `exit code ${inserted.code}`}`);
+      }
       if ((await this.masqueradeRule('-C', rule)).code === 0) return;
       const added = await this.masqueradeRule('-A', rule);
       if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${settings.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
@@ -262,6 +337,25 @@ export class CniNetwork implements ContainerNetwork {
     });
     this.masquerade = { rule: key, done };
     return done;
+  }
+
+  /**
+   * The host-local store of `settings`' range: the node subnet's, or one per
+   * tenant network bridge, so that each range keeps its own round robin (see
+   * the file comment).
+   */
+  private ipamDirOf(settings: NetworkSettings): string {
+    return settings.network === undefined ? join(this.stateDir, 'ipam') : join(this.stateDir, 'ipam-networks', settings.bridge);
+  }
+
+  /**
+   * Makes `bridge` forget its neighbour entry for `address`, just given to a
+   * new container: an entry left by the address's last holder would send the
+   * node's packets to a MAC no port has any more (see the file comment).
+   */
+  private async forgetNeighbour(bridge: string, address: string): Promise<void> {
+    const flushed = await run('ip', ['neigh', 'flush', 'to', address, 'dev', bridge]).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+    if (flushed.code !== 0) throw new NetworkError(`cannot clear the neighbour entry of ${address} on ${bridge} (ip neigh flush): ${flushed.stderr.trim() || `exit code ${flushed.code}`}`);
   }
 
   /** The plugin chain; `perContainerMasquerade` only to detach what was attached before the node rule. */
@@ -275,7 +369,7 @@ export class CniNetwork implements ContainerNetwork {
         ipMasq: perContainerMasquerade,
         hairpinMode: true,
         ...(settings.mtu !== undefined ? { mtu: settings.mtu } : {}),
-        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.stateDir, 'ipam') },
+        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: this.ipamDirOf(settings) },
       },
     ];
     if (portMappings.length > 0) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true, runtimeConfig: { portMappings } });
@@ -314,9 +408,15 @@ export class CniNetwork implements ContainerNetwork {
     return join(this.stateDir, 'results', `${netnsName(id)}.json`);
   }
 
-  async attach(id: string, netnsPath: string, ports: PortSpec[]): Promise<NetworkAttachment> {
+  async attach(id: string, netnsPath: string, ports: PortSpec[], options: AttachOptions = {}): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
-    const settings = this.settings(true);
+    // A pending slice is waited for (see SLICE_WAIT_MS_DEFAULT); anything else wrong fails at once.
+    const settings = await retryUntil(async () => this.settings(true, options.tenant), {
+      deadline: this.clock.now() + this.sliceWaitMs,
+      delayMs: SLICE_POLL_MS,
+      retryable: (error) => error instanceof SlicePendingError,
+      clock: this.clock,
+    });
     try {
       // `lo` and `eth0` are independent interfaces of the namespace: bring them up at once.
       const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
@@ -333,7 +433,8 @@ export class CniNetwork implements ContainerNetwork {
       const ips = (result?.ips ?? []) as Array<{ address: string }>;
       const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
       if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);
-      await this.save({ id, netnsPath, ports, result, nodeMasquerade: true });
+      await this.forgetNeighbour(settings.bridge, address);
+      await this.save({ id, netnsPath, ports, result, nodeMasquerade: true, settings });
       return { address };
     } catch (error) {
       await this.detach(id, netnsPath, ports).catch(() => undefined);
@@ -346,15 +447,17 @@ export class CniNetwork implements ContainerNetwork {
     let prevResult: unknown;
     let savedPorts = ports;
     let perContainerMasquerade = false;
+    let settings = this.settings();
     const saved = await this.saved(id);
     if (saved !== undefined) {
       prevResult = saved.result;
       if (saved.ports) savedPorts = saved.ports;
       perContainerMasquerade = saved.nodeMasquerade !== true;
+      if (saved.settings !== undefined) settings = saved.settings;
     }
     // No saved result: DEL without prevResult is allowed by the spec.
     const problems: string[] = [];
-    for (const plugin of this.plugins(savedPorts, perContainerMasquerade).reverse()) {
+    for (const plugin of this.plugins(savedPorts, perContainerMasquerade, settings).reverse()) {
       try {
         await this.invoke(plugin, 'DEL', id, isLiveNetns(netnsPath) ? netnsPath : '', 'eth0', prevResult);
       } catch (error) {

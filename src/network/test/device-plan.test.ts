@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { devicesBatch, underlayMtuOf, type LinkState } from '../device-plan.js';
-import { planOverlay, type OverlayNode } from '../overlay-plan.js';
+import { networkBridgeOf, planOverlay, type OverlayNode } from '../overlay-plan.js';
 
 const nodes: OverlayNode[] = [
   { id: 'n1', status: 'up', peerAddress: '10.213.0.11:7071', subnet: '10.210.0.0/24' },
@@ -59,4 +59,22 @@ test('no underlay: no VXLAN device (one left is deleted)', () => {
   assert.not.ok(batch.lines.some((line) => line.includes('vxlan')));
 });
 
+test('tenant network slices: a bridge each (gateway, fixed MAC, MTU, up); a bridge whose slice is gone is removed', () => {
+  const slices = [{ network: 'acme/default', node: 'n1', cidr: '10.224.0.0/26' }, { network: 'acme/default', node: 'n2', cidr: '10.224.0.64/26' }];
+  const withSlice = planOverlay('n1', nodes, slices)!;
+  const bridge = networkBridgeOf('acme/default');
+  assert.match(bridge, /^hmt[0-9a-f]{10}$/);
+  const made = devicesBatch(withSlice, options, right);
+  assert.equal(made.lines.slice(1, 6), [`link add ${bridge} type bridge`, `addr replace 10.224.0.1/26 dev ${bridge}`, `link set ${bridge} address 02:67:0a:e0:00:00`, `link set ${bridge} mtu 1450 up`, 'addr replace 10.210.0.0/32 dev hmvx0']);
+  const present: LinkState = { ifname: bridge, mtu: 1450, address: '02:67:0a:e0:00:00', addr_info: [{ family: 'inet', local: '10.224.0.1', prefixlen: 26 }] };
+  assert.equal(devicesBatch(withSlice, options, [...right, present]).changed, [], 'right: nothing changed');
+  const stale = devicesBatch(plan, options, [...right, present, { ifname: 'hmtother', addr_info: [] }]);
+  assert.equal(stale.lines.filter((line) => line.startsWith('link delete')), [`link delete ${bridge}`], 'only a tenant network bridge, only when no slice is here');
+  const held = devicesBatch(plan, options, [...right, present, { ifname: 'veth1234', master: bridge }]);
+  assert.equal(held.lines.filter((line) => line.startsWith('link delete')), [], 'never while a container hangs on it');
+  const moved = devicesBatch(withSlice, options, [...right, { ...present, addr_info: [{ family: 'inet', local: '10.224.0.65', prefixlen: 26 }] }]);
+  assert.equal(moved.lines.filter((line) => line.includes(bridge) && line.startsWith('addr')), [`addr del 10.224.0.65/26 dev ${bridge}`, `addr replace 10.224.0.1/26 dev ${bridge}`]);
+});
+
 test.run();
+

@@ -31,13 +31,41 @@ test('one mark, table and mangle rule per peer, from its subnet index; the resto
 
 test('no underlay, no peers, or a peer outside the cluster network or past the marks: no routes for it', () => {
   const alone = planMesh(planOverlay('n1', [nodes[0]!])!, '10.210.0.0/16');
-  assert.equal(alone, { rules: [], routes: [], skipped: [] }, 'no restore rule without a peer');
+  assert.equal(alone, { rules: [], inputs: ['hm0'], routes: [], skipped: [] }, 'no restore rule without a peer');
   const loopback = planMesh(planOverlay('n1', [{ ...nodes[0]!, peerAddress: '127.0.0.1:7071' }, nodes[1]!])!, '10.210.0.0/16');
   assert.equal(loopback.routes, []);
   const wide = planMesh(planOverlay('n1', [{ ...nodes[0]!, subnet: '10.0.0.0/28' }, { ...nodes[1]!, subnet: '10.0.64.0/28' }, { ...nodes[2]!, subnet: '192.168.0.0/28' }])!, '10.0.0.0/8');
   assert.equal(wide.skipped.map((entry) => entry.id), ['n2', 'n3']);
   assert.match(wide.skipped[0]!.reason, /past the 1023 marks/);
   assert.match(wide.skipped[1]!.reason, /not in 10\.0\.0\.0\/8/);
+});
+
+test("a tenant network's bridge here: its containers' answers take the way back too (a restore rule and an ip rule per peer for it)", () => {
+  const slices = [
+    { network: 'acme/default', node: 'n1', cidr: '10.224.0.0/26' },
+    { network: 'acme/default', node: 'n2', cidr: '10.224.0.64/26' },
+  ];
+  const mesh = planMesh(planOverlay('n1', nodes, slices)!, '10.210.0.0/16');
+  const bridge = mesh.inputs[1]!;
+  assert.match(bridge, /^hmt[0-9a-f]{10}$/);
+  assert.equal(mesh.inputs, ['hm0', bridge], "hm0 and the slice's bridge; a peer's slice is routed, not a bridge here");
+  assert.equal(mesh.rules.slice(2), [
+    '-i hm0 -m connmark ! --mark 0x0/0xffc00000 -j CONNMARK --restore-mark --nfmask 0xffc00000 --ctmask 0xffc00000',
+    `-i ${bridge} -m connmark ! --mark 0x0/0xffc00000 -j CONNMARK --restore-mark --nfmask 0xffc00000 --ctmask 0xffc00000`,
+  ]);
+  const routing = desiredMeshRouting(mesh);
+  assert.equal([...routing.rules], [
+    ['fwmark 0x800000/0xffc00000 iif hm0', MESH_TABLE_BASE + 1],
+    [`fwmark 0x800000/0xffc00000 iif ${bridge}`, MESH_TABLE_BASE + 1],
+    ['fwmark 0x1800000/0xffc00000 iif hm0', MESH_TABLE_BASE + 5],
+    [`fwmark 0x1800000/0xffc00000 iif ${bridge}`, MESH_TABLE_BASE + 5],
+  ]);
+  // The slice given back: its bridge's rules go, hm0's stay.
+  const after = desiredMeshRouting(planMesh(planOverlay('n1', nodes)!, '10.210.0.0/16'));
+  assert.equal(meshRoutingBatch(after, routing), [
+    `rule del priority 4210 fwmark 0x800000/0xffc00000 iif ${bridge} lookup ${MESH_TABLE_BASE + 1}`,
+    `rule del priority 4210 fwmark 0x1800000/0xffc00000 iif ${bridge} lookup ${MESH_TABLE_BASE + 5}`,
+  ]);
 });
 
 test('routing batch: rules and routes put or removed by difference, nothing when they agree', () => {

@@ -15,9 +15,9 @@ const nodes: OverlayNode[] = [
 test('the plan: own gateway and VTEP from the subnet; peers sorted, left nodes out, the rest skipped with why', () => {
   const plan = planOverlay('n1', nodes);
   assert.ok(plan);
-  assert.equal(plan.local, { subnet: '10.210.0.0/24', gateway: '10.210.0.1', gatewayCidr: '10.210.0.1/24', vtepAddress: '10.210.0.0', vtepMac: '02:68:0a:d2:00:00', bridgeMac: '02:67:0a:d2:00:00', underlay: '10.213.0.11' });
+  assert.equal(plan.local, { subnet: '10.210.0.0/24', gateway: '10.210.0.1', gatewayCidr: '10.210.0.1/24', vtepAddress: '10.210.0.0', vtepMac: '02:68:0a:d2:00:00', bridgeMac: '02:67:0a:d2:00:00', underlay: '10.213.0.11', slices: [] });
   assert.equal(plan.peers.map((peer) => peer.id), ['n2', 'n3'], 'a down node keeps its entries');
-  assert.equal(plan.peers[0], { id: 'n2', subnet: '10.210.1.0/24', underlay: '10.213.0.12', vtepAddress: '10.210.1.0', vtepMac: '02:68:0a:d2:01:00' });
+  assert.equal(plan.peers[0], { id: 'n2', subnet: '10.210.1.0/24', underlay: '10.213.0.12', vtepAddress: '10.210.1.0', vtepMac: '02:68:0a:d2:01:00', slices: [] });
   assert.equal(plan.skipped.map((entry) => entry.id), ['n5', 'n6']);
   assert.is(planOverlay('n5', nodes), undefined, 'no subnet yet: no plan');
   assert.is(planOverlay('n4', nodes), undefined);
@@ -75,4 +75,23 @@ test('the tenant pool: proposed once the leader gives one (cluster version 5, ov
   assert.equal(configureProposal(undefined, [], '10.99.0.0/16', '10.98.0.0/16', '10.224.0.0/12')?.tenantCidr, '10.224.0.0/12');
 });
 
+test('tenant network slices: the own ones become local bridges, a peer\'s are routed to its VTEP', () => {
+  const slices = [
+    { network: 'acme/default', node: 'n1', cidr: '10.224.0.0/26' },
+    { network: 'acme/default', node: 'n2', cidr: '10.224.0.64/26' },
+    { network: 'evil/default', node: 'n2', cidr: '10.224.16.0/26' },
+    { network: 'evil/default', node: 'n4', cidr: '10.224.16.64/26' },
+  ];
+  const plan = planOverlay('n1', nodes, slices)!;
+  assert.equal(plan.local.slices.map((slice) => [slice.network, slice.cidr, slice.gateway, slice.gatewayCidr, slice.bridgeMac]), [['acme/default', '10.224.0.0/26', '10.224.0.1', '10.224.0.1/26', '02:67:0a:e0:00:00']]);
+  assert.equal(plan.peers.find((peer) => peer.id === 'n2')!.slices, ['10.224.0.64/26', '10.224.16.0/26']);
+  const entries = desiredEntries(plan);
+  assert.is(entries.routes.get('10.224.0.64/26'), '10.210.1.0');
+  assert.is(entries.routes.get('10.224.16.0/26'), '10.210.1.0');
+  assert.not.ok(entries.routes.has('10.224.0.0/26'), 'not its own');
+  assert.not.ok(entries.routes.has('10.224.16.64/26'), 'not a left node\'s');
+  assert.equal(planOverlay('n1', nodes)!.local.slices, [], 'none given: none');
+});
+
 test.run();
+

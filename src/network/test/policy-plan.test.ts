@@ -48,6 +48,26 @@ test('the default: one tenant reaches itself; other tenants and unknown cluster 
   assert.is(decide(built, { address: '198.51.100.1' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow');
 });
 
+test('with the tenant network pool: its addresses are instances as the cluster network\'s are; the tenant chain drops the rest of the pool too', () => {
+  const onNetworks = [instance('acme.web.0.1', 'n1', '10.224.0.2'), instance('acme.api.0.1', 'n2', '10.224.0.66'), instance('evil.probe.0.1', 'n2', '10.224.16.2'), instance('old.app.0.1', 'n2', '10.210.1.2')];
+  const built = policyModel({ clusterCidr: CLUSTER, tenantCidr: '10.224.0.0/12', instances: onNetworks, policies: [], apps: [] });
+  assert.is(decide(built, { address: '10.224.0.66' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow', 'its own tenant across slices');
+  assert.is(decide(built, { address: '10.224.16.2' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'deny', "another tenant's network");
+  assert.is(decide(built, { address: '10.210.1.2' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'deny', 'a tenant still on the cluster network');
+  const unknown = decide(built, { address: '10.225.0.9' }, { tenant: 'acme', app: 'web' }, 80);
+  assert.equal([unknown.verdict, /tenant network pool but no instance holds it/.test(unknown.reason)], ['deny', true]);
+  const chains = planPolicyChains(built, 'n1');
+  assert.equal(chains.chains.get(`HM-T-${shortHash('acme')}`), [
+    '-s 10.224.0.2/32 -j RETURN',
+    '-s 10.224.0.66/32 -j RETURN',
+    '-s 10.210.0.0/16 -m comment --comment "hivemind: tenant acme: other tenants denied" -j DROP',
+    '-s 10.224.0.0/12 -m comment --comment "hivemind: tenant acme: other tenant networks denied" -j DROP',
+  ]);
+  assert.ok(chains.chains.get('HIVEMIND-POLICY')!.some((rule) => rule.startsWith('-d 10.224.0.2/32 ')), 'a destination on a tenant network is protected');
+  const without = planPolicyChains(policyModel({ clusterCidr: CLUSTER, instances: onNetworks, policies: [], apps: [] }), 'n1');
+  assert.is(without.destinationCount, 0, 'without the pool, its addresses are nobody\'s (as before)');
+});
+
 test('a selected app accepts only what a rule allows, on its ports; the rule that decided is named', () => {
   const built = model();
   const api = decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80);

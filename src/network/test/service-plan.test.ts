@@ -123,6 +123,22 @@ test('published ports: every node DNATs its own addresses to the containers on a
   assert.equal(hosted.publishedConflicts.filter((conflict) => conflict.heldBy === HOST_HOLDER).map((conflict) => [conflict.app, conflict.published]), [['rival', 9000]]);
 });
 
+test("published ports: an endpoint on a tenant network's slice (the pool) is a mesh target too, with the pool set", () => {
+  const holder: PublishedInput = {
+    tenant: 'acme',
+    app: 'holder',
+    ports: [{ target: 80, published: 8080, protocol: 'tcp' }],
+    endpoints: [endpoint('acme.holder.0.1', '10.224.0.66', [[80, 80]]), endpoint('acme.holder.1.1', '10.210.2.5', [[80, 80]])],
+  };
+  const chain = publishedChainName('acme', 'holder');
+  assert.equal(planServiceChains([], { published: [holder], clusterCidr: '10.210.0.0/16', tenantCidr: '10.224.0.0/12' }).chains.get(chain), [
+    '-p tcp -m tcp --dport 8080 -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.224.0.66:80',
+    '-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.210.2.5:80',
+  ]);
+  assert.equal(planServiceChains([], { published: [holder], clusterCidr: '10.210.0.0/16' }).chains.get(chain), ['-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.210.2.5:80'], 'no pool: the cluster network only');
+  assert.throws(() => planServiceChains([], { published: [holder], clusterCidr: '10.210.0.0/16', tenantCidr: '10.224.0.0/33' }), /tenant network pool/);
+});
+
 test('a jump behind another rule (CNI portmap inserted first) is moved back to the front', () => {
   const save = ['*nat', ':PREROUTING ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', `:${SERVICES_CHAIN} - [0:0]`, '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT', `-A PREROUTING -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`, `-A OUTPUT -m comment --comment "hivemind: services" -j ${SERVICES_CHAIN}`, '-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT', 'COMMIT'].join('\n');
   const found = parseSavedServices(save);

@@ -39,6 +39,18 @@ test('metrics need a token unless --metrics-public is on', () => {
   assert.match(bad[0]?.message ?? '', 'on or off');
 });
 
+test('tenant networks: off by default, on, or a list of tenants; the detach grace a duration', () => {
+  assert.is(ok({}).tenantNetworks, 'none');
+  assert.is(ok({ tenantNetworks: 'on' }).tenantNetworks, 'all');
+  assert.equal(ok({}, { HIVEMIND_TENANT_NETWORKS: 'acme, beta' }).tenantNetworks, ['acme', 'beta']);
+  const bad = problems({ tenantNetworks: 'acme,Not_A_Tenant' });
+  assert.is(bad[0]?.flag, '--tenant-networks');
+  assert.match(bad[0]?.message ?? '', 'tenant names separated by commas');
+  assert.is(ok({}).networkDetachGraceMs, 60_000);
+  assert.is(ok({}, { HIVEMIND_NETWORK_DETACH_GRACE: '2s' }).networkDetachGraceMs, 2_000);
+  assert.is(problems({ networkDetachGrace: '10ms' })[0]?.flag, '--network-detach-grace');
+});
+
 test('advertise falls back to loopback, and follows a specific bind address', () => {
   assert.is(ok({}, {}, { ...system, externalIpv4: [] }).advertise, '127.0.0.1');
   assert.is(ok({ bind: '192.168.1.5' }).advertise, '192.168.1.5');

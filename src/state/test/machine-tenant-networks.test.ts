@@ -5,7 +5,7 @@ import { decodeState } from '../snapshot.js';
 import { tenantNetworksProblem } from '../apply-tenant-networks.js';
 import { blockProblem, lowestFreeBlock, lowestFreeSlice, NETWORKS_PER_TENANT_MAX, tenantPoolProblem } from '../tenant-ipam.js';
 import { STATE_VERSION_LABEL, type Command } from '../types.js';
-import { Driver, registerNode as registerOldNode } from './fixtures.js';
+import { appSpec, Driver, registerNode as registerOldNode } from './fixtures.js';
 
 /** A node registration from code of state version 5. */
 function registerNode(id: string): Command {
@@ -131,6 +131,27 @@ test('attach gives each node its own slice (the same again answers it); detach a
   assert.is(driver.refused({ type: 'network.attach', tenant: 'acme', name: 'default', node: 'n2' }).code, 'not-found', 'a node that left gets none');
   driver.ok({ type: 'network.delete', tenant: 'acme', name: 'default' });
   assert.equal(driver.machine.networks(), []);
+});
+
+test('detach is refused while an instance of the network is placed on the node and may hold an address (placed back as the leader proposed the detach), then given', () => {
+  const driver = cluster();
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: {} });
+  driver.ok({ type: 'network.attach', tenant: 'acme', name: 'default', node: 'n1' });
+  driver.ok({ type: 'app.deploy', spec: appSpec({ tenant: 'acme' }) });
+  const id = driver.machine.instances().find((instance) => instance.tenant === 'acme')!.id;
+  driver.ok({ type: 'instance.place', placements: [{ id, node: 'n1' }] });
+  const refused = driver.refused({ type: 'network.detach', tenant: 'acme', name: 'default', node: 'n1' });
+  assert.equal([refused.code, refused.field], ['conflict', 'node']);
+  assert.match(refused.message, new RegExp(`instance ${id.replace(/\./g, '\\.')} is placed there`));
+  assert.is(driver.machine.networks()[0]!.slices.length, 1, 'the slice is kept');
+  driver.ok({ type: 'network.detach', tenant: 'acme', name: 'default', node: 'n2' });
+  driver.ok({ type: 'instance.status', updates: [{ id, state: 'running', reportedBy: 'n1', reportedAt: 9 }] });
+  driver.ok({ type: 'app.scale', tenant: 'acme', name: 'web', replicas: 0 });
+  assert.is(driver.machine.instances().find((instance) => instance.id === id)?.desired, 'stopped', 'retired');
+  assert.is(driver.refused({ type: 'network.detach', tenant: 'acme', name: 'default', node: 'n1' }).code, 'conflict', 'retired but still running: it may hold its address');
+  driver.ok({ type: 'instance.status', updates: [{ id, state: 'stopped', reportedBy: 'n1', reportedAt: 10 }] });
+  driver.ok({ type: 'network.detach', tenant: 'acme', name: 'default', node: 'n1' });
+  assert.equal(driver.machine.networks()[0]!.slices, [], 'stopped: the slice is given back');
 });
 
 test('200 creates, attaches, detaches, deletes and leaves: no two networks overlap, no slice is held twice, none outside its block', () => {

@@ -1,15 +1,17 @@
 // The node network's egress masquerade, with the real CNI plugins and
 // iptables: attaches add one node-level rule and no per-container chain, and
 // an attach saved before the node rule (the bridge plugin's own ipMasq) is
-// still detached without leaving its chain behind.
+// still detached without leaving its chain behind. Also tenant networks'
+// slices (each range its own host-local store) and an address given again
+// (the bridge forgets its old holder's MAC).
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CniNetwork, createNetns, deleteNetns, netnsName } from '../network.js';
+import { CniNetwork, createNetns, deleteNetns, netnsName, SLICE_WAIT_MS_DEFAULT } from '../network.js';
 import { skipReason } from './harness.js';
 
 const skip = skipReason();
@@ -108,4 +110,113 @@ test('an attach saved before the node rule is detached with its own masquerade c
   }
 });
 
+test('a tenant the node network file lists goes on its slice, unmasqueraded toward the pool; a pending one waits; the others stay on the node subnet', async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const dir = await mkdtemp(join(tmpdir(), 'hm-tenant-net-'));
+  const file = join(dir, 'node-network.json');
+  const nodeBridge = 'hmtm2';
+  const sliceBridge = 'hmtm3';
+  await writeFile(file, JSON.stringify({
+    state: 'ready', bridge: nodeBridge, subnet: '10.93.1.0/24', gateway: '10.93.1.1', clusterCidr: '10.93.0.0/16', mtu: 1450, tenantCidr: '10.94.0.0/16',
+    tenants: { acme: { state: 'ready', network: 'acme/default', bridge: sliceBridge, subnet: '10.94.0.64/26', gateway: '10.94.0.65' }, beta: { state: 'pending', network: 'beta/default' } },
+  }));
+  // The wait for a pending slice on a clock of the test's: each sleep is a poll; none is waited out.
+  let polls = 0;
+  let onPoll = async (): Promise<void> => undefined;
+  const clock = { now: () => polls * 200, sleep: async () => { polls += 1; await onPoll(); } };
+  const tenantNetwork = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-tenant-test', clock });
+  const ids = ['tn-acme', 'tn-other', 'tn-beta', 'tn-gamma', 'tn-first'];
+  const paths = await Promise.all(ids.map((id) => createNetns(id)));
+  try {
+    assert.equal([tenantNetwork.onNodeSubnet('acme'), tenantNetwork.onNodeSubnet('beta'), tenantNetwork.onNodeSubnet('other')], [false, false, true]);
+    // A container on the node subnet came and went before: its address is not the next one's, a slice attach in between or not.
+    const first = await tenantNetwork.attach('tn-first', paths[4]!, [], { tenant: 'other' });
+    await tenantNetwork.detach('tn-first', paths[4]!, []);
+    const acme = await tenantNetwork.attach('tn-acme', paths[0]!, [], { tenant: 'acme' });
+    const other = await tenantNetwork.attach('tn-other', paths[1]!, [], { tenant: 'other' });
+    assert.match(acme.address, /^10\.94\.0\.(6[6-9]|[7-9]\d|1[01]\d|12[0-6])$/, `acme's address is from its slice: ${acme.address}`);
+    assert.match(other.address, /^10\.93\.1\./, `a tenant not listed stays on the node subnet: ${other.address}`);
+    assert.is.not(other.address, first.address, "the node subnet's addresses go round robin across a slice's attach (each range has a store of its own)");
+    const sliceLease = join(dir, 'ipam-networks', sliceBridge, 'hm-tenant-test', acme.address);
+    assert.ok(existsSync(sliceLease), `the slice's lease is in its own store: ${sliceLease}`);
+    try {
+      await tenantNetwork.attach('tn-beta', paths[2]!, [], { tenant: 'beta' });
+      assert.unreachable('a slice still pending after the wait must fail the attach');
+    } catch (error) {
+      assert.match((error as Error).message, /slice of network beta\/default is not committed yet/);
+      assert.is((error as { code?: string }).code, 'network-slice-pending');
+      assert.is(polls, SLICE_WAIT_MS_DEFAULT / 200 - 1, 'it polled the file until the wait was over');
+    }
+    // A slice committed during the wait: the attach goes on with it, no failure.
+    const network = JSON.parse(await readFile(file, 'utf8')) as { tenants: Record<string, unknown> };
+    network.tenants.gamma = { state: 'pending', network: 'gamma/default' };
+    await writeFile(file, JSON.stringify(network));
+    polls = 0;
+    onPoll = async () => {
+      if (polls !== 3) return;
+      network.tenants.gamma = { state: 'ready', network: 'gamma/default', bridge: 'hmtm4', subnet: '10.94.0.128/26', gateway: '10.94.0.129' };
+      await writeFile(file, JSON.stringify(network));
+    };
+    const gamma = await tenantNetwork.attach('tn-gamma', paths[3]!, [], { tenant: 'gamma' });
+    assert.match(gamma.address, /^10\.94\.0\.(1[3-8]\d|19[01])$/, `gamma's address is from the slice committed meanwhile: ${gamma.address}`);
+    assert.is(polls, 3);
+    const rules = await natRules();
+    const returnAt = rules.indexOf(`-A POSTROUTING -s 10.94.0.64/26 -d 10.94.0.0/16 -m comment --comment "hivemind hm-tenant-test ${sliceBridge}: tenant networks keep their sources" -j RETURN`);
+    const masqueradeAt = rules.indexOf(`-A POSTROUTING -s 10.94.0.64/26 ! -d 10.93.0.0/16 ! -o ${sliceBridge} -m comment --comment "hivemind hm-tenant-test ${sliceBridge}: masquerade" -j MASQUERADE`);
+    assert.ok(returnAt >= 0 && masqueradeAt > returnAt, `the pool's RETURN before the slice's masquerade:\n${rules}`);
+    assert.ok(rules.includes(`-A POSTROUTING -s 10.93.1.0/24 -d 10.94.0.0/16 -m comment`), 'the node subnet keeps its sources toward the pool too');
+    await tenantNetwork.detach('tn-acme', paths[0]!, []);
+    assert.not.ok(existsSync(sliceLease), "the slice's lease is released (detach used the saved settings)");
+    assert.ok((await tenantNetwork.leasedIds()).includes('tn-other'));
+  } finally {
+    for (const [index, id] of ids.entries()) {
+      await tenantNetwork.detach(id, paths[index]!, []).catch(() => undefined);
+      await deleteNetns(id);
+    }
+    const saved = await natRules();
+    for (const line of saved.split('\n').filter((rule) => rule.includes('hivemind hm-tenant-test'))) {
+      await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
+    }
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', nodeBridge], resolve));
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', sliceBridge], resolve));
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', 'hmtm4'], resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.is(count(await natRules(), 'hivemind hm-tenant-test'), 0, 'the test leaves no rule behind');
+});
+
+test('an address given again is reached at once: the bridge forgets the neighbour entry of its last holder', async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  // A /30: one address for containers, so the second attach gets the first one's.
+  const bridge = 'hmtm6';
+  const dir = await mkdtemp(join(tmpdir(), 'hm-neigh-'));
+  const reused = new CniNetwork({ stateDir: dir, bridge, subnet: '10.96.0.0/30', name: 'hm-neigh-test' });
+  const paths = [await createNetns('nb-old'), await createNetns('nb-new')];
+  const ip = (args: string[]): Promise<string> => new Promise((resolve, reject) => execFile('ip', args, (error, stdout) => (error ? reject(error) : resolve(stdout.trim()))));
+  try {
+    const old = await reused.attach('nb-old', paths[0]!, []);
+    const oldMac = await ip(['netns', 'exec', netnsName('nb-old'), 'cat', '/sys/class/net/eth0/address']);
+    // Another port keeps the bridge's carrier up, as a node's other containers do (a bridge that loses its carrier flushes its neighbours).
+    await ip(['link', 'add', 'hmtm6k', 'type', 'veth', 'peer', 'name', 'hmtm6p']);
+    await ip(['link', 'set', 'hmtm6k', 'master', bridge, 'up']);
+    await ip(['link', 'set', 'hmtm6p', 'up']);
+    await reused.detach('nb-old', paths[0]!, []);
+    // What a node whose bridge keeps other ports holds once the old holder is gone: its MAC, stale.
+    await ip(['neigh', 'replace', old.address, 'lladdr', oldMac, 'dev', bridge, 'nud', 'stale']);
+    assert.match(await ip(['neigh', 'show', old.address, 'dev', bridge]), new RegExp(oldMac), 'the old holder is in the neighbour table before the next attach');
+    const next = await reused.attach('nb-new', paths[1]!, []);
+    assert.is(next.address, old.address, 'the same address, given again');
+    assert.not.match(await ip(['neigh', 'show', next.address, 'dev', bridge]), new RegExp(oldMac), 'the attach made the bridge forget the old MAC');
+    // The node reaches the new holder with its first packet (with the old entry it would send to the old MAC for some 8 s).
+    assert.ok(await new Promise<boolean>((resolve) => execFile('busybox', ['ping', '-c', '1', '-W', '2', next.address], (error) => resolve(error === null))), `the node reaches ${next.address}`);
+  } finally {
+    await reused.detach('nb-new', paths[1]!, []).catch(() => undefined);
+    for (const id of ['nb-old', 'nb-new']) await deleteNetns(id);
+    await ip(['link', 'delete', 'hmtm6k']).catch(() => undefined);
+    await reused.removeBridge();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
+
