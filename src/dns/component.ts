@@ -140,28 +140,32 @@ class DnsComponent implements NodeComponent, DnsView {
   private maybeCheckGateway(): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
     this.gatewayCheck ??= this.checkGateway()
-      .then(() => this.gatewayServed !== gatewayWanted(this.services.dataDir) || this.gatewayWatch?.watching !== true)
+      .then((wanted) => this.gatewayServed !== wanted || this.gatewayWatch?.watching !== true)
       .finally(() => {
         this.gatewayCheck = undefined;
       });
     return this.gatewayCheck;
   }
 
-  /** Serves containers on the gateway of the node network file when it is ready; moves or stops that listener when the file changes. */
-  private async checkGateway(): Promise<void> {
+  /**
+   * Serves containers on the gateway of the node network file when it is
+   * ready; moves or stops that listener when the file changes. Answers the
+   * gateway the file named (undefined: none), read once per check.
+   */
+  private async checkGateway(): Promise<string | undefined> {
     const wanted = gatewayWanted(this.services.dataDir);
-    if (wanted === this.gatewayServed) return;
+    if (wanted === this.gatewayServed) return wanted;
     if (this.gatewayServed !== undefined) {
       await this.server.unlisten(this.gatewayServed);
       this.services.log('dns', `stopped serving containers on ${this.gatewayServed}:${CONTAINER_DNS_PORT}`);
       this.gatewayServed = undefined;
     }
-    if (wanted === undefined || this.stopped) return;
+    if (wanted === undefined || this.stopped) return wanted;
     // The server's own socket may cover the gateway already (`--dns-port 53` on every address).
     const bind = this.services.config.bind;
     if (this.boundPort === CONTAINER_DNS_PORT && (bind === '0.0.0.0' || bind === '::' || bind === wanted)) {
       this.gatewayServed = wanted;
-      return;
+      return wanted;
     }
     try {
       await this.server.listen({ host: wanted, port: CONTAINER_DNS_PORT });
@@ -173,6 +177,7 @@ class DnsComponent implements NodeComponent, DnsView {
       if (failure !== this.gatewayFailure) this.services.log('dns', `cannot serve containers on ${wanted}:${CONTAINER_DNS_PORT} (${(error as Error).message}); their names do not resolve until it can (trying again every ${GATEWAY_CHECK_MS} ms)`);
       this.gatewayFailure = failure;
     }
+    return wanted;
   }
 }
 
