@@ -14,6 +14,7 @@ import { open } from 'node:fs/promises';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 
 import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { forEachAtOnce, settleAll } from './at-once.js';
 import { ContentFiles } from './content-files.js';
 import { MessageBuffers } from './message-buffers.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
@@ -624,7 +625,7 @@ export class ImageStore {
     const layers = document.layers ?? [];
     await settleAll([
       this.writeBlob(document.config, config.bytes, { lease: source.lease, labels: configLabels, what: `config ${document.config.digest}` }),
-      eachLimited(layers, LAYERS_IN_FLIGHT_MAX, async (layer, position) => {
+      forEachAtOnce(layers, LAYERS_IN_FLIGHT_MAX, async (layer, position) => {
         const labels: Record<string, string> = {};
         if (diffIds[position] !== undefined) labels['containerd.io/uncompressed'] = diffIds[position]!;
         if (!(await this.holdBlob(source.lease, layer.digest))) await source.fetchBlob(layer, labels);
@@ -642,34 +643,6 @@ export interface StoredTree {
   manifestDescriptor: Descriptor;
   manifest: ManifestDocument;
   config: ImageConfigDocument;
-}
-
-/** Waits for every promise, then rejects with the first failure, if any. */
-async function settleAll(work: Promise<void>[]): Promise<void> {
-  const settled = await Promise.allSettled(work);
-  const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-  if (failed !== undefined) throw failed.reason;
-}
-
-/**
- * Runs `work` on every item, at most `limit` at once; after a failure
- * starts no more, waits for those under way, and rejects with the first.
- */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const index = next++;
-      try {
-        await work(items[index]!, index);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await settleAll(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Where `storeTree` gets an image's pieces (an archive, a registry, a peer). */

@@ -43,6 +43,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { assert } from '../../../consensus/core/assert.js';
 import type { PortSpec } from '../../state/types.js';
+import { forEachAtOnce } from './at-once.js';
 import { createNamedNetns, deleteNamedNetns, netnsPathOfName, type ContainerNetwork } from './network.js';
 
 /** The prefix of every pool entry's name (netns name and CNI container id). */
@@ -358,13 +359,4 @@ export class WarmNetworkPool {
     await writeFile(`${path}.tmp`, JSON.stringify(record), { mode: 0o600 });
     await rename(`${path}.tmp`, path);
   }
-}
-
-/** Runs `task` over `items` with at most `atOnce` under way. */
-async function forEachAtOnce<T>(items: T[], atOnce: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await task(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(atOnce, items.length) }, worker));
 }
