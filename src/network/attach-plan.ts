@@ -14,6 +14,7 @@
  * leader starts the grace again, which only keeps a slice longer.
  */
 import { assert } from '../../consensus/core/assert.js';
+import { mayHoldSliceAddress } from '../state/apply-tenant-networks.js';
 import type { TenantNetwork } from '../state/types.js';
 
 /** Attach and detach commands one plan proposes at most; the rest wait for the next pass. */
@@ -56,9 +57,6 @@ export interface AttachPlan {
   idleSinceMs: Map<string, number>;
 }
 
-/** The states in which an instance being stopped may still hold its address. */
-const HOLDING_STATES: ReadonlySet<string> = new Set(['starting', 'running', 'healthy', 'unhealthy']);
-
 /** The key of one slice in `idleSinceMs`: `tenant/name@node`. */
 export function sliceKey(entry: NetworkNode): string {
   return `${entry.tenant}/${entry.name}@${entry.node}`;
@@ -66,7 +64,7 @@ export function sliceKey(entry: NetworkNode): string {
 
 /** Whether `instance` needs its network on its node now. */
 export function holdsSlice(instance: AttachInstance): boolean {
-  return instance.node !== undefined && (instance.desired === 'running' || HOLDING_STATES.has(instance.state));
+  return instance.node !== undefined && mayHoldSliceAddress(instance.desired, instance.state);
 }
 
 /**

@@ -156,8 +156,18 @@ export function planNetworkAttach(state: ClusterState, command: CommandOf<'netwo
   };
 }
 
-/** The states in which an instance being stopped may still hold an address on its node (as `src/network/attach-plan.ts` reads them). */
+/** The states in which an instance being stopped may still hold an address on its node. */
 const HOLDING_STATES: ReadonlySet<string> = new Set(['starting', 'running', 'healthy', 'unhealthy']);
+
+/**
+ * Whether an instance placed on a node may hold an address of its network's
+ * slice there: desired running (about to start, or runs), or being stopped
+ * from a state that holds one. The leader's attach plan
+ * (`src/network/attach-plan.ts`) and the detach refusal below read the same.
+ */
+export function mayHoldSliceAddress(desired: string, state: string): boolean {
+  return desired === 'running' || HOLDING_STATES.has(state);
+}
 
 /**
  * An instance on network `tenant/name` placed on `node` that may hold an
@@ -169,7 +179,7 @@ function sliceHolder(state: ClusterState, tenant: string, name: string, node: st
   if (name !== DEFAULT_NETWORK) return undefined;
   for (const instance of state.instances.values()) {
     if (instance.tenant !== tenant || instance.node !== node) continue;
-    if (instance.desired === 'running' || HOLDING_STATES.has(instance.status.state)) return instance.id;
+    if (mayHoldSliceAddress(instance.desired, instance.status.state)) return instance.id;
   }
   return undefined;
 }
