@@ -161,7 +161,7 @@ export interface DeployedApp {
 /** `POST /v1/deploy` with `dryRun`: the plan, what the deploy would create, and the refusal it would meet. */
 export interface DryRunAnswer extends DeployPlan {
   dryRun: true;
-  creates: { volumes: string[]; secrets: string[] };
+  creates: { volumes: string[]; secrets: string[]; networks?: string[] };
   refusal?: { code: string; message: string; field?: string };
   warnings: string[];
 }
