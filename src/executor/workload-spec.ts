@@ -49,6 +49,7 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
   const workload: WorkloadSpec = {
     id: instance.id,
     tenant: instance.tenant,
+    ...(spec.networks !== undefined ? { networks: spec.networks } : {}),
     app: instance.app,
     version: instance.version,
     specHash: specHash(spec),

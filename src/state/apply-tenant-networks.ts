@@ -15,7 +15,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { containsAddress, parseCidr } from './ipam.js';
 import { blockProblem, lowestFreeBlock, lowestFreeSlice, NETWORKS_PER_TENANT_MAX, overlaps } from './tenant-ipam.js';
 import { adoptTenant, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { CommandOf, DeployNetwork, TenantNetwork } from './types.js';
+import type { App, CommandOf, DeployNetwork, TenantNetwork } from './types.js';
 import { stateError, type StateError } from './errors.js';
 import { identifier, name } from './fields.js';
 import { object, oneOf, optional, text } from './schema.js';
@@ -245,9 +245,12 @@ function sliceHolder(state: ClusterState, tenant: string, name: string, node: st
 
 /** The networks an instance joins: those of its version's spec (an instance of an app or version no longer kept: its tenant's `default`). */
 export function instanceNetworks(state: ClusterState, instance: { tenant: string; app: string; version: number }): readonly string[] {
-  const app = state.apps.get(tenantKey(instance.tenant, instance.app));
-  const spec = app?.versions.find((entry) => entry.version === instance.version)?.spec;
-  return specNetworks(spec ?? {});
+  return versionNetworks(state.apps.get(tenantKey(instance.tenant, instance.app)), instance.version);
+}
+
+/** The networks of `app`'s `version` (the app, or the version, no longer kept: the tenant's `default`). */
+export function versionNetworks(app: App | undefined, version: number): readonly string[] {
+  return specNetworks(app?.versions.find((entry) => entry.version === version)?.spec ?? {});
 }
 
 /**
