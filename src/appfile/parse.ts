@@ -278,8 +278,8 @@ function setPathsOf(sets: readonly string[]): FieldPath[] {
 
 /**
  * The declared networks (not external) the apps join, once per tenant and
- * name, in the order first joined; `default` when a service names it or the
- * file gives it a subnet (an app without `networks:` is on it).
+ * name, in the order first joined; `default` when a service names it, the
+ * file gives it a subnet, or an app is on it in a file that uses networks.
  */
 function fileNetworks(apps: readonly AppSpec[], declared: ReadonlyMap<string, NetworkDeclaration>, origins: Readonly<Record<string, Record<string, string>>>): FileNetwork[] {
   const found = new Map<string, FileNetwork>();
@@ -289,7 +289,8 @@ function fileNetworks(apps: readonly AppSpec[], declared: ReadonlyMap<string, Ne
     for (const [position, name] of (app.networks ?? [DEFAULT_NETWORK]).entries()) {
       const entry = byName.get(name);
       if (entry === undefined || entry.declaration.external || found.has(`${app.tenant}/${name}`)) continue;
-      if (!named && entry.declaration.subnet === undefined) continue;
+      // The default network is made for the apps on it when the file uses networks (a tenant made before the pool has none), else left as it is.
+      if (!named && entry.declaration.subnet === undefined && !apps.some((other) => other.networks !== undefined)) continue;
       const origin = entry.key === DEFAULT_NETWORK && !declaredInFile(entry.declaration) ? (origins[app.name]?.[`networks[${position}]`] ?? `services.${app.name}`) : `networks.${entry.key}`;
       found.set(`${app.tenant}/${name}`, { tenant: app.tenant, name, ...(entry.declaration.subnet === undefined ? {} : { subnet: entry.declaration.subnet }), origin });
     }

@@ -104,6 +104,8 @@ export class NetworkComponent implements NodeComponent {
   #stopped = false;
   #reconciles = 0;
   #written: string | undefined;
+  /** The node network file as last written, when it said `ready`. */
+  #writtenReady: NodeNetworkReady | undefined;
   #lastProblem: string | undefined;
   #configuring = false;
   /** The attaches and detaches proposed and not answered yet, by `sliceKey`: never proposed twice at once. */
@@ -242,7 +244,10 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) this.#links.request('overlay');
+    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) {
+      this.#listNewNetworks(plan);
+      this.#links.request('overlay');
+    }
     if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
       this.#tables.request('drift');
       return;
@@ -520,6 +525,24 @@ export class NetworkComponent implements NodeComponent {
     if (text === this.#written) return;
     writeNodeNetwork(this.#services.dataDir, network);
     this.#written = text;
+    this.#writtenReady = network.state === 'ready' ? network : undefined;
+  }
+
+  /**
+   * Lists the carried networks the node network file does not name yet as
+   * `pending`, at once (the overlay pass that makes their bridges may take
+   * seconds): a deploy makes its networks a commit before its instances are
+   * placed, and an executor that saw none of them would attach the container
+   * to the node subnet instead of waiting for the slice.
+   */
+  #listNewNetworks(plan: OverlayPlan): void {
+    const written = this.#writtenReady;
+    if (written === undefined) return;
+    const attaches = this.#tenantAttaches(plan);
+    const added = Object.keys(attaches.networks ?? {}).filter((key) => written.networks?.[key] === undefined);
+    if (added.length === 0) return;
+    const networks = { ...written.networks, ...Object.fromEntries(added.map((key) => [key, { state: 'pending' as const, network: key }])) };
+    this.#write({ ...written, ...(attaches.tenantCidr !== undefined ? { tenantCidr: attaches.tenantCidr } : {}), networks });
   }
 
   /** Logs a problem once until it changes or a reconcile succeeds. */

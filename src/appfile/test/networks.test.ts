@@ -43,7 +43,8 @@ test('a service joins the declared networks in the order written; none given is 
   assert.equal(result.networks, [
     { tenant: 'acme', name: 'front', origin: 'networks.front' },
     { tenant: 'acme', name: 'back', subnet: { cidr: '10.224.160.0/20', path: 'networks.back.ipam.config[0].subnet' }, origin: 'networks.back' },
-  ], 'the networks to create: declared, joined, not external');
+    { tenant: 'acme', name: 'default', origin: 'services.worker' },
+  ], 'the networks to create: declared, joined, not external; default for worker (a tenant made before the pool lacks it)');
   assert.equal(result.origins.web?.['networks[1]'], 'services.web.networks[1]');
   assert.equal(result.origins.db?.['networks[0]'], 'services.db.networks.back');
   assert.equal(result.warnings, [
@@ -71,13 +72,16 @@ test('naming the default network alone deploys as naming none; the file may give
   assert.is(result.apps[0]?.networks, undefined);
   assert.equal(result.networks, [{ tenant: 'default', name: 'default', subnet: { cidr: '10.224.32.0/20', path: 'networks.default.ipam.config[0].subnet' }, origin: 'networks.default' }]);
   assert.equal(warningsOf(`services:\n  web: { image: app, networks: [default] }\n`), []);
+  const plain = parseAppFile(`services:\n  web: { image: app }\n`, 'app.yaml');
+  assert.ok(plain.ok);
+  assert.equal(plain.networks, [], 'a file without networks makes none');
 });
 
 test('deployNetworks: subnets of the pool become blocks, others a warning; a cluster without tenant networks drops them all', () => {
   const result = parseAppFile(shop, 'app.yaml', { defaultTenant: 'acme' });
   assert.ok(result.ok);
   const on = deployNetworks(result.apps, result.networks, { pool: '10.224.0.0/12', clusterVersion: 6 });
-  assert.equal(on.networks, [{ tenant: 'acme', name: 'front' }, { tenant: 'acme', name: 'back', cidr: '10.224.160.0/20' }]);
+  assert.equal(on.networks, [{ tenant: 'acme', name: 'front' }, { tenant: 'acme', name: 'back', cidr: '10.224.160.0/20' }, { tenant: 'acme', name: 'default' }]);
   assert.equal(on.warnings, []);
   assert.equal(on.apps, result.apps);
   const elsewhere = deployNetworks(result.apps, result.networks, { pool: '10.240.0.0/12', clusterVersion: 6 });

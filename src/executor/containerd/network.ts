@@ -287,9 +287,9 @@ export class CniNetwork implements ContainerNetwork {
    * The settings of each interface an attach makes, eth0 first: per network
    * of `options.networks` (absent: `default`) this node's slice of it, when
    * the node network file lists the tenant's networks; else the node subnet
-   * alone. A listed network still `pending`: a SlicePendingError when
-   * `forAttach`. A network the file does not list is left out (none left:
-   * the node subnet).
+   * alone. A listed network still `pending`, or one not listed of a tenant
+   * with others listed (made just now): a SlicePendingError when
+   * `forAttach`. A tenant with no network listed: the node subnet.
    */
   private attachSettings(forAttach: boolean, options: AttachOptions): NetworkSettings[] {
     if (this.nodeNetworkFile === undefined) return [this.defaults];
@@ -304,9 +304,14 @@ export class CniNetwork implements ContainerNetwork {
     const { tenant } = options;
     if (tenant === undefined) return [nodeSubnet];
     const listed: NetworkSettings[] = [];
+    // A tenant with some network listed is on its networks here: one not listed yet was made just now (the file names it within a state pass).
+    const carried = Object.keys(network.networks ?? {}).some((key) => key.startsWith(`${tenant}/`));
     for (const name of options.networks ?? ['default']) {
       const own = network.networks?.[`${tenant}/${name}`];
-      if (own === undefined) continue;
+      if (own === undefined) {
+        if (carried && forAttach) throw new SlicePendingError(`network ${tenant}/${name} is not listed in this node's network file yet (made just now; the network component lists it once it applies the commit)`);
+        continue;
+      }
       if (own.state === 'pending') {
         if (forAttach) throw new SlicePendingError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
         continue;
