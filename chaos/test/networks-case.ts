@@ -16,30 +16,13 @@
  *     server): api asking for web gets web's front address, db asking gets
  *     its back address, api asking for db gets NXDOMAIN (and db for api).
  */
-import { spawn } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { sleepPids, until } from './host-agents.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../src/state/ipam.js';
-import { containersOf, endpointsReported, lastDenial, reach, type Container, type NetworkCase } from './network-probes.js';
+import { containersOf, endpointsReported, lastDenial, lastLookupOutput, lookupInside, reach, type Container, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3641', api: '3642', db: '3643' } as const;
-
-/** busybox nslookup of `name` inside the container of `pid` (its root, resolv.conf and network): the A addresses, or 'NXDOMAIN'. */
-async function lookupInside(pid: number, name: string): Promise<string[] | 'NXDOMAIN' | string> {
-  const output = await new Promise<string>((resolve) => {
-    const child = spawn('nsenter', ['-t', String(pid), '-m', '-n', '-r', '/bin/busybox', 'nslookup', '-type=a', name], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.on('close', () => resolve(text));
-  });
-  // busybox tries each search domain and prints the misses too: answers first, NXDOMAIN only without any.
-  const answers = output.split('\n\n').slice(1).join('\n');
-  const addresses = [...answers.matchAll(/^Address:\s+(\d+\.\d+\.\d+\.\d+)$/gm)].map((match) => match[1]!);
-  if (addresses.length > 0) return addresses;
-  return output.includes('NXDOMAIN') ? 'NXDOMAIN' : output.trim();
-}
 
 /** The pid of the one container running `sleep <seconds>`. */
 function pidOf(seconds: string): number {
@@ -111,12 +94,12 @@ export const networksCase: NetworkCase = {
     // DNS from inside the containers.
     const webFromApi = await until('api resolves web to its front address', async () => {
       const found = await lookupInside(pidOf(SLEEP.api), 'web.shop.hivemind');
-      return Array.isArray(found) && found.length === 1 && found[0] === webFront ? found : JSON.stringify(found);
+      return Array.isArray(found) && found.length === 1 && found[0] === webFront ? found : `${JSON.stringify(found)}: ${lastLookupOutput()}`;
     }, 20_000);
     assert.equal(webFromApi, [webFront]);
     const webFromDb = await until('db resolves web to its back address', async () => {
       const found = await lookupInside(pidOf(SLEEP.db), 'web.shop.hivemind');
-      return Array.isArray(found) && found.length === 1 && found[0] === webBack ? found : JSON.stringify(found);
+      return Array.isArray(found) && found.length === 1 && found[0] === webBack ? found : `${JSON.stringify(found)}: ${lastLookupOutput()}`;
     }, 20_000);
     assert.equal(webFromDb, [webBack]);
     assert.is(await lookupInside(pidOf(SLEEP.api), 'db.shop.hivemind'), 'NXDOMAIN', 'api does not see db');

@@ -13,7 +13,7 @@ import type { FileContext, NetworkDeclaration, VolumeDeclaration } from './conte
 import { formatPath, type FieldPath, type Problems } from './problems.js';
 import { checkName, hivemindName, readBoolean, readComposeName, readList, readMapping, readMemoryBytes, readText } from './read.js';
 import { parseCidr } from '../state/ipam.js';
-import { DEFAULT_NETWORK } from '../state/apply-tenant-networks.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
 
 /** The volumes declared under top-level `volumes:`, by Hivemind name. */
 export function readVolumeDeclarations(value: unknown, path: FieldPath, problems: Problems): Map<string, VolumeDeclaration> {

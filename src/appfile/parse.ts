@@ -17,7 +17,7 @@ import { utf8ByteLength } from '../state/schema.js';
 import { validateCommand } from '../state/validate.js';
 import { checkKeys, topLevelKeys } from './compose-keys.js';
 import type { FileContext, NetworkDeclaration, VolumeDeclaration } from './context.js';
-import { DEFAULT_NETWORK } from '../state/apply-tenant-networks.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
 import { readNetworkDeclarations, readSecretDeclarations, readVolumeDeclarations } from './declarations.js';
 import type { AppFileError } from './errors.js';
 import { readFileExtension } from './extension.js';

@@ -15,7 +15,7 @@ import { readEnvironment, readLabels } from './environment.js';
 import { readServiceExtension } from './extension.js';
 import { readHealthcheck } from './healthcheck.js';
 import { readLinks, readServiceNetworks } from './names.js';
-import { DEFAULT_NETWORK } from '../state/apply-tenant-networks.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
 import { readPorts } from './ports.js';
 import type { FieldPath, Problems } from './problems.js';
 import { hivemindName, isMapping, readAbsolutePath, readComposeName, readBoolean, readCpuMillis, readDurationMs, readMapping, readMemoryBytes, readText, readWholeNumber, setOwn } from './read.js';

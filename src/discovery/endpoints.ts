@@ -9,8 +9,7 @@
  * one; instance names keep answering instances. Pure: reads the state, no I/O.
  */
 import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
-import { currentSpec } from '../state/state.js';
-import { specNetworks } from '../state/apply-tenant-networks.js';
+import { versionNetworks } from '../state/app-networks.js';
 import type { App, EndpointPort, Instance, NodeRecord, NodeStatus, TenantNetwork } from '../state/types.js';
 
 /** One serving instance of an app, where it is reachable. */
@@ -105,7 +104,7 @@ export function directoryOf(input: DiscoveryInput): Directory {
     apps.add(appKey(app.tenant, app.name));
     tenants.add(app.tenant);
     if (app.vip !== undefined) vips.set(appKey(app.tenant, app.name), app.vip);
-    appNetworks.set(appKey(app.tenant, app.name), specNetworks(currentSpec(app)).map((name) => `${app.tenant}/${name}`));
+    appNetworks.set(appKey(app.tenant, app.name), versionNetworks(app, app.version).map((name) => `${app.tenant}/${name}`));
   }
   const networkOf = networkLookup(input.networks ?? []);
   const networksOfAddress = new Map<string, readonly string[]>();

@@ -54,7 +54,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
-import { versionNetworks } from '../state/apply-tenant-networks.js';
+import { versionNetworks } from '../state/app-networks.js';
 import type { TenantNetwork } from '../state/types.js';
 import { configureProposal } from './configure.js';
 import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';

@@ -10,26 +10,21 @@
  * slice lies in its network's block; no two slices of a network are alike;
  * a node holds at most one slice of a network, and none once it has left.
  */
-import { ErrorCode } from './errors.js';
+import { ErrorCode, stateError, type StateError } from './errors.js';
 import { assert } from '../../consensus/core/assert.js';
 import { containsAddress, parseCidr } from './ipam.js';
 import { blockProblem, lowestFreeBlock, lowestFreeSlice, NETWORKS_PER_TENANT_MAX, overlaps } from './tenant-ipam.js';
 import { adoptTenant, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { App, CommandOf, DeployNetwork, TenantNetwork } from './types.js';
-import { stateError, type StateError } from './errors.js';
+import type { CommandOf, DeployNetwork, TenantNetwork } from './types.js';
 import { identifier, name } from './fields.js';
 import { object, oneOf, optional, text } from './schema.js';
 import type { CommandModule } from './command.js';
 import { clusterVersionOf } from './apply-cluster.js';
 import { TENANT_NETWORKS_VERSION } from './version.js';
+import { DEFAULT_NETWORK, specNetworks, versionNetworks } from './app-networks.js';
 
-/** The network every tenant gets, and that an app naming none is on. */
-export const DEFAULT_NETWORK = 'default';
-
-/** The networks an instance of `spec` joins, in order (the first gives `eth0`): the spec's own, or its tenant's `default`. */
-export function specNetworks(spec: { networks?: readonly string[] }): readonly string[] {
-  return spec.networks ?? [DEFAULT_NETWORK];
-}
+// Re-exported: the state's own callers keep importing them from here.
+export { DEFAULT_NETWORK, specNetworks, versionNetworks };
 
 /** The networks an `app.deploy-many` makes, planned: the networks map as it will be, and the commit that makes them. */
 export type DeployNetworksPlan = { ok: false; error: StateError } | { ok: true; networks: Map<string, TenantNetwork>; commit: () => string[] };
@@ -248,10 +243,6 @@ export function instanceNetworks(state: ClusterState, instance: { tenant: string
   return versionNetworks(state.apps.get(tenantKey(instance.tenant, instance.app)), instance.version);
 }
 
-/** The networks of `app`'s `version` (the app, or the version, no longer kept: the tenant's `default`). */
-export function versionNetworks(app: App | undefined, version: number): readonly string[] {
-  return specNetworks(app?.versions.find((entry) => entry.version === version)?.spec ?? {});
-}
 
 /**
  * network.detach: gives the node's slice back; a node without one is a

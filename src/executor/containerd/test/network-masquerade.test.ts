@@ -26,6 +26,17 @@ function natRules(): Promise<string> {
   });
 }
 
+/** A test's clean-up: detaches and deletes each container's namespace, then deletes the nat rules whose comment has `marker`. */
+async function releaseAll(network: CniNetwork, ids: readonly string[], paths: readonly string[], marker: string): Promise<void> {
+  for (const [index, id] of ids.entries()) {
+    await network.detach(id, paths[index]!, []).catch(() => undefined);
+    await deleteNetns(id);
+  }
+  for (const line of (await natRules()).split('\n').filter((rule) => rule.includes(marker))) {
+    await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
+  }
+}
+
 /** How iptables-save shows the bridge plugin's comment on a container's masquerade rules. */
 function chainMarker(id: string): string {
   return `id: \\"${id}\\"`;
@@ -172,14 +183,7 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
     assert.not.ok(existsSync(sliceLease), "the slice's lease is released (detach used the saved settings)");
     assert.ok((await tenantNetwork.leasedIds()).includes('tn-other'));
   } finally {
-    for (const [index, id] of ids.entries()) {
-      await tenantNetwork.detach(id, paths[index]!, []).catch(() => undefined);
-      await deleteNetns(id);
-    }
-    const saved = await natRules();
-    for (const line of saved.split('\n').filter((rule) => rule.includes('hivemind hm-tenant-test'))) {
-      await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
-    }
+    await releaseAll(tenantNetwork, ids, paths, 'hivemind hm-tenant-test');
     await new Promise((resolve) => execFile('ip', ['link', 'delete', nodeBridge], resolve));
     await new Promise((resolve) => execFile('ip', ['link', 'delete', sliceBridge], resolve));
     await new Promise((resolve) => execFile('ip', ['link', 'delete', 'hmtm4'], resolve));
@@ -226,14 +230,7 @@ test('a container on two networks: eth0 on the first with the default route, eth
     assert.not.ok(existsSync(backLease) || existsSync(frontLease), 'detach releases both leases');
     assert.not.match(await ip(['-n', netnsName('tw-web'), 'link', 'show']), /eth1/, 'and removes eth1');
   } finally {
-    for (const [index, id] of ids.entries()) {
-      await twoNetworks.detach(id, paths[index]!, []).catch(() => undefined);
-      await deleteNetns(id);
-    }
-    const saved = await natRules();
-    for (const line of saved.split('\n').filter((rule) => rule.includes('hivemind hm-two-nets-test'))) {
-      await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
-    }
+    await releaseAll(twoNetworks, ids, paths, 'hivemind hm-two-nets-test');
     for (const bridge of [nodeBridge, frontBridge, backBridge]) await new Promise((resolve) => execFile('ip', ['link', 'delete', bridge], resolve));
     await rm(dir, { recursive: true, force: true });
   }
