@@ -13,8 +13,9 @@
  *     share, across hosts; api and db, which share none, cannot reach each
  *     other (by address either way), nor api web's back address;
  *   - DNS, from inside the containers (their resolv.conf, their node's
- *     server): api asking for web gets web's front address, db asking gets
- *     its back address, api asking for db gets NXDOMAIN (and db for api).
+ *     server): web's instance name gives api web's front address and db its
+ *     back address, web's name gives both its VIP, and through the VIP both
+ *     reach web (db over back); api asking for db gets NXDOMAIN (db for api).
  */
 import * as assert from 'uvu/assert';
 import { sleepPids, until } from './host-agents.js';
@@ -40,15 +41,16 @@ export const networksCase: NetworkCase = {
     await until('the tenant network pool is set', async () => (((await api('GET', '/v1/network')) as { tenantCidr?: string | null }).tenantCidr === '10.224.0.0/12' ? true : 'not yet'), 30_000);
     await api('PUT', '/v1/tenants/shop', {});
     const listen = `nc -ll -p 8080 -e /bin/busybox sh -c 'echo "ok $$HIVEMIND_APP"' &`;
-    const service = (name: string, node: string, networks: string): string[] => [
+    const service = (name: string, node: string, networks: string, extra: string[] = []): string[] => [
       `  ${name}:`,
       `    image: ${image.name}`,
       `    command: ${JSON.stringify(['sh', '-c', `${listen} exec sleep ${SLEEP[name as keyof typeof SLEEP]}`])}`,
       `    networks: ${networks}`,
+      ...extra,
       '    deploy:',
       `      placement: { constraints: ["node.id == ${node}"] }`,
     ];
-    const file = ['services:', ...service('web', 'n2', '[front, back]'), ...service('api', 'n1', '[front]'), ...service('db', 'n3', '[back]'), 'networks:', '  front: {}', '  back: {}', ''].join('\n');
+    const file = ['services:', ...service('web', 'n2', '[front, back]', ['    ports: ["8080"]']), ...service('api', 'n1', '[front]'), ...service('db', 'n3', '[back]'), 'networks:', '  front: {}', '  back: {}', ''].join('\n');
     const deployed = (await api('POST', '/v1/deploy', { fileName: 'shop.yaml', content: file, tenant: 'shop', projectFallback: 'shop' })) as { warnings: string[] };
     assert.equal(deployed.warnings, [], 'the file deploys without a warning');
 
@@ -91,17 +93,23 @@ export const networksCase: NetworkCase = {
     assert.is(await reach(dbContainer!, endpointOf('api').address, 8080), 'deny', 'db -> api');
     assert.is(await reach(apiContainer!, webBack, 8080), 'deny', "api -> web's back address: api is not on back");
 
-    // DNS from inside the containers.
-    const webFromApi = await until('api resolves web to its front address', async () => {
-      const found = await lookupInside(pidOf(SLEEP.api), 'web.shop.hivemind');
-      return Array.isArray(found) && found.length === 1 && found[0] === webFront ? found : `${JSON.stringify(found)}: ${lastLookupOutput()}`;
-    }, 20_000);
-    assert.equal(webFromApi, [webFront]);
-    const webFromDb = await until('db resolves web to its back address', async () => {
-      const found = await lookupInside(pidOf(SLEEP.db), 'web.shop.hivemind');
-      return Array.isArray(found) && found.length === 1 && found[0] === webBack ? found : `${JSON.stringify(found)}: ${lastLookupOutput()}`;
-    }, 20_000);
-    assert.equal(webFromDb, [webBack]);
+    // DNS from inside the containers: web's instance by its front address to api, by its back address to db; its VIP to both.
+    const resolves = async (pid: number, name: string, wanted: string): Promise<void> => {
+      const found = await until(`${name} resolves to ${wanted}`, async () => {
+        const answer = await lookupInside(pid, name);
+        return Array.isArray(answer) && answer.length === 1 && answer[0] === wanted ? answer : `${JSON.stringify(answer)}: ${lastLookupOutput()}`;
+      }, 20_000);
+      assert.equal(found, [wanted]);
+    };
+    await resolves(pidOf(SLEEP.api), '0.web.shop.hivemind', webFront);
+    await resolves(pidOf(SLEEP.db), '0.web.shop.hivemind', webBack);
+    const vip = ((await api('GET', '/v1/apps/shop/web')) as { vip?: string }).vip;
+    assert.ok(vip !== undefined && vip.startsWith('10.211.'), `web's VIP: ${vip}`);
+    await resolves(pidOf(SLEEP.api), 'web.shop.hivemind', vip);
+    await resolves(pidOf(SLEEP.db), 'web.shop.hivemind', vip);
+    // The VIP takes each client to web over the network they share: db (back only) is sent to web's back address.
+    await expectReach(apiContainer!, vip, 'api reaches web through its VIP (front)');
+    await expectReach(dbContainer!, vip, 'db reaches web through its VIP (back)');
     assert.is(await lookupInside(pidOf(SLEEP.api), 'db.shop.hivemind'), 'NXDOMAIN', 'api does not see db');
     assert.is(await lookupInside(pidOf(SLEEP.db), 'api.shop.hivemind'), 'NXDOMAIN', 'db does not see api');
     assert.equal(await lookupInside(pidOf(SLEEP.web), 'db.shop.hivemind'), [endpointOf('db').address], 'web sees db');

@@ -26,8 +26,8 @@
  * address there (the querier's first network that holds one), as Compose's
  * DNS does; an app on none of its networks is NXDOMAIN (its name does not
  * exist where the querier is), one on a shared network with nothing serving
- * NODATA. The VIP answers only when the app's first network, the one its
- * VIP's DNAT reaches, is one of the querier's.
+ * NODATA. The VIP answers on every network: its DNAT picks the instances'
+ * addresses on the network the client shares with them (service-plan.ts).
  */
 import { appKey, type Directory, type ServiceEndpoint } from '../discovery/endpoints.js';
 import { appsNamed, NO_APP_NAMES, type AppNames } from './names.js';
@@ -107,9 +107,8 @@ export function answerQuestion(
     const addresses = apps.flatMap((app): readonly { address: string }[] => {
       const own = endpointsOf(app);
       const vip = directory.vips.get(appKey(tenant, app));
-      const first = directory.appNetworks.get(appKey(tenant, app))?.[0];
-      const vipReaches = querierNetworks.length === 0 || (first !== undefined && querierNetworks.includes(first));
-      return vip !== undefined && own.length > 0 && vipReaches ? [{ address: vip }] : own;
+      // The VIP reaches the instances over the network the client shares with them (service-plan.ts), so it answers on every network.
+      return vip !== undefined && own.length > 0 ? [{ address: vip }] : own;
     });
     return addressAnswer(name, addresses, question.type) ?? nodata;
   }

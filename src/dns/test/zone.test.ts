@@ -89,11 +89,12 @@ test('per network: a querier on tenant networks sees the apps on its networks, e
   assert.equal(directory.networksOfAddress.get('10.224.32.2'), ['acme/front', 'acme/back']);
   const ask = (name: string, querier: string, type: number = QUERY_TYPE.A) =>
     answerQuestion(directory, { name, type }, 'acme', { names: appNamesOf(records, directory), querierNetworks: directory.networksOfAddress.get(querier)! });
-  // api (front) asks for web (front and back): the VIP, whose DNAT reaches web's first network, front.
+  // api (front) asks for web (front and back): the VIP.
   assert.equal(addresses(ask('web.acme.hivemind', '10.224.16.3')), ['10.211.0.1']);
   assert.equal(addresses(ask('0.web.acme.hivemind', '10.224.16.3')), ['10.224.16.2'], "web's front address");
-  // db (back) asks for web: not the VIP (front, which db is not on), web's back address.
-  assert.equal(addresses(ask('web.acme.hivemind', '10.224.32.3')), ['10.224.32.2']);
+  // db (back) asks for web: the VIP too (its chain sends a client on back to web's back address), and web's back address by instance name.
+  assert.equal(addresses(ask('web.acme.hivemind', '10.224.32.3')), ['10.211.0.1']);
+  assert.equal(addresses(ask('0.web.acme.hivemind', '10.224.32.3')), ['10.224.32.2']);
   // web asks for db: db's VIP (db's first network is back, which web is on).
   assert.equal(addresses(ask('db.acme.hivemind', '10.224.16.2')), ['10.211.0.3']);
   // api asks for db: they share no network.
