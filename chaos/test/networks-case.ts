@@ -15,7 +15,10 @@
  *   - DNS, from inside the containers (their resolv.conf, their node's
  *     server): web's instance name gives api web's front address and db its
  *     back address, web's name gives both its VIP, and through the VIP both
- *     reach web (db over back); api asking for db gets NXDOMAIN (db for api).
+ *     reach web (db over back); api asking for db gets NXDOMAIN (db for api);
+ *   - a network made on its own (`PUT /v1/networks`) gets a block of its own;
+ *     a network in use is not deleted; a file naming an external network
+ *     that does not exist is refused at that service's `networks[N]`.
  */
 import * as assert from 'uvu/assert';
 import { sleepPids, until } from './host-agents.js';
@@ -118,6 +121,23 @@ export const networksCase: NetworkCase = {
     const again = (await api('POST', '/v1/deploy', { fileName: 'shop.yaml', content: file, tenant: 'shop', projectFallback: 'shop' })) as { apps: { unchanged?: boolean }[] };
     assert.ok(again.apps.every((entry) => entry.unchanged === true), `unchanged: ${JSON.stringify(again.apps)}`);
     assert.equal((await shopNetworks()).map((entry) => [entry.name, entry.cidr]), made.map((entry) => [entry.name, entry.cidr]), 'the networks as they were');
+
+    // A network of its own (PUT /v1/networks), named external by a file; the refusals say why.
+    const refusal = async (method: 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<string> => {
+      try {
+        await api(method, path, body);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error(`${method} ${path} was accepted`);
+    };
+    const ops = (await api('PUT', '/v1/networks/shop/ops', {})) as { cidr: string };
+    assert.ok(/^10\.2(2[4-9]|3\d)\.\d+\.0\/20$/.test(ops.cidr) && !made.some((entry) => entry.cidr === ops.cidr), `ops has a block of its own: ${ops.cidr}`);
+    assert.match(await refusal('DELETE', '/v1/networks/shop/back'), /"status":409/, 'back is in use');
+    const admin = ['services:', '  admin:', `    image: ${image.name}`, '    command: ["sleep", "1"]', '    networks: [ops, gone]', 'networks:', '  ops: { external: true }', '  gone: { external: true }', ''].join('\n');
+    const missing = await refusal('POST', '/v1/deploy', { fileName: 'admin.yaml', content: admin, tenant: 'shop' });
+    assert.match(missing, /"status":404.*"field":"services\.admin\.networks\[1\]"/, missing);
+    await api('DELETE', '/v1/networks/shop/ops');
 
     for (const name of ['web', 'api', 'db']) await api('DELETE', `/v1/apps/shop/${name}`);
     await until('the slices of shop are given back', async () => ((await shopNetworks()).every((entry) => entry.slices.length === 0) ? true : JSON.stringify(await shopNetworks())), 30_000);

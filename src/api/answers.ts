@@ -129,7 +129,7 @@ export interface NetworkAppAnswer {
   app: string;
   vip: string | null;
   ports: { target: number; protocol: string }[];
-  endpoints: { instance: string; address: string; ports: readonly { target: number; port: number; protocol: string }[] }[];
+  endpoints: { instance: string; address: string; addresses?: readonly string[]; ports: readonly { target: number; port: number; protocol: string }[] }[];
   policies: { name: string; ingress: PolicyRule[]; egress?: EgressRule[] }[];
   isolation: string;
   serviceChain: { name: string; rules: string[] } | null;
