@@ -72,7 +72,7 @@ export interface WorkloadSpec {
   /** The instance id; also the workload's id in the runtime. */
   id: string;
   tenant: string;
-  /** The tenant networks a container joins, in order (the app's `networks`); absent: its tenant's `default`. */
+  /** The tenant networks a container joins, in order (the app's `networks`, or `default`), those the state holds; empty: the node subnet. Absent (older callers): `default`. */
   networks?: string[];
   app: string;
   /** The app version this workload runs. */

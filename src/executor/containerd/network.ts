@@ -74,7 +74,7 @@ export interface ContainerNetwork {
 export interface AttachOptions {
   /** The instance's tenant: its containers go on its tenant networks where the node network file says so. */
   tenant?: string;
-  /** The tenant networks it joins, in order (eth0, eth1, ...; the default route on the first); absent: `default`. */
+  /** The tenant networks it joins, in order (eth0, eth1, ...; the default route on the first), those the state holds; absent: `default`; empty: the node subnet. */
   networks?: readonly string[];
 }
 
