@@ -40,6 +40,8 @@ export type DeployNetworksPlan = { ok: false; error: StateError } | { ok: true; 
  * answers one history note per network made.
  */
 export function planDeployNetworks(state: ClusterState, networks: readonly DeployNetwork[], context: ApplyContext): DeployNetworksPlan {
+  // Most deploys make none: no copy of the maps for them.
+  if (networks.length === 0) return { ok: true, networks: state.networks, commit: () => [] };
   const scratch: ClusterState = { ...state, networks: new Map(state.networks), tenants: new Map(state.tenants) };
   const made: DeployNetwork[] = [];
   for (const [position, network] of networks.entries()) {
