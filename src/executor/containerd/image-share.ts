@@ -3,7 +3,7 @@
  * as an `ImageShare` its peers read (src/node/image-share.ts), and the
  * fetch that copies an image from a peer's share into this node's store.
  *
- * A fetched image is stored exactly as a pulled one is (`storeTree`): the
+ * A fetched image is stored exactly as a pulled one is (`storeImage`): the
  * peer is a source of bytes, never of trust. Every document is hashed as it
  * arrives, and every layer by containerd as it is written (a commit whose
  * digest differs is refused), so nothing is kept unless it matches the
@@ -110,17 +110,15 @@ export async function fetchFromPeer(store: ImageStore, name: string, source: Pee
   if (!DIGEST.test(target.digest)) throw new ImageError('digest-mismatch', `node ${source.nodeId} names "${target.digest}" as the digest of ${name}, which is not a sha256 digest`);
   const from = `node ${source.nodeId}`;
   const top: Descriptor = { mediaType: target.mediaType, digest: target.digest, size: target.size };
-  await store.client.withLease(async (lease) => {
-    const stored = await store.storeTree(top, {
+  await store.client.withLease((lease) =>
+    store.storeImage(name, top, {
       lease,
       fetchDocument: async <T>(descriptor: Descriptor) => {
         const bytes = await readDocument(source.images, descriptor, from, signal);
         return { bytes, document: JSON.parse(bytes.toString('utf8')) as T };
       },
       fetchBlob: (descriptor, labels) => store.writeBlob(descriptor, source.images.read(descriptor.digest, signal), { lease, labels, what: `layer ${descriptor.digest} of ${name} from ${from}`, held: true }),
-    });
-    await store.putImage(name, top, lease);
-    await store.resolveStored(name, top, stored, lease);
-  });
+    }),
+  );
   return true;
 }
