@@ -11,14 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { ClientDuplexStream } from '@grpc/grpc-js';
 
-import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { ContainerdClient, isContainerdError, mapError, type CallOptions } from './client.js';
 import { forEachAtOnce, settleAll } from './at-once.js';
 import { ContentFiles } from './content-files.js';
 import { MessageBuffers } from './message-buffers.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
-import { writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
+import { encodeContentCommit, writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
+import { GRPC_PREFIX_BYTES, type ContentWriteCall } from './content-write.js';
+import { assert } from '../../../consensus/core/assert.js';
 import { indexTar, type TarIndexEntry } from './tar.js';
 
 /** Bytes per content write message. */
@@ -187,14 +188,7 @@ async function fillFromFile(source: { path: string; start: number }, writer: Chu
   }
 }
 
-interface WriteResponseWire {
-  action: string;
-  offset: number;
-  total: number;
-  digest: string;
-}
 
-type ContentWriteStream = ClientDuplexStream<object, WriteResponseWire>;
 
 function sizeMismatch(what: string, bytes: number, sizeBytes: number): ImageError {
   return new ImageError('digest-mismatch', `${what}: got ${bytes} bytes, the descriptor says ${sizeBytes}`);
@@ -206,10 +200,9 @@ function sizeMismatch(what: string, bytes: number, sizeBytes: number): ImageErro
  * `digest-mismatch`; ALREADY_EXISTS (the blob arrived meanwhile) is left to
  * the caller.
  */
-async function receiveCommit(responses: AsyncIterator<WriteResponseWire>, descriptor: Descriptor, what: string, socketPath: string): Promise<void> {
+async function receiveCommit(call: ContentWriteCall, descriptor: Descriptor, what: string, socketPath: string): Promise<void> {
   try {
-    const next = await responses.next();
-    if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended before the commit was answered`);
+    await call.next();
   } catch (error) {
     const mapped = mapError('commit', socketPath, error);
     if (isContainerdError(mapped, 'failed-precondition')) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (${mapped.message}); refusing it`);
@@ -294,19 +287,16 @@ export class ImageStore {
     }
     const what = options.what ?? `blob ${descriptor.digest}`;
     const ref = `hivemind-${descriptor.digest.replace(':', '-')}-${randomBytes(4).toString('hex')}`;
-    const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', { lease: options.lease });
-    // Its failures are read where its answers are; this keeps a failure before the first answer is
-    // asked for (a source that fails, the cancel below) from being an unhandled 'error' event.
-    stream.on('error', () => undefined);
+    const call = this.client.contentWrite({ lease: options.lease });
     try {
       if (whole) {
-        await this.commitWhole(stream, descriptor, source, { ref, what, labels: options.labels ?? {} });
+        await this.commitWhole(call, descriptor, source, { ref, what, labels: options.labels ?? {} });
       } else {
-        await this.writeChunks(stream, descriptor, source, { ref, what, labels: options.labels ?? {} });
+        await this.writeChunks(call, descriptor, source, { ref, what, labels: options.labels ?? {} });
       }
-      stream.end();
+      call.end();
     } catch (error) {
-      stream.cancel();
+      call.cancel();
       await this.client.unary('content', 'Abort', { ref }).catch(() => undefined);
       if (error instanceof ImageError) throw error;
       const mapped = mapError(`content write of ${what}`, this.client.socketPath, error);
@@ -316,32 +306,31 @@ export class ImageStore {
   }
 
   /** The whole of a small blob in one COMMIT message. */
-  private async commitWhole(stream: ContentWriteStream, descriptor: Descriptor, bytes: Uint8Array, write: { ref: string; what: string; labels: Labels | Promise<Labels> }): Promise<void> {
+  private async commitWhole(call: ContentWriteCall, descriptor: Descriptor, bytes: Uint8Array, write: { ref: string; what: string; labels: Labels | Promise<Labels> }): Promise<void> {
     if (bytes.length !== descriptor.size) throw sizeMismatch(write.what, bytes.length, descriptor.size);
-    const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
-    stream.write({ action: 'COMMIT', ref: write.ref, offset: 0, total: descriptor.size, expected: descriptor.digest, labels: await write.labels, data: bytes });
-    await receiveCommit(responses, descriptor, write.what, this.client.socketPath);
+    const commit = encodeContentCommit({ ref: write.ref, offset: 0, total: descriptor.size, expected: descriptor.digest, labels: await write.labels, data: bytes }, GRPC_PREFIX_BYTES);
+    call.send(commit, commit.length);
+    await receiveCommit(call, descriptor, write.what, this.client.socketPath);
   }
 
   /** A blob in WRITE messages, up to WRITES_IN_FLIGHT_MAX of them unanswered, then a COMMIT. */
-  private async writeChunks(stream: ContentWriteStream, descriptor: Descriptor, source: BlobSource, write: { ref: string; what: string; labels: Labels | Promise<Labels> }): Promise<void> {
+  private async writeChunks(call: ContentWriteCall, descriptor: Descriptor, source: BlobSource, write: { ref: string; what: string; labels: Labels | Promise<Labels> }): Promise<void> {
     const { ref, what } = write;
-    const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
     // Requests are answered in order, one answer each; up to WRITES_IN_FLIGHT_MAX writes go out before
     // their answers are read, so a blob is not held to one round trip to containerd per chunk. A WRITE's
-    // buffer is free again once its answer is in: by then grpc-js has framed (copied) it.
-    const sent: Array<Buffer | undefined> = [];
-    const buffers = new MessageBuffers(writeContentHeadBytesMax(ref, descriptor.digest) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
-    const send = (request: object | Buffer, buffer?: Buffer): void => {
-      stream.write(request);
+    // buffer (gRPC's prefix, the head, the data) is free again once its answer is in: containerd has
+    // read every byte of it by then.
+    const sent: Buffer[] = [];
+    const buffers = new MessageBuffers(GRPC_PREFIX_BYTES + writeContentHeadBytesMax(ref, descriptor.digest) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
+    const send = (buffer: Buffer, end: number): void => {
+      call.send(buffer, end);
       sent.push(buffer);
     };
-    const receive = async (): Promise<WriteResponseWire> => {
-      const next = await responses.next();
-      if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended early`);
+    const receive = async (): Promise<void> => {
+      await call.next();
       const buffer = sent.shift();
-      if (buffer !== undefined) buffers.give(buffer);
-      return next.value;
+      assert(buffer !== undefined, 'a content write answer came for no message sent');
+      buffers.give(buffer);
     };
     const takeBuffer = async (): Promise<Buffer> => {
       for (;;) {
@@ -357,11 +346,11 @@ export class ImageStore {
         const buffer = await takeBuffer();
         const dataBytes = Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset);
         const opening = offset === 0 ? { total: descriptor.size, expected: descriptor.digest } : {};
-        const start = writeContentHeadInto(buffer, { ref, offset, dataBytes, ...opening });
+        const start = GRPC_PREFIX_BYTES + writeContentHeadInto(buffer.subarray(GRPC_PREFIX_BYTES), { ref, offset, dataBytes, ...opening });
         return { buffer, start, end: start + dataBytes };
       },
       send: (chunk) => {
-        send(chunk.buffer.subarray(0, chunk.end), chunk.buffer);
+        send(chunk.buffer, chunk.end);
         offset += chunk.end - chunk.start;
       },
     };
@@ -370,9 +359,9 @@ export class ImageStore {
     while (sent.length > 0) await receive();
     if (offset !== descriptor.size) throw sizeMismatch(what, offset, descriptor.size);
     // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
-    const labels = await write.labels;
-    send({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels });
-    await receiveCommit(responses, descriptor, what, this.client.socketPath);
+    const commit = encodeContentCommit({ ref, offset, total: descriptor.size, expected: descriptor.digest, labels: await write.labels }, GRPC_PREFIX_BYTES);
+    call.send(commit, commit.length);
+    await receiveCommit(call, descriptor, what, this.client.socketPath);
   }
 
   /** Reads a whole blob (manifests, indexes, configs); refuses blobs over `maxBytes`. */
