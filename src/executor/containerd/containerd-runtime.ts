@@ -490,9 +490,10 @@ export class ContainerdRuntime implements Runtime {
     for (const source of this.options.peerImages?.sourcesFor(name) ?? []) {
       const started = Date.now();
       try {
-        if (!(await fetchFromPeer(this.images, name, source))) continue;
+        const fetched = await fetchFromPeer(this.images, name, source);
+        if (fetched === undefined) continue;
         this.log(`image ${name}: fetched from node ${source.nodeId} in ${Date.now() - started} ms`);
-        return await this.images.resolve(name);
+        return fetched;
       } catch (error) {
         failures.push(`node ${source.nodeId}: ${(error as Error).message}`);
         this.log(`image ${name}: fetching it from node ${source.nodeId} failed: ${(error as Error).message}`);
