@@ -26,7 +26,7 @@ import { ImageError, ImageStore, type ResolvedImage } from './images.js';
 import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
 import type { NodeImages, TerminalSize } from '../../node/capabilities.js';
-import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
+import { cniStatePath, nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
 import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork, type NetworkAttachment } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
@@ -213,7 +213,7 @@ export class ContainerdRuntime implements Runtime {
     this.options = options;
     this.log = options.log;
     this.stateDir = join(resolve(options.dataDir), 'containerd-runtime');
-    this.network = options.network ?? new CniNetwork({ stateDir: join(resolve(options.dataDir), 'cni'), nodeNetworkFile: nodeNetworkPath(resolve(options.dataDir)) });
+    this.network = options.network ?? new CniNetwork({ stateDir: cniStatePath(resolve(options.dataDir)), nodeNetworkFile: nodeNetworkPath(resolve(options.dataDir)) });
   }
 
   /** The client (after `open`). */

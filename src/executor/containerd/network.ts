@@ -48,7 +48,7 @@ import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { readNodeNetwork } from '../../node/node-network.js';
+import { networkIpamStoresPath, readNodeNetwork } from '../../node/node-network.js';
 import { REAL_CLOCK, retryUntil, type RetryClock } from '../../node/retry.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../state/ipam.js';
 import type { PortSpec } from '../../state/types.js';
@@ -397,7 +397,7 @@ export class CniNetwork implements ContainerNetwork {
    * the file comment).
    */
   private ipamDirOf(settings: NetworkSettings): string {
-    return settings.network === undefined ? join(this.stateDir, 'ipam') : join(this.stateDir, 'ipam-networks', settings.bridge);
+    return settings.network === undefined ? join(this.stateDir, 'ipam') : join(networkIpamStoresPath(this.stateDir), settings.bridge);
   }
 
   /**
