@@ -109,8 +109,12 @@ export function removeContainerLeftovers(dataRoot: string, namespaces: Set<strin
   }
   if (existsSync(dataRoot)) {
     for (const node of readdirSync(dataRoot)) {
-      const folder = join(dataRoot, node, 'containerd-runtime', 'warm-networks');
-      if (existsSync(folder)) for (const file of readdirSync(folder)) if (file.endsWith('.json')) namespaces.add(file.slice(0, -'.json'.length));
+      // The node subnet's pool, and one pool per tenant network slice (`slice-pools.ts`).
+      const slices = join(dataRoot, node, 'containerd-runtime', 'warm-networks-slices');
+      const folders = [join(dataRoot, node, 'containerd-runtime', 'warm-networks'), ...(existsSync(slices) ? readdirSync(slices).map((bridge) => join(slices, bridge)) : [])];
+      for (const folder of folders) {
+        if (existsSync(folder)) for (const file of readdirSync(folder)) if (file.endsWith('.json')) namespaces.add(file.slice(0, -'.json'.length));
+      }
     }
   }
   for (const namespace of namespaces) if (existsSync(`/run/netns/${namespace}`)) execFileSync('ip', ['netns', 'delete', namespace], { stdio: 'ignore' });

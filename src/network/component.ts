@@ -53,14 +53,14 @@ import { Counter, Gauge } from 'prom-client';
 import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
-import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
+import { cniStatePath, networkIpamStoresPath, nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
 import { versionNetworks } from '../state/app-networks.js';
 import type { TenantNetwork } from '../state/types.js';
 import { configureProposal } from './configure.js';
 import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
 import { TENANT_NETWORKS_VERSION } from '../state/version.js';
-import { applyChanges, ensureDevices, readEntries } from './overlay-links.js';
+import { applyChanges, ensureDevices, readEntries, removeGoneNetworkStores } from './overlay-links.js';
 import { chainChanges, planPolicyChains, type PolicyChains } from './policy-plan.js';
 import { policyModelOf } from './policy-state.js';
 import { applyPolicyChains, applyPolicyChanges, readPolicyChains } from './policy-tables.js';
@@ -278,7 +278,10 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    const { mtu, changed: devices } = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, clusterCidr, underlay: hostOf(this.#services.addresses().peer), overheadBytes: VXLAN_OVERHEAD_BYTES });
+    const { mtu, changed: devices, links } = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, clusterCidr, underlay: hostOf(this.#services.addresses().peer), overheadBytes: VXLAN_OVERHEAD_BYTES });
+    // The address stores of the slices given back, with their bridges (a later slice of the network has the same bridge, so the same store), and any left by an earlier run.
+    const stores = await removeGoneNetworkStores(networkIpamStoresPath(cniStatePath(this.#services.dataDir)), plan, links);
+    devices.push(...stores.map((name) => `removed the address store of ${name}`));
     const changes = diffEntries(desiredEntries(plan), await readEntries());
     const count = changeCount(changes);
     if (count > 0) await applyChanges(changes);

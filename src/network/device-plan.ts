@@ -77,9 +77,7 @@ export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: r
   lines.push(`link set ${BRIDGE_NAME} mtu ${options.mtu} up`);
   for (const slice of local.slices) sliceBridgeLines(slice, links, options.mtu, lines, changed);
   for (const link of links) {
-    if (!isNetworkBridge(link.ifname) || local.slices.some((slice) => slice.bridge === link.ifname)) continue;
-    // A container still hangs on it (started just before its slice was given back, or --tenant-networks turned off): left until it goes.
-    if (links.some((port) => port.master === link.ifname)) continue;
+    if (!isGoneNetworkBridge(link.ifname, plan, links)) continue;
     lines.push(`link delete ${link.ifname}`);
     changed.push(`removed bridge ${link.ifname} (no slice of its network here now)`);
   }
@@ -103,6 +101,31 @@ export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: r
   }
   lines.push(`addr replace ${local.vtepAddress}/32 dev ${VXLAN_NAME}`, `link set ${VXLAN_NAME} up`);
   return { lines, changed };
+}
+
+/**
+ * Whether `name` is a tenant network bridge this node has no use for now:
+ * no slice of the plan is on it and no port hangs on it in `links` (a
+ * container that still does, started just before its slice was given back
+ * or with `--tenant-networks` turned off since, keeps it until it goes).
+ * `devicesBatch` deletes such a bridge, whether `links` has it or not.
+ */
+export function isGoneNetworkBridge(name: string, plan: OverlayPlan, links: readonly LinkState[]): boolean {
+  if (!isNetworkBridge(name) || plan.local.slices.some((slice) => slice.bridge === name)) return false;
+  return !links.some((port) => port.master === name);
+}
+
+/**
+ * The host-local stores (`stores`: the folder names under the tenant
+ * networks' IPAM folder, one per bridge) to remove along with their
+ * bridges: those of a gone bridge (`isGoneNetworkBridge`), the ones the
+ * batch from the same `links` deletes and the ones no link has any more
+ * (a bridge deleted while the agent was down, a store left by a failed
+ * removal). A store whose bridge still carries a container stays: its
+ * leases are that container's. Names that are no bridge's are left alone.
+ */
+export function goneNetworkStores(stores: readonly string[], plan: OverlayPlan, links: readonly LinkState[]): string[] {
+  return stores.filter((name) => isGoneNetworkBridge(name, plan, links));
 }
 
 /** The lines that make one tenant network's bridge right: made if missing, the slice's gateway its only IPv4 address, its fixed MAC, the MTU, up. */

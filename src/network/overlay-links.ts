@@ -5,9 +5,10 @@
  * from `overlay-plan.ts`; this file only carries it out.
  */
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { runCommand } from './run-command.js';
-import { devicesBatch, underlayMtuOf, type DeviceOptions, type LinkState } from './device-plan.js';
+import { devicesBatch, goneNetworkStores, underlayMtuOf, type DeviceOptions, type LinkState } from './device-plan.js';
 import { BRIDGE_NAME, VXLAN_NAME, type OverlayChanges, type OverlayEntries, type OverlayPlan } from './overlay-plan.js';
 
 /** A failed `ip` or `bridge` run; the message names the command and its error. */
@@ -48,13 +49,33 @@ export async function readLinks(): Promise<LinkState[]> {
  * of the links, one `ip -batch`) and turns IPv4 forwarding on. Idempotent.
  * Answers the underlay MTU it found and what it changed, for the log.
  */
-export async function ensureDevices(plan: OverlayPlan, options: Omit<DeviceOptions, 'mtu'> & { underlay: string; overheadBytes: number }): Promise<{ mtu: number; changed: string[] }> {
+export async function ensureDevices(plan: OverlayPlan, options: Omit<DeviceOptions, 'mtu'> & { underlay: string; overheadBytes: number }): Promise<{ mtu: number; changed: string[]; links: LinkState[] }> {
   const links = await readLinks();
   const mtu = underlayMtuOf(links, options.underlay) - options.overheadBytes;
   const batch = devicesBatch(plan, { vxlanPort: options.vxlanPort, clusterCidr: options.clusterCidr, mtu }, links);
   await must('ip', ['-batch', '-'], `${batch.lines.join('\n')}\n`);
   await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch(() => undefined);
-  return { mtu, changed: batch.changed };
+  return { mtu, changed: batch.changed, links };
+}
+
+/**
+ * Removes the host-local stores under `folder` (the tenant networks' IPAM
+ * folder, one store per bridge) whose bridge is gone (`goneNetworkStores`),
+ * judged from `links`, the read `ensureDevices` made its batch from: call it
+ * only after that batch succeeded, so the bridges it judged gone are. A
+ * missing folder is none. Answers the names removed.
+ */
+export async function removeGoneNetworkStores(folder: string, plan: OverlayPlan, links: readonly LinkState[]): Promise<string[]> {
+  let stores: string[];
+  try {
+    stores = await readdir(folder);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const gone = goneNetworkStores(stores, plan, links);
+  for (const name of gone) await rm(join(folder, name), { recursive: true, force: true });
+  return gone;
 }
 
 /** The routes, permanent neighbours and forwarding entries on the VXLAN device (all empty without it). */

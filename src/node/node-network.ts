@@ -53,6 +53,22 @@ export interface TenantNetworkAttach {
 
 export type NodeNetwork = NodeNetworkReady | { state: 'pending' };
 
+/** The executor's CNI state under the agent's data directory (`CniNetwork`'s `stateDir`: leases, attach results). */
+export function cniStatePath(dataDir: string): string {
+  return join(dataDir, 'cni');
+}
+
+/**
+ * Where the host-local address stores of tenant network slices are, under
+ * the CNI state directory: one folder per network bridge, named by it. The
+ * executor's attaches fill them; the network component removes a bridge's
+ * once the bridge goes (its slice given back), since a later slice of the
+ * same network has the same bridge name.
+ */
+export function networkIpamStoresPath(cniStateDir: string): string {
+  return join(cniStateDir, 'ipam-networks');
+}
+
 /** Where the file is under the agent's data directory. */
 export function nodeNetworkPath(dataDir: string): string {
   return join(dataDir, 'network', 'node-network.json');

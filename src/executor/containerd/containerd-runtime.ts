@@ -26,7 +26,7 @@ import { ImageError, ImageStore, type ResolvedImage } from './images.js';
 import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
 import type { NodeImages, TerminalSize } from '../../node/capabilities.js';
-import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
+import { cniStatePath, nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
 import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork, type NetworkAttachment } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
@@ -34,6 +34,7 @@ import { ExecPipes, ExecStdin, type ExecInputTarget } from './exec-stdio.js';
 import { normalizeReference, RegistryClient } from './registry.js';
 import { containerHostsFile, containerNameFiles, readNodeResolvConfs, resolveExtraHosts, subnetGateway } from './name-files.js';
 import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser, serializeRuntimeSpec } from './spec.js';
+import { SLICE_SYNC_INTERVAL_MS, SLICE_WARM_NETWORKS_MAX, SliceWarmPools } from './slice-pools.js';
 import { isPoolNetwork, isWarmNetworkName, WarmNetworkPool, type WarmNetwork } from './warm-pool.js';
 import { inSpan } from '../../node/tracing.js';
 
@@ -188,6 +189,9 @@ export class ContainerdRuntime implements Runtime {
   private resubscribeTimer: NodeJS.Timeout | undefined;
   /** The warm pool, once open, when `warmNetworks` > 0 and the network can back one. */
   private pool: WarmNetworkPool | undefined;
+  /** The warm pools of the tenant network slices this node holds (`slice-pools.ts`), beside `pool`, with the CNI network. */
+  private slicePools: SliceWarmPools | undefined;
+  private slicePoolsTimer: NodeJS.Timeout | undefined;
   /** Fetches of a missing image under way, by name, so concurrent starts of it fetch it once. */
   private readonly fetching = new Map<string, Promise<ResolvedImage>>();
   /** This node's images, as its peers read them (nothing before containerd is open). */
@@ -213,7 +217,7 @@ export class ContainerdRuntime implements Runtime {
     this.options = options;
     this.log = options.log;
     this.stateDir = join(resolve(options.dataDir), 'containerd-runtime');
-    this.network = options.network ?? new CniNetwork({ stateDir: join(resolve(options.dataDir), 'cni'), nodeNetworkFile: nodeNetworkPath(resolve(options.dataDir)) });
+    this.network = options.network ?? new CniNetwork({ stateDir: cniStatePath(resolve(options.dataDir)), nodeNetworkFile: nodeNetworkPath(resolve(options.dataDir)) });
   }
 
   /** The client (after `open`). */
@@ -230,7 +234,12 @@ export class ContainerdRuntime implements Runtime {
 
   /** Ready warm networks now (0 without a pool): the `hivemind_executor_warm_networks` gauge. */
   warmNetworkCount(): number {
-    return this.pool?.count ?? 0;
+    return (this.pool?.count ?? 0) + (this.slicePools?.count ?? 0);
+  }
+
+  /** The warm pools of tenant network slices, when this runtime keeps them (tests, diagnostics). */
+  get sliceWarmPools(): SliceWarmPools | undefined {
+    return this.slicePools;
   }
 
   /** The warm pool, when this runtime keeps one (tests, the benchmark). */
@@ -292,17 +301,41 @@ export class ContainerdRuntime implements Runtime {
    */
   private async openPool(): Promise<void> {
     const size = this.options.warmNetworks ?? 0;
-    if (size === 0 && !existsSync(join(this.stateDir, 'warm-networks'))) return;
     const network = this.network;
     if (!isPoolNetwork(network) || (network instanceof CniNetwork && !network.available())) return;
+    if (network instanceof CniNetwork) this.openSlicePools(network, size);
+    if (size === 0 && !existsSync(join(this.stateDir, 'warm-networks'))) return;
     const pool = new WarmNetworkPool({ network, folder: join(this.stateDir, 'warm-networks'), size, log: this.log });
     try {
-      const { containers } = await this.client.unary<{ containers: ContainerWire[] }>('containers', 'List', { filters: [`labels."${Label.networkId}"`] });
-      await pool.open(new Set(containers.map((container) => container.labels[Label.networkId] ?? '')));
+      await pool.open(await this.warmNamesInUse());
       this.pool = pool;
     } catch (error) {
       this.log(`containerd: warm networks are off: cannot open the pool: ${(error as Error).message}`);
     }
+  }
+
+  /** The warm network names that containers hold (label `hivemind.network-id`). */
+  private async warmNamesInUse(): Promise<ReadonlySet<string>> {
+    const { containers } = await this.client.unary<{ containers: ContainerWire[] }>('containers', 'List', { filters: [`labels."${Label.networkId}"`] });
+    return new Set(containers.map((container) => container.labels[Label.networkId] ?? ''));
+  }
+
+  /**
+   * Keeps the warm pools of tenant network slices (`slice-pools.ts`): up to
+   * SLICE_WARM_NETWORKS_MAX entries a slice (no more than the node pool's
+   * `size`; 0 keeps none, and the first sync discards a former run's),
+   * synced now and every SLICE_SYNC_INTERVAL_MS.
+   */
+  private openSlicePools(network: CniNetwork, size: number): void {
+    const folder = join(this.stateDir, 'warm-networks-slices');
+    if (size === 0 && !existsSync(folder)) return;
+    const pools = new SliceWarmPools({ network, folder, size: Math.min(size, SLICE_WARM_NETWORKS_MAX), log: this.log });
+    this.slicePools = pools;
+    const sync = (): Promise<void> => pools.sync(() => this.warmNamesInUse());
+    void sync();
+    if (size === 0) return;
+    this.slicePoolsTimer = setInterval(() => void sync(), SLICE_SYNC_INTERVAL_MS);
+    this.slicePoolsTimer.unref();
   }
 
   // ---- events ----
@@ -663,7 +696,9 @@ export class ContainerdRuntime implements Runtime {
     const undo: Array<() => Promise<unknown>> = [];
     const snapshotter = this.images.snapshotter;
     const pool = this.pool;
+    const slicePools = this.slicePools;
     pool?.beginStart();
+    slicePools?.beginStart();
     try {
       // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
       const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), inSpan('executor.image', { attributes: { 'hivemind.image': spec.image ?? '' } }, () => this.imageFor(spec)), this.client.createLease()]);
@@ -672,8 +707,7 @@ export class ContainerdRuntime implements Runtime {
         if (free.status === 'rejected') throw free.reason;
         if (imageOutcome.status === 'rejected') throw imageOutcome.reason;
         if (leaseOutcome.status === 'rejected') throw leaseOutcome.reason;
-        // A warm network is on the node subnet: not for a tenant whose containers go on its tenant network here.
-        const warm = this.network instanceof CniNetwork && !this.network.onNodeSubnet(spec.tenant) ? undefined : pool?.take();
+        const warm = this.takeWarm(spec);
         return await this.startSteps(spec, { startedAt, snapshotter, lease: leaseOutcome.value, image: imageOutcome.value, undo, ...(warm !== undefined ? { warm } : {}) });
       } catch (error) {
         this.known.delete(id);
@@ -685,7 +719,20 @@ export class ContainerdRuntime implements Runtime {
       }
     } finally {
       pool?.endStart();
+      slicePools?.endStart();
     }
+  }
+
+  /**
+   * A warm network that fits `spec`: the node pool's for a container on the
+   * node subnet; on a tenant network here, one of its slice's pool when it
+   * is the container's one network (a container on several attaches inline).
+   */
+  private takeWarm(spec: WorkloadSpec): WarmNetwork | undefined {
+    if (!(this.network instanceof CniNetwork) || this.network.onNodeSubnet(spec.tenant)) return this.pool?.take();
+    const networks = spec.networks ?? ['default'];
+    if (networks.length === 0) return this.pool?.take();
+    return networks.length === 1 ? this.slicePools?.take(`${spec.tenant}/${networks[0]}`) : undefined;
   }
 
   /**
@@ -953,7 +1000,9 @@ export class ContainerdRuntime implements Runtime {
    */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.slicePoolsTimer !== undefined) clearInterval(this.slicePoolsTimer);
     await this.pool?.drain().catch((error: Error) => this.log(`containerd: cannot drain the warm networks: ${error.message}`));
+    await this.slicePools?.drain().catch((error: Error) => this.log(`containerd: cannot drain the warm networks of tenant network slices: ${error.message}`));
     if (this.resubscribeTimer !== undefined) clearTimeout(this.resubscribeTimer);
     const events = this.events;
     this.events = undefined;

@@ -48,7 +48,7 @@ import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { readNodeNetwork } from '../../node/node-network.js';
+import { networkIpamStoresPath, readNodeNetwork } from '../../node/node-network.js';
 import { REAL_CLOCK, retryUntil, type RetryClock } from '../../node/retry.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../state/ipam.js';
 import type { PortSpec } from '../../state/types.js';
@@ -130,6 +130,34 @@ interface ExtraInterface {
   ifName: string;
   settings: NetworkSettings;
   result?: Record<string, unknown>;
+}
+
+/** A slice of a tenant network this node holds, as the node network file lists it. */
+export interface HeldSlice {
+  /** `tenant/name`. */
+  network: string;
+  tenant: string;
+  name: string;
+  bridge: string;
+  /** The slice (CIDR). */
+  subnet: string;
+}
+
+/** Whether this process's network namespace has a link `name`. */
+export function hasLink(name: string): boolean {
+  // /proc/self/net/dev follows this process's network namespace (sysfs may be the host's, under `nsenter --net`).
+  try {
+    return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((line) => line.trimStart().startsWith(`${name}:`));
+  } catch {
+    return existsSync(`/sys/class/net/${name}`);
+  }
+}
+
+/** Whether IPv4 `address` is in `cidr`. */
+export function cidrHolds(cidr: string, address: string): boolean {
+  const subnet = parseCidr(cidr);
+  const value = parseIpv4(address);
+  return subnet.ok && value !== undefined && containsAddress(subnet.network, value);
 }
 
 /** A CNI failure; the message names the plugin and its error. */
@@ -340,9 +368,7 @@ export class CniNetwork implements ContainerNetwork {
 
   /** Whether `address` is in the subnet attaches use now (a warm network made on an older subnet is not). */
   holds(address: string): boolean {
-    const subnet = parseCidr(this.subnet);
-    const value = parseIpv4(address);
-    return subnet.ok && value !== undefined && containsAddress(subnet.network, value);
+    return cidrHolds(this.subnet, address);
   }
 
   /** Whether the plugins this network needs are installed. */
@@ -397,7 +423,7 @@ export class CniNetwork implements ContainerNetwork {
    * the file comment).
    */
   private ipamDirOf(settings: NetworkSettings): string {
-    return settings.network === undefined ? join(this.stateDir, 'ipam') : join(this.stateDir, 'ipam-networks', settings.bridge);
+    return settings.network === undefined ? join(this.stateDir, 'ipam') : join(networkIpamStoresPath(this.stateDir), settings.bridge);
   }
 
   /**
@@ -573,13 +599,25 @@ export class CniNetwork implements ContainerNetwork {
 
   /** Whether the node bridge exists (an attach made earlier hangs on it). */
   attachable(): boolean {
-    // /proc/self/net/dev follows this process's network namespace (sysfs may be the host's, under `nsenter --net`).
-    const bridge = this.bridge;
-    try {
-      return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((line) => line.trimStart().startsWith(`${bridge}:`));
-    } catch {
-      return existsSync(`/sys/class/net/${bridge}`);
+    return hasLink(this.bridge);
+  }
+
+  /**
+   * The slices of tenant networks this node holds now, as the node network
+   * file lists them ready (none without the file, or while it is pending):
+   * what the warm pools per slice are kept for.
+   */
+  heldSlices(): HeldSlice[] {
+    if (this.nodeNetworkFile === undefined) return [];
+    const network = readNodeNetwork(this.nodeNetworkFile);
+    if (network?.state !== 'ready') return [];
+    const held: HeldSlice[] = [];
+    for (const entry of Object.values(network.networks ?? {})) {
+      if (entry.state !== 'ready') continue;
+      const slash = entry.network.indexOf('/');
+      held.push({ network: entry.network, tenant: entry.network.slice(0, slash), name: entry.network.slice(slash + 1), bridge: entry.bridge, subnet: entry.subnet });
     }
+    return held;
   }
 
   /** Whether the CNI result of an attach made under `id` is saved (an attach finished and was not detached). */
@@ -587,9 +625,9 @@ export class CniNetwork implements ContainerNetwork {
     return existsSync(this.resultPath(id));
   }
 
-  /** The CNI container ids that hold an address lease in this network's host-local IPAM store. */
-  async leasedIds(): Promise<string[]> {
-    const folder = join(this.stateDir, 'ipam', this.name);
+  /** The CNI container ids that hold an address lease in this network's host-local IPAM store: the node subnet's, or with `bridge` that tenant network bridge's. */
+  async leasedIds(bridge?: string): Promise<string[]> {
+    const folder = bridge === undefined ? join(this.stateDir, 'ipam', this.name) : join(networkIpamStoresPath(this.stateDir), bridge, this.name);
     let names: string[];
     try {
       names = await readdir(folder);

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { devicesBatch, underlayMtuOf, type LinkState } from '../device-plan.js';
+import { devicesBatch, goneNetworkStores, underlayMtuOf, type LinkState } from '../device-plan.js';
 import { networkBridgeOf, planOverlay, type OverlayNode } from '../overlay-plan.js';
 
 const nodes: OverlayNode[] = [
@@ -74,6 +74,18 @@ test('tenant network slices: a bridge each (gateway, fixed MAC, MTU, up); a brid
   assert.equal(held.lines.filter((line) => line.startsWith('link delete')), [], 'never while a container hangs on it');
   const moved = devicesBatch(withSlice, options, [...right, { ...present, addr_info: [{ family: 'inet', local: '10.224.0.65', prefixlen: 26 }] }]);
   assert.equal(moved.lines.filter((line) => line.includes(bridge) && line.startsWith('addr')), [`addr del 10.224.0.65/26 dev ${bridge}`, `addr replace 10.224.0.1/26 dev ${bridge}`]);
+});
+
+test("a slice's address store goes with its bridge: gone or deleted by the same batch, kept while its slice is here or a container hangs on it", () => {
+  const [kept, deleted, absent, held] = ['acme/default', 'acme/back', 'beta/default', 'gamma/default'].map(networkBridgeOf) as [string, string, string, string];
+  const withSlice = planOverlay('n1', nodes, [{ network: 'acme/default', node: 'n1', cidr: '10.224.0.0/26' }])!;
+  const bridgeLink = (ifname: string): LinkState => ({ ifname, addr_info: [] });
+  const links = [...right, bridgeLink(kept), bridgeLink(deleted), bridgeLink(held), { ifname: 'veth99', master: held }];
+  const stores = [kept, deleted, absent, held, 'hm-tenant-test', 'notes'];
+  assert.equal(goneNetworkStores(stores, withSlice, links), [deleted, absent]);
+  const batch = devicesBatch(withSlice, options, links);
+  assert.equal(batch.lines.filter((line) => line.startsWith('link delete')), [`link delete ${deleted}`], 'the batch deletes the same bridge the store goes with');
+  assert.equal(goneNetworkStores(stores, plan, links), [kept, deleted, absent], 'no slice here any more: every store but the one a container holds');
 });
 
 test.run();

@@ -3,7 +3,8 @@
 // an attach saved before the node rule (the bridge plugin's own ipMasq) is
 // still detached without leaving its chain behind. Also tenant networks'
 // slices (each range its own host-local store) and an address given again
-// (the bridge forgets its old holder's MAC).
+// (the bridge forgets its old holder's MAC); a slice's address store removed
+// with its bridge.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { networkIpamStoresPath } from '../../../node/node-network.js';
+import { readLinks, removeGoneNetworkStores } from '../../../network/overlay-links.js';
+import { networkBridgeOf, planOverlay } from '../../../network/overlay-plan.js';
 import { CniNetwork, createNetns, deleteNetns, netnsName, SLICE_WAIT_MS_DEFAULT } from '../network.js';
 import { skipReason } from './harness.js';
 
@@ -270,5 +274,46 @@ test('an address given again is reached at once: the bridge forgets the neighbou
   }
 });
 
-test.run();
+test("a slice's address store goes once its bridge does, not while a container hangs on it; its leases with it", async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const dir = await mkdtemp(join(tmpdir(), 'hm-stores-'));
+  const file = join(dir, 'node-network.json');
+  const [nodeBridge, key] = ['hmtm10', 'hmstoretest/default'];
+  const bridge = networkBridgeOf(key);
+  await writeFile(file, JSON.stringify({
+    state: 'ready', bridge: nodeBridge, subnet: '10.97.1.0/24', gateway: '10.97.1.1', clusterCidr: '10.97.0.0/16', mtu: 1450, tenantCidr: '10.98.0.0/16',
+    networks: { [key]: { state: 'ready', network: key, bridge, subnet: '10.98.0.64/26', gateway: '10.98.0.65', block: '10.98.0.0/20' } },
+  }));
+  const stores = networkIpamStoresPath(dir);
+  const store = join(stores, bridge);
+  const nodes = [{ id: 'n1', status: 'up' as const, peerAddress: '10.213.0.11:7071', subnet: '10.97.1.0/24' }];
+  const withSlice = planOverlay('n1', nodes, [{ network: key, node: 'n1', cidr: '10.98.0.64/26' }])!;
+  const sliceGiven = planOverlay('n1', nodes)!;
+  const tenantNetwork = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-stores-test' });
+  const ids = ['st-one', 'st-leak'];
+  const paths = await Promise.all(ids.map((id) => createNetns(id)));
+  try {
+    assert.equal(await removeGoneNetworkStores(stores, withSlice, await readLinks()), [], 'no store yet: nothing to remove');
+    const one = await tenantNetwork.attach('st-one', paths[0]!, [], { tenant: 'hmstoretest' });
+    assert.ok(existsSync(join(store, 'hm-stores-test', one.address)), 'the slice has its store, with the lease');
+    assert.equal(await removeGoneNetworkStores(stores, withSlice, await readLinks()), [], 'its slice is here: kept');
+    assert.equal(await removeGoneNetworkStores(stores, sliceGiven, await readLinks()), [], 'slice given back, but a container hangs on the bridge: kept');
+    assert.ok(existsSync(store));
+    // A lease whose detach never ran (an agent killed mid-attach): it would hold its address in a later slice of the network.
+    const leaked = await tenantNetwork.attach('st-leak', paths[1]!, [], { tenant: 'hmstoretest' });
+    await tenantNetwork.detach('st-one', paths[0]!, []);
+    await deleteNetns('st-leak');
+    // What the overlay pass's batch does once no port is left: the bridge goes.
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', bridge], resolve));
+    assert.equal(await removeGoneNetworkStores(stores, sliceGiven, await readLinks()), [bridge], 'the bridge is gone: its store goes');
+    assert.not.ok(existsSync(store), `the store is removed, the leaked lease of ${leaked.address} with it`);
+    assert.equal(await removeGoneNetworkStores(stores, sliceGiven, await readLinks()), [], 'once');
+  } finally {
+    await releaseAll(tenantNetwork, ids, paths, 'hivemind hm-stores-test');
+    for (const link of [nodeBridge, bridge]) await new Promise((resolve) => execFile('ip', ['link', 'delete', link], resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.is(count(await natRules(), 'hivemind hm-stores-test'), 0, 'the test leaves no rule behind');
+});
 
+test.run();

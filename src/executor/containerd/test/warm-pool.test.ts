@@ -8,10 +8,13 @@
 // bridge is gone; after a crash (a holder process killed
 // with SIGKILL) a new runtime adopts the free entries, keeps the one a
 // container holds, and removes half-made and leaked ones, without leaking
-// a namespace or a lease; closing drains the pool.
+// a namespace or a lease; closing drains the pool. A tenant network slice
+// the node holds has a pool of its own, taken by a container whose one
+// network it is, and discarded when the slice is given back; a former
+// run's pool of a slice not held is swept at open.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -21,6 +24,7 @@ import type { WorkloadSpec } from '../../runtime.js';
 import { ContainerdRuntime } from '../containerd-runtime.js';
 import { CniNetwork, createNamedNetns, netnsName } from '../network.js';
 import { Label } from '../spec.js';
+import { SLICE_WARM_NETWORKS_MAX } from '../slice-pools.js';
 import type { WarmNetworkPool } from '../warm-pool.js';
 import { TestContainerd, busyboxWorkload, eventually, iptablesSave, skipReason, closeTestRuntime, openTestRuntime } from './harness.js';
 
@@ -222,6 +226,76 @@ test('after a crash a new runtime adopts the pool, keeps what a container holds,
   for (const name of everyName) assert.not.ok(netnsExists(name), `closed: ${name} is gone`);
   assert.equal(await crashNetwork.leasedIds(), [], 'closed: no lease is left');
   assert.equal(readdirSync(join(dataDir, 'containerd-runtime', 'warm-networks')), [], 'closed: no record is left');
+});
+
+/** Deletes the nat rules whose comment has `marker` (the slice test's masquerade and RETURN rules). */
+async function deleteNatRules(marker: string): Promise<void> {
+  const rules = spawnSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' }).stdout.split('\n').filter((line) => line.startsWith('-A ') && line.includes(marker));
+  for (const line of rules) spawnSync('iptables', ['-w', '-t', 'nat', '-D', ...line.slice(3).match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))]);
+}
+
+test("a tenant network slice the node holds has a warm pool of its own; a start on it takes one; the slice given back, its free entries are discarded", async () => {
+  if (skip !== undefined) return;
+  const dataDir = join(containerd.dataDir, 'slices');
+  const file = join(dataDir, 'node-network.json');
+  const [nodeBridge, sliceBridge, marker] = ['hmw2', 'hmw3', 'hm-slice-pool-test'];
+  const slice = { state: 'ready', network: 'acme/default', bridge: sliceBridge, subnet: '10.96.0.64/26', gateway: '10.96.0.65', block: '10.96.0.0/20' };
+  const nodeNetwork = { state: 'ready', bridge: nodeBridge, subnet: '10.95.1.0/24', gateway: '10.95.1.1', clusterCidr: '10.95.0.0/16', mtu: 1450, tenantCidr: '10.96.0.0/16' };
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, JSON.stringify({ ...nodeNetwork, networks: { 'acme/default': slice } }));
+  const sliceNetwork = new CniNetwork({ stateDir: join(dataDir, 'cni'), nodeNetworkFile: file, name: marker });
+  const third = new ContainerdRuntime({ dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network: sliceNetwork, warmNetworks: POOL_SIZE });
+  const inSlice = (address: string | undefined): boolean => /^10\.96\.0\.(6[6-9]|[7-9]\d|1[01]\d|12[0-6])$/.test(address ?? '');
+  // What a former run left for a slice given back while it was down: a pool folder with a half-made entry.
+  const leftFolder = join(dataDir, 'containerd-runtime', 'warm-networks-slices', 'hmw4');
+  const halfMade = 'hm-w-00000000000c';
+  await mkdir(leftFolder, { recursive: true });
+  await createNamedNetns(halfMade);
+  await writeFile(join(leftFolder, `${halfMade}.json`), JSON.stringify({ name: halfMade, state: 'making' }));
+  try {
+    await third.open();
+    const pools = third.sliceWarmPools!;
+    assert.ok(pools, 'the runtime keeps slice pools');
+    await eventually("the former run's pool swept", () => !existsSync(leftFolder));
+    assert.not.ok(netnsExists(halfMade), 'its entry is deleted');
+    await eventually('the slice pool', () => pools.poolOf('acme/default') !== undefined);
+    const slicePool = pools.poolOf('acme/default')!;
+    await slicePool.settled();
+    const ready = slicePool.entries();
+    assert.is(ready.length, Math.min(POOL_SIZE, SLICE_WARM_NETWORKS_MAX), 'the slice pool is full');
+    for (const entry of ready) assert.ok(inSlice(entry.address), `${entry.name} has an address of the slice: ${entry.address}`);
+    assert.equal((await sliceNetwork.leasedIds(sliceBridge)).sort(), ready.map((entry) => entry.name).sort(), "the leases are in the slice's store");
+    await pool(third).settled();
+    assert.ok(pool(third).entries().every((entry) => entry.address.startsWith('10.95.1.')), 'the node pool stays on the node subnet');
+
+    const id = 'warm-slice-web-1';
+    const started = await third.start(workload(id, { tenant: 'acme', command: ['httpd', '-f', '-p', '8080', '-h', '/www'] }));
+    assert.is((await labelsOf(id))[Label.networkId], ready[0]!.name, "acme's container takes its slice's oldest warm network");
+    assert.is(started.address, ready[0]!.address);
+    assert.match(await httpdAnswer(started.address), /hello from hivemind busybox/);
+    const other = await third.start(workload('warm-slice-other-1', { tenant: 'beta', command: ['sleep', '60'] }));
+    assert.match(other.address ?? '', /^10\.95\.1\./, 'a tenant with no network here takes from the node pool');
+
+    await slicePool.settled();
+    const free = slicePool.names();
+    assert.ok(free.length > 0, 'the slice pool refilled');
+    // The node gives the slice back: the file lists the network pending.
+    await writeFile(file, JSON.stringify({ ...nodeNetwork, networks: { 'acme/default': { state: 'pending', network: 'acme/default' } } }));
+    await eventually('the slice pool discarded', () => pools.poolOf('acme/default') === undefined, 10_000);
+    // The folder goes last, once the drain is done.
+    await eventually("the pool's folder removed", () => !existsSync(join(dataDir, 'containerd-runtime', 'warm-networks-slices', sliceBridge)), 10_000);
+    for (const name of free) assert.not.ok(netnsExists(name), `${name} is deleted`);
+    assert.equal(await sliceNetwork.leasedIds(sliceBridge), [ready[0]!.name], "only the running container's lease is left in the slice's store");
+    await third.remove(id);
+    assert.equal(await sliceNetwork.leasedIds(sliceBridge), [], 'removed: no lease of the released slice is left');
+  } finally {
+    for (const workload of await third.list().catch(() => [])) await third.remove(workload.id).catch(() => undefined);
+    await third.close();
+    for (const bridge of [nodeBridge, sliceBridge]) spawnSync('ip', ['link', 'delete', bridge]);
+    spawnSync('ip', ['netns', 'delete', halfMade]);
+    await deleteNatRules(marker);
+  }
+  assert.not.match(await iptablesSave(), marker, 'the test leaves no rule behind');
 });
 
 test.run();
