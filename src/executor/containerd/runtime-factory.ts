@@ -12,7 +12,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Gauge } from 'prom-client';
+import { Gauge } from '../../node/prometheus.js';
 import { DEFAULT_WARM_NETWORKS } from '../../node/config.js';
 import type { NodeImages } from '../../node/capabilities.js';
 import type { ImageShare, SharedImageTarget } from '../../node/image-share.js';
