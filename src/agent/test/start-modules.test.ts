@@ -5,20 +5,23 @@
 // @grpc/proto-loader (the peer services' messages are encoded by hand),
 // prom-client's default metrics with the OpenTelemetry API (the first
 // scrape), the app-file readers (the first deploy), `recover`, the
-// certificate library (a fresh start's CA), undici and the YAML parser. A
-// module hook in a child process lists every module the import loads.
+// certificate library (a fresh start's CA), undici and the YAML parser. And
+// `hivemind agent` (bin/hivemind.js) builds the node's commands only: none
+// of the client's other commands, tables or progress bars. A module hook in
+// a child process lists every module loaded.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 const RUN_URL = new URL('../run.js', import.meta.url).href;
+const HIVEMIND = fileURLToPath(new URL('../../../../bin/hivemind.js', import.meta.url));
 
-/** Every module URL and CommonJS file importing `url` loads, in a fresh `node`. */
-function modulesLoadedBy(url: string): string[] {
+/** Every module and CommonJS file a fresh `node` loads importing `url`, then running `argv` as its process.argv's arguments. */
+function modulesLoadedBy(url: string, argv: string[] = []): string[] {
   const folder = mkdtempSync(join(tmpdir(), 'hivemind-start-modules-'));
   const listPath = join(folder, 'modules.txt');
   try {
@@ -35,6 +38,7 @@ Module._load = function (request, parent, isMain) {
   try { appendFileSync(${JSON.stringify(listPath)}, Module._resolveFilename(request, parent, isMain) + '\\n'); } catch {}
   return loaded;
 };
+process.argv.splice(1, process.argv.length - 1, ${JSON.stringify(fileURLToPath(url))}, ...${JSON.stringify(argv)});
 await import(${JSON.stringify(url)});`;
     const child = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
     assert.is(child.status, 0, `importing ${url} failed: ${child.stderr}`);
@@ -64,6 +68,13 @@ test('starting an agent loads none of what an idle node does without', () => {
     const found = loaded.filter((path) => pattern.test(path));
     assert.equal(found, [], `${what} is loaded at start`);
   }
+});
+
+test('hivemind agent builds the node\'s commands only', () => {
+  const loaded = modulesLoadedBy(pathToFileURL(HIVEMIND).href, ['agent', '--help']);
+  assert.ok(loaded.some((path) => path.endsWith('/dist/src/cli/commands/agent.js')), 'the list holds the agent command');
+  const others = loaded.filter((path) => /\/dist\/src\/cli\/(program|commands\/(?!agent\.js)[a-z-]+)\.js$|\/node_modules\/(cli-table3|cli-progress)\//.test(path));
+  assert.equal(others, [], 'the client\'s other commands are loaded');
 });
 
 test.run();
