@@ -33,6 +33,7 @@ import { command, missingPrerequisite, rangeInUse, removeLeftovers, TestNetwork,
 import { holdMachineLock } from '../machine-lock.js';
 import { bridgeMacOf } from '../../src/network/overlay-plan.js';
 import { removeRuncLeftovers, removeWarmNamespacesSince, warmNamespaces } from './host-agents.js';
+import { lastLookupOutput, lookupInside } from './network-probes.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/hivemind.js', import.meta.url));
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
@@ -81,25 +82,6 @@ function containerAddress(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** What the last lookup printed, for failure messages. */
-let lastOutput = '';
-
-/** busybox nslookup of `name` inside the container of `pid` (its root, its resolv.conf, its network): the A addresses in answer order, or 'NXDOMAIN'. */
-async function lookupInside(pid: number, name: string): Promise<string[] | 'NXDOMAIN'> {
-  const output = await new Promise<string>((resolve) => {
-    const child = spawn('nsenter', ['-t', String(pid), '-m', '-n', '-r', '/bin/busybox', 'nslookup', '-type=a', name], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.on('close', () => resolve(text));
-  });
-  lastOutput = output;
-  // busybox tries each search domain and prints the misses too: answers first, NXDOMAIN only without any.
-  const answers = output.split('\n\n').slice(1).join('\n');
-  const addresses = [...answers.matchAll(/^Address:\s+(\d+\.\d+\.\d+\.\d+)$/gm)].map((match) => match[1]!);
-  return addresses.length === 0 && output.includes('NXDOMAIN') ? 'NXDOMAIN' : addresses;
 }
 
 /** Kills what a failed run can leave outside the host's namespace: the containers' processes, their network namespaces (named from the instance ids) and the warm pool's. */
@@ -211,7 +193,7 @@ dnsTest('a container resolves its tenant\'s apps, aliases and links through its 
     // The DNS component binds the gateway within a second of the network being ready: wait for the first answer.
     await until('the bare app name resolves inside the container', async () => {
       const found = await lookupInside(clientPid, 'web');
-      return Array.isArray(found) && found.length === 2 ? true : `${JSON.stringify(found)}: ${lastOutput}`;
+      return Array.isArray(found) && found.length === 2 ? true : `${JSON.stringify(found)}: ${lastLookupOutput()}`;
     }, 30_000);
     for (const name of ['web', 'web.acme.hivemind', 'www', 'backend.acme.hivemind']) {
       const found = await lookupInside(clientPid, name);
@@ -219,10 +201,10 @@ dnsTest('a container resolves its tenant\'s apps, aliases and links through its 
       assert.equal([...(found as string[])].sort(), web, name);
     }
     const first = await lookupInside(clientPid, 'web.acme.hivemind');
-    const firstOutput = lastOutput;
+    const firstOutput = lastLookupOutput();
     const second = await lookupInside(clientPid, 'web.acme.hivemind');
     // What nslookup printed, to tell a lost answer from an empty one (seen once in a full run: the second answer had no address).
-    const said = `nslookup said:\n${firstOutput}\n---\n${lastOutput}`;
+    const said = `nslookup said:\n${firstOutput}\n---\n${lastLookupOutput()}`;
     assert.equal([first[0], second[0]].sort(), web, `successive answers start with each address in turn: ${JSON.stringify([first, second])}; ${said}`);
 
     assert.is(await lookupInside(clientPid, 'hidden.globex.hivemind'), 'NXDOMAIN', "another tenant's app");

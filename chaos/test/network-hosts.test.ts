@@ -14,12 +14,15 @@
  *   - the routing mesh (`mesh-case.ts`): a published port answers on every
  *     host with the client's address kept, also through a host with no
  *     instance;
+ *   - several networks of one tenant (`networks-case.ts`): an app on two
+ *     networks reaches each side, apps on one side alone do not reach each
+ *     other, DNS answers each asker's network's addresses;
  *   - a stateful container on an encrypted volume (`volume-case.ts`): its
  *     data kept across a kill, an agent restart, an update and a move,
  *     ENOSPC inside, none of it on the disk in clear, a backup restored.
  * Between tests every app and policy is deleted and their containers are
  * gone before the next deploys. HIVEMIND_NETWORK_CASES (comma-separated:
- * overlay, policy, egress, service, mesh, volume) runs only those.
+ * overlay, policy, egress, service, mesh, networks, volume) runs only those.
  *
  * Teardown, also on failure: agents stopped, then whatever is left killed
  * and removed (container processes, their namespaces and the warm pool's,
@@ -35,12 +38,13 @@ import { missingPrerequisite } from '../network.js';
 import { hostClusterSuite } from './host-cluster.js';
 import { egressCase } from './egress-case.js';
 import { meshCase } from './mesh-case.js';
+import { networksCase } from './networks-case.js';
 import { overlayCase } from './overlay-case.js';
 import { policyCase } from './policy-case.js';
 import { serviceCase } from './service-case.js';
 import { volumeCase } from './volume-case.js';
 
-const CASES = { overlay: overlayCase, policy: policyCase, egress: egressCase, service: serviceCase, mesh: meshCase, volume: volumeCase };
+const CASES = { overlay: overlayCase, policy: policyCase, egress: egressCase, service: serviceCase, mesh: meshCase, networks: networksCase, volume: volumeCase };
 
 const chosen = (process.env.HIVEMIND_NETWORK_CASES ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
 const unknown = chosen.filter((name) => !(name in CASES));

@@ -5,7 +5,7 @@
  * `sleep S` each runs), the endpoints the instances report, iptables-save of
  * a host, a metric's value.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { command, type Host } from '../network.js';
 import { containerNetwork, sleepPids, until } from './host-agents.js';
 import type { HostCluster } from './host-cluster.js';
@@ -145,4 +145,27 @@ export function admitted(host: Host, addresses: readonly string[]): Promise<true
     },
     30_000,
   );
+}
+
+let lookupOutput = '';
+
+/** What the last `lookupInside` printed, for failure messages. */
+export function lastLookupOutput(): string {
+  return lookupOutput;
+}
+
+/** busybox nslookup of `name` inside the container of `pid` (its root, its resolv.conf, its network): the A addresses in answer order, or 'NXDOMAIN'. */
+export async function lookupInside(pid: number, name: string): Promise<string[] | 'NXDOMAIN'> {
+  const output = await new Promise<string>((resolve) => {
+    const child = spawn('nsenter', ['-t', String(pid), '-m', '-n', '-r', '/bin/busybox', 'nslookup', '-type=a', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.on('close', () => resolve(text));
+  });
+  lookupOutput = output;
+  // busybox tries each search domain and prints the misses too: answers first, NXDOMAIN only without any.
+  const answers = output.split('\n\n').slice(1).join('\n');
+  const addresses = [...answers.matchAll(/^Address:\s+(\d+\.\d+\.\d+\.\d+)$/gm)].map((match) => match[1]!);
+  return addresses.length === 0 && output.includes('NXDOMAIN') ? 'NXDOMAIN' : addresses;
 }

@@ -33,6 +33,7 @@ import {
   type PutResult,
 } from './kv-state-machine.js';
 import { GrpcStatusError as StatusError, type UnaryCall, type UnaryMethod } from './grpc-unary-server.js';
+import { decodePutRequest, encodePutResponse } from './kv-put-codec.js';
 
 /** proto/kv.proto, resolved from the compiled file (dist/consensus/server/) or the source. */
 export const KV_PROTO_PATH = fileURLToPath(new URL('../../../proto/kv.proto', import.meta.url));
@@ -105,8 +106,9 @@ export class KvService {
       if (handle === undefined) throw new Error(`KvService: proto/kv.proto has a method "${name}" with no handler`);
       return {
         path: method.path,
-        deserialize: method.requestDeserialize,
-        serialize: method.responseSerialize,
+        // Put, the method every write takes, decodes and encodes by hand (./kv-put-codec.ts).
+        deserialize: name === 'Put' ? decodePutRequest : method.requestDeserialize,
+        serialize: name === 'Put' ? (response: unknown) => encodePutResponse(response as PutResponse) : method.responseSerialize,
         handle: (call) => handle(call).catch((error: unknown) => Promise.reject(this.toStatus(error))),
       };
     });

@@ -129,7 +129,7 @@ export interface NetworkAppAnswer {
   app: string;
   vip: string | null;
   ports: { target: number; protocol: string }[];
-  endpoints: { instance: string; address: string; ports: readonly { target: number; port: number; protocol: string }[] }[];
+  endpoints: { instance: string; address: string; addresses?: readonly string[]; ports: readonly { target: number; port: number; protocol: string }[] }[];
   policies: { name: string; ingress: PolicyRule[]; egress?: EgressRule[] }[];
   isolation: string;
   serviceChain: { name: string; rules: string[] } | null;
@@ -161,7 +161,7 @@ export interface DeployedApp {
 /** `POST /v1/deploy` with `dryRun`: the plan, what the deploy would create, and the refusal it would meet. */
 export interface DryRunAnswer extends DeployPlan {
   dryRun: true;
-  creates: { volumes: string[]; secrets: string[] };
+  creates: { volumes: string[]; secrets: string[]; networks?: string[] };
   refusal?: { code: string; message: string; field?: string };
   warnings: string[];
 }

@@ -259,6 +259,9 @@ export const contract = {
   'GET /v1/network': route<NetworkAnswer>()({ kind: 'read', access: { need: 'cluster-read' } }),
   'GET /v1/network/nodes/:id': route<NetworkNodeAnswer>()({ kind: 'read', access: { need: 'cluster-read' } }),
   'GET /v1/network/apps/:tenant/:name': route<NetworkAppAnswer>()({ kind: 'read', access: { need: 'read', tenant: 'path' } }),
+  // A tenant network of its own (an app file's `external: true` names one); app files make theirs with their deploy.
+  'PUT /v1/networks/:tenant/:name': route<WriteAnswer<{ tenant: string; name: string; cidr: string }>>()({ kind: 'write', access: { need: 'manage', tenant: 'path' }, body: z.strictObject({ cidr: field<string>().optional() }) }),
+  'DELETE /v1/networks/:tenant/:name': route<WriteAnswer>()({ kind: 'write', access: { need: 'manage', tenant: 'path' } }),
 
   // Rollouts
   'POST /v1/apps/:tenant/:name/promote': route<WriteAnswer<{ rollout: Rollout }>>()({ kind: 'write', access: { need: 'deploy', tenant: 'path' } }),

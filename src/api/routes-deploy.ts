@@ -12,12 +12,13 @@ import type { LocalSource } from '../appfile/configs.js';
 import { APP_FILE_ERROR_CODE } from '../appfile/errors.js';
 import { APP_FILES_MAX } from '../appfile/limits.js';
 import { composeFieldOf, planDeploy } from '../appfile/plan.js';
+import { deployNetworks, networkFieldOf } from '../appfile/networks.js';
 import type { AppFileSource, FileSecret, ParseAppFileResult } from '../appfile/parse.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
 import { confinementProblem } from '../state/tenant-confinement.js';
 import { ErrorCode } from '../state/errors.js';
-import type { AppSpec, Command, NodeRecord } from '../state/types.js';
+import type { AppSpec, Command, DeployNetwork, NodeRecord } from '../state/types.js';
 import { limitField, unenforceableLimit } from '../scheduler/limits.js';
 import { ApiError, fromStateError, invalidArgument } from './errors.js';
 import { checkName } from './input.js';
@@ -56,14 +57,22 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
       });
     }
     for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
-    const apps = withGlobalReplicas(parsed, context);
     const { machine } = context.backend;
+    const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, { clusterVersion: machine.clusterVersion, ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }) });
+    const apps = joined.apps;
+    parsed.warnings.push(...joined.warnings.map((warning) => `${label}: ${warning}`));
     // The app-file readers (volumes, configs, compose keys) load with the first deploy: an idle node does without them.
     const { volumeCreations } = await import('../appfile/volumes.js');
     const volumes = volumeCreations(parsed.volumes, (tenant, name) => machine.volume(tenant, name) !== undefined);
     if (!volumes.ok) throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: ${volumes.message}`, undefined, { errors: [{ file: request.sources[0]?.name ?? '', path: 'volumes', message: volumes.message }], warnings: parsed.warnings });
     const secrets = parsed.secrets.filter((secret) => !machine.secrets(secret.tenant).some((stored) => stored.name === secret.name));
-    const command: Command = { type: 'app.deploy-many', specs: apps, ...(parsed.project === undefined ? {} : { project: parsed.project }), ...(request.force ? { force: true } : {}) };
+    const command: Command = {
+      type: 'app.deploy-many',
+      specs: apps,
+      ...(parsed.project === undefined ? {} : { project: parsed.project }),
+      ...(request.force ? { force: true } : {}),
+      ...(joined.networks === undefined ? {} : { networks: joined.networks }),
+    };
     // Refusals found now change nothing; those about a volume or secret this deploy creates wait for the commit.
     const creates = volumes.commands.length > 0 || secrets.length > 0;
     const checked = machine.check(command);
@@ -73,7 +82,7 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     const stateRefusal = checked.ok ? undefined : deferred ? confinementRefusal(apps, context) : fromStateError(checked.error);
     const found = unenforceable ?? stateRefusal;
     const refusal = found === undefined ? undefined : inFileTerms(found, apps, parsed);
-    if (request.dryRun) return dryRunAnswer(context, { apps, parsed, force: request.force, volumes: volumes.commands, secrets, refusal });
+    if (request.dryRun) return dryRunAnswer(context, { apps, parsed, force: request.force, volumes: volumes.commands, secrets, networks: joined.networks ?? [], refusal });
     if (refusal !== undefined) throw refusal;
     // Checked before anything is created: writing secrets is the manage right, beyond deploy.
     for (const secret of secrets) {
@@ -119,7 +128,7 @@ function confinementRefusal(apps: readonly AppSpec[], context: RouteContext): Ap
 /** The answer of a dry run: the plan, what the deploy would create, and the refusal it would meet. Changes nothing. */
 function dryRunAnswer(
   context: RouteContext,
-  init: { apps: AppSpec[]; parsed: Parsed; force: boolean; volumes: readonly Command[]; secrets: readonly FileSecret[]; refusal: ApiError | undefined },
+  init: { apps: AppSpec[]; parsed: Parsed; force: boolean; volumes: readonly Command[]; secrets: readonly FileSecret[]; networks: readonly DeployNetwork[]; refusal: ApiError | undefined },
 ): Answer {
   const { machine } = context.backend;
   const plan = planDeploy({
@@ -135,6 +144,7 @@ function dryRunAnswer(
   const creates = {
     volumes: init.volumes.flatMap((create) => (create.type === 'volume.create' ? [`${create.tenant}/${create.name}`] : [])),
     secrets: init.secrets.map((secret) => `${secret.tenant}/${secret.name}`),
+    networks: init.networks.filter((network) => machine.networks().every((held) => held.tenant !== network.tenant || held.name !== network.name)).map((network) => `${network.tenant}/${network.name}`),
   };
   const { refusal } = init;
   const refused = refusal === undefined ? {} : { refusal: { code: refusal.code, message: refusal.message, ...(refusal.field === undefined ? {} : { field: refusal.field }) } };
@@ -266,12 +276,12 @@ function unenforceableRefusal(apps: readonly AppSpec[], nodes: readonly NodeReco
   return undefined;
 }
 
-/** A refusal about `specs[N].field`, named where the user wrote it (`services.db.secrets[0]`). */
+/** A refusal about `specs[N].field` or `networks[N].field`, named where the user wrote it (`services.db.secrets[0]`, `networks.back.ipam.config[0].subnet`). */
 function inFileTerms(error: ApiError, apps: readonly AppSpec[], parsed: Parsed): ApiError {
   if (error.field === undefined) return error;
-  const composeField = composeFieldOf(error.field, apps, parsed.origins);
+  const composeField = composeFieldOf(error.field, apps, parsed.origins) ?? networkFieldOf(error.field, parsed.networks);
   if (composeField === undefined) return error;
-  const inner = error.field.replace(/^specs\[\d+\]\.?/, '');
+  const inner = error.field.replace(/^(specs|networks)\[\d+\]\.?/, '');
   const message = inner === '' ? error.message : error.message.split(`(${inner})`).join(`(${composeField})`);
   return new ApiError(error.status, error.code, message, composeField, error.extra, error.headers);
 }

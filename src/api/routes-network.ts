@@ -3,7 +3,8 @@
  * and one node's or one app's view of it (`hivemind network inspect`). All
  * reads of the local replica, computed with the same pure functions the
  * network component programs the kernel with, so what they show is what
- * each node enforces (or will, within one reconcile).
+ * each node enforces (or will, within one reconcile). And a tenant network
+ * made or deleted on its own (`hivemind network create|delete`).
  */
 import { appKey, directoryOf } from '../discovery/endpoints.js';
 import { overlayHost } from '../network/component.js';
@@ -41,7 +42,7 @@ function clusterCidrOf(context: RouteContext): string | undefined {
   return context.backend.machine.network()?.cidr;
 }
 
-/** `GET /v1/network`, `GET /v1/network/nodes/:id`, `GET /v1/network/apps/:tenant/:name`. */
+/** `GET /v1/network`, `GET /v1/network/nodes/:id`, `GET /v1/network/apps/:tenant/:name`, `PUT` and `DELETE /v1/networks/:tenant/:name`. */
 export const networkRoutes: Route[] = [
   serve('GET /v1/network', {
     read(context) {
@@ -104,7 +105,7 @@ export const networkRoutes: Route[] = [
       const { machine } = context.backend;
       const app = machine.app(tenant, name);
       if (app === undefined) throw notFound(`tenant "${tenant}" has no app "${name}"`, 'name');
-      const directory = directoryOf(machine.schedulerView());
+      const directory = directoryOf({ ...machine.schedulerView(), networks: machine.networks() });
       const endpoints = directory.endpoints.get(appKey(tenant, name)) ?? [];
       const clusterCidr = clusterCidrOf(context);
       const selecting = clusterCidr === undefined ? [] : policyModelOf(machine, clusterCidr).selecting(tenant, name);
@@ -115,11 +116,24 @@ export const networkRoutes: Route[] = [
         app: name,
         vip: app.vip ?? null,
         ports: currentSpec(app).ports.map((port) => ({ target: port.target, protocol: port.protocol })),
-        endpoints: endpoints.map((endpoint) => ({ instance: endpoint.instance, address: endpoint.address, ports: endpoint.ports })),
+        endpoints: endpoints.map((endpoint) => ({ instance: endpoint.instance, address: endpoint.address, ...(endpoint.addresses !== undefined ? { addresses: endpoint.addresses } : {}), ports: endpoint.ports })),
         policies: selecting.map((policy) => ({ name: `${policy.tenant}/${policy.name}`, ingress: policy.ingress, ...(policy.egress !== undefined ? { egress: policy.egress } : {}) })),
         isolation: !selecting.some(restrictsIngress) ? `default: only tenant "${tenant}" and addresses outside the cluster network reach it` : 'only what a rule of the listed policies allows',
         serviceChain: service === undefined ? null : { name: chain, rules: service.chains.get(chain) ?? [] },
       };
+    },
+  }),
+  serve('PUT /v1/networks/:tenant/:name', {
+    async write(context) {
+      const tenant = checkName(context.params.tenant!, 'tenant');
+      const name = checkName(context.params.name!, 'name');
+      const cidr = context.body.cidr;
+      return context.commit([{ type: 'network.create', tenant, name, ...(cidr !== undefined ? { cidr } : {}) }]);
+    },
+  }),
+  serve('DELETE /v1/networks/:tenant/:name', {
+    async write(context) {
+      return context.commit([{ type: 'network.delete', tenant: checkName(context.params.tenant!, 'tenant'), name: checkName(context.params.name!, 'name') }]);
     },
   }),
 ];

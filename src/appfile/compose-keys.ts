@@ -272,6 +272,36 @@ export const topLevelSecretKeys: KeyRules = {
   template_driver: unsupported(),
 };
 
+const noNetworkDriver = "Hivemind's networks are its own: a block of the tenant pool, routed over the cluster's overlay";
+
+/** A top-level network. */
+export const topLevelNetworkKeys: KeyRules = {
+  external: read,
+  name: read,
+  ipam: read,
+  driver: ignored(noNetworkDriver),
+  driver_opts: ignored(noNetworkDriver),
+  internal: ignored('a network policy with egress rules keeps apps from leaving the cluster'),
+  attachable: ignored('only the apps of the tenant that name a network join it'),
+  enable_ipv6: ignored('tenant networks are IPv4'),
+  labels: ignored('Hivemind keeps no labels on networks'),
+};
+
+/** A top-level network's `ipam`. */
+export const networkIpamKeys: KeyRules = {
+  config: read,
+  driver: ignored(noNetworkDriver),
+  options: ignored(noNetworkDriver),
+};
+
+/** One entry of a network's `ipam.config`. */
+export const networkIpamConfigKeys: KeyRules = {
+  subnet: read,
+  ip_range: ignored('each node gets a slice of the network and gives its addresses in turn'),
+  gateway: ignored("each node's slice has its own gateway, its first address"),
+  aux_addresses: ignored('Hivemind gives every address of a slice to containers'),
+};
+
 /** Hivemind's own keys at the top level. */
 export const fileExtensionKeys: KeyRules = { tenant: read };
 

@@ -14,6 +14,16 @@ export interface VolumeDeclaration {
   encrypted?: boolean;
 }
 
+/** A network declared under the top-level `networks:`, by its key in the file. */
+export interface NetworkDeclaration {
+  /** The tenant network's name: `name:`, else the key (with `_` as `-`). */
+  name: string;
+  /** `external: true`: the network must exist in the tenant already; deploying never creates it. */
+  external: boolean;
+  /** `ipam.config[0].subnet` as written (a CIDR), and where. */
+  subnet?: { cidr: string; path: string };
+}
+
 /**
  * A local path the app file names (a config's `file:`, a relative bind
  * mount's source), as the deploying machine read it: a file, a folder's
@@ -45,6 +55,8 @@ export interface FileContext {
   readonly localSources: Readonly<Record<string, LocalSource>>;
   /** Configs declared under the top-level `configs:`, by Hivemind name, with their files (undefined after an error). */
   readonly declaredConfigs: ReadonlyMap<string, ConfigFileSpec[] | undefined>;
+  /** Networks declared under the top-level `networks:`, by key as written; `default` is always there (Compose declares it). */
+  readonly declaredNetworks: ReadonlyMap<string, NetworkDeclaration>;
   /** Filled while reading: per app, the file path of state fields in lists (`hivemind.secrets[0]` → `services.db.secrets[0]`). */
   readonly origins: Record<string, Record<string, string>>;
   /** Where the file's tenant came from, for messages: `x-hivemind.tenant`, or `tenant` (given with the deploy, or the default). */

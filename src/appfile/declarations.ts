@@ -1,16 +1,19 @@
 /**
  * The top-level `volumes:`, `secrets:` and `networks:` of an app file. They
- * declare names the services use. A deploy creates the declared volumes its
+ * declare names the services use. A deploy creates the declared networks its
+ * services join that their tenant lacks, unless `external: true`. A deploy creates the declared volumes its
  * services mount that do not exist yet (sized by `x-hivemind.size`), unless
  * `external: true`; a secret with a value in the file (`file:`, read by the
  * caller; `environment:`; `content:`) is created by the deploy when its
  * tenant lacks it, else it must exist. Names with underscores become names
  * with hyphens (`db_password` is `db-password`), with a warning. Pure.
  */
-import { checkKeys, topLevelSecretKeys, topLevelVolumeKeys, volumeExtensionKeys } from './compose-keys.js';
-import type { FileContext, VolumeDeclaration } from './context.js';
-import type { FieldPath, Problems } from './problems.js';
-import { isMapping, readBoolean, readComposeName, readMapping, readMemoryBytes, readText } from './read.js';
+import { checkKeys, networkIpamConfigKeys, networkIpamKeys, topLevelNetworkKeys, topLevelSecretKeys, topLevelVolumeKeys, volumeExtensionKeys } from './compose-keys.js';
+import type { FileContext, NetworkDeclaration, VolumeDeclaration } from './context.js';
+import { formatPath, type FieldPath, type Problems } from './problems.js';
+import { checkName, hivemindName, readBoolean, readComposeName, readList, readMapping, readMemoryBytes, readText } from './read.js';
+import { parseCidr } from '../state/ipam.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
 
 /** The volumes declared under top-level `volumes:`, by Hivemind name. */
 export function readVolumeDeclarations(value: unknown, path: FieldPath, problems: Problems): Map<string, VolumeDeclaration> {
@@ -77,10 +80,56 @@ export function readSecretDeclarations(value: unknown, path: FieldPath, context:
   });
 }
 
-/** Top-level `networks:`: a warning when it declares any. */
-export function warnNetworks(value: unknown, path: FieldPath, problems: Problems): void {
-  if (value === null || (isMapping(value) && Object.keys(value).length === 0)) return;
-  problems.warn(path, "is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it");
+/**
+ * The networks declared under top-level `networks:`, by key as written, with
+ * `default` (Compose declares it for every file). `name:` names the tenant
+ * network (an external one most of all); `ipam.config[0].subnet` is kept as
+ * written (the deploy maps it to the network's block when it is one of the
+ * pool's); keys without a Hivemind meaning (`driver`, `internal`, ...) are
+ * named in warnings.
+ */
+export function readNetworkDeclarations(value: unknown, path: FieldPath, problems: Problems): Map<string, NetworkDeclaration> {
+  const declarations = new Map<string, NetworkDeclaration>();
+  const keys = readDeclarations(value, path, problems, 'network', (entry, entryPath, name, key) => {
+    checkKeys(entry, entryPath, problems, topLevelNetworkKeys);
+    const external = entry.external === undefined || entry.external === null ? false : readBoolean(entry.external, [...entryPath, 'external'], problems) === true;
+    let own = name;
+    if (entry.name !== undefined && entry.name !== null) {
+      const text = readText(entry.name, [...entryPath, 'name'], problems, { nonEmpty: true, what: 'a network name' });
+      if (text !== undefined && checkName(text, [...entryPath, 'name'], problems, 'network name')) own = text;
+    }
+    const subnet = entry.ipam === undefined || entry.ipam === null ? undefined : readIpamSubnet(entry.ipam, [...entryPath, 'ipam'], problems);
+    if (external && subnet !== undefined) problems.warn([...entryPath, 'ipam'], 'is ignored: an external network exists already, with the block it was created with');
+    declarations.set(key, { name: own, external, ...(subnet !== undefined && !external ? { subnet } : {}) });
+  });
+  for (const key of keys) if (!declarations.has(key)) declarations.set(key, { name: hivemindName(key) ?? key, external: false });
+  if (!declarations.has(DEFAULT_NETWORK)) declarations.set(DEFAULT_NETWORK, { name: DEFAULT_NETWORK, external: false });
+  return declarations;
+}
+
+/** A network's `ipam:`: the first `config` entry's `subnet` (an IPv4 CIDR), if any; other entries and keys are named in warnings. */
+function readIpamSubnet(value: unknown, path: FieldPath, problems: Problems): { cidr: string; path: string } | undefined {
+  const ipam = readMapping(value, path, problems);
+  if (ipam === undefined) return undefined;
+  checkKeys(ipam, path, problems, networkIpamKeys);
+  if (ipam.config === undefined || ipam.config === null) return undefined;
+  const configs = readList(ipam.config, [...path, 'config'], problems);
+  if (configs === undefined || configs.length === 0) return undefined;
+  if (configs.length > 1) problems.warn([...path, 'config'], `holds ${configs.length} entries; only the first is read (a Hivemind network has one block)`);
+  const configPath = [...path, 'config', 0];
+  const config = readMapping(configs[0], configPath, problems);
+  if (config === undefined) return undefined;
+  checkKeys(config, configPath, problems, networkIpamConfigKeys);
+  if (config.subnet === undefined || config.subnet === null) return undefined;
+  const subnetPath = [...configPath, 'subnet'];
+  const text = readText(config.subnet, subnetPath, problems, { nonEmpty: true, noSpaces: true, what: 'an IPv4 subnet like 10.224.16.0/20' });
+  if (text === undefined) return undefined;
+  const parsed = parseCidr(text);
+  if (!parsed.ok) {
+    problems.error(subnetPath, `"${text}" is not an IPv4 subnet like 10.224.16.0/20: ${parsed.reason}`);
+    return undefined;
+  }
+  return { cidr: text, path: formatPath(subnetPath) };
 }
 
 function readDeclarations(
@@ -88,7 +137,7 @@ function readDeclarations(
   path: FieldPath,
   problems: Problems,
   what: string,
-  readEntry: (entry: Record<string, unknown>, entryPath: FieldPath, name: string) => void,
+  readEntry: (entry: Record<string, unknown>, entryPath: FieldPath, name: string, key: string) => void,
 ): Set<string> {
   const names = new Set<string>();
   if (value === null) return names;
@@ -101,7 +150,7 @@ function readDeclarations(
     names.add(hivemind ?? name);
     if (entry === null) continue;
     const entryMapping = readMapping(entry, entryPath, problems);
-    if (entryMapping !== undefined) readEntry(entryMapping, entryPath, hivemind ?? name);
+    if (entryMapping !== undefined) readEntry(entryMapping, entryPath, hivemind ?? name, name);
   }
   return names;
 }

@@ -1,45 +1,73 @@
 /**
- * A service's extra DNS names, as Compose gives them: network `aliases`
- * (more names of the service, seen by every app of its tenant) and `links`
- * (`service:alias`, a name for another service seen by the linking service
- * alone). Every network a service names is its tenant's one network, so only
- * the aliases of `networks:` are read. Pure.
+ * A service's networks and extra DNS names, as Compose gives them: the
+ * networks it joins with their `aliases` (more names of the service, seen on
+ * its networks) and `links` (`service:alias`, a name for another service
+ * seen by the linking service alone). Pure.
  */
 import type { LinkSpec } from '../state/types.js';
-import type { FieldPath, Problems } from './problems.js';
+import type { NetworkDeclaration } from './context.js';
+import { formatPath, type FieldPath, type Problems } from './problems.js';
 import { checkName, isMapping, readList, readMapping, readNameList, readText } from './read.js';
 
-const ONE_NETWORK = 'is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it';
+const NO_SUCH_SETTING = "is ignored: a service's network in Hivemind takes aliases alone (addresses come from the network's slice on the instance's node)";
+
+/** A service's networks: the tenant networks it joins, in order, with where each was written, and the aliases it asks for. */
+export interface ServiceNetworks {
+  /** Tenant network names, in the order written (the first gives eth0 and the default route). */
+  networks: string[];
+  /** Per network, its path in the file (`services.web.networks[1]`, `services.web.networks.back`). */
+  origins: string[];
+  aliases: string[];
+}
 
 /**
  * A service's `networks:` (a list of names, or a mapping of names to null or
- * settings): the aliases of every network, each once, leaving out the
- * service's own name. Other settings (`ipv4_address`, `priority`, ...) and a
- * `networks:` with no alias are named in warnings.
+ * settings): the declared networks it joins, in the order written, and the
+ * aliases of every one, each once, leaving out the service's own name (an
+ * alias answers on every network the service is on). A network not declared
+ * at the top level (Compose declares `default` itself) is an error; other
+ * settings (`ipv4_address`, `priority`, ...) are named in warnings.
  */
-export function readNetworkAliases(value: unknown, path: FieldPath, problems: Problems, service: string): string[] | undefined {
-  if (!isMapping(value)) {
-    if (readList(value, path, problems) === undefined) return undefined;
-    problems.warn(path, ONE_NETWORK);
-    return [];
-  }
-  const aliases: string[] = [];
+export function readServiceNetworks(value: unknown, path: FieldPath, context: { problems: Problems; declared: ReadonlyMap<string, NetworkDeclaration>; service: string }): ServiceNetworks | undefined {
+  const { problems, declared, service } = context;
   const before = problems.errorCount;
+  const found: ServiceNetworks = { networks: [], origins: [], aliases: [] };
+  const join = (key: string, at: FieldPath): void => {
+    const declaration = declared.get(key);
+    if (declaration === undefined) {
+      problems.error(at, `network "${key}" is not declared; declare it under the top-level networks: (or leave it out to use the default network)`);
+      return;
+    }
+    if (found.networks.includes(declaration.name)) {
+      problems.error(at, `network "${key}" is listed twice`);
+      return;
+    }
+    found.networks.push(declaration.name);
+    found.origins.push(formatPath(at));
+  };
+  if (!isMapping(value)) {
+    const items = readList(value, path, problems);
+    if (items === undefined) return undefined;
+    for (const [position, item] of items.entries()) {
+      const key = readText(item, [...path, position], problems, { nonEmpty: true, noSpaces: true, what: 'a network name' });
+      if (key !== undefined) join(key, [...path, position]);
+    }
+    return problems.errorCount === before ? found : undefined;
+  }
   for (const [network, settings] of Object.entries(value)) {
-    if (settings === null) continue;
     const entryPath = [...path, network];
+    join(network, entryPath);
+    if (settings === null) continue;
     const mapping = readMapping(settings, entryPath, problems);
     if (mapping === undefined) continue;
     for (const [key, setting] of Object.entries(mapping)) {
-      if (key !== 'aliases' && setting !== null && setting !== undefined) problems.warn([...entryPath, key], ONE_NETWORK);
+      if (key !== 'aliases' && setting !== null && setting !== undefined) problems.warn([...entryPath, key], NO_SUCH_SETTING);
     }
     if (mapping.aliases === undefined || mapping.aliases === null) continue;
     const read = readNameList(mapping.aliases, [...entryPath, 'aliases'], problems, 'alias');
-    for (const alias of read ?? []) if (alias !== service && !aliases.includes(alias)) aliases.push(alias);
+    for (const alias of read ?? []) if (alias !== service && !found.aliases.includes(alias)) found.aliases.push(alias);
   }
-  if (problems.errorCount !== before) return undefined;
-  if (aliases.length === 0) problems.warn(path, ONE_NETWORK);
-  return aliases;
+  return problems.errorCount === before ? found : undefined;
 }
 
 /**

@@ -16,8 +16,9 @@ import { DEFAULT_TENANT, NAME_PATTERN, type AppSpec } from '../state/types.js';
 import { utf8ByteLength } from '../state/schema.js';
 import { validateCommand } from '../state/validate.js';
 import { checkKeys, topLevelKeys } from './compose-keys.js';
-import type { FileContext, VolumeDeclaration } from './context.js';
-import { readSecretDeclarations, readVolumeDeclarations, warnNetworks } from './declarations.js';
+import type { FileContext, NetworkDeclaration, VolumeDeclaration } from './context.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
+import { readNetworkDeclarations, readSecretDeclarations, readVolumeDeclarations } from './declarations.js';
 import type { AppFileError } from './errors.js';
 import { readFileExtension } from './extension.js';
 import { interpolate } from './interpolate.js';
@@ -91,6 +92,20 @@ export interface FileSecret {
   value: string;
 }
 
+/**
+ * A network the file declares that an app joins (not `external`), once per
+ * tenant and name: the deploy creates it when the tenant lacks it. `subnet`
+ * is `ipam.config[0].subnet` as written; `origin` where the network is
+ * declared (`networks.back`; the implicit `default`: the first service
+ * that names it).
+ */
+export interface FileNetwork {
+  tenant: string;
+  name: string;
+  subnet?: { cidr: string; path: string };
+  origin: string;
+}
+
 /** The apps of a file in the order written, or its errors (then no app is deployed). Warnings come either way. */
 export type ParseAppFileResult =
   | {
@@ -106,6 +121,8 @@ export type ParseAppFileResult =
       globalServices: string[];
       /** Per app, where state fields of lists came from in the file: `hivemind.secrets[1]` → `services.db.secrets[0]`. */
       origins: Record<string, Record<string, string>>;
+      /** The declared networks the apps join, to create where missing. */
+      networks: FileNetwork[];
     }
   | { ok: false; errors: AppFileError[]; warnings: string[] };
 
@@ -134,6 +151,7 @@ export function parseAppFiles(sources: readonly AppFileSource[], options: ParseA
     files: options.files ?? {},
     localSources: options.localSources ?? {},
     declaredConfigs: new Map(),
+    declaredNetworks: new Map(),
     tenantField: 'tenant',
     origins: {},
     globalServices: [],
@@ -142,6 +160,7 @@ export function parseAppFiles(sources: readonly AppFileSource[], options: ParseA
   const declaredVolumes = new Map<string, VolumeDeclaration>();
   const read = readRoot(root, context, options, declaredVolumes);
   if (problems.errorCount > 0) return failure(problems);
+  const networks = fileNetworks(read.apps, read.declaredNetworks, context.origins);
   const project = read.project;
   return {
     ok: true,
@@ -152,6 +171,7 @@ export function parseAppFiles(sources: readonly AppFileSource[], options: ParseA
     secrets: fileSecrets(read.apps, context.secretValues),
     globalServices: context.globalServices,
     origins: context.origins,
+    networks,
   };
 }
 
@@ -256,6 +276,32 @@ function setPathsOf(sets: readonly string[]): FieldPath[] {
   return paths;
 }
 
+/**
+ * The declared networks (not external) the apps join, once per tenant and
+ * name, in the order first joined; `default` when a service names it, the
+ * file gives it a subnet, or an app is on it in a file that uses networks.
+ */
+function fileNetworks(apps: readonly AppSpec[], declared: ReadonlyMap<string, NetworkDeclaration>, origins: Readonly<Record<string, Record<string, string>>>): FileNetwork[] {
+  const found = new Map<string, FileNetwork>();
+  const byName = new Map([...declared].map(([key, declaration]) => [declaration.name, { key, declaration }]));
+  for (const app of apps) {
+    const named = app.networks !== undefined;
+    for (const [position, name] of (app.networks ?? [DEFAULT_NETWORK]).entries()) {
+      const entry = byName.get(name);
+      if (entry === undefined || entry.declaration.external || found.has(`${app.tenant}/${name}`)) continue;
+      // The default network is made for the apps on it when the file uses networks (a tenant made before the pool has none), else left as it is.
+      if (!named && entry.declaration.subnet === undefined && !apps.some((other) => other.networks !== undefined)) continue;
+      const origin = entry.key === DEFAULT_NETWORK && !declaredInFile(entry.declaration) ? (origins[app.name]?.[`networks[${position}]`] ?? `services.${app.name}`) : `networks.${entry.key}`;
+      found.set(`${app.tenant}/${name}`, { tenant: app.tenant, name, ...(entry.declaration.subnet === undefined ? {} : { subnet: entry.declaration.subnet }), origin });
+    }
+  }
+  return [...found.values()];
+}
+
+function declaredInFile(declaration: NetworkDeclaration): boolean {
+  return declaration.subnet !== undefined || declaration.name !== DEFAULT_NETWORK;
+}
+
 /** The secrets with a value in the file that some app mounts, once per tenant. */
 function fileSecrets(apps: readonly AppSpec[], values: ReadonlyMap<string, string>): FileSecret[] {
   const found = new Map<string, FileSecret>();
@@ -356,15 +402,20 @@ function interpolateTree(value: unknown, path: FieldPath, lookup: (name: string)
 }
 
 /** `declaredVolumes` receives the file's top-level volume declarations. */
-function readRoot(root: unknown, context: FileContext, options: ParseAppFileOptions, declaredVolumes: Map<string, VolumeDeclaration>): { apps: AppSpec[]; project?: string } {
+function readRoot(
+  root: unknown,
+  context: FileContext,
+  options: ParseAppFileOptions,
+  declaredVolumes: Map<string, VolumeDeclaration>,
+): { apps: AppSpec[]; project?: string; declaredNetworks: ReadonlyMap<string, NetworkDeclaration> } {
   const { problems } = context;
   if (root === null || root === undefined) {
     problems.error([], 'is empty; an app file lists its apps under services:');
-    return { apps: [] };
+    return { apps: [], declaredNetworks: new Map() };
   }
   if (!isMapping(root)) {
     problems.error([], `must be a mapping with services: at the top, got ${describe(root)}`);
-    return { apps: [] };
+    return { apps: [], declaredNetworks: new Map() };
   }
   checkKeys(root, [], problems, topLevelKeys);
   // `version` is obsolete in Compose and ignored without a word.
@@ -382,9 +433,11 @@ function readRoot(root: unknown, context: FileContext, options: ParseAppFileOpti
     declaredVolumes: root.volumes === undefined ? declaredVolumes : fillMap(declaredVolumes, readVolumeDeclarations(root.volumes, ['volumes'], problems)),
     declaredSecrets: root.secrets === undefined ? new Set() : readSecretDeclarations(root.secrets, ['secrets'], context),
     declaredConfigs: root.configs === undefined ? new Map() : readConfigDeclarations(root.configs, ['configs'], context),
+    declaredNetworks: readNetworkDeclarations(root.networks === undefined ? null : root.networks, ['networks'], problems),
   };
-  if (root.networks !== undefined) warnNetworks(root.networks, ['networks'], problems);
-  const withProject = (apps: AppSpec[]): { apps: AppSpec[]; project?: string } => (project === undefined ? { apps } : { apps, project });
+  const { declaredNetworks } = fileContext;
+  const withProject = (apps: AppSpec[]): { apps: AppSpec[]; project?: string; declaredNetworks: ReadonlyMap<string, NetworkDeclaration> } =>
+    project === undefined ? { apps, declaredNetworks } : { apps, project, declaredNetworks };
   if (root.services === undefined || root.services === null) {
     problems.error(['services'], 'is required: list the apps to deploy under services:');
     return withProject([]);

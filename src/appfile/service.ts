@@ -14,7 +14,8 @@ import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type
 import { readEnvironment, readLabels } from './environment.js';
 import { readServiceExtension } from './extension.js';
 import { readHealthcheck } from './healthcheck.js';
-import { readLinks, readNetworkAliases } from './names.js';
+import { readLinks, readServiceNetworks } from './names.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
 import { readPorts } from './ports.js';
 import type { FieldPath, Problems } from './problems.js';
 import { hivemindName, isMapping, readAbsolutePath, readComposeName, readBoolean, readCpuMillis, readDurationMs, readMapping, readMemoryBytes, readText, readWholeNumber, setOwn } from './read.js';
@@ -60,7 +61,8 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const deploy = (given('deploy') ? readDeploy(mapping.deploy, at('deploy'), context) : undefined) ?? noDeploy;
   const serviceSecrets = given('secrets') ? readServiceSecrets(mapping.secrets, at('secrets'), context) : [];
   const extension = (given('x-hivemind') ? readServiceExtension(mapping['x-hivemind'], at('x-hivemind'), problems) : undefined) ?? { hivemind: {} };
-  const aliases = given('networks') ? readNetworkAliases(mapping.networks, at('networks'), problems, name) : [];
+  const joined = given('networks') ? readServiceNetworks(mapping.networks, at('networks'), { problems, declared: context.declaredNetworks, service: name }) : undefined;
+  const aliases = joined?.aliases ?? [];
   const links = given('links') ? readLinks(mapping.links, at('links'), problems, name) : [];
   const container = readContainerSettings(mapping, path, problems, { image: given('image') });
 
@@ -91,6 +93,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (configs.length > 0 || given('configs')) setOwn(origins, 'configs', given('configs') ? `services.${name}.configs` : `services.${name}.volumes`);
   for (const position of (container?.capAdd ?? []).keys()) setOwn(origins, `container.capAdd[${position}]`, `services.${name}.cap_add[${position}]`);
   setOwn(origins, 'tenant', extension.tenant === undefined ? context.tenantField : `services.${name}.x-hivemind.tenant`);
+  for (const [position, origin] of (joined?.origins ?? []).entries()) setOwn(origins, `networks[${position}]`, origin);
   setOwn(context.origins, appName, origins);
   const spec: AppSpec = {
     name: appName,
@@ -117,6 +120,8 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (container !== undefined) spec.container = container;
   const allConfigs = [...configs, ...(serviceConfigs ?? [])];
   if (allConfigs.length > 0) spec.configs = allConfigs;
+  // The default network alone is what a spec without networks means: left out, so a file that names it deploys as one that does not.
+  if (joined !== undefined && joined.networks.length > 0 && !(joined.networks.length === 1 && joined.networks[0] === DEFAULT_NETWORK)) spec.networks = joined.networks;
   return spec;
 }
 

@@ -8,7 +8,9 @@
  * service range, reached through every node's nat chains) once it holds
  * one; instance names keep answering instances. Pure: reads the state, no I/O.
  */
-import type { App, EndpointPort, Instance, NodeRecord, NodeStatus } from '../state/types.js';
+import { containsAddress, parseCidr, parseIpv4 } from '../state/ipam.js';
+import { versionNetworks } from '../state/app-networks.js';
+import type { App, EndpointPort, Instance, NodeRecord, NodeStatus, TenantNetwork } from '../state/types.js';
 
 /** One serving instance of an app, where it is reachable. */
 export interface ServiceEndpoint {
@@ -21,6 +23,8 @@ export interface ServiceEndpoint {
   serial: string;
   version: number;
   address: string;
+  /** An instance on several networks: every address, in the order of its networks (the first is `address`). */
+  addresses?: readonly string[];
   ports: readonly EndpointPort[];
 }
 
@@ -29,6 +33,8 @@ export interface DiscoveryInput {
   readonly apps: readonly App[];
   readonly instances: readonly Instance[];
   readonly nodes: readonly NodeRecord[];
+  /** The tenant networks (their blocks say which network an address is on); absent: none. */
+  readonly networks?: readonly TenantNetwork[];
 }
 
 /** Every app's serving endpoints and who is who by address. Owned by the caller; built anew when the state changes. */
@@ -48,6 +54,12 @@ export interface Directory {
   readonly tenantOfAddress: ReadonlyMap<string, string>;
   /** The service VIP of each app that holds one (`App.vip`), by `tenant/app`. */
   readonly vips: ReadonlyMap<string, string>;
+  /** The tenant network (`tenant/name`) whose block holds an address; undefined: the node subnets or outside. */
+  readonly networkOf: (address: string) => string | undefined;
+  /** The tenant networks (`tenant/name`) of a querier known by its source address: those of every address of its instance, in order; absent: on none. */
+  readonly networksOfAddress: ReadonlyMap<string, readonly string[]>;
+  /** The networks each app's current spec joins (`tenant/name`, in order), by `tenant/app`. */
+  readonly appNetworks: ReadonlyMap<string, readonly string[]>;
 }
 
 /** States in which an instance takes traffic: healthy, or running without a health check. */
@@ -69,7 +81,7 @@ export function isServing(instance: Instance, nodeStatus: NodeStatus | undefined
 }
 
 /** The address at which an instance is reached: see the file header. */
-export function addressOf(instance: Instance): { address: string; ports: readonly EndpointPort[] } | undefined {
+export function addressOf(instance: Instance): { address: string; addresses?: readonly string[]; ports: readonly EndpointPort[] } | undefined {
   return instance.status.endpoint;
 }
 
@@ -87,18 +99,27 @@ export function directoryOf(input: DiscoveryInput): Directory {
   const endpoints = new Map<string, ServiceEndpoint[]>();
   const addressTenants = new Map<string, string | null>();
   const vips = new Map<string, string>();
+  const appNetworks = new Map<string, readonly string[]>();
   for (const app of input.apps) {
     apps.add(appKey(app.tenant, app.name));
     tenants.add(app.tenant);
     if (app.vip !== undefined) vips.set(appKey(app.tenant, app.name), app.vip);
+    appNetworks.set(appKey(app.tenant, app.name), versionNetworks(app, app.version).map((name) => `${app.tenant}/${name}`));
   }
+  const networkOf = networkLookup(input.networks ?? []);
+  const networksOfAddress = new Map<string, readonly string[]>();
   for (const instance of input.instances) {
     const key = appKey(instance.tenant, instance.app);
     const reachable = addressOf(instance);
     if (reachable === undefined) continue;
+    const all = reachable.addresses ?? [reachable.address];
     if (instance.desired === 'running' && !nodeHosts.has(reachable.address)) {
-      const known = addressTenants.get(reachable.address);
-      addressTenants.set(reachable.address, known === undefined || known === instance.tenant ? instance.tenant : null);
+      const networks = all.flatMap((address) => networkOf(address) ?? []);
+      for (const address of all) {
+        const known = addressTenants.get(address);
+        addressTenants.set(address, known === undefined || known === instance.tenant ? instance.tenant : null);
+        if (networks.length > 0) networksOfAddress.set(address, networks);
+      }
     }
     if (!isServing(instance, instance.node === undefined ? undefined : nodeStatus.get(instance.node))) continue;
     let list = endpoints.get(key);
@@ -111,13 +132,27 @@ export function directoryOf(input: DiscoveryInput): Directory {
       serial: instance.id.slice(instance.id.lastIndexOf('.') + 1),
       version: instance.version,
       address: reachable.address,
+      ...(reachable.addresses !== undefined ? { addresses: reachable.addresses } : {}),
       ports: reachable.ports,
     });
   }
   for (const list of endpoints.values()) list.sort((left, right) => left.slot - right.slot || (left.instance < right.instance ? -1 : left.instance > right.instance ? 1 : 0));
   const tenantOfAddress = new Map<string, string>();
   for (const [address, tenant] of addressTenants) if (tenant !== null) tenantOfAddress.set(address, tenant);
-  return { apps, tenants, endpoints, tenantOfAddress, vips };
+  return { apps, tenants, endpoints, tenantOfAddress, vips, networkOf, networksOfAddress, appNetworks };
+}
+
+/** Which network's block holds an address (a scan: a cluster holds at most a few hundred networks). */
+function networkLookup(networks: readonly TenantNetwork[]): (address: string) => string | undefined {
+  const blocks = networks.flatMap((network) => {
+    const parsed = parseCidr(network.cidr);
+    return parsed.ok ? [{ key: `${network.tenant}/${network.name}`, block: parsed.network }] : [];
+  });
+  return (address) => {
+    if (blocks.length === 0) return undefined;
+    const value = parseIpv4(address);
+    return value === undefined ? undefined : blocks.find((entry) => containsAddress(entry.block, value))?.key;
+  };
 }
 
 /** The host of `host:port` or `[v6]:port`. */

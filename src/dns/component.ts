@@ -78,7 +78,7 @@ class DnsComponent implements NodeComponent, DnsView {
       host: services.config.bind,
       port: services.config.ports.dns,
       upstreams,
-      read: () => services.machine.schedulerView(),
+      read: () => ({ ...services.machine.schedulerView(), networks: services.machine.networks() }),
       log: (line) => services.log('dns', line),
     });
     registerMetrics(services, this.server.counts);

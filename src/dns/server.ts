@@ -199,11 +199,13 @@ export class DnsServer {
     const tenant = directory.tenantOfAddress.get(address);
     const app = tenant === undefined ? undefined : names.appOfAddress.get(address);
     const linking = app !== undefined && names.links.has(appKey(tenant!, app));
-    const key = `${tenant ?? ''}|${linking ? app : ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
+    // A querier on tenant networks sees the apps on its networks alone (zone.ts): its networks are part of the key.
+    const networks = tenant === undefined ? undefined : directory.networksOfAddress.get(address);
+    const key = `${tenant ?? ''}|${linking ? app : ''}|${networks?.join(',') ?? ''}|${query.name}|${query.type}|${query.edns === undefined ? 0 : 1}`;
     let bytes = this.zoneReplies.get(key);
     if (bytes === undefined) {
       if (this.zoneReplies.size >= ZONE_REPLIES_MAX) this.zoneReplies.clear();
-      bytes = encodeZoneReply(query, answerQuestion(directory, query, tenant, { names, ...(linking ? { querierApp: app } : {}) }));
+      bytes = encodeZoneReply(query, answerQuestion(directory, query, tenant, { names, ...(linking ? { querierApp: app } : {}), ...(networks !== undefined ? { querierNetworks: networks } : {}) }));
       this.zoneReplies.set(key, bytes);
     }
     return { bytes, key };

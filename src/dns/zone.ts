@@ -20,6 +20,14 @@
  * no answer); a name that does not exist is NXDOMAIN. A querier known to be
  * a tenant's instance sees that tenant's names only: another tenant's are
  * NXDOMAIN, as if they did not exist.
+ *
+ * Per network: a querier on tenant networks (its instance's addresses lie in
+ * network blocks) sees the apps on a network it is on, each instance at its
+ * address there (the querier's first network that holds one), as Compose's
+ * DNS does; an app on none of its networks is NXDOMAIN (its name does not
+ * exist where the querier is), one on a shared network with nothing serving
+ * NODATA. The VIP answers on every network: its DNAT picks the instances'
+ * addresses on the network the client shares with them (service-plan.ts).
  */
 import { appKey, type Directory, type ServiceEndpoint } from '../discovery/endpoints.js';
 import { appsNamed, NO_APP_NAMES, type AppNames } from './names.js';
@@ -72,7 +80,12 @@ export function zoneSoa(): ZoneRecord {
  * with the apps' aliases and links (`names`) and, for links, the querier's
  * app (`querierApp`, of `querierTenant`).
  */
-export function answerQuestion(directory: Directory, question: { name: string; type: number }, querierTenant?: string, context: { names: AppNames; querierApp?: string } = { names: NO_APP_NAMES }): ZoneAnswer {
+export function answerQuestion(
+  directory: Directory,
+  question: { name: string; type: number },
+  querierTenant?: string,
+  context: { names: AppNames; querierApp?: string; querierNetworks?: readonly string[] } = { names: NO_APP_NAMES },
+): ZoneAnswer {
   const labels = trimDot(question.name).split('.');
   labels.pop();
   const nxdomain: ZoneAnswer = { rcode: 'NXDOMAIN', answers: [], authorities: [zoneSoa()], additionals: [] };
@@ -82,15 +95,19 @@ export function answerQuestion(directory: Directory, question: { name: string; t
   if (querierTenant !== undefined && querierTenant !== tenant) return nxdomain;
   if (labels.length === 1) return directory.tenants.has(tenant) ? nodata : nxdomain;
   const label = labels[labels.length - 2]!;
-  const apps = appsNamed(directory, context.names, { tenant, label }, querierTenant === tenant ? context.querierApp : undefined);
+  const named = appsNamed(directory, context.names, { tenant, label }, querierTenant === tenant ? context.querierApp : undefined);
+  const querierNetworks = context.querierNetworks ?? [];
+  const apps = querierNetworks.length === 0 ? named : named.filter((app) => (directory.appNetworks.get(appKey(tenant, app)) ?? []).some((network) => querierNetworks.includes(network)));
   if (apps.length === 0) return nxdomain;
-  const endpoints = apps.length === 1 ? (directory.endpoints.get(appKey(tenant, apps[0]!)) ?? []) : apps.flatMap((app) => directory.endpoints.get(appKey(tenant, app)) ?? []);
+  const endpointsOf = (app: string): readonly ServiceEndpoint[] => onNetworks(directory, directory.endpoints.get(appKey(tenant, app)) ?? [], querierNetworks);
+  const endpoints = apps.flatMap(endpointsOf);
   const name = trimDot(question.name);
   if (labels.length === 2) {
     // Each app by its VIP, but only while something serves it: an app with nothing serving stays NODATA, as without VIPs.
     const addresses = apps.flatMap((app): readonly { address: string }[] => {
-      const own = directory.endpoints.get(appKey(tenant, app)) ?? [];
+      const own = endpointsOf(app);
       const vip = directory.vips.get(appKey(tenant, app));
+      // The VIP reaches the instances over the network the client shares with them (service-plan.ts), so it answers on every network.
       return vip !== undefined && own.length > 0 ? [{ address: vip }] : own;
     });
     return addressAnswer(name, addresses, question.type) ?? nodata;
@@ -110,6 +127,23 @@ export function answerQuestion(directory: Directory, question: { name: string; t
     return srvAnswer(name, endpoints, { target: Number(target[1]), protocol });
   }
   return nxdomain;
+}
+
+/**
+ * The endpoints as a querier on `networks` reaches them: each at its first
+ * address on one of those networks (in the querier's order), those with none
+ * left out; every endpoint as it is when the querier is on no tenant network.
+ */
+function onNetworks(directory: Directory, endpoints: readonly ServiceEndpoint[], networks: readonly string[]): readonly ServiceEndpoint[] {
+  if (networks.length === 0) return endpoints;
+  const reached: ServiceEndpoint[] = [];
+  for (const endpoint of endpoints) {
+    const addresses = endpoint.addresses ?? [endpoint.address];
+    const byNetwork = new Map(addresses.map((address) => [directory.networkOf(address), address]));
+    const network = networks.find((candidate) => byNetwork.has(candidate));
+    if (network !== undefined) reached.push(byNetwork.get(network) === endpoint.address ? endpoint : { ...endpoint, address: byNetwork.get(network)! });
+  }
+  return reached;
 }
 
 /** `<slot>`: the serving copies of a slot; `<slot>-<serial>`: one instance; else undefined. */

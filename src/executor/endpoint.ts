@@ -16,6 +16,8 @@ export interface EndpointInputs {
   runtimeKind: string;
   /** The workload's address as its runtime reports it (a container's address on its network). */
   workloadAddress?: string;
+  /** A container on several networks: every address, the first `workloadAddress`. */
+  workloadAddresses?: string[];
   /** A process app's host port of each target port. */
   hostPorts?: Record<string, number>;
   /** The app's ports (from its spec). */
@@ -38,7 +40,8 @@ export function instanceEndpoint(inputs: EndpointInputs): InstanceEndpoint | und
     const port = sharesNodeNetwork ? (inputs.hostPorts?.[String(spec.target)] ?? spec.target) : spec.target;
     ports.push({ target: spec.target, port, protocol: spec.protocol });
   }
-  return { address, ports };
+  const addresses = sharesNodeNetwork ? undefined : inputs.workloadAddresses;
+  return { address, ports, ...(addresses !== undefined && addresses.length > 1 && addresses[0] === address ? { addresses: [...addresses] } : {}) };
 }
 
 /** Whether two endpoints are equal (both absent counts as equal). */
@@ -46,6 +49,7 @@ export function sameEndpoint(left: InstanceEndpoint | undefined, right: Instance
   if (left === undefined || right === undefined) return left === right;
   return (
     left.address === right.address &&
+    (left.addresses ?? []).join(',') === (right.addresses ?? []).join(',') &&
     left.ports.length === right.ports.length &&
     left.ports.every((entry, index) => {
       const other = right.ports[index]!;

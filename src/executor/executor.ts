@@ -114,6 +114,8 @@ interface Tracked {
   busy: boolean;
   startedAtMs: number;
   address?: string;
+  /** On several networks: every address of the container (the first is `address`). */
+  addresses?: string[];
   /** Host port of each target port, where they differ (process apps). */
   hostPorts?: Record<string, number>;
   logPath: string;
@@ -504,6 +506,7 @@ export class Executor implements NodeComponent {
       busy: false,
       startedAtMs: workload.startedAt,
       ...(workload.address ? { address: workload.address } : {}),
+      ...(workload.addresses ? { addresses: workload.addresses } : {}),
       ...(workload.hostPorts ? { hostPorts: workload.hostPorts } : {}),
       logPath: logPathOf(this.executorDir, workload.id),
       stopSignal: spec?.stopSignal ?? STOP_SIGNAL_DEFAULT,
@@ -851,6 +854,7 @@ export class Executor implements NodeComponent {
       const started = await inSpan(`executor.${kind}`, {}, () => runtime.start(built.workload));
       tracked.startedAtMs = started.startedAt;
       if (started.address) tracked.address = started.address;
+      if (started.addresses) tracked.addresses = started.addresses;
       if (started.hostPorts) tracked.hostPorts = started.hostPorts;
     } catch (error) {
       if (this.supervisions.get(instance.id)?.tracked === tracked) this.supervisions.clear(instance.id, 'tracked');
@@ -1011,6 +1015,7 @@ export class Executor implements NodeComponent {
     const endpoint = instanceEndpoint({
       runtimeKind: tracked.runtime.kind,
       ...(tracked.address !== undefined ? { workloadAddress: tracked.address } : {}),
+      ...(tracked.addresses !== undefined ? { workloadAddresses: tracked.addresses } : {}),
       ...(tracked.hostPorts !== undefined ? { hostPorts: tracked.hostPorts } : {}),
       ports: spec?.ports ?? [],
       nodeAddress: this.nodeAddress,

@@ -72,6 +72,8 @@ export interface WorkloadSpec {
   /** The instance id; also the workload's id in the runtime. */
   id: string;
   tenant: string;
+  /** The tenant networks a container joins, in order (the app's `networks`, or `default`), those the state holds; empty: the node subnet. Absent (older callers): `default`. */
+  networks?: string[];
   app: string;
   /** The app version this workload runs. */
   version: number;
@@ -127,6 +129,8 @@ export interface RunningWorkload {
   oomKilled?: boolean;
   /** Address on which the workload's own ports are reachable from the node (127.0.0.1 for processes). */
   address?: string;
+  /** A container on more than one network: every address, in the order of its networks (the first is `address`). */
+  addresses?: string[];
   /**
    * Where each of the app's ports (by its `target` number) is reachable at
    * `address`, when that differs from the target: a process app shares the

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ClusterStateMachine } from '../state/machine.js';
+import { specNetworks } from '../state/app-networks.js';
 import { openSecret, secretAssociatedData } from '../state/secrets.js';
 import type { AppSpec, Instance } from '../state/types.js';
 import type { DeviceIoLimit, Mount, SecretFile, WorkloadSpec } from './runtime.js';
@@ -31,6 +32,16 @@ export interface WorkloadInputs {
   runAs?: { uid: number; gid: number };
 }
 
+/**
+ * The networks of the spec that exist in the state: a tenant made before the
+ * pool has no `default`, and its containers stay on the node subnet (none
+ * left) rather than wait for a network that will never be listed.
+ */
+function existingNetworks(machine: ClusterStateMachine, tenant: string, names: readonly string[]): string[] {
+  const held = new Set(machine.networks().flatMap((network) => (network.tenant === tenant ? [network.name] : [])));
+  return names.filter((name) => held.has(name));
+}
+
 /** The workload, or a message saying why the instance cannot run. */
 export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: WorkloadSpec } | { ok: false; message: string } {
   const { instance, spec } = inputs;
@@ -49,6 +60,7 @@ export function buildWorkload(inputs: WorkloadInputs): { ok: true; workload: Wor
   const workload: WorkloadSpec = {
     id: instance.id,
     tenant: instance.tenant,
+    networks: existingNetworks(inputs.machine, instance.tenant, specNetworks(spec)),
     app: instance.app,
     version: instance.version,
     specHash: specHash(spec),

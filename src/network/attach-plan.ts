@@ -27,6 +27,8 @@ export interface AttachInstance {
   node?: string;
   desired: 'running' | 'stopped';
   state: string;
+  /** The networks its version's spec joins (`versionNetworks`); absent: `appNetworks`, else its tenant's `default`. */
+  networks?: readonly string[];
 }
 
 /** A network and a node: one slice, held or wanted. */
@@ -82,7 +84,7 @@ export function planAttachments(input: AttachInput): AttachPlan {
   const wanted = new Map<string, NetworkNode>();
   for (const instance of input.instances) {
     if (!holdsSlice(instance) || !live.has(instance.node!)) continue;
-    for (const name of input.appNetworks?.get(`${instance.tenant}/${instance.app}`) ?? ['default']) {
+    for (const name of instance.networks ?? input.appNetworks?.get(`${instance.tenant}/${instance.app}`) ?? ['default']) {
       if (!byKey.has(`${instance.tenant}/${name}`)) continue;
       const entry = { tenant: instance.tenant, name, node: instance.node! };
       wanted.set(sliceKey(entry), entry);

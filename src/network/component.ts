@@ -54,7 +54,7 @@ import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
-import { DEFAULT_NETWORK } from '../state/apply-tenant-networks.js';
+import { versionNetworks } from '../state/app-networks.js';
 import type { TenantNetwork } from '../state/types.js';
 import { configureProposal } from './configure.js';
 import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
@@ -104,6 +104,8 @@ export class NetworkComponent implements NodeComponent {
   #stopped = false;
   #reconciles = 0;
   #written: string | undefined;
+  /** The node network file as last written, when it said `ready`. */
+  #writtenReady: NodeNetworkReady | undefined;
   #lastProblem: string | undefined;
   #configuring = false;
   /** The attaches and detaches proposed and not answered yet, by `sliceKey`: never proposed twice at once. */
@@ -202,29 +204,29 @@ export class NetworkComponent implements NodeComponent {
     return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })), this.#carriedSlices());
   }
 
-  /** The tenant networks whose containers this node attaches (`--tenant-networks`): every node's slices of them. */
+  /** The tenant networks whose containers this node attaches (`--tenant-networks`: every network of the tenants named): every node's slices of them. */
   #carriedNetworks(): TenantNetwork[] {
     const setting = this.#services.config.tenantNetworks;
     if (setting === 'none') return [];
-    return this.#services.machine.networks().filter((network) => network.name === DEFAULT_NETWORK && (setting === 'all' || setting.includes(network.tenant)));
+    return this.#services.machine.networks().filter((network) => setting === 'all' || setting.includes(network.tenant));
   }
 
   #carriedSlices(): OverlaySlice[] {
     return this.#carriedNetworks().flatMap((network) => network.slices.map((slice) => ({ network: `${network.tenant}/${network.name}`, node: slice.node, cidr: slice.cidr })));
   }
 
-  /** What the node network file says of tenant networks: per carried tenant, this node's slice or `pending`. */
-  #tenantAttaches(plan: OverlayPlan): Pick<NodeNetworkReady, 'tenants' | 'tenantCidr'> {
+  /** What the node network file says of tenant networks: per carried network, this node's slice or `pending`. */
+  #tenantAttaches(plan: OverlayPlan): Pick<NodeNetworkReady, 'networks' | 'tenantCidr'> {
     const networks = this.#carriedNetworks();
     const tenantCidr = this.#services.machine.network()?.tenantCidr;
     if (networks.length === 0 || tenantCidr === undefined) return {};
-    const tenants: NonNullable<NodeNetworkReady['tenants']> = {};
+    const attaches: NonNullable<NodeNetworkReady['networks']> = {};
     for (const network of networks) {
       const key = `${network.tenant}/${network.name}`;
       const local = plan.local.slices.find((slice) => slice.network === key);
-      tenants[network.tenant] = local === undefined ? { state: 'pending', network: key } : { state: 'ready', network: key, bridge: local.bridge, subnet: local.cidr, gateway: local.gateway };
+      attaches[key] = local === undefined ? { state: 'pending', network: key } : { state: 'ready', network: key, bridge: local.bridge, subnet: local.cidr, gateway: local.gateway, block: network.cidr };
     }
-    return { tenantCidr, tenants };
+    return { tenantCidr, networks: attaches };
   }
 
   /**
@@ -242,7 +244,10 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
-    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) this.#links.request('overlay');
+    if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) {
+      this.#listNewNetworks(plan);
+      this.#links.request('overlay');
+    }
     if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
       this.#tables.request('drift');
       return;
@@ -470,9 +475,17 @@ export class NetworkComponent implements NodeComponent {
     const networks = this.#services.machine.networks();
     if (networks.every((network) => network.slices.length === 0) && this.#carriedNetworks().length === 0) return;
     const view = this.#services.machine.schedulerView();
+    const apps = new Map(view.apps.map((app) => [`${app.tenant}/${app.name}`, app]));
     const plan = planAttachments({
       networks,
-      instances: view.instances.map((instance) => ({ tenant: instance.tenant, app: instance.app, desired: instance.desired, state: instance.status.state, ...(instance.node !== undefined ? { node: instance.node } : {}) })),
+      instances: view.instances.map((instance) => ({
+        tenant: instance.tenant,
+        app: instance.app,
+        desired: instance.desired,
+        state: instance.status.state,
+        networks: versionNetworks(apps.get(`${instance.tenant}/${instance.app}`), instance.version),
+        ...(instance.node !== undefined ? { node: instance.node } : {}),
+      })),
       nodes: view.nodes,
       idleSinceMs: this.#idleSinceMs,
       nowMs: this.#options.nowMs(),
@@ -512,6 +525,24 @@ export class NetworkComponent implements NodeComponent {
     if (text === this.#written) return;
     writeNodeNetwork(this.#services.dataDir, network);
     this.#written = text;
+    this.#writtenReady = network.state === 'ready' ? network : undefined;
+  }
+
+  /**
+   * Lists the carried networks the node network file does not name yet as
+   * `pending`, at once (the overlay pass that makes their bridges may take
+   * seconds): a deploy makes its networks a commit before its instances are
+   * placed, and an executor that saw none of them would attach the container
+   * to the node subnet instead of waiting for the slice.
+   */
+  #listNewNetworks(plan: OverlayPlan): void {
+    const written = this.#writtenReady;
+    if (written === undefined) return;
+    const attaches = this.#tenantAttaches(plan);
+    const added = Object.keys(attaches.networks ?? {}).filter((key) => written.networks?.[key] === undefined);
+    if (added.length === 0) return;
+    const networks = { ...written.networks, ...Object.fromEntries(added.map((key) => [key, { state: 'pending' as const, network: key }])) };
+    this.#write({ ...written, ...(attaches.tenantCidr !== undefined ? { tenantCidr: attaches.tenantCidr } : {}), networks });
   }
 
   /** Logs a problem once until it changes or a reconcile succeeds. */
@@ -547,7 +578,7 @@ function metric<T>(registry: NodeServices['registry'], name: string, make: () =>
 export const createNetworkComponent: ComponentFactory = (services) => new NetworkComponent(services);
 
 /** What a full pass programmed the overlay and the mesh from, and told the executor of tenant networks: a state pass compares it. */
-function overlayKey(plan: OverlayPlan, clusterCidr: string, attaches: Pick<NodeNetworkReady, 'tenants' | 'tenantCidr'>): string {
+function overlayKey(plan: OverlayPlan, clusterCidr: string, attaches: Pick<NodeNetworkReady, 'networks' | 'tenantCidr'>): string {
   return JSON.stringify([plan, clusterCidr, attaches]);
 }
 

@@ -8,7 +8,11 @@
  * Semantics (as Kubernetes' NetworkPolicy, ingress only):
  *   - an app no policy selects accepts its own tenant's instances and
  *     anything from outside the cluster network; other tenants' instances
- *     (any address of the cluster network) are denied;
+ *     (any address of the cluster network) are denied; on a tenant network
+ *     (an address in a network's block), only what comes from that network
+ *     (its block) or from the tenant's instances on the node subnets: as
+ *     Compose, two apps of a tenant reach each other over a network they
+ *     share, at the address they hold on it;
  *   - an app some policy selects (the policy lists it, lists no app at all,
  *     or the app's spec lists the policy under `x-hivemind.policies`)
  *     accepts only what a rule of one of those policies allows: sources by
@@ -61,6 +65,9 @@ export interface PolicyModelInput {
   clusterCidr: string;
   /** The tenant network pool, when set: its addresses are instances' as the cluster network's are (unknown ones denied like other tenants'). */
   tenantCidr?: string;
+  /** The tenant networks and their blocks: an address in a block is on that network. */
+  networks?: readonly { tenant: string; name: string; cidr: string }[];
+  /** One entry per address: an instance on several networks appears once for each of its addresses. */
   instances: PolicyInstance[];
   policies: NetworkPolicy[];
   apps: PolicyApp[];
@@ -77,6 +84,10 @@ export interface PolicyModel {
   readonly addressedByApp: ReadonlyMap<string, PolicyInstance[]>;
   /** Tenant to its instances that have an address, sorted by address. */
   readonly addressedByTenant: ReadonlyMap<string, PolicyInstance[]>;
+  /** The tenant network (`tenant/name`) whose block holds `address`, or undefined (the node subnets, outside). */
+  readonly networkOf: (address: string) => string | undefined;
+  /** The blocks of the tenant networks, by `tenant/name`. */
+  readonly networkBlocks: ReadonlyMap<string, string>;
   /** The policies selecting app `tenant/app`, by tenant and name. */
   readonly selecting: (tenant: string, app: string) => NetworkPolicy[];
   /** Of those, the ones that restrict its ingress (see `restrictsIngress`). */
@@ -99,6 +110,14 @@ export function instanceAddressOf(status: unknown): string | undefined {
   const endpoint = (status as { endpoint?: unknown } | undefined)?.endpoint;
   const address = (endpoint as { address?: unknown } | undefined)?.address;
   return typeof address === 'string' && parseIpv4(address) !== undefined ? address : undefined;
+}
+
+/** Every IPv4 address of the instance: `endpoint.addresses` (one per network) when it has several, else `instanceAddressOf`'s, else none. */
+export function instanceAddressesOf(status: unknown): string[] {
+  const addresses = ((status as { endpoint?: { addresses?: unknown } } | undefined)?.endpoint?.addresses ?? undefined) as unknown;
+  if (Array.isArray(addresses)) return addresses.filter((address): address is string => typeof address === 'string' && parseIpv4(address) !== undefined);
+  const address = instanceAddressOf(status);
+  return address === undefined ? [] : [address];
 }
 
 function byIpv4(left: PolicyInstance, right: PolicyInstance): number {
@@ -136,8 +155,18 @@ export function policyModel(input: PolicyModelInput): PolicyModel {
   const policies = [...input.policies].sort((left, right) => (left.tenant === right.tenant ? compare(left.name, right.name) : compare(left.tenant, right.tenant)));
   const selecting = (tenant: string, app: string): NetworkPolicy[] =>
     policies.filter((policy) => policy.tenant === tenant && (policy.apps.length === 0 || policy.apps.includes(app) || listed.get(`${tenant}/${app}`)?.has(policy.name) === true));
+  const blocks = (input.networks ?? []).flatMap((network) => {
+    const block = parseCidr(network.cidr);
+    return block.ok ? [{ key: `${network.tenant}/${network.name}`, block: block.network }] : [];
+  });
+  const networkOf = (address: string): string | undefined => {
+    const value = parseIpv4(address);
+    return value === undefined ? undefined : blocks.find((entry) => containsAddress(entry.block, value))?.key;
+  };
   return {
     ...ranges,
+    networkOf,
+    networkBlocks: new Map((input.networks ?? []).map((network) => [`${network.tenant}/${network.name}`, network.cidr])),
     byAddress: new Map(sorted.map((instance) => [instance.address!, instance])),
     addressedByApp,
     addressedByTenant,
@@ -244,6 +273,8 @@ function decideIngress(model: PolicyModel, resolved: PolicyDecision['source'], d
   const selecting = policies.map((policy) => `${policy.tenant}/${policy.name}`);
   if (policies.length === 0) {
     if (resolved.tenant !== undefined) {
+      const apart = resolved.tenant === destination.tenant ? noSharedNetwork(model, resolved, destination) : undefined;
+      if (apart !== undefined) return { verdict: 'deny', reason: apart, selecting, source: resolved };
       return resolved.tenant === destination.tenant
         ? { verdict: 'allow', reason: `default: apps of tenant "${destination.tenant}" reach each other`, selecting, source: resolved }
         : { verdict: 'deny', reason: `default: tenant "${resolved.tenant}" may not reach tenant "${destination.tenant}" (no policy selects ${destination.tenant}/${destination.app})`, selecting, source: resolved };
@@ -349,7 +380,9 @@ export function planPolicyChains(model: PolicyModel, nodeId: string): PolicyChai
     if (instance.node !== nodeId) continue;
     destinationCount++;
     const policies = model.selectingIngress(instance.tenant, instance.app);
-    const target = policies.length === 0 ? tenantChain(model, chains, instance.tenant) : appChain(model, chains, instance.tenant, instance.app, policies);
+    const network = model.networkOf(instance.address!);
+    const target =
+      policies.length > 0 ? appChain(model, chains, instance.tenant, instance.app, policies) : network === undefined ? tenantChain(model, chains, instance.tenant) : networkChain(model, chains, instance.tenant, network);
     main.push(`-d ${instance.address}/32 ${comment(`${instance.tenant}/${instance.app}`)} -g ${target}`);
   }
   let ruleCount = 0;
@@ -365,6 +398,38 @@ function tenantChain(model: PolicyModel, chains: Map<string, string[]>, tenant: 
   if (model.tenantPool !== undefined) rules.push(`-s ${formatCidr(model.tenantPool)} ${comment(`tenant ${tenant}: other tenant networks denied`)} -j DROP`);
   chains.set(name, rules);
   return name;
+}
+
+/**
+ * The chain of a tenant network's destinations: its own block, and the
+ * tenant's instances on the node subnets, RETURN; the rest of the cluster
+ * network and the pool (other networks of the tenant included) DROP.
+ */
+function networkChain(model: PolicyModel, chains: Map<string, string[]>, tenant: string, network: string): string {
+  const name = `HM-W-${shortHash(network)}`;
+  if (chains.has(name)) return name;
+  const rules = [`-s ${model.networkBlocks.get(network)} ${comment(`network ${network}`)} -j RETURN`];
+  for (const instance of model.addressedByTenant.get(tenant) ?? []) if (containsAddress(model.clusterNetwork, parseIpv4(instance.address!)!)) rules.push(`-s ${instance.address}/32 -j RETURN`);
+  rules.push(`-s ${formatCidr(model.clusterNetwork)} ${comment(`network ${network}: other tenants denied`)} -j DROP`);
+  if (model.tenantPool !== undefined) rules.push(`-s ${formatCidr(model.tenantPool)} ${comment(`network ${network}: other networks denied`)} -j DROP`);
+  chains.set(name, rules);
+  return name;
+}
+
+/**
+ * Why two apps of one tenant may not reach each other by default: they are
+ * on tenant networks and share none (a source given by address: the network
+ * of that address). Undefined when they share one, or either is on the node
+ * subnets or has no address known.
+ */
+function noSharedNetwork(model: PolicyModel, source: PolicyDecision['source'], destination: { tenant: string; app: string }): string | undefined {
+  const networksOf = (addresses: readonly string[]): Set<string | undefined> => new Set(addresses.map((address) => model.networkOf(address)));
+  const from = source.address !== undefined ? networksOf([source.address]) : networksOf((model.addressedByApp.get(`${source.tenant}/${source.app}`) ?? []).map((instance) => instance.address!));
+  const to = networksOf((model.addressedByApp.get(`${destination.tenant}/${destination.app}`) ?? []).map((instance) => instance.address!));
+  if (from.size === 0 || to.size === 0 || from.has(undefined) || to.has(undefined)) return undefined;
+  if ([...from].some((network) => to.has(network))) return undefined;
+  const names = (set: Set<string | undefined>): string => [...set].join(', ');
+  return `default: ${source.address ?? `${source.tenant}/${source.app}`} (on ${names(from)}) and ${destination.tenant}/${destination.app} (on ${names(to)}) share no network`;
 }
 
 function appChain(model: PolicyModel, chains: Map<string, string[]>, tenant: string, app: string, policies: NetworkPolicy[]): string {

@@ -6,7 +6,7 @@
 import { DEFAULT_CLUSTER_CIDR } from '../state/ipam.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import { currentSpec } from '../state/state.js';
-import { instanceAddressOf, policyModel, type PolicyModel } from './policy-plan.js';
+import { instanceAddressesOf, policyModel, type PolicyModel } from './policy-plan.js';
 
 /** The model of `machine`'s state now; `clusterCidr` when the cluster network is not configured yet. */
 export function policyModelOf(machine: ClusterStateMachine, clusterCidr: string = DEFAULT_CLUSTER_CIDR): PolicyModel {
@@ -14,9 +14,12 @@ export function policyModelOf(machine: ClusterStateMachine, clusterCidr: string 
   return policyModel({
     clusterCidr: machine.network()?.cidr ?? clusterCidr,
     ...(tenantCidr !== undefined ? { tenantCidr } : {}),
-    instances: machine.instances().map((instance) => {
-      const address = instanceAddressOf(instance.status);
-      return { id: instance.id, tenant: instance.tenant, app: instance.app, ...(instance.node !== undefined ? { node: instance.node } : {}), ...(address !== undefined ? { address } : {}), updatedIndex: instance.status.updatedIndex };
+    networks: machine.networks(),
+    // An instance on several networks is one entry per address.
+    instances: machine.instances().flatMap((instance) => {
+      const base = { id: instance.id, tenant: instance.tenant, app: instance.app, ...(instance.node !== undefined ? { node: instance.node } : {}), updatedIndex: instance.status.updatedIndex };
+      const addresses = instanceAddressesOf(instance.status);
+      return addresses.length === 0 ? [base] : addresses.map((address) => ({ ...base, address }));
     }),
     policies: machine.policies(),
     apps: machine.apps().map((app) => ({ tenant: app.tenant, name: app.name, policies: currentSpec(app).hivemind.policies ?? [] })),

@@ -9,7 +9,11 @@
  *   HM-S-<hash>: per port of the app's current spec, one DNAT rule per
  *     serving endpoint that has the port: endpoint i of n (from 0) taken
  *     with probability 1/(n-i) (`statistic --mode random`), the last always,
- *     so each is picked with probability 1/n.
+ *     so each is picked with probability 1/n. An app on several tenant
+ *     networks has, before those, per later network (`networkBlocks`) the
+ *     same spread matching `-s <its block>` over the endpoints' addresses
+ *     in that block: a client reaches the instances over the network it
+ *     shares with them (their other addresses are not its to reach).
  * DNAT only, no SNAT: the instance sees the client's own address, so the
  * network policies (filter FORWARD, after PREROUTING's DNAT) judge the real
  * source and the real destination. A VIP with no serving endpoint has no
@@ -53,8 +57,10 @@ export interface ServiceInput {
   vip: string;
   /** The ports of its current spec: connections to VIP:target go to an endpoint's port for that target. */
   ports: readonly { target: number; protocol: 'tcp' | 'udp' }[];
-  /** Its serving endpoints (`src/discovery/endpoints.ts`), in the directory's order. */
-  endpoints: readonly { instance: string; address: string; ports: readonly EndpointPort[] }[];
+  /** Its serving endpoints (`src/discovery/endpoints.ts`), in the directory's order; `addresses`: every address of one on several networks. */
+  endpoints: readonly { instance: string; address: string; addresses?: readonly string[]; ports: readonly EndpointPort[] }[];
+  /** The blocks of its tenant networks after the first (absent: one network): a client in one is sent to the endpoints' addresses there. */
+  networkBlocks?: readonly string[];
 }
 
 /** One app with published ports, as the routing mesh sees it. */
@@ -142,8 +148,14 @@ export function planServiceChains(services: readonly ServiceInput[], options: Se
     main.push(`-d ${formatIpv4(parseIpv4(service.vip)!)}/32 -m comment --comment "hivemind: ${service.tenant}/${service.app}" -g ${name}`);
     const rules: string[] = [];
     for (const port of uniquePorts(service.ports)) {
+      const match = `-p ${port.protocol} -m ${port.protocol} --dport ${port.target}`;
+      for (const block of service.networkBlocks ?? []) {
+        const targets = targetsOf(onBlock(service.endpoints, block), port, () => true);
+        rules.push(...spread(`-s ${block} ${match}`, targets));
+        endpointCount += targets.length;
+      }
       const targets = targetsOf(service.endpoints, port, () => true);
-      rules.push(...spread(`-p ${port.protocol} -m ${port.protocol} --dport ${port.target}`, targets));
+      rules.push(...spread(match, targets));
       endpointCount += targets.length;
     }
     chains.set(name, rules);
@@ -164,6 +176,16 @@ function targetsOf(endpoints: ServiceInput['endpoints'], port: { target: number;
     const found = endpoint.ports.find((entry) => entry.target === port.target && entry.protocol === port.protocol);
     const address = parseIpv4(endpoint.address);
     return found === undefined || address === undefined || !eligible(address) ? [] : [`${endpoint.address}:${found.port}`];
+  });
+}
+
+/** The endpoints that hold an address in `block`, each at that address. */
+function onBlock(endpoints: ServiceInput['endpoints'], block: string): ServiceInput['endpoints'] {
+  const parsed = parseCidr(block);
+  if (!parsed.ok) return [];
+  return endpoints.flatMap((endpoint) => {
+    const address = (endpoint.addresses ?? []).find((candidate) => containsAddress(parsed.network, parseIpv4(candidate) ?? -1));
+    return address === undefined ? [] : [{ ...endpoint, address }];
   });
 }
 

@@ -11,17 +11,22 @@ import type { PublishedInput, ServiceInput } from './service-plan.js';
 /** Every app of `machine`'s state that holds a VIP, with its ports and serving endpoints, in state order. */
 export function servicesOf(machine: ClusterStateMachine): ServiceInput[] {
   const view = machine.schedulerView();
-  const directory = directoryOf(view);
+  const networks = machine.networks();
+  const directory = directoryOf({ ...view, networks });
+  const blocks = new Map(networks.map((network) => [`${network.tenant}/${network.name}`, network.cidr]));
   const services: ServiceInput[] = [];
   for (const app of view.apps) {
     if (app.vip === undefined) continue;
     const endpoints = directory.endpoints.get(appKey(app.tenant, app.name)) ?? [];
+    // The first network is every endpoint's `address`: the spread without a source match covers it.
+    const later = (directory.appNetworks.get(appKey(app.tenant, app.name)) ?? []).slice(1).flatMap((key) => blocks.get(key) ?? []);
     services.push({
       tenant: app.tenant,
       app: app.name,
       vip: app.vip,
       ports: currentSpec(app).ports.map((port) => ({ target: port.target, protocol: port.protocol })),
-      endpoints: endpoints.map((endpoint) => ({ instance: endpoint.instance, address: endpoint.address, ports: endpoint.ports })),
+      endpoints: endpoints.map((endpoint) => ({ instance: endpoint.instance, address: endpoint.address, ...(endpoint.addresses !== undefined ? { addresses: endpoint.addresses } : {}), ports: endpoint.ports })),
+      ...(later.length > 0 ? { networkBlocks: later } : {}),
     });
   }
   return services;

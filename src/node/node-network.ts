@@ -29,12 +29,13 @@ export interface NodeNetworkReady {
   /** The tenant network pool: traffic to it keeps its source address too. Absent: not set, or no tenant is on its network here. */
   tenantCidr?: string;
   /**
-   * The tenants whose containers go on their tenant network (`--tenant-networks`):
-   * this node's slice of it, or `pending` while the slice is not committed
-   * (an attach then waits, as for the node subnet). A tenant not listed:
-   * the node subnet.
+   * The tenant networks whose containers this node attaches
+   * (`--tenant-networks`: every network of the tenants it names), by
+   * `tenant/name`: this node's slice of it, or `pending` while the slice is
+   * not committed (an attach then waits, as for the node subnet). A tenant
+   * with no network listed: the node subnet.
    */
-  tenants?: Record<string, TenantNetworkAttach | { state: 'pending'; network: string }>;
+  networks?: Record<string, TenantNetworkAttach | { state: 'pending'; network: string }>;
 }
 
 /** Where a tenant's containers attach on this node: its network's bridge and this node's slice. */
@@ -46,6 +47,8 @@ export interface TenantNetworkAttach {
   /** This node's slice (CIDR): container addresses come from it. */
   subnet: string;
   gateway: string;
+  /** The network's block (CIDR), which holds every node's slice of it: a container's second and later interfaces route it. */
+  block: string;
 }
 
 export type NodeNetwork = NodeNetworkReady | { state: 'pending' };

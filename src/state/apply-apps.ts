@@ -19,7 +19,8 @@
  * scheduler removes the record once it stopped; an unplaced instance is
  * removed at once.
  */
-import { CONTAINER_SETTINGS_VERSION } from './version.js';
+import { APP_NETWORKS_VERSION, CONTAINER_SETTINGS_VERSION } from './version.js';
+import { planDeployNetworks } from './apply-tenant-networks.js';
 import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
 import { addApp, quotaProblem, tenantUsage, type Usage } from './quota.js';
@@ -42,7 +43,7 @@ import {
 } from './state.js';
 import { APP_VERSIONS_MAX, type App, type AppSpec, type Command, type Instance, type Quota, type Rollout, type Tenant } from './types.js';
 import { boolean, integer, list, object, oneOf, optional } from './schema.js';
-import { appSpec, name, LIMITS } from './fields.js';
+import { appSpec, deployNetwork, name, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
@@ -135,11 +136,15 @@ export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.d
   }
   const owner = command.force === true ? undefined : ownerProblem(state, command);
   if (owner !== undefined) return { ok: false, error: owner };
+  const networks = planDeployNetworks(state, command.networks ?? [], context);
+  if (!networks.ok) return networks;
+  // The apps are planned against the networks as the commit leaves them (those it makes included).
+  const planned: ClusterState = command.networks === undefined ? state : { ...state, networks: networks.networks };
   const changes = command.specs.map((spec) => changeOf(state, spec, command.project));
   const deployed = command.specs.filter((_, position) => changes[position] === 'deploy');
-  const scratch = deployed.length <= 1 ? undefined : deployScratch(state, deployed);
+  const scratch = deployed.length <= 1 ? undefined : deployScratch(planned, deployed);
   for (const [position, spec] of command.specs.entries()) {
-    const plan = planChange(scratch ?? state, spec, changes[position]!, context);
+    const plan = planChange(scratch ?? planned, spec, changes[position]!, context);
     if (!plan.ok) {
       const field = plan.error.field === undefined ? `specs[${position}]` : `specs[${position}].${plan.error.field.replace(/^spec\./, '')}`;
       const others = command.specs.length - 1;
@@ -152,7 +157,7 @@ export function planAppDeployMany(state: ClusterState, command: CommandOf<'app.d
     ok: true,
     commit: () => {
       const values: unknown[] = [];
-      const summaries: string[] = [];
+      const summaries: string[] = networks.commit();
       for (const [position, spec] of command.specs.entries()) {
         const plan = planChange(state, spec, changes[position]!, context);
         assert(plan.ok, `deploy of ${spec.name} passed on the scratch state but not on the real one`);
@@ -291,6 +296,10 @@ function referenceProblem(state: ClusterState, spec: AppSpec, how: DeployHow): S
   for (const [position, policy] of (spec.hivemind.policies ?? []).entries()) {
     if (state.policies.has(tenantKey(spec.tenant, policy))) continue;
     return missing('network policy', policy, spec.tenant, how, `hivemind.policies[${position}]`);
+  }
+  for (const [position, network] of (spec.networks ?? []).entries()) {
+    if (state.networks.has(tenantKey(spec.tenant, network))) continue;
+    return missing('network', network, spec.tenant, how, `networks[${position}]`);
   }
   return undefined;
 }
@@ -520,13 +529,19 @@ export function planAppDelete(state: ClusterState, command: CommandOf<'app.delet
 // -----------------------------------------------------------------------------
 // The commands of this file as modules: schema, plan, proposers, version (listed in commands.ts).
 
+/** The state version a spec needs: its newest field's. */
+function specVersion(spec: AppSpec): number {
+  if (spec.networks !== undefined) return APP_NETWORKS_VERSION;
+  return spec.container !== undefined || spec.configs !== undefined ? CONTAINER_SETTINGS_VERSION : 1;
+}
+
 /** `app.deploy`. */
 export const appDeployCommand: CommandModule<'app.deploy'> = {
   type: 'app.deploy',
   since: 1,
   proposers: ['user'],
   schema: object<CommandOf<'app.deploy'>>({ type: oneOf(['app.deploy']), spec: appSpec }),
-  versionOf: (command) => (command.spec.container !== undefined || command.spec.configs !== undefined ? CONTAINER_SETTINGS_VERSION : 1),
+  versionOf: (command) => specVersion(command.spec),
   plan: planAppDeploy,
 };
 
@@ -540,8 +555,9 @@ export const appDeployManyCommand: CommandModule<'app.deploy-many'> = {
     specs: list(appSpec, { min: 1, max: LIMITS.appsPerDeployMax }),
     project: optional(name),
     force: optional(boolean()),
+    networks: optional(list(deployNetwork, { max: LIMITS.appsPerDeployMax })),
   }),
-  versionOf: (command) => (command.specs.some((spec) => spec.container !== undefined || spec.configs !== undefined) ? CONTAINER_SETTINGS_VERSION : 1),
+  versionOf: (command) => Math.max(command.networks === undefined ? 1 : APP_NETWORKS_VERSION, ...command.specs.map(specVersion)),
   plan: planAppDeployMany,
 };
 

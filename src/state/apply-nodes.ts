@@ -16,12 +16,13 @@ import { releaseSlices } from './apply-tenant-networks.js';
 import { ErrorCode, type StateError } from './errors.js';
 import { lowestFreeSubnet } from './ipam.js';
 import { limitProblem, refuse, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import { AGENT_LABELS_LABEL, HOST_PORTS_MAX, RESERVED_LABEL_PREFIX, type Command, type Instance, type NodeRecord } from './types.js';
+import { AGENT_LABELS_LABEL, HOST_PORTS_MAX, RESERVED_LABEL_PREFIX, type Command, type Instance, type InstanceEndpoint, type NodeRecord } from './types.js';
 import { isRevoked, recordCertificate, revokeNodeCertificates } from './apply-ca.js';
 import { integer, list, nullable, object, oneOf, optional, refine, text } from './schema.js';
 import { certificateRecord, count, freeText, identifier, instanceEndpoint, instanceState, labels, nonEmptyAddress, repeatedId, resources, LIMITS } from './fields.js';
 import type { CommandModule } from './command.js';
 import { stateMutations } from './mutations.js';
+import { APP_NETWORKS_VERSION } from './version.js';
 
 type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
@@ -346,7 +347,7 @@ export function planInstanceStatus(state: ClusterState, command: CommandOf<'inst
           reportedBy: update.reportedBy,
           reportedAt: update.reportedAt,
           updatedIndex: context.index,
-          ...(update.endpoint !== undefined ? { endpoint: { address: update.endpoint.address, ports: update.endpoint.ports.map((entry) => ({ ...entry })) } } : {}),
+          ...(update.endpoint !== undefined ? { endpoint: copyEndpoint(update.endpoint) } : {}),
         };
       }
       const applied = command.updates.length - ignored.length;
@@ -400,8 +401,13 @@ export const instanceStatusCommand: CommandModule<'instance.status'> = {
     }),
     (value) => repeatedId(value.updates, 'updates'),
   ),
+  versionOf: (command) => (command.updates.some((update) => update.endpoint?.addresses !== undefined) ? APP_NETWORKS_VERSION : 1),
   plan: planInstanceStatus,
 };
+
+function copyEndpoint(endpoint: InstanceEndpoint): InstanceEndpoint {
+  return { address: endpoint.address, ports: endpoint.ports.map((entry) => ({ ...entry })), ...(endpoint.addresses === undefined ? {} : { addresses: [...endpoint.addresses] }) };
+}
 
 /** `node.register`. */
 export const nodeRegisterCommand: CommandModule<'node.register'> = {

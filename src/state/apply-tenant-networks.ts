@@ -10,19 +10,73 @@
  * slice lies in its network's block; no two slices of a network are alike;
  * a node holds at most one slice of a network, and none once it has left.
  */
-import { ErrorCode } from './errors.js';
+import { ErrorCode, stateError, type StateError } from './errors.js';
+import { assert } from '../../consensus/core/assert.js';
 import { containsAddress, parseCidr } from './ipam.js';
 import { blockProblem, lowestFreeBlock, lowestFreeSlice, NETWORKS_PER_TENANT_MAX, overlaps } from './tenant-ipam.js';
-import { limitProblem, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
-import type { CommandOf } from './types.js';
+import { adoptTenant, limitProblem, lookupTenant, refuse, tenantKey, type ApplyContext, type ClusterState, type Plan } from './state.js';
+import type { CommandOf, DeployNetwork, TenantNetwork } from './types.js';
 import { identifier, name } from './fields.js';
 import { object, oneOf, optional, text } from './schema.js';
 import type { CommandModule } from './command.js';
 import { clusterVersionOf } from './apply-cluster.js';
 import { TENANT_NETWORKS_VERSION } from './version.js';
+import { DEFAULT_NETWORK, specNetworks, versionNetworks } from './app-networks.js';
 
-/** The network every tenant gets, and that an app naming none is on. */
-export const DEFAULT_NETWORK = 'default';
+// Re-exported: the state's own callers keep importing them from here.
+export { DEFAULT_NETWORK, specNetworks, versionNetworks };
+
+/** The networks an `app.deploy-many` makes, planned: the networks map as it will be, and the commit that makes them. */
+export type DeployNetworksPlan = { ok: false; error: StateError } | { ok: true; networks: Map<string, TenantNetwork>; commit: () => string[] };
+
+/**
+ * Inside an `app.deploy-many`: the networks its file declares, each made as
+ * `network.create` makes it when its tenant lacks it (the implicit `default`
+ * tenant adopted, as a deploy adopts it), in order, so a later one sees the
+ * blocks of the earlier ones. One that exists is left as it is; a `cidr`
+ * other than its own is refused (`conflict`). Refusals name the field
+ * `networks[N].<field>`. `networks` of the answer holds them all (what the
+ * apps' references are checked against); `commit` makes them in `state` and
+ * answers one history note per network made.
+ */
+export function planDeployNetworks(state: ClusterState, networks: readonly DeployNetwork[], context: ApplyContext): DeployNetworksPlan {
+  // Most deploys make none: no copy of the maps for them.
+  if (networks.length === 0) return { ok: true, networks: state.networks, commit: () => [] };
+  const scratch: ClusterState = { ...state, networks: new Map(state.networks), tenants: new Map(state.tenants) };
+  const made: DeployNetwork[] = [];
+  for (const [position, network] of networks.entries()) {
+    const key = tenantKey(network.tenant, network.name);
+    const action = `cannot create network "${key}"`;
+    if (networks.findIndex((other) => tenantKey(other.tenant, other.name) === key) !== position) return { ok: false, error: stateError(ErrorCode.invalidArgument, `${action}: it is listed twice`, `networks[${position}].name`) };
+    const existing = scratch.networks.get(key);
+    if (existing !== undefined) {
+      if (network.cidr !== undefined && network.cidr !== existing.cidr) {
+        const message = `${action}: it exists with ${existing.cidr}, not ${network.cidr}; write its own block, or leave the subnet out`;
+        return { ok: false, error: stateError(ErrorCode.conflict, message, `networks[${position}].cidr`) };
+      }
+      continue;
+    }
+    const tenant = lookupTenant(scratch, network.tenant, { field: `networks[${position}].tenant`, action, context });
+    if (!tenant.ok) return tenant;
+    adoptTenant(scratch, tenant.tenant);
+    const plan = planNetworkCreate(scratch, { type: 'network.create', ...network }, context);
+    if (!plan.ok) return { ok: false, error: stateError(plan.error.code, plan.error.message, `networks[${position}]${plan.error.field === undefined ? '' : `.${plan.error.field}`}`) };
+    plan.commit();
+    made.push({ tenant: network.tenant, name: network.name, cidr: scratch.networks.get(key)!.cidr });
+  }
+  return {
+    ok: true,
+    networks: scratch.networks,
+    commit: () =>
+      made.map((network) => {
+        const tenant = lookupTenant(state, network.tenant, { field: 'tenant', action: '', context });
+        assert(tenant.ok, `tenant ${network.tenant} of network ${network.name} is gone between plan and commit`);
+        adoptTenant(state, tenant.tenant);
+        state.networks.set(tenantKey(network.tenant, network.name), { tenant: network.tenant, name: network.name, cidr: network.cidr!, createdIndex: context.index, slices: [] });
+        return `network ${network.tenant}/${network.name} created (${network.cidr})`;
+      }),
+  };
+}
 
 /**
  * Inside a `tenant.create` commit: makes the tenant's `default` network in
@@ -124,9 +178,11 @@ export function planNetworkDelete(state: ClusterState, command: CommandOf<'netwo
   const network = state.networks.get(tenantKey(command.tenant, command.name));
   if (network === undefined) return refuse(ErrorCode.notFound, `${action}: it does not exist`, 'name');
   if (network.slices.length > 0) return refuse(ErrorCode.conflict, `${action}: ${network.slices.length} node(s) still hold a slice of it (${network.slices.map((slice) => slice.node).join(', ')}); delete the apps on it first`, 'name');
-  if (command.name === DEFAULT_NETWORK && [...state.apps.values()].some((app) => app.tenant === command.tenant)) {
+  if (command.name === DEFAULT_NETWORK && [...state.apps.values()].some((app) => app.tenant === command.tenant && app.versions.some((entry) => entry.spec.networks === undefined))) {
     return refuse(ErrorCode.conflict, `${action}: the tenant's apps are on it; delete them first`, 'name');
   }
+  const user = [...state.apps.values()].find((app) => app.tenant === command.tenant && app.versions.some((entry) => entry.spec.networks?.includes(command.name) === true));
+  if (user !== undefined) return refuse(ErrorCode.conflict, `${action}: app "${user.name}" is on it (its app file names it); delete the app, or deploy it without the network, first`, 'name');
   return {
     ok: true,
     commit: () => {
@@ -176,13 +232,19 @@ export function mayHoldSliceAddress(desired: string, state: string): boolean {
  * network until the app file names networks.
  */
 function sliceHolder(state: ClusterState, tenant: string, name: string, node: string): string | undefined {
-  if (name !== DEFAULT_NETWORK) return undefined;
   for (const instance of state.instances.values()) {
     if (instance.tenant !== tenant || instance.node !== node) continue;
-    if (mayHoldSliceAddress(instance.desired, instance.status.state)) return instance.id;
+    if (!mayHoldSliceAddress(instance.desired, instance.status.state)) continue;
+    if (instanceNetworks(state, instance).includes(name)) return instance.id;
   }
   return undefined;
 }
+
+/** The networks an instance joins: those of its version's spec (an instance of an app or version no longer kept: its tenant's `default`). */
+export function instanceNetworks(state: ClusterState, instance: { tenant: string; app: string; version: number }): readonly string[] {
+  return versionNetworks(state.apps.get(tenantKey(instance.tenant, instance.app)), instance.version);
+}
+
 
 /**
  * network.detach: gives the node's slice back; a node without one is a

@@ -57,6 +57,7 @@ import {
   type ExtraHostSpec,
   type ConfigMount,
   type ConfigFileSpec,
+  type DeployNetwork,
 } from './types.js';
 import { isCapability } from './capabilities.js';
 
@@ -382,6 +383,9 @@ const configMount = object<ConfigMount>({
   mode: optional(integer({ min: 0, max: 0o777 })),
 });
 
+/** Networks one app may join: as many as its tenant may hold (tenant-ipam.ts, NETWORKS_PER_TENANT_MAX). */
+const APP_NETWORKS_MAX = 16;
+
 const appSpecShape = object<AppSpec>({
   name,
   tenant: name,
@@ -415,6 +419,7 @@ const appSpecShape = object<AppSpec>({
   hivemind: hivemindSpec,
   container: optional(containerSettings),
   configs: optional(list(configMount, { max: LIMITS.configFilesMax })),
+  networks: optional(list(name, { min: 1, max: APP_NETWORKS_MAX, unique: true })),
 });
 
 /** Cross-field rules of an app spec, after each field is valid. */
@@ -515,6 +520,9 @@ const cidr = refine(text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{
   return parsed.ok ? undefined : { field: path, text: parsed.reason };
 });
 
+/** A network an `app.deploy-many` makes when missing (`DeployNetwork`). */
+export const deployNetwork = object<DeployNetwork>({ tenant: name, name, cidr: optional(cidr) });
+
 /** A network policy's ingress rule. */
 export const policyRule = object<PolicyRule>({
   fromApps: optional(names),
@@ -577,6 +585,7 @@ export const instanceEndpoint = refine(
   object<InstanceEndpoint>({
     address: ipAddress,
     ports: list(object<EndpointPort>({ target: port, port, protocol: oneOf(['tcp', 'udp']) }), { max: LIMITS.portsMax }),
+    addresses: optional(list(ipAddress, { min: 2, max: APP_NETWORKS_MAX, unique: true })),
   }),
   (value, path) => {
     const seen = new Set<string>();
@@ -585,6 +594,7 @@ export const instanceEndpoint = refine(
       if (seen.has(key)) return { field: `${path}.ports[${index}]`, text: `repeats target port ${key}` };
       seen.add(key);
     }
+    if (value.addresses !== undefined && value.addresses[0] !== value.address) return { field: `${path}.addresses[0]`, text: `must be the endpoint's address ${value.address}, got ${value.addresses[0]}` };
     return undefined;
   },
 );

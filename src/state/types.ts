@@ -228,6 +228,14 @@ export interface AppSpec {
    * has them, within LIMITS.configBytesMax per app. Absent: none.
    */
   configs?: ConfigMount[];
+  /**
+   * The tenant networks its instances join, in order (Compose's service
+   * `networks:`): the first gives `eth0` and the default route, the next
+   * `eth1`, and so on. Absent: the tenant's `default` alone. Each must exist
+   * in the tenant (or be created by the same `app.deploy-many`). From state
+   * version APP_NETWORKS_VERSION.
+   */
+  networks?: string[];
 }
 
 /** A config mounted in an instance: one file at `target`, or a folder's files under it. */
@@ -435,8 +443,16 @@ export interface EndpointPort {
  * network for an image app, with port = target) and its ports.
  */
 export interface InstanceEndpoint {
+  /** The address on its first network (eth0). */
   address: string;
   ports: EndpointPort[];
+  /**
+   * Every address of an instance on more than one network, in the order of
+   * its networks (the first is `address`); absent for one network. Which
+   * network an address is on is the network whose block holds it. From
+   * state version APP_NETWORKS_VERSION.
+   */
+  addresses?: string[];
 }
 
 /**
@@ -595,6 +611,18 @@ export interface TenantNetwork {
   createdIndex: number;
   /** The nodes holding a slice (a /SLICE_PREFIX_LENGTH of `cidr`), in the order they got it; one per node, no two alike. */
   slices: { node: string; cidr: string }[];
+}
+
+/**
+ * A network an app file declares (top-level `networks:`), made by the
+ * `app.deploy-many` that carries it when its tenant lacks it: `cidr` a block
+ * of the pool as `network.create` takes it, absent the lowest free one. One
+ * that exists is left as it is (a `cidr` other than its own is refused).
+ */
+export interface DeployNetwork {
+  tenant: string;
+  name: string;
+  cidr?: string;
 }
 
 /**
@@ -772,7 +800,7 @@ export type Command =
    * project is refused unless `force`, and an app whose spec and replicas are
    * those of the file already is left as it is (no new version, no restart).
    */
-  | { type: 'app.deploy-many'; specs: AppSpec[]; project?: string; force?: boolean }
+  | { type: 'app.deploy-many'; specs: AppSpec[]; project?: string; force?: boolean; networks?: DeployNetwork[] }
   | { type: 'app.scale'; tenant: string; name: string; replicas: number }
   | { type: 'app.rollback'; tenant: string; name: string; toVersion?: number }
   | { type: 'app.delete'; tenant: string; name: string }

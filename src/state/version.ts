@@ -42,8 +42,14 @@
  * `rollout.step` retiring an earlier version's unavailable instance on
  * condition that it does not serve (`retire[].unlessServing`, refused when it
  * serves; UNLESS_SERVING_STATE_VERSION, apply-rollouts.ts).
+ * 6: an app's networks (APP_NETWORKS_VERSION: `AppSpec.networks`,
+ * `app.deploy-many`'s `networks`, `network.delete` refused while an app's
+ * spec names the network).
  */
-export const STATE_VERSION = 5;
+export const STATE_VERSION = 6;
+
+/** The state version of an app's networks (`AppSpec.networks`) and the networks an `app.deploy-many` creates (its `networks`). */
+export const APP_NETWORKS_VERSION = 6;
 
 /** The state version of tenant networks (apply-tenant-networks.ts); from this cluster version `tenant.create` also makes the tenant's `default` network once the pool is set. */
 export const TENANT_NETWORKS_VERSION = 5;

@@ -136,6 +136,23 @@ test('another project is refused at services.NAME unless forced; a missing secre
   assert.match(missing.body.error.message, /secret "token" \(services\.api\.secrets\[0\]\) does not exist/);
 });
 
+test('networks on a cluster without tenant networks (loopback, no pool): deployed on the one network, with a warning; an undeclared one is refused at its path; PUT /v1/networks waits for the pool', async () => {
+  const content = 'services:\n  api:\n    command: ["sleep", "1"]\n    networks: [back]\n    deploy: { placement: { constraints: ["node.labels.zone == nowhere"] } }\nnetworks:\n  back: {}\n';
+  const deployed = await call('POST', '/v1/deploy', { fileName: 'net.yml', content, projectFallback: 'net' });
+  assert.is(deployed.status, 200, JSON.stringify(deployed.body));
+  assert.ok(deployed.body.warnings.some((line: string) => /^net\.yml: networks: is ignored: the cluster has no tenant network pool/.test(line)), JSON.stringify(deployed.body.warnings));
+  const api = (await call('GET', '/v1/apps/default/api')).body;
+  assert.equal([api.spec.name, api.spec.networks], ['api', undefined]);
+  const undeclared = await call('POST', '/v1/deploy', { fileName: 'net.yml', content: content.replace('  back: {}\n', '  front: {}\n'), projectFallback: 'net' });
+  assert.is(undeclared.status, 400, JSON.stringify(undeclared.body));
+  assert.equal(undeclared.body.errors?.[0]?.path ?? undeclared.body.error?.errors?.[0]?.path, 'services.api.networks[0]', JSON.stringify(undeclared.body));
+  const made = await call('PUT', '/v1/networks/default/ops', {});
+  assert.is(made.status, 409, JSON.stringify(made.body));
+  assert.match(made.body.error.message, /no tenant network pool yet/);
+  const gone = await call('DELETE', '/v1/networks/default/ops');
+  assert.equal([gone.status, gone.body.error.code, gone.body.error.field], [404, 'not-found', 'name']);
+});
+
 test('configs and relative bind mounts come with the deploy as localSources; a bad one is refused naming the field', async () => {
   const proxy = 'services:\n  proxy:\n    image: nginx:1.25\n    volumes: ["./nginx.conf:/etc/nginx/nginx.conf:ro", "./certs:/etc/nginx/certs:ro"]\n    deploy:\n      placement: { constraints: ["node.labels.zone == nowhere"] }\n';
   const data = (text: string): string => Buffer.from(text).toString('base64');

@@ -188,9 +188,7 @@ test('what the file has that Hivemind does not use is named in warnings', () => 
   const result = parseAppFile(stack, 'docker-compose.yml', { files: stackFiles });
   assert.ok(result.ok);
   assert.equal(result.warnings, [
-    'docker-compose.yml: networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it',
     'docker-compose.yml: services.frontend.depends_on: is ignored: Hivemind starts every app at once; an app should retry until the apps it needs are healthy',
-    'docker-compose.yml: services.frontend.networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it',
     'docker-compose.yml: services.api.depends_on: is ignored: Hivemind starts every app at once; an app should retry until the apps it needs are healthy',
     'docker-compose.yml: services.api.restart: is ignored because deploy.restart_policy is set, which takes precedence',
   ]);

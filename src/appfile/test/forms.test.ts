@@ -360,7 +360,7 @@ test('x-hivemind: canary, strategy, priority, policies, max_per_node', () => {
   assert.equal(onlyApp(oneService('image: app\nx-hivemind: { strategy: blue-green }')).hivemind, { strategy: 'blue-green' });
 });
 
-test('depends_on, networks without aliases and expose are accepted and named in warnings; a bare link adds nothing', () => {
+test('depends_on and expose are accepted and named in warnings; a bare link adds nothing; networks are read', () => {
   const warnings = warningsOf(
     dedent(`
       services:
@@ -376,10 +376,8 @@ test('depends_on, networks without aliases and expose are accepted and named in 
     `),
   );
   assert.equal(warnings, [
-    'app.yaml: networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it',
     'app.yaml: services.web.depends_on: is ignored: Hivemind starts every app at once; an app should retry until the apps it needs are healthy',
     "app.yaml: services.web.expose: is ignored: every port of an instance is open to the other apps on its tenant's network",
-    "app.yaml: services.web.networks: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it",
   ]);
 });
 
@@ -407,8 +405,9 @@ test('network aliases and links become DNS names of the app (hivemind.aliases, h
   assert.equal(web.hivemind.aliases, ['www', 'site', 'internal'], "each alias once; the app's own name left out");
   assert.equal(web.hivemind.links, [{ app: 'db', alias: 'database' }, { app: 'cache', alias: 'kv' }]);
   assert.is(apps.find((app) => app.name === 'db')!.hivemind.aliases, undefined);
-  assert.ok(warnings.includes('app.yaml: services.web.networks.back.ipv4_address: is ignored: Hivemind gives each tenant one network, and every app of the tenant is on it'), warnings.join('\n'));
+  assert.ok(warnings.includes("app.yaml: services.web.networks.back.ipv4_address: is ignored: a service's network in Hivemind takes aliases alone (addresses come from the network's slice on the instance's node)"), warnings.join('\n'));
   assert.not.ok(warnings.some((line) => line.startsWith('app.yaml: services.web.networks:')), 'no warning for networks that give aliases');
+  assert.equal(web.networks, ['front', 'back', 'other'], 'the networks in the order written');
 });
 
 test('bad aliases and links are errors naming the field', () => {

@@ -156,6 +156,7 @@ export function planLines(plan: DeployPlan & Partial<Pick<DryRunAnswer, 'creates
   }
   for (const volume of plan.creates?.volumes ?? []) lines.push(`+ volume ${volume}: created`);
   for (const secret of plan.creates?.secrets ?? []) lines.push(`+ secret ${secret}: created from the file`);
+  for (const network of plan.creates?.networks ?? []) lines.push(`+ network ${network}: created`);
   for (const quota of plan.quotas ?? []) lines.push(quotaLine(quota));
   const marks = new Set((plan.apps ?? []).map((app) => planMarks[app.action]));
   if (marks.size === 1 && marks.has('=')) lines.push('nothing to change');

@@ -1,24 +1,25 @@
 /**
  * `network`: the cluster network (`ls`: cluster and service ranges, each
- * node's subnet and overlay, the VIPs) and one node's or one app's view of
- * it (`inspect`), from `GET /v1/network...` (docs/api.md).
+ * node's subnet and overlay, the VIPs), one node's or one app's view of it
+ * (`inspect`), from `GET /v1/network...`, and a tenant network made or
+ * deleted on its own (`create`, `delete`; docs/api.md).
  */
 import type { Command } from 'commander';
 import { contextOf, withClient } from '../context.js';
 import { printJson, printLine, printTable, renderFields } from '../output.js';
 import { tenantAndName } from '../parse.js';
-import { tenantOption, TENANT_OF_ONE } from './shared.js';
+import { tenantOption, TENANT_OF_ONE, writeAndReport } from './shared.js';
 
 function portsText(ports: readonly { target: number; protocol: string }[]): string {
   return ports.length === 0 ? '-' : ports.map((port) => `${port.target}/${port.protocol}`).join(',');
 }
 
-/** Adds `network` (ls, inspect) to `program`. */
+/** Adds `network` (ls, create, delete, inspect) to `program`. */
 export function registerNetworkCommands(program: Command): void {
   const network = program
     .command('network')
     .description("show the cluster network: ranges, node subnets and overlay, service VIPs")
-    .addHelpText('after', ['', 'Examples:', '  hivemind network ls', '  hivemind network inspect node n2', '  hivemind network inspect app acme/web'].join('\n'));
+    .addHelpText('after', ['', 'Examples:', '  hivemind network ls', '  hivemind network create acme/ops', '  hivemind network inspect node n2', '  hivemind network inspect app acme/web'].join('\n'));
 
   network
     .command('ls', { isDefault: true })
@@ -50,6 +51,33 @@ export function registerNetworkCommands(program: Command): void {
         }
         for (const conflict of body.publishedConflicts ?? []) printLine(context, `not published: ${conflict.tenant}/${conflict.app} ${conflict.published}/${conflict.protocol}, held by ${conflict.heldBy}`);
       });
+    });
+
+  network
+    .command('create')
+    .description('make a tenant network of its own, for app files that name it external: true (an app file makes the networks it declares itself)')
+    .argument('<network>', 'the network, as NAME or TENANT/NAME')
+    .option('--cidr <cidr>', 'its block: a /20 of the tenant network pool (default: the lowest free one)')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string; cidr?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'network');
+      const context = contextOf(command);
+      await withClient(context, async (client) => {
+        const { body } = await client.call('PUT /v1/networks/:tenant/:name', { params: { tenant, name }, body: options.cidr === undefined ? {} : { cidr: options.cidr } });
+        if (context.json) return printJson(context, body);
+        printLine(context, `network ${tenant}/${name} created (${body.cidr})`);
+      });
+    });
+
+  network
+    .command('delete')
+    .alias('rm')
+    .description('delete a tenant network (refused while a node holds a slice of it or an app names it)')
+    .argument('<network>', 'the network, as NAME or TENANT/NAME')
+    .addOption(tenantOption(TENANT_OF_ONE))
+    .action(async (text: string, options: { tenant?: string }, command: Command) => {
+      const { tenant, name } = tenantAndName(text, options.tenant, 'network');
+      await writeAndReport(command, (client) => client.call('DELETE /v1/networks/:tenant/:name', { params: { tenant, name } }), `network ${tenant}/${name} deleted`);
     });
 
   const inspect = network.command('inspect').description("one node's or one app's view of the network");

@@ -70,6 +70,44 @@ test('an app name answers the addresses of its serving instances only', () => {
   assert.equal(addresses(answerQuestion(directory, { name: 'WEB.Acme.hivemind.', type: QUERY_TYPE.A })), [], 'the server lowercases; the zone takes names as given');
 });
 
+test('per network: a querier on tenant networks sees the apps on its networks, each at its address there; an app it shares none with is NXDOMAIN', () => {
+  const onNetworks = (tenant: string, name: string, networks: string[] | undefined, vip?: string): App =>
+    ({ tenant, name, version: 1, replicas: 1, versions: [{ version: 1, spec: { hivemind: {}, ...(networks ? { networks } : {}) } }], createdIndex: 1, updatedIndex: 1, ...(vip ? { vip } : {}) }) as unknown as App;
+  const twoAddresses = instance('acme', 'web', 0, 1, { address: '10.224.16.2' });
+  twoAddresses.status.endpoint!.addresses = ['10.224.16.2', '10.224.32.2'];
+  const records: DiscoveryInput = {
+    nodes: [node('n1', '192.168.1.1')],
+    apps: [onNetworks('acme', 'web', ['front', 'back'], '10.211.0.1'), onNetworks('acme', 'api', ['front']), onNetworks('acme', 'db', ['back'], '10.211.0.3'), onNetworks('acme', 'cache', ['back'])],
+    instances: [twoAddresses, instance('acme', 'api', 0, 1, { address: '10.224.16.3' }), instance('acme', 'db', 0, 1, { address: '10.224.32.3' })],
+    networks: [
+      { tenant: 'acme', name: 'front', cidr: '10.224.16.0/20', createdIndex: 1, slices: [] },
+      { tenant: 'acme', name: 'back', cidr: '10.224.32.0/20', createdIndex: 1, slices: [] },
+    ],
+  };
+  const directory = directoryOf(records);
+  assert.equal(directory.networksOfAddress.get('10.224.16.2'), ['acme/front', 'acme/back'], 'a querier on two networks, by either address');
+  assert.equal(directory.networksOfAddress.get('10.224.32.2'), ['acme/front', 'acme/back']);
+  const ask = (name: string, querier: string, type: number = QUERY_TYPE.A) =>
+    answerQuestion(directory, { name, type }, 'acme', { names: appNamesOf(records, directory), querierNetworks: directory.networksOfAddress.get(querier)! });
+  // api (front) asks for web (front and back): the VIP.
+  assert.equal(addresses(ask('web.acme.hivemind', '10.224.16.3')), ['10.211.0.1']);
+  assert.equal(addresses(ask('0.web.acme.hivemind', '10.224.16.3')), ['10.224.16.2'], "web's front address");
+  // db (back) asks for web: the VIP too (its chain sends a client on back to web's back address), and web's back address by instance name.
+  assert.equal(addresses(ask('web.acme.hivemind', '10.224.32.3')), ['10.211.0.1']);
+  assert.equal(addresses(ask('0.web.acme.hivemind', '10.224.32.3')), ['10.224.32.2']);
+  // web asks for db: db's VIP (db's first network is back, which web is on).
+  assert.equal(addresses(ask('db.acme.hivemind', '10.224.16.2')), ['10.211.0.3']);
+  // api asks for db: they share no network.
+  const apart = ask('db.acme.hivemind', '10.224.16.3');
+  assert.equal([apart.rcode, apart.answers], ['NXDOMAIN', []]);
+  assert.is(ask('0.db.acme.hivemind', '10.224.16.3').rcode, 'NXDOMAIN');
+  // cache is on back with nothing serving: NODATA for db, NXDOMAIN for api.
+  assert.equal([ask('cache.acme.hivemind', '10.224.32.3').rcode, ask('cache.acme.hivemind', '10.224.32.3').answers], ['NOERROR', []]);
+  assert.is(ask('cache.acme.hivemind', '10.224.16.3').rcode, 'NXDOMAIN');
+  // A querier on no tenant network (the node, a container on the node subnet) sees every app as before.
+  assert.equal(addresses(answerQuestion(directory, { name: '0.web.acme.hivemind', type: QUERY_TYPE.A }, 'acme', { names: appNamesOf(records, directory) })), ['10.224.16.2']);
+});
+
 test('an app with a VIP answers the VIP once something serves; instance names and SRV keep instance addresses', () => {
   const base = input();
   const withVip = { ...base, apps: base.apps.map((entry) => (entry.name === 'web' || entry.name === 'db' ? { ...entry, vip: entry.name === 'web' ? '10.211.0.1' : '10.211.0.2' } : entry)) };

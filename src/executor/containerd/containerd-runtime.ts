@@ -27,7 +27,7 @@ import { ContainerdImageShare, fetchFromPeer } from './image-share.js';
 import type { ImageShare, PeerImages } from '../../node/image-share.js';
 import type { NodeImages, TerminalSize } from '../../node/capabilities.js';
 import { nodeNetworkPath, readNodeNetwork } from '../../node/node-network.js';
-import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork } from './network.js';
+import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork, type NetworkAttachment } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
 import { configuredSocketPath, SOCKET_PATH_DEFAULT } from './socket-path.js';
@@ -112,6 +112,8 @@ interface Known {
   specHash: string;
   startedAt: number;
   address?: string;
+  /** On several networks: every address (`Label.addresses`). */
+  addresses?: string[];
   /** The warm network the container took (`Label.networkId`), if any. */
   networkId?: string;
   processSpec?: Record<string, unknown>;
@@ -422,12 +424,21 @@ export class ContainerdRuntime implements Runtime {
       const version = Number(labels[Label.version] ?? 0);
       const startedAt = Number(labels[Label.startedAt] ?? 0);
       if (!this.known.has(id)) {
-        this.known.set(id, { version, specHash: labels[Label.specHash] ?? '', startedAt, memoryLimited: false, ...(labels[Label.address] ? { address: labels[Label.address] } : {}), ...(labels[Label.networkId] ? { networkId: labels[Label.networkId] } : {}) });
+        this.known.set(id, {
+          version,
+          specHash: labels[Label.specHash] ?? '',
+          startedAt,
+          memoryLimited: false,
+          ...(labels[Label.address] ? { address: labels[Label.address] } : {}),
+          ...(labels[Label.addresses] ? { addresses: labels[Label.addresses]!.split(',') } : {}),
+          ...(labels[Label.networkId] ? { networkId: labels[Label.networkId] } : {}),
+        });
       }
       const running = task !== undefined && task.status !== 'STOPPED';
       const workload: RunningWorkload = { id, version, specHash: labels[Label.specHash] ?? '', state: running ? 'running' : 'exited', startedAt };
       if (task !== undefined && task.pid > 0) workload.pid = task.pid;
       if (labels[Label.address]) workload.address = labels[Label.address];
+      if (labels[Label.addresses]) workload.addresses = labels[Label.addresses]!.split(',');
       if (!running) {
         // No task at all: the agent died between creating the container and starting it.
         workload.exitCode = task?.exit_status ?? 255;
@@ -480,9 +491,10 @@ export class ContainerdRuntime implements Runtime {
     for (const source of this.options.peerImages?.sourcesFor(name) ?? []) {
       const started = Date.now();
       try {
-        if (!(await fetchFromPeer(this.images, name, source))) continue;
+        const fetched = await fetchFromPeer(this.images, name, source);
+        if (fetched === undefined) continue;
         this.log(`image ${name}: fetched from node ${source.nodeId} in ${Date.now() - started} ms`);
-        return await this.images.resolve(name);
+        return fetched;
       } catch (error) {
         failures.push(`node ${source.nodeId}: ${(error as Error).message}`);
         this.log(`image ${name}: fetching it from node ${source.nodeId} failed: ${(error as Error).message}`);
@@ -682,7 +694,7 @@ export class ContainerdRuntime implements Runtime {
    * attach (CNI ADD, or portmap ADD alone on a warm network). Each step that
    * succeeds pushes its undo on `undo`.
    */
-  private networkSteps(spec: WorkloadSpec, place: NetworkPlace, warm: WarmNetwork | undefined, undo: Array<() => Promise<unknown>>): { netnsStep: Promise<string>; networkStep: Promise<string> } {
+  private networkSteps(spec: WorkloadSpec, place: NetworkPlace, warm: WarmNetwork | undefined, undo: Array<() => Promise<unknown>>): { netnsStep: Promise<string>; networkStep: Promise<NetworkAttachment> } {
     const id = spec.id;
     const netnsStep = warm !== undefined ? Promise.resolve(warm.netnsPath) : createNetns(id);
     const withUndo = netnsStep.then((path) => {
@@ -691,14 +703,14 @@ export class ContainerdRuntime implements Runtime {
     });
     const networkStep = withUndo.then((path) => inSpan('executor.network', { attributes: { 'hivemind.network.warm': warm !== undefined } }, async () => {
       if (warm === undefined) {
-        const { address } = await this.network.attach(id, path, spec.ports, { tenant: spec.tenant });
+        const attached = await this.network.attach(id, path, spec.ports, { tenant: spec.tenant, ...(spec.networks !== undefined ? { networks: spec.networks } : {}) });
         undo.push(() => this.network.detach(id, path, spec.ports));
-        return address;
+        return attached;
       }
       // The warm attach is this container's now: a failure detaches it (with the ports, should portmap have run).
       undo.push(() => this.network.detach(place.cniId, path, spec.ports));
       if (spec.ports.some((port) => port.published !== undefined) && isPoolNetwork(this.network)) await this.network.publish(place.cniId, path, spec.ports);
-      return warm.address;
+      return { address: warm.address };
     }));
     return { netnsStep: withUndo, networkStep };
   }
@@ -747,23 +759,24 @@ export class ContainerdRuntime implements Runtime {
     // A warm network's address was in both from the start.
     const labelStep = warm !== undefined
       ? Promise.resolve()
-      : Promise.all([containerStep, networkStep]).then(([, address]) =>
-          Promise.all([
-            this.client.unary('containers', 'Update', { container: { id, labels: { [Label.address]: address } }, update_mask: { paths: [`labels.${Label.address}`] } }),
+      : Promise.all([containerStep, networkStep]).then(([, { address, addresses }]) => {
+          const labels = { [Label.address]: address, ...(addresses !== undefined ? { [Label.addresses]: addresses.join(',') } : {}) };
+          return Promise.all([
+            this.client.unary('containers', 'Update', { container: { id, labels }, update_mask: { paths: Object.keys(labels).map((label) => `labels.${label}`) } }),
             this.writeHosts(spec, address),
-          ]),
-        );
+          ]);
+        });
     const outcomes = await Promise.allSettled([networkStep, containerStep, taskStep, labelStep]);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
-    const address = await networkStep;
+    const { address, addresses } = await networkStep;
     const { runtimeSpec } = await containerStep;
     this.networkReleases.delete(id);
-    this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, ...(warm !== undefined ? { networkId: warm.name } : {}), processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
+    this.known.set(id, { version: spec.version, specHash: spec.specHash, startedAt, address, ...(addresses !== undefined ? { addresses } : {}), ...(warm !== undefined ? { networkId: warm.name } : {}), processSpec: runtimeSpec.process as Record<string, unknown>, memoryLimited: spec.limits.memoryBytes !== undefined });
     this.reported.delete(id);
     this.oomSeen.delete(id);
     const started = await inSpan('executor.task.start', {}, () => this.client.unary<{ pid: number }>('tasks', 'Start', { container_id: id, exec_id: '' }));
-    return { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address };
+    return { id, version: spec.version, specHash: spec.specHash, state: 'running', pid: started.pid, startedAt, address, ...(addresses !== undefined ? { addresses } : {}) };
   }
 
   // ---- stop, remove ----

@@ -11,15 +11,16 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { ClientDuplexStream } from '@grpc/grpc-js';
 
 import { ImageError } from './image-error.js';
-import { ContainerdClient, ContainerdError, isContainerdError, mapError, type CallOptions } from './client.js';
+import { ContainerdClient, isContainerdError, mapError, type CallOptions } from './client.js';
 import { forEachAtOnce, settleAll } from './at-once.js';
 import { ContentFiles } from './content-files.js';
 import { MessageBuffers } from './message-buffers.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MediaType, sha256Digest } from './oci-layout.js';
-import { writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
+import { encodeContentCommit, writeContentHeadBytesMax, writeContentHeadInto } from './protobuf-wire.js';
+import { GRPC_PREFIX_BYTES, type ContentWriteCall } from './content-write.js';
+import { assert } from '../../../consensus/core/assert.js';
 import { indexTar, type TarIndexEntry } from './tar.js';
 
 /** Bytes per content write message. */
@@ -178,14 +179,7 @@ async function fillFromFile(source: { path: string; start: number }, writer: Chu
   }
 }
 
-interface WriteResponseWire {
-  action: string;
-  offset: number;
-  total: number;
-  digest: string;
-}
 
-type ContentWriteStream = ClientDuplexStream<object, WriteResponseWire>;
 
 function sizeMismatch(what: string, bytes: number, sizeBytes: number): ImageError {
   return new ImageError('digest-mismatch', `${what}: got ${bytes} bytes, the descriptor says ${sizeBytes}`);
@@ -197,10 +191,9 @@ function sizeMismatch(what: string, bytes: number, sizeBytes: number): ImageErro
  * `digest-mismatch`; ALREADY_EXISTS (the blob arrived meanwhile) is left to
  * the caller.
  */
-async function receiveCommit(responses: AsyncIterator<WriteResponseWire>, descriptor: Descriptor, what: string, socketPath: string): Promise<void> {
+async function receiveCommit(call: ContentWriteCall, descriptor: Descriptor, what: string, socketPath: string): Promise<void> {
   try {
-    const next = await responses.next();
-    if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended before the commit was answered`);
+    await call.next();
   } catch (error) {
     const mapped = mapError('commit', socketPath, error);
     if (isContainerdError(mapped, 'failed-precondition')) throw new ImageError('digest-mismatch', `${what}: digest mismatch: the content does not hash to ${descriptor.digest} (${mapped.message}); refusing it`);
@@ -245,8 +238,13 @@ export class ImageStore {
    * simply not here, and gets written again.
    */
   async holdBlob(lease: string, digest: string): Promise<boolean> {
-    await this.client.unary('leases', 'AddResource', { id: lease, resource: { id: digest, type: 'content' } });
+    await this.holdResource(lease, digest);
     return this.hasBlob(digest);
+  }
+
+  /** Puts blob `digest` under `lease`, whether the store holds it yet or not. */
+  private async holdResource(lease: string, digest: string): Promise<void> {
+    await this.client.unary('leases', 'AddResource', { id: lease, resource: { id: digest, type: 'content' } });
   }
 
   /**
@@ -262,26 +260,34 @@ export class ImageStore {
    * into them. No STAT opens the write: the first WRITE carries the total
    * and the expected digest. A blob in memory that fits one message (a
    * manifest, a config) goes in one COMMIT with its data: one round trip.
-   * `held`: the caller has just put the blob under `lease` and found it
-   * absent (`holdBlob`), so that is not asked again.
+   * `held`: the caller has put the blob under `lease` (`holdBlob`, or
+   * `leases.AddResource` for a blob in memory), so that is not done again.
+   * Otherwise the blob goes under the lease first; a blob in memory that
+   * fits one message is then committed without asking whether it is there
+   * (containerd answers ALREADY_EXISTS, which is success: the lease holds
+   * it), a larger one only when `holdBlob` finds it absent.
+   * `labels` may be a promise (the layers' labels name their diff ids,
+   * which the image config holds): the bytes go before it settles, the
+   * COMMIT after; a rejection aborts the write.
    */
-  async writeBlob(descriptor: Descriptor, source: BlobSource, options: { lease: string; labels?: Record<string, string>; what?: string; held?: boolean }): Promise<void> {
-    if (!options.held && (await this.holdBlob(options.lease, descriptor.digest))) return;
+  async writeBlob(descriptor: Descriptor, source: BlobSource, options: { lease: string; labels?: Labels | Promise<Labels>; what?: string; held?: boolean }): Promise<void> {
+    const whole = source instanceof Uint8Array && source.length <= WRITE_CHUNK_BYTES;
+    if (!options.held) {
+      if (whole) await this.holdResource(options.lease, descriptor.digest);
+      else if (await this.holdBlob(options.lease, descriptor.digest)) return;
+    }
     const what = options.what ?? `blob ${descriptor.digest}`;
     const ref = `hivemind-${descriptor.digest.replace(':', '-')}-${randomBytes(4).toString('hex')}`;
-    const stream = this.client.duplexStream<object, WriteResponseWire>('content', 'Write', { lease: options.lease });
-    // Its failures are read where its answers are; this keeps a failure before the first answer is
-    // asked for (a source that fails, the cancel below) from being an unhandled 'error' event.
-    stream.on('error', () => undefined);
+    const call = this.client.contentWrite({ lease: options.lease });
     try {
-      if (source instanceof Uint8Array && source.length <= WRITE_CHUNK_BYTES) {
-        await this.commitWhole(stream, descriptor, source, { ref, what, labels: options.labels ?? {} });
+      if (whole) {
+        await this.commitWhole(call, descriptor, source, { ref, what, labels: options.labels ?? {} });
       } else {
-        await this.writeChunks(stream, descriptor, source, { ref, what, labels: options.labels ?? {} });
+        await this.writeChunks(call, descriptor, source, { ref, what, labels: options.labels ?? {} });
       }
-      stream.end();
+      call.end();
     } catch (error) {
-      stream.cancel();
+      call.cancel();
       await this.client.unary('content', 'Abort', { ref }).catch(() => undefined);
       if (error instanceof ImageError) throw error;
       const mapped = mapError(`content write of ${what}`, this.client.socketPath, error);
@@ -291,32 +297,31 @@ export class ImageStore {
   }
 
   /** The whole of a small blob in one COMMIT message. */
-  private async commitWhole(stream: ContentWriteStream, descriptor: Descriptor, bytes: Uint8Array, write: { ref: string; what: string; labels: Record<string, string> }): Promise<void> {
+  private async commitWhole(call: ContentWriteCall, descriptor: Descriptor, bytes: Uint8Array, write: { ref: string; what: string; labels: Labels | Promise<Labels> }): Promise<void> {
     if (bytes.length !== descriptor.size) throw sizeMismatch(write.what, bytes.length, descriptor.size);
-    const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
-    stream.write({ action: 'COMMIT', ref: write.ref, offset: 0, total: descriptor.size, expected: descriptor.digest, labels: write.labels, data: bytes });
-    await receiveCommit(responses, descriptor, write.what, this.client.socketPath);
+    const commit = encodeContentCommit({ ref: write.ref, offset: 0, total: descriptor.size, expected: descriptor.digest, labels: await write.labels, data: bytes }, GRPC_PREFIX_BYTES);
+    call.send(commit, commit.length);
+    await receiveCommit(call, descriptor, write.what, this.client.socketPath);
   }
 
   /** A blob in WRITE messages, up to WRITES_IN_FLIGHT_MAX of them unanswered, then a COMMIT. */
-  private async writeChunks(stream: ContentWriteStream, descriptor: Descriptor, source: BlobSource, write: { ref: string; what: string; labels: Record<string, string> }): Promise<void> {
+  private async writeChunks(call: ContentWriteCall, descriptor: Descriptor, source: BlobSource, write: { ref: string; what: string; labels: Labels | Promise<Labels> }): Promise<void> {
     const { ref, what } = write;
-    const responses = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponseWire>;
     // Requests are answered in order, one answer each; up to WRITES_IN_FLIGHT_MAX writes go out before
     // their answers are read, so a blob is not held to one round trip to containerd per chunk. A WRITE's
-    // buffer is free again once its answer is in: by then grpc-js has framed (copied) it.
-    const sent: Array<Buffer | undefined> = [];
-    const buffers = new MessageBuffers(writeContentHeadBytesMax(ref, descriptor.digest) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
-    const send = (request: object | Buffer, buffer?: Buffer): void => {
-      stream.write(request);
+    // buffer (gRPC's prefix, the head, the data) is free again once its answer is in: containerd has
+    // read every byte of it by then.
+    const sent: Buffer[] = [];
+    const buffers = new MessageBuffers(GRPC_PREFIX_BYTES + writeContentHeadBytesMax(ref, descriptor.digest) + Math.min(WRITE_CHUNK_BYTES, Math.max(descriptor.size, 1)), WRITES_IN_FLIGHT_MAX);
+    const send = (buffer: Buffer, end: number): void => {
+      call.send(buffer, end);
       sent.push(buffer);
     };
-    const receive = async (): Promise<WriteResponseWire> => {
-      const next = await responses.next();
-      if (next.done) throw new ContainerdError('internal', `containerd content write of ${what} ended early`);
+    const receive = async (): Promise<void> => {
+      await call.next();
       const buffer = sent.shift();
-      if (buffer !== undefined) buffers.give(buffer);
-      return next.value;
+      assert(buffer !== undefined, 'a content write answer came for no message sent');
+      buffers.give(buffer);
     };
     const takeBuffer = async (): Promise<Buffer> => {
       for (;;) {
@@ -332,11 +337,11 @@ export class ImageStore {
         const buffer = await takeBuffer();
         const dataBytes = Math.min(WRITE_CHUNK_BYTES, descriptor.size - offset);
         const opening = offset === 0 ? { total: descriptor.size, expected: descriptor.digest } : {};
-        const start = writeContentHeadInto(buffer, { ref, offset, dataBytes, ...opening });
+        const start = GRPC_PREFIX_BYTES + writeContentHeadInto(buffer.subarray(GRPC_PREFIX_BYTES), { ref, offset, dataBytes, ...opening });
         return { buffer, start, end: start + dataBytes };
       },
       send: (chunk) => {
-        send(chunk.buffer.subarray(0, chunk.end), chunk.buffer);
+        send(chunk.buffer, chunk.end);
         offset += chunk.end - chunk.start;
       },
     };
@@ -345,8 +350,9 @@ export class ImageStore {
     while (sent.length > 0) await receive();
     if (offset !== descriptor.size) throw sizeMismatch(what, offset, descriptor.size);
     // COMMIT carries the current offset: containerd truncates the write back to an offset of 0.
-    send({ action: 'COMMIT', ref, offset, total: descriptor.size, expected: descriptor.digest, labels: write.labels });
-    await receiveCommit(responses, descriptor, what, this.client.socketPath);
+    const commit = encodeContentCommit({ ref, offset, total: descriptor.size, expected: descriptor.digest, labels: await write.labels }, GRPC_PREFIX_BYTES);
+    call.send(commit, commit.length);
+    await receiveCommit(call, descriptor, what, this.client.socketPath);
   }
 
   /** Reads a whole blob (manifests, indexes, configs); refuses blobs over `maxBytes`. */
@@ -462,25 +468,14 @@ export class ImageStore {
     return this.resolveFrom(name, target.digest, { manifestDescriptor: descriptor, manifest, config });
   }
 
-  /**
-   * `resolve` of image `name`, just recorded with target `top` by the caller
-   * from the tree `storeTree` stored: its documents were checked against
-   * their digests on the way in, so none is read back from containerd. The
-   * layers are unpacked under the caller's `lease` (the one the tree was
-   * stored under), which must live until this answers.
-   */
-  async resolveStored(name: string, top: Descriptor, stored: StoredTree, lease: string): Promise<ResolvedImage> {
-    return this.resolveFrom(name, top.digest, stored, lease);
+  private async resolveFrom(name: string, targetDigest: string, stored: StoredTree): Promise<ResolvedImage> {
+    const chain = checkedChain(name, stored);
+    await this.unpack(stored.manifest.layers, chain);
+    return this.remember(name, targetDigest, stored, chain);
   }
 
-  private async resolveFrom(name: string, targetDigest: string, stored: StoredTree, lease?: string): Promise<ResolvedImage> {
-    const { manifestDescriptor, manifest, config } = stored;
-    const diffIds = config.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== manifest.layers.length) throw new ImageError('bad-archive', `image "${name}": its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
-    if (diffIds.length === 0) throw new ImageError('bad-archive', `image "${name}" has no layers`);
-    const chain = chainIds(diffIds);
-    await this.unpack(manifest.layers, chain, lease);
-    const resolved: ResolvedImage = { name, targetDigest, manifestDigest: manifestDescriptor.digest, chainId: chain[chain.length - 1]!, config: config.config ?? {} };
+  private remember(name: string, targetDigest: string, stored: StoredTree, chain: string[]): ResolvedImage {
+    const resolved: ResolvedImage = { name, targetDigest, manifestDigest: stored.manifestDescriptor.digest, chainId: chain[chain.length - 1]!, config: stored.config.config ?? {} };
     this.resolved.set(name, resolved);
     return resolved;
   }
@@ -495,21 +490,31 @@ export class ImageStore {
     }
   }
 
-  /** Unpacks under `lease` when given (the caller's, held until the snapshots are referenced), else under a lease of its own. */
-  private async unpack(layers: Descriptor[], chain: string[], lease?: string): Promise<void> {
+  /**
+   * Unpacks `layers` (chain ids `chain`) unless the top snapshot exists.
+   * `landing`: while the layers are being stored, under the store's lease
+   * (held until the snapshots are referenced), with a promise per layer
+   * that settles when it is in the content store; otherwise under a lease
+   * of its own.
+   */
+  private async unpack(layers: Descriptor[], chain: string[], landing?: { lease: string; landed: Promise<void>[] }): Promise<void> {
     const top = chain[chain.length - 1]!;
     if (await this.snapshotExists(top)) return;
     let running = this.unpacking.get(top);
     if (running === undefined) {
-      const unpacked = lease !== undefined ? this.unpackUnder(lease, layers, chain) : this.client.withLease((own) => this.unpackUnder(own, layers, chain));
+      const unpacked = landing !== undefined ? this.unpackUnder(landing.lease, layers, chain, landing.landed) : this.client.withLease((own) => this.unpackUnder(own, layers, chain));
       running = unpacked.finally(() => this.unpacking.delete(top));
       this.unpacking.set(top, running);
     }
     await running;
   }
 
-  /** Unpacks the layers whose snapshots are missing; the top one is known to be (`unpack` just asked). */
-  private async unpackUnder(lease: string, layers: Descriptor[], chain: string[]): Promise<void> {
+  /**
+   * Unpacks the layers whose snapshots are missing; the top one is known to
+   * be (`unpack` just asked). A layer's snapshot is prepared before its
+   * bytes are in (`landed`, when given), and applied once they are.
+   */
+  private async unpackUnder(lease: string, layers: Descriptor[], chain: string[], landed?: Promise<void>[]): Promise<void> {
     for (let index = 0; index < chain.length; index += 1) {
       const chainId = chain[index]!;
       // One made meanwhile by someone else is ALREADY_EXISTS at Commit, below.
@@ -519,6 +524,7 @@ export class ImageStore {
       const parent = index === 0 ? '' : chain[index - 1]!;
       const prepared = await this.client.unary<{ mounts: object[] }>('snapshots', 'Prepare', { snapshotter: this.snapshotter, key, parent, labels: {} }, { lease });
       try {
+        await landed?.[index];
         await this.client.unary('diff', 'Apply', { diff: { media_type: layer.mediaType, digest: layer.digest, size: layer.size, annotations: {} }, mounts: prepared.mounts, payloads: {} }, { lease, timeoutMs: 600_000 });
         await this.client.unary('snapshots', 'Commit', { snapshotter: this.snapshotter, name: chainId, key, labels: {} }, { lease });
       } catch (error) {
@@ -569,64 +575,135 @@ export class ImageStore {
     if (manifests.length === 0) throw new ImageError('bad-archive', 'the archive index.json lists no images');
     if (options.name !== undefined && manifests.length > 1) throw new ImageError('bad-archive', `the archive holds ${manifests.length} images; --name names one image only`);
     const names: string[] = [];
-    const recorded: Array<{ name: string; top: Descriptor; stored: StoredTree }> = [];
     await this.client.withLease(async (lease) => {
       for (const top of manifests) {
         const name = options.name ?? top.annotations?.[ANNOTATION_IMAGE_NAME] ?? top.annotations?.[ANNOTATION_REF_NAME];
         if (name === undefined) throw new ImageError('bad-archive', `image ${top.digest} in the archive has no name annotation; give one with --name`);
-        const writeFromArchive = async (descriptor: Descriptor, labels: Record<string, string> = {}): Promise<void> => {
+        const writeFromArchive = async (descriptor: Descriptor, labels: Promise<Labels>): Promise<void> => {
           const entry = blobEntry(descriptor);
           if (entry.size !== descriptor.size) throw new ImageError('bad-archive', `blob ${descriptor.digest} in the archive has ${entry.size} bytes, its descriptor says ${descriptor.size}`);
           return this.writeBlob(descriptor, { path, start: entry.offset }, { lease, labels, what: `blob ${descriptor.digest}`, held: true });
         };
-        const stored = await this.storeTree(top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
-        await this.putImage(name, top, lease);
-        recorded.push({ name, top, stored });
+        await this.storeImage(name, top, { lease, fetchDocument: readDocument, fetchBlob: writeFromArchive });
         names.push(name);
       }
-      for (const { name, top, stored } of recorded) await this.resolveStored(name, top, stored, lease);
     });
     return names;
   }
 
   /**
-   * Stores the tree under `top` (an index or a manifest): layers and config
-   * first (the config beside the layers, at most LAYERS_IN_FLIGHT_MAX
-   * layers at once), then each manifest and index with the labels that keep
-   * what it reaches. The caller supplies how documents and blobs are
-   * fetched. Answers the documents of this node's platform, checked, for
-   * `resolveStored`. On a failure, waits for the writes under way, then
-   * rejects with the first failure.
+   * Stores the tree under `top` (an index or a manifest) from `source`,
+   * records it as image `name` and unpacks its layers for this platform;
+   * answers what a container of it needs. Everything is done under
+   * `source.lease`, which must live until this answers.
+   *
+   * Each step starts as soon as what it needs is in: once the manifest is
+   * checked, its layers (at most LAYERS_IN_FLIGHT_MAX at once; a layer the
+   * lease already holds is not fetched) and its config; each layer's unpack
+   * once the config names the chain, its snapshot prepared at once and
+   * applied when the layer is in the content store and the one below it
+   * unpacked; the manifest and index, with the labels that keep what they
+   * reach, once everything they reach is stored; the image record once its
+   * target is. On a failure, waits for the work under way, then rejects
+   * with the first failure.
    */
-  async storeTree(top: Descriptor, source: TreeSource): Promise<StoredTree> {
+  async storeImage(name: string, top: Descriptor, source: TreeSource): Promise<ResolvedImage> {
+    const { stored, chain, unpacked } = await this.storeTree(name, top, source);
+    let ids: string[];
+    try {
+      // No record of an image whose config and manifest disagree.
+      ids = await chain;
+    } catch (error) {
+      await unpacked.catch(() => undefined);
+      throw error;
+    }
+    await settleAll([this.putImage(name, top, source.lease), unpacked]);
+    return this.remember(name, top.digest, stored, ids);
+  }
+
+  /**
+   * `storeImage` but the record: answers once the blobs are stored, with
+   * the unpack (and the chain it unpacks) still under way; the caller must
+   * wait for it. Neither promise is left unhandled.
+   */
+  private async storeTree(name: string, top: Descriptor, source: TreeSource): Promise<{ stored: StoredTree; chain: Promise<string[]>; unpacked: Promise<void> }> {
     if (isIndex(top.mediaType)) {
       const { bytes, document } = await source.fetchDocument<{ manifests?: Descriptor[] }>(top);
       const picked = this.pickPlatform(document.manifests ?? [], `index ${top.digest}`);
-      const stored = await this.storeTree(picked, source);
-      await this.writeBlob(top, bytes, { lease: source.lease, labels: { 'containerd.io/gc.ref.content.m.0': picked.digest }, what: `index ${top.digest}` });
-      return stored;
+      const below = await this.storeTree(name, picked, source);
+      try {
+        await this.writeBlob(top, bytes, { lease: source.lease, labels: { 'containerd.io/gc.ref.content.m.0': picked.digest }, what: `index ${top.digest}` });
+      } catch (error) {
+        await below.unpacked.catch(() => undefined);
+        throw error;
+      }
+      return below;
     }
     if (!isManifest(top.mediaType)) throw new ImageError('unsupported-media-type', `${top.digest} has media type ${top.mediaType}, which is neither a manifest nor an index`);
+    const lease = source.lease;
     const { bytes, document } = await source.fetchDocument<ManifestDocument>(top);
-    const config = await source.fetchDocument<ImageConfigDocument>(document.config);
-    const diffIds = config.document.rootfs?.diff_ids ?? [];
-    const chain = chainIds(diffIds);
-    const configLabels: Record<string, string> = {};
-    if (chain.length > 0) configLabels[`containerd.io/gc.ref.snapshot.${this.snapshotter}`] = chain[chain.length - 1]!;
     const layers = document.layers ?? [];
-    await settleAll([
-      this.writeBlob(document.config, config.bytes, { lease: source.lease, labels: configLabels, what: `config ${document.config.digest}` }),
+    const config = handled(source.fetchDocument<ImageConfigDocument>(document.config));
+    const diffIds = handled(config.then(({ document: configDocument }) => configDocument.rootfs?.diff_ids ?? []));
+    const chain = handled(config.then(({ document: configDocument }) => checkedChain(name, { manifestDescriptor: top, manifest: document, config: configDocument })));
+    const landed = layers.map(() => settlement());
+    const unpacked = handled(chain.then((ids) => this.unpack(layers, ids, { lease, landed: landed.map((layer) => layer.promise) })));
+    const configLabels = async (): Promise<Labels> => {
+      const ids = chainIds(await diffIds);
+      return ids.length > 0 ? { [`containerd.io/gc.ref.snapshot.${this.snapshotter}`]: ids[ids.length - 1]! } : {};
+    };
+    const stores = settleAll([
+      config.then((fetched) => this.writeBlob(document.config, fetched.bytes, { lease, labels: configLabels(), what: `config ${document.config.digest}` })),
       forEachAtOnce(layers, LAYERS_IN_FLIGHT_MAX, async (layer, position) => {
-        const labels: Record<string, string> = {};
-        if (diffIds[position] !== undefined) labels['containerd.io/uncompressed'] = diffIds[position]!;
-        if (!(await this.holdBlob(source.lease, layer.digest))) await source.fetchBlob(layer, labels);
+        try {
+          const labels = handled(diffIds.then((ids): Labels => (ids[position] !== undefined ? { 'containerd.io/uncompressed': ids[position]! } : {})));
+          if (!(await this.holdBlob(lease, layer.digest))) await source.fetchBlob(layer, labels);
+          landed[position]!.resolve();
+        } catch (error) {
+          landed[position]!.reject(error);
+          throw error;
+        }
       }),
+      // The manifest goes under the lease now, so its write below is one round trip.
+      this.holdResource(lease, top.digest),
     ]);
-    const manifestLabels: Record<string, string> = { 'containerd.io/gc.ref.content.config': document.config.digest };
-    layers.forEach((layer, position) => (manifestLabels[`containerd.io/gc.ref.content.l.${position}`] = layer.digest));
-    await this.writeBlob(top, bytes, { lease: source.lease, labels: manifestLabels, what: `manifest ${top.digest}` });
-    return { manifestDescriptor: top, manifest: document, config: config.document };
+    try {
+      await stores;
+      const manifestLabels: Labels = { 'containerd.io/gc.ref.content.config': document.config.digest };
+      layers.forEach((layer, position) => (manifestLabels[`containerd.io/gc.ref.content.l.${position}`] = layer.digest));
+      await this.writeBlob(top, bytes, { lease, labels: manifestLabels, what: `manifest ${top.digest}`, held: true });
+    } catch (error) {
+      for (const layer of landed) layer.reject(new ImageError('bad-archive', `${top.digest}: not every layer was stored`));
+      await unpacked.catch(() => undefined);
+      throw error;
+    }
+    return { stored: { manifestDescriptor: top, manifest: document, config: (await config).document }, chain, unpacked };
   }
+}
+
+/** Labels of a content blob. */
+export type Labels = Record<string, string>;
+
+/** `promise`, marked handled: a rejection that no one awaits yet is no unhandled rejection. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+/** A promise and its settle functions; settling it again does nothing. */
+function settlement(): { promise: Promise<void>; resolve(): void; reject(error: unknown): void } {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = handled(new Promise<void>((done, fail) => ((resolve = done), (reject = fail))));
+  return { promise, resolve, reject };
+}
+
+/** The chain ids of a stored image's layers, bottom first; refuses a config and manifest that disagree. */
+function checkedChain(name: string, stored: StoredTree): string[] {
+  const diffIds = stored.config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== stored.manifest.layers.length) throw new ImageError('bad-archive', `image "${name}": its config lists ${diffIds.length} layers, its manifest ${stored.manifest.layers.length}`);
+  if (diffIds.length === 0) throw new ImageError('bad-archive', `image "${name}" has no layers`);
+  return chainIds(diffIds);
 }
 
 /** The documents of an image as stored, for this node's platform. */
@@ -636,17 +713,18 @@ export interface StoredTree {
   config: ImageConfigDocument;
 }
 
-/** Where `storeTree` gets an image's pieces (an archive, a registry, a peer). */
+/** Where `storeImage` gets an image's pieces (an archive, a registry, a peer). */
 export interface TreeSource {
   lease: string;
   /** The document's bytes, checked against its digest, and parsed. */
   fetchDocument<T>(descriptor: Descriptor): Promise<{ bytes: Buffer; document: T }>;
   /**
    * Writes layer `descriptor` to the content store with `labels`, through
-   * `ImageStore.writeBlob` with `held: true`: `storeTree` calls it only for
-   * a layer it has just put under the lease and found absent.
+   * `ImageStore.writeBlob` with `held: true`: `storeImage` calls it only for
+   * a layer it has just put under the lease and found absent. `labels`
+   * settles when the image config is in, possibly after the bytes started.
    */
-  fetchBlob(descriptor: Descriptor, labels: Record<string, string>): Promise<void>;
+  fetchBlob(descriptor: Descriptor, labels: Promise<Labels>): Promise<void>;
 }
 
 /** An image manifest (OCI or Docker schema 2). */

@@ -5,9 +5,9 @@
  * faults in and zeroes its pages, and the garbage collector follows it), so
  * a stream that encodes each chunk into a new buffer spends more on memory
  * than on copying. A stream takes a buffer, fills it with one encoded
- * message, and gives it back once gRPC has framed the message (grpc-js
- * copies it into a frame of its own before it writes anything): for a
- * content write, when containerd has answered the message.
+ * message, and gives it back once the message is sent: for a content
+ * write (sent as it is, content-write.ts), when containerd has answered
+ * it; for a peer's ReadChunk, once grpc-js has framed (copied) it.
  */
 import { assert } from '../../../consensus/core/assert.js';
 

@@ -52,11 +52,14 @@ import { readNodeNetwork } from '../../node/node-network.js';
 import { REAL_CLOCK, retryUntil, type RetryClock } from '../../node/retry.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../state/ipam.js';
 import type { PortSpec } from '../../state/types.js';
+import { assert } from '../../../consensus/core/assert.js';
 
 /** A container's network, once attached. */
 export interface NetworkAttachment {
-  /** The container's IPv4 address on the node network. */
+  /** The container's IPv4 address on its first network (eth0). */
   address: string;
+  /** On more than one network: every address, in the order of its networks (eth0, eth1, ...; the first is `address`). */
+  addresses?: string[];
 }
 
 /** Gives containers a network. Implementations must make `detach` safe to repeat and safe after a failed `attach`. */
@@ -69,8 +72,10 @@ export interface ContainerNetwork {
 
 /** Whose container an attach is for. */
 export interface AttachOptions {
-  /** The instance's tenant: its containers go on its tenant network where the node network file says so. */
+  /** The instance's tenant: its containers go on its tenant networks where the node network file says so. */
   tenant?: string;
+  /** The tenant networks it joins, in order (eth0, eth1, ...; the default route on the first), those the state holds; absent: `default`; empty: the node subnet. */
+  networks?: readonly string[];
 }
 
 /** The node bridge's subnet without the overlay; its first address is the bridge's (the containers' gateway). */
@@ -116,6 +121,15 @@ interface NetworkSettings {
   mtu?: number;
   /** The tenant network (`tenant/name`) whose slice `subnet` is; absent for the node subnet. */
   network?: string;
+  /** Its block, routed through this interface when it is not the container's first (eth1, ...: the default route is eth0's). */
+  block?: string;
+}
+
+/** One interface of a container beyond eth0: its name, what it attached to, and the bridge plugin's result (for DEL). */
+interface ExtraInterface {
+  ifName: string;
+  settings: NetworkSettings;
+  result?: Record<string, unknown>;
 }
 
 /** A CNI failure; the message names the plugin and its error. */
@@ -134,6 +148,14 @@ export class SlicePendingError extends NetworkError {
 const CNI_VERSION = '1.0.0';
 /** How long one plugin may run. */
 const PLUGIN_TIMEOUT_MS = 30_000;
+
+/** The IPv4 address a bridge plugin's `result` gave `id` on `ifName`. */
+function addressOf(result: Record<string, unknown> | undefined, id: string, ifName: string): string {
+  const ips = (result?.ips ?? []) as Array<{ address: string }>;
+  const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
+  if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address on ${ifName}`);
+  return address;
+}
 
 /** The netns name of a container id: short, fixed length, no odd characters. */
 export function netnsName(id: string): string {
@@ -225,6 +247,8 @@ interface SavedAttach {
   nodeMasquerade?: boolean;
   /** The bridge and subnet attached to (absent in records made before tenant networks: the node's). */
   settings?: NetworkSettings;
+  /** The interfaces on the container's second and later networks (absent: one network). */
+  extra?: ExtraInterface[];
 }
 
 /** The node bridge network through the CNI plugins. */
@@ -236,8 +260,8 @@ export class CniNetwork implements ContainerNetwork {
   private readonly pluginDirs: string[];
   private readonly sliceWaitMs: number;
   private readonly clock: RetryClock;
-  /** The node masquerade rule, once it is in place (reset on failure, so the next attach retries), and the rule it is. */
-  private masquerade: { rule: string; done: Promise<void> } | undefined;
+  /** The node masquerade rules in place or being added, by rule (one per subnet or slice; removed on failure, so the next attach retries). */
+  private readonly masquerades = new Map<string, Promise<void>>();
 
   constructor(options: CniNetworkOptions) {
     this.stateDir = options.stateDir;
@@ -255,26 +279,53 @@ export class CniNetwork implements ContainerNetwork {
    * `pending`: a NetworkError when `forAttach`, else the defaults' bridge
    * (detach needs only the names).
    */
-  private settings(forAttach = false, tenant?: string): NetworkSettings {
-    if (this.nodeNetworkFile === undefined) return this.defaults;
-    const network = readNodeNetwork(this.nodeNetworkFile);
-    if (network === undefined) return this.defaults;
-    if (network.state === 'ready') {
-      const pool = network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {};
-      const own = tenant === undefined ? undefined : network.tenants?.[tenant];
-      if (own?.state === 'ready') return { bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, network: own.network, ...pool };
-      if (own?.state === 'pending' && forAttach) throw new SlicePendingError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
-      return { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
-    }
-    if (forAttach) throw new NetworkError(`this node's overlay network is not ready yet (waiting for its subnet from the cluster; see the agent's network log lines)`);
-    return this.defaults;
+  private settings(forAttach = false): NetworkSettings {
+    return this.attachSettings(forAttach, {})[0]!;
   }
 
-  /** Whether `tenant`'s containers attach to the node subnet now (so a warm network, made there, fits them); false while the tenant is on its tenant network here. */
+  /**
+   * The settings of each interface an attach makes, eth0 first: per network
+   * of `options.networks` (absent: `default`) this node's slice of it, when
+   * the node network file lists the tenant's networks; else the node subnet
+   * alone. A listed network still `pending`, or one not listed of a tenant
+   * with others listed (made just now): a SlicePendingError when
+   * `forAttach`. A tenant with no network listed: the node subnet.
+   */
+  private attachSettings(forAttach: boolean, options: AttachOptions): NetworkSettings[] {
+    if (this.nodeNetworkFile === undefined) return [this.defaults];
+    const network = readNodeNetwork(this.nodeNetworkFile);
+    if (network === undefined) return [this.defaults];
+    if (network.state !== 'ready') {
+      if (forAttach) throw new NetworkError(`this node's overlay network is not ready yet (waiting for its subnet from the cluster; see the agent's network log lines)`);
+      return [this.defaults];
+    }
+    const pool = network.tenantCidr !== undefined ? { tenantCidr: network.tenantCidr } : {};
+    const nodeSubnet: NetworkSettings = { bridge: network.bridge, subnet: network.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, ...pool };
+    const { tenant } = options;
+    if (tenant === undefined) return [nodeSubnet];
+    const listed: NetworkSettings[] = [];
+    // A tenant with some network listed is on its networks here: one not listed yet was made just now (the file names it within a state pass).
+    const carried = Object.keys(network.networks ?? {}).some((key) => key.startsWith(`${tenant}/`));
+    for (const name of options.networks ?? ['default']) {
+      const own = network.networks?.[`${tenant}/${name}`];
+      if (own === undefined) {
+        if (carried && forAttach) throw new SlicePendingError(`network ${tenant}/${name} is not listed in this node's network file yet (made just now; the network component lists it once it applies the commit)`);
+        continue;
+      }
+      if (own.state === 'pending') {
+        if (forAttach) throw new SlicePendingError(`this node's slice of network ${own.network} is not committed yet (the leader attaches the node once an instance of it is placed here; see the agent's network log lines)`);
+        continue;
+      }
+      listed.push({ bridge: own.bridge, subnet: own.subnet, clusterCidr: network.clusterCidr, mtu: network.mtu, network: own.network, block: own.block, ...pool });
+    }
+    return listed.length === 0 ? [nodeSubnet] : listed;
+  }
+
+  /** Whether `tenant`'s containers attach to the node subnet now (so a warm network, made there, fits them); false while the tenant is on its tenant networks here. */
   onNodeSubnet(tenant: string): boolean {
     if (this.nodeNetworkFile === undefined) return true;
     const network = readNodeNetwork(this.nodeNetworkFile);
-    return network?.state !== 'ready' || network.tenants?.[tenant] === undefined;
+    return network?.state !== 'ready' || !Object.keys(network.networks ?? {}).some((key) => key.startsWith(`${tenant}/`));
   }
 
   /** The bridge containers attach to now. */
@@ -317,12 +368,13 @@ export class CniNetwork implements ContainerNetwork {
     return run('iptables', ['-w', '-t', 'nat', action, ...args]).catch((error: Error) => ({ code: -1, stderr: error.message }));
   }
 
-  /** Adds the node masquerade rule of `settings` unless it is there; once per process and rule (a new subnet adds its own). */
+  /** Adds the node masquerade rule of `settings` unless it is there; once per process and rule (each subnet and slice has its own). */
   private ensureMasquerade(settings: NetworkSettings): Promise<void> {
     const rule = this.masqueradeRuleOf(settings);
     const poolReturn = this.poolReturnRuleOf(settings);
     const key = [...rule, ...(poolReturn ?? [])].join(' ');
-    if (this.masquerade?.rule === key) return this.masquerade.done;
+    const known = this.masquerades.get(key);
+    if (known !== undefined) return known;
     const done = (async () => {
       if (poolReturn !== undefined && (await this.masqueradeRule('-C', poolReturn)).code !== 0) {
         const inserted = await this.masqueradeRule('-I', poolReturn);
@@ -332,10 +384,10 @@ export class CniNetwork implements ContainerNetwork {
       const added = await this.masqueradeRule('-A', rule);
       if (added.code !== 0) throw new NetworkError(`cannot add the masquerade rule for ${settings.subnet} (iptables -t nat -A POSTROUTING): ${added.stderr.trim() || `exit code ${added.code}`}`);
     })().catch((error: unknown) => {
-      if (this.masquerade?.rule === key) this.masquerade = undefined;
+      this.masquerades.delete(key);
       throw error;
     });
-    this.masquerade = { rule: key, done };
+    this.masquerades.set(key, done);
     return done;
   }
 
@@ -358,9 +410,15 @@ export class CniNetwork implements ContainerNetwork {
     if (flushed.code !== 0) throw new NetworkError(`cannot clear the neighbour entry of ${address} on ${bridge} (ip neigh flush): ${flushed.stderr.trim() || `exit code ${flushed.code}`}`);
   }
 
-  /** The plugin chain; `perContainerMasquerade` only to detach what was attached before the node rule. */
-  private plugins(ports: PortSpec[], perContainerMasquerade = false, settings: NetworkSettings = this.settings()): Array<Record<string, unknown>> {
-    const portMappings = ports.filter((port) => port.published !== undefined).map((port) => ({ hostPort: port.published, containerPort: port.target, protocol: port.protocol }));
+  /**
+   * The plugin chain; `perContainerMasquerade` only to detach what was
+   * attached before the node rule. `first`: eth0, which takes the default
+   * route and the published ports; a later interface routes its network's
+   * block alone.
+   */
+  private plugins(ports: PortSpec[], perContainerMasquerade = false, settings: NetworkSettings = this.settings(), first = true): Array<Record<string, unknown>> {
+    const portMappings = first ? ports.filter((port) => port.published !== undefined).map((port) => ({ hostPort: port.published, containerPort: port.target, protocol: port.protocol })) : [];
+    const routes = first || settings.block === undefined ? [{ dst: '0.0.0.0/0' }] : [{ dst: settings.block }];
     const plugins: Array<Record<string, unknown>> = [
       {
         type: 'bridge',
@@ -369,7 +427,7 @@ export class CniNetwork implements ContainerNetwork {
         ipMasq: perContainerMasquerade,
         hairpinMode: true,
         ...(settings.mtu !== undefined ? { mtu: settings.mtu } : {}),
-        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: this.ipamDirOf(settings) },
+        ipam: { type: 'host-local', ranges: [[{ subnet: settings.subnet }]], routes, dataDir: this.ipamDirOf(settings) },
       },
     ];
     if (portMappings.length > 0) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true, runtimeConfig: { portMappings } });
@@ -411,35 +469,42 @@ export class CniNetwork implements ContainerNetwork {
   async attach(id: string, netnsPath: string, ports: PortSpec[], options: AttachOptions = {}): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
     // A pending slice is waited for (see SLICE_WAIT_MS_DEFAULT); anything else wrong fails at once.
-    const settings = await retryUntil(async () => this.settings(true, options.tenant), {
+    const [settings, ...more] = await retryUntil(async () => this.attachSettings(true, options), {
       deadline: this.clock.now() + this.sliceWaitMs,
       delayMs: SLICE_POLL_MS,
       retryable: (error) => error instanceof SlicePendingError,
       clock: this.clock,
     });
+    assert(settings !== undefined, 'an attach has at least one network');
+    const extra: ExtraInterface[] = more.map((each, index) => ({ ifName: `eth${index + 1}`, settings: each }));
     try {
-      // `lo` and `eth0` are independent interfaces of the namespace: bring them up at once.
+      // `lo` and each `ethN` are independent interfaces of the namespace: bring them up at once.
       const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
-      const chain = (async () => {
-        let chained: Record<string, unknown> | undefined;
-        for (const plugin of this.plugins(ports, false, settings)) chained = (await this.invoke(plugin, 'ADD', id, netnsPath, 'eth0', chained)) ?? chained;
-        return chained;
-      })();
-      const [loopbackOutcome, chainOutcome, masqueradeOutcome] = await Promise.allSettled([loopback, chain, this.ensureMasquerade(settings)]);
-      if (loopbackOutcome.status === 'rejected') throw loopbackOutcome.reason;
-      if (chainOutcome.status === 'rejected') throw chainOutcome.reason;
-      if (masqueradeOutcome.status === 'rejected') throw masqueradeOutcome.reason;
-      const result = chainOutcome.value;
-      const ips = (result?.ips ?? []) as Array<{ address: string }>;
-      const address = ips.map((ip) => ip.address.split('/')[0]!).find((candidate) => candidate.includes('.'));
-      if (address === undefined) throw new NetworkError(`CNI gave ${id} no IPv4 address`);
-      await this.forgetNeighbour(settings.bridge, address);
-      await this.save({ id, netnsPath, ports, result, nodeMasquerade: true, settings });
-      return { address };
+      const chain = this.addChain({ id, netnsPath, ifName: 'eth0', plugins: this.plugins(ports, false, settings) });
+      // Saved before their ADDs, so a detach after a failure halfway releases what was leased.
+      if (extra.length > 0) await this.save({ id, netnsPath, ports, nodeMasquerade: true, settings, extra });
+      const extraChains = extra.map((each) => this.addChain({ id, netnsPath, ifName: each.ifName, plugins: this.plugins([], false, each.settings, false) }));
+      const masquerades = [settings, ...more].map((each) => this.ensureMasquerade(each));
+      const outcomes = await Promise.allSettled([loopback, chain, ...extraChains, ...masquerades]);
+      const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const results = [await chain, ...(await Promise.all(extraChains))];
+      const addresses = results.map((result, index) => addressOf(result, id, index === 0 ? 'eth0' : extra[index - 1]!.ifName));
+      await Promise.all(addresses.map((address, index) => this.forgetNeighbour(index === 0 ? settings.bridge : extra[index - 1]!.settings.bridge, address)));
+      for (const [index, each] of extra.entries()) if (results[index + 1] !== undefined) each.result = results[index + 1];
+      await this.save({ id, netnsPath, ports, result: results[0], nodeMasquerade: true, settings, ...(extra.length > 0 ? { extra } : {}) });
+      return { address: addresses[0]!, ...(addresses.length > 1 ? { addresses } : {}) };
     } catch (error) {
       await this.detach(id, netnsPath, ports).catch(() => undefined);
       throw error;
     }
+  }
+
+  /** CNI ADD of `plugins` in order on `ifName`, each given the one before's result; answers the last result. */
+  private async addChain(chain: { id: string; netnsPath: string; ifName: string; plugins: Array<Record<string, unknown>> }): Promise<Record<string, unknown> | undefined> {
+    let chained: Record<string, unknown> | undefined;
+    for (const plugin of chain.plugins) chained = (await this.invoke(plugin, 'ADD', chain.id, chain.netnsPath, chain.ifName, chained)) ?? chained;
+    return chained;
   }
 
   /** CNI DEL of everything attached under `id`; a `netnsPath` no mount holds (missing, or stale: see isLiveNetns) is sent as none. */
@@ -457,6 +522,14 @@ export class CniNetwork implements ContainerNetwork {
     }
     // No saved result: DEL without prevResult is allowed by the spec.
     const problems: string[] = [];
+    const namespace = isLiveNetns(netnsPath) ? netnsPath : '';
+    for (const each of saved?.extra ?? []) {
+      try {
+        await this.invoke(this.plugins([], false, each.settings, false)[0]!, 'DEL', id, namespace, each.ifName, each.result);
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
     for (const plugin of this.plugins(savedPorts, perContainerMasquerade, settings).reverse()) {
       try {
         await this.invoke(plugin, 'DEL', id, isLiveNetns(netnsPath) ? netnsPath : '', 'eth0', prevResult);
@@ -543,6 +616,6 @@ export class CniNetwork implements ContainerNetwork {
     for (let copies = 0; copies < 16; copies++) {
       if ((await this.masqueradeRule('-D', rule)).code !== 0) break;
     }
-    this.masquerade = undefined;
+    this.masquerades.clear();
   }
 }

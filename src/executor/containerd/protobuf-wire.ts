@@ -7,6 +7,7 @@
  * leaves encoded. Encoding: the head of a content WRITE, so the blob's
  * bytes go into a reused buffer right after it.
  */
+import { assert } from '../../../consensus/core/assert.js';
 
 /** A decoded TaskExit. `id` is the process id: the container id for the main process, the exec id otherwise. */
 export interface TaskExitEvent {
@@ -168,4 +169,64 @@ export function writeBytesFieldHeadInto(target: Uint8Array, fieldNumber: number,
   checkLength(dataBytes, 'dataBytes');
   target[0] = (fieldNumber << 3) | WIRE_LENGTH_DELIMITED;
   return writeVarint(target, 1, dataBytes);
+}
+
+function varintBytes(value: number): number {
+  let bytes = 1;
+  while (value >= 128) {
+    value = Math.floor(value / 128);
+    bytes += 1;
+  }
+  return bytes;
+}
+
+/**
+ * Encodes a containerd `WriteContentRequest` {action: COMMIT, ref, total,
+ * expected, offset, [data,] labels} into a fresh buffer after `prefixBytes`
+ * bytes left free at its front (for gRPC's framing, content-write.ts);
+ * answers the buffer, whose message ends at its end. `data` makes it a
+ * whole small blob in one message.
+ */
+export function encodeContentCommit(fields: { ref: string; offset: number; total: number; expected: string; labels: Record<string, string>; data?: Uint8Array }, prefixBytes: number): Buffer {
+  checkLength(fields.offset, 'offset');
+  checkLength(fields.total, 'total');
+  checkLength(prefixBytes, 'prefixBytes');
+  const ref = utf8.encode(fields.ref);
+  const expected = utf8.encode(fields.expected);
+  const entries = Object.entries(fields.labels).map(([key, value]) => {
+    const keyBytes = utf8.encode(key);
+    const valueBytes = utf8.encode(value);
+    const entryBytes = 1 + varintBytes(keyBytes.length) + keyBytes.length + 1 + varintBytes(valueBytes.length) + valueBytes.length;
+    return { keyBytes, valueBytes, entryBytes };
+  });
+  const dataBytes = fields.data?.length ?? 0;
+  let size = 2 + 1 + varintBytes(ref.length) + ref.length + 1 + varintBytes(fields.total) + 1 + varintBytes(expected.length) + expected.length + 1 + varintBytes(fields.offset);
+  if (fields.data !== undefined) size += 1 + varintBytes(dataBytes) + dataBytes;
+  for (const entry of entries) size += 1 + varintBytes(entry.entryBytes) + entry.entryBytes;
+  const buffer = Buffer.allocUnsafe(prefixBytes + size);
+  let position = prefixBytes;
+  const bytesField = (number: number, bytes: Uint8Array): void => {
+    buffer[position++] = (number << 3) | WIRE_LENGTH_DELIMITED;
+    position = writeVarint(buffer, position, bytes.length);
+    buffer.set(bytes, position);
+    position += bytes.length;
+  };
+  buffer[position++] = (1 << 3) | WIRE_VARINT; // action
+  buffer[position++] = 2; // COMMIT
+  bytesField(2, ref);
+  buffer[position++] = (3 << 3) | WIRE_VARINT; // total
+  position = writeVarint(buffer, position, fields.total);
+  bytesField(4, expected);
+  buffer[position++] = (5 << 3) | WIRE_VARINT; // offset
+  position = writeVarint(buffer, position, fields.offset);
+  if (fields.data !== undefined) bytesField(6, fields.data);
+  for (const entry of entries) {
+    // A map entry is a message of key (1) and value (2).
+    buffer[position++] = (7 << 3) | WIRE_LENGTH_DELIMITED;
+    position = writeVarint(buffer, position, entry.entryBytes);
+    bytesField(1, entry.keyBytes);
+    bytesField(2, entry.valueBytes);
+  }
+  assert(position === buffer.length, () => `encodeContentCommit wrote ${position - prefixBytes} bytes of ${size}`);
+  return buffer;
 }

@@ -151,7 +151,7 @@ export class RegistryClient {
     const mediaType = (JSON.parse(top.bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? top.contentType ?? MediaType.ociManifest;
     const topDescriptor: Descriptor = { mediaType, digest: topDigest, size: top.bytes.length };
     await this.images.client.withLease(async (lease) => {
-      const stored = await this.images.storeTree(topDescriptor, {
+      await this.images.storeImage(name, topDescriptor, {
         lease,
         fetchDocument: async <T>(descriptor: Descriptor) => {
           if (descriptor.digest === topDigest) return { bytes: top.bytes, document: JSON.parse(top.bytes.toString('utf8')) as T };
@@ -174,8 +174,6 @@ export class RegistryClient {
           }
         },
       });
-      await this.images.putImage(name, topDescriptor, lease);
-      await this.images.resolveStored(name, topDescriptor, stored, lease);
     });
     return name;
   }

@@ -22,6 +22,8 @@ export const Label = {
   tenant: 'hivemind.tenant',
   app: 'hivemind.app',
   address: 'hivemind.address',
+  /** A container on several networks: every address, comma-separated, in the order of its networks. */
+  addresses: 'hivemind.addresses',
   ports: 'hivemind.ports',
   logPath: 'hivemind.log-path',
   startedAt: 'hivemind.started-at',

@@ -31,6 +31,18 @@ test('an instance placed on a node without its network slice asks for one; one a
   assert.equal(plan.idleSinceMs.size, 0);
 });
 
+test('an instance on several networks needs a slice of each; its own version\'s networks win over the app\'s (a rolling update between networks)', () => {
+  const held = network('acme', 'front', ['n1']);
+  const plan = planAttachments(input({
+    networks: [held, network('acme', 'back'), network('acme', 'default', ['n1'])],
+    instances: [{ ...instance('acme', 'web', 'n1'), networks: ['front', 'back'] }],
+    appNetworks: new Map([['acme/web', ['default']]]),
+    graceMs: 0,
+  }));
+  assert.equal(plan.attach, [{ tenant: 'acme', name: 'back', node: 'n1' }]);
+  assert.equal(plan.detach, [{ tenant: 'acme', name: 'default', node: 'n1' }], 'default is idle: no instance of it here');
+});
+
 test('no slice for a node that left, a tenant without a network, or a network the app does not name', () => {
   const plan = planAttachments(input({
     networks: [network('acme', 'default'), network('acme', 'back')],

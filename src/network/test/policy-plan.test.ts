@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NetworkPolicy } from '../../state/types.js';
-import { decide, instanceAddressOf, parseSaved, planPolicyChains, policyModel, restoreChangesInput, restoreInput, shortHash, type PolicyInstance } from '../policy-plan.js';
+import { decide, instanceAddressesOf, instanceAddressOf, parseSaved, planPolicyChains, policyModel, restoreChangesInput, restoreInput, shortHash, type PolicyInstance } from '../policy-plan.js';
 
 const CLUSTER = '10.210.0.0/16';
 
@@ -66,6 +66,49 @@ test('with the tenant network pool: its addresses are instances as the cluster n
   assert.ok(chains.chains.get('HIVEMIND-POLICY')!.some((rule) => rule.startsWith('-d 10.224.0.2/32 ')), 'a destination on a tenant network is protected');
   const without = planPolicyChains(policyModel({ clusterCidr: CLUSTER, instances: onNetworks, policies: [], apps: [] }), 'n1');
   assert.is(without.destinationCount, 0, 'without the pool, its addresses are nobody\'s (as before)');
+});
+
+test('several networks of a tenant: apps reach each other over a network they share, at the address they hold on it; policies still allow', () => {
+  const networks = [
+    { tenant: 'acme', name: 'front', cidr: '10.224.16.0/20' },
+    { tenant: 'acme', name: 'back', cidr: '10.224.32.0/20' },
+    { tenant: 'evil', name: 'default', cidr: '10.224.48.0/20' },
+  ];
+  const onNetworks = [
+    // web is on front and back: one entry per address.
+    instance('acme.web.0.1', 'n1', '10.224.16.2'),
+    instance('acme.web.0.1', 'n1', '10.224.32.2'),
+    instance('acme.api.0.1', 'n2', '10.224.16.66'),
+    instance('acme.db.0.1', 'n1', '10.224.32.3'),
+    instance('evil.probe.0.1', 'n2', '10.224.48.66'),
+  ];
+  const built = policyModel({ clusterCidr: CLUSTER, tenantCidr: '10.224.0.0/12', networks, instances: onNetworks, policies: [], apps: [] });
+  assert.is(built.networkOf('10.224.32.2'), 'acme/back');
+  assert.is(decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow', 'front');
+  assert.is(decide(built, { tenant: 'acme', app: 'db' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow', 'back');
+  assert.is(decide(built, { tenant: 'acme', app: 'web' }, { tenant: 'acme', app: 'db' }, 80).verdict, 'allow', 'web reaches db over back');
+  const apart = decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'db' }, 5432);
+  assert.equal([apart.verdict, apart.reason], ['deny', 'default: acme/api (on acme/front) and acme/db (on acme/back) share no network']);
+  assert.is(decide(built, { address: '10.224.16.2' }, { tenant: 'acme', app: 'db' }, 5432).verdict, 'deny', "web's front address does not reach db");
+  assert.is(decide(built, { address: '10.224.32.2' }, { tenant: 'acme', app: 'db' }, 5432).verdict, 'allow', "web's back address does");
+  assert.is(decide(built, { tenant: 'evil', app: 'probe' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'deny');
+  const chains = planPolicyChains(built, 'n1');
+  const main = chains.chains.get('HIVEMIND-POLICY')!;
+  assert.ok(main.includes(`-d 10.224.16.2/32 -m comment --comment "hivemind: acme/web" -g HM-W-${shortHash('acme/front')}`), main.join('\n'));
+  assert.ok(main.includes(`-d 10.224.32.2/32 -m comment --comment "hivemind: acme/web" -g HM-W-${shortHash('acme/back')}`), main.join('\n'));
+  assert.equal(chains.chains.get(`HM-W-${shortHash('acme/back')}`), [
+    '-s 10.224.32.0/20 -m comment --comment "hivemind: network acme/back" -j RETURN',
+    '-s 10.210.0.0/16 -m comment --comment "hivemind: network acme/back: other tenants denied" -j DROP',
+    '-s 10.224.0.0/12 -m comment --comment "hivemind: network acme/back: other networks denied" -j DROP',
+  ]);
+  assert.is(chains.destinationCount, 3, "web's two addresses and db's");
+  // A policy letting api into db: allowed although they share no network.
+  const allowed = policyModel({ clusterCidr: CLUSTER, tenantCidr: '10.224.0.0/12', networks, instances: onNetworks, policies: [policy('acme', 'db-from-api', ['db'], [{ fromApps: ['api'] }])], apps: [] });
+  assert.is(decide(allowed, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'db' }, 5432).verdict, 'allow');
+  assert.ok(planPolicyChains(allowed, 'n1').chains.get(`HM-P-${shortHash('acme/db-from-api')}`)!.some((rule) => rule.startsWith('-s 10.224.16.66/32 ')));
+  assert.equal(instanceAddressesOf({ endpoint: { address: '10.224.16.2', ports: [], addresses: ['10.224.16.2', '10.224.32.2'] } }), ['10.224.16.2', '10.224.32.2']);
+  assert.equal(instanceAddressesOf({ endpoint: { address: '10.224.16.2', ports: [] } }), ['10.224.16.2']);
+  assert.equal(instanceAddressesOf({}), []);
 });
 
 test('a selected app accepts only what a rule allows, on its ports; the rule that decided is named', () => {

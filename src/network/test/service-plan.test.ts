@@ -52,6 +52,28 @@ test('one chain per service, VIPs in order; DNAT spread over the serving endpoin
   assert.equal(planServiceChains([]).chains, new Map([[SERVICES_CHAIN, []]]));
 });
 
+test('an app on two networks: a client in the second network\'s block is sent to the instances\' addresses there, any other to their first', () => {
+  const twoNetworks: ServiceInput = {
+    tenant: 'shop',
+    app: 'web',
+    vip: '10.211.0.9',
+    ports: [{ target: 8080, protocol: 'tcp' }],
+    endpoints: [
+      { ...endpoint('shop.web.0.1', '10.224.16.2', [[8080, 8080]]), addresses: ['10.224.16.2', '10.224.32.2'] },
+      { ...endpoint('shop.web.1.1', '10.224.16.66', [[8080, 8080]]), addresses: ['10.224.16.66', '10.224.32.66'] },
+    ],
+    networkBlocks: ['10.224.32.0/20'],
+  };
+  const planned = planServiceChains([twoNetworks]);
+  assert.equal(planned.chains.get(serviceChainName('shop', 'web')), [
+    '-s 10.224.32.0/20 -p tcp -m tcp --dport 8080 -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.224.32.2:8080',
+    '-s 10.224.32.0/20 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.224.32.66:8080',
+    '-p tcp -m tcp --dport 8080 -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.224.16.2:8080',
+    '-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.224.16.66:8080',
+  ]);
+  assert.is(planned.endpointCount, 4);
+});
+
 test('restore input: chains declared and filled, stale chains deleted, missing jumps inserted; parse reads them back', () => {
   const planned = planServiceChains([api]);
   const apiChain = serviceChainName('acme', 'api');

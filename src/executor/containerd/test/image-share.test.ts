@@ -4,6 +4,8 @@
 // image says so; a peer that sends a byte of a layer wrong, a layer short
 // or too long, or a document whose bytes do not match its digest, is
 // refused with a digest error and leaves nothing recorded; a blob the peer lacks is `not-found`.
+// An image of several layers is unpacked as its layers land, each snapshot
+// on the one below; one whose config and manifest disagree is not recorded.
 // A blob is served from containerd's own file of it, and only to a store
 // whose namespace holds it (the file system knows no namespaces).
 import { createHash } from 'node:crypto';
@@ -12,7 +14,9 @@ import * as assert from 'uvu/assert';
 import type { ImageShare, SharedImageTarget } from '../../../node/image-share.js';
 import { ContainerdClient } from '../client.js';
 import { ContainerdImageShare, fetchFromPeer } from '../image-share.js';
-import { ImageError, ImageStore } from '../images.js';
+import { chainIds, ImageError, ImageStore } from '../images.js';
+import { MediaType, sha256Digest } from '../oci-layout.js';
+import { tarEnd, tarHeader, tarPadding } from '../tar.js';
 import { TestContainerd, skipReason } from './harness.js';
 
 const skip = skipReason();
@@ -56,6 +60,41 @@ class AlteredShare implements ImageShare {
   }
 }
 
+/**
+ * A peer holding one image made in memory: `layers` layers, each a tar of
+ * one file; `diffIdsListed` of their diff ids in the config (all of them
+ * unless given).
+ */
+function layeredImage(tag: string, layers: number, diffIdsListed = layers): { name: string; share: ImageShare; layerDigests: string[]; diffIds: string[] } {
+  const blobs = new Map<string, Buffer>();
+  const put = (bytes: Buffer): { digest: string; size: number } => {
+    const digest = sha256Digest(bytes);
+    blobs.set(digest, bytes);
+    return { digest, size: bytes.length };
+  };
+  const layerBlobs = Array.from({ length: layers }, (_, position) => {
+    const content = Buffer.from(`layer ${position} of ${tag}\n`);
+    return put(Buffer.concat([tarHeader({ name: `layer-${position}`, type: 'file', size: content.length, mode: 0o644 }), content, tarPadding(content.length), tarEnd()]));
+  });
+  // Uncompressed layers: a diff id is the layer's own digest.
+  const diffIds = layerBlobs.map((layer) => layer.digest);
+  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: diffIds.slice(0, diffIdsListed) } })));
+  const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, ...config }, layers: layerBlobs.map((layer) => ({ mediaType: MediaType.ociLayer, ...layer })) }));
+  const manifest = put(manifestBytes);
+  const imageName = `hivemind.local/layered:${tag}`;
+  const share: ImageShare = {
+    describe: async (image) => (image === imageName ? { mediaType: MediaType.ociManifest, ...manifest } : undefined),
+    async *read(digest) {
+      const bytes = blobs.get(digest);
+      if (bytes === undefined) throw Object.assign(new Error(`blob ${digest} is not here`), { code: 'not-found' });
+      // In two pieces, as a stream of chunks arrives.
+      yield bytes.subarray(0, bytes.length >> 1);
+      yield bytes.subarray(bytes.length >> 1);
+    },
+  };
+  return { name: imageName, share, layerDigests: layerBlobs.map((layer) => layer.digest), diffIds };
+}
+
 async function fetcherHolds(image: string): Promise<boolean> {
   try {
     await fetcherStore.getImage(image);
@@ -87,7 +126,7 @@ test.after(async () => {
 test('a peer that does not hold the image says so, and nothing is recorded', async () => {
   if (skip !== undefined) return;
   assert.is(await share.describe('hivemind.local/nothing:here'), undefined);
-  assert.is(await fetchFromPeer(fetcherStore, 'hivemind.local/nothing:here', { nodeId: 'n1', images: share }), false);
+  assert.is(await fetchFromPeer(fetcherStore, 'hivemind.local/nothing:here', { nodeId: 'n1', images: share }), undefined);
   assert.is(await fetcherHolds('hivemind.local/nothing:here'), false);
 });
 
@@ -192,6 +231,34 @@ test('an image imported on one node is copied to another, unpacked, under the sa
   assert.ok(await fetcherStore.hasBlob(holder.image!.layerDigest));
   // Fetching again is a no-op that still succeeds.
   assert.ok(await fetchFromPeer(fetcherStore, name, { nodeId: 'n1', images: share }));
+});
+
+test('an image of three layers is fetched and unpacked as its layers land, each snapshot on the one below', async () => {
+  if (skip !== undefined) return;
+  const image = layeredImage('three', 3);
+  assert.ok(await fetchFromPeer(fetcherStore, image.name, { nodeId: 'n1', images: image.share }));
+  const chain = chainIds(image.diffIds);
+  const resolved = await fetcherStore.resolve(image.name);
+  assert.is(resolved.chainId, chain[2]);
+  for (const [position, chainId] of chain.entries()) {
+    const info = await fetcherStore.client.unary<{ info: { name: string; parent: string; kind: string } }>('snapshots', 'Stat', { snapshotter: fetcherStore.snapshotter, key: chainId });
+    assert.is(info.info.parent, position === 0 ? '' : chain[position - 1], `snapshot ${position} sits on the one below`);
+    assert.is(info.info.kind, 'COMMITTED');
+    assert.ok(await fetcherStore.hasBlob(image.layerDigests[position]!));
+  }
+});
+
+test('an image whose config lists fewer layers than its manifest is refused and not recorded', async () => {
+  if (skip !== undefined) return;
+  const image = layeredImage('disagreeing', 2, 1);
+  await fetchFromPeer(fetcherStore, image.name, { nodeId: 'n1', images: image.share }).then(
+    () => assert.unreachable('recorded an image whose config and manifest disagree'),
+    (error: unknown) => {
+      assert.is((error as ImageError).code, 'bad-archive', String(error));
+      assert.match((error as Error).message, /its config lists 1 layers, its manifest 2/);
+    },
+  );
+  assert.is(await fetcherHolds(image.name), false);
 });
 
 test.run();

@@ -1,5 +1,6 @@
 // The hand-encoded content WRITE (protobuf-wire.ts), with and without the
-// first message's total and expected digest, and a peer's ReadChunk, decode,
+// first message's total and expected digest, the COMMIT (labels, and data
+// for a whole small blob) after gRPC's prefix, and a peer's ReadChunk, decode,
 // with proto-loader and the real .proto files, to the messages they stand
 // for, at the varint boundaries of every field that varies; and the reusable
 // buffers (message-buffers.ts) hand out at most their count and reuse what
@@ -9,7 +10,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MessageBuffers } from '../message-buffers.js';
-import { BYTES_FIELD_HEAD_BYTES_MAX, writeBytesFieldHeadInto, writeContentHeadBytesMax, writeContentHeadInto } from '../protobuf-wire.js';
+import { GRPC_PREFIX_BYTES, framedMessage } from '../content-write.js';
+import { BYTES_FIELD_HEAD_BYTES_MAX, encodeContentCommit, writeBytesFieldHeadInto, writeContentHeadBytesMax, writeContentHeadInto } from '../protobuf-wire.js';
 
 const PROTO = fileURLToPath(new URL('../../../../../proto/', import.meta.url));
 // Decoded as the containerd client's loader options decode them.
@@ -56,6 +58,26 @@ test('the first WRITE of a blob carries its total and expected digest', () => {
     const decoded = decodeWrite(buffer.subarray(0, start + dataBytes)) as { action: string; ref: string; offset: number; data: Uint8Array; total: number; expected: string };
     assert.equal([decoded.action, decoded.ref, decoded.offset, decoded.total, decoded.expected], ['WRITE', ref, 0, total, expected]);
     assert.ok(Buffer.from(decoded.data).equals(data(dataBytes)));
+  }
+});
+
+test('a COMMIT, with labels and with or without data, decodes to the WriteContentRequest it stands for, after its gRPC prefix', () => {
+  const ref = 'hivemind-sha256-' + 'ab'.repeat(32) + '-0a1b2c3d';
+  const expected = 'sha256:' + 'ef'.repeat(32);
+  const labelSets: Array<Record<string, string>> = [{}, { 'containerd.io/uncompressed': expected }, { 'containerd.io/gc.ref.content.config': expected, 'containerd.io/gc.ref.content.l.0': 'sha256:' + '01'.repeat(32), 'é': 'x'.repeat(200) }];
+  for (const labels of labelSets) {
+    for (const total of [0, 1, 127, 128, 12 * 1024 * 1024, 2 ** 40 + 5]) {
+      for (const payload of [undefined, data(0), data(401), data(200_000)]) {
+        const buffer = encodeContentCommit({ ref, offset: total, total, expected, labels, ...(payload !== undefined ? { data: payload } : {}) }, GRPC_PREFIX_BYTES);
+        const framed = framedMessage(buffer, buffer.length);
+        assert.is(framed[0], 0, 'not compressed');
+        assert.is(framed.readUInt32BE(1), buffer.length - GRPC_PREFIX_BYTES, 'the prefix gives the message length');
+        const decoded = decodeWrite(framed.subarray(GRPC_PREFIX_BYTES)) as { action: string; ref: string; offset: number; total: number; expected: string; labels: Record<string, string>; data: Uint8Array };
+        assert.equal([decoded.action, decoded.ref, decoded.offset, decoded.total, decoded.expected], ['COMMIT', ref, total, total, expected]);
+        assert.equal(decoded.labels, labels);
+        assert.ok(Buffer.from(decoded.data).equals(payload ?? Buffer.alloc(0)), `data of ${payload?.length ?? 'no'} bytes`);
+      }
+    }
   }
 });
 

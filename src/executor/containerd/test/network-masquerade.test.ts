@@ -26,6 +26,17 @@ function natRules(): Promise<string> {
   });
 }
 
+/** A test's clean-up: detaches and deletes each container's namespace, then deletes the nat rules whose comment has `marker`. */
+async function releaseAll(network: CniNetwork, ids: readonly string[], paths: readonly string[], marker: string): Promise<void> {
+  for (const [index, id] of ids.entries()) {
+    await network.detach(id, paths[index]!, []).catch(() => undefined);
+    await deleteNetns(id);
+  }
+  for (const line of (await natRules()).split('\n').filter((rule) => rule.includes(marker))) {
+    await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
+  }
+}
+
 /** How iptables-save shows the bridge plugin's comment on a container's masquerade rules. */
 function chainMarker(id: string): string {
   return `id: \\"${id}\\"`;
@@ -118,7 +129,10 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
   const sliceBridge = 'hmtm3';
   await writeFile(file, JSON.stringify({
     state: 'ready', bridge: nodeBridge, subnet: '10.93.1.0/24', gateway: '10.93.1.1', clusterCidr: '10.93.0.0/16', mtu: 1450, tenantCidr: '10.94.0.0/16',
-    tenants: { acme: { state: 'ready', network: 'acme/default', bridge: sliceBridge, subnet: '10.94.0.64/26', gateway: '10.94.0.65' }, beta: { state: 'pending', network: 'beta/default' } },
+    networks: {
+      'acme/default': { state: 'ready', network: 'acme/default', bridge: sliceBridge, subnet: '10.94.0.64/26', gateway: '10.94.0.65', block: '10.94.0.0/20' },
+      'beta/default': { state: 'pending', network: 'beta/default' },
+    },
   }));
   // The wait for a pending slice on a clock of the test's: each sleep is a poll; none is waited out.
   let polls = 0;
@@ -148,13 +162,13 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
       assert.is(polls, SLICE_WAIT_MS_DEFAULT / 200 - 1, 'it polled the file until the wait was over');
     }
     // A slice committed during the wait: the attach goes on with it, no failure.
-    const network = JSON.parse(await readFile(file, 'utf8')) as { tenants: Record<string, unknown> };
-    network.tenants.gamma = { state: 'pending', network: 'gamma/default' };
+    const network = JSON.parse(await readFile(file, 'utf8')) as { networks: Record<string, unknown> };
+    network.networks['gamma/default'] = { state: 'pending', network: 'gamma/default' };
     await writeFile(file, JSON.stringify(network));
     polls = 0;
     onPoll = async () => {
       if (polls !== 3) return;
-      network.tenants.gamma = { state: 'ready', network: 'gamma/default', bridge: 'hmtm4', subnet: '10.94.0.128/26', gateway: '10.94.0.129' };
+      network.networks['gamma/default'] = { state: 'ready', network: 'gamma/default', bridge: 'hmtm4', subnet: '10.94.0.128/26', gateway: '10.94.0.129', block: '10.94.16.0/20' };
       await writeFile(file, JSON.stringify(network));
     };
     const gamma = await tenantNetwork.attach('tn-gamma', paths[3]!, [], { tenant: 'gamma' });
@@ -169,20 +183,58 @@ test('a tenant the node network file lists goes on its slice, unmasqueraded towa
     assert.not.ok(existsSync(sliceLease), "the slice's lease is released (detach used the saved settings)");
     assert.ok((await tenantNetwork.leasedIds()).includes('tn-other'));
   } finally {
-    for (const [index, id] of ids.entries()) {
-      await tenantNetwork.detach(id, paths[index]!, []).catch(() => undefined);
-      await deleteNetns(id);
-    }
-    const saved = await natRules();
-    for (const line of saved.split('\n').filter((rule) => rule.includes('hivemind hm-tenant-test'))) {
-      await new Promise((resolve) => execFile('iptables', ['-w', '-t', 'nat', '-D', ...line.replace(/^-A /, '').match(/"[^"]*"|\S+/g)!.map((part) => part.replace(/^"|"$/g, ''))], resolve));
-    }
+    await releaseAll(tenantNetwork, ids, paths, 'hivemind hm-tenant-test');
     await new Promise((resolve) => execFile('ip', ['link', 'delete', nodeBridge], resolve));
     await new Promise((resolve) => execFile('ip', ['link', 'delete', sliceBridge], resolve));
     await new Promise((resolve) => execFile('ip', ['link', 'delete', 'hmtm4'], resolve));
     await rm(dir, { recursive: true, force: true });
   }
   assert.is(count(await natRules(), 'hivemind hm-tenant-test'), 0, 'the test leaves no rule behind');
+});
+
+test('a container on two networks: eth0 on the first with the default route, eth1 on the second routing its block; detach releases both', async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const dir = await mkdtemp(join(tmpdir(), 'hm-two-nets-'));
+  const file = join(dir, 'node-network.json');
+  const [nodeBridge, frontBridge, backBridge] = ['hmtm7', 'hmtm8', 'hmtm9'];
+  await writeFile(file, JSON.stringify({
+    state: 'ready', bridge: nodeBridge, subnet: '10.93.2.0/24', gateway: '10.93.2.1', clusterCidr: '10.93.0.0/16', mtu: 1450, tenantCidr: '10.94.0.0/16',
+    networks: {
+      'acme/front': { state: 'ready', network: 'acme/front', bridge: frontBridge, subnet: '10.94.32.0/26', gateway: '10.94.32.1', block: '10.94.32.0/20' },
+      'acme/back': { state: 'ready', network: 'acme/back', bridge: backBridge, subnet: '10.94.48.64/26', gateway: '10.94.48.65', block: '10.94.48.0/20' },
+    },
+  }));
+  const twoNetworks = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-two-nets-test' });
+  const ids = ['tw-web', 'tw-db'];
+  const paths = await Promise.all(ids.map((id) => createNetns(id)));
+  const ip = (args: string[]): Promise<string> => new Promise((resolve, reject) => execFile('ip', args, (error, stdout) => (error ? reject(error) : resolve(stdout.trim()))));
+  try {
+    const web = await twoNetworks.attach('tw-web', paths[0]!, [], { tenant: 'acme', networks: ['front', 'back'] });
+    const db = await twoNetworks.attach('tw-db', paths[1]!, [], { tenant: 'acme', networks: ['back'] });
+    assert.match(web.address, /^10\.94\.32\./, `web's eth0 is on front: ${web.address}`);
+    assert.equal(web.addresses?.length, 2);
+    assert.is(web.addresses?.[0], web.address);
+    assert.match(web.addresses?.[1] ?? '', /^10\.94\.48\.(6[6-9]|[7-9]\d|1[01]\d|12[0-6])$/, `web's eth1 is on back's slice: ${web.addresses?.[1]}`);
+    assert.match(db.address, /^10\.94\.48\./);
+    assert.is(db.addresses, undefined, 'one network: one address');
+    const routes = await ip(['-n', netnsName('tw-web'), 'route', 'show']);
+    assert.match(routes, /^default via 10\.94\.32\.1 dev eth0/m, routes);
+    assert.match(routes, /^10\.94\.48\.0\/20 via 10\.94\.48\.65 dev eth1/m, routes);
+    assert.not.match(routes, /default via \S+ dev eth1/, 'one default route, eth0\'s');
+    // Over the shared network: web's eth1 and db are on one bridge.
+    await ip(['netns', 'exec', netnsName('tw-web'), 'busybox', 'ping', '-c', '1', '-W', '2', db.address]);
+    const backLease = join(dir, 'ipam-networks', backBridge, 'hm-two-nets-test', web.addresses![1]!);
+    const frontLease = join(dir, 'ipam-networks', frontBridge, 'hm-two-nets-test', web.address);
+    assert.ok(existsSync(backLease) && existsSync(frontLease), 'a lease in each network\'s store');
+    await twoNetworks.detach('tw-web', paths[0]!, []);
+    assert.not.ok(existsSync(backLease) || existsSync(frontLease), 'detach releases both leases');
+    assert.not.match(await ip(['-n', netnsName('tw-web'), 'link', 'show']), /eth1/, 'and removes eth1');
+  } finally {
+    await releaseAll(twoNetworks, ids, paths, 'hivemind hm-two-nets-test');
+    for (const bridge of [nodeBridge, frontBridge, backBridge]) await new Promise((resolve) => execFile('ip', ['link', 'delete', bridge], resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.is(count(await natRules(), 'hivemind hm-two-nets-test'), 0, 'the test leaves no rule behind');
 });
 
 test('an address given again is reached at once: the bridge forgets the neighbour entry of its last holder', async () => {

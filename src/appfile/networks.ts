@@ -1,0 +1,65 @@
+/**
+ * The networks of a parsed app file as the cluster can take them: the
+ * `networks` an `app.deploy-many` creates (the declared networks its apps
+ * join, each with its subnet when that is a block of the tenant pool), or,
+ * on a cluster without tenant networks (no pool, or a member older than
+ * state version APP_NETWORKS_VERSION), none and the apps without theirs,
+ * with a warning, as before networks were read. And where a refusal of such
+ * a network's field was written in the file. Pure.
+ */
+import { blockProblem } from '../state/tenant-ipam.js';
+import type { AppSpec, DeployNetwork } from '../state/types.js';
+import { APP_NETWORKS_VERSION } from '../state/version.js';
+import type { FileNetwork } from './parse.js';
+
+/** What the deploy reads of the cluster. */
+export interface NetworkCluster {
+  /** The tenant pool (`ClusterNetwork.tenantCidr`), when set. */
+  pool?: string;
+  clusterVersion: number;
+}
+
+/** The apps and networks to deploy, and the warnings to add (each `path: text`). */
+export interface DeployNetworks {
+  apps: AppSpec[];
+  /** Absent when the file makes none. */
+  networks?: DeployNetwork[];
+  warnings: string[];
+}
+
+/** See the file comment. `fileNetworks` and `apps` are the parse result's. */
+export function deployNetworks(apps: readonly AppSpec[], fileNetworks: readonly FileNetwork[], cluster: NetworkCluster): DeployNetworks {
+  const named = apps.some((spec) => spec.networks !== undefined);
+  if (cluster.pool === undefined || cluster.clusterVersion < APP_NETWORKS_VERSION) {
+    if (!named && fileNetworks.length === 0) return { apps: [...apps], warnings: [] };
+    const why = cluster.pool === undefined ? 'the cluster has no tenant network pool (its overlay is off)' : `a node of the cluster runs a Hivemind older than state version ${APP_NETWORKS_VERSION}`;
+    return {
+      apps: apps.map(({ networks: _networks, ...spec }) => spec),
+      warnings: [`networks: is ignored: ${why}, so every app of a tenant is on one network`],
+    };
+  }
+  const warnings: string[] = [];
+  const networks = fileNetworks.map((network): DeployNetwork => {
+    const base = { tenant: network.tenant, name: network.name };
+    if (network.subnet === undefined) return base;
+    // Only the shape is judged here; a block another network holds is the state's to refuse, naming the field.
+    const problem = blockProblem(network.subnet.cidr, cluster.pool!, []);
+    if (problem === undefined) return { ...base, cidr: network.subnet.cidr };
+    warnings.push(`${network.subnet.path}: is ignored: a network's block is a /20 of the tenant pool ${cluster.pool} (${problem.reason}); the network gets the lowest free one`);
+    return base;
+  });
+  return { apps: [...apps], ...(networks.length === 0 ? {} : { networks }), warnings };
+}
+
+/**
+ * Where `networks[N].<field>` of an `app.deploy-many` (as the state names a
+ * refusal) was written: the subnet for `cidr`, else where the network is
+ * declared; undefined for other fields.
+ */
+export function networkFieldOf(field: string, fileNetworks: readonly FileNetwork[]): string | undefined {
+  const match = /^networks\[(\d+)\](?:\.(.+))?$/.exec(field);
+  if (match === null) return undefined;
+  const network = fileNetworks[Number(match[1])];
+  if (network === undefined) return undefined;
+  return match[2] === 'cidr' && network.subnet !== undefined ? network.subnet.path : network.origin;
+}
