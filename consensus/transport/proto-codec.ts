@@ -190,60 +190,71 @@ function uint64Of(field: ProtoField, value: unknown): number {
 // ---------------------------------------------------------------------------
 // Decoding
 
-/** Reads protobuf values from one message. */
-class Reader {
-  position = 0;
-  constructor(private readonly buffer: Buffer) {}
+/** A varint of a 64-bit value takes at most 10 bytes. */
+const VARINT_BYTES_MAX = 10;
+
+/**
+ * Reads protobuf varints and length-delimited fields from one message,
+ * refusing what runs past its end: `fail` makes the error from a message
+ * naming the byte (`a varint at byte 3 runs past the end`). Length-delimited
+ * fields are views into `bytes` (a Buffer's are Buffers). Also the KV
+ * server's Put codec's reader (consensus/server/kv-put-codec.ts).
+ */
+export class ProtoReader<Bytes extends Uint8Array = Uint8Array> {
+  offset = 0;
+
+  constructor(
+    private readonly bytes: Bytes,
+    private readonly fail: (message: string) => Error,
+  ) {}
 
   get done(): boolean {
-    return this.position >= this.buffer.length;
+    return this.offset >= this.bytes.length;
   }
 
+  /** A varint as a number; exact below 2^53, which is all a tag, a length, a log position or a size needs. */
   varint(): number {
+    const start = this.offset;
     let value = 0;
     let scale = 1;
-    for (let index = 0; index < 10; index++) {
-      if (this.position >= this.buffer.length) throw new ProtoDecodeError('a varint runs past the end of the message');
-      const byte = this.buffer[this.position++]!;
+    for (let count = 0; count < VARINT_BYTES_MAX; count++) {
+      if (this.offset >= this.bytes.length) throw this.fail(`a varint at byte ${start} runs past the end`);
+      const byte = this.bytes[this.offset++]!;
       value += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) return value;
+      if (byte < 0x80) return value;
       scale *= 128;
     }
-    throw new ProtoDecodeError('a varint is longer than 10 bytes');
+    throw this.fail(`the varint at byte ${start} is longer than ${VARINT_BYTES_MAX} bytes`);
   }
 
-  bytes(): Buffer {
+  /** The next length-delimited field's bytes, as a view. */
+  lengthDelimited(): Bytes {
+    const start = this.offset;
     const length = this.varint();
-    const end = this.position + length;
-    if (end > this.buffer.length) throw new ProtoDecodeError(`a field of ${length} bytes runs past the end of the message`);
-    const value = this.buffer.subarray(this.position, end);
-    this.position = end;
-    return value;
+    if (length > this.bytes.length - this.offset) throw this.fail(`the field at byte ${start} declares ${length} bytes, past the end of the message`);
+    // A Buffer's subarray is a Buffer: the view is of the reader's own kind.
+    const view = this.bytes.subarray(this.offset, this.offset + length) as Bytes;
+    this.offset += length;
+    return view;
   }
 
-  skip(wireType: number): void {
-    switch (wireType) {
-      case WIRE_VARINT:
-        this.varint();
-        return;
-      case WIRE_FIXED64:
-        this.advance(8);
-        return;
-      case WIRE_LENGTH:
-        this.bytes();
-        return;
-      case WIRE_FIXED32:
-        this.advance(4);
-        return;
-      default:
-        throw new ProtoDecodeError(`wire type ${wireType} is not supported`);
-    }
+  /** Skips an unknown field's value of wire type `wireType`; `at` is the byte its tag began at. */
+  skipValue(wireType: number, at: number): void {
+    if (wireType === WIRE_VARINT) this.varint();
+    else if (wireType === WIRE_FIXED64) this.skip(8, at);
+    else if (wireType === WIRE_LENGTH) this.lengthDelimited();
+    else if (wireType === WIRE_FIXED32) this.skip(4, at);
+    else throw this.fail(`the field at byte ${at} has wire type ${wireType}, which this message does not use`);
   }
 
-  private advance(bytes: number): void {
-    if (this.position + bytes > this.buffer.length) throw new ProtoDecodeError('a fixed-size field runs past the end of the message');
-    this.position += bytes;
+  private skip(count: number, at: number): void {
+    if (count > this.bytes.length - this.offset) throw this.fail(`the field at byte ${at} runs past the end`);
+    this.offset += count;
   }
+}
+
+function readerOf(bytes: Uint8Array): ProtoReader<Buffer> {
+  return new ProtoReader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), (message) => new ProtoDecodeError(message));
 }
 
 function defaultOf(kind: ProtoFieldKind): unknown {
@@ -266,23 +277,24 @@ function defaultOf(kind: ProtoFieldKind): unknown {
 function decodeMessage(fields: readonly ProtoField[], byNumber: ReadonlyMap<number, ProtoField>, bytes: Uint8Array): Record<string, unknown> {
   const message: Record<string, unknown> = {};
   for (const field of fields) message[field.name] = defaultOf(field.kind);
-  const reader = new Reader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const reader = readerOf(bytes);
   while (!reader.done) {
+    const at = reader.offset;
     const key = reader.varint();
     const number = Math.floor(key / 8);
     const wireType = key % 8;
     const field = byNumber.get(number);
     if (field === undefined) {
-      reader.skip(wireType);
+      reader.skipValue(wireType, at);
       continue;
     }
-    if (wireType !== wireTypeOf(field.kind)) throw new ProtoDecodeError(`field ${field.name} came with wire type ${wireType}`);
+    if (wireType !== wireTypeOf(field.kind)) throw new ProtoDecodeError(`field ${field.name} at byte ${at} came with wire type ${wireType}`);
     switch (field.kind) {
       case 'string':
-        message[field.name] = reader.bytes().toString('utf8');
+        message[field.name] = reader.lengthDelimited().toString('utf8');
         break;
       case 'bytes':
-        message[field.name] = reader.bytes();
+        message[field.name] = reader.lengthDelimited();
         break;
       case 'bool':
         message[field.name] = reader.varint() !== 0;
@@ -291,10 +303,10 @@ function decodeMessage(fields: readonly ProtoField[], byNumber: ReadonlyMap<numb
         message[field.name] = reader.varint();
         break;
       case 'strings':
-        (message[field.name] as string[]).push(reader.bytes().toString('utf8'));
+        (message[field.name] as string[]).push(reader.lengthDelimited().toString('utf8'));
         break;
       case 'string-map': {
-        const [key, value] = decodeMapEntry(reader.bytes());
+        const [key, value] = decodeMapEntry(reader.lengthDelimited());
         // As protobufjs: a `__proto__` key sets no entry.
         if (key !== '__proto__') (message[field.name] as Record<string, string>)[key] = value;
         break;
@@ -305,18 +317,19 @@ function decodeMessage(fields: readonly ProtoField[], byNumber: ReadonlyMap<numb
 }
 
 function decodeMapEntry(bytes: Buffer): [string, string] {
-  const reader = new Reader(bytes);
+  const reader = readerOf(bytes);
   let key = '';
   let value = '';
   while (!reader.done) {
+    const at = reader.offset;
     const tag = reader.varint();
     const number = Math.floor(tag / 8);
     const wireType = tag % 8;
     if ((number === 1 || number === 2) && wireType === WIRE_LENGTH) {
-      const text = reader.bytes().toString('utf8');
+      const text = reader.lengthDelimited().toString('utf8');
       if (number === 1) key = text;
       else value = text;
-    } else reader.skip(wireType);
+    } else reader.skipValue(wireType, at);
   }
   return [key, value];
 }
