@@ -11,9 +11,12 @@
  * - Start to serving: from spawning `agent` to the first `200` of
  *   `GET /v1/health`, on a fresh data directory (the node makes its keys, CA
  *   and Raft log) and again on the same directory after a restart.
- * - Idle one-node agent: RSS (VmRSS, last and largest sample, once a second)
- *   and CPU (utime + stime from /proc/PID/stat over the window, in % of one
- *   core) after a settling pause.
+ * - Idle one-node agent: RSS (VmRSS, last and largest sample, once a second),
+ *   CPU (utime + stime from /proc/PID/stat over the window, in % of one
+ *   core) and wake-ups (context switches of all its threads a second) after a
+ *   settling pause; then, after the window, its V8 heap from one scrape of
+ *   its `/metrics` (the first scrape registers Node's own metrics, so it
+ *   comes after the window it would disturb).
  * - A 3-node cluster holding N process apps with M instances in all: each
  *   agent's RSS and CPU empty, then loaded. By default no instance runs: every
  *   app carries a placement constraint no node satisfies, so the replicated
@@ -37,7 +40,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { cpuTimeMs, freePorts, Resources, rssBytes, sleep } from './processes.js';
+import { contextSwitches, cpuTimeMs, freePorts, Resources, rssBytes, sleep } from './processes.js';
 import { TestCluster, type TestNode } from '../src/agent/test/harness.js';
 
 const MIB = 2 ** 20;
@@ -123,6 +126,8 @@ interface Usage {
    */
   privateMiB: number;
   cpuPercent: number;
+  /** Context switches of all the process's threads a second over the window: its wake-ups. */
+  wakeupsPerSecond: number;
   /** The machine's 1-minute load average at the window's end: CPU figures taken under load read high. */
   loadAverage: number;
 }
@@ -130,6 +135,7 @@ interface Usage {
 /** Samples `pids` once a second for `seconds`: last and largest RSS, and CPU over the window. */
 async function measure(pids: number[], seconds: number): Promise<Usage[]> {
   const cpuStart = pids.map(cpuTimeMs);
+  const switchesStart = pids.map(contextSwitches);
   const wallStartMs = performance.now();
   const rssMax = pids.map(() => 0);
   for (let s = 0; s < seconds; s++) {
@@ -142,6 +148,7 @@ async function measure(pids: number[], seconds: number): Promise<Usage[]> {
     rssMiBMax: rssMax[i]! / MIB,
     privateMiB: privateBytes(pid) / MIB,
     cpuPercent: (100 * (cpuTimeMs(pid) - cpuStart[i]!)) / wallMs,
+    wakeupsPerSecond: (1000 * (contextSwitches(pid) - switchesStart[i]!)) / wallMs,
     loadAverage: loadavg()[0]!,
   }));
 }
@@ -165,6 +172,16 @@ async function waitServing(node: TestNode, startedAtMs: number): Promise<number>
     if (status === 200) return performance.now() - startedAtMs;
     await sleep(HEALTH_POLL_MS);
   }
+}
+
+/** The node's V8 heap from one scrape of its /metrics (with the join token its data directory holds). */
+async function heapOf(node: TestNode): Promise<{ usedMiB: number; externalMiB: number }> {
+  const token = readFileSync(join(node.dataDir, 'token'), 'utf8').trim();
+  const answer = await node.request('GET', '/metrics', undefined, { token });
+  if (answer.status !== 200 || typeof answer.body !== 'string') throw new Error(`GET /metrics of ${node.name}: ${answer.status}`);
+  const text = answer.body;
+  const gauge = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN) / MIB;
+  return { usedMiB: gauge('hivemind_nodejs_heap_size_used_bytes'), externalMiB: gauge('hivemind_nodejs_external_memory_bytes') };
 }
 
 function pidOf(node: TestNode): number {
@@ -203,6 +220,8 @@ interface SingleNodeResult {
   startCpuFreshMs: number;
   startCpuRestartMs: number;
   idle: Usage;
+  /** After the idle window: V8 heap used and Node's external memory, MiB (`hivemind_nodejs_heap_size_used_bytes`, `hivemind_nodejs_external_memory_bytes`; no collection forced). */
+  heap: { usedMiB: number; externalMiB: number };
 }
 
 async function singleNode(options: Options): Promise<SingleNodeResult> {
@@ -221,7 +240,8 @@ async function singleNode(options: Options): Promise<SingleNodeResult> {
     process.stderr.write(`bench: one node serves; settling ${options.settleSeconds} s, then ${options.idleSeconds} s idle\n`);
     await sleep(options.settleSeconds * 1000);
     const [idle] = await measure([pidOf(node)], options.idleSeconds);
-    return { startFreshMs, startRestartMs, startCpuFreshMs, startCpuRestartMs, idle: idle! };
+    const heap = await heapOf(node);
+    return { startFreshMs, startRestartMs, startCpuFreshMs, startCpuRestartMs, idle: idle!, heap };
   } finally {
     await cluster.cleanup();
   }
@@ -348,11 +368,11 @@ function row(cells: string[], widths: number[]): string {
 }
 
 function usageCells(usage: Usage): string[] {
-  return [usage.rssMiB.toFixed(1), usage.rssMiBMax.toFixed(1), usage.privateMiB.toFixed(1), usage.cpuPercent.toFixed(2)];
+  return [usage.rssMiB.toFixed(1), usage.rssMiBMax.toFixed(1), usage.privateMiB.toFixed(1), usage.cpuPercent.toFixed(2), usage.wakeupsPerSecond.toFixed(1)];
 }
 
 function rounded(usage: Usage): Usage {
-  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), privateMiB: Number(usage.privateMiB.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)), loadAverage: Number(usage.loadAverage.toFixed(2)) };
+  return { rssMiB: Number(usage.rssMiB.toFixed(1)), rssMiBMax: Number(usage.rssMiBMax.toFixed(1)), privateMiB: Number(usage.privateMiB.toFixed(1)), cpuPercent: Number(usage.cpuPercent.toFixed(3)), wakeupsPerSecond: Number(usage.wakeupsPerSecond.toFixed(1)), loadAverage: Number(usage.loadAverage.toFixed(2)) };
 }
 
 /** One target of issue 15 against its figure (and etcd's, where it has one). */
@@ -400,13 +420,14 @@ async function main(): Promise<void> {
   const etcdResult = etcd === undefined || options.single ? undefined : await etcdIdle(options);
   const three = options.single ? undefined : await threeNodes(options);
 
-  const widths = [34, 10, 10, 12, 8, 14];
-  console.log(row(['process', 'RSS MiB', 'max MiB', 'private MiB', 'CPU %', 'start ms'], widths));
+  const widths = [34, 10, 10, 12, 8, 10, 14];
+  console.log(row(['process', 'RSS MiB', 'max MiB', 'private MiB', 'CPU %', 'wakeups/s', 'start ms'], widths));
   console.log(row(['hivemind agent, 1 node, idle', ...usageCells(single.idle), `${single.startFreshMs.toFixed(0)} / ${single.startRestartMs.toFixed(0)}`], widths));
   if (etcdResult) console.log(row(['etcd, 1 member, idle', ...usageCells(etcdResult.idle), etcdResult.startMs.toFixed(0)], widths));
   three?.empty.forEach((usage, i) => console.log(row([`3 nodes, empty: n${i + 1}`, ...usageCells(usage), ''], widths)));
   three?.loaded.forEach((usage, i) => console.log(row([`3 nodes, ${options.apps} apps/${options.instances} inst: n${i + 1}`, ...usageCells(usage), ''], widths)));
   console.log(`\n  start ms: fresh data dir / restart on it; CPU time the agent used until it served: ${single.startCpuFreshMs.toFixed(0)} / ${single.startCpuRestartMs.toFixed(0)} ms`);
+  console.log(`  idle one node after its window: V8 heap used ${single.heap.usedMiB.toFixed(1)} MiB, external ${single.heap.externalMiB.toFixed(1)} MiB (one /metrics scrape); wakeups/s: context switches of all its threads`);
   if (three !== undefined) {
     console.log(`  Deploy of ${options.apps} apps took ${three.deploySeconds.toFixed(1)} s; stored ${three.appsStored} apps, ${three.instancesStored} instances (${three.instancesPlaced} placed); data dirs ${three.dataDirMiB.map((m) => m.toFixed(2)).join(' / ')} MiB`);
     const growth = three.loaded.map((usage, i) => usage.rssMiB - three.empty[i]!.rssMiB);
@@ -424,7 +445,7 @@ async function main(): Promise<void> {
       benchmark: 'footprint',
       settings: { idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds, apps: options.apps, instances: options.instances, place: options.place, nodeFlags, entry },
       etcd: etcd ?? null,
-      singleNode: { startFreshMs: Math.round(single.startFreshMs), startRestartMs: Math.round(single.startRestartMs), startCpuFreshMs: single.startCpuFreshMs, startCpuRestartMs: single.startCpuRestartMs, idle: rounded(single.idle) },
+      singleNode: { startFreshMs: Math.round(single.startFreshMs), startRestartMs: Math.round(single.startRestartMs), startCpuFreshMs: single.startCpuFreshMs, startCpuRestartMs: single.startCpuRestartMs, idle: rounded(single.idle), heapUsedMiB: Number(single.heap.usedMiB.toFixed(1)), externalMiB: Number(single.heap.externalMiB.toFixed(1)) },
       etcdIdle: etcdResult ? { startMs: Math.round(etcdResult.startMs), idle: rounded(etcdResult.idle) } : null,
       threeNodes: three === undefined ? null : {
         empty: three.empty.map(rounded), loaded: three.loaded.map(rounded), deploySeconds: Number(three.deploySeconds.toFixed(1)),

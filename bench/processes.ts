@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,6 +148,32 @@ export function cpuTimeMs(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/**
+ * Context switches of every thread of `pid` so far (voluntary and not, from
+ * /proc/PID/task/TID/status), or NaN once it is gone: each is a thread going
+ * to sleep or being woken, so their rate over an idle window counts its
+ * wake-ups (threads that ended in between drop out of the sum).
+ */
+export function contextSwitches(pid: number): number {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return Number.NaN;
+  }
+  let switches = 0;
+  for (const task of tasks) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+    } catch {
+      continue; // the thread ended since the listing
+    }
+    switches += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
+  }
+  return switches;
 }
 
 /** CPU time (user + system) of this process's children that have ended and been waited for, in milliseconds (cutime + cstime of /proc/self/stat). */

@@ -18,6 +18,7 @@
  * failure. `consensus/test/kv-put-codec.test.ts` checks both directions
  * against proto-loader's codecs.
  */
+import { ProtoReader } from '../transport/proto-codec.js';
 
 /** A Put request as proto-loader presents it (keepCase, defaults on): the server's handlers take this shape. */
 export interface PutRequestMessage {
@@ -33,9 +34,7 @@ export interface PutResponseMessage {
 }
 
 const WIRE_VARINT = 0;
-const WIRE_FIXED64 = 1;
 const WIRE_LENGTH_DELIMITED = 2;
-const WIRE_FIXED32 = 5;
 const FIELD_KEY = 1;
 const FIELD_VALUE = 2;
 const FIELD_REQUEST_ID = 3;
@@ -45,61 +44,9 @@ const FIELD_TERM = 2;
 const VARINT_BYTES_MAX = 10;
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-/** Reads protobuf varints and lengths from `bytes`, refusing what runs past its end. */
-class WireReader {
-  offset = 0;
-
-  constructor(private readonly bytes: Uint8Array) {}
-
-  get done(): boolean {
-    return this.offset >= this.bytes.length;
-  }
-
-  /** A varint as a number; exact below 2^53, which is all a tag, a length or a log position needs. */
-  varint(): number {
-    const start = this.offset;
-    let value = 0;
-    let scale = 1;
-    for (let count = 0; count < VARINT_BYTES_MAX; count++) {
-      if (this.offset >= this.bytes.length) throw new Error(`PutRequest: a varint at byte ${start} runs past the end`);
-      const byte = this.bytes[this.offset++]!;
-      value += (byte & 0x7f) * scale;
-      if (byte < 0x80) return value;
-      scale *= 128;
-    }
-    throw new Error(`PutRequest: the varint at byte ${start} is longer than ${VARINT_BYTES_MAX} bytes`);
-  }
-
-  /** The next length-delimited field's bytes, as a view. */
-  lengthDelimited(): Uint8Array {
-    const start = this.offset;
-    const length = this.varint();
-    if (length > this.bytes.length - this.offset) {
-      throw new Error(`PutRequest: the field at byte ${start} declares ${length} bytes, past the end of the message`);
-    }
-    const view = this.bytes.subarray(this.offset, this.offset + length);
-    this.offset += length;
-    return view;
-  }
-
-  skip(count: number, at: number): void {
-    if (count > this.bytes.length - this.offset) throw new Error(`PutRequest: the field at byte ${at} runs past the end`);
-    this.offset += count;
-  }
-
-  /** Skips an unknown field's value of wire type `wireType`. */
-  skipValue(wireType: number, at: number): void {
-    if (wireType === WIRE_VARINT) this.varint();
-    else if (wireType === WIRE_FIXED64) this.skip(8, at);
-    else if (wireType === WIRE_LENGTH_DELIMITED) this.lengthDelimited();
-    else if (wireType === WIRE_FIXED32) this.skip(4, at);
-    else throw new Error(`PutRequest: the field at byte ${at} has wire type ${wireType}, which this message does not use`);
-  }
-}
-
 /** Decodes a `PutRequest`; `key` and `value` are views into `bytes`. Throws on malformed input (see the file comment). */
 export function decodePutRequest(bytes: Uint8Array): PutRequestMessage {
-  const reader = new WireReader(bytes);
+  const reader = new ProtoReader(bytes, (message) => new Error(`PutRequest: ${message}`));
   let key = EMPTY;
   let value = EMPTY;
   let requestId = EMPTY;

@@ -1,13 +1,12 @@
 /**
  * gRPC plumbing of the Raft transport: the `hivemind.raft.RaftTransport`
- * service loaded from proto/raft.proto, its typed client, and the channel
- * options every channel and the server share.
+ * service of proto/raft.proto (its messages encoded by proto-codec.ts), its
+ * typed client, and the channel options every channel and the server share.
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { BatchWire, SnapshotChunkWire } from './wire-codec.js';
 import type { TransportSettings } from './options.js';
+import { protoCodec, protoServiceDefinition, type ProtoField, type ProtoMethod } from './proto-codec.js';
 
 /** The empty acknowledgement both calls answer with. */
 export type AckWire = Record<string, never>;
@@ -29,19 +28,33 @@ export interface RaftClientConstructor {
 
 const KEEPALIVE_TIME_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
-/** From dist/consensus/transport/ to the repository's proto/. */
-const PROTO_URL = new URL('../../../proto/raft.proto', import.meta.url);
+
+/** The messages of proto/raft.proto (src/agent/test/proto-codec.test.ts checks them against it). */
+export const RAFT_MESSAGES = {
+  Batch: [
+    { name: 'from', number: 1, kind: 'string' },
+    { name: 'payload', number: 2, kind: 'bytes' },
+  ],
+  Ack: [],
+  SnapshotChunk: [
+    { name: 'header', number: 1, kind: 'bytes' },
+    { name: 'data', number: 2, kind: 'bytes' },
+    { name: 'done', number: 3, kind: 'bool' },
+  ],
+  SnapshotAck: [],
+} as const satisfies Record<string, readonly ProtoField[]>;
+
+/** The methods of `hivemind.raft.RaftTransport`, as in proto/raft.proto. */
+export const RAFT_METHODS: readonly ProtoMethod[] = [
+  { name: 'Stream', requestStream: true, responseStream: false, request: protoCodec<BatchWire>(RAFT_MESSAGES.Batch), response: protoCodec<AckWire>(RAFT_MESSAGES.Ack) },
+  { name: 'InstallSnapshot', requestStream: true, responseStream: false, request: protoCodec<SnapshotChunkWire>(RAFT_MESSAGES.SnapshotChunk), response: protoCodec<AckWire>(RAFT_MESSAGES.SnapshotAck) },
+];
 
 let loadedService: RaftClientConstructor | null = null;
 
-/** Loads proto/raft.proto once per process. */
+/** The service's client class (and definition), made once per process. */
 export function raftService(): RaftClientConstructor {
-  if (loadedService !== null) return loadedService;
-  const definition = protoLoader.loadSync(fileURLToPath(PROTO_URL), { keepCase: true, defaults: true });
-  const root = grpc.loadPackageDefinition(definition) as unknown as {
-    hivemind: { raft: { RaftTransport: RaftClientConstructor } };
-  };
-  loadedService = root.hivemind.raft.RaftTransport;
+  loadedService ??= grpc.makeGenericClientConstructor(protoServiceDefinition('hivemind.raft.RaftTransport', RAFT_METHODS), 'RaftTransport') as unknown as RaftClientConstructor;
   return loadedService;
 }
 

@@ -31,13 +31,13 @@ import { assert } from '../core/assert.js';
 import { EntryType, MessageType } from '../core/types.js';
 import type { ClusterConfig, Entry, Message, NodeId, SnapshotMeta } from '../core/types.js';
 
-/** A `Batch` as proto-loader presents it. */
+/** A `Batch` as decoded (proto-codec.ts). */
 export interface BatchWire {
   from: string;
   payload: Uint8Array;
 }
 
-/** A `SnapshotChunk` as proto-loader presents it. */
+/** A `SnapshotChunk` as decoded (proto-codec.ts). */
 export interface SnapshotChunkWire {
   header: Uint8Array;
   data: Uint8Array;

@@ -58,7 +58,7 @@ import { enforceableLimits } from '../executor/cgroups.js';
 import { buildServers, type Servers } from './servers.js';
 import { PeerImageClients } from './image-service.js';
 import { capabilitiesOf } from '../node/capabilities.js';
-import { normalizeReference } from '../executor/containerd/registry.js';
+import { normalizeReference } from '../executor/containerd/reference.js';
 import { chooseStartPlan, type StartMode, type StartPlan } from './start-plan.js';
 import { NodeTrust } from './trust.js';
 import { VOTER_INTERVAL_MS, VoterManager } from './voter-manager.js';

@@ -7,18 +7,16 @@
  * agent provides. Every failure reaches the caller as a gRPC status with a
  * message meant for an operator; nothing a caller sends can crash the server.
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { protoCodec, protoServiceDefinition, type ProtoField, type ProtoMethod } from '../../consensus/transport/proto-codec.js';
 import type { JoinClaim } from './join-proof.js';
 import type { SubmitRequestWire } from './submit.js';
 import { TRACEPARENT_KEY } from '../node/tracing.js';
 
-const PROTO_URL = new URL('../../../proto/cluster.proto', import.meta.url);
 /** Largest Join request or answer. */
 const MESSAGE_BYTES_MAX = 1024 * 1024;
 
-/** A JoinRequest as proto-loader presents it (uint64 as numbers). */
+/** A JoinRequest as decoded (proto-codec.ts: uint64 as numbers, absent fields at their defaults). */
 export interface JoinRequestWire {
   node_id: string;
   api_address: string;
@@ -35,7 +33,7 @@ export interface JoinRequestWire {
   certificate_request: string;
 }
 
-/** A JoinResponse as proto-loader presents it. */
+/** A JoinResponse as decoded (proto-codec.ts). */
 export interface JoinResponseWire {
   cluster_key_sealed: Uint8Array;
   cluster_key_nonce: Uint8Array;
@@ -95,13 +93,53 @@ interface ClusterClientConstructor {
   service: grpc.ServiceDefinition;
 }
 
+/** The messages of proto/cluster.proto (src/agent/test/proto-codec.test.ts checks them against it). */
+export const CLUSTER_MESSAGES = {
+  SubmitRequest: [
+    { name: 'node_id', number: 1, kind: 'string' },
+    { name: 'envelope', number: 2, kind: 'bytes' },
+    { name: 'timestamp_ms', number: 3, kind: 'uint64' },
+    { name: 'nonce', number: 4, kind: 'bytes' },
+    { name: 'mac', number: 5, kind: 'bytes' },
+  ],
+  SubmitResponse: [{ name: 'result', number: 1, kind: 'bytes' }],
+  JoinRequest: [
+    { name: 'node_id', number: 1, kind: 'string' },
+    { name: 'api_address', number: 2, kind: 'string' },
+    { name: 'peer_address', number: 3, kind: 'string' },
+    { name: 'gossip_address', number: 4, kind: 'string' },
+    { name: 'labels', number: 5, kind: 'string-map' },
+    { name: 'cpu_millis', number: 6, kind: 'uint64' },
+    { name: 'memory_bytes', number: 7, kind: 'uint64' },
+    { name: 'timestamp_ms', number: 8, kind: 'uint64' },
+    { name: 'nonce', number: 9, kind: 'bytes' },
+    { name: 'proof', number: 10, kind: 'bytes' },
+    { name: 'rejoin', number: 11, kind: 'bool' },
+    { name: 'forwarded', number: 12, kind: 'bool' },
+    { name: 'certificate_request', number: 13, kind: 'string' },
+  ],
+  JoinResponse: [
+    { name: 'cluster_key_sealed', number: 1, kind: 'bytes' },
+    { name: 'cluster_key_nonce', number: 2, kind: 'bytes' },
+    { name: 'peers', number: 3, kind: 'string-map' },
+    { name: 'leader_id', number: 4, kind: 'string' },
+    { name: 'already_member', number: 5, kind: 'bool' },
+    { name: 'certificate', number: 6, kind: 'string' },
+    { name: 'ca_certificates', number: 7, kind: 'strings' },
+    { name: 'joined_index', number: 8, kind: 'uint64' },
+  ],
+} as const satisfies Record<string, readonly ProtoField[]>;
+
+/** The methods of `hivemind.cluster.Cluster`, as in proto/cluster.proto. */
+export const CLUSTER_METHODS: readonly ProtoMethod[] = [
+  { name: 'Join', requestStream: false, responseStream: false, request: protoCodec<JoinRequestWire>(CLUSTER_MESSAGES.JoinRequest), response: protoCodec<JoinResponseWire>(CLUSTER_MESSAGES.JoinResponse) },
+  { name: 'Submit', requestStream: false, responseStream: false, request: protoCodec<SubmitRequestWire>(CLUSTER_MESSAGES.SubmitRequest), response: protoCodec<{ result: Uint8Array }>(CLUSTER_MESSAGES.SubmitResponse) },
+];
+
 let loaded: ClusterClientConstructor | undefined;
 
 function clusterService(): ClusterClientConstructor {
-  if (loaded !== undefined) return loaded;
-  const definition = protoLoader.loadSync(fileURLToPath(PROTO_URL), { keepCase: true, longs: Number, defaults: true });
-  const root = grpc.loadPackageDefinition(definition) as unknown as { hivemind: { cluster: { Cluster: ClusterClientConstructor } } };
-  loaded = root.hivemind.cluster.Cluster;
+  loaded ??= grpc.makeGenericClientConstructor(protoServiceDefinition('hivemind.cluster.Cluster', CLUSTER_METHODS), 'Cluster') as unknown as ClusterClientConstructor;
   return loaded;
 }
 

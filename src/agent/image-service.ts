@@ -9,16 +9,14 @@
  * nothing a caller sends can crash it; the client trusts nothing it reads
  * (the runtime checks every byte against its digest).
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { protoCodec, protoServiceDefinition, type ProtoCodec, type ProtoField, type ProtoMethod } from '../../consensus/transport/proto-codec.js';
 import { MessageBuffers } from '../executor/containerd/message-buffers.js';
 import { BYTES_FIELD_HEAD_BYTES_MAX, writeBytesFieldHeadInto } from '../executor/containerd/protobuf-wire.js';
 import type { ImageShare, PeerImages, PeerImageSource, SharedImageTarget } from '../node/image-share.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { CallAuthenticator } from './cluster-service.js';
 
-const PROTO_URL = new URL('../../../proto/images.proto', import.meta.url);
 /** Longest image name a caller may ask for. */
 const NAME_LENGTH_MAX = 1024;
 /** How long a peer has to say whether it holds an image. */
@@ -56,26 +54,39 @@ interface ImagesClientConstructor {
   service: grpc.ServiceDefinition;
 }
 
+/** The messages of proto/images.proto (src/agent/test/proto-codec.test.ts checks them against it). */
+export const IMAGES_MESSAGES = {
+  DescribeRequest: [{ name: 'name', number: 1, kind: 'string' }],
+  DescribeResponse: [
+    { name: 'found', number: 1, kind: 'bool' },
+    { name: 'media_type', number: 2, kind: 'string' },
+    { name: 'digest', number: 3, kind: 'string' },
+    { name: 'size', number: 4, kind: 'uint64' },
+  ],
+  ReadRequest: [{ name: 'digest', number: 1, kind: 'string' }],
+  ReadChunk: [{ name: 'data', number: 1, kind: 'bytes' }],
+} as const satisfies Record<string, readonly ProtoField[]>;
+
+/** The methods of `hivemind.images.Images`, as in proto/images.proto. */
+export const IMAGES_METHODS: readonly ProtoMethod[] = [
+  { name: 'Describe', requestStream: false, responseStream: false, request: protoCodec<{ name: string }>(IMAGES_MESSAGES.DescribeRequest), response: protoCodec<DescribeResponseWire>(IMAGES_MESSAGES.DescribeResponse) },
+  { name: 'Read', requestStream: false, responseStream: true, request: protoCodec<{ digest: string }>(IMAGES_MESSAGES.ReadRequest), response: passEncoded(protoCodec<{ data: Uint8Array }>(IMAGES_MESSAGES.ReadChunk)) },
+];
+
 let loaded: ImagesClientConstructor | undefined;
 
 function imagesService(): ImagesClientConstructor {
-  if (loaded !== undefined) return loaded;
-  const definition = protoLoader.loadSync(fileURLToPath(PROTO_URL), { keepCase: true, longs: Number, defaults: true });
-  const read = (definition['hivemind.images.Images'] as protoLoader.ServiceDefinition).Read!;
-  read.responseSerialize = passEncoded(read.responseSerialize);
-  const root = grpc.loadPackageDefinition(definition) as unknown as { hivemind: { images: { Images: ImagesClientConstructor } } };
-  loaded = root.hivemind.images.Images;
+  loaded ??= grpc.makeGenericClientConstructor(protoServiceDefinition('hivemind.images.Images', IMAGES_METHODS), 'Images') as unknown as ImagesClientConstructor;
   return loaded;
 }
 
 /**
- * `serialize`, except that a response given as a Buffer is taken as the
- * message's encoded bytes and sent as it is: the server encodes each
- * ReadChunk by hand into a reused buffer (`serveBlob`), and no response
- * object is a Buffer.
+ * `codec`, except that a message given as a Buffer is taken as its encoded
+ * bytes and sent as it is: the server encodes each ReadChunk by hand into a
+ * reused buffer (`serveBlob`), and no message object is a Buffer.
  */
-function passEncoded(serialize: (value: object) => Buffer): (value: object) => Buffer {
-  return (value) => (Buffer.isBuffer(value) ? value : serialize(value));
+function passEncoded<T extends object>(codec: ProtoCodec<T>): ProtoCodec<T> {
+  return { encode: (value) => (Buffer.isBuffer(value) ? value : codec.encode(value)), decode: (bytes) => codec.decode(bytes) };
 }
 
 function message(error: unknown): string {

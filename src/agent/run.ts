@@ -9,7 +9,6 @@ import { AgentError } from './agent-error.js';
 import { startAgent, type StartAgentOptions } from './agent.js';
 import { currentSystem, formatConfigProblems, resolveConfig, SETTINGS, type AgentConfig, type AgentFlags } from '../node/config.js';
 import { DataDirError } from '../node/data-dir.js';
-import { recover } from './recover.js';
 
 /** Exit code: the node ran and stopped as asked (or left). */
 export const EXIT_OK = 0;
@@ -91,6 +90,8 @@ export async function runAgentCommand(argv: string[], env: Readonly<Record<strin
     case 'recover': {
       if (parsed.values['force-new-cluster'] !== true) return usage(stderr, 'recover needs --force-new-cluster (it makes this node the only voter of a new cluster)');
       try {
+        // Only this command recovers: an agent that runs never loads it.
+        const { recover } = await import('./recover.js');
         const outcome = await recover({ dataDir: resolved.config.dataDir, ...(flags.name === undefined && env.HIVEMIND_NAME === undefined ? {} : { name: resolved.config.name }) });
         process.stdout.write(
           `recovered: node ${outcome.name} is now the only voter (configuration at index ${outcome.index}, term ${outcome.term}; ` +

@@ -10,7 +10,7 @@
  * statuses are fixed lists; tenants are the cluster's tenants.
  */
 import { X509Certificate } from 'node:crypto';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../node/prometheus.js';
 import type { ClusterStateMachine } from '../state/machine.js';
 import type { InstanceState, NodeStatus, Quota } from '../state/types.js';
 

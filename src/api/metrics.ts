@@ -14,7 +14,7 @@
  * at each scrape and lose nothing by it; the event-loop delay histogram and
  * the garbage collections count from the first scrape on.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from '../node/prometheus.js';
 
 /**
  * How often the event-loop delay histogram (`hivemind_nodejs_eventloop_lag_*`

@@ -12,7 +12,6 @@ import type { LocalSource } from '../appfile/configs.js';
 import { APP_FILE_ERROR_CODE } from '../appfile/errors.js';
 import { APP_FILES_MAX } from '../appfile/limits.js';
 import { composeFieldOf, planDeploy } from '../appfile/plan.js';
-import { volumeCreations } from '../appfile/volumes.js';
 import { deployNetworks, networkFieldOf } from '../appfile/networks.js';
 import type { AppFileSource, FileSecret, ParseAppFileResult } from '../appfile/parse.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
@@ -62,6 +61,8 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, { clusterVersion: machine.clusterVersion, ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }) });
     const apps = joined.apps;
     parsed.warnings.push(...joined.warnings.map((warning) => `${label}: ${warning}`));
+    // The app-file readers (volumes, configs, compose keys) load with the first deploy: an idle node does without them.
+    const { volumeCreations } = await import('../appfile/volumes.js');
     const volumes = volumeCreations(parsed.volumes, (tenant, name) => machine.volume(tenant, name) !== undefined);
     if (!volumes.ok) throw new ApiError(400, APP_FILE_ERROR_CODE, `cannot deploy ${label}: ${volumes.message}`, undefined, { errors: [{ file: request.sources[0]?.name ?? '', path: 'volumes', message: volumes.message }], warnings: parsed.warnings });
     const secrets = parsed.secrets.filter((secret) => !machine.secrets(secret.tenant).some((stored) => stored.name === secret.name));

@@ -7,11 +7,18 @@
 import { CommanderError } from 'commander';
 import { CliError, ExitCode, ExitRequest, describeUnexpected } from './errors.js';
 import { hideSecretFlags } from './hidden-flags.js';
-import { buildProgram } from './program.js';
 
-/** Runs the CLI on `argv` (as `process.argv`: node, script, arguments) and gives the exit code. */
+/** The node's commands, served by the smaller tree of agent-program.ts (kept here so the whole tree is not loaded to ask). */
+const AGENT_COMMANDS: ReadonlySet<string> = new Set(['agent', 'join', 'recover']);
+
+/**
+ * Runs the CLI on `argv` (as `process.argv`: node, script, arguments) and
+ * gives the exit code. `hivemind agent|join|recover ...` (the command first)
+ * builds only the node's commands: a node's process loads none of the
+ * client's (agent-program.ts).
+ */
 export async function run(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = AGENT_COMMANDS.has(argv[2] ?? '') ? (await import('./agent-program.js')).buildAgentProgram() : (await import('./program.js')).buildProgram();
   try {
     await program.parseAsync([...argv]);
     return ExitCode.ok;

@@ -1,10 +1,9 @@
 /**
- * The command tree of `hivemind`: the global flags, every command in its
- * help group, and the error handling commander gets (usage errors are one
- * line, `hivemind: <problem> (see \`hivemind <command> --help\`)`, exit 2).
+ * The command tree of `hivemind`: the global flags (program-root.ts), every
+ * command in its help group, and the error handling commander gets (usage
+ * errors are one line, `hivemind: <problem> (see \`hivemind <command> --help\`)`, exit 2).
  */
-import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { registerAgentCommands } from './commands/agent.js';
 import { registerAppCommands } from './commands/apps.js';
 import { registerCaCommands } from './commands/ca.js';
@@ -26,50 +25,11 @@ import { registerSecretCommands } from './commands/secrets.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import { registerTokenCommands } from './commands/tokens.js';
 import { registerVolumeCommands } from './commands/volumes.js';
-import { ADDRESS_DEFAULT } from './parse.js';
-
-/** The version in package.json, or `unknown` if it cannot be read. */
-function packageVersion(): string {
-  try {
-    // dist/src/cli/program.js and src/cli/program.ts both sit three folders below the package.
-    const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8');
-    const version = (JSON.parse(text) as { version?: unknown }).version;
-    return typeof version === 'string' ? version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
+import { configureErrors, rootProgram } from './program-root.js';
 
 /** Builds the whole command tree. Commander throws `CommanderError` instead of exiting (main.ts picks the code). */
 export function buildProgram(): Command {
-  const program = new Command('hivemind');
-  program
-    .description('Run and use a Hivemind cluster: replicated apps from a Compose-style file, on every node the same program.')
-    .version(packageVersion(), '-V, --version', 'print the version')
-    .helpOption('-h, --help', 'show help for the command')
-    .addOption(new Option('--addr <address>', `the node to talk to: host:port or https://host:port (http:// for a node run with --insecure-api); repeat it or separate with commas to try several in turn (default: the context in use, else ${ADDRESS_DEFAULT})`).env('HIVEMIND_ADDR').argParser(collectAddresses))
-    .addOption(new Option('--context <name>', 'use this stored context (hivemind context ls) instead of the one in use').env('HIVEMIND_CONTEXT'))
-    .addOption(new Option('--token <token>', 'the cluster token for API calls (default: read from <data-dir>/token)').env('HIVEMIND_TOKEN'))
-    .addOption(new Option('--ca <file>', "CA certificates (PEM) to trust the node's certificate by (default: <data-dir>/tls/ca.crt, else the CA a pinned token names)").env('HIVEMIND_CA'))
-    .addOption(new Option('--data-dir <dir>', "the node's data directory").env('HIVEMIND_DATA_DIR').default('./.hivemind'))
-    .addOption(new Option('--json', 'print the JSON answer of the API instead of tables'))
-    .configureHelp({ showGlobalOptions: true, visibleGlobalOptions: globalOptionsForHelp })
-    .showSuggestionAfterError(true)
-    .exitOverride();
-  program.addHelpText(
-    'after',
-    [
-      '',
-      'Examples:',
-      '  hivemind agent                       start a node (a new cluster)',
-      '  hivemind join 10.0.0.1 --token hmca:...   start a node that joins a cluster',
-      '  hivemind deploy -f app.yaml --wait   deploy and wait for the instances',
-      '  hivemind app web --watch             follow one app',
-      '',
-      'Every command takes --help. Set up completion with `hivemind completion bash|zsh|fish`.',
-    ].join('\n'),
-  );
-
+  const program = rootProgram();
   program.commandsGroup('Nodes and cluster:');
   registerAgentCommands(program);
   registerClusterCommands(program);
@@ -102,35 +62,4 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** The global flags a subcommand's help lists: all of its ancestors' except `--version`, which only the root answers. */
-/** `--addr a --addr b,c` as `[a, b, c]` (commander passes the previous values; there is no default to add to). */
-function collectAddresses(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), ...value.split(',').map((each) => each.trim()).filter((each) => each !== '')];
-}
-
-function globalOptionsForHelp(command: Command): Option[] {
-  const options: Option[] = [];
-  for (let ancestor = command.parent; ancestor !== null; ancestor = ancestor.parent) {
-    options.push(...ancestor.options.filter((option) => !option.hidden && option.long !== '--version'));
-  }
-  return options;
-}
-
-/** Every command reports its usage errors on one line that names where to read more. */
-function configureErrors(command: Command): void {
-  const path = commandPath(command);
-  command.configureOutput({
-    outputError: (text, write) => {
-      const message = text.trim().replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ');
-      write(`hivemind: ${message} (see \`${path} --help\`)\n`);
-    },
-  });
-  for (const child of command.commands) configureErrors(child);
-}
-
-/** `hivemind tenants create`: a command's full name, for messages. */
-export function commandPath(command: Command): string {
-  const names: string[] = [];
-  for (let current: Command | null = command; current !== null; current = current.parent) names.unshift(current.name());
-  return names.join(' ');
-}
+export { commandPath } from './program-root.js';

@@ -23,7 +23,7 @@
  * address, no right to bind it): logged once per gateway and cause, tried
  * again at every check.
  */
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from '../node/prometheus.js';
 import { SYSTEM_CLOCK } from '../node/clock.js';
 import { FileWatch } from '../node/file-watch.js';
 import { nodeNetworkPath, readNodeNetwork } from '../node/node-network.js';

@@ -32,7 +32,7 @@
  */
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../node/prometheus.js';
 import { DataDir } from '../node/data-dir.js';
 import { isHeartbeatApply, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { AppSpec, HealthcheckSpec, Instance, InstanceEndpoint, InstanceState } from '../state/types.js';

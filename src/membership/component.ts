@@ -8,7 +8,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from '../node/prometheus.js';
 import { SYSTEM_CLOCK } from '../node/clock.js';
 import { PeriodicLoop } from '../node/periodic-loop.js';
 import type { NodeComponent, NodeServices } from '../node/services.js';

@@ -49,7 +49,7 @@
  * namespace, where one bridge per node would collide; they keep the
  * executor's node-local bridge.
  */
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from '../node/prometheus.js';
 import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';

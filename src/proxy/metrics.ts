@@ -3,7 +3,7 @@
  * the proxy's own error code when it answered itself), a latency histogram,
  * retries, and each backend's breaker state.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../node/prometheus.js';
 import type { BreakerState } from './breaker.js';
 import type { RequestRecord } from './proxy.js';
 

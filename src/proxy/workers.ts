@@ -21,7 +21,8 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { AggregatorRegistry, type Registry } from '../node/prometheus.js';
 import { assert } from '../../consensus/core/assert.js';
 import type { DiscoveryInput } from '../discovery/endpoints.js';
 import { TableFeed } from './table-feed.js';

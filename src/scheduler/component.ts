@@ -37,7 +37,7 @@
  * `scheduler.placement` span under it, so the placement's entry carries the
  * deploy's trace to every node.
  */
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from '../node/prometheus.js';
 import { SYSTEM_CLOCK, type Clock } from '../node/clock.js';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import type { Command, CommandResult } from '../state/types.js';

@@ -10,7 +10,7 @@ import { Option, type Command } from 'commander';
 import type { StartMode } from '../../agent/agent.js';
 import type { AgentConfig, AgentFlags } from '../../node/config.js';
 import { CliError, ExitCode, ExitRequest, UsageError } from '../errors.js';
-import { rootOf } from './shared.js';
+import { rootOf } from '../program-root.js';
 
 /** The agent's own flags: commander attribute, flag, value name, environment variable, help. */
 const agentFlags: [keyof AgentFlags, string, string][] = [

@@ -27,9 +27,4 @@ export async function writeAndReport(command: Command, write: (client: ApiClient
   });
 }
 
-/** The program `command` belongs to. */
-export function rootOf(command: Command): Command {
-  let root = command;
-  while (root.parent !== null) root = root.parent;
-  return root;
-}
+export { rootOf } from '../program-root.js';

@@ -33,8 +33,7 @@ export const LEASE_EXPIRE_MS_DEFAULT = 3_600_000;
 
 /** The namespace Hivemind keeps its images and containers in. */
 export const NAMESPACE_DEFAULT = 'hivemind';
-/** Where containerd listens when nothing else is configured. */
-export const SOCKET_PATH_DEFAULT = '/run/containerd/containerd.sock';
+export { SOCKET_PATH_DEFAULT } from './socket-path.js';
 
 /** Stable codes of containerd failures. */
 export type ContainerdErrorCode = 'not-found' | 'already-exists' | 'unavailable' | 'failed-precondition' | 'invalid-argument' | 'deadline-exceeded' | 'cancelled' | 'internal';

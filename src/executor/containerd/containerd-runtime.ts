@@ -30,6 +30,7 @@ import { cniStatePath, nodeNetworkPath, readNodeNetwork } from '../../node/node-
 import { CniNetwork, DEFAULT_SUBNET, createNetns, deleteNamedNetns, netnsName, netnsPathOf, netnsPathOfName, type ContainerNetwork, type NetworkAttachment } from './network.js';
 import { connectOrStartContainerd, containerdReachable, findExecutable, type OwnContainerd } from './own-containerd.js';
 import { decodeTaskExit, decodeTaskOom } from './protobuf-wire.js';
+import { configuredSocketPath, SOCKET_PATH_DEFAULT } from './socket-path.js';
 import { ExecPipes, ExecStdin, type ExecInputTarget } from './exec-stdio.js';
 import { normalizeReference, RegistryClient } from './registry.js';
 import { containerHostsFile, containerNameFiles, readNodeResolvConfs, resolveExtraHosts, subnetGateway } from './name-files.js';
@@ -253,20 +254,20 @@ export class ContainerdRuntime implements Runtime {
   }
 
   private socketPath(): string | undefined {
-    return this.options.socketPath ?? process.env.HIVEMIND_CONTAINERD_SOCKET;
+    return configuredSocketPath(this.options.socketPath);
   }
 
   async available(): Promise<boolean> {
     if (this.clientOrUndefined !== undefined) return true;
     if (findExecutable('runc') === undefined) return false;
-    if (await containerdReachable(this.socketPath() ?? '/run/containerd/containerd.sock')) return true;
+    if (await containerdReachable(this.socketPath() ?? SOCKET_PATH_DEFAULT)) return true;
     return this.options.manageContainerd !== false && findExecutable('containerd') !== undefined;
   }
 
   /** Opened at start only when there may be containers to adopt: a containerd answers, or this node ran its own before. */
   async openAtStart(): Promise<boolean> {
     if (existsSync(join(resolve(this.options.dataDir), 'containerd'))) return true;
-    return containerdReachable(this.socketPath() ?? '/run/containerd/containerd.sock');
+    return containerdReachable(this.socketPath() ?? SOCKET_PATH_DEFAULT);
   }
 
   async open(): Promise<void> {

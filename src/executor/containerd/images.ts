@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 
+import { ImageError } from './image-error.js';
 import { ContainerdClient, isContainerdError, mapError, type CallOptions } from './client.js';
 import { forEachAtOnce, settleAll } from './at-once.js';
 import { ContentFiles } from './content-files.js';
@@ -69,17 +70,7 @@ export interface ImageSummary {
   createdAt?: number;
 }
 
-/** A failed image operation; `code` is stable. */
-export class ImageError extends Error {
-  override readonly name = 'ImageError';
-  constructor(
-    /** `invalid-reference`: not an image reference; `registry-unreachable`: no answer from the registry (DNS, connection, timeout); `registry`: it answered, but not with the image. */
-    readonly code: 'image-not-found' | 'bad-archive' | 'digest-mismatch' | 'no-platform' | 'unsupported-media-type' | 'registry' | 'registry-unreachable' | 'invalid-reference',
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { ImageError } from './image-error.js';
 
 /** Options of an ImageStore. */
 export interface ImageStoreOptions {

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { ContainerdClient, SOCKET_PATH_DEFAULT } from './client.js';
+import { ContainerdClient } from './client.js';
+import { SOCKET_PATH_DEFAULT } from './socket-path.js';
 
 /** Unix socket paths longer than this do not fit `sockaddr_un` (108 bytes with the NUL, some headroom kept). */
 const SOCKET_PATH_BYTES_MAX = 100;
