@@ -35,7 +35,8 @@ import { ExecPipes, ExecStdin, type ExecInputTarget } from './exec-stdio.js';
 import { normalizeReference, RegistryClient } from './registry.js';
 import { containerHostsFile, containerNameFiles, readNodeResolvConfs, resolveExtraHosts, subnetGateway } from './name-files.js';
 import { buildRuntimeSpec, containerHostname, containerLabels, Label, lookupUser, parseNumericUser, serializeRuntimeSpec } from './spec.js';
-import { SLICE_SYNC_INTERVAL_MS, SLICE_WARM_NETWORKS_MAX, SliceWarmPools } from './slice-pools.js';
+import { SLICE_SYNC_INTERVAL_MS, SLICE_SYNC_INTERVAL_MS_UNWATCHED, SLICE_WARM_NETWORKS_MAX, SliceWarmPools } from './slice-pools.js';
+import { FileWatch } from '../../node/file-watch.js';
 import { isPoolNetwork, isWarmNetworkName, WarmNetworkPool, type WarmNetwork } from './warm-pool.js';
 import { inSpan } from '../../node/tracing.js';
 
@@ -193,6 +194,8 @@ export class ContainerdRuntime implements Runtime {
   /** The warm pools of the tenant network slices this node holds (`slice-pools.ts`), beside `pool`, with the CNI network. */
   private slicePools: SliceWarmPools | undefined;
   private slicePoolsTimer: NodeJS.Timeout | undefined;
+  /** Hears the node network file change, so the slice pools follow a slice given or taken without a fast timer. */
+  private slicePoolsWatch: FileWatch | undefined;
   /** Fetches of a missing image under way, by name, so concurrent starts of it fetch it once. */
   private readonly fetching = new Map<string, Promise<ResolvedImage>>();
   /** This node's images, as its peers read them (nothing before containerd is open). */
@@ -325,7 +328,8 @@ export class ContainerdRuntime implements Runtime {
    * Keeps the warm pools of tenant network slices (`slice-pools.ts`): up to
    * SLICE_WARM_NETWORKS_MAX entries a slice (no more than the node pool's
    * `size`; 0 keeps none, and the first sync discards a former run's),
-   * synced now and every SLICE_SYNC_INTERVAL_MS.
+   * synced now, when the node network file may have changed, and on a slow
+   * timer as a safety net (fast while the file cannot be watched).
    */
   private openSlicePools(network: CniNetwork, size: number): void {
     const folder = join(this.stateDir, 'warm-networks-slices');
@@ -334,9 +338,18 @@ export class ContainerdRuntime implements Runtime {
     this.slicePools = pools;
     const sync = (): Promise<void> => pools.sync(() => this.warmNamesInUse());
     void sync();
-    if (size === 0) return;
-    this.slicePoolsTimer = setInterval(() => void sync(), SLICE_SYNC_INTERVAL_MS);
-    this.slicePoolsTimer.unref();
+    const file = network.nodeNetworkFile;
+    if (size === 0 || file === undefined) return;
+    const watch = new FileWatch({ path: file, onChange: () => void sync() });
+    this.slicePoolsWatch = watch;
+    const look = (): void => {
+      this.slicePoolsTimer = setTimeout(() => {
+        void sync();
+        look();
+      }, watch.watching ? SLICE_SYNC_INTERVAL_MS : SLICE_SYNC_INTERVAL_MS_UNWATCHED);
+      this.slicePoolsTimer.unref();
+    };
+    look();
   }
 
   // ---- events ----
@@ -1001,7 +1014,8 @@ export class ContainerdRuntime implements Runtime {
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.slicePoolsTimer !== undefined) clearInterval(this.slicePoolsTimer);
+    if (this.slicePoolsTimer !== undefined) clearTimeout(this.slicePoolsTimer);
+    this.slicePoolsWatch?.close();
     await this.pool?.drain().catch((error: Error) => this.log(`containerd: cannot drain the warm networks: ${error.message}`));
     await this.slicePools?.drain().catch((error: Error) => this.log(`containerd: cannot drain the warm networks of tenant network slices: ${error.message}`));
     if (this.resubscribeTimer !== undefined) clearTimeout(this.resubscribeTimer);

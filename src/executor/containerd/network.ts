@@ -283,7 +283,8 @@ interface SavedAttach {
 export class CniNetwork implements ContainerNetwork {
   readonly name: string;
   private readonly defaults: NetworkSettings;
-  private readonly nodeNetworkFile: string | undefined;
+  /** The node network file the slices are read from (`heldSlices`); undefined: the node subnet alone. */
+  readonly nodeNetworkFile: string | undefined;
   private readonly stateDir: string;
   private readonly pluginDirs: string[];
   private readonly sliceWaitMs: number;

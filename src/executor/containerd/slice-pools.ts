@@ -23,8 +23,9 @@
  * 0 opened on the folder discards its records and the leases of `hm-w-`
  * ids left in the slice's store, then the folder goes.
  *
- * `sync` runs one at a time; the runtime calls it when it opens and every
- * SLICE_SYNC_INTERVAL_MS.
+ * `sync` runs one at a time; the runtime calls it when it opens, when the
+ * node network file may have changed, and every SLICE_SYNC_INTERVAL_MS as a
+ * safety net (SLICE_SYNC_INTERVAL_MS_UNWATCHED while no watch is in place).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -37,8 +38,10 @@ import { WarmNetworkPool, type PoolNetwork, type WarmNetwork } from './warm-pool
 export const SLICE_WARM_NETWORKS_MAX = 2;
 /** Slices with a pool, at most. */
 export const SLICE_POOLS_MAX = 16;
-/** How often the runtime syncs the pools with the slices the node holds. */
-export const SLICE_SYNC_INTERVAL_MS = 2_000;
+/** How often the runtime syncs the pools with the slices the node holds while a watch on the node network file hears its changes. */
+export const SLICE_SYNC_INTERVAL_MS = 30_000;
+/** The same while no watch is in place (the file's folder missing, the host's watch limit reached). */
+export const SLICE_SYNC_INTERVAL_MS_UNWATCHED = 2_000;
 
 /** The network of one slice's pool: the node's CNI network, attaching on that slice alone. */
 class SlicePoolNetwork implements PoolNetwork {
