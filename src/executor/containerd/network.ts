@@ -520,10 +520,38 @@ export class CniNetwork implements ContainerNetwork {
       await Promise.all(addresses.map((address, index) => this.forgetNeighbour(index === 0 ? settings.bridge : extra[index - 1]!.settings.bridge, address)));
       for (const [index, each] of extra.entries()) if (results[index + 1] !== undefined) each.result = results[index + 1];
       await this.save({ id, netnsPath, ports, result: results[0], nodeMasquerade: true, settings, ...(extra.length > 0 ? { extra } : {}) });
+      this.confirmSlices([settings, ...more]);
       return { address: addresses[0]!, ...(addresses.length > 1 ? { addresses } : {}) };
     } catch (error) {
       await this.detach(id, netnsPath, ports).catch(() => undefined);
       throw error;
+    }
+  }
+
+  /**
+   * Checks, after the ADDs, that the node still holds every slice `used`
+   * attached to, as the node network file lists it now; a SlicePendingError
+   * when one was given back meanwhile (the caller's detach releases the
+   * leases). This closes the race of an attach with the slice's release:
+   * the network component lists a slice given back as pending BEFORE its
+   * overlay pass reads the links to delete the slice's bridge and store
+   * (`listedBeforeDevices`, src/network/listed-networks.ts). So either this
+   * read sees the slice gone, and the attach undoes itself, or the file was
+   * rewritten after it, when the bridge plugin had made this container's
+   * veth a port of the bridge, and the pass keeps the bridge and its store
+   * (the lease in it) while the container hangs on it. Without this check an
+   * attach that read the file just before a pass could lease in a store the
+   * pass removes after, and the address be given again by the next slice of
+   * the network on the node while this container holds it.
+   */
+  private confirmSlices(used: readonly NetworkSettings[]): void {
+    const slices = used.filter((each) => each.network !== undefined);
+    if (slices.length === 0 || this.nodeNetworkFile === undefined) return;
+    const listed = readNodeNetwork(this.nodeNetworkFile);
+    for (const slice of slices) {
+      const entry = listed?.state === 'ready' ? listed.networks?.[slice.network!] : undefined;
+      if (entry?.state === 'ready' && entry.bridge === slice.bridge && entry.subnet === slice.subnet) continue;
+      throw new SlicePendingError(`this node gave back its slice ${slice.subnet} of network ${slice.network} while the container was being attached to it; the start is tried again`);
     }
   }
 
