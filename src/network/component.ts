@@ -169,8 +169,11 @@ export class NetworkComponent implements NodeComponent {
   /** Before the node registers: with the overlay on, the executor waits for the node network (unless a previous run left it ready). */
   async bind(): Promise<Record<string, never>> {
     const path = nodeNetworkPath(this.#services.dataDir);
+    const left = this.#enabled ? readNodeNetwork(path) : undefined;
     if (!this.#enabled) rmSync(path, { force: true });
-    else if (readNodeNetwork(path)?.state !== 'ready') this.#write({ state: 'pending' });
+    else if (left?.state !== 'ready') this.#write({ state: 'pending' });
+    // What the executor reads until the first pass: that pass lists a slice given back while the agent was down as pending before it deletes the bridge (#listNetworkChanges).
+    else this.#writtenReady = left;
     return {};
   }
 
