@@ -11,39 +11,53 @@ import { checkName, isMapping, readList, readMapping, readNameList, readText } f
 
 const NO_SUCH_SETTING = "is ignored: a service's network in Hivemind takes aliases alone (addresses come from the network's slice on the instance's node)";
 
-/** A service's networks: the tenant networks it joins, in order, with where each was written, and the aliases it asks for. */
+/** A service's networks: the tenant networks it joins, in order, with where each was written, and the aliases it asks for on each. */
 export interface ServiceNetworks {
   /** Tenant network names, in the order written (the first gives eth0 and the default route). */
   networks: string[];
   /** Per network, its path in the file (`services.web.networks[1]`, `services.web.networks.back`). */
   origins: string[];
-  aliases: string[];
+  /** Per network (same positions as `networks`), its aliases, each once, without the service's own name. */
+  aliases: string[][];
+  /** Per network, where its aliases were written (`services.web.networks.front.aliases`), or undefined. */
+  aliasOrigins: (string | undefined)[];
+}
+
+/** A service's aliases as the app spec carries them: those on every network it joins, and the others per network. */
+export interface SplitAliases {
+  /** Aliases given on every network of the service, in the order first written: they answer wherever it is. */
+  everywhere: string[];
+  /** Aliases given on some networks alone, per network in the service's order; with the position in `ServiceNetworks` they came from. */
+  perNetwork: { network: string; aliases: string[]; position: number }[];
 }
 
 /**
  * A service's `networks:` (a list of names, or a mapping of names to null or
  * settings): the declared networks it joins, in the order written, and the
- * aliases of every one, each once, leaving out the service's own name (an
- * alias answers on every network the service is on). A network not declared
- * at the top level (Compose declares `default` itself) is an error; other
- * settings (`ipv4_address`, `priority`, ...) are named in warnings.
+ * aliases of each, each once, leaving out the service's own name (an alias
+ * answers only on the network it is given on, as in Compose). A network not
+ * declared at the top level (Compose declares `default` itself) is an error;
+ * other settings (`ipv4_address`, `priority`, ...) are named in warnings.
  */
 export function readServiceNetworks(value: unknown, path: FieldPath, context: { problems: Problems; declared: ReadonlyMap<string, NetworkDeclaration>; service: string }): ServiceNetworks | undefined {
   const { problems, declared, service } = context;
   const before = problems.errorCount;
-  const found: ServiceNetworks = { networks: [], origins: [], aliases: [] };
-  const join = (key: string, at: FieldPath): void => {
+  const found: ServiceNetworks = { networks: [], origins: [], aliases: [], aliasOrigins: [] };
+  const join = (key: string, at: FieldPath): boolean => {
     const declaration = declared.get(key);
     if (declaration === undefined) {
       problems.error(at, `network "${key}" is not declared; declare it under the top-level networks: (or leave it out to use the default network)`);
-      return;
+      return false;
     }
     if (found.networks.includes(declaration.name)) {
       problems.error(at, `network "${key}" is listed twice`);
-      return;
+      return false;
     }
     found.networks.push(declaration.name);
     found.origins.push(formatPath(at));
+    found.aliases.push([]);
+    found.aliasOrigins.push(undefined);
+    return true;
   };
   if (!isMapping(value)) {
     const items = readList(value, path, problems);
@@ -56,7 +70,7 @@ export function readServiceNetworks(value: unknown, path: FieldPath, context: { 
   }
   for (const [network, settings] of Object.entries(value)) {
     const entryPath = [...path, network];
-    join(network, entryPath);
+    const joined = join(network, entryPath);
     if (settings === null) continue;
     const mapping = readMapping(settings, entryPath, problems);
     if (mapping === undefined) continue;
@@ -65,9 +79,32 @@ export function readServiceNetworks(value: unknown, path: FieldPath, context: { 
     }
     if (mapping.aliases === undefined || mapping.aliases === null) continue;
     const read = readNameList(mapping.aliases, [...entryPath, 'aliases'], problems, 'alias');
-    for (const alias of read ?? []) if (alias !== service && !found.aliases.includes(alias)) found.aliases.push(alias);
+    if (!joined) continue;
+    const own = found.aliases[found.aliases.length - 1]!;
+    for (const alias of read ?? []) if (alias !== service && !own.includes(alias)) own.push(alias);
+    if (own.length > 0) found.aliasOrigins[found.aliasOrigins.length - 1] = formatPath([...entryPath, 'aliases']);
   }
   return problems.errorCount === before ? found : undefined;
+}
+
+/**
+ * Splits a service's aliases (`joined`) into those given on every network
+ * it joins (an app spec's `hivemind.aliases`, which answer wherever the app
+ * is, as before aliases were kept per network: a file with one network per
+ * service deploys as before) and the rest, per network
+ * (`hivemind.networkAliases`).
+ */
+export function splitAliases(joined: ServiceNetworks): SplitAliases {
+  const everywhere: string[] = [];
+  for (const aliases of joined.aliases) {
+    for (const alias of aliases) if (!everywhere.includes(alias) && joined.aliases.every((other) => other.includes(alias))) everywhere.push(alias);
+  }
+  const perNetwork: SplitAliases['perNetwork'] = [];
+  for (const [position, aliases] of joined.aliases.entries()) {
+    const own = aliases.filter((alias) => !everywhere.includes(alias));
+    if (own.length > 0) perNetwork.push({ network: joined.networks[position]!, aliases: own, position });
+  }
+  return { everywhere, perNetwork };
 }
 
 /**

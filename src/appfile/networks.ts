@@ -9,7 +9,7 @@
  */
 import { blockProblem } from '../state/tenant-ipam.js';
 import type { AppSpec, DeployNetwork } from '../state/types.js';
-import { APP_NETWORKS_VERSION } from '../state/version.js';
+import { APP_NETWORKS_VERSION, NETWORK_ALIASES_VERSION } from '../state/version.js';
 import type { FileNetwork } from './parse.js';
 
 /** What the deploy reads of the cluster. */
@@ -27,18 +27,34 @@ export interface DeployNetworks {
   warnings: string[];
 }
 
-/** See the file comment. `fileNetworks` and `apps` are the parse result's. */
-export function deployNetworks(apps: readonly AppSpec[], fileNetworks: readonly FileNetwork[], cluster: NetworkCluster): DeployNetworks {
+/**
+ * See the file comment. `fileNetworks`, `apps` and `origins` are the parse
+ * result's. Aliases given on some of an app's networks alone
+ * (`hivemind.networkAliases`) become aliases on all of them where the
+ * cluster cannot keep them apart: without networks (the app is on one), or
+ * below state version NETWORK_ALIASES_VERSION (with a warning naming where
+ * they were written).
+ */
+export function deployNetworks(apps: readonly AppSpec[], fileNetworks: readonly FileNetwork[], cluster: NetworkCluster, origins: Readonly<Record<string, Readonly<Record<string, string>>>> = {}): DeployNetworks {
   const named = apps.some((spec) => spec.networks !== undefined);
   if (cluster.pool === undefined || cluster.clusterVersion < APP_NETWORKS_VERSION) {
     if (!named && fileNetworks.length === 0) return { apps: [...apps], warnings: [] };
     const why = cluster.pool === undefined ? 'the cluster has no tenant network pool (its overlay is off)' : `a node of the cluster runs a Hivemind older than state version ${APP_NETWORKS_VERSION}`;
     return {
-      apps: apps.map(({ networks: _networks, ...spec }) => spec),
+      apps: apps.map(({ networks: _networks, ...spec }) => withAliasesEverywhere(spec)),
       warnings: [`networks: is ignored: ${why}, so every app of a tenant is on one network`],
     };
   }
   const warnings: string[] = [];
+  if (cluster.clusterVersion < NETWORK_ALIASES_VERSION) {
+    for (const spec of apps) {
+      for (const position of (spec.hivemind.networkAliases ?? []).keys()) {
+        const where = origins[spec.name]?.[`hivemind.networkAliases[${position}].network`] ?? `services.${spec.name}.networks`;
+        warnings.push(`${where}: answers on every network of the service: a node of the cluster runs a Hivemind older than state version ${NETWORK_ALIASES_VERSION}, which keeps no aliases per network`);
+      }
+    }
+    apps = apps.map(withAliasesEverywhere);
+  }
   const networks = fileNetworks.map((network): DeployNetwork => {
     const base = { tenant: network.tenant, name: network.name };
     if (network.subnet === undefined) return base;
@@ -49,6 +65,16 @@ export function deployNetworks(apps: readonly AppSpec[], fileNetworks: readonly 
     return base;
   });
   return { apps: [...apps], ...(networks.length === 0 ? {} : { networks }), warnings };
+}
+
+/** `spec` with its aliases per network (if any) among those it has on every network, each once. */
+export function withAliasesEverywhere(spec: AppSpec): AppSpec {
+  const perNetwork = spec.hivemind.networkAliases;
+  if (perNetwork === undefined) return spec;
+  const { networkAliases: _perNetwork, ...hivemind } = spec.hivemind;
+  const aliases = [...(hivemind.aliases ?? [])];
+  for (const entry of perNetwork) for (const alias of entry.aliases) if (!aliases.includes(alias)) aliases.push(alias);
+  return { ...spec, hivemind: { ...hivemind, aliases } };
 }
 
 /**

@@ -14,7 +14,7 @@ import { readDeploy, readServiceRestart, RESTART_DEFAULTS, UPDATE_DEFAULTS, type
 import { readEnvironment, readLabels } from './environment.js';
 import { readServiceExtension } from './extension.js';
 import { readHealthcheck } from './healthcheck.js';
-import { readLinks, readServiceNetworks } from './names.js';
+import { readLinks, readServiceNetworks, splitAliases } from './names.js';
 import { DEFAULT_NETWORK } from '../state/app-networks.js';
 import { readPorts } from './ports.js';
 import type { FieldPath, Problems } from './problems.js';
@@ -62,7 +62,8 @@ export function readService(name: string, value: unknown, tenant: string, contex
   const serviceSecrets = given('secrets') ? readServiceSecrets(mapping.secrets, at('secrets'), context) : [];
   const extension = (given('x-hivemind') ? readServiceExtension(mapping['x-hivemind'], at('x-hivemind'), problems) : undefined) ?? { hivemind: {} };
   const joined = given('networks') ? readServiceNetworks(mapping.networks, at('networks'), { problems, declared: context.declaredNetworks, service: name }) : undefined;
-  const aliases = joined?.aliases ?? [];
+  const split = joined === undefined ? { everywhere: [], perNetwork: [] } : splitAliases(joined);
+  const aliases = split.everywhere;
   const links = given('links') ? readLinks(mapping.links, at('links'), problems, name) : [];
   const container = readContainerSettings(mapping, path, problems, { image: given('image') });
 
@@ -81,6 +82,7 @@ export function readService(name: string, value: unknown, tenant: string, contex
   if (deploy.global) hivemind.maxPerNode = 1;
   const allAliases = [...(aliases ?? []), ...(containerAlias !== undefined && containerAlias !== appName && !(aliases ?? []).includes(containerAlias) ? [containerAlias] : [])];
   if (allAliases.length > 0) hivemind.aliases = allAliases;
+  if (split.perNetwork.length > 0) hivemind.networkAliases = split.perNetwork.map(({ network, aliases: own }) => ({ network, aliases: own }));
   if (links !== undefined && links.length > 0) hivemind.links = links;
   const allLabels = mergeLabels(labels ?? {}, deploy.labels, at('labels'), problems);
 
@@ -94,6 +96,10 @@ export function readService(name: string, value: unknown, tenant: string, contex
   for (const position of (container?.capAdd ?? []).keys()) setOwn(origins, `container.capAdd[${position}]`, `services.${name}.cap_add[${position}]`);
   setOwn(origins, 'tenant', extension.tenant === undefined ? context.tenantField : `services.${name}.x-hivemind.tenant`);
   for (const [position, origin] of (joined?.origins ?? []).entries()) setOwn(origins, `networks[${position}]`, origin);
+  for (const [position, entry] of split.perNetwork.entries()) {
+    const written = joined?.aliasOrigins[entry.position];
+    if (written !== undefined) setOwn(origins, `hivemind.networkAliases[${position}].network`, written);
+  }
   setOwn(context.origins, appName, origins);
   const spec: AppSpec = {
     name: appName,

@@ -24,13 +24,14 @@
  * Per network: a querier on tenant networks (its instance's addresses lie in
  * network blocks) sees the apps on a network it is on, each instance at its
  * address there (the querier's first network that holds one), as Compose's
- * DNS does; an app on none of its networks is NXDOMAIN (its name does not
+ * DNS does; an alias given on some of an app's networks alone, only on
+ * those (and at the app's address there); an app on none of its networks is NXDOMAIN (its name does not
  * exist where the querier is), one on a shared network with nothing serving
  * NODATA. The VIP answers on every network: its DNAT picks the instances'
  * addresses on the network the client shares with them (service-plan.ts).
  */
 import { appKey, type Directory, type ServiceEndpoint } from '../discovery/endpoints.js';
-import { appsNamed, NO_APP_NAMES, type AppNames } from './names.js';
+import { appsNamed, networksReached, NO_APP_NAMES, type AppNames } from './names.js';
 
 /** The zone's apex. */
 export const ZONE = 'hivemind';
@@ -95,18 +96,22 @@ export function answerQuestion(
   if (querierTenant !== undefined && querierTenant !== tenant) return nxdomain;
   if (labels.length === 1) return directory.tenants.has(tenant) ? nodata : nxdomain;
   const label = labels[labels.length - 2]!;
-  const named = appsNamed(directory, context.names, { tenant, label }, querierTenant === tenant ? context.querierApp : undefined);
   const querierNetworks = context.querierNetworks ?? [];
-  const apps = querierNetworks.length === 0 ? named : named.filter((app) => (directory.appNetworks.get(appKey(tenant, app)) ?? []).some((network) => querierNetworks.includes(network)));
+  const named = appsNamed(directory, context.names, { tenant, label }, { ...(querierTenant === tenant && context.querierApp !== undefined ? { app: context.querierApp } : {}), networks: querierNetworks });
+  // Each app with the querier's networks the name reaches it on (a link reaches it wherever the two share a network).
+  const apps = named.flatMap((entry) => {
+    const reached = networksReached(directory, tenant, entry, querierNetworks);
+    return reached === undefined ? [] : [{ app: entry.app, networks: reached }];
+  });
   if (apps.length === 0) return nxdomain;
-  const endpointsOf = (app: string): readonly ServiceEndpoint[] => onNetworks(directory, directory.endpoints.get(appKey(tenant, app)) ?? [], querierNetworks);
+  const endpointsOf = (entry: { app: string; networks: readonly string[] }): readonly ServiceEndpoint[] => onNetworks(directory, directory.endpoints.get(appKey(tenant, entry.app)) ?? [], entry.networks);
   const endpoints = apps.flatMap(endpointsOf);
   const name = trimDot(question.name);
   if (labels.length === 2) {
     // Each app by its VIP, but only while something serves it: an app with nothing serving stays NODATA, as without VIPs.
-    const addresses = apps.flatMap((app): readonly { address: string }[] => {
-      const own = endpointsOf(app);
-      const vip = directory.vips.get(appKey(tenant, app));
+    const addresses = apps.flatMap((entry): readonly { address: string }[] => {
+      const own = endpointsOf(entry);
+      const vip = directory.vips.get(appKey(tenant, entry.app));
       // The VIP reaches the instances over the network the client shares with them (service-plan.ts), so it answers on every network.
       return vip !== undefined && own.length > 0 ? [{ address: vip }] : own;
     });

@@ -59,6 +59,7 @@ import type { TenantNetwork } from '../state/types.js';
 import { configureProposal } from './configure.js';
 import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
+import { listedBeforeDevices } from './listed-networks.js';
 import { TENANT_NETWORKS_VERSION } from '../state/version.js';
 import { applyChanges, ensureDevices, readEntries, removeGoneNetworkStores } from './overlay-links.js';
 import { chainChanges, planPolicyChains, type PolicyChains } from './policy-plan.js';
@@ -168,8 +169,11 @@ export class NetworkComponent implements NodeComponent {
   /** Before the node registers: with the overlay on, the executor waits for the node network (unless a previous run left it ready). */
   async bind(): Promise<Record<string, never>> {
     const path = nodeNetworkPath(this.#services.dataDir);
+    const left = this.#enabled ? readNodeNetwork(path) : undefined;
     if (!this.#enabled) rmSync(path, { force: true });
-    else if (readNodeNetwork(path)?.state !== 'ready') this.#write({ state: 'pending' });
+    else if (left?.state !== 'ready') this.#write({ state: 'pending' });
+    // What the executor reads until the first pass: that pass lists a slice given back while the agent was down as pending before it deletes the bridge (#listNetworkChanges).
+    else this.#writtenReady = left;
     return {};
   }
 
@@ -245,7 +249,7 @@ export class NetworkComponent implements NodeComponent {
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
     if (this.#overlayApplied !== undefined && this.#overlayApplied !== overlayKey(plan, clusterCidr, this.#tenantAttaches(plan))) {
-      this.#listNewNetworks(plan);
+      this.#listNetworkChanges(plan);
       this.#links.request('overlay');
     }
     if (this.#policyApplied === undefined || this.#serviceApplied === undefined) {
@@ -278,6 +282,8 @@ export class NetworkComponent implements NodeComponent {
     const plan = this.plan();
     if (plan === undefined) return;
     const clusterCidr = this.#clusterCidr();
+    // Slices given back leave the node network file before the links are read for the batch that deletes their bridges (listed-networks.ts).
+    this.#listNetworkChanges(plan);
     const { mtu, changed: devices, links } = await ensureDevices(plan, { vxlanPort: this.#services.config.vxlanPort, clusterCidr, underlay: hostOf(this.#services.addresses().peer), overheadBytes: VXLAN_OVERHEAD_BYTES });
     // The address stores of the slices given back, with their bridges (a later slice of the network has the same bridge, so the same store), and any left by an earlier run.
     const stores = await removeGoneNetworkStores(networkIpamStoresPath(cniStatePath(this.#services.dataDir)), plan, links);
@@ -532,20 +538,22 @@ export class NetworkComponent implements NodeComponent {
   }
 
   /**
-   * Lists the carried networks the node network file does not name yet as
-   * `pending`, at once (the overlay pass that makes their bridges may take
-   * seconds): a deploy makes its networks a commit before its instances are
-   * placed, and an executor that saw none of them would attach the container
-   * to the node subnet instead of waiting for the slice.
+   * Rewrites the tenant networks the node network file lists for what the
+   * state changed, ahead of the overlay pass that carries it out
+   * (`listedBeforeDevices`): a network made just now listed `pending` at
+   * once (the pass that makes its bridge may take seconds, and an executor
+   * that saw none of a tenant's networks would attach to the node subnet
+   * instead of waiting), a slice given back no longer listed ready before
+   * the pass deletes its bridge and address store.
    */
-  #listNewNetworks(plan: OverlayPlan): void {
+  #listNetworkChanges(plan: OverlayPlan): void {
     const written = this.#writtenReady;
     if (written === undefined) return;
     const attaches = this.#tenantAttaches(plan);
-    const added = Object.keys(attaches.networks ?? {}).filter((key) => written.networks?.[key] === undefined);
-    if (added.length === 0) return;
-    const networks = { ...written.networks, ...Object.fromEntries(added.map((key) => [key, { state: 'pending' as const, network: key }])) };
-    this.#write({ ...written, ...(attaches.tenantCidr !== undefined ? { tenantCidr: attaches.tenantCidr } : {}), networks });
+    const networks = listedBeforeDevices(written.networks, attaches.networks);
+    if (networks === undefined) return;
+    const { networks: _networks, ...rest } = written;
+    this.#write({ ...rest, ...(attaches.tenantCidr !== undefined ? { tenantCidr: attaches.tenantCidr } : {}), ...(Object.keys(networks).length > 0 ? { networks } : {}) });
   }
 
   /** Logs a problem once until it changes or a reconcile succeeds. */

@@ -19,7 +19,7 @@
  * scheduler removes the record once it stopped; an unplaced instance is
  * removed at once.
  */
-import { APP_NETWORKS_VERSION, CONTAINER_SETTINGS_VERSION } from './version.js';
+import { APP_NETWORKS_VERSION, CONTAINER_SETTINGS_VERSION, NETWORK_ALIASES_VERSION } from './version.js';
 import { planDeployNetworks } from './apply-tenant-networks.js';
 import { assert } from '../../consensus/core/assert.js';
 import { ErrorCode, stateError, type StateError } from './errors.js';
@@ -531,6 +531,7 @@ export function planAppDelete(state: ClusterState, command: CommandOf<'app.delet
 
 /** The state version a spec needs: its newest field's. */
 function specVersion(spec: AppSpec): number {
+  if (spec.hivemind.networkAliases !== undefined) return NETWORK_ALIASES_VERSION;
   if (spec.networks !== undefined) return APP_NETWORKS_VERSION;
   return spec.container !== undefined || spec.configs !== undefined ? CONTAINER_SETTINGS_VERSION : 1;
 }

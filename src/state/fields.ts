@@ -38,6 +38,7 @@ import {
   type HivemindSpec,
   type ProxySpec,
   type LinkSpec,
+  type NetworkAliasSpec,
   type RouteSpec,
   type PolicyRule,
   type EgressRule,
@@ -60,6 +61,7 @@ import {
   type DeployNetwork,
 } from './types.js';
 import { isCapability } from './capabilities.js';
+import { specNetworks } from './app-networks.js';
 
 /** Limits on the sizes of command fields. Each is enforced by `validateCommand`. */
 export const LIMITS = {
@@ -313,6 +315,9 @@ const proxySpec = refine(
   },
 );
 
+/** Networks one app may join: as many as its tenant may hold (tenant-ipam.ts, NETWORKS_PER_TENANT_MAX). */
+const APP_NETWORKS_MAX = 16;
+
 const hivemindSpec = object<HivemindSpec>({
   canary: optional(
     object<NonNullable<HivemindSpec['canary']>>({
@@ -329,6 +334,7 @@ const hivemindSpec = object<HivemindSpec>({
   proxy: optional(proxySpec),
   aliases: optional(names),
   links: optional(list(object<LinkSpec>({ app: name, alias: name }), { max: LIMITS.namesMax })),
+  networkAliases: optional(list(object<NetworkAliasSpec>({ network: name, aliases: list(name, { min: 1, max: LIMITS.namesMax, unique: true }) }), { min: 1, max: APP_NETWORKS_MAX })),
 });
 
 /** A capability name with its `CAP_` prefix (`CAP_NET_ADMIN`), or `ALL`. */
@@ -383,8 +389,6 @@ const configMount = object<ConfigMount>({
   mode: optional(integer({ min: 0, max: 0o777 })),
 });
 
-/** Networks one app may join: as many as its tenant may hold (tenant-ipam.ts, NETWORKS_PER_TENANT_MAX). */
-const APP_NETWORKS_MAX = 16;
 
 const appSpecShape = object<AppSpec>({
   name,
@@ -437,7 +441,20 @@ function appSpecProblem(spec: AppSpec, path: string): { field: string; text: str
       return { field: `${path}.reservations.${resource}`, text: `must not exceed limits.${resource} (${reserved} > ${limit})` };
     }
   }
-  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path) ?? processContainerProblem(spec, path) ?? configsProblem(spec, path);
+  return duplicatePortProblem(spec, path) ?? duplicateTargetProblem(spec, path) ?? processContainerProblem(spec, path) ?? configsProblem(spec, path) ?? networkAliasesProblem(spec, path);
+}
+
+/** Aliases per network: each on one of the app's networks, each network once. */
+function networkAliasesProblem(spec: AppSpec, path: string): { field: string; text: string } | undefined {
+  const networks = specNetworks(spec);
+  const seen = new Set<string>();
+  for (const [position, entry] of (spec.hivemind.networkAliases ?? []).entries()) {
+    const field = `${path}.hivemind.networkAliases[${position}].network`;
+    if (!networks.includes(entry.network)) return { field, text: `"${entry.network}" is not one of the app's networks (${networks.join(', ')}); give an alias on a network the app joins` };
+    if (seen.has(entry.network)) return { field, text: `names network "${entry.network}" twice; list each network's aliases once` };
+    seen.add(entry.network);
+  }
+  return undefined;
 }
 
 /** Configs: image apps only, each target once (and not a volume's), a single file alone, within the size and count limits together. */

@@ -132,11 +132,26 @@ export interface HivemindSpec {
    */
   aliases?: string[];
   /**
+   * Compose's network `aliases` given on some of the app's networks but not
+   * on every one: each answers only to queriers on its network, at the app's
+   * address there (`docs/internals/dns.md`). One entry per network, in the
+   * order of `AppSpec.networks`; a network named here is one of the app's.
+   * Absent: none (NETWORK_ALIASES_VERSION).
+   */
+  networkAliases?: NetworkAliasSpec[];
+  /**
    * Compose's `links` (`service:alias`): names that this app's own instances
    * resolve to another app of the tenant; other queriers do not see them.
    * Absent: none.
    */
   links?: LinkSpec[];
+}
+
+/** The aliases an app has on one of its networks alone. */
+export interface NetworkAliasSpec {
+  /** The network's name in the tenant (one of the app's networks). */
+  network: string;
+  aliases: string[];
 }
 
 /** One Compose link: `alias` names `app` (of the same tenant) for the linking app's instances. */

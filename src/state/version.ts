@@ -45,8 +45,13 @@
  * 6: an app's networks (APP_NETWORKS_VERSION: `AppSpec.networks`,
  * `app.deploy-many`'s `networks`, `network.delete` refused while an app's
  * spec names the network).
+ * 7: aliases on some of an app's networks alone (NETWORK_ALIASES_VERSION:
+ * `AppSpec.hivemind.networkAliases`).
  */
-export const STATE_VERSION = 6;
+export const STATE_VERSION = 7;
+
+/** The state version of an app's aliases per network (`HivemindSpec.networkAliases`). */
+export const NETWORK_ALIASES_VERSION = 7;
 
 /** The state version of an app's networks (`AppSpec.networks`) and the networks an `app.deploy-many` creates (its `networks`). */
 export const APP_NETWORKS_VERSION = 6;

@@ -402,7 +402,11 @@ test('network aliases and links become DNS names of the app (hivemind.aliases, h
     `),
   );
   const web = apps.find((app) => app.name === 'web')!;
-  assert.equal(web.hivemind.aliases, ['www', 'site', 'internal'], "each alias once; the app's own name left out");
+  assert.is(web.hivemind.aliases, undefined, 'no alias is given on every network of web');
+  assert.equal(web.hivemind.networkAliases, [
+    { network: 'front', aliases: ['www', 'site'] },
+    { network: 'back', aliases: ['site', 'internal'] },
+  ], "each network's aliases, each once, the app's own name left out");
   assert.equal(web.hivemind.links, [{ app: 'db', alias: 'database' }, { app: 'cache', alias: 'kv' }]);
   assert.is(apps.find((app) => app.name === 'db')!.hivemind.aliases, undefined);
   assert.ok(warnings.includes("app.yaml: services.web.networks.back.ipv4_address: is ignored: a service's network in Hivemind takes aliases alone (addresses come from the network's slice on the instance's node)"), warnings.join('\n'));

@@ -99,4 +99,40 @@ test('deployNetworks: subnets of the pool become blocks, others a warning; a clu
   assert.is(networkFieldOf('specs[0].name', result.networks), undefined);
 });
 
+test('aliases per network: those on every network of a service stay aliases; the others are kept per network, their path known; an older cluster answers them everywhere', () => {
+  const file = dedent(`
+    services:
+      web:
+        image: app
+        networks:
+          front: { aliases: [www, both] }
+          back: { aliases: [both, web] }
+      db:
+        image: postgres
+        networks:
+          back: { aliases: [database] }
+    networks:
+      front: {}
+      back: {}
+  `);
+  const result = parseAppFile(file, 'app.yaml', { defaultTenant: 'acme' });
+  assert.ok(result.ok);
+  const byName = Object.fromEntries(result.apps.map((app) => [app.name, app]));
+  assert.equal(byName.web?.hivemind.aliases, ['both'], 'given on front and back: everywhere');
+  assert.equal(byName.web?.hivemind.networkAliases, [{ network: 'front', aliases: ['www'] }]);
+  assert.equal(byName.db?.hivemind.aliases, ['database'], 'a service on one network: as before');
+  assert.is(byName.db?.hivemind.networkAliases, undefined);
+  assert.is(result.origins.web?.['hivemind.networkAliases[0].network'], 'services.web.networks.front.aliases');
+  const current = deployNetworks(result.apps, result.networks, { pool: '10.224.0.0/12', clusterVersion: 7 }, result.origins);
+  assert.equal(current.apps, result.apps);
+  assert.equal(current.warnings, []);
+  const six = deployNetworks(result.apps, result.networks, { pool: '10.224.0.0/12', clusterVersion: 6 }, result.origins);
+  const sixWeb = six.apps.find((app) => app.name === 'web')!;
+  assert.equal([sixWeb.hivemind.aliases, sixWeb.hivemind.networkAliases], [['both', 'www'], undefined]);
+  assert.equal(six.warnings, ['services.web.networks.front.aliases: answers on every network of the service: a node of the cluster runs a Hivemind older than state version 7, which keeps no aliases per network']);
+  assert.equal(six.networks?.length, 2, 'the networks are kept');
+  const off = deployNetworks(result.apps, result.networks, { clusterVersion: 7 });
+  assert.equal(off.apps.find((app) => app.name === 'web')!.hivemind, { aliases: ['both', 'www'] }, 'no networks: the app is on one, and its aliases on it');
+});
+
 test.run();

@@ -172,6 +172,50 @@ test('an address shared by two tenants belongs to neither', () => {
   assert.is(directory.tenantOfAddress.get('10.88.0.3'), undefined);
 });
 
+test('aliases per network: an alias given on one network answers only queriers on it, at the app\'s address there; one on every network answers everywhere', () => {
+  const onNetworks = (name: string, networks: string[], hivemind: HivemindSpec = {}): App =>
+    ({ tenant: 'acme', name, version: 1, replicas: 1, versions: [{ version: 1, spec: { hivemind, networks } }], createdIndex: 1, updatedIndex: 1 }) as unknown as App;
+  const web = instance('acme', 'web', 0, 1, { address: '10.224.16.2' });
+  web.status.endpoint!.addresses = ['10.224.16.2', '10.224.32.2'];
+  const records: DiscoveryInput = {
+    nodes: [node('n1', '192.168.1.1')],
+    apps: [
+      // www on front alone, both on front and back (so everywhere), site on front alone, where the app site is not.
+      onNetworks('web', ['front', 'back'], { aliases: ['both'], networkAliases: [{ network: 'front', aliases: ['www', 'site'] }] }),
+      onNetworks('api', ['front']),
+      onNetworks('db', ['back']),
+      onNetworks('site', ['back']),
+    ],
+    instances: [web, instance('acme', 'api', 0, 1, { address: '10.224.16.3' }), instance('acme', 'db', 0, 1, { address: '10.224.32.3' }), instance('acme', 'site', 0, 1, { address: '10.224.32.4' })],
+    networks: [
+      { tenant: 'acme', name: 'front', cidr: '10.224.16.0/20', createdIndex: 1, slices: [] },
+      { tenant: 'acme', name: 'back', cidr: '10.224.32.0/20', createdIndex: 1, slices: [] },
+    ],
+  };
+  const directory = directoryOf(records);
+  const names = appNamesOf(records, directory);
+  assert.equal(names.aliases.get('acme/www'), [{ app: 'web', networks: ['acme/front'] }]);
+  assert.equal(names.aliases.get('acme/both'), [{ app: 'web' }]);
+  const ask = (name: string, querier: string) => answerQuestion(directory, { name, type: QUERY_TYPE.A }, 'acme', { names, querierNetworks: directory.networksOfAddress.get(querier)! });
+  assert.equal(addresses(ask('www.acme.hivemind', '10.224.16.3')), ['10.224.16.2'], "api on front: web's front address");
+  assert.equal(addresses(ask('0.www.acme.hivemind', '10.224.16.3')), ['10.224.16.2'], 'slot names under the alias alike');
+  const fromBack = ask('www.acme.hivemind', '10.224.32.3');
+  assert.equal([fromBack.rcode, fromBack.answers], ['NXDOMAIN', []], 'db on back: no such name');
+  assert.equal(addresses(ask('www.acme.hivemind', '10.224.32.2')), ['10.224.16.2'], 'web itself (on both) by its back address: the alias on front');
+  assert.equal(addresses(ask('both.acme.hivemind', '10.224.16.3')), ['10.224.16.2'], 'an alias on every network: front address to api');
+  assert.equal(addresses(ask('both.acme.hivemind', '10.224.32.3')), ['10.224.32.2'], "and web's back address to db");
+  assert.equal(addresses(ask('site.acme.hivemind', '10.224.16.3')), ['10.224.16.2'], 'on front, where the app site is not, site is web by its alias');
+  assert.equal(addresses(ask('site.acme.hivemind', '10.224.32.3')), ['10.224.32.4'], 'on back, the app site');
+  assert.equal(addresses(answerQuestion(directory, { name: 'www.acme.hivemind', type: QUERY_TYPE.A }, 'acme', { names })), ['10.224.16.2'], 'a querier on no tenant network sees every name as before');
+
+  // The same over the wire, the server telling queriers apart by their source address.
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, upstreams: [], read: () => records, log: () => {} });
+  const wire = (name: string, source: string): InstanceType<typeof Packet> => Packet.parse(server.reply(queryBytes(name, QUERY_TYPE.A), source, 'udp') as Buffer);
+  assert.equal(wire('www.acme.hivemind', '10.224.16.3').answers.map((record) => record.address), ['10.224.16.2']);
+  assert.is(wire('www.acme.hivemind', '10.224.32.3').header.rcode, RCODE.NXDOMAIN, 'the kept reply of a front querier is not shared with a back one');
+  assert.equal(wire('www.acme.hivemind', '10.224.16.3').answers.map((record) => record.address), ['10.224.16.2']);
+});
+
 /** input() with Compose names: web carries the alias www, db and cache both carry store, and web links db as database. */
 function withNames(): DiscoveryInput {
   const base = input();

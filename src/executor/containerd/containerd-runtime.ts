@@ -739,14 +739,15 @@ export class ContainerdRuntime implements Runtime {
 
   /**
    * A warm network that fits `spec`: the node pool's for a container on the
-   * node subnet; on a tenant network here, one of its slice's pool when it
-   * is the container's one network (a container on several attaches inline).
+   * node subnet; on tenant networks here, one of the pool of its first
+   * network's slice (a container on several gets its other interfaces
+   * added to it in `networkSteps`, `CniNetwork.attachMore`).
    */
   private takeWarm(spec: WorkloadSpec): WarmNetwork | undefined {
     if (!(this.network instanceof CniNetwork) || this.network.onNodeSubnet(spec.tenant)) return this.pool?.take();
     const networks = spec.networks ?? ['default'];
     if (networks.length === 0) return this.pool?.take();
-    return networks.length === 1 ? this.slicePools?.take(`${spec.tenant}/${networks[0]}`) : undefined;
+    return this.slicePools?.take(`${spec.tenant}/${networks[0]}`);
   }
 
   /**
@@ -767,10 +768,12 @@ export class ContainerdRuntime implements Runtime {
         undo.push(() => this.network.detach(id, path, spec.ports));
         return attached;
       }
-      // The warm attach is this container's now: a failure detaches it (with the ports, should portmap have run).
+      // The warm attach is this container's now: a failure detaches it (with the ports, should portmap have run, and the interfaces added).
       undo.push(() => this.network.detach(place.cniId, path, spec.ports));
+      // On several networks: the warm network is the first's; the others are added to its namespace under its CNI id.
+      const attached = (spec.networks?.length ?? 0) > 1 && this.network instanceof CniNetwork ? await this.network.attachMore(place.cniId, path, { tenant: spec.tenant, networks: spec.networks! }) : { address: warm.address };
       if (spec.ports.some((port) => port.published !== undefined) && isPoolNetwork(this.network)) await this.network.publish(place.cniId, path, spec.ports);
-      return { address: warm.address };
+      return attached;
     }));
     return { netnsStep: withUndo, networkStep };
   }
@@ -816,9 +819,12 @@ export class ContainerdRuntime implements Runtime {
     }));
     // The address is on the container before its task can run: adoption after a crash finds it there.
     // So is the hosts line of its own name (rewritten in place: runc already bound the file).
-    // A warm network's address was in both from the start.
+    // A warm network's address was in both from the start; its addresses on later networks (one on several) go on as a label alone.
     const labelStep = warm !== undefined
-      ? Promise.resolve()
+      ? Promise.all([containerStep, networkStep]).then(async ([, { addresses }]) => {
+          if (addresses === undefined) return;
+          await this.client.unary('containers', 'Update', { container: { id, labels: { [Label.addresses]: addresses.join(',') } }, update_mask: { paths: [`labels.${Label.addresses}`] } });
+        })
       : Promise.all([containerStep, networkStep]).then(([, { address, addresses }]) => {
           const labels = { [Label.address]: address, ...(addresses !== undefined ? { [Label.addresses]: addresses.join(',') } : {}) };
           return Promise.all([

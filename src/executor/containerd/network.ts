@@ -132,6 +132,11 @@ interface ExtraInterface {
   result?: Record<string, unknown>;
 }
 
+/** The interfaces past eth0 of a container on the networks of `more` (its second and later), in order. */
+function extraInterfaces(more: readonly NetworkSettings[]): ExtraInterface[] {
+  return more.map((each, index) => ({ ifName: `eth${index + 1}`, settings: each }));
+}
+
 /** A slice of a tenant network this node holds, as the node network file lists it. */
 export interface HeldSlice {
   /** `tenant/name`. */
@@ -495,7 +500,64 @@ export class CniNetwork implements ContainerNetwork {
 
   async attach(id: string, netnsPath: string, ports: PortSpec[], options: AttachOptions = {}): Promise<NetworkAttachment> {
     await mkdir(join(this.stateDir, 'results'), { recursive: true });
-    // A pending slice is waited for (see SLICE_WAIT_MS_DEFAULT); anything else wrong fails at once.
+    const [settings, ...more] = await this.waitSettings(options);
+    const extra = extraInterfaces(more);
+    try {
+      // `lo` and each `ethN` are independent interfaces of the namespace: bring them up at once.
+      const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
+      const chain = this.addChain({ id, netnsPath, ifName: 'eth0', plugins: this.plugins(ports, false, settings) });
+      // Saved before their ADDs, so a detach after a failure halfway releases what was leased.
+      if (extra.length > 0) await this.save({ id, netnsPath, ports, nodeMasquerade: true, settings, extra });
+      const extraAdded = this.addInterfaces(id, netnsPath, extra);
+      const first = chain.then(async (result) => {
+        const address = addressOf(result, id, 'eth0');
+        await this.forgetNeighbour(settings.bridge, address);
+        return address;
+      });
+      const outcomes = await Promise.allSettled([loopback, first, extraAdded, this.ensureMasquerade(settings)]);
+      const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const addresses = [await first, ...(await extraAdded)];
+      await this.save({ id, netnsPath, ports, result: await chain, nodeMasquerade: true, settings, ...(extra.length > 0 ? { extra } : {}) });
+      this.confirmSlices([settings, ...more]);
+      return { address: addresses[0]!, ...(addresses.length > 1 ? { addresses } : {}) };
+    } catch (error) {
+      await this.detach(id, netnsPath, ports).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Adds the container's second and later networks (`options.networks`
+   * past the first) to a namespace attached earlier under `id` on the
+   * first alone: a warm network of the first network's slice, taken by a
+   * container on several (`slice-pools.ts`). `eth1`, ... as `attach` makes
+   * them, saved with the attach so that `detach(id, ...)` releases them too
+   * (saved before their ADDs). A NetworkError when nothing is saved under
+   * `id`, or its eth0 is not on the first network's slice now; a
+   * SlicePendingError as `attach`. On a failure the caller detaches `id`
+   * (the container's start undoes it). Answers every address, eth0's first.
+   */
+  async attachMore(id: string, netnsPath: string, options: AttachOptions): Promise<NetworkAttachment> {
+    const saved = await this.saved(id);
+    if (saved?.settings === undefined || saved.result === undefined) throw new NetworkError(`cannot add networks to ${id}: the CNI result of its first network is missing or not readable`);
+    const [first, ...more] = await this.waitSettings(options);
+    if (first.bridge !== saved.settings.bridge || first.subnet !== saved.settings.subnet) {
+      throw new NetworkError(`cannot add networks to ${id}: its eth0 is on ${saved.settings.subnet} (${saved.settings.bridge}), and the container's first network is on ${first.subnet} (${first.bridge}) now`);
+    }
+    const address = addressOf(saved.result, id, 'eth0');
+    const extra = extraInterfaces(more);
+    if (extra.length === 0) return { address };
+    const record: SavedAttach = { ...saved, netnsPath, extra };
+    await this.save(record);
+    const addresses = [address, ...(await this.addInterfaces(id, netnsPath, extra))];
+    await this.save(record);
+    this.confirmSlices([first, ...more]);
+    return { address, addresses };
+  }
+
+  /** The settings of each interface of an attach for `options`, eth0 first, waiting for a pending slice (see SLICE_WAIT_MS_DEFAULT); anything else wrong fails at once. */
+  private async waitSettings(options: AttachOptions): Promise<[NetworkSettings, ...NetworkSettings[]]> {
     const [settings, ...more] = await retryUntil(async () => this.attachSettings(true, options), {
       deadline: this.clock.now() + this.sliceWaitMs,
       delayMs: SLICE_POLL_MS,
@@ -503,27 +565,53 @@ export class CniNetwork implements ContainerNetwork {
       clock: this.clock,
     });
     assert(settings !== undefined, 'an attach has at least one network');
-    const extra: ExtraInterface[] = more.map((each, index) => ({ ifName: `eth${index + 1}`, settings: each }));
-    try {
-      // `lo` and each `ethN` are independent interfaces of the namespace: bring them up at once.
-      const loopback = this.invoke({ type: 'loopback' }, 'ADD', id, netnsPath, 'lo');
-      const chain = this.addChain({ id, netnsPath, ifName: 'eth0', plugins: this.plugins(ports, false, settings) });
-      // Saved before their ADDs, so a detach after a failure halfway releases what was leased.
-      if (extra.length > 0) await this.save({ id, netnsPath, ports, nodeMasquerade: true, settings, extra });
-      const extraChains = extra.map((each) => this.addChain({ id, netnsPath, ifName: each.ifName, plugins: this.plugins([], false, each.settings, false) }));
-      const masquerades = [settings, ...more].map((each) => this.ensureMasquerade(each));
-      const outcomes = await Promise.allSettled([loopback, chain, ...extraChains, ...masquerades]);
-      const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
-      const results = [await chain, ...(await Promise.all(extraChains))];
-      const addresses = results.map((result, index) => addressOf(result, id, index === 0 ? 'eth0' : extra[index - 1]!.ifName));
-      await Promise.all(addresses.map((address, index) => this.forgetNeighbour(index === 0 ? settings.bridge : extra[index - 1]!.settings.bridge, address)));
-      for (const [index, each] of extra.entries()) if (results[index + 1] !== undefined) each.result = results[index + 1];
-      await this.save({ id, netnsPath, ports, result: results[0], nodeMasquerade: true, settings, ...(extra.length > 0 ? { extra } : {}) });
-      return { address: addresses[0]!, ...(addresses.length > 1 ? { addresses } : {}) };
-    } catch (error) {
-      await this.detach(id, netnsPath, ports).catch(() => undefined);
-      throw error;
+    return [settings, ...more];
+  }
+
+  /**
+   * CNI ADD of `extra` (eth1, ...: each network's block routed, no ports)
+   * at once, with each slice's masquerade rule; sets each one's `result`
+   * and answers their addresses in order. Every ADD settles before a
+   * failure is thrown, so the caller's detach finds all that was leased.
+   */
+  private async addInterfaces(id: string, netnsPath: string, extra: ExtraInterface[]): Promise<string[]> {
+    const added = extra.map(async (each) => {
+      const result = await this.addChain({ id, netnsPath, ifName: each.ifName, plugins: this.plugins([], false, each.settings, false) });
+      each.result = result;
+      const address = addressOf(result, id, each.ifName);
+      await this.forgetNeighbour(each.settings.bridge, address);
+      return address;
+    });
+    const outcomes = await Promise.allSettled([...added, ...extra.map((each) => this.ensureMasquerade(each.settings))]);
+    const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    return Promise.all(added);
+  }
+
+  /**
+   * Checks, after the ADDs, that the node still holds every slice `used`
+   * attached to, as the node network file lists it now; a SlicePendingError
+   * when one was given back meanwhile (the caller's detach releases the
+   * leases). This closes the race of an attach with the slice's release:
+   * the network component lists a slice given back as pending BEFORE its
+   * overlay pass reads the links to delete the slice's bridge and store
+   * (`listedBeforeDevices`, src/network/listed-networks.ts). So either this
+   * read sees the slice gone, and the attach undoes itself, or the file was
+   * rewritten after it, when the bridge plugin had made this container's
+   * veth a port of the bridge, and the pass keeps the bridge and its store
+   * (the lease in it) while the container hangs on it. Without this check an
+   * attach that read the file just before a pass could lease in a store the
+   * pass removes after, and the address be given again by the next slice of
+   * the network on the node while this container holds it.
+   */
+  private confirmSlices(used: readonly NetworkSettings[]): void {
+    const slices = used.filter((each) => each.network !== undefined);
+    if (slices.length === 0 || this.nodeNetworkFile === undefined) return;
+    const listed = readNodeNetwork(this.nodeNetworkFile);
+    for (const slice of slices) {
+      const entry = listed?.state === 'ready' ? listed.networks?.[slice.network!] : undefined;
+      if (entry?.state === 'ready' && entry.bridge === slice.bridge && entry.subnet === slice.subnet) continue;
+      throw new SlicePendingError(`this node gave back its slice ${slice.subnet} of network ${slice.network} while the container was being attached to it; the start is tried again`);
     }
   }
 

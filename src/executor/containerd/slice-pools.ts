@@ -1,8 +1,9 @@
 /**
  * Warm pools for tenant networks: one small `WarmNetworkPool` per slice of
  * a tenant network this node holds (the node network file lists it ready),
- * so a container whose one network is that slice's starts warm, as one on
- * the node subnet does. A slice is held only while an instance of its
+ * so a container whose first network is that slice's starts warm, as one
+ * on the node subnet does (on several networks, the runtime adds its other
+ * interfaces to the entry's namespace: `CniNetwork.attachMore`). A slice is held only while an instance of its
  * network is placed here, so the pools follow placements.
  *
  * Bounds. SLICE_WARM_NETWORKS_MAX entries a slice (never more than the

@@ -112,4 +112,33 @@ test('the spec networks and a deploy that makes networks need state version 6; o
   assert.is(old.refused({ type: 'app.deploy', spec: appSpec({ ports: [], networks: ['default'] }) }).code, 'cluster-version-too-old');
 });
 
+test('aliases per network: state version 7, kept in the spec and snapshots; refused naming a network the app is not on, or one twice', () => {
+  const aliased = appSpec({ tenant: 'acme', name: 'web', replicas: 1, ports: [], networks: ['front', 'back'], hivemind: { networkAliases: [{ network: 'front', aliases: ['www'] }] } });
+  assert.is(commandVersion({ type: 'app.deploy', spec: aliased }), 7);
+  assert.is(commandVersion({ type: 'app.deploy-many', specs: [web, aliased] }), 7);
+  const atSix = cluster();
+  assert.is(atSix.refused({ type: 'app.deploy-many', specs: [aliased], networks: [{ tenant: 'acme', name: 'front' }, { tenant: 'acme', name: 'back' }] }).code, 'cluster-version-too-old', 'a member of version 6 would refuse the field');
+  const driver = new Driver();
+  for (const id of ['n1', 'n2']) {
+    const command = registerOldNode(id) as Extract<Command, { type: 'node.register' }>;
+    driver.ok({ ...command, labels: { ...command.labels, [STATE_VERSION_LABEL]: '7' } });
+  }
+  driver.ok({ type: 'cluster.version', version: 7 });
+  driver.ok({ type: 'network.configure', cidr: '10.210.0.0/16', nodePrefixLength: 24, serviceCidr: '10.211.0.0/16', tenantCidr: '10.224.0.0/12' });
+  driver.ok({ type: 'tenant.create', name: 'acme', quota: {} });
+  const networks = [{ tenant: 'acme', name: 'front' }, { tenant: 'acme', name: 'back' }];
+  const before = driver.machine.apps();
+  const elsewhere = driver.refused({ type: 'app.deploy-many', specs: [{ ...aliased, hivemind: { networkAliases: [{ network: 'other', aliases: ['www'] }] } }], networks });
+  assert.equal([elsewhere.code, elsewhere.field], ['invalid-argument', 'specs[0].hivemind.networkAliases[0].network']);
+  assert.match(elsewhere.message, /"other" is not one of the app's networks \(front, back\)/);
+  const twice = driver.refused({ type: 'app.deploy-many', specs: [{ ...aliased, hivemind: { networkAliases: [{ network: 'front', aliases: ['a'] }, { network: 'front', aliases: ['b'] }] } }], networks });
+  assert.equal([twice.code, twice.field], ['invalid-argument', 'specs[0].hivemind.networkAliases[1].network']);
+  const empty = driver.refused({ type: 'app.deploy', spec: { ...aliased, hivemind: { networkAliases: [{ network: 'front', aliases: [] }] } } });
+  assert.is(empty.code, 'invalid-argument');
+  assert.equal(driver.machine.apps(), before, 'nothing changed');
+  driver.ok({ type: 'app.deploy-many', specs: [aliased], networks });
+  const restored = ClusterStateMachine.restore(driver.machine.snapshot());
+  assert.equal(restored.app('acme', 'web')?.versions[0]?.spec.hivemind.networkAliases, [{ network: 'front', aliases: ['www'] }]);
+});
+
 test.run();

@@ -316,4 +316,48 @@ test("a slice's address store goes once its bridge does, not while a container h
   assert.is(count(await natRules(), 'hivemind hm-stores-test'), 0, 'the test leaves no rule behind');
 });
 
+test("the slice given back while an attach runs: the attach undoes itself, so no lease is left in a store the overlay pass removes", async () => {
+  if (skip !== undefined) return console.log(`skipped: ${skip}`);
+  const dir = await mkdtemp(join(tmpdir(), 'hm-race-'));
+  const file = join(dir, 'node-network.json');
+  const [nodeBridge, key] = ['hmtm11', 'hmracetest/default'];
+  const bridge = networkBridgeOf(key);
+  const ready = { state: 'ready', bridge: nodeBridge, subnet: '10.97.2.0/24', gateway: '10.97.2.1', clusterCidr: '10.97.0.0/16', mtu: 1450, tenantCidr: '10.98.0.0/16' };
+  await writeFile(file, JSON.stringify({ ...ready, networks: { [key]: { state: 'ready', network: key, bridge, subnet: '10.98.1.64/26', gateway: '10.98.1.65', block: '10.98.0.0/20' } } }));
+  // The interleaving made certain: the bridge plugin's ADD first does what the network component does when the slice is given back
+  // just after the attach read the file (it lists the slice pending), then runs the real plugin.
+  const wrappers = join(dir, 'plugins');
+  await mkdir(wrappers);
+  const real = ['/usr/lib/cni', '/opt/cni/bin'].find((folder) => existsSync(join(folder, 'bridge')))!;
+  const givenBack = join(dir, 'given-back.json');
+  await writeFile(givenBack, JSON.stringify({ ...ready, networks: { [key]: { state: 'pending', network: key } } }));
+  await writeFile(join(wrappers, 'bridge'), `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] && mv -f ${givenBack} ${file} 2>/dev/null\nexec ${join(real, 'bridge')}\n`, { mode: 0o755 });
+  const tenantNetwork = new CniNetwork({ stateDir: dir, nodeNetworkFile: file, name: 'hm-race-test', pluginDirs: [wrappers, real] });
+  const stores = networkIpamStoresPath(dir);
+  const nodes = [{ id: 'n1', status: 'up' as const, peerAddress: '10.213.0.11:7071', subnet: '10.97.2.0/24' }];
+  const ids = ['race-one'];
+  const paths = await Promise.all(ids.map((id) => createNetns(id)));
+  try {
+    try {
+      const attached = await tenantNetwork.attach('race-one', paths[0]!, [], { tenant: 'hmracetest' });
+      assert.unreachable(`the attach went on with a slice the node gave back: ${attached.address}`);
+    } catch (error) {
+      assert.match((error as Error).message, /gave back its slice 10\.98\.1\.64\/26 of network hmracetest\/default while the container was being attached/);
+      assert.is((error as { code?: string }).code, 'network-slice-pending', 'the executor tries the start again');
+    }
+    assert.equal(await tenantNetwork.leasedIds(bridge), [], 'the lease is released');
+    assert.not.match(await new Promise<string>((resolve) => execFile('ip', ['-n', netnsName('race-one'), 'link', 'show'], (_error, stdout) => resolve(stdout))), /eth0/, 'and the interface removed');
+    // The rest of the pass: no port hangs on the bridge, so the batch deletes it and its store goes, holding no address of a container.
+    assert.not.ok((await readLinks()).some((link) => link.master === bridge), 'no port on the bridge');
+    await new Promise((resolve) => execFile('ip', ['link', 'delete', bridge], resolve));
+    await removeGoneNetworkStores(stores, planOverlay('n1', nodes)!, await readLinks());
+    assert.not.ok(existsSync(join(stores, bridge)), 'the store is gone');
+  } finally {
+    await releaseAll(tenantNetwork, ids, paths, 'hivemind hm-race-test');
+    for (const link of [nodeBridge, bridge]) await new Promise((resolve) => execFile('ip', ['link', 'delete', link], resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.is(count(await natRules(), 'hivemind hm-race-test'), 0, 'the test leaves no rule behind');
+});
+
 test.run();

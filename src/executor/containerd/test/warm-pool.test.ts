@@ -298,4 +298,57 @@ test("a tenant network slice the node holds has a warm pool of its own; a start 
   assert.not.match(await iptablesSave(), marker, 'the test leaves no rule behind');
 });
 
+test("a container on two tenant networks starts warm: it takes its first network's warm entry, and eth1 is added on the second's slice; removed, both leases go", async () => {
+  if (skip !== undefined) return;
+  const dataDir = join(containerd.dataDir, 'two-slices');
+  const file = join(dataDir, 'node-network.json');
+  const [nodeBridge, frontBridge, backBridge, marker] = ['hmw5', 'hmw6', 'hmw7', 'hm-two-slices-test'];
+  const front = { state: 'ready', network: 'acme/front', bridge: frontBridge, subnet: '10.96.16.64/26', gateway: '10.96.16.65', block: '10.96.16.0/20' };
+  const back = { state: 'ready', network: 'acme/back', bridge: backBridge, subnet: '10.96.32.64/26', gateway: '10.96.32.65', block: '10.96.32.0/20' };
+  const nodeNetwork = { state: 'ready', bridge: nodeBridge, subnet: '10.95.2.0/24', gateway: '10.95.2.1', clusterCidr: '10.95.0.0/16', mtu: 1450, tenantCidr: '10.96.0.0/16' };
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, JSON.stringify({ ...nodeNetwork, networks: { 'acme/front': front, 'acme/back': back } }));
+  const slicesNetwork = new CniNetwork({ stateDir: join(dataDir, 'cni'), nodeNetworkFile: file, name: marker });
+  const fourth = new ContainerdRuntime({ dataDir, log: () => undefined, socketPath: containerd.own!.socketPath, manageContainerd: false, network: slicesNetwork, warmNetworks: POOL_SIZE });
+  const ip = (args: string[]): string => spawnSync('ip', args, { encoding: 'utf8' }).stdout.trim();
+  try {
+    await fourth.open();
+    const pools = fourth.sliceWarmPools!;
+    await eventually('both slice pools', () => pools.poolOf('acme/front') !== undefined && pools.poolOf('acme/back') !== undefined);
+    const frontPool = pools.poolOf('acme/front')!;
+    const backPool = pools.poolOf('acme/back')!;
+    await Promise.all([frontPool.settled(), backPool.settled()]);
+    const frontReady = frontPool.entries();
+    const backReady = backPool.names();
+    assert.ok(frontReady.length > 0 && backReady.length > 0, 'both pools filled');
+
+    const id = 'warm-two-nets-web-1';
+    const started = await fourth.start(workload(id, { tenant: 'acme', networks: ['front', 'back'], command: ['httpd', '-f', '-p', '8080', '-h', '/www'] }));
+    const labels = await labelsOf(id);
+    assert.is(labels[Label.networkId], frontReady[0]!.name, "it takes the front slice's oldest warm network");
+    assert.is(started.address, frontReady[0]!.address, 'eth0 is the warm entry on front');
+    assert.equal(started.addresses?.length, 2);
+    assert.match(started.addresses?.[1] ?? '', /^10\.96\.32\.(6[6-9]|[7-9]\d|1[01]\d|12[0-6])$/, `eth1 is on back's slice: ${started.addresses?.[1]}`);
+    assert.is(labels[Label.addresses], started.addresses!.join(','), 'the addresses are on the container for adoption');
+    assert.is(await networkPathOf(id), `/run/netns/${frontReady[0]!.name}`, 'no namespace of its own');
+    const routes = ip(['-n', frontReady[0]!.name, 'route', 'show']);
+    assert.match(routes, /^default via 10\.96\.16\.65 dev eth0/m, routes);
+    assert.match(routes, /^10\.96\.32\.0\/20 via 10\.96\.32\.65 dev eth1/m, routes);
+    assert.match(await httpdAnswer(started.addresses![1]), /hello from hivemind busybox/, 'it answers at its back address');
+    assert.ok((await slicesNetwork.leasedIds(backBridge)).includes(frontReady[0]!.name), "eth1's lease is in back's store under the warm network's id");
+    assert.ok(backReady.every((name) => backPool.names().includes(name) || !netnsExists(name)), "back's own warm entries are not used for it");
+
+    await fourth.remove(id);
+    assert.not.ok((await slicesNetwork.leasedIds(frontBridge)).includes(frontReady[0]!.name), "front's lease is released");
+    assert.not.ok((await slicesNetwork.leasedIds(backBridge)).includes(frontReady[0]!.name), "and back's");
+    assert.not.ok(netnsExists(frontReady[0]!.name), 'the namespace is deleted');
+  } finally {
+    for (const workload of await fourth.list().catch(() => [])) await fourth.remove(workload.id).catch(() => undefined);
+    await fourth.close();
+    for (const bridge of [nodeBridge, frontBridge, backBridge]) spawnSync('ip', ['link', 'delete', bridge]);
+    await deleteNatRules(marker);
+  }
+  assert.not.match(await iptablesSave(), marker, 'the test leaves no rule behind');
+});
+
 test.run();
