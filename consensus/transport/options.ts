@@ -3,6 +3,7 @@
  * settings resolved from the options (every limit with its default).
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { RawStreamHandler } from './raw-streams.js';
 import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/types.js';
 
@@ -75,6 +76,8 @@ export interface GrpcTransportSecurity {
 export interface GrpcExtraService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** Methods served outside grpc-js, by `:path` (raw-streams.ts); they are not in `definition`. */
+  rawStreams?: ReadonlyMap<string, RawStreamHandler>;
 }
 
 /** Counters since start; for metrics and tests. */
