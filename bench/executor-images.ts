@@ -12,8 +12,8 @@
  *   - Hivemind: the archive imported into A (`ImageStore.importArchive`,
  *     what `hivemind image import` runs), then B and C fetch it from A at the
  *     same time through the real Images gRPC service on loopback
- *     (`imagesServiceForServer`, `remoteImageShare`, `fetchFromPeer`), each
- *     storing and unpacking it.
+ *     (`imagesServiceForServer`, its Read routed past grpc-js as on the peer
+ *     port, `remoteImageShare`, `fetchFromPeer`), each storing and unpacking it.
  * The service runs without TLS here (the peer port's TLS is measured by
  * bench:raft --tls); everything else is the agent's code. Target: Hivemind's
  * time to ready on three nodes at most 2x the floor's on one.

@@ -40,8 +40,9 @@ export interface GrpcTransportOptions {
   logger?: (line: string) => void;
   /**
    * Further gRPC services to serve on the same port, beside RaftTransport
-   * (the agent's cluster service). Added before the server binds; the
-   * transport neither inspects nor wraps them.
+   * (the agent's cluster and images services). Added before the server
+   * binds; the transport neither inspects nor wraps them. A service's
+   * `rawStreams` are routed past grpc-js (raw-streams.ts).
    */
   services?: GrpcExtraService[];
   /** Mutual TLS and peer authentication (see server.ts). Absent: plaintext, for tests and benchmarks. */
