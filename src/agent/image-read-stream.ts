@@ -378,10 +378,10 @@ export class BlobReadChannel {
     }
   }
 
-  /** Closes the connection; reads after this reject. Idempotent. */
+  /** Closes the connection at once: reads under way reject, and so do reads after this. Idempotent. */
   close(): void {
     this.closed = true;
-    this.session?.close();
+    this.session?.destroy();
     this.session = undefined;
   }
 
