@@ -7,7 +7,9 @@
  * Only members call it: every call must present a verified node
  * certificate of the cluster. The server adapts an `ImageShare` to gRPC and
  * nothing a caller sends can crash it; the client trusts nothing it reads
- * (the runtime checks every byte against its digest).
+ * (the runtime checks every byte against its digest). Describe goes through
+ * grpc-js; Read, which carries the blobs, over Node's http2 at both ends
+ * (image-read-stream.ts), the same gRPC call on the wire.
  */
 import * as grpc from '@grpc/grpc-js';
 import { protoCodec, protoServiceDefinition, type ProtoField, type ProtoMethod } from '../../consensus/transport/proto-codec.js';
