@@ -25,7 +25,9 @@ import type { ConnectionOptions } from 'node:tls';
 import type { PeerCall } from '../../consensus/transport-grpc.js';
 import { MessageBuffers } from '../executor/containerd/message-buffers.js';
 import type { ImageShare } from '../node/image-share.js';
-import { READ_CHUNK_HEAD_BYTES_MAX, ReadChunkParser, framedRequest, writeReadChunkHead, GRPC_PREFIX_BYTES } from './read-chunk-wire.js';
+import { frameMessage } from '../../consensus/server/grpc-unary-server.js';
+import { GRPC_PREFIX_BYTES } from '../executor/containerd/content-write.js';
+import { READ_CHUNK_HEAD_BYTES_MAX, ReadChunkParser, writeReadChunkHead } from './read-chunk-wire.js';
 
 /** The method's HTTP/2 path. */
 export const READ_PATH = '/hivemind.images.Images/Read';
@@ -346,7 +348,7 @@ export class BlobReadChannel {
     timer.unref();
     const cancel = () => stop('cancelled');
     signal?.addEventListener('abort', cancel, { once: true });
-    stream.end(framedRequest(this.encodeRequest({ digest })));
+    stream.end(frameMessage(this.encodeRequest({ digest })));
     const parser = new ReadChunkParser(READ_MESSAGE_BYTES_MAX);
     const received = new ReceivedChunks(stream);
     try {

@@ -12,10 +12,9 @@
  * (another field, a compressed flag, a length that disagrees) is refused
  * with what was wrong; the fetcher checks every blob's digest besides.
  */
+import { GRPC_PREFIX_BYTES } from '../executor/containerd/content-write.js';
 import { BYTES_FIELD_HEAD_BYTES_MAX, writeBytesFieldHeadInto } from '../executor/containerd/protobuf-wire.js';
 
-/** Bytes of gRPC's prefix before each message. */
-export const GRPC_PREFIX_BYTES = 5;
 /** Most bytes in front of a chunk's data: gRPC's prefix and the field's tag and length. */
 export const READ_CHUNK_HEAD_BYTES_MAX = GRPC_PREFIX_BYTES + BYTES_FIELD_HEAD_BYTES_MAX;
 /** The tag of ReadChunk's field 1 (`data`, length-delimited). */
@@ -39,15 +38,6 @@ export function writeReadChunkHead(buffer: Buffer, dataBytes: number): number {
   buffer[0] = 0;
   buffer.writeUInt32BE(dataStart - GRPC_PREFIX_BYTES + dataBytes, 1);
   return dataStart;
-}
-
-/** Frames one whole request message (`message`) with gRPC's prefix. */
-export function framedRequest(message: Uint8Array): Buffer {
-  const framed = Buffer.allocUnsafe(GRPC_PREFIX_BYTES + message.length);
-  framed[0] = 0;
-  framed.writeUInt32BE(message.length, 1);
-  framed.set(message, GRPC_PREFIX_BYTES);
-  return framed;
 }
 
 /** Reads ReadChunk messages off a byte stream; see the file comment. */
