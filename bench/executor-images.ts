@@ -12,8 +12,8 @@
  *   - Hivemind: the archive imported into A (`ImageStore.importArchive`,
  *     what `hivemind image import` runs), then B and C fetch it from A at the
  *     same time through the real Images gRPC service on loopback
- *     (`imagesServiceForServer`, `remoteImageShare`, `fetchFromPeer`), each
- *     storing and unpacking it.
+ *     (`imagesServiceForServer`, its Read routed past grpc-js as on the peer
+ *     port, `remoteImageShare`, `fetchFromPeer`), each storing and unpacking it.
  * The service runs without TLS here (the peer port's TLS is measured by
  * bench:raft --tls); everything else is the agent's code. Target: Hivemind's
  * time to ready on three nodes at most 2x the floor's on one.
@@ -25,6 +25,7 @@ import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { routeRawStreams } from '../consensus/transport-grpc.js';
 import { imagesServiceForServer, remoteImageShare } from '../src/agent/image-service.js';
 import { ContainerdClient } from '../src/executor/containerd/client.js';
 import { ContainerdImageShare, fetchFromPeer } from '../src/executor/containerd/image-share.js';
@@ -111,9 +112,11 @@ export async function imagesMode(options: { rounds: number; imageMib: number; js
     const [storeA, storeB, storeC] = stores as [ImageStore, ImageStore, ImageStore];
     const service = imagesServiceForServer({ share: () => new ContainerdImageShare(() => storeA), authenticate: () => ({ ok: true, nodeId: 'b' }), onRejected: () => undefined, log: () => undefined });
     server.addService(service.definition, service.implementation);
+    const routed = routeRawStreams(server, service.rawStreams);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    if (!routed()) throw new Error('the Images service\'s Read is not routed past grpc-js (consensus/transport/raw-streams.ts)');
     const fromA = () => {
-      const remote = remoteImageShare(`127.0.0.1:${port}`, 'a', grpc.credentials.createInsecure());
+      const remote = remoteImageShare(`127.0.0.1:${port}`, 'a', { credentials: grpc.credentials.createInsecure() });
       remotes.push(remote);
       return { nodeId: 'a', images: remote.images };
     };

@@ -25,6 +25,7 @@ export type {
   GrpcExtraService, GrpcTransportOptions, GrpcTransportSecurity, GrpcTransportStats, PeerCall,
 } from './transport/options.js';
 export { TransportListenError } from './transport/server.js';
+export { peerCallOfStream, routeRawStreams, type RawStreamHandler } from './transport/raw-streams.js';
 export { decodeBatch, encodeMessages, messageFromTuple } from './transport/wire-codec.js';
 export type { BatchWire, Decoded, SnapshotChunkWire } from './transport/wire-codec.js';
 

@@ -3,6 +3,7 @@
  * settings resolved from the options (every limit with its default).
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { RawStreamHandler } from './raw-streams.js';
 import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/types.js';
 
@@ -39,8 +40,9 @@ export interface GrpcTransportOptions {
   logger?: (line: string) => void;
   /**
    * Further gRPC services to serve on the same port, beside RaftTransport
-   * (the agent's cluster service). Added before the server binds; the
-   * transport neither inspects nor wraps them.
+   * (the agent's cluster and images services). Added before the server
+   * binds; the transport neither inspects nor wraps them. A service's
+   * `rawStreams` are routed past grpc-js (raw-streams.ts).
    */
   services?: GrpcExtraService[];
   /** Mutual TLS and peer authentication (see server.ts). Absent: plaintext, for tests and benchmarks. */
@@ -75,6 +77,8 @@ export interface GrpcTransportSecurity {
 export interface GrpcExtraService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** Methods served outside grpc-js, by `:path` (raw-streams.ts); they are not in `definition`. */
+  rawStreams?: ReadonlyMap<string, RawStreamHandler>;
 }
 
 /** Counters since start; for metrics and tests. */

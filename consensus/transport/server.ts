@@ -21,6 +21,8 @@ import type { NodeId } from '../core/types.js';
 import type { TransportContext } from './context.js';
 import type { GrpcExtraService, PeerCall } from './options.js';
 import { channelOptions, raftService, type AckWire } from './raft-service.js';
+import { routeRawStreams, type RawStreamHandler } from './raw-streams.js';
+import { assert } from '../core/assert.js';
 import { NODE_ID_CHARS_MAX, SnapshotAssembly, decodeBatch, type BatchWire, type SnapshotChunkWire } from './wire-codec.js';
 
 /** How often a long-lived incoming stream's certificate is authenticated again (a revocation takes effect within it). */
@@ -55,12 +57,20 @@ export class RaftServer {
       InstallSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
         this.handleInstallSnapshot(call, callback),
     });
-    for (const extra of this.extraServices) server.addService(extra.definition, extra.implementation);
+    const rawStreams = new Map<string, RawStreamHandler>();
+    for (const extra of this.extraServices) {
+      server.addService(extra.definition, extra.implementation);
+      for (const [path, handler] of extra.rawStreams ?? []) rawStreams.set(path, handler);
+    }
+    const routed = rawStreams.size > 0 ? routeRawStreams(server, rawStreams) : () => true;
     this.server = server;
     return new Promise<number>((resolve, reject) => {
       const credentials = this.context.security?.serverCredentials() ?? grpc.ServerCredentials.createInsecure();
       server.bindAsync(listen, credentials, (error, boundPort) => {
-        if (error === null) return resolve(boundPort);
+        if (error === null) {
+          assert(routed(), 'grpc-js no longer makes its HTTP/2 servers through createHttp2Server: the raw stream methods cannot be routed (consensus/transport/raw-streams.ts)');
+          return resolve(boundPort);
+        }
         server.forceShutdown();
         this.server = null;
         reject(new TransportListenError(`cannot listen for Raft peers on "${listen}": ${error.message}; choose a free port`));

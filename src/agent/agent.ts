@@ -220,6 +220,7 @@ class HivemindAgent implements Agent {
       nodeId: this.name,
       machine,
       credentials: (nodeId) => this.trust.credentials.channelCredentials(nodeId),
+      tls: (nodeId) => this.trust.credentials.tlsConnectOptions(nodeId),
       channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
       normalize: normalizeReference,
     });

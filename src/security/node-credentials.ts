@@ -16,6 +16,7 @@
  * - its serial must not be revoked (a node that left or was removed).
  */
 import * as grpc from '@grpc/grpc-js';
+import type { ConnectionOptions } from 'node:tls';
 import { nodeIdOfCertificate } from './certificates.js';
 
 /** What a node holds: its key and certificate (PEM), and the CA certificates it trusts, signing CA first. */
@@ -109,18 +110,40 @@ export class NodeCredentials implements grpc.experimental.CertificateProvider {
     let credentials = this.channelCredentialsByPeer.get(key);
     if (credentials === undefined) {
       credentials = grpc.experimental.createCertificateProviderChannelCredentials(this, this, {
-        checkServerIdentity: (_host, certificate) => {
-          const verdict = this.judge(certificate);
-          if (!verdict.ok) return new Error(`the peer's certificate was refused: ${verdict.reason}`);
-          if (expectedNodeId !== undefined && verdict.nodeId !== expectedNodeId) {
-            return new Error(`the peer's certificate names node ${JSON.stringify(verdict.nodeId)}, not ${JSON.stringify(expectedNodeId)}`);
-          }
-          return undefined;
-        },
+        checkServerIdentity: (_host, certificate) => this.checkServer(certificate, expectedNodeId),
       });
       this.channelCredentialsByPeer.set(key, credentials);
     }
     return credentials;
+  }
+
+  /**
+   * For a connection to a member outside grpc-js (a blob read,
+   * src/agent/image-read-stream.ts): node:tls options with the material in
+   * force now, which accept the server as `channelCredentials` does. The
+   * caller passes them to a new connection at once (a later `update` is
+   * not in them). Throws when this node holds no certificate yet.
+   */
+  tlsConnectOptions(expectedNodeId?: string): ConnectionOptions {
+    const material = this.material;
+    if (material === undefined) throw new Error('this node holds no certificate yet');
+    return {
+      key: material.keyPem,
+      cert: material.certificatePem,
+      ca: [...material.caPems],
+      servername: TLS_SERVER_NAME,
+      checkServerIdentity: (_host, certificate) => this.checkServer(certificate, expectedNodeId),
+    };
+  }
+
+  /** The identity check of a server certificate TLS verified: it names a node (`expectedNodeId`, when given), not revoked. */
+  private checkServer(certificate: VerifiedPeerCertificate, expectedNodeId: string | undefined): Error | undefined {
+    const verdict = this.judge(certificate);
+    if (!verdict.ok) return new Error(`the peer's certificate was refused: ${verdict.reason}`);
+    if (expectedNodeId !== undefined && verdict.nodeId !== expectedNodeId) {
+      return new Error(`the peer's certificate names node ${JSON.stringify(verdict.nodeId)}, not ${JSON.stringify(expectedNodeId)}`);
+    }
+    return undefined;
   }
 
   /**

@@ -17,6 +17,7 @@ import { ImageStore, type ManifestDocument } from '../../executor/containerd/ima
 import { buildOciLayout } from '../../executor/containerd/oci-layout.js';
 import { TestContainerd, skipReason } from '../../executor/containerd/test/harness.js';
 import type { ImageShare } from '../../node/image-share.js';
+import { routeRawStreams } from '../../../consensus/transport-grpc.js';
 import { imagesServiceForServer, remoteImageShare } from '../image-service.js';
 
 const skip = skipReason();
@@ -62,8 +63,10 @@ test.before(async () => {
     log: (line) => served.push(line),
   });
   server.addService(service.definition, service.implementation);
+  const routed = routeRawStreams(server, service.rawStreams);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-  remote = remoteImageShare(`127.0.0.1:${port}`, 'holder', grpc.credentials.createInsecure());
+  assert.ok(routed(), 'Read is routed past grpc-js');
+  remote = remoteImageShare(`127.0.0.1:${port}`, 'holder', { credentials: grpc.credentials.createInsecure() });
 });
 
 test.after(async () => {

@@ -8,6 +8,7 @@
 // hivemind_peer_rejected_total counts each by reason. A removed node's
 // certificate is refused from then on.
 import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -19,7 +20,7 @@ import { EntryType, MessageType, type Message } from '../../../consensus/core/ty
 import { encodeEnvelope } from '../../node/replicated-state.js';
 import { ClusterClients } from '../cluster-service.js';
 import { certificateFingerprint, createClusterCa, createNodeKey, issueNodeCertificate } from '../../security/certificates.js';
-import { TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
+import { NodeCredentials, TLS_SERVER_NAME, unverifiedChannelCredentials } from '../../security/node-credentials.js';
 import { signSubmit } from '../submit.js';
 import { remoteImageShare } from '../image-service.js';
 import { TestCluster, eventually, sleep, type TestNode } from './harness.js';
@@ -149,7 +150,11 @@ test('callers without a certificate, with another CA\'s, or posing as another me
   posing.close();
 
   // Images: a caller without a certificate learns nothing of what the node holds, and reads no blob.
-  const anonymousImages = remoteImageShare(target.peerAddress, target.name, unverifiedChannelCredentials(), { 'grpc.ssl_target_name_override': TLS_SERVER_NAME });
+  const anonymousImages = remoteImageShare(target.peerAddress, target.name, {
+    credentials: unverifiedChannelCredentials(),
+    channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
+    tls: () => ({ rejectUnauthorized: false, servername: TLS_SERVER_NAME }),
+  });
   await anonymousImages.images.describe('hivemind.local/busybox:latest').then(
     () => assert.unreachable('an anonymous caller was told about an image'),
     (error: unknown) => assert.match((error as Error).message, /refused: .*certificate/),
@@ -162,6 +167,26 @@ test('callers without a certificate, with another CA\'s, or posing as another me
     (error: unknown) => assert.match((error as Error).message, /refused: .*certificate/),
   );
   anonymousImages.close();
+  // Blob reads go past grpc-js (image-read-stream.ts) on the same TLS port: another CA's certificate is refused as
+  // there, plaintext gets no answer, and a member's certificate is served (the blob is not here: NOT_FOUND, not a refusal).
+  const blobOf = (tls: (() => ConnectionOptions) | undefined) => {
+    const share = remoteImageShare(target.peerAddress, target.name, { credentials: unverifiedChannelCredentials(), ...(tls !== undefined ? { tls } : {}) });
+    const missing = `sha256:${'0'.repeat(64)}`;
+    return (async () => {
+      for await (const _ of share.images.read(missing)) void _;
+    })().then(
+      () => 'read',
+      (error: unknown) => (error as Error).message,
+    ).finally(() => share.close());
+  };
+  const foreignTls = (): ConnectionOptions => ({ key: keyPem, cert: foreignCertificate, rejectUnauthorized: false, servername: TLS_SERVER_NAME });
+  assert.match(await blobOf(foreignTls), /refused: no-verified-certificate/);
+  assert.not.match(await blobOf(undefined), /^read$|not on this node/);
+  const member = new NodeCredentials(third.name);
+  member.update(readMaterial(third));
+  assert.match(await blobOf(() => member.tlsConnectOptions(target.name)), /not on this node/);
+  // The fetcher's side: a server whose certificate names another node is not read from.
+  assert.match(await blobOf(() => member.tlsConnectOptions(leader.name)), /names node/);
 
   // Give a forged message every chance to have acted, then compare.
   await sleep(1000);
@@ -170,8 +195,8 @@ test('callers without a certificate, with another CA\'s, or posing as another me
   assert.ok(after.every((view, position) => view.term === before[position]!.term && view.term < FORGED_TERM), `no term moved: ${JSON.stringify(after)}`);
   assert.equal(after.map((view) => view.token), before.map((view) => view.token), 'no token.set applied');
   const targetCounts = await rejections(target);
-  // The anonymous callers (Raft and images) and the foreign CA's.
-  assert.ok((targetCounts['no-verified-certificate'] ?? 0) >= 4, JSON.stringify(targetCounts));
+  // The anonymous callers (Raft and images) and the foreign CA's (Raft and a blob read).
+  assert.ok((targetCounts['no-verified-certificate'] ?? 0) >= 5, JSON.stringify(targetCounts));
   assert.ok((targetCounts['sender-mismatch'] ?? 0) >= 1, JSON.stringify(targetCounts));
   const leaderCounts = await rejections(leader);
   assert.ok((leaderCounts['no-verified-certificate'] ?? 0) >= 1 && (leaderCounts['sender-mismatch'] ?? 0) >= 1, JSON.stringify(leaderCounts));

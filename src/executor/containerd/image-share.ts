@@ -19,8 +19,14 @@ import type { ImageShare, PeerImageSource, SharedImageTarget } from '../../node/
 /** Largest manifest, index or config taken from a peer. */
 const DOCUMENT_BYTES_MAX = 4 * 1024 * 1024;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-/** Bytes per chunk of a blob served from its content file: one peer message's worth (READ_CHUNK_DATA_BYTES_MAX in src/agent/image-service.ts). */
-const SERVE_CHUNK_BYTES = 128 * 1024;
+/**
+ * Bytes per read of a blob's content file when serving it: 1 MiB, eight of
+ * the peer's messages (READ_CHUNK_DATA_BYTES_MAX in src/agent/image-read-stream.ts).
+ * Each read is a trip to libuv's thread pool and back; at 128 KiB a read
+ * the trips were about a twentieth of the serving process's CPU
+ * (bench:executor --mode images, 2 cores under load).
+ */
+const SERVE_CHUNK_BYTES = 1024 * 1024;
 
 /** A blob that is not in the content store; `code` is what `ImageShare.read` promises. */
 export class BlobNotFoundError extends Error {

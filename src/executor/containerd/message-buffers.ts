@@ -7,7 +7,8 @@
  * than on copying. A stream takes a buffer, fills it with one encoded
  * message, and gives it back once the message is sent: for a content
  * write (sent as it is, content-write.ts), when containerd has answered
- * it; for a peer's ReadChunk, once grpc-js has framed (copied) it.
+ * it; for a peer's ReadChunk, once HTTP/2 has sent it
+ * (src/agent/image-read-stream.ts).
  */
 import { assert } from '../../../consensus/core/assert.js';
 
