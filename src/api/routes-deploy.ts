@@ -58,7 +58,12 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     }
     for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
     const { machine } = context.backend;
-    const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, { clusterVersion: machine.clusterVersion, ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }) });
+    const held = new Set(machine.networks().map((network) => `${network.tenant}/${network.name}`));
+    const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, {
+      clusterVersion: machine.clusterVersion,
+      ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }),
+      hasNetwork: (tenant, name) => held.has(`${tenant}/${name}`),
+    });
     const apps = joined.apps;
     parsed.warnings.push(...joined.warnings.map((warning) => `${label}: ${warning}`));
     // The app-file readers (volumes, configs, compose keys) load with the first deploy: an idle node does without them.
