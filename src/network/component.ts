@@ -516,11 +516,11 @@ export class NetworkComponent implements NodeComponent {
   #maybeCreateDefaults(): void {
     if (!this.#services.isLeader()) return;
     const machine = this.#services.machine;
-    const poolReady = machine.network()?.tenantCidr !== undefined && machine.clusterVersion >= TENANT_NETWORKS_VERSION;
-    if (!poolReady) return;
+    const pool = machine.clusterVersion >= TENANT_NETWORKS_VERSION ? machine.network()?.tenantCidr : undefined;
+    if (pool === undefined) return;
     // createdIndex 0: the implicit `default` tenant, which has no record until a deploy adopts it (and the deploy then makes its network).
     const tenants = machine.tenants().filter((tenant) => tenant.createdIndex > 0).map((tenant) => tenant.name);
-    for (const tenant of missingDefaultNetworks({ tenants, networks: machine.networks(), poolReady })) {
+    for (const tenant of missingDefaultNetworks({ tenants, networks: machine.networks(), pool })) {
       this.#proposeOnce(`create:${tenant}`, { type: 'network.create', tenant, name: DEFAULT_NETWORK }, `create network ${tenant}/${DEFAULT_NETWORK} (a tenant made before the tenant pool)`);
     }
   }

@@ -246,11 +246,48 @@ async function deployWhenServing(config: AgentConfig, file: string): Promise<voi
     }
     await sleep(200);
   }
+  await networkSettled(address, config, deadline);
   const cli = new URL('../../../../bin/hivemind.js', import.meta.url).pathname;
   const child = spawn(process.execPath, [cli, '--addr', address, '--data-dir', config.dataDir, 'deploy', '-f', file], { stdio: 'inherit' });
   child.on('exit', (code) => {
     if (code !== 0) process.stderr.write(`hivemind: deploying ${file} failed (see above); the node keeps running\n`);
   });
+}
+
+/** How long `agent --deploy` waits, once the node serves, for the leader to set the tenant network pool. */
+const DEPLOY_POOL_WAIT_MS = 15_000;
+
+/**
+ * Waits until the node's network is what a deploy should meet: with the
+ * overlay on, the tenant network pool set (the leader sets it moments after
+ * a new cluster starts), so that the file's containers start on their
+ * tenant's network rather than on the node subnet, where they would stay
+ * until restarted. At most DEPLOY_POOL_WAIT_MS (and never past `deadline`);
+ * the deploy goes ahead either way.
+ */
+async function networkSettled(address: string, config: AgentConfig, deadline: number): Promise<void> {
+  const { setTimeout: sleep } = await import('node:timers/promises');
+  const { fetch } = await import('undici');
+  const { dataDirApiAgent } = await import('../../api/tls.js');
+  const { readLocalAdminToken } = await import('../../node/data-dir.js');
+  const token = readLocalAdminToken(config.dataDir);
+  if (token === undefined) return;
+  const until = Math.min(deadline, Date.now() + DEPLOY_POOL_WAIT_MS);
+  while (Date.now() < until) {
+    try {
+      const dispatcher = config.insecureApi ? undefined : dataDirApiAgent(config.dataDir);
+      const answer = await fetch(`${address}/v1/network?stale`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000), ...(dispatcher === undefined ? {} : { dispatcher }) });
+      if (answer.ok) {
+        const network = (await answer.json()) as { tenantCidr?: string | null; answeredBy?: { overlay?: boolean } };
+        if (network.answeredBy?.overlay !== true || (network.tenantCidr ?? null) !== null) return;
+      } else {
+        await answer.body?.cancel();
+      }
+    } catch {
+      // Not answering yet: ask again.
+    }
+    await sleep(200);
+  }
 }
 
 /**

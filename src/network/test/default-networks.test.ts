@@ -1,11 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DEFAULT_NETWORK_PROPOSALS_MAX, missingDefaultNetworks } from '../default-networks.js';
+import { NETWORKS_PER_TENANT_MAX } from '../../state/tenant-ipam.js';
 import { planAttachments } from '../attach-plan.js';
 import { tenantNetworksProblem } from '../../state/apply-tenant-networks.js';
 import { versionNetworks } from '../../state/app-networks.js';
 import { decodeState } from '../../state/snapshot.js';
-import { STATE_VERSION_LABEL, type Command } from '../../state/types.js';
+import { STATE_VERSION_LABEL, type Command, type TenantNetwork } from '../../state/types.js';
 import { appSpec, Driver, registerNode as registerOldNode } from '../../state/test/fixtures.js';
 
 function registerNode(id: string): Command {
@@ -19,7 +20,7 @@ function planOf(driver: Driver): string[] {
   return missingDefaultNetworks({
     tenants: machine.tenants().filter((tenant) => tenant.createdIndex > 0).map((tenant) => tenant.name),
     networks: machine.networks(),
-    poolReady: machine.network()?.tenantCidr !== undefined && machine.clusterVersion >= 5,
+    pool: machine.clusterVersion >= 5 ? machine.network()?.tenantCidr : undefined,
   });
 }
 
@@ -64,12 +65,19 @@ test('tenants made before the pool get their default through network.create, the
   assert.equal(attach.attach, [{ tenant: 'acme', name: 'default', node: 'n1' }]);
 });
 
-test('none while the pool is not ready; a tenant holding another network still gets its default; at most DEFAULT_NETWORK_PROPOSALS_MAX a plan', () => {
+function network(tenant: string, name: string, cidr: string): TenantNetwork {
+  return { tenant, name, cidr, createdIndex: 1, slices: [] };
+}
+
+test('none while the pool is not ready or has no free block; a tenant holding another network still gets its default, one holding the most a tenant may does not; at most DEFAULT_NETWORK_PROPOSALS_MAX a plan', () => {
   const tenants = Array.from({ length: DEFAULT_NETWORK_PROPOSALS_MAX + 3 }, (_, index) => `t${String(index).padStart(2, '0')}`);
-  assert.equal(missingDefaultNetworks({ tenants, networks: [], poolReady: false }), []);
-  const planned = missingDefaultNetworks({ tenants: [...tenants].reverse(), networks: [{ tenant: 't00', name: 'default' }, { tenant: 't01', name: 'front' }], poolReady: true });
+  assert.equal(missingDefaultNetworks({ tenants, networks: [], pool: undefined }), []);
+  const planned = missingDefaultNetworks({ tenants: [...tenants].reverse(), networks: [network('t00', 'default', '10.224.0.0/20'), network('t01', 'front', '10.224.16.0/20')], pool: '10.224.0.0/12' });
   assert.is(planned.length, DEFAULT_NETWORK_PROPOSALS_MAX);
   assert.equal(planned.slice(0, 2), ['t01', 't02'], 'by name; t00 holds one, t01 holds only another');
+  assert.equal(missingDefaultNetworks({ tenants: ['t01'], networks: [network('t00', 'default', '10.224.0.0/20')], pool: '10.224.0.0/20' }), [], 'a pool of one block, held');
+  const full = Array.from({ length: NETWORKS_PER_TENANT_MAX }, (_, index) => network('t00', `n${index}`, `10.224.${index * 16}.0/20`));
+  assert.equal(missingDefaultNetworks({ tenants: ['t00', 't01'], networks: full, pool: '10.224.0.0/12' }), ['t01'], 't00 holds the most networks a tenant may');
 });
 
 test.run();
