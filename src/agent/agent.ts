@@ -25,7 +25,7 @@ import { formatHostPort } from '../api/server.js';
 import { Metrics } from '../api/metrics.js';
 import { registerCertificateMetrics, registerStateMetrics } from '../api/metrics-cluster.js';
 import { generateToken } from '../state/secrets.js';
-import { LIMITS_LABEL, type CommandResult, type Envelope, type HostPorts, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
+import { LIMITS_LABEL, TENANT_NETWORKS_ALWAYS, TENANT_NETWORKS_LABEL, type CommandResult, type Envelope, type HostPorts, type NodeAddresses, type NodeRecord, type Resources } from '../state/types.js';
 import type { AgentConfig } from '../node/config.js';
 import { DataDir } from '../node/data-dir.js';
 import { ReplicatedState } from '../node/replicated-state.js';
@@ -588,9 +588,9 @@ class HivemindAgent implements Agent {
     };
   }
 
-  /** What this node can enforce, as Hivemind's own labels (LIMITS_LABEL: its cgroup controllers, read once). */
+  /** What this node can enforce, as Hivemind's own labels (LIMITS_LABEL: its cgroup controllers, read once; TENANT_NETWORKS_LABEL: it carries every tenant network). */
   private capabilityLabels(): Record<string, string> {
-    this.capabilities ??= { [LIMITS_LABEL]: enforceableLimits().join(',') };
+    this.capabilities ??= { [LIMITS_LABEL]: enforceableLimits().join(','), [TENANT_NETWORKS_LABEL]: TENANT_NETWORKS_ALWAYS };
     return this.capabilities;
   }
 

@@ -13,6 +13,7 @@ import { APP_FILE_ERROR_CODE } from '../appfile/errors.js';
 import { APP_FILES_MAX } from '../appfile/limits.js';
 import { composeFieldOf, planDeploy } from '../appfile/plan.js';
 import { deployNetworks, networkFieldOf } from '../appfile/networks.js';
+import { tenantNetworksEverywhere } from '../node/carried-networks.js';
 import type { AppFileSource, FileSecret, ParseAppFileResult } from '../appfile/parse.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
@@ -62,7 +63,8 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, {
       clusterVersion: machine.clusterVersion,
       ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }),
-      hasNetwork: (tenant, name) => held.has(`${tenant}/${name}`),
+      // Once every node carries every tenant network (before, a node's own switch decided, and the deploy made none).
+      ...(tenantNetworksEverywhere(machine.nodes()) ? { hasNetwork: (tenant: string, name: string) => held.has(`${tenant}/${name}`) } : {}),
     });
     const apps = joined.apps;
     parsed.warnings.push(...joined.warnings.map((warning) => `${label}: ${warning}`));

@@ -10,10 +10,11 @@
  * are placed and leave (`attach-plan.ts`), and `network.create` of the
  * `default` network of a tenant made before the pool.
  *
- * Tenant networks (on wherever the state holds them: the leader sets the
- * pool with its overlay on, and every tenant then has a `default`, given by
- * the leader to tenants made before the pool, `default-networks.ts`): every
- * network's slices are in the overlay plan (a bridge per local slice,
+ * Tenant networks (every one the state holds, once every member runs this
+ * release, `src/node/carried-networks.ts`: the leader sets the pool with its overlay
+ * on, and every tenant then has a `default`, given by the leader to tenants
+ * made before the pool, `default-networks.ts`): every carried network's
+ * slices are in the overlay plan (a bridge per local slice,
  * routes to peers' slices) and in the node network file, where the
  * executor's CNI network finds each tenant's slice.
  *
@@ -60,6 +61,7 @@ import { cniStatePath, networkIpamStoresPath, nodeNetworkPath, readNodeNetwork, 
 import { DEFAULT_NETWORK, versionNetworks } from '../state/app-networks.js';
 import type { Command, TenantNetwork } from '../state/types.js';
 import { missingDefaultNetworks } from './default-networks.js';
+import { carriedNetworks, tenantNetworksEverywhere } from '../node/carried-networks.js';
 import { configureProposal } from './configure.js';
 import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
@@ -209,13 +211,15 @@ export class NetworkComponent implements NodeComponent {
   }
 
   /**
-   * The tenant networks whose containers this node attaches: every one the
-   * state holds, with every node's slices of them. Derived from the
-   * replicated state alone (networks exist once the leader set the pool,
-   * which it does with its overlay on), so no two nodes can disagree.
+   * The tenant networks whose containers this node attaches, with every
+   * node's slices of them: every one the state holds once every member runs
+   * this release (`src/node/carried-networks.ts`: derived from the replicated node
+   * records, so no two nodes disagree); during a rolling upgrade from a
+   * release with the per-node `--tenant-networks`, what that names.
    */
   #carriedNetworks(): TenantNetwork[] {
-    return this.#services.machine.networks();
+    const machine = this.#services.machine;
+    return carriedNetworks(machine.networks(), tenantNetworksEverywhere(machine.nodes()), this.#services.config.tenantNetworks);
   }
 
   #carriedSlices(): OverlaySlice[] {
@@ -484,7 +488,7 @@ export class NetworkComponent implements NodeComponent {
       return;
     }
     const networks = this.#services.machine.networks();
-    if (networks.length === 0) return;
+    if (networks.every((network) => network.slices.length === 0) && this.#carriedNetworks().length === 0) return;
     const view = this.#services.machine.schedulerView();
     const apps = new Map(view.apps.map((app) => [`${app.tenant}/${app.name}`, app]));
     const plan = planAttachments({
@@ -504,18 +508,22 @@ export class NetworkComponent implements NodeComponent {
     });
     this.#idleSinceMs = plan.idleSinceMs;
     for (const [key, refusedAtMs] of this.#refusedAtMs) if (this.#options.nowMs() - refusedAtMs >= this.#options.periodMs) this.#refusedAtMs.delete(key);
-    for (const entry of plan.attach) this.#proposeSlice('network.attach', entry);
+    // Slices only for the networks whose data plane is on (src/node/carried-networks.ts): one nothing attaches to would cost commits for nothing. Idle slices of any network are given back.
+    const carried = new Set(this.#carriedNetworks().map((network) => `${network.tenant}/${network.name}`));
+    for (const entry of plan.attach) if (carried.has(`${entry.tenant}/${entry.name}`)) this.#proposeSlice('network.attach', entry);
     for (const entry of plan.detach) this.#proposeSlice('network.detach', entry);
   }
 
   /**
    * On the leader: proposes `network.create` of `default` for every tenant
    * that has none once the pool is set (tenants made before it;
-   * `default-networks.ts`), each once until answered.
+   * `default-networks.ts`) and every member carries every tenant network
+   * (before, a node's switch decides, as it did), each once until answered.
    */
   #maybeCreateDefaults(): void {
     if (!this.#services.isLeader()) return;
     const machine = this.#services.machine;
+    if (!tenantNetworksEverywhere(machine.nodes())) return;
     const pool = machine.clusterVersion >= TENANT_NETWORKS_VERSION ? machine.network()?.tenantCidr : undefined;
     if (pool === undefined) return;
     // createdIndex 0: the implicit `default` tenant, which has no record until a deploy adopts it (and the deploy then makes its network).

@@ -94,7 +94,7 @@ export interface AgentFlags {
   tenantNetworkCidr?: string;
   /** How long a node keeps an idle slice of a tenant network before the leader gives it back (a duration). */
   networkDetachGrace?: string | number;
-  /** Accepted and ignored (a warning says so): tenant networks follow the replicated state, the same on every node. Was `off`, `on`, or tenant names separated by commas. */
+  /** `off`, `on`, or tenant names separated by commas: whose containers this node attaches to their tenant network while a node of the cluster runs a release older than this one (a warning says it is no longer needed). */
   tenantNetworks?: string;
   /** An OTLP/HTTP collector's URL: export traces there (absent: no tracing). */
   otlpEndpoint?: string;
@@ -148,6 +148,15 @@ export interface AgentConfig {
   tenantNetworkCidr: string;
   /** How long a node keeps a slice of a tenant network no instance of it uses before the leader proposes `network.detach` (src/network/attach-plan.ts). */
   networkDetachGraceMs: number;
+  /**
+   * The former per-node switch (`--tenant-networks`), read only while a
+   * member of the cluster runs a release older than this one (during a
+   * rolling upgrade, `src/node/carried-networks.ts`): whose containers
+   * this node attaches to their tenant networks, `'all'`, `'none'` (the
+   * old default) or the tenants named. Once every member runs this
+   * release, every node carries every tenant network whatever it says.
+   */
+  tenantNetworks: 'all' | 'none' | readonly string[];
   /** Where spans are exported, over OTLP/HTTP (docs/operations.md, Traces); absent: tracing is off and costs nothing. */
   otlpEndpoint?: string;
   /** The least severe log lines written (src/agent/agent-log.ts). */
@@ -323,6 +332,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const serviceCidr = resolver.text(SETTINGS.serviceCidr, DEFAULT_SERVICE_CIDR, (value) => serviceCidrProblem(value, clusterCidr));
   const tenantNetworkCidr = resolver.text(SETTINGS.tenantNetworkCidr, DEFAULT_TENANT_CIDR, (value) => tenantPoolProblem(value, { 'cluster network': clusterCidr, 'service range': serviceCidr }));
   const networkDetachGraceMs = resolver.duration(SETTINGS.networkDetachGrace, DEFAULT_NETWORK_DETACH_GRACE_MS, { min: 1000, max: 24 * 3600 * 1000 });
+  const tenantNetworksText = resolver.text(SETTINGS.tenantNetworks, 'off', (value) => (/^(on|off)$/i.test(value) || value.split(',').every((tenant) => NAME_PATTERN.test(tenant.trim())) ? undefined : 'must be on, off, or tenant names separated by commas'));
   const warnings = retiredSettingWarnings(resolver);
   const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
   const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
@@ -349,6 +359,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     serviceCidr,
     tenantNetworkCidr,
     networkDetachGraceMs,
+    tenantNetworks: /^on$/i.test(tenantNetworksText) ? 'all' : /^off$/i.test(tenantNetworksText) ? 'none' : tenantNetworksText.split(',').map((tenant) => tenant.trim()),
     logLevel,
     labels: parseAgentLabels(labelsText).labels,
   };
@@ -363,17 +374,16 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
 }
 
 /**
- * Settings kept so that existing scripts still start, which do nothing now:
- * a warning each. `--tenant-networks` (any value it took before) was a
- * per-node switch that had to be the same on every node; tenant networks
- * now follow the replicated state (on once the leader set the tenant pool,
- * which it does at bootstrap with its overlay on), so nodes cannot disagree.
+ * Settings kept so that existing scripts still start, which are no longer
+ * needed: a warning each. `--tenant-networks` was a per-node switch that
+ * had to be the same on every node; once every member runs this release,
+ * every node carries every tenant network (a replicated fact: each node
+ * registers TENANT_NETWORKS_LABEL), and the switch is read only until then.
  */
 function retiredSettingWarnings(resolver: Resolver): string[] {
-  const text = resolver.text(SETTINGS.tenantNetworks, '', (value) => (/^(on|off)$/i.test(value) || value.split(',').every((tenant) => NAME_PATTERN.test(tenant.trim())) ? undefined : 'must be on, off, or tenant names separated by commas (it is ignored now: leave it out)'));
-  if (text === '') return [];
-  const source = resolver.raw(SETTINGS.tenantNetworks)!.source;
-  return [`${source} is no longer needed and is ignored: every node puts containers on their tenant's networks once the cluster has a tenant network pool (the leader sets it at bootstrap); leave it out`];
+  const raw = resolver.raw(SETTINGS.tenantNetworks);
+  if (raw === undefined) return [];
+  return [`${raw.source} is no longer needed: once every node runs this release, every node puts containers on their tenant's networks and it is ignored (until then it keeps its meaning on this node); leave it out`];
 }
 
 const labelKeyPattern = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$/;

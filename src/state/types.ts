@@ -935,6 +935,19 @@ export const STATE_VERSION_LABEL = 'hivemind.state-version';
  */
 export const LIMITS_LABEL = 'hivemind.limits';
 
+/**
+ * A node of a release that carries every tenant network whatever its
+ * (former) `--tenant-networks` says registers with this label, value
+ * `always`; absent: a node of an older release, which carries only what
+ * its flag names. Once every member has it, every node carries every
+ * tenant network (`src/node/carried-networks.ts`): a fact of the
+ * replicated node records, so the nodes cannot disagree.
+ */
+export const TENANT_NETWORKS_LABEL = 'hivemind.tenant-networks';
+
+/** TENANT_NETWORKS_LABEL's value. */
+export const TENANT_NETWORKS_ALWAYS = 'always';
+
 /** Labels whose key starts with this are Hivemind's own (the node sets them when it registers); `node.label` never changes them. */
 export const RESERVED_LABEL_PREFIX = 'hivemind.';
 

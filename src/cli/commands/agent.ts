@@ -30,7 +30,7 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['serviceCidr', '--service-cidr <cidr>', 'the range of service VIPs, fixed by the first leader (default: 10.211.0.0/16; apart from the cluster network)'],
   ['tenantNetworkCidr', '--tenant-network-cidr <cidr>', "the pool tenant networks' blocks come from, fixed by the first leader once every node runs state version 5 (default: 10.224.0.0/12; apart from the cluster network and the service range)"],
   ['networkDetachGrace', '--network-detach-grace <duration>', 'how long a node keeps a slice of a tenant network that none of its instances uses before the leader gives it back (default: 60s)'],
-  ['tenantNetworks', '--tenant-networks <on|off|tenants>', "no longer needed and ignored, with a warning (kept so that existing scripts start): every node puts containers on their tenant's networks once the cluster has a tenant network pool"],
+  ['tenantNetworks', '--tenant-networks <on|off|tenants>', "no longer needed (a warning says so): once every node runs this release, every node puts containers on their tenant's networks and it is ignored; until then, whose containers this node puts there: on, off (default) or tenant names"],
   ['warmNetworks', '--warm-networks <count>', 'network namespaces kept attached and ready for containers, so a start skips making its own (default: 16; 0 turns the pool off)'],
   ['metricsPublic', '--metrics-public <on|off>', 'serve GET /metrics without a token, for a Prometheus that has none (default: off: /metrics needs a token like any read)'],
   ['insecureApi', '--insecure-api <on|off>', 'serve the API over plain HTTP instead of HTTPS: the token and secrets then cross the network in clear; every node of a cluster must use the same (default: off)'],
