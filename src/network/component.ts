@@ -58,12 +58,12 @@ import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { cniStatePath, networkIpamStoresPath, nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
-import { DEFAULT_NETWORK, versionNetworks } from '../state/app-networks.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
 import type { Command, TenantNetwork } from '../state/types.js';
 import { missingDefaultNetworks } from './default-networks.js';
 import { carriedNetworks, tenantNetworksEverywhere } from '../node/carried-networks.js';
 import { configureProposal } from './configure.js';
-import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
+import { planAttachments, sliceKey, sliceNetworksOf, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
 import { TENANT_NETWORKS_VERSION } from '../state/version.js';
 import { applyChanges, ensureDevices, readEntries, removeGoneNetworkStores } from './overlay-links.js';
@@ -498,7 +498,7 @@ export class NetworkComponent implements NodeComponent {
         app: instance.app,
         desired: instance.desired,
         state: instance.status.state,
-        networks: versionNetworks(apps.get(`${instance.tenant}/${instance.app}`), instance.version),
+        networks: sliceNetworksOf(apps.get(`${instance.tenant}/${instance.app}`), instance.version),
         ...(instance.node !== undefined ? { node: instance.node } : {}),
       })),
       nodes: view.nodes,
