@@ -41,7 +41,7 @@ export class HostAgent {
     const log = openSync(join(this.settings.logDirectory, `${this.host.namespace}.log`), 'a');
     const subcommand = mode === 'agent' ? ['agent'] : ['join', mode.join];
     const args = [`--net=/run/netns/${this.host.namespace}`, process.execPath, BIN, ...subcommand, '--name', this.name, '--data-dir', join(this.settings.dataRoot, this.name), '--token', this.settings.token, '--bind', this.host.address, '--advertise', this.host.address, '--tick-ms', '50'];
-    this.child = spawn('nsenter', args, { stdio: ['ignore', log, log], env: { ...process.env, HIVEMIND_WARM_NETWORKS: '1', HIVEMIND_NETWORK_DETACH_GRACE: '2s', HIVEMIND_TENANT_NETWORKS: 'netcheck,shop' } });
+    this.child = spawn('nsenter', args, { stdio: ['ignore', log, log], env: { ...process.env, HIVEMIND_WARM_NETWORKS: '1', HIVEMIND_NETWORK_DETACH_GRACE: '2s' } });
     closeSync(log);
   }
 

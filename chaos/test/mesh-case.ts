@@ -169,17 +169,18 @@ export const meshCase: NetworkCase = {
     const third = await ask(n3!.address);
     assert.ok(typeof third !== 'string' && third.remote === HARNESS_ADDRESS, `through n3: ${JSON.stringify(third)}`);
 
-    // The way back on n2: one mark rule per peer, for answers from the bridge alone; the one to n1 deleted by hand comes back.
+    // The way back on n2: one mark rule per peer and per bridge answers come from (hm0, and the bridge of each tenant network slice n2 holds: web's is on its tenant's), for answers from the bridges alone; the one to n1 from web's bridge deleted by hand comes back.
     const n2Rules = await meshRules(n2!);
-    assert.is(n2Rules.length, 2, `n2's mesh rules: ${JSON.stringify(n2Rules)}`);
-    assert.ok(n2Rules.every((rule) => rule.iif === 'hm0'), `n2's mesh rules hold for answers from the bridge alone: ${JSON.stringify(n2Rules)}`);
+    const bridges = [...new Set(n2Rules.map((rule) => rule.iif ?? 'any'))].sort();
+    assert.ok(bridges.includes('hm0') && bridges.every((bridge) => bridge === 'hm0' || /^hmt[0-9a-f]{10}$/.test(bridge)) && bridges.length >= 2, `n2's mesh rules hold for answers from hm0 and its tenant network bridges alone: ${JSON.stringify(n2Rules)}`);
+    assert.is(n2Rules.length, 2 * bridges.length, `n2's mesh rules, one per peer and bridge: ${JSON.stringify(n2Rules)}`);
     assert.ok((await tableOf(n2!, 'mangle')).includes(`-j ${MESH_CHAIN}`), "n2's mangle chain is hooked");
     const n1Subnet = ((await api('GET', '/v1/network')) as { nodes: { id: string; subnet: string }[] }).nodes.find((node) => node.id === 'n1')!.subnet;
-    const toN1 = n2Rules.find((rule) => rule.table === String(4_210_000 + Number(n1Subnet.split('.')[2])));
-    assert.ok(toN1 !== undefined, `n2 routes back to n1 (${n1Subnet}): ${JSON.stringify(n2Rules)}`);
+    const toN1 = n2Rules.find((rule) => rule.iif !== 'hm0' && rule.table === String(4_210_000 + Number(n1Subnet.split('.')[2])));
+    assert.ok(toN1 !== undefined, `n2 routes answers from web's bridge back to n1 (${n1Subnet}): ${JSON.stringify(n2Rules)}`);
     const repairsBefore = metricValue(await cluster.text(1, '/metrics'), 'hivemind_network_mesh_repairs_total');
-    await command('ip', ['-n', n2!.namespace, 'rule', 'del', 'priority', String(MESH_RULE_PRIORITY), 'fwmark', `${toN1.fwmark}/${toN1.fwmask}`, 'iif', 'hm0', 'lookup', toN1.table]);
-    await until("n2's rule back to n1 is repaired", async () => ((await meshRules(n2!)).length === 2 ? true : 'not yet'), 15_000);
+    await command('ip', ['-n', n2!.namespace, 'rule', 'del', 'priority', String(MESH_RULE_PRIORITY), 'fwmark', `${toN1.fwmark}/${toN1.fwmask}`, 'iif', toN1.iif!, 'lookup', toN1.table]);
+    await until("n2's rule back to n1 is repaired", async () => ((await meshRules(n2!)).length === n2Rules.length ? true : 'not yet'), 15_000);
     const n2Instance = onNode('n2');
     const again = await spreadOf(n1!.address, names, network.hosts);
     assert.ok((again.get(n2Instance)?.length ?? 0) >= 3 && again.get(n2Instance)!.every((answer) => answer.remote === HARNESS_ADDRESS), `n2's instance through n1 after the repair: ${JSON.stringify([...again])}`);

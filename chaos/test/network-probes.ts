@@ -61,9 +61,23 @@ export function ping(from: { namespace: string }, address: string): Promise<bool
   );
 }
 
-/** Waits until exactly `count` containers run `sleep <seconds>` (2 minutes at most); adds their namespaces to the cluster's clean-up. */
-export function containersOf(cluster: HostCluster, seconds: string, count: number): Promise<Container[]> {
-  return until(
+/** The tenant network pool the agents' leader sets at bootstrap (`--tenant-network-cidr`'s default, 10.224.0.0/12). */
+export const TENANT_POOL_ADDRESS = /^10\.(22[4-9]|23\d)\.\d+\.\d+$/;
+
+/** The tenant network block (a /20 of the pool) that holds `address`. */
+function networkBlockOf(address: string): string {
+  const [a, b, c] = address.split('.').map(Number);
+  return `${a}.${b}.${c! & 0xf0}.0/20`;
+}
+
+/**
+ * Waits until exactly `count` containers run `sleep <seconds>` (2 minutes
+ * at most); adds their namespaces to the cluster's clean-up. Every one is
+ * on a tenant network (its eth0 address in the pool): tenant networks are
+ * how containers are attached, and the cases hold them to it.
+ */
+export async function containersOf(cluster: HostCluster, seconds: string, count: number): Promise<Container[]> {
+  const found = await until(
     `${count} containers with sleep ${seconds} run`,
     async () => {
       const found = sleepPids([seconds]).map(containerNetwork).filter((entry): entry is Container => entry !== undefined);
@@ -72,6 +86,9 @@ export function containersOf(cluster: HostCluster, seconds: string, count: numbe
     },
     120_000,
   );
+  const outside = found.filter((entry) => !TENANT_POOL_ADDRESS.test(entry.address));
+  if (outside.length > 0) throw new Error(`containers with sleep ${seconds} are not on a tenant network: ${outside.map((entry) => entry.address).join(', ')}`);
+  return found;
 }
 
 /** An instance as `GET /v1/instances` lists it, with what the tests read. */
@@ -129,18 +146,20 @@ export async function metricAbove(cluster: HostCluster, index: number, name: str
 }
 
 /**
- * Waits until `host`'s tenant chain lets each of `addresses` in (30 s at
- * most): the instances' endpoint reports applied there and the rules
- * written, which takes a reconcile or two (seconds on a loaded machine).
- * Before that, a connection between two instances of one tenant may be
- * dropped as from an unknown address.
+ * Waits until `host`'s chains let each of `addresses` in (30 s at most):
+ * an address of the node subnets once its tenant chain lists it (the
+ * instances' endpoint reports applied there and the rules written, which
+ * takes a reconcile or two, seconds on a loaded machine); an address of a
+ * tenant network once the chain of its network lets the network's block in
+ * (a /20 of the pool). Before that, a connection between two instances of
+ * one tenant may be dropped as from an unknown address.
  */
 export function admitted(host: Host, addresses: readonly string[]): Promise<true> {
   return until(
     `${host.namespace} lets ${addresses.join(', ')} in`,
     async () => {
       const filter = await tableOf(host, 'filter');
-      const missing = addresses.filter((address) => !filter.includes(`-s ${address}/32 -j RETURN`));
+      const missing = addresses.filter((address) => !filter.includes(TENANT_POOL_ADDRESS.test(address) ? `-s ${networkBlockOf(address)} ` : `-s ${address}/32 -j RETURN`));
       return missing.length === 0 ? true : `not yet: ${missing.join(', ')}`;
     },
     30_000,

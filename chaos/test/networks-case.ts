@@ -1,7 +1,7 @@
 /**
  * Several networks of one tenant across hosts (a case of
- * `network-hosts.test.ts`; the agents carry tenant `shop`'s networks:
- * `--tenant-networks netcheck,shop`). One app file declares `front` and
+ * `network-hosts.test.ts`; the agents carry every tenant network). One
+ * app file declares `front` and
  * `back`; `web` (n2) joins both, `api` (n1) front alone, `db` (n3) back
  * alone, each a busybox nc listener on 8080 naming its app:
  *   - the deploy made both networks (blocks of the pool) and the same file

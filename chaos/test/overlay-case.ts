@@ -1,7 +1,7 @@
 /**
  * The overlay across hosts (a case of `network-hosts.test.ts`): one busybox
  * container per host; each pings every other by overlay address from its
- * own namespace, every address in a node's subnet. `hmvx0` learns nothing
+ * own namespace, every address in its node's slice of its tenant's network. `hmvx0` learns nothing
  * and holds one forwarding entry per peer, and one deleted by hand comes
  * back.
  *
@@ -11,6 +11,7 @@
  * it under the same name and digest as n1.
  */
 import * as assert from 'uvu/assert';
+import { containsAddress, parseCidr, parseIpv4 } from '../../src/state/ipam.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
 import { admitted, containersOf, endpointsReported, type NetworkCase } from './network-probes.js';
@@ -43,10 +44,16 @@ export const overlayCase: NetworkCase = {
       const fetched = (await imagesOn(agent.origin)).find((entry) => entry.name === image.name);
       assert.is(fetched?.digest, held.digest, `${agent.name} runs from the image it fetched from a peer, the same as n1's`);
     }
-    const prefixes = subnets.map((subnet) => subnet.split('.').slice(0, 3).join('.'));
-    const used = new Set(containers.map((container) => container.address.split('.').slice(0, 3).join('.')));
-    assert.is(used.size, 3, `one container per subnet: ${containers.map((container) => container.address).join(', ')}`);
-    for (const container of containers) assert.ok(prefixes.includes(container.address.split('.').slice(0, 3).join('.')), `${container.address} is in a node's subnet`);
+    // On the tenant's network (the implicit `default` tenant's `default`, made by its first deploy): one container in each node's slice of it.
+    const listing = (await api('GET', '/v1/network')) as { networks: { tenant: string; name: string; slices: { node: string; cidr: string }[] }[] };
+    const slices = listing.networks.find((entry) => entry.tenant === 'default' && entry.name === 'default')?.slices ?? [];
+    const sliceOf = (address: string): string | undefined =>
+      slices.find((slice) => {
+        const parsed = parseCidr(slice.cidr);
+        return parsed.ok && containsAddress(parsed.network, parseIpv4(address)!);
+      })?.cidr;
+    assert.is(new Set(containers.map((container) => sliceOf(container.address))).size, 3, `one container in each node's slice of default/default: ${containers.map((container) => container.address).join(', ')} in ${JSON.stringify(slices)}`);
+    assert.ok(containers.every((container) => sliceOf(container.address) !== undefined), `every container in a slice: ${JSON.stringify(slices)}`);
 
     // Tenant isolation lets traffic through only between addresses the state holds: wait for every endpoint report.
     await endpointsReported(cluster, containers.map((container) => container.address));

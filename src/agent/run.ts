@@ -80,6 +80,7 @@ export async function runAgentCommand(argv: string[], env: Readonly<Record<strin
     stderr(formatConfigProblems(resolved.problems));
     return EXIT_USAGE;
   }
+  for (const warning of resolved.warnings) stderr(`hivemind: warning: ${warning}`);
   switch (command) {
     case 'agent':
       if (rest.length > 0) return usage(stderr, `agent takes no arguments, got ${rest.join(' ')}`);

@@ -13,6 +13,7 @@ import { APP_FILE_ERROR_CODE } from '../appfile/errors.js';
 import { APP_FILES_MAX } from '../appfile/limits.js';
 import { composeFieldOf, planDeploy } from '../appfile/plan.js';
 import { deployNetworks, networkFieldOf } from '../appfile/networks.js';
+import { tenantNetworksEverywhere } from '../node/carried-networks.js';
 import type { AppFileSource, FileSecret, ParseAppFileResult } from '../appfile/parse.js';
 import { secretAssociatedData, sealSecret } from '../state/secrets.js';
 import { LIMITS } from '../state/validate.js';
@@ -58,7 +59,13 @@ export const deployRoute: Route = serve('POST /v1/deploy', {
     }
     for (const spec of parsed.apps) context.authorize('deploy', spec.tenant);
     const { machine } = context.backend;
-    const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, { clusterVersion: machine.clusterVersion, ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }) }, parsed.origins);
+    const held = new Set(machine.networks().map((network) => `${network.tenant}/${network.name}`));
+    const joined = deployNetworks(withGlobalReplicas(parsed, context), parsed.networks, {
+      clusterVersion: machine.clusterVersion,
+      ...(machine.network()?.tenantCidr === undefined ? {} : { pool: machine.network()!.tenantCidr! }),
+      // Once every node carries every tenant network (before, a node's own switch decided, and the deploy made none).
+      ...(tenantNetworksEverywhere(machine.clusterVersion) ? { hasNetwork: (tenant: string, name: string) => held.has(`${tenant}/${name}`) } : {}),
+    }, parsed.origins);
     const apps = joined.apps;
     parsed.warnings.push(...joined.warnings.map((warning) => `${label}: ${warning}`));
     // The app-file readers (volumes, configs, compose keys) load with the first deploy: an idle node does without them.

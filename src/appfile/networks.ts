@@ -7,6 +7,7 @@
  * with a warning, as before networks were read. And where a refusal of such
  * a network's field was written in the file. Pure.
  */
+import { DEFAULT_NETWORK, specNetworks } from '../state/app-networks.js';
 import { blockProblem } from '../state/tenant-ipam.js';
 import type { AppSpec, DeployNetwork } from '../state/types.js';
 import { APP_NETWORKS_VERSION, NETWORK_ALIASES_VERSION } from '../state/version.js';
@@ -17,6 +18,8 @@ export interface NetworkCluster {
   /** The tenant pool (`ClusterNetwork.tenantCidr`), when set. */
   pool?: string;
   clusterVersion: number;
+  /** Whether the tenant holds the network; given, a tenant of the file's apps on `default` that lacks it gets it made by the deploy (the implicit `default` tenant, adopted by its first deploy, and a tenant made before the pool). */
+  hasNetwork?: (tenant: string, name: string) => boolean;
 }
 
 /** The apps and networks to deploy, and the warnings to add (each `path: text`). */
@@ -64,6 +67,13 @@ export function deployNetworks(apps: readonly AppSpec[], fileNetworks: readonly 
     warnings.push(`${network.subnet.path}: is ignored: a network's block is a /20 of the tenant pool ${cluster.pool} (${problem.reason}); the network gets the lowest free one`);
     return base;
   });
+  const listed = new Set(networks.map((network) => `${network.tenant}/${network.name}`));
+  for (const spec of apps) {
+    const key = `${spec.tenant}/${DEFAULT_NETWORK}`;
+    if (listed.has(key) || !specNetworks(spec).includes(DEFAULT_NETWORK) || cluster.hasNetwork?.(spec.tenant, DEFAULT_NETWORK) !== false) continue;
+    listed.add(key);
+    networks.push({ tenant: spec.tenant, name: DEFAULT_NETWORK });
+  }
   return { apps: [...apps], ...(networks.length === 0 ? {} : { networks }), warnings };
 }
 

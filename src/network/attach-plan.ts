@@ -15,7 +15,8 @@
  */
 import { assert } from '../../consensus/core/assert.js';
 import { mayHoldSliceAddress } from '../state/apply-tenant-networks.js';
-import type { TenantNetwork } from '../state/types.js';
+import { versionNetworks } from '../state/app-networks.js';
+import type { App, TenantNetwork } from '../state/types.js';
 
 /** Attach and detach commands one plan proposes at most; the rest wait for the next pass. */
 export const ATTACH_PROPOSALS_MAX = 32;
@@ -29,6 +30,18 @@ export interface AttachInstance {
   state: string;
   /** The networks its version's spec joins (`versionNetworks`); absent: `appNetworks`, else its tenant's `default`. */
   networks?: readonly string[];
+}
+
+/**
+ * The networks whose slice an instance of `app`'s `version` needs on its
+ * node: those its spec joins (`versionNetworks`), none for a process app
+ * (no image: it runs on the host's network, and a slice would only make an
+ * idle bridge on every node that runs one).
+ */
+export function sliceNetworksOf(app: Pick<App, 'versions'> | undefined, version: number): readonly string[] {
+  const spec = app?.versions.find((entry) => entry.version === version)?.spec;
+  if (spec !== undefined && spec.image === undefined) return [];
+  return versionNetworks(app, version);
 }
 
 /** A network and a node: one slice, held or wanted. */

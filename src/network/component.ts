@@ -6,13 +6,17 @@
  * On the leader it also proposes `network.configure` when the cluster
  * network is not configured or a node lacks a subnet (states written before
  * the network existed, a node full up earlier), and `network.attach` and
- * `network.detach` of nodes' slices of the carried tenant networks as
- * instances are placed and leave (`attach-plan.ts`).
+ * `network.detach` of nodes' slices of the tenant networks as instances
+ * are placed and leave (`attach-plan.ts`), and `network.create` of the
+ * `default` network of a tenant made before the pool.
  *
- * Tenant networks (`--tenant-networks`, off by default): the carried
- * networks' slices are in the overlay plan (a bridge per local slice,
+ * Tenant networks (every one the state holds, once every member runs this
+ * release, `src/node/carried-networks.ts`: the leader sets the pool with its overlay
+ * on, and every tenant then has a `default`, given by the leader to tenants
+ * made before the pool, `default-networks.ts`): every carried network's
+ * slices are in the overlay plan (a bridge per local slice,
  * routes to peers' slices) and in the node network file, where the
- * executor's CNI network finds each carried tenant's slice.
+ * executor's CNI network finds each tenant's slice.
  *
  * When: two queues of passes (`pass-queue.ts`), each one pass at a time,
  * apart so that a policy change never waits for the links. The tables
@@ -54,10 +58,12 @@ import { assert } from '../../consensus/core/assert.js';
 import { rmSync } from 'node:fs';
 import { isHeartbeatApply, type ComponentFactory, type NodeComponent, type NodeServices } from '../node/services.js';
 import { cniStatePath, networkIpamStoresPath, nodeNetworkPath, readNodeNetwork, writeNodeNetwork, type NodeNetwork, type NodeNetworkReady } from '../node/node-network.js';
-import { versionNetworks } from '../state/app-networks.js';
-import type { TenantNetwork } from '../state/types.js';
+import { DEFAULT_NETWORK } from '../state/app-networks.js';
+import type { Command, TenantNetwork } from '../state/types.js';
+import { missingDefaultNetworks } from './default-networks.js';
+import { carriedNetworks, tenantNetworksEverywhere } from '../node/carried-networks.js';
 import { configureProposal } from './configure.js';
-import { planAttachments, sliceKey, type NetworkNode } from './attach-plan.js';
+import { planAttachments, sliceKey, sliceNetworksOf, type NetworkNode } from './attach-plan.js';
 import { PassQueue } from './pass-queue.js';
 import { listedBeforeDevices } from './listed-networks.js';
 import { TENANT_NETWORKS_VERSION } from '../state/version.js';
@@ -109,10 +115,10 @@ export class NetworkComponent implements NodeComponent {
   #writtenReady: NodeNetworkReady | undefined;
   #lastProblem: string | undefined;
   #configuring = false;
-  /** The attaches and detaches proposed and not answered yet, by `sliceKey`: never proposed twice at once. */
-  readonly #slicesProposed = new Set<string>();
-  /** When a proposal was last refused, by `sliceKey`: proposed again only a period later, since each refusal is itself an apply that runs a state pass. */
-  readonly #sliceRefusedAtMs = new Map<string, number>();
+  /** The attaches, detaches and `default` networks proposed and not answered yet, by key (`sliceKey`, `create:<tenant>`): never proposed twice at once. */
+  readonly #proposed = new Set<string>();
+  /** When a proposal was last refused, by the same key: proposed again only a period later, since each refusal is itself an apply that runs a state pass. */
+  readonly #refusedAtMs = new Map<string, number>();
   /** When each idle slice was first seen idle (leader only; `attach-plan.ts`). */
   #idleSinceMs: Map<string, number> = new Map();
   readonly #repairs: Counter;
@@ -208,11 +214,16 @@ export class NetworkComponent implements NodeComponent {
     return planOverlay(this.#services.nodeId, directory.map((node) => ({ id: node.id, status: node.status, peerAddress: node.addresses.peer, ...(node.subnet !== undefined ? { subnet: node.subnet } : {}) })), this.#carriedSlices());
   }
 
-  /** The tenant networks whose containers this node attaches (`--tenant-networks`: every network of the tenants named): every node's slices of them. */
+  /**
+   * The tenant networks whose containers this node attaches, with every
+   * node's slices of them: every one the state holds once every member runs
+   * this release (`src/node/carried-networks.ts`: the replicated cluster version, so
+   * no two nodes disagree); during a rolling upgrade from a
+   * release with the per-node `--tenant-networks`, what that names.
+   */
   #carriedNetworks(): TenantNetwork[] {
-    const setting = this.#services.config.tenantNetworks;
-    if (setting === 'none') return [];
-    return this.#services.machine.networks().filter((network) => setting === 'all' || setting.includes(network.tenant));
+    const machine = this.#services.machine;
+    return carriedNetworks(machine.networks(), tenantNetworksEverywhere(machine.clusterVersion), this.#services.config.tenantNetworks);
   }
 
   #carriedSlices(): OverlaySlice[] {
@@ -243,6 +254,7 @@ export class NetworkComponent implements NodeComponent {
     const sinceMs = this.#stateSinceMs ?? performance.now();
     this.#stateSinceMs = undefined;
     this.#maybeConfigure();
+    this.#maybeCreateDefaults();
     this.#maybeAttach();
     if (!this.#enabled) return;
     const plan = this.plan();
@@ -265,6 +277,7 @@ export class NetworkComponent implements NodeComponent {
   /** Reads the policy and service chains back and makes them equal to the state (drift repair, and the first write of a run); the first one asks for the first overlay pass. */
   async #driftPass(): Promise<void> {
     this.#maybeConfigure();
+    this.#maybeCreateDefaults();
     this.#maybeAttach();
     if (!this.#enabled) return;
     const plan = this.plan();
@@ -469,8 +482,7 @@ export class NetworkComponent implements NodeComponent {
 
   /**
    * On the leader: proposes `network.attach` for every node that runs an
-   * instance of a carried tenant network (`--tenant-networks`) without
-   * holding its slice, and
+   * instance of a tenant network without holding its slice, and
    * `network.detach` for every slice idle for the detach grace
    * (`attach-plan.ts`); each proposal once until it is answered. Off the
    * leader the idle times are forgotten (a new leader starts the grace
@@ -492,7 +504,7 @@ export class NetworkComponent implements NodeComponent {
         app: instance.app,
         desired: instance.desired,
         state: instance.status.state,
-        networks: versionNetworks(apps.get(`${instance.tenant}/${instance.app}`), instance.version),
+        networks: sliceNetworksOf(apps.get(`${instance.tenant}/${instance.app}`), instance.version),
         ...(instance.node !== undefined ? { node: instance.node } : {}),
       })),
       nodes: view.nodes,
@@ -501,32 +513,55 @@ export class NetworkComponent implements NodeComponent {
       graceMs: this.#services.config.networkDetachGraceMs,
     });
     this.#idleSinceMs = plan.idleSinceMs;
-    for (const [key, refusedAtMs] of this.#sliceRefusedAtMs) if (this.#options.nowMs() - refusedAtMs >= this.#options.periodMs) this.#sliceRefusedAtMs.delete(key);
-    // Slices only for the networks whose data plane is on (the leader's --tenant-networks, the same on every node): one nothing attaches to would cost commits for nothing. Idle slices of any network are given back.
+    for (const [key, refusedAtMs] of this.#refusedAtMs) if (this.#options.nowMs() - refusedAtMs >= this.#options.periodMs) this.#refusedAtMs.delete(key);
+    // Slices only for the networks whose data plane is on (src/node/carried-networks.ts): one nothing attaches to would cost commits for nothing. Idle slices of any network are given back.
     const carried = new Set(this.#carriedNetworks().map((network) => `${network.tenant}/${network.name}`));
     for (const entry of plan.attach) if (carried.has(`${entry.tenant}/${entry.name}`)) this.#proposeSlice('network.attach', entry);
     for (const entry of plan.detach) this.#proposeSlice('network.detach', entry);
   }
 
+  /**
+   * On the leader: proposes `network.create` of `default` for every tenant
+   * that has none once the pool is set (tenants made before it;
+   * `default-networks.ts`) and every member carries every tenant network
+   * (before, a node's switch decides, as it did), each once until answered.
+   */
+  #maybeCreateDefaults(): void {
+    if (!this.#services.isLeader()) return;
+    const machine = this.#services.machine;
+    if (!tenantNetworksEverywhere(machine.clusterVersion)) return;
+    const pool = machine.clusterVersion >= TENANT_NETWORKS_VERSION ? machine.network()?.tenantCidr : undefined;
+    if (pool === undefined) return;
+    // createdIndex 0: the implicit `default` tenant, which has no record until a deploy adopts it (and the deploy then makes its network).
+    const tenants = machine.tenants().filter((tenant) => tenant.createdIndex > 0).map((tenant) => tenant.name);
+    for (const tenant of missingDefaultNetworks({ tenants, networks: machine.networks(), pool })) {
+      this.#proposeOnce(`create:${tenant}`, { type: 'network.create', tenant, name: DEFAULT_NETWORK }, `create network ${tenant}/${DEFAULT_NETWORK} (a tenant made before the tenant pool)`);
+    }
+  }
+
   #proposeSlice(type: 'network.attach' | 'network.detach', entry: NetworkNode): void {
-    const key = sliceKey(entry);
+    const what = type === 'network.attach' ? `attach node ${entry.node} to network ${entry.tenant}/${entry.name}` : `detach node ${entry.node} from network ${entry.tenant}/${entry.name}`;
+    this.#proposeOnce(sliceKey(entry), { type, tenant: entry.tenant, name: entry.name, node: entry.node }, what);
+  }
+
+  /** Proposes `command` unless the proposal under `key` is unanswered, or was refused less than a period ago; a refusal or failure is logged as `cannot <what>`. */
+  #proposeOnce(key: string, command: Command, what: string): void {
     const nowMs = this.#options.nowMs();
-    if (this.#slicesProposed.has(key) || nowMs - (this.#sliceRefusedAtMs.get(key) ?? -Infinity) < this.#options.periodMs) return;
-    this.#slicesProposed.add(key);
-    this.#sliceRefusedAtMs.delete(key);
-    const verb = type === 'network.attach' ? 'attach' : 'detach';
+    if (this.#proposed.has(key) || nowMs - (this.#refusedAtMs.get(key) ?? -Infinity) < this.#options.periodMs) return;
+    this.#proposed.add(key);
+    this.#refusedAtMs.delete(key);
     this.#services
-      .submit({ type, tenant: entry.tenant, name: entry.name, node: entry.node })
+      .submit(command)
       .then((result) => {
         if (result.ok) return;
-        this.#sliceRefusedAtMs.set(key, this.#options.nowMs());
-        this.#report(`cannot ${verb} node ${entry.node} ${type === 'network.attach' ? 'to' : 'from'} network ${entry.tenant}/${entry.name}: ${result.error.message}`);
+        this.#refusedAtMs.set(key, this.#options.nowMs());
+        this.#report(`cannot ${what}: ${result.error.message}`);
       })
       .catch((error: Error) => {
-        this.#sliceRefusedAtMs.set(key, this.#options.nowMs());
-        this.#report(`cannot ${verb} node ${entry.node} and network ${entry.tenant}/${entry.name} yet: ${error.message}`);
+        this.#refusedAtMs.set(key, this.#options.nowMs());
+        this.#report(`cannot ${what} yet: ${error.message}`);
       })
-      .finally(() => this.#slicesProposed.delete(key));
+      .finally(() => this.#proposed.delete(key));
   }
 
   #write(network: NodeNetwork): void {

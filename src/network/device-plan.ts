@@ -106,8 +106,8 @@ export function devicesBatch(plan: OverlayPlan, options: DeviceOptions, links: r
 /**
  * Whether `name` is a tenant network bridge this node has no use for now:
  * no slice of the plan is on it and no port hangs on it in `links` (a
- * container that still does, started just before its slice was given back
- * or with `--tenant-networks` turned off since, keeps it until it goes).
+ * container that still does, started just before its slice was given
+ * back, keeps it until it goes).
  * `devicesBatch` deletes such a bridge, whether `links` has it or not.
  */
 export function isGoneNetworkBridge(name: string, plan: OverlayPlan, links: readonly LinkState[]): boolean {

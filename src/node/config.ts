@@ -94,7 +94,7 @@ export interface AgentFlags {
   tenantNetworkCidr?: string;
   /** How long a node keeps an idle slice of a tenant network before the leader gives it back (a duration). */
   networkDetachGrace?: string | number;
-  /** `off`, `on`, or tenant names separated by commas: whose containers this node attaches to their tenant network. */
+  /** `off`, `on`, or tenant names separated by commas: whose containers this node attaches to their tenant network while a node of the cluster runs a release older than this one (a warning says it is no longer needed). */
   tenantNetworks?: string;
   /** An OTLP/HTTP collector's URL: export traces there (absent: no tracing). */
   otlpEndpoint?: string;
@@ -149,10 +149,12 @@ export interface AgentConfig {
   /** How long a node keeps a slice of a tenant network no instance of it uses before the leader proposes `network.detach` (src/network/attach-plan.ts). */
   networkDetachGraceMs: number;
   /**
-   * Whose containers this node attaches to their tenant network (its
-   * `default`) instead of the node subnet: `'all'`, `'none'` (the default
-   * while the data plane is new), or the tenants named. A tenant without a
-   * network keeps the node subnet either way.
+   * The former per-node switch (`--tenant-networks`), read only while a
+   * member of the cluster runs a release older than this one (during a
+   * rolling upgrade, `src/node/carried-networks.ts`): whose containers
+   * this node attaches to their tenant networks, `'all'`, `'none'` (the
+   * old default) or the tenants named. Once every member runs this
+   * release, every node carries every tenant network whatever it says.
    */
   tenantNetworks: 'all' | 'none' | readonly string[];
   /** Where spans are exported, over OTLP/HTTP (docs/operations.md, Traces); absent: tracing is off and costs nothing. */
@@ -179,8 +181,8 @@ export interface ConfigProblem {
   message: string;
 }
 
-/** `resolveConfig`'s outcome: the config, or every problem found. */
-export type ResolvedConfig = { ok: true; config: AgentConfig } | { ok: false; problems: ConfigProblem[] };
+/** `resolveConfig`'s outcome: the config and the warnings to show (settings accepted but no longer needed), or every problem found. */
+export type ResolvedConfig = { ok: true; config: AgentConfig; warnings: string[] } | { ok: false; problems: ConfigProblem[] };
 
 /** What resolution reads of the machine. */
 export interface AgentSystem {
@@ -331,6 +333,7 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
   const tenantNetworkCidr = resolver.text(SETTINGS.tenantNetworkCidr, DEFAULT_TENANT_CIDR, (value) => tenantPoolProblem(value, { 'cluster network': clusterCidr, 'service range': serviceCidr }));
   const networkDetachGraceMs = resolver.duration(SETTINGS.networkDetachGrace, DEFAULT_NETWORK_DETACH_GRACE_MS, { min: 1000, max: 24 * 3600 * 1000 });
   const tenantNetworksText = resolver.text(SETTINGS.tenantNetworks, 'off', (value) => (/^(on|off)$/i.test(value) || value.split(',').every((tenant) => NAME_PATTERN.test(tenant.trim())) ? undefined : 'must be on, off, or tenant names separated by commas'));
+  const warnings = retiredSettingWarnings(resolver);
   const otlpEndpoint = resolver.text(SETTINGS.otlpEndpoint, '', otlpEndpointProblem);
   const logLevel = resolver.text(SETTINGS.logLevel, 'info', (value) => ((LOG_LEVELS as readonly string[]).includes(value) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`)) as LogLevel;
   const labelsText = resolver.text(SETTINGS.labels, '', (value) => parseAgentLabels(value).problem);
@@ -367,7 +370,21 @@ export function resolveConfig(flags: AgentFlags, env: Readonly<Record<string, st
     config.token = parsed.token;
     if (parsed.caFingerprint !== undefined) config.tokenCaFingerprint = parsed.caFingerprint;
   }
-  return { ok: true, config };
+  return { ok: true, config, warnings };
+}
+
+/**
+ * Settings kept so that existing scripts still start, which are no longer
+ * needed: a warning each. `--tenant-networks` was a per-node switch that
+ * had to be the same on every node; once every member runs this release,
+ * every node carries every tenant network (a replicated fact: each node
+ * reaches the cluster version TENANT_NETWORKS_EVERYWHERE_VERSION), and the
+ * switch is read only until then.
+ */
+function retiredSettingWarnings(resolver: Resolver): string[] {
+  const raw = resolver.raw(SETTINGS.tenantNetworks);
+  if (raw === undefined) return [];
+  return [`${raw.source} is no longer needed: once every node runs this release, every node puts containers on their tenant's networks and it is ignored (until then it keeps its meaning on this node); leave it out`];
 }
 
 const labelKeyPattern = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$/;

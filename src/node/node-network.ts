@@ -29,8 +29,8 @@ export interface NodeNetworkReady {
   /** The tenant network pool: traffic to it keeps its source address too. Absent: not set, or no tenant is on its network here. */
   tenantCidr?: string;
   /**
-   * The tenant networks whose containers this node attaches
-   * (`--tenant-networks`: every network of the tenants it names), by
+   * The tenant networks whose containers this node attaches (every one
+   * the state holds), by
    * `tenant/name`: this node's slice of it, or `pending` while the slice is
    * not committed (an attach then waits, as for the node subnet). A tenant
    * with no network listed: the node subnet.

@@ -280,7 +280,8 @@ const cidr = text({ bytesMin: 9, bytesMax: 18, pattern: /^[0-9.]+\/[0-9]{1,2}$/,
 export const networkCreateCommand: CommandModule<'network.create'> = {
   type: 'network.create',
   since: TENANT_NETWORKS_VERSION,
-  proposers: ['user'],
+  // The leader: the `default` of a tenant made before the pool (src/network/default-networks.ts).
+  proposers: ['user', 'leader'],
   schema: object<CommandOf<'network.create'>>({ type: oneOf(['network.create']), tenant: name, name, cidr: optional(cidr) }),
   plan: planNetworkCreate,
 };

@@ -46,9 +46,18 @@
  * `app.deploy-many`'s `networks`, `network.delete` refused while an app's
  * spec names the network).
  * 7: aliases on some of an app's networks alone (NETWORK_ALIASES_VERSION:
- * `AppSpec.hivemind.networkAliases`).
+ * `AppSpec.hivemind.networkAliases`); every node carries every tenant
+ * network, no per-node switch (TENANT_NETWORKS_EVERYWHERE_VERSION).
  */
 export const STATE_VERSION = 7;
+
+/**
+ * From this cluster version every node puts containers on their tenant's
+ * networks, with no per-node switch (src/node/carried-networks.ts): the
+ * first release that does so applies this version, so the cluster reaches
+ * it only once every member runs such a release. Nothing at apply changes.
+ */
+export const TENANT_NETWORKS_EVERYWHERE_VERSION = 7;
 
 /** The state version of an app's aliases per network (`HivemindSpec.networkAliases`). */
 export const NETWORK_ALIASES_VERSION = 7;

@@ -135,4 +135,18 @@ test('aliases per network: those on every network of a service stay aliases; the
   assert.equal(off.apps.find((app) => app.name === 'web')!.hivemind, { aliases: ['both', 'www'] }, 'no networks: the app is on one, and its aliases on it');
 });
 
+test('deployNetworks: the default network of a tenant that lacks it is made by the deploy, once, for apps on it', () => {
+  const plain = parseAppFile(`services:\n  web: { image: app }\n  api: { image: app }\n`, 'app.yaml', { defaultTenant: 'default' });
+  assert.ok(plain.ok);
+  const cluster = { pool: '10.224.0.0/12', clusterVersion: 6 };
+  assert.equal(deployNetworks(plain.apps, plain.networks, { ...cluster, hasNetwork: () => false }).networks, [{ tenant: 'default', name: 'default' }], 'the implicit tenant, adopted by its first deploy: one default for both apps');
+  assert.is(deployNetworks(plain.apps, plain.networks, { ...cluster, hasNetwork: () => true }).networks, undefined, 'a tenant holding it: nothing made');
+  assert.is(deployNetworks(plain.apps, plain.networks, cluster).networks, undefined, 'nothing known of the tenant: nothing made');
+  assert.is(deployNetworks(plain.apps, plain.networks, { clusterVersion: 6, hasNetwork: () => false }).networks, undefined, 'no pool: nothing made');
+  const shopFile = parseAppFile(shop, 'app.yaml', { defaultTenant: 'acme' });
+  assert.ok(shopFile.ok);
+  const joined = deployNetworks(shopFile.apps, shopFile.networks, { ...cluster, hasNetwork: () => false });
+  assert.is(joined.networks?.filter((network) => network.name === 'default').length, 1, 'listed by the file already: not twice');
+});
+
 test.run();

@@ -30,7 +30,7 @@ const agentFlags: [keyof AgentFlags, string, string][] = [
   ['serviceCidr', '--service-cidr <cidr>', 'the range of service VIPs, fixed by the first leader (default: 10.211.0.0/16; apart from the cluster network)'],
   ['tenantNetworkCidr', '--tenant-network-cidr <cidr>', "the pool tenant networks' blocks come from, fixed by the first leader once every node runs state version 5 (default: 10.224.0.0/12; apart from the cluster network and the service range)"],
   ['networkDetachGrace', '--network-detach-grace <duration>', 'how long a node keeps a slice of a tenant network that none of its instances uses before the leader gives it back (default: 60s)'],
-  ['tenantNetworks', '--tenant-networks <on|off|tenants>', "whose containers this node puts on their tenant network instead of the node subnet: on (every tenant that has one), off, or tenant names separated by commas (default: off; set the same on every node)"],
+  ['tenantNetworks', '--tenant-networks <on|off|tenants>', "no longer needed (a warning says so): once every node runs this release, every node puts containers on their tenant's networks and it is ignored; until then, whose containers this node puts there: on, off (default) or tenant names"],
   ['warmNetworks', '--warm-networks <count>', 'network namespaces kept attached and ready for containers, so a start skips making its own (default: 16; 0 turns the pool off)'],
   ['metricsPublic', '--metrics-public <on|off>', 'serve GET /metrics without a token, for a Prometheus that has none (default: off: /metrics needs a token like any read)'],
   ['insecureApi', '--insecure-api <on|off>', 'serve the API over plain HTTP instead of HTTPS: the token and secrets then cross the network in clear; every node of a cluster must use the same (default: off)'],
@@ -85,7 +85,10 @@ function typedFlags(command: Command): AgentFlags {
 async function resolve(command: Command): Promise<AgentConfig> {
   const { resolveConfig, currentSystem } = await import('../../node/config.js');
   const resolved = resolveConfig(typedFlags(command), process.env, currentSystem());
-  if (resolved.ok) return resolved.config;
+  if (resolved.ok) {
+    for (const warning of resolved.warnings) process.stderr.write(`hivemind: warning: ${warning}\n`);
+    return resolved.config;
+  }
   const [first, ...rest] = resolved.problems.map((problem) => `invalid setting: ${problem.message}`);
   throw new CliError(first ?? 'invalid settings', { exitCode: ExitCode.usage, details: rest.map((line) => `hivemind: ${line}`) });
 }
@@ -243,11 +246,48 @@ async function deployWhenServing(config: AgentConfig, file: string): Promise<voi
     }
     await sleep(200);
   }
+  await networkSettled(address, config, deadline);
   const cli = new URL('../../../../bin/hivemind.js', import.meta.url).pathname;
   const child = spawn(process.execPath, [cli, '--addr', address, '--data-dir', config.dataDir, 'deploy', '-f', file], { stdio: 'inherit' });
   child.on('exit', (code) => {
     if (code !== 0) process.stderr.write(`hivemind: deploying ${file} failed (see above); the node keeps running\n`);
   });
+}
+
+/** How long `agent --deploy` waits, once the node serves, for the leader to set the tenant network pool. */
+const DEPLOY_POOL_WAIT_MS = 15_000;
+
+/**
+ * Waits until the node's network is what a deploy should meet: with the
+ * overlay on, the tenant network pool set (the leader sets it moments after
+ * a new cluster starts), so that the file's containers start on their
+ * tenant's network rather than on the node subnet, where they would stay
+ * until restarted. At most DEPLOY_POOL_WAIT_MS (and never past `deadline`);
+ * the deploy goes ahead either way.
+ */
+async function networkSettled(address: string, config: AgentConfig, deadline: number): Promise<void> {
+  const { setTimeout: sleep } = await import('node:timers/promises');
+  const { fetch } = await import('undici');
+  const { dataDirApiAgent } = await import('../../api/tls.js');
+  const { readLocalAdminToken } = await import('../../node/data-dir.js');
+  const token = readLocalAdminToken(config.dataDir);
+  if (token === undefined) return;
+  const until = Math.min(deadline, Date.now() + DEPLOY_POOL_WAIT_MS);
+  while (Date.now() < until) {
+    try {
+      const dispatcher = config.insecureApi ? undefined : dataDirApiAgent(config.dataDir);
+      const answer = await fetch(`${address}/v1/network?stale`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000), ...(dispatcher === undefined ? {} : { dispatcher }) });
+      if (answer.ok) {
+        const network = (await answer.json()) as { tenantCidr?: string | null; answeredBy?: { overlay?: boolean } };
+        if (network.answeredBy?.overlay !== true || (network.tenantCidr ?? null) !== null) return;
+      } else {
+        await answer.body?.cancel();
+      }
+    } catch {
+      // Not answering yet: ask again.
+    }
+    await sleep(200);
+  }
 }
 
 /**

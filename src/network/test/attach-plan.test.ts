@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ATTACH_PROPOSALS_MAX, holdsSlice, planAttachments, sliceKey, type AttachInput, type AttachInstance } from '../attach-plan.js';
+import { ATTACH_PROPOSALS_MAX, holdsSlice, planAttachments, sliceKey, sliceNetworksOf, type AttachInput, type AttachInstance } from '../attach-plan.js';
+import { appSpec } from '../../state/test/fixtures.js';
+import type { AppSpec } from '../../state/types.js';
 import type { TenantNetwork } from '../../state/types.js';
 
 const nodes = [
@@ -50,6 +52,16 @@ test('no slice for a node that left, a tenant without a network, or a network th
     appNetworks: new Map([['acme/db', ['back']], ['acme/cache', ['gone']]]),
   }));
   assert.equal(plan.attach, [{ tenant: 'acme', name: 'back', node: 'n1' }]);
+});
+
+test('sliceNetworksOf: a container app\'s instance needs a slice of each network of its version; a process app\'s none (it runs on the host\'s network)', () => {
+  const app = (spec: Partial<AppSpec>) => ({ versions: [{ version: 1, spec: appSpec({ tenant: 'acme', ...spec }), deployedIndex: 1, deployedAt: 0 }, { version: 2, spec: appSpec({ tenant: 'acme', networks: ['front', 'back'] }), deployedIndex: 2, deployedAt: 0 }] });
+  assert.equal(sliceNetworksOf(app({}), 1), ['default']);
+  assert.equal(sliceNetworksOf(app({}), 2), ['front', 'back'], 'its own version\'s');
+  assert.equal(sliceNetworksOf(app({ image: undefined, command: ['node', 'server.js'] }), 1), [], 'a process app');
+  assert.equal(sliceNetworksOf(undefined, 3), ['default'], 'an app no longer kept: its tenant\'s default, as the state reads it');
+  const plan = planAttachments(input({ networks: [network('acme', 'default')], instances: [{ ...instance('acme', 'hello', 'n1'), networks: sliceNetworksOf(app({ image: undefined, command: ['node'] }), 1) }] }));
+  assert.equal(plan.attach, [], 'no slice asked for a process app');
 });
 
 test('an instance being stopped keeps its slice while its container may run; a stopped or pending one does not', () => {

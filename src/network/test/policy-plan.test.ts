@@ -111,6 +111,39 @@ test('several networks of a tenant: apps reach each other over a network they sh
   assert.equal(instanceAddressesOf({}), []);
 });
 
+test('the transition to tenant networks: a tenant\'s containers still on the node subnets and those on its default reach each other both ways, other tenants on either kind stay out, a policy lets either kind in', () => {
+  const networks = [
+    { tenant: 'acme', name: 'default', cidr: '10.224.0.0/20' },
+    { tenant: 'evil', name: 'default', cidr: '10.224.16.0/20' },
+  ];
+  const mixed = [
+    // web started before acme had its default (node subnet); api after (its default).
+    instance('acme.web.0.1', 'n1', '10.210.0.2'),
+    instance('acme.api.0.1', 'n1', '10.224.0.2'),
+    instance('evil.old.0.1', 'n2', '10.210.1.2'),
+    instance('evil.probe.0.1', 'n2', '10.224.16.66'),
+  ];
+  const built = policyModel({ clusterCidr: CLUSTER, tenantCidr: '10.224.0.0/12', networks, instances: mixed, policies: [], apps: [] });
+  assert.is(decide(built, { address: '10.224.0.2' }, { tenant: 'acme', app: 'web' }, 80).verdict, 'allow', 'tenant network -> node subnet');
+  assert.is(decide(built, { address: '10.210.0.2' }, { tenant: 'acme', app: 'api' }, 80).verdict, 'allow', 'node subnet -> tenant network');
+  for (const source of ['10.210.1.2', '10.224.16.66']) {
+    assert.is(decide(built, { address: source }, { tenant: 'acme', app: 'web' }, 80).verdict, 'deny', `evil ${source} -> acme web (node subnet)`);
+    assert.is(decide(built, { address: source }, { tenant: 'acme', app: 'api' }, 80).verdict, 'deny', `evil ${source} -> acme api (tenant network)`);
+  }
+  const chains = planPolicyChains(built, 'n1');
+  const main = chains.chains.get('HIVEMIND-POLICY')!;
+  assert.ok(main.includes(`-d 10.210.0.2/32 -m comment --comment "hivemind: acme/web" -g HM-T-${shortHash('acme')}`), main.join('\n'));
+  assert.ok(main.includes(`-d 10.224.0.2/32 -m comment --comment "hivemind: acme/api" -g HM-W-${shortHash('acme/default')}`), main.join('\n'));
+  assert.equal(chains.chains.get(`HM-T-${shortHash('acme')}`)!.slice(0, 2), ['-s 10.210.0.2/32 -j RETURN', '-s 10.224.0.2/32 -j RETURN'], 'the node subnet destination lets in the tenant\'s instances of either kind');
+  assert.equal(chains.chains.get(`HM-W-${shortHash('acme/default')}`)!.slice(0, 2), ['-s 10.224.0.0/20 -m comment --comment "hivemind: network acme/default" -j RETURN', '-s 10.210.0.2/32 -j RETURN'], 'the tenant network destination lets in its block and the tenant\'s node subnet instances');
+  const allowed = policyModel({ clusterCidr: CLUSTER, tenantCidr: '10.224.0.0/12', networks, instances: mixed, policies: [policy('acme', 'from-evil', ['web', 'api'], [{ fromTenants: ['evil'], ports: [8080] }])], apps: [] });
+  for (const source of ['10.210.1.2', '10.224.16.66']) {
+    for (const app of ['web', 'api']) assert.is(decide(allowed, { address: source }, { tenant: 'acme', app }, 8080).verdict, 'allow', `evil ${source} -> acme ${app}, the policy`);
+  }
+  const policyRules = planPolicyChains(allowed, 'n1').chains.get(`HM-P-${shortHash('acme/from-evil')}`)!;
+  for (const source of ['10.210.1.2', '10.224.16.66']) assert.ok(policyRules.some((rule) => rule.startsWith(`-s ${source}/32 `)), policyRules.join('\n'));
+});
+
 test('a selected app accepts only what a rule allows, on its ports; the rule that decided is named', () => {
   const built = model();
   const api = decide(built, { tenant: 'acme', app: 'api' }, { tenant: 'acme', app: 'web' }, 80);

@@ -39,10 +39,22 @@ test('metrics need a token unless --metrics-public is on', () => {
   assert.match(bad[0]?.message ?? '', 'on or off');
 });
 
-test('tenant networks: off by default, on, or a list of tenants; the detach grace a duration', () => {
-  assert.is(ok({}).tenantNetworks, 'none');
+test('--tenant-networks: read as before (for a rolling upgrade), with a warning that it is no longer needed naming where it came from; the detach grace a duration', () => {
+  const warningsOf = (flags: Parameters<typeof resolveConfig>[0], env: Record<string, string> = {}): string[] => {
+    const resolved = resolveConfig(flags, env, system);
+    assert.ok(resolved.ok, JSON.stringify(resolved));
+    return resolved.warnings;
+  };
+  assert.equal(warningsOf({}), []);
+  assert.is(ok({}).tenantNetworks, 'none', 'the old default');
   assert.is(ok({ tenantNetworks: 'on' }).tenantNetworks, 'all');
   assert.equal(ok({}, { HIVEMIND_TENANT_NETWORKS: 'acme, beta' }).tenantNetworks, ['acme', 'beta']);
+  for (const value of ['on', 'off', 'acme,beta']) {
+    const [warning, ...more] = warningsOf({ tenantNetworks: value });
+    assert.match(warning ?? '', /^--tenant-networks is no longer needed: once every node runs this release/);
+    assert.is(more.length, 0);
+  }
+  assert.match(warningsOf({}, { HIVEMIND_TENANT_NETWORKS: 'acme, beta' })[0] ?? '', /^HIVEMIND_TENANT_NETWORKS is no longer needed/);
   const bad = problems({ tenantNetworks: 'acme,Not_A_Tenant' });
   assert.is(bad[0]?.flag, '--tenant-networks');
   assert.match(bad[0]?.message ?? '', 'tenant names separated by commas');
