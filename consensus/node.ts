@@ -53,7 +53,7 @@ import {
   TimeoutError,
   refusalError,
 } from './errors.js';
-import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
+import { joinSnapshotParts, type PersistedState, type RaftStorage, type StorageWrite } from './storage.js';
 import { systemTimers, type TimerHandle, type Timers } from './timers.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
@@ -79,8 +79,13 @@ export interface StateMachine {
    * may use the event loop). `apply` may run before the promise settles and
    * must not change what it resolves with. At most one runs at a time; a
    * `restore` meanwhile may make its result stale, which the node discards.
+   * It may resolve with the snapshot in pieces (their concatenation, in
+   * order, is the snapshot), which the node owns and stores as they are when
+   * its storage reads snapshots back (`RaftStorage.readSnapshotData`): a
+   * joined copy of a large state is as large again, and the allocator keeps
+   * much of what such copies used after they are freed.
    */
-  snapshotInBackground?(): Promise<Uint8Array>;
+  snapshotInBackground?(): Promise<Uint8Array | readonly Uint8Array[]>;
   /** Replaces the whole state with one `snapshot()` produced (here or on another node). */
   restore(data: Uint8Array): void;
 }
@@ -902,8 +907,8 @@ export class RaftNode {
         const first = this.writeQueue[0]!;
         if (first instanceof LogCompaction) {
           this.writeQueue.shift();
-          await this.storage.compact(first.snapshot);
-          this.enqueue(() => this.compactLog(first.snapshot), { overLimit: true });
+          await this.storage.compact(first.snapshot, first.dataParts);
+          this.enqueue(() => this.compactLog(first.snapshot, first.bytes), { overLimit: true });
           continue;
         }
         const end = this.writeQueue.findIndex((job) => job instanceof LogCompaction);
@@ -1140,24 +1145,31 @@ export class RaftNode {
     );
   }
 
-  private queueCompaction(index: number, data: Uint8Array): void {
+  private queueCompaction(index: number, data: Uint8Array | readonly Uint8Array[]): void {
     // A snapshot from the leader replaced the state meanwhile: this one is stale.
     if (index <= this.snapshotIndex) {
       this.snapshotInProgress = false;
       return;
     }
-    this.writeQueue.push(new LogCompaction(this.raw!.snapshotAt(index, data)));
+    // Pieces are stored as they are where the log will not need the whole: with storage that reads snapshots back.
+    let parts = Array.isArray(data) ? (data as readonly Uint8Array[]) : undefined;
+    let whole = parts === undefined ? (data as Uint8Array) : NO_BYTES;
+    if (parts !== undefined && !this.storage.readSnapshotData) {
+      whole = joinSnapshotParts(parts);
+      parts = undefined;
+    }
+    this.writeQueue.push(new LogCompaction(this.raw!.snapshotAt(index, whole), parts));
     if (!this.writerActive) void this.runWriter();
   }
 
   /** On the loop, once the writer stored `snapshot`: drops the entries it covers from memory. */
-  private compactLog(snapshot: Snapshot): void {
+  private compactLog(snapshot: Snapshot, bytes: number): void {
     this.snapshotInProgress = false;
     if (snapshot.meta.index <= this.snapshotIndex) return; // a snapshot from the leader came after it
     this.raw!.compact(snapshot);
     if (this.storage.readSnapshotData) this.raw!.snapshotDataInStorage(snapshot.meta.index);
     this.snapshotIndex = snapshot.meta.index;
-    this.logger(`${this.id}: snapshot at index ${snapshot.meta.index} (${snapshot.data.length} bytes); log compacted`);
+    this.logger(`${this.id}: snapshot at index ${snapshot.meta.index} (${bytes} bytes); log compacted`);
   }
 }
 
@@ -1167,8 +1179,22 @@ function isSnapshotInStorage(message: Message): boolean {
 
 /** A writer job: store a snapshot and delete the log it covers (see `RaftNode.maybeSnapshot`). */
 class LogCompaction {
-  constructor(readonly snapshot: Snapshot) {}
+  /** The snapshot's size in bytes. */
+  readonly bytes: number;
+  /**
+   * `dataParts`, when set, are the snapshot's data in pieces (and
+   * `snapshot.data` is empty): the log never holds this snapshot's bytes,
+   * since the storage reads them back.
+   */
+  constructor(
+    readonly snapshot: Snapshot,
+    readonly dataParts: readonly Uint8Array[] | undefined,
+  ) {
+    this.bytes = dataParts === undefined ? snapshot.data.length : dataParts.reduce((total, part) => total + part.length, 0);
+  }
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * One storage write for a run of Readys, in order: later entries replace

@@ -5,7 +5,8 @@
  *
  *   c<16 hex digits><8 hex digits>
  *                     a chunk of the latest snapshot's data (its index, then
- *                     the chunk number), `SNAPSHOT_CHUNK_BYTES` raw bytes each
+ *                     the chunk number), at most `SNAPSHOT_CHUNK_BYTES` raw
+ *                     bytes each
  *   e<16 hex digits>  one log entry, keyed by its index (the layout before
  *                     runs; read at load, deleted when covered, never written)
  *   h                 the hard state
@@ -53,7 +54,7 @@ import { assert } from './core/assert.js';
 import { crc32c } from './crc32c.js';
 import { checkLevelDbLogs } from './storage-level-wal.js';
 import { EntryType, NO_NODE } from './core/types.js';
-import type { ClusterConfig, Entry, HardState, Snapshot } from './core/types.js';
+import type { ClusterConfig, Entry, HardState, Snapshot, SnapshotMeta } from './core/types.js';
 import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
 
 /** Where a `LevelStorage` keeps its files. */
@@ -243,7 +244,7 @@ export class LevelStorage implements RaftStorage {
     });
   }
 
-  async compact(snapshot: Snapshot): Promise<void> {
+  async compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[]): Promise<void> {
     await this.exclusive('compact', async () => {
       const range = this.requireRange('compact');
       const index = snapshot.meta.index;
@@ -254,7 +255,7 @@ export class LevelStorage implements RaftStorage {
       // Runs wholly at or below the index go; one that straddles it stays, its covered entries skipped at load.
       const kept = range.runs.filter((run) => run.last > index);
       const operations: Operation[] = deleteRuns(range.runs.filter((run) => run.last <= index));
-      const snapshotChunkKeys = await this.planSnapshot(operations, snapshot, range.snapshotChunkKeys);
+      const snapshotChunkKeys = await this.planSnapshot(operations, { meta: snapshot.meta, parts: dataParts ?? [snapshot.data] }, range.snapshotChunkKeys);
       await this.write(
         { operations, snapshotIndex: index, snapshotChunkKeys, lastIndex: range.lastIndex, runs: kept, runsKept: kept.length, lastKeptEnd: undefined, added: undefined },
         true,
@@ -321,13 +322,15 @@ export class LevelStorage implements RaftStorage {
       `LevelStorage.persist: snapshot index ${index} is older than the stored snapshot at ${plan.snapshotIndex}`,
     );
     plan.operations.push(...deleteRuns(plan.runs));
-    const snapshotChunkKeys = await this.planSnapshot(plan.operations, snapshot, plan.snapshotChunkKeys);
+    const snapshotChunkKeys = await this.planSnapshot(plan.operations, { meta: snapshot.meta, parts: [snapshot.data] }, plan.snapshotChunkKeys);
     return { ...plan, snapshotIndex: index, snapshotChunkKeys, lastIndex: index, runs: [], runsKept: 0, lastKeptEnd: undefined, added: undefined };
   }
 
   /**
-   * Stores the chunks of `snapshot`'s data (`SNAPSHOT_CHUNK_BYTES` each,
-   * framed with its own checksum), each in an unsynced batch of its own,
+   * Stores the chunks of `snapshot`'s data (at most `SNAPSHOT_CHUNK_BYTES`
+   * each, cut from its parts in order: a chunk never spans two parts, so no
+   * part is copied but into its chunks' frames; each chunk framed with its
+   * own checksum), each in an unsynced batch of its own,
    * then adds to `operations` (the batch that makes the snapshot current)
    * its header under `s` and the deletes of the previous snapshot's chunks;
    * returns the new chunks' keys. Until that batch lands, the chunks are
@@ -336,28 +339,34 @@ export class LevelStorage implements RaftStorage {
    * log is written in order). A snapshot at the stored snapshot's index
    * would overwrite live chunks: its chunks go into `operations` instead.
    */
-  private async planSnapshot(operations: Operation[], snapshot: Snapshot, previousChunkKeys: readonly string[]): Promise<string[]> {
-    const { data, meta } = snapshot;
+  private async planSnapshot(
+    operations: Operation[],
+    snapshot: { meta: SnapshotMeta; parts: readonly Uint8Array[] },
+    previousChunkKeys: readonly string[],
+  ): Promise<string[]> {
+    const { meta, parts } = snapshot;
     const storedIndex = this.range?.snapshotIndex ?? 0;
     const streamed = meta.index > storedIndex;
-    const chunkCount = Math.ceil(data.length / SNAPSHOT_CHUNK_BYTES);
     const chunkKeys: string[] = [];
-    for (let chunk = 0; chunk < chunkCount; chunk++) {
-      const key = chunkKey(meta.index, chunk);
+    let bytes = 0;
+    for (const piece of snapshotChunks(parts)) {
+      const key = chunkKey(meta.index, chunkKeys.length);
       chunkKeys.push(key);
-      const value = frameValue(key, data.subarray(chunk * SNAPSHOT_CHUNK_BYTES, (chunk + 1) * SNAPSHOT_CHUNK_BYTES));
+      bytes += piece.length;
+      const value = frameValue(key, piece);
       if (!streamed) {
         operations.push({ type: 'put', key, value });
-        if (chunk > 0) await setImmediate();
+        if (chunkKeys.length > 1) await setImmediate();
         continue;
       }
       // The await is the loop's turn between chunks.
       await this.requireDb().batch().put(key, value).write({ sync: false });
     }
+    const chunkCount = chunkKeys.length;
     // A chunk key of the previous snapshot that the new one reuses is overwritten by its put.
     const reused = new Set(chunkKeys);
     for (const key of previousChunkKeys) if (!reused.has(key)) operations.push({ type: 'del', key });
-    const header: SnapshotHeader = { meta, chunks: chunkCount, bytes: data.length };
+    const header: SnapshotHeader = { meta, chunks: chunkCount, bytes };
     operations.push({ type: 'put', key: SNAPSHOT_KEY, value: frameValue(SNAPSHOT_KEY, this.packr.pack(header)) });
     return chunkKeys;
   }
@@ -719,6 +728,13 @@ function indexOfKey(key: string): number {
  * A value as stored: `FRAME_MARK`, `FRAME_VERSION`, the CRC32C of the key's
  * bytes then the payload (big-endian), then the payload.
  */
+/** The chunks of a snapshot's data in `parts`: each part cut into pieces of at most `SNAPSHOT_CHUNK_BYTES` (views, not copies); empty parts give none. */
+function* snapshotChunks(parts: readonly Uint8Array[]): Generator<Uint8Array> {
+  for (const part of parts) {
+    for (let start = 0; start < part.length; start += SNAPSHOT_CHUNK_BYTES) yield part.subarray(start, start + SNAPSHOT_CHUNK_BYTES);
+  }
+}
+
 function frameValue(key: string, payload: Uint8Array): Uint8Array {
   const framed = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
   framed[0] = FRAME_MARK;

@@ -11,7 +11,7 @@
  */
 import { assert } from './core/assert.js';
 import type { Entry, HardState, Random, Snapshot } from './core/types.js';
-import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
+import { joinSnapshotParts, type PersistedState, type RaftStorage, type StorageWrite } from './storage.js';
 
 /** What a crash does with the writes that were not synced. */
 export type CrashMode =
@@ -213,8 +213,9 @@ export class MemoryStorage implements RaftStorage {
     return this.operate({ kind: 'persist', write, sync });
   }
 
-  compact(snapshot: Snapshot): Promise<void> {
-    return this.operate({ kind: 'compact', snapshot, sync: true });
+  compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[]): Promise<void> {
+    const whole = dataParts === undefined ? snapshot : { ...snapshot, data: joinSnapshotParts(dataParts) };
+    return this.operate({ kind: 'compact', snapshot: whole, sync: true });
   }
 
   /** A read runs beside the writes, as LevelDB's do; it sees the writes completed before it. */

@@ -32,9 +32,13 @@ export interface RaftStorage {
   persist(write: StorageWrite, sync: boolean): Promise<void>;
   /**
    * Records an application snapshot and drops every entry at or below its
-   * index, atomically and synced. Entries above the index stay.
+   * index, atomically and synced. Entries above the index stay. With
+   * `dataParts` the snapshot's data is their concatenation, in order, and
+   * `snapshot.data` is ignored: a state machine that encodes its snapshot in
+   * pieces hands them over as they are, without one joined copy of the whole
+   * (the storage may keep references to them until the promise settles).
    */
-  compact(snapshot: Snapshot): Promise<void>;
+  compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[]): Promise<void>;
   /**
    * Optional: the data of the stored snapshot at `index`, read back (the
    * caller must not change it), or undefined when the stored snapshot is
@@ -44,4 +48,15 @@ export interface RaftStorage {
    */
   readSnapshotData?(index: number): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
+}
+
+/** A snapshot's data given in pieces (`RaftStorage.compact`'s `dataParts`), joined: for the code that needs it whole. */
+export function joinSnapshotParts(parts: readonly Uint8Array[]): Uint8Array {
+  const joined = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  return joined;
 }

@@ -214,9 +214,13 @@ export class KvStateMachine implements StateMachine {
    * The state as of now, encoded a slice at a time with a turn of the event
    * loop between slices, so that a large state does not stall the node. Puts
    * applied meanwhile are not in it (the values store freezes a view). One
-   * at a time.
+   * at a time. Resolves with the slices, which joined are what `snapshot()`
+   * would have returned: the node stores them as they are, where one joined
+   * copy doubled the memory a snapshot took, and glibc kept much of it after
+   * it was freed (a large free raises its mmap threshold, so later buffers
+   * of that size come from the heap it keeps).
    */
-  async snapshotInBackground(): Promise<Uint8Array> {
+  async snapshotInBackground(): Promise<Buffer[]> {
     assert(!this.snapshotRunning, 'KvStateMachine: one background snapshot at a time');
     this.snapshotRunning = true;
     const generation = this.generation;
@@ -240,7 +244,7 @@ export class KvStateMachine implements StateMachine {
       this.snapshotRunning = false;
       await view.close();
     }
-    return joinInSlices(parts);
+    return parts;
   }
 
   /** The header and the put slices of a version-3 snapshot of the current puts and request ids (captured at the call). */
@@ -304,32 +308,6 @@ export class KvStateMachine implements StateMachine {
     this.forgotten = forgotten;
     this.requests = new Map(requests.map(([id, index, term]) => [id, { index, term }]));
   }
-}
-
-/** Bytes copied per turn of the event loop when joining a snapshot's parts. */
-const JOIN_SLICE_BYTES = 4 * 1024 * 1024;
-
-/**
- * `parts` joined into one buffer, a few megabytes per turn of the event
- * loop: `Buffer.concat` of a 52 MB snapshot held a loaded leader's loop for
- * about 250 ms.
- */
-async function joinInSlices(parts: readonly Buffer[]): Promise<Buffer> {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const joined = Buffer.allocUnsafe(total);
-  let offset = 0;
-  let sinceTurn = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-    sinceTurn += part.length;
-    if (sinceTurn >= JOIN_SLICE_BYTES) {
-      sinceTurn = 0;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-  return joined;
 }
 
 /** `value` packed, copied out of the packer's buffer (which later packs reuse). */

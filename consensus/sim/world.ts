@@ -106,7 +106,7 @@ class SimNode {
 /** The replicated register: the last value written. */
 class RegisterMachine implements StateMachine {
   register = '';
-  snapshotInBackground?: () => Promise<Uint8Array>;
+  snapshotInBackground?: () => Promise<Uint8Array | readonly Uint8Array[]>;
 
   apply(entry: Entry): unknown {
     this.register = decoder.decode(entry.data);
@@ -312,9 +312,12 @@ export class World {
   private stateMachine(alive: () => boolean): StateMachine {
     const machine = new RegisterMachine();
     if (this.settings.backgroundSnapshots) {
-      // Encoded now, handed over later: apply may run meanwhile and must not change it.
+      // Encoded now, handed over later: apply may run meanwhile and must not change it. Half the snapshots (by
+      // their size, so that no draw changes a seed's run) come in three pieces, one of them empty when the data is short.
       machine.snapshotInBackground = () => {
-        const data = machine.snapshot();
+        const whole = machine.snapshot();
+        const third = Math.floor(whole.length / 3);
+        const data = whole.length % 2 === 0 ? whole : [whole.subarray(0, third), whole.subarray(third, 2 * third), whole.subarray(2 * third)];
         return new Promise((resolve) => this.schedule(1 + this.random.below(20), () => {
           if (alive()) resolve(data);
         }));

@@ -225,6 +225,62 @@ class SlowSnapshotMachine extends ListMachine {
   }
 }
 
+/** A list whose background snapshot comes in two pieces. */
+class PiecesSnapshotMachine extends ListMachine {
+  async snapshotInBackground(): Promise<Uint8Array[]> {
+    const whole = this.snapshot();
+    const half = Math.floor(whole.length / 2);
+    return [whole.subarray(0, half), whole.subarray(half)];
+  }
+}
+
+/** Records what each compaction was given; reads snapshots back only if `readsBack`. */
+function recordingStorage(directory: string, readsBack: boolean): { storage: RaftStorage; compactions: { data: Uint8Array; dataParts: readonly Uint8Array[] | undefined }[] } {
+  const inner = new LevelStorage({ directory });
+  const compactions: { data: Uint8Array; dataParts: readonly Uint8Array[] | undefined }[] = [];
+  const storage: RaftStorage = {
+    load: () => inner.load(),
+    persist: (write, sync) => inner.persist(write, sync),
+    compact: (snapshot, dataParts) => {
+      compactions.push({ data: snapshot.data, dataParts });
+      return inner.compact(snapshot, dataParts);
+    },
+    close: () => inner.close(),
+    ...(readsBack ? { readSnapshotData: (index: number) => inner.readSnapshotData(index) } : {}),
+  };
+  return { storage, compactions };
+}
+
+for (const readsBack of [true, false]) {
+  test(`a background snapshot in pieces is stored ${readsBack ? 'as its pieces' : 'joined, for storage that does not read snapshots back'}`, async () => {
+    const directory = tempDirectory();
+    const machine = new PiecesSnapshotMachine();
+    const { storage, compactions } = recordingStorage(directory, readsBack);
+    const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
+    nodes.push(node);
+    await node.start({ bootstrap: { voters: ['a'], learners: [] } });
+    await eventually('leadership', () => node.status().role === 'leader');
+    await proposeAll(node, texts('p', 12));
+    await eventually('the log compacted', () => node.status().firstIndex > 1);
+    await stopNode(node);
+    assert.is(compactions.length, 1);
+    const [given] = compactions;
+    if (readsBack) {
+      assert.is(given!.dataParts?.length, 2, 'the pieces, as the machine made them');
+      assert.is(given!.data.length, 0, 'the log never held the whole');
+    } else {
+      assert.is(given!.dataParts, undefined);
+      assert.ok(given!.data.length > 0, 'joined: the log keeps it to send to followers');
+    }
+    const onDisk = new LevelStorage({ directory });
+    const persisted = await onDisk.load();
+    await onDisk.close();
+    const items = JSON.parse(decoder.decode(persisted.snapshot!.data)) as string[];
+    assert.equal(items, texts('p', 12).slice(0, items.length));
+    assert.ok(items.length > 0, 'the snapshot holds the entries applied before it');
+  });
+}
+
 test('a background snapshot does not hold up proposals, and compacts the log once it is written', async () => {
   const directory = tempDirectory();
   const machine = new SlowSnapshotMachine();

@@ -172,6 +172,20 @@ export function storageCompliance(test: Test, newPlace: () => StoragePlace): voi
     await again.close();
   });
 
+  test('a snapshot given in pieces is stored as their concatenation: read back, and loaded', async () => {
+    const place = newPlace();
+    const storage = await opened(place);
+    await storage.persist({ entries: entries(1, 10, 1) }, true);
+    const whole = snapshot(7, 1);
+    const pieces = [whole.data.subarray(0, 3), new Uint8Array(0), whole.data.subarray(3, 9), whole.data.subarray(9)];
+    // `data` is ignored when pieces are given.
+    await storage.compact({ meta: whole.meta, data: new Uint8Array(0) }, pieces);
+    assert.equal(await storage.readSnapshotData!(7), whole.data);
+    const state = await reloadAfterClose(storage, place);
+    assert.equal(state.snapshot, whole);
+    assert.equal(indexes(state), [8, 9, 10]);
+  });
+
   test('reopening after close gives back the same state', async () => {
     const place = newPlace();
     const storage = await opened(place);

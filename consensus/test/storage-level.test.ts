@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EntryType } from '../core/types.js';
 import type { Entry, Snapshot } from '../core/types.js';
-import { LevelStorage, StorageCorruptError } from '../storage-level.js';
+import { LevelStorage, SNAPSHOT_CHUNK_BYTES, StorageCorruptError } from '../storage-level.js';
 import type { PersistedState } from '../storage.js';
 import { entryPayload } from './fixtures/storage-writer.js';
 import { storageCompliance } from './storage-compliance.js';
@@ -94,6 +94,24 @@ test('a snapshot of several chunks reads back whole; read beside a newer compact
     assert.equal(await storage.readSnapshotData(index), bytes(index));
   }
   await storage.close();
+});
+
+test('a snapshot in pieces larger and smaller than a chunk is stored as its chunks, no chunk spanning two pieces', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 20, 1) }, true);
+  const data = Uint8Array.from({ length: 2 * SNAPSHOT_CHUNK_BYTES + 1000 }, (_, offset) => (offset * 7 + 3) & 0xff);
+  const cuts = [0, 10, SNAPSHOT_CHUNK_BYTES + 20, 2 * SNAPSHOT_CHUNK_BYTES + 1000];
+  const pieces = cuts.slice(1).map((end, piece) => data.subarray(cuts[piece], end));
+  await storage.compact({ meta: snapshot(12, 1).meta, data: new Uint8Array(0) }, pieces);
+  assert.equal(await storage.readSnapshotData(12), data);
+  await storage.close();
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const chunkKeys = await db.keys({ gte: 'c', lt: 'd' }).all();
+  await db.close();
+  // 10 bytes; a whole chunk and 10 bytes; a whole chunk and 980 bytes.
+  assert.is(chunkKeys.length, 5);
+  assert.equal((await reload(directory)).snapshot?.data, data);
 });
 
 test('a LevelDB error rejects: a second storage on a locked directory cannot load', async () => {
