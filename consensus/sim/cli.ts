@@ -19,15 +19,36 @@ function printFailure(result: RunResult, traceLines: number): void {
   console.log(`  replay: npm run sim -- --seed ${result.seed} --trace`);
 }
 
+const USAGE = `usage: npm run sim -- [--seeds N] [--start S] | --seed S [--trace]
+  --seeds N   run N seeds (default 100), from --start S (default 1)
+  --seed S    run one seed (a replay)
+  --trace     with --seed: print the whole trace
+  --help      this text`;
+
+function options(): { seeds: string; start: string; seed?: string; trace: boolean } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        seeds: { type: 'string', default: '100' },
+        start: { type: 'string', default: '1' },
+        seed: { type: 'string' },
+        trace: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    return values;
+  } catch (error) {
+    console.error(`sim: ${(error as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seeds: { type: 'string', default: '100' },
-      start: { type: 'string', default: '1' },
-      seed: { type: 'string' },
-      trace: { type: 'boolean', default: false },
-    },
-  });
+  const values = options();
   const seeds: number[] = [];
   if (values.seed !== undefined) seeds.push(Number(values.seed));
   else {
