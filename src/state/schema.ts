@@ -227,8 +227,13 @@ const controlCharacter = /[\u0000-\u001f\u007f]/;
 const controlCharacterButWhitespace = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+const nonAscii = /[^\u0000-\u007f]/;
+
 /** The length of `text` once encoded as UTF-8. */
 export function utf8ByteLength(text: string): number {
+  // ASCII (nearly every string a command holds, certificates too) is one byte a character; the regular expression
+  // runs as native code rather than a loop over each character.
+  if (!nonAscii.test(text)) return text.length;
   let bytes = 0;
   for (let position = 0; position < text.length; position++) {
     const unit = text.charCodeAt(position);
