@@ -4,13 +4,12 @@
  * rest of the path, slashes included). The template is also the `route`
  * label of the HTTP metrics, so labels stay few whatever clients send.
  */
-import type { z } from 'zod';
 import type { AppFileSource, ParseAppFileOptions, ParseAppFileResult } from '../appfile/index.js';
 import type { Command, CommandResult } from '../state/types.js';
 import type { Access, Permission, Principal } from './access.js';
 import type { AuditLog } from './audit.js';
 import type { ApiBackend } from './backend.js';
-import { contract, type AnswerOf, type AnyRouteDeclaration, type BodyOf, type Contract, type DeclaredRoute } from './contract.js';
+import { contract, type AnswerOf, type AnyRouteDeclaration, type BodyOf, type Contract, type DeclaredRoute, type FieldsDeclaration } from './contract.js';
 import { invalidArgument } from './errors.js';
 import type { BodyFields } from './input.js';
 import { splitRouteKey, type ParamsOf } from './route-key.js';
@@ -171,10 +170,10 @@ export function serve<Key extends DeclaredRoute>(key: Key, handlers: HandlersOf<
   } as Route;
 }
 
-/** Which fields a body schema has and whether each is required (an `.optional()` field is not). */
-export function bodyFieldsOf(schema: z.ZodObject): BodyFields {
+/** Which fields a body declaration has and whether each is required (an `.optional()` field is not). */
+export function bodyFieldsOf(declared: FieldsDeclaration): BodyFields {
   const fields: BodyFields = {};
-  for (const [name, field] of Object.entries(schema.shape)) fields[name] = (field as z.ZodType)._zod.optin === 'optional' ? 'optional' : 'required';
+  for (const [name, field] of Object.entries(declared.shape)) fields[name] = field.isOptional ? 'optional' : 'required';
   return fields;
 }
 

@@ -1,29 +1,60 @@
 /**
  * The schema kit for untrusted plain data (JSON from a client, msgpack from
- * the log), on `zod`: each combinator builds a zod schema and a parser that
- * runs it and turns zod's first issue into a `StateError` naming the field
+ * the log): each combinator returns a parser that checks a value and turns
+ * the first problem into a `StateError` naming the field
  * (`spec.ports[0].published must be a whole number from 1 to 65535, got 0`).
  * The messages and the first-problem order are the ones commands always had
- * (clients and tests read them), so every leaf carries its own message.
+ * (clients and tests read them): the first problem in field order, except
+ * that an object's unknown fields are refused before anything inside it is
+ * looked at.
  *
- * What a parser returns is a fresh copy holding only the known fields, with
- * absent optional fields left out (not `undefined`: the copy is stored in the
- * replicated state, and its snapshot bytes must be those of the same command
- * applied by any release), so what apply stores is owned by the state and
- * never aliases the caller's objects. Parsers never throw on bad data. A
- * list's and a record's size is checked before their items are, so a huge
- * input is refused without being walked. Pure: no Node API.
+ * What a parser returns is a fresh copy holding only the known fields, in
+ * the schema's order, with absent optional fields left out (not `undefined`:
+ * the copy is stored in the replicated state, and its snapshot bytes must be
+ * those of the same command applied by any release), so what apply stores is
+ * owned by the state and never aliases the caller's objects. Parsers never
+ * throw on bad data. A list's and a record's size is checked before their
+ * items are, so a huge input is refused without being walked; parsers recurse
+ * only as deep as the schema, so nesting in the input cannot exhaust the
+ * stack. Pure: no Node API.
+ *
+ * Why not zod (issue 15 asked for zod or a reason; the kit ran on zod 4 for a
+ * while): the kit never needed zod's own features (every leaf carries its own
+ * message, every rule is a custom check, the first problem is chosen by the
+ * kit), and zod is expensive to hold on a node. Every entry point of zod 4
+ * (`zod`, `zod/mini`, `zod/v4/core`) loads its 60 locale modules, which
+ * nothing here uses: importing it was 95 modules, about 3 MiB of an idle
+ * agent's heap (its source text alone 1.4 MiB, kept at two bytes a
+ * character) and 0.1 to 0.3 s of every start, and each schema it built (the
+ * commands', built at load) was a graph of zod objects where the kit's is a
+ * closure. A differential run of both kits over mutated commands gave the
+ * same results but for one message (docs/internals/state.md, Commands);
+ * test/schema.test.ts holds the kit's order of problems.
  */
-import { z } from 'zod';
 import { ErrorCode, stateError, type StateError } from './errors.js';
 
 /** A parse outcome: the owned copy, or the first problem. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: StateError };
 
-/** Checks `input`, found at `path` (`''` for the root), and copies it; `schema` is the zod schema it runs. */
+/**
+ * A problem found by a parser, relative to the value it checked: `field` is
+ * `''` for that value itself, else the path below it (`ports[0].target`).
+ * The kit's parsers return one instead of the value; no parsed value is one.
+ */
+class Problem {
+  constructor(
+    readonly field: string,
+    readonly text: string,
+  ) {}
+}
+
+/** A parser's check of one value: the owned copy, or the first problem (relative to the value). */
+type Check<T> = (input: unknown) => T | Problem;
+
+/** Checks `input`, found at `path` (`''` for the root), and copies it; `check` is the same without a path, as the kit composes it. */
 export interface Parser<T> {
   (input: unknown, path: string): Parsed<T>;
-  readonly schema: z.ZodType<T>;
+  readonly check: Check<T>;
 }
 
 /** Marks a field that may be absent; `undefined` counts as absent. */
@@ -67,114 +98,86 @@ function describe(input: unknown): string {
   return `a value of type ${typeof input}`;
 }
 
-/** The parser running `schema`. */
-function parserOf<T>(schema: z.ZodType<T>): Parser<T> {
+/**
+ * `relative` (a problem's field below `head`) seen from above `head` (a
+ * field name, or `[n]` for a list item): `head`, `head[2]`, `head.name`. A
+ * leading dot is dropped (a check may name `${path}.field` with the path '').
+ */
+function below(head: string, relative: string): string {
+  if (relative === '') return head;
+  if (relative.startsWith('[')) return head + relative;
+  return relative.startsWith('.') ? head + relative : `${head}.${relative}`;
+}
+
+/** The parser running `check`. */
+function parserOf<T>(check: Check<T>): Parser<T> {
   const parse = (input: unknown, path: string): Parsed<T> => {
-    const result = schema.safeParse(input);
-    return result.success ? { ok: true, value: result.data } : { ok: false, error: firstProblem(result.error.issues, path) };
+    const checked = check(input);
+    if (!(checked instanceof Problem)) return { ok: true, value: checked };
+    const relative = checked.field.replace(/^\./, '');
+    const field = relative === '' ? path : relative.startsWith('[') ? path + relative : fieldPath(path, relative);
+    return problem(field, checked.text);
   };
-  return Object.assign(parse, { schema });
+  return Object.assign(parse, { check });
+}
+
+/** A field the object parser walks: its name, its check, whether it may be absent. */
+interface FieldCheck {
+  key: string;
+  check: Check<unknown>;
+  optional: boolean;
 }
 
 /**
- * Marks the message of an issue about an undefined value: `firstFound` makes
- * it "is required" for an object's field. (zod's `reportInput` would keep the
- * input on every issue instead, but it takes zod off its fast path: a
- * two-field object parsed 20 times slower.)
+ * An object with exactly the fields of `shape`: unknown fields and missing
+ * required ones are problems. A shape with a required field takes any
+ * object that is not a list (bytes, a decoded Date: their keys are unknown
+ * fields, or the required field is missing); a shape of optional fields
+ * only would take an empty one, so it takes a plain object only.
  */
-const UNDEFINED_MARK = '\u0000undefined\u0000';
-
-/** zod's error option: `text(input)` for a value of the wrong kind (an absent object field is "is required": see `firstFound`). */
-function saying(text: (input: unknown) => string): { error: (issue: { input?: unknown }) => string } {
-  return { error: (issue) => (issue.input === undefined ? UNDEFINED_MARK + text(undefined) : text(issue.input)) };
-}
-
-/** A problem found by a check: `text` at `field` (relative to where the check runs; '' for there). */
-interface Found {
-  field: string;
-  text: string;
-}
-
-/** Reports `found` from a check or transform; its field travels in the issue's params. */
-function report(issues: z.core.$ZodRawIssue[], input: unknown, found: Found): void {
-  issues.push({ code: 'custom', input, message: found.text, params: { field: found.field } });
-}
-
-/** `a.b[0].c` from zod's path segments under `base`. */
-function pathText(base: string, segments: readonly PropertyKey[]): string {
-  let text = base;
-  for (const segment of segments) text = typeof segment === 'number' ? `${text}[${segment}]` : fieldPath(text, String(segment));
-  return text;
-}
-
-/**
- * The problem the kit reports: zod's first issue, unless an object on its
- * path has unknown fields (the kit refuses those before looking inside).
- */
-function firstProblem(issues: readonly z.core.$ZodIssue[], base: string): StateError {
-  const found = firstFound(issues, base);
-  return problem(found.field, found.text).error;
-}
-
-/** The field and text of `firstProblem`. */
-function firstFound(issues: readonly z.core.$ZodIssue[], base: string): Found {
-  const first = issues[0]!;
-  let chosen = first;
-  for (const issue of issues) {
-    if (issue.code !== 'unrecognized_keys' || issue.path.length > first.path.length) continue;
-    if (!issue.path.every((segment, position) => segment === first.path[position])) continue;
-    if (chosen === first || issue.path.length < chosen.path.length) chosen = issue;
-  }
-  const at = pathText(base, chosen.path);
-  if (chosen.code === 'unrecognized_keys') return { field: fieldPath(at, chosen.keys[0]!), text: 'is not a known field; remove it' };
-  const relative = ((chosen as { params?: { field?: string } }).params?.field ?? '').replace(/^\./, '');
-  const field = relative === '' ? at : relative.startsWith('[') ? `${at}${relative}` : fieldPath(at, relative);
-  // An object's field that is absent (or undefined) is missing, whatever its kind; an undefined list item or record value is a wrong value.
-  if (!chosen.message.startsWith(UNDEFINED_MARK)) return { field, text: chosen.message };
-  return { field, text: relative === '' && isObjectField(chosen) ? 'is required' : chosen.message.slice(UNDEFINED_MARK.length) };
-}
-
-/** Whether `issue` is about a field of an object, not a list item (records parse their values apart: see `record`). */
-function isObjectField(issue: z.core.$ZodIssue): boolean {
-  return typeof issue.path[issue.path.length - 1] === 'string';
-}
-
-/** Drops the keys whose value is undefined (an absent optional field), in place. */
-function withoutUndefined<T>(value: T): T {
-  const record = value as Record<string, unknown>;
-  for (const key in record) if (record[key] === undefined) delete record[key];
-  return value;
-}
-
-/** An object with exactly the fields of `shape`: unknown fields and missing required ones are problems. */
 export function object<T>(shape: Shape<T>): Parser<T> {
-  const fields: Record<string, z.ZodType> = {};
-  let anyOptional = false;
+  const fields: FieldCheck[] = [];
   for (const [key, field] of Object.entries(shape) as [string, Parser<unknown> | Optional<unknown>][]) {
     const isOptional = typeof field !== 'function';
-    anyOptional ||= isOptional;
-    fields[key] = isOptional ? field.optional.schema.optional() : field.schema;
+    fields.push({ key, check: (isOptional ? field.optional : field).check, optional: isOptional });
   }
-  const strict = z.strictObject(fields, saying((input) => `must be an object, got ${describe(input)}`));
-  const checked = anyOptional ? strict.overwrite(withoutUndefined) : strict;
-  const hasRequired = Object.values(shape as Record<string, unknown>).some((field) => typeof field === 'function');
-  if (hasRequired) return parserOf(checked as unknown as z.ZodType<T>);
-  // zod takes any non-array object (bytes, a decoded Date) for an object. With a required field, it refuses one
-  // anyway (the field is missing, or its indexes are unknown fields); a shape of optional fields only would take an
-  // empty one, so it checks first that the input is plain. Not everywhere: the pipe costs about a third of the
-  // validation of a batch of instance statuses (bench:apply).
-  const plain = z.custom<Record<string, unknown>>(isPlainObject, saying((input) => `must be an object, got ${describe(input)}`));
-  return parserOf(plain.pipe(checked) as unknown as z.ZodType<T>);
+  const known = new Set(fields.map((field) => field.key));
+  const plainOnly = fields.every((field) => field.optional);
+  return parserOf((input) => {
+    const isObject = plainOnly ? isPlainObject(input) : typeof input === 'object' && input !== null && !Array.isArray(input);
+    if (!isObject) return new Problem('', `must be an object, got ${describe(input)}`);
+    const record = input as Record<string, unknown>;
+    // Every enumerable key, inherited too: what a non-plain object brings is refused as unknown. An
+    // unknown empty key is named by its object's path and a dot (`spec.limits.`), as it always was.
+    for (const key in record) if (!known.has(key)) return new Problem(key === '' ? '.' : key, 'is not a known field; remove it');
+    const output: Record<string, unknown> = {};
+    for (const field of fields) {
+      const value = record[field.key];
+      if (value === undefined) {
+        if (field.optional) continue;
+        return new Problem(field.key, 'is required');
+      }
+      const checked = field.check(value);
+      if (checked instanceof Problem) return new Problem(below(field.key, checked.field), checked.text);
+      output[field.key] = checked;
+    }
+    return output as T;
+  });
 }
 
-/** Runs `check` on a parsed value; a returned message becomes a problem at its field (`check` gets the path '': fields it names are relative). */
-export function refine<T>(parser: Parser<T>, check: (value: T, path: string) => Found | undefined): Parser<T> {
-  return parserOf(
-    parser.schema.check((payload) => {
-      const found = check(payload.value, '');
-      if (found !== undefined) report(payload.issues, payload.value, found);
-    }),
-  );
+/**
+ * Runs `check` on a parsed value; a returned message becomes a problem at
+ * its field (`check` gets the path '': the fields it names are relative,
+ * `${path}.soft` naming `soft` below the value).
+ */
+export function refine<T>(parser: Parser<T>, check: (value: T, path: string) => { field: string; text: string } | undefined): Parser<T> {
+  const inner = parser.check;
+  return parserOf((input) => {
+    const checked = inner(input);
+    if (checked instanceof Problem) return checked;
+    const found = check(checked, '');
+    return found === undefined ? checked : new Problem(found.field, found.text);
+  });
 }
 
 /** Options of `integer`. */
@@ -185,27 +188,24 @@ export interface IntegerOptions {
 
 /** A whole number within [min, max]; -0 becomes 0. */
 export function integer({ min, max }: IntegerOptions): Parser<number> {
-  const text = (input: unknown): string => `must be a whole number from ${min} to ${max}, got ${describe(input)}`;
-  return parserOf(
-    z
-      .number(saying(text))
-      .check((payload) => {
-        const value = payload.value;
-        if (!Number.isSafeInteger(value) || value < min || value > max) report(payload.issues, value, { field: '', text: text(value) });
-      })
-      .overwrite((value) => (value === 0 ? 0 : value)),
-  );
+  return parserOf((input) => {
+    if (typeof input !== 'number' || !Number.isSafeInteger(input) || input < min || input > max) {
+      return new Problem('', `must be a whole number from ${min} to ${max}, got ${describe(input)}`);
+    }
+    return input === 0 ? 0 : input;
+  });
 }
 
 /** `true` or `false`. */
 export function boolean(): Parser<boolean> {
-  return parserOf(z.boolean(saying((input) => `must be true or false, got ${describe(input)}`)));
+  return parserOf((input) => (typeof input === 'boolean' ? input : new Problem('', `must be true or false, got ${describe(input)}`)));
 }
 
 /** One of a fixed set of strings. */
 export function oneOf<const T extends string>(values: readonly T[]): Parser<T> {
+  const allowed = new Set<unknown>(values);
   const listed = values.map((value) => `"${value}"`).join(', ');
-  return parserOf(z.enum(values as unknown as [T, ...T[]], saying((input) => `must be one of ${listed}, got ${describe(input)}`)) as unknown as z.ZodType<T>);
+  return parserOf((input) => (allowed.has(input) ? (input as T) : new Problem('', `must be one of ${listed}, got ${describe(input)}`)));
 }
 
 /** Options of `text`. */
@@ -227,8 +227,13 @@ const controlCharacter = /[\u0000-\u001f\u007f]/;
 const controlCharacterButWhitespace = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+const nonAscii = /[^\u0000-\u007f]/;
+
 /** The length of `text` once encoded as UTF-8. */
 export function utf8ByteLength(text: string): number {
+  // ASCII (nearly every string a command holds, certificates too) is one byte a character; the regular expression
+  // runs as native code rather than a loop over each character.
+  if (!nonAscii.test(text)) return text.length;
   let bytes = 0;
   for (let position = 0; position < text.length; position++) {
     const unit = text.charCodeAt(position);
@@ -258,12 +263,11 @@ function textProblem(input: string, options: TextOptions): string | undefined {
 
 /** A well-formed string within a byte length, optionally matching a pattern. */
 export function text(options: TextOptions): Parser<string> {
-  return parserOf(
-    z.string(saying((input) => `must be a string, got ${describe(input)}`)).check((payload) => {
-      const found = textProblem(payload.value, options);
-      if (found !== undefined) report(payload.issues, payload.value, { field: '', text: found });
-    }),
-  );
+  return parserOf((input) => {
+    if (typeof input !== 'string') return new Problem('', `must be a string, got ${describe(input)}`);
+    const found = textProblem(input, options);
+    return found === undefined ? input : new Problem('', found);
+  });
 }
 
 /** Options of `list`. */
@@ -274,25 +278,30 @@ export interface ListOptions {
   unique?: boolean;
 }
 
-/** A list of items, each checked by `item`; its length first. */
+/** A list of items, each checked by `item`: its length first, then every item, then (`unique`) repeats. */
 export function list<T>(item: Parser<T>, { min = 0, max, unique = false }: ListOptions): Parser<T[]> {
-  // Sized first without walking the items (z.custom does not copy the list, z.array would).
-  const sized = z.custom<unknown[]>((input) => Array.isArray(input), saying((input) => `must be a list, got ${describe(input)}`)).check((payload) => {
-    const length = payload.value.length;
-    if (length < min) report(payload.issues, payload.value, { field: '', text: `must have at least ${min} item${min === 1 ? '' : 's'}` });
-    else if (length > max) report(payload.issues, payload.value, { field: '', text: `must have at most ${max} items, got ${length}` });
-  });
-  let items = z.array(item.schema);
-  if (unique) {
-    items = items.check((payload) => {
+  const itemCheck = item.check;
+  return parserOf((input) => {
+    if (!Array.isArray(input)) return new Problem('', `must be a list, got ${describe(input)}`);
+    const length = input.length;
+    if (length < min) return new Problem('', `must have at least ${min} item${min === 1 ? '' : 's'}`);
+    if (length > max) return new Problem('', `must have at most ${max} items, got ${length}`);
+    const output: T[] = new Array<T>(length);
+    for (let position = 0; position < length; position++) {
+      const checked = itemCheck(input[position]);
+      if (checked instanceof Problem) return new Problem(below(`[${position}]`, checked.field), checked.text);
+      output[position] = checked;
+    }
+    if (unique) {
       const seen = new Set<unknown>();
-      for (const [position, value] of payload.value.entries()) {
-        if (seen.has(value)) return report(payload.issues, payload.value, { field: `[${position}]`, text: `repeats ${describe(value)}; list each once` });
+      for (let position = 0; position < length; position++) {
+        const value = output[position];
+        if (seen.has(value)) return new Problem(`[${position}]`, `repeats ${describe(value)}; list each once`);
         seen.add(value);
       }
-    });
-  }
-  return parserOf(sized.pipe(items) as unknown as z.ZodType<T[]>);
+    }
+    return output;
+  });
 }
 
 /** Options of `record`. */
@@ -301,37 +310,30 @@ export interface RecordOptions {
   keysMax: number;
 }
 
-/** A string-keyed map as a plain object; keys that could reach a prototype are refused. Its size and keys first. */
+/**
+ * A string-keyed map as a plain object; keys that could reach a prototype
+ * are refused. Its size first, then every key, then the values.
+ */
 export function record<T>(value: Parser<T>, { key, keysMax }: RecordOptions): Parser<Record<string, T>> {
-  const keyed = z
-    .custom<Record<string, unknown>>((input) => isPlainObject(input), saying((input) => `must be an object, got ${describe(input)}`))
-    .check((payload) => {
-      const keys = Object.keys(payload.value);
-      if (keys.length > keysMax) return report(payload.issues, payload.value, { field: '', text: `must have at most ${keysMax} keys, got ${keys.length}` });
-      for (const name of keys) {
-        if (name === '__proto__' || name === 'constructor' || name === 'prototype') return report(payload.issues, payload.value, { field: name, text: 'is a reserved name' });
-        if (!key.schema.safeParse(name).success) {
-          const refused = key(name, name);
-          if (!refused.ok) return report(payload.issues, payload.value, { field: name, text: refused.error.message.slice(name.length + 1) });
-        }
-      }
-    });
-  // The values parse here rather than in z.record, so that an undefined value reads as a wrong value, not a missing field.
-  const valued = keyed.transform((input, context) => {
+  const keyCheck = key.check;
+  const valueCheck = value.check;
+  return parserOf((input) => {
+    if (!isPlainObject(input)) return new Problem('', `must be an object, got ${describe(input)}`);
+    const keys = Object.keys(input);
+    if (keys.length > keysMax) return new Problem('', `must have at most ${keysMax} keys, got ${keys.length}`);
+    for (const name of keys) {
+      if (name === '__proto__' || name === 'constructor' || name === 'prototype') return new Problem(name, 'is a reserved name');
+      const checked = keyCheck(name);
+      if (checked instanceof Problem) return new Problem(below(name, checked.field), checked.text);
+    }
     const output: Record<string, T> = {};
-    for (const name of Object.keys(input)) {
-      const parsed = value.schema.safeParse(input[name]);
-      if (!parsed.success) {
-        const found = firstFound(parsed.error.issues, '');
-        const field = found.field === '' ? name : found.field.startsWith('[') ? `${name}${found.field}` : `${name}.${found.field}`;
-        report(context.issues, input[name] ?? null, { field, text: found.text });
-        return z.NEVER;
-      }
-      output[name] = parsed.data;
+    for (const name of keys) {
+      const checked = valueCheck(input[name]);
+      if (checked instanceof Problem) return new Problem(below(name, checked.field), checked.text);
+      output[name] = checked;
     }
     return output;
   });
-  return parserOf(valued as unknown as z.ZodType<Record<string, T>>);
 }
 
 /** Options of `bytes`. */
@@ -343,30 +345,22 @@ export interface BytesOptions {
 /** Binary data, copied into a plain `Uint8Array` (a `Buffer` from a decoder loses its class). */
 export function bytes({ bytesMin, bytesMax }: BytesOptions): Parser<Uint8Array> {
   const range = bytesMin === bytesMax ? `exactly ${bytesMin}` : `from ${bytesMin} to ${bytesMax}`;
-  return parserOf(
-    z
-      .custom<Uint8Array>((input) => input instanceof Uint8Array, saying((input) => `must be bytes, got ${describe(input)}`))
-      .check((payload) => {
-        const length = payload.value.length;
-        if (length < bytesMin || length > bytesMax) report(payload.issues, payload.value, { field: '', text: `must be ${range} bytes long, got ${length}` });
-      })
-      .overwrite((input) => new Uint8Array(input)),
-  );
+  return parserOf((input) => {
+    if (!(input instanceof Uint8Array)) return new Problem('', `must be bytes, got ${describe(input)}`);
+    if (input.length < bytesMin || input.length > bytesMax) return new Problem('', `must be ${range} bytes long, got ${input.length}`);
+    return new Uint8Array(input);
+  });
 }
 
 /** Either of two parsers, tried by a test on the raw input. */
 export function either<T>(test: (input: unknown) => boolean, whenTrue: Parser<T>, whenFalse: Parser<T>): Parser<T> {
-  return parserOf(
-    z.unknown().transform((input, context) => {
-      const parsed = (test(input) ? whenTrue : whenFalse).schema.safeParse(input);
-      if (parsed.success) return parsed.data;
-      for (const issue of parsed.error.issues) context.issues.push({ ...issue, input } as z.core.$ZodRawIssue);
-      return z.NEVER;
-    }) as unknown as z.ZodType<T>,
-  );
+  const trueCheck = whenTrue.check;
+  const falseCheck = whenFalse.check;
+  return parserOf((input) => (test(input) ? trueCheck(input) : falseCheck(input)));
 }
 
 /** `null`, or what `parser` accepts. */
 export function nullable<T>(parser: Parser<T>): Parser<T | null> {
-  return parserOf(parser.schema.nullable());
+  const inner = parser.check;
+  return parserOf((input) => (input === null ? null : inner(input)));
 }
