@@ -70,15 +70,19 @@ function registerNode(id: string): unknown {
 const nodeIds = Array.from({ length: NODES }, (_, position) => `n${position}`);
 const instanceIds = Array.from({ length: INSTANCES }, (_, slot) => `default.web.${slot}.${slot + 1}`);
 const baseSetup: unknown[] = [...nodeIds.map(registerNode), { type: 'app.deploy', spec: appSpec('web', INSTANCES) }];
+const PLACE_COMMANDS = 200;
+const placeIds = Array.from({ length: PLACE_COMMANDS * 50 }, (_, slot) => `default.web.${slot}.${slot + 1}`);
+const placeSetup: unknown[] = [...nodeIds.map(registerNode), { type: 'app.deploy', spec: appSpec('web', PLACE_COMMANDS * 50) }];
 
 const cases: Case[] = [
   { name: 'kv.put', setup: [], command: (position) => ({ type: 'kv.put', key: `k${position % 64}`, value: 'x'.repeat(256) }), count: 20_000 },
   { name: 'node.heartbeat', setup: baseSetup, command: (position) => ({ type: 'node.heartbeat', id: nodeIds[position % NODES] }), count: 20_000 },
   {
+    // Each command places 50 instances no node holds yet: the state refuses to move an instance off a node that is up.
     name: 'instance.place (50)',
-    setup: baseSetup,
-    command: (position) => ({ type: 'instance.place', placements: instanceIds.slice((position % 4) * 50, (position % 4) * 50 + 50).map((id, slot) => ({ id, node: nodeIds[(slot + position) % NODES] })) }),
-    count: 2_000,
+    setup: placeSetup,
+    command: (position) => ({ type: 'instance.place', placements: placeIds.slice(position * 50, position * 50 + 50).map((id, slot) => ({ id, node: nodeIds[(slot + position) % NODES] })) }),
+    count: PLACE_COMMANDS,
   },
   {
     name: 'instance.status (50)',
@@ -140,7 +144,7 @@ async function main(): Promise<void> {
     if (directory === undefined) throw new Error('--build needs the other build\'s dist directory');
     builds.push(await loadBuild(`build in ${directory}`, directory));
   }
-  console.log(`bench:apply: ${ROUNDS} rounds, builds interleaved; state of ${NODES} nodes and ${INSTANCES} instances where a case needs one`);
+  console.log(`bench:apply: ${ROUNDS} rounds, builds interleaved; state of ${NODES} nodes and ${INSTANCES} instances where a case needs one (instance.place: ${PLACE_COMMANDS * 50}, each placed once)`);
   const machine = describeMachine(undefined);
   console.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, load average ${machine.loadAverageAtStart} at start`);
   const figures: Record<string, Record<string, number>> = {};
