@@ -816,16 +816,31 @@ export class RaftNode {
   }
 
   /**
-   * Handles a Ready without a snapshot: sends the early messages, queues the
-   * committed entries to apply (`applyQueued`), takes the read states, and
-   * hands the write (with the messages that must follow it) to the writer.
+   * Handles a Ready without a snapshot: sends the early messages, hands the
+   * write (with the messages that must follow it) to the writer, then queues
+   * the committed entries to apply (`applyQueued`) and takes the read states.
    * Committed entries are durable on a quorum already, so they need not wait
-   * for this node's write.
+   * for this node's write, nor the write for them.
    */
   private handleReady(ready: Ready): void {
     const raw = this.raw!;
     if (ready.softState) this.softStateChanged(ready.softState);
     if (ready.messagesEarly.length > 0) this.send(ready.messagesEarly);
+    // No entries, no new term or vote: at most the commit index moved, and a commit index
+    // promises nothing to a peer (Raft may lose it in a crash and learn it again). With no
+    // write in flight, the Ready's messages depend on nothing unwritten: they leave now, and
+    // the commit index goes to disk with the next write. This saves a LevelDB write and a
+    // thread-pool round trip per commit when the load is light.
+    const unwritten = ready.entries.length === 0 && !ready.mustSync && this.writerIdleNow();
+    // The write starts before the committed entries are applied: the disk is the slow part of
+    // the path, and a follower's Append carries the commit of the entries before it, so applying
+    // those first made every follower's fsync (and its acknowledgement) wait for the apply.
+    // Applying does not depend on this write (committed entries are durable on a quorum).
+    if (!unwritten) {
+      // Even without a write of its own, a Ready's messages wait for the writes handed out before it.
+      this.writeQueue.push(ready);
+      if (!this.writerActive) void this.runWriter();
+    }
     if (ready.committedEntries.length > 0) {
       this.applyQueue.push({ ready, next: 0 });
       this.applyQueued(false);
@@ -836,20 +851,11 @@ export class RaftNode {
     this.releaseReads();
     this.refreshStatus();
     this.settleTransfers();
-    // No entries, no new term or vote: at most the commit index moved, and a commit index
-    // promises nothing to a peer (Raft may lose it in a crash and learn it again). With no
-    // write in flight, the Ready's messages depend on nothing unwritten: they leave now, and
-    // the commit index goes to disk with the next write. This saves a LevelDB write and a
-    // thread-pool round trip per commit when the load is light.
-    if (ready.entries.length === 0 && !ready.mustSync && this.writerIdleNow()) {
+    if (unwritten) {
       if (ready.hardState !== undefined) this.unwrittenHardState = ready.hardState;
       if (ready.messages.length > 0) this.send(ready.messages);
       raw.persisted(ready);
-      return;
     }
-    // Even without a write of its own, a Ready's messages wait for the writes handed out before it.
-    this.writeQueue.push(ready);
-    if (!this.writerActive) void this.runWriter();
   }
 
   /**
@@ -911,9 +917,9 @@ export class RaftNode {
           this.enqueue(() => this.compactLog(first.snapshot, first.bytes), { overLimit: true });
           continue;
         }
-        const end = this.writeQueue.findIndex((job) => job instanceof LogCompaction);
-        const batch = (end === -1 ? this.writeQueue : this.writeQueue.slice(0, end)) as Ready[];
-        this.writeQueue = end === -1 ? [] : this.writeQueue.slice(end);
+        const end = mergeableReadys(this.writeQueue);
+        const batch = this.writeQueue.slice(0, end) as Ready[];
+        this.writeQueue = this.writeQueue.slice(end);
         const merged = mergeWrites(batch, this.unwrittenHardState);
         if (merged !== undefined) {
           this.unwrittenHardState = undefined;
@@ -1197,8 +1203,30 @@ class LogCompaction {
 const NO_BYTES = new Uint8Array(0);
 
 /**
- * One storage write for a run of Readys, in order: later entries replace
- * earlier ones from their first index on (as the storage would), the last
+ * How many Readys at the head of the write queue go into one write: up to
+ * the first log compaction, and never past a Ready whose entries replace
+ * entries of an earlier one in the run (a new leader's log overwriting an
+ * old one's). Each Ready's messages are sent once the write holding it is
+ * durable; an acknowledgement of the replaced entries must leave while they
+ * are on disk, as it would have without merging, not after a write that no
+ * longer holds them. At least 1 when the head is a Ready.
+ */
+function mergeableReadys(queue: readonly (Ready | LogCompaction)[]): number {
+  let lastIndex = -1;
+  for (let position = 0; position < queue.length; position++) {
+    const job = queue[position]!;
+    if (job instanceof LogCompaction) return position;
+    const first = job.entries[0];
+    if (first === undefined) continue;
+    if (first.index <= lastIndex) return position;
+    lastIndex = job.entries[job.entries.length - 1]!.index;
+  }
+  return queue.length;
+}
+
+/**
+ * One storage write for a run of Readys, in order (`mergeableReadys`: none
+ * replaces entries of an earlier one, so they append), the last
  * hard state wins (starting from `unwrittenHardState`, older than all of
  * them), and the batch is synced if any of them must be. Undefined when
  * there is nothing to write. Never holds a snapshot.
@@ -1220,8 +1248,8 @@ function mergeWrites(readys: Ready[], unwrittenHardState: HardState | undefined)
       copied = false;
       continue;
     }
-    const keep = Math.max(0, ready.entries[0]!.index - entries[0]!.index);
-    assert(keep <= entries.length, 'merged writes must not leave a gap');
+    const keep = ready.entries[0]!.index - entries[0]!.index;
+    assert(keep === entries.length, 'merged writes must append: no gap, no replaced entry');
     entries = copied ? entries : entries.slice();
     copied = true;
     entries.length = keep;

@@ -494,8 +494,10 @@ export class Raft {
       this.send({ type: MessageType.AppendResponse, to: message.from, index: this.log.commit });
       return;
     }
+    const replacedFrom = this.firstReplacedIndex(message.entries);
     const lastNew = this.log.maybeAppend(message.index, message.logTerm, message.entries);
     if (lastNew !== undefined) {
+      if (replacedFrom !== undefined) this.dropAcknowledgementsFrom(replacedFrom);
       this.afterLogChange();
       this.log.commitTo(Math.min(message.commit, lastNew));
       this.send({ type: MessageType.AppendResponse, to: message.from, index: lastNew });
@@ -510,6 +512,28 @@ export class Raft {
       rejectHintIndex: hintIndex,
       rejectHintTerm: this.log.term(hintIndex) ?? 0,
     });
+  }
+
+  /** The index of the first of `entries` whose term differs from the entry our log holds there, if any. */
+  private firstReplacedIndex(entries: readonly Entry[]): number | undefined {
+    const lastIndex = this.log.lastIndex();
+    for (const entry of entries) {
+      if (entry.index > lastIndex) return undefined;
+      const term = this.log.term(entry.index);
+      if (term !== undefined && term !== entry.term) return entry.index;
+    }
+    return undefined;
+  }
+
+  /**
+   * Our entries from `index` on were just replaced: an acknowledgement of them
+   * not yet handed out would leave after the write that replaces them, a
+   * promise the disk no longer keeps. It is dropped (Raft tolerates a lost
+   * message; the old leader probes again). Those handed out earlier leave
+   * after their own writes, which hold the entries.
+   */
+  private dropAcknowledgementsFrom(index: number): void {
+    this.messages = this.messages.filter((message) => message.type !== MessageType.AppendResponse || message.reject === true || message.index < index);
   }
 
   private handleHeartbeat(message: Message): void {

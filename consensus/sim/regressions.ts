@@ -14,4 +14,9 @@ export const REGRESSION_SEEDS: readonly { seed: number; caught: string }[] = [
     caught:
       'checker: a vote granted in one term and superseded, before the write, by a vote in a later term was flagged as not durable; the later term on disk keeps the promise',
   },
+  {
+    seed: 327,
+    caught:
+      "a follower acknowledged an old leader's entries, then, in the same Ready, replaced them with a new leader's: the acknowledgement left after a write that no longer held them (once the driver started a write before applying)",
+  },
 ];

@@ -80,10 +80,12 @@ test('the checkers catch a driver whose commit-only Readys overtake the writes h
   const writerIdleNow = driver.writerIdleNow;
   driver.writerIdleNow = () => true;
   try {
-    const violations = (await runSeed(1)).violations;
+    // In most seeds the core's own assertion (Readys persisted out of order) stops the node
+    // first; in seed 2 an acknowledgement leaves before it does, which the world must catch.
+    const violations = (await runSeed(2)).violations;
     assert.ok(
       violations.some((line) => /acknowledged entries up to/.test(line)),
-      `not caught in seed 1: ${violations.join('; ') || 'no violation'}`,
+      `not caught in seed 2: ${violations.join('; ') || 'no violation'}`,
     );
   } finally {
     driver.writerIdleNow = writerIdleNow;
