@@ -529,8 +529,9 @@ export class NetworkComponent implements NodeComponent {
   #maybeCreateDefaults(): void {
     if (!this.#services.isLeader()) return;
     const machine = this.#services.machine;
+    // The cluster version that carries every network is past TENANT_NETWORKS_VERSION, so a pool set is a pool in force.
     if (!tenantNetworksEverywhere(machine.clusterVersion)) return;
-    const pool = machine.clusterVersion >= TENANT_NETWORKS_VERSION ? machine.network()?.tenantCidr : undefined;
+    const pool = machine.network()?.tenantCidr;
     if (pool === undefined) return;
     // createdIndex 0: the implicit `default` tenant, which has no record until a deploy adopts it (and the deploy then makes its network).
     const tenants = machine.tenants().filter((tenant) => tenant.createdIndex > 0).map((tenant) => tenant.name);
