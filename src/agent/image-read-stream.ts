@@ -25,6 +25,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { PeerCall } from '../../consensus/transport-grpc.js';
 import { MessageBuffers } from '../executor/containerd/message-buffers.js';
 import type { ImageShare } from '../node/image-share.js';
+import { Http2Link } from '../node/http2-link.js';
 import { frameMessage } from '../../consensus/server/grpc-unary-server.js';
 import { GRPC_PREFIX_BYTES } from '../executor/containerd/content-write.js';
 import { READ_CHUNK_HEAD_BYTES_MAX, ReadChunkParser, writeReadChunkHead } from './read-chunk-wire.js';
@@ -297,14 +298,20 @@ export interface BlobReadTarget {
  * keeps the process alive only while a read is open.
  */
 export class BlobReadChannel {
-  private session: http2.ClientHttp2Session | undefined;
-  private open = 0;
-  private closed = false;
+  private readonly link: Http2Link;
 
   constructor(
     private readonly target: BlobReadTarget,
     private readonly encodeRequest: (request: { digest: string }) => Uint8Array,
-  ) {}
+  ) {
+    this.link = new Http2Link(() => {
+      const tls = target.tls?.();
+      const authority = `${tls === undefined ? 'http' : 'https'}://${target.address}`;
+      const session = http2.connect(authority, { ...tls, settings: { initialWindowSize: FLOW_CONTROL_WINDOW_BYTES } });
+      session.once('connect', () => session.setLocalWindowSize(FLOW_CONTROL_WINDOW_BYTES));
+      return session;
+    });
+  }
 
   /**
    * The bytes of blob `digest`, in order, as views into the frames
@@ -313,24 +320,20 @@ export class BlobReadChannel {
    */
   async *read(digest: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
     const failure = (status: number, details: string) => new BlobReadError(status, `reading ${digest} from node ${this.target.nodeId}: ${details}`);
-    if (this.closed) throw failure(STATUS.CANCELLED, 'the channel is closed');
+    if (this.link.closed) throw failure(STATUS.CANCELLED, 'the channel is closed');
     if (signal?.aborted) throw failure(STATUS.CANCELLED, 'cancelled');
     let session: http2.ClientHttp2Session;
     try {
-      session = this.connected();
+      session = this.link.session();
     } catch (error) {
       throw failure(STATUS.UNAVAILABLE, message(error));
     }
-    const stream = session.request({
+    const stream = this.link.request(session, {
       ':method': 'POST',
       ':path': READ_PATH,
       'content-type': 'application/grpc',
       te: 'trailers',
       'grpc-timeout': `${READ_TIMEOUT_MS}m`,
-    });
-    if (this.open++ === 0) session.ref();
-    stream.on('close', () => {
-      if (--this.open === 0 && !session.destroyed) session.unref();
     });
     let status: http2.IncomingHttpHeaders | undefined;
     let httpStatus: number | undefined;
@@ -368,7 +371,7 @@ export class BlobReadChannel {
       const code = Number(status['grpc-status']);
       if (code !== STATUS.OK) {
         const text = status['grpc-message'];
-        if (code === STATUS.UNAUTHENTICATED) this.dropConnection(session);
+        if (code === STATUS.UNAUTHENTICATED) this.link.drop(session);
         throw failure(Number.isInteger(code) ? code : STATUS.INTERNAL, typeof text === 'string' ? decodeURIComponent(text) : `status ${code}`);
       }
       if (!parser.atBoundary) throw failure(STATUS.INTERNAL, 'the answer ended inside a message');
@@ -382,32 +385,6 @@ export class BlobReadChannel {
 
   /** Closes the connection at once: reads under way reject, and so do reads after this. Idempotent. */
   close(): void {
-    this.closed = true;
-    this.session?.destroy();
-    this.session = undefined;
-  }
-
-  private dropConnection(session: http2.ClientHttp2Session): void {
-    if (this.session === session) this.session = undefined;
-    session.close();
-  }
-
-  private connected(): http2.ClientHttp2Session {
-    if (this.session !== undefined && !this.session.closed && !this.session.destroyed) return this.session;
-    const tls = this.target.tls?.();
-    const authority = `${tls === undefined ? 'http' : 'https'}://${this.target.address}`;
-    const session = http2.connect(authority, { ...tls, settings: { initialWindowSize: FLOW_CONTROL_WINDOW_BYTES } });
-    session.once('connect', () => session.setLocalWindowSize(FLOW_CONTROL_WINDOW_BYTES));
-    // A failure of the connection reaches each open read as its stream's error or close.
-    session.on('error', () => undefined);
-    session.on('close', () => {
-      if (this.session === session) this.session = undefined;
-    });
-    session.on('goaway', () => {
-      if (this.session === session) this.session = undefined;
-    });
-    session.unref();
-    this.session = session;
-    return session;
+    this.link.close('destroy');
   }
 }

@@ -24,6 +24,7 @@
  */
 import * as http2 from 'node:http2';
 import { connect } from 'node:net';
+import { Http2Link } from '../../node/http2-link.js';
 
 /** Bytes of gRPC's prefix before each message: a compressed flag and a 4-byte length. */
 export const GRPC_PREFIX_BYTES = 5;
@@ -156,19 +157,19 @@ export class ContentWriteCall {
  * while a call is open.
  */
 export class ContentWriteChannel {
-  private session: http2.ClientHttp2Session | undefined;
-  private open = 0;
-  private closed = false;
+  private readonly link: Http2Link;
 
   constructor(
     private readonly socketPath: string,
     private readonly namespace: string,
-  ) {}
+  ) {
+    this.link = new Http2Link(() => http2.connect('http://localhost', { createConnection: () => connect(socketPath) }));
+  }
 
   /** Opens a Write call under `lease` (the `containerd-lease` header) when given. */
   call(options: { lease?: string }): ContentWriteCall {
-    if (this.closed) throw new ContentWriteError(STATUS_CANCELLED, `containerd client of ${this.socketPath} is closed`);
-    const session = this.connected();
+    if (this.link.closed) throw new ContentWriteError(STATUS_CANCELLED, `containerd client of ${this.socketPath} is closed`);
+    const session = this.link.session();
     const headers: http2.OutgoingHttpHeaders = {
       ':method': 'POST',
       ':path': WRITE_PATH,
@@ -178,31 +179,12 @@ export class ContentWriteChannel {
       'containerd-namespace': this.namespace,
     };
     if (options.lease !== undefined) headers['containerd-lease'] = options.lease;
-    const stream = session.request(headers);
-    if (this.open++ === 0) session.ref();
-    stream.on('close', () => {
-      if (--this.open === 0 && !session.destroyed) session.unref();
-    });
+    const stream = this.link.request(session, headers);
     return new ContentWriteCall(stream);
   }
 
   /** Closes the connection; calls after this throw. Idempotent. */
   close(): void {
-    this.closed = true;
-    this.session?.close();
-    this.session = undefined;
-  }
-
-  private connected(): http2.ClientHttp2Session {
-    if (this.session !== undefined && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = http2.connect('http://localhost', { createConnection: () => connect(this.socketPath) });
-    // A failure of the connection reaches each open call as its stream's error or close.
-    session.on('error', () => undefined);
-    session.on('close', () => {
-      if (this.session === session) this.session = undefined;
-    });
-    session.unref();
-    this.session = session;
-    return session;
+    this.link.close('close');
   }
 }
