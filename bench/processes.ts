@@ -1,8 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts } from '../consensus/test/fixtures/free-ports.js';
 
 /**
  * Everything a benchmark run owns outside its own process: child processes and
@@ -100,29 +100,7 @@ export async function killAndWait(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/**
- * `count` distinct loopback ports that were free a moment ago. The kernel may
- * hand one out again before the caller binds it; on loopback with nothing else
- * running that race is rare, and a server that fails to bind says so in its log.
- */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () =>
-      new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      }),
-    ),
-  );
-  const ports = servers.map((server) => {
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('cannot read a free port');
-    return address.port;
-  });
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
+export { freePorts };
 
 /** Resident set size of `pid` in bytes (VmRSS in /proc/PID/status), or NaN once it is gone. */
 export function rssBytes(pid: number): number {

@@ -37,12 +37,16 @@ function findTests(dir) {
  * (not when its pipes close: a leftover grandchild may hold them), after a
  * moment for the last output to arrive.
  */
-function runFile(file) {
+function runFile(file, lane) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const child = spawn(process.execPath, [file], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', HIVEMIND_TEST_LANE: lane } });
     let output = '';
+    let report = '';
     let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      output += chunk;
+      report += chunk;
+    });
     child.stderr.setEncoding('utf8').on('data', (chunk) => (output += chunk));
     const timer = setTimeout(() => {
       timedOut = true;
@@ -57,7 +61,7 @@ function runFile(file) {
       setTimeout(() => {
         child.stdout.destroy();
         child.stderr.destroy();
-        resolve({ status, output, timedOut });
+        resolve({ status, output, report, timedOut });
       }, 200);
     });
   });
@@ -106,16 +110,19 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failedFiles = [];
-await Promise.all([runLane(hostLane), runLane(unitLane)]);
+const failureReports = [];
+await Promise.all([runLane(hostLane, 'host'), runLane(unitLane, 'unit')]);
 
-async function runLane(laneFiles) {
-  for (const file of laneFiles) await runAndReport(file);
+// Each lane's files choose their servers' ports from their own part of the
+// range (consensus/test/fixtures/free-ports.ts), so the two never collide.
+async function runLane(laneFiles, lane) {
+  for (const file of laneFiles) await runAndReport(file, lane);
 }
 
-async function runAndReport(file) {
+async function runAndReport(file, lane) {
   const name = relative(root, file);
   const started = Date.now();
-  const run = await runFile(file);
+  const run = await runFile(file, lane);
   const total = Number(/Total:\s+(\d+)/.exec(run.output)?.[1] ?? 0);
   const ok = Number(/Passed:\s+(\d+)/.exec(run.output)?.[1] ?? 0);
   const skip = Number(/Skipped:\s+(\d+)/.exec(run.output)?.[1] ?? 0);
@@ -128,9 +135,29 @@ async function runAndReport(file) {
   console.log(`${bad > 0 ? 'FAIL' : 'ok  '} ${name} (${ok}/${total}, ${seconds}s${why})`);
   if (bad > 0) {
     failedFiles.push(name);
-    console.log(run.output.split('\n').map((line) => `    ${line}`).join('\n'));
+    failureReports.push(`${name}:\n${indent(uvuFailures(run.report), '  ')}`);
+    console.log(indent(run.output, '    '));
   }
 }
+
+function indent(text, by) {
+  return text.split('\n').map((line) => `${by}${line}`).join('\n');
+}
+
+/**
+ * uvu's own account of a file's failures: its stdout from the first "FAIL"
+ * block to the totals, without the logs the tests print on stderr, so the
+ * reason for a failure is not buried under the nodes' logs.
+ */
+function uvuFailures(stdout) {
+  const lines = stdout.split('\n');
+  const first = lines.findIndex((line) => /^\s+FAIL\s/.test(line));
+  const kept = (first < 0 ? lines.slice(-40) : lines.slice(first)).filter((line) => line.trim() !== '');
+  return kept.length > 80 ? [...kept.slice(0, 80), `... (${kept.length - 80} more lines above in the file's output)`].join('\n') : kept.join('\n');
+}
+
+// The reasons again at the end, where a reader of a long log looks first.
+if (failureReports.length > 0) console.log(`why they failed:\n${failureReports.join('\n')}`);
 if (failedFiles.length > 0) console.log(`failed files: ${failedFiles.join(', ')}`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || files.length === 0 ? 1 : 0);

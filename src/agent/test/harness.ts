@@ -5,7 +5,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import { fetch } from 'undici';
 import { dataDirApiAgent } from '../../api/tls.js';
 import { readableLogLine } from '../agent-log.js';
 import { isWarmNetworkName } from '../../executor/containerd/warm-pool.js';
+import { freePorts } from '../../../consensus/test/fixtures/free-ports.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 /** The product's CLI, for what only it does (`join --discover`). */
@@ -20,18 +20,7 @@ export const CLI = fileURLToPath(new URL('../../../../bin/hivemind.js', import.m
 const LOG_LINES_MAX = 400;
 
 /** Free TCP ports on 127.0.0.1 (bound, read, released: good enough for tests on one machine). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as { port: number }).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
+export { freePorts };
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
