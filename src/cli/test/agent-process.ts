@@ -5,12 +5,12 @@
  * removes the directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { BIN, ROOT, cleanEnv, closedPort } from './run-cli.js';
+import { freePorts } from '../../../consensus/test/fixtures/free-ports.js';
+import { BIN, ROOT, cleanEnv } from './run-cli.js';
 import { killWorkloadsUnder } from '../../agent/test/harness.js';
 import { dataDirApiAgent } from '../../api/tls.js';
 import { readableLogLine } from '../../agent/agent-log.js';
@@ -53,17 +53,6 @@ export interface StartOptions {
   wrap?: string[];
 }
 
-async function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = createSocket('udp4');
-    socket.on('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
-      const { port } = socket.address();
-      socket.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Starts one node and waits until its API answers `/v1/health` and, for a
  * new cluster, it printed its join token.
@@ -71,8 +60,7 @@ async function freeUdpPort(): Promise<number> {
 export async function startAgent(options: StartOptions = {}): Promise<AgentProcess> {
   const name = options.name ?? 'n1';
   const dataDir = options.restart?.dataDir ?? options.dataDir ?? mkdtempSync(join(tmpdir(), 'hivemind-cli-agent-'));
-  const apiPort = await closedPort();
-  const peerPort = await closedPort();
+  const [apiPort, peerPort, proxyPort, gossipPort, dnsPort] = await freePorts(5);
   const args = [
     BIN,
     ...(options.join ? ['join', options.join.seed, '--token', options.join.token] : ['agent']),
@@ -81,9 +69,9 @@ export async function startAgent(options: StartOptions = {}): Promise<AgentProce
     '--bind', '127.0.0.1',
     '--api-port', String(apiPort),
     '--peer-port', String(peerPort),
-    '--proxy-port', String(await closedPort()),
-    '--gossip-port', String(await freeUdpPort()),
-    '--dns-port', String(await freeUdpPort()),
+    '--proxy-port', String(proxyPort),
+    '--gossip-port', String(gossipPort),
+    '--dns-port', String(dnsPort),
     ...(options.insecureApi ? ['--insecure-api', 'on'] : []),
     ...(options.extraArgs ?? []),
   ];
