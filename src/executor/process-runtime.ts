@@ -53,8 +53,6 @@
  * 0700 folder owned by the workload's user on /dev/shm (or
  * $XDG_RUNTIME_DIR), never on disk, named by `HIVEMIND_SECRETS_DIR`.
  */
-import { createServer, type AddressInfo } from 'node:net';
-import { createSocket } from 'node:dgram';
 import type { UlimitSpec } from '../state/types.js';
 import type { Writable } from 'node:stream';
 import { ExecError, type ExecInputEvent } from '../node/capabilities.js';
@@ -77,6 +75,7 @@ import {
   type HostUser,
 } from './host.js';
 import { ProcessCgroups, controllersFor, type WorkloadCgroups } from './cgroups.js';
+import { HostPorts } from './host-ports.js';
 import type { ExecOptions, ExecResult, RunningWorkload, Runtime, StopOptions, WorkloadExit, WorkloadSpec } from './runtime.js';
 
 /** Exit status recorded when the wrapper itself was killed (as by SIGKILL: 128 + 9). */
@@ -177,6 +176,8 @@ export class ProcessRuntime implements Runtime {
   private opened = false;
   private cgroupsValue: ProcessCgroups | undefined;
   private readonly cgroupsOption: ProcessCgroups | undefined;
+  /** Ports of the node for apps' ports that publish none (host-ports.ts). */
+  private readonly hostPorts = new HostPorts();
 
   constructor(options: ProcessRuntimeOptions) {
     this.stateDir = options.stateDir;
@@ -247,7 +248,7 @@ export class ProcessRuntime implements Runtime {
     const workingDir = spec.workingDir || hostUser?.home || '/';
     if (!isDirectory(workingDir)) throw problem(`working_dir "${workingDir}" is not a folder on this node`);
     const environment: Record<string, string> = { ...this.baseEnvironment, ...(hostUser?.home ? { HOME: hostUser.home } : {}), ...spec.environment };
-    const hostPorts = await assignHostPorts(spec);
+    const hostPorts = await assignHostPorts(spec, this.hostPorts);
     for (const [target, port] of Object.entries(hostPorts)) environment[`HIVEMIND_PORT_${target}`] = String(port);
     const firstPort = spec.ports[0];
     if (firstPort !== undefined && spec.environment.PORT === undefined) environment.PORT = String(hostPorts[String(firstPort.target)]);
@@ -679,34 +680,12 @@ function sleep(ms: number): Promise<void> {
  * the node. The process learns them as HIVEMIND_PORT_<target>, and the first
  * one as PORT unless the app sets PORT itself.
  */
-async function assignHostPorts(spec: WorkloadSpec): Promise<Record<string, number>> {
+async function assignHostPorts(spec: WorkloadSpec, free: HostPorts): Promise<Record<string, number>> {
   const assigned: Record<string, number> = {};
   for (const port of spec.ports) {
-    assigned[String(port.target)] = port.published ?? (await freeHostPort(port.protocol));
+    assigned[String(port.target)] = port.published ?? (await free.take(port.protocol));
   }
   return assigned;
-}
-
-/** A port of the node that nothing listens on now (bound, read, released). */
-async function freeHostPort(protocol: 'tcp' | 'udp'): Promise<number> {
-  if (protocol === 'udp') {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => resolve());
-    });
-    const { port } = socket.address();
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    return port;
-  }
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /**
