@@ -16,8 +16,10 @@
  * Records. `<stateDir>/<id>.json` holds the wrapper's pid and its start time
  * from /proc/PID/stat (a pid alone may be reused), the version and spec
  * hash. `open()` adopts a record whose pid is alive with the same start
- * time; a record whose process is gone becomes an exited workload (its code
- * from the exit file, or 137 when the wrapper itself was killed).
+ * time; a record whose process is gone, or whose exit file holds a status
+ * (the wrapper's last step is to exit after writing it), becomes an exited
+ * workload (its code from the exit file, or 137 when the wrapper itself was
+ * killed).
  *
  * Starts interrupted by a crash. Between the spawn and the record's rename
  * the agent may die (kill -9), leaving a workload no record names. So a
@@ -204,7 +206,9 @@ export class ProcessRuntime implements Runtime {
         continue;
       }
       this.records.set(record.id, record);
-      if (record.state === 'running' && !isSameProcessAlive(record.pid, record.startTicks)) {
+      // A status in the exit file means the command ended (start clears an old one); its wrapper may
+      // still be on its last step, between writing the file and exiting: markExited ends it.
+      if (record.state === 'running' && (!isSameProcessAlive(record.pid, record.startTicks) || this.readExitCode(record.id) !== undefined)) {
         // It ended while no agent watched: record how, report it through list().
         this.markExited(record, { notify: false });
       } else if (record.state === 'running') {

@@ -176,7 +176,9 @@ test('an exit while no runtime watched is found by the next one', async () => {
   await first.start(spec('t.offline.0', ['/bin/sh', '-c', 'sleep 0.3; exit 7']));
   await first.close();
   const logPath = join(root, 'logs', 't.offline.0.log');
-  await eventually('the exit file', () => existsSync(join(root, 'offline', 't.offline.0.exit')));
+  // The status written (the shell creates the file, then writes it), whether or not the wrapper has exited yet.
+  const exitFile = join(root, 'offline', 't.offline.0.exit');
+  await eventually('the exit status', () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim() !== '');
   const second = runtime('offline');
   await second.open();
   const [found] = await second.list();
@@ -184,6 +186,22 @@ test('an exit while no runtime watched is found by the next one', async () => {
   assert.is(found?.exitCode, 7);
   assert.ok(existsSync(logPath));
   await second.remove('t.offline.0');
+});
+
+test('a wrapper caught between writing its exit status and exiting is found exited, not adopted', async () => {
+  const first = runtime('last-step');
+  await first.open();
+  const started = await first.start(spec('t.last.0', ['/bin/sh', '-c', 'sleep 30']));
+  await first.close();
+  // The wrapper's last step, as the next runtime may find it: the status written, the wrapper still there.
+  writeFileSync(join(root, 'last-step', 't.last.0.exit'), '7\n');
+  const second = runtime('last-step');
+  await second.open();
+  const [found] = await second.list();
+  assert.is(found?.state, 'exited');
+  assert.is(found?.exitCode, 7);
+  await eventually('the wrapper and its command to be gone', () => !processGroupExists(started.pid!));
+  await second.remove('t.last.0');
 });
 
 test('a start cut short before its record was written leaves no process: the next runtime kills it', async () => {
