@@ -54,6 +54,8 @@ function dbFile(image: string, generation: string): string {
     `    image: ${image}`,
     `    command: ${JSON.stringify(['sh', '-c', script])}`,
     STOP_GRACE_LINE,
+    // The case kills db twice and waits for it to start again: the default delay (5 s) was most of each wait.
+    '    deploy: { restart_policy: { delay: 500ms } }',
     `    environment: { GENERATION: ${generation} }`,
     '    volumes: ["data:/data"]',
     'volumes:',
