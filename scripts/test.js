@@ -7,13 +7,15 @@
 // fails: its process group is killed and the output it printed so far is
 // shown, so one hung test cannot hold the whole run.
 //
-// Two lanes run side by side. The host lane takes, one at a time, every file
+// Three lanes run side by side. The host lane takes, one at a time, every file
 // that can start processes (its imports reach node:child_process or
 // node:cluster): agents, containerd, namespaces, iptables, which share the
 // host and must not overlap. The unit lane takes, one at a time, the files
 // that cannot: they run in their own process on loopback and temp folders
-// only, so they overlap nothing the host lane touches. HIVEMIND_TEST_LANES=1
-// runs every file in one lane.
+// only, so they overlap nothing the host lane touches. A third lane takes, one
+// at a time, the few files that start processes shown to keep to loopback and
+// temp folders as well (LOOPBACK_ONLY). HIVEMIND_TEST_LANES=1 runs every file
+// in one lane.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -101,20 +103,83 @@ function spawningFiles(entries) {
   return new Set(entries.filter((file) => spawning.has(file)));
 }
 
+/**
+ * Test files that can start processes but are known to keep to loopback and
+ * temporary folders, with the modules of each one's imports that import
+ * node:child_process (paths under dist/). What each of those modules starts,
+ * followed in the code:
+ * - consensus/test/fixtures/kv-cluster.js, consensus/test/kv-server-tls.test.js:
+ *   `node dist/consensus/server/main.js`, the Raft KV server (consensus/ imports
+ *   nothing from src/, and nothing it imports starts a process), on 127.0.0.1
+ *   with a data directory under a mkdtemp folder;
+ * - consensus/test/storage-level.test.js: `node fixtures/storage-writer.js DIR`,
+ *   LevelDB writes into the test's mkdtemp folder (it imports no spawning module);
+ * - src/executor/process-runtime.js, volume-tool.js, volume-archive.js, reached by
+ *   the simulator through src/executor/executor.js: the simulated agent gives
+ *   the executor its own runtimes (src/sim/sim-agent.ts), so no ProcessRuntime
+ *   is made, and a host that keeps no volumes (src/sim/sim-host.ts:
+ *   keepsVolumes false), so the executor refuses named volumes before any
+ *   volume tool runs and never sweeps or cleans volumes; the volume keeper
+ *   skips host paths; no API serves backups there. The simulated nodes open no
+ *   socket at all.
+ * None touches containerd, iptables, network namespaces, cgroups or mounts, so
+ * these run in a lane of their own beside the host lane. A file whose imports
+ * reach another spawning module than those listed runs in the host lane again
+ * (and the runner says so): what it starts then has not been looked at.
+ */
+const LOOPBACK_ONLY = {
+  'dist/consensus/test/cluster-process.test.js': ['consensus/test/fixtures/kv-cluster.js'],
+  'dist/consensus/test/kv-server-tls.test.js': ['consensus/test/fixtures/kv-cluster.js', 'consensus/test/kv-server-tls.test.js'],
+  'dist/consensus/test/storage-level.test.js': ['consensus/test/storage-level.test.js'],
+  'dist/src/sim/test/cluster.test.js': ['src/executor/process-runtime.js', 'src/executor/volume-archive.js', 'src/executor/volume-tool.js'],
+  'dist/src/sim/test/scenarios.test.js': ['src/executor/process-runtime.js', 'src/executor/volume-archive.js', 'src/executor/volume-tool.js'],
+};
+
+/** The modules under dist/ that `file` imports (transitively, itself included) and that import node:child_process or node:cluster, sorted. */
+function spawningModulesOf(file) {
+  const seen = new Set();
+  const found = [];
+  const pending = [file];
+  while (pending.length > 0) {
+    const module = pending.pop();
+    if (seen.has(module)) continue;
+    seen.add(module);
+    const source = existsSync(module) ? readFileSync(module, 'utf8') : '';
+    if (SPAWNING_IMPORT.test(source)) found.push(relative(join(root, 'dist'), module));
+    pending.push(...[...source.matchAll(RELATIVE_IMPORT)].map((match) => resolve(dirname(module), match[1])));
+  }
+  return found.sort();
+}
+
+/** The files among `spawning` listed in LOOPBACK_ONLY whose spawning modules are still exactly those listed. */
+function loopbackOnlyFiles(spawning) {
+  const chosen = new Set();
+  for (const file of spawning) {
+    const listed = LOOPBACK_ONLY[relative(root, file)];
+    if (listed === undefined) continue;
+    const reached = spawningModulesOf(file);
+    if (reached.join() === [...listed].sort().join()) chosen.add(file);
+    else console.log(`${relative(root, file)} runs in the host lane: its imports now reach ${reached.join(', ')}, not only ${listed.join(', ')} (scripts/test.js, LOOPBACK_ONLY)`);
+  }
+  return chosen;
+}
+
 const files = findTests(join(root, 'dist')).filter((f) => !filter || filter.test(f)).sort();
 const oneLane = process.env.HIVEMIND_TEST_LANES === '1';
 const spawning = spawningFiles(files);
-const hostLane = files.filter((file) => oneLane || spawning.has(file));
+const loopbackOnly = oneLane ? new Set() : loopbackOnlyFiles(spawning);
+const hostLane = files.filter((file) => oneLane || (spawning.has(file) && !loopbackOnly.has(file)));
+const loopbackLane = files.filter((file) => loopbackOnly.has(file));
 const unitLane = files.filter((file) => !oneLane && !spawning.has(file));
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failedFiles = [];
 const failureReports = [];
-await Promise.all([runLane(hostLane, 'host'), runLane(unitLane, 'unit')]);
+await Promise.all([runLane(hostLane, 'host'), runLane(unitLane, 'unit'), runLane(loopbackLane, 'loopback')]);
 
 // Each lane's files choose their servers' ports from their own part of the
-// range (consensus/test/fixtures/free-ports.ts), so the two never collide.
+// range (consensus/test/fixtures/free-ports.ts), so no two lanes collide.
 async function runLane(laneFiles, lane) {
   for (const file of laneFiles) await runAndReport(file, lane);
 }

@@ -15,7 +15,7 @@
 import * as assert from 'uvu/assert';
 import { shortHash } from '../../src/network/policy-plan.js';
 import { until } from './host-agents.js';
-import { admitted, containersOf, endpointsReported, lastDenial, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, containersOf, endpointsReported, lastDenial, ping, reach, tableOf, STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3661', db: '3662', client: '3663' } as const;
@@ -27,7 +27,7 @@ export const egressCase: NetworkCase = {
   async body(cluster) {
     const { api, image, network } = cluster;
     await api('PUT', '/v1/tenants/acme', {});
-    const service = (name: string, node: string, command: string[]): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, '    deploy:', '      replicas: 1', `      placement: { constraints: ["node.id == ${node}"] }`];
+    const service = (name: string, node: string, command: string[]): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, STOP_GRACE_LINE, '    deploy:', '      replicas: 1', `      placement: { constraints: ["node.id == ${node}"] }`];
     // One listening socket for the container's life (busybox nc -ll -e: a child per connection): a loop of one-shot listeners refused connections between two.
     const listen = (port: number): string => `nc -ll -p ${port} -e /bin/busybox echo ok &`;
     const acme = [

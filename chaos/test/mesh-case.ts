@@ -23,7 +23,7 @@ import { MESH_CHAIN, MESH_RULE_PRIORITY } from '../../src/network/mesh-plan.js';
 import { PUBLISHED_CHAIN, publishedChainName } from '../../src/network/service-plan.js';
 import { command, HARNESS_ADDRESS, type Host } from '../network.js';
 import { until } from './host-agents.js';
-import { containersOf, endpointsReported, metricAbove, metricValue, tableOf, type NetworkCase } from './network-probes.js';
+import { containersOf, endpointsReported, metricAbove, metricValue, tableOf, STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <this>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP_SECONDS = '3641';
@@ -118,6 +118,7 @@ export const meshCase: NetworkCase = {
       '  web:',
       `    image: ${image.name}`,
       `    command: ${JSON.stringify(['sh', '-c', serve])}`,
+      STOP_GRACE_LINE,
       '    ports: ["8080:8000"]',
       '    deploy:',
       '      replicas: 2',

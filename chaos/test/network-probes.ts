@@ -10,6 +10,16 @@ import { command, type Host } from '../network.js';
 import { containerNetwork, sleepPids, until } from './host-agents.js';
 import type { HostCluster } from './host-cluster.js';
 
+/**
+ * The `stop_grace_period` line of every test container. Their commands end
+ * in `exec sleep S`: sleep is the container's PID 1 and has no handler for
+ * SIGTERM, so the kernel drops the stop signal and each stop (a delete, an
+ * update, a move, the emptying between cases) waited out the whole default
+ * grace, 10 s, before the SIGKILL. No case checks the grace period; with
+ * 1 s every stop still goes SIGTERM, then SIGKILL.
+ */
+export const STOP_GRACE_LINE = '    stop_grace_period: 1s';
+
 /** One test of the network suite: its title, the containers it runs (for the clean-up) and its body. */
 export interface NetworkCase {
   title: string;

@@ -23,7 +23,7 @@
 import * as assert from 'uvu/assert';
 import { sleepPids, until } from './host-agents.js';
 import { containsAddress, parseCidr, parseIpv4 } from '../../src/state/ipam.js';
-import { containersOf, endpointsReported, lastDenial, lastLookupOutput, lookupInside, reach, type Container, type NetworkCase } from './network-probes.js';
+import { containersOf, endpointsReported, lastDenial, lastLookupOutput, lookupInside, reach, type Container, STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3641', api: '3642', db: '3643' } as const;
@@ -49,6 +49,7 @@ export const networksCase: NetworkCase = {
       `    image: ${image.name}`,
       `    command: ${JSON.stringify(['sh', '-c', `${listen} exec sleep ${SLEEP[name as keyof typeof SLEEP]}`])}`,
       `    networks: ${networks}`,
+      STOP_GRACE_LINE,
       ...extra,
       '    deploy:',
       `      placement: { constraints: ["node.id == ${node}"] }`,

@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { containsAddress, parseCidr, parseIpv4 } from '../../src/state/ipam.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { admitted, containersOf, endpointsReported, type NetworkCase } from './network-probes.js';
+import { admitted, containersOf, endpointsReported, STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 
 const APP = 'overlay-probe';
 /** The containers' command: unique, so the test finds their processes (and kills strays). */
@@ -37,7 +37,7 @@ export const overlayCase: NetworkCase = {
     const subnets = nodes.filter((node) => node.status === 'up').map((node) => node.subnet!);
     assert.is(new Set(subnets).size, network.hosts.length, `distinct subnets: ${subnets.join(', ')}`);
 
-    const content = ['services:', `  ${APP}:`, `    image: ${image.name}`, `    command: ["sleep", "${SLEEP_SECONDS}"]`, '    deploy:', '      replicas: 3', '    x-hivemind: { max_per_node: 1 }', ''].join('\n');
+    const content = ['services:', `  ${APP}:`, `    image: ${image.name}`, `    command: ["sleep", "${SLEEP_SECONDS}"]`, STOP_GRACE_LINE, '    deploy:', '      replicas: 3', '    x-hivemind: { max_per_node: 1 }', ''].join('\n');
     await api('POST', '/v1/deploy', { fileName: `${APP}.yaml`, content, tenant: 'default' });
     const containers = await containersOf(cluster, SLEEP_SECONDS, 3);
     for (const agent of agents.slice(1)) {

@@ -17,7 +17,7 @@ import * as assert from 'uvu/assert';
 import { shortHash } from '../../src/network/policy-plan.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { containersOf, endpointsReported, lastDenial, metricAbove, metricValue, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { containersOf, endpointsReported, lastDenial, metricAbove, metricValue, ping, reach, tableOf, STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
 const SLEEP = { web: '3621', client: '3622', probe: '3623' } as const;
@@ -30,7 +30,7 @@ export const policyCase: NetworkCase = {
     const { api, image, network } = cluster;
     await api('PUT', '/v1/tenants/acme', {});
     await api('PUT', '/v1/tenants/evil', {});
-    const service = (name: string, node: string, command: string[]): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, '    deploy:', '      replicas: 1', `      placement: { constraints: ["node.id == ${node}"] }`];
+    const service = (name: string, node: string, command: string[]): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, STOP_GRACE_LINE, '    deploy:', '      replicas: 1', `      placement: { constraints: ["node.id == ${node}"] }`];
     // One listening socket for the container's life (busybox nc -ll -e: a child per connection): a loop of one-shot listeners refused connections between two.
     const listen = (port: number): string => `nc -ll -p ${port} -e /bin/busybox echo ok &`;
     const serve = `${listen(8080)} ${listen(9090)} exec sleep ${SLEEP.web}`;

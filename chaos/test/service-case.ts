@@ -21,7 +21,7 @@ import { shortHash } from '../../src/network/policy-plan.js';
 import { serviceChainName, SERVICES_CHAIN, SERVICES_JUMP_COMMENT } from '../../src/network/service-plan.js';
 import { command } from '../network.js';
 import { until } from './host-agents.js';
-import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, ping, reach, tableOf, type NetworkCase } from './network-probes.js';
+import { admitted, answerOf, containersOf, endpointsReported, lastDenial, metricAbove, metricValue, ping, reach, tableOf, STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 import { parseIpv4 } from '../../src/state/ipam.js';
 
 /** The containers' commands end in `sleep <these>`: unique, so the test finds their processes (and kills strays). */
@@ -60,7 +60,7 @@ export const serviceCase: NetworkCase = {
     await api('DELETE', '/v1/networks/netcheck/default');
     const deletedAt = await until('the deletion is in the history', async () => (await history()).find((entry) => entry.target === 'network netcheck/default' && entry.summary.startsWith('deleted'))?.index ?? 'not yet', 10_000);
     await until('the leader gives netcheck a default network again', async () => ((await history()).some((entry) => entry.target === 'network netcheck/default' && entry.command === 'network.create' && entry.index > deletedAt) ? true : JSON.stringify((await history()).filter((entry) => entry.target.startsWith('network netcheck')))), 20_000);
-    const service = (name: string, placement: string, command: string[], extra: string[] = []): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, ...extra, '    deploy:', `      placement: ${placement}`];
+    const service = (name: string, placement: string, command: string[], extra: string[] = []): string[] => [`  ${name}:`, `    image: ${image.name}`, `    command: ${JSON.stringify(command)}`, STOP_GRACE_LINE, ...extra, '    deploy:', `      placement: ${placement}`];
     // Each answer names the instance (its hostname), so the test sees which one a connection reached.
     // One listening socket for the container's life (busybox nc -ll -e: a child per connection): a loop of one-shot listeners refused a connection
     // that came between two (a VIP spread failed so under load).

@@ -29,7 +29,7 @@ import { mountAt } from '../../src/executor/volume-tool.js';
 import { STATE_VERSION } from '../../src/state/version.js';
 import { sleepPids, until } from './host-agents.js';
 import type { HostCluster } from './host-cluster.js';
-import type { NetworkCase } from './network-probes.js';
+import { STOP_GRACE_LINE, type NetworkCase } from './network-probes.js';
 
 /** db's command ends in `sleep <this>`: unique, so the test finds its process. */
 const SLEEP_SECONDS = '3659';
@@ -53,6 +53,9 @@ function dbFile(image: string, generation: string): string {
     '  db:',
     `    image: ${image}`,
     `    command: ${JSON.stringify(['sh', '-c', script])}`,
+    STOP_GRACE_LINE,
+    // The case kills db twice and waits for it to start again: the default delay (5 s) was most of each wait.
+    '    deploy: { restart_policy: { delay: 500ms } }',
     `    environment: { GENERATION: ${generation} }`,
     '    volumes: ["data:/data"]',
     'volumes:',

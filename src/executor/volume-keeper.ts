@@ -65,7 +65,10 @@ export type VolumesReady = { ok: true; ioLimits: DeviceIoLimit[] } | { ok: false
 export class VolumeKeeper {
   readonly volumes: LocalVolumes;
   private readonly options: VolumeKeeperOptions;
-  private sweeping = false;
+  /** The sweep that runs, if one does. */
+  private sweeping: Promise<{ retrySoon: boolean }> | undefined;
+  /** The sweep that follows it, asked for while it runs. */
+  private nextSweep: Promise<{ retrySoon: boolean }> | undefined;
 
   constructor(options: VolumeKeeperOptions) {
     this.options = options;
@@ -110,24 +113,33 @@ export class VolumeKeeper {
 
   /**
    * Mounts again the volumes bound here that are not mounted, and removes
-   * the files of volumes deleted from the state. One sweep at a time; errors
-   * are logged and the next sweep tries again; `retrySoon` says one failed
-   * in a way that may pass in a moment (a workload still holding a volume
-   * being removed).
+   * the files of volumes deleted from the state. One sweep at a time: a call
+   * while one runs (which may have listed the files already) gets the next
+   * sweep, started once that one ends and shared by every call meanwhile,
+   * so what a caller changed before calling is always seen. Errors are logged
+   * and the next sweep tries again; `retrySoon` says one failed in a way that
+   * may pass in a moment (a workload still holding a volume being removed).
    */
-  async sweep(): Promise<{ retrySoon: boolean }> {
-    if (this.sweeping) return { retrySoon: false };
-    this.sweeping = true;
+  sweep(): Promise<{ retrySoon: boolean }> {
+    if (this.sweeping === undefined) {
+      this.sweeping = this.sweepOnce().finally(() => (this.sweeping = undefined));
+      return this.sweeping;
+    }
+    const next = (): Promise<{ retrySoon: boolean }> => {
+      this.nextSweep = undefined;
+      return this.sweep();
+    };
+    this.nextSweep ??= this.sweeping.then(next, next);
+    return this.nextSweep;
+  }
+
+  private async sweepOnce(): Promise<{ retrySoon: boolean }> {
     let retrySoon = false;
-    try {
-      for (const file of await this.volumes.list()) {
-        await this.sweepOne(file).catch((error: Error) => {
-          this.options.log(error.message);
-          if (error instanceof VolumeError && error.retryable) retrySoon = true;
-        });
-      }
-    } finally {
-      this.sweeping = false;
+    for (const file of await this.volumes.list()) {
+      await this.sweepOne(file).catch((error: Error) => {
+        this.options.log(error.message);
+        if (error instanceof VolumeError && error.retryable) retrySoon = true;
+      });
     }
     return { retrySoon };
   }
