@@ -1,6 +1,8 @@
 /**
  * The incoming side of the gRPC transport: the server, its `Stream` and
  * `InstallSnapshot` handlers, and any further services on the same port.
+ * `Stream` is served on its bare HTTP/2 stream, past grpc-js's server
+ * (raw-streams.ts, batch-stream.ts); `InstallSnapshot` through grpc-js.
  *
  * Every batch and snapshot header is decoded and validated field by field
  * (wire-codec.ts) before anything reaches the Raft node. A batch that fails
