@@ -90,7 +90,8 @@ export class HivemindCluster implements BenchCluster {
     this.securitySettings =
       options.tls === undefined
         ? 'plaintext on both ports'
-        : 'mutual TLS on both ports: peer port grpc-js TLS, each member pinned by its certificate and every batch\'s sender checked ' +
+        : 'mutual TLS on both ports: peer port on grpc-js\'s TLS listener (Raft\'s batch stream on node:http2 at both ends), ' +
+          'each member pinned by its certificate and every batch\'s sender checked ' +
           '(the transport\'s security hook); client port HTTP/2 over TLS, a client certificate of the CA required; ' +
           'ECDSA P-256 certificates from src/security/certificates.ts';
     this.timingSettings =

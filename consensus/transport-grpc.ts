@@ -6,6 +6,8 @@
  *   transport/wire-codec.ts         the pure wire codec: tuples to and from bytes, every
  *                                   field validated (the wire format is described there)
  *   transport/peer-stream.ts        outgoing: per-peer queues, batching, held Appends, reconnects
+ *   transport/batch-stream.ts       the peer Stream on node:http2 at both ends: framing, the connection
+ *   transport/grpc-frames.ts        gRPC's message framing and status trailers on a bare HTTP/2 stream
  *   transport/snapshot-transfer.ts  outgoing snapshots, in chunks, one at a time per peer
  *   transport/server.ts             incoming: the handlers, mutual-TLS authentication of callers
  *

@@ -28,6 +28,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SecureServerOptions } from 'node:http2';
+import type { ConnectionOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/types.js';
 import type { GrpcTransportSecurity, PeerCall } from '../transport-grpc.js';
@@ -121,6 +122,7 @@ export function transportSecurity(tls: ServerTls): GrpcTransportSecurity {
       }
       return credentials;
     },
+    tlsConnectOptions: (id) => pinnedConnectOptions(tls, id),
     channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
     authenticate: (call: PeerCall) => {
       const context = call.getAuthContext() as { transportSecurityType?: string; sslPeerCertificate?: { fingerprint256?: string } } | null;
@@ -131,18 +133,33 @@ export function transportSecurity(tls: ServerTls): GrpcTransportSecurity {
   };
 }
 
+/** node:tls options for a connection to member `id`'s peer port outside grpc-js: as `pinnedChannelCredentials`. */
+export function pinnedConnectOptions(tls: ServerTls, id: NodeId): ConnectionOptions {
+  return {
+    ca: tls.caPem,
+    key: tls.keyPem,
+    cert: tls.certificatePem,
+    servername: TLS_SERVER_NAME,
+    checkServerIdentity: (_host, certificate) => pinnedServerCheck(tls, id, certificate.fingerprint256),
+  };
+}
+
+/** Undefined when a server's certificate (by its fingerprint) is member `id`'s, else the error that refuses it. */
+function pinnedServerCheck(tls: ServerTls, id: NodeId, fingerprint: string | undefined): Error | undefined {
+  const expected = tls.memberFingerprints.get(id);
+  return expected !== undefined && fingerprint === expected
+    ? undefined
+    : new Error(`the server's certificate is not member ${JSON.stringify(id)}'s (${fingerprint ?? 'no fingerprint'})`);
+}
+
 /**
  * Credentials for a grpc-js channel to member `id` (its peer or its client
  * port): this node's certificate, and only `id`'s accepted. Use with
  * `channelOptions` of `transportSecurity`.
  */
 export function pinnedChannelCredentials(tls: ServerTls, id: NodeId): grpc.ChannelCredentials {
-  const expected = tls.memberFingerprints.get(id);
   return grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certificatePem), {
-    checkServerIdentity: (_host, certificate) =>
-      expected !== undefined && certificate.fingerprint256 === expected
-        ? undefined
-        : new Error(`the server's certificate is not member ${JSON.stringify(id)}'s (${certificate.fingerprint256 ?? 'no fingerprint'})`),
+    checkServerIdentity: (_host, certificate) => pinnedServerCheck(tls, id, certificate.fingerprint256),
   });
 }
 

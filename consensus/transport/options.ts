@@ -2,6 +2,7 @@
  * The gRPC transport's options, its security hook and its counters, and the
  * settings resolved from the options (every limit with its default).
  */
+import type { ConnectionOptions } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import type { RawStreamHandler } from './raw-streams.js';
 import { assert } from '../core/assert.js';
@@ -65,6 +66,14 @@ export interface GrpcTransportSecurity {
   serverCredentials(): grpc.ServerCredentials;
   /** Credentials for the channel to peer `id`: this node's certificate, and only `id`'s accepted. */
   channelCredentials(id: NodeId): grpc.ChannelCredentials;
+  /**
+   * node:tls options for a connection to peer `id` made outside grpc-js (the
+   * batch stream, batch-stream.ts), accepting the server as
+   * `channelCredentials(id)` does: this node's certificate, and only `id`'s
+   * accepted. Read for each new connection; may throw (no certificate yet),
+   * which fails that stream like an unreachable peer.
+   */
+  tlsConnectOptions(id: NodeId): ConnectionOptions;
   /** Channel options for every channel (such as a fixed TLS server name). */
   channelOptions?: grpc.ChannelOptions;
   /** Who made a server call: the node id its verified certificate names, or why it is refused. */

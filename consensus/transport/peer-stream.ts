@@ -1,5 +1,6 @@
 /**
- * Outgoing messages: one long-lived client stream (`Stream`) per peer.
+ * Outgoing messages: one long-lived client stream (`Stream`) per peer, over
+ * Node's http2 (batch-stream.ts), each batch written in the turn it is made.
  * `send` queues messages per peer; one flush per event-loop turn packs
  * everything queued since the last flush into as few `Batch`es as the byte
  * cap allows, except that a send after an idle spell (IDLE_FLUSH_GAP_MS since
@@ -18,6 +19,7 @@
  * one is safe because Raft tolerates the loss of any message; the hold only
  * bounds how late a follower of an idle leader learns the commit.
  */
+import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../core/assert.js';
 import { MessageType } from '../core/types.js';
@@ -25,7 +27,9 @@ import type { Message, NodeId } from '../core/types.js';
 import type { TransportContext } from './context.js';
 import { channelOptions, raftService, type RaftClient } from './raft-service.js';
 import { SnapshotSender } from './snapshot-transfer.js';
-import { encodeMessages, isNodeId, takeBatch, type BatchWire } from './wire-codec.js';
+import { BatchFramer, PeerConnection } from './batch-stream.js';
+import { statusOfTrailers, type FrameRefusal } from './grpc-frames.js';
+import { encodeMessages, isNodeId, takeBatch } from './wire-codec.js';
 
 /**
  * A send at least this long after the previous flush is written at once: the
@@ -36,7 +40,7 @@ const IDLE_FLUSH_GAP_MS = 1;
 
 /** One outgoing stream; identity tells a live stream's callbacks from a replaced one's. */
 interface StreamAttempt {
-  call: grpc.ClientWritableStream<BatchWire> | null;
+  call: http2.ClientHttp2Stream | null;
   connectTimer: NodeJS.Timeout | null;
   /** The peer did not accept the stream within connectTimeoutMs, so we cancelled it. */
   timedOut: boolean;
@@ -61,6 +65,8 @@ class PeerLink {
    * nodes never hear from this one's Raft.
    */
   private client: RaftClient | null = null;
+  /** The connection the batch stream goes over (not grpc-js's: snapshots keep `client`). */
+  private readonly connection: PeerConnection;
   private queue: Message[] = [];
   private stream: StreamAttempt | null = null;
   /** The current stream's buffer is full; flushing waits for 'drain'. */
@@ -81,7 +87,10 @@ class PeerLink {
     readonly id: NodeId,
     readonly address: string,
     private readonly flusher: Flusher,
+    private readonly framer: BatchFramer,
   ) {
+    const security = context.security;
+    this.connection = new PeerConnection(address, security === undefined ? undefined : () => security.tlsConnectOptions(id));
     this.reconnectDelayMs = context.settings.reconnectDelayMsMin;
     this.snapshots = new SnapshotSender(context, id, () => this.clientOf());
   }
@@ -168,6 +177,7 @@ class PeerLink {
     counters.messagesDropped += this.queue.length;
     this.queue = [];
     this.snapshots.close();
+    this.connection.drop();
     this.client?.close();
     this.client = null;
   }
@@ -187,7 +197,7 @@ class PeerLink {
       }
       counters.batchesSent++;
       counters.messagesSent += batch.length;
-      if (!stream.call.write({ from: id, payload })) this.waitForDrain(stream);
+      if (!stream.call.write(this.framer.frame(payload))) this.waitForDrain(stream);
     }
   }
 
@@ -204,17 +214,34 @@ class PeerLink {
     const stream: StreamAttempt = { call: null, connectTimer: null, timedOut: false };
     this.stream = stream;
     this.draining = false;
-    const call = this.clientOf().Stream((error) => this.handleStreamEnd(stream, error));
+    let call: http2.ClientHttp2Stream;
+    try {
+      call = this.connection.openStream();
+    } catch (error) {
+      // No connection could be begun (no certificate yet, say): a failed stream, reported from a later event than send's.
+      const details = error instanceof Error ? error.message : String(error);
+      setImmediate(() => this.handleStreamEnd(stream, { code: grpc.status.UNAVAILABLE, details }));
+      return stream;
+    }
     stream.call = call;
-    // Errors arrive through the callback; a listener keeps a stray 'error' event from crashing us.
-    call.on('error', () => {});
-    // The server sends its metadata as soon as it accepts the stream: that is our "connected".
-    call.on('metadata', () => this.markConnected(stream));
+    let status: FrameRefusal | undefined;
+    let failure: Error | undefined;
+    // The server answers its headers as soon as it accepts the stream: that is our "connected". Headers that carry a
+    // status are the whole answer (a refusal).
+    call.on('response', (headers) => {
+      status = statusOfTrailers(headers);
+      if (status === undefined && headers[':status'] === 200) this.markConnected(stream);
+    });
+    call.on('trailers', (trailers) => (status = statusOfTrailers(trailers) ?? status));
+    // The only message that comes back is the Ack at the end: read and dropped, so the stream's end comes.
+    call.on('data', () => undefined);
+    call.on('error', (error: Error) => (failure ??= error));
+    call.on('close', () => this.handleStreamEnd(stream, statusOfClosed(call, status, failure)));
     stream.connectTimer = setTimeout(() => {
       stream.connectTimer = null;
       if (this.stream !== stream) return;
       stream.timedOut = true;
-      call.cancel();
+      call.close(http2.constants.NGHTTP2_CANCEL);
     }, this.context.settings.connectTimeoutMs);
     return stream;
   }
@@ -227,7 +254,7 @@ class PeerLink {
     this.draining = false;
     if (stream.connectTimer !== null) clearTimeout(stream.connectTimer);
     stream.connectTimer = null;
-    stream.call?.cancel();
+    if (stream.call !== null && !stream.call.destroyed) stream.call.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   private markConnected(stream: StreamAttempt): void {
@@ -239,7 +266,7 @@ class PeerLink {
     this.reconnectDelayMs = this.context.settings.reconnectDelayMsMin;
   }
 
-  private handleStreamEnd(stream: StreamAttempt, error: grpc.ServiceError | null): void {
+  private handleStreamEnd(stream: StreamAttempt, error: FrameRefusal | null): void {
     if (this.stream !== stream) return; // closed on purpose, or replaced
     const context = this.context;
     this.closeStream();
@@ -249,6 +276,7 @@ class PeerLink {
     if (error?.code === grpc.status.UNAUTHENTICATED) {
       // The peer did not verify our certificate on this connection (it may not trust a renewed one's CA yet):
       // a connection is verified once, at its handshake, so only a new one can do better.
+      this.connection.drop();
       this.client?.close();
       this.client = null;
     }
@@ -277,10 +305,13 @@ class PeerLink {
 /** The outgoing side of a transport: its peers, and one flush per event-loop turn across them. */
 export class PeerStreams implements Flusher {
   private readonly peers = new Map<NodeId, PeerLink>();
+  private readonly framer: BatchFramer;
   private flushImmediate: NodeJS.Immediate | null = null;
   private lastFlushAtMs = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly context: TransportContext) {}
+  constructor(private readonly context: TransportContext) {
+    this.framer = new BatchFramer(context.id);
+  }
 
   /** Replaces the peer set. A peer whose address changed gets fresh connections. */
   setPeers(peers: Record<NodeId, string>): void {
@@ -290,7 +321,7 @@ export class PeerStreams implements Flusher {
     for (const [id, address] of Object.entries(peers)) {
       if (id === this.context.id || this.peers.has(id)) continue;
       assert(isNodeId(id) && address.length > 0, `peer ${JSON.stringify(id)} has no valid id or address`);
-      this.peers.set(id, new PeerLink(this.context, id, address, this));
+      this.peers.set(id, new PeerLink(this.context, id, address, this, this.framer));
     }
   }
 
@@ -345,4 +376,15 @@ export class PeerStreams implements Flusher {
       if (peer.hasQueued) peer.flush();
     }
   }
+}
+
+/**
+ * How a batch stream ended: null for OK (the peer ended it), else its status,
+ * from the answer's trailers (or trailers-only headers) when there were
+ * any, else from how the stream or its connection failed.
+ */
+function statusOfClosed(call: http2.ClientHttp2Stream, status: FrameRefusal | undefined, failure: Error | undefined): FrameRefusal | null {
+  if (status !== undefined) return status.code === grpc.status.OK ? null : status;
+  if (failure !== undefined) return { code: grpc.status.UNAVAILABLE, details: failure.message };
+  return { code: grpc.status.UNAVAILABLE, details: `the stream closed without a status (HTTP/2 code ${call.rstCode ?? 'none'})` };
 }

@@ -26,8 +26,9 @@ export interface RaftClientConstructor {
   service: grpc.ServiceDefinition;
 }
 
-const KEEPALIVE_TIME_MS = 10_000;
-const KEEPALIVE_TIMEOUT_MS = 5_000;
+/** How often an idle connection to a peer is pinged, and how long the answer may take before the connection counts as dead. */
+export const KEEPALIVE_TIME_MS = 10_000;
+export const KEEPALIVE_TIMEOUT_MS = 5_000;
 
 /** The messages of proto/raft.proto (src/agent/test/proto-codec.test.ts checks them against it). */
 export const RAFT_MESSAGES = {

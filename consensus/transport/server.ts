@@ -1,6 +1,8 @@
 /**
  * The incoming side of the gRPC transport: the server, its `Stream` and
  * `InstallSnapshot` handlers, and any further services on the same port.
+ * `Stream` is served on its bare HTTP/2 stream, past grpc-js's server
+ * (raw-streams.ts, batch-stream.ts); `InstallSnapshot` through grpc-js.
  *
  * Every batch and snapshot header is decoded and validated field by field
  * (wire-codec.ts) before anything reaches the Raft node. A batch that fails
@@ -16,6 +18,7 @@
  * `security` the transport is plaintext and trusts the `from` it reads: for
  * tests of the core and for the KV benchmark server only.
  */
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/types.js';
 import type { TransportContext } from './context.js';
@@ -23,6 +26,8 @@ import type { GrpcExtraService, PeerCall } from './options.js';
 import { channelOptions, raftService, type AckWire } from './raft-service.js';
 import { routeRawStreams, type RawStreamHandler } from './raw-streams.js';
 import { assert } from '../core/assert.js';
+import { BATCH_CODEC, BATCH_STREAM_PATH, EMPTY_ACK_FRAME } from './batch-stream.js';
+import { GRPC_CONTENT_TYPE, GrpcFrameReader, statusTrailers } from './grpc-frames.js';
 import { NODE_ID_CHARS_MAX, SnapshotAssembly, decodeBatch, type BatchWire, type SnapshotChunkWire } from './wire-codec.js';
 
 /** How often a long-lived incoming stream's certificate is authenticated again (a revocation takes effect within it). */
@@ -51,18 +56,17 @@ export class RaftServer {
     // Channelz stays on for the server: grpc-js's forceShutdown only destroys the
     // sessions channelz tracks, and stop() must close every connection.
     const server = new grpc.Server({ ...channelOptions(this.context.settings), 'grpc.enable_channelz': 1 });
+    // Stream is served past grpc-js (handleStream); grpc-js answers it only if the routing is not in place, which start asserts.
     server.addService(raftService().service, {
-      Stream: (call: grpc.ServerReadableStream<BatchWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
-        this.handleStream(call, callback),
       InstallSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
         this.handleInstallSnapshot(call, callback),
     });
-    const rawStreams = new Map<string, RawStreamHandler>();
+    const rawStreams = new Map<string, RawStreamHandler>([[BATCH_STREAM_PATH, (stream, headers, call) => this.handleStream(stream, headers, call)]]);
     for (const extra of this.extraServices) {
       server.addService(extra.definition, extra.implementation);
       for (const [path, handler] of extra.rawStreams ?? []) rawStreams.set(path, handler);
     }
-    const routed = rawStreams.size > 0 ? routeRawStreams(server, rawStreams) : () => true;
+    const routed = routeRawStreams(server, rawStreams);
     this.server = server;
     return new Promise<number>((resolve, reject) => {
       const credentials = this.context.security?.serverCredentials() ?? grpc.ServerCredentials.createInsecure();
@@ -103,54 +107,99 @@ export class RaftServer {
     this.context.log.line(`rejected:${reason}`, `raft transport ${this.context.id}: ${line}`);
   }
 
-  private handleStream(call: grpc.ServerReadableStream<BatchWire, AckWire>, callback: grpc.sendUnaryData<AckWire>): void {
+  /**
+   * Serves one batch stream (batch-stream.ts) on its bare HTTP/2 stream:
+   * authenticates the caller before reading anything, answers its headers at
+   * once (the sender's "connected"), then takes each framed Batch in the turn
+   * it arrives: the caller's certificate looked at again now and then, the
+   * sender checked against it, every message decoded and validated, all
+   * before any reaches the Raft node. The first refusal ends the stream with
+   * its status; the sender's end is answered with an Ack and OK. Never throws.
+   */
+  private handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, call: PeerCall): void {
     const context = this.context;
-    const caller = this.callerOf(call, (error) => callback(error));
+    stream.on('error', () => undefined);
+    const contentType = headers['content-type'];
+    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+      answerStatusOnly(stream, { ':status': 415 });
+      return;
+    }
+    const caller = this.callerOf(call, (error) => answerStatusOnly(stream, { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, ...statusTrailers(error.code!, error.details) }));
     if (caller === undefined) return;
-    call.sendMetadata(new grpc.Metadata());
+    if (stream.destroyed || stream.closed) return;
+    let trailers = statusTrailers(grpc.status.OK);
+    stream.on('wantTrailers', () => stream.sendTrailers(trailers));
+    stream.respond({ ':status': 200, 'content-type': GRPC_CONTENT_TYPE }, { waitForTrailers: true });
     let finished = false;
-    const finish = (error: Partial<grpc.StatusObject> | null): void => {
+    const finish = (code: grpc.status, details?: string): void => {
       if (finished) return;
       finished = true;
-      callback(error, error === null ? {} : undefined);
+      if (stream.destroyed || stream.closed) return;
+      trailers = statusTrailers(code, details);
+      // What the sender writes after a refusal is read and dropped; it stops at our trailers.
+      if (code === grpc.status.OK) stream.end(EMPTY_ACK_FRAME);
+      else stream.end();
     };
     // A stream lives as long as its connection: its certificate is looked at again now and then, so a serial revoked
     // since (its node left or was removed) ends the stream within REAUTHENTICATE_AFTER_MS.
     let authenticatedAtMs = Date.now();
-    call.on('data', (batch: BatchWire) => {
-      if (finished || context.stopped) return;
+    const take = (message: Buffer): boolean => {
+      if (finished || context.stopped) return false;
+      let batch: BatchWire;
+      try {
+        batch = BATCH_CODEC.decode(message);
+      } catch (error) {
+        context.counters.batchesRejected++;
+        const details = `a message that is not a Batch: ${error instanceof Error ? error.message.slice(0, 200) : String(error)}`;
+        context.log.line('batch-rejected', `raft transport ${context.id}: ${details}`);
+        finish(grpc.status.INVALID_ARGUMENT, details);
+        return false;
+      }
       if (caller !== null && Date.now() - authenticatedAtMs >= REAUTHENTICATE_AFTER_MS) {
         authenticatedAtMs = Date.now();
         const verdict = context.security!.authenticate(call);
         if (!verdict.ok) {
           context.counters.batchesRejected++;
           this.reject(verdict.reason, `stream from ${JSON.stringify(caller)} ended: ${verdict.reason}`);
-          finish({ code: grpc.status.UNAUTHENTICATED, details: `refused: ${verdict.reason}` });
-          return;
+          finish(grpc.status.UNAUTHENTICATED, `refused: ${verdict.reason}`);
+          return false;
         }
       }
       if (caller !== null && batch.from !== caller) {
         context.counters.batchesRejected++;
         const sender = JSON.stringify(String(batch.from).slice(0, NODE_ID_CHARS_MAX));
         this.reject('sender-mismatch', `batch claiming to be from ${sender} arrived on ${JSON.stringify(caller)}'s connection; dropped`);
-        finish({ code: grpc.status.PERMISSION_DENIED, details: `a batch from ${sender} on the connection of ${JSON.stringify(caller)}` });
-        return;
+        finish(grpc.status.PERMISSION_DENIED, `a batch from ${sender} on the connection of ${JSON.stringify(caller)}`);
+        return false;
       }
       const decoded = decodeBatch(batch, context.id);
       if (!decoded.ok) {
         context.counters.batchesRejected++;
         const details = `batch from ${JSON.stringify(String(batch.from).slice(0, NODE_ID_CHARS_MAX))} rejected: ${decoded.reason}`;
         context.log.line('batch-rejected', `raft transport ${context.id}: ${details}`);
-        finish({ code: grpc.status.INVALID_ARGUMENT, details });
-        return;
+        finish(grpc.status.INVALID_ARGUMENT, details);
+        return false;
       }
       context.counters.batchesReceived++;
       context.counters.messagesReceived += decoded.value.length;
-      for (const message of decoded.value) context.handlers?.onMessage(message);
+      for (const decodedMessage of decoded.value) context.handlers?.onMessage(decodedMessage);
+      return true;
+    };
+    const frames = new GrpcFrameReader(context.settings.messageBytesMax);
+    stream.on('data', (chunk: Buffer) => {
+      if (finished) return;
+      const refusal = frames.push(chunk, take);
+      if (refusal === undefined) return;
+      context.counters.batchesRejected++;
+      context.log.line('batch-rejected', `raft transport ${context.id}: stream from ${call.getPeer()} refused: ${refusal.details}`);
+      finish(refusal.code, refusal.details);
     });
-    call.on('end', () => finish(null));
-    call.on('error', () => (finished = true));
-    call.on('cancelled', () => (finished = true));
+    stream.on('end', () => {
+      if (frames.atBoundary) return finish(grpc.status.OK);
+      context.counters.batchesRejected++;
+      finish(grpc.status.INTERNAL, 'the stream ended inside a message');
+    });
+    stream.on('close', () => (finished = true));
   }
 
   private handleInstallSnapshot(
@@ -205,5 +254,15 @@ export class RaftServer {
     call.on('error', abandon);
     call.on('cancelled', abandon);
     call.on('close', releaseSlot);
+  }
+}
+
+/** Answers `stream` with `headers` alone, ending it, if it is not answered yet. */
+function answerStatusOnly(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders): void {
+  if (stream.headersSent || stream.closed || stream.destroyed) return;
+  try {
+    stream.respond(headers, { endStream: true });
+  } catch {
+    // The connection went away between the check and the answer: nobody is left to answer.
   }
 }

@@ -111,6 +111,7 @@ export function buildServers(input: ServersInput): Servers {
     security: {
       serverCredentials: () => credentials.serverCredentials(),
       channelCredentials: (id) => credentials.channelCredentials(id),
+      tlsConnectOptions: (id) => credentials.tlsConnectOptions(id),
       channelOptions: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME },
       authenticate,
       onRejected,
