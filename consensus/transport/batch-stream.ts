@@ -123,6 +123,18 @@ export class PeerConnection {
     return this.sessionNow().request(STREAM_HEADERS);
   }
 
+  /**
+   * Drops the connection if it is still being made: a stream that was not
+   * accepted in time may be waiting on a connect whose packets are lost (a
+   * partition). The kernel would retry that connect at growing intervals
+   * (1, 3, 7, 15, 31 s...) and the next stream would wait for it even after
+   * the path heals; a new connection is dialled at once. A connection that
+   * was made stays: its peer is only slow.
+   */
+  dropIfConnecting(): void {
+    if (this.session?.connecting === true) this.drop();
+  }
+
   /** Forgets the connection and closes it: the next stream gets a new one (with a new handshake). */
   drop(): void {
     const session = this.session;

@@ -273,6 +273,7 @@ class PeerLink {
     if (context.stopped || this.removed) return;
     context.counters.messagesDropped += this.queue.length;
     this.queue = [];
+    if (stream.timedOut) this.connection.dropIfConnecting();
     if (error?.code === grpc.status.UNAUTHENTICATED) {
       // The peer did not verify our certificate on this connection (it may not trust a renewed one's CA yet):
       // a connection is verified once, at its handshake, so only a new one can do better.
