@@ -24,6 +24,9 @@
 // - undici (loaded on first use): bundled, a follower's writes forwarded to
 //   the leader through it never got an answer (src/agent/test/cluster.test.ts
 //   failed 5 of 8 with it inside, passed with it outside);
+// - the OpenTelemetry packages (loaded with --otlp-endpoint or the first
+//   scrape): bundled, the agent could not start with --otlp-endpoint
+//   ("OTLPTraceExporter is not a constructor", tracing.test.ts);
 // - @peculiar/x509 with reflect-metadata (the certificate library, loaded on a
 //   fresh start only): it keeps its own module instance, whose crypto
 //   provider the certificate code sets;
@@ -81,7 +84,7 @@ const result = await esbuild.build({
   format: 'esm',
   target: 'node20',
   packages: 'bundle',
-  external: ['undici', 'classic-level', 'msgpackr-extract', 'udx-native', 'sodium-native', 'hyperswarm', 'hyperdht', '@peculiar/x509', 'reflect-metadata', 'bufferutil', 'utf-8-validate'],
+  external: ['undici', '@opentelemetry/*', 'classic-level', 'msgpackr-extract', 'udx-native', 'sodium-native', 'hyperswarm', 'hyperdht', '@peculiar/x509', 'reflect-metadata', 'bufferutil', 'utf-8-validate'],
   // CommonJS packages inside an ES module bundle still call require().
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
   plugins: [ownImportMetaUrl],
