@@ -26,7 +26,7 @@ import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/types.js';
 import { GRPC_CONTENT_TYPE, GRPC_PREFIX_BYTES } from './grpc-frames.js';
 import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, RAFT_MESSAGES } from './raft-service.js';
-import { protoCodec } from './proto-codec.js';
+import { protoCodec, varintBytes } from './proto-codec.js';
 import type { BatchWire } from './wire-codec.js';
 
 /** The method's HTTP/2 path (service `hivemind.raft.RaftTransport`, method `Stream`). */
@@ -41,15 +41,6 @@ export const EMPTY_ACK_FRAME: Buffer = Buffer.alloc(GRPC_PREFIX_BYTES);
 /** protobuf's field keys of `Batch`: field number << 3 | wire type 2 (length-delimited). */
 const FROM_KEY = (1 << 3) | 2;
 const PAYLOAD_KEY = (2 << 3) | 2;
-
-function varintBytes(value: number): number {
-  let bytes = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80);
-    bytes++;
-  }
-  return bytes;
-}
 
 function writeVarint(target: Buffer, offset: number, value: number): number {
   while (value >= 0x80) {

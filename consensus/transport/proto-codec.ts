@@ -68,7 +68,8 @@ export function protoCodec<T>(fields: readonly ProtoField[]): ProtoCodec<T> {
 // ---------------------------------------------------------------------------
 // Encoding
 
-function varintBytes(value: number): number {
+/** How many bytes protobuf's varint of `value` (a non-negative integer) takes. */
+export function varintBytes(value: number): number {
   let bytes = 1;
   while (value >= 128) {
     value = Math.floor(value / 128);
