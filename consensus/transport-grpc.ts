@@ -24,10 +24,10 @@ import { RaftServer } from './transport/server.js';
 import { isNodeId } from './transport/wire-codec.js';
 
 export type {
-  GrpcExtraService, GrpcTransportOptions, GrpcTransportSecurity, GrpcTransportStats, PeerCall,
+  GrpcExtraService, GrpcTransportOptions, GrpcTransportSecurity, GrpcTransportStats, PeerCall, RawStreamHandler,
 } from './transport/options.js';
 export { TransportListenError } from './transport/server.js';
-export { peerCallOfStream, routeRawStreams, type RawStreamHandler } from './transport/raw-streams.js';
+export { peerCallOfStream, routeRawStreams } from './transport/raw-streams.js';
 export { decodeBatch, encodeMessages, messageFromTuple } from './transport/wire-codec.js';
 export type { BatchWire, Decoded, SnapshotChunkWire } from './transport/wire-codec.js';
 

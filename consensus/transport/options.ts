@@ -4,7 +4,7 @@
  */
 import type { ConnectionOptions } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
-import type { RawStreamHandler } from './raw-streams.js';
+import type * as http2 from 'node:http2';
 import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/types.js';
 
@@ -55,6 +55,14 @@ export interface PeerCall {
   getPeer(): string;
   getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: object } | null;
 }
+
+/**
+ * Serves one HTTP/2 stream whose `:path` it was registered for. `call`
+ * authenticates it as grpc-js's server calls are (`getAuthContext`). The
+ * handler owns the stream: it must answer it (headers, messages, trailers)
+ * and must not throw.
+ */
+export type RawStreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, call: PeerCall) => void;
 
 /**
  * How the transport authenticates its peers. The transport knows nothing of

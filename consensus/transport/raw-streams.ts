@@ -20,15 +20,7 @@
 import { TLSSocket } from 'node:tls';
 import type * as http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
-import type { PeerCall } from './options.js';
-
-/**
- * Serves one HTTP/2 stream whose `:path` it was registered for. `call`
- * authenticates it as grpc-js's server calls are (`getAuthContext`). The
- * handler owns the stream: it must answer it (headers, messages, trailers)
- * and must not throw.
- */
-export type RawStreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, call: PeerCall) => void;
+import type { PeerCall, RawStreamHandler } from './options.js';
 
 interface Http2ServerMaker {
   createHttp2Server?: (this: grpc.Server, ...parameters: unknown[]) => http2.Http2Server;
