@@ -44,7 +44,12 @@ function previousServer(): { server: string } | { missing: string } {
   }
   const root = join(tmpdir(), `hivemind-previous-build-${commit.slice(0, 12)}`);
   const server = join(root, 'dist/consensus/server/main.js');
-  if (existsSync(server)) return { server };
+  if (existsSync(server)) {
+    // The kept build runs on this checkout's packages: the checkout that built it may be gone.
+    rmSync(join(root, 'node_modules'), { force: true });
+    symlinkSync(join(repositoryRoot, 'node_modules'), join(root, 'node_modules'));
+    return { server };
+  }
   const building = mkdtempSync(join(tmpdir(), 'hivemind-previous-building-'));
   try {
     execFileSync('sh', ['-c', `git -C "${repositoryRoot}" archive ${commit} | tar -x -C "${building}"`]);
