@@ -25,6 +25,7 @@
 import http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { RateLimitedLog } from '../transport/context.js';
+import { percentEncode } from '../transport/grpc-frames.js';
 
 /** An error a handler throws to answer with a gRPC status other than INTERNAL. */
 export class GrpcStatusError extends Error {
@@ -357,13 +358,4 @@ function endEarly(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHe
   } catch {
     // The connection went away between the check and the write: nobody is left to answer.
   }
-}
-
-/** grpc-message: UTF-8, with bytes outside printable ASCII and '%' percent-encoded. */
-export function percentEncode(message: string): string {
-  let encoded = '';
-  for (const byte of Buffer.from(message, 'utf8')) {
-    encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return encoded;
 }

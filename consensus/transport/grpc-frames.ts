@@ -11,7 +11,6 @@
  */
 import type * as http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { percentEncode } from '../server/grpc-unary-server.js';
 
 /** Bytes of a message's prefix: the flag, then the length. */
 export const GRPC_PREFIX_BYTES = 5;
@@ -134,4 +133,13 @@ export function statusOfTrailers(headers: http2.IncomingHttpHeaders): FrameRefus
     }
   }
   return { code: Number.isInteger(code) && code >= 0 ? (code as GrpcStatus) : GrpcStatus.UNKNOWN, details };
+}
+
+/** grpc-message: UTF-8, with bytes outside printable ASCII and '%' percent-encoded. */
+export function percentEncode(message: string): string {
+  let encoded = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return encoded;
 }
