@@ -19,7 +19,7 @@ const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../../../bin/hivemind.js', import.meta.url));
 const LOG_LINES_MAX = 400;
 
-/** Free TCP ports on 127.0.0.1 (bound, read, released: good enough for tests on one machine). */
+/** Loopback ports free for TCP and UDP that no outgoing connection takes (free-ports.ts). */
 export { freePorts };
 
 export function sleep(ms: number): Promise<void> {
