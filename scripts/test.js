@@ -74,11 +74,11 @@ const SPAWNING_IMPORT = /(?:from\s*|import\s*\(\s*)['"](?:node:)?(?:child_proces
 const RELATIVE_IMPORT = /(?:from\s*|import\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g;
 
 /**
- * The files among `entries` that can start a process: the file, or a module
- * it imports (transitively, static or dynamic), imports node:child_process or
- * node:cluster.
+ * The modules `entries` import, transitively (static or dynamic, relative
+ * paths only), read once: what each imports, and which of them import
+ * node:child_process or node:cluster themselves.
  */
-function spawningFiles(entries) {
+function importGraph(entries) {
   const imports = new Map(); // module -> the relative modules it imports
   const direct = new Set(); // modules that import node:child_process or node:cluster themselves
   const pending = [...entries];
@@ -91,10 +91,18 @@ function spawningFiles(entries) {
     imports.set(file, targets);
     pending.push(...targets);
   }
-  const spawning = direct;
+  return { imports, direct };
+}
+
+/**
+ * The files among `entries` that can start a process: the file, or a module
+ * it imports (transitively), imports node:child_process or node:cluster.
+ */
+function spawningFiles(entries, graph) {
+  const spawning = new Set(graph.direct);
   for (let changed = true; changed; ) {
     changed = false;
-    for (const [file, targets] of imports) {
+    for (const [file, targets] of graph.imports) {
       if (!spawning.has(file) && targets.some((target) => spawning.has(target))) {
         spawning.add(file);
         changed = true;
@@ -137,28 +145,25 @@ const LOOPBACK_ONLY = {
 };
 
 /** The modules under dist/ that `file` imports (transitively, itself included) and that import node:child_process or node:cluster, sorted. */
-function spawningModulesOf(file) {
+function spawningModulesOf(file, graph) {
   const seen = new Set();
-  const found = [];
   const pending = [file];
   while (pending.length > 0) {
     const module = pending.pop();
     if (seen.has(module)) continue;
     seen.add(module);
-    const source = existsSync(module) ? readFileSync(module, 'utf8') : '';
-    if (SPAWNING_IMPORT.test(source)) found.push(relative(join(root, 'dist'), module));
-    pending.push(...[...source.matchAll(RELATIVE_IMPORT)].map((match) => resolve(dirname(module), match[1])));
+    pending.push(...(graph.imports.get(module) ?? []));
   }
-  return found.sort();
+  return [...seen].filter((module) => graph.direct.has(module)).map((module) => relative(join(root, 'dist'), module)).sort();
 }
 
 /** The files among `spawning` listed in LOOPBACK_ONLY whose spawning modules are still exactly those listed. */
-function loopbackOnlyFiles(spawning) {
+function loopbackOnlyFiles(spawning, graph) {
   const chosen = new Set();
   for (const file of spawning) {
     const listed = LOOPBACK_ONLY[relative(root, file)];
     if (listed === undefined) continue;
-    const reached = spawningModulesOf(file);
+    const reached = spawningModulesOf(file, graph);
     if (reached.join() === [...listed].sort().join()) chosen.add(file);
     else console.log(`${relative(root, file)} runs in the host lane: its imports now reach ${reached.join(', ')}, not only ${listed.join(', ')} (scripts/test.js, LOOPBACK_ONLY)`);
   }
@@ -167,8 +172,9 @@ function loopbackOnlyFiles(spawning) {
 
 const files = findTests(join(root, 'dist')).filter((f) => !filter || filter.test(f)).sort();
 const oneLane = process.env.HIVEMIND_TEST_LANES === '1';
-const spawning = spawningFiles(files);
-const loopbackOnly = oneLane ? new Set() : loopbackOnlyFiles(spawning);
+const graph = importGraph(files);
+const spawning = spawningFiles(files, graph);
+const loopbackOnly = oneLane ? new Set() : loopbackOnlyFiles(spawning, graph);
 const hostLane = files.filter((file) => oneLane || (spawning.has(file) && !loopbackOnly.has(file)));
 const unitLane = files.filter((file) => !oneLane && !spawning.has(file)).concat(files.filter((file) => loopbackOnly.has(file)));
 let passed = 0;
