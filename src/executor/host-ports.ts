@@ -48,7 +48,7 @@ export class HostPorts {
       this.handedOut.set(port, this.now());
       return port;
     }
-    throw new Error(`no free ${protocol} port left in ${DYNAMIC_FIRST}-${this.end - 1}`);
+    throw new Error(`no free ${protocol} port left in ${DYNAMIC_FIRST}-${this.end - 1} on this node for the app's ports: publish them (ports: "HOST:CONTAINER") or stop what holds that range`);
   }
 
   private forgetOld(): void {

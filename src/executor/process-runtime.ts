@@ -252,7 +252,9 @@ export class ProcessRuntime implements Runtime {
     const workingDir = spec.workingDir || hostUser?.home || '/';
     if (!isDirectory(workingDir)) throw problem(`working_dir "${workingDir}" is not a folder on this node`);
     const environment: Record<string, string> = { ...this.baseEnvironment, ...(hostUser?.home ? { HOME: hostUser.home } : {}), ...spec.environment };
-    const hostPorts = await assignHostPorts(spec, this.hostPorts);
+    const hostPorts = await assignHostPorts(spec, this.hostPorts).catch((error: Error) => {
+      throw problem(error.message);
+    });
     for (const [target, port] of Object.entries(hostPorts)) environment[`HIVEMIND_PORT_${target}`] = String(port);
     const firstPort = spec.ports[0];
     if (firstPort !== undefined && spec.environment.PORT === undefined) environment.PORT = String(hostPorts[String(firstPort.target)]);
