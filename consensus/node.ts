@@ -53,7 +53,7 @@ import {
   TimeoutError,
   refusalError,
 } from './errors.js';
-import { joinSnapshotParts, type PersistedState, type RaftStorage, type StorageWrite } from './storage.js';
+import { joinSnapshotParts, type PersistedState, type RaftStorage, type SnapshotPieces, type StorageWrite } from './storage.js';
 import { systemTimers, type TimerHandle, type Timers } from './timers.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
@@ -86,8 +86,26 @@ export interface StateMachine {
    * much of what such copies used after they are freed.
    */
   snapshotInBackground?(): Promise<Uint8Array | readonly Uint8Array[]>;
+  /**
+   * Optional, and preferred to `snapshotInBackground` when the storage reads
+   * snapshots back: the whole state as of the last applied entry, captured
+   * at the call, as a stream whose pieces are encoded only as they are read.
+   * The node hands it to the storage, which stores each piece before it
+   * reads the next, so the snapshot is never whole in memory (a member of a
+   * large state kept most of a snapshot's size in RSS after each one, the
+   * allocator holding what the pieces had used). `apply` may run while it
+   * is read and must not change what it yields. The node reads it from its
+   * writer, where no `restore` can run until it is stored, or closes it
+   * unread when it is stale; at most one is open at a time.
+   */
+  snapshotStream?(): SnapshotStream;
   /** Replaces the whole state with one `snapshot()` produced (here or on another node). */
   restore(data: Uint8Array): void;
+}
+
+/** A snapshot's pieces as `StateMachine.snapshotStream` yields them, in order; `close` ends it early (idempotent). */
+export interface SnapshotStream extends AsyncIterable<Uint8Array> {
+  close(): Promise<void>;
 }
 
 /** The Raft settings a node may override; identity, randomness and applied index belong to the driver. */
@@ -307,6 +325,8 @@ export class RaftNode {
   private writeQueue: (Ready | LogCompaction)[] = [];
   /** True while the writer runs a batch. */
   private writerActive = false;
+  /** Set while the writer waits for a snapshot's next piece with nothing else to write: wakes it for a new write. */
+  private writerWake: (() => void) | undefined;
   /**
    * The hard state of a Ready that moved only the commit index and was not
    * written (see `handleReady`); it goes to disk with the next write, unless
@@ -461,6 +481,8 @@ export class RaftNode {
     this.tickTimer?.cancel();
     this.tickTimer = undefined;
     await this.loopIdle();
+    // A writer waiting for a snapshot's next piece leaves it: a stopping node stores no snapshot.
+    this.wakeWriter();
     await this.writerIdle();
     for (const request of [...this.requests]) request.reject(reason);
     this.inbox = [];
@@ -839,7 +861,7 @@ export class RaftNode {
     if (!unwritten) {
       // Even without a write of its own, a Ready's messages wait for the writes handed out before it.
       this.writeQueue.push(ready);
-      if (!this.writerActive) void this.runWriter();
+      this.wakeWriter();
     }
     if (ready.committedEntries.length > 0) {
       this.applyQueue.push({ ready, next: 0 });
@@ -908,40 +930,83 @@ export class RaftNode {
     assert(!this.writerActive, `RaftNode ${this.id}: two writers`);
     this.writerActive = true;
     let fatal: unknown;
+    // A snapshot being stored a piece at a time, between batches of Readys: the log's writes go on
+    // beside it, and its next piece is read while they are written (see `StateMachine.snapshotStream`).
+    // Only while running: a node that stops leaves it (its pieces are deleted at the next load).
+    let streaming: LogCompaction | undefined;
+    const snapshotting = (): boolean => streaming !== undefined && this.lifecycle === 'running';
     try {
-      while (this.writeQueue.length > 0 && this.lifecycle !== 'stopped') {
-        const first = this.writeQueue[0]!;
+      while ((this.writeQueue.length > 0 || snapshotting()) && this.lifecycle !== 'stopped') {
+        const first = this.writeQueue[0];
         if (first instanceof LogCompaction) {
           this.writeQueue.shift();
-          await this.storage.compact(first.snapshot, first.dataParts);
+          if (first.isStream()) {
+            // Every Ready before it is written: the entries it covers are on disk.
+            assert(streaming === undefined, `RaftNode ${this.id}: two snapshots stored at once`);
+            first.begin(this.storage);
+            streaming = first;
+            continue;
+          }
+          await this.storage.compact(first.snapshot, first.dataParts as readonly Uint8Array[] | undefined);
           this.enqueue(() => this.compactLog(first.snapshot, first.bytes), { overLimit: true });
           continue;
         }
-        const end = mergeableReadys(this.writeQueue);
-        const batch = this.writeQueue.slice(0, end) as Ready[];
-        this.writeQueue = this.writeQueue.slice(end);
-        const merged = mergeWrites(batch, this.unwrittenHardState);
-        if (merged !== undefined) {
-          this.unwrittenHardState = undefined;
-          await this.storage.persist(merged.write, merged.sync);
+        if (first !== undefined) {
+          const end = mergeableReadys(this.writeQueue);
+          const batch = this.writeQueue.slice(0, end) as Ready[];
+          this.writeQueue = this.writeQueue.slice(end);
+          const merged = mergeWrites(batch, this.unwrittenHardState);
+          if (merged !== undefined) {
+            this.unwrittenHardState = undefined;
+            await this.storage.persist(merged.write, merged.sync);
+          }
+          const raw = this.raw!;
+          for (const ready of batch) {
+            if (ready.messages.length > 0) this.send(ready.messages);
+            raw.persisted(ready);
+          }
+          this.schedule();
         }
-        const raw = this.raw!;
-        for (const ready of batch) {
-          if (ready.messages.length > 0) this.send(ready.messages);
-          raw.persisted(ready);
+        if (!snapshotting()) continue;
+        const snapshot = streaming!;
+        const piece = snapshot.nextPiece();
+        if (!snapshot.pieceRead()) {
+          // Readys first while the piece is read; with none, wait for whichever comes first.
+          if (this.writeQueue.length > 0) continue;
+          const woken = new Promise<void>((resolve) => (this.writerWake = resolve));
+          await Promise.race([piece, woken]);
+          this.writerWake = undefined;
+          continue;
         }
-        this.schedule();
+        if (await snapshot.storePiece()) continue;
+        streaming = undefined;
+        await snapshot.record(this.storage);
+        this.enqueue(() => this.compactLog(snapshot.snapshot, snapshot.bytes), { overLimit: true });
       }
     } catch (error) {
       fatal = error;
+      for (const job of this.writeQueue) if (job instanceof LogCompaction) void job.close();
       this.writeQueue = [];
     } finally {
+      // Stopped or failed part-way: its pieces are leftovers the next load deletes.
+      if (streaming !== undefined) void streaming.close();
       this.writerActive = false;
       const waiters = this.writerIdleWaiters;
       this.writerIdleWaiters = [];
       for (const wake of waiters) wake();
     }
     if (fatal !== undefined) this.fail(fatal);
+  }
+
+  /** Starts the writer for what was queued, or wakes it if it waits for a snapshot's piece. */
+  private wakeWriter(): void {
+    if (!this.writerActive) {
+      void this.runWriter();
+      return;
+    }
+    const wake = this.writerWake;
+    this.writerWake = undefined;
+    wake?.();
   }
 
   /** Resolves once every Ready handed to the writer is persisted (or the writer failed). */
@@ -1142,6 +1207,15 @@ export class RaftNode {
     const index = this.applied;
     this.snapshotInProgress = true;
     const machine = this.stateMachine;
+    if (machine.snapshotStream && this.storage.snapshotPieces && this.storage.readSnapshotData) {
+      // Captured now, encoded as the writer stores it: see `StateMachine.snapshotStream`.
+      const stream = machine.snapshotStream();
+      if (!this.enqueue(() => this.queueCompaction(index, stream), { overLimit: true })) {
+        this.snapshotInProgress = false;
+        void stream.close();
+      }
+      return;
+    }
     const encoding = machine.snapshotInBackground ? machine.snapshotInBackground() : Promise.resolve(machine.snapshot());
     encoding.then(
       (data) => {
@@ -1151,10 +1225,17 @@ export class RaftNode {
     );
   }
 
-  private queueCompaction(index: number, data: Uint8Array | readonly Uint8Array[]): void {
+  private queueCompaction(index: number, data: Uint8Array | readonly Uint8Array[] | SnapshotStream): void {
     // A snapshot from the leader replaced the state meanwhile: this one is stale.
     if (index <= this.snapshotIndex) {
       this.snapshotInProgress = false;
+      if (isSnapshotStream(data)) void data.close();
+      return;
+    }
+    if (isSnapshotStream(data)) {
+      // Only with storage that reads snapshots back (`maybeSnapshot`): the log never holds these bytes.
+      this.writeQueue.push(new LogCompaction(this.raw!.snapshotAt(index, NO_BYTES), data));
+      this.wakeWriter();
       return;
     }
     // Pieces are stored as they are where the log will not need the whole: with storage that reads snapshots back.
@@ -1165,7 +1246,7 @@ export class RaftNode {
       parts = undefined;
     }
     this.writeQueue.push(new LogCompaction(this.raw!.snapshotAt(index, whole), parts));
-    if (!this.writerActive) void this.runWriter();
+    this.wakeWriter();
   }
 
   /** On the loop, once the writer stored `snapshot`: drops the entries it covers from memory. */
@@ -1185,19 +1266,82 @@ function isSnapshotInStorage(message: Message): boolean {
 
 /** A writer job: store a snapshot and delete the log it covers (see `RaftNode.maybeSnapshot`). */
 class LogCompaction {
-  /** The snapshot's size in bytes. */
-  readonly bytes: number;
+  private pieces: SnapshotPieces | undefined;
+  private reading: AsyncIterator<Uint8Array> | undefined;
+  private next: Promise<IteratorResult<Uint8Array>> | undefined;
+  private nextRead = false;
+
   /**
-   * `dataParts`, when set, are the snapshot's data in pieces (and
-   * `snapshot.data` is empty): the log never holds this snapshot's bytes,
-   * since the storage reads them back.
+   * `dataParts`, when set, are the snapshot's data in pieces, or a stream
+   * of them (and `snapshot.data` is empty): the log never holds this
+   * snapshot's bytes, since the storage reads them back.
    */
   constructor(
     readonly snapshot: Snapshot,
-    readonly dataParts: readonly Uint8Array[] | undefined,
-  ) {
-    this.bytes = dataParts === undefined ? snapshot.data.length : dataParts.reduce((total, part) => total + part.length, 0);
+    readonly dataParts: readonly Uint8Array[] | SnapshotStream | undefined,
+  ) {}
+
+  /** The snapshot's size in bytes; for a stream, what has been stored of it. */
+  get bytes(): number {
+    const parts = this.dataParts;
+    if (parts === undefined) return this.snapshot.data.length;
+    if (isSnapshotStream(parts)) return this.pieces?.bytes ?? 0;
+    return parts.reduce((total, part) => total + part.length, 0);
   }
+
+  /** Whether the data is a stream, stored a piece at a time (`begin`, `writeNextPiece`, `record`). */
+  isStream(): boolean {
+    return isSnapshotStream(this.dataParts);
+  }
+
+  begin(storage: RaftStorage): void {
+    assert(storage.snapshotPieces !== undefined && isSnapshotStream(this.dataParts), 'LogCompaction.begin: a stream, on storage that stores pieces');
+    this.pieces = storage.snapshotPieces(this.snapshot.meta);
+    this.reading = this.dataParts[Symbol.asyncIterator]();
+  }
+
+  /** The stream's next piece: read from the first call on, until `storePiece` takes it. */
+  nextPiece(): Promise<IteratorResult<Uint8Array>> {
+    if (this.next === undefined) {
+      this.nextRead = false;
+      const next = this.reading!.next();
+      // Handled here, so a failure is not unhandled while the writer does other writes; `storePiece` rethrows it.
+      next.then(
+        () => (this.nextRead = true),
+        () => (this.nextRead = true),
+      );
+      this.next = next;
+    }
+    return this.next;
+  }
+
+  /** Whether the piece `nextPiece` started to read is read (or failed). */
+  pieceRead(): boolean {
+    return this.next !== undefined && this.nextRead;
+  }
+
+  /** Stores the piece read; false once the stream has ended. */
+  async storePiece(): Promise<boolean> {
+    const next = await this.next!;
+    this.next = undefined;
+    if (next.done === true) return false;
+    await this.pieces!.write(next.value);
+    return true;
+  }
+
+  /** Records the snapshot from the pieces stored. */
+  async record(storage: RaftStorage): Promise<void> {
+    await storage.compact(this.snapshot, this.pieces!);
+  }
+
+  /** Ends a stream not read to its end; nothing otherwise. */
+  close(): Promise<void> {
+    return isSnapshotStream(this.dataParts) ? this.dataParts.close() : Promise.resolve();
+  }
+}
+
+function isSnapshotStream(data: Uint8Array | readonly Uint8Array[] | SnapshotStream | undefined): data is SnapshotStream {
+  return data !== undefined && !Array.isArray(data) && !(data instanceof Uint8Array);
 }
 
 const NO_BYTES = new Uint8Array(0);

@@ -55,7 +55,7 @@ import { crc32c } from './crc32c.js';
 import { checkLevelDbLogs } from './storage-level-wal.js';
 import { EntryType, NO_NODE } from './core/types.js';
 import type { ClusterConfig, Entry, HardState, Snapshot, SnapshotMeta } from './core/types.js';
-import type { PersistedState, RaftStorage, StorageWrite } from './storage.js';
+import type { PersistedState, RaftStorage, SnapshotPieces, StorageWrite } from './storage.js';
 
 /** Where a `LevelStorage` keeps its files. */
 export interface LevelStorageInit {
@@ -244,7 +244,7 @@ export class LevelStorage implements RaftStorage {
     });
   }
 
-  async compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[]): Promise<void> {
+  async compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[] | SnapshotPieces): Promise<void> {
     await this.exclusive('compact', async () => {
       const range = this.requireRange('compact');
       const index = snapshot.meta.index;
@@ -255,11 +255,51 @@ export class LevelStorage implements RaftStorage {
       // Runs wholly at or below the index go; one that straddles it stays, its covered entries skipped at load.
       const kept = range.runs.filter((run) => run.last > index);
       const operations: Operation[] = deleteRuns(range.runs.filter((run) => run.last <= index));
-      const snapshotChunkKeys = await this.planSnapshot(operations, { meta: snapshot.meta, parts: dataParts ?? [snapshot.data] }, range.snapshotChunkKeys);
+      let snapshotChunkKeys: string[];
+      assert(dataParts === undefined || Array.isArray(dataParts) || dataParts instanceof StoredPieces, 'LevelStorage.compact: pieces not made by this storage\'s snapshotPieces');
+      if (dataParts instanceof StoredPieces) {
+        assert(dataParts.storage === this && dataParts.meta.index === index && !dataParts.recorded, `LevelStorage.compact: the pieces are not this storage's, of index ${index}, or already recorded`);
+        assert(index > range.snapshotIndex, `LevelStorage.compact: the pieces of index ${index} are not newer than the stored snapshot at ${range.snapshotIndex}`);
+        dataParts.recorded = true;
+        snapshotChunkKeys = dataParts.chunkKeys;
+        this.planSnapshotHeader(operations, snapshot.meta, snapshotChunkKeys, dataParts.bytes, range.snapshotChunkKeys);
+      } else {
+        snapshotChunkKeys = await this.planSnapshot(operations, { meta: snapshot.meta, parts: (dataParts as readonly Uint8Array[] | undefined) ?? [snapshot.data] }, range.snapshotChunkKeys);
+      }
       await this.write(
         { operations, snapshotIndex: index, snapshotChunkKeys, lastIndex: range.lastIndex, runs: kept, runsKept: kept.length, lastKeptEnd: undefined, added: undefined },
         true,
       );
+    });
+  }
+
+  /**
+   * The data of the snapshot at `meta` (newer than the stored one), stored a
+   * piece at a time: each `write` cuts its piece into chunks (as
+   * `planSnapshot` does) and writes them unsynced; `compact(snapshot,
+   * pieces)` then writes the header that makes them the stored snapshot,
+   * synced (LevelDB's log is written in order, so the chunks are durable
+   * with it). Until then they are leftovers that `load` deletes (their index
+   * is above the stored snapshot's), and `readSnapshotData` never sees them.
+   */
+  snapshotPieces(meta: SnapshotMeta): SnapshotPieces {
+    const range = this.requireRange('snapshotPieces');
+    assert(meta.index > range.snapshotIndex, `LevelStorage.snapshotPieces: snapshot index ${meta.index} is not newer than the stored snapshot at ${range.snapshotIndex}`);
+    return new StoredPieces(this, meta, (pieces, piece) => this.writePiece(pieces, piece));
+  }
+
+  private async writePiece(pieces: StoredPieces, piece: Uint8Array): Promise<void> {
+    await this.exclusive('snapshotPieces.write', async () => {
+      const range = this.requireRange('snapshotPieces.write');
+      assert(!pieces.recorded, 'LevelStorage: a piece written after its snapshot was recorded');
+      assert(pieces.meta.index > range.snapshotIndex, `LevelStorage: a piece of the snapshot at ${pieces.meta.index}, not newer than the stored one at ${range.snapshotIndex}`);
+      for (const chunk of snapshotChunks([piece])) {
+        const key = chunkKey(pieces.meta.index, pieces.chunkKeys.length);
+        pieces.chunkKeys.push(key);
+        pieces.bytes += chunk.length;
+        // The await is the loop's turn between chunks.
+        await this.requireDb().batch().put(key, frameValue(key, chunk)).write({ sync: false });
+      }
     });
   }
 
@@ -362,13 +402,17 @@ export class LevelStorage implements RaftStorage {
       // The await is the loop's turn between chunks.
       await this.requireDb().batch().put(key, value).write({ sync: false });
     }
-    const chunkCount = chunkKeys.length;
+    this.planSnapshotHeader(operations, meta, chunkKeys, bytes, previousChunkKeys);
+    return chunkKeys;
+  }
+
+  /** Adds to `operations` the header of the snapshot whose chunks are `chunkKeys`, and the deletes of the previous snapshot's chunks. */
+  private planSnapshotHeader(operations: Operation[], meta: SnapshotMeta, chunkKeys: readonly string[], bytes: number, previousChunkKeys: readonly string[]): void {
     // A chunk key of the previous snapshot that the new one reuses is overwritten by its put.
     const reused = new Set(chunkKeys);
     for (const key of previousChunkKeys) if (!reused.has(key)) operations.push({ type: 'del', key });
-    const header: SnapshotHeader = { meta, chunks: chunkCount, bytes };
+    const header: SnapshotHeader = { meta, chunks: chunkKeys.length, bytes };
     operations.push({ type: 'put', key: SNAPSHOT_KEY, value: frameValue(SNAPSHOT_KEY, this.packr.pack(header)) });
-    return chunkKeys;
   }
 
   /**
@@ -729,6 +773,24 @@ function indexOfKey(key: string): number {
  * bytes then the payload (big-endian), then the payload.
  */
 /** The chunks of a snapshot's data in `parts`: each part cut into pieces of at most `SNAPSHOT_CHUNK_BYTES` (views, not copies); empty parts give none. */
+/** A snapshot's data being stored a piece at a time: see `LevelStorage.snapshotPieces`. */
+class StoredPieces implements SnapshotPieces {
+  readonly chunkKeys: string[] = [];
+  bytes = 0;
+  /** Set once `compact` recorded them. */
+  recorded = false;
+
+  constructor(
+    readonly storage: LevelStorage,
+    readonly meta: SnapshotMeta,
+    private readonly writeOne: (pieces: StoredPieces, piece: Uint8Array) => Promise<void>,
+  ) {}
+
+  write(piece: Uint8Array): Promise<void> {
+    return this.writeOne(this, piece);
+  }
+}
+
 function* snapshotChunks(parts: readonly Uint8Array[]): Generator<Uint8Array> {
   for (const part of parts) {
     for (let start = 0; start < part.length; start += SNAPSHOT_CHUNK_BYTES) yield part.subarray(start, start + SNAPSHOT_CHUNK_BYTES);

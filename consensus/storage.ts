@@ -1,4 +1,4 @@
-import type { Entry, HardState, Snapshot } from './core/types.js';
+import type { Entry, HardState, Snapshot, SnapshotMeta } from './core/types.js';
 
 /** What a node finds on its disk at start. */
 export interface PersistedState {
@@ -38,7 +38,19 @@ export interface RaftStorage {
    * pieces hands them over as they are, without one joined copy of the whole
    * (the storage may keep references to them until the promise settles).
    */
-  compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[]): Promise<void>;
+  compact(snapshot: Snapshot, dataParts?: readonly Uint8Array[] | SnapshotPieces): Promise<void>;
+  /**
+   * Optional: starts storing the data of the snapshot at `meta`, newer than
+   * the stored one, a piece at a time: each `write` of the returned object is
+   * a call of its own, which the driver makes between its other calls (its
+   * persists go on meanwhile), and `compact(snapshot, pieces)` then records
+   * the snapshot from the pieces written, as `compact` with `dataParts`
+   * would. The pieces are not the stored snapshot until then; a load deletes
+   * the pieces of one never recorded. A state machine that encodes its
+   * snapshot as it is read (`StateMachine.snapshotStream`) is then never
+   * whole in memory.
+   */
+  snapshotPieces?(meta: SnapshotMeta): SnapshotPieces;
   /**
    * Optional: the data of the stored snapshot at `index`, read back (the
    * caller must not change it), or undefined when the stored snapshot is
@@ -48,6 +60,14 @@ export interface RaftStorage {
    */
   readSnapshotData?(index: number): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
+}
+
+/** A snapshot's data being stored a piece at a time (`RaftStorage.snapshotPieces`). */
+export interface SnapshotPieces {
+  /** Stores the next piece (their concatenation, in order, is the data); one storage call at a time, as every other. */
+  write(piece: Uint8Array): Promise<void>;
+  /** Bytes written so far. */
+  readonly bytes: number;
 }
 
 /** A snapshot's data given in pieces (`RaftStorage.compact`'s `dataParts`), joined: for the code that needs it whole. */

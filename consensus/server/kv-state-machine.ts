@@ -10,7 +10,7 @@
 import { Packr } from 'msgpackr';
 import { assert } from '../core/assert.js';
 import type { Entry } from '../core/types.js';
-import type { StateMachine } from '../node.js';
+import type { SnapshotStream, StateMachine } from '../node.js';
 import { EntrySlabs } from './entry-slabs.js';
 import { keyBytes, keyText, MemoryKvValues, type KeyValue, type KvValues } from './kv-values.js';
 
@@ -218,47 +218,81 @@ export class KvStateMachine implements StateMachine {
    * would have returned: the node stores them as they are, where one joined
    * copy doubled the memory a snapshot took, and glibc kept much of it after
    * it was freed (a large free raises its mmap threshold, so later buffers
-   * of that size come from the heap it keeps).
+   * of that size come from the heap it keeps). A restore meanwhile makes it
+   * stale: it then resolves with what it had, which the node discards.
    */
-  async snapshotInBackground(): Promise<Buffer[]> {
-    assert(!this.snapshotRunning, 'KvStateMachine: one background snapshot at a time');
-    this.snapshotRunning = true;
-    const generation = this.generation;
-    const view = this.values.freeze();
-    const parts: Buffer[] = [];
+  async snapshotInBackground(): Promise<Uint8Array[]> {
+    const stream = this.snapshotStream();
+    const parts: Uint8Array[] = [];
     try {
-      for (const part of this.encodeRecords()) {
+      for await (const part of stream) {
         parts.push(part);
         await new Promise((resolve) => setImmediate(resolve));
       }
-      let count = 0;
-      for (let slice = await view.next(); slice.length > 0; slice = await view.next()) {
-        // A restore meanwhile made this snapshot stale: the node drops it, so stop encoding.
-        if (this.generation !== generation) break;
-        parts.push(packed(slice));
-        count += slice.length;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      parts.push(packed(count));
+    } catch (error) {
+      if (!(error instanceof StaleSnapshotError)) throw error;
     } finally {
-      this.snapshotRunning = false;
-      await view.close();
+      await stream.close();
     }
     return parts;
   }
 
+  /**
+   * The state as of now (puts, request ids and a frozen view of the values,
+   * all captured at the call), encoded a slice at a time as it is read: the
+   * node's storage writes each slice before it reads the next, so a
+   * snapshot is never whole in memory (`StateMachine.snapshotStream`). One
+   * open at a time; `close` ends it early. A restore while it is read makes
+   * it stale: reading then fails with a `StaleSnapshotError` (the node reads
+   * it where no restore can run).
+   */
+  snapshotStream(): SnapshotStream {
+    assert(!this.snapshotRunning, 'KvStateMachine: one snapshot stream at a time');
+    this.snapshotRunning = true;
+    const generation = this.generation;
+    const records = this.encodeRecords();
+    const view = this.values.freeze();
+    let closed = false;
+    const close = async (): Promise<void> => {
+      if (closed) return;
+      closed = true;
+      this.snapshotRunning = false;
+      await view.close();
+    };
+    const machine = this;
+    async function* slices(): AsyncGenerator<Buffer> {
+      try {
+        yield* records;
+        let count = 0;
+        for (let slice = await view.next(); slice.length > 0; slice = await view.next()) {
+          if (machine.generation !== generation) throw new StaleSnapshotError('KvStateMachine: the state was restored while its snapshot was read');
+          yield packed(slice);
+          count += slice.length;
+        }
+        yield packed(count);
+      } finally {
+        await close();
+      }
+    }
+    const iterator = slices();
+    return { [Symbol.asyncIterator]: () => iterator, close };
+  }
+
   /** The header and the put slices of a version-3 snapshot of the current puts and request ids (captured at the call). */
-  private *encodeRecords(): Generator<Buffer> {
+  private encodeRecords(): Generator<Buffer> {
+    // Captured now: the generator may be read after later applies.
     const puts = this.puts;
     const putsEnd = puts.length;
     const putsStart = this.putsStart;
-    const requests = [...this.requests].map(([id, at]) => [id, at.index, at.term]);
-    yield packed([SNAPSHOT_VERSION_STREAMED, putsEnd - putsStart, this.forgotten, requests]);
-    // `puts` is only ever appended to or replaced, so its range as captured stays as it was.
-    for (let start = putsStart; start < putsEnd; start += SNAPSHOT_SLICE_ITEMS) {
-      const end = Math.min(putsEnd, start + SNAPSHOT_SLICE_ITEMS);
-      yield packed(puts.slice(start, end).map((put) => [put.index, keyBytes(put.key), put.valueHash, put.requestId]));
-    }
+    const head = packed([SNAPSHOT_VERSION_STREAMED, putsEnd - putsStart, this.forgotten, [...this.requests].map(([id, at]) => [id, at.index, at.term])]);
+    return (function* (): Generator<Buffer> {
+      yield head;
+      // `puts` is only ever appended to or replaced, so its range as captured stays as it was.
+      for (let start = putsStart; start < putsEnd; start += SNAPSHOT_SLICE_ITEMS) {
+        const end = Math.min(putsEnd, start + SNAPSHOT_SLICE_ITEMS);
+        yield packed(puts.slice(start, end).map((put) => [put.index, keyBytes(put.key), put.valueHash, put.requestId]));
+      }
+    })();
   }
 
   restore(data: Uint8Array): void {
@@ -311,6 +345,11 @@ export class KvStateMachine implements StateMachine {
 }
 
 /** `value` packed, copied out of the packer's buffer (which later packs reuse). */
+/** A snapshot stream read after a restore replaced the state it captured. */
+export class StaleSnapshotError extends Error {
+  override readonly name = 'StaleSnapshotError';
+}
+
 function packed(value: unknown): Buffer {
   return Buffer.from(packr.pack(value));
 }

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { Packr } from 'msgpackr';
 import { EntryType, type Entry } from '../core/types.js';
 import { SLAB_BYTES, SLAB_COPY_BYTES_MAX } from '../server/entry-slabs.js';
-import { encodePut, KvStateMachine } from '../server/kv-state-machine.js';
+import { encodePut, KvStateMachine, StaleSnapshotError } from '../server/kv-state-machine.js';
 import { LevelKvValues, WRITE_BATCH_ITEMS_MAX } from '../server/kv-values-level.js';
 
 const text = new TextEncoder();
@@ -120,6 +120,62 @@ test(`${store.name}: a restore during a background snapshot wins over the puts a
   assert.is(valueOf(copy, 'y'), 'after');
   assert.is(valueOf(copy, 'x'), 'from the leader');
   assert.is(valueOf(copy, 'k1'), undefined, 'the replaced generation is not in a later snapshot');
+});
+}
+
+for (const store of stores) {
+test(`${store.name}: a snapshot stream holds the state as of the call, however late it is read`, async () => {
+  const machine = await store.make();
+  for (let key = 0; key < KEYS; key++) put(machine, `k${key}`, `v${key}`, `r${key}`);
+  const before = machine.dump(0, 100_000);
+  const stream = machine.snapshotStream();
+  put(machine, 'k1', 'changed');
+  put(machine, 'new', 'fresh');
+  const parts: Uint8Array[] = [];
+  for await (const part of stream) {
+    parts.push(part);
+    // Applied between the pieces too.
+    put(machine, `late${parts.length}`, 'x');
+  }
+  assert.ok(parts.length > 3, `the values come in slices: ${parts.length} pieces`);
+  const copy = restored(Buffer.concat(parts));
+  assert.equal(copy.dump(0, 100_000), before);
+  assert.is(valueOf(copy, 'k1'), 'v1');
+  assert.is(valueOf(copy, 'new'), undefined);
+  assert.is(valueOf(copy, 'late1'), undefined);
+  // Read to its end, it is closed: the next one opens.
+  const next = restored(await snapshotOf(machine));
+  assert.is(valueOf(next, 'k1'), 'changed');
+  assert.is(valueOf(next, 'late1'), 'x');
+});
+
+test(`${store.name}: a snapshot stream closed unread lets the next one open`, async () => {
+  const machine = await store.make();
+  put(machine, 'a', '1');
+  const unread = machine.snapshotStream();
+  assert.throws(() => machine.snapshotStream(), /one snapshot stream at a time/);
+  await unread.close();
+  await unread.close();
+  put(machine, 'a', '2');
+  assert.is(valueOf(restored(await snapshotOf(machine)), 'a'), '2');
+});
+
+test(`${store.name}: a snapshot stream read after a restore fails as stale`, async () => {
+  const source = new KvStateMachine();
+  put(source, 'x', 'from the leader');
+  const machine = await store.make();
+  for (let key = 0; key < KEYS; key++) put(machine, `k${key}`, 'old');
+  const stream = machine.snapshotStream();
+  machine.restore(source.snapshot());
+  let failure: unknown;
+  try {
+    for await (const part of stream) assert.ok(part.length > 0);
+  } catch (error) {
+    failure = error;
+  }
+  assert.instance(failure, StaleSnapshotError);
+  assert.is(valueOf(machine, 'x'), 'from the leader');
+  assert.is(valueOf(restored(await snapshotOf(machine)), 'x'), 'from the leader', 'closed by the failure: the next one opens');
 });
 }
 

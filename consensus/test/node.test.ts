@@ -12,9 +12,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Entry, Snapshot } from '../core/types.js';
 import { AbortedError, ConfigChangeError, NotLeaderError, StoppedError } from '../errors.js';
-import { RaftNode, type RaftNodeOptions, type StateMachine } from '../node.js';
+import { RaftNode, type RaftNodeOptions, type SnapshotStream, type StateMachine } from '../node.js';
 import { LevelStorage } from '../storage-level.js';
-import type { PersistedState, RaftStorage, StorageWrite } from '../storage.js';
+import type { PersistedState, RaftStorage, SnapshotPieces, StorageWrite } from '../storage.js';
 import { GrpcTransport } from '../transport-grpc.js';
 
 const encoder = new TextEncoder();
@@ -235,9 +235,9 @@ class PiecesSnapshotMachine extends ListMachine {
 }
 
 /** Records what each compaction was given; reads snapshots back only if `readsBack`. */
-function recordingStorage(directory: string, readsBack: boolean): { storage: RaftStorage; compactions: { data: Uint8Array; dataParts: readonly Uint8Array[] | undefined }[] } {
+function recordingStorage(directory: string, readsBack: boolean): { storage: RaftStorage; compactions: { data: Uint8Array; dataParts: readonly Uint8Array[] | SnapshotPieces | undefined }[] } {
   const inner = new LevelStorage({ directory });
-  const compactions: { data: Uint8Array; dataParts: readonly Uint8Array[] | undefined }[] = [];
+  const compactions: { data: Uint8Array; dataParts: readonly Uint8Array[] | SnapshotPieces | undefined }[] = [];
   const storage: RaftStorage = {
     load: () => inner.load(),
     persist: (write, sync) => inner.persist(write, sync),
@@ -266,7 +266,7 @@ for (const readsBack of [true, false]) {
     assert.is(compactions.length, 1);
     const [given] = compactions;
     if (readsBack) {
-      assert.is(given!.dataParts?.length, 2, 'the pieces, as the machine made them');
+      assert.is((given!.dataParts as readonly Uint8Array[] | undefined)?.length, 2, 'the pieces, as the machine made them');
       assert.is(given!.data.length, 0, 'the log never held the whole');
     } else {
       assert.is(given!.dataParts, undefined);
@@ -280,6 +280,153 @@ for (const readsBack of [true, false]) {
     assert.ok(items.length > 0, 'the snapshot holds the entries applied before it');
   });
 }
+
+/**
+ * A list whose snapshot is a stream of one piece per item, each made only
+ * when it is read: `log` records each piece made (and the storage below
+ * each piece stored), so a test sees whether the storage read ahead. With
+ * `gate` set, every piece after the first waits for it.
+ */
+class StreamSnapshotMachine extends ListMachine {
+  readonly log: string[] = [];
+  streams = 0;
+  closed = 0;
+  gate: Promise<void> | undefined;
+
+  snapshotStream(): SnapshotStream {
+    this.streams++;
+    const items = [...this.items]; // the state as of the call
+    const machine = this;
+    let closed = false;
+    const close = async (): Promise<void> => {
+      if (!closed) this.closed++;
+      closed = true;
+    };
+    async function* pieces(): AsyncGenerator<Uint8Array> {
+      try {
+        for (let i = 0; i < items.length; i++) {
+          if (i > 0 && machine.gate !== undefined) await machine.gate;
+          machine.log.push(`made ${i}`);
+          yield encoder.encode(`${i === 0 ? '[' : ','}${JSON.stringify(items[i])}${i === items.length - 1 ? ']' : ''}`);
+        }
+        if (items.length === 0) yield encoder.encode('[]');
+      } finally {
+        await close();
+      }
+    }
+    const iterator = pieces();
+    return { [Symbol.asyncIterator]: () => iterator, close };
+  }
+}
+
+/** LevelDB storage that logs each piece of a snapshot it stores a piece at a time, once stored, and counts its persists. */
+function pieceLoggingStorage(directory: string, log: string[]): { storage: RaftStorage; persists: () => number; compactions: () => number } {
+  const inner = new LevelStorage({ directory });
+  const innerPieces = new Map<SnapshotPieces, SnapshotPieces>();
+  let persists = 0;
+  let compactions = 0;
+  const storage: RaftStorage = {
+    load: () => inner.load(),
+    persist: (write, sync) => {
+      persists++;
+      return inner.persist(write, sync);
+    },
+    compact: (snapshot, dataParts) => {
+      compactions++;
+      const pieces = dataParts !== undefined && !Array.isArray(dataParts) ? innerPieces.get(dataParts as SnapshotPieces) : undefined;
+      return inner.compact(snapshot, pieces ?? dataParts);
+    },
+    snapshotPieces: (meta) => {
+      const pieces = inner.snapshotPieces(meta);
+      let stored = 0;
+      const logging: SnapshotPieces = {
+        write: async (piece) => {
+          await pieces.write(piece);
+          log.push(`stored ${stored++}`);
+        },
+        get bytes() {
+          return pieces.bytes;
+        },
+      };
+      innerPieces.set(logging, pieces);
+      return logging;
+    },
+    close: () => inner.close(),
+    readSnapshotData: (index: number) => inner.readSnapshotData(index),
+  };
+  return { storage, persists: () => persists, compactions: () => compactions };
+}
+
+test('a streamed snapshot is read a piece at a time, each stored before the next is made, never whole', async () => {
+  const directory = tempDirectory();
+  const machine = new StreamSnapshotMachine();
+  const { storage } = pieceLoggingStorage(directory, machine.log);
+  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
+  nodes.push(node);
+  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
+  await eventually('leadership', () => node.status().role === 'leader');
+  await proposeAll(node, texts('p', 12));
+  await eventually('the log compacted', () => node.status().firstIndex > 1);
+  await stopNode(node);
+  assert.is(machine.streams, 1);
+  const made = machine.log.filter((line) => line.startsWith('made')).length;
+  assert.ok(made > 1, `one piece per item applied before the snapshot: ${made}`);
+  assert.equal(machine.log, Array.from({ length: made }, (_, i) => [`made ${i}`, `stored ${i}`]).flat());
+  assert.is(machine.closed, 1, 'the stream ended');
+  const onDisk = new LevelStorage({ directory });
+  const persisted = await onDisk.load();
+  await onDisk.close();
+  const items = JSON.parse(decoder.decode(persisted.snapshot!.data)) as string[];
+  assert.equal(items, texts('p', 12).slice(0, items.length));
+  assert.is(items.length, made);
+});
+
+test('while a streamed snapshot is stored, the log is written and proposals commit; it is recorded as of its start', async () => {
+  const directory = tempDirectory();
+  const machine = new StreamSnapshotMachine();
+  let open!: () => void;
+  machine.gate = new Promise((resolve) => (open = resolve));
+  const { storage, persists, compactions } = pieceLoggingStorage(directory, machine.log);
+  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
+  nodes.push(node);
+  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
+  await eventually('leadership', () => node.status().role === 'leader');
+  await proposeAll(node, texts('b', 12));
+  await eventually('the first piece stored', () => machine.log.includes('stored 0'));
+  const captured = machine.log.length;
+  const persistsBefore = persists();
+  // The stream waits at its second piece: proposals still commit, each written to the log.
+  await proposeAll(node, texts('c', 25));
+  assert.ok(persists() >= persistsBefore + 1, `the log was written meanwhile: ${persists() - persistsBefore} writes`);
+  assert.is(machine.log.length, captured, 'no piece made while the stream waits');
+  assert.is(compactions(), 0);
+  assert.is(node.status().firstIndex, 1);
+  open();
+  await eventually('the log compacted', () => node.status().firstIndex > 1);
+  await stopNode(node);
+  assert.is(machine.streams, 1, 'one snapshot at a time');
+  const onDisk = new LevelStorage({ directory });
+  const persisted = await onDisk.load();
+  await onDisk.close();
+  const items = JSON.parse(decoder.decode(persisted.snapshot!.data)) as string[];
+  assert.equal(items, texts('b', 12).slice(0, items.length), 'the state as of the stream\'s start, none of the later proposals');
+  assert.equal(persisted.entries.map((entry) => decoder.decode(entry.data)).filter((text) => text.startsWith('c')), texts('c', 25));
+});
+
+test('a machine with a snapshot stream, on storage that does not read snapshots back, snapshots whole', async () => {
+  const directory = tempDirectory();
+  const machine = new StreamSnapshotMachine();
+  const { storage, compactions } = recordingStorage(directory, false);
+  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
+  nodes.push(node);
+  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
+  await eventually('leadership', () => node.status().role === 'leader');
+  await proposeAll(node, texts('p', 12));
+  await eventually('the log compacted', () => node.status().firstIndex > 1);
+  await stopNode(node);
+  assert.is(machine.streams, 0, 'the log keeps the newest snapshot to send: no stream');
+  assert.ok(compactions[0]!.data.length > 0);
+});
 
 test('a background snapshot does not hold up proposals, and compacts the log once it is written', async () => {
   const directory = tempDirectory();

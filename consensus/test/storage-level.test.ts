@@ -7,6 +7,7 @@ import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { AssertionError } from '../core/assert.js';
 import { EntryType } from '../core/types.js';
 import type { Entry, Snapshot } from '../core/types.js';
 import { LevelStorage, SNAPSHOT_CHUNK_BYTES, StorageCorruptError } from '../storage-level.js';
@@ -112,6 +113,52 @@ test('a snapshot in pieces larger and smaller than a chunk is stored as its chun
   // 10 bytes; a whole chunk and 10 bytes; a whole chunk and 980 bytes.
   assert.is(chunkKeys.length, 5);
   assert.equal((await reload(directory)).snapshot?.data, data);
+});
+
+test('a snapshot stored a piece at a time, with the log written between pieces, is recorded whole; one never recorded is gone at load', async () => {
+  const directory = tempDirectory();
+  const storage = await opened(directory);
+  await storage.persist({ entries: entries(1, 30, 1) }, true);
+  const data = Uint8Array.from({ length: 3 * SNAPSHOT_CHUNK_BYTES + 500 }, (_, offset) => (offset * 13 + 5) & 0xff);
+  const cuts = [0, SNAPSHOT_CHUNK_BYTES + 100, 2 * SNAPSHOT_CHUNK_BYTES, 3 * SNAPSHOT_CHUNK_BYTES + 500];
+  const pieces = storage.snapshotPieces(snapshot(12, 1).meta);
+  for (let piece = 0; piece < cuts.length - 1; piece++) {
+    await pieces.write(data.subarray(cuts[piece], cuts[piece + 1]));
+    // The log goes on between pieces; none of it is the snapshot yet.
+    await storage.persist({ entries: entries(31 + piece, 31 + piece, 1) }, true);
+    assert.is(await storage.readSnapshotData(12), undefined);
+  }
+  assert.is(pieces.bytes, data.length);
+  await storage.compact({ meta: snapshot(12, 1).meta, data: new Uint8Array(0) }, pieces);
+  assert.equal(await storage.readSnapshotData(12), data);
+  await rejectsWith(pieces.write(data), AssertionError);
+
+  // A second one, of which two pieces are written and which is never recorded (the node stopped).
+  const abandoned = storage.snapshotPieces(snapshot(20, 1).meta);
+  await abandoned.write(data.subarray(0, cuts[1]));
+  await abandoned.write(data.subarray(cuts[1], cuts[2]));
+  const state = await reloadAfterClose(storage, directory);
+  assert.is(state.snapshot?.meta.index, 12);
+  assert.equal(state.snapshot?.data, data);
+  assert.equal(state.entries.map((entry) => entry.index), Array.from({ length: 21 }, (_, offset) => 13 + offset));
+  // Its chunks (at index 20) were leftovers, deleted at that load; the recorded one's are 2 + 1 + 2
+  // (a chunk and 100 bytes; a chunk less 100; a chunk and 500).
+  const db = new Level<string, Uint8Array>(directory, { valueEncoding: 'view' });
+  const chunkKeys = await db.keys({ gte: 'c', lt: 'd' }).all();
+  await db.close();
+  assert.equal(chunkKeys, [0, 1, 2, 3, 4].map((chunk) => `c${(12).toString(16).padStart(16, '0')}${chunk.toString(16).padStart(8, '0')}`));
+});
+
+test('pieces of a snapshot not newer than the stored one are refused', async () => {
+  const storage = await opened(tempDirectory());
+  await storage.persist({ entries: entries(1, 20, 1) }, true);
+  await storage.compact(snapshot(10, 1));
+  assert.throws(() => storage.snapshotPieces(snapshot(10, 1).meta), /not newer than the stored snapshot at 10/);
+  const pieces = storage.snapshotPieces(snapshot(15, 1).meta);
+  await storage.compact(snapshot(16, 1));
+  await rejectsWith(pieces.write(new Uint8Array(10)), AssertionError);
+  await rejectsWith(storage.compact(snapshot(15, 1), pieces), AssertionError);
+  await storage.close();
 });
 
 test('a LevelDB error rejects: a second storage on a locked directory cannot load', async () => {
