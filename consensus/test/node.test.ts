@@ -251,18 +251,23 @@ function recordingStorage(directory: string, readsBack: boolean): { storage: Raf
   return { storage, compactions };
 }
 
+/** A one-voter node of `machine` on `storage`, snapshotting every 10 entries: proposes 12 entries, waits until its log is compacted, and stops it. */
+async function proposeUntilCompacted(machine: StateMachine, storage: RaftStorage): Promise<void> {
+  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
+  nodes.push(node);
+  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
+  await eventually('leadership', () => node.status().role === 'leader');
+  await proposeAll(node, texts('p', 12));
+  await eventually('the log compacted', () => node.status().firstIndex > 1);
+  await stopNode(node);
+}
+
 for (const readsBack of [true, false]) {
   test(`a background snapshot in pieces is stored ${readsBack ? 'as its pieces' : 'joined, for storage that does not read snapshots back'}`, async () => {
     const directory = tempDirectory();
     const machine = new PiecesSnapshotMachine();
     const { storage, compactions } = recordingStorage(directory, readsBack);
-    const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
-    nodes.push(node);
-    await node.start({ bootstrap: { voters: ['a'], learners: [] } });
-    await eventually('leadership', () => node.status().role === 'leader');
-    await proposeAll(node, texts('p', 12));
-    await eventually('the log compacted', () => node.status().firstIndex > 1);
-    await stopNode(node);
+    await proposeUntilCompacted(machine, storage);
     assert.is(compactions.length, 1);
     const [given] = compactions;
     if (readsBack) {
@@ -361,13 +366,7 @@ test('a streamed snapshot is read a piece at a time, each stored before the next
   const directory = tempDirectory();
   const machine = new StreamSnapshotMachine();
   const { storage } = pieceLoggingStorage(directory, machine.log);
-  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
-  nodes.push(node);
-  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
-  await eventually('leadership', () => node.status().role === 'leader');
-  await proposeAll(node, texts('p', 12));
-  await eventually('the log compacted', () => node.status().firstIndex > 1);
-  await stopNode(node);
+  await proposeUntilCompacted(machine, storage);
   assert.is(machine.streams, 1);
   const made = machine.log.filter((line) => line.startsWith('made')).length;
   assert.ok(made > 1, `one piece per item applied before the snapshot: ${made}`);
@@ -417,13 +416,7 @@ test('a machine with a snapshot stream, on storage that does not read snapshots 
   const directory = tempDirectory();
   const machine = new StreamSnapshotMachine();
   const { storage, compactions } = recordingStorage(directory, false);
-  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
-  nodes.push(node);
-  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
-  await eventually('leadership', () => node.status().role === 'leader');
-  await proposeAll(node, texts('p', 12));
-  await eventually('the log compacted', () => node.status().firstIndex > 1);
-  await stopNode(node);
+  await proposeUntilCompacted(machine, storage);
   assert.is(machine.streams, 0, 'the log keeps the newest snapshot to send: no stream');
   assert.ok(compactions[0]!.data.length > 0);
 });
