@@ -412,6 +412,28 @@ test('while a streamed snapshot is stored, the log is written and proposals comm
   assert.equal(persisted.entries.map((entry) => decoder.decode(entry.data)).filter((text) => text.startsWith('c')), texts('c', 25));
 });
 
+test('a node stopped while it stores a streamed snapshot stops at once; the pieces it wrote are gone at the next load', async () => {
+  const directory = tempDirectory();
+  const machine = new StreamSnapshotMachine();
+  machine.gate = new Promise(() => {}); // the second piece never comes
+  const { storage, compactions } = pieceLoggingStorage(directory, machine.log);
+  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
+  nodes.push(node);
+  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
+  await eventually('leadership', () => node.status().role === 'leader');
+  await proposeAll(node, texts('s', 12));
+  await eventually('the first piece stored', () => machine.log.includes('stored 0'));
+  await stopNode(node);
+  assert.is(compactions(), 0, 'never recorded');
+  assert.is(machine.closed, 1, 'the stream was closed');
+  const onDisk = new LevelStorage({ directory, logger: (line) => machine.log.push(line) });
+  const persisted = await onDisk.load();
+  await onDisk.close();
+  assert.is(persisted.snapshot, undefined);
+  assert.equal(persisted.entries.map((entry) => decoder.decode(entry.data)).filter((text) => text.startsWith('s')), texts('s', 12));
+  assert.ok(machine.log.some((line) => /deleted 1 chunks of a snapshot whose storing was cut short/.test(line)), machine.log.join('\n'));
+});
+
 test('a machine with a snapshot stream, on storage that does not read snapshots back, snapshots whole', async () => {
   const directory = tempDirectory();
   const machine = new StreamSnapshotMachine();
