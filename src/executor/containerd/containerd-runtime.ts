@@ -712,7 +712,7 @@ export class ContainerdRuntime implements Runtime {
     const pool = this.pool;
     const slicePools = this.slicePools;
     pool?.beginStart();
-    slicePools?.beginStart();
+    const endSliceStart = slicePools?.beginStart();
     try {
       // Checked before anything is made, so a duplicate never touches the existing container's netns or snapshot.
       const [free, imageOutcome, leaseOutcome] = await Promise.allSettled([this.assertNoContainer(id), inSpan('executor.image', { attributes: { 'hivemind.image': spec.image ?? '' } }, () => this.imageFor(spec)), this.client.createLease()]);
@@ -733,7 +733,7 @@ export class ContainerdRuntime implements Runtime {
       }
     } finally {
       pool?.endStart();
-      slicePools?.endStart();
+      endSliceStart?.();
     }
   }
 

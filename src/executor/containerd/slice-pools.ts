@@ -113,7 +113,8 @@ export class SliceWarmPools {
   private readonly options: SliceWarmPoolsOptions;
   /** By bridge. */
   private readonly pools = new Map<string, { slice: HeldSlice; pool: WarmNetworkPool }>();
-  private startsInFlight = 0;
+  /** The starts in flight, each with the pools it is counted on (`beginStart`). */
+  private readonly starts = new Set<Set<WarmNetworkPool>>();
   private syncing: Promise<void> = Promise.resolve();
   private swept = false;
   private closed = false;
@@ -142,16 +143,28 @@ export class SliceWarmPools {
     return this.poolOf(network)?.take();
   }
 
-  /** A container start begins: no pool refills until every start has ended. */
-  beginStart(): void {
-    this.startsInFlight += 1;
-    for (const { pool } of this.pools.values()) pool.beginStart();
-  }
-
-  /** A container start ended (either way). */
-  endStart(): void {
-    this.startsInFlight -= 1;
-    for (const { pool } of this.pools.values()) pool.endStart();
+  /**
+   * A container start begins: no pool refills until every start has ended.
+   * Returns the call that ends it (either way; a second call does nothing).
+   * Each start ends on exactly the pools it began on, together with the
+   * pools `sync` made while it ran: a pool made in between counts the
+   * starts in flight when it is made, so a start that ends after the pool
+   * joined must end on it too, and one that began while the pool was being
+   * opened (before it joined) must not (it once did: the pool's count went
+   * below zero, and the assertion that caught it failed a start whose
+   * container was already running).
+   */
+  beginStart(): () => void {
+    const counted = new Set<WarmNetworkPool>();
+    for (const { pool } of this.pools.values()) {
+      pool.beginStart();
+      counted.add(pool);
+    }
+    this.starts.add(counted);
+    return () => {
+      if (!this.starts.delete(counted)) return;
+      for (const pool of counted) pool.endStart();
+    };
   }
 
   /**
@@ -187,7 +200,10 @@ export class SliceWarmPools {
       const folder = join(this.options.folder, slice.bridge);
       await mkdir(folder, { recursive: true, mode: 0o700 });
       const pool = new WarmNetworkPool({ network: new SlicePoolNetwork(this.options.network, slice), folder, size: this.options.size, log: this.options.log });
-      for (let start = 0; start < this.startsInFlight; start++) pool.beginStart();
+      for (const counted of this.starts) {
+        pool.beginStart();
+        counted.add(pool);
+      }
       await pool.open(inUse);
       this.pools.set(slice.bridge, { slice, pool });
     }
