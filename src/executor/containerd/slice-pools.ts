@@ -115,6 +115,8 @@ export class SliceWarmPools {
   private readonly pools = new Map<string, { slice: HeldSlice; pool: WarmNetworkPool }>();
   /** The starts in flight, each with the pools it is counted on (`beginStart`). */
   private readonly starts = new Set<Set<WarmNetworkPool>>();
+  /** Pools `sync` is opening: not handed out yet, but counted on by the starts (`beginStart`). */
+  private readonly opening = new Set<WarmNetworkPool>();
   private syncing: Promise<void> = Promise.resolve();
   private swept = false;
   private closed = false;
@@ -146,17 +148,17 @@ export class SliceWarmPools {
   /**
    * A container start begins: no pool refills until every start has ended.
    * Returns the call that ends it (either way; a second call does nothing).
-   * Each start ends on exactly the pools it began on, together with the
-   * pools `sync` made while it ran: a pool made in between counts the
-   * starts in flight when it is made, so a start that ends after the pool
-   * joined must end on it too, and one that began while the pool was being
-   * opened (before it joined) must not (it once did: the pool's count went
-   * below zero, and the assertion that caught it failed a start whose
-   * container was already running).
+   * Each start ends on exactly the pools it was counted on: those there
+   * when it began (including one `sync` is opening) and those `sync` made
+   * while it ran (a new pool counts the starts in flight). Ends once went
+   * to every pool there at the end: a start that began while a pool was
+   * being opened, before it joined, was never counted on it but ended on
+   * it, the pool's count went below zero, and the assertion that caught it
+   * failed a start whose container was already running.
    */
   beginStart(): () => void {
     const counted = new Set<WarmNetworkPool>();
-    for (const { pool } of this.pools.values()) {
+    for (const pool of [...[...this.pools.values()].map((entry) => entry.pool), ...this.opening]) {
       pool.beginStart();
       counted.add(pool);
     }
@@ -204,7 +206,13 @@ export class SliceWarmPools {
         pool.beginStart();
         counted.add(pool);
       }
-      await pool.open(inUse);
+      // Starts that begin while it opens are counted on it too.
+      this.opening.add(pool);
+      try {
+        await pool.open(inUse);
+      } finally {
+        this.opening.delete(pool);
+      }
       this.pools.set(slice.bridge, { slice, pool });
     }
   }

@@ -1,10 +1,11 @@
 // The tenant-network warm pools' count of container starts in flight, with
 // a stand-in for the CNI network (no namespace is made: the slice's bridge
 // does not exist, so no pool refills). A start that begins while `sync` is
-// opening a new slice's pool is not counted on that pool, so its end must
-// not be either: it once was, the pool's count went below zero, and the
-// assertion that caught it failed a start whose container already ran (its
-// retries then found "a container with this id exists", for good).
+// opening a new slice's pool is counted on that pool, and ends on it once:
+// such a start once was not counted but ended on it, the pool's count went
+// below zero, and the assertion that caught it failed a start whose
+// container already ran (its retries then found "a container with this id
+// exists", for good).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,17 +46,20 @@ function pools(network: CniNetwork): SliceWarmPools {
   return new SliceWarmPools({ network, folder, size: 1, log: () => {} });
 }
 
-test('a start that began while a new slice pool was being opened ends without touching that pool', async () => {
+test('a start that began while a new slice pool was being opened is counted on it, and ends on it once', async () => {
   let during: (() => void) | undefined;
   const slicePools = pools(standIn(() => (during ??= slicePools.beginStart())));
   const before = slicePools.beginStart();
   await slicePools.sync(async () => new Set());
-  assert.ok(slicePools.poolOf('default/default') !== undefined, 'the slice has its pool');
+  const pool = slicePools.poolOf('default/default');
+  assert.ok(pool !== undefined, 'the slice has its pool');
   assert.ok(during !== undefined, 'a start began while the pool was opened');
-  // Ended in either order, neither throws: the one before the pool counts on it, the one during does not.
+  // Ended in either order, neither throws, and each counts once: the pool's count is then zero.
   during!();
   before();
   before();
+  during!();
+  assert.throws(() => pool.endStart(), /endStart without beginStart/);
   const after = slicePools.beginStart();
   after();
   await slicePools.close();
