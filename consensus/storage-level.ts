@@ -292,18 +292,16 @@ export class LevelStorage implements RaftStorage {
     await this.exclusive('snapshotPieces.write', async () => {
       const range = this.requireRange('snapshotPieces.write');
       assert(!pieces.recorded, 'LevelStorage: a piece written after its snapshot was recorded');
-      assert(pieces.meta.index > range.snapshotIndex, `LevelStorage: a piece of the snapshot at ${pieces.meta.index}, not newer than the stored one at ${range.snapshotIndex}`);
-      for (const chunk of snapshotChunks([piece])) {
-        const key = chunkKey(pieces.meta.index, pieces.chunkKeys.length);
-        pieces.chunkKeys.push(key);
-        pieces.bytes += chunk.length;
-        // The await is the loop's turn between chunks.
-        await this.requireDb().batch().put(key, frameValue(key, chunk)).write({ sync: false });
-      }
+      assert(pieces.index > range.snapshotIndex, `LevelStorage: a piece of the snapshot at ${pieces.index}, not newer than the stored one at ${range.snapshotIndex}`);
+      await addChunks(pieces, piece, (key, value) => this.writeChunk(key, value));
     });
   }
 
-  /** Closes the database and releases its lock; `load()` may open it again. */
+  /** One chunk in an unsynced batch of its own; the await is the loop's turn between chunks. */
+  private async writeChunk(key: string, value: Uint8Array): Promise<void> {
+    await this.requireDb().batch().put(key, value).write({ sync: false });
+  }
+
   /**
    * The stored snapshot's data, if it is the one at `index`: the header,
    * then the chunks through one iterator, which reads a LevelDB snapshot of
@@ -345,6 +343,7 @@ export class LevelStorage implements RaftStorage {
     return value;
   }
 
+  /** Closes the database and releases its lock; `load()` may open it again. */
   async close(): Promise<void> {
     await this.exclusive('close', async () => {
       const db = this.db;
@@ -387,23 +386,16 @@ export class LevelStorage implements RaftStorage {
     const { meta, parts } = snapshot;
     const storedIndex = this.range?.snapshotIndex ?? 0;
     const streamed = meta.index > storedIndex;
-    const chunkKeys: string[] = [];
-    let bytes = 0;
-    for (const piece of snapshotChunks(parts)) {
-      const key = chunkKey(meta.index, chunkKeys.length);
-      chunkKeys.push(key);
-      bytes += piece.length;
-      const value = frameValue(key, piece);
-      if (!streamed) {
-        operations.push({ type: 'put', key, value });
-        if (chunkKeys.length > 1) await setImmediate();
-        continue;
-      }
-      // The await is the loop's turn between chunks.
-      await this.requireDb().batch().put(key, value).write({ sync: false });
-    }
-    this.planSnapshotHeader(operations, meta, chunkKeys, bytes, previousChunkKeys);
-    return chunkKeys;
+    const list: ChunkList = { index: meta.index, chunkKeys: [], bytes: 0 };
+    const put = streamed
+      ? (key: string, value: Uint8Array) => this.writeChunk(key, value)
+      : async (key: string, value: Uint8Array) => {
+          operations.push({ type: 'put', key, value });
+          if (list.chunkKeys.length > 1) await setImmediate();
+        };
+    for (const part of parts) await addChunks(list, part, put);
+    this.planSnapshotHeader(operations, meta, list.chunkKeys, list.bytes, previousChunkKeys);
+    return list.chunkKeys;
   }
 
   /** Adds to `operations` the header of the snapshot whose chunks are `chunkKeys`, and the deletes of the previous snapshot's chunks. */
@@ -768,13 +760,31 @@ function indexOfKey(key: string): number {
   return Number.parseInt(key.slice(1), 16);
 }
 
+/** The chunks of a snapshot's data as they are cut: their keys, in order, and their bytes. */
+interface ChunkList {
+  readonly index: number;
+  readonly chunkKeys: string[];
+  bytes: number;
+}
+
 /**
- * A value as stored: `FRAME_MARK`, `FRAME_VERSION`, the CRC32C of the key's
- * bytes then the payload (big-endian), then the payload.
+ * Cuts `part` into the next chunks of `list`, each at most
+ * `SNAPSHOT_CHUNK_BYTES` (a view, not a copy, until it is framed; an empty
+ * part gives none), and hands each framed to `put`, awaited.
  */
-/** The chunks of a snapshot's data in `parts`: each part cut into pieces of at most `SNAPSHOT_CHUNK_BYTES` (views, not copies); empty parts give none. */
+async function addChunks(list: ChunkList, part: Uint8Array, put: (key: string, value: Uint8Array) => Promise<void>): Promise<void> {
+  for (let start = 0; start < part.length; start += SNAPSHOT_CHUNK_BYTES) {
+    const chunk = part.subarray(start, start + SNAPSHOT_CHUNK_BYTES);
+    const key = chunkKey(list.index, list.chunkKeys.length);
+    list.chunkKeys.push(key);
+    list.bytes += chunk.length;
+    await put(key, frameValue(key, chunk));
+  }
+}
+
 /** A snapshot's data being stored a piece at a time: see `LevelStorage.snapshotPieces`. */
-class StoredPieces implements SnapshotPieces {
+class StoredPieces implements SnapshotPieces, ChunkList {
+  readonly index: number;
   readonly chunkKeys: string[] = [];
   bytes = 0;
   /** Set once `compact` recorded them. */
@@ -784,19 +794,19 @@ class StoredPieces implements SnapshotPieces {
     readonly storage: LevelStorage,
     readonly meta: SnapshotMeta,
     private readonly writeOne: (pieces: StoredPieces, piece: Uint8Array) => Promise<void>,
-  ) {}
+  ) {
+    this.index = meta.index;
+  }
 
   write(piece: Uint8Array): Promise<void> {
     return this.writeOne(this, piece);
   }
 }
 
-function* snapshotChunks(parts: readonly Uint8Array[]): Generator<Uint8Array> {
-  for (const part of parts) {
-    for (let start = 0; start < part.length; start += SNAPSHOT_CHUNK_BYTES) yield part.subarray(start, start + SNAPSHOT_CHUNK_BYTES);
-  }
-}
-
+/**
+ * A value as stored: `FRAME_MARK`, `FRAME_VERSION`, the CRC32C of the key's
+ * bytes then the payload (big-endian), then the payload.
+ */
 function frameValue(key: string, payload: Uint8Array): Uint8Array {
   const framed = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
   framed[0] = FRAME_MARK;

@@ -344,12 +344,12 @@ export class KvStateMachine implements StateMachine {
   }
 }
 
-/** `value` packed, copied out of the packer's buffer (which later packs reuse). */
 /** A snapshot stream read after a restore replaced the state it captured. */
 export class StaleSnapshotError extends Error {
   override readonly name = 'StaleSnapshotError';
 }
 
+/** `value` packed, copied out of the packer's buffer (which later packs reuse). */
 function packed(value: unknown): Buffer {
   return Buffer.from(packr.pack(value));
 }
