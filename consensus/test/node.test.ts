@@ -251,12 +251,18 @@ function recordingStorage(directory: string, readsBack: boolean): { storage: Raf
   return { storage, compactions };
 }
 
-/** A one-voter node of `machine` on `storage`, snapshotting every 10 entries: proposes 12 entries, waits until its log is compacted, and stops it. */
-async function proposeUntilCompacted(machine: StateMachine, storage: RaftStorage): Promise<void> {
+/** A one-voter node of `machine` on `storage`, snapshotting every 10 entries, started and leading. */
+async function snapshottingLeader(machine: StateMachine, storage: RaftStorage): Promise<RaftNode> {
   const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
   nodes.push(node);
   await node.start({ bootstrap: { voters: ['a'], learners: [] } });
   await eventually('leadership', () => node.status().role === 'leader');
+  return node;
+}
+
+/** A one-voter node of `machine` on `storage`, snapshotting every 10 entries: proposes 12 entries, waits until its log is compacted, and stops it. */
+async function proposeUntilCompacted(machine: StateMachine, storage: RaftStorage): Promise<void> {
+  const node = await snapshottingLeader(machine, storage);
   await proposeAll(node, texts('p', 12));
   await eventually('the log compacted', () => node.status().firstIndex > 1);
   await stopNode(node);
@@ -386,10 +392,7 @@ test('while a streamed snapshot is stored, the log is written and proposals comm
   let open!: () => void;
   machine.gate = new Promise((resolve) => (open = resolve));
   const { storage, persists, compactions } = pieceLoggingStorage(directory, machine.log);
-  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
-  nodes.push(node);
-  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
-  await eventually('leadership', () => node.status().role === 'leader');
+  const node = await snapshottingLeader(machine, storage);
   await proposeAll(node, texts('b', 12));
   await eventually('the first piece stored', () => machine.log.includes('stored 0'));
   const captured = machine.log.length;
@@ -417,10 +420,7 @@ test('a node stopped while it stores a streamed snapshot stops at once; the piec
   const machine = new StreamSnapshotMachine();
   machine.gate = new Promise(() => {}); // the second piece never comes
   const { storage, compactions } = pieceLoggingStorage(directory, machine.log);
-  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
-  nodes.push(node);
-  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
-  await eventually('leadership', () => node.status().role === 'leader');
+  const node = await snapshottingLeader(machine, storage);
   await proposeAll(node, texts('s', 12));
   await eventually('the first piece stored', () => machine.log.includes('stored 0'));
   await stopNode(node);
@@ -447,10 +447,7 @@ test('a background snapshot does not hold up proposals, and compacts the log onc
   const directory = tempDirectory();
   const machine = new SlowSnapshotMachine();
   const storage = new InstrumentedStorage(new LevelStorage({ directory }));
-  const node = new RaftNode({ id: 'a', storage, transport: new GrpcTransport({ id: 'a', listen: '127.0.0.1:0' }), stateMachine: machine, tickMs: 10, seed: 1, snapshotEveryEntries: 10 });
-  nodes.push(node);
-  await node.start({ bootstrap: { voters: ['a'], learners: [] } });
-  await eventually('leadership', () => node.status().role === 'leader');
+  const node = await snapshottingLeader(machine, storage);
   await proposeAll(node, texts('b', 12));
   await eventually('a snapshot to start', () => machine.started.length === 1);
   const captured = machine.started[0]!;
